@@ -1,0 +1,36 @@
+/**
+ * Typed application errors. Services throw these; the global exception filter
+ * turns them into `{statusCode, code, message, details?}`. Anything that is not
+ * an AppError (or a Nest HttpException) becomes a generic 500.
+ */
+export class AppError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly statusCode: number,
+    readonly details?: Record<string, unknown>,
+    /** Extra response headers, e.g. Retry-After. */
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class ValidationFailedError extends AppError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('VALIDATION_FAILED', message, 400, details);
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(what: string, details?: Record<string, unknown>) {
+    super('NOT_FOUND', `${what} not found`, 404, details);
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(code: string, message: string, details?: Record<string, unknown>) {
+    super(code, message, 409, details);
+  }
+}
