@@ -1,0 +1,38 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import { LoggerModule } from 'nestjs-pino';
+import { AuthModule } from './auth/auth.module';
+import { loggerParams } from './common/logging';
+import type { AppConfig } from './config/app-config';
+import { AppConfigModule } from './config/config.module';
+import type { DatabaseHandle } from './database/database';
+import { DatabaseModule } from './database/database.module';
+import { HealthController } from './health/health.controller';
+import { OrdersModule } from './orders/orders.module';
+import { PaymentsModule } from './payments/payments.module';
+
+export interface AppModuleOptions {
+  config: AppConfig;
+  database: DatabaseHandle;
+  /** close the database when the app shuts down (true for the real server) */
+  closeDatabaseOnShutdown: boolean;
+}
+
+@Module({})
+export class AppModule {
+  static forRoot(options: AppModuleOptions): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        AppConfigModule.forRoot(options.config),
+        LoggerModule.forRoot(loggerParams(options.config)),
+        DatabaseModule.forRoot(options.database, { closeOnShutdown: options.closeDatabaseOnShutdown }),
+        EventEmitterModule.forRoot(),
+        AuthModule,
+        OrdersModule,
+        PaymentsModule,
+      ],
+      controllers: [HealthController],
+    };
+  }
+}

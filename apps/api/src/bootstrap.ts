@@ -1,0 +1,79 @@
+import { INestApplication, ValidationPipe } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import express, { NextFunction, Request, Response } from 'express';
+import { Logger } from 'nestjs-pino';
+import { AppModule } from './app.module';
+import { AppError } from './common/errors';
+import { AllExceptionsFilter, expressErrorHandler } from './common/http-exception.filter';
+import type { AppConfig } from './config/app-config';
+import type { DatabaseHandle } from './database/database';
+
+export const BODY_LIMIT = '64kb';
+
+export interface CreateAppOptions {
+  config: AppConfig;
+  database: DatabaseHandle;
+  closeDatabaseOnShutdown?: boolean;
+  /** buffer logs until the pino logger is ready (real server); tests keep Nest's own quiet */
+  bufferLogs?: boolean;
+}
+
+/** Builds the configured Nest application (used by main.ts, the tests and the OpenAPI export). */
+export async function createApp(options: CreateAppOptions): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(
+    AppModule.forRoot({ config: options.config, database: options.database, closeDatabaseOnShutdown: options.closeDatabaseOnShutdown ?? false }),
+    { bodyParser: false, bufferLogs: options.bufferLogs ?? false, logger: options.config.logLevel === 'silent' ? false : undefined },
+  );
+  app.useLogger(app.get(Logger));
+  app.set('trust proxy', options.config.trustProxy);
+  app.disable('x-powered-by');
+  app.use(requireJsonBody);
+  app.use(
+    express.json({
+      limit: BODY_LIMIT,
+      type: ['application/json', 'application/*+json'],
+      verify: (req, _res, buf) => {
+        (req as Request & { rawBody?: Buffer }).rawBody = buf;
+      },
+    }),
+  );
+  app.use(expressErrorHandler);
+  app.useGlobalPipes(
+    new ValidationPipe({
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      transform: true,
+      transformOptions: { enableImplicitConversion: false },
+      stopAtFirstError: false,
+    }),
+  );
+  app.useGlobalFilters(new AllExceptionsFilter());
+  app.enableShutdownHooks();
+  SwaggerModule.setup('docs', app, () => buildOpenApi(app), { jsonDocumentUrl: 'docs/openapi.json' });
+  return app;
+}
+
+/** POST/PUT/PATCH bodies must be JSON: anything else is a clear 415, not a confusing validation error. */
+function requireJsonBody(req: Request, _res: Response, next: NextFunction): void {
+  const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+  if (['POST', 'PUT', 'PATCH'].includes(req.method) && hasBody && !req.is(['application/json', 'application/*+json'])) {
+    next(new AppError('UNSUPPORTED_MEDIA_TYPE', 'Send the request body as JSON with Content-Type: application/json', 415));
+    return;
+  }
+  next();
+}
+
+export function buildOpenApi(app: INestApplication): OpenAPIObject {
+  const config = new DocumentBuilder()
+    .setTitle('SmartDuka Payments API')
+    .setDescription(
+      'M-Pesa (Daraja STK push) payments for SmartDuka POS. Amounts are KES; M-Pesa takes whole shillings. ' +
+        'Every error has the shape {statusCode, code, message, details?, requestId}. Get a dev token from the `pnpm dev` banner or `pnpm token`.',
+    )
+    .setVersion('1.0.0')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+    .build();
+  return SwaggerModule.createDocument(app, config);
+}

@@ -1,0 +1,22 @@
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { buildOpenApi, createApp } from '../bootstrap';
+import { loadConfig, REPO_ROOT } from '../config/app-config';
+import { openDatabase } from '../database/database';
+
+/** Writes openapi.json (import it into Postman: File → Import). Usage: pnpm openapi [out-file] */
+async function main(): Promise<void> {
+  const out = resolve(process.argv[2] ?? resolve(REPO_ROOT, 'openapi.json'));
+  const config = loadConfig({ NODE_ENV: 'test', MPESA_BASE_URL: 'http://127.0.0.1:9', LOG_LEVEL: 'silent' });
+  const database = await openDatabase({});
+  const app = await createApp({ config, database });
+  writeFileSync(out, JSON.stringify(buildOpenApi(app), null, 2) + '\n');
+  await app.close();
+  await database.close();
+  process.stdout.write(`wrote ${out}\n`);
+}
+
+main().catch((err) => {
+  process.stderr.write(String(err) + '\n');
+  process.exit(1);
+});

@@ -1,0 +1,36 @@
+import { parseArgs } from 'node:util';
+import { ROLES, Role } from '../auth/auth.types';
+import { mintToken } from '../auth/token';
+import { ConfigValidationError, loadConfig } from '../config/app-config';
+
+/**
+ * Mints a JWT from the configured secret (JWT_SECRET, or the dev secret `pnpm dev` uses).
+ *   pnpm token -- --shop shop-1 --role cashier [--sub alice] [--expires 3600]
+ */
+function main(): void {
+  const { values } = parseArgs({
+    options: { shop: { type: 'string', default: 'shop-1' }, role: { type: 'string', default: 'cashier' }, sub: { type: 'string' }, expires: { type: 'string', default: '43200' } },
+  });
+  const role = values.role as Role;
+  if (!(ROLES as readonly string[]).includes(role)) {
+    process.stderr.write(`--role must be one of ${ROLES.join(', ')}\n`);
+    process.exit(2);
+  }
+  const expires = Number(values.expires);
+  if (!Number.isInteger(expires) || expires <= 0) {
+    process.stderr.write('--expires must be a positive number of seconds\n');
+    process.exit(2);
+  }
+  try {
+    const config = loadConfig(process.env, { persistDevSecrets: true });
+    process.stdout.write(mintToken(config.jwt.secret, { sub: values.sub ?? `${role}-1`, shopId: values.shop!, role }, { expiresInSeconds: expires }) + '\n');
+  } catch (err) {
+    if (err instanceof ConfigValidationError) {
+      process.stderr.write(err.message + '\n');
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+main();

@@ -1,0 +1,94 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { AppError } from './errors';
+
+export interface ErrorBody {
+  statusCode: number;
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+  requestId?: string;
+}
+
+const HTTP_CODES: Record<number, string> = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  422: 'UNPROCESSABLE_ENTITY',
+  429: 'TOO_MANY_REQUESTS',
+};
+
+/**
+ * One error shape for every endpoint: {statusCode, code, message, details?, requestId}.
+ * Typed AppErrors keep their code; Nest HttpExceptions (validation, auth, body-parser)
+ * get a code from their status; anything else is a logged, generic 500.
+ */
+@Catch()
+export class AllExceptionsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('ExceptionFilter');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const ctx = host.switchToHttp();
+    const res = ctx.getResponse<Response>();
+    const req = ctx.getRequest<Request & { id?: string }>();
+    const requestId = req?.id !== undefined ? String(req.id) : undefined;
+    const body = toErrorBody(exception, requestId);
+    if (exception instanceof AppError && exception.headers) {
+      for (const [k, v] of Object.entries(exception.headers)) res.setHeader(k, v);
+    }
+    if (body.statusCode >= 500) {
+      this.logger.error({ err: exception, requestId, code: body.code }, body.statusCode === 500 ? 'unhandled error' : body.message);
+    }
+    if (res.headersSent) return;
+    res.status(body.statusCode).json(body);
+  }
+}
+
+/** Maps any thrown value to the public error shape. */
+export function toErrorBody(exception: unknown, requestId?: string): ErrorBody {
+  if (exception instanceof AppError) {
+    return { statusCode: exception.statusCode, code: exception.code, message: exception.message, ...(exception.details ? { details: exception.details } : {}), requestId };
+  }
+  if (exception instanceof HttpException) {
+    const status = exception.getStatus();
+    const resp = exception.getResponse();
+    let message = exception.message;
+    let details: Record<string, unknown> | undefined;
+    if (typeof resp === 'object' && resp !== null) {
+      const m = (resp as { message?: unknown }).message;
+      if (Array.isArray(m)) {
+        message = m.join('; ');
+        details = { problems: m };
+      } else if (typeof m === 'string') message = m;
+      const c = (resp as { code?: unknown }).code;
+      if (typeof c === 'string') return { statusCode: status, code: c, message, ...(details ? { details } : {}), requestId };
+    }
+    // body-parser errors surface as HttpExceptions with a status (400 bad JSON, 413 too large).
+    const code = status === 400 && /json/i.test(message) ? 'INVALID_JSON' : HTTP_CODES[status] ?? (status >= 500 ? 'INTERNAL_ERROR' : 'ERROR');
+    return { statusCode: status, code: status === 400 && details ? 'VALIDATION_FAILED' : code, message, ...(details ? { details } : {}), requestId };
+  }
+  const status = (exception as { status?: unknown; statusCode?: unknown })?.status ?? (exception as { statusCode?: unknown })?.statusCode;
+  const type = (exception as { type?: unknown })?.type;
+  if (typeof status === 'number' && status >= 400 && status < 500 && typeof type === 'string') {
+    // Raw body-parser errors (entity.parse.failed, entity.too.large, charset.unsupported, ...)
+    const msg = type === 'entity.parse.failed' ? 'Request body is not valid JSON' : type === 'entity.too.large' ? 'Request body is too large' : `Bad request body (${type})`;
+    return { statusCode: status, code: type === 'entity.parse.failed' ? 'INVALID_JSON' : HTTP_CODES[status] ?? 'BAD_REQUEST', message: msg, requestId };
+  }
+  return { statusCode: HttpStatus.INTERNAL_SERVER_ERROR, code: 'INTERNAL_ERROR', message: 'Something went wrong on our side. Please try again; if it keeps failing, quote the requestId to support.', requestId };
+}
+
+/**
+ * Express error handler for failures before Nest routing (body parser: bad JSON, body too
+ * large; the JSON content-type check), so they get the same error shape.
+ */
+export function expressErrorHandler(err: unknown, req: Request & { id?: string }, res: Response, next: (err?: unknown) => void): void {
+  if (res.headersSent) return next(err);
+  const body = toErrorBody(err, req.id !== undefined ? String(req.id) : undefined);
+  if (err instanceof AppError && err.headers) for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
+  res.status(body.statusCode).json(body);
+}

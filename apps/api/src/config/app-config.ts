@@ -1,0 +1,279 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import type { MpesaEnvironment, MpesaTransactionType } from '../payments/daraja/daraja.types';
+
+/** The one typed configuration object, validated at boot. Nothing else reads process.env. */
+export interface AppConfig {
+  nodeEnv: 'development' | 'test' | 'production';
+  port: number;
+  /** Port of the embedded Daraja simulator (simulator mode without MPESA_BASE_URL); 0 = any free port. */
+  simulatorPort: number;
+  logLevel: string;
+  /** unset = embedded PGlite in `dataDir` */
+  databaseUrl?: string;
+  dataDir: string;
+  /** Express "trust proxy" setting: false, true, a hop count, or a list of addresses/subnets. */
+  trustProxy: boolean | number | string;
+  jwt: {
+    secret: string;
+    /** true when no JWT_SECRET was given and a development secret was generated. */
+    generated: boolean;
+    clockToleranceSeconds: number;
+  };
+  mpesa: {
+    env: MpesaEnvironment;
+    /** null in simulator mode without MPESA_BASE_URL: the embedded simulator's URL is filled in at start. */
+    baseUrl: string | null;
+    consumerKey: string;
+    consumerSecret: string;
+    shortcode: string;
+    passkey: string;
+    transactionType: MpesaTransactionType;
+    tillNumber?: string;
+    /** Base of the per-payment capability URL: `${callbackUrl}/<paymentId>/<hmac>`. */
+    callbackUrl: string;
+    callbackSigningSecret: string;
+    /** Empty = no allowlist. Exact IPv4/IPv6 addresses or IPv4 CIDR blocks. */
+    callbackIpAllowlist: string[];
+    httpTimeoutMs: number;
+    /** stk-status asks Daraja only for payments older than this. */
+    statusQueryAfterSeconds: number;
+    /** A query that keeps answering "does not exist" this long after the push fails the payment. */
+    notFoundFailAfterSeconds: number;
+  };
+}
+
+export class ConfigValidationError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` + problems.map((p) => `  - ${p}`).join('\n'));
+    this.name = 'ConfigValidationError';
+  }
+}
+
+export const SANDBOX_SHORTCODE = '174379';
+/** Safaricom's public sandbox passkey (64 hex). */
+export const SANDBOX_PASSKEY = 'bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919';
+export const SIMULATOR_CONSUMER_KEY = 'smartduka-sim-key';
+export const SIMULATOR_CONSUMER_SECRET = 'smartduka-sim-secret';
+
+const BASE_URLS: Record<Exclude<MpesaEnvironment, 'simulator'>, string> = {
+  sandbox: 'https://sandbox.safaricom.co.ke',
+  production: 'https://api.safaricom.co.ke',
+};
+
+/** Words Daraja refuses in callback URLs (daraja.md §2.4). */
+export const FORBIDDEN_CALLBACK_WORDS = ['m-pesa', 'mpesa', 'safaricom', 'exe', 'exec', 'cmd', 'sql', 'query'];
+
+export const REPO_ROOT = resolve(__dirname, '../../../..');
+
+type Env = Record<string, string | undefined>;
+
+export interface LoadConfigOptions {
+  /** Persist generated development secrets here (so tokens survive restarts). Off in tests. */
+  persistDevSecrets?: boolean;
+}
+
+/**
+ * Validates the environment into an AppConfig. Collects every problem and throws one
+ * ConfigValidationError listing them all.
+ */
+export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig {
+  const problems: string[] = [];
+  const str = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const int = (name: string, def: number, min: number, max: number): number => {
+    const raw = str(name);
+    if (raw === undefined) return def;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      problems.push(`${name} must be a whole number between ${min} and ${max} (got "${raw}")`);
+      return def;
+    }
+    return Number(raw);
+  };
+  const oneOf = <T extends string>(name: string, allowed: readonly T[], def: T): T => {
+    const raw = str(name);
+    if (raw === undefined) return def;
+    if (!(allowed as readonly string[]).includes(raw)) {
+      problems.push(`${name} must be one of ${allowed.join(' | ')} (got "${raw}")`);
+      return def;
+    }
+    return raw as T;
+  };
+
+  const nodeEnv = oneOf('NODE_ENV', ['development', 'test', 'production'] as const, 'development');
+  const production = nodeEnv === 'production';
+  const port = int('PORT', 3000, 0, 65535);
+  const mpesaEnv = str('MPESA_ENV') === undefined && production
+    ? (problems.push('MPESA_ENV is required when NODE_ENV=production (sandbox | production)'), 'production' as const)
+    : oneOf('MPESA_ENV', ['simulator', 'sandbox', 'production'] as const, 'simulator');
+  if (production && mpesaEnv === 'simulator') problems.push('MPESA_ENV=simulator is not allowed when NODE_ENV=production');
+  const simulator = mpesaEnv === 'simulator';
+
+  const dataDir = resolve(str('DATA_DIR') ?? join(REPO_ROOT, '.data'));
+  const devSecrets = simulator || !production ? devSecretStore(dataDir, options.persistDevSecrets ?? false) : undefined;
+
+  // --- JWT
+  let jwtSecret = str('JWT_SECRET');
+  let jwtGenerated = false;
+  if (!jwtSecret) {
+    if (production) problems.push('JWT_SECRET is required in production (at least 32 characters)');
+    else if (devSecrets) {
+      jwtSecret = devSecrets.get('jwtSecret');
+      jwtGenerated = true;
+    }
+  } else if (jwtSecret.length < 32) {
+    problems.push('JWT_SECRET must be at least 32 characters');
+  }
+
+  // --- M-Pesa credentials
+  const required = (name: string, simDefault: string): string => {
+    const v = str(name);
+    if (v) return v;
+    if (simulator) return simDefault;
+    problems.push(`${name} is required when MPESA_ENV=${mpesaEnv}`);
+    return '';
+  };
+  const consumerKey = required('MPESA_CONSUMER_KEY', SIMULATOR_CONSUMER_KEY);
+  const consumerSecret = required('MPESA_CONSUMER_SECRET', SIMULATOR_CONSUMER_SECRET);
+  const shortcode = required('MPESA_SHORTCODE', SANDBOX_SHORTCODE);
+  if (shortcode && !/^\d{5,7}$/.test(shortcode)) problems.push(`MPESA_SHORTCODE must be 5 to 7 digits (got "${shortcode}")`);
+  const passkey = required('MPESA_PASSKEY', SANDBOX_PASSKEY);
+  if (mpesaEnv === 'sandbox' && passkey === 'bfb279f9aa9bdbcf158e97dd1a503b6e') {
+    problems.push('MPESA_PASSKEY looks like the truncated sandbox passkey; the public sandbox passkey is 64 hex characters (see MPESA_SETUP.md)');
+  }
+  const transactionType = oneOf('MPESA_TRANSACTION_TYPE', ['paybill', 'till'] as const, 'paybill');
+  const tillNumber = str('MPESA_TILL_NUMBER');
+  if (transactionType === 'till' && !tillNumber) problems.push('MPESA_TILL_NUMBER is required when MPESA_TRANSACTION_TYPE=till');
+  if (tillNumber && !/^\d{5,8}$/.test(tillNumber)) problems.push(`MPESA_TILL_NUMBER must be 5 to 8 digits (got "${tillNumber}")`);
+
+  // --- base URL
+  let baseUrl: string | null = str('MPESA_BASE_URL') ?? (simulator ? null : BASE_URLS[mpesaEnv as 'sandbox' | 'production']);
+  if (baseUrl) {
+    if (!isHttpUrl(baseUrl)) problems.push(`MPESA_BASE_URL must be an http(s) URL (got "${baseUrl}")`);
+    baseUrl = baseUrl.replace(/\/+$/, '');
+  }
+
+  // --- callbacks
+  let callbackUrl = str('MPESA_CALLBACK_URL');
+  if (!callbackUrl) {
+    if (simulator) callbackUrl = `http://127.0.0.1:${port}/payments/callback`;
+    else problems.push(`MPESA_CALLBACK_URL is required when MPESA_ENV=${mpesaEnv} (public HTTPS URL ending in /payments/callback)`);
+  }
+  if (callbackUrl) {
+    callbackUrl = callbackUrl.replace(/\/+$/, '');
+    problems.push(...callbackUrlProblems(callbackUrl, mpesaEnv));
+  }
+  let callbackSigningSecret = str('CALLBACK_SIGNING_SECRET');
+  if (!callbackSigningSecret) {
+    if (simulator && devSecrets) callbackSigningSecret = devSecrets.get('callbackSigningSecret');
+    else problems.push(`CALLBACK_SIGNING_SECRET is required when MPESA_ENV=${mpesaEnv} (at least 32 characters)`);
+  } else if (callbackSigningSecret.length < 32) {
+    problems.push('CALLBACK_SIGNING_SECRET must be at least 32 characters');
+  }
+  const callbackIpAllowlist = (str('MPESA_CALLBACK_IP_ALLOWLIST') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const entry of callbackIpAllowlist) {
+    if (!isAllowlistEntry(entry)) problems.push(`MPESA_CALLBACK_IP_ALLOWLIST entry "${entry}" is not an IP address or IPv4 CIDR block`);
+  }
+
+  const trustProxy = parseTrustProxy(str('TRUST_PROXY'), problems);
+  const logLevel = oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, nodeEnv === 'test' ? 'silent' : 'info');
+
+  const config: AppConfig = {
+    nodeEnv,
+    port,
+    simulatorPort: int('SIMULATOR_PORT', 4010, 0, 65535),
+    logLevel,
+    databaseUrl: str('DATABASE_URL'),
+    dataDir,
+    trustProxy,
+    jwt: { secret: jwtSecret ?? '', generated: jwtGenerated, clockToleranceSeconds: int('JWT_CLOCK_TOLERANCE_SECONDS', 30, 0, 300) },
+    mpesa: {
+      env: mpesaEnv,
+      baseUrl,
+      consumerKey,
+      consumerSecret,
+      shortcode,
+      passkey,
+      transactionType,
+      tillNumber,
+      callbackUrl: callbackUrl ?? '',
+      callbackSigningSecret: callbackSigningSecret ?? '',
+      callbackIpAllowlist,
+      httpTimeoutMs: int('MPESA_HTTP_TIMEOUT_MS', 15000, 100, 120000),
+      statusQueryAfterSeconds: int('MPESA_STATUS_QUERY_AFTER_SECONDS', 5, 0, 3600),
+      notFoundFailAfterSeconds: int('MPESA_NOT_FOUND_FAIL_AFTER_SECONDS', 120, 0, 86400),
+    },
+  };
+  if (config.databaseUrl && !/^postgres(ql)?:\/\//.test(config.databaseUrl)) problems.push('DATABASE_URL must start with postgres:// or postgresql://');
+  if (problems.length) throw new ConfigValidationError(problems);
+  return config;
+}
+
+export function callbackUrlProblems(url: string, env: MpesaEnvironment): string[] {
+  const problems: string[] = [];
+  if (!isHttpUrl(url)) return [`MPESA_CALLBACK_URL must be an http(s) URL (got "${url}")`];
+  const u = new URL(url);
+  if (env === 'production' && u.protocol !== 'https:') problems.push('MPESA_CALLBACK_URL must use https in production');
+  if (/\s/.test(url)) problems.push('MPESA_CALLBACK_URL must not contain spaces');
+  if (u.search) problems.push('MPESA_CALLBACK_URL must not have a query string (Daraja forbids the word "query"; the capability token goes in the path)');
+  const lower = url.toLowerCase();
+  const bad = FORBIDDEN_CALLBACK_WORDS.filter((w) => lower.includes(w));
+  if (bad.length) problems.push(`MPESA_CALLBACK_URL must not contain ${bad.map((w) => `"${w}"`).join(', ')}: Daraja rejects such URLs`);
+  const rawHost = url.replace(/^[a-z]+:\/\//i, '').split(/[/:]/)[0];
+  if (rawHost !== rawHost.toLowerCase()) problems.push('MPESA_CALLBACK_URL host must be lowercase (Daraja has rejected uppercase hosts)');
+  return problems;
+}
+
+function isHttpUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+function isAllowlistEntry(entry: string): boolean {
+  if (isIP(entry)) return true;
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(entry);
+  return !!m && isIP(m[1]) === 4 && Number(m[2]) <= 32;
+}
+
+function parseTrustProxy(raw: string | undefined, problems: string[]): boolean | number | string {
+  if (raw === undefined || raw === 'false') return false;
+  if (raw === 'true') return true;
+  if (/^\d+$/.test(raw)) return Number(raw);
+  const parts = raw.split(',').map((s) => s.trim());
+  const named = ['loopback', 'linklocal', 'uniquelocal'];
+  if (parts.every((p) => named.includes(p) || isIP(p) || /^[\d.]+\/\d{1,2}$/.test(p) || /^[0-9a-f:]+\/\d{1,3}$/i.test(p))) return raw;
+  problems.push(`TRUST_PROXY must be true, false, a hop count, or a comma list of addresses/subnets/loopback (got "${raw}")`);
+  return false;
+}
+
+/** Development-only secrets: generated randomly, optionally kept in the git-ignored data folder. */
+function devSecretStore(dataDir: string, persist: boolean) {
+  const file = join(dataDir, 'dev-secrets.json');
+  let stored: Record<string, string> = {};
+  if (persist && existsSync(file)) {
+    try {
+      stored = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+    } catch {
+      stored = {};
+    }
+  }
+  return {
+    get(name: string): string {
+      if (stored[name]) return stored[name];
+      stored[name] = randomBytes(32).toString('base64url');
+      if (persist) {
+        mkdirSync(dirname(file), { recursive: true });
+        writeFileSync(file, JSON.stringify(stored, null, 2), { mode: 0o600 });
+      }
+      return stored[name];
+    },
+  };
+}

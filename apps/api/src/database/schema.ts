@@ -1,0 +1,130 @@
+import { sql } from 'drizzle-orm';
+import { bigint, bigserial, check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid, boolean } from 'drizzle-orm/pg-core';
+
+/**
+ * Money is integer minor units (bigint, read as JS bigint) plus an ISO currency code.
+ * Statuses are text with CHECK constraints (not Postgres enums) so migrations stay simple.
+ */
+
+export const orders = pgTable(
+  'orders',
+  {
+    shopId: text('shop_id').notNull(),
+    id: text('id').notNull(),
+    totalMinor: bigint('total_minor', { mode: 'bigint' }).notNull(),
+    currency: text('currency').notNull().default('KES'),
+    /** Set exactly once, when completed payments first cover the total. */
+    paidAt: timestamp('paid_at', { withTimezone: true }),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.shopId, t.id] }), check('orders_total_positive', sql`${t.totalMinor} > 0`)],
+);
+
+export const PAYMENT_STATUSES = ['initiated', 'pending', 'unresolved', 'completed', 'failed', 'cancelled', 'expired', 'review'] as const;
+
+export const payments = pgTable(
+  'payments',
+  {
+    id: uuid('id').primaryKey(),
+    shopId: text('shop_id').notNull(),
+    orderId: text('order_id').notNull(),
+    amountMinor: bigint('amount_minor', { mode: 'bigint' }).notNull(),
+    currency: text('currency').notNull(),
+    provider: text('provider').notNull(),
+    status: text('status').notNull(),
+    statusReason: text('status_reason'),
+    resultCode: text('result_code'),
+    resultDesc: text('result_desc'),
+    idempotencyKey: text('idempotency_key'),
+    createdBy: text('created_by').notNull(),
+    // M-Pesa attempt columns
+    phoneMasked: text('phone_masked'),
+    /** sha256 of the normalised MSISDN: lets us match statements / rate-limit without storing the number. */
+    phoneHash: text('phone_hash'),
+    accountReference: text('account_reference'),
+    transactionDesc: text('transaction_desc'),
+    merchantRequestId: text('merchant_request_id'),
+    checkoutRequestId: text('checkout_request_id'),
+    mpesaReceiptNumber: text('mpesa_receipt_number'),
+    /** yyyyMMddHHmmss Nairobi time, as Daraja reports it */
+    transactionDate: text('transaction_date'),
+    queryCount: integer('query_count').notNull().default(0),
+    lastQueriedAt: timestamp('last_queried_at', { withTimezone: true }),
+    completedAt: timestamp('completed_at', { withTimezone: true }),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    check('payments_amount_positive', sql`${t.amountMinor} > 0`),
+    check('payments_status_valid', sql`${t.status} in ('initiated','pending','unresolved','completed','failed','cancelled','expired','review')`),
+    uniqueIndex('payments_checkout_request_id_uq').on(t.checkoutRequestId),
+    uniqueIndex('payments_mpesa_receipt_uq').on(t.mpesaReceiptNumber),
+    // One payment in flight per order.
+    uniqueIndex('payments_one_in_flight_per_order_uq')
+      .on(t.shopId, t.orderId)
+      .where(sql`${t.status} in ('initiated','pending','unresolved')`),
+    index('payments_shop_order_idx').on(t.shopId, t.orderId),
+    index('payments_open_idx').on(t.status, t.createdAt).where(sql`${t.status} in ('initiated','pending','unresolved')`),
+  ],
+);
+
+/** Append-only audit log: provider request/response summaries, callbacks received, status transitions. */
+export const paymentEvents = pgTable(
+  'payment_events',
+  {
+    id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+    paymentId: uuid('payment_id'),
+    type: text('type').notNull(),
+    fromStatus: text('from_status'),
+    toStatus: text('to_status'),
+    /** who or what caused it: user:<sub>, daraja:callback, daraja:query, system */
+    actor: text('actor').notNull(),
+    data: jsonb('data'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('payment_events_payment_idx').on(t.paymentId, t.id)],
+);
+
+/** Every callback body exactly as received, stored before it is acknowledged. */
+export const callbackInbox = pgTable(
+  'callback_inbox',
+  {
+    id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+    provider: text('provider').notNull(),
+    /** payment id from the capability URL, if any (not trusted until the token verifies) */
+    urlPaymentId: text('url_payment_id'),
+    verified: boolean('verified').notNull(),
+    checkoutRequestId: text('checkout_request_id'),
+    sourceIp: text('source_ip'),
+    rawBody: text('raw_body').notNull(),
+    receivedAt: timestamp('received_at', { withTimezone: true }).notNull().defaultNow(),
+    processedAt: timestamp('processed_at', { withTimezone: true }),
+    /** what processing concluded: applied, duplicate, unknown_payment, mismatch, ... */
+    outcome: text('outcome'),
+  },
+  (t) => [
+    index('callback_inbox_unprocessed_idx').on(t.receivedAt).where(sql`${t.processedAt} is null`),
+    index('callback_inbox_checkout_idx').on(t.checkoutRequestId),
+  ],
+);
+
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    shopId: text('shop_id').notNull(),
+    key: text('key').notNull(),
+    /** sha256 of method + path + canonical body */
+    requestHash: text('request_hash').notNull(),
+    paymentId: uuid('payment_id'),
+    responseStatus: integer('response_status'),
+    responseBody: jsonb('response_body'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.shopId, t.key] })],
+);
+
+export const schema = { orders, payments, paymentEvents, callbackInbox, idempotencyKeys };
+export type Order = typeof orders.$inferSelect;
+export type Payment = typeof payments.$inferSelect;
+export type NewPayment = typeof payments.$inferInsert;
+export type PaymentEvent = typeof paymentEvents.$inferInsert;

@@ -1,0 +1,35 @@
+import { Body, Controller, Get, HttpStatus, Param, Post, Res, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import type { AuthUser } from '../auth/auth.types';
+import { JwtAuthGuard } from '../auth/jwt-auth.guard';
+import { CurrentUser } from '../auth/roles.decorator';
+import { ApiErrors } from '../common/api-errors.decorator';
+import { CreateOrderDto, OrderIdParam, OrderResponseDto } from './orders.dto';
+import { OrdersService } from './orders.service';
+
+@ApiTags('orders')
+@ApiBearerAuth()
+@UseGuards(JwtAuthGuard)
+@Controller('orders')
+export class OrdersController {
+  constructor(private readonly orders: OrdersService) {}
+
+  @Post()
+  @ApiOperation({ summary: 'Register a POS order so payments can be checked against its total' })
+  @ApiCreatedResponse({ type: OrderResponseDto, description: 'Created (200 when the same order was already registered with the same total)' })
+  @ApiErrors(400, 401, 409)
+  async create(@CurrentUser() user: AuthUser, @Body() body: CreateOrderDto, @Res({ passthrough: true }) res: Response): Promise<OrderResponseDto> {
+    const { created, order } = await this.orders.create(user.shopId, body);
+    res.status(created ? HttpStatus.CREATED : HttpStatus.OK);
+    return order;
+  }
+
+  @Get(':id')
+  @ApiOperation({ summary: "An order's total, paid and outstanding amounts (derived from completed payments)" })
+  @ApiOkResponse({ type: OrderResponseDto })
+  @ApiErrors(400, 401, 404)
+  get(@CurrentUser() user: AuthUser, @Param() params: OrderIdParam): Promise<OrderResponseDto> {
+    return this.orders.get(user.shopId, params.id);
+  }
+}

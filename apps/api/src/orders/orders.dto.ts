@@ -1,0 +1,40 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsIn, IsNumber, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+
+export const ORDER_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+export const SUPPORTED_CURRENCIES = ['KES'] as const;
+
+export class CreateOrderDto {
+  @ApiProperty({ example: 'ORD-12345', description: "The POS's own order id: 1-64 letters, digits, '.', '_' or '-'" })
+  @IsString()
+  @Matches(ORDER_ID_PATTERN, { message: "id must be 1-64 characters: letters, digits, '.', '_' or '-'" })
+  id!: string;
+
+  @ApiProperty({ example: 1500.5, description: 'Order total in KES (major units), up to 2 decimals' })
+  @IsNumber({ allowNaN: false, allowInfinity: false, maxDecimalPlaces: 2 }, { message: 'total must be a number with at most 2 decimal places' })
+  @Min(0.01, { message: 'total must be at least 0.01' })
+  @Max(100_000_000, { message: 'total must be at most 100000000' })
+  total!: number;
+
+  @ApiPropertyOptional({ enum: SUPPORTED_CURRENCIES, default: 'KES' })
+  @IsOptional()
+  @IsIn(SUPPORTED_CURRENCIES, { message: `currency must be one of ${SUPPORTED_CURRENCIES.join(', ')}` })
+  currency?: string;
+}
+
+export class OrderIdParam {
+  @IsString()
+  @Matches(ORDER_ID_PATTERN, { message: "id must be 1-64 characters: letters, digits, '.', '_' or '-'" })
+  id!: string;
+}
+
+export class OrderResponseDto {
+  @ApiProperty({ example: 'ORD-12345' }) id!: string;
+  @ApiProperty({ example: 1500.5 }) total!: number;
+  @ApiProperty({ example: 'KES' }) currency!: string;
+  @ApiProperty({ example: 500, description: 'Sum of completed payments' }) paid!: number;
+  @ApiProperty({ example: 1000.5 }) outstanding!: number;
+  @ApiProperty({ enum: ['unpaid', 'partially_paid', 'paid'] }) status!: 'unpaid' | 'partially_paid' | 'paid';
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) paidAt!: string | null;
+  @ApiProperty({ format: 'date-time' }) createdAt!: string;
+}

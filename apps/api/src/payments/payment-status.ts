@@ -1,0 +1,38 @@
+/**
+ * Payment (intent) statuses.
+ * - initiated: row written, STK push being sent
+ * - pending: Daraja accepted the push; waiting for the customer
+ * - unresolved: we do not know whether the push reached Daraja (timeout / ambiguous 5xx); settled by
+ *   callback or STK query, never by pushing again
+ * - completed | failed | cancelled | expired: terminal, never left
+ * - review: something did not add up (amount/id mismatch, duplicate receipt); a person must look.
+ *   Never marks the order paid.
+ */
+export type PaymentStatus = 'initiated' | 'pending' | 'unresolved' | 'completed' | 'failed' | 'cancelled' | 'expired' | 'review';
+
+export const IN_FLIGHT_STATUSES: readonly PaymentStatus[] = ['initiated', 'pending', 'unresolved'];
+export const TERMINAL_STATUSES: readonly PaymentStatus[] = ['completed', 'failed', 'cancelled', 'expired'];
+
+export function isTerminal(s: string): boolean {
+  return (TERMINAL_STATUSES as readonly string[]).includes(s);
+}
+
+export function isInFlight(s: string): boolean {
+  return (IN_FLIGHT_STATUSES as readonly string[]).includes(s);
+}
+
+const TRANSITIONS: Record<PaymentStatus, readonly PaymentStatus[]> = {
+  initiated: ['pending', 'unresolved', 'completed', 'failed', 'cancelled', 'expired', 'review'],
+  pending: ['completed', 'failed', 'cancelled', 'expired', 'review', 'unresolved'],
+  unresolved: ['pending', 'completed', 'failed', 'cancelled', 'expired', 'review'],
+  review: [],
+  completed: [],
+  failed: [],
+  cancelled: [],
+  expired: [],
+};
+
+export function canTransition(from: string, to: PaymentStatus): boolean {
+  return (TRANSITIONS[from as PaymentStatus] ?? []).includes(to);
+}
+

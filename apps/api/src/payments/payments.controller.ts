@@ -1,0 +1,107 @@
+import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiHeader, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import type { AuthUser } from '../auth/auth.types';
+import { JwtAuthGuard } from '../auth/jwt-auth.guard';
+import { CurrentUser } from '../auth/roles.decorator';
+import { ApiErrors } from '../common/api-errors.decorator';
+import { AppError, ValidationFailedError } from '../common/errors';
+import { ipAllowed } from '../common/ip-allowlist';
+import type { AppConfig } from '../config/app-config';
+import { APP_CONFIG } from '../config/config.module';
+import { CallbackAckDto, PaymentIdParam, PaymentResponseDto, StkPushDto, StkPushResponseDto, StkStatusQueryDto } from './payments.dto';
+import { HttpResult, PaymentsService } from './payments.service';
+
+const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
+
+@ApiTags('payments')
+@Controller('payments')
+export class PaymentsController {
+  constructor(
+    private readonly payments: PaymentsService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  @Post('stk-push')
+  @UseGuards(JwtAuthGuard)
+  @ApiBearerAuth()
+  @ApiOperation({
+    summary: 'Ask the customer to pay an order with M-Pesa (STK push)',
+    description:
+      'Sends an M-Pesa prompt to the phone. `pending` means Safaricom accepted the request; the money has moved only when the status becomes `completed`. ' +
+      'Never retried automatically: on a timeout the payment is `unresolved` and settles through the callback or a status query. ' +
+      'Send an `Idempotency-Key` so a retried request replays the first answer instead of prompting twice.',
+  })
+  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409.' })
+  @ApiResponse({ status: 201, type: StkPushResponseDto })
+  @ApiErrors(400, 401, 404, 409, 502, 503, 504)
+  async stkPush(
+    @CurrentUser() user: AuthUser,
+    @Body() body: StkPushDto,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<unknown> {
+    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY_RE.test(idempotencyKey)) {
+      throw new ValidationFailedError('Idempotency-Key must be 1-255 visible ASCII characters');
+    }
+    return send(res, await this.payments.initiateStkPush(user, body, idempotencyKey));
+  }
+
+  @Get('stk-status')
+  @UseGuards(JwtAuthGuard)
+  @ApiBearerAuth()
+  @ApiOperation({ summary: 'Status of an STK push by CheckoutRequestID; asks Daraja when the payment is still open and a few seconds old' })
+  @ApiOkResponse({ type: PaymentResponseDto })
+  @ApiErrors(400, 401, 404)
+  stkStatus(@CurrentUser() user: AuthUser, @Query() q: StkStatusQueryDto): Promise<PaymentResponseDto> {
+    return this.payments.getStkStatus(user, q.checkoutRequestId, q.merchantRequestId);
+  }
+
+  @Get(':id')
+  @UseGuards(JwtAuthGuard)
+  @ApiBearerAuth()
+  @ApiOperation({ summary: 'A payment by id (refreshed from Daraja like stk-status)' })
+  @ApiOkResponse({ type: PaymentResponseDto })
+  @ApiErrors(400, 401, 404)
+  get(@CurrentUser() user: AuthUser, @Param() p: PaymentIdParam): Promise<PaymentResponseDto> {
+    return this.payments.getPayment(user, p.id);
+  }
+
+  @Post('callback/:paymentId/:token')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Daraja STK callback (per-payment capability URL)',
+    description:
+      'Daraja signs nothing, so each push gives Daraja its own URL `/payments/callback/<paymentId>/<HMAC-SHA256(CALLBACK_SIGNING_SECRET, paymentId)>`. ' +
+      'The body is stored before the reply; a valid URL whose CheckoutRequestID matches is applied at once, anything else is confirmed with an STK query first.',
+  })
+  @ApiBody({ schema: { type: 'object', example: { Body: { stkCallback: { MerchantRequestID: '29115-34620561-1', CheckoutRequestID: 'ws_CO_191220191020363925', ResultCode: 0, ResultDesc: 'The service request is processed successfully.', CallbackMetadata: { Item: [{ Name: 'Amount', Value: 1 }, { Name: 'MpesaReceiptNumber', Value: 'NLJ7RT61SV' }, { Name: 'Balance' }, { Name: 'TransactionDate', Value: 20191219102115 }, { Name: 'PhoneNumber', Value: 254708374149 }] } } } } } })
+  @ApiOkResponse({ type: CallbackAckDto })
+  @ApiErrors(400, 403, 413)
+  callbackWithToken(@Param('paymentId') paymentId: string, @Param('token') token: string, @Body() body: unknown, @Req() req: Request & { rawBody?: Buffer }): Promise<CallbackAckDto> {
+    return this.callback(req, body, paymentId, token);
+  }
+
+  @Post('callback')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Daraja STK callback on the bare URL: stored, then confirmed with an STK query before anything changes' })
+  @ApiOkResponse({ type: CallbackAckDto })
+  @ApiErrors(400, 403, 413)
+  callbackBare(@Body() body: unknown, @Req() req: Request & { rawBody?: Buffer }): Promise<CallbackAckDto> {
+    return this.callback(req, body);
+  }
+
+  private callback(req: Request & { rawBody?: Buffer }, body: unknown, paymentId?: string, token?: string): Promise<CallbackAckDto> {
+    if (!ipAllowed(req.ip, this.config.mpesa.callbackIpAllowlist)) {
+      throw new AppError('FORBIDDEN', 'Callback sender is not on the allowlist', 403);
+    }
+    return this.payments.receiveCallback({ paymentId, token, body, rawBody: req.rawBody?.toString('utf8') ?? JSON.stringify(body), sourceIp: req.ip });
+  }
+}
+
+function send(res: Response, result: HttpResult): unknown {
+  res.status(result.status);
+  if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
+  for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
+  return result.body;
+}

@@ -1,0 +1,97 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsEmail, IsInt, IsOptional, IsString, IsUUID, Length, Matches, MaxLength, Max, Min } from 'class-validator';
+import { ORDER_ID_PATTERN } from '../orders/orders.dto';
+
+export const MAX_STK_AMOUNT = 250_000;
+
+export class StkPushDto {
+  @ApiProperty({ example: '0712345678', description: 'Customer phone: +254712345678, 254712345678, 0712345678, 712345678, 0112345678 or 112345678 (spaces/dashes allowed)' })
+  @IsString({ message: 'phoneNumber must be a string' })
+  @MaxLength(32, { message: 'phoneNumber is too long' })
+  phoneNumber!: string;
+
+  @ApiProperty({ example: 100, description: `Whole Kenyan shillings, 1 to ${MAX_STK_AMOUNT}. M-Pesa does not accept cents.` })
+  @IsInt({ message: 'amount must be a whole number of shillings (M-Pesa does not accept cents)' })
+  @Min(1, { message: 'amount must be at least 1 shilling' })
+  @Max(MAX_STK_AMOUNT, { message: `amount must be at most ${MAX_STK_AMOUNT} shillings (the M-Pesa per-transaction limit)` })
+  amount!: number;
+
+  @ApiProperty({ example: 'ORD-12345', description: 'The order being paid (registered with POST /orders)' })
+  @IsString({ message: 'orderId must be a string' })
+  @Matches(ORDER_ID_PATTERN, { message: "orderId must be 1-64 characters: letters, digits, '.', '_' or '-'" })
+  orderId!: string;
+
+  @ApiPropertyOptional({ example: 'ORD12345', description: 'Shown to the customer as the account number: 1-12 letters/digits. Default: the order id with other characters removed, last 12 kept. Longer values are rejected, not truncated.' })
+  @IsOptional()
+  @IsString()
+  @Matches(/^[A-Za-z0-9]{1,12}$/, { message: 'accountReference must be 1-12 letters or digits (M-Pesa limit)' })
+  accountReference?: string;
+
+  @ApiPropertyOptional({ example: 'ops@duka.co.ke', description: 'Kept in the audit log only' })
+  @IsOptional()
+  @IsEmail({}, { message: 'customerEmail must be an email address' })
+  @MaxLength(254)
+  customerEmail?: string;
+
+  @ApiPropertyOptional({ example: 'Duka payment', description: '1-13 characters (M-Pesa limit); longer values are rejected, not truncated. Default "POS payment".' })
+  @IsOptional()
+  @IsString()
+  @Length(1, 13, { message: 'transactionDesc must be 1-13 characters (M-Pesa limit)' })
+  @Matches(/^[A-Za-z0-9 .,_-]+$/, { message: 'transactionDesc may contain letters, digits, spaces and . , _ -' })
+  transactionDesc?: string;
+}
+
+export class StkStatusQueryDto {
+  @ApiProperty({ example: 'ws_CO_260520211133524545' })
+  @IsString()
+  @Matches(/^[A-Za-z0-9_-]{1,100}$/, { message: 'checkoutRequestId must be the CheckoutRequestID returned by stk-push' })
+  checkoutRequestId!: string;
+
+  @ApiPropertyOptional({ example: '29115-34620561-1' })
+  @IsOptional()
+  @IsString()
+  @Matches(/^[A-Za-z0-9_-]{1,100}$/, { message: 'merchantRequestId must be the MerchantRequestID returned by stk-push' })
+  merchantRequestId?: string;
+}
+
+export class PaymentIdParam {
+  @IsUUID('all', { message: 'id must be a payment id (UUID)' })
+  id!: string;
+}
+
+export class StkPushResponseDto {
+  @ApiProperty({ format: 'uuid' }) paymentId!: string;
+  @ApiProperty({ example: 'pending' }) status!: string;
+  @ApiProperty({ example: '29115-34620561-1' }) merchantRequestId!: string;
+  @ApiProperty({ example: 'ws_CO_191220191020363925' }) checkoutRequestId!: string;
+  @ApiProperty({ example: '0' }) responseCode!: string;
+  @ApiProperty({ example: 'Success. Request accepted for processing' }) responseDescription!: string;
+  @ApiProperty({ example: 'Success. Request accepted for processing' }) customerMessage!: string;
+  @ApiProperty({ example: 100 }) amount!: number;
+  @ApiProperty({ example: 'KES' }) currency!: string;
+  @ApiProperty({ example: 'ORD-12345' }) orderId!: string;
+}
+
+export class PaymentResponseDto {
+  @ApiProperty({ format: 'uuid' }) paymentId!: string;
+  @ApiProperty({ example: 'ORD-12345' }) orderId!: string;
+  @ApiProperty({ enum: ['initiated', 'pending', 'unresolved', 'completed', 'failed', 'cancelled', 'expired', 'review'] }) status!: string;
+  @ApiPropertyOptional({ nullable: true, type: String, example: 'CANCELLED_BY_CUSTOMER' }) statusReason!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, example: '0', description: 'Daraja ResultCode (string)' }) resultCode!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String }) resultDesc!: string | null;
+  @ApiProperty({ example: 100 }) amount!: number;
+  @ApiProperty({ example: 'KES' }) currency!: string;
+  @ApiProperty({ example: 'mpesa' }) provider!: string;
+  @ApiPropertyOptional({ nullable: true, type: String, example: 'NLJ7RT61SV' }) mpesaReceiptNumber!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String }) merchantRequestId!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String }) checkoutRequestId!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, example: '2547******78' }) phone!: string | null;
+  @ApiProperty({ format: 'date-time' }) createdAt!: string;
+  @ApiProperty({ format: 'date-time' }) updatedAt!: string;
+  @ApiPropertyOptional({ nullable: true, type: String, format: 'date-time' }) completedAt!: string | null;
+}
+
+export class CallbackAckDto {
+  @ApiProperty({ example: 0 }) ResultCode!: number;
+  @ApiProperty({ example: 'Accepted' }) ResultDesc!: string;
+}

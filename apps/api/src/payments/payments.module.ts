@@ -1,0 +1,45 @@
+import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module';
+import type { AppConfig } from '../config/app-config';
+import { APP_CONFIG } from '../config/config.module';
+import { OrdersModule } from '../orders/orders.module';
+import { DARAJA_OPTIONS, DarajaService, DarajaServiceOptions } from './daraja/daraja.service';
+import { PaymentsController } from './payments.controller';
+import { PaymentsRepository } from './payments.repository';
+import { PaymentsService } from './payments.service';
+
+@Module({
+  imports: [AuthModule, OrdersModule],
+  controllers: [PaymentsController],
+  providers: [
+    {
+      provide: DARAJA_OPTIONS,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig): DarajaServiceOptions => {
+        const m = config.mpesa;
+        if (!m.baseUrl) throw new Error('M-Pesa base URL is not set (the embedded simulator did not start?)');
+        return {
+          defaultAccount: {
+            id: 'default',
+            baseUrl: m.baseUrl,
+            consumerKey: m.consumerKey,
+            consumerSecret: m.consumerSecret,
+            shortcode: m.shortcode,
+            passkey: m.passkey,
+            transactionType: m.transactionType,
+            tillNumber: m.tillNumber,
+          },
+          timeoutMs: m.httpTimeoutMs,
+          tokenRefreshMarginSeconds: 300,
+          callbackBaseUrl: m.callbackUrl,
+          callbackSigningSecret: m.callbackSigningSecret,
+        };
+      },
+    },
+    DarajaService,
+    PaymentsRepository,
+    PaymentsService,
+  ],
+  exports: [PaymentsService, DarajaService],
+})
+export class PaymentsModule {}

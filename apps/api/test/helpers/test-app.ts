@@ -1,0 +1,112 @@
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { DarajaSimulator, SimulatorOptions, startDarajaSimulator } from '@smartduka/daraja-simulator';
+import { sql } from 'drizzle-orm';
+import { createServer } from 'node:net';
+import request from 'supertest';
+import type { Role } from '../../src/auth/auth.types';
+import { mintToken } from '../../src/auth/token';
+import { createApp } from '../../src/bootstrap';
+import { AppConfig, loadConfig, SANDBOX_PASSKEY } from '../../src/config/app-config';
+import type { Db } from '../../src/database/database';
+import { createTestDatabase, TestDatabase } from './test-db';
+
+export const TEST_JWT_SECRET = 'test-jwt-secret-0123456789abcdefghijklmnop';
+export const TEST_CALLBACK_SECRET = 'test-callback-secret-0123456789abcdefghij';
+
+export interface TestApp {
+  app: NestExpressApplication;
+  config: AppConfig;
+  sim: DarajaSimulator;
+  db: Db;
+  database: TestDatabase;
+  baseUrl: string;
+  http: () => ReturnType<typeof request>;
+  token(shopId?: string, role?: Role, sub?: string): string;
+  close(): Promise<void>;
+}
+
+export interface TestAppOptions {
+  env?: Record<string, string>;
+  sim?: SimulatorOptions;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** The real app on a real port (Daraja calls back over HTTP), a real database and the simulator. */
+export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const sim = await startDarajaSimulator({ callbackDelayMs: 150, accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }], ...options.sim });
+  const database = await createTestDatabase();
+  const port = await freePort();
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    PORT: String(port),
+    MPESA_ENV: 'simulator',
+    MPESA_BASE_URL: sim.url,
+    MPESA_CONSUMER_KEY: 'smartduka-sim-key',
+    MPESA_CONSUMER_SECRET: 'smartduka-sim-secret',
+    JWT_SECRET: TEST_JWT_SECRET,
+    CALLBACK_SIGNING_SECRET: TEST_CALLBACK_SECRET,
+    MPESA_CALLBACK_URL: `http://127.0.0.1:${port}/payments/callback`,
+    MPESA_STATUS_QUERY_AFTER_SECONDS: '0',
+    MPESA_HTTP_TIMEOUT_MS: '1500',
+    ...options.env,
+  });
+  const app = await createApp({ config, database: database.handle });
+  await app.listen(port, '127.0.0.1');
+  const baseUrl = `http://127.0.0.1:${port}`;
+  return {
+    app,
+    config,
+    sim,
+    db: database.handle.db,
+    database,
+    baseUrl,
+    http: () => request(app.getHttpServer()),
+    token: (shopId = 'shop-1', role: Role = 'cashier', sub = 'cashier-1') => mintToken(TEST_JWT_SECRET, { sub, shopId, role }),
+    async close() {
+      await app.close();
+      await sim.close();
+      await database.dispose();
+    },
+  };
+}
+
+/** Polls until fn returns a truthy value (or throws the last error after timeoutMs). */
+export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs = 5000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (Date.now() > deadline) throw lastErr instanceof Error ? lastErr : new Error(`waitFor timed out after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** Row counts of every table: "nothing changed" assertions compare two snapshots. */
+export async function tableCounts(db: Db): Promise<Record<string, number>> {
+  const res = await db.execute(sql`select
+    (select count(*) from orders)::int as orders,
+    (select count(*) from payments)::int as payments,
+    (select count(*) from payment_events)::int as payment_events,
+    (select count(*) from callback_inbox)::int as callback_inbox,
+    (select count(*) from idempotency_keys)::int as idempotency_keys,
+    (select coalesce(string_agg(id::text || ':' || status || ':' || updated_at::text, ',' order by id), '') from payments) as payment_states,
+    (select coalesce(string_agg(shop_id || ':' || id || ':' || coalesce(paid_at::text, '-'), ',' order by shop_id, id), '') from orders) as order_states`);
+  const rows = (res as unknown as { rows?: Record<string, number>[] }).rows ?? (res as unknown as Record<string, number>[]);
+  return rows[0];
+}

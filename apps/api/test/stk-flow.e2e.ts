@@ -1,0 +1,43 @@
+import { startTestApp, TestApp, waitFor } from './helpers/test-app';
+
+describe('M-Pesa STK push, end to end (real app + database + simulator)', () => {
+  let t: TestApp;
+  let auth: string;
+  beforeAll(async () => {
+    t = await startTestApp();
+    auth = `Bearer ${t.token()}`;
+  });
+  afterAll(() => t.close());
+
+  async function createOrder(id: string, total: number) {
+    const res = await t.http().post('/orders').set('Authorization', auth).send({ id, total });
+    expect(res.status).toBe(201);
+    return res.body;
+  }
+
+  it('order → push → callback → completed → order paid', async () => {
+    await createOrder('ORD-1', 150);
+    const push = await t.http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: '0712 345-678', amount: 150, orderId: 'ORD-1' });
+    expect(push.status).toBe(201);
+    expect(push.body).toMatchObject({ status: 'pending', responseCode: '0', amount: 150, orderId: 'ORD-1' });
+    expect(push.body.checkoutRequestId).toMatch(/^ws_CO_/);
+
+    const simPush = t.sim.getPush(push.body.checkoutRequestId)!;
+    expect(simPush.phoneNumber).toBe('254712345678');
+    expect(simPush.amount).toBe(150);
+    expect(simPush.accountReference).toBe('ORD1');
+    expect(simPush.callbackUrl).toMatch(new RegExp(`/payments/callback/${push.body.paymentId}/[A-Za-z0-9_-]{43}$`));
+
+    await t.sim.waitForCallbacks(push.body.checkoutRequestId, 1, 5000);
+    const status = await waitFor(async () => {
+      const r = await t.http().get('/payments/stk-status').query({ checkoutRequestId: push.body.checkoutRequestId }).set('Authorization', auth);
+      return r.body.status === 'completed' ? r : undefined;
+    });
+    expect(status.body).toMatchObject({ paymentId: push.body.paymentId, status: 'completed', resultCode: '0', amount: 150, orderId: 'ORD-1', phone: '2547******78' });
+    expect(status.body.mpesaReceiptNumber).toMatch(/^[A-Z0-9]{10}$/);
+
+    const order = await t.http().get('/orders/ORD-1').set('Authorization', auth);
+    expect(order.body).toMatchObject({ id: 'ORD-1', total: 150, paid: 150, outstanding: 0, status: 'paid' });
+    expect(order.body.paidAt).not.toBeNull();
+  });
+});
