@@ -1,0 +1,80 @@
+import { ConfigValidationError, loadConfig, SANDBOX_PASSKEY } from './app-config';
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigValidationError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('loadConfig', () => {
+  it('boots the simulator with no environment at all', () => {
+    const c = loadConfig({});
+    expect(c.mpesa).toMatchObject({ env: 'simulator', shortcode: '174379', passkey: SANDBOX_PASSKEY, transactionType: 'paybill', baseUrl: null, callbackUrl: 'http://127.0.0.1:3000/payments/callback' });
+    expect(c.jwt.generated).toBe(true);
+    expect(c.jwt.secret.length).toBeGreaterThanOrEqual(32);
+    expect(c.mpesa.callbackSigningSecret.length).toBeGreaterThanOrEqual(32);
+    expect(c.databaseUrl).toBeUndefined();
+  });
+
+  it('lists every problem at once for production', () => {
+    const problems = problemsOf({ NODE_ENV: 'production' });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^MPESA_ENV is required/),
+        expect.stringMatching(/^JWT_SECRET is required/),
+        expect.stringMatching(/^MPESA_CONSUMER_KEY is required/),
+        expect.stringMatching(/^MPESA_CONSUMER_SECRET is required/),
+        expect.stringMatching(/^MPESA_SHORTCODE is required/),
+        expect.stringMatching(/^MPESA_PASSKEY is required/),
+        expect.stringMatching(/^MPESA_CALLBACK_URL is required/),
+        expect.stringMatching(/^CALLBACK_SIGNING_SECRET is required/),
+      ]),
+    );
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/Invalid configuration \(\d+ problems\)/);
+  });
+
+  const sandbox = {
+    MPESA_ENV: 'sandbox',
+    MPESA_CONSUMER_KEY: 'k',
+    MPESA_CONSUMER_SECRET: 's',
+    MPESA_SHORTCODE: '174379',
+    MPESA_PASSKEY: SANDBOX_PASSKEY,
+    MPESA_CALLBACK_URL: 'https://pay.example.com/payments/callback',
+    CALLBACK_SIGNING_SECRET: 'x'.repeat(32),
+    JWT_SECRET: 'y'.repeat(32),
+  };
+
+  it('accepts a complete sandbox configuration and uses the sandbox base URL', () => {
+    const c = loadConfig(sandbox);
+    expect(c.mpesa.baseUrl).toBe('https://sandbox.safaricom.co.ke');
+    expect(loadConfig({ ...sandbox, MPESA_BASE_URL: 'http://127.0.0.1:4010/' }).mpesa.baseUrl).toBe('http://127.0.0.1:4010');
+  });
+
+  it.each([
+    [{ MPESA_CALLBACK_URL: 'https://pay.example.com/mpesa/callback' }, /must not contain "mpesa"/],
+    [{ MPESA_CALLBACK_URL: 'https://pay.example.com/payments/callback?x=1' }, /query string/],
+    [{ MPESA_CALLBACK_URL: 'https://Pay.Example.com/payments/callback' }, /lowercase/],
+    [{ MPESA_CALLBACK_URL: 'not a url' }, /http\(s\) URL/],
+    [{ MPESA_PASSKEY: 'bfb279f9aa9bdbcf158e97dd1a503b6e' }, /truncated sandbox passkey/],
+    [{ MPESA_TRANSACTION_TYPE: 'till' }, /MPESA_TILL_NUMBER is required/],
+    [{ MPESA_TRANSACTION_TYPE: 'card' }, /paybill \| till/],
+    [{ MPESA_SHORTCODE: '12' }, /5 to 7 digits/],
+    [{ CALLBACK_SIGNING_SECRET: 'short' }, /at least 32/],
+    [{ JWT_SECRET: 'short' }, /JWT_SECRET must be at least 32/],
+    [{ PORT: 'abc' }, /PORT must be a whole number/],
+    [{ MPESA_CALLBACK_IP_ALLOWLIST: '196.201.214.200,nonsense' }, /"nonsense" is not an IP/],
+    [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL must start with postgres/],
+    [{ TRUST_PROXY: 'everyone' }, /TRUST_PROXY/],
+  ])('rejects %p', (override, message) => {
+    expect(problemsOf({ ...sandbox, ...override }).join('\n')).toMatch(message);
+  });
+
+  it('refuses the simulator in production and requires https callbacks there', () => {
+    expect(problemsOf({ NODE_ENV: 'production', MPESA_ENV: 'simulator', JWT_SECRET: 'y'.repeat(32) }).join('\n')).toMatch(/not allowed when NODE_ENV=production/);
+    expect(problemsOf({ ...sandbox, NODE_ENV: 'production', MPESA_ENV: 'production', MPESA_CALLBACK_URL: 'http://pay.example.com/payments/callback' }).join('\n')).toMatch(/https in production/);
+  });
+});
