@@ -1,0 +1,768 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import axios, { AxiosInstance, AxiosResponse } from 'axios';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { AppError, ValidationFailedError } from '../../common/errors';
+import { maskPhone } from '../../common/mask';
+import { parseStkCallback } from './callback-parser';
+import { callbackToken, verifyCallbackToken } from './callback-token';
+import {
+  DarajaAuthError,
+  DarajaError,
+  DarajaInvalidRequestError,
+  DarajaRateLimitedError,
+  DarajaSubscriberBusyError,
+  DarajaTimeoutError,
+  DarajaUnavailableError,
+  DarajaUnreachableError,
+} from './daraja.errors';
+import type { CallbackValidation, DarajaAccount, StkPushRequest, StkPushResult, StkQueryResult } from './daraja.types';
+import { nairobiTimestamp } from './nairobi-time';
+import { stkPassword } from './password';
+import { formatPhoneNumber as formatPhone, isDarajaMsisdn } from './phone';
+import { mapResultCode, normaliseResultCode } from './result-codes';
+
+export const DARAJA_OPTIONS = Symbol('DARAJA_OPTIONS');
+
+export interface DarajaServiceOptions {
+  defaultAccount: DarajaAccount;
+  /** Per HTTP call, e.g. 15000. */
+  timeoutMs: number;
+  /** Refresh the OAuth token this many seconds early, e.g. 300 (never below 0; if expires_in <= margin, half of expires_in is used). */
+  tokenRefreshMarginSeconds: number;
+  /** e.g. https://pay.example.com/payments/callback (no trailing slash needed). */
+  callbackBaseUrl: string;
+  callbackSigningSecret: string;
+  /** Spike-arrest / quota retries for STK query. Default {retries: 2, baseDelayMs: 500, maxDelayMs: 5000}, jittered. */
+  queryRetry?: { retries: number; baseDelayMs: number; maxDelayMs: number };
+  /** Optional axios instance (tests). Per-request options (timeout, validateStatus, text body...) are always set by the service. */
+  httpClient?: AxiosInstance;
+}
+
+/** Daraja's per-transaction limits for M-Pesa Express (whole shillings). */
+export const STK_MIN_AMOUNT = 1;
+export const STK_MAX_AMOUNT = 250_000;
+export const ACCOUNT_REFERENCE_MAX_LENGTH = 12;
+export const TRANSACTION_DESC_MAX_LENGTH = 13;
+
+const OAUTH_PATH = '/oauth/v1/generate?grant_type=client_credentials';
+const STK_PUSH_PATH = '/mpesa/stkpush/v1/processrequest';
+const STK_QUERY_PATH = '/mpesa/stkpushquery/v1/query';
+
+/** "Invalid Access Token" in its per-product-family spellings. */
+const TOKEN_INVALID_CODES = new Set(['404.001.03', '400.003.01', '401.002.01']);
+/** Spike arrest / system busy, quota violation. */
+const RATE_LIMIT_CODES = new Set(['500.003.02', '500.003.03']);
+/** Failures where the request provably never reached Daraja. */
+const UNREACHABLE_NET_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'EAI_NONAME',
+  // TLS handshake failures: no request bytes were sent.
+  'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+const TIMEOUT_NET_CODES = new Set(['ETIMEDOUT', 'ECONNABORTED', 'ESOCKETTIMEDOUT']);
+/** Words Safaricom refuses in callback URLs (daraja.md §2.4). */
+const FORBIDDEN_CALLBACK_WORDS = ['mpesa', 'm-pesa', 'safaricom', 'exe', 'cmd', 'sql', 'query'];
+
+const DEFAULT_QUERY_RETRY = { retries: 2, baseDelayMs: 500, maxDelayMs: 5000 };
+const DEFAULT_EXPIRES_IN_SECONDS = 3599;
+const MAX_LOGGED_MESSAGE = 200;
+
+type Json = Record<string, unknown>;
+
+interface CachedToken {
+  token: string;
+  /** Date.now() after which the token is no longer handed out. */
+  refreshAt: number;
+}
+
+interface DarajaEnvelope {
+  errorCode?: string;
+  errorMessage?: string;
+  requestId?: string;
+}
+
+interface HttpResult {
+  status: number;
+  json: Json | undefined;
+  envelope: DarajaEnvelope;
+  retryAfterSeconds?: number;
+}
+
+interface SendSpec {
+  method: 'GET' | 'POST';
+  path: string;
+  headers: Record<string, string>;
+  body?: unknown;
+  /** Extra, already log-safe context. */
+  logContext?: string;
+}
+
+function isPlainObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function str(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  return undefined;
+}
+
+function lower(v: string | undefined): string {
+  return (v ?? '').toLowerCase();
+}
+
+function trimTrailingSlashes(s: string): string {
+  return s.replace(/\/+$/, '');
+}
+
+function truncate(s: string, max = MAX_LOGGED_MESSAGE): string {
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function parseRetryAfter(v: unknown): number | undefined {
+  const s = Array.isArray(v) ? v[0] : v;
+  if (typeof s !== 'string' && typeof s !== 'number') return undefined;
+  const n = Number(s);
+  if (!Number.isFinite(n) || n <= 0) return undefined;
+  return Math.min(Math.ceil(n), 3600);
+}
+
+function envelopeInfo(res: HttpResult) {
+  return {
+    darajaErrorCode: res.envelope.errorCode,
+    darajaErrorMessage: res.envelope.errorMessage,
+    darajaRequestId: res.envelope.requestId,
+    httpStatus: res.status,
+  };
+}
+
+function describe(res: HttpResult): string {
+  const parts = [res.envelope.errorCode, res.envelope.errorMessage].filter(Boolean);
+  return parts.length ? parts.join(' ') : `HTTP ${res.status}`;
+}
+
+function isTokenInvalid(res: HttpResult): boolean {
+  const code = res.envelope.errorCode;
+  const msg = lower(res.envelope.errorMessage);
+  if (code && TOKEN_INVALID_CODES.has(code)) return true;
+  if (msg.includes('invalid access token')) return true;
+  // 401.003.01 "no apiproduct match found" is an app/product configuration problem, not an expired token.
+  return res.status === 401 && !msg.includes('apiproduct');
+}
+
+function isRateLimited(res: HttpResult): boolean {
+  const code = res.envelope.errorCode;
+  const msg = lower(res.envelope.errorMessage);
+  return (
+    res.status === 429 ||
+    (code !== undefined && RATE_LIMIT_CODES.has(code)) ||
+    msg.includes('spike arrest') ||
+    msg.includes('spikearrest') ||
+    msg.includes('quota violation') ||
+    msg.includes('quotaviolation')
+  );
+}
+
+function networkErrorCode(err: unknown): string | undefined {
+  if (!isPlainObject(err) && !(err instanceof Error)) return undefined;
+  const e = err as { code?: unknown; cause?: { code?: unknown; errors?: Array<{ code?: unknown }> } };
+  const candidates = [e.code, e.cause?.code, e.cause?.errors?.[0]?.code];
+  for (const c of candidates) if (typeof c === 'string' && c.length > 0) return c;
+  return undefined;
+}
+
+/**
+ * Pure Daraja (Safaricom M-Pesa) HTTP client: OAuth token cache, STK push, STK query,
+ * callback URL signing and callback parsing. No database, no payment state.
+ *
+ * Error contract: every failure is a DarajaError whose `outcome` says whether Safaricom
+ * could have acted on the request ('unknown' ⇒ never blind-retry an STK push).
+ */
+@Injectable()
+export class DarajaService {
+  private readonly logger = new Logger(DarajaService.name);
+  private readonly http: AxiosInstance;
+  private readonly defaultAccount: DarajaAccount;
+  private readonly timeoutMs: number;
+  private readonly marginSeconds: number;
+  private readonly callbackBaseUrl: string;
+  private readonly callbackSecret: string;
+  private readonly queryRetry: { retries: number; baseDelayMs: number; maxDelayMs: number };
+  private readonly tokens = new Map<string, CachedToken>();
+  private readonly inflight = new Map<string, Promise<CachedToken>>();
+
+  constructor(@Inject(DARAJA_OPTIONS) options: DarajaServiceOptions) {
+    if (!options || !isPlainObject(options.defaultAccount)) throw new Error('DarajaService: defaultAccount is required');
+    if (!Number.isFinite(options.timeoutMs) || options.timeoutMs <= 0) {
+      throw new Error('DarajaService: timeoutMs must be a positive number');
+    }
+    if (typeof options.callbackBaseUrl !== 'string' || !/^https?:\/\/\S+$/i.test(options.callbackBaseUrl)) {
+      throw new Error('DarajaService: callbackBaseUrl must be an http(s) URL');
+    }
+    if (typeof options.callbackSigningSecret !== 'string' || options.callbackSigningSecret.length === 0) {
+      throw new Error('DarajaService: callbackSigningSecret is required');
+    }
+    this.defaultAccount = options.defaultAccount;
+    this.timeoutMs = Math.ceil(options.timeoutMs);
+    const margin = Number(options.tokenRefreshMarginSeconds);
+    this.marginSeconds = Number.isFinite(margin) && margin > 0 ? margin : 0;
+    this.callbackBaseUrl = trimTrailingSlashes(options.callbackBaseUrl);
+    this.callbackSecret = options.callbackSigningSecret;
+    const qr = options.queryRetry ?? DEFAULT_QUERY_RETRY;
+    const retries = Number.isFinite(qr.retries) ? Math.min(Math.max(0, Math.floor(qr.retries)), 10) : DEFAULT_QUERY_RETRY.retries;
+    const baseDelayMs = Number.isFinite(qr.baseDelayMs) ? Math.max(0, qr.baseDelayMs) : DEFAULT_QUERY_RETRY.baseDelayMs;
+    const maxDelayMs = Number.isFinite(qr.maxDelayMs) ? Math.max(baseDelayMs, qr.maxDelayMs) : DEFAULT_QUERY_RETRY.maxDelayMs;
+    this.queryRetry = { retries, baseDelayMs, maxDelayMs };
+    this.http =
+      options.httpClient ??
+      axios.create({
+        timeout: this.timeoutMs,
+        validateStatus: () => true,
+        responseType: 'text',
+        headers: { 'Content-Type': 'application/json' },
+        // No keep-alive: a pooled socket that Safaricom closed while idle fails with ECONNRESET
+        // *after* we wrote the push, which we would have to report as outcome 'unknown'. A fresh
+        // connection per call costs a handshake but keeps "refused" and "reset" distinguishable.
+        httpAgent: new HttpAgent({ keepAlive: false }),
+        httpsAgent: new HttpsAgent({ keepAlive: false }),
+      });
+
+    if (options.callbackSigningSecret.length < 32) {
+      this.logger.warn('callbackSigningSecret is shorter than 32 characters; use a long random secret');
+    }
+    const base = lower(this.callbackBaseUrl);
+    const banned = FORBIDDEN_CALLBACK_WORDS.filter((w) => base.includes(w));
+    if (banned.length) {
+      this.logger.warn(`callbackBaseUrl contains words Safaricom rejects in callback URLs: ${banned.join(', ')}`);
+    }
+    if (/^https?:\/\/[^/]*[A-Z]/.test(this.callbackBaseUrl)) {
+      this.logger.warn('callbackBaseUrl host has uppercase letters; Daraja has been seen rejecting such URLs');
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // OAuth
+  // ---------------------------------------------------------------------------------------
+
+  /**
+   * A valid access token for `account`, cached per (baseUrl, consumerKey) until
+   * `expires_in - margin`. Concurrent callers share one in-flight OAuth request; a failed
+   * fetch is not cached.
+   */
+  async getAccessToken(account: DarajaAccount = this.defaultAccount): Promise<string> {
+    const key = this.cacheKey(account);
+    const cached = this.tokens.get(key);
+    if (cached && Date.now() < cached.refreshAt) return cached.token;
+
+    let pending = this.inflight.get(key);
+    if (!pending) {
+      const p: Promise<CachedToken> = this.fetchToken(account)
+        .then((t) => {
+          this.tokens.set(key, t);
+          return t;
+        })
+        .finally(() => {
+          if (this.inflight.get(key) === p) this.inflight.delete(key);
+        });
+      this.inflight.set(key, p);
+      pending = p;
+    }
+    return (await pending).token;
+  }
+
+  /**
+   * Drops the cached token of `account`. With `token`, only when the cached token is that
+   * one, so a fresh token fetched meanwhile by another caller is not thrown away.
+   */
+  invalidateToken(account: DarajaAccount = this.defaultAccount, token?: string): void {
+    const key = this.cacheKey(account);
+    const cached = this.tokens.get(key);
+    if (!cached) return;
+    if (token === undefined || cached.token === token) this.tokens.delete(key);
+  }
+
+  private cacheKey(account: DarajaAccount): string {
+    return `${trimTrailingSlashes(account.baseUrl)}\u0000${account.consumerKey}`;
+  }
+
+  private async fetchToken(account: DarajaAccount): Promise<CachedToken> {
+    if (!account.consumerKey || !account.consumerSecret) {
+      throw new DarajaAuthError('M-Pesa consumer key/secret are not configured');
+    }
+    const issuedAt = Date.now();
+    const basic = Buffer.from(`${account.consumerKey}:${account.consumerSecret}`, 'utf8').toString('base64');
+    const res = await this.send(account, { method: 'GET', path: OAUTH_PATH, headers: { Authorization: `Basic ${basic}` } });
+
+    if (res.status >= 200 && res.status < 300) {
+      const token = res.json?.access_token;
+      if (typeof token !== 'string' || token.length === 0) {
+        throw new DarajaUnavailableError('M-Pesa OAuth answered without an access_token', envelopeInfo(res));
+      }
+      let expiresIn = Number(res.json?.expires_in);
+      if (res.json?.expires_in === undefined || res.json?.expires_in === null || res.json?.expires_in === '' || !Number.isFinite(expiresIn)) {
+        this.logger.warn(`OAuth response has no usable expires_in; assuming ${DEFAULT_EXPIRES_IN_SECONDS}s`);
+        expiresIn = DEFAULT_EXPIRES_IN_SECONDS;
+      }
+      const lifetime = Math.max(0, expiresIn);
+      const usable = lifetime > this.marginSeconds ? lifetime - this.marginSeconds : lifetime / 2;
+      return { token, refreshAt: issuedAt + usable * 1000 };
+    }
+
+    const info = envelopeInfo(res);
+    if (isRateLimited(res)) {
+      throw new DarajaRateLimitedError(`M-Pesa OAuth is rate limiting requests (${describe(res)})`, info, res.retryAfterSeconds);
+    }
+    if (res.status >= 500) {
+      throw new DarajaUnavailableError(`M-Pesa OAuth is unavailable (${describe(res)})`, info);
+    }
+    if (res.status === 400 && !res.envelope.errorCode) {
+      throw new DarajaAuthError(
+        'M-Pesa rejected the consumer key/secret (HTTP 400 from OAuth): check the credentials and that they belong to this environment',
+        info,
+      );
+    }
+    throw new DarajaAuthError(`M-Pesa OAuth rejected the request (${describe(res)})`, info);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // STK push
+  // ---------------------------------------------------------------------------------------
+
+  /**
+   * Sends an M-Pesa Express (STK push) request. Not idempotent on Safaricom's side, so it is
+   * never retried automatically — except once after a token-invalid answer, which Daraja
+   * gives before processing anything.
+   */
+  async initiateStkPush(request: StkPushRequest, account: DarajaAccount = this.defaultAccount): Promise<StkPushResult> {
+    this.validatePushRequest(request);
+    this.assertAccount(account);
+
+    const timestamp = nairobiTimestamp();
+    const isTill = account.transactionType === 'till';
+    const body = {
+      BusinessShortCode: account.shortcode,
+      Password: stkPassword(account.shortcode, account.passkey, timestamp),
+      Timestamp: timestamp,
+      TransactionType: isTill ? 'CustomerBuyGoodsOnline' : 'CustomerPayBillOnline',
+      Amount: request.amount,
+      PartyA: request.phoneNumber,
+      PartyB: isTill ? (account.tillNumber as string) : account.shortcode,
+      PhoneNumber: request.phoneNumber,
+      CallBackURL: request.callbackUrl,
+      AccountReference: request.accountReference,
+      TransactionDesc: request.transactionDesc,
+    };
+    const logContext = `phone=${maskPhone(request.phoneNumber)} amount=${request.amount} type=${account.transactionType} shortcode=${account.shortcode}`;
+
+    const send = (token: string) =>
+      this.send(account, { method: 'POST', path: STK_PUSH_PATH, headers: { Authorization: `Bearer ${token}` }, body, logContext });
+
+    let token = await this.tokenForPush(account);
+    let res = await send(token);
+    if (isTokenInvalid(res)) {
+      this.logger.warn(`STK push: access token rejected (${describe(res)}); refreshing and retrying once`);
+      this.invalidateToken(account, token);
+      token = await this.tokenForPush(account);
+      res = await send(token);
+      if (isTokenInvalid(res)) {
+        this.invalidateToken(account, token);
+        throw new DarajaAuthError(`M-Pesa rejected a freshly issued access token (${describe(res)})`, envelopeInfo(res));
+      }
+    }
+
+    if (res.status >= 200 && res.status < 300) {
+      const json = res.json;
+      if (!json) {
+        throw new DarajaUnavailableError('M-Pesa answered the STK push with an unreadable body; outcome unknown', envelopeInfo(res));
+      }
+      const responseCode = str(json.ResponseCode);
+      const responseDescription = str(json.ResponseDescription) ?? '';
+      if (responseCode === undefined) {
+        throw new DarajaUnavailableError('M-Pesa answered the STK push without a ResponseCode; outcome unknown', envelopeInfo(res));
+      }
+      if (normaliseResultCode(responseCode) !== '0') {
+        throw new DarajaInvalidRequestError(`M-Pesa did not accept the STK push: ${responseDescription || responseCode}`, {
+          darajaErrorCode: responseCode,
+          darajaErrorMessage: responseDescription || undefined,
+          darajaRequestId: str(json.MerchantRequestID),
+          httpStatus: res.status,
+        });
+      }
+      const checkoutRequestId = str(json.CheckoutRequestID);
+      const merchantRequestId = str(json.MerchantRequestID);
+      if (!checkoutRequestId || !merchantRequestId) {
+        throw new DarajaUnavailableError('M-Pesa accepted the STK push but sent no CheckoutRequestID; outcome unknown', envelopeInfo(res));
+      }
+      this.logger.log(`STK push accepted: checkoutRequestId=${checkoutRequestId} ${logContext}`);
+      return {
+        merchantRequestId,
+        checkoutRequestId,
+        responseCode,
+        responseDescription,
+        customerMessage: str(json.CustomerMessage) ?? '',
+        timestamp,
+      };
+    }
+    throw this.mapProductError('STK push', res);
+  }
+
+  /** Token for a push: a failure here means the push was never sent, so its outcome is 'not_processed'. */
+  private async tokenForPush(account: DarajaAccount): Promise<string> {
+    try {
+      return await this.getAccessToken(account);
+    } catch (err) {
+      if (err instanceof DarajaError && err.outcome === 'unknown') {
+        throw new DarajaUnreachableError(`Could not obtain an M-Pesa access token (${err.message}); the STK push was not sent`, {
+          darajaErrorCode: err.darajaErrorCode,
+          darajaErrorMessage: err.darajaErrorMessage,
+          darajaRequestId: err.darajaRequestId,
+          httpStatus: err.httpStatus,
+        });
+      }
+      throw err;
+    }
+  }
+
+  private validatePushRequest(request: StkPushRequest): void {
+    if (!isPlainObject(request)) throw new ValidationFailedError('STK push request is required');
+    const { amount, phoneNumber, accountReference, transactionDesc, callbackUrl } = request;
+    if (typeof amount !== 'number' || !Number.isInteger(amount) || amount < STK_MIN_AMOUNT || amount > STK_MAX_AMOUNT) {
+      throw new ValidationFailedError(`amount must be a whole number of shillings between ${STK_MIN_AMOUNT} and ${STK_MAX_AMOUNT}`, {
+        field: 'amount',
+      });
+    }
+    if (!isDarajaMsisdn(phoneNumber)) {
+      throw new ValidationFailedError('phoneNumber must be normalised to 2547XXXXXXXX or 2541XXXXXXXX (use formatPhoneNumber)', {
+        field: 'phoneNumber',
+        received: maskPhone(phoneNumber),
+      });
+    }
+    if (typeof accountReference !== 'string' || accountReference.length < 1 || accountReference.length > ACCOUNT_REFERENCE_MAX_LENGTH) {
+      throw new ValidationFailedError(`accountReference must be 1-${ACCOUNT_REFERENCE_MAX_LENGTH} characters`, {
+        field: 'accountReference',
+      });
+    }
+    if (typeof transactionDesc !== 'string' || transactionDesc.length < 1 || transactionDesc.length > TRANSACTION_DESC_MAX_LENGTH) {
+      throw new ValidationFailedError(`transactionDesc must be 1-${TRANSACTION_DESC_MAX_LENGTH} characters`, {
+        field: 'transactionDesc',
+      });
+    }
+    if (typeof callbackUrl !== 'string' || callbackUrl.length > 1024 || !/^https?:\/\/\S+$/i.test(callbackUrl)) {
+      throw new ValidationFailedError('callbackUrl must be an http(s) URL without spaces', { field: 'callbackUrl' });
+    }
+  }
+
+  private assertAccount(account: DarajaAccount): void {
+    const problems: string[] = [];
+    if (!isPlainObject(account)) throw new AppError('DARAJA_MISCONFIGURED', 'M-Pesa account is not configured', 500);
+    if (typeof account.baseUrl !== 'string' || !/^https?:\/\/\S+$/i.test(account.baseUrl)) problems.push('baseUrl');
+    if (typeof account.shortcode !== 'string' || !/^\d{1,10}$/.test(account.shortcode)) problems.push('shortcode');
+    if (typeof account.passkey !== 'string' || account.passkey.length === 0) problems.push('passkey');
+    if (account.transactionType !== 'paybill' && account.transactionType !== 'till') problems.push('transactionType');
+    if (account.transactionType === 'till' && (typeof account.tillNumber !== 'string' || !/^\d{1,10}$/.test(account.tillNumber))) {
+      problems.push('tillNumber');
+    }
+    if (problems.length) {
+      throw new AppError('DARAJA_MISCONFIGURED', `M-Pesa account "${String(account.id)}" is misconfigured: ${problems.join(', ')}`, 500, {
+        fields: problems,
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // STK query
+  // ---------------------------------------------------------------------------------------
+
+  /**
+   * STK query. "being processed" (HTTP 500 500.001.1001) → pending; "does not exist" →
+   * not_found; HTTP 200 → final. Spike arrest / quota are retried with jittered exponential
+   * backoff; a token-invalid answer triggers one refresh + retry (queries are safe to repeat).
+   */
+  async queryStkStatus(checkoutRequestId: string, account: DarajaAccount = this.defaultAccount): Promise<StkQueryResult> {
+    if (typeof checkoutRequestId !== 'string' || checkoutRequestId.trim().length === 0 || checkoutRequestId.length > 200) {
+      throw new ValidationFailedError('checkoutRequestId must be a non-empty string', { field: 'checkoutRequestId' });
+    }
+    this.assertAccount(account);
+
+    let rateLimitedRetries = 0;
+    let tokenRefreshed = false;
+    for (;;) {
+      const token = await this.getAccessToken(account);
+      const timestamp = nairobiTimestamp();
+      const body = {
+        BusinessShortCode: account.shortcode,
+        Password: stkPassword(account.shortcode, account.passkey, timestamp),
+        Timestamp: timestamp,
+        CheckoutRequestID: checkoutRequestId,
+      };
+      const res = await this.send(account, {
+        method: 'POST',
+        path: STK_QUERY_PATH,
+        headers: { Authorization: `Bearer ${token}` },
+        body,
+        logContext: `checkoutRequestId=${checkoutRequestId}`,
+      });
+
+      if (isTokenInvalid(res)) {
+        this.invalidateToken(account, token);
+        if (tokenRefreshed) {
+          throw new DarajaAuthError(`M-Pesa rejected a freshly issued access token (${describe(res)})`, envelopeInfo(res));
+        }
+        this.logger.warn(`STK query: access token rejected (${describe(res)}); refreshing and retrying once`);
+        tokenRefreshed = true;
+        continue;
+      }
+
+      try {
+        return this.interpretQuery(res);
+      } catch (err) {
+        if (err instanceof DarajaRateLimitedError && rateLimitedRetries < this.queryRetry.retries) {
+          const delay = this.backoffDelay(rateLimitedRetries);
+          rateLimitedRetries += 1;
+          this.logger.warn(
+            `STK query rate limited (${describe(res)}); retry ${rateLimitedRetries}/${this.queryRetry.retries} in ${delay}ms`,
+          );
+          await sleep(delay);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private interpretQuery(res: HttpResult): StkQueryResult {
+    const json = res.json;
+    if (res.status >= 200 && res.status < 300) {
+      if (!json) throw new DarajaUnavailableError('M-Pesa answered the STK query with an unreadable body', envelopeInfo(res));
+      const rawResultCode = str(json.ResultCode);
+      const resultDesc = str(json.ResultDesc) ?? '';
+      if (rawResultCode === undefined || rawResultCode.trim() === '') {
+        const responseCode = str(json.ResponseCode);
+        if (responseCode !== undefined && normaliseResultCode(responseCode) !== '0') {
+          throw new DarajaInvalidRequestError(`M-Pesa did not accept the STK query: ${str(json.ResponseDescription) ?? responseCode}`, {
+            darajaErrorCode: responseCode,
+            darajaErrorMessage: str(json.ResponseDescription),
+            httpStatus: res.status,
+          });
+        }
+        throw new DarajaUnavailableError('M-Pesa answered the STK query without a ResultCode', envelopeInfo(res));
+      }
+      const resultCode = normaliseResultCode(rawResultCode);
+      // Defensive: a 200 that says "still processing" must not become a failure.
+      const d = lower(resultDesc);
+      if (resultCode === '4999' || d.includes('being processed') || d.includes('under processing')) {
+        return { kind: 'pending', errorCode: resultCode, errorMessage: resultDesc };
+      }
+      return {
+        kind: 'final',
+        outcome: mapResultCode(resultCode),
+        resultCode,
+        resultDesc,
+        merchantRequestId: str(json.MerchantRequestID) ?? '',
+        checkoutRequestId: str(json.CheckoutRequestID) ?? '',
+      };
+    }
+
+    const msg = lower(res.envelope.errorMessage);
+    const errorCode = res.envelope.errorCode ?? '';
+    const errorMessage = res.envelope.errorMessage ?? '';
+    if (!isRateLimited(res)) {
+      if (msg.includes('being processed') || msg.includes('under processing')) {
+        return { kind: 'pending', errorCode, errorMessage };
+      }
+      if (msg.includes('does not exist') && !msg.includes('merchant')) {
+        return { kind: 'not_found', errorCode, errorMessage };
+      }
+    }
+    throw this.mapProductError('STK query', res);
+  }
+
+  private backoffDelay(attempt: number): number {
+    const { baseDelayMs, maxDelayMs } = this.queryRetry;
+    const ceiling = Math.min(maxDelayMs, baseDelayMs * 2 ** attempt);
+    // "Equal jitter": at least half the exponential delay, plus a random share of the rest.
+    return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Callbacks
+  // ---------------------------------------------------------------------------------------
+
+  /** `${callbackBaseUrl}/${paymentId}/${token}` — the per-payment capability URL given to Daraja. */
+  callbackUrlFor(paymentId: string): string {
+    if (typeof paymentId !== 'string' || paymentId.length === 0) {
+      throw new ValidationFailedError('paymentId is required to build a callback URL');
+    }
+    return `${this.callbackBaseUrl}/${encodeURIComponent(paymentId)}/${callbackToken(this.callbackSecret, paymentId)}`;
+  }
+
+  /**
+   * Parses an STK callback body (throws CallbackShapeError on a bad shape) and checks the
+   * capability token from the URL. `verified` is false when either is missing or wrong.
+   */
+  validateCallback(input: { paymentId?: string; token?: string; body: unknown }): CallbackValidation {
+    const callback = parseStkCallback(input?.body);
+    const verified =
+      typeof input.paymentId === 'string' &&
+      input.paymentId.length > 0 &&
+      typeof input.token === 'string' &&
+      input.token.length > 0 &&
+      verifyCallbackToken(this.callbackSecret, input.paymentId, input.token);
+    return { verified, callback };
+  }
+
+  /** See phone.ts: normalises to 2547XXXXXXXX / 2541XXXXXXXX or throws InvalidPhoneNumberError. */
+  formatPhoneNumber(input: unknown): string {
+    return formatPhone(input);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // HTTP
+  // ---------------------------------------------------------------------------------------
+
+  private mapProductError(what: string, res: HttpResult): DarajaError {
+    const info = envelopeInfo(res);
+    const msg = lower(res.envelope.errorMessage);
+    const detail = describe(res);
+    if (isRateLimited(res)) {
+      return new DarajaRateLimitedError(`M-Pesa is rate limiting requests (${detail}); ${what} was not processed`, info, res.retryAfterSeconds);
+    }
+    if (msg.includes('unable to lock subscriber')) {
+      return new DarajaSubscriberBusyError(
+        'The customer already has an M-Pesa prompt open; wait about a minute before trying again',
+        info,
+      );
+    }
+    if (msg.includes('wrong credentials')) {
+      return new DarajaInvalidRequestError(
+        `M-Pesa rejected the ${what}: wrong credentials (shortcode/passkey/timestamp mismatch) (${detail})`,
+        info,
+      );
+    }
+    if (msg.includes('merchant does not exist')) {
+      return new DarajaInvalidRequestError(`M-Pesa rejected the ${what}: merchant does not exist (shortcode/environment) (${detail})`, info);
+    }
+    if (res.status === 401 || res.status === 403) {
+      // e.g. 401.003.01 "no apiproduct match found": the Daraja app lacks this product.
+      return new DarajaAuthError(`M-Pesa refused the credentials for the ${what} (${detail})`, info);
+    }
+    if (res.status >= 500) {
+      return new DarajaUnavailableError(`M-Pesa failed while handling the ${what} (${detail}); outcome unknown`, info);
+    }
+    if (res.status >= 200 && res.status < 300) {
+      return new DarajaUnavailableError(`Unexpected M-Pesa response to the ${what} (${detail})`, info);
+    }
+    return new DarajaInvalidRequestError(`M-Pesa rejected the ${what} (${detail})`, info);
+  }
+
+  /**
+   * One HTTP exchange. Never throws on HTTP status; throws a DarajaError only when no
+   * response was received. Logs endpoint, status, duration and errorCode — never headers
+   * or bodies (they carry credentials, passwords, tokens and phone numbers).
+   */
+  private async send(account: DarajaAccount, spec: SendSpec): Promise<HttpResult> {
+    const endpoint = spec.path.split('?')[0];
+    const url = `${trimTrailingSlashes(account.baseUrl)}${spec.path}`;
+    const ctx = spec.logContext ? ` ${spec.logContext}` : '';
+    const started = Date.now();
+    let response: AxiosResponse<unknown>;
+    try {
+      response = await this.http.request<unknown>({
+        url,
+        method: spec.method,
+        headers: {
+          Accept: 'application/json',
+          ...(spec.body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+          ...spec.headers,
+        },
+        data: spec.body === undefined ? undefined : JSON.stringify(spec.body),
+        timeout: this.timeoutMs,
+        validateStatus: () => true,
+        responseType: 'text',
+        transformResponse: [(data: unknown) => data],
+        transitional: { clarifyTimeoutError: true, silentJSONParsing: true, forcedJSONParsing: false },
+        maxRedirects: 0,
+        maxContentLength: 1_000_000,
+      });
+    } catch (err) {
+      const durationMs = Date.now() - started;
+      const mapped = this.mapNetworkError(err, endpoint, durationMs);
+      // Only the code and message: the axios error object carries the request config (Authorization header).
+      this.logger.warn(
+        `${spec.method} ${endpoint} failed after ${durationMs}ms: ${networkErrorCode(err) ?? 'no code'} (${mapped.outcome})${ctx}`,
+      );
+      throw mapped;
+    }
+    const durationMs = Date.now() - started;
+
+    const data = response.data;
+    let json: Json | undefined;
+    if (typeof data === 'string') {
+      const t = data.trim();
+      if (t.startsWith('{')) {
+        try {
+          const parsed: unknown = JSON.parse(t);
+          if (isPlainObject(parsed)) json = parsed;
+        } catch {
+          json = undefined;
+        }
+      }
+    } else if (isPlainObject(data)) {
+      json = data; // injected clients that already parsed JSON
+    }
+
+    const envelope: DarajaEnvelope = {};
+    if (json) {
+      envelope.errorCode = str(json.errorCode);
+      envelope.errorMessage = str(json.errorMessage);
+      envelope.requestId = str(json.requestId);
+      const fault = json.fault;
+      if (isPlainObject(fault)) {
+        envelope.errorMessage ??= str(fault.faultstring);
+        envelope.errorCode ??= isPlainObject(fault.detail) ? str(fault.detail.errorcode) : undefined;
+      }
+    }
+    const result: HttpResult = {
+      status: response.status,
+      json,
+      envelope,
+      retryAfterSeconds: parseRetryAfter((response.headers as Record<string, unknown> | undefined)?.['retry-after']),
+    };
+
+    const line =
+      `${spec.method} ${endpoint} -> HTTP ${response.status} in ${durationMs}ms` +
+      (envelope.errorCode ? ` errorCode=${envelope.errorCode}` : '') +
+      (envelope.errorMessage ? ` errorMessage="${truncate(envelope.errorMessage)}"` : '') +
+      ctx;
+    if (response.status >= 200 && response.status < 300) this.logger.log(line);
+    else this.logger.warn(line);
+    return result;
+  }
+
+  private mapNetworkError(err: unknown, endpoint: string, durationMs: number): DarajaError {
+    const code = networkErrorCode(err);
+    const message = err instanceof Error ? truncate(err.message) : 'unknown error';
+    if (code && UNREACHABLE_NET_CODES.has(code)) {
+      return new DarajaUnreachableError(`M-Pesa could not be reached (${code} on ${endpoint}); the request was not sent`);
+    }
+    if ((code && TIMEOUT_NET_CODES.has(code)) || /timeout/i.test(message)) {
+      return new DarajaTimeoutError(`No answer from M-Pesa within ${this.timeoutMs}ms on ${endpoint} (${durationMs}ms); outcome unknown`);
+    }
+    return new DarajaUnavailableError(`Connection to M-Pesa failed on ${endpoint} (${code ?? message}); outcome unknown`);
+  }
+}

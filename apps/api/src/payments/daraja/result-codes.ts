@@ -1,0 +1,32 @@
+import type { StkOutcome } from './daraja.types';
+
+/**
+ * Maps an STK `ResultCode` (number in callbacks, string in query responses) to our outcome.
+ * Switch on the code, never on ResultDesc. Unknown / non-numeric codes (SFC_IC0003, 2028,
+ * anything new) are failures; the caller keeps the raw code and description.
+ */
+export function mapResultCode(code: string | number): StkOutcome {
+  switch (normaliseResultCode(code)) {
+    case '0':
+      return 'completed';
+    case '1032': // Request cancelled by user
+    case '1031': // older variant of 1032
+      return 'cancelled';
+    case '1037': // DS timeout / no response from user
+    case '1019': // Transaction has expired
+      return 'expired';
+    default:
+      return 'failed';
+  }
+}
+
+/**
+ * Canonical string form of a result code: numbers and numeric strings become their
+ * integer decimal form ("0", "1032"); other strings are trimmed and kept as they are.
+ */
+export function normaliseResultCode(code: string | number): string {
+  if (typeof code === 'number') return String(code);
+  const s = String(code ?? '').trim();
+  if (/^-?\d+$/.test(s) && s.length <= 15) return String(Number(s));
+  return s;
+}
