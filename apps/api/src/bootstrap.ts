@@ -7,6 +7,7 @@ import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { AppError } from './common/errors';
 import { AllExceptionsFilter, expressErrorHandler } from './common/http-exception.filter';
+import { assignRequestId } from './common/logging';
 import type { AppConfig } from './config/app-config';
 import type { DatabaseHandle } from './database/database';
 
@@ -29,6 +30,10 @@ export async function createApp(options: CreateAppOptions): Promise<NestExpressA
   app.useLogger(app.get(Logger));
   app.set('trust proxy', options.config.trustProxy);
   app.disable('x-powered-by');
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    assignRequestId(req, res);
+    next();
+  });
   app.use(requireJsonBody);
   app.use(
     express.json({

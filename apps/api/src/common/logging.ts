@@ -5,6 +5,18 @@ import type { AppConfig } from '../config/app-config';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
+/**
+ * Gives every request an id (X-Request-Id when sane, else a UUID), echoed in the response
+ * header and in error bodies. Runs before the body parser so even a bad-JSON 400 carries it.
+ */
+export function assignRequestId(req: IncomingMessage, res: ServerResponse): string {
+  const incoming = req.headers['x-request-id'];
+  const id = typeof incoming === 'string' && REQUEST_ID_RE.test(incoming) ? incoming : randomUUID();
+  (req as { id?: unknown }).id = id;
+  res.setHeader('X-Request-Id', id);
+  return id;
+}
+
 /** The capability token in callback URLs is a credential: never log it. */
 export function redactUrl(url: string | undefined): string | undefined {
   return url?.replace(/(\/payments\/callback\/[^/?#]+\/)[^/?#]+/, '$1[redacted]');
@@ -19,12 +31,8 @@ export function loggerParams(config: AppConfig): Params {
   return {
     pinoHttp: {
       level: config.logLevel,
-      genReqId: (req: IncomingMessage, res: ServerResponse) => {
-        const incoming = req.headers['x-request-id'];
-        const id = typeof incoming === 'string' && REQUEST_ID_RE.test(incoming) ? incoming : randomUUID();
-        res.setHeader('X-Request-Id', id);
-        return id;
-      },
+      // assignRequestId (the first middleware) already chose it; reuse it.
+      genReqId: (req: IncomingMessage, res: ServerResponse) => ((req as { id?: unknown }).id as string | undefined) ?? assignRequestId(req, res),
       redact: {
         paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["idempotency-key"]', 'res.headers["set-cookie"]'],
         censor: '[redacted]',

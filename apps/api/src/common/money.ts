@@ -15,10 +15,12 @@ export function exponentOf(currency: string): number {
 export function toMinor(major: number, currency: string): bigint {
   const exp = exponentOf(currency);
   if (!Number.isFinite(major)) throw new RangeError('amount must be a finite number');
-  const s = major.toFixed(Math.max(exp, 0) + 6);
+  // The shortest decimal that round-trips (what the client wrote: 1500.5, 0.29), not binary noise.
+  let s = String(major);
+  if (/e/i.test(s)) s = major.toFixed(20).replace(/0+$/, '');
   const [intPart, frac = ''] = s.replace('-', '').split('.');
   if (/[1-9]/.test(frac.slice(exp))) throw new RangeError(`amount has more than ${exp} decimal places`);
-  const minor = BigInt(intPart) * 10n ** BigInt(exp) + BigInt(frac.slice(0, exp) || '0');
+  const minor = BigInt(intPart) * 10n ** BigInt(exp) + BigInt(frac.slice(0, exp).padEnd(exp, '0') || '0');
   return major < 0 ? -minor : minor;
 }
 

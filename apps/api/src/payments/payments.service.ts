@@ -300,7 +300,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
     }
     const inboxId = await this.repo.insertCallback({
       provider: 'mpesa',
-      urlPaymentId: input.paymentId?.slice(0, 64) ?? null,
+      urlPaymentId: input.paymentId && /^[\x21-\x7e]{1,64}$/.test(input.paymentId) ? input.paymentId : null,
       verified,
       checkoutRequestId: parsed?.checkoutRequestId ?? null,
       sourceIp: input.sourceIp ?? null,

@@ -11,6 +11,9 @@ const MAX_ITEMS = 50;
 
 type Json = Record<string, unknown>;
 
+/** Ids and receipts are plain ASCII; anything else (NUL, control or non-ASCII characters) is not Daraja. */
+const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
+
 function isPlainObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -25,6 +28,7 @@ function requireId(obj: Json, field: string): string {
   const s = v.trim();
   if (s.length === 0) fail(`Body.stkCallback.${field} must not be empty`);
   if (s.length > MAX_ID_LENGTH) fail(`Body.stkCallback.${field} is longer than ${MAX_ID_LENGTH} characters`);
+  if (!VISIBLE_ASCII.test(s)) fail(`Body.stkCallback.${field} must contain only visible ASCII characters`);
   return s;
 }
 
@@ -52,6 +56,7 @@ function parseReceipt(v: unknown): string {
   if (typeof v !== 'string') fail('CallbackMetadata MpesaReceiptNumber must be a string');
   const s = v.trim();
   if (s.length === 0 || s.length > MAX_ID_LENGTH) fail('CallbackMetadata MpesaReceiptNumber has an invalid length');
+  if (!VISIBLE_ASCII.test(s)) fail('CallbackMetadata MpesaReceiptNumber must contain only visible ASCII characters');
   return s;
 }
 
@@ -139,7 +144,8 @@ export function parseStkCallback(body: unknown): ParsedStkCallback {
     merchantRequestId,
     checkoutRequestId,
     resultCode,
-    resultDesc: desc,
+    // Control characters (NUL in particular) cannot be stored in Postgres text/jsonb: replace them.
+    resultDesc: desc.replace(/[\u0000-\u001f\u007f]/g, ' '),
     outcome: mapResultCode(resultCode),
   };
   if (metadata !== undefined) parsed.metadata = metadata;
