@@ -44,6 +44,7 @@ export async function createApp(options: CreateAppOptions): Promise<NestExpressA
       },
     }),
   );
+  app.use(limitJsonDepth);
   app.use(expressErrorHandler);
   app.useGlobalPipes(
     new ValidationPipe({
@@ -66,6 +67,23 @@ function requireJsonBody(req: Request, _res: Response, next: NextFunction): void
   if (['POST', 'PUT', 'PATCH'].includes(req.method) && hasBody && !req.is(['application/json', 'application/*+json'])) {
     next(new AppError('UNSUPPORTED_MEDIA_TYPE', 'Send the request body as JSON with Content-Type: application/json', 415));
     return;
+  }
+  next();
+}
+
+export const MAX_JSON_DEPTH = 32;
+
+/** Deeply nested JSON is never a real request and overflows recursive validators: 400 it early. */
+function limitJsonDepth(req: Request, _res: Response, next: NextFunction): void {
+  const stack: [unknown, number][] = [[req.body, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > MAX_JSON_DEPTH) {
+      next(new AppError('VALIDATION_FAILED', `Request body is nested more than ${MAX_JSON_DEPTH} levels deep`, 400));
+      return;
+    }
+    for (const child of Object.values(v as object)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
   }
   next();
 }

@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { AppError } from './errors';
+import { safeError } from './logging';
 
 export interface ErrorBody {
   statusCode: number;
@@ -42,7 +43,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
       for (const [k, v] of Object.entries(exception.headers)) res.setHeader(k, v);
     }
     if (body.statusCode >= 500) {
-      this.logger.error({ err: exception, requestId, code: body.code }, body.statusCode === 500 ? 'unhandled error' : body.message);
+      this.logger.error({ err: safeError(exception), requestId, code: body.code }, body.statusCode === 500 ? 'unhandled error' : body.message);
     }
     if (res.headersSent) return;
     res.status(body.statusCode).json(body);
@@ -72,12 +73,19 @@ export function toErrorBody(exception: unknown, requestId?: string): ErrorBody {
     const code = status === 400 && /json/i.test(message) ? 'INVALID_JSON' : HTTP_CODES[status] ?? (status >= 500 ? 'INTERNAL_ERROR' : 'ERROR');
     return { statusCode: status, code: status === 400 && details ? 'VALIDATION_FAILED' : code, message, ...(details ? { details } : {}), requestId };
   }
-  const status = (exception as { status?: unknown; statusCode?: unknown })?.status ?? (exception as { statusCode?: unknown })?.statusCode;
-  const type = (exception as { type?: unknown })?.type;
-  if (typeof status === 'number' && status >= 400 && status < 500 && typeof type === 'string') {
-    // Raw body-parser errors (entity.parse.failed, entity.too.large, charset.unsupported, ...)
-    const msg = type === 'entity.parse.failed' ? 'Request body is not valid JSON' : type === 'entity.too.large' ? 'Request body is too large' : `Bad request body (${type})`;
-    return { statusCode: status, code: type === 'entity.parse.failed' ? 'INVALID_JSON' : HTTP_CODES[status] ?? 'BAD_REQUEST', message: msg, requestId };
+  // Raw body-parser / http-errors errors (entity.parse.failed, entity.too.large, charset.unsupported,
+  // encoding problems, ...): any error that carries a 4xx status is the client's.
+  const status = (exception as { status?: unknown })?.status ?? (exception as { statusCode?: unknown })?.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const type = (exception as { type?: unknown })?.type;
+    const known: Record<string, [string, string]> = {
+      'entity.parse.failed': ['INVALID_JSON', 'Request body is not valid JSON'],
+      'entity.too.large': ['PAYLOAD_TOO_LARGE', 'Request body is too large'],
+      'charset.unsupported': ['UNSUPPORTED_MEDIA_TYPE', 'Send the body as UTF-8 JSON (Content-Type: application/json; charset=utf-8)'],
+      'encoding.unsupported': ['UNSUPPORTED_MEDIA_TYPE', 'Unsupported Content-Encoding: send the body uncompressed or gzip/deflate'],
+    };
+    const [code, message] = (typeof type === 'string' && known[type]) || [HTTP_CODES[status] ?? 'BAD_REQUEST', 'The request body could not be read (check Content-Type, Content-Encoding and the body itself)'];
+    return { statusCode: status, code, message, requestId };
   }
   return { statusCode: HttpStatus.INTERNAL_SERVER_ERROR, code: 'INTERNAL_ERROR', message: 'Something went wrong on our side. Please try again; if it keeps failing, quote the requestId to support.', requestId };
 }

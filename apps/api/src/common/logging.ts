@@ -51,3 +51,20 @@ export function loggerParams(config: AppConfig): Params {
     },
   };
 }
+
+/**
+ * An error reduced to what is safe to log: drizzle puts the query's parameters (callback bodies,
+ * phone numbers) into its message, so they are cut off; the SQLSTATE and the cause's message stay.
+ */
+export function safeError(err: unknown): Record<string, unknown> {
+  if (!(err instanceof Error)) return { message: String(err).slice(0, 200) };
+  const strip = (m: string) => m.replace(/\nparams:[\s\S]*$/, '').slice(0, 1000);
+  const cause = (err as { cause?: unknown }).cause;
+  return {
+    type: err.name,
+    message: strip(err.message),
+    code: (err as { code?: unknown }).code,
+    ...(cause instanceof Error ? { cause: { type: cause.name, message: strip(cause.message), code: (cause as { code?: unknown }).code } } : {}),
+    stack: err.stack?.split('\n').slice(1, 6).join('\n'),
+  };
+}

@@ -95,7 +95,7 @@ export class PaymentsController {
     if (!ipAllowed(req.ip, this.config.mpesa.callbackIpAllowlist)) {
       throw new AppError('FORBIDDEN', 'Callback sender is not on the allowlist', 403);
     }
-    return this.payments.receiveCallback({ paymentId, token, body, rawBody: req.rawBody?.toString('utf8') ?? JSON.stringify(body), sourceIp: req.ip });
+    return this.payments.receiveCallback({ paymentId, token, body, rawBody: req.rawBody?.toString('utf8') ?? '', sourceIp: req.ip });
   }
 }
 

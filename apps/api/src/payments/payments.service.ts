@@ -5,6 +5,7 @@ import type { AuthUser } from '../auth/auth.types';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { AppError, ConflictError, NotFoundError } from '../common/errors';
+import { safeError } from '../common/logging';
 import { maskPhone } from '../common/mask';
 import { toMajor } from '../common/money';
 import { pgErrorCode, UNIQUE_VIOLATION } from '../database/database';
@@ -207,7 +208,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
         data: { code: reason, message: err instanceof Error ? err.message : String(err), darajaErrorCode: known ? err.darajaErrorCode ?? null : null, ms: Date.now() - started },
       });
       if (!known) {
-        this.logger.error({ err, paymentId }, 'unexpected error while sending STK push; payment left unresolved');
+        this.logger.error({ err: safeError(err), paymentId }, 'unexpected error while sending STK push; payment left unresolved');
         throw new AppError('PROVIDER_UNAVAILABLE', 'Could not confirm the M-Pesa request. Do not retry: check the payment status.', 502, { paymentId, status: 'unresolved' });
       }
       const message = to === 'unresolved'
@@ -317,7 +318,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
         await this.repo.markCallbackProcessed(inboxId, outcome);
       } catch (err) {
         // Stored but not processed: acknowledged anyway (it is durable); status refresh / reconciliation settle it.
-        this.logger.error({ err, inboxId: inboxId.toString(), paymentId: input.paymentId }, 'callback stored but processing failed');
+        this.logger.error({ err: safeError(err), inboxId: inboxId.toString(), paymentId: input.paymentId }, 'callback stored but processing failed');
       }
     } else {
       this.runInBackground(this.confirmUnverifiedCallback(inboxId, parsed, input.paymentId));
@@ -439,7 +440,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
       orderPaid = await this.orders.settleIfPaid(p.shopId, p.orderId);
     } catch (err) {
       // The order's paid/outstanding are derived from payments, so nothing is lost; the flag is retried by the next completion/reconciliation.
-      this.logger.error({ err, paymentId: p.id }, 'could not mark order paid');
+      this.logger.error({ err: safeError(err), paymentId: p.id }, 'could not mark order paid');
     }
     const event: PaymentCompletedEvent = {
       paymentId: p.id,
@@ -478,7 +479,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
   }
 
   private runInBackground(task: Promise<unknown>): void {
-    const tracked = task.catch((err) => this.logger.error({ err }, 'background callback confirmation failed')).finally(() => this.background.delete(tracked));
+    const tracked = task.catch((err) => this.logger.error({ err: safeError(err) }, 'background callback confirmation failed')).finally(() => this.background.delete(tracked));
     this.background.add(tracked);
   }
 
