@@ -1,0 +1,85 @@
+/** Standalone Daraja simulator: `pnpm sim` (root) or `pnpm start` (this package). Configured through SIM_* env vars. */
+import { DEFAULT_CLI_PORT, DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, SANDBOX_PASSKEY, SANDBOX_SHORTCODE, SANDBOX_TILL } from './options';
+import { MAGIC_NUMBERS, startDarajaSimulator, type SimulatorOptions } from './index';
+
+function intFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
+  return Number(raw.trim());
+}
+
+function strFromEnv(name: string, fallback: string): string {
+  const raw = process.env[name];
+  return raw === undefined || raw.trim() === '' ? fallback : raw.trim();
+}
+
+function optionsFromEnv(): Required<Pick<SimulatorOptions, 'port' | 'host' | 'consumerKey' | 'consumerSecret' | 'accounts' | 'callbackDelayMs'>> {
+  const shortcode = strFromEnv('SIM_SHORTCODE', SANDBOX_SHORTCODE);
+  const passkey = strFromEnv('SIM_PASSKEY', SANDBOX_PASSKEY);
+  const tills = strFromEnv('SIM_TILL', SANDBOX_TILL)
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
+  return {
+    port: intFromEnv('SIM_PORT', DEFAULT_CLI_PORT),
+    host: strFromEnv('SIM_HOST', '127.0.0.1'),
+    consumerKey: strFromEnv('SIM_CONSUMER_KEY', DEFAULT_CONSUMER_KEY),
+    consumerSecret: strFromEnv('SIM_CONSUMER_SECRET', DEFAULT_CONSUMER_SECRET),
+    accounts: [{ shortcode, passkey, tillNumbers: tills }],
+    callbackDelayMs: intFromEnv('SIM_CALLBACK_DELAY_MS', 2000),
+  };
+}
+
+function timestamped(line: string): void {
+  process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+}
+
+async function main(): Promise<void> {
+  const options = optionsFromEnv();
+  const sim = await startDarajaSimulator({ ...options, log: timestamped });
+  const account = options.accounts[0];
+  const lines = [
+    '',
+    `  Daraja simulator ready at ${sim.url}`,
+    '',
+    `  OAuth           GET  ${sim.url}/oauth/v1/generate?grant_type=client_credentials`,
+    `  STK push        POST ${sim.url}/mpesa/stkpush/v1/processrequest`,
+    `  STK query       POST ${sim.url}/mpesa/stkpushquery/v1/query`,
+    `  Control API     GET  ${sim.url}/__sim/state   POST /__sim/faults  /__sim/reset  /__sim/pushes/:id/resolve`,
+    '',
+    '  Simulator credentials (local fakes, not Safaricom secrets):',
+    `    consumer key     ${options.consumerKey}`,
+    `    consumer secret  ${options.consumerSecret}`,
+    `    shortcode        ${account?.shortcode ?? ''}`,
+    `    passkey          ${account?.passkey ?? ''}`,
+    `    till numbers     ${(account?.tillNumbers ?? []).join(', ') || '(none)'}`,
+    `    callback delay   ${options.callbackDelayMs} ms`,
+    '',
+    '  Magic phone numbers (any other valid 2547/2541 number succeeds):',
+    ...Object.entries(MAGIC_NUMBERS).map(([phone, m]) => `    ${phone}  ${m.scenario.padEnd(20)} ${m.description}`),
+    '',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    timestamped(`${signal} received, shutting down`);
+    sim.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`error while closing: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`daraja-simulator failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,69 @@
+/**
+ * @smartduka/daraja-simulator — a local fake of Safaricom Daraja (OAuth, STK push, STK query, STK callbacks).
+ * Wire formats follow /work/shared/reference/daraja.md; see README.md for magic numbers and the /__sim control API.
+ */
+import { SimulatorCore } from './core';
+import { resolveOptions } from './options';
+import { closeServer, createSimulatorServer, listen } from './server';
+import type { DarajaSimulator, SimulatorOptions } from './types';
+
+export type {
+  DarajaSimulator,
+  SimCallbackDelivery,
+  SimFaultError,
+  SimFaults,
+  SimPush,
+  SimPushState,
+  SimStats,
+  SimulatorAccount,
+  SimulatorOptions,
+} from './types';
+export { MAGIC_NUMBERS, RESULT_DESCRIPTIONS } from './scenarios';
+export { SimulatorError } from './core';
+export {
+  DEFAULT_CONSUMER_KEY,
+  DEFAULT_CONSUMER_SECRET,
+  SANDBOX_PASSKEY,
+  SANDBOX_SHORTCODE,
+  SANDBOX_TILL,
+} from './options';
+export { OAUTH_PATH, STK_PUSH_PATH, STK_QUERY_PATH } from './daraja-routes';
+export { formatNairobiTimestamp } from './time';
+export { stkPassword } from './validation';
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::' || host === '[::]') return '[::1]';
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+export async function startDarajaSimulator(opts: SimulatorOptions = {}): Promise<DarajaSimulator> {
+  const options = resolveOptions(opts);
+  const core = new SimulatorCore(options);
+  const server = createSimulatorServer(core);
+  const port = await listen(server, options.port, options.host);
+  const url = `http://${urlHost(options.host)}:${port}`;
+  let closing: Promise<void> | undefined;
+
+  const simulator: DarajaSimulator = {
+    url,
+    port,
+    close() {
+      if (!closing) {
+        core.shutdown();
+        closing = closeServer(server);
+      }
+      return closing;
+    },
+    stats: () => core.stats(),
+    pushes: () => core.listPushes(),
+    getPush: (checkoutRequestId) => core.getPush(checkoutRequestId),
+    callbacks: () => core.listCallbacks(),
+    resolve: (checkoutRequestId, resultCode) => core.resolve(checkoutRequestId, resultCode),
+    setFaults: (f) => core.setFaults(f),
+    waitForCallbacks: (checkoutRequestId, count, timeoutMs) => core.waitForCallbacks(checkoutRequestId, count, timeoutMs),
+    reset: () => core.reset(),
+  };
+  core.log(`Daraja simulator listening on ${url}`);
+  return Object.freeze(simulator);
+}

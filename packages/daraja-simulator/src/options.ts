@@ -1,0 +1,71 @@
+/** Defaults and validation of SimulatorOptions. */
+import type { SimulatorAccount, SimulatorOptions } from './types';
+
+export const DEFAULT_CONSUMER_KEY = 'smartduka-sim-key';
+export const DEFAULT_CONSUMER_SECRET = 'smartduka-sim-secret';
+export const SANDBOX_SHORTCODE = '174379';
+export const SANDBOX_PASSKEY = 'bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919';
+export const SANDBOX_TILL = '174380';
+export const DEFAULT_ACCOUNTS: readonly SimulatorAccount[] = Object.freeze([
+  Object.freeze({ shortcode: SANDBOX_SHORTCODE, passkey: SANDBOX_PASSKEY, tillNumbers: [SANDBOX_TILL] }),
+]);
+export const DEFAULT_CLI_PORT = 4010;
+export const DEFAULT_MAX_RECORDS = 10_000;
+
+export interface ResolvedOptions {
+  port: number;
+  host: string;
+  consumerKey: string;
+  consumerSecret: string;
+  accounts: SimulatorAccount[];
+  tokenTtlSeconds: number;
+  invalidatePreviousToken: boolean;
+  callbackDelayMs: number;
+  timestampToleranceSeconds: number;
+  log: (line: string) => void;
+  maxRecords: number;
+}
+
+function requireInteger(name: string, value: number, min: number, max: number = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`SimulatorOptions.${name} must be an integer in [${min}, ${max}], got ${String(value)}`);
+  }
+  return value;
+}
+
+function requireNonEmpty(name: string, value: string): string {
+  if (typeof value !== 'string' || value.length === 0) throw new TypeError(`SimulatorOptions.${name} must be a non-empty string`);
+  return value;
+}
+
+function normaliseAccounts(accounts: readonly SimulatorAccount[]): SimulatorAccount[] {
+  if (accounts.length === 0) throw new RangeError('SimulatorOptions.accounts must not be empty');
+  const seen = new Set<string>();
+  return accounts.map((a, i) => {
+    if (!/^\d{5,7}$/.test(a.shortcode)) throw new RangeError(`accounts[${i}].shortcode must be 5-7 digits`);
+    requireNonEmpty(`accounts[${i}].passkey`, a.passkey);
+    if (seen.has(a.shortcode)) throw new RangeError(`accounts[${i}].shortcode ${a.shortcode} is duplicated`);
+    seen.add(a.shortcode);
+    const tills = a.tillNumbers ?? [];
+    tills.forEach((t, j) => {
+      if (!/^\d{5,7}$/.test(t)) throw new RangeError(`accounts[${i}].tillNumbers[${j}] must be 5-7 digits`);
+    });
+    return { shortcode: a.shortcode, passkey: a.passkey, tillNumbers: [...tills] };
+  });
+}
+
+export function resolveOptions(opts: SimulatorOptions = {}): ResolvedOptions {
+  return {
+    port: requireInteger('port', opts.port ?? 0, 0, 65535),
+    host: requireNonEmpty('host', opts.host ?? '127.0.0.1'),
+    consumerKey: requireNonEmpty('consumerKey', opts.consumerKey ?? DEFAULT_CONSUMER_KEY),
+    consumerSecret: requireNonEmpty('consumerSecret', opts.consumerSecret ?? DEFAULT_CONSUMER_SECRET),
+    accounts: normaliseAccounts(opts.accounts ?? DEFAULT_ACCOUNTS),
+    tokenTtlSeconds: requireInteger('tokenTtlSeconds', opts.tokenTtlSeconds ?? 3599, 1),
+    invalidatePreviousToken: opts.invalidatePreviousToken ?? true,
+    callbackDelayMs: requireInteger('callbackDelayMs', opts.callbackDelayMs ?? 2000, 0, 2_147_483_647),
+    timestampToleranceSeconds: requireInteger('timestampToleranceSeconds', opts.timestampToleranceSeconds ?? 300, 0),
+    log: opts.log ?? (() => undefined),
+    maxRecords: requireInteger('maxRecords', opts.maxRecords ?? DEFAULT_MAX_RECORDS, 1),
+  };
+}
