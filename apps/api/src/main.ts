@@ -1,21 +1,10 @@
 import 'reflect-metadata';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDarajaSimulator, DarajaSimulator, MAGIC_NUMBERS } from '@smartduka/daraja-simulator';
 import { mintToken } from './auth/token';
 import { createApp } from './bootstrap';
-import { AppConfig, ConfigValidationError, loadConfig, REPO_ROOT } from './config/app-config';
+import { AppConfig, ConfigValidationError, loadConfig, loadDotEnv } from './config/app-config';
 import { openDatabase, pgliteDirFor } from './database/database';
-
-/** .env is optional: every variable has a development default (see .env.example). */
-function loadDotEnv(): void {
-  for (const file of [join(process.cwd(), '.env'), join(REPO_ROOT, '.env')]) {
-    if (existsSync(file)) {
-      process.loadEnvFile(file);
-      return;
-    }
-  }
-}
 
 async function startSimulator(config: AppConfig): Promise<DarajaSimulator> {
   const opts = {
@@ -75,7 +64,7 @@ async function main(): Promise<void> {
         `SmartDuka Payments API ready on ${url}  (M-Pesa: ${config.mpesa.env}${simulator ? ` — embedded Daraja simulator at ${simulator.url}` : ` at ${config.mpesa.baseUrl}`}; database: ${database.kind}${database.kind === 'pglite' ? ` in ${pgliteDirFor(config.dataDir)}` : ''})`,
         `API docs: ${url}/docs   OpenAPI JSON: ${url}/docs/openapi.json`,
         '',
-        `Dev token (shop-1, cashier, 12 h${config.jwt.generated ? '; secret kept in .data/dev-secrets.json' : ''}):`,
+        `Dev token (shop-1, cashier, 12 h${config.jwt.generated ? `; secret kept in ${join(config.dataDir, 'dev-secrets.json')}` : ''}):`,
         `  export TOKEN=${token}`,
         '',
         'Try it:',

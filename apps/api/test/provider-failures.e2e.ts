@@ -61,7 +61,7 @@ describe('Daraja down, slow or refusing: clear errors and a consistent payment s
     const orderId = await order(15);
     const before = t.sim.stats().pushRequests;
     t.sim.setFaults({ latencyMs: { push: 2500 } });
-    const res = await push(orderId, 15);
+    const res = await push(orderId, 15, '254700000007'); // the customer answers only when resolve() is called
     expect(res.status).toBe(504);
     expect(res.body.code).toBe('PROVIDER_TIMEOUT');
     const paymentId = res.body.details.paymentId as string;
@@ -69,6 +69,8 @@ describe('Daraja down, slow or refusing: clear errors and a consistent payment s
     expect((await getPayment(paymentId)).body.status).toBe('unresolved');
     t.sim.setFaults({});
     // Safaricom did get it: the customer pays and the callback (on the payment's own URL) settles it.
+    const simPush = await waitFor(async () => t.sim.pushes().find((p) => p.callbackUrl.includes(paymentId)));
+    await t.sim.resolve(simPush.checkoutRequestId, 0);
     const done = await waitFor(async () => {
       const r = await getPayment(paymentId);
       return r.body.status === 'completed' ? r.body : undefined;
@@ -76,6 +78,32 @@ describe('Daraja down, slow or refusing: clear errors and a consistent payment s
     expect(done.mpesaReceiptNumber).toMatch(/^[A-Z0-9]{10}$/);
     expect(done.checkoutRequestId).toMatch(/^ws_CO_/);
     expect(t.sim.stats().pushRequests - before).toBe(1);
+  });
+
+  it('an unresolved push nobody can query goes to review after the window (order free again), and a late callback still settles it', async () => {
+    const quick = await startTestApp({ env: { MPESA_UNRESOLVED_REVIEW_AFTER_SECONDS: '1' } });
+    try {
+      const a = `Bearer ${quick.token()}`;
+      const orderId = await order(30, quick, a);
+      quick.sim.setFaults({ latencyMs: { push: 2500 } });
+      const res = await push(orderId, 30, '254700000005', quick, a); // customer pays, Daraja never calls back
+      expect(res.status).toBe(504);
+      const paymentId = res.body.details.paymentId as string;
+      quick.sim.setFaults({});
+      expect((await push(orderId, 30, '0712345678', quick, a)).status).toBe(409);
+      await new Promise((r) => setTimeout(r, 1100));
+      const parked = await getPayment(paymentId, quick, a);
+      expect(parked.body).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
+      // The truth arrives late on the payment's own URL: it is recorded, not ignored.
+      const simPush = await waitFor(async () => quick.sim.pushes().find((p) => p.callbackUrl.includes(paymentId)), 5000);
+      const late = {
+        Body: { stkCallback: { MerchantRequestID: simPush.merchantRequestId, CheckoutRequestID: simPush.checkoutRequestId, ResultCode: 0, ResultDesc: 'The service request is processed successfully.', CallbackMetadata: { Item: [{ Name: 'Amount', Value: 30 }, { Name: 'MpesaReceiptNumber', Value: 'LATE000001' }, { Name: 'TransactionDate', Value: 20261126101500 }, { Name: 'PhoneNumber', Value: 254700000005 }] } } },
+      };
+      await quick.http().post(new URL(simPush.callbackUrl).pathname).send(late).expect(200);
+      expect((await getPayment(paymentId, quick, a)).body).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'LATE000001', checkoutRequestId: simPush.checkoutRequestId });
+    } finally {
+      await quick.close();
+    }
   });
 
   it('spike arrest on push → 503 with Retry-After, payment failed (Daraja rejected it before processing)', async () => {

@@ -1,8 +1,9 @@
-import { ConfigValidationError, loadConfig } from '../config/app-config';
+import { ConfigValidationError, loadConfig, loadDotEnv } from '../config/app-config';
 import { openDatabase, pgliteDirFor } from '../database/database';
 
 /** Applies pending migrations to DATABASE_URL (or the embedded PGlite data folder). */
 async function main(): Promise<void> {
+  loadDotEnv();
   const config = loadConfig(process.env);
   const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir) });
   await db.migrate();

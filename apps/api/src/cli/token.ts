@@ -1,14 +1,16 @@
 import { parseArgs } from 'node:util';
 import { ROLES, Role } from '../auth/auth.types';
 import { mintToken } from '../auth/token';
-import { ConfigValidationError, loadConfig } from '../config/app-config';
+import { ConfigValidationError, loadConfig, loadDotEnv } from '../config/app-config';
 
 /**
  * Mints a JWT from the configured secret (JWT_SECRET, or the dev secret `pnpm dev` uses).
- *   pnpm token -- --shop shop-1 --role cashier [--sub alice] [--expires 3600]
+ *   pnpm run token --shop shop-1 --role cashier [--sub alice] [--expires 3600]
  */
 function main(): void {
   const { values } = parseArgs({
+    // tolerate a stray "--" separator (npm-style invocations)
+    args: process.argv.slice(2).filter((a) => a !== '--'),
     options: { shop: { type: 'string', default: 'shop-1' }, role: { type: 'string', default: 'cashier' }, sub: { type: 'string' }, expires: { type: 'string', default: '43200' } },
   });
   const role = values.role as Role;
@@ -22,6 +24,7 @@ function main(): void {
     process.exit(2);
   }
   try {
+    loadDotEnv();
     const config = loadConfig(process.env, { persistDevSecrets: true });
     process.stdout.write(mintToken(config.jwt.secret, { sub: values.sub ?? `${role}-1`, shopId: values.shop!, role }, { expiresInSeconds: expires }) + '\n');
   } catch (err) {

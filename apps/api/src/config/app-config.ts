@@ -42,6 +42,11 @@ export interface AppConfig {
     statusQueryAfterSeconds: number;
     /** A query that keeps answering "does not exist" this long after the push fails the payment. */
     notFoundFailAfterSeconds: number;
+    /**
+     * An unresolved push without a CheckoutRequestID cannot be queried; after this long it goes to
+     * review (freeing the order), and a late callback on its capability URL can still settle it.
+     */
+    unresolvedReviewAfterSeconds: number;
   };
 }
 
@@ -113,7 +118,8 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
   if (production && mpesaEnv === 'simulator') problems.push('MPESA_ENV=simulator is not allowed when NODE_ENV=production');
   const simulator = mpesaEnv === 'simulator';
 
-  const dataDir = resolve(str('DATA_DIR') ?? join(REPO_ROOT, '.data'));
+  // A relative DATA_DIR is relative to where the command was run (pnpm sets INIT_CWD), not apps/api.
+  const dataDir = resolve(str('INIT_CWD') ?? process.cwd(), str('DATA_DIR') ?? join(REPO_ROOT, '.data'));
   const devSecrets = simulator || !production ? devSecretStore(dataDir, options.persistDevSecrets ?? false) : undefined;
 
   // --- JWT
@@ -148,7 +154,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
   const transactionType = oneOf('MPESA_TRANSACTION_TYPE', ['paybill', 'till'] as const, 'paybill');
   const tillNumber = str('MPESA_TILL_NUMBER');
   if (transactionType === 'till' && !tillNumber) problems.push('MPESA_TILL_NUMBER is required when MPESA_TRANSACTION_TYPE=till');
-  if (tillNumber && !/^\d{5,8}$/.test(tillNumber)) problems.push(`MPESA_TILL_NUMBER must be 5 to 8 digits (got "${tillNumber}")`);
+  if (tillNumber && !/^\d{5,7}$/.test(tillNumber)) problems.push(`MPESA_TILL_NUMBER must be 5 to 7 digits (got "${tillNumber}")`);
 
   // --- base URL
   let baseUrl: string | null = str('MPESA_BASE_URL') ?? (simulator ? null : BASE_URLS[mpesaEnv as 'sandbox' | 'production']);
@@ -206,9 +212,11 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
       httpTimeoutMs: int('MPESA_HTTP_TIMEOUT_MS', 15000, 100, 120000),
       statusQueryAfterSeconds: int('MPESA_STATUS_QUERY_AFTER_SECONDS', 5, 0, 3600),
       notFoundFailAfterSeconds: int('MPESA_NOT_FOUND_FAIL_AFTER_SECONDS', 120, 0, 86400),
+      unresolvedReviewAfterSeconds: int('MPESA_UNRESOLVED_REVIEW_AFTER_SECONDS', 300, 0, 86400),
     },
   };
   if (config.databaseUrl && !/^postgres(ql)?:\/\//.test(config.databaseUrl)) problems.push('DATABASE_URL must start with postgres:// or postgresql://');
+  if (production && !config.databaseUrl) problems.push('DATABASE_URL is required in production (the embedded PGlite database is for development)');
   if (problems.length) throw new ConfigValidationError(problems);
   return config;
 }
@@ -252,6 +260,18 @@ function parseTrustProxy(raw: string | undefined, problems: string[]): boolean |
   if (parts.every((p) => named.includes(p) || isIP(p) || /^[\d.]+\/\d{1,2}$/.test(p) || /^[0-9a-f:]+\/\d{1,3}$/i.test(p))) return raw;
   problems.push(`TRUST_PROXY must be true, false, a hop count, or a comma list of addresses/subnets/loopback (got "${raw}")`);
   return false;
+}
+
+/** Loads the first .env found (cwd where the command was run, then the repo root). Optional: every variable has a dev default. */
+export function loadDotEnv(env: Env = process.env): void {
+  for (const dir of [env.INIT_CWD, process.cwd(), REPO_ROOT]) {
+    if (!dir) continue;
+    const file = join(dir, '.env');
+    if (existsSync(file)) {
+      process.loadEnvFile(file);
+      return;
+    }
+  }
 }
 
 /** Development-only secrets: generated randomly, optionally kept in the git-ignored data folder. */

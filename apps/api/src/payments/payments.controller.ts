@@ -40,11 +40,12 @@ export class PaymentsController {
     @Body() body: StkPushDto,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Res({ passthrough: true }) res: Response,
+    @Req() req: Request & { id?: string },
   ): Promise<unknown> {
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY_RE.test(idempotencyKey)) {
       throw new ValidationFailedError('Idempotency-Key must be 1-255 visible ASCII characters');
     }
-    return send(res, await this.payments.initiateStkPush(user, body, idempotencyKey));
+    return send(req, res, await this.payments.initiateStkPush(user, body, idempotencyKey));
   }
 
   @Get('stk-status')
@@ -73,7 +74,7 @@ export class PaymentsController {
     summary: 'Daraja STK callback (per-payment capability URL)',
     description:
       'Daraja signs nothing, so each push gives Daraja its own URL `/payments/callback/<paymentId>/<HMAC-SHA256(CALLBACK_SIGNING_SECRET, paymentId)>`. ' +
-      'The body is stored before the reply; a valid URL whose CheckoutRequestID matches is applied at once, anything else is confirmed with an STK query first.',
+      'The body is stored before the reply. On a valid URL the callback is applied at once when its CheckoutRequestID and amount match the payment (a mismatch moves the payment to review); a callback with a bad token is confirmed with an STK query before anything changes.',
   })
   @ApiBody({ schema: { type: 'object', example: { Body: { stkCallback: { MerchantRequestID: '29115-34620561-1', CheckoutRequestID: 'ws_CO_191220191020363925', ResultCode: 0, ResultDesc: 'The service request is processed successfully.', CallbackMetadata: { Item: [{ Name: 'Amount', Value: 1 }, { Name: 'MpesaReceiptNumber', Value: 'NLJ7RT61SV' }, { Name: 'Balance' }, { Name: 'TransactionDate', Value: 20191219102115 }, { Name: 'PhoneNumber', Value: 254708374149 }] } } } } } })
   @ApiOkResponse({ type: CallbackAckDto })
@@ -99,9 +100,11 @@ export class PaymentsController {
   }
 }
 
-function send(res: Response, result: HttpResult): unknown {
+function send(req: Request & { id?: string }, res: Response, result: HttpResult): unknown {
   res.status(result.status);
   if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
   for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
+  // Error bodies carry this request's id, like every other error (a replay gets the new id).
+  if (result.status >= 400 && result.body && typeof result.body === 'object') return { ...(result.body as object), requestId: req.id };
   return result.body;
 }

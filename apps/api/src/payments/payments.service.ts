@@ -71,6 +71,8 @@ const REASONS: Record<StkOutcome, string> = {
 };
 
 const DEFAULT_TRANSACTION_DESC = 'POS payment';
+/** statusReason of a payment moved to review because nobody could tell whether the push went out. */
+const OUTCOME_UNKNOWN = 'OUTCOME_UNKNOWN';
 /** Minimum seconds between two STK queries for the same payment (across all instances). */
 const QUERY_MIN_INTERVAL_SECONDS = 2;
 
@@ -217,7 +219,8 @@ export class PaymentsService implements BeforeApplicationShutdown {
       const headers = err.headers;
       return {
         status: err.statusCode,
-        body: { statusCode: err.statusCode, code: err.code, message, details: { ...(err.details ?? {}), paymentId, status: moved ? to : undefined } },
+        // If a callback overtook the late answer, report the payment's real status.
+        body: { statusCode: err.statusCode, code: err.code, message, details: { ...(err.details ?? {}), paymentId, status: moved ? to : (await this.repo.findById(paymentId))?.status } },
         headers,
       };
     }
@@ -254,8 +257,14 @@ export class PaymentsService implements BeforeApplicationShutdown {
    * it learns, and returns the fresh row. Provider trouble never fails the read.
    */
   private async refreshIfDue(p: Payment): Promise<Payment> {
-    if (!isInFlight(p.status) || !p.checkoutRequestId) return p;
+    if (!isInFlight(p.status)) return p;
     const ageSeconds = (Date.now() - p.createdAt.getTime()) / 1000;
+    if (!p.checkoutRequestId) {
+      // Nothing to query with (the push answer was lost). After the window, a person decides;
+      // the order is free again and a late callback on the payment's own URL still settles it.
+      if (ageSeconds >= this.config.mpesa.unresolvedReviewAfterSeconds) await this.moveUnknownToReview(p.id);
+      return (await this.repo.findById(p.id)) ?? p;
+    }
     if (ageSeconds < this.config.mpesa.statusQueryAfterSeconds) return p;
     if (!(await this.repo.claimStatusQuery(p.id, QUERY_MIN_INTERVAL_SECONDS))) return (await this.repo.findById(p.id)) ?? p;
     try {
@@ -269,6 +278,15 @@ export class PaymentsService implements BeforeApplicationShutdown {
       this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: err instanceof Error ? err.message : String(err) }, 'STK query failed; returning stored status');
     }
     return (await this.repo.findById(p.id)) ?? p;
+  }
+
+  private async moveUnknownToReview(paymentId: string): Promise<void> {
+    await this.repo.transaction(async (tx) => {
+      const p = await this.repo.lock(tx, paymentId);
+      if (!p || !isInFlight(p.status) || p.checkoutRequestId) return;
+      await this.repo.update(p.id, { status: 'review', statusReason: OUTCOME_UNKNOWN }, tx);
+      await this.repo.insertEvent({ paymentId, type: 'status_changed', fromStatus: p.status, toStatus: 'review', actor: 'system', data: { reason: OUTCOME_UNKNOWN, afterSeconds: this.config.mpesa.unresolvedReviewAfterSeconds } }, tx);
+    });
   }
 
   private async failNotFound(paymentId: string, message: string): Promise<void> {
@@ -383,7 +401,9 @@ export class PaymentsService implements BeforeApplicationShutdown {
       if (!p) return 'unknown_payment';
       const summary = { source: r.source, resultCode: r.resultCode, resultDesc: r.resultDesc, checkoutRequestId: r.checkoutRequestId, receipt: r.receipt, amount: r.amount };
 
-      if (isTerminal(p.status) || p.status === 'review') {
+      // A payment parked in review only because its outcome was unknown can still be settled by the truth.
+      const settleable = p.status === 'review' && p.statusReason === OUTCOME_UNKNOWN;
+      if (isTerminal(p.status) || (p.status === 'review' && !settleable)) {
         // Late enrichment: a success callback after a query-confirmed completion carries the receipt.
         if (p.status === 'completed' && r.outcome === 'completed' && r.receipt && !p.mpesaReceiptNumber && r.source === 'callback' && this.amountMatches(p, r.amount) && !(await this.repo.findByReceipt(r.receipt, tx))) {
           await this.repo.update(p.id, { mpesaReceiptNumber: r.receipt, transactionDate: r.transactionDate ?? null }, tx);
@@ -403,7 +423,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
       }
 
       const to: PaymentStatus = r.outcome;
-      if (!canTransition(p.status, to)) return 'ignored';
+      if (!canTransition(p.status, to) && !settleable) return 'ignored';
       await this.repo.update(p.id, {
         status: to,
         statusReason: REASONS[r.outcome],
