@@ -28,6 +28,8 @@ export interface TestApp {
 export interface TestAppOptions {
   env?: Record<string, string>;
   sim?: SimulatorOptions;
+  /** force the embedded PGlite database even when DATABASE_URL is set */
+  pglite?: boolean;
 }
 
 export async function freePort(): Promise<number> {
@@ -44,7 +46,7 @@ export async function freePort(): Promise<number> {
 /** The real app on a real port (Daraja calls back over HTTP), a real database and the simulator. */
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const sim = await startDarajaSimulator({ callbackDelayMs: 150, accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }], ...options.sim });
-  const database = await createTestDatabase();
+  const database = await createTestDatabase({ pglite: options.pglite });
   const port = await freePort();
   const config = loadConfig({
     NODE_ENV: 'test',

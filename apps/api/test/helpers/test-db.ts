@@ -12,8 +12,8 @@ export interface TestDatabase {
   dispose(): Promise<void>;
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
-  const baseUrl = process.env.DATABASE_URL;
+export async function createTestDatabase(options: { pglite?: boolean } = {}): Promise<TestDatabase> {
+  const baseUrl = options.pglite ? undefined : process.env.DATABASE_URL;
   if (!baseUrl) {
     const handle = await openDatabase({});
     await handle.migrate();
