@@ -2,21 +2,10 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { sql } from 'drizzle-orm';
 import request from 'supertest';
 import { PAYMENT_COMPLETED_EVENT } from '../src/payments/payments.service';
+import { successCallback } from './helpers/callbacks';
 import { startTestApp, TestApp, waitFor } from './helpers/test-app';
 
-function successBody(merchantRequestId: string, checkoutRequestId: string, amount: number, receipt = 'FRG0000001') {
-  return {
-    Body: {
-      stkCallback: {
-        MerchantRequestID: merchantRequestId,
-        CheckoutRequestID: checkoutRequestId,
-        ResultCode: 0,
-        ResultDesc: 'The service request is processed successfully.',
-        CallbackMetadata: { Item: [{ Name: 'Amount', Value: amount }, { Name: 'MpesaReceiptNumber', Value: receipt }, { Name: 'Balance' }, { Name: 'TransactionDate', Value: 20261126101500 }, { Name: 'PhoneNumber', Value: 254712345678 }] },
-      },
-    },
-  };
-}
+const successBody = (merchantRequestId: string, checkoutRequestId: string, amount: number, receipt = 'FRG0000001') => successCallback(merchantRequestId, checkoutRequestId, amount, receipt);
 
 describe('forged and unverified callbacks never complete a payment on their own', () => {
   let t: TestApp;

@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import { successCallback } from './helpers/callbacks';
 import { freePort, startTestApp, TestApp, waitFor } from './helpers/test-app';
 
 describe('Daraja down, slow or refusing: clear errors and a consistent payment state', () => {
@@ -96,9 +97,7 @@ describe('Daraja down, slow or refusing: clear errors and a consistent payment s
       expect(parked.body).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
       // The truth arrives late on the payment's own URL: it is recorded, not ignored.
       const simPush = await waitFor(async () => quick.sim.pushes().find((p) => p.callbackUrl.includes(paymentId)), 5000);
-      const late = {
-        Body: { stkCallback: { MerchantRequestID: simPush.merchantRequestId, CheckoutRequestID: simPush.checkoutRequestId, ResultCode: 0, ResultDesc: 'The service request is processed successfully.', CallbackMetadata: { Item: [{ Name: 'Amount', Value: 30 }, { Name: 'MpesaReceiptNumber', Value: 'LATE000001' }, { Name: 'TransactionDate', Value: 20261126101500 }, { Name: 'PhoneNumber', Value: 254700000005 }] } } },
-      };
+      const late = successCallback(simPush.merchantRequestId, simPush.checkoutRequestId, 30, 'LATE000001', 254700000005);
       await quick.http().post(new URL(simPush.callbackUrl).pathname).send(late).expect(200);
       expect((await getPayment(paymentId, quick, a)).body).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'LATE000001', checkoutRequestId: simPush.checkoutRequestId });
     } finally {

@@ -2,6 +2,7 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { sql } from 'drizzle-orm';
 import request from 'supertest';
 import { PAYMENT_COMPLETED_EVENT, PaymentCompletedEvent } from '../src/payments/payments.service';
+import { successCallback } from './helpers/callbacks';
 import { startTestApp, TestApp, waitFor } from './helpers/test-app';
 
 describe('STK outcomes, duplicates, idempotency and shop scoping', () => {
@@ -97,17 +98,7 @@ describe('STK outcomes, duplicates, idempotency and shop scoping', () => {
     const { paymentId, checkoutRequestId, merchantRequestId } = res.body;
     const simPush = t.sim.getPush(checkoutRequestId)!;
     const path = new URL(simPush.callbackUrl).pathname;
-    const body = {
-      Body: {
-        stkCallback: {
-          MerchantRequestID: merchantRequestId,
-          CheckoutRequestID: checkoutRequestId,
-          ResultCode: 0,
-          ResultDesc: 'The service request is processed successfully.',
-          CallbackMetadata: { Item: [{ Name: 'Amount', Value: 120.0 }, { Name: 'MpesaReceiptNumber', Value: 'TST1234567' }, { Name: 'Balance' }, { Name: 'TransactionDate', Value: 20261126101500 }, { Name: 'PhoneNumber', Value: 254700000007 }] },
-        },
-      },
-    };
+    const body = successCallback(merchantRequestId, checkoutRequestId, 120.0, 'TST1234567', 254700000007);
     const replies = await Promise.all(Array.from({ length: 10 }, () => request(t.baseUrl).post(path).send(body)));
     for (const r of replies) expect(r.body).toEqual({ ResultCode: 0, ResultDesc: 'Accepted' });
     const st = await statusOf(checkoutRequestId);
