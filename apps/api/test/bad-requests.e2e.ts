@@ -230,7 +230,7 @@ const cases: Case[] = [
   { name: 'callback URL (valid token, pending payment): duplicate Amount items', req: (h) => h().post(callbackUrl()).send(stk({ MerchantRequestID: pending.merchantRequestId, CheckoutRequestID: pending.checkoutRequestId, ResultCode: 0, ResultDesc: 'ok', CallbackMetadata: { Item: [{ Name: 'Amount', Value: 50 }, { Name: 'Amount', Value: 1 }] } })), status: 400, code: 'INVALID_CALLBACK', messageIncludes: 'more than once', callback: true },
   { name: 'callback URL (valid token, pending payment): body []', req: (h) => h().post(callbackUrl()).send([]), status: 400, code: 'INVALID_CALLBACK', messageIncludes: 'body must be a JSON object', callback: true },
   { name: 'callback URL (valid token, pending payment): no body at all', req: (h) => h().post(callbackUrl()), status: 400, code: 'INVALID_CALLBACK', messageIncludes: 'body must be a JSON object', callback: true },
-  { name: 'callback URL (wrong token): body {}', req: (h) => h().post(`/payments/callback/${pending.paymentId}/${'A'.repeat(43)}`).send({}), status: 400, code: 'INVALID_CALLBACK', messageIncludes: 'Body must be an object', callback: true },
+  { name: 'callback URL (wrong token): body {}', req: (h) => h().post(`/payments/callback/${pending.paymentId}/${'a'.repeat(64)}`).send({}), status: 400, code: 'INVALID_CALLBACK', messageIncludes: 'Body must be an object', callback: true },
   { name: 'callback URL: paymentId containing a NUL character', req: (h) => h().post('/payments/callback/abc%00def/some-token').send({}), status: 400, callback: true },
   { name: 'callback URL: malformed JSON', req: (h) => h().post(callbackUrl()).set('Content-Type', 'application/json').send('{"Body": ['), status: 400, code: 'INVALID_JSON', messageIncludes: 'not valid JSON', callback: true },
 ];
@@ -262,7 +262,7 @@ describe('bad requests: 4xx with the stable error shape, and no database change'
     const simPush = t.sim.getPush(pending.checkoutRequestId);
     expect(simPush).toBeDefined();
     pending.token = simPush!.callbackUrl.split('/').pop()!;
-    expect(pending.token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(pending.token).toMatch(/^[0-9a-f]{64}$/);
 
     // ORD-PAID: paid in full by a completed payment.
     const paid = await http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: SUCCESS_PHONE, amount: 10, orderId: 'ORD-PAID' });

@@ -26,7 +26,7 @@ describe('M-Pesa STK push, end to end (real app + database + simulator)', () => 
     expect(simPush.phoneNumber).toBe('254712345678');
     expect(simPush.amount).toBe(150);
     expect(simPush.accountReference).toBe('ORD1');
-    expect(simPush.callbackUrl).toMatch(new RegExp(`/payments/callback/${push.body.paymentId}/[A-Za-z0-9_-]{43}$`));
+    expect(simPush.callbackUrl).toMatch(new RegExp(`/payments/callback/${push.body.paymentId}/[0-9a-f]{64}$`));
 
     await t.sim.waitForCallbacks(push.body.checkoutRequestId, 1, 5000);
     const status = await waitFor(async () => {

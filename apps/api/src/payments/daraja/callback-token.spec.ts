@@ -5,15 +5,17 @@ const SECRET = 'test-signing-secret-0123456789abcdef';
 const PAYMENT = '01J9ZK3T4V5W6X7Y8Z9A0B1C2D';
 
 describe('callbackToken', () => {
-  it('is the 43-char base64url HMAC-SHA256 of the payment id', () => {
+  it('is the 64-char hex HMAC-SHA256 of the payment id', () => {
     const t = callbackToken(SECRET, PAYMENT);
-    expect(t).toHaveLength(43);
-    expect(t).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(t).toBe(createHmac('sha256', SECRET).update(PAYMENT).digest('base64url'));
+    expect(t).toHaveLength(64);
+    expect(t).toMatch(/^[0-9a-f]{64}$/);
+    // no word Daraja refuses in callback URLs can be spelled in hex
+    expect(t).not.toMatch(/exe|cmd|sql|query|mpesa|safaricom/i);
+    expect(t).toBe(createHmac('sha256', SECRET).update(PAYMENT).digest('hex'));
   });
 
   it('matches a fixed vector', () => {
-    expect(callbackToken('secret', 'pay_1')).toBe('XvYLdSH0412h-tCZtgL7QPyez-y2XMDhnSQEAi4PIHI');
+    expect(callbackToken('secret', 'pay_1')).toBe('5ef60b7521f4e35da1fad099b602fb40fc9ecfecb65cc0e19d2404022e0f2072');
   });
 
   it('refuses an empty secret or payment id', () => {
@@ -40,7 +42,7 @@ describe('verifyCallbackToken', () => {
     ['extended', good + 'A'],
     ['empty', ''],
     ['padded base64', good + '='],
-    ['multi-byte chars of equal length', 'é'.repeat(43)],
+    ['multi-byte chars of equal length', 'é'.repeat(64)],
   ])('rejects a wrong-length token (%s)', (_label, token) => {
     expect(verifyCallbackToken(SECRET, PAYMENT, token)).toBe(false);
   });

@@ -3,7 +3,11 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 /**
  * Capability token for a per-payment callback URL. Daraja does not sign callbacks, so the
  * only proof a callback is genuine-ish is that it hit a URL only we (and Safaricom) know:
- * `token = base64url(HMAC-SHA256(secret, paymentId))`, 43 characters (256 bits).
+ * `token = hex(HMAC-SHA256(secret, paymentId))`, 64 characters (256 bits).
+ *
+ * Hex, not base64url: Daraja refuses callback URLs containing words such as "exe", "cmd" or
+ * "sql" in any case, and about 1 in 250 base64url tokens spells one of them by chance. Hex
+ * digits (0-9a-f) cannot.
  */
 export function callbackToken(secret: string, paymentId: string): string {
   if (typeof secret !== 'string' || secret.length === 0) {
@@ -12,7 +16,7 @@ export function callbackToken(secret: string, paymentId: string): string {
   if (typeof paymentId !== 'string' || paymentId.length === 0) {
     throw new Error('callbackToken: paymentId must be a non-empty string');
   }
-  return createHmac('sha256', secret).update(paymentId, 'utf8').digest('base64url');
+  return createHmac('sha256', secret).update(paymentId, 'utf8').digest('hex');
 }
 
 /**

@@ -239,7 +239,7 @@ describe('DarajaService callbacks and helpers', () => {
 
   it('callbackUrlFor builds base/paymentId/token (trailing slash stripped)', () => {
     const token = callbackToken(SIGNING_SECRET, 'pay_01J9ZK');
-    expect(token).toHaveLength(43);
+    expect(token).toHaveLength(64);
     expect(svc().callbackUrlFor('pay_01J9ZK')).toBe(`https://pay.example.com/payments/callback/pay_01J9ZK/${token}`);
     expect(svc('https://pay.example.com/payments/callback').callbackUrlFor('pay_01J9ZK')).toBe(
       `https://pay.example.com/payments/callback/pay_01J9ZK/${token}`,
