@@ -123,8 +123,22 @@ export const idempotencyKeys = pgTable(
   (t) => [primaryKey({ columns: [t.shopId, t.key] })],
 );
 
-export const schema = { orders, payments, paymentEvents, callbackInbox, idempotencyKeys };
+/**
+ * Provider OAuth access tokens shared by all API instances (one row per Daraja app:
+ * key = base URL + sha256 of the consumer key, never the secret). `token` is a short-lived
+ * (≈1 h) bearer credential: never log it. `expires_at` is when instances stop handing it out
+ * (Daraja's expiry minus the early-refresh margin). Written only under an advisory lock.
+ */
+export const providerTokens = pgTable('provider_tokens', {
+  key: text('key').primaryKey(),
+  token: text('token').notNull(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+export const schema = { orders, payments, paymentEvents, callbackInbox, idempotencyKeys, providerTokens };
 export type Order = typeof orders.$inferSelect;
 export type Payment = typeof payments.$inferSelect;
 export type NewPayment = typeof payments.$inferInsert;
 export type PaymentEvent = typeof paymentEvents.$inferInsert;
+export type ProviderToken = typeof providerTokens.$inferSelect;

@@ -4,6 +4,7 @@ import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { OrdersModule } from '../orders/orders.module';
 import { DARAJA_OPTIONS, DarajaService, DarajaServiceOptions } from './daraja/daraja.service';
+import { DarajaTokenRepository } from './daraja-token.repository';
 import { PaymentsController } from './payments.controller';
 import { PaymentsRepository } from './payments.repository';
 import { PaymentsService } from './payments.service';
@@ -14,8 +15,8 @@ import { PaymentsService } from './payments.service';
   providers: [
     {
       provide: DARAJA_OPTIONS,
-      inject: [APP_CONFIG],
-      useFactory: (config: AppConfig): DarajaServiceOptions => {
+      inject: [APP_CONFIG, DarajaTokenRepository],
+      useFactory: (config: AppConfig, tokenStore: DarajaTokenRepository): DarajaServiceOptions => {
         const m = config.mpesa;
         if (!m.baseUrl) throw new Error('M-Pesa base URL is not set (the embedded simulator did not start?)');
         return {
@@ -33,9 +34,12 @@ import { PaymentsService } from './payments.service';
           tokenRefreshMarginSeconds: 300,
           callbackBaseUrl: m.callbackUrl,
           callbackSigningSecret: m.callbackSigningSecret,
+          // OAuth tokens shared by all instances via Postgres (daraja.md §1.3).
+          tokenStore,
         };
       },
     },
+    DarajaTokenRepository,
     DarajaService,
     PaymentsRepository,
     PaymentsService,

@@ -43,17 +43,14 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** The real app on a real port (Daraja calls back over HTTP), a real database and the simulator. */
-export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
-  const sim = await startDarajaSimulator({ callbackDelayMs: 150, accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }], ...options.sim });
-  const database = await createTestDatabase({ pglite: options.pglite });
-  const port = await freePort();
-  const config = loadConfig({
+/** The config startTestApp uses, for an app on `port` talking to the simulator at `simUrl`. */
+export function testConfig(simUrl: string, port: number, env: Record<string, string> = {}): AppConfig {
+  return loadConfig({
     NODE_ENV: 'test',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     PORT: String(port),
     MPESA_ENV: 'simulator',
-    MPESA_BASE_URL: sim.url,
+    MPESA_BASE_URL: simUrl,
     MPESA_CONSUMER_KEY: 'smartduka-sim-key',
     MPESA_CONSUMER_SECRET: 'smartduka-sim-secret',
     JWT_SECRET: TEST_JWT_SECRET,
@@ -61,8 +58,43 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     MPESA_CALLBACK_URL: `http://127.0.0.1:${port}/payments/callback`,
     MPESA_STATUS_QUERY_AFTER_SECONDS: '0',
     MPESA_HTTP_TIMEOUT_MS: '1500',
-    ...options.env,
+    ...env,
   });
+}
+
+export interface ExtraTestApp {
+  app: NestExpressApplication;
+  config: AppConfig;
+  baseUrl: string;
+  http: () => ReturnType<typeof request>;
+  /** closes only this app (the database and simulator belong to the TestApp) */
+  close(): Promise<void>;
+}
+
+/**
+ * A second API instance on the SAME database and simulator as `base` (own port, own process
+ * state): for multi-instance tests. Close it before `base`.
+ */
+export async function startExtraTestApp(base: TestApp, env: Record<string, string> = {}): Promise<ExtraTestApp> {
+  const port = await freePort();
+  const config = testConfig(base.sim.url, port, env);
+  const app = await createApp({ config, database: base.database.handle });
+  await app.listen(port, '127.0.0.1');
+  return {
+    app,
+    config,
+    baseUrl: `http://127.0.0.1:${port}`,
+    http: () => request(app.getHttpServer()),
+    close: () => app.close(),
+  };
+}
+
+/** The real app on a real port (Daraja calls back over HTTP), a real database and the simulator. */
+export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const sim = await startDarajaSimulator({ callbackDelayMs: 150, accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }], ...options.sim });
+  const database = await createTestDatabase({ pglite: options.pglite });
+  const port = await freePort();
+  const config = testConfig(sim.url, port, options.env);
   const app = await createApp({ config, database: database.handle });
   await app.listen(port, '127.0.0.1');
   const baseUrl = `http://127.0.0.1:${port}`;

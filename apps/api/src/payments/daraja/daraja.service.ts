@@ -21,6 +21,7 @@ import { nairobiTimestamp } from './nairobi-time';
 import { stkPassword } from './password';
 import { formatPhoneNumber as formatPhone, isDarajaMsisdn } from './phone';
 import { mapResultCode, normaliseResultCode } from './result-codes';
+import { isUsableToken, MemoryTokenStore, StoredToken, TokenStore, tokenStoreKey } from './token-store';
 
 export const DARAJA_OPTIONS = Symbol('DARAJA_OPTIONS');
 
@@ -37,6 +38,11 @@ export interface DarajaServiceOptions {
   queryRetry?: { retries: number; baseDelayMs: number; maxDelayMs: number };
   /** Optional axios instance (tests). Per-request options (timeout, validateStatus, text body...) are always set by the service. */
   httpClient?: AxiosInstance;
+  /**
+   * Where OAuth tokens are shared beyond this process's cache (e.g. PgTokenStore: one token per
+   * Daraja app for all API instances, refreshed under a lock). Default: a process-local store.
+   */
+  tokenStore?: TokenStore;
 }
 
 /** Daraja's per-transaction limits for M-Pesa Express (whole shillings). */
@@ -178,6 +184,13 @@ function isRateLimited(res: HttpResult): boolean {
   );
 }
 
+/** Log-safe one-line description of an unexpected (non-Daraja) error. */
+function describeError(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  const name = err instanceof Error ? err.name : 'error';
+  return typeof code === 'string' ? `${name} ${code}` : name;
+}
+
 function networkErrorCode(err: unknown): string | undefined {
   if (!isPlainObject(err) && !(err instanceof Error)) return undefined;
   const e = err as { code?: unknown; cause?: { code?: unknown; errors?: Array<{ code?: unknown }> } };
@@ -205,6 +218,9 @@ export class DarajaService {
   private readonly queryRetry: { retries: number; baseDelayMs: number; maxDelayMs: number };
   private readonly tokens = new Map<string, CachedToken>();
   private readonly inflight = new Map<string, Promise<CachedToken>>();
+  /** Per cache key: the token last seen rejected by Daraja, never to be re-used from the store. */
+  private readonly rejected = new Map<string, string>();
+  private readonly tokenStore: TokenStore;
 
   constructor(@Inject(DARAJA_OPTIONS) options: DarajaServiceOptions) {
     if (!options || !isPlainObject(options.defaultAccount)) throw new Error('DarajaService: defaultAccount is required');
@@ -228,6 +244,7 @@ export class DarajaService {
     const baseDelayMs = Number.isFinite(qr.baseDelayMs) ? Math.max(0, qr.baseDelayMs) : DEFAULT_QUERY_RETRY.baseDelayMs;
     const maxDelayMs = Number.isFinite(qr.maxDelayMs) ? Math.max(baseDelayMs, qr.maxDelayMs) : DEFAULT_QUERY_RETRY.maxDelayMs;
     this.queryRetry = { retries, baseDelayMs, maxDelayMs };
+    this.tokenStore = options.tokenStore ?? new MemoryTokenStore();
     this.http =
       options.httpClient ??
       axios.create({
@@ -261,8 +278,9 @@ export class DarajaService {
 
   /**
    * A valid access token for `account`, cached per (baseUrl, consumerKey) until
-   * `expires_in - margin`. Concurrent callers share one in-flight OAuth request; a failed
-   * fetch is not cached.
+   * `expires_in - margin`. Lookup order: in-process cache → token store (shared by all
+   * instances when a PgTokenStore is configured) → OAuth under the store's per-account lock.
+   * Concurrent callers in this process share one in-flight lookup; a failed fetch is not cached.
    */
   async getAccessToken(account: DarajaAccount = this.defaultAccount): Promise<string> {
     const key = this.cacheKey(account);
@@ -271,7 +289,7 @@ export class DarajaService {
 
     let pending = this.inflight.get(key);
     if (!pending) {
-      const p: Promise<CachedToken> = this.fetchToken(account)
+      const p: Promise<CachedToken> = this.loadToken(account, key)
         .then((t) => {
           this.tokens.set(key, t);
           return t;
@@ -287,17 +305,56 @@ export class DarajaService {
 
   /**
    * Drops the cached token of `account`. With `token`, only when the cached token is that
-   * one, so a fresh token fetched meanwhile by another caller is not thrown away.
+   * one, so a fresh token fetched meanwhile by another caller is not thrown away. The dropped
+   * token is also removed from the token store (if it is still the stored one) and is never
+   * re-used from the store by this process, even if another instance has not yet noticed.
    */
   invalidateToken(account: DarajaAccount = this.defaultAccount, token?: string): void {
     const key = this.cacheKey(account);
     const cached = this.tokens.get(key);
-    if (!cached) return;
-    if (token === undefined || cached.token === token) this.tokens.delete(key);
+    if (cached && token !== undefined && cached.token !== token) return;
+    const dropped = token ?? cached?.token;
+    if (cached) this.tokens.delete(key);
+    if (dropped === undefined) return;
+    this.rejected.set(key, dropped);
+    this.tokenStore.invalidate(this.storeKey(account), dropped).catch((err: unknown) => {
+      this.logger.warn(`Could not drop the rejected M-Pesa token from the token store (${describeError(err)})`);
+    });
   }
 
   private cacheKey(account: DarajaAccount): string {
     return `${trimTrailingSlashes(account.baseUrl)}\u0000${account.consumerKey}`;
+  }
+
+  /** Token store key: base URL + sha256(consumer key); never the secret. */
+  private storeKey(account: DarajaAccount): string {
+    return tokenStoreKey(trimTrailingSlashes(account.baseUrl), account.consumerKey);
+  }
+
+  /** Token store → (under the store's lock) OAuth. Called single-flight per cache key. */
+  private async loadToken(account: DarajaAccount, key: string): Promise<CachedToken> {
+    const storeKey = this.storeKey(account);
+    const rejectToken = this.rejected.get(key);
+    let fetched: StoredToken | undefined;
+    const fetchFresh = async (): Promise<StoredToken> => {
+      const t = await this.fetchToken(account);
+      fetched = { token: t.token, expiresAt: t.refreshAt };
+      return fetched;
+    };
+
+    let result: StoredToken;
+    try {
+      const stored = await this.tokenStore.get(storeKey);
+      result = isUsableToken(stored, rejectToken) ? stored : await this.tokenStore.refreshUnderLock(storeKey, fetchFresh, { rejectToken });
+    } catch (err) {
+      if (err instanceof DarajaError) throw err;
+      // The store itself failed (e.g. database unavailable): keep payments working with a
+      // process-local token rather than failing every call. Never log the token.
+      this.logger.warn(`M-Pesa token store failed (${describeError(err)}); using a process-local token`);
+      result = fetched ?? (await fetchFresh());
+    }
+    if (this.rejected.get(key) === rejectToken && result.token !== rejectToken) this.rejected.delete(key);
+    return { token: result.token, refreshAt: result.expiresAt };
   }
 
   private async fetchToken(account: DarajaAccount): Promise<CachedToken> {
