@@ -64,7 +64,9 @@ export async function createApp(options: CreateAppOptions): Promise<NestExpressA
 /** POST/PUT/PATCH bodies must be JSON: anything else is a clear 415, not a confusing validation error. */
 function requireJsonBody(req: Request, _res: Response, next: NextFunction): void {
   const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-  if (['POST', 'PUT', 'PATCH'].includes(req.method) && hasBody && !req.is(['application/json', 'application/*+json'])) {
+  // The one raw-body endpoint: statement uploads stream text/csv (the controller reads and limits it).
+  const csvUpload = req.method === 'POST' && req.path === '/reconciliation/statements' && req.is('text/csv');
+  if (['POST', 'PUT', 'PATCH'].includes(req.method) && hasBody && !csvUpload && !req.is(['application/json', 'application/*+json'])) {
     next(new AppError('UNSUPPORTED_MEDIA_TYPE', 'Send the request body as JSON with Content-Type: application/json', 415));
     return;
   }

@@ -1,0 +1,79 @@
+import { createReadStream, existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { AppError } from '../common/errors';
+import { ConfigValidationError, loadConfig, loadDotEnv } from '../config/app-config';
+import { openDatabase, pgliteDirFor } from '../database/database';
+import { StatementMatchingService, StatementReport } from '../reconciliation/statement-matching.service';
+import { StatementRepository } from '../reconciliation/statement.repository';
+
+/**
+ * Matches an M-Pesa statement export (CSV) against a shop's payments. Read-only.
+ *   pnpm --filter @smartduka/api run statement --shop shop-1 --file statement.csv [--json] [--all-time]
+ * Progress goes to stderr every 10,000 rows; the report to stdout (a summary, or JSON with --json).
+ */
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: process.argv.slice(2).filter((a) => a !== '--'),
+    options: { shop: { type: 'string' }, file: { type: 'string' }, json: { type: 'boolean', default: false }, 'all-time': { type: 'boolean', default: false } },
+  });
+  if (!values.shop || !values.file) {
+    process.stderr.write('usage: statement --shop <shopId> --file <statement.csv> [--json] [--all-time]\n');
+    return 2;
+  }
+  // pnpm --filter runs us in apps/api: resolve the file against where the command was typed.
+  const file = resolve(process.env.INIT_CWD ?? process.cwd(), values.file);
+  if (!existsSync(file)) {
+    process.stderr.write(`no such file: ${file}\n`);
+    return 2;
+  }
+  loadDotEnv();
+  const config = loadConfig(process.env);
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir), poolSize: 2 });
+  try {
+    const service = new StatementMatchingService(new StatementRepository(db.db));
+    const report = await service.match(values.shop, createReadStream(file, { highWaterMark: 256 * 1024 }), {
+      window: values['all-time'] ? 'all' : 'statement',
+      onProgress: ({ rows, elapsedMs }) => process.stderr.write(`  ${rows.toLocaleString('en')} rows, ${Math.round(rows / Math.max(elapsedMs, 1) * 1000).toLocaleString('en')} rows/s\n`),
+    });
+    process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : summary(report));
+    return 0;
+  } finally {
+    await db.close();
+  }
+}
+
+function summary(r: StatementReport): string {
+  const lines: string[] = [];
+  const row = (label: string, value: string | number): void => void lines.push(`${label.padEnd(34)}${String(value).padStart(10)}`);
+  lines.push(`Statement matching for ${r.shopId}  (window ${r.window.from ?? '-'} .. ${r.window.to ?? '-'}${r.window.applied ? '' : ', all time'})`);
+  row('rows read', r.rows);
+  row('bad rows', r.badRows);
+  row('skipped (not Completed / no Paid In)', `${r.skipped.notCompleted}/${r.skipped.notPaidIn}`);
+  row('duplicate receipts in statement', r.duplicateReceiptsInStatement);
+  row('matched', r.matched);
+  row('amount differs', r.amountMismatch.count);
+  row('receipt unknown to us', r.unknownReceipts.count);
+  row('not completed in our ledger', r.notCompletedInLedger.count);
+  row('completed but missing from stmt', r.missingFromStatement.count);
+  row('duration (ms)', r.durationMs);
+  const show = <T>(title: string, items: T[], count: number, fmt: (i: T) => string): void => {
+    if (!count) return;
+    lines.push('', `${title} (${count}${count > 20 ? '; first 20 shown, --json lists more' : ''}):`);
+    for (const i of items.slice(0, 20)) lines.push('  ' + fmt(i));
+  };
+  show('Bad rows', r.badRowSamples, r.badRows, (b) => `line ${b.line}: ${b.reason}`);
+  show('Amount differs', r.amountMismatch.items, r.amountMismatch.count, (i) => `${i.receipt}  line ${i.line}  statement ${i.statementAmount}  ours ${i.ledgerAmount}  order ${i.orderId}`);
+  show('Unknown receipts', r.unknownReceipts.items, r.unknownReceipts.count, (i) => `${i.receipt}  line ${i.line}  ${i.amount}  ${i.completionTime ?? ''}  ${i.phone ?? ''}`);
+  show('Not completed in our ledger', r.notCompletedInLedger.items, r.notCompletedInLedger.count, (i) => `${i.receipt}  line ${i.line}  ours ${i.ledgerStatus}  order ${i.orderId}`);
+  show('Missing from statement', r.missingFromStatement.items, r.missingFromStatement.count, (i) => `${i.receipt}  ${i.amount}  ${i.transactionTime ?? ''}  order ${i.orderId}`);
+  return lines.join('\n') + '\n';
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write((err instanceof ConfigValidationError || err instanceof AppError ? err.message : String(err)) + '\n');
+    process.exit(1);
+  },
+);

@@ -1,0 +1,74 @@
+import { Controller, HttpCode, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { IsIn, IsOptional } from 'class-validator';
+import type { Request, Response } from 'express';
+import type { AuthUser } from '../auth/auth.types';
+import { JwtAuthGuard } from '../auth/jwt-auth.guard';
+import { CurrentUser, Roles } from '../auth/roles.decorator';
+import { ApiErrors } from '../common/api-errors.decorator';
+import { AppError } from '../common/errors';
+import { StatementMatchingService, StatementReport } from './statement-matching.service';
+
+/** Largest statement accepted over HTTP (≈ 700k rows of a Safaricom export). */
+export const STATEMENT_MAX_BYTES = 50 * 1024 * 1024;
+export const STATEMENT_PATH = '/reconciliation/statements';
+
+export class StatementQueryDto {
+  @IsOptional()
+  @IsIn(['statement', 'all'], { message: 'window must be statement or all' })
+  window?: 'statement' | 'all';
+}
+
+@ApiTags('reconciliation')
+@ApiBearerAuth()
+@UseGuards(JwtAuthGuard)
+@Controller('reconciliation')
+export class ReconciliationController {
+  constructor(private readonly matching: StatementMatchingService) {}
+
+  @Post('statements')
+  @HttpCode(200)
+  @Roles('manager', 'admin')
+  @ApiOperation({
+    summary: "Match an M-Pesa statement export (CSV) against the shop's payments",
+    description:
+      'Send the CSV as the raw body with `Content-Type: text/csv` (up to 50 MB). Columns (header row, any order, case-insensitive): ' +
+      '`Receipt No.`/receipt, `Paid In`/amount, optional `Completion Time`/completion_time, `Details`/phone, `Transaction Status`/status. ' +
+      'Only Completed rows with money paid in are matched. Read-only: nothing is changed. Lists hold the first 1,000 items; counts are complete.',
+  })
+  @ApiConsumes('text/csv')
+  @ApiBody({ schema: { type: 'string', example: 'Receipt No.,Completion Time,Details,Transaction Status,Paid In\nNLJ7RT61SV,2026-11-01 10:21:15,"Pay Bill from 2547******49 - J D",Completed,"1,250.00"\n' } })
+  @ApiQuery({ name: 'window', required: false, enum: ['statement', 'all'], description: "missingFromStatement within the statement's time span (default) or over all time" })
+  @ApiOkResponse({ description: 'The matching report', schema: { type: 'object' } })
+  @ApiErrors(400, 401, 403, 413)
+  async upload(@CurrentUser() user: AuthUser, @Query() q: StatementQueryDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<StatementReport> {
+    if (!req.is('text/csv')) throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Send the statement as the raw body with Content-Type: text/csv', 415);
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > STATEMENT_MAX_BYTES) {
+      res.setHeader('Connection', 'close');
+      throw tooLarge();
+    }
+    try {
+      return await this.matching.match(user.shopId, limitBytes(req, STATEMENT_MAX_BYTES), { window: q.window });
+    } catch (err) {
+      // The rest of the body is not read: do not keep the connection for it.
+      res.setHeader('Connection', 'close');
+      throw err;
+    }
+  }
+}
+
+function tooLarge(): AppError {
+  return new AppError('PAYLOAD_TOO_LARGE', `The statement is larger than ${STATEMENT_MAX_BYTES / 1024 / 1024} MB: split it by date`, 413);
+}
+
+/** The request body, chunk by chunk (backpressure: the next chunk is read when matching asks for it), capped. */
+async function* limitBytes(req: Request, max: number): AsyncGenerator<Buffer> {
+  let total = 0;
+  // destroyOnReturn false: stopping early (413, bad header) must still let us answer on this socket.
+  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > max) throw tooLarge();
+    yield chunk;
+  }
+}
