@@ -1,5 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
+import { ScheduleModule } from '@nestjs/schedule';
 import { LoggerModule } from 'nestjs-pino';
 import { AuthModule } from './auth/auth.module';
 import { loggerParams } from './common/logging';
@@ -29,6 +30,7 @@ export class AppModule {
         LoggerModule.forRoot(loggerParams(options.config)),
         DatabaseModule.forRoot(options.database, { closeOnShutdown: options.closeDatabaseOnShutdown }),
         EventEmitterModule.forRoot(),
+        ScheduleModule.forRoot(),
         AuthModule,
         OrdersModule,
         PaymentsModule,

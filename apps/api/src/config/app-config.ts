@@ -48,6 +48,29 @@ export interface AppConfig {
      */
     unresolvedReviewAfterSeconds: number;
   };
+  /**
+   * The background reconciler: every instance ticks, work is claimed in Postgres
+   * (FOR UPDATE SKIP LOCKED + a lease), so two instances never query the same payment at once.
+   */
+  reconciler: {
+    enabled: boolean;
+    intervalMs: number;
+    /** payments (and stored callbacks) claimed per tick per instance */
+    batchSize: number;
+    /** a claimed payment is not picked again by anyone for this long (crash safety) */
+    leaseSeconds: number;
+    /** a pending payment is left to its callback this long before the reconciler asks Daraja */
+    pendingGraceSeconds: number;
+    /** first wait after "still being processed" / spike arrest; doubles each time */
+    backoffBaseSeconds: number;
+    backoffMaxSeconds: number;
+    /** at most this many STK queries per payment; then it goes to review */
+    maxQueries: number;
+    /** a payment still without an outcome this long after the push goes to review (OUTCOME_UNKNOWN) */
+    giveUpAfterSeconds: number;
+    /** a stored callback not processed after this long (crash, DB error) is processed again */
+    inboxRetryAfterSeconds: number;
+  };
 }
 
 export class ConfigValidationError extends Error {
@@ -107,6 +130,14 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
       return def;
     }
     return raw as T;
+  };
+  const bool = (name: string, def: boolean): boolean => {
+    const raw = str(name)?.toLowerCase();
+    if (raw === undefined) return def;
+    if (['true', '1', 'yes', 'on'].includes(raw)) return true;
+    if (['false', '0', 'no', 'off'].includes(raw)) return false;
+    problems.push(`${name} must be true or false (got "${raw}")`);
+    return def;
   };
 
   const nodeEnv = oneOf('NODE_ENV', ['development', 'test', 'production'] as const, 'development');
@@ -214,7 +245,20 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
       notFoundFailAfterSeconds: int('MPESA_NOT_FOUND_FAIL_AFTER_SECONDS', 120, 0, 86400),
       unresolvedReviewAfterSeconds: int('MPESA_UNRESOLVED_REVIEW_AFTER_SECONDS', 300, 0, 86400),
     },
+    reconciler: {
+      enabled: bool('RECONCILER_ENABLED', true),
+      intervalMs: int('RECONCILER_INTERVAL_MS', 5000, 50, 3_600_000),
+      batchSize: int('RECONCILER_BATCH_SIZE', 50, 1, 1000),
+      leaseSeconds: int('RECONCILER_LEASE_SECONDS', 60, 1, 3600),
+      pendingGraceSeconds: int('RECONCILER_PENDING_GRACE_SECONDS', 30, 0, 3600),
+      backoffBaseSeconds: int('RECONCILER_BACKOFF_BASE_SECONDS', 10, 0, 3600),
+      backoffMaxSeconds: int('RECONCILER_BACKOFF_MAX_SECONDS', 300, 0, 86400),
+      maxQueries: int('RECONCILER_MAX_QUERIES', 12, 1, 1000),
+      giveUpAfterSeconds: int('RECONCILER_GIVE_UP_AFTER_SECONDS', 3600, 1, 7 * 86400),
+      inboxRetryAfterSeconds: int('RECONCILER_INBOX_RETRY_AFTER_SECONDS', 30, 0, 86400),
+    },
   };
+  if (config.reconciler.backoffMaxSeconds < config.reconciler.backoffBaseSeconds) problems.push('RECONCILER_BACKOFF_MAX_SECONDS must be at least RECONCILER_BACKOFF_BASE_SECONDS');
   if (config.databaseUrl && !/^postgres(ql)?:\/\//.test(config.databaseUrl)) problems.push('DATABASE_URL must start with postgres:// or postgresql://');
   if (production && !config.databaseUrl) problems.push('DATABASE_URL is required in production (the embedded PGlite database is for development)');
   if (problems.length) throw new ConfigValidationError(problems);

@@ -50,6 +50,10 @@ export const payments = pgTable(
     transactionDate: text('transaction_date'),
     queryCount: integer('query_count').notNull().default(0),
     lastQueriedAt: timestamp('last_queried_at', { withTimezone: true }),
+    /** When the reconciler may next look at this open payment (null = created_at + grace). Doubles as its claim lease. */
+    nextCheckAt: timestamp('next_check_at', { withTimezone: true }),
+    /** STK queries made by the reconciler (bounded by RECONCILER_MAX_QUERIES; drives its backoff) */
+    reconcileAttempts: integer('reconcile_attempts').notNull().default(0),
     completedAt: timestamp('completed_at', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
@@ -101,6 +105,10 @@ export const callbackInbox = pgTable(
     processedAt: timestamp('processed_at', { withTimezone: true }),
     /** what processing concluded: applied, duplicate, unknown_payment, mismatch, ... */
     outcome: text('outcome'),
+    /** processing attempts (the first, in the request, and the reconciler's retries) */
+    attempts: integer('attempts').notNull().default(0),
+    /** an unprocessed row is retried by the reconciler from this time (also its claim lease) */
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }),
   },
   (t) => [
     index('callback_inbox_unprocessed_idx').on(t.receivedAt).where(sql`${t.processedAt} is null`),

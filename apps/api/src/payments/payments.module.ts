@@ -5,13 +5,16 @@ import { APP_CONFIG } from '../config/config.module';
 import { OrdersModule } from '../orders/orders.module';
 import { DARAJA_OPTIONS, DarajaService, DarajaServiceOptions } from './daraja/daraja.service';
 import { DarajaTokenRepository } from './daraja-token.repository';
+import { PaymentsOperationsController } from './payments-operations.controller';
 import { PaymentsController } from './payments.controller';
 import { PaymentsRepository } from './payments.repository';
 import { PaymentsService } from './payments.service';
+import { ReconcilerService } from './reconciler.service';
 
 @Module({
   imports: [AuthModule, OrdersModule],
-  controllers: [PaymentsController],
+  // Operations first: its static /payments/review must win over PaymentsController's /payments/:id.
+  controllers: [PaymentsOperationsController, PaymentsController],
   providers: [
     {
       provide: DARAJA_OPTIONS,
@@ -43,7 +46,8 @@ import { PaymentsService } from './payments.service';
     DarajaService,
     PaymentsRepository,
     PaymentsService,
+    ReconcilerService,
   ],
-  exports: [PaymentsService, DarajaService],
+  exports: [PaymentsService, DarajaService, ReconcilerService],
 })
 export class PaymentsModule {}

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { and, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, isNull, lt, lte, or, sql } from 'drizzle-orm';
 import { DB } from '../database/database.module';
 import type { Db, DbOrTx, Tx } from '../database/database';
 import { callbackInbox, idempotencyKeys, NewPayment, Payment, PaymentEvent, paymentEvents, payments } from '../database/schema';
@@ -120,7 +120,78 @@ export class PaymentsRepository {
     return this.db.select().from(paymentEvents).where(eq(paymentEvents.paymentId, paymentId)).orderBy(paymentEvents.id);
   }
 
+  // ---- reconciler
+
+  /**
+   * Claims up to `limit` open payments that are due for a check, for this caller only: rows are
+   * picked with FOR UPDATE SKIP LOCKED and their next_check_at pushed out by `leaseSeconds` in the
+   * same statement, so another instance neither waits for them nor picks them until the lease
+   * ends (if this instance dies, the lease running out hands them to someone else).
+   * A payment never checked is due `graceSeconds` after it was created.
+   */
+  async claimDuePayments(limit: number, leaseSeconds: number, graceSeconds: number): Promise<Payment[]> {
+    const dueAt = sql`coalesce(${payments.nextCheckAt}, ${payments.createdAt} + make_interval(secs => ${graceSeconds}))`;
+    const due = this.db
+      .select({ id: payments.id })
+      .from(payments)
+      .where(and(inArray(payments.status, [...IN_FLIGHT_STATUSES]), lte(dueAt, sql`now()`)))
+      .orderBy(asc(dueAt))
+      .limit(limit)
+      .for('update', { skipLocked: true });
+    return this.db
+      .update(payments)
+      .set({ nextCheckAt: sql`now() + make_interval(secs => ${leaseSeconds})` })
+      .where(inArray(payments.id, due))
+      .returning();
+  }
+
+  /** Next time the reconciler may look at this payment (also ends the current claim). */
+  async scheduleCheck(id: string, afterSeconds: number, countAttempt: boolean): Promise<void> {
+    await this.db
+      .update(payments)
+      .set({
+        nextCheckAt: sql`now() + make_interval(secs => ${afterSeconds})`,
+        ...(countAttempt ? { reconcileAttempts: sql`${payments.reconcileAttempts} + 1` } : {}),
+      })
+      .where(eq(payments.id, id));
+  }
+
+  /** Payments a person must look at, newest first, for one shop. */
+  async listForReview(shopId: string, limit: number, before?: { createdAt: Date; id: string }): Promise<Payment[]> {
+    // Millisecond precision on both sides: the cursor carries a JS Date.
+    const createdMs = sql`date_trunc('milliseconds', ${payments.createdAt})`;
+    const cursor = before
+      ? sql`(${createdMs} < ${before.createdAt.toISOString()}::timestamptz or (${createdMs} = ${before.createdAt.toISOString()}::timestamptz and ${payments.id} < ${before.id}::uuid))`
+      : undefined;
+    return this.db
+      .select()
+      .from(payments)
+      .where(and(eq(payments.shopId, shopId), eq(payments.status, 'review'), cursor))
+      .orderBy(desc(createdMs), desc(payments.id))
+      .limit(limit);
+  }
+
   // ---- callback inbox
+
+  /**
+   * Claims stored callbacks whose processing never finished (the process died, the database
+   * failed mid-way): same SKIP LOCKED + lease pattern as claimDuePayments.
+   */
+  async claimUnprocessedCallbacks(limit: number, leaseSeconds: number, retryAfterSeconds: number): Promise<(typeof callbackInbox.$inferSelect)[]> {
+    const dueAt = sql`coalesce(${callbackInbox.nextAttemptAt}, ${callbackInbox.receivedAt} + make_interval(secs => ${retryAfterSeconds}))`;
+    const due = this.db
+      .select({ id: callbackInbox.id })
+      .from(callbackInbox)
+      .where(and(isNull(callbackInbox.processedAt), lte(dueAt, sql`now()`)))
+      .orderBy(asc(callbackInbox.id))
+      .limit(limit)
+      .for('update', { skipLocked: true });
+    return this.db
+      .update(callbackInbox)
+      .set({ attempts: sql`${callbackInbox.attempts} + 1`, nextAttemptAt: sql`now() + make_interval(secs => ${leaseSeconds})` })
+      .where(inArray(callbackInbox.id, due))
+      .returning();
+  }
 
   async insertCallback(row: typeof callbackInbox.$inferInsert): Promise<bigint> {
     const rows = await this.db.insert(callbackInbox).values(row).returning({ id: callbackInbox.id });

@@ -11,7 +11,8 @@ import { toMajor } from '../common/money';
 import { pgErrorCode, UNIQUE_VIOLATION } from '../database/database';
 import type { Payment } from '../database/schema';
 import { ORDERS_PORT, OrdersPort } from '../orders/orders.port';
-import { CallbackShapeError, DarajaError } from './daraja/daraja.errors';
+import { parseStkCallback } from './daraja/callback-parser';
+import { CallbackShapeError, DarajaError, DarajaRateLimitedError } from './daraja/daraja.errors';
 import { DarajaService } from './daraja/daraja.service';
 import type { ParsedStkCallback, StkOutcome } from './daraja/daraja.types';
 import { canTransition, isInFlight, isTerminal, PaymentStatus } from './payment-status';
@@ -62,6 +63,34 @@ interface OutcomeReport {
 }
 
 type ApplyResult = 'applied' | 'duplicate' | 'unknown_payment' | 'review' | 'ignored';
+
+/** What one reconciliation look at a payment did. */
+export type ReconcileAction =
+  /** a final answer from Daraja was applied (or had already been) */
+  | 'settled'
+  /** Daraja says the customer has not answered yet; looked again later */
+  | 'still_pending'
+  /** Daraja never heard of it for longer than MPESA_NOT_FOUND_FAIL_AFTER_SECONDS */
+  | 'failed_not_found'
+  /** no outcome within the window / query budget: a person decides */
+  | 'moved_to_review'
+  /** the query failed (spike arrest, 5xx, timeout): looked again after a backoff */
+  | 'provider_error'
+  /** nothing to do now (another instance just queried, or the push is still in progress) */
+  | 'deferred'
+  /** the payment was already final */
+  | 'already_final';
+
+export interface ReconcileResult {
+  action: ReconcileAction;
+  /** what Daraja answered, when it was asked */
+  provider?: { kind: string; resultCode?: string; resultDesc?: string; errorCode?: string; message?: string };
+}
+
+type InboxRow = { id: bigint; verified: boolean; urlPaymentId: string | null; rawBody: string; attempts: number };
+
+/** A stored callback that failed this many processing attempts is marked gave_up and logged. */
+const MAX_INBOX_ATTEMPTS = 20;
 
 const REASONS: Record<StkOutcome, string> = {
   completed: 'PAID',
@@ -280,12 +309,19 @@ export class PaymentsService implements BeforeApplicationShutdown {
     return (await this.repo.findById(p.id)) ?? p;
   }
 
-  private async moveUnknownToReview(paymentId: string): Promise<void> {
-    await this.repo.transaction(async (tx) => {
+  /**
+   * Parks an open payment whose outcome nobody can establish in review (OUTCOME_UNKNOWN): the
+   * order is free again, a person decides, and a late callback or query can still settle it.
+   * `onlyWithoutCheckoutId` = the push answer was lost (nothing to query with).
+   */
+  private async moveUnknownToReview(paymentId: string, data: Record<string, unknown> = { afterSeconds: this.config.mpesa.unresolvedReviewAfterSeconds }, onlyWithoutCheckoutId = true): Promise<boolean> {
+    return this.repo.transaction(async (tx) => {
       const p = await this.repo.lock(tx, paymentId);
-      if (!p || !isInFlight(p.status) || p.checkoutRequestId) return;
+      if (!p || !isInFlight(p.status) || (onlyWithoutCheckoutId && p.checkoutRequestId)) return false;
       await this.repo.update(p.id, { status: 'review', statusReason: OUTCOME_UNKNOWN }, tx);
-      await this.repo.insertEvent({ paymentId, type: 'status_changed', fromStatus: p.status, toStatus: 'review', actor: 'system', data: { reason: OUTCOME_UNKNOWN, afterSeconds: this.config.mpesa.unresolvedReviewAfterSeconds } }, tx);
+      await this.repo.insertEvent({ paymentId, type: 'status_changed', fromStatus: p.status, toStatus: 'review', actor: 'system', data: { reason: OUTCOME_UNKNOWN, ...data } }, tx);
+      this.logger.warn({ paymentId, reason: OUTCOME_UNKNOWN }, 'payment moved to review');
+      return true;
     });
   }
 
@@ -296,6 +332,131 @@ export class PaymentsService implements BeforeApplicationShutdown {
       await this.repo.update(paymentId, { status: 'failed', statusReason: 'NOT_FOUND_AT_PROVIDER', resultDesc: message.slice(0, 500) }, tx);
       await this.repo.insertEvent({ paymentId, type: 'status_changed', fromStatus: p.status, toStatus: 'failed', actor: 'daraja:stk-query', data: { reason: 'NOT_FOUND_AT_PROVIDER', message } }, tx);
     });
+  }
+
+  // ------------------------------------------------------------------ reconciliation
+
+  /**
+   * One reconciler look at an open payment (claimed by the caller). Settles it by STK query when
+   * it can; otherwise schedules the next look with exponential backoff, and after the window or
+   * the query budget parks it in review. Never pushes again.
+   */
+  async reconcile(p: Payment): Promise<ReconcileResult> {
+    const rc = this.config.reconciler;
+    if (!isInFlight(p.status)) return { action: 'already_final' };
+    const ageSeconds = (Date.now() - p.createdAt.getTime()) / 1000;
+
+    if (!p.checkoutRequestId) {
+      // The push answer never arrived (or the push is still on its way): nothing to query with.
+      const reviewAt = this.config.mpesa.unresolvedReviewAfterSeconds;
+      if (ageSeconds >= reviewAt) {
+        await this.moveUnknownToReview(p.id);
+        return { action: 'moved_to_review' };
+      }
+      await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(reviewAt - ageSeconds)), false);
+      return { action: 'deferred' };
+    }
+
+    if (ageSeconds >= rc.giveUpAfterSeconds || p.reconcileAttempts >= rc.maxQueries) {
+      await this.moveUnknownToReview(p.id, { giveUp: ageSeconds >= rc.giveUpAfterSeconds ? 'window' : 'query_budget', ageSeconds: Math.round(ageSeconds), queries: p.reconcileAttempts }, false);
+      return { action: 'moved_to_review' };
+    }
+    if (!(await this.repo.claimStatusQuery(p.id, QUERY_MIN_INTERVAL_SECONDS))) {
+      // A status read on some instance is asking right now; look again shortly.
+      await this.repo.scheduleCheck(p.id, QUERY_MIN_INTERVAL_SECONDS, false);
+      return { action: 'deferred' };
+    }
+    const backoff = reconcileBackoffSeconds(p.reconcileAttempts + 1, rc.backoffBaseSeconds, rc.backoffMaxSeconds);
+    try {
+      const r = await this.daraja.queryStkStatus(p.checkoutRequestId);
+      if (r.kind === 'final') {
+        await this.applyOutcome(p.id, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'reconciler:stk-query');
+        await this.repo.scheduleCheck(p.id, 0, true);
+        return { action: 'settled', provider: { kind: r.kind, resultCode: r.resultCode, resultDesc: r.resultDesc } };
+      }
+      if (r.kind === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
+        await this.failNotFound(p.id, r.errorMessage);
+        return { action: 'failed_not_found', provider: { kind: r.kind, errorCode: r.errorCode, message: r.errorMessage } };
+      }
+      await this.repo.scheduleCheck(p.id, backoff, true);
+      return { action: 'still_pending', provider: { kind: r.kind, errorCode: r.errorCode, message: r.errorMessage } };
+    } catch (err) {
+      // Spike arrest asks us to slow down: wait at least what it says.
+      const retryAfter = err instanceof DarajaRateLimitedError ? Number(err.headers?.['Retry-After'] ?? 0) : 0;
+      await this.repo.scheduleCheck(p.id, Math.max(backoff, Number.isFinite(retryAfter) ? retryAfter : 0), true);
+      const code = err instanceof AppError ? err.code : 'UNKNOWN';
+      this.logger.warn({ paymentId: p.id, code, msg: err instanceof Error ? err.message : String(err) }, 'reconciler STK query failed; backing off');
+      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof DarajaError ? err.darajaErrorCode ?? code : code, message: err instanceof Error ? err.message : String(err) } };
+    }
+  }
+
+  /**
+   * An operator asks to reconcile one payment now. Open payments go through `reconcile` (ignoring
+   * the schedule); a payment in review is looked up at Daraja and settled only when it is in
+   * review because its outcome was unknown; other review cases are reported, not changed.
+   */
+  async reconcileNow(user: AuthUser, id: string): Promise<{ payment: PaymentResponseDto } & ReconcileResult> {
+    const p = await this.repo.findForShop(user.shopId, id);
+    if (!p) throw new NotFoundError('Payment', { paymentId: id });
+    await this.repo.insertEvent({ paymentId: p.id, type: 'reconcile_requested', actor: `user:${user.sub}`, data: { status: p.status } });
+    let result: ReconcileResult;
+    if (isInFlight(p.status)) {
+      result = await this.reconcile(p);
+    } else if (p.status === 'review' && p.checkoutRequestId) {
+      result = await this.lookUpReview(p);
+    } else {
+      result = { action: 'already_final' };
+    }
+    const fresh = (await this.repo.findById(p.id)) ?? p;
+    return { payment: this.toResponse(fresh), ...result };
+  }
+
+  private async lookUpReview(p: Payment): Promise<ReconcileResult> {
+    try {
+      const r = await this.daraja.queryStkStatus(p.checkoutRequestId!);
+      if (r.kind !== 'final') return { action: 'still_pending', provider: { kind: r.kind, errorCode: r.errorCode, message: r.errorMessage } };
+      const provider = { kind: r.kind, resultCode: r.resultCode, resultDesc: r.resultDesc };
+      if (p.statusReason !== OUTCOME_UNKNOWN) return { action: 'already_final', provider };
+      await this.applyOutcome(p.id, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'reconciler:stk-query');
+      return { action: 'settled', provider };
+    } catch (err) {
+      const code = err instanceof AppError ? err.code : 'UNKNOWN';
+      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof DarajaError ? err.darajaErrorCode ?? code : code, message: err instanceof Error ? err.message : String(err) } };
+    }
+  }
+
+  async listReview(user: AuthUser, limit: number, cursor?: string): Promise<{ items: PaymentResponseDto[]; nextCursor: string | null }> {
+    const before = cursor ? decodeCursor(cursor) : undefined;
+    const rows = await this.repo.listForReview(user.shopId, limit + 1, before);
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { items: page.map((p) => this.toResponse(p)), nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
+  }
+
+  /**
+   * Processes a stored callback again (its first processing never finished). Safe to repeat:
+   * applyOutcome is idempotent under the row lock.
+   */
+  async replayStoredCallback(row: InboxRow): Promise<string> {
+    if (row.attempts > MAX_INBOX_ATTEMPTS) {
+      this.logger.error({ inboxId: row.id.toString(), attempts: row.attempts }, 'stored callback could not be processed; giving up (a person must look)');
+      await this.repo.markCallbackProcessed(row.id, 'gave_up');
+      return 'gave_up';
+    }
+    let parsed: ParsedStkCallback;
+    try {
+      parsed = parseStkCallback(JSON.parse(row.rawBody));
+    } catch {
+      await this.repo.markCallbackProcessed(row.id, 'invalid_shape');
+      return 'invalid_shape';
+    }
+    if (row.verified && row.urlPaymentId) {
+      const outcome = await this.processVerifiedCallback(row.urlPaymentId, parsed);
+      await this.repo.markCallbackProcessed(row.id, outcome);
+      return outcome;
+    }
+    await this.confirmUnverifiedCallback(row.id, parsed, row.urlPaymentId ?? undefined);
+    return 'confirmed';
   }
 
   // ------------------------------------------------------------------ callbacks
@@ -319,6 +480,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
     }
     const inboxId = await this.repo.insertCallback({
       provider: 'mpesa',
+      attempts: 1,
       urlPaymentId: input.paymentId && /^[\x21-\x7e]{1,64}$/.test(input.paymentId) ? input.paymentId : null,
       verified,
       checkoutRequestId: parsed?.checkoutRequestId ?? null,
@@ -506,6 +668,23 @@ export class PaymentsService implements BeforeApplicationShutdown {
   async beforeApplicationShutdown(): Promise<void> {
     await Promise.allSettled([...this.background]);
   }
+}
+
+/** Seconds before the reconciler's next look after `attempt` looks: base·2^(attempt-1), capped, ±20 % jitter so instances spread out. */
+export function reconcileBackoffSeconds(attempt: number, baseSeconds: number, maxSeconds: number, random: () => number = Math.random): number {
+  const exp = Math.min(maxSeconds, baseSeconds * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
+  return Math.max(0, Math.round(exp * (0.8 + 0.4 * random())));
+}
+
+function encodeCursor(p: Payment): string {
+  return Buffer.from(`${p.createdAt.toISOString()}|${p.id}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+  const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  const createdAt = new Date(iso ?? '');
+  if (!id || !/^[0-9a-f-]{36}$/i.test(id) || Number.isNaN(createdAt.getTime())) throw new AppError('INVALID_CURSOR', 'cursor is not a value this endpoint returned', 400);
+  return { createdAt, id };
 }
 
 function sha256(s: string): string {

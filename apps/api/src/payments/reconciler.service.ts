@@ -1,0 +1,97 @@
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { safeError } from '../common/logging';
+import type { AppConfig } from '../config/app-config';
+import { APP_CONFIG } from '../config/config.module';
+import { PaymentsRepository } from './payments.repository';
+import { PaymentsService, ReconcileAction } from './payments.service';
+
+export interface ReconcileTickReport {
+  callbacksReplayed: number;
+  paymentsChecked: number;
+  actions: Partial<Record<ReconcileAction, number>>;
+}
+
+const INTERVAL_NAME = 'payments-reconciler';
+/** Payments of one batch looked at concurrently (each is at most one STK query). */
+const CONCURRENCY = 4;
+
+/**
+ * Drives every open payment to a final state and finishes stored callbacks whose processing was
+ * interrupted. Every instance runs it on an interval (@nestjs/schedule); the work itself is
+ * claimed in Postgres with FOR UPDATE SKIP LOCKED and a lease (PaymentsRepository.claimDue*),
+ * so instances share the load, never query the same payment at once, and a crashed instance's
+ * claims pass to the others when the lease ends. No state lives in this process.
+ */
+@Injectable()
+export class ReconcilerService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(ReconcilerService.name);
+  private running?: Promise<ReconcileTickReport>;
+  private stopped = false;
+
+  constructor(
+    private readonly repo: PaymentsRepository,
+    private readonly payments: PaymentsService,
+    private readonly scheduler: SchedulerRegistry,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    if (!this.config.reconciler.enabled) return;
+    const timer = setInterval(() => void this.tick(), this.config.reconciler.intervalMs);
+    timer.unref();
+    this.scheduler.addInterval(INTERVAL_NAME, timer);
+  }
+
+  /** One pass (a pass already running is joined, not doubled). Errors are logged, never thrown. */
+  tick(): Promise<ReconcileTickReport> {
+    if (this.running) return this.running;
+    this.running = this.runOnce().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async runOnce(): Promise<ReconcileTickReport> {
+    const rc = this.config.reconciler;
+    const report: ReconcileTickReport = { callbacksReplayed: 0, paymentsChecked: 0, actions: {} };
+    if (this.stopped) return report;
+    try {
+      // Stored callbacks first: they may settle payments without a query.
+      const rows = await this.repo.claimUnprocessedCallbacks(rc.batchSize, rc.leaseSeconds, rc.inboxRetryAfterSeconds);
+      for (const row of rows) {
+        try {
+          await this.payments.replayStoredCallback(row);
+          report.callbacksReplayed++;
+        } catch (err) {
+          this.logger.error({ err: safeError(err), inboxId: row.id.toString(), attempts: row.attempts }, 'replaying a stored callback failed; will retry after the lease');
+        }
+      }
+      if (this.stopped) return report;
+      const due = await this.repo.claimDuePayments(rc.batchSize, rc.leaseSeconds, rc.pendingGraceSeconds);
+      let next = 0;
+      const worker = async () => {
+        while (next < due.length && !this.stopped) {
+          const p = due[next++];
+          try {
+            const r = await this.payments.reconcile(p);
+            report.actions[r.action] = (report.actions[r.action] ?? 0) + 1;
+          } catch (err) {
+            // The claim's lease runs out and another pass (here or elsewhere) tries again.
+            this.logger.error({ err: safeError(err), paymentId: p.id }, 'reconciling a payment failed');
+          }
+          report.paymentsChecked++;
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(CONCURRENCY, due.length) }, worker));
+      if (report.paymentsChecked || report.callbacksReplayed) this.logger.log({ ...report }, 'reconciler pass');
+    } catch (err) {
+      this.logger.error({ err: safeError(err) }, 'reconciler pass failed');
+    }
+    return report;
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    if (this.scheduler.doesExist('interval', INTERVAL_NAME)) this.scheduler.deleteInterval(INTERVAL_NAME);
+    await this.running;
+  }
+}

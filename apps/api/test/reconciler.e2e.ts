@@ -1,0 +1,218 @@
+import { sql } from 'drizzle-orm';
+import { callbackToken } from '../src/payments/daraja/callback-token';
+import { ReconcilerService } from '../src/payments/reconciler.service';
+import { successCallback } from './helpers/callbacks';
+import { startTestApp, TestApp, TEST_CALLBACK_SECRET, waitFor } from './helpers/test-app';
+
+/**
+ * The reconciler driven pass by pass (RECONCILER_ENABLED=false: no background timer, the test
+ * calls tick()), with zero grace/backoff so every open payment is due at once.
+ */
+describe('reconciler: every payment reaches a final state', () => {
+  let t: TestApp;
+  let reconciler: ReconcilerService;
+  let cashier: string;
+  let manager: string;
+  let n = 0;
+
+  beforeAll(async () => {
+    t = await startTestApp({
+      env: {
+        RECONCILER_ENABLED: 'false',
+        RECONCILER_PENDING_GRACE_SECONDS: '0',
+        RECONCILER_BACKOFF_BASE_SECONDS: '0',
+        RECONCILER_BACKOFF_MAX_SECONDS: '0',
+        RECONCILER_MAX_QUERIES: '3',
+        RECONCILER_INBOX_RETRY_AFTER_SECONDS: '0',
+        MPESA_NOT_FOUND_FAIL_AFTER_SECONDS: '0',
+        MPESA_UNRESOLVED_REVIEW_AFTER_SECONDS: '1',
+        // status reads must not settle anything here: only the reconciler does
+        MPESA_STATUS_QUERY_AFTER_SECONDS: '3600',
+      },
+    });
+    reconciler = t.app.get(ReconcilerService);
+    cashier = `Bearer ${t.token()}`;
+    manager = `Bearer ${t.token('shop-1', 'manager', 'manager-1')}`;
+  });
+  afterAll(() => t.close());
+
+  async function order(total: number, auth = cashier): Promise<string> {
+    const id = `REC-${++n}`;
+    const res = await t.http().post('/orders').set('Authorization', auth).send({ id, total });
+    expect(res.status).toBe(201);
+    return id;
+  }
+
+  async function push(orderId: string, amount: number, phoneNumber: string, auth = cashier) {
+    const res = await t.http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber, amount, orderId });
+    return res;
+  }
+
+  async function payment(id: string, auth = cashier) {
+    return (await t.http().get(`/payments/${id}`).set('Authorization', auth)).body;
+  }
+
+  async function nextDue(): Promise<void> {
+    // Make every claimed-but-rescheduled payment due again (backoff is 0, lease is not).
+    await t.db.execute(sql`update payments set next_check_at = now() - interval '1 second' where status in ('initiated','pending','unresolved')`);
+  }
+
+  it('settles a payment whose callback never came (dropped) by STK query, and pays the order once', async () => {
+    const orderId = await order(75);
+    const res = await push(orderId, 75, '254700000005');
+    expect(res.status).toBe(201);
+    await waitFor(async () => t.sim.getPush(res.body.checkoutRequestId)?.state === 'answered');
+    const report = await reconciler.tick();
+    expect(report.actions.settled).toBe(1);
+    const p = await payment(res.body.paymentId);
+    expect(p).toMatchObject({ status: 'completed', resultCode: '0' });
+    const o = await t.http().get(`/orders/${orderId}`).set('Authorization', cashier);
+    expect(o.body.status).toBe('paid');
+    // Nothing left to do: a second pass claims nothing.
+    await nextDue();
+    expect((await reconciler.tick()).paymentsChecked).toBe(0);
+  });
+
+  it('keeps asking with a bounded budget while the customer has not answered, then parks it in review; the truth settles it later', async () => {
+    const orderId = await order(60);
+    const res = await push(orderId, 60, '254700000007');
+    const queriesBefore = t.sim.stats().queryRequests;
+    for (let i = 0; i < 3; i++) {
+      const r = await reconciler.tick();
+      expect(r.actions.still_pending).toBe(1);
+      await nextDue();
+      await new Promise((r) => setTimeout(r, 2100)); // the 2 s per-payment query spacing shared with status reads
+    }
+    expect((await reconciler.tick()).actions.moved_to_review).toBe(1);
+    expect(t.sim.stats().queryRequests - queriesBefore).toBe(3);
+    let p = await payment(res.body.paymentId);
+    expect(p).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
+    // The order is free again for another attempt.
+    expect((await t.http().get(`/orders/${orderId}`).set('Authorization', cashier)).body.status).toBe('unpaid');
+
+    // The customer finally pays; the callback on the payment's own URL settles the review.
+    await t.sim.resolve(res.body.checkoutRequestId, 0);
+    await t.sim.waitForCallbacks(res.body.checkoutRequestId, 1, 5000);
+    p = await waitFor(async () => {
+      const b = await payment(res.body.paymentId);
+      return b.status === 'completed' ? b : undefined;
+    });
+    expect(p.mpesaReceiptNumber).toMatch(/^[A-Z0-9]{10}$/);
+  }, 30000);
+
+  it('fails a payment Daraja never heard of, with a clear reason', async () => {
+    const orderId = await order(40);
+    const res = await push(orderId, 40, '254700000007');
+    expect(res.status).toBe(201);
+    t.sim.reset(); // Daraja forgets the push: the query answers "does not exist"
+    const r = await reconciler.tick();
+    expect(r.actions.failed_not_found).toBe(1);
+    const p = await payment(res.body.paymentId);
+    expect(p).toMatchObject({ status: 'failed', statusReason: 'NOT_FOUND_AT_PROVIDER' });
+  });
+
+  it('moves a push whose answer was lost (no CheckoutRequestID) to review after the window, never pushing again', async () => {
+    const orderId = await order(30);
+    t.sim.setFaults({ pushErrors: { count: 1, status: 503, errorCode: '503.001.01', errorMessage: 'Service Unavailable' } });
+    const res = await push(orderId, 30, '0712345678');
+    expect(res.status).toBeGreaterThanOrEqual(500);
+    const paymentId = res.body.details.paymentId;
+    expect((await payment(paymentId)).status).toBe('unresolved');
+    const pushesBefore = t.sim.stats().pushRequests;
+    expect((await reconciler.tick()).actions.deferred).toBe(1);
+    await new Promise((r) => setTimeout(r, 1100));
+    await nextDue();
+    expect((await reconciler.tick()).actions.moved_to_review).toBe(1);
+    expect(t.sim.stats().pushRequests).toBe(pushesBefore);
+    expect(await payment(paymentId)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
+  });
+
+  it('backs off on spike arrest and settles on a later pass', async () => {
+    const orderId = await order(20);
+    const res = await push(orderId, 20, '254700000005');
+    await waitFor(async () => t.sim.getPush(res.body.checkoutRequestId)?.state === 'answered');
+    // More spike arrests than DarajaService's own short retries absorb.
+    t.sim.setFaults({ queryErrors: { count: 10, status: 500, errorCode: '500.003.02', errorMessage: 'System is busy. Please try again in few minutes.' } });
+    const first = await reconciler.tick();
+    t.sim.setFaults({});
+    expect(first.actions).toEqual({ provider_error: 1 });
+    const row = await t.db.execute(sql`select next_check_at > now() + interval '10 seconds' as later from payments where id = ${res.body.paymentId}`);
+    expect((row as unknown as { rows: { later: boolean }[] }).rows[0].later).toBe(true); // waited at least Retry-After
+    await new Promise((r) => setTimeout(r, 2100));
+    await nextDue();
+    expect((await reconciler.tick()).actions.settled).toBe(1);
+    expect((await payment(res.body.paymentId)).status).toBe('completed');
+  });
+
+  it('finishes a stored callback whose processing never ran (process died after storing it)', async () => {
+    const orderId = await order(55);
+    const res = await push(orderId, 55, '254700000007');
+    const { paymentId, checkoutRequestId, merchantRequestId } = res.body;
+    // What a crash between "stored" and "processed" leaves behind: the verified row, unprocessed.
+    const body = successCallback(merchantRequestId, checkoutRequestId, 55, 'RCN1234567');
+    await t.db.execute(sql`insert into callback_inbox (provider, url_payment_id, verified, checkout_request_id, raw_body, attempts) values ('mpesa', ${paymentId}, true, ${checkoutRequestId}, ${JSON.stringify(body)}, 1)`);
+    const r = await reconciler.tick();
+    expect(r.callbacksReplayed).toBe(1);
+    const p = await payment(paymentId);
+    expect(p).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'RCN1234567' });
+    const inbox = await t.db.execute(sql`select outcome, processed_at is not null as done from callback_inbox where checkout_request_id = ${checkoutRequestId}`);
+    expect((inbox as unknown as { rows: unknown[] }).rows).toEqual([{ outcome: 'applied', done: true }]);
+    // Replaying is idempotent: the real callback arriving later changes nothing.
+    const again = await t.http().post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`).send(body);
+    expect(again.status).toBe(200);
+    expect((await t.http().get(`/orders/${orderId}`).set('Authorization', cashier)).body).toMatchObject({ status: 'paid', paid: 55 });
+  });
+
+  describe('operator endpoints', () => {
+    it('reconciles one payment on request; cashiers and other shops cannot', async () => {
+      const orderId = await order(45);
+      const res = await push(orderId, 45, '254700000005');
+      await waitFor(async () => t.sim.getPush(res.body.checkoutRequestId)?.state === 'answered');
+      const id = res.body.paymentId;
+      expect((await t.http().post(`/payments/${id}/reconcile`).set('Authorization', cashier)).status).toBe(403);
+      expect((await t.http().post(`/payments/${id}/reconcile`).set('Authorization', `Bearer ${t.token('shop-2', 'admin', 'a2')}`)).status).toBe(404);
+      expect((await t.http().post(`/payments/not-a-uuid/reconcile`).set('Authorization', manager)).status).toBe(400);
+      expect((await payment(id)).status).toBe('pending');
+
+      const r = await t.http().post(`/payments/${id}/reconcile`).set('Authorization', manager);
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ action: 'settled', payment: { status: 'completed' }, provider: { resultCode: '0' } });
+      const again = await t.http().post(`/payments/${id}/reconcile`).set('Authorization', manager);
+      expect(again.body).toMatchObject({ action: 'already_final', payment: { status: 'completed' } });
+    });
+
+    it('reports but never changes a review payment with an amount mismatch', async () => {
+      const orderId = await order(80);
+      const res = await push(orderId, 80, '254700000007');
+      const { paymentId, checkoutRequestId, merchantRequestId } = res.body;
+      const cb = await t.http().post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`).send(successCallback(merchantRequestId, checkoutRequestId, 1, 'RCN7654321'));
+      expect(cb.status).toBe(200);
+      expect(await payment(paymentId)).toMatchObject({ status: 'review', statusReason: 'AMOUNT_MISMATCH' });
+      await t.sim.resolve(checkoutRequestId, 0);
+      const r = await t.http().post(`/payments/${paymentId}/reconcile`).set('Authorization', manager);
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ action: 'already_final', payment: { status: 'review', statusReason: 'AMOUNT_MISMATCH' }, provider: { resultCode: '0' } });
+    });
+    it('lists review payments for managers of the shop only, newest first, paged', async () => {
+      const res = await t.http().get('/payments/review').query({ limit: 1 }).set('Authorization', manager);
+      expect(res.status).toBe(200);
+      expect(res.body.items).toHaveLength(1);
+      expect(res.body.items[0].status).toBe('review');
+      expect(res.body.nextCursor).toEqual(expect.any(String));
+      const page2 = await t.http().get('/payments/review').query({ limit: 1, cursor: res.body.nextCursor }).set('Authorization', manager);
+      expect(page2.status).toBe(200);
+      expect(page2.body.items).toHaveLength(1);
+      expect(page2.body.items[0].paymentId).not.toBe(res.body.items[0].paymentId);
+
+      expect((await t.http().get('/payments/review').set('Authorization', cashier)).status).toBe(403);
+      const other = await t.http().get('/payments/review').set('Authorization', `Bearer ${t.token('shop-2', 'manager', 'm2')}`);
+      expect(other.status).toBe(200);
+      expect(other.body.items).toEqual([]);
+      for (const q of [{ limit: 0 }, { limit: 101 }, { limit: 'x' }, { cursor: 'not a cursor!' }, { cursor: 'bm9wZQ' }]) {
+        const bad = await t.http().get('/payments/review').query(q).set('Authorization', manager);
+        expect(bad.status).toBe(400);
+        expect(bad.body.message).toEqual(expect.any(String));
+      }
+    });
+  });
+});
