@@ -1,3 +1,5 @@
+import type { Tx } from '../database/database';
+
 /**
  * What payments need from orders. The built-in OrdersService implements it; a host POS can
  * bind ORDERS_PORT to its own orders service instead.
@@ -16,9 +18,11 @@ export interface OrderBalance {
 export interface OrdersPort {
   getBalance(shopId: string, orderId: string): Promise<OrderBalance | null>;
   /**
-   * Called after a payment for the order has completed (and committed). Marks the order paid
-   * exactly once, when completed payments cover its total. Returns true only for the call
-   * that marked it.
+   * Called INSIDE the transaction that completes a payment for the order, so the order is marked
+   * paid atomically with the payment (a crash can never leave one without the other). Marks it
+   * exactly once, when completed payments cover its total; true only for the call that marked it.
    */
-  settleIfPaid(shopId: string, orderId: string): Promise<boolean>;
+  settleIfPaid(shopId: string, orderId: string, tx: Tx): Promise<boolean>;
+  /** After that transaction committed, for an order settleIfPaid marked (in-process notification). */
+  notifyPaid(shopId: string, orderId: string): void;
 }

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { and, eq, isNull, sql } from 'drizzle-orm';
 import { DB } from '../database/database.module';
-import type { Db } from '../database/database';
+import type { Db, DbOrTx } from '../database/database';
 import { orders } from '../database/schema';
 
 export interface OrderRow {
@@ -44,9 +44,14 @@ export class OrdersRepository {
     return r ? { ...r, paidMinor: BigInt(r.paidMinor) } : null;
   }
 
-  /** Sets paid_at once, only if completed payments cover the total. True if this call set it. */
-  async markPaidIfCovered(shopId: string, id: string): Promise<boolean> {
-    const rows = await this.db
+  /**
+   * Sets paid_at once, only if completed payments cover the total. True if this call set it.
+   * Inside a transaction the order row is locked first, so two payments of one order completing
+   * at once are counted one after the other (the second statement sees the first's commit).
+   */
+  async markPaidIfCovered(shopId: string, id: string, tx: DbOrTx = this.db): Promise<boolean> {
+    await tx.select({ id: orders.id }).from(orders).where(and(eq(orders.shopId, shopId), eq(orders.id, id))).for('update');
+    const rows = await tx
       .update(orders)
       .set({ paidAt: sql`now()` })
       .where(

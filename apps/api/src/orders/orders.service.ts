@@ -1,3 +1,4 @@
+import type { Tx } from '../database/database';
 import { Injectable } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { ConflictError, NotFoundError } from '../common/errors';
@@ -41,10 +42,12 @@ export class OrdersService implements OrdersPort {
     return { orderId, currency: row.currency, totalMinor: row.totalMinor, paidMinor: row.paidMinor, outstandingMinor: outstanding > 0n ? outstanding : 0n };
   }
 
-  async settleIfPaid(shopId: string, orderId: string): Promise<boolean> {
-    const marked = await this.repo.markPaidIfCovered(shopId, orderId);
-    if (marked) this.events.emit(ORDER_PAID_EVENT, { shopId, orderId });
-    return marked;
+  settleIfPaid(shopId: string, orderId: string, tx: Tx): Promise<boolean> {
+    return this.repo.markPaidIfCovered(shopId, orderId, tx);
+  }
+
+  notifyPaid(shopId: string, orderId: string): void {
+    this.events.emit(ORDER_PAID_EVENT, { shopId, orderId });
   }
 
   private map(row: OrderRow): OrderResponseDto {

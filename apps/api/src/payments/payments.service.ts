@@ -558,6 +558,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
    */
   private async applyOutcome(paymentId: string, r: OutcomeReport, actor: string): Promise<ApplyResult> {
     let completed: Payment | undefined;
+    let orderPaid = false;
     const result = await this.repo.transaction(async (tx): Promise<ApplyResult> => {
       const p = await this.repo.lock(tx, paymentId);
       if (!p) return 'unknown_payment';
@@ -596,10 +597,14 @@ export class PaymentsService implements BeforeApplicationShutdown {
         ...(to === 'completed' ? { mpesaReceiptNumber: r.receipt ?? null, transactionDate: r.transactionDate ?? null, completedAt: new Date() } : {}),
       }, tx);
       await this.repo.insertEvent({ paymentId, type: 'status_changed', fromStatus: p.status, toStatus: to, actor, data: summary }, tx);
-      if (to === 'completed') completed = { ...p, status: to, mpesaReceiptNumber: r.receipt ?? null };
+      if (to === 'completed') {
+        completed = { ...p, status: to, mpesaReceiptNumber: r.receipt ?? null };
+        // Same transaction: the payment and its order's paid flag commit together or not at all.
+        orderPaid = await this.orders.settleIfPaid(p.shopId, p.orderId, tx);
+      }
       return 'applied';
     });
-    if (completed) await this.afterCompletion(completed);
+    if (completed) this.afterCompletion(completed, orderPaid);
     return result;
   }
 
@@ -615,15 +620,9 @@ export class PaymentsService implements BeforeApplicationShutdown {
     return undefined;
   }
 
-  /** Runs after the completing transaction committed: settle the order once, tell other modules. */
-  private async afterCompletion(p: Payment): Promise<void> {
-    let orderPaid = false;
-    try {
-      orderPaid = await this.orders.settleIfPaid(p.shopId, p.orderId);
-    } catch (err) {
-      // The order's paid/outstanding are derived from payments, so nothing is lost; the flag is retried by the next completion/reconciliation.
-      this.logger.error({ err: safeError(err), paymentId: p.id }, 'could not mark order paid');
-    }
+  /** Runs after the completing transaction committed (the order was settled inside it): tell other modules. */
+  private afterCompletion(p: Payment, orderPaid: boolean): void {
+    if (orderPaid) this.orders.notifyPaid(p.shopId, p.orderId);
     const event: PaymentCompletedEvent = {
       paymentId: p.id,
       shopId: p.shopId,
