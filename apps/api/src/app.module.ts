@@ -11,6 +11,7 @@ import { DatabaseModule } from './database/database.module';
 import { HealthController } from './health/health.controller';
 import { OrdersModule } from './orders/orders.module';
 import { PaymentsModule } from './payments/payments.module';
+import { RateLimitModule } from './rate-limit/rate-limit.module';
 import { ReconciliationModule } from './reconciliation/reconciliation.module';
 
 export interface AppModuleOptions {
@@ -32,6 +33,7 @@ export class AppModule {
         EventEmitterModule.forRoot(),
         ScheduleModule.forRoot(),
         AuthModule,
+        RateLimitModule,
         OrdersModule,
         PaymentsModule,
         ReconciliationModule,

@@ -78,3 +78,37 @@ describe('loadConfig', () => {
     expect(problemsOf({ ...sandbox, NODE_ENV: 'production', MPESA_ENV: 'production', MPESA_CALLBACK_URL: 'http://pay.example.com/payments/callback' }).join('\n')).toMatch(/https in production/);
   });
 });
+
+describe('loadConfig: stk-push rate limits', () => {
+  it('defaults: 120 pushes a shop a minute, 1 prompt a phone per 30 s, store auto', () => {
+    expect(loadConfig({}).rateLimit).toEqual({ store: 'auto', shopPerMinute: 120, phonePerWindow: 1, phoneWindowSeconds: 30 });
+    expect(loadConfig({ NODE_ENV: 'production', MPESA_ENV: 'sandbox', MPESA_CONSUMER_KEY: 'k', MPESA_CONSUMER_SECRET: 's', MPESA_SHORTCODE: '174379', MPESA_PASSKEY: SANDBOX_PASSKEY, MPESA_CALLBACK_URL: 'https://pay.example.com/payments/callback', CALLBACK_SIGNING_SECRET: 'x'.repeat(32), JWT_SECRET: 'y'.repeat(32), DATABASE_URL: 'postgres://u@db/x' }).rateLimit).toEqual({ store: 'auto', shopPerMinute: 120, phonePerWindow: 1, phoneWindowSeconds: 30 });
+  });
+
+  it('are off by default under NODE_ENV=test only, and can be set there', () => {
+    expect(loadConfig({ NODE_ENV: 'test' }).rateLimit).toMatchObject({ shopPerMinute: 0, phonePerWindow: 0 });
+    expect(loadConfig({ NODE_ENV: 'test', RATE_LIMIT_SHOP_PER_MINUTE: '3', RATE_LIMIT_PHONE_PER_WINDOW: '2', RATE_LIMIT_PHONE_WINDOW_SECONDS: '60', RATE_LIMIT_STORE: 'memory' }).rateLimit).toEqual({ store: 'memory', shopPerMinute: 3, phonePerWindow: 2, phoneWindowSeconds: 60 });
+  });
+
+  it('0 turns a limit off', () => {
+    expect(loadConfig({ RATE_LIMIT_SHOP_PER_MINUTE: '0', RATE_LIMIT_PHONE_PER_WINDOW: '0' }).rateLimit).toMatchObject({ shopPerMinute: 0, phonePerWindow: 0 });
+  });
+
+  it('lists every bad value at once', () => {
+    const problems = problemsOf({ RATE_LIMIT_STORE: 'redis', RATE_LIMIT_SHOP_PER_MINUTE: '-1', RATE_LIMIT_PHONE_PER_WINDOW: 'one', RATE_LIMIT_PHONE_WINDOW_SECONDS: '0' });
+    expect(problems).toEqual([
+      'RATE_LIMIT_STORE must be one of auto | memory | postgres (got "redis")',
+      'RATE_LIMIT_SHOP_PER_MINUTE must be a whole number between 0 and 100000 (got "-1")',
+      'RATE_LIMIT_PHONE_PER_WINDOW must be a whole number between 0 and 1000 (got "one")',
+      'RATE_LIMIT_PHONE_WINDOW_SECONDS must be a whole number between 1 and 3600 (got "0")',
+    ]);
+    expect(problemsOf({ RATE_LIMIT_PHONE_WINDOW_SECONDS: '3601' })).toEqual(['RATE_LIMIT_PHONE_WINDOW_SECONDS must be a whole number between 1 and 3600 (got "3601")']);
+  });
+
+  it('RATE_LIMIT_STORE=postgres needs DATABASE_URL (counters are shared through Postgres)', () => {
+    expect(problemsOf({ RATE_LIMIT_STORE: 'postgres' })).toEqual([
+      'RATE_LIMIT_STORE=postgres needs DATABASE_URL (the limits are shared through Postgres); with the embedded PGlite database use auto or memory',
+    ]);
+    expect(loadConfig({ RATE_LIMIT_STORE: 'postgres', DATABASE_URL: 'postgres://u@127.0.0.1/x' }).rateLimit.store).toBe('postgres');
+  });
+});

@@ -16,6 +16,19 @@ export interface AppConfig {
   dataDir: string;
   /** Express "trust proxy" setting: false, true, a hop count, or a list of addresses/subnets. */
   trustProxy: boolean | number | string;
+  /**
+   * Limits on POST /payments/stk-push only (callbacks and every other route are never limited).
+   * A limit of 0 is off.
+   */
+  rateLimit: {
+    /** 'auto' = Postgres (shared by every instance) when the app runs on Postgres, memory on PGlite. */
+    store: 'auto' | 'memory' | 'postgres';
+    /** pushes one shop may send per minute */
+    shopPerMinute: number;
+    /** prompts one phone number may be sent per phoneWindowSeconds */
+    phonePerWindow: number;
+    phoneWindowSeconds: number;
+  };
   jwt: {
     secret: string;
     /** true when no JWT_SECRET was given and a development secret was generated. */
@@ -217,6 +230,19 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
   }
 
   const trustProxy = parseTrustProxy(str('TRUST_PROXY'), problems);
+
+  // --- rate limits on POST /payments/stk-push. Off by default under NODE_ENV=test only (test
+  // suites push to the simulator's few magic numbers over and over); tests of the limits set them.
+  const rateLimitStore = oneOf('RATE_LIMIT_STORE', ['auto', 'memory', 'postgres'] as const, 'auto');
+  if (rateLimitStore === 'postgres' && !str('DATABASE_URL')) {
+    problems.push('RATE_LIMIT_STORE=postgres needs DATABASE_URL (the limits are shared through Postgres); with the embedded PGlite database use auto or memory');
+  }
+  const rateLimit: AppConfig['rateLimit'] = {
+    store: rateLimitStore,
+    shopPerMinute: int('RATE_LIMIT_SHOP_PER_MINUTE', nodeEnv === 'test' ? 0 : 120, 0, 100_000),
+    phonePerWindow: int('RATE_LIMIT_PHONE_PER_WINDOW', nodeEnv === 'test' ? 0 : 1, 0, 1000),
+    phoneWindowSeconds: int('RATE_LIMIT_PHONE_WINDOW_SECONDS', 30, 1, 3600),
+  };
   const logLevel = oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, nodeEnv === 'test' ? 'silent' : 'info');
 
   const config: AppConfig = {
@@ -227,6 +253,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     databaseUrl: str('DATABASE_URL'),
     dataDir,
     trustProxy,
+    rateLimit,
     jwt: { secret: jwtSecret ?? '', generated: jwtGenerated, clockToleranceSeconds: int('JWT_CLOCK_TOLERANCE_SECONDS', 30, 0, 300) },
     mpesa: {
       env: mpesaEnv,

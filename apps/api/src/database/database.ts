@@ -25,6 +25,8 @@ const MIGRATION_LOCK_KEY = 727_001;
 export interface DatabaseHandle {
   db: Db;
   kind: 'postgres' | 'pglite';
+  /** The node-postgres pool behind `db` (kind 'postgres' only), for code that needs a pg client (the shared rate limiter). */
+  pool?: Pool;
   /** Runs the versioned migrations (idempotent, serialised across instances). */
   migrate(): Promise<void>;
   ping(): Promise<void>;
@@ -47,6 +49,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     return {
       db: db as unknown as Db,
       kind: 'postgres',
+      pool,
       async migrate() {
         const client = await pool.connect();
         try {

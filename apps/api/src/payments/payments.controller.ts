@@ -9,6 +9,7 @@ import { AppError, ValidationFailedError } from '../common/errors';
 import { ipAllowed } from '../common/ip-allowlist';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
+import { StkPushRateLimits } from '../rate-limit/stk-push-rate-limit.interceptor';
 import { CallbackAckDto, PaymentIdParam, PaymentResponseDto, StkPushDto, StkPushResponseDto, StkStatusQueryDto } from './payments.dto';
 import { HttpResult, PaymentsService } from './payments.service';
 
@@ -35,6 +36,7 @@ export class PaymentsController {
   @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409.' })
   @ApiResponse({ status: 201, type: StkPushResponseDto })
   @ApiErrors(400, 401, 404, 409, 502, 503, 504)
+  @StkPushRateLimits()
   async stkPush(
     @CurrentUser() user: AuthUser,
     @Body() body: StkPushDto,
