@@ -1,5 +1,6 @@
 /** Standalone Daraja simulator: `pnpm sim` (root) or `pnpm start` (this package). Configured through SIM_* env vars. */
 import { DEFAULT_CLI_PORT, DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, SANDBOX_PASSKEY, SANDBOX_SHORTCODE, SANDBOX_TILL } from './options';
+import { faultsFromEnv } from './env-faults';
 import { MAGIC_NUMBERS, startDarajaSimulator, type SimulatorOptions } from './index';
 
 function intFromEnv(name: string, fallback: number): number {
@@ -37,7 +38,9 @@ function timestamped(line: string): void {
 
 async function main(): Promise<void> {
   const options = optionsFromEnv();
-  const sim = await startDarajaSimulator({ ...options, log: timestamped });
+  const faults = faultsFromEnv(process.env);
+  const sim = await startDarajaSimulator({ ...options, faults, log: timestamped });
+  const activeFaults = sim.faults();
   const account = options.accounts[0];
   const lines = [
     '',
@@ -46,7 +49,8 @@ async function main(): Promise<void> {
     `  OAuth           GET  ${sim.url}/oauth/v1/generate?grant_type=client_credentials`,
     `  STK push        POST ${sim.url}/mpesa/stkpush/v1/processrequest`,
     `  STK query       POST ${sim.url}/mpesa/stkpushquery/v1/query`,
-    `  Control API     GET  ${sim.url}/__sim/state   POST /__sim/faults  /__sim/reset  /__sim/pushes/:id/resolve`,
+    `  Control API     GET  ${sim.url}/__sim/state  /__sim/stats  /__sim/injections  /__sim/prompts?accountReference=…`,
+    `                  POST ${sim.url}/__sim/faults  /__sim/reset  /__sim/pushes/:id/resolve`,
     '',
     '  Simulator credentials (local fakes, not Safaricom secrets):',
     `    consumer key     ${options.consumerKey}`,
@@ -55,6 +59,8 @@ async function main(): Promise<void> {
     `    passkey          ${account?.passkey ?? ''}`,
     `    till numbers     ${(account?.tillNumbers ?? []).join(', ') || '(none)'}`,
     `    callback delay   ${options.callbackDelayMs} ms`,
+    '',
+    `  Start-up faults (SIM_FAULTS / SIM_FAULT_*; restored by /__sim/reset): ${Object.keys(activeFaults).length ? JSON.stringify(activeFaults) : 'none'}`,
     '',
     '  Magic phone numbers (any other valid 2547/2541 number succeeds):',
     ...Object.entries(MAGIC_NUMBERS).map(([phone, m]) => `    ${phone}  ${m.scenario.padEnd(20)} ${m.description}`),

@@ -1,6 +1,17 @@
 /** Simulator state and behaviour, independent of HTTP: tokens, pushes, customer answers, callbacks, faults. */
+import { randomInt } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import { CallbackSender } from './callbacks';
 import { ERRORS, type DarajaError } from './errors';
+import {
+  cloneFaults,
+  DEFAULT_DUPLICATE_COPIES,
+  DEFAULT_TIMEOUT_HOLD_MS,
+  FaultDice,
+  hasRandomFaults,
+  parseFaults,
+  parseResolveOptions,
+} from './faults';
 import { maskPhone, redactUrl } from './http';
 import { newAccessToken, newCheckoutRequestId, newMerchantRequestId, newReceiptNumber } from './ids';
 import type { ResolvedOptions } from './options';
@@ -13,7 +24,19 @@ import {
   type ScenarioSpec,
 } from './scenarios';
 import { TimerRegistry, type TimerHandle } from './timers';
-import type { SimCallbackDelivery, SimFaultError, SimFaults, SimPush, SimStats, SimulatorAccount } from './types';
+import type {
+  SimCallbackDelivery,
+  SimFaults,
+  SimInjection,
+  SimInjectionKind,
+  SimInjectionSource,
+  SimPromptCount,
+  SimPromptQuery,
+  SimPush,
+  SimResolveOptions,
+  SimStats,
+  SimulatorAccount,
+} from './types';
 import type { ValidPush } from './validation';
 
 export type EndpointKind = 'oauth' | 'push' | 'query';
@@ -30,9 +53,32 @@ export class SimulatorError extends Error {
   }
 }
 
+/** How the callback of a push will be delivered; decided when the push is accepted. */
+interface CallbackPlan {
+  /** 0 = dropped, 1 = once, 2+ = duplicated */
+  copies: number;
+  gapMs: number;
+  delayMs: number;
+  dropSource?: SimInjectionSource;
+  duplicateSource?: SimInjectionSource;
+  delaySource?: SimInjectionSource;
+}
+
 interface PushRecord {
   push: SimPush;
   answerTimer?: TimerHandle;
+  plan: CallbackPlan;
+}
+
+/** What the gateway does to an authenticated push/query call instead of (or besides) serving it. */
+export type EndpointFault =
+  | { kind: 'error'; error: DarajaError }
+  | { kind: 'timeout'; processed: boolean; holdMs: number; source: SimInjectionSource };
+
+/** The fields of a push request body promptsFor() matches on (taken before validation). */
+export interface PushRequestFields {
+  accountReference?: string;
+  phoneNumber?: string;
 }
 
 interface Waiter {
@@ -43,27 +89,47 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
-type StoredFaults = Omit<SimFaults, 'invalidateTokens'>;
+type StoredFaults = Omit<SimFaults, 'invalidateTokens' | 'seed'>;
 
 export type SubmitResult = { ok: true; push: SimPush } | { ok: false; error: DarajaError };
 
+export const SPIKE_ARREST_CODE = '500.003.02';
+
 function zeroStats(): SimStats {
-  return { oauthRequests: 0, pushRequests: 0, queryRequests: 0, callbacksSent: 0 };
+  return {
+    oauthRequests: 0,
+    pushRequests: 0,
+    queryRequests: 0,
+    callbacksSent: 0,
+    promptsSent: 0,
+    pushErrorsInjected: 0,
+    pushSpikeArrests: 0,
+    pushTimeouts: 0,
+    pushTimeoutsProcessed: 0,
+    queryErrorsInjected: 0,
+    querySpikeArrests: 0,
+    queryTimeouts: 0,
+    callbacksDropped: 0,
+    callbacksDuplicated: 0,
+    callbacksDelayed: 0,
+    tokensInvalidated: 0,
+  };
 }
 
-function copyFaultError(e: SimFaultError | undefined): SimFaultError | undefined {
-  return e && e.count > 0 ? { count: e.count, status: e.status, errorCode: e.errorCode, errorMessage: e.errorMessage } : undefined;
-}
-
-function copyFaults(f: SimFaults): StoredFaults {
-  const out: StoredFaults = {};
-  if (f.down) out.down = true;
-  if (f.latencyMs) out.latencyMs = { ...f.latencyMs };
-  const pushErrors = copyFaultError(f.pushErrors);
-  if (pushErrors) out.pushErrors = pushErrors;
-  const queryErrors = copyFaultError(f.queryErrors);
-  if (queryErrors) out.queryErrors = queryErrors;
+/** Normalised copy of parsed faults: one-shot/seed removed, no-op entries (down:false, count 0) dropped. */
+function storedFaults(f: SimFaults): StoredFaults {
+  const out: SimFaults = cloneFaults(f);
+  delete out.invalidateTokens;
+  delete out.seed;
+  if (!out.down) delete out.down;
+  if (out.pushErrors && out.pushErrors.count <= 0) delete out.pushErrors;
+  if (out.queryErrors && out.queryErrors.count <= 0) delete out.queryErrors;
   return out;
+}
+
+/** A generic 5xx, chosen by a draw in [0, 1). */
+function genericServerError(draw: number): DarajaError {
+  return draw < 0.5 ? ERRORS.internalError : ERRORS.serviceUnavailable;
 }
 
 export class SimulatorCore {
@@ -73,6 +139,17 @@ export class SimulatorCore {
   private deliveries: SimCallbackDelivery[] = [];
   private counters: SimStats = zeroStats();
   private faults: StoredFaults = {};
+  /** Seed of the current dice and whether the caller chose it. */
+  private seed = 0;
+  private seedGiven = false;
+  private dice = new FaultDice(0);
+  /** Authenticated push/query calls since tokens were last dropped by tokenInvalidateEveryCalls. */
+  private authorizedCalls = 0;
+  private injectionLog: SimInjection[] = [];
+  private injectionSeq = 0;
+  private pushRequestLog: PushRequestFields[] = [];
+  /** Connections held open by timeout faults: dropped by reset() and shutdown(). */
+  private readonly heldConnections = new TimerRegistry();
   /** Customer answers and duplicate-callback gaps: cancelled by reset() and shutdown(). */
   private readonly customerTimers = new TimerRegistry();
   /** Injected request latency: cancelled by shutdown() only. */
@@ -85,6 +162,7 @@ export class SimulatorCore {
 
   constructor(readonly options: ResolvedOptions) {
     this.accounts = new Map(options.accounts.map((a) => [a.shortcode, a]));
+    this.applyFaults(options.faults);
   }
 
   log(line: string): void {
@@ -107,17 +185,27 @@ export class SimulatorCore {
     return { ...this.counters };
   }
 
+  /** Validates and replaces the faults; throws SimulatorError('invalid') with a readable message. */
   setFaults(f: SimFaults): void {
-    if (f.invalidateTokens) {
-      this.tokens.clear();
-      this.log('faults: all issued tokens invalidated');
-    }
-    this.faults = copyFaults(f);
-    this.log(`faults: ${JSON.stringify(this.faults)}`);
+    const parsed = parseFaults(f);
+    if (!parsed.ok) throw new SimulatorError('invalid', `invalid faults: ${parsed.message}`);
+    this.applyFaults(parsed.value);
+  }
+
+  private applyFaults(f: SimFaults): void {
+    if (f.invalidateTokens) this.invalidateAllTokens('one_shot');
+    this.faults = storedFaults(f);
+    this.seedGiven = f.seed !== undefined;
+    this.seed = f.seed ?? randomInt(0, 0x1_0000_0000);
+    this.dice = new FaultDice(this.seed);
+    this.authorizedCalls = 0;
+    this.log(`faults: ${JSON.stringify(this.currentFaults())}`);
   }
 
   currentFaults(): SimFaults {
-    return copyFaults(this.faults);
+    const out: SimFaults = cloneFaults(this.faults);
+    if (this.seedGiven || hasRandomFaults(this.faults)) out.seed = this.seed;
+    return out;
   }
 
   isDown(): boolean {
@@ -130,13 +218,175 @@ export class SimulatorCore {
   }
 
   /** Consumes one canned error for the endpoint, if any is configured. */
-  takeInjectedError(kind: 'push' | 'query'): DarajaError | undefined {
+  private takeInjectedError(kind: 'push' | 'query'): DarajaError | undefined {
     const key = kind === 'push' ? 'pushErrors' : 'queryErrors';
     const fault = this.faults[key];
     if (!fault || fault.count <= 0) return undefined;
     fault.count -= 1;
     if (fault.count <= 0) delete this.faults[key];
     return { status: fault.status, errorCode: fault.errorCode, errorMessage: fault.errorMessage };
+  }
+
+  /**
+   * Called once per authenticated push/query call, before it is served: returns the fault to inject, if any.
+   * A canned pushErrors/queryErrors wins; otherwise one seeded draw picks among the configured rates.
+   * Errors are recorded here; timeouts are recorded by recordTimeout() once the outcome is known.
+   */
+  decideFault(kind: 'push' | 'query', accountReference?: string): EndpointFault | undefined {
+    const canned = this.takeInjectedError(kind);
+    if (canned) {
+      this.recordError(kind, canned, 'canned', accountReference);
+      return { kind: 'error', error: canned };
+    }
+    const f = this.faults;
+    const serverRate = (kind === 'push' ? f.pushServerErrorRate : f.queryServerErrorRate) ?? 0;
+    const spikeRate = (kind === 'push' ? f.pushSpikeArrestRate : f.querySpikeArrestRate) ?? 0;
+    const unprocessedRate = (kind === 'push' ? f.pushTimeouts?.unprocessedRate : f.queryTimeouts?.rate) ?? 0;
+    const processedRate = (kind === 'push' ? f.pushTimeouts?.processedRate : 0) ?? 0;
+    if (serverRate + spikeRate + unprocessedRate + processedRate <= 0) return undefined;
+    const roll = this.dice.next(kind);
+    const pick = this.dice.next(kind);
+    let edge = serverRate;
+    if (roll < edge) {
+      const error = genericServerError(pick);
+      this.recordError(kind, error, 'random', accountReference);
+      return { kind: 'error', error };
+    }
+    edge += spikeRate;
+    if (roll < edge) {
+      const error: DarajaError = { ...ERRORS.spikeArrest };
+      this.recordError(kind, error, 'random', accountReference);
+      return { kind: 'error', error };
+    }
+    edge += unprocessedRate;
+    if (roll < edge) return { kind: 'timeout', processed: false, holdMs: this.timeoutHoldMs(kind), source: 'random' };
+    edge += processedRate;
+    if (roll < edge) return { kind: 'timeout', processed: true, holdMs: this.timeoutHoldMs(kind), source: 'random' };
+    return undefined;
+  }
+
+  timeoutHoldMs(kind: 'push' | 'query'): number {
+    return (kind === 'push' ? this.faults.pushTimeouts?.holdMs : this.faults.queryTimeouts?.holdMs) ?? DEFAULT_TIMEOUT_HOLD_MS;
+  }
+
+  private recordError(kind: 'push' | 'query', error: DarajaError, source: SimInjectionSource, accountReference?: string): void {
+    const spike = error.errorCode === SPIKE_ARREST_CODE;
+    if (kind === 'push') {
+      if (spike) this.counters.pushSpikeArrests += 1;
+      else this.counters.pushErrorsInjected += 1;
+    } else if (spike) this.counters.querySpikeArrests += 1;
+    else this.counters.queryErrorsInjected += 1;
+    this.recordInjection({
+      kind: (kind === 'push' ? (spike ? 'push_spike_arrest' : 'push_error') : spike ? 'query_spike_arrest' : 'query_error') satisfies SimInjectionKind,
+      source,
+      accountReference,
+      status: error.status,
+      errorCode: error.errorCode,
+    });
+  }
+
+  /** A push/query whose answer is never sent; `checkoutRequestId` when a push was recorded anyway. */
+  recordTimeout(
+    kind: 'push' | 'query',
+    t: { processed: boolean; holdMs: number; source: SimInjectionSource; accountReference?: string; checkoutRequestId?: string },
+  ): void {
+    if (kind === 'query') this.counters.queryTimeouts += 1;
+    else {
+      this.counters.pushTimeouts += 1;
+      if (t.processed) this.counters.pushTimeoutsProcessed += 1;
+    }
+    this.recordInjection({
+      kind: kind === 'query' ? 'query_timeout' : t.processed ? 'push_timeout_processed' : 'push_timeout_unprocessed',
+      source: t.source,
+      accountReference: t.accountReference,
+      checkoutRequestId: t.checkoutRequestId,
+      holdMs: t.holdMs,
+    });
+  }
+
+  /** Keeps the connection open `holdMs` without answering, then drops it. Resolves when it is gone. */
+  holdConnection(res: ServerResponse, holdMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const drop = (): void => {
+        res.destroy();
+        resolve();
+      };
+      const handle = this.heldConnections.schedule(holdMs, drop, drop);
+      res.once('close', () => {
+        this.heldConnections.cancel(handle);
+        resolve();
+      });
+    });
+  }
+
+  /** Counts an authenticated push/query call for tokenInvalidateEveryCalls (the Nth call itself is served). */
+  noteAuthorizedCall(): void {
+    const every = this.faults.tokenInvalidateEveryCalls;
+    if (every === undefined) return;
+    this.authorizedCalls += 1;
+    if (this.authorizedCalls >= every) {
+      this.authorizedCalls = 0;
+      this.invalidateAllTokens('every_n_calls');
+    }
+  }
+
+  private invalidateAllTokens(source: SimInjectionSource): void {
+    this.tokens.clear();
+    this.counters.tokensInvalidated += 1;
+    this.recordInjection({ kind: 'tokens_invalidated', source });
+  }
+
+  private recordInjection(entry: Omit<SimInjection, 'seq' | 'at'>): void {
+    this.injectionSeq += 1;
+    const injection: SimInjection = { seq: this.injectionSeq, at: new Date(), kind: entry.kind, source: entry.source };
+    for (const key of ['checkoutRequestId', 'accountReference', 'status', 'errorCode', 'holdMs', 'copies', 'delayMs'] as const) {
+      if (entry[key] !== undefined) (injection as unknown as Record<string, unknown>)[key] = entry[key];
+    }
+    this.injectionLog.push(injection);
+    if (this.injectionLog.length > this.options.maxRecords) {
+      this.injectionLog.splice(0, this.injectionLog.length - this.options.maxRecords);
+    }
+    if (entry.checkoutRequestId !== undefined) {
+      const push = this.records.get(entry.checkoutRequestId)?.push;
+      if (push) push.injected = [...(push.injected ?? []), entry.kind];
+    }
+    const detail = [
+      entry.checkoutRequestId,
+      entry.status !== undefined ? `HTTP ${entry.status} ${entry.errorCode ?? ''}`.trim() : undefined,
+      entry.holdMs !== undefined ? `held ${entry.holdMs} ms` : undefined,
+      entry.copies !== undefined ? `${entry.copies} copies` : undefined,
+      entry.delayMs !== undefined ? `+${entry.delayMs} ms` : undefined,
+    ].filter((d) => d !== undefined);
+    this.log(`fault injected #${injection.seq} ${entry.kind} (${entry.source})${detail.length ? ` ${detail.join(' ')}` : ''}`);
+  }
+
+  listInjections(): SimInjection[] {
+    return this.injectionLog.map((i) => structuredClone(i));
+  }
+
+  // ---------------------------------------------------------------- push requests per payment
+
+  recordPushRequest(fields: PushRequestFields): void {
+    this.pushRequestLog.push(fields);
+    if (this.pushRequestLog.length > this.options.maxRecords) {
+      this.pushRequestLog.splice(0, this.pushRequestLog.length - this.options.maxRecords);
+    }
+  }
+
+  promptsFor(query: SimPromptQuery): SimPromptCount {
+    const ref = query.accountReference;
+    const phone = query.phoneNumber === undefined ? undefined : String(query.phoneNumber);
+    if ((ref === undefined || ref === '') && (phone === undefined || phone === '')) {
+      throw new SimulatorError('invalid', 'promptsFor needs an accountReference and/or a phoneNumber');
+    }
+    const matches = (r: string | undefined, p: string | undefined): boolean =>
+      (ref === undefined || r === ref) && (phone === undefined || p === phone);
+    const prompted = [...this.records.values()].filter((rec) => matches(rec.push.accountReference, rec.push.phoneNumber));
+    return {
+      pushRequests: this.pushRequestLog.filter((f) => matches(f.accountReference, f.phoneNumber)).length,
+      prompts: prompted.length,
+      checkoutRequestIds: prompted.map((rec) => rec.push.checkoutRequestId),
+    };
   }
 
   /** Waits `ms`; resolves false when the simulator shuts down meanwhile. */
@@ -203,9 +453,10 @@ export class SimulatorCore {
       scenario: spec.scenario,
       state: 'awaiting_customer',
     };
-    const record: PushRecord = { push };
+    const record: PushRecord = { push, plan: this.planCallback(spec) };
     this.records.set(checkoutRequestId, record);
     this.trimPushes();
+    this.counters.promptsSent += 1;
 
     const autoCode = spec.autoResultCode;
     if (autoCode !== undefined) {
@@ -218,6 +469,37 @@ export class SimulatorCore {
       `push accepted ${checkoutRequestId} phone=${maskPhone(push.phoneNumber)} amount=${push.amount} scenario=${push.scenario}`,
     );
     return { ok: true, push: structuredClone(push) };
+  }
+
+  /** The phone scenario's callback behaviour, then the seeded callback faults (drop/duplicate draw, delay draw). */
+  private planCallback(spec: ScenarioSpec): CallbackPlan {
+    const plan: CallbackPlan = { copies: spec.callbackCopies, gapMs: DUPLICATE_CALLBACK_GAP_MS, delayMs: 0 };
+    if (spec.callbackCopies === 0) plan.dropSource = 'phone';
+    if (spec.callbackCopies > 1) plan.duplicateSource = 'phone';
+    const cb = this.faults.callbacks;
+    if (!cb || spec.callbackCopies === 0) return plan;
+    const dropRate = cb.dropRate ?? 0;
+    const duplicateRate = cb.duplicateRate ?? 0;
+    if (dropRate + duplicateRate > 0) {
+      const roll = this.dice.next('callback');
+      if (roll < dropRate) {
+        plan.copies = 0;
+        plan.dropSource = 'random';
+        plan.duplicateSource = undefined;
+      } else if (roll < dropRate + duplicateRate) {
+        plan.copies = Math.max(spec.callbackCopies, cb.duplicateCopies ?? DEFAULT_DUPLICATE_COPIES);
+        plan.gapMs = cb.duplicateGapMs ?? DUPLICATE_CALLBACK_GAP_MS;
+        plan.duplicateSource = 'random';
+      }
+    }
+    if ((cb.delayRate ?? 0) > 0) {
+      const roll = this.dice.next('callback');
+      if (plan.copies > 0 && roll < (cb.delayRate ?? 0)) {
+        plan.delayMs = cb.delayMs ?? 0;
+        plan.delaySource = 'random';
+      }
+    }
+    return plan;
   }
 
   getPush(checkoutRequestId: string): SimPush | undefined {
@@ -235,17 +517,23 @@ export class SimulatorCore {
     return [...this.records.values()].map((r) => structuredClone(r.push));
   }
 
-  async resolve(checkoutRequestId: string, resultCode: number): Promise<void> {
+  async resolve(checkoutRequestId: string, resultCode: number, options?: SimResolveOptions): Promise<void> {
     if (this.closed) throw new SimulatorError('closed', 'the simulator is closed');
     if (!Number.isSafeInteger(resultCode) || resultCode < 0) {
       throw new SimulatorError('invalid', `resultCode must be a non-negative integer, got ${String(resultCode)}`);
+    }
+    let override: SimResolveOptions | undefined;
+    if (options !== undefined) {
+      const parsed = parseResolveOptions(options);
+      if (!parsed.ok) throw new SimulatorError('invalid', parsed.message);
+      override = parsed.value;
     }
     const record = this.records.get(checkoutRequestId);
     if (!record) throw new SimulatorError('not_found', `no push with CheckoutRequestID ${checkoutRequestId}`);
     if (record.push.state === 'answered') {
       throw new SimulatorError('already_answered', `push ${checkoutRequestId} was already answered with ${record.push.resultCode}`);
     }
-    await this.answer(record, resultCode);
+    await this.answer(record, resultCode, override);
   }
 
   private trimPushes(): void {
@@ -257,8 +545,11 @@ export class SimulatorCore {
     }
   }
 
-  /** The customer answers: the push becomes final, then the callback is delivered per the scenario. */
-  private async answer(record: PushRecord, resultCode: number): Promise<void> {
+  /**
+   * The customer answers: the push becomes final, then the callback is delivered per its plan (or `override`).
+   * Resolves once the callbacks that are not delayed have been delivered.
+   */
+  private async answer(record: PushRecord, resultCode: number, override?: SimResolveOptions): Promise<void> {
     this.customerTimers.cancel(record.answerTimer);
     record.answerTimer = undefined;
     const { push } = record;
@@ -269,29 +560,49 @@ export class SimulatorCore {
     if (resultCode === 0) push.receipt = newReceiptNumber();
     this.log(`push answered ${push.checkoutRequestId} ResultCode=${resultCode}`);
 
-    const copies = scenarioByName(push.scenario)?.callbackCopies ?? 1;
-    if (copies === 0) {
-      this.log(`callback for ${push.checkoutRequestId} dropped (scenario ${push.scenario})`);
+    const plan = override ? withOverride(record.plan, override) : record.plan;
+    const id = push.checkoutRequestId;
+    if (plan.copies === 0) {
+      this.counters.callbacksDropped += 1;
+      this.recordInjection({ kind: 'callback_dropped', source: plan.dropSource ?? 'random', checkoutRequestId: id });
       return;
+    }
+    if (plan.copies > 1) {
+      this.counters.callbacksDuplicated += 1;
+      this.recordInjection({ kind: 'callback_duplicated', source: plan.duplicateSource ?? 'random', checkoutRequestId: id, copies: plan.copies });
+    }
+    if (plan.delayMs > 0) {
+      this.counters.callbacksDelayed += 1;
+      this.recordInjection({ kind: 'callback_delayed', source: plan.delaySource ?? 'random', checkoutRequestId: id, delayMs: plan.delayMs });
     }
     const body = stkCallback(push, answeredAt);
     const generation = this.generation;
-    const deliveries: Promise<void>[] = [this.deliver(push, body, generation)];
-    for (let i = 1; i < copies; i += 1) {
-      deliveries.push(
-        this.customerTimers.sleep(DUPLICATE_CALLBACK_GAP_MS * i).then((fired) => (fired ? this.deliver(push, body, generation) : undefined)),
-      );
+    const sendAll = async (): Promise<void> => {
+      const deliveries: Promise<void>[] = [this.deliver(push, body, generation, 1)];
+      for (let i = 1; i < plan.copies; i += 1) {
+        const copy = i + 1;
+        deliveries.push(
+          plan.gapMs === 0
+            ? this.deliver(push, body, generation, copy)
+            : this.customerTimers.sleep(plan.gapMs * i).then((fired) => (fired ? this.deliver(push, body, generation, copy) : undefined)),
+        );
+      }
+      await Promise.all(deliveries);
+    };
+    if (plan.delayMs > 0) {
+      this.customerTimers.schedule(plan.delayMs, () => void sendAll());
+      return;
     }
-    await Promise.all(deliveries);
+    await sendAll();
   }
 
   // ---------------------------------------------------------------- callbacks
 
-  private async deliver(push: SimPush, body: StkCallbackBody, generation: number): Promise<void> {
+  private async deliver(push: SimPush, body: StkCallbackBody, generation: number, copy: number): Promise<void> {
     const at = new Date();
     const outcome = await this.sender.send(push.callbackUrl, body, { BusinessShortCode: push.shortcode });
     if (this.closed || generation !== this.generation) return;
-    const delivery: SimCallbackDelivery = { checkoutRequestId: push.checkoutRequestId, url: push.callbackUrl, body, at };
+    const delivery: SimCallbackDelivery = { checkoutRequestId: push.checkoutRequestId, url: push.callbackUrl, body, at, copy };
     if (outcome.status !== undefined) delivery.status = outcome.status;
     if (outcome.error !== undefined) delivery.error = outcome.error;
     this.deliveries.push(delivery);
@@ -300,7 +611,7 @@ export class SimulatorCore {
     }
     this.counters.callbacksSent += 1;
     this.log(
-      `callback ${push.checkoutRequestId} -> ${redactUrl(push.callbackUrl)} ${outcome.status !== undefined ? `HTTP ${outcome.status}` : `failed: ${outcome.error ?? 'unknown error'}`}`,
+      `callback ${push.checkoutRequestId}${copy > 1 ? ` (copy ${copy})` : ''} -> ${redactUrl(push.callbackUrl)} ${outcome.status !== undefined ? `HTTP ${outcome.status}` : `failed: ${outcome.error ?? 'unknown error'}`}`,
     );
     this.notifyWaiters(push.checkoutRequestId);
   }
@@ -350,12 +661,16 @@ export class SimulatorCore {
   reset(): void {
     this.generation += 1;
     this.customerTimers.cancelAll();
+    this.heldConnections.cancelAll();
     this.records.clear();
     this.deliveries = [];
     this.counters = zeroStats();
-    this.faults = {};
+    this.injectionLog = [];
+    this.injectionSeq = 0;
+    this.pushRequestLog = [];
     this.tokens.clear();
-    this.log('reset: pushes, callbacks, stats, faults and tokens cleared');
+    this.log('reset: pushes, callbacks, stats, injections and tokens cleared; faults back to the start-up faults');
+    this.applyFaults(this.options.faults);
   }
 
   shutdown(): void {
@@ -364,6 +679,7 @@ export class SimulatorCore {
     this.generation += 1;
     this.customerTimers.cancelAll();
     this.requestTimers.cancelAll();
+    this.heldConnections.cancelAll();
     this.sender.abortAll();
     for (const waiter of this.waiters) {
       clearTimeout(waiter.timer);
@@ -371,4 +687,20 @@ export class SimulatorCore {
     }
     this.waiters.clear();
   }
+}
+
+/** resolve() options layered over the push's callback plan. */
+function withOverride(plan: CallbackPlan, o: SimResolveOptions): CallbackPlan {
+  const out: CallbackPlan = { ...plan };
+  if (o.callbackCopies !== undefined) {
+    out.copies = o.callbackCopies;
+    out.dropSource = o.callbackCopies === 0 ? 'resolve' : undefined;
+    out.duplicateSource = o.callbackCopies > 1 ? 'resolve' : undefined;
+  }
+  if (o.duplicateGapMs !== undefined) out.gapMs = o.duplicateGapMs;
+  if (o.callbackDelayMs !== undefined) {
+    out.delayMs = o.callbackDelayMs;
+    out.delaySource = o.callbackDelayMs > 0 ? 'resolve' : undefined;
+  }
+  return out;
 }

@@ -1,9 +1,10 @@
 /** The Daraja-facing endpoints: OAuth, STK push, STK query. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { EndpointKind, SimulatorCore } from './core';
+import type { EndpointFault, EndpointKind, PushRequestFields, SimulatorCore } from './core';
 import { ERRORS, transactionBeingProcessed, type DarajaError } from './errors';
 import { BodyTooLargeError, isJsonContentType, parseJsonObject, readBody, sendDarajaError, sendEmpty, sendJson } from './http';
 import { stkPushAccepted, stkQueryResult } from './payloads';
+import { scenarioForPhone } from './scenarios';
 import { validatePush, validateQuery, type ValidationContext } from './validation';
 
 export const OAUTH_PATH = '/oauth/v1/generate';
@@ -18,7 +19,39 @@ const ROUTES: Readonly<Record<string, EndpointKind>> = Object.freeze({
 
 const INVALID_CREDENTIALS_REASON = 'Bad Request: Invalid Credentials';
 
+/** The raw request body, read up front so the push can be attributed whatever the gateway answers. */
+type RawBody = { kind: 'ok'; raw: Buffer } | { kind: 'too_large' } | { kind: 'failed'; error: unknown };
+
+/** What a product endpoint does with a call: answer it (after any latency), or never answer it. */
+type Answer = { kind: 'json'; status: number; body: unknown; log?: string } | { kind: 'error'; error: DarajaError } | { kind: 'hold'; holdMs: number };
+
 type BodyResult = { ok: true; body: Record<string, unknown> } | { ok: false; error: DarajaError };
+
+async function readRawBody(req: IncomingMessage): Promise<RawBody> {
+  try {
+    return { kind: 'ok', raw: await readBody(req) };
+  } catch (error: unknown) {
+    return error instanceof BodyTooLargeError ? { kind: 'too_large' } : { kind: 'failed', error };
+  }
+}
+
+/** AccountReference / PhoneNumber as sent (number or string), before any validation. */
+function pushFields(raw: RawBody): PushRequestFields {
+  if (raw.kind !== 'ok') return {};
+  const body = parseJsonObject(raw.raw);
+  if (!body) return {};
+  const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : typeof v === 'number' && Number.isFinite(v) ? String(v) : undefined);
+  const fields: PushRequestFields = {};
+  const accountReference = text(body['AccountReference']);
+  if (accountReference !== undefined) fields.accountReference = accountReference;
+  const phoneNumber = text(body['PhoneNumber']);
+  if (phoneNumber !== undefined) fields.phoneNumber = phoneNumber;
+  return fields;
+}
+
+function errorAnswer(error: DarajaError): Answer {
+  return { kind: 'error', error };
+}
 
 export class DarajaRoutes {
   constructor(private readonly core: SimulatorCore) {}
@@ -29,7 +62,7 @@ export class DarajaRoutes {
     if (kind) {
       this.core.countRequest(kind);
       // OAuth is slow before it answers. Push and query are slow *after* Daraja has acted on them
-      // (a gateway timeout on the client's side does not undo the push): see slowAnswer().
+      // (a gateway timeout on the client's side does not undo the push): see product().
       if (kind === 'oauth') {
         const latency = this.core.latencyFor(kind);
         if (latency > 0 && !(await this.core.delay(latency))) return;
@@ -37,37 +70,27 @@ export class DarajaRoutes {
     }
     if (this.core.isDown()) return this.fail(req, res, ERRORS.serviceUnavailable);
     if (kind === 'oauth') return this.oauth(req, res, url);
-    if (kind === 'push') return this.slowAnswer('push', res, () => this.stkPush(req, res));
-    if (kind === 'query') return this.slowAnswer('query', res, () => this.stkQuery(req, res));
+    if (kind === 'push' || kind === 'query') return this.product(kind, req, res);
     return this.fail(req, res, ERRORS.resourceNotFound);
   }
 
   /**
-   * Runs the handler (so the push is registered and the customer prompted), then holds the
-   * answer back for the configured latency. A client that gave up meanwhile never sees it.
+   * Push / query: works out the answer (so a push is registered and the customer prompted), then either
+   * holds the connection without answering (timeout faults) or answers after the configured latency.
+   * A client that gave up meanwhile never sees the answer.
    */
-  private async slowAnswer(kind: 'push' | 'query', res: ServerResponse, handler: () => Promise<void>): Promise<void> {
+  private async product(kind: 'push' | 'query', req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const raw = await readRawBody(req);
+    const answer = kind === 'push' ? this.stkPush(req, raw) : this.stkQuery(req, raw);
+    if (answer.kind === 'hold') {
+      this.core.log(`${req.method ?? '?'} ${kind === 'push' ? STK_PUSH_PATH : STK_QUERY_PATH} -> no answer (connection held ${answer.holdMs} ms, then dropped)`);
+      return this.core.holdConnection(res, answer.holdMs);
+    }
     const latency = this.core.latencyFor(kind);
-    if (latency <= 0) return handler();
-    const realWriteHead = res.writeHead.bind(res);
-    const realEnd = res.end.bind(res);
-    let held: { head: unknown[]; end: unknown[] } | undefined = { head: [], end: [] };
-    res.writeHead = ((...args: unknown[]) => {
-      if (held) held.head = args;
-      return res;
-    }) as typeof res.writeHead;
-    res.end = ((...args: unknown[]) => {
-      if (held) held.end = args;
-      return res;
-    }) as typeof res.end;
-    await handler();
-    const answer = held;
-    held = undefined;
-    res.writeHead = realWriteHead;
-    res.end = realEnd;
-    if (!(await this.core.delay(latency)) || res.destroyed) return;
-    if (answer.head.length) (realWriteHead as (...a: unknown[]) => unknown)(...answer.head);
-    (realEnd as (...a: unknown[]) => unknown)(...answer.end);
+    if (latency > 0 && (!(await this.core.delay(latency)) || res.destroyed)) return;
+    if (answer.kind === 'error') return this.fail(req, res, answer.error);
+    sendJson(res, answer.status, answer.body);
+    if (answer.log) this.core.log(answer.log);
   }
 
   private oauth(req: IncomingMessage, res: ServerResponse, url: URL): void {
@@ -89,45 +112,104 @@ export class DarajaRoutes {
     this.core.log(`GET ${OAUTH_PATH} -> 200 token issued`);
   }
 
-  private async stkPush(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = await this.productBody(req, 'push');
-    if (!body.ok) return this.fail(req, res, body.error);
+  private stkPush(req: IncomingMessage, raw: RawBody): Answer {
+    const fields = pushFields(raw);
+    this.core.recordPushRequest(fields);
+    const gate = this.gateway(req, 'push', fields.accountReference);
+    if (gate.kind === 'error') return gate;
+    const fault = gate.kind === 'pass' ? gate.fault : undefined;
+    if (fault?.kind === 'timeout' && !fault.processed) {
+      this.core.recordTimeout('push', { ...fault, accountReference: fields.accountReference });
+      return { kind: 'hold', holdMs: fault.holdMs };
+    }
+
+    const answer = this.acceptPush(req, raw);
+    if (answer.kind === 'hold') return answer; // a magic-phone timeout, already recorded
+    if (fault?.kind === 'timeout') {
+      // Daraja acted on the push (or rejected it); only its answer is lost.
+      const checkoutRequestId = answer.kind === 'json' ? (answer.body as { CheckoutRequestID?: string }).CheckoutRequestID : undefined;
+      this.core.recordTimeout('push', { ...fault, accountReference: fields.accountReference, checkoutRequestId });
+      return { kind: 'hold', holdMs: fault.holdMs };
+    }
+    return answer;
+  }
+
+  /** Content type, body, field validation, magic-phone timeouts and the push itself. */
+  private acceptPush(req: IncomingMessage, raw: RawBody): Answer {
+    const body = this.jsonBody(req, raw);
+    if (!body.ok) return errorAnswer(body.error);
     const now = new Date();
     const valid = validatePush(body.body, this.context(now));
-    if (!valid.ok) return this.fail(req, res, valid.error);
-    const submitted = this.core.submitPush(valid.value, now);
-    if (!submitted.ok) return this.fail(req, res, submitted.error);
-    sendJson(res, 200, stkPushAccepted(submitted.push));
-  }
+    if (!valid.ok) return errorAnswer(valid.error);
 
-  private async stkQuery(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = await this.productBody(req, 'query');
-    if (!body.ok) return this.fail(req, res, body.error);
-    const valid = validateQuery(body.body, this.context(new Date()));
-    if (!valid.ok) return this.fail(req, res, valid.error);
-    const push = this.core.findPushForQuery(valid.value.shortcode, valid.value.checkoutRequestId);
-    if (!push) return this.fail(req, res, ERRORS.transactionDoesNotExist);
-    if (push.state !== 'answered') return this.fail(req, res, transactionBeingProcessed(push.checkoutRequestId));
-    sendJson(res, 200, stkQueryResult(push));
-    this.core.log(`POST ${STK_QUERY_PATH} -> 200 ${push.checkoutRequestId} ResultCode=${String(push.resultCode)}`);
-  }
-
-  /** Gateway checks shared by the product endpoints, in order: method, token, injected fault, content type, body. */
-  private async productBody(req: IncomingMessage, kind: 'push' | 'query'): Promise<BodyResult> {
-    if (req.method !== 'POST') return { ok: false, error: ERRORS.methodNotAllowed };
-    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    if (!bearer?.[1] || !this.core.isTokenValid(bearer[1])) return { ok: false, error: ERRORS.invalidAccessToken };
-    const injected = this.core.takeInjectedError(kind);
-    if (injected) return { ok: false, error: injected };
-    if (!isJsonContentType(req.headers['content-type'])) return { ok: false, error: ERRORS.missingJsonContentType };
-    let raw: Buffer;
-    try {
-      raw = await readBody(req);
-    } catch (err: unknown) {
-      if (err instanceof BodyTooLargeError) return { ok: false, error: ERRORS.payloadTooLarge };
-      throw err;
+    const phoneTimeout = scenarioForPhone(valid.value.phoneNumber).timeout;
+    const holdMs = this.core.timeoutHoldMs('push');
+    if (phoneTimeout === 'unprocessed') {
+      this.core.recordTimeout('push', { processed: false, holdMs, source: 'phone', accountReference: valid.value.accountReference });
+      return { kind: 'hold', holdMs };
     }
-    const body = parseJsonObject(raw);
+    const submitted = this.core.submitPush(valid.value, now);
+    if (!submitted.ok) return errorAnswer(submitted.error);
+    if (phoneTimeout === 'processed') {
+      this.core.recordTimeout('push', {
+        processed: true,
+        holdMs,
+        source: 'phone',
+        accountReference: valid.value.accountReference,
+        checkoutRequestId: submitted.push.checkoutRequestId,
+      });
+      return { kind: 'hold', holdMs };
+    }
+    return { kind: 'json', status: 200, body: stkPushAccepted(submitted.push) };
+  }
+
+  private stkQuery(req: IncomingMessage, raw: RawBody): Answer {
+    const gate = this.gateway(req, 'query');
+    if (gate.kind === 'error') return gate;
+    const fault = gate.kind === 'pass' ? gate.fault : undefined;
+    if (fault?.kind === 'timeout') {
+      this.core.recordTimeout('query', fault);
+      return { kind: 'hold', holdMs: fault.holdMs };
+    }
+    const body = this.jsonBody(req, raw);
+    if (!body.ok) return errorAnswer(body.error);
+    const valid = validateQuery(body.body, this.context(new Date()));
+    if (!valid.ok) return errorAnswer(valid.error);
+    const push = this.core.findPushForQuery(valid.value.shortcode, valid.value.checkoutRequestId);
+    if (!push) return errorAnswer(ERRORS.transactionDoesNotExist);
+    if (push.state !== 'answered') return errorAnswer(transactionBeingProcessed(push.checkoutRequestId));
+    return {
+      kind: 'json',
+      status: 200,
+      body: stkQueryResult(push),
+      log: `POST ${STK_QUERY_PATH} -> 200 ${push.checkoutRequestId} ResultCode=${String(push.resultCode)}`,
+    };
+  }
+
+  /**
+   * Gateway checks shared by the product endpoints, in order: method, token, then injected faults
+   * (canned errors, seeded errors/timeouts). Every authenticated call counts for tokenInvalidateEveryCalls.
+   */
+  private gateway(
+    req: IncomingMessage,
+    kind: 'push' | 'query',
+    accountReference?: string,
+  ): { kind: 'error'; error: DarajaError } | { kind: 'pass'; fault?: Extract<EndpointFault, { kind: 'timeout' }> } {
+    if (req.method !== 'POST') return { kind: 'error', error: ERRORS.methodNotAllowed };
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    if (!bearer?.[1] || !this.core.isTokenValid(bearer[1])) return { kind: 'error', error: ERRORS.invalidAccessToken };
+    this.core.noteAuthorizedCall();
+    const fault = this.core.decideFault(kind, accountReference);
+    if (fault?.kind === 'error') return { kind: 'error', error: fault.error };
+    return { kind: 'pass', fault };
+  }
+
+  /** After the gateway: content type, body size, JSON object. */
+  private jsonBody(req: IncomingMessage, raw: RawBody): BodyResult {
+    if (!isJsonContentType(req.headers['content-type'])) return { ok: false, error: ERRORS.missingJsonContentType };
+    if (raw.kind === 'too_large') return { ok: false, error: ERRORS.payloadTooLarge };
+    if (raw.kind === 'failed') throw raw.error;
+    const body = parseJsonObject(raw.raw);
     return body ? { ok: true, body } : { ok: false, error: ERRORS.invalidPayload };
   }
 

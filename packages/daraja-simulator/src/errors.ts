@@ -32,6 +32,8 @@ export const ERRORS = Object.freeze({
   /** Spelling as observed on the live sandbox (capital E); clients should compare case-insensitively. */
   transactionDoesNotExist: { status: 500, errorCode: '500.001.1001', errorMessage: 'The transaction does not Exist' },
   internalError: { status: 500, errorCode: '500.003.1001', errorMessage: 'Internal Server Error' },
+  /** Gateway TPS limit (daraja.md §2.3): rejected before processing, safe to retry with backoff. */
+  spikeArrest: { status: 500, errorCode: '500.003.02', errorMessage: 'Error Occurred: Spike Arrest Violation' },
   serviceUnavailable: { status: 503, errorCode: '503.001.01', errorMessage: 'Service Unavailable' },
 } satisfies Record<string, DarajaError>);
 

@@ -10,10 +10,19 @@ import type { DarajaSimulator, SimulatorOptions } from './types';
 export type {
   DarajaSimulator,
   SimCallbackDelivery,
+  SimCallbackFaults,
   SimFaultError,
   SimFaults,
+  SimInjection,
+  SimInjectionKind,
+  SimInjectionSource,
+  SimPromptCount,
+  SimPromptQuery,
   SimPush,
   SimPushState,
+  SimPushTimeouts,
+  SimQueryTimeouts,
+  SimResolveOptions,
   SimStats,
   SimulatorAccount,
   SimulatorOptions,
@@ -30,6 +39,8 @@ export {
 export { OAUTH_PATH, STK_PUSH_PATH, STK_QUERY_PATH } from './daraja-routes';
 export { formatNairobiTimestamp } from './time';
 export { stkPassword } from './validation';
+export { DEFAULT_TIMEOUT_HOLD_MS, mulberry32, parseFaults } from './faults';
+export { faultsFromEnv } from './env-faults';
 
 function urlHost(host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1';
@@ -59,8 +70,11 @@ export async function startDarajaSimulator(opts: SimulatorOptions = {}): Promise
     pushes: () => core.listPushes(),
     getPush: (checkoutRequestId) => core.getPush(checkoutRequestId),
     callbacks: () => core.listCallbacks(),
-    resolve: (checkoutRequestId, resultCode) => core.resolve(checkoutRequestId, resultCode),
+    resolve: (checkoutRequestId, resultCode, options) => core.resolve(checkoutRequestId, resultCode, options),
     setFaults: (f) => core.setFaults(f),
+    faults: () => core.currentFaults(),
+    injections: () => core.listInjections(),
+    promptsFor: (query) => core.promptsFor(query),
     waitForCallbacks: (checkoutRequestId, count, timeoutMs) => core.waitForCallbacks(checkoutRequestId, count, timeoutMs),
     reset: () => core.reset(),
   };

@@ -1,5 +1,6 @@
 /** Defaults and validation of SimulatorOptions. */
-import type { SimulatorAccount, SimulatorOptions } from './types';
+import { parseFaults } from './faults';
+import type { SimFaults, SimulatorAccount, SimulatorOptions } from './types';
 
 export const DEFAULT_CONSUMER_KEY = 'smartduka-sim-key';
 export const DEFAULT_CONSUMER_SECRET = 'smartduka-sim-secret';
@@ -24,6 +25,8 @@ export interface ResolvedOptions {
   timestampToleranceSeconds: number;
   log: (line: string) => void;
   maxRecords: number;
+  /** Start-up faults (validated; the one-shot invalidateTokens is dropped): applied at start and by reset(). */
+  faults: SimFaults;
 }
 
 function requireInteger(name: string, value: number, min: number, max: number = Number.MAX_SAFE_INTEGER): number {
@@ -54,6 +57,13 @@ function normaliseAccounts(accounts: readonly SimulatorAccount[]): SimulatorAcco
   });
 }
 
+function startupFaults(faults: SimFaults | undefined): SimFaults {
+  const parsed = parseFaults(faults ?? {});
+  if (!parsed.ok) throw new RangeError(`SimulatorOptions.faults: ${parsed.message}`);
+  const { invalidateTokens: _oneShot, ...rest } = parsed.value;
+  return rest;
+}
+
 export function resolveOptions(opts: SimulatorOptions = {}): ResolvedOptions {
   return {
     port: requireInteger('port', opts.port ?? 0, 0, 65535),
@@ -67,5 +77,6 @@ export function resolveOptions(opts: SimulatorOptions = {}): ResolvedOptions {
     timestampToleranceSeconds: requireInteger('timestampToleranceSeconds', opts.timestampToleranceSeconds ?? 300, 0),
     log: opts.log ?? (() => undefined),
     maxRecords: requireInteger('maxRecords', opts.maxRecords ?? DEFAULT_MAX_RECORDS, 1),
+    faults: startupFaults(opts.faults),
   };
 }

@@ -10,6 +10,8 @@ export type ScenarioName =
   | 'duplicate_callback'
   | 'never_answers'
   | 'subscriber_locked'
+  | 'answer_lost'
+  | 'push_timeout'
   | 'product_not_permitted';
 
 export interface ScenarioSpec {
@@ -21,6 +23,11 @@ export interface ScenarioSpec {
   callbackCopies: 0 | 1 | 2;
   /** The push itself is rejected synchronously (no CheckoutRequestID is issued). */
   rejectsPush: boolean;
+  /**
+   * The HTTP answer to the push never arrives (connection held pushTimeouts.holdMs, then dropped):
+   * 'processed' = the push was recorded and the customer prompted; 'unprocessed' = nothing happened.
+   */
+  timeout?: 'processed' | 'unprocessed';
 }
 
 export const SUCCESS_RESULT_DESC = 'The service request is processed successfully.';
@@ -116,6 +123,22 @@ const SCENARIOS: Readonly<Record<ScenarioName, ScenarioSpec>> = Object.freeze({
     callbackCopies: 0,
     rejectsPush: true,
   },
+  answer_lost: {
+    scenario: 'answer_lost',
+    description:
+      'Push processed (prompt sent, customer pays: ResultCode 0, callback sent) but its HTTP answer never arrives: connection held pushTimeouts.holdMs (30 s), then dropped.',
+    autoResultCode: 0,
+    callbackCopies: 1,
+    rejectsPush: false,
+    timeout: 'processed',
+  },
+  push_timeout: {
+    scenario: 'push_timeout',
+    description: 'Push NOT processed and never answered: connection held pushTimeouts.holdMs (30 s), then dropped; no prompt, no callback.',
+    callbackCopies: 0,
+    rejectsPush: false,
+    timeout: 'unprocessed',
+  },
   product_not_permitted: {
     scenario: 'product_not_permitted',
     description: 'Wrong TransactionType/PartyB combination: push accepted, callback carries ResultCode 2028 (overrides the phone scenario).',
@@ -134,6 +157,8 @@ const MAGIC_SCENARIOS: Readonly<Record<string, ScenarioName>> = Object.freeze({
   '254700000006': 'duplicate_callback',
   '254700000007': 'never_answers',
   '254700000008': 'subscriber_locked',
+  '254700000009': 'answer_lost',
+  '254700000010': 'push_timeout',
 });
 
 /** Magic PhoneNumber values and what they do. Any other valid number succeeds (ResultCode 0). */

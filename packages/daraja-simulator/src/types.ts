@@ -30,8 +30,10 @@ export interface SimulatorOptions {
   timestampToleranceSeconds?: number;
   /** default: no logging. Secrets are never logged; phones are masked 2547******78. */
   log?: (line: string) => void;
-  /** default 10000: how many pushes and how many callback deliveries are kept (oldest dropped first). */
+  /** default 10000: how many pushes, callback deliveries, injections and push requests are kept (oldest dropped first). */
   maxRecords?: number;
+  /** Faults active from the start (e.g. a chaos run); reset() restores them. Validated like setFaults(). */
+  faults?: SimFaults;
 }
 
 export type SimPushState = 'awaiting_customer' | 'answered';
@@ -53,6 +55,8 @@ export interface SimPush {
   resultCode?: number;
   resultDesc?: string;
   receipt?: string;
+  /** Faults the simulator injected into this push, in the order they happened (absent when none). */
+  injected?: SimInjectionKind[];
 }
 
 export interface SimCallbackDelivery {
@@ -65,6 +69,8 @@ export interface SimCallbackDelivery {
   error?: string;
   /** When the delivery was started. */
   at: Date;
+  /** 1 for the first POST of this callback, 2+ for duplicates. */
+  copy: number;
 }
 
 /** A canned gateway error for the next `count` calls of an endpoint. */
@@ -73,6 +79,43 @@ export interface SimFaultError {
   status: number;
   errorCode: string;
   errorMessage: string;
+}
+
+/**
+ * Callback faults, decided when the push is accepted (one seeded draw for drop/duplicate, one for delay).
+ * The push itself is unaffected: it is answered on time and STK query reports the true result.
+ */
+export interface SimCallbackFaults {
+  /** share (0..1) of callbacks never POSTed */
+  dropRate?: number;
+  /** share (0..1) of callbacks POSTed `duplicateCopies` times; dropRate + duplicateRate ≤ 1 */
+  duplicateRate?: number;
+  /** total POSTs of a duplicated callback, 2..10 (default 2) */
+  duplicateCopies?: number;
+  /** gap between the copies in ms (default 100); 0 = all copies at once, concurrently, in no guaranteed order */
+  duplicateGapMs?: number;
+  /** share (0..1) of (not dropped) callbacks POSTed `delayMs` late */
+  delayRate?: number;
+  /** extra delay in ms (required when delayRate > 0), e.g. longer than the API's status grace period */
+  delayMs?: number;
+}
+
+/**
+ * Pushes whose HTTP answer never arrives: the connection is held `holdMs`, then dropped without a response.
+ * processed = Daraja acted on it (push recorded, customer prompted, callback follows) and only the answer was lost;
+ * unprocessed = nothing happened at Daraja's side (no push, no prompt, no callback).
+ */
+export interface SimPushTimeouts {
+  processedRate?: number;
+  unprocessedRate?: number;
+  /** default 30000; set it above the client's timeout */
+  holdMs?: number;
+}
+
+/** STK queries whose answer never arrives (held `holdMs`, default 30000, then dropped). */
+export interface SimQueryTimeouts {
+  rate?: number;
+  holdMs?: number;
 }
 
 export interface SimFaults {
@@ -85,13 +128,111 @@ export interface SimFaults {
   queryErrors?: SimFaultError;
   /** invalidate all currently issued tokens now (one-shot; not persisted) */
   invalidateTokens?: boolean;
+  /** 32-bit unsigned seed for the random faults; same seed + same call order ⇒ same choices. Default: a random seed (reported by the state). */
+  seed?: number;
+  /** share (0..1) of authenticated pushes answered, unprocessed, with a generic 5xx (500 500.003.1001 or 503 503.001.01) */
+  pushServerErrorRate?: number;
+  /** share (0..1) of authenticated pushes answered, unprocessed, with 500 500.003.02 "Error Occurred: Spike Arrest Violation" */
+  pushSpikeArrestRate?: number;
+  pushTimeouts?: SimPushTimeouts;
+  /** share (0..1) of authenticated queries answered with a generic 5xx */
+  queryServerErrorRate?: number;
+  /** share (0..1) of authenticated queries answered 500 500.003.02 spike arrest */
+  querySpikeArrestRate?: number;
+  queryTimeouts?: SimQueryTimeouts;
+  callbacks?: SimCallbackFaults;
+  /** drop every issued token after each N authenticated push/query calls (the Nth call itself still succeeds) */
+  tokenInvalidateEveryCalls?: number;
+}
+
+/** Per-push callback overrides for resolve(); they win over the phone scenario and the random callback faults. */
+export interface SimResolveOptions {
+  /** 0 = drop the callback, 1 = send once, 2..10 = duplicates */
+  callbackCopies?: number;
+  /** send the (first) callback this many ms after the answer; resolve() then does not wait for it */
+  callbackDelayMs?: number;
+  /** gap between copies (default 100; 0 = concurrently) */
+  duplicateGapMs?: number;
+}
+
+export type SimInjectionKind =
+  | 'push_error'
+  | 'push_spike_arrest'
+  | 'push_timeout_processed'
+  | 'push_timeout_unprocessed'
+  | 'query_error'
+  | 'query_spike_arrest'
+  | 'query_timeout'
+  | 'callback_dropped'
+  | 'callback_duplicated'
+  | 'callback_delayed'
+  | 'tokens_invalidated';
+
+/** What triggered an injection: a seeded draw, a canned pushErrors/queryErrors, a magic phone number, resolve() options, tokenInvalidateEveryCalls, or the one-shot invalidateTokens. */
+export type SimInjectionSource = 'random' | 'canned' | 'phone' | 'resolve' | 'every_n_calls' | 'one_shot';
+
+/** One injected fault, as recorded by the simulator (no phone numbers, no tokens). */
+export interface SimInjection {
+  /** 1, 2, 3… since the last reset */
+  seq: number;
+  at: Date;
+  kind: SimInjectionKind;
+  source: SimInjectionSource;
+  checkoutRequestId?: string;
+  /** AccountReference of the push request, when it carried one */
+  accountReference?: string;
+  /** HTTP status and errorCode of an injected error */
+  status?: number;
+  errorCode?: string;
+  /** how long a timed-out call held the connection */
+  holdMs?: number;
+  /** total POSTs of a duplicated callback */
+  copies?: number;
+  /** extra delay of a delayed callback */
+  delayMs?: number;
 }
 
 export interface SimStats {
   oauthRequests: number;
   pushRequests: number;
   queryRequests: number;
+  /** callback POSTs made (duplicates included) */
   callbacksSent: number;
+  /** pushes accepted, i.e. customer prompts sent (including pushes whose answer was lost) */
+  promptsSent: number;
+  /** push calls answered with an injected error other than spike arrest (random 5xx or canned pushErrors) */
+  pushErrorsInjected: number;
+  /** push calls answered 500 500.003.02 by injection (random or canned) */
+  pushSpikeArrests: number;
+  /** push calls whose answer never arrived (processed + unprocessed) */
+  pushTimeouts: number;
+  /** of pushTimeouts, those Daraja had acted on (push recorded, prompt sent) */
+  pushTimeoutsProcessed: number;
+  queryErrorsInjected: number;
+  querySpikeArrests: number;
+  queryTimeouts: number;
+  /** answered pushes whose callback was not sent (random, resolve() option or the callback_lost phone) */
+  callbacksDropped: number;
+  /** answered pushes whose callback was sent more than once */
+  callbacksDuplicated: number;
+  /** answered pushes whose callback was held back */
+  callbacksDelayed: number;
+  /** times every issued token was dropped (invalidateTokens or tokenInvalidateEveryCalls) */
+  tokensInvalidated: number;
+}
+
+/** Which push requests promptsFor() counts: those matching every given field. */
+export interface SimPromptQuery {
+  accountReference?: string;
+  phoneNumber?: string | number;
+}
+
+export interface SimPromptCount {
+  /** push requests received whose JSON body carried the AccountReference/PhoneNumber, whatever their outcome */
+  pushRequests: number;
+  /** of those, pushes Daraja accepted, i.e. prompts the customer saw (includes pushes whose answer was lost) */
+  prompts: number;
+  checkoutRequestIds: string[];
 }
 
 export interface DarajaSimulator {
@@ -103,11 +244,20 @@ export interface DarajaSimulator {
   pushes(): SimPush[];
   getPush(checkoutRequestId: string): SimPush | undefined;
   callbacks(): SimCallbackDelivery[];
-  /** answer a push now with a result code instead of waiting (0 success, 1032 cancel, ...); sends the callback unless the push's scenario drops it */
-  resolve(checkoutRequestId: string, resultCode: number): Promise<void>;
-  /** replaces current faults */
+  /**
+   * answer a push now with a result code instead of waiting (0 success, 1032 cancel, ...); sends the callback
+   * unless the push's scenario / callback faults drop it, or as `options` say. Waits for the callbacks that are not delayed.
+   */
+  resolve(checkoutRequestId: string, resultCode: number, options?: SimResolveOptions): Promise<void>;
+  /** replaces current faults; throws SimulatorError (kind 'invalid') on a bad value */
   setFaults(f: SimFaults): void;
+  /** the faults in force (with the effective `seed` when random faults are configured) */
+  faults(): SimFaults;
+  /** every fault injected since the last reset, oldest first */
+  injections(): SimInjection[];
+  /** how many push requests / prompts carried this AccountReference and/or PhoneNumber */
+  promptsFor(query: SimPromptQuery): SimPromptCount;
   waitForCallbacks(checkoutRequestId: string, count?: number, timeoutMs?: number): Promise<SimCallbackDelivery[]>;
-  /** clears pushes, callbacks, stats, faults, tokens */
+  /** clears pushes, callbacks, stats, injections, tokens and held connections; faults go back to `SimulatorOptions.faults` (none by default) */
   reset(): void;
 }

@@ -16,6 +16,7 @@ import {
   stkQuery,
   token,
   uniquePath,
+  ZERO_STATS,
   type Receiver,
 } from './helpers';
 
@@ -55,15 +56,16 @@ describe('control API and lifecycle', () => {
     await sim.waitForCallbacks(id);
     const res = await request(`${sim.url}/__sim/state`);
     expect(res.status).toBe(200);
-    const state = res.json as { pushes: Array<Record<string, unknown>>; callbacks: Array<Record<string, unknown>>; stats: unknown; faults: unknown };
-    expect(Object.keys(state).sort()).toEqual(['callbacks', 'faults', 'pushes', 'stats']);
+    const state = res.json as { pushes: Array<Record<string, unknown>>; callbacks: Array<Record<string, unknown>>; stats: unknown; faults: unknown; injections: unknown };
+    expect(Object.keys(state).sort()).toEqual(['callbacks', 'faults', 'injections', 'pushes', 'stats']);
     expect(state.pushes).toHaveLength(1);
     expect(state.pushes[0]).toMatchObject({ checkoutRequestId: id, state: 'answered', resultCode: 0 });
     expect(typeof state.pushes[0]?.['createdAt']).toBe('string');
     expect(state.callbacks).toHaveLength(1);
     expect(state.callbacks[0]).toMatchObject({ checkoutRequestId: id, status: 200 });
-    expect(state.stats).toEqual({ oauthRequests: 1, pushRequests: 1, queryRequests: 0, callbacksSent: 1 });
+    expect(state.stats).toEqual({ ...ZERO_STATS, oauthRequests: 1, pushRequests: 1, callbacksSent: 1, promptsSent: 1 });
     expect(state.faults).toEqual({});
+    expect(state.injections).toEqual([]);
   });
 
   it('POST /__sim/faults sets faults and rejects malformed ones', async () => {
@@ -116,7 +118,7 @@ describe('control API and lifecycle', () => {
     await sleep(DELAY + 150);
     expect(receiver.received).toHaveLength(0);
     const state = (await request(`${sim.url}/__sim/state`)).json;
-    expect(state).toEqual({ pushes: [], callbacks: [], stats: { oauthRequests: 0, pushRequests: 0, queryRequests: 0, callbacksSent: 0 }, faults: {} });
+    expect(state).toEqual({ pushes: [], callbacks: [], stats: ZERO_STATS, faults: {}, injections: [] });
     expectEnvelope(await stkQuery(sim.url, accessToken, queryBody('ws_CO_x')), 404, '404.001.03', 'Invalid Access Token');
   });
 
@@ -129,7 +131,7 @@ describe('control API and lifecycle', () => {
     expect(sim.pushes()).toEqual([]);
     expect(sim.getPush(id)).toBeUndefined();
     expect(sim.callbacks()).toEqual([]);
-    expect(sim.stats()).toEqual({ oauthRequests: 0, pushRequests: 0, queryRequests: 0, callbacksSent: 0 });
+    expect(sim.stats()).toEqual(ZERO_STATS);
     await sleep(DELAY + 150);
     expect(receiver.received.filter((r) => r.raw.includes(pending))).toHaveLength(0);
     expectEnvelope(await stkQuery(sim.url, accessToken, queryBody(id)), 404, '404.001.03', 'Invalid Access Token');

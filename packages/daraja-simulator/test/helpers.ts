@@ -22,6 +22,8 @@ export interface RequestOptions {
   method?: string;
   headers?: Record<string, string>;
   body?: string | Buffer;
+  /** client-side timeout: the request is aborted and rejects with "client timeout" */
+  timeoutMs?: number;
 }
 
 /** Plain node:http request (no keep-alive, nothing added implicitly). */
@@ -44,6 +46,7 @@ export function request(url: string, opts: RequestOptions = {}): Promise<HttpRes
       });
       res.on('error', reject);
     });
+    if (opts.timeoutMs !== undefined) req.setTimeout(opts.timeoutMs, () => req.destroy(new Error('client timeout')));
     req.on('error', reject);
     req.end(opts.body);
   });
@@ -112,10 +115,27 @@ export function queryBody(checkoutRequestId: string, overrides: Record<string, u
   };
 }
 
-export function postJson(url: string, accessToken: string | undefined, body: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
+export function postJson(
+  url: string,
+  accessToken: string | undefined,
+  body: unknown,
+  headers: Record<string, string> = {},
+  timeoutMs?: number,
+): Promise<HttpResult> {
   const h: Record<string, string> = { 'Content-Type': 'application/json', ...headers };
   if (accessToken !== undefined) h['Authorization'] = `Bearer ${accessToken}`;
-  return request(url, { method: 'POST', headers: h, body: JSON.stringify(body) });
+  return request(url, { method: 'POST', headers: h, body: JSON.stringify(body), timeoutMs });
+}
+
+/** What a client saw: the HTTP answer, or the network failure (client timeout, connection dropped). */
+export type CallOutcome = { kind: 'answer'; res: HttpResult } | { kind: 'no_answer'; error: string };
+
+export async function outcomeOf(call: Promise<HttpResult>): Promise<CallOutcome> {
+  try {
+    return { kind: 'answer', res: await call };
+  } catch (err: unknown) {
+    return { kind: 'no_answer', error: err instanceof Error ? err.message : String(err) };
+  }
 }
 
 export function stkPush(baseUrl: string, accessToken: string, body: unknown): Promise<HttpResult> {
@@ -199,6 +219,26 @@ export function sleep(ms: number): Promise<void> {
 export function uniquePath(label: string): string {
   return `/hooks/daraja/stk/${label}-${createHash('sha1').update(`${label}${Math.random()}`).digest('hex').slice(0, 8)}`;
 }
+
+/** Every SimStats counter at zero (spelled out here, independently of src/). */
+export const ZERO_STATS = Object.freeze({
+  oauthRequests: 0,
+  pushRequests: 0,
+  queryRequests: 0,
+  callbacksSent: 0,
+  promptsSent: 0,
+  pushErrorsInjected: 0,
+  pushSpikeArrests: 0,
+  pushTimeouts: 0,
+  pushTimeoutsProcessed: 0,
+  queryErrorsInjected: 0,
+  querySpikeArrests: 0,
+  queryTimeouts: 0,
+  callbacksDropped: 0,
+  callbacksDuplicated: 0,
+  callbacksDelayed: 0,
+  tokensInvalidated: 0,
+});
 
 export type Envelope = { requestId: string; errorCode: string; errorMessage: string };
 

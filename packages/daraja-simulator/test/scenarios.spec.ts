@@ -36,7 +36,7 @@ describe('magic phone numbers and resolve()', () => {
     accessToken = await token(sim.url);
   });
 
-  it('documents exactly the eight magic numbers', () => {
+  it('documents exactly the ten magic numbers', () => {
     expect(Object.keys(MAGIC_NUMBERS).sort()).toEqual([
       '254700000001',
       '254700000002',
@@ -46,6 +46,8 @@ describe('magic phone numbers and resolve()', () => {
       '254700000006',
       '254700000007',
       '254700000008',
+      '254700000009',
+      '254700000010',
     ]);
     for (const entry of Object.values(MAGIC_NUMBERS)) {
       expect(entry.scenario).toMatch(/^[a-z_]+$/);

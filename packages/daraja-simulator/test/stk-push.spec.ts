@@ -15,6 +15,7 @@ import {
   token,
   uniquePath,
   type Receiver,
+  ZERO_STATS,
 } from './helpers';
 
 const DELAY = 100;
@@ -130,7 +131,7 @@ describe('STK push', () => {
     expect(deliveries).toHaveLength(1);
     expect(deliveries[0]).toMatchObject({ checkoutRequestId: accepted.CheckoutRequestID, url: `${receiver.url}${path}`, status: 200 });
     expect(deliveries[0]?.body).toEqual(body);
-    expect(sim.stats()).toEqual({ oauthRequests: 1, pushRequests: 1, queryRequests: 0, callbacksSent: 1 });
+    expect(sim.stats()).toEqual({ ...ZERO_STATS, oauthRequests: 1, pushRequests: 1, callbacksSent: 1, promptsSent: 1 });
   });
 
   it('accepts numeric strings, the maximum amount, 2541 numbers and unknown extra fields', async () => {
