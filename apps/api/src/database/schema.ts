@@ -37,6 +37,15 @@ export const payments = pgTable(
     resultDesc: text('result_desc'),
     idempotencyKey: text('idempotency_key'),
     createdBy: text('created_by').notNull(),
+    /** Ours, unique: the Flutterwave tx_ref / Pesapal merchant reference (null for M-Pesa). */
+    providerReference: text('provider_reference'),
+    /** The provider's id of the transaction: Flutterwave transaction id, Pesapal OrderTrackingId (M-Pesa uses checkout_request_id). */
+    providerTransactionId: text('provider_transaction_id'),
+    /** Provider confirmation code (Flutterwave flw_ref, Pesapal confirmation_code). */
+    providerReceipt: text('provider_receipt'),
+    paymentMethod: text('payment_method'),
+    /** Hosted checkout link the customer pays on (Flutterwave/Pesapal). */
+    checkoutUrl: text('checkout_url'),
     // M-Pesa attempt columns
     phoneMasked: text('phone_masked'),
     /** sha256 of the normalised MSISDN: lets us match statements / rate-limit without storing the number. */
@@ -63,6 +72,8 @@ export const payments = pgTable(
     check('payments_status_valid', sql`${t.status} in ('initiated','pending','unresolved','completed','failed','cancelled','expired','review')`),
     uniqueIndex('payments_checkout_request_id_uq').on(t.checkoutRequestId),
     uniqueIndex('payments_mpesa_receipt_uq').on(t.mpesaReceiptNumber),
+    uniqueIndex('payments_provider_reference_uq').on(t.provider, t.providerReference),
+    uniqueIndex('payments_provider_transaction_uq').on(t.provider, t.providerTransactionId),
     // One payment in flight per order.
     uniqueIndex('payments_one_in_flight_per_order_uq')
       .on(t.shopId, t.orderId)
@@ -144,7 +155,14 @@ export const providerTokens = pgTable('provider_tokens', {
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 });
 
-export const schema = { orders, payments, paymentEvents, callbackInbox, idempotencyKeys, providerTokens };
+/** Small per-deployment provider state, e.g. the Pesapal IPN registration (key = provider:what:env). */
+export const providerSettings = pgTable('provider_settings', {
+  key: text('key').primaryKey(),
+  value: jsonb('value').notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+export const schema = { orders, payments, paymentEvents, callbackInbox, idempotencyKeys, providerTokens, providerSettings };
 export type Order = typeof orders.$inferSelect;
 export type Payment = typeof payments.$inferSelect;
 export type NewPayment = typeof payments.$inferInsert;

@@ -89,6 +89,11 @@ export class PaymentResponseDto {
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
   @ApiProperty({ format: 'date-time' }) updatedAt!: string;
   @ApiPropertyOptional({ nullable: true, type: String, format: 'date-time' }) completedAt!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, description: 'Card/wallet payments: our tx_ref (Flutterwave) or merchant reference (Pesapal)' }) reference?: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, description: "Card/wallet payments: the provider's transaction id (Flutterwave id, Pesapal OrderTrackingId)" }) providerTransactionId?: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, description: 'Card/wallet payments: provider confirmation code (Flutterwave flw_ref, Pesapal confirmation_code)' }) providerReceipt?: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, example: 'card' }) paymentMethod?: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, description: 'Card/wallet payments: the hosted checkout link for the customer' }) checkoutUrl?: string | null;
 }
 
 export class CallbackAckDto {

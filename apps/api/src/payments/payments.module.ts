@@ -7,6 +7,7 @@ import { DARAJA_OPTIONS, DarajaService, DarajaServiceOptions } from './daraja/da
 import { DarajaTokenRepository } from './daraja-token.repository';
 import { PaymentsOperationsController } from './payments-operations.controller';
 import { PaymentsController } from './payments.controller';
+import { PaymentLifecycle } from './payment-lifecycle.service';
 import { PaymentsRepository } from './payments.repository';
 import { PaymentsService } from './payments.service';
 import { ReconcilerService } from './reconciler.service';
@@ -45,9 +46,10 @@ import { ReconcilerService } from './reconciler.service';
     DarajaTokenRepository,
     DarajaService,
     PaymentsRepository,
+    PaymentLifecycle,
     PaymentsService,
     ReconcilerService,
   ],
-  exports: [PaymentsService, DarajaService, ReconcilerService],
+  exports: [PaymentsService, PaymentLifecycle, PaymentsRepository, DarajaService, ReconcilerService],
 })
 export class PaymentsModule {}

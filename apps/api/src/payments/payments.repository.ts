@@ -54,6 +54,20 @@ export class PaymentsRepository {
     return rows[0] ?? null;
   }
 
+  async findByProviderTransaction(provider: string, providerTransactionId: string, tx: DbOrTx = this.db): Promise<Payment | null> {
+    const rows = await tx.select().from(payments).where(and(eq(payments.provider, provider), eq(payments.providerTransactionId, providerTransactionId)));
+    return rows[0] ?? null;
+  }
+
+  /** By our own reference (tx_ref / merchant reference); optionally only in one shop. */
+  async findByProviderReference(provider: string, reference: string, shopId?: string): Promise<Payment | null> {
+    const rows = await this.db
+      .select()
+      .from(payments)
+      .where(and(eq(payments.provider, provider), eq(payments.providerReference, reference), shopId ? eq(payments.shopId, shopId) : undefined));
+    return rows[0] ?? null;
+  }
+
   /** SELECT ... FOR UPDATE: serialises every state change of one payment, across instances. */
   async lock(tx: Tx, id: string): Promise<Payment | null> {
     const rows = await tx.select().from(payments).where(eq(payments.id, id)).for('update');

@@ -1,45 +1,23 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
-import { EventEmitter2 } from '@nestjs/event-emitter';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../auth/auth.types';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
-import { AppError, ConflictError, NotFoundError } from '../common/errors';
+import { AppError, NotFoundError } from '../common/errors';
 import { safeError } from '../common/logging';
 import { maskPhone } from '../common/mask';
-import { toMajor } from '../common/money';
-import { pgErrorCode, UNIQUE_VIOLATION } from '../database/database';
 import type { Payment } from '../database/schema';
-import { ORDERS_PORT, OrdersPort } from '../orders/orders.port';
 import { parseStkCallback } from './daraja/callback-parser';
 import { CallbackShapeError, DarajaError, DarajaRateLimitedError } from './daraja/daraja.errors';
 import { DarajaService } from './daraja/daraja.service';
-import type { ParsedStkCallback, StkOutcome } from './daraja/daraja.types';
-import { canTransition, isInFlight, isTerminal, PaymentStatus } from './payment-status';
+import type { ParsedStkCallback } from './daraja/daraja.types';
+import { HttpResult, hashRequest, OUTCOME_UNKNOWN, PaymentLifecycle, sha256 } from './payment-lifecycle.service';
+import { isInFlight, PaymentStatus } from './payment-status';
 import { PaymentResponseDto, StkPushDto, StkPushResponseDto } from './payments.dto';
 import { PaymentsRepository } from './payments.repository';
 
-export const PAYMENT_COMPLETED_EVENT = 'payment.completed';
-
-export interface PaymentCompletedEvent {
-  paymentId: string;
-  shopId: string;
-  orderId: string;
-  amountMinor: bigint;
-  currency: string;
-  provider: string;
-  mpesaReceiptNumber: string | null;
-  /** true when this completion also settled the order */
-  orderPaid: boolean;
-}
-
-/** An HTTP-level result the controller sends as is (so idempotent replays are byte-identical). */
-export interface HttpResult<T = unknown> {
-  status: number;
-  body: T;
-  replayed?: boolean;
-  headers?: Record<string, string>;
-}
+export { PAYMENT_COMPLETED_EVENT, hashRequest } from './payment-lifecycle.service';
+export type { HttpResult, PaymentCompletedEvent } from './payment-lifecycle.service';
 
 export interface CallbackInput {
   paymentId?: string;
@@ -48,21 +26,6 @@ export interface CallbackInput {
   rawBody: string;
   sourceIp?: string;
 }
-
-/** What a callback or a status query tells us about the transaction. */
-interface OutcomeReport {
-  outcome: StkOutcome;
-  resultCode: string;
-  resultDesc: string;
-  source: 'callback' | 'query';
-  checkoutRequestId?: string;
-  merchantRequestId?: string;
-  amount?: number;
-  receipt?: string;
-  transactionDate?: string;
-}
-
-type ApplyResult = 'applied' | 'duplicate' | 'unknown_payment' | 'review' | 'ignored';
 
 /** What one reconciliation look at a payment did. */
 export type ReconcileAction =
@@ -92,16 +55,7 @@ type InboxRow = { id: bigint; verified: boolean; urlPaymentId: string | null; ra
 /** A stored callback that failed this many processing attempts is marked gave_up and logged. */
 const MAX_INBOX_ATTEMPTS = 20;
 
-const REASONS: Record<StkOutcome, string> = {
-  completed: 'PAID',
-  failed: 'FAILED_AT_PROVIDER',
-  cancelled: 'CANCELLED_BY_CUSTOMER',
-  expired: 'NO_RESPONSE_FROM_CUSTOMER',
-};
-
 const DEFAULT_TRANSACTION_DESC = 'POS payment';
-/** statusReason of a payment moved to review because nobody could tell whether the push went out. */
-const OUTCOME_UNKNOWN = 'OUTCOME_UNKNOWN';
 /** Minimum seconds between two STK queries for the same payment (across all instances). */
 const QUERY_MIN_INTERVAL_SECONDS = 2;
 
@@ -114,8 +68,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
   constructor(
     private readonly repo: PaymentsRepository,
     private readonly daraja: DarajaService,
-    @Inject(ORDERS_PORT) private readonly orders: OrdersPort,
-    private readonly events: EventEmitter2,
+    private readonly lifecycle: PaymentLifecycle,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -126,69 +79,34 @@ export class PaymentsService implements BeforeApplicationShutdown {
     const requestHash = hashRequest('POST /payments/stk-push', dto);
 
     if (idempotencyKey) {
-      const replay = await this.replayIdempotent(user.shopId, idempotencyKey, requestHash);
+      const replay = await this.lifecycle.replayIdempotent(user.shopId, idempotencyKey, requestHash);
       if (replay) return replay;
     }
 
-    const balance = await this.orders.getBalance(user.shopId, dto.orderId);
-    if (!balance) throw new NotFoundError('Order', { orderId: dto.orderId });
-    if (balance.currency !== 'KES') throw new AppError('CURRENCY_NOT_SUPPORTED', `M-Pesa takes KES only; order ${dto.orderId} is in ${balance.currency}`, 400);
     const amountMinor = BigInt(dto.amount) * 100n;
-    if (balance.outstandingMinor <= 0n) {
-      throw new ConflictError('ORDER_ALREADY_PAID', `Order ${dto.orderId} is already fully paid`, { orderId: dto.orderId });
-    }
-    if (amountMinor > balance.outstandingMinor) {
-      throw new AppError('AMOUNT_EXCEEDS_OUTSTANDING', `Amount ${dto.amount} is more than the ${toMajor(balance.outstandingMinor, 'KES')} KES still owed on order ${dto.orderId}`, 400, {
-        outstanding: toMajor(balance.outstandingMinor, 'KES'),
-      });
-    }
+    await this.lifecycle.checkOrder(user.shopId, dto.orderId, amountMinor, 'KES', 'M-Pesa', String(dto.amount));
 
     const paymentId = randomUUID();
     const accountReference = dto.accountReference ?? defaultAccountReference(dto.orderId);
     const transactionDesc = dto.transactionDesc ?? DEFAULT_TRANSACTION_DESC;
     const actor = `user:${user.sub}`;
 
-    try {
-      await this.repo.transaction(async (tx) => {
-        await this.repo.insertPayment({
-          id: paymentId,
-          shopId: user.shopId,
-          orderId: dto.orderId,
-          amountMinor,
-          currency: 'KES',
-          provider: 'mpesa',
-          status: 'initiated',
-          idempotencyKey: idempotencyKey ?? null,
-          createdBy: user.sub,
-          phoneMasked: maskPhone(phone),
-          phoneHash: sha256(phone),
-          accountReference,
-          transactionDesc,
-        }, tx);
-        await this.repo.insertEvent({
-          paymentId,
-          type: 'created',
-          toStatus: 'initiated',
-          actor,
-          data: { amountMinor: amountMinor.toString(), currency: 'KES', orderId: dto.orderId, phone: maskPhone(phone), accountReference, customerEmail: dto.customerEmail ?? null },
-        }, tx);
-        if (idempotencyKey) await this.repo.insertIdempotencyKey(user.shopId, idempotencyKey, requestHash, paymentId, tx);
-      });
-    } catch (err) {
-      if (pgErrorCode(err) !== UNIQUE_VIOLATION) throw err;
-      // Lost a race: either the same Idempotency-Key or another payment in flight for the order.
-      if (idempotencyKey) {
-        const replay = await this.replayIdempotent(user.shopId, idempotencyKey, requestHash);
-        if (replay) return replay;
-      }
-      const existing = await this.repo.findInFlightForOrder(user.shopId, dto.orderId);
-      throw new ConflictError('PAYMENT_IN_PROGRESS', `Order ${dto.orderId} already has a payment waiting for the customer; wait for it to finish or check its status`, {
-        payment: existing ? this.toResponse(existing) : undefined,
-      });
-    }
+    const lost = await this.lifecycle.openPayment(paymentId, {
+      user,
+      orderId: dto.orderId,
+      amountMinor,
+      currency: 'KES',
+      provider: 'mpesa',
+      providerLabel: 'M-Pesa',
+      idempotencyKey,
+      requestHash,
+      fields: { phoneMasked: maskPhone(phone), phoneHash: sha256(phone), accountReference, transactionDesc },
+      eventData: { phone: maskPhone(phone), accountReference, customerEmail: dto.customerEmail ?? null },
+    });
+    if (lost) return lost;
 
     const result = await this.sendPush(paymentId, phone, dto.amount, accountReference, transactionDesc, actor, dto.orderId);
-    if (idempotencyKey) await this.repo.storeIdempotentResponse(user.shopId, idempotencyKey, result.status, result.body);
+    if (idempotencyKey) await this.lifecycle.storeIdempotentResponse(user.shopId, idempotencyKey, result);
     return result;
   }
 
@@ -255,18 +173,6 @@ export class PaymentsService implements BeforeApplicationShutdown {
     }
   }
 
-  private async replayIdempotent(shopId: string, key: string, requestHash: string): Promise<HttpResult | null> {
-    const rec = await this.repo.findIdempotencyKey(shopId, key);
-    if (!rec) return null;
-    if (rec.requestHash !== requestHash) {
-      throw new ConflictError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was already used with a different request body; use a new key for a new payment');
-    }
-    if (rec.responseStatus === null) {
-      throw new ConflictError('IDEMPOTENCY_REQUEST_IN_PROGRESS', 'A request with this Idempotency-Key is still being processed; retry in a few seconds', { paymentId: rec.paymentId });
-    }
-    return { status: rec.responseStatus, body: rec.responseBody, replayed: true };
-  }
-
   // ------------------------------------------------------------------ status
 
   async getStkStatus(user: AuthUser, checkoutRequestId: string, merchantRequestId?: string): Promise<PaymentResponseDto> {
@@ -299,7 +205,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
     try {
       const r = await this.daraja.queryStkStatus(p.checkoutRequestId);
       if (r.kind === 'final') {
-        await this.applyOutcome(p.id, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'daraja:stk-query');
+        await this.lifecycle.applyOutcome(p.id, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'daraja:stk-query');
       } else if (r.kind === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
         await this.failNotFound(p.id, r.errorMessage);
       }
@@ -309,29 +215,12 @@ export class PaymentsService implements BeforeApplicationShutdown {
     return (await this.repo.findById(p.id)) ?? p;
   }
 
-  /**
-   * Parks an open payment whose outcome nobody can establish in review (OUTCOME_UNKNOWN): the
-   * order is free again, a person decides, and a late callback or query can still settle it.
-   * `onlyWithoutCheckoutId` = the push answer was lost (nothing to query with).
-   */
-  private async moveUnknownToReview(paymentId: string, data: Record<string, unknown> = { afterSeconds: this.config.mpesa.unresolvedReviewAfterSeconds }, onlyWithoutCheckoutId = true): Promise<boolean> {
-    return this.repo.transaction(async (tx) => {
-      const p = await this.repo.lock(tx, paymentId);
-      if (!p || !isInFlight(p.status) || (onlyWithoutCheckoutId && p.checkoutRequestId)) return false;
-      await this.repo.update(p.id, { status: 'review', statusReason: OUTCOME_UNKNOWN }, tx);
-      await this.repo.insertEvent({ paymentId, type: 'status_changed', fromStatus: p.status, toStatus: 'review', actor: 'system', data: { reason: OUTCOME_UNKNOWN, ...data } }, tx);
-      this.logger.warn({ paymentId, reason: OUTCOME_UNKNOWN }, 'payment moved to review');
-      return true;
-    });
+  private moveUnknownToReview(paymentId: string, data: Record<string, unknown> = { afterSeconds: this.config.mpesa.unresolvedReviewAfterSeconds }, onlyWithoutCheckoutId = true): Promise<boolean> {
+    return this.lifecycle.moveUnknownToReview(paymentId, data, onlyWithoutCheckoutId);
   }
 
   private async failNotFound(paymentId: string, message: string): Promise<void> {
-    await this.repo.transaction(async (tx) => {
-      const p = await this.repo.lock(tx, paymentId);
-      if (!p || !isInFlight(p.status)) return;
-      await this.repo.update(paymentId, { status: 'failed', statusReason: 'NOT_FOUND_AT_PROVIDER', resultDesc: message.slice(0, 500) }, tx);
-      await this.repo.insertEvent({ paymentId, type: 'status_changed', fromStatus: p.status, toStatus: 'failed', actor: 'daraja:stk-query', data: { reason: 'NOT_FOUND_AT_PROVIDER', message } }, tx);
-    });
+    await this.lifecycle.failOpen(paymentId, 'NOT_FOUND_AT_PROVIDER', message, 'daraja:stk-query');
   }
 
   // ------------------------------------------------------------------ reconciliation
@@ -370,7 +259,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
     try {
       const r = await this.daraja.queryStkStatus(p.checkoutRequestId);
       if (r.kind === 'final') {
-        await this.applyOutcome(p.id, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'reconciler:stk-query');
+        await this.lifecycle.applyOutcome(p.id, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'reconciler:stk-query');
         await this.repo.scheduleCheck(p.id, 0, true);
         return { action: 'settled', provider: { kind: r.kind, resultCode: r.resultCode, resultDesc: r.resultDesc } };
       }
@@ -417,7 +306,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
       if (r.kind !== 'final') return { action: 'still_pending', provider: { kind: r.kind, errorCode: r.errorCode, message: r.errorMessage } };
       const provider = { kind: r.kind, resultCode: r.resultCode, resultDesc: r.resultDesc };
       if (p.statusReason !== OUTCOME_UNKNOWN) return { action: 'already_final', provider };
-      await this.applyOutcome(p.id, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'reconciler:stk-query');
+      await this.lifecycle.applyOutcome(p.id, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'reconciler:stk-query');
       return { action: 'settled', provider };
     } catch (err) {
       const code = err instanceof AppError ? err.code : 'UNKNOWN';
@@ -511,16 +400,17 @@ export class PaymentsService implements BeforeApplicationShutdown {
       // A success without amount/receipt cannot be checked: confirm it with Daraja instead.
       return this.confirmByQuery(paymentId, cb.checkoutRequestId);
     }
-    return this.applyOutcome(
+    return this.lifecycle.applyOutcome(
       paymentId,
       {
         outcome: cb.outcome,
         resultCode: cb.resultCode,
         resultDesc: cb.resultDesc,
         source: 'callback',
+        amountRequired: true,
+        amountMinor: wholeShillingsToMinor(cb.metadata?.amount),
         checkoutRequestId: cb.checkoutRequestId,
         merchantRequestId: cb.merchantRequestId,
-        amount: cb.metadata?.amount,
         receipt: cb.metadata?.mpesaReceiptNumber,
         transactionDate: cb.metadata?.transactionDate,
       },
@@ -548,115 +438,13 @@ export class PaymentsService implements BeforeApplicationShutdown {
     if (p.checkoutRequestId && p.checkoutRequestId !== checkoutRequestId) return 'mismatch_ignored';
     const r = await this.daraja.queryStkStatus(checkoutRequestId);
     if (r.kind !== 'final') return `query_${r.kind}`;
-    return this.applyOutcome(paymentId, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'daraja:stk-query');
-  }
-
-  /**
-   * The one place a payment reaches an outcome, whoever reported it. Holds the row lock, so
-   * concurrent duplicates (in this or another instance) see the first one's result and change
-   * nothing. Completion requires matching ids and amount; mismatches go to review.
-   */
-  private async applyOutcome(paymentId: string, r: OutcomeReport, actor: string): Promise<ApplyResult> {
-    let completed: Payment | undefined;
-    let orderPaid = false;
-    const result = await this.repo.transaction(async (tx): Promise<ApplyResult> => {
-      const p = await this.repo.lock(tx, paymentId);
-      if (!p) return 'unknown_payment';
-      const summary = { source: r.source, resultCode: r.resultCode, resultDesc: r.resultDesc, checkoutRequestId: r.checkoutRequestId, receipt: r.receipt, amount: r.amount };
-
-      // A payment parked in review only because its outcome was unknown can still be settled by the truth.
-      const settleable = p.status === 'review' && p.statusReason === OUTCOME_UNKNOWN;
-      if (isTerminal(p.status) || (p.status === 'review' && !settleable)) {
-        // Late enrichment: a success callback after a query-confirmed completion carries the receipt.
-        if (p.status === 'completed' && r.outcome === 'completed' && r.receipt && !p.mpesaReceiptNumber && r.source === 'callback' && this.amountMatches(p, r.amount) && !(await this.repo.findByReceipt(r.receipt, tx))) {
-          await this.repo.update(p.id, { mpesaReceiptNumber: r.receipt, transactionDate: r.transactionDate ?? null }, tx);
-          await this.repo.insertEvent({ paymentId, type: 'receipt_recorded', actor, data: summary }, tx);
-          return 'applied';
-        }
-        await this.repo.insertEvent({ paymentId, type: 'duplicate_ignored', fromStatus: p.status, actor, data: { ...summary, reportedOutcome: r.outcome } }, tx);
-        return 'duplicate';
-      }
-
-      const problem = this.integrityProblem(p, r) ?? (r.outcome === 'completed' && r.receipt && (await this.repo.findByReceipt(r.receipt, tx)) ? 'DUPLICATE_RECEIPT' : undefined);
-      if (problem) {
-        await this.repo.update(p.id, { status: 'review', statusReason: problem, resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500) }, tx);
-        await this.repo.insertEvent({ paymentId, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem, expectedAmount: p.amountMinor.toString(), expectedCheckoutRequestId: p.checkoutRequestId } }, tx);
-        this.logger.warn({ paymentId, problem }, 'payment moved to review');
-        return 'review';
-      }
-
-      const to: PaymentStatus = r.outcome;
-      if (!canTransition(p.status, to) && !settleable) return 'ignored';
-      await this.repo.update(p.id, {
-        status: to,
-        statusReason: REASONS[r.outcome],
-        resultCode: r.resultCode,
-        resultDesc: r.resultDesc.slice(0, 500),
-        checkoutRequestId: p.checkoutRequestId ?? r.checkoutRequestId ?? null,
-        merchantRequestId: p.merchantRequestId ?? r.merchantRequestId ?? null,
-        ...(to === 'completed' ? { mpesaReceiptNumber: r.receipt ?? null, transactionDate: r.transactionDate ?? null, completedAt: new Date() } : {}),
-      }, tx);
-      await this.repo.insertEvent({ paymentId, type: 'status_changed', fromStatus: p.status, toStatus: to, actor, data: summary }, tx);
-      if (to === 'completed') {
-        completed = { ...p, status: to, mpesaReceiptNumber: r.receipt ?? null };
-        // Same transaction: the payment and its order's paid flag commit together or not at all.
-        orderPaid = await this.orders.settleIfPaid(p.shopId, p.orderId, tx);
-      }
-      return 'applied';
-    });
-    if (completed) this.afterCompletion(completed, orderPaid);
-    return result;
-  }
-
-  private amountMatches(p: Payment, amount: number | undefined): boolean {
-    return amount !== undefined && Number.isInteger(amount) && BigInt(amount) * 100n === p.amountMinor;
-  }
-
-  /** Checks a reported success against what the server knows. Queries carry no amount: the id is ours. */
-  private integrityProblem(p: Payment, r: OutcomeReport): string | undefined {
-    if (r.checkoutRequestId && p.checkoutRequestId && r.checkoutRequestId !== p.checkoutRequestId) return 'CHECKOUT_REQUEST_ID_MISMATCH';
-    if (r.outcome !== 'completed' || r.source !== 'callback') return undefined;
-    if (!this.amountMatches(p, r.amount)) return 'AMOUNT_MISMATCH';
-    return undefined;
-  }
-
-  /** Runs after the completing transaction committed (the order was settled inside it): tell other modules. */
-  private afterCompletion(p: Payment, orderPaid: boolean): void {
-    if (orderPaid) this.orders.notifyPaid(p.shopId, p.orderId);
-    const event: PaymentCompletedEvent = {
-      paymentId: p.id,
-      shopId: p.shopId,
-      orderId: p.orderId,
-      amountMinor: p.amountMinor,
-      currency: p.currency,
-      provider: p.provider,
-      mpesaReceiptNumber: p.mpesaReceiptNumber,
-      orderPaid,
-    };
-    this.events.emit(PAYMENT_COMPLETED_EVENT, event);
+    return this.lifecycle.applyOutcome(paymentId, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'daraja:stk-query');
   }
 
   // ------------------------------------------------------------------ helpers
 
   toResponse(p: Payment): PaymentResponseDto {
-    return {
-      paymentId: p.id,
-      orderId: p.orderId,
-      status: p.status,
-      statusReason: p.statusReason,
-      resultCode: p.resultCode,
-      resultDesc: p.resultDesc,
-      amount: toMajor(p.amountMinor, p.currency),
-      currency: p.currency,
-      provider: p.provider,
-      mpesaReceiptNumber: p.mpesaReceiptNumber,
-      merchantRequestId: p.merchantRequestId,
-      checkoutRequestId: p.checkoutRequestId,
-      phone: p.phoneMasked,
-      createdAt: p.createdAt.toISOString(),
-      updatedAt: p.updatedAt.toISOString(),
-      completedAt: p.completedAt ? p.completedAt.toISOString() : null,
-    };
+    return this.lifecycle.toResponse(p);
   }
 
   private runInBackground(task: Promise<unknown>): void {
@@ -686,15 +474,9 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   return { createdAt, id };
 }
 
-function sha256(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
-}
-
-/** Stable hash of a request: same fields and values in any key order give the same hash. */
-export function hashRequest(route: string, body: object): string {
-  const canonical = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(canonical) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])])) : v;
-  return sha256(route + '\n' + JSON.stringify(canonical({ ...body })));
+/** M-Pesa amounts are whole shillings; anything else cannot match a payment. */
+function wholeShillingsToMinor(amount: number | undefined): bigint | undefined {
+  return amount !== undefined && Number.isSafeInteger(amount) ? BigInt(amount) * 100n : undefined;
 }
 
 /** Daraja shows AccountReference to the customer; it must be ≤ 12 letters/digits. */

@@ -1,0 +1,338 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { createHash } from 'node:crypto';
+import type { AuthUser } from '../auth/auth.types';
+import { AppError, ConflictError, NotFoundError } from '../common/errors';
+import { toMajor } from '../common/money';
+import { pgErrorCode, UNIQUE_VIOLATION } from '../database/database';
+import type { NewPayment, Payment } from '../database/schema';
+import { ORDERS_PORT, OrdersPort } from '../orders/orders.port';
+import type { StkOutcome } from './daraja/daraja.types';
+import { canTransition, isTerminal, PaymentStatus } from './payment-status';
+import type { PaymentResponseDto } from './payments.dto';
+import { PaymentsRepository } from './payments.repository';
+
+export const PAYMENT_COMPLETED_EVENT = 'payment.completed';
+
+export interface PaymentCompletedEvent {
+  paymentId: string;
+  shopId: string;
+  orderId: string;
+  amountMinor: bigint;
+  currency: string;
+  provider: string;
+  mpesaReceiptNumber: string | null;
+  /** true when this completion also settled the order */
+  orderPaid: boolean;
+}
+
+/** An HTTP-level result the controller sends as is (so idempotent replays are byte-identical). */
+export interface HttpResult<T = unknown> {
+  status: number;
+  body: T;
+  replayed?: boolean;
+  headers?: Record<string, string>;
+}
+
+/** statusReason of a payment parked in review because nobody could establish its outcome; the truth may still settle it. */
+export const OUTCOME_UNKNOWN = 'OUTCOME_UNKNOWN';
+
+export type Outcome = StkOutcome;
+
+const REASONS: Record<Outcome, string> = {
+  completed: 'PAID',
+  failed: 'FAILED_AT_PROVIDER',
+  cancelled: 'CANCELLED_BY_CUSTOMER',
+  expired: 'NO_RESPONSE_FROM_CUSTOMER',
+};
+
+/**
+ * What a provider told us about a transaction (callback, webhook, IPN-confirmed status, query),
+ * normalised. The lifecycle checks it against what the server knows before anything changes.
+ */
+export interface OutcomeReport {
+  outcome: Outcome;
+  resultCode: string | null;
+  resultDesc: string;
+  /** where it came from; 'query'/'verify' answers come from asking the provider ourselves */
+  source: 'callback' | 'query' | 'webhook' | 'verify' | 'ipn';
+  /** the report carries an amount that must match before value is given (M-Pesa callbacks, every card/wallet status) */
+  amountRequired: boolean;
+  amountMinor?: bigint;
+  currency?: string;
+  /** M-Pesa ids */
+  checkoutRequestId?: string;
+  merchantRequestId?: string;
+  /** card/wallet: the provider's transaction id and our reference as the provider reports them */
+  providerTransactionId?: string;
+  reference?: string;
+  /** M-Pesa receipt (mpesa) or provider confirmation code (others) */
+  receipt?: string;
+  transactionDate?: string;
+  paymentMethod?: string;
+}
+
+export type ApplyResult = 'applied' | 'duplicate' | 'unknown_payment' | 'review' | 'ignored';
+
+export interface OpenPaymentInput {
+  user: AuthUser;
+  orderId: string;
+  amountMinor: bigint;
+  currency: string;
+  provider: string;
+  /** shown in messages: "M-Pesa", "Flutterwave", "Pesapal" */
+  providerLabel: string;
+  idempotencyKey?: string;
+  requestHash: string;
+  /** provider-specific columns of the new row (phone, references, ...) */
+  fields: Partial<NewPayment>;
+  /** extra audit data for the 'created' event (no secrets, masked phones only) */
+  eventData: Record<string, unknown>;
+}
+
+/**
+ * The provider-independent core of every payment: order rules, the payment row and its audit
+ * events, Idempotency-Key replays, the one place a payment reaches an outcome (under a row lock,
+ * checked against what the server knows), and the order update in the same transaction.
+ * Provider services (M-Pesa, Flutterwave, Pesapal) only translate provider messages into
+ * OutcomeReports and call this.
+ */
+@Injectable()
+export class PaymentLifecycle {
+  private readonly logger = new Logger(PaymentLifecycle.name);
+
+  constructor(
+    private readonly repo: PaymentsRepository,
+    @Inject(ORDERS_PORT) private readonly orders: OrdersPort,
+    private readonly events: EventEmitter2,
+  ) {}
+
+  /** The order exists, is in `currency`, is not paid, and owes at least `amountMinor`. */
+  async checkOrder(shopId: string, orderId: string, amountMinor: bigint, currency: string, providerLabel: string, amountText: string): Promise<void> {
+    const balance = await this.orders.getBalance(shopId, orderId);
+    if (!balance) throw new NotFoundError('Order', { orderId });
+    if (balance.currency !== currency) {
+      throw new AppError('CURRENCY_NOT_SUPPORTED', providerLabel === 'M-Pesa' ? `M-Pesa takes KES only; order ${orderId} is in ${balance.currency}` : `Order ${orderId} is in ${balance.currency}; pay it in ${balance.currency}, not ${currency}`, 400);
+    }
+    if (balance.outstandingMinor <= 0n) throw new ConflictError('ORDER_ALREADY_PAID', `Order ${orderId} is already fully paid`, { orderId });
+    if (amountMinor > balance.outstandingMinor) {
+      throw new AppError('AMOUNT_EXCEEDS_OUTSTANDING', `Amount ${amountText} is more than the ${toMajor(balance.outstandingMinor, currency)} ${currency} still owed on order ${orderId}`, 400, {
+        outstanding: toMajor(balance.outstandingMinor, currency),
+      });
+    }
+  }
+
+  /**
+   * Writes the payment as 'initiated' (before any provider call), its 'created' event and the
+   * Idempotency-Key, in one transaction. A lost race returns the replay of the winner's answer or
+   * a PAYMENT_IN_PROGRESS conflict naming the open payment.
+   */
+  async openPayment(paymentId: string, input: OpenPaymentInput): Promise<HttpResult | null> {
+    const { user, orderId, amountMinor, currency, provider, idempotencyKey, requestHash } = input;
+    try {
+      await this.repo.transaction(async (tx) => {
+        await this.repo.insertPayment({ ...input.fields, id: paymentId, shopId: user.shopId, orderId, amountMinor, currency, provider, status: 'initiated', idempotencyKey: idempotencyKey ?? null, createdBy: user.sub }, tx);
+        await this.repo.insertEvent({ paymentId, type: 'created', toStatus: 'initiated', actor: `user:${user.sub}`, data: { amountMinor: amountMinor.toString(), currency, orderId, provider, ...input.eventData } }, tx);
+        if (idempotencyKey) await this.repo.insertIdempotencyKey(user.shopId, idempotencyKey, requestHash, paymentId, tx);
+      });
+      return null;
+    } catch (err) {
+      if (pgErrorCode(err) !== UNIQUE_VIOLATION) throw err;
+      // Lost a race: either the same Idempotency-Key or another payment in flight for the order.
+      if (idempotencyKey) {
+        const replay = await this.replayIdempotent(user.shopId, idempotencyKey, requestHash);
+        if (replay) return replay;
+      }
+      const existing = await this.repo.findInFlightForOrder(user.shopId, orderId);
+      throw new ConflictError('PAYMENT_IN_PROGRESS', `Order ${orderId} already has a payment waiting for the customer; wait for it to finish or check its status`, {
+        payment: existing ? this.toResponse(existing) : undefined,
+      });
+    }
+  }
+
+  async replayIdempotent(shopId: string, key: string, requestHash: string): Promise<HttpResult | null> {
+    const rec = await this.repo.findIdempotencyKey(shopId, key);
+    if (!rec) return null;
+    if (rec.requestHash !== requestHash) {
+      throw new ConflictError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was already used with a different request body; use a new key for a new payment');
+    }
+    if (rec.responseStatus === null) {
+      throw new ConflictError('IDEMPOTENCY_REQUEST_IN_PROGRESS', 'A request with this Idempotency-Key is still being processed; retry in a few seconds', { paymentId: rec.paymentId });
+    }
+    return { status: rec.responseStatus, body: rec.responseBody, replayed: true };
+  }
+
+  storeIdempotentResponse(shopId: string, key: string, result: HttpResult): Promise<void> {
+    return this.repo.storeIdempotentResponse(shopId, key, result.status, result.body);
+  }
+
+  /**
+   * Parks an open payment whose outcome nobody can establish in review (OUTCOME_UNKNOWN): the
+   * order is free again, a person decides, and a late report of the truth can still settle it.
+   */
+  async moveUnknownToReview(paymentId: string, data: Record<string, unknown>, onlyWithoutProviderId: boolean): Promise<boolean> {
+    return this.repo.transaction(async (tx) => {
+      const p = await this.repo.lock(tx, paymentId);
+      if (!p || isTerminal(p.status) || p.status === 'review' || (onlyWithoutProviderId && p.checkoutRequestId)) return false;
+      await this.repo.update(p.id, { status: 'review', statusReason: OUTCOME_UNKNOWN }, tx);
+      await this.repo.insertEvent({ paymentId, type: 'status_changed', fromStatus: p.status, toStatus: 'review', actor: 'system', data: { reason: OUTCOME_UNKNOWN, ...data } }, tx);
+      this.logger.warn({ paymentId, reason: OUTCOME_UNKNOWN }, 'payment moved to review');
+      return true;
+    });
+  }
+
+  /** Fails an open payment for a reason of ours (not a provider outcome), e.g. NOT_FOUND_AT_PROVIDER. */
+  async failOpen(paymentId: string, reason: string, message: string, actor: string): Promise<boolean> {
+    return this.repo.transaction(async (tx) => {
+      const p = await this.repo.lock(tx, paymentId);
+      if (!p || isTerminal(p.status) || p.status === 'review') return false;
+      await this.repo.update(paymentId, { status: 'failed', statusReason: reason, resultDesc: message.slice(0, 500) }, tx);
+      await this.repo.insertEvent({ paymentId, type: 'status_changed', fromStatus: p.status, toStatus: 'failed', actor, data: { reason, message } }, tx);
+      return true;
+    });
+  }
+
+  /**
+   * The one place a payment reaches an outcome, whoever reported it. Holds the row lock, so
+   * concurrent duplicates (in this or another instance) see the first one's result and change
+   * nothing. Completion requires matching ids, reference, amount and currency; mismatches go to
+   * review. A completion marks the order paid in the same transaction.
+   */
+  async applyOutcome(paymentId: string, r: OutcomeReport, actor: string): Promise<ApplyResult> {
+    let completed: Payment | undefined;
+    let orderPaid = false;
+    const result = await this.repo.transaction(async (tx): Promise<ApplyResult> => {
+      const p = await this.repo.lock(tx, paymentId);
+      if (!p) return 'unknown_payment';
+      const summary = {
+        source: r.source, resultCode: r.resultCode, resultDesc: r.resultDesc, checkoutRequestId: r.checkoutRequestId, providerTransactionId: r.providerTransactionId,
+        reference: r.reference, receipt: r.receipt, amountMinor: r.amountMinor?.toString(), currency: r.currency,
+      };
+
+      // A payment parked in review only because its outcome was unknown can still be settled by the truth.
+      const settleable = p.status === 'review' && p.statusReason === OUTCOME_UNKNOWN;
+      if (isTerminal(p.status) || (p.status === 'review' && !settleable)) {
+        // Late enrichment: an M-Pesa success callback after a query-confirmed completion carries the receipt.
+        if (p.provider === 'mpesa' && p.status === 'completed' && r.outcome === 'completed' && r.receipt && !p.mpesaReceiptNumber && r.source === 'callback' && amountMatches(p, r) && !(await this.repo.findByReceipt(r.receipt, tx))) {
+          await this.repo.update(p.id, { mpesaReceiptNumber: r.receipt, transactionDate: r.transactionDate ?? null }, tx);
+          await this.repo.insertEvent({ paymentId, type: 'receipt_recorded', actor, data: summary }, tx);
+          return 'applied';
+        }
+        await this.repo.insertEvent({ paymentId, type: 'duplicate_ignored', fromStatus: p.status, actor, data: { ...summary, reportedOutcome: r.outcome } }, tx);
+        return 'duplicate';
+      }
+
+      const problem = integrityProblem(p, r) ?? (await this.duplicateProblem(p, r, tx));
+      if (problem) {
+        await this.repo.update(p.id, { status: 'review', statusReason: problem, resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500) }, tx);
+        await this.repo.insertEvent({ paymentId, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem, expectedAmountMinor: p.amountMinor.toString(), expectedCurrency: p.currency, expectedCheckoutRequestId: p.checkoutRequestId, expectedReference: p.providerReference } }, tx);
+        this.logger.warn({ paymentId, problem }, 'payment moved to review');
+        return 'review';
+      }
+
+      const to: PaymentStatus = r.outcome;
+      if (!canTransition(p.status, to) && !settleable) return 'ignored';
+      const completing = to === 'completed';
+      await this.repo.update(p.id, {
+        status: to,
+        statusReason: REASONS[r.outcome],
+        resultCode: r.resultCode,
+        resultDesc: r.resultDesc.slice(0, 500),
+        checkoutRequestId: p.checkoutRequestId ?? r.checkoutRequestId ?? null,
+        merchantRequestId: p.merchantRequestId ?? r.merchantRequestId ?? null,
+        providerTransactionId: p.providerTransactionId ?? r.providerTransactionId ?? null,
+        paymentMethod: p.paymentMethod ?? r.paymentMethod ?? null,
+        ...(completing
+          ? p.provider === 'mpesa'
+            ? { mpesaReceiptNumber: r.receipt ?? null, transactionDate: r.transactionDate ?? null, completedAt: new Date() }
+            : { providerReceipt: r.receipt ?? null, completedAt: new Date() }
+          : {}),
+      }, tx);
+      await this.repo.insertEvent({ paymentId, type: 'status_changed', fromStatus: p.status, toStatus: to, actor, data: summary }, tx);
+      if (completing) {
+        completed = { ...p, status: to, mpesaReceiptNumber: p.provider === 'mpesa' ? r.receipt ?? null : null };
+        // Same transaction: the payment and its order's paid flag commit together or not at all.
+        orderPaid = await this.orders.settleIfPaid(p.shopId, p.orderId, tx);
+      }
+      return 'applied';
+    });
+    if (completed) this.afterCompletion(completed, orderPaid);
+    return result;
+  }
+
+  private async duplicateProblem(p: Payment, r: OutcomeReport, tx: Parameters<PaymentsRepository['findByReceipt']>[1]): Promise<string | undefined> {
+    if (r.outcome !== 'completed') return undefined;
+    if (p.provider === 'mpesa') return r.receipt && (await this.repo.findByReceipt(r.receipt, tx)) ? 'DUPLICATE_RECEIPT' : undefined;
+    if (r.providerTransactionId) {
+      const other = await this.repo.findByProviderTransaction(p.provider, r.providerTransactionId, tx);
+      if (other && other.id !== p.id) return 'DUPLICATE_TRANSACTION';
+    }
+    return undefined;
+  }
+
+  /** After the completing transaction committed (the order was settled inside it): tell other modules. */
+  private afterCompletion(p: Payment, orderPaid: boolean): void {
+    if (orderPaid) this.orders.notifyPaid(p.shopId, p.orderId);
+    const event: PaymentCompletedEvent = {
+      paymentId: p.id,
+      shopId: p.shopId,
+      orderId: p.orderId,
+      amountMinor: p.amountMinor,
+      currency: p.currency,
+      provider: p.provider,
+      mpesaReceiptNumber: p.mpesaReceiptNumber,
+      orderPaid,
+    };
+    this.events.emit(PAYMENT_COMPLETED_EVENT, event);
+  }
+
+  toResponse(p: Payment): PaymentResponseDto {
+    return {
+      paymentId: p.id,
+      orderId: p.orderId,
+      status: p.status,
+      statusReason: p.statusReason,
+      resultCode: p.resultCode,
+      resultDesc: p.resultDesc,
+      amount: toMajor(p.amountMinor, p.currency),
+      currency: p.currency,
+      provider: p.provider,
+      mpesaReceiptNumber: p.mpesaReceiptNumber,
+      merchantRequestId: p.merchantRequestId,
+      checkoutRequestId: p.checkoutRequestId,
+      phone: p.phoneMasked,
+      ...(p.provider === 'mpesa'
+        ? {}
+        : { reference: p.providerReference, providerTransactionId: p.providerTransactionId, providerReceipt: p.providerReceipt, paymentMethod: p.paymentMethod, checkoutUrl: p.checkoutUrl }),
+      createdAt: p.createdAt.toISOString(),
+      updatedAt: p.updatedAt.toISOString(),
+      completedAt: p.completedAt ? p.completedAt.toISOString() : null,
+    };
+  }
+}
+
+function amountMatches(p: Payment, r: OutcomeReport): boolean {
+  return r.amountMinor !== undefined && r.amountMinor === p.amountMinor && (r.currency === undefined || r.currency === p.currency);
+}
+
+/** Checks a reported outcome against what the server knows. M-Pesa queries carry no amount: the id is ours. */
+function integrityProblem(p: Payment, r: OutcomeReport): string | undefined {
+  if (r.checkoutRequestId && p.checkoutRequestId && r.checkoutRequestId !== p.checkoutRequestId) return 'CHECKOUT_REQUEST_ID_MISMATCH';
+  if (r.providerTransactionId && p.providerTransactionId && r.providerTransactionId !== p.providerTransactionId) return 'TRANSACTION_ID_MISMATCH';
+  if (r.reference !== undefined && p.providerReference && r.reference !== p.providerReference) return 'REFERENCE_MISMATCH';
+  if (r.outcome !== 'completed' || !r.amountRequired) return undefined;
+  if (r.currency !== undefined && r.currency !== p.currency) return 'CURRENCY_MISMATCH';
+  if (r.amountMinor === undefined || r.amountMinor !== p.amountMinor) return 'AMOUNT_MISMATCH';
+  return undefined;
+}
+
+export function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+/** Stable hash of a request: same fields and values in any key order give the same hash. */
+export function hashRequest(route: string, body: object): string {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(canonical) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])])) : v;
+  return sha256(route + '\n' + JSON.stringify(canonical({ ...body })));
+}
