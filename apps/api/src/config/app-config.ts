@@ -61,6 +61,21 @@ export interface AppConfig {
      */
     unresolvedReviewAfterSeconds: number;
   };
+  /** How customers' browsers and the card/wallet providers reach this API (redirects, webhooks, IPNs). No trailing slash. */
+  publicBaseUrl: string;
+  /** After a hosted checkout the browser is sent here with ?paymentId=&status=&orderId= (unset = a small result page). */
+  posReturnUrl?: string;
+  flutterwave: HostedProviderConfig & {
+    secretKey: string;
+    /** the "Secret hash" set on the Flutterwave dashboard; sent back in the verif-hash header of webhooks */
+    secretHash: string;
+  };
+  pesapal: HostedProviderConfig & {
+    consumerKey: string;
+    consumerSecret: string;
+    /** how Pesapal calls our IPN URL (it registers one of the two) */
+    ipnNotificationType: 'GET' | 'POST';
+  };
   /**
    * The background reconciler: every instance ticks, work is claimed in Postgres
    * (FOR UPDATE SKIP LOCKED + a lease), so two instances never query the same payment at once.
@@ -85,6 +100,32 @@ export interface AppConfig {
     inboxRetryAfterSeconds: number;
   };
 }
+
+export type HostedProviderEnv = 'simulator' | 'sandbox' | 'production';
+
+export interface HostedProviderConfig {
+  enabled: boolean;
+  env: HostedProviderEnv;
+  /** null in simulator mode without an explicit base URL: the embedded simulator's URL is filled in at start */
+  baseUrl: string | null;
+  timeoutMs: number;
+  /** accept KES cents (cards can take them; M-Pesa inside the hosted page cannot) */
+  allowFractionalAmounts: boolean;
+}
+
+export const FLUTTERWAVE_BASE_URLS: Record<Exclude<HostedProviderEnv, 'simulator'>, string> = {
+  // same host for test and live: the key decides the mode (flutterwave.md §1)
+  sandbox: 'https://api.flutterwave.com',
+  production: 'https://api.flutterwave.com',
+};
+export const PESAPAL_BASE_URLS: Record<Exclude<HostedProviderEnv, 'simulator'>, string> = {
+  sandbox: 'https://cybqa.pesapal.com/pesapalv3',
+  production: 'https://pay.pesapal.com/v3',
+};
+export const SIMULATOR_FLUTTERWAVE_SECRET_KEY = 'FLWSECK_TEST-smartdukasimulator0000000000-X';
+export const SIMULATOR_FLUTTERWAVE_SECRET_HASH = 'smartduka-sim-secret-hash';
+export const SIMULATOR_PESAPAL_CONSUMER_KEY = 'smartduka-sim-pesapal-key';
+export const SIMULATOR_PESAPAL_CONSUMER_SECRET = 'smartduka-sim-pesapal-secret';
 
 export class ConfigValidationError extends Error {
   constructor(readonly problems: string[]) {
@@ -243,6 +284,56 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     phonePerWindow: int('RATE_LIMIT_PHONE_PER_WINDOW', nodeEnv === 'test' ? 0 : 1, 0, 1000),
     phoneWindowSeconds: int('RATE_LIMIT_PHONE_WINDOW_SECONDS', 30, 1, 3600),
   };
+  // --- public URL + hosted providers (Flutterwave, Pesapal): required only when enabled
+  let publicBaseUrl = str('PUBLIC_BASE_URL')?.replace(/\/+$/, '');
+  if (publicBaseUrl && !isHttpUrl(publicBaseUrl)) problems.push(`PUBLIC_BASE_URL must be an http(s) URL (got "${publicBaseUrl}")`);
+  const posReturnUrl = str('POS_RETURN_URL');
+  if (posReturnUrl && !isHttpUrl(posReturnUrl)) problems.push(`POS_RETURN_URL must be an http(s) URL (got "${posReturnUrl}")`);
+  const hosted = (prefix: 'FLUTTERWAVE' | 'PESAPAL', urls: Record<Exclude<HostedProviderEnv, 'simulator'>, string>): HostedProviderConfig => {
+    const env = oneOf(`${prefix}_ENV`, ['simulator', 'sandbox', 'production'] as const, production ? 'production' : 'simulator');
+    if (production && env === 'simulator') problems.push(`${prefix}_ENV=simulator is not allowed when NODE_ENV=production`);
+    // on by default only for `pnpm dev` (simulators); elsewhere a provider is switched on explicitly
+    const enabled = bool(`${prefix}_ENABLED`, nodeEnv === 'development');
+    const explicitUrl = str(`${prefix}_BASE_URL`)?.replace(/\/+$/, '');
+    if (explicitUrl && !isHttpUrl(explicitUrl)) problems.push(`${prefix}_BASE_URL must be an http(s) URL (got "${explicitUrl}")`);
+    return {
+      enabled,
+      env,
+      baseUrl: explicitUrl ?? (env === 'simulator' ? null : urls[env]),
+      timeoutMs: int(`${prefix}_HTTP_TIMEOUT_MS`, 15000, 100, 120000),
+      allowFractionalAmounts: bool(`${prefix}_ALLOW_CENTS`, true),
+    };
+  };
+  const flwBase = hosted('FLUTTERWAVE', FLUTTERWAVE_BASE_URLS);
+  const pesapalBase = hosted('PESAPAL', PESAPAL_BASE_URLS);
+  const secret = (name: string, enabled: boolean, env: HostedProviderEnv, simDefault: string, what: string): string => {
+    const v = str(name);
+    if (v) return v;
+    if (env === 'simulator') return simDefault;
+    if (enabled) problems.push(`${name} is required when ${what} is enabled (${name.split('_')[0]}_ENV=${env})`);
+    return '';
+  };
+  const flutterwave: AppConfig['flutterwave'] = {
+    ...flwBase,
+    secretKey: secret('FLUTTERWAVE_SECRET_KEY', flwBase.enabled, flwBase.env, SIMULATOR_FLUTTERWAVE_SECRET_KEY, 'Flutterwave'),
+    secretHash: secret('FLUTTERWAVE_SECRET_HASH', flwBase.enabled, flwBase.env, SIMULATOR_FLUTTERWAVE_SECRET_HASH, 'Flutterwave'),
+  };
+  if (flutterwave.enabled && flutterwave.secretHash && flutterwave.secretHash.length < 16 && flutterwave.env !== 'simulator') {
+    problems.push('FLUTTERWAVE_SECRET_HASH must be at least 16 characters (it is the only thing that authenticates webhooks)');
+  }
+  const pesapal: AppConfig['pesapal'] = {
+    ...pesapalBase,
+    consumerKey: secret('PESAPAL_CONSUMER_KEY', pesapalBase.enabled, pesapalBase.env, SIMULATOR_PESAPAL_CONSUMER_KEY, 'Pesapal'),
+    consumerSecret: secret('PESAPAL_CONSUMER_SECRET', pesapalBase.enabled, pesapalBase.env, SIMULATOR_PESAPAL_CONSUMER_SECRET, 'Pesapal'),
+    ipnNotificationType: oneOf('PESAPAL_IPN_NOTIFICATION_TYPE', ['GET', 'POST'] as const, 'POST'),
+  };
+  if (!publicBaseUrl) {
+    if (production && (flutterwave.enabled || pesapal.enabled)) problems.push('PUBLIC_BASE_URL is required in production when Flutterwave or Pesapal is enabled (their redirects and webhooks must reach this API)');
+    publicBaseUrl = `http://127.0.0.1:${port}`;
+  } else if (production && (flutterwave.enabled || pesapal.enabled) && !publicBaseUrl.startsWith('https://')) {
+    problems.push('PUBLIC_BASE_URL must use https in production');
+  }
+
   const logLevel = oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, nodeEnv === 'test' ? 'silent' : 'info');
 
   const config: AppConfig = {
@@ -272,6 +363,10 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
       notFoundFailAfterSeconds: int('MPESA_NOT_FOUND_FAIL_AFTER_SECONDS', 120, 0, 86400),
       unresolvedReviewAfterSeconds: int('MPESA_UNRESOLVED_REVIEW_AFTER_SECONDS', 300, 0, 86400),
     },
+    publicBaseUrl,
+    posReturnUrl,
+    flutterwave,
+    pesapal,
     reconciler: {
       enabled: bool('RECONCILER_ENABLED', true),
       intervalMs: int('RECONCILER_INTERVAL_MS', 5000, 50, 3_600_000),

@@ -8,6 +8,7 @@ import { DarajaTokenRepository } from './daraja-token.repository';
 import { PaymentsOperationsController } from './payments-operations.controller';
 import { PaymentsController } from './payments.controller';
 import { PaymentLifecycle } from './payment-lifecycle.service';
+import { ProviderServicesRegistry } from './provider-services.registry';
 import { PaymentsRepository } from './payments.repository';
 import { PaymentsService } from './payments.service';
 import { ReconcilerService } from './reconciler.service';
@@ -47,9 +48,10 @@ import { ReconcilerService } from './reconciler.service';
     DarajaService,
     PaymentsRepository,
     PaymentLifecycle,
+    ProviderServicesRegistry,
     PaymentsService,
     ReconcilerService,
   ],
-  exports: [PaymentsService, PaymentLifecycle, PaymentsRepository, DarajaService, ReconcilerService],
+  exports: [PaymentsService, PaymentLifecycle, PaymentsRepository, ProviderServicesRegistry, DarajaService, ReconcilerService],
 })
 export class PaymentsModule {}

@@ -13,6 +13,7 @@ import { DarajaService } from './daraja/daraja.service';
 import type { ParsedStkCallback } from './daraja/daraja.types';
 import { HttpResult, hashRequest, OUTCOME_UNKNOWN, PaymentLifecycle, sha256 } from './payment-lifecycle.service';
 import { isInFlight, PaymentStatus } from './payment-status';
+import { ProviderServicesRegistry } from './provider-services.registry';
 import { PaymentResponseDto, StkPushDto, StkPushResponseDto } from './payments.dto';
 import { PaymentsRepository } from './payments.repository';
 
@@ -69,6 +70,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
     private readonly repo: PaymentsRepository,
     private readonly daraja: DarajaService,
     private readonly lifecycle: PaymentLifecycle,
+    private readonly hosted: ProviderServicesRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -193,6 +195,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
    */
   private async refreshIfDue(p: Payment): Promise<Payment> {
     if (!isInFlight(p.status)) return p;
+    if (p.provider !== 'mpesa') return (await this.hosted.get(p.provider)?.refreshIfDue(p)) ?? p;
     const ageSeconds = (Date.now() - p.createdAt.getTime()) / 1000;
     if (!p.checkoutRequestId) {
       // Nothing to query with (the push answer was lost). After the window, a person decides;
@@ -233,6 +236,13 @@ export class PaymentsService implements BeforeApplicationShutdown {
   async reconcile(p: Payment): Promise<ReconcileResult> {
     const rc = this.config.reconciler;
     if (!isInFlight(p.status)) return { action: 'already_final' };
+    if (p.provider !== 'mpesa') {
+      const service = this.hosted.get(p.provider);
+      if (service) return service.reconcile(p);
+      // The provider is switched off on this instance: leave the payment to an instance that has it.
+      await this.repo.scheduleCheck(p.id, rc.leaseSeconds, false);
+      return { action: 'deferred' };
+    }
     const ageSeconds = (Date.now() - p.createdAt.getTime()) / 1000;
 
     if (!p.checkoutRequestId) {
@@ -291,7 +301,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
     let result: ReconcileResult;
     if (isInFlight(p.status)) {
       result = await this.reconcile(p);
-    } else if (p.status === 'review' && p.checkoutRequestId) {
+    } else if (p.status === 'review' && p.provider === 'mpesa' && p.checkoutRequestId) {
       result = await this.lookUpReview(p);
     } else {
       result = { action: 'already_final' };

@@ -1,0 +1,30 @@
+import { Injectable } from '@nestjs/common';
+import type { Payment } from '../database/schema';
+import type { ReconcileResult } from './payments.service';
+
+/**
+ * What the provider-independent parts (the reconciler, GET /payments/:id, the operator
+ * endpoints) need from a card/wallet provider's service. Each provider service registers itself
+ * at module init; M-Pesa is handled by PaymentsService directly.
+ */
+export interface HostedPaymentService {
+  readonly provider: string;
+  /** One reconciler look at an open payment (claimed by the caller): ask the provider, apply what it says, or reschedule / park it. */
+  reconcile(p: Payment): Promise<ReconcileResult>;
+  /** Refresh an open payment for a status read, when due; provider trouble never fails the read. Returns the fresh row. */
+  refreshIfDue(p: Payment): Promise<Payment>;
+}
+
+@Injectable()
+export class ProviderServicesRegistry {
+  private readonly services = new Map<string, HostedPaymentService>();
+
+  register(service: HostedPaymentService): void {
+    if (this.services.has(service.provider)) throw new Error(`payment service for ${service.provider} registered twice`);
+    this.services.set(service.provider, service);
+  }
+
+  get(provider: string): HostedPaymentService | undefined {
+    return this.services.get(provider);
+  }
+}
