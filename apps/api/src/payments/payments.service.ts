@@ -13,7 +13,7 @@ import { DarajaService } from './daraja/daraja.service';
 import type { ParsedStkCallback } from './daraja/daraja.types';
 import { HttpResult, hashRequest, OUTCOME_UNKNOWN, PaymentLifecycle, sha256 } from './payment-lifecycle.service';
 import { isInFlight, PaymentStatus } from './payment-status';
-import { ProviderServicesRegistry } from './provider-services.registry';
+import { ProviderServicesRegistry, StoredNotification } from './provider-services.registry';
 import { PaymentResponseDto, StkPushDto, StkPushResponseDto } from './payments.dto';
 import { PaymentsRepository } from './payments.repository';
 
@@ -51,7 +51,6 @@ export interface ReconcileResult {
   provider?: { kind: string; resultCode?: string; resultDesc?: string; errorCode?: string; message?: string };
 }
 
-type InboxRow = { id: bigint; verified: boolean; urlPaymentId: string | null; rawBody: string; attempts: number };
 
 /** A stored callback that failed this many processing attempts is marked gave_up and logged. */
 const MAX_INBOX_ATTEMPTS = 20;
@@ -336,11 +335,17 @@ export class PaymentsService implements BeforeApplicationShutdown {
    * Processes a stored callback again (its first processing never finished). Safe to repeat:
    * applyOutcome is idempotent under the row lock.
    */
-  async replayStoredCallback(row: InboxRow): Promise<string> {
+  async replayStoredCallback(row: StoredNotification): Promise<string> {
     if (row.attempts > MAX_INBOX_ATTEMPTS) {
       this.logger.error({ inboxId: row.id.toString(), attempts: row.attempts }, 'stored callback could not be processed; giving up (a person must look)');
       await this.repo.markCallbackProcessed(row.id, 'gave_up');
       return 'gave_up';
+    }
+    if (row.provider !== 'mpesa') {
+      const service = this.hosted.get(row.provider);
+      if (service) return service.replayStoredNotification(row);
+      // Provider switched off here: another instance that has it will pick the row up after the lease.
+      return 'deferred';
     }
     let parsed: ParsedStkCallback;
     try {

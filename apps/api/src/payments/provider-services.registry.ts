@@ -11,8 +11,23 @@ export interface HostedPaymentService {
   readonly provider: string;
   /** One reconciler look at an open payment (claimed by the caller): ask the provider, apply what it says, or reschedule / park it. */
   reconcile(p: Payment): Promise<ReconcileResult>;
+  /**
+   * Finish processing a stored notification (callback_inbox row with this provider) whose first
+   * processing never completed (crash, database error). Must be idempotent. Returns the outcome
+   * it recorded with markCallbackProcessed.
+   */
+  replayStoredNotification(row: StoredNotification): Promise<string>;
   /** Refresh an open payment for a status read, when due; provider trouble never fails the read. Returns the fresh row. */
   refreshIfDue(p: Payment): Promise<Payment>;
+}
+
+export interface StoredNotification {
+  id: bigint;
+  provider: string;
+  verified: boolean;
+  urlPaymentId: string | null;
+  rawBody: string;
+  attempts: number;
 }
 
 @Injectable()
