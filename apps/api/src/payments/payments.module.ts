@@ -8,6 +8,7 @@ import { DarajaTokenRepository } from './daraja-token.repository';
 import { PaymentsOperationsController } from './payments-operations.controller';
 import { PaymentsController } from './payments.controller';
 import { PaymentLifecycle } from './payment-lifecycle.service';
+import { MpesaProvider } from './providers/mpesa/mpesa.provider';
 import { ProviderServicesRegistry } from './provider-services.registry';
 import { PaymentsRepository } from './payments.repository';
 import { PaymentsService } from './payments.service';
@@ -46,12 +47,13 @@ import { ReconcilerService } from './reconciler.service';
     },
     DarajaTokenRepository,
     DarajaService,
+    { provide: MpesaProvider, inject: [DarajaService], useFactory: (daraja: DarajaService) => new MpesaProvider(daraja) },
     PaymentsRepository,
     PaymentLifecycle,
     ProviderServicesRegistry,
     PaymentsService,
     ReconcilerService,
   ],
-  exports: [PaymentsService, PaymentLifecycle, PaymentsRepository, ProviderServicesRegistry, DarajaService, ReconcilerService],
+  exports: [MpesaProvider, PaymentsService, PaymentLifecycle, PaymentsRepository, ProviderServicesRegistry, DarajaService, ReconcilerService],
 })
 export class PaymentsModule {}

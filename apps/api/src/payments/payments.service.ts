@@ -10,7 +10,8 @@ import type { Payment } from '../database/schema';
 import { parseStkCallback } from './daraja/callback-parser';
 import { CallbackShapeError, DarajaError, DarajaRateLimitedError } from './daraja/daraja.errors';
 import { DarajaService } from './daraja/daraja.service';
-import type { ParsedStkCallback } from './daraja/daraja.types';
+import type { ParsedStkCallback, StkQueryResult } from './daraja/daraja.types';
+import { MpesaProvider } from './providers/mpesa/mpesa.provider';
 import { HttpResult, hashRequest, OUTCOME_UNKNOWN, PaymentLifecycle, sha256 } from './payment-lifecycle.service';
 import { isInFlight, PaymentStatus } from './payment-status';
 import { ProviderServicesRegistry, StoredNotification } from './provider-services.registry';
@@ -68,6 +69,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
   constructor(
     private readonly repo: PaymentsRepository,
     private readonly daraja: DarajaService,
+    private readonly mpesa: MpesaProvider,
     private readonly lifecycle: PaymentLifecycle,
     private readonly hosted: ProviderServicesRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -115,7 +117,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
   private async sendPush(paymentId: string, phone: string, amount: number, accountReference: string, transactionDesc: string, actor: string, orderId: string): Promise<HttpResult> {
     const started = Date.now();
     try {
-      const res = await this.daraja.initiateStkPush({ phoneNumber: phone, amount, accountReference, transactionDesc, callbackUrl: this.daraja.callbackUrlFor(paymentId) });
+      const { raw: res } = await this.mpesa.initiate({ paymentId, reference: accountReference, amountMinor: BigInt(amount) * 100n, currency: 'KES', description: transactionDesc, customer: { phoneNumber: phone } });
       const updated = await this.repo.recordPushAccepted(paymentId, res.merchantRequestId, res.checkoutRequestId);
       await this.repo.insertEvent({
         paymentId,
@@ -176,6 +178,11 @@ export class PaymentsService implements BeforeApplicationShutdown {
 
   // ------------------------------------------------------------------ status
 
+  /** STK query through the provider adapter; Daraja's own answer (kind pending / not_found / final) drives the rules here. */
+  private async queryStk(checkoutRequestId: string): Promise<StkQueryResult> {
+    return (await this.mpesa.fetchStatus({ reference: checkoutRequestId, providerRef: checkoutRequestId })).raw;
+  }
+
   async getStkStatus(user: AuthUser, checkoutRequestId: string, merchantRequestId?: string): Promise<PaymentResponseDto> {
     const p = await this.repo.findByCheckoutRequestId(checkoutRequestId, user.shopId);
     if (!p || (merchantRequestId && p.merchantRequestId !== merchantRequestId)) throw new NotFoundError('Payment', { checkoutRequestId });
@@ -205,7 +212,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
     if (ageSeconds < this.config.mpesa.statusQueryAfterSeconds) return p;
     if (!(await this.repo.claimStatusQuery(p.id, QUERY_MIN_INTERVAL_SECONDS))) return (await this.repo.findById(p.id)) ?? p;
     try {
-      const r = await this.daraja.queryStkStatus(p.checkoutRequestId);
+      const r = await this.queryStk(p.checkoutRequestId);
       if (r.kind === 'final') {
         await this.lifecycle.applyOutcome(p.id, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'daraja:stk-query');
       } else if (r.kind === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
@@ -266,7 +273,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
     }
     const backoff = reconcileBackoffSeconds(p.reconcileAttempts + 1, rc.backoffBaseSeconds, rc.backoffMaxSeconds);
     try {
-      const r = await this.daraja.queryStkStatus(p.checkoutRequestId);
+      const r = await this.queryStk(p.checkoutRequestId);
       if (r.kind === 'final') {
         await this.lifecycle.applyOutcome(p.id, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'reconciler:stk-query');
         await this.repo.scheduleCheck(p.id, 0, true);
@@ -311,7 +318,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
 
   private async lookUpReview(p: Payment): Promise<ReconcileResult> {
     try {
-      const r = await this.daraja.queryStkStatus(p.checkoutRequestId!);
+      const r = await this.queryStk(p.checkoutRequestId!);
       if (r.kind !== 'final') return { action: 'still_pending', provider: { kind: r.kind, errorCode: r.errorCode, message: r.errorMessage } };
       const provider = { kind: r.kind, resultCode: r.resultCode, resultDesc: r.resultDesc };
       if (p.statusReason !== OUTCOME_UNKNOWN) return { action: 'already_final', provider };
@@ -375,9 +382,9 @@ export class PaymentsService implements BeforeApplicationShutdown {
     let verified = false;
     let shapeError: CallbackShapeError | undefined;
     try {
-      const v = this.daraja.validateCallback({ paymentId: input.paymentId, token: input.token, body: input.body });
-      parsed = v.callback;
-      verified = v.verified;
+      const n = this.mpesa.parseNotification({ headers: {}, query: {}, params: { paymentId: input.paymentId, token: input.token }, body: input.body });
+      parsed = n.raw;
+      verified = n.verified;
     } catch (err) {
       if (!(err instanceof CallbackShapeError)) throw err;
       shapeError = err;
@@ -451,7 +458,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
     if (!p) return 'unknown_payment';
     if (!isInFlight(p.status)) return 'duplicate';
     if (p.checkoutRequestId && p.checkoutRequestId !== checkoutRequestId) return 'mismatch_ignored';
-    const r = await this.daraja.queryStkStatus(checkoutRequestId);
+    const r = await this.queryStk(checkoutRequestId);
     if (r.kind !== 'final') return `query_${r.kind}`;
     return this.lifecycle.applyOutcome(paymentId, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'daraja:stk-query');
   }

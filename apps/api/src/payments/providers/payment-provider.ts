@@ -22,13 +22,14 @@ export type ProviderName = 'mpesa' | 'flutterwave' | 'pesapal';
  * - completed: the provider says the money was collected (the service must still check
  *   reference, amount and currency before giving value)
  * - failed / cancelled: final, no money collected
+ * - expired: final, the customer never answered (M-Pesa prompt timed out, 1037)
  * - reversed: money was collected and later returned (refund, chargeback)
  * - not_found: the provider has no transaction for this reference (Flutterwave creates one
  *   only when the customer attempts to pay on the hosted page) — keep waiting until our own
  *   expiry, then treat as abandoned
  * - unknown: the provider answered with a status we do not recognise (never give value)
  */
-export type ProviderPaymentStatus = 'pending' | 'completed' | 'failed' | 'cancelled' | 'reversed' | 'not_found' | 'unknown';
+export type ProviderPaymentStatus = 'pending' | 'completed' | 'failed' | 'cancelled' | 'expired' | 'reversed' | 'not_found' | 'unknown';
 
 export interface ProviderCapabilities {
   /** ISO 4217 codes this adapter will initiate payments in. */
@@ -60,8 +61,8 @@ export interface InitiateRequest {
   /** Shown to the payer. */
   description: string;
   customer: InitiateCustomer;
-  /** Where the customer's browser goes after paying (Flutterwave redirect_url, Pesapal callback_url). */
-  redirectUrl: string;
+  /** Where the customer's browser goes after paying (Flutterwave redirect_url, Pesapal callback_url); required by hosted-checkout providers. */
+  redirectUrl?: string;
   /** Pesapal: the IPN URL; used to find/register the IPN when `notificationId` is not given. */
   notificationUrl?: string;
   /** Pesapal: the registered IPN id (notification_id). */
@@ -71,8 +72,8 @@ export interface InitiateRequest {
 export interface InitiateResult {
   /** Pesapal order_tracking_id; Flutterwave has none until the customer pays. */
   providerRef?: string;
-  /** Hosted checkout link to send the customer to (or render as a QR code). */
-  redirectUrl: string;
+  /** Hosted checkout link to send the customer to (or render as a QR code); absent for a push to the phone (M-Pesa). */
+  redirectUrl?: string;
   /** The provider's parsed answer, for persistence (never log it). */
   raw: unknown;
 }
@@ -95,6 +96,8 @@ export interface StatusResult {
   paymentMethod?: string;
   /** Provider's human-readable outcome (decline reason, processor response). */
   description?: string;
+  /** Provider's own result/error code as a string (M-Pesa ResultCode or errorCode). */
+  providerCode?: string;
   raw: unknown;
 }
 
@@ -109,6 +112,8 @@ export interface Notification {
 
 export interface NotificationInput {
   headers: Record<string, string | string[] | undefined>;
+  /** Path parameters of the notification URL (M-Pesa: paymentId and capability token). */
+  params?: Record<string, string | undefined>;
   query: Record<string, unknown>;
   body: unknown;
   /** The request body exactly as received (NestJS `rawBody: true`). */

@@ -1,0 +1,77 @@
+import { callbackToken } from '../../daraja/callback-token';
+import { CallbackShapeError } from '../../daraja/daraja.errors';
+import { captureLogs, FakeDaraja, makeService, PUSH_PATH, QUERY_PATH, SIGNING_SECRET } from '../../daraja/fake-daraja.testing';
+import { MpesaProvider } from './mpesa.provider';
+
+const CHECKOUT_ID = 'ws_CO_26112026101500123456';
+
+describe('MpesaProvider (M-Pesa behind the provider contract)', () => {
+  let fake: FakeDaraja;
+  let logs: ReturnType<typeof captureLogs>;
+  let provider: MpesaProvider;
+
+  beforeEach(async () => {
+    logs = captureLogs();
+    fake = new FakeDaraja();
+    await fake.start();
+    provider = new MpesaProvider(makeService(fake.baseUrl));
+  });
+  afterEach(async () => {
+    logs.restore();
+    await fake.close();
+  });
+
+  it('declares what M-Pesa can do', () => {
+    expect(provider.capabilities).toEqual({ currencies: ['KES'], fractionalAmounts: false, refunds: 'none', notification: 'callback', hostedCheckout: false });
+  });
+
+  it('initiate sends one STK push in whole shillings to the payment\'s capability URL and returns the CheckoutRequestID', async () => {
+    fake.push = () => ({ status: 200, body: { MerchantRequestID: 'm-1', CheckoutRequestID: CHECKOUT_ID, ResponseCode: '0', ResponseDescription: 'Success. Request accepted for processing', CustomerMessage: 'Success. Request accepted for processing' } });
+    const r = await provider.initiate({ paymentId: 'pay-1', reference: 'ORD1', amountMinor: 15000n, currency: 'KES', description: 'POS payment', customer: { phoneNumber: '0712345678' } });
+    expect(r.providerRef).toBe(CHECKOUT_ID);
+    expect(r.redirectUrl).toBeUndefined();
+    const [req] = fake.of(PUSH_PATH);
+    expect(req.json).toMatchObject({ Amount: 150, PhoneNumber: '254712345678', AccountReference: 'ORD1', TransactionDesc: 'POS payment' });
+    expect(req.json.CallBackURL).toBe(`https://pay.example.com/payments/callback/pay-1/${callbackToken(SIGNING_SECRET, 'pay-1')}`);
+  });
+
+  it.each([
+    [15050n, 'KES', /whole shillings/],
+    [0n, 'KES', /whole shillings/],
+    [15000n, 'USD', /KES only/],
+  ])('refuses %p %s before calling Daraja', async (amountMinor, currency, message) => {
+    await expect(provider.initiate({ paymentId: 'p', reference: 'R', amountMinor, currency, description: 'd', customer: { phoneNumber: '0712345678' } })).rejects.toThrow(message);
+    expect(fake.of(PUSH_PATH)).toHaveLength(0);
+  });
+
+  it.each([
+    [{ status: 500, body: { requestId: CHECKOUT_ID, errorCode: '500.001.1001', errorMessage: 'The transaction is being processed' } }, 'pending', '500.001.1001'],
+    [{ status: 500, body: { requestId: CHECKOUT_ID, errorCode: '500.001.1001', errorMessage: 'The transaction does not Exist' } }, 'not_found', '500.001.1001'],
+    [{ status: 200, body: { ResponseCode: '0', ResponseDescription: 'ok', MerchantRequestID: 'm', CheckoutRequestID: CHECKOUT_ID, ResultCode: '0', ResultDesc: 'The service request is processed successfully.' } }, 'completed', '0'],
+    [{ status: 200, body: { ResponseCode: '0', ResponseDescription: 'ok', MerchantRequestID: 'm', CheckoutRequestID: CHECKOUT_ID, ResultCode: '1032', ResultDesc: 'Request cancelled by user' } }, 'cancelled', '1032'],
+    [{ status: 200, body: { ResponseCode: '0', ResponseDescription: 'ok', MerchantRequestID: 'm', CheckoutRequestID: CHECKOUT_ID, ResultCode: '1037', ResultDesc: 'DS timeout user cannot be reached' } }, 'expired', '1037'],
+    [{ status: 200, body: { ResponseCode: '0', ResponseDescription: 'ok', MerchantRequestID: 'm', CheckoutRequestID: CHECKOUT_ID, ResultCode: '1', ResultDesc: 'The balance is insufficient for the transaction.' } }, 'failed', '1'],
+  ])('fetchStatus maps Daraja\'s answer %#', async (reply, status, code) => {
+    fake.query = () => reply;
+    const s = await provider.fetchStatus({ reference: 'ORD1', providerRef: CHECKOUT_ID });
+    expect(s).toMatchObject({ status, providerCode: code });
+    expect(s.amountMinor).toBeUndefined(); // an STK query carries no amount
+    expect(fake.of(QUERY_PATH)[0].json.CheckoutRequestID).toBe(CHECKOUT_ID);
+  });
+
+  it('fetchStatus needs the CheckoutRequestID', async () => {
+    await expect(provider.fetchStatus({ reference: 'ORD1' })).rejects.toThrow(/CheckoutRequestID/);
+  });
+
+  it('parseNotification verifies the capability token in the URL, never the body', () => {
+    const body = { Body: { stkCallback: { MerchantRequestID: 'm', CheckoutRequestID: CHECKOUT_ID, ResultCode: 1032, ResultDesc: 'Request cancelled by user' } } };
+    const good = provider.parseNotification({ headers: {}, query: {}, params: { paymentId: 'pay-1', token: callbackToken(SIGNING_SECRET, 'pay-1') }, body });
+    expect(good).toMatchObject({ verified: true, providerRef: CHECKOUT_ID, raw: { resultCode: '1032', outcome: 'cancelled' } });
+    expect(provider.parseNotification({ headers: {}, query: {}, params: { paymentId: 'pay-2', token: callbackToken(SIGNING_SECRET, 'pay-1') }, body }).verified).toBe(false);
+    expect(() => provider.parseNotification({ headers: {}, query: {}, body: { Body: {} } })).toThrow(CallbackShapeError);
+  });
+
+  it('refunds are declared unsupported', async () => {
+    await expect(provider.refund()).resolves.toMatchObject({ status: 'not_supported' });
+  });
+});
