@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { join } from 'node:path';
 import { startDarajaSimulator, DarajaSimulator, MAGIC_NUMBERS } from '@smartduka/daraja-simulator';
+import { startFlutterwaveSimulator, startPesapalSimulator } from '@smartduka/card-simulators';
 import { mintToken } from './auth/token';
 import { createApp } from './bootstrap';
 import { AppConfig, ConfigValidationError, loadConfig, loadDotEnv } from './config/app-config';
@@ -22,6 +23,34 @@ async function startSimulator(config: AppConfig): Promise<DarajaSimulator> {
   }
 }
 
+/** Starts on the preferred port, or any free one when it is taken (a second `pnpm dev`). */
+async function onPreferredPort<T>(start: (port: number) => Promise<T>, port: number): Promise<T> {
+  try {
+    return await start(port);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'EADDRINUSE') throw err;
+    return start(0);
+  }
+}
+
+/** Embedded Flutterwave / Pesapal simulators for providers enabled in simulator mode without a base URL. */
+async function startCardSimulators(config: AppConfig): Promise<{ name: string; url: string; close(): Promise<void> }[]> {
+  const started: { name: string; url: string; close(): Promise<void> }[] = [];
+  const f = config.flutterwave;
+  if (f.enabled && f.env === 'simulator' && !f.baseUrl) {
+    const sim = await onPreferredPort((port) => startFlutterwaveSimulator({ host: '127.0.0.1', port, secretKey: f.secretKey, secretHash: f.secretHash, webhookUrl: `${config.publicBaseUrl}/payments/flutterwave/webhook` }), 4020);
+    f.baseUrl = sim.url;
+    started.push({ name: 'Flutterwave', url: sim.url, close: () => sim.close() });
+  }
+  const p = config.pesapal;
+  if (p.enabled && p.env === 'simulator' && !p.baseUrl) {
+    const sim = await onPreferredPort((port) => startPesapalSimulator({ host: '127.0.0.1', port, consumerKey: p.consumerKey, consumerSecret: p.consumerSecret }), 4030);
+    p.baseUrl = sim.url;
+    started.push({ name: 'Pesapal', url: sim.url, close: () => sim.close() });
+  }
+  return started;
+}
+
 async function main(): Promise<void> {
   loadDotEnv();
   let config: AppConfig;
@@ -41,14 +70,16 @@ async function main(): Promise<void> {
     config.mpesa.baseUrl = simulator.url;
   }
 
+  const cardSimulators = await startCardSimulators(config);
+
   const database = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir) });
   await database.migrate();
 
   const app = await createApp({ config, database, closeDatabaseOnShutdown: true, bufferLogs: true });
-  if (simulator) {
+  if (simulator || cardSimulators.length) {
     const sim = simulator;
     app.enableShutdownHooks();
-    process.once('beforeExit', () => void sim.close());
+    process.once('beforeExit', () => void Promise.all([sim?.close(), ...cardSimulators.map((c) => c.close())]));
   }
   await app.listen(config.port, '0.0.0.0');
   const url = `http://localhost:${config.port}`;
@@ -73,6 +104,16 @@ async function main(): Promise<void> {
         `  curl -s "${url}/payments/stk-status?checkoutRequestId=<CheckoutRequestID from the push>" -H "Authorization: Bearer $TOKEN"`,
         `  curl -s ${url}/orders/ORD-1001 -H "Authorization: Bearer $TOKEN"`,
         ...(simulator ? ['', 'Simulator phone numbers (any other valid number pays successfully after ~3 s):', magic] : []),
+        ...(config.flutterwave.enabled
+          ? ['', `Card / mobile money with Flutterwave${cardSimulators.some((c) => c.name === 'Flutterwave') ? ` (simulator at ${config.flutterwave.baseUrl})` : ''}: open the returned "link" in a browser and pick an outcome`,
+            `  curl -s -X POST ${url}/orders -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"id":"ORD-1002","total":2450.50}'`,
+            `  curl -s -X POST ${url}/payments/flutterwave/init -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"orderId":"ORD-1002","amount":2450.50,"customer":{"email":"customer@example.com"}}'`]
+          : []),
+        ...(config.pesapal.enabled
+          ? ['', `Pesapal${cardSimulators.some((c) => c.name === 'Pesapal') ? ` (simulator at ${config.pesapal.baseUrl})` : ''}: open the returned "redirectUrl" in a browser and pick an outcome`,
+            `  curl -s -X POST ${url}/orders -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"id":"ORD-1003","total":500}'`,
+            `  curl -s -X POST ${url}/payments/pesapal/init -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"orderId":"ORD-1003","amount":500,"customer":{"email":"customer@example.com"}}'`]
+          : []),
         '',
       ].join('\n') + '\n',
     );
@@ -81,6 +122,7 @@ async function main(): Promise<void> {
   const shutdown = async () => {
     await app.close();
     await simulator?.close();
+    await Promise.all(cardSimulators.map((c) => c.close()));
     process.exit(0);
   };
   process.once('SIGINT', () => void shutdown());
