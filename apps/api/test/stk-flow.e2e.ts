@@ -1,3 +1,5 @@
+import { sql } from 'drizzle-orm';
+import { createHash } from 'node:crypto';
 import { startTestApp, TestApp, waitFor } from './helpers/test-app';
 
 describe('M-Pesa STK push, end to end (real app + database + simulator)', () => {
@@ -39,5 +41,13 @@ describe('M-Pesa STK push, end to end (real app + database + simulator)', () => 
     const order = await t.http().get('/orders/ORD-1').set('Authorization', auth);
     expect(order.body).toMatchObject({ id: 'ORD-1', total: 150, paid: 150, outstanding: 0, status: 'paid' });
     expect(order.body.paidAt).not.toBeNull();
+
+    // The number itself is never stored: a masked form, and a keyed hash a plain sha256 cannot match.
+    const rows = (await t.db.execute(sql`select phone_masked, phone_hash, (select count(*)::int from payment_events e where e.data::text like '%254712345678%') as leaks from payments where id = ${push.body.paymentId}`)) as unknown as { rows: { phone_masked: string; phone_hash: string; leaks: number }[] };
+    const row = (rows.rows ?? (rows as unknown as typeof rows.rows))[0];
+    expect(row.phone_masked).toBe('2547******78');
+    expect(row.phone_hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(row.phone_hash).not.toBe(createHash('sha256').update('254712345678').digest('hex'));
+    expect(row.leaks).toBe(0);
   });
 });

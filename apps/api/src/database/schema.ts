@@ -48,7 +48,7 @@ export const payments = pgTable(
     checkoutUrl: text('checkout_url'),
     // M-Pesa attempt columns
     phoneMasked: text('phone_masked'),
-    /** sha256 of the normalised MSISDN: lets us match statements / rate-limit without storing the number. */
+    /** HMAC-SHA256 (key derived from CALLBACK_SIGNING_SECRET) of the normalised MSISDN: find a customer's payments without storing the number. */
     phoneHash: text('phone_hash'),
     accountReference: text('account_reference'),
     transactionDesc: text('transaction_desc'),

@@ -1,5 +1,5 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import type { AuthUser } from '../auth/auth.types';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
@@ -12,7 +12,7 @@ import { CallbackShapeError, DarajaError, DarajaRateLimitedError } from './daraj
 import { DarajaService } from './daraja/daraja.service';
 import type { ParsedStkCallback, StkQueryResult } from './daraja/daraja.types';
 import { MpesaProvider } from './providers/mpesa/mpesa.provider';
-import { HttpResult, hashRequest, OUTCOME_UNKNOWN, PaymentLifecycle, sha256 } from './payment-lifecycle.service';
+import { HttpResult, hashRequest, OUTCOME_UNKNOWN, PaymentLifecycle } from './payment-lifecycle.service';
 import { isInFlight, PaymentStatus } from './payment-status';
 import { ProviderServicesRegistry, StoredNotification } from './provider-services.registry';
 import { PaymentResponseDto, StkPushDto, StkPushResponseDto } from './payments.dto';
@@ -75,6 +75,16 @@ export class PaymentsService implements BeforeApplicationShutdown {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
+  /**
+   * Keyed hash of the normalised MSISDN: lets us find a customer's payments without storing the
+   * number, and (unlike a plain SHA-256 of one of ~2·10⁸ Kenyan numbers) cannot be reversed by
+   * trying them all without the server secret.
+   */
+  private phoneHash(msisdn: string): string {
+    const key = createHmac('sha256', this.config.mpesa.callbackSigningSecret).update('smartduka/payments/phone-hash/v1').digest();
+    return createHmac('sha256', key).update(msisdn).digest('hex');
+  }
+
   // ------------------------------------------------------------------ STK push
 
   async initiateStkPush(user: AuthUser, dto: StkPushDto, idempotencyKey?: string): Promise<HttpResult> {
@@ -103,7 +113,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
       providerLabel: 'M-Pesa',
       idempotencyKey,
       requestHash,
-      fields: { phoneMasked: maskPhone(phone), phoneHash: sha256(phone), accountReference, transactionDesc },
+      fields: { phoneMasked: maskPhone(phone), phoneHash: this.phoneHash(phone), accountReference, transactionDesc },
       eventData: { phone: maskPhone(phone), accountReference, customerEmail: dto.customerEmail ?? null },
     });
     if (lost) return lost;
