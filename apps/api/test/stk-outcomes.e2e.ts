@@ -155,6 +155,26 @@ describe('STK outcomes, duplicates, idempotency and shop scoping', () => {
     expect(t.sim.stats().pushRequests).toBe(t.sim.pushes().length);
   });
 
+  it('an Idempotency-Key whose first request died before storing its answer answers with the payment, never stays stuck', async () => {
+    const orderId = await order(35);
+    const key = `crash-${orderId}`;
+    const first = await push(orderId, 35, '254700000007', { 'Idempotency-Key': key });
+    expect(first.status).toBe(201);
+    // What a crash between Daraja's answer and storing it leaves: the key without a response.
+    await t.db.execute(sql`update idempotency_keys set response_status = null, response_body = null where key = ${key}`);
+    // While the first request could still be running, a retry is told to wait...
+    const busy = await push(orderId, 35, '254700000007', { 'Idempotency-Key': key });
+    expect(busy.status).toBe(409);
+    expect(busy.body.code).toBe('IDEMPOTENCY_REQUEST_IN_PROGRESS');
+    // ...and once it cannot be (longer than any provider timeout), the payment is the answer.
+    await t.db.execute(sql`update idempotency_keys set created_at = now() - interval '10 minutes' where key = ${key}`);
+    const again = await push(orderId, 35, '254700000007', { 'Idempotency-Key': key });
+    expect(again.status).toBe(200);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.body).toMatchObject({ paymentId: first.body.paymentId, status: 'pending', checkoutRequestId: first.body.checkoutRequestId });
+    expect(t.sim.promptsFor({ accountReference: orderId.replace(/[^A-Za-z0-9]/g, '') }).prompts).toBe(1);
+  });
+
   it('concurrent requests with the same Idempotency-Key prompt the customer once', async () => {
     const orderId = await order(25);
     const before = t.sim.stats().pushRequests;

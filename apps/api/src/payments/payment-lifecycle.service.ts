@@ -4,6 +4,8 @@ import { createHash } from 'node:crypto';
 import type { AuthUser } from '../auth/auth.types';
 import { AppError, ConflictError, NotFoundError } from '../common/errors';
 import { toMajor } from '../common/money';
+import type { AppConfig } from '../config/app-config';
+import { APP_CONFIG } from '../config/config.module';
 import { pgErrorCode, UNIQUE_VIOLATION } from '../database/database';
 import type { NewPayment, Payment } from '../database/schema';
 import { ORDERS_PORT, OrdersPort } from '../orders/orders.port';
@@ -105,7 +107,14 @@ export class PaymentLifecycle {
     private readonly repo: PaymentsRepository,
     @Inject(ORDERS_PORT) private readonly orders: OrdersPort,
     private readonly events: EventEmitter2,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
+
+  /** Longest a request can hold an Idempotency-Key unanswered: the slowest provider timeout plus a margin. */
+  private requestLifetimeSeconds(): number {
+    const c = this.config;
+    return Math.max(c.mpesa.httpTimeoutMs, c.flutterwave.timeoutMs, c.pesapal.timeoutMs) / 1000 + 30;
+  }
 
   /** The order exists, is in `currency`, is not paid, and owes at least `amountMinor`. */
   async checkOrder(shopId: string, orderId: string, amountMinor: bigint, currency: string, providerLabel: string, amountText: string): Promise<void> {
@@ -157,6 +166,15 @@ export class PaymentLifecycle {
       throw new ConflictError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was already used with a different request body; use a new key for a new payment');
     }
     if (rec.responseStatus === null) {
+      // The first request is still running, or it died (crash, lost connection to the database)
+      // between calling the provider and storing its answer. Once no request can still be running
+      // with it, the payment itself is the answer (it says what really happened): a key never
+      // stays stuck.
+      const ageSeconds = (Date.now() - rec.createdAt.getTime()) / 1000;
+      const p = rec.paymentId && ageSeconds > this.requestLifetimeSeconds() ? await this.repo.findById(rec.paymentId) : null;
+      if (p) {
+        return { status: 200, body: this.toResponse(p), replayed: true };
+      }
       throw new ConflictError('IDEMPOTENCY_REQUEST_IN_PROGRESS', 'A request with this Idempotency-Key is still being processed; retry in a few seconds', { paymentId: rec.paymentId });
     }
     return { status: rec.responseStatus, body: rec.responseBody, replayed: true };

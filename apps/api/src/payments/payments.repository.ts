@@ -10,6 +10,7 @@ export interface IdempotencyRecord {
   paymentId: string | null;
   responseStatus: number | null;
   responseBody: unknown;
+  createdAt: Date;
 }
 
 /** The only code that touches payments, payment_events, callback_inbox and idempotency_keys. */
@@ -224,7 +225,7 @@ export class PaymentsRepository {
 
   async findIdempotencyKey(shopId: string, key: string): Promise<IdempotencyRecord | null> {
     const rows = await this.db
-      .select({ requestHash: idempotencyKeys.requestHash, paymentId: idempotencyKeys.paymentId, responseStatus: idempotencyKeys.responseStatus, responseBody: idempotencyKeys.responseBody })
+      .select({ requestHash: idempotencyKeys.requestHash, paymentId: idempotencyKeys.paymentId, responseStatus: idempotencyKeys.responseStatus, responseBody: idempotencyKeys.responseBody, createdAt: idempotencyKeys.createdAt })
       .from(idempotencyKeys)
       .where(and(eq(idempotencyKeys.shopId, shopId), eq(idempotencyKeys.key, key)));
     return rows[0] ?? null;
