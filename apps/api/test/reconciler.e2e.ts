@@ -100,6 +100,27 @@ describe('reconciler: every payment reaches a final state', () => {
     expect(p.mpesaReceiptNumber).toMatch(/^[A-Z0-9]{10}$/);
   }, 30000);
 
+  it('a parked payment that succeeds after another payment paid the order is never counted twice: it goes to review for a refund', async () => {
+    const orderId = await order(70);
+    const first = await push(orderId, 70, '254700000007');
+    // Park it as OUTCOME_UNKNOWN (what the reconciler does after its window), which frees the order.
+    await t.db.execute(sql`update payments set created_at = now() - interval '2 hours' where id = ${first.body.paymentId}`);
+    expect((await reconciler.tick()).actions.moved_to_review).toBe(1);
+    const second = await push(orderId, 70, '0712345670');
+    expect(second.status).toBe(201);
+    await waitFor(async () => (await payment(second.body.paymentId)).status === 'completed');
+    // Now the first customer pays too.
+    await t.sim.resolve(first.body.checkoutRequestId, 0);
+    await t.sim.waitForCallbacks(first.body.checkoutRequestId, 1, 5000);
+    const p = await waitFor(async () => {
+      const b = await payment(first.body.paymentId);
+      return b.statusReason === 'ORDER_ALREADY_PAID' ? b : undefined;
+    });
+    expect(p.status).toBe('review');
+    expect(p.mpesaReceiptNumber).toMatch(/^[A-Z0-9]{10}$/); // the money moved: the receipt is kept for the refund
+    expect((await t.http().get(`/orders/${orderId}`).set('Authorization', cashier)).body).toMatchObject({ status: 'paid', paid: 70, outstanding: 0 });
+  }, 20000);
+
   it('fails a payment Daraja never heard of, with a clear reason', async () => {
     const orderId = await order(40);
     const res = await push(orderId, 40, '254700000007');

@@ -1,8 +1,15 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsNumber, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+import { IsIn, IsNumber, IsOptional, IsString, Matches, Max, Min, ValidateBy } from 'class-validator';
 
 export const ORDER_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 export const SUPPORTED_CURRENCIES = ['KES'] as const;
+
+/** Decimal places of a number as written, exponent notation included (1e-7 → 7; class-validator's maxDecimalPlaces throws on it). */
+export function decimalPlaces(value: number): number {
+  const m = /^(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(String(Math.abs(value)));
+  if (!m) return Infinity;
+  return Math.max(0, (m[2] ?? '').length - Number(m[3] ?? 0));
+}
 
 export class CreateOrderDto {
   @ApiProperty({ example: 'ORD-12345', description: "The POS's own order id: 1-64 letters, digits, '.', '_' or '-'" })
@@ -11,7 +18,8 @@ export class CreateOrderDto {
   id!: string;
 
   @ApiProperty({ example: 1500.5, description: 'Order total in KES (major units), up to 2 decimals' })
-  @IsNumber({ allowNaN: false, allowInfinity: false, maxDecimalPlaces: 2 }, { message: 'total must be a number with at most 2 decimal places' })
+  @IsNumber({ allowNaN: false, allowInfinity: false }, { message: 'total must be a number with at most 2 decimal places' })
+  @ValidateBy({ name: 'maxTwoDecimals', validator: { validate: (v: unknown) => typeof v !== 'number' || !Number.isFinite(v) || decimalPlaces(v) <= 2 } }, { message: 'total must be a number with at most 2 decimal places' })
   @Min(0.01, { message: 'total must be at least 0.01' })
   @Max(100_000_000, { message: 'total must be at most 100000000' })
   total!: number;

@@ -16,7 +16,11 @@ export interface OrderBalance {
 }
 
 export interface OrdersPort {
-  getBalance(shopId: string, orderId: string): Promise<OrderBalance | null>;
+  /**
+   * The order's balance. With `tx` (inside the transaction completing a payment) the order row is
+   * locked first, so two completions of one order are counted one after the other.
+   */
+  getBalance(shopId: string, orderId: string, tx?: Tx): Promise<OrderBalance | null>;
   /**
    * Called INSIDE the transaction that completes a payment for the order, so the order is marked
    * paid atomically with the payment (a crash can never leave one without the other). Marks it

@@ -25,10 +25,15 @@ export class OrdersRepository {
     return rows.length === 1;
   }
 
-  async find(shopId: string, id: string): Promise<OrderRow | null> {
+  /** SELECT … FOR UPDATE on the order row (inside `tx`). */
+  async lock(shopId: string, id: string, tx: DbOrTx): Promise<void> {
+    await tx.select({ id: orders.id }).from(orders).where(and(eq(orders.shopId, shopId), eq(orders.id, id))).for('update');
+  }
+
+  async find(shopId: string, id: string, tx: DbOrTx = this.db): Promise<OrderRow | null> {
     // Derived, never a stored counter: the sum of this order's completed payments.
     const paid = sql<string>`coalesce((select sum(p.amount_minor) from payments p where p.shop_id = "orders"."shop_id" and p.order_id = "orders"."id" and p.status = 'completed'), 0)`;
-    const rows = await this.db
+    const rows = await tx
       .select({
         shopId: orders.shopId,
         id: orders.id,
@@ -50,7 +55,7 @@ export class OrdersRepository {
    * at once are counted one after the other (the second statement sees the first's commit).
    */
   async markPaidIfCovered(shopId: string, id: string, tx: DbOrTx = this.db): Promise<boolean> {
-    await tx.select({ id: orders.id }).from(orders).where(and(eq(orders.shopId, shopId), eq(orders.id, id))).for('update');
+    await this.lock(shopId, id, tx);
     const rows = await tx
       .update(orders)
       .set({ paidAt: sql`now()` })

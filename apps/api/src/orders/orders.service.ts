@@ -35,8 +35,9 @@ export class OrdersService implements OrdersPort {
     return this.map(row);
   }
 
-  async getBalance(shopId: string, orderId: string): Promise<OrderBalance | null> {
-    const row = await this.repo.find(shopId, orderId);
+  async getBalance(shopId: string, orderId: string, tx?: Tx): Promise<OrderBalance | null> {
+    if (tx) await this.repo.lock(shopId, orderId, tx);
+    const row = await this.repo.find(shopId, orderId, tx);
     if (!row) return null;
     const outstanding = row.totalMinor - row.paidMinor;
     return { orderId, currency: row.currency, totalMinor: row.totalMinor, paidMinor: row.paidMinor, outstandingMinor: outstanding > 0n ? outstanding : 0n };

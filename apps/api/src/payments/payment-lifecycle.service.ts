@@ -250,6 +250,22 @@ export class PaymentLifecycle {
 
       const to: PaymentStatus = r.outcome;
       if (!canTransition(p.status, to) && !settleable) return 'ignored';
+      if (to === 'completed') {
+        // Money moved for an order other payments already paid (a payment parked as OUTCOME_UNKNOWN
+        // freed the order, then both went through): record the truth, never count it twice: a
+        // person refunds it.
+        const balance = await this.orders.getBalance(p.shopId, p.orderId, tx);
+        if (balance && balance.outstandingMinor <= 0n) {
+          await this.repo.update(p.id, {
+            status: 'review', statusReason: 'ORDER_ALREADY_PAID', resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500),
+            checkoutRequestId: p.checkoutRequestId ?? r.checkoutRequestId ?? null, providerTransactionId: p.providerTransactionId ?? r.providerTransactionId ?? null,
+            ...(p.provider === 'mpesa' ? { mpesaReceiptNumber: r.receipt ?? null, transactionDate: r.transactionDate ?? null } : { providerReceipt: r.receipt ?? null }),
+          }, tx);
+          await this.repo.insertEvent({ paymentId, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem: 'ORDER_ALREADY_PAID', note: 'the customer paid an order that was already paid: refund due' } }, tx);
+          this.logger.warn({ paymentId, problem: 'ORDER_ALREADY_PAID' }, 'payment succeeded for an order already paid; moved to review for a refund');
+          return 'review';
+        }
+      }
       const completing = to === 'completed';
       await this.repo.update(p.id, {
         status: to,
