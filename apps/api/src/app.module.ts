@@ -2,6 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { ScheduleModule } from '@nestjs/schedule';
 import { LoggerModule } from 'nestjs-pino';
+import type { DestinationStream } from 'pino';
 import { AuthModule } from './auth/auth.module';
 import { loggerParams } from './common/logging';
 import type { AppConfig } from './config/app-config';
@@ -19,6 +20,8 @@ export interface AppModuleOptions {
   database: DatabaseHandle;
   /** close the database when the app shuts down (true for the real server) */
   closeDatabaseOnShutdown: boolean;
+  /** where the JSON logs go (default stdout) */
+  logDestination?: DestinationStream;
 }
 
 @Module({})
@@ -28,7 +31,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         AppConfigModule.forRoot(options.config),
-        LoggerModule.forRoot(loggerParams(options.config)),
+        LoggerModule.forRoot(loggerParams(options.config, options.logDestination)),
         DatabaseModule.forRoot(options.database, { closeOnShutdown: options.closeDatabaseOnShutdown }),
         EventEmitterModule.forRoot(),
         ScheduleModule.forRoot(),

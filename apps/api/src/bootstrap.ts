@@ -4,6 +4,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import express, { NextFunction, Request, Response } from 'express';
 import { Logger } from 'nestjs-pino';
+import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
 import { AppError } from './common/errors';
 import { AllExceptionsFilter, expressErrorHandler } from './common/http-exception.filter';
@@ -19,12 +20,14 @@ export interface CreateAppOptions {
   closeDatabaseOnShutdown?: boolean;
   /** buffer logs until the pino logger is ready (real server); tests keep Nest's own quiet */
   bufferLogs?: boolean;
+  /** where the JSON logs go (default stdout); the tests write them to files for the log scan */
+  logDestination?: DestinationStream;
 }
 
 /** Builds the configured Nest application (used by main.ts, the tests and the OpenAPI export). */
 export async function createApp(options: CreateAppOptions): Promise<NestExpressApplication> {
   const app = await NestFactory.create<NestExpressApplication>(
-    AppModule.forRoot({ config: options.config, database: options.database, closeDatabaseOnShutdown: options.closeDatabaseOnShutdown ?? false }),
+    AppModule.forRoot({ config: options.config, database: options.database, closeDatabaseOnShutdown: options.closeDatabaseOnShutdown ?? false, logDestination: options.logDestination }),
     { bodyParser: false, bufferLogs: options.bufferLogs ?? false, logger: options.config.logLevel === 'silent' ? false : undefined },
   );
   app.useLogger(app.get(Logger));
@@ -67,7 +70,8 @@ function requireJsonBody(req: Request, _res: Response, next: NextFunction): void
   // The one raw-body endpoint: statement uploads stream text/csv (the controller reads and limits it).
   const csvUpload = req.method === 'POST' && req.path === '/reconciliation/statements' && req.is('text/csv');
   if (['POST', 'PUT', 'PATCH'].includes(req.method) && hasBody && !csvUpload && !req.is(['application/json', 'application/*+json'])) {
-    next(new AppError('UNSUPPORTED_MEDIA_TYPE', 'Send the request body as JSON with Content-Type: application/json', 415));
+    const statement = req.method === 'POST' && req.path === '/reconciliation/statements';
+    next(new AppError('UNSUPPORTED_MEDIA_TYPE', statement ? 'Send the statement as the raw body with Content-Type: text/csv' : 'Send the request body as JSON with Content-Type: application/json', 415));
     return;
   }
   next();
@@ -75,7 +79,13 @@ function requireJsonBody(req: Request, _res: Response, next: NextFunction): void
 
 export const MAX_JSON_DEPTH = 32;
 
-/** Deeply nested JSON is never a real request and overflows recursive validators: 400 it early. */
+/** Keys the DTO layer (class-transformer) silently drops instead of reporting them as unknown fields. */
+const FORBIDDEN_JSON_KEYS = new Set(['__proto__', 'constructor']);
+
+/**
+ * Deeply nested JSON is never a real request and overflows recursive validators: 400 it early.
+ * `__proto__`/`constructor` keys are refused here too: the whitelist never sees them.
+ */
 function limitJsonDepth(req: Request, _res: Response, next: NextFunction): void {
   const stack: [unknown, number][] = [[req.body, 1]];
   while (stack.length) {
@@ -85,7 +95,13 @@ function limitJsonDepth(req: Request, _res: Response, next: NextFunction): void 
       next(new AppError('VALIDATION_FAILED', `Request body is nested more than ${MAX_JSON_DEPTH} levels deep`, 400));
       return;
     }
-    for (const child of Object.values(v as object)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    for (const [key, child] of Object.entries(v as object)) {
+      if (FORBIDDEN_JSON_KEYS.has(key)) {
+        next(new AppError('VALIDATION_FAILED', `property ${key} should not exist`, 400));
+        return;
+      }
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
   }
   next();
 }

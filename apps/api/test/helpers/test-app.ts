@@ -8,6 +8,7 @@ import { mintToken } from '../../src/auth/token';
 import { createApp } from '../../src/bootstrap';
 import { AppConfig, loadConfig, SANDBOX_PASSKEY } from '../../src/config/app-config';
 import type { Db } from '../../src/database/database';
+import { appLogDestination, configSecrets, recordSecrets, simulatorLog, TEST_SCAN_LOG_LEVEL, testLogDir } from '../log-scan/sink';
 import { createTestDatabase, TestDatabase } from './test-db';
 
 export const TEST_JWT_SECRET = 'test-jwt-secret-0123456789abcdefghijklmnop';
@@ -47,7 +48,8 @@ export async function freePort(): Promise<number> {
 export function testConfig(simUrl: string, port: number, env: Record<string, string> = {}): AppConfig {
   return loadConfig({
     NODE_ENV: 'test',
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    // `pnpm test` scans the run's logs (test/log-scan): then apps log everything, to files.
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? (testLogDir() ? TEST_SCAN_LOG_LEVEL : 'silent'),
     PORT: String(port),
     MPESA_ENV: 'simulator',
     MPESA_BASE_URL: simUrl,
@@ -78,7 +80,7 @@ export interface ExtraTestApp {
 export async function startExtraTestApp(base: TestApp, env: Record<string, string> = {}): Promise<ExtraTestApp> {
   const port = await freePort();
   const config = testConfig(base.sim.url, port, env);
-  const app = await createApp({ config, database: base.database.handle });
+  const app = await createApp({ config, database: base.database.handle, ...scannedLogging(config) });
   await app.listen(port, '127.0.0.1');
   return {
     app,
@@ -89,13 +91,22 @@ export async function startExtraTestApp(base: TestApp, env: Record<string, strin
   };
 }
 
+/** When the run's logs are scanned: log to the run's files, and tell the scan this app's secrets. */
+function scannedLogging(config: AppConfig): { logDestination?: ReturnType<typeof appLogDestination>; bufferLogs?: boolean } {
+  const logDestination = appLogDestination();
+  if (!logDestination) return {};
+  recordSecrets(configSecrets(config));
+  // bufferLogs: Nest's own start-up lines go to the same file instead of the console.
+  return { logDestination, bufferLogs: true };
+}
+
 /** The real app on a real port (Daraja calls back over HTTP), a real database and the simulator. */
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
-  const sim = await startDarajaSimulator({ callbackDelayMs: 150, accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }], ...options.sim });
+  const sim = await startDarajaSimulator({ callbackDelayMs: 150, accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }], log: simulatorLog(), ...options.sim });
   const database = await createTestDatabase({ pglite: options.pglite });
   const port = await freePort();
   const config = testConfig(sim.url, port, options.env);
-  const app = await createApp({ config, database: database.handle });
+  const app = await createApp({ config, database: database.handle, ...scannedLogging(config) });
   await app.listen(port, '127.0.0.1');
   const baseUrl = `http://127.0.0.1:${port}`;
   return {
