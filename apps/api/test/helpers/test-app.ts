@@ -31,6 +31,8 @@ export interface TestAppOptions {
   sim?: SimulatorOptions;
   /** force the embedded PGlite database even when DATABASE_URL is set */
   pglite?: boolean;
+  /** listen on this port (e.g. one a provider simulator was already told to call back on) */
+  port?: number;
 }
 
 export async function freePort(): Promise<number> {
@@ -104,7 +106,7 @@ function scannedLogging(config: AppConfig): { logDestination?: ReturnType<typeof
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const sim = await startDarajaSimulator({ callbackDelayMs: 150, accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }], log: simulatorLog(), ...options.sim });
   const database = await createTestDatabase({ pglite: options.pglite });
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const config = testConfig(sim.url, port, options.env);
   const app = await createApp({ config, database: database.handle, ...scannedLogging(config) });
   await app.listen(port, '127.0.0.1');
