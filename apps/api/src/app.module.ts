@@ -12,6 +12,7 @@ import { DatabaseModule } from './database/database.module';
 import { HealthController } from './health/health.controller';
 import { OrdersModule } from './orders/orders.module';
 import { PaymentsModule } from './payments/payments.module';
+import { FlutterwaveModule } from './payments/flutterwave/flutterwave.module';
 import { RateLimitModule } from './rate-limit/rate-limit.module';
 import { ReconciliationModule } from './reconciliation/reconciliation.module';
 
@@ -39,6 +40,7 @@ export class AppModule {
         RateLimitModule,
         OrdersModule,
         PaymentsModule,
+        FlutterwaveModule,
         ReconciliationModule,
       ],
       controllers: [HealthController],

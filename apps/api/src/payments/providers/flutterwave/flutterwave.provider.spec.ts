@@ -103,6 +103,7 @@ describe('FlutterwaveProvider', () => {
     expect(() => makeProvider(fake.baseUrl, { secretKey: '' })).toThrow('secretKey');
     expect(() => makeProvider(fake.baseUrl, { timeoutMs: 0 })).toThrow('timeoutMs');
     expect(() => makeProvider(fake.baseUrl, { sessionDurationMinutes: 1441 })).toThrow('sessionDurationMinutes');
+    expect(() => makeProvider(fake.baseUrl, { maxRetryAttempts: 0 })).toThrow('maxRetryAttempts');
   });
 
   // -------------------------------------------------------------------------------------
@@ -139,11 +140,12 @@ describe('FlutterwaveProvider', () => {
 
     it('sends the configured payment options, session duration and title; joins first and last name', async () => {
       fake.on('POST', PAYMENTS, linkReply);
-      const p = makeProvider(fake.baseUrl, { paymentOptions: 'card, mpesa', sessionDurationMinutes: 30, checkoutTitle: 'Duka POS' });
+      const p = makeProvider(fake.baseUrl, { paymentOptions: 'card, mpesa', sessionDurationMinutes: 30, maxRetryAttempts: 1, checkoutTitle: 'Duka POS' });
       await p.initiate(initiateRequest({ customer: { email: 'a@b.co', firstName: 'Wanjiku', lastName: 'Kamau' } }));
       const [req] = fake.of('POST', PAYMENTS);
       expect(req.json.payment_options).toBe('card, mpesa');
       expect(req.json.session_duration).toBe(30);
+      expect(req.json.max_retry_attempt).toBe(1);
       expect(req.json.customizations).toEqual({ title: 'Duka POS', description: 'Receipt NBI01-000123' });
       expect(req.json.customer).toEqual({ email: 'a@b.co', name: 'Wanjiku Kamau' });
     });

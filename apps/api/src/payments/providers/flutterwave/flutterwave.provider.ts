@@ -92,6 +92,7 @@ export class FlutterwaveProvider implements PaymentProvider {
   private readonly secretHash: string;
   private readonly paymentOptions?: string;
   private readonly sessionDuration?: number;
+  private readonly maxRetryAttempts?: number;
   private readonly checkoutTitle?: string;
 
   constructor(config: FlutterwaveConfig) {
@@ -105,10 +106,17 @@ export class FlutterwaveProvider implements PaymentProvider {
     ) {
       throw new Error('FlutterwaveProvider: sessionDurationMinutes must be an integer between 1 and 1440');
     }
+    if (
+      config.maxRetryAttempts !== undefined &&
+      (!Number.isInteger(config.maxRetryAttempts) || config.maxRetryAttempts < 1 || config.maxRetryAttempts > 100)
+    ) {
+      throw new Error('FlutterwaveProvider: maxRetryAttempts must be an integer between 1 and 100');
+    }
     this.secretKey = config.secretKey;
     this.secretHash = config.secretHash ?? '';
     this.paymentOptions = config.paymentOptions?.trim() || undefined;
     this.sessionDuration = config.sessionDurationMinutes;
+    this.maxRetryAttempts = config.maxRetryAttempts;
     this.checkoutTitle = config.checkoutTitle?.trim() || undefined;
     this.capabilities = Object.freeze({
       currencies: Object.freeze([...(config.currencies?.length ? config.currencies : ['KES'])]),
@@ -181,6 +189,7 @@ export class FlutterwaveProvider implements PaymentProvider {
     }
     if (this.paymentOptions) body.payment_options = this.paymentOptions;
     if (this.sessionDuration !== undefined) body.session_duration = this.sessionDuration;
+    if (this.maxRetryAttempts !== undefined) body.max_retry_attempt = this.maxRetryAttempts;
     return body;
   }
 

@@ -21,6 +21,11 @@ export interface FlutterwaveConfig {
   paymentOptions?: string;
   /** Checkout link validity in minutes (1..1440). */
   sessionDurationMinutes?: number;
+  /**
+   * Failed attempts after which the hosted page closes (1..100). Unset = Flutterwave's default, which
+   * keeps a link payable after a decline: a payment recorded as failed could then still be paid.
+   */
+  maxRetryAttempts?: number;
   /** Title shown on the hosted page. */
   checkoutTitle?: string;
 }
@@ -43,6 +48,7 @@ export interface FlwPaymentRequest {
   meta?: Record<string, string>;
   payment_options?: string;
   session_duration?: number;
+  max_retry_attempt?: number;
 }
 
 export interface FlwPaymentLinkData {

@@ -1,0 +1,34 @@
+import { Module } from '@nestjs/common';
+import { AuthModule } from '../../auth/auth.module';
+import type { AppConfig } from '../../config/app-config';
+import { APP_CONFIG } from '../../config/config.module';
+import { OrdersModule } from '../../orders/orders.module';
+import { PaymentsModule } from '../payments.module';
+import { FlutterwaveProvider } from '../providers/flutterwave/flutterwave.provider';
+import { FlutterwaveController } from './flutterwave.controller';
+import { FLW_CHECKOUT_SESSION_MINUTES, FLW_MAX_RETRY_ATTEMPTS } from './flutterwave.helpers';
+import { FLUTTERWAVE_PROVIDER, FlutterwaveService } from './flutterwave.service';
+
+/** The Flutterwave adapter for this deployment, or null when FLUTTERWAVE_ENABLED is off (the routes then answer 503). */
+export function createFlutterwaveProvider(config: AppConfig): FlutterwaveProvider | null {
+  const f = config.flutterwave;
+  if (!f.enabled) return null;
+  if (!f.baseUrl) throw new Error('Flutterwave is enabled but has no base URL (set FLUTTERWAVE_BASE_URL, or FLUTTERWAVE_ENV; the embedded simulator did not start?)');
+  return new FlutterwaveProvider({
+    baseUrl: f.baseUrl,
+    secretKey: f.secretKey,
+    secretHash: f.secretHash,
+    timeoutMs: f.timeoutMs,
+    currencies: ['KES'],
+    allowFractionalAmounts: f.allowFractionalAmounts,
+    sessionDurationMinutes: FLW_CHECKOUT_SESSION_MINUTES,
+    maxRetryAttempts: FLW_MAX_RETRY_ATTEMPTS,
+  });
+}
+
+@Module({
+  imports: [PaymentsModule, AuthModule, OrdersModule],
+  controllers: [FlutterwaveController],
+  providers: [{ provide: FLUTTERWAVE_PROVIDER, inject: [APP_CONFIG], useFactory: createFlutterwaveProvider }, FlutterwaveService],
+})
+export class FlutterwaveModule {}
