@@ -130,6 +130,13 @@ describe('reconciler: every payment reaches a final state', () => {
     expect(r.actions.failed_not_found).toBe(1);
     const p = await payment(res.body.paymentId);
     expect(p).toMatchObject({ status: 'failed', statusReason: 'NOT_FOUND_AT_PROVIDER' });
+
+    // If money moved after all (the push was only late), the truth is not dropped: a person decides.
+    const { paymentId, checkoutRequestId, merchantRequestId } = res.body;
+    const cb = await t.http().post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`).send(successCallback(merchantRequestId, checkoutRequestId, 40, 'RCNLATE001'));
+    expect(cb.status).toBe(200);
+    expect(await payment(paymentId)).toMatchObject({ status: 'review', statusReason: 'PAID_AFTER_CLOSE', mpesaReceiptNumber: 'RCNLATE001' });
+    expect((await t.http().get(`/orders/${orderId}`).set('Authorization', cashier)).body.status).toBe('unpaid');
   });
 
   it('moves a push whose answer was lost (no CheckoutRequestID) to review after the window, never pushing again', async () => {

@@ -122,10 +122,11 @@ export const PESAPAL_BASE_URLS: Record<Exclude<HostedProviderEnv, 'simulator'>, 
   sandbox: 'https://cybqa.pesapal.com/pesapalv3',
   production: 'https://pay.pesapal.com/v3',
 };
-export const SIMULATOR_FLUTTERWAVE_SECRET_KEY = 'FLWSECK_TEST-smartdukasimulator0000000000-X';
+/** The card simulators' own defaults, so an API pointed at a standalone `pnpm sim:cards` works without keys. */
+export const SIMULATOR_FLUTTERWAVE_SECRET_KEY = 'FLWSECK_TEST-smartduka-sim-X';
 export const SIMULATOR_FLUTTERWAVE_SECRET_HASH = 'smartduka-sim-secret-hash';
-export const SIMULATOR_PESAPAL_CONSUMER_KEY = 'smartduka-sim-pesapal-key';
-export const SIMULATOR_PESAPAL_CONSUMER_SECRET = 'smartduka-sim-pesapal-secret';
+export const SIMULATOR_PESAPAL_CONSUMER_KEY = 'smartduka-pesapal-sim-key';
+export const SIMULATOR_PESAPAL_CONSUMER_SECRET = 'smartduka-pesapal-sim-secret';
 
 export class ConfigValidationError extends Error {
   constructor(readonly problems: string[]) {

@@ -200,12 +200,20 @@ export class PaymentLifecycle {
   }
 
   /** Fails an open payment for a reason of ours (not a provider outcome), e.g. NOT_FOUND_AT_PROVIDER. */
-  async failOpen(paymentId: string, reason: string, message: string, actor: string): Promise<boolean> {
+  failOpen(paymentId: string, reason: string, message: string, actor: string): Promise<boolean> {
+    return this.closeOpen(paymentId, 'failed', reason, message, actor);
+  }
+
+  /**
+   * Closes a still-open payment as failed or expired for a reason of ours (NOT_FOUND_AT_PROVIDER,
+   * CHECKOUT_EXPIRED), under the row lock; false if it was no longer open.
+   */
+  async closeOpen(paymentId: string, status: 'failed' | 'expired', reason: string, message: string, actor: string, data: Record<string, unknown> = {}): Promise<boolean> {
     return this.repo.transaction(async (tx) => {
       const p = await this.repo.lock(tx, paymentId);
       if (!p || isTerminal(p.status) || p.status === 'review') return false;
-      await this.repo.update(paymentId, { status: 'failed', statusReason: reason, resultDesc: message.slice(0, 500) }, tx);
-      await this.repo.insertEvent({ paymentId, type: 'status_changed', fromStatus: p.status, toStatus: 'failed', actor, data: { reason, message } }, tx);
+      await this.repo.update(paymentId, { status, statusReason: reason, resultDesc: message.slice(0, 500) }, tx);
+      await this.repo.insertEvent({ paymentId, type: 'status_changed', fromStatus: p.status, toStatus: status, actor, data: { reason, message, ...data } }, tx);
       return true;
     });
   }
@@ -235,6 +243,19 @@ export class PaymentLifecycle {
           await this.repo.update(p.id, { mpesaReceiptNumber: r.receipt, transactionDate: r.transactionDate ?? null }, tx);
           await this.repo.insertEvent({ paymentId, type: 'receipt_recorded', actor, data: summary }, tx);
           return 'applied';
+        }
+        // Money moved on a payment we had closed (failed after "not found", an expired checkout, a
+        // contradicting report): the truth must not be dropped. A person decides (refund or accept);
+        // the order is not paid automatically.
+        if (r.outcome === 'completed' && (p.status === 'failed' || p.status === 'cancelled' || p.status === 'expired') && !integrityProblem(p, r) && !(await this.duplicateProblem(p, r, tx))) {
+          await this.repo.update(p.id, {
+            status: 'review', statusReason: 'PAID_AFTER_CLOSE', resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500),
+            checkoutRequestId: p.checkoutRequestId ?? r.checkoutRequestId ?? null, providerTransactionId: p.providerTransactionId ?? r.providerTransactionId ?? null,
+            ...(p.provider === 'mpesa' ? { mpesaReceiptNumber: r.receipt ?? null, transactionDate: r.transactionDate ?? null } : { providerReceipt: r.receipt ?? null }),
+          }, tx);
+          await this.repo.insertEvent({ paymentId, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem: 'PAID_AFTER_CLOSE', closedReason: p.statusReason } }, tx);
+          this.logger.error({ paymentId, problem: 'PAID_AFTER_CLOSE', closedStatus: p.status }, 'provider reports money collected on a closed payment; moved to review');
+          return 'review';
         }
         await this.repo.insertEvent({ paymentId, type: 'duplicate_ignored', fromStatus: p.status, actor, data: { ...summary, reportedOutcome: r.outcome } }, tx);
         return 'duplicate';

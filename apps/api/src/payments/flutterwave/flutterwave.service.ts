@@ -335,15 +335,8 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
   }
 
   /** An open payment whose link expired unused: nothing was charged. Under the row lock, like PaymentLifecycle.failOpen. */
-  private async expireOpen(paymentId: string, actor: string, data: Record<string, unknown>): Promise<boolean> {
-    return this.repo.transaction(async (tx) => {
-      const p = await this.repo.lock(tx, paymentId);
-      if (!p || !isInFlight(p.status)) return false;
-      const message = 'The checkout link expired without a payment attempt; nothing was charged';
-      await this.repo.update(paymentId, { status: 'expired', statusReason: CHECKOUT_EXPIRED, resultDesc: message }, tx);
-      await this.repo.insertEvent({ paymentId, type: 'status_changed', fromStatus: p.status, toStatus: 'expired', actor, data: { reason: CHECKOUT_EXPIRED, message, ...data } }, tx);
-      return true;
-    });
+  private expireOpen(paymentId: string, actor: string, data: Record<string, unknown>): Promise<boolean> {
+    return this.lifecycle.closeOpen(paymentId, 'expired', CHECKOUT_EXPIRED, 'The checkout link expired without a payment attempt; nothing was charged', actor, data);
   }
 
   /** A payment with a link is decided when the link's life (plus a margin) is over; one without a link after the unresolved window. */
