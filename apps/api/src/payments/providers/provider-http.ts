@@ -152,7 +152,8 @@ export class ProviderHttp {
       }
     }
     const line = `${spec.method} ${endpoint} -> HTTP ${response.status} in ${durationMs}ms`;
-    if (response.status >= 200 && response.status < 300) this.logger.log(line);
+    // 4xx answers are routine (e.g. Flutterwave's 400 "No transaction was found" for a link not paid yet): info, not warn.
+    if (response.status < 500) this.logger.log(line);
     else this.logger.warn(line);
     return {
       status: response.status,
