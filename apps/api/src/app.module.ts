@@ -13,6 +13,7 @@ import { HealthController } from './health/health.controller';
 import { OrdersModule } from './orders/orders.module';
 import { PaymentsModule } from './payments/payments.module';
 import { FlutterwaveModule } from './payments/flutterwave/flutterwave.module';
+import { PesapalModule } from './payments/pesapal/pesapal.module';
 import { RateLimitModule } from './rate-limit/rate-limit.module';
 import { ReconciliationModule } from './reconciliation/reconciliation.module';
 
@@ -41,6 +42,7 @@ export class AppModule {
         OrdersModule,
         PaymentsModule,
         FlutterwaveModule,
+        PesapalModule,
         ReconciliationModule,
       ],
       controllers: [HealthController],

@@ -359,6 +359,15 @@ export class PesapalProvider implements PaymentProvider {
     return { ...(await pending) };
   }
 
+  /**
+   * Drops the cached IPN id of `url`, so the next ensureIpn asks Pesapal again. For an id Pesapal
+   * no longer accepts ("Invalid IPN URL ID provided": the registration was removed, or a restarted
+   * simulator forgot it); without this the stale id would be handed out until the process restarts.
+   */
+  forgetIpn(url: string): void {
+    this.ipnCache.delete(url);
+  }
+
   /** GET /api/URLSetup/GetIpnList: a JSON array (empty when none). */
   async listIpns(): Promise<Array<{ ipnId: string; url: string; notificationType?: PesapalIpnType }>> {
     const res = await this.authorised({ method: 'GET', path: PESAPAL_PATHS.ipnList, what: 'IPN list request' });

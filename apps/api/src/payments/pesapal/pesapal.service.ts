@@ -1,0 +1,652 @@
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleInit } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { AuthUser } from '../../auth/auth.types';
+import { AppError, NotFoundError, ValidationFailedError } from '../../common/errors';
+import { safeError } from '../../common/logging';
+import { maskPhone } from '../../common/mask';
+import { toMajor } from '../../common/money';
+import type { AppConfig } from '../../config/app-config';
+import { APP_CONFIG } from '../../config/config.module';
+import type { Payment } from '../../database/schema';
+import { ORDERS_PORT, OrdersPort } from '../../orders/orders.port';
+import { ApplyResult, hashRequest, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle, sha256 } from '../payment-lifecycle.service';
+import { isInFlight } from '../payment-status';
+import type { PaymentResponseDto } from '../payments.dto';
+import { PaymentsRepository } from '../payments.repository';
+import { reconcileBackoffSeconds, ReconcileResult } from '../payments.service';
+import type { Notification, StatusResult } from '../providers/payment-provider';
+import { ProviderError } from '../providers/provider-errors';
+import { PesapalProvider, pesapalIpnAck } from '../providers/pesapal/pesapal.provider';
+import type { PesapalIpnAck } from '../providers/pesapal/pesapal.types';
+import { HostedPaymentService, ProviderServicesRegistry, StoredNotification } from '../provider-services.registry';
+import { PesapalIpnService, pesapalUrls } from './pesapal-ipn.service';
+import { CHECKOUT_EXPIRED, PESAPAL_IPN, PESAPAL_PROVIDER, REVERSED_AT_PROVIDER, STATUS_MIN_INTERVAL_SECONDS } from './pesapal.constants';
+import type { PesapalInitDto, PesapalInitResponseDto } from './pesapal.dto';
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  IpnOutcome,
+  ipnProcessed,
+  isCancelledAtPesapal,
+  isStaleIpnRejection,
+  maskEmail,
+  MERCHANT_REFERENCE_RE,
+  merchantReference,
+  normaliseCustomer,
+  parseInitAmount,
+  PESAPAL_LABEL,
+  posReturnLocation,
+  resultPage,
+  statusCodeOf,
+  TRACKING_ID_RE,
+} from './pesapal.helpers';
+
+const PROVIDER = 'pesapal';
+const INIT_ROUTE = 'POST /payments/pesapal/init';
+
+export interface IpnInput {
+  method: string;
+  query: Record<string, unknown>;
+  body: unknown;
+  rawBody: string;
+  sourceIp?: string;
+}
+
+/** What the browser return answers: a redirect to the POS, or the small result page. */
+export type ReturnAnswer = { kind: 'redirect'; location: string } | { kind: 'page'; status: number; html: string };
+
+/** Where a provider status answer came from, for the audit trail. */
+type Via = { actor: string; source: OutcomeReport['source'] };
+
+/**
+ * Pesapal API 3.0 payments (hosted payment page + IPN), on the shared PaymentLifecycle:
+ *
+ * - init: order rules and the Idempotency-Key as for M-Pesa; our merchant reference is written with
+ *   the 'initiated' row before SubmitOrderRequest; the answer's OrderTrackingId and payment page URL
+ *   are stored and the payment becomes 'pending'. A refused request fails the payment; one whose
+ *   outcome is unknown (timeout, 5xx) leaves it 'unresolved' — an IPN naming both identifiers can
+ *   still link and settle it.
+ * - IPN (never signed, carries no status): stored in callback_inbox first, then confirmed
+ *   synchronously with GetTransactionStatus (only for a merchant reference we issued, whose tracking
+ *   id matches ours when we know it), recorded through applyOutcome, and acknowledged with the JSON
+ *   Pesapal expects — status 200 once recorded, 500 when not processed (see IPN_OUTCOMES).
+ * - browser return, status reads, reconciler: the same status check and recording; nothing but a
+ *   GetTransactionStatus answer ever changes a payment.
+ *
+ * Status mapping: 0 INVALID → still open (until the checkout window ends, then CancelOrder and
+ * 'expired' CHECKOUT_EXPIRED); 1 COMPLETED → 'completed' only when reference, tracking id, amount and
+ * currency match (else review; on a payment already closed: review PAID_AFTER_CLOSE); 2 FAILED →
+ * CancelOrder (the page would accept another try) then 'failed'; 3 REVERSED → on a completed payment
+ * an audit event and statusReason REVERSED_AT_PROVIDER (status and order stay paid; a person handles
+ * the refund/chargeback), on an open one 'failed' REVERSED_AT_PROVIDER.
+ */
+@Injectable()
+export class PesapalService implements HostedPaymentService, OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
+  readonly provider = PROVIDER;
+  private readonly logger = new Logger(PesapalService.name);
+  private bootEnsure?: Promise<unknown>;
+
+  constructor(
+    @Inject(PESAPAL_PROVIDER) private readonly pesapal: PesapalProvider | null,
+    @Inject(PESAPAL_IPN) private readonly ipn: PesapalIpnService | null,
+    private readonly repo: PaymentsRepository,
+    private readonly lifecycle: PaymentLifecycle,
+    private readonly registry: ProviderServicesRegistry,
+    @Inject(ORDERS_PORT) private readonly orders: OrdersPort,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  get enabled(): boolean {
+    return this.config.pesapal.enabled && this.pesapal !== null && this.ipn !== null;
+  }
+
+  onModuleInit(): void {
+    if (this.enabled) this.registry.register(this);
+  }
+
+  /** Registers / loads the IPN in the background: a Pesapal outage must not stop the boot (init retries it). */
+  onApplicationBootstrap(): void {
+    if (!this.enabled) return;
+    this.bootEnsure = this.ipn!.ensure().then(
+      (r) => this.logger.log(`Pesapal IPN ready (${r.source}): ${r.ipn.ipnId} ${r.ipn.type}`),
+      (err) => this.logger.warn({ code: err instanceof AppError ? err.code : 'UNKNOWN', msg: err instanceof Error ? err.message : String(err) }, 'Pesapal IPN registration not ready yet; the first payment will retry it'),
+    );
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.bootEnsure;
+  }
+
+  private get client(): PesapalProvider {
+    if (!this.pesapal) throw new AppError('PROVIDER_DISABLED', 'Pesapal payments are switched off on this server', 503);
+    return this.pesapal;
+  }
+
+  // ------------------------------------------------------------------------------------ init
+
+  async init(user: AuthUser, dto: PesapalInitDto, idempotencyKey?: string): Promise<HttpResult> {
+    const requestHash = hashRequest(INIT_ROUTE, dto);
+    if (idempotencyKey) {
+      const replay = await this.lifecycle.replayIdempotent(user.shopId, idempotencyKey, requestHash);
+      if (replay) return replay;
+    }
+    const pesapal = this.client;
+    const customer = normaliseCustomer(dto.customer);
+    const balance = await this.orders.getBalance(user.shopId, dto.orderId);
+    if (!balance) throw new NotFoundError('Order', { orderId: dto.orderId });
+    const currency = dto.currency ?? balance.currency;
+    const amount = parseInitAmount(dto.amount, currency, { supportedCurrencies: pesapal.capabilities.currencies, wholeUnitsOnly: !pesapal.capabilities.fractionalAmounts });
+    await this.lifecycle.checkOrder(user.shopId, dto.orderId, amount.minor, currency, PESAPAL_LABEL, amount.text);
+
+    // Before anything is written: without an IPN id Pesapal refuses the order anyway.
+    let notificationId: string;
+    try {
+      notificationId = await this.ipn!.ipnId();
+    } catch (err) {
+      if (err instanceof ProviderError) throw err.asNotProcessed('no payment was started; try again shortly');
+      throw err;
+    }
+
+    const paymentId = randomUUID();
+    const reference = merchantReference(dto.orderId);
+    const description = dto.description?.trim() || `Order ${dto.orderId}`;
+    const lost = await this.lifecycle.openPayment(paymentId, {
+      user,
+      orderId: dto.orderId,
+      amountMinor: amount.minor,
+      currency,
+      provider: PROVIDER,
+      providerLabel: PESAPAL_LABEL,
+      idempotencyKey,
+      requestHash,
+      fields: {
+        providerReference: reference,
+        transactionDesc: description,
+        phoneMasked: customer.phoneNumber ? maskPhone(customer.phoneNumber) : null,
+        phoneHash: customer.phoneNumber ? sha256(customer.phoneNumber) : null,
+      },
+      eventData: { reference, description, customerPhone: customer.phoneNumber ? maskPhone(customer.phoneNumber) : null, customerEmail: maskEmail(customer.email) },
+    });
+    if (lost) return lost;
+
+    const result = await this.submit(paymentId, reference, amount.minor, currency, description, customer, notificationId, dto.orderId);
+    if (idempotencyKey) await this.lifecycle.storeIdempotentResponse(user.shopId, idempotencyKey, result);
+    return result;
+  }
+
+  /** SubmitOrderRequest, once (plus once more only after Pesapal refused a stale IPN id: that request was not processed). */
+  private async submit(
+    paymentId: string,
+    reference: string,
+    amountMinor: bigint,
+    currency: string,
+    description: string,
+    customer: ReturnType<typeof normaliseCustomer>,
+    notificationId: string,
+    orderId: string,
+  ): Promise<HttpResult> {
+    const started = Date.now();
+    const request = { paymentId, reference, amountMinor, currency, description, customer, redirectUrl: pesapalUrls(this.config).returnUrl, notificationId };
+    try {
+      let res;
+      try {
+        res = await this.client.initiate(request);
+      } catch (err) {
+        if (!isStaleIpnRejection(err)) throw err;
+        let fresh: string;
+        try {
+          fresh = await this.ipn!.replaceStale(notificationId);
+        } catch (e) {
+          throw e instanceof ProviderError ? e.asNotProcessed('the payment request was not sent') : e;
+        }
+        res = await this.client.initiate({ ...request, notificationId: fresh });
+      }
+      const trackingId = res.providerRef as string;
+      const redirectUrl = res.redirectUrl as string;
+      const updated = await this.recordSubmitted(paymentId, trackingId, redirectUrl, Date.now() - started);
+      const body: PesapalInitResponseDto = {
+        paymentId,
+        status: updated.status === 'initiated' ? 'pending' : updated.status,
+        orderTrackingId: updated.providerTransactionId ?? trackingId,
+        redirectUrl,
+        reference,
+        amount: toMajor(amountMinor, currency),
+        currency,
+        orderId,
+      };
+      return { status: 201, body };
+    } catch (err) {
+      return this.initFailed(paymentId, err, Date.now() - started);
+    }
+  }
+
+  private async recordSubmitted(paymentId: string, trackingId: string, redirectUrl: string, ms: number): Promise<Payment> {
+    return this.repo.transaction(async (tx) => {
+      const p = await this.repo.lock(tx, paymentId);
+      if (!p) throw new Error(`payment ${paymentId} vanished`);
+      if (p.providerTransactionId && p.providerTransactionId !== trackingId) {
+        this.logger.error({ paymentId, stored: p.providerTransactionId, answered: trackingId }, 'Pesapal answered with another tracking id than the one already linked; keeping the linked one');
+      }
+      const status = p.status === 'initiated' || p.status === 'unresolved' ? 'pending' : p.status;
+      await this.repo.update(p.id, { providerTransactionId: p.providerTransactionId ?? trackingId, checkoutUrl: redirectUrl, status }, tx);
+      await this.repo.insertEvent({ paymentId, type: 'provider_response', fromStatus: p.status, toStatus: status, actor: 'pesapal:submit-order', data: { orderTrackingId: trackingId, ms } }, tx);
+      return { ...p, status, providerTransactionId: p.providerTransactionId ?? trackingId, checkoutUrl: redirectUrl };
+    });
+  }
+
+  /** Like M-Pesa: not processed → failed (the order is free again); unknown → 'unresolved' (never retried, settled by IPN / review). */
+  private async initFailed(paymentId: string, err: unknown, ms: number): Promise<HttpResult> {
+    const provider = err instanceof ProviderError ? err : undefined;
+    const ours = !provider && err instanceof AppError && err.statusCode < 500 ? err : undefined;
+    const to = (provider && provider.outcome === 'not_processed') || ours ? 'failed' : 'unresolved';
+    const reason = provider?.code ?? ours?.code ?? 'INIT_OUTCOME_UNKNOWN';
+    const moved = await this.repo.transitionIf(paymentId, 'initiated', {
+      status: to,
+      statusReason: reason,
+      resultCode: provider?.providerCode ?? null,
+      resultDesc: provider ? (provider.providerMessage ?? provider.message).slice(0, 500) : ours ? ours.message.slice(0, 500) : null,
+    });
+    await this.repo.insertEvent({
+      paymentId,
+      type: 'provider_error',
+      fromStatus: 'initiated',
+      toStatus: moved ? to : null,
+      actor: 'pesapal:submit-order',
+      data: { code: reason, message: err instanceof Error ? err.message : String(err), providerErrorCode: provider?.providerCode ?? null, ms },
+    });
+    const status = moved ? to : (await this.repo.findById(paymentId))?.status;
+    if (!provider && !ours) {
+      this.logger.error({ err: safeError(err), paymentId }, 'unexpected error while creating the Pesapal order; payment left unresolved');
+      return {
+        status: 502,
+        body: { statusCode: 502, code: 'PROVIDER_UNAVAILABLE', message: 'Could not confirm the Pesapal payment request. Do not start another payment for this order yet: check the payment status.', details: { provider: PROVIDER, paymentId, status } },
+      };
+    }
+    const e = (provider ?? ours) as AppError;
+    const message = to === 'unresolved' ? `${e.message}. Pesapal may have created the payment page: do not start another payment for this order yet, check the payment status.` : e.message;
+    return { status: e.statusCode, body: { statusCode: e.statusCode, code: e.code, message, details: { ...(e.details ?? {}), paymentId, status } }, headers: e.headers };
+  }
+
+  // ---------------------------------------------------------------------------------- status
+
+  async getStatus(user: AuthUser, q: { paymentId?: string; orderTrackingId?: string }): Promise<PaymentResponseDto> {
+    if ((q.paymentId === undefined) === (q.orderTrackingId === undefined)) {
+      throw new ValidationFailedError('Give exactly one of paymentId or orderTrackingId');
+    }
+    const p = q.paymentId !== undefined ? await this.repo.findForShop(user.shopId, q.paymentId) : await this.repo.findByProviderTransaction(PROVIDER, q.orderTrackingId!);
+    if (!p || p.shopId !== user.shopId || p.provider !== PROVIDER) throw new NotFoundError('Payment', q.paymentId !== undefined ? { paymentId: q.paymentId } : { orderTrackingId: q.orderTrackingId });
+    return this.lifecycle.toResponse(await this.refreshIfDue(p));
+  }
+
+  /**
+   * Status reads (GET /payments/:id, /payments/pesapal/status): an open payment is checked with
+   * GetTransactionStatus (at most once per STATUS_MIN_INTERVAL_SECONDS across instances) and what
+   * Pesapal says is recorded. Provider trouble never fails the read.
+   */
+  async refreshIfDue(p: Payment): Promise<Payment> {
+    if (!isInFlight(p.status) || !this.pesapal) return p;
+    if (!p.providerTransactionId) {
+      // Nothing to ask with (the SubmitOrderRequest answer was lost): a person decides after the window.
+      if (ageSeconds(p) >= this.config.mpesa.unresolvedReviewAfterSeconds) {
+        await this.lifecycle.moveUnknownToReview(p.id, { afterSeconds: this.config.mpesa.unresolvedReviewAfterSeconds, why: 'no Pesapal order tracking id' }, false);
+      }
+      return (await this.repo.findById(p.id)) ?? p;
+    }
+    if (!(await this.repo.claimStatusQuery(p.id, STATUS_MIN_INTERVAL_SECONDS))) return (await this.repo.findById(p.id)) ?? p;
+    try {
+      const s = await this.pesapal.fetchStatus({ reference: p.providerReference as string, providerRef: p.providerTransactionId });
+      await this.settle(p, s, { actor: 'pesapal:status-read', source: 'query' });
+    } catch (err) {
+      this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: err instanceof Error ? err.message : String(err) }, 'Pesapal status check failed; returning the stored status');
+    }
+    return (await this.repo.findById(p.id)) ?? p;
+  }
+
+  // ------------------------------------------------------------------------------------- IPN
+
+  /**
+   * An IPN (GET query or POST body). Stored first; then confirmed synchronously, because the
+   * acknowledgement must say whether it was processed: Pesapal retries a 500, not a 200. Never
+   * throws: every failure becomes the "not processed" acknowledgement.
+   */
+  async receiveIpn(input: IpnInput): Promise<PesapalIpnAck> {
+    const n = this.client.parseNotification({ headers: {}, query: input.query ?? {}, body: input.body, rawBody: input.rawBody });
+    let inboxId: bigint;
+    try {
+      inboxId = await this.repo.insertCallback({
+        provider: PROVIDER,
+        attempts: 1,
+        urlPaymentId: null,
+        verified: false, // Pesapal IPNs are never signed
+        checkoutRequestId: n.providerRef && TRACKING_ID_RE.test(n.providerRef) ? n.providerRef : null,
+        sourceIp: input.sourceIp ?? null,
+        rawBody: encodeEnvelope(input.method, input.query ?? {}, input.rawBody),
+      });
+    } catch (err) {
+      this.logger.error({ err: safeError(err) }, 'could not store a Pesapal IPN; answering "not processed" so Pesapal retries');
+      return pesapalIpnAck(n, false);
+    }
+    const outcome = await this.processNotification(inboxId, n, 'pesapal:ipn');
+    return pesapalIpnAck(n, ipnProcessed(outcome));
+  }
+
+  /** The reconciler's replay of a stored IPN whose processing never finished. */
+  async replayStoredNotification(row: StoredNotification): Promise<string> {
+    const env = decodeEnvelope(row.rawBody);
+    if (!env) {
+      await this.repo.markCallbackProcessed(row.id, 'invalid_shape');
+      return 'invalid_shape';
+    }
+    const n = this.client.parseNotification({ headers: {}, query: env.query, body: env.body, rawBody: env.body });
+    const outcome = await this.processNotification(row.id, n, 'pesapal:ipn-replay');
+    // Not marked (status call or database failed): the row's lease runs out and it is tried again.
+    return outcome;
+  }
+
+  /**
+   * Confirms one notification with Pesapal and records the result; marks the inbox row processed
+   * unless a retry can help (status call or database failed: the row stays for the reconciler).
+   */
+  private async processNotification(inboxId: bigint, n: Notification, actor: string): Promise<IpnOutcome> {
+    const mark = async (outcome: IpnOutcome): Promise<IpnOutcome> => {
+      await this.repo.markCallbackProcessed(inboxId, outcome);
+      return outcome;
+    };
+    try {
+      const reference = n.reference;
+      const trackingId = n.providerRef;
+      if (!reference || !trackingId || !MERCHANT_REFERENCE_RE.test(reference) || !TRACKING_ID_RE.test(trackingId)) {
+        this.logger.warn({ inboxId: inboxId.toString() }, 'Pesapal notification without a usable OrderTrackingId / OrderMerchantReference');
+        return mark('invalid_shape');
+      }
+      const p = await this.repo.findByProviderReference(PROVIDER, reference);
+      if (!p) {
+        this.logger.warn({ inboxId: inboxId.toString(), reference }, 'Pesapal notification for a merchant reference we never issued; not asking Pesapal');
+        return mark('unknown_payment');
+      }
+      if (p.providerTransactionId && p.providerTransactionId !== trackingId) {
+        this.logger.warn({ inboxId: inboxId.toString(), paymentId: p.id, trackingId }, 'Pesapal notification names another OrderTrackingId than the payment has; not asking Pesapal');
+        return mark('mismatch_ignored');
+      }
+      let s: StatusResult;
+      try {
+        s = await this.client.fetchStatus({ reference, providerRef: trackingId });
+      } catch (err) {
+        if (err instanceof ProviderError && err.kind === 'reference_mismatch') {
+          this.logger.warn({ inboxId: inboxId.toString(), paymentId: p.id }, 'Pesapal says that OrderTrackingId belongs to another merchant reference; notification ignored');
+          return mark('mismatch_ignored');
+        }
+        this.logger.warn({ inboxId: inboxId.toString(), paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: err instanceof Error ? err.message : String(err) }, 'Pesapal status check for an IPN failed; Pesapal and the reconciler will retry');
+        return 'status_failed';
+      }
+      const outcome = await this.settle(p, s, { actor, source: 'ipn' });
+      return mark(outcome);
+    } catch (err) {
+      this.logger.error({ err: safeError(err), inboxId: inboxId.toString() }, 'processing a Pesapal IPN failed; it stays stored for a retry');
+      return 'error';
+    }
+  }
+
+  // ------------------------------------------------------------------------------ browser return
+
+  /**
+   * The customer's browser after Pesapal's page (our callback_url). Carries no status and is not
+   * trusted: it only triggers a status check of a payment we know, then shows the stored result.
+   */
+  async handleReturn(query: Record<string, unknown>): Promise<ReturnAnswer> {
+    const n = this.client.parseNotification({ headers: {}, query: query ?? {}, body: undefined });
+    const reference = n.reference;
+    if (!reference || !MERCHANT_REFERENCE_RE.test(reference) || (n.providerRef !== undefined && !TRACKING_ID_RE.test(n.providerRef))) {
+      return { kind: 'page', status: 400, html: resultPage(null, { title: 'Payment link not valid', text: 'This address does not name a payment. Please show this page to the cashier.' }) };
+    }
+    const p = await this.repo.findByProviderReference(PROVIDER, reference);
+    if (!p) return { kind: 'page', status: 404, html: resultPage(null, { title: 'Payment not found', text: 'We could not find this payment. Please show this page to the cashier.' }) };
+    const trackingId = p.providerTransactionId ?? n.providerRef;
+    const matches = !n.providerRef || !p.providerTransactionId || n.providerRef === p.providerTransactionId;
+    const open = isInFlight(p.status) || (p.status === 'review' && p.statusReason === OUTCOME_UNKNOWN);
+    if (open && matches && trackingId) {
+      try {
+        const s = await this.client.fetchStatus({ reference, providerRef: trackingId });
+        await this.settle(p, s, { actor: 'pesapal:return', source: 'query' });
+      } catch (err) {
+        this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: err instanceof Error ? err.message : String(err) }, 'Pesapal status check after the browser return failed; showing the stored status');
+      }
+    }
+    const fresh = (await this.repo.findById(p.id)) ?? p;
+    const view = { paymentId: fresh.id, orderId: fresh.orderId, status: fresh.status, amountMinor: fresh.amountMinor, currency: fresh.currency };
+    if (this.config.posReturnUrl) return { kind: 'redirect', location: posReturnLocation(this.config.posReturnUrl, view) };
+    return { kind: 'page', status: 200, html: resultPage(view) };
+  }
+
+  // ----------------------------------------------------------------------------- reconciliation
+
+  /**
+   * One reconciler look at an open Pesapal payment (claimed by the caller):
+   * - no tracking id (init outcome unknown): Pesapal cannot be asked by merchant reference; after
+   *   MPESA_UNRESOLVED_REVIEW_AFTER_SECONDS it goes to review (OUTCOME_UNKNOWN; an IPN can still settle it);
+   * - otherwise GetTransactionStatus: a final answer is recorded; "not paid yet" is looked at again
+   *   with backoff (at most RECONCILER_MAX_QUERIES looks, then once more at the window's end) until
+   *   the checkout window (RECONCILER_GIVE_UP_AFTER_SECONDS) ends; then the order is cancelled at
+   *   Pesapal and the payment expires (CHECKOUT_EXPIRED) — never without Pesapal confirming the
+   *   cancellation, so a stale page cannot take money for an expired payment;
+   * - Pesapal unreachable: backoff; still unknown at twice the window → review (OUTCOME_UNKNOWN).
+   */
+  async reconcile(p: Payment): Promise<ReconcileResult> {
+    const rc = this.config.reconciler;
+    if (!isInFlight(p.status)) return { action: 'already_final' };
+    const age = ageSeconds(p);
+    if (!p.providerTransactionId) {
+      const reviewAt = this.config.mpesa.unresolvedReviewAfterSeconds;
+      if (age >= reviewAt) {
+        const moved = await this.lifecycle.moveUnknownToReview(p.id, { afterSeconds: reviewAt, why: 'no Pesapal order tracking id' }, false);
+        return { action: moved ? 'moved_to_review' : 'already_final' };
+      }
+      await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(reviewAt - age)), false);
+      return { action: 'deferred' };
+    }
+    if (!(await this.repo.claimStatusQuery(p.id, STATUS_MIN_INTERVAL_SECONDS))) {
+      await this.repo.scheduleCheck(p.id, STATUS_MIN_INTERVAL_SECONDS, false);
+      return { action: 'deferred' };
+    }
+    const window = rc.giveUpAfterSeconds;
+    const attempt = p.reconcileAttempts + 1;
+    const backoff = reconcileBackoffSeconds(attempt, rc.backoffBaseSeconds, rc.backoffMaxSeconds);
+    const via: Via = { actor: 'reconciler:pesapal-status', source: 'query' };
+    try {
+      const s = await this.client.fetchStatus({ reference: p.providerReference as string, providerRef: p.providerTransactionId });
+      if (s.status === 'pending' || s.status === 'not_found') {
+        if (age >= window) return await this.expireCheckout(p, s, backoff, age);
+        const untilWindow = window - age;
+        const next = attempt >= rc.maxQueries ? untilWindow : Math.min(backoff, untilWindow);
+        await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(next)), true);
+        return { action: 'still_pending', provider: providerInfo(s) };
+      }
+      const outcome = await this.settle(p, s, via);
+      if (outcome === 'unknown_status') {
+        await this.repo.scheduleCheck(p.id, backoff, true);
+        return { action: 'still_pending', provider: providerInfo(s) };
+      }
+      await this.repo.scheduleCheck(p.id, 0, true);
+      return { action: outcome === 'review' ? 'moved_to_review' : 'settled', provider: providerInfo(s) };
+    } catch (err) {
+      const code = err instanceof AppError ? err.code : 'UNKNOWN';
+      const message = err instanceof Error ? err.message : String(err);
+      if (age >= 2 * window) {
+        const moved = await this.lifecycle.moveUnknownToReview(p.id, { giveUp: 'provider_unreachable', ageSeconds: Math.round(age), lastError: code }, false);
+        if (moved) return { action: 'moved_to_review', provider: { kind: 'error', errorCode: code, message } };
+      }
+      const retryAfter = err instanceof ProviderError ? err.retryAfterSeconds ?? 0 : 0;
+      await this.repo.scheduleCheck(p.id, Math.max(backoff, retryAfter), true);
+      this.logger.warn({ paymentId: p.id, code, msg: message }, 'reconciler Pesapal status check failed; backing off');
+      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof ProviderError ? err.providerCode ?? code : code, message } };
+    }
+  }
+
+  /** The window ended with the order unpaid: cancel it at Pesapal, then expire the payment. */
+  private async expireCheckout(p: Payment, s: StatusResult, backoff: number, age: number): Promise<ReconcileResult> {
+    const trackingId = p.providerTransactionId as string;
+    let cancelled = false;
+    let refusal: string | undefined;
+    const c = await this.client.cancelOrder(trackingId);
+    if (c.cancelled) {
+      cancelled = true;
+    } else {
+      refusal = c.message;
+      // Refused: paid in the meantime, already cancelled (by us, before a crash), or Pesapal says no.
+      const again = await this.client.fetchStatus({ reference: p.providerReference as string, providerRef: trackingId });
+      if (again.status !== 'pending' && again.status !== 'not_found') {
+        const outcome = await this.settle(p, again, { actor: 'reconciler:pesapal-status', source: 'query' });
+        await this.repo.scheduleCheck(p.id, outcome === 'unknown_status' ? backoff : 0, true);
+        return { action: outcome === 'review' ? 'moved_to_review' : outcome === 'unknown_status' ? 'still_pending' : 'settled', provider: providerInfo(again) };
+      }
+      cancelled = isCancelledAtPesapal(again.raw);
+    }
+    await this.repo.insertEvent({ paymentId: p.id, type: 'provider_cancel', actor: 'reconciler:pesapal-cancel', data: { orderTrackingId: trackingId, cancelled, message: refusal ?? c.message ?? null, reason: CHECKOUT_EXPIRED } });
+    if (!cancelled) {
+      // Never expire a payment whose page may still take money: look again later.
+      if (age >= 2 * this.config.reconciler.giveUpAfterSeconds) {
+        await this.lifecycle.moveUnknownToReview(p.id, { giveUp: 'cancel_refused', message: refusal ?? null }, false);
+        return { action: 'moved_to_review', provider: { kind: 'cancel_refused', message: refusal } };
+      }
+      await this.repo.scheduleCheck(p.id, backoff, true);
+      return { action: 'still_pending', provider: { kind: 'cancel_refused', message: refusal } };
+    }
+    await this.expireOpen(p.id, s, trackingId);
+    await this.repo.scheduleCheck(p.id, 0, true);
+    return { action: 'settled', provider: { kind: 'expired', resultCode: statusCodeOf(s.raw) ?? undefined, resultDesc: CHECKOUT_EXPIRED } };
+  }
+
+  private expireOpen(paymentId: string, s: StatusResult, trackingId: string): Promise<boolean> {
+    return this.lifecycle.closeOpen(paymentId, 'expired', CHECKOUT_EXPIRED, 'Not paid within the checkout window; the order was cancelled at Pesapal', 'reconciler:pesapal-cancel', {
+      orderTrackingId: trackingId,
+      statusCode: statusCodeOf(s.raw),
+    });
+  }
+
+  // --------------------------------------------------------------------------- recording outcomes
+
+  /** Records what GetTransactionStatus said about `p`. The only place Pesapal answers change payments. */
+  private async settle(p: Payment, s: StatusResult, via: Via): Promise<IpnOutcome> {
+    if (!p.providerTransactionId && (s.reference === undefined || s.reference !== p.providerReference)) {
+      // A tracking id we did not get from SubmitOrderRequest is adopted only when Pesapal itself names our reference.
+      this.logger.warn({ paymentId: p.id }, 'Pesapal status answer does not name our merchant reference; not linking that order to the payment');
+      return 'mismatch_ignored';
+    }
+    switch (s.status) {
+      case 'completed':
+        return this.applyCompleted(p, s, via);
+      case 'failed':
+        return this.applyFailed(p, s, via);
+      case 'reversed':
+        return this.recordReversal(p, s, via);
+      case 'pending':
+      case 'not_found':
+        await this.linkTrackingId(p, s.providerRef);
+        return 'pending';
+      default:
+        this.logger.warn({ paymentId: p.id, statusCode: statusCodeOf(s.raw) }, 'Pesapal reported a payment status we do not know; nothing changed');
+        return 'unknown_status';
+    }
+  }
+
+  private report(s: StatusResult, outcome: OutcomeReport['outcome'], via: Via, fallbackDesc: string): OutcomeReport {
+    return {
+      outcome,
+      resultCode: statusCodeOf(s.raw),
+      resultDesc: (s.description ?? fallbackDesc).slice(0, 500),
+      source: via.source,
+      amountRequired: true,
+      amountMinor: s.amountMinor,
+      currency: s.currency,
+      reference: s.reference,
+      providerTransactionId: s.providerRef,
+      receipt: s.receipt,
+      paymentMethod: s.paymentMethod,
+    };
+  }
+
+  /**
+   * COMPLETED: value only when reference, tracking id, amount and currency match (the lifecycle
+   * checks; a mismatch goes to review). On a payment we had already closed (failed/expired) the
+   * lifecycle parks it in review as PAID_AFTER_CLOSE: money moved, a person refunds or accepts it.
+   */
+  private async applyCompleted(p: Payment, s: StatusResult, via: Via): Promise<IpnOutcome> {
+    return applyToOutcome(await this.lifecycle.applyOutcome(p.id, this.report(s, 'completed', via, 'Completed'), via.actor));
+  }
+
+  /**
+   * FAILED is not final on Pesapal's page (the customer may try again there), so the order is
+   * cancelled at Pesapal first: the attempt the POS sees as failed can then never be paid later.
+   * If Pesapal refuses (it was paid meanwhile), the fresh status is recorded instead.
+   */
+  private async applyFailed(p: Payment, s: StatusResult, via: Via): Promise<IpnOutcome> {
+    const fresh = (await this.repo.findById(p.id)) ?? p;
+    const open = isInFlight(fresh.status) || (fresh.status === 'review' && fresh.statusReason === OUTCOME_UNKNOWN);
+    const trackingId = s.providerRef ?? fresh.providerTransactionId;
+    if (open && trackingId) {
+      let cancelled = false;
+      let message: string | undefined;
+      try {
+        const c = await this.client.cancelOrder(trackingId);
+        cancelled = c.cancelled;
+        message = c.message;
+      } catch (err) {
+        message = err instanceof Error ? err.message : String(err);
+      }
+      await this.repo.insertEvent({ paymentId: p.id, type: 'provider_cancel', actor: via.actor, data: { orderTrackingId: trackingId, cancelled, message: message ?? null, reason: 'FAILED_AT_PROVIDER' } });
+      if (!cancelled) {
+        try {
+          const again = await this.client.fetchStatus({ reference: fresh.providerReference as string, providerRef: trackingId });
+          if (again.status === 'completed') return this.applyCompleted(fresh, again, via);
+        } catch (err) {
+          this.logger.warn({ paymentId: p.id, msg: err instanceof Error ? err.message : String(err) }, 'could not re-check a failed Pesapal payment after its cancellation was refused');
+        }
+      }
+    }
+    return applyToOutcome(await this.lifecycle.applyOutcome(p.id, this.report(s, 'failed', via, 'Payment failed at Pesapal'), via.actor));
+  }
+
+  /** REVERSED: money collected and returned (approved refund, chargeback). */
+  private async recordReversal(p: Payment, s: StatusResult, via: Via): Promise<IpnOutcome> {
+    const fresh = (await this.repo.findById(p.id)) ?? p;
+    if (isInFlight(fresh.status)) {
+      const failed = await this.lifecycle.failOpen(p.id, REVERSED_AT_PROVIDER, s.description ?? 'Pesapal reports this payment reversed', via.actor);
+      return failed ? 'failed_reversed' : 'duplicate';
+    }
+    const recorded = await this.repo.transaction(async (tx) => {
+      const locked = await this.repo.lock(tx, p.id);
+      if (!locked || locked.status !== 'completed' || locked.statusReason === REVERSED_AT_PROVIDER) return false;
+      const desc = `Reversed at Pesapal after completion: ${s.description ?? 'refund or chargeback'}`.slice(0, 500);
+      // Status stays completed (terminal; the order was paid and the goods left): a person handles it.
+      await this.repo.update(locked.id, { statusReason: REVERSED_AT_PROVIDER, resultCode: statusCodeOf(s.raw), resultDesc: desc }, tx);
+      await this.repo.insertEvent({ paymentId: p.id, type: 'reversed_at_provider', fromStatus: 'completed', toStatus: 'completed', actor: via.actor, data: { orderTrackingId: s.providerRef, reference: s.reference, amountMinor: s.amountMinor?.toString(), currency: s.currency, description: s.description ?? null } }, tx);
+      return true;
+    });
+    if (recorded) this.logger.warn({ paymentId: p.id, orderId: p.orderId }, 'Pesapal reversed a completed payment (refund or chargeback); the order stays paid, a person must follow up');
+    return recorded ? 'reversal_recorded' : 'duplicate';
+  }
+
+  /** "Not paid yet" for a payment without a tracking id (init outcome unknown): link it now that Pesapal confirmed it is ours. */
+  private async linkTrackingId(p: Payment, trackingId: string | undefined): Promise<void> {
+    if (p.providerTransactionId || !trackingId) return;
+    await this.repo.transaction(async (tx) => {
+      const locked = await this.repo.lock(tx, p.id);
+      if (!locked || locked.providerTransactionId) return;
+      const status = locked.status === 'initiated' || locked.status === 'unresolved' ? 'pending' : locked.status;
+      await this.repo.update(locked.id, { providerTransactionId: trackingId, status }, tx);
+      await this.repo.insertEvent({ paymentId: p.id, type: 'provider_linked', fromStatus: locked.status, toStatus: status, actor: 'pesapal:status', data: { orderTrackingId: trackingId } }, tx);
+    });
+  }
+}
+
+function ageSeconds(p: Payment): number {
+  return (Date.now() - p.createdAt.getTime()) / 1000;
+}
+
+function applyToOutcome(r: ApplyResult): IpnOutcome {
+  return r === 'unknown_payment' ? 'error' : r;
+}
+
+function providerInfo(s: StatusResult): ReconcileResult['provider'] {
+  return { kind: s.status, resultCode: statusCodeOf(s.raw) ?? undefined, resultDesc: s.description };
+}
