@@ -1,19 +1,19 @@
 import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiHeader, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { checkIdempotencyKey, IdempotencyKeyHeader, sendHttpResult } from '../common/idempotent-http';
+import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import type { AuthUser } from '../auth/auth.types';
 import { JwtAuthGuard } from '../auth/jwt-auth.guard';
 import { CurrentUser } from '../auth/roles.decorator';
 import { ApiErrors } from '../common/api-errors.decorator';
-import { AppError, ValidationFailedError } from '../common/errors';
+import { AppError } from '../common/errors';
 import { ipAllowed } from '../common/ip-allowlist';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { StkPushRateLimits } from '../rate-limit/stk-push-rate-limit.interceptor';
 import { CallbackAckDto, PaymentIdParam, PaymentResponseDto, StkPushDto, StkPushResponseDto, StkStatusQueryDto } from './payments.dto';
-import { HttpResult, PaymentsService } from './payments.service';
+import { PaymentsService } from './payments.service';
 
-const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
 
 @ApiTags('payments')
 @Controller('payments')
@@ -33,7 +33,7 @@ export class PaymentsController {
       'Never retried automatically: on a timeout the payment is `unresolved` and settles through the callback or a status query. ' +
       'Send an `Idempotency-Key` so a retried request replays the first answer instead of prompting twice.',
   })
-  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409.' })
+  @IdempotencyKeyHeader()
   @ApiResponse({ status: 201, type: StkPushResponseDto })
   @ApiErrors(400, 401, 404, 409, 502, 503, 504)
   @StkPushRateLimits()
@@ -44,10 +44,8 @@ export class PaymentsController {
     @Res({ passthrough: true }) res: Response,
     @Req() req: Request & { id?: string },
   ): Promise<unknown> {
-    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY_RE.test(idempotencyKey)) {
-      throw new ValidationFailedError('Idempotency-Key must be 1-255 visible ASCII characters');
-    }
-    return send(req, res, await this.payments.initiateStkPush(user, body, idempotencyKey));
+    checkIdempotencyKey(idempotencyKey);
+    return sendHttpResult(req, res, await this.payments.initiateStkPush(user, body, idempotencyKey));
   }
 
   @Get('stk-status')
@@ -102,11 +100,3 @@ export class PaymentsController {
   }
 }
 
-function send(req: Request & { id?: string }, res: Response, result: HttpResult): unknown {
-  res.status(result.status);
-  if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
-  for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
-  // Error bodies carry this request's id, like every other error (a replay gets the new id).
-  if (result.status >= 400 && result.body && typeof result.body === 'object') return { ...(result.body as object), requestId: req.id };
-  return result.body;
-}

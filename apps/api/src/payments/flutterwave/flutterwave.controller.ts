@@ -1,17 +1,15 @@
 import { Body, Controller, Get, Headers, HttpCode, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import { checkIdempotencyKey, IdempotencyKeyHeader, sendHttpResult } from '../../common/idempotent-http';
 import { ApiBearerAuth, ApiBody, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import type { AuthUser } from '../../auth/auth.types';
 import { JwtAuthGuard } from '../../auth/jwt-auth.guard';
 import { CurrentUser } from '../../auth/roles.decorator';
 import { ApiErrors } from '../../common/api-errors.decorator';
-import { ValidationFailedError } from '../../common/errors';
-import type { HttpResult } from '../payment-lifecycle.service';
 import { PaymentResponseDto } from '../payments.dto';
 import { FlutterwaveInitDto, FlutterwaveInitResponseDto, FlutterwaveVerifyDto, FlutterwaveWebhookAckDto } from './flutterwave.dto';
 import { FlutterwaveService } from './flutterwave.service';
 
-const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
 
 @ApiTags('payments: flutterwave')
 @Controller('payments/flutterwave')
@@ -28,7 +26,7 @@ export class FlutterwaveController {
       '`pending` only means the link exists: the payment is `completed` once Flutterwave\'s verify API confirms status, tx_ref, amount and currency (webhook, redirect, GET /payments/:id or the reconciler). ' +
       'Same order rules as M-Pesa: amount ≤ what the order still owes, one payment in flight per order. Never retried automatically; send an `Idempotency-Key` so a retried request replays the first answer.',
   })
-  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409.' })
+  @IdempotencyKeyHeader()
   @ApiResponse({ status: 201, type: FlutterwaveInitResponseDto })
   @ApiErrors(400, 401, 404, 409, 502, 503, 504)
   async init(
@@ -38,10 +36,8 @@ export class FlutterwaveController {
     @Res({ passthrough: true }) res: Response,
     @Req() req: Request & { id?: string },
   ): Promise<unknown> {
-    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY_RE.test(idempotencyKey)) {
-      throw new ValidationFailedError('Idempotency-Key must be 1-255 visible ASCII characters');
-    }
-    return send(req, res, await this.flutterwave.initiate(user, body, idempotencyKey));
+    checkIdempotencyKey(idempotencyKey);
+    return sendHttpResult(req, res, await this.flutterwave.initiate(user, body, idempotencyKey));
   }
 
   @Post('verify')
@@ -105,11 +101,3 @@ export class FlutterwaveController {
   }
 }
 
-function send(req: Request & { id?: string }, res: Response, result: HttpResult): unknown {
-  res.status(result.status);
-  if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
-  for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
-  // Error bodies carry this request's id, like every other error (a replay gets the new id).
-  if (result.status >= 400 && result.body && typeof result.body === 'object') return { ...(result.body as object), requestId: req.id };
-  return result.body;
-}

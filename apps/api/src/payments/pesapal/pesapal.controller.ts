@@ -1,20 +1,19 @@
 import { Body, CanActivate, Controller, Get, Headers, HttpCode, Inject, Injectable, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { checkIdempotencyKey, IdempotencyKeyHeader, sendHttpResult } from '../../common/idempotent-http';
+import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiOperation, ApiProduces, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import type { AuthUser } from '../../auth/auth.types';
 import { JwtAuthGuard } from '../../auth/jwt-auth.guard';
 import { CurrentUser } from '../../auth/roles.decorator';
 import { ApiErrors } from '../../common/api-errors.decorator';
-import { AppError, ValidationFailedError } from '../../common/errors';
+import { AppError } from '../../common/errors';
 import type { AppConfig } from '../../config/app-config';
 import { APP_CONFIG } from '../../config/config.module';
-import type { HttpResult } from '../payment-lifecycle.service';
 import { PaymentResponseDto } from '../payments.dto';
 import type { PesapalIpnAck } from '../providers/pesapal/pesapal.types';
 import { PesapalInitDto, PesapalInitResponseDto, PesapalIpnAckDto, PesapalStatusQueryDto } from './pesapal.dto';
 import { PesapalService } from './pesapal.service';
 
-const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
 
 /** Every Pesapal route answers 503 PROVIDER_DISABLED while PESAPAL_ENABLED is false (checked before authentication). */
 @Injectable()
@@ -55,7 +54,7 @@ export class PesapalController {
       '`pending` means the page exists; the money has moved only when the status becomes `completed` (IPN, status endpoint, reconciler). The same order rules as M-Pesa apply ' +
       '(amount ≤ outstanding, one payment in flight per order). Never retried automatically: on a timeout the payment is `unresolved`. Send an `Idempotency-Key`.',
   })
-  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409.' })
+  @IdempotencyKeyHeader()
   @ApiResponse({ status: 201, type: PesapalInitResponseDto })
   @ApiErrors(400, 401, 404, 409, 502, 503, 504)
   async init(
@@ -65,10 +64,8 @@ export class PesapalController {
     @Res({ passthrough: true }) res: Response,
     @Req() req: Request & { id?: string },
   ): Promise<unknown> {
-    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY_RE.test(idempotencyKey)) {
-      throw new ValidationFailedError('Idempotency-Key must be 1-255 visible ASCII characters');
-    }
-    return send(req, res, await this.pesapal.init(user, body, idempotencyKey));
+    checkIdempotencyKey(idempotencyKey);
+    return sendHttpResult(req, res, await this.pesapal.init(user, body, idempotencyKey));
   }
 
   @Get('status')
@@ -127,10 +124,3 @@ export class PesapalController {
   }
 }
 
-function send(req: Request & { id?: string }, res: Response, result: HttpResult): unknown {
-  res.status(result.status);
-  if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
-  for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
-  if (result.status >= 400 && result.body && typeof result.body === 'object') return { ...(result.body as object), requestId: req.id };
-  return result.body;
-}

@@ -1,0 +1,25 @@
+import { ApiHeader } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import type { HttpResult } from '../payments/payment-lifecycle.service';
+import { ValidationFailedError } from './errors';
+
+const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
+
+/** OpenAPI for the Idempotency-Key header every payment-creating endpoint takes. */
+export const IdempotencyKeyHeader = () =>
+  ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409.' });
+
+/** 400 unless the header is absent or 1-255 visible ASCII characters. */
+export function checkIdempotencyKey(key: string | undefined): void {
+  if (key !== undefined && !IDEMPOTENCY_KEY_RE.test(key)) throw new ValidationFailedError('Idempotency-Key must be 1-255 visible ASCII characters');
+}
+
+/** Sends a service's HttpResult as is, so an idempotent replay is byte-identical to the first answer. */
+export function sendHttpResult(req: Request & { id?: string }, res: Response, result: HttpResult): unknown {
+  res.status(result.status);
+  if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
+  for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
+  // Error bodies carry this request's id, like every other error (a replay gets the new id).
+  if (result.status >= 400 && result.body && typeof result.body === 'object') return { ...(result.body as object), requestId: req.id };
+  return result.body;
+}
