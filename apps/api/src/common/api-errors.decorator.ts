@@ -16,9 +16,9 @@ const DESCRIPTIONS: Record<number, string> = {
   404: 'Not found in your shop (NOT_FOUND)',
   409: 'Conflict (PAYMENT_IN_PROGRESS, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID, CUSTOMER_BUSY)',
   413: 'Body too large',
-  502: 'M-Pesa rejected or could not be reached (PROVIDER_REJECTED, PROVIDER_UNAVAILABLE, PROVIDER_AUTH_FAILED)',
-  503: 'M-Pesa is rate limiting (PROVIDER_RATE_LIMITED), see Retry-After; or the database is down',
-  504: 'M-Pesa did not answer in time (PROVIDER_TIMEOUT): the payment is unresolved and will be settled by status query',
+  502: 'The payment provider (M-Pesa, Flutterwave, Pesapal) rejected the request or could not be reached (PROVIDER_REJECTED, PROVIDER_UNAVAILABLE, PROVIDER_AUTH_FAILED). details.status says whether the payment failed (nothing sent) or is unresolved (do not retry; poll it)',
+  503: 'The provider is rate limiting or unreachable before anything was sent (PROVIDER_RATE_LIMITED, see Retry-After), the provider is switched off here (PROVIDER_DISABLED), or the database is down',
+  504: 'The provider did not answer in time (PROVIDER_TIMEOUT): the payment is unresolved and will be settled by its notification, a status check or the reconciler',
 };
 
 /** Documents the error shape for the given statuses. */
