@@ -2,10 +2,13 @@
  * Statement matching benchmark: seeds a fresh database with 100,000 completed M-Pesa payments,
  * writes a ~100,000-row statement CSV (with amount mismatches, unknown receipts, ledger failures,
  * duplicates and bad rows), streams it through StatementMatchingService and reports time and peak
- * RSS. Writes bench/results/statement-<date>.json.
+ * RSS of this process (which does the matching, as the API would). Writes
+ * bench/results/statement-<date>.json (PGlite: statement-<date>-pglite.json).
+ * Targets (on Postgres): < 3 s and < 300 MB peak RSS for 100,000 rows.
  *
- *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test pnpm bench:statement     (a new database is created and dropped)
- *   pnpm bench:statement                                                           (in-memory PGlite)
+ *   pnpm bench:statement                    a new database on DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test), dropped after
+ *   BENCH_DB=pglite pnpm bench:statement    in-memory PGlite instead
+ *   BENCH_SMOKE=1 pnpm bench:statement      2,000 rows, no targets (results in a temp folder)
  *   BENCH_ROWS=20000 ...                                                           (smaller run)
  *   BENCH_BATCH=5000   statement rows per query (default 1000, as the API)
  *   BENCH_NO_ANALYZE=1 skip ANALYZE after seeding: the first read of 100k just-inserted rows (hint bits,
@@ -13,47 +16,31 @@
  *   BENCH_KEEP=1       keep the database and the CSV (to time the CLI against them)
  */
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { createReadStream, createWriteStream, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { openDatabase, DatabaseHandle } from '../apps/api/src/database/database';
+import { freshPostgres, machineInfo, SMOKE, table, verdictTable, writeResult, type TargetVerdict } from './lib/common';
 import { StatementMatchingService } from '../apps/api/src/reconciliation/statement-matching.service';
 import { StatementRepository } from '../apps/api/src/reconciliation/statement.repository';
+import { sql } from './lib/deps';
 
-// drizzle-orm is a dependency of apps/api (pnpm does not hoist it to the root).
-const { sql } = createRequire(resolve(__dirname, '../apps/api/package.json'))('drizzle-orm') as typeof import('../apps/api/node_modules/drizzle-orm');
 
-const N = Number(process.env.BENCH_ROWS ?? 100_000);
+const N = SMOKE ? 2_000 : Number(process.env.BENCH_ROWS ?? 100_000);
+const PGLITE = process.env.BENCH_DB === 'pglite';
 const SHOP = 'bench-shop';
 const pad = (n: number, w: number): string => String(n).padStart(w, '0');
 const receipt = (i: number): string => `BN${pad(i, 8)}`;
 
-async function freshDatabase(): Promise<{ handle: DatabaseHandle; kind: string; dispose: () => Promise<void> }> {
-  const base = process.env.DATABASE_URL;
-  if (!base) {
+async function freshDatabase(): Promise<{ handle: DatabaseHandle; kind: string; version?: string; dispose: () => Promise<void> }> {
+  if (PGLITE) {
     const handle = await openDatabase({});
     await handle.migrate();
     return { handle, kind: 'pglite (in-memory)', dispose: () => handle.close() };
   }
-  const name = `sd_bench_${process.pid}_${Date.now().toString(36)}`;
-  const admin = await openDatabase({ databaseUrl: base, poolSize: 1 });
-  await admin.db.execute(sql.raw(`create database ${name}`));
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  const handle = await openDatabase({ databaseUrl: url.toString(), poolSize: 4 });
-  if (process.env.BENCH_KEEP === '1') process.stderr.write(`database ${url.toString()}\n`);
-  await handle.migrate();
-  const version = ((await handle.db.execute(sql`show server_version`)) as unknown as { rows: { server_version: string }[] }).rows[0].server_version;
-  return {
-    handle,
-    kind: `postgres ${version}`,
-    async dispose() {
-      await handle.close();
-      await admin.db.execute(sql.raw(`drop database if exists ${name} with (force)`));
-      await admin.close();
-    },
-  };
+  const db = await freshPostgres('statement', 4);
+  if (process.env.BENCH_KEEP === '1') process.stderr.write(`database ${db.url}\n`);
+  return { handle: db.handle, kind: `postgres ${db.serverVersion}`, version: db.serverVersion, dispose: () => db.dispose() };
 }
 
 async function seed(handle: DatabaseHandle): Promise<void> {
@@ -200,6 +187,7 @@ async function main(): Promise<void> {
     const result = {
       benchmark: 'statement-matching',
       date: new Date().toISOString(),
+      smoke: SMOKE,
       database: db.kind,
       ledgerPayments: N,
       statement: { rows: expected.rows, bytes },
@@ -210,14 +198,25 @@ async function main(): Promise<void> {
       memory: { rssBeforeMb: mb(rssBefore), peakRssMb: mb(peakRss), peakHeapUsedMb: mb(peakHeap), sampleIntervalMs: 20 },
       counts: got,
       countsAsExpected: correct,
-      machine: { platform: `${os.platform()} ${os.release()}`, cpuModel: os.cpus()[0]?.model, cpuCount: os.cpus().length, totalMemMb: mb(os.totalmem()), node: process.version },
+      targets: [] as TargetVerdict[],
+      machine: machineInfo(db.version),
     };
-    const dir = resolve(__dirname, 'results');
-    mkdirSync(dir, { recursive: true });
-    const file = join(dir, `statement-${result.date.slice(0, 10)}${db.kind.startsWith('pglite') ? '-pglite' : ''}.json`);
-    writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-    process.stdout.write(JSON.stringify(result, null, 2) + '\n');
-    process.stderr.write(`\n${expected.rows} rows in ${ms} ms (queries: ${JSON.stringify(result.queryMs)}), peak RSS ${mb(peakRss)} MB (before: ${mb(rssBefore)} MB) -> ${file}\n`);
+    if (!SMOKE && !PGLITE && N >= 100_000) {
+      result.targets.push({ name: `statement matching, ${N} rows: time`, target: '< 3000 ms', value: `${ms} ms`, met: ms < 3000, miss: ms >= 3000 ? `+${ms - 3000} ms` : undefined });
+      const peak = mb(peakRss);
+      result.targets.push({ name: `statement matching, ${N} rows: peak RSS`, target: '< 300 MB', value: `${peak} MB`, met: peak < 300, miss: peak >= 300 ? `+${Math.round(peak - 300)} MB` : undefined });
+    }
+    const file = writeResult('statement', result, PGLITE ? 'pglite' : undefined);
+    process.stdout.write(
+      `\n${table(['database', 'rows', 'time ms', 'rows/s', 'query ms', 'peak RSS MB', 'heap peak MB', 'counts'], [[db.kind, expected.rows, ms, result.rowsPerSecond, result.queryMs.findByReceipts + result.queryMs.completedMpesaPage, mb(peakRss), mb(peakHeap), correct ? 'as expected' : 'WRONG']])}\n`,
+    );
+    if (result.targets.length) process.stdout.write(`\n${verdictTable(result.targets)}\n`);
+    process.stdout.write(`\n-> ${file}\n`);
+    process.stderr.write(`${expected.rows} rows in ${ms} ms (queries: ${JSON.stringify(result.queryMs)}), peak RSS ${mb(peakRss)} MB (before: ${mb(rssBefore)} MB)\n`);
+    if (!(ms > 0 && peakRss > 0 && expected.rows === N)) {
+      process.stderr.write(`IMPLAUSIBLE FIGURES: ${ms} ms, ${peakRss} bytes, ${expected.rows} rows\n`);
+      process.exitCode = 1;
+    }
     if (!correct) {
       process.stderr.write(`COUNTS DIFFER: expected ${JSON.stringify(expected)}\n`);
       process.exitCode = 1;
