@@ -32,7 +32,7 @@ if (process.env.BENCH_TRACE_QUERIES === '1') {
 async function main(): Promise<void> {
   const modulesMs = performance.now() - loadStarted;
   const config = loadConfig(process.env);
-  const poolSize = process.env.BENCH_DB_POOL_SIZE ? Number(process.env.BENCH_DB_POOL_SIZE) : undefined;
+  const poolSize = process.env.BENCH_DB_POOL_SIZE ? Number(process.env.BENCH_DB_POOL_SIZE) : config.databasePoolSize;
   const t0 = performance.now();
   const database = await openDatabase(config.databaseUrl ? { databaseUrl: config.databaseUrl, poolSize } : { pgliteDir: process.env.BENCH_PGLITE_DIR || undefined });
   await database.migrate();

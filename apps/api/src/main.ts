@@ -72,7 +72,7 @@ async function main(): Promise<void> {
 
   const cardSimulators = await startCardSimulators(config);
 
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir) });
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, poolSize: config.databasePoolSize, pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir) });
   await database.migrate();
 
   const app = await createApp({ config, database, closeDatabaseOnShutdown: true, bufferLogs: true });

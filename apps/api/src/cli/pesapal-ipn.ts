@@ -22,7 +22,7 @@ async function main(): Promise<void> {
     fail('PESAPAL_ENV=simulator has no fixed Pesapal to register with from here: the embedded simulator lives inside `pnpm dev` (which registers at boot). Set PESAPAL_ENV=sandbox|production, or PESAPAL_BASE_URL to a running simulator');
   }
   const provider = createPesapalProvider(config)!;
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir) });
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, poolSize: config.databasePoolSize, pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir) });
   try {
     await db.migrate();
     const ipn = new PesapalIpnService(provider, new ProviderSettingsRepository(db.db), ipnOptionsFor(config));

@@ -13,6 +13,8 @@ export interface AppConfig {
   logLevel: string;
   /** unset = embedded PGlite in `dataDir` */
   databaseUrl?: string;
+  /** connections per instance to DATABASE_URL */
+  databasePoolSize: number;
   dataDir: string;
   /** Express "trust proxy" setting: false, true, a hop count, or a list of addresses/subnets. */
   trustProxy: boolean | number | string;
@@ -343,6 +345,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     simulatorPort: int('SIMULATOR_PORT', 4010, 0, 65535),
     logLevel,
     databaseUrl: str('DATABASE_URL'),
+    databasePoolSize: int('DATABASE_POOL_SIZE', 20, 1, 500),
     dataDir,
     trustProxy,
     rateLimit,
