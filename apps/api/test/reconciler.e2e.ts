@@ -191,6 +191,27 @@ describe('reconciler: every payment reaches a final state', () => {
     expect((await t.http().get(`/orders/${orderId}`).set('Authorization', cashier)).body).toMatchObject({ status: 'paid', paid: 55 });
   });
 
+  it('a callback whose processing fails is still stored and acknowledged, and the reconciler applies it later', async () => {
+    const orderId = await order(65);
+    const res = await push(orderId, 65, '254700000007');
+    const { paymentId, checkoutRequestId, merchantRequestId } = res.body;
+    // Make processing fail inside the database (as a lost connection or a bad deploy would).
+    await t.db.execute(sql.raw(`create or replace function fail_events() returns trigger language plpgsql as $$ begin if new.data::text like '%RCNFAIL%' then raise exception 'injected failure'; end if; return new; end $$`));
+    await t.db.execute(sql.raw(`create trigger fail_events before insert on payment_events for each row execute function fail_events()`));
+    try {
+      const cb = await t.http().post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`).send(successCallback(merchantRequestId, checkoutRequestId, 65, 'RCNFAIL001'));
+      expect(cb.status).toBe(200);
+      expect(cb.body).toEqual({ ResultCode: 0, ResultDesc: 'Accepted' });
+      expect((await payment(paymentId)).status).toBe('pending');
+      const rows = await t.db.execute(sql`select processed_at is null as open from callback_inbox where checkout_request_id = ${checkoutRequestId}`);
+      expect((rows as unknown as { rows: unknown[] }).rows).toEqual([{ open: true }]);
+    } finally {
+      await t.db.execute(sql.raw('drop trigger fail_events on payment_events'));
+    }
+    expect((await reconciler.tick()).callbacksReplayed).toBe(1);
+    expect(await payment(paymentId)).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'RCNFAIL001' });
+  });
+
   describe('operator endpoints', () => {
     it('reconciles one payment on request; cashiers and other shops cannot', async () => {
       const orderId = await order(45);

@@ -6,7 +6,7 @@ import { AppError, ConflictError, NotFoundError } from '../common/errors';
 import { toMajor } from '../common/money';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
-import { pgErrorCode, UNIQUE_VIOLATION } from '../database/database';
+import { pgErrorCode, Tx, UNIQUE_VIOLATION } from '../database/database';
 import type { NewPayment, Payment } from '../database/schema';
 import { ORDERS_PORT, OrdersPort } from '../orders/orders.port';
 import type { StkOutcome } from './daraja/daraja.types';
@@ -225,9 +225,19 @@ export class PaymentLifecycle {
    * review. A completion marks the order paid in the same transaction.
    */
   async applyOutcome(paymentId: string, r: OutcomeReport, actor: string): Promise<ApplyResult> {
+    const { result, afterCommit } = await this.repo.transaction((tx) => this.applyOutcomeIn(tx, paymentId, r, actor));
+    afterCommit?.();
+    return result;
+  }
+
+  /**
+   * applyOutcome inside the caller's transaction (e.g. together with storing the callback that
+   * reported it: one commit instead of three). The caller runs `afterCommit` once it committed.
+   */
+  async applyOutcomeIn(tx: Tx, paymentId: string, r: OutcomeReport, actor: string): Promise<{ result: ApplyResult; afterCommit?: () => void }> {
     let completed: Payment | undefined;
     let orderPaid = false;
-    const result = await this.repo.transaction(async (tx): Promise<ApplyResult> => {
+    const result = await (async (): Promise<ApplyResult> => {
       const p = await this.repo.lock(tx, paymentId);
       if (!p) return 'unknown_payment';
       const summary = {
@@ -310,9 +320,9 @@ export class PaymentLifecycle {
         orderPaid = await this.orders.settleIfPaid(p.shopId, p.orderId, tx);
       }
       return 'applied';
-    });
-    if (completed) this.afterCompletion(completed, orderPaid);
-    return result;
+    })();
+    const done = completed;
+    return { result, afterCommit: done ? () => this.afterCompletion(done, orderPaid) : undefined };
   }
 
   private async duplicateProblem(p: Payment, r: OutcomeReport, tx: Parameters<PaymentsRepository['findByReceipt']>[1]): Promise<string | undefined> {

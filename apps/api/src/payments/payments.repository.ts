@@ -208,8 +208,8 @@ export class PaymentsRepository {
       .returning();
   }
 
-  async insertCallback(row: typeof callbackInbox.$inferInsert): Promise<bigint> {
-    const rows = await this.db.insert(callbackInbox).values(row).returning({ id: callbackInbox.id });
+  async insertCallback(row: typeof callbackInbox.$inferInsert, tx: DbOrTx = this.db): Promise<bigint> {
+    const rows = await tx.insert(callbackInbox).values(row).returning({ id: callbackInbox.id });
     return rows[0].id;
   }
 

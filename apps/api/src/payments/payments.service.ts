@@ -12,7 +12,7 @@ import { CallbackShapeError, DarajaError, DarajaRateLimitedError } from './daraj
 import { DarajaService } from './daraja/daraja.service';
 import type { ParsedStkCallback, StkQueryResult } from './daraja/daraja.types';
 import { MpesaProvider } from './providers/mpesa/mpesa.provider';
-import { HttpResult, hashRequest, OUTCOME_UNKNOWN, PaymentLifecycle } from './payment-lifecycle.service';
+import { HttpResult, hashRequest, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from './payment-lifecycle.service';
 import { isInFlight, PaymentStatus } from './payment-status';
 import { ProviderServicesRegistry, StoredNotification } from './provider-services.registry';
 import { PaymentResponseDto, StkPushDto, StkPushResponseDto } from './payments.dto';
@@ -399,7 +399,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
       if (!(err instanceof CallbackShapeError)) throw err;
       shapeError = err;
     }
-    const inboxId = await this.repo.insertCallback({
+    const row = {
       provider: 'mpesa',
       attempts: 1,
       urlPaymentId: input.paymentId && /^[\x21-\x7e]{1,64}$/.test(input.paymentId) ? input.paymentId : null,
@@ -407,12 +407,34 @@ export class PaymentsService implements BeforeApplicationShutdown {
       checkoutRequestId: parsed?.checkoutRequestId ?? null,
       sourceIp: input.sourceIp ?? null,
       rawBody: input.rawBody,
-    });
+    };
     if (shapeError || !parsed) {
-      await this.repo.markCallbackProcessed(inboxId, 'invalid_shape');
+      await this.repo.insertCallback({ ...row, processedAt: new Date(), outcome: 'invalid_shape' });
       throw shapeError ?? new CallbackShapeError('Not an STK callback');
     }
 
+    if (verified && input.paymentId && !needsQuery(parsed)) {
+      // The common case, in ONE transaction: apply the outcome and store the callback as processed.
+      // Either both commit before we answer, or neither does and the callback is stored alone below.
+      try {
+        const report = callbackReport(parsed);
+        let afterCommit: (() => void) | undefined;
+        await this.repo.transaction(async (tx) => {
+          const applied = await this.lifecycle.applyOutcomeIn(tx, input.paymentId!, report, 'daraja:callback');
+          await this.repo.insertCallback({ ...row, processedAt: new Date(), outcome: applied.result }, tx);
+          afterCommit = applied.afterCommit;
+        });
+        afterCommit?.();
+        return { ResultCode: 0, ResultDesc: 'Accepted' };
+      } catch (err) {
+        // Stored below without processing: acknowledged anyway (it is durable); the reconciler replays it.
+        this.logger.error({ err: safeError(err), paymentId: input.paymentId }, 'callback processing failed; storing it for the reconciler');
+        await this.repo.insertCallback(row);
+        return { ResultCode: 0, ResultDesc: 'Accepted' };
+      }
+    }
+
+    const inboxId = await this.repo.insertCallback(row);
     if (verified && input.paymentId) {
       try {
         const outcome = await this.processVerifiedCallback(input.paymentId, parsed);
@@ -428,26 +450,9 @@ export class PaymentsService implements BeforeApplicationShutdown {
   }
 
   private async processVerifiedCallback(paymentId: string, cb: ParsedStkCallback): Promise<string> {
-    if (cb.outcome === 'completed' && !cb.metadata) {
-      // A success without amount/receipt cannot be checked: confirm it with Daraja instead.
-      return this.confirmByQuery(paymentId, cb.checkoutRequestId);
-    }
-    return this.lifecycle.applyOutcome(
-      paymentId,
-      {
-        outcome: cb.outcome,
-        resultCode: cb.resultCode,
-        resultDesc: cb.resultDesc,
-        source: 'callback',
-        amountRequired: true,
-        amountMinor: wholeShillingsToMinor(cb.metadata?.amount),
-        checkoutRequestId: cb.checkoutRequestId,
-        merchantRequestId: cb.merchantRequestId,
-        receipt: cb.metadata?.mpesaReceiptNumber,
-        transactionDate: cb.metadata?.transactionDate,
-      },
-      'daraja:callback',
-    );
+    // A success without amount/receipt cannot be checked: confirm it with Daraja instead.
+    if (needsQuery(cb)) return this.confirmByQuery(paymentId, cb.checkoutRequestId);
+    return this.lifecycle.applyOutcome(paymentId, callbackReport(cb), 'daraja:callback');
   }
 
   private async confirmUnverifiedCallback(inboxId: bigint, cb: ParsedStkCallback, urlPaymentId?: string): Promise<void> {
@@ -504,6 +509,26 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   const createdAt = new Date(iso ?? '');
   if (!id || !/^[0-9a-f-]{36}$/i.test(id) || Number.isNaN(createdAt.getTime())) throw new AppError('INVALID_CURSOR', 'cursor is not a value this endpoint returned', 400);
   return { createdAt, id };
+}
+
+/** A success callback without CallbackMetadata carries no amount or receipt: it must be confirmed by STK query. */
+function needsQuery(cb: ParsedStkCallback): boolean {
+  return cb.outcome === 'completed' && !cb.metadata;
+}
+
+function callbackReport(cb: ParsedStkCallback): OutcomeReport {
+  return {
+    outcome: cb.outcome,
+    resultCode: cb.resultCode,
+    resultDesc: cb.resultDesc,
+    source: 'callback',
+    amountRequired: true,
+    amountMinor: wholeShillingsToMinor(cb.metadata?.amount),
+    checkoutRequestId: cb.checkoutRequestId,
+    merchantRequestId: cb.merchantRequestId,
+    receipt: cb.metadata?.mpesaReceiptNumber,
+    transactionDate: cb.metadata?.transactionDate,
+  };
 }
 
 /** M-Pesa amounts are whole shillings; anything else cannot match a payment. */
