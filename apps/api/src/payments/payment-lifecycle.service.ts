@@ -8,7 +8,7 @@ import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { pgErrorCode, Tx, UNIQUE_VIOLATION } from '../database/database';
 import type { NewPayment, Payment } from '../database/schema';
-import { ORDERS_PORT, OrdersPort } from '../orders/orders.port';
+import { OrderBalance, ORDERS_PORT, OrdersPort } from '../orders/orders.port';
 import type { StkOutcome } from './daraja/daraja.types';
 import { canTransition, isTerminal, PaymentStatus } from './payment-status';
 import type { PaymentResponseDto } from './payments.dto';
@@ -116,10 +116,16 @@ export class PaymentLifecycle {
     return Math.max(c.mpesa.httpTimeoutMs, c.flutterwave.timeoutMs, c.pesapal.timeoutMs) / 1000 + 30;
   }
 
-  /** The order exists, is in `currency`, is not paid, and owes at least `amountMinor`. */
-  async checkOrder(shopId: string, orderId: string, amountMinor: bigint, currency: string, providerLabel: string, amountText: string): Promise<void> {
+  /** The order's balance, or 404 (a card/wallet init needs the order's currency before its amount can be read). */
+  async requireOrder(shopId: string, orderId: string): Promise<OrderBalance> {
     const balance = await this.orders.getBalance(shopId, orderId);
     if (!balance) throw new NotFoundError('Order', { orderId });
+    return balance;
+  }
+
+  /** The order exists, is in `currency`, is not paid, and owes at least `amountMinor` (`known`: a balance just read). */
+  async checkOrder(shopId: string, orderId: string, amountMinor: bigint, currency: string, providerLabel: string, amountText: string, known?: OrderBalance): Promise<void> {
+    const balance = known ?? (await this.requireOrder(shopId, orderId));
     if (balance.currency !== currency) {
       throw new AppError('CURRENCY_NOT_SUPPORTED', providerLabel === 'M-Pesa' ? `M-Pesa takes KES only; order ${orderId} is in ${balance.currency}` : `Order ${orderId} is in ${balance.currency}; pay it in ${balance.currency}, not ${currency}`, 400);
     }

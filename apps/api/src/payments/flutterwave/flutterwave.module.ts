@@ -2,7 +2,6 @@ import { Module } from '@nestjs/common';
 import { AuthModule } from '../../auth/auth.module';
 import type { AppConfig } from '../../config/app-config';
 import { APP_CONFIG } from '../../config/config.module';
-import { OrdersModule } from '../../orders/orders.module';
 import { PaymentsModule } from '../payments.module';
 import { FlutterwaveProvider } from '../providers/flutterwave/flutterwave.provider';
 import { FlutterwaveController } from './flutterwave.controller';
@@ -27,7 +26,7 @@ export function createFlutterwaveProvider(config: AppConfig): FlutterwaveProvide
 }
 
 @Module({
-  imports: [PaymentsModule, AuthModule, OrdersModule],
+  imports: [PaymentsModule, AuthModule],
   controllers: [FlutterwaveController],
   providers: [{ provide: FLUTTERWAVE_PROVIDER, inject: [APP_CONFIG], useFactory: createFlutterwaveProvider }, FlutterwaveService],
 })

@@ -8,7 +8,6 @@ import { toMajor } from '../../common/money';
 import type { AppConfig } from '../../config/app-config';
 import { APP_CONFIG } from '../../config/config.module';
 import type { Payment } from '../../database/schema';
-import { ORDERS_PORT, OrdersPort } from '../../orders/orders.port';
 import { ApplyResult, hashRequest, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from '../payment-lifecycle.service';
 import { isInFlight, PaymentStatus } from '../payment-status';
 import type { PaymentResponseDto } from '../payments.dto';
@@ -83,7 +82,6 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
     private readonly repo: PaymentsRepository,
     private readonly lifecycle: PaymentLifecycle,
     private readonly registry: ProviderServicesRegistry,
-    @Inject(ORDERS_PORT) private readonly orders: OrdersPort,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(FLUTTERWAVE_PROVIDER) private readonly flw: FlutterwaveProvider | null,
   ) {}
@@ -116,8 +114,7 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
       if (replay) return replay;
     }
 
-    const balance = await this.orders.getBalance(user.shopId, dto.orderId);
-    if (!balance) throw new NotFoundError('Order', { orderId: dto.orderId });
+    const balance = await this.lifecycle.requireOrder(user.shopId, dto.orderId);
     const currency = dto.currency ?? balance.currency;
     if (currency !== balance.currency) {
       throw new AppError('CURRENCY_NOT_SUPPORTED', `Order ${dto.orderId} is in ${balance.currency}; pay it in ${balance.currency}, not ${currency}`, 400);
@@ -138,7 +135,7 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
     };
     // Every rule of the adapter (currency, cents, email, phone, URL) is checked before anything is written.
     flw.buildPaymentRequest(request);
-    await this.lifecycle.checkOrder(user.shopId, dto.orderId, amountMinor, currency, LABEL, formatMinor(amountMinor, currency));
+    await this.lifecycle.checkOrder(user.shopId, dto.orderId, amountMinor, currency, LABEL, formatMinor(amountMinor, currency), balance);
 
     const lost = await this.lifecycle.openPayment(paymentId, {
       user,

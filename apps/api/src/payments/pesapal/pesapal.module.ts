@@ -2,7 +2,6 @@ import { Module } from '@nestjs/common';
 import { AuthModule } from '../../auth/auth.module';
 import type { AppConfig } from '../../config/app-config';
 import { APP_CONFIG } from '../../config/config.module';
-import { OrdersModule } from '../../orders/orders.module';
 import { PaymentsModule } from '../payments.module';
 import type { PesapalProvider } from '../providers/pesapal/pesapal.provider';
 import { createPesapalProvider, ipnOptionsFor, PesapalIpnService } from './pesapal-ipn.service';
@@ -18,7 +17,7 @@ import { ProviderSettingsRepository } from './provider-settings.repository';
  * reconciler, and every route answers 503 PROVIDER_DISABLED.
  */
 @Module({
-  imports: [AuthModule, OrdersModule, PaymentsModule],
+  imports: [AuthModule, PaymentsModule],
   controllers: [PesapalController],
   providers: [
     { provide: PESAPAL_PROVIDER, inject: [APP_CONFIG], useFactory: (config: AppConfig): PesapalProvider | null => createPesapalProvider(config) },

@@ -8,7 +8,6 @@ import { toMajor } from '../../common/money';
 import type { AppConfig } from '../../config/app-config';
 import { APP_CONFIG } from '../../config/config.module';
 import type { Payment } from '../../database/schema';
-import { ORDERS_PORT, OrdersPort } from '../../orders/orders.port';
 import { ApplyResult, hashRequest, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle, sha256 } from '../payment-lifecycle.service';
 import { isInFlight } from '../payment-status';
 import type { PaymentResponseDto } from '../payments.dto';
@@ -92,7 +91,6 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
     private readonly repo: PaymentsRepository,
     private readonly lifecycle: PaymentLifecycle,
     private readonly registry: ProviderServicesRegistry,
-    @Inject(ORDERS_PORT) private readonly orders: OrdersPort,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -132,11 +130,10 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
     }
     const pesapal = this.client;
     const customer = normaliseCustomer(dto.customer);
-    const balance = await this.orders.getBalance(user.shopId, dto.orderId);
-    if (!balance) throw new NotFoundError('Order', { orderId: dto.orderId });
+    const balance = await this.lifecycle.requireOrder(user.shopId, dto.orderId);
     const currency = dto.currency ?? balance.currency;
     const amount = parseInitAmount(dto.amount, currency, { supportedCurrencies: pesapal.capabilities.currencies, wholeUnitsOnly: !pesapal.capabilities.fractionalAmounts });
-    await this.lifecycle.checkOrder(user.shopId, dto.orderId, amount.minor, currency, PESAPAL_LABEL, amount.text);
+    await this.lifecycle.checkOrder(user.shopId, dto.orderId, amount.minor, currency, PESAPAL_LABEL, amount.text, balance);
 
     // Before anything is written: without an IPN id Pesapal refuses the order anyway.
     let notificationId: string;
