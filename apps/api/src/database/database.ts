@@ -9,6 +9,7 @@ import type { ExtractTablesWithRelations } from 'drizzle-orm';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Pool } from 'pg';
+import { isEmptyPgliteDir, loadPgliteTemplate } from './pglite-template';
 import { schema } from './schema';
 
 type Schema = typeof schema;
@@ -71,8 +72,15 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       },
     };
   }
-  if (options.pgliteDir) mkdirSync(options.pgliteDir, { recursive: true });
-  const client = options.pgliteDir ? new PGlite(options.pgliteDir) : new PGlite();
+  let client: PGlite;
+  if (options.pgliteDir) {
+    // First start on an empty folder: load the pre-migrated template instead of running initdb.
+    const template = isEmptyPgliteDir(options.pgliteDir) ? loadPgliteTemplate() : undefined;
+    mkdirSync(options.pgliteDir, { recursive: true });
+    client = new PGlite(options.pgliteDir, template ? { loadDataDir: template } : {});
+  } else {
+    client = new PGlite();
+  }
   await client.waitReady;
   const db = drizzlePglite(client, { schema }) as PgliteDatabase<Schema>;
   return {
