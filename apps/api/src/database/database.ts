@@ -79,7 +79,9 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     mkdirSync(options.pgliteDir, { recursive: true });
     client = new PGlite(options.pgliteDir, template ? { loadDataDir: template } : {});
   } else {
-    client = new PGlite();
+    // In memory (tests without DATABASE_URL): the template saves initdb here too.
+    const template = loadPgliteTemplate();
+    client = template ? new PGlite({ loadDataDir: template }) : new PGlite();
   }
   await client.waitReady;
   const db = drizzlePglite(client, { schema }) as PgliteDatabase<Schema>;
