@@ -501,6 +501,7 @@ function jwtCases(): Case[] {
     { what: 'a Token scheme instead of Bearer', authorization: (ep) => `Token ${good(ep)}`, message: 'Missing Authorization' },
     { what: 'Basic credentials', authorization: () => `Basic ${Buffer.from('cashier:secret').toString('base64')}`, message: 'Missing Authorization' },
     { what: 'an invalid token followed by a valid one', authorization: (ep) => `Bearer not-a-token ${good(ep)}`, message: 'Invalid token' },
+    { what: 'a valid token followed by junk', authorization: (ep) => `Bearer ${good(ep)} junk`, message: 'Invalid token' },
     { what: 'a token that is not a JWT', authorization: () => 'Bearer abc', message: 'Invalid token' },
     { what: 'a token with a non-JSON payload', authorization: () => `Bearer ${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url('not json')}.${b64url('sig')}`, message: 'Invalid token' },
     { what: 'alg none', authorization: (ep) => bearer(`${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(claims({ role: role(ep) }))}.`), message: 'Invalid token' },
