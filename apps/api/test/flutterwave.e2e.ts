@@ -351,7 +351,7 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
     // ...after it, a link Flutterwave never saw an attempt on is expired: nothing was charged.
     await backdate(p.paymentId, FLW_CHECKOUT_WINDOW_SECONDS + 1);
     const report = await tick();
-    expect(report.actions.settled).toBeGreaterThanOrEqual(1);
+    expect(report.actions.expired).toBeGreaterThanOrEqual(1);
     expect(await row(p.paymentId)).toMatchObject({ status: 'expired', statusReason: 'CHECKOUT_EXPIRED' });
     expect(await orderOf(p.orderId)).toMatchObject({ status: 'unpaid' });
     expect((await init(p.orderId, 120)).status).toBe(201);

@@ -693,7 +693,7 @@ describe('Pesapal checkout window and unresolved payments (reconciler)', () => {
     t = await startTestApp({
       env: pesapalEnv(sim, {
         // The checkout window: an order still unpaid 1 s after init is cancelled at Pesapal and expires.
-        RECONCILER_GIVE_UP_AFTER_SECONDS: '1',
+        PESAPAL_CHECKOUT_WINDOW_SECONDS: '1',
         RECONCILER_BACKOFF_BASE_SECONDS: '0',
         RECONCILER_BACKOFF_MAX_SECONDS: '0',
         MPESA_UNRESOLVED_REVIEW_AFTER_SECONDS: '1',
@@ -715,7 +715,7 @@ describe('Pesapal checkout window and unresolved payments (reconciler)', () => {
     expect((await h.row(p.paymentId)).status).toBe('pending');
     await sleep(1100);
     const report = await tick();
-    expect(report.actions.settled).toBeGreaterThanOrEqual(1);
+    expect(report.actions.expired).toBeGreaterThanOrEqual(1);
     expect(await h.row(p.paymentId)).toMatchObject({ status: 'expired', status_reason: 'CHECKOUT_EXPIRED' });
     expect(sim.getOrder(p.orderTrackingId)!.state).toBe('cancelled');
     await expect(sim.complete(p.orderTrackingId, 'completed')).rejects.toThrow(/cancelled/);

@@ -77,6 +77,8 @@ export interface AppConfig {
     consumerSecret: string;
     /** how Pesapal calls our IPN URL (it registers one of the two) */
     ipnNotificationType: 'GET' | 'POST';
+    /** an order still unpaid this long after init is cancelled at Pesapal and expires (Pesapal publishes no expiry of its own) */
+    checkoutWindowSeconds: number;
   };
   /**
    * The background reconciler: every instance ticks, work is claimed in Postgres
@@ -329,6 +331,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     consumerKey: secret('PESAPAL_CONSUMER_KEY', pesapalBase.enabled, pesapalBase.env, SIMULATOR_PESAPAL_CONSUMER_KEY, 'Pesapal'),
     consumerSecret: secret('PESAPAL_CONSUMER_SECRET', pesapalBase.enabled, pesapalBase.env, SIMULATOR_PESAPAL_CONSUMER_SECRET, 'Pesapal'),
     ipnNotificationType: oneOf('PESAPAL_IPN_NOTIFICATION_TYPE', ['GET', 'POST'] as const, 'POST'),
+    checkoutWindowSeconds: int('PESAPAL_CHECKOUT_WINDOW_SECONDS', 3600, 1, 7 * 86400),
   };
   if (!publicBaseUrl) {
     if (production && (flutterwave.enabled || pesapal.enabled)) problems.push('PUBLIC_BASE_URL is required in production when Flutterwave or Pesapal is enabled (their redirects and webhooks must reach this API)');

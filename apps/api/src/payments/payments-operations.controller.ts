@@ -31,7 +31,7 @@ export class ReviewListDto {
 
 export class ReconcileResultDto {
   @ApiProperty({ type: PaymentResponseDto }) payment!: PaymentResponseDto;
-  @ApiProperty({ enum: ['settled', 'still_pending', 'failed_not_found', 'moved_to_review', 'provider_error', 'deferred', 'already_final'] }) action!: string;
+  @ApiProperty({ enum: ['settled', 'still_pending', 'expired', 'failed_not_found', 'moved_to_review', 'provider_error', 'deferred', 'already_final'] }) action!: string;
   @ApiPropertyOptional({ description: "What Daraja answered to the STK query, when it was asked", type: 'object', additionalProperties: true })
   provider?: Record<string, unknown>;
 }

@@ -35,6 +35,8 @@ export type ReconcileAction =
   | 'settled'
   /** Daraja says the customer has not answered yet; looked again later */
   | 'still_pending'
+  /** a hosted checkout ended unpaid (its window passed; the provider confirmed nothing was charged) */
+  | 'expired'
   /** Daraja never heard of it for longer than MPESA_NOT_FOUND_FAIL_AFTER_SECONDS */
   | 'failed_not_found'
   /** no outcome within the window / query budget: a person decides */

@@ -386,7 +386,7 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
           await this.repo.scheduleCheck(p.id, 0, true);
           return { action: look.result === 'review' ? 'moved_to_review' : 'settled', provider };
         case 'expired':
-          return { action: 'settled', provider: { kind: 'checkout_expired', message: 'the checkout link expired without a payment attempt' } };
+          return { action: 'expired', provider: { kind: 'checkout_expired', message: 'the checkout link expired without a payment attempt' } };
         case 'failed_not_found':
           return { action: 'failed_not_found', provider };
         case 'moved_to_review':

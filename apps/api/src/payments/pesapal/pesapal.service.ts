@@ -445,7 +445,7 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
       await this.repo.scheduleCheck(p.id, STATUS_MIN_INTERVAL_SECONDS, false);
       return { action: 'deferred' };
     }
-    const window = rc.giveUpAfterSeconds;
+    const window = this.config.pesapal.checkoutWindowSeconds;
     const attempt = p.reconcileAttempts + 1;
     const backoff = reconcileBackoffSeconds(attempt, rc.backoffBaseSeconds, rc.backoffMaxSeconds);
     const via: Via = { actor: 'reconciler:pesapal-status', source: 'query' };
@@ -501,7 +501,7 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
     await this.repo.insertEvent({ paymentId: p.id, type: 'provider_cancel', actor: 'reconciler:pesapal-cancel', data: { orderTrackingId: trackingId, cancelled, message: refusal ?? c.message ?? null, reason: CHECKOUT_EXPIRED } });
     if (!cancelled) {
       // Never expire a payment whose page may still take money: look again later.
-      if (age >= 2 * this.config.reconciler.giveUpAfterSeconds) {
+      if (age >= 2 * this.config.pesapal.checkoutWindowSeconds) {
         await this.lifecycle.moveUnknownToReview(p.id, { giveUp: 'cancel_refused', message: refusal ?? null }, false);
         return { action: 'moved_to_review', provider: { kind: 'cancel_refused', message: refusal } };
       }
@@ -510,7 +510,7 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
     }
     await this.expireOpen(p.id, s, trackingId);
     await this.repo.scheduleCheck(p.id, 0, true);
-    return { action: 'settled', provider: { kind: 'expired', resultCode: statusCodeOf(s.raw) ?? undefined, resultDesc: CHECKOUT_EXPIRED } };
+    return { action: 'expired', provider: { kind: 'expired', resultCode: statusCodeOf(s.raw) ?? undefined, resultDesc: CHECKOUT_EXPIRED } };
   }
 
   private expireOpen(paymentId: string, s: StatusResult, trackingId: string): Promise<boolean> {
