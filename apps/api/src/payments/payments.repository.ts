@@ -84,8 +84,8 @@ export class PaymentsRepository {
    * (it can overtake the push response), so ids are only filled in and the status only moves
    * from 'initiated'.
    */
-  async recordPushAccepted(id: string, merchantRequestId: string, checkoutRequestId: string): Promise<Payment> {
-    const rows = await this.db
+  async recordPushAccepted(id: string, merchantRequestId: string, checkoutRequestId: string, tx: DbOrTx = this.db): Promise<Payment> {
+    const rows = await tx
       .update(payments)
       .set({
         merchantRequestId: sql`coalesce(${payments.merchantRequestId}, ${merchantRequestId})`,
@@ -231,8 +231,8 @@ export class PaymentsRepository {
     return rows[0] ?? null;
   }
 
-  async storeIdempotentResponse(shopId: string, key: string, status: number, body: unknown): Promise<void> {
-    await this.db
+  async storeIdempotentResponse(shopId: string, key: string, status: number, body: unknown, tx: DbOrTx = this.db): Promise<void> {
+    await tx
       .update(idempotencyKeys)
       .set({ responseStatus: status, responseBody: body })
       .where(and(eq(idempotencyKeys.shopId, shopId), eq(idempotencyKeys.key, key), isNull(idempotencyKeys.responseStatus)));

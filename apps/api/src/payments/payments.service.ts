@@ -120,72 +120,85 @@ export class PaymentsService implements BeforeApplicationShutdown {
     });
     if (lost) return lost;
 
-    const result = await this.sendPush(paymentId, phone, dto.amount, accountReference, transactionDesc, actor, dto.orderId);
-    if (idempotencyKey) await this.lifecycle.storeIdempotentResponse(user.shopId, idempotencyKey, result);
-    return result;
+    return this.sendPush(paymentId, phone, dto.amount, accountReference, transactionDesc, actor, dto.orderId, idempotencyKey ? { shopId: user.shopId, key: idempotencyKey } : undefined);
   }
 
-  /** Calls Daraja once. Never retried here: a push with an unknown outcome becomes 'unresolved'. */
-  private async sendPush(paymentId: string, phone: string, amount: number, accountReference: string, transactionDesc: string, actor: string, orderId: string): Promise<HttpResult> {
+  /**
+   * Calls Daraja once. Never retried here: a push with an unknown outcome becomes 'unresolved'.
+   * What Daraja answered, its audit event and the Idempotency-Key's stored answer are written in one
+   * transaction.
+   */
+  private async sendPush(paymentId: string, phone: string, amount: number, accountReference: string, transactionDesc: string, actor: string, orderId: string, idem?: { shopId: string; key: string }): Promise<HttpResult> {
     const started = Date.now();
+    let res: Awaited<ReturnType<MpesaProvider['initiate']>>['raw'];
     try {
-      const { raw: res } = await this.mpesa.initiate({ paymentId, reference: accountReference, amountMinor: BigInt(amount) * 100n, currency: 'KES', description: transactionDesc, customer: { phoneNumber: phone } });
-      const updated = await this.repo.recordPushAccepted(paymentId, res.merchantRequestId, res.checkoutRequestId);
+      res = (await this.mpesa.initiate({ paymentId, reference: accountReference, amountMinor: BigInt(amount) * 100n, currency: 'KES', description: transactionDesc, customer: { phoneNumber: phone } })).raw;
+    } catch (err) {
+      return this.recordPushFailure(paymentId, err, started, idem);
+    }
+    const accepted = res;
+    return this.repo.transaction(async (tx) => {
+      const updated = await this.repo.recordPushAccepted(paymentId, accepted.merchantRequestId, accepted.checkoutRequestId, tx);
       await this.repo.insertEvent({
         paymentId,
         type: 'provider_response',
         fromStatus: 'initiated',
         toStatus: updated.status,
         actor: 'daraja:stk-push',
-        data: { merchantRequestId: res.merchantRequestId, checkoutRequestId: res.checkoutRequestId, responseCode: res.responseCode, responseDescription: res.responseDescription, ms: Date.now() - started },
-      });
+        data: { merchantRequestId: accepted.merchantRequestId, checkoutRequestId: accepted.checkoutRequestId, responseCode: accepted.responseCode, responseDescription: accepted.responseDescription, ms: Date.now() - started },
+      }, tx);
       const body: StkPushResponseDto = {
         paymentId,
         status: updated.status === 'initiated' ? 'pending' : updated.status,
-        merchantRequestId: res.merchantRequestId,
-        checkoutRequestId: res.checkoutRequestId,
-        responseCode: res.responseCode,
-        responseDescription: res.responseDescription,
-        customerMessage: res.customerMessage,
+        merchantRequestId: accepted.merchantRequestId,
+        checkoutRequestId: accepted.checkoutRequestId,
+        responseCode: accepted.responseCode,
+        responseDescription: accepted.responseDescription,
+        customerMessage: accepted.customerMessage,
         amount,
         currency: 'KES',
         orderId,
       };
+      if (idem) await this.repo.storeIdempotentResponse(idem.shopId, idem.key, 201, body, tx);
       return { status: 201, body };
-    } catch (err) {
-      const known = err instanceof DarajaError;
-      // not_processed: Safaricom never acted on it, so no prompt reached the customer.
-      const to: PaymentStatus = known && err.outcome === 'not_processed' ? 'failed' : 'unresolved';
-      const reason = known ? err.code : 'PUSH_OUTCOME_UNKNOWN';
+    });
+  }
+
+  /** Records a push Daraja refused (failed) or whose outcome is unknown (unresolved), its event and the key's answer, in one transaction. */
+  private async recordPushFailure(paymentId: string, err: unknown, started: number, idem?: { shopId: string; key: string }): Promise<HttpResult> {
+    // not_processed: Safaricom never acted on it, so no prompt reached the customer.
+    const known = err instanceof DarajaError ? err : undefined;
+    const to: PaymentStatus = known?.outcome === 'not_processed' ? 'failed' : 'unresolved';
+    const reason = known ? known.code : 'PUSH_OUTCOME_UNKNOWN';
+    const result = await this.repo.transaction(async (tx): Promise<HttpResult | undefined> => {
       const moved = await this.repo.transitionIf(paymentId, 'initiated', {
         status: to,
         statusReason: reason,
-        resultCode: known ? err.darajaErrorCode ?? null : null,
-        resultDesc: known ? (err.darajaErrorMessage ?? err.message).slice(0, 500) : null,
-      });
+        resultCode: known?.darajaErrorCode ?? null,
+        resultDesc: known ? (known.darajaErrorMessage ?? known.message).slice(0, 500) : null,
+      }, tx);
       await this.repo.insertEvent({
         paymentId,
         type: 'provider_error',
         fromStatus: 'initiated',
         toStatus: moved ? to : null,
         actor: 'daraja:stk-push',
-        data: { code: reason, message: err instanceof Error ? err.message : String(err), darajaErrorCode: known ? err.darajaErrorCode ?? null : null, ms: Date.now() - started },
-      });
-      if (!known) {
-        this.logger.error({ err: safeError(err), paymentId }, 'unexpected error while sending STK push; payment left unresolved');
-        throw new AppError('PROVIDER_UNAVAILABLE', 'Could not confirm the M-Pesa request. Do not retry: check the payment status.', 502, { paymentId, status: 'unresolved' });
-      }
-      const message = to === 'unresolved'
-        ? `${err.message}. The customer may still get the prompt: do not push again, check the payment status.`
-        : err.message;
-      const headers = err.headers;
-      return {
-        status: err.statusCode,
+        data: { code: reason, message: err instanceof Error ? err.message : String(err), darajaErrorCode: known?.darajaErrorCode ?? null, ms: Date.now() - started },
+      }, tx);
+      if (!known) return undefined;
+      const message = to === 'unresolved' ? `${known.message}. The customer may still get the prompt: do not push again, check the payment status.` : known.message;
+      const answer: HttpResult = {
+        status: known.statusCode,
         // If a callback overtook the late answer, report the payment's real status.
-        body: { statusCode: err.statusCode, code: err.code, message, details: { ...(err.details ?? {}), paymentId, status: moved ? to : (await this.repo.findById(paymentId))?.status } },
-        headers,
+        body: { statusCode: known.statusCode, code: known.code, message, details: { ...(known.details ?? {}), paymentId, status: moved ? to : (await this.repo.findById(paymentId, tx))?.status } },
+        headers: known.headers,
       };
-    }
+      if (idem) await this.repo.storeIdempotentResponse(idem.shopId, idem.key, answer.status, answer.body, tx);
+      return answer;
+    });
+    if (result) return result;
+    this.logger.error({ err: safeError(err), paymentId }, 'unexpected error while sending STK push; payment left unresolved');
+    throw new AppError('PROVIDER_UNAVAILABLE', 'Could not confirm the M-Pesa request. Do not retry: check the payment status.', 502, { paymentId, status: 'unresolved' });
   }
 
   // ------------------------------------------------------------------ status
