@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { TIMEOUT_NET_CODES, UNREACHABLE_NET_CODES } from '../../common/net-errors';
 import axios, { AxiosInstance, AxiosResponse } from 'axios';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -59,24 +60,6 @@ const STK_QUERY_PATH = '/mpesa/stkpushquery/v1/query';
 const TOKEN_INVALID_CODES = new Set(['404.001.03', '400.003.01', '401.002.01']);
 /** Spike arrest / system busy, quota violation. */
 const RATE_LIMIT_CODES = new Set(['500.003.02', '500.003.03']);
-/** Failures where the request provably never reached Daraja. */
-const UNREACHABLE_NET_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'EAI_FAIL',
-  'EAI_NONAME',
-  // TLS handshake failures: no request bytes were sent.
-  'CERT_HAS_EXPIRED',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-const TIMEOUT_NET_CODES = new Set(['ETIMEDOUT', 'ECONNABORTED', 'ESOCKETTIMEDOUT']);
 /** Words Safaricom refuses in callback URLs (daraja.md §2.4). */
 const FORBIDDEN_CALLBACK_WORDS = ['mpesa', 'm-pesa', 'safaricom', 'exe', 'cmd', 'sql', 'query'];
 

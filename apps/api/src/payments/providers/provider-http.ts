@@ -1,28 +1,11 @@
 import { Logger } from '@nestjs/common';
+import { TIMEOUT_NET_CODES, UNREACHABLE_NET_CODES } from '../../common/net-errors';
 import axios, { AxiosInstance, AxiosResponse } from 'axios';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { ProviderName } from './payment-provider';
 import { ProviderError, redact } from './provider-errors';
 
-/** Failures where the request provably never reached the provider. */
-const UNREACHABLE_NET_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'EAI_FAIL',
-  'EAI_NONAME',
-  // TLS handshake failures: no request bytes were sent.
-  'CERT_HAS_EXPIRED',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-const TIMEOUT_NET_CODES = new Set(['ETIMEDOUT', 'ECONNABORTED', 'ESOCKETTIMEDOUT']);
 
 export const USER_AGENT = 'SmartDuka-Payments/1.0 (+node)';
 
