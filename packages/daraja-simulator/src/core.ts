@@ -13,7 +13,7 @@ import {
   parseResolveOptions,
 } from './faults';
 import { maskPhone, redactUrl } from './http';
-import { newAccessToken, newCheckoutRequestId, newMerchantRequestId, newReceiptNumber } from './ids';
+import { maskCheckoutRequestIds, newAccessToken, newCheckoutRequestId, newMerchantRequestId, newReceiptNumber } from './ids';
 import type { ResolvedOptions } from './options';
 import { oauthTokenResponse, stkCallback, type OAuthTokenResponse, type StkCallbackBody } from './payloads';
 import {
@@ -167,7 +167,8 @@ export class SimulatorCore {
 
   log(line: string): void {
     try {
-      this.options.log(line);
+      // CheckoutRequestIDs end with the payer's national number: never logged in full.
+      this.options.log(maskCheckoutRequestIds(line));
     } catch {
       // a failing logger must never break the simulator
     }
@@ -435,8 +436,13 @@ export class SimulatorCore {
     if (phoneScenario.rejectsPush) return { ok: false, error: ERRORS.subscriberLocked };
     const spec: ScenarioSpec = valid.productPermitted ? phoneScenario : (scenarioByName('product_not_permitted') ?? phoneScenario);
 
-    let checkoutRequestId = newCheckoutRequestId(now);
-    while (this.records.has(checkoutRequestId)) checkoutRequestId = newCheckoutRequestId(now);
+    // Two pushes to one phone in the same millisecond: the next millisecond, as ids stay unique.
+    let stampedAt = now;
+    let checkoutRequestId = newCheckoutRequestId(stampedAt, valid.phoneNumber);
+    while (this.records.has(checkoutRequestId)) {
+      stampedAt = new Date(stampedAt.getTime() + 1);
+      checkoutRequestId = newCheckoutRequestId(stampedAt, valid.phoneNumber);
+    }
 
     const push: SimPush = {
       checkoutRequestId,

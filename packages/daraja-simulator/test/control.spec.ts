@@ -205,6 +205,10 @@ describe('bounded memory, close() and logging', () => {
       await postJson(`${sim.url}/mpesa/stkpush/v1/processrequest`, accessToken, { ...body, Amount: 1.5 });
       const all = lines.join('\n');
       expect(all).toContain('2547******49');
+      // issue 8.7: the CheckoutRequestID ends with the national number; logged masked
+      const id = (res.json as { CheckoutRequestID: string }).CheckoutRequestID;
+      expect(all).toContain(`push accepted ${id.slice(0, -9)}*******49`);
+      expect(all).not.toContain('708374149');
       for (const secret of [PHONE, accessToken, SECRET, 'wrong-secret', PASSKEY, String(body['Password']), 'capability-secret-token']) {
         expect(all).not.toContain(secret);
       }

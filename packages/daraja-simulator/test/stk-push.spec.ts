@@ -74,6 +74,8 @@ describe('STK push', () => {
     expect(accepted.CustomerMessage).toBe('Success. Request accepted for processing');
     expect(accepted.MerchantRequestID).toMatch(/^\d{5}-\d{8}-1$/);
     expect(accepted.CheckoutRequestID).toMatch(/^ws_CO_\d{26}$/);
+    // issue 8.7: like real ids since ~2022, it ends with the payer's national number (PhoneNumber 254708374149)
+    expect(accepted.CheckoutRequestID.endsWith('708374149')).toBe(true);
     // ddMMyyyyHHmm of Nairobi "now" is embedded right after ws_CO_
     const ts = nairobiTimestamp(new Date(startedAt));
     const ddMMyyyyHHmm = `${ts.slice(6, 8)}${ts.slice(4, 6)}${ts.slice(0, 4)}${ts.slice(8, 12)}`;
