@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { assignRequestId, redactUrl } from './logging';
+import { assignRequestId, redactUrl, safeError, safeMessage } from './logging';
 
 describe('redactUrl', () => {
   it.each([
@@ -15,6 +15,12 @@ describe('redactUrl', () => {
     ['/x?phone=+254712345678&y=2', '/x?phone=+2547******78&y=2'],
     ['/x?phone=%200712345678', '/x?phone=%2007******78'],
     ['/orders/ORD-%E2%80%AE0712345678', '/orders/ORD-%E2%80%AE07******78'],
+    // issue 8.7: a CheckoutRequestID ends with the payer's national number; bare national numbers count too
+    ['/payments/stk-status?checkoutRequestId=ws_CO_13102022154520280706803305', '/payments/stk-status?checkoutRequestId=ws_CO_13102022154520280*******05'],
+    ['/payments/stk-status?checkoutRequestId=ws_CO_07122026104500123456789012', '/payments/stk-status?checkoutRequestId=ws_CO_07122026104500123*******12'],
+    ['/payments/stk-status?checkoutRequestId=ws_CO_170820261428262708374149&merchantRequestId=1-2-3', '/payments/stk-status?checkoutRequestId=ws_CO_170820261428262*******49&merchantRequestId=1-2-3'],
+    ['/x?phone=712345678', '/x?phone=71*****78'],
+    ['/orders/ORD-112345678', '/orders/ORD-11*****78'],
   ])('%s → %s', (url, expected) => {
     expect(redactUrl(url)).toBe(expected);
   });
@@ -22,7 +28,7 @@ describe('redactUrl', () => {
   it.each([
     ['/orders/ORD-1001'],
     ['/payments/3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98'],
-    ['/payments/stk-status?checkoutRequestId=ws_CO_07122026104500123456789012'],
+    ['/payments/stk-status?checkoutRequestId=ws_CO_1&merchantRequestId=12345-171234567-1'],
     ['/payments/stk-status?checkoutRequestId=ws_CO_1&merchantRequestId=29115-34620561-1'],
     ['/reconciliation/statements?window=all'],
     ['/orders/20261126104500'],
@@ -54,5 +60,62 @@ describe('assignRequestId', () => {
 
   it.each([[undefined], [''], ['has space'], ['x'.repeat(65)], ['0712345678'], ['sale-254712345678']])('replaces %p with a UUID (never logs a phone number as the id)', (incoming) => {
     expect(assign(incoming)).toMatch(UUID);
+  });
+});
+
+describe('safeError (issue 8.7: every part of a logged error is scrubbed)', () => {
+  const body = '{"Body":{"stkCallback":{"CheckoutRequestID":"ws_CO_13102022154520280706803305","CallbackMetadata":{"Item":[{"Name":"PhoneNumber","Value":254706803305}]}}}}';
+  /** What drizzle throws for a failed insert: the params in the message (and so in the stack's first lines), the pg error as cause. */
+  function drizzleError(): Error {
+    const pg = Object.assign(new Error('new row for relation "callback_inbox" violates check constraint "c1"'), {
+      name: 'error',
+      code: '23514',
+      table: 'callback_inbox',
+      constraint: 'c1',
+      detail: `Failing row contains (42, mpesa, t, ws_CO_13102022154520280706803305, ${body}).`,
+    });
+    const err = new Error(`Failed query: insert into "callback_inbox" ("raw_body") values ($1)\nparams: ${body}`, { cause: pg });
+    err.name = 'DrizzleQueryError';
+    return err;
+  }
+
+  it('issue 8.7: keeps type, SQLSTATE, names and frames; drops params from message and stack, values from detail', () => {
+    const safe = safeError(drizzleError());
+    const text = JSON.stringify(safe);
+    for (const leak of ['254706803305', '706803305', 'PhoneNumber', 'params:']) expect(text).not.toContain(leak);
+    expect(safe).toMatchObject({
+      type: 'DrizzleQueryError',
+      message: 'Failed query: insert into "callback_inbox" ("raw_body") values ($1)',
+      cause: { type: 'error', code: '23514', table: 'callback_inbox', constraint: 'c1', detail: 'Failing row contains (…).', message: expect.stringContaining('violates check constraint') },
+    });
+    expect(safe.stack).toMatch(/^\s+at /);
+  });
+
+  it('issue 8.7: keeps the column names of a unique violation, not the value', () => {
+    const err = Object.assign(new Error('duplicate key value violates unique constraint "payments_checkout_uq"'), { code: '23505', detail: 'Key (checkout_request_id)=(ws_CO_13102022154520280706803305) already exists.' });
+    expect(safeError(err)).toMatchObject({ code: '23505', detail: 'Key (checkout_request_id)=(…) already exists.' });
+  });
+
+  it('issue 8.7: masks phone numbers and CheckoutRequestID tails in messages and in every cause', () => {
+    const inner = new Error('M-Pesa says ws_CO_13102022154520280706803305 for 0712345678 / 712345678');
+    const outer = new Error('query failed for +254712345678', { cause: new Error('wrapped', { cause: inner }) });
+    const safe = safeError(outer);
+    expect(JSON.stringify(safe)).not.toMatch(/706803305|712345678/);
+    expect((safe.cause as { cause: { message: string } }).cause.message).toBe('M-Pesa says ws_CO_13102022154520280*******05 for 07******78 / 71*****78');
+    expect(safeMessage(outer)).toBe('query failed for +2547******78');
+    expect(safeMessage(drizzleError())).not.toContain('params');
+  });
+
+  it('issue 8.7: follows at most 3 causes (a cyclic chain ends)', () => {
+    const a = new Error('a') as Error & { cause?: unknown };
+    const b = new Error('b', { cause: a });
+    a.cause = b;
+    let depth = 0;
+    for (let c: unknown = safeError(a); c; c = (c as { cause?: unknown }).cause) depth++;
+    expect(depth).toBe(4);
+  });
+
+  it('non-errors become a scrubbed message', () => {
+    expect(safeError('failed for 254712345678')).toEqual({ message: 'failed for 2547******78' });
   });
 });

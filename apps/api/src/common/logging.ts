@@ -4,7 +4,7 @@ import type { Params } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
 import type { Options } from 'pino-http';
 import type { AppConfig } from '../config/app-config';
-import { maskPhone } from './mask';
+import { maskCheckoutRequestIdsIn, maskPhone, maskPhonesIn } from './mask';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -28,22 +28,31 @@ const JWT_LIKE = /ey[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*/g;
 /** A Kenyan mobile number anywhere in a URL (a phone typed into an order id, a ?phone= parameter). */
 const PHONE_LIKE = /(?:(?<![0-9A-Za-z_.%])|(?<=%[0-9A-F]{2}))(?:(?:\+|%2B)?254|0)[17]\d{8}(?![0-9A-Za-z_])/gi;
 
+/** A bare national number (7xxxxxxxx / 1xxxxxxxx) in a URL: `?phone=712345678`, `/orders/ORD-712345678`. */
+const NATIONAL_LIKE = /(?:(?<![0-9A-Za-z_.+%])(?<!\d-)|(?<=%[0-9A-F]{2}))[17]\d{8}(?![0-9A-Za-z_]|[.-]\d)/gi;
+
 function hasPhoneNumber(s: string): boolean {
   PHONE_LIKE.lastIndex = 0;
-  return PHONE_LIKE.test(s);
+  NATIONAL_LIKE.lastIndex = 0;
+  return PHONE_LIKE.test(s) || NATIONAL_LIKE.test(s);
 }
 
 /**
  * A request URL as it may be logged: the callback capability token, credential-like query
- * parameters and JWTs are replaced by [redacted], phone numbers are masked (2547******78).
+ * parameters and JWTs are replaced by [redacted], phone numbers are masked (2547******78), and so
+ * is the national number at the end of a CheckoutRequestID (`stk-status?checkoutRequestId=`).
  * URLs are client input: whatever a client puts there must not reach the logs as is.
  */
 export function redactUrl(url: string | undefined): string | undefined {
-  return url
-    ?.replace(/(\/payments\/callback\/[^/?#]+\/)[^/?#]+/, '$1[redacted]')
-    .replace(SECRET_QUERY_PARAM, '$1[redacted]')
-    .replace(JWT_LIKE, '[redacted]')
-    .replace(PHONE_LIKE, (phone) => maskPhone(phone.replace(/^%2B/i, '+')));
+  if (url === undefined) return undefined;
+  return maskCheckoutRequestIdsIn(
+    url
+      .replace(/(\/payments\/callback\/[^/?#]+\/)[^/?#]+/, '$1[redacted]')
+      .replace(SECRET_QUERY_PARAM, '$1[redacted]')
+      .replace(JWT_LIKE, '[redacted]'),
+  )
+    .replace(PHONE_LIKE, (phone) => maskPhone(phone.replace(/^%2B/i, '+')))
+    .replace(NATIONAL_LIKE, (phone) => maskPhone(phone));
 }
 
 /**
@@ -60,6 +69,9 @@ export function loggerParams(config: AppConfig, destination?: DestinationStream)
       paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["idempotency-key"]', 'res.headers["set-cookie"]'],
       censor: '[redacted]',
     },
+    // `err`: whatever reaches a log line as `err` (a raw Error, pino-http's request error) is
+    // reduced by safeError; a value safeError already made is kept as it is (pino's own error
+    // serializer would append every cause's message and stack to it again).
     serializers: {
       req: (req: { id?: unknown; method?: string; url?: string; headers?: Record<string, unknown>; remoteAddress?: string }) => ({
         id: req.id,
@@ -68,6 +80,11 @@ export function loggerParams(config: AppConfig, destination?: DestinationStream)
         remoteAddress: req.remoteAddress,
         userAgent: req.headers?.['user-agent'],
       }),
+      // pino-http hands this pino's own serialization of the value (the original is its `raw`).
+      err: (serialized: unknown) => {
+        const raw = serialized !== null && typeof serialized === 'object' && 'raw' in serialized ? (serialized as { raw: unknown }).raw : serialized;
+        return raw instanceof Error ? safeError(raw) : raw;
+      },
     },
     customLogLevel: (_req: IncomingMessage, res: ServerResponse, err?: Error) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
     autoLogging: { ignore: (req: IncomingMessage) => req.url === '/health' },
@@ -76,19 +93,70 @@ export function loggerParams(config: AppConfig, destination?: DestinationStream)
   return { pinoHttp: destination ? [options, destination] : options };
 }
 
+/** How deep safeError follows `cause` (an error chain longer than this is cut). */
+const MAX_CAUSE_DEPTH = 3;
+/** Stack frames kept per error. */
+const MAX_STACK_FRAMES = 5;
+
 /**
- * An error reduced to what is safe to log: drizzle puts the query's parameters (callback bodies,
- * phone numbers) into its message, so they are cut off; the SQLSTATE and the cause's message stay.
+ * Text from an error as it may be logged: drizzle's `\nparams: …` (the query's parameters: raw
+ * callback bodies, phone numbers) is cut off, phone numbers and CheckoutRequestID tails are masked.
  */
-export function safeError(err: unknown): Record<string, unknown> {
-  if (!(err instanceof Error)) return { message: String(err).slice(0, 200) };
-  const strip = (m: string) => m.replace(/\nparams:[\s\S]*$/, '').slice(0, 1000);
-  const cause = (err as { cause?: unknown }).cause;
-  return {
-    type: err.name,
-    message: strip(err.message),
-    code: (err as { code?: unknown }).code,
-    ...(cause instanceof Error ? { cause: { type: cause.name, message: strip(cause.message), code: (cause as { code?: unknown }).code } } : {}),
-    stack: err.stack?.split('\n').slice(1, 6).join('\n'),
-  };
+function scrubText(text: string, max = 1000): string {
+  return maskPhonesIn(text.replace(/\r?\nparams:[\s\S]*$/, '')).slice(0, max);
+}
+
+/**
+ * Postgres' `detail` names the values a constraint refused (`Key (receipt)=(…) already exists.`,
+ * `Failing row contains (…)` with the whole row: a callback body). The columns stay, the values go.
+ */
+function scrubDetail(detail: string): string {
+  return scrubText(
+    detail
+      .replace(/\)=\([\s\S]*\)(?=\s+(?:already exists|is not present|is still referenced|conflicts with))/, ')=(…)')
+      .replace(/(Failing row contains )\([\s\S]*\)/, '$1(…)'),
+    500,
+  );
+}
+
+/**
+ * The frames of a stack, scrubbed: never its first lines, which repeat the message (and, for a
+ * drizzle query error, `params: …` with the raw callback body, phone numbers included).
+ */
+function scrubStack(stack: unknown): string | undefined {
+  if (typeof stack !== 'string') return undefined;
+  const frames = stack.split('\n').filter((l) => /^\s+at /.test(l)).slice(0, MAX_STACK_FRAMES);
+  return frames.length ? scrubText(frames.join('\n'), 2000) : undefined;
+}
+
+/** Postgres error fields that name schema objects, never values. */
+const PG_NAME_FIELDS = ['constraint', 'table', 'column', 'schema', 'routine'] as const;
+
+/**
+ * An error reduced to what is safe to log. Every part is scrubbed, not just the message: drizzle
+ * puts the query's parameters (callback bodies, phone numbers) into its message and so into the
+ * stack's first lines, Postgres' `detail` repeats the refused row, and the cause chain carries the
+ * same again. What stays: type, the scrubbed message, code (SQLSTATE), the constraint/table/column
+ * names, a scrubbed detail, the stack frames, and the causes (scrubbed the same way).
+ */
+export function safeError(err: unknown, depth = 0): Record<string, unknown> {
+  if (!(err instanceof Error)) {
+    const text = typeof err === 'object' && err !== null && typeof (err as { message?: unknown }).message === 'string' ? (err as { message: string }).message : String(err);
+    return { message: scrubText(text, 200) };
+  }
+  const e = err as Error & Record<string, unknown>;
+  const out: Record<string, unknown> = { type: err.name, message: scrubText(err.message) };
+  if (e.code !== undefined) out.code = typeof e.code === 'string' ? scrubText(e.code, 100) : e.code;
+  for (const f of PG_NAME_FIELDS) if (typeof e[f] === 'string') out[f] = scrubText(e[f] as string, 200);
+  if (typeof e.detail === 'string') out.detail = scrubDetail(e.detail);
+  const cause = e.cause;
+  if (cause !== undefined && cause !== null && depth < MAX_CAUSE_DEPTH) out.cause = safeError(cause, depth + 1);
+  const stack = scrubStack(err.stack);
+  if (stack) out.stack = stack;
+  return out;
+}
+
+/** An error's message as it may be logged (see safeError). */
+export function safeMessage(err: unknown): string {
+  return err instanceof Error ? scrubText(err.message) : scrubText(String(err), 200);
 }

@@ -4,7 +4,7 @@ import type { AuthUser } from '../auth/auth.types';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { AppError, NotFoundError } from '../common/errors';
-import { safeError } from '../common/logging';
+import { safeError, safeMessage } from '../common/logging';
 import { maskPhone } from '../common/mask';
 import type { Payment } from '../database/schema';
 import { parseStkCallback } from './daraja/callback-parser';
@@ -183,7 +183,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
         fromStatus: 'initiated',
         toStatus: moved ? to : null,
         actor: 'daraja:stk-push',
-        data: { code: reason, message: err instanceof Error ? err.message : String(err), darajaErrorCode: known?.darajaErrorCode ?? null, ms: Date.now() - started },
+        data: { code: reason, message: safeMessage(err), darajaErrorCode: known?.darajaErrorCode ?? null, ms: Date.now() - started },
       }, tx);
       if (!known) return undefined;
       const message = to === 'unresolved' ? `${known.message}. The customer may still get the prompt: do not push again, check the payment status.` : known.message;
@@ -244,7 +244,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
         await this.failNotFound(p.id, r.errorMessage);
       }
     } catch (err) {
-      this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: err instanceof Error ? err.message : String(err) }, 'STK query failed; returning stored status');
+      this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'STK query failed; returning stored status');
     }
     return (await this.repo.findById(p.id)) ?? p;
   }
@@ -315,8 +315,8 @@ export class PaymentsService implements BeforeApplicationShutdown {
       const retryAfter = err instanceof DarajaRateLimitedError ? Number(err.headers?.['Retry-After'] ?? 0) : 0;
       await this.repo.scheduleCheck(p.id, Math.max(backoff, Number.isFinite(retryAfter) ? retryAfter : 0), true);
       const code = err instanceof AppError ? err.code : 'UNKNOWN';
-      this.logger.warn({ paymentId: p.id, code, msg: err instanceof Error ? err.message : String(err) }, 'reconciler STK query failed; backing off');
-      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof DarajaError ? err.darajaErrorCode ?? code : code, message: err instanceof Error ? err.message : String(err) } };
+      this.logger.warn({ paymentId: p.id, code, msg: safeMessage(err) }, 'reconciler STK query failed; backing off');
+      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof DarajaError ? err.darajaErrorCode ?? code : code, message: safeMessage(err) } };
     }
   }
 
@@ -351,7 +351,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
       return { action: 'settled', provider };
     } catch (err) {
       const code = err instanceof AppError ? err.code : 'UNKNOWN';
-      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof DarajaError ? err.darajaErrorCode ?? code : code, message: err instanceof Error ? err.message : String(err) } };
+      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof DarajaError ? err.darajaErrorCode ?? code : code, message: safeMessage(err) } };
     }
   }
 

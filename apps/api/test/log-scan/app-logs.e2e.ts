@@ -7,21 +7,34 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'drizzle-orm';
+import request from 'supertest';
+import { successCallback } from '../helpers/callbacks';
 import { startTestApp, TestApp, waitFor } from '../helpers/test-app';
 import { exitCodeOf, formatReport, scanRun } from './scan';
 import { LOG_DIR_ENV } from './sink';
 
+// One log folder for the whole file: apps started one after the other in a test file log into the
+// same files (as under `pnpm test`), since Nest's logger outside a request stays the first app's.
+let dir: string;
+let previous: string | undefined;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'app-logs-'));
+  previous = process.env[LOG_DIR_ENV];
+  process.env[LOG_DIR_ENV] = dir;
+});
+afterAll(() => {
+  if (previous === undefined) delete process.env[LOG_DIR_ENV];
+  else process.env[LOG_DIR_ENV] = previous;
+  rmSync(dir, { recursive: true, force: true });
+});
+
 describe('app logs under the scan', () => {
-  let dir: string;
-  let previous: string | undefined;
   let t: TestApp;
   let appLog = '';
   const seen: { paymentId: string; token: string; jwt: string } = { paymentId: '', token: '', jwt: '' };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'app-logs-'));
-    previous = process.env[LOG_DIR_ENV];
-    process.env[LOG_DIR_ENV] = dir;
     t = await startTestApp();
     const auth = `Bearer ${t.token()}`;
     seen.jwt = t.token('shop-1', 'manager', 'manager-1');
@@ -49,12 +62,6 @@ describe('app logs under the scan', () => {
     const appFile = readdirSync(dir).find((f) => f.endsWith('.app.log'));
     expect(appFile).toBeDefined();
     appLog = readFileSync(join(dir, appFile!), 'utf8');
-  });
-
-  afterAll(() => {
-    if (previous === undefined) delete process.env[LOG_DIR_ENV];
-    else process.env[LOG_DIR_ENV] = previous;
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('writes the app, simulator and secrets files for this test file', () => {
@@ -100,5 +107,92 @@ describe('app logs under the scan', () => {
     } finally {
       rmSync(raw, { recursive: true, force: true });
     }
+  });
+});
+
+describe('issue 8.7: phone numbers in CheckoutRequestIDs and in failed database writes never reach the logs', () => {
+  let t: TestApp;
+  let appLog = '';
+  let simLog = '';
+  const ids: { paid: string; open: string } = { paid: '', open: '' };
+  let failedWrite: { status: number; body: Record<string, unknown> } = { status: 0, body: {} };
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    const auth = `Bearer ${t.token()}`;
+    const api = t.http;
+
+    // Paid: push, callback, then a status read by CheckoutRequestID (the request log's URL).
+    expect((await api().post('/orders').set('Authorization', auth).send({ id: 'ORD-87-1', total: 10 })).status).toBe(201);
+    const paid = await api().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: '0712345678', amount: 10, orderId: 'ORD-87-1' });
+    expect(paid.status).toBe(201);
+    ids.paid = paid.body.checkoutRequestId;
+    await t.sim.waitForCallbacks(ids.paid, 1, 5000);
+    await waitFor(async () => (await api().get('/orders/ORD-87-1').set('Authorization', auth)).body.status === 'paid');
+    expect((await api().get('/payments/stk-status').query({ checkoutRequestId: ids.paid }).set('Authorization', auth)).status).toBe(200);
+
+    // Open (the customer never answers): the status read makes an STK query, which the Daraja client logs.
+    expect((await api().post('/orders').set('Authorization', auth).send({ id: 'ORD-87-2', total: 10 })).status).toBe(201);
+    const open = await api().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: '0700000007', amount: 10, orderId: 'ORD-87-2' });
+    expect(open.status).toBe(201);
+    ids.open = open.body.checkoutRequestId;
+    expect((await api().get(`/payments/stk-status?checkoutRequestId=${ids.open}`).set('Authorization', auth)).body.status).toBe('pending');
+
+    // A database write that fails with the callback body in its parameters (and, from Postgres, in
+    // the error's detail): every instance refuses new callback_inbox rows for a moment.
+    await t.db.execute(sql`alter table callback_inbox add constraint issue87_refuse_rows check (false) not valid`);
+    try {
+      const push = t.sim.getPush(ids.open)!;
+      const res = await request(t.baseUrl)
+        .post(new URL(push.callbackUrl).pathname)
+        .send(successCallback(push.merchantRequestId, push.checkoutRequestId, 10, 'RCPT87FAIL1', 254722000111));
+      failedWrite = { status: res.status, body: res.body };
+    } finally {
+      await t.db.execute(sql`alter table callback_inbox drop constraint issue87_refuse_rows`);
+    }
+
+    await t.close();
+    const read = (suffix: string) => readFileSync(join(dir, readdirSync(dir).find((f) => f.endsWith(suffix))!), 'utf8');
+    appLog = read('.app.log');
+    simLog = read('.sim.log');
+  });
+
+  it('issue 8.7: the simulator issues realistic CheckoutRequestIDs: ws_CO_ + ddMMyyyyHHmmssSSS (Nairobi) + the national number', () => {
+    const nairobiDay = new Date(Date.now() + 3 * 3600_000).toISOString().slice(0, 10).split('-').reverse().join('');
+    expect(ids.paid).toMatch(/^ws_CO_\d{17}712345678$/);
+    expect(ids.open).toMatch(/^ws_CO_\d{17}700000007$/);
+    expect([ids.paid.slice(6, 14), ids.open.slice(6, 14)]).toEqual([nairobiDay, nairobiDay]);
+  });
+
+  it('issue 8.7: CheckoutRequestIDs are logged with the national number masked (Daraja client, request log, simulator)', () => {
+    for (const log of [appLog, simLog]) {
+      for (const national of ['712345678', '700000007', '722000111']) expect(log).not.toContain(national);
+      expect(log).not.toContain(ids.paid);
+      expect(log).not.toContain(ids.open);
+    }
+    const masked = (id: string) => `${id.slice(0, -9)}*******${id.slice(-2)}`;
+    expect(appLog).toContain(`STK push accepted: checkoutRequestId=${masked(ids.paid)}`);
+    expect(appLog).toContain(`checkoutRequestId=${masked(ids.open)}`); // the STK query's line
+    expect(appLog).toContain(`"url":"/payments/stk-status?checkoutRequestId=${masked(ids.paid)}"`);
+    expect(simLog).toContain(`push accepted ${masked(ids.paid)}`);
+  });
+
+  it('issue 8.7: a failed database write is logged without its parameters, stack parameters or Postgres detail', () => {
+    expect(failedWrite.status).toBe(500);
+    expect(failedWrite.body).toMatchObject({ statusCode: 500, code: 'INTERNAL_ERROR' });
+    const errors = appLog.split('\n').filter((l) => l.includes('"err":'));
+    expect(errors.length).toBeGreaterThanOrEqual(1);
+    expect(errors.join('\n')).toContain('callback_inbox');
+    for (const line of errors) {
+      expect(line).not.toContain('254722000111');
+      expect(line).not.toContain('PhoneNumber');
+      expect(line).not.toContain('RCPT87FAIL1');
+      expect(line).not.toMatch(/params:/);
+    }
+  });
+
+  it('issue 8.7: the scan (which now also looks for national numbers and CheckoutRequestID tails) finds nothing', () => {
+    const result = scanRun(dir, { partial: true });
+    expect({ findings: result.findings, report: formatReport(result) }).toEqual({ findings: [], report: expect.stringContaining('no leaks found') });
   });
 });

@@ -2,7 +2,7 @@ import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } f
 import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../../auth/auth.types';
 import { AppError, NotFoundError, ValidationFailedError } from '../../common/errors';
-import { safeError } from '../../common/logging';
+import { safeError, safeMessage } from '../../common/logging';
 import { maskPhone } from '../../common/mask';
 import { toMajor } from '../../common/money';
 import type { AppConfig } from '../../config/app-config';
@@ -197,7 +197,7 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
     const refused = err instanceof ValidationFailedError;
     const to: PaymentStatus = (known && err.outcome === 'not_processed') || refused ? 'failed' : 'unresolved';
     const reason = known || refused ? err.code : 'INIT_OUTCOME_UNKNOWN';
-    const message = err instanceof Error ? err.message : String(err);
+    const message = safeMessage(err);
     const moved = await this.repo.transitionIf(paymentId, 'initiated', {
       status: to,
       statusReason: reason,
@@ -358,7 +358,7 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
     try {
       await this.look(p, 'flutterwave:status-read');
     } catch (err) {
-      this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: err instanceof Error ? err.message : String(err) }, 'Flutterwave verify failed; returning stored status');
+      this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'Flutterwave verify failed; returning stored status');
     }
     return (await this.repo.findById(p.id)) ?? p;
   }
@@ -398,7 +398,7 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
       }
     } catch (err) {
       const code = err instanceof AppError ? err.code : 'UNKNOWN';
-      const message = err instanceof Error ? err.message : String(err);
+      const message = safeMessage(err);
       if (age >= Math.max(window, rc.giveUpAfterSeconds)) {
         // Flutterwave could not be asked for longer than the window and the give-up time: a person decides.
         await this.lifecycle.moveUnknownToReview(p.id, { provider: FLW_PROVIDER, giveUp: 'verify_failing', ageSeconds: Math.round(age), lastError: code }, false);
@@ -501,7 +501,7 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
       try {
         await this.verifyNow(p, 'flutterwave:redirect', { interactive: true, hintId });
       } catch (err) {
-        this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: err instanceof Error ? err.message : String(err) }, 'Flutterwave verify on redirect failed; showing stored status');
+        this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'Flutterwave verify on redirect failed; showing stored status');
       }
     }
     const fresh = (await this.repo.findById(p.id)) ?? p;

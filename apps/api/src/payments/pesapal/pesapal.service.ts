@@ -2,7 +2,7 @@ import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBoo
 import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../../auth/auth.types';
 import { AppError, NotFoundError, ValidationFailedError } from '../../common/errors';
-import { safeError } from '../../common/logging';
+import { safeError, safeMessage } from '../../common/logging';
 import { maskPhone } from '../../common/mask';
 import { toMajor } from '../../common/money';
 import type { AppConfig } from '../../config/app-config';
@@ -107,7 +107,7 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
     if (!this.enabled) return;
     this.bootEnsure = this.ipn!.ensure().then(
       (r) => this.logger.log(`Pesapal IPN ready (${r.source}): ${r.ipn.ipnId} ${r.ipn.type}`),
-      (err) => this.logger.warn({ code: err instanceof AppError ? err.code : 'UNKNOWN', msg: err instanceof Error ? err.message : String(err) }, 'Pesapal IPN registration not ready yet; the first payment will retry it'),
+      (err) => this.logger.warn({ code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'Pesapal IPN registration not ready yet; the first payment will retry it'),
     );
   }
 
@@ -249,7 +249,7 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
       fromStatus: 'initiated',
       toStatus: moved ? to : null,
       actor: 'pesapal:submit-order',
-      data: { code: reason, message: err instanceof Error ? err.message : String(err), providerErrorCode: provider?.providerCode ?? null, ms },
+      data: { code: reason, message: safeMessage(err), providerErrorCode: provider?.providerCode ?? null, ms },
     });
     const status = moved ? to : (await this.repo.findById(paymentId))?.status;
     if (!provider && !ours) {
@@ -294,7 +294,7 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
       const s = await this.pesapal.fetchStatus({ reference: p.providerReference as string, providerRef: p.providerTransactionId });
       await this.settle(p, s, { actor: 'pesapal:status-read', source: 'query' });
     } catch (err) {
-      this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: err instanceof Error ? err.message : String(err) }, 'Pesapal status check failed; returning the stored status');
+      this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'Pesapal status check failed; returning the stored status');
     }
     return (await this.repo.findById(p.id)) ?? p;
   }
@@ -373,7 +373,7 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
           this.logger.warn({ inboxId: inboxId.toString(), paymentId: p.id }, 'Pesapal says that OrderTrackingId belongs to another merchant reference; notification ignored');
           return mark('mismatch_ignored');
         }
-        this.logger.warn({ inboxId: inboxId.toString(), paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: err instanceof Error ? err.message : String(err) }, 'Pesapal status check for an IPN failed; Pesapal and the reconciler will retry');
+        this.logger.warn({ inboxId: inboxId.toString(), paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'Pesapal status check for an IPN failed; Pesapal and the reconciler will retry');
         return 'status_failed';
       }
       const outcome = await this.settle(p, s, { actor, source: 'ipn' });
@@ -406,7 +406,7 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
         const s = await this.client.fetchStatus({ reference, providerRef: trackingId });
         await this.settle(p, s, { actor: 'pesapal:return', source: 'query' });
       } catch (err) {
-        this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: err instanceof Error ? err.message : String(err) }, 'Pesapal status check after the browser return failed; showing the stored status');
+        this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'Pesapal status check after the browser return failed; showing the stored status');
       }
     }
     const fresh = (await this.repo.findById(p.id)) ?? p;
@@ -467,7 +467,7 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
       return { action: outcome === 'review' ? 'moved_to_review' : 'settled', provider: providerInfo(s) };
     } catch (err) {
       const code = err instanceof AppError ? err.code : 'UNKNOWN';
-      const message = err instanceof Error ? err.message : String(err);
+      const message = safeMessage(err);
       if (age >= 2 * window) {
         const moved = await this.lifecycle.moveUnknownToReview(p.id, { giveUp: 'provider_unreachable', ageSeconds: Math.round(age), lastError: code }, false);
         if (moved) return { action: 'moved_to_review', provider: { kind: 'error', errorCode: code, message } };
@@ -588,7 +588,7 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
         cancelled = c.cancelled;
         message = c.message;
       } catch (err) {
-        message = err instanceof Error ? err.message : String(err);
+        message = safeMessage(err);
       }
       await this.repo.insertEvent({ paymentId: p.id, type: 'provider_cancel', actor: via.actor, data: { orderTrackingId: trackingId, cancelled, message: message ?? null, reason: 'FAILED_AT_PROVIDER' } });
       if (!cancelled) {
@@ -596,7 +596,7 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
           const again = await this.client.fetchStatus({ reference: fresh.providerReference as string, providerRef: trackingId });
           if (again.status === 'completed') return this.applyCompleted(fresh, again, via);
         } catch (err) {
-          this.logger.warn({ paymentId: p.id, msg: err instanceof Error ? err.message : String(err) }, 'could not re-check a failed Pesapal payment after its cancellation was refused');
+          this.logger.warn({ paymentId: p.id, msg: safeMessage(err) }, 'could not re-check a failed Pesapal payment after its cancellation was refused');
         }
       }
     }
