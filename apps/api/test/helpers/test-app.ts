@@ -8,7 +8,8 @@ import { mintToken } from '../../src/auth/token';
 import { createApp } from '../../src/bootstrap';
 import { AppConfig, loadConfig, SANDBOX_PASSKEY } from '../../src/config/app-config';
 import type { Db } from '../../src/database/database';
-import { appLogDestination, configSecrets, recordSecrets, simulatorLog, TEST_SCAN_LOG_LEVEL, testLogDir } from '../log-scan/sink';
+import { Logger } from 'nestjs-pino';
+import { appLogDestination, configSecrets, LOG_LEVEL_CANARY, recordSecrets, simulatorLog, TEST_SCAN_LOG_LEVEL, testLogDir } from '../log-scan/sink';
 import { createTestDatabase, TestDatabase } from './test-db';
 
 export const TEST_JWT_SECRET = 'test-jwt-secret-0123456789abcdefghijklmnop';
@@ -83,6 +84,7 @@ export async function startExtraTestApp(base: TestApp, env: Record<string, strin
   const port = await freePort();
   const config = testConfig(base.sim.url, port, env);
   const app = await createApp({ config, database: base.database.handle, ...scannedLogging(config) });
+  writeLevelCanaries(app);
   await app.listen(port, '127.0.0.1');
   return {
     app,
@@ -91,6 +93,17 @@ export async function startExtraTestApp(base: TestApp, env: Record<string, strin
     http: () => request(app.getHttpServer()),
     close: () => app.close(),
   };
+}
+
+/**
+ * When the run's logs are scanned: one line at debug and one at trace through the app's own logger
+ * (the app logs nothing below info itself), so the scan can tell that those levels reach the files.
+ */
+function writeLevelCanaries(app: NestExpressApplication): void {
+  if (!testLogDir()) return;
+  const logger = app.get(Logger);
+  logger.debug(LOG_LEVEL_CANARY.debug, 'LogScan');
+  logger.verbose(LOG_LEVEL_CANARY.trace, 'LogScan');
 }
 
 /** When the run's logs are scanned: log to the run's files, and tell the scan this app's secrets. */
@@ -109,6 +122,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const port = options.port ?? (await freePort());
   const config = testConfig(sim.url, port, options.env);
   const app = await createApp({ config, database: database.handle, ...scannedLogging(config) });
+  writeLevelCanaries(app);
   await app.listen(port, '127.0.0.1');
   const baseUrl = `http://127.0.0.1:${port}`;
   return {

@@ -15,7 +15,9 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { SANDBOX_PASSKEY, SANDBOX_SHORTCODE, SIMULATOR_CONSUMER_KEY, SIMULATOR_CONSUMER_SECRET } from '../../src/config/app-config';
 import { AllowRule, callbackTokenFor, Finding, KnownSecret, LeakScanner, MIN_SECRET_LENGTH, stkPasswordPrefix, uuidsIn } from './scanner';
-import type { RecordedSecret, SecretKind } from './sink';
+import { type RecordedSecret, type SecretKind, TEST_SCAN_LOG_LEVEL } from './sink';
+
+const TEST_SCAN_LOG_LEVEL_NOTE = `the scan logs at TEST_SCAN_LOG_LEVEL=${TEST_SCAN_LOG_LEVEL}; every test app writes a debug and a trace canary line`;
 
 export const LOGS_ROOT = resolve(__dirname, '../../.test-logs');
 
@@ -100,6 +102,11 @@ export interface RunSummary {
   bySource: Record<string, { files: number; lines: number }>;
   /** pino request-completion lines in app logs */
   appRequestLines: number;
+  /**
+   * Application lines (everything but request-completion lines) in app logs, per pino level. 4xx
+   * request lines are logged at warn, so only these show whether info, debug and trace reached the files.
+   */
+  appLevelLines: Record<LevelName, number>;
   /** simulator lines saying an OAuth token was issued */
   simTokenLines: number;
   secrets: Record<string, number>;
@@ -115,8 +122,32 @@ export interface ScanResult {
   tooSmall: string[];
 }
 
-/** Minimums for a full `pnpm test` run (far below what it writes; they catch "logging broke"). */
-export const FULL_RUN_MINIMUMS = { appFiles: 5, appLines: 500, appRequestLines: 200, simFiles: 3, simTokenLines: 3, childFiles: 1, accessTokens: 1 };
+/**
+ * Minimums for a full `pnpm test` run (far below what it writes; they catch "logging broke"). A full
+ * run at the scan's level wrote about 2 500 info-level application lines; debug and trace come from
+ * the canary each test app writes (LOG_LEVEL_CANARY), at least one per app file.
+ */
+export const FULL_RUN_MINIMUMS = { appFiles: 5, appLines: 500, appRequestLines: 200, appInfoLines: 300, appDebugLines: 5, appTraceLines: 5, simFiles: 3, simTokenLines: 3, childFiles: 1, accessTokens: 1 };
+
+type LevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+const PINO_LEVELS: Record<number, LevelName> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+
+/** Counts the application lines of a pino log per level (request-completion lines and non-JSON lines are left out). */
+function countAppLevels(text: string, into: Record<LevelName, number>): void {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let entry: { level?: unknown; msg?: unknown; req?: unknown; res?: unknown };
+    try {
+      entry = JSON.parse(line) as typeof entry;
+    } catch {
+      continue;
+    }
+    const level = typeof entry.level === 'number' ? PINO_LEVELS[entry.level] : undefined;
+    if (!level) continue;
+    if (entry.res !== undefined && (entry.msg === 'request completed' || entry.msg === 'request errored')) continue;
+    into[level]++;
+  }
+}
 
 function sourceOf(name: string): string {
   const m = /\.(app|sim|nest|child-\d+|secrets)\.(log|jsonl)$/.exec(name);
@@ -162,7 +193,7 @@ export function scanRun(dir: string, options: { partial?: boolean; minimums?: Pa
 
   const scanner = new LeakScanner({ secrets, callbackTokens, allow: ALLOW_RULES });
   const findings: Finding[] = [];
-  const summary: RunSummary = { files: logs.length, bytes: 0, lines: 0, bySource: {}, appRequestLines: 0, simTokenLines: 0, secrets: {}, callbackTokens: callbackTokens.size };
+  const summary: RunSummary = { files: logs.length, bytes: 0, lines: 0, bySource: {}, appRequestLines: 0, appLevelLines: { trace: 0, debug: 0, info: 0, warn: 0, error: 0, fatal: 0 }, simTokenLines: 0, secrets: {}, callbackTokens: callbackTokens.size };
   const distinct = new Set<string>();
   for (const r of all) {
     const key = `${r.kind}\u0000${r.value}`;
@@ -178,7 +209,10 @@ export function scanRun(dir: string, options: { partial?: boolean; minimums?: Pa
     const s = (summary.bySource[f.source] ??= { files: 0, lines: 0 });
     s.files++;
     s.lines += lineCount;
-    if (f.source === 'app') summary.appRequestLines += (f.text.match(/"msg":"request (completed|errored)"/g) ?? []).length;
+    if (f.source === 'app') {
+      summary.appRequestLines += (f.text.match(/"msg":"request (completed|errored)"/g) ?? []).length;
+      countAppLevels(f.text, summary.appLevelLines);
+    }
     if (f.source === 'sim') summary.simTokenLines += (f.text.match(/-> 200 token issued/g) ?? []).length;
     findings.push(...scanner.scanText(f.name, f.text));
   }
@@ -191,6 +225,11 @@ export function scanRun(dir: string, options: { partial?: boolean; minimums?: Pa
     if (src('app').files < min.appFiles) tooSmall.push(`app logs from ${src('app').files} test files (expected at least ${min.appFiles})`);
     if (src('app').lines < min.appLines) tooSmall.push(`${src('app').lines} app log lines (expected at least ${min.appLines})`);
     if (summary.appRequestLines < min.appRequestLines) tooSmall.push(`${summary.appRequestLines} logged HTTP requests (expected at least ${min.appRequestLines}: is the log level above info?)`);
+    // Per level: 4xx request lines (warn) and warnings keep the totals up when the level is raised.
+    for (const [level, floor] of [['info', min.appInfoLines], ['debug', min.appDebugLines], ['trace', min.appTraceLines]] as const) {
+      const n = summary.appLevelLines[level];
+      if (n < floor) tooSmall.push(`${n} ${level}-level application log lines (expected at least ${floor}: is the log level above ${level}? ${TEST_SCAN_LOG_LEVEL_NOTE})`);
+    }
     if (src('sim').files < min.simFiles) tooSmall.push(`simulator logs from ${src('sim').files} test files (expected at least ${min.simFiles})`);
     if (summary.simTokenLines < min.simTokenLines) tooSmall.push(`${summary.simTokenLines} OAuth tokens issued according to the simulator logs (expected at least ${min.simTokenLines})`);
     if (src('child').files < min.childFiles) tooSmall.push(`${src('child').files} child-process logs (expected at least ${min.childFiles}: the dev-server e2e's output)`);

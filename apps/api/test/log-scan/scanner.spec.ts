@@ -9,9 +9,9 @@ import { join, resolve } from 'node:path';
 import { sign } from 'jsonwebtoken';
 import { SANDBOX_PASSKEY, SIMULATOR_CONSUMER_KEY, SIMULATOR_CONSUMER_SECRET } from '../../src/config/app-config';
 import { TEST_CALLBACK_SECRET, TEST_JWT_SECRET } from '../helpers/test-app';
-import { ALLOW_RULES, exitCodeOf, formatReport, knownSecrets, scanRun, STATIC_SECRETS } from './scan';
+import { ALLOW_RULES, exitCodeOf, formatReport, FULL_RUN_MINIMUMS, knownSecrets, scanRun, STATIC_SECRETS } from './scan';
 import { callbackTokenFor, LeakKind, LeakScanner, stkPasswordPrefix } from './scanner';
-import type { RecordedSecret } from './sink';
+import { LOG_LEVEL_CANARY, RecordedSecret } from './sink';
 
 const PAYMENT_ID = '3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98';
 const ACCESS_TOKEN = 'c9SQxWWhmdVRlyh0zh8gZDTkubVF';
@@ -66,6 +66,26 @@ describe('LeakScanner: catches', () => {
     expect(kindsIn(line)).toContain(kind);
   });
 
+  // issue 8.7: a bare national number (7xxxxxxxx / 1xxxxxxxx) is a phone number too, and so is the
+  // tail of a CheckoutRequestID since about 2022 (ws_CO_<ddMMyyyyHHmmss><ms><9-digit national number>).
+  it.each<[string, string, string]>([
+    ['issue 8.7: a bare national 7xxxxxxxx number', 'PartyA 712345678 sent', '71*****78'],
+    ['issue 8.7: a bare national 1xxxxxxxx number in JSON', '{"msisdn":"112345678"}', '11*****78'],
+    ['issue 8.7: a national number in a query string', '/payments/x?phone=712345678&y=1', '71*****78'],
+    ['issue 8.7: a national number after a URL-encoded space', '/x?phone=%20712345678', '71*****78'],
+    ['issue 8.7: a national number typed into an order id', '"/orders/ORD-712345678"', '71*****78'],
+    ['issue 8.7: the tail of a 2022 CheckoutRequestID (recorded, 254706803305)', 'checkoutRequestId=ws_CO_13102022154520280706803305', '70*****05'],
+    ['issue 8.7: the tail of a 2024 CheckoutRequestID in JSON', '{"CheckoutRequestID":"ws_CO_04072024151523730722724071"}', '72*****71'],
+    ['issue 8.7: the tail of a 2026 CheckoutRequestID (one millisecond digit)', 'push accepted ws_CO_170820261428262708374149 ok', '70*****49'],
+    ['issue 8.7: the tail of a CheckoutRequestID for a 01 number', 'ws_CO_01122026101112123112345678', '11*****78'],
+  ])('%s', (_what, line, safe) => {
+    const matches = scanner().scanLine(line);
+    expect(matches.map((m) => [m.kind, m.safe])).toEqual([['phone', safe]]);
+    const excerpt = scanner().scanText('x.log', line)[0].excerpt;
+    expect(excerpt).not.toContain(/([17]\d{8})(?!\d)/.exec(line)![1]);
+    expect(excerpt).toContain(`«phone ${safe}»`);
+  });
+
   it('finds every leak on a line, each once', () => {
     const line = `{"phone":"254712345678","token":"${JWT}","also":"0712345678"}`;
     expect(kindsIn(line)).toEqual(['phone', 'jwt', 'phone']);
@@ -99,6 +119,19 @@ describe('LeakScanner: ignores look-alikes', () => {
     ['a real pino request line', `{"level":30,"time":1795690860044,"pid":17177,"req":{"id":"${PAYMENT_ID}","method":"GET","url":"/payments/stk-status?checkoutRequestId=ws_CO_26112026140100417460857771","remoteAddress":"127.0.0.1"},"res":{"statusCode":200},"responseTime":36,"msg":"request completed"}`],
     ['a real Daraja service line', '{"context":"DarajaService","msg":"STK push accepted: checkoutRequestId=ws_CO_26112026140100417460857771 phone=2547******07 amount=50 type=paybill shortcode=174379"}'],
     ['a real simulator line', '2026-11-26T11:01:00.417Z push accepted ws_CO_26112026140100417460857771 phone=2547******07 amount=50 scenario=never_answers'],
+    // issue 8.7: the boundaries of the national-number rule
+    ['issue 8.7: a masked CheckoutRequestID', 'checkoutRequestId=ws_CO_13102022154520280*******05'],
+    ['issue 8.7: CheckoutRequestIDs of 2017-2021, which carry no phone number', 'ws_CO_27072017154747416 ws_CO_191220191020363925 ws_CO_16012021151556755039 ws_CO_080920202234262864'],
+    ['issue 8.7: a 2019 DMZ CheckoutRequestID', 'ws_CO_DMZ_164695293_11032019122104433'],
+    ['issue 8.7: a simulator CheckoutRequestID whose tail is no mobile number', 'ws_CO_26112026140100417460857771'],
+    ['issue 8.7: 9-digit amounts in minor units', '{"amountMinor":"125000000","totalMinor":150000000,"paidMinor":"100000000","outstanding":112345678}'],
+    ['issue 8.7: 9-digit amount, size and duration fields as text', 'amount=712345678 bytes=104857600 durationMs=123456789 responseTime=112345678'],
+    ['issue 8.7: a Flutterwave transaction id field', '{"transactionId":188200108,"flutterwaveTransactionId":"712345678","refundId":112345678}'],
+    ['issue 8.7: a 9-digit part of a dashed MerchantRequestID', 'merchantRequestId=12345-171234567-1 and 98358-712345678-2'],
+    ['issue 8.7: 9 digits inside a longer number', 'n=1712345678 and 27123456789 and epoch 1795690859969'],
+    ['issue 8.7: 9 digits inside a hex string or word', 'sha a712345678f id_712345678 v712345678'],
+    ['issue 8.7: a decimal with 9 digits before or after the point', 'lat 1.712345678 and 712345678.25'],
+    ['issue 8.7: an ISO time and a Nairobi timestamp', '2026-11-26T11:01:00.417Z {"Timestamp":"20261126140100"}'],
   ])('%s', (_what, line) => {
     expect(scanner().scanLine(line)).toEqual([]);
   });
@@ -153,6 +186,8 @@ function writeRun(files: Record<string, string>): string {
 }
 const secretLine = (kind: RecordedSecret['kind'], value: string, pair?: string) => JSON.stringify({ kind, hex: Buffer.from(value).toString('hex'), ...(pair ? { pairHex: Buffer.from(pair).toString('hex') } : {}) }) + '\n';
 const requestLine = (i: number) => `{"level":30,"req":{"id":"${PAYMENT_ID}","method":"GET","url":"/orders/ORD-${i}"},"res":{"statusCode":200},"msg":"request completed"}\n`;
+const warnRequestLine = (i: number) => `{"level":40,"req":{"id":"${PAYMENT_ID}","method":"GET","url":"/orders/ORD-${i}"},"res":{"statusCode":404},"msg":"request completed"}\n`;
+const appLine = (level: number, msg: string) => `${JSON.stringify({ level, time: 1795690860044, pid: 17177, context: 'PaymentsService', msg })}\n`;
 
 describe('scanRun', () => {
   const dirs: string[] = [];
@@ -176,19 +211,50 @@ describe('scanRun', () => {
     for (const expected of ['app logs from 1 test files', 'logged HTTP requests', 'simulator logs', 'child-process logs', 'issued access tokens', 'JWT signing secret']) expect(problems).toContain(expected);
   });
 
-  it('passes a full run that has every source and no leak', () => {
+  /** A full run of 5 test files; `appLines(f)` is what test file f's app logged. */
+  const fullRun = (appLines: (f: number) => string) => {
     const files: Record<string, string> = {};
     for (let f = 0; f < 5; f++) {
-      files[`t${f}.e2e.ts.1.app.log`] = Array.from({ length: 100 }, (_, i) => requestLine(i)).join('');
+      files[`t${f}.e2e.ts.1.app.log`] = appLines(f);
       files[`t${f}.e2e.ts.1.sim.log`] = '2026-11-26T11:01:00.380Z GET /oauth/v1/generate -> 200 token issued\n';
       files[`t${f}.e2e.ts.1.secrets.jsonl`] = secretLine('jwt-secret', TEST_JWT_SECRET) + secretLine('callback-secret', TEST_CALLBACK_SECRET) + secretLine('consumer-secret', SIMULATOR_CONSUMER_SECRET, SIMULATOR_CONSUMER_KEY) + secretLine('passkey', SANDBOX_PASSKEY, '174379') + secretLine('access-token', `${ACCESS_TOKEN}${f}`);
     }
     files['dev.e2e.ts.1.child-1.log'] = `# spawned: node src/main.ts\n  export TOKEN=${JWT}\n`;
-    const r = scanRun(run(files));
+    return scanRun(run(files));
+  };
+  const times = (n: number, line: (i: number) => string) => Array.from({ length: n }, (_, i) => line(i)).join('');
+
+  it('passes a full run that has every source and no leak', () => {
+    const r = fullRun(() => times(100, requestLine) + times(100, (i) => appLine(30, `payment ${i} completed`)) + appLine(20, LOG_LEVEL_CANARY.debug) + appLine(10, LOG_LEVEL_CANARY.trace));
     expect(formatReport(r)).toContain('no leaks found');
     expect(r.tooSmall).toEqual([]);
     expect(r.findings).toEqual([]);
     expect(exitCodeOf(r)).toBe(0);
+    expect(r.summary.appLevelLines).toEqual({ trace: 5, debug: 5, info: 500, warn: 0, error: 0, fatal: 0 });
+  });
+
+  it('issue 8.17: fails a full run logged at warn, although its 4xx request lines keep the line counts up', () => {
+    // What a scan level of `warn` leaves: request lines of 4xx answers, warnings, errors; no info/debug/trace.
+    const r = fullRun(() => times(200, warnRequestLine) + times(20, (i) => appLine(40, `payment ${i} moved to review`)) + appLine(50, 'unhandled error'));
+    expect(r.summary.appRequestLines).toBeGreaterThanOrEqual(FULL_RUN_MINIMUMS.appRequestLines);
+    expect(r.summary.bySource.app.lines).toBeGreaterThanOrEqual(FULL_RUN_MINIMUMS.appLines);
+    expect(exitCodeOf(r)).toBe(2);
+    const problems = r.tooSmall.join('\n');
+    expect(problems).toContain('0 info-level application log lines');
+    expect(problems).toContain('0 debug-level application log lines');
+    expect(problems).toContain('0 trace-level application log lines');
+    expect(problems).toContain('is the log level above');
+  });
+
+  it('issue 8.17: fails a full run logged at info: nothing below info reached the files', () => {
+    const r = fullRun(() => times(100, requestLine) + times(100, (i) => appLine(30, `payment ${i} completed`)));
+    expect(exitCodeOf(r)).toBe(2);
+    expect(r.tooSmall).toEqual([expect.stringContaining('0 debug-level application log lines'), expect.stringContaining('0 trace-level application log lines')]);
+  });
+
+  it('issue 8.17: info request lines are not application lines (a run of request lines alone fails)', () => {
+    const r = fullRun(() => times(200, requestLine) + appLine(20, LOG_LEVEL_CANARY.debug) + appLine(10, LOG_LEVEL_CANARY.trace));
+    expect(r.tooSmall).toEqual([expect.stringContaining('0 info-level application log lines')]);
   });
 
   it('finds the secrets and tokens the apps recorded (stored hex-encoded), and callback tokens of logged payment ids', () => {

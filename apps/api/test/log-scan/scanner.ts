@@ -12,13 +12,16 @@
  *   callback-token     a callback capability token: HMAC-SHA256(callback secret, paymentId) for any
  *                      payment id seen in the logs, or a 64-hex segment in a /payments/callback URL
  *   phone              an unmasked Kenyan mobile number: 2547XXXXXXXX, 2541XXXXXXXX, +254…, 07XXXXXXXX,
- *                      01XXXXXXXX (also spaced/dashed 0712 345 678); masked forms (2547******78) are fine
+ *                      01XXXXXXXX (also spaced/dashed 0712 345 678), a bare national 7XXXXXXXX/1XXXXXXXX,
+ *                      and the national number a CheckoutRequestID ends with (ws_CO_<stamp><ms>7XXXXXXXX);
+ *                      masked forms (2547******78, ws_CO_…*******78) are fine
  *   url-credentials    user:password@ in a URL
  *   secret-field       a field named like a secret (password, passkey, secret, …) with a value
  *
- * Look-alikes that are NOT leaks: UUIDs, CheckoutRequestIDs (ws_CO_…), MerchantRequestIDs,
- * yyyyMMddHHmmss timestamps, epoch milliseconds, receipt numbers, sha256 hex digests, masked phones,
- * `[redacted]`/`***` placeholders.
+ * Look-alikes that are NOT leaks: UUIDs, CheckoutRequestIDs without a phone number (before ~2022,
+ * DMZ ids, masked ones), MerchantRequestIDs, yyyyMMddHHmmss timestamps, epoch seconds and
+ * milliseconds, receipt numbers, sha256 hex digests, decimals, 9-digit amounts/sizes/durations/
+ * transaction ids in fields named so, masked phones, `[redacted]`/`***` placeholders.
  */
 import { createHmac } from 'node:crypto';
 
@@ -94,6 +97,25 @@ const SECRET_FIELD_TEXT_RE = /\b(password|passkey|secret|consumer_?secret|client
  * word/number (ws_CO_ ids, hex, decimals).
  */
 const PHONE_RE = /(?:(?<![0-9A-Za-z_+.%])|(?<=%[0-9A-Fa-f]{2}))(?:(?:\+|%2[Bb])?254[ -]?|0)[17]\d{2}[ -]?\d{3}[ -]?\d{3}(?![0-9A-Za-z_]|\.\d)/g;
+/**
+ * A bare national number, 7xxxxxxxx / 1xxxxxxxx (what a CheckoutRequestID ends with, what a POS may
+ * send). Boundaries: not inside a longer number or word (hex, ws_CO_/DMZ ids, `id_…`), not a decimal
+ * (`1.712345678`, `712345678.25`), not one part of a dashed numeric id (`12345-171234567-1`, a
+ * MerchantRequestID). A letter-dash prefix still counts (`ORD-712345678`: a phone typed as an id).
+ */
+const NATIONAL_RE = /(?:(?<![0-9A-Za-z_+.%])(?<!\d-)|(?<=%[0-9A-Fa-f]{2}))[17]\d{8}(?![0-9A-Za-z_]|[.-]\d)/g;
+/**
+ * 9-digit values of fields that are amounts, counts, sizes, durations or provider transaction ids
+ * (`"amountMinor":"125000000"`, `bytes=104857600`, `"transactionId":188200108`): a number there is
+ * not a phone number. Matched against the text just before the number.
+ */
+const NUMERIC_FIELD_BEFORE = /(?:amount|total|minor|paid|outstanding|balance|count|bytes|size|length|duration|elapsed|responsetime|ms|seconds|port|pid|attempts?|seq|limit|offset|transaction_?id|refund_?id)["']?\s*[:=]\s*["']?$/i;
+/**
+ * The tail of a CheckoutRequestID since about 2022: ws_CO_ + ddMMyyyyHHmmss + milliseconds (1-3
+ * digits) + the payer's national number. Older ids (17-20 digits: stamp and milliseconds, or a
+ * sequence) carry no phone number, so only a run long enough for stamp + national number counts.
+ */
+const CHECKOUT_ID_TAIL_RE = /(?<![0-9A-Za-z])ws_CO_(\d{14,}?)([17]\d{8})(?!\d)/g;
 
 const KIND_PRIORITY: LeakKind[] = ['secret', 'stk-password', 'basic-credentials', 'access-token', 'callback-token', 'jwt', 'bearer-token', 'url-credentials', 'secret-field', 'phone'];
 
@@ -205,6 +227,16 @@ export class LeakScanner {
     const noUuids = line.replace(UUID_RE, (u) => 'x'.repeat(u.length));
     PHONE_RE.lastIndex = 0;
     for (let m = PHONE_RE.exec(noUuids); m; m = PHONE_RE.exec(noUuids)) add('phone', 'unmasked phone number', m.index, m.index + m[0].length, maskPhoneForReport(m[0]));
+    NATIONAL_RE.lastIndex = 0;
+    for (let m = NATIONAL_RE.exec(noUuids); m; m = NATIONAL_RE.exec(noUuids)) {
+      if (NUMERIC_FIELD_BEFORE.test(noUuids.slice(Math.max(0, m.index - 40), m.index))) continue;
+      add('phone', 'unmasked national phone number', m.index, m.index + m[0].length, maskPhoneForReport(m[0]));
+    }
+    CHECKOUT_ID_TAIL_RE.lastIndex = 0;
+    for (let m = CHECKOUT_ID_TAIL_RE.exec(noUuids); m; m = CHECKOUT_ID_TAIL_RE.exec(noUuids)) {
+      const start = m.index + m[0].length - 9;
+      add('phone', "CheckoutRequestID ending with the payer's national number", start, start + 9, maskPhoneForReport(m[2]));
+    }
 
     // Resolve overlaps: most specific kind first, then earliest/longest.
     found.sort((a, b) => KIND_PRIORITY.indexOf(a.kind) - KIND_PRIORITY.indexOf(b.kind) || a.start - b.start || b.end - a.end);

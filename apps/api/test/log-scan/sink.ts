@@ -25,6 +25,16 @@ export const LOG_DIR_ENV = 'SMARTDUKA_TEST_LOG_DIR';
 export const TEST_SCAN_LOG_LEVEL = 'trace';
 export const API_DIR = resolve(__dirname, '../..');
 
+/**
+ * Lines every test app writes at start through its own logger at debug and at trace (test-app.ts).
+ * The app logs nothing below info itself, so without them a scan level raised to info could not be
+ * told from trace; scan.ts requires them, per level, in a full run.
+ */
+export const LOG_LEVEL_CANARY = {
+  debug: 'log scan: debug-level lines reach this file',
+  trace: 'log scan: trace-level lines reach this file',
+} as const;
+
 export type LogSource = 'app' | 'sim' | 'nest' | `child-${number}` | 'secrets';
 
 /** The run's log folder, or undefined when this run does not scan its logs. */
