@@ -21,6 +21,9 @@ function bearerToken(req: { headers: Record<string, string | string[] | undefine
 
 @Injectable()
 export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
+  private readonly maxLifetimeSeconds: number;
+  private readonly clockToleranceSeconds: number;
+
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
     super({
       jwtFromRequest: bearerToken,
@@ -31,10 +34,19 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
       ignoreExpiration: false,
       jsonWebTokenOptions: { clockTolerance: config.jwt.clockToleranceSeconds },
     });
+    this.maxLifetimeSeconds = config.jwt.maxLifetimeSeconds;
+    this.clockToleranceSeconds = config.jwt.clockToleranceSeconds;
   }
 
   validate(payload: Record<string, unknown>): AuthUser {
-    const { sub, shopId, role } = payload;
+    const { sub, shopId, role, exp, iat } = payload;
+    // jsonwebtoken checks exp only when it is there: a token without one would be valid forever.
+    if (typeof exp !== 'number' || !Number.isFinite(exp)) throw new UnauthorizedException('Token has no "exp" claim: tokens must expire');
+    // Counted from now as well as from iat: an iat in the future must not stretch the lifetime.
+    const now = Math.floor(Date.now() / 1000);
+    if (exp - now > this.maxLifetimeSeconds + this.clockToleranceSeconds || (typeof iat === 'number' && exp - iat > this.maxLifetimeSeconds)) {
+      throw new UnauthorizedException(`Token lifetime is longer than the ${this.maxLifetimeSeconds} s this API accepts (JWT_MAX_LIFETIME_SECONDS): get a fresh token`);
+    }
     if (typeof sub !== 'string' || !ID_RE.test(sub)) throw new UnauthorizedException('Token has no valid "sub" claim');
     if (typeof shopId !== 'string' || !ID_RE.test(shopId)) throw new UnauthorizedException('Token has no valid "shopId" claim');
     if (typeof role !== 'string' || !(ROLES as readonly string[]).includes(role)) throw new UnauthorizedException(`Token "role" must be one of ${ROLES.join(', ')}`);

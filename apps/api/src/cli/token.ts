@@ -6,6 +6,7 @@ import { ConfigValidationError, loadConfig, loadDotEnv } from '../config/app-con
 /**
  * Mints a JWT from the configured secret (JWT_SECRET, or the dev secret `pnpm dev` uses).
  *   pnpm run token --shop shop-1 --role cashier [--sub alice] [--expires 3600]
+ * --expires defaults to 12 h and may be at most JWT_MAX_LIFETIME_SECONDS (default 24 h).
  */
 function main(): void {
   const { values } = parseArgs({
@@ -26,7 +27,11 @@ function main(): void {
   try {
     loadDotEnv();
     const config = loadConfig(process.env, { persistDevSecrets: true });
-    process.stdout.write(mintToken(config.jwt.secret, { sub: values.sub ?? `${role}-1`, shopId: values.shop!, role }, { expiresInSeconds: expires }) + '\n');
+    if (expires > config.jwt.maxLifetimeSeconds) {
+      process.stderr.write(`--expires must be at most ${config.jwt.maxLifetimeSeconds} seconds (JWT_MAX_LIFETIME_SECONDS): the API refuses tokens that live longer\n`);
+      process.exit(2);
+    }
+    process.stdout.write(mintToken(config.jwt.secret, { sub: values.sub ?? `${role}-1`, shopId: values.shop!, role }, { expiresInSeconds: expires, maxLifetimeSeconds: config.jwt.maxLifetimeSeconds }) + '\n');
   } catch (err) {
     if (err instanceof ConfigValidationError) {
       process.stderr.write(err.message + '\n');

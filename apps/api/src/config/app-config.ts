@@ -36,6 +36,8 @@ export interface AppConfig {
     /** true when no JWT_SECRET was given and a development secret was generated. */
     generated: boolean;
     clockToleranceSeconds: number;
+    /** longest lifetime (exp − iat, and exp − now) of a token this API accepts or mints */
+    maxLifetimeSeconds: number;
   };
   mpesa: {
     env: MpesaEnvironment;
@@ -352,7 +354,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     dataDir,
     trustProxy,
     rateLimit,
-    jwt: { secret: jwtSecret ?? '', generated: jwtGenerated, clockToleranceSeconds: int('JWT_CLOCK_TOLERANCE_SECONDS', 30, 0, 300) },
+    jwt: { secret: jwtSecret ?? '', generated: jwtGenerated, clockToleranceSeconds: int('JWT_CLOCK_TOLERANCE_SECONDS', 30, 0, 300), maxLifetimeSeconds: int('JWT_MAX_LIFETIME_SECONDS', 24 * 3600, 60, 30 * 24 * 3600) },
     mpesa: {
       env: mpesaEnv,
       baseUrl,

@@ -513,6 +513,8 @@ function jwtCases(): Case[] {
     { what: 'a tampered payload (shop-2) with the original signature', authorization: (ep) => { const t = good(ep); return bearer(`${t.split('.')[0]}.${b64url(claims({ role: role(ep), shopId: 'shop-2' }))}.${sig(t)}`); }, message: 'Invalid token' },
     { what: 'a truncated signature', authorization: (ep) => bearer(good(ep).slice(0, -5)), message: 'Invalid token' },
     { what: 'expired beyond the clock tolerance', authorization: (ep) => bearer(jwt(claims({ role: role(ep), iat: nowSeconds() - 7200, exp: nowSeconds() - 3600 }))), code: 'TOKEN_EXPIRED', message: 'expired' },
+    { what: 'no exp claim (issue 8.8)', authorization: (ep) => bearer(hs256({ alg: 'HS256', typ: 'JWT' }, Object.fromEntries(Object.entries(claims({ role: role(ep) })).filter(([k]) => k !== 'exp')))), message: '"exp"' },
+    { what: 'exp ten years ahead (issue 8.8)', authorization: (ep) => bearer(jwt(claims({ role: role(ep), exp: nowSeconds() + 10 * 365 * 86400 }))), message: 'lifetime' },
     { what: 'not valid before an hour from now', authorization: (ep) => bearer(jwt(claims({ role: role(ep), nbf: nowSeconds() + 3600 }))), message: 'Invalid token' },
     { what: 'exp as a string', authorization: (ep) => bearer(hs256({ alg: 'HS256', typ: 'JWT' }, claims({ role: role(ep), exp: String(nowSeconds() + 3600) }))), message: 'Invalid token' },
     { what: 'exp 1e308 written as a string', authorization: (ep) => bearer(hs256({ alg: 'HS256', typ: 'JWT' }, claims({ role: role(ep), exp: '1e308' }))), message: 'Invalid token' },

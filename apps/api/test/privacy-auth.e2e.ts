@@ -1,0 +1,87 @@
+/**
+ * Issue 8, finding 8, over real HTTP: tokens must expire (and not in ten years).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { decode, sign } from 'jsonwebtoken';
+import { MAX_TOKEN_LIFETIME_SECONDS, mintToken } from '../src/auth/token';
+import { bearer, claims, hs256, jwt, nowSeconds } from './bad-input/harness';
+import { startTestApp, TEST_JWT_SECRET, TestApp } from './helpers/test-app';
+
+let t: TestApp;
+
+beforeAll(async () => {
+  t = await startTestApp();
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+describe('issue 8.8: a JWT must expire, within the maximum lifetime', () => {
+  const get = (token: string) => t.http().get('/payments/review').set('Authorization', bearer(token));
+  const manager = (overrides: Record<string, unknown> = {}) => claims({ sub: 'manager-1', role: 'manager', ...overrides });
+  const withoutExp = (c: Record<string, unknown>) => Object.fromEntries(Object.entries(c).filter(([k, v]) => k !== 'exp' && v !== undefined));
+
+  it('issue 8.8: a token without exp is refused (it would be valid forever)', async () => {
+    for (const token of [jwt(withoutExp(manager())), jwt(withoutExp(manager({ iat: undefined }))), hs256({ alg: 'HS256', typ: 'JWT' }, withoutExp(manager()))]) {
+      const res = await get(token);
+      expect({ status: res.status, code: res.body.code }).toEqual({ status: 401, code: 'UNAUTHORIZED' });
+      expect(res.body.message).toContain('"exp"');
+    }
+  });
+
+  it('issue 8.8: a token that lives longer than the maximum lifetime is refused', async () => {
+    const now = nowSeconds();
+    for (const c of [
+      manager({ iat: now, exp: now + 10 * 365 * 86400 }), // ten years
+      manager({ iat: now, exp: now + MAX_TOKEN_LIFETIME_SECONDS + 120 }), // just over the maximum
+      manager({ iat: undefined, exp: now + MAX_TOKEN_LIFETIME_SECONDS + 3600 }), // no iat: counted from now
+      manager({ iat: now + 5 * 365 * 86400, exp: now + 5 * 365 * 86400 + 60 }), // an iat in the future does not help
+    ]) {
+      const res = await get(jwt(Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined))));
+      expect({ status: res.status, code: res.body.code }).toEqual({ status: 401, code: 'UNAUTHORIZED' });
+      expect(res.body.message).toContain('lifetime');
+    }
+  });
+
+  it('issue 8.8: tokens within the maximum lifetime are accepted (an hour; a full day issued an hour ago)', async () => {
+    const now = nowSeconds();
+    expect((await get(jwt(manager()))).status).toBe(200);
+    expect((await get(jwt(manager({ iat: now - 3600, exp: now - 3600 + MAX_TOKEN_LIFETIME_SECONDS })))).status).toBe(200);
+    expect((await get(mintToken(TEST_JWT_SECRET, { sub: 'manager-1', shopId: 'shop-1', role: 'manager' }))).status).toBe(200);
+  });
+
+  it('issue 8.8: tokens we mint always expire, and never later than the maximum lifetime', () => {
+    const minted = decode(mintToken(TEST_JWT_SECRET, { sub: 'c', shopId: 'shop-1', role: 'cashier' })) as { iat: number; exp: number };
+    expect(minted.exp - minted.iat).toBe(12 * 3600);
+    expect(() => mintToken(TEST_JWT_SECRET, { sub: 'c', shopId: 'shop-1', role: 'cashier' }, { expiresInSeconds: MAX_TOKEN_LIFETIME_SECONDS + 1 })).toThrow(/at most/);
+    expect(() => mintToken(TEST_JWT_SECRET, { sub: 'c', shopId: 'shop-1', role: 'cashier' }, { expiresInSeconds: 0 })).toThrow();
+    expect(MAX_TOKEN_LIFETIME_SECONDS).toBe(24 * 3600);
+  });
+
+  it('issue 8.8: the token command refuses --expires beyond the maximum and mints within it', () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'token-cli-'));
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, ['-r', '@swc-node/register', resolve(__dirname, '../src/cli/token.ts'), ...args], {
+        cwd: resolve(__dirname, '..'),
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', JWT_SECRET: TEST_JWT_SECRET, DATA_DIR: dataDir },
+        timeout: 60_000,
+      });
+    const tooLong = cli('--expires', String(MAX_TOKEN_LIFETIME_SECONDS + 1));
+    expect(tooLong.status).toBe(2);
+    expect(tooLong.stderr).toContain('--expires must be at most 86400');
+    const ok = cli('--expires', '3600', '--role', 'manager');
+    expect(ok.status).toBe(0);
+    const c = decode(ok.stdout.trim()) as { iat: number; exp: number; role: string };
+    expect({ lifetime: c.exp - c.iat, role: c.role }).toEqual({ lifetime: 3600, role: 'manager' });
+    rmSync(dataDir, { recursive: true, force: true });
+  }, 90_000);
+
+  it('still tells an expired token apart (TOKEN_EXPIRED)', async () => {
+    const res = await get(sign(manager({ iat: nowSeconds() - 7200, exp: nowSeconds() - 3600 }), TEST_JWT_SECRET, { algorithm: 'HS256' }));
+    expect({ status: res.status, code: res.body.code }).toEqual({ status: 401, code: 'TOKEN_EXPIRED' });
+  });
+});
