@@ -6,6 +6,7 @@ import express, { NextFunction, Request, Response } from 'express';
 import { Logger } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
+import { installClientErrorHandler } from './common/client-errors';
 import { AppError } from './common/errors';
 import { AllExceptionsFilter, expressErrorHandler } from './common/http-exception.filter';
 import { assignRequestId } from './common/logging';
@@ -31,6 +32,7 @@ export async function createApp(options: CreateAppOptions): Promise<NestExpressA
     { bodyParser: false, bufferLogs: options.bufferLogs ?? false, logger: options.config.logLevel === 'silent' ? false : undefined },
   );
   app.useLogger(app.get(Logger));
+  installClientErrorHandler(app.getHttpServer());
   app.set('trust proxy', options.config.trustProxy);
   app.disable('x-powered-by');
   app.use((req: Request, res: Response, next: NextFunction) => {

@@ -1,8 +1,10 @@
 /**
- * Issue 8, finding 8, over real HTTP: tokens must expire (and not in ten years).
+ * Issue 8, findings 8 and 9, over real HTTP: tokens must expire (and not in ten years), and errors
+ * Node raises before Express sees the request get the API's error shape.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { decode, sign } from 'jsonwebtoken';
@@ -18,6 +20,27 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.close();
 });
+
+/** One raw HTTP/1.1 exchange: whatever bytes the server sends until it closes the connection. */
+function rawExchange(port: number, request: string | Buffer): Promise<{ status: number; headers: Record<string, string>; body: string; raw: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.setTimeout(15_000, () => socket.destroy(new Error('no answer within 15 s')));
+    socket.on('connect', () => socket.write(request));
+    socket.on('data', (d) => chunks.push(d));
+    socket.on('error', (err) => (chunks.length ? undefined : reject(err)));
+    socket.on('close', () => {
+      const raw = Buffer.concat(chunks).toString('utf8');
+      const [head, ...rest] = raw.split('\r\n\r\n');
+      const [statusLine, ...headerLines] = (head ?? '').split('\r\n');
+      const headers = Object.fromEntries(headerLines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+      resolvePromise({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(statusLine ?? '')?.[1] ?? 0), headers, body: rest.join('\r\n\r\n'), raw });
+    });
+  });
+}
+
+const port = () => Number(new URL(t.baseUrl).port);
 
 describe('issue 8.8: a JWT must expire, within the maximum lifetime', () => {
   const get = (token: string) => t.http().get('/payments/review').set('Authorization', bearer(token));
@@ -83,5 +106,37 @@ describe('issue 8.8: a JWT must expire, within the maximum lifetime', () => {
   it('still tells an expired token apart (TOKEN_EXPIRED)', async () => {
     const res = await get(sign(manager({ iat: nowSeconds() - 7200, exp: nowSeconds() - 3600 }), TEST_JWT_SECRET, { algorithm: 'HS256' }));
     expect({ status: res.status, code: res.body.code }).toEqual({ status: 401, code: 'TOKEN_EXPIRED' });
+  });
+});
+
+describe("issue 8.9: errors Node raises before routing are answered in the API's error shape", () => {
+  it('issue 8.9: headers over 16 kB → 431 with a JSON error body, and the server keeps serving', async () => {
+    const res = await rawExchange(port(), `GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`);
+    expect(res.status).toBe(431);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(res.headers.connection).toBe('close');
+    expect(Number(res.headers['content-length'])).toBe(Buffer.byteLength(res.body));
+    const body = JSON.parse(res.body);
+    expect(body).toEqual({ statusCode: 431, code: 'REQUEST_HEADER_FIELDS_TOO_LARGE', message: expect.stringContaining('16 KB'), requestId: expect.any(String) });
+    expect(res.headers['x-request-id']).toBe(body.requestId);
+    expect((await t.http().get('/health')).status).toBe(200);
+  });
+
+  it('issue 8.9: a big cookie through an ordinary client gets the same 431 body', async () => {
+    const res = await t.http().get('/orders/ORD-1').set('Authorization', bearer(t.token())).set('Cookie', `session=${'x'.repeat(20_000)}`);
+    expect(res.status).toBe(431);
+    expect(res.body).toMatchObject({ statusCode: 431, code: 'REQUEST_HEADER_FIELDS_TOO_LARGE' });
+  });
+
+  it.each([
+    ['a header line without a colon', 'GET /health HTTP/1.1\r\nHost: x\r\nThis is not a header\r\n\r\n'],
+    ['an invalid method token', 'G@T /health HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['both Content-Length and Transfer-Encoding', 'POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}'],
+  ])('issue 8.9: malformed HTTP (%s) → 400 with a JSON error body', async (_what, req) => {
+    const res = await rawExchange(port(), req);
+    expect(res.status).toBe(400);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(JSON.parse(res.body)).toEqual({ statusCode: 400, code: 'BAD_REQUEST', message: expect.stringContaining('not valid HTTP'), requestId: expect.any(String) });
+    expect((await t.http().get('/health')).status).toBe(200);
   });
 });
