@@ -1,15 +1,17 @@
 /**
- * Issue 8, findings 8 and 9, over real HTTP: tokens must expire (and not in ten years), and errors
- * Node raises before Express sees the request get the API's error shape.
+ * Issue 8, findings 8, 9 and 10, over real HTTP: tokens must expire (and not in ten years), errors
+ * Node raises before Express sees the request get the API's error shape, and a crafted review cursor
+ * is a 400, never a 500 from the database.
  */
 import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { decode, sign } from 'jsonwebtoken';
 import { MAX_TOKEN_LIFETIME_SECONDS, mintToken } from '../src/auth/token';
-import { bearer, claims, hs256, jwt, nowSeconds } from './bad-input/harness';
+import { b64url, bearer, claims, hs256, jwt, nowSeconds } from './bad-input/harness';
 import { startTestApp, TEST_JWT_SECRET, TestApp } from './helpers/test-app';
 
 let t: TestApp;
@@ -138,5 +140,33 @@ describe("issue 8.9: errors Node raises before routing are answered in the API's
     expect(res.headers['content-type']).toMatch(/^application\/json/);
     expect(JSON.parse(res.body)).toEqual({ statusCode: 400, code: 'BAD_REQUEST', message: expect.stringContaining('not valid HTTP'), requestId: expect.any(String) });
     expect((await t.http().get('/health')).status).toBe(200);
+  });
+});
+
+describe('issue 8.10: a crafted review cursor is a 400 INVALID_CURSOR, never a 500', () => {
+  const manager = () => bearer(t.token('shop-1', 'manager', 'manager-1'));
+  const list = (cursor: string) => t.http().get('/payments/review').query({ cursor }).set('Authorization', manager());
+  const id = randomUUID();
+
+  it.each([
+    ['the largest JS date (+275760)', `+275760-09-13T00:00:00.000Z|${id}`],
+    ['year 0', `0000-01-01T00:00:00.000Z|${id}`],
+    ['a negative year', `-000001-01-01T00:00:00.000Z|${id}`],
+    ['a year before any payment (1900)', `1900-01-01T00:00:00.000Z|${id}`],
+    ['a date that is not the ISO form this endpoint writes', `2026-11-26|${id}`],
+    ['a time zone offset instead of Z', `2026-11-26T10:00:00.000+03:00|${id}`],
+    ['an impossible calendar date', `2026-02-30T10:00:00.000Z|${id}`],
+    ['36 dashes as the id', `2026-11-26T10:00:00.000Z|${'-'.repeat(36)}`],
+    ['an id that is no UUID', `2026-11-26T10:00:00.000Z|${'g'.repeat(8)}-aaaa-aaaa-aaaa-${'a'.repeat(12)}`],
+    ['a third part', `2026-11-26T10:00:00.000Z|${id}|x`],
+  ])('issue 8.10: %s', async (_what, decoded) => {
+    const res = await list(b64url(decoded));
+    expect({ status: res.status, code: res.body.code, message: res.body.message }).toEqual({ status: 400, code: 'INVALID_CURSOR', message: 'cursor is not a value this endpoint returned' });
+  });
+
+  it('issue 8.10: a well-formed cursor still pages (empty page)', async () => {
+    const res = await list(b64url(`2026-11-26T10:00:00.123Z|${id}`));
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ items: [], nextCursor: null });
   });
 });

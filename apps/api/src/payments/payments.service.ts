@@ -519,10 +519,24 @@ function encodeCursor(p: Payment): string {
   return Buffer.from(`${p.createdAt.toISOString()}|${p.id}`).toString('base64url');
 }
 
+const CURSOR_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const CURSOR_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Payments are not older than this; a cursor outside [this, year 9999] never came from encodeCursor. */
+const CURSOR_EARLIEST_MS = Date.UTC(2000, 0, 1);
+
+/**
+ * Only what encodeCursor writes: `<toISOString() of a 4-digit year ≥ 2000>|<uuid>`, round-tripping
+ * exactly. Anything else (year +275760 or 0, which Postgres refuses with a 500, an offset instead of
+ * Z, Feb 30, a non-UUID id) is a 400 before it reaches SQL.
+ */
 function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const createdAt = new Date(iso ?? '');
-  if (!id || !/^[0-9a-f-]{36}$/i.test(id) || Number.isNaN(createdAt.getTime())) throw new AppError('INVALID_CURSOR', 'cursor is not a value this endpoint returned', 400);
+  const invalid = () => new AppError('INVALID_CURSOR', 'cursor is not a value this endpoint returned', 400);
+  const parts = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  if (parts.length !== 2) throw invalid();
+  const [iso, id] = parts as [string, string];
+  if (!CURSOR_TIME_RE.test(iso) || !CURSOR_ID_RE.test(id)) throw invalid();
+  const createdAt = new Date(iso);
+  if (Number.isNaN(createdAt.getTime()) || createdAt.toISOString() !== iso || createdAt.getTime() < CURSOR_EARLIEST_MS) throw invalid();
   return { createdAt, id };
 }
 
