@@ -1,6 +1,9 @@
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { PESAPAL_DEFAULT_CONSUMER_KEY, PESAPAL_DEFAULT_CONSUMER_SECRET, PesapalSimulator, startPesapalSimulator } from '@smartduka/card-simulators';
 import { sql } from 'drizzle-orm';
+import { createHash, createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import request from 'supertest';
 import { ipnSettingsKey } from '../src/payments/pesapal/pesapal.helpers';
 import type { PesapalIpnService } from '../src/payments/pesapal/pesapal-ipn.service';
@@ -8,7 +11,7 @@ import { PESAPAL_IPN } from '../src/payments/pesapal/pesapal.constants';
 import { PAYMENT_COMPLETED_EVENT, PaymentCompletedEvent } from '../src/payments/payment-lifecycle.service';
 import { ProviderServicesRegistry } from '../src/payments/provider-services.registry';
 import { ReconcilerService } from '../src/payments/reconciler.service';
-import { startExtraTestApp, startTestApp, tableCounts, TestApp } from './helpers/test-app';
+import { startExtraTestApp, startTestApp, tableCounts, TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
 import { recordSecrets, simulatorLog } from './log-scan/sink';
 
 /**
@@ -497,6 +500,41 @@ describe('Pesapal payments', () => {
     const other = await h.init(orderId, 70, {}, { 'Idempotency-Key': key });
     expect(other.status).toBe(409);
     expect(other.body.code).toBe('IDEMPOTENCY_KEY_REUSED');
+  });
+
+  it('issue 8.16: the stored phone hash is the keyed hash M-Pesa uses for the same customer, not a plain SHA-256', async () => {
+    const p = await h.opened(100); // customer.phoneNumber 0712345678
+    const orderId = await h.order(10);
+    const push = await t.http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: '+254 712 345 678', amount: 10, orderId });
+    expect(push.status).toBe(201);
+    const hashOf = async (id: string) => rowsOf<{ phone_hash: string | null; phone_masked: string | null }>(await t.db.execute(sql`select phone_hash, phone_masked from payments where id = ${id}`))[0];
+    const pesapalRow = await hashOf(p.paymentId);
+    const mpesaRow = await hashOf(push.body.paymentId);
+    for (const guessable of ['0712345678', '254712345678', '+254712345678', '712345678']) expect(pesapalRow.phone_hash).not.toBe(createHash('sha256').update(guessable).digest('hex'));
+    expect(pesapalRow).toEqual({ phone_hash: mpesaRow.phone_hash, phone_masked: '07******78' });
+    // Keyed with a secret derived from the server's callback signing secret (the derivation M-Pesa rows already use).
+    const key = createHmac('sha256', TEST_CALLBACK_SECRET).update('smartduka/payments/phone-hash/v1').digest();
+    expect(pesapalRow.phone_hash).toBe(createHmac('sha256', key).update('254712345678').digest('hex'));
+  });
+
+  it('issue 8.16: migration 0005 clears the plain SHA-256 phone hashes stored before (the masked phone stays; M-Pesa rows keep theirs)', async () => {
+    const p = await h.opened(100);
+    const orderId = await h.order(10);
+    const push = await t.http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: '0712345678', amount: 10, orderId });
+    expect(push.status).toBe(201);
+    const plain = createHash('sha256').update('0712345678').digest('hex');
+    // What the code before this fix stored for a Pesapal customer.
+    await t.db.execute(sql`update payments set phone_hash = ${plain} where id = ${p.paymentId}`);
+    const before = rowsOf<{ id: string; phone_hash: string | null; phone_masked: string | null }>(await t.db.execute(sql`select id, phone_hash, phone_masked from payments where id in (${p.paymentId}, ${push.body.paymentId})`));
+    const migration = readFileSync(resolve(__dirname, '../drizzle/0005_keyed_phone_hash_everywhere.sql'), 'utf8');
+    for (const statement of migration.split('--> statement-breakpoint').map((x) => x.trim()).filter(Boolean)) await t.db.execute(sql.raw(statement));
+    const after = rowsOf<{ id: string; phone_hash: string | null; phone_masked: string | null }>(await t.db.execute(sql`select id, phone_hash, phone_masked from payments where id in (${p.paymentId}, ${push.body.paymentId})`));
+    const byId = (rows: typeof after) => Object.fromEntries(rows.map((r) => [r.id, r]));
+    expect(byId(after)[p.paymentId]).toEqual({ id: p.paymentId, phone_hash: null, phone_masked: '07******78' });
+    expect(byId(after)[push.body.paymentId]).toEqual(byId(before)[push.body.paymentId]);
+    expect(byId(before)[push.body.paymentId].phone_hash).toMatch(/^[0-9a-f]{64}$/);
+    const journal = JSON.parse(readFileSync(resolve(__dirname, '../drizzle/meta/_journal.json'), 'utf8')) as { entries: { tag: string }[] };
+    expect(journal.entries.map((e) => e.tag)).toContain('0005_keyed_phone_hash_everywhere');
   });
 
   it("another shop's payment and order are not found", async () => {

@@ -1,5 +1,5 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../auth/auth.types';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
@@ -14,6 +14,7 @@ import type { ParsedStkCallback, StkQueryResult } from './daraja/daraja.types';
 import { MpesaProvider } from './providers/mpesa/mpesa.provider';
 import { HttpResult, hashRequest, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from './payment-lifecycle.service';
 import { isInFlight, PaymentStatus } from './payment-status';
+import { phoneHash } from './phone-hash';
 import { ProviderServicesRegistry, StoredNotification } from './provider-services.registry';
 import { PaymentResponseDto, StkPushDto, StkPushResponseDto } from './payments.dto';
 import { PaymentsRepository } from './payments.repository';
@@ -77,14 +78,9 @@ export class PaymentsService implements BeforeApplicationShutdown {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  /**
-   * Keyed hash of the normalised MSISDN: lets us find a customer's payments without storing the
-   * number, and (unlike a plain SHA-256 of one of ~2·10⁸ Kenyan numbers) cannot be reversed by
-   * trying them all without the server secret.
-   */
+  /** The keyed phone hash every provider stores (see phone-hash.ts). */
   private phoneHash(msisdn: string): string {
-    const key = createHmac('sha256', this.config.mpesa.callbackSigningSecret).update('smartduka/payments/phone-hash/v1').digest();
-    return createHmac('sha256', key).update(msisdn).digest('hex');
+    return phoneHash(this.config.mpesa.callbackSigningSecret, msisdn);
   }
 
   // ------------------------------------------------------------------ STK push

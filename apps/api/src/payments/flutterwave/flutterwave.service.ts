@@ -13,6 +13,7 @@ import { isInFlight, PaymentStatus } from '../payment-status';
 import type { PaymentResponseDto } from '../payments.dto';
 import { PaymentsRepository } from '../payments.repository';
 import { reconcileBackoffSeconds, ReconcileResult } from '../payments.service';
+import { phoneHash } from '../phone-hash';
 import { HostedPaymentService, ProviderServicesRegistry, StoredNotification } from '../provider-services.registry';
 import { formatMinor } from '../providers/amount';
 import { FlutterwaveProvider } from '../providers/flutterwave/flutterwave.provider';
@@ -146,7 +147,7 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
       providerLabel: LABEL,
       idempotencyKey,
       requestHash,
-      fields: { providerReference: txRef, phoneMasked: phone ? maskPhone(phone) : null },
+      fields: { providerReference: txRef, phoneMasked: phone ? maskPhone(phone) : null, phoneHash: phone ? phoneHash(this.config.mpesa.callbackSigningSecret, phone) : null },
       eventData: { txRef, customerEmail: maskEmail(dto.customer.email), phone: phone ? maskPhone(phone) : null, returnUrl: returnUrl ?? null },
     });
     if (lost) return lost;

@@ -8,11 +8,12 @@ import { toMajor } from '../../common/money';
 import type { AppConfig } from '../../config/app-config';
 import { APP_CONFIG } from '../../config/config.module';
 import type { Payment } from '../../database/schema';
-import { ApplyResult, hashRequest, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle, sha256 } from '../payment-lifecycle.service';
+import { ApplyResult, hashRequest, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from '../payment-lifecycle.service';
 import { isInFlight } from '../payment-status';
 import type { PaymentResponseDto } from '../payments.dto';
 import { PaymentsRepository } from '../payments.repository';
 import { reconcileBackoffSeconds, ReconcileResult } from '../payments.service';
+import { phoneHash } from '../phone-hash';
 import type { Notification, StatusResult } from '../providers/payment-provider';
 import { ProviderError } from '../providers/provider-errors';
 import { PesapalProvider, pesapalIpnAck } from '../providers/pesapal/pesapal.provider';
@@ -160,7 +161,8 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
         providerReference: reference,
         transactionDesc: description,
         phoneMasked: customer.phoneNumber ? maskPhone(customer.phoneNumber) : null,
-        phoneHash: customer.phoneNumber ? sha256(customer.phoneNumber) : null,
+        // The keyed hash M-Pesa uses (a plain SHA-256 of a phone number is reversible by trying them all).
+        phoneHash: customer.phoneNumber ? phoneHash(this.config.mpesa.callbackSigningSecret, customer.phoneNumber) : null,
       },
       eventData: { reference, description, customerPhone: customer.phoneNumber ? maskPhone(customer.phoneNumber) : null, customerEmail: maskEmail(customer.email) },
     });
