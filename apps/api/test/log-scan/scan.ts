@@ -17,7 +17,7 @@ import { SANDBOX_PASSKEY, SANDBOX_SHORTCODE, SIMULATOR_CONSUMER_KEY, SIMULATOR_C
 import { AllowRule, callbackTokenFor, Finding, KnownSecret, LeakScanner, MIN_SECRET_LENGTH, stkPasswordPrefix, uuidsIn } from './scanner';
 import { type RecordedSecret, type SecretKind, TEST_SCAN_LOG_LEVEL } from './sink';
 
-const TEST_SCAN_LOG_LEVEL_NOTE = `the scan logs at TEST_SCAN_LOG_LEVEL=${TEST_SCAN_LOG_LEVEL}; every test app writes a debug and a trace canary line`;
+const TEST_SCAN_LOG_LEVEL_NOTE = `test apps log at ${TEST_SCAN_LOG_LEVEL} (sink.ts) unless TEST_LOG_LEVEL says otherwise, and each writes one debug and one trace canary line`;
 
 export const LOGS_ROOT = resolve(__dirname, '../../.test-logs');
 
