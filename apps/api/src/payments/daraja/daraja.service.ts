@@ -4,7 +4,7 @@ import axios, { AxiosInstance, AxiosResponse } from 'axios';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { AppError, ValidationFailedError } from '../../common/errors';
-import { maskPhone } from '../../common/mask';
+import { maskCheckoutRequestId, maskPhone, maskPhonesIn } from '../../common/mask';
 import { parseStkCallback } from './callback-parser';
 import { callbackToken, verifyCallbackToken } from './callback-token';
 import {
@@ -448,7 +448,8 @@ export class DarajaService {
       if (!checkoutRequestId || !merchantRequestId) {
         throw new DarajaUnavailableError('M-Pesa accepted the STK push but sent no CheckoutRequestID; outcome unknown', envelopeInfo(res));
       }
-      this.logger.log(`STK push accepted: checkoutRequestId=${checkoutRequestId} ${logContext}`);
+      // Its last 9 digits are the payer's national number: logged masked (maskCheckoutRequestId).
+      this.logger.log(`STK push accepted: checkoutRequestId=${maskCheckoutRequestId(checkoutRequestId)} ${logContext}`);
       return {
         merchantRequestId,
         checkoutRequestId,
@@ -555,7 +556,7 @@ export class DarajaService {
         path: STK_QUERY_PATH,
         headers: { Authorization: `Bearer ${token}` },
         body,
-        logContext: `checkoutRequestId=${checkoutRequestId}`,
+        logContext: `checkoutRequestId=${maskCheckoutRequestId(checkoutRequestId)}`,
       });
 
       if (isTokenInvalid(res)) {
@@ -787,7 +788,7 @@ export class DarajaService {
     const line =
       `${spec.method} ${endpoint} -> HTTP ${response.status} in ${durationMs}ms` +
       (envelope.errorCode ? ` errorCode=${envelope.errorCode}` : '') +
-      (envelope.errorMessage ? ` errorMessage="${truncate(envelope.errorMessage)}"` : '') +
+      (envelope.errorMessage ? ` errorMessage="${maskPhonesIn(truncate(envelope.errorMessage))}"` : '') +
       ctx;
     if (response.status >= 200 && response.status < 300) this.logger.log(line);
     else this.logger.warn(line);
