@@ -3,7 +3,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import type { AuthUser } from '../auth/auth.types';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
-import { AppError, NotFoundError, ValidationFailedError } from '../common/errors';
+import { AppError, NotFoundError } from '../common/errors';
 import { safeError } from '../common/logging';
 import { maskPhone } from '../common/mask';
 import type { Payment } from '../database/schema';
@@ -11,7 +11,7 @@ import { parseStkCallback } from './daraja/callback-parser';
 import { CallbackShapeError, DarajaError, DarajaRateLimitedError } from './daraja/daraja.errors';
 import { DarajaService } from './daraja/daraja.service';
 import type { ParsedStkCallback, StkQueryResult } from './daraja/daraja.types';
-import { fitAccountReference, fitTransactionDesc } from './daraja/stk-fields';
+import { fitAccountReference, fittedOrRefused } from './daraja/stk-fields';
 import { MpesaProvider } from './providers/mpesa/mpesa.provider';
 import { HttpResult, hashRequest, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from './payment-lifecycle.service';
 import { isInFlight, PaymentStatus } from './payment-status';
@@ -104,8 +104,8 @@ export class PaymentsService implements BeforeApplicationShutdown {
 
     const paymentId = randomUUID();
     // What Daraja is sent (and the customer sees): the POS's text made to fit. requestHash above is over the raw body.
-    const accountReference = dto.accountReference == null ? defaultAccountReference(dto.orderId) : fitted('accountReference', fitAccountReference(dto.accountReference));
-    const transactionDesc = dto.transactionDesc == null ? DEFAULT_TRANSACTION_DESC : fitted('transactionDesc', fitTransactionDesc(dto.transactionDesc));
+    const accountReference = dto.accountReference == null ? defaultAccountReference(dto.orderId) : fittedOrRefused('accountReference', dto.accountReference);
+    const transactionDesc = dto.transactionDesc == null ? DEFAULT_TRANSACTION_DESC : fittedOrRefused('transactionDesc', dto.transactionDesc);
     const actor = `user:${user.sub}`;
 
     const lost = await this.lifecycle.openPayment(paymentId, {
@@ -558,10 +558,4 @@ function wholeShillingsToMinor(amount: number | undefined): bigint | undefined {
 /** Daraja shows AccountReference to the customer; it must be ≤ 12 letters/digits (the order id's last 12). */
 export function defaultAccountReference(orderId: string): string {
   return fitAccountReference(orderId) ?? 'POS';
-}
-
-/** The DTO already refused text that leaves nothing after fitting; this keeps the service honest if called otherwise. */
-function fitted(field: string, value: string | undefined): string {
-  if (value === undefined) throw new ValidationFailedError(`${field} must contain at least one letter or digit`, { field });
-  return value;
 }

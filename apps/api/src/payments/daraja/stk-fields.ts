@@ -6,6 +6,7 @@
  * longer value protects nothing: the API sends a value that fits and reports what it sent.
  * Only input that leaves nothing after cleaning is refused (by the DTO, with a clear 400).
  */
+import { ValidationFailedError } from '../../common/errors';
 import { ACCOUNT_REFERENCE_MAX_LENGTH, TRANSACTION_DESC_MAX_LENGTH } from './daraja.service';
 
 /** Upper bound on the raw text the API accepts for either field, so the request stays bounded. */
@@ -37,4 +38,14 @@ export function fitTransactionDesc(raw: string): string | undefined {
     .trim();
   const fitted = cleaned.slice(0, TRANSACTION_DESC_MAX_LENGTH).trimEnd();
   return fitted.length > 0 ? fitted : undefined;
+}
+
+/**
+ * The fitted value, for text the DTO already accepted (it refuses what leaves nothing); keeps callers
+ * honest if they skip the DTO.
+ */
+export function fittedOrRefused(field: 'accountReference' | 'transactionDesc', raw: string): string {
+  const value = field === 'accountReference' ? fitAccountReference(raw) : fitTransactionDesc(raw);
+  if (value === undefined) throw new ValidationFailedError(`${field} has nothing M-Pesa can show once cleaned`, { field });
+  return value;
 }
