@@ -1,4 +1,8 @@
-/** Standalone Daraja simulator: `pnpm sim` (root) or `pnpm start` (this package). Configured through SIM_* env vars. */
+/**
+ * Standalone Daraja simulator: `pnpm sim` (root) or `pnpm start` (this package). Configured through SIM_* env vars,
+ * plus two flags (which win over their env vars): --timestamp-tolerance-seconds <seconds|off>, --pending-query-form <http500|result4999>.
+ */
+import { behaviourFromCli } from './behaviour';
 import { DEFAULT_CLI_PORT, DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, SANDBOX_PASSKEY, SANDBOX_SHORTCODE, SANDBOX_TILL } from './options';
 import { faultsFromEnv } from './env-faults';
 import { MAGIC_NUMBERS, startDarajaSimulator, type SimulatorOptions } from './index';
@@ -39,7 +43,9 @@ function timestamped(line: string): void {
 async function main(): Promise<void> {
   const options = optionsFromEnv();
   const faults = faultsFromEnv(process.env);
-  const sim = await startDarajaSimulator({ ...options, faults, log: timestamped });
+  const behaviour = behaviourFromCli(process.env, process.argv.slice(2));
+  const sim = await startDarajaSimulator({ ...options, ...behaviour, faults, log: timestamped });
+  const active = sim.behaviour();
   const activeFaults = sim.faults();
   const account = options.accounts[0];
   const lines = [
@@ -59,6 +65,9 @@ async function main(): Promise<void> {
     `    passkey          ${account?.passkey ?? ''}`,
     `    till numbers     ${(account?.tillNumbers ?? []).join(', ') || '(none)'}`,
     `    callback delay   ${options.callbackDelayMs} ms`,
+    '',
+    `  Timestamp window (--timestamp-tolerance-seconds / SIM_TIMESTAMP_TOLERANCE_SECONDS): ${active.timestampToleranceSeconds === null ? 'none (any real date; the Password must match it)' : `${active.timestampToleranceSeconds} s from Nairobi now`}`,
+    `  Pending STK query form (--pending-query-form / SIM_PENDING_QUERY_FORM): ${active.pendingQueryForm === 'http500' ? 'http500 (HTTP 500 500.001.1001 "being processed")' : 'result4999 (HTTP 200 ResultCode "4999", 2026 sandbox)'}`,
     '',
     `  Start-up faults (SIM_FAULTS / SIM_FAULT_*; restored by /__sim/reset): ${Object.keys(activeFaults).length ? JSON.stringify(activeFaults) : 'none'}`,
     '',

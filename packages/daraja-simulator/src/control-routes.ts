@@ -1,5 +1,6 @@
 /** Control API under /__sim/ (no auth: it is a local simulator) for Postman users and out-of-process tests. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseBehaviour } from './behaviour';
 import { SimulatorError, type SimulatorCore } from './core';
 import { parseFaults, parseResolveOptions } from './faults';
 import { BodyTooLargeError, isPlainObject, readBody, sendJson } from './http';
@@ -24,11 +25,24 @@ export class ControlRoutes {
       if (method !== 'GET') return controlError(res, 405, 'use GET');
       return sendJson(res, 200, {
         pushes: this.core.listPushes(),
+        queries: this.core.listQueries(),
         callbacks: this.core.listCallbacks(),
         stats: this.core.stats(),
         faults: this.core.currentFaults(),
+        behaviour: this.core.behaviour(),
         injections: this.core.listInjections(),
       });
+    }
+
+    if (path === `${CONTROL_PREFIX}/behaviour`) {
+      if (method === 'GET') return sendJson(res, 200, { behaviour: this.core.behaviour() });
+      if (method !== 'POST') return controlError(res, 405, 'use GET or POST');
+      const body = await this.jsonBody(req, res);
+      if (!body.ok) return;
+      const behaviour = parseBehaviour(body.value ?? {});
+      if (!behaviour.ok) return controlError(res, 400, behaviour.message);
+      this.core.setBehaviour(behaviour.value);
+      return sendJson(res, 200, { behaviour: this.core.behaviour() });
     }
 
     if (path === `${CONTROL_PREFIX}/stats`) {

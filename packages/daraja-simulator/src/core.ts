@@ -1,6 +1,7 @@
 /** Simulator state and behaviour, independent of HTTP: tokens, pushes, customer answers, callbacks, faults. */
 import { randomInt } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import { parseBehaviour } from './behaviour';
 import { CallbackSender } from './callbacks';
 import { ERRORS, type DarajaError } from './errors';
 import {
@@ -25,6 +26,8 @@ import {
 } from './scenarios';
 import { TimerRegistry, type TimerHandle } from './timers';
 import type {
+  PendingQueryForm,
+  SimBehaviour,
   SimCallbackDelivery,
   SimFaults,
   SimInjection,
@@ -33,11 +36,12 @@ import type {
   SimPromptCount,
   SimPromptQuery,
   SimPush,
+  SimQuery,
   SimResolveOptions,
   SimStats,
   SimulatorAccount,
 } from './types';
-import type { ValidPush } from './validation';
+import type { ValidPush, ValidQuery } from './validation';
 
 export type EndpointKind = 'oauth' | 'push' | 'query';
 
@@ -137,6 +141,8 @@ export class SimulatorCore {
   private readonly tokens = new Map<string, { consumerKey: string; expiresAt: number }>();
   private readonly records = new Map<string, PushRecord>();
   private deliveries: SimCallbackDelivery[] = [];
+  private queryLog: SimQuery[] = [];
+  private behaviourState: SimBehaviour;
   private counters: SimStats = zeroStats();
   private faults: StoredFaults = {};
   /** Seed of the current dice and whether the caller chose it. */
@@ -162,7 +168,27 @@ export class SimulatorCore {
 
   constructor(readonly options: ResolvedOptions) {
     this.accounts = new Map(options.accounts.map((a) => [a.shortcode, a]));
+    this.behaviourState = { ...options.behaviour };
     this.applyFaults(options.faults);
+  }
+
+  // ---------------------------------------------------------------- behaviour
+
+  behaviour(): SimBehaviour {
+    return { ...this.behaviourState };
+  }
+
+  /** Changes the given fields; throws SimulatorError('invalid') with a readable message. */
+  setBehaviour(b: Partial<SimBehaviour>): void {
+    const parsed = parseBehaviour(b);
+    if (!parsed.ok) throw new SimulatorError('invalid', `invalid behaviour: ${parsed.message}`);
+    this.behaviourState = { ...this.behaviourState, ...parsed.value };
+    this.log(`behaviour: ${JSON.stringify(this.behaviourState)}`);
+  }
+
+  /** How STK query answers this unanswered push: its scenario's form, else the current behaviour. */
+  pendingFormFor(push: SimPush): PendingQueryForm {
+    return push.pendingQueryForm ?? this.behaviourState.pendingQueryForm;
   }
 
   log(line: string): void {
@@ -455,10 +481,13 @@ export class SimulatorCore {
       accountReference: valid.accountReference,
       transactionDesc: valid.transactionDesc,
       callbackUrl: valid.callbackUrl,
+      timestamp: valid.timestamp,
+      timestampSkewSeconds: valid.timestampSkewSeconds,
       createdAt: now,
       scenario: spec.scenario,
       state: 'awaiting_customer',
     };
+    if (spec.pendingQueryForm !== undefined) push.pendingQueryForm = spec.pendingQueryForm;
     const record: PushRecord = { push, plan: this.planCallback(spec) };
     this.records.set(checkoutRequestId, record);
     this.trimPushes();
@@ -517,6 +546,26 @@ export class SimulatorCore {
   findPushForQuery(shortcode: string, checkoutRequestId: string): SimPush | undefined {
     const record = this.records.get(checkoutRequestId);
     return record && record.push.shortcode === shortcode ? structuredClone(record.push) : undefined;
+  }
+
+  /** Records a validated STK query and how it was answered. */
+  recordQuery(valid: ValidQuery, at: Date, answer: Pick<SimQuery, 'answer' | 'pendingForm' | 'resultCode'>): void {
+    const entry: SimQuery = {
+      checkoutRequestId: valid.checkoutRequestId,
+      shortcode: valid.shortcode,
+      timestamp: valid.timestamp,
+      timestampSkewSeconds: valid.timestampSkewSeconds,
+      at,
+      answer: answer.answer,
+    };
+    if (answer.pendingForm !== undefined) entry.pendingForm = answer.pendingForm;
+    if (answer.resultCode !== undefined) entry.resultCode = answer.resultCode;
+    this.queryLog.push(entry);
+    if (this.queryLog.length > this.options.maxRecords) this.queryLog.splice(0, this.queryLog.length - this.options.maxRecords);
+  }
+
+  listQueries(): SimQuery[] {
+    return this.queryLog.map((q) => structuredClone(q));
   }
 
   listPushes(): SimPush[] {
@@ -670,12 +719,14 @@ export class SimulatorCore {
     this.heldConnections.cancelAll();
     this.records.clear();
     this.deliveries = [];
+    this.queryLog = [];
+    this.behaviourState = { ...this.options.behaviour };
     this.counters = zeroStats();
     this.injectionLog = [];
     this.injectionSeq = 0;
     this.pushRequestLog = [];
     this.tokens.clear();
-    this.log('reset: pushes, callbacks, stats, injections and tokens cleared; faults back to the start-up faults');
+    this.log('reset: pushes, queries, callbacks, stats, injections and tokens cleared; faults and behaviour back to the start-up options');
     this.applyFaults(this.options.faults);
   }
 

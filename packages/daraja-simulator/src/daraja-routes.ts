@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EndpointFault, EndpointKind, PushRequestFields, SimulatorCore } from './core';
 import { ERRORS, transactionBeingProcessed, type DarajaError } from './errors';
 import { BodyTooLargeError, isJsonContentType, parseJsonObject, readBody, sendDarajaError, sendEmpty, sendJson } from './http';
-import { stkPushAccepted, stkQueryResult } from './payloads';
+import { stkPushAccepted, stkQueryResult, stkQueryStillProcessing } from './payloads';
 import { scenarioForPhone } from './scenarios';
 import { validatePush, validateQuery, type ValidationContext } from './validation';
 
@@ -141,6 +141,7 @@ export class DarajaRoutes {
     const now = new Date();
     const valid = validatePush(body.body, this.context(now));
     if (!valid.ok) return errorAnswer(valid.error);
+    this.noteSkew('push', valid.value.timestampSkewSeconds);
 
     const phoneTimeout = scenarioForPhone(valid.value.phoneNumber).timeout;
     const holdMs = this.core.timeoutHoldMs('push');
@@ -173,11 +174,24 @@ export class DarajaRoutes {
     }
     const body = this.jsonBody(req, raw);
     if (!body.ok) return errorAnswer(body.error);
-    const valid = validateQuery(body.body, this.context(new Date()));
+    const now = new Date();
+    const valid = validateQuery(body.body, this.context(now));
     if (!valid.ok) return errorAnswer(valid.error);
+    this.noteSkew('query', valid.value.timestampSkewSeconds);
     const push = this.core.findPushForQuery(valid.value.shortcode, valid.value.checkoutRequestId);
-    if (!push) return errorAnswer(ERRORS.transactionDoesNotExist);
-    if (push.state !== 'answered') return errorAnswer(transactionBeingProcessed(push.checkoutRequestId));
+    if (!push) {
+      this.core.recordQuery(valid.value, now, { answer: 'not_found' });
+      return errorAnswer(ERRORS.transactionDoesNotExist);
+    }
+    if (push.state !== 'answered') {
+      const form = this.core.pendingFormFor(push);
+      this.core.recordQuery(valid.value, now, { answer: 'pending', pendingForm: form });
+      if (form === 'result4999') {
+        return { kind: 'json', status: 200, body: stkQueryStillProcessing(), log: `POST ${STK_QUERY_PATH} -> 200 ${push.checkoutRequestId} ResultCode=4999 (still under processing)` };
+      }
+      return errorAnswer(transactionBeingProcessed(push.checkoutRequestId));
+    }
+    this.core.recordQuery(valid.value, now, { answer: 'final', resultCode: push.resultCode });
     return {
       kind: 'json',
       status: 200,
@@ -217,8 +231,15 @@ export class DarajaRoutes {
     return {
       accounts: this.core.accounts,
       now,
-      timestampToleranceSeconds: this.core.options.timestampToleranceSeconds,
+      timestampToleranceSeconds: this.core.behaviour().timestampToleranceSeconds,
     };
+  }
+
+  /** Accepted, but worth a line: a Timestamp far from Nairobi now usually means a UTC (or server-local) clock. */
+  private noteSkew(kind: 'push' | 'query', skewSeconds: number): void {
+    if (Math.abs(skewSeconds) < 600) return;
+    const hours = Math.round((Math.abs(skewSeconds) / 3600) * 10) / 10;
+    this.core.log(`${kind} Timestamp is ${hours} h ${skewSeconds < 0 ? 'behind' : 'ahead of'} Nairobi time${Math.abs(skewSeconds + 10800) <= 120 ? ' (a UTC clock?)' : ''}; accepted`);
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, error: DarajaError): void {

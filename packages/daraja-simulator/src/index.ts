@@ -9,6 +9,8 @@ import type { DarajaSimulator, SimulatorOptions } from './types';
 
 export type {
   DarajaSimulator,
+  PendingQueryForm,
+  SimBehaviour,
   SimCallbackDelivery,
   SimCallbackFaults,
   SimFaultError,
@@ -21,6 +23,7 @@ export type {
   SimPush,
   SimPushState,
   SimPushTimeouts,
+  SimQuery,
   SimQueryTimeouts,
   SimResolveOptions,
   SimStats,
@@ -41,6 +44,7 @@ export { formatNairobiTimestamp } from './time';
 export { stkPassword } from './validation';
 export { DEFAULT_TIMEOUT_HOLD_MS, mulberry32, parseFaults } from './faults';
 export { faultsFromEnv } from './env-faults';
+export { behaviourFromCli, DEFAULT_BEHAVIOUR, PENDING_QUERY_FORMS } from './behaviour';
 
 function urlHost(host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1';
@@ -70,6 +74,9 @@ export async function startDarajaSimulator(opts: SimulatorOptions = {}): Promise
     pushes: () => core.listPushes(),
     getPush: (checkoutRequestId) => core.getPush(checkoutRequestId),
     callbacks: () => core.listCallbacks(),
+    queries: () => core.listQueries(),
+    behaviour: () => core.behaviour(),
+    setBehaviour: (b) => core.setBehaviour(b),
     resolve: (checkoutRequestId, resultCode, options) => core.resolve(checkoutRequestId, resultCode, options),
     setFaults: (f) => core.setFaults(f),
     faults: () => core.currentFaults(),

@@ -1,6 +1,7 @@
 /** Defaults and validation of SimulatorOptions. */
+import { DEFAULT_BEHAVIOUR, parseBehaviour } from './behaviour';
 import { parseFaults } from './faults';
-import type { SimFaults, SimulatorAccount, SimulatorOptions } from './types';
+import type { SimBehaviour, SimFaults, SimulatorAccount, SimulatorOptions } from './types';
 
 export const DEFAULT_CONSUMER_KEY = 'smartduka-sim-key';
 export const DEFAULT_CONSUMER_SECRET = 'smartduka-sim-secret';
@@ -22,7 +23,8 @@ export interface ResolvedOptions {
   tokenTtlSeconds: number;
   invalidatePreviousToken: boolean;
   callbackDelayMs: number;
-  timestampToleranceSeconds: number;
+  /** Start-up behaviour (Timestamp window, pending query form): applied at start and by reset(). */
+  behaviour: SimBehaviour;
   log: (line: string) => void;
   maxRecords: number;
   /** Start-up faults (validated; the one-shot invalidateTokens is dropped): applied at start and by reset(). */
@@ -64,6 +66,15 @@ function startupFaults(faults: SimFaults | undefined): SimFaults {
   return rest;
 }
 
+function startupBehaviour(opts: SimulatorOptions): SimBehaviour {
+  const given: Record<string, unknown> = {};
+  if (opts.timestampToleranceSeconds !== undefined) given['timestampToleranceSeconds'] = opts.timestampToleranceSeconds;
+  if (opts.pendingQueryForm !== undefined) given['pendingQueryForm'] = opts.pendingQueryForm;
+  const parsed = parseBehaviour(given);
+  if (!parsed.ok) throw new RangeError(`SimulatorOptions.${parsed.message}`);
+  return { ...DEFAULT_BEHAVIOUR, ...parsed.value };
+}
+
 export function resolveOptions(opts: SimulatorOptions = {}): ResolvedOptions {
   return {
     port: requireInteger('port', opts.port ?? 0, 0, 65535),
@@ -74,7 +85,7 @@ export function resolveOptions(opts: SimulatorOptions = {}): ResolvedOptions {
     tokenTtlSeconds: requireInteger('tokenTtlSeconds', opts.tokenTtlSeconds ?? 3599, 1),
     invalidatePreviousToken: opts.invalidatePreviousToken ?? true,
     callbackDelayMs: requireInteger('callbackDelayMs', opts.callbackDelayMs ?? 2000, 0, 2_147_483_647),
-    timestampToleranceSeconds: requireInteger('timestampToleranceSeconds', opts.timestampToleranceSeconds ?? 300, 0),
+    behaviour: startupBehaviour(opts),
     log: opts.log ?? (() => undefined),
     maxRecords: requireInteger('maxRecords', opts.maxRecords ?? DEFAULT_MAX_RECORDS, 1),
     faults: startupFaults(opts.faults),

@@ -76,6 +76,22 @@ export function stkQueryResult(push: SimPush): StkQueryResultResponse {
 }
 
 /**
+ * The 2026 sandbox's "still pending" STK query answer (HTTP 200), exactly as recorded in
+ * daraja-payloads/q04-pending-200-4999-2026.json: only these two fields. (daraja.md §3 sketches it with
+ * ResponseCode and ids as well; the recorded body has none of them, and the simulator follows the recording.)
+ */
+export interface StkQueryStillProcessingResponse {
+  ResultCode: '4999';
+  ResultDesc: string;
+}
+
+export const STILL_UNDER_PROCESSING_CODE = '4999';
+
+export function stkQueryStillProcessing(): StkQueryStillProcessingResponse {
+  return { ResultCode: STILL_UNDER_PROCESSING_CODE, ResultDesc: 'The transaction is still under processing' };
+}
+
+/**
  * The STK callback for an answered push. Success carries CallbackMetadata (Balance without Value,
  * numeric TransactionDate/PhoneNumber); every other result carries no CallbackMetadata at all.
  */

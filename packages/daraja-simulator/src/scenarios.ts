@@ -1,4 +1,5 @@
 /** How the simulated customer answers a prompt, chosen by the PhoneNumber of the push. */
+import type { PendingQueryForm } from './types';
 
 export type ScenarioName =
   | 'success'
@@ -9,6 +10,8 @@ export type ScenarioName =
   | 'callback_lost'
   | 'duplicate_callback'
   | 'never_answers'
+  | 'never_answers_4999'
+  | 'prompt_not_delivered'
   | 'subscriber_locked'
   | 'answer_lost'
   | 'push_timeout'
@@ -28,6 +31,8 @@ export interface ScenarioSpec {
    * 'processed' = the push was recorded and the customer prompted; 'unprocessed' = nothing happened.
    */
   timeout?: 'processed' | 'unprocessed';
+  /** Fixes how STK query answers while the push is unanswered (otherwise the simulator's current behaviour decides). */
+  pendingQueryForm?: PendingQueryForm;
 }
 
 export const SUCCESS_RESULT_DESC = 'The service request is processed successfully.';
@@ -50,6 +55,8 @@ export const RESULT_DESCRIPTIONS: Readonly<Record<number, string>> = Object.free
   1025: 'An error occurred while sending a push request',
   1031: 'Request cancelled by user',
   1032: 'Request cancelled by user',
+  /** As received in 2019 (django-daraja fixture; daraja-payloads/cb15): the prompt never reached the SIM. */
+  1036: '[STK_CB - ]SMSC ACK timeout.',
   1037: 'DS timeout user cannot be reached',
   2001: 'The initiator information is invalid.',
   2028: 'The request is not permitted according to product assignment',
@@ -113,7 +120,22 @@ const SCENARIOS: Readonly<Record<ScenarioName, ScenarioSpec>> = Object.freeze({
   },
   never_answers: {
     scenario: 'never_answers',
-    description: 'Customer never answers until resolve() / POST /__sim/pushes/:id/resolve; STK query keeps saying "being processed".',
+    description: 'Customer never answers until resolve() / POST /__sim/pushes/:id/resolve; STK query keeps answering pending (in the pendingQueryForm in force).',
+    callbackCopies: 1,
+    rejectsPush: false,
+  },
+  never_answers_4999: {
+    scenario: 'never_answers_4999',
+    description:
+      'Like never_answers, but STK query answers the 2026 sandbox form: HTTP 200 ResultCode "4999" "The transaction is still under processing".',
+    callbackCopies: 1,
+    rejectsPush: false,
+    pendingQueryForm: 'result4999',
+  },
+  prompt_not_delivered: {
+    scenario: 'prompt_not_delivered',
+    description: 'The prompt never reaches the SIM: ResultCode 1036 "[STK_CB - ]SMSC ACK timeout.".',
+    autoResultCode: 1036,
     callbackCopies: 1,
     rejectsPush: false,
   },
@@ -159,6 +181,8 @@ const MAGIC_SCENARIOS: Readonly<Record<string, ScenarioName>> = Object.freeze({
   '254700000008': 'subscriber_locked',
   '254700000009': 'answer_lost',
   '254700000010': 'push_timeout',
+  '254700000011': 'never_answers_4999',
+  '254700000012': 'prompt_not_delivered',
 });
 
 /** Magic PhoneNumber values and what they do. Any other valid number succeeds (ResultCode 0). */

@@ -26,17 +26,38 @@ export interface SimulatorOptions {
   invalidatePreviousToken?: boolean;
   /** default 2000: time the "customer" takes to answer */
   callbackDelayMs?: number;
-  /** default 300: how far Timestamp may be from Nairobi now */
-  timestampToleranceSeconds?: number;
+  /**
+   * default null: no window. Timestamp must be a real `yyyyMMddHHmmss` date and the Password must match it,
+   * but it may be any distance from Nairobi now (public clients send UTC; no primary source shows Daraja
+   * refusing that, daraja.md §2.2). A number = reject a Timestamp more than that many seconds from Nairobi now.
+   * CLI: --timestamp-tolerance-seconds / SIM_TIMESTAMP_TOLERANCE_SECONDS.
+   */
+  timestampToleranceSeconds?: number | null;
+  /**
+   * default 'http500': how STK query answers a push the customer has not answered yet. 'http500' = HTTP 500
+   * `500.001.1001` "The transaction is being processed" (the documented/2018 form); 'result4999' = HTTP 200
+   * `{"ResultCode":"4999","ResultDesc":"The transaction is still under processing"}` (the 2026 sandbox).
+   * CLI: --pending-query-form / SIM_PENDING_QUERY_FORM. A scenario (magic number) may fix it per push.
+   */
+  pendingQueryForm?: PendingQueryForm;
   /** default: no logging. Secrets are never logged; phones are masked 2547******78. */
   log?: (line: string) => void;
-  /** default 10000: how many pushes, callback deliveries, injections and push requests are kept (oldest dropped first). */
+  /** default 10000: how many pushes, queries, callback deliveries, injections and push requests are kept (oldest dropped first). */
   maxRecords?: number;
   /** Faults active from the start (e.g. a chaos run); reset() restores them. Validated like setFaults(). */
   faults?: SimFaults;
 }
 
 export type SimPushState = 'awaiting_customer' | 'answered';
+
+/** How STK query says "the customer has not answered yet" (see SimulatorOptions.pendingQueryForm). */
+export type PendingQueryForm = 'http500' | 'result4999';
+
+/** Behaviour that can be changed while the simulator runs (setBehaviour(), POST /__sim/behaviour); reset() restores the start-up options. */
+export interface SimBehaviour {
+  timestampToleranceSeconds: number | null;
+  pendingQueryForm: PendingQueryForm;
+}
 
 export interface SimPush {
   checkoutRequestId: string;
@@ -49,14 +70,36 @@ export interface SimPush {
   accountReference: string;
   transactionDesc: string;
   callbackUrl: string;
+  /** Timestamp exactly as the client sent it */
+  timestamp: string;
+  /** Timestamp read as Nairobi wall-clock time, minus the simulator's clock, in whole seconds (a UTC Timestamp ≈ -10800) */
+  timestampSkewSeconds: number;
   createdAt: Date;
   scenario: string;
+  /** set when the push's scenario fixes the pending STK query form (otherwise the current behaviour decides) */
+  pendingQueryForm?: PendingQueryForm;
   state: SimPushState;
   resultCode?: number;
   resultDesc?: string;
   receipt?: string;
   /** Faults the simulator injected into this push, in the order they happened (absent when none). */
   injected?: SimInjectionKind[];
+}
+
+/** One STK query that passed validation, as the simulator answered it. */
+export interface SimQuery {
+  checkoutRequestId: string;
+  shortcode: string;
+  /** Timestamp exactly as the client sent it */
+  timestamp: string;
+  /** as SimPush.timestampSkewSeconds */
+  timestampSkewSeconds: number;
+  at: Date;
+  answer: 'final' | 'pending' | 'not_found';
+  /** the form of a 'pending' answer */
+  pendingForm?: PendingQueryForm;
+  /** the ResultCode of a 'final' answer */
+  resultCode?: number;
 }
 
 export interface SimCallbackDelivery {
@@ -244,6 +287,12 @@ export interface DarajaSimulator {
   pushes(): SimPush[];
   getPush(checkoutRequestId: string): SimPush | undefined;
   callbacks(): SimCallbackDelivery[];
+  /** STK queries that passed validation, oldest first */
+  queries(): SimQuery[];
+  /** the behaviour in force */
+  behaviour(): SimBehaviour;
+  /** changes the given behaviour fields; throws SimulatorError (kind 'invalid') on a bad value */
+  setBehaviour(b: Partial<SimBehaviour>): void;
   /**
    * answer a push now with a result code instead of waiting (0 success, 1032 cancel, ...); sends the callback
    * unless the push's scenario / callback faults drop it, or as `options` say. Waits for the callbacks that are not delayed.
@@ -258,6 +307,6 @@ export interface DarajaSimulator {
   /** how many push requests / prompts carried this AccountReference and/or PhoneNumber */
   promptsFor(query: SimPromptQuery): SimPromptCount;
   waitForCallbacks(checkoutRequestId: string, count?: number, timeoutMs?: number): Promise<SimCallbackDelivery[]>;
-  /** clears pushes, callbacks, stats, injections, tokens and held connections; faults go back to `SimulatorOptions.faults` (none by default) */
+  /** clears pushes, queries, callbacks, stats, injections, tokens and held connections; faults and behaviour go back to the start-up options */
   reset(): void;
 }

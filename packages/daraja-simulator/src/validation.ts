@@ -8,10 +8,18 @@ export type Validation<T> = { ok: true; value: T } | { ok: false; error: DarajaE
 export interface ValidationContext {
   accounts: ReadonlyMap<string, SimulatorAccount>;
   now: Date;
-  timestampToleranceSeconds: number;
+  /** null = no window (any real date; the Password must still match the Timestamp sent) */
+  timestampToleranceSeconds: number | null;
 }
 
-export interface ValidPush {
+/** The Timestamp of a valid request, as sent, and how far it is from Nairobi now. */
+export interface SentTimestamp {
+  timestamp: string;
+  /** the Timestamp read as Nairobi wall-clock time minus now, in whole seconds (a UTC Timestamp ≈ -10800) */
+  timestampSkewSeconds: number;
+}
+
+export interface ValidPush extends SentTimestamp {
   shortcode: string;
   transactionType: TransactionType;
   amount: number;
@@ -25,7 +33,7 @@ export interface ValidPush {
   productPermitted: boolean;
 }
 
-export interface ValidQuery {
+export interface ValidQuery extends SentTimestamp {
   shortcode: string;
   checkoutRequestId: string;
 }
@@ -95,7 +103,7 @@ export function parseCallbackUrl(value: unknown): string | undefined {
 function validateCredentials(
   body: Record<string, unknown>,
   ctx: ValidationContext,
-): Validation<{ shortcode: string; account: SimulatorAccount }> {
+): Validation<{ shortcode: string; account: SimulatorAccount } & SentTimestamp> {
   const shortcode = digitString(body['BusinessShortCode']);
   if (shortcode === undefined || !SHORTCODE_PATTERN.test(shortcode)) return { ok: false, error: badRequest('BusinessShortCode') };
   const account = ctx.accounts.get(shortcode);
@@ -103,14 +111,16 @@ function validateCredentials(
 
   const timestamp = body['Timestamp'];
   const instant = typeof timestamp === 'string' ? parseNairobiTimestamp(timestamp) : undefined;
-  if (typeof timestamp !== 'string' || !instant || !isWithinTolerance(instant, ctx.now, ctx.timestampToleranceSeconds)) {
+  const tolerance = ctx.timestampToleranceSeconds;
+  if (typeof timestamp !== 'string' || !instant || (tolerance !== null && !isWithinTolerance(instant, ctx.now, tolerance))) {
     return { ok: false, error: badRequest('Timestamp') };
   }
 
   if (body['Password'] !== stkPassword(shortcode, account.passkey, timestamp)) {
     return { ok: false, error: ERRORS.wrongCredentials };
   }
-  return { ok: true, value: { shortcode, account } };
+  const timestampSkewSeconds = Math.round((instant.getTime() - ctx.now.getTime()) / 1000);
+  return { ok: true, value: { shortcode, account, timestamp, timestampSkewSeconds } };
 }
 
 function isProductPermitted(type: TransactionType, shortcode: string, partyB: string, account: SimulatorAccount): boolean {
@@ -121,7 +131,7 @@ function isProductPermitted(type: TransactionType, shortcode: string, partyB: st
 export function validatePush(body: Record<string, unknown>, ctx: ValidationContext): Validation<ValidPush> {
   const creds = validateCredentials(body, ctx);
   if (!creds.ok) return creds;
-  const { shortcode, account } = creds.value;
+  const { shortcode, account, timestamp, timestampSkewSeconds } = creds.value;
 
   const type = body['TransactionType'];
   const transactionType = TRANSACTION_TYPES.find((t) => t === type);
@@ -156,6 +166,8 @@ export function validatePush(body: Record<string, unknown>, ctx: ValidationConte
     ok: true,
     value: {
       shortcode,
+      timestamp,
+      timestampSkewSeconds,
       transactionType,
       amount,
       partyA,
@@ -176,5 +188,6 @@ export function validateQuery(body: Record<string, unknown>, ctx: ValidationCont
   if (typeof checkoutRequestId !== 'string' || checkoutRequestId.trim() === '') {
     return { ok: false, error: badRequest('CheckoutRequestID') };
   }
-  return { ok: true, value: { shortcode: creds.value.shortcode, checkoutRequestId } };
+  const { shortcode, timestamp, timestampSkewSeconds } = creds.value;
+  return { ok: true, value: { shortcode, timestamp, timestampSkewSeconds, checkoutRequestId } };
 }

@@ -57,7 +57,7 @@ describe('control API and lifecycle', () => {
     const res = await request(`${sim.url}/__sim/state`);
     expect(res.status).toBe(200);
     const state = res.json as { pushes: Array<Record<string, unknown>>; callbacks: Array<Record<string, unknown>>; stats: unknown; faults: unknown; injections: unknown };
-    expect(Object.keys(state).sort()).toEqual(['callbacks', 'faults', 'injections', 'pushes', 'stats']);
+    expect(Object.keys(state).sort()).toEqual(['behaviour', 'callbacks', 'faults', 'injections', 'pushes', 'queries', 'stats']);
     expect(state.pushes).toHaveLength(1);
     expect(state.pushes[0]).toMatchObject({ checkoutRequestId: id, state: 'answered', resultCode: 0 });
     expect(typeof state.pushes[0]?.['createdAt']).toBe('string');
@@ -66,6 +66,23 @@ describe('control API and lifecycle', () => {
     expect(state.stats).toEqual({ ...ZERO_STATS, oauthRequests: 1, pushRequests: 1, callbacksSent: 1, promptsSent: 1 });
     expect(state.faults).toEqual({});
     expect(state.injections).toEqual([]);
+    expect((state as unknown as { queries: unknown }).queries).toEqual([]);
+    expect((state as unknown as { behaviour: unknown }).behaviour).toEqual({ timestampToleranceSeconds: null, pendingQueryForm: 'http500' });
+  });
+
+  it('GET/POST /__sim/behaviour reads and changes the behaviour, and rejects malformed values without changing anything', async () => {
+    expect((await request(`${sim.url}/__sim/behaviour`)).json).toEqual({ behaviour: { timestampToleranceSeconds: null, pendingQueryForm: 'http500' } });
+    const set = await post(`${sim.url}/__sim/behaviour`, JSON.stringify({ timestampToleranceSeconds: 300, pendingQueryForm: 'result4999' }));
+    expect(set.status).toBe(200);
+    expect(set.json).toEqual({ behaviour: { timestampToleranceSeconds: 300, pendingQueryForm: 'result4999' } });
+    for (const bad of ['{"pendingQueryForm":"http200"}', '{"timestampToleranceSeconds":-5}', '{"timestampToleranceSeconds":"300"}', '{"tolerance":300}', '[]', '{not json']) {
+      const res = await post(`${sim.url}/__sim/behaviour`, bad);
+      expect(res.status).toBe(400);
+      expect(typeof (res.json as { error: string }).error).toBe('string');
+    }
+    expect(sim.behaviour()).toEqual({ timestampToleranceSeconds: 300, pendingQueryForm: 'result4999' });
+    expect((await post(`${sim.url}/__sim/behaviour`, JSON.stringify({ timestampToleranceSeconds: null }))).json).toEqual({ behaviour: { timestampToleranceSeconds: null, pendingQueryForm: 'result4999' } });
+    expect((await request(`${sim.url}/__sim/behaviour`, { method: 'DELETE' })).status).toBe(405);
   });
 
   it('POST /__sim/faults sets faults and rejects malformed ones', async () => {
@@ -118,7 +135,7 @@ describe('control API and lifecycle', () => {
     await sleep(DELAY + 150);
     expect(receiver.received).toHaveLength(0);
     const state = (await request(`${sim.url}/__sim/state`)).json;
-    expect(state).toEqual({ pushes: [], callbacks: [], stats: ZERO_STATS, faults: {}, injections: [] });
+    expect(state).toEqual({ pushes: [], queries: [], callbacks: [], stats: ZERO_STATS, faults: {}, behaviour: { timestampToleranceSeconds: null, pendingQueryForm: 'http500' }, injections: [] });
     expectEnvelope(await stkQuery(sim.url, accessToken, queryBody('ws_CO_x')), 404, '404.001.03', 'Invalid Access Token');
   });
 

@@ -184,7 +184,6 @@ describe('STK push', () => {
   describe('validation', () => {
     const cb = (): string => `${receiver.url}/hooks/daraja/stk/v`;
     const stale = nairobiTimestamp(new Date(Date.now() - 10 * 60 * 1000));
-    const future = nairobiTimestamp(new Date(Date.now() + 10 * 60 * 1000));
     const utcNow = new Date().toISOString().replace(/\D/g, '').slice(0, 14);
     const withTs = (ts: string): Record<string, unknown> => ({ Timestamp: ts, Password: password(SHORTCODE, PASSKEY, ts) });
 
@@ -192,10 +191,9 @@ describe('STK push', () => {
       ['wrong password', () => ({ Password: password(SHORTCODE, 'wrong-passkey', nairobiTimestamp()) }), 500, '500.001.1001', 'Wrong credentials'],
       ['password from another timestamp', () => ({ Password: password(SHORTCODE, PASSKEY, stale) }), 500, '500.001.1001', 'Wrong credentials'],
       ['missing password', () => ({ Password: undefined }), 500, '500.001.1001', 'Wrong credentials'],
-      ['stale timestamp (10 min old)', () => withTs(stale), 400, '400.002.02', 'Bad Request - Invalid Timestamp'],
-      ['future timestamp (10 min ahead)', () => withTs(future), 400, '400.002.02', 'Bad Request - Invalid Timestamp'],
-      ['UTC instead of Nairobi timestamp', () => withTs(utcNow), 400, '400.002.02', 'Bad Request - Invalid Timestamp'],
+      ['password from the UTC timestamp with the Nairobi one sent', () => ({ Password: password(SHORTCODE, PASSKEY, utcNow) }), 500, '500.001.1001', 'Wrong credentials'],
       ['malformed timestamp', () => withTs('2024-07-12 09:15'), 400, '400.002.02', 'Bad Request - Invalid Timestamp'],
+      ['impossible date as timestamp', () => withTs('20240230101010'), 400, '400.002.02', 'Bad Request - Invalid Timestamp'],
       ['unknown shortcode', () => ({ BusinessShortCode: 600000 }), 500, '500.001.1001', 'Merchant does not exist'],
       ['missing shortcode', () => ({ BusinessShortCode: undefined }), 400, '400.002.02', 'Bad Request - Invalid BusinessShortCode'],
       ['bad transaction type', () => ({ TransactionType: 'CustomerPayBill' }), 400, '400.002.02', 'Bad Request - Invalid TransactionType'],
@@ -230,6 +228,47 @@ describe('STK push', () => {
       const res = await stkPush(sim.url, accessToken, pushBody(cb(), overrides()));
       expectEnvelope(res, status, code, message);
       expect(sim.pushes()).toHaveLength(0);
+    });
+
+    // issue 8.12: no primary source gives Daraja a Timestamp window; public clients (mpesa-node, mpesa-api) send UTC.
+    const utcStamp = (at: Date): string => at.toISOString().replace(/\D/g, '').slice(0, 14);
+    const offsets: Array<[string, (now: number) => string, number]> = [
+      ['UTC instead of Nairobi time', (now) => utcStamp(new Date(now)), -10800],
+      ['10 min old', (now) => nairobiTimestamp(new Date(now - 600_000)), -600],
+      ['10 min ahead', (now) => nairobiTimestamp(new Date(now + 600_000)), 600],
+    ];
+
+    it.each(offsets)('issue 8.12: accepts a %s Timestamp whose Password matches (no window by default) and records it', async (_label, stamp, skew) => {
+      const ts = stamp(Date.now());
+      const res = await stkPush(sim.url, accessToken, pushBody(cb(), withTs(ts)));
+      expect(res.status).toBe(200);
+      const push = sim.getPush((res.json as Accepted).CheckoutRequestID);
+      expect(push?.timestamp).toBe(ts);
+      expect(Math.abs((push?.timestampSkewSeconds ?? 0) - skew)).toBeLessThanOrEqual(5);
+    });
+
+    it.each(offsets)('issue 8.12: with timestampToleranceSeconds 300 (setBehaviour) rejects a %s Timestamp', async (_label, stamp) => {
+      sim.setBehaviour({ timestampToleranceSeconds: 300 });
+      expectEnvelope(await stkPush(sim.url, accessToken, pushBody(cb(), withTs(stamp(Date.now())))), 400, '400.002.02', 'Bad Request - Invalid Timestamp');
+      expect((await stkPush(sim.url, accessToken, pushBody(cb()))).status).toBe(200);
+      expect(sim.pushes()).toHaveLength(1);
+    });
+
+    it('issue 8.12: the timestampToleranceSeconds option sets the window from the start, and reset() restores it', async () => {
+      const strict = await startDarajaSimulator({ callbackDelayMs: DELAY, timestampToleranceSeconds: 300 });
+      try {
+        expect(strict.behaviour()).toEqual({ timestampToleranceSeconds: 300, pendingQueryForm: 'http500' });
+        const t = await token(strict.url);
+        expectEnvelope(await stkPush(strict.url, t, pushBody(cb(), withTs(utcStamp(new Date())))), 400, '400.002.02', 'Bad Request - Invalid Timestamp');
+        strict.setBehaviour({ timestampToleranceSeconds: null });
+        expect((await stkPush(strict.url, t, pushBody(cb(), withTs(utcStamp(new Date()))))).status).toBe(200);
+        strict.reset();
+        expect(strict.behaviour().timestampToleranceSeconds).toBe(300);
+      } finally {
+        await strict.close();
+      }
+      await expect(startDarajaSimulator({ timestampToleranceSeconds: -1 })).rejects.toThrow(/timestampToleranceSeconds/);
+      expect(() => sim.setBehaviour({ timestampToleranceSeconds: 1.5 })).toThrow(/timestampToleranceSeconds/);
     });
 
     it('sends no callback for rejected pushes', async () => {

@@ -373,7 +373,7 @@ export class PaymentLifecycle {
       checkoutRequestId: p.checkoutRequestId,
       phone: p.phoneMasked,
       ...(p.provider === 'mpesa'
-        ? {}
+        ? { accountReference: p.accountReference, transactionDesc: p.transactionDesc }
         : { reference: p.providerReference, providerTransactionId: p.providerTransactionId, providerReceipt: p.providerReceipt, paymentMethod: p.paymentMethod, checkoutUrl: p.checkoutUrl }),
       createdAt: p.createdAt.toISOString(),
       updatedAt: p.updatedAt.toISOString(),

@@ -1,8 +1,14 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsEmail, IsInt, IsOptional, IsString, IsUUID, Length, Matches, MaxLength, Max, Min } from 'class-validator';
+import { IsEmail, IsInt, IsOptional, IsString, IsUUID, Matches, MaxLength, Max, Min, ValidateBy, ValidationOptions } from 'class-validator';
 import { ORDER_ID_PATTERN } from '../orders/orders.dto';
+import { fitAccountReference, fitTransactionDesc, STK_TEXT_FIELD_MAX_INPUT } from './daraja/stk-fields';
 
 export const MAX_STK_AMOUNT = 250_000;
+
+/** A string that `fit` can turn into something Daraja takes (anything else is reported by @IsString). */
+function FitsForMpesa(fit: (raw: string) => string | undefined, message: string, options?: ValidationOptions) {
+  return ValidateBy({ name: 'fitsForMpesa', validator: { validate: (v: unknown) => typeof v !== 'string' || fit(v) !== undefined, defaultMessage: () => message } }, options);
+}
 
 export class StkPushDto {
   @ApiProperty({ example: '0712345678', description: 'Customer phone: +254712345678, 254712345678, 0712345678, 712345678, 0112345678 or 112345678 (spaces/dashes allowed)' })
@@ -21,10 +27,18 @@ export class StkPushDto {
   @Matches(ORDER_ID_PATTERN, { message: "orderId must be 1-64 characters: letters, digits, '.', '_' or '-'" })
   orderId!: string;
 
-  @ApiPropertyOptional({ example: 'ORD12345', description: 'Shown to the customer as the account number: 1-12 letters/digits. Default: the order id with other characters removed, last 12 kept. Longer values are rejected, not truncated.' })
+  @ApiPropertyOptional({
+    example: 'SmartDuka-Order-12345',
+    maxLength: STK_TEXT_FIELD_MAX_INPUT,
+    description:
+      'Shown to the customer as the account number. M-Pesa takes 1-12 letters/digits: other characters are removed (accents folded: é → e) and the last 12 kept ' +
+      '("SmartDuka-Order-12345" is sent as "kaOrder12345"); the response and GET /payments/:id say what was sent. Refused only when no letter or digit is left. ' +
+      'Default: the order id made to fit the same way.',
+  })
   @IsOptional()
-  @IsString()
-  @Matches(/^[A-Za-z0-9]{1,12}$/, { message: 'accountReference must be 1-12 letters or digits (M-Pesa limit)' })
+  @IsString({ message: 'accountReference must be a string' })
+  @MaxLength(STK_TEXT_FIELD_MAX_INPUT, { message: `accountReference must be at most ${STK_TEXT_FIELD_MAX_INPUT} characters` })
+  @FitsForMpesa(fitAccountReference, 'accountReference must contain at least one letter or digit (M-Pesa shows it to the customer as the account number)')
   accountReference?: string;
 
   @ApiPropertyOptional({ example: 'ops@duka.co.ke', description: 'Kept in the audit log only' })
@@ -33,11 +47,17 @@ export class StkPushDto {
   @MaxLength(254)
   customerEmail?: string;
 
-  @ApiPropertyOptional({ example: 'Duka payment', description: '1-13 characters (M-Pesa limit); longer values are rejected, not truncated. Default "POS payment".' })
+  @ApiPropertyOptional({
+    example: 'Duka payment',
+    maxLength: STK_TEXT_FIELD_MAX_INPUT,
+    description:
+      'M-Pesa takes 1-13 characters: letters, digits, spaces and . , _ - are kept (accents folded, other characters removed, spaces collapsed) and the first 13 sent ' +
+      '("SmartDuka POS payment" is sent as "SmartDuka POS"); the response and GET /payments/:id say what was sent. Refused only when nothing is left. Default "POS payment".',
+  })
   @IsOptional()
-  @IsString()
-  @Length(1, 13, { message: 'transactionDesc must be 1-13 characters (M-Pesa limit)' })
-  @Matches(/^[A-Za-z0-9 .,_-]+$/, { message: 'transactionDesc may contain letters, digits, spaces and . , _ -' })
+  @IsString({ message: 'transactionDesc must be a string' })
+  @MaxLength(STK_TEXT_FIELD_MAX_INPUT, { message: `transactionDesc must be at most ${STK_TEXT_FIELD_MAX_INPUT} characters` })
+  @FitsForMpesa(fitTransactionDesc, 'transactionDesc must contain at least one letter, digit or . , _ - (M-Pesa shows a short description)')
   transactionDesc?: string;
 }
 
@@ -70,6 +90,8 @@ export class StkPushResponseDto {
   @ApiProperty({ example: 100 }) amount!: number;
   @ApiProperty({ example: 'KES' }) currency!: string;
   @ApiProperty({ example: 'ORD-12345' }) orderId!: string;
+  @ApiProperty({ example: 'kaOrder12345', description: 'The AccountReference sent to M-Pesa (what the customer sees as the account number), after fitting' }) accountReference!: string;
+  @ApiProperty({ example: 'SmartDuka POS', description: 'The TransactionDesc sent to M-Pesa, after fitting' }) transactionDesc!: string;
 }
 
 export class PaymentResponseDto {
@@ -86,6 +108,8 @@ export class PaymentResponseDto {
   @ApiPropertyOptional({ nullable: true, type: String }) merchantRequestId!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String }) checkoutRequestId!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String, example: '2547******78' }) phone!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, example: 'kaOrder12345', description: 'M-Pesa: the AccountReference sent to Daraja (what the customer saw)' }) accountReference?: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, example: 'SmartDuka POS', description: 'M-Pesa: the TransactionDesc sent to Daraja' }) transactionDesc?: string | null;
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
   @ApiProperty({ format: 'date-time' }) updatedAt!: string;
   @ApiPropertyOptional({ nullable: true, type: String, format: 'date-time' }) completedAt!: string | null;

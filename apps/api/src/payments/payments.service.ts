@@ -11,6 +11,7 @@ import { parseStkCallback } from './daraja/callback-parser';
 import { CallbackShapeError, DarajaError, DarajaRateLimitedError } from './daraja/daraja.errors';
 import { DarajaService } from './daraja/daraja.service';
 import type { ParsedStkCallback, StkQueryResult } from './daraja/daraja.types';
+import { fitAccountReference, fittedOrRefused } from './daraja/stk-fields';
 import { MpesaProvider } from './providers/mpesa/mpesa.provider';
 import { HttpResult, hashRequest, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from './payment-lifecycle.service';
 import { isInFlight, PaymentStatus } from './payment-status';
@@ -98,8 +99,9 @@ export class PaymentsService implements BeforeApplicationShutdown {
     await this.lifecycle.checkOrder(user.shopId, dto.orderId, amountMinor, 'KES', 'M-Pesa', String(dto.amount));
 
     const paymentId = randomUUID();
-    const accountReference = dto.accountReference ?? defaultAccountReference(dto.orderId);
-    const transactionDesc = dto.transactionDesc ?? DEFAULT_TRANSACTION_DESC;
+    // What Daraja is sent (and the customer sees): the POS's text made to fit. requestHash above is over the raw body.
+    const accountReference = dto.accountReference == null ? defaultAccountReference(dto.orderId) : fittedOrRefused('accountReference', dto.accountReference);
+    const transactionDesc = dto.transactionDesc == null ? DEFAULT_TRANSACTION_DESC : fittedOrRefused('transactionDesc', dto.transactionDesc);
     const actor = `user:${user.sub}`;
 
     const lost = await this.lifecycle.openPayment(paymentId, {
@@ -154,6 +156,8 @@ export class PaymentsService implements BeforeApplicationShutdown {
         amount,
         currency: 'KES',
         orderId,
+        accountReference,
+        transactionDesc,
       };
       if (idem) await this.repo.storeIdempotentResponse(idem.shopId, idem.key, 201, body, tx);
       return { status: 201, body };
@@ -561,8 +565,7 @@ function wholeShillingsToMinor(amount: number | undefined): bigint | undefined {
   return amount !== undefined && Number.isSafeInteger(amount) ? BigInt(amount) * 100n : undefined;
 }
 
-/** Daraja shows AccountReference to the customer; it must be ≤ 12 letters/digits. */
+/** Daraja shows AccountReference to the customer; it must be ≤ 12 letters/digits (the order id's last 12). */
 export function defaultAccountReference(orderId: string): string {
-  const alnum = orderId.replace(/[^A-Za-z0-9]/g, '');
-  return (alnum || 'POS').slice(-12);
+  return fitAccountReference(orderId) ?? 'POS';
 }

@@ -12,6 +12,10 @@ describe('mapResultCode', () => {
     ['1037', 'expired'],
     [1019, 'expired'],
     ['1019', 'expired'],
+    // issue 8.14: SMSC ACK timeout, the prompt never reached the SIM: a delivery timeout like 1037
+    [1036, 'expired'],
+    ['1036', 'expired'],
+    ['E3008', 'failed'],
     [1, 'failed'],
     ['1', 'failed'],
     [2001, 'failed'],

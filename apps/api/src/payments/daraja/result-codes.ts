@@ -2,8 +2,9 @@ import type { StkOutcome } from './daraja.types';
 
 /**
  * Maps an STK `ResultCode` (number in callbacks, string in query responses) to our outcome.
- * Switch on the code, never on ResultDesc. Unknown / non-numeric codes (SFC_IC0003, 2028,
- * anything new) are failures; the caller keeps the raw code and description.
+ * Switch on the code, never on ResultDesc. Delivery timeouts (1037, 1036) and 1019 are 'expired':
+ * nobody was charged and the customer can simply be asked again. Unknown / non-numeric codes
+ * (SFC_IC0003, 2028, E3008, anything new) are failures; the caller keeps the raw code and description.
  */
 export function mapResultCode(code: string | number): StkOutcome {
   switch (normaliseResultCode(code)) {
@@ -12,7 +13,8 @@ export function mapResultCode(code: string | number): StkOutcome {
     case '1032': // Request cancelled by user
     case '1031': // older variant of 1032
       return 'cancelled';
-    case '1037': // DS timeout / no response from user
+    case '1037': // DS timeout / "No response from user.": phone off, unreachable or not answered
+    case '1036': // "[STK_CB - ]SMSC ACK timeout.": the prompt never reached the SIM (daraja.md §2.6; payload cb15, 2019)
     case '1019': // Transaction has expired
       return 'expired';
     default:
