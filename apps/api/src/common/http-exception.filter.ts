@@ -1,6 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { isDatabaseUnavailable } from '../database/database';
+import { describeDatabaseError, isDatabaseUnavailable } from '../database/database';
 import { AppError, DatabaseUnavailableError } from './errors';
 import { safeError } from './logging';
 
@@ -44,7 +44,10 @@ export class AllExceptionsFilter implements ExceptionFilter {
     if (typed?.headers) {
       for (const [k, v] of Object.entries(typed.headers)) res.setHeader(k, v);
     }
-    if (body.statusCode >= 500) {
+    if (typed instanceof DatabaseUnavailableError && typed !== exception) {
+      // A lost connection: its SQLSTATE and the driver's message say it all (the failed query's parameters are client data).
+      this.logger.error({ db: describeDatabaseError(exception), requestId, code: body.code }, 'database unavailable; answered 503');
+    } else if (body.statusCode >= 500) {
       this.logger.error({ err: safeError(exception), requestId, code: body.code }, body.statusCode === 500 ? 'unhandled error' : body.message);
     }
     if (res.headersSent) return;

@@ -1,5 +1,5 @@
 import { DrizzleQueryError } from 'drizzle-orm';
-import { isDatabaseUnavailable } from './database';
+import { describeDatabaseError, isDatabaseUnavailable } from './database';
 
 const pgError = (fields: Record<string, unknown>, message = 'server error') => Object.assign(new Error(message), fields);
 
@@ -24,5 +24,13 @@ describe('isDatabaseUnavailable', () => {
     expect(isDatabaseUnavailable(pgError({ code: 'ECONNREFUSED' }, 'connect ECONNREFUSED 10.0.0.1:443'))).toBe(false);
     expect(isDatabaseUnavailable(undefined)).toBe(false);
     expect(isDatabaseUnavailable('Connection terminated')).toBe(false);
+  });
+});
+
+describe('describeDatabaseError', () => {
+  it("keeps the SQLSTATE and the server's message, never drizzle's query and parameters", () => {
+    const err = new DrizzleQueryError('insert into callback_inbox ...', ['{"Name":"PhoneNumber","Value":254712345678}'], pgError({ code: '57P01', severity: 'FATAL' }, 'terminating connection due to administrator command'));
+    expect(describeDatabaseError(err)).toEqual({ code: '57P01', message: 'terminating connection due to administrator command' });
+    expect(JSON.stringify(describeDatabaseError(err))).not.toContain('254712345678');
   });
 });

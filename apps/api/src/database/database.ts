@@ -181,3 +181,19 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * What is safe and useful to log about a lost database connection: the SQLSTATE and the driver's
+ * or server's own message (innermost cause), never drizzle's wrapper (its message and stack carry
+ * the query's parameters: callback bodies, phone numbers).
+ */
+export function describeDatabaseError(err: unknown): { code?: string; message: string } {
+  let e: unknown = err;
+  let message = 'database unavailable';
+  for (let i = 0; i < 5 && e && typeof e === 'object'; i++) {
+    const m = (e as { message?: unknown }).message;
+    if (!(e instanceof DrizzleQueryError) && typeof m === 'string') message = m.split('\n')[0].slice(0, 200);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return { code: pgErrorCode(err), message };
+}
