@@ -82,7 +82,7 @@ const SILENT_PHONE = '254700000007';
     sim.setFaults({ latencyMs: { oauth: 4000 } });
     const a = (api = await step('start the API', 40_000, () => startApiProcess({ databaseUrl: url(), simUrl: sim.url, env })));
     const { res } = await pushDuringSlowOAuth(a, async () => {
-      await waitUntil('the token refresh transaction to sit idle while OAuth is slow', 15_000, async () => (await backendsInState(url(), 'idle in transaction')) > 0, 50);
+      await waitUntil('the token refresh transaction to sit idle while OAuth is slow', 15_000, async () => (await backendsInState(url(), 'idle in transaction')) > 0, { intervalMs: 50, failIf: () => (alive(a) ? undefined : `the API process exited:\n${a.output()}`) });
       expect(await terminateBackends(url())).toBeGreaterThan(0);
     });
     expect(alive(a)).toBe(true);
@@ -203,7 +203,7 @@ const SILENT_PHONE = '254700000007';
       expect(res.body).toEqual({ ResultCode: 0, ResultDesc: 'Accepted' });
     }
     // Stored but unprocessed ones (their processing hit the dropped connection) are finished by the reconciler.
-    await waitUntil('every stored callback to be processed', 30_000, async () => rowsOf<{ n: number }>(await db().execute(sql`select count(*)::int as n from callback_inbox where processed_at is null`))[0].n === 0, 200);
+    await waitUntil('every stored callback to be processed', 30_000, async () => rowsOf<{ n: number }>(await db().execute(sql`select count(*)::int as n from callback_inbox where processed_at is null`))[0].n === 0, { intervalMs: 200, failIf: () => (alive(a) ? undefined : 'the API process exited') });
     const rows = rowsOf<{ status: string; completions: number }>(await db().execute(sql`
       select p.status, (select count(*)::int from payment_events e where e.payment_id = p.id and e.to_status = 'completed') as completions
       from payments p where p.id = any(${`{${pending.map((p) => p.paymentId).join(',')}}`}::uuid[])`));

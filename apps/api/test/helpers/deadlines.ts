@@ -70,15 +70,28 @@ export async function step<T>(name: string, budgetMs: number, fn: () => Promise<
   }
 }
 
+export interface WaitOptions {
+  /** poll interval, default 100 ms */
+  intervalMs?: number;
+  /** what the wait is still missing, for the failure message (e.g. "12 payments still open") */
+  progress?: () => string | Promise<string>;
+  /** a reason to stop waiting at once (e.g. the process being waited on exited), or undefined */
+  failIf?: () => string | undefined;
+}
+
 /**
- * Polls `fn` until it returns a truthy value; fails after `budgetMs` (scaled) naming `what` and
- * the last value or error seen. For readiness waits on a condition, never a fixed sleep.
+ * Polls `fn` until it returns a truthy value; fails after `budgetMs` (scaled) naming `what`, the
+ * progress and the last value or error seen, or at once when `failIf` gives a reason. For
+ * readiness waits on a condition, never a fixed sleep.
  */
-export async function waitUntil<T>(what: string, budgetMs: number, fn: () => Promise<T | undefined | null | false>, intervalMs = 100): Promise<T> {
-  const limit = scaled(budgetMs);
+export async function waitUntil<T>(what: string, budgetMs: number, fn: () => Promise<T | undefined | null | false>, options: WaitOptions = {}): Promise<T> {
+  const scale = timeScale();
+  const limit = scaled(budgetMs, scale);
   const deadline = Date.now() + limit;
   let last = 'nothing yet';
   for (;;) {
+    const reason = options.failIf?.();
+    if (reason) throw new Error(`gave up waiting for ${what}: ${reason}`);
     try {
       const v = await fn();
       if (v) return v;
@@ -86,7 +99,15 @@ export async function waitUntil<T>(what: string, budgetMs: number, fn: () => Pro
     } catch (err) {
       last = `last error: ${err instanceof Error ? err.message : String(err)}`;
     }
-    if (Date.now() > deadline) throw new StepTimeoutError(`waited ${limit} ms for ${what} (budget ${budgetMs} ms, scaled); ${last}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
+    if (Date.now() > deadline) {
+      let progress = '';
+      try {
+        progress = options.progress ? `; ${await options.progress()}` : '';
+      } catch (err) {
+        progress = `; (progress report failed: ${err instanceof Error ? err.message : String(err)})`;
+      }
+      throw new StepTimeoutError(`waited ${limit} ms for ${what} (budget ${budgetMs} ms x load scale ${scale})${progress}; ${last}`);
+    }
+    await new Promise((r) => setTimeout(r, options.intervalMs ?? 100));
   }
 }
