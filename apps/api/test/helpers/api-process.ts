@@ -39,6 +39,8 @@ export interface ApiProcessOptions {
   env?: Record<string, string>;
   /** reuse a port (a restarted instance behind the same address) */
   port?: number;
+  /** readiness budget in ms before load scaling (default API_START_BUDGET_MS) */
+  startBudgetMs?: number;
 }
 
 export async function startApiProcess(options: ApiProcessOptions): Promise<ApiProcess> {
@@ -97,7 +99,8 @@ export async function startApiProcess(options: ApiProcessOptions): Promise<ApiPr
   // budget with what it last saw and the process's output, never by a fixed sleep.
   let dead = false;
   void exited.then(() => (dead = true));
-  const limit = scaled(API_START_BUDGET_MS);
+  const budget = options.startBudgetMs ?? API_START_BUDGET_MS;
+  const limit = scaled(budget);
   const started = Date.now();
   let last = 'no answer yet';
   for (;;) {
@@ -111,7 +114,7 @@ export async function startApiProcess(options: ApiProcessOptions): Promise<ApiPr
     }
     if (Date.now() - started > limit) {
       await proc.kill();
-      throw new StepTimeoutError(`API process on port ${port} not ready within ${limit} ms (budget ${API_START_BUDGET_MS} ms x load scale ${timeScale()}); last: ${last}. Output tail:\n${tail(out)}`);
+      throw new StepTimeoutError(`API process on port ${port} not ready within ${limit} ms (budget ${budget} ms x load scale ${timeScale()}); last: ${last}; killed. Output tail:\n${tail(out)}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
