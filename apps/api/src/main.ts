@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
 import { join } from 'node:path';
 import { startDarajaSimulator, DarajaSimulator, MAGIC_NUMBERS } from '@smartduka/daraja-simulator';
 import { startFlutterwaveSimulator, startPesapalSimulator } from '@smartduka/card-simulators';
@@ -72,7 +73,13 @@ async function main(): Promise<void> {
 
   const cardSimulators = await startCardSimulators(config);
 
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, poolSize: config.databasePoolSize, pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir) });
+  const dbLogger = new Logger('Database');
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    poolSize: config.databasePoolSize,
+    pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir),
+    onConnectionLost: (info) => dbLogger.warn({ code: info.code, msg: info.message }, 'database connection lost; the pool opens a new one'),
+  });
   await database.migrate();
 
   const app = await createApp({ config, database, closeDatabaseOnShutdown: true, bufferLogs: true });

@@ -4,13 +4,16 @@ import { Agent, request as httpRequest } from 'node:http';
 import { mintToken } from '../src/auth/token';
 import { SANDBOX_PASSKEY } from '../src/config/app-config';
 import { callbackToken } from '../src/payments/daraja/callback-token';
-import { ApiProcess, startApiProcess } from './helpers/api-process';
+import { API_START_BUDGET_MS, ApiProcess, startApiProcess } from './helpers/api-process';
 import { successCallback } from './helpers/callbacks';
-import { TEST_CALLBACK_SECRET, TEST_JWT_SECRET, waitFor } from './helpers/test-app';
+import { step, testTimeout, waitUntil } from './helpers/deadlines';
+import { TEST_CALLBACK_SECRET, TEST_JWT_SECRET } from './helpers/test-app';
 import { createTestDatabase, TestDatabase } from './helpers/test-db';
 
 const PAYMENTS = 300;
 const KILL_AFTER_ACCEPTED = 90;
+/** Step budgets, ms on a quiet 2-core machine (scaled for a busy one): see helpers/deadlines.ts. */
+const BUDGET = { open: 60_000, burst: 40_000, replay: 30_000 };
 
 const rowsOf = <T>(res: unknown): T[] => (res as { rows: T[] }).rows;
 
@@ -49,13 +52,15 @@ const rowsOf = <T>(res: unknown): T[] => (res as { rows: T[] }).rows;
 
     // PAYMENTS pending payments, one per order.
     const pending: { paymentId: string; checkoutRequestId: string; merchantRequestId: string; orderId: string }[] = [];
-    for (let i = 0; i < PAYMENTS; i++) {
+    let opened = 0;
+    await step(`open ${PAYMENTS} payments`, BUDGET.open, () => runPool(Array.from({ length: PAYMENTS }, (_, i) => i), 6, async (i) => {
       const orderId = `CRASH-${i}`;
-      expect((await api.http().post('/orders').set('Authorization', auth).send({ id: orderId, total: 10 + i })).status).toBe(201);
-      const res = await api.http().post('/payments/stk-push').set('Authorization', auth).send({ orderId, amount: 10 + i, phoneNumber: '254700000007' });
+      expect((await api!.http().post('/orders').set('Authorization', auth).send({ id: orderId, total: 10 + i })).status).toBe(201);
+      const res = await api!.http().post('/payments/stk-push').set('Authorization', auth).send({ orderId, amount: 10 + i, phoneNumber: '254700000007' });
       expect(res.status).toBe(201);
-      pending.push({ ...res.body, orderId });
-    }
+      pending[i] = { ...res.body, orderId };
+      opened++;
+    }), () => `${opened}/${PAYMENTS} payments opened`);
 
     // The burst: 64 connections of Daraja callbacks; SIGKILL once KILL_AFTER_ACCEPTED were accepted.
     const agent = new Agent({ keepAlive: true, maxSockets: 64 });
@@ -72,13 +77,15 @@ const rowsOf = <T>(res: unknown): T[] => (res as { rows: T[] }).rows;
       if (accepted.size >= KILL_AFTER_ACCEPTED && !killed) killed = api!.kill();
     };
     let next = 0;
-    await Promise.all(Array.from({ length: 64 }, async () => {
-      while (next < pending.length) {
-        const i = next++;
-        await send(pending[i], i);
-      }
-    }));
-    await killed;
+    await step('the callback burst until the SIGKILL', BUDGET.burst, async () => {
+      await Promise.all(Array.from({ length: 64 }, async () => {
+        while (next < pending.length) {
+          const i = next++;
+          await send(pending[i], i);
+        }
+      }));
+      await killed;
+    }, () => `${accepted.size} accepted of ${next} sent, kill ${killed ? 'sent' : 'not sent yet'}`);
     agent.destroy();
     expect(api.child.signalCode).toBe('SIGKILL');
     expect(accepted.size).toBeGreaterThanOrEqual(KILL_AFTER_ACCEPTED);
@@ -92,10 +99,12 @@ const rowsOf = <T>(res: unknown): T[] => (res as { rows: T[] }).rows;
 
     // Restart on the same port; the reconciler finishes anything stored but not processed.
     api = await startApiProcess({ databaseUrl: database.url!, simUrl: sim.url, env, port });
-    await waitFor(async () => {
-      const r = rowsOf<{ n: number }>(await database.handle.db.execute(sql`select count(*)::int as n from callback_inbox where processed_at is null`));
-      return r[0].n === 0;
-    }, 20000, 200);
+    const unprocessed = async () => rowsOf<{ n: number }>(await database.handle.db.execute(sql`select count(*)::int as n from callback_inbox where processed_at is null`))[0].n;
+    await waitUntil('the restarted instance to process every stored callback', BUDGET.replay, async () => (await unprocessed()) === 0, {
+      intervalMs: 200,
+      progress: async () => `${await unprocessed()} stored callbacks still unprocessed`,
+      failIf: () => (api!.child.exitCode !== null ? `the restarted API exited:\n${api!.output()}` : undefined),
+    });
 
     // Every accepted callback's payment is completed; nothing is half-applied anywhere.
     const payments = rowsOf<{ id: string; order_id: string; status: string; mpesa_receipt_number: string | null; completions: number; paid_at: string | null }>(
@@ -117,8 +126,18 @@ const rowsOf = <T>(res: unknown): T[] => (res as { rows: T[] }).rows;
         expect(p.paid_at).toBeNull();
       }
     }
-  }, 120000);
+  }, testTimeout(API_START_BUDGET_MS, BUDGET.open, BUDGET.burst, API_START_BUDGET_MS, BUDGET.replay));
 });
+
+async function runPool<T>(items: T[], concurrency: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i], i);
+    }
+  }));
+}
 
 /** A raw POST through a keep-alive agent (supertest opens a connection per request). */
 function fetchWithAgent(url: string, body: string, agent: Agent): Promise<{ status: number; body: string }> {

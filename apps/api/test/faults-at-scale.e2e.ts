@@ -2,11 +2,15 @@ import { DarajaSimulator, startDarajaSimulator } from '@smartduka/daraja-simulat
 import { sql } from 'drizzle-orm';
 import { mintToken } from '../src/auth/token';
 import { SANDBOX_PASSKEY } from '../src/config/app-config';
-import { ApiProcess, startApiProcess } from './helpers/api-process';
-import { TEST_JWT_SECRET, waitFor } from './helpers/test-app';
+import { API_START_BUDGET_MS, API_STOP_BUDGET_MS, ApiProcess, startApiProcess } from './helpers/api-process';
+import { step, testTimeout, waitUntil } from './helpers/deadlines';
+import { TEST_JWT_SECRET } from './helpers/test-app';
 import { createTestDatabase, TestDatabase } from './helpers/test-db';
 
 const rowsOf = <T>(res: unknown): T[] => (res as { rows: T[] }).rows;
+
+/** Step budgets, ms on a quiet 2-core machine (scaled for a busy one): see helpers/deadlines.ts. */
+const BUDGET = { orders: 20_000, pushes: 40_000, settle: 60_000 };
 
 /** What a Daraja ResultCode means for the payment. */
 const EXPECTED_STATUS: Record<number, string> = { 0: 'completed', 1032: 'cancelled', 1037: 'expired', 1: 'failed', 2001: 'failed' };
@@ -37,12 +41,13 @@ const EXPECTED_STATUS: Record<number, string> = { 0: 'completed', 1032: 'cancell
     sim = await startDarajaSimulator({ callbackDelayMs: 200, accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }] });
     database = await createTestDatabase();
     apis = await Promise.all([0, 1].map(() => startApiProcess({ databaseUrl: database.url!, simUrl: sim.url, env })));
-  }, 60000);
+  }, testTimeout(10_000, API_START_BUDGET_MS));
   afterAll(async () => {
+    // stop() fails (after SIGKILL) when a graceful shutdown hangs: that is a bug, not noise.
     await Promise.all(apis.map((a) => a.stop()));
     await sim.close();
     await database.dispose();
-  });
+  }, testTimeout(API_STOP_BUDGET_MS));
 
   const db = () => database.handle.db;
   let phoneSeq = 0;
@@ -51,11 +56,21 @@ const EXPECTED_STATUS: Record<number, string> = { 0: 'completed', 1032: 'cancell
 
   async function createOrders(prefix: string, count: number): Promise<string[]> {
     const ids = Array.from({ length: count }, (_, i) => `${prefix}${i}`);
-    await runPool(ids, 8, async (id, i) => {
+    let created = 0;
+    await step(`create ${count} orders ${prefix}*`, BUDGET.orders, () => runPool(ids, 8, async (id, i) => {
       const res = await apis[i % 2].http().post('/orders').set('Authorization', auth).send({ id, total: 100 + i });
       expect(res.status).toBe(201);
-    });
+      created++;
+    }), () => `${created}/${count} created`);
     return ids;
+  }
+
+  /** Waits until no payment of `prefix` is open, saying how many still are when it gives up. */
+  function allSettled(prefix: string, budgetMs: number, poll?: () => Promise<void>): Promise<true> {
+    return waitUntil(`every ${prefix} payment to reach a final state`, budgetMs, async () => {
+      await poll?.();
+      return (await openCount(prefix)) === 0;
+    }, { intervalMs: 250, progress: async () => `${await openCount(prefix)} still open`, failIf: () => (apis.some((a) => a.child.exitCode !== null) ? 'an API process exited' : undefined) });
   }
 
   async function openCount(prefix: string): Promise<number> {
@@ -87,13 +102,13 @@ const EXPECTED_STATUS: Record<number, string> = { 0: 'completed', 1032: 'cancell
     sim.setFaults({ seed: 20261126, callbacks: { dropRate: 0.3, duplicateRate: 0.3, duplicateCopies: 3, duplicateGapMs: 0, delayRate: 0.25, delayMs: 2500 } });
     const orders = await createOrders('CB', N);
     const pushed: { paymentId: string; checkoutRequestId: string; orderId: string }[] = [];
-    await runPool(orders, 8, async (orderId, i) => {
+    await step(`${N} pushes`, BUDGET.pushes, () => runPool(orders, 8, async (orderId, i) => {
       // one in ten cancels, one in ten lacks funds; the rest pay
       const phoneNumber = i % 10 === 0 ? '254700000001' : i % 10 === 1 ? '254700000003' : freshPhone();
       const res = await apis[i % 2].http().post('/payments/stk-push').set('Authorization', auth).send({ orderId, amount: 100 + i, phoneNumber });
       expect(res.status).toBe(201);
       pushed.push({ ...res.body, orderId });
-    });
+    }), () => `${pushed.length}/${N} pushed`);
 
     // Meanwhile cashiers poll both instances, and every delivered callback is replayed to the other instance too.
     const replayed = new Set<string>();
@@ -103,7 +118,7 @@ const EXPECTED_STATUS: Record<number, string> = { 0: 'completed', 1032: 'cancell
         expect(r.status).toBe(200);
       }
     });
-    await waitFor(async () => {
+    await allSettled('CB', BUDGET.settle, async () => {
       const deliveries = sim.callbacks().filter((d) => d.copy === 1 && !replayed.has(d.checkoutRequestId));
       await Promise.all(deliveries.map(async (d) => {
         replayed.add(d.checkoutRequestId);
@@ -112,9 +127,8 @@ const EXPECTED_STATUS: Record<number, string> = { 0: 'completed', 1032: 'cancell
         const res = await other.http().post(path).send(d.body as object);
         expect(res.status).toBe(200);
       }));
-      return (await openCount('CB')) === 0;
-    }, 60000, 250);
-    await polls;
+    });
+    await step('the status polls', BUDGET.pushes, () => polls);
 
     const stats = sim.stats();
     // The faults really happened.
@@ -134,7 +148,7 @@ const EXPECTED_STATUS: Record<number, string> = { 0: 'completed', 1032: 'cancell
     // Every stored callback was processed (late ones as duplicates).
     const unprocessed = rowsOf<{ n: number }>(await db().execute(sql`select count(*)::int as n from callback_inbox where processed_at is null`))[0].n;
     expect(unprocessed).toBe(0);
-  }, 120000);
+  }, testTimeout(BUDGET.orders, BUDGET.pushes, BUDGET.settle, BUDGET.pushes));
 
   it('push errors, spike arrests and timeouts: zero second prompts; unresolved payments are settled by their callback or parked in review', async () => {
     const N = 150;
@@ -142,13 +156,13 @@ const EXPECTED_STATUS: Record<number, string> = { 0: 'completed', 1032: 'cancell
     sim.setFaults({ seed: 7, pushServerErrorRate: 0.15, pushSpikeArrestRate: 0.1, pushTimeouts: { processedRate: 0.15, unprocessedRate: 0.1, holdMs: 2500 } });
     const orders = await createOrders('PF', N);
     const answers = new Map<string, number>();
-    await runPool(orders, 8, async (orderId, i) => {
+    await step(`${N} pushes`, BUDGET.pushes, () => runPool(orders, 8, async (orderId, i) => {
       const res = await apis[i % 2].http().post('/payments/stk-push').set('Authorization', auth).send({ orderId, amount: 100 + i, phoneNumber: freshPhone() });
       answers.set(orderId, res.status);
       expect([201, 502, 503, 504]).toContain(res.status);
       expect(res.body.message ?? res.body.customerMessage).toEqual(expect.any(String));
-    });
-    await waitFor(async () => (await openCount('PF')) === 0, 60000, 250);
+    }), () => `${answers.size}/${N} answered`);
+    await allSettled('PF', BUDGET.settle);
 
     const injected = new Map<string, string>();
     for (const inj of sim.injections()) if (inj.accountReference) injected.set(inj.accountReference, inj.kind);
@@ -180,23 +194,25 @@ const EXPECTED_STATUS: Record<number, string> = { 0: 'completed', 1032: 'cancell
       }
     }
     await expectEachOrderPaidOnce('PF');
-  }, 120000);
+  }, testTimeout(BUDGET.orders, BUDGET.pushes, BUDGET.settle));
 
   it('a token invalidated early costs one refresh shared by both instances, and every request succeeds', async () => {
     sim.reset();
     const orders = await createOrders('TK', 20);
     // warm both instances' token caches
-    await runPool(orders.slice(0, 2), 2, async (orderId, i) => {
+    await step('warm both token caches', BUDGET.orders, () => runPool(orders.slice(0, 2), 2, async (orderId, i) => {
       expect((await apis[i % 2].http().post('/payments/stk-push').set('Authorization', auth).send({ orderId, amount: 100 + i, phoneNumber: freshPhone() })).status).toBe(201);
-    });
+    }));
     const before = sim.stats().oauthRequests;
     sim.setFaults({ invalidateTokens: true });
-    await runPool(orders.slice(2), 18, async (orderId, i) => {
+    let done = 0;
+    await step('18 pushes after the tokens were invalidated', BUDGET.pushes, () => runPool(orders.slice(2), 18, async (orderId, i) => {
       const res = await apis[i % 2].http().post('/payments/stk-push').set('Authorization', auth).send({ orderId, amount: 102 + i, phoneNumber: freshPhone() });
       expect(res.status).toBe(201);
-    });
+      done++;
+    }), () => `${done}/18 answered; OAuth calls since the invalidation: ${sim.stats().oauthRequests - before}`);
     expect(sim.stats().oauthRequests - before).toBe(1);
-  }, 60000);
+  }, testTimeout(BUDGET.orders, BUDGET.orders, BUDGET.pushes));
 });
 
 async function runPool<T>(items: T[], concurrency: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {

@@ -34,3 +34,20 @@ export class ConflictError extends AppError {
     super(code, message, 409, details);
   }
 }
+
+/**
+ * The database connection was lost or could not be opened (failover, a terminated connection, the
+ * server refusing connections). What the request did not write is not stored; nothing that needed
+ * storing was acknowledged. The process keeps serving and the pool opens new connections.
+ */
+export class DatabaseUnavailableError extends AppError {
+  constructor() {
+    super(
+      'DATABASE_UNAVAILABLE',
+      'The payments database is unavailable for a moment. Try again in a few seconds; for a payment, check its status first (the customer may already have the M-Pesa prompt).',
+      503,
+      undefined,
+      { 'Retry-After': '2' },
+    );
+  }
+}

@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { AppError } from './errors';
+import { describeDatabaseError, isDatabaseUnavailable } from '../database/database';
+import { AppError, DatabaseUnavailableError } from './errors';
 import { safeError } from './logging';
 
 export interface ErrorBody {
@@ -39,10 +40,14 @@ export class AllExceptionsFilter implements ExceptionFilter {
     const req = ctx.getRequest<Request & { id?: string }>();
     const requestId = req?.id !== undefined ? String(req.id) : undefined;
     const body = toErrorBody(exception, requestId);
-    if (exception instanceof AppError && exception.headers) {
-      for (const [k, v] of Object.entries(exception.headers)) res.setHeader(k, v);
+    const typed = asAppError(exception);
+    if (typed?.headers) {
+      for (const [k, v] of Object.entries(typed.headers)) res.setHeader(k, v);
     }
-    if (body.statusCode >= 500) {
+    if (typed instanceof DatabaseUnavailableError && typed !== exception) {
+      // A lost connection: its SQLSTATE and the driver's message say it all (the failed query's parameters are client data).
+      this.logger.error({ db: describeDatabaseError(exception), requestId, code: body.code }, 'database unavailable; answered 503');
+    } else if (body.statusCode >= 500) {
       this.logger.error({ err: safeError(exception), requestId, code: body.code }, body.statusCode === 500 ? 'unhandled error' : body.message);
     }
     if (res.headersSent) return;
@@ -50,8 +55,16 @@ export class AllExceptionsFilter implements ExceptionFilter {
   }
 }
 
+/** The typed error behind `exception`: an AppError, or DATABASE_UNAVAILABLE for a lost database connection. */
+function asAppError(exception: unknown): AppError | undefined {
+  if (exception instanceof AppError) return exception;
+  if (!(exception instanceof HttpException) && isDatabaseUnavailable(exception)) return new DatabaseUnavailableError();
+  return undefined;
+}
+
 /** Maps any thrown value to the public error shape. */
-export function toErrorBody(exception: unknown, requestId?: string): ErrorBody {
+export function toErrorBody(thrown: unknown, requestId?: string): ErrorBody {
+  const exception = asAppError(thrown) ?? thrown;
   if (exception instanceof AppError) {
     return { statusCode: exception.statusCode, code: exception.code, message: exception.message, ...(exception.details ? { details: exception.details } : {}), requestId };
   }
@@ -97,6 +110,7 @@ export function toErrorBody(exception: unknown, requestId?: string): ErrorBody {
 export function expressErrorHandler(err: unknown, req: Request & { id?: string }, res: Response, next: (err?: unknown) => void): void {
   if (res.headersSent) return next(err);
   const body = toErrorBody(err, req.id !== undefined ? String(req.id) : undefined);
-  if (err instanceof AppError && err.headers) for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
+  const typed = asAppError(err);
+  if (typed?.headers) for (const [k, v] of Object.entries(typed.headers)) res.setHeader(k, v);
   res.status(body.statusCode).json(body);
 }

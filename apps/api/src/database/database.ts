@@ -1,5 +1,5 @@
 import { PGlite } from '@electric-sql/pglite';
-import { sql } from 'drizzle-orm';
+import { DrizzleQueryError, sql } from 'drizzle-orm';
 import { drizzle as drizzlePg, NodePgDatabase } from 'drizzle-orm/node-postgres';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import { drizzle as drizzlePglite, PgliteDatabase } from 'drizzle-orm/pglite';
@@ -39,12 +39,36 @@ export interface OpenDatabaseOptions {
   /** PGlite data folder; undefined = in-memory. */
   pgliteDir?: string;
   poolSize?: number;
+  /**
+   * Told when the server ends a pooled connection (failover, pg_terminate_backend,
+   * idle_in_transaction_session_timeout, a proxy restart), e.g. to log it. Only the SQLSTATE and
+   * the server's message: never query text or parameters.
+   */
+  onConnectionLost?: (info: { code?: string; message: string }) => void;
 }
 
 export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
   if (options.databaseUrl) {
-    const pool = new Pool({ connectionString: options.databaseUrl, max: options.poolSize ?? 10 });
-    // An idle client error must not crash the process; the next query reports it.
+    // keepAlive: a connection whose server vanished without a FIN (failover) is noticed, not kept forever.
+    const pool = new Pool({ connectionString: options.databaseUrl, max: options.poolSize ?? 10, keepAlive: true });
+    const lost = (err: unknown) => {
+      const e = err as { code?: unknown; message?: unknown };
+      options.onConnectionLost?.({ code: typeof e?.code === 'string' ? e.code : undefined, message: String(e?.message ?? err).slice(0, 200) });
+    };
+    // A connection the server ends emits 'error' on its pg Client. pg-pool listens only while the
+    // client is idle in the pool; a checked-out client (a request's query, a transaction waiting
+    // for OAuth under the token lock) has no listener, and an unhandled 'error' event ends the
+    // process. So every client gets its own listener for life: the query or transaction using it
+    // fails (the request answers 503 DATABASE_UNAVAILABLE), and the pool discards the client on
+    // release (it is no longer queryable) and opens a new one for the next request.
+    pool.on('connect', (client) => {
+      let reported = false; // the server's FATAL message, then the socket's end: one loss
+      client.on('error', (err) => {
+        if (!reported) lost(err);
+        reported = true;
+      });
+    });
+    // An idle client's error (reported above too): pg-pool has removed it; the next query gets a new connection.
     pool.on('error', () => undefined);
     const db = drizzlePg(pool, { schema }) as NodePgDatabase<Schema>;
     return {
@@ -126,3 +150,50 @@ export function pgConstraint(err: unknown): string | undefined {
 }
 
 export const UNIQUE_VIOLATION = '23505';
+
+/** Node socket errors: from the database driver they mean the server cannot be reached. */
+const NET_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED']);
+/** node-postgres / pg-pool messages for a connection that is gone or could not be had. */
+const LOST_CONNECTION_MESSAGE = /Connection terminated|is not queryable|timeout exceeded when trying to connect|Connection terminated due to connection timeout|Cannot use a pool after calling end/i;
+
+/**
+ * Whether `err` (raw, or wrapped by drizzle in err.cause) says the database connection was lost or
+ * could not be opened, rather than that the statement was wrong: FATAL/PANIC server errors (the
+ * session is gone: 57P01 admin shutdown, 25P03 idle-in-transaction timeout, refused logins), SQLSTATE
+ * class 08 (connection exception), 57P0x (shutdown, cannot connect now), 53300 (too many
+ * connections), the driver's "Connection terminated" / "not queryable" errors, and socket errors
+ * raised under a database query. Such a request is answered 503 DATABASE_UNAVAILABLE.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  let e: unknown = err;
+  let underQuery = false;
+  for (let i = 0; i < 5 && e && typeof e === 'object'; i++) {
+    if (e instanceof DrizzleQueryError) underQuery = true;
+    const { code, severity, message } = e as { code?: unknown; severity?: unknown; message?: unknown };
+    if (severity === 'FATAL' || severity === 'PANIC') return true;
+    if (typeof code === 'string') {
+      if (/^08[0-9A-Z]{3}$/.test(code) || /^57P0[1-4]$/.test(code) || code === '53300' || code === '25P03') return true;
+      if (underQuery && NET_ERROR_CODES.has(code)) return true;
+    }
+    // (not drizzle's wrapper: its message carries the query's parameters, i.e. client input)
+    if (!(e instanceof DrizzleQueryError) && typeof message === 'string' && LOST_CONNECTION_MESSAGE.test(message)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/**
+ * What is safe and useful to log about a lost database connection: the SQLSTATE and the driver's
+ * or server's own message (innermost cause), never drizzle's wrapper (its message and stack carry
+ * the query's parameters: callback bodies, phone numbers).
+ */
+export function describeDatabaseError(err: unknown): { code?: string; message: string } {
+  let e: unknown = err;
+  let message = 'database unavailable';
+  for (let i = 0; i < 5 && e && typeof e === 'object'; i++) {
+    const m = (e as { message?: unknown }).message;
+    if (!(e instanceof DrizzleQueryError) && typeof m === 'string') message = m.split('\n')[0].slice(0, 200);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return { code: pgErrorCode(err), message };
+}

@@ -120,10 +120,20 @@ export const callbackInbox = pgTable(
     attempts: integer('attempts').notNull().default(0),
     /** an unprocessed row is retried by the reconciler from this time (also its claim lease) */
     nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }),
+    /**
+     * Unverified callbacks only: provider|CheckoutRequestID|time window. Repeats of one in the same
+     * window are counted on this row (`repeats`) instead of each adding a row and a confirmation.
+     * Null for verified callbacks: each of those is stored on its own.
+     */
+    coalesceKey: text('coalesce_key'),
+    /** further deliveries counted on this row (same coalesce_key); their bodies are not kept (they are never trusted) */
+    repeats: integer('repeats').notNull().default(0),
+    lastReceivedAt: timestamp('last_received_at', { withTimezone: true }),
   },
   (t) => [
     index('callback_inbox_unprocessed_idx').on(t.receivedAt).where(sql`${t.processedAt} is null`),
     index('callback_inbox_checkout_idx').on(t.checkoutRequestId),
+    uniqueIndex('callback_inbox_coalesce_uq').on(t.coalesceKey),
   ],
 );
 

@@ -213,6 +213,27 @@ export class PaymentsRepository {
     return rows[0].id;
   }
 
+  /**
+   * Stores an unverified callback, or counts it on the row already stored for the same
+   * provider + CheckoutRequestID in the current `windowSeconds` window (database clock, so every
+   * instance agrees): a flood from an unauthenticated sender adds one row per payment per window,
+   * not one per request. `first` is false when it was only counted (its confirmation is the row's).
+   */
+  async insertOrCountUnverifiedCallback(row: typeof callbackInbox.$inferInsert & { checkoutRequestId: string }, windowSeconds: number): Promise<{ id: bigint; first: boolean }> {
+    const coalesceKey = sql`${row.provider} || '|' || ${row.checkoutRequestId}::text || '|' || floor(extract(epoch from now()) / ${windowSeconds}::int)::bigint::text`;
+    const rows = await this.db
+      .insert(callbackInbox)
+      .values({ ...row, verified: false, coalesceKey })
+      .onConflictDoUpdate({ target: callbackInbox.coalesceKey, set: { repeats: sql`${callbackInbox.repeats} + 1`, lastReceivedAt: sql`now()` } })
+      .returning({ id: callbackInbox.id, repeats: callbackInbox.repeats });
+    return { id: rows[0].id, first: rows[0].repeats === 0 };
+  }
+
+  /** Leaves a stored callback unprocessed, for the reconciler to try again in `afterSeconds`. */
+  async deferCallback(id: bigint, afterSeconds: number): Promise<void> {
+    await this.db.update(callbackInbox).set({ nextAttemptAt: sql`now() + make_interval(secs => ${afterSeconds})` }).where(eq(callbackInbox.id, id));
+  }
+
   async markCallbackProcessed(id: bigint, outcome: string): Promise<void> {
     await this.db.update(callbackInbox).set({ processedAt: sql`now()`, outcome }).where(eq(callbackInbox.id, id));
   }

@@ -63,12 +63,28 @@ const MAX_INBOX_ATTEMPTS = 20;
 const DEFAULT_TRANSACTION_DESC = 'POS payment';
 /** Minimum seconds between two STK queries for the same payment (across all instances). */
 const QUERY_MIN_INTERVAL_SECONDS = 2;
+/**
+ * Unverified callbacks (no valid capability token: never trusted, only a reason to ask Daraja)
+ * for one CheckoutRequestID within this window are stored as one inbox row with a count of
+ * repeats, and confirmed once: an unauthenticated sender cannot turn N requests into N rows, N
+ * audit events and N STK queries.
+ */
+const UNVERIFIED_CALLBACK_WINDOW_SECONDS = 10;
+
+/** One shared STK query turn (see sharedStatusQuery). */
+type StatusQueryTurn =
+  /** another caller asked Daraja about this payment less than QUERY_MIN_INTERVAL_SECONDS ago (here or on another instance) */
+  | { asked: false }
+  /** Daraja's answer; `applied` is what applying a final answer recorded */
+  | { asked: true; result: StkQueryResult; applied?: string };
 
 @Injectable()
 export class PaymentsService implements BeforeApplicationShutdown {
   private readonly logger = new Logger(PaymentsService.name);
   /** Background callback confirmations still running (awaited on shutdown). */
   private readonly background = new Set<Promise<unknown>>();
+  /** STK queries running in this process, per payment + CheckoutRequestID: concurrent askers share the answer. */
+  private readonly statusQueries = new Map<string, Promise<StatusQueryTurn>>();
 
   constructor(
     private readonly repo: PaymentsRepository,
@@ -235,18 +251,36 @@ export class PaymentsService implements BeforeApplicationShutdown {
       return (await this.repo.findById(p.id)) ?? p;
     }
     if (ageSeconds < this.config.mpesa.statusQueryAfterSeconds) return p;
-    if (!(await this.repo.claimStatusQuery(p.id, QUERY_MIN_INTERVAL_SECONDS))) return (await this.repo.findById(p.id)) ?? p;
     try {
-      const r = await this.queryStk(p.checkoutRequestId);
-      if (r.kind === 'final') {
-        await this.lifecycle.applyOutcome(p.id, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'daraja:stk-query');
-      } else if (r.kind === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
-        await this.failNotFound(p.id, r.errorMessage);
+      const turn = await this.sharedStatusQuery(p.id, p.checkoutRequestId);
+      if (turn.asked && turn.result.kind === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
+        await this.failNotFound(p.id, turn.result.errorMessage);
       }
     } catch (err) {
       this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'STK query failed; returning stored status');
     }
     return (await this.repo.findById(p.id)) ?? p;
+  }
+
+  /**
+   * The STK query of status reads and callback confirmations, shared: concurrent callers in this
+   * process wait for one answer, and the database claim lets one caller across all instances ask
+   * per QUERY_MIN_INTERVAL_SECONDS ({asked: false} for the others: whoever asked records the
+   * answer). A final answer is applied once, here.
+   */
+  private sharedStatusQuery(paymentId: string, checkoutRequestId: string): Promise<StatusQueryTurn> {
+    const key = `${paymentId}|${checkoutRequestId}`;
+    const running = this.statusQueries.get(key);
+    if (running) return running;
+    const turn = (async (): Promise<StatusQueryTurn> => {
+      if (!(await this.repo.claimStatusQuery(paymentId, QUERY_MIN_INTERVAL_SECONDS))) return { asked: false };
+      const r = await this.queryStk(checkoutRequestId);
+      if (r.kind !== 'final') return { asked: true, result: r };
+      const applied = await this.lifecycle.applyOutcome(paymentId, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'daraja:stk-query');
+      return { asked: true, result: r, applied };
+    })().finally(() => this.statusQueries.delete(key));
+    this.statusQueries.set(key, turn);
+    return turn;
   }
 
   private moveUnknownToReview(paymentId: string, data: Record<string, unknown> = { afterSeconds: this.config.mpesa.unresolvedReviewAfterSeconds }, onlyWithoutCheckoutId = true): Promise<boolean> {
@@ -388,7 +422,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
     }
     if (row.verified && row.urlPaymentId) {
       const outcome = await this.processVerifiedCallback(row.urlPaymentId, parsed);
-      await this.repo.markCallbackProcessed(row.id, outcome);
+      await this.finishInboxRow(row.id, outcome);
       return outcome;
     }
     await this.confirmUnverifiedCallback(row.id, parsed, row.urlPaymentId ?? undefined);
@@ -449,17 +483,20 @@ export class PaymentsService implements BeforeApplicationShutdown {
       }
     }
 
+    if (!(verified && input.paymentId)) {
+      // Unverified: stored (or counted on this window's row for the CheckoutRequestID) before the
+      // answer; only the row's first delivery starts a confirmation, which the repeats share.
+      const stored = await this.repo.insertOrCountUnverifiedCallback({ ...row, checkoutRequestId: parsed.checkoutRequestId }, UNVERIFIED_CALLBACK_WINDOW_SECONDS);
+      if (stored.first) this.runInBackground(this.confirmUnverifiedCallback(stored.id, parsed, input.paymentId));
+      return { ResultCode: 0, ResultDesc: 'Accepted' };
+    }
     const inboxId = await this.repo.insertCallback(row);
-    if (verified && input.paymentId) {
-      try {
-        const outcome = await this.processVerifiedCallback(input.paymentId, parsed);
-        await this.repo.markCallbackProcessed(inboxId, outcome);
-      } catch (err) {
-        // Stored but not processed: acknowledged anyway (it is durable); status refresh / reconciliation settle it.
-        this.logger.error({ err: safeError(err), inboxId: inboxId.toString(), paymentId: input.paymentId }, 'callback stored but processing failed');
-      }
-    } else {
-      this.runInBackground(this.confirmUnverifiedCallback(inboxId, parsed, input.paymentId));
+    try {
+      const outcome = await this.processVerifiedCallback(input.paymentId, parsed);
+      await this.finishInboxRow(inboxId, outcome);
+    } catch (err) {
+      // Stored but not processed: acknowledged anyway (it is durable); status refresh / reconciliation settle it.
+      this.logger.error({ err: safeError(err), inboxId: inboxId.toString(), paymentId: input.paymentId }, 'callback stored but processing failed');
     }
     return { ResultCode: 0, ResultDesc: 'Accepted' };
   }
@@ -482,15 +519,32 @@ export class PaymentsService implements BeforeApplicationShutdown {
     await this.repo.markCallbackProcessed(inboxId, `unverified_${outcome}`);
   }
 
-  /** Asks Daraja what happened and applies only that. */
+  /**
+   * Asks Daraja what happened and applies only that, through the shared per-payment query
+   * throttle: 'query_throttled' when another caller asked moments ago and the payment is still open.
+   */
   private async confirmByQuery(paymentId: string, checkoutRequestId: string): Promise<string> {
     const p = await this.repo.findById(paymentId);
     if (!p) return 'unknown_payment';
     if (!isInFlight(p.status)) return 'duplicate';
     if (p.checkoutRequestId && p.checkoutRequestId !== checkoutRequestId) return 'mismatch_ignored';
-    const r = await this.queryStk(checkoutRequestId);
-    if (r.kind !== 'final') return `query_${r.kind}`;
-    return this.lifecycle.applyOutcome(paymentId, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'daraja:stk-query');
+    const turn = await this.sharedStatusQuery(paymentId, checkoutRequestId);
+    if (!turn.asked) {
+      const now = await this.repo.findById(paymentId);
+      return now && !isInFlight(now.status) ? 'duplicate' : 'query_throttled';
+    }
+    if (turn.result.kind !== 'final') return `query_${turn.result.kind}`;
+    return turn.applied ?? 'applied';
+  }
+
+  /**
+   * Records what processing a verified stored callback concluded. One whose confirming query was
+   * throttled (another caller asked Daraja moments ago, the payment is still open) stays
+   * unprocessed: the reconciler asks again after the interval.
+   */
+  private async finishInboxRow(inboxId: bigint, outcome: string): Promise<void> {
+    if (outcome === 'query_throttled') await this.repo.deferCallback(inboxId, QUERY_MIN_INTERVAL_SECONDS);
+    else await this.repo.markCallbackProcessed(inboxId, outcome);
   }
 
   // ------------------------------------------------------------------ helpers

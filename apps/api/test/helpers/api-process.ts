@@ -1,9 +1,22 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import request from 'supertest';
-import { freePort, TEST_CALLBACK_SECRET, TEST_JWT_SECRET, waitFor } from './test-app';
+import { scaled, StepTimeoutError, timeScale } from './deadlines';
+import { freePort, TEST_CALLBACK_SECRET, TEST_JWT_SECRET } from './test-app';
 
 const API_DIR = resolve(__dirname, '../..');
+
+/**
+ * Budgets (ms on a quiet 2-core machine, scaled by deadlines.timeScale()): a start is compiling
+ * src/ with swc, migrating and booting Nest (2-4 s quiet); a graceful stop finishes in-flight work.
+ */
+export const API_START_BUDGET_MS = 30_000;
+export const API_STOP_BUDGET_MS = 15_000;
+
+/** The last lines of a child's output, for an error message. */
+function tail(out: string, lines = 40): string {
+  return out.split('\n').slice(-lines).join('\n');
+}
 
 /** The API as a separate OS process (src/main.ts), as it runs in production: for multi-process and crash tests. */
 export interface ApiProcess {
@@ -14,7 +27,7 @@ export interface ApiProcess {
   output(): string;
   /** resolves when the process has exited */
   exited: Promise<number | null>;
-  /** SIGTERM and wait (graceful shutdown) */
+  /** SIGTERM and wait (graceful shutdown); a shutdown that hangs is SIGKILLed and reported as an error */
   stop(): Promise<void>;
   /** SIGKILL: no shutdown hooks, no flushing, in-flight requests cut */
   kill(): Promise<void>;
@@ -26,6 +39,8 @@ export interface ApiProcessOptions {
   env?: Record<string, string>;
   /** reuse a port (a restarted instance behind the same address) */
   port?: number;
+  /** readiness budget in ms before load scaling (default API_START_BUDGET_MS) */
+  startBudgetMs?: number;
 }
 
 export async function startApiProcess(options: ApiProcessOptions): Promise<ApiProcess> {
@@ -64,25 +79,43 @@ export async function startApiProcess(options: ApiProcessOptions): Promise<ApiPr
     output: () => out,
     exited,
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const limit = scaled(API_STOP_BUDGET_MS);
+      let timer: NodeJS.Timeout | undefined;
+      const stopped = await Promise.race([exited.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), limit)))]);
+      clearTimeout(timer);
+      if (stopped) return;
+      child.kill('SIGKILL');
       await exited;
+      throw new StepTimeoutError(`API process on port ${port} did not exit within ${limit} ms of SIGTERM (graceful shutdown hung; SIGKILLed). Output tail:\n${tail(out)}`);
     },
     async kill() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
     },
   };
+  // Ready when /health answers 200; fails at once if the process exits, and after the (scaled)
+  // budget with what it last saw and the process's output, never by a fixed sleep.
   let dead = false;
   void exited.then(() => (dead = true));
-  try {
-    await waitFor(async () => {
-      if (dead) throw new Error(`API process exited during start:\n${out}`);
-      const res = await request(baseUrl).get('/health').timeout(1000);
-      return res.status === 200;
-    }, 40000, 100);
-  } catch (err) {
-    await proc.kill();
-    throw err;
+  const budget = options.startBudgetMs ?? API_START_BUDGET_MS;
+  const limit = scaled(budget);
+  const started = Date.now();
+  let last = 'no answer yet';
+  for (;;) {
+    if (dead) throw new Error(`API process exited during start (code ${child.exitCode}, signal ${child.signalCode}):\n${tail(out)}`);
+    try {
+      const res = await request(baseUrl).get('/health').timeout(2000);
+      if (res.status === 200) return proc;
+      last = `/health answered ${res.status}`;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+    }
+    if (Date.now() - started > limit) {
+      await proc.kill();
+      throw new StepTimeoutError(`API process on port ${port} not ready within ${limit} ms (budget ${budget} ms x load scale ${timeScale()}); last: ${last}; killed. Output tail:\n${tail(out)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
   }
-  return proc;
 }

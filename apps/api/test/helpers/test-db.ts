@@ -40,3 +40,51 @@ export async function createTestDatabase(options: { pglite?: boolean } = {}): Pr
     },
   };
 }
+
+/** The database name in a test database URL (refuses anything that is not one of ours). */
+function testDatabaseName(url: string): string {
+  const name = new URL(url).pathname.slice(1);
+  if (!/^sd_test_[0-9a-z_]+$/.test(name)) throw new Error(`not a test database: ${name}`);
+  return name;
+}
+
+/** Runs `fn` on a connection to the server's default database (DATABASE_URL), not the test database. */
+async function withAdmin<T>(fn: (c: Client) => Promise<T>): Promise<T> {
+  const c = new Client({ connectionString: process.env.DATABASE_URL });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * pg_terminate_backend on every connection to the test database `url` names (that database only,
+ * never the asking connection): what a failover, a proxy restart or an operator does to the API's
+ * pooled connections. Returns how many were terminated.
+ */
+export function terminateBackends(url: string): Promise<number> {
+  const name = testDatabaseName(url);
+  return withAdmin(async (c) => {
+    const res = await c.query<{ n: number }>(`select count(*) filter (where pg_terminate_backend(pid))::int as n from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()`, [name]);
+    return res.rows[0].n;
+  });
+}
+
+/** Connections to the test database in `state`, e.g. 'idle in transaction'. */
+export function backendsInState(url: string, state: string): Promise<number> {
+  const name = testDatabaseName(url);
+  return withAdmin(async (c) => {
+    const res = await c.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where datname = $1 and pid <> pg_backend_pid() and state = $2`, [name, state]);
+    return res.rows[0].n;
+  });
+}
+
+/** ALTER DATABASE <the test database> <clause>, e.g. `ALLOW_CONNECTIONS false`. */
+export function alterTestDatabase(url: string, clause: string): Promise<void> {
+  const name = testDatabaseName(url);
+  return withAdmin(async (c) => {
+    await c.query(`alter database ${name} ${clause}`);
+  });
+}
