@@ -158,13 +158,16 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>
   }
 }
 
-/** Row counts of every table: "nothing changed" assertions compare two snapshots. */
+/**
+ * Row counts of every table: "nothing changed" assertions compare two snapshots. callback_inbox
+ * counts deliveries stored (a row, or an unverified repeat counted on its window's row).
+ */
 export async function tableCounts(db: Db): Promise<Record<string, number>> {
   const res = await db.execute(sql`select
     (select count(*) from orders)::int as orders,
     (select count(*) from payments)::int as payments,
     (select count(*) from payment_events)::int as payment_events,
-    (select count(*) from callback_inbox)::int as callback_inbox,
+    (select count(*) + coalesce(sum(repeats), 0) from callback_inbox)::int as callback_inbox,
     (select count(*) from idempotency_keys)::int as idempotency_keys,
     (select coalesce(string_agg(id::text || ':' || status || ':' || updated_at::text, ',' order by id), '') from payments) as payment_states,
     (select coalesce(string_agg(shop_id || ':' || id || ':' || coalesce(paid_at::text, '-'), ',' order by shop_id, id), '') from orders) as order_states`);
