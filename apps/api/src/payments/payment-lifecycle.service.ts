@@ -288,18 +288,22 @@ export class PaymentLifecycle {
       const to: PaymentStatus = r.outcome;
       if (!canTransition(p.status, to) && !settleable) return 'ignored';
       if (to === 'completed') {
-        // Money moved for an order other payments already paid (a payment parked as OUTCOME_UNKNOWN
-        // freed the order, then both went through): record the truth, never count it twice: a
-        // person refunds it.
+        // Money moved for more than the order still owes (a payment parked as OUTCOME_UNKNOWN
+        // freed the order, then another went through): record the truth, never count it past the
+        // total: a person refunds it. getBalance with `tx` locks the order row first, so two
+        // completions of one order are weighed one after the other, each seeing the other's commit.
         const balance = await this.orders.getBalance(p.shopId, p.orderId, tx);
-        if (balance && balance.outstandingMinor <= 0n) {
+        if (balance && p.amountMinor > balance.outstandingMinor) {
+          const problem = balance.outstandingMinor <= 0n ? 'ORDER_ALREADY_PAID' : 'EXCEEDS_OUTSTANDING';
           await this.repo.update(p.id, {
-            status: 'review', statusReason: 'ORDER_ALREADY_PAID', resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500),
-            checkoutRequestId: p.checkoutRequestId ?? r.checkoutRequestId ?? null, providerTransactionId: p.providerTransactionId ?? r.providerTransactionId ?? null,
+            status: 'review', statusReason: problem, resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500),
+            checkoutRequestId: p.checkoutRequestId ?? r.checkoutRequestId ?? null, merchantRequestId: p.merchantRequestId ?? r.merchantRequestId ?? null,
+            providerTransactionId: p.providerTransactionId ?? r.providerTransactionId ?? null, paymentMethod: p.paymentMethod ?? r.paymentMethod ?? null,
             ...(p.provider === 'mpesa' ? { mpesaReceiptNumber: r.receipt ?? null, transactionDate: r.transactionDate ?? null } : { providerReceipt: r.receipt ?? null }),
           }, tx);
-          await this.repo.insertEvent({ paymentId, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem: 'ORDER_ALREADY_PAID', note: 'the customer paid an order that was already paid: refund due' } }, tx);
-          this.logger.warn({ paymentId, problem: 'ORDER_ALREADY_PAID' }, 'payment succeeded for an order already paid; moved to review for a refund');
+          const note = problem === 'ORDER_ALREADY_PAID' ? 'the customer paid an order that was already paid: refund due' : 'the customer paid more than the order still owed: refund the difference or all of it';
+          await this.repo.insertEvent({ paymentId, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem, note, outstandingMinor: balance.outstandingMinor.toString(), paidMinor: balance.paidMinor.toString(), totalMinor: balance.totalMinor.toString() } }, tx);
+          this.logger.warn({ paymentId, problem }, 'payment succeeded for more than its order still owed; moved to review for a refund');
           return 'review';
         }
       }
