@@ -6,7 +6,8 @@ import { successCallback } from './helpers/callbacks';
 import { startTestApp, TestApp, TEST_CALLBACK_SECRET, waitFor } from './helpers/test-app';
 
 /**
- * Issue 8, "Money": a late genuine success never takes an order past its total.
+ * Issue 8, "Money": a late genuine success never takes an order past its total (8.1); receipts
+ * are compared upper-case (8.3).
  * The reconciler is driven by the test (no timer, no grace, no backoff).
  */
 describe('issue 8 money: late successes, blocked orders and receipts', () => {
@@ -34,25 +35,26 @@ describe('issue 8 money: late successes, blocked orders and receipts', () => {
   });
   afterAll(() => t.close());
 
-  async function order(total: number): Promise<string> {
+  async function order(total: number, auth = cashier): Promise<string> {
     const id = `MONEY-${++n}`;
-    const res = await t.http().post('/orders').set('Authorization', cashier).send({ id, total });
+    const res = await t.http().post('/orders').set('Authorization', auth).send({ id, total });
     expect(res.status).toBe(201);
     return id;
   }
 
-  const push = (orderId: string, amount: number, phoneNumber: string) => t.http().post('/payments/stk-push').set('Authorization', cashier).send({ phoneNumber, amount, orderId });
-  const payment = async (id: string) => (await t.http().get(`/payments/${id}`).set('Authorization', cashier)).body;
-  const orderOf = async (id: string) => (await t.http().get(`/orders/${id}`).set('Authorization', cashier)).body;
+  const push = (orderId: string, amount: number, phoneNumber: string, auth = cashier) => t.http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber, amount, orderId });
+  const payment = async (id: string, auth = cashier) => (await t.http().get(`/payments/${id}`).set('Authorization', auth)).body;
+  const orderOf = async (id: string, auth = cashier) => (await t.http().get(`/orders/${id}`).set('Authorization', auth)).body;
   const reviewIds = async () => ((await t.http().get('/payments/review').query({ limit: 100 }).set('Authorization', manager)).body.items as { paymentId: string }[]).map((p) => p.paymentId);
+  const capabilityUrl = (id: string) => `/payments/callback/${id}/${callbackToken(TEST_CALLBACK_SECRET, id)}`;
 
   /** A push to a phone that never answers, parked by the reconciler as review/OUTCOME_UNKNOWN. */
-  async function parkedPush(orderId: string, amount: number) {
-    const res = await push(orderId, amount, '254700000007');
+  async function parkedPush(orderId: string, amount: number, auth = cashier) {
+    const res = await push(orderId, amount, '254700000007', auth);
     expect(res.status).toBe(201);
     await t.db.execute(sql`update payments set created_at = now() - interval '2 hours', next_check_at = null where id = ${res.body.paymentId}`);
     expect((await reconciler.tick()).actions.moved_to_review).toBe(1);
-    expect(await payment(res.body.paymentId)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
+    expect(await payment(res.body.paymentId, auth)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
     return res.body as { paymentId: string; checkoutRequestId: string; merchantRequestId: string };
   }
 
@@ -100,15 +102,38 @@ describe('issue 8 money: late successes, blocked orders and receipts', () => {
       const orderId = await order(100);
       const a = await parkedPush(orderId, 60);
       const b = await parkedPush(orderId, 60);
-      const url = (id: string) => `/payments/callback/${id}/${callbackToken(TEST_CALLBACK_SECRET, id)}`;
       const [ra, rb] = await Promise.all([
-        request(t.baseUrl).post(url(a.paymentId)).send(successCallback(a.merchantRequestId, a.checkoutRequestId, 60, 'RCPTA00001')),
-        request(t.baseUrl).post(url(b.paymentId)).send(successCallback(b.merchantRequestId, b.checkoutRequestId, 60, 'RCPTB00001')),
+        request(t.baseUrl).post(capabilityUrl(a.paymentId)).send(successCallback(a.merchantRequestId, a.checkoutRequestId, 60, 'RCPTA00001')),
+        request(t.baseUrl).post(capabilityUrl(b.paymentId)).send(successCallback(b.merchantRequestId, b.checkoutRequestId, 60, 'RCPTB00001')),
       ]);
       expect([ra.status, rb.status]).toEqual([200, 200]);
       const states = [await payment(a.paymentId), await payment(b.paymentId)].map((p) => `${p.status}:${p.statusReason}`).sort();
       expect(states).toEqual(['completed:PAID', 'review:EXCEEDS_OUTSTANDING']);
       expect(await orderOf(orderId)).toMatchObject({ status: 'partially_paid', paid: 60, outstanding: 40 });
     }, 30000);
+  });
+
+  describe('finding 3: receipts are compared upper-case', () => {
+    it('issue 8.3: a success callback with rcptz00001 does not complete a second payment when RCPTZ00001 was already used', async () => {
+      const first = await push(await order(30), 30, '254700000007');
+      const secondOrder = await order(30);
+      const second = await push(secondOrder, 30, '254700000007');
+      const cb = (p: { paymentId: string; merchantRequestId: string; checkoutRequestId: string }, receipt: string) => request(t.baseUrl).post(capabilityUrl(p.paymentId)).send(successCallback(p.merchantRequestId, p.checkoutRequestId, 30, receipt));
+      expect((await cb(first.body, 'RCPTZ00001')).status).toBe(200);
+      expect(await payment(first.body.paymentId)).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'RCPTZ00001' });
+      expect((await cb(second.body, 'rcptz00001')).status).toBe(200);
+      expect(await payment(second.body.paymentId)).toMatchObject({ status: 'review', statusReason: 'DUPLICATE_RECEIPT' });
+      expect(await orderOf(secondOrder)).toMatchObject({ status: 'unpaid', paid: 0 });
+    });
+
+    it('issue 8.3: a receipt is stored trimmed and upper-case, so the statement matches it', async () => {
+      const shopCashier = `Bearer ${t.token('shop-rcpt', 'cashier', 'c-r')}`;
+      const orderId = await order(25, shopCashier);
+      const p = (await push(orderId, 25, '254700000007', shopCashier)).body;
+      expect((await request(t.baseUrl).post(capabilityUrl(p.paymentId)).send(successCallback(p.merchantRequestId, p.checkoutRequestId, 25, ' rcptw00003 '))).status).toBe(200);
+      expect(await payment(p.paymentId, shopCashier)).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'RCPTW00003' });
+      const res = await t.http().post('/reconciliation/statements').set('Authorization', `Bearer ${t.token('shop-rcpt', 'manager', 'm-r')}`).set('Content-Type', 'text/csv').send('Receipt No.,Paid In\nRCPTW00003,25.00\n');
+      expect(res.body).toMatchObject({ matched: 1, unknownReceipts: { count: 0 }, missingFromStatement: { count: 0 } });
+    });
   });
 });

@@ -69,6 +69,8 @@ export const payments = pgTable(
   },
   (t) => [
     check('payments_amount_positive', sql`${t.amountMinor} > 0`),
+    // Receipts are stored trimmed and upper-case, so the unique index compares them that way.
+    check('payments_mpesa_receipt_normalised', sql`${t.mpesaReceiptNumber} = upper(btrim(${t.mpesaReceiptNumber}))`),
     check('payments_status_valid', sql`${t.status} in ('initiated','pending','unresolved','completed','failed','cancelled','expired','review')`),
     uniqueIndex('payments_checkout_request_id_uq').on(t.checkoutRequestId),
     uniqueIndex('payments_mpesa_receipt_uq').on(t.mpesaReceiptNumber),

@@ -10,6 +10,7 @@ import { pgErrorCode, Tx, UNIQUE_VIOLATION } from '../database/database';
 import type { NewPayment, Payment } from '../database/schema';
 import { OrderBalance, ORDERS_PORT, OrdersPort } from '../orders/orders.port';
 import type { StkOutcome } from './daraja/daraja.types';
+import { normaliseMpesaReceipt } from './daraja/receipt';
 import { canTransition, isTerminal, PaymentStatus } from './payment-status';
 import type { PaymentResponseDto } from './payments.dto';
 import { PaymentsRepository } from './payments.repository';
@@ -246,6 +247,8 @@ export class PaymentLifecycle {
     const result = await (async (): Promise<ApplyResult> => {
       const p = await this.repo.lock(tx, paymentId);
       if (!p) return 'unknown_payment';
+      // M-Pesa receipts are compared (and stored) trimmed and upper-case, whoever reported them.
+      if (p.provider === 'mpesa' && r.receipt !== undefined) r = { ...r, receipt: normaliseMpesaReceipt(r.receipt) };
       const summary = {
         source: r.source, resultCode: r.resultCode, resultDesc: r.resultDesc, checkoutRequestId: r.checkoutRequestId, providerTransactionId: r.providerTransactionId,
         reference: r.reference, receipt: r.receipt, amountMinor: r.amountMinor?.toString(), currency: r.currency,

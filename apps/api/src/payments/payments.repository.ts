@@ -3,6 +3,7 @@ import { and, asc, desc, eq, inArray, isNull, lt, lte, or, sql } from 'drizzle-o
 import { DB } from '../database/database.module';
 import type { Db, DbOrTx, Tx } from '../database/database';
 import { callbackInbox, idempotencyKeys, NewPayment, Payment, PaymentEvent, paymentEvents, payments } from '../database/schema';
+import { normaliseMpesaReceipt } from './daraja/receipt';
 import { IN_FLIGHT_STATUSES, PaymentStatus } from './payment-status';
 
 export interface IdempotencyRecord {
@@ -51,7 +52,7 @@ export class PaymentsRepository {
   }
 
   async findByReceipt(receipt: string, tx: DbOrTx = this.db): Promise<Payment | null> {
-    const rows = await tx.select().from(payments).where(eq(payments.mpesaReceiptNumber, receipt));
+    const rows = await tx.select().from(payments).where(eq(payments.mpesaReceiptNumber, normaliseMpesaReceipt(receipt)));
     return rows[0] ?? null;
   }
 

@@ -3,6 +3,7 @@
  * Pure functions, no I/O.
  */
 import { maskPhone } from '../common/mask';
+import { normaliseMpesaReceipt } from '../payments/daraja/receipt';
 
 export type Column = 'receipt' | 'time' | 'amount' | 'details' | 'status';
 
@@ -66,7 +67,7 @@ export function parseRow(line: number, fields: string[], map: ColumnMap): RowRes
   const status = get('status');
   if (status !== undefined && status !== '' && status.toLowerCase() !== 'completed') return { kind: 'skipped', reason: 'not_completed' };
 
-  const receipt = (get('receipt') ?? '').toUpperCase();
+  const receipt = normaliseMpesaReceipt(get('receipt') ?? '');
   if (!RECEIPT_RE.test(receipt)) return { kind: 'bad', line, reason: receipt ? 'receipt is not 8-20 letters/digits' : 'receipt is empty' };
 
   const amountText = get('amount') ?? '';
