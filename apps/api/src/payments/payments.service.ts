@@ -1,11 +1,12 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../auth/auth.types';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { AppError, NotFoundError } from '../common/errors';
 import { safeError } from '../common/logging';
 import { maskPhone } from '../common/mask';
+import { phoneHash } from '../common/phone-hash';
 import type { Payment } from '../database/schema';
 import { parseStkCallback } from './daraja/callback-parser';
 import { CallbackShapeError, DarajaError, DarajaRateLimitedError } from './daraja/daraja.errors';
@@ -83,8 +84,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
    * trying them all without the server secret.
    */
   private phoneHash(msisdn: string): string {
-    const key = createHmac('sha256', this.config.mpesa.callbackSigningSecret).update('smartduka/payments/phone-hash/v1').digest();
-    return createHmac('sha256', key).update(msisdn).digest('hex');
+    return phoneHash(this.config.mpesa.callbackSigningSecret, msisdn);
   }
 
   // ------------------------------------------------------------------ STK push
@@ -353,6 +353,11 @@ export class PaymentsService implements BeforeApplicationShutdown {
       const code = err instanceof AppError ? err.code : 'UNKNOWN';
       return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof DarajaError ? err.darajaErrorCode ?? code : code, message: err instanceof Error ? err.message : String(err) } };
     }
+  }
+
+  /** A manager releases the order of a payment whose outcome is unknown (see PaymentLifecycle.release). */
+  async release(user: AuthUser, id: string, reason: string): Promise<PaymentResponseDto> {
+    return this.toResponse(await this.lifecycle.release(user, id, reason.trim()));
   }
 
   async listReview(user: AuthUser, limit: number, cursor?: string): Promise<{ items: PaymentResponseDto[]; nextCursor: string | null }> {
