@@ -14,6 +14,7 @@ import { SANDBOX_PASSKEY } from '../src/config/app-config';
 import { MIGRATIONS_FOLDER } from '../src/database/database';
 import { createTestDatabase, TestDatabase } from './helpers/test-db';
 import { freePort, TEST_JWT_SECRET, testConfig } from './helpers/test-app';
+import { appLogDestination, configSecrets, recordSecrets, simulatorLog } from './log-scan/sink';
 
 const rowsOf = <T>(res: unknown): T[] => (res as { rows?: T[] }).rows ?? (res as T[]);
 
@@ -72,9 +73,13 @@ function migrationsBefore(tag: string): string {
 
     await database.handle.migrate();
 
-    sim = await startDarajaSimulator({ accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }] });
+    sim = await startDarajaSimulator({ accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }], log: simulatorLog() });
     const port = await freePort();
-    app = await createApp({ config: testConfig(sim.url, port), database: database.handle });
+    const config = testConfig(sim.url, port);
+    // Like startTestApp: when the run's logs are scanned, log to its files and tell the scan the secrets.
+    const logDestination = appLogDestination();
+    if (logDestination) recordSecrets(configSecrets(config));
+    app = await createApp({ config, database: database.handle, ...(logDestination ? { logDestination, bufferLogs: true } : {}) });
     await app.listen(port, '127.0.0.1');
   });
   afterAll(async () => {
