@@ -468,6 +468,37 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
     expect(await orderOf(p.orderId)).toMatchObject({ status: 'paid' });
   });
 
+  it('issue 8.1: a late Flutterwave success that exceeds what the order still owes goes to review (EXCEEDS_OUTSTANDING), the order keeps what it really has', async () => {
+    const p = await open(100);
+    await sim.complete(p.txRef, 'pending');
+    await backdate(p.paymentId, FLW_CHECKOUT_WINDOW_SECONDS + 1);
+    await tick();
+    expect(await row(p.paymentId)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
+    // The customer may have paid it: the order takes no new payment, by any provider (issue 8.2)...
+    const blocked = await init(p.orderId, 60);
+    expect(blocked.status).toBe(409);
+    expect(blocked.body).toMatchObject({ code: 'PAYMENT_OUTCOME_UNKNOWN', details: { payment: { paymentId: p.paymentId, provider: 'flutterwave' } } });
+    expect(blocked.body.message).toMatch(/earlier Flutterwave payment/);
+    const mpesa = await t.http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: '0700000007', amount: 60, orderId: p.orderId });
+    expect(mpesa.body.code).toBe('PAYMENT_OUTCOME_UNKNOWN');
+    // ...until a manager releases it. Another payment of 60 goes through meanwhile.
+    const manager = `Bearer ${t.token('shop-1', 'manager', 'manager-1')}`;
+    expect((await t.http().post(`/payments/${p.paymentId}/release`).set('Authorization', manager).send({ reason: 'customer says the card page failed' })).status).toBe(200);
+    const second = await init(p.orderId, 60);
+    expect(second.status).toBe(201);
+    await sim.complete(second.body.txRef, 'successful');
+    await processed(second.body.txRef);
+    expect(await orderOf(p.orderId)).toMatchObject({ status: 'partially_paid', paid: 60, outstanding: 40 });
+    // Then the first customer's payment of 100 succeeds after all.
+    const done = await sim.complete(p.txRef, 'successful');
+    await processed(p.txRef);
+    expect(await row(p.paymentId)).toMatchObject({ status: 'review', statusReason: 'EXCEEDS_OUTSTANDING', providerTransactionId: String(done.transaction!.id) });
+    expect(await orderOf(p.orderId)).toMatchObject({ status: 'partially_paid', paid: 60, outstanding: 40 });
+    expect(completionsOf(p.paymentId)).toHaveLength(0);
+    const review = await t.http().get('/payments/review').query({ limit: 100 }).set('Authorization', manager);
+    expect(review.body.items.map((i: { paymentId: string }) => i.paymentId)).toContain(p.paymentId);
+  });
+
   it('verify endpoint: by txRef, paymentId and (once known) transactionId; records what Flutterwave says', async () => {
     const p = await open(55);
     sim.setFaults({ webhooks: { drop: true } });

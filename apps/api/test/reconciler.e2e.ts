@@ -87,8 +87,9 @@ describe('reconciler: every payment reaches a final state', () => {
     expect(t.sim.stats().queryRequests - queriesBefore).toBe(3);
     let p = await payment(res.body.paymentId);
     expect(p).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
-    // The order is free again for another attempt.
+    // The order is unpaid, and blocked: the customer may have paid (issue 8.2).
     expect((await t.http().get(`/orders/${orderId}`).set('Authorization', cashier)).body.status).toBe('unpaid');
+    expect((await push(orderId, 60, '0712345678')).body.code).toBe('PAYMENT_OUTCOME_UNKNOWN');
 
     // The customer finally pays; the callback on the payment's own URL settles the review.
     await t.sim.resolve(res.body.checkoutRequestId, 0);
@@ -103,9 +104,10 @@ describe('reconciler: every payment reaches a final state', () => {
   it('a parked payment that succeeds after another payment paid the order is never counted twice: it goes to review for a refund', async () => {
     const orderId = await order(70);
     const first = await push(orderId, 70, '254700000007');
-    // Park it as OUTCOME_UNKNOWN (what the reconciler does after its window), which frees the order.
+    // Park it as OUTCOME_UNKNOWN (what the reconciler does after its window); a manager releases the order.
     await t.db.execute(sql`update payments set created_at = now() - interval '2 hours' where id = ${first.body.paymentId}`);
     expect((await reconciler.tick()).actions.moved_to_review).toBe(1);
+    expect((await t.http().post(`/payments/${first.body.paymentId}/release`).set('Authorization', manager).send({ reason: 'customer has no SMS' })).status).toBe(200);
     const second = await push(orderId, 70, '0712345670');
     expect(second.status).toBe(201);
     await waitFor(async () => (await payment(second.body.paymentId)).status === 'completed');

@@ -6,9 +6,16 @@ import { ConfigValidationError, loadConfig, loadDotEnv } from '../config/app-con
 import { openDatabase, pgliteDirFor } from '../database/database';
 import { StatementMatchingService, StatementReport } from '../reconciliation/statement-matching.service';
 import { StatementRepository } from '../reconciliation/statement.repository';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { OrdersRepository } from '../orders/orders.repository';
+import { OrdersService } from '../orders/orders.service';
+import { PaymentLifecycle } from '../payments/payment-lifecycle.service';
+import { PaymentsRepository } from '../payments/payments.repository';
 
 /**
- * Matches an M-Pesa statement export (CSV) against a shop's payments. Read-only.
+ * Matches an M-Pesa statement export (CSV) against a shop's payments. Changes nothing, except that
+ * (like POST /reconciliation/statements) it settles an open or OUTCOME_UNKNOWN payment that exactly
+ * one row fits by receipt, amount, phone and time (see StatementMatchingService).
  *   pnpm --filter @smartduka/api run statement --shop shop-1 --file statement.csv [--json] [--all-time]
  * Progress goes to stderr every 10,000 rows; the report to stdout (a summary, or JSON with --json).
  */
@@ -31,9 +38,12 @@ async function main(): Promise<number> {
   const config = loadConfig(process.env);
   const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir), poolSize: 2 });
   try {
-    const service = new StatementMatchingService(new StatementRepository(db.db));
+    const events = new EventEmitter2();
+    const lifecycle = new PaymentLifecycle(new PaymentsRepository(db.db), new OrdersService(new OrdersRepository(db.db), events), events, config);
+    const service = new StatementMatchingService(new StatementRepository(db.db), lifecycle, config);
     const report = await service.match(values.shop, createReadStream(file, { highWaterMark: 256 * 1024 }), {
       window: values['all-time'] ? 'all' : 'statement',
+      actor: 'cli:statement',
       onProgress: ({ rows, elapsedMs }) => process.stderr.write(`  ${rows.toLocaleString('en')} rows, ${Math.round(rows / Math.max(elapsedMs, 1) * 1000).toLocaleString('en')} rows/s\n`),
     });
     process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : summary(report));
@@ -56,6 +66,8 @@ function summary(r: StatementReport): string {
   row('receipt unknown to us', r.unknownReceipts.count);
   row('not completed in our ledger', r.notCompletedInLedger.count);
   row('completed but missing from stmt', r.missingFromStatement.count);
+  row('unknown payments settled', r.settledFromStatement.count);
+  row('possible matches for a person', r.possibleMatches.count);
   row('duration (ms)', r.durationMs);
   const show = <T>(title: string, items: T[], count: number, fmt: (i: T) => string): void => {
     if (!count) return;
@@ -66,6 +78,8 @@ function summary(r: StatementReport): string {
   show('Amount differs', r.amountMismatch.items, r.amountMismatch.count, (i) => `${i.receipt}  line ${i.line}  statement ${i.statementAmount}  ours ${i.ledgerAmount}  order ${i.orderId}`);
   show('Unknown receipts', r.unknownReceipts.items, r.unknownReceipts.count, (i) => `${i.receipt}  line ${i.line}  ${i.amount}  ${i.completionTime ?? ''}  ${i.phone ?? ''}`);
   show('Not completed in our ledger', r.notCompletedInLedger.items, r.notCompletedInLedger.count, (i) => `${i.receipt}  line ${i.line}  ours ${i.ledgerStatus}  order ${i.orderId}`);
+  show('Settled from the statement', r.settledFromStatement.items, r.settledFromStatement.count, (i) => `${i.receipt}  line ${i.line}  ${i.amount}  payment ${i.paymentId}  now ${i.status}${i.statusReason ? ` (${i.statusReason})` : ''}`);
+  show('Possible matches (not settled)', r.possibleMatches.items, r.possibleMatches.count, (i) => `${i.receipt}  line ${i.line}  ${i.amount}  ${i.why}  payments ${i.candidates.map((c) => c.paymentId).join(', ')}`);
   show('Missing from statement', r.missingFromStatement.items, r.missingFromStatement.count, (i) => `${i.receipt}  ${i.amount}  ${i.transactionTime ?? ''}  order ${i.orderId}`);
   return lines.join('\n') + '\n';
 }

@@ -14,7 +14,7 @@ const DESCRIPTIONS: Record<number, string> = {
   401: 'Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED)',
   403: 'Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN)',
   404: 'Not found in your shop (NOT_FOUND)',
-  409: 'Conflict (PAYMENT_IN_PROGRESS, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID, CUSTOMER_BUSY)',
+  409: 'Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID, CUSTOMER_BUSY)',
   413: 'Body too large',
   502: 'The payment provider (M-Pesa, Flutterwave, Pesapal) rejected the request or could not be reached (PROVIDER_REJECTED, PROVIDER_UNAVAILABLE, PROVIDER_AUTH_FAILED). details.status says whether the payment failed (nothing sent) or is unresolved (do not retry; poll it)',
   503: 'The provider is rate limiting or unreachable before anything was sent (PROVIDER_RATE_LIMITED, see Retry-After), the provider is switched off here (PROVIDER_DISABLED), or the database is down',

@@ -64,20 +64,25 @@ export const payments = pgTable(
     /** STK queries made by the reconciler (bounded by RECONCILER_MAX_QUERIES; drives its backoff) */
     reconcileAttempts: integer('reconcile_attempts').notNull().default(0),
     completedAt: timestamp('completed_at', { withTimezone: true }),
+    /** When a manager released the order of this OUTCOME_UNKNOWN payment (it no longer blocks a new payment; the truth still settles it). */
+    releasedAt: timestamp('released_at', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
     check('payments_amount_positive', sql`${t.amountMinor} > 0`),
+    // Receipts are stored trimmed and upper-case, so the unique index compares them that way.
+    check('payments_mpesa_receipt_normalised', sql`${t.mpesaReceiptNumber} = upper(btrim(${t.mpesaReceiptNumber}))`),
     check('payments_status_valid', sql`${t.status} in ('initiated','pending','unresolved','completed','failed','cancelled','expired','review')`),
     uniqueIndex('payments_checkout_request_id_uq').on(t.checkoutRequestId),
     uniqueIndex('payments_mpesa_receipt_uq').on(t.mpesaReceiptNumber),
     uniqueIndex('payments_provider_reference_uq').on(t.provider, t.providerReference),
     uniqueIndex('payments_provider_transaction_uq').on(t.provider, t.providerTransactionId),
-    // One payment in flight per order.
+    // One payment per order that may still take the customer's money: in flight, or in review
+    // because its outcome is unknown (until it is settled or a manager releases the order).
     uniqueIndex('payments_one_in_flight_per_order_uq')
       .on(t.shopId, t.orderId)
-      .where(sql`${t.status} in ('initiated','pending','unresolved')`),
+      .where(sql`${t.status} in ('initiated','pending','unresolved') or (${t.status} = 'review' and ${t.statusReason} = 'OUTCOME_UNKNOWN' and ${t.releasedAt} is null)`),
     index('payments_shop_order_idx').on(t.shopId, t.orderId),
     index('payments_open_idx').on(t.status, t.createdAt).where(sql`${t.status} in ('initiated','pending','unresolved')`),
   ],

@@ -10,7 +10,8 @@ import { pgErrorCode, Tx, UNIQUE_VIOLATION } from '../database/database';
 import type { NewPayment, Payment } from '../database/schema';
 import { OrderBalance, ORDERS_PORT, OrdersPort } from '../orders/orders.port';
 import type { StkOutcome } from './daraja/daraja.types';
-import { canTransition, isTerminal, PaymentStatus } from './payment-status';
+import { normaliseMpesaReceipt } from './daraja/receipt';
+import { canTransition, isInFlight, isTerminal, OUTCOME_UNKNOWN, PaymentStatus } from './payment-status';
 import type { PaymentResponseDto } from './payments.dto';
 import { PaymentsRepository } from './payments.repository';
 
@@ -36,10 +37,11 @@ export interface HttpResult<T = unknown> {
   headers?: Record<string, string>;
 }
 
-/** statusReason of a payment parked in review because nobody could establish its outcome; the truth may still settle it. */
-export const OUTCOME_UNKNOWN = 'OUTCOME_UNKNOWN';
+export { OUTCOME_UNKNOWN } from './payment-status';
 
 export type Outcome = StkOutcome;
+
+const PROVIDER_LABELS: Record<string, string> = { mpesa: 'M-Pesa', flutterwave: 'Flutterwave', pesapal: 'Pesapal' };
 
 const REASONS: Record<Outcome, string> = {
   completed: 'PAID',
@@ -57,7 +59,7 @@ export interface OutcomeReport {
   resultCode: string | null;
   resultDesc: string;
   /** where it came from; 'query'/'verify' answers come from asking the provider ourselves */
-  source: 'callback' | 'query' | 'webhook' | 'verify' | 'ipn';
+  source: 'callback' | 'query' | 'webhook' | 'verify' | 'ipn' | 'statement';
   /** the report carries an amount that must match before value is given (M-Pesa callbacks, every card/wallet status) */
   amountRequired: boolean;
   amountMinor?: bigint;
@@ -158,11 +160,51 @@ export class PaymentLifecycle {
         const replay = await this.replayIdempotent(user.shopId, idempotencyKey, requestHash);
         if (replay) return replay;
       }
-      const existing = await this.repo.findInFlightForOrder(user.shopId, orderId);
+      const existing = await this.repo.findBlockingForOrder(user.shopId, orderId);
+      if (existing?.status === 'review') throw this.outcomeUnknownConflict(existing);
       throw new ConflictError('PAYMENT_IN_PROGRESS', `Order ${orderId} already has a payment waiting for the customer; wait for it to finish or check its status`, {
         payment: existing ? this.toResponse(existing) : undefined,
       });
     }
+  }
+
+  /** 409 for a new payment on an order whose earlier payment may have taken the money (its outcome is unknown). */
+  private outcomeUnknownConflict(p: Payment): ConflictError {
+    const label = PROVIDER_LABELS[p.provider] ?? p.provider;
+    return new ConflictError(
+      'PAYMENT_OUTCOME_UNKNOWN',
+      `Order ${p.orderId} has an earlier ${label} payment of ${toMajor(p.amountMinor, p.currency)} ${p.currency} whose outcome is unknown: the customer may already have paid it. ` +
+        `Do not charge again yet: check the customer's ${p.provider === 'mpesa' ? 'M-Pesa SMS' : 'payment confirmation'} for a receipt, or ask a manager to check the payment (reconcile) or release the order.`,
+      { payment: this.toResponse(p) },
+    );
+  }
+
+  /**
+   * A manager releases the order of a payment whose outcome is unknown, so a new payment can be
+   * taken (e.g. the customer shows no SMS and the provider has no answer). Audited with who and why.
+   * The payment stays in review: a late report of the truth still settles it (and a success that
+   * no longer fits the order goes to review, EXCEEDS_OUTSTANDING).
+   */
+  async release(user: AuthUser, paymentId: string, reason: string): Promise<Payment> {
+    return this.repo.transaction(async (tx) => {
+      const p = await this.repo.lock(tx, paymentId);
+      if (!p || p.shopId !== user.shopId) throw new NotFoundError('Payment', { paymentId });
+      const details = { paymentId, status: p.status, statusReason: p.statusReason };
+      if (isInFlight(p.status)) {
+        throw new ConflictError('PAYMENT_NOT_RELEASABLE', 'This payment is still waiting for the customer or the provider: wait for it to finish, or reconcile it (POST /payments/:id/reconcile); only a payment whose outcome is unknown can be released', details);
+      }
+      if (p.status !== 'review' || p.statusReason !== OUTCOME_UNKNOWN) {
+        throw new ConflictError('PAYMENT_NOT_RELEASABLE', `This payment's outcome is known (${p.status}${p.statusReason ? `, ${p.statusReason}` : ''}): it does not block its order, so there is nothing to release`, details);
+      }
+      if (p.releasedAt) {
+        throw new ConflictError('PAYMENT_NOT_RELEASABLE', `This payment's order was already released on ${p.releasedAt.toISOString()}`, { ...details, releasedAt: p.releasedAt.toISOString() });
+      }
+      const releasedAt = new Date();
+      await this.repo.update(p.id, { releasedAt }, tx);
+      await this.repo.insertEvent({ paymentId, type: 'order_released', fromStatus: p.status, toStatus: p.status, actor: `user:${user.sub}`, data: { reason, role: user.role, orderId: p.orderId } }, tx);
+      this.logger.warn({ paymentId, orderId: p.orderId, actor: `user:${user.sub}` }, 'order released from a payment whose outcome is unknown');
+      return (await this.repo.findById(p.id, tx)) ?? { ...p, releasedAt };
+    });
   }
 
   async replayIdempotent(shopId: string, key: string, requestHash: string): Promise<HttpResult | null> {
@@ -192,7 +234,8 @@ export class PaymentLifecycle {
 
   /**
    * Parks an open payment whose outcome nobody can establish in review (OUTCOME_UNKNOWN): the
-   * order is free again, a person decides, and a late report of the truth can still settle it.
+   * push may have reached the provider, so the order stays blocked (payments_one_in_flight_per_order_uq)
+   * until the truth settles it or a manager releases it (`release`).
    */
   async moveUnknownToReview(paymentId: string, data: Record<string, unknown>, onlyWithoutProviderId: boolean): Promise<boolean> {
     return this.repo.transaction(async (tx) => {
@@ -246,6 +289,8 @@ export class PaymentLifecycle {
     const result = await (async (): Promise<ApplyResult> => {
       const p = await this.repo.lock(tx, paymentId);
       if (!p) return 'unknown_payment';
+      // M-Pesa receipts are compared (and stored) trimmed and upper-case, whoever reported them.
+      if (p.provider === 'mpesa' && r.receipt !== undefined) r = { ...r, receipt: normaliseMpesaReceipt(r.receipt) };
       const summary = {
         source: r.source, resultCode: r.resultCode, resultDesc: r.resultDesc, checkoutRequestId: r.checkoutRequestId, providerTransactionId: r.providerTransactionId,
         reference: r.reference, receipt: r.receipt, amountMinor: r.amountMinor?.toString(), currency: r.currency,
@@ -288,18 +333,22 @@ export class PaymentLifecycle {
       const to: PaymentStatus = r.outcome;
       if (!canTransition(p.status, to) && !settleable) return 'ignored';
       if (to === 'completed') {
-        // Money moved for an order other payments already paid (a payment parked as OUTCOME_UNKNOWN
-        // freed the order, then both went through): record the truth, never count it twice: a
-        // person refunds it.
+        // Money moved for more than the order still owes (a payment parked as OUTCOME_UNKNOWN
+        // freed the order, then another went through): record the truth, never count it past the
+        // total: a person refunds it. getBalance with `tx` locks the order row first, so two
+        // completions of one order are weighed one after the other, each seeing the other's commit.
         const balance = await this.orders.getBalance(p.shopId, p.orderId, tx);
-        if (balance && balance.outstandingMinor <= 0n) {
+        if (balance && p.amountMinor > balance.outstandingMinor) {
+          const problem = balance.outstandingMinor <= 0n ? 'ORDER_ALREADY_PAID' : 'EXCEEDS_OUTSTANDING';
           await this.repo.update(p.id, {
-            status: 'review', statusReason: 'ORDER_ALREADY_PAID', resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500),
-            checkoutRequestId: p.checkoutRequestId ?? r.checkoutRequestId ?? null, providerTransactionId: p.providerTransactionId ?? r.providerTransactionId ?? null,
+            status: 'review', statusReason: problem, resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500),
+            checkoutRequestId: p.checkoutRequestId ?? r.checkoutRequestId ?? null, merchantRequestId: p.merchantRequestId ?? r.merchantRequestId ?? null,
+            providerTransactionId: p.providerTransactionId ?? r.providerTransactionId ?? null, paymentMethod: p.paymentMethod ?? r.paymentMethod ?? null,
             ...(p.provider === 'mpesa' ? { mpesaReceiptNumber: r.receipt ?? null, transactionDate: r.transactionDate ?? null } : { providerReceipt: r.receipt ?? null }),
           }, tx);
-          await this.repo.insertEvent({ paymentId, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem: 'ORDER_ALREADY_PAID', note: 'the customer paid an order that was already paid: refund due' } }, tx);
-          this.logger.warn({ paymentId, problem: 'ORDER_ALREADY_PAID' }, 'payment succeeded for an order already paid; moved to review for a refund');
+          const note = problem === 'ORDER_ALREADY_PAID' ? 'the customer paid an order that was already paid: refund due' : 'the customer paid more than the order still owed: refund the difference or all of it';
+          await this.repo.insertEvent({ paymentId, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem, note, outstandingMinor: balance.outstandingMinor.toString(), paidMinor: balance.paidMinor.toString(), totalMinor: balance.totalMinor.toString() } }, tx);
+          this.logger.warn({ paymentId, problem }, 'payment succeeded for more than its order still owed; moved to review for a refund');
           return 'review';
         }
       }
@@ -378,6 +427,7 @@ export class PaymentLifecycle {
       createdAt: p.createdAt.toISOString(),
       updatedAt: p.updatedAt.toISOString(),
       completedAt: p.completedAt ? p.completedAt.toISOString() : null,
+      releasedAt: p.releasedAt ? p.releasedAt.toISOString() : null,
     };
   }
 }

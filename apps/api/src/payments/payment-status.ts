@@ -10,6 +10,12 @@
  */
 export type PaymentStatus = 'initiated' | 'pending' | 'unresolved' | 'completed' | 'failed' | 'cancelled' | 'expired' | 'review';
 
+/**
+ * statusReason of a payment parked in review because nobody could establish its outcome; the truth
+ * may still settle it, and until then (or until a manager releases it) it blocks its order.
+ */
+export const OUTCOME_UNKNOWN = 'OUTCOME_UNKNOWN';
+
 export const IN_FLIGHT_STATUSES: readonly PaymentStatus[] = ['initiated', 'pending', 'unresolved'];
 export const TERMINAL_STATUSES: readonly PaymentStatus[] = ['completed', 'failed', 'cancelled', 'expired'];
 

@@ -1,4 +1,4 @@
-import { Controller, Get, HttpCode, Param, Post, Query, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProperty, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, Matches, Max, Min } from 'class-validator';
@@ -6,7 +6,7 @@ import type { AuthUser } from '../auth/auth.types';
 import { JwtAuthGuard } from '../auth/jwt-auth.guard';
 import { CurrentUser, Roles } from '../auth/roles.decorator';
 import { ApiErrors } from '../common/api-errors.decorator';
-import { PaymentIdParam, PaymentResponseDto } from './payments.dto';
+import { PaymentIdParam, PaymentResponseDto, ReleasePaymentDto } from './payments.dto';
 import { PaymentsService } from './payments.service';
 
 export class ReviewListQueryDto {
@@ -51,7 +51,9 @@ export class PaymentsOperationsController {
   @Roles('manager', 'admin')
   @ApiOperation({
     summary: 'Payments that need a person: amount/id mismatches, duplicate receipts, and payments whose outcome could not be established',
-    description: 'Newest first, paged with `cursor`. `statusReason` says why (e.g. AMOUNT_MISMATCH, OUTCOME_UNKNOWN).',
+    description:
+      'Newest first, paged with `cursor`. `statusReason` says why (e.g. AMOUNT_MISMATCH, DUPLICATE_RECEIPT, EXCEEDS_OUTSTANDING or ORDER_ALREADY_PAID: money to refund, ' +
+      'OUTCOME_UNKNOWN: blocks its order until settled or released, see `releasedAt`).',
   })
   @ApiOkResponse({ type: ReviewListDto })
   @ApiErrors(400, 401, 403)
@@ -72,5 +74,22 @@ export class PaymentsOperationsController {
   @ApiErrors(400, 401, 403, 404)
   reconcile(@CurrentUser() user: AuthUser, @Param() p: PaymentIdParam): Promise<ReconcileResultDto> {
     return this.payments.reconcileNow(user, p.id);
+  }
+
+  @Post(':id/release')
+  @HttpCode(200)
+  @Roles('manager', 'admin')
+  @ApiOperation({
+    summary: 'Release the order of a payment whose outcome is unknown, so it can take a new payment',
+    description:
+      'A payment in `review` with `OUTCOME_UNKNOWN` may still have charged the customer, so it blocks its order: a new payment answers `409 PAYMENT_OUTCOME_UNKNOWN`. ' +
+      'Check the customer\'s M-Pesa SMS (or reconcile the payment) first; release only when you are satisfied nothing was paid. The reason is kept in the audit log with who released it. ' +
+      'The payment stays in review: a late report of the truth still settles it, and a success that no longer fits the order goes to review (`EXCEEDS_OUTSTANDING`) for a refund. ' +
+      '`409 PAYMENT_NOT_RELEASABLE` for any other payment (still open, outcome known, or already released).',
+  })
+  @ApiOkResponse({ type: PaymentResponseDto })
+  @ApiErrors(400, 401, 403, 404, 409)
+  release(@CurrentUser() user: AuthUser, @Param() p: PaymentIdParam, @Body() body: ReleasePaymentDto): Promise<PaymentResponseDto> {
+    return this.payments.release(user, p.id, body.reason);
   }
 }

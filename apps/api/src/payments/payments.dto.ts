@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsEmail, IsInt, IsOptional, IsString, IsUUID, Matches, MaxLength, Max, Min, ValidateBy, ValidationOptions } from 'class-validator';
+import { IsEmail, IsInt, IsOptional, IsString, IsUUID, Length, Matches, MaxLength, Max, Min, ValidateBy, ValidationOptions } from 'class-validator';
 import { ORDER_ID_PATTERN } from '../orders/orders.dto';
 import { fitAccountReference, fitTransactionDesc, STK_TEXT_FIELD_MAX_INPUT } from './daraja/stk-fields';
 
@@ -79,6 +79,14 @@ export class PaymentIdParam {
   id!: string;
 }
 
+export class ReleasePaymentDto {
+  @ApiProperty({ example: 'Customer shows no M-Pesa SMS; Daraja has no answer after 40 minutes', description: 'Why the order may take a new payment (kept in the audit log): 3-500 characters' })
+  @IsString({ message: 'reason must be a string' })
+  @Length(3, 500, { message: 'reason must be 3-500 characters saying why the order may take a new payment' })
+  @Matches(/^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$/, { message: 'reason must be 3-500 characters of text (no control characters)' })
+  reason!: string;
+}
+
 export class StkPushResponseDto {
   @ApiProperty({ format: 'uuid' }) paymentId!: string;
   @ApiProperty({ example: 'pending' }) status!: string;
@@ -113,6 +121,7 @@ export class PaymentResponseDto {
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
   @ApiProperty({ format: 'date-time' }) updatedAt!: string;
   @ApiPropertyOptional({ nullable: true, type: String, format: 'date-time' }) completedAt!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, format: 'date-time', description: 'When a manager released the order of this payment whose outcome is unknown (POST /payments/:id/release): it no longer blocks a new payment' }) releasedAt!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String, description: 'Card/wallet payments: our tx_ref (Flutterwave) or merchant reference (Pesapal)' }) reference?: string | null;
   @ApiPropertyOptional({ nullable: true, type: String, description: "Card/wallet payments: the provider's transaction id (Flutterwave id, Pesapal OrderTrackingId)" }) providerTransactionId?: string | null;
   @ApiPropertyOptional({ nullable: true, type: String, description: 'Card/wallet payments: provider confirmation code (Flutterwave flw_ref, Pesapal confirmation_code)' }) providerReceipt?: string | null;

@@ -3,7 +3,8 @@ import { and, asc, desc, eq, inArray, isNull, lt, lte, or, sql } from 'drizzle-o
 import { DB } from '../database/database.module';
 import type { Db, DbOrTx, Tx } from '../database/database';
 import { callbackInbox, idempotencyKeys, NewPayment, Payment, PaymentEvent, paymentEvents, payments } from '../database/schema';
-import { IN_FLIGHT_STATUSES, PaymentStatus } from './payment-status';
+import { normaliseMpesaReceipt } from './daraja/receipt';
+import { IN_FLIGHT_STATUSES, OUTCOME_UNKNOWN, PaymentStatus } from './payment-status';
 
 export interface IdempotencyRecord {
   requestHash: string;
@@ -42,16 +43,27 @@ export class PaymentsRepository {
     return rows[0] ?? null;
   }
 
-  async findInFlightForOrder(shopId: string, orderId: string): Promise<Payment | null> {
+  /**
+   * The payment that keeps the order from taking another one (the partial unique index
+   * payments_one_in_flight_per_order_uq): one in flight, or one in review because its outcome is
+   * unknown and no manager released the order.
+   */
+  async findBlockingForOrder(shopId: string, orderId: string): Promise<Payment | null> {
     const rows = await this.db
       .select()
       .from(payments)
-      .where(and(eq(payments.shopId, shopId), eq(payments.orderId, orderId), inArray(payments.status, [...IN_FLIGHT_STATUSES])));
+      .where(
+        and(
+          eq(payments.shopId, shopId),
+          eq(payments.orderId, orderId),
+          or(inArray(payments.status, [...IN_FLIGHT_STATUSES]), and(eq(payments.status, 'review'), eq(payments.statusReason, OUTCOME_UNKNOWN), isNull(payments.releasedAt))),
+        ),
+      );
     return rows[0] ?? null;
   }
 
   async findByReceipt(receipt: string, tx: DbOrTx = this.db): Promise<Payment | null> {
-    const rows = await tx.select().from(payments).where(eq(payments.mpesaReceiptNumber, receipt));
+    const rows = await tx.select().from(payments).where(eq(payments.mpesaReceiptNumber, normaliseMpesaReceipt(receipt)));
     return rows[0] ?? null;
   }
 

@@ -389,6 +389,11 @@ export class PaymentsService implements BeforeApplicationShutdown {
     }
   }
 
+  /** A manager releases the order of a payment whose outcome is unknown (see PaymentLifecycle.release). */
+  async release(user: AuthUser, id: string, reason: string): Promise<PaymentResponseDto> {
+    return this.toResponse(await this.lifecycle.release(user, id, reason.trim()));
+  }
+
   async listReview(user: AuthUser, limit: number, cursor?: string): Promise<{ items: PaymentResponseDto[]; nextCursor: string | null }> {
     const before = cursor ? decodeCursor(cursor) : undefined;
     const rows = await this.repo.listForReview(user.shopId, limit + 1, before);

@@ -34,7 +34,10 @@ export class ReconciliationController {
     description:
       'Send the CSV as the raw body with `Content-Type: text/csv` (up to 50 MB). Columns (header row, any order, case-insensitive): ' +
       '`Receipt No.`/receipt, `Paid In`/amount, optional `Completion Time`/completion_time, `Details`/phone, `Transaction Status`/status. ' +
-      'Only Completed rows with money paid in are matched. Read-only: nothing is changed. Lists hold the first 1,000 items; counts are complete.',
+      'Only Completed rows with money paid in are matched. Lists hold the first 1,000 items; counts are complete. ' +
+      'Nothing is changed, except this: a row whose receipt is new to us settles an M-Pesa payment that is open or in review with OUTCOME_UNKNOWN when its amount, ' +
+      'phone (a full number in Details, compared by its keyed hash) and completion time (2 minutes before to 10 minutes after the push) fit exactly that one payment and no other row fits it (`settledFromStatement`; ' +
+      'a success that no longer fits its order goes to review, EXCEEDS_OUTSTANDING). Rows that fit less surely (masked phone, more than one fit) are listed in `possibleMatches` for a person and change nothing.',
   })
   @ApiConsumes('text/csv')
   @ApiBody({ schema: { type: 'string', example: 'Receipt No.,Completion Time,Details,Transaction Status,Paid In\nNLJ7RT61SV,2026-11-01 10:21:15,"Pay Bill from 2547******49 - J D",Completed,"1,250.00"\n' } })
@@ -49,7 +52,7 @@ export class ReconciliationController {
       throw tooLarge();
     }
     try {
-      return await this.matching.match(user.shopId, limitBytes(req, STATEMENT_MAX_BYTES), { window: q.window });
+      return await this.matching.match(user.shopId, limitBytes(req, STATEMENT_MAX_BYTES), { window: q.window, actor: `user:${user.sub}` });
     } catch (err) {
       // The rest of the body is not read: do not keep the connection for it.
       res.setHeader('Connection', 'close');

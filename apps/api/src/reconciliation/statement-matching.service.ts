@@ -1,8 +1,12 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { AppError } from '../common/errors';
 import { toMajor } from '../common/money';
+import { phoneHash } from '../payments/phone-hash';
+import type { AppConfig } from '../config/app-config';
+import { APP_CONFIG } from '../config/config.module';
+import { PaymentLifecycle } from '../payments/payment-lifecycle.service';
 import { csvRecordBatches, CsvTooLongError } from './csv';
-import { LedgerReceipt, StatementRepository } from './statement.repository';
+import { LedgerReceipt, StatementRepository, UnsettledMpesaPayment } from './statement.repository';
 import { ColumnMap, mapHeader, parseRow, StatementHeaderError, StatementRow, timeKeyOf, timeKeyToIso } from './statement-row';
 
 export interface ListSection<T> {
@@ -50,6 +54,32 @@ export interface MissingItem {
   transactionTime: string | null;
 }
 
+/** An open or OUTCOME_UNKNOWN payment the statement settled: exactly one row and one payment fitted each other. */
+export interface SettledItem {
+  receipt: string;
+  line: number;
+  paymentId: string;
+  orderId: string;
+  amount: number;
+  amountMinor: string;
+  completionTime: string | null;
+  /** the payment afterwards: `completed`, or `review` (e.g. EXCEEDS_OUTSTANDING: it no longer fits its order) */
+  status: string;
+  statusReason: string | null;
+}
+
+/** A statement row that may be the money of an open/unknown payment, left for a person: why it was not settled, and which payments it could be. */
+export interface PossibleMatchItem {
+  receipt: string;
+  line: number;
+  amount: number;
+  amountMinor: string;
+  completionTime: string | null;
+  phone: string | null;
+  why: 'phone_masked' | 'several_payments_fit' | 'several_rows_fit' | 'receipt_used_elsewhere' | 'payment_changed';
+  candidates: { paymentId: string; orderId: string; status: string }[];
+}
+
 export interface StatementReport {
   shopId: string;
   /** data records read (header excluded, blank lines ignored) */
@@ -63,6 +93,10 @@ export interface StatementReport {
   unknownReceipts: ListSection<UnknownReceiptItem>;
   notCompletedInLedger: ListSection<NotCompletedItem>;
   missingFromStatement: ListSection<MissingItem>;
+  /** open/OUTCOME_UNKNOWN payments settled by a row whose receipt is new and whose amount, phone (keyed hash) and time fit exactly that one payment */
+  settledFromStatement: ListSection<SettledItem>;
+  /** rows that could be such a payment's money but do not prove it (masked phone, more than one fit): a person decides; nothing was changed */
+  possibleMatches: ListSection<PossibleMatchItem>;
   duplicateReceiptsInStatement: number;
   /** min/max completion time of the money-in rows (Nairobi, ISO 8601); missingFromStatement is limited to it unless window = 'all' */
   window: { from: string | null; to: string | null; applied: boolean };
@@ -70,6 +104,8 @@ export interface StatementReport {
 }
 
 export interface MatchOptions {
+  /** who settles payments from this statement, for the audit log (e.g. user:<sub>) */
+  actor?: string;
   /** 'statement' (default): only ledger payments completed within the statement's time span count as missing; 'all': every completed one */
   window?: 'statement' | 'all';
   batchSize?: number;
@@ -86,18 +122,49 @@ export class StatementFormatError extends AppError {
 }
 
 const MISSING_PAGE_SIZE = 5000;
+/**
+ * A statement row can be an open/unknown payment's money only if it was completed within this
+ * window around the push: the prompt lives a minute or two (daraja.md §2.5); the margins absorb
+ * Daraja's queueing and the clocks of Safaricom and this server.
+ */
+export const SETTLE_WINDOW_BEFORE_SECONDS = 120;
+export const SETTLE_WINDOW_AFTER_SECONDS = 600;
 /** title lines tolerated before the header row */
 const PREAMBLE_MAX = 10;
+
+interface Candidate extends UnsettledMpesaPayment {
+  /** Nairobi yyyyMMddHHmmss bounds of the settle window */
+  fromKey: string;
+  toKey: string;
+}
+
+interface RowFit {
+  row: StatementRow;
+  fits: Candidate[];
+  /** only the masked phone matched: not proof */
+  masked: boolean;
+  unknownItem: UnknownReceiptItem;
+}
 
 /**
  * Matches an M-Pesa statement export against the shop's payments, streaming: records are read in
  * batches (one query per batch), only the receipts seen (a Set of short strings) and capped item
  * lists are kept, then the shop's completed payments are paged through to find the ones the
  * statement lacks. Memory is O(distinct receipts), not O(file).
+ *
+ * It also settles payments that may have taken money without us learning it (open, or in review
+ * with OUTCOME_UNKNOWN): a row whose receipt is unknown settles one when its amount, phone (the
+ * keyed hash of a full number in Details) and completion time fit exactly that payment and no
+ * other row fits it too. Anything less certain is listed for a person (possibleMatches).
+ * Without a PaymentLifecycle (the benchmark) it only matches.
  */
 @Injectable()
 export class StatementMatchingService {
-  constructor(private readonly repo: StatementRepository) {}
+  constructor(
+    private readonly repo: StatementRepository,
+    @Optional() private readonly lifecycle?: PaymentLifecycle,
+    @Optional() @Inject(APP_CONFIG) private readonly config?: AppConfig,
+  ) {}
 
   async match(shopId: string, source: AsyncIterable<Buffer | Uint8Array | string>, options: MatchOptions = {}): Promise<StatementReport> {
     const started = Date.now();
@@ -117,6 +184,8 @@ export class StatementMatchingService {
       unknownReceipts: { count: 0, items: [] },
       notCompletedInLedger: { count: 0, items: [] },
       missingFromStatement: { count: 0, items: [] },
+      settledFromStatement: { count: 0, items: [] },
+      possibleMatches: { count: 0, items: [] },
       duplicateReceiptsInStatement: 0,
       window: { from: null, to: null, applied: false },
       durationMs: 0,
@@ -125,6 +194,15 @@ export class StatementMatchingService {
       section.count++;
       if (section.items.length < itemLimit) section.items.push(item);
     };
+
+    const settling = this.lifecycle !== undefined && this.config !== undefined;
+    const candidates: Candidate[] = settling
+      ? (await this.repo.unsettledMpesaPayments(shopId))
+          .filter((c) => c.currency === 'KES')
+          .map((c) => ({ ...c, fromKey: timeKeyOf(new Date(c.createdAt.getTime() - SETTLE_WINDOW_BEFORE_SECONDS * 1000)), toKey: timeKeyOf(new Date(c.createdAt.getTime() + SETTLE_WINDOW_AFTER_SECONDS * 1000)) }))
+      : [];
+    const rowFits: RowFit[] = [];
+    const hashOf = (msisdn: string): string => phoneHash(this.config!.mpesa.callbackSigningSecret, msisdn);
 
     const seen = new Set<string>();
     let minKey: string | null = null;
@@ -144,14 +222,23 @@ export class StatementMatchingService {
       for (const r of rows) {
         const p = byReceipt.get(r.receipt);
         if (!p) {
-          add(report.unknownReceipts, {
+          const unknownItem: UnknownReceiptItem = {
             receipt: r.receipt,
             line: r.line,
             amount: toMajor(r.amountMinor, 'KES'),
             amountMinor: r.amountMinor.toString(),
             completionTime: r.timeKey ? timeKeyToIso(r.timeKey) : null,
             phone: r.phoneMasked,
-          });
+          };
+          add(report.unknownReceipts, unknownItem);
+          const key = r.timeKey;
+          if (key && candidates.length > 0 && (r.msisdn || r.phoneMasked)) {
+            const hash = r.msisdn ? hashOf(r.msisdn) : undefined;
+            const fits = candidates.filter(
+              (c) => c.amountMinor === r.amountMinor && key >= c.fromKey && key <= c.toKey && (hash ? c.phoneHash === hash : c.phoneMasked !== null && c.phoneMasked === r.phoneMasked),
+            );
+            if (fits.length > 0) rowFits.push({ row: r, fits, masked: !hash, unknownItem });
+          }
         } else if (p.status !== 'completed') {
           add(report.notCompletedInLedger, {
             receipt: r.receipt,
@@ -228,6 +315,7 @@ export class StatementMatchingService {
     }
     if (header === null) throw new StatementFormatError(headerError?.message ?? 'The statement is empty: expected a header row naming "Receipt No." and "Paid In"');
     await flush();
+    if (rowFits.length > 0) await this.settleUnknown(rowFits, report, add, options.actor ?? 'statement');
 
     // Completed payments the statement does not show.
     const applyWindow = (options.window ?? 'statement') === 'statement' && minKey !== null && maxKey !== null;
@@ -253,6 +341,81 @@ export class StatementMatchingService {
     }
     report.durationMs = Date.now() - started;
     return report;
+  }
+
+  /**
+   * Settles each payment that exactly one row fits (and that row fits only it) with the row's
+   * receipt, amount and time, through PaymentLifecycle (row lock, the order's balance: a success
+   * that no longer fits the order goes to review). Every other fit is listed for a person.
+   */
+  private async settleUnknown(rowFits: RowFit[], report: StatementReport, add: <T>(section: ListSection<T>, item: T) => void, actor: string): Promise<void> {
+    const rowsPerPayment = new Map<string, number>();
+    for (const f of rowFits) for (const c of f.fits) rowsPerPayment.set(c.id, (rowsPerPayment.get(c.id) ?? 0) + 1);
+    const possible = (f: RowFit, why: PossibleMatchItem['why']): void =>
+      add(report.possibleMatches, {
+        receipt: f.row.receipt,
+        line: f.row.line,
+        amount: f.unknownItem.amount,
+        amountMinor: f.unknownItem.amountMinor,
+        completionTime: f.unknownItem.completionTime,
+        phone: f.row.phoneMasked,
+        why,
+        candidates: f.fits.map((c) => ({ paymentId: c.id, orderId: c.orderId, status: c.status })),
+      });
+    const sure: RowFit[] = [];
+    for (const f of rowFits) {
+      if (f.masked) possible(f, 'phone_masked');
+      else if (f.fits.length > 1) possible(f, 'several_payments_fit');
+      else if ((rowsPerPayment.get(f.fits[0].id) ?? 0) > 1) possible(f, 'several_rows_fit');
+      else sure.push(f);
+    }
+    // A receipt another shop's payment already has is not this payment's money.
+    const inUse = await this.repo.receiptsInUse(sure.map((f) => f.row.receipt));
+    const settled = new Set<UnknownReceiptItem>();
+    for (const f of sure) {
+      if (inUse.has(f.row.receipt)) {
+        possible(f, 'receipt_used_elsewhere');
+        continue;
+      }
+      const p = f.fits[0];
+      const result = await this.lifecycle!.applyOutcome(
+        p.id,
+        {
+          outcome: 'completed',
+          resultCode: null,
+          resultDesc: `Found on the M-Pesa statement: receipt ${f.row.receipt}, line ${f.row.line}`,
+          source: 'statement',
+          amountRequired: true,
+          amountMinor: f.row.amountMinor,
+          currency: 'KES',
+          receipt: f.row.receipt,
+          transactionDate: f.row.timeKey ?? undefined,
+        },
+        actor,
+      );
+      if (result !== 'applied' && result !== 'review') {
+        possible(f, 'payment_changed');
+        continue;
+      }
+      const now = await this.repo.paymentState(p.id);
+      settled.add(f.unknownItem);
+      add(report.settledFromStatement, {
+        receipt: f.row.receipt,
+        line: f.row.line,
+        paymentId: p.id,
+        orderId: p.orderId,
+        amount: f.unknownItem.amount,
+        amountMinor: f.unknownItem.amountMinor,
+        completionTime: f.unknownItem.completionTime,
+        status: now?.status ?? 'unknown',
+        statusReason: now?.statusReason ?? null,
+      });
+    }
+    if (settled.size > 0) {
+      // Their receipts are known now: no longer "unknown to us".
+      report.unknownReceipts.count -= settled.size;
+      report.unknownReceipts.items = report.unknownReceipts.items.filter((i) => !settled.has(i));
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-import { mapHeader, parseAmountMinor, parseRow, parseTimeKey, phoneFromDetails, timeKeyOf } from './statement-row';
+import { mapHeader, msisdnFromDetails, parseAmountMinor, parseRow, parseTimeKey, phoneFromDetails, timeKeyOf } from './statement-row';
 
 describe('statement rows', () => {
   it('maps headers case-insensitively in any order, ignoring unknown columns', () => {
@@ -31,6 +31,14 @@ describe('statement rows', () => {
     expect(phoneFromDetails('Customer Transfer 2547******78 - JANE')).toBe('2547******78');
     expect(phoneFromDetails('0712345678 JANE')).toBe('07******78');
     expect(phoneFromDetails('Merchant Payment JANE')).toBeNull();
+  });
+
+  it('reads a full number from Details (to compare its keyed hash), never a masked one', () => {
+    expect(msisdnFromDetails('Pay Bill from 254712345678 - JANE DOE Acc. 1')).toBe('254712345678');
+    expect(msisdnFromDetails('Pay Bill from +254112345678 - JANE')).toBe('254112345678');
+    expect(msisdnFromDetails('0712345678 JANE')).toBe('254712345678');
+    expect(msisdnFromDetails('Customer Transfer 2547******78 - JANE')).toBeUndefined();
+    expect(msisdnFromDetails('Merchant Payment JANE')).toBeUndefined();
   });
 
   it('classifies rows: money in, skipped, bad', () => {

@@ -3,6 +3,7 @@
  * Pure functions, no I/O.
  */
 import { maskPhone } from '../common/mask';
+import { normaliseMpesaReceipt } from '../payments/daraja/receipt';
 
 export type Column = 'receipt' | 'time' | 'amount' | 'details' | 'status';
 
@@ -51,6 +52,11 @@ export interface StatementRow {
   timeKey: string | null;
   /** masked phone found in Details, if any (never the full number, never names) */
   phoneMasked: string | null;
+  /**
+   * The full number (`2547XXXXXXXX`) when Details shows one unmasked: kept in memory only, to
+   * compare its keyed hash with a payment's phone hash; never reported, stored or logged.
+   */
+  msisdn?: string;
 }
 
 export type RowResult =
@@ -66,7 +72,7 @@ export function parseRow(line: number, fields: string[], map: ColumnMap): RowRes
   const status = get('status');
   if (status !== undefined && status !== '' && status.toLowerCase() !== 'completed') return { kind: 'skipped', reason: 'not_completed' };
 
-  const receipt = (get('receipt') ?? '').toUpperCase();
+  const receipt = normaliseMpesaReceipt(get('receipt') ?? '');
   if (!RECEIPT_RE.test(receipt)) return { kind: 'bad', line, reason: receipt ? 'receipt is not 8-20 letters/digits' : 'receipt is empty' };
 
   const amountText = get('amount') ?? '';
@@ -82,7 +88,8 @@ export function parseRow(line: number, fields: string[], map: ColumnMap): RowRes
     if (timeKey === null) return { kind: 'bad', line, reason: `completion time "${timeText.slice(0, 30)}" is not yyyy-MM-dd HH:mm:ss, dd/MM/yyyy HH:mm:ss or ISO 8601` };
   }
   const details = get('details');
-  return { kind: 'row', row: { line, receipt, amountMinor, timeKey, phoneMasked: details ? phoneFromDetails(details) : null } };
+  const msisdn = details ? msisdnFromDetails(details) : undefined;
+  return { kind: 'row', row: { line, receipt, amountMinor, timeKey, phoneMasked: details ? phoneFromDetails(details) : null, ...(msisdn ? { msisdn } : {}) } };
 }
 
 /** "1,250.00" → 125000n KES cents; "-" / garbage → null. Thousands separators must be well placed. */
@@ -154,4 +161,13 @@ export function phoneFromDetails(details: string): string | null {
   const v = masked[0].replace(/^\+/, '');
   if (v.includes('*')) return v.length === 12 ? v.slice(0, 4) + '******' + v.slice(-2) : v.slice(0, 2) + '*'.repeat(v.length - 4) + v.slice(-2);
   return maskPhone(v);
+}
+
+/** The full Kenyan mobile number in Details as `2547XXXXXXXX` / `2541XXXXXXXX`, or undefined when there is none or it is masked. */
+export function msisdnFromDetails(details: string): string | undefined {
+  const m = /(?:\+?254|0)[17][0-9*]{6,8}[0-9]{2}/.exec(details);
+  if (!m || m[0].includes('*')) return undefined;
+  const digits = m[0].replace(/^\+/, '');
+  const msisdn = digits.startsWith('0') ? `254${digits.slice(1)}` : digits;
+  return /^254[17]\d{8}$/.test(msisdn) ? msisdn : undefined;
 }

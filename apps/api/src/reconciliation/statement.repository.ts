@@ -1,8 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { and, asc, eq, gt, isNotNull, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, isNotNull, isNull, or, sql } from 'drizzle-orm';
 import { DB } from '../database/database.module';
 import type { Db } from '../database/database';
 import { payments } from '../database/schema';
+import { IN_FLIGHT_STATUSES, OUTCOME_UNKNOWN } from '../payments/payment-status';
 
 export interface LedgerReceipt {
   id: string;
@@ -27,7 +28,19 @@ export interface LedgerCompleted extends LedgerReceipt {
   completedAt: Date | null;
 }
 
-/** The only SQL of statement matching. Read-only; every query is scoped to one shop. */
+/** An M-Pesa payment that may still have taken money: open, or in review because its outcome is unknown. */
+export interface UnsettledMpesaPayment {
+  id: string;
+  orderId: string;
+  amountMinor: bigint;
+  currency: string;
+  status: string;
+  phoneHash: string | null;
+  phoneMasked: string | null;
+  createdAt: Date;
+}
+
+/** The only SQL of statement matching. Every query is scoped to one shop (settling goes through PaymentLifecycle). */
 @Injectable()
 export class StatementRepository {
   constructor(@Inject(DB) private readonly db: Db) {}
@@ -73,6 +86,41 @@ export class StatementRepository {
       .where(and(...conds))
       .orderBy(asc(payments.id))
       .limit(limit) as Promise<LedgerCompleted[]>;
+  }
+  /** The shop's M-Pesa payments without a receipt that are open or in review with OUTCOME_UNKNOWN (released or not). */
+  async unsettledMpesaPayments(shopId: string): Promise<UnsettledMpesaPayment[]> {
+    return this.db
+      .select({
+        id: payments.id,
+        orderId: payments.orderId,
+        amountMinor: payments.amountMinor,
+        currency: payments.currency,
+        status: payments.status,
+        phoneHash: payments.phoneHash,
+        phoneMasked: payments.phoneMasked,
+        createdAt: payments.createdAt,
+      })
+      .from(payments)
+      .where(
+        and(
+          eq(payments.shopId, shopId),
+          eq(payments.provider, 'mpesa'),
+          isNull(payments.mpesaReceiptNumber),
+          or(inArray(payments.status, [...IN_FLIGHT_STATUSES]), and(eq(payments.status, 'review'), eq(payments.statusReason, OUTCOME_UNKNOWN))),
+        ),
+      );
+  }
+
+  /** Which of these receipts any payment (of any shop) already has. */
+  async receiptsInUse(receipts: string[]): Promise<Set<string>> {
+    if (receipts.length === 0) return new Set();
+    const rows = await this.db.select({ receipt: payments.mpesaReceiptNumber }).from(payments).where(inArray(payments.mpesaReceiptNumber, receipts));
+    return new Set(rows.map((r) => r.receipt!));
+  }
+
+  async paymentState(id: string): Promise<{ status: string; statusReason: string | null } | null> {
+    const rows = await this.db.select({ status: payments.status, statusReason: payments.statusReason }).from(payments).where(eq(payments.id, id));
+    return rows[0] ?? null;
   }
 }
 

@@ -300,6 +300,7 @@ const JSON_ENDPOINTS: JsonEndpoint[] = [
   { name: 'stk-push', path: () => '/payments/stk-push', auth: asCaller, valid: () => push() },
   { name: 'callback', path: () => '/payments/callback', auth: noAuth, valid: () => stk({}), callback: true },
   { name: 'callback URL (valid token)', path: () => `/payments/callback/${pending.paymentId}/${pending.token}`, auth: noAuth, valid: () => stk({ MerchantRequestID: pending.merchantRequestId, CheckoutRequestID: pending.checkoutRequestId }), callback: true },
+  { name: 'release', path: () => `/payments/${pending.paymentId}/release`, auth: () => manager(), valid: () => ({ reason: 'customer shows no SMS' }) },
 ];
 
 function transportCases(): Case[] {
@@ -493,6 +494,7 @@ const AUTH_ENDPOINTS: AuthEndpoint[] = [
   { name: 'stk-status', send: (h, auth, q = '') => withAuth(h().get(`/payments/stk-status?checkoutRequestId=${pending.checkoutRequestId}${q.replace('?', '&')}`), auth) },
   { name: 'GET /payments/:id', send: (h, auth, q = '') => withAuth(h().get(`/payments/${pending.paymentId}${q}`), auth) },
   { name: 'statements', send: (h, auth, q = '') => withAuth(h().post(`/reconciliation/statements${q}`), auth).set('Content-Type', 'text/csv').send(CSV_BODY) },
+  { name: 'release', send: (h, auth, q = '') => withAuth(h().post(`/payments/${pending.paymentId}/release${q}`), auth).send({ reason: 'customer shows no SMS' }) },
 ];
 
 function withAuth(req: Test, authorization: string | undefined): Test {
@@ -500,7 +502,7 @@ function withAuth(req: Test, authorization: string | undefined): Test {
 }
 
 function jwtCases(): Case[] {
-  const role = (name: string) => (name === 'statements' ? 'manager' : 'cashier');
+  const role = (name: string) => (name === 'statements' || name === 'release' ? 'manager' : 'cashier');
   const good = (name: string) => jwt(claims({ role: role(name) }));
   const sig = (token: string) => token.split('.')[2];
   const bad: { what: string; authorization: (ep: string) => string | undefined; code?: string; message: string }[] = [
@@ -547,6 +549,7 @@ function jwtCases(): Case[] {
     cases.push({ name: `JWT on ${ep.name}: the token in an access_token query parameter`, req: (h) => ep.send(h, undefined, `?access_token=${good(ep.name)}`), status: 401, code: 'UNAUTHORIZED', messageIncludes: 'Missing Authorization' });
   }
   cases.push({ name: 'JWT on statements: a cashier (manager or admin only)', req: (h) => AUTH_ENDPOINTS[5].send(h, tokenFor('shop-1', 'cashier')), status: 403, code: 'FORBIDDEN', messageIncludes: 'manager, admin' });
+  cases.push({ name: 'JWT on release: a cashier (manager or admin only)', req: (h) => AUTH_ENDPOINTS[6].send(h, tokenFor('shop-1', 'cashier')), status: 403, code: 'FORBIDDEN', messageIncludes: 'manager, admin' });
   return cases;
 }
 
@@ -786,6 +789,33 @@ function callbackCases(): Case[] {
   return cases;
 }
 
+// ---------------------------------------------------------------------------- POST /payments/:id/release (issue 8.2)
+
+function releaseCases(): Case[] {
+  const cases: Case[] = [];
+  const base = { reason: 'customer shows no SMS' };
+  const add = (what: string, path: () => string, body: string, status: number, code: string, messageIncludes: string) =>
+    cases.push({ name: `release: ${what}`, req: (h) => h().post(path()).set('Authorization', manager()).set('Content-Type', 'application/json').send(body), status, code, messageIncludes });
+  const own = () => `/payments/${pending.paymentId}/release`;
+  add('reason missing', own, bodyWith(base, 'reason', 'missing'), 400, 'VALIDATION_FAILED', 'reason must be');
+  for (const val of NOT_A_STRING) add(`reason is ${val.label}`, own, bodyWith(base, 'reason', val), 400, 'VALIDATION_FAILED', 'reason must be');
+  for (const val of [v('empty', ''), v('two characters', 'ab'), v('blanks only', '    '), v('501 characters', 'r'.repeat(501)), v('10,000 characters', 'r'.repeat(10_000)), v('a NUL character', 'no\u0000sms'), v('a newline', 'no\nsms'), v('an escape sequence', 'no \u001b[31m sms')]) {
+    add(`reason is ${val.label}`, own, bodyWith(base, 'reason', val), 400, 'VALIDATION_FAILED', 'reason must be 3-500 characters');
+  }
+  for (const [field, val] of [['status', 'completed'], ['releasedAt', '2026-01-01T00:00:00Z'], ['orderId', 'ORD-PAID'], ['__proto__', { admin: true }]] as const) {
+    add(`extra field ${field}`, own, bodyWith(base, field, v('', val)), 400, 'VALIDATION_FAILED', `property ${field} should not exist`);
+  }
+  for (const [what, id] of [['a number', '12345'], ['a UUID without dashes', UNKNOWN_UUID.replace(/-/g, '')], ["encoded SQL ' OR 1=1", "'%20OR%201%3D1"]]) {
+    add(`payment id is ${what}`, () => `/payments/${id}/release`, j(base), 400, 'VALIDATION_FAILED', 'id must be a payment id (UUID)');
+  }
+  add('an unknown payment', () => `/payments/${UNKNOWN_UUID}/release`, j(base), 404, 'NOT_FOUND', 'Payment not found');
+  add("another shop's manager", own, j(base), 404, 'NOT_FOUND', 'Payment not found');
+  cases[cases.length - 1].req = (h) => h().post(own()).set('Authorization', tokenFor('shop-2', 'manager', 'manager-2')).send(base);
+  // The fixture payment is still waiting for the customer: not releasable, and nothing changes.
+  add('a payment still in flight', own, j(base), 409, 'PAYMENT_NOT_RELEASABLE', 'still waiting');
+  return cases;
+}
+
 // ---------------------------------------------------------------------------- methods and routes
 
 function routeCases(): Case[] {
@@ -799,13 +829,14 @@ function routeCases(): Case[] {
     route('PUT /payments/callback', (h) => h().put('/payments/callback').send(stk({}))),
     route('GET /reconciliation/statements', (h, a) => h().get('/reconciliation/statements').set('Authorization', a)),
     route('POST /payments/stk-push/extra', (h, a) => h().post('/payments/stk-push/extra').set('Authorization', a).send(push())),
+    route('GET /payments/:id/release', (h, a) => h().get(`/payments/${pending.paymentId}/release`).set('Authorization', manager())),
   ];
 }
 
 // ---------------------------------------------------------------------------- the corpus
 
 export function generatedCases(): Case[] {
-  const cases = [...ordersCases(), ...stkPushCases(), ...transportCases(), ...duplicateKeyCases(), ...parameterCases(), ...jwtCases(), ...statementCases(), ...callbackCases(), ...routeCases()];
+  const cases = [...ordersCases(), ...stkPushCases(), ...transportCases(), ...duplicateKeyCases(), ...parameterCases(), ...jwtCases(), ...statementCases(), ...callbackCases(), ...releaseCases(), ...routeCases()];
   const seen = new Set<string>();
   for (const c of cases) {
     if (seen.has(c.name)) throw new Error(`generator: duplicate case name "${c.name}"`);

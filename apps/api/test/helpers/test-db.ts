@@ -12,8 +12,10 @@ export interface TestDatabase {
   dispose(): Promise<void>;
 }
 
-export async function createTestDatabase(options: { pglite?: boolean } = {}): Promise<TestDatabase> {
+/** `skipMigrations`: an empty Postgres database the test migrates itself (Postgres only: PGlite starts from the migrated template). */
+export async function createTestDatabase(options: { pglite?: boolean; skipMigrations?: boolean } = {}): Promise<TestDatabase> {
   const baseUrl = options.pglite ? undefined : process.env.DATABASE_URL;
+  if (!baseUrl && options.skipMigrations) throw new Error('skipMigrations needs DATABASE_URL');
   if (!baseUrl) {
     const handle = await openDatabase({});
     await handle.migrate();
@@ -27,7 +29,7 @@ export async function createTestDatabase(options: { pglite?: boolean } = {}): Pr
   const url = new URL(baseUrl);
   url.pathname = `/${name}`;
   const handle = await openDatabase({ databaseUrl: url.toString(), poolSize: 10 });
-  await handle.migrate();
+  if (!options.skipMigrations) await handle.migrate();
   return {
     handle,
     url: url.toString(),

@@ -1,6 +1,7 @@
 import { CallbackShapeError } from './daraja.errors';
 import type { ParsedStkCallback, StkCallbackMetadata } from './daraja.types';
 import { mapResultCode, normaliseResultCode } from './result-codes';
+import { normaliseMpesaReceipt } from './receipt';
 
 /** Upper bound for ids / short string fields: Daraja ids are ~30–40 chars. */
 const MAX_ID_LENGTH = 200;
@@ -57,7 +58,7 @@ function parseReceipt(v: unknown): string {
   const s = v.trim();
   if (s.length === 0 || s.length > MAX_ID_LENGTH) fail('CallbackMetadata MpesaReceiptNumber has an invalid length');
   if (!VISIBLE_ASCII.test(s)) fail('CallbackMetadata MpesaReceiptNumber must contain only visible ASCII characters');
-  return s;
+  return normaliseMpesaReceipt(s);
 }
 
 function parseTransactionDate(v: unknown): string {

@@ -1,0 +1,288 @@
+import { sql } from 'drizzle-orm';
+import request from 'supertest';
+import { callbackToken } from '../src/payments/daraja/callback-token';
+import { ReconcilerService } from '../src/payments/reconciler.service';
+import { timeKeyOf } from '../src/reconciliation/statement-row';
+import { successCallback } from './helpers/callbacks';
+import { startTestApp, TestApp, TEST_CALLBACK_SECRET, waitFor } from './helpers/test-app';
+
+/**
+ * Issue 8, "Money": a late genuine success never takes an order past its total (8.1); a payment
+ * whose outcome is unknown keeps its order blocked until it is settled (by its late truth or the
+ * statement) or a manager releases it (8.2); receipts are compared upper-case (8.3).
+ * The reconciler is driven by the test (no timer, no grace, no backoff).
+ */
+describe('issue 8 money: late successes, blocked orders and receipts', () => {
+  let t: TestApp;
+  let reconciler: ReconcilerService;
+  let cashier: string;
+  let manager: string;
+  let n = 0;
+
+  beforeAll(async () => {
+    t = await startTestApp({
+      env: {
+        RECONCILER_ENABLED: 'false',
+        RECONCILER_PENDING_GRACE_SECONDS: '0',
+        RECONCILER_BACKOFF_BASE_SECONDS: '0',
+        RECONCILER_BACKOFF_MAX_SECONDS: '0',
+        RECONCILER_INBOX_RETRY_AFTER_SECONDS: '0',
+        MPESA_UNRESOLVED_REVIEW_AFTER_SECONDS: '1',
+        // status reads must not settle anything here: the test decides who reports the truth
+        MPESA_STATUS_QUERY_AFTER_SECONDS: '3600',
+      },
+    });
+    reconciler = t.app.get(ReconcilerService);
+    cashier = `Bearer ${t.token()}`;
+    manager = `Bearer ${t.token('shop-1', 'manager', 'manager-1')}`;
+  });
+  afterAll(() => t.close());
+
+  async function order(total: number, auth = cashier): Promise<string> {
+    const id = `MONEY-${++n}`;
+    const res = await t.http().post('/orders').set('Authorization', auth).send({ id, total });
+    expect(res.status).toBe(201);
+    return id;
+  }
+
+  const push = (orderId: string, amount: number, phoneNumber: string, auth = cashier) => t.http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber, amount, orderId });
+  const payment = async (id: string, auth = cashier) => (await t.http().get(`/payments/${id}`).set('Authorization', auth)).body;
+  const orderOf = async (id: string, auth = cashier) => (await t.http().get(`/orders/${id}`).set('Authorization', auth)).body;
+  const reviewIds = async () => ((await t.http().get('/payments/review').query({ limit: 100 }).set('Authorization', manager)).body.items as { paymentId: string }[]).map((p) => p.paymentId);
+  const release = (id: string, body: object = { reason: 'Customer shows no M-Pesa SMS for it' }, auth = manager) => t.http().post(`/payments/${id}/release`).set('Authorization', auth).send(body);
+  const capabilityUrl = (id: string) => `/payments/callback/${id}/${callbackToken(TEST_CALLBACK_SECRET, id)}`;
+
+  /** A push to a phone that never answers, parked by the reconciler as review/OUTCOME_UNKNOWN. */
+  async function parkedPush(orderId: string, amount: number, auth = cashier) {
+    const res = await push(orderId, amount, '254700000007', auth);
+    expect(res.status).toBe(201);
+    await t.db.execute(sql`update payments set created_at = now() - interval '2 hours', next_check_at = null where id = ${res.body.paymentId}`);
+    expect((await reconciler.tick()).actions.moved_to_review).toBe(1);
+    expect(await payment(res.body.paymentId, auth)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
+    return res.body as { paymentId: string; checkoutRequestId: string; merchantRequestId: string };
+  }
+
+  /** A second payment that completes (the simulator's default phone pays and calls back). */
+  async function paidPush(orderId: string, amount: number) {
+    const res = await push(orderId, amount, '0712345678');
+    expect(res.status).toBe(201);
+    await waitFor(async () => (await payment(res.body.paymentId)).status === 'completed', 8000);
+    return res.body as { paymentId: string };
+  }
+
+  describe('finding 1: a completion never takes an order past its total', () => {
+    it('issue 8.1: a late success callback on the capability URL that exceeds what is still owed goes to review (EXCEEDS_OUTSTANDING), not to paid 160 of 100', async () => {
+      const orderId = await order(100);
+      const first = await parkedPush(orderId, 100);
+      expect((await release(first.paymentId)).status).toBe(200);
+      await paidPush(orderId, 60);
+      expect(await orderOf(orderId)).toMatchObject({ status: 'partially_paid', paid: 60, outstanding: 40 });
+
+      // Daraja's genuine late success for the first push, on its own URL.
+      await t.sim.resolve(first.checkoutRequestId, 0);
+      await t.sim.waitForCallbacks(first.checkoutRequestId, 1, 5000);
+      const p = await waitFor(async () => {
+        const b = await payment(first.paymentId);
+        return b.status !== 'review' || b.statusReason !== 'OUTCOME_UNKNOWN' ? b : undefined;
+      });
+      expect(p).toMatchObject({ status: 'review', statusReason: 'EXCEEDS_OUTSTANDING', mpesaReceiptNumber: expect.stringMatching(/^[A-Z0-9]{10}$/) });
+      expect(await orderOf(orderId)).toMatchObject({ status: 'partially_paid', paid: 60, outstanding: 40 });
+      expect(await reviewIds()).toContain(first.paymentId);
+    }, 30000);
+
+    it('issue 8.1: POST /payments/:id/reconcile that learns a late success exceeding what is owed puts it in review, not paid 170 of 100', async () => {
+      const orderId = await order(100);
+      const first = await parkedPush(orderId, 100);
+      expect((await release(first.paymentId)).status).toBe(200);
+      await paidPush(orderId, 70);
+      // The customer paid after all, but Daraja's callback is lost: the operator's reconcile finds it.
+      await t.sim.resolve(first.checkoutRequestId, 0, { callbackCopies: 0 });
+      const r = await t.http().post(`/payments/${first.paymentId}/reconcile`).set('Authorization', manager);
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ payment: { status: 'review', statusReason: 'EXCEEDS_OUTSTANDING' } });
+      expect(await orderOf(orderId)).toMatchObject({ status: 'partially_paid', paid: 70, outstanding: 30 });
+      expect(await reviewIds()).toContain(first.paymentId);
+    }, 30000);
+
+    it('issue 8.1: two late successes arriving together for one order cannot both fit: one completes, the other goes to review', async () => {
+      const orderId = await order(100);
+      const a = await parkedPush(orderId, 60);
+      expect((await release(a.paymentId)).status).toBe(200);
+      const b = await parkedPush(orderId, 60);
+      const [ra, rb] = await Promise.all([
+        request(t.baseUrl).post(capabilityUrl(a.paymentId)).send(successCallback(a.merchantRequestId, a.checkoutRequestId, 60, 'RCPTA00001')),
+        request(t.baseUrl).post(capabilityUrl(b.paymentId)).send(successCallback(b.merchantRequestId, b.checkoutRequestId, 60, 'RCPTB00001')),
+      ]);
+      expect([ra.status, rb.status]).toEqual([200, 200]);
+      const states = [await payment(a.paymentId), await payment(b.paymentId)].map((p) => `${p.status}:${p.statusReason}`).sort();
+      expect(states).toEqual(['completed:PAID', 'review:EXCEEDS_OUTSTANDING']);
+      expect(await orderOf(orderId)).toMatchObject({ status: 'partially_paid', paid: 60, outstanding: 40 });
+    }, 30000);
+  });
+
+  describe('finding 2: a payment whose outcome is unknown keeps its order blocked', () => {
+    it('issue 8.2: a new push on an order whose payment is review/OUTCOME_UNKNOWN answers 409 PAYMENT_OUTCOME_UNKNOWN (why, what to do, the payment) and prompts nobody', async () => {
+      const orderId = await order(100);
+      const first = await parkedPush(orderId, 100);
+      const pushesBefore = t.sim.stats().pushRequests;
+      const again = await push(orderId, 100, '0712345678');
+      expect(again.status).toBe(409);
+      expect(again.body).toMatchObject({ code: 'PAYMENT_OUTCOME_UNKNOWN', details: { payment: { paymentId: first.paymentId, status: 'review', statusReason: 'OUTCOME_UNKNOWN', releasedAt: null } } });
+      expect(again.body.message).toMatch(/outcome is unknown/);
+      expect(again.body.message).toMatch(/M-Pesa SMS/);
+      expect(again.body.message).toMatch(/manager/);
+      expect(t.sim.stats().pushRequests).toBe(pushesBefore);
+      // Its own URL still settles it with the truth, which frees the order.
+      await t.sim.resolve(first.checkoutRequestId, 1032);
+      await waitFor(async () => (await payment(first.paymentId)).status === 'cancelled');
+      expect((await push(orderId, 100, '0712345678')).status).toBe(201);
+    }, 30000);
+
+    it('issue 8.2: a push whose answer was lost (no CheckoutRequestID) is parked and keeps blocking its order', async () => {
+      const orderId = await order(50);
+      t.sim.setFaults({ pushErrors: { count: 1, status: 503, errorCode: '503.001.01', errorMessage: 'Service Unavailable' } });
+      const lost = await push(orderId, 50, '0712345678');
+      t.sim.setFaults({});
+      expect(lost.status).toBeGreaterThanOrEqual(500);
+      const paymentId = lost.body.details.paymentId;
+      await new Promise((r) => setTimeout(r, 1100)); // MPESA_UNRESOLVED_REVIEW_AFTER_SECONDS
+      await t.db.execute(sql`update payments set next_check_at = null where id = ${paymentId}`);
+      expect((await reconciler.tick()).actions.moved_to_review).toBe(1);
+      expect(await payment(paymentId)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN', checkoutRequestId: null });
+      const again = await t.http().post('/payments/stk-push').set('Authorization', cashier).set('Idempotency-Key', `new-key-${orderId}`).send({ phoneNumber: '0712345678', amount: 50, orderId });
+      expect(again.status).toBe(409);
+      expect(again.body).toMatchObject({ code: 'PAYMENT_OUTCOME_UNKNOWN', details: { payment: { paymentId } } });
+    }, 30000);
+
+    it('issue 8.2: a manager of the shop releases the order with a reason (audited); only such a payment, only once; then the order takes a new payment', async () => {
+      const orderId = await order(80);
+      const first = await parkedPush(orderId, 80);
+      expect((await release(first.paymentId, { reason: 'no SMS' }, cashier)).status).toBe(403);
+      expect((await release(first.paymentId, { reason: 'no SMS' }, `Bearer ${t.token('shop-2', 'admin', 'admin-2')}`)).status).toBe(404);
+      for (const body of [{}, { reason: '' }, { reason: '   ' }, { reason: 'x'.repeat(501) }, { reason: 42 }, { reason: 'ok reason', extra: 1 }]) {
+        const bad = await release(first.paymentId, body);
+        expect(bad.status).toBe(400);
+        expect(bad.body).toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringMatching(/reason|extra/) });
+      }
+      expect((await payment(first.paymentId)).releasedAt).toBeNull();
+
+      const ok = await release(first.paymentId, { reason: 'Customer shows no M-Pesa SMS; Daraja has no answer' });
+      expect(ok.status).toBe(200);
+      expect(ok.body).toMatchObject({ paymentId: first.paymentId, status: 'review', statusReason: 'OUTCOME_UNKNOWN', releasedAt: expect.any(String) });
+      const events = await t.db.execute(sql`select actor, data from payment_events where payment_id = ${first.paymentId} and type = 'order_released'`);
+      expect((events as unknown as { rows: unknown[] }).rows).toEqual([{ actor: 'user:manager-1', data: expect.objectContaining({ reason: 'Customer shows no M-Pesa SMS; Daraja has no answer', role: 'manager', orderId }) }]);
+      const twice = await release(first.paymentId);
+      expect(twice.status).toBe(409);
+      expect(twice.body).toMatchObject({ code: 'PAYMENT_NOT_RELEASABLE', message: expect.stringMatching(/already released/) });
+
+      // The order is free: a new payment goes through.
+      const second = await push(orderId, 80, '254700000007');
+      expect(second.status).toBe(201);
+      // An open payment and a completed one are not releasable.
+      const open = await release(second.body.paymentId);
+      expect(open.status).toBe(409);
+      expect(open.body).toMatchObject({ code: 'PAYMENT_NOT_RELEASABLE', message: expect.stringMatching(/still waiting/) });
+      await t.sim.resolve(second.body.checkoutRequestId, 0);
+      await waitFor(async () => (await payment(second.body.paymentId)).status === 'completed');
+      const done = await release(second.body.paymentId);
+      expect(done.status).toBe(409);
+      expect(done.body).toMatchObject({ code: 'PAYMENT_NOT_RELEASABLE', message: expect.stringMatching(/outcome is known/) });
+    }, 30000);
+
+    it('issue 8.2: after a release, the late truth of the released payment is still recorded: a success that still fits completes it', async () => {
+      const orderId = await order(100);
+      const first = await parkedPush(orderId, 40);
+      expect((await release(first.paymentId)).status).toBe(200);
+      await paidPush(orderId, 60);
+      await t.sim.resolve(first.checkoutRequestId, 0);
+      await waitFor(async () => (await payment(first.paymentId)).status === 'completed');
+      expect(await orderOf(orderId)).toMatchObject({ status: 'paid', paid: 100, outstanding: 0 });
+    }, 30000);
+
+    describe('statement matching settles a payment whose outcome is unknown only when exactly one fits', () => {
+      const nairobi = (d: Date) => {
+        const k = timeKeyOf(d);
+        return `${k.slice(0, 4)}-${k.slice(4, 6)}-${k.slice(6, 8)} ${k.slice(8, 10)}:${k.slice(10, 12)}:${k.slice(12, 14)}`;
+      };
+      const upload = (csv: string, auth: string) => t.http().post('/reconciliation/statements').set('Authorization', auth).set('Content-Type', 'text/csv').send(csv);
+      const HEADER = 'Receipt No.,Completion Time,Details,Transaction Status,Paid In';
+
+      it('issue 8.2: a row with a new receipt whose amount, phone and time fit exactly one unknown payment settles it', async () => {
+        const shopCashier = `Bearer ${t.token('shop-stmt-1', 'cashier', 'c-s1')}`;
+        const shopManager = `Bearer ${t.token('shop-stmt-1', 'manager', 'm-s1')}`;
+        const orderId = await order(100, shopCashier);
+        const first = await parkedPush(orderId, 100, shopCashier);
+        const createdAt = new Date((await payment(first.paymentId, shopCashier)).createdAt);
+        const csv = [HEADER, `RCSTMT0001,${nairobi(new Date(createdAt.getTime() + 45_000))},"Pay Bill from 254700000007 - JOHN DOE Acc. ${orderId}",Completed,100.00`].join('\n');
+        const res = await upload(csv, shopManager);
+        expect(res.status).toBe(200);
+        expect(res.body.settledFromStatement).toEqual({
+          count: 1,
+          items: [expect.objectContaining({ receipt: 'RCSTMT0001', line: 2, paymentId: first.paymentId, orderId, amount: 100, status: 'completed', statusReason: 'PAID' })],
+        });
+        expect(res.body.unknownReceipts.count).toBe(0);
+        expect(res.body.possibleMatches.count).toBe(0);
+        expect(JSON.stringify(res.body)).not.toMatch(/254700000007|JOHN/);
+        expect(await payment(first.paymentId, shopCashier)).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'RCSTMT0001' });
+        expect(await orderOf(orderId, shopCashier)).toMatchObject({ status: 'paid', paid: 100 });
+        // Uploading it again changes nothing more: the receipt is matched now.
+        const again = await upload(csv, shopManager);
+        expect(again.body).toMatchObject({ matched: 1, settledFromStatement: { count: 0 } });
+      }, 30000);
+
+      it('issue 8.2: never when more than one payment or row could fit, or the phone is masked: listed for a person, nothing changed', async () => {
+        const shopCashier = `Bearer ${t.token('shop-stmt-2', 'cashier', 'c-s2')}`;
+        const shopManager = `Bearer ${t.token('shop-stmt-2', 'manager', 'm-s2')}`;
+        const twinA = await parkedPush(await order(50, shopCashier), 50, shopCashier);
+        const twinB = await parkedPush(await order(50, shopCashier), 50, shopCashier);
+        const single = await parkedPush(await order(70, shopCashier), 70, shopCashier);
+        const masked = await parkedPush(await order(80, shopCashier), 80, shopCashier);
+        const at = nairobi(new Date(new Date((await payment(masked.paymentId, shopCashier)).createdAt).getTime() + 30_000));
+        const csv = [
+          HEADER,
+          `RCAMB00001,${at},Pay Bill from 254700000007 - A,Completed,50.00`, // fits twinA and twinB
+          `RCTWO00001,${at},Pay Bill from 254700000007 - A,Completed,70.00`, // two rows fit `single`
+          `RCTWO00002,${at},Pay Bill from 0700000007 - A,Completed,70.00`,
+          `RCMSK00001,${at},Pay Bill from 2547******07 - A,Completed,80.00`, // only the masked phone fits
+          `RCOTH00001,${at},Pay Bill from 254711111111 - B,Completed,80.00`, // another phone: fits nothing
+        ].join('\n');
+        const res = await upload(csv, shopManager);
+        expect(res.status).toBe(200);
+        expect(res.body.settledFromStatement.count).toBe(0);
+        const why = Object.fromEntries((res.body.possibleMatches.items as { receipt: string; why: string; candidates: { paymentId: string }[] }[]).map((i) => [i.receipt, [i.why, i.candidates.map((c) => c.paymentId).sort()]]));
+        expect(why).toEqual({
+          RCAMB00001: ['several_payments_fit', [twinA.paymentId, twinB.paymentId].sort()],
+          RCTWO00001: ['several_rows_fit', [single.paymentId]],
+          RCTWO00002: ['several_rows_fit', [single.paymentId]],
+          RCMSK00001: ['phone_masked', [masked.paymentId]],
+        });
+        expect(res.body.unknownReceipts.count).toBe(5);
+        for (const p of [twinA, twinB, single, masked]) expect(await payment(p.paymentId, shopCashier)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN', mpesaReceiptNumber: null });
+      }, 30000);
+    });
+  });
+
+  describe('finding 3: receipts are compared upper-case', () => {
+    it('issue 8.3: a success callback with rcptz00001 does not complete a second payment when RCPTZ00001 was already used', async () => {
+      const first = await push(await order(30), 30, '254700000007');
+      const secondOrder = await order(30);
+      const second = await push(secondOrder, 30, '254700000007');
+      const cb = (p: { paymentId: string; merchantRequestId: string; checkoutRequestId: string }, receipt: string) => request(t.baseUrl).post(capabilityUrl(p.paymentId)).send(successCallback(p.merchantRequestId, p.checkoutRequestId, 30, receipt));
+      expect((await cb(first.body, 'RCPTZ00001')).status).toBe(200);
+      expect(await payment(first.body.paymentId)).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'RCPTZ00001' });
+      expect((await cb(second.body, 'rcptz00001')).status).toBe(200);
+      expect(await payment(second.body.paymentId)).toMatchObject({ status: 'review', statusReason: 'DUPLICATE_RECEIPT' });
+      expect(await orderOf(secondOrder)).toMatchObject({ status: 'unpaid', paid: 0 });
+    });
+
+    it('issue 8.3: a receipt is stored trimmed and upper-case, so the statement matches it', async () => {
+      const shopCashier = `Bearer ${t.token('shop-rcpt', 'cashier', 'c-r')}`;
+      const orderId = await order(25, shopCashier);
+      const p = (await push(orderId, 25, '254700000007', shopCashier)).body;
+      expect((await request(t.baseUrl).post(capabilityUrl(p.paymentId)).send(successCallback(p.merchantRequestId, p.checkoutRequestId, 25, ' rcptw00003 '))).status).toBe(200);
+      expect(await payment(p.paymentId, shopCashier)).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'RCPTW00003' });
+      const res = await t.http().post('/reconciliation/statements').set('Authorization', `Bearer ${t.token('shop-rcpt', 'manager', 'm-r')}`).set('Content-Type', 'text/csv').send('Receipt No.,Paid In\nRCPTW00003,25.00\n');
+      expect(res.body).toMatchObject({ matched: 1, unknownReceipts: { count: 0 }, missingFromStatement: { count: 0 } });
+    });
+  });
+});
