@@ -4,11 +4,12 @@
  * is a 400, never a 500 from the database.
  */
 import { spawnSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { sql } from 'drizzle-orm';
 import { decode, sign } from 'jsonwebtoken';
 import { MAX_TOKEN_LIFETIME_SECONDS, mintToken } from '../src/auth/token';
 import { b64url, bearer, claims, hs256, jwt, nowSeconds } from './bad-input/harness';
@@ -168,5 +169,32 @@ describe('issue 8.10: a crafted review cursor is a 400 INVALID_CURSOR, never a 5
     const res = await list(b64url(`2026-11-26T10:00:00.123Z|${id}`));
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ items: [], nextCursor: null });
+  });
+});
+
+describe('the Idempotency-Key request hash cannot be reversed to the customer phone', () => {
+  it('stores a keyed hash of the request, not a plain SHA-256 of a body holding the phone; replays still match', async () => {
+    const auth = bearer(t.token('shop-hash', 'cashier', 'cashier-1'));
+    const orderId = `ORD-HASH-${randomUUID().slice(0, 8)}`;
+    expect((await t.http().post('/orders').set('Authorization', auth).send({ id: orderId, total: 50 })).status).toBe(201);
+    const body = { orderId, amount: 50, phoneNumber: '0712345678' };
+    const key = `hash-${randomUUID()}`;
+    const first = await t.http().post('/payments/stk-push').set('Authorization', auth).set('Idempotency-Key', key).send(body);
+    expect(first.status).toBe(201);
+
+    const res = await t.db.execute(sql`select request_hash from idempotency_keys where shop_id = 'shop-hash' and key = ${key}`);
+    const rows = (res as unknown as { rows?: { request_hash: string }[] }).rows ?? (res as unknown as { request_hash: string }[]);
+    const stored = rows[0].request_hash;
+    // What anyone with the table could recompute for each candidate phone before: sha256(route \n canonical body).
+    const canonical = JSON.stringify(Object.fromEntries(Object.entries(body).sort(([a], [b]) => a.localeCompare(b))));
+    const plain = createHash('sha256').update(`POST /payments/stk-push\n${canonical}`).digest('hex');
+    expect(stored).toMatch(/^[0-9a-f]{64}$/);
+    expect(stored).not.toBe(plain);
+
+    // Same key + same body in another key order replays; another phone under the same key is refused.
+    const replay = await t.http().post('/payments/stk-push').set('Authorization', auth).set('Idempotency-Key', key).send({ phoneNumber: '0712345678', amount: 50, orderId });
+    expect({ status: replay.status, replayed: replay.headers['idempotent-replayed'], paymentId: replay.body.paymentId }).toEqual({ status: 201, replayed: 'true', paymentId: first.body.paymentId });
+    const other = await t.http().post('/payments/stk-push').set('Authorization', auth).set('Idempotency-Key', key).send({ ...body, phoneNumber: '0712345679' });
+    expect({ status: other.status, code: other.body.code }).toEqual({ status: 409, code: 'IDEMPOTENCY_KEY_REUSED' });
   });
 });

@@ -147,7 +147,7 @@ export const idempotencyKeys = pgTable(
   {
     shopId: text('shop_id').notNull(),
     key: text('key').notNull(),
-    /** sha256 of method + path + canonical body */
+    /** keyed HMAC of method + path + canonical body (hashRequest: a plain hash of a body with a phone in it could be reversed) */
     requestHash: text('request_hash').notNull(),
     paymentId: uuid('payment_id'),
     responseStatus: integer('response_status'),

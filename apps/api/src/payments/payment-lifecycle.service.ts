@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { AuthUser } from '../auth/auth.types';
 import { AppError, ConflictError, NotFoundError } from '../common/errors';
 import { toMajor } from '../common/money';
@@ -228,6 +228,11 @@ export class PaymentLifecycle {
     return { status: rec.responseStatus, body: rec.responseBody, replayed: true };
   }
 
+  /** The keyed hash of a payment-creating request, stored with its Idempotency-Key. */
+  requestHash(route: string, body: object): string {
+    return hashRequest(this.config.mpesa.callbackSigningSecret, route, body);
+  }
+
   storeIdempotentResponse(shopId: string, key: string, result: HttpResult): Promise<void> {
     return this.repo.storeIdempotentResponse(shopId, key, result.status, result.body);
   }
@@ -447,13 +452,18 @@ function integrityProblem(p: Payment, r: OutcomeReport): string | undefined {
   return undefined;
 }
 
-export function sha256(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
-}
+/** Domain separation for the request hash's key (derived from the server secret, never the secret itself). */
+const REQUEST_HASH_CONTEXT = 'smartduka/payments/idempotency-request-hash/v1';
 
-/** Stable hash of a request: same fields and values in any key order give the same hash. */
-export function hashRequest(route: string, body: object): string {
+/**
+ * Stable keyed hash of a request (same fields and values in any key order give the same hash),
+ * stored with its Idempotency-Key. Keyed (HMAC) like the phone hash: a plain SHA-256 of a body that
+ * holds the customer's phone, an order id and an amount could be reversed by trying every Kenyan
+ * number.
+ */
+export function hashRequest(serverSecret: string, route: string, body: object): string {
   const canonical = (v: unknown): unknown =>
     Array.isArray(v) ? v.map(canonical) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])])) : v;
-  return sha256(route + '\n' + JSON.stringify(canonical({ ...body })));
+  const key = createHmac('sha256', serverSecret).update(REQUEST_HASH_CONTEXT).digest();
+  return createHmac('sha256', key).update(route + '\n' + JSON.stringify(canonical({ ...body }))).digest('hex');
 }

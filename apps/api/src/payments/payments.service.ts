@@ -13,14 +13,14 @@ import { DarajaService } from './daraja/daraja.service';
 import type { ParsedStkCallback, StkQueryResult } from './daraja/daraja.types';
 import { fitAccountReference, fittedOrRefused } from './daraja/stk-fields';
 import { MpesaProvider } from './providers/mpesa/mpesa.provider';
-import { HttpResult, hashRequest, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from './payment-lifecycle.service';
+import { HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from './payment-lifecycle.service';
 import { isInFlight, PaymentStatus } from './payment-status';
 import { phoneHash } from './phone-hash';
 import { ProviderServicesRegistry, StoredNotification } from './provider-services.registry';
 import { PaymentResponseDto, StkPushDto, StkPushResponseDto } from './payments.dto';
 import { PaymentsRepository } from './payments.repository';
 
-export { PAYMENT_COMPLETED_EVENT, hashRequest } from './payment-lifecycle.service';
+export { PAYMENT_COMPLETED_EVENT } from './payment-lifecycle.service';
 export type { HttpResult, PaymentCompletedEvent } from './payment-lifecycle.service';
 
 export interface CallbackInput {
@@ -104,7 +104,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
 
   async initiateStkPush(user: AuthUser, dto: StkPushDto, idempotencyKey?: string): Promise<HttpResult> {
     const phone = this.daraja.formatPhoneNumber(dto.phoneNumber);
-    const requestHash = hashRequest('POST /payments/stk-push', dto);
+    const requestHash = this.lifecycle.requestHash('POST /payments/stk-push', dto);
 
     if (idempotencyKey) {
       const replay = await this.lifecycle.replayIdempotent(user.shopId, idempotencyKey, requestHash);

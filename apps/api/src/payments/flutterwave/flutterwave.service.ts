@@ -8,7 +8,7 @@ import { toMajor } from '../../common/money';
 import type { AppConfig } from '../../config/app-config';
 import { APP_CONFIG } from '../../config/config.module';
 import type { Payment } from '../../database/schema';
-import { ApplyResult, hashRequest, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from '../payment-lifecycle.service';
+import { ApplyResult, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from '../payment-lifecycle.service';
 import { isInFlight, PaymentStatus } from '../payment-status';
 import type { PaymentResponseDto } from '../payments.dto';
 import { PaymentsRepository } from '../payments.repository';
@@ -109,7 +109,7 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
 
   async initiate(user: AuthUser, dto: FlutterwaveInitDto, idempotencyKey?: string): Promise<HttpResult> {
     const flw = this.requireEnabled();
-    const requestHash = hashRequest('POST /payments/flutterwave/init', dto);
+    const requestHash = this.lifecycle.requestHash('POST /payments/flutterwave/init', dto);
     if (idempotencyKey) {
       const replay = await this.lifecycle.replayIdempotent(user.shopId, idempotencyKey, requestHash);
       if (replay) return replay;

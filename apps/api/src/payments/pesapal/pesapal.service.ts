@@ -8,7 +8,7 @@ import { toMajor } from '../../common/money';
 import type { AppConfig } from '../../config/app-config';
 import { APP_CONFIG } from '../../config/config.module';
 import type { Payment } from '../../database/schema';
-import { ApplyResult, hashRequest, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from '../payment-lifecycle.service';
+import { ApplyResult, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from '../payment-lifecycle.service';
 import { isInFlight } from '../payment-status';
 import type { PaymentResponseDto } from '../payments.dto';
 import { PaymentsRepository } from '../payments.repository';
@@ -124,7 +124,7 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
   // ------------------------------------------------------------------------------------ init
 
   async init(user: AuthUser, dto: PesapalInitDto, idempotencyKey?: string): Promise<HttpResult> {
-    const requestHash = hashRequest(INIT_ROUTE, dto);
+    const requestHash = this.lifecycle.requestHash(INIT_ROUTE, dto);
     if (idempotencyKey) {
       const replay = await this.lifecycle.replayIdempotent(user.shopId, idempotencyKey, requestHash);
       if (replay) return replay;
