@@ -232,6 +232,43 @@ describe('reconciler: every payment reaches a final state', () => {
       expect(again.body).toMatchObject({ action: 'already_final', payment: { status: 'completed' } });
     });
 
+    it('review: pressing reconcile again and again spends none of the reconciler budget and never parks a payment whose customer still has the prompt', async () => {
+      const orderId = await order(46);
+      const res = await push(orderId, 46, '254700000007'); // never answers: Daraja keeps saying "being processed"
+      const id = res.body.paymentId;
+      // Twice the reconciler's budget (RECONCILER_MAX_QUERIES=3), each press after the per-payment query interval.
+      for (let i = 0; i < 6; i++) {
+        await t.db.execute(sql`update payments set last_queried_at = now() - interval '1 minute' where id = ${id}`);
+        const r = await t.http().post(`/payments/${id}/reconcile`).set('Authorization', manager);
+        expect({ status: r.status, action: r.body.action, paymentStatus: r.body.payment?.status }).toEqual({ status: 200, action: 'still_pending', paymentStatus: 'pending' });
+      }
+      const row = (await t.db.execute(sql`select reconcile_attempts from payments where id = ${id}`)) as unknown as { rows: { reconcile_attempts: number }[] };
+      expect(row.rows[0].reconcile_attempts).toBe(0);
+      // The order stays blocked by its open payment: no second prompt for the customer.
+      const second = await push(orderId, 46, '254712345678');
+      expect({ status: second.status, code: second.body.code }).toEqual({ status: 409, code: 'PAYMENT_IN_PROGRESS' });
+      await t.sim.resolve(res.body.checkoutRequestId, 0);
+      await t.db.execute(sql`update payments set last_queried_at = now() - interval '1 minute' where id = ${id}`);
+      // (the simulator's callback may settle it first)
+      const done = await t.http().post(`/payments/${id}/reconcile`).set('Authorization', manager);
+      expect({ action: ['settled', 'already_final'].includes(done.body.action), status: done.body.payment.status }).toEqual({ action: true, status: 'completed' });
+    });
+
+    it('review: fifty managers pressing reconcile at once on a review payment make one STK query', async () => {
+      const orderId = await order(47);
+      const res = await push(orderId, 47, '254700000007');
+      const { paymentId, checkoutRequestId, merchantRequestId } = res.body;
+      const cb = await t.http().post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`).send(successCallback(merchantRequestId, checkoutRequestId, 1, 'RCN7654399'));
+      expect(cb.status).toBe(200);
+      expect(await payment(paymentId)).toMatchObject({ status: 'review', statusReason: 'AMOUNT_MISMATCH' });
+      await t.sim.resolve(checkoutRequestId, 0);
+      const before = t.sim.stats().queryRequests;
+      const answers = await Promise.all(Array.from({ length: 50 }, () => t.http().post(`/payments/${paymentId}/reconcile`).set('Authorization', manager)));
+      expect(answers.map((a) => a.status)).toEqual(Array(50).fill(200));
+      expect(t.sim.stats().queryRequests - before).toBe(1);
+      for (const a of answers) expect(a.body.payment).toMatchObject({ status: 'review', statusReason: 'AMOUNT_MISMATCH' });
+    });
+
     it('reports but never changes a review payment with an amount mismatch', async () => {
       const orderId = await order(80);
       const res = await push(orderId, 80, '254700000007');

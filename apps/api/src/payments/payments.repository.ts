@@ -131,7 +131,8 @@ export class PaymentsRepository {
       .where(
         and(
           eq(payments.id, id),
-          inArray(payments.status, [...IN_FLIGHT_STATUSES]),
+          // open payments, and payments in review (an operator's look; only OUTCOME_UNKNOWN ones can still be settled)
+          inArray(payments.status, [...IN_FLIGHT_STATUSES, 'review']),
           or(isNull(payments.lastQueriedAt), lt(payments.lastQueriedAt, sql`now() - make_interval(secs => ${minIntervalSeconds})`)),
         ),
       )

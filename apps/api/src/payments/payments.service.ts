@@ -268,7 +268,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
    * per QUERY_MIN_INTERVAL_SECONDS ({asked: false} for the others: whoever asked records the
    * answer). A final answer is applied once, here.
    */
-  private sharedStatusQuery(paymentId: string, checkoutRequestId: string): Promise<StatusQueryTurn> {
+  private sharedStatusQuery(paymentId: string, checkoutRequestId: string, actor = 'daraja:stk-query'): Promise<StatusQueryTurn> {
     const key = `${paymentId}|${checkoutRequestId}`;
     const running = this.statusQueries.get(key);
     if (running) return running;
@@ -276,7 +276,8 @@ export class PaymentsService implements BeforeApplicationShutdown {
       if (!(await this.repo.claimStatusQuery(paymentId, QUERY_MIN_INTERVAL_SECONDS))) return { asked: false };
       const r = await this.queryStk(checkoutRequestId);
       if (r.kind !== 'final') return { asked: true, result: r };
-      const applied = await this.lifecycle.applyOutcome(paymentId, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'daraja:stk-query');
+      // Applied under the row lock: a review payment other than OUTCOME_UNKNOWN is left as it is (recorded as a duplicate report).
+      const applied = await this.lifecycle.applyOutcome(paymentId, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, actor);
       return { asked: true, result: r, applied };
     })().finally(() => this.statusQueries.delete(key));
     this.statusQueries.set(key, turn);
@@ -364,10 +365,10 @@ export class PaymentsService implements BeforeApplicationShutdown {
     if (!p) throw new NotFoundError('Payment', { paymentId: id });
     await this.repo.insertEvent({ paymentId: p.id, type: 'reconcile_requested', actor: `user:${user.sub}`, data: { status: p.status } });
     let result: ReconcileResult;
-    if (isInFlight(p.status)) {
+    if (isInFlight(p.status) && p.provider !== 'mpesa') {
       result = await this.reconcile(p);
-    } else if (p.status === 'review' && p.provider === 'mpesa' && p.checkoutRequestId) {
-      result = await this.lookUpReview(p);
+    } else if (isInFlight(p.status) || (p.status === 'review' && p.provider === 'mpesa' && p.checkoutRequestId)) {
+      result = await this.operatorLook(p);
     } else {
       result = { action: 'already_final' };
     }
@@ -375,13 +376,38 @@ export class PaymentsService implements BeforeApplicationShutdown {
     return { payment: this.toResponse(fresh), ...result };
   }
 
-  private async lookUpReview(p: Payment): Promise<ReconcileResult> {
+  /**
+   * An operator's look at one M-Pesa payment (open, or in review). Unlike the reconciler's look it
+   * spends none of the reconciler's query budget and never gives up on the payment (pressing
+   * "reconcile" again and again must not park a payment whose customer still has the prompt), and
+   * it asks through the shared per-payment throttle (one STK query per payment per
+   * QUERY_MIN_INTERVAL_SECONDS, whoever asks). A review payment is settled only when it is there
+   * because its outcome was unknown; other review cases are reported, never changed.
+   */
+  private async operatorLook(p: Payment): Promise<ReconcileResult> {
+    if (!p.checkoutRequestId) {
+      // Nothing to query with (the push answer was lost): the same age rule as the reconciler's.
+      if (isInFlight(p.status) && (Date.now() - p.createdAt.getTime()) / 1000 >= this.config.mpesa.unresolvedReviewAfterSeconds) {
+        await this.moveUnknownToReview(p.id);
+        return { action: 'moved_to_review' };
+      }
+      return { action: 'deferred' };
+    }
     try {
-      const r = await this.queryStk(p.checkoutRequestId!);
-      if (r.kind !== 'final') return { action: 'still_pending', provider: { kind: r.kind, errorCode: r.errorCode, message: r.errorMessage } };
+      const turn = await this.sharedStatusQuery(p.id, p.checkoutRequestId, 'reconciler:stk-query');
+      // Someone asked Daraja about this payment moments ago and recorded the answer.
+      if (!turn.asked) return { action: 'deferred' };
+      const r = turn.result;
+      if (r.kind !== 'final') {
+        const ageSeconds = (Date.now() - p.createdAt.getTime()) / 1000;
+        if (r.kind === 'not_found' && isInFlight(p.status) && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
+          await this.failNotFound(p.id, r.errorMessage);
+          return { action: 'failed_not_found', provider: { kind: r.kind, errorCode: r.errorCode, message: r.errorMessage } };
+        }
+        return { action: 'still_pending', provider: { kind: r.kind, errorCode: r.errorCode, message: r.errorMessage } };
+      }
       const provider = { kind: r.kind, resultCode: r.resultCode, resultDesc: r.resultDesc };
-      if (p.statusReason !== OUTCOME_UNKNOWN) return { action: 'already_final', provider };
-      await this.lifecycle.applyOutcome(p.id, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'reconciler:stk-query');
+      if (p.status === 'review' && p.statusReason !== OUTCOME_UNKNOWN) return { action: 'already_final', provider };
       return { action: 'settled', provider };
     } catch (err) {
       const code = err instanceof AppError ? err.code : 'UNKNOWN';
