@@ -77,6 +77,8 @@ async function main(): Promise<void> {
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
     poolSize: config.databasePoolSize,
+    connectTimeoutMs: config.databaseConnectTimeoutMs,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
     pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir),
     onConnectionLost: (info) => dbLogger.warn({ code: info.code, msg: info.message }, 'database connection lost; the pool opens a new one'),
   });

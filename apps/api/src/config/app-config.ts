@@ -15,6 +15,8 @@ export interface AppConfig {
   databaseUrl?: string;
   /** connections per instance to DATABASE_URL */
   databasePoolSize: number;
+  databaseConnectTimeoutMs: number;
+  databaseStatementTimeoutMs: number;
   dataDir: string;
   /** Express "trust proxy" setting: false, true, a hop count, or a list of addresses/subnets. */
   trustProxy: boolean | number | string;
@@ -351,6 +353,8 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     logLevel,
     databaseUrl: str('DATABASE_URL'),
     databasePoolSize: int('DATABASE_POOL_SIZE', 20, 1, 500),
+    databaseConnectTimeoutMs: int('DATABASE_CONNECT_TIMEOUT_MS', 5000, 100, 60000),
+    databaseStatementTimeoutMs: int('DATABASE_STATEMENT_TIMEOUT_MS', 30000, 0, 600000),
     dataDir,
     trustProxy,
     rateLimit,

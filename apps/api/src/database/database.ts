@@ -39,6 +39,10 @@ export interface OpenDatabaseOptions {
   /** PGlite data folder; undefined = in-memory. */
   pgliteDir?: string;
   poolSize?: number;
+  /** Longest wait for a new connection (pg's connectionTimeoutMillis): a database that never answers fails the request (503), it does not hang it. */
+  connectTimeoutMs?: number;
+  /** Server-side statement_timeout of pooled connections (0 = none): a statement stuck behind a lock fails (503) instead of holding the request. Migrations run without it. */
+  statementTimeoutMs?: number;
   /**
    * Told when the server ends a pooled connection (failover, pg_terminate_backend,
    * idle_in_transaction_session_timeout, a proxy restart), e.g. to log it. Only the SQLSTATE and
@@ -50,7 +54,15 @@ export interface OpenDatabaseOptions {
 export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
   if (options.databaseUrl) {
     // keepAlive: a connection whose server vanished without a FIN (failover) is noticed, not kept forever.
-    const pool = new Pool({ connectionString: options.databaseUrl, max: options.poolSize ?? 10, keepAlive: true });
+    // keepAliveInitialDelayMillis: probes start after 10 s idle instead of the OS's 2 h.
+    const pool = new Pool({
+      connectionString: options.databaseUrl,
+      max: options.poolSize ?? 10,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+      ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
+    });
     const lost = (err: unknown) => {
       const e = err as { code?: unknown; message?: unknown };
       options.onConnectionLost?.({ code: typeof e?.code === 'string' ? e.code : undefined, message: String(e?.message ?? err).slice(0, 200) });
@@ -78,6 +90,8 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       async migrate() {
         const client = await pool.connect();
         try {
+          // Another instance may hold the lock for as long as its migrations take.
+          await client.query('set statement_timeout = 0');
           await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
           try {
             await migratePg(drizzlePg(client, { schema }), { migrationsFolder: MIGRATIONS_FOLDER });
@@ -85,15 +99,16 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
             await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
           }
         } finally {
-          client.release();
+          // Not back into the pool with statement_timeout 0: a fresh connection gets the pool's settings.
+          client.release(true);
         }
       },
       async ping() {
         await db.execute(sql`select 1`);
       },
-      async close() {
-        await pool.end();
-      },
+      // Once, however many shutdown paths ask (Nest's shutdown hooks and main's signal handler both
+      // do): a second pool.end() rejects ("Called end on pool more than once") and ended the process with 1.
+      close: once(() => pool.end()),
     };
   }
   let client: PGlite;
@@ -118,9 +133,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     async ping() {
       await db.execute(sql`select 1`);
     },
-    async close() {
-      await client.close();
-    },
+    close: once(() => client.close()),
   };
 }
 
@@ -161,7 +174,7 @@ const LOST_CONNECTION_MESSAGE = /Connection terminated|is not queryable|timeout 
  * could not be opened, rather than that the statement was wrong: FATAL/PANIC server errors (the
  * session is gone: 57P01 admin shutdown, 25P03 idle-in-transaction timeout, refused logins), SQLSTATE
  * class 08 (connection exception), 57P0x (shutdown, cannot connect now), 53300 (too many
- * connections), the driver's "Connection terminated" / "not queryable" errors, and socket errors
+ * connections), 57014 (statement_timeout: the database did not answer in time), the driver's "Connection terminated" / "not queryable" errors, and socket errors
  * raised under a database query. Such a request is answered 503 DATABASE_UNAVAILABLE.
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
@@ -172,7 +185,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     const { code, severity, message } = e as { code?: unknown; severity?: unknown; message?: unknown };
     if (severity === 'FATAL' || severity === 'PANIC') return true;
     if (typeof code === 'string') {
-      if (/^08[0-9A-Z]{3}$/.test(code) || /^57P0[1-4]$/.test(code) || code === '53300' || code === '25P03') return true;
+      if (/^08[0-9A-Z]{3}$/.test(code) || /^57P0[1-4]$/.test(code) || code === '53300' || code === '25P03' || code === '57014') return true;
       if (underQuery && NET_ERROR_CODES.has(code)) return true;
     }
     // (not drizzle's wrapper: its message carries the query's parameters, i.e. client input)
@@ -196,4 +209,10 @@ export function describeDatabaseError(err: unknown): { code?: string; message: s
     e = (e as { cause?: unknown }).cause;
   }
   return { code: pgErrorCode(err), message };
+}
+
+/** `fn` runs on the first call; later calls get the same promise. */
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => (done ??= fn());
 }

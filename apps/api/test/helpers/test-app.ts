@@ -7,7 +7,7 @@ import type { Role } from '../../src/auth/auth.types';
 import { mintToken } from '../../src/auth/token';
 import { createApp } from '../../src/bootstrap';
 import { AppConfig, loadConfig, SANDBOX_PASSKEY } from '../../src/config/app-config';
-import type { Db } from '../../src/database/database';
+import type { DatabaseHandle, Db } from '../../src/database/database';
 import { Logger } from 'nestjs-pino';
 import { appLogDestination, configSecrets, LOG_LEVEL_CANARY, recordSecrets, simulatorLog, TEST_SCAN_LOG_LEVEL, testLogDir } from '../log-scan/sink';
 import { createTestDatabase, TestDatabase } from './test-db';
@@ -34,6 +34,8 @@ export interface TestAppOptions {
   pglite?: boolean;
   /** listen on this port (e.g. one a provider simulator was already told to call back on) */
   port?: number;
+  /** the app's own database handle, opened on the test database's URL (e.g. through a proxy, with other pool settings); closed with the app */
+  database?: (testDatabase: TestDatabase) => Promise<DatabaseHandle>;
 }
 
 export async function freePort(): Promise<number> {
@@ -121,7 +123,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const database = await createTestDatabase({ pglite: options.pglite });
   const port = options.port ?? (await freePort());
   const config = testConfig(sim.url, port, options.env);
-  const app = await createApp({ config, database: database.handle, ...scannedLogging(config) });
+  const handle = options.database ? await options.database(database) : database.handle;
+  const app = await createApp({ config, database: handle, ...scannedLogging(config) });
   writeLevelCanaries(app);
   await app.listen(port, '127.0.0.1');
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -136,6 +139,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     token: (shopId = 'shop-1', role: Role = 'cashier', sub = 'cashier-1') => mintToken(TEST_JWT_SECRET, { sub, shopId, role }),
     async close() {
       await app.close();
+      if (handle !== database.handle) await handle.close();
       await sim.close();
       await database.dispose();
     },
