@@ -6,7 +6,7 @@ import express, { NextFunction, Request, Response } from 'express';
 import { Logger } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
-import { installClientErrorHandler } from './common/client-errors';
+import { ApiExpressAdapter, installClientErrorHandler, requireHostHeader } from './common/client-errors';
 import { AppError } from './common/errors';
 import { AllExceptionsFilter, expressErrorHandler } from './common/http-exception.filter';
 import { assignRequestId } from './common/logging';
@@ -29,6 +29,8 @@ export interface CreateAppOptions {
 export async function createApp(options: CreateAppOptions): Promise<NestExpressApplication> {
   const app = await NestFactory.create<NestExpressApplication>(
     AppModule.forRoot({ config: options.config, database: options.database, closeDatabaseOnShutdown: options.closeDatabaseOnShutdown ?? false, logDestination: options.logDestination }),
+    // Node's own Host check off: requireHostHeader below answers in the API's error shape.
+    new ApiExpressAdapter(),
     { bodyParser: false, bufferLogs: options.bufferLogs ?? false, logger: options.config.logLevel === 'silent' ? false : undefined },
   );
   app.useLogger(app.get(Logger));
@@ -39,6 +41,7 @@ export async function createApp(options: CreateAppOptions): Promise<NestExpressA
     assignRequestId(req, res);
     next();
   });
+  app.use(requireHostHeader());
   app.use(requireJsonBody);
   app.use(
     express.json({
