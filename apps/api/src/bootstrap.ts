@@ -1,4 +1,4 @@
-import { INestApplication, ValidationPipe } from '@nestjs/common';
+import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
@@ -10,6 +10,7 @@ import { ApiExpressAdapter, installClientErrorHandler, requireHostHeader } from 
 import { AppError } from './common/errors';
 import { AllExceptionsFilter, expressErrorHandler } from './common/http-exception.filter';
 import { assignRequestId } from './common/logging';
+import { ApiValidationPipe } from './common/validation';
 import type { AppConfig } from './config/app-config';
 import type { DatabaseHandle } from './database/database';
 
@@ -55,7 +56,7 @@ export async function createApp(options: CreateAppOptions): Promise<NestExpressA
   app.use(limitJsonDepth);
   app.use(expressErrorHandler);
   app.useGlobalPipes(
-    new ValidationPipe({
+    new ApiValidationPipe({
       whitelist: true,
       forbidNonWhitelisted: true,
       transform: true,
