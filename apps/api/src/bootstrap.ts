@@ -1,4 +1,4 @@
-import { INestApplication, ValidationPipe } from '@nestjs/common';
+import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
@@ -6,10 +6,11 @@ import express, { NextFunction, Request, Response } from 'express';
 import { Logger } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
-import { installClientErrorHandler } from './common/client-errors';
+import { ApiExpressAdapter, installClientErrorHandler, requireHostHeader } from './common/client-errors';
 import { AppError } from './common/errors';
 import { AllExceptionsFilter, expressErrorHandler } from './common/http-exception.filter';
 import { assignRequestId } from './common/logging';
+import { ApiValidationPipe } from './common/validation';
 import type { AppConfig } from './config/app-config';
 import type { DatabaseHandle } from './database/database';
 
@@ -29,6 +30,8 @@ export interface CreateAppOptions {
 export async function createApp(options: CreateAppOptions): Promise<NestExpressApplication> {
   const app = await NestFactory.create<NestExpressApplication>(
     AppModule.forRoot({ config: options.config, database: options.database, closeDatabaseOnShutdown: options.closeDatabaseOnShutdown ?? false, logDestination: options.logDestination }),
+    // Node's own Host check off: requireHostHeader below answers in the API's error shape.
+    new ApiExpressAdapter(),
     { bodyParser: false, bufferLogs: options.bufferLogs ?? false, logger: options.config.logLevel === 'silent' ? false : undefined },
   );
   app.useLogger(app.get(Logger));
@@ -39,6 +42,7 @@ export async function createApp(options: CreateAppOptions): Promise<NestExpressA
     assignRequestId(req, res);
     next();
   });
+  app.use(requireHostHeader());
   app.use(requireJsonBody);
   app.use(
     express.json({
@@ -52,7 +56,7 @@ export async function createApp(options: CreateAppOptions): Promise<NestExpressA
   app.use(limitJsonDepth);
   app.use(expressErrorHandler);
   app.useGlobalPipes(
-    new ValidationPipe({
+    new ApiValidationPipe({
       whitelist: true,
       forbidNonWhitelisted: true,
       transform: true,

@@ -201,5 +201,24 @@ describe('bad requests: 4xx with the stable error shape, and no database change'
 
   test.each(cases)('$name → $status', (c) => checkCase(t, auth, c));
 
+  it.each<[string, Record<string, unknown>, string]>([
+    ['accountReference as a number', { accountReference: 12345 }, 'accountReference must be a string'],
+    ['transactionDesc as a number', { transactionDesc: 42 }, 'transactionDesc must be a string'],
+    ['phoneNumber as a number', { phoneNumber: 712345678 }, 'phoneNumber must be a string'],
+    ['orderId as a number', { orderId: 12345 }, 'orderId must be a string'],
+    ['amount as a string', { amount: '10' }, 'amount must be a whole number of shillings (M-Pesa does not accept cents)'],
+  ])('review: stk-push with %s reports only the type error', async (_what, patch, problem) => {
+    const res = await t.http().post('/payments/stk-push').set('Authorization', auth).send(push(patch));
+    expect({ status: res.status, code: res.body.code, message: res.body.message, problems: res.body.details?.problems }).toEqual({ status: 400, code: 'VALIDATION_FAILED', message: problem, problems: [problem] });
+  });
+
+  it('review: a value of the right type still gets every message that applies', async () => {
+    const res = await t.http().post('/payments/stk-push').set('Authorization', auth).send(push({ accountReference: '!'.repeat(101) }));
+    expect({ status: res.status, problems: [...(res.body.details?.problems ?? [])].sort() }).toEqual({
+      status: 400,
+      problems: ['accountReference must be at most 100 characters', 'accountReference must contain at least one letter or digit (M-Pesa shows it to the customer as the account number)'],
+    });
+  });
+
   it('left the fixtures as they were', () => expectFixturesUntouched(t, auth));
 });

@@ -225,6 +225,15 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
 
     test.each(cases)('$name → $status', (c) => checkCase(t, auth, c));
 
+    it.each<[string, Record<string, unknown>, string[]]>([
+      ['a name of the wrong type', { customer: { email: 'a@b.co', name: 42 } }, ['customer.name must be a string']],
+      ['a name too long', { customer: { email: 'a@b.co', name: 'x'.repeat(101) } }, ['customer.name must be 1-100 characters']],
+      ['a bad email and phone', { customer: { email: 'nope', phoneNumber: '07-12' } }, ['customer.email must be an email address (Flutterwave requires one)', 'customer.phoneNumber must be 9-15 digits, optionally starting with + (spaces and dashes allowed)']],
+    ])('review: init with %s names each customer field once (customer.name, never customer.customer.name)', async (_what, patch, problems) => {
+      const res = await t.http().post('/payments/flutterwave/init').set('Authorization', auth).send(valid(patch));
+      expect({ status: res.status, code: res.body.code, problems: res.body.details?.problems, message: res.body.message }).toEqual({ status: 400, code: 'VALIDATION_FAILED', problems, message: problems.join('; ') });
+    });
+
     it.each<[string, string, number, string]>([
       ['no tx_ref', `${REDIRECT}?status=successful`, 400, 'Payment reference missing'],
       ['an unknown tx_ref', `${REDIRECT}?status=successful&tx_ref=SD-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98&transaction_id=1`, 404, 'Payment not found'],

@@ -13,7 +13,7 @@ import { sql } from 'drizzle-orm';
 import { decode, sign } from 'jsonwebtoken';
 import { MAX_TOKEN_LIFETIME_SECONDS, mintToken } from '../src/auth/token';
 import { b64url, bearer, claims, hs256, jwt, nowSeconds } from './bad-input/harness';
-import { startTestApp, TEST_JWT_SECRET, TestApp } from './helpers/test-app';
+import { startTestApp, tableCounts, TEST_JWT_SECRET, TestApp } from './helpers/test-app';
 
 let t: TestApp;
 
@@ -141,6 +141,32 @@ describe("issue 8.9: errors Node raises before routing are answered in the API's
     expect(res.headers['content-type']).toMatch(/^application\/json/);
     expect(JSON.parse(res.body)).toEqual({ statusCode: 400, code: 'BAD_REQUEST', message: expect.stringContaining('not valid HTTP'), requestId: expect.any(String) });
     expect((await t.http().get('/health')).status).toBe(200);
+  });
+});
+
+describe("review: an HTTP/1.1 request without a Host header gets a 400 in the API's error shape", () => {
+  it('review: GET without Host → 400 MISSING_HOST_HEADER with a JSON body and the X-Request-Id it names, connection closed; the server keeps serving', async () => {
+    const res = await rawExchange(port(), 'GET /health HTTP/1.1\r\nX-Request-Id: review-no-host-1\r\n\r\n');
+    expect(res.status).toBe(400);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(res.headers.connection).toBe('close');
+    expect(Number(res.headers['content-length'])).toBe(Buffer.byteLength(res.body));
+    expect(JSON.parse(res.body)).toEqual({ statusCode: 400, code: 'MISSING_HOST_HEADER', message: expect.stringContaining('Host header'), requestId: 'review-no-host-1' });
+    expect(res.headers['x-request-id']).toBe('review-no-host-1');
+    expect((await t.http().get('/health')).status).toBe(200);
+  });
+
+  it('review: a callback without Host is refused before routing: 400, nothing stored', async () => {
+    const before = await tableCounts(t.db);
+    const body = JSON.stringify({ Body: { stkCallback: { MerchantRequestID: '1-2-3', CheckoutRequestID: 'ws_CO_1', ResultCode: 1032, ResultDesc: 'Request cancelled by user' } } });
+    const res = await rawExchange(port(), `POST /payments/callback HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    expect({ status: res.status, code: JSON.parse(res.body).code }).toEqual({ status: 400, code: 'MISSING_HOST_HEADER' });
+    expect(await tableCounts(t.db)).toEqual(before);
+  });
+
+  it('review: HTTP/1.0 needs no Host (as in Node) and an empty Host is a Host', async () => {
+    expect((await rawExchange(port(), 'GET /health HTTP/1.0\r\n\r\n')).status).toBe(200);
+    expect((await rawExchange(port(), 'GET /health HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n')).status).toBe(200);
   });
 });
 

@@ -1,7 +1,10 @@
-import { Logger } from '@nestjs/common';
+import { Logger, NestApplicationOptions } from '@nestjs/common';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import type { NextFunction, Request, Response } from 'express';
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
+import { createServer, Server } from 'node:http';
 import type { Socket } from 'node:net';
+import { AppError } from './errors';
 import type { ErrorBody } from './http-exception.filter';
 
 interface ClientErrorAnswer {
@@ -61,4 +64,36 @@ export function installClientErrorHandler(server: Server, logger = new Logger('H
     // The parser's code only: the raw bytes (err.rawPacket) are client input and stay out of the logs.
     logger.warn({ status: answer.status, code: answer.code, parserCode: err.code, requestId }, 'request refused before routing');
   });
+}
+
+/**
+ * Nest's Express adapter with Node's own Host check turned off (`requireHostHeader: false`): Node
+ * answers an HTTP/1.1 request without Host with a bare 400 and an empty body; requireHostHeader
+ * (the first middleware) refuses it instead, in the API's error shape. Node's check runs before
+ * any listener and cannot be answered otherwise.
+ */
+export class ApiExpressAdapter extends ExpressAdapter {
+  override initHttpServer(options: NestApplicationOptions): void {
+    // What ExpressAdapter does for these is not repeated here; this app uses neither.
+    if (options?.httpsOptions || options?.forceCloseConnections) throw new Error('ApiExpressAdapter: httpsOptions and forceCloseConnections are not supported');
+    this.setHttpServer(createServer({ requireHostHeader: false }, this.getInstance()));
+  }
+}
+
+/**
+ * An HTTP/1.1 request must carry a Host header (RFC 9112 §3.2: a server answers 400 without it),
+ * as Node checks by default. Runs first (after the request id is assigned), so nothing routes,
+ * parses or stores a request without one. HTTP/1.0 needs none, as in Node; an empty Host counts.
+ * The connection is closed afterwards, as Node does.
+ */
+export function requireHostHeader(logger = new Logger('HttpServer')) {
+  return (req: Request & { id?: unknown }, res: Response, next: NextFunction): void => {
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
+      res.setHeader('Connection', 'close');
+      logger.warn({ status: 400, code: 'MISSING_HOST_HEADER', requestId: req.id }, 'request refused before routing');
+      next(new AppError('MISSING_HOST_HEADER', 'The request has no Host header: HTTP/1.1 requires one (send the API host name, as any HTTP client does)', 400));
+      return;
+    }
+    next();
+  };
 }

@@ -21,6 +21,12 @@ describe('redactUrl', () => {
     ['/payments/stk-status?checkoutRequestId=ws_CO_170820261428262708374149&merchantRequestId=1-2-3', '/payments/stk-status?checkoutRequestId=ws_CO_170820261428262*******49&merchantRequestId=1-2-3'],
     ['/x?phone=712345678', '/x?phone=71*****78'],
     ['/orders/ORD-112345678', '/orders/ORD-11*****78'],
+    // review: a phone number touching a letter, `_` or `.`
+    ['/orders/ord_0712345678', '/orders/ord_07******78'],
+    ['/orders/ORD.254712345678', '/orders/ORD.2547******78'],
+    ['/orders/INV712345678', '/orders/INV71*****78'],
+    ['/orders/0712345678x?phone=%2b254712345678', '/orders/07******78x?phone=+2547******78'],
+    ['/orders/x%2F712345678', '/orders/x%2F71*****78'],
   ])('%s → %s', (url, expected) => {
     expect(redactUrl(url)).toBe(expected);
   });
@@ -34,6 +40,9 @@ describe('redactUrl', () => {
     ['/orders/20261126104500'],
     ['/orders/1795690859969'],
     ['/payments/callback'],
+    ['/payments/3f2c9a4e-8b1d-4c6e-9f0a-712345678abc'],
+    ['/orders/4bf92f3577b34da6a3ce9171234567ab'],
+    ['/payments/stk-status?checkoutRequestId=ws_CO_02122026034130999*******78'],
   ])('leaves %s as it is', (url) => {
     expect(redactUrl(url)).toBe(url);
   });
@@ -54,11 +63,11 @@ describe('assignRequestId', () => {
   };
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-  it('keeps a sane incoming id', () => {
-    expect(assign('pos-42.req_7')).toBe('pos-42.req_7');
+  it.each([['pos-42.req_7'], ['3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98'], ['29115-34620561-1'], ['4bf92f3577b34da6a3ce929d0e0e4736']])('keeps a sane incoming id %p', (id) => {
+    expect(assign(id)).toBe(id);
   });
 
-  it.each([[undefined], [''], ['has space'], ['x'.repeat(65)], ['0712345678'], ['sale-254712345678']])('replaces %p with a UUID (never logs a phone number as the id)', (incoming) => {
+  it.each([[undefined], [''], ['has space'], ['x'.repeat(65)], ['0712345678'], ['sale-254712345678'], ['254712345678_1'], ['0712345678x'], ['pos.0712345678'], ['0712-345-678'], ['ws_CO_02122026034130999712345678'], ['abc123456789']])('replaces %p with a UUID (never logs a phone number as the id)', (incoming) => {
     expect(assign(incoming)).toMatch(UUID);
   });
 });

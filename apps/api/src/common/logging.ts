@@ -4,18 +4,28 @@ import type { Params } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
 import type { Options } from 'pino-http';
 import type { AppConfig } from '../config/app-config';
-import { maskCheckoutRequestIdsIn, maskPhone, maskPhonesIn } from './mask';
+import { maskPhonesIn } from './mask';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
- * Gives every request an id (X-Request-Id when sane, else a UUID), echoed in the response
+ * A client's X-Request-Id we may put on every log line of its request: a short token of letters,
+ * digits, `.`, `_` and `-`, with no run of 9 or more digits (a phone number in any form:
+ * `254712345678_1`, `0712345678x`, a CheckoutRequestID) and no grouped phone number (`0712-345-678`).
+ */
+export function isSafeRequestId(id: string): boolean {
+  return REQUEST_ID_RE.test(id) && !/\d{9}/.test(id) && maskPhonesIn(id) === id;
+}
+
+/**
+ * Gives every request an id (X-Request-Id when safe, else a UUID), echoed in the response
  * header and in error bodies. Runs before the body parser so even a bad-JSON 400 carries it.
- * The id is on every log line of the request, so one holding a phone number is not taken.
+ * The id is on every log line of the request, so one holding a phone number is not taken: the
+ * response's X-Request-Id is always the id the logs carry.
  */
 export function assignRequestId(req: IncomingMessage, res: ServerResponse): string {
   const incoming = req.headers['x-request-id'];
-  const id = typeof incoming === 'string' && REQUEST_ID_RE.test(incoming) && !hasPhoneNumber(incoming) ? incoming : randomUUID();
+  const id = typeof incoming === 'string' && isSafeRequestId(incoming) ? incoming : randomUUID();
   (req as { id?: unknown }).id = id;
   res.setHeader('X-Request-Id', id);
   return id;
@@ -25,18 +35,6 @@ export function assignRequestId(req: IncomingMessage, res: ServerResponse): stri
 const SECRET_QUERY_PARAM = /([?&;](?:access_?token|id_?token|refresh_?token|token|jwt|auth|authorization|password|passwd|pwd|passkey|secret|client_?secret|consumer_?secret|api_?key|apikey|key|signature|sig)=)[^&#;]*/gi;
 /** header.payload.signature, base64url: a JWT wherever it appears in a URL. */
 const JWT_LIKE = /ey[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*/g;
-/** A Kenyan mobile number anywhere in a URL (a phone typed into an order id, a ?phone= parameter). */
-const PHONE_LIKE = /(?:(?<![0-9A-Za-z_.%])|(?<=%[0-9A-F]{2}))(?:(?:\+|%2B)?254|0)[17]\d{8}(?![0-9A-Za-z_])/gi;
-
-/** A bare national number (7xxxxxxxx / 1xxxxxxxx) in a URL: `?phone=712345678`, `/orders/ORD-712345678`. */
-const NATIONAL_LIKE = /(?:(?<![0-9A-Za-z_.+%])(?<!\d-)|(?<=%[0-9A-F]{2}))[17]\d{8}(?![0-9A-Za-z_]|[.-]\d)/gi;
-
-function hasPhoneNumber(s: string): boolean {
-  PHONE_LIKE.lastIndex = 0;
-  NATIONAL_LIKE.lastIndex = 0;
-  return PHONE_LIKE.test(s) || NATIONAL_LIKE.test(s);
-}
-
 /**
  * A request URL as it may be logged: the callback capability token, credential-like query
  * parameters and JWTs are replaced by [redacted], phone numbers are masked (2547******78), and so
@@ -45,14 +43,12 @@ function hasPhoneNumber(s: string): boolean {
  */
 export function redactUrl(url: string | undefined): string | undefined {
   if (url === undefined) return undefined;
-  return maskCheckoutRequestIdsIn(
+  return maskPhonesIn(
     url
       .replace(/(\/payments\/callback\/[^/?#]+\/)[^/?#]+/, '$1[redacted]')
       .replace(SECRET_QUERY_PARAM, '$1[redacted]')
       .replace(JWT_LIKE, '[redacted]'),
-  )
-    .replace(PHONE_LIKE, (phone) => maskPhone(phone.replace(/^%2B/i, '+')))
-    .replace(NATIONAL_LIKE, (phone) => maskPhone(phone));
+  );
 }
 
 /**

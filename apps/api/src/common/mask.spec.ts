@@ -48,7 +48,36 @@ describe('maskCheckoutRequestId (issue 8.7)', () => {
 
   it('masks every phone form in free text, not amounts, ids or decimals', () => {
     expect(maskPhonesIn('0712 345 678 / +254712345678 / 254112345678 / 712345678 / ORD-112345678')).toBe('07******78 / +2547******78 / 2541******78 / 71*****78 / ORD-11*****78');
-    const untouched = 'amount 1795690859969 ms 20261126104500 id 29115-171234567-1 ratio 1.712345678 hex a712345678f';
+    const untouched = 'amount 1795690859969 ms 20261126104500 id 29115-171234567-1 ratio 1.712345678 sha 4bf92f3577b34da6a3ce9171234567ab';
     expect(maskPhonesIn(untouched)).toBe(untouched);
+  });
+
+  // review: letters, `_` and `.` next to a phone number are boundaries, not a reason to keep it.
+  it.each([
+    ['254712345678_1', '2547******78_1'],
+    ['0712345678x', '07******78x'],
+    ['ord_0712345678', 'ord_07******78'],
+    ['ORD.254712345678', 'ORD.2547******78'],
+    ['INV712345678', 'INV71*****78'],
+    ['ord.712345678', 'ord.71*****78'],
+    ['x_112345678_2', 'x_11*****78_2'],
+    ['A0712345678 and a712345678f', 'A07******78 and a71*****78f'], // short words, even of hex letters: an id a phone was typed into
+    ['254712345678.1', '2547******78.1'],
+    ['line\\n712345678', 'line\\n71*****78'],
+  ])('review: %s -> %s', (text, masked) => {
+    expect(maskPhonesIn(text)).toBe(masked);
+  });
+
+  it.each([
+    ['a UUID whose groups hold 9 digits', '3f2c9a4e-8b1d-4c6e-9f0a-712345678abc and 01712345-8b1d-4c6e-9f0a-7d5e2b1c4a98'],
+    ['hex blobs (trace id, sha256, a gateway request id)', '4bf92f3577b34da6a3ce9171234567ab e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 1c5b-4ba8-815c-ac45c57a3db71234567'],
+    ['a pnpm store path', 'node_modules/.pnpm/reflect-metadata@0.1_d94759c8e155c24588e6d6c687138335/x'],
+    ['an ISO time with nanoseconds', '2026-11-26T11:01:00.171234567Z'],
+    ['decimal amounts', '712345678.25 and 0.0712345678'],
+    ['MerchantRequestIDs', '29115-34620561-1 12345-171234567-1 MR-98358-712345678-2'],
+    ['masked CheckoutRequestIDs', 'ws_CO_02122026034130999*******78 ws_CO_13102022154520280*******05'],
+    ['a 2019 DMZ CheckoutRequestID', 'ws_CO_DMZ_164695293_11032019*******33'],
+  ])('review: leaves %s as it is', (_what, text) => {
+    expect(maskPhonesIn(text)).toBe(text);
   });
 });

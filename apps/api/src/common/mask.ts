@@ -39,22 +39,77 @@ export function maskCheckoutRequestId(id: unknown): string {
   return id.replace(/(\d{9,})$/, (digits) => `${digits.slice(0, -9)}*******${digits.slice(-2)}`);
 }
 
-/** Every CheckoutRequestID-like token (`ws_CO_…`) in `text`, masked as maskCheckoutRequestId does. */
+/**
+ * Every CheckoutRequestID-like token (`ws_CO_…`) in `text`, masked as maskCheckoutRequestId does.
+ * One already masked (`ws_CO_…*******78`) is left as it is.
+ */
 export function maskCheckoutRequestIdsIn(text: string): string {
-  return text.replace(/ws_CO_[0-9A-Za-z_]*\d{9}(?![0-9A-Za-z_])/g, (id) => maskCheckoutRequestId(id));
+  return text.replace(/ws_CO_[0-9A-Za-z_]*\d{9}(?![0-9A-Za-z_*])/g, (id) => maskCheckoutRequestId(id));
 }
 
-/** 254/+254/0-prefixed Kenyan mobile numbers, optionally grouped (`0712 345 678`), not inside a longer word or number. */
-const PREFIXED_PHONE_IN_TEXT = /(?<![0-9A-Za-z_.])(?:\+?254[ -]?|0)[17]\d{2}[ -]?\d{3}[ -]?\d{3}(?![0-9A-Za-z_]|\.\d)/g;
-/** A bare national number (7xxxxxxxx / 1xxxxxxxx), not inside a longer word, number, decimal or dashed numeric id. */
-const NATIONAL_PHONE_IN_TEXT = /(?<![0-9A-Za-z_.+])(?<!\d-)[17]\d{8}(?![0-9A-Za-z_]|[.-]\d)/g;
+/**
+ * A Kenyan mobile number not inside a longer number: 254/+254 (also URL-encoded %2B254) or 0, then
+ * 7xx/1xx and six digits, optionally grouped (`0712 345 678`, `+254-712-345-678`); or the bare
+ * national number 7xxxxxxxx / 1xxxxxxxx. A URL escape before it (`%20`) is a boundary too. Letters,
+ * `_` and `.` around it are boundaries (`ord_0712345678`, `INV712345678`, `0712345678x`); which of
+ * those matches really are phone numbers is for isPhoneNumberAt to say.
+ */
+const PHONE_CANDIDATE = /(?:(?<![0-9%])|(?<=%[0-9A-Fa-f]{2}))(?:(?:(?:\+|%2[Bb])?254[ -]?|0)[17]\d{2}[ -]?\d{3}[ -]?\d{3}|(?<national>[17]\d{8}))(?!\d)/g;
+const UUID_IN_TEXT = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
+/** A 2019 CheckoutRequestID (`ws_CO_DMZ_264695293_11032019122104433`): its first number is no phone number. */
+const DMZ_CHECKOUT_ID = /ws_CO_DMZ_\d+_\d+/g;
+/** Hex blobs: digests, trace and span ids (16+ hex digits). Shorter words are ids a phone may be typed into. */
+const HEX_BLOB = /^[0-9A-Fa-f]{16,}$/;
+const isDigit = (c: string | undefined): boolean => c !== undefined && c >= '0' && c <= '9';
+const isWordChar = (c: string | undefined): boolean => c !== undefined && /[0-9A-Za-z]/.test(c);
 
 /**
- * Free text (an error message, a stack line, a provider's error description) as it may be logged:
- * CheckoutRequestID tails and every phone number form masked.
+ * Whether the candidate text[start, end) is a phone number and not a part of something else:
+ * not a decimal (`0.0712345678`, `1.712345678`, `712345678.25`), for the bare national form not a
+ * part of a dashed numeric id (`12345-171234567-1`, a MerchantRequestID) nor after `+`; not digits
+ * inside a hex blob (a word of 16+ hex digits: `…ce9171234567ab…`); not inside a UUID or a DMZ
+ * CheckoutRequestID (`skip`: their spans).
+ */
+function isPhoneNumberAt(text: string, start: number, end: number, national: boolean, skip: [number, number][]): boolean {
+  if (skip.some(([s, e]) => start < e && s < end)) return false;
+  const before = text[start - 1];
+  const after = text[end];
+  if (before === '.' && isDigit(text[start - 2])) return false;
+  if (national) {
+    if (before === '+') return false;
+    if (before === '-' && isDigit(text[start - 2])) return false;
+    if ((after === '.' || after === '-') && isDigit(text[end + 1])) return false;
+  }
+  if (isWordChar(before) || isWordChar(after)) {
+    let s = start;
+    let e = end;
+    // A URL escape (%20, %2F) ends a word.
+    const escapeEndsAt = (i: number) => text[i - 3] === '%' && /^[0-9A-Fa-f]{2}$/.test(text.slice(i - 2, i));
+    while (isWordChar(text[s - 1]) && !escapeEndsAt(s)) s--;
+    while (isWordChar(text[e])) e++;
+    if (HEX_BLOB.test(text.slice(s, e))) return false;
+  }
+  return true;
+}
+
+/** The spans of `re`'s matches in `text`. */
+function spansOf(re: RegExp, text: string): [number, number][] {
+  return [...text.matchAll(re)].map((m) => [m.index, m.index + m[0].length]);
+}
+
+/**
+ * Free text (an error message, a stack line, a provider's error description, a request URL) as it
+ * may be logged: CheckoutRequestID tails and every phone number form masked, also where a phone
+ * number touches a letter, `_` or `.` (`/orders/ord_0712345678` → `/orders/ord_07******78`).
+ * UUIDs, hex digests, timestamps, decimals and dashed numeric ids stay as they are.
  */
 export function maskPhonesIn(text: string): string {
-  return maskCheckoutRequestIdsIn(text)
-    .replace(PREFIXED_PHONE_IN_TEXT, (p) => maskPhone(p.replace(/[ -]/g, '')))
-    .replace(NATIONAL_PHONE_IN_TEXT, (p) => maskPhone(p));
+  const masked = maskCheckoutRequestIdsIn(text);
+  const skip = [...spansOf(UUID_IN_TEXT, masked), ...spansOf(DMZ_CHECKOUT_ID, masked)];
+  return masked.replace(PHONE_CANDIDATE, (phone: string, ...rest: unknown[]) => {
+    const groups = rest[rest.length - 1] as { national?: string };
+    const offset = rest[rest.length - 3] as number;
+    if (!isPhoneNumberAt(masked, offset, offset + phone.length, groups.national !== undefined, skip)) return phone;
+    return maskPhone(phone.replace(/^%2B/i, '+').replace(/[ -]/g, ''));
+  });
 }

@@ -246,7 +246,8 @@ export class PaymentsService implements BeforeApplicationShutdown {
     const ageSeconds = (Date.now() - p.createdAt.getTime()) / 1000;
     if (!p.checkoutRequestId) {
       // Nothing to query with (the push answer was lost). After the window, a person decides;
-      // the order is free again and a late callback on the payment's own URL still settles it.
+      // the order stays blocked until it is settled (a late callback on the payment's own URL, the
+      // statement) or a manager releases it.
       if (ageSeconds >= this.config.mpesa.unresolvedReviewAfterSeconds) await this.moveUnknownToReview(p.id);
       return (await this.repo.findById(p.id)) ?? p;
     }

@@ -196,3 +196,108 @@ describe('issue 8.7: phone numbers in CheckoutRequestIDs and in failed database 
     expect({ findings: result.findings, report: formatReport(result) }).toEqual({ findings: [], report: expect.stringContaining('no leaks found') });
   });
 });
+
+describe('review: a phone number next to a letter, _ or . reaches the logs neither as the request id nor in a URL', () => {
+  let t: TestApp;
+  let appLog = '';
+  /** Client X-Request-Ids that hold a phone number: each must be replaced by a generated id. */
+  const phoneIds = ['254712345678_1', '0712345678x', 'pos.0712345678', 'A712345678', 'ws_CO_02122026034130999712345678', '0712-345-678', 'sale_112345678'];
+  /** Sane client ids: kept as sent. */
+  const saneIds = ['pos-42.req_7', '3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98', '29115-34620561-1', '4bf92f3577b34da6a3ce929d0e0e4736'];
+  /** Order URLs holding a phone number, and the form each must be logged in. */
+  const phoneUrls: [string, string][] = [
+    ['/orders/ord_0712345678', '/orders/ord_07******78'],
+    ['/orders/ORD.254712345678', '/orders/ORD.2547******78'],
+    ['/orders/INV712345678', '/orders/INV71*****78'],
+    ['/orders/ord.712345678', '/orders/ord.71*****78'],
+    ['/orders/x_112345678_2', '/orders/x_11*****78_2'],
+    ['/orders/0712345678x', '/orders/07******78x'],
+    ['/orders/254712345678_1', '/orders/2547******78_1'],
+    ['/orders/A0712345678', '/orders/A07******78'],
+  ];
+  /** URLs whose digits are no phone number: logged as sent (a CheckoutRequestID's tail is masked as always). */
+  const saneUrls: [string, string][] = [
+    ['/payments/3f2c9a4e-8b1d-4c6e-9f0a-712345678abc', '/payments/3f2c9a4e-8b1d-4c6e-9f0a-712345678abc'], // a UUID
+    ['/orders/4bf92f3577b34da6a3ce9171234567ab', '/orders/4bf92f3577b34da6a3ce9171234567ab'], // 32 hex (a trace id)
+    ['/orders/sha_e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', '/orders/sha_e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'], // sha256
+    ['/orders/12345-171234567-1', '/orders/12345-171234567-1'], // a MerchantRequestID with a 9-digit part
+    ['/orders/MR-29115-34620561-1', '/orders/MR-29115-34620561-1'],
+    ['/orders/T2026-01-02T10.11.12.171234567Z', '/orders/T2026-01-02T10.11.12.171234567Z'], // nanoseconds
+    ['/orders/amt-712345678.25', '/orders/amt-712345678.25'], // a decimal amount
+    ['/orders/ts_20261126104500', '/orders/ts_20261126104500'],
+    ['/payments/stk-status?checkoutRequestId=ws_CO_DMZ_164695293_11032019122104433', '/payments/stk-status?checkoutRequestId=ws_CO_DMZ_164695293_11032019*******33'],
+    ['/payments/stk-status?checkoutRequestId=ws_CO_02122026034130999*******78', '/payments/stk-status?checkoutRequestId=ws_CO_02122026034130999*******78'],
+  ];
+  const answered = new Map<string, string>();
+  const urlIds = new Map<string, string>();
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    const auth = `Bearer ${t.token()}`;
+    for (const id of [...phoneIds, ...saneIds]) {
+      const res = await t.http().get('/orders/ORD-REVIEW-ID').set('Authorization', auth).set('X-Request-Id', id);
+      expect(res.status).toBe(404);
+      expect(res.body.requestId).toBe(res.headers['x-request-id']);
+      answered.set(id, res.headers['x-request-id']);
+    }
+    let n = 0;
+    for (const [url] of [...phoneUrls, ...saneUrls]) {
+      const id = `review-url-${++n}`;
+      const res = await t.http().get(url).set('Authorization', auth).set('X-Request-Id', id);
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      urlIds.set(url, id);
+    }
+    await t.close();
+    appLog = readFileSync(join(dir, readdirSync(dir).find((f) => f.endsWith('.app.log'))!), 'utf8');
+  });
+
+  const requestLines = (id: string) => appLog.split('\n').filter((l) => l.includes('"msg":"request completed"') && l.includes(`"id":${JSON.stringify(id)}`));
+
+  it('review: an X-Request-Id holding a phone number is replaced by a generated one, which the response names and every log line carries', () => {
+    for (const id of phoneIds) {
+      const used = answered.get(id)!;
+      expect({ id, used }).toEqual({ id, used: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/) });
+      expect(requestLines(used)).toHaveLength(1);
+      expect(appLog).not.toContain(id);
+      expect(requestLines(used)[0]).not.toMatch(/712345678|112345678|0712-345-678/);
+    }
+  });
+
+  it('review: a sane X-Request-Id is kept, answered and logged as sent', () => {
+    for (const id of saneIds) {
+      expect({ id, used: answered.get(id) }).toEqual({ id, used: id });
+      expect(requestLines(id)).toHaveLength(1);
+    }
+  });
+
+  it('review: an order URL with a phone number after a letter, _ or . is logged masked', () => {
+    for (const [url, logged] of phoneUrls) {
+      const lines = requestLines(urlIds.get(url)!);
+      expect({ url, lines: lines.length }).toEqual({ url, lines: 1 });
+      expect({ url, logged: JSON.parse(lines[0]).req.url }).toEqual({ url, logged });
+    }
+  });
+
+  it('review: UUIDs, hex, MerchantRequestIDs, timestamps, decimals and masked CheckoutRequestIDs in a URL are logged as they are', () => {
+    for (const [url, logged] of saneUrls) {
+      const lines = requestLines(urlIds.get(url)!);
+      expect({ url, lines: lines.length }).toEqual({ url, lines: 1 });
+      expect({ url, logged: JSON.parse(lines[0]).req.url }).toEqual({ url, logged });
+    }
+  });
+
+  it('review: the scan finds nothing in these logs, and flags every one of those ids and URLs logged as sent', () => {
+    const result = scanRun(dir, { partial: true });
+    expect({ findings: result.findings, report: formatReport(result) }).toEqual({ findings: [], report: expect.stringContaining('no leaks found') });
+    const raw = mkdtempSync(join(tmpdir(), 'app-logs-review-'));
+    try {
+      const lines = [...phoneIds.map((id) => ({ req: { id, url: '/orders/x' } })), ...phoneUrls.map(([url]) => ({ req: { id: 'x', url } }))];
+      writeFileSync(join(raw, 'raw.e2e.ts.1.app.log'), lines.map((l) => JSON.stringify({ ...l, msg: 'request completed' })).join('\n'));
+      writeFileSync(join(raw, 'raw.e2e.ts.1.secrets.jsonl'), readFileSync(join(dir, readdirSync(dir).find((f) => f.endsWith('.secrets.jsonl'))!)));
+      const flagged = scanRun(raw, { partial: true }).findings;
+      expect(lines.map((_, i) => flagged.filter((f) => f.line === i + 1).map((f) => f.kind))).toEqual(lines.map(() => ['phone']));
+    } finally {
+      rmSync(raw, { recursive: true, force: true });
+    }
+  });
+});

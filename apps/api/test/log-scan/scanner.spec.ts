@@ -78,6 +78,16 @@ describe('LeakScanner: catches', () => {
     ['issue 8.7: the tail of a 2024 CheckoutRequestID in JSON', '{"CheckoutRequestID":"ws_CO_04072024151523730722724071"}', '72*****71'],
     ['issue 8.7: the tail of a 2026 CheckoutRequestID (one millisecond digit)', 'push accepted ws_CO_170820261428262708374149 ok', '70*****49'],
     ['issue 8.7: the tail of a CheckoutRequestID for a 01 number', 'ws_CO_01122026101112123112345678', '11*****78'],
+    // review: letters, `_` and `.` next to a phone number are boundaries
+    ['review: a 2547 number before _', '{"req":{"id":"254712345678_1"}}', '2547******78'],
+    ['review: an 07 number before a letter', '{"req":{"id":"0712345678x"}}', '07******78'],
+    ['review: an 07 number after _', '"url":"/orders/ord_0712345678"', '07******78'],
+    ['review: a 2547 number after a letter and .', '"url":"/orders/ORD.254712345678"', '2547******78'],
+    ['review: a national number after letters', '"url":"/orders/INV712345678"', '71*****78'],
+    ['review: a national number after _', '"url":"/orders/x_112345678_2"', '11*****78'],
+    ['review: a national number after a letter and .', '"url":"/orders/ord.712345678"', '71*****78'],
+    ['review: a national number after a JSON-escaped newline', '"msg":"line\\n712345678"', '71*****78'],
+    ['review: a short word of hex letters is no hex blob', '"url":"/orders/a712345678f"', '71*****78'],
   ])('%s', (_what, line, safe) => {
     const matches = scanner().scanLine(line);
     expect(matches.map((m) => [m.kind, m.safe])).toEqual([['phone', safe]]);
@@ -129,7 +139,13 @@ describe('LeakScanner: ignores look-alikes', () => {
     ['issue 8.7: a Flutterwave transaction id field', '{"transactionId":188200108,"flutterwaveTransactionId":"712345678","refundId":112345678}'],
     ['issue 8.7: a 9-digit part of a dashed MerchantRequestID', 'merchantRequestId=12345-171234567-1 and 98358-712345678-2'],
     ['issue 8.7: 9 digits inside a longer number', 'n=1712345678 and 27123456789 and epoch 1795690859969'],
-    ['issue 8.7: 9 digits inside a hex string or word', 'sha a712345678f id_712345678 v712345678'],
+    ['9 digits inside a hex blob (16+ hex digits: a trace id, sha256, a pnpm store hash, a gateway request id)', 'trace 4bf92f3577b34da6a3ce9171234567ab sha e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 .pnpm/x@0.1_d94759c8e155c24588e6d6c687138335 1c5b-4ba8-815c-ac45c57a3db71234567'],
+    ['review: 9 digits in a UUID group next to hex letters', 'id 3f2c9a4e-8b1d-4c6e-9f0a-712345678abc'],
+    ['review: a 2019 DMZ CheckoutRequestID whose sequence looks national', '{"CheckoutRequestID":"ws_CO_DMZ_164695293_11032019122104433"}'],
+    ['review: an ISO time with nanoseconds', '"at":"2026-11-26T11:01:00.171234567Z"'],
+    ['review: a MerchantRequestID with a letter prefix', 'MR-98358-712345678-2'],
+    ['review: a CheckoutRequestID masked in the URL', '"url":"/payments/stk-status?checkoutRequestId=ws_CO_02122026034130999*******78"'],
+    ['review: 10 digits after a letter (no phone form)', 'a1712345678 x2547123456789'],
     ['issue 8.7: a decimal with 9 digits before or after the point', 'lat 1.712345678 and 712345678.25'],
     ['issue 8.7: an ISO time and a Nairobi timestamp', '2026-11-26T11:01:00.417Z {"Timestamp":"20261126140100"}'],
   ])('%s', (_what, line) => {

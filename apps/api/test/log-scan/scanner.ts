@@ -14,14 +14,16 @@
  *   phone              an unmasked Kenyan mobile number: 2547XXXXXXXX, 2541XXXXXXXX, +254…, 07XXXXXXXX,
  *                      01XXXXXXXX (also spaced/dashed 0712 345 678), a bare national 7XXXXXXXX/1XXXXXXXX,
  *                      and the national number a CheckoutRequestID ends with (ws_CO_<stamp><ms>7XXXXXXXX);
+ *                      also touching a letter, `_` or `.` (ord_0712345678, 254712345678_1, INV712345678);
  *                      masked forms (2547******78, ws_CO_…*******78) are fine
  *   url-credentials    user:password@ in a URL
  *   secret-field       a field named like a secret (password, passkey, secret, …) with a value
  *
  * Look-alikes that are NOT leaks: UUIDs, CheckoutRequestIDs without a phone number (before ~2022,
  * DMZ ids, masked ones), MerchantRequestIDs, yyyyMMddHHmmss timestamps, epoch seconds and
- * milliseconds, receipt numbers, sha256 hex digests, decimals, 9-digit amounts/sizes/durations/
- * transaction ids in fields named so, masked phones, `[redacted]`/`***` placeholders.
+ * milliseconds, receipt numbers, hex blobs (16+ hex digits: sha256 digests, trace ids, pnpm store
+ * hashes), decimals, 9-digit amounts/sizes/durations/transaction ids in fields named so, masked
+ * phones, `[redacted]`/`***` placeholders.
  */
 import { createHmac } from 'node:crypto';
 
@@ -94,16 +96,40 @@ const SECRET_FIELD_TEXT_RE = /\b(password|passkey|secret|consumer_?secret|client
 /**
  * Kenyan mobile numbers: (+)254 or 0, then 7xx/1xx and six more digits, optionally grouped
  * `0712 345 678` / `+254-712-345-678`, also URL-encoded (%2B254…, after %20). Not inside a longer
- * word/number (ws_CO_ ids, hex, decimals).
+ * number; letters, `_` and `.` around it are boundaries (`ord_0712345678`, `254712345678_1`,
+ * `0712345678x`, `ORD.254712345678`). phoneContext drops decimals and hex blobs.
  */
-const PHONE_RE = /(?:(?<![0-9A-Za-z_+.%])|(?<=%[0-9A-Fa-f]{2}))(?:(?:\+|%2[Bb])?254[ -]?|0)[17]\d{2}[ -]?\d{3}[ -]?\d{3}(?![0-9A-Za-z_]|\.\d)/g;
+const PHONE_RE = /(?:(?<![0-9+%])|(?<=%[0-9A-Fa-f]{2}))(?:(?:\+|%2[Bb])?254[ -]?|0)[17]\d{2}[ -]?\d{3}[ -]?\d{3}(?!\d)/g;
 /**
  * A bare national number, 7xxxxxxxx / 1xxxxxxxx (what a CheckoutRequestID ends with, what a POS may
- * send). Boundaries: not inside a longer number or word (hex, ws_CO_/DMZ ids, `id_…`), not a decimal
- * (`1.712345678`, `712345678.25`), not one part of a dashed numeric id (`12345-171234567-1`, a
- * MerchantRequestID). A letter-dash prefix still counts (`ORD-712345678`: a phone typed as an id).
+ * send), also after a letter, `_` or `.` (`INV712345678`, `x_712345678`, `ord.712345678`) and after a
+ * letter-dash prefix (`ORD-712345678`). Not: inside a longer number, after `+`, one part of a dashed
+ * numeric id (`12345-171234567-1`, a MerchantRequestID), a decimal (`1.712345678`, `712345678.25`,
+ * see phoneContext), digits inside a hex blob (phoneContext).
  */
-const NATIONAL_RE = /(?:(?<![0-9A-Za-z_+.%])(?<!\d-)|(?<=%[0-9A-Fa-f]{2}))[17]\d{8}(?![0-9A-Za-z_]|[.-]\d)/g;
+const NATIONAL_RE = /(?:(?<![0-9+%])(?<!\d-)|(?<=%[0-9A-Fa-f]{2}))[17]\d{8}(?!\d|[.-]\d)/g;
+/** A word of 16+ hex digits (a digest, a trace or span id, a pnpm store hash): digits in it are no phone number. */
+const HEX_BLOB_RE = /^[0-9A-Fa-f]{16,}$/;
+/** A 2019 CheckoutRequestID: ws_CO_DMZ_<sequence>_<ddMMyyyyHHmmssSSS>; the sequence is no phone number. */
+const DMZ_CHECKOUT_ID_RE = /ws_CO_DMZ_\d+_\d+/g;
+const isDigitChar = (c: string | undefined): boolean => c !== undefined && c >= '0' && c <= '9';
+const isWordChar = (c: string | undefined): boolean => c !== undefined && /[0-9A-Za-z]/.test(c);
+
+/**
+ * Whether a phone-shaped match at text[start, end) stands where a phone number would: not the
+ * fraction of a decimal (`0.0712345678`), and, when a letter or digit touches it, not digits inside
+ * a hex blob (the whole word is 16+ hex digits; a URL escape like %2F ends a word).
+ */
+function phoneContext(text: string, start: number, end: number): boolean {
+  if (text[start - 1] === '.' && isDigitChar(text[start - 2])) return false;
+  if (!isWordChar(text[start - 1]) && !isWordChar(text[end])) return true;
+  const escapeEndsAt = (i: number) => text[i - 3] === '%' && /^[0-9A-Fa-f]{2}$/.test(text.slice(i - 2, i));
+  let s = start;
+  let e = end;
+  while (isWordChar(text[s - 1]) && !escapeEndsAt(s)) s--;
+  while (isWordChar(text[e])) e++;
+  return !HEX_BLOB_RE.test(text.slice(s, e));
+}
 /**
  * 9-digit values of fields that are amounts, counts, sizes, durations or provider transaction ids
  * (`"amountMinor":"125000000"`, `bytes=104857600`, `"transactionId":188200108`): a number there is
@@ -223,13 +249,19 @@ export class LeakScanner {
       if (m[2].length < 4 || PLACEHOLDER.test(m[2])) return;
       add('secret-field', `${m[1]}= value`, ...groupSpan(m, 2));
     });
-    // Phones: on a copy with UUIDs blanked (same length), so digits inside a UUID never count.
-    const noUuids = line.replace(UUID_RE, (u) => 'x'.repeat(u.length));
+    // Phones: on a copy with UUIDs blanked (same length, `-` for a boundary), so digits inside a
+    // UUID never count; for the phone forms also DMZ CheckoutRequestIDs (their tails are checked below).
+    const noUuids = line.replace(UUID_RE, (u) => '-'.repeat(u.length));
+    const noIds = noUuids.replace(DMZ_CHECKOUT_ID_RE, (id) => '-'.repeat(id.length));
     PHONE_RE.lastIndex = 0;
-    for (let m = PHONE_RE.exec(noUuids); m; m = PHONE_RE.exec(noUuids)) add('phone', 'unmasked phone number', m.index, m.index + m[0].length, maskPhoneForReport(m[0]));
+    for (let m = PHONE_RE.exec(noIds); m; m = PHONE_RE.exec(noIds)) {
+      if (!phoneContext(noIds, m.index, m.index + m[0].length)) continue;
+      add('phone', 'unmasked phone number', m.index, m.index + m[0].length, maskPhoneForReport(m[0]));
+    }
     NATIONAL_RE.lastIndex = 0;
-    for (let m = NATIONAL_RE.exec(noUuids); m; m = NATIONAL_RE.exec(noUuids)) {
-      if (NUMERIC_FIELD_BEFORE.test(noUuids.slice(Math.max(0, m.index - 40), m.index))) continue;
+    for (let m = NATIONAL_RE.exec(noIds); m; m = NATIONAL_RE.exec(noIds)) {
+      if (!phoneContext(noIds, m.index, m.index + m[0].length)) continue;
+      if (NUMERIC_FIELD_BEFORE.test(noIds.slice(Math.max(0, m.index - 40), m.index))) continue;
       add('phone', 'unmasked national phone number', m.index, m.index + m[0].length, maskPhoneForReport(m[0]));
     }
     CHECKOUT_ID_TAIL_RE.lastIndex = 0;

@@ -3,27 +3,28 @@ import { Type } from 'class-transformer';
 import { IsDefined, IsEmail, IsObject, IsOptional, IsString, IsUrl, IsUUID, Length, Matches, MaxLength, ValidateBy, ValidateNested } from 'class-validator';
 import { ORDER_ID_PATTERN } from '../../orders/orders.dto';
 
+/** Validated nested under `customer`: the ValidationPipe puts `customer.` before each message. */
 export class FlutterwaveCustomerDto {
   @ApiProperty({
     example: 'customer@example.com',
     description: 'Required by Flutterwave (its receipt goes there). For walk-in customers use a stable address you control, e.g. walkin@yourshop.co.ke',
   })
-  @IsString({ message: 'customer.email must be a string' })
-  @MaxLength(254, { message: 'customer.email is too long' })
-  @IsEmail({}, { message: 'customer.email must be an email address (Flutterwave requires one)' })
+  @IsString({ message: 'email must be a string' })
+  @MaxLength(254, { message: 'email is too long' })
+  @IsEmail({}, { message: 'email must be an email address (Flutterwave requires one)' })
   email!: string;
 
   @ApiPropertyOptional({ example: '0712345678', description: '9-15 digits, optionally starting with +; Kenyan 07…/01… numbers are sent as 2547…/2541…' })
   @IsOptional()
-  @IsString({ message: 'customer.phoneNumber must be a string' })
-  @Matches(/^\+?\d[\d -]{7,20}\d$/, { message: 'customer.phoneNumber must be 9-15 digits, optionally starting with + (spaces and dashes allowed)' })
+  @IsString({ message: 'phoneNumber must be a string' })
+  @Matches(/^\+?\d[\d -]{7,20}\d$/, { message: 'phoneNumber must be 9-15 digits, optionally starting with + (spaces and dashes allowed)' })
   phoneNumber?: string;
 
   @ApiPropertyOptional({ example: 'Wanjiku Kamau', description: 'Shown on the hosted checkout page' })
   @IsOptional()
-  @IsString({ message: 'customer.name must be a string' })
-  @Length(1, 100, { message: 'customer.name must be 1-100 characters' })
-  @Matches(/^[^\x00-\x1f<>]+$/, { message: 'customer.name must not contain control characters or < >' })
+  @IsString({ message: 'name must be a string' })
+  @Length(1, 100, { message: 'name must be 1-100 characters' })
+  @Matches(/^[^\x00-\x1f<>]+$/, { message: 'name must not contain control characters or < >' })
   name?: string;
 }
 
