@@ -2,13 +2,15 @@
  * Review of issue 8.4 (an operator's findings): with no connect or statement timeout towards
  * Postgres, a database that stops answering new connections, or a row lock held elsewhere, made
  * requests wait for ever. Now the request fails cleanly (503 DATABASE_UNAVAILABLE in the API's
- * error shape) and the API serves again as soon as the database does. Needs a real Postgres.
+ * error shape) and the API serves again as soon as the database does; and Daraja's answer to a push
+ * is not lost to a short database outage. Needs a real Postgres.
  */
 import { sql } from 'drizzle-orm';
 import { createServer, Server, Socket, connect } from 'node:net';
 import { Client } from 'pg';
 import { openDatabase } from '../src/database/database';
 import { startTestApp, TestApp, waitFor } from './helpers/test-app';
+import { alterTestDatabase, terminateBackends } from './helpers/test-db';
 
 const maybe = process.env.DATABASE_URL ? describe : describe.skip;
 
@@ -112,5 +114,39 @@ maybe('review: database timeouts (no request waits for ever on the database)', (
     expect({ status: after.status, code: after.body.code }).toEqual({ status: 409, code: 'PAYMENT_NOT_RELEASABLE' });
     const events = await t.db.execute(sql`select count(*)::int as n from payment_events where payment_id = ${push.body.paymentId} and type = 'order_released'`);
     expect((events as unknown as { rows: { n: number }[] }).rows[0].n).toBe(0);
+  });
+});
+
+maybe('review: a database blip while Daraja answers a push', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ env: { MPESA_HTTP_TIMEOUT_MS: '10000' } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it("review: Daraja's answer to a push is recorded once the database is back (bounded wait), so the payment keeps its CheckoutRequestID and can be queried", async () => {
+    const auth = `Bearer ${t.token()}`;
+    expect((await t.http().post('/orders').set('Authorization', auth).send({ id: 'BLIP-1', total: 30 })).status).toBe(201);
+    t.sim.setFaults({ latencyMs: { push: 1500 } });
+    const url = t.database.url!;
+    try {
+      const pushing = t.http().post('/payments/stk-push').set('Authorization', auth).send({ orderId: 'BLIP-1', amount: 30, phoneNumber: '254700000007' }).timeout(30_000).then((r) => r);
+      // Daraja has the push (the customer gets the prompt); the database goes away before it answers, for about 2 s.
+      await waitFor(async () => t.sim.stats().pushRequests >= 1, 10_000, 20);
+      await alterTestDatabase(url, 'allow_connections false');
+      await terminateBackends(url);
+      await new Promise((r) => setTimeout(r, 2500));
+      await alterTestDatabase(url, 'allow_connections true');
+      const res = await pushing;
+      // Before: 503, and the payment stayed 'initiated' with no CheckoutRequestID for ever.
+      expect({ status: res.status, status2: res.body.status }).toEqual({ status: 201, status2: 'pending' });
+      const payment = await t.http().get(`/payments/${res.body.paymentId}`).set('Authorization', auth);
+      expect(payment.body).toMatchObject({ status: 'pending', checkoutRequestId: res.body.checkoutRequestId });
+    } finally {
+      t.sim.setFaults({});
+      await alterTestDatabase(url, 'allow_connections true');
+    }
   });
 });

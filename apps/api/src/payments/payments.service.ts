@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../auth/auth.types';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
-import { AppError, NotFoundError } from '../common/errors';
+import { AppError, DatabaseUnavailableError, NotFoundError } from '../common/errors';
+import { describeDatabaseError, isDatabaseUnavailable } from '../database/database';
 import { safeError, safeMessage } from '../common/logging';
 import { maskPhone } from '../common/mask';
 import type { Payment } from '../database/schema';
@@ -151,7 +152,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
       return this.recordPushFailure(paymentId, err, started, idem);
     }
     const accepted = res;
-    return this.repo.transaction(async (tx) => {
+    return this.writeAfterPush(paymentId, () => this.repo.transaction(async (tx) => {
       const updated = await this.repo.recordPushAccepted(paymentId, accepted.merchantRequestId, accepted.checkoutRequestId, tx);
       await this.repo.insertEvent({
         paymentId,
@@ -177,7 +178,31 @@ export class PaymentsService implements BeforeApplicationShutdown {
       };
       if (idem) await this.repo.storeIdempotentResponse(idem.shopId, idem.key, 201, body, tx);
       return { status: 201, body };
-    });
+    }));
+  }
+
+  /**
+   * Daraja has answered (the customer may have the prompt): what it said must reach the database,
+   * or the payment is left without its CheckoutRequestID and can never be queried. A database that
+   * is away for a moment (failover, dropped connections) is waited for, a bounded ~8 s; the write is
+   * safe to repeat (ids are only filled in, the status only moves from 'initiated'). If it is still
+   * away, the cashier gets a 503 that names the payment and says not to push again.
+   */
+  private async writeAfterPush<T>(paymentId: string, write: () => Promise<T>): Promise<T> {
+    for (const delayMs of [250, 500, 1000, 2000, 4000, -1]) {
+      try {
+        return await write();
+      } catch (err) {
+        if (!isDatabaseUnavailable(err)) throw err;
+        if (delayMs < 0) {
+          this.logger.error({ paymentId, db: describeDatabaseError(err) }, "database unavailable while recording Daraja's answer to a push; the payment stays open for the reconciler");
+          throw new DatabaseUnavailableError('The M-Pesa request was sent but could not be recorded (the database is unavailable). Do not push again: check this payment\'s status in a minute.', { paymentId });
+        }
+        this.logger.warn({ paymentId, db: describeDatabaseError(err), retryInMs: delayMs }, "database unavailable while recording Daraja's answer to a push; retrying");
+        await new Promise((r) => setTimeout(r, delayMs));
+      }
+    }
+    throw new Error('unreachable');
   }
 
   /** Records a push Daraja refused (failed) or whose outcome is unknown (unresolved), its event and the key's answer, in one transaction. */
@@ -186,7 +211,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
     const known = err instanceof DarajaError ? err : undefined;
     const to: PaymentStatus = known?.outcome === 'not_processed' ? 'failed' : 'unresolved';
     const reason = known ? known.code : 'PUSH_OUTCOME_UNKNOWN';
-    const result = await this.repo.transaction(async (tx): Promise<HttpResult | undefined> => {
+    const result = await this.writeAfterPush(paymentId, () => this.repo.transaction(async (tx): Promise<HttpResult | undefined> => {
       const moved = await this.repo.transitionIf(paymentId, 'initiated', {
         status: to,
         statusReason: reason,
@@ -211,7 +236,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
       };
       if (idem) await this.repo.storeIdempotentResponse(idem.shopId, idem.key, answer.status, answer.body, tx);
       return answer;
-    });
+    }));
     if (result) return result;
     this.logger.error({ err: safeError(err), paymentId }, 'unexpected error while sending STK push; payment left unresolved');
     throw new AppError('PROVIDER_UNAVAILABLE', 'Could not confirm the M-Pesa request. Do not retry: check the payment status.', 502, { paymentId, status: 'unresolved' });
