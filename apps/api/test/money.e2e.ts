@@ -6,6 +6,8 @@ import { timeKeyOf } from '../src/reconciliation/statement-row';
 import { successCallback } from './helpers/callbacks';
 import { startTestApp, TestApp, TEST_CALLBACK_SECRET, waitFor } from './helpers/test-app';
 
+const rowsOf = <T>(res: unknown): T[] => (res as { rows?: T[] }).rows ?? (res as T[]);
+
 /**
  * Issue 8, "Money": a late genuine success never takes an order past its total (8.1); a payment
  * whose outcome is unknown keeps its order blocked until it is settled (by its late truth or the
@@ -260,6 +262,61 @@ describe('issue 8 money: late successes, blocked orders and receipts', () => {
         for (const p of [twinA, twinB, single, masked]) expect(await payment(p.paymentId, shopCashier)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN', mpesaReceiptNumber: null });
       }, 30000);
     });
+  });
+
+  describe('review: money defects found after the merge', () => {
+    const nairobi = (d: Date) => {
+      const k = timeKeyOf(d);
+      return `${k.slice(0, 4)}-${k.slice(4, 6)}-${k.slice(6, 8)} ${k.slice(8, 10)}:${k.slice(10, 12)}:${k.slice(12, 14)}`;
+    };
+    const upload = (csv: string, auth: string) => t.http().post('/reconciliation/statements').set('Authorization', auth).set('Content-Type', 'text/csv').send(csv);
+    const HEADER = 'Receipt No.,Completion Time,Details,Transaction Status,Paid In';
+    const shop = (name: string) => ({ c: `Bearer ${t.token(name, 'cashier', `c-${name}`)}`, m: `Bearer ${t.token(name, 'manager', `m-${name}`)}` });
+    const events = async (id: string) => rowsOf<{ type: string; actor: string; from_status: string | null; to_status: string | null; data: Record<string, unknown> }>(await t.db.execute(sql`select type, actor, from_status, to_status, data from payment_events where payment_id = ${id} order by id`));
+    const reviewItems = async (auth: string) => (await t.http().get('/payments/review').query({ limit: 100 }).set('Authorization', auth)).body.items as Record<string, unknown>[];
+
+    /** Paid, but Daraja's callback is lost: the manager's reconcile learns it by STK query (no receipt). Returns the receipt the customer got. */
+    async function paidByQuery(orderId: string, amount: number, s: { c: string; m: string }) {
+      const p = (await push(orderId, amount, '254700000007', s.c)).body;
+      await t.sim.resolve(p.checkoutRequestId, 0, { callbackCopies: 0 });
+      const rec = await t.http().post(`/payments/${p.paymentId}/reconcile`).set('Authorization', s.m);
+      expect(rec.body.payment).toMatchObject({ status: 'completed', mpesaReceiptNumber: null });
+      const receipt = t.sim.pushes().find((x) => x.checkoutRequestId === p.checkoutRequestId)!.receipt!;
+      expect(receipt).toMatch(/^[A-Z0-9]{10}$/);
+      return { ...(p as { paymentId: string; checkoutRequestId: string; merchantRequestId: string }), receipt };
+    }
+
+    /** A push whose answer was lost (no CheckoutRequestID): still open (`unresolved`) until the reconciler parks it. */
+    async function lostPush(orderId: string, amount: number, auth: string): Promise<string> {
+      t.sim.setFaults({ pushErrors: { count: 1, status: 503, errorCode: '503.001.01', errorMessage: 'Service Unavailable' } });
+      const lost = await push(orderId, amount, '254700000007', auth);
+      t.sim.setFaults({});
+      expect(lost.status).toBeGreaterThanOrEqual(500);
+      return lost.body.details.paymentId as string;
+    }
+
+    async function parkLost(paymentId: string, auth: string): Promise<void> {
+      await new Promise((r) => setTimeout(r, 1100)); // MPESA_UNRESOLVED_REVIEW_AFTER_SECONDS
+      await t.db.execute(sql`update payments set next_check_at = null where id = ${paymentId}`);
+      await reconciler.tick();
+      expect(await payment(paymentId, auth)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN', checkoutRequestId: null });
+    }
+
+    it('review: POST /payments/:id/release refuses a lone surrogate, a reason under 3 characters once trimmed, and invisible characters only: 400 VALIDATION_FAILED, nothing released', async () => {
+      const s = shop('shop-rv-reason');
+      const p = await parkedPush(await order(100, s.c), 100, s.c);
+      for (const raw of ['{"reason":"abc\\ud800def"}', '{"reason":"abc\\udc00\\ud800def"}', '{"reason":"   ab   "}', '{"reason":"\\u200b\\u200b\\u200b"}', '{"reason":"a\\u200bb\\u200b\\ufeff"}', '{"reason":"\\u00a0\\u00a0ab\\u3000"}']) {
+        const res = await t.http().post(`/payments/${p.paymentId}/release`).set('Authorization', s.m).set('Content-Type', 'application/json').send(raw);
+        expect({ raw, status: res.status, code: res.body.code }).toEqual({ raw, status: 400, code: 'VALIDATION_FAILED' });
+        expect(res.body.message).toMatch(/reason must be/);
+      }
+      expect((await payment(p.paymentId, s.c)).releasedAt).toBeNull();
+      expect((await events(p.paymentId)).filter((e) => e.type === 'order_released')).toEqual([]);
+      // A reason with emoji and surrounding blanks is fine, and stored trimmed.
+      const ok = await release(p.paymentId, { reason: '  no SMS 😀 seen  ' }, s.m);
+      expect(ok.status).toBe(200);
+      expect((await events(p.paymentId)).filter((e) => e.type === 'order_released')).toEqual([expect.objectContaining({ data: expect.objectContaining({ reason: 'no SMS 😀 seen' }) })]);
+    }, 30000);
   });
 
   describe('finding 3: receipts are compared upper-case', () => {
