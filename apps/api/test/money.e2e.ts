@@ -302,6 +302,29 @@ describe('issue 8 money: late successes, blocked orders and receipts', () => {
       expect(await payment(paymentId, auth)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN', checkoutRequestId: null });
     }
 
+    it('review: the 409 for a blocking payment without a CheckoutRequestID says a manager can release it or upload the M-Pesa statement (reconcile cannot learn anything), in a short message', async () => {
+      const s = shop('shop-rv-409');
+      const o = await order(100, s.c);
+      const id = await lostPush(o, 100, s.c);
+      await parkLost(id, s.c);
+      const again = await push(o, 100, '0712345678', s.c);
+      expect(again.status).toBe(409);
+      expect(again.body).toMatchObject({ code: 'PAYMENT_OUTCOME_UNKNOWN', details: { payment: { paymentId: id, checkoutRequestId: null } } });
+      expect(again.body.message).toMatch(/M-Pesa SMS/);
+      expect(again.body.message).toMatch(/manager/);
+      expect(again.body.message).toMatch(/release/);
+      expect(again.body.message).toMatch(/M-Pesa statement/);
+      expect(again.body.message).not.toMatch(/reconcile/i);
+      expect(again.body.message.length).toBeLessThanOrEqual(220);
+      // One whose CheckoutRequestID is known can still be reconciled: that message says so.
+      const o2 = await order(100, s.c);
+      await parkedPush(o2, 100, s.c);
+      const known = await push(o2, 100, '0712345678', s.c);
+      expect(known.body.code).toBe('PAYMENT_OUTCOME_UNKNOWN');
+      expect(known.body.message).toMatch(/reconcile/);
+      expect(known.body.message.length).toBeLessThanOrEqual(220);
+    }, 30000);
+
     it('review: POST /payments/:id/release refuses a lone surrogate, a reason under 3 characters once trimmed, and invisible characters only: 400 VALIDATION_FAILED, nothing released', async () => {
       const s = shop('shop-rv-reason');
       const p = await parkedPush(await order(100, s.c), 100, s.c);

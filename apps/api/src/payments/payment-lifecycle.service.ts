@@ -171,10 +171,14 @@ export class PaymentLifecycle {
   /** 409 for a new payment on an order whose earlier payment may have taken the money (its outcome is unknown). */
   private outcomeUnknownConflict(p: Payment): ConflictError {
     const label = PROVIDER_LABELS[p.provider] ?? p.provider;
+    const mpesa = p.provider === 'mpesa';
+    // Without a CheckoutRequestID an STK query has nothing to ask with: reconcile cannot learn
+    // anything, only the statement (or a manager's release) settles it.
+    const manager = mpesa && !p.checkoutRequestId ? 'ask a manager to release it or upload the M-Pesa statement' : 'ask a manager to reconcile or release it';
     return new ConflictError(
       'PAYMENT_OUTCOME_UNKNOWN',
-      `Order ${p.orderId} has an earlier ${label} payment of ${toMajor(p.amountMinor, p.currency)} ${p.currency} whose outcome is unknown: the customer may already have paid it. ` +
-        `Do not charge again yet: check the customer's ${p.provider === 'mpesa' ? 'M-Pesa SMS' : 'payment confirmation'} for a receipt, or ask a manager to check the payment (reconcile) or release the order.`,
+      `Order ${p.orderId} has an earlier ${label} payment of ${toMajor(p.amountMinor, p.currency)} ${p.currency} whose outcome is unknown: it may be paid. ` +
+        `Do not charge again: check the customer's ${mpesa ? 'M-Pesa SMS' : 'payment confirmation'}, or ${manager}.`,
       { payment: this.toResponse(p) },
     );
   }
