@@ -302,6 +302,56 @@ describe('issue 8 money: late successes, blocked orders and receipts', () => {
       expect(await payment(paymentId, auth)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN', checkoutRequestId: null });
     }
 
+    it('review: a verified success with another receipt for a payment that already holds one is a second charge: a SECOND_CHARGE review row an operator sees, the payment and the order unchanged, and a repeat changes nothing', async () => {
+      const s = shop('shop-rv-second');
+      const o = await order(100, s.c);
+      const p = await parkedPush(o, 100, s.c);
+      const createdAt = new Date((await payment(p.paymentId, s.c)).createdAt);
+      // The statement settles the unknown payment with a C2B receipt of the same customer...
+      const st = await upload([HEADER, `RCC2B00002,${nairobi(new Date(createdAt.getTime() + 20_000))},"Pay Bill from 254700000007 - JOHN DOE Acc. ${o}",Completed,100.00`].join('\n'), s.m);
+      expect(st.body.settledFromStatement.count).toBe(1);
+      expect(await payment(p.paymentId, s.c)).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'RCC2B00002' });
+      // ...then Daraja's genuine success for the STK push arrives with its own receipt: the customer paid twice.
+      const cb = () => request(t.baseUrl).post(capabilityUrl(p.paymentId)).send(successCallback(p.merchantRequestId, p.checkoutRequestId, 100, 'rcstk00002'));
+      expect((await cb()).status).toBe(200);
+      expect(await payment(p.paymentId, s.c)).toMatchObject({ status: 'completed', statusReason: 'PAID', mpesaReceiptNumber: 'RCC2B00002' });
+      expect(await orderOf(o, s.c)).toMatchObject({ status: 'paid', paid: 100, outstanding: 0 });
+      const second = (await reviewItems(s.m)).filter((i) => i.statusReason === 'SECOND_CHARGE');
+      expect(second).toEqual([expect.objectContaining({ orderId: o, status: 'review', amount: 100, currency: 'KES', provider: 'mpesa', mpesaReceiptNumber: 'RCSTK00002', checkoutRequestId: null, phone: '2547******07' })]);
+      const secondId = second[0].paymentId as string;
+      expect((await events(p.paymentId)).filter((e) => e.type === 'integrity_failure')).toEqual([
+        expect.objectContaining({ from_status: 'completed', to_status: 'completed', data: expect.objectContaining({ problem: 'SECOND_CHARGE', secondChargePaymentId: secondId, receipt: 'RCSTK00002', keptReceipt: 'RCC2B00002' }) }),
+      ]);
+      expect((await events(secondId)).filter((e) => e.type === 'integrity_failure')).toEqual([expect.objectContaining({ to_status: 'review', data: expect.objectContaining({ problem: 'SECOND_CHARGE', firstPaymentId: p.paymentId, receipt: 'RCSTK00002' }) })]);
+      // The same second receipt delivered again (and replayed by the reconciler) changes nothing.
+      expect((await cb()).status).toBe(200);
+      await reconciler.tick();
+      expect((await reviewItems(s.m)).filter((i) => i.statusReason === 'SECOND_CHARGE').map((i) => i.paymentId)).toEqual([secondId]);
+      expect(await payment(p.paymentId, s.c)).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'RCC2B00002' });
+      expect(await orderOf(o, s.c)).toMatchObject({ status: 'paid', paid: 100 });
+      // It does not block or count toward the order: the order is simply paid.
+      expect((await push(o, 1, '0712345678', s.c)).body.code).toBe('ORDER_ALREADY_PAID');
+    }, 40000);
+
+    it('review: a refund-due payment learned by query (EXCEEDS_OUTSTANDING, no receipt) records the receipt of its delayed callback (receipt_recorded)', async () => {
+      const s = shop('shop-rv-refund');
+      const o = await order(100, s.c);
+      const first = await parkedPush(o, 100, s.c);
+      expect((await release(first.paymentId, undefined, s.m)).status).toBe(200);
+      const other = (await push(o, 70, '0712345678', s.c)).body;
+      await waitFor(async () => (await payment(other.paymentId, s.c)).status === 'completed', 8000);
+      await t.sim.resolve(first.checkoutRequestId, 0, { callbackCopies: 0 });
+      const r = await t.http().post(`/payments/${first.paymentId}/reconcile`).set('Authorization', s.m);
+      expect(r.body.payment).toMatchObject({ status: 'review', statusReason: 'EXCEEDS_OUTSTANDING', mpesaReceiptNumber: null });
+      // Daraja's delayed callback carries the receipt the refund needs.
+      expect((await request(t.baseUrl).post(capabilityUrl(first.paymentId)).send(successCallback(first.merchantRequestId, first.checkoutRequestId, 100, 'RCLATE0001'))).status).toBe(200);
+      expect(await payment(first.paymentId, s.c)).toMatchObject({ status: 'review', statusReason: 'EXCEEDS_OUTSTANDING', amount: 100, mpesaReceiptNumber: 'RCLATE0001' });
+      const stored = rowsOf<{ transaction_date: string }>(await t.db.execute(sql`select transaction_date from payments where id = ${first.paymentId}`));
+      expect(stored).toEqual([{ transaction_date: '20261126101500' }]);
+      expect((await events(first.paymentId)).filter((e) => e.type === 'receipt_recorded')).toEqual([expect.objectContaining({ actor: 'daraja:callback', data: expect.objectContaining({ receipt: 'RCLATE0001' }) })]);
+      expect(await orderOf(o, s.c)).toMatchObject({ status: 'partially_paid', paid: 70 });
+    }, 40000);
+
     it('review: the 409 for a blocking payment without a CheckoutRequestID says a manager can release it or upload the M-Pesa statement (reconcile cannot learn anything), in a short message', async () => {
       const s = shop('shop-rv-409');
       const o = await order(100, s.c);
