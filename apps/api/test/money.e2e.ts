@@ -302,6 +302,82 @@ describe('issue 8 money: late successes, blocked orders and receipts', () => {
       expect(await payment(paymentId, auth)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN', checkoutRequestId: null });
     }
 
+    it('review: one M-Pesa payment of 100 does not pay two orders: a statement row that could be a query-confirmed (receipt-less) payment never settles an unknown one; both are listed as possible', async () => {
+      const s = shop('shop-rv-h');
+      const o1 = await order(100, s.c);
+      const first = await paidByQuery(o1, 100, s);
+      // Order 2, same customer and amount: the push's answer is lost, it ends review/OUTCOME_UNKNOWN. The customer never paid it.
+      const o2 = await order(100, s.c);
+      const second = await lostPush(o2, 100, s.c);
+      await parkLost(second, s.c);
+      // The statement holds ONE row: the customer's one payment (order 1's money).
+      const res = await upload([HEADER, `${first.receipt},${nairobi(new Date(Date.now() + 5_000))},"Pay Bill from 254700000007 - JOHN DOE",Completed,100.00`].join('\n'), s.m);
+      expect(res.status).toBe(200);
+      expect(res.body.settledFromStatement.count).toBe(0);
+      expect(res.body.receiptsRecorded.count).toBe(0);
+      expect(res.body.possibleMatches.items).toEqual([
+        expect.objectContaining({ receipt: first.receipt, why: 'several_payments_fit', candidates: expect.arrayContaining([expect.objectContaining({ paymentId: first.paymentId, status: 'completed' }), expect.objectContaining({ paymentId: second, status: 'review' })]) }),
+      ]);
+      expect(await payment(second, s.c)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN', mpesaReceiptNumber: null });
+      expect(await payment(first.paymentId, s.c)).toMatchObject({ status: 'completed', mpesaReceiptNumber: null });
+      expect(await orderOf(o2, s.c)).toMatchObject({ status: 'unpaid', paid: 0 });
+    }, 40000);
+
+    it('review: two halves of one order, the first confirmed by query (no receipt), the second unknown: the first half\'s statement row does not pay the order 100 on 50 received', async () => {
+      const s = shop('shop-rv-h2');
+      const o = await order(100, s.c);
+      const first = await paidByQuery(o, 50, s);
+      const second = await parkedPush(o, 50, s.c);
+      // parkedPush aged it to let the reconciler give up; it was pushed moments after the first half.
+      await t.db.execute(sql`update payments set created_at = now() where id = ${second.paymentId}`);
+      const res = await upload([HEADER, `${first.receipt},${nairobi(new Date(Date.now() + 5_000))},"Pay Bill from 254700000007 - J",Completed,50.00`].join('\n'), s.m);
+      expect(res.body.settledFromStatement.count).toBe(0);
+      expect(res.body.possibleMatches.items.map((i: { why: string }) => i.why)).toEqual(['several_payments_fit']);
+      expect(await payment(second.paymentId, s.c)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
+      expect(await orderOf(o, s.c)).toMatchObject({ status: 'partially_paid', paid: 50 });
+    }, 40000);
+
+    it('review: a statement row that only a receipt-less completed payment fits records its receipt on it (receipt_recorded, amount and status unchanged)', async () => {
+      const s = shop('shop-rv-enrich');
+      const o = await order(100, s.c);
+      const first = await paidByQuery(o, 100, s);
+      const csv = [HEADER, `${first.receipt},${nairobi(new Date(Date.now() + 5_000))},"Pay Bill from 254700000007 - JOHN DOE",Completed,100.00`].join('\n');
+      const res = await upload(csv, s.m);
+      expect(res.body).toMatchObject({ settledFromStatement: { count: 0 }, possibleMatches: { count: 0 }, unknownReceipts: { count: 0 } });
+      expect(res.body.receiptsRecorded).toEqual({ count: 1, items: [expect.objectContaining({ receipt: first.receipt, line: 2, paymentId: first.paymentId, orderId: o, amount: 100 })] });
+      expect(await payment(first.paymentId, s.c)).toMatchObject({ status: 'completed', statusReason: 'PAID', amount: 100, mpesaReceiptNumber: first.receipt });
+      expect(await orderOf(o, s.c)).toMatchObject({ status: 'paid', paid: 100 });
+      expect((await events(first.paymentId)).filter((e) => e.type === 'receipt_recorded')).toEqual([expect.objectContaining({ actor: 'user:m-shop-rv-enrich', data: expect.objectContaining({ source: 'statement', receipt: first.receipt }) })]);
+      // Uploaded again, the row is simply matched.
+      expect((await upload(csv, s.m)).body).toMatchObject({ matched: 1, receiptsRecorded: { count: 0 }, unknownReceipts: { count: 0 } });
+    }, 40000);
+
+    it('review: the statement does not settle an open payment Daraja knows (it has a CheckoutRequestID): a possible match only, and its genuine success then completes it', async () => {
+      const s = shop('shop-rv-open');
+      const o = await order(100, s.c);
+      const p = (await push(o, 100, '254700000007', s.c)).body;
+      const createdAt = new Date((await payment(p.paymentId, s.c)).createdAt);
+      const res = await upload([HEADER, `RCC2B00001,${nairobi(new Date(createdAt.getTime() + 20_000))},"Pay Bill from 254700000007 - JOHN DOE Acc. ${o}",Completed,100.00`].join('\n'), s.m);
+      expect(res.body.settledFromStatement.count).toBe(0);
+      expect(res.body.possibleMatches.items).toEqual([expect.objectContaining({ receipt: 'RCC2B00001', why: 'payment_still_open', candidates: [{ paymentId: p.paymentId, orderId: o, status: 'pending' }] })]);
+      expect(await payment(p.paymentId, s.c)).toMatchObject({ status: 'pending', mpesaReceiptNumber: null });
+      // The customer answers the prompt: Daraja's success with its own receipt is the truth.
+      expect((await request(t.baseUrl).post(capabilityUrl(p.paymentId)).send(successCallback(p.merchantRequestId, p.checkoutRequestId, 100, 'RCSTK00001'))).status).toBe(200);
+      expect(await payment(p.paymentId, s.c)).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'RCSTK00001' });
+      expect(await orderOf(o, s.c)).toMatchObject({ status: 'paid', paid: 100 });
+    }, 30000);
+
+    it('review: the statement still settles an open payment without a CheckoutRequestID (its push answer was lost: no query can tell)', async () => {
+      const s = shop('shop-rv-open-lost');
+      const o = await order(100, s.c);
+      const id = await lostPush(o, 100, s.c);
+      expect(await payment(id, s.c)).toMatchObject({ status: 'unresolved', checkoutRequestId: null });
+      const createdAt = new Date((await payment(id, s.c)).createdAt);
+      const res = await upload([HEADER, `RCLOST0001,${nairobi(new Date(createdAt.getTime() + 20_000))},"Pay Bill from 254700000007 - JOHN DOE",Completed,100.00`].join('\n'), s.m);
+      expect(res.body.settledFromStatement.items).toEqual([expect.objectContaining({ receipt: 'RCLOST0001', paymentId: id, status: 'completed' })]);
+      expect(await orderOf(o, s.c)).toMatchObject({ status: 'paid', paid: 100 });
+    }, 30000);
+
     it('review: a verified success with another receipt for a payment that already holds one is a second charge: a SECOND_CHARGE review row an operator sees, the payment and the order unchanged, and a repeat changes nothing', async () => {
       const s = shop('shop-rv-second');
       const o = await order(100, s.c);
