@@ -3,20 +3,23 @@
 --     is settled or a manager releases it: released_at records the release.
 ALTER TABLE "payments" ADD COLUMN "released_at" timestamp with time zone;
 --> statement-breakpoint
--- (3) M-Pesa receipts are compared upper-case, trimmed. Rows whose receipts differ only by case (or
---     blanks) are one M-Pesa transaction counted more than once: the earliest payment keeps the
---     receipt; every later one goes to review (DUPLICATE_RECEIPT) without it, and the audit log
---     keeps the receipt it had and the status it left. First the audit events...
+-- (3) M-Pesa receipts are compared upper-case, trimmed of blanks: spaces, tabs, newlines (\t \n \v \f \r,
+--     exactly what normaliseMpesaReceipt strips; btrim strips spaces only). Rows whose receipts differ
+--     only by case (or blanks) are one M-Pesa transaction counted more than once: the payment that
+--     recorded the receipt first (completed_at, then created_at, then id; a review row without
+--     completed_at after every completed one) keeps it; every other one goes to review
+--     (DUPLICATE_RECEIPT) without it, and the audit log keeps the receipt it had and the status it
+--     left. First the audit events...
 INSERT INTO "payment_events" ("payment_id", "type", "from_status", "to_status", "actor", "data")
 SELECT d.id, 'integrity_failure', d.status, 'review', 'system:migration-0004',
        jsonb_build_object('problem', 'DUPLICATE_RECEIPT', 'receipt', d.mpesa_receipt_number, 'normalisedReceipt', d.norm,
                           'receiptKeptBy', d.keeper::text, 'previousStatusReason', d.status_reason, 'previousCompletedAt', d.completed_at,
                           'note', 'receipts are compared upper-case since migration 0004; this payment repeated a receipt another payment already had')
 FROM (
-  SELECT id, status, status_reason, completed_at, mpesa_receipt_number, upper(btrim(mpesa_receipt_number)) AS norm,
+  SELECT id, status, status_reason, completed_at, mpesa_receipt_number, upper(regexp_replace(mpesa_receipt_number, '^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$', '', 'g')) AS norm,
          first_value(id) OVER w AS keeper, row_number() OVER w AS rn
   FROM "payments" WHERE mpesa_receipt_number IS NOT NULL
-  WINDOW w AS (PARTITION BY upper(btrim(mpesa_receipt_number)) ORDER BY created_at, id)
+  WINDOW w AS (PARTITION BY upper(regexp_replace(mpesa_receipt_number, '^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$', '', 'g')) ORDER BY completed_at ASC NULLS LAST, created_at, id)
 ) d
 WHERE d.rn > 1;
 --> statement-breakpoint
@@ -25,10 +28,10 @@ UPDATE "payments" p
 SET status = 'review', status_reason = 'DUPLICATE_RECEIPT', mpesa_receipt_number = NULL, completed_at = NULL, updated_at = now(),
     result_desc = left('Receipt ' || d.mpesa_receipt_number || ' is receipt ' || d.norm || ' of payment ' || d.keeper::text || ' (compared upper-case)', 500)
 FROM (
-  SELECT id, mpesa_receipt_number, upper(btrim(mpesa_receipt_number)) AS norm,
+  SELECT id, mpesa_receipt_number, upper(regexp_replace(mpesa_receipt_number, '^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$', '', 'g')) AS norm,
          first_value(id) OVER w AS keeper, row_number() OVER w AS rn
   FROM "payments" WHERE mpesa_receipt_number IS NOT NULL
-  WINDOW w AS (PARTITION BY upper(btrim(mpesa_receipt_number)) ORDER BY created_at, id)
+  WINDOW w AS (PARTITION BY upper(regexp_replace(mpesa_receipt_number, '^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$', '', 'g')) ORDER BY completed_at ASC NULLS LAST, created_at, id)
 ) d
 WHERE p.id = d.id AND d.rn > 1;
 --> statement-breakpoint
@@ -37,11 +40,11 @@ UPDATE "orders" o SET paid_at = NULL
 WHERE o.paid_at IS NOT NULL
   AND o.total_minor > (SELECT coalesce(sum(p.amount_minor), 0) FROM "payments" p WHERE p.shop_id = o.shop_id AND p.order_id = o.id AND p.status = 'completed');
 --> statement-breakpoint
-UPDATE "payments" SET mpesa_receipt_number = upper(btrim(mpesa_receipt_number))
-WHERE mpesa_receipt_number IS NOT NULL AND mpesa_receipt_number <> upper(btrim(mpesa_receipt_number));
+UPDATE "payments" SET mpesa_receipt_number = upper(regexp_replace(mpesa_receipt_number, '^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$', '', 'g'))
+WHERE mpesa_receipt_number IS NOT NULL AND mpesa_receipt_number <> upper(regexp_replace(mpesa_receipt_number, '^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$', '', 'g'));
 --> statement-breakpoint
 -- The unique index payments_mpesa_receipt_uq now holds normalised values only, and stays so.
-ALTER TABLE "payments" ADD CONSTRAINT "payments_mpesa_receipt_normalised" CHECK ("mpesa_receipt_number" = upper(btrim("mpesa_receipt_number")));
+ALTER TABLE "payments" ADD CONSTRAINT "payments_mpesa_receipt_normalised" CHECK ("mpesa_receipt_number" = upper(regexp_replace("mpesa_receipt_number", '^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$', '', 'g')));
 --> statement-breakpoint
 -- (2) One blocking payment per order. Until now an OUTCOME_UNKNOWN payment freed its order, so an
 --     order may already hold several of them, or one and an open payment: the open one (else the

@@ -44,7 +44,10 @@ function migrationsBefore(tag: string): string {
   let app: NestExpressApplication;
   const cashier = `Bearer ${mintToken(TEST_JWT_SECRET, { sub: 'cashier-1', shopId: 'shop-1', role: 'cashier' })}`;
   const manager = `Bearer ${mintToken(TEST_JWT_SECRET, { sub: 'manager-1', shopId: 'shop-1', role: 'manager' })}`;
-  const id = { first: randomUUID(), repeat: randomUUID(), lower: randomUUID(), u1: randomUUID(), u2: randomUUID(), u3: randomUUID(), open: randomUUID() };
+  const id = {
+    first: randomUUID(), repeat: randomUUID(), lower: randomUUID(), u1: randomUUID(), u2: randomUUID(), u3: randomUUID(), open: randomUUID(),
+    createdFirst: randomUUID(), recordedFirst: randomUUID(), tabFirst: randomUUID(), tabRepeat: randomUUID(), tabAlone: randomUUID(),
+  };
 
   beforeAll(async () => {
     database = await createTestDatabase({ skipMigrations: true });
@@ -57,14 +60,24 @@ function migrationsBefore(tag: string): string {
     const db = database.handle.db;
     await db.execute(sql`insert into orders (shop_id, id, total_minor, paid_at) values
       ('shop-1', 'MIG-DUP-1', 10000, now()), ('shop-1', 'MIG-DUP-2', 10000, now()), ('shop-1', 'MIG-LOWER', 5000, now()),
-      ('shop-1', 'MIG-UNK', 5000, null), ('shop-1', 'MIG-MIX', 5000, null)`);
-    const pay = (pid: string, orderId: string, amount: number, status: string, reason: string | null, receipt: string | null, age: string) =>
+      ('shop-1', 'MIG-UNK', 5000, null), ('shop-1', 'MIG-MIX', 5000, null),
+      ('shop-1', 'MIG-CREATED-FIRST', 10000, now()), ('shop-1', 'MIG-RECORDED-FIRST', 10000, now()),
+      ('shop-1', 'MIG-TAB-1', 3000, now()), ('shop-1', 'MIG-TAB-2', 3000, now()), ('shop-1', 'MIG-TAB-3', 3000, now())`);
+    const pay = (pid: string, orderId: string, amount: number, status: string, reason: string | null, receipt: string | null, age: string, completedAge?: string) =>
       db.execute(sql`insert into payments (id, shop_id, order_id, amount_minor, currency, provider, status, status_reason, mpesa_receipt_number, created_by, created_at, completed_at)
-        values (${pid}, 'shop-1', ${orderId}, ${amount}, 'KES', 'mpesa', ${status}, ${reason}, ${receipt}, 'seed', now() - ${age}::interval, ${status === 'completed' ? sql`now()` : null})`);
+        values (${pid}, 'shop-1', ${orderId}, ${amount}, 'KES', 'mpesa', ${status}, ${reason}, ${receipt}, 'seed', now() - ${age}::interval,
+          ${status === 'completed' ? (completedAge ? sql`now() - ${completedAge}::interval` : sql`now()`) : null})`);
     // 8.3: the old code let `rcptz00001` complete a second order after `RCPTZ00001`.
     await pay(id.first, 'MIG-DUP-1', 10000, 'completed', 'PAID', 'RCPTZ00001', '2 hours');
     await pay(id.repeat, 'MIG-DUP-2', 10000, 'completed', 'PAID', 'rcptz00001', '1 hour');
     await pay(id.lower, 'MIG-LOWER', 5000, 'completed', 'PAID', ' qk1abc2def', '1 hour');
+    // The payment created first recorded its (lower-case) receipt last: it is the repeat.
+    await pay(id.createdFirst, 'MIG-CREATED-FIRST', 10000, 'completed', 'PAID', 'rcptq00001', '3 hours', '10 minutes');
+    await pay(id.recordedFirst, 'MIG-RECORDED-FIRST', 10000, 'completed', 'PAID', 'RCPTQ00001', '2 hours', '2 hours');
+    // Tabs and newlines around a receipt are blanks like spaces (JS trim() strips them, btrim did not).
+    await pay(id.tabFirst, 'MIG-TAB-1', 3000, 'completed', 'PAID', '\tRCPTT00001\r\n', '2 hours', '2 hours');
+    await pay(id.tabRepeat, 'MIG-TAB-2', 3000, 'completed', 'PAID', 'rcptt00001', '1 hour', '1 hour');
+    await pay(id.tabAlone, 'MIG-TAB-3', 3000, 'completed', 'PAID', 'qk1abc2tab\t', '1 hour', '1 hour');
     // 8.2: the old code freed the order of an OUTCOME_UNKNOWN payment, so several could pile up.
     await pay(id.u1, 'MIG-UNK', 5000, 'review', 'OUTCOME_UNKNOWN', null, '3 hours');
     await pay(id.u2, 'MIG-UNK', 5000, 'review', 'OUTCOME_UNKNOWN', null, '2 hours');
@@ -100,6 +113,31 @@ function migrationsBefore(tag: string): string {
     expect(events).toEqual([{ actor: 'system:migration-0004', data: expect.objectContaining({ problem: 'DUPLICATE_RECEIPT', receipt: 'rcptz00001', receiptKeptBy: id.first }) }]);
     // Every other receipt is stored normalised.
     expect((await get(`/payments/${id.lower}`)).body).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'QK1ABC2DEF' });
+  });
+
+  it('review: when two receipts differ only by case, the payment that recorded the receipt first (completed_at) keeps it, not the one created first', async () => {
+    expect((await get(`/payments/${id.recordedFirst}`)).body).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'RCPTQ00001' });
+    expect((await get(`/payments/${id.createdFirst}`)).body).toMatchObject({ status: 'review', statusReason: 'DUPLICATE_RECEIPT', mpesaReceiptNumber: null, resultDesc: expect.stringContaining(id.recordedFirst) });
+    expect((await get('/orders/MIG-RECORDED-FIRST')).body).toMatchObject({ status: 'paid' });
+    expect((await get('/orders/MIG-CREATED-FIRST')).body).toMatchObject({ status: 'unpaid', paid: 0 });
+    const events = rowsOf<{ data: Record<string, unknown> }>(await database.handle.db.execute(sql`select data from payment_events where payment_id = ${id.createdFirst}`));
+    expect(events).toEqual([{ data: expect.objectContaining({ problem: 'DUPLICATE_RECEIPT', receipt: 'rcptq00001', receiptKeptBy: id.recordedFirst }) }]);
+  });
+
+  it('review: a receipt with a tab or newline around it is normalised like the API does (not only spaces): its repeat is found, the statement matches it, and the CHECK refuses a stored tab', async () => {
+    expect((await get(`/payments/${id.tabFirst}`)).body).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'RCPTT00001' });
+    expect((await get(`/payments/${id.tabRepeat}`)).body).toMatchObject({ status: 'review', statusReason: 'DUPLICATE_RECEIPT', mpesaReceiptNumber: null });
+    expect((await get(`/payments/${id.tabAlone}`)).body).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'QK1ABC2TAB' });
+    const res = await request(app.getHttpServer()).post('/reconciliation/statements').set('Authorization', manager).set('Content-Type', 'text/csv').send('Receipt No.,Paid In\nRCPTT00001,30.00\nQK1ABC2TAB,30.00\n');
+    expect(res.body).toMatchObject({ matched: 2, unknownReceipts: { count: 0 } });
+    const refusedBy = (receipt: string) =>
+      database.handle.db.execute(sql`update payments set mpesa_receipt_number = ${receipt} where id = ${id.tabAlone}`).then(
+        () => 'accepted',
+        (err: { cause?: { constraint?: string } }) => err.cause?.constraint ?? String(err),
+      );
+    expect(await refusedBy('QK1ABC2TAB\t')).toBe('payments_mpesa_receipt_normalised');
+    expect(await refusedBy('\nQK1ABC2TAB')).toBe('payments_mpesa_receipt_normalised');
+    expect(await refusedBy('QK1ABC2TAB')).toBe('accepted');
   });
 
   it('issue 8.2: an order with several unknown payments stays blocked by the newest; the others are released (audited); an open payment wins over an unknown one', async () => {

@@ -6,6 +6,8 @@ import { timeKeyOf } from '../src/reconciliation/statement-row';
 import { successCallback } from './helpers/callbacks';
 import { startTestApp, TestApp, TEST_CALLBACK_SECRET, waitFor } from './helpers/test-app';
 
+const rowsOf = <T>(res: unknown): T[] => (res as { rows?: T[] }).rows ?? (res as T[]);
+
 /**
  * Issue 8, "Money": a late genuine success never takes an order past its total (8.1); a payment
  * whose outcome is unknown keeps its order blocked until it is settled (by its late truth or the
@@ -260,6 +262,210 @@ describe('issue 8 money: late successes, blocked orders and receipts', () => {
         for (const p of [twinA, twinB, single, masked]) expect(await payment(p.paymentId, shopCashier)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN', mpesaReceiptNumber: null });
       }, 30000);
     });
+  });
+
+  describe('review: money defects found after the merge', () => {
+    const nairobi = (d: Date) => {
+      const k = timeKeyOf(d);
+      return `${k.slice(0, 4)}-${k.slice(4, 6)}-${k.slice(6, 8)} ${k.slice(8, 10)}:${k.slice(10, 12)}:${k.slice(12, 14)}`;
+    };
+    const upload = (csv: string, auth: string) => t.http().post('/reconciliation/statements').set('Authorization', auth).set('Content-Type', 'text/csv').send(csv);
+    const HEADER = 'Receipt No.,Completion Time,Details,Transaction Status,Paid In';
+    const shop = (name: string) => ({ c: `Bearer ${t.token(name, 'cashier', `c-${name}`)}`, m: `Bearer ${t.token(name, 'manager', `m-${name}`)}` });
+    const events = async (id: string) => rowsOf<{ type: string; actor: string; from_status: string | null; to_status: string | null; data: Record<string, unknown> }>(await t.db.execute(sql`select type, actor, from_status, to_status, data from payment_events where payment_id = ${id} order by id`));
+    const reviewItems = async (auth: string) => (await t.http().get('/payments/review').query({ limit: 100 }).set('Authorization', auth)).body.items as Record<string, unknown>[];
+
+    /** Paid, but Daraja's callback is lost: the manager's reconcile learns it by STK query (no receipt). Returns the receipt the customer got. */
+    async function paidByQuery(orderId: string, amount: number, s: { c: string; m: string }) {
+      const p = (await push(orderId, amount, '254700000007', s.c)).body;
+      await t.sim.resolve(p.checkoutRequestId, 0, { callbackCopies: 0 });
+      const rec = await t.http().post(`/payments/${p.paymentId}/reconcile`).set('Authorization', s.m);
+      expect(rec.body.payment).toMatchObject({ status: 'completed', mpesaReceiptNumber: null });
+      const receipt = t.sim.pushes().find((x) => x.checkoutRequestId === p.checkoutRequestId)!.receipt!;
+      expect(receipt).toMatch(/^[A-Z0-9]{10}$/);
+      return { ...(p as { paymentId: string; checkoutRequestId: string; merchantRequestId: string }), receipt };
+    }
+
+    /** A push whose answer was lost (no CheckoutRequestID): still open (`unresolved`) until the reconciler parks it. */
+    async function lostPush(orderId: string, amount: number, auth: string): Promise<string> {
+      t.sim.setFaults({ pushErrors: { count: 1, status: 503, errorCode: '503.001.01', errorMessage: 'Service Unavailable' } });
+      const lost = await push(orderId, amount, '254700000007', auth);
+      t.sim.setFaults({});
+      expect(lost.status).toBeGreaterThanOrEqual(500);
+      return lost.body.details.paymentId as string;
+    }
+
+    async function parkLost(paymentId: string, auth: string): Promise<void> {
+      await new Promise((r) => setTimeout(r, 1100)); // MPESA_UNRESOLVED_REVIEW_AFTER_SECONDS
+      await t.db.execute(sql`update payments set next_check_at = null where id = ${paymentId}`);
+      await reconciler.tick();
+      expect(await payment(paymentId, auth)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN', checkoutRequestId: null });
+    }
+
+    it('review: one M-Pesa payment of 100 does not pay two orders: a statement row that could be a query-confirmed (receipt-less) payment never settles an unknown one; both are listed as possible', async () => {
+      const s = shop('shop-rv-h');
+      const o1 = await order(100, s.c);
+      const first = await paidByQuery(o1, 100, s);
+      // Order 2, same customer and amount: the push's answer is lost, it ends review/OUTCOME_UNKNOWN. The customer never paid it.
+      const o2 = await order(100, s.c);
+      const second = await lostPush(o2, 100, s.c);
+      await parkLost(second, s.c);
+      // The statement holds ONE row: the customer's one payment (order 1's money).
+      const res = await upload([HEADER, `${first.receipt},${nairobi(new Date(Date.now() + 5_000))},"Pay Bill from 254700000007 - JOHN DOE",Completed,100.00`].join('\n'), s.m);
+      expect(res.status).toBe(200);
+      expect(res.body.settledFromStatement.count).toBe(0);
+      expect(res.body.receiptsRecorded.count).toBe(0);
+      expect(res.body.possibleMatches.items).toEqual([
+        expect.objectContaining({ receipt: first.receipt, why: 'several_payments_fit', candidates: expect.arrayContaining([expect.objectContaining({ paymentId: first.paymentId, status: 'completed' }), expect.objectContaining({ paymentId: second, status: 'review' })]) }),
+      ]);
+      expect(await payment(second, s.c)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN', mpesaReceiptNumber: null });
+      expect(await payment(first.paymentId, s.c)).toMatchObject({ status: 'completed', mpesaReceiptNumber: null });
+      expect(await orderOf(o2, s.c)).toMatchObject({ status: 'unpaid', paid: 0 });
+    }, 40000);
+
+    it('review: two halves of one order, the first confirmed by query (no receipt), the second unknown: the first half\'s statement row does not pay the order 100 on 50 received', async () => {
+      const s = shop('shop-rv-h2');
+      const o = await order(100, s.c);
+      const first = await paidByQuery(o, 50, s);
+      const second = await parkedPush(o, 50, s.c);
+      // parkedPush aged it to let the reconciler give up; it was pushed moments after the first half.
+      await t.db.execute(sql`update payments set created_at = now() where id = ${second.paymentId}`);
+      const res = await upload([HEADER, `${first.receipt},${nairobi(new Date(Date.now() + 5_000))},"Pay Bill from 254700000007 - J",Completed,50.00`].join('\n'), s.m);
+      expect(res.body.settledFromStatement.count).toBe(0);
+      expect(res.body.possibleMatches.items.map((i: { why: string }) => i.why)).toEqual(['several_payments_fit']);
+      expect(await payment(second.paymentId, s.c)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
+      expect(await orderOf(o, s.c)).toMatchObject({ status: 'partially_paid', paid: 50 });
+    }, 40000);
+
+    it('review: a statement row that only a receipt-less completed payment fits records its receipt on it (receipt_recorded, amount and status unchanged)', async () => {
+      const s = shop('shop-rv-enrich');
+      const o = await order(100, s.c);
+      const first = await paidByQuery(o, 100, s);
+      const csv = [HEADER, `${first.receipt},${nairobi(new Date(Date.now() + 5_000))},"Pay Bill from 254700000007 - JOHN DOE",Completed,100.00`].join('\n');
+      const res = await upload(csv, s.m);
+      expect(res.body).toMatchObject({ settledFromStatement: { count: 0 }, possibleMatches: { count: 0 }, unknownReceipts: { count: 0 } });
+      expect(res.body.receiptsRecorded).toEqual({ count: 1, items: [expect.objectContaining({ receipt: first.receipt, line: 2, paymentId: first.paymentId, orderId: o, amount: 100 })] });
+      expect(await payment(first.paymentId, s.c)).toMatchObject({ status: 'completed', statusReason: 'PAID', amount: 100, mpesaReceiptNumber: first.receipt });
+      expect(await orderOf(o, s.c)).toMatchObject({ status: 'paid', paid: 100 });
+      expect((await events(first.paymentId)).filter((e) => e.type === 'receipt_recorded')).toEqual([expect.objectContaining({ actor: 'user:m-shop-rv-enrich', data: expect.objectContaining({ source: 'statement', receipt: first.receipt }) })]);
+      // Uploaded again, the row is simply matched.
+      expect((await upload(csv, s.m)).body).toMatchObject({ matched: 1, receiptsRecorded: { count: 0 }, unknownReceipts: { count: 0 } });
+    }, 40000);
+
+    it('review: the statement does not settle an open payment Daraja knows (it has a CheckoutRequestID): a possible match only, and its genuine success then completes it', async () => {
+      const s = shop('shop-rv-open');
+      const o = await order(100, s.c);
+      const p = (await push(o, 100, '254700000007', s.c)).body;
+      const createdAt = new Date((await payment(p.paymentId, s.c)).createdAt);
+      const res = await upload([HEADER, `RCC2B00001,${nairobi(new Date(createdAt.getTime() + 20_000))},"Pay Bill from 254700000007 - JOHN DOE Acc. ${o}",Completed,100.00`].join('\n'), s.m);
+      expect(res.body.settledFromStatement.count).toBe(0);
+      expect(res.body.possibleMatches.items).toEqual([expect.objectContaining({ receipt: 'RCC2B00001', why: 'payment_still_open', candidates: [{ paymentId: p.paymentId, orderId: o, status: 'pending' }] })]);
+      expect(await payment(p.paymentId, s.c)).toMatchObject({ status: 'pending', mpesaReceiptNumber: null });
+      // The customer answers the prompt: Daraja's success with its own receipt is the truth.
+      expect((await request(t.baseUrl).post(capabilityUrl(p.paymentId)).send(successCallback(p.merchantRequestId, p.checkoutRequestId, 100, 'RCSTK00001'))).status).toBe(200);
+      expect(await payment(p.paymentId, s.c)).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'RCSTK00001' });
+      expect(await orderOf(o, s.c)).toMatchObject({ status: 'paid', paid: 100 });
+    }, 30000);
+
+    it('review: the statement still settles an open payment without a CheckoutRequestID (its push answer was lost: no query can tell)', async () => {
+      const s = shop('shop-rv-open-lost');
+      const o = await order(100, s.c);
+      const id = await lostPush(o, 100, s.c);
+      expect(await payment(id, s.c)).toMatchObject({ status: 'unresolved', checkoutRequestId: null });
+      const createdAt = new Date((await payment(id, s.c)).createdAt);
+      const res = await upload([HEADER, `RCLOST0001,${nairobi(new Date(createdAt.getTime() + 20_000))},"Pay Bill from 254700000007 - JOHN DOE",Completed,100.00`].join('\n'), s.m);
+      expect(res.body.settledFromStatement.items).toEqual([expect.objectContaining({ receipt: 'RCLOST0001', paymentId: id, status: 'completed' })]);
+      expect(await orderOf(o, s.c)).toMatchObject({ status: 'paid', paid: 100 });
+    }, 30000);
+
+    it('review: a verified success with another receipt for a payment that already holds one is a second charge: a SECOND_CHARGE review row an operator sees, the payment and the order unchanged, and a repeat changes nothing', async () => {
+      const s = shop('shop-rv-second');
+      const o = await order(100, s.c);
+      const p = await parkedPush(o, 100, s.c);
+      const createdAt = new Date((await payment(p.paymentId, s.c)).createdAt);
+      // The statement settles the unknown payment with a C2B receipt of the same customer...
+      const st = await upload([HEADER, `RCC2B00002,${nairobi(new Date(createdAt.getTime() + 20_000))},"Pay Bill from 254700000007 - JOHN DOE Acc. ${o}",Completed,100.00`].join('\n'), s.m);
+      expect(st.body.settledFromStatement.count).toBe(1);
+      expect(await payment(p.paymentId, s.c)).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'RCC2B00002' });
+      // ...then Daraja's genuine success for the STK push arrives with its own receipt: the customer paid twice.
+      const cb = () => request(t.baseUrl).post(capabilityUrl(p.paymentId)).send(successCallback(p.merchantRequestId, p.checkoutRequestId, 100, 'rcstk00002'));
+      expect((await cb()).status).toBe(200);
+      expect(await payment(p.paymentId, s.c)).toMatchObject({ status: 'completed', statusReason: 'PAID', mpesaReceiptNumber: 'RCC2B00002' });
+      expect(await orderOf(o, s.c)).toMatchObject({ status: 'paid', paid: 100, outstanding: 0 });
+      const second = (await reviewItems(s.m)).filter((i) => i.statusReason === 'SECOND_CHARGE');
+      expect(second).toEqual([expect.objectContaining({ orderId: o, status: 'review', amount: 100, currency: 'KES', provider: 'mpesa', mpesaReceiptNumber: 'RCSTK00002', checkoutRequestId: null, phone: '2547******07' })]);
+      const secondId = second[0].paymentId as string;
+      expect((await events(p.paymentId)).filter((e) => e.type === 'integrity_failure')).toEqual([
+        expect.objectContaining({ from_status: 'completed', to_status: 'completed', data: expect.objectContaining({ problem: 'SECOND_CHARGE', secondChargePaymentId: secondId, receipt: 'RCSTK00002', keptReceipt: 'RCC2B00002' }) }),
+      ]);
+      expect((await events(secondId)).filter((e) => e.type === 'integrity_failure')).toEqual([expect.objectContaining({ to_status: 'review', data: expect.objectContaining({ problem: 'SECOND_CHARGE', firstPaymentId: p.paymentId, receipt: 'RCSTK00002' }) })]);
+      // The same second receipt delivered again (and replayed by the reconciler) changes nothing.
+      expect((await cb()).status).toBe(200);
+      await reconciler.tick();
+      expect((await reviewItems(s.m)).filter((i) => i.statusReason === 'SECOND_CHARGE').map((i) => i.paymentId)).toEqual([secondId]);
+      expect(await payment(p.paymentId, s.c)).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'RCC2B00002' });
+      expect(await orderOf(o, s.c)).toMatchObject({ status: 'paid', paid: 100 });
+      // It does not block or count toward the order: the order is simply paid.
+      expect((await push(o, 1, '0712345678', s.c)).body.code).toBe('ORDER_ALREADY_PAID');
+    }, 40000);
+
+    it('review: a refund-due payment learned by query (EXCEEDS_OUTSTANDING, no receipt) records the receipt of its delayed callback (receipt_recorded)', async () => {
+      const s = shop('shop-rv-refund');
+      const o = await order(100, s.c);
+      const first = await parkedPush(o, 100, s.c);
+      expect((await release(first.paymentId, undefined, s.m)).status).toBe(200);
+      const other = (await push(o, 70, '0712345678', s.c)).body;
+      await waitFor(async () => (await payment(other.paymentId, s.c)).status === 'completed', 8000);
+      await t.sim.resolve(first.checkoutRequestId, 0, { callbackCopies: 0 });
+      const r = await t.http().post(`/payments/${first.paymentId}/reconcile`).set('Authorization', s.m);
+      expect(r.body.payment).toMatchObject({ status: 'review', statusReason: 'EXCEEDS_OUTSTANDING', mpesaReceiptNumber: null });
+      // Daraja's delayed callback carries the receipt the refund needs.
+      expect((await request(t.baseUrl).post(capabilityUrl(first.paymentId)).send(successCallback(first.merchantRequestId, first.checkoutRequestId, 100, 'RCLATE0001'))).status).toBe(200);
+      expect(await payment(first.paymentId, s.c)).toMatchObject({ status: 'review', statusReason: 'EXCEEDS_OUTSTANDING', amount: 100, mpesaReceiptNumber: 'RCLATE0001' });
+      const stored = rowsOf<{ transaction_date: string }>(await t.db.execute(sql`select transaction_date from payments where id = ${first.paymentId}`));
+      expect(stored).toEqual([{ transaction_date: '20261126101500' }]);
+      expect((await events(first.paymentId)).filter((e) => e.type === 'receipt_recorded')).toEqual([expect.objectContaining({ actor: 'daraja:callback', data: expect.objectContaining({ receipt: 'RCLATE0001' }) })]);
+      expect(await orderOf(o, s.c)).toMatchObject({ status: 'partially_paid', paid: 70 });
+    }, 40000);
+
+    it('review: the 409 for a blocking payment without a CheckoutRequestID says a manager can release it or upload the M-Pesa statement (reconcile cannot learn anything), in a short message', async () => {
+      const s = shop('shop-rv-409');
+      const o = await order(100, s.c);
+      const id = await lostPush(o, 100, s.c);
+      await parkLost(id, s.c);
+      const again = await push(o, 100, '0712345678', s.c);
+      expect(again.status).toBe(409);
+      expect(again.body).toMatchObject({ code: 'PAYMENT_OUTCOME_UNKNOWN', details: { payment: { paymentId: id, checkoutRequestId: null } } });
+      expect(again.body.message).toMatch(/M-Pesa SMS/);
+      expect(again.body.message).toMatch(/manager/);
+      expect(again.body.message).toMatch(/release/);
+      expect(again.body.message).toMatch(/M-Pesa statement/);
+      expect(again.body.message).not.toMatch(/reconcile/i);
+      expect(again.body.message.length).toBeLessThanOrEqual(220);
+      // One whose CheckoutRequestID is known can still be reconciled: that message says so.
+      const o2 = await order(100, s.c);
+      await parkedPush(o2, 100, s.c);
+      const known = await push(o2, 100, '0712345678', s.c);
+      expect(known.body.code).toBe('PAYMENT_OUTCOME_UNKNOWN');
+      expect(known.body.message).toMatch(/reconcile/);
+      expect(known.body.message.length).toBeLessThanOrEqual(220);
+    }, 30000);
+
+    it('review: POST /payments/:id/release refuses a lone surrogate, a reason under 3 characters once trimmed, and invisible characters only: 400 VALIDATION_FAILED, nothing released', async () => {
+      const s = shop('shop-rv-reason');
+      const p = await parkedPush(await order(100, s.c), 100, s.c);
+      for (const raw of ['{"reason":"abc\\ud800def"}', '{"reason":"abc\\udc00\\ud800def"}', '{"reason":"   ab   "}', '{"reason":"\\u200b\\u200b\\u200b"}', '{"reason":"a\\u200bb\\u200b\\ufeff"}', '{"reason":"\\u00a0\\u00a0ab\\u3000"}']) {
+        const res = await t.http().post(`/payments/${p.paymentId}/release`).set('Authorization', s.m).set('Content-Type', 'application/json').send(raw);
+        expect({ raw, status: res.status, code: res.body.code }).toEqual({ raw, status: 400, code: 'VALIDATION_FAILED' });
+        expect(res.body.message).toMatch(/reason must be/);
+      }
+      expect((await payment(p.paymentId, s.c)).releasedAt).toBeNull();
+      expect((await events(p.paymentId)).filter((e) => e.type === 'order_released')).toEqual([]);
+      // A reason with emoji and surrounding blanks is fine, and stored trimmed.
+      const ok = await release(p.paymentId, { reason: '  no SMS 😀 seen  ' }, s.m);
+      expect(ok.status).toBe(200);
+      expect((await events(p.paymentId)).filter((e) => e.type === 'order_released')).toEqual([expect.objectContaining({ data: expect.objectContaining({ reason: 'no SMS 😀 seen' }) })]);
+    }, 30000);
   });
 
   describe('finding 3: receipts are compared upper-case', () => {

@@ -67,6 +67,7 @@ function summary(r: StatementReport): string {
   row('not completed in our ledger', r.notCompletedInLedger.count);
   row('completed but missing from stmt', r.missingFromStatement.count);
   row('unknown payments settled', r.settledFromStatement.count);
+  row('receipts recorded (paid, no receipt)', r.receiptsRecorded.count);
   row('possible matches for a person', r.possibleMatches.count);
   row('duration (ms)', r.durationMs);
   const show = <T>(title: string, items: T[], count: number, fmt: (i: T) => string): void => {
@@ -79,6 +80,7 @@ function summary(r: StatementReport): string {
   show('Unknown receipts', r.unknownReceipts.items, r.unknownReceipts.count, (i) => `${i.receipt}  line ${i.line}  ${i.amount}  ${i.completionTime ?? ''}  ${i.phone ?? ''}`);
   show('Not completed in our ledger', r.notCompletedInLedger.items, r.notCompletedInLedger.count, (i) => `${i.receipt}  line ${i.line}  ours ${i.ledgerStatus}  order ${i.orderId}`);
   show('Settled from the statement', r.settledFromStatement.items, r.settledFromStatement.count, (i) => `${i.receipt}  line ${i.line}  ${i.amount}  payment ${i.paymentId}  now ${i.status}${i.statusReason ? ` (${i.statusReason})` : ''}`);
+  show('Receipts recorded on paid payments', r.receiptsRecorded.items, r.receiptsRecorded.count, (i) => `${i.receipt}  line ${i.line}  ${i.amount}  payment ${i.paymentId}  ${i.status}${i.statusReason ? ` (${i.statusReason})` : ''}`);
   show('Possible matches (not settled)', r.possibleMatches.items, r.possibleMatches.count, (i) => `${i.receipt}  line ${i.line}  ${i.amount}  ${i.why}  payments ${i.candidates.map((c) => c.paymentId).join(', ')}`);
   show('Missing from statement', r.missingFromStatement.items, r.missingFromStatement.count, (i) => `${i.receipt}  ${i.amount}  ${i.transactionTime ?? ''}  order ${i.orderId}`);
   return lines.join('\n') + '\n';

@@ -71,8 +71,9 @@ export const payments = pgTable(
   },
   (t) => [
     check('payments_amount_positive', sql`${t.amountMinor} > 0`),
-    // Receipts are stored trimmed and upper-case, so the unique index compares them that way.
-    check('payments_mpesa_receipt_normalised', sql`${t.mpesaReceiptNumber} = upper(btrim(${t.mpesaReceiptNumber}))`),
+    // Receipts are stored trimmed of ASCII blanks and upper-case, so the unique index compares them
+    // that way (the same definition as normaliseMpesaReceipt: payments/daraja/receipt.ts).
+    check('payments_mpesa_receipt_normalised', sql`${t.mpesaReceiptNumber} = upper(regexp_replace(${t.mpesaReceiptNumber}, '^[ \\t\\n\\v\\f\\r]+|[ \\t\\n\\v\\f\\r]+$', '', 'g'))`),
     check('payments_status_valid', sql`${t.status} in ('initiated','pending','unresolved','completed','failed','cancelled','expired','review')`),
     uniqueIndex('payments_checkout_request_id_uq').on(t.checkoutRequestId),
     uniqueIndex('payments_mpesa_receipt_uq').on(t.mpesaReceiptNumber),

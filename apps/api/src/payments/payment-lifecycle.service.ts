@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import type { AuthUser } from '../auth/auth.types';
 import { AppError, ConflictError, NotFoundError } from '../common/errors';
 import { toMajor } from '../common/money';
@@ -11,7 +11,7 @@ import type { NewPayment, Payment } from '../database/schema';
 import { OrderBalance, ORDERS_PORT, OrdersPort } from '../orders/orders.port';
 import type { StkOutcome } from './daraja/daraja.types';
 import { normaliseMpesaReceipt } from './daraja/receipt';
-import { canTransition, isInFlight, isTerminal, OUTCOME_UNKNOWN, PaymentStatus } from './payment-status';
+import { canTransition, holdsMoney, isInFlight, isTerminal, OUTCOME_UNKNOWN, PaymentStatus, SECOND_CHARGE } from './payment-status';
 import type { PaymentResponseDto } from './payments.dto';
 import { PaymentsRepository } from './payments.repository';
 
@@ -171,10 +171,14 @@ export class PaymentLifecycle {
   /** 409 for a new payment on an order whose earlier payment may have taken the money (its outcome is unknown). */
   private outcomeUnknownConflict(p: Payment): ConflictError {
     const label = PROVIDER_LABELS[p.provider] ?? p.provider;
+    const mpesa = p.provider === 'mpesa';
+    // Without a CheckoutRequestID an STK query has nothing to ask with: reconcile cannot learn
+    // anything, only the statement (or a manager's release) settles it.
+    const manager = mpesa && !p.checkoutRequestId ? 'ask a manager to release it or upload the M-Pesa statement' : 'ask a manager to reconcile or release it';
     return new ConflictError(
       'PAYMENT_OUTCOME_UNKNOWN',
-      `Order ${p.orderId} has an earlier ${label} payment of ${toMajor(p.amountMinor, p.currency)} ${p.currency} whose outcome is unknown: the customer may already have paid it. ` +
-        `Do not charge again yet: check the customer's ${p.provider === 'mpesa' ? 'M-Pesa SMS' : 'payment confirmation'} for a receipt, or ask a manager to check the payment (reconcile) or release the order.`,
+      `Order ${p.orderId} has an earlier ${label} payment of ${toMajor(p.amountMinor, p.currency)} ${p.currency} whose outcome is unknown: it may be paid. ` +
+        `Do not charge again: check the customer's ${mpesa ? 'M-Pesa SMS' : 'payment confirmation'}, or ${manager}.`,
       { payment: this.toResponse(p) },
     );
   }
@@ -304,11 +308,27 @@ export class PaymentLifecycle {
       // A payment parked in review only because its outcome was unknown can still be settled by the truth.
       const settleable = p.status === 'review' && p.statusReason === OUTCOME_UNKNOWN;
       if (isTerminal(p.status) || (p.status === 'review' && !settleable)) {
-        // Late enrichment: an M-Pesa success callback after a query-confirmed completion carries the receipt.
-        if (p.provider === 'mpesa' && p.status === 'completed' && r.outcome === 'completed' && r.receipt && !p.mpesaReceiptNumber && r.source === 'callback' && amountMatches(p, r) && !(await this.repo.findByReceipt(r.receipt, tx))) {
-          await this.repo.update(p.id, { mpesaReceiptNumber: r.receipt, transactionDate: r.transactionDate ?? null }, tx);
-          await this.repo.insertEvent({ paymentId, type: 'receipt_recorded', actor, data: summary }, tx);
+        // Late enrichment: a payment that took the money but learned it from a query (no receipt),
+        // completed or in review for a refund, gets its receipt from the M-Pesa success callback
+        // (or the statement row only it fits). Only the receipt: never its amount or status.
+        if (
+          p.provider === 'mpesa' && holdsMoney(p) && r.outcome === 'completed' && r.receipt && !p.mpesaReceiptNumber && (r.source === 'callback' || r.source === 'statement') &&
+          amountMatches(p, r) && !integrityProblem(p, r) && !(await this.repo.findByReceipt(r.receipt, tx))
+        ) {
+          await this.repo.update(p.id, { mpesaReceiptNumber: r.receipt, transactionDate: r.transactionDate ?? p.transactionDate }, tx);
+          await this.repo.insertEvent({ paymentId, type: 'receipt_recorded', fromStatus: p.status, toStatus: p.status, actor, data: summary }, tx);
           return 'applied';
+        }
+        // Daraja's verified success for this push with ANOTHER receipt than the one the payment holds
+        // (e.g. the statement settled it with the customer's C2B payment, then the STK prompt was paid
+        // too): the money was collected twice. Neither the payment nor its order changes; the second
+        // charge becomes a review row of its own (never counted toward the order) for a refund.
+        if (
+          p.provider === 'mpesa' && holdsMoney(p) && p.mpesaReceiptNumber && r.outcome === 'completed' && r.source === 'callback' && r.amountRequired && r.receipt &&
+          r.receipt !== p.mpesaReceiptNumber && amountMatches(p, r) && !integrityProblem(p, r) && !(await this.repo.findByReceipt(r.receipt, tx))
+        ) {
+          await this.recordSecondCharge(tx, p, r, actor, summary);
+          return 'review';
         }
         // Money moved on a payment we had closed (failed after "not found", an expired checkout, a
         // contradicting report): the truth must not be dropped. A person decides (refund or accept);
@@ -383,6 +403,28 @@ export class PaymentLifecycle {
     })();
     const done = completed;
     return { result, afterCommit: done ? () => this.afterCompletion(done, orderPaid) : undefined };
+  }
+
+  /**
+   * A second charge for payment `p` (see applyOutcomeIn): a new payment row of the same shop,
+   * order and provider in review (SECOND_CHARGE) holding the second receipt and amount, and an
+   * integrity_failure event on each row naming the other. No CheckoutRequestID (it is the first
+   * row's), so it is outside the one-in-flight index; the receipt's unique index makes a repeat a
+   * duplicate.
+   */
+  private async recordSecondCharge(tx: Tx, p: Payment, r: OutcomeReport, actor: string, summary: Record<string, unknown>): Promise<void> {
+    const id = randomUUID();
+    const amountMinor = r.amountMinor ?? p.amountMinor;
+    const note = `the customer was charged twice: receipt ${r.receipt} came for the push of payment ${p.id}, which already holds receipt ${p.mpesaReceiptNumber}; refund one`;
+    await this.repo.insertPayment({
+      id, shopId: p.shopId, orderId: p.orderId, amountMinor, currency: p.currency, provider: p.provider, status: 'review', statusReason: SECOND_CHARGE,
+      resultCode: r.resultCode, resultDesc: `Second charge: receipt ${r.receipt} for the push of payment ${p.id} (which holds ${p.mpesaReceiptNumber}); refund one`.slice(0, 500),
+      createdBy: 'system', phoneMasked: p.phoneMasked, phoneHash: p.phoneHash, accountReference: p.accountReference, transactionDesc: p.transactionDesc,
+      mpesaReceiptNumber: r.receipt ?? null, transactionDate: r.transactionDate ?? null,
+    }, tx);
+    await this.repo.insertEvent({ paymentId: id, type: 'integrity_failure', toStatus: 'review', actor, data: { ...summary, problem: SECOND_CHARGE, note, firstPaymentId: p.id, firstReceipt: p.mpesaReceiptNumber, orderId: p.orderId } }, tx);
+    await this.repo.insertEvent({ paymentId: p.id, type: 'integrity_failure', fromStatus: p.status, toStatus: p.status, actor, data: { ...summary, problem: SECOND_CHARGE, note, secondChargePaymentId: id, keptReceipt: p.mpesaReceiptNumber } }, tx);
+    this.logger.error({ paymentId: p.id, secondChargePaymentId: id, problem: SECOND_CHARGE }, 'provider reports a second charge for a payment that already holds a receipt; recorded in review for a refund');
   }
 
   private async duplicateProblem(p: Payment, r: OutcomeReport, tx: Parameters<PaymentsRepository['findByReceipt']>[1]): Promise<string | undefined> {

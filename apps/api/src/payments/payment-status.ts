@@ -16,6 +16,17 @@ export type PaymentStatus = 'initiated' | 'pending' | 'unresolved' | 'completed'
  */
 export const OUTCOME_UNKNOWN = 'OUTCOME_UNKNOWN';
 
+/** statusReason of a review row holding money collected a second time for one push (PaymentLifecycle.recordSecondCharge). */
+export const SECOND_CHARGE = 'SECOND_CHARGE';
+
+/** Review reasons of a payment that did take the customer's money (a refund is due): it holds a receipt like a completed one. */
+export const REFUND_DUE_REASONS: readonly string[] = ['EXCEEDS_OUTSTANDING', 'ORDER_ALREADY_PAID', 'PAID_AFTER_CLOSE', SECOND_CHARGE];
+
+/** The payment took the customer's money: completed, or in review for a refund. */
+export function holdsMoney(p: { status: string; statusReason: string | null }): boolean {
+  return p.status === 'completed' || (p.status === 'review' && p.statusReason !== null && REFUND_DUE_REASONS.includes(p.statusReason));
+}
+
 export const IN_FLIGHT_STATUSES: readonly PaymentStatus[] = ['initiated', 'pending', 'unresolved'];
 export const TERMINAL_STATUSES: readonly PaymentStatus[] = ['completed', 'failed', 'cancelled', 'expired'];
 

@@ -53,6 +53,7 @@ export class PaymentsOperationsController {
     summary: 'Payments that need a person: amount/id mismatches, duplicate receipts, and payments whose outcome could not be established',
     description:
       'Newest first, paged with `cursor`. `statusReason` says why (e.g. AMOUNT_MISMATCH, DUPLICATE_RECEIPT, EXCEEDS_OUTSTANDING or ORDER_ALREADY_PAID: money to refund, ' +
+      'SECOND_CHARGE: a second receipt for one push, recorded as a payment of its own (`resultDesc` names the first), refund one; ' +
       'OUTCOME_UNKNOWN: blocks its order until settled or released, see `releasedAt`).',
   })
   @ApiOkResponse({ type: ReviewListDto })
@@ -83,7 +84,8 @@ export class PaymentsOperationsController {
     summary: 'Release the order of a payment whose outcome is unknown, so it can take a new payment',
     description:
       'A payment in `review` with `OUTCOME_UNKNOWN` may still have charged the customer, so it blocks its order: a new payment answers `409 PAYMENT_OUTCOME_UNKNOWN`. ' +
-      'Check the customer\'s M-Pesa SMS (or reconcile the payment) first; release only when you are satisfied nothing was paid. The reason is kept in the audit log with who released it. ' +
+      'Check the customer\'s M-Pesa SMS (or reconcile the payment when it has a CheckoutRequestID; without one only the M-Pesa statement can tell) first; release only when you are satisfied nothing was paid. ' +
+      'The reason (3-500 characters once trimmed, at least 3 of them visible, no control characters) is kept in the audit log with who released it. ' +
       'The payment stays in review: a late report of the truth still settles it, and a success that no longer fits the order goes to review (`EXCEEDS_OUTSTANDING`) for a refund. ' +
       '`409 PAYMENT_NOT_RELEASABLE` for any other payment (still open, outcome known, or already released).',
   })

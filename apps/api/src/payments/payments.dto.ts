@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsEmail, IsInt, IsOptional, IsString, IsUUID, Length, Matches, MaxLength, Max, Min, ValidateBy, ValidationOptions } from 'class-validator';
+import { IsEmail, IsInt, IsOptional, IsString, IsUUID, Matches, MaxLength, Max, Min, ValidateBy, ValidationOptions } from 'class-validator';
 import { ORDER_ID_PATTERN } from '../orders/orders.dto';
 import { fitAccountReference, fitTransactionDesc, STK_TEXT_FIELD_MAX_INPUT } from './daraja/stk-fields';
 
@@ -79,11 +79,34 @@ export class PaymentIdParam {
   id!: string;
 }
 
+/** Characters a person can see: letters, digits, punctuation and symbols (not blanks, control, format or zero-width characters, nor combining marks alone). */
+const VISIBLE_CHAR = /[\p{L}\p{N}\p{P}\p{S}]/gu;
+/** Not well-formed UTF-16 (String.prototype.isWellFormed, outside this project's ES2022 lib). */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * A free-text reason kept in the audit log: well-formed UTF-16 (a lone surrogate cannot be stored
+ * as JSON in Postgres), no control characters, and `min`-`max` characters once trimmed of which at
+ * least `min` are visible ("   ab   " and "\u200b\u200b\u200b" say nothing).
+ */
+export function isAuditReason(v: unknown, min: number, max: number): boolean {
+  if (typeof v !== 'string' || LONE_SURROGATE.test(v)) return false;
+  const s = v.trim();
+  const length = [...s].length;
+  return length >= min && length <= max && !/[\u0000-\u001f\u007f]/.test(s) && (s.match(VISIBLE_CHAR)?.length ?? 0) >= min;
+}
+
+function IsAuditReason(min: number, max: number, options?: ValidationOptions) {
+  return ValidateBy({ name: 'isAuditReason', validator: { validate: (v: unknown) => typeof v !== 'string' || isAuditReason(v, min, max) } }, options);
+}
+
 export class ReleasePaymentDto {
-  @ApiProperty({ example: 'Customer shows no M-Pesa SMS; Daraja has no answer after 40 minutes', description: 'Why the order may take a new payment (kept in the audit log): 3-500 characters' })
+  @ApiProperty({
+    example: 'Customer shows no M-Pesa SMS; Daraja has no answer after 40 minutes',
+    description: 'Why the order may take a new payment (kept in the audit log, trimmed): 3-500 characters, at least 3 of them visible, no control characters',
+  })
   @IsString({ message: 'reason must be a string' })
-  @Length(3, 500, { message: 'reason must be 3-500 characters saying why the order may take a new payment' })
-  @Matches(/^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$/, { message: 'reason must be 3-500 characters of text (no control characters)' })
+  @IsAuditReason(3, 500, { message: 'reason must be 3-500 characters of text saying why the order may take a new payment (no control characters)' })
   reason!: string;
 }
 

@@ -35,9 +35,11 @@ export class ReconciliationController {
       'Send the CSV as the raw body with `Content-Type: text/csv` (up to 50 MB). Columns (header row, any order, case-insensitive): ' +
       '`Receipt No.`/receipt, `Paid In`/amount, optional `Completion Time`/completion_time, `Details`/phone, `Transaction Status`/status. ' +
       'Only Completed rows with money paid in are matched. Lists hold the first 1,000 items; counts are complete. ' +
-      'Nothing is changed, except this: a row whose receipt is new to us settles an M-Pesa payment that is open or in review with OUTCOME_UNKNOWN when its amount, ' +
+      'Nothing is changed, except this: a row whose receipt is new to us settles an M-Pesa payment whose outcome Daraja cannot tell (in review with OUTCOME_UNKNOWN, or open without a CheckoutRequestID) when its amount, ' +
       'phone (a full number in Details, compared by its keyed hash) and completion time (2 minutes before to 10 minutes after the push) fit exactly that one payment and no other row fits it (`settledFromStatement`; ' +
-      'a success that no longer fits its order goes to review, EXCEEDS_OUTSTANDING). Rows that fit less surely (masked phone, more than one fit) are listed in `possibleMatches` for a person and change nothing.',
+      'a success that no longer fits its order goes to review, EXCEEDS_OUTSTANDING). A payment that took money without a receipt (completed, or in review for a refund, after an STK query) counts as a fit too: ' +
+      'a row that could be its money never settles another payment, and when it is the only fit it gets the row\'s receipt, nothing else (`receiptsRecorded`). ' +
+      'Rows that fit less surely (masked phone, more than one fit, an open payment Daraja can still answer for: `payment_still_open`) are listed in `possibleMatches` for a person and change nothing.',
   })
   @ApiConsumes('text/csv')
   @ApiBody({ schema: { type: 'string', example: 'Receipt No.,Completion Time,Details,Transaction Status,Paid In\nNLJ7RT61SV,2026-11-01 10:21:15,"Pay Bill from 2547******49 - J D",Completed,"1,250.00"\n' } })

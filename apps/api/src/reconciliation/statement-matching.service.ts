@@ -5,6 +5,7 @@ import { phoneHash } from '../payments/phone-hash';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { PaymentLifecycle } from '../payments/payment-lifecycle.service';
+import { holdsMoney, isInFlight } from '../payments/payment-status';
 import { csvRecordBatches, CsvTooLongError } from './csv';
 import { LedgerReceipt, StatementRepository, UnsettledMpesaPayment } from './statement.repository';
 import { ColumnMap, mapHeader, parseRow, StatementHeaderError, StatementRow, timeKeyOf, timeKeyToIso } from './statement-row';
@@ -68,7 +69,29 @@ export interface SettledItem {
   statusReason: string | null;
 }
 
-/** A statement row that may be the money of an open/unknown payment, left for a person: why it was not settled, and which payments it could be. */
+/**
+ * A receipt recorded on a payment that took the money without us learning its receipt (completed,
+ * or in review for a refund, after an STK query): exactly one row and this one payment fitted each
+ * other. Only the receipt (and time) changed: never its amount or status.
+ */
+export interface ReceiptRecordedItem {
+  receipt: string;
+  line: number;
+  paymentId: string;
+  orderId: string;
+  amount: number;
+  amountMinor: string;
+  completionTime: string | null;
+  status: string;
+  statusReason: string | null;
+}
+
+/**
+ * A statement row that may be the money of a payment without a receipt, left for a person: why
+ * nothing was changed, and which payments it could be. `payment_still_open`: the one payment it
+ * fits is still open at Daraja (it has a CheckoutRequestID): its STK query or callback tells the
+ * truth (reconcile it); a row that could be another payment's money never settles it.
+ */
 export interface PossibleMatchItem {
   receipt: string;
   line: number;
@@ -76,7 +99,7 @@ export interface PossibleMatchItem {
   amountMinor: string;
   completionTime: string | null;
   phone: string | null;
-  why: 'phone_masked' | 'several_payments_fit' | 'several_rows_fit' | 'receipt_used_elsewhere' | 'payment_changed';
+  why: 'phone_masked' | 'several_payments_fit' | 'several_rows_fit' | 'payment_still_open' | 'receipt_used_elsewhere' | 'payment_changed';
   candidates: { paymentId: string; orderId: string; status: string }[];
 }
 
@@ -93,9 +116,11 @@ export interface StatementReport {
   unknownReceipts: ListSection<UnknownReceiptItem>;
   notCompletedInLedger: ListSection<NotCompletedItem>;
   missingFromStatement: ListSection<MissingItem>;
-  /** open/OUTCOME_UNKNOWN payments settled by a row whose receipt is new and whose amount, phone (keyed hash) and time fit exactly that one payment */
+  /** OUTCOME_UNKNOWN payments (and open ones without a CheckoutRequestID) settled by a row whose receipt is new and whose amount, phone (keyed hash) and time fit exactly that one payment */
   settledFromStatement: ListSection<SettledItem>;
-  /** rows that could be such a payment's money but do not prove it (masked phone, more than one fit): a person decides; nothing was changed */
+  /** payments that took money without a receipt (completed or refund-due after an STK query) that got the receipt of the one row fitting only them */
+  receiptsRecorded: ListSection<ReceiptRecordedItem>;
+  /** rows that could be such a payment's money but do not prove it (masked phone, more than one fit, a payment Daraja can still answer for): a person decides; nothing was changed */
   possibleMatches: ListSection<PossibleMatchItem>;
   duplicateReceiptsInStatement: number;
   /** min/max completion time of the money-in rows (Nairobi, ISO 8601); missingFromStatement is limited to it unless window = 'all' */
@@ -133,10 +158,25 @@ export const SETTLE_WINDOW_AFTER_SECONDS = 600;
 const PREAMBLE_MAX = 10;
 
 interface Candidate extends UnsettledMpesaPayment {
+  /**
+   * settle: its outcome cannot be learned from Daraja (review/OUTCOME_UNKNOWN, or open without a
+   * CheckoutRequestID): a row only it fits settles it. open: Daraja knows it (open with a
+   * CheckoutRequestID): only ever a possible match. paid: it took money without a receipt: a row
+   * only it fits gives it the receipt, and a row that could be its money settles nothing else.
+   */
+  kind: 'settle' | 'open' | 'paid';
   /** Nairobi yyyyMMddHHmmss bounds of the settle window */
   fromKey: string;
   toKey: string;
 }
+
+function candidateKind(c: UnsettledMpesaPayment): Candidate['kind'] {
+  if (holdsMoney(c)) return 'paid';
+  return isInFlight(c.status) && c.checkoutRequestId ? 'open' : 'settle';
+}
+
+/** Candidates by amount and phone (keyed hash, or masked form): a row is compared only with the few it could be. */
+const fitKey = (amountMinor: bigint, phone: string): string => `${amountMinor}|${phone}`;
 
 interface RowFit {
   row: StatementRow;
@@ -152,10 +192,13 @@ interface RowFit {
  * lists are kept, then the shop's completed payments are paged through to find the ones the
  * statement lacks. Memory is O(distinct receipts), not O(file).
  *
- * It also settles payments that may have taken money without us learning it (open, or in review
- * with OUTCOME_UNKNOWN): a row whose receipt is unknown settles one when its amount, phone (the
- * keyed hash of a full number in Details) and completion time fit exactly that payment and no
- * other row fits it too. Anything less certain is listed for a person (possibleMatches).
+ * It also settles payments that may have taken money without us learning it and whose outcome
+ * Daraja cannot tell (in review with OUTCOME_UNKNOWN, or open without a CheckoutRequestID): a row
+ * whose receipt is unknown settles one when its amount, phone (the keyed hash of a full number in
+ * Details) and completion time fit exactly that payment and no other row fits it too. Payments
+ * that took money without a receipt (completed or refund-due after an STK query) are fits as well:
+ * a row that could be theirs settles nothing else, and gives its receipt to the one it alone fits.
+ * Anything less certain is listed for a person (possibleMatches).
  * Without a PaymentLifecycle (the benchmark) it only matches.
  */
 @Injectable()
@@ -185,6 +228,7 @@ export class StatementMatchingService {
       notCompletedInLedger: { count: 0, items: [] },
       missingFromStatement: { count: 0, items: [] },
       settledFromStatement: { count: 0, items: [] },
+      receiptsRecorded: { count: 0, items: [] },
       possibleMatches: { count: 0, items: [] },
       duplicateReceiptsInStatement: 0,
       window: { from: null, to: null, applied: false },
@@ -196,11 +240,25 @@ export class StatementMatchingService {
     };
 
     const settling = this.lifecycle !== undefined && this.config !== undefined;
-    const candidates: Candidate[] = settling
-      ? (await this.repo.unsettledMpesaPayments(shopId))
-          .filter((c) => c.currency === 'KES')
-          .map((c) => ({ ...c, fromKey: timeKeyOf(new Date(c.createdAt.getTime() - SETTLE_WINDOW_BEFORE_SECONDS * 1000)), toKey: timeKeyOf(new Date(c.createdAt.getTime() + SETTLE_WINDOW_AFTER_SECONDS * 1000)) }))
-      : [];
+    const candidates = new Map<string, Candidate[]>();
+    if (settling) {
+      for (const c of await this.repo.unsettledMpesaPayments(shopId)) {
+        if (c.currency !== 'KES') continue;
+        const cand: Candidate = {
+          ...c,
+          kind: candidateKind(c),
+          fromKey: timeKeyOf(new Date(c.createdAt.getTime() - SETTLE_WINDOW_BEFORE_SECONDS * 1000)),
+          toKey: timeKeyOf(new Date(c.createdAt.getTime() + SETTLE_WINDOW_AFTER_SECONDS * 1000)),
+        };
+        for (const phone of [c.phoneHash, c.phoneMasked === null ? null : `masked:${c.phoneMasked}`]) {
+          if (phone === null) continue;
+          const key = fitKey(c.amountMinor, phone);
+          const list = candidates.get(key);
+          if (list) list.push(cand);
+          else candidates.set(key, [cand]);
+        }
+      }
+    }
     const rowFits: RowFit[] = [];
     const hashOf = (msisdn: string): string => phoneHash(this.config!.mpesa.callbackSigningSecret, msisdn);
 
@@ -232,11 +290,9 @@ export class StatementMatchingService {
           };
           add(report.unknownReceipts, unknownItem);
           const key = r.timeKey;
-          if (key && candidates.length > 0 && (r.msisdn || r.phoneMasked)) {
+          if (key && candidates.size > 0 && (r.msisdn || r.phoneMasked)) {
             const hash = r.msisdn ? hashOf(r.msisdn) : undefined;
-            const fits = candidates.filter(
-              (c) => c.amountMinor === r.amountMinor && key >= c.fromKey && key <= c.toKey && (hash ? c.phoneHash === hash : c.phoneMasked !== null && c.phoneMasked === r.phoneMasked),
-            );
+            const fits = (candidates.get(fitKey(r.amountMinor, hash ?? `masked:${r.phoneMasked}`)) ?? []).filter((c) => key >= c.fromKey && key <= c.toKey);
             if (fits.length > 0) rowFits.push({ row: r, fits, masked: !hash, unknownItem });
           }
         } else if (p.status !== 'completed') {
@@ -346,7 +402,10 @@ export class StatementMatchingService {
   /**
    * Settles each payment that exactly one row fits (and that row fits only it) with the row's
    * receipt, amount and time, through PaymentLifecycle (row lock, the order's balance: a success
-   * that no longer fits the order goes to review). Every other fit is listed for a person.
+   * that no longer fits the order goes to review). A payment that took money without a receipt
+   * counts as a fit too: a row that could be its money settles no other payment, and when it is
+   * the only fit it gets the row's receipt (receiptsRecorded). A payment Daraja can still answer
+   * for (open with a CheckoutRequestID) is never settled here. Every other fit is listed for a person.
    */
   private async settleUnknown(rowFits: RowFit[], report: StatementReport, add: <T>(section: ListSection<T>, item: T) => void, actor: string): Promise<void> {
     const rowsPerPayment = new Map<string, number>();
@@ -367,11 +426,12 @@ export class StatementMatchingService {
       if (f.masked) possible(f, 'phone_masked');
       else if (f.fits.length > 1) possible(f, 'several_payments_fit');
       else if ((rowsPerPayment.get(f.fits[0].id) ?? 0) > 1) possible(f, 'several_rows_fit');
+      else if (f.fits[0].kind === 'open') possible(f, 'payment_still_open');
       else sure.push(f);
     }
     // A receipt another shop's payment already has is not this payment's money.
     const inUse = await this.repo.receiptsInUse(sure.map((f) => f.row.receipt));
-    const settled = new Set<UnknownReceiptItem>();
+    const known = new Set<UnknownReceiptItem>();
     for (const f of sure) {
       if (inUse.has(f.row.receipt)) {
         possible(f, 'receipt_used_elsewhere');
@@ -393,13 +453,14 @@ export class StatementMatchingService {
         },
         actor,
       );
-      if (result !== 'applied' && result !== 'review') {
+      // A paid payment only ever gets its receipt ('applied'); 'review' would mean it was settled.
+      if (result !== 'applied' && (result !== 'review' || p.kind === 'paid')) {
         possible(f, 'payment_changed');
         continue;
       }
       const now = await this.repo.paymentState(p.id);
-      settled.add(f.unknownItem);
-      add(report.settledFromStatement, {
+      known.add(f.unknownItem);
+      add(p.kind === 'paid' ? report.receiptsRecorded : report.settledFromStatement, {
         receipt: f.row.receipt,
         line: f.row.line,
         paymentId: p.id,
@@ -411,10 +472,10 @@ export class StatementMatchingService {
         statusReason: now?.statusReason ?? null,
       });
     }
-    if (settled.size > 0) {
+    if (known.size > 0) {
       // Their receipts are known now: no longer "unknown to us".
-      report.unknownReceipts.count -= settled.size;
-      report.unknownReceipts.items = report.unknownReceipts.items.filter((i) => !settled.has(i));
+      report.unknownReceipts.count -= known.size;
+      report.unknownReceipts.items = report.unknownReceipts.items.filter((i) => !known.has(i));
     }
   }
 }

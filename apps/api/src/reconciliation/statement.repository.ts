@@ -3,7 +3,7 @@ import { and, asc, eq, gt, inArray, isNotNull, isNull, or, sql } from 'drizzle-o
 import { DB } from '../database/database.module';
 import type { Db } from '../database/database';
 import { payments } from '../database/schema';
-import { IN_FLIGHT_STATUSES, OUTCOME_UNKNOWN } from '../payments/payment-status';
+import { IN_FLIGHT_STATUSES, OUTCOME_UNKNOWN, REFUND_DUE_REASONS } from '../payments/payment-status';
 
 export interface LedgerReceipt {
   id: string;
@@ -28,13 +28,19 @@ export interface LedgerCompleted extends LedgerReceipt {
   completedAt: Date | null;
 }
 
-/** An M-Pesa payment that may still have taken money: open, or in review because its outcome is unknown. */
+/**
+ * An M-Pesa payment without a receipt whose money a statement row could be: open, or in review
+ * because its outcome is unknown (it may have taken money), or completed / in review for a refund
+ * after an STK query (it did take money, the receipt never reached us).
+ */
 export interface UnsettledMpesaPayment {
   id: string;
   orderId: string;
   amountMinor: bigint;
   currency: string;
   status: string;
+  statusReason: string | null;
+  checkoutRequestId: string | null;
   phoneHash: string | null;
   phoneMasked: string | null;
   createdAt: Date;
@@ -87,7 +93,11 @@ export class StatementRepository {
       .orderBy(asc(payments.id))
       .limit(limit) as Promise<LedgerCompleted[]>;
   }
-  /** The shop's M-Pesa payments without a receipt that are open or in review with OUTCOME_UNKNOWN (released or not). */
+  /**
+   * The shop's M-Pesa payments without a receipt that are open or in review with OUTCOME_UNKNOWN
+   * (released or not), and those that took money without us learning its receipt: completed, or in
+   * review for a refund (REFUND_DUE_REASONS), after an STK query.
+   */
   async unsettledMpesaPayments(shopId: string): Promise<UnsettledMpesaPayment[]> {
     return this.db
       .select({
@@ -96,6 +106,8 @@ export class StatementRepository {
         amountMinor: payments.amountMinor,
         currency: payments.currency,
         status: payments.status,
+        statusReason: payments.statusReason,
+        checkoutRequestId: payments.checkoutRequestId,
         phoneHash: payments.phoneHash,
         phoneMasked: payments.phoneMasked,
         createdAt: payments.createdAt,
@@ -106,7 +118,10 @@ export class StatementRepository {
           eq(payments.shopId, shopId),
           eq(payments.provider, 'mpesa'),
           isNull(payments.mpesaReceiptNumber),
-          or(inArray(payments.status, [...IN_FLIGHT_STATUSES]), and(eq(payments.status, 'review'), eq(payments.statusReason, OUTCOME_UNKNOWN))),
+          or(
+            inArray(payments.status, [...IN_FLIGHT_STATUSES, 'completed']),
+            and(eq(payments.status, 'review'), inArray(payments.statusReason, [OUTCOME_UNKNOWN, ...REFUND_DUE_REASONS])),
+          ),
         ),
       );
   }

@@ -799,7 +799,9 @@ function releaseCases(): Case[] {
   const own = () => `/payments/${pending.paymentId}/release`;
   add('reason missing', own, bodyWith(base, 'reason', 'missing'), 400, 'VALIDATION_FAILED', 'reason must be');
   for (const val of NOT_A_STRING) add(`reason is ${val.label}`, own, bodyWith(base, 'reason', val), 400, 'VALIDATION_FAILED', 'reason must be');
-  for (const val of [v('empty', ''), v('two characters', 'ab'), v('blanks only', '    '), v('501 characters', 'r'.repeat(501)), v('10,000 characters', 'r'.repeat(10_000)), v('a NUL character', 'no\u0000sms'), v('a newline', 'no\nsms'), v('an escape sequence', 'no \u001b[31m sms')]) {
+  for (const val of [v('empty', ''), v('two characters', 'ab'), v('blanks only', '    '), v('501 characters', 'r'.repeat(501)), v('10,000 characters', 'r'.repeat(10_000)), v('a NUL character', 'no\u0000sms'), v('a newline', 'no\nsms'), v('an escape sequence', 'no \u001b[31m sms'),
+    raw('a lone surrogate', '"abc\\ud800def"'), raw('a reversed surrogate pair', '"abc\\udc00\\ud800def"'), v('two characters padded with blanks', '   ab   '),
+    v('zero-width characters only', '\u200b\u200b\u200b'), v('two visible characters among zero-width ones', 'a\u200bb\ufeff'), v('two characters padded with no-break spaces', '\u00a0ab\u3000')]) {
     add(`reason is ${val.label}`, own, bodyWith(base, 'reason', val), 400, 'VALIDATION_FAILED', 'reason must be 3-500 characters');
   }
   for (const [field, val] of [['status', 'completed'], ['releasedAt', '2026-01-01T00:00:00Z'], ['orderId', 'ORD-PAID'], ['__proto__', { admin: true }]] as const) {
