@@ -263,9 +263,12 @@ describe('reconciler: every payment reaches a final state', () => {
       expect(await payment(paymentId)).toMatchObject({ status: 'review', statusReason: 'AMOUNT_MISMATCH' });
       await t.sim.resolve(checkoutRequestId, 0);
       const before = t.sim.stats().queryRequests;
+      const started = Date.now();
       const answers = await Promise.all(Array.from({ length: 50 }, () => t.http().post(`/payments/${paymentId}/reconcile`).set('Authorization', manager)));
       expect(answers.map((a) => a.status)).toEqual(Array(50).fill(200));
-      expect(t.sim.stats().queryRequests - before).toBe(1);
+      // One query per payment per 2 s interval (QUERY_MIN_INTERVAL_SECONDS), however the 50 spread over a busy machine (before: 50).
+      const intervals = 1 + Math.floor((Date.now() - started) / 2000);
+      expect(t.sim.stats().queryRequests - before).toBeLessThanOrEqual(intervals);
       for (const a of answers) expect(a.body.payment).toMatchObject({ status: 'review', statusReason: 'AMOUNT_MISMATCH' });
     });
 
