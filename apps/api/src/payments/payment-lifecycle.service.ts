@@ -205,7 +205,7 @@ export class PaymentLifecycle {
       }
       const releasedAt = new Date();
       await this.repo.update(p.id, { releasedAt }, tx);
-      await this.repo.insertEvent({ paymentId, type: 'order_released', fromStatus: p.status, toStatus: p.status, actor: `user:${user.sub}`, data: { reason, role: user.role, orderId: p.orderId } }, tx);
+      await this.repo.insertEvent({ paymentId, type: 'order_released', fromStatus: p.status, actor: `user:${user.sub}`, data: { reason, role: user.role, orderId: p.orderId } }, tx);
       this.logger.warn({ paymentId, orderId: p.orderId, actor: `user:${user.sub}` }, 'order released from a payment whose outcome is unknown');
       return (await this.repo.findById(p.id, tx)) ?? { ...p, releasedAt };
     });
@@ -316,7 +316,7 @@ export class PaymentLifecycle {
           amountMatches(p, r) && !integrityProblem(p, r) && !(await this.repo.findByReceipt(r.receipt, tx))
         ) {
           await this.repo.update(p.id, { mpesaReceiptNumber: r.receipt, transactionDate: r.transactionDate ?? p.transactionDate }, tx);
-          await this.repo.insertEvent({ paymentId, type: 'receipt_recorded', fromStatus: p.status, toStatus: p.status, actor, data: summary }, tx);
+          await this.repo.insertEvent({ paymentId, type: 'receipt_recorded', fromStatus: p.status, actor, data: summary }, tx);
           return 'applied';
         }
         // Daraja's verified success for this push with ANOTHER receipt than the one the payment holds
@@ -423,7 +423,7 @@ export class PaymentLifecycle {
       mpesaReceiptNumber: r.receipt ?? null, transactionDate: r.transactionDate ?? null,
     }, tx);
     await this.repo.insertEvent({ paymentId: id, type: 'integrity_failure', toStatus: 'review', actor, data: { ...summary, problem: SECOND_CHARGE, note, firstPaymentId: p.id, firstReceipt: p.mpesaReceiptNumber, orderId: p.orderId } }, tx);
-    await this.repo.insertEvent({ paymentId: p.id, type: 'integrity_failure', fromStatus: p.status, toStatus: p.status, actor, data: { ...summary, problem: SECOND_CHARGE, note, secondChargePaymentId: id, keptReceipt: p.mpesaReceiptNumber } }, tx);
+    await this.repo.insertEvent({ paymentId: p.id, type: 'integrity_failure', fromStatus: p.status, actor, data: { ...summary, problem: SECOND_CHARGE, note, secondChargePaymentId: id, keptReceipt: p.mpesaReceiptNumber } }, tx);
     this.logger.error({ paymentId: p.id, secondChargePaymentId: id, problem: SECOND_CHARGE }, 'provider reports a second charge for a payment that already holds a receipt; recorded in review for a refund');
   }
 
