@@ -396,7 +396,7 @@ describe('issue 8 money: late successes, blocked orders and receipts', () => {
       expect(second).toEqual([expect.objectContaining({ orderId: o, status: 'review', amount: 100, currency: 'KES', provider: 'mpesa', mpesaReceiptNumber: 'RCSTK00002', checkoutRequestId: null, phone: '2547******07' })]);
       const secondId = second[0].paymentId as string;
       expect((await events(p.paymentId)).filter((e) => e.type === 'integrity_failure')).toEqual([
-        expect.objectContaining({ from_status: 'completed', to_status: 'completed', data: expect.objectContaining({ problem: 'SECOND_CHARGE', secondChargePaymentId: secondId, receipt: 'RCSTK00002', keptReceipt: 'RCC2B00002' }) }),
+        expect.objectContaining({ from_status: 'completed', to_status: null, data: expect.objectContaining({ problem: 'SECOND_CHARGE', secondChargePaymentId: secondId, receipt: 'RCSTK00002', keptReceipt: 'RCC2B00002' }) }),
       ]);
       expect((await events(secondId)).filter((e) => e.type === 'integrity_failure')).toEqual([expect.objectContaining({ to_status: 'review', data: expect.objectContaining({ problem: 'SECOND_CHARGE', firstPaymentId: p.paymentId, receipt: 'RCSTK00002' }) })]);
       // The same second receipt delivered again (and replayed by the reconciler) changes nothing.
