@@ -270,7 +270,7 @@ export class PaymentsRepository {
    * `first`: this delivery created the row. `finished`: the row's processing had already ended.
    */
   async storeCoalescedCallback(
-    row: typeof callbackInbox.$inferInsert,
+    row: Omit<typeof callbackInbox.$inferInsert, 'verified'> & { verified?: boolean },
     c: { group: string; windowSeconds: number; distinctBodies?: number },
   ): Promise<{ id: bigint; first: boolean; finished: boolean }> {
     const window = sql`floor(extract(epoch from now()) / ${c.windowSeconds}::int)::bigint::text`;
