@@ -108,7 +108,7 @@ describe('review: the callback inbox is bounded for unauthenticated senders and 
 
   it('review: a genuine callback without a valid token arriving in the same window as a forged one is stored with its own body and settles the payment (no reconciler)', async () => {
     const p = await openPayment(100);
-    await startOfWindow(6_000);
+    await startOfWindow(9_000);
     // 1. An attacker's forged success on the bare URL: confirmed by STK query, the customer has not paid.
     const forged = await request(t.baseUrl).post('/payments/callback').send(successCallback(p.merchantRequestId, p.checkoutRequestId, 100, 'FORGED0001'));
     expect(forged.body).toEqual(ACK);
@@ -135,7 +135,7 @@ describe('review: the callback inbox is bounded for unauthenticated senders and 
 
   it("review: the same body delivered again after its row's confirmation finished, while the payment is still open, is confirmed again (one more STK query, no more)", async () => {
     const p = await openPayment(90);
-    await startOfWindow(6_000);
+    await startOfWindow(9_000);
     const body = successCallback(p.merchantRequestId, p.checkoutRequestId, 90, 'SAMEBODY01');
     expect((await request(t.baseUrl).post('/payments/callback').send(body)).body).toEqual(ACK);
     await waitUntil('the first delivery to be confirmed', 10_000, async () => (await inboxOf(p.checkoutRequestId)).every((r) => r.processed));
