@@ -12,7 +12,9 @@ const SILENT_PHONE = '254700000007';
  * Unauthenticated callbacks (bare URL, no capability token) carrying a real CheckoutRequestID:
  * each used to cost an STK query and an inbox row. Confirm-by-query now shares the per-payment
  * query throttle of status reads (one query per payment per interval, across instances), and
- * repeats are counted on one inbox row per payment per window.
+ * repeats are counted on the inbox rows of their payment and window: identical bodies on one row,
+ * at most 4 distinct bodies on rows of their own, the rest counted on one more (review: so that a
+ * genuine body is never lost behind a forged one).
  */
 describe('a flood of forged callbacks', () => {
   let a: TestApp;
@@ -47,7 +49,7 @@ describe('a flood of forged callbacks', () => {
   const paymentRow = async (id: string) => rowsOf<{ status: string; mpesa_receipt_number: string | null }>(await a.db.execute(sql`select status, mpesa_receipt_number from payments where id = ${id}`))[0];
   const queries = () => a.sim.stats().queryRequests;
 
-  it('issue 8.5: 50 parallel forged callbacks on the bare URL, split over two instances, make at most 2 STK queries and at most 2 inbox rows; the genuine callback still settles the payment', async () => {
+  it('issue 8.5: 50 parallel forged callbacks on the bare URL, split over two instances, make at most one STK query per interval (3 in all) and at most 5 inbox rows per window; the genuine callback still settles the payment', async () => {
     const p = await openPayment(100);
     const before = queries();
     const answers = await step('50 parallel forged callbacks', 30_000, () =>
@@ -62,14 +64,17 @@ describe('a flood of forged callbacks', () => {
     });
     const made = queries() - before;
     expect(made).toBeGreaterThanOrEqual(1);
-    expect(made).toBeLessThanOrEqual(2);
-    expect(rows.length).toBeLessThanOrEqual(2);
+    // One per interval while the burst lasts (it may straddle two), plus one after the interval for
+    // the deliveries that arrived after the last answer (they were deferred to the reconciler).
+    expect(made).toBeLessThanOrEqual(3);
+    // 50 distinct bodies: 4 rows of their own and one counting the rest, per window (the burst may straddle two).
+    expect(rows.length).toBeLessThanOrEqual(10);
     // Every delivery is accounted for: a row, or a repeat counted on it.
     expect(rows.reduce((sum, r) => sum + 1 + r.repeats, 0)).toBe(50);
     expect(rows.every((r) => !r.verified)).toBe(true);
     expect(await paymentRow(p.paymentId)).toMatchObject({ status: 'pending', mpesa_receipt_number: null });
     const events = rowsOf<{ n: number }>(await a.db.execute(sql`select count(*)::int as n from payment_events where payment_id = ${p.paymentId} and type = 'unverified_callback'`))[0].n;
-    expect(events).toBeLessThanOrEqual(2);
+    expect(events).toBeLessThanOrEqual(10);
 
     // The customer pays: Daraja's genuine callback on the capability URL completes it.
     await a.sim.resolve(p.checkoutRequestId, 0);
@@ -84,7 +89,7 @@ describe('a flood of forged callbacks', () => {
     expect(verified).toEqual([expect.objectContaining({ outcome: 'applied', repeats: 0 })]);
   }, testTimeout(30_000, 20_000, 15_000));
 
-  it('issue 8.5: status reads and forged callbacks for one payment at the same moment share one STK query', async () => {
+  it('issue 8.5: status reads and forged callbacks for one payment at the same moment share one STK query per interval', async () => {
     const p = await openPayment(50);
     const before = queries();
     const reads = Array.from({ length: 10 }, (_, i) => (i % 2 ? b : a).http().get(`/payments/${p.paymentId}`).set('Authorization', auth).then((r) => r));
@@ -96,7 +101,9 @@ describe('a flood of forged callbacks', () => {
       const r = await inboxRows(p.checkoutRequestId);
       return r.length > 0 && r.every((x) => x.processed);
     });
-    expect(queries() - before).toBeLessThanOrEqual(2);
+    // One for the burst (two if it straddles an interval), plus at most one after the interval for
+    // forged deliveries that arrived after the last answer (deferred to the reconciler).
+    expect(queries() - before).toBeLessThanOrEqual(3);
   }, testTimeout(30_000, 20_000));
 
   it('issue 8.5: verified callbacks are never coalesced: each delivery on the capability URL is stored before it is acknowledged', async () => {

@@ -79,6 +79,17 @@ describe('loadConfig', () => {
   });
 });
 
+describe('loadConfig: CALLBACK_INBOX_RETENTION_DAYS', () => {
+  it('defaults to 30 days and takes 1 to 3650', () => {
+    expect(loadConfig({}).reconciler.inboxRetentionDays).toBe(30);
+    expect(loadConfig({ CALLBACK_INBOX_RETENTION_DAYS: '7' }).reconciler.inboxRetentionDays).toBe(7);
+  });
+
+  it.each(['0', '-1', '3651', '1.5', 'forever'])('refuses %j at boot', (v) => {
+    expect(problemsOf({ CALLBACK_INBOX_RETENTION_DAYS: v })).toEqual([`CALLBACK_INBOX_RETENTION_DAYS must be a whole number between 1 and 3650 (got "${v}")`]);
+  });
+});
+
 describe('loadConfig: stk-push rate limits', () => {
   it('defaults: 120 pushes a shop a minute, 1 prompt a phone per 30 s, store auto', () => {
     expect(loadConfig({}).rateLimit).toEqual({ store: 'auto', shopPerMinute: 120, phonePerWindow: 1, phoneWindowSeconds: 30 });

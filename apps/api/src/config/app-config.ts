@@ -106,6 +106,12 @@ export interface AppConfig {
     giveUpAfterSeconds: number;
     /** a stored callback not processed after this long (crash, DB error) is processed again */
     inboxRetryAfterSeconds: number;
+    /**
+     * CALLBACK_INBOX_RETENTION_DAYS: processed unverified inbox rows that changed nothing (unknown
+     * payment, not a callback, a refused webhook, a forged callback the provider refuted) are
+     * deleted this long after their last delivery. Verified rows and rows that changed a payment are kept.
+     */
+    inboxRetentionDays: number;
   };
 }
 
@@ -391,6 +397,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
       maxQueries: int('RECONCILER_MAX_QUERIES', 12, 1, 1000),
       giveUpAfterSeconds: int('RECONCILER_GIVE_UP_AFTER_SECONDS', 3600, 1, 7 * 86400),
       inboxRetryAfterSeconds: int('RECONCILER_INBOX_RETRY_AFTER_SECONDS', 30, 0, 86400),
+      inboxRetentionDays: int('CALLBACK_INBOX_RETENTION_DAYS', 30, 1, 3650),
     },
   };
   if (config.reconciler.backoffMaxSeconds < config.reconciler.backoffBaseSeconds) problems.push('RECONCILER_BACKOFF_MAX_SECONDS must be at least RECONCILER_BACKOFF_BASE_SECONDS');

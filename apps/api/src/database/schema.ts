@@ -59,6 +59,8 @@ export const payments = pgTable(
     transactionDate: text('transaction_date'),
     queryCount: integer('query_count').notNull().default(0),
     lastQueriedAt: timestamp('last_queried_at', { withTimezone: true }),
+    /** The claim time (last_queried_at) of the latest provider lookup that got an answer: stored notifications received before it were answered by it. */
+    lastAnsweredAt: timestamp('last_answered_at', { withTimezone: true }),
     /** When the reconciler may next look at this open payment (null = created_at + grace). Doubles as its claim lease. */
     nextCheckAt: timestamp('next_check_at', { withTimezone: true }),
     /** STK queries made by the reconciler (bounded by RECONCILER_MAX_QUERIES; drives its backoff) */
@@ -127,12 +129,15 @@ export const callbackInbox = pgTable(
     /** an unprocessed row is retried by the reconciler from this time (also its claim lease) */
     nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }),
     /**
-     * Unverified callbacks only: provider|CheckoutRequestID|time window. Repeats of one in the same
-     * window are counted on this row (`repeats`) instead of each adding a row and a confirmation.
-     * Null for verified callbacks: each of those is stored on its own.
+     * Unverified deliveries only: <group>|<time window>|<slot> (PaymentsRepository.storeCoalescedCallback).
+     * The group is a payment (mpesa|co:<CheckoutRequestID>, pesapal|payment:<id>) or, for deliveries
+     * that name no payment of ours, a kind (mpesa|kind:unknown_payment, ...|kind:invalid_shape,
+     * flutterwave|kind:rejected_unverified). Repeats in the same window are counted on the row
+     * (`repeats`) instead of each adding a row and a confirmation. Null for verified callbacks:
+     * each of those is stored on its own.
      */
     coalesceKey: text('coalesce_key'),
-    /** further deliveries counted on this row (same coalesce_key); their bodies are not kept (they are never trusted) */
+    /** further deliveries counted on this row (same coalesce_key); their bodies are not kept (the row keeps the first) */
     repeats: integer('repeats').notNull().default(0),
     lastReceivedAt: timestamp('last_received_at', { withTimezone: true }),
   },
@@ -140,6 +145,8 @@ export const callbackInbox = pgTable(
     index('callback_inbox_unprocessed_idx').on(t.receivedAt).where(sql`${t.processedAt} is null`),
     index('callback_inbox_checkout_idx').on(t.checkoutRequestId),
     uniqueIndex('callback_inbox_coalesce_uq').on(t.coalesceKey),
+    // The retention job (ReconcilerService): processed unverified rows, oldest first.
+    index('callback_inbox_retention_idx').on(t.processedAt).where(sql`${t.verified} = false and ${t.processedAt} is not null`),
   ],
 );
 

@@ -122,9 +122,9 @@ export class PaymentsRepository {
 
   /**
    * Claims the right to ask Daraja about this payment now: only one caller (across all
-   * instances) wins per `minIntervalSeconds`.
+   * instances) wins per `minIntervalSeconds`. Returns the claim's time (exact, as text), or null.
    */
-  async claimStatusQuery(id: string, minIntervalSeconds: number): Promise<boolean> {
+  async claimStatusQuery(id: string, minIntervalSeconds: number): Promise<string | null> {
     const rows = await this.db
       .update(payments)
       .set({ lastQueriedAt: sql`now()`, queryCount: sql`${payments.queryCount} + 1` })
@@ -136,8 +136,39 @@ export class PaymentsRepository {
           or(isNull(payments.lastQueriedAt), lt(payments.lastQueriedAt, sql`now() - make_interval(secs => ${minIntervalSeconds})`)),
         ),
       )
-      .returning({ id: payments.id });
-    return rows.length === 1;
+      .returning({ claimedAt: sql<string>`${payments.lastQueriedAt}::text` });
+    return rows[0]?.claimedAt ?? null;
+  }
+
+  /**
+   * claimStatusQuery for a notification about a payment in any status. An open one (in flight, or
+   * in review because its outcome is unknown) per `openIntervalSeconds`; a closed one, whose
+   * provider may still report a change (a reversal, money after we closed it), once after it last
+   * changed (the first notification after it closed), then per `closedIntervalSeconds`.
+   */
+  async claimLookup(id: string, openIntervalSeconds: number, closedIntervalSeconds: number): Promise<string | null> {
+    const open = sql`(${payments.status} in (${sql.join(IN_FLIGHT_STATUSES.map((s) => sql`${s}`), sql`, `)}) or (${payments.status} = 'review' and coalesce(${payments.statusReason}, '') = ${OUTCOME_UNKNOWN}))`;
+    const rows = await this.db
+      .update(payments)
+      .set({ lastQueriedAt: sql`now()`, queryCount: sql`${payments.queryCount} + 1` })
+      .where(
+        and(
+          eq(payments.id, id),
+          sql`(${payments.lastQueriedAt} is null
+            or (${open} and ${payments.lastQueriedAt} < now() - make_interval(secs => ${openIntervalSeconds}))
+            or (not ${open} and (${payments.lastQueriedAt} < ${payments.updatedAt} or ${payments.lastQueriedAt} < now() - make_interval(secs => ${closedIntervalSeconds}))))`,
+        ),
+      )
+      .returning({ claimedAt: sql<string>`${payments.lastQueriedAt}::text` });
+    return rows[0]?.claimedAt ?? null;
+  }
+
+  /** A lookup claimed at `claimedAt` got the provider's answer (see SharedLookups). */
+  async recordLookupAnswered(id: string, claimedAt: string): Promise<void> {
+    await this.db
+      .update(payments)
+      .set({ lastAnsweredAt: sql`greatest(${payments.lastAnsweredAt}, ${claimedAt}::timestamptz)` })
+      .where(eq(payments.id, id));
   }
 
   async insertEvent(event: PaymentEvent, tx: DbOrTx = this.db): Promise<void> {
@@ -227,24 +258,90 @@ export class PaymentsRepository {
   }
 
   /**
-   * Stores an unverified callback, or counts it on the row already stored for the same
-   * provider + CheckoutRequestID in the current `windowSeconds` window (database clock, so every
-   * instance agrees): a flood from an unauthenticated sender adds one row per payment per window,
-   * not one per request. `first` is false when it was only counted (its confirmation is the row's).
+   * Stores an unverified delivery, or counts it on a row already stored in the current
+   * `windowSeconds` window (database clock, so every instance agrees) for the same `group`: a
+   * payment, or a kind of delivery that names no payment of ours (see callbackInbox.coalesceKey).
+   * An unauthenticated flood adds a bounded number of rows per group per window, not one per request.
+   *
+   * With `distinctBodies` > 1 (a payment's callbacks) a delivery is counted only on a row with the
+   * same body; a different body gets its own row, up to `distinctBodies` per group per window, and
+   * the rest are counted on one more row. Without it every delivery of the window is counted on
+   * the first one's row, which keeps the first body.
+   *
+   * `first`: this delivery created the row. `finished`: the row's processing had already ended.
    */
-  async insertOrCountUnverifiedCallback(row: typeof callbackInbox.$inferInsert & { checkoutRequestId: string }, windowSeconds: number): Promise<{ id: bigint; first: boolean }> {
-    const coalesceKey = sql`${row.provider} || '|' || ${row.checkoutRequestId}::text || '|' || floor(extract(epoch from now()) / ${windowSeconds}::int)::bigint::text`;
-    const rows = await this.db
-      .insert(callbackInbox)
-      .values({ ...row, verified: false, coalesceKey })
-      .onConflictDoUpdate({ target: callbackInbox.coalesceKey, set: { repeats: sql`${callbackInbox.repeats} + 1`, lastReceivedAt: sql`now()` } })
-      .returning({ id: callbackInbox.id, repeats: callbackInbox.repeats });
-    return { id: rows[0].id, first: rows[0].repeats === 0 };
+  async storeCoalescedCallback(
+    row: Omit<typeof callbackInbox.$inferInsert, 'verified'> & { verified?: boolean },
+    c: { group: string; windowSeconds: number; distinctBodies?: number },
+  ): Promise<{ id: bigint; first: boolean; finished: boolean }> {
+    const window = sql`floor(extract(epoch from now()) / ${c.windowSeconds}::int)::bigint::text`;
+    const slots = Math.max(1, c.distinctBodies ?? 1);
+    // Slot k takes a new body only while it is free; a taken slot counts only its own body.
+    const attempts = slots === 1 ? [{ slot: '0', sameBody: false }] : [...Array.from({ length: slots }, (_, k) => ({ slot: String(k), sameBody: true })), { slot: 'more', sameBody: false }];
+    for (const a of attempts) {
+      const rows = await this.db
+        .insert(callbackInbox)
+        .values({ ...row, verified: false, coalesceKey: sql`${c.group} || '|' || ${window} || '|' || ${a.slot}` })
+        .onConflictDoUpdate({
+          target: callbackInbox.coalesceKey,
+          set: { repeats: sql`${callbackInbox.repeats} + 1`, lastReceivedAt: sql`now()` },
+          ...(a.sameBody ? { setWhere: sql`${callbackInbox.rawBody} = excluded.raw_body` } : {}),
+        })
+        .returning({ id: callbackInbox.id, repeats: callbackInbox.repeats, processedAt: callbackInbox.processedAt });
+      if (rows[0]) return { id: rows[0].id, first: rows[0].repeats === 0, finished: rows[0].processedAt !== null };
+    }
+    throw new Error('storeCoalescedCallback: the last slot always takes the delivery');
   }
 
-  /** Leaves a stored callback unprocessed, for the reconciler to try again in `afterSeconds`. */
+  /**
+   * Finishes a stored unverified delivery of a payment whose state may still change: processed
+   * with `outcome` when a lookup claimed after the row's last delivery got an answer
+   * (payments.last_answered_at), else left for the reconciler in `deferSeconds`. Returns whether
+   * it was finished.
+   */
+  async finishIfAnswered(id: bigint, paymentId: string, outcome: string, deferSeconds: number): Promise<boolean> {
+    const answered = sql`(coalesce(${callbackInbox.lastReceivedAt}, ${callbackInbox.receivedAt}) <= coalesce((select ${payments.lastAnsweredAt} from ${payments} where ${payments.id} = ${paymentId}), '-infinity'::timestamptz))`;
+    const rows = await this.db
+      .update(callbackInbox)
+      .set({
+        processedAt: sql`case when ${answered} then now() else null end`,
+        outcome: sql`case when ${answered} then ${outcome}::text else null end`,
+        nextAttemptAt: sql`case when ${answered} then ${callbackInbox.nextAttemptAt} else now() + make_interval(secs => ${deferSeconds}) end`,
+      })
+      .where(eq(callbackInbox.id, id))
+      .returning({ processedAt: callbackInbox.processedAt });
+    return rows[0]?.processedAt != null;
+  }
+
+  /** Leaves a stored callback unprocessed (reopening it if it was finished), for the reconciler to try again in `afterSeconds`. */
   async deferCallback(id: bigint, afterSeconds: number): Promise<void> {
-    await this.db.update(callbackInbox).set({ nextAttemptAt: sql`now() + make_interval(secs => ${afterSeconds})` }).where(eq(callbackInbox.id, id));
+    await this.db.update(callbackInbox).set({ processedAt: null, outcome: null, nextAttemptAt: sql`now() + make_interval(secs => ${afterSeconds})` }).where(eq(callbackInbox.id, id));
+  }
+
+  /**
+   * Retention: deletes up to `limit` unverified rows processed with one of `outcomes` (ones that
+   * changed nothing) whose last delivery and processing are older than `olderThanDays`. Verified
+   * rows are never touched. Rows another instance is deleting are skipped.
+   */
+  async deleteStaleUnverifiedCallbacks(olderThanDays: number, outcomes: readonly string[], limit: number): Promise<number> {
+    const cutoff = sql`now() - make_interval(days => ${olderThanDays}::int)`;
+    const stale = this.db
+      .select({ id: callbackInbox.id })
+      .from(callbackInbox)
+      .where(
+        and(
+          eq(callbackInbox.verified, false),
+          sql`${callbackInbox.processedAt} is not null`,
+          lt(callbackInbox.processedAt, cutoff),
+          lt(sql`coalesce(${callbackInbox.lastReceivedAt}, ${callbackInbox.receivedAt})`, cutoff),
+          inArray(callbackInbox.outcome, [...outcomes]),
+        ),
+      )
+      .orderBy(asc(callbackInbox.processedAt))
+      .limit(limit)
+      .for('update', { skipLocked: true });
+    const rows = await this.db.delete(callbackInbox).where(inArray(callbackInbox.id, stale)).returning({ id: callbackInbox.id });
+    return rows.length;
   }
 
   async markCallbackProcessed(id: bigint, outcome: string): Promise<void> {

@@ -20,6 +20,7 @@ import { phoneHash } from './phone-hash';
 import { ProviderServicesRegistry, StoredNotification } from './provider-services.registry';
 import { PaymentResponseDto, StkPushDto, StkPushResponseDto } from './payments.dto';
 import { PaymentsRepository } from './payments.repository';
+import { SharedLookups } from './shared-lookup';
 
 export { PAYMENT_COMPLETED_EVENT } from './payment-lifecycle.service';
 export type { HttpResult, PaymentCompletedEvent } from './payment-lifecycle.service';
@@ -65,19 +66,22 @@ const DEFAULT_TRANSACTION_DESC = 'POS payment';
 /** Minimum seconds between two STK queries for the same payment (across all instances). */
 const QUERY_MIN_INTERVAL_SECONDS = 2;
 /**
- * Unverified callbacks (no valid capability token: never trusted, only a reason to ask Daraja)
- * for one CheckoutRequestID within this window are stored as one inbox row with a count of
- * repeats, and confirmed once: an unauthenticated sender cannot turn N requests into N rows, N
- * audit events and N STK queries.
+ * Unverified deliveries (no valid capability token: never trusted, only a reason to ask Daraja)
+ * are coalesced per window: for one payment, identical bodies share a row (with a count) and at
+ * most UNVERIFIED_DISTINCT_BODIES different bodies get their own; ones naming no payment of ours,
+ * and bodies that are not callbacks, are one row per kind. An unauthenticated sender cannot turn N
+ * requests into N rows, N audit events and N STK queries, nor hide a genuine body behind a forged
+ * one. Shared with the hosted providers' notifications.
  */
-const UNVERIFIED_CALLBACK_WINDOW_SECONDS = 10;
+export const UNVERIFIED_CALLBACK_WINDOW_SECONDS = 10;
+const UNVERIFIED_DISTINCT_BODIES = 4;
 
 /** One shared STK query turn (see sharedStatusQuery). */
 type StatusQueryTurn =
   /** another caller asked Daraja about this payment less than QUERY_MIN_INTERVAL_SECONDS ago (here or on another instance) */
   | { asked: false }
-  /** Daraja's answer; `applied` is what applying a final answer recorded */
-  | { asked: true; result: StkQueryResult; applied?: string };
+  /** Daraja's answer; `applied` is what applying a final answer recorded; `shared`: another caller asked, this one waited for it */
+  | { asked: true; shared: boolean; result: StkQueryResult; applied?: string };
 
 @Injectable()
 export class PaymentsService implements BeforeApplicationShutdown {
@@ -85,7 +89,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
   /** Background callback confirmations still running (awaited on shutdown). */
   private readonly background = new Set<Promise<unknown>>();
   /** STK queries running in this process, per payment + CheckoutRequestID: concurrent askers share the answer. */
-  private readonly statusQueries = new Map<string, Promise<StatusQueryTurn>>();
+  private readonly statusQueries: SharedLookups<{ result: StkQueryResult; applied?: string }>;
 
   constructor(
     private readonly repo: PaymentsRepository,
@@ -94,7 +98,9 @@ export class PaymentsService implements BeforeApplicationShutdown {
     private readonly lifecycle: PaymentLifecycle,
     private readonly hosted: ProviderServicesRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.statusQueries = new SharedLookups((id, at) => this.repo.recordLookupAnswered(id, at));
+  }
 
   /** The keyed phone hash every provider stores (see phone-hash.ts). */
   private phoneHash(msisdn: string): string {
@@ -294,20 +300,15 @@ export class PaymentsService implements BeforeApplicationShutdown {
    * per QUERY_MIN_INTERVAL_SECONDS ({asked: false} for the others: whoever asked records the
    * answer). A final answer is applied once, here.
    */
-  private sharedStatusQuery(paymentId: string, checkoutRequestId: string, actor = 'daraja:stk-query'): Promise<StatusQueryTurn> {
-    const key = `${paymentId}|${checkoutRequestId}`;
-    const running = this.statusQueries.get(key);
-    if (running) return running;
-    const turn = (async (): Promise<StatusQueryTurn> => {
-      if (!(await this.repo.claimStatusQuery(paymentId, QUERY_MIN_INTERVAL_SECONDS))) return { asked: false };
+  private async sharedStatusQuery(paymentId: string, checkoutRequestId: string, actor = 'daraja:stk-query'): Promise<StatusQueryTurn> {
+    const turn = await this.statusQueries.turn(paymentId, `${paymentId}|${checkoutRequestId}`, () => this.repo.claimStatusQuery(paymentId, QUERY_MIN_INTERVAL_SECONDS), async () => {
       const r = await this.queryStk(checkoutRequestId);
-      if (r.kind !== 'final') return { asked: true, result: r };
+      if (r.kind !== 'final') return { result: r };
       // Applied under the row lock: a review payment other than OUTCOME_UNKNOWN is left as it is (recorded as a duplicate report).
       const applied = await this.lifecycle.applyOutcome(paymentId, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, actor);
-      return { asked: true, result: r, applied };
-    })().finally(() => this.statusQueries.delete(key));
-    this.statusQueries.set(key, turn);
-    return turn;
+      return { result: r, applied };
+    });
+    return turn.asked ? { asked: true, shared: turn.shared, ...turn.value } : { asked: false };
   }
 
   private moveUnknownToReview(paymentId: string, data: Record<string, unknown> = { afterSeconds: this.config.mpesa.unresolvedReviewAfterSeconds }, onlyWithoutCheckoutId = true): Promise<boolean> {
@@ -482,7 +483,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
       await this.finishInboxRow(row.id, outcome);
       return outcome;
     }
-    await this.confirmUnverifiedCallback(row.id, parsed, row.urlPaymentId ?? undefined);
+    await this.confirmUnverifiedCallback(row.id, parsed, row.urlPaymentId ?? undefined, false);
     return 'confirmed';
   }
 
@@ -515,7 +516,8 @@ export class PaymentsService implements BeforeApplicationShutdown {
       rawBody: input.rawBody,
     };
     if (shapeError || !parsed) {
-      await this.repo.insertCallback({ ...row, processedAt: new Date(), outcome: 'invalid_shape' });
+      // Not a callback: one row per window for all of them (the first body, counted), before the 400.
+      await this.repo.storeCoalescedCallback({ ...row, processedAt: new Date(), outcome: 'invalid_shape' }, { group: 'mpesa|kind:invalid_shape', windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS });
       throw shapeError ?? new CallbackShapeError('Not an STK callback');
     }
 
@@ -541,10 +543,20 @@ export class PaymentsService implements BeforeApplicationShutdown {
     }
 
     if (!(verified && input.paymentId)) {
-      // Unverified: stored (or counted on this window's row for the CheckoutRequestID) before the
-      // answer; only the row's first delivery starts a confirmation, which the repeats share.
-      const stored = await this.repo.insertOrCountUnverifiedCallback({ ...row, checkoutRequestId: parsed.checkoutRequestId }, UNVERIFIED_CALLBACK_WINDOW_SECONDS);
-      if (stored.first) this.runInBackground(this.confirmUnverifiedCallback(stored.id, parsed, input.paymentId));
+      // Unverified: stored (or counted on a row of this window) before the answer.
+      const known = await this.repo.findByCheckoutRequestId(parsed.checkoutRequestId);
+      if (!known) {
+        // Names no payment of ours: one row per window for all of them, nothing to confirm.
+        const stored = await this.repo.storeCoalescedCallback({ ...row, processedAt: new Date(), outcome: 'unknown_payment' }, { group: 'mpesa|kind:unknown_payment', windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS });
+        if (stored.first) this.logger.warn({ inboxId: stored.id.toString(), urlPaymentId: row.urlPaymentId }, 'unverified callback for an unknown CheckoutRequestID (further ones in this window are only counted)');
+        return { ResultCode: 0, ResultDesc: 'Accepted' };
+      }
+      // A payment of ours: identical bodies share a row, a different body (e.g. the genuine one
+      // after a forged one) gets its own. A new row starts a confirmation; so does a delivery on a
+      // row whose confirmation already finished while the payment is still open (the shared query
+      // throttle keeps that to one STK query per interval). Deliveries during a confirmation wait for it.
+      const stored = await this.repo.storeCoalescedCallback({ ...row, checkoutRequestId: parsed.checkoutRequestId }, { group: `mpesa|co:${parsed.checkoutRequestId}`, windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS, distinctBodies: UNVERIFIED_DISTINCT_BODIES });
+      if (stored.first || (stored.finished && isInFlight(known.status))) this.runInBackground(this.confirmUnverifiedCallback(stored.id, parsed, input.paymentId, stored.first));
       return { ResultCode: 0, ResultDesc: 'Accepted' };
     }
     const inboxId = await this.repo.insertCallback(row);
@@ -564,21 +576,33 @@ export class PaymentsService implements BeforeApplicationShutdown {
     return this.lifecycle.applyOutcome(paymentId, callbackReport(cb), 'daraja:callback');
   }
 
-  private async confirmUnverifiedCallback(inboxId: bigint, cb: ParsedStkCallback, urlPaymentId?: string): Promise<void> {
+  /**
+   * Confirms an unverified stored callback by STK query (shared, throttled). Its row is finished
+   * when the payment is settled, or when a query claimed after the row's last delivery answered;
+   * otherwise (throttled: someone asked just before it arrived) it is left for the reconciler
+   * after the interval. `audit`: the row's first confirmation records an unverified_callback event.
+   */
+  private async confirmUnverifiedCallback(inboxId: bigint, cb: ParsedStkCallback, urlPaymentId?: string, audit = true): Promise<void> {
     const p = await this.repo.findByCheckoutRequestId(cb.checkoutRequestId);
     if (!p) {
       this.logger.warn({ inboxId: inboxId.toString(), urlPaymentId }, 'unverified callback for an unknown CheckoutRequestID');
       await this.repo.markCallbackProcessed(inboxId, 'unknown_payment');
       return;
     }
-    await this.repo.insertEvent({ paymentId: p.id, type: 'unverified_callback', actor: 'daraja:callback', data: { inboxId: inboxId.toString(), resultCode: cb.resultCode } });
+    if (audit) await this.repo.insertEvent({ paymentId: p.id, type: 'unverified_callback', actor: 'daraja:callback', data: { inboxId: inboxId.toString(), resultCode: cb.resultCode } });
     const outcome = await this.confirmByQuery(p.id, cb.checkoutRequestId);
-    await this.repo.markCallbackProcessed(inboxId, `unverified_${outcome}`);
+    const now = await this.repo.findById(p.id);
+    if (!now || !isInFlight(now.status)) {
+      await this.repo.markCallbackProcessed(inboxId, `unverified_${outcome === 'query_throttled' ? 'duplicate' : outcome}`);
+      return;
+    }
+    await this.repo.finishIfAnswered(inboxId, p.id, `unverified_${outcome === 'query_throttled' ? 'answered' : outcome}`, QUERY_MIN_INTERVAL_SECONDS);
   }
 
   /**
    * Asks Daraja what happened and applies only that, through the shared per-payment query
-   * throttle: 'query_throttled' when another caller asked moments ago and the payment is still open.
+   * throttle: 'query_throttled' when another caller asked moments ago (or is asking: its answer is
+   * recorded once, by it) and the payment is still open.
    */
   private async confirmByQuery(paymentId: string, checkoutRequestId: string): Promise<string> {
     const p = await this.repo.findById(paymentId);
@@ -586,7 +610,8 @@ export class PaymentsService implements BeforeApplicationShutdown {
     if (!isInFlight(p.status)) return 'duplicate';
     if (p.checkoutRequestId && p.checkoutRequestId !== checkoutRequestId) return 'mismatch_ignored';
     const turn = await this.sharedStatusQuery(paymentId, checkoutRequestId);
-    if (!turn.asked) {
+    if (!turn.asked || turn.shared) {
+      // Someone else asked (just before, or is asking now): their answer is recorded by them.
       const now = await this.repo.findById(paymentId);
       return now && !isInFlight(now.status) ? 'duplicate' : 'query_throttled';
     }

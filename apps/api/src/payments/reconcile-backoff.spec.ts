@@ -21,7 +21,7 @@ describe('reconciler config', () => {
   it('has production-minded defaults', () => {
     expect(loadConfig(base).reconciler).toEqual({
       enabled: true, intervalMs: 5000, batchSize: 50, leaseSeconds: 60, pendingGraceSeconds: 30, backoffBaseSeconds: 10,
-      backoffMaxSeconds: 300, maxQueries: 12, giveUpAfterSeconds: 3600, inboxRetryAfterSeconds: 30,
+      backoffMaxSeconds: 300, maxQueries: 12, giveUpAfterSeconds: 3600, inboxRetryAfterSeconds: 30, inboxRetentionDays: 30,
     });
   });
   it('reports every bad value at once', () => {

@@ -8,6 +8,8 @@ import { PaymentsService, ReconcileAction } from './payments.service';
 
 export interface ReconcileTickReport {
   callbacksReplayed: number;
+  /** old unverified inbox rows deleted by the retention step */
+  callbacksDeleted: number;
   paymentsChecked: number;
   actions: Partial<Record<ReconcileAction, number>>;
 }
@@ -15,6 +17,37 @@ export interface ReconcileTickReport {
 const INTERVAL_NAME = 'payments-reconciler';
 /** Payments of one batch looked at concurrently (each is at most one STK query). */
 const CONCURRENCY = 4;
+/** Old inbox rows deleted per pass per instance (one statement; instances skip each other's rows). */
+const RETENTION_BATCH = 500;
+
+/**
+ * Outcomes of unverified inbox rows after which nothing changed (no payment, no order): only
+ * these are deleted by the retention step, and only on unverified rows. A row whose confirmation
+ * changed a payment (applied, review, reversal_recorded, linked, ...), one a person must look at
+ * (gave_up) and one whose outcome is not listed here stay.
+ */
+export const UNCHANGED_INBOX_OUTCOMES = [
+  // any provider: names no payment of ours / not a notification / refused
+  'unknown_payment',
+  'invalid_shape',
+  'mismatch_ignored',
+  'rejected_unverified',
+  // M-Pesa unverified callbacks, after their confirming STK query
+  'unverified_unknown_payment',
+  'unverified_duplicate',
+  'unverified_ignored',
+  'unverified_mismatch_ignored',
+  'unverified_query_pending',
+  'unverified_query_not_found',
+  'unverified_query_throttled',
+  'unverified_answered',
+  // Pesapal IPNs (never signed), after GetTransactionStatus or without it
+  'pending',
+  'duplicate',
+  'ignored',
+  'answered',
+  'final',
+] as const;
 
 /**
  * Drives every open payment to a final state and finishes stored callbacks whose processing was
@@ -52,7 +85,7 @@ export class ReconcilerService implements OnApplicationBootstrap, BeforeApplicat
 
   private async runOnce(): Promise<ReconcileTickReport> {
     const rc = this.config.reconciler;
-    const report: ReconcileTickReport = { callbacksReplayed: 0, paymentsChecked: 0, actions: {} };
+    const report: ReconcileTickReport = { callbacksReplayed: 0, callbacksDeleted: 0, paymentsChecked: 0, actions: {} };
     if (this.stopped) return report;
     try {
       // Stored callbacks first: they may settle payments without a query.
@@ -82,11 +115,22 @@ export class ReconcilerService implements OnApplicationBootstrap, BeforeApplicat
         }
       };
       await Promise.all(Array.from({ length: Math.min(CONCURRENCY, due.length) }, worker));
-      if (report.paymentsChecked || report.callbacksReplayed) this.logger.log({ ...report }, 'reconciler pass');
+      if (!this.stopped) report.callbacksDeleted = await this.deleteOldCallbacks();
+      if (report.paymentsChecked || report.callbacksReplayed || report.callbacksDeleted) this.logger.log({ ...report }, 'reconciler pass');
     } catch (err) {
       this.logger.error({ err: safeError(err) }, 'reconciler pass failed');
     }
     return report;
+  }
+
+  /** Retention: one batch of processed unverified rows that changed nothing, older than CALLBACK_INBOX_RETENTION_DAYS. */
+  private async deleteOldCallbacks(): Promise<number> {
+    try {
+      return await this.repo.deleteStaleUnverifiedCallbacks(this.config.reconciler.inboxRetentionDays, UNCHANGED_INBOX_OUTCOMES, RETENTION_BATCH);
+    } catch (err) {
+      this.logger.error({ err: safeError(err) }, 'deleting old callback inbox rows failed; the next pass tries again');
+      return 0;
+    }
   }
 
   async beforeApplicationShutdown(): Promise<void> {

@@ -33,8 +33,10 @@ export const FLW_MAX_RETRY_ATTEMPTS = 1;
 export const FLW_REFRESH_AFTER_SECONDS = 3;
 /** Minimum seconds between two background verifications of one payment (status reads, reconciler), across instances. */
 export const FLW_READ_MIN_INTERVAL_SECONDS = 5;
-/** Same, for a person waiting on the answer (the browser coming back, the cashier pressing verify). */
+/** Same, for a person waiting on the answer (the browser coming back, the cashier pressing verify), and for webhooks. */
 export const FLW_INTERACTIVE_MIN_INTERVAL_SECONDS = 1;
+/** A webhook about a payment closed without money (failed, expired: a late charge is PAID_AFTER_CLOSE) verifies it once after it closed, then at most once per this many seconds. */
+export const FLW_CLOSED_RECHECK_INTERVAL_SECONDS = 60;
 
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 /** Our tx_refs: `SD-<payment id>`. Anything else arriving on the redirect is not ours. */

@@ -12,8 +12,9 @@ import { ApplyResult, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecyc
 import { isInFlight, PaymentStatus } from '../payment-status';
 import type { PaymentResponseDto } from '../payments.dto';
 import { PaymentsRepository } from '../payments.repository';
-import { reconcileBackoffSeconds, ReconcileResult } from '../payments.service';
+import { reconcileBackoffSeconds, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from '../payments.service';
 import { phoneHash } from '../phone-hash';
+import { SharedLookups } from '../shared-lookup';
 import { HostedPaymentService, ProviderServicesRegistry, StoredNotification } from '../provider-services.registry';
 import { formatMinor } from '../providers/amount';
 import { FlutterwaveProvider } from '../providers/flutterwave/flutterwave.provider';
@@ -24,6 +25,7 @@ import {
   chooseReturnUrl,
   displayAmount,
   FLW_CHECKOUT_WINDOW_SECONDS,
+  FLW_CLOSED_RECHECK_INTERVAL_SECONDS,
   FLW_INTERACTIVE_MIN_INTERVAL_SECONDS,
   FLW_PROVIDER,
   FLW_READ_MIN_INTERVAL_SECONDS,
@@ -78,6 +80,8 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
   private readonly logger = new Logger(FlutterwaveService.name);
   /** Webhook confirmations still running (awaited on shutdown). */
   private readonly background = new Set<Promise<unknown>>();
+  /** Webhook verifications, per payment: concurrent webhooks share one (see settleFromNotification). */
+  private readonly lookups: SharedLookups<Look>;
 
   constructor(
     private readonly repo: PaymentsRepository,
@@ -85,7 +89,9 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
     private readonly registry: ProviderServicesRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(FLUTTERWAVE_PROVIDER) private readonly flw: FlutterwaveProvider | null,
-  ) {}
+  ) {
+    this.lookups = new SharedLookups((id, at) => this.repo.recordLookupAnswered(id, at));
+  }
 
   onModuleInit(): void {
     if (this.flw) this.registry.register(this);
@@ -420,40 +426,44 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
     const flw = this.requireEnabled();
     // Authenticated when it was received (verified = true); the body only says which payment to verify.
     const n = flw.parseNotification({ headers: {}, query: {}, body: undefined, rawBody: row.rawBody });
-    return this.processNotification(row.id, n, 'reconciler:flutterwave-webhook');
+    return this.processNotification(row.id, n, 'reconciler:flutterwave-webhook', false);
   }
 
   // ------------------------------------------------------------------ webhooks
 
   /**
    * Stores the webhook first (a database failure is a 5xx, so nothing unstored is acknowledged).
-   * A missing or wrong verif-hash is refused with 401 and changes no payment. An authenticated one
-   * is acknowledged at once; its payment is verified with Flutterwave in the background (a crash
-   * leaves the row unprocessed and the reconciler finishes it).
+   * A missing or wrong verif-hash is refused with 401 and changes no payment; refused ones are
+   * stored one row per window (the first body, counted). An authenticated one is stored on its
+   * own and acknowledged at once; its payment is verified with Flutterwave in the background (a
+   * crash leaves the row unprocessed and the reconciler finishes it).
    */
   async receiveWebhook(input: WebhookInput): Promise<void> {
     const flw = this.requireEnabled();
     const n = flw.parseNotification({ headers: input.headers, query: {}, body: input.body, rawBody: input.rawBody });
-    const inboxId = await this.repo.insertCallback({
-      provider: FLW_PROVIDER,
-      attempts: 1,
-      urlPaymentId: null,
-      verified: n.verified,
-      checkoutRequestId: null,
-      sourceIp: input.sourceIp ?? null,
-      rawBody: input.rawBody,
-    });
+    const row = { provider: FLW_PROVIDER, attempts: 1, urlPaymentId: null, checkoutRequestId: null, sourceIp: input.sourceIp ?? null, rawBody: input.rawBody };
     if (!n.verified) {
-      await this.repo.markCallbackProcessed(inboxId, 'rejected_unverified');
-      this.logger.warn({ inboxId: inboxId.toString(), sourceIp: input.sourceIp }, 'Flutterwave webhook refused: verif-hash missing or wrong');
+      const stored = await this.repo.storeCoalescedCallback({ ...row, processedAt: new Date(), outcome: 'rejected_unverified' }, { group: `${FLW_PROVIDER}|kind:rejected_unverified`, windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS });
+      if (stored.first) this.logger.warn({ inboxId: stored.id.toString(), sourceIp: input.sourceIp }, 'Flutterwave webhook refused: verif-hash missing or wrong (further ones in this window are only counted)');
       throw new AppError('INVALID_WEBHOOK_SIGNATURE', 'Webhook refused: the verif-hash header is missing or does not match the configured secret hash', 401);
     }
+    const inboxId = await this.repo.insertCallback({ ...row, verified: true });
     this.runInBackground(this.processNotification(inboxId, n, 'flutterwave:webhook'));
   }
 
-  private async processNotification(inboxId: bigint, n: Notification, actor: string): Promise<string> {
+  /**
+   * Processes a stored webhook; its row is marked unless it waits for a verification ('deferred':
+   * one ran just before it arrived). Then it is tried once more here after the interval (the
+   * webhook is authenticated, so this is Flutterwave telling us something happened), and else by
+   * the reconciler.
+   */
+  private async processNotification(inboxId: bigint, n: Notification, actor: string, retryHere = true): Promise<string> {
     const outcome = await this.settleFromNotification(n, actor, inboxId);
-    await this.repo.markCallbackProcessed(inboxId, outcome);
+    if (outcome !== 'deferred') {
+      await this.repo.markCallbackProcessed(inboxId, outcome);
+    } else if (retryHere) {
+      this.runInBackground(new Promise((r) => setTimeout(r, FLW_INTERACTIVE_MIN_INTERVAL_SECONDS * 1000 + 100)).then(() => this.processNotification(inboxId, n, actor, false)));
+    }
     return outcome;
   }
 
@@ -467,8 +477,21 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
     }
     if (p.status === 'completed') return 'already_completed';
     if (p.status === 'review' && p.statusReason !== OUTCOME_UNKNOWN) return 'in_review';
-    const look = await this.look(p, actor, n.providerRef);
-    return look.action === 'applied' ? look.result : look.action === 'waiting' ? `verify_${look.st.status}` : look.action;
+    // One verification per payment at a time (concurrent webhooks share it), one per interval
+    // across instances; a payment closed without money once after it closed, then per
+    // FLW_CLOSED_RECHECK_INTERVAL_SECONDS.
+    const turn = await this.lookups.turn(p.id, p.id, () => this.repo.claimLookup(p.id, FLW_INTERACTIVE_MIN_INTERVAL_SECONDS, FLW_CLOSED_RECHECK_INTERVAL_SECONDS), () => this.look(p, actor, n.providerRef));
+    if (turn.asked && !turn.shared) {
+      const look = turn.value;
+      return look.action === 'applied' ? look.result : look.action === 'waiting' ? `verify_${look.st.status}` : look.action;
+    }
+    // Another verification of this payment just ran (or was running): what it found is recorded by it.
+    const fresh = (await this.repo.findById(p.id)) ?? p;
+    if (fresh.status === 'completed') return 'already_completed';
+    if (fresh.status === 'review' && fresh.statusReason !== OUTCOME_UNKNOWN) return 'in_review';
+    const open = isInFlight(fresh.status) || fresh.status === 'review';
+    const finished = await this.repo.finishIfAnswered(inboxId, p.id, 'answered', open ? FLW_INTERACTIVE_MIN_INTERVAL_SECONDS : FLW_CLOSED_RECHECK_INTERVAL_SECONDS);
+    return finished ? 'answered' : 'deferred';
   }
 
   private runInBackground(task: Promise<unknown>): void {

@@ -9,3 +9,10 @@ export const REVERSED_AT_PROVIDER = 'REVERSED_AT_PROVIDER';
 
 /** Minimum seconds between two GetTransactionStatus calls for one payment from status reads / the reconciler (all instances). */
 export const STATUS_MIN_INTERVAL_SECONDS = 2;
+
+/**
+ * A closed Pesapal payment a notification may still concern (completed: a reversal; failed: money
+ * after all, PAID_AFTER_CLOSE) is looked up once after it last changed, then at most once per this
+ * many seconds; notifications in between are acknowledged and left to the reconciler until then.
+ */
+export const CLOSED_RECHECK_INTERVAL_SECONDS = 60;

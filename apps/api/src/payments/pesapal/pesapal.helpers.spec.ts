@@ -142,9 +142,9 @@ describe('small helpers', () => {
     expect(isStaleIpnRejection(undefined)).toBe(false);
   });
 
-  it('acknowledges as processed only what was confirmed with Pesapal and recorded', () => {
+  it('acknowledges as processed only what was confirmed with Pesapal and recorded, answered by a lookup of the same payment, left stored for one, or final', () => {
     const processed = Object.keys(IPN_OUTCOMES).filter((k) => ipnProcessed(k as keyof typeof IPN_OUTCOMES)).sort();
-    expect(processed).toEqual(['applied', 'duplicate', 'failed_reversed', 'ignored', 'pending', 'reversal_recorded', 'review']);
+    expect(processed).toEqual(['answered', 'applied', 'deferred', 'duplicate', 'failed_reversed', 'final', 'ignored', 'linked', 'pending', 'reversal_recorded', 'review']);
     for (const o of ['invalid_shape', 'unknown_payment', 'mismatch_ignored', 'unknown_status', 'status_failed', 'error'] as const) expect(ipnProcessed(o)).toBe(false);
   });
 

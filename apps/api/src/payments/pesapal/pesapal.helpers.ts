@@ -133,13 +133,18 @@ export function isStaleIpnRejection(err: { kind?: string; providerCode?: string;
  * What processing an IPN (or a stored one, replayed) concluded, and whether the acknowledgement
  * tells Pesapal "processed" (status 200) or "not processed" (status 500, Pesapal retries).
  *
- * 200 only when we asked GetTransactionStatus about a payment of ours and recorded the answer —
- * whatever it was (paid, failed, still unpaid, a duplicate, a mismatch parked in review).
+ * 200 when the notification is stored and needs nothing more from Pesapal: we asked
+ * GetTransactionStatus about a payment of ours and recorded the answer, whatever it was (paid,
+ * failed, still unpaid, a duplicate, a mismatch parked in review); or a lookup of the same payment
+ * answered it (`answered`: one claimed after it arrived, or running when it arrived); or one is
+ * due and the stored row waits for it (`deferred`: someone asked moments before, the reconciler
+ * asks after the interval); or the payment is final and nothing Pesapal says can change it
+ * (`final`, not asked again).
  * 500 for everything we did not process: a notification that is not one (no identifiers), one for
  * a merchant reference we never issued, one whose tracking id contradicts the payment's, a status
  * answer we cannot use, and our own failures (database, Pesapal status call) — the last ones are
- * the retries that help; the others cost one stored row each and no Pesapal call, and keep the
- * delivery visible as failed in Pesapal's IPN log.
+ * the retries that help; the others are only counted (one stored row per kind per window) and
+ * cost no Pesapal call, and keep the delivery visible as failed in Pesapal's IPN log.
  */
 export const IPN_OUTCOMES = {
   applied: true,
@@ -147,8 +152,12 @@ export const IPN_OUTCOMES = {
   review: true,
   ignored: true,
   pending: true,
+  linked: true,
   reversal_recorded: true,
   failed_reversed: true,
+  answered: true,
+  deferred: true,
+  final: true,
   invalid_shape: false,
   unknown_payment: false,
   mismatch_ignored: false,

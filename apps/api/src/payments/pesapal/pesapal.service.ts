@@ -12,15 +12,16 @@ import { ApplyResult, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecyc
 import { isInFlight } from '../payment-status';
 import type { PaymentResponseDto } from '../payments.dto';
 import { PaymentsRepository } from '../payments.repository';
-import { reconcileBackoffSeconds, ReconcileResult } from '../payments.service';
+import { reconcileBackoffSeconds, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from '../payments.service';
 import { phoneHash } from '../phone-hash';
+import { LookupTurn, SharedLookups } from '../shared-lookup';
 import type { Notification, StatusResult } from '../providers/payment-provider';
 import { ProviderError } from '../providers/provider-errors';
 import { PesapalProvider, pesapalIpnAck } from '../providers/pesapal/pesapal.provider';
 import type { PesapalIpnAck } from '../providers/pesapal/pesapal.types';
 import { HostedPaymentService, ProviderServicesRegistry, StoredNotification } from '../provider-services.registry';
 import { PesapalIpnService, pesapalUrls } from './pesapal-ipn.service';
-import { CHECKOUT_EXPIRED, PESAPAL_IPN, PESAPAL_PROVIDER, REVERSED_AT_PROVIDER, STATUS_MIN_INTERVAL_SECONDS } from './pesapal.constants';
+import { CHECKOUT_EXPIRED, CLOSED_RECHECK_INTERVAL_SECONDS, PESAPAL_IPN, PESAPAL_PROVIDER, REVERSED_AT_PROVIDER, STATUS_MIN_INTERVAL_SECONDS } from './pesapal.constants';
 import type { PesapalInitDto, PesapalInitResponseDto } from './pesapal.dto';
 import {
   decodeEnvelope,
@@ -66,12 +67,18 @@ type Via = { actor: string; source: OutcomeReport['source'] };
  *   are stored and the payment becomes 'pending'. A refused request fails the payment; one whose
  *   outcome is unknown (timeout, 5xx) leaves it 'unresolved' — an IPN naming both identifiers can
  *   still link and settle it.
- * - IPN (never signed, carries no status): stored in callback_inbox first, then confirmed
+ * - IPN (never signed, carries no status): stored in callback_inbox first (coalesced: one row per
+ *   payment per window, or per kind for ones that name no payment of ours), then confirmed
  *   synchronously with GetTransactionStatus (only for a merchant reference we issued, whose tracking
  *   id matches ours when we know it), recorded through applyOutcome, and acknowledged with the JSON
  *   Pesapal expects — status 200 once recorded, 500 when not processed (see IPN_OUTCOMES).
  * - browser return, status reads, reconciler: the same status check and recording; nothing but a
  *   GetTransactionStatus answer ever changes a payment.
+ * - notifications and returns share one lookup per payment (SharedLookups: concurrent callers wait
+ *   for the running one; across instances one per STATUS_MIN_INTERVAL_SECONDS). A payment that
+ *   can no longer change is never looked up by a notification; one that Pesapal may still change
+ *   (completed → reversed, failed → paid after all) once after it closed, then per
+ *   CLOSED_RECHECK_INTERVAL_SECONDS.
  *
  * Status mapping: 0 INVALID → still open (until the checkout window ends, then CancelOrder and
  * 'expired' CHECKOUT_EXPIRED); 1 COMPLETED → 'completed' only when reference, tracking id, amount and
@@ -85,6 +92,8 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
   readonly provider = PROVIDER;
   private readonly logger = new Logger(PesapalService.name);
   private bootEnsure?: Promise<unknown>;
+  /** GetTransactionStatus + recording, per payment + tracking id: concurrent callers share one. */
+  private readonly lookups: SharedLookups<IpnOutcome>;
 
   constructor(
     @Inject(PESAPAL_PROVIDER) private readonly pesapal: PesapalProvider | null,
@@ -93,7 +102,9 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
     private readonly lifecycle: PaymentLifecycle,
     private readonly registry: ProviderServicesRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.lookups = new SharedLookups((id, at) => this.repo.recordLookupAnswered(id, at));
+  }
 
   get enabled(): boolean {
     return this.config.pesapal.enabled && this.pesapal !== null && this.ipn !== null;
@@ -291,10 +302,8 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
       }
       return (await this.repo.findById(p.id)) ?? p;
     }
-    if (!(await this.repo.claimStatusQuery(p.id, STATUS_MIN_INTERVAL_SECONDS))) return (await this.repo.findById(p.id)) ?? p;
     try {
-      const s = await this.pesapal.fetchStatus({ reference: p.providerReference as string, providerRef: p.providerTransactionId });
-      await this.settle(p, s, { actor: 'pesapal:status-read', source: 'query' });
+      await this.lookUp(p, p.providerTransactionId, { actor: 'pesapal:status-read', source: 'query' }, () => this.repo.claimStatusQuery(p.id, STATUS_MIN_INTERVAL_SECONDS));
     } catch (err) {
       this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'Pesapal status check failed; returning the stored status');
     }
@@ -307,20 +316,41 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
    * An IPN (GET query or POST body). Stored first; then confirmed synchronously, because the
    * acknowledgement must say whether it was processed: Pesapal retries a 500, not a 200. Never
    * throws: every failure becomes the "not processed" acknowledgement.
+   *
+   * Storing is coalesced per window (IPNs are never signed: anyone can send them): all IPNs for one
+   * payment share a row (the first envelope, counted); ones that name no payment of ours, that are
+   * not IPNs, or whose tracking id contradicts the payment's share one row per kind, and cost no
+   * Pesapal call.
    */
   async receiveIpn(input: IpnInput): Promise<PesapalIpnAck> {
     const n = this.client.parseNotification({ headers: {}, query: input.query ?? {}, body: input.body, rawBody: input.rawBody });
+    const reference = n.reference;
+    const trackingId = n.providerRef;
+    const usable = !!reference && !!trackingId && MERCHANT_REFERENCE_RE.test(reference) && TRACKING_ID_RE.test(trackingId);
+    const row = {
+      provider: PROVIDER,
+      attempts: 1,
+      urlPaymentId: null,
+      verified: false, // Pesapal IPNs are never signed
+      checkoutRequestId: trackingId && TRACKING_ID_RE.test(trackingId) ? trackingId : null,
+      sourceIp: input.sourceIp ?? null,
+      rawBody: encodeEnvelope(input.method, input.query ?? {}, input.rawBody),
+    };
+    const window = UNVERIFIED_CALLBACK_WINDOW_SECONDS;
     let inboxId: bigint;
     try {
-      inboxId = await this.repo.insertCallback({
-        provider: PROVIDER,
-        attempts: 1,
-        urlPaymentId: null,
-        verified: false, // Pesapal IPNs are never signed
-        checkoutRequestId: n.providerRef && TRACKING_ID_RE.test(n.providerRef) ? n.providerRef : null,
-        sourceIp: input.sourceIp ?? null,
-        rawBody: encodeEnvelope(input.method, input.query ?? {}, input.rawBody),
-      });
+      const rejected = async (outcome: IpnOutcome, why: string, data: Record<string, unknown> = {}): Promise<PesapalIpnAck> => {
+        const stored = await this.repo.storeCoalescedCallback({ ...row, processedAt: new Date(), outcome }, { group: `pesapal|kind:${outcome}`, windowSeconds: window });
+        if (stored.first) this.logger.warn({ inboxId: stored.id.toString(), ...data }, `${why} (further ones in this window are only counted)`);
+        return pesapalIpnAck(n, ipnProcessed(outcome));
+      };
+      if (!usable) return await rejected('invalid_shape', 'Pesapal notification without a usable OrderTrackingId / OrderMerchantReference');
+      const p = await this.repo.findByProviderReference(PROVIDER, reference);
+      if (!p) return await rejected('unknown_payment', 'Pesapal notification for a merchant reference we never issued; not asking Pesapal', { reference });
+      if (p.providerTransactionId && p.providerTransactionId !== trackingId) {
+        return await rejected('mismatch_ignored', 'Pesapal notification names another OrderTrackingId than the payment has; not asking Pesapal', { paymentId: p.id, trackingId });
+      }
+      inboxId = (await this.repo.storeCoalescedCallback(row, { group: `pesapal|payment:${p.id}`, windowSeconds: window })).id;
     } catch (err) {
       this.logger.error({ err: safeError(err) }, 'could not store a Pesapal IPN; answering "not processed" so Pesapal retries');
       return pesapalIpnAck(n, false);
@@ -343,8 +373,10 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
   }
 
   /**
-   * Confirms one notification with Pesapal and records the result; marks the inbox row processed
-   * unless a retry can help (status call or database failed: the row stays for the reconciler).
+   * Confirms one notification with Pesapal (the shared lookup of its payment) and records the
+   * result; marks the inbox row processed unless a retry can help (status call or database failed:
+   * the row stays for the reconciler) or a lookup is still due (someone asked moments before it
+   * arrived: deferred to the reconciler until the interval has passed).
    */
   private async processNotification(inboxId: bigint, n: Notification, actor: string): Promise<IpnOutcome> {
     const mark = async (outcome: IpnOutcome): Promise<IpnOutcome> => {
@@ -367,23 +399,46 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
         this.logger.warn({ inboxId: inboxId.toString(), paymentId: p.id, trackingId }, 'Pesapal notification names another OrderTrackingId than the payment has; not asking Pesapal');
         return mark('mismatch_ignored');
       }
-      let s: StatusResult;
+      // Nothing Pesapal says can change it any more: acknowledged, not asked.
+      if (!mayStillChange(p)) return mark('final');
+      let turn: LookupTurn<IpnOutcome>;
       try {
-        s = await this.client.fetchStatus({ reference, providerRef: trackingId });
+        turn = await this.lookUp(p, trackingId, { actor, source: 'ipn' }, () => this.repo.claimLookup(p.id, STATUS_MIN_INTERVAL_SECONDS, CLOSED_RECHECK_INTERVAL_SECONDS));
       } catch (err) {
         if (err instanceof ProviderError && err.kind === 'reference_mismatch') {
           this.logger.warn({ inboxId: inboxId.toString(), paymentId: p.id }, 'Pesapal says that OrderTrackingId belongs to another merchant reference; notification ignored');
           return mark('mismatch_ignored');
         }
-        this.logger.warn({ inboxId: inboxId.toString(), paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'Pesapal status check for an IPN failed; Pesapal and the reconciler will retry');
-        return 'status_failed';
+        if (err instanceof ProviderError || err instanceof AppError) {
+          this.logger.warn({ inboxId: inboxId.toString(), paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'Pesapal status check for an IPN failed; Pesapal and the reconciler will retry');
+          return 'status_failed';
+        }
+        throw err;
       }
-      const outcome = await this.settle(p, s, { actor, source: 'ipn' });
-      return mark(outcome);
+      const fresh = (await this.repo.findById(p.id)) ?? p;
+      const own = turn.asked && !turn.shared ? turn.value : undefined;
+      // What changed a payment is recorded as such on its row, whatever arrived since.
+      if ((own && CHANGED_PAYMENT.has(own)) || !mayStillChange(fresh)) return mark(own ?? 'final');
+      // Still open (or closed, awaiting a possible reversal): finished if a lookup claimed after
+      // the row's last delivery answered it, else the reconciler looks after the interval.
+      const finished = await this.repo.finishIfAnswered(inboxId, p.id, own ?? 'answered', isOpen(fresh) ? STATUS_MIN_INTERVAL_SECONDS : CLOSED_RECHECK_INTERVAL_SECONDS);
+      return finished ? (own ?? 'answered') : 'deferred';
     } catch (err) {
       this.logger.error({ err: safeError(err), inboxId: inboxId.toString() }, 'processing a Pesapal IPN failed; it stays stored for a retry');
       return 'error';
     }
+  }
+
+  /**
+   * GetTransactionStatus for `p` and recording the answer, shared: concurrent callers for the same
+   * payment and tracking id wait for one call, and `claim` (database) allows one per interval
+   * across instances. Errors propagate to every caller that shared the call.
+   */
+  private lookUp(p: Payment, trackingId: string, via: Via, claim: () => Promise<string | null>): Promise<LookupTurn<IpnOutcome>> {
+    return this.lookups.turn(p.id, `${p.id}|${trackingId}`, claim, async () => {
+      const s = await this.client.fetchStatus({ reference: p.providerReference as string, providerRef: trackingId });
+      return this.settle(p, s, via);
+    });
   }
 
   // ------------------------------------------------------------------------------ browser return
@@ -405,8 +460,7 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
     const open = isInFlight(p.status) || (p.status === 'review' && p.statusReason === OUTCOME_UNKNOWN);
     if (open && matches && trackingId) {
       try {
-        const s = await this.client.fetchStatus({ reference, providerRef: trackingId });
-        await this.settle(p, s, { actor: 'pesapal:return', source: 'query' });
+        await this.lookUp(p, trackingId, { actor: 'pesapal:return', source: 'query' }, () => this.repo.claimLookup(p.id, STATUS_MIN_INTERVAL_SECONDS, CLOSED_RECHECK_INTERVAL_SECONDS));
       } catch (err) {
         this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'Pesapal status check after the browser return failed; showing the stored status');
       }
@@ -540,8 +594,7 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
         return this.recordReversal(p, s, via);
       case 'pending':
       case 'not_found':
-        await this.linkTrackingId(p, s.providerRef);
-        return 'pending';
+        return (await this.linkTrackingId(p, s.providerRef)) ? 'linked' : 'pending';
       default:
         this.logger.warn({ paymentId: p.id, statusCode: statusCodeOf(s.raw) }, 'Pesapal reported a payment status we do not know; nothing changed');
         return 'unknown_status';
@@ -626,14 +679,15 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
   }
 
   /** "Not paid yet" for a payment without a tracking id (init outcome unknown): link it now that Pesapal confirmed it is ours. */
-  private async linkTrackingId(p: Payment, trackingId: string | undefined): Promise<void> {
-    if (p.providerTransactionId || !trackingId) return;
-    await this.repo.transaction(async (tx) => {
+  private async linkTrackingId(p: Payment, trackingId: string | undefined): Promise<boolean> {
+    if (p.providerTransactionId || !trackingId) return false;
+    return this.repo.transaction(async (tx) => {
       const locked = await this.repo.lock(tx, p.id);
-      if (!locked || locked.providerTransactionId) return;
+      if (!locked || locked.providerTransactionId) return false;
       const status = locked.status === 'initiated' || locked.status === 'unresolved' ? 'pending' : locked.status;
       await this.repo.update(locked.id, { providerTransactionId: trackingId, status }, tx);
       await this.repo.insertEvent({ paymentId: p.id, type: 'provider_linked', fromStatus: locked.status, toStatus: status, actor: 'pesapal:status', data: { orderTrackingId: trackingId } }, tx);
+      return true;
     });
   }
 }
@@ -641,6 +695,25 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
 function ageSeconds(p: Payment): number {
   return (Date.now() - p.createdAt.getTime()) / 1000;
 }
+
+/** Still waiting for Pesapal's outcome: in flight, or parked in review because it is unknown. */
+function isOpen(p: Payment): boolean {
+  return isInFlight(p.status) || (p.status === 'review' && p.statusReason === OUTCOME_UNKNOWN);
+}
+
+/**
+ * Whether Pesapal may still report something that changes this payment: an open one; a
+ * completed one (a refund or chargeback: REVERSED); a failed one (a page whose cancellation
+ * Pesapal refused can still take the money: PAID_AFTER_CLOSE). Not: expired (cancelled at
+ * Pesapal first), already reversed, in review for a person (other than OUTCOME_UNKNOWN).
+ */
+function mayStillChange(p: Payment): boolean {
+  if (isOpen(p)) return true;
+  return (p.status === 'completed' || p.status === 'failed') && p.statusReason !== REVERSED_AT_PROVIDER;
+}
+
+/** Notification outcomes after which the payment was different: its inbox row is marked so (and kept by the retention job). */
+const CHANGED_PAYMENT = new Set<IpnOutcome>(['applied', 'review', 'linked', 'reversal_recorded', 'failed_reversed']);
 
 function applyToOutcome(r: ApplyResult): IpnOutcome {
   return r === 'unknown_payment' ? 'error' : r;
