@@ -14,7 +14,7 @@
  *   BENCH_COLD_RUNS=5                      runs per case (median reported)
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { check, envInt, freshPostgres, log, machineInfo, median, run, SMOKE, sleep, table, verdictTable, writeResult, type TargetVerdict } from './lib/common';
@@ -35,6 +35,8 @@ interface Start {
 /** Starts main.ts, polls /health every 10 ms, stops it (SIGTERM) and waits for it to exit. */
 async function startMain(dataDir: string, databaseUrl?: string): Promise<Start> {
   const port = await freePort();
+  // The folder may have been cleaned up by the benchmark before this one (cleanupLogs after a successful run).
+  mkdirSync(LOG_DIR, { recursive: true });
   const logFile = join(LOG_DIR, `cold-start-${process.pid}-${Date.now()}.log`);
   const fd = openSync(logFile, 'w');
   const started = performance.now();
