@@ -150,3 +150,12 @@ maybe('review: a database blip while Daraja answers a push', () => {
     }
   });
 });
+
+maybe('review: closing the database twice (two shutdown paths)', () => {
+  it("review: a second close resolves instead of rejecting with pg's 'Called end on pool more than once' (it ended the process with exit 1 on Ctrl-C)", async () => {
+    const handle = await openDatabase({ databaseUrl: process.env.DATABASE_URL!, poolSize: 1 });
+    await handle.ping();
+    await expect(Promise.all([handle.close(), handle.close()])).resolves.toBeDefined();
+    await expect(handle.close()).resolves.toBeUndefined();
+  });
+});
