@@ -266,6 +266,24 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
 
   // ------------------------------------------------------------------ outcomes
 
+  it('review: the browser back while the webhook\'s verification is still running waits for it and shows the payment received (was: pending)', async () => {
+    const orderId = await order(120);
+    const res = await init(orderId, '120');
+    expect(res.status).toBe(201);
+    const { paymentId, txRef } = res.body;
+    sim.setFaults({ latencyMs: { verify: 600, transactions: 600 } }); // under FLUTTERWAVE_HTTP_TIMEOUT_MS (1000)
+    const done = await sim.complete(txRef, 'successful');
+    // The webhook is stored and its verification (slow now) is running when the customer's browser comes back.
+    await waitFor(async () => {
+      const r = await t.db.execute(sql`select count(*)::int as n from callback_inbox where provider = 'flutterwave' and verified and processed_at is null and raw_body like ${'%' + txRef + '%'}`);
+      return ((r as unknown as { rows: { n: number }[] }).rows[0].n ?? 0) > 0;
+    }, 10_000, 20);
+    const page = await request(t.baseUrl).get(pathOf(done.redirectUrl!));
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('Payment received');
+    expect((await t.http().get(`/payments/${paymentId}`).set('Authorization', auth)).body).toMatchObject({ status: 'completed' });
+  });
+
   it('success: init → customer pays → webhook → verified → completed, order paid once, redirect shows it', async () => {
     const orderId = await order(2450.5);
     const res = await init(orderId, '2450.50');

@@ -274,7 +274,12 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
     if (p.status === 'completed') return;
     if (p.status === 'review' && p.statusReason !== OUTCOME_UNKNOWN) return;
     if (isInFlight(p.status)) {
-      if (!(await this.repo.claimStatusQuery(p.id, opts.interactive ? FLW_INTERACTIVE_MIN_INTERVAL_SECONDS : FLW_READ_MIN_INTERVAL_SECONDS))) return;
+      // Through the shared lookup: a webhook's verification running in this process right now (the
+      // customer's browser comes back as Flutterwave sends the webhook) is waited for and its
+      // answer used, instead of the redirect seeing "claimed moments ago" and showing 'pending'.
+      const interval = opts.interactive ? FLW_INTERACTIVE_MIN_INTERVAL_SECONDS : FLW_READ_MIN_INTERVAL_SECONDS;
+      await this.lookups.turn(p.id, p.id, () => this.repo.claimLookup(p.id, interval, FLW_CLOSED_RECHECK_INTERVAL_SECONDS), () => this.look(p, actor, opts.hintId));
+      return;
     }
     await this.look(p, actor, opts.hintId);
   }
