@@ -72,19 +72,9 @@ export interface SettledItem {
 /**
  * A receipt recorded on a payment that took the money without us learning its receipt (completed,
  * or in review for a refund, after an STK query): exactly one row and this one payment fitted each
- * other. Only the receipt (and time) changed: never its amount or status.
+ * other. Only the receipt (and time) changed: never its amount or status. Same fields as SettledItem.
  */
-export interface ReceiptRecordedItem {
-  receipt: string;
-  line: number;
-  paymentId: string;
-  orderId: string;
-  amount: number;
-  amountMinor: string;
-  completionTime: string | null;
-  status: string;
-  statusReason: string | null;
-}
+export type ReceiptRecordedItem = SettledItem;
 
 /**
  * A statement row that may be the money of a payment without a receipt, left for a person: why
