@@ -22,7 +22,7 @@
  *   BENCH_LOG_LEVEL=warn   the API's log level (default info, as production)
  *   BENCH_PG_OPTIONS="-c synchronous_commit=off"   diagnostics: what commit latency costs (never for money)
  */
-import { callbackToken } from '../apps/api/src/payments/daraja/callback-token';
+import { callbackToken } from '../apps/api/src/payments/providers/mpesa/callback-token';
 import { check, envInt, freshPostgres, log, machineInfo, median, pct, rows, run, serverDatabaseUrl, sleep, SMOKE, table, verdictTable, writeResult, type BenchDatabase, type TargetVerdict } from './lib/common';
 import { sql, type AutocannonRequest } from './lib/deps';
 import { assertClean, load, type LoadSummary } from './lib/load';

@@ -23,7 +23,7 @@
  * Env: DATABASE_URL, PORT, CALLBACK_SIGNING_SECRET, BENCH_DB_POOL_SIZE (default 10, the API's default).
  */
 import http from 'node:http';
-import { verifyCallbackToken } from '../../apps/api/src/payments/daraja/callback-token';
+import { verifyCallbackToken } from '../../apps/api/src/payments/providers/mpesa/callback-token';
 import { pg } from './deps';
 import { memorySnapshot, serveParent } from './procs';
 

@@ -7,7 +7,7 @@
 import type { Request, Response } from 'express';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import { verifyCallbackToken } from '../../apps/api/src/payments/daraja/callback-token';
+import { verifyCallbackToken } from '../../apps/api/src/payments/providers/mpesa/callback-token';
 import { pg } from './deps';
 import { memorySnapshot, serveParent } from './procs';
 

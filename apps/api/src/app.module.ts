@@ -12,8 +12,8 @@ import { DatabaseModule } from './database/database.module';
 import { HealthController } from './health/health.controller';
 import { OrdersModule } from './orders/orders.module';
 import { PaymentsModule } from './payments/payments.module';
-import { FlutterwaveModule } from './payments/flutterwave/flutterwave.module';
-import { PesapalModule } from './payments/pesapal/pesapal.module';
+import { FlutterwaveModule } from './payments/providers/flutterwave/flutterwave.module';
+import { PesapalModule } from './payments/providers/pesapal/pesapal.module';
 import { RateLimitModule } from './rate-limit/rate-limit.module';
 import { ReconciliationModule } from './reconciliation/reconciliation.module';
 

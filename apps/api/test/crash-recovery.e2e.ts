@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import { Agent, request as httpRequest } from 'node:http';
 import { mintToken } from '../src/auth/token';
 import { SANDBOX_PASSKEY } from '../src/config/app-config';
-import { callbackToken } from '../src/payments/daraja/callback-token';
+import { callbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { API_START_BUDGET_MS, ApiProcess, startApiProcess } from './helpers/api-process';
 import { successCallback } from './helpers/callbacks';
 import { step, testTimeout, waitUntil } from './helpers/deadlines';

@@ -15,10 +15,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
-import { parseStkCallback } from '../src/payments/daraja/callback-parser';
-import { CallbackShapeError } from '../src/payments/daraja/daraja.errors';
-import { captureLogs, FakeDaraja, makeService, okPush } from '../src/payments/daraja/fake-daraja.testing';
-import { mapResultCode } from '../src/payments/daraja/result-codes';
+import { parseStkCallback } from '../src/payments/providers/mpesa/callback-parser';
+import { CallbackShapeError } from '../src/payments/providers/mpesa/daraja.errors';
+import { captureLogs, FakeDaraja, makeService, okPush } from '../src/payments/providers/mpesa/fake-daraja.testing';
+import { mapResultCode } from '../src/payments/providers/mpesa/result-codes';
 import { LOG_DIR_ENV } from './log-scan/sink';
 import { startTestApp, TestApp, waitFor } from './helpers/test-app';
 

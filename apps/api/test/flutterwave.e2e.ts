@@ -4,7 +4,7 @@ import { eq, sql } from 'drizzle-orm';
 import request from 'supertest';
 import { payments } from '../src/database/schema';
 import { PAYMENT_COMPLETED_EVENT, PaymentCompletedEvent } from '../src/payments/payment-lifecycle.service';
-import { FLW_CHECKOUT_SESSION_MINUTES, FLW_CHECKOUT_WINDOW_SECONDS } from '../src/payments/flutterwave/flutterwave.helpers';
+import { FLW_CHECKOUT_SESSION_MINUTES, FLW_CHECKOUT_WINDOW_SECONDS } from '../src/payments/providers/flutterwave/flutterwave.helpers';
 import { ReconcilerService } from '../src/payments/reconciler.service';
 import { Case, checkCase } from './bad-input/harness';
 import { ExtraTestApp, startExtraTestApp, startTestApp, tableCounts, TestApp, waitFor } from './helpers/test-app';

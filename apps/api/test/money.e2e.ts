@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import request from 'supertest';
-import { callbackToken } from '../src/payments/daraja/callback-token';
+import { callbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { ReconcilerService } from '../src/payments/reconciler.service';
 import { timeKeyOf } from '../src/reconciliation/statement-row';
 import { successCallback } from './helpers/callbacks';

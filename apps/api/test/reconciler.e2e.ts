@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { callbackToken } from '../src/payments/daraja/callback-token';
+import { callbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { ReconcilerService } from '../src/payments/reconciler.service';
 import { successCallback } from './helpers/callbacks';
 import { startTestApp, TestApp, TEST_CALLBACK_SECRET, waitFor } from './helpers/test-app';

@@ -1,7 +1,7 @@
 import { ConfigValidationError, loadConfig, loadDotEnv } from '../config/app-config';
 import { openDatabase, pgliteDirFor } from '../database/database';
-import { createPesapalProvider, ipnOptionsFor, PesapalIpnService } from '../payments/pesapal/pesapal-ipn.service';
-import { ProviderSettingsRepository } from '../payments/pesapal/provider-settings.repository';
+import { createPesapalProvider, ipnOptionsFor, PesapalIpnService } from '../payments/providers/pesapal/pesapal-ipn.service';
+import { ProviderSettingsRepository } from '../payments/providers/pesapal/provider-settings.repository';
 import { AppError } from '../common/errors';
 
 /**

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
-import type { MpesaEnvironment, MpesaTransactionType } from '../payments/daraja/daraja.types';
+import type { MpesaEnvironment, MpesaTransactionType } from '../payments/providers/mpesa/daraja.types';
 
 /** The one typed configuration object, validated at boot. Nothing else reads process.env. */
 export interface AppConfig {

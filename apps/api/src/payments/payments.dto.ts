@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsEmail, IsInt, IsOptional, IsString, IsUUID, Matches, MaxLength, Max, Min, ValidateBy, ValidationOptions } from 'class-validator';
 import { ORDER_ID_PATTERN } from '../orders/orders.dto';
-import { fitAccountReference, fitTransactionDesc, STK_TEXT_FIELD_MAX_INPUT } from './daraja/stk-fields';
+import { fitAccountReference, fitTransactionDesc, STK_TEXT_FIELD_MAX_INPUT } from './providers/mpesa/stk-fields';
 
 export const MAX_STK_AMOUNT = 250_000;
 

@@ -3,7 +3,7 @@ import { and, asc, desc, eq, inArray, isNull, lt, lte, or, sql } from 'drizzle-o
 import { DB } from '../database/database.module';
 import type { Db, DbOrTx, Tx } from '../database/database';
 import { callbackInbox, idempotencyKeys, NewPayment, Payment, PaymentEvent, paymentEvents, payments } from '../database/schema';
-import { normaliseMpesaReceipt } from './daraja/receipt';
+import { normaliseMpesaReceipt } from './providers/mpesa/receipt';
 import { IN_FLIGHT_STATUSES, OUTCOME_UNKNOWN, PaymentStatus } from './payment-status';
 
 export interface IdempotencyRecord {

@@ -8,11 +8,11 @@ import { describeDatabaseError, isDatabaseUnavailable } from '../database/databa
 import { safeError, safeMessage } from '../common/logging';
 import { maskPhone } from '../common/mask';
 import type { Payment } from '../database/schema';
-import { parseStkCallback } from './daraja/callback-parser';
-import { CallbackShapeError, DarajaError, DarajaRateLimitedError } from './daraja/daraja.errors';
-import { DarajaService } from './daraja/daraja.service';
-import type { ParsedStkCallback, StkQueryResult } from './daraja/daraja.types';
-import { fitAccountReference, fittedOrRefused } from './daraja/stk-fields';
+import { parseStkCallback } from './providers/mpesa/callback-parser';
+import { CallbackShapeError, DarajaError, DarajaRateLimitedError } from './providers/mpesa/daraja.errors';
+import { DarajaService } from './providers/mpesa/daraja.service';
+import type { ParsedStkCallback, StkQueryResult } from './providers/mpesa/daraja.types';
+import { fitAccountReference, fittedOrRefused } from './providers/mpesa/stk-fields';
 import { MpesaProvider } from './providers/mpesa/mpesa.provider';
 import { HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from './payment-lifecycle.service';
 import { isInFlight, PaymentStatus } from './payment-status';
@@ -20,8 +20,10 @@ import { phoneHash } from './phone-hash';
 import { ProviderServicesRegistry, StoredNotification } from './provider-services.registry';
 import { PaymentResponseDto, StkPushDto, StkPushResponseDto } from './payments.dto';
 import { PaymentsRepository } from './payments.repository';
+import { reconcileBackoffSeconds, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from './reconcile';
 import { SharedLookups } from './shared-lookup';
 
+export type { ReconcileAction, ReconcileResult } from './reconcile';
 export { PAYMENT_COMPLETED_EVENT } from './payment-lifecycle.service';
 export type { HttpResult, PaymentCompletedEvent } from './payment-lifecycle.service';
 
@@ -33,47 +35,12 @@ export interface CallbackInput {
   sourceIp?: string;
 }
 
-/** What one reconciliation look at a payment did. */
-export type ReconcileAction =
-  /** a final answer from Daraja was applied (or had already been) */
-  | 'settled'
-  /** Daraja says the customer has not answered yet; looked again later */
-  | 'still_pending'
-  /** a hosted checkout ended unpaid (its window passed; the provider confirmed nothing was charged) */
-  | 'expired'
-  /** Daraja never heard of it for longer than MPESA_NOT_FOUND_FAIL_AFTER_SECONDS */
-  | 'failed_not_found'
-  /** no outcome within the window / query budget: a person decides */
-  | 'moved_to_review'
-  /** the query failed (spike arrest, 5xx, timeout): looked again after a backoff */
-  | 'provider_error'
-  /** nothing to do now (another instance just queried, or the push is still in progress) */
-  | 'deferred'
-  /** the payment was already final */
-  | 'already_final';
-
-export interface ReconcileResult {
-  action: ReconcileAction;
-  /** what Daraja answered, when it was asked */
-  provider?: { kind: string; resultCode?: string; resultDesc?: string; errorCode?: string; message?: string };
-}
-
-
 /** A stored callback that failed this many processing attempts is marked gave_up and logged. */
 const MAX_INBOX_ATTEMPTS = 20;
 
 const DEFAULT_TRANSACTION_DESC = 'POS payment';
 /** Minimum seconds between two STK queries for the same payment (across all instances). */
 const QUERY_MIN_INTERVAL_SECONDS = 2;
-/**
- * Unverified deliveries (no valid capability token: never trusted, only a reason to ask Daraja)
- * are coalesced per window: for one payment, identical bodies share a row (with a count) and at
- * most UNVERIFIED_DISTINCT_BODIES different bodies get their own; ones naming no payment of ours,
- * and bodies that are not callbacks, are one row per kind. An unauthenticated sender cannot turn N
- * requests into N rows, N audit events and N STK queries, nor hide a genuine body behind a forged
- * one. Shared with the hosted providers' notifications.
- */
-export const UNVERIFIED_CALLBACK_WINDOW_SECONDS = 10;
 const UNVERIFIED_DISTINCT_BODIES = 4;
 
 /** One shared STK query turn (see sharedStatusQuery). */
@@ -643,12 +610,6 @@ export class PaymentsService implements BeforeApplicationShutdown {
   async beforeApplicationShutdown(): Promise<void> {
     await Promise.allSettled([...this.background]);
   }
-}
-
-/** Seconds before the reconciler's next look after `attempt` looks: base·2^(attempt-1), capped, ±20 % jitter so instances spread out. */
-export function reconcileBackoffSeconds(attempt: number, baseSeconds: number, maxSeconds: number, random: () => number = Math.random): number {
-  const exp = Math.min(maxSeconds, baseSeconds * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
-  return Math.max(0, Math.round(exp * (0.8 + 0.4 * random())));
 }
 
 function encodeCursor(p: Payment): string {

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { formatPhoneNumber } from './daraja/phone';
+import { formatPhoneNumber } from './providers/mpesa/phone';
 
 /** Domain separation: the key is derived from the server secret, never the secret itself. Changing it orphans every stored hash. */
 const PHONE_HASH_CONTEXT = 'smartduka/payments/phone-hash/v1';

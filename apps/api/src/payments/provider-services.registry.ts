@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Payment } from '../database/schema';
-import type { ReconcileResult } from './payments.service';
+import type { ReconcileResult } from './reconcile';
 
 /**
  * What the provider-independent parts (the reconciler, GET /payments/:id, the operator

@@ -1,5 +1,5 @@
 import { loadConfig, ConfigValidationError } from '../config/app-config';
-import { reconcileBackoffSeconds } from './payments.service';
+import { reconcileBackoffSeconds } from './reconcile';
 
 describe('reconcileBackoffSeconds', () => {
   const mid = () => 0.5; // no jitter

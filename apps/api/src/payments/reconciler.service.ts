@@ -4,7 +4,8 @@ import { safeError } from '../common/logging';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { PaymentsRepository } from './payments.repository';
-import { PaymentsService, ReconcileAction } from './payments.service';
+import { PaymentsService } from './payments.service';
+import type { ReconcileAction } from './reconcile';
 
 export interface ReconcileTickReport {
   callbacksReplayed: number;

@@ -1,4 +1,4 @@
-import { formatPhoneNumber } from '../payments/daraja/phone';
+import { formatPhoneNumber } from '../payments/providers/mpesa/phone';
 import { derivePhoneKeySecret, phoneKey, retryAfterSeconds, shopKey } from './rate-limit.keys';
 
 describe('rate-limit keys', () => {

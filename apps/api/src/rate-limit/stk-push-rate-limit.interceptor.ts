@@ -7,7 +7,7 @@ import { catchError, from, mergeMap, Observable, throwError } from 'rxjs';
 import type { AuthUser } from '../auth/auth.types';
 import { ErrorResponseDto } from '../common/api-errors.decorator';
 import { AppError } from '../common/errors';
-import { DarajaService } from '../payments/daraja/daraja.service';
+import { DarajaService } from '../payments/providers/mpesa/daraja.service';
 import { StkPushDto } from '../payments/payments.dto';
 import { PaymentsRepository } from '../payments/payments.repository';
 import { Hold, RateLimitService } from './rate-limit.service';

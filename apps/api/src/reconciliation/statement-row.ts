@@ -3,7 +3,7 @@
  * Pure functions, no I/O.
  */
 import { maskPhone } from '../common/mask';
-import { normaliseMpesaReceipt } from '../payments/daraja/receipt';
+import { normaliseMpesaReceipt } from '../payments/providers/mpesa/receipt';
 
 export type Column = 'receipt' | 'time' | 'amount' | 'details' | 'status';
 

@@ -1,6 +1,6 @@
-import { callbackToken } from '../../daraja/callback-token';
-import { CallbackShapeError } from '../../daraja/daraja.errors';
-import { captureLogs, FakeDaraja, makeService, PUSH_PATH, QUERY_PATH, SIGNING_SECRET } from '../../daraja/fake-daraja.testing';
+import { callbackToken } from './callback-token';
+import { CallbackShapeError } from './daraja.errors';
+import { captureLogs, FakeDaraja, makeService, PUSH_PATH, QUERY_PATH, SIGNING_SECRET } from './fake-daraja.testing';
 import { MpesaProvider } from './mpesa.provider';
 
 const CHECKOUT_ID = 'ws_CO_26112026101500123456';

@@ -1,6 +1,6 @@
 import { ValidationFailedError } from '../../../common/errors';
-import { DarajaService } from '../../daraja/daraja.service';
-import type { ParsedStkCallback, StkPushResult, StkQueryResult } from '../../daraja/daraja.types';
+import { DarajaService } from './daraja.service';
+import type { ParsedStkCallback, StkPushResult, StkQueryResult } from './daraja.types';
 import type { InitiateRequest, InitiateResult, Notification, NotificationInput, PaymentProvider, ProviderCapabilities, RefundResult, StatusResult } from '../payment-provider';
 
 export interface MpesaInitiateResult extends InitiateResult {

@@ -1,4 +1,4 @@
-import { ValidationFailedError } from '../../common/errors';
+import { ValidationFailedError } from '../../../common/errors';
 import {
   DarajaAuthError,
   DarajaInvalidRequestError,

@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { and, eq, sql } from 'drizzle-orm';
-import { DB } from '../database/database.module';
-import type { Db } from '../database/database';
-import { providerTokens } from '../database/schema';
-import { isUsableToken, RefreshOptions, StoredToken, TokenStore } from './daraja/token-store';
+import { DB } from '../../../database/database.module';
+import type { Db } from '../../../database/database';
+import { providerTokens } from '../../../database/schema';
+import { isUsableToken, RefreshOptions, StoredToken, TokenStore } from './token-store';
 
 /**
  * Namespace (first key) of the two-int advisory locks taken per token key. Two-int advisory

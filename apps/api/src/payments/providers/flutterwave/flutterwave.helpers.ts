@@ -2,10 +2,10 @@
  * Pure helpers of the Flutterwave payment flow: our tx_ref, exact amounts, the return URL rules,
  * the decision taken after each verification, masking and the small HTML result page. No I/O.
  */
-import { ValidationFailedError } from '../../common/errors';
-import { CURRENCY_EXPONENT } from '../../common/money';
-import { formatMinor } from '../providers/amount';
-import type { ProviderPaymentStatus } from '../providers/payment-provider';
+import { ValidationFailedError } from '../../../common/errors';
+import { CURRENCY_EXPONENT } from '../../../common/money';
+import { formatMinor } from '../amount';
+import type { ProviderPaymentStatus } from '../payment-provider';
 
 export const FLW_PROVIDER = 'flutterwave';
 

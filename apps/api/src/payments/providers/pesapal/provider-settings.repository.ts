@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { eq, sql } from 'drizzle-orm';
-import { DB } from '../../database/database.module';
-import type { Db } from '../../database/database';
-import { providerSettings } from '../../database/schema';
+import { DB } from '../../../database/database.module';
+import type { Db } from '../../../database/database';
+import { providerSettings } from '../../../database/schema';
 
 /**
  * Namespace (first key) of the two-int advisory locks taken per provider_settings key (the Daraja

@@ -1,9 +1,9 @@
 import { Module } from '@nestjs/common';
-import { AuthModule } from '../../auth/auth.module';
-import type { AppConfig } from '../../config/app-config';
-import { APP_CONFIG } from '../../config/config.module';
-import { PaymentsModule } from '../payments.module';
-import type { PesapalProvider } from '../providers/pesapal/pesapal.provider';
+import { AuthModule } from '../../../auth/auth.module';
+import type { AppConfig } from '../../../config/app-config';
+import { APP_CONFIG } from '../../../config/config.module';
+import { PaymentsModule } from '../../payments.module';
+import type { PesapalProvider } from './pesapal.provider';
 import { createPesapalProvider, ipnOptionsFor, PesapalIpnService } from './pesapal-ipn.service';
 import { PESAPAL_IPN, PESAPAL_PROVIDER } from './pesapal.constants';
 import { PesapalController, PesapalEnabledGuard } from './pesapal.controller';

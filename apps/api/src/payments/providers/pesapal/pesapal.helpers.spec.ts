@@ -1,7 +1,7 @@
-import { ValidationFailedError } from '../../common/errors';
-import { FakeProviderServer } from '../providers/fake-provider-server.testing';
-import { PESAPAL_PATHS as P, PesapalProvider } from '../providers/pesapal/pesapal.provider';
-import { ProviderError } from '../providers/provider-errors';
+import { ValidationFailedError } from '../../../common/errors';
+import { FakeProviderServer } from '../fake-provider-server.testing';
+import { PESAPAL_PATHS as P, PesapalProvider } from './pesapal.provider';
+import { ProviderError } from '../provider-errors';
 import {
   decodeEnvelope,
   encodeEnvelope,

@@ -6,7 +6,7 @@
  * longer value protects nothing: the API sends a value that fits and reports what it sent.
  * Only input that leaves nothing after cleaning is refused (by the DTO, with a clear 400).
  */
-import { ValidationFailedError } from '../../common/errors';
+import { ValidationFailedError } from '../../../common/errors';
 import { ACCOUNT_REFERENCE_MAX_LENGTH, TRANSACTION_DESC_MAX_LENGTH } from './daraja.service';
 
 /** Upper bound on the raw text the API accepts for either field, so the request stays bounded. */

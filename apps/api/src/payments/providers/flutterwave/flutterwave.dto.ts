@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsDefined, IsEmail, IsObject, IsOptional, IsString, IsUrl, IsUUID, Length, Matches, MaxLength, ValidateBy, ValidateNested } from 'class-validator';
-import { ORDER_ID_PATTERN } from '../../orders/orders.dto';
+import { ORDER_ID_PATTERN } from '../../../orders/orders.dto';
 
 /** Validated nested under `customer`: the ValidationPipe puts `customer.` before each message. */
 export class FlutterwaveCustomerDto {

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsDefined, IsEmail, IsObject, IsOptional, IsString, IsUUID, Length, Matches, MaxLength, ValidateBy, ValidateNested } from 'class-validator';
-import { ORDER_ID_PATTERN } from '../../orders/orders.dto';
+import { ORDER_ID_PATTERN } from '../../../orders/orders.dto';
 
 /** No control characters and no angle brackets: text shown to the payer on Pesapal's page. */
 const PLAIN_TEXT = /^[^\x00-\x1f\x7f<>]+$/;

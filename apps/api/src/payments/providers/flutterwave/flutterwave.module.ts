@@ -1,9 +1,9 @@
 import { Module } from '@nestjs/common';
-import { AuthModule } from '../../auth/auth.module';
-import type { AppConfig } from '../../config/app-config';
-import { APP_CONFIG } from '../../config/config.module';
-import { PaymentsModule } from '../payments.module';
-import { FlutterwaveProvider } from '../providers/flutterwave/flutterwave.provider';
+import { AuthModule } from '../../../auth/auth.module';
+import type { AppConfig } from '../../../config/app-config';
+import { APP_CONFIG } from '../../../config/config.module';
+import { PaymentsModule } from '../../payments.module';
+import { FlutterwaveProvider } from './flutterwave.provider';
 import { FlutterwaveController } from './flutterwave.controller';
 import { FLW_CHECKOUT_SESSION_MINUTES, FLW_MAX_RETRY_ATTEMPTS } from './flutterwave.helpers';
 import { FLUTTERWAVE_PROVIDER, FlutterwaveService } from './flutterwave.service';

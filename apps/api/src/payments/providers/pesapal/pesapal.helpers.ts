@@ -4,10 +4,10 @@
  * key, and the browser return (redirect or result page).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { ValidationFailedError } from '../../common/errors';
-import { maskPhone } from '../../common/mask';
-import { currencyExponent, formatMinor, parseProviderAmount, toOutgoingAmount } from '../providers/amount';
-import { PESAPAL_REFERENCE_MAX_LENGTH } from '../providers/pesapal/pesapal.provider';
+import { ValidationFailedError } from '../../../common/errors';
+import { maskPhone } from '../../../common/mask';
+import { currencyExponent, formatMinor, parseProviderAmount, toOutgoingAmount } from '../amount';
+import { PESAPAL_REFERENCE_MAX_LENGTH } from './pesapal.provider';
 
 export const PESAPAL_LABEL = 'Pesapal';
 

@@ -1,16 +1,16 @@
 import { Body, CanActivate, Controller, Get, Headers, HttpCode, Inject, Injectable, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
-import { checkIdempotencyKey, IdempotencyKeyHeader, sendHttpResult } from '../../common/idempotent-http';
+import { checkIdempotencyKey, IdempotencyKeyHeader, sendHttpResult } from '../../../common/idempotent-http';
 import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiOperation, ApiProduces, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import type { AuthUser } from '../../auth/auth.types';
-import { JwtAuthGuard } from '../../auth/jwt-auth.guard';
-import { CurrentUser } from '../../auth/roles.decorator';
-import { ApiErrors } from '../../common/api-errors.decorator';
-import { AppError } from '../../common/errors';
-import type { AppConfig } from '../../config/app-config';
-import { APP_CONFIG } from '../../config/config.module';
-import { PaymentResponseDto } from '../payments.dto';
-import type { PesapalIpnAck } from '../providers/pesapal/pesapal.types';
+import type { AuthUser } from '../../../auth/auth.types';
+import { JwtAuthGuard } from '../../../auth/jwt-auth.guard';
+import { CurrentUser } from '../../../auth/roles.decorator';
+import { ApiErrors } from '../../../common/api-errors.decorator';
+import { AppError } from '../../../common/errors';
+import type { AppConfig } from '../../../config/app-config';
+import { APP_CONFIG } from '../../../config/config.module';
+import { PaymentResponseDto } from '../../payments.dto';
+import type { PesapalIpnAck } from './pesapal.types';
 import { PesapalInitDto, PesapalInitResponseDto, PesapalIpnAckDto, PesapalStatusQueryDto } from './pesapal.dto';
 import { PesapalService } from './pesapal.service';
 

@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
-import type { AppConfig, HostedProviderEnv } from '../../config/app-config';
-import { ProviderError } from '../providers/provider-errors';
-import { PesapalProvider } from '../providers/pesapal/pesapal.provider';
-import type { PesapalIpnType } from '../providers/pesapal/pesapal.types';
+import type { AppConfig, HostedProviderEnv } from '../../../config/app-config';
+import { ProviderError } from '../provider-errors';
+import { PesapalProvider } from './pesapal.provider';
+import type { PesapalIpnType } from './pesapal.types';
 import { ipnSettingsKey } from './pesapal.helpers';
 import { ProviderSettingsRepository } from './provider-settings.repository';
 

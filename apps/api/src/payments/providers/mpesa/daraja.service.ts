@@ -1,10 +1,10 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { TIMEOUT_NET_CODES, UNREACHABLE_NET_CODES } from '../../common/net-errors';
+import { TIMEOUT_NET_CODES, UNREACHABLE_NET_CODES } from '../../../common/net-errors';
 import axios, { AxiosInstance, AxiosResponse } from 'axios';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { AppError, ValidationFailedError } from '../../common/errors';
-import { maskCheckoutRequestId, maskPhone, maskPhonesIn } from '../../common/mask';
+import { AppError, ValidationFailedError } from '../../../common/errors';
+import { maskCheckoutRequestId, maskPhone, maskPhonesIn } from '../../../common/mask';
 import { parseStkCallback } from './callback-parser';
 import { callbackToken, verifyCallbackToken } from './callback-token';
 import {

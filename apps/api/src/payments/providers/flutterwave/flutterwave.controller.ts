@@ -1,12 +1,12 @@
 import { Body, Controller, Get, Headers, HttpCode, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
-import { checkIdempotencyKey, IdempotencyKeyHeader, sendHttpResult } from '../../common/idempotent-http';
+import { checkIdempotencyKey, IdempotencyKeyHeader, sendHttpResult } from '../../../common/idempotent-http';
 import { ApiBearerAuth, ApiBody, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import type { AuthUser } from '../../auth/auth.types';
-import { JwtAuthGuard } from '../../auth/jwt-auth.guard';
-import { CurrentUser } from '../../auth/roles.decorator';
-import { ApiErrors } from '../../common/api-errors.decorator';
-import { PaymentResponseDto } from '../payments.dto';
+import type { AuthUser } from '../../../auth/auth.types';
+import { JwtAuthGuard } from '../../../auth/jwt-auth.guard';
+import { CurrentUser } from '../../../auth/roles.decorator';
+import { ApiErrors } from '../../../common/api-errors.decorator';
+import { PaymentResponseDto } from '../../payments.dto';
 import { FlutterwaveInitDto, FlutterwaveInitResponseDto, FlutterwaveVerifyDto, FlutterwaveWebhookAckDto } from './flutterwave.dto';
 import { FlutterwaveService } from './flutterwave.service';
 

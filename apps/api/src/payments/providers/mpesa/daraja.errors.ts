@@ -1,4 +1,4 @@
-import { AppError } from '../../common/errors';
+import { AppError } from '../../../common/errors';
 
 /**
  * Every failed Daraja call becomes one of these.
