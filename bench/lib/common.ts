@@ -51,7 +51,7 @@ export async function freshPostgres(label: string, poolSize = 4, options: { migr
     await admin.db.execute(sql.raw(`create database ${name}`));
   } catch (err) {
     await admin.close();
-    throw new Error(`could not create a database on ${redactUrl(DATABASE_URL)} (is Postgres running? set DATABASE_URL): ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`could not create a database on ${redactUrl(DATABASE_URL)} (is Postgres running? set DATABASE_URL): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   const url = new URL(DATABASE_URL);
   url.pathname = `/${name}`;

@@ -10,7 +10,7 @@ import { AppError } from '../common/errors';
 import { DarajaService } from '../payments/providers/mpesa/daraja.service';
 import { StkPushDto } from '../payments/payments.dto';
 import { PaymentsRepository } from '../payments/payments.repository';
-import { Hold, RateLimitService } from './rate-limit.service';
+import { RateLimitService } from './rate-limit.service';
 
 /**
  * Applies the per-shop and per-phone limits to POST /payments/stk-push.

@@ -831,7 +831,7 @@ function routeCases(): Case[] {
     route('PUT /payments/callback', (h) => h().put('/payments/callback').send(stk({}))),
     route('GET /reconciliation/statements', (h, a) => h().get('/reconciliation/statements').set('Authorization', a)),
     route('POST /payments/stk-push/extra', (h, a) => h().post('/payments/stk-push/extra').set('Authorization', a).send(push())),
-    route('GET /payments/:id/release', (h, a) => h().get(`/payments/${pending.paymentId}/release`).set('Authorization', manager())),
+    route('GET /payments/:id/release', (h) => h().get(`/payments/${pending.paymentId}/release`).set('Authorization', manager())),
   ];
 }
 

@@ -102,7 +102,7 @@ export async function startApiProcess(options: ApiProcessOptions): Promise<ApiPr
   const budget = options.startBudgetMs ?? API_START_BUDGET_MS;
   const limit = scaled(budget);
   const started = Date.now();
-  let last = 'no answer yet';
+  let last: string;
   for (;;) {
     if (dead) throw new Error(`API process exited during start (code ${child.exitCode}, signal ${child.signalCode}):\n${tail(out)}`);
     try {

@@ -49,7 +49,7 @@ export async function step<T>(name: string, budgetMs: number, fn: () => Promise<
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      let detail = '';
+      let detail: string;
       try {
         detail = progress ? `; still waiting for: ${progress()}` : '';
       } catch (err) {
@@ -88,7 +88,7 @@ export async function waitUntil<T>(what: string, budgetMs: number, fn: () => Pro
   const scale = timeScale();
   const limit = scaled(budgetMs, scale);
   const deadline = Date.now() + limit;
-  let last = 'nothing yet';
+  let last: string;
   for (;;) {
     const reason = options.failIf?.();
     if (reason) throw new Error(`gave up waiting for ${what}: ${reason}`);
@@ -100,7 +100,7 @@ export async function waitUntil<T>(what: string, budgetMs: number, fn: () => Pro
       last = `last error: ${err instanceof Error ? err.message : String(err)}`;
     }
     if (Date.now() > deadline) {
-      let progress = '';
+      let progress: string;
       try {
         progress = options.progress ? `; ${await options.progress()}` : '';
       } catch (err) {

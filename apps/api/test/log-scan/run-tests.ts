@@ -17,7 +17,7 @@ import { API_DIR, LOG_DIR_ENV } from './sink';
 const KEEP_MS = 24 * 3600 * 1000;
 
 function pruneOldRuns(): void {
-  let names: string[] = [];
+  let names: string[];
   try {
     names = readdirSync(LOGS_ROOT);
   } catch {
