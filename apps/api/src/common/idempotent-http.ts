@@ -1,9 +1,16 @@
 import { ApiHeader } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import type { HttpResult } from '../payments/payment-lifecycle.service';
 import { ValidationFailedError } from './errors';
 
 const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
+
+/** An HTTP-level result the controller sends as is (so idempotent replays are byte-identical). */
+export interface HttpResult<T = unknown> {
+  status: number;
+  body: T;
+  replayed?: boolean;
+  headers?: Record<string, string>;
+}
 
 /** OpenAPI for the Idempotency-Key header every payment-creating endpoint takes. */
 export const IdempotencyKeyHeader = () =>

@@ -2,7 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
-import type { MpesaEnvironment, MpesaTransactionType } from '../payments/providers/mpesa/daraja.types';
+
+/** Where M-Pesa requests go: the embedded simulator, Safaricom's sandbox or production. */
+export type MpesaEnvironment = 'simulator' | 'sandbox' | 'production';
+/** How the shortcode takes money: a paybill (CustomerPayBillOnline) or a till (CustomerBuyGoodsOnline). */
+export type MpesaTransactionType = 'paybill' | 'till';
 
 /** The one typed configuration object, validated at boot. Nothing else reads process.env. */
 export interface AppConfig {

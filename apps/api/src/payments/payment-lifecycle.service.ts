@@ -3,6 +3,7 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { createHmac, randomUUID } from 'node:crypto';
 import type { AuthUser } from '../auth/auth.types';
 import { AppError, ConflictError, NotFoundError } from '../common/errors';
+import type { HttpResult } from '../common/idempotent-http';
 import { toMajor } from '../common/money';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
@@ -29,13 +30,8 @@ export interface PaymentCompletedEvent {
   orderPaid: boolean;
 }
 
-/** An HTTP-level result the controller sends as is (so idempotent replays are byte-identical). */
-export interface HttpResult<T = unknown> {
-  status: number;
-  body: T;
-  replayed?: boolean;
-  headers?: Record<string, string>;
-}
+/** HttpResult lives in common/ (the controllers' sendHttpResult takes it); re-exported for the services. */
+export type { HttpResult } from '../common/idempotent-http';
 
 export { OUTCOME_UNKNOWN } from './payment-status';
 

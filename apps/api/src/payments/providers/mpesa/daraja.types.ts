@@ -3,8 +3,8 @@
  * Amounts here are whole Kenyan shillings (Daraja's unit), never minor units.
  */
 
-export type MpesaEnvironment = 'simulator' | 'sandbox' | 'production';
-export type MpesaTransactionType = 'paybill' | 'till';
+import type { MpesaTransactionType } from '../../../config/app-config';
+export type { MpesaEnvironment, MpesaTransactionType } from '../../../config/app-config';
 
 /** One set of Daraja credentials + the shortcode they pay into. */
 export interface DarajaAccount {
