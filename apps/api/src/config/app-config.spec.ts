@@ -1,4 +1,4 @@
-import { ConfigValidationError, loadConfig, SANDBOX_PASSKEY } from './app-config';
+import { callbackUrlProblems, ConfigValidationError, FORBIDDEN_CALLBACK_WORDS, loadConfig, SANDBOX_PASSKEY } from './app-config';
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -71,6 +71,20 @@ describe('loadConfig', () => {
     [{ TRUST_PROXY: 'everyone' }, /TRUST_PROXY/],
   ])('rejects %p', (override, message) => {
     expect(problemsOf({ ...sandbox, ...override }).join('\n')).toMatch(message);
+  });
+
+  it('forbids in callback URLs exactly the words daraja.md §2.4 lists (the one list DarajaService also uses)', () => {
+    expect([...FORBIDDEN_CALLBACK_WORDS].sort()).toEqual(['cmd', 'exe', 'exec', 'm-pesa', 'mpesa', 'query', 'safaricom', 'sql']);
+  });
+
+  it.each([
+    ['https://pay.example.com/hooks/M-PESA/cb', '"m-pesa"'],
+    ['https://pay.example.com/hooks/Safaricom/cb', '"safaricom"'],
+    ['https://pay.example.com/hooks/exec/cb', '"exe", "exec"'],
+    ['https://pay.example.com/hooks/cmd/cb', '"cmd"'],
+    ['https://pay.example.com/hooks/SQL/cb', '"sql"'],
+  ])('rejects the forbidden words in any case: %s', (url, words) => {
+    expect(callbackUrlProblems(url, 'sandbox').join('\n')).toContain(`must not contain ${words}: Daraja rejects such URLs`);
   });
 
   it('refuses the simulator in production and requires https callbacks there', () => {

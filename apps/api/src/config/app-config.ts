@@ -164,8 +164,11 @@ const BASE_URLS: Record<Exclude<MpesaEnvironment, 'simulator'>, string> = {
   production: 'https://api.safaricom.co.ke',
 };
 
-/** Words Daraja refuses in callback URLs (daraja.md §2.4). */
-export const FORBIDDEN_CALLBACK_WORDS = ['m-pesa', 'mpesa', 'safaricom', 'exe', 'exec', 'cmd', 'sql', 'query'];
+/**
+ * Words Daraja refuses in callback URLs, in any case (daraja.md §2.4). The one list: config rejects
+ * an MPESA_CALLBACK_URL with them, DarajaService warns about a callbackBaseUrl with them.
+ */
+export const FORBIDDEN_CALLBACK_WORDS: readonly string[] = ['m-pesa', 'mpesa', 'safaricom', 'exe', 'exec', 'cmd', 'sql', 'query'];
 
 export const REPO_ROOT = resolve(__dirname, '../../../..');
 

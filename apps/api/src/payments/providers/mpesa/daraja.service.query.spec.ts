@@ -293,6 +293,11 @@ describe('DarajaService callbacks and helpers', () => {
     expect(logs.lines.join('\n')).toMatch(/callbackBaseUrl contains words Safaricom rejects in callback URLs: mpesa/);
   });
 
+  it('warns with the same forbidden words as the config check (exec included)', () => {
+    makeService('http://127.0.0.1:9', { callbackBaseUrl: 'https://shop.example.com/exec/callback' });
+    expect(logs.lines.join('\n')).toMatch(/callbackBaseUrl contains words Safaricom rejects in callback URLs: exe, exec$/m);
+  });
+
   it('is injectable through DARAJA_OPTIONS in a Nest module', async () => {
     const options = { ...makeServiceOptions(), callbackBaseUrl: 'https://pay.example.com/hooks/daraja/stk' };
     const moduleRef = await Test.createTestingModule({

@@ -5,6 +5,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { AppError, ValidationFailedError } from '../../../common/errors';
 import { maskCheckoutRequestId, maskPhone, maskPhonesIn } from '../../../common/mask';
+import { FORBIDDEN_CALLBACK_WORDS } from '../../../config/app-config';
 import { parseStkCallback } from './callback-parser';
 import { callbackToken, verifyCallbackToken } from './callback-token';
 import {
@@ -60,8 +61,6 @@ const STK_QUERY_PATH = '/mpesa/stkpushquery/v1/query';
 const TOKEN_INVALID_CODES = new Set(['404.001.03', '400.003.01', '401.002.01']);
 /** Spike arrest / system busy, quota violation. */
 const RATE_LIMIT_CODES = new Set(['500.003.02', '500.003.03']);
-/** Words Safaricom refuses in callback URLs (daraja.md §2.4). */
-const FORBIDDEN_CALLBACK_WORDS = ['mpesa', 'm-pesa', 'safaricom', 'exe', 'cmd', 'sql', 'query'];
 
 const DEFAULT_QUERY_RETRY = { retries: 2, baseDelayMs: 500, maxDelayMs: 5000 };
 const DEFAULT_EXPIRES_IN_SECONDS = 3599;
