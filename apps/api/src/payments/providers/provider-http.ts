@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { isPlainObject } from '../../common/json';
 import { TIMEOUT_NET_CODES, UNREACHABLE_NET_CODES } from '../../common/net-errors';
 import axios, { AxiosInstance, AxiosResponse } from 'axios';
 import { Agent as HttpAgent } from 'node:http';
@@ -28,9 +29,7 @@ export interface HttpAnswer {
   retryAfterSeconds?: number;
 }
 
-export function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+export { isPlainObject }; // lives in common/json.ts; re-exported for the adapters that import it from here
 
 /** A string (numbers are stringified); undefined for anything else or empty strings. */
 export function str(v: unknown): string | undefined {

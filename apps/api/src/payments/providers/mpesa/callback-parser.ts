@@ -1,3 +1,4 @@
+import { isPlainObject } from '../../../common/json';
 import { CallbackShapeError } from './daraja.errors';
 import type { ParsedStkCallback, StkCallbackMetadata } from './daraja.types';
 import { mapResultCode, normaliseResultCode } from './result-codes';
@@ -14,10 +15,6 @@ type Json = Record<string, unknown>;
 
 /** Ids and receipts are plain ASCII; anything else (NUL, control or non-ASCII characters) is not Daraja. */
 const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
-
-function isPlainObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function fail(message: string): never {
   throw new CallbackShapeError(`Invalid STK callback: ${message}`);

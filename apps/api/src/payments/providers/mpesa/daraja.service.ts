@@ -4,6 +4,7 @@ import axios, { AxiosInstance, AxiosResponse } from 'axios';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { AppError, ValidationFailedError } from '../../../common/errors';
+import { isPlainObject } from '../../../common/json';
 import { maskCheckoutRequestId, maskPhone, maskPhonesIn } from '../../../common/mask';
 import { FORBIDDEN_CALLBACK_WORDS } from '../../../config/app-config';
 import { parseStkCallback } from './callback-parser';
@@ -94,10 +95,6 @@ interface SendSpec {
   body?: unknown;
   /** Extra, already log-safe context. */
   logContext?: string;
-}
-
-function isPlainObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function str(v: unknown): string | undefined {
