@@ -600,6 +600,18 @@ describe('Pesapal payments', () => {
     expect(pesapalRow.phone_hash).toBe(createHmac('sha256', key).update('254712345678').digest('hex'));
   });
 
+  it('the audit event keeps the customer masked: the email as its first letter and domain, null when none was given', async () => {
+    const eventData = async (paymentId: string) =>
+      rowsOf<{ data: Record<string, unknown> }>(await t.db.execute(sql`select data from payment_events where payment_id = ${paymentId} and data ? 'customerEmail'`));
+    const withEmail = await h.init(await h.order(10), 10, { customer: { email: 'jane.doe@example.com', phoneNumber: '0712345678' } });
+    expect(withEmail.status).toBe(201);
+    const [created] = await eventData(withEmail.body.paymentId);
+    expect(created.data).toMatchObject({ customerEmail: 'j***@example.com', customerPhone: '07******78' });
+    expect(JSON.stringify(await eventData(withEmail.body.paymentId))).not.toContain('jane.doe');
+    const phoneOnly = await h.opened(10);
+    expect((await eventData(phoneOnly.paymentId))[0].data).toMatchObject({ customerEmail: null, customerPhone: '07******78' });
+  });
+
   it('issue 8.16: migration 0005 clears the plain SHA-256 phone hashes stored before (the masked phone stays; M-Pesa rows keep theirs)', async () => {
     const p = await h.opened(100);
     const orderId = await h.order(10);

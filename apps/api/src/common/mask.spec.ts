@@ -1,4 +1,4 @@
-import { maskCheckoutRequestId, maskCheckoutRequestIdsIn, maskPhone, maskPhonesIn, maskSecret } from './mask';
+import { maskCheckoutRequestId, maskCheckoutRequestIdsIn, maskEmail, maskPhone, maskPhonesIn, maskSecret } from './mask';
 
 describe('maskPhone', () => {
   it.each([
@@ -24,6 +24,21 @@ describe('maskPhone', () => {
     const masked = maskPhone('254798765432');
     expect(masked.replace(/\*/g, '')).toHaveLength(6);
     expect(masked).toHaveLength(12);
+  });
+});
+
+describe('maskEmail', () => {
+  it.each([
+    ['wanjiku@example.com', 'w***@example.com'],
+    ['jane.doe@example.com', 'j***@example.com'],
+    ['a@b.co', 'a***@b.co'],
+    ['x@y@example.com', 'x***@example.com'],
+  ])('%s -> %s (the first letter and the domain only)', (input, expected) => {
+    expect(maskEmail(input)).toBe(expected);
+  });
+
+  it.each([[''], ['@x.com'], ['@x'], ['nobody@'], ['plain'], [42], [undefined], [null]])('masks %p entirely', (input) => {
+    expect(maskEmail(input)).toBe('***');
   });
 });
 

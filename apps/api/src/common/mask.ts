@@ -23,6 +23,17 @@ export function maskPhone(input: unknown): string {
   return '***';
 }
 
+/**
+ * `wanjiku@example.com` → `w***@example.com`: the first letter and the domain only, for audit data
+ * (emails never reach logs). Anything that is not a string with a local part and a domain → `***`.
+ */
+export function maskEmail(email: unknown): string {
+  if (typeof email !== 'string') return '***';
+  const at = email.lastIndexOf('@');
+  if (at < 1 || at === email.length - 1) return '***';
+  return `${email[0]}***@${email.slice(at + 1)}`;
+}
+
 /** Secrets (keys, passkeys, passwords, tokens) are never shown, not even their length. */
 export function maskSecret(_secret?: unknown): string {
   return '***';

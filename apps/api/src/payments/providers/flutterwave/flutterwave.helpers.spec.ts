@@ -6,7 +6,6 @@ import {
   FLW_CHECKOUT_SESSION_MINUTES,
   FLW_CHECKOUT_WINDOW_SECONDS,
   flwDataStatus,
-  maskEmail,
   normalizeCustomerPhone,
   parseMajorAmount,
   planLook,
@@ -165,12 +164,6 @@ describe('small helpers', () => {
     expect(flwDataStatus({ status: 'success', data: { status: 'successful' } })).toBe('successful');
     expect(flwDataStatus({ data: { status: 'x'.repeat(80) } })).toHaveLength(50);
     for (const raw of [undefined, null, 'x', {}, { data: null }, { data: { status: 3 } }, { data: { status: '' } }]) expect(flwDataStatus(raw)).toBeUndefined();
-  });
-
-  it('maskEmail keeps the first letter and the domain only', () => {
-    expect(maskEmail('wanjiku@example.com')).toBe('w***@example.com');
-    expect(maskEmail('a@b.co')).toBe('a***@b.co');
-    for (const bad of ['', '@x.com', 'nobody@', 'plain', 42, undefined]) expect(maskEmail(bad)).toBe('***');
   });
 
   it('normalizeCustomerPhone', () => {

@@ -162,14 +162,6 @@ export function flwDataStatus(raw: unknown): string | undefined {
   return typeof s === 'string' && s.length > 0 ? s.slice(0, 50) : undefined;
 }
 
-/** `wanjiku@example.com` → `w***@example.com`; anything that is not an email → `***`. */
-export function maskEmail(email: unknown): string {
-  if (typeof email !== 'string') return '***';
-  const at = email.lastIndexOf('@');
-  if (at < 1 || at === email.length - 1) return '***';
-  return `${email[0]}***@${email.slice(at + 1)}`;
-}
-
 /**
  * A phone number for Flutterwave's `phonenumber`: spaces and dashes removed, Kenyan local forms
  * (07…, 01…) in international form without + (2547…). Other values are passed on for the

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../../../auth/auth.types';
 import { AppError, NotFoundError, ValidationFailedError } from '../../../common/errors';
 import { safeError, safeMessage } from '../../../common/logging';
-import { maskPhone } from '../../../common/mask';
+import { maskEmail, maskPhone } from '../../../common/mask';
 import { toMajor } from '../../../common/money';
 import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
@@ -31,7 +31,6 @@ import {
   FLW_READ_MIN_INTERVAL_SECONDS,
   FLW_REFRESH_AFTER_SECONDS,
   flwDataStatus,
-  maskEmail,
   normalizeCustomerPhone,
   parseMajorAmount,
   planLook,

@@ -11,7 +11,6 @@ import {
   ipnSettingsKey,
   isCancelledAtPesapal,
   isStaleIpnRejection,
-  maskEmail,
   MERCHANT_REFERENCE_RE,
   merchantReference,
   normaliseCustomer,
@@ -120,12 +119,6 @@ describe('normaliseCustomer', () => {
 });
 
 describe('small helpers', () => {
-  it('maskEmail keeps the first letter and the domain', () => {
-    expect(maskEmail('jane.doe@example.com')).toBe('j***@example.com');
-    expect(maskEmail('@x')).toBe('***');
-    expect(maskEmail(undefined)).toBeNull();
-  });
-
   it('ipnSettingsKey = pesapal:ipn:<env>:<sha256 of the URL>', () => {
     expect(ipnSettingsKey('sandbox', 'https://pos.example.co.ke/payments/pesapal/callback')).toBe(
       'pesapal:ipn:sandbox:' + require('node:crypto').createHash('sha256').update('https://pos.example.co.ke/payments/pesapal/callback').digest('hex'),

@@ -107,14 +107,6 @@ export function normaliseCustomer(c: { email?: string; phoneNumber?: string; fir
   return out;
 }
 
-/** `jane.doe@example.com` → `j***@example.com` (for audit data; emails never reach logs). */
-export function maskEmail(email: string | undefined): string | null {
-  if (!email) return null;
-  const at = email.lastIndexOf('@');
-  if (at <= 0) return '***';
-  return `${email[0]}***${email.slice(at)}`;
-}
-
 /** provider_settings key of an IPN registration: `pesapal:ipn:<env>:<sha256 of the IPN URL>`. */
 export function ipnSettingsKey(env: string, ipnUrl: string): string {
   return `pesapal:ipn:${env}:${createHash('sha256').update(ipnUrl).digest('hex')}`;

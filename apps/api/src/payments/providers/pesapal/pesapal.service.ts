@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../../../auth/auth.types';
 import { AppError, NotFoundError, ValidationFailedError } from '../../../common/errors';
 import { safeError, safeMessage } from '../../../common/logging';
-import { maskPhone } from '../../../common/mask';
+import { maskEmail, maskPhone } from '../../../common/mask';
 import { toMajor } from '../../../common/money';
 import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
@@ -30,7 +30,6 @@ import {
   ipnProcessed,
   isCancelledAtPesapal,
   isStaleIpnRejection,
-  maskEmail,
   MERCHANT_REFERENCE_RE,
   merchantReference,
   normaliseCustomer,
@@ -175,7 +174,7 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
         // The keyed hash M-Pesa uses (a plain SHA-256 of a phone number is reversible by trying them all).
         phoneHash: customer.phoneNumber ? phoneHash(this.config.mpesa.callbackSigningSecret, customer.phoneNumber) : null,
       },
-      eventData: { reference, description, customerPhone: customer.phoneNumber ? maskPhone(customer.phoneNumber) : null, customerEmail: maskEmail(customer.email) },
+      eventData: { reference, description, customerPhone: customer.phoneNumber ? maskPhone(customer.phoneNumber) : null, customerEmail: customer.email ? maskEmail(customer.email) : null },
     });
     if (lost) return lost;
 
