@@ -8,6 +8,11 @@
  * break half the code into one-argument-per-line columns (24k changed lines against 16k at 120);
  * 140 changes fewer lines but leaves lines too long to read beside their comments.
  * The rest is the code's existing style: single quotes, semicolons, trailing commas.
+ *
+ * `pnpm format` runs Prettier twice: on a few long member chains (`t.http().get(…).query({…})`)
+ * Prettier 3.10 settles only on its second pass, and `--check` would then fail after one. For the
+ * same reason `pnpm lint:format` runs without `--cache`: the cache records a written file as
+ * formatted and would hide a file that a second pass still changes.
  */
 /** @type {import('prettier').Config} */
 module.exports = {
