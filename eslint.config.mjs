@@ -3,10 +3,11 @@
 // a TypeScript program per package again, which `pnpm typecheck` already does. eslint-config-prettier
 // comes last so that no rule argues with Prettier about layout.
 import js from '@eslint/js';
+import { defineConfig } from 'eslint/config';
 import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
-export default tseslint.config(
+export default defineConfig(
   {
     ignores: [
       '**/node_modules/',
@@ -15,11 +16,13 @@ export default tseslint.config(
       '**/.data/',
       '**/.test-logs/',
       '**/.turbo/',
+      '**/.stryker-tmp/',
+      '**/reports/',
       'bench/results/',
     ],
   },
   js.configs.recommended,
-  ...tseslint.configs.recommended,
+  tseslint.configs.recommended,
   {
     rules: {
       // A leading underscore marks a value left unused on purpose: a parameter an interface
