@@ -13,6 +13,7 @@ describe('ProviderError', () => {
     ['bad_response', 'PROVIDER_BAD_RESPONSE', 502, 'unknown'],
     ['reference_mismatch', 'PROVIDER_REFERENCE_MISMATCH', 502, 'not_processed'],
     ['reference_required', 'PROVIDER_REFERENCE_REQUIRED', 409, 'not_processed'],
+    ['customer_busy', 'CUSTOMER_BUSY', 409, 'not_processed'],
   ])('%s → %s, HTTP %d, outcome %s', (kind, code, status, outcome) => {
     const err = new ProviderError('pesapal', kind, 'message');
     expect(err).toBeInstanceOf(AppError);
@@ -44,7 +45,27 @@ describe('ProviderError', () => {
     expect(new ProviderError('pesapal', 'rate_limited', 'm', { retryAfterSeconds: 12 }).headers).toEqual({ 'Retry-After': '12' });
     expect(new ProviderError('pesapal', 'rate_limited', 'm').headers).toEqual({ 'Retry-After': '30' });
     expect(new ProviderError('pesapal', 'unreachable', 'm').headers).toEqual({ 'Retry-After': '10' });
+    expect(new ProviderError('mpesa', 'customer_busy', 'm').headers).toEqual({ 'Retry-After': '60' });
     expect(new ProviderError('pesapal', 'timeout', 'm').headers).toBeUndefined();
+    // What the provider said stays apart from the default our client gets.
+    expect(new ProviderError('mpesa', 'rate_limited', 'm').retryAfterSeconds).toBeUndefined();
+  });
+
+  it("carries the provider's request id into details, with a payer's number in it masked", () => {
+    const err = new ProviderError('mpesa', 'rate_limited', 'M-Pesa is rate limiting requests', {
+      providerHttpStatus: 500,
+      providerCode: '500.003.02',
+      providerMessage: 'Spike Arrest Violation',
+      providerRequestId: '1c5b-4ba8-815c-ac45c57a3db01495926',
+      retryAfterSeconds: 7,
+    });
+    expect(err.details).toEqual({ provider: 'mpesa', providerErrorCode: '500.003.02', providerErrorMessage: 'Spike Arrest Violation', providerRequestId: '1c5b-4ba8-815c-ac45c57a3db01495926' });
+    expect([err.providerRequestId, err.providerHttpStatus, err.retryAfterSeconds, err.headers]).toEqual(['1c5b-4ba8-815c-ac45c57a3db01495926', 500, 7, { 'Retry-After': '7' }]);
+    expect(err.asNotProcessed('x').details).toEqual(err.details);
+    // Daraja's STK query answers echo the CheckoutRequestID as requestId: it ends with the payer's national number.
+    const echoed = new ProviderError('mpesa', 'unavailable', 'm', { providerRequestId: 'ws_CO_13102022154520280706803305' });
+    expect(echoed.details).toEqual({ provider: 'mpesa', providerRequestId: 'ws_CO_13102022154520280*******05' });
+    expect(echoed.providerRequestId).toBe('ws_CO_13102022154520280*******05');
   });
 
   it('outcome can be overridden, and asNotProcessed keeps kind/code but marks it not processed', () => {
