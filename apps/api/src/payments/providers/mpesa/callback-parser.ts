@@ -1,4 +1,4 @@
-import { CallbackShapeError } from './daraja.errors';
+import { CallbackShapeError } from './mpesa.errors';
 import type { ParsedStkCallback, StkCallbackMetadata } from './daraja.types';
 import { mapResultCode, normaliseResultCode } from './result-codes';
 import { normaliseMpesaReceipt } from './receipt';
