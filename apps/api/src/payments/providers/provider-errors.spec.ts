@@ -1,6 +1,9 @@
+import { Controller, Post } from '@nestjs/common';
+import { DECORATORS } from '@nestjs/swagger/dist/constants';
+import { ApiErrors, ERROR_DESCRIPTIONS } from '../../common/api-errors.decorator';
 import { AppError } from '../../common/errors';
 import { toErrorBody } from '../../common/http-exception.filter';
-import { ProviderError, ProviderErrorKind, redact } from './provider-errors';
+import { PROVIDER_ERROR_KINDS, ProviderError, ProviderErrorKind, redact } from './provider-errors';
 
 describe('ProviderError', () => {
   it.each<[ProviderErrorKind, string, number, string]>([
@@ -80,6 +83,28 @@ describe('ProviderError', () => {
     expect(timeout.outcome).toBe('unknown');
     const limited = new ProviderError('pesapal', 'rate_limited', 'm', { retryAfterSeconds: 12 }).asNotProcessed('x');
     expect(limited.headers).toEqual({ 'Retry-After': '12' });
+  });
+});
+
+describe('the OpenAPI document', () => {
+  @Controller('x')
+  class Documented {
+    @Post()
+    @ApiErrors(409, 502, 503, 504)
+    route(): void {}
+  }
+  const responses = Reflect.getMetadata(DECORATORS.API_RESPONSE, Documented.prototype.route) as Record<string, { description: string; headers?: Record<string, unknown> }>;
+
+  it.each(Object.entries(PROVIDER_ERROR_KINDS))('names %s under its status, with Retry-After where it is sent', (_kind, spec) => {
+    expect(ERROR_DESCRIPTIONS[spec.status]).toContain(spec.code);
+    expect(responses[spec.status].description).toContain(spec.code);
+    if (spec.retryAfterSeconds !== undefined) expect(responses[spec.status].headers).toHaveProperty('Retry-After');
+  });
+
+  it('says what 502, 503 and 504 mean for a client', () => {
+    expect(ERROR_DESCRIPTIONS[502]).toMatch(/answered badly or refused/);
+    expect(ERROR_DESCRIPTIONS[503]).toMatch(/^Not processed; try again after Retry-After/);
+    expect(ERROR_DESCRIPTIONS[504]).toMatch(/outcome unknown/);
   });
 });
 
