@@ -117,7 +117,9 @@ export function buildOpenApi(app: INestApplication): OpenAPIObject {
     .setTitle('SmartDuka Payments API')
     .setDescription(
       'M-Pesa (Daraja STK push) payments for SmartDuka POS. Amounts are KES; M-Pesa takes whole shillings. ' +
-        'Every error has the shape {statusCode, code, message, details?, requestId}. Get a dev token from the `pnpm dev` banner or `pnpm run token`.',
+        'Every error has the shape {statusCode, code, message, details?, requestId}. ' +
+        'Payment provider errors (M-Pesa, Flutterwave, Pesapal alike): 502 = the provider answered badly or refused; 503 with Retry-After = not processed, try again later (rate limited, unreachable); 504 = timeout, outcome unknown. ' +
+        'Get a dev token from the `pnpm dev` banner or `pnpm run token`.',
     )
     .setVersion('1.0.0')
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { parseStkCallback } from '../src/payments/providers/mpesa/callback-parser';
-import { CallbackShapeError } from '../src/payments/providers/mpesa/daraja.errors';
+import { CallbackShapeError } from '../src/payments/providers/mpesa/mpesa.errors';
 import { captureLogs, FakeDaraja, makeService, okPush } from '../src/payments/providers/mpesa/fake-daraja.testing';
 import { mapResultCode } from '../src/payments/providers/mpesa/result-codes';
 import { LOG_DIR_ENV } from './log-scan/sink';

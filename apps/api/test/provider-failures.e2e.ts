@@ -27,19 +27,21 @@ describe('Daraja down, slow or refusing: clear errors and a consistent payment s
     return (res as unknown as { rows: { id: string; status: string; status_reason: string }[] }).rows;
   }
 
-  it('Daraja unreachable (connection refused) → 502, payment failed, order free for another try', async () => {
+  it('Daraja unreachable (connection refused) → 503 PROVIDER_UNREACHABLE with Retry-After, payment failed, order free for another try', async () => {
     const deadPort = await freePort();
     const dead = await startTestApp({ env: { MPESA_BASE_URL: `http://127.0.0.1:${deadPort}` } });
     try {
       const a = `Bearer ${dead.token()}`;
       const orderId = await order(10, dead, a);
       const res = await push(orderId, 10, '0712345678', dead, a);
-      expect(res.status).toBe(502);
-      expect(res.body.code).toBe('PROVIDER_UNAVAILABLE');
-      expect(res.body.details.status).toBe('failed');
-      expect(await paymentForOrder(orderId, dead.db)).toEqual([expect.objectContaining({ status: 'failed', status_reason: 'PROVIDER_UNAVAILABLE' })]);
+      // The same "unreachable" answer as every provider's (it was 502 PROVIDER_UNAVAILABLE for M-Pesa).
+      expect(res.status).toBe(503);
+      expect(res.body.code).toBe('PROVIDER_UNREACHABLE');
+      expect(res.headers['retry-after']).toBe('10');
+      expect(res.body.details).toMatchObject({ provider: 'mpesa', status: 'failed' });
+      expect(await paymentForOrder(orderId, dead.db)).toEqual([expect.objectContaining({ status: 'failed', status_reason: 'PROVIDER_UNREACHABLE' })]);
       const again = await push(orderId, 10, '0712345678', dead, a);
-      expect(again.status).toBe(502);
+      expect(again.status).toBe(503);
     } finally {
       await dead.close();
     }

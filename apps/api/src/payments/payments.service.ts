@@ -9,7 +9,8 @@ import { safeError, safeMessage } from '../common/logging';
 import { maskPhone } from '../common/mask';
 import type { Payment } from '../database/schema';
 import { parseStkCallback } from './providers/mpesa/callback-parser';
-import { CallbackShapeError, DarajaError, DarajaRateLimitedError } from './providers/mpesa/daraja.errors';
+import { CallbackShapeError } from './providers/mpesa/mpesa.errors';
+import { ProviderError } from './providers/provider-errors';
 import { DarajaService } from './providers/mpesa/daraja.service';
 import type { ParsedStkCallback, StkQueryResult } from './providers/mpesa/daraja.types';
 import { fitAccountReference, fittedOrRefused } from './providers/mpesa/stk-fields';
@@ -181,15 +182,15 @@ export class PaymentsService implements BeforeApplicationShutdown {
   /** Records a push Daraja refused (failed) or whose outcome is unknown (unresolved), its event and the key's answer, in one transaction. */
   private async recordPushFailure(paymentId: string, err: unknown, started: number, idem?: { shopId: string; key: string }): Promise<HttpResult> {
     // not_processed: Safaricom never acted on it, so no prompt reached the customer.
-    const known = err instanceof DarajaError ? err : undefined;
+    const known = err instanceof ProviderError ? err : undefined;
     const to: PaymentStatus = known?.outcome === 'not_processed' ? 'failed' : 'unresolved';
     const reason = known ? known.code : 'PUSH_OUTCOME_UNKNOWN';
     const result = await this.writeAfterPush(paymentId, () => this.repo.transaction(async (tx): Promise<HttpResult | undefined> => {
       const moved = await this.repo.transitionIf(paymentId, 'initiated', {
         status: to,
         statusReason: reason,
-        resultCode: known?.darajaErrorCode ?? null,
-        resultDesc: known ? (known.darajaErrorMessage ?? known.message).slice(0, 500) : null,
+        resultCode: known?.providerCode ?? null,
+        resultDesc: known ? (known.providerMessage ?? known.message).slice(0, 500) : null,
       }, tx);
       await this.repo.insertEvent({
         paymentId,
@@ -197,7 +198,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
         fromStatus: 'initiated',
         toStatus: moved ? to : null,
         actor: 'daraja:stk-push',
-        data: { code: reason, message: safeMessage(err), darajaErrorCode: known?.darajaErrorCode ?? null, ms: Date.now() - started },
+        data: { code: reason, message: safeMessage(err), darajaErrorCode: known?.providerCode ?? null, ms: Date.now() - started },
       }, tx);
       if (!known) return undefined;
       const message = to === 'unresolved' ? `${known.message}. The customer may still get the prompt: do not push again, check the payment status.` : known.message;
@@ -341,11 +342,11 @@ export class PaymentsService implements BeforeApplicationShutdown {
       return { action: 'still_pending', provider: { kind: r.kind, errorCode: r.errorCode, message: r.errorMessage } };
     } catch (err) {
       // Spike arrest asks us to slow down: wait at least what it says.
-      const retryAfter = err instanceof DarajaRateLimitedError ? Number(err.headers?.['Retry-After'] ?? 0) : 0;
+      const retryAfter = err instanceof ProviderError && err.kind === 'rate_limited' ? Number(err.headers?.['Retry-After'] ?? 0) : 0;
       await this.repo.scheduleCheck(p.id, Math.max(backoff, Number.isFinite(retryAfter) ? retryAfter : 0), true);
       const code = err instanceof AppError ? err.code : 'UNKNOWN';
       this.logger.warn({ paymentId: p.id, code, msg: safeMessage(err) }, 'reconciler STK query failed; backing off');
-      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof DarajaError ? err.darajaErrorCode ?? code : code, message: safeMessage(err) } };
+      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof ProviderError ? err.providerCode ?? code : code, message: safeMessage(err) } };
     }
   }
 
@@ -405,7 +406,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
       return { action: 'settled', provider };
     } catch (err) {
       const code = err instanceof AppError ? err.code : 'UNKNOWN';
-      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof DarajaError ? err.darajaErrorCode ?? code : code, message: safeMessage(err) } };
+      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof ProviderError ? err.providerCode ?? code : code, message: safeMessage(err) } };
     }
   }
 

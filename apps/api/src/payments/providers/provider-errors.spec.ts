@@ -1,6 +1,9 @@
+import { Controller, Post } from '@nestjs/common';
+import { DECORATORS } from '@nestjs/swagger/dist/constants';
+import { ApiErrors, ERROR_DESCRIPTIONS } from '../../common/api-errors.decorator';
 import { AppError } from '../../common/errors';
 import { toErrorBody } from '../../common/http-exception.filter';
-import { ProviderError, ProviderErrorKind, redact } from './provider-errors';
+import { PROVIDER_ERROR_KINDS, ProviderError, ProviderErrorKind, redact } from './provider-errors';
 
 describe('ProviderError', () => {
   it.each<[ProviderErrorKind, string, number, string]>([
@@ -13,6 +16,7 @@ describe('ProviderError', () => {
     ['bad_response', 'PROVIDER_BAD_RESPONSE', 502, 'unknown'],
     ['reference_mismatch', 'PROVIDER_REFERENCE_MISMATCH', 502, 'not_processed'],
     ['reference_required', 'PROVIDER_REFERENCE_REQUIRED', 409, 'not_processed'],
+    ['customer_busy', 'CUSTOMER_BUSY', 409, 'not_processed'],
   ])('%s → %s, HTTP %d, outcome %s', (kind, code, status, outcome) => {
     const err = new ProviderError('pesapal', kind, 'message');
     expect(err).toBeInstanceOf(AppError);
@@ -44,7 +48,27 @@ describe('ProviderError', () => {
     expect(new ProviderError('pesapal', 'rate_limited', 'm', { retryAfterSeconds: 12 }).headers).toEqual({ 'Retry-After': '12' });
     expect(new ProviderError('pesapal', 'rate_limited', 'm').headers).toEqual({ 'Retry-After': '30' });
     expect(new ProviderError('pesapal', 'unreachable', 'm').headers).toEqual({ 'Retry-After': '10' });
+    expect(new ProviderError('mpesa', 'customer_busy', 'm').headers).toEqual({ 'Retry-After': '60' });
     expect(new ProviderError('pesapal', 'timeout', 'm').headers).toBeUndefined();
+    // What the provider said stays apart from the default our client gets.
+    expect(new ProviderError('mpesa', 'rate_limited', 'm').retryAfterSeconds).toBeUndefined();
+  });
+
+  it("carries the provider's request id into details, with a payer's number in it masked", () => {
+    const err = new ProviderError('mpesa', 'rate_limited', 'M-Pesa is rate limiting requests', {
+      providerHttpStatus: 500,
+      providerCode: '500.003.02',
+      providerMessage: 'Spike Arrest Violation',
+      providerRequestId: '1c5b-4ba8-815c-ac45c57a3db01495926',
+      retryAfterSeconds: 7,
+    });
+    expect(err.details).toEqual({ provider: 'mpesa', providerErrorCode: '500.003.02', providerErrorMessage: 'Spike Arrest Violation', providerRequestId: '1c5b-4ba8-815c-ac45c57a3db01495926' });
+    expect([err.providerRequestId, err.providerHttpStatus, err.retryAfterSeconds, err.headers]).toEqual(['1c5b-4ba8-815c-ac45c57a3db01495926', 500, 7, { 'Retry-After': '7' }]);
+    expect(err.asNotProcessed('x').details).toEqual(err.details);
+    // Daraja's STK query answers echo the CheckoutRequestID as requestId: it ends with the payer's national number.
+    const echoed = new ProviderError('mpesa', 'unavailable', 'm', { providerRequestId: 'ws_CO_13102022154520280706803305' });
+    expect(echoed.details).toEqual({ provider: 'mpesa', providerRequestId: 'ws_CO_13102022154520280*******05' });
+    expect(echoed.providerRequestId).toBe('ws_CO_13102022154520280*******05');
   });
 
   it('outcome can be overridden, and asNotProcessed keeps kind/code but marks it not processed', () => {
@@ -59,6 +83,28 @@ describe('ProviderError', () => {
     expect(timeout.outcome).toBe('unknown');
     const limited = new ProviderError('pesapal', 'rate_limited', 'm', { retryAfterSeconds: 12 }).asNotProcessed('x');
     expect(limited.headers).toEqual({ 'Retry-After': '12' });
+  });
+});
+
+describe('the OpenAPI document', () => {
+  @Controller('x')
+  class Documented {
+    @Post()
+    @ApiErrors(409, 502, 503, 504)
+    route(): void {}
+  }
+  const responses = Reflect.getMetadata(DECORATORS.API_RESPONSE, Documented.prototype.route) as Record<string, { description: string; headers?: Record<string, unknown> }>;
+
+  it.each(Object.entries(PROVIDER_ERROR_KINDS))('names %s under its status, with Retry-After where it is sent', (_kind, spec) => {
+    expect(ERROR_DESCRIPTIONS[spec.status]).toContain(spec.code);
+    expect(responses[spec.status].description).toContain(spec.code);
+    if (spec.retryAfterSeconds !== undefined) expect(responses[spec.status].headers).toHaveProperty('Retry-After');
+  });
+
+  it('says what 502, 503 and 504 mean for a client', () => {
+    expect(ERROR_DESCRIPTIONS[502]).toMatch(/answered badly or refused/);
+    expect(ERROR_DESCRIPTIONS[503]).toMatch(/^Not processed; try again after Retry-After/);
+    expect(ERROR_DESCRIPTIONS[504]).toMatch(/outcome unknown/);
   });
 });
 

@@ -1,12 +1,12 @@
 import { Logger } from '@nestjs/common';
 import { isPlainObject } from '../../common/json';
-import { TIMEOUT_NET_CODES, UNREACHABLE_NET_CODES } from '../../common/net-errors';
+import { classifyNetworkError, networkErrorCode } from '../../common/net-errors';
+import { maskPhonesIn } from '../../common/mask';
 import axios, { AxiosInstance, AxiosResponse } from 'axios';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { ProviderName } from './payment-provider';
 import { ProviderError, redact } from './provider-errors';
-
 
 export const USER_AGENT = 'SmartDuka-Payments/1.0 (+node)';
 
@@ -18,6 +18,20 @@ export interface HttpRequestSpec {
   body?: unknown;
   /** What we were doing, for messages: "payment request", "status check". */
   what: string;
+  /** Overrides the base URL given to the constructor (providers with one base URL per account: M-Pesa). */
+  baseUrl?: string;
+  /** Secrets of this call only (an account's credentials, the token sent), scrubbed like the constructor's. */
+  secrets?: ReadonlyArray<string | undefined>;
+  /** Extra, already log-safe context for the log line (e.g. a masked phone number). */
+  logContext?: string;
+}
+
+/** The error fields a provider put into an answer (Daraja's {errorCode, errorMessage, requestId}). */
+export interface ProviderEnvelope {
+  code?: string;
+  /** Redacted (secrets removed, whitespace collapsed, truncated): safe for an error, masked again for a log line. */
+  message?: string;
+  requestId?: string;
 }
 
 export interface HttpAnswer {
@@ -27,6 +41,21 @@ export interface HttpAnswer {
   /** The body as text (never logged). */
   text: string;
   retryAfterSeconds?: number;
+  /** What `envelope` (constructor option) read from the JSON body; empty without that option. */
+  envelope: ProviderEnvelope;
+}
+
+export interface ProviderHttpOptions {
+  /**
+   * The axios instance to send with (tests, or an instance with its own agents). It must not keep
+   * connections alive where "refused" and "reset after sending" must stay distinguishable. Default:
+   * a fresh connection per request.
+   */
+  client?: AxiosInstance;
+  /** Reads the provider's error fields from a parsed JSON body; they are added to the answer and its log line. */
+  envelope?: (json: unknown) => ProviderEnvelope;
+  /** From this HTTP status on an answer is logged as a warning (default 500: 4xx answers are routine for some providers). */
+  warnFromStatus?: number;
 }
 
 export { isPlainObject }; // lives in common/json.ts; re-exported for the adapters that import it from here
@@ -46,13 +75,6 @@ export function isHttpUrl(v: unknown, max = 2048): v is string {
   return typeof v === 'string' && v.length <= max && /^https?:\/\/[^\s/?#]+[^\s]*$/i.test(v);
 }
 
-function networkErrorCode(err: unknown): string | undefined {
-  if (!isPlainObject(err) && !(err instanceof Error)) return undefined;
-  const e = err as { code?: unknown; cause?: { code?: unknown; errors?: Array<{ code?: unknown }> } };
-  for (const c of [e.code, e.cause?.code, e.cause?.errors?.[0]?.code]) if (typeof c === 'string' && c.length > 0) return c;
-  return undefined;
-}
-
 function parseRetryAfter(v: unknown): number | undefined {
   const s = Array.isArray(v) ? v[0] : v;
   if (typeof s !== 'string' && typeof s !== 'number') return undefined;
@@ -62,43 +84,56 @@ function parseRetryAfter(v: unknown): number | undefined {
 }
 
 /**
- * One HTTP exchange with a provider: timeout on every call, no keep-alive (so "refused" and
- * "reset after sending" stay distinguishable), no redirects, never throws on an HTTP status.
- * Network failures become ProviderErrors with the right outcome. Logs method, path, status and
- * duration only — never headers, query strings or bodies (credentials, tokens, phone numbers).
+ * One HTTP exchange with a provider, for every provider (M-Pesa, Flutterwave, Pesapal): timeout on
+ * every call, no redirects, never throws on an HTTP status. No keep-alive: a pooled socket that the
+ * provider closed while idle fails with ECONNRESET *after* we wrote the request (a payment we would
+ * have to report as outcome 'unknown'); a fresh connection per call costs a handshake but keeps
+ * "refused" (never sent: not processed) and "reset" (maybe acted on) distinguishable.
+ * Network failures become ProviderErrors with the right outcome. Logs method, path, status,
+ * duration and the provider's error code/message (redacted, phones masked) only — never headers,
+ * query strings or bodies (credentials, tokens, phone numbers).
  */
 export class ProviderHttp {
   private readonly http: AxiosInstance;
   private readonly baseUrl: string;
+  private readonly readEnvelope?: (json: unknown) => ProviderEnvelope;
+  private readonly warnFromStatus: number;
 
   constructor(
     private readonly provider: ProviderName,
-    /** Human name for messages: "Flutterwave", "Pesapal". */
+    /** Human name for messages: "M-Pesa", "Flutterwave", "Pesapal". */
     private readonly label: string,
     baseUrl: string,
     private readonly timeoutMs: number,
     /** Current secrets to scrub from any provider text (keys, hashes, tokens). */
     private readonly secrets: () => ReadonlyArray<string | undefined>,
     private readonly logger: Logger,
+    options: ProviderHttpOptions = {},
   ) {
     this.baseUrl = trimTrailingSlashes(baseUrl);
-    this.http = axios.create({
-      httpAgent: new HttpAgent({ keepAlive: false }),
-      httpsAgent: new HttpsAgent({ keepAlive: false }),
-    });
+    this.http =
+      options.client ??
+      axios.create({
+        httpAgent: new HttpAgent({ keepAlive: false }),
+        httpsAgent: new HttpsAgent({ keepAlive: false }),
+      });
+    this.readEnvelope = options.envelope;
+    this.warnFromStatus = options.warnFromStatus ?? 500;
   }
 
-  redact(text: string): string {
-    return redact(text, this.secrets());
+  /** `text` without the configured secrets (and `extra` ones), whitespace collapsed, truncated. */
+  redact(text: string, extra: ReadonlyArray<string | undefined> = []): string {
+    return redact(text, [...this.secrets(), ...extra]);
   }
 
   async send(spec: HttpRequestSpec): Promise<HttpAnswer> {
     const endpoint = spec.path.split('?')[0];
+    const ctx = spec.logContext ? ` ${spec.logContext}` : '';
     const started = Date.now();
     let response: AxiosResponse<unknown>;
     try {
       response = await this.http.request<unknown>({
-        url: `${this.baseUrl}${spec.path}`,
+        url: `${spec.baseUrl !== undefined ? trimTrailingSlashes(spec.baseUrl) : this.baseUrl}${spec.path}`,
         method: spec.method,
         headers: {
           Accept: 'application/json',
@@ -117,9 +152,9 @@ export class ProviderHttp {
       });
     } catch (err) {
       const durationMs = Date.now() - started;
-      const mapped = this.mapNetworkError(err, spec.what);
+      const mapped = this.mapNetworkError(err, spec);
       // Only the code: the axios error object carries the request config (Authorization header).
-      this.logger.warn(`${spec.method} ${endpoint} failed after ${durationMs}ms: ${networkErrorCode(err) ?? 'no code'} (${mapped.outcome})`);
+      this.logger.warn(`${spec.method} ${endpoint} failed after ${durationMs}ms: ${networkErrorCode(err) ?? 'no code'} (${mapped.outcome})${ctx}`);
       throw mapped;
     }
     const durationMs = Date.now() - started;
@@ -133,31 +168,44 @@ export class ProviderHttp {
         json = undefined;
       }
     }
-    const line = `${spec.method} ${endpoint} -> HTTP ${response.status} in ${durationMs}ms`;
-    // 4xx answers are routine (e.g. Flutterwave's 400 "No transaction was found" for a link not paid yet): info, not warn.
-    if (response.status < 500) this.logger.log(line);
+    const envelope: ProviderEnvelope = {};
+    if (this.readEnvelope && json !== undefined) {
+      const read = this.readEnvelope(json);
+      envelope.code = read.code;
+      envelope.message = read.message === undefined ? undefined : this.redact(read.message, spec.secrets);
+      envelope.requestId = read.requestId;
+    }
+    const line =
+      `${spec.method} ${endpoint} -> HTTP ${response.status} in ${durationMs}ms` +
+      (envelope.code ? ` errorCode=${envelope.code}` : '') +
+      (envelope.message ? ` errorMessage="${maskPhonesIn(envelope.message)}"` : '') +
+      ctx;
+    // 4xx answers are routine for some providers (e.g. Flutterwave's 400 "No transaction was found" for a link not paid yet): info, not warn.
+    if (response.status < this.warnFromStatus) this.logger.log(line);
     else this.logger.warn(line);
     return {
       status: response.status,
       json,
       text,
       retryAfterSeconds: parseRetryAfter((response.headers as Record<string, unknown> | undefined)?.['retry-after']),
+      envelope,
     };
   }
 
-  private mapNetworkError(err: unknown, what: string): ProviderError {
-    const code = networkErrorCode(err);
-    const message = err instanceof Error ? err.message : '';
-    if (code && UNREACHABLE_NET_CODES.has(code)) {
+  private mapNetworkError(err: unknown, spec: HttpRequestSpec): ProviderError {
+    const { failure, code } = classifyNetworkError(err);
+    const what = spec.what;
+    if (failure === 'unreachable') {
       return new ProviderError(this.provider, 'unreachable', `${this.label} could not be reached (${code}); the ${what} was not sent`);
     }
-    if ((code && TIMEOUT_NET_CODES.has(code)) || /timeout/i.test(message)) {
+    if (failure === 'timeout') {
       return new ProviderError(this.provider, 'timeout', `No answer from ${this.label} within ${this.timeoutMs}ms to the ${what}; outcome unknown`);
     }
+    const message = err instanceof Error ? err.message : '';
     return new ProviderError(
       this.provider,
       'unavailable',
-      `Connection to ${this.label} failed during the ${what} (${code ?? this.redact(message || 'unknown error')}); outcome unknown`,
+      `Connection to ${this.label} failed during the ${what} (${code ?? this.redact(message || 'unknown error', spec.secrets)}); outcome unknown`,
     );
   }
 }

@@ -1,5 +1,5 @@
 import { parseStkCallback } from './callback-parser';
-import { CallbackShapeError } from './daraja.errors';
+import { CallbackShapeError } from './mpesa.errors';
 
 /** daraja.md §2.5 success sample (Balance without Value, Amount 1.00). */
 const officialSuccess = () => ({

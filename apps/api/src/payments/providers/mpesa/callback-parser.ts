@@ -1,5 +1,5 @@
 import { isPlainObject } from '../../../common/json';
-import { CallbackShapeError } from './daraja.errors';
+import { CallbackShapeError } from './mpesa.errors';
 import type { ParsedStkCallback, StkCallbackMetadata } from './daraja.types';
 import { mapResultCode, normaliseResultCode } from './result-codes';
 import { normaliseMpesaReceipt } from './receipt';

@@ -1,14 +1,7 @@
 import { ValidationFailedError } from '../../../common/errors';
+import type { ProviderErrorKind } from '../provider-errors';
 import { callbackToken } from './callback-token';
-import {
-  CallbackShapeError,
-  DarajaAuthError,
-  DarajaInvalidRequestError,
-  DarajaRateLimitedError,
-  DarajaTimeoutError,
-  DarajaUnavailableError,
-  InvalidPhoneNumberError,
-} from './daraja.errors';
+import { CallbackShapeError, InvalidPhoneNumberError } from './mpesa.errors';
 import { Test } from '@nestjs/testing';
 import { DARAJA_OPTIONS, DarajaService } from './daraja.service';
 import {
@@ -17,8 +10,10 @@ import {
   CONSUMER_SECRET,
   darajaError,
   FakeDaraja,
+  FakeReply,
   makeAccount,
   makeService,
+  mpesaError,
   makeServiceOptions,
   OAUTH_PATH,
   PUSH_PATH,
@@ -166,10 +161,10 @@ describe('DarajaService.queryStkStatus', () => {
     ['500.003.02 spike arrest', darajaError(500, '500.003.02', 'Error Occurred: Spike Arrest Violation')],
     ['500.003.03 quota', darajaError(500, '500.003.03', 'Quota Violation')],
     ['HTTP 429', { status: 429 }],
-  ])('%s: retries exhausted -> DarajaRateLimitedError after retries+1 requests', async (_label, reply) => {
+  ])('%s: retries exhausted -> ProviderError rate_limited after retries+1 requests', async (_label, reply) => {
     fake.query = () => reply;
     const err = await makeService(fake.baseUrl).queryStkStatus(CHECKOUT_ID).catch((e) => e);
-    expect(err).toBeInstanceOf(DarajaRateLimitedError);
+    expect(err).toEqual(mpesaError('rate_limited'));
     expect(err.outcome).toBe('not_processed');
     expect(fake.count(QUERY_PATH)).toBe(3);
   });
@@ -177,7 +172,7 @@ describe('DarajaService.queryStkStatus', () => {
   it('retries: 0 means a single attempt', async () => {
     fake.query = () => darajaError(500, '500.003.02', 'Spike Arrest Violation');
     const svc = makeService(fake.baseUrl, { queryRetry: { retries: 0, baseDelayMs: 1, maxDelayMs: 1 } });
-    await expect(svc.queryStkStatus(CHECKOUT_ID)).rejects.toBeInstanceOf(DarajaRateLimitedError);
+    await expect(svc.queryStkStatus(CHECKOUT_ID)).rejects.toEqual(mpesaError('rate_limited'));
     expect(fake.count(QUERY_PATH)).toBe(1);
   });
 
@@ -189,29 +184,29 @@ describe('DarajaService.queryStkStatus', () => {
     expect(fake.count(QUERY_PATH)).toBe(2);
   });
 
-  it('repeated token-invalid -> DarajaAuthError after exactly one refresh', async () => {
+  it('repeated token-invalid -> ProviderError auth after exactly one refresh', async () => {
     fake.query = () => darajaError(404, '404.001.03', 'Invalid Access Token');
-    await expect(makeService(fake.baseUrl).queryStkStatus(CHECKOUT_ID)).rejects.toBeInstanceOf(DarajaAuthError);
+    await expect(makeService(fake.baseUrl).queryStkStatus(CHECKOUT_ID)).rejects.toEqual(mpesaError('auth'));
     expect(fake.count(OAUTH_PATH)).toBe(2);
     expect(fake.count(QUERY_PATH)).toBe(2);
   });
 
-  it.each([
-    ['Merchant does not exist', darajaError(500, '500.001.1001', 'Merchant does not exist'), DarajaInvalidRequestError],
-    ['Wrong credentials', darajaError(500, '500.001.1001', 'Wrong credentials'), DarajaInvalidRequestError],
-    ['400.002.02', darajaError(400, '400.002.02', 'Bad Request - Invalid CheckoutRequestID'), DarajaInvalidRequestError],
-    ['500.003.1001', darajaError(500, '500.003.1001', 'Internal Server Error'), DarajaUnavailableError],
-    ['401.003.01 no apiproduct', darajaError(401, '401.003.01', 'Error Occurred - Invalid API call as no apiproduct match found'), DarajaAuthError],
-    ['200 garbage', { status: 200, body: '<html/>' }, DarajaUnavailableError],
-  ])('%s is an error, not a query result', async (_label, reply, ErrorClass) => {
+  it.each<[string, FakeReply, ProviderErrorKind]>([
+    ['Merchant does not exist', darajaError(500, '500.001.1001', 'Merchant does not exist'), 'rejected'],
+    ['Wrong credentials', darajaError(500, '500.001.1001', 'Wrong credentials'), 'rejected'],
+    ['400.002.02', darajaError(400, '400.002.02', 'Bad Request - Invalid CheckoutRequestID'), 'rejected'],
+    ['500.003.1001', darajaError(500, '500.003.1001', 'Internal Server Error'), 'unavailable'],
+    ['401.003.01 no apiproduct', darajaError(401, '401.003.01', 'Error Occurred - Invalid API call as no apiproduct match found'), 'auth'],
+    ['200 garbage', { status: 200, body: '<html/>' }, 'unavailable'],
+  ])('%s is an error, not a query result', async (_label, reply, kind) => {
     fake.query = () => reply;
-    await expect(makeService(fake.baseUrl).queryStkStatus(CHECKOUT_ID)).rejects.toBeInstanceOf(ErrorClass);
+    await expect(makeService(fake.baseUrl).queryStkStatus(CHECKOUT_ID)).rejects.toEqual(mpesaError(kind));
     expect(fake.count(QUERY_PATH)).toBe(1);
   });
 
-  it('timeout -> DarajaTimeoutError', async () => {
+  it('timeout -> ProviderError timeout', async () => {
     fake.query = () => 'hang';
-    await expect(makeService(fake.baseUrl, { timeoutMs: 100 }).queryStkStatus(CHECKOUT_ID)).rejects.toBeInstanceOf(DarajaTimeoutError);
+    await expect(makeService(fake.baseUrl, { timeoutMs: 100 }).queryStkStatus(CHECKOUT_ID)).rejects.toEqual(mpesaError('timeout'));
   });
 
   it.each([[''], ['   '], [undefined], [42], ['x'.repeat(201)]])('refuses checkoutRequestId %p without calling Daraja', async (id) => {

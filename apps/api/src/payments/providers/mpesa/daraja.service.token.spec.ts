@@ -1,10 +1,4 @@
-import {
-  DarajaAuthError,
-  DarajaRateLimitedError,
-  DarajaTimeoutError,
-  DarajaUnavailableError,
-  DarajaUnreachableError,
-} from './daraja.errors';
+import { ProviderError } from '../provider-errors';
 import {
   captureLogs,
   CONSUMER_KEY,
@@ -14,6 +8,7 @@ import {
   FakeDaraja,
   makeAccount,
   makeService,
+  mpesaError,
   OAUTH_PATH,
   okPush,
   PUSH_PATH,
@@ -108,7 +103,7 @@ describe('DarajaService OAuth token cache', () => {
       nth === 1 ? { status: 503, body: '<html>busy</html>', delayMs: 30 } : { status: 200, body: { access_token: fake.nextToken(), expires_in: '3599' } };
     const svc = makeService(fake.baseUrl);
     const results = await Promise.allSettled(Array.from({ length: 10 }, () => svc.getAccessToken()));
-    expect(results.every((r) => r.status === 'rejected' && r.reason instanceof DarajaUnavailableError)).toBe(true);
+    expect(results.every((r) => r.status === 'rejected' && r.reason instanceof ProviderError && r.reason.kind === 'unavailable')).toBe(true);
     expect(fake.count(OAUTH_PATH)).toBe(1);
     await expect(svc.getAccessToken()).resolves.toBe('tok-1');
     expect(fake.count(OAUTH_PATH)).toBe(2);
@@ -136,67 +131,67 @@ describe('DarajaService OAuth token cache', () => {
     expect(fake.count(OAUTH_PATH)).toBe(3);
   });
 
-  it('wrong credentials: HTTP 400 with an empty body -> DarajaAuthError (not cached)', async () => {
+  it('wrong credentials: HTTP 400 with an empty body -> ProviderError auth (not cached)', async () => {
     fake.oauth = () => ({ status: 400 });
     const svc = makeService(fake.baseUrl);
     const err = await svc.getAccessToken().catch((e) => e);
-    expect(err).toBeInstanceOf(DarajaAuthError);
+    expect(err).toEqual(mpesaError('auth'));
     expect(err.code).toBe('PROVIDER_AUTH_FAILED');
     expect(err.outcome).toBe('not_processed');
-    expect(err.httpStatus).toBe(400);
+    expect(err.providerHttpStatus).toBe(400);
     expect(err.message).toMatch(/^M-Pesa rejected the consumer key\/secret/);
-    await expect(svc.getAccessToken()).rejects.toBeInstanceOf(DarajaAuthError);
+    await expect(svc.getAccessToken()).rejects.toEqual(mpesaError('auth'));
     expect(fake.count(OAUTH_PATH)).toBe(2);
   });
 
-  it('wrong credentials: HTTP 400 with a non-JSON body -> DarajaAuthError', async () => {
+  it('wrong credentials: HTTP 400 with a non-JSON body -> ProviderError auth', async () => {
     fake.oauth = () => ({ status: 400, body: 'Bad Request: Invalid Credentials' });
     const err = await makeService(fake.baseUrl).getAccessToken().catch((e) => e);
-    expect(err).toBeInstanceOf(DarajaAuthError);
+    expect(err).toEqual(mpesaError('auth'));
     expect(err.message).toMatch(/consumer key\/secret/);
   });
 
   it.each([
     ['400.008.02', 'Invalid grant type passed'],
     ['400.008.01', 'Invalid authentication type passed'],
-  ])('HTTP 400 JSON %s -> DarajaAuthError with Daraja code', async (code, message) => {
+  ])('HTTP 400 JSON %s -> ProviderError auth with Daraja code', async (code, message) => {
     fake.oauth = () => darajaError(400, code, message);
     const err = await makeService(fake.baseUrl).getAccessToken().catch((e) => e);
-    expect(err).toBeInstanceOf(DarajaAuthError);
-    expect(err.darajaErrorCode).toBe(code);
-    expect(err.darajaErrorMessage).toBe(message);
-    expect(err.details).toEqual({ providerErrorCode: code, providerErrorMessage: message });
+    expect(err).toEqual(mpesaError('auth'));
+    expect(err.providerCode).toBe(code);
+    expect(err.providerMessage).toBe(message);
+    expect(err.details).toEqual({ provider: 'mpesa', providerErrorCode: code, providerErrorMessage: message, providerRequestId: '1c5b-4ba8-815c-ac45c57a3db01495926' });
   });
 
-  it('HTTP 5xx -> DarajaUnavailableError', async () => {
+  it('HTTP 5xx -> ProviderError unavailable', async () => {
     fake.oauth = () => ({ status: 503, body: '<html>Service Unavailable</html>' });
     const err = await makeService(fake.baseUrl).getAccessToken().catch((e) => e);
-    expect(err).toBeInstanceOf(DarajaUnavailableError);
-    expect(err.httpStatus).toBe(503);
+    expect(err).toEqual(mpesaError('unavailable'));
+    expect(err.providerHttpStatus).toBe(503);
   });
 
-  it('HTTP 429 -> DarajaRateLimitedError', async () => {
+  it('HTTP 429 -> ProviderError rate_limited', async () => {
     fake.oauth = () => ({ status: 429, headers: { 'retry-after': '7' } });
     const err = await makeService(fake.baseUrl).getAccessToken().catch((e) => e);
-    expect(err).toBeInstanceOf(DarajaRateLimitedError);
+    expect(err).toEqual(mpesaError('rate_limited'));
     expect(err.headers).toEqual({ 'Retry-After': '7' });
   });
 
-  it('200 without access_token -> DarajaUnavailableError', async () => {
+  it('200 without access_token -> ProviderError unavailable', async () => {
     fake.oauth = () => ({ status: 200, body: { expires_in: '3599' } });
-    await expect(makeService(fake.baseUrl).getAccessToken()).rejects.toBeInstanceOf(DarajaUnavailableError);
+    await expect(makeService(fake.baseUrl).getAccessToken()).rejects.toEqual(mpesaError('unavailable'));
   });
 
-  it('connection refused -> DarajaUnreachableError', async () => {
+  it('connection refused -> ProviderError unreachable', async () => {
     const err = await makeService(await deadBaseUrl()).getAccessToken().catch((e) => e);
-    expect(err).toBeInstanceOf(DarajaUnreachableError);
+    expect(err).toEqual(mpesaError('unreachable'));
     expect(err.outcome).toBe('not_processed');
   });
 
-  it('timeout -> DarajaTimeoutError', async () => {
+  it('timeout -> ProviderError timeout', async () => {
     fake.oauth = () => 'hang';
     const err = await makeService(fake.baseUrl, { timeoutMs: 100 }).getAccessToken().catch((e) => e);
-    expect(err).toBeInstanceOf(DarajaTimeoutError);
+    expect(err).toEqual(mpesaError('timeout'));
     expect(err.code).toBe('PROVIDER_TIMEOUT');
   });
 
@@ -232,12 +227,12 @@ describe('DarajaService OAuth token cache', () => {
       expect(fake.count(PUSH_PATH)).toBe(2);
     });
 
-    it('repeated token-invalid -> DarajaAuthError, no loop', async () => {
+    it('repeated token-invalid -> ProviderError auth, no loop', async () => {
       fake.push = () => darajaError(404, '404.001.03', 'Invalid Access Token');
       const svc = makeService(fake.baseUrl);
       const err = await svc.initiateStkPush(validPush()).catch((e) => e);
-      expect(err).toBeInstanceOf(DarajaAuthError);
-      expect(err.darajaErrorCode).toBe('404.001.03');
+      expect(err).toEqual(mpesaError('auth'));
+      expect(err.providerCode).toBe('404.001.03');
       expect(err.outcome).toBe('not_processed');
       expect(fake.count(OAUTH_PATH)).toBe(2);
       expect(fake.count(PUSH_PATH)).toBe(2);

@@ -1,24 +1,13 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { TIMEOUT_NET_CODES, UNREACHABLE_NET_CODES } from '../../../common/net-errors';
-import axios, { AxiosInstance, AxiosResponse } from 'axios';
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
+import type { AxiosInstance } from 'axios';
 import { AppError, ValidationFailedError } from '../../../common/errors';
 import { isPlainObject } from '../../../common/json';
-import { maskCheckoutRequestId, maskPhone, maskPhonesIn } from '../../../common/mask';
+import { maskCheckoutRequestId, maskPhone } from '../../../common/mask';
 import { FORBIDDEN_CALLBACK_WORDS } from '../../../config/app-config';
+import { ProviderError, ProviderErrorInfo } from '../provider-errors';
+import { HttpRequestSpec, ProviderEnvelope, ProviderHttp, trimTrailingSlashes } from '../provider-http';
 import { parseStkCallback } from './callback-parser';
 import { callbackToken, verifyCallbackToken } from './callback-token';
-import {
-  DarajaAuthError,
-  DarajaError,
-  DarajaInvalidRequestError,
-  DarajaRateLimitedError,
-  DarajaSubscriberBusyError,
-  DarajaTimeoutError,
-  DarajaUnavailableError,
-  DarajaUnreachableError,
-} from './daraja.errors';
 import type { CallbackValidation, DarajaAccount, StkPushRequest, StkPushResult, StkQueryResult } from './daraja.types';
 import { nairobiTimestamp } from './nairobi-time';
 import { stkPassword } from './password';
@@ -39,7 +28,10 @@ export interface DarajaServiceOptions {
   callbackSigningSecret: string;
   /** Spike-arrest / quota retries for STK query. Default {retries: 2, baseDelayMs: 500, maxDelayMs: 5000}, jittered. */
   queryRetry?: { retries: number; baseDelayMs: number; maxDelayMs: number };
-  /** Optional axios instance (tests). Per-request options (timeout, validateStatus, text body...) are always set by the service. */
+  /**
+   * Optional axios instance (tests). Per-request options (timeout, validateStatus, text body...) are
+   * always set by the service; the instance must not keep connections alive (see ProviderHttp).
+   */
   httpClient?: AxiosInstance;
   /**
    * Where OAuth tokens are shared beyond this process's cache (e.g. PgTokenStore: one token per
@@ -65,7 +57,7 @@ const RATE_LIMIT_CODES = new Set(['500.003.02', '500.003.03']);
 
 const DEFAULT_QUERY_RETRY = { retries: 2, baseDelayMs: 500, maxDelayMs: 5000 };
 const DEFAULT_EXPIRES_IN_SECONDS = 3599;
-const MAX_LOGGED_MESSAGE = 200;
+const MPESA = 'mpesa' as const;
 
 type Json = Record<string, unknown>;
 
@@ -75,27 +67,15 @@ interface CachedToken {
   refreshAt: number;
 }
 
-interface DarajaEnvelope {
-  errorCode?: string;
-  errorMessage?: string;
-  requestId?: string;
-}
-
+/** A Daraja answer: its JSON object body (if any) and its error envelope (message redacted). */
 interface HttpResult {
   status: number;
   json: Json | undefined;
-  envelope: DarajaEnvelope;
+  envelope: ProviderEnvelope;
   retryAfterSeconds?: number;
 }
 
-interface SendSpec {
-  method: 'GET' | 'POST';
-  path: string;
-  headers: Record<string, string>;
-  body?: unknown;
-  /** Extra, already log-safe context. */
-  logContext?: string;
-}
+type SendSpec = Omit<HttpRequestSpec, 'baseUrl'>;
 
 function str(v: unknown): string | undefined {
   if (typeof v === 'string') return v;
@@ -107,43 +87,43 @@ function lower(v: string | undefined): string {
   return (v ?? '').toLowerCase();
 }
 
-function trimTrailingSlashes(s: string): string {
-  return s.replace(/\/+$/, '');
-}
-
-function truncate(s: string, max = MAX_LOGGED_MESSAGE): string {
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function parseRetryAfter(v: unknown): number | undefined {
-  const s = Array.isArray(v) ? v[0] : v;
-  if (typeof s !== 'string' && typeof s !== 'number') return undefined;
-  const n = Number(s);
-  if (!Number.isFinite(n) || n <= 0) return undefined;
-  return Math.min(Math.ceil(n), 3600);
+/**
+ * Daraja's error envelope `{requestId, errorCode, errorMessage}` (daraja.md §2.3), or the API
+ * gateway's `{fault: {faultstring, detail: {errorcode}}}`.
+ */
+function darajaEnvelope(json: unknown): ProviderEnvelope {
+  if (!isPlainObject(json)) return {};
+  const envelope: ProviderEnvelope = { code: str(json.errorCode), message: str(json.errorMessage), requestId: str(json.requestId) };
+  const fault = json.fault;
+  if (isPlainObject(fault)) {
+    envelope.message ??= str(fault.faultstring);
+    envelope.code ??= isPlainObject(fault.detail) ? str(fault.detail.errorcode) : undefined;
+  }
+  return envelope;
 }
 
-function envelopeInfo(res: HttpResult) {
+/** Daraja's specifics for a ProviderError: its errorCode, errorMessage, requestId and HTTP status. */
+function envelopeInfo(res: HttpResult): ProviderErrorInfo {
   return {
-    darajaErrorCode: res.envelope.errorCode,
-    darajaErrorMessage: res.envelope.errorMessage,
-    darajaRequestId: res.envelope.requestId,
-    httpStatus: res.status,
+    providerCode: res.envelope.code,
+    providerMessage: res.envelope.message,
+    providerRequestId: res.envelope.requestId,
+    providerHttpStatus: res.status,
   };
 }
 
 function describe(res: HttpResult): string {
-  const parts = [res.envelope.errorCode, res.envelope.errorMessage].filter(Boolean);
+  const parts = [res.envelope.code, res.envelope.message].filter(Boolean);
   return parts.length ? parts.join(' ') : `HTTP ${res.status}`;
 }
 
 function isTokenInvalid(res: HttpResult): boolean {
-  const code = res.envelope.errorCode;
-  const msg = lower(res.envelope.errorMessage);
+  const code = res.envelope.code;
+  const msg = lower(res.envelope.message);
   if (code && TOKEN_INVALID_CODES.has(code)) return true;
   if (msg.includes('invalid access token')) return true;
   // 401.003.01 "no apiproduct match found" is an app/product configuration problem, not an expired token.
@@ -151,8 +131,8 @@ function isTokenInvalid(res: HttpResult): boolean {
 }
 
 function isRateLimited(res: HttpResult): boolean {
-  const code = res.envelope.errorCode;
-  const msg = lower(res.envelope.errorMessage);
+  const code = res.envelope.code;
+  const msg = lower(res.envelope.message);
   return (
     res.status === 429 ||
     (code !== undefined && RATE_LIMIT_CODES.has(code)) ||
@@ -170,25 +150,20 @@ function describeError(err: unknown): string {
   return typeof code === 'string' ? `${name} ${code}` : name;
 }
 
-function networkErrorCode(err: unknown): string | undefined {
-  if (!isPlainObject(err) && !(err instanceof Error)) return undefined;
-  const e = err as { code?: unknown; cause?: { code?: unknown; errors?: Array<{ code?: unknown }> } };
-  const candidates = [e.code, e.cause?.code, e.cause?.errors?.[0]?.code];
-  for (const c of candidates) if (typeof c === 'string' && c.length > 0) return c;
-  return undefined;
-}
-
 /**
  * Pure Daraja (Safaricom M-Pesa) HTTP client: OAuth token cache, STK push, STK query,
- * callback URL signing and callback parsing. No database, no payment state.
+ * callback URL signing and callback parsing. No database, no payment state. Sends through
+ * ProviderHttp like every provider (timeouts, no keep-alive, network failures classified).
  *
- * Error contract: every failure is a DarajaError whose `outcome` says whether Safaricom
- * could have acted on the request ('unknown' ⇒ never blind-retry an STK push).
+ * Error contract: every failed call is a ProviderError('mpesa', kind, ...) whose `outcome` says
+ * whether Safaricom could have acted on the request ('unknown' ⇒ never blind-retry an STK push),
+ * carrying Daraja's errorCode (providerCode), errorMessage (providerMessage), requestId
+ * (providerRequestId) and HTTP status (providerHttpStatus).
  */
 @Injectable()
 export class DarajaService {
   private readonly logger = new Logger(DarajaService.name);
-  private readonly http: AxiosInstance;
+  private readonly http: ProviderHttp;
   private readonly defaultAccount: DarajaAccount;
   private readonly timeoutMs: number;
   private readonly marginSeconds: number;
@@ -224,19 +199,17 @@ export class DarajaService {
     const maxDelayMs = Number.isFinite(qr.maxDelayMs) ? Math.max(baseDelayMs, qr.maxDelayMs) : DEFAULT_QUERY_RETRY.maxDelayMs;
     this.queryRetry = { retries, baseDelayMs, maxDelayMs };
     this.tokenStore = options.tokenStore ?? new MemoryTokenStore();
-    this.http =
-      options.httpClient ??
-      axios.create({
-        timeout: this.timeoutMs,
-        validateStatus: () => true,
-        responseType: 'text',
-        headers: { 'Content-Type': 'application/json' },
-        // No keep-alive: a pooled socket that Safaricom closed while idle fails with ECONNRESET
-        // *after* we wrote the push, which we would have to report as outcome 'unknown'. A fresh
-        // connection per call costs a handshake but keeps "refused" and "reset" distinguishable.
-        httpAgent: new HttpAgent({ keepAlive: false }),
-        httpsAgent: new HttpsAgent({ keepAlive: false }),
-      });
+    // Each call names its account's base URL (send); the account's credentials and the token sent
+    // are scrubbed from Daraja's texts per call, the callback secret always.
+    this.http = new ProviderHttp(MPESA, 'M-Pesa', '', this.timeoutMs, () => [this.callbackSecret], this.logger, {
+      // No keep-alive (ProviderHttp's default): a pooled socket that Safaricom closed while idle
+      // fails with ECONNRESET *after* we wrote the push, which we would have to report as outcome
+      // 'unknown'. A fresh connection per call keeps "refused" and "reset" distinguishable.
+      client: options.httpClient,
+      envelope: darajaEnvelope,
+      // Every non-2xx Daraja answer is worth a warning (a rejected token, a refused push, spike arrest).
+      warnFromStatus: 300,
+    });
 
     if (options.callbackSigningSecret.length < 32) {
       this.logger.warn('callbackSigningSecret is shorter than 32 characters; use a long random secret');
@@ -326,7 +299,7 @@ export class DarajaService {
       const stored = await this.tokenStore.get(storeKey);
       result = isUsableToken(stored, rejectToken) ? stored : await this.tokenStore.refreshUnderLock(storeKey, fetchFresh, { rejectToken });
     } catch (err) {
-      if (err instanceof DarajaError) throw err;
+      if (err instanceof ProviderError) throw err;
       // The store itself failed (e.g. database unavailable): keep payments working with a
       // process-local token rather than failing every call. Never log the token.
       this.logger.warn(`M-Pesa token store failed (${describeError(err)}); using a process-local token`);
@@ -338,16 +311,22 @@ export class DarajaService {
 
   private async fetchToken(account: DarajaAccount): Promise<CachedToken> {
     if (!account.consumerKey || !account.consumerSecret) {
-      throw new DarajaAuthError('M-Pesa consumer key/secret are not configured');
+      throw new ProviderError(MPESA, 'auth', 'M-Pesa consumer key/secret are not configured');
     }
     const issuedAt = Date.now();
     const basic = Buffer.from(`${account.consumerKey}:${account.consumerSecret}`, 'utf8').toString('base64');
-    const res = await this.send(account, { method: 'GET', path: OAUTH_PATH, headers: { Authorization: `Basic ${basic}` } });
+    const res = await this.send(account, {
+      method: 'GET',
+      path: OAUTH_PATH,
+      headers: { Authorization: `Basic ${basic}` },
+      what: 'access token request',
+      secrets: [basic],
+    });
 
     if (res.status >= 200 && res.status < 300) {
       const token = res.json?.access_token;
       if (typeof token !== 'string' || token.length === 0) {
-        throw new DarajaUnavailableError('M-Pesa OAuth answered without an access_token', envelopeInfo(res));
+        throw new ProviderError(MPESA, 'unavailable', 'M-Pesa OAuth answered without an access_token', envelopeInfo(res));
       }
       let expiresIn = Number(res.json?.expires_in);
       if (res.json?.expires_in === undefined || res.json?.expires_in === null || res.json?.expires_in === '' || !Number.isFinite(expiresIn)) {
@@ -361,18 +340,23 @@ export class DarajaService {
 
     const info = envelopeInfo(res);
     if (isRateLimited(res)) {
-      throw new DarajaRateLimitedError(`M-Pesa OAuth is rate limiting requests (${describe(res)})`, info, res.retryAfterSeconds);
+      throw new ProviderError(MPESA, 'rate_limited', `M-Pesa OAuth is rate limiting requests (${describe(res)})`, {
+        ...info,
+        retryAfterSeconds: res.retryAfterSeconds,
+      });
     }
     if (res.status >= 500) {
-      throw new DarajaUnavailableError(`M-Pesa OAuth is unavailable (${describe(res)})`, info);
+      throw new ProviderError(MPESA, 'unavailable', `M-Pesa OAuth is unavailable (${describe(res)})`, info);
     }
-    if (res.status === 400 && !res.envelope.errorCode) {
-      throw new DarajaAuthError(
+    if (res.status === 400 && !res.envelope.code) {
+      throw new ProviderError(
+        MPESA,
+        'auth',
         'M-Pesa rejected the consumer key/secret (HTTP 400 from OAuth): check the credentials and that they belong to this environment',
         info,
       );
     }
-    throw new DarajaAuthError(`M-Pesa OAuth rejected the request (${describe(res)})`, info);
+    throw new ProviderError(MPESA, 'auth', `M-Pesa OAuth rejected the request (${describe(res)})`, info);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -406,7 +390,15 @@ export class DarajaService {
     const logContext = `phone=${maskPhone(request.phoneNumber)} amount=${request.amount} type=${account.transactionType} shortcode=${account.shortcode}`;
 
     const send = (token: string) =>
-      this.send(account, { method: 'POST', path: STK_PUSH_PATH, headers: { Authorization: `Bearer ${token}` }, body, logContext });
+      this.send(account, {
+        method: 'POST',
+        path: STK_PUSH_PATH,
+        headers: { Authorization: `Bearer ${token}` },
+        body,
+        what: 'STK push',
+        logContext,
+        secrets: [token, body.Password],
+      });
 
     let token = await this.tokenForPush(account);
     let res = await send(token);
@@ -417,32 +409,33 @@ export class DarajaService {
       res = await send(token);
       if (isTokenInvalid(res)) {
         this.invalidateToken(account, token);
-        throw new DarajaAuthError(`M-Pesa rejected a freshly issued access token (${describe(res)})`, envelopeInfo(res));
+        throw new ProviderError(MPESA, 'auth', `M-Pesa rejected a freshly issued access token (${describe(res)})`, envelopeInfo(res));
       }
     }
 
     if (res.status >= 200 && res.status < 300) {
       const json = res.json;
       if (!json) {
-        throw new DarajaUnavailableError('M-Pesa answered the STK push with an unreadable body; outcome unknown', envelopeInfo(res));
+        throw new ProviderError(MPESA, 'unavailable', 'M-Pesa answered the STK push with an unreadable body; outcome unknown', envelopeInfo(res));
       }
       const responseCode = str(json.ResponseCode);
-      const responseDescription = str(json.ResponseDescription) ?? '';
+      const rawDescription = str(json.ResponseDescription);
+      const responseDescription = rawDescription ? this.http.redact(rawDescription, this.secretsOf(account, [token, body.Password])) : '';
       if (responseCode === undefined) {
-        throw new DarajaUnavailableError('M-Pesa answered the STK push without a ResponseCode; outcome unknown', envelopeInfo(res));
+        throw new ProviderError(MPESA, 'unavailable', 'M-Pesa answered the STK push without a ResponseCode; outcome unknown', envelopeInfo(res));
       }
       if (normaliseResultCode(responseCode) !== '0') {
-        throw new DarajaInvalidRequestError(`M-Pesa did not accept the STK push: ${responseDescription || responseCode}`, {
-          darajaErrorCode: responseCode,
-          darajaErrorMessage: responseDescription || undefined,
-          darajaRequestId: str(json.MerchantRequestID),
-          httpStatus: res.status,
+        throw new ProviderError(MPESA, 'rejected', `M-Pesa did not accept the STK push: ${responseDescription || responseCode}`, {
+          providerCode: responseCode,
+          providerMessage: responseDescription || undefined,
+          providerRequestId: str(json.MerchantRequestID),
+          providerHttpStatus: res.status,
         });
       }
       const checkoutRequestId = str(json.CheckoutRequestID);
       const merchantRequestId = str(json.MerchantRequestID);
       if (!checkoutRequestId || !merchantRequestId) {
-        throw new DarajaUnavailableError('M-Pesa accepted the STK push but sent no CheckoutRequestID; outcome unknown', envelopeInfo(res));
+        throw new ProviderError(MPESA, 'unavailable', 'M-Pesa accepted the STK push but sent no CheckoutRequestID; outcome unknown', envelopeInfo(res));
       }
       // Its last 9 digits are the payer's national number: logged masked (maskCheckoutRequestId).
       this.logger.log(`STK push accepted: checkoutRequestId=${maskCheckoutRequestId(checkoutRequestId)} ${logContext}`);
@@ -450,7 +443,7 @@ export class DarajaService {
         merchantRequestId,
         checkoutRequestId,
         responseCode,
-        responseDescription,
+        responseDescription: rawDescription ?? '',
         customerMessage: str(json.CustomerMessage) ?? '',
         timestamp,
       };
@@ -458,17 +451,21 @@ export class DarajaService {
     throw this.mapProductError('STK push', res);
   }
 
-  /** Token for a push: a failure here means the push was never sent, so its outcome is 'not_processed'. */
+  /**
+   * Token for a push: a failure here means the push was never sent, so its outcome is
+   * 'not_processed'; one whose own outcome is unknown (OAuth timed out or failed) becomes
+   * 'unreachable' (503, try again later): M-Pesa could not be reached for the push.
+   */
   private async tokenForPush(account: DarajaAccount): Promise<string> {
     try {
       return await this.getAccessToken(account);
     } catch (err) {
-      if (err instanceof DarajaError && err.outcome === 'unknown') {
-        throw new DarajaUnreachableError(`Could not obtain an M-Pesa access token (${err.message}); the STK push was not sent`, {
-          darajaErrorCode: err.darajaErrorCode,
-          darajaErrorMessage: err.darajaErrorMessage,
-          darajaRequestId: err.darajaRequestId,
-          httpStatus: err.httpStatus,
+      if (err instanceof ProviderError && err.outcome === 'unknown') {
+        throw new ProviderError(MPESA, 'unreachable', `Could not obtain an M-Pesa access token (${err.message}); the STK push was not sent`, {
+          providerCode: err.providerCode,
+          providerMessage: err.providerMessage,
+          providerRequestId: err.providerRequestId,
+          providerHttpStatus: err.providerHttpStatus,
         });
       }
       throw err;
@@ -552,13 +549,15 @@ export class DarajaService {
         path: STK_QUERY_PATH,
         headers: { Authorization: `Bearer ${token}` },
         body,
+        what: 'STK query',
         logContext: `checkoutRequestId=${maskCheckoutRequestId(checkoutRequestId)}`,
+        secrets: [token, body.Password],
       });
 
       if (isTokenInvalid(res)) {
         this.invalidateToken(account, token);
         if (tokenRefreshed) {
-          throw new DarajaAuthError(`M-Pesa rejected a freshly issued access token (${describe(res)})`, envelopeInfo(res));
+          throw new ProviderError(MPESA, 'auth', `M-Pesa rejected a freshly issued access token (${describe(res)})`, envelopeInfo(res));
         }
         this.logger.warn(`STK query: access token rejected (${describe(res)}); refreshing and retrying once`);
         tokenRefreshed = true;
@@ -566,9 +565,9 @@ export class DarajaService {
       }
 
       try {
-        return this.interpretQuery(res);
+        return this.interpretQuery(res, this.secretsOf(account, [token, body.Password]));
       } catch (err) {
-        if (err instanceof DarajaRateLimitedError && rateLimitedRetries < this.queryRetry.retries) {
+        if (err instanceof ProviderError && err.kind === 'rate_limited' && rateLimitedRetries < this.queryRetry.retries) {
           const delay = this.backoffDelay(rateLimitedRetries);
           rateLimitedRetries += 1;
           this.logger.warn(
@@ -582,22 +581,24 @@ export class DarajaService {
     }
   }
 
-  private interpretQuery(res: HttpResult): StkQueryResult {
+  private interpretQuery(res: HttpResult, secrets: ReadonlyArray<string | undefined>): StkQueryResult {
     const json = res.json;
     if (res.status >= 200 && res.status < 300) {
-      if (!json) throw new DarajaUnavailableError('M-Pesa answered the STK query with an unreadable body', envelopeInfo(res));
+      if (!json) throw new ProviderError(MPESA, 'unavailable', 'M-Pesa answered the STK query with an unreadable body', envelopeInfo(res));
       const rawResultCode = str(json.ResultCode);
       const resultDesc = str(json.ResultDesc) ?? '';
       if (rawResultCode === undefined || rawResultCode.trim() === '') {
         const responseCode = str(json.ResponseCode);
         if (responseCode !== undefined && normaliseResultCode(responseCode) !== '0') {
-          throw new DarajaInvalidRequestError(`M-Pesa did not accept the STK query: ${str(json.ResponseDescription) ?? responseCode}`, {
-            darajaErrorCode: responseCode,
-            darajaErrorMessage: str(json.ResponseDescription),
-            httpStatus: res.status,
+          const rawDescription = str(json.ResponseDescription);
+          const description = rawDescription === undefined ? undefined : this.http.redact(rawDescription, secrets);
+          throw new ProviderError(MPESA, 'rejected', `M-Pesa did not accept the STK query: ${description ?? responseCode}`, {
+            providerCode: responseCode,
+            providerMessage: description,
+            providerHttpStatus: res.status,
           });
         }
-        throw new DarajaUnavailableError('M-Pesa answered the STK query without a ResultCode', envelopeInfo(res));
+        throw new ProviderError(MPESA, 'unavailable', 'M-Pesa answered the STK query without a ResultCode', envelopeInfo(res));
       }
       const resultCode = normaliseResultCode(rawResultCode);
       // Defensive: a 200 that says "still processing" must not become a failure.
@@ -615,9 +616,9 @@ export class DarajaService {
       };
     }
 
-    const msg = lower(res.envelope.errorMessage);
-    const errorCode = res.envelope.errorCode ?? '';
-    const errorMessage = res.envelope.errorMessage ?? '';
+    const msg = lower(res.envelope.message);
+    const errorCode = res.envelope.code ?? '';
+    const errorMessage = res.envelope.message ?? '';
     if (!isRateLimited(res)) {
       if (msg.includes('being processed') || msg.includes('under processing')) {
         return { kind: 'pending', errorCode, errorMessage };
@@ -672,134 +673,63 @@ export class DarajaService {
   // HTTP
   // ---------------------------------------------------------------------------------------
 
-  private mapProductError(what: string, res: HttpResult): DarajaError {
+  private mapProductError(what: string, res: HttpResult): ProviderError {
     const info = envelopeInfo(res);
-    const msg = lower(res.envelope.errorMessage);
+    const msg = lower(res.envelope.message);
     const detail = describe(res);
     if (isRateLimited(res)) {
-      return new DarajaRateLimitedError(`M-Pesa is rate limiting requests (${detail}); ${what} was not processed`, info, res.retryAfterSeconds);
+      return new ProviderError(MPESA, 'rate_limited', `M-Pesa is rate limiting requests (${detail}); ${what} was not processed`, {
+        ...info,
+        retryAfterSeconds: res.retryAfterSeconds,
+      });
     }
     if (msg.includes('unable to lock subscriber')) {
-      return new DarajaSubscriberBusyError(
-        'The customer already has an M-Pesa prompt open; wait about a minute before trying again',
-        info,
-      );
+      return new ProviderError(MPESA, 'customer_busy', 'The customer already has an M-Pesa prompt open; wait about a minute before trying again', info);
     }
     if (msg.includes('wrong credentials')) {
-      return new DarajaInvalidRequestError(
+      return new ProviderError(
+        MPESA,
+        'rejected',
         `M-Pesa rejected the ${what}: wrong credentials (shortcode/passkey/timestamp mismatch) (${detail})`,
         info,
       );
     }
     if (msg.includes('merchant does not exist')) {
-      return new DarajaInvalidRequestError(`M-Pesa rejected the ${what}: merchant does not exist (shortcode/environment) (${detail})`, info);
+      return new ProviderError(MPESA, 'rejected', `M-Pesa rejected the ${what}: merchant does not exist (shortcode/environment) (${detail})`, info);
     }
     if (res.status === 401 || res.status === 403) {
       // e.g. 401.003.01 "no apiproduct match found": the Daraja app lacks this product.
-      return new DarajaAuthError(`M-Pesa refused the credentials for the ${what} (${detail})`, info);
+      return new ProviderError(MPESA, 'auth', `M-Pesa refused the credentials for the ${what} (${detail})`, info);
     }
     if (res.status >= 500) {
-      return new DarajaUnavailableError(`M-Pesa failed while handling the ${what} (${detail}); outcome unknown`, info);
+      return new ProviderError(MPESA, 'unavailable', `M-Pesa failed while handling the ${what} (${detail}); outcome unknown`, info);
     }
     if (res.status >= 200 && res.status < 300) {
-      return new DarajaUnavailableError(`Unexpected M-Pesa response to the ${what} (${detail})`, info);
+      return new ProviderError(MPESA, 'unavailable', `Unexpected M-Pesa response to the ${what} (${detail})`, info);
     }
-    return new DarajaInvalidRequestError(`M-Pesa rejected the ${what} (${detail})`, info);
+    return new ProviderError(MPESA, 'rejected', `M-Pesa rejected the ${what} (${detail})`, info);
+  }
+
+  /** The account's credentials and the call's own secrets: what must never come back in a Daraja text. */
+  private secretsOf(account: DarajaAccount, extra: ReadonlyArray<string | undefined> = []): Array<string | undefined> {
+    return [account.consumerKey, account.consumerSecret, account.passkey, ...extra];
   }
 
   /**
-   * One HTTP exchange. Never throws on HTTP status; throws a DarajaError only when no
-   * response was received. Logs endpoint, status, duration and errorCode — never headers
-   * or bodies (they carry credentials, passwords, tokens and phone numbers).
+   * One HTTP exchange through ProviderHttp, to the account's base URL. Never throws on HTTP
+   * status; throws a ProviderError only when no response was received (refused / DNS / TLS:
+   * 'unreachable', not processed; no answer in time: 'timeout'; reset after sending: 'unavailable';
+   * both outcome unknown). Daraja's errorMessage comes back without the account's credentials or
+   * the token sent. Logs endpoint, status, duration, errorCode and errorMessage (phones masked) —
+   * never headers or bodies (they carry credentials, passwords, tokens and phone numbers).
    */
   private async send(account: DarajaAccount, spec: SendSpec): Promise<HttpResult> {
-    const endpoint = spec.path.split('?')[0];
-    const url = `${trimTrailingSlashes(account.baseUrl)}${spec.path}`;
-    const ctx = spec.logContext ? ` ${spec.logContext}` : '';
-    const started = Date.now();
-    let response: AxiosResponse<unknown>;
-    try {
-      response = await this.http.request<unknown>({
-        url,
-        method: spec.method,
-        headers: {
-          Accept: 'application/json',
-          ...(spec.body !== undefined ? { 'Content-Type': 'application/json' } : {}),
-          ...spec.headers,
-        },
-        data: spec.body === undefined ? undefined : JSON.stringify(spec.body),
-        timeout: this.timeoutMs,
-        validateStatus: () => true,
-        responseType: 'text',
-        transformResponse: [(data: unknown) => data],
-        transitional: { clarifyTimeoutError: true, silentJSONParsing: true, forcedJSONParsing: false },
-        maxRedirects: 0,
-        maxContentLength: 1_000_000,
-      });
-    } catch (err) {
-      const durationMs = Date.now() - started;
-      const mapped = this.mapNetworkError(err, endpoint, durationMs);
-      // Only the code and message: the axios error object carries the request config (Authorization header).
-      this.logger.warn(
-        `${spec.method} ${endpoint} failed after ${durationMs}ms: ${networkErrorCode(err) ?? 'no code'} (${mapped.outcome})${ctx}`,
-      );
-      throw mapped;
-    }
-    const durationMs = Date.now() - started;
-
-    const data = response.data;
-    let json: Json | undefined;
-    if (typeof data === 'string') {
-      const t = data.trim();
-      if (t.startsWith('{')) {
-        try {
-          const parsed: unknown = JSON.parse(t);
-          if (isPlainObject(parsed)) json = parsed;
-        } catch {
-          json = undefined;
-        }
-      }
-    } else if (isPlainObject(data)) {
-      json = data; // injected clients that already parsed JSON
-    }
-
-    const envelope: DarajaEnvelope = {};
-    if (json) {
-      envelope.errorCode = str(json.errorCode);
-      envelope.errorMessage = str(json.errorMessage);
-      envelope.requestId = str(json.requestId);
-      const fault = json.fault;
-      if (isPlainObject(fault)) {
-        envelope.errorMessage ??= str(fault.faultstring);
-        envelope.errorCode ??= isPlainObject(fault.detail) ? str(fault.detail.errorcode) : undefined;
-      }
-    }
-    const result: HttpResult = {
-      status: response.status,
-      json,
-      envelope,
-      retryAfterSeconds: parseRetryAfter((response.headers as Record<string, unknown> | undefined)?.['retry-after']),
+    const answer = await this.http.send({ ...spec, baseUrl: account.baseUrl, secrets: this.secretsOf(account, spec.secrets) });
+    return {
+      status: answer.status,
+      json: isPlainObject(answer.json) ? answer.json : undefined,
+      envelope: answer.envelope,
+      retryAfterSeconds: answer.retryAfterSeconds,
     };
-
-    const line =
-      `${spec.method} ${endpoint} -> HTTP ${response.status} in ${durationMs}ms` +
-      (envelope.errorCode ? ` errorCode=${envelope.errorCode}` : '') +
-      (envelope.errorMessage ? ` errorMessage="${maskPhonesIn(truncate(envelope.errorMessage))}"` : '') +
-      ctx;
-    if (response.status >= 200 && response.status < 300) this.logger.log(line);
-    else this.logger.warn(line);
-    return result;
-  }
-
-  private mapNetworkError(err: unknown, endpoint: string, durationMs: number): DarajaError {
-    const code = networkErrorCode(err);
-    const message = err instanceof Error ? truncate(err.message) : 'unknown error';
-    if (code && UNREACHABLE_NET_CODES.has(code)) {
-      return new DarajaUnreachableError(`M-Pesa could not be reached (${code} on ${endpoint}); the request was not sent`);
-    }
-    if ((code && TIMEOUT_NET_CODES.has(code)) || /timeout/i.test(message)) {
-      return new DarajaTimeoutError(`No answer from M-Pesa within ${this.timeoutMs}ms on ${endpoint} (${durationMs}ms); outcome unknown`);
-    }
-    return new DarajaUnavailableError(`Connection to M-Pesa failed on ${endpoint} (${code ?? message}); outcome unknown`);
   }
 }

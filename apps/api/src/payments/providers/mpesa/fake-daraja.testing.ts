@@ -5,6 +5,7 @@
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Logger } from '@nestjs/common';
+import type { ProviderErrorKind } from '../provider-errors';
 import type { DarajaAccount } from './daraja.types';
 import { DarajaService, DarajaServiceOptions } from './daraja.service';
 
@@ -15,6 +16,8 @@ export interface RecordedRequest {
   headers: IncomingMessage['headers'];
   rawBody: string;
   json: any;
+  /** The client's port: a new one per connection. */
+  remotePort?: number;
 }
 
 export interface FakeReply {
@@ -42,6 +45,9 @@ export const okPush = (): FakeReply => ({
     CustomerMessage: 'Success. Request accepted for processing',
   },
 });
+
+/** Matches the ProviderError('mpesa', kind, ...) a failed Daraja call becomes. */
+export const mpesaError = (kind: ProviderErrorKind) => expect.objectContaining({ name: 'ProviderError', provider: 'mpesa', kind });
 
 export const darajaError = (status: number, errorCode: string, errorMessage: string): FakeReply => ({
   status,
@@ -110,7 +116,7 @@ export class FakeDaraja {
       }
       const url = req.url ?? '/';
       const path = url.split('?')[0];
-      const rec: RecordedRequest = { method: req.method ?? '', path, url, headers: req.headers, rawBody, json };
+      const rec: RecordedRequest = { method: req.method ?? '', path, url, headers: req.headers, rawBody, json, remotePort: req.socket.remotePort };
       this.requests.push(rec);
       const handler = path === OAUTH_PATH ? this.oauth : path === PUSH_PATH ? this.push : path === QUERY_PATH ? this.query : undefined;
       const nth = this.count(path);

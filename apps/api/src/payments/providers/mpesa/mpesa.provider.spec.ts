@@ -1,5 +1,5 @@
 import { callbackToken } from './callback-token';
-import { CallbackShapeError } from './daraja.errors';
+import { CallbackShapeError } from './mpesa.errors';
 import { captureLogs, FakeDaraja, makeService, PUSH_PATH, QUERY_PATH, SIGNING_SECRET } from './fake-daraja.testing';
 import { MpesaProvider } from './mpesa.provider';
 

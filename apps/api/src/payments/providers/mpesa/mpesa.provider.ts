@@ -18,9 +18,9 @@ export interface MpesaNotification extends Notification {
 
 /**
  * M-Pesa Express (STK push) behind the provider contract. DarajaService does the protocol work
- * (OAuth, Nairobi timestamp + password, envelopes, typed DarajaErrors whose `outcome` says
- * whether Safaricom could have acted, exactly like ProviderError); this adapter maps it to the
- * contract's shapes. Not a hosted checkout: initiate() prompts the phone and returns the
+ * (OAuth, Nairobi timestamp + password, envelopes) and already throws the contract's
+ * ProviderError('mpesa', ...), whose `outcome` says whether Safaricom could have acted; this
+ * adapter maps its answers to the contract's shapes. Not a hosted checkout: initiate() prompts the phone and returns the
  * CheckoutRequestID as providerRef.
  */
 export class MpesaProvider implements PaymentProvider {

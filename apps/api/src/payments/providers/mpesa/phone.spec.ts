@@ -1,4 +1,4 @@
-import { InvalidPhoneNumberError } from './daraja.errors';
+import { InvalidPhoneNumberError } from './mpesa.errors';
 import { formatPhoneNumber, isDarajaMsisdn } from './phone';
 
 describe('formatPhoneNumber', () => {

@@ -1,4 +1,4 @@
-import { InvalidPhoneNumberError } from './daraja.errors';
+import { InvalidPhoneNumberError } from './mpesa.errors';
 
 /** What Daraja accepts for PartyA / PhoneNumber: 254 + 7xxxxxxxx or 1xxxxxxxx. */
 export const DARAJA_MSISDN_REGEX = /^254(7|1)\d{8}$/;
