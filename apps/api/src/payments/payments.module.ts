@@ -5,17 +5,15 @@ import { PaymentsOperationsController } from './payments-operations.controller';
 import { PaymentsController } from './payments.controller';
 import { MpesaModule } from './providers/mpesa/mpesa.module';
 import { PaymentsService } from './payments.service';
-import { ReconcilerService } from './reconciler.service';
 
 /**
- * The M-Pesa STK front door (PaymentsService, PaymentsController) on the shared core, and the
- * operator routes. The Daraja wiring is in MpesaModule.
+ * The /payments routes: the M-Pesa STK front door (PaymentsService, PaymentsController; the
+ * Daraja wiring is in MpesaModule) and the operator routes over the shared core.
  */
 @Module({
   imports: [AuthModule, PaymentsCoreModule, MpesaModule],
   // Operations first: its static /payments/review must win over PaymentsController's /payments/:id.
   controllers: [PaymentsOperationsController, PaymentsController],
-  providers: [PaymentsService, ReconcilerService],
-  exports: [PaymentsService, ReconcilerService],
+  providers: [PaymentsService],
 })
 export class PaymentsModule {}

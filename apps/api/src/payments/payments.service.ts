@@ -1,4 +1,4 @@
-import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../auth/auth.types';
 import type { AppConfig } from '../config/app-config';
@@ -17,7 +17,7 @@ import { MpesaProvider } from './providers/mpesa/mpesa.provider';
 import { HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from './payment-lifecycle.service';
 import { isInFlight, PaymentStatus } from './payment-status';
 import { phoneHash } from './phone-hash';
-import { ProviderServicesRegistry, StoredNotification } from './provider-services.registry';
+import { ProviderPaymentService, ProviderServicesRegistry, StoredNotification } from './provider-services.registry';
 import { PaymentResponseDto, StkPushDto, StkPushResponseDto } from './payments.dto';
 import { PaymentsRepository } from './payments.repository';
 import { reconcileBackoffSeconds, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from './reconcile';
@@ -35,9 +35,6 @@ export interface CallbackInput {
   sourceIp?: string;
 }
 
-/** A stored callback that failed this many processing attempts is marked gave_up and logged. */
-const MAX_INBOX_ATTEMPTS = 20;
-
 const DEFAULT_TRANSACTION_DESC = 'POS payment';
 /** Minimum seconds between two STK queries for the same payment (across all instances). */
 const QUERY_MIN_INTERVAL_SECONDS = 2;
@@ -50,8 +47,14 @@ type StatusQueryTurn =
   /** Daraja's answer; `applied` is what applying a final answer recorded; `shared`: another caller asked, this one waited for it */
   | { asked: true; shared: boolean; result: StkQueryResult; applied?: string };
 
+/**
+ * M-Pesa Express (STK push): the push, the status by CheckoutRequestID, Daraja's callbacks and
+ * M-Pesa's reconciler and status-read steps, on the shared PaymentLifecycle. Registered in
+ * ProviderServicesRegistry as 'mpesa' like every provider's service.
+ */
 @Injectable()
-export class PaymentsService implements BeforeApplicationShutdown {
+export class PaymentsService implements ProviderPaymentService, OnModuleInit, BeforeApplicationShutdown {
+  readonly provider = 'mpesa';
   private readonly logger = new Logger(PaymentsService.name);
   /** Background callback confirmations still running (awaited on shutdown). */
   private readonly background = new Set<Promise<unknown>>();
@@ -63,10 +66,14 @@ export class PaymentsService implements BeforeApplicationShutdown {
     private readonly daraja: DarajaService,
     private readonly mpesa: MpesaProvider,
     private readonly lifecycle: PaymentLifecycle,
-    private readonly hosted: ProviderServicesRegistry,
+    private readonly registry: ProviderServicesRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.statusQueries = new SharedLookups((id, at) => this.repo.recordLookupAnswered(id, at));
+  }
+
+  onModuleInit(): void {
+    this.registry.register(this);
   }
 
   /** The keyed phone hash every provider stores (see phone-hash.ts). */
@@ -228,19 +235,12 @@ export class PaymentsService implements BeforeApplicationShutdown {
     return this.toResponse(await this.refreshIfDue(p));
   }
 
-  async getPayment(user: AuthUser, id: string): Promise<PaymentResponseDto> {
-    const p = await this.repo.findForShop(user.shopId, id);
-    if (!p) throw new NotFoundError('Payment', { paymentId: id });
-    return this.toResponse(await this.refreshIfDue(p));
-  }
-
   /**
    * Asks Daraja (STK query) about a pending/unresolved payment that is old enough, records what
    * it learns, and returns the fresh row. Provider trouble never fails the read.
    */
-  private async refreshIfDue(p: Payment): Promise<Payment> {
+  async refreshIfDue(p: Payment): Promise<Payment> {
     if (!isInFlight(p.status)) return p;
-    if (p.provider !== 'mpesa') return (await this.hosted.get(p.provider)?.refreshIfDue(p)) ?? p;
     const ageSeconds = (Date.now() - p.createdAt.getTime()) / 1000;
     if (!p.checkoutRequestId) {
       // Nothing to query with (the push answer was lost). After the window, a person decides;
@@ -296,13 +296,6 @@ export class PaymentsService implements BeforeApplicationShutdown {
   async reconcile(p: Payment): Promise<ReconcileResult> {
     const rc = this.config.reconciler;
     if (!isInFlight(p.status)) return { action: 'already_final' };
-    if (p.provider !== 'mpesa') {
-      const service = this.hosted.get(p.provider);
-      if (service) return service.reconcile(p);
-      // The provider is switched off on this instance: leave the payment to an instance that has it.
-      await this.repo.scheduleCheck(p.id, rc.leaseSeconds, false);
-      return { action: 'deferred' };
-    }
     const ageSeconds = (Date.now() - p.createdAt.getTime()) / 1000;
 
     if (!p.checkoutRequestId) {
@@ -350,24 +343,12 @@ export class PaymentsService implements BeforeApplicationShutdown {
   }
 
   /**
-   * An operator asks to reconcile one payment now. Open payments go through `reconcile` (ignoring
-   * the schedule); a payment in review is looked up at Daraja and settled only when it is in
-   * review because its outcome was unknown; other review cases are reported, not changed.
+   * An operator asks to reconcile one M-Pesa payment now: an open one, or one in review with a
+   * CheckoutRequestID, is looked up at Daraja (operatorLook); others are reported as final.
    */
-  async reconcileNow(user: AuthUser, id: string): Promise<{ payment: PaymentResponseDto } & ReconcileResult> {
-    const p = await this.repo.findForShop(user.shopId, id);
-    if (!p) throw new NotFoundError('Payment', { paymentId: id });
-    await this.repo.insertEvent({ paymentId: p.id, type: 'reconcile_requested', actor: `user:${user.sub}`, data: { status: p.status } });
-    let result: ReconcileResult;
-    if (isInFlight(p.status) && p.provider !== 'mpesa') {
-      result = await this.reconcile(p);
-    } else if (isInFlight(p.status) || (p.status === 'review' && p.provider === 'mpesa' && p.checkoutRequestId)) {
-      result = await this.operatorLook(p);
-    } else {
-      result = { action: 'already_final' };
-    }
-    const fresh = (await this.repo.findById(p.id)) ?? p;
-    return { payment: this.toResponse(fresh), ...result };
+  async reconcileNow(p: Payment): Promise<ReconcileResult> {
+    if (isInFlight(p.status) || (p.status === 'review' && p.checkoutRequestId)) return this.operatorLook(p);
+    return { action: 'already_final' };
   }
 
   /**
@@ -409,35 +390,11 @@ export class PaymentsService implements BeforeApplicationShutdown {
     }
   }
 
-  /** A manager releases the order of a payment whose outcome is unknown (see PaymentLifecycle.release). */
-  async release(user: AuthUser, id: string, reason: string): Promise<PaymentResponseDto> {
-    return this.toResponse(await this.lifecycle.release(user, id, reason.trim()));
-  }
-
-  async listReview(user: AuthUser, limit: number, cursor?: string): Promise<{ items: PaymentResponseDto[]; nextCursor: string | null }> {
-    const before = cursor ? decodeCursor(cursor) : undefined;
-    const rows = await this.repo.listForReview(user.shopId, limit + 1, before);
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return { items: page.map((p) => this.toResponse(p)), nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
-  }
-
   /**
    * Processes a stored callback again (its first processing never finished). Safe to repeat:
    * applyOutcome is idempotent under the row lock.
    */
-  async replayStoredCallback(row: StoredNotification): Promise<string> {
-    if (row.attempts > MAX_INBOX_ATTEMPTS) {
-      this.logger.error({ inboxId: row.id.toString(), attempts: row.attempts }, 'stored callback could not be processed; giving up (a person must look)');
-      await this.repo.markCallbackProcessed(row.id, 'gave_up');
-      return 'gave_up';
-    }
-    if (row.provider !== 'mpesa') {
-      const service = this.hosted.get(row.provider);
-      if (service) return service.replayStoredNotification(row);
-      // Provider switched off here: another instance that has it will pick the row up after the lease.
-      return 'deferred';
-    }
+  async replayStoredNotification(row: StoredNotification): Promise<string> {
     let parsed: ParsedStkCallback;
     try {
       parsed = parseStkCallback(JSON.parse(row.rawBody));
@@ -610,31 +567,6 @@ export class PaymentsService implements BeforeApplicationShutdown {
   async beforeApplicationShutdown(): Promise<void> {
     await Promise.allSettled([...this.background]);
   }
-}
-
-function encodeCursor(p: Payment): string {
-  return Buffer.from(`${p.createdAt.toISOString()}|${p.id}`).toString('base64url');
-}
-
-const CURSOR_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const CURSOR_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Payments are not older than this; a cursor outside [this, year 9999] never came from encodeCursor. */
-const CURSOR_EARLIEST_MS = Date.UTC(2000, 0, 1);
-
-/**
- * Only what encodeCursor writes: `<toISOString() of a 4-digit year ≥ 2000>|<uuid>`, round-tripping
- * exactly. Anything else (year +275760 or 0, which Postgres refuses with a 500, an offset instead of
- * Z, Feb 30, a non-UUID id) is a 400 before it reaches SQL.
- */
-function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  const invalid = () => new AppError('INVALID_CURSOR', 'cursor is not a value this endpoint returned', 400);
-  const parts = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  if (parts.length !== 2) throw invalid();
-  const [iso, id] = parts as [string, string];
-  if (!CURSOR_TIME_RE.test(iso) || !CURSOR_ID_RE.test(id)) throw invalid();
-  const createdAt = new Date(iso);
-  if (Number.isNaN(createdAt.getTime()) || createdAt.toISOString() !== iso || createdAt.getTime() < CURSOR_EARLIEST_MS) throw invalid();
-  return { createdAt, id };
 }
 
 /** A success callback without CallbackMetadata carries no amount or receipt: it must be confirmed by STK query. */

@@ -15,7 +15,7 @@ import { PaymentsRepository } from '../../payments.repository';
 import { reconcileBackoffSeconds, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from '../../reconcile';
 import { phoneHash } from '../../phone-hash';
 import { SharedLookups } from '../../shared-lookup';
-import { HostedPaymentService, ProviderServicesRegistry, StoredNotification } from '../../provider-services.registry';
+import { ProviderPaymentService, ProviderServicesRegistry, StoredNotification } from '../../provider-services.registry';
 import { formatMinor } from '../amount';
 import { FlutterwaveProvider } from './flutterwave.provider';
 import type { InitiateRequest, Notification, StatusResult } from '../payment-provider';
@@ -75,7 +75,7 @@ export type RedirectAnswer = { kind: 'redirect'; location: string } | { kind: 'p
  * background), the browser redirect (verified, never trusted) and reconciliation.
  */
 @Injectable()
-export class FlutterwaveService implements HostedPaymentService, OnModuleInit, BeforeApplicationShutdown {
+export class FlutterwaveService implements ProviderPaymentService, OnModuleInit, BeforeApplicationShutdown {
   readonly provider = FLW_PROVIDER;
   private readonly logger = new Logger(FlutterwaveService.name);
   /** Webhook confirmations still running (awaited on shutdown). */
@@ -358,7 +358,7 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
     return Math.max(this.config.mpesa.unresolvedReviewAfterSeconds, Math.ceil(this.config.flutterwave.timeoutMs / 1000) + 5);
   }
 
-  // ------------------------------------------------------------------ HostedPaymentService
+  // ------------------------------------------------------------------ ProviderPaymentService
 
   async refreshIfDue(p: Payment): Promise<Payment> {
     if (!this.flw || !isInFlight(p.status)) return p;
@@ -421,6 +421,11 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
       this.logger.warn({ paymentId: p.id, code, msg: message }, 'reconciler: Flutterwave verify failed; backing off');
       return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof ProviderError ? err.providerCode ?? code : code, message } };
     }
+  }
+
+  /** An operator's reconcile: the reconciler's look, now (a payment no longer open is reported as it is). */
+  reconcileNow(p: Payment): Promise<ReconcileResult> {
+    return this.reconcile(p);
   }
 
   async replayStoredNotification(row: StoredNotification): Promise<string> {

@@ -19,7 +19,7 @@ import type { Notification, StatusResult } from '../payment-provider';
 import { ProviderError } from '../provider-errors';
 import { PesapalProvider, pesapalIpnAck } from './pesapal.provider';
 import type { PesapalIpnAck } from './pesapal.types';
-import { HostedPaymentService, ProviderServicesRegistry, StoredNotification } from '../../provider-services.registry';
+import { ProviderPaymentService, ProviderServicesRegistry, StoredNotification } from '../../provider-services.registry';
 import { PesapalIpnService, pesapalUrls } from './pesapal-ipn.service';
 import { CHECKOUT_EXPIRED, CLOSED_RECHECK_INTERVAL_SECONDS, PESAPAL_IPN, PESAPAL_PROVIDER, REVERSED_AT_PROVIDER, STATUS_MIN_INTERVAL_SECONDS } from './pesapal.constants';
 import type { PesapalInitDto, PesapalInitResponseDto } from './pesapal.dto';
@@ -88,7 +88,7 @@ type Via = { actor: string; source: OutcomeReport['source'] };
  * the refund/chargeback), on an open one 'failed' REVERSED_AT_PROVIDER.
  */
 @Injectable()
-export class PesapalService implements HostedPaymentService, OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
+export class PesapalService implements ProviderPaymentService, OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
   readonly provider = PROVIDER;
   private readonly logger = new Logger(PesapalService.name);
   private bootEnsure?: Promise<unknown>;
@@ -533,6 +533,11 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
       this.logger.warn({ paymentId: p.id, code, msg: message }, 'reconciler Pesapal status check failed; backing off');
       return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof ProviderError ? err.providerCode ?? code : code, message } };
     }
+  }
+
+  /** An operator's reconcile: the reconciler's look, now (a payment no longer open is reported as it is). */
+  reconcileNow(p: Payment): Promise<ReconcileResult> {
+    return this.reconcile(p);
   }
 
   /** The window ended with the order unpaid: cancel it at Pesapal, then expire the payment. */
