@@ -8,12 +8,11 @@ import { describeDatabaseError, isDatabaseUnavailable } from '../database/databa
 import { safeError, safeMessage } from '../common/logging';
 import { maskPhone } from '../common/mask';
 import type { Payment } from '../database/schema';
-import { parseStkCallback } from './providers/mpesa/callback-parser';
-import { CallbackShapeError, DarajaError, DarajaRateLimitedError } from './providers/mpesa/daraja.errors';
-import { DarajaService } from './providers/mpesa/daraja.service';
-import type { ParsedStkCallback, StkQueryResult } from './providers/mpesa/daraja.types';
+import { CallbackShapeError } from './providers/mpesa/daraja.errors';
+import { formatPhoneNumber } from './providers/mpesa/phone';
 import { fitAccountReference, fittedOrRefused } from './providers/mpesa/stk-fields';
-import { MpesaProvider } from './providers/mpesa/mpesa.provider';
+import { MpesaInitiateResult, MpesaNotification, MpesaProvider, MpesaStatusResult } from './providers/mpesa/mpesa.provider';
+import { ProviderError } from './providers/provider-errors';
 import { HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from './payment-lifecycle.service';
 import { isInFlight, PaymentStatus } from './payment-status';
 import { phoneHash } from './phone-hash';
@@ -45,7 +44,7 @@ type StatusQueryTurn =
   /** another caller asked Daraja about this payment less than QUERY_MIN_INTERVAL_SECONDS ago (here or on another instance) */
   | { asked: false }
   /** Daraja's answer; `applied` is what applying a final answer recorded; `shared`: another caller asked, this one waited for it */
-  | { asked: true; shared: boolean; result: StkQueryResult; applied?: string };
+  | { asked: true; shared: boolean; result: MpesaStatusResult; applied?: string };
 
 /**
  * M-Pesa Express (STK push): the push, the status by CheckoutRequestID, Daraja's callbacks and
@@ -59,11 +58,10 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
   /** Background callback confirmations still running (awaited on shutdown). */
   private readonly background = new Set<Promise<unknown>>();
   /** STK queries running in this process, per payment + CheckoutRequestID: concurrent askers share the answer. */
-  private readonly statusQueries: SharedLookups<{ result: StkQueryResult; applied?: string }>;
+  private readonly statusQueries: SharedLookups<{ result: MpesaStatusResult; applied?: string }>;
 
   constructor(
     private readonly repo: PaymentsRepository,
-    private readonly daraja: DarajaService,
     private readonly mpesa: MpesaProvider,
     private readonly lifecycle: PaymentLifecycle,
     private readonly registry: ProviderServicesRegistry,
@@ -84,7 +82,7 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
   // ------------------------------------------------------------------ STK push
 
   async initiateStkPush(user: AuthUser, dto: StkPushDto, idempotencyKey?: string): Promise<HttpResult> {
-    const phone = this.daraja.formatPhoneNumber(dto.phoneNumber);
+    const phone = formatPhoneNumber(dto.phoneNumber);
     const requestHash = this.lifecycle.requestHash('POST /payments/stk-push', dto);
 
     if (idempotencyKey) {
@@ -125,30 +123,29 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
    */
   private async sendPush(paymentId: string, phone: string, amount: number, accountReference: string, transactionDesc: string, actor: string, orderId: string, idem?: { shopId: string; key: string }): Promise<HttpResult> {
     const started = Date.now();
-    let res: Awaited<ReturnType<MpesaProvider['initiate']>>['raw'];
+    let accepted: MpesaInitiateResult;
     try {
-      res = (await this.mpesa.initiate({ paymentId, reference: accountReference, amountMinor: BigInt(amount) * 100n, currency: 'KES', description: transactionDesc, customer: { phoneNumber: phone } })).raw;
+      accepted = await this.mpesa.initiate({ paymentId, reference: accountReference, amountMinor: BigInt(amount) * 100n, currency: 'KES', description: transactionDesc, customer: { phoneNumber: phone } });
     } catch (err) {
       return this.recordPushFailure(paymentId, err, started, idem);
     }
-    const accepted = res;
     return this.writeAfterPush(paymentId, () => this.repo.transaction(async (tx) => {
-      const updated = await this.repo.recordPushAccepted(paymentId, accepted.merchantRequestId, accepted.checkoutRequestId, tx);
+      const updated = await this.repo.recordPushAccepted(paymentId, accepted.providerRequestId, accepted.providerRef, tx);
       await this.repo.insertEvent({
         paymentId,
         type: 'provider_response',
         fromStatus: 'initiated',
         toStatus: updated.status,
         actor: 'daraja:stk-push',
-        data: { merchantRequestId: accepted.merchantRequestId, checkoutRequestId: accepted.checkoutRequestId, responseCode: accepted.responseCode, responseDescription: accepted.responseDescription, ms: Date.now() - started },
+        data: { merchantRequestId: accepted.providerRequestId, checkoutRequestId: accepted.providerRef, responseCode: accepted.providerCode, responseDescription: accepted.description, ms: Date.now() - started },
       }, tx);
       const body: StkPushResponseDto = {
         paymentId,
         status: updated.status === 'initiated' ? 'pending' : updated.status,
-        merchantRequestId: accepted.merchantRequestId,
-        checkoutRequestId: accepted.checkoutRequestId,
-        responseCode: accepted.responseCode,
-        responseDescription: accepted.responseDescription,
+        merchantRequestId: accepted.providerRequestId,
+        checkoutRequestId: accepted.providerRef,
+        responseCode: accepted.providerCode,
+        responseDescription: accepted.description,
         customerMessage: accepted.customerMessage,
         amount,
         currency: 'KES',
@@ -188,15 +185,15 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
   /** Records a push Daraja refused (failed) or whose outcome is unknown (unresolved), its event and the key's answer, in one transaction. */
   private async recordPushFailure(paymentId: string, err: unknown, started: number, idem?: { shopId: string; key: string }): Promise<HttpResult> {
     // not_processed: Safaricom never acted on it, so no prompt reached the customer.
-    const known = err instanceof DarajaError ? err : undefined;
+    const known = err instanceof ProviderError ? err : undefined;
     const to: PaymentStatus = known?.outcome === 'not_processed' ? 'failed' : 'unresolved';
     const reason = known ? known.code : 'PUSH_OUTCOME_UNKNOWN';
     const result = await this.writeAfterPush(paymentId, () => this.repo.transaction(async (tx): Promise<HttpResult | undefined> => {
       const moved = await this.repo.transitionIf(paymentId, 'initiated', {
         status: to,
         statusReason: reason,
-        resultCode: known?.darajaErrorCode ?? null,
-        resultDesc: known ? (known.darajaErrorMessage ?? known.message).slice(0, 500) : null,
+        resultCode: known?.providerCode ?? null,
+        resultDesc: known ? (known.providerMessage ?? known.message).slice(0, 500) : null,
       }, tx);
       await this.repo.insertEvent({
         paymentId,
@@ -204,7 +201,7 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
         fromStatus: 'initiated',
         toStatus: moved ? to : null,
         actor: 'daraja:stk-push',
-        data: { code: reason, message: safeMessage(err), darajaErrorCode: known?.darajaErrorCode ?? null, ms: Date.now() - started },
+        data: { code: reason, message: safeMessage(err), darajaErrorCode: known?.providerCode ?? null, ms: Date.now() - started },
       }, tx);
       if (!known) return undefined;
       const message = to === 'unresolved' ? `${known.message}. The customer may still get the prompt: do not push again, check the payment status.` : known.message;
@@ -224,9 +221,9 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
 
   // ------------------------------------------------------------------ status
 
-  /** STK query through the provider adapter; Daraja's own answer (kind pending / not_found / final) drives the rules here. */
-  private async queryStk(checkoutRequestId: string): Promise<StkQueryResult> {
-    return (await this.mpesa.fetchStatus({ reference: checkoutRequestId, providerRef: checkoutRequestId })).raw;
+  /** STK query through the provider adapter: pending / not_found / a final outcome drive the rules here. */
+  private queryStk(checkoutRequestId: string): Promise<MpesaStatusResult> {
+    return this.mpesa.fetchStatus({ reference: checkoutRequestId, providerRef: checkoutRequestId });
   }
 
   async getStkStatus(user: AuthUser, checkoutRequestId: string, merchantRequestId?: string): Promise<PaymentResponseDto> {
@@ -252,8 +249,8 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     if (ageSeconds < this.config.mpesa.statusQueryAfterSeconds) return p;
     try {
       const turn = await this.sharedStatusQuery(p.id, p.checkoutRequestId);
-      if (turn.asked && turn.result.kind === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
-        await this.failNotFound(p.id, turn.result.errorMessage);
+      if (turn.asked && turn.result.status === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
+        await this.failNotFound(p.id, turn.result.description);
       }
     } catch (err) {
       this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'STK query failed; returning stored status');
@@ -270,9 +267,10 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
   private async sharedStatusQuery(paymentId: string, checkoutRequestId: string, actor = 'daraja:stk-query'): Promise<StatusQueryTurn> {
     const turn = await this.statusQueries.turn(paymentId, `${paymentId}|${checkoutRequestId}`, () => this.repo.claimStatusQuery(paymentId, QUERY_MIN_INTERVAL_SECONDS), async () => {
       const r = await this.queryStk(checkoutRequestId);
-      if (r.kind !== 'final') return { result: r };
+      const report = queryReport(r);
+      if (!report) return { result: r };
       // Applied under the row lock: a review payment other than OUTCOME_UNKNOWN is left as it is (recorded as a duplicate report).
-      const applied = await this.lifecycle.applyOutcome(paymentId, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, actor);
+      const applied = await this.lifecycle.applyOutcome(paymentId, report, actor);
       return { result: r, applied };
     });
     return turn.asked ? { asked: true, shared: turn.shared, ...turn.value } : { asked: false };
@@ -321,24 +319,25 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     const backoff = reconcileBackoffSeconds(p.reconcileAttempts + 1, rc.backoffBaseSeconds, rc.backoffMaxSeconds);
     try {
       const r = await this.queryStk(p.checkoutRequestId);
-      if (r.kind === 'final') {
-        await this.lifecycle.applyOutcome(p.id, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'reconciler:stk-query');
+      const report = queryReport(r);
+      if (report) {
+        await this.lifecycle.applyOutcome(p.id, report, 'reconciler:stk-query');
         await this.repo.scheduleCheck(p.id, 0, true);
-        return { action: 'settled', provider: { kind: r.kind, resultCode: r.resultCode, resultDesc: r.resultDesc } };
+        return { action: 'settled', provider: queryInfo(r) };
       }
-      if (r.kind === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
-        await this.failNotFound(p.id, r.errorMessage);
-        return { action: 'failed_not_found', provider: { kind: r.kind, errorCode: r.errorCode, message: r.errorMessage } };
+      if (r.status === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
+        await this.failNotFound(p.id, r.description);
+        return { action: 'failed_not_found', provider: queryInfo(r) };
       }
       await this.repo.scheduleCheck(p.id, backoff, true);
-      return { action: 'still_pending', provider: { kind: r.kind, errorCode: r.errorCode, message: r.errorMessage } };
+      return { action: 'still_pending', provider: queryInfo(r) };
     } catch (err) {
       // Spike arrest asks us to slow down: wait at least what it says.
-      const retryAfter = err instanceof DarajaRateLimitedError ? Number(err.headers?.['Retry-After'] ?? 0) : 0;
-      await this.repo.scheduleCheck(p.id, Math.max(backoff, Number.isFinite(retryAfter) ? retryAfter : 0), true);
+      const retryAfter = err instanceof ProviderError ? err.retryAfterSeconds ?? 0 : 0;
+      await this.repo.scheduleCheck(p.id, Math.max(backoff, retryAfter), true);
       const code = err instanceof AppError ? err.code : 'UNKNOWN';
       this.logger.warn({ paymentId: p.id, code, msg: safeMessage(err) }, 'reconciler STK query failed; backing off');
-      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof DarajaError ? err.darajaErrorCode ?? code : code, message: safeMessage(err) } };
+      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof ProviderError ? err.providerCode ?? code : code, message: safeMessage(err) } };
     }
   }
 
@@ -373,20 +372,20 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
       // Someone asked Daraja about this payment moments ago and recorded the answer.
       if (!turn.asked) return { action: 'deferred' };
       const r = turn.result;
-      if (r.kind !== 'final') {
+      const provider = queryInfo(r);
+      if (r.status === 'pending' || r.status === 'not_found') {
         const ageSeconds = (Date.now() - p.createdAt.getTime()) / 1000;
-        if (r.kind === 'not_found' && isInFlight(p.status) && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
-          await this.failNotFound(p.id, r.errorMessage);
-          return { action: 'failed_not_found', provider: { kind: r.kind, errorCode: r.errorCode, message: r.errorMessage } };
+        if (r.status === 'not_found' && isInFlight(p.status) && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
+          await this.failNotFound(p.id, r.description);
+          return { action: 'failed_not_found', provider };
         }
-        return { action: 'still_pending', provider: { kind: r.kind, errorCode: r.errorCode, message: r.errorMessage } };
+        return { action: 'still_pending', provider };
       }
-      const provider = { kind: r.kind, resultCode: r.resultCode, resultDesc: r.resultDesc };
       if (p.status === 'review' && p.statusReason !== OUTCOME_UNKNOWN) return { action: 'already_final', provider };
       return { action: 'settled', provider };
     } catch (err) {
       const code = err instanceof AppError ? err.code : 'UNKNOWN';
-      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof DarajaError ? err.darajaErrorCode ?? code : code, message: safeMessage(err) } };
+      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof ProviderError ? err.providerCode ?? code : code, message: safeMessage(err) } };
     }
   }
 
@@ -395,9 +394,10 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
    * applyOutcome is idempotent under the row lock.
    */
   async replayStoredNotification(row: StoredNotification): Promise<string> {
-    let parsed: ParsedStkCallback;
+    let parsed: MpesaNotification;
     try {
-      parsed = parseStkCallback(JSON.parse(row.rawBody));
+      // Whether it was verified was decided (and stored) when it arrived: the URL is not stored.
+      parsed = this.mpesa.parseNotification({ headers: {}, query: {}, body: JSON.parse(row.rawBody) });
     } catch {
       await this.repo.markCallbackProcessed(row.id, 'invalid_shape');
       return 'invalid_shape';
@@ -419,13 +419,12 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
    * others are confirmed with an STK query in the background before anything changes.
    */
   async receiveCallback(input: CallbackInput): Promise<{ ResultCode: 0; ResultDesc: 'Accepted' }> {
-    let parsed: ParsedStkCallback | undefined;
+    let parsed: MpesaNotification | undefined;
     let verified = false;
     let shapeError: CallbackShapeError | undefined;
     try {
-      const n = this.mpesa.parseNotification({ headers: {}, query: {}, params: { paymentId: input.paymentId, token: input.token }, body: input.body });
-      parsed = n.raw;
-      verified = n.verified;
+      parsed = this.mpesa.parseNotification({ headers: {}, query: {}, params: { paymentId: input.paymentId, token: input.token }, body: input.body });
+      verified = parsed.verified;
     } catch (err) {
       if (!(err instanceof CallbackShapeError)) throw err;
       shapeError = err;
@@ -435,7 +434,7 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
       attempts: 1,
       urlPaymentId: input.paymentId && /^[\x21-\x7e]{1,64}$/.test(input.paymentId) ? input.paymentId : null,
       verified,
-      checkoutRequestId: parsed?.checkoutRequestId ?? null,
+      checkoutRequestId: parsed?.providerRef ?? null,
       sourceIp: input.sourceIp ?? null,
       rawBody: input.rawBody,
     };
@@ -468,7 +467,7 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
 
     if (!(verified && input.paymentId)) {
       // Unverified: stored (or counted on a row of this window) before the answer.
-      const known = await this.repo.findByCheckoutRequestId(parsed.checkoutRequestId);
+      const known = await this.repo.findByCheckoutRequestId(parsed.providerRef);
       if (!known) {
         // Names no payment of ours: one row per window for all of them, nothing to confirm.
         const stored = await this.repo.storeCoalescedCallback({ ...row, processedAt: new Date(), outcome: 'unknown_payment' }, { group: 'mpesa|kind:unknown_payment', windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS });
@@ -479,7 +478,7 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
       // after a forged one) gets its own. A new row starts a confirmation; so does a delivery on a
       // row whose confirmation already finished while the payment is still open (the shared query
       // throttle keeps that to one STK query per interval). Deliveries during a confirmation wait for it.
-      const stored = await this.repo.storeCoalescedCallback({ ...row, checkoutRequestId: parsed.checkoutRequestId }, { group: `mpesa|co:${parsed.checkoutRequestId}`, windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS, distinctBodies: UNVERIFIED_DISTINCT_BODIES });
+      const stored = await this.repo.storeCoalescedCallback({ ...row, checkoutRequestId: parsed.providerRef }, { group: `mpesa|co:${parsed.providerRef}`, windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS, distinctBodies: UNVERIFIED_DISTINCT_BODIES });
       if (stored.first || (stored.finished && isInFlight(known.status))) this.runInBackground(this.confirmUnverifiedCallback(stored.id, parsed, input.paymentId, stored.first));
       return { ResultCode: 0, ResultDesc: 'Accepted' };
     }
@@ -494,9 +493,9 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     return { ResultCode: 0, ResultDesc: 'Accepted' };
   }
 
-  private async processVerifiedCallback(paymentId: string, cb: ParsedStkCallback): Promise<string> {
+  private async processVerifiedCallback(paymentId: string, cb: MpesaNotification): Promise<string> {
     // A success without amount/receipt cannot be checked: confirm it with Daraja instead.
-    if (needsQuery(cb)) return this.confirmByQuery(paymentId, cb.checkoutRequestId);
+    if (needsQuery(cb)) return this.confirmByQuery(paymentId, cb.providerRef);
     return this.lifecycle.applyOutcome(paymentId, callbackReport(cb), 'daraja:callback');
   }
 
@@ -506,15 +505,15 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
    * otherwise (throttled: someone asked just before it arrived) it is left for the reconciler
    * after the interval. `audit`: the row's first confirmation records an unverified_callback event.
    */
-  private async confirmUnverifiedCallback(inboxId: bigint, cb: ParsedStkCallback, urlPaymentId?: string, audit = true): Promise<void> {
-    const p = await this.repo.findByCheckoutRequestId(cb.checkoutRequestId);
+  private async confirmUnverifiedCallback(inboxId: bigint, cb: MpesaNotification, urlPaymentId?: string, audit = true): Promise<void> {
+    const p = await this.repo.findByCheckoutRequestId(cb.providerRef);
     if (!p) {
       this.logger.warn({ inboxId: inboxId.toString(), urlPaymentId }, 'unverified callback for an unknown CheckoutRequestID');
       await this.repo.markCallbackProcessed(inboxId, 'unknown_payment');
       return;
     }
-    if (audit) await this.repo.insertEvent({ paymentId: p.id, type: 'unverified_callback', actor: 'daraja:callback', data: { inboxId: inboxId.toString(), resultCode: cb.resultCode } });
-    const outcome = await this.confirmByQuery(p.id, cb.checkoutRequestId);
+    if (audit) await this.repo.insertEvent({ paymentId: p.id, type: 'unverified_callback', actor: 'daraja:callback', data: { inboxId: inboxId.toString(), resultCode: cb.report.providerCode } });
+    const outcome = await this.confirmByQuery(p.id, cb.providerRef);
     const now = await this.repo.findById(p.id);
     if (!now || !isInFlight(now.status)) {
       await this.repo.markCallbackProcessed(inboxId, `unverified_${outcome === 'query_throttled' ? 'duplicate' : outcome}`);
@@ -539,7 +538,7 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
       const now = await this.repo.findById(paymentId);
       return now && !isInFlight(now.status) ? 'duplicate' : 'query_throttled';
     }
-    if (turn.result.kind !== 'final') return `query_${turn.result.kind}`;
+    if (turn.result.status === 'pending' || turn.result.status === 'not_found') return `query_${turn.result.status}`;
     return turn.applied ?? 'applied';
   }
 
@@ -570,28 +569,35 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
 }
 
 /** A success callback without CallbackMetadata carries no amount or receipt: it must be confirmed by STK query. */
-function needsQuery(cb: ParsedStkCallback): boolean {
-  return cb.outcome === 'completed' && !cb.metadata;
+function needsQuery(cb: MpesaNotification): boolean {
+  return cb.report.status === 'completed' && !cb.report.paid;
 }
 
-function callbackReport(cb: ParsedStkCallback): OutcomeReport {
+function callbackReport(cb: MpesaNotification): OutcomeReport {
   return {
-    outcome: cb.outcome,
-    resultCode: cb.resultCode,
-    resultDesc: cb.resultDesc,
+    outcome: cb.report.status,
+    resultCode: cb.report.providerCode,
+    resultDesc: cb.report.description,
     source: 'callback',
     amountRequired: true,
-    amountMinor: wholeShillingsToMinor(cb.metadata?.amount),
-    checkoutRequestId: cb.checkoutRequestId,
-    merchantRequestId: cb.merchantRequestId,
-    receipt: cb.metadata?.mpesaReceiptNumber,
-    transactionDate: cb.metadata?.transactionDate,
+    amountMinor: cb.report.paid?.amountMinor,
+    checkoutRequestId: cb.providerRef,
+    merchantRequestId: cb.providerRequestId,
+    receipt: cb.report.paid?.receipt,
+    transactionDate: cb.report.paid?.transactionDate,
   };
 }
 
-/** M-Pesa amounts are whole shillings; anything else cannot match a payment. */
-function wholeShillingsToMinor(amount: number | undefined): bigint | undefined {
-  return amount !== undefined && Number.isSafeInteger(amount) ? BigInt(amount) * 100n : undefined;
+/** A final STK query answer as the lifecycle's report (no amount: the CheckoutRequestID is ours); undefined while it is not final. */
+function queryReport(r: MpesaStatusResult): OutcomeReport | undefined {
+  if (r.status === 'pending' || r.status === 'not_found') return undefined;
+  return { outcome: r.status, resultCode: r.providerCode, resultDesc: r.description, source: 'query', amountRequired: false, checkoutRequestId: r.providerRef, merchantRequestId: r.providerRequestId };
+}
+
+/** What Daraja answered, for a ReconcileResult: a final answer's ResultCode/ResultDesc, else its errorCode/errorMessage. */
+function queryInfo(r: MpesaStatusResult): NonNullable<ReconcileResult['provider']> {
+  if (r.status === 'pending' || r.status === 'not_found') return { kind: r.status, errorCode: r.providerCode, message: r.description };
+  return { kind: 'final', resultCode: r.providerCode, resultDesc: r.description };
 }
 
 /** Daraja shows AccountReference to the customer; it must be ≤ 12 letters/digits (the order id's last 12). */

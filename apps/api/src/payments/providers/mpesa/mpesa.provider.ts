@@ -1,27 +1,59 @@
 import { ValidationFailedError } from '../../../common/errors';
+import {
+  DarajaAuthError,
+  DarajaError,
+  DarajaInvalidRequestError,
+  DarajaRateLimitedError,
+  DarajaSubscriberBusyError,
+  DarajaTimeoutError,
+  DarajaUnavailableError,
+  DarajaUnreachableError,
+} from './daraja.errors';
 import { DarajaService } from './daraja.service';
-import type { ParsedStkCallback, StkPushResult, StkQueryResult } from './daraja.types';
-import type { InitiateRequest, InitiateResult, Notification, NotificationInput, PaymentProvider, ProviderCapabilities, RefundResult, StatusResult } from '../payment-provider';
+import type { ParsedStkCallback, StkOutcome, StkPushResult, StkQueryResult } from './daraja.types';
+import type { InitiateRequest, InitiateResult, Notification, NotificationInput, NotificationReport, PaymentProvider, ProviderCapabilities, RefundResult, StatusResult } from '../payment-provider';
+import { ProviderError, ProviderErrorKind } from '../provider-errors';
 
+/** Daraja always answers an accepted push with all of these. */
 export interface MpesaInitiateResult extends InitiateResult {
+  /** CheckoutRequestID */
   providerRef: string;
+  /** MerchantRequestID */
+  providerRequestId: string;
+  /** ResponseCode, ResponseDescription, CustomerMessage */
+  providerCode: string;
+  description: string;
+  customerMessage: string;
   raw: StkPushResult;
 }
 
+/** An STK query answer: not final yet (pending: the customer has not answered; not_found), or final with its outcome. */
 export interface MpesaStatusResult extends StatusResult {
+  status: 'pending' | 'not_found' | StkOutcome;
+  /** CheckoutRequestID (a final answer's own; else the one asked about) */
+  providerRef: string;
+  /** ResultCode / ResultDesc of a final answer; Daraja's errorCode / errorMessage of the others */
+  providerCode: string;
+  description: string;
   raw: StkQueryResult;
 }
 
+/** An STK callback: always carries its outcome. */
 export interface MpesaNotification extends Notification {
+  /** CheckoutRequestID, MerchantRequestID */
+  providerRef: string;
+  providerRequestId: string;
+  report: NotificationReport;
   raw: ParsedStkCallback;
 }
 
 /**
  * M-Pesa Express (STK push) behind the provider contract. DarajaService does the protocol work
- * (OAuth, Nairobi timestamp + password, envelopes, typed DarajaErrors whose `outcome` says
- * whether Safaricom could have acted, exactly like ProviderError); this adapter maps it to the
- * contract's shapes. Not a hosted checkout: initiate() prompts the phone and returns the
- * CheckoutRequestID as providerRef.
+ * (OAuth, Nairobi timestamp + password, envelopes, typed errors whose `outcome` says whether
+ * Safaricom could have acted); this adapter maps its answers to the contract's provider-neutral
+ * fields and its errors to ProviderErrors, so PaymentsService never reads Daraja's own types.
+ * Not a hosted checkout: initiate() prompts the phone and returns the CheckoutRequestID as
+ * providerRef.
  */
 export class MpesaProvider implements PaymentProvider {
   readonly name = 'mpesa' as const;
@@ -37,23 +69,33 @@ export class MpesaProvider implements PaymentProvider {
     if (req.currency !== 'KES') throw new ValidationFailedError('M-Pesa takes KES only', { field: 'currency' });
     if (req.amountMinor <= 0n || req.amountMinor % 100n !== 0n) throw new ValidationFailedError('M-Pesa takes whole shillings only', { field: 'amount' });
     const phoneNumber = this.daraja.formatPhoneNumber(req.customer.phoneNumber);
-    const res = await this.daraja.initiateStkPush({
-      phoneNumber,
-      amount: Number(req.amountMinor / 100n),
-      accountReference: req.reference,
-      transactionDesc: req.description,
-      callbackUrl: req.notificationUrl ?? this.daraja.callbackUrlFor(req.paymentId),
-    });
-    return { providerRef: res.checkoutRequestId, raw: res };
+    const res = await asProviderErrors(() =>
+      this.daraja.initiateStkPush({
+        phoneNumber,
+        amount: Number(req.amountMinor / 100n),
+        accountReference: req.reference,
+        transactionDesc: req.description,
+        callbackUrl: req.notificationUrl ?? this.daraja.callbackUrlFor(req.paymentId),
+      }),
+    );
+    return {
+      providerRef: res.checkoutRequestId,
+      providerRequestId: res.merchantRequestId,
+      providerCode: res.responseCode,
+      description: res.responseDescription,
+      customerMessage: res.customerMessage,
+      raw: res,
+    };
   }
 
   /** STK query by CheckoutRequestID (`providerRef`); the answer carries no amount (the id is ours). */
   async fetchStatus(q: { reference: string; providerRef?: string }): Promise<MpesaStatusResult> {
     if (!q.providerRef) throw new ValidationFailedError('An M-Pesa status query needs the CheckoutRequestID', { field: 'providerRef' });
-    const r = await this.daraja.queryStkStatus(q.providerRef);
-    if (r.kind === 'pending') return { status: 'pending', providerRef: q.providerRef, providerCode: r.errorCode, description: r.errorMessage, raw: r };
-    if (r.kind === 'not_found') return { status: 'not_found', providerRef: q.providerRef, providerCode: r.errorCode, description: r.errorMessage, raw: r };
-    return { status: r.outcome, providerRef: r.checkoutRequestId, providerCode: r.resultCode, description: r.resultDesc, raw: r };
+    const providerRef = q.providerRef;
+    const r = await asProviderErrors(() => this.daraja.queryStkStatus(providerRef));
+    if (r.kind === 'pending') return { status: 'pending', providerRef, providerCode: r.errorCode, description: r.errorMessage, raw: r };
+    if (r.kind === 'not_found') return { status: 'not_found', providerRef, providerCode: r.errorCode, description: r.errorMessage, raw: r };
+    return { status: r.outcome, providerRef: r.checkoutRequestId, providerRequestId: r.merchantRequestId, providerCode: r.resultCode, description: r.resultDesc, raw: r };
   }
 
   /**
@@ -63,11 +105,57 @@ export class MpesaProvider implements PaymentProvider {
    */
   parseNotification(input: NotificationInput): MpesaNotification {
     const v = this.daraja.validateCallback({ paymentId: input.params?.paymentId, token: input.params?.token, body: input.body });
-    return { verified: v.verified, providerRef: v.callback.checkoutRequestId, eventType: 'stk_callback', raw: v.callback };
+    const cb = v.callback;
+    const report: NotificationReport = { status: cb.outcome, providerCode: cb.resultCode, description: cb.resultDesc };
+    if (cb.metadata) report.paid = { amountMinor: wholeShillingsToMinor(cb.metadata.amount), receipt: cb.metadata.mpesaReceiptNumber, transactionDate: cb.metadata.transactionDate };
+    return { verified: v.verified, providerRef: cb.checkoutRequestId, providerRequestId: cb.merchantRequestId, eventType: 'stk_callback', report, raw: cb };
   }
 
   /** Reversals go through Daraja's Transaction Reversal API (B2C/initiator credentials), not built yet. */
   async refund(): Promise<RefundResult> {
     return { status: 'not_supported', message: 'M-Pesa refunds need the Transaction Reversal API, which is not set up', raw: null };
+  }
+}
+
+/** M-Pesa amounts are whole shillings; anything else cannot match a payment. */
+function wholeShillingsToMinor(amount: number | undefined): bigint | undefined {
+  return amount !== undefined && Number.isSafeInteger(amount) ? BigInt(amount) * 100n : undefined;
+}
+
+const DARAJA_ERROR_KINDS: ReadonlyArray<[abstract new (...args: never[]) => DarajaError, ProviderErrorKind]> = [
+  [DarajaAuthError, 'auth'],
+  [DarajaInvalidRequestError, 'rejected'],
+  [DarajaSubscriberBusyError, 'rejected'],
+  [DarajaRateLimitedError, 'rate_limited'],
+  [DarajaUnreachableError, 'unreachable'],
+  [DarajaUnavailableError, 'unavailable'],
+  [DarajaTimeoutError, 'timeout'],
+];
+
+/**
+ * The contract's errors are ProviderErrors; DarajaService still throws its own classes. Until the
+ * single error tree of issue 9 replaces them in DarajaService (that change removes this mapping),
+ * each becomes a ProviderError that answers our client exactly as before: the Daraja error's
+ * HTTP status, code, headers and details are kept (e.g. 409 CUSTOMER_BUSY with Retry-After 60,
+ * and 'unreachable' stays 502 PROVIDER_UNAVAILABLE).
+ */
+export function darajaAsProviderError(err: DarajaError): ProviderError {
+  const kind = DARAJA_ERROR_KINDS.find(([cls]) => err instanceof cls)?.[1] ?? (err.outcome === 'unknown' ? 'unavailable' : 'rejected');
+  const retryAfter = err instanceof DarajaRateLimitedError ? Number(err.headers?.['Retry-After']) : undefined;
+  const e = new ProviderError('mpesa', kind, err.message, {
+    providerHttpStatus: err.httpStatus,
+    providerCode: err.darajaErrorCode,
+    providerMessage: err.darajaErrorMessage,
+    retryAfterSeconds: retryAfter !== undefined && Number.isFinite(retryAfter) ? retryAfter : undefined,
+    outcome: err.outcome,
+  });
+  return Object.assign(e, { code: err.code, statusCode: err.statusCode, httpStatus: err.statusCode, details: err.details, headers: err.headers, stack: err.stack });
+}
+
+async function asProviderErrors<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw err instanceof DarajaError ? darajaAsProviderError(err) : err;
   }
 }
