@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { OrdersModule } from '../orders/orders.module';
+import { PaymentInitiation } from './payment-initiation.service';
 import { PaymentLifecycle } from './payment-lifecycle.service';
 import { PaymentOperationsService } from './payment-operations.service';
 import { PaymentsRepository } from './payments.repository';
@@ -8,14 +9,14 @@ import { ReconcilerService } from './reconciler.service';
 
 /**
  * What every provider shares: the payments table (PaymentsRepository), the outcome core
- * (PaymentLifecycle), the registry each provider's service joins at module init, and what
+ * (PaymentLifecycle) with its one init path (PaymentInitiation), the registry each provider's service joins at module init, and what
  * dispatches through it (PaymentOperationsService: status by id, review, release, reconcile-now;
  * ReconcilerService). Provider modules (M-Pesa's front door, Flutterwave, Pesapal) import this
  * and nothing of each other.
  */
 @Module({
   imports: [OrdersModule],
-  providers: [PaymentsRepository, PaymentLifecycle, ProviderServicesRegistry, PaymentOperationsService, ReconcilerService],
-  exports: [PaymentsRepository, PaymentLifecycle, ProviderServicesRegistry, PaymentOperationsService, ReconcilerService],
+  providers: [PaymentsRepository, PaymentLifecycle, PaymentInitiation, ProviderServicesRegistry, PaymentOperationsService, ReconcilerService],
+  exports: [PaymentsRepository, PaymentLifecycle, PaymentInitiation, ProviderServicesRegistry, PaymentOperationsService, ReconcilerService],
 })
 export class PaymentsCoreModule {}

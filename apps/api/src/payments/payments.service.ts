@@ -3,8 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../auth/auth.types';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
-import { AppError, DatabaseUnavailableError, NotFoundError } from '../common/errors';
-import { describeDatabaseError, isDatabaseUnavailable } from '../database/database';
+import { AppError, NotFoundError } from '../common/errors';
 import { safeError, safeMessage } from '../common/logging';
 import { maskPhone } from '../common/mask';
 import type { Payment } from '../database/schema';
@@ -13,8 +12,9 @@ import { formatPhoneNumber } from './providers/mpesa/phone';
 import { fitAccountReference, fittedOrRefused } from './providers/mpesa/stk-fields';
 import { MpesaInitiateResult, MpesaNotification, MpesaProvider, MpesaStatusResult } from './providers/mpesa/mpesa.provider';
 import { ProviderError } from './providers/provider-errors';
+import { PaymentInitiation } from './payment-initiation.service';
 import { HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from './payment-lifecycle.service';
-import { isInFlight, PaymentStatus } from './payment-status';
+import { isInFlight } from './payment-status';
 import { phoneHash } from './phone-hash';
 import { ProviderPaymentService, ProviderServicesRegistry, StoredNotification } from './provider-services.registry';
 import { PaymentResponseDto, StkPushDto, StkPushResponseDto } from './payments.dto';
@@ -64,6 +64,7 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     private readonly repo: PaymentsRepository,
     private readonly mpesa: MpesaProvider,
     private readonly lifecycle: PaymentLifecycle,
+    private readonly initiation: PaymentInitiation,
     private readonly registry: ProviderServicesRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
@@ -117,106 +118,53 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
   }
 
   /**
-   * Calls Daraja once. Never retried here: a push with an unknown outcome becomes 'unresolved'.
-   * What Daraja answered, its audit event and the Idempotency-Key's stored answer are written in one
-   * transaction.
+   * Calls Daraja once, through the core's init path (PaymentInitiation): never retried; a push
+   * with an unknown outcome becomes 'unresolved'. What Daraja answered, its audit event and the
+   * Idempotency-Key's stored answer are written in one transaction.
    */
-  private async sendPush(paymentId: string, phone: string, amount: number, accountReference: string, transactionDesc: string, actor: string, orderId: string, idem?: { shopId: string; key: string }): Promise<HttpResult> {
-    const started = Date.now();
-    let accepted: MpesaInitiateResult;
-    try {
-      accepted = await this.mpesa.initiate({ paymentId, reference: accountReference, amountMinor: BigInt(amount) * 100n, currency: 'KES', description: transactionDesc, customer: { phoneNumber: phone } });
-    } catch (err) {
-      return this.recordPushFailure(paymentId, err, started, idem);
-    }
-    return this.writeAfterPush(paymentId, () => this.repo.transaction(async (tx) => {
-      const updated = await this.repo.recordPushAccepted(paymentId, accepted.providerRequestId, accepted.providerRef, tx);
-      await this.repo.insertEvent({
-        paymentId,
-        type: 'provider_response',
-        fromStatus: 'initiated',
-        toStatus: updated.status,
-        actor: 'daraja:stk-push',
-        data: { merchantRequestId: accepted.providerRequestId, checkoutRequestId: accepted.providerRef, responseCode: accepted.providerCode, responseDescription: accepted.description, ms: Date.now() - started },
-      }, tx);
-      const body: StkPushResponseDto = {
-        paymentId,
-        status: updated.status === 'initiated' ? 'pending' : updated.status,
-        merchantRequestId: accepted.providerRequestId,
-        checkoutRequestId: accepted.providerRef,
-        responseCode: accepted.providerCode,
-        responseDescription: accepted.description,
-        customerMessage: accepted.customerMessage,
-        amount,
-        currency: 'KES',
-        orderId,
-        accountReference,
-        transactionDesc,
-      };
-      if (idem) await this.repo.storeIdempotentResponse(idem.shopId, idem.key, 201, body, tx);
-      return { status: 201, body };
-    }));
-  }
-
-  /**
-   * Daraja has answered (the customer may have the prompt): what it said must reach the database,
-   * or the payment is left without its CheckoutRequestID and can never be queried. A database that
-   * is away for a moment (failover, dropped connections) is waited for, a bounded ~8 s; the write is
-   * safe to repeat (ids are only filled in, the status only moves from 'initiated'). If it is still
-   * away, the cashier gets a 503 that names the payment and says not to push again.
-   */
-  private async writeAfterPush<T>(paymentId: string, write: () => Promise<T>): Promise<T> {
-    for (const delayMs of [250, 500, 1000, 2000, 4000, -1]) {
-      try {
-        return await write();
-      } catch (err) {
-        if (!isDatabaseUnavailable(err)) throw err;
-        if (delayMs < 0) {
-          this.logger.error({ paymentId, db: describeDatabaseError(err) }, "database unavailable while recording Daraja's answer to a push; the payment stays open for the reconciler");
-          throw new DatabaseUnavailableError('The M-Pesa request was sent but could not be recorded (the database is unavailable). Do not push again: check this payment\'s status in a minute.', { paymentId });
-        }
-        this.logger.warn({ paymentId, db: describeDatabaseError(err), retryInMs: delayMs }, "database unavailable while recording Daraja's answer to a push; retrying");
-        await new Promise((r) => setTimeout(r, delayMs));
-      }
-    }
-    throw new Error('unreachable');
-  }
-
-  /** Records a push Daraja refused (failed) or whose outcome is unknown (unresolved), its event and the key's answer, in one transaction. */
-  private async recordPushFailure(paymentId: string, err: unknown, started: number, idem?: { shopId: string; key: string }): Promise<HttpResult> {
-    // not_processed: Safaricom never acted on it, so no prompt reached the customer.
-    const known = err instanceof ProviderError ? err : undefined;
-    const to: PaymentStatus = known?.outcome === 'not_processed' ? 'failed' : 'unresolved';
-    const reason = known ? known.code : 'PUSH_OUTCOME_UNKNOWN';
-    const result = await this.writeAfterPush(paymentId, () => this.repo.transaction(async (tx): Promise<HttpResult | undefined> => {
-      const moved = await this.repo.transitionIf(paymentId, 'initiated', {
-        status: to,
-        statusReason: reason,
-        resultCode: known?.providerCode ?? null,
-        resultDesc: known ? (known.providerMessage ?? known.message).slice(0, 500) : null,
-      }, tx);
-      await this.repo.insertEvent({
-        paymentId,
-        type: 'provider_error',
-        fromStatus: 'initiated',
-        toStatus: moved ? to : null,
-        actor: 'daraja:stk-push',
-        data: { code: reason, message: safeMessage(err), darajaErrorCode: known?.providerCode ?? null, ms: Date.now() - started },
-      }, tx);
-      if (!known) return undefined;
-      const message = to === 'unresolved' ? `${known.message}. The customer may still get the prompt: do not push again, check the payment status.` : known.message;
-      const answer: HttpResult = {
-        status: known.statusCode,
-        // If a callback overtook the late answer, report the payment's real status.
-        body: { statusCode: known.statusCode, code: known.code, message, details: { ...(known.details ?? {}), paymentId, status: moved ? to : (await this.repo.findById(paymentId, tx))?.status } },
-        headers: known.headers,
-      };
-      if (idem) await this.repo.storeIdempotentResponse(idem.shopId, idem.key, answer.status, answer.body, tx);
-      return answer;
-    }));
-    if (result) return result;
-    this.logger.error({ err: safeError(err), paymentId }, 'unexpected error while sending STK push; payment left unresolved');
-    throw new AppError('PROVIDER_UNAVAILABLE', 'Could not confirm the M-Pesa request. Do not retry: check the payment status.', 502, { paymentId, status: 'unresolved' });
+  private sendPush(paymentId: string, phone: string, amount: number, accountReference: string, transactionDesc: string, actor: string, orderId: string, idem?: { shopId: string; key: string }): Promise<HttpResult> {
+    return this.initiation.run<MpesaInitiateResult>({
+      paymentId,
+      provider: 'mpesa',
+      label: 'M-Pesa',
+      actor: 'daraja:stk-push',
+      idem,
+      send: () => this.mpesa.initiate({ paymentId, reference: accountReference, amountMinor: BigInt(amount) * 100n, currency: 'KES', description: transactionDesc, customer: { phoneNumber: phone } }),
+      recordAnswer: async (accepted, tx, ms) => {
+        const updated = await this.repo.recordPushAccepted(paymentId, accepted.providerRequestId, accepted.providerRef, tx);
+        await this.repo.insertEvent({
+          paymentId,
+          type: 'provider_response',
+          fromStatus: 'initiated',
+          toStatus: updated.status,
+          actor: 'daraja:stk-push',
+          data: { merchantRequestId: accepted.providerRequestId, checkoutRequestId: accepted.providerRef, responseCode: accepted.providerCode, responseDescription: accepted.description, ms },
+        }, tx);
+        const body: StkPushResponseDto = {
+          paymentId,
+          status: updated.status === 'initiated' ? 'pending' : updated.status,
+          merchantRequestId: accepted.providerRequestId,
+          checkoutRequestId: accepted.providerRef,
+          responseCode: accepted.providerCode,
+          responseDescription: accepted.description,
+          customerMessage: accepted.customerMessage,
+          amount,
+          currency: 'KES',
+          orderId,
+          accountReference,
+          transactionDesc,
+        };
+        return { status: 201, body };
+      },
+      // not_processed: Safaricom never acted on it, so no prompt reached the customer.
+      unknownReason: 'PUSH_OUTCOME_UNKNOWN',
+      texts: {
+        unknownOutcome: 'The customer may still get the prompt: do not push again, check the payment status.',
+        unexpected: 'Could not confirm the M-Pesa request. Do not retry: check the payment status.',
+        doNotRepeat: 'Do not push again',
+      },
+      errorEventData: (err) => ({ darajaErrorCode: err?.providerCode ?? null }),
+    });
   }
 
   // ------------------------------------------------------------------ status

@@ -8,8 +8,10 @@ import { toMajor } from '../../../common/money';
 import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
 import type { Payment } from '../../../database/schema';
+import type { Tx } from '../../../database/database';
+import { PaymentInitiation } from '../../payment-initiation.service';
 import { ApplyResult, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from '../../payment-lifecycle.service';
-import { isInFlight, PaymentStatus } from '../../payment-status';
+import { isInFlight } from '../../payment-status';
 import type { PaymentResponseDto } from '../../payments.dto';
 import { PaymentsRepository } from '../../payments.repository';
 import { reconcileBackoffSeconds, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from '../../reconcile';
@@ -86,6 +88,7 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
   constructor(
     private readonly repo: PaymentsRepository,
     private readonly lifecycle: PaymentLifecycle,
+    private readonly initiation: PaymentInitiation,
     private readonly registry: ProviderServicesRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(FLUTTERWAVE_PROVIDER) private readonly flw: FlutterwaveProvider | null,
@@ -158,35 +161,53 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
     });
     if (lost) return lost;
 
-    const result = await this.sendInit(flw, request, dto.orderId);
-    if (idempotencyKey) await this.lifecycle.storeIdempotentResponse(user.shopId, idempotencyKey, result);
-    return result;
+    return this.sendInit(flw, request, dto.orderId, idempotencyKey ? { shopId: user.shopId, key: idempotencyKey } : undefined);
   }
 
-  /** Calls Flutterwave once. Never retried: an unknown outcome leaves the payment 'unresolved' for the reconciler. */
-  private async sendInit(flw: FlutterwaveProvider, req: InitiateRequest, orderId: string): Promise<HttpResult> {
+  /**
+   * Calls Flutterwave once, through the core's init path (PaymentInitiation): never retried; an
+   * unknown outcome leaves the payment 'unresolved' for the reconciler. The link, its event and
+   * the Idempotency-Key's answer are written in one transaction.
+   */
+  private sendInit(flw: FlutterwaveProvider, req: InitiateRequest, orderId: string, idem?: { shopId: string; key: string }): Promise<HttpResult> {
+    const minutes = Math.ceil(this.unresolvedWindowSeconds() / 60);
+    return this.initiation.run<string>({
+      paymentId: req.paymentId,
+      provider: FLW_PROVIDER,
+      label: LABEL,
+      actor: 'flutterwave:init',
+      idem,
+      send: async () => {
+        const res = await flw.initiate(req);
+        if (!res.redirectUrl) throw new ProviderError(FLW_PROVIDER, 'bad_response', 'Flutterwave accepted the payment request but sent no checkout link; outcome unknown');
+        return res.redirectUrl;
+      },
+      recordAnswer: (link, tx, ms) => this.recordLink(req, orderId, link, tx, ms),
+      unknownReason: 'INIT_OUTCOME_UNKNOWN',
+      texts: {
+        unknownOutcome: `Flutterwave may have created the checkout link, but it did not reach us: check this payment's status; if Flutterwave never saw it, it is closed automatically within about ${minutes} minute${minutes === 1 ? '' : 's'} and the order can be paid again.`,
+        unexpected: 'Could not confirm the Flutterwave checkout link. Check the payment status before trying again.',
+        doNotRepeat: 'Do not start another payment for this order',
+      },
+      errorEventData: (err) => ({ providerHttpStatus: err?.providerHttpStatus ?? null }),
+      resultCode: (err) => err.providerCode ?? (err.providerHttpStatus !== undefined ? `HTTP_${err.providerHttpStatus}` : null),
+    });
+  }
+
+  private async recordLink(req: InitiateRequest, orderId: string, link: string, tx: Tx, ms: number): Promise<HttpResult> {
     const { paymentId, reference: txRef } = req;
-    const started = Date.now();
-    let link: string;
-    try {
-      const res = await flw.initiate(req);
-      if (!res.redirectUrl) throw new ProviderError(FLW_PROVIDER, 'bad_response', 'Flutterwave accepted the payment request but sent no checkout link; outcome unknown');
-      link = res.redirectUrl;
-    } catch (err) {
-      return this.initFailed(paymentId, err, started);
-    }
-    const moved = await this.repo.transitionIf(paymentId, 'initiated', { status: 'pending', checkoutUrl: link });
+    const moved = await this.repo.transitionIf(paymentId, 'initiated', { status: 'pending', checkoutUrl: link }, tx);
     await this.repo.insertEvent({
       paymentId,
       type: 'provider_response',
       fromStatus: 'initiated',
       toStatus: moved ? 'pending' : null,
       actor: 'flutterwave:init',
-      data: { txRef, linkCreated: true, ms: Date.now() - started },
-    });
+      data: { txRef, linkCreated: true, ms },
+    }, tx);
     const body: FlutterwaveInitResponseDto = { paymentId, status: 'pending', link, txRef, orderId, amount: toMajor(req.amountMinor, req.currency), currency: req.currency };
     if (!moved) {
-      const fresh = await this.repo.findById(paymentId);
+      const fresh = await this.repo.findById(paymentId, tx);
       // Already settled by a verification that overtook this answer: report it as it is.
       if (fresh?.status === 'completed') return { status: 201, body: { ...body, status: 'completed' } };
       // Closed while Flutterwave was answering (the reconciler gave up on a stuck request): its link must not be used.
@@ -196,44 +217,6 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
       };
     }
     return { status: 201, body };
-  }
-
-  private async initFailed(paymentId: string, err: unknown, started: number): Promise<HttpResult> {
-    const known = err instanceof ProviderError;
-    // A ValidationFailedError from the adapter means nothing was sent (the dry run makes it unlikely).
-    const refused = err instanceof ValidationFailedError;
-    const to: PaymentStatus = (known && err.outcome === 'not_processed') || refused ? 'failed' : 'unresolved';
-    const reason = known || refused ? err.code : 'INIT_OUTCOME_UNKNOWN';
-    const message = safeMessage(err);
-    const moved = await this.repo.transitionIf(paymentId, 'initiated', {
-      status: to,
-      statusReason: reason,
-      resultCode: known ? err.providerCode ?? (err.providerHttpStatus !== undefined ? `HTTP_${err.providerHttpStatus}` : null) : null,
-      resultDesc: (known ? err.providerMessage ?? err.message : message).slice(0, 500),
-    });
-    await this.repo.insertEvent({
-      paymentId,
-      type: 'provider_error',
-      fromStatus: 'initiated',
-      toStatus: moved ? to : null,
-      actor: 'flutterwave:init',
-      data: { code: reason, message, providerHttpStatus: known ? err.providerHttpStatus ?? null : null, ms: Date.now() - started },
-    });
-    if (!known && !refused) {
-      this.logger.error({ err: safeError(err), paymentId }, 'unexpected error while creating a Flutterwave checkout link; payment left unresolved');
-      throw new AppError('PROVIDER_UNAVAILABLE', 'Could not confirm the Flutterwave checkout link. Check the payment status before trying again.', 502, { paymentId, status: 'unresolved' });
-    }
-    const status = moved ? to : (await this.repo.findById(paymentId))?.status;
-    const minutes = Math.ceil(this.unresolvedWindowSeconds() / 60);
-    const text =
-      to === 'unresolved'
-        ? `${err.message}. Flutterwave may have created the checkout link, but it did not reach us: check this payment's status; if Flutterwave never saw it, it is closed automatically within about ${minutes} minute${minutes === 1 ? '' : 's'} and the order can be paid again.`
-        : err.message;
-    return {
-      status: err.statusCode,
-      body: { statusCode: err.statusCode, code: err.code, message: text, details: { ...(err.details ?? {}), paymentId, status } },
-      headers: err.headers,
-    };
   }
 
   // ------------------------------------------------------------------ verify (cashier)

@@ -8,6 +8,8 @@ import { toMajor } from '../../../common/money';
 import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
 import type { Payment } from '../../../database/schema';
+import type { Tx } from '../../../database/database';
+import { PaymentInitiation } from '../../payment-initiation.service';
 import { ApplyResult, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from '../../payment-lifecycle.service';
 import { isInFlight } from '../../payment-status';
 import type { PaymentResponseDto } from '../../payments.dto';
@@ -100,6 +102,7 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
     @Inject(PESAPAL_IPN) private readonly ipn: PesapalIpnService | null,
     private readonly repo: PaymentsRepository,
     private readonly lifecycle: PaymentLifecycle,
+    private readonly initiation: PaymentInitiation,
     private readonly registry: ProviderServicesRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
@@ -179,13 +182,17 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
     });
     if (lost) return lost;
 
-    const result = await this.submit(paymentId, reference, amount.minor, currency, description, customer, notificationId, dto.orderId);
-    if (idempotencyKey) await this.lifecycle.storeIdempotentResponse(user.shopId, idempotencyKey, result);
-    return result;
+    return this.submit(paymentId, reference, amount.minor, currency, description, customer, notificationId, dto.orderId, idempotencyKey ? { shopId: user.shopId, key: idempotencyKey } : undefined);
   }
 
-  /** SubmitOrderRequest, once (plus once more only after Pesapal refused a stale IPN id: that request was not processed). */
-  private async submit(
+  /**
+   * SubmitOrderRequest, once (plus once more only after Pesapal refused a stale IPN id: that
+   * request was not processed), through the core's init path (PaymentInitiation). Like M-Pesa:
+   * refused → failed (the order is free again); outcome unknown → 'unresolved' (never retried,
+   * settled by IPN / review); the answer, its event and the Idempotency-Key's answer in one
+   * transaction; an unexpected error leaves the key unanswered.
+   */
+  private submit(
     paymentId: string,
     reference: string,
     amountMinor: bigint,
@@ -194,87 +201,65 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
     customer: ReturnType<typeof normaliseCustomer>,
     notificationId: string,
     orderId: string,
+    idem?: { shopId: string; key: string },
   ): Promise<HttpResult> {
-    const started = Date.now();
     const request = { paymentId, reference, amountMinor, currency, description, customer, redirectUrl: pesapalUrls(this.config).returnUrl, notificationId };
-    try {
-      let res;
-      try {
-        res = await this.client.initiate(request);
-      } catch (err) {
-        if (!isStaleIpnRejection(err)) throw err;
-        let fresh: string;
-        try {
-          fresh = await this.ipn!.replaceStale(notificationId);
-        } catch (e) {
-          throw e instanceof ProviderError ? e.asNotProcessed('the payment request was not sent') : e;
-        }
-        res = await this.client.initiate({ ...request, notificationId: fresh });
-      }
-      const trackingId = res.providerRef as string;
-      const redirectUrl = res.redirectUrl as string;
-      const updated = await this.recordSubmitted(paymentId, trackingId, redirectUrl, Date.now() - started);
-      const body: PesapalInitResponseDto = {
-        paymentId,
-        status: updated.status === 'initiated' ? 'pending' : updated.status,
-        orderTrackingId: updated.providerTransactionId ?? trackingId,
-        redirectUrl,
-        reference,
-        amount: toMajor(amountMinor, currency),
-        currency,
-        orderId,
-      };
-      return { status: 201, body };
-    } catch (err) {
-      return this.initFailed(paymentId, err, Date.now() - started);
-    }
-  }
-
-  private async recordSubmitted(paymentId: string, trackingId: string, redirectUrl: string, ms: number): Promise<Payment> {
-    return this.repo.transaction(async (tx) => {
-      const p = await this.repo.lock(tx, paymentId);
-      if (!p) throw new Error(`payment ${paymentId} vanished`);
-      if (p.providerTransactionId && p.providerTransactionId !== trackingId) {
-        this.logger.error({ paymentId, stored: p.providerTransactionId, answered: trackingId }, 'Pesapal answered with another tracking id than the one already linked; keeping the linked one');
-      }
-      const status = p.status === 'initiated' || p.status === 'unresolved' ? 'pending' : p.status;
-      await this.repo.update(p.id, { providerTransactionId: p.providerTransactionId ?? trackingId, checkoutUrl: redirectUrl, status }, tx);
-      await this.repo.insertEvent({ paymentId, type: 'provider_response', fromStatus: p.status, toStatus: status, actor: 'pesapal:submit-order', data: { orderTrackingId: trackingId, ms } }, tx);
-      return { ...p, status, providerTransactionId: p.providerTransactionId ?? trackingId, checkoutUrl: redirectUrl };
-    });
-  }
-
-  /** Like M-Pesa: not processed → failed (the order is free again); unknown → 'unresolved' (never retried, settled by IPN / review). */
-  private async initFailed(paymentId: string, err: unknown, ms: number): Promise<HttpResult> {
-    const provider = err instanceof ProviderError ? err : undefined;
-    const ours = !provider && err instanceof AppError && err.statusCode < 500 ? err : undefined;
-    const to = (provider && provider.outcome === 'not_processed') || ours ? 'failed' : 'unresolved';
-    const reason = provider?.code ?? ours?.code ?? 'INIT_OUTCOME_UNKNOWN';
-    const moved = await this.repo.transitionIf(paymentId, 'initiated', {
-      status: to,
-      statusReason: reason,
-      resultCode: provider?.providerCode ?? null,
-      resultDesc: provider ? (provider.providerMessage ?? provider.message).slice(0, 500) : ours ? ours.message.slice(0, 500) : null,
-    });
-    await this.repo.insertEvent({
+    return this.initiation.run({
       paymentId,
-      type: 'provider_error',
-      fromStatus: 'initiated',
-      toStatus: moved ? to : null,
+      provider: PROVIDER,
+      label: PESAPAL_LABEL,
       actor: 'pesapal:submit-order',
-      data: { code: reason, message: safeMessage(err), providerErrorCode: provider?.providerCode ?? null, ms },
+      idem,
+      send: async () => {
+        try {
+          return await this.client.initiate(request);
+        } catch (err) {
+          if (!isStaleIpnRejection(err)) throw err;
+          let fresh: string;
+          try {
+            fresh = await this.ipn!.replaceStale(notificationId);
+          } catch (e) {
+            throw e instanceof ProviderError ? e.asNotProcessed('the payment request was not sent') : e;
+          }
+          return await this.client.initiate({ ...request, notificationId: fresh });
+        }
+      },
+      recordAnswer: async (res, tx, ms) => {
+        const trackingId = res.providerRef as string;
+        const redirectUrl = res.redirectUrl as string;
+        const updated = await this.recordSubmitted(paymentId, trackingId, redirectUrl, ms, tx);
+        const body: PesapalInitResponseDto = {
+          paymentId,
+          status: updated.status === 'initiated' ? 'pending' : updated.status,
+          orderTrackingId: updated.providerTransactionId ?? trackingId,
+          redirectUrl,
+          reference,
+          amount: toMajor(amountMinor, currency),
+          currency,
+          orderId,
+        };
+        return { status: 201, body };
+      },
+      unknownReason: 'INIT_OUTCOME_UNKNOWN',
+      texts: {
+        unknownOutcome: 'Pesapal may have created the payment page: do not start another payment for this order yet, check the payment status.',
+        unexpected: 'Could not confirm the Pesapal payment request. Do not start another payment for this order yet: check the payment status.',
+        doNotRepeat: 'Do not start another payment for this order',
+      },
+      errorEventData: (err) => ({ providerErrorCode: err?.providerCode ?? null }),
     });
-    const status = moved ? to : (await this.repo.findById(paymentId))?.status;
-    if (!provider && !ours) {
-      this.logger.error({ err: safeError(err), paymentId }, 'unexpected error while creating the Pesapal order; payment left unresolved');
-      return {
-        status: 502,
-        body: { statusCode: 502, code: 'PROVIDER_UNAVAILABLE', message: 'Could not confirm the Pesapal payment request. Do not start another payment for this order yet: check the payment status.', details: { provider: PROVIDER, paymentId, status } },
-      };
+  }
+
+  private async recordSubmitted(paymentId: string, trackingId: string, redirectUrl: string, ms: number, tx: Tx): Promise<Payment> {
+    const p = await this.repo.lock(tx, paymentId);
+    if (!p) throw new Error(`payment ${paymentId} vanished`);
+    if (p.providerTransactionId && p.providerTransactionId !== trackingId) {
+      this.logger.error({ paymentId, stored: p.providerTransactionId, answered: trackingId }, 'Pesapal answered with another tracking id than the one already linked; keeping the linked one');
     }
-    const e = (provider ?? ours) as AppError;
-    const message = to === 'unresolved' ? `${e.message}. Pesapal may have created the payment page: do not start another payment for this order yet, check the payment status.` : e.message;
-    return { status: e.statusCode, body: { statusCode: e.statusCode, code: e.code, message, details: { ...(e.details ?? {}), paymentId, status } }, headers: e.headers };
+    const status = p.status === 'initiated' || p.status === 'unresolved' ? 'pending' : p.status;
+    await this.repo.update(p.id, { providerTransactionId: p.providerTransactionId ?? trackingId, checkoutUrl: redirectUrl, status }, tx);
+    await this.repo.insertEvent({ paymentId, type: 'provider_response', fromStatus: p.status, toStatus: status, actor: 'pesapal:submit-order', data: { orderTrackingId: trackingId, ms } }, tx);
+    return { ...p, status, providerTransactionId: p.providerTransactionId ?? trackingId, checkoutUrl: redirectUrl };
   }
 
   // ---------------------------------------------------------------------------------- status
