@@ -19,7 +19,7 @@ import { phoneHash } from './phone-hash';
 import { ProviderPaymentService, ProviderServicesRegistry, StoredNotification } from './provider-services.registry';
 import { PaymentResponseDto, StkPushDto, StkPushResponseDto } from './payments.dto';
 import { PaymentsRepository } from './payments.repository';
-import { reconcileBackoffSeconds, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from './reconcile';
+import { reconcileLook, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from './reconcile';
 import { SharedLookups } from './shared-lookup';
 
 export type { ReconcileAction, ReconcileResult } from './reconcile';
@@ -235,58 +235,49 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
   // ------------------------------------------------------------------ reconciliation
 
   /**
-   * One reconciler look at an open payment (claimed by the caller). Settles it by STK query when
-   * it can; otherwise schedules the next look with exponential backoff, and after the window or
-   * the query budget parks it in review. Never pushes again.
+   * One reconciler look at an open payment (claimed by the caller), M-Pesa's steps in the shared
+   * skeleton (reconcileLook): settles it by STK query when it can; otherwise the next look comes
+   * with exponential backoff, and after the window or the query budget it is parked in review.
+   * Never pushes again.
    */
-  async reconcile(p: Payment): Promise<ReconcileResult> {
+  reconcile(p: Payment): Promise<ReconcileResult> {
     const rc = this.config.reconciler;
-    if (!isInFlight(p.status)) return { action: 'already_final' };
     const ageSeconds = (Date.now() - p.createdAt.getTime()) / 1000;
-
-    if (!p.checkoutRequestId) {
-      // The push answer never arrived (or the push is still on its way): nothing to query with.
-      const reviewAt = this.config.mpesa.unresolvedReviewAfterSeconds;
-      if (ageSeconds >= reviewAt) {
-        await this.moveUnknownToReview(p.id);
-        return { action: 'moved_to_review' };
-      }
-      await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(reviewAt - ageSeconds)), false);
-      return { action: 'deferred' };
-    }
-
-    if (ageSeconds >= rc.giveUpAfterSeconds || p.reconcileAttempts >= rc.maxQueries) {
-      await this.moveUnknownToReview(p.id, { giveUp: ageSeconds >= rc.giveUpAfterSeconds ? 'window' : 'query_budget', ageSeconds: Math.round(ageSeconds), queries: p.reconcileAttempts }, false);
-      return { action: 'moved_to_review' };
-    }
-    if (!(await this.repo.claimStatusQuery(p.id, QUERY_MIN_INTERVAL_SECONDS))) {
-      // A status read on some instance is asking right now; look again shortly.
-      await this.repo.scheduleCheck(p.id, QUERY_MIN_INTERVAL_SECONDS, false);
-      return { action: 'deferred' };
-    }
-    const backoff = reconcileBackoffSeconds(p.reconcileAttempts + 1, rc.backoffBaseSeconds, rc.backoffMaxSeconds);
-    try {
-      const r = await this.queryStk(p.checkoutRequestId);
-      const report = queryReport(r);
-      if (report) {
-        await this.lifecycle.applyOutcome(p.id, report, 'reconciler:stk-query');
-        await this.repo.scheduleCheck(p.id, 0, true);
-        return { action: 'settled', provider: queryInfo(r) };
-      }
-      if (r.status === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
-        await this.failNotFound(p.id, r.description);
-        return { action: 'failed_not_found', provider: queryInfo(r) };
-      }
-      await this.repo.scheduleCheck(p.id, backoff, true);
-      return { action: 'still_pending', provider: queryInfo(r) };
-    } catch (err) {
-      // Spike arrest asks us to slow down: wait at least what it says.
-      const retryAfter = err instanceof ProviderError ? err.retryAfterSeconds ?? 0 : 0;
-      await this.repo.scheduleCheck(p.id, Math.max(backoff, retryAfter), true);
-      const code = err instanceof AppError ? err.code : 'UNKNOWN';
-      this.logger.warn({ paymentId: p.id, code, msg: safeMessage(err) }, 'reconciler STK query failed; backing off');
-      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof ProviderError ? err.providerCode ?? code : code, message: safeMessage(err) } };
-    }
+    const checkoutRequestId = p.checkoutRequestId;
+    return reconcileLook(p, { repo: this.repo, config: rc, logger: this.logger }, {
+      what: 'STK query',
+      claimIntervalSeconds: QUERY_MIN_INTERVAL_SECONDS,
+      before: async () => {
+        if (!checkoutRequestId) {
+          // The push answer never arrived (or the push is still on its way): nothing to query with.
+          const reviewAt = this.config.mpesa.unresolvedReviewAfterSeconds;
+          if (ageSeconds >= reviewAt) {
+            await this.moveUnknownToReview(p.id);
+            return { action: 'moved_to_review' };
+          }
+          await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(reviewAt - ageSeconds)), false);
+          return { action: 'deferred' };
+        }
+        if (ageSeconds >= rc.giveUpAfterSeconds || p.reconcileAttempts >= rc.maxQueries) {
+          await this.moveUnknownToReview(p.id, { giveUp: ageSeconds >= rc.giveUpAfterSeconds ? 'window' : 'query_budget', ageSeconds: Math.round(ageSeconds), queries: p.reconcileAttempts }, false);
+          return { action: 'moved_to_review' };
+        }
+        return undefined;
+      },
+      ask: async (backoff) => {
+        const r = await this.queryStk(checkoutRequestId as string);
+        const report = queryReport(r);
+        if (report) {
+          await this.lifecycle.applyOutcome(p.id, report, 'reconciler:stk-query');
+          return { result: { action: 'settled', provider: queryInfo(r) }, nextLookSeconds: 0 };
+        }
+        if (r.status === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
+          await this.failNotFound(p.id, r.description);
+          return { result: { action: 'failed_not_found', provider: queryInfo(r) } };
+        }
+        return { result: { action: 'still_pending', provider: queryInfo(r) }, nextLookSeconds: backoff };
+      },
+    });
   }
 
   /**

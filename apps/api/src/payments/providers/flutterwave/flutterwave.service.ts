@@ -14,7 +14,7 @@ import { ApplyResult, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecyc
 import { isInFlight } from '../../payment-status';
 import type { PaymentResponseDto } from '../../payments.dto';
 import { PaymentsRepository } from '../../payments.repository';
-import { reconcileBackoffSeconds, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from '../../reconcile';
+import { reconcileLook, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from '../../reconcile';
 import { phoneHash } from '../../phone-hash';
 import { SharedLookups } from '../../shared-lookup';
 import { ProviderPaymentService, ProviderServicesRegistry, StoredNotification } from '../../provider-services.registry';
@@ -358,52 +358,48 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
     return (await this.repo.findById(p.id)) ?? p;
   }
 
-  async reconcile(p: Payment): Promise<ReconcileResult> {
+  /**
+   * One reconciler look (the shared skeleton, reconcileLook): verify and act on the answer; a
+   * payment without a link is left alone until its window is over; Flutterwave unreachable past
+   * the window and the give-up time: review.
+   */
+  reconcile(p: Payment): Promise<ReconcileResult> {
     const rc = this.config.reconciler;
-    if (!isInFlight(p.status)) return { action: 'already_final' };
     const age = ageSeconds(p);
     const window = this.windowSeconds(p);
-    if (p.checkoutUrl === null && age < window) {
-      // The init call may still be running (or its answer was lost): look when the window is over.
-      await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(window - age)), false);
-      return { action: 'deferred' };
-    }
-    if (!(await this.repo.claimStatusQuery(p.id, FLW_READ_MIN_INTERVAL_SECONDS))) {
-      await this.repo.scheduleCheck(p.id, FLW_READ_MIN_INTERVAL_SECONDS, false);
-      return { action: 'deferred' };
-    }
-    const backoff = reconcileBackoffSeconds(p.reconcileAttempts + 1, rc.backoffBaseSeconds, rc.backoffMaxSeconds);
-    try {
-      const look = await this.look(p, 'reconciler:flutterwave-verify');
-      const provider = { kind: look.st.status, ...(look.st.description ? { message: look.st.description } : {}) };
-      switch (look.action) {
-        case 'applied':
-          await this.repo.scheduleCheck(p.id, 0, true);
-          return { action: look.result === 'review' ? 'moved_to_review' : 'settled', provider };
-        case 'expired':
-          return { action: 'expired', provider: { kind: 'checkout_expired', message: 'the checkout link expired without a payment attempt' } };
-        case 'failed_not_found':
-          return { action: 'failed_not_found', provider };
-        case 'moved_to_review':
-          return { action: 'moved_to_review', provider };
-        case 'waiting':
-          // Look again with backoff, but no later than the end of the window (when it is decided).
-          await this.repo.scheduleCheck(p.id, Math.min(backoff, Math.max(1, Math.ceil(window - age))), true);
-          return { action: 'still_pending', provider };
-      }
-    } catch (err) {
-      const code = err instanceof AppError ? err.code : 'UNKNOWN';
-      const message = safeMessage(err);
-      if (age >= Math.max(window, rc.giveUpAfterSeconds)) {
+    return reconcileLook(p, { repo: this.repo, config: rc, logger: this.logger }, {
+      what: 'Flutterwave verify',
+      claimIntervalSeconds: FLW_READ_MIN_INTERVAL_SECONDS,
+      before: async () => {
+        if (p.checkoutUrl !== null || age >= window) return undefined;
+        // The init call may still be running (or its answer was lost): look when the window is over.
+        await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(window - age)), false);
+        return { action: 'deferred' };
+      },
+      ask: async (backoff) => {
+        const look = await this.look(p, 'reconciler:flutterwave-verify');
+        const provider = { kind: look.st.status, ...(look.st.description ? { message: look.st.description } : {}) };
+        switch (look.action) {
+          case 'applied':
+            return { result: { action: look.result === 'review' ? 'moved_to_review' : 'settled', provider }, nextLookSeconds: 0 };
+          case 'expired':
+            return { result: { action: 'expired', provider: { kind: 'checkout_expired', message: 'the checkout link expired without a payment attempt' } } };
+          case 'failed_not_found':
+            return { result: { action: 'failed_not_found', provider } };
+          case 'moved_to_review':
+            return { result: { action: 'moved_to_review', provider } };
+          case 'waiting':
+            // Look again with backoff, but no later than the end of the window (when it is decided).
+            return { result: { action: 'still_pending', provider }, nextLookSeconds: Math.min(backoff, Math.max(1, Math.ceil(window - age))) };
+        }
+      },
+      giveUp: async ({ code, message }) => {
+        if (age < Math.max(window, rc.giveUpAfterSeconds)) return undefined;
         // Flutterwave could not be asked for longer than the window and the give-up time: a person decides.
         await this.lifecycle.moveUnknownToReview(p.id, { provider: FLW_PROVIDER, giveUp: 'verify_failing', ageSeconds: Math.round(age), lastError: code }, false);
         return { action: 'moved_to_review', provider: { kind: 'error', errorCode: code, message } };
-      }
-      const retryAfter = err instanceof ProviderError ? err.retryAfterSeconds ?? 0 : 0;
-      await this.repo.scheduleCheck(p.id, Math.max(backoff, retryAfter), true);
-      this.logger.warn({ paymentId: p.id, code, msg: message }, 'reconciler: Flutterwave verify failed; backing off');
-      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof ProviderError ? err.providerCode ?? code : code, message } };
-    }
+      },
+    });
   }
 
   /** An operator's reconcile: the reconciler's look, now (a payment no longer open is reported as it is). */

@@ -14,7 +14,7 @@ import { ApplyResult, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecyc
 import { isInFlight } from '../../payment-status';
 import type { PaymentResponseDto } from '../../payments.dto';
 import { PaymentsRepository } from '../../payments.repository';
-import { reconcileBackoffSeconds, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from '../../reconcile';
+import { reconcileLook, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from '../../reconcile';
 import { phoneHash } from '../../phone-hash';
 import { LookupTurn, SharedLookups } from '../../shared-lookup';
 import type { Notification, StatusResult } from '../payment-provider';
@@ -469,55 +469,42 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
    *   cancellation, so a stale page cannot take money for an expired payment;
    * - Pesapal unreachable: backoff; still unknown at twice the window → review (OUTCOME_UNKNOWN).
    */
-  async reconcile(p: Payment): Promise<ReconcileResult> {
+  reconcile(p: Payment): Promise<ReconcileResult> {
     const rc = this.config.reconciler;
-    if (!isInFlight(p.status)) return { action: 'already_final' };
     const age = ageSeconds(p);
-    if (!p.providerTransactionId) {
-      const reviewAt = this.config.mpesa.unresolvedReviewAfterSeconds;
-      if (age >= reviewAt) {
-        const moved = await this.lifecycle.moveUnknownToReview(p.id, { afterSeconds: reviewAt, why: 'no Pesapal order tracking id' }, false);
-        return { action: moved ? 'moved_to_review' : 'already_final' };
-      }
-      await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(reviewAt - age)), false);
-      return { action: 'deferred' };
-    }
-    if (!(await this.repo.claimStatusQuery(p.id, STATUS_MIN_INTERVAL_SECONDS))) {
-      await this.repo.scheduleCheck(p.id, STATUS_MIN_INTERVAL_SECONDS, false);
-      return { action: 'deferred' };
-    }
     const window = this.config.pesapal.checkoutWindowSeconds;
-    const attempt = p.reconcileAttempts + 1;
-    const backoff = reconcileBackoffSeconds(attempt, rc.backoffBaseSeconds, rc.backoffMaxSeconds);
-    const via: Via = { actor: 'reconciler:pesapal-status', source: 'query' };
-    try {
-      const s = await this.client.fetchStatus({ reference: p.providerReference as string, providerRef: p.providerTransactionId });
-      if (s.status === 'pending' || s.status === 'not_found') {
-        if (age >= window) return await this.expireCheckout(p, s, backoff, age);
-        const untilWindow = window - age;
-        const next = attempt >= rc.maxQueries ? untilWindow : Math.min(backoff, untilWindow);
-        await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(next)), true);
-        return { action: 'still_pending', provider: providerInfo(s) };
-      }
-      const outcome = await this.settle(p, s, via);
-      if (outcome === 'unknown_status') {
-        await this.repo.scheduleCheck(p.id, backoff, true);
-        return { action: 'still_pending', provider: providerInfo(s) };
-      }
-      await this.repo.scheduleCheck(p.id, 0, true);
-      return { action: outcome === 'review' ? 'moved_to_review' : 'settled', provider: providerInfo(s) };
-    } catch (err) {
-      const code = err instanceof AppError ? err.code : 'UNKNOWN';
-      const message = safeMessage(err);
-      if (age >= 2 * window) {
+    return reconcileLook(p, { repo: this.repo, config: rc, logger: this.logger }, {
+      what: 'Pesapal status check',
+      claimIntervalSeconds: STATUS_MIN_INTERVAL_SECONDS,
+      before: async () => {
+        if (p.providerTransactionId) return undefined;
+        const reviewAt = this.config.mpesa.unresolvedReviewAfterSeconds;
+        if (age >= reviewAt) {
+          const moved = await this.lifecycle.moveUnknownToReview(p.id, { afterSeconds: reviewAt, why: 'no Pesapal order tracking id' }, false);
+          return { action: moved ? 'moved_to_review' : 'already_final' };
+        }
+        await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(reviewAt - age)), false);
+        return { action: 'deferred' };
+      },
+      ask: async (backoff) => {
+        const attempt = p.reconcileAttempts + 1;
+        const s = await this.client.fetchStatus({ reference: p.providerReference as string, providerRef: p.providerTransactionId ?? undefined });
+        if (s.status === 'pending' || s.status === 'not_found') {
+          if (age >= window) return this.expireCheckout(p, s, backoff, age);
+          const untilWindow = window - age;
+          const next = attempt >= rc.maxQueries ? untilWindow : Math.min(backoff, untilWindow);
+          return { result: { action: 'still_pending', provider: providerInfo(s) }, nextLookSeconds: Math.max(1, Math.ceil(next)) };
+        }
+        const outcome = await this.settle(p, s, { actor: 'reconciler:pesapal-status', source: 'query' });
+        if (outcome === 'unknown_status') return { result: { action: 'still_pending', provider: providerInfo(s) }, nextLookSeconds: backoff };
+        return { result: { action: outcome === 'review' ? 'moved_to_review' : 'settled', provider: providerInfo(s) }, nextLookSeconds: 0 };
+      },
+      giveUp: async ({ code, message }) => {
+        if (age < 2 * window) return undefined;
         const moved = await this.lifecycle.moveUnknownToReview(p.id, { giveUp: 'provider_unreachable', ageSeconds: Math.round(age), lastError: code }, false);
-        if (moved) return { action: 'moved_to_review', provider: { kind: 'error', errorCode: code, message } };
-      }
-      const retryAfter = err instanceof ProviderError ? err.retryAfterSeconds ?? 0 : 0;
-      await this.repo.scheduleCheck(p.id, Math.max(backoff, retryAfter), true);
-      this.logger.warn({ paymentId: p.id, code, msg: message }, 'reconciler Pesapal status check failed; backing off');
-      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof ProviderError ? err.providerCode ?? code : code, message } };
-    }
+        return moved ? { action: 'moved_to_review', provider: { kind: 'error', errorCode: code, message } } : undefined;
+      },
+    });
   }
 
   /** An operator's reconcile: the reconciler's look, now (a payment no longer open is reported as it is). */
@@ -526,7 +513,7 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
   }
 
   /** The window ended with the order unpaid: cancel it at Pesapal, then expire the payment. */
-  private async expireCheckout(p: Payment, s: StatusResult, backoff: number, age: number): Promise<ReconcileResult> {
+  private async expireCheckout(p: Payment, s: StatusResult, backoff: number, age: number): Promise<{ result: ReconcileResult; nextLookSeconds?: number }> {
     const trackingId = p.providerTransactionId as string;
     let cancelled = false;
     let refusal: string | undefined;
@@ -539,8 +526,8 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
       const again = await this.client.fetchStatus({ reference: p.providerReference as string, providerRef: trackingId });
       if (again.status !== 'pending' && again.status !== 'not_found') {
         const outcome = await this.settle(p, again, { actor: 'reconciler:pesapal-status', source: 'query' });
-        await this.repo.scheduleCheck(p.id, outcome === 'unknown_status' ? backoff : 0, true);
-        return { action: outcome === 'review' ? 'moved_to_review' : outcome === 'unknown_status' ? 'still_pending' : 'settled', provider: providerInfo(again) };
+        const action = outcome === 'review' ? 'moved_to_review' : outcome === 'unknown_status' ? 'still_pending' : 'settled';
+        return { result: { action, provider: providerInfo(again) }, nextLookSeconds: outcome === 'unknown_status' ? backoff : 0 };
       }
       cancelled = isCancelledAtPesapal(again.raw);
     }
@@ -549,14 +536,12 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
       // Never expire a payment whose page may still take money: look again later.
       if (age >= 2 * this.config.pesapal.checkoutWindowSeconds) {
         await this.lifecycle.moveUnknownToReview(p.id, { giveUp: 'cancel_refused', message: refusal ?? null }, false);
-        return { action: 'moved_to_review', provider: { kind: 'cancel_refused', message: refusal } };
+        return { result: { action: 'moved_to_review', provider: { kind: 'cancel_refused', message: refusal } } };
       }
-      await this.repo.scheduleCheck(p.id, backoff, true);
-      return { action: 'still_pending', provider: { kind: 'cancel_refused', message: refusal } };
+      return { result: { action: 'still_pending', provider: { kind: 'cancel_refused', message: refusal } }, nextLookSeconds: backoff };
     }
     await this.expireOpen(p.id, s, trackingId);
-    await this.repo.scheduleCheck(p.id, 0, true);
-    return { action: 'expired', provider: { kind: 'expired', resultCode: statusCodeOf(s.raw) ?? undefined, resultDesc: CHECKOUT_EXPIRED } };
+    return { result: { action: 'expired', provider: { kind: 'expired', resultCode: statusCodeOf(s.raw) ?? undefined, resultDesc: CHECKOUT_EXPIRED } }, nextLookSeconds: 0 };
   }
 
   private expireOpen(paymentId: string, s: StatusResult, trackingId: string): Promise<boolean> {
