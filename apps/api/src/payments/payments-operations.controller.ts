@@ -7,7 +7,7 @@ import { JwtAuthGuard } from '../auth/jwt-auth.guard';
 import { CurrentUser, Roles } from '../auth/roles.decorator';
 import { ApiErrors } from '../common/api-errors.decorator';
 import { PaymentIdParam, PaymentResponseDto, ReleasePaymentDto } from './payments.dto';
-import { PaymentsService } from './payments.service';
+import { PaymentOperationsService } from './payment-operations.service';
 
 export class ReviewListQueryDto {
   @IsOptional()
@@ -45,7 +45,7 @@ export class ReconcileResultDto {
 @UseGuards(JwtAuthGuard)
 @Controller('payments')
 export class PaymentsOperationsController {
-  constructor(private readonly payments: PaymentsService) {}
+  constructor(private readonly payments: PaymentOperationsService) {}
 
   @Get('review')
   @Roles('manager', 'admin')

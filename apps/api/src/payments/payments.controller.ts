@@ -12,6 +12,7 @@ import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { StkPushRateLimits } from '../rate-limit/stk-push-rate-limit.interceptor';
 import { CallbackAckDto, PaymentIdParam, PaymentResponseDto, StkPushDto, StkPushResponseDto, StkStatusQueryDto } from './payments.dto';
+import { PaymentOperationsService } from './payment-operations.service';
 import { PaymentsService } from './payments.service';
 
 
@@ -20,6 +21,7 @@ import { PaymentsService } from './payments.service';
 export class PaymentsController {
   constructor(
     private readonly payments: PaymentsService,
+    private readonly operations: PaymentOperationsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -61,11 +63,11 @@ export class PaymentsController {
   @Get(':id')
   @UseGuards(JwtAuthGuard)
   @ApiBearerAuth()
-  @ApiOperation({ summary: 'A payment by id (refreshed from Daraja like stk-status)' })
+  @ApiOperation({ summary: 'A payment by id, any provider (an open one is refreshed from its provider, like stk-status)' })
   @ApiOkResponse({ type: PaymentResponseDto })
   @ApiErrors(400, 401, 404)
   get(@CurrentUser() user: AuthUser, @Param() p: PaymentIdParam): Promise<PaymentResponseDto> {
-    return this.payments.getPayment(user, p.id);
+    return this.operations.getPayment(user, p.id);
   }
 
   @Post('callback/:paymentId/:token')

@@ -1,59 +1,19 @@
 import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
-import type { AppConfig } from '../config/app-config';
-import { APP_CONFIG } from '../config/config.module';
-import { OrdersModule } from '../orders/orders.module';
-import { DARAJA_OPTIONS, DarajaService, DarajaServiceOptions } from './providers/mpesa/daraja.service';
-import { DarajaTokenRepository } from './providers/mpesa/daraja-token.repository';
+import { PaymentsCoreModule } from './payments-core.module';
 import { PaymentsOperationsController } from './payments-operations.controller';
 import { PaymentsController } from './payments.controller';
-import { PaymentLifecycle } from './payment-lifecycle.service';
-import { MpesaProvider } from './providers/mpesa/mpesa.provider';
-import { ProviderServicesRegistry } from './provider-services.registry';
-import { PaymentsRepository } from './payments.repository';
+import { MpesaModule } from './providers/mpesa/mpesa.module';
 import { PaymentsService } from './payments.service';
-import { ReconcilerService } from './reconciler.service';
 
+/**
+ * The /payments routes: the M-Pesa STK front door (PaymentsService, PaymentsController; the
+ * Daraja wiring is in MpesaModule) and the operator routes over the shared core.
+ */
 @Module({
-  imports: [AuthModule, OrdersModule],
+  imports: [AuthModule, PaymentsCoreModule, MpesaModule],
   // Operations first: its static /payments/review must win over PaymentsController's /payments/:id.
   controllers: [PaymentsOperationsController, PaymentsController],
-  providers: [
-    {
-      provide: DARAJA_OPTIONS,
-      inject: [APP_CONFIG, DarajaTokenRepository],
-      useFactory: (config: AppConfig, tokenStore: DarajaTokenRepository): DarajaServiceOptions => {
-        const m = config.mpesa;
-        if (!m.baseUrl) throw new Error('M-Pesa base URL is not set (the embedded simulator did not start?)');
-        return {
-          defaultAccount: {
-            id: 'default',
-            baseUrl: m.baseUrl,
-            consumerKey: m.consumerKey,
-            consumerSecret: m.consumerSecret,
-            shortcode: m.shortcode,
-            passkey: m.passkey,
-            transactionType: m.transactionType,
-            tillNumber: m.tillNumber,
-          },
-          timeoutMs: m.httpTimeoutMs,
-          tokenRefreshMarginSeconds: 300,
-          callbackBaseUrl: m.callbackUrl,
-          callbackSigningSecret: m.callbackSigningSecret,
-          // OAuth tokens shared by all instances via Postgres (daraja.md §1.3).
-          tokenStore,
-        };
-      },
-    },
-    DarajaTokenRepository,
-    DarajaService,
-    { provide: MpesaProvider, inject: [DarajaService], useFactory: (daraja: DarajaService) => new MpesaProvider(daraja) },
-    PaymentsRepository,
-    PaymentLifecycle,
-    ProviderServicesRegistry,
-    PaymentsService,
-    ReconcilerService,
-  ],
-  exports: [MpesaProvider, PaymentsService, PaymentLifecycle, PaymentsRepository, ProviderServicesRegistry, DarajaService, ReconcilerService],
+  providers: [PaymentsService],
 })
 export class PaymentsModule {}

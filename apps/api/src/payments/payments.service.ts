@@ -1,27 +1,25 @@
-import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../auth/auth.types';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
-import { AppError, DatabaseUnavailableError, NotFoundError } from '../common/errors';
-import { describeDatabaseError, isDatabaseUnavailable } from '../database/database';
+import { AppError, NotFoundError } from '../common/errors';
 import { safeError, safeMessage } from '../common/logging';
 import { maskPhone } from '../common/mask';
 import type { Payment } from '../database/schema';
-import { parseStkCallback } from './providers/mpesa/callback-parser';
 import { CallbackShapeError } from './providers/mpesa/mpesa.errors';
-import { ProviderError } from './providers/provider-errors';
-import { DarajaService } from './providers/mpesa/daraja.service';
-import type { ParsedStkCallback, StkQueryResult } from './providers/mpesa/daraja.types';
+import { formatPhoneNumber } from './providers/mpesa/phone';
 import { fitAccountReference, fittedOrRefused } from './providers/mpesa/stk-fields';
-import { MpesaProvider } from './providers/mpesa/mpesa.provider';
+import { MpesaInitiateResult, MpesaNotification, MpesaProvider, MpesaStatusResult } from './providers/mpesa/mpesa.provider';
+import { ProviderError } from './providers/provider-errors';
+import { PaymentInitiation } from './payment-initiation.service';
 import { HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from './payment-lifecycle.service';
-import { isInFlight, PaymentStatus } from './payment-status';
+import { isInFlight } from './payment-status';
 import { phoneHash } from './phone-hash';
-import { ProviderServicesRegistry, StoredNotification } from './provider-services.registry';
+import { ProviderPaymentService, ProviderServicesRegistry, StoredNotification } from './provider-services.registry';
 import { PaymentResponseDto, StkPushDto, StkPushResponseDto } from './payments.dto';
 import { PaymentsRepository } from './payments.repository';
-import { reconcileBackoffSeconds, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from './reconcile';
+import { reconcileLook, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from './reconcile';
 import { SharedLookups } from './shared-lookup';
 
 export type { ReconcileAction, ReconcileResult } from './reconcile';
@@ -36,9 +34,6 @@ export interface CallbackInput {
   sourceIp?: string;
 }
 
-/** A stored callback that failed this many processing attempts is marked gave_up and logged. */
-const MAX_INBOX_ATTEMPTS = 20;
-
 const DEFAULT_TRANSACTION_DESC = 'POS payment';
 /** Minimum seconds between two STK queries for the same payment (across all instances). */
 const QUERY_MIN_INTERVAL_SECONDS = 2;
@@ -49,25 +44,35 @@ type StatusQueryTurn =
   /** another caller asked Daraja about this payment less than QUERY_MIN_INTERVAL_SECONDS ago (here or on another instance) */
   | { asked: false }
   /** Daraja's answer; `applied` is what applying a final answer recorded; `shared`: another caller asked, this one waited for it */
-  | { asked: true; shared: boolean; result: StkQueryResult; applied?: string };
+  | { asked: true; shared: boolean; result: MpesaStatusResult; applied?: string };
 
+/**
+ * M-Pesa Express (STK push): the push, the status by CheckoutRequestID, Daraja's callbacks and
+ * M-Pesa's reconciler and status-read steps, on the shared PaymentLifecycle. Registered in
+ * ProviderServicesRegistry as 'mpesa' like every provider's service.
+ */
 @Injectable()
-export class PaymentsService implements BeforeApplicationShutdown {
+export class PaymentsService implements ProviderPaymentService, OnModuleInit, BeforeApplicationShutdown {
+  readonly provider = 'mpesa';
   private readonly logger = new Logger(PaymentsService.name);
   /** Background callback confirmations still running (awaited on shutdown). */
   private readonly background = new Set<Promise<unknown>>();
   /** STK queries running in this process, per payment + CheckoutRequestID: concurrent askers share the answer. */
-  private readonly statusQueries: SharedLookups<{ result: StkQueryResult; applied?: string }>;
+  private readonly statusQueries: SharedLookups<{ result: MpesaStatusResult; applied?: string }>;
 
   constructor(
     private readonly repo: PaymentsRepository,
-    private readonly daraja: DarajaService,
     private readonly mpesa: MpesaProvider,
     private readonly lifecycle: PaymentLifecycle,
-    private readonly hosted: ProviderServicesRegistry,
+    private readonly initiation: PaymentInitiation,
+    private readonly registry: ProviderServicesRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.statusQueries = new SharedLookups((id, at) => this.repo.recordLookupAnswered(id, at));
+  }
+
+  onModuleInit(): void {
+    this.registry.register(this);
   }
 
   /** The keyed phone hash every provider stores (see phone-hash.ts). */
@@ -78,7 +83,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
   // ------------------------------------------------------------------ STK push
 
   async initiateStkPush(user: AuthUser, dto: StkPushDto, idempotencyKey?: string): Promise<HttpResult> {
-    const phone = this.daraja.formatPhoneNumber(dto.phoneNumber);
+    const phone = formatPhoneNumber(dto.phoneNumber);
     const requestHash = this.lifecycle.requestHash('POST /payments/stk-push', dto);
 
     if (idempotencyKey) {
@@ -113,114 +118,60 @@ export class PaymentsService implements BeforeApplicationShutdown {
   }
 
   /**
-   * Calls Daraja once. Never retried here: a push with an unknown outcome becomes 'unresolved'.
-   * What Daraja answered, its audit event and the Idempotency-Key's stored answer are written in one
-   * transaction.
+   * Calls Daraja once, through the core's init path (PaymentInitiation): never retried; a push
+   * with an unknown outcome becomes 'unresolved'. What Daraja answered, its audit event and the
+   * Idempotency-Key's stored answer are written in one transaction.
    */
-  private async sendPush(paymentId: string, phone: string, amount: number, accountReference: string, transactionDesc: string, actor: string, orderId: string, idem?: { shopId: string; key: string }): Promise<HttpResult> {
-    const started = Date.now();
-    let res: Awaited<ReturnType<MpesaProvider['initiate']>>['raw'];
-    try {
-      res = (await this.mpesa.initiate({ paymentId, reference: accountReference, amountMinor: BigInt(amount) * 100n, currency: 'KES', description: transactionDesc, customer: { phoneNumber: phone } })).raw;
-    } catch (err) {
-      return this.recordPushFailure(paymentId, err, started, idem);
-    }
-    const accepted = res;
-    return this.writeAfterPush(paymentId, () => this.repo.transaction(async (tx) => {
-      const updated = await this.repo.recordPushAccepted(paymentId, accepted.merchantRequestId, accepted.checkoutRequestId, tx);
-      await this.repo.insertEvent({
-        paymentId,
-        type: 'provider_response',
-        fromStatus: 'initiated',
-        toStatus: updated.status,
-        actor: 'daraja:stk-push',
-        data: { merchantRequestId: accepted.merchantRequestId, checkoutRequestId: accepted.checkoutRequestId, responseCode: accepted.responseCode, responseDescription: accepted.responseDescription, ms: Date.now() - started },
-      }, tx);
-      const body: StkPushResponseDto = {
-        paymentId,
-        status: updated.status === 'initiated' ? 'pending' : updated.status,
-        merchantRequestId: accepted.merchantRequestId,
-        checkoutRequestId: accepted.checkoutRequestId,
-        responseCode: accepted.responseCode,
-        responseDescription: accepted.responseDescription,
-        customerMessage: accepted.customerMessage,
-        amount,
-        currency: 'KES',
-        orderId,
-        accountReference,
-        transactionDesc,
-      };
-      if (idem) await this.repo.storeIdempotentResponse(idem.shopId, idem.key, 201, body, tx);
-      return { status: 201, body };
-    }));
-  }
-
-  /**
-   * Daraja has answered (the customer may have the prompt): what it said must reach the database,
-   * or the payment is left without its CheckoutRequestID and can never be queried. A database that
-   * is away for a moment (failover, dropped connections) is waited for, a bounded ~8 s; the write is
-   * safe to repeat (ids are only filled in, the status only moves from 'initiated'). If it is still
-   * away, the cashier gets a 503 that names the payment and says not to push again.
-   */
-  private async writeAfterPush<T>(paymentId: string, write: () => Promise<T>): Promise<T> {
-    for (const delayMs of [250, 500, 1000, 2000, 4000, -1]) {
-      try {
-        return await write();
-      } catch (err) {
-        if (!isDatabaseUnavailable(err)) throw err;
-        if (delayMs < 0) {
-          this.logger.error({ paymentId, db: describeDatabaseError(err) }, "database unavailable while recording Daraja's answer to a push; the payment stays open for the reconciler");
-          throw new DatabaseUnavailableError('The M-Pesa request was sent but could not be recorded (the database is unavailable). Do not push again: check this payment\'s status in a minute.', { paymentId });
-        }
-        this.logger.warn({ paymentId, db: describeDatabaseError(err), retryInMs: delayMs }, "database unavailable while recording Daraja's answer to a push; retrying");
-        await new Promise((r) => setTimeout(r, delayMs));
-      }
-    }
-    throw new Error('unreachable');
-  }
-
-  /** Records a push Daraja refused (failed) or whose outcome is unknown (unresolved), its event and the key's answer, in one transaction. */
-  private async recordPushFailure(paymentId: string, err: unknown, started: number, idem?: { shopId: string; key: string }): Promise<HttpResult> {
-    // not_processed: Safaricom never acted on it, so no prompt reached the customer.
-    const known = err instanceof ProviderError ? err : undefined;
-    const to: PaymentStatus = known?.outcome === 'not_processed' ? 'failed' : 'unresolved';
-    const reason = known ? known.code : 'PUSH_OUTCOME_UNKNOWN';
-    const result = await this.writeAfterPush(paymentId, () => this.repo.transaction(async (tx): Promise<HttpResult | undefined> => {
-      const moved = await this.repo.transitionIf(paymentId, 'initiated', {
-        status: to,
-        statusReason: reason,
-        resultCode: known?.providerCode ?? null,
-        resultDesc: known ? (known.providerMessage ?? known.message).slice(0, 500) : null,
-      }, tx);
-      await this.repo.insertEvent({
-        paymentId,
-        type: 'provider_error',
-        fromStatus: 'initiated',
-        toStatus: moved ? to : null,
-        actor: 'daraja:stk-push',
-        data: { code: reason, message: safeMessage(err), darajaErrorCode: known?.providerCode ?? null, ms: Date.now() - started },
-      }, tx);
-      if (!known) return undefined;
-      const message = to === 'unresolved' ? `${known.message}. The customer may still get the prompt: do not push again, check the payment status.` : known.message;
-      const answer: HttpResult = {
-        status: known.statusCode,
-        // If a callback overtook the late answer, report the payment's real status.
-        body: { statusCode: known.statusCode, code: known.code, message, details: { ...(known.details ?? {}), paymentId, status: moved ? to : (await this.repo.findById(paymentId, tx))?.status } },
-        headers: known.headers,
-      };
-      if (idem) await this.repo.storeIdempotentResponse(idem.shopId, idem.key, answer.status, answer.body, tx);
-      return answer;
-    }));
-    if (result) return result;
-    this.logger.error({ err: safeError(err), paymentId }, 'unexpected error while sending STK push; payment left unresolved');
-    throw new AppError('PROVIDER_UNAVAILABLE', 'Could not confirm the M-Pesa request. Do not retry: check the payment status.', 502, { paymentId, status: 'unresolved' });
+  private sendPush(paymentId: string, phone: string, amount: number, accountReference: string, transactionDesc: string, actor: string, orderId: string, idem?: { shopId: string; key: string }): Promise<HttpResult> {
+    return this.initiation.run<MpesaInitiateResult>({
+      paymentId,
+      provider: 'mpesa',
+      label: 'M-Pesa',
+      actor: 'daraja:stk-push',
+      idem,
+      send: () => this.mpesa.initiate({ paymentId, reference: accountReference, amountMinor: BigInt(amount) * 100n, currency: 'KES', description: transactionDesc, customer: { phoneNumber: phone } }),
+      recordAnswer: async (accepted, tx, ms) => {
+        const updated = await this.repo.recordPushAccepted(paymentId, accepted.providerRequestId, accepted.providerRef, tx);
+        await this.repo.insertEvent({
+          paymentId,
+          type: 'provider_response',
+          fromStatus: 'initiated',
+          toStatus: updated.status,
+          actor: 'daraja:stk-push',
+          data: { merchantRequestId: accepted.providerRequestId, checkoutRequestId: accepted.providerRef, responseCode: accepted.providerCode, responseDescription: accepted.description, ms },
+        }, tx);
+        const body: StkPushResponseDto = {
+          paymentId,
+          status: updated.status === 'initiated' ? 'pending' : updated.status,
+          merchantRequestId: accepted.providerRequestId,
+          checkoutRequestId: accepted.providerRef,
+          responseCode: accepted.providerCode,
+          responseDescription: accepted.description,
+          customerMessage: accepted.customerMessage,
+          amount,
+          currency: 'KES',
+          orderId,
+          accountReference,
+          transactionDesc,
+        };
+        return { status: 201, body };
+      },
+      // not_processed: Safaricom never acted on it, so no prompt reached the customer.
+      unknownReason: 'PUSH_OUTCOME_UNKNOWN',
+      texts: {
+        unknownOutcome: 'The customer may still get the prompt: do not push again, check the payment status.',
+        unexpected: 'Could not confirm the M-Pesa request. Do not retry: check the payment status.',
+        doNotRepeat: 'Do not push again',
+      },
+      errorEventData: (err) => ({ darajaErrorCode: err?.providerCode ?? null }),
+    });
   }
 
   // ------------------------------------------------------------------ status
 
-  /** STK query through the provider adapter; Daraja's own answer (kind pending / not_found / final) drives the rules here. */
-  private async queryStk(checkoutRequestId: string): Promise<StkQueryResult> {
-    return (await this.mpesa.fetchStatus({ reference: checkoutRequestId, providerRef: checkoutRequestId })).raw;
+  /** STK query through the provider adapter: pending / not_found / a final outcome drive the rules here. */
+  private queryStk(checkoutRequestId: string): Promise<MpesaStatusResult> {
+    return this.mpesa.fetchStatus({ reference: checkoutRequestId, providerRef: checkoutRequestId });
   }
 
   async getStkStatus(user: AuthUser, checkoutRequestId: string, merchantRequestId?: string): Promise<PaymentResponseDto> {
@@ -229,19 +180,12 @@ export class PaymentsService implements BeforeApplicationShutdown {
     return this.toResponse(await this.refreshIfDue(p));
   }
 
-  async getPayment(user: AuthUser, id: string): Promise<PaymentResponseDto> {
-    const p = await this.repo.findForShop(user.shopId, id);
-    if (!p) throw new NotFoundError('Payment', { paymentId: id });
-    return this.toResponse(await this.refreshIfDue(p));
-  }
-
   /**
    * Asks Daraja (STK query) about a pending/unresolved payment that is old enough, records what
    * it learns, and returns the fresh row. Provider trouble never fails the read.
    */
-  private async refreshIfDue(p: Payment): Promise<Payment> {
+  async refreshIfDue(p: Payment): Promise<Payment> {
     if (!isInFlight(p.status)) return p;
-    if (p.provider !== 'mpesa') return (await this.hosted.get(p.provider)?.refreshIfDue(p)) ?? p;
     const ageSeconds = (Date.now() - p.createdAt.getTime()) / 1000;
     if (!p.checkoutRequestId) {
       // Nothing to query with (the push answer was lost). After the window, a person decides;
@@ -253,8 +197,8 @@ export class PaymentsService implements BeforeApplicationShutdown {
     if (ageSeconds < this.config.mpesa.statusQueryAfterSeconds) return p;
     try {
       const turn = await this.sharedStatusQuery(p.id, p.checkoutRequestId);
-      if (turn.asked && turn.result.kind === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
-        await this.failNotFound(p.id, turn.result.errorMessage);
+      if (turn.asked && turn.result.status === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
+        await this.failNotFound(p.id, turn.result.description);
       }
     } catch (err) {
       this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'STK query failed; returning stored status');
@@ -271,9 +215,10 @@ export class PaymentsService implements BeforeApplicationShutdown {
   private async sharedStatusQuery(paymentId: string, checkoutRequestId: string, actor = 'daraja:stk-query'): Promise<StatusQueryTurn> {
     const turn = await this.statusQueries.turn(paymentId, `${paymentId}|${checkoutRequestId}`, () => this.repo.claimStatusQuery(paymentId, QUERY_MIN_INTERVAL_SECONDS), async () => {
       const r = await this.queryStk(checkoutRequestId);
-      if (r.kind !== 'final') return { result: r };
+      const report = queryReport(r);
+      if (!report) return { result: r };
       // Applied under the row lock: a review payment other than OUTCOME_UNKNOWN is left as it is (recorded as a duplicate report).
-      const applied = await this.lifecycle.applyOutcome(paymentId, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, actor);
+      const applied = await this.lifecycle.applyOutcome(paymentId, report, actor);
       return { result: r, applied };
     });
     return turn.asked ? { asked: true, shared: turn.shared, ...turn.value } : { asked: false };
@@ -290,85 +235,58 @@ export class PaymentsService implements BeforeApplicationShutdown {
   // ------------------------------------------------------------------ reconciliation
 
   /**
-   * One reconciler look at an open payment (claimed by the caller). Settles it by STK query when
-   * it can; otherwise schedules the next look with exponential backoff, and after the window or
-   * the query budget parks it in review. Never pushes again.
+   * One reconciler look at an open payment (claimed by the caller), M-Pesa's steps in the shared
+   * skeleton (reconcileLook): settles it by STK query when it can; otherwise the next look comes
+   * with exponential backoff, and after the window or the query budget it is parked in review.
+   * Never pushes again.
    */
-  async reconcile(p: Payment): Promise<ReconcileResult> {
+  reconcile(p: Payment): Promise<ReconcileResult> {
     const rc = this.config.reconciler;
-    if (!isInFlight(p.status)) return { action: 'already_final' };
-    if (p.provider !== 'mpesa') {
-      const service = this.hosted.get(p.provider);
-      if (service) return service.reconcile(p);
-      // The provider is switched off on this instance: leave the payment to an instance that has it.
-      await this.repo.scheduleCheck(p.id, rc.leaseSeconds, false);
-      return { action: 'deferred' };
-    }
     const ageSeconds = (Date.now() - p.createdAt.getTime()) / 1000;
-
-    if (!p.checkoutRequestId) {
-      // The push answer never arrived (or the push is still on its way): nothing to query with.
-      const reviewAt = this.config.mpesa.unresolvedReviewAfterSeconds;
-      if (ageSeconds >= reviewAt) {
-        await this.moveUnknownToReview(p.id);
-        return { action: 'moved_to_review' };
-      }
-      await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(reviewAt - ageSeconds)), false);
-      return { action: 'deferred' };
-    }
-
-    if (ageSeconds >= rc.giveUpAfterSeconds || p.reconcileAttempts >= rc.maxQueries) {
-      await this.moveUnknownToReview(p.id, { giveUp: ageSeconds >= rc.giveUpAfterSeconds ? 'window' : 'query_budget', ageSeconds: Math.round(ageSeconds), queries: p.reconcileAttempts }, false);
-      return { action: 'moved_to_review' };
-    }
-    if (!(await this.repo.claimStatusQuery(p.id, QUERY_MIN_INTERVAL_SECONDS))) {
-      // A status read on some instance is asking right now; look again shortly.
-      await this.repo.scheduleCheck(p.id, QUERY_MIN_INTERVAL_SECONDS, false);
-      return { action: 'deferred' };
-    }
-    const backoff = reconcileBackoffSeconds(p.reconcileAttempts + 1, rc.backoffBaseSeconds, rc.backoffMaxSeconds);
-    try {
-      const r = await this.queryStk(p.checkoutRequestId);
-      if (r.kind === 'final') {
-        await this.lifecycle.applyOutcome(p.id, { outcome: r.outcome, resultCode: r.resultCode, resultDesc: r.resultDesc, source: 'query', amountRequired: false, checkoutRequestId: r.checkoutRequestId, merchantRequestId: r.merchantRequestId }, 'reconciler:stk-query');
-        await this.repo.scheduleCheck(p.id, 0, true);
-        return { action: 'settled', provider: { kind: r.kind, resultCode: r.resultCode, resultDesc: r.resultDesc } };
-      }
-      if (r.kind === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
-        await this.failNotFound(p.id, r.errorMessage);
-        return { action: 'failed_not_found', provider: { kind: r.kind, errorCode: r.errorCode, message: r.errorMessage } };
-      }
-      await this.repo.scheduleCheck(p.id, backoff, true);
-      return { action: 'still_pending', provider: { kind: r.kind, errorCode: r.errorCode, message: r.errorMessage } };
-    } catch (err) {
-      // Spike arrest asks us to slow down: wait at least what it says.
-      const retryAfter = err instanceof ProviderError && err.kind === 'rate_limited' ? Number(err.headers?.['Retry-After'] ?? 0) : 0;
-      await this.repo.scheduleCheck(p.id, Math.max(backoff, Number.isFinite(retryAfter) ? retryAfter : 0), true);
-      const code = err instanceof AppError ? err.code : 'UNKNOWN';
-      this.logger.warn({ paymentId: p.id, code, msg: safeMessage(err) }, 'reconciler STK query failed; backing off');
-      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof ProviderError ? err.providerCode ?? code : code, message: safeMessage(err) } };
-    }
+    const checkoutRequestId = p.checkoutRequestId;
+    return reconcileLook(p, { repo: this.repo, config: rc, logger: this.logger }, {
+      what: 'STK query',
+      claimIntervalSeconds: QUERY_MIN_INTERVAL_SECONDS,
+      before: async () => {
+        if (!checkoutRequestId) {
+          // The push answer never arrived (or the push is still on its way): nothing to query with.
+          const reviewAt = this.config.mpesa.unresolvedReviewAfterSeconds;
+          if (ageSeconds >= reviewAt) {
+            await this.moveUnknownToReview(p.id);
+            return { action: 'moved_to_review' };
+          }
+          await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(reviewAt - ageSeconds)), false);
+          return { action: 'deferred' };
+        }
+        if (ageSeconds >= rc.giveUpAfterSeconds || p.reconcileAttempts >= rc.maxQueries) {
+          await this.moveUnknownToReview(p.id, { giveUp: ageSeconds >= rc.giveUpAfterSeconds ? 'window' : 'query_budget', ageSeconds: Math.round(ageSeconds), queries: p.reconcileAttempts }, false);
+          return { action: 'moved_to_review' };
+        }
+        return undefined;
+      },
+      ask: async (backoff) => {
+        const r = await this.queryStk(checkoutRequestId as string);
+        const report = queryReport(r);
+        if (report) {
+          await this.lifecycle.applyOutcome(p.id, report, 'reconciler:stk-query');
+          return { result: { action: 'settled', provider: queryInfo(r) }, nextLookSeconds: 0 };
+        }
+        if (r.status === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
+          await this.failNotFound(p.id, r.description);
+          return { result: { action: 'failed_not_found', provider: queryInfo(r) } };
+        }
+        return { result: { action: 'still_pending', provider: queryInfo(r) }, nextLookSeconds: backoff };
+      },
+    });
   }
 
   /**
-   * An operator asks to reconcile one payment now. Open payments go through `reconcile` (ignoring
-   * the schedule); a payment in review is looked up at Daraja and settled only when it is in
-   * review because its outcome was unknown; other review cases are reported, not changed.
+   * An operator asks to reconcile one M-Pesa payment now: an open one, or one in review with a
+   * CheckoutRequestID, is looked up at Daraja (operatorLook); others are reported as final.
    */
-  async reconcileNow(user: AuthUser, id: string): Promise<{ payment: PaymentResponseDto } & ReconcileResult> {
-    const p = await this.repo.findForShop(user.shopId, id);
-    if (!p) throw new NotFoundError('Payment', { paymentId: id });
-    await this.repo.insertEvent({ paymentId: p.id, type: 'reconcile_requested', actor: `user:${user.sub}`, data: { status: p.status } });
-    let result: ReconcileResult;
-    if (isInFlight(p.status) && p.provider !== 'mpesa') {
-      result = await this.reconcile(p);
-    } else if (isInFlight(p.status) || (p.status === 'review' && p.provider === 'mpesa' && p.checkoutRequestId)) {
-      result = await this.operatorLook(p);
-    } else {
-      result = { action: 'already_final' };
-    }
-    const fresh = (await this.repo.findById(p.id)) ?? p;
-    return { payment: this.toResponse(fresh), ...result };
+  async reconcileNow(p: Payment): Promise<ReconcileResult> {
+    if (isInFlight(p.status) || (p.status === 'review' && p.checkoutRequestId)) return this.operatorLook(p);
+    return { action: 'already_final' };
   }
 
   /**
@@ -393,15 +311,15 @@ export class PaymentsService implements BeforeApplicationShutdown {
       // Someone asked Daraja about this payment moments ago and recorded the answer.
       if (!turn.asked) return { action: 'deferred' };
       const r = turn.result;
-      if (r.kind !== 'final') {
+      const provider = queryInfo(r);
+      if (r.status === 'pending' || r.status === 'not_found') {
         const ageSeconds = (Date.now() - p.createdAt.getTime()) / 1000;
-        if (r.kind === 'not_found' && isInFlight(p.status) && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
-          await this.failNotFound(p.id, r.errorMessage);
-          return { action: 'failed_not_found', provider: { kind: r.kind, errorCode: r.errorCode, message: r.errorMessage } };
+        if (r.status === 'not_found' && isInFlight(p.status) && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
+          await this.failNotFound(p.id, r.description);
+          return { action: 'failed_not_found', provider };
         }
-        return { action: 'still_pending', provider: { kind: r.kind, errorCode: r.errorCode, message: r.errorMessage } };
+        return { action: 'still_pending', provider };
       }
-      const provider = { kind: r.kind, resultCode: r.resultCode, resultDesc: r.resultDesc };
       if (p.status === 'review' && p.statusReason !== OUTCOME_UNKNOWN) return { action: 'already_final', provider };
       return { action: 'settled', provider };
     } catch (err) {
@@ -410,38 +328,15 @@ export class PaymentsService implements BeforeApplicationShutdown {
     }
   }
 
-  /** A manager releases the order of a payment whose outcome is unknown (see PaymentLifecycle.release). */
-  async release(user: AuthUser, id: string, reason: string): Promise<PaymentResponseDto> {
-    return this.toResponse(await this.lifecycle.release(user, id, reason.trim()));
-  }
-
-  async listReview(user: AuthUser, limit: number, cursor?: string): Promise<{ items: PaymentResponseDto[]; nextCursor: string | null }> {
-    const before = cursor ? decodeCursor(cursor) : undefined;
-    const rows = await this.repo.listForReview(user.shopId, limit + 1, before);
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return { items: page.map((p) => this.toResponse(p)), nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
-  }
-
   /**
    * Processes a stored callback again (its first processing never finished). Safe to repeat:
    * applyOutcome is idempotent under the row lock.
    */
-  async replayStoredCallback(row: StoredNotification): Promise<string> {
-    if (row.attempts > MAX_INBOX_ATTEMPTS) {
-      this.logger.error({ inboxId: row.id.toString(), attempts: row.attempts }, 'stored callback could not be processed; giving up (a person must look)');
-      await this.repo.markCallbackProcessed(row.id, 'gave_up');
-      return 'gave_up';
-    }
-    if (row.provider !== 'mpesa') {
-      const service = this.hosted.get(row.provider);
-      if (service) return service.replayStoredNotification(row);
-      // Provider switched off here: another instance that has it will pick the row up after the lease.
-      return 'deferred';
-    }
-    let parsed: ParsedStkCallback;
+  async replayStoredNotification(row: StoredNotification): Promise<string> {
+    let parsed: MpesaNotification;
     try {
-      parsed = parseStkCallback(JSON.parse(row.rawBody));
+      // Whether it was verified was decided (and stored) when it arrived: the URL is not stored.
+      parsed = this.mpesa.parseNotification({ headers: {}, query: {}, body: JSON.parse(row.rawBody) });
     } catch {
       await this.repo.markCallbackProcessed(row.id, 'invalid_shape');
       return 'invalid_shape';
@@ -463,13 +358,12 @@ export class PaymentsService implements BeforeApplicationShutdown {
    * others are confirmed with an STK query in the background before anything changes.
    */
   async receiveCallback(input: CallbackInput): Promise<{ ResultCode: 0; ResultDesc: 'Accepted' }> {
-    let parsed: ParsedStkCallback | undefined;
+    let parsed: MpesaNotification | undefined;
     let verified = false;
     let shapeError: CallbackShapeError | undefined;
     try {
-      const n = this.mpesa.parseNotification({ headers: {}, query: {}, params: { paymentId: input.paymentId, token: input.token }, body: input.body });
-      parsed = n.raw;
-      verified = n.verified;
+      parsed = this.mpesa.parseNotification({ headers: {}, query: {}, params: { paymentId: input.paymentId, token: input.token }, body: input.body });
+      verified = parsed.verified;
     } catch (err) {
       if (!(err instanceof CallbackShapeError)) throw err;
       shapeError = err;
@@ -479,7 +373,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
       attempts: 1,
       urlPaymentId: input.paymentId && /^[\x21-\x7e]{1,64}$/.test(input.paymentId) ? input.paymentId : null,
       verified,
-      checkoutRequestId: parsed?.checkoutRequestId ?? null,
+      checkoutRequestId: parsed?.providerRef ?? null,
       sourceIp: input.sourceIp ?? null,
       rawBody: input.rawBody,
     };
@@ -512,7 +406,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
 
     if (!(verified && input.paymentId)) {
       // Unverified: stored (or counted on a row of this window) before the answer.
-      const known = await this.repo.findByCheckoutRequestId(parsed.checkoutRequestId);
+      const known = await this.repo.findByCheckoutRequestId(parsed.providerRef);
       if (!known) {
         // Names no payment of ours: one row per window for all of them, nothing to confirm.
         const stored = await this.repo.storeCoalescedCallback({ ...row, processedAt: new Date(), outcome: 'unknown_payment' }, { group: 'mpesa|kind:unknown_payment', windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS });
@@ -523,7 +417,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
       // after a forged one) gets its own. A new row starts a confirmation; so does a delivery on a
       // row whose confirmation already finished while the payment is still open (the shared query
       // throttle keeps that to one STK query per interval). Deliveries during a confirmation wait for it.
-      const stored = await this.repo.storeCoalescedCallback({ ...row, checkoutRequestId: parsed.checkoutRequestId }, { group: `mpesa|co:${parsed.checkoutRequestId}`, windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS, distinctBodies: UNVERIFIED_DISTINCT_BODIES });
+      const stored = await this.repo.storeCoalescedCallback({ ...row, checkoutRequestId: parsed.providerRef }, { group: `mpesa|co:${parsed.providerRef}`, windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS, distinctBodies: UNVERIFIED_DISTINCT_BODIES });
       if (stored.first || (stored.finished && isInFlight(known.status))) this.runInBackground(this.confirmUnverifiedCallback(stored.id, parsed, input.paymentId, stored.first));
       return { ResultCode: 0, ResultDesc: 'Accepted' };
     }
@@ -538,9 +432,9 @@ export class PaymentsService implements BeforeApplicationShutdown {
     return { ResultCode: 0, ResultDesc: 'Accepted' };
   }
 
-  private async processVerifiedCallback(paymentId: string, cb: ParsedStkCallback): Promise<string> {
+  private async processVerifiedCallback(paymentId: string, cb: MpesaNotification): Promise<string> {
     // A success without amount/receipt cannot be checked: confirm it with Daraja instead.
-    if (needsQuery(cb)) return this.confirmByQuery(paymentId, cb.checkoutRequestId);
+    if (needsQuery(cb)) return this.confirmByQuery(paymentId, cb.providerRef);
     return this.lifecycle.applyOutcome(paymentId, callbackReport(cb), 'daraja:callback');
   }
 
@@ -550,15 +444,15 @@ export class PaymentsService implements BeforeApplicationShutdown {
    * otherwise (throttled: someone asked just before it arrived) it is left for the reconciler
    * after the interval. `audit`: the row's first confirmation records an unverified_callback event.
    */
-  private async confirmUnverifiedCallback(inboxId: bigint, cb: ParsedStkCallback, urlPaymentId?: string, audit = true): Promise<void> {
-    const p = await this.repo.findByCheckoutRequestId(cb.checkoutRequestId);
+  private async confirmUnverifiedCallback(inboxId: bigint, cb: MpesaNotification, urlPaymentId?: string, audit = true): Promise<void> {
+    const p = await this.repo.findByCheckoutRequestId(cb.providerRef);
     if (!p) {
       this.logger.warn({ inboxId: inboxId.toString(), urlPaymentId }, 'unverified callback for an unknown CheckoutRequestID');
       await this.repo.markCallbackProcessed(inboxId, 'unknown_payment');
       return;
     }
-    if (audit) await this.repo.insertEvent({ paymentId: p.id, type: 'unverified_callback', actor: 'daraja:callback', data: { inboxId: inboxId.toString(), resultCode: cb.resultCode } });
-    const outcome = await this.confirmByQuery(p.id, cb.checkoutRequestId);
+    if (audit) await this.repo.insertEvent({ paymentId: p.id, type: 'unverified_callback', actor: 'daraja:callback', data: { inboxId: inboxId.toString(), resultCode: cb.report.providerCode } });
+    const outcome = await this.confirmByQuery(p.id, cb.providerRef);
     const now = await this.repo.findById(p.id);
     if (!now || !isInFlight(now.status)) {
       await this.repo.markCallbackProcessed(inboxId, `unverified_${outcome === 'query_throttled' ? 'duplicate' : outcome}`);
@@ -583,7 +477,7 @@ export class PaymentsService implements BeforeApplicationShutdown {
       const now = await this.repo.findById(paymentId);
       return now && !isInFlight(now.status) ? 'duplicate' : 'query_throttled';
     }
-    if (turn.result.kind !== 'final') return `query_${turn.result.kind}`;
+    if (turn.result.status === 'pending' || turn.result.status === 'not_found') return `query_${turn.result.status}`;
     return turn.applied ?? 'applied';
   }
 
@@ -613,54 +507,36 @@ export class PaymentsService implements BeforeApplicationShutdown {
   }
 }
 
-function encodeCursor(p: Payment): string {
-  return Buffer.from(`${p.createdAt.toISOString()}|${p.id}`).toString('base64url');
-}
-
-const CURSOR_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const CURSOR_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Payments are not older than this; a cursor outside [this, year 9999] never came from encodeCursor. */
-const CURSOR_EARLIEST_MS = Date.UTC(2000, 0, 1);
-
-/**
- * Only what encodeCursor writes: `<toISOString() of a 4-digit year ≥ 2000>|<uuid>`, round-tripping
- * exactly. Anything else (year +275760 or 0, which Postgres refuses with a 500, an offset instead of
- * Z, Feb 30, a non-UUID id) is a 400 before it reaches SQL.
- */
-function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  const invalid = () => new AppError('INVALID_CURSOR', 'cursor is not a value this endpoint returned', 400);
-  const parts = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  if (parts.length !== 2) throw invalid();
-  const [iso, id] = parts as [string, string];
-  if (!CURSOR_TIME_RE.test(iso) || !CURSOR_ID_RE.test(id)) throw invalid();
-  const createdAt = new Date(iso);
-  if (Number.isNaN(createdAt.getTime()) || createdAt.toISOString() !== iso || createdAt.getTime() < CURSOR_EARLIEST_MS) throw invalid();
-  return { createdAt, id };
-}
-
 /** A success callback without CallbackMetadata carries no amount or receipt: it must be confirmed by STK query. */
-function needsQuery(cb: ParsedStkCallback): boolean {
-  return cb.outcome === 'completed' && !cb.metadata;
+function needsQuery(cb: MpesaNotification): boolean {
+  return cb.report.status === 'completed' && !cb.report.paid;
 }
 
-function callbackReport(cb: ParsedStkCallback): OutcomeReport {
+function callbackReport(cb: MpesaNotification): OutcomeReport {
   return {
-    outcome: cb.outcome,
-    resultCode: cb.resultCode,
-    resultDesc: cb.resultDesc,
+    outcome: cb.report.status,
+    resultCode: cb.report.providerCode,
+    resultDesc: cb.report.description,
     source: 'callback',
     amountRequired: true,
-    amountMinor: wholeShillingsToMinor(cb.metadata?.amount),
-    checkoutRequestId: cb.checkoutRequestId,
-    merchantRequestId: cb.merchantRequestId,
-    receipt: cb.metadata?.mpesaReceiptNumber,
-    transactionDate: cb.metadata?.transactionDate,
+    amountMinor: cb.report.paid?.amountMinor,
+    checkoutRequestId: cb.providerRef,
+    merchantRequestId: cb.providerRequestId,
+    receipt: cb.report.paid?.receipt,
+    transactionDate: cb.report.paid?.transactionDate,
   };
 }
 
-/** M-Pesa amounts are whole shillings; anything else cannot match a payment. */
-function wholeShillingsToMinor(amount: number | undefined): bigint | undefined {
-  return amount !== undefined && Number.isSafeInteger(amount) ? BigInt(amount) * 100n : undefined;
+/** A final STK query answer as the lifecycle's report (no amount: the CheckoutRequestID is ours); undefined while it is not final. */
+function queryReport(r: MpesaStatusResult): OutcomeReport | undefined {
+  if (r.status === 'pending' || r.status === 'not_found') return undefined;
+  return { outcome: r.status, resultCode: r.providerCode, resultDesc: r.description, source: 'query', amountRequired: false, checkoutRequestId: r.providerRef, merchantRequestId: r.providerRequestId };
+}
+
+/** What Daraja answered, for a ReconcileResult: a final answer's ResultCode/ResultDesc, else its errorCode/errorMessage. */
+function queryInfo(r: MpesaStatusResult): NonNullable<ReconcileResult['provider']> {
+  if (r.status === 'pending' || r.status === 'not_found') return { kind: r.status, errorCode: r.providerCode, message: r.description };
+  return { kind: 'final', resultCode: r.providerCode, resultDesc: r.description };
 }
 
 /** Daraja shows AccountReference to the customer; it must be ≤ 12 letters/digits (the order id's last 12). */

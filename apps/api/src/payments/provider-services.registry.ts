@@ -4,13 +4,20 @@ import type { ReconcileResult } from './reconcile';
 
 /**
  * What the provider-independent parts (the reconciler, GET /payments/:id, the operator
- * endpoints) need from a card/wallet provider's service. Each provider service registers itself
- * at module init; M-Pesa is handled by PaymentsService directly.
+ * endpoints: PaymentOperationsService) need from a provider's service. Every provider service
+ * (M-Pesa's PaymentsService, FlutterwaveService, PesapalService) registers itself at module init;
+ * one that is switched off on this instance does not.
  */
-export interface HostedPaymentService {
+export interface ProviderPaymentService {
   readonly provider: string;
   /** One reconciler look at an open payment (claimed by the caller): ask the provider, apply what it says, or reschedule / park it. */
   reconcile(p: Payment): Promise<ReconcileResult>;
+  /**
+   * An operator asks to reconcile this payment now (any status; not claimed, the schedule is
+   * ignored). Never starts a new payment at the provider; a payment it cannot settle any more is
+   * reported as 'already_final'.
+   */
+  reconcileNow(p: Payment): Promise<ReconcileResult>;
   /**
    * Finish processing a stored notification (callback_inbox row with this provider) whose first
    * processing never completed (crash, database error). Must be idempotent. Returns the outcome
@@ -32,14 +39,14 @@ export interface StoredNotification {
 
 @Injectable()
 export class ProviderServicesRegistry {
-  private readonly services = new Map<string, HostedPaymentService>();
+  private readonly services = new Map<string, ProviderPaymentService>();
 
-  register(service: HostedPaymentService): void {
+  register(service: ProviderPaymentService): void {
     if (this.services.has(service.provider)) throw new Error(`payment service for ${service.provider} registered twice`);
     this.services.set(service.provider, service);
   }
 
-  get(provider: string): HostedPaymentService | undefined {
+  get(provider: string): ProviderPaymentService | undefined {
     return this.services.get(provider);
   }
 }

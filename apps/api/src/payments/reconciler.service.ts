@@ -4,7 +4,7 @@ import { safeError } from '../common/logging';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { PaymentsRepository } from './payments.repository';
-import { PaymentsService } from './payments.service';
+import { PaymentOperationsService } from './payment-operations.service';
 import type { ReconcileAction } from './reconcile';
 
 export interface ReconcileTickReport {
@@ -65,7 +65,7 @@ export class ReconcilerService implements OnApplicationBootstrap, BeforeApplicat
 
   constructor(
     private readonly repo: PaymentsRepository,
-    private readonly payments: PaymentsService,
+    private readonly payments: PaymentOperationsService,
     private readonly scheduler: SchedulerRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -93,7 +93,7 @@ export class ReconcilerService implements OnApplicationBootstrap, BeforeApplicat
       const rows = await this.repo.claimUnprocessedCallbacks(rc.batchSize, rc.leaseSeconds, rc.inboxRetryAfterSeconds);
       for (const row of rows) {
         try {
-          await this.payments.replayStoredCallback(row);
+          await this.payments.replayStoredNotification(row);
           report.callbacksReplayed++;
         } catch (err) {
           this.logger.error({ err: safeError(err), inboxId: row.id.toString(), attempts: row.attempts }, 'replaying a stored callback failed; will retry after the lease');

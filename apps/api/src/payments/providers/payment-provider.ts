@@ -70,18 +70,27 @@ export interface InitiateRequest {
 }
 
 export interface InitiateResult {
-  /** Pesapal order_tracking_id; Flutterwave has none until the customer pays. */
+  /** Pesapal order_tracking_id, M-Pesa CheckoutRequestID; Flutterwave has none until the customer pays. */
   providerRef?: string;
+  /** The provider's second id for the request, when it gives one (M-Pesa MerchantRequestID). */
+  providerRequestId?: string;
   /** Hosted checkout link to send the customer to (or render as a QR code); absent for a push to the phone (M-Pesa). */
   redirectUrl?: string;
+  /** The provider's own code and text for accepting the request (M-Pesa ResponseCode / ResponseDescription). */
+  providerCode?: string;
+  description?: string;
+  /** What the provider says the customer is shown (M-Pesa CustomerMessage). */
+  customerMessage?: string;
   /** The provider's parsed answer, for persistence (never log it). */
   raw: unknown;
 }
 
 export interface StatusResult {
   status: ProviderPaymentStatus;
-  /** Flutterwave transaction id (data.id), Pesapal order tracking id. */
+  /** Flutterwave transaction id (data.id), Pesapal order tracking id, M-Pesa CheckoutRequestID. */
   providerRef?: string;
+  /** The provider's second id for the request (M-Pesa MerchantRequestID, on a final answer). */
+  providerRequestId?: string;
   /** Our tx_ref / merchant reference as the provider reports it. */
   reference?: string;
   /**
@@ -102,12 +111,33 @@ export interface StatusResult {
 }
 
 export interface Notification {
-  /** Authenticated (e.g. Flutterwave verif-hash matched). Pesapal IPNs can never be verified. */
+  /** Authenticated (e.g. Flutterwave verif-hash matched, M-Pesa capability URL valid). Pesapal IPNs can never be verified. */
   verified: boolean;
   reference?: string;
   providerRef?: string;
+  /** The provider's second id for the request (M-Pesa MerchantRequestID). */
+  providerRequestId?: string;
   eventType?: string;
+  /**
+   * The outcome the notification itself reports, when it carries one (M-Pesa callbacks). Acted on
+   * only when `verified`; otherwise it is only a reason to ask fetchStatus. Flutterwave webhooks
+   * and Pesapal IPNs carry none the service uses: it always asks.
+   */
+  report?: NotificationReport;
   raw: unknown;
+}
+
+export interface NotificationReport {
+  status: 'completed' | 'failed' | 'cancelled' | 'expired';
+  /** The provider's own result code and text (M-Pesa ResultCode / ResultDesc). */
+  providerCode: string;
+  description: string;
+  /**
+   * What a success says was paid (M-Pesa CallbackMetadata). Absent when the notification carries
+   * nothing: then the success cannot be checked and must be confirmed with fetchStatus.
+   * `amountMinor` is undefined when the provider sent no amount, or one not exact in minor units.
+   */
+  paid?: { amountMinor?: bigint; receipt?: string; transactionDate?: string };
 }
 
 export interface NotificationInput {

@@ -2,7 +2,7 @@ import { Module } from '@nestjs/common';
 import { AuthModule } from '../../../auth/auth.module';
 import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
-import { PaymentsModule } from '../../payments.module';
+import { PaymentsCoreModule } from '../../payments-core.module';
 import { FlutterwaveProvider } from './flutterwave.provider';
 import { FlutterwaveController } from './flutterwave.controller';
 import { FLW_CHECKOUT_SESSION_MINUTES, FLW_MAX_RETRY_ATTEMPTS } from './flutterwave.helpers';
@@ -26,7 +26,7 @@ export function createFlutterwaveProvider(config: AppConfig): FlutterwaveProvide
 }
 
 @Module({
-  imports: [PaymentsModule, AuthModule],
+  imports: [PaymentsCoreModule, AuthModule],
   controllers: [FlutterwaveController],
   providers: [{ provide: FLUTTERWAVE_PROVIDER, inject: [APP_CONFIG], useFactory: createFlutterwaveProvider }, FlutterwaveService],
 })

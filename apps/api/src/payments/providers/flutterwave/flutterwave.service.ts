@@ -8,14 +8,16 @@ import { toMajor } from '../../../common/money';
 import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
 import type { Payment } from '../../../database/schema';
+import type { Tx } from '../../../database/database';
+import { PaymentInitiation } from '../../payment-initiation.service';
 import { ApplyResult, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from '../../payment-lifecycle.service';
-import { isInFlight, PaymentStatus } from '../../payment-status';
+import { isInFlight } from '../../payment-status';
 import type { PaymentResponseDto } from '../../payments.dto';
 import { PaymentsRepository } from '../../payments.repository';
-import { reconcileBackoffSeconds, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from '../../reconcile';
+import { reconcileLook, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from '../../reconcile';
 import { phoneHash } from '../../phone-hash';
 import { SharedLookups } from '../../shared-lookup';
-import { HostedPaymentService, ProviderServicesRegistry, StoredNotification } from '../../provider-services.registry';
+import { ProviderPaymentService, ProviderServicesRegistry, StoredNotification } from '../../provider-services.registry';
 import { formatMinor } from '../amount';
 import { FlutterwaveProvider } from './flutterwave.provider';
 import type { InitiateRequest, Notification, StatusResult } from '../payment-provider';
@@ -74,7 +76,7 @@ export type RedirectAnswer = { kind: 'redirect'; location: string } | { kind: 'p
  * background), the browser redirect (verified, never trusted) and reconciliation.
  */
 @Injectable()
-export class FlutterwaveService implements HostedPaymentService, OnModuleInit, BeforeApplicationShutdown {
+export class FlutterwaveService implements ProviderPaymentService, OnModuleInit, BeforeApplicationShutdown {
   readonly provider = FLW_PROVIDER;
   private readonly logger = new Logger(FlutterwaveService.name);
   /** Webhook confirmations still running (awaited on shutdown). */
@@ -85,6 +87,7 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
   constructor(
     private readonly repo: PaymentsRepository,
     private readonly lifecycle: PaymentLifecycle,
+    private readonly initiation: PaymentInitiation,
     private readonly registry: ProviderServicesRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(FLUTTERWAVE_PROVIDER) private readonly flw: FlutterwaveProvider | null,
@@ -157,35 +160,53 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
     });
     if (lost) return lost;
 
-    const result = await this.sendInit(flw, request, dto.orderId);
-    if (idempotencyKey) await this.lifecycle.storeIdempotentResponse(user.shopId, idempotencyKey, result);
-    return result;
+    return this.sendInit(flw, request, dto.orderId, idempotencyKey ? { shopId: user.shopId, key: idempotencyKey } : undefined);
   }
 
-  /** Calls Flutterwave once. Never retried: an unknown outcome leaves the payment 'unresolved' for the reconciler. */
-  private async sendInit(flw: FlutterwaveProvider, req: InitiateRequest, orderId: string): Promise<HttpResult> {
+  /**
+   * Calls Flutterwave once, through the core's init path (PaymentInitiation): never retried; an
+   * unknown outcome leaves the payment 'unresolved' for the reconciler. The link, its event and
+   * the Idempotency-Key's answer are written in one transaction.
+   */
+  private sendInit(flw: FlutterwaveProvider, req: InitiateRequest, orderId: string, idem?: { shopId: string; key: string }): Promise<HttpResult> {
+    const minutes = Math.ceil(this.unresolvedWindowSeconds() / 60);
+    return this.initiation.run<string>({
+      paymentId: req.paymentId,
+      provider: FLW_PROVIDER,
+      label: LABEL,
+      actor: 'flutterwave:init',
+      idem,
+      send: async () => {
+        const res = await flw.initiate(req);
+        if (!res.redirectUrl) throw new ProviderError(FLW_PROVIDER, 'bad_response', 'Flutterwave accepted the payment request but sent no checkout link; outcome unknown');
+        return res.redirectUrl;
+      },
+      recordAnswer: (link, tx, ms) => this.recordLink(req, orderId, link, tx, ms),
+      unknownReason: 'INIT_OUTCOME_UNKNOWN',
+      texts: {
+        unknownOutcome: `Flutterwave may have created the checkout link, but it did not reach us: check this payment's status; if Flutterwave never saw it, it is closed automatically within about ${minutes} minute${minutes === 1 ? '' : 's'} and the order can be paid again.`,
+        unexpected: 'Could not confirm the Flutterwave checkout link. Check the payment status before trying again.',
+        doNotRepeat: 'Do not start another payment for this order',
+      },
+      errorEventData: (err) => ({ providerHttpStatus: err?.providerHttpStatus ?? null }),
+      resultCode: (err) => err.providerCode ?? (err.providerHttpStatus !== undefined ? `HTTP_${err.providerHttpStatus}` : null),
+    });
+  }
+
+  private async recordLink(req: InitiateRequest, orderId: string, link: string, tx: Tx, ms: number): Promise<HttpResult> {
     const { paymentId, reference: txRef } = req;
-    const started = Date.now();
-    let link: string;
-    try {
-      const res = await flw.initiate(req);
-      if (!res.redirectUrl) throw new ProviderError(FLW_PROVIDER, 'bad_response', 'Flutterwave accepted the payment request but sent no checkout link; outcome unknown');
-      link = res.redirectUrl;
-    } catch (err) {
-      return this.initFailed(paymentId, err, started);
-    }
-    const moved = await this.repo.transitionIf(paymentId, 'initiated', { status: 'pending', checkoutUrl: link });
+    const moved = await this.repo.transitionIf(paymentId, 'initiated', { status: 'pending', checkoutUrl: link }, tx);
     await this.repo.insertEvent({
       paymentId,
       type: 'provider_response',
       fromStatus: 'initiated',
       toStatus: moved ? 'pending' : null,
       actor: 'flutterwave:init',
-      data: { txRef, linkCreated: true, ms: Date.now() - started },
-    });
+      data: { txRef, linkCreated: true, ms },
+    }, tx);
     const body: FlutterwaveInitResponseDto = { paymentId, status: 'pending', link, txRef, orderId, amount: toMajor(req.amountMinor, req.currency), currency: req.currency };
     if (!moved) {
-      const fresh = await this.repo.findById(paymentId);
+      const fresh = await this.repo.findById(paymentId, tx);
       // Already settled by a verification that overtook this answer: report it as it is.
       if (fresh?.status === 'completed') return { status: 201, body: { ...body, status: 'completed' } };
       // Closed while Flutterwave was answering (the reconciler gave up on a stuck request): its link must not be used.
@@ -195,44 +216,6 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
       };
     }
     return { status: 201, body };
-  }
-
-  private async initFailed(paymentId: string, err: unknown, started: number): Promise<HttpResult> {
-    const known = err instanceof ProviderError;
-    // A ValidationFailedError from the adapter means nothing was sent (the dry run makes it unlikely).
-    const refused = err instanceof ValidationFailedError;
-    const to: PaymentStatus = (known && err.outcome === 'not_processed') || refused ? 'failed' : 'unresolved';
-    const reason = known || refused ? err.code : 'INIT_OUTCOME_UNKNOWN';
-    const message = safeMessage(err);
-    const moved = await this.repo.transitionIf(paymentId, 'initiated', {
-      status: to,
-      statusReason: reason,
-      resultCode: known ? err.providerCode ?? (err.providerHttpStatus !== undefined ? `HTTP_${err.providerHttpStatus}` : null) : null,
-      resultDesc: (known ? err.providerMessage ?? err.message : message).slice(0, 500),
-    });
-    await this.repo.insertEvent({
-      paymentId,
-      type: 'provider_error',
-      fromStatus: 'initiated',
-      toStatus: moved ? to : null,
-      actor: 'flutterwave:init',
-      data: { code: reason, message, providerHttpStatus: known ? err.providerHttpStatus ?? null : null, ms: Date.now() - started },
-    });
-    if (!known && !refused) {
-      this.logger.error({ err: safeError(err), paymentId }, 'unexpected error while creating a Flutterwave checkout link; payment left unresolved');
-      throw new AppError('PROVIDER_UNAVAILABLE', 'Could not confirm the Flutterwave checkout link. Check the payment status before trying again.', 502, { paymentId, status: 'unresolved' });
-    }
-    const status = moved ? to : (await this.repo.findById(paymentId))?.status;
-    const minutes = Math.ceil(this.unresolvedWindowSeconds() / 60);
-    const text =
-      to === 'unresolved'
-        ? `${err.message}. Flutterwave may have created the checkout link, but it did not reach us: check this payment's status; if Flutterwave never saw it, it is closed automatically within about ${minutes} minute${minutes === 1 ? '' : 's'} and the order can be paid again.`
-        : err.message;
-    return {
-      status: err.statusCode,
-      body: { statusCode: err.statusCode, code: err.code, message: text, details: { ...(err.details ?? {}), paymentId, status } },
-      headers: err.headers,
-    };
   }
 
   // ------------------------------------------------------------------ verify (cashier)
@@ -357,7 +340,7 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
     return Math.max(this.config.mpesa.unresolvedReviewAfterSeconds, Math.ceil(this.config.flutterwave.timeoutMs / 1000) + 5);
   }
 
-  // ------------------------------------------------------------------ HostedPaymentService
+  // ------------------------------------------------------------------ ProviderPaymentService
 
   async refreshIfDue(p: Payment): Promise<Payment> {
     if (!this.flw || !isInFlight(p.status)) return p;
@@ -374,52 +357,53 @@ export class FlutterwaveService implements HostedPaymentService, OnModuleInit, B
     return (await this.repo.findById(p.id)) ?? p;
   }
 
-  async reconcile(p: Payment): Promise<ReconcileResult> {
+  /**
+   * One reconciler look (the shared skeleton, reconcileLook): verify and act on the answer; a
+   * payment without a link is left alone until its window is over; Flutterwave unreachable past
+   * the window and the give-up time: review.
+   */
+  reconcile(p: Payment): Promise<ReconcileResult> {
     const rc = this.config.reconciler;
-    if (!isInFlight(p.status)) return { action: 'already_final' };
     const age = ageSeconds(p);
     const window = this.windowSeconds(p);
-    if (p.checkoutUrl === null && age < window) {
-      // The init call may still be running (or its answer was lost): look when the window is over.
-      await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(window - age)), false);
-      return { action: 'deferred' };
-    }
-    if (!(await this.repo.claimStatusQuery(p.id, FLW_READ_MIN_INTERVAL_SECONDS))) {
-      await this.repo.scheduleCheck(p.id, FLW_READ_MIN_INTERVAL_SECONDS, false);
-      return { action: 'deferred' };
-    }
-    const backoff = reconcileBackoffSeconds(p.reconcileAttempts + 1, rc.backoffBaseSeconds, rc.backoffMaxSeconds);
-    try {
-      const look = await this.look(p, 'reconciler:flutterwave-verify');
-      const provider = { kind: look.st.status, ...(look.st.description ? { message: look.st.description } : {}) };
-      switch (look.action) {
-        case 'applied':
-          await this.repo.scheduleCheck(p.id, 0, true);
-          return { action: look.result === 'review' ? 'moved_to_review' : 'settled', provider };
-        case 'expired':
-          return { action: 'expired', provider: { kind: 'checkout_expired', message: 'the checkout link expired without a payment attempt' } };
-        case 'failed_not_found':
-          return { action: 'failed_not_found', provider };
-        case 'moved_to_review':
-          return { action: 'moved_to_review', provider };
-        case 'waiting':
-          // Look again with backoff, but no later than the end of the window (when it is decided).
-          await this.repo.scheduleCheck(p.id, Math.min(backoff, Math.max(1, Math.ceil(window - age))), true);
-          return { action: 'still_pending', provider };
-      }
-    } catch (err) {
-      const code = err instanceof AppError ? err.code : 'UNKNOWN';
-      const message = safeMessage(err);
-      if (age >= Math.max(window, rc.giveUpAfterSeconds)) {
+    return reconcileLook(p, { repo: this.repo, config: rc, logger: this.logger }, {
+      what: 'Flutterwave verify',
+      claimIntervalSeconds: FLW_READ_MIN_INTERVAL_SECONDS,
+      before: async () => {
+        if (p.checkoutUrl !== null || age >= window) return undefined;
+        // The init call may still be running (or its answer was lost): look when the window is over.
+        await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(window - age)), false);
+        return { action: 'deferred' };
+      },
+      ask: async (backoff) => {
+        const look = await this.look(p, 'reconciler:flutterwave-verify');
+        const provider = { kind: look.st.status, ...(look.st.description ? { message: look.st.description } : {}) };
+        switch (look.action) {
+          case 'applied':
+            return { result: { action: look.result === 'review' ? 'moved_to_review' : 'settled', provider }, nextLookSeconds: 0 };
+          case 'expired':
+            return { result: { action: 'expired', provider: { kind: 'checkout_expired', message: 'the checkout link expired without a payment attempt' } } };
+          case 'failed_not_found':
+            return { result: { action: 'failed_not_found', provider } };
+          case 'moved_to_review':
+            return { result: { action: 'moved_to_review', provider } };
+          case 'waiting':
+            // Look again with backoff, but no later than the end of the window (when it is decided).
+            return { result: { action: 'still_pending', provider }, nextLookSeconds: Math.min(backoff, Math.max(1, Math.ceil(window - age))) };
+        }
+      },
+      giveUp: async ({ code, message }) => {
+        if (age < Math.max(window, rc.giveUpAfterSeconds)) return undefined;
         // Flutterwave could not be asked for longer than the window and the give-up time: a person decides.
         await this.lifecycle.moveUnknownToReview(p.id, { provider: FLW_PROVIDER, giveUp: 'verify_failing', ageSeconds: Math.round(age), lastError: code }, false);
         return { action: 'moved_to_review', provider: { kind: 'error', errorCode: code, message } };
-      }
-      const retryAfter = err instanceof ProviderError ? err.retryAfterSeconds ?? 0 : 0;
-      await this.repo.scheduleCheck(p.id, Math.max(backoff, retryAfter), true);
-      this.logger.warn({ paymentId: p.id, code, msg: message }, 'reconciler: Flutterwave verify failed; backing off');
-      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof ProviderError ? err.providerCode ?? code : code, message } };
-    }
+      },
+    });
+  }
+
+  /** An operator's reconcile: the reconciler's look, now (a payment no longer open is reported as it is). */
+  reconcileNow(p: Payment): Promise<ReconcileResult> {
+    return this.reconcile(p);
   }
 
   async replayStoredNotification(row: StoredNotification): Promise<string> {

@@ -2,7 +2,7 @@ import { Module } from '@nestjs/common';
 import { AuthModule } from '../../../auth/auth.module';
 import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
-import { PaymentsModule } from '../../payments.module';
+import { PaymentsCoreModule } from '../../payments-core.module';
 import type { PesapalProvider } from './pesapal.provider';
 import { createPesapalProvider, ipnOptionsFor, PesapalIpnService } from './pesapal-ipn.service';
 import { PESAPAL_IPN, PESAPAL_PROVIDER } from './pesapal.constants';
@@ -17,7 +17,7 @@ import { ProviderSettingsRepository } from './provider-settings.repository';
  * reconciler, and every route answers 503 PROVIDER_DISABLED.
  */
 @Module({
-  imports: [AuthModule, PaymentsModule],
+  imports: [AuthModule, PaymentsCoreModule],
   controllers: [PesapalController],
   providers: [
     { provide: PESAPAL_PROVIDER, inject: [APP_CONFIG], useFactory: (config: AppConfig): PesapalProvider | null => createPesapalProvider(config) },

@@ -8,18 +8,20 @@ import { toMajor } from '../../../common/money';
 import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
 import type { Payment } from '../../../database/schema';
+import type { Tx } from '../../../database/database';
+import { PaymentInitiation } from '../../payment-initiation.service';
 import { ApplyResult, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from '../../payment-lifecycle.service';
 import { isInFlight } from '../../payment-status';
 import type { PaymentResponseDto } from '../../payments.dto';
 import { PaymentsRepository } from '../../payments.repository';
-import { reconcileBackoffSeconds, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from '../../reconcile';
+import { reconcileLook, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from '../../reconcile';
 import { phoneHash } from '../../phone-hash';
 import { LookupTurn, SharedLookups } from '../../shared-lookup';
 import type { Notification, StatusResult } from '../payment-provider';
 import { ProviderError } from '../provider-errors';
 import { PesapalProvider, pesapalIpnAck } from './pesapal.provider';
 import type { PesapalIpnAck } from './pesapal.types';
-import { HostedPaymentService, ProviderServicesRegistry, StoredNotification } from '../../provider-services.registry';
+import { ProviderPaymentService, ProviderServicesRegistry, StoredNotification } from '../../provider-services.registry';
 import { PesapalIpnService, pesapalUrls } from './pesapal-ipn.service';
 import { CHECKOUT_EXPIRED, CLOSED_RECHECK_INTERVAL_SECONDS, PESAPAL_IPN, PESAPAL_PROVIDER, REVERSED_AT_PROVIDER, STATUS_MIN_INTERVAL_SECONDS } from './pesapal.constants';
 import type { PesapalInitDto, PesapalInitResponseDto } from './pesapal.dto';
@@ -87,7 +89,7 @@ type Via = { actor: string; source: OutcomeReport['source'] };
  * the refund/chargeback), on an open one 'failed' REVERSED_AT_PROVIDER.
  */
 @Injectable()
-export class PesapalService implements HostedPaymentService, OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
+export class PesapalService implements ProviderPaymentService, OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
   readonly provider = PROVIDER;
   private readonly logger = new Logger(PesapalService.name);
   private bootEnsure?: Promise<unknown>;
@@ -99,6 +101,7 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
     @Inject(PESAPAL_IPN) private readonly ipn: PesapalIpnService | null,
     private readonly repo: PaymentsRepository,
     private readonly lifecycle: PaymentLifecycle,
+    private readonly initiation: PaymentInitiation,
     private readonly registry: ProviderServicesRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
@@ -178,13 +181,17 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
     });
     if (lost) return lost;
 
-    const result = await this.submit(paymentId, reference, amount.minor, currency, description, customer, notificationId, dto.orderId);
-    if (idempotencyKey) await this.lifecycle.storeIdempotentResponse(user.shopId, idempotencyKey, result);
-    return result;
+    return this.submit(paymentId, reference, amount.minor, currency, description, customer, notificationId, dto.orderId, idempotencyKey ? { shopId: user.shopId, key: idempotencyKey } : undefined);
   }
 
-  /** SubmitOrderRequest, once (plus once more only after Pesapal refused a stale IPN id: that request was not processed). */
-  private async submit(
+  /**
+   * SubmitOrderRequest, once (plus once more only after Pesapal refused a stale IPN id: that
+   * request was not processed), through the core's init path (PaymentInitiation). Like M-Pesa:
+   * refused → failed (the order is free again); outcome unknown → 'unresolved' (never retried,
+   * settled by IPN / review); the answer, its event and the Idempotency-Key's answer in one
+   * transaction; an unexpected error leaves the key unanswered.
+   */
+  private submit(
     paymentId: string,
     reference: string,
     amountMinor: bigint,
@@ -193,87 +200,65 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
     customer: ReturnType<typeof normaliseCustomer>,
     notificationId: string,
     orderId: string,
+    idem?: { shopId: string; key: string },
   ): Promise<HttpResult> {
-    const started = Date.now();
     const request = { paymentId, reference, amountMinor, currency, description, customer, redirectUrl: pesapalUrls(this.config).returnUrl, notificationId };
-    try {
-      let res;
-      try {
-        res = await this.client.initiate(request);
-      } catch (err) {
-        if (!isStaleIpnRejection(err)) throw err;
-        let fresh: string;
-        try {
-          fresh = await this.ipn!.replaceStale(notificationId);
-        } catch (e) {
-          throw e instanceof ProviderError ? e.asNotProcessed('the payment request was not sent') : e;
-        }
-        res = await this.client.initiate({ ...request, notificationId: fresh });
-      }
-      const trackingId = res.providerRef as string;
-      const redirectUrl = res.redirectUrl as string;
-      const updated = await this.recordSubmitted(paymentId, trackingId, redirectUrl, Date.now() - started);
-      const body: PesapalInitResponseDto = {
-        paymentId,
-        status: updated.status === 'initiated' ? 'pending' : updated.status,
-        orderTrackingId: updated.providerTransactionId ?? trackingId,
-        redirectUrl,
-        reference,
-        amount: toMajor(amountMinor, currency),
-        currency,
-        orderId,
-      };
-      return { status: 201, body };
-    } catch (err) {
-      return this.initFailed(paymentId, err, Date.now() - started);
-    }
-  }
-
-  private async recordSubmitted(paymentId: string, trackingId: string, redirectUrl: string, ms: number): Promise<Payment> {
-    return this.repo.transaction(async (tx) => {
-      const p = await this.repo.lock(tx, paymentId);
-      if (!p) throw new Error(`payment ${paymentId} vanished`);
-      if (p.providerTransactionId && p.providerTransactionId !== trackingId) {
-        this.logger.error({ paymentId, stored: p.providerTransactionId, answered: trackingId }, 'Pesapal answered with another tracking id than the one already linked; keeping the linked one');
-      }
-      const status = p.status === 'initiated' || p.status === 'unresolved' ? 'pending' : p.status;
-      await this.repo.update(p.id, { providerTransactionId: p.providerTransactionId ?? trackingId, checkoutUrl: redirectUrl, status }, tx);
-      await this.repo.insertEvent({ paymentId, type: 'provider_response', fromStatus: p.status, toStatus: status, actor: 'pesapal:submit-order', data: { orderTrackingId: trackingId, ms } }, tx);
-      return { ...p, status, providerTransactionId: p.providerTransactionId ?? trackingId, checkoutUrl: redirectUrl };
-    });
-  }
-
-  /** Like M-Pesa: not processed → failed (the order is free again); unknown → 'unresolved' (never retried, settled by IPN / review). */
-  private async initFailed(paymentId: string, err: unknown, ms: number): Promise<HttpResult> {
-    const provider = err instanceof ProviderError ? err : undefined;
-    const ours = !provider && err instanceof AppError && err.statusCode < 500 ? err : undefined;
-    const to = (provider && provider.outcome === 'not_processed') || ours ? 'failed' : 'unresolved';
-    const reason = provider?.code ?? ours?.code ?? 'INIT_OUTCOME_UNKNOWN';
-    const moved = await this.repo.transitionIf(paymentId, 'initiated', {
-      status: to,
-      statusReason: reason,
-      resultCode: provider?.providerCode ?? null,
-      resultDesc: provider ? (provider.providerMessage ?? provider.message).slice(0, 500) : ours ? ours.message.slice(0, 500) : null,
-    });
-    await this.repo.insertEvent({
+    return this.initiation.run({
       paymentId,
-      type: 'provider_error',
-      fromStatus: 'initiated',
-      toStatus: moved ? to : null,
+      provider: PROVIDER,
+      label: PESAPAL_LABEL,
       actor: 'pesapal:submit-order',
-      data: { code: reason, message: safeMessage(err), providerErrorCode: provider?.providerCode ?? null, ms },
+      idem,
+      send: async () => {
+        try {
+          return await this.client.initiate(request);
+        } catch (err) {
+          if (!isStaleIpnRejection(err)) throw err;
+          let fresh: string;
+          try {
+            fresh = await this.ipn!.replaceStale(notificationId);
+          } catch (e) {
+            throw e instanceof ProviderError ? e.asNotProcessed('the payment request was not sent') : e;
+          }
+          return await this.client.initiate({ ...request, notificationId: fresh });
+        }
+      },
+      recordAnswer: async (res, tx, ms) => {
+        const trackingId = res.providerRef as string;
+        const redirectUrl = res.redirectUrl as string;
+        const updated = await this.recordSubmitted(paymentId, trackingId, redirectUrl, ms, tx);
+        const body: PesapalInitResponseDto = {
+          paymentId,
+          status: updated.status === 'initiated' ? 'pending' : updated.status,
+          orderTrackingId: updated.providerTransactionId ?? trackingId,
+          redirectUrl,
+          reference,
+          amount: toMajor(amountMinor, currency),
+          currency,
+          orderId,
+        };
+        return { status: 201, body };
+      },
+      unknownReason: 'INIT_OUTCOME_UNKNOWN',
+      texts: {
+        unknownOutcome: 'Pesapal may have created the payment page: do not start another payment for this order yet, check the payment status.',
+        unexpected: 'Could not confirm the Pesapal payment request. Do not start another payment for this order yet: check the payment status.',
+        doNotRepeat: 'Do not start another payment for this order',
+      },
+      errorEventData: (err) => ({ providerErrorCode: err?.providerCode ?? null }),
     });
-    const status = moved ? to : (await this.repo.findById(paymentId))?.status;
-    if (!provider && !ours) {
-      this.logger.error({ err: safeError(err), paymentId }, 'unexpected error while creating the Pesapal order; payment left unresolved');
-      return {
-        status: 502,
-        body: { statusCode: 502, code: 'PROVIDER_UNAVAILABLE', message: 'Could not confirm the Pesapal payment request. Do not start another payment for this order yet: check the payment status.', details: { provider: PROVIDER, paymentId, status } },
-      };
+  }
+
+  private async recordSubmitted(paymentId: string, trackingId: string, redirectUrl: string, ms: number, tx: Tx): Promise<Payment> {
+    const p = await this.repo.lock(tx, paymentId);
+    if (!p) throw new Error(`payment ${paymentId} vanished`);
+    if (p.providerTransactionId && p.providerTransactionId !== trackingId) {
+      this.logger.error({ paymentId, stored: p.providerTransactionId, answered: trackingId }, 'Pesapal answered with another tracking id than the one already linked; keeping the linked one');
     }
-    const e = (provider ?? ours) as AppError;
-    const message = to === 'unresolved' ? `${e.message}. Pesapal may have created the payment page: do not start another payment for this order yet, check the payment status.` : e.message;
-    return { status: e.statusCode, body: { statusCode: e.statusCode, code: e.code, message, details: { ...(e.details ?? {}), paymentId, status } }, headers: e.headers };
+    const status = p.status === 'initiated' || p.status === 'unresolved' ? 'pending' : p.status;
+    await this.repo.update(p.id, { providerTransactionId: p.providerTransactionId ?? trackingId, checkoutUrl: redirectUrl, status }, tx);
+    await this.repo.insertEvent({ paymentId, type: 'provider_response', fromStatus: p.status, toStatus: status, actor: 'pesapal:submit-order', data: { orderTrackingId: trackingId, ms } }, tx);
+    return { ...p, status, providerTransactionId: p.providerTransactionId ?? trackingId, checkoutUrl: redirectUrl };
   }
 
   // ---------------------------------------------------------------------------------- status
@@ -483,59 +468,51 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
    *   cancellation, so a stale page cannot take money for an expired payment;
    * - Pesapal unreachable: backoff; still unknown at twice the window → review (OUTCOME_UNKNOWN).
    */
-  async reconcile(p: Payment): Promise<ReconcileResult> {
+  reconcile(p: Payment): Promise<ReconcileResult> {
     const rc = this.config.reconciler;
-    if (!isInFlight(p.status)) return { action: 'already_final' };
     const age = ageSeconds(p);
-    if (!p.providerTransactionId) {
-      const reviewAt = this.config.mpesa.unresolvedReviewAfterSeconds;
-      if (age >= reviewAt) {
-        const moved = await this.lifecycle.moveUnknownToReview(p.id, { afterSeconds: reviewAt, why: 'no Pesapal order tracking id' }, false);
-        return { action: moved ? 'moved_to_review' : 'already_final' };
-      }
-      await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(reviewAt - age)), false);
-      return { action: 'deferred' };
-    }
-    if (!(await this.repo.claimStatusQuery(p.id, STATUS_MIN_INTERVAL_SECONDS))) {
-      await this.repo.scheduleCheck(p.id, STATUS_MIN_INTERVAL_SECONDS, false);
-      return { action: 'deferred' };
-    }
     const window = this.config.pesapal.checkoutWindowSeconds;
-    const attempt = p.reconcileAttempts + 1;
-    const backoff = reconcileBackoffSeconds(attempt, rc.backoffBaseSeconds, rc.backoffMaxSeconds);
-    const via: Via = { actor: 'reconciler:pesapal-status', source: 'query' };
-    try {
-      const s = await this.client.fetchStatus({ reference: p.providerReference as string, providerRef: p.providerTransactionId });
-      if (s.status === 'pending' || s.status === 'not_found') {
-        if (age >= window) return await this.expireCheckout(p, s, backoff, age);
-        const untilWindow = window - age;
-        const next = attempt >= rc.maxQueries ? untilWindow : Math.min(backoff, untilWindow);
-        await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(next)), true);
-        return { action: 'still_pending', provider: providerInfo(s) };
-      }
-      const outcome = await this.settle(p, s, via);
-      if (outcome === 'unknown_status') {
-        await this.repo.scheduleCheck(p.id, backoff, true);
-        return { action: 'still_pending', provider: providerInfo(s) };
-      }
-      await this.repo.scheduleCheck(p.id, 0, true);
-      return { action: outcome === 'review' ? 'moved_to_review' : 'settled', provider: providerInfo(s) };
-    } catch (err) {
-      const code = err instanceof AppError ? err.code : 'UNKNOWN';
-      const message = safeMessage(err);
-      if (age >= 2 * window) {
+    return reconcileLook(p, { repo: this.repo, config: rc, logger: this.logger }, {
+      what: 'Pesapal status check',
+      claimIntervalSeconds: STATUS_MIN_INTERVAL_SECONDS,
+      before: async () => {
+        if (p.providerTransactionId) return undefined;
+        const reviewAt = this.config.mpesa.unresolvedReviewAfterSeconds;
+        if (age >= reviewAt) {
+          const moved = await this.lifecycle.moveUnknownToReview(p.id, { afterSeconds: reviewAt, why: 'no Pesapal order tracking id' }, false);
+          return { action: moved ? 'moved_to_review' : 'already_final' };
+        }
+        await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(reviewAt - age)), false);
+        return { action: 'deferred' };
+      },
+      ask: async (backoff) => {
+        const attempt = p.reconcileAttempts + 1;
+        const s = await this.client.fetchStatus({ reference: p.providerReference as string, providerRef: p.providerTransactionId ?? undefined });
+        if (s.status === 'pending' || s.status === 'not_found') {
+          if (age >= window) return this.expireCheckout(p, s, backoff, age);
+          const untilWindow = window - age;
+          const next = attempt >= rc.maxQueries ? untilWindow : Math.min(backoff, untilWindow);
+          return { result: { action: 'still_pending', provider: providerInfo(s) }, nextLookSeconds: Math.max(1, Math.ceil(next)) };
+        }
+        const outcome = await this.settle(p, s, { actor: 'reconciler:pesapal-status', source: 'query' });
+        if (outcome === 'unknown_status') return { result: { action: 'still_pending', provider: providerInfo(s) }, nextLookSeconds: backoff };
+        return { result: { action: outcome === 'review' ? 'moved_to_review' : 'settled', provider: providerInfo(s) }, nextLookSeconds: 0 };
+      },
+      giveUp: async ({ code, message }) => {
+        if (age < 2 * window) return undefined;
         const moved = await this.lifecycle.moveUnknownToReview(p.id, { giveUp: 'provider_unreachable', ageSeconds: Math.round(age), lastError: code }, false);
-        if (moved) return { action: 'moved_to_review', provider: { kind: 'error', errorCode: code, message } };
-      }
-      const retryAfter = err instanceof ProviderError ? err.retryAfterSeconds ?? 0 : 0;
-      await this.repo.scheduleCheck(p.id, Math.max(backoff, retryAfter), true);
-      this.logger.warn({ paymentId: p.id, code, msg: message }, 'reconciler Pesapal status check failed; backing off');
-      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof ProviderError ? err.providerCode ?? code : code, message } };
-    }
+        return moved ? { action: 'moved_to_review', provider: { kind: 'error', errorCode: code, message } } : undefined;
+      },
+    });
+  }
+
+  /** An operator's reconcile: the reconciler's look, now (a payment no longer open is reported as it is). */
+  reconcileNow(p: Payment): Promise<ReconcileResult> {
+    return this.reconcile(p);
   }
 
   /** The window ended with the order unpaid: cancel it at Pesapal, then expire the payment. */
-  private async expireCheckout(p: Payment, s: StatusResult, backoff: number, age: number): Promise<ReconcileResult> {
+  private async expireCheckout(p: Payment, s: StatusResult, backoff: number, age: number): Promise<{ result: ReconcileResult; nextLookSeconds?: number }> {
     const trackingId = p.providerTransactionId as string;
     let cancelled = false;
     let refusal: string | undefined;
@@ -548,8 +525,8 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
       const again = await this.client.fetchStatus({ reference: p.providerReference as string, providerRef: trackingId });
       if (again.status !== 'pending' && again.status !== 'not_found') {
         const outcome = await this.settle(p, again, { actor: 'reconciler:pesapal-status', source: 'query' });
-        await this.repo.scheduleCheck(p.id, outcome === 'unknown_status' ? backoff : 0, true);
-        return { action: outcome === 'review' ? 'moved_to_review' : outcome === 'unknown_status' ? 'still_pending' : 'settled', provider: providerInfo(again) };
+        const action = outcome === 'review' ? 'moved_to_review' : outcome === 'unknown_status' ? 'still_pending' : 'settled';
+        return { result: { action, provider: providerInfo(again) }, nextLookSeconds: outcome === 'unknown_status' ? backoff : 0 };
       }
       cancelled = isCancelledAtPesapal(again.raw);
     }
@@ -558,14 +535,12 @@ export class PesapalService implements HostedPaymentService, OnModuleInit, OnApp
       // Never expire a payment whose page may still take money: look again later.
       if (age >= 2 * this.config.pesapal.checkoutWindowSeconds) {
         await this.lifecycle.moveUnknownToReview(p.id, { giveUp: 'cancel_refused', message: refusal ?? null }, false);
-        return { action: 'moved_to_review', provider: { kind: 'cancel_refused', message: refusal } };
+        return { result: { action: 'moved_to_review', provider: { kind: 'cancel_refused', message: refusal } } };
       }
-      await this.repo.scheduleCheck(p.id, backoff, true);
-      return { action: 'still_pending', provider: { kind: 'cancel_refused', message: refusal } };
+      return { result: { action: 'still_pending', provider: { kind: 'cancel_refused', message: refusal } }, nextLookSeconds: backoff };
     }
     await this.expireOpen(p.id, s, trackingId);
-    await this.repo.scheduleCheck(p.id, 0, true);
-    return { action: 'expired', provider: { kind: 'expired', resultCode: statusCodeOf(s.raw) ?? undefined, resultDesc: CHECKOUT_EXPIRED } };
+    return { result: { action: 'expired', provider: { kind: 'expired', resultCode: statusCodeOf(s.raw) ?? undefined, resultDesc: CHECKOUT_EXPIRED } }, nextLookSeconds: 0 };
   }
 
   private expireOpen(paymentId: string, s: StatusResult, trackingId: string): Promise<boolean> {

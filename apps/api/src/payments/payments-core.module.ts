@@ -1,0 +1,22 @@
+import { Module } from '@nestjs/common';
+import { OrdersModule } from '../orders/orders.module';
+import { PaymentInitiation } from './payment-initiation.service';
+import { PaymentLifecycle } from './payment-lifecycle.service';
+import { PaymentOperationsService } from './payment-operations.service';
+import { PaymentsRepository } from './payments.repository';
+import { ProviderServicesRegistry } from './provider-services.registry';
+import { ReconcilerService } from './reconciler.service';
+
+/**
+ * What every provider shares: the payments table (PaymentsRepository), the outcome core
+ * (PaymentLifecycle) with its one init path (PaymentInitiation), the registry each provider's service joins at module init, and what
+ * dispatches through it (PaymentOperationsService: status by id, review, release, reconcile-now;
+ * ReconcilerService). Provider modules (M-Pesa's front door, Flutterwave, Pesapal) import this
+ * and nothing of each other.
+ */
+@Module({
+  imports: [OrdersModule],
+  providers: [PaymentsRepository, PaymentLifecycle, PaymentInitiation, ProviderServicesRegistry, PaymentOperationsService, ReconcilerService],
+  exports: [PaymentsRepository, PaymentLifecycle, PaymentInitiation, ProviderServicesRegistry, PaymentOperationsService, ReconcilerService],
+})
+export class PaymentsCoreModule {}

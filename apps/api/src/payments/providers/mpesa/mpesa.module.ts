@@ -1,0 +1,43 @@
+import { Module } from '@nestjs/common';
+import type { AppConfig } from '../../../config/app-config';
+import { APP_CONFIG } from '../../../config/config.module';
+import { DARAJA_OPTIONS, DarajaService, DarajaServiceOptions } from './daraja.service';
+import { DarajaTokenRepository } from './daraja-token.repository';
+import { MpesaProvider } from './mpesa.provider';
+
+/** The Daraja client for this deployment (credentials from config, OAuth tokens shared through Postgres) and the M-Pesa adapter over it. */
+@Module({
+  providers: [
+    {
+      provide: DARAJA_OPTIONS,
+      inject: [APP_CONFIG, DarajaTokenRepository],
+      useFactory: (config: AppConfig, tokenStore: DarajaTokenRepository): DarajaServiceOptions => {
+        const m = config.mpesa;
+        if (!m.baseUrl) throw new Error('M-Pesa base URL is not set (the embedded simulator did not start?)');
+        return {
+          defaultAccount: {
+            id: 'default',
+            baseUrl: m.baseUrl,
+            consumerKey: m.consumerKey,
+            consumerSecret: m.consumerSecret,
+            shortcode: m.shortcode,
+            passkey: m.passkey,
+            transactionType: m.transactionType,
+            tillNumber: m.tillNumber,
+          },
+          timeoutMs: m.httpTimeoutMs,
+          tokenRefreshMarginSeconds: 300,
+          callbackBaseUrl: m.callbackUrl,
+          callbackSigningSecret: m.callbackSigningSecret,
+          // OAuth tokens shared by all instances via Postgres (daraja.md §1.3).
+          tokenStore,
+        };
+      },
+    },
+    DarajaTokenRepository,
+    DarajaService,
+    { provide: MpesaProvider, inject: [DarajaService], useFactory: (daraja: DarajaService) => new MpesaProvider(daraja) },
+  ],
+  exports: [DarajaService, MpesaProvider],
+})
+export class MpesaModule {}
