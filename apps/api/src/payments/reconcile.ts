@@ -107,10 +107,16 @@ export async function reconcileLook(p: Payment, ctx: ReconcileContext, steps: Re
     const message = safeMessage(err);
     const given = await steps.giveUp?.({ code, message });
     if (given) return given;
-    // Spike arrest asks us to slow down: wait at least what it says.
-    const retryAfter = err instanceof ProviderError ? err.retryAfterSeconds ?? 0 : 0;
+    // Spike arrest asks us to slow down: wait at least what it says (or, when it says nothing, the
+    // Retry-After we would give our own client for it).
+    const retryAfter = err instanceof ProviderError ? retryAfterOf(err) : 0;
     await repo.scheduleCheck(p.id, Math.max(backoff, retryAfter), true);
     ctx.logger.warn({ paymentId: p.id, code, msg: message }, `reconciler: ${steps.what} failed; backing off`);
     return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof ProviderError ? err.providerCode ?? code : code, message } };
   }
+}
+
+function retryAfterOf(err: ProviderError): number {
+  const told = err.kind === 'rate_limited' ? Number(err.headers?.['Retry-After'] ?? 0) : (err.retryAfterSeconds ?? 0);
+  return Number.isFinite(told) ? told : 0;
 }
