@@ -90,6 +90,7 @@ describe('parseProviderAmount', () => {
     [0.1 + 0.2, 'KES'], // 0.30000000000000004: binary noise is not an amount
     [1e-7, 'KES'],
     [1e21, 'KES'],
+    // eslint-disable-next-line no-loss-of-precision -- the point of the case: a literal a double cannot hold exactly
     [12345678901234567, 'KES'], // beyond exact double precision
     ['12345678901234.567', 'KES'],
     [Number.NaN, 'KES'],

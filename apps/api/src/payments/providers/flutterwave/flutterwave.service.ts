@@ -1,7 +1,7 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../../../auth/auth.types';
-import { AppError, NotFoundError, ValidationFailedError } from '../../../common/errors';
+import { AppError, ValidationFailedError } from '../../../common/errors';
 import { safeError, safeMessage } from '../../../common/logging';
 import { maskEmail, maskPhone } from '../../../common/mask';
 import { toMajor } from '../../../common/money';

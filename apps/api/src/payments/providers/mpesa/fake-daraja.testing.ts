@@ -15,6 +15,7 @@ export interface RecordedRequest {
   url: string;
   headers: IncomingMessage['headers'];
   rawBody: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read whatever JSON the client sent, field by field
   json: any;
   /** The client's port: a new one per connection. */
   remotePort?: number;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ValidationFailedError } from '../../../common/errors';
 import { FakeProviderServer } from '../fake-provider-server.testing';
 import { PESAPAL_PATHS as P, PesapalProvider } from './pesapal.provider';
@@ -121,7 +122,7 @@ describe('normaliseCustomer', () => {
 describe('small helpers', () => {
   it('ipnSettingsKey = pesapal:ipn:<env>:<sha256 of the URL>', () => {
     expect(ipnSettingsKey('sandbox', 'https://pos.example.co.ke/payments/pesapal/callback')).toBe(
-      'pesapal:ipn:sandbox:' + require('node:crypto').createHash('sha256').update('https://pos.example.co.ke/payments/pesapal/callback').digest('hex'),
+      'pesapal:ipn:sandbox:' + createHash('sha256').update('https://pos.example.co.ke/payments/pesapal/callback').digest('hex'),
     );
     expect(ipnSettingsKey('sandbox', 'https://a/x')).not.toBe(ipnSettingsKey('production', 'https://a/x'));
   });

@@ -514,7 +514,7 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
   /** The window ended with the order unpaid: cancel it at Pesapal, then expire the payment. */
   private async expireCheckout(p: Payment, s: StatusResult, backoff: number, age: number): Promise<{ result: ReconcileResult; nextLookSeconds?: number }> {
     const trackingId = p.providerTransactionId as string;
-    let cancelled = false;
+    let cancelled: boolean;
     let refusal: string | undefined;
     const c = await this.client.cancelOrder(trackingId);
     if (c.cancelled) {
