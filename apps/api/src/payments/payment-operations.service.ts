@@ -90,15 +90,19 @@ export class PaymentOperationsService {
    * provider; one that failed MAX_INBOX_ATTEMPTS times is given up (a person must look).
    */
   async replayStoredNotification(row: StoredNotification): Promise<string> {
+    const service = this.registry.get(row.provider);
+    if (!service) {
+      // Provider switched off here: another instance that has it picks the row up after the lease.
+      // This claim tried nothing, so it must not count towards the give-up.
+      await this.repo.uncountCallbackAttempt(row.id);
+      return 'deferred';
+    }
     if (row.attempts > MAX_INBOX_ATTEMPTS) {
       this.logger.error({ inboxId: row.id.toString(), attempts: row.attempts }, 'stored callback could not be processed; giving up (a person must look)');
       await this.repo.markCallbackProcessed(row.id, 'gave_up');
       return 'gave_up';
     }
-    const service = this.registry.get(row.provider);
-    if (service) return service.replayStoredNotification(row);
-    // Provider switched off here: another instance that has it will pick the row up after the lease.
-    return 'deferred';
+    return service.replayStoredNotification(row);
   }
 }
 

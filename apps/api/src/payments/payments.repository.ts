@@ -314,6 +314,11 @@ export class PaymentsRepository {
   }
 
   /** Leaves a stored callback unprocessed (reopening it if it was finished), for the reconciler to try again in `afterSeconds`. */
+  /** Takes back the attempt a claim counted, for a claim that could not try the row (its provider is off on this instance); the lease stays. */
+  async uncountCallbackAttempt(id: bigint): Promise<void> {
+    await this.db.update(callbackInbox).set({ attempts: sql`greatest(${callbackInbox.attempts} - 1, 0)` }).where(eq(callbackInbox.id, id));
+  }
+
   async deferCallback(id: bigint, afterSeconds: number): Promise<void> {
     await this.db.update(callbackInbox).set({ processedAt: null, outcome: null, nextAttemptAt: sql`now() + make_interval(secs => ${afterSeconds})` }).where(eq(callbackInbox.id, id));
   }

@@ -93,8 +93,7 @@ export class ReconcilerService implements OnApplicationBootstrap, BeforeApplicat
       const rows = await this.repo.claimUnprocessedCallbacks(rc.batchSize, rc.leaseSeconds, rc.inboxRetryAfterSeconds);
       for (const row of rows) {
         try {
-          await this.payments.replayStoredNotification(row);
-          report.callbacksReplayed++;
+          if ((await this.payments.replayStoredNotification(row)) !== 'deferred') report.callbacksReplayed++;
         } catch (err) {
           this.logger.error({ err: safeError(err), inboxId: row.id.toString(), attempts: row.attempts }, 'replaying a stored callback failed; will retry after the lease');
         }
