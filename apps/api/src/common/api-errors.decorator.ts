@@ -54,7 +54,8 @@ export const ERROR_DESCRIPTIONS: Readonly<Record<number, string>> = {
     'details.status says whether the payment failed (nothing was done) or is unresolved (a 5xx, a connection broken after sending or an unreadable answer: outcome unknown; do not retry, poll it)',
   503:
     'Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). ' +
-    'Also: the provider is switched off here (PROVIDER_DISABLED), or the database is down (DATABASE_UNAVAILABLE)',
+    'Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). ' +
+    'Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one\'s status',
   504: 'The provider did not answer in time (PROVIDER_TIMEOUT): outcome unknown. The payment is unresolved and will be settled by its notification, a status check or the reconciler; do not retry it',
 };
 

@@ -106,8 +106,12 @@ export class ProviderError extends AppError {
   /** What the provider asked for (its Retry-After); the header our client gets falls back to the kind's default. */
   readonly retryAfterSeconds?: number;
 
-  constructor(provider: ProviderName, kind: ProviderErrorKind, message: string, info: ProviderErrorInfo = {}) {
+  constructor(provider: ProviderName, kind: ProviderErrorKind, rawMessage: string, rawInfo: ProviderErrorInfo = {}) {
     const spec = PROVIDER_ERROR_KINDS[kind];
+    // Provider texts can name the payer ("Invalid PhoneNumber 2547…", a CheckoutRequestID ending in
+    // the number): whatever reaches our client, the key's stored answer or result_desc is masked here.
+    const message = maskPhonesIn(rawMessage);
+    const info = rawInfo.providerMessage === undefined ? rawInfo : { ...rawInfo, providerMessage: maskPhonesIn(rawInfo.providerMessage) };
     const providerRequestId = info.providerRequestId === undefined ? undefined : maskPhonesIn(info.providerRequestId);
     const details: Record<string, unknown> = { provider };
     if (info.providerCode !== undefined) details.providerErrorCode = info.providerCode;
