@@ -11,6 +11,8 @@ import type { Db } from '../src/database/database';
 import { NewPayment, orders, Payment } from '../src/database/schema';
 import { ORDER_PAID_EVENT, OrdersService } from '../src/orders/orders.service';
 import { OrdersRepository } from '../src/orders/orders.repository';
+import { HOSTED_CHECKOUT_OUTCOME_RULES } from '../src/payments/outcome-rules';
+import { MPESA_OUTCOME_RULES } from '../src/payments/providers/mpesa/mpesa.outcome-rules';
 import { hashRequest, OpenPaymentInput, OutcomeReport, PAYMENT_COMPLETED_EVENT, PaymentCompletedEvent, PaymentLifecycle } from '../src/payments/payment-lifecycle.service';
 import { PaymentsRepository } from '../src/payments/payments.repository';
 
@@ -50,6 +52,10 @@ beforeAll(async () => {
   repo = new PaymentsRepository(db);
   ordersService = new OrdersService(new OrdersRepository(db), events);
   lifecycle = new PaymentLifecycle(repo, ordersService, events, config);
+  // What PaymentsModule, FlutterwaveModule and PesapalModule register at init.
+  lifecycle.registerOutcomeRules('mpesa', MPESA_OUTCOME_RULES);
+  lifecycle.registerOutcomeRules('flutterwave', HOSTED_CHECKOUT_OUTCOME_RULES);
+  lifecycle.registerOutcomeRules('pesapal', HOSTED_CHECKOUT_OUTCOME_RULES);
 });
 beforeEach(async () => {
   await db.execute(sql`truncate payments, payment_events, orders, idempotency_keys`);
@@ -312,6 +318,19 @@ describe('applyOutcome: an open payment reaches its outcome', () => {
     expect(await row(p.id)).toMatchObject({ status: 'pending', mpesaReceiptNumber: null });
     expect(await paidAt(orderId)).toBeNull();
     expect(await events(p.id)).toEqual([]);
+  });
+});
+
+describe('outcome rules by provider', () => {
+  it('a payment of a provider that registered no rules is refused loudly and changes nothing', async () => {
+    const p = await card(await order(), { provider: 'acme' });
+    await expect(lifecycle.applyOutcome(p.id, cardPaid(p), 'x')).rejects.toThrow('no outcome rules registered for provider acme');
+    expect(await row(p.id)).toMatchObject({ status: 'pending', updatedAt: p.updatedAt });
+    expect(await events(p.id)).toEqual([]);
+  });
+
+  it('a provider registers its rules once', () => {
+    expect(() => lifecycle.registerOutcomeRules('mpesa', MPESA_OUTCOME_RULES)).toThrow('outcome rules for mpesa registered twice');
   });
 });
 

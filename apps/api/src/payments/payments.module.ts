@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { Module, OnModuleInit } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
@@ -9,6 +9,7 @@ import { PaymentsOperationsController } from './payments-operations.controller';
 import { PaymentsController } from './payments.controller';
 import { PaymentLifecycle } from './payment-lifecycle.service';
 import { MpesaProvider } from './providers/mpesa/mpesa.provider';
+import { MPESA_OUTCOME_RULES } from './providers/mpesa/mpesa.outcome-rules';
 import { ProviderServicesRegistry } from './provider-services.registry';
 import { PaymentsRepository } from './payments.repository';
 import { PaymentsService } from './payments.service';
@@ -56,4 +57,10 @@ import { ReconcilerService } from './reconciler.service';
   ],
   exports: [MpesaProvider, PaymentsService, PaymentLifecycle, PaymentsRepository, ProviderServicesRegistry, DarajaService, ReconcilerService],
 })
-export class PaymentsModule {}
+export class PaymentsModule implements OnModuleInit {
+  constructor(private readonly lifecycle: PaymentLifecycle) {}
+
+  onModuleInit(): void {
+    this.lifecycle.registerOutcomeRules('mpesa', MPESA_OUTCOME_RULES);
+  }
+}
