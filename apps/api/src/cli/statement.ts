@@ -11,6 +11,7 @@ import { OrdersRepository } from '../orders/orders.repository';
 import { OrdersService } from '../orders/orders.service';
 import { PaymentLifecycle } from '../payments/payment-lifecycle.service';
 import { PaymentsRepository } from '../payments/payments.repository';
+import { MPESA_OUTCOME_RULES } from '../payments/providers/mpesa/mpesa.outcome-rules';
 
 /**
  * Matches an M-Pesa statement export (CSV) against a shop's payments. Changes nothing, except that
@@ -40,6 +41,8 @@ async function main(): Promise<number> {
   try {
     const events = new EventEmitter2();
     const lifecycle = new PaymentLifecycle(new PaymentsRepository(db.db), new OrdersService(new OrdersRepository(db.db), events), events, config);
+    // The statement settles M-Pesa payments only: their rules are all it needs (what PaymentsModule registers in the app).
+    lifecycle.registerOutcomeRules('mpesa', MPESA_OUTCOME_RULES);
     const service = new StatementMatchingService(new StatementRepository(db.db), lifecycle, config);
     const report = await service.match(values.shop, createReadStream(file, { highWaterMark: 256 * 1024 }), {
       window: values['all-time'] ? 'all' : 'statement',

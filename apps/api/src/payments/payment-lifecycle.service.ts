@@ -10,8 +10,8 @@ import { APP_CONFIG } from '../config/config.module';
 import { pgErrorCode, Tx, UNIQUE_VIOLATION } from '../database/database';
 import type { NewPayment, Payment } from '../database/schema';
 import { OrderBalance, ORDERS_PORT, OrdersPort } from '../orders/orders.port';
-import type { StkOutcome } from './providers/mpesa/daraja.types';
-import { normaliseMpesaReceipt } from './providers/mpesa/receipt';
+import { amountMatches, CLOSED_WITHOUT_MONEY, integrityProblem, isClosed, isSettleable, knownIds, reportSummary } from './outcome-checks';
+import type { Outcome, OutcomeReport, OutcomeRules, PaymentLookups } from './outcome-rules';
 import { canTransition, holdsMoney, isInFlight, isTerminal, OUTCOME_UNKNOWN, PaymentStatus, SECOND_CHARGE } from './payment-status';
 import type { PaymentResponseDto } from './payments.dto';
 import { PaymentsRepository } from './payments.repository';
@@ -35,7 +35,7 @@ export type { HttpResult } from '../common/idempotent-http';
 
 export { OUTCOME_UNKNOWN } from './payment-status';
 
-export type Outcome = StkOutcome;
+export type { Outcome, OutcomeReport } from './outcome-rules';
 
 const PROVIDER_LABELS: Record<string, string> = { mpesa: 'M-Pesa', flutterwave: 'Flutterwave', pesapal: 'Pesapal' };
 
@@ -46,33 +46,21 @@ const REASONS: Record<Outcome, string> = {
   expired: 'NO_RESPONSE_FROM_CUSTOMER',
 };
 
-/**
- * What a provider told us about a transaction (callback, webhook, IPN-confirmed status, query),
- * normalised. The lifecycle checks it against what the server knows before anything changes.
- */
-export interface OutcomeReport {
-  outcome: Outcome;
-  resultCode: string | null;
-  resultDesc: string;
-  /** where it came from; 'query'/'verify' answers come from asking the provider ourselves */
-  source: 'callback' | 'query' | 'webhook' | 'verify' | 'ipn' | 'statement';
-  /** the report carries an amount that must match before value is given (M-Pesa callbacks, every card/wallet status) */
-  amountRequired: boolean;
-  amountMinor?: bigint;
-  currency?: string;
-  /** M-Pesa ids */
-  checkoutRequestId?: string;
-  merchantRequestId?: string;
-  /** card/wallet: the provider's transaction id and our reference as the provider reports them */
-  providerTransactionId?: string;
-  reference?: string;
-  /** M-Pesa receipt (mpesa) or provider confirmation code (others) */
-  receipt?: string;
-  transactionDate?: string;
-  paymentMethod?: string;
-}
-
 export type ApplyResult = 'applied' | 'duplicate' | 'unknown_payment' | 'review' | 'ignored';
+
+/** One report being applied to one locked payment: what each step of applyOutcomeIn works on. */
+interface Applying {
+  tx: Tx;
+  /** the payment, locked */
+  p: Payment;
+  /** the report, its receipt normalised by the provider's rules */
+  r: OutcomeReport;
+  rules: OutcomeRules;
+  actor: string;
+  /** what the audit events record of the report */
+  summary: Record<string, unknown>;
+  find: PaymentLookups;
+}
 
 export interface OpenPaymentInput {
   user: AuthUser;
@@ -100,6 +88,7 @@ export interface OpenPaymentInput {
 @Injectable()
 export class PaymentLifecycle {
   private readonly logger = new Logger(PaymentLifecycle.name);
+  private readonly outcomeRulesByProvider = new Map<string, OutcomeRules>();
 
   constructor(
     private readonly repo: PaymentsRepository,
@@ -284,153 +273,166 @@ export class PaymentLifecycle {
     return result;
   }
 
+  /** A provider's outcome rules (see OutcomeRules), registered once by its module at init. */
+  registerOutcomeRules(provider: string, rules: OutcomeRules): void {
+    if (this.outcomeRulesByProvider.has(provider)) throw new Error(`outcome rules for ${provider} registered twice`);
+    this.outcomeRulesByProvider.set(provider, rules);
+  }
+
+  private outcomeRules(provider: string): OutcomeRules {
+    const rules = this.outcomeRulesByProvider.get(provider);
+    if (!rules) throw new Error(`no outcome rules registered for provider ${provider}`);
+    return rules;
+  }
+
   /**
    * applyOutcome inside the caller's transaction (e.g. together with storing the callback that
    * reported it: one commit instead of three). The caller runs `afterCommit` once it committed.
+   *
+   * The steps: a closed payment only takes a late receipt, records a second charge or money paid
+   * after it was closed, else the report is a duplicate (applyToClosed); an open one goes to review
+   * when the report does not fit it or repeats another payment's (reviewMismatch), else it moves
+   * to the reported outcome (transition).
    */
-  async applyOutcomeIn(tx: Tx, paymentId: string, r: OutcomeReport, actor: string): Promise<{ result: ApplyResult; afterCommit?: () => void }> {
-    let completed: Payment | undefined;
-    let orderPaid = false;
-    const result = await (async (): Promise<ApplyResult> => {
-      const p = await this.repo.lock(tx, paymentId);
-      if (!p) return 'unknown_payment';
-      // M-Pesa receipts are compared (and stored) trimmed and upper-case, whoever reported them.
-      if (p.provider === 'mpesa' && r.receipt !== undefined) r = { ...r, receipt: normaliseMpesaReceipt(r.receipt) };
-      const summary = {
-        source: r.source, resultCode: r.resultCode, resultDesc: r.resultDesc, checkoutRequestId: r.checkoutRequestId, providerTransactionId: r.providerTransactionId,
-        reference: r.reference, receipt: r.receipt, amountMinor: r.amountMinor?.toString(), currency: r.currency,
-      };
+  async applyOutcomeIn(tx: Tx, paymentId: string, report: OutcomeReport, actor: string): Promise<{ result: ApplyResult; afterCommit?: () => void }> {
+    const p = await this.repo.lock(tx, paymentId);
+    if (!p) return { result: 'unknown_payment' };
+    const rules = this.outcomeRules(p.provider);
+    // Receipts are compared (and stored) as the provider's receipts are, whoever reported them.
+    const r = report.receipt === undefined ? report : { ...report, receipt: rules.normaliseReceipt(report.receipt) };
+    const find: PaymentLookups = { byReceipt: (receipt) => this.repo.findByReceipt(receipt, tx), byProviderTransaction: (provider, id) => this.repo.findByProviderTransaction(provider, id, tx) };
+    const a: Applying = { tx, p, r, rules, actor, summary: reportSummary(r), find };
+    if (isClosed(p)) return { result: await this.applyToClosed(a) };
+    const problem = integrityProblem(p, r) ?? (await this.duplicateProblem(a));
+    if (problem) return { result: await this.reviewMismatch(a, problem) };
+    return this.transition(a);
+  }
 
-      // A payment parked in review only because its outcome was unknown can still be settled by the truth.
-      const settleable = p.status === 'review' && p.statusReason === OUTCOME_UNKNOWN;
-      if (isTerminal(p.status) || (p.status === 'review' && !settleable)) {
-        // Late enrichment: a payment that took the money but learned it from a query (no receipt),
-        // completed or in review for a refund, gets its receipt from the M-Pesa success callback
-        // (or the statement row only it fits). Only the receipt: never its amount or status.
-        if (
-          p.provider === 'mpesa' && holdsMoney(p) && r.outcome === 'completed' && r.receipt && !p.mpesaReceiptNumber && (r.source === 'callback' || r.source === 'statement') &&
-          amountMatches(p, r) && !integrityProblem(p, r) && !(await this.repo.findByReceipt(r.receipt, tx))
-        ) {
-          await this.repo.update(p.id, { mpesaReceiptNumber: r.receipt, transactionDate: r.transactionDate ?? p.transactionDate }, tx);
-          await this.repo.insertEvent({ paymentId, type: 'receipt_recorded', fromStatus: p.status, actor, data: summary }, tx);
-          return 'applied';
-        }
-        // Daraja's verified success for this push with ANOTHER receipt than the one the payment holds
-        // (e.g. the statement settled it with the customer's C2B payment, then the STK prompt was paid
-        // too): the money was collected twice. Neither the payment nor its order changes; the second
-        // charge becomes a review row of its own (never counted toward the order) for a refund.
-        if (
-          p.provider === 'mpesa' && holdsMoney(p) && p.mpesaReceiptNumber && r.outcome === 'completed' && r.source === 'callback' && r.amountRequired && r.receipt &&
-          r.receipt !== p.mpesaReceiptNumber && amountMatches(p, r) && !integrityProblem(p, r) && !(await this.repo.findByReceipt(r.receipt, tx))
-        ) {
-          await this.recordSecondCharge(tx, p, r, actor, summary);
-          return 'review';
-        }
-        // Money moved on a payment we had closed (failed after "not found", an expired checkout, a
-        // contradicting report): the truth must not be dropped. A person decides (refund or accept);
-        // the order is not paid automatically.
-        if (r.outcome === 'completed' && (p.status === 'failed' || p.status === 'cancelled' || p.status === 'expired') && !integrityProblem(p, r) && !(await this.duplicateProblem(p, r, tx))) {
-          await this.repo.update(p.id, {
-            status: 'review', statusReason: 'PAID_AFTER_CLOSE', resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500),
-            checkoutRequestId: p.checkoutRequestId ?? r.checkoutRequestId ?? null, providerTransactionId: p.providerTransactionId ?? r.providerTransactionId ?? null,
-            ...(p.provider === 'mpesa' ? { mpesaReceiptNumber: r.receipt ?? null, transactionDate: r.transactionDate ?? null } : { providerReceipt: r.receipt ?? null }),
-          }, tx);
-          await this.repo.insertEvent({ paymentId, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem: 'PAID_AFTER_CLOSE', closedReason: p.statusReason } }, tx);
-          this.logger.error({ paymentId, problem: 'PAID_AFTER_CLOSE', closedStatus: p.status }, 'provider reports money collected on a closed payment; moved to review');
-          return 'review';
-        }
-        await this.repo.insertEvent({ paymentId, type: 'duplicate_ignored', fromStatus: p.status, actor, data: { ...summary, reportedOutcome: r.outcome } }, tx);
-        return 'duplicate';
-      }
-
-      const problem = integrityProblem(p, r) ?? (await this.duplicateProblem(p, r, tx));
-      if (problem) {
-        await this.repo.update(p.id, { status: 'review', statusReason: problem, resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500) }, tx);
-        await this.repo.insertEvent({ paymentId, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem, expectedAmountMinor: p.amountMinor.toString(), expectedCurrency: p.currency, expectedCheckoutRequestId: p.checkoutRequestId, expectedReference: p.providerReference } }, tx);
-        this.logger.warn({ paymentId, problem }, 'payment moved to review');
-        return 'review';
-      }
-
-      const to: PaymentStatus = r.outcome;
-      if (!canTransition(p.status, to) && !settleable) return 'ignored';
-      if (to === 'completed') {
-        // Money moved for more than the order still owes (a payment parked as OUTCOME_UNKNOWN
-        // freed the order, then another went through): record the truth, never count it past the
-        // total: a person refunds it. getBalance with `tx` locks the order row first, so two
-        // completions of one order are weighed one after the other, each seeing the other's commit.
-        const balance = await this.orders.getBalance(p.shopId, p.orderId, tx);
-        if (balance && p.amountMinor > balance.outstandingMinor) {
-          const problem = balance.outstandingMinor <= 0n ? 'ORDER_ALREADY_PAID' : 'EXCEEDS_OUTSTANDING';
-          await this.repo.update(p.id, {
-            status: 'review', statusReason: problem, resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500),
-            checkoutRequestId: p.checkoutRequestId ?? r.checkoutRequestId ?? null, merchantRequestId: p.merchantRequestId ?? r.merchantRequestId ?? null,
-            providerTransactionId: p.providerTransactionId ?? r.providerTransactionId ?? null, paymentMethod: p.paymentMethod ?? r.paymentMethod ?? null,
-            ...(p.provider === 'mpesa' ? { mpesaReceiptNumber: r.receipt ?? null, transactionDate: r.transactionDate ?? null } : { providerReceipt: r.receipt ?? null }),
-          }, tx);
-          const note = problem === 'ORDER_ALREADY_PAID' ? 'the customer paid an order that was already paid: refund due' : 'the customer paid more than the order still owed: refund the difference or all of it';
-          await this.repo.insertEvent({ paymentId, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem, note, outstandingMinor: balance.outstandingMinor.toString(), paidMinor: balance.paidMinor.toString(), totalMinor: balance.totalMinor.toString() } }, tx);
-          this.logger.warn({ paymentId, problem }, 'payment succeeded for more than its order still owed; moved to review for a refund');
-          return 'review';
-        }
-      }
-      const completing = to === 'completed';
-      await this.repo.update(p.id, {
-        status: to,
-        statusReason: REASONS[r.outcome],
-        resultCode: r.resultCode,
-        resultDesc: r.resultDesc.slice(0, 500),
-        checkoutRequestId: p.checkoutRequestId ?? r.checkoutRequestId ?? null,
-        merchantRequestId: p.merchantRequestId ?? r.merchantRequestId ?? null,
-        providerTransactionId: p.providerTransactionId ?? r.providerTransactionId ?? null,
-        paymentMethod: p.paymentMethod ?? r.paymentMethod ?? null,
-        ...(completing
-          ? p.provider === 'mpesa'
-            ? { mpesaReceiptNumber: r.receipt ?? null, transactionDate: r.transactionDate ?? null, completedAt: new Date() }
-            : { providerReceipt: r.receipt ?? null, completedAt: new Date() }
-          : {}),
-      }, tx);
-      await this.repo.insertEvent({ paymentId, type: 'status_changed', fromStatus: p.status, toStatus: to, actor, data: summary }, tx);
-      if (completing) {
-        completed = { ...p, status: to, mpesaReceiptNumber: p.provider === 'mpesa' ? r.receipt ?? null : null };
-        // Same transaction: the payment and its order's paid flag commit together or not at all.
-        orderPaid = await this.orders.settleIfPaid(p.shopId, p.orderId, tx);
-      }
-      return 'applied';
-    })();
-    const done = completed;
-    return { result, afterCommit: done ? () => this.afterCompletion(done, orderPaid) : undefined };
+  /** A report about a payment that already has its outcome (terminal, or in review for a reason other than OUTCOME_UNKNOWN). */
+  private async applyToClosed(a: Applying): Promise<ApplyResult> {
+    if (await this.attachLateReceipt(a)) return 'applied';
+    if (await this.recordSecondCharge(a)) return 'review';
+    if (await this.reviewPaidAfterClose(a)) return 'review';
+    await this.repo.insertEvent({ paymentId: a.p.id, type: 'duplicate_ignored', fromStatus: a.p.status, actor: a.actor, data: { ...a.summary, reportedOutcome: a.r.outcome } }, a.tx);
+    return 'duplicate';
   }
 
   /**
-   * A second charge for payment `p` (see applyOutcomeIn): a new payment row of the same shop,
-   * order and provider in review (SECOND_CHARGE) holding the second receipt and amount, and an
-   * integrity_failure event on each row naming the other. No CheckoutRequestID (it is the first
-   * row's), so it is outside the one-in-flight index; the receipt's unique index makes a repeat a
-   * duplicate.
+   * Late enrichment: a payment that took the money but learned it without its receipt (an STK
+   * query), completed or in review for a refund, gets its receipt from a report the provider's
+   * rules allow (M-Pesa: the success callback, or the statement row only it fits). Only the
+   * receipt: never its amount or status, and only when the report's amount matches.
    */
-  private async recordSecondCharge(tx: Tx, p: Payment, r: OutcomeReport, actor: string, summary: Record<string, unknown>): Promise<void> {
-    const id = randomUUID();
-    const amountMinor = r.amountMinor ?? p.amountMinor;
-    const note = `the customer was charged twice: receipt ${r.receipt} came for the push of payment ${p.id}, which already holds receipt ${p.mpesaReceiptNumber}; refund one`;
-    await this.repo.insertPayment({
-      id, shopId: p.shopId, orderId: p.orderId, amountMinor, currency: p.currency, provider: p.provider, status: 'review', statusReason: SECOND_CHARGE,
-      resultCode: r.resultCode, resultDesc: `Second charge: receipt ${r.receipt} for the push of payment ${p.id} (which holds ${p.mpesaReceiptNumber}); refund one`.slice(0, 500),
-      createdBy: 'system', phoneMasked: p.phoneMasked, phoneHash: p.phoneHash, accountReference: p.accountReference, transactionDesc: p.transactionDesc,
-      mpesaReceiptNumber: r.receipt ?? null, transactionDate: r.transactionDate ?? null,
-    }, tx);
-    await this.repo.insertEvent({ paymentId: id, type: 'integrity_failure', toStatus: 'review', actor, data: { ...summary, problem: SECOND_CHARGE, note, firstPaymentId: p.id, firstReceipt: p.mpesaReceiptNumber, orderId: p.orderId } }, tx);
-    await this.repo.insertEvent({ paymentId: p.id, type: 'integrity_failure', fromStatus: p.status, actor, data: { ...summary, problem: SECOND_CHARGE, note, secondChargePaymentId: id, keptReceipt: p.mpesaReceiptNumber } }, tx);
-    this.logger.error({ paymentId: p.id, secondChargePaymentId: id, problem: SECOND_CHARGE }, 'provider reports a second charge for a payment that already holds a receipt; recorded in review for a refund');
+  private async attachLateReceipt({ tx, p, r, rules, actor, summary, find }: Applying): Promise<boolean> {
+    const late = rules.lateReceipts;
+    if (!late || !holdsMoney(p) || r.outcome !== 'completed' || !r.receipt || late.held(p) || !late.attachFrom.includes(r.source)) return false;
+    if (!amountMatches(p, r) || integrityProblem(p, r) || (await late.inUse(r.receipt, find))) return false;
+    await this.repo.update(p.id, late.columns(p, { ...r, receipt: r.receipt }), tx);
+    await this.repo.insertEvent({ paymentId: p.id, type: 'receipt_recorded', fromStatus: p.status, actor, data: summary }, tx);
+    return true;
   }
 
-  private async duplicateProblem(p: Payment, r: OutcomeReport, tx: Parameters<PaymentsRepository['findByReceipt']>[1]): Promise<string | undefined> {
+  /**
+   * A verified success for this payment's push with ANOTHER receipt than the one it holds (e.g.
+   * the statement settled it with the customer's C2B payment, then the STK prompt was paid too):
+   * the money was collected twice. Neither the payment nor its order changes; the second charge
+   * becomes a review row of its own (SECOND_CHARGE, never counted toward the order) for a refund:
+   * a new payment row of the same shop, order and provider holding the second receipt and amount,
+   * and an integrity_failure event on each row naming the other. No CheckoutRequestID (it is the
+   * first row's), so it is outside the one-in-flight index; the receipt's unique index makes a
+   * repeat a duplicate.
+   */
+  private async recordSecondCharge({ tx, p, r, rules, actor, summary, find }: Applying): Promise<boolean> {
+    const late = rules.lateReceipts;
+    const held = late?.held(p);
+    if (!late || !holdsMoney(p) || !held || r.outcome !== 'completed' || !late.secondChargeFrom.includes(r.source) || !r.amountRequired || !r.receipt || r.receipt === held) return false;
+    if (!amountMatches(p, r) || integrityProblem(p, r) || (await late.inUse(r.receipt, find))) return false;
+    const id = randomUUID();
+    const amountMinor = r.amountMinor ?? p.amountMinor;
+    const note = `the customer was charged twice: receipt ${r.receipt} came for the push of payment ${p.id}, which already holds receipt ${held}; refund one`;
+    await this.repo.insertPayment({
+      id, shopId: p.shopId, orderId: p.orderId, amountMinor, currency: p.currency, provider: p.provider, status: 'review', statusReason: SECOND_CHARGE,
+      resultCode: r.resultCode, resultDesc: `Second charge: receipt ${r.receipt} for the push of payment ${p.id} (which holds ${held}); refund one`.slice(0, 500),
+      createdBy: 'system', phoneMasked: p.phoneMasked, phoneHash: p.phoneHash, accountReference: p.accountReference, transactionDesc: p.transactionDesc,
+      ...rules.receiptColumns(r),
+    }, tx);
+    await this.repo.insertEvent({ paymentId: id, type: 'integrity_failure', toStatus: 'review', actor, data: { ...summary, problem: SECOND_CHARGE, note, firstPaymentId: p.id, firstReceipt: held, orderId: p.orderId } }, tx);
+    await this.repo.insertEvent({ paymentId: p.id, type: 'integrity_failure', fromStatus: p.status, actor, data: { ...summary, problem: SECOND_CHARGE, note, secondChargePaymentId: id, keptReceipt: held } }, tx);
+    this.logger.error({ paymentId: p.id, secondChargePaymentId: id, problem: SECOND_CHARGE }, 'provider reports a second charge for a payment that already holds a receipt; recorded in review for a refund');
+    return true;
+  }
+
+  /**
+   * Money moved on a payment we had closed (failed after "not found", an expired checkout, a
+   * contradicting report): the truth must not be dropped. A person decides (refund or accept);
+   * the order is not paid automatically.
+   */
+  private async reviewPaidAfterClose(a: Applying): Promise<boolean> {
+    const { tx, p, r, rules, actor, summary } = a;
+    if (r.outcome !== 'completed' || !CLOSED_WITHOUT_MONEY.includes(p.status) || integrityProblem(p, r) || (await this.duplicateProblem(a))) return false;
+    await this.repo.update(p.id, {
+      status: 'review', statusReason: 'PAID_AFTER_CLOSE', resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500),
+      checkoutRequestId: p.checkoutRequestId ?? r.checkoutRequestId ?? null, providerTransactionId: p.providerTransactionId ?? r.providerTransactionId ?? null,
+      ...rules.receiptColumns(r),
+    }, tx);
+    await this.repo.insertEvent({ paymentId: p.id, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem: 'PAID_AFTER_CLOSE', closedReason: p.statusReason } }, tx);
+    this.logger.error({ paymentId: p.id, problem: 'PAID_AFTER_CLOSE', closedStatus: p.status }, 'provider reports money collected on a closed payment; moved to review');
+    return true;
+  }
+
+  /** A success reporting what another payment holds (its receipt, its transaction id), by the provider's rules. */
+  private async duplicateProblem({ p, r, rules, find }: Applying): Promise<string | undefined> {
     if (r.outcome !== 'completed') return undefined;
-    if (p.provider === 'mpesa') return r.receipt && (await this.repo.findByReceipt(r.receipt, tx)) ? 'DUPLICATE_RECEIPT' : undefined;
-    if (r.providerTransactionId) {
-      const other = await this.repo.findByProviderTransaction(p.provider, r.providerTransactionId, tx);
-      if (other && other.id !== p.id) return 'DUPLICATE_TRANSACTION';
-    }
-    return undefined;
+    return rules.duplicateProblem(p, r, find);
+  }
+
+  /** An open payment whose report does not fit it (integrityProblem) or repeats another payment's: review, nothing else changes. */
+  private async reviewMismatch({ tx, p, r, actor, summary }: Applying, problem: string): Promise<ApplyResult> {
+    await this.repo.update(p.id, { status: 'review', statusReason: problem, resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500) }, tx);
+    await this.repo.insertEvent({ paymentId: p.id, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem, expectedAmountMinor: p.amountMinor.toString(), expectedCurrency: p.currency, expectedCheckoutRequestId: p.checkoutRequestId, expectedReference: p.providerReference } }, tx);
+    this.logger.warn({ paymentId: p.id, problem }, 'payment moved to review');
+    return 'review';
+  }
+
+  /** An open payment (or one whose outcome was unknown) moves to the reported outcome; a success settles its order in the same transaction. */
+  private async transition(a: Applying): Promise<{ result: ApplyResult; afterCommit?: () => void }> {
+    const { tx, p, r, rules, actor, summary } = a;
+    const to: PaymentStatus = r.outcome;
+    if (!canTransition(p.status, to) && !isSettleable(p)) return { result: 'ignored' };
+    const completing = to === 'completed';
+    if (completing && (await this.reviewPastOutstanding(a))) return { result: 'review' };
+    const receipt = completing ? rules.receiptColumns(r) : {};
+    await this.repo.update(p.id, {
+      status: to,
+      statusReason: REASONS[r.outcome],
+      resultCode: r.resultCode,
+      resultDesc: r.resultDesc.slice(0, 500),
+      ...knownIds(p, r),
+      ...(completing ? { ...receipt, completedAt: new Date() } : {}),
+    }, tx);
+    await this.repo.insertEvent({ paymentId: p.id, type: 'status_changed', fromStatus: p.status, toStatus: to, actor, data: summary }, tx);
+    if (!completing) return { result: 'applied' };
+    const completed: Payment = { ...p, status: to, mpesaReceiptNumber: receipt.mpesaReceiptNumber ?? null };
+    // Same transaction: the payment and its order's paid flag commit together or not at all.
+    const orderPaid = await this.orders.settleIfPaid(p.shopId, p.orderId, tx);
+    return { result: 'applied', afterCommit: () => this.afterCompletion(completed, orderPaid) };
+  }
+
+  /**
+   * Money moved for more than the order still owes (a payment parked as OUTCOME_UNKNOWN freed the
+   * order, then another went through): record the truth, never count it past the total: a person
+   * refunds it. getBalance with `tx` locks the order row first, so two completions of one order
+   * are weighed one after the other, each seeing the other's commit.
+   */
+  private async reviewPastOutstanding({ tx, p, r, rules, actor, summary }: Applying): Promise<boolean> {
+    const balance = await this.orders.getBalance(p.shopId, p.orderId, tx);
+    if (!balance || p.amountMinor <= balance.outstandingMinor) return false;
+    const problem = balance.outstandingMinor <= 0n ? 'ORDER_ALREADY_PAID' : 'EXCEEDS_OUTSTANDING';
+    await this.repo.update(p.id, { status: 'review', statusReason: problem, resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500), ...knownIds(p, r), ...rules.receiptColumns(r) }, tx);
+    const note = problem === 'ORDER_ALREADY_PAID' ? 'the customer paid an order that was already paid: refund due' : 'the customer paid more than the order still owed: refund the difference or all of it';
+    await this.repo.insertEvent({ paymentId: p.id, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem, note, outstandingMinor: balance.outstandingMinor.toString(), paidMinor: balance.paidMinor.toString(), totalMinor: balance.totalMinor.toString() } }, tx);
+    this.logger.warn({ paymentId: p.id, problem }, 'payment succeeded for more than its order still owed; moved to review for a refund');
+    return true;
   }
 
   /** After the completing transaction committed (the order was settled inside it): tell other modules. */
@@ -473,21 +475,6 @@ export class PaymentLifecycle {
       releasedAt: p.releasedAt ? p.releasedAt.toISOString() : null,
     };
   }
-}
-
-function amountMatches(p: Payment, r: OutcomeReport): boolean {
-  return r.amountMinor !== undefined && r.amountMinor === p.amountMinor && (r.currency === undefined || r.currency === p.currency);
-}
-
-/** Checks a reported outcome against what the server knows. M-Pesa queries carry no amount: the id is ours. */
-function integrityProblem(p: Payment, r: OutcomeReport): string | undefined {
-  if (r.checkoutRequestId && p.checkoutRequestId && r.checkoutRequestId !== p.checkoutRequestId) return 'CHECKOUT_REQUEST_ID_MISMATCH';
-  if (r.providerTransactionId && p.providerTransactionId && r.providerTransactionId !== p.providerTransactionId) return 'TRANSACTION_ID_MISMATCH';
-  if (r.reference !== undefined && p.providerReference && r.reference !== p.providerReference) return 'REFERENCE_MISMATCH';
-  if (r.outcome !== 'completed' || !r.amountRequired) return undefined;
-  if (r.currency !== undefined && r.currency !== p.currency) return 'CURRENCY_MISMATCH';
-  if (r.amountMinor === undefined || r.amountMinor !== p.amountMinor) return 'AMOUNT_MISMATCH';
-  return undefined;
 }
 
 /** Domain separation for the request hash's key (derived from the server secret, never the secret itself). */

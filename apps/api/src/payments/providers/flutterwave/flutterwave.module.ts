@@ -1,11 +1,13 @@
-import { Module } from '@nestjs/common';
+import { Module, OnModuleInit } from '@nestjs/common';
 import { AuthModule } from '../../../auth/auth.module';
 import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
+import { HOSTED_CHECKOUT_OUTCOME_RULES } from '../../outcome-rules';
+import { PaymentLifecycle } from '../../payment-lifecycle.service';
 import { PaymentsCoreModule } from '../../payments-core.module';
 import { FlutterwaveProvider } from './flutterwave.provider';
 import { FlutterwaveController } from './flutterwave.controller';
-import { FLW_CHECKOUT_SESSION_MINUTES, FLW_MAX_RETRY_ATTEMPTS } from './flutterwave.helpers';
+import { FLW_CHECKOUT_SESSION_MINUTES, FLW_MAX_RETRY_ATTEMPTS, FLW_PROVIDER } from './flutterwave.helpers';
 import { FLUTTERWAVE_PROVIDER, FlutterwaveService } from './flutterwave.service';
 
 /** The Flutterwave adapter for this deployment, or null when FLUTTERWAVE_ENABLED is off (the routes then answer 503). */
@@ -30,4 +32,11 @@ export function createFlutterwaveProvider(config: AppConfig): FlutterwaveProvide
   controllers: [FlutterwaveController],
   providers: [{ provide: FLUTTERWAVE_PROVIDER, inject: [APP_CONFIG], useFactory: createFlutterwaveProvider }, FlutterwaveService],
 })
-export class FlutterwaveModule {}
+export class FlutterwaveModule implements OnModuleInit {
+  constructor(private readonly lifecycle: PaymentLifecycle) {}
+
+  /** Also when switched off: payments taken before still receive their outcomes. */
+  onModuleInit(): void {
+    this.lifecycle.registerOutcomeRules(FLW_PROVIDER, HOSTED_CHECKOUT_OUTCOME_RULES);
+  }
+}

@@ -1,12 +1,16 @@
-import { Module } from '@nestjs/common';
+import { Module, OnModuleInit } from '@nestjs/common';
 import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
 import { DARAJA_OPTIONS, DarajaService, DarajaServiceOptions } from './daraja.service';
 import { DarajaTokenRepository } from './daraja-token.repository';
+import { PaymentLifecycle } from '../../payment-lifecycle.service';
+import { PaymentsCoreModule } from '../../payments-core.module';
+import { MPESA_OUTCOME_RULES } from './mpesa.outcome-rules';
 import { MpesaProvider } from './mpesa.provider';
 
 /** The Daraja client for this deployment (credentials from config, OAuth tokens shared through Postgres) and the M-Pesa adapter over it. */
 @Module({
+  imports: [PaymentsCoreModule],
   providers: [
     {
       provide: DARAJA_OPTIONS,
@@ -40,4 +44,11 @@ import { MpesaProvider } from './mpesa.provider';
   ],
   exports: [DarajaService, MpesaProvider],
 })
-export class MpesaModule {}
+export class MpesaModule implements OnModuleInit {
+  constructor(private readonly lifecycle: PaymentLifecycle) {}
+
+  /** M-Pesa's receipt rules for the outcome core (see mpesa.outcome-rules.ts). */
+  onModuleInit(): void {
+    this.lifecycle.registerOutcomeRules('mpesa', MPESA_OUTCOME_RULES);
+  }
+}

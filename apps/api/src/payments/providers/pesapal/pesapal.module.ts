@@ -1,7 +1,9 @@
-import { Module } from '@nestjs/common';
+import { Module, OnModuleInit } from '@nestjs/common';
 import { AuthModule } from '../../../auth/auth.module';
 import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
+import { HOSTED_CHECKOUT_OUTCOME_RULES } from '../../outcome-rules';
+import { PaymentLifecycle } from '../../payment-lifecycle.service';
 import { PaymentsCoreModule } from '../../payments-core.module';
 import type { PesapalProvider } from './pesapal.provider';
 import { createPesapalProvider, ipnOptionsFor, PesapalIpnService } from './pesapal-ipn.service';
@@ -33,4 +35,11 @@ import { ProviderSettingsRepository } from './provider-settings.repository';
   ],
   exports: [PesapalService],
 })
-export class PesapalModule {}
+export class PesapalModule implements OnModuleInit {
+  constructor(private readonly lifecycle: PaymentLifecycle) {}
+
+  /** Also when switched off: payments taken before still receive their outcomes. */
+  onModuleInit(): void {
+    this.lifecycle.registerOutcomeRules('pesapal', HOSTED_CHECKOUT_OUTCOME_RULES);
+  }
+}

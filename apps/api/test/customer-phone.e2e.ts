@@ -1,0 +1,142 @@
+import { FlutterwaveSimulator, PESAPAL_DEFAULT_CONSUMER_KEY, PESAPAL_DEFAULT_CONSUMER_SECRET, PesapalSimulator, startFlutterwaveSimulator, startPesapalSimulator } from '@smartduka/card-simulators';
+import { sql } from 'drizzle-orm';
+import type { PesapalIpnService } from '../src/payments/providers/pesapal/pesapal-ipn.service';
+import { PESAPAL_IPN } from '../src/payments/providers/pesapal/pesapal.constants';
+import { phoneHash } from '../src/payments/phone-hash';
+import { startTestApp, TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
+import { recordSecrets, simulatorLog } from './log-scan/sink';
+
+/**
+ * The customer's phone number through each provider's init, over HTTP (one app with M-Pesa,
+ * Flutterwave and Pesapal, each against its simulator):
+ * - the Idempotency-Key's request hash covers the phone: the same key with another customer's
+ *   number is another request (409 IDEMPOTENCY_KEY_REUSED), never a replay of the first answer;
+ * - what is stored (payments.phone_masked, the audit events) and what is answered (the init
+ *   answer, GET /payments/:id) holds the masked number only; the phone hash is the keyed one.
+ */
+
+const FLW_SECRET_KEY = 'FLWSECK_TEST-e2ephone0000000000000000-X';
+const FLW_SECRET_HASH = 'e2e-phone-flutterwave-secret-hash-012345';
+
+type Rows<T> = { rows: T[] };
+const rowsOf = <T>(r: unknown): T[] => (r as Rows<T>).rows ?? (r as T[]);
+
+describe('the customer phone through M-Pesa, Flutterwave and Pesapal init', () => {
+  let t: TestApp;
+  let flw: FlutterwaveSimulator;
+  let pesapal: PesapalSimulator;
+  let auth: string;
+  let n = 0;
+
+  beforeAll(async () => {
+    recordSecrets([
+      { kind: 'consumer-key', value: PESAPAL_DEFAULT_CONSUMER_KEY },
+      { kind: 'consumer-secret', value: PESAPAL_DEFAULT_CONSUMER_SECRET, pair: PESAPAL_DEFAULT_CONSUMER_KEY },
+    ]);
+    flw = await startFlutterwaveSimulator({ secretKey: FLW_SECRET_KEY, secretHash: FLW_SECRET_HASH, log: simulatorLog() });
+    pesapal = await startPesapalSimulator({ ipnRetry: { attempts: 0, intervalMs: 100 }, log: simulatorLog() });
+    t = await startTestApp({
+      env: {
+        FLUTTERWAVE_ENABLED: 'true',
+        FLUTTERWAVE_BASE_URL: flw.url,
+        FLUTTERWAVE_SECRET_KEY: FLW_SECRET_KEY,
+        FLUTTERWAVE_SECRET_HASH: FLW_SECRET_HASH,
+        PESAPAL_ENABLED: 'true',
+        PESAPAL_ENV: 'simulator',
+        PESAPAL_BASE_URL: pesapal.url,
+        PESAPAL_CONSUMER_KEY: PESAPAL_DEFAULT_CONSUMER_KEY,
+        PESAPAL_CONSUMER_SECRET: PESAPAL_DEFAULT_CONSUMER_SECRET,
+        RECONCILER_ENABLED: 'false',
+      },
+    });
+    flw.configure({ webhookUrl: `${t.baseUrl}/payments/flutterwave/webhook` });
+    await t.app.get<PesapalIpnService>(PESAPAL_IPN).ensure();
+    auth = `Bearer ${t.token('shop-phone')}`;
+  });
+  afterAll(async () => {
+    await t?.close();
+    await flw?.close();
+    await pesapal?.close();
+  });
+
+  async function order(total: number): Promise<string> {
+    const id = `PHONE-${++n}`;
+    expect((await t.http().post('/orders').set('Authorization', auth).send({ id, total })).status).toBe(201);
+    return id;
+  }
+
+  interface Provider {
+    name: string;
+    /** the init request for `orderId` paid from `phone` */
+    init(orderId: string, phone: string, key?: string): ReturnType<ReturnType<TestApp['http']>['post']>;
+    /** requests the provider's simulator has received so far */
+    calls(): number;
+    /** how `0712345678` is stored, masked */
+    masked: string;
+  }
+
+  const providers: Provider[] = [
+    {
+      name: 'M-Pesa',
+      init: (orderId, phone, key) => t.http().post('/payments/stk-push').set('Authorization', auth).set(key ? { 'Idempotency-Key': key } : {}).send({ orderId, amount: 50, phoneNumber: phone }),
+      calls: () => t.sim.stats().pushRequests,
+      masked: '2547******78',
+    },
+    {
+      name: 'Flutterwave',
+      init: (orderId, phone, key) =>
+        t.http().post('/payments/flutterwave/init').set('Authorization', auth).set(key ? { 'Idempotency-Key': key } : {}).send({ orderId, amount: 50, customer: { email: 'wanjiku@example.com', phoneNumber: phone, name: 'Wanjiku' } }),
+      calls: () => flw.stats().paymentRequests,
+      masked: '2547******78',
+    },
+    {
+      name: 'Pesapal',
+      init: (orderId, phone, key) => t.http().post('/payments/pesapal/init').set('Authorization', auth).set(key ? { 'Idempotency-Key': key } : {}).send({ orderId, amount: 50, customer: { phoneNumber: phone } }),
+      calls: () => pesapal.stats().submitRequests,
+      masked: '07******78',
+    },
+  ];
+
+  describe.each(providers)('$name', (provider) => {
+    it('an Idempotency-Key reused for another customer’s phone is refused (409 IDEMPOTENCY_KEY_REUSED), not answered with the first payment', async () => {
+      const orderId = await order(50);
+      const key = `phone-key-${provider.name}-${orderId}`;
+      const first = await provider.init(orderId, '0712345678', key);
+      expect(first.status).toBe(201);
+      const calls = provider.calls();
+
+      const same = await provider.init(orderId, '0712345678', key);
+      expect({ status: same.status, replayed: same.headers['idempotent-replayed'], body: same.body }).toEqual({ status: 201, replayed: 'true', body: first.body });
+
+      const other = await provider.init(orderId, '0798765432', key);
+      expect({ status: other.status, code: other.body.code, replayed: other.headers['idempotent-replayed'] }).toEqual({ status: 409, code: 'IDEMPOTENCY_KEY_REUSED', replayed: undefined });
+      expect(other.body.paymentId).toBeUndefined();
+      expect(provider.calls()).toBe(calls);
+      const rows = rowsOf<{ c: number }>(await t.db.execute(sql`select count(*)::int as c from payments where shop_id = 'shop-phone' and order_id = ${orderId}`));
+      expect(rows[0].c).toBe(1);
+    });
+
+    it('stores and answers the masked phone only; the hash is the keyed one every provider shares', async () => {
+      const orderId = await order(50);
+      const res = await provider.init(orderId, '0712345678');
+      expect(res.status).toBe(201);
+      const paymentId = res.body.paymentId as string;
+
+      const [stored] = rowsOf<{ phone_masked: string | null; phone_hash: string | null }>(await t.db.execute(sql`select phone_masked, phone_hash from payments where id = ${paymentId}`));
+      expect(stored).toEqual({ phone_masked: provider.masked, phone_hash: phoneHash(TEST_CALLBACK_SECRET, '254712345678') });
+
+      const view = await t.http().get(`/payments/${paymentId}`).set('Authorization', auth);
+      expect(view.status).toBe(200);
+      expect(view.body.phone).toBe(provider.masked);
+
+      // Nowhere in what was answered or audited: the number in any form (07…, 2547…, the bare 7…).
+      // (Daraja's CheckoutRequestID ends with the payer's national number: it is Daraja's id, answered as it is.)
+      const events = rowsOf<{ data: unknown }>(await t.db.execute(sql`select data from payment_events where payment_id = ${paymentId}`));
+      expect(events.length).toBeGreaterThan(0);
+      const checkoutRequestId = view.body.checkoutRequestId as string | null;
+      for (const text of [JSON.stringify(res.body), JSON.stringify(view.body), JSON.stringify(events), JSON.stringify(stored)]) {
+        expect(checkoutRequestId ? text.split(checkoutRequestId).join('<checkoutRequestId>') : text).not.toContain('712345678');
+      }
+    });
+  });
+});
