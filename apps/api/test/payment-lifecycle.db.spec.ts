@@ -1,36 +1,30 @@
-import { Logger } from '@nestjs/common';
-import { EventEmitter2 } from '@nestjs/event-emitter';
 import { sql } from 'drizzle-orm';
 import { createHash, createHmac, randomUUID } from 'node:crypto';
-import { createTestDatabase, TestDatabase } from './helpers/test-db';
-import { testLogDir } from './log-scan/sink';
+import { emptyCoreTables, openCoreDb } from './helpers/core-db';
+import type { TestDatabase } from './helpers/test-db';
 import type { AuthUser } from '../src/auth/auth.types';
 import { AppError } from '../src/common/errors';
-import { AppConfig, loadConfig } from '../src/config/app-config';
+import type { AppConfig } from '../src/config/app-config';
 import type { Db } from '../src/database/database';
 import { NewPayment, orders, Payment } from '../src/database/schema';
 import { ORDER_PAID_EVENT, OrdersService } from '../src/orders/orders.service';
-import { OrdersRepository } from '../src/orders/orders.repository';
-import { HOSTED_CHECKOUT_OUTCOME_RULES } from '../src/payments/outcome-rules';
 import { MPESA_OUTCOME_RULES } from '../src/payments/providers/mpesa/mpesa.outcome-rules';
 import { hashRequest, OpenPaymentInput, OutcomeReport, PAYMENT_COMPLETED_EVENT, PaymentCompletedEvent, PaymentLifecycle } from '../src/payments/payment-lifecycle.service';
-import { PaymentsRepository } from '../src/payments/payments.repository';
+import type { PaymentsRepository } from '../src/payments/payments.repository';
 
 /**
  * The lifecycle tier: PaymentLifecycle and PaymentsRepository against a real, migrated database
  * (Postgres on DATABASE_URL, else PGlite, as every test file chooses), without an app or a
  * provider. Every integrity and review rule of the payment core is reached directly here, so a
  * change to one of them fails a test in this file (the e2e suites reach them only through a
- * provider's messages). One database per file; the tables are emptied before each test.
+ * provider's messages). One database per file (set up by helpers/core-db, shared with the other
+ * *.db.spec.ts files); the tables are emptied before each test.
  */
 
 const SECRET = 'lifecycle-tier-secret-0123456789abcdefghijk';
 const SHOP = 'shop-lc';
 const USER: AuthUser = { sub: 'cashier-lc', shopId: SHOP, role: 'cashier' } as AuthUser;
 const MANAGER: AuthUser = { sub: 'manager-lc', shopId: SHOP, role: 'manager' } as AuthUser;
-
-// Outside `pnpm test` (which sends them to a scanned file) the core's Nest logs would go to the console.
-if (!testLogDir()) Logger.overrideLogger(false);
 
 let tdb: TestDatabase;
 let db: Db;
@@ -43,22 +37,13 @@ const paidOrders: { shopId: string; orderId: string }[] = [];
 let n = 0;
 
 beforeAll(async () => {
-  tdb = await createTestDatabase();
-  db = tdb.handle.db;
-  config = loadConfig({ NODE_ENV: 'test', CALLBACK_SIGNING_SECRET: SECRET, JWT_SECRET: 'lifecycle-tier-jwt-secret-0123456789abcdef' });
-  const events = new EventEmitter2();
-  events.on(PAYMENT_COMPLETED_EVENT, (e: PaymentCompletedEvent) => completions.push(e));
-  events.on(ORDER_PAID_EVENT, (e: { shopId: string; orderId: string }) => paidOrders.push(e));
-  repo = new PaymentsRepository(db);
-  ordersService = new OrdersService(new OrdersRepository(db), events);
-  lifecycle = new PaymentLifecycle(repo, ordersService, events, config);
-  // What PaymentsModule, FlutterwaveModule and PesapalModule register at init.
-  lifecycle.registerOutcomeRules('mpesa', MPESA_OUTCOME_RULES);
-  lifecycle.registerOutcomeRules('flutterwave', HOSTED_CHECKOUT_OUTCOME_RULES);
-  lifecycle.registerOutcomeRules('pesapal', HOSTED_CHECKOUT_OUTCOME_RULES);
+  const core = await openCoreDb({ callbackSigningSecret: SECRET, jwtSecret: 'lifecycle-tier-jwt-secret-0123456789abcdef' });
+  ({ tdb, db, repo, ordersService, lifecycle, config } = core);
+  core.events.on(PAYMENT_COMPLETED_EVENT, (e: PaymentCompletedEvent) => completions.push(e));
+  core.events.on(ORDER_PAID_EVENT, (e: { shopId: string; orderId: string }) => paidOrders.push(e));
 });
 beforeEach(async () => {
-  await db.execute(sql`truncate payments, payment_events, orders, idempotency_keys`);
+  await emptyCoreTables(db);
   completions.length = 0;
   paidOrders.length = 0;
 });
