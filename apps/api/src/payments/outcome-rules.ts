@@ -1,4 +1,5 @@
 import type { NewPayment, Payment } from '../database/schema';
+import type { PaymentResponseDto } from './payments.dto';
 
 export type Outcome = 'completed' | 'failed' | 'cancelled' | 'expired';
 
@@ -50,6 +51,17 @@ export interface OutcomeRules {
   duplicateProblem(p: Payment, r: OutcomeReport, find: PaymentLookups): Promise<string | undefined>;
   /** Receipts that arrive after the outcome. Absent: the receipt of a closed payment never changes. */
   lateReceipts?: LateReceiptRules;
+  /** What the cashier is shown for this provider's payments. Absent: a hosted checkout's (its reference, transaction id, confirmation code, method, checkout link). */
+  presentation?: PresentationRules;
+}
+
+export interface PresentationRules {
+  /** What the customer holds as proof of paying ("M-Pesa SMS"). */
+  customerProof: string;
+  /** A payment of unknown outcome the provider cannot be asked about: only its statement (or a manager's release) settles it. */
+  onlyStatementSettles(p: Payment): boolean;
+  /** The provider's own fields of GET /payments/:id and friends. */
+  responseFields(p: Payment): Partial<PaymentResponseDto>;
 }
 
 /**

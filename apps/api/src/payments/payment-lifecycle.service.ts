@@ -156,14 +156,14 @@ export class PaymentLifecycle {
   /** 409 for a new payment on an order whose earlier payment may have taken the money (its outcome is unknown). */
   private outcomeUnknownConflict(p: Payment): ConflictError {
     const label = PROVIDER_LABELS[p.provider] ?? p.provider;
-    const mpesa = p.provider === 'mpesa';
-    // Without a CheckoutRequestID an STK query has nothing to ask with: reconcile cannot learn
-    // anything, only the statement (or a manager's release) settles it.
-    const manager = mpesa && !p.checkoutRequestId ? 'ask a manager to release it or upload the M-Pesa statement' : 'ask a manager to reconcile or release it';
+    const shown = this.outcomeRulesByProvider.get(p.provider)?.presentation;
+    // A payment the provider cannot be asked about (M-Pesa without a CheckoutRequestID): reconcile
+    // cannot learn anything, only the statement (or a manager's release) settles it.
+    const manager = shown?.onlyStatementSettles(p) ? `ask a manager to release it or upload the ${label} statement` : 'ask a manager to reconcile or release it';
     return new ConflictError(
       'PAYMENT_OUTCOME_UNKNOWN',
       `Order ${p.orderId} has an earlier ${label} payment of ${toMajor(p.amountMinor, p.currency)} ${p.currency} whose outcome is unknown: it may be paid. ` +
-        `Do not charge again: check the customer's ${mpesa ? 'M-Pesa SMS' : 'payment confirmation'}, or ${manager}.`,
+        `Do not charge again: check the customer's ${shown?.customerProof ?? 'payment confirmation'}, or ${manager}.`,
       { payment: this.toResponse(p) },
     );
   }
@@ -466,9 +466,13 @@ export class PaymentLifecycle {
       merchantRequestId: p.merchantRequestId,
       checkoutRequestId: p.checkoutRequestId,
       phone: p.phoneMasked,
-      ...(p.provider === 'mpesa'
-        ? { accountReference: p.accountReference, transactionDesc: p.transactionDesc }
-        : { reference: p.providerReference, providerTransactionId: p.providerTransactionId, providerReceipt: p.providerReceipt, paymentMethod: p.paymentMethod, checkoutUrl: p.checkoutUrl }),
+      ...(this.outcomeRulesByProvider.get(p.provider)?.presentation?.responseFields(p) ?? {
+        reference: p.providerReference,
+        providerTransactionId: p.providerTransactionId,
+        providerReceipt: p.providerReceipt,
+        paymentMethod: p.paymentMethod,
+        checkoutUrl: p.checkoutUrl,
+      }),
       createdAt: p.createdAt.toISOString(),
       updatedAt: p.updatedAt.toISOString(),
       completedAt: p.completedAt ? p.completedAt.toISOString() : null,

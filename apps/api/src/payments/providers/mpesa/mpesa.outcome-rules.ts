@@ -25,4 +25,10 @@ export const MPESA_OUTCOME_RULES: OutcomeRules = {
     inUse: async (receipt, find) => (await find.byReceipt(receipt)) !== null,
     columns: (p, r) => ({ mpesaReceiptNumber: r.receipt, transactionDate: r.transactionDate ?? p.transactionDate }),
   },
+  presentation: {
+    customerProof: 'M-Pesa SMS',
+    // Without a CheckoutRequestID an STK query has nothing to ask with.
+    onlyStatementSettles: (p) => !p.checkoutRequestId,
+    responseFields: (p) => ({ accountReference: p.accountReference, transactionDesc: p.transactionDesc }),
+  },
 };
