@@ -14,6 +14,7 @@ import {
   PUSH_PATH,
   SANDBOX_PASSKEY,
   validPush,
+  withFakeDaraja,
 } from './fake-daraja.testing';
 import { nairobiTimestamp } from './nairobi-time';
 import { stkPassword } from './password';
@@ -36,16 +37,9 @@ describe('DarajaService.initiateStkPush', () => {
   let fake: FakeDaraja;
   let logs: ReturnType<typeof captureLogs>;
 
-  beforeEach(async () => {
-    logs = captureLogs();
-    fake = new FakeDaraja();
-    await fake.start();
-  });
-
-  afterEach(async () => {
-    jest.restoreAllMocks();
-    logs.restore();
-    await fake.close();
+  withFakeDaraja((f, l) => {
+    fake = f;
+    logs = l;
   });
 
   it('PayBill: sends exactly the Daraja fields with the right values and types', async () => {

@@ -21,6 +21,7 @@ import {
   SANDBOX_PASSKEY,
   SIGNING_SECRET,
   validPush,
+  withFakeDaraja,
 } from './fake-daraja.testing';
 import { stkPassword } from './password';
 
@@ -40,18 +41,9 @@ const finalReply = (resultCode: string | number, resultDesc: string) => ({
 
 describe('DarajaService.queryStkStatus', () => {
   let fake: FakeDaraja;
-  let logs: ReturnType<typeof captureLogs>;
 
-  beforeEach(async () => {
-    logs = captureLogs();
-    fake = new FakeDaraja();
-    await fake.start();
-  });
-
-  afterEach(async () => {
-    jest.restoreAllMocks();
-    logs.restore();
-    await fake.close();
+  withFakeDaraja((f) => {
+    fake = f;
   });
 
   it('sends exactly {BusinessShortCode, Password, Timestamp, CheckoutRequestID}', async () => {

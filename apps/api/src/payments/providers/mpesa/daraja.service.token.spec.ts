@@ -1,6 +1,5 @@
 import { ProviderError } from '../provider-errors';
 import {
-  captureLogs,
   CONSUMER_KEY,
   CONSUMER_SECRET,
   darajaError,
@@ -13,22 +12,14 @@ import {
   okPush,
   PUSH_PATH,
   validPush,
+  withFakeDaraja,
 } from './fake-daraja.testing';
 
 describe('DarajaService OAuth token cache', () => {
   let fake: FakeDaraja;
-  let logs: ReturnType<typeof captureLogs>;
 
-  beforeEach(async () => {
-    logs = captureLogs();
-    fake = new FakeDaraja();
-    await fake.start();
-  });
-
-  afterEach(async () => {
-    jest.restoreAllMocks();
-    logs.restore();
-    await fake.close();
+  withFakeDaraja((f) => {
+    fake = f;
   });
 
   it('fetches with GET + Basic auth + grant_type and caches the token', async () => {

@@ -213,3 +213,23 @@ export const validPush = (patch: Record<string, unknown> = {}) => ({
   callbackUrl: 'https://pay.example.com/payments/callback/pay_1/tok',
   ...patch,
 });
+
+/**
+ * A fresh FakeDaraja (started) and captured logs around every test of the calling describe block,
+ * handed to `use` before each test; afterwards the logs are restored, spies undone and the fake closed.
+ */
+export function withFakeDaraja(use: (fake: FakeDaraja, logs: ReturnType<typeof captureLogs>) => void): void {
+  let fake: FakeDaraja;
+  let logs: ReturnType<typeof captureLogs>;
+  beforeEach(async () => {
+    logs = captureLogs();
+    fake = new FakeDaraja();
+    await fake.start();
+    use(fake, logs);
+  });
+  afterEach(async () => {
+    jest.restoreAllMocks();
+    logs.restore();
+    await fake.close();
+  });
+}

@@ -1,4 +1,4 @@
-import { captureLogs, FakeDaraja, makeService, OAUTH_PATH, okPush, PUSH_PATH, darajaError, validPush } from './fake-daraja.testing';
+import { captureLogs, FakeDaraja, makeService, OAUTH_PATH, okPush, PUSH_PATH, darajaError, validPush, withFakeDaraja } from './fake-daraja.testing';
 import { MemoryTokenStore, StoredToken, tokenStoreKey } from './token-store';
 
 const later = (ms = 60_000) => Date.now() + ms;
@@ -87,15 +87,9 @@ describe('DarajaService with a shared token store (two instances)', () => {
   let fake: FakeDaraja;
   let logs: ReturnType<typeof captureLogs>;
 
-  beforeEach(async () => {
-    logs = captureLogs();
-    fake = new FakeDaraja();
-    await fake.start();
-  });
-  afterEach(async () => {
-    jest.restoreAllMocks();
-    logs.restore();
-    await fake.close();
+  withFakeDaraja((f, l) => {
+    fake = f;
+    logs = l;
   });
 
   it('concurrent callers on two services sharing a store cause one OAuth request', async () => {
