@@ -98,7 +98,6 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     // What Daraja is sent (and the customer sees): the POS's text made to fit. requestHash above is over the raw body.
     const accountReference = dto.accountReference == null ? defaultAccountReference(dto.orderId) : fittedOrRefused('accountReference', dto.accountReference);
     const transactionDesc = dto.transactionDesc == null ? DEFAULT_TRANSACTION_DESC : fittedOrRefused('transactionDesc', dto.transactionDesc);
-    const actor = `user:${user.sub}`;
 
     const lost = await this.lifecycle.openPayment(paymentId, {
       user,
@@ -114,7 +113,7 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     });
     if (lost) return lost;
 
-    return this.sendPush(paymentId, phone, dto.amount, accountReference, transactionDesc, actor, dto.orderId, idempotencyKey ? { shopId: user.shopId, key: idempotencyKey } : undefined);
+    return this.sendPush(paymentId, phone, dto.amount, accountReference, transactionDesc, dto.orderId, idempotencyKey ? { shopId: user.shopId, key: idempotencyKey } : undefined);
   }
 
   /**
@@ -122,7 +121,7 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
    * with an unknown outcome becomes 'unresolved'. What Daraja answered, its audit event and the
    * Idempotency-Key's stored answer are written in one transaction.
    */
-  private sendPush(paymentId: string, phone: string, amount: number, accountReference: string, transactionDesc: string, actor: string, orderId: string, idem?: { shopId: string; key: string }): Promise<HttpResult> {
+  private sendPush(paymentId: string, phone: string, amount: number, accountReference: string, transactionDesc: string, orderId: string, idem?: { shopId: string; key: string }): Promise<HttpResult> {
     return this.initiation.run<MpesaInitiateResult>({
       paymentId,
       provider: 'mpesa',
