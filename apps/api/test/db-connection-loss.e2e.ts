@@ -88,8 +88,8 @@ const SILENT_PHONE = '254700000007';
     expect(alive(a)).toBe(true);
     // The refresh could not store the token, but OAuth answered: that token is used, and the push's
     // own writes go through fresh connections.
-    expect(res.status).toBe(201);
-    expect(res.body).toMatchObject({ status: 'pending', checkoutRequestId: expect.any(String) });
+    // Status and body together, so a failure shows what the API answered.
+    expect({ status: res.status, body: res.body }).toMatchObject({ status: 201, body: { status: 'pending', checkoutRequestId: expect.any(String) } });
     sim.setFaults({});
     await step('serve requests afterwards', 20_000, () => expectServing(a));
     // The loss was seen and handled (logged with its SQLSTATE), not thrown as an unhandled 'error' event.
