@@ -1,10 +1,11 @@
 import { sql } from 'drizzle-orm';
+import { EventEmitter2 } from '@nestjs/event-emitter';
 import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { emptyCoreTables, openCoreDb } from './helpers/core-db';
 import type { TestDatabase } from './helpers/test-db';
 import type { AuthUser } from '../src/auth/auth.types';
 import { AppError } from '../src/common/errors';
-import type { AppConfig } from '../src/config/app-config';
+import { AppConfig, loadConfig } from '../src/config/app-config';
 import type { Db } from '../src/database/database';
 import { NewPayment, orders, Payment } from '../src/database/schema';
 import { ORDER_PAID_EVENT, OrdersService } from '../src/orders/orders.service';
@@ -392,6 +393,12 @@ describe('applyOutcome: a report that does not fit the payment goes to review, c
     await expectReview(p, mpesaPaid(p, { amountMinor: 9_900n }), 'AMOUNT_MISMATCH');
   });
 
+  it('stores at most 500 characters of the provider\'s description', async () => {
+    const p = await mpesa(await order());
+    await expectReview(p, mpesaPaid(p, { amountMinor: 1n, resultDesc: 'd'.repeat(501) }), 'AMOUNT_MISMATCH');
+    expect((await row(p.id)).resultDesc).toHaveLength(500);
+  });
+
   it('AMOUNT_MISMATCH: a success that must carry an amount and carries none', async () => {
     const p = await card(await order());
     await expectReview(p, cardPaid(p, { amountMinor: undefined }), 'AMOUNT_MISMATCH');
@@ -521,6 +528,13 @@ describe('applyOutcome: money for more than the order still owes goes to review 
     expect(await lifecycle.applyOutcome(p.id, mpesaPaid(p), 'x')).toBe('applied');
     expect(await paidAt(orderId)).toBeInstanceOf(Date);
     expect(completions).toEqual([expect.objectContaining({ paymentId: p.id, orderPaid: true })]);
+  });
+
+  it('a payment whose order the orders port does not know completes (there is no balance to weigh it against)', async () => {
+    const p = await mpesa('ORD-NOT-IN-ORDERS');
+    expect(await lifecycle.applyOutcome(p.id, mpesaPaid(p), 'x')).toBe('applied');
+    expect(await row(p.id)).toMatchObject({ status: 'completed' });
+    expect(completions).toEqual([expect.objectContaining({ paymentId: p.id, orderPaid: false })]);
   });
 
   it('a failure on a paid order is only a failure', async () => {
@@ -663,10 +677,11 @@ describe('applyOutcome: a payment that took the money without its receipt gets i
     expect(await row(p.id)).toMatchObject({ transactionDate: '20250101000000' });
   });
 
-  it('a payment in review for a refund (it holds the money) gets its receipt too', async () => {
-    const p = await mpesa(await order(), { status: 'review', statusReason: 'EXCEEDS_OUTSTANDING' });
-    expect(await lifecycle.applyOutcome(p.id, mpesaPaid(p, { receipt: 'RCPREFUND1' }), 'x')).toBe('applied');
-    expect(await row(p.id)).toMatchObject({ status: 'review', statusReason: 'EXCEEDS_OUTSTANDING', mpesaReceiptNumber: 'RCPREFUND1' });
+  it.each(['EXCEEDS_OUTSTANDING', 'ORDER_ALREADY_PAID', 'PAID_AFTER_CLOSE', 'SECOND_CHARGE'])('a payment in review for a refund (%s: it holds the money) gets its receipt too', async (reason) => {
+    const p = await mpesa(await order(), { status: 'review', statusReason: reason });
+    const r = mpesaPaid(p);
+    expect(await lifecycle.applyOutcome(p.id, r, 'x')).toBe('applied');
+    expect(await row(p.id)).toMatchObject({ status: 'review', statusReason: reason, mpesaReceiptNumber: r.receipt });
     expect(await lastEvent(p.id)).toMatchObject({ type: 'receipt_recorded', fromStatus: 'review' });
   });
 
@@ -740,6 +755,14 @@ describe('applyOutcome: a verified success with another receipt for a payment th
     // The same second charge reported again is a duplicate (its receipt is taken now).
     expect(await lifecycle.applyOutcome(p.id, r, 'daraja:callback')).toBe('duplicate');
     expect(await paymentsOf(p.orderId)).toHaveLength(2);
+  });
+
+  it('the second charge row keeps at most 500 characters of its description', async () => {
+    const p = await paidWith('RCPFIRST03');
+    expect(await lifecycle.applyOutcome(p.id, mpesaPaid(p, { receipt: 'R'.repeat(480) }), 'x')).toBe('review');
+    const second = (await paymentsOf(p.orderId)).find((x) => x.id !== p.id)!;
+    expect(second.resultDesc).toBe(`Second charge: receipt ${'R'.repeat(480)} for the push of payment ${p.id} (which holds RCPFIRST03); refund one`.slice(0, 500));
+    expect(second.resultDesc).toHaveLength(500);
   });
 
   it('only a verified M-Pesa callback with the amount and a new receipt is a second charge', async () => {
@@ -999,6 +1022,8 @@ describe('openPayment', () => {
     expect((await failure(lifecycle.openPayment(randomUUID(), openInput(flw.orderId)))).message).toBe(
       `Order ${flw.orderId} has an earlier Flutterwave payment of 100 KES whose outcome is unknown: it may be paid. Do not charge again: check the customer's payment confirmation, or ask a manager to reconcile or release it.`,
     );
+    const pp = await card(await order(), { provider: 'pesapal', status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
+    expect((await failure(lifecycle.openPayment(randomUUID(), openInput(pp.orderId)))).message).toContain('an earlier Pesapal payment of 100 KES');
     const other = await card(await order(), { provider: 'acme', status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
     expect((await failure(lifecycle.openPayment(randomUUID(), openInput(other.orderId)))).message).toContain('an earlier acme payment');
   });
@@ -1036,6 +1061,14 @@ describe('replayIdempotent', () => {
     const p = await row(old);
     expect(await lifecycle.replayIdempotent(SHOP, 'key-old', 'h'.repeat(64))).toEqual({ status: 200, body: lifecycle.toResponse(p), replayed: true });
     expect((await failure(lifecycle.replayIdempotent(SHOP, 'key-old', 'other'))).code).toBe('IDEMPOTENCY_KEY_REUSED');
+  });
+
+  it('how long a request may hold a key is the SLOWEST provider timeout plus 30 s', async () => {
+    const slow = new PaymentLifecycle(repo, ordersService, new EventEmitter2(), loadConfig({ NODE_ENV: 'test', CALLBACK_SIGNING_SECRET: SECRET, JWT_SECRET: 'lifecycle-tier-jwt-secret-0123456789abcdef', MPESA_HTTP_TIMEOUT_MS: '2000', FLUTTERWAVE_HTTP_TIMEOUT_MS: '60000', PESAPAL_HTTP_TIMEOUT_MS: '3000' }));
+    await keyFor(await order(), 'key-slow', 80); // less than 60 + 30 s
+    expect((await failure(slow.replayIdempotent(SHOP, 'key-slow', 'h'.repeat(64)))).code).toBe('IDEMPOTENCY_REQUEST_IN_PROGRESS');
+    const id = await keyFor(await order(), 'key-slower', 100);
+    expect(await slow.replayIdempotent(SHOP, 'key-slower', 'h'.repeat(64))).toMatchObject({ status: 200, body: { paymentId: id }, replayed: true });
   });
 
   it('an old unanswered key whose payment is gone stays in progress (never a made-up answer)', async () => {

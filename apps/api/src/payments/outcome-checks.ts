@@ -30,6 +30,11 @@ export function integrityProblem(p: Payment, r: OutcomeReport): string | undefin
   return undefined;
 }
 
+/** The provider's result as stored on the payment (its description cut to 500 characters). */
+export function resultOf(r: OutcomeReport): Pick<Payment, 'resultCode' | 'resultDesc'> {
+  return { resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500) };
+}
+
 /** The provider's ids and payment method the payment did not know yet (the ones it knows are kept). */
 export function knownIds(p: Payment, r: OutcomeReport): Pick<Payment, 'checkoutRequestId' | 'merchantRequestId' | 'providerTransactionId' | 'paymentMethod'> {
   return {

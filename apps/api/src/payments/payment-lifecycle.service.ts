@@ -10,7 +10,7 @@ import { APP_CONFIG } from '../config/config.module';
 import { pgErrorCode, Tx, UNIQUE_VIOLATION } from '../database/database';
 import type { NewPayment, Payment } from '../database/schema';
 import { OrderBalance, ORDERS_PORT, OrdersPort } from '../orders/orders.port';
-import { amountMatches, CLOSED_WITHOUT_MONEY, integrityProblem, isClosed, isSettleable, knownIds, reportSummary } from './outcome-checks';
+import { amountMatches, CLOSED_WITHOUT_MONEY, integrityProblem, isClosed, isSettleable, knownIds, reportSummary, resultOf } from './outcome-checks';
 import type { Outcome, OutcomeReport, OutcomeRules, PaymentLookups } from './outcome-rules';
 import { canTransition, holdsMoney, isInFlight, isTerminal, OUTCOME_UNKNOWN, PaymentStatus, SECOND_CHARGE } from './payment-status';
 import type { PaymentResponseDto } from './payments.dto';
@@ -371,7 +371,7 @@ export class PaymentLifecycle {
     const { tx, p, r, rules, actor, summary } = a;
     if (r.outcome !== 'completed' || !CLOSED_WITHOUT_MONEY.includes(p.status) || integrityProblem(p, r) || (await this.duplicateProblem(a))) return false;
     await this.repo.update(p.id, {
-      status: 'review', statusReason: 'PAID_AFTER_CLOSE', resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500),
+      status: 'review', statusReason: 'PAID_AFTER_CLOSE', ...resultOf(r),
       checkoutRequestId: p.checkoutRequestId ?? r.checkoutRequestId ?? null, providerTransactionId: p.providerTransactionId ?? r.providerTransactionId ?? null,
       ...rules.receiptColumns(r),
     }, tx);
@@ -388,7 +388,7 @@ export class PaymentLifecycle {
 
   /** An open payment whose report does not fit it (integrityProblem) or repeats another payment's: review, nothing else changes. */
   private async reviewMismatch({ tx, p, r, actor, summary }: Applying, problem: string): Promise<ApplyResult> {
-    await this.repo.update(p.id, { status: 'review', statusReason: problem, resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500) }, tx);
+    await this.repo.update(p.id, { status: 'review', statusReason: problem, ...resultOf(r) }, tx);
     await this.repo.insertEvent({ paymentId: p.id, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem, expectedAmountMinor: p.amountMinor.toString(), expectedCurrency: p.currency, expectedCheckoutRequestId: p.checkoutRequestId, expectedReference: p.providerReference } }, tx);
     this.logger.warn({ paymentId: p.id, problem }, 'payment moved to review');
     return 'review';
@@ -405,8 +405,7 @@ export class PaymentLifecycle {
     await this.repo.update(p.id, {
       status: to,
       statusReason: REASONS[r.outcome],
-      resultCode: r.resultCode,
-      resultDesc: r.resultDesc.slice(0, 500),
+      ...resultOf(r),
       ...knownIds(p, r),
       ...(completing ? { ...receipt, completedAt: new Date() } : {}),
     }, tx);
@@ -428,7 +427,7 @@ export class PaymentLifecycle {
     const balance = await this.orders.getBalance(p.shopId, p.orderId, tx);
     if (!balance || p.amountMinor <= balance.outstandingMinor) return false;
     const problem = balance.outstandingMinor <= 0n ? 'ORDER_ALREADY_PAID' : 'EXCEEDS_OUTSTANDING';
-    await this.repo.update(p.id, { status: 'review', statusReason: problem, resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500), ...knownIds(p, r), ...rules.receiptColumns(r) }, tx);
+    await this.repo.update(p.id, { status: 'review', statusReason: problem, ...resultOf(r), ...knownIds(p, r), ...rules.receiptColumns(r) }, tx);
     const note = problem === 'ORDER_ALREADY_PAID' ? 'the customer paid an order that was already paid: refund due' : 'the customer paid more than the order still owed: refund the difference or all of it';
     await this.repo.insertEvent({ paymentId: p.id, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem, note, outstandingMinor: balance.outstandingMinor.toString(), paidMinor: balance.paidMinor.toString(), totalMinor: balance.totalMinor.toString() } }, tx);
     this.logger.warn({ paymentId: p.id, problem }, 'payment succeeded for more than its order still owed; moved to review for a refund');

@@ -19,4 +19,17 @@ describe('payment status transitions', () => {
     expect(isInFlight('review')).toBe(false);
     expect(isTerminal('review')).toBe(false);
   });
+
+  it('review is left by no transition (only the truth settles an OUTCOME_UNKNOWN one, in PaymentLifecycle); an unknown status goes nowhere', () => {
+    for (const to of ['initiated', 'pending', 'unresolved', 'completed', 'failed', 'cancelled', 'expired', 'review'] as const) {
+      expect(canTransition('review', to)).toBe(false);
+      expect(canTransition('bogus', to)).toBe(false);
+    }
+    expect(canTransition('unresolved', 'pending')).toBe(true);
+    expect(canTransition('pending', 'unresolved')).toBe(true);
+    expect(canTransition('initiated', 'unresolved')).toBe(true);
+    expect(canTransition('unresolved', 'initiated')).toBe(false);
+    expect(isInFlight('bogus')).toBe(false);
+    expect(isTerminal('bogus')).toBe(false);
+  });
 });

@@ -47,7 +47,8 @@ export async function openCoreDb(secrets: { callbackSigningSecret: string; jwtSe
 
 /** Empties the core's tables (each test starts from none). */
 export async function emptyCoreTables(db: Db): Promise<void> {
-  await db.execute(sql`truncate payments, payment_events, orders, idempotency_keys`);
+  // DELETE, not TRUNCATE: on a few rows it is ten times faster, and the lifecycle tier runs once per mutant in `pnpm mutation`.
+  for (const table of [sql`payments`, sql`payment_events`, sql`orders`, sql`idempotency_keys`]) await db.execute(sql`delete from ${table}`);
 }
 
 /** The rows of a db.execute result, whichever driver ran it (node-postgres: { rows }, PGlite: the rows). */
