@@ -50,6 +50,8 @@ export default defineConfig(
       sourceType: 'commonjs',
       globals: { module: 'writable', require: 'readonly', __dirname: 'readonly' },
     },
+    // CommonJS loads with require() (e.g. apps/api/mutation/jest.config.js extends ../jest.config).
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   prettier,
 );
