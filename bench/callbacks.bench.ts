@@ -23,7 +23,25 @@
  *   BENCH_PG_OPTIONS="-c synchronous_commit=off"   diagnostics: what commit latency costs (never for money)
  */
 import { callbackToken } from '../apps/api/src/payments/providers/mpesa/callback-token';
-import { check, envInt, freshPostgres, log, machineInfo, median, pct, rows, run, serverDatabaseUrl, sleep, SMOKE, table, verdictTable, writeResult, type BenchDatabase, type TargetVerdict } from './lib/common';
+import {
+  check,
+  envInt,
+  freshPostgres,
+  log,
+  machineInfo,
+  median,
+  pct,
+  rows,
+  run,
+  serverDatabaseUrl,
+  sleep,
+  SMOKE,
+  table,
+  verdictTable,
+  writeResult,
+  type BenchDatabase,
+  type TargetVerdict,
+} from './lib/common';
 import { sql, type AutocannonRequest } from './lib/deps';
 import { assertClean, load, type LoadSummary } from './lib/load';
 import { procCpuMs, procRss, removeLog, startChild, freePort, type ChildHandle } from './lib/procs';
@@ -45,7 +63,13 @@ const AMOUNT = 100; // KES
 
 type Target = 'bare' | 'bare-apply' | 'bare-lean' | 'express' | 'api';
 type Scenario = 'duplicate' | 'distinct';
-const LABEL: Record<Target, string> = { bare: 'bare handler (store only)', 'bare-apply': 'bare handler (store + apply)', 'bare-lean': 'bare handler (proposed lean SQL)', express: 'Express + pg (store only)', api: 'API' };
+const LABEL: Record<Target, string> = {
+  bare: 'bare handler (store only)',
+  'bare-apply': 'bare handler (store + apply)',
+  'bare-lean': 'bare handler (proposed lean SQL)',
+  express: 'Express + pg (store only)',
+  api: 'API',
+};
 
 interface Seeded {
   dup: { id: string; checkout: string };
@@ -63,7 +87,9 @@ async function seed(db: BenchDatabase): Promise<Seeded> {
     select gen_random_uuid(), ${SHOP}, 'CB-' || i, ${AMOUNT * 100}, 'KES', 'mpesa', 'pending', 'bench', '2547******78', 'bench-' || i, 'ws_CO_BENCH' || lpad(i::text, 8, '0')
     from generate_series(0, ${n - 1}) as i`);
   await db.handle.db.execute(sql`analyze`);
-  const all = rows<{ id: string; checkout_request_id: string }>(await db.handle.db.execute(sql`select id, checkout_request_id from payments order by checkout_request_id`)).map((r) => ({ id: r.id, checkout: r.checkout_request_id }));
+  const all = rows<{ id: string; checkout_request_id: string }>(
+    await db.handle.db.execute(sql`select id, checkout_request_id from payments order by checkout_request_id`),
+  ).map((r) => ({ id: r.id, checkout: r.checkout_request_id }));
   return { dup: all[0], payments: all.slice(1) };
 }
 
@@ -95,13 +121,30 @@ const HEADERS = { 'content-type': 'application/json' };
 async function startTarget(target: Target, db: BenchDatabase): Promise<ChildHandle> {
   const url = serverDatabaseUrl(db.url);
   if (target === 'api') return startApi('callbacks-api', { databaseUrl: url, poolSize: POOL_SIZE });
-  return startChild(`callbacks-${target}`, resolve(__dirname, target === 'express' ? 'lib/express-callback-server.ts' : 'lib/bare-callback-server.ts'), {
-    env: { DATABASE_URL: url, PORT: String(await freePort()), CALLBACK_SIGNING_SECRET: BENCH_CALLBACK_SECRET, BENCH_BARE_MODE: target === 'bare-apply' ? 'apply' : target === 'bare-lean' ? 'lean' : 'ingest', BENCH_DB_POOL_SIZE: POOL_SIZE ? String(POOL_SIZE) : undefined },
-  });
+  return startChild(
+    `callbacks-${target}`,
+    resolve(__dirname, target === 'express' ? 'lib/express-callback-server.ts' : 'lib/bare-callback-server.ts'),
+    {
+      env: {
+        DATABASE_URL: url,
+        PORT: String(await freePort()),
+        CALLBACK_SIGNING_SECRET: BENCH_CALLBACK_SECRET,
+        BENCH_BARE_MODE: target === 'bare-apply' ? 'apply' : target === 'bare-lean' ? 'lean' : 'ingest',
+        BENCH_DB_POOL_SIZE: POOL_SIZE ? String(POOL_SIZE) : undefined,
+      },
+    },
+  );
 }
 
 /** Runs one phase; `distinct` walks through `slice`, one payment per request. */
-async function phase(label: string, url: string, scenario: Scenario, seeded: Seeded, slice: [number, number], measure: { duration?: number; amount?: number; connections?: number }): Promise<LoadSummary & { exhausted: boolean }> {
+async function phase(
+  label: string,
+  url: string,
+  scenario: Scenario,
+  seeded: Seeded,
+  slice: [number, number],
+  measure: { duration?: number; amount?: number; connections?: number },
+): Promise<LoadSummary & { exhausted: boolean }> {
   let exhausted = false;
   let request: AutocannonRequest;
   if (scenario === 'duplicate') {
@@ -122,7 +165,12 @@ async function phase(label: string, url: string, scenario: Scenario, seeded: See
       },
     };
   }
-  const s = await load(label, { url, connections: measure.connections ?? CONNECTIONS, ...(measure.amount ? { amount: measure.amount } : { duration: measure.duration }), requests: [request] });
+  const s = await load(label, {
+    url,
+    connections: measure.connections ?? CONNECTIONS,
+    ...(measure.amount ? { amount: measure.amount } : { duration: measure.duration }),
+    requests: [request],
+  });
   return { ...s, exhausted };
 }
 
@@ -138,11 +186,17 @@ interface Row {
   loadGeneratorCpuMsPerRequest: number;
 }
 
-async function inboxStats(db: BenchDatabase): Promise<{ total: number; unprocessed: number; completed: number; outcomes: Record<string, number> }> {
+async function inboxStats(
+  db: BenchDatabase,
+): Promise<{ total: number; unprocessed: number; completed: number; outcomes: Record<string, number> }> {
   const r = rows<{ total: number; unprocessed: number; completed: number }>(
-    await db.handle.db.execute(sql`select (select count(*) from callback_inbox)::int as total, (select count(*) from callback_inbox where processed_at is null)::int as unprocessed, (select count(*) from payments where status = 'completed')::int as completed`),
+    await db.handle.db.execute(
+      sql`select (select count(*) from callback_inbox)::int as total, (select count(*) from callback_inbox where processed_at is null)::int as unprocessed, (select count(*) from payments where status = 'completed')::int as completed`,
+    ),
   )[0];
-  const o = rows<{ outcome: string | null; n: number }>(await db.handle.db.execute(sql`select outcome, count(*)::int as n from callback_inbox group by outcome`));
+  const o = rows<{ outcome: string | null; n: number }>(
+    await db.handle.db.execute(sql`select outcome, count(*)::int as n from callback_inbox group by outcome`),
+  );
   return { ...r, outcomes: Object.fromEntries(o.map((x) => [x.outcome ?? '(none)', x.n])) };
 }
 
@@ -152,14 +206,19 @@ async function settled(db: BenchDatabase, processes: boolean): Promise<Awaited<R
   for (let i = 0; i < 50; i++) {
     await sleep(100);
     const cur = await inboxStats(db);
-    if (cur.total === prev.total && (!processes || cur.unprocessed === 0) && cur.completed === prev.completed) return cur;
+    if (cur.total === prev.total && (!processes || cur.unprocessed === 0) && cur.completed === prev.completed)
+      return cur;
     prev = cur;
   }
   return prev;
 }
 
 const diff = (a: Record<string, number>, b: Record<string, number>): Record<string, number> =>
-  Object.fromEntries(Object.entries(b).map(([k, v]) => [k, v - (a[k] ?? 0)]).filter(([, v]) => v !== 0));
+  Object.fromEntries(
+    Object.entries(b)
+      .map(([k, v]) => [k, v - (a[k] ?? 0)])
+      .filter(([, v]) => v !== 0),
+  );
 
 async function runTarget(target: Target, repeat: number): Promise<Row[]> {
   const db = await freshPostgres(`cb_${target}`);
@@ -174,17 +233,30 @@ async function runTarget(target: Target, repeat: number): Promise<Row[]> {
 
     if (WARMUP) {
       assertClean(await phase(`${target} warm-up duplicate`, url, 'duplicate', seeded, [0, 0], { duration: WARMUP }));
-      assertClean(await phase(`${target} warm-up distinct`, url, 'distinct', seeded, [0, WARM_PAYMENTS], { amount: WARM_PAYMENTS }));
+      assertClean(
+        await phase(`${target} warm-up distinct`, url, 'distinct', seeded, [0, WARM_PAYMENTS], {
+          amount: WARM_PAYMENTS,
+        }),
+      );
     } else {
       // the duplicate scenario measures duplicates: complete the payment first
-      assertClean(await phase(`${target} first callback`, url, 'duplicate', seeded, [0, 0], { amount: 1, connections: 1 }));
+      assertClean(
+        await phase(`${target} first callback`, url, 'duplicate', seeded, [0, 0], { amount: 1, connections: 1 }),
+      );
     }
 
     for (const scenario of ['duplicate', 'distinct'] as Scenario[]) {
       const before = await inboxStats(db);
       const cpu0 = procCpuMs(server.pid);
       const ownCpu0 = process.cpuUsage();
-      const s = await phase(`${target} ${scenario}`, url, scenario, seeded, [WARM_PAYMENTS, WARM_PAYMENTS + PAYMENTS], SMOKE ? { amount: SMOKE_REQUESTS } : { duration: DURATION });
+      const s = await phase(
+        `${target} ${scenario}`,
+        url,
+        scenario,
+        seeded,
+        [WARM_PAYMENTS, WARM_PAYMENTS + PAYMENTS],
+        SMOKE ? { amount: SMOKE_REQUESTS } : { duration: DURATION },
+      );
       const cpu1 = procCpuMs(server.pid);
       const ownCpu = process.cpuUsage(ownCpu0);
       const after = await settled(db, processes);
@@ -192,21 +264,31 @@ async function runTarget(target: Target, repeat: number): Promise<Row[]> {
       // Every acknowledged callback is durably stored (and, where the server processes, processed).
       // A duration run stops with up to one request per connection in flight: those are stored too.
       const stored = after.total - before.total;
-      check(stored >= s.ok && stored <= s.ok + CONNECTIONS, `${target} ${scenario}: ${s.ok} callbacks acknowledged but ${stored} stored`);
+      check(
+        stored >= s.ok && stored <= s.ok + CONNECTIONS,
+        `${target} ${scenario}: ${s.ok} callbacks acknowledged but ${stored} stored`,
+      );
       const outcomes = diff(before.outcomes, after.outcomes);
       if (processes) {
         check(after.unprocessed === 0, `${target} ${scenario}: ${after.unprocessed} stored callbacks left unprocessed`);
         if (scenario === 'distinct') {
           check(!s.exhausted, `${target}: ran out of seeded payments; raise BENCH_CALLBACK_PAYMENTS above ${PAYMENTS}`);
-          check(after.completed - before.completed === stored, `${target} distinct: ${stored} success callbacks stored but ${after.completed - before.completed} payments completed`);
+          check(
+            after.completed - before.completed === stored,
+            `${target} distinct: ${stored} success callbacks stored but ${after.completed - before.completed} payments completed`,
+          );
         } else {
           check(after.completed === before.completed, `${target} duplicate: a duplicate callback changed a payment`);
         }
       }
-      const serverCpuMsPerRequest = cpu0 !== undefined && cpu1 !== undefined ? Math.round(((cpu1 - cpu0) / s.requests) * 1000) / 1000 : undefined;
-      const loadGeneratorCpuMsPerRequest = Math.round(((ownCpu.user + ownCpu.system) / 1000 / s.requests) * 1000) / 1000;
+      const serverCpuMsPerRequest =
+        cpu0 !== undefined && cpu1 !== undefined ? Math.round(((cpu1 - cpu0) / s.requests) * 1000) / 1000 : undefined;
+      const loadGeneratorCpuMsPerRequest =
+        Math.round(((ownCpu.user + ownCpu.system) / 1000 / s.requests) * 1000) / 1000;
       out.push({ target, scenario, repeat, load: s, outcomes, serverCpuMsPerRequest, loadGeneratorCpuMsPerRequest });
-      log(`    ${scenario.padEnd(9)} ${String(s.rps).padStart(6)} req/s  p50 ${s.latencyMs.p50} ms  p99 ${s.latencyMs.p99} ms  server CPU ${serverCpuMsPerRequest ?? '?'} ms/req  (${s.ok} acknowledged${processes ? `, outcomes ${JSON.stringify(outcomes)}` : ''})`);
+      log(
+        `    ${scenario.padEnd(9)} ${String(s.rps).padStart(6)} req/s  p50 ${s.latencyMs.p50} ms  p99 ${s.latencyMs.p99} ms  server CPU ${serverCpuMsPerRequest ?? '?'} ms/req  (${s.ok} acknowledged${processes ? `, outcomes ${JSON.stringify(outcomes)}` : ''})`,
+      );
     }
     const rss = procRss(server.pid);
     for (const r of out) r.serverPeakRssMb = rss?.peakRssMb;
@@ -221,7 +303,9 @@ async function runTarget(target: Target, repeat: number): Promise<Row[]> {
 }
 
 async function main(): Promise<void> {
-  log(`callback ingestion: ${CONNECTIONS} connections, ${SMOKE ? `${SMOKE_REQUESTS} requests per phase (smoke)` : `${DURATION} s per phase after ${WARMUP} s warm-up, ${REPEAT} repeat(s)`}, servers ${TARGETS.join(', ')}`);
+  log(
+    `callback ingestion: ${CONNECTIONS} connections, ${SMOKE ? `${SMOKE_REQUESTS} requests per phase (smoke)` : `${DURATION} s per phase after ${WARMUP} s warm-up, ${REPEAT} repeat(s)`}, servers ${TARGETS.join(', ')}`,
+  );
   const all: Row[] = [];
   let pgVersion: string | undefined;
   for (let r = 0; r < REPEAT; r++) {
@@ -252,11 +336,21 @@ async function main(): Promise<void> {
       };
     }),
   );
-  const get = (scenario: Scenario, target: Target) => summary.find((s) => s.scenario === scenario && s.target === target);
+  const get = (scenario: Scenario, target: Target) =>
+    summary.find((s) => s.scenario === scenario && s.target === target);
 
   const body = summary.map((s) => {
     const bare = get(s.scenario, 'bare');
-    return [s.scenario, LABEL[s.target], s.rps, s.p50, s.p99, bare ? (s.rps / bare.rps).toFixed(2) : '-', Number.isNaN(s.serverCpuMsPerRequest) ? '-' : s.serverCpuMsPerRequest.toFixed(2), Number.isNaN(s.serverPeakRssMb) ? '-' : s.serverPeakRssMb];
+    return [
+      s.scenario,
+      LABEL[s.target],
+      s.rps,
+      s.p50,
+      s.p99,
+      bare ? (s.rps / bare.rps).toFixed(2) : '-',
+      Number.isNaN(s.serverCpuMsPerRequest) ? '-' : s.serverCpuMsPerRequest.toFixed(2),
+      Number.isNaN(s.serverPeakRssMb) ? '-' : s.serverPeakRssMb,
+    ];
   });
   const verdicts: TargetVerdict[] = [];
   for (const scenario of ['duplicate', 'distinct'] as Scenario[]) {
@@ -264,22 +358,44 @@ async function main(): Promise<void> {
     const bare = get(scenario, 'bare');
     if (!api || !bare || SMOKE) continue;
     const ratio = api.rps / bare.rps;
-    verdicts.push({ name: `callback ingestion, ${scenario}: API / bare handler`, target: '>= 0.80', value: ratio.toFixed(2), met: ratio >= 0.8, miss: ratio < 0.8 ? `${pct(1 - ratio / 0.8)} short` : undefined });
+    verdicts.push({
+      name: `callback ingestion, ${scenario}: API / bare handler`,
+      target: '>= 0.80',
+      value: ratio.toFixed(2),
+      met: ratio >= 0.8,
+      miss: ratio < 0.8 ? `${pct(1 - ratio / 0.8)} short` : undefined,
+    });
   }
   const notes: string[] = [];
   for (const scenario of ['duplicate', 'distinct'] as Scenario[]) {
     const api = get(scenario, 'api');
     const bare = get(scenario, 'bare');
     const apply = get(scenario, 'bare-apply');
-    if (bare && apply) notes.push(`${scenario}: processing (the API's statements, hand-written) costs ${pct(1 - apply.rps / bare.rps)} of bare throughput`);
-    if (api && apply) notes.push(`${scenario}: API / bare-apply = ${(api.rps / apply.rps).toFixed(2)} (framework, ORM and logging overhead for the same SQL)`);
+    if (bare && apply)
+      notes.push(
+        `${scenario}: processing (the API's statements, hand-written) costs ${pct(1 - apply.rps / bare.rps)} of bare throughput`,
+      );
+    if (api && apply)
+      notes.push(
+        `${scenario}: API / bare-apply = ${(api.rps / apply.rps).toFixed(2)} (framework, ORM and logging overhead for the same SQL)`,
+      );
   }
 
   const result = {
     benchmark: 'callback-ingestion',
     date: new Date().toISOString(),
     smoke: SMOKE,
-    settings: { pgOptions: process.env.BENCH_PG_OPTIONS, connections: CONNECTIONS, durationSeconds: SMOKE ? undefined : DURATION, requestsPerPhase: SMOKE ? SMOKE_REQUESTS : undefined, warmupSeconds: WARMUP, repeats: REPEAT, poolSize: POOL_SIZE ?? 'API default (10)', logLevel: process.env.BENCH_LOG_LEVEL ?? 'info', seededPayments: PAYMENTS },
+    settings: {
+      pgOptions: process.env.BENCH_PG_OPTIONS,
+      connections: CONNECTIONS,
+      durationSeconds: SMOKE ? undefined : DURATION,
+      requestsPerPhase: SMOKE ? SMOKE_REQUESTS : undefined,
+      warmupSeconds: WARMUP,
+      repeats: REPEAT,
+      poolSize: POOL_SIZE ?? 'API default (10)',
+      logLevel: process.env.BENCH_LOG_LEVEL ?? 'info',
+      seededPayments: PAYMENTS,
+    },
     summary,
     runs: all,
     targets: verdicts,
@@ -287,7 +403,9 @@ async function main(): Promise<void> {
     machine: machineInfo(pgVersion),
   };
   const file = writeResult('callbacks', result);
-  process.stdout.write(`\n${table(['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'vs bare', 'server CPU ms/req', 'peak RSS MB'], body)}\n`);
+  process.stdout.write(
+    `\n${table(['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'vs bare', 'server CPU ms/req', 'peak RSS MB'], body)}\n`,
+  );
   if (verdicts.length) process.stdout.write(`\n${verdictTable(verdicts)}\n`);
   for (const n of notes) process.stdout.write(`  ${n}\n`);
   if (process.env.BENCH_CPU_PROF === '1') process.stdout.write(`\nCPU profiles: ${CPU_PROF_DIR}\n`);

@@ -17,7 +17,21 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
-import { check, envInt, freshPostgres, log, machineInfo, median, run, SMOKE, sleep, table, verdictTable, writeResult, type TargetVerdict } from './lib/common';
+import {
+  check,
+  envInt,
+  freshPostgres,
+  log,
+  machineInfo,
+  median,
+  run,
+  SMOKE,
+  sleep,
+  table,
+  verdictTable,
+  writeResult,
+  type TargetVerdict,
+} from './lib/common';
 import { API_DIR, SWC_REGISTER } from './lib/deps';
 import { freePort, LOG_DIR, procCpuMs, procRss, removeLog, startChild, tail } from './lib/procs';
 
@@ -42,7 +56,16 @@ async function startMain(dataDir: string, databaseUrl?: string): Promise<Start> 
   const started = performance.now();
   const child = spawn(process.execPath, ['-r', SWC_REGISTER, 'src/main.ts'], {
     cwd: API_DIR,
-    env: { ...process.env, NODE_ENV: 'development', LOG_LEVEL: 'info', PORT: String(port), SIMULATOR_PORT: '0', DATA_DIR: dataDir, INIT_CWD: dataDir, DATABASE_URL: databaseUrl ?? '' },
+    env: {
+      ...process.env,
+      NODE_ENV: 'development',
+      LOG_LEVEL: 'info',
+      PORT: String(port),
+      SIMULATOR_PORT: '0',
+      DATA_DIR: dataDir,
+      INIT_CWD: dataDir,
+      DATABASE_URL: databaseUrl ?? '',
+    },
     stdio: ['ignore', fd, fd],
   });
   closeSync(fd);
@@ -57,7 +80,12 @@ async function startMain(dataDir: string, databaseUrl?: string): Promise<Start> 
         const body = (await res.json()) as { status?: string; databaseKind?: string };
         if (res.status === 200 && body.status === 'ok') {
           const ms = Math.round(performance.now() - started);
-          return { ms, cpuMs: procCpuMs(child.pid!), databaseKind: String(body.databaseKind), rssMb: procRss(child.pid!)?.rssMb };
+          return {
+            ms,
+            cpuMs: procCpuMs(child.pid!),
+            databaseKind: String(body.databaseKind),
+            rssMb: procRss(child.pid!)?.rssMb,
+          };
         }
       } catch {
         // not listening yet
@@ -76,7 +104,17 @@ async function startMain(dataDir: string, databaseUrl?: string): Promise<Start> 
 type Marks = Record<string, number>;
 
 async function phases(dataDir: string): Promise<Marks> {
-  const child = await startChild('boot-phases', resolve(__dirname, 'lib/boot-phases.ts'), { env: { NODE_ENV: 'development', LOG_LEVEL: 'info', PORT: String(await freePort()), DATA_DIR: dataDir, DATABASE_URL: '', FLUTTERWAVE_ENABLED: 'false', PESAPAL_ENABLED: 'false' } });
+  const child = await startChild('boot-phases', resolve(__dirname, 'lib/boot-phases.ts'), {
+    env: {
+      NODE_ENV: 'development',
+      LOG_LEVEL: 'info',
+      PORT: String(await freePort()),
+      DATA_DIR: dataDir,
+      DATABASE_URL: '',
+      FLUTTERWAVE_ENABLED: 'false',
+      PESAPAL_ENABLED: 'false',
+    },
+  });
   const marks = child.ready.marks as Marks;
   await child.stop();
   removeLog(child.logFile);
@@ -118,9 +156,15 @@ async function main(): Promise<void> {
       rmSync(dir2, { recursive: true, force: true });
       await db.dispose().catch(() => undefined);
     }
-    log(`  run ${i + 1}: first start ${first[i].ms} ms (CPU ${first[i].cpuMs} ms), restart ${restart[i].ms} ms (CPU ${restart[i].cpuMs} ms) on PGlite; Postgres ${postgres[i].ms} ms (CPU ${postgres[i].cpuMs} ms); load average ${os.loadavg()[0].toFixed(1)}`);
+    log(
+      `  run ${i + 1}: first start ${first[i].ms} ms (CPU ${first[i].cpuMs} ms), restart ${restart[i].ms} ms (CPU ${restart[i].cpuMs} ms) on PGlite; Postgres ${postgres[i].ms} ms (CPU ${postgres[i].cpuMs} ms); load average ${os.loadavg()[0].toFixed(1)}`,
+    );
   }
-  for (const s of [...first, ...restart]) check(s.databaseKind === 'pglite', `expected the embedded database, /health says ${s.databaseKind} (a .env with DATABASE_URL?)`);
+  for (const s of [...first, ...restart])
+    check(
+      s.databaseKind === 'pglite',
+      `expected the embedded database, /health says ${s.databaseKind} (a .env with DATABASE_URL?)`,
+    );
   for (const s of postgres) check(s.databaseKind === 'postgres', `expected Postgres, /health says ${s.databaseKind}`);
 
   // where the time goes (one fresh and one warm start)
@@ -134,23 +178,45 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   const step = (m: Marks, from: string, to: string): number => Math.round(m[to] - (from ? m[from] : 0));
-  for (const m of [fresh, warm]) check(m.firstHealthy > 0 && STEPS.every(([, f, t]) => step(m, f, t) >= 0), `implausible boot timings ${JSON.stringify(m)}`);
+  for (const m of [fresh, warm])
+    check(
+      m.firstHealthy > 0 && STEPS.every(([, f, t]) => step(m, f, t) >= 0),
+      `implausible boot timings ${JSON.stringify(m)}`,
+    );
 
   const cases = [
     { name: 'first start, empty DATA_DIR (PGlite)', runs: first },
     { name: 'restart, existing DATA_DIR (PGlite)', runs: restart },
     { name: 'first start on Postgres (comparison)', runs: postgres },
-  ].map((c) => ({ ...c, medianMs: median(c.runs.map((r) => r.ms)), minMs: Math.min(...c.runs.map((r) => r.ms)), maxMs: Math.max(...c.runs.map((r) => r.ms)), rssMb: median(c.runs.map((r) => r.rssMb ?? NaN)), cpuMs: median(c.runs.map((r) => r.cpuMs ?? NaN)) }));
+  ].map((c) => ({
+    ...c,
+    medianMs: median(c.runs.map((r) => r.ms)),
+    minMs: Math.min(...c.runs.map((r) => r.ms)),
+    maxMs: Math.max(...c.runs.map((r) => r.ms)),
+    rssMb: median(c.runs.map((r) => r.rssMb ?? NaN)),
+    cpuMs: median(c.runs.map((r) => r.cpuMs ?? NaN)),
+  }));
   for (const c of cases) check(c.medianMs > 0 && c.medianMs < 60_000, `implausible cold start ${c.medianMs} ms`);
 
   const verdicts: TargetVerdict[] = SMOKE
     ? []
-    : cases.slice(0, 2).map((c) => ({ name: `cold start to healthy, ${c.name}`, target: `< ${TARGET_MS} ms`, value: `${c.medianMs} ms`, met: c.medianMs < TARGET_MS, miss: c.medianMs >= TARGET_MS ? `+${c.medianMs - TARGET_MS} ms` : undefined }));
+    : cases.slice(0, 2).map((c) => ({
+        name: `cold start to healthy, ${c.name}`,
+        target: `< ${TARGET_MS} ms`,
+        value: `${c.medianMs} ms`,
+        met: c.medianMs < TARGET_MS,
+        miss: c.medianMs >= TARGET_MS ? `+${c.medianMs - TARGET_MS} ms` : undefined,
+      }));
   const result = {
     benchmark: 'cold-start',
     date: new Date().toISOString(),
     smoke: SMOKE,
-    settings: { runs: RUNS, command: 'node -r @swc-node/register src/main.ts (what pnpm dev runs)', logLevel: 'info', healthPollMs: 10 },
+    settings: {
+      runs: RUNS,
+      command: 'node -r @swc-node/register src/main.ts (what pnpm dev runs)',
+      logLevel: 'info',
+      healthPollMs: 10,
+    },
     cases,
     breakdownMs: {
       firstStart: Object.fromEntries(STEPS.map(([name, f, t]) => [name, step(fresh, f, t)])),
@@ -160,8 +226,25 @@ async function main(): Promise<void> {
     machine: machineInfo(pgVersion),
   };
   const file = writeResult('cold-start', result);
-  process.stdout.write(`\n${table(['case', 'median ms', 'min ms', 'max ms', 'CPU ms (median)', 'RSS after start MB'], cases.map((c) => [c.name, c.medianMs, c.minMs, c.maxMs, Number.isNaN(c.cpuMs) ? '-' : c.cpuMs, Number.isNaN(c.rssMb) ? '-' : c.rssMb]))}\n`);
-  process.stdout.write(`\n${table(['step (boot-phases.ts, ms)', 'first start', 'restart'], STEPS.map(([name, f, t]) => [name, step(fresh, f, t), step(warm, f, t)]))}\n`);
+  process.stdout.write(
+    `\n${table(
+      ['case', 'median ms', 'min ms', 'max ms', 'CPU ms (median)', 'RSS after start MB'],
+      cases.map((c) => [
+        c.name,
+        c.medianMs,
+        c.minMs,
+        c.maxMs,
+        Number.isNaN(c.cpuMs) ? '-' : c.cpuMs,
+        Number.isNaN(c.rssMb) ? '-' : c.rssMb,
+      ]),
+    )}\n`,
+  );
+  process.stdout.write(
+    `\n${table(
+      ['step (boot-phases.ts, ms)', 'first start', 'restart'],
+      STEPS.map(([name, f, t]) => [name, step(fresh, f, t), step(warm, f, t)]),
+    )}\n`,
+  );
   if (verdicts.length) process.stdout.write(`\n${verdictTable(verdicts)}\n`);
   process.stdout.write(`\n-> ${file}\n`);
 }

@@ -63,16 +63,24 @@ profile.samples.forEach((id, i) => {
   const seen = new Set<string>();
   for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
     const n = byId.get(cur)!;
-    if (n.callFrame.url) seen.add(pkg(n.callFrame.url).replace(/\/.*$/, '').replace(/^apps$/, 'apps/api/src'));
+    if (n.callFrame.url)
+      seen.add(
+        pkg(n.callFrame.url)
+          .replace(/\/.*$/, '')
+          .replace(/^apps$/, 'apps/api/src'),
+      );
   }
   for (const k of seen) add(inclusive, k, (profile.timeDeltas[i] ?? 0) / 1000);
 });
 
 const show = (title: string, m: Map<string, number>): void => {
   process.stdout.write(`\n${title}\n`);
-  for (const [k, v] of [...m].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`${v.toFixed(0).padStart(8)} ms ${((v / total) * 100).toFixed(1).padStart(5)} %  ${k}\n`);
+  for (const [k, v] of [...m].sort((a, b) => b[1] - a[1]).slice(0, top))
+    process.stdout.write(`${v.toFixed(0).padStart(8)} ms ${((v / total) * 100).toFixed(1).padStart(5)} %  ${k}\n`);
 };
-process.stdout.write(`${file}: ${total.toFixed(0)} ms sampled over ${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s\n`);
+process.stdout.write(
+  `${file}: ${total.toFixed(0)} ms sampled over ${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s\n`,
+);
 show('self time by package / file', byPkg);
 show('self time by function', byFn);
 show('inclusive time by package (on the stack)', inclusive);

@@ -16,7 +16,9 @@ import { log, SMOKE, table, type TargetVerdict } from './lib/common';
 import { API_DIR, SWC_REGISTER } from './lib/deps';
 
 const ALL = ['statement', 'cold-start', 'callbacks', 'stk-push', 'memory'];
-const ONLY = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
+const ONLY = process.env.BENCH_ONLY?.split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
 
 function runOne(name: string): Promise<{ code: number; resultFile?: string; seconds: number }> {
   const started = Date.now();
@@ -40,7 +42,8 @@ function runOne(name: string): Promise<{ code: number; resultFile?: string; seco
 
 async function main(): Promise<void> {
   const names = ONLY ?? ALL;
-  for (const n of names) if (!ALL.includes(n)) throw new Error(`BENCH_ONLY: unknown benchmark ${n} (known: ${ALL.join(', ')})`);
+  for (const n of names)
+    if (!ALL.includes(n)) throw new Error(`BENCH_ONLY: unknown benchmark ${n} (known: ${ALL.join(', ')})`);
   const summary: (string | number)[][] = [];
   const targets: (TargetVerdict & { bench: string })[] = [];
   let failed = 0;
@@ -56,7 +59,12 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`\n${table(['benchmark', 'run', 'seconds', 'results'], summary)}\n`);
   if (targets.length) {
-    process.stdout.write(`\n${table(['benchmark', 'target', 'wanted', 'measured', 'met'], targets.map((t) => [t.bench, t.name, t.target, t.value, t.met ? 'yes' : `NO${t.miss ? ` (${t.miss})` : ''}`]))}\n`);
+    process.stdout.write(
+      `\n${table(
+        ['benchmark', 'target', 'wanted', 'measured', 'met'],
+        targets.map((t) => [t.bench, t.name, t.target, t.value, t.met ? 'yes' : `NO${t.miss ? ` (${t.miss})` : ''}`]),
+      )}\n`,
+    );
   }
   const missed = targets.filter((t) => !t.met).length;
   if (failed) process.exitCode = 1;

@@ -25,14 +25,18 @@ import { StatementMatchingService } from '../apps/api/src/reconciliation/stateme
 import { StatementRepository } from '../apps/api/src/reconciliation/statement.repository';
 import { sql } from './lib/deps';
 
-
 const N = SMOKE ? 2_000 : Number(process.env.BENCH_ROWS ?? 100_000);
 const PGLITE = process.env.BENCH_DB === 'pglite';
 const SHOP = 'bench-shop';
 const pad = (n: number, w: number): string => String(n).padStart(w, '0');
 const receipt = (i: number): string => `BN${pad(i, 8)}`;
 
-async function freshDatabase(): Promise<{ handle: DatabaseHandle; kind: string; version?: string; dispose: () => Promise<void> }> {
+async function freshDatabase(): Promise<{
+  handle: DatabaseHandle;
+  kind: string;
+  version?: string;
+  dispose: () => Promise<void>;
+}> {
   if (PGLITE) {
     const handle = await openDatabase({});
     await handle.migrate();
@@ -40,7 +44,12 @@ async function freshDatabase(): Promise<{ handle: DatabaseHandle; kind: string; 
   }
   const db = await freshPostgres('statement', 4);
   if (process.env.BENCH_KEEP === '1') process.stderr.write(`database ${db.url}\n`);
-  return { handle: db.handle, kind: `postgres ${db.serverVersion}`, version: db.serverVersion, dispose: () => db.dispose() };
+  return {
+    handle: db.handle,
+    kind: `postgres ${db.serverVersion}`,
+    version: db.serverVersion,
+    dispose: () => db.dispose(),
+  };
 }
 
 async function seed(handle: DatabaseHandle): Promise<void> {
@@ -58,7 +67,7 @@ async function seed(handle: DatabaseHandle): Promise<void> {
     insert into payments (id, shop_id, order_id, amount_minor, currency, provider, status, created_by, mpesa_receipt_number, transaction_date, completed_at)
     select gen_random_uuid(), 'other-shop', 'ORD-' || i, 100, 'KES', 'mpesa', 'completed', 'bench', 'BO' || lpad(i::text, 8, '0'), '20261101000000', now()
     from generate_series(1, 2000) as i`);
-  if (process.env.BENCH_NO_ANALYZE !== "1") await handle.db.execute(sql`analyze payments`);
+  if (process.env.BENCH_NO_ANALYZE !== '1') await handle.db.execute(sql`analyze payments`);
 }
 
 interface Expected {
@@ -74,7 +83,16 @@ interface Expected {
 
 async function writeCsv(file: string): Promise<Expected> {
   const out = createWriteStream(file);
-  const e: Expected = { rows: 0, matched: 0, amountMismatch: 0, unknownReceipts: 0, notCompletedInLedger: 0, missingFromStatement: 0, duplicateReceiptsInStatement: 0, badRows: 0 };
+  const e: Expected = {
+    rows: 0,
+    matched: 0,
+    amountMismatch: 0,
+    unknownReceipts: 0,
+    notCompletedInLedger: 0,
+    missingFromStatement: 0,
+    duplicateReceiptsInStatement: 0,
+    badRows: 0,
+  };
   let buf = '\uFEFFReceipt No.,Completion Time,Details,Transaction Status,Paid In,Withdrawn,Balance\r\n';
   const write = async (line: string): Promise<void> => {
     e.rows++;
@@ -87,7 +105,9 @@ async function writeCsv(file: string): Promise<Expected> {
   const time = (i: number): string => {
     const t = new Date(Date.UTC(2026, 10, 1) + i * 20_000);
     const hms = `${pad(t.getUTCHours(), 2)}:${pad(t.getUTCMinutes(), 2)}:${pad(t.getUTCSeconds(), 2)}`;
-    return i % 2 ? `${t.getUTCFullYear()}-${pad(t.getUTCMonth() + 1, 2)}-${pad(t.getUTCDate(), 2)} ${hms}` : `${pad(t.getUTCDate(), 2)}/${pad(t.getUTCMonth() + 1, 2)}/${t.getUTCFullYear()} ${hms}`;
+    return i % 2
+      ? `${t.getUTCFullYear()}-${pad(t.getUTCMonth() + 1, 2)}-${pad(t.getUTCDate(), 2)} ${hms}`
+      : `${pad(t.getUTCDate(), 2)}/${pad(t.getUTCMonth() + 1, 2)}/${t.getUTCFullYear()} ${hms}`;
   };
   const money = (minor: number): string => `"${(minor / 100).toLocaleString('en-US', { minimumFractionDigits: 2 })}"`;
   const dupes = Math.min(100, N);
@@ -136,7 +156,9 @@ async function main(): Promise<void> {
     const seedMs = Date.now() - t0;
     const expected = await writeCsv(tmp);
     const bytes = statSync(tmp).size;
-    process.stderr.write(`seeded ${N} payments in ${seedMs} ms (${db.kind}); statement ${expected.rows} rows, ${(bytes / 1e6).toFixed(1)} MB\n`);
+    process.stderr.write(
+      `seeded ${N} payments in ${seedMs} ms (${db.kind}); statement ${expected.rows} rows, ${(bytes / 1e6).toFixed(1)} MB\n`,
+    );
 
     (globalThis as { gc?: () => void }).gc?.();
     const rssBefore = process.memoryUsage().rss;
@@ -165,7 +187,8 @@ async function main(): Promise<void> {
     t0 = Date.now();
     const report = await service.match(SHOP, createReadStream(tmp, { highWaterMark: 256 * 1024 }), {
       batchSize: Number(process.env.BENCH_BATCH ?? 1000),
-      onProgress: ({ rows, elapsedMs }) => process.stderr.write(`  ${rows} rows, ${Math.round((rows / Math.max(elapsedMs, 1)) * 1000)} rows/s\n`),
+      onProgress: ({ rows, elapsedMs }) =>
+        process.stderr.write(`  ${rows} rows, ${Math.round((rows / Math.max(elapsedMs, 1)) * 1000)} rows/s\n`),
     });
     const ms = Date.now() - t0;
     clearInterval(sampler);
@@ -194,17 +217,37 @@ async function main(): Promise<void> {
       batchSize: Number(process.env.BENCH_BATCH ?? 1000),
       durationMs: ms,
       rowsPerSecond: Math.round((expected.rows / ms) * 1000),
-      queryMs: { findByReceipts: Math.round(dbMs.findByReceipts), completedMpesaPage: Math.round(dbMs.completedMpesaPage) },
-      memory: { rssBeforeMb: mb(rssBefore), peakRssMb: mb(peakRss), peakHeapUsedMb: mb(peakHeap), sampleIntervalMs: 20 },
+      queryMs: {
+        findByReceipts: Math.round(dbMs.findByReceipts),
+        completedMpesaPage: Math.round(dbMs.completedMpesaPage),
+      },
+      memory: {
+        rssBeforeMb: mb(rssBefore),
+        peakRssMb: mb(peakRss),
+        peakHeapUsedMb: mb(peakHeap),
+        sampleIntervalMs: 20,
+      },
       counts: got,
       countsAsExpected: correct,
       targets: [] as TargetVerdict[],
       machine: machineInfo(db.version),
     };
     if (!SMOKE && !PGLITE && N >= 100_000) {
-      result.targets.push({ name: `statement matching, ${N} rows: time`, target: '< 3000 ms', value: `${ms} ms`, met: ms < 3000, miss: ms >= 3000 ? `+${ms - 3000} ms` : undefined });
+      result.targets.push({
+        name: `statement matching, ${N} rows: time`,
+        target: '< 3000 ms',
+        value: `${ms} ms`,
+        met: ms < 3000,
+        miss: ms >= 3000 ? `+${ms - 3000} ms` : undefined,
+      });
       const peak = mb(peakRss);
-      result.targets.push({ name: `statement matching, ${N} rows: peak RSS`, target: '< 300 MB', value: `${peak} MB`, met: peak < 300, miss: peak >= 300 ? `+${Math.round(peak - 300)} MB` : undefined });
+      result.targets.push({
+        name: `statement matching, ${N} rows: peak RSS`,
+        target: '< 300 MB',
+        value: `${peak} MB`,
+        met: peak < 300,
+        miss: peak >= 300 ? `+${Math.round(peak - 300)} MB` : undefined,
+      });
     }
     const file = writeResult('statement', result, PGLITE ? 'pglite' : undefined);
     process.stdout.write(
@@ -212,7 +255,9 @@ async function main(): Promise<void> {
     );
     if (result.targets.length) process.stdout.write(`\n${verdictTable(result.targets)}\n`);
     process.stdout.write(`\n-> ${file}\n`);
-    process.stderr.write(`${expected.rows} rows in ${ms} ms (queries: ${JSON.stringify(result.queryMs)}), peak RSS ${mb(peakRss)} MB (before: ${mb(rssBefore)} MB)\n`);
+    process.stderr.write(
+      `${expected.rows} rows in ${ms} ms (queries: ${JSON.stringify(result.queryMs)}), peak RSS ${mb(peakRss)} MB (before: ${mb(rssBefore)} MB)\n`,
+    );
     if (!(ms > 0 && peakRss > 0 && expected.rows === N)) {
       process.stderr.write(`IMPLAUSIBLE FIGURES: ${ms} ms, ${peakRss} bytes, ${expected.rows} rows\n`);
       process.exitCode = 1;

@@ -21,17 +21,43 @@
  */
 import { mintToken } from '../apps/api/src/auth/token';
 import { formatNairobiTimestamp, stkPassword } from '../packages/daraja-simulator/src';
-import { check, envInt, freshPostgres, log, machineInfo, pct, rows, run, SMOKE, table, verdictTable, writeResult, type BenchDatabase, type TargetVerdict } from './lib/common';
+import {
+  check,
+  envInt,
+  freshPostgres,
+  log,
+  machineInfo,
+  pct,
+  rows,
+  run,
+  SMOKE,
+  table,
+  verdictTable,
+  writeResult,
+  type BenchDatabase,
+  type TargetVerdict,
+} from './lib/common';
 import { sql, type AutocannonRequest } from './lib/deps';
 import { assertClean, load, type LoadSummary } from './lib/load';
 import { procCpuMs, removeLog, type ChildHandle } from './lib/procs';
-import { BENCH_JWT_SECRET, CPU_PROF_DIR, SANDBOX_PASSKEY, SHORTCODE, SIM_KEY, SIM_SECRET, startApi, startSimulator } from './lib/servers';
+import {
+  BENCH_JWT_SECRET,
+  CPU_PROF_DIR,
+  SANDBOX_PASSKEY,
+  SHORTCODE,
+  SIM_KEY,
+  SIM_SECRET,
+  startApi,
+  startSimulator,
+} from './lib/servers';
 
 const CONNECTIONS = envInt('BENCH_CONNECTIONS', 64, 1);
 const DURATION = envInt('BENCH_DURATION', 10, 1);
 const WARMUP = SMOKE ? 0 : envInt('BENCH_WARMUP', 3);
 const SMOKE_REQUESTS = 300;
-const LATENCIES = SMOKE ? [0] : (process.env.BENCH_DARAJA_LATENCY_MS ?? '0,300').split(',').map((s) => Number(s.trim()));
+const LATENCIES = SMOKE
+  ? [0]
+  : (process.env.BENCH_DARAJA_LATENCY_MS ?? '0,300').split(',').map((s) => Number(s.trim()));
 const TOKEN_TTL = envInt('BENCH_TOKEN_TTL', 8, 1);
 const ROTATION_DURATION = SMOKE ? 6 : envInt('BENCH_ROTATION_DURATION', 20, 1);
 const ORDERS = SMOKE ? 2_000 : envInt('BENCH_PUSH_ORDERS', 60_000, 1);
@@ -68,7 +94,9 @@ function darajaCredentials(): () => { Timestamp: string; Password: string } {
 }
 
 async function oauth(simUrl: string): Promise<string> {
-  const res = await fetch(`${simUrl}/oauth/v1/generate?grant_type=client_credentials`, { headers: { Authorization: `Basic ${Buffer.from(`${SIM_KEY}:${SIM_SECRET}`).toString('base64')}` } });
+  const res = await fetch(`${simUrl}/oauth/v1/generate?grant_type=client_credentials`, {
+    headers: { Authorization: `Basic ${Buffer.from(`${SIM_KEY}:${SIM_SECRET}`).toString('base64')}` },
+  });
   const body = (await res.json()) as { access_token?: string };
   check(res.status === 200 && body.access_token, `simulator OAuth answered ${res.status}`);
   return body.access_token;
@@ -128,7 +156,11 @@ function apiRequest(cursor: { next: number; exhausted?: boolean }): AutocannonRe
       const n = cursor.next++;
       return {
         ...req,
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${tokenFor(shopOf(n))}`, 'idempotency-key': `bench-${n}` },
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${tokenFor(shopOf(n))}`,
+          'idempotency-key': `bench-${n}`,
+        },
         body: JSON.stringify({ phoneNumber: phoneOf(n), amount: AMOUNT, orderId: orderOf(n) }),
       };
     },
@@ -160,33 +192,72 @@ async function latencyPhase(latency: number): Promise<PhaseResult> {
 
     // direct
     const token = await oauth(simUrl);
-    if (WARMUP) assertClean(await load('direct warm-up', { url: simUrl, connections: CONNECTIONS, duration: WARMUP, requests: [directRequest(token)] }));
+    if (WARMUP)
+      assertClean(
+        await load('direct warm-up', {
+          url: simUrl,
+          connections: CONNECTIONS,
+          duration: WARMUP,
+          requests: [directRequest(token)],
+        }),
+      );
     const s0 = await sim.request<SimStats>('stats');
-    const direct = await load(`direct, latency ${latency} ms`, { url: simUrl, connections: CONNECTIONS, ...measure, requests: [directRequest(token)] });
+    const direct = await load(`direct, latency ${latency} ms`, {
+      url: simUrl,
+      connections: CONNECTIONS,
+      ...measure,
+      requests: [directRequest(token)],
+    });
     const s1 = await sim.request<SimStats>('stats');
     assertClean(direct, SMOKE ? SMOKE_REQUESTS : CONNECTIONS);
-    check(s1.pushRequests - s0.pushRequests >= direct.ok, `direct: ${direct.ok} pushes answered but the simulator counted ${s1.pushRequests - s0.pushRequests}`);
-    log(`  latency ${latency} ms  direct ${String(direct.rps).padStart(6)} pushes/s  p50 ${direct.latencyMs.p50} ms  p99 ${direct.latencyMs.p99} ms`);
+    check(
+      s1.pushRequests - s0.pushRequests >= direct.ok,
+      `direct: ${direct.ok} pushes answered but the simulator counted ${s1.pushRequests - s0.pushRequests}`,
+    );
+    log(
+      `  latency ${latency} ms  direct ${String(direct.rps).padStart(6)} pushes/s  p50 ${direct.latencyMs.p50} ms  p99 ${direct.latencyMs.p99} ms`,
+    );
 
     // through the API (starts without a token; the direct client's token is a different one)
     api = await startApi('push-api', { databaseUrl: db.url, darajaUrl: simUrl });
     const cursor: { next: number; exhausted?: boolean } = { next: 0 };
     const o0 = await sim.request<SimStats>('stats');
-    if (WARMUP) assertClean(await load('API warm-up', { url: `http://127.0.0.1:${api.ready.port}`, connections: CONNECTIONS, duration: WARMUP, requests: [apiRequest(cursor)] }));
+    if (WARMUP)
+      assertClean(
+        await load('API warm-up', {
+          url: `http://127.0.0.1:${api.ready.port}`,
+          connections: CONNECTIONS,
+          duration: WARMUP,
+          requests: [apiRequest(cursor)],
+        }),
+      );
     const cpu0 = procCpuMs(api.pid);
     const p0 = await sim.request<SimStats>('stats');
-    const viaApi = await load(`API, latency ${latency} ms`, { url: `http://127.0.0.1:${api.ready.port}`, connections: CONNECTIONS, ...measure, requests: [apiRequest(cursor)] });
+    const viaApi = await load(`API, latency ${latency} ms`, {
+      url: `http://127.0.0.1:${api.ready.port}`,
+      connections: CONNECTIONS,
+      ...measure,
+      requests: [apiRequest(cursor)],
+    });
     const cpu1 = procCpuMs(api.pid);
     const p1 = await sim.request<SimStats>('stats');
     check(!cursor.exhausted, `ran out of seeded orders; raise BENCH_PUSH_ORDERS above ${ORDERS}`);
     assertClean(viaApi, SMOKE ? SMOKE_REQUESTS : CONNECTIONS);
-    check(p1.pushRequests - p0.pushRequests >= viaApi.ok, `API: ${viaApi.ok} pushes answered 201 but the simulator counted ${p1.pushRequests - p0.pushRequests}`);
-    const pending = rows<{ n: number }>(await db.handle.db.execute(sql`select count(*)::int as n from payments where status = 'pending'`))[0].n;
+    check(
+      p1.pushRequests - p0.pushRequests >= viaApi.ok,
+      `API: ${viaApi.ok} pushes answered 201 but the simulator counted ${p1.pushRequests - p0.pushRequests}`,
+    );
+    const pending = rows<{ n: number }>(
+      await db.handle.db.execute(sql`select count(*)::int as n from payments where status = 'pending'`),
+    )[0].n;
     check(pending >= viaApi.ok, `API: ${viaApi.ok} pushes accepted but only ${pending} pending payments recorded`);
     const oauthCalls = p1.oauthRequests - o0.oauthRequests;
     check(oauthCalls === 1, `API made ${oauthCalls} OAuth calls in one token lifetime (want 1)`);
-    const apiCpuMsPerRequest = cpu0 !== undefined && cpu1 !== undefined ? Math.round(((cpu1 - cpu0) / viaApi.requests) * 100) / 100 : undefined;
-    log(`  latency ${latency} ms  API    ${String(viaApi.rps).padStart(6)} pushes/s  p50 ${viaApi.latencyMs.p50} ms  p99 ${viaApi.latencyMs.p99} ms  API CPU ${apiCpuMsPerRequest ?? '?'} ms/push  OAuth calls ${oauthCalls}`);
+    const apiCpuMsPerRequest =
+      cpu0 !== undefined && cpu1 !== undefined ? Math.round(((cpu1 - cpu0) / viaApi.requests) * 100) / 100 : undefined;
+    log(
+      `  latency ${latency} ms  API    ${String(viaApi.rps).padStart(6)} pushes/s  p50 ${viaApi.latencyMs.p50} ms  p99 ${viaApi.latencyMs.p99} ms  API CPU ${apiCpuMsPerRequest ?? '?'} ms/push  OAuth calls ${oauthCalls}`,
+    );
     return { phase: `latency ${latency} ms`, latencyMs: latency, direct, api: viaApi, apiCpuMsPerRequest, oauthCalls };
   } finally {
     if (api) {
@@ -213,7 +284,12 @@ async function rotationPhase(): Promise<PhaseResult> {
     const s0 = await sim.request<SimStats>('stats');
     const started = Date.now();
     const cursor: { next: number; exhausted?: boolean } = { next: 0 };
-    const s = await load(`API, token TTL ${TOKEN_TTL} s`, { url: `http://127.0.0.1:${api.ready.port}`, connections: CONNECTIONS, duration: ROTATION_DURATION, requests: [apiRequest(cursor)] });
+    const s = await load(`API, token TTL ${TOKEN_TTL} s`, {
+      url: `http://127.0.0.1:${api.ready.port}`,
+      connections: CONNECTIONS,
+      duration: ROTATION_DURATION,
+      requests: [apiRequest(cursor)],
+    });
     check(!cursor.exhausted, `ran out of seeded orders; raise BENCH_PUSH_ORDERS above ${ORDERS}`);
     const seconds = (Date.now() - started) / 1000;
     const s1 = await sim.request<SimStats>('stats');
@@ -222,8 +298,13 @@ async function rotationPhase(): Promise<PhaseResult> {
     const refreshEvery = TOKEN_TTL > 300 ? TOKEN_TTL - 300 : TOKEN_TTL / 2;
     const allowed = Math.ceil(seconds / refreshEvery) + 1;
     const oauthCalls = s1.oauthRequests - s0.oauthRequests;
-    check(oauthCalls >= 1 && oauthCalls <= allowed, `token rotation: ${oauthCalls} OAuth calls in ${seconds.toFixed(1)} s with a token refreshed every ${refreshEvery} s (allowed ${allowed})`);
-    log(`  token TTL ${TOKEN_TTL} s: ${s.ok} pushes in ${seconds.toFixed(1)} s, ${oauthCalls} OAuth calls (at most ${allowed} allowed: one per ${refreshEvery} s refresh interval, +1)`);
+    check(
+      oauthCalls >= 1 && oauthCalls <= allowed,
+      `token rotation: ${oauthCalls} OAuth calls in ${seconds.toFixed(1)} s with a token refreshed every ${refreshEvery} s (allowed ${allowed})`,
+    );
+    log(
+      `  token TTL ${TOKEN_TTL} s: ${s.ok} pushes in ${seconds.toFixed(1)} s, ${oauthCalls} OAuth calls (at most ${allowed} allowed: one per ${refreshEvery} s refresh interval, +1)`,
+    );
     return { phase: `token rotation (TTL ${TOKEN_TTL} s)`, latencyMs: 0, api: s, oauthCalls, oauthAllowed: allowed };
   } finally {
     if (api) {
@@ -239,7 +320,9 @@ async function rotationPhase(): Promise<PhaseResult> {
 }
 
 async function main(): Promise<void> {
-  log(`STK push: ${CONNECTIONS} connections, ${SMOKE ? `${SMOKE_REQUESTS} pushes per phase (smoke)` : `${DURATION} s per phase after ${WARMUP} s warm-up`}, simulated Daraja latency ${LATENCIES.join(' / ')} ms`);
+  log(
+    `STK push: ${CONNECTIONS} connections, ${SMOKE ? `${SMOKE_REQUESTS} pushes per phase (smoke)` : `${DURATION} s per phase after ${WARMUP} s warm-up`}, simulated Daraja latency ${LATENCIES.join(' / ')} ms`,
+  );
   const phases: PhaseResult[] = [];
   for (const l of LATENCIES) phases.push(await latencyPhase(l));
   phases.push(await rotationPhase());
@@ -251,7 +334,13 @@ async function main(): Promise<void> {
   const body = phases.map((p) => {
     const ratio = p.direct ? p.api.rps / p.direct.rps : undefined;
     if (ratio !== undefined && !SMOKE) {
-      verdicts.push({ name: `STK push via API / direct, Daraja latency ${p.latencyMs} ms`, target: '>= 0.70', value: ratio.toFixed(2), met: ratio >= 0.7, miss: ratio < 0.7 ? `${pct(1 - ratio / 0.7)} short` : undefined });
+      verdicts.push({
+        name: `STK push via API / direct, Daraja latency ${p.latencyMs} ms`,
+        target: '>= 0.70',
+        value: ratio.toFixed(2),
+        met: ratio >= 0.7,
+        miss: ratio < 0.7 ? `${pct(1 - ratio / 0.7)} short` : undefined,
+      });
     }
     return [
       p.phase,
@@ -267,19 +356,39 @@ async function main(): Promise<void> {
   const rotation = phases.find((p) => p.oauthAllowed !== undefined);
   if (!SMOKE) {
     const oauthOk = phases.every((p) => (p.oauthAllowed ? p.oauthCalls <= p.oauthAllowed : p.oauthCalls === 1));
-    verdicts.push({ name: 'OAuth calls per token lifetime', target: '1', value: phases.map((p) => p.oauthCalls).join(', ') + (rotation ? ` (rotation: <= ${rotation.oauthAllowed} allowed)` : ''), met: oauthOk });
+    verdicts.push({
+      name: 'OAuth calls per token lifetime',
+      target: '1',
+      value:
+        phases.map((p) => p.oauthCalls).join(', ') +
+        (rotation ? ` (rotation: <= ${rotation.oauthAllowed} allowed)` : ''),
+      met: oauthOk,
+    });
   }
   const result = {
     benchmark: 'stk-push',
     date: new Date().toISOString(),
     smoke: SMOKE,
-    settings: { connections: CONNECTIONS, durationSeconds: SMOKE ? undefined : DURATION, requestsPerPhase: SMOKE ? SMOKE_REQUESTS : undefined, warmupSeconds: WARMUP, darajaLatencyMs: LATENCIES, tokenTtlSeconds: TOKEN_TTL, rotationSeconds: ROTATION_DURATION, shops: SHOPS, logLevel: process.env.BENCH_LOG_LEVEL ?? 'info', rateLimits: 'API production defaults' },
+    settings: {
+      connections: CONNECTIONS,
+      durationSeconds: SMOKE ? undefined : DURATION,
+      requestsPerPhase: SMOKE ? SMOKE_REQUESTS : undefined,
+      warmupSeconds: WARMUP,
+      darajaLatencyMs: LATENCIES,
+      tokenTtlSeconds: TOKEN_TTL,
+      rotationSeconds: ROTATION_DURATION,
+      shops: SHOPS,
+      logLevel: process.env.BENCH_LOG_LEVEL ?? 'info',
+      rateLimits: 'API production defaults',
+    },
     phases,
     targets: verdicts,
     machine: machineInfo(pgVersion),
   };
   const file = writeResult('stk-push', result);
-  process.stdout.write(`\n${table(['phase', 'direct/s', 'direct p50/p99 ms', 'API/s', 'API p50/p99 ms', 'ratio', 'API CPU ms/push', 'OAuth calls'], body)}\n`);
+  process.stdout.write(
+    `\n${table(['phase', 'direct/s', 'direct p50/p99 ms', 'API/s', 'API p50/p99 ms', 'ratio', 'API CPU ms/push', 'OAuth calls'], body)}\n`,
+  );
   if (verdicts.length) process.stdout.write(`\n${verdictTable(verdicts)}\n`);
   if (process.env.BENCH_CPU_PROF === '1') process.stdout.write(`\nCPU profiles: ${CPU_PROF_DIR}\n`);
   process.stdout.write(`\n-> ${file}\n`);

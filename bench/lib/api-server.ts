@@ -23,7 +23,7 @@ if (process.env.BENCH_TRACE_QUERIES === '1') {
   const original = proto.query;
   proto.query = function (this: unknown, ...args: unknown[]) {
     const q = args[0];
-    const text = typeof q === 'string' ? q : (q as { text?: string })?.text ?? '?';
+    const text = typeof q === 'string' ? q : ((q as { text?: string })?.text ?? '?');
     queryCounts.set(text, (queryCounts.get(text) ?? 0) + 1);
     return original.apply(this, args);
   };
@@ -34,7 +34,11 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const poolSize = process.env.BENCH_DB_POOL_SIZE ? Number(process.env.BENCH_DB_POOL_SIZE) : config.databasePoolSize;
   const t0 = performance.now();
-  const database = await openDatabase(config.databaseUrl ? { databaseUrl: config.databaseUrl, poolSize } : { pgliteDir: process.env.BENCH_PGLITE_DIR || undefined });
+  const database = await openDatabase(
+    config.databaseUrl
+      ? { databaseUrl: config.databaseUrl, poolSize }
+      : { pgliteDir: process.env.BENCH_PGLITE_DIR || undefined },
+  );
   await database.migrate();
   const dbMs = performance.now() - t0;
   const t1 = performance.now();
@@ -42,7 +46,17 @@ async function main(): Promise<void> {
   await app.listen(config.port, '127.0.0.1');
   const appMs = performance.now() - t1;
   serveParent(
-    { port: config.port, databaseKind: database.kind, poolSize: poolSize ?? 'default', bootMs: { modules: Math.round(modulesMs), database: Math.round(dbMs), app: Math.round(appMs), sinceProcessStart: Math.round(performance.now()) } },
+    {
+      port: config.port,
+      databaseKind: database.kind,
+      poolSize: poolSize ?? 'default',
+      bootMs: {
+        modules: Math.round(modulesMs),
+        database: Math.round(dbMs),
+        app: Math.round(appMs),
+        sinceProcessStart: Math.round(performance.now()),
+      },
+    },
     {
       mem: () => memorySnapshot(),
       queries: () => {

@@ -27,13 +27,19 @@ import { verifyCallbackToken } from '../../apps/api/src/payments/providers/mpesa
 import { pg } from './deps';
 import { memorySnapshot, serveParent } from './procs';
 
-const MODE = process.env.BENCH_BARE_MODE === 'apply' || process.env.BENCH_BARE_MODE === 'lean' ? process.env.BENCH_BARE_MODE : 'ingest';
+const MODE =
+  process.env.BENCH_BARE_MODE === 'apply' || process.env.BENCH_BARE_MODE === 'lean'
+    ? process.env.BENCH_BARE_MODE
+    : 'ingest';
 const SECRET = process.env.CALLBACK_SIGNING_SECRET ?? '';
 const LIMIT = 64 * 1024;
 const ACK = JSON.stringify({ ResultCode: 0, ResultDesc: 'Accepted' });
 const ROUTE = /^\/payments\/callback\/([^/?#]+)\/([^/?#]+)$/;
 
-const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.BENCH_DB_POOL_SIZE ?? 10) });
+const pool = new pg.Pool({
+  connectionString: process.env.DATABASE_URL,
+  max: Number(process.env.BENCH_DB_POOL_SIZE ?? 10),
+});
 pool.on('error', () => undefined);
 
 interface Stk {
@@ -45,7 +51,10 @@ interface Stk {
 }
 
 function send(res: http.ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+  });
   res.end(body);
 }
 
@@ -82,7 +91,10 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse): Prom
   if (MODE === 'apply') {
     if (!verified || !stk) throw new Error('bare apply mode handles verified STK callbacks only');
     const outcome = await apply(paymentId, stk);
-    await pool.query('update callback_inbox set processed_at = now(), outcome = $2 where id = $1', [inserted.rows[0].id, outcome]);
+    await pool.query('update callback_inbox set processed_at = now(), outcome = $2 where id = $1', [
+      inserted.rows[0].id,
+      outcome,
+    ]);
   }
   send(res, 200, ACK);
 }
@@ -95,26 +107,62 @@ async function apply(paymentId: string, stk: Stk): Promise<string> {
   const amount = Number(items.get('Amount'));
   const receipt = String(items.get('MpesaReceiptNumber') ?? '');
   const transactionDate = String(items.get('TransactionDate') ?? '');
-  const summary = { source: 'callback', resultCode, resultDesc, checkoutRequestId: stk.CheckoutRequestID, receipt, amount };
+  const summary = {
+    source: 'callback',
+    resultCode,
+    resultDesc,
+    checkoutRequestId: stk.CheckoutRequestID,
+    receipt,
+    amount,
+  };
   const client = await pool.connect();
   let completed: { shop_id: string; order_id: string } | undefined;
   let outcome: string;
   try {
     await client.query('begin');
-    const p = (await client.query<{ id: string; status: string; amount_minor: string; checkout_request_id: string | null; shop_id: string; order_id: string }>('select * from payments where id = $1 for update', [paymentId])).rows[0];
+    const p = (
+      await client.query<{
+        id: string;
+        status: string;
+        amount_minor: string;
+        checkout_request_id: string | null;
+        shop_id: string;
+        order_id: string;
+      }>('select * from payments where id = $1 for update', [paymentId])
+    ).rows[0];
     if (!p) outcome = 'unknown_payment';
     else if (['completed', 'failed', 'cancelled', 'expired'].includes(p.status)) {
-      await client.query('insert into payment_events (payment_id, type, from_status, actor, data) values ($1, $2, $3, $4, $5)', [paymentId, 'duplicate_ignored', p.status, 'daraja:callback', { ...summary, reportedOutcome: 'completed' }]);
+      await client.query(
+        'insert into payment_events (payment_id, type, from_status, actor, data) values ($1, $2, $3, $4, $5)',
+        [paymentId, 'duplicate_ignored', p.status, 'daraja:callback', { ...summary, reportedOutcome: 'completed' }],
+      );
       outcome = 'duplicate';
     } else {
-      if (resultCode !== '0' || BigInt(amount) * 100n !== BigInt(p.amount_minor) || (p.checkout_request_id && p.checkout_request_id !== stk.CheckoutRequestID)) throw new Error('bare apply mode mirrors the matching-success path only');
+      if (
+        resultCode !== '0' ||
+        BigInt(amount) * 100n !== BigInt(p.amount_minor) ||
+        (p.checkout_request_id && p.checkout_request_id !== stk.CheckoutRequestID)
+      )
+        throw new Error('bare apply mode mirrors the matching-success path only');
       const dup = await client.query('select * from payments where mpesa_receipt_number = $1', [receipt]);
       if (dup.rows.length) throw new Error('bare apply mode: duplicate receipt');
       await client.query(
         "update payments set status = 'completed', status_reason = 'PAID', result_code = $2, result_desc = $3, checkout_request_id = coalesce(checkout_request_id, $4), merchant_request_id = coalesce(merchant_request_id, $5), mpesa_receipt_number = $6, transaction_date = $7, completed_at = $8, updated_at = now() where id = $1",
-        [paymentId, resultCode, resultDesc.slice(0, 500), stk.CheckoutRequestID, stk.MerchantRequestID, receipt, transactionDate, new Date()],
+        [
+          paymentId,
+          resultCode,
+          resultDesc.slice(0, 500),
+          stk.CheckoutRequestID,
+          stk.MerchantRequestID,
+          receipt,
+          transactionDate,
+          new Date(),
+        ],
       );
-      await client.query('insert into payment_events (payment_id, type, from_status, to_status, actor, data) values ($1, $2, $3, $4, $5, $6)', [paymentId, 'status_changed', p.status, 'completed', 'daraja:callback', summary]);
+      await client.query(
+        'insert into payment_events (payment_id, type, from_status, to_status, actor, data) values ($1, $2, $3, $4, $5, $6)',
+        [paymentId, 'status_changed', p.status, 'completed', 'daraja:callback', summary],
+      );
       completed = p;
       outcome = 'applied';
     }
@@ -137,7 +185,13 @@ async function apply(paymentId: string, stk: Stk): Promise<string> {
 const TERMINAL = "('completed','failed','cancelled','expired')";
 
 /** The proposal: duplicates in one statement; a new outcome in one transaction with everything it implies. */
-async function lean(paymentId: string, stk: Stk, checkout: string | null, raw: string, ip: string | null): Promise<void> {
+async function lean(
+  paymentId: string,
+  stk: Stk,
+  checkout: string | null,
+  raw: string,
+  ip: string | null,
+): Promise<void> {
   const stored = await pool.query<{ id: string; outcome: string | null }>(
     `insert into callback_inbox (provider, url_payment_id, verified, checkout_request_id, source_ip, raw_body, processed_at, outcome)
      select 'mpesa', $1, true, $2, $3, $4, case when d.dup then now() end, case when d.dup then 'duplicate' end
@@ -151,28 +205,63 @@ async function lean(paymentId: string, stk: Stk, checkout: string | null, raw: s
   const resultDesc = String(stk.ResultDesc ?? '');
   const amount = Number(items.get('Amount'));
   const receipt = String(items.get('MpesaReceiptNumber') ?? '');
-  const summary = { source: 'callback', resultCode, resultDesc, checkoutRequestId: stk.CheckoutRequestID, receipt, amount };
+  const summary = {
+    source: 'callback',
+    resultCode,
+    resultDesc,
+    checkoutRequestId: stk.CheckoutRequestID,
+    receipt,
+    amount,
+  };
   const client = await pool.connect();
   try {
     await client.query('begin');
-    const p = (await client.query<{ status: string; amount_minor: string; checkout_request_id: string | null; shop_id: string; order_id: string }>('select * from payments where id = $1 for update', [paymentId])).rows[0];
+    const p = (
+      await client.query<{
+        status: string;
+        amount_minor: string;
+        checkout_request_id: string | null;
+        shop_id: string;
+        order_id: string;
+      }>('select * from payments where id = $1 for update', [paymentId])
+    ).rows[0];
     let outcome = 'unknown_payment';
     if (p && ['completed', 'failed', 'cancelled', 'expired'].includes(p.status)) {
       outcome = 'duplicate'; // lost a race with a concurrent copy
     } else if (p) {
-      if (resultCode !== '0' || BigInt(amount) * 100n !== BigInt(p.amount_minor) || (p.checkout_request_id && p.checkout_request_id !== stk.CheckoutRequestID)) throw new Error('bare lean mode mirrors the matching-success path only');
+      if (
+        resultCode !== '0' ||
+        BigInt(amount) * 100n !== BigInt(p.amount_minor) ||
+        (p.checkout_request_id && p.checkout_request_id !== stk.CheckoutRequestID)
+      )
+        throw new Error('bare lean mode mirrors the matching-success path only');
       await client.query(
         "update payments set status = 'completed', status_reason = 'PAID', result_code = $2, result_desc = $3, checkout_request_id = coalesce(checkout_request_id, $4), merchant_request_id = coalesce(merchant_request_id, $5), mpesa_receipt_number = $6, transaction_date = $7, completed_at = $8, updated_at = now() where id = $1",
-        [paymentId, resultCode, resultDesc.slice(0, 500), stk.CheckoutRequestID, stk.MerchantRequestID, receipt, String(items.get('TransactionDate') ?? ''), new Date()],
+        [
+          paymentId,
+          resultCode,
+          resultDesc.slice(0, 500),
+          stk.CheckoutRequestID,
+          stk.MerchantRequestID,
+          receipt,
+          String(items.get('TransactionDate') ?? ''),
+          new Date(),
+        ],
       );
-      await client.query('insert into payment_events (payment_id, type, from_status, to_status, actor, data) values ($1, $2, $3, $4, $5, $6)', [paymentId, 'status_changed', p.status, 'completed', 'daraja:callback', summary]);
+      await client.query(
+        'insert into payment_events (payment_id, type, from_status, to_status, actor, data) values ($1, $2, $3, $4, $5, $6)',
+        [paymentId, 'status_changed', p.status, 'completed', 'daraja:callback', summary],
+      );
       await client.query(
         "update orders set paid_at = now() where shop_id = $1 and id = $2 and paid_at is null and total_minor <= (select coalesce(sum(p.amount_minor), 0) from payments p where p.shop_id = $1 and p.order_id = $2 and p.status = 'completed')",
         [p.shop_id, p.order_id],
       );
       outcome = 'applied';
     }
-    await client.query('update callback_inbox set processed_at = now(), outcome = $2 where id = $1', [stored.rows[0].id, outcome]);
+    await client.query('update callback_inbox set processed_at = now(), outcome = $2 where id = $1', [
+      stored.rows[0].id,
+      outcome,
+    ]);
     await client.query('commit');
   } catch (err) {
     await client.query('rollback').catch(() => undefined);
@@ -190,10 +279,14 @@ const server = http.createServer((req, res) => {
 });
 // Same keep-alive behaviour as the API (Node's defaults; Nest does not change them).
 server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
-  serveParent({ port: (server.address() as { port: number }).port, mode: MODE }, { mem: () => memorySnapshot() }, async () => {
-    const closed = new Promise<void>((r) => server.close(() => r()));
-    server.closeAllConnections();
-    await closed;
-    await pool.end();
-  });
+  serveParent(
+    { port: (server.address() as { port: number }).port, mode: MODE },
+    { mem: () => memorySnapshot() },
+    async () => {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections();
+      await closed;
+      await pool.end();
+    },
+  );
 });

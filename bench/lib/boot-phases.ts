@@ -20,10 +20,19 @@ marks.modulesLoaded = performance.now();
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env, { persistDevSecrets: true });
-  const sim = await startDarajaSimulator({ host: '127.0.0.1', port: 0, consumerKey: config.mpesa.consumerKey, consumerSecret: config.mpesa.consumerSecret, accounts: [{ shortcode: config.mpesa.shortcode, passkey: config.mpesa.passkey }] });
+  const sim = await startDarajaSimulator({
+    host: '127.0.0.1',
+    port: 0,
+    consumerKey: config.mpesa.consumerKey,
+    consumerSecret: config.mpesa.consumerSecret,
+    accounts: [{ shortcode: config.mpesa.shortcode, passkey: config.mpesa.passkey }],
+  });
   config.mpesa.baseUrl = sim.url;
   marks.simulatorStarted = performance.now();
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir) });
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir),
+  });
   marks.databaseOpen = performance.now();
   await database.migrate();
   marks.migrated = performance.now();
@@ -34,10 +43,14 @@ async function main(): Promise<void> {
   const res = await fetch(`http://127.0.0.1:${config.port}/health`);
   await res.text();
   marks.firstHealthy = performance.now();
-  serveParent({ port: config.port, marks, status: res.status, databaseKind: database.kind, memory: memorySnapshot() }, {}, async () => {
-    await app.close();
-    await sim.close();
-  });
+  serveParent(
+    { port: config.port, marks, status: res.status, databaseKind: database.kind, memory: memorySnapshot() },
+    {},
+    async () => {
+      await app.close();
+      await sim.close();
+    },
+  );
 }
 
 main().catch((err) => {

@@ -18,7 +18,8 @@ export const DATABASE_URL = process.env.DATABASE_URL || DEFAULT_DATABASE_URL;
 export function envInt(name: string, def: number, min = 0): number {
   const raw = process.env[name];
   if (raw === undefined || raw.trim() === '') return def;
-  if (!/^\d+$/.test(raw.trim()) || Number(raw) < min) throw new Error(`${name} must be a whole number >= ${min} (got "${raw}")`);
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) < min)
+    throw new Error(`${name} must be a whole number >= ${min} (got "${raw}")`);
   return Number(raw);
 }
 
@@ -44,14 +45,21 @@ export interface BenchDatabase {
 let counter = 0;
 
 /** A new database on the DATABASE_URL server, migrated unless told otherwise; dispose() drops it. */
-export async function freshPostgres(label: string, poolSize = 4, options: { migrate?: boolean } = {}): Promise<BenchDatabase> {
+export async function freshPostgres(
+  label: string,
+  poolSize = 4,
+  options: { migrate?: boolean } = {},
+): Promise<BenchDatabase> {
   const name = `sd_bench_${label.replace(/[^a-z0-9]/gi, '').toLowerCase()}_${process.pid}_${Date.now().toString(36)}_${counter++}`;
   const admin = await openDatabase({ databaseUrl: DATABASE_URL, poolSize: 1 });
   try {
     await admin.db.execute(sql.raw(`create database ${name}`));
   } catch (err) {
     await admin.close();
-    throw new Error(`could not create a database on ${redactUrl(DATABASE_URL)} (is Postgres running? set DATABASE_URL): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new Error(
+      `could not create a database on ${redactUrl(DATABASE_URL)} (is Postgres running? set DATABASE_URL): ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
   }
   const url = new URL(DATABASE_URL);
   url.pathname = `/${name}`;
@@ -117,7 +125,11 @@ const LOAD_AT_START = os.loadavg().map((l) => Math.round(l * 100) / 100);
 export function machineInfo(postgres?: string): MachineInfo {
   const git = (args: string[]): string | undefined => {
     try {
-      return execFileSync('git', ['--no-optional-locks', ...args], { cwd: REPO_DIR, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      return execFileSync('git', ['--no-optional-locks', ...args], {
+        cwd: REPO_DIR,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim();
     } catch {
       return undefined;
     }
@@ -154,13 +166,20 @@ export function table(header: string[], body: (string | number)[][]): string {
   const all = [header, ...body.map((r) => r.map(String))];
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   const numeric = header.map((_, i) => body.every((r) => /^([-+]?\d|-$)/.test(String(r[i] ?? '-'))));
-  const line = (r: string[]): string => r.map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  const line = (r: string[]): string =>
+    r
+      .map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
   return [line(all[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...all.slice(1).map(line)].join('\n');
 }
 
 export function verdictTable(verdicts: TargetVerdict[]): string {
   if (!verdicts.length) return '';
-  return table(['target', 'wanted', 'measured', 'met'], verdicts.map((v) => [v.name, v.target, v.value, v.met ? 'yes' : `NO${v.miss ? ` (${v.miss})` : ''}`]));
+  return table(
+    ['target', 'wanted', 'measured', 'met'],
+    verdicts.map((v) => [v.name, v.target, v.value, v.met ? 'yes' : `NO${v.miss ? ` (${v.miss})` : ''}`]),
+  );
 }
 
 export const RESULTS_DIR = SMOKE ? join(os.tmpdir(), 'smartduka-bench-smoke') : resolve(BENCH_DIR, 'results');
@@ -171,9 +190,15 @@ export const RESULTS_DIR = SMOKE ? join(os.tmpdir(), 'smartduka-bench-smoke') : 
  */
 export function writeResult(name: string, result: Record<string, unknown>, variant?: string): string {
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = join(RESULTS_DIR, `${name}-${new Date().toISOString().slice(0, 10)}${variant ? `-${variant}` : ''}${SMOKE ? '-smoke' : ''}.json`);
+  const file = join(
+    RESULTS_DIR,
+    `${name}-${new Date().toISOString().slice(0, 10)}${variant ? `-${variant}` : ''}${SMOKE ? '-smoke' : ''}.json`,
+  );
   const loadAverageAtEnd = os.loadavg().map((l) => Math.round(l * 100) / 100);
-  const machine = result.machine && typeof result.machine === 'object' ? { ...(result.machine as object), loadAverageAtEnd } : result.machine;
+  const machine =
+    result.machine && typeof result.machine === 'object'
+      ? { ...(result.machine as object), loadAverageAtEnd }
+      : result.machine;
   writeFileSync(file, JSON.stringify({ ...result, machine }, null, 2) + '\n');
   return file;
 }
@@ -197,7 +222,7 @@ export function run(main: () => Promise<void>): void {
       process.exit(process.exitCode ?? 0);
     },
     (err: unknown) => {
-      log(String(err instanceof Error ? err.stack ?? err.message : err));
+      log(String(err instanceof Error ? (err.stack ?? err.message) : err));
       log(`server logs kept in ${LOG_DIR}`);
       process.exit(1);
     },

@@ -11,28 +11,38 @@ import { verifyCallbackToken } from '../../apps/api/src/payments/providers/mpesa
 import { pg } from './deps';
 import { memorySnapshot, serveParent } from './procs';
 
-const express = createRequire(resolve(__dirname, '../../apps/api/package.json'))('express') as typeof import('../../apps/api/node_modules/@types/express');
+const express = createRequire(resolve(__dirname, '../../apps/api/package.json'))(
+  'express',
+) as typeof import('../../apps/api/node_modules/@types/express');
 const SECRET = process.env.CALLBACK_SIGNING_SECRET ?? '';
-const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.BENCH_DB_POOL_SIZE ?? 10) });
+const pool = new pg.Pool({
+  connectionString: process.env.DATABASE_URL,
+  max: Number(process.env.BENCH_DB_POOL_SIZE ?? 10),
+});
 pool.on('error', () => undefined);
 
 const app = express();
 app.disable('x-powered-by');
-app.use(express.json({ limit: '64kb', verify: (req, _res, buf) => ((req as Request & { rawBody?: Buffer }).rawBody = buf) }));
+app.use(
+  express.json({ limit: '64kb', verify: (req, _res, buf) => ((req as Request & { rawBody?: Buffer }).rawBody = buf) }),
+);
 app.post('/payments/callback/:paymentId/:token', (req: Request, res: Response) => {
   const paymentId = String(req.params.paymentId);
   const stk = (req.body as { Body?: { stkCallback?: { CheckoutRequestID?: unknown } } })?.Body?.stkCallback;
   const checkout = typeof stk?.CheckoutRequestID === 'string' ? stk.CheckoutRequestID : null;
   const verified = verifyCallbackToken(SECRET, paymentId, String(req.params.token));
   pool
-    .query('insert into callback_inbox (provider, url_payment_id, verified, checkout_request_id, source_ip, raw_body) values ($1, $2, $3, $4, $5, $6) returning id', [
-      'mpesa',
-      paymentId.length <= 64 ? paymentId : null,
-      verified,
-      checkout,
-      req.socket.remoteAddress ?? null,
-      (req as Request & { rawBody?: Buffer }).rawBody?.toString('utf8') ?? '',
-    ])
+    .query(
+      'insert into callback_inbox (provider, url_payment_id, verified, checkout_request_id, source_ip, raw_body) values ($1, $2, $3, $4, $5, $6) returning id',
+      [
+        'mpesa',
+        paymentId.length <= 64 ? paymentId : null,
+        verified,
+        checkout,
+        req.socket.remoteAddress ?? null,
+        (req as Request & { rawBody?: Buffer }).rawBody?.toString('utf8') ?? '',
+      ],
+    )
     .then(
       () => res.status(200).json({ ResultCode: 0, ResultDesc: 'Accepted' }),
       () => res.status(500).json({ statusCode: 500, message: 'Internal error' }),
@@ -40,10 +50,14 @@ app.post('/payments/callback/:paymentId/:token', (req: Request, res: Response) =
 });
 
 const server = app.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
-  serveParent({ port: (server.address() as { port: number }).port, mode: 'express' }, { mem: () => memorySnapshot() }, async () => {
-    const closed = new Promise<void>((r) => server.close(() => r()));
-    server.closeAllConnections();
-    await closed;
-    await pool.end();
-  });
+  serveParent(
+    { port: (server.address() as { port: number }).port, mode: 'express' },
+    { mem: () => memorySnapshot() },
+    async () => {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections();
+      await closed;
+      await pool.end();
+    },
+  );
 });

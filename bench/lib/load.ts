@@ -29,7 +29,10 @@ export async function load(label: string, options: AutocannonOptions): Promise<L
   });
   const seconds = (last - started) / 1000;
   const statusCodes: Record<string, number> = {};
-  for (const [code, v] of Object.entries((result as unknown as { statusCodeStats?: Record<string, { count: number | string }> }).statusCodeStats ?? {})) statusCodes[code] = Number(v.count);
+  for (const [code, v] of Object.entries(
+    (result as unknown as { statusCodeStats?: Record<string, { count: number | string }> }).statusCodeStats ?? {},
+  ))
+    statusCodes[code] = Number(v.count);
   const requests = Object.values(statusCodes).reduce((a, b) => a + b, 0);
   const non2xx = result.non2xx;
   const ok = requests - non2xx;
@@ -55,6 +58,7 @@ export function assertClean(s: LoadSummary, minRequests = 1): void {
   if (s.requests < minRequests) problems.push(`only ${s.requests} responses (wanted at least ${minRequests})`);
   if (s.non2xx) problems.push(`${s.non2xx} non-2xx responses ${JSON.stringify(s.statusCodes)}`);
   if (s.errors) problems.push(`${s.errors} connection errors (${s.timeouts} timeouts)`);
-  if (!(s.rps > 0) || !(s.latencyMs.p50 >= 0) || !(s.latencyMs.p99 >= s.latencyMs.p50)) problems.push(`implausible figures ${JSON.stringify({ rps: s.rps, latency: s.latencyMs })}`);
+  if (!(s.rps > 0) || !(s.latencyMs.p50 >= 0) || !(s.latencyMs.p99 >= s.latencyMs.p50))
+    problems.push(`implausible figures ${JSON.stringify({ rps: s.rps, latency: s.latencyMs })}`);
   if (problems.length) throw new Error(`SANITY CHECK FAILED (${s.label}): ${problems.join('; ')}`);
 }

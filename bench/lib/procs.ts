@@ -67,7 +67,15 @@ export async function startChild(name: string, script: string, options: StartChi
   });
 
   const ready = await new Promise<ReadyMessage>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not become ready within ${options.readyTimeoutMs ?? 60_000} ms; see ${logFile}:\n${tail(logFile)}`)), options.readyTimeoutMs ?? 60_000);
+    const timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `${name} did not become ready within ${options.readyTimeoutMs ?? 60_000} ms; see ${logFile}:\n${tail(logFile)}`,
+          ),
+        ),
+      options.readyTimeoutMs ?? 60_000,
+    );
     proc.on('message', (m: { type?: string; id?: number; result?: unknown; error?: string }) => {
       if (m?.type === 'ready') {
         clearTimeout(timer);
@@ -129,7 +137,11 @@ export async function startChild(name: string, script: string, options: StartChi
 }
 
 /** Child side: announce readiness and answer the parent's requests. 'stop' is handled by `onStop`. */
-export function serveParent(ready: Omit<ReadyMessage, 'type'>, handlers: Record<string, (args: Record<string, unknown>) => unknown>, onStop: () => Promise<void>): void {
+export function serveParent(
+  ready: Omit<ReadyMessage, 'type'>,
+  handlers: Record<string, (args: Record<string, unknown>) => unknown>,
+  onStop: () => Promise<void>,
+): void {
   if (!process.send) throw new Error('this script is started by a benchmark (it needs an IPC channel)');
   process.on('message', (m: { id: number; cmd: string } & Record<string, unknown>) => {
     if (m.cmd === 'stop') {
@@ -159,10 +171,22 @@ export function serveParent(ready: Omit<ReadyMessage, 'type'>, handlers: Record<
 }
 
 /** Memory of this process as the parent wants it (MB). */
-export function memorySnapshot(): { rssMb: number; heapUsedMb: number; heapTotalMb: number; externalMb: number; arrayBuffersMb: number } {
+export function memorySnapshot(): {
+  rssMb: number;
+  heapUsedMb: number;
+  heapTotalMb: number;
+  externalMb: number;
+  arrayBuffersMb: number;
+} {
   const m = process.memoryUsage();
   const r = (b: number): number => Math.round((b / 1024 / 1024) * 10) / 10;
-  return { rssMb: r(m.rss), heapUsedMb: r(m.heapUsed), heapTotalMb: r(m.heapTotal), externalMb: r(m.external), arrayBuffersMb: r(m.arrayBuffers) };
+  return {
+    rssMb: r(m.rss),
+    heapUsedMb: r(m.heapUsed),
+    heapTotalMb: r(m.heapTotal),
+    externalMb: r(m.external),
+    arrayBuffersMb: r(m.arrayBuffers),
+  };
 }
 
 /** Kernel's view of a process's resident memory (Linux): current and peak (VmHWM), MB. */

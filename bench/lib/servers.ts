@@ -71,7 +71,12 @@ export async function startApi(name: string, o: ApiServerOptions): Promise<Child
 
 export async function startSimulator(name: string, options: SimulatorOptions): Promise<ChildHandle & { url: string }> {
   const child = await startChild(name, resolve(BENCH_DIR, 'lib/sim-server.ts'), {
-    env: { BENCH_SIM_OPTIONS: JSON.stringify({ accounts: [{ shortcode: SHORTCODE, passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }], ...options }) },
+    env: {
+      BENCH_SIM_OPTIONS: JSON.stringify({
+        accounts: [{ shortcode: SHORTCODE, passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }],
+        ...options,
+      }),
+    },
   });
   return Object.assign(child, { url: String(child.ready.url) });
 }

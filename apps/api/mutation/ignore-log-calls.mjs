@@ -8,13 +8,21 @@ const LEVELS = new Set(['log', 'error', 'warn', 'debug', 'verbose', 'fatal']);
 function isLoggerCall(node) {
   if (node?.type !== 'CallExpression' || node.callee.type !== 'MemberExpression') return false;
   const { object, property } = node.callee;
-  return property.type === 'Identifier' && LEVELS.has(property.name) && object.type === 'MemberExpression' && object.object.type === 'ThisExpression' && object.property.type === 'Identifier' && object.property.name === 'logger';
+  return (
+    property.type === 'Identifier' &&
+    LEVELS.has(property.name) &&
+    object.type === 'MemberExpression' &&
+    object.object.type === 'ThisExpression' &&
+    object.property.type === 'Identifier' &&
+    object.property.name === 'logger'
+  );
 }
 
 export const strykerPlugins = [
   declareValuePlugin(PluginKind.Ignore, 'log-calls', {
     shouldIgnore(path) {
-      if (path.isExpressionStatement() && isLoggerCall(path.node.expression)) return 'a log line (see mutation/ignore-log-calls.mjs)';
+      if (path.isExpressionStatement() && isLoggerCall(path.node.expression))
+        return 'a log line (see mutation/ignore-log-calls.mjs)';
       return undefined;
     },
   }),

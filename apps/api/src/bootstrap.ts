@@ -29,10 +29,19 @@ export interface CreateAppOptions {
 /** Builds the configured Nest application (used by main.ts, the tests and the OpenAPI export). */
 export async function createApp(options: CreateAppOptions): Promise<NestExpressApplication> {
   const app = await NestFactory.create<NestExpressApplication>(
-    AppModule.forRoot({ config: options.config, database: options.database, closeDatabaseOnShutdown: options.closeDatabaseOnShutdown ?? false, logDestination: options.logDestination }),
+    AppModule.forRoot({
+      config: options.config,
+      database: options.database,
+      closeDatabaseOnShutdown: options.closeDatabaseOnShutdown ?? false,
+      logDestination: options.logDestination,
+    }),
     // Node's own Host check off: requireHostHeader below answers in the API's error shape.
     new ApiExpressAdapter(),
-    { bodyParser: false, bufferLogs: options.bufferLogs ?? false, logger: options.config.logLevel === 'silent' ? false : undefined },
+    {
+      bodyParser: false,
+      bufferLogs: options.bufferLogs ?? false,
+      logger: options.config.logLevel === 'silent' ? false : undefined,
+    },
   );
   app.useLogger(app.get(Logger));
   installClientErrorHandler(app.getHttpServer());
@@ -72,12 +81,28 @@ export async function createApp(options: CreateAppOptions): Promise<NestExpressA
 
 /** POST/PUT/PATCH bodies must be JSON: anything else is a clear 415, not a confusing validation error. */
 function requireJsonBody(req: Request, _res: Response, next: NextFunction): void {
-  const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+  const hasBody =
+    req.headers['content-length'] !== undefined
+      ? req.headers['content-length'] !== '0'
+      : req.headers['transfer-encoding'] !== undefined;
   // The one raw-body endpoint: statement uploads stream text/csv (the controller reads and limits it).
   const csvUpload = req.method === 'POST' && req.path === '/reconciliation/statements' && req.is('text/csv');
-  if (['POST', 'PUT', 'PATCH'].includes(req.method) && hasBody && !csvUpload && !req.is(['application/json', 'application/*+json'])) {
+  if (
+    ['POST', 'PUT', 'PATCH'].includes(req.method) &&
+    hasBody &&
+    !csvUpload &&
+    !req.is(['application/json', 'application/*+json'])
+  ) {
     const statement = req.method === 'POST' && req.path === '/reconciliation/statements';
-    next(new AppError('UNSUPPORTED_MEDIA_TYPE', statement ? 'Send the statement as the raw body with Content-Type: text/csv' : 'Send the request body as JSON with Content-Type: application/json', 415));
+    next(
+      new AppError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        statement
+          ? 'Send the statement as the raw body with Content-Type: text/csv'
+          : 'Send the request body as JSON with Content-Type: application/json',
+        415,
+      ),
+    );
     return;
   }
   next();

@@ -13,7 +13,13 @@ async function startSimulator(config: AppConfig): Promise<DarajaSimulator> {
     host: '127.0.0.1',
     consumerKey: config.mpesa.consumerKey,
     consumerSecret: config.mpesa.consumerSecret,
-    accounts: [{ shortcode: config.mpesa.shortcode, passkey: config.mpesa.passkey, tillNumbers: config.mpesa.tillNumber ? [config.mpesa.tillNumber] : [] }],
+    accounts: [
+      {
+        shortcode: config.mpesa.shortcode,
+        passkey: config.mpesa.passkey,
+        tillNumbers: config.mpesa.tillNumber ? [config.mpesa.tillNumber] : [],
+      },
+    ],
     callbackDelayMs: 3000,
   };
   try {
@@ -35,17 +41,38 @@ async function onPreferredPort<T>(start: (port: number) => Promise<T>, port: num
 }
 
 /** Embedded Flutterwave / Pesapal simulators for providers enabled in simulator mode without a base URL. */
-async function startCardSimulators(config: AppConfig): Promise<{ name: string; url: string; close(): Promise<void> }[]> {
+async function startCardSimulators(
+  config: AppConfig,
+): Promise<{ name: string; url: string; close(): Promise<void> }[]> {
   const started: { name: string; url: string; close(): Promise<void> }[] = [];
   const f = config.flutterwave;
   if (f.enabled && f.env === 'simulator' && !f.baseUrl) {
-    const sim = await onPreferredPort((port) => startFlutterwaveSimulator({ host: '127.0.0.1', port, secretKey: f.secretKey, secretHash: f.secretHash, webhookUrl: `${config.publicBaseUrl}/payments/flutterwave/webhook` }), 4020);
+    const sim = await onPreferredPort(
+      (port) =>
+        startFlutterwaveSimulator({
+          host: '127.0.0.1',
+          port,
+          secretKey: f.secretKey,
+          secretHash: f.secretHash,
+          webhookUrl: `${config.publicBaseUrl}/payments/flutterwave/webhook`,
+        }),
+      4020,
+    );
     f.baseUrl = sim.url;
     started.push({ name: 'Flutterwave', url: sim.url, close: () => sim.close() });
   }
   const p = config.pesapal;
   if (p.enabled && p.env === 'simulator' && !p.baseUrl) {
-    const sim = await onPreferredPort((port) => startPesapalSimulator({ host: '127.0.0.1', port, consumerKey: p.consumerKey, consumerSecret: p.consumerSecret }), 4030);
+    const sim = await onPreferredPort(
+      (port) =>
+        startPesapalSimulator({
+          host: '127.0.0.1',
+          port,
+          consumerKey: p.consumerKey,
+          consumerSecret: p.consumerSecret,
+        }),
+      4030,
+    );
     p.baseUrl = sim.url;
     started.push({ name: 'Pesapal', url: sim.url, close: () => sim.close() });
   }
@@ -80,7 +107,8 @@ async function main(): Promise<void> {
     connectTimeoutMs: config.databaseConnectTimeoutMs,
     statementTimeoutMs: config.databaseStatementTimeoutMs,
     pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir),
-    onConnectionLost: (info) => dbLogger.warn({ code: info.code, msg: info.message }, 'database connection lost; the pool opens a new one'),
+    onConnectionLost: (info) =>
+      dbLogger.warn({ code: info.code, msg: info.message }, 'database connection lost; the pool opens a new one'),
   });
   await database.migrate();
 
@@ -112,16 +140,24 @@ async function main(): Promise<void> {
         `  curl -s -X POST ${url}/payments/stk-push -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -H 'Idempotency-Key: ord-1001-1' -d '{"phoneNumber":"0712345678","amount":150,"orderId":"ORD-1001"}'`,
         `  curl -s "${url}/payments/stk-status?checkoutRequestId=<CheckoutRequestID from the push>" -H "Authorization: Bearer $TOKEN"`,
         `  curl -s ${url}/orders/ORD-1001 -H "Authorization: Bearer $TOKEN"`,
-        ...(simulator ? ['', 'Simulator phone numbers (any other valid number pays successfully after ~3 s):', magic] : []),
+        ...(simulator
+          ? ['', 'Simulator phone numbers (any other valid number pays successfully after ~3 s):', magic]
+          : []),
         ...(config.flutterwave.enabled
-          ? ['', `Card / mobile money with Flutterwave${cardSimulators.some((c) => c.name === 'Flutterwave') ? ` (simulator at ${config.flutterwave.baseUrl})` : ''}: open the returned "link" in a browser and pick an outcome`,
-            `  curl -s -X POST ${url}/orders -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"id":"ORD-1002","total":2450.50}'`,
-            `  curl -s -X POST ${url}/payments/flutterwave/init -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"orderId":"ORD-1002","amount":2450.50,"customer":{"email":"customer@example.com"}}'`]
+          ? [
+              '',
+              `Card / mobile money with Flutterwave${cardSimulators.some((c) => c.name === 'Flutterwave') ? ` (simulator at ${config.flutterwave.baseUrl})` : ''}: open the returned "link" in a browser and pick an outcome`,
+              `  curl -s -X POST ${url}/orders -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"id":"ORD-1002","total":2450.50}'`,
+              `  curl -s -X POST ${url}/payments/flutterwave/init -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"orderId":"ORD-1002","amount":2450.50,"customer":{"email":"customer@example.com"}}'`,
+            ]
           : []),
         ...(config.pesapal.enabled
-          ? ['', `Pesapal${cardSimulators.some((c) => c.name === 'Pesapal') ? ` (simulator at ${config.pesapal.baseUrl})` : ''}: open the returned "redirectUrl" in a browser and pick an outcome`,
-            `  curl -s -X POST ${url}/orders -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"id":"ORD-1003","total":500}'`,
-            `  curl -s -X POST ${url}/payments/pesapal/init -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"orderId":"ORD-1003","amount":500,"customer":{"email":"customer@example.com"}}'`]
+          ? [
+              '',
+              `Pesapal${cardSimulators.some((c) => c.name === 'Pesapal') ? ` (simulator at ${config.pesapal.baseUrl})` : ''}: open the returned "redirectUrl" in a browser and pick an outcome`,
+              `  curl -s -X POST ${url}/orders -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"id":"ORD-1003","total":500}'`,
+              `  curl -s -X POST ${url}/payments/pesapal/init -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"orderId":"ORD-1003","amount":500,"customer":{"email":"customer@example.com"}}'`,
+            ]
           : []),
         '',
       ].join('\n') + '\n',
@@ -139,6 +175,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  process.stderr.write(`Failed to start: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`Failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

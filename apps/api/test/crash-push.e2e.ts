@@ -34,7 +34,11 @@ const nairobi = (d: Date): string => {
   const manager = `Bearer ${mintToken(TEST_JWT_SECRET, { sub: 'manager-1', shopId: 'shop-1', role: 'manager' })}`;
 
   beforeAll(async () => {
-    sim = await startDarajaSimulator({ callbackDelayMs: 100, accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }], log: simulatorLog() });
+    sim = await startDarajaSimulator({
+      callbackDelayMs: 100,
+      accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }],
+      log: simulatorLog(),
+    });
     database = await createTestDatabase();
     pool = new Pool({ connectionString: database.url, max: 2 });
   });
@@ -48,47 +52,100 @@ const nairobi = (d: Date): string => {
   it('issue 8.2: after the restart the orders stay blocked (409 PAYMENT_OUTCOME_UNKNOWN, nobody prompted twice) and the statement settles every payment', async () => {
     const db = drizzle(pool);
     // Daraja takes 1.5 s to answer a push (it has prompted the customer already); our timeout is longer.
-    api = await startApiProcess({ databaseUrl: database.url!, simUrl: sim.url, env: { MPESA_HTTP_TIMEOUT_MS: '20000', RECONCILER_ENABLED: 'false' } });
+    api = await startApiProcess({
+      databaseUrl: database.url!,
+      simUrl: sim.url,
+      env: { MPESA_HTTP_TIMEOUT_MS: '20000', RECONCILER_ENABLED: 'false' },
+    });
     const orders = Array.from({ length: PUSHES }, (_, i) => ({ id: `KILL-${i}`, amount: 10 + i }));
-    for (const o of orders) expect((await api.http().post('/orders').set('Authorization', cashier).send({ id: o.id, total: o.amount })).status).toBe(201);
+    for (const o of orders)
+      expect(
+        (await api.http().post('/orders').set('Authorization', cashier).send({ id: o.id, total: o.amount })).status,
+      ).toBe(201);
     sim.setFaults({ latencyMs: { push: 1500 } });
     const first = api;
-    const inFlight = Promise.allSettled(orders.map((o) => first.http().post('/payments/stk-push').set('Authorization', cashier).send({ orderId: o.id, amount: o.amount, phoneNumber: '0712345678' })));
+    const inFlight = Promise.allSettled(
+      orders.map((o) =>
+        first
+          .http()
+          .post('/payments/stk-push')
+          .set('Authorization', cashier)
+          .send({ orderId: o.id, amount: o.amount, phoneNumber: '0712345678' }),
+      ),
+    );
     // Every push reached Daraja (so every customer was prompted), none was answered yet: kill.
     await waitFor(async () => sim.pushes().length >= PUSHES, 30000, 20);
     await api.kill();
     api = undefined;
     await inFlight;
     sim.setFaults({});
-    const stored = rowsOf<{ status: string; checkout_request_id: string | null }>(await db.execute(sql`select status, checkout_request_id from payments`));
+    const stored = rowsOf<{ status: string; checkout_request_id: string | null }>(
+      await db.execute(sql`select status, checkout_request_id from payments`),
+    );
     expect(stored).toHaveLength(PUSHES);
     expect(stored.every((p) => p.status === 'initiated' && p.checkout_request_id === null)).toBe(true);
     // The customers paid; Daraja's callbacks found nobody listening.
     await waitFor(async () => sim.pushes().filter((p) => p.receipt).length === PUSHES, 30000, 50);
 
     // Restart: the reconciler parks what it cannot query.
-    api = await startApiProcess({ databaseUrl: database.url!, simUrl: sim.url, env: { RECONCILER_INTERVAL_MS: '200', MPESA_UNRESOLVED_REVIEW_AFTER_SECONDS: '1', RECONCILER_LEASE_SECONDS: '5' } });
-    await waitFor(async () => {
-      const rows = rowsOf<{ n: number }>(await db.execute(sql`select count(*)::int as n from payments where status = 'review' and status_reason = 'OUTCOME_UNKNOWN'`));
-      return rows[0].n === PUSHES;
-    }, 60000, 200);
+    api = await startApiProcess({
+      databaseUrl: database.url!,
+      simUrl: sim.url,
+      env: { RECONCILER_INTERVAL_MS: '200', MPESA_UNRESOLVED_REVIEW_AFTER_SECONDS: '1', RECONCILER_LEASE_SECONDS: '5' },
+    });
+    await waitFor(
+      async () => {
+        const rows = rowsOf<{ n: number }>(
+          await db.execute(
+            sql`select count(*)::int as n from payments where status = 'review' and status_reason = 'OUTCOME_UNKNOWN'`,
+          ),
+        );
+        return rows[0].n === PUSHES;
+      },
+      60000,
+      200,
+    );
 
     // The cashier tries again with a new Idempotency-Key: refused, nobody is prompted a second time.
     const pushesBefore = sim.stats().pushRequests;
     for (const o of orders) {
-      const again = await api.http().post('/payments/stk-push').set('Authorization', cashier).set('Idempotency-Key', `retry-${o.id}`).send({ orderId: o.id, amount: o.amount, phoneNumber: '0712345678' });
-      expect({ order: o.id, status: again.status, code: again.body.code }).toEqual({ order: o.id, status: 409, code: 'PAYMENT_OUTCOME_UNKNOWN' });
+      const again = await api
+        .http()
+        .post('/payments/stk-push')
+        .set('Authorization', cashier)
+        .set('Idempotency-Key', `retry-${o.id}`)
+        .send({ orderId: o.id, amount: o.amount, phoneNumber: '0712345678' });
+      expect({ order: o.id, status: again.status, code: again.body.code }).toEqual({
+        order: o.id,
+        status: 409,
+        code: 'PAYMENT_OUTCOME_UNKNOWN',
+      });
     }
     expect(sim.stats().pushRequests).toBe(pushesBefore);
 
     // The shop's M-Pesa statement shows the money: each row fits exactly one payment.
     const lines = ['Receipt No.,Completion Time,Details,Transaction Status,Paid In'];
-    for (const p of sim.pushes()) lines.push(`${p.receipt},${nairobi(new Date(p.createdAt.getTime() + 5000))},Pay Bill from ${p.phoneNumber} - CUSTOMER,Completed,${p.amount}.00`);
-    const report = await api.http().post('/reconciliation/statements').set('Authorization', manager).set('Content-Type', 'text/csv').send(lines.join('\n'));
+    for (const p of sim.pushes())
+      lines.push(
+        `${p.receipt},${nairobi(new Date(p.createdAt.getTime() + 5000))},Pay Bill from ${p.phoneNumber} - CUSTOMER,Completed,${p.amount}.00`,
+      );
+    const report = await api
+      .http()
+      .post('/reconciliation/statements')
+      .set('Authorization', manager)
+      .set('Content-Type', 'text/csv')
+      .send(lines.join('\n'));
     expect(report.status).toBe(200);
-    expect(report.body).toMatchObject({ settledFromStatement: { count: PUSHES }, possibleMatches: { count: 0 }, unknownReceipts: { count: 0 } });
+    expect(report.body).toMatchObject({
+      settledFromStatement: { count: PUSHES },
+      possibleMatches: { count: 0 },
+      unknownReceipts: { count: 0 },
+    });
     for (const o of orders) {
-      expect((await api.http().get(`/orders/${o.id}`).set('Authorization', cashier)).body).toMatchObject({ status: 'paid', paid: o.amount });
+      expect((await api.http().get(`/orders/${o.id}`).set('Authorization', cashier)).body).toMatchObject({
+        status: 'paid',
+        paid: o.amount,
+      });
     }
   }, 180000);
 });

@@ -37,7 +37,9 @@ const rowsOf = <T>(res: unknown): T[] => (res as { rows: T[] }).rows;
   };
 
   beforeAll(async () => {
-    sim = await startDarajaSimulator({ accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }] });
+    sim = await startDarajaSimulator({
+      accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }],
+    });
     database = await createTestDatabase();
   });
   afterAll(async () => {
@@ -46,109 +48,181 @@ const rowsOf = <T>(res: unknown): T[] => (res as { rows: T[] }).rows;
     await database.dispose();
   });
 
-  it('keeps every accepted callback and applies each exactly once after a restart', async () => {
-    api = await startApiProcess({ databaseUrl: database.url!, simUrl: sim.url, env });
-    const port = api.port;
+  it(
+    'keeps every accepted callback and applies each exactly once after a restart',
+    async () => {
+      api = await startApiProcess({ databaseUrl: database.url!, simUrl: sim.url, env });
+      const port = api.port;
 
-    // PAYMENTS pending payments, one per order.
-    const pending: { paymentId: string; checkoutRequestId: string; merchantRequestId: string; orderId: string }[] = [];
-    let opened = 0;
-    await step(`open ${PAYMENTS} payments`, BUDGET.open, () => runPool(Array.from({ length: PAYMENTS }, (_, i) => i), 6, async (i) => {
-      const orderId = `CRASH-${i}`;
-      expect((await api!.http().post('/orders').set('Authorization', auth).send({ id: orderId, total: 10 + i })).status).toBe(201);
-      const res = await api!.http().post('/payments/stk-push').set('Authorization', auth).send({ orderId, amount: 10 + i, phoneNumber: '254700000007' });
-      expect(res.status).toBe(201);
-      pending[i] = { ...res.body, orderId };
-      opened++;
-    }), () => `${opened}/${PAYMENTS} payments opened`);
+      // PAYMENTS pending payments, one per order.
+      const pending: { paymentId: string; checkoutRequestId: string; merchantRequestId: string; orderId: string }[] =
+        [];
+      let opened = 0;
+      await step(
+        `open ${PAYMENTS} payments`,
+        BUDGET.open,
+        () =>
+          runPool(
+            Array.from({ length: PAYMENTS }, (_, i) => i),
+            6,
+            async (i) => {
+              const orderId = `CRASH-${i}`;
+              expect(
+                (
+                  await api!
+                    .http()
+                    .post('/orders')
+                    .set('Authorization', auth)
+                    .send({ id: orderId, total: 10 + i })
+                ).status,
+              ).toBe(201);
+              const res = await api!
+                .http()
+                .post('/payments/stk-push')
+                .set('Authorization', auth)
+                .send({ orderId, amount: 10 + i, phoneNumber: '254700000007' });
+              expect(res.status).toBe(201);
+              pending[i] = { ...res.body, orderId };
+              opened++;
+            },
+          ),
+        () => `${opened}/${PAYMENTS} payments opened`,
+      );
 
-    // The burst: 64 connections of Daraja callbacks; SIGKILL once KILL_AFTER_ACCEPTED were accepted.
-    const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-    const accepted = new Set<string>();
-    let killed: Promise<void> | undefined;
-    const send = async (p: (typeof pending)[number], i: number) => {
-      const body = JSON.stringify(successCallback(p.merchantRequestId, p.checkoutRequestId, 10 + i, `RKL${String(i).padStart(7, '0')}`));
-      try {
-        const res = await fetchWithAgent(`http://127.0.0.1:${port}/payments/callback/${p.paymentId}/${callbackToken(TEST_CALLBACK_SECRET, p.paymentId)}`, body, agent);
-        if (res.status === 200 && JSON.parse(res.body).ResultDesc === 'Accepted') accepted.add(p.paymentId);
-      } catch {
-        // connection cut by the kill: Daraja would treat it as not delivered
-      }
-      if (accepted.size >= KILL_AFTER_ACCEPTED && !killed) killed = api!.kill();
-    };
-    let next = 0;
-    await step('the callback burst until the SIGKILL', BUDGET.burst, async () => {
-      await Promise.all(Array.from({ length: 64 }, async () => {
-        while (next < pending.length) {
-          const i = next++;
-          await send(pending[i], i);
+      // The burst: 64 connections of Daraja callbacks; SIGKILL once KILL_AFTER_ACCEPTED were accepted.
+      const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+      const accepted = new Set<string>();
+      let killed: Promise<void> | undefined;
+      const send = async (p: (typeof pending)[number], i: number) => {
+        const body = JSON.stringify(
+          successCallback(p.merchantRequestId, p.checkoutRequestId, 10 + i, `RKL${String(i).padStart(7, '0')}`),
+        );
+        try {
+          const res = await fetchWithAgent(
+            `http://127.0.0.1:${port}/payments/callback/${p.paymentId}/${callbackToken(TEST_CALLBACK_SECRET, p.paymentId)}`,
+            body,
+            agent,
+          );
+          if (res.status === 200 && JSON.parse(res.body).ResultDesc === 'Accepted') accepted.add(p.paymentId);
+        } catch {
+          // connection cut by the kill: Daraja would treat it as not delivered
         }
-      }));
-      await killed;
-    }, () => `${accepted.size} accepted of ${next} sent, kill ${killed ? 'sent' : 'not sent yet'}`);
-    agent.destroy();
-    expect(api.child.signalCode).toBe('SIGKILL');
-    expect(accepted.size).toBeGreaterThanOrEqual(KILL_AFTER_ACCEPTED);
-    expect(accepted.size).toBeLessThan(PAYMENTS); // the kill really landed mid-burst
+        if (accepted.size >= KILL_AFTER_ACCEPTED && !killed) killed = api!.kill();
+      };
+      let next = 0;
+      await step(
+        'the callback burst until the SIGKILL',
+        BUDGET.burst,
+        async () => {
+          await Promise.all(
+            Array.from({ length: 64 }, async () => {
+              while (next < pending.length) {
+                const i = next++;
+                await send(pending[i], i);
+              }
+            }),
+          );
+          await killed;
+        },
+        () => `${accepted.size} accepted of ${next} sent, kill ${killed ? 'sent' : 'not sent yet'}`,
+      );
+      agent.destroy();
+      expect(api.child.signalCode).toBe('SIGKILL');
+      expect(accepted.size).toBeGreaterThanOrEqual(KILL_AFTER_ACCEPTED);
+      expect(accepted.size).toBeLessThan(PAYMENTS); // the kill really landed mid-burst
 
-    // Every accepted callback was durable before its reply.
-    const stored = rowsOf<{ url_payment_id: string }>(await database.handle.db.execute(sql`select distinct url_payment_id from callback_inbox`));
-    const storedIds = new Set(stored.map((r) => r.url_payment_id));
-    for (const id of accepted) expect(storedIds.has(id)).toBe(true);
+      // Every accepted callback was durable before its reply.
+      const stored = rowsOf<{ url_payment_id: string }>(
+        await database.handle.db.execute(sql`select distinct url_payment_id from callback_inbox`),
+      );
+      const storedIds = new Set(stored.map((r) => r.url_payment_id));
+      for (const id of accepted) expect(storedIds.has(id)).toBe(true);
 
+      // Restart on the same port; the reconciler finishes anything stored but not processed.
+      api = await startApiProcess({ databaseUrl: database.url!, simUrl: sim.url, env, port });
+      const unprocessed = async () =>
+        rowsOf<{ n: number }>(
+          await database.handle.db.execute(
+            sql`select count(*)::int as n from callback_inbox where processed_at is null`,
+          ),
+        )[0].n;
+      await waitUntil(
+        'the restarted instance to process every stored callback',
+        BUDGET.replay,
+        async () => (await unprocessed()) === 0,
+        {
+          intervalMs: 200,
+          progress: async () => `${await unprocessed()} stored callbacks still unprocessed`,
+          failIf: () => (api!.child.exitCode !== null ? `the restarted API exited:\n${api!.output()}` : undefined),
+        },
+      );
 
-    // Restart on the same port; the reconciler finishes anything stored but not processed.
-    api = await startApiProcess({ databaseUrl: database.url!, simUrl: sim.url, env, port });
-    const unprocessed = async () => rowsOf<{ n: number }>(await database.handle.db.execute(sql`select count(*)::int as n from callback_inbox where processed_at is null`))[0].n;
-    await waitUntil('the restarted instance to process every stored callback', BUDGET.replay, async () => (await unprocessed()) === 0, {
-      intervalMs: 200,
-      progress: async () => `${await unprocessed()} stored callbacks still unprocessed`,
-      failIf: () => (api!.child.exitCode !== null ? `the restarted API exited:\n${api!.output()}` : undefined),
-    });
-
-    // Every accepted callback's payment is completed; nothing is half-applied anywhere.
-    const payments = rowsOf<{ id: string; order_id: string; status: string; mpesa_receipt_number: string | null; completions: number; paid_at: string | null }>(
-      await database.handle.db.execute(sql`
+      // Every accepted callback's payment is completed; nothing is half-applied anywhere.
+      const payments = rowsOf<{
+        id: string;
+        order_id: string;
+        status: string;
+        mpesa_receipt_number: string | null;
+        completions: number;
+        paid_at: string | null;
+      }>(
+        await database.handle.db.execute(sql`
         select p.id, p.order_id, p.status, p.mpesa_receipt_number, o.paid_at,
           (select count(*)::int from payment_events e where e.payment_id = p.id and e.to_status = 'completed') as completions
         from payments p join orders o on o.shop_id = p.shop_id and o.id = p.order_id`),
-    );
-    expect(payments).toHaveLength(PAYMENTS);
-    for (const p of payments) {
-      if (accepted.has(p.id)) expect(p.status).toBe('completed');
-      if (p.status === 'completed') {
-        expect(p.completions).toBe(1);
-        expect(p.mpesa_receipt_number).toMatch(/^RKL\d{7}$/);
-        expect(p.paid_at).not.toBeNull();
-      } else {
-        expect(p.status).toBe('pending');
-        expect(p.completions).toBe(0);
-        expect(p.paid_at).toBeNull();
+      );
+      expect(payments).toHaveLength(PAYMENTS);
+      for (const p of payments) {
+        if (accepted.has(p.id)) expect(p.status).toBe('completed');
+        if (p.status === 'completed') {
+          expect(p.completions).toBe(1);
+          expect(p.mpesa_receipt_number).toMatch(/^RKL\d{7}$/);
+          expect(p.paid_at).not.toBeNull();
+        } else {
+          expect(p.status).toBe('pending');
+          expect(p.completions).toBe(0);
+          expect(p.paid_at).toBeNull();
+        }
       }
-    }
-  }, testTimeout(API_START_BUDGET_MS, BUDGET.open, BUDGET.burst, API_START_BUDGET_MS, BUDGET.replay));
+    },
+    testTimeout(API_START_BUDGET_MS, BUDGET.open, BUDGET.burst, API_START_BUDGET_MS, BUDGET.replay),
+  );
 });
 
-async function runPool<T>(items: T[], concurrency: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+async function runPool<T>(
+  items: T[],
+  concurrency: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i], i);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i], i);
+      }
+    }),
+  );
 }
 
 /** A raw POST through a keep-alive agent (supertest opens a connection per request). */
 function fetchWithAgent(url: string, body: string, agent: Agent): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: 'POST', agent, headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } }, (res) => {
-      let data = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (data += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }));
-      res.on('error', reject);
-    });
+    const req = httpRequest(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (data += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });

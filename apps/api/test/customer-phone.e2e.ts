@@ -1,4 +1,11 @@
-import { FlutterwaveSimulator, PESAPAL_DEFAULT_CONSUMER_KEY, PESAPAL_DEFAULT_CONSUMER_SECRET, PesapalSimulator, startFlutterwaveSimulator, startPesapalSimulator } from '@smartduka/card-simulators';
+import {
+  FlutterwaveSimulator,
+  PESAPAL_DEFAULT_CONSUMER_KEY,
+  PESAPAL_DEFAULT_CONSUMER_SECRET,
+  PesapalSimulator,
+  startFlutterwaveSimulator,
+  startPesapalSimulator,
+} from '@smartduka/card-simulators';
 import { sql } from 'drizzle-orm';
 import type { PesapalIpnService } from '../src/payments/providers/pesapal/pesapal-ipn.service';
 import { PESAPAL_IPN } from '../src/payments/providers/pesapal/pesapal.constants';
@@ -33,7 +40,11 @@ describe('the customer phone through M-Pesa, Flutterwave and Pesapal init', () =
       { kind: 'consumer-key', value: PESAPAL_DEFAULT_CONSUMER_KEY },
       { kind: 'consumer-secret', value: PESAPAL_DEFAULT_CONSUMER_SECRET, pair: PESAPAL_DEFAULT_CONSUMER_KEY },
     ]);
-    flw = await startFlutterwaveSimulator({ secretKey: FLW_SECRET_KEY, secretHash: FLW_SECRET_HASH, log: simulatorLog() });
+    flw = await startFlutterwaveSimulator({
+      secretKey: FLW_SECRET_KEY,
+      secretHash: FLW_SECRET_HASH,
+      log: simulatorLog(),
+    });
     pesapal = await startPesapalSimulator({ ipnRetry: { attempts: 0, intervalMs: 100 }, log: simulatorLog() });
     t = await startTestApp({
       env: {
@@ -78,20 +89,41 @@ describe('the customer phone through M-Pesa, Flutterwave and Pesapal init', () =
   const providers: Provider[] = [
     {
       name: 'M-Pesa',
-      init: (orderId, phone, key) => t.http().post('/payments/stk-push').set('Authorization', auth).set(key ? { 'Idempotency-Key': key } : {}).send({ orderId, amount: 50, phoneNumber: phone }),
+      init: (orderId, phone, key) =>
+        t
+          .http()
+          .post('/payments/stk-push')
+          .set('Authorization', auth)
+          .set(key ? { 'Idempotency-Key': key } : {})
+          .send({ orderId, amount: 50, phoneNumber: phone }),
       calls: () => t.sim.stats().pushRequests,
       masked: '2547******78',
     },
     {
       name: 'Flutterwave',
       init: (orderId, phone, key) =>
-        t.http().post('/payments/flutterwave/init').set('Authorization', auth).set(key ? { 'Idempotency-Key': key } : {}).send({ orderId, amount: 50, customer: { email: 'wanjiku@example.com', phoneNumber: phone, name: 'Wanjiku' } }),
+        t
+          .http()
+          .post('/payments/flutterwave/init')
+          .set('Authorization', auth)
+          .set(key ? { 'Idempotency-Key': key } : {})
+          .send({
+            orderId,
+            amount: 50,
+            customer: { email: 'wanjiku@example.com', phoneNumber: phone, name: 'Wanjiku' },
+          }),
       calls: () => flw.stats().paymentRequests,
       masked: '2547******78',
     },
     {
       name: 'Pesapal',
-      init: (orderId, phone, key) => t.http().post('/payments/pesapal/init').set('Authorization', auth).set(key ? { 'Idempotency-Key': key } : {}).send({ orderId, amount: 50, customer: { phoneNumber: phone } }),
+      init: (orderId, phone, key) =>
+        t
+          .http()
+          .post('/payments/pesapal/init')
+          .set('Authorization', auth)
+          .set(key ? { 'Idempotency-Key': key } : {})
+          .send({ orderId, amount: 50, customer: { phoneNumber: phone } }),
       calls: () => pesapal.stats().submitRequests,
       masked: '07******78',
     },
@@ -106,13 +138,25 @@ describe('the customer phone through M-Pesa, Flutterwave and Pesapal init', () =
       const calls = provider.calls();
 
       const same = await provider.init(orderId, '0712345678', key);
-      expect({ status: same.status, replayed: same.headers['idempotent-replayed'], body: same.body }).toEqual({ status: 201, replayed: 'true', body: first.body });
+      expect({ status: same.status, replayed: same.headers['idempotent-replayed'], body: same.body }).toEqual({
+        status: 201,
+        replayed: 'true',
+        body: first.body,
+      });
 
       const other = await provider.init(orderId, '0798765432', key);
-      expect({ status: other.status, code: other.body.code, replayed: other.headers['idempotent-replayed'] }).toEqual({ status: 409, code: 'IDEMPOTENCY_KEY_REUSED', replayed: undefined });
+      expect({ status: other.status, code: other.body.code, replayed: other.headers['idempotent-replayed'] }).toEqual({
+        status: 409,
+        code: 'IDEMPOTENCY_KEY_REUSED',
+        replayed: undefined,
+      });
       expect(other.body.paymentId).toBeUndefined();
       expect(provider.calls()).toBe(calls);
-      const rows = rowsOf<{ c: number }>(await t.db.execute(sql`select count(*)::int as c from payments where shop_id = 'shop-phone' and order_id = ${orderId}`));
+      const rows = rowsOf<{ c: number }>(
+        await t.db.execute(
+          sql`select count(*)::int as c from payments where shop_id = 'shop-phone' and order_id = ${orderId}`,
+        ),
+      );
       expect(rows[0].c).toBe(1);
     });
 
@@ -122,8 +166,13 @@ describe('the customer phone through M-Pesa, Flutterwave and Pesapal init', () =
       expect(res.status).toBe(201);
       const paymentId = res.body.paymentId as string;
 
-      const [stored] = rowsOf<{ phone_masked: string | null; phone_hash: string | null }>(await t.db.execute(sql`select phone_masked, phone_hash from payments where id = ${paymentId}`));
-      expect(stored).toEqual({ phone_masked: provider.masked, phone_hash: phoneHash(TEST_CALLBACK_SECRET, '254712345678') });
+      const [stored] = rowsOf<{ phone_masked: string | null; phone_hash: string | null }>(
+        await t.db.execute(sql`select phone_masked, phone_hash from payments where id = ${paymentId}`),
+      );
+      expect(stored).toEqual({
+        phone_masked: provider.masked,
+        phone_hash: phoneHash(TEST_CALLBACK_SECRET, '254712345678'),
+      });
 
       const view = await t.http().get(`/payments/${paymentId}`).set('Authorization', auth);
       expect(view.status).toBe(200);
@@ -131,11 +180,20 @@ describe('the customer phone through M-Pesa, Flutterwave and Pesapal init', () =
 
       // Nowhere in what was answered or audited: the number in any form (07…, 2547…, the bare 7…).
       // (Daraja's CheckoutRequestID ends with the payer's national number: it is Daraja's id, answered as it is.)
-      const events = rowsOf<{ data: unknown }>(await t.db.execute(sql`select data from payment_events where payment_id = ${paymentId}`));
+      const events = rowsOf<{ data: unknown }>(
+        await t.db.execute(sql`select data from payment_events where payment_id = ${paymentId}`),
+      );
       expect(events.length).toBeGreaterThan(0);
       const checkoutRequestId = view.body.checkoutRequestId as string | null;
-      for (const text of [JSON.stringify(res.body), JSON.stringify(view.body), JSON.stringify(events), JSON.stringify(stored)]) {
-        expect(checkoutRequestId ? text.split(checkoutRequestId).join('<checkoutRequestId>') : text).not.toContain('712345678');
+      for (const text of [
+        JSON.stringify(res.body),
+        JSON.stringify(view.body),
+        JSON.stringify(events),
+        JSON.stringify(stored),
+      ]) {
+        expect(checkoutRequestId ? text.split(checkoutRequestId).join('<checkoutRequestId>') : text).not.toContain(
+          '712345678',
+        );
       }
     });
   });

@@ -72,17 +72,19 @@ function expectedFromName(name: string): Expected {
     if (hits.length !== 1) throw new Error(`fixture ${name}: no single class in its name`);
     const [, outcome, fixedCode] = hits[0]!;
     const resultCode = fixedCode ?? code;
-    if (outcomeOfCode(resultCode) !== outcome) throw new Error(`fixture ${name}: code ${resultCode} does not fit its class ${outcome}`);
+    if (outcomeOfCode(resultCode) !== outcome)
+      throw new Error(`fixture ${name}: code ${resultCode} does not fit its class ${outcome}`);
     return { kind: 'callback', outcome, resultCode, attributable: !name.includes('-e3008-') };
   }
-  if (/^q\d+-final-/.test(name)) return { kind: 'query', result: 'final', outcome: outcomeOfCode(code), resultCode: code };
+  if (/^q\d+-final-/.test(name))
+    return { kind: 'query', result: 'final', outcome: outcomeOfCode(code), resultCode: code };
   if (/^q\d+-pending-/.test(name)) return { kind: 'query', result: 'pending' };
   if (/^q\d+-unknown-/.test(name)) return { kind: 'query', result: 'not_found' };
   throw new Error(`fixture ${name}: no class in its name`);
 }
 
 function stkOf(f: Fixture): Record<string, unknown> {
-  return ((f.body as { Body: { stkCallback: Record<string, unknown> } }).Body.stkCallback);
+  return (f.body as { Body: { stkCallback: Record<string, unknown> } }).Body.stkCallback;
 }
 
 /**
@@ -135,39 +137,42 @@ describe('issue 8.15: real Daraja payloads (test/fixtures/daraja-payloads)', () 
       logs.restore();
     });
 
-    it.each(callbacks.map((f) => [f.name, f] as const))('issue 8.15: callback %s is parsed as its name says, nothing logged', (_name, f) => {
-      const expected = expectedFromName(f.name) as Extract<Expected, { kind: 'callback' }>;
-      const body: unknown = JSON.parse(f.raw);
-      if (!expected.attributable) {
-        // No MerchantRequestID/CheckoutRequestID: nothing to tie it to; refused with a clear shape error, never a crash.
-        expect(() => parseStkCallback(body)).toThrow(CallbackShapeError);
-        expect(() => parseStkCallback(body)).toThrow(/MerchantRequestID/);
-        expect(mapResultCode(stkOf(f)['ResultCode'] as string)).toBe(expected.outcome);
-      } else {
-        const parsed = parseStkCallback(body);
-        expect(parsed).toMatchObject({
-          outcome: expected.outcome,
-          resultCode: expected.resultCode,
-          checkoutRequestId: stkOf(f)['CheckoutRequestID'],
-          merchantRequestId: stkOf(f)['MerchantRequestID'],
-        });
-        if (expected.outcome === 'completed') {
-          const items = (stkOf(f)['CallbackMetadata'] as { Item: Array<{ Name: string; Value?: unknown }> }).Item;
-          const item = (n: string) => items.find((i) => i.Name === n)?.Value;
-          // 1, 1.00 and 100.0 are whole shillings; Balance (absent, valueless or a string) is ignored.
-          expect(parsed.metadata).toEqual({
-            amount: Number(item('Amount')),
-            mpesaReceiptNumber: item('MpesaReceiptNumber'),
-            transactionDate: String(item('TransactionDate')),
-            phoneNumber: String(item('PhoneNumber')),
-          });
-          expect(Number.isInteger(parsed.metadata!.amount)).toBe(true);
+    it.each(callbacks.map((f) => [f.name, f] as const))(
+      'issue 8.15: callback %s is parsed as its name says, nothing logged',
+      (_name, f) => {
+        const expected = expectedFromName(f.name) as Extract<Expected, { kind: 'callback' }>;
+        const body: unknown = JSON.parse(f.raw);
+        if (!expected.attributable) {
+          // No MerchantRequestID/CheckoutRequestID: nothing to tie it to; refused with a clear shape error, never a crash.
+          expect(() => parseStkCallback(body)).toThrow(CallbackShapeError);
+          expect(() => parseStkCallback(body)).toThrow(/MerchantRequestID/);
+          expect(mapResultCode(stkOf(f)['ResultCode'] as string)).toBe(expected.outcome);
         } else {
-          expect(parsed.metadata).toBeUndefined();
+          const parsed = parseStkCallback(body);
+          expect(parsed).toMatchObject({
+            outcome: expected.outcome,
+            resultCode: expected.resultCode,
+            checkoutRequestId: stkOf(f)['CheckoutRequestID'],
+            merchantRequestId: stkOf(f)['MerchantRequestID'],
+          });
+          if (expected.outcome === 'completed') {
+            const items = (stkOf(f)['CallbackMetadata'] as { Item: Array<{ Name: string; Value?: unknown }> }).Item;
+            const item = (n: string) => items.find((i) => i.Name === n)?.Value;
+            // 1, 1.00 and 100.0 are whole shillings; Balance (absent, valueless or a string) is ignored.
+            expect(parsed.metadata).toEqual({
+              amount: Number(item('Amount')),
+              mpesaReceiptNumber: item('MpesaReceiptNumber'),
+              transactionDate: String(item('TransactionDate')),
+              phoneNumber: String(item('PhoneNumber')),
+            });
+            expect(Number.isInteger(parsed.metadata!.amount)).toBe(true);
+          } else {
+            expect(parsed.metadata).toBeUndefined();
+          }
         }
-      }
-      expectNoFixturePhones(logs.lines.join('\n'));
-    });
+        expectNoFixturePhones(logs.lines.join('\n'));
+      },
+    );
 
     describe('STK query answers, as recorded, over HTTP to DarajaService', () => {
       let fake: FakeDaraja;
@@ -177,21 +182,29 @@ describe('issue 8.15: real Daraja payloads (test/fixtures/daraja-payloads)', () 
       });
       afterEach(() => fake.close());
 
-      it.each(queries.map((f) => [f.name, f] as const))('issue 8.15: query answer %s is interpreted as its name says, no phone logged', async (_name, f) => {
-        const expected = expectedFromName(f.name) as Extract<Expected, { kind: 'query' }>;
-        fake.query = () => ({ status: f.httpStatus!, body: f.raw, headers: { 'content-type': 'application/json;charset=UTF-8' } });
-        const svc = makeService(fake.baseUrl);
-        // Asked about the CheckoutRequestID the answer names (or, when it names none, one of the 2026 sandbox's).
-        const asked = (JSON.parse(f.raw) as { CheckoutRequestID?: string }).CheckoutRequestID ?? 'ws_CO_170820261428262708374149';
-        const r = await svc.queryStkStatus(asked);
-        expect(fake.of('/mpesa/stkpushquery/v1/query')[0]!.json.CheckoutRequestID).toBe(asked);
-        if (expected.result === 'final') {
-          expect(r).toMatchObject({ kind: 'final', outcome: expected.outcome, resultCode: expected.resultCode });
-        } else {
-          expect(r.kind).toBe(expected.result);
-        }
-        expectNoFixturePhones(logs.lines.join('\n'));
-      });
+      it.each(queries.map((f) => [f.name, f] as const))(
+        'issue 8.15: query answer %s is interpreted as its name says, no phone logged',
+        async (_name, f) => {
+          const expected = expectedFromName(f.name) as Extract<Expected, { kind: 'query' }>;
+          fake.query = () => ({
+            status: f.httpStatus!,
+            body: f.raw,
+            headers: { 'content-type': 'application/json;charset=UTF-8' },
+          });
+          const svc = makeService(fake.baseUrl);
+          // Asked about the CheckoutRequestID the answer names (or, when it names none, one of the 2026 sandbox's).
+          const asked =
+            (JSON.parse(f.raw) as { CheckoutRequestID?: string }).CheckoutRequestID ?? 'ws_CO_170820261428262708374149';
+          const r = await svc.queryStkStatus(asked);
+          expect(fake.of('/mpesa/stkpushquery/v1/query')[0]!.json.CheckoutRequestID).toBe(asked);
+          if (expected.result === 'final') {
+            expect(r).toMatchObject({ kind: 'final', outcome: expected.outcome, resultCode: expected.resultCode });
+          } else {
+            expect(r.kind).toBe(expected.result);
+          }
+          expectNoFixturePhones(logs.lines.join('\n'));
+        },
+      );
     });
   });
 
@@ -243,63 +256,110 @@ describe('issue 8.15: real Daraja payloads (test/fixtures/daraja-payloads)', () 
       });
       afterAll(() => t.close());
 
-      it.each(callbacks.map((f) => [f.name, f] as const))('issue 8.15: callback %s, posted as received to its payment\'s URL, settles it as its name says', async (_name, f) => {
-        const expected = expectedFromName(f.name) as Extract<Expected, { kind: 'callback' }>;
-        const amountItem = (stkOf(f)['CallbackMetadata'] as { Item: Array<{ Name: string; Value?: unknown }> } | undefined)?.Item.find((i) => i.Name === 'Amount');
-        const amount = amountItem ? Number(amountItem.Value) : 10;
-        const orderId = await order(t, amount);
-        // 254700000007: the simulator's customer never answers, so only the recorded callback decides.
-        const pushed = await t.http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: '254700000007', amount, orderId });
-        expect(pushed.status).toBe(201);
-        const { paymentId, checkoutRequestId, merchantRequestId } = pushed.body as { paymentId: string; checkoutRequestId: string; merchantRequestId: string };
-        const url = new URL(t.sim.getPush(checkoutRequestId)!.callbackUrl).pathname;
+      it.each(callbacks.map((f) => [f.name, f] as const))(
+        "issue 8.15: callback %s, posted as received to its payment's URL, settles it as its name says",
+        async (_name, f) => {
+          const expected = expectedFromName(f.name) as Extract<Expected, { kind: 'callback' }>;
+          const amountItem = (
+            stkOf(f)['CallbackMetadata'] as { Item: Array<{ Name: string; Value?: unknown }> } | undefined
+          )?.Item.find((i) => i.Name === 'Amount');
+          const amount = amountItem ? Number(amountItem.Value) : 10;
+          const orderId = await order(t, amount);
+          // 254700000007: the simulator's customer never answers, so only the recorded callback decides.
+          const pushed = await t
+            .http()
+            .post('/payments/stk-push')
+            .set('Authorization', auth)
+            .send({ phoneNumber: '254700000007', amount, orderId });
+          expect(pushed.status).toBe(201);
+          const { paymentId, checkoutRequestId, merchantRequestId } = pushed.body as {
+            paymentId: string;
+            checkoutRequestId: string;
+            merchantRequestId: string;
+          };
+          const url = new URL(t.sim.getPush(checkoutRequestId)!.callbackUrl).pathname;
 
-        // The body as received, with the recorded ids swapped for this payment's (Daraja calls back with ours).
-        let raw = f.raw;
-        const recordedCheckout = stkOf(f)['CheckoutRequestID'];
-        const recordedMerchant = stkOf(f)['MerchantRequestID'];
-        if (typeof recordedCheckout === 'string') raw = raw.split(JSON.stringify(recordedCheckout)).join(JSON.stringify(checkoutRequestId));
-        if (typeof recordedMerchant === 'string') raw = raw.split(JSON.stringify(recordedMerchant)).join(JSON.stringify(merchantRequestId));
-        const res = await t.http().post(url).set('Content-Type', 'application/json;charset=UTF-8').send(raw);
+          // The body as received, with the recorded ids swapped for this payment's (Daraja calls back with ours).
+          let raw = f.raw;
+          const recordedCheckout = stkOf(f)['CheckoutRequestID'];
+          const recordedMerchant = stkOf(f)['MerchantRequestID'];
+          if (typeof recordedCheckout === 'string')
+            raw = raw.split(JSON.stringify(recordedCheckout)).join(JSON.stringify(checkoutRequestId));
+          if (typeof recordedMerchant === 'string')
+            raw = raw.split(JSON.stringify(recordedMerchant)).join(JSON.stringify(merchantRequestId));
+          const res = await t.http().post(url).set('Content-Type', 'application/json;charset=UTF-8').send(raw);
 
-        if (!expected.attributable) {
-          expect(res.status).toBe(400);
-          expect(res.body).toMatchObject({ statusCode: 400, code: 'INVALID_CALLBACK' });
-          expect((await payment(t, paymentId)).status).toBe('pending');
-          const stored = (await t.db.execute(sql`select outcome from callback_inbox where raw_body = ${raw}`)) as unknown as { rows?: { outcome: string }[] };
-          expect((stored.rows ?? (stored as unknown as { outcome: string }[])).map((r) => r.outcome)).toEqual(['invalid_shape']);
-          return;
-        }
-        expect(res.status).toBe(200);
-        expect(res.body).toEqual({ ResultCode: 0, ResultDesc: 'Accepted' });
-        const p = await payment(t, paymentId);
-        expect(p).toMatchObject({ status: expected.outcome, resultCode: expected.resultCode, resultDesc: stkOf(f)['ResultDesc'] });
-        const o = await t.http().get(`/orders/${orderId}`).set('Authorization', auth);
-        expect(o.body.status).toBe(expected.outcome === 'completed' ? 'paid' : 'unpaid');
-        if (expected.outcome === 'completed') {
-          const receipt = (stkOf(f)['CallbackMetadata'] as { Item: Array<{ Name: string; Value?: unknown }> }).Item.find((i) => i.Name === 'MpesaReceiptNumber')!.Value;
-          expect(p.mpesaReceiptNumber).toBe(receipt);
-        }
-      });
+          if (!expected.attributable) {
+            expect(res.status).toBe(400);
+            expect(res.body).toMatchObject({ statusCode: 400, code: 'INVALID_CALLBACK' });
+            expect((await payment(t, paymentId)).status).toBe('pending');
+            const stored = (await t.db.execute(
+              sql`select outcome from callback_inbox where raw_body = ${raw}`,
+            )) as unknown as { rows?: { outcome: string }[] };
+            expect((stored.rows ?? (stored as unknown as { outcome: string }[])).map((r) => r.outcome)).toEqual([
+              'invalid_shape',
+            ]);
+            return;
+          }
+          expect(res.status).toBe(200);
+          expect(res.body).toEqual({ ResultCode: 0, ResultDesc: 'Accepted' });
+          const p = await payment(t, paymentId);
+          expect(p).toMatchObject({
+            status: expected.outcome,
+            resultCode: expected.resultCode,
+            resultDesc: stkOf(f)['ResultDesc'],
+          });
+          const o = await t.http().get(`/orders/${orderId}`).set('Authorization', auth);
+          expect(o.body.status).toBe(expected.outcome === 'completed' ? 'paid' : 'unpaid');
+          if (expected.outcome === 'completed') {
+            const receipt = (
+              stkOf(f)['CallbackMetadata'] as { Item: Array<{ Name: string; Value?: unknown }> }
+            ).Item.find((i) => i.Name === 'MpesaReceiptNumber')!.Value;
+            expect(p.mpesaReceiptNumber).toBe(receipt);
+          }
+        },
+      );
 
       it('issue 8.15: every recorded callback, unmodified on the bare URL, is acknowledged (400 only for the one without ids), changing no payment', async () => {
         const count = (r: unknown) => ((r as { rows?: { c: number }[] }).rows ?? (r as { c: number }[]))[0]!.c;
         const states = async () => {
-          const r = (await t.db.execute(sql`select string_agg(id::text || status, ',' order by id) as s from payments`)) as unknown as { rows?: { s: string }[] };
+          const r = (await t.db.execute(
+            sql`select string_agg(id::text || status, ',' order by id) as s from payments`,
+          )) as unknown as { rows?: { s: string }[] };
           return (r.rows ?? (r as unknown as { s: string }[]))[0]!.s;
         };
         const paymentsBefore = await states();
         for (const f of callbacks) {
           const expected = expectedFromName(f.name) as Extract<Expected, { kind: 'callback' }>;
-          const res = await t.http().post('/payments/callback').set('Content-Type', 'application/json;charset=UTF-8').send(f.raw);
-          if (expected.attributable) expect({ name: f.name, status: res.status, body: res.body }).toEqual({ name: f.name, status: 200, body: { ResultCode: 0, ResultDesc: 'Accepted' } });
-          else expect({ name: f.name, status: res.status, code: res.body.code }).toEqual({ name: f.name, status: 400, code: 'INVALID_CALLBACK' });
+          const res = await t
+            .http()
+            .post('/payments/callback')
+            .set('Content-Type', 'application/json;charset=UTF-8')
+            .send(f.raw);
+          if (expected.attributable)
+            expect({ name: f.name, status: res.status, body: res.body }).toEqual({
+              name: f.name,
+              status: 200,
+              body: { ResultCode: 0, ResultDesc: 'Accepted' },
+            });
+          else
+            expect({ name: f.name, status: res.status, code: res.body.code }).toEqual({
+              name: f.name,
+              status: 400,
+              code: 'INVALID_CALLBACK',
+            });
         }
         // None names a payment of ours: each is confirmed by STK query or marked unknown, never applied.
-        await waitFor(async () => {
-          const r = (await t.db.execute(sql`select count(*)::int as c from callback_inbox where processed_at is null`)) as unknown as { rows?: { c: number }[] };
-          return count(r) === 0;
-        }, 10_000, 100);
+        await waitFor(
+          async () => {
+            const r = (await t.db.execute(
+              sql`select count(*)::int as c from callback_inbox where processed_at is null`,
+            )) as unknown as { rows?: { c: number }[] };
+            return count(r) === 0;
+          },
+          10_000,
+          100,
+        );
         expect(await states()).toBe(paymentsBefore);
       });
 
@@ -328,11 +388,22 @@ describe('issue 8.15: real Daraja payloads (test/fixtures/daraja-payloads)', () 
           const id = named.CheckoutRequestID ?? `ws_CO_0101202600000000${String(++seq).padStart(4, '0')}`;
           answers.set(id, f);
           const ok = okPush();
-          return { ...ok, body: { ...(ok.body as object), CheckoutRequestID: id, MerchantRequestID: named.MerchantRequestID ?? `mr-${seq}` } };
+          return {
+            ...ok,
+            body: {
+              ...(ok.body as object),
+              CheckoutRequestID: id,
+              MerchantRequestID: named.MerchantRequestID ?? `mr-${seq}`,
+            },
+          };
         };
         fake.query = (req) => {
           const f = answers.get(String(req.json?.CheckoutRequestID));
-          if (!f) return { status: 500, body: { requestId: 'x', errorCode: '500.001.1001', errorMessage: 'The transaction does not Exist' } };
+          if (!f)
+            return {
+              status: 500,
+              body: { requestId: 'x', errorCode: '500.001.1001', errorMessage: 'The transaction does not Exist' },
+            };
           return { status: f.httpStatus!, body: f.raw, headers: { 'content-type': 'application/json;charset=UTF-8' } };
         };
         t = await startTestApp({ env: { MPESA_BASE_URL: fake.baseUrl, RECONCILER_ENABLED: 'false' } });
@@ -343,22 +414,29 @@ describe('issue 8.15: real Daraja payloads (test/fixtures/daraja-payloads)', () 
         await fake.close();
       });
 
-      it.each(queries.map((f) => [f.name, f] as const))('issue 8.15: query answer %s, to a status read, leaves the payment as its name says', async (_name, f) => {
-        const expected = expectedFromName(f.name) as Extract<Expected, { kind: 'query' }>;
-        const orderId = await order(t, 1);
-        nextPush = f;
-        const pushed = await t.http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: '0722000111', amount: 1, orderId });
-        expect(pushed.status).toBe(201);
-        const queriesBefore = fake.count('/mpesa/stkpushquery/v1/query');
-        const p = await payment(t, pushed.body.paymentId);
-        expect(fake.count('/mpesa/stkpushquery/v1/query')).toBe(queriesBefore + 1);
-        if (expected.result === 'final') {
-          expect(p).toMatchObject({ status: expected.outcome, resultCode: expected.resultCode });
-        } else {
-          // Pending, and "does not exist" shortly after the push (MPESA_NOT_FOUND_FAIL_AFTER_SECONDS, 120 s): still pending, never failed.
-          expect(p).toMatchObject({ status: 'pending', resultCode: null });
-        }
-      });
+      it.each(queries.map((f) => [f.name, f] as const))(
+        'issue 8.15: query answer %s, to a status read, leaves the payment as its name says',
+        async (_name, f) => {
+          const expected = expectedFromName(f.name) as Extract<Expected, { kind: 'query' }>;
+          const orderId = await order(t, 1);
+          nextPush = f;
+          const pushed = await t
+            .http()
+            .post('/payments/stk-push')
+            .set('Authorization', auth)
+            .send({ phoneNumber: '0722000111', amount: 1, orderId });
+          expect(pushed.status).toBe(201);
+          const queriesBefore = fake.count('/mpesa/stkpushquery/v1/query');
+          const p = await payment(t, pushed.body.paymentId);
+          expect(fake.count('/mpesa/stkpushquery/v1/query')).toBe(queriesBefore + 1);
+          if (expected.result === 'final') {
+            expect(p).toMatchObject({ status: expected.outcome, resultCode: expected.resultCode });
+          } else {
+            // Pending, and "does not exist" shortly after the push (MPESA_NOT_FOUND_FAIL_AFTER_SECONDS, 120 s): still pending, never failed.
+            expect(p).toMatchObject({ status: 'pending', resultCode: null });
+          }
+        },
+      );
 
       it('issue 8.15: no phone number of any payload reached the app log (the Daraja client logged every push and query)', () => {
         const written = logsWritten();

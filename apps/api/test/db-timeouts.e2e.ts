@@ -15,7 +15,9 @@ import { alterTestDatabase, terminateBackends } from './helpers/test-db';
 const maybe = process.env.DATABASE_URL ? describe : describe.skip;
 
 /** A TCP proxy to Postgres that can stop answering new connections (accepts them, forwards nothing: a black hole). */
-async function startProxy(target: URL): Promise<{ url: (u: string) => string; setFrozen(v: boolean): void; close(): Promise<void> }> {
+async function startProxy(
+  target: URL,
+): Promise<{ url: (u: string) => string; setFrozen(v: boolean): void; close(): Promise<void> }> {
   let frozen = false;
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
@@ -60,7 +62,12 @@ maybe('review: database timeouts (no request waits for ever on the database)', (
     t = await startTestApp({
       database: async (testDb) => {
         dbUrl = testDb.url!;
-        return openDatabase({ databaseUrl: proxy.url(testDb.url!), poolSize: 4, connectTimeoutMs: 1000, statementTimeoutMs: 1500 });
+        return openDatabase({
+          databaseUrl: proxy.url(testDb.url!),
+          poolSize: 4,
+          connectTimeoutMs: 1000,
+          statementTimeoutMs: 1500,
+        });
       },
     });
     auth = `Bearer ${t.token()}`;
@@ -75,14 +82,18 @@ maybe('review: database timeouts (no request waits for ever on the database)', (
     const admin = new Client({ connectionString: dbUrl });
     await admin.connect();
     try {
-      await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()');
+      await admin.query(
+        'select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+      );
     } finally {
       await admin.end();
     }
   }
 
   it('review: a database that accepts connections but never answers gets 503 DATABASE_UNAVAILABLE (connect timeout), then the API serves again', async () => {
-    expect((await t.http().post('/orders').set('Authorization', auth).send({ id: 'TMO-1', total: 10 })).status).toBe(201);
+    expect((await t.http().post('/orders').set('Authorization', auth).send({ id: 'TMO-1', total: 10 })).status).toBe(
+      201,
+    );
     proxy.setFrozen(true);
     await terminateAppConnections(); // the pool must open new connections: they go into the black hole
     // Before: this request waited for ever (supertest's own timeout below turns a hang into a failure).
@@ -90,12 +101,22 @@ maybe('review: database timeouts (no request waits for ever on the database)', (
     expect({ status: res.status, code: res.body.code }).toEqual({ status: 503, code: 'DATABASE_UNAVAILABLE' });
     expect(res.headers['retry-after']).toBe('2');
     proxy.setFrozen(false);
-    await waitFor(async () => (await t.http().get('/orders/TMO-1').set('Authorization', auth)).status === 200, 15_000, 200);
+    await waitFor(
+      async () => (await t.http().get('/orders/TMO-1').set('Authorization', auth)).status === 200,
+      15_000,
+      200,
+    );
   });
 
   it('review: a statement stuck behind a lock held elsewhere fails with 503 (statement timeout) instead of holding the request', async () => {
-    expect((await t.http().post('/orders').set('Authorization', auth).send({ id: 'TMO-2', total: 10 })).status).toBe(201);
-    const push = await t.http().post('/payments/stk-push').set('Authorization', auth).send({ orderId: 'TMO-2', amount: 10, phoneNumber: '254700000007' });
+    expect((await t.http().post('/orders').set('Authorization', auth).send({ id: 'TMO-2', total: 10 })).status).toBe(
+      201,
+    );
+    const push = await t
+      .http()
+      .post('/payments/stk-push')
+      .set('Authorization', auth)
+      .send({ orderId: 'TMO-2', amount: 10, phoneNumber: '254700000007' });
     expect(push.status).toBe(201);
     const locker = new Client({ connectionString: dbUrl });
     await locker.connect();
@@ -103,16 +124,27 @@ maybe('review: database timeouts (no request waits for ever on the database)', (
       await locker.query('begin');
       await locker.query('select id from payments where id = $1 for update', [push.body.paymentId]);
       // Before: the release waited on the row lock for as long as the other session held it.
-      const res = await t.http().post(`/payments/${push.body.paymentId}/release`).set('Authorization', manager).send({ reason: 'customer shows no SMS' }).timeout(20_000);
+      const res = await t
+        .http()
+        .post(`/payments/${push.body.paymentId}/release`)
+        .set('Authorization', manager)
+        .send({ reason: 'customer shows no SMS' })
+        .timeout(20_000);
       expect({ status: res.status, code: res.body.code }).toEqual({ status: 503, code: 'DATABASE_UNAVAILABLE' });
     } finally {
       await locker.query('rollback');
       await locker.end();
     }
     // Nothing was changed by the refused request; the API answers normally again.
-    const after = await t.http().post(`/payments/${push.body.paymentId}/release`).set('Authorization', manager).send({ reason: 'customer shows no SMS' });
+    const after = await t
+      .http()
+      .post(`/payments/${push.body.paymentId}/release`)
+      .set('Authorization', manager)
+      .send({ reason: 'customer shows no SMS' });
     expect({ status: after.status, code: after.body.code }).toEqual({ status: 409, code: 'PAYMENT_NOT_RELEASABLE' });
-    const events = await t.db.execute(sql`select count(*)::int as n from payment_events where payment_id = ${push.body.paymentId} and type = 'order_released'`);
+    const events = await t.db.execute(
+      sql`select count(*)::int as n from payment_events where payment_id = ${push.body.paymentId} and type = 'order_released'`,
+    );
     expect((events as unknown as { rows: { n: number }[] }).rows[0].n).toBe(0);
   });
 });
@@ -128,11 +160,19 @@ maybe('review: a database blip while Daraja answers a push', () => {
 
   it("review: Daraja's answer to a push is recorded once the database is back (bounded wait), so the payment keeps its CheckoutRequestID and can be queried", async () => {
     const auth = `Bearer ${t.token()}`;
-    expect((await t.http().post('/orders').set('Authorization', auth).send({ id: 'BLIP-1', total: 30 })).status).toBe(201);
+    expect((await t.http().post('/orders').set('Authorization', auth).send({ id: 'BLIP-1', total: 30 })).status).toBe(
+      201,
+    );
     t.sim.setFaults({ latencyMs: { push: 1500 } });
     const url = t.database.url!;
     try {
-      const pushing = t.http().post('/payments/stk-push').set('Authorization', auth).send({ orderId: 'BLIP-1', amount: 30, phoneNumber: '254700000007' }).timeout(30_000).then((r) => r);
+      const pushing = t
+        .http()
+        .post('/payments/stk-push')
+        .set('Authorization', auth)
+        .send({ orderId: 'BLIP-1', amount: 30, phoneNumber: '254700000007' })
+        .timeout(30_000)
+        .then((r) => r);
       // Daraja has the push (the customer gets the prompt); the database goes away before it answers, for about 2 s.
       await waitFor(async () => t.sim.stats().pushRequests >= 1, 10_000, 20);
       await alterTestDatabase(url, 'allow_connections false');

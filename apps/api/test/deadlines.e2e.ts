@@ -31,18 +31,49 @@ describe('test deadlines', () => {
 
   it('issue 8.6: a request that never gets an answer fails its step by name, with what it was waiting for', async () => {
     let answered = 0;
-    const err = await step('two requests to a stuck server', 800, () =>
-      Promise.all([0, 1].map(() => request(`http://127.0.0.1:${silentPort}`).get('/').then((r) => { answered++; return r; }))),
-    () => `${answered}/2 answered`).catch((e: unknown) => e);
+    const err = await step(
+      'two requests to a stuck server',
+      800,
+      () =>
+        Promise.all(
+          [0, 1].map(() =>
+            request(`http://127.0.0.1:${silentPort}`)
+              .get('/')
+              .then((r) => {
+                answered++;
+                return r;
+              }),
+          ),
+        ),
+      () => `${answered}/2 answered`,
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StepTimeoutError);
-    expect((err as Error).message).toBe('step "two requests to a stuck server" did not finish within 800 ms (budget 800 ms x load scale 1); still waiting for: 0/2 answered');
+    expect((err as Error).message).toBe(
+      'step "two requests to a stuck server" did not finish within 800 ms (budget 800 ms x load scale 1); still waiting for: 0/2 answered',
+    );
   });
 
   it('issue 8.6: a failing step names itself; a condition wait reports its progress and the last error', async () => {
-    await expect(step('create orders', 1000, async () => { throw new Error('expected 201, got 500'); })).rejects.toThrow('step "create orders" failed after');
-    await expect(waitUntil('the payment to be completed', 300, async () => { throw new Error('still pending'); }, { progress: () => '1 payment still open' }))
-      .rejects.toThrow(/waited 300 ms for the payment to be completed .*; 1 payment still open; last error: still pending/);
-    await expect(waitUntil('a process to be ready', 10_000, async () => false, { failIf: () => 'it exited (code 1)' })).rejects.toThrow('gave up waiting for a process to be ready: it exited (code 1)');
+    await expect(
+      step('create orders', 1000, async () => {
+        throw new Error('expected 201, got 500');
+      }),
+    ).rejects.toThrow('step "create orders" failed after');
+    await expect(
+      waitUntil(
+        'the payment to be completed',
+        300,
+        async () => {
+          throw new Error('still pending');
+        },
+        { progress: () => '1 payment still open' },
+      ),
+    ).rejects.toThrow(
+      /waited 300 ms for the payment to be completed .*; 1 payment still open; last error: still pending/,
+    );
+    await expect(
+      waitUntil('a process to be ready', 10_000, async () => false, { failIf: () => 'it exited (code 1)' }),
+    ).rejects.toThrow('gave up waiting for a process to be ready: it exited (code 1)');
   });
 
   it('issue 8.6: budgets scale with TEST_TIME_SCALE and the jest backstop always outlasts the scaled steps', () => {
@@ -55,13 +86,19 @@ describe('test deadlines', () => {
     }
   });
 
-  it('issue 8.6: an API process that never gets ready (its database never answers) is reported with its output and killed, within its budget', async () => {
-    const err = await startApiProcess({
-      databaseUrl: `postgres://postgres@127.0.0.1:${silentPort}/never`,
-      simUrl: 'http://127.0.0.1:9',
-      startBudgetMs: 4000,
-    }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(StepTimeoutError);
-    expect((err as Error).message).toMatch(/^API process on port \d+ not ready within 4000 ms \(budget 4000 ms x load scale 1\); last: .*ECONNREFUSED.*; killed\. Output tail:/s);
-  }, testTimeout(4000));
+  it(
+    'issue 8.6: an API process that never gets ready (its database never answers) is reported with its output and killed, within its budget',
+    async () => {
+      const err = await startApiProcess({
+        databaseUrl: `postgres://postgres@127.0.0.1:${silentPort}/never`,
+        simUrl: 'http://127.0.0.1:9',
+        startBudgetMs: 4000,
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StepTimeoutError);
+      expect((err as Error).message).toMatch(
+        /^API process on port \d+ not ready within 4000 ms \(budget 4000 ms x load scale 1\); last: .*ECONNREFUSED.*; killed\. Output tail:/s,
+      );
+    },
+    testTimeout(4000),
+  );
 });

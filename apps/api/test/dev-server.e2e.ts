@@ -22,7 +22,9 @@ function run(env: Record<string, string>): { child: ChildProcess; output: () => 
 }
 
 function exited(child: ChildProcess): Promise<number | null> {
-  return new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(child.exitCode) : child.once('exit', (code) => r(code))));
+  return new Promise((r) =>
+    child.exitCode !== null || child.signalCode !== null ? r(child.exitCode) : child.once('exit', (code) => r(code)),
+  );
 }
 
 /** SIGTERM and wait; a shutdown that hangs is SIGKILLed and fails the test (a hang is a bug). */
@@ -31,12 +33,17 @@ async function stop(child: ChildProcess, output: () => string): Promise<void> {
   child.kill('SIGTERM');
   let timer: NodeJS.Timeout | undefined;
   const limit = scaled(API_STOP_BUDGET_MS);
-  const stopped = await Promise.race([exited(child).then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), limit)))]);
+  const stopped = await Promise.race([
+    exited(child).then(() => true),
+    new Promise<false>((r) => (timer = setTimeout(() => r(false), limit))),
+  ]);
   clearTimeout(timer);
   if (stopped) return;
   child.kill('SIGKILL');
   await exited(child);
-  throw new Error(`pnpm dev did not exit within ${limit} ms of SIGTERM. Output:\n${output().split('\n').slice(-40).join('\n')}`);
+  throw new Error(
+    `pnpm dev did not exit within ${limit} ms of SIGTERM. Output:\n${output().split('\n').slice(-40).join('\n')}`,
+  );
 }
 
 /** Step budgets, ms on a quiet 2-core machine (scaled for a busy one): see helpers/deadlines.ts. */
@@ -50,50 +57,104 @@ describe('pnpm dev (the real entry point)', () => {
   });
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-  it('boots with no configuration, prints a working dev token, and takes a payment end to end', async () => {
-    const port = await freePort();
-    const simPort = await freePort();
-    const { child, output } = run({ PORT: String(port), SIMULATOR_PORT: String(simPort), DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
-    const running = () => (child.exitCode !== null || child.signalCode !== null ? `pnpm dev exited (code ${child.exitCode}, signal ${child.signalCode}):\n${output()}` : undefined);
-    try {
-      // Ready when it printed the dev token (after migrating and listening); fails at once if it exits.
-      await waitUntil('pnpm dev to print its dev token', API_START_BUDGET_MS, async () => output().includes('export TOKEN='), { failIf: running });
-      const token = /export TOKEN=(\S+)/.exec(output())![1];
-      expect(output()).toContain(`http://localhost:${port}/docs`);
-      expect(output()).toContain('254700000001');
-      const api = request(`http://127.0.0.1:${port}`);
-      const auth = `Bearer ${token}`;
-      await step('health, an order and a push', BUDGET.requests, async () => {
-        expect((await api.get('/health')).body).toMatchObject({ status: 'ok', database: 'up', databaseKind: 'pglite' });
-        expect((await api.post('/orders').set('Authorization', auth).send({ id: 'DEV-1', total: 10 })).status).toBe(201);
-        const push = await api.post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: '0712345678', amount: 10, orderId: 'DEV-1' });
-        expect(push.status).toBe(201);
+  it(
+    'boots with no configuration, prints a working dev token, and takes a payment end to end',
+    async () => {
+      const port = await freePort();
+      const simPort = await freePort();
+      const { child, output } = run({
+        PORT: String(port),
+        SIMULATOR_PORT: String(simPort),
+        DATA_DIR: dataDir,
+        LOG_LEVEL: 'warn',
       });
-      // The embedded simulator's customer answers after ~3 s; its callback marks the order paid.
-      let last: unknown;
-      await waitUntil('the order to be paid by the embedded simulator\'s callback', BUDGET.paid, async () => {
-        last = (await api.get('/orders/DEV-1').set('Authorization', auth)).body;
-        return (last as { status?: string }).status === 'paid';
-      }, { intervalMs: 200, failIf: running, progress: () => `order: ${JSON.stringify(last)}` });
-      const docs = await step('the OpenAPI document', BUDGET.requests, () => api.get('/docs/openapi.json').then((r) => r));
-      expect(Object.keys(docs.body.paths)).toEqual(expect.arrayContaining(['/payments/stk-push', '/payments/stk-status', '/payments/callback', '/orders', '/health']));
-      // Secrets and full phone numbers never reach the log.
-      expect(output()).not.toMatch(/254712345678|bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919|smartduka-sim-secret/);
-    } finally {
-      await stop(child, output);
-    }
-  }, testTimeout(API_START_BUDGET_MS, BUDGET.requests, BUDGET.paid, BUDGET.requests, API_STOP_BUDGET_MS));
+      const running = () =>
+        child.exitCode !== null || child.signalCode !== null
+          ? `pnpm dev exited (code ${child.exitCode}, signal ${child.signalCode}):\n${output()}`
+          : undefined;
+      try {
+        // Ready when it printed the dev token (after migrating and listening); fails at once if it exits.
+        await waitUntil(
+          'pnpm dev to print its dev token',
+          API_START_BUDGET_MS,
+          async () => output().includes('export TOKEN='),
+          { failIf: running },
+        );
+        const token = /export TOKEN=(\S+)/.exec(output())![1];
+        expect(output()).toContain(`http://localhost:${port}/docs`);
+        expect(output()).toContain('254700000001');
+        const api = request(`http://127.0.0.1:${port}`);
+        const auth = `Bearer ${token}`;
+        await step('health, an order and a push', BUDGET.requests, async () => {
+          expect((await api.get('/health')).body).toMatchObject({
+            status: 'ok',
+            database: 'up',
+            databaseKind: 'pglite',
+          });
+          expect((await api.post('/orders').set('Authorization', auth).send({ id: 'DEV-1', total: 10 })).status).toBe(
+            201,
+          );
+          const push = await api
+            .post('/payments/stk-push')
+            .set('Authorization', auth)
+            .send({ phoneNumber: '0712345678', amount: 10, orderId: 'DEV-1' });
+          expect(push.status).toBe(201);
+        });
+        // The embedded simulator's customer answers after ~3 s; its callback marks the order paid.
+        let last: unknown;
+        await waitUntil(
+          "the order to be paid by the embedded simulator's callback",
+          BUDGET.paid,
+          async () => {
+            last = (await api.get('/orders/DEV-1').set('Authorization', auth)).body;
+            return (last as { status?: string }).status === 'paid';
+          },
+          { intervalMs: 200, failIf: running, progress: () => `order: ${JSON.stringify(last)}` },
+        );
+        const docs = await step('the OpenAPI document', BUDGET.requests, () =>
+          api.get('/docs/openapi.json').then((r) => r),
+        );
+        expect(Object.keys(docs.body.paths)).toEqual(
+          expect.arrayContaining([
+            '/payments/stk-push',
+            '/payments/stk-status',
+            '/payments/callback',
+            '/orders',
+            '/health',
+          ]),
+        );
+        // Secrets and full phone numbers never reach the log.
+        expect(output()).not.toMatch(
+          /254712345678|bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919|smartduka-sim-secret/,
+        );
+      } finally {
+        await stop(child, output);
+      }
+    },
+    testTimeout(API_START_BUDGET_MS, BUDGET.requests, BUDGET.paid, BUDGET.requests, API_STOP_BUDGET_MS),
+  );
 
-  it('refuses to boot with a bad environment, listing every problem in one message', async () => {
-    const { child, output } = run({ NODE_ENV: 'production', DATA_DIR: dataDir });
-    try {
-      expect(await step('pnpm dev to refuse the configuration and exit', API_START_BUDGET_MS, () => exited(child), () => `output so far:\n${output()}`)).toBe(1);
-    } finally {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    }
-    expect(output()).toMatch(/Invalid configuration \(\d+ problems\)/);
-    expect(output()).toMatch(/JWT_SECRET is required/);
-    expect(output()).toMatch(/MPESA_CALLBACK_URL is required/);
-    expect(output()).not.toMatch(/at \w+ \(/); // no stack trace
-  }, testTimeout(API_START_BUDGET_MS));
+  it(
+    'refuses to boot with a bad environment, listing every problem in one message',
+    async () => {
+      const { child, output } = run({ NODE_ENV: 'production', DATA_DIR: dataDir });
+      try {
+        expect(
+          await step(
+            'pnpm dev to refuse the configuration and exit',
+            API_START_BUDGET_MS,
+            () => exited(child),
+            () => `output so far:\n${output()}`,
+          ),
+        ).toBe(1);
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }
+      expect(output()).toMatch(/Invalid configuration \(\d+ problems\)/);
+      expect(output()).toMatch(/JWT_SECRET is required/);
+      expect(output()).toMatch(/MPESA_CALLBACK_URL is required/);
+      expect(output()).not.toMatch(/at \w+ \(/); // no stack trace
+    },
+    testTimeout(API_START_BUDGET_MS),
+  );
 });

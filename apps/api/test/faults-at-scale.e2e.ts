@@ -13,7 +13,13 @@ const rowsOf = <T>(res: unknown): T[] => (res as { rows: T[] }).rows;
 const BUDGET = { orders: 20_000, pushes: 40_000, settle: 60_000 };
 
 /** What a Daraja ResultCode means for the payment. */
-const EXPECTED_STATUS: Record<number, string> = { 0: 'completed', 1032: 'cancelled', 1037: 'expired', 1: 'failed', 2001: 'failed' };
+const EXPECTED_STATUS: Record<number, string> = {
+  0: 'completed',
+  1032: 'cancelled',
+  1037: 'expired',
+  1: 'failed',
+  2001: 'failed',
+};
 
 /**
  * Hundreds of payments per run through TWO API processes on one Postgres while the simulator
@@ -37,11 +43,17 @@ const EXPECTED_STATUS: Record<number, string> = { 0: 'completed', 1032: 'cancell
     MPESA_HTTP_TIMEOUT_MS: '1500',
   };
 
-  beforeAll(async () => {
-    sim = await startDarajaSimulator({ callbackDelayMs: 200, accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }] });
-    database = await createTestDatabase();
-    apis = await Promise.all([0, 1].map(() => startApiProcess({ databaseUrl: database.url!, simUrl: sim.url, env })));
-  }, testTimeout(10_000, API_START_BUDGET_MS));
+  beforeAll(
+    async () => {
+      sim = await startDarajaSimulator({
+        callbackDelayMs: 200,
+        accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }],
+      });
+      database = await createTestDatabase();
+      apis = await Promise.all([0, 1].map(() => startApiProcess({ databaseUrl: database.url!, simUrl: sim.url, env })));
+    },
+    testTimeout(10_000, API_START_BUDGET_MS),
+  );
   afterAll(async () => {
     // stop() fails (after SIGKILL) when a graceful shutdown hangs: that is a bug, not noise.
     await Promise.all(apis.map((a) => a.stop()));
@@ -57,28 +69,60 @@ const EXPECTED_STATUS: Record<number, string> = { 0: 'completed', 1032: 'cancell
   async function createOrders(prefix: string, count: number): Promise<string[]> {
     const ids = Array.from({ length: count }, (_, i) => `${prefix}${i}`);
     let created = 0;
-    await step(`create ${count} orders ${prefix}*`, BUDGET.orders, () => runPool(ids, 8, async (id, i) => {
-      const res = await apis[i % 2].http().post('/orders').set('Authorization', auth).send({ id, total: 100 + i });
-      expect(res.status).toBe(201);
-      created++;
-    }), () => `${created}/${count} created`);
+    await step(
+      `create ${count} orders ${prefix}*`,
+      BUDGET.orders,
+      () =>
+        runPool(ids, 8, async (id, i) => {
+          const res = await apis[i % 2]
+            .http()
+            .post('/orders')
+            .set('Authorization', auth)
+            .send({ id, total: 100 + i });
+          expect(res.status).toBe(201);
+          created++;
+        }),
+      () => `${created}/${count} created`,
+    );
     return ids;
   }
 
   /** Waits until no payment of `prefix` is open, saying how many still are when it gives up. */
   function allSettled(prefix: string, budgetMs: number, poll?: () => Promise<void>): Promise<true> {
-    return waitUntil(`every ${prefix} payment to reach a final state`, budgetMs, async () => {
-      await poll?.();
-      return (await openCount(prefix)) === 0;
-    }, { intervalMs: 250, progress: async () => `${await openCount(prefix)} still open`, failIf: () => (apis.some((a) => a.child.exitCode !== null) ? 'an API process exited' : undefined) });
+    return waitUntil(
+      `every ${prefix} payment to reach a final state`,
+      budgetMs,
+      async () => {
+        await poll?.();
+        return (await openCount(prefix)) === 0;
+      },
+      {
+        intervalMs: 250,
+        progress: async () => `${await openCount(prefix)} still open`,
+        failIf: () => (apis.some((a) => a.child.exitCode !== null) ? 'an API process exited' : undefined),
+      },
+    );
   }
 
   async function openCount(prefix: string): Promise<number> {
-    return rowsOf<{ n: number }>(await db().execute(sql`select count(*)::int as n from payments where order_id like ${prefix + '%'} and status in ('initiated','pending','unresolved')`))[0].n;
+    return rowsOf<{ n: number }>(
+      await db().execute(
+        sql`select count(*)::int as n from payments where order_id like ${prefix + '%'} and status in ('initiated','pending','unresolved')`,
+      ),
+    )[0].n;
   }
 
   async function paymentsOf(prefix: string) {
-    return rowsOf<{ id: string; order_id: string; status: string; status_reason: string | null; checkout_request_id: string | null; account_reference: string; completions: number; paid_at: string | null }>(
+    return rowsOf<{
+      id: string;
+      order_id: string;
+      status: string;
+      status_reason: string | null;
+      checkout_request_id: string | null;
+      account_reference: string;
+      completions: number;
+      paid_at: string | null;
+    }>(
       await db().execute(sql`
         select p.id, p.order_id, p.status, p.status_reason, p.checkout_request_id, p.account_reference, o.paid_at,
           (select count(*)::int from payment_events e where e.payment_id = p.id and e.to_status = 'completed') as completions
@@ -89,7 +133,11 @@ const EXPECTED_STATUS: Record<number, string> = { 0: 'completed', 1032: 'cancell
 
   /** Orders paid exactly once: at most one completed payment per order, paid_at set iff one is. */
   async function expectEachOrderPaidOnce(prefix: string): Promise<void> {
-    const doubled = rowsOf(await db().execute(sql`select order_id from payments where order_id like ${prefix + '%'} and status = 'completed' group by order_id having count(*) > 1`));
+    const doubled = rowsOf(
+      await db().execute(
+        sql`select order_id from payments where order_id like ${prefix + '%'} and status = 'completed' group by order_id having count(*) > 1`,
+      ),
+    );
     expect(doubled).toEqual([]);
     for (const p of await paymentsOf(prefix)) {
       expect(p.completions).toBe(p.status === 'completed' ? 1 : 0);
@@ -97,130 +145,222 @@ const EXPECTED_STATUS: Record<number, string> = { 0: 'completed', 1032: 'cancell
     }
   }
 
-  it('dropped, duplicated (across both instances) and late callbacks: every payment reaches its true final state, each order paid once', async () => {
-    const N = 240;
-    sim.setFaults({ seed: 20261126, callbacks: { dropRate: 0.3, duplicateRate: 0.3, duplicateCopies: 3, duplicateGapMs: 0, delayRate: 0.25, delayMs: 2500 } });
-    const orders = await createOrders('CB', N);
-    const pushed: { paymentId: string; checkoutRequestId: string; orderId: string }[] = [];
-    await step(`${N} pushes`, BUDGET.pushes, () => runPool(orders, 8, async (orderId, i) => {
-      // one in ten cancels, one in ten lacks funds; the rest pay
-      const phoneNumber = i % 10 === 0 ? '254700000001' : i % 10 === 1 ? '254700000003' : freshPhone();
-      const res = await apis[i % 2].http().post('/payments/stk-push').set('Authorization', auth).send({ orderId, amount: 100 + i, phoneNumber });
-      expect(res.status).toBe(201);
-      pushed.push({ ...res.body, orderId });
-    }), () => `${pushed.length}/${N} pushed`);
+  it(
+    'dropped, duplicated (across both instances) and late callbacks: every payment reaches its true final state, each order paid once',
+    async () => {
+      const N = 240;
+      sim.setFaults({
+        seed: 20261126,
+        callbacks: {
+          dropRate: 0.3,
+          duplicateRate: 0.3,
+          duplicateCopies: 3,
+          duplicateGapMs: 0,
+          delayRate: 0.25,
+          delayMs: 2500,
+        },
+      });
+      const orders = await createOrders('CB', N);
+      const pushed: { paymentId: string; checkoutRequestId: string; orderId: string }[] = [];
+      await step(
+        `${N} pushes`,
+        BUDGET.pushes,
+        () =>
+          runPool(orders, 8, async (orderId, i) => {
+            // one in ten cancels, one in ten lacks funds; the rest pay
+            const phoneNumber = i % 10 === 0 ? '254700000001' : i % 10 === 1 ? '254700000003' : freshPhone();
+            const res = await apis[i % 2]
+              .http()
+              .post('/payments/stk-push')
+              .set('Authorization', auth)
+              .send({ orderId, amount: 100 + i, phoneNumber });
+            expect(res.status).toBe(201);
+            pushed.push({ ...res.body, orderId });
+          }),
+        () => `${pushed.length}/${N} pushed`,
+      );
 
-    // Meanwhile cashiers poll both instances, and every delivered callback is replayed to the other instance too.
-    const replayed = new Set<string>();
-    const polls = runPool(pushed.filter((_, i) => i % 3 === 0), 4, async (p, i) => {
-      for (let k = 0; k < 3; k++) {
-        const r = await apis[(i + k) % 2].http().get('/payments/stk-status').query({ checkoutRequestId: p.checkoutRequestId }).set('Authorization', auth);
-        expect(r.status).toBe(200);
+      // Meanwhile cashiers poll both instances, and every delivered callback is replayed to the other instance too.
+      const replayed = new Set<string>();
+      const polls = runPool(
+        pushed.filter((_, i) => i % 3 === 0),
+        4,
+        async (p, i) => {
+          for (let k = 0; k < 3; k++) {
+            const r = await apis[(i + k) % 2]
+              .http()
+              .get('/payments/stk-status')
+              .query({ checkoutRequestId: p.checkoutRequestId })
+              .set('Authorization', auth);
+            expect(r.status).toBe(200);
+          }
+        },
+      );
+      await allSettled('CB', BUDGET.settle, async () => {
+        const deliveries = sim.callbacks().filter((d) => d.copy === 1 && !replayed.has(d.checkoutRequestId));
+        await Promise.all(
+          deliveries.map(async (d) => {
+            replayed.add(d.checkoutRequestId);
+            const other = apis.find((a) => !d.url.startsWith(a.baseUrl)) ?? apis[0];
+            const path = new URL(d.url).pathname;
+            const res = await other
+              .http()
+              .post(path)
+              .send(d.body as object);
+            expect(res.status).toBe(200);
+          }),
+        );
+      });
+      await step('the status polls', BUDGET.pushes, () => polls);
+
+      const stats = sim.stats();
+      // The faults really happened.
+      expect(stats.callbacksDropped).toBeGreaterThan(N * 0.15);
+      expect(stats.callbacksDuplicated).toBeGreaterThan(N * 0.15);
+      expect(stats.callbacksDelayed).toBeGreaterThan(N * 0.1);
+
+      const rows = await paymentsOf('CB');
+      expect(rows).toHaveLength(N);
+      for (const p of rows) {
+        const truth = sim.getPush(p.checkout_request_id!);
+        expect(truth?.resultCode).toBeDefined();
+        expect({ order: p.order_id, status: p.status }).toEqual({
+          order: p.order_id,
+          status: EXPECTED_STATUS[truth!.resultCode!],
+        });
       }
-    });
-    await allSettled('CB', BUDGET.settle, async () => {
-      const deliveries = sim.callbacks().filter((d) => d.copy === 1 && !replayed.has(d.checkoutRequestId));
-      await Promise.all(deliveries.map(async (d) => {
-        replayed.add(d.checkoutRequestId);
-        const other = apis.find((a) => !d.url.startsWith(a.baseUrl)) ?? apis[0];
-        const path = new URL(d.url).pathname;
-        const res = await other.http().post(path).send(d.body as object);
-        expect(res.status).toBe(200);
-      }));
-    });
-    await step('the status polls', BUDGET.pushes, () => polls);
+      expect(rows.filter((p) => p.status === 'completed')).toHaveLength(N - 2 * (N / 10));
+      await expectEachOrderPaidOnce('CB');
+      // Every stored callback was processed (late ones as duplicates).
+      const unprocessed = rowsOf<{ n: number }>(
+        await db().execute(sql`select count(*)::int as n from callback_inbox where processed_at is null`),
+      )[0].n;
+      expect(unprocessed).toBe(0);
+    },
+    testTimeout(BUDGET.orders, BUDGET.pushes, BUDGET.settle, BUDGET.pushes),
+  );
 
-    const stats = sim.stats();
-    // The faults really happened.
-    expect(stats.callbacksDropped).toBeGreaterThan(N * 0.15);
-    expect(stats.callbacksDuplicated).toBeGreaterThan(N * 0.15);
-    expect(stats.callbacksDelayed).toBeGreaterThan(N * 0.1);
+  it(
+    'push errors, spike arrests and timeouts: zero second prompts; unresolved payments are settled by their callback or parked in review',
+    async () => {
+      const N = 150;
+      sim.reset();
+      sim.setFaults({
+        seed: 7,
+        pushServerErrorRate: 0.15,
+        pushSpikeArrestRate: 0.1,
+        pushTimeouts: { processedRate: 0.15, unprocessedRate: 0.1, holdMs: 2500 },
+      });
+      const orders = await createOrders('PF', N);
+      const answers = new Map<string, number>();
+      await step(
+        `${N} pushes`,
+        BUDGET.pushes,
+        () =>
+          runPool(orders, 8, async (orderId, i) => {
+            const res = await apis[i % 2]
+              .http()
+              .post('/payments/stk-push')
+              .set('Authorization', auth)
+              .send({ orderId, amount: 100 + i, phoneNumber: freshPhone() });
+            answers.set(orderId, res.status);
+            expect([201, 502, 503, 504]).toContain(res.status);
+            expect(res.body.message ?? res.body.customerMessage).toEqual(expect.any(String));
+          }),
+        () => `${answers.size}/${N} answered`,
+      );
+      await allSettled('PF', BUDGET.settle);
 
-    const rows = await paymentsOf('CB');
-    expect(rows).toHaveLength(N);
-    for (const p of rows) {
-      const truth = sim.getPush(p.checkout_request_id!);
-      expect(truth?.resultCode).toBeDefined();
-      expect({ order: p.order_id, status: p.status }).toEqual({ order: p.order_id, status: EXPECTED_STATUS[truth!.resultCode!] });
-    }
-    expect(rows.filter((p) => p.status === 'completed')).toHaveLength(N - 2 * (N / 10));
-    await expectEachOrderPaidOnce('CB');
-    // Every stored callback was processed (late ones as duplicates).
-    const unprocessed = rowsOf<{ n: number }>(await db().execute(sql`select count(*)::int as n from callback_inbox where processed_at is null`))[0].n;
-    expect(unprocessed).toBe(0);
-  }, testTimeout(BUDGET.orders, BUDGET.pushes, BUDGET.settle, BUDGET.pushes));
+      const injected = new Map<string, string>();
+      for (const inj of sim.injections()) if (inj.accountReference) injected.set(inj.accountReference, inj.kind);
+      const kinds = new Set(injected.values());
+      for (const k of ['push_error', 'push_spike_arrest', 'push_timeout_processed', 'push_timeout_unprocessed'])
+        expect(kinds).toContain(k);
 
-  it('push errors, spike arrests and timeouts: zero second prompts; unresolved payments are settled by their callback or parked in review', async () => {
-    const N = 150;
-    sim.reset();
-    sim.setFaults({ seed: 7, pushServerErrorRate: 0.15, pushSpikeArrestRate: 0.1, pushTimeouts: { processedRate: 0.15, unprocessedRate: 0.1, holdMs: 2500 } });
-    const orders = await createOrders('PF', N);
-    const answers = new Map<string, number>();
-    await step(`${N} pushes`, BUDGET.pushes, () => runPool(orders, 8, async (orderId, i) => {
-      const res = await apis[i % 2].http().post('/payments/stk-push').set('Authorization', auth).send({ orderId, amount: 100 + i, phoneNumber: freshPhone() });
-      answers.set(orderId, res.status);
-      expect([201, 502, 503, 504]).toContain(res.status);
-      expect(res.body.message ?? res.body.customerMessage).toEqual(expect.any(String));
-    }), () => `${answers.size}/${N} answered`);
-    await allSettled('PF', BUDGET.settle);
-
-    const injected = new Map<string, string>();
-    for (const inj of sim.injections()) if (inj.accountReference) injected.set(inj.accountReference, inj.kind);
-    const kinds = new Set(injected.values());
-    for (const k of ['push_error', 'push_spike_arrest', 'push_timeout_processed', 'push_timeout_unprocessed']) expect(kinds).toContain(k);
-
-    for (const p of await paymentsOf('PF')) {
-      // Never a second prompt for the same payment, whatever went wrong. (A push refused for a
-      // stale token — reset() dropped them — is re-sent once after a refresh: it prompted no one.)
-      const prompts = sim.promptsFor({ accountReference: p.account_reference });
-      expect(prompts.prompts).toBeLessThanOrEqual(1);
-      expect(prompts.pushRequests).toBeLessThanOrEqual(2);
-      const kind = injected.get(p.account_reference);
-      if (kind === 'push_spike_arrest') {
-        expect(p).toMatchObject({ status: 'failed', status_reason: 'PROVIDER_RATE_LIMITED' });
-        expect(answers.get(p.order_id)).toBe(503);
-      } else if (kind === 'push_timeout_processed') {
-        // the prompt went out and the customer paid: the callback settles it
-        expect(p.status).toBe('completed');
-        expect(answers.get(p.order_id)).toBe(504);
-      } else if (kind === 'push_timeout_unprocessed' || kind === 'push_error') {
-        // no prompt, no id to query: after the window a person decides; the order is free again
-        expect(p).toMatchObject({ status: 'review', status_reason: 'OUTCOME_UNKNOWN' });
-        expect(sim.promptsFor({ accountReference: p.account_reference }).prompts).toBe(0);
-      } else {
-        expect(p.status).toBe('completed');
-        expect(answers.get(p.order_id)).toBe(201);
-        expect(prompts.prompts).toBe(1);
+      for (const p of await paymentsOf('PF')) {
+        // Never a second prompt for the same payment, whatever went wrong. (A push refused for a
+        // stale token — reset() dropped them — is re-sent once after a refresh: it prompted no one.)
+        const prompts = sim.promptsFor({ accountReference: p.account_reference });
+        expect(prompts.prompts).toBeLessThanOrEqual(1);
+        expect(prompts.pushRequests).toBeLessThanOrEqual(2);
+        const kind = injected.get(p.account_reference);
+        if (kind === 'push_spike_arrest') {
+          expect(p).toMatchObject({ status: 'failed', status_reason: 'PROVIDER_RATE_LIMITED' });
+          expect(answers.get(p.order_id)).toBe(503);
+        } else if (kind === 'push_timeout_processed') {
+          // the prompt went out and the customer paid: the callback settles it
+          expect(p.status).toBe('completed');
+          expect(answers.get(p.order_id)).toBe(504);
+        } else if (kind === 'push_timeout_unprocessed' || kind === 'push_error') {
+          // no prompt, no id to query: after the window a person decides; the order is free again
+          expect(p).toMatchObject({ status: 'review', status_reason: 'OUTCOME_UNKNOWN' });
+          expect(sim.promptsFor({ accountReference: p.account_reference }).prompts).toBe(0);
+        } else {
+          expect(p.status).toBe('completed');
+          expect(answers.get(p.order_id)).toBe(201);
+          expect(prompts.prompts).toBe(1);
+        }
       }
-    }
-    await expectEachOrderPaidOnce('PF');
-  }, testTimeout(BUDGET.orders, BUDGET.pushes, BUDGET.settle));
+      await expectEachOrderPaidOnce('PF');
+    },
+    testTimeout(BUDGET.orders, BUDGET.pushes, BUDGET.settle),
+  );
 
-  it('a token invalidated early costs one refresh shared by both instances, and every request succeeds', async () => {
-    sim.reset();
-    const orders = await createOrders('TK', 20);
-    // warm both instances' token caches
-    await step('warm both token caches', BUDGET.orders, () => runPool(orders.slice(0, 2), 2, async (orderId, i) => {
-      expect((await apis[i % 2].http().post('/payments/stk-push').set('Authorization', auth).send({ orderId, amount: 100 + i, phoneNumber: freshPhone() })).status).toBe(201);
-    }));
-    const before = sim.stats().oauthRequests;
-    sim.setFaults({ invalidateTokens: true });
-    let done = 0;
-    await step('18 pushes after the tokens were invalidated', BUDGET.pushes, () => runPool(orders.slice(2), 18, async (orderId, i) => {
-      const res = await apis[i % 2].http().post('/payments/stk-push').set('Authorization', auth).send({ orderId, amount: 102 + i, phoneNumber: freshPhone() });
-      expect(res.status).toBe(201);
-      done++;
-    }), () => `${done}/18 answered; OAuth calls since the invalidation: ${sim.stats().oauthRequests - before}`);
-    expect(sim.stats().oauthRequests - before).toBe(1);
-  }, testTimeout(BUDGET.orders, BUDGET.orders, BUDGET.pushes));
+  it(
+    'a token invalidated early costs one refresh shared by both instances, and every request succeeds',
+    async () => {
+      sim.reset();
+      const orders = await createOrders('TK', 20);
+      // warm both instances' token caches
+      await step('warm both token caches', BUDGET.orders, () =>
+        runPool(orders.slice(0, 2), 2, async (orderId, i) => {
+          expect(
+            (
+              await apis[i % 2]
+                .http()
+                .post('/payments/stk-push')
+                .set('Authorization', auth)
+                .send({ orderId, amount: 100 + i, phoneNumber: freshPhone() })
+            ).status,
+          ).toBe(201);
+        }),
+      );
+      const before = sim.stats().oauthRequests;
+      sim.setFaults({ invalidateTokens: true });
+      let done = 0;
+      await step(
+        '18 pushes after the tokens were invalidated',
+        BUDGET.pushes,
+        () =>
+          runPool(orders.slice(2), 18, async (orderId, i) => {
+            const res = await apis[i % 2]
+              .http()
+              .post('/payments/stk-push')
+              .set('Authorization', auth)
+              .send({ orderId, amount: 102 + i, phoneNumber: freshPhone() });
+            expect(res.status).toBe(201);
+            done++;
+          }),
+        () => `${done}/18 answered; OAuth calls since the invalidation: ${sim.stats().oauthRequests - before}`,
+      );
+      expect(sim.stats().oauthRequests - before).toBe(1);
+    },
+    testTimeout(BUDGET.orders, BUDGET.orders, BUDGET.pushes),
+  );
 });
 
-async function runPool<T>(items: T[], concurrency: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+async function runPool<T>(
+  items: T[],
+  concurrency: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i], i);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i], i);
+      }
+    }),
+  );
 }

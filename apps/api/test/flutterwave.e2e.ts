@@ -4,7 +4,10 @@ import { eq, sql } from 'drizzle-orm';
 import request from 'supertest';
 import { payments } from '../src/database/schema';
 import { PAYMENT_COMPLETED_EVENT, PaymentCompletedEvent } from '../src/payments/payment-lifecycle.service';
-import { FLW_CHECKOUT_SESSION_MINUTES, FLW_CHECKOUT_WINDOW_SECONDS } from '../src/payments/providers/flutterwave/flutterwave.helpers';
+import {
+  FLW_CHECKOUT_SESSION_MINUTES,
+  FLW_CHECKOUT_WINDOW_SECONDS,
+} from '../src/payments/providers/flutterwave/flutterwave.helpers';
 import { ReconcilerService } from '../src/payments/reconciler.service';
 import { Case, checkCase } from './bad-input/harness';
 import { ExtraTestApp, startExtraTestApp, startTestApp, tableCounts, TestApp, waitFor } from './helpers/test-app';
@@ -62,8 +65,23 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
     return id;
   }
 
-  function init(orderId: string, amount: number | string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}, http = t.http) {
-    return http().post('/payments/flutterwave/init').set('Authorization', auth).set(headers).send({ orderId, amount, customer: { email: 'wanjiku@example.com', phoneNumber: '0712345678', name: 'Wanjiku' }, ...extra });
+  function init(
+    orderId: string,
+    amount: number | string,
+    extra: Record<string, unknown> = {},
+    headers: Record<string, string> = {},
+    http = t.http,
+  ) {
+    return http()
+      .post('/payments/flutterwave/init')
+      .set('Authorization', auth)
+      .set(headers)
+      .send({
+        orderId,
+        amount,
+        customer: { email: 'wanjiku@example.com', phoneNumber: '0712345678', name: 'Wanjiku' },
+        ...extra,
+      });
   }
 
   /** A payment waiting for the customer: init answered 201 with a link. */
@@ -84,8 +102,12 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
   }
 
   async function inbox(txRef: string) {
-    const res = await t.db.execute(sql`select id, verified, outcome, processed_at from callback_inbox where provider = 'flutterwave' and raw_body like ${`%${txRef}%`} order by id`);
-    return (res as unknown as { rows: { id: string; verified: boolean; outcome: string | null; processed_at: Date | null }[] }).rows;
+    const res = await t.db.execute(
+      sql`select id, verified, outcome, processed_at from callback_inbox where provider = 'flutterwave' and raw_body like ${`%${txRef}%`} order by id`,
+    );
+    return (
+      res as unknown as { rows: { id: string; verified: boolean; outcome: string | null; processed_at: Date | null }[] }
+    ).rows;
   }
 
   /** Waits until `count` webhooks of this tx_ref are stored and processed. */
@@ -97,13 +119,19 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
   }
 
   async function eventCounts(paymentId: string): Promise<Record<string, number>> {
-    const res = await t.db.execute(sql`select type, count(*)::int as c from payment_events where payment_id = ${paymentId} group by type`);
-    return Object.fromEntries((res as unknown as { rows: { type: string; c: number }[] }).rows.map((r) => [r.type, r.c]));
+    const res = await t.db.execute(
+      sql`select type, count(*)::int as c from payment_events where payment_id = ${paymentId} group by type`,
+    );
+    return Object.fromEntries(
+      (res as unknown as { rows: { type: string; c: number }[] }).rows.map((r) => [r.type, r.c]),
+    );
   }
 
   /** Makes a payment look `seconds` old and due for the reconciler now. */
   async function backdate(paymentId: string, seconds: number) {
-    await t.db.execute(sql`update payments set created_at = now() - make_interval(secs => ${seconds}), next_check_at = null, last_queried_at = null where id = ${paymentId}`);
+    await t.db.execute(
+      sql`update payments set created_at = now() - make_interval(secs => ${seconds}), next_check_at = null, last_queried_at = null where id = ${paymentId}`,
+    );
   }
 
   const tick = () => t.app.get(ReconcilerService).tick();
@@ -133,17 +161,42 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
       expect((await row(paid.paymentId)).status).toBe('completed');
     });
 
-    const valid = (patch: Record<string, unknown> = {}) => ({ orderId: fixtures.badOrder, amount: 100, customer: { email: 'a@b.co' }, ...patch });
-    const initCase = (name: string, body: () => unknown, status: number, messageIncludes: string | string[], code?: string): Case => ({
+    const valid = (patch: Record<string, unknown> = {}) => ({
+      orderId: fixtures.badOrder,
+      amount: 100,
+      customer: { email: 'a@b.co' },
+      ...patch,
+    });
+    const initCase = (
+      name: string,
+      body: () => unknown,
+      status: number,
+      messageIncludes: string | string[],
+      code?: string,
+    ): Case => ({
       name: `init: ${name}`,
-      req: (http, a) => http().post('/payments/flutterwave/init').set('Authorization', a).send(body() as object),
+      req: (http, a) =>
+        http()
+          .post('/payments/flutterwave/init')
+          .set('Authorization', a)
+          .send(body() as object),
       status,
       code,
       messageIncludes,
     });
-    const verifyCase = (name: string, body: () => unknown, status: number, messageIncludes: string | string[], code?: string): Case => ({
+    const verifyCase = (
+      name: string,
+      body: () => unknown,
+      status: number,
+      messageIncludes: string | string[],
+      code?: string,
+    ): Case => ({
       name: `verify: ${name}`,
-      req: (http, a) => http().post('/payments/flutterwave/verify').set('Authorization', a).send(body() as object),
+      req: (http, a) =>
+        http()
+          .post('/payments/flutterwave/verify')
+          .set('Authorization', a)
+          .send(body() as object),
       status,
       code,
       messageIncludes,
@@ -158,48 +211,178 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
       initCase('zero amount', () => valid({ amount: 0 }), 400, 'amount must be greater than zero'),
       initCase('three decimals', () => valid({ amount: 10.001 }), 400, 'more than 2 decimal places'),
       initCase('exponent string', () => valid({ amount: '1e2' }), 400, 'plain decimal'),
-      initCase('more than the order owes', () => valid({ amount: 100.01 }), 400, 'is more than the 100 KES still owed', 'AMOUNT_EXCEEDS_OUTSTANDING'),
-      initCase('another currency than the order', () => valid({ currency: 'USD' }), 400, 'pay it in KES, not USD', 'CURRENCY_NOT_SUPPORTED'),
+      initCase(
+        'more than the order owes',
+        () => valid({ amount: 100.01 }),
+        400,
+        'is more than the 100 KES still owed',
+        'AMOUNT_EXCEEDS_OUTSTANDING',
+      ),
+      initCase(
+        'another currency than the order',
+        () => valid({ currency: 'USD' }),
+        400,
+        'pay it in KES, not USD',
+        'CURRENCY_NOT_SUPPORTED',
+      ),
       initCase('lower-case currency', () => valid({ currency: 'kes' }), 400, 'currency must be a 3-letter ISO code'),
       initCase('customer as text', () => valid({ customer: 'a@b.co' }), 400, 'customer must be an object'),
       initCase('no email', () => valid({ customer: { name: 'x' } }), 400, 'customer.email must be an email address'),
-      initCase('bad email', () => valid({ customer: { email: 'not-an-email' } }), 400, 'customer.email must be an email address'),
-      initCase('bad phone', () => valid({ customer: { email: 'a@b.co', phoneNumber: '07-12' } }), 400, 'customer.phoneNumber must be 9-15 digits'),
-      initCase('phone with letters', () => valid({ customer: { email: 'a@b.co', phoneNumber: '0712abc678' } }), 400, 'customer.phoneNumber'),
-      initCase('name too long', () => valid({ customer: { email: 'a@b.co', name: 'x'.repeat(101) } }), 400, 'customer.name must be 1-100 characters'),
-      initCase('markup in the name', () => valid({ customer: { email: 'a@b.co', name: '<script>' } }), 400, 'customer.name must not contain'),
+      initCase(
+        'bad email',
+        () => valid({ customer: { email: 'not-an-email' } }),
+        400,
+        'customer.email must be an email address',
+      ),
+      initCase(
+        'bad phone',
+        () => valid({ customer: { email: 'a@b.co', phoneNumber: '07-12' } }),
+        400,
+        'customer.phoneNumber must be 9-15 digits',
+      ),
+      initCase(
+        'phone with letters',
+        () => valid({ customer: { email: 'a@b.co', phoneNumber: '0712abc678' } }),
+        400,
+        'customer.phoneNumber',
+      ),
+      initCase(
+        'name too long',
+        () => valid({ customer: { email: 'a@b.co', name: 'x'.repeat(101) } }),
+        400,
+        'customer.name must be 1-100 characters',
+      ),
+      initCase(
+        'markup in the name',
+        () => valid({ customer: { email: 'a@b.co', name: '<script>' } }),
+        400,
+        'customer.name must not contain',
+      ),
       initCase('unknown field', () => valid({ tip: 5 }), 400, 'property tip should not exist'),
-      initCase('unknown customer field', () => valid({ customer: { email: 'a@b.co', card: '4111' } }), 400, 'card should not exist'),
-      initCase('redirectUrl that is not a URL', () => valid({ redirectUrl: 'javascript:alert(1)' }), 400, 'redirectUrl must be an http(s) URL'),
-      initCase('redirectUrl without POS_RETURN_URL (no open redirect)', () => valid({ redirectUrl: 'https://evil.example.com/phish' }), 400, 'redirectUrl is not accepted on this server'),
+      initCase(
+        'unknown customer field',
+        () => valid({ customer: { email: 'a@b.co', card: '4111' } }),
+        400,
+        'card should not exist',
+      ),
+      initCase(
+        'redirectUrl that is not a URL',
+        () => valid({ redirectUrl: 'javascript:alert(1)' }),
+        400,
+        'redirectUrl must be an http(s) URL',
+      ),
+      initCase(
+        'redirectUrl without POS_RETURN_URL (no open redirect)',
+        () => valid({ redirectUrl: 'https://evil.example.com/phish' }),
+        400,
+        'redirectUrl is not accepted on this server',
+      ),
       initCase('unknown order', () => valid({ orderId: 'NOPE-1' }), 404, 'Order not found', 'NOT_FOUND'),
-      initCase('paid order', () => valid({ orderId: fixtures.paidOrder, amount: 1 }), 409, 'already fully paid', 'ORDER_ALREADY_PAID'),
-      initCase('order with a payment in flight', () => ({ orderId: fixtures.open.orderId, amount: 1, customer: { email: 'a@b.co' } }), 409, 'already has a payment waiting', 'PAYMENT_IN_PROGRESS'),
+      initCase(
+        'paid order',
+        () => valid({ orderId: fixtures.paidOrder, amount: 1 }),
+        409,
+        'already fully paid',
+        'ORDER_ALREADY_PAID',
+      ),
+      initCase(
+        'order with a payment in flight',
+        () => ({ orderId: fixtures.open.orderId, amount: 1, customer: { email: 'a@b.co' } }),
+        409,
+        'already has a payment waiting',
+        'PAYMENT_IN_PROGRESS',
+      ),
       {
         name: 'init: bad Idempotency-Key',
-        req: (http, a) => http().post('/payments/flutterwave/init').set('Authorization', a).set('Idempotency-Key', 'has space').send(valid()),
+        req: (http, a) =>
+          http()
+            .post('/payments/flutterwave/init')
+            .set('Authorization', a)
+            .set('Idempotency-Key', 'has space')
+            .send(valid()),
         status: 400,
         messageIncludes: 'Idempotency-Key must be 1-255 visible ASCII characters',
       },
       { name: 'init: no token', req: (http) => http().post('/payments/flutterwave/init').send(valid()), status: 401 },
-      { name: 'init: text body', req: (http, a) => http().post('/payments/flutterwave/init').set('Authorization', a).set('Content-Type', 'text/plain').send('orderId=1'), status: 415, messageIncludes: 'Content-Type: application/json' },
-      { name: 'init: broken JSON', req: (http, a) => http().post('/payments/flutterwave/init').set('Authorization', a).set('Content-Type', 'application/json').send('{"orderId":'), status: 400, code: 'INVALID_JSON' },
+      {
+        name: 'init: text body',
+        req: (http, a) =>
+          http()
+            .post('/payments/flutterwave/init')
+            .set('Authorization', a)
+            .set('Content-Type', 'text/plain')
+            .send('orderId=1'),
+        status: 415,
+        messageIncludes: 'Content-Type: application/json',
+      },
+      {
+        name: 'init: broken JSON',
+        req: (http, a) =>
+          http()
+            .post('/payments/flutterwave/init')
+            .set('Authorization', a)
+            .set('Content-Type', 'application/json')
+            .send('{"orderId":'),
+        status: 400,
+        code: 'INVALID_JSON',
+      },
 
       verifyCase('nothing to verify', () => ({}), 400, 'Send exactly one of paymentId, txRef or transactionId'),
-      verifyCase('two identifiers', () => ({ paymentId: fixtures.open.paymentId, txRef: fixtures.open.txRef }), 400, 'got paymentId and txRef'),
+      verifyCase(
+        'two identifiers',
+        () => ({ paymentId: fixtures.open.paymentId, txRef: fixtures.open.txRef }),
+        400,
+        'got paymentId and txRef',
+      ),
       verifyCase('paymentId not a UUID', () => ({ paymentId: '42' }), 400, 'paymentId must be a payment id (UUID)'),
       verifyCase('txRef with a space', () => ({ txRef: 'SD 1' }), 400, 'txRef must be the txRef returned by init'),
-      verifyCase('transactionId with letters', () => ({ transactionId: '12a' }), 400, 'transactionId must be the numeric Flutterwave transaction id'),
+      verifyCase(
+        'transactionId with letters',
+        () => ({ transactionId: '12a' }),
+        400,
+        'transactionId must be the numeric Flutterwave transaction id',
+      ),
       verifyCase('negative transactionId', () => ({ transactionId: -5 }), 400, 'transactionId must be the numeric'),
-      verifyCase('unknown field', () => ({ txRef: fixtures.open.txRef, force: true }), 400, 'property force should not exist'),
-      verifyCase('unknown paymentId', () => ({ paymentId: '3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98' }), 404, 'Flutterwave payment not found', 'NOT_FOUND'),
-      verifyCase('unknown txRef', () => ({ txRef: 'SD-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98' }), 404, 'Flutterwave payment not found'),
-      verifyCase('transactionId not recorded yet', () => ({ transactionId: '99999999' }), 404, 'verify by paymentId or txRef'),
-      { name: 'verify: no token', req: (http) => http().post('/payments/flutterwave/verify').send({ txRef: fixtures.open.txRef }), status: 401 },
+      verifyCase(
+        'unknown field',
+        () => ({ txRef: fixtures.open.txRef, force: true }),
+        400,
+        'property force should not exist',
+      ),
+      verifyCase(
+        'unknown paymentId',
+        () => ({ paymentId: '3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98' }),
+        404,
+        'Flutterwave payment not found',
+        'NOT_FOUND',
+      ),
+      verifyCase(
+        'unknown txRef',
+        () => ({ txRef: 'SD-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98' }),
+        404,
+        'Flutterwave payment not found',
+      ),
+      verifyCase(
+        'transactionId not recorded yet',
+        () => ({ transactionId: '99999999' }),
+        404,
+        'verify by paymentId or txRef',
+      ),
+      {
+        name: 'verify: no token',
+        req: (http) => http().post('/payments/flutterwave/verify').send({ txRef: fixtures.open.txRef }),
+        status: 401,
+      },
 
       {
         name: 'webhook: no verif-hash',
-        req: (http) => http().post(WEBHOOK).send({ event: 'charge.completed', data: { id: 1, tx_ref: fixtures.open.txRef, status: 'successful', amount: 50, currency: 'KES' } }),
+        req: (http) =>
+          http()
+            .post(WEBHOOK)
+            .send({
+              event: 'charge.completed',
+              data: { id: 1, tx_ref: fixtures.open.txRef, status: 'successful', amount: 50, currency: 'KES' },
+            }),
         status: 401,
         code: 'INVALID_WEBHOOK_SIGNATURE',
         messageIncludes: 'verif-hash',
@@ -207,7 +390,14 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
       },
       {
         name: 'webhook: wrong verif-hash',
-        req: (http) => http().post(WEBHOOK).set('verif-hash', `${SECRET_HASH}x`).send({ event: 'charge.completed', data: { id: 1, tx_ref: fixtures.open.txRef, status: 'successful', amount: 50, currency: 'KES' } }),
+        req: (http) =>
+          http()
+            .post(WEBHOOK)
+            .set('verif-hash', `${SECRET_HASH}x`)
+            .send({
+              event: 'charge.completed',
+              data: { id: 1, tx_ref: fixtures.open.txRef, status: 'successful', amount: 50, currency: 'KES' },
+            }),
         status: 401,
         code: 'INVALID_WEBHOOK_SIGNATURE',
         messageIncludes: 'does not match',
@@ -215,29 +405,73 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
       },
       {
         name: 'webhook: the secret key instead of the hash',
-        req: (http) => http().post(WEBHOOK).set('verif-hash', SECRET_KEY).send({ event: 'charge.completed', data: { id: 1, tx_ref: fixtures.open.txRef, status: 'successful' } }),
+        req: (http) =>
+          http()
+            .post(WEBHOOK)
+            .set('verif-hash', SECRET_KEY)
+            .send({ event: 'charge.completed', data: { id: 1, tx_ref: fixtures.open.txRef, status: 'successful' } }),
         status: 401,
         callback: true,
       },
-      { name: 'webhook: text body', req: (http) => http().post(WEBHOOK).set('verif-hash', SECRET_HASH).set('Content-Type', 'text/plain').send('hello'), status: 415 },
-      { name: 'webhook: broken JSON', req: (http) => http().post(WEBHOOK).set('verif-hash', SECRET_HASH).set('Content-Type', 'application/json').send('{"event":'), status: 400, code: 'INVALID_JSON' },
+      {
+        name: 'webhook: text body',
+        req: (http) =>
+          http().post(WEBHOOK).set('verif-hash', SECRET_HASH).set('Content-Type', 'text/plain').send('hello'),
+        status: 415,
+      },
+      {
+        name: 'webhook: broken JSON',
+        req: (http) =>
+          http().post(WEBHOOK).set('verif-hash', SECRET_HASH).set('Content-Type', 'application/json').send('{"event":'),
+        status: 400,
+        code: 'INVALID_JSON',
+      },
     ];
 
     test.each(cases)('$name → $status', (c) => checkCase(t, auth, c));
 
     it.each<[string, Record<string, unknown>, string[]]>([
       ['a name of the wrong type', { customer: { email: 'a@b.co', name: 42 } }, ['customer.name must be a string']],
-      ['a name too long', { customer: { email: 'a@b.co', name: 'x'.repeat(101) } }, ['customer.name must be 1-100 characters']],
-      ['a bad email and phone', { customer: { email: 'nope', phoneNumber: '07-12' } }, ['customer.email must be an email address (Flutterwave requires one)', 'customer.phoneNumber must be 9-15 digits, optionally starting with + (spaces and dashes allowed)']],
-    ])('review: init with %s names each customer field once (customer.name, never customer.customer.name)', async (_what, patch, problems) => {
-      const res = await t.http().post('/payments/flutterwave/init').set('Authorization', auth).send(valid(patch));
-      expect({ status: res.status, code: res.body.code, problems: res.body.details?.problems, message: res.body.message }).toEqual({ status: 400, code: 'VALIDATION_FAILED', problems, message: problems.join('; ') });
-    });
+      [
+        'a name too long',
+        { customer: { email: 'a@b.co', name: 'x'.repeat(101) } },
+        ['customer.name must be 1-100 characters'],
+      ],
+      [
+        'a bad email and phone',
+        { customer: { email: 'nope', phoneNumber: '07-12' } },
+        [
+          'customer.email must be an email address (Flutterwave requires one)',
+          'customer.phoneNumber must be 9-15 digits, optionally starting with + (spaces and dashes allowed)',
+        ],
+      ],
+    ])(
+      'review: init with %s names each customer field once (customer.name, never customer.customer.name)',
+      async (_what, patch, problems) => {
+        const res = await t.http().post('/payments/flutterwave/init').set('Authorization', auth).send(valid(patch));
+        expect({
+          status: res.status,
+          code: res.body.code,
+          problems: res.body.details?.problems,
+          message: res.body.message,
+        }).toEqual({ status: 400, code: 'VALIDATION_FAILED', problems, message: problems.join('; ') });
+      },
+    );
 
     it.each<[string, string, number, string]>([
       ['no tx_ref', `${REDIRECT}?status=successful`, 400, 'Payment reference missing'],
-      ['an unknown tx_ref', `${REDIRECT}?status=successful&tx_ref=SD-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98&transaction_id=1`, 404, 'Payment not found'],
-      ['a tx_ref that is not ours', `${REDIRECT}?status=successful&tx_ref=%3Cscript%3Ealert(1)%3C%2Fscript%3E`, 404, 'Payment not found'],
+      [
+        'an unknown tx_ref',
+        `${REDIRECT}?status=successful&tx_ref=SD-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98&transaction_id=1`,
+        404,
+        'Payment not found',
+      ],
+      [
+        'a tx_ref that is not ours',
+        `${REDIRECT}?status=successful&tx_ref=%3Cscript%3Ealert(1)%3C%2Fscript%3E`,
+        404,
+        'Payment not found',
+      ],
       ['tx_ref twice', `${REDIRECT}?tx_ref=a&tx_ref=b`, 400, 'Payment reference missing'],
     ])('redirect with %s (%s) → %d page, nothing changed', async (_label, path, status, title) => {
       const before = await tableCounts(t.db);
@@ -266,7 +500,7 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
 
   // ------------------------------------------------------------------ outcomes
 
-  it('review: the browser back while the webhook\'s verification is still running waits for it and shows the payment received (was: pending)', async () => {
+  it("review: the browser back while the webhook's verification is still running waits for it and shows the payment received (was: pending)", async () => {
     const orderId = await order(120);
     const res = await init(orderId, '120');
     expect(res.status).toBe(201);
@@ -274,29 +508,64 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
     sim.setFaults({ latencyMs: { verify: 600, transactions: 600 } }); // under FLUTTERWAVE_HTTP_TIMEOUT_MS (1000)
     const done = await sim.complete(txRef, 'successful');
     // The webhook is stored and its verification (slow now) is running when the customer's browser comes back.
-    await waitFor(async () => {
-      const r = await t.db.execute(sql`select count(*)::int as n from callback_inbox where provider = 'flutterwave' and verified and processed_at is null and raw_body like ${'%' + txRef + '%'}`);
-      return ((r as unknown as { rows: { n: number }[] }).rows[0].n ?? 0) > 0;
-    }, 10_000, 20);
+    await waitFor(
+      async () => {
+        const r = await t.db.execute(
+          sql`select count(*)::int as n from callback_inbox where provider = 'flutterwave' and verified and processed_at is null and raw_body like ${'%' + txRef + '%'}`,
+        );
+        return ((r as unknown as { rows: { n: number }[] }).rows[0].n ?? 0) > 0;
+      },
+      10_000,
+      20,
+    );
     const page = await request(t.baseUrl).get(pathOf(done.redirectUrl!));
     expect(page.status).toBe(200);
     expect(page.text).toContain('Payment received');
-    expect((await t.http().get(`/payments/${paymentId}`).set('Authorization', auth)).body).toMatchObject({ status: 'completed' });
+    expect((await t.http().get(`/payments/${paymentId}`).set('Authorization', auth)).body).toMatchObject({
+      status: 'completed',
+    });
   });
 
   it('success: init → customer pays → webhook → verified → completed, order paid once, redirect shows it', async () => {
     const orderId = await order(2450.5);
     const res = await init(orderId, '2450.50');
     expect(res.status).toBe(201);
-    expect(res.body).toEqual({ paymentId: expect.any(String), status: 'pending', link: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/v3\/hosted\/pay\/flwlnk-/), txRef: expect.stringMatching(/^SD-/), orderId, amount: 2450.5, currency: 'KES' });
+    expect(res.body).toEqual({
+      paymentId: expect.any(String),
+      status: 'pending',
+      link: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/v3\/hosted\/pay\/flwlnk-/),
+      txRef: expect.stringMatching(/^SD-/),
+      orderId,
+      amount: 2450.5,
+      currency: 'KES',
+    });
     const { paymentId, txRef, link } = res.body;
     expect(txRef).toBe(`SD-${paymentId}`);
 
     // What Flutterwave received: our tx_ref, the exact amount, the currency always explicit, our redirect endpoint.
     const checkout = sim.getCheckout(txRef)!;
-    expect(checkout).toMatchObject({ amountMinor: 245050n, currency: 'KES', currencyDefaulted: false, redirectUrl: `${t.baseUrl}${REDIRECT}`, sessionDurationMinutes: FLW_CHECKOUT_SESSION_MINUTES, maxRetryAttempt: 1, link });
-    expect(checkout.customer).toMatchObject({ email: 'wanjiku@example.com', phoneNumber: '254712345678', name: 'Wanjiku' });
-    expect(await row(paymentId)).toMatchObject({ provider: 'flutterwave', status: 'pending', providerReference: txRef, checkoutUrl: link, phoneMasked: '2547******78', amountMinor: 245050n });
+    expect(checkout).toMatchObject({
+      amountMinor: 245050n,
+      currency: 'KES',
+      currencyDefaulted: false,
+      redirectUrl: `${t.baseUrl}${REDIRECT}`,
+      sessionDurationMinutes: FLW_CHECKOUT_SESSION_MINUTES,
+      maxRetryAttempt: 1,
+      link,
+    });
+    expect(checkout.customer).toMatchObject({
+      email: 'wanjiku@example.com',
+      phoneNumber: '254712345678',
+      name: 'Wanjiku',
+    });
+    expect(await row(paymentId)).toMatchObject({
+      provider: 'flutterwave',
+      status: 'pending',
+      providerReference: txRef,
+      checkoutUrl: link,
+      phoneMasked: '2547******78',
+      amountMinor: 245050n,
+    });
 
     const done = await sim.complete(txRef, 'successful');
     const [delivery] = await sim.waitForWebhooks(txRef, 1);
@@ -321,7 +590,15 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
       phone: '2547******78',
     });
     expect(await orderOf(orderId)).toMatchObject({ status: 'paid', paid: 2450.5, outstanding: 0 });
-    expect(completionsOf(paymentId)).toEqual([expect.objectContaining({ orderId, provider: 'flutterwave', amountMinor: 245050n, currency: 'KES', orderPaid: true })]);
+    expect(completionsOf(paymentId)).toEqual([
+      expect.objectContaining({
+        orderId,
+        provider: 'flutterwave',
+        amountMinor: 245050n,
+        currency: 'KES',
+        orderPaid: true,
+      }),
+    ]);
 
     // The browser comes back: verified again (nothing to do), result page, nothing changed.
     const before = await tableCounts(t.db);
@@ -351,7 +628,13 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
     expect(done.redirectUrl).toContain('status=failed');
     const [stored] = await processed(p.txRef);
     expect(stored.outcome).toBe('applied');
-    expect(await row(p.paymentId)).toMatchObject({ status: 'failed', statusReason: 'FAILED_AT_PROVIDER', resultCode: 'failed', providerTransactionId: String(done.transaction!.id), completedAt: null });
+    expect(await row(p.paymentId)).toMatchObject({
+      status: 'failed',
+      statusReason: 'FAILED_AT_PROVIDER',
+      resultCode: 'failed',
+      providerTransactionId: String(done.transaction!.id),
+      completedAt: null,
+    });
     expect(await orderOf(p.orderId)).toMatchObject({ status: 'unpaid', paid: 0 });
     // max_retry_attempt=1: Flutterwave closed the link, so a payment we call failed cannot be paid later.
     expect(sim.getCheckout(p.txRef)!.state).toBe('closed');
@@ -401,7 +684,11 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
 
   it('a webhook with the right hash but a forged body changes nothing: Flutterwave says the customer has not paid', async () => {
     const p = await open(80);
-    const forged = { event: 'charge.completed', data: { id: 4242, tx_ref: p.txRef, flw_ref: 'FLW-FORGED', amount: 80, currency: 'KES', status: 'successful' }, 'event.type': 'CARD_TRANSACTION' };
+    const forged = {
+      event: 'charge.completed',
+      data: { id: 4242, tx_ref: p.txRef, flw_ref: 'FLW-FORGED', amount: 80, currency: 'KES', status: 'successful' },
+      'event.type': 'CARD_TRANSACTION',
+    };
     const res = await webhook(forged);
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ status: 'received' });
@@ -433,7 +720,11 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
     const p = await open(91);
     const calls = () => sim.stats().verifyRequests + sim.stats().transactionRequests;
     const before = calls();
-    const body = { event: 'charge.completed', data: { tx_ref: p.txRef, amount: 91, currency: 'KES', status: 'successful' }, 'event.type': 'CARD_TRANSACTION' };
+    const body = {
+      event: 'charge.completed',
+      data: { tx_ref: p.txRef, amount: 91, currency: 'KES', status: 'successful' },
+      'event.type': 'CARD_TRANSACTION',
+    };
     const answers = await Promise.all(Array.from({ length: 20 }, () => webhook(body)));
     for (const r of answers) expect(r.status).toBe(200);
     // Every copy is stored; those that arrived after a verification had started are verified once
@@ -448,10 +739,24 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
   });
 
   it('review: webhooks with a wrong verif-hash are one inbox row per window (the first body, counted), all refused', async () => {
-    const count = async () => (await t.db.execute(sql`select count(*)::int as rows, coalesce(sum(1 + repeats), 0)::int as deliveries from callback_inbox where outcome = 'rejected_unverified'`)) as unknown as { rows: { rows: number; deliveries: number }[] };
+    const count = async () =>
+      (await t.db.execute(
+        sql`select count(*)::int as rows, coalesce(sum(1 + repeats), 0)::int as deliveries from callback_inbox where outcome = 'rejected_unverified'`,
+      )) as unknown as { rows: { rows: number; deliveries: number }[] };
     const before = (await count()).rows[0];
-    const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => webhook({ event: 'charge.completed', data: { tx_ref: `FORGED-${i}`, amount: 1, currency: 'KES', status: 'successful', pad: 'x'.repeat(30_000) } }, 'wrong-hash-wrong-hash')));
-    for (const r of answers) expect({ status: r.status, code: r.body.code }).toEqual({ status: 401, code: 'INVALID_WEBHOOK_SIGNATURE' });
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        webhook(
+          {
+            event: 'charge.completed',
+            data: { tx_ref: `FORGED-${i}`, amount: 1, currency: 'KES', status: 'successful', pad: 'x'.repeat(30_000) },
+          },
+          'wrong-hash-wrong-hash',
+        ),
+      ),
+    );
+    for (const r of answers)
+      expect({ status: r.status, code: r.body.code }).toEqual({ status: 401, code: 'INVALID_WEBHOOK_SIGNATURE' });
     const after = (await count()).rows[0];
     expect(after.deliveries - before.deliveries).toBe(40);
     // At most one new row per window touched (none when an earlier refused webhook opened this window's row).
@@ -533,13 +838,28 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
     // The customer may have paid it: the order takes no new payment, by any provider (issue 8.2)...
     const blocked = await init(p.orderId, 60);
     expect(blocked.status).toBe(409);
-    expect(blocked.body).toMatchObject({ code: 'PAYMENT_OUTCOME_UNKNOWN', details: { payment: { paymentId: p.paymentId, provider: 'flutterwave' } } });
+    expect(blocked.body).toMatchObject({
+      code: 'PAYMENT_OUTCOME_UNKNOWN',
+      details: { payment: { paymentId: p.paymentId, provider: 'flutterwave' } },
+    });
     expect(blocked.body.message).toMatch(/earlier Flutterwave payment/);
-    const mpesa = await t.http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: '0700000007', amount: 60, orderId: p.orderId });
+    const mpesa = await t
+      .http()
+      .post('/payments/stk-push')
+      .set('Authorization', auth)
+      .send({ phoneNumber: '0700000007', amount: 60, orderId: p.orderId });
     expect(mpesa.body.code).toBe('PAYMENT_OUTCOME_UNKNOWN');
     // ...until a manager releases it. Another payment of 60 goes through meanwhile.
     const manager = `Bearer ${t.token('shop-1', 'manager', 'manager-1')}`;
-    expect((await t.http().post(`/payments/${p.paymentId}/release`).set('Authorization', manager).send({ reason: 'customer says the card page failed' })).status).toBe(200);
+    expect(
+      (
+        await t
+          .http()
+          .post(`/payments/${p.paymentId}/release`)
+          .set('Authorization', manager)
+          .send({ reason: 'customer says the card page failed' })
+      ).status,
+    ).toBe(200);
     const second = await init(p.orderId, 60);
     expect(second.status).toBe(201);
     await sim.complete(second.body.txRef, 'successful');
@@ -548,7 +868,11 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
     // Then the first customer's payment of 100 succeeds after all.
     const done = await sim.complete(p.txRef, 'successful');
     await processed(p.txRef);
-    expect(await row(p.paymentId)).toMatchObject({ status: 'review', statusReason: 'EXCEEDS_OUTSTANDING', providerTransactionId: String(done.transaction!.id) });
+    expect(await row(p.paymentId)).toMatchObject({
+      status: 'review',
+      statusReason: 'EXCEEDS_OUTSTANDING',
+      providerTransactionId: String(done.transaction!.id),
+    });
     expect(await orderOf(p.orderId)).toMatchObject({ status: 'partially_paid', paid: 60, outstanding: 40 });
     expect(completionsOf(p.paymentId)).toHaveLength(0);
     const review = await t.http().get('/payments/review').query({ limit: 100 }).set('Authorization', manager);
@@ -558,7 +882,8 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
   it('verify endpoint: by txRef, paymentId and (once known) transactionId; records what Flutterwave says', async () => {
     const p = await open(55);
     sim.setFaults({ webhooks: { drop: true } });
-    const verify = (body: object) => t.http().post('/payments/flutterwave/verify').set('Authorization', auth).send(body);
+    const verify = (body: object) =>
+      t.http().post('/payments/flutterwave/verify').set('Authorization', auth).send(body);
     const early = await verify({ paymentId: p.paymentId });
     expect(early.status).toBe(200);
     expect(early.body).toMatchObject({ paymentId: p.paymentId, status: 'pending' });
@@ -566,10 +891,16 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
     // Within a second of the last look the answer comes from the database (one Flutterwave call per second per payment)...
     expect((await verify({ txRef: p.txRef })).body.status).toBe('pending');
     // ...a second later Flutterwave is asked again.
-    await t.db.execute(sql`update payments set last_queried_at = now() - interval '2 seconds' where id = ${p.paymentId}`);
+    await t.db.execute(
+      sql`update payments set last_queried_at = now() - interval '2 seconds' where id = ${p.paymentId}`,
+    );
     const res = await verify({ txRef: p.txRef });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ paymentId: p.paymentId, status: 'completed', providerTransactionId: String(done.transaction!.id) });
+    expect(res.body).toMatchObject({
+      paymentId: p.paymentId,
+      status: 'completed',
+      providerTransactionId: String(done.transaction!.id),
+    });
     const byId = await verify({ transactionId: done.transaction!.id });
     expect(byId.body).toMatchObject({ paymentId: p.paymentId, status: 'completed' });
     expect(completionsOf(p.paymentId)).toHaveLength(1);
@@ -578,11 +909,22 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
 
   it('verify endpoint refuses an M-Pesa payment by id with a clear 400', async () => {
     const orderId = await order(5);
-    const push = await t.http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: '0700000007', amount: 5, orderId });
+    const push = await t
+      .http()
+      .post('/payments/stk-push')
+      .set('Authorization', auth)
+      .send({ phoneNumber: '0700000007', amount: 5, orderId });
     expect(push.status).toBe(201);
-    const res = await t.http().post('/payments/flutterwave/verify').set('Authorization', auth).send({ paymentId: push.body.paymentId });
+    const res = await t
+      .http()
+      .post('/payments/flutterwave/verify')
+      .set('Authorization', auth)
+      .send({ paymentId: push.body.paymentId });
     expect(res.status).toBe(400);
-    expect(res.body).toMatchObject({ code: 'WRONG_PROVIDER', message: expect.stringContaining('not a Flutterwave one') });
+    expect(res.body).toMatchObject({
+      code: 'WRONG_PROVIDER',
+      message: expect.stringContaining('not a Flutterwave one'),
+    });
   });
 
   it('one payment in flight per order, and the amount may not exceed what is owed', async () => {
@@ -591,7 +933,10 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
     expect(first.status).toBe(201);
     const second = await init(orderId, 40);
     expect(second.status).toBe(409);
-    expect(second.body).toMatchObject({ code: 'PAYMENT_IN_PROGRESS', details: { payment: { paymentId: first.body.paymentId, status: 'pending', provider: 'flutterwave' } } });
+    expect(second.body).toMatchObject({
+      code: 'PAYMENT_IN_PROGRESS',
+      details: { payment: { paymentId: first.body.paymentId, status: 'pending', provider: 'flutterwave' } },
+    });
     await sim.complete(first.body.txRef, 'successful');
     await processed(first.body.txRef);
     expect(await orderOf(orderId)).toMatchObject({ status: 'partially_paid', paid: 60, outstanding: 40 });
@@ -617,7 +962,9 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
     expect(sim.stats().paymentRequests - before).toBe(1);
 
     const other = await order(25);
-    const burst = await Promise.all(Array.from({ length: 5 }, () => init(other, 25, {}, { 'Idempotency-Key': `race-${other}` })));
+    const burst = await Promise.all(
+      Array.from({ length: 5 }, () => init(other, 25, {}, { 'Idempotency-Key': `race-${other}` })),
+    );
     for (const r of burst) expect([201, 409]).toContain(r.status);
     const ok = burst.filter((r) => r.status === 201);
     expect(ok.length).toBeGreaterThanOrEqual(1);
@@ -632,7 +979,11 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
       await t.http().post('/payments/flutterwave/verify').set('Authorization', other).send({ paymentId: p.paymentId }),
       await t.http().post('/payments/flutterwave/verify').set('Authorization', other).send({ txRef: p.txRef }),
       await t.http().get(`/payments/${p.paymentId}`).set('Authorization', other),
-      await t.http().post('/payments/flutterwave/init').set('Authorization', other).send({ orderId: p.orderId, amount: 20, customer: { email: 'a@b.co' } }),
+      await t
+        .http()
+        .post('/payments/flutterwave/init')
+        .set('Authorization', other)
+        .send({ orderId: p.orderId, amount: 20, customer: { email: 'a@b.co' } }),
     ];
     for (const r of replies) {
       expect(r.status).toBe(404);
@@ -649,7 +1000,11 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
     sim.setFaults({ down: true });
     const res = await init(orderId, 45);
     expect(res.status).toBe(502);
-    expect(res.body).toMatchObject({ code: 'PROVIDER_UNAVAILABLE', message: expect.stringContaining('check this payment'), details: { provider: 'flutterwave', status: 'unresolved' } });
+    expect(res.body).toMatchObject({
+      code: 'PROVIDER_UNAVAILABLE',
+      message: expect.stringContaining('check this payment'),
+      details: { provider: 'flutterwave', status: 'unresolved' },
+    });
     const paymentId = res.body.details.paymentId as string;
     expect(await row(paymentId)).toMatchObject({ status: 'unresolved', checkoutUrl: null });
     // The order is held while the outcome is unknown.
@@ -677,7 +1032,11 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
     const res = await init(orderId, 46);
     expect(res.status).toBe(504);
     expect(res.body).toMatchObject({ code: 'PROVIDER_TIMEOUT', details: { status: 'unresolved' } });
-    expect(await row(res.body.details.paymentId)).toMatchObject({ status: 'unresolved', statusReason: 'PROVIDER_TIMEOUT', checkoutUrl: null });
+    expect(await row(res.body.details.paymentId)).toMatchObject({
+      status: 'unresolved',
+      statusReason: 'PROVIDER_TIMEOUT',
+      checkoutUrl: null,
+    });
   });
 
   it('Flutterwave refuses the request → 502 PROVIDER_REJECTED, payment failed (nothing happened), order free', async () => {
@@ -685,8 +1044,16 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
     sim.setFaults({ errors: { payments: { count: 1, status: 400, message: 'Merchant is not enabled for KES' } } });
     const res = await init(orderId, 47);
     expect(res.status).toBe(502);
-    expect(res.body).toMatchObject({ code: 'PROVIDER_REJECTED', message: expect.stringContaining('Merchant is not enabled for KES'), details: { status: 'failed' } });
-    expect(await row(res.body.details.paymentId)).toMatchObject({ status: 'failed', statusReason: 'PROVIDER_REJECTED', resultCode: 'HTTP_400' });
+    expect(res.body).toMatchObject({
+      code: 'PROVIDER_REJECTED',
+      message: expect.stringContaining('Merchant is not enabled for KES'),
+      details: { status: 'failed' },
+    });
+    expect(await row(res.body.details.paymentId)).toMatchObject({
+      status: 'failed',
+      statusReason: 'PROVIDER_REJECTED',
+      resultCode: 'HTTP_400',
+    });
     expect((await init(orderId, 47)).status).toBe(201);
   });
 
@@ -703,7 +1070,16 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
     expect(stored).toMatchObject({ verified: true, processed_at: null });
     expect((await row(p.paymentId)).status).toBe('pending');
     // The failed verification used the payment's interval (1 s): the reconciler's replay comes after it.
-    await waitFor(async () => ((await t.db.execute(sql`select last_queried_at < now() - interval '1.2 seconds' as ok from payments where id = ${p.paymentId}`)) as unknown as { rows: { ok: boolean }[] }).rows[0].ok, 10_000, 100);
+    await waitFor(
+      async () =>
+        (
+          (await t.db.execute(
+            sql`select last_queried_at < now() - interval '1.2 seconds' as ok from payments where id = ${p.paymentId}`,
+          )) as unknown as { rows: { ok: boolean }[] }
+        ).rows[0].ok,
+      10_000,
+      100,
+    );
     const report = await tick();
     expect(report.callbacksReplayed).toBeGreaterThanOrEqual(1);
     expect((await inbox(p.txRef))[0]).toMatchObject({ outcome: 'applied' });
@@ -730,7 +1106,13 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
       const evil = await init(orderId, 33, { redirectUrl: 'https://evil.example.com/pos' }, {}, pos.http);
       expect(evil.status).toBe(400);
       expect(evil.body.message).toBe('redirectUrl must be on https://pos.example.test (the origin of POS_RETURN_URL)');
-      const res = await init(orderId, 33, { redirectUrl: `https://pos.example.test/orders/${orderId}/paid` }, {}, pos.http);
+      const res = await init(
+        orderId,
+        33,
+        { redirectUrl: `https://pos.example.test/orders/${orderId}/paid` },
+        {},
+        pos.http,
+      );
       expect(res.status).toBe(201);
       // Flutterwave always returns to this API, never straight to the client's URL.
       expect(sim2.getCheckout(res.body.txRef)!.redirectUrl).toBe(`${pos.baseUrl}${REDIRECT}`);
@@ -739,7 +1121,11 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
       expect(back.status).toBe(302);
       const location = new URL(back.headers.location);
       expect(location.origin + location.pathname).toBe(`https://pos.example.test/orders/${orderId}/paid`);
-      expect(Object.fromEntries(location.searchParams)).toEqual({ paymentId: res.body.paymentId, orderId, status: 'completed' });
+      expect(Object.fromEntries(location.searchParams)).toEqual({
+        paymentId: res.body.paymentId,
+        orderId,
+        status: 'completed',
+      });
       expect(await row(res.body.paymentId)).toMatchObject({ status: 'completed' });
 
       const plain = await open(34, pos.http);
@@ -747,7 +1133,12 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
       const back2 = await request(pos.baseUrl).get(pathOf(cancelled.redirectUrl!));
       expect(back2.status).toBe(302);
       const loc2 = new URL(back2.headers.location);
-      expect(Object.fromEntries(loc2.searchParams)).toEqual({ till: '1', paymentId: plain.paymentId, orderId: plain.orderId, status: 'pending' });
+      expect(Object.fromEntries(loc2.searchParams)).toEqual({
+        till: '1',
+        paymentId: plain.paymentId,
+        orderId: plain.orderId,
+        status: 'pending',
+      });
     });
 
     it('Flutterwave unreachable at init → 503 PROVIDER_UNREACHABLE with Retry-After, payment failed (nothing was sent)', async () => {
@@ -756,8 +1147,14 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
       const res = await init(orderId, 36, {}, {}, pos.http);
       expect(res.status).toBe(503);
       expect(res.headers['retry-after']).toBeDefined();
-      expect(res.body).toMatchObject({ code: 'PROVIDER_UNREACHABLE', details: { provider: 'flutterwave', status: 'failed' } });
-      expect(await row(res.body.details.paymentId)).toMatchObject({ status: 'failed', statusReason: 'PROVIDER_UNREACHABLE' });
+      expect(res.body).toMatchObject({
+        code: 'PROVIDER_UNREACHABLE',
+        details: { provider: 'flutterwave', status: 'failed' },
+      });
+      expect(await row(res.body.details.paymentId)).toMatchObject({
+        status: 'failed',
+        statusReason: 'PROVIDER_UNREACHABLE',
+      });
     });
   });
 
@@ -772,13 +1169,28 @@ describe('Flutterwave hosted checkout through HTTP (real app, Postgres, Flutterw
       const orderId = await order(12, off.http);
       const before = await tableCounts(t.db);
       const replies = [
-        await off.http().post('/payments/flutterwave/init').set('Authorization', auth).send({ orderId, amount: 12, customer: { email: 'a@b.co' } }),
-        await off.http().post('/payments/flutterwave/verify').set('Authorization', auth).send({ txRef: 'SD-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98' }),
-        await off.http().post(WEBHOOK).set('verif-hash', SECRET_HASH).send({ event: 'charge.completed', data: { id: 1, tx_ref: 'x' } }),
+        await off
+          .http()
+          .post('/payments/flutterwave/init')
+          .set('Authorization', auth)
+          .send({ orderId, amount: 12, customer: { email: 'a@b.co' } }),
+        await off
+          .http()
+          .post('/payments/flutterwave/verify')
+          .set('Authorization', auth)
+          .send({ txRef: 'SD-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98' }),
+        await off
+          .http()
+          .post(WEBHOOK)
+          .set('verif-hash', SECRET_HASH)
+          .send({ event: 'charge.completed', data: { id: 1, tx_ref: 'x' } }),
       ];
       for (const r of replies) {
         expect(r.status).toBe(503);
-        expect(r.body).toMatchObject({ code: 'PROVIDER_DISABLED', message: expect.stringContaining('FLUTTERWAVE_ENABLED') });
+        expect(r.body).toMatchObject({
+          code: 'PROVIDER_DISABLED',
+          message: expect.stringContaining('FLUTTERWAVE_ENABLED'),
+        });
       }
       const page = await request(off.baseUrl).get(`${REDIRECT}?tx_ref=SD-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98`);
       expect(page.status).toBe(503);

@@ -26,11 +26,18 @@ if (!haveChromium && process.env.CI) throw new Error(`CI must have Chromium at $
 
   beforeAll(async () => {
     // A stand-in for the POS screen the customer's browser is sent back to.
-    pos = createServer((req, res) => res.writeHead(200, { 'Content-Type': 'text/html' }).end(`<p id="pos">back at the till: ${new URL(req.url ?? '/', 'http://x').searchParams.get('status')}</p>`));
+    pos = createServer((req, res) =>
+      res
+        .writeHead(200, { 'Content-Type': 'text/html' })
+        .end(`<p id="pos">back at the till: ${new URL(req.url ?? '/', 'http://x').searchParams.get('status')}</p>`),
+    );
     await new Promise<void>((r) => pos.listen(0, '127.0.0.1', r));
     posUrl = `http://127.0.0.1:${(pos.address() as AddressInfo).port}/pos-return`;
     const port = await freePort();
-    flw = await startFlutterwaveSimulator({ secretHash: 'browser-test-secret-hash', webhookUrl: `http://127.0.0.1:${port}/payments/flutterwave/webhook` });
+    flw = await startFlutterwaveSimulator({
+      secretHash: 'browser-test-secret-hash',
+      webhookUrl: `http://127.0.0.1:${port}/payments/flutterwave/webhook`,
+    });
     pesapal = await startPesapalSimulator();
     t = await startTestApp({
       port,
@@ -46,7 +53,16 @@ if (!haveChromium && process.env.CI) throw new Error(`CI must have Chromium at $
     auth = `Bearer ${t.token()}`;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   }, 60000);
 
@@ -64,7 +80,11 @@ if (!haveChromium && process.env.CI) throw new Error(`CI must have Chromium at $
 
   it('Flutterwave: init → hosted page → pay → redirect → verified and completed', async () => {
     await order('WEB-FLW-1', 2450.5);
-    const init = await t.http().post('/payments/flutterwave/init').set('Authorization', auth).send({ orderId: 'WEB-FLW-1', amount: 2450.5, customer: { email: 'shopper@example.com', name: 'Wanjiku' } });
+    const init = await t
+      .http()
+      .post('/payments/flutterwave/init')
+      .set('Authorization', auth)
+      .send({ orderId: 'WEB-FLW-1', amount: 2450.5, customer: { email: 'shopper@example.com', name: 'Wanjiku' } });
     expect(init.status).toBe(201);
     const page = await browser.newPage();
     try {
@@ -86,7 +106,11 @@ if (!haveChromium && process.env.CI) throw new Error(`CI must have Chromium at $
 
   it('Pesapal: init → hosted page → pay with M-Pesa → redirect → confirmed and completed', async () => {
     await order('WEB-PP-1', 500);
-    const init = await t.http().post('/payments/pesapal/init').set('Authorization', auth).send({ orderId: 'WEB-PP-1', amount: 500, customer: { email: 'shopper@example.com', firstName: 'Otieno' } });
+    const init = await t
+      .http()
+      .post('/payments/pesapal/init')
+      .set('Authorization', auth)
+      .send({ orderId: 'WEB-PP-1', amount: 500, customer: { email: 'shopper@example.com', firstName: 'Otieno' } });
     expect(init.status).toBe(201);
     const page = await browser.newPage();
     try {

@@ -1,4 +1,11 @@
-import { FlutterwaveSimulator, PESAPAL_DEFAULT_CONSUMER_KEY, PESAPAL_DEFAULT_CONSUMER_SECRET, PesapalSimulator, startFlutterwaveSimulator, startPesapalSimulator } from '@smartduka/card-simulators';
+import {
+  FlutterwaveSimulator,
+  PESAPAL_DEFAULT_CONSUMER_KEY,
+  PESAPAL_DEFAULT_CONSUMER_SECRET,
+  PesapalSimulator,
+  startFlutterwaveSimulator,
+  startPesapalSimulator,
+} from '@smartduka/card-simulators';
 import { sql } from 'drizzle-orm';
 import type { PesapalIpnService } from '../src/payments/providers/pesapal/pesapal-ipn.service';
 import { PESAPAL_IPN } from '../src/payments/providers/pesapal/pesapal.constants';
@@ -31,7 +38,11 @@ describe('payment init: one failure path for M-Pesa, Flutterwave and Pesapal', (
       { kind: 'consumer-key', value: PESAPAL_DEFAULT_CONSUMER_KEY },
       { kind: 'consumer-secret', value: PESAPAL_DEFAULT_CONSUMER_SECRET, pair: PESAPAL_DEFAULT_CONSUMER_KEY },
     ]);
-    flw = await startFlutterwaveSimulator({ secretKey: FLW_SECRET_KEY, secretHash: FLW_SECRET_HASH, log: simulatorLog() });
+    flw = await startFlutterwaveSimulator({
+      secretKey: FLW_SECRET_KEY,
+      secretHash: FLW_SECRET_HASH,
+      log: simulatorLog(),
+    });
     pesapal = await startPesapalSimulator({ ipnRetry: { attempts: 0, intervalMs: 100 }, log: simulatorLog() });
     t = await startTestApp({
       env: {
@@ -66,9 +77,22 @@ describe('payment init: one failure path for M-Pesa, Flutterwave and Pesapal', (
   }
 
   const routes = {
-    mpesa: { path: '/payments/stk-push', body: (orderId: string, amount: number) => ({ orderId, amount, phoneNumber: '0712345678' }) },
-    flutterwave: { path: '/payments/flutterwave/init', body: (orderId: string, amount: number) => ({ orderId, amount, customer: { email: 'wanjiku@example.com', phoneNumber: '0712345678', name: 'Wanjiku' } }) },
-    pesapal: { path: '/payments/pesapal/init', body: (orderId: string, amount: number) => ({ orderId, amount, customer: { phoneNumber: '0712345678' } }) },
+    mpesa: {
+      path: '/payments/stk-push',
+      body: (orderId: string, amount: number) => ({ orderId, amount, phoneNumber: '0712345678' }),
+    },
+    flutterwave: {
+      path: '/payments/flutterwave/init',
+      body: (orderId: string, amount: number) => ({
+        orderId,
+        amount,
+        customer: { email: 'wanjiku@example.com', phoneNumber: '0712345678', name: 'Wanjiku' },
+      }),
+    },
+    pesapal: {
+      path: '/payments/pesapal/init',
+      body: (orderId: string, amount: number) => ({ orderId, amount, customer: { phoneNumber: '0712345678' } }),
+    },
   } as const;
   type Provider = keyof typeof routes;
 
@@ -79,16 +103,24 @@ describe('payment init: one failure path for M-Pesa, Flutterwave and Pesapal', (
 
   async function paymentOf(orderId: string) {
     return rowsOf<{ id: string; status: string; provider_answered: boolean }>(
-      await t.db.execute(sql`select id, status, (checkout_request_id is not null or provider_transaction_id is not null or checkout_url is not null) as provider_answered from payments where order_id = ${orderId}`),
+      await t.db.execute(
+        sql`select id, status, (checkout_request_id is not null or provider_transaction_id is not null or checkout_url is not null) as provider_answered from payments where order_id = ${orderId}`,
+      ),
     );
   }
 
   async function keyOf(key: string) {
-    return rowsOf<{ response_status: number | null }>(await t.db.execute(sql`select response_status from idempotency_keys where key = ${key}`))[0];
+    return rowsOf<{ response_status: number | null }>(
+      await t.db.execute(sql`select response_status from idempotency_keys where key = ${key}`),
+    )[0];
   }
 
   async function eventCount(paymentId: string, type: string): Promise<number> {
-    return rowsOf<{ c: number }>(await t.db.execute(sql`select count(*)::int as c from payment_events where payment_id = ${paymentId} and type = ${type}`))[0].c;
+    return rowsOf<{ c: number }>(
+      await t.db.execute(
+        sql`select count(*)::int as c from payment_events where payment_id = ${paymentId} and type = ${type}`,
+      ),
+    )[0].c;
   }
 
   it.each<Provider>(['mpesa', 'flutterwave', 'pesapal'])(
@@ -107,7 +139,11 @@ describe('payment init: one failure path for M-Pesa, Flutterwave and Pesapal', (
           return new;
         end $$`),
       );
-      await t.db.execute(sql.raw(`create trigger fault_${provider} before update on idempotency_keys for each row execute function fault_${provider}()`));
+      await t.db.execute(
+        sql.raw(
+          `create trigger fault_${provider} before update on idempotency_keys for each row execute function fault_${provider}()`,
+        ),
+      );
       try {
         const orderId = await order(100);
         const res = await init(provider, orderId, 100, key);
@@ -122,7 +158,11 @@ describe('payment init: one failure path for M-Pesa, Flutterwave and Pesapal', (
         expect(replay.headers['idempotent-replayed']).toBe('true');
         expect(replay.body).toEqual(res.body);
       } finally {
-        await t.db.execute(sql.raw(`drop trigger fault_${provider} on idempotency_keys; drop function fault_${provider}(); drop sequence fault_${provider}`));
+        await t.db.execute(
+          sql.raw(
+            `drop trigger fault_${provider} on idempotency_keys; drop function fault_${provider}(); drop sequence fault_${provider}`,
+          ),
+        );
       }
     },
   );
@@ -140,7 +180,11 @@ describe('payment init: one failure path for M-Pesa, Flutterwave and Pesapal', (
         return new;
       end $$`),
     );
-    await t.db.execute(sql.raw(`create trigger fault_unexpected before insert on payment_events for each row execute function fault_unexpected()`));
+    await t.db.execute(
+      sql.raw(
+        `create trigger fault_unexpected before insert on payment_events for each row execute function fault_unexpected()`,
+      ),
+    );
     let first;
     try {
       first = await init('pesapal', orderId, 120, key);

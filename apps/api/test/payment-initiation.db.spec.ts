@@ -34,7 +34,10 @@ let initiation: PaymentInitiation;
 let n = 0;
 
 beforeAll(async () => {
-  ({ tdb, db, repo, lifecycle } = await openCoreDb({ callbackSigningSecret: 'initiation-tier-secret-0123456789abcdefghij', jwtSecret: 'initiation-tier-jwt-secret-0123456789abcde' }));
+  ({ tdb, db, repo, lifecycle } = await openCoreDb({
+    callbackSigningSecret: 'initiation-tier-secret-0123456789abcdefghij',
+    jwtSecret: 'initiation-tier-jwt-secret-0123456789abcde',
+  }));
   initiation = new PaymentInitiation(repo);
 });
 beforeEach(async () => {
@@ -73,7 +76,12 @@ async function opened(provider: ProviderName = 'pesapal'): Promise<{ p: Payment;
 }
 
 /** The call a provider makes (modelled on Pesapal's): the accepted answer is its tracking id, recorded with the real repository. */
-function call(p: Payment, key: string | undefined, send: () => Promise<string>, over: Partial<InitiationCall<string>> = {}): InitiationCall<string> {
+function call(
+  p: Payment,
+  key: string | undefined,
+  send: () => Promise<string>,
+  over: Partial<InitiationCall<string>> = {},
+): InitiationCall<string> {
   return {
     paymentId: p.id,
     provider: p.provider as ProviderName,
@@ -82,12 +90,31 @@ function call(p: Payment, key: string | undefined, send: () => Promise<string>, 
     idem: key === undefined ? undefined : { shopId: SHOP, key },
     send,
     recordAnswer: async (answer, tx, ms) => {
-      const moved = await repo.transitionIf(p.id, 'initiated', { status: 'pending', providerTransactionId: answer }, tx);
-      await repo.insertEvent({ paymentId: p.id, type: 'provider_response', fromStatus: 'initiated', toStatus: moved ? 'pending' : null, actor: 'pesapal:submit-order', data: { orderTrackingId: answer, ms } }, tx);
+      const moved = await repo.transitionIf(
+        p.id,
+        'initiated',
+        { status: 'pending', providerTransactionId: answer },
+        tx,
+      );
+      await repo.insertEvent(
+        {
+          paymentId: p.id,
+          type: 'provider_response',
+          fromStatus: 'initiated',
+          toStatus: moved ? 'pending' : null,
+          actor: 'pesapal:submit-order',
+          data: { orderTrackingId: answer, ms },
+        },
+        tx,
+      );
       return { status: 201, body: { paymentId: p.id, orderTrackingId: answer } };
     },
     unknownReason: 'INIT_OUTCOME_UNKNOWN',
-    texts: { unknownOutcome: 'It may have happened: check the payment status.', unexpected: 'Could not confirm the request: check the payment status.', doNotRepeat: 'Do not start another payment' },
+    texts: {
+      unknownOutcome: 'It may have happened: check the payment status.',
+      unexpected: 'Could not confirm the request: check the payment status.',
+      doNotRepeat: 'Do not start another payment',
+    },
     errorEventData: (err) => ({ providerErrorCode: err?.providerCode ?? null }),
     ...over,
   };
@@ -134,12 +161,20 @@ async function faultOnKeyAnswer(kind: 'lost' | 'error', times: number): Promise<
       return new;
     end $$`),
   );
-  await db.execute(sql.raw(`create trigger fault_key_answer before update on idempotency_keys for each row execute function fault_key_answer()`));
+  await db.execute(
+    sql.raw(
+      `create trigger fault_key_answer before update on idempotency_keys for each row execute function fault_key_answer()`,
+    ),
+  );
 }
 
 /** How many times the key's answer was written (attempts that reached it, rolled back or not). */
 async function keyAnswerAttempts(): Promise<number> {
-  return rowsOf<{ n: number }>(await db.execute(sql.raw(`select (case when is_called then last_value else 0 end)::int as n from fault_key_answer`)))[0].n;
+  return rowsOf<{ n: number }>(
+    await db.execute(
+      sql.raw(`select (case when is_called then last_value else 0 end)::int as n from fault_key_answer`),
+    ),
+  )[0].n;
 }
 
 /**
@@ -153,7 +188,11 @@ async function faultAtCommit(): Promise<void> {
       raise exception 'injected: the commit failed' using errcode = '23514';
     end $$`),
   );
-  await db.execute(sql.raw(`create constraint trigger fault_at_commit after insert on payment_events deferrable initially deferred for each row when (new.type <> 'created') execute function fault_at_commit()`));
+  await db.execute(
+    sql.raw(
+      `create constraint trigger fault_at_commit after insert on payment_events deferrable initially deferred for each row when (new.type <> 'created') execute function fault_at_commit()`,
+    ),
+  );
 }
 
 async function dropFault(): Promise<void> {
@@ -195,12 +234,17 @@ describe('PaymentInitiation: the provider accepted', () => {
     expect(await row(p.id)).toMatchObject({ status: 'pending', providerTransactionId: 'tracking-1' });
     const [, answered] = await events(p.id);
     expect(await eventTypes(p.id)).toEqual(['created', 'provider_response']);
-    expect(answered).toMatchObject({ fromStatus: 'initiated', toStatus: 'pending', actor: 'pesapal:submit-order', data: { orderTrackingId: 'tracking-1' } });
+    expect(answered).toMatchObject({
+      fromStatus: 'initiated',
+      toStatus: 'pending',
+      actor: 'pesapal:submit-order',
+      data: { orderTrackingId: 'tracking-1' },
+    });
     expect(typeof (answered.data as { ms: unknown }).ms).toBe('number');
     expect(await keyAnswer(key)).toEqual({ status: 201, body: { paymentId: p.id, orderTrackingId: 'tracking-1' } });
   });
 
-  it('without an Idempotency-Key in the call nothing is stored as a key\'s answer', async () => {
+  it("without an Idempotency-Key in the call nothing is stored as a key's answer", async () => {
     const { p, key } = await opened();
     await initiation.run(call(p, undefined, async () => 'tracking-1'));
     expect(await row(p.id)).toMatchObject({ status: 'pending' });
@@ -228,47 +272,127 @@ describe('PaymentInitiation: the provider accepted', () => {
 describe('PaymentInitiation: the call failed', () => {
   it("refused by the provider (not processed): failed, provider_error, and the error answer stored as the key's", async () => {
     const { p, key } = await opened();
-    const err = new ProviderError('pesapal', 'rejected', 'Pesapal refused the order', { providerCode: 'invalid_currency', providerMessage: 'KES not enabled' });
+    const err = new ProviderError('pesapal', 'rejected', 'Pesapal refused the order', {
+      providerCode: 'invalid_currency',
+      providerMessage: 'KES not enabled',
+    });
     const r = await initiation.run(call(p, key, () => Promise.reject(err)));
-    const body = { statusCode: 502, code: 'PROVIDER_REJECTED', message: 'Pesapal refused the order', details: { provider: 'pesapal', providerErrorCode: 'invalid_currency', providerErrorMessage: 'KES not enabled', paymentId: p.id, status: 'failed' } };
+    const body = {
+      statusCode: 502,
+      code: 'PROVIDER_REJECTED',
+      message: 'Pesapal refused the order',
+      details: {
+        provider: 'pesapal',
+        providerErrorCode: 'invalid_currency',
+        providerErrorMessage: 'KES not enabled',
+        paymentId: p.id,
+        status: 'failed',
+      },
+    };
     expect(r).toEqual({ status: 502, body, headers: undefined });
-    expect(await row(p.id)).toMatchObject({ status: 'failed', statusReason: 'PROVIDER_REJECTED', resultCode: 'invalid_currency', resultDesc: 'KES not enabled' });
+    expect(await row(p.id)).toMatchObject({
+      status: 'failed',
+      statusReason: 'PROVIDER_REJECTED',
+      resultCode: 'invalid_currency',
+      resultDesc: 'KES not enabled',
+    });
     const [, failed] = await events(p.id);
     expect(await eventTypes(p.id)).toEqual(['created', 'provider_error']);
-    expect(failed).toMatchObject({ fromStatus: 'initiated', toStatus: 'failed', actor: 'pesapal:submit-order', data: { code: 'PROVIDER_REJECTED', message: 'Pesapal refused the order', providerErrorCode: 'invalid_currency' } });
+    expect(failed).toMatchObject({
+      fromStatus: 'initiated',
+      toStatus: 'failed',
+      actor: 'pesapal:submit-order',
+      data: { code: 'PROVIDER_REJECTED', message: 'Pesapal refused the order', providerErrorCode: 'invalid_currency' },
+    });
     expect(await keyAnswer(key)).toEqual({ status: 502, body });
   });
 
   it('outcome unknown (timeout): unresolved, the message says so; a rate limit keeps its Retry-After', async () => {
     const { p, key } = await opened();
-    const r = await initiation.run(call(p, key, () => Promise.reject(new ProviderError('pesapal', 'timeout', 'No answer from Pesapal'))));
+    const r = await initiation.run(
+      call(p, key, () => Promise.reject(new ProviderError('pesapal', 'timeout', 'No answer from Pesapal'))),
+    );
     expect(r.status).toBe(504);
-    expect(r.body).toMatchObject({ code: 'PROVIDER_TIMEOUT', message: 'No answer from Pesapal. It may have happened: check the payment status.', details: { paymentId: p.id, status: 'unresolved' } });
-    expect(await row(p.id)).toMatchObject({ status: 'unresolved', statusReason: 'PROVIDER_TIMEOUT', resultCode: null, resultDesc: 'No answer from Pesapal' });
+    expect(r.body).toMatchObject({
+      code: 'PROVIDER_TIMEOUT',
+      message: 'No answer from Pesapal. It may have happened: check the payment status.',
+      details: { paymentId: p.id, status: 'unresolved' },
+    });
+    expect(await row(p.id)).toMatchObject({
+      status: 'unresolved',
+      statusReason: 'PROVIDER_TIMEOUT',
+      resultCode: null,
+      resultDesc: 'No answer from Pesapal',
+    });
     expect(await keyAnswer(key)).toEqual({ status: 504, body: r.body });
 
     const limited = await opened();
-    const slow = await initiation.run(call(limited.p, limited.key, () => Promise.reject(new ProviderError('pesapal', 'rate_limited', 'Slow down', { retryAfterSeconds: 7 }))));
-    expect(slow).toMatchObject({ status: 503, headers: { 'Retry-After': '7' }, body: { code: 'PROVIDER_RATE_LIMITED', details: { status: 'failed' } } });
+    const slow = await initiation.run(
+      call(limited.p, limited.key, () =>
+        Promise.reject(new ProviderError('pesapal', 'rate_limited', 'Slow down', { retryAfterSeconds: 7 })),
+      ),
+    );
+    expect(slow).toMatchObject({
+      status: 503,
+      headers: { 'Retry-After': '7' },
+      body: { code: 'PROVIDER_RATE_LIMITED', details: { status: 'failed' } },
+    });
     expect(await row(limited.p.id)).toMatchObject({ status: 'failed' });
   });
 
   it('our own refusal (a 4xx AppError before anything was sent): failed with its code and answer', async () => {
     const { p, key } = await opened();
-    const r = await initiation.run(call(p, key, () => Promise.reject(new ValidationFailedError('amount must be whole shillings', { field: 'amount' }))));
-    expect(r).toMatchObject({ status: 400, body: { code: 'VALIDATION_FAILED', message: 'amount must be whole shillings', details: { field: 'amount', paymentId: p.id, status: 'failed' } } });
-    expect(await row(p.id)).toMatchObject({ status: 'failed', statusReason: 'VALIDATION_FAILED', resultCode: null, resultDesc: 'amount must be whole shillings' });
-    expect((await events(p.id))[1]).toMatchObject({ type: 'provider_error', toStatus: 'failed', data: { code: 'VALIDATION_FAILED', providerErrorCode: null } });
+    const r = await initiation.run(
+      call(p, key, () =>
+        Promise.reject(new ValidationFailedError('amount must be whole shillings', { field: 'amount' })),
+      ),
+    );
+    expect(r).toMatchObject({
+      status: 400,
+      body: {
+        code: 'VALIDATION_FAILED',
+        message: 'amount must be whole shillings',
+        details: { field: 'amount', paymentId: p.id, status: 'failed' },
+      },
+    });
+    expect(await row(p.id)).toMatchObject({
+      status: 'failed',
+      statusReason: 'VALIDATION_FAILED',
+      resultCode: null,
+      resultDesc: 'amount must be whole shillings',
+    });
+    expect((await events(p.id))[1]).toMatchObject({
+      type: 'provider_error',
+      toStatus: 'failed',
+      data: { code: 'VALIDATION_FAILED', providerErrorCode: null },
+    });
     expect(await keyAnswer(key)).toMatchObject({ status: 400 });
   });
 
   it('an unexpected error: unresolved with its event, the key left UNANSWERED, and a 502 thrown', async () => {
     const { p, key } = await opened();
-    const err = await rejection(initiation.run(call(p, key, () => Promise.reject(new TypeError('cannot read properties of undefined')))));
+    const err = await rejection(
+      initiation.run(call(p, key, () => Promise.reject(new TypeError('cannot read properties of undefined')))),
+    );
     expect(err).toBeInstanceOf(AppError);
-    expect(err).toMatchObject({ code: 'PROVIDER_UNAVAILABLE', statusCode: 502, message: 'Could not confirm the request: check the payment status.', details: { provider: 'pesapal', paymentId: p.id, status: 'unresolved' } });
-    expect(await row(p.id)).toMatchObject({ status: 'unresolved', statusReason: 'INIT_OUTCOME_UNKNOWN', resultCode: null, resultDesc: null });
-    expect((await events(p.id))[1]).toMatchObject({ type: 'provider_error', fromStatus: 'initiated', toStatus: 'unresolved', data: { code: 'INIT_OUTCOME_UNKNOWN', providerErrorCode: null } });
+    expect(err).toMatchObject({
+      code: 'PROVIDER_UNAVAILABLE',
+      statusCode: 502,
+      message: 'Could not confirm the request: check the payment status.',
+      details: { provider: 'pesapal', paymentId: p.id, status: 'unresolved' },
+    });
+    expect(await row(p.id)).toMatchObject({
+      status: 'unresolved',
+      statusReason: 'INIT_OUTCOME_UNKNOWN',
+      resultCode: null,
+      resultDesc: null,
+    });
+    expect((await events(p.id))[1]).toMatchObject({
+      type: 'provider_error',
+      fromStatus: 'initiated',
+      toStatus: 'unresolved',
+      data: { code: 'INIT_OUTCOME_UNKNOWN', providerErrorCode: null },
+    });
     expect(await keyAnswer(key)).toEqual({ status: null, body: null });
   });
 
@@ -276,7 +400,19 @@ describe('PaymentInitiation: the call failed', () => {
     const { p, key } = await opened();
     // The IPN settles the payment while the submit call is still waiting for Pesapal.
     const send = async (): Promise<string> => {
-      const report = { outcome: 'completed', resultCode: 'COMPLETED', resultDesc: 'Paid', source: 'ipn', amountRequired: true, amountMinor: 10_000n, currency: 'KES', reference: p.providerReference!, providerTransactionId: 'TRK-LATE', receipt: 'CONF-LATE', paymentMethod: 'card' } as const;
+      const report = {
+        outcome: 'completed',
+        resultCode: 'COMPLETED',
+        resultDesc: 'Paid',
+        source: 'ipn',
+        amountRequired: true,
+        amountMinor: 10_000n,
+        currency: 'KES',
+        reference: p.providerReference!,
+        providerTransactionId: 'TRK-LATE',
+        receipt: 'CONF-LATE',
+        paymentMethod: 'card',
+      } as const;
       expect(await lifecycle.applyOutcome(p.id, report, 'pesapal:ipn')).toBe('applied');
       throw new ProviderError('pesapal', 'timeout', 'No answer');
     };
@@ -291,30 +427,42 @@ describe('PaymentInitiation: the call failed', () => {
   it("result_code may be the provider's own rule (Flutterwave: HTTP_<status> when it sent no code)", async () => {
     const { p, key } = await opened('flutterwave');
     const err = new ProviderError('flutterwave', 'rejected', 'Flutterwave refused', { providerHttpStatus: 400 });
-    await initiation.run(call(p, key, () => Promise.reject(err), { label: 'Flutterwave', resultCode: (e) => e.providerCode ?? `HTTP_${e.providerHttpStatus}` }));
-    expect(await row(p.id)).toMatchObject({ status: 'failed', resultCode: 'HTTP_400', resultDesc: 'Flutterwave refused' });
+    await initiation.run(
+      call(p, key, () => Promise.reject(err), {
+        label: 'Flutterwave',
+        resultCode: (e) => e.providerCode ?? `HTTP_${e.providerHttpStatus}`,
+      }),
+    );
+    expect(await row(p.id)).toMatchObject({
+      status: 'failed',
+      resultCode: 'HTTP_400',
+      resultDesc: 'Flutterwave refused',
+    });
   });
 });
 
 // ------------------------------------------------------------------ in one transaction
 
-describe('PaymentInitiation: the answer, its event and the key\'s answer are one transaction', () => {
+describe("PaymentInitiation: the answer, its event and the key's answer are one transaction", () => {
   const answers: Array<[string, () => Promise<string>]> = [
     ['accepted', async () => 'tracking-1'],
     ['refused', () => Promise.reject(new ProviderError('pesapal', 'rejected', 'Pesapal refused the order'))],
   ];
 
-  it.each(answers)("%s: when the key's answer cannot be written, the error is thrown as it is and neither the transition nor the event is committed", async (_case, send) => {
-    const { p, key } = await opened();
-    await faultOnKeyAnswer('error', 1);
-    const err = await rejection(initiation.run(call(p, key, send)));
-    expect(err).not.toBeInstanceOf(AppError);
-    expect(String((err as Error).cause ?? err)).toContain("injected: the key's answer could not be written");
-    expect(await keyAnswerAttempts()).toBe(1); // not retried: the database was there
-    expect(await row(p.id)).toMatchObject({ status: 'initiated', statusReason: null, providerTransactionId: null });
-    expect(await eventTypes(p.id)).toEqual(['created']);
-    expect(await keyAnswer(key)).toEqual({ status: null, body: null });
-  });
+  it.each(answers)(
+    "%s: when the key's answer cannot be written, the error is thrown as it is and neither the transition nor the event is committed",
+    async (_case, send) => {
+      const { p, key } = await opened();
+      await faultOnKeyAnswer('error', 1);
+      const err = await rejection(initiation.run(call(p, key, send)));
+      expect(err).not.toBeInstanceOf(AppError);
+      expect(String((err as Error).cause ?? err)).toContain("injected: the key's answer could not be written");
+      expect(await keyAnswerAttempts()).toBe(1); // not retried: the database was there
+      expect(await row(p.id)).toMatchObject({ status: 'initiated', statusReason: null, providerTransactionId: null });
+      expect(await eventTypes(p.id)).toEqual(['created']);
+      expect(await keyAnswer(key)).toEqual({ status: null, body: null });
+    },
+  );
 
   it.each(answers)("%s: when the commit fails, the key's answer is not committed either", async (_case, send) => {
     const { p, key } = await opened();
@@ -330,46 +478,58 @@ describe('PaymentInitiation: the answer, its event and the key\'s answer are one
 
 // ------------------------------------------------------------------ the database is away
 
-(process.env.DATABASE_URL ? describe : describe.skip)('PaymentInitiation: the database is away while the answer is recorded (Postgres)', () => {
-  let waits: ReturnType<typeof takeRetryWaitsAtOnce> | undefined;
-  afterEach(() => {
-    waits?.restore();
-    waits = undefined;
-  });
-
-  it.each<[string, () => Promise<string>, number, string]>([
-    ['accepted', async () => 'tracking-1', 201, 'provider_response'],
-    ['refused', () => Promise.reject(new ProviderError('pesapal', 'rejected', 'Pesapal refused the order')), 502, 'provider_error'],
-  ])('%s, the connection lost twice: the whole transaction is retried and committed once, with the key\'s answer', async (_case, send, status, eventType) => {
-    const { p, key } = await opened();
-    await faultOnKeyAnswer('lost', 2);
-    waits = takeRetryWaitsAtOnce();
-    const r = await initiation.run(call(p, key, send));
-    expect(r.status).toBe(status);
-    expect(waits.waits).toEqual([250, 500]);
-    expect(await keyAnswerAttempts()).toBe(3);
-    // The two lost attempts' writes were rolled back with them: one transition, one event.
-    expect(await row(p.id)).toMatchObject({ status: status === 201 ? 'pending' : 'failed' });
-    expect(await eventTypes(p.id)).toEqual(['created', eventType]);
-    expect(await keyAnswer(key)).toEqual({ status, body: r.body });
-  });
-
-  it('away for longer than the bounded ~8 s: a 503 naming the payment, saying not to start it again; nothing committed', async () => {
-    const { p, key } = await opened();
-    await faultOnKeyAnswer('lost', 1000);
-    waits = takeRetryWaitsAtOnce();
-    const err = await rejection(initiation.run(call(p, key, async () => 'tracking-1')));
-    expect(err).toBeInstanceOf(DatabaseUnavailableError);
-    expect(err).toMatchObject({
-      code: 'DATABASE_UNAVAILABLE',
-      statusCode: 503,
-      message: "The Pesapal request was sent but could not be recorded (the database is unavailable). Do not start another payment: check this payment's status in a minute.",
-      details: { paymentId: p.id },
+(process.env.DATABASE_URL ? describe : describe.skip)(
+  'PaymentInitiation: the database is away while the answer is recorded (Postgres)',
+  () => {
+    let waits: ReturnType<typeof takeRetryWaitsAtOnce> | undefined;
+    afterEach(() => {
+      waits?.restore();
+      waits = undefined;
     });
-    expect(waits.waits).toEqual([250, 500, 1000, 2000, 4000]); // 7.75 s in all
-    expect(await keyAnswerAttempts()).toBe(6);
-    expect(await row(p.id)).toMatchObject({ status: 'initiated', providerTransactionId: null });
-    expect(await eventTypes(p.id)).toEqual(['created']);
-    expect(await keyAnswer(key)).toEqual({ status: null, body: null });
-  });
-});
+
+    it.each<[string, () => Promise<string>, number, string]>([
+      ['accepted', async () => 'tracking-1', 201, 'provider_response'],
+      [
+        'refused',
+        () => Promise.reject(new ProviderError('pesapal', 'rejected', 'Pesapal refused the order')),
+        502,
+        'provider_error',
+      ],
+    ])(
+      "%s, the connection lost twice: the whole transaction is retried and committed once, with the key's answer",
+      async (_case, send, status, eventType) => {
+        const { p, key } = await opened();
+        await faultOnKeyAnswer('lost', 2);
+        waits = takeRetryWaitsAtOnce();
+        const r = await initiation.run(call(p, key, send));
+        expect(r.status).toBe(status);
+        expect(waits.waits).toEqual([250, 500]);
+        expect(await keyAnswerAttempts()).toBe(3);
+        // The two lost attempts' writes were rolled back with them: one transition, one event.
+        expect(await row(p.id)).toMatchObject({ status: status === 201 ? 'pending' : 'failed' });
+        expect(await eventTypes(p.id)).toEqual(['created', eventType]);
+        expect(await keyAnswer(key)).toEqual({ status, body: r.body });
+      },
+    );
+
+    it('away for longer than the bounded ~8 s: a 503 naming the payment, saying not to start it again; nothing committed', async () => {
+      const { p, key } = await opened();
+      await faultOnKeyAnswer('lost', 1000);
+      waits = takeRetryWaitsAtOnce();
+      const err = await rejection(initiation.run(call(p, key, async () => 'tracking-1')));
+      expect(err).toBeInstanceOf(DatabaseUnavailableError);
+      expect(err).toMatchObject({
+        code: 'DATABASE_UNAVAILABLE',
+        statusCode: 503,
+        message:
+          "The Pesapal request was sent but could not be recorded (the database is unavailable). Do not start another payment: check this payment's status in a minute.",
+        details: { paymentId: p.id },
+      });
+      expect(waits.waits).toEqual([250, 500, 1000, 2000, 4000]); // 7.75 s in all
+      expect(await keyAnswerAttempts()).toBe(6);
+      expect(await row(p.id)).toMatchObject({ status: 'initiated', providerTransactionId: null });
+      expect(await eventTypes(p.id)).toEqual(['created']);
+      expect(await keyAnswer(key)).toEqual({ status: null, body: null });
+    });
+  },
+);

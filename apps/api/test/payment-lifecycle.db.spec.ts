@@ -10,7 +10,14 @@ import type { Db } from '../src/database/database';
 import { NewPayment, orders, Payment } from '../src/database/schema';
 import { ORDER_PAID_EVENT, OrdersService } from '../src/orders/orders.service';
 import { MPESA_OUTCOME_RULES } from '../src/payments/providers/mpesa/mpesa.outcome-rules';
-import { hashRequest, OpenPaymentInput, OutcomeReport, PAYMENT_COMPLETED_EVENT, PaymentCompletedEvent, PaymentLifecycle } from '../src/payments/payment-lifecycle.service';
+import {
+  hashRequest,
+  OpenPaymentInput,
+  OutcomeReport,
+  PAYMENT_COMPLETED_EVENT,
+  PaymentCompletedEvent,
+  PaymentLifecycle,
+} from '../src/payments/payment-lifecycle.service';
 import type { PaymentsRepository } from '../src/payments/payments.repository';
 
 /**
@@ -38,7 +45,10 @@ const paidOrders: { shopId: string; orderId: string }[] = [];
 let n = 0;
 
 beforeAll(async () => {
-  const core = await openCoreDb({ callbackSigningSecret: SECRET, jwtSecret: 'lifecycle-tier-jwt-secret-0123456789abcdef' });
+  const core = await openCoreDb({
+    callbackSigningSecret: SECRET,
+    jwtSecret: 'lifecycle-tier-jwt-secret-0123456789abcdef',
+  });
   ({ tdb, db, repo, ordersService, lifecycle, config } = core);
   core.events.on(PAYMENT_COMPLETED_EVENT, (e: PaymentCompletedEvent) => completions.push(e));
   core.events.on(ORDER_PAID_EVENT, (e: { shopId: string; orderId: string }) => paidOrders.push(e));
@@ -78,11 +88,25 @@ async function mpesa(orderId: string, fields: Partial<NewPayment> = {}): Promise
 
 /** A card/wallet payment (Flutterwave unless `fields.provider` says otherwise) waiting for the customer. */
 async function card(orderId: string, fields: Partial<NewPayment> = {}): Promise<Payment> {
-  return insert({ orderId, provider: 'flutterwave', providerReference: `SD-${orderId}-${++n}`, checkoutUrl: 'https://checkout.example.test/pay', ...fields });
+  return insert({
+    orderId,
+    provider: 'flutterwave',
+    providerReference: `SD-${orderId}-${++n}`,
+    checkoutUrl: 'https://checkout.example.test/pay',
+    ...fields,
+  });
 }
 
 async function insert(fields: Partial<NewPayment> & { orderId: string; provider: string }): Promise<Payment> {
-  const row: NewPayment = { id: randomUUID(), shopId: SHOP, amountMinor: 10_000n, currency: 'KES', status: 'pending', createdBy: 'test', ...fields };
+  const row: NewPayment = {
+    id: randomUUID(),
+    shopId: SHOP,
+    amountMinor: 10_000n,
+    currency: 'KES',
+    status: 'pending',
+    createdBy: 'test',
+    ...fields,
+  };
   await repo.insertPayment(row);
   return (await repo.findById(row.id))!;
 }
@@ -108,7 +132,15 @@ function mpesaPaid(p: Payment, extra: Partial<OutcomeReport> = {}): OutcomeRepor
 
 /** What an STK query answers (no amount, no receipt: the id is ours). */
 function mpesaQuery(p: Payment, outcome: OutcomeReport['outcome'], extra: Partial<OutcomeReport> = {}): OutcomeReport {
-  return { outcome, resultCode: outcome === 'completed' ? '0' : '1032', resultDesc: `query: ${outcome}`, source: 'query', amountRequired: false, checkoutRequestId: p.checkoutRequestId ?? undefined, ...extra };
+  return {
+    outcome,
+    resultCode: outcome === 'completed' ? '0' : '1032',
+    resultDesc: `query: ${outcome}`,
+    source: 'query',
+    amountRequired: false,
+    checkoutRequestId: p.checkoutRequestId ?? undefined,
+    ...extra,
+  };
 }
 
 /** What a verified card/wallet status reports. */
@@ -134,12 +166,17 @@ const events = (id: string) => repo.listEvents(id);
 const lastEvent = async (id: string) => (await events(id)).at(-1)!;
 const balance = async (orderId: string) => (await ordersService.getBalance(SHOP, orderId))!;
 async function paidAt(orderId: string): Promise<Date | null> {
-  const rows = await db.select({ paidAt: orders.paidAt }).from(orders).where(sql`${orders.shopId} = ${SHOP} and ${orders.id} = ${orderId}`);
+  const rows = await db
+    .select({ paidAt: orders.paidAt })
+    .from(orders)
+    .where(sql`${orders.shopId} = ${SHOP} and ${orders.id} = ${orderId}`);
   return rows[0].paidAt;
 }
 async function paymentsOf(orderId: string): Promise<Payment[]> {
   const all = await db.execute(sql`select id from payments where order_id = ${orderId} order by created_at, id`);
-  const ids = ((all as unknown as { rows?: { id: string }[] }).rows ?? (all as unknown as { id: string }[])).map((r) => r.id);
+  const ids = ((all as unknown as { rows?: { id: string }[] }).rows ?? (all as unknown as { id: string }[])).map(
+    (r) => r.id,
+  );
   return Promise.all(ids.map(row));
 }
 
@@ -182,18 +219,44 @@ describe('applyOutcome: an open payment reaches its outcome', () => {
     expect(await lifecycle.applyOutcome(p.id, r, 'daraja:callback')).toBe('applied');
 
     const after = await row(p.id);
-    expect(after).toMatchObject({ status: 'completed', statusReason: 'PAID', resultCode: '0', resultDesc: r.resultDesc, mpesaReceiptNumber: 'RCPOK00001', transactionDate: '20260102030405', providerReceipt: null });
+    expect(after).toMatchObject({
+      status: 'completed',
+      statusReason: 'PAID',
+      resultCode: '0',
+      resultDesc: r.resultDesc,
+      mpesaReceiptNumber: 'RCPOK00001',
+      transactionDate: '20260102030405',
+      providerReceipt: null,
+    });
     expect(after.completedAt).toBeInstanceOf(Date);
     expect(await paidAt(orderId)).toBeInstanceOf(Date);
     expect(await balance(orderId)).toMatchObject({ paidMinor: 10_000n, outstandingMinor: 0n });
-    expect(completions).toEqual([{ paymentId: p.id, shopId: SHOP, orderId, amountMinor: 10_000n, currency: 'KES', provider: 'mpesa', mpesaReceiptNumber: 'RCPOK00001', orderPaid: true }]);
+    expect(completions).toEqual([
+      {
+        paymentId: p.id,
+        shopId: SHOP,
+        orderId,
+        amountMinor: 10_000n,
+        currency: 'KES',
+        provider: 'mpesa',
+        mpesaReceiptNumber: 'RCPOK00001',
+        orderPaid: true,
+      },
+    ]);
     expect(paidOrders).toEqual([{ shopId: SHOP, orderId }]);
     expect(await lastEvent(p.id)).toMatchObject({
       type: 'status_changed',
       fromStatus: 'pending',
       toStatus: 'completed',
       actor: 'daraja:callback',
-      data: { source: 'callback', resultCode: '0', resultDesc: r.resultDesc, checkoutRequestId: p.checkoutRequestId, receipt: 'RCPOK00001', amountMinor: '10000' },
+      data: {
+        source: 'callback',
+        resultCode: '0',
+        resultDesc: r.resultDesc,
+        checkoutRequestId: p.checkoutRequestId,
+        receipt: 'RCPOK00001',
+        amountMinor: '10000',
+      },
     });
   });
 
@@ -211,48 +274,125 @@ describe('applyOutcome: an open payment reaches its outcome', () => {
   it('fills in the ids and method it did not know, keeps the ones it did, and stores at most 500 characters of the description', async () => {
     const orderId = await order();
     const p = await card(orderId, { status: 'initiated', paymentMethod: 'mobilemoney' });
-    const r = cardPaid(p, { providerTransactionId: 'TX-FILL-1', receipt: 'FLWREF-FILL', paymentMethod: 'card', checkoutRequestId: undefined, merchantRequestId: 'MR-REPORTED', resultDesc: 'x'.repeat(600) });
+    const r = cardPaid(p, {
+      providerTransactionId: 'TX-FILL-1',
+      receipt: 'FLWREF-FILL',
+      paymentMethod: 'card',
+      checkoutRequestId: undefined,
+      merchantRequestId: 'MR-REPORTED',
+      resultDesc: 'x'.repeat(600),
+    });
     expect(await lifecycle.applyOutcome(p.id, r, 'flutterwave:webhook')).toBe('applied');
     const after = await row(p.id);
-    expect(after).toMatchObject({ status: 'completed', providerTransactionId: 'TX-FILL-1', providerReceipt: 'FLWREF-FILL', paymentMethod: 'mobilemoney', merchantRequestId: 'MR-REPORTED', mpesaReceiptNumber: null, transactionDate: null });
+    expect(after).toMatchObject({
+      status: 'completed',
+      providerTransactionId: 'TX-FILL-1',
+      providerReceipt: 'FLWREF-FILL',
+      paymentMethod: 'mobilemoney',
+      merchantRequestId: 'MR-REPORTED',
+      mpesaReceiptNumber: null,
+      transactionDate: null,
+    });
     expect(after.resultDesc).toBe('x'.repeat(500));
-    expect(completions).toEqual([expect.objectContaining({ paymentId: p.id, provider: 'flutterwave', mpesaReceiptNumber: null, orderPaid: true })]);
+    expect(completions).toEqual([
+      expect.objectContaining({ paymentId: p.id, provider: 'flutterwave', mpesaReceiptNumber: null, orderPaid: true }),
+    ]);
 
-    const m = await mpesa(await order(), { status: 'initiated', checkoutRequestId: null, merchantRequestId: 'MR-OURS' });
-    expect(await lifecycle.applyOutcome(m.id, mpesaPaid(m, { checkoutRequestId: 'ws_CO_LATE', merchantRequestId: 'MR-THEIRS', paymentMethod: 'mpesa' }), 'daraja:callback')).toBe('applied');
-    expect(await row(m.id)).toMatchObject({ checkoutRequestId: 'ws_CO_LATE', merchantRequestId: 'MR-OURS', paymentMethod: 'mpesa', providerTransactionId: null });
+    const m = await mpesa(await order(), {
+      status: 'initiated',
+      checkoutRequestId: null,
+      merchantRequestId: 'MR-OURS',
+    });
+    expect(
+      await lifecycle.applyOutcome(
+        m.id,
+        mpesaPaid(m, { checkoutRequestId: 'ws_CO_LATE', merchantRequestId: 'MR-THEIRS', paymentMethod: 'mpesa' }),
+        'daraja:callback',
+      ),
+    ).toBe('applied');
+    expect(await row(m.id)).toMatchObject({
+      checkoutRequestId: 'ws_CO_LATE',
+      merchantRequestId: 'MR-OURS',
+      paymentMethod: 'mpesa',
+      providerTransactionId: null,
+    });
   });
 
   it('a payment that knows its ids keeps them when a report names none', async () => {
     const orderId = await order();
-    const p = await card(orderId, { providerTransactionId: 'TX-KEPT', merchantRequestId: 'MR-KEPT', checkoutRequestId: 'CK-KEPT', paymentMethod: 'card' });
-    const r = cardPaid(p, { providerTransactionId: undefined, paymentMethod: undefined, merchantRequestId: undefined, checkoutRequestId: undefined });
+    const p = await card(orderId, {
+      providerTransactionId: 'TX-KEPT',
+      merchantRequestId: 'MR-KEPT',
+      checkoutRequestId: 'CK-KEPT',
+      paymentMethod: 'card',
+    });
+    const r = cardPaid(p, {
+      providerTransactionId: undefined,
+      paymentMethod: undefined,
+      merchantRequestId: undefined,
+      checkoutRequestId: undefined,
+    });
     expect(await lifecycle.applyOutcome(p.id, r, 'pesapal:ipn')).toBe('applied');
-    expect(await row(p.id)).toMatchObject({ providerTransactionId: 'TX-KEPT', merchantRequestId: 'MR-KEPT', checkoutRequestId: 'CK-KEPT', paymentMethod: 'card' });
+    expect(await row(p.id)).toMatchObject({
+      providerTransactionId: 'TX-KEPT',
+      merchantRequestId: 'MR-KEPT',
+      checkoutRequestId: 'CK-KEPT',
+      paymentMethod: 'card',
+    });
   });
 
   it.each([
     ['failed', 'FAILED_AT_PROVIDER'],
     ['cancelled', 'CANCELLED_BY_CUSTOMER'],
     ['expired', 'NO_RESPONSE_FROM_CUSTOMER'],
-  ] as const)('%s: closes the payment as %s; no receipt, no completion, the order stays unpaid', async (outcome, reason) => {
-    const orderId = await order();
-    const p = await mpesa(orderId);
-    const { result, afterCommit } = await repo.transaction((tx) => lifecycle.applyOutcomeIn(tx, p.id, { ...mpesaPaid(p), outcome, resultCode: '1032', resultDesc: 'Request cancelled by user', amountMinor: undefined }, 'daraja:callback'));
-    expect(result).toBe('applied');
-    expect(afterCommit).toBeUndefined();
-    const after = await row(p.id);
-    expect(after).toMatchObject({ status: outcome, statusReason: reason, resultCode: '1032', resultDesc: 'Request cancelled by user', mpesaReceiptNumber: null, transactionDate: null, completedAt: null });
-    expect(await paidAt(orderId)).toBeNull();
-    expect(completions).toEqual([]);
-    const event = await lastEvent(p.id);
-    expect(event).toMatchObject({ type: 'status_changed', fromStatus: 'pending', toStatus: outcome });
-    expect(event.data).not.toHaveProperty('amountMinor');
-  });
+  ] as const)(
+    '%s: closes the payment as %s; no receipt, no completion, the order stays unpaid',
+    async (outcome, reason) => {
+      const orderId = await order();
+      const p = await mpesa(orderId);
+      const { result, afterCommit } = await repo.transaction((tx) =>
+        lifecycle.applyOutcomeIn(
+          tx,
+          p.id,
+          {
+            ...mpesaPaid(p),
+            outcome,
+            resultCode: '1032',
+            resultDesc: 'Request cancelled by user',
+            amountMinor: undefined,
+          },
+          'daraja:callback',
+        ),
+      );
+      expect(result).toBe('applied');
+      expect(afterCommit).toBeUndefined();
+      const after = await row(p.id);
+      expect(after).toMatchObject({
+        status: outcome,
+        statusReason: reason,
+        resultCode: '1032',
+        resultDesc: 'Request cancelled by user',
+        mpesaReceiptNumber: null,
+        transactionDate: null,
+        completedAt: null,
+      });
+      expect(await paidAt(orderId)).toBeNull();
+      expect(completions).toEqual([]);
+      const event = await lastEvent(p.id);
+      expect(event).toMatchObject({ type: 'status_changed', fromStatus: 'pending', toStatus: outcome });
+      expect(event.data).not.toHaveProperty('amountMinor');
+    },
+  );
 
   it('a card failure stores no confirmation code', async () => {
     const p = await card(await order());
-    expect(await lifecycle.applyOutcome(p.id, cardPaid(p, { outcome: 'failed', receipt: 'FLWREF-FAILED' }), 'flutterwave:webhook')).toBe('applied');
+    expect(
+      await lifecycle.applyOutcome(
+        p.id,
+        cardPaid(p, { outcome: 'failed', receipt: 'FLWREF-FAILED' }),
+        'flutterwave:webhook',
+      ),
+    ).toBe('applied');
     expect(await row(p.id)).toMatchObject({ status: 'failed', providerReceipt: null, completedAt: null });
   });
 
@@ -263,14 +403,31 @@ describe('applyOutcome: an open payment reaches its outcome', () => {
     expect(await row(p.id)).toMatchObject({ status: 'completed', mpesaReceiptNumber: null, transactionDate: null });
     expect(await paidAt(orderId)).toBeInstanceOf(Date);
     const data = (await lastEvent(p.id)).data;
-    expect(data).toMatchObject({ source: 'query', resultDesc: 'query: completed', checkoutRequestId: p.checkoutRequestId });
+    expect(data).toMatchObject({
+      source: 'query',
+      resultDesc: 'query: completed',
+      checkoutRequestId: p.checkoutRequestId,
+    });
     expect(data).not.toHaveProperty('receipt');
     expect(data).not.toHaveProperty('amountMinor');
   });
 
   it('an unknown payment id changes nothing', async () => {
     const id = randomUUID();
-    expect(await lifecycle.applyOutcome(id, { outcome: 'completed', resultCode: '0', resultDesc: 'ok', source: 'callback', amountRequired: true, amountMinor: 100n }, 'daraja:callback')).toBe('unknown_payment');
+    expect(
+      await lifecycle.applyOutcome(
+        id,
+        {
+          outcome: 'completed',
+          resultCode: '0',
+          resultDesc: 'ok',
+          source: 'callback',
+          amountRequired: true,
+          amountMinor: 100n,
+        },
+        'daraja:callback',
+      ),
+    ).toBe('unknown_payment');
     expect(await events(id)).toEqual([]);
   });
 
@@ -310,13 +467,17 @@ describe('applyOutcome: an open payment reaches its outcome', () => {
 describe('outcome rules by provider', () => {
   it('a payment of a provider that registered no rules is refused loudly and changes nothing', async () => {
     const p = await card(await order(), { provider: 'acme' });
-    await expect(lifecycle.applyOutcome(p.id, cardPaid(p), 'x')).rejects.toThrow('no outcome rules registered for provider acme');
+    await expect(lifecycle.applyOutcome(p.id, cardPaid(p), 'x')).rejects.toThrow(
+      'no outcome rules registered for provider acme',
+    );
     expect(await row(p.id)).toMatchObject({ status: 'pending', updatedAt: p.updatedAt });
     expect(await events(p.id)).toEqual([]);
   });
 
   it('a provider registers its rules once', () => {
-    expect(() => lifecycle.registerOutcomeRules('mpesa', MPESA_OUTCOME_RULES)).toThrow('outcome rules for mpesa registered twice');
+    expect(() => lifecycle.registerOutcomeRules('mpesa', MPESA_OUTCOME_RULES)).toThrow(
+      'outcome rules for mpesa registered twice',
+    );
   });
 });
 
@@ -333,7 +494,13 @@ describe('applyOutcome: a payment reaches an outcome once', () => {
     expect(completions).toHaveLength(1);
     expect(paidOrders).toHaveLength(1);
     expect(await paidAt(orderId)).toEqual(paid);
-    expect(await lastEvent(p.id)).toMatchObject({ type: 'duplicate_ignored', fromStatus: 'completed', toStatus: null, actor: 'daraja:callback', data: { reportedOutcome: 'completed', receipt: r.receipt } });
+    expect(await lastEvent(p.id)).toMatchObject({
+      type: 'duplicate_ignored',
+      fromStatus: 'completed',
+      toStatus: null,
+      actor: 'daraja:callback',
+      data: { reportedOutcome: 'completed', receipt: r.receipt },
+    });
   });
 
   it('a failure after a success is a duplicate: a terminal payment never moves', async () => {
@@ -357,9 +524,16 @@ describe('applyOutcome: a payment reaches an outcome once', () => {
 
   it('two payments of one order completing at once are weighed one after the other: the second goes to review, never counted past the total', async () => {
     const orderId = await order(10_000n);
-    const released = await mpesa(orderId, { status: 'review', statusReason: 'OUTCOME_UNKNOWN', releasedAt: new Date() });
+    const released = await mpesa(orderId, {
+      status: 'review',
+      statusReason: 'OUTCOME_UNKNOWN',
+      releasedAt: new Date(),
+    });
     const second = await mpesa(orderId);
-    const results = await Promise.all([lifecycle.applyOutcome(released.id, mpesaPaid(released), 'a'), lifecycle.applyOutcome(second.id, mpesaPaid(second), 'b')]);
+    const results = await Promise.all([
+      lifecycle.applyOutcome(released.id, mpesaPaid(released), 'a'),
+      lifecycle.applyOutcome(second.id, mpesaPaid(second), 'b'),
+    ]);
     expect(results.sort()).toEqual(['applied', 'review']);
     const rows = await paymentsOf(orderId);
     expect(rows.map((x) => x.status).sort()).toEqual(['completed', 'review']);
@@ -375,7 +549,16 @@ describe('applyOutcome: a report that does not fit the payment goes to review, c
   async function expectReview(p: Payment, r: OutcomeReport, problem: string, storedReceipt = r.receipt) {
     expect(await lifecycle.applyOutcome(p.id, r, 'test:actor')).toBe('review');
     const after = await row(p.id);
-    expect(after).toMatchObject({ status: 'review', statusReason: problem, resultCode: r.resultCode, resultDesc: r.resultDesc.slice(0, 500), mpesaReceiptNumber: p.mpesaReceiptNumber, providerReceipt: p.providerReceipt, providerTransactionId: p.providerTransactionId, completedAt: null });
+    expect(after).toMatchObject({
+      status: 'review',
+      statusReason: problem,
+      resultCode: r.resultCode,
+      resultDesc: r.resultDesc.slice(0, 500),
+      mpesaReceiptNumber: p.mpesaReceiptNumber,
+      providerReceipt: p.providerReceipt,
+      providerTransactionId: p.providerTransactionId,
+      completedAt: null,
+    });
     expect(await paidAt(p.orderId)).toBeNull();
     expect(completions).toEqual([]);
     expect(await lastEvent(p.id)).toMatchObject({
@@ -383,7 +566,19 @@ describe('applyOutcome: a report that does not fit the payment goes to review, c
       fromStatus: p.status,
       toStatus: 'review',
       actor: 'test:actor',
-      data: stored({ problem, expectedAmountMinor: p.amountMinor.toString(), expectedCurrency: p.currency, expectedCheckoutRequestId: p.checkoutRequestId, expectedReference: p.providerReference, amountMinor: r.amountMinor?.toString(), currency: r.currency, reference: r.reference, providerTransactionId: r.providerTransactionId, receipt: storedReceipt, source: r.source }),
+      data: stored({
+        problem,
+        expectedAmountMinor: p.amountMinor.toString(),
+        expectedCurrency: p.currency,
+        expectedCheckoutRequestId: p.checkoutRequestId,
+        expectedReference: p.providerReference,
+        amountMinor: r.amountMinor?.toString(),
+        currency: r.currency,
+        reference: r.reference,
+        providerTransactionId: r.providerTransactionId,
+        receipt: storedReceipt,
+        source: r.source,
+      }),
     });
     return after;
   }
@@ -393,7 +588,7 @@ describe('applyOutcome: a report that does not fit the payment goes to review, c
     await expectReview(p, mpesaPaid(p, { amountMinor: 9_900n }), 'AMOUNT_MISMATCH');
   });
 
-  it('stores at most 500 characters of the provider\'s description', async () => {
+  it("stores at most 500 characters of the provider's description", async () => {
     const p = await mpesa(await order());
     await expectReview(p, mpesaPaid(p, { amountMinor: 1n, resultDesc: 'd'.repeat(501) }), 'AMOUNT_MISMATCH');
     expect((await row(p.id)).resultDesc).toHaveLength(500);
@@ -416,14 +611,26 @@ describe('applyOutcome: a report that does not fit the payment goes to review, c
 
   it('CHECKOUT_REQUEST_ID_MISMATCH: a report for another push (before anything else)', async () => {
     const p = await mpesa(await order());
-    await expectReview(p, mpesaPaid(p, { checkoutRequestId: 'ws_CO_OTHER', amountMinor: 1n }), 'CHECKOUT_REQUEST_ID_MISMATCH');
+    await expectReview(
+      p,
+      mpesaPaid(p, { checkoutRequestId: 'ws_CO_OTHER', amountMinor: 1n }),
+      'CHECKOUT_REQUEST_ID_MISMATCH',
+    );
   });
 
   it('TRANSACTION_ID_MISMATCH: the provider names another transaction than the one the payment holds (even on a failure)', async () => {
     const p = await card(await order(), { providerTransactionId: 'TX-OURS' });
-    await expectReview(p, cardPaid(p, { providerTransactionId: 'TX-THEIRS', reference: 'SD-WRONG', amountMinor: 1n }), 'TRANSACTION_ID_MISMATCH');
+    await expectReview(
+      p,
+      cardPaid(p, { providerTransactionId: 'TX-THEIRS', reference: 'SD-WRONG', amountMinor: 1n }),
+      'TRANSACTION_ID_MISMATCH',
+    );
     const q = await card(await order(), { providerTransactionId: 'TX-OURS-2' });
-    await expectReview(q, cardPaid(q, { outcome: 'failed', providerTransactionId: 'TX-THEIRS-2' }), 'TRANSACTION_ID_MISMATCH');
+    await expectReview(
+      q,
+      cardPaid(q, { outcome: 'failed', providerTransactionId: 'TX-THEIRS-2' }),
+      'TRANSACTION_ID_MISMATCH',
+    );
   });
 
   it('REFERENCE_MISMATCH: the provider reports our reference as another one (an empty one too), before the amount', async () => {
@@ -448,38 +655,57 @@ describe('applyOutcome: a report that does not fit the payment goes to review, c
 
   it('no mismatch where there is nothing to compare: ids the payment does not hold, a reference not reported, a failure without an amount', async () => {
     const p = await card(await order(), { providerReference: null });
-    expect(await lifecycle.applyOutcome(p.id, cardPaid(p, { reference: 'SD-ANY', checkoutRequestId: 'CK-ANY' }), 'x')).toBe('applied');
+    expect(
+      await lifecycle.applyOutcome(p.id, cardPaid(p, { reference: 'SD-ANY', checkoutRequestId: 'CK-ANY' }), 'x'),
+    ).toBe('applied');
     const q = await card(await order());
-    expect(await lifecycle.applyOutcome(q.id, cardPaid(q, { reference: undefined, currency: undefined }), 'x')).toBe('applied');
+    expect(await lifecycle.applyOutcome(q.id, cardPaid(q, { reference: undefined, currency: undefined }), 'x')).toBe(
+      'applied',
+    );
     const m = await mpesa(await order(), { checkoutRequestId: null });
     expect(await lifecycle.applyOutcome(m.id, mpesaPaid(m, { checkoutRequestId: 'ws_CO_ANY' }), 'x')).toBe('applied');
     const f = await card(await order());
-    expect(await lifecycle.applyOutcome(f.id, cardPaid(f, { outcome: 'failed', amountMinor: undefined, currency: 'USD' }), 'x')).toBe('applied');
+    expect(
+      await lifecycle.applyOutcome(
+        f.id,
+        cardPaid(f, { outcome: 'failed', amountMinor: undefined, currency: 'USD' }),
+        'x',
+      ),
+    ).toBe('applied');
     expect(await row(f.id)).toMatchObject({ status: 'failed' });
   });
 
   it('a duplicate receipt or transaction matters only for a success; the payment holding the transaction itself is no duplicate', async () => {
     await mpesa(await order(), { status: 'completed', mpesaReceiptNumber: 'RCPFAIL001' });
     const m = await mpesa(await order());
-    expect(await lifecycle.applyOutcome(m.id, mpesaPaid(m, { outcome: 'failed', receipt: 'RCPFAIL001' }), 'x')).toBe('applied');
+    expect(await lifecycle.applyOutcome(m.id, mpesaPaid(m, { outcome: 'failed', receipt: 'RCPFAIL001' }), 'x')).toBe(
+      'applied',
+    );
     expect(await row(m.id)).toMatchObject({ status: 'failed' });
 
-
     const own = await card(await order(), { providerTransactionId: 'TX-OWN' });
-    expect(await lifecycle.applyOutcome(own.id, cardPaid(own, { providerTransactionId: 'TX-OWN' }), 'x')).toBe('applied');
+    expect(await lifecycle.applyOutcome(own.id, cardPaid(own, { providerTransactionId: 'TX-OWN' }), 'x')).toBe(
+      'applied',
+    );
   });
 
   it('DUPLICATE_TRANSACTION is per provider: the same id at another provider is another transaction', async () => {
     await card(await order(), { provider: 'pesapal', status: 'completed', providerTransactionId: 'TX-SHARED' });
     const p = await card(await order());
-    expect(await lifecycle.applyOutcome(p.id, cardPaid(p, { providerTransactionId: 'TX-SHARED' }), 'x')).toBe('applied');
+    expect(await lifecycle.applyOutcome(p.id, cardPaid(p, { providerTransactionId: 'TX-SHARED' }), 'x')).toBe(
+      'applied',
+    );
   });
 
   it('a card report carrying an M-Pesa receipt already in use is no duplicate (card receipts are not M-Pesa receipts)', async () => {
     await mpesa(await order(), { status: 'completed', mpesaReceiptNumber: 'FLWREF-SAME' });
     const p = await card(await order());
     expect(await lifecycle.applyOutcome(p.id, cardPaid(p, { receipt: 'FLWREF-SAME' }), 'x')).toBe('applied');
-    expect(await row(p.id)).toMatchObject({ status: 'completed', providerReceipt: 'FLWREF-SAME', mpesaReceiptNumber: null });
+    expect(await row(p.id)).toMatchObject({
+      status: 'completed',
+      providerReceipt: 'FLWREF-SAME',
+      mpesaReceiptNumber: null,
+    });
   });
 });
 
@@ -493,18 +719,41 @@ describe('applyOutcome: money for more than the order still owes goes to review 
     const paid = await paidAt(orderId);
     completions.length = 0;
     const p = await mpesa(orderId, { status: 'initiated', checkoutRequestId: null, merchantRequestId: null });
-    const r = mpesaPaid(p, { checkoutRequestId: 'ws_CO_LATE_2', merchantRequestId: 'MR-LATE-2', paymentMethod: 'mpesa' });
+    const r = mpesaPaid(p, {
+      checkoutRequestId: 'ws_CO_LATE_2',
+      merchantRequestId: 'MR-LATE-2',
+      paymentMethod: 'mpesa',
+    });
     expect(await lifecycle.applyOutcome(p.id, r, 'daraja:callback')).toBe('review');
     expect(await row(p.id)).toMatchObject({
-      status: 'review', statusReason: 'ORDER_ALREADY_PAID', resultCode: '0', resultDesc: r.resultDesc, mpesaReceiptNumber: r.receipt, transactionDate: r.transactionDate,
-      checkoutRequestId: 'ws_CO_LATE_2', merchantRequestId: 'MR-LATE-2', paymentMethod: 'mpesa', providerReceipt: null, completedAt: null,
+      status: 'review',
+      statusReason: 'ORDER_ALREADY_PAID',
+      resultCode: '0',
+      resultDesc: r.resultDesc,
+      mpesaReceiptNumber: r.receipt,
+      transactionDate: r.transactionDate,
+      checkoutRequestId: 'ws_CO_LATE_2',
+      merchantRequestId: 'MR-LATE-2',
+      paymentMethod: 'mpesa',
+      providerReceipt: null,
+      completedAt: null,
     });
     expect(await paidAt(orderId)).toEqual(paid);
     expect(await balance(orderId)).toMatchObject({ paidMinor: 10_000n, outstandingMinor: 0n });
     expect(completions).toEqual([]);
     expect(await lastEvent(p.id)).toMatchObject({
-      type: 'integrity_failure', fromStatus: 'initiated', toStatus: 'review', actor: 'daraja:callback',
-      data: { problem: 'ORDER_ALREADY_PAID', note: 'the customer paid an order that was already paid: refund due', outstandingMinor: '0', paidMinor: '10000', totalMinor: '10000', receipt: r.receipt },
+      type: 'integrity_failure',
+      fromStatus: 'initiated',
+      toStatus: 'review',
+      actor: 'daraja:callback',
+      data: {
+        problem: 'ORDER_ALREADY_PAID',
+        note: 'the customer paid an order that was already paid: refund due',
+        outstandingMinor: '0',
+        paidMinor: '10000',
+        totalMinor: '10000',
+        receipt: r.receipt,
+      },
     });
   });
 
@@ -514,9 +763,23 @@ describe('applyOutcome: money for more than the order still owes goes to review 
     const p = await card(orderId, { provider: 'pesapal' });
     const r = cardPaid(p, { providerTransactionId: 'TX-EXCEEDS', receipt: 'CONF-EXCEEDS', paymentMethod: 'Visa' });
     expect(await lifecycle.applyOutcome(p.id, r, 'pesapal:ipn')).toBe('review');
-    expect(await row(p.id)).toMatchObject({ status: 'review', statusReason: 'EXCEEDS_OUTSTANDING', providerTransactionId: 'TX-EXCEEDS', providerReceipt: 'CONF-EXCEEDS', paymentMethod: 'Visa', mpesaReceiptNumber: null, transactionDate: null });
+    expect(await row(p.id)).toMatchObject({
+      status: 'review',
+      statusReason: 'EXCEEDS_OUTSTANDING',
+      providerTransactionId: 'TX-EXCEEDS',
+      providerReceipt: 'CONF-EXCEEDS',
+      paymentMethod: 'Visa',
+      mpesaReceiptNumber: null,
+      transactionDate: null,
+    });
     expect(await lastEvent(p.id)).toMatchObject({
-      data: { problem: 'EXCEEDS_OUTSTANDING', note: 'the customer paid more than the order still owed: refund the difference or all of it', outstandingMinor: '5000', paidMinor: '10000', totalMinor: '15000' },
+      data: {
+        problem: 'EXCEEDS_OUTSTANDING',
+        note: 'the customer paid more than the order still owed: refund the difference or all of it',
+        outstandingMinor: '5000',
+        paidMinor: '10000',
+        totalMinor: '15000',
+      },
     });
     expect(await balance(orderId)).toMatchObject({ paidMinor: 10_000n, outstandingMinor: 5_000n });
   });
@@ -576,7 +839,11 @@ describe('applyOutcome: a payment in review because its outcome was unknown is s
     const orderId = await order();
     const p = await mpesa(orderId, { status: 'review', statusReason: 'AMOUNT_MISMATCH' });
     expect(await lifecycle.applyOutcome(p.id, mpesaPaid(p), 'x')).toBe('duplicate');
-    expect(await row(p.id)).toMatchObject({ status: 'review', statusReason: 'AMOUNT_MISMATCH', mpesaReceiptNumber: null });
+    expect(await row(p.id)).toMatchObject({
+      status: 'review',
+      statusReason: 'AMOUNT_MISMATCH',
+      mpesaReceiptNumber: null,
+    });
     expect(await paidAt(orderId)).toBeNull();
   });
 });
@@ -584,25 +851,52 @@ describe('applyOutcome: a payment in review because its outcome was unknown is s
 // ------------------------------------------------------------------ closed payments
 
 describe('applyOutcome: money reported on a payment we had closed (PAID_AFTER_CLOSE)', () => {
-  it.each(['failed', 'cancelled', 'expired'] as const)('M-Pesa, %s: review with the receipt, the order is not paid', async (status) => {
-    const orderId = await order();
-    const p = await mpesa(orderId, { status, statusReason: 'NOT_FOUND_AT_PROVIDER' });
-    const r = mpesaPaid(p, { receipt: 'rcpclosed1' });
-    expect(await lifecycle.applyOutcome(p.id, r, 'daraja:callback')).toBe('review');
-    expect(await row(p.id)).toMatchObject({ status: 'review', statusReason: 'PAID_AFTER_CLOSE', resultCode: '0', resultDesc: r.resultDesc, mpesaReceiptNumber: 'RCPCLOSED1', transactionDate: r.transactionDate, checkoutRequestId: p.checkoutRequestId, providerReceipt: null });
-    expect(await paidAt(orderId)).toBeNull();
-    expect(completions).toEqual([]);
-    expect(await lastEvent(p.id)).toMatchObject({ type: 'integrity_failure', fromStatus: status, toStatus: 'review', actor: 'daraja:callback', data: { problem: 'PAID_AFTER_CLOSE', closedReason: 'NOT_FOUND_AT_PROVIDER', receipt: 'RCPCLOSED1' } });
-  });
+  it.each(['failed', 'cancelled', 'expired'] as const)(
+    'M-Pesa, %s: review with the receipt, the order is not paid',
+    async (status) => {
+      const orderId = await order();
+      const p = await mpesa(orderId, { status, statusReason: 'NOT_FOUND_AT_PROVIDER' });
+      const r = mpesaPaid(p, { receipt: 'rcpclosed1' });
+      expect(await lifecycle.applyOutcome(p.id, r, 'daraja:callback')).toBe('review');
+      expect(await row(p.id)).toMatchObject({
+        status: 'review',
+        statusReason: 'PAID_AFTER_CLOSE',
+        resultCode: '0',
+        resultDesc: r.resultDesc,
+        mpesaReceiptNumber: 'RCPCLOSED1',
+        transactionDate: r.transactionDate,
+        checkoutRequestId: p.checkoutRequestId,
+        providerReceipt: null,
+      });
+      expect(await paidAt(orderId)).toBeNull();
+      expect(completions).toEqual([]);
+      expect(await lastEvent(p.id)).toMatchObject({
+        type: 'integrity_failure',
+        fromStatus: status,
+        toStatus: 'review',
+        actor: 'daraja:callback',
+        data: { problem: 'PAID_AFTER_CLOSE', closedReason: 'NOT_FOUND_AT_PROVIDER', receipt: 'RCPCLOSED1' },
+      });
+    },
+  );
 
   it('card: the confirmation code and the transaction id it did not know are stored; an M-Pesa payment learns its CheckoutRequestID', async () => {
     const p = await card(await order(), { status: 'expired', statusReason: 'CHECKOUT_EXPIRED' });
     const r = cardPaid(p, { providerTransactionId: 'TX-AFTER', receipt: 'FLWREF-AFTER' });
     expect(await lifecycle.applyOutcome(p.id, r, 'flutterwave:webhook')).toBe('review');
-    expect(await row(p.id)).toMatchObject({ status: 'review', statusReason: 'PAID_AFTER_CLOSE', providerTransactionId: 'TX-AFTER', providerReceipt: 'FLWREF-AFTER', mpesaReceiptNumber: null, transactionDate: null });
+    expect(await row(p.id)).toMatchObject({
+      status: 'review',
+      statusReason: 'PAID_AFTER_CLOSE',
+      providerTransactionId: 'TX-AFTER',
+      providerReceipt: 'FLWREF-AFTER',
+      mpesaReceiptNumber: null,
+      transactionDate: null,
+    });
 
     const kept = await card(await order(), { status: 'failed', providerTransactionId: 'TX-KNOWN' });
-    expect(await lifecycle.applyOutcome(kept.id, cardPaid(kept, { providerTransactionId: undefined }), 'x')).toBe('review');
+    expect(await lifecycle.applyOutcome(kept.id, cardPaid(kept, { providerTransactionId: undefined }), 'x')).toBe(
+      'review',
+    );
     expect(await row(kept.id)).toMatchObject({ providerTransactionId: 'TX-KNOWN' });
 
     const m = await mpesa(await order(), { status: 'failed', checkoutRequestId: null });
@@ -613,7 +907,11 @@ describe('applyOutcome: money reported on a payment we had closed (PAID_AFTER_CL
   it('a success without receipt columns reported stores none', async () => {
     const m = await mpesa(await order(), { status: 'failed' });
     expect(await lifecycle.applyOutcome(m.id, mpesaQuery(m, 'completed'), 'x')).toBe('review');
-    expect(await row(m.id)).toMatchObject({ statusReason: 'PAID_AFTER_CLOSE', mpesaReceiptNumber: null, transactionDate: null });
+    expect(await row(m.id)).toMatchObject({
+      statusReason: 'PAID_AFTER_CLOSE',
+      mpesaReceiptNumber: null,
+      transactionDate: null,
+    });
     const c = await card(await order(), { status: 'failed' });
     expect(await lifecycle.applyOutcome(c.id, cardPaid(c, { receipt: undefined }), 'x')).toBe('review');
     expect(await row(c.id)).toMatchObject({ statusReason: 'PAID_AFTER_CLOSE', providerReceipt: null });
@@ -635,7 +933,12 @@ describe('applyOutcome: money reported on a payment we had closed (PAID_AFTER_CL
     cases.push([e, cardPaid(e, { providerTransactionId: 'TX-TAKEN-E' })]);
     for (const [p, r] of cases) {
       expect(await lifecycle.applyOutcome(p.id, r, 'x')).toBe('duplicate');
-      expect(await row(p.id)).toMatchObject({ status: p.status, statusReason: p.statusReason, mpesaReceiptNumber: null, providerReceipt: null });
+      expect(await row(p.id)).toMatchObject({
+        status: p.status,
+        statusReason: p.statusReason,
+        mpesaReceiptNumber: null,
+        providerReceipt: null,
+      });
     }
   });
 
@@ -658,17 +961,33 @@ describe('applyOutcome: a payment that took the money without its receipt gets i
     return row(p.id);
   }
 
-  it.each(['callback', 'statement'] as const)('from the %s: only the receipt and its date are recorded (receipt_recorded), nothing else moves', async (source) => {
-    const p = await queryCompleted();
-    const r = mpesaPaid(p, { source, receipt: ' rcplate001 ', resultCode: source === 'statement' ? null : '0' });
-    expect(await lifecycle.applyOutcome(p.id, r, `test:${source}`)).toBe('applied');
-    const after = await row(p.id);
-    expect(after).toMatchObject({ status: 'completed', statusReason: 'PAID', mpesaReceiptNumber: 'RCPLATE001', transactionDate: r.transactionDate, resultCode: p.resultCode, resultDesc: p.resultDesc });
-    expect(after.completedAt).toEqual(p.completedAt);
-    expect(completions).toEqual([]);
-    expect(paidOrders).toEqual([]);
-    expect(await lastEvent(p.id)).toMatchObject({ type: 'receipt_recorded', fromStatus: 'completed', toStatus: null, actor: `test:${source}`, data: { receipt: 'RCPLATE001', source } });
-  });
+  it.each(['callback', 'statement'] as const)(
+    'from the %s: only the receipt and its date are recorded (receipt_recorded), nothing else moves',
+    async (source) => {
+      const p = await queryCompleted();
+      const r = mpesaPaid(p, { source, receipt: ' rcplate001 ', resultCode: source === 'statement' ? null : '0' });
+      expect(await lifecycle.applyOutcome(p.id, r, `test:${source}`)).toBe('applied');
+      const after = await row(p.id);
+      expect(after).toMatchObject({
+        status: 'completed',
+        statusReason: 'PAID',
+        mpesaReceiptNumber: 'RCPLATE001',
+        transactionDate: r.transactionDate,
+        resultCode: p.resultCode,
+        resultDesc: p.resultDesc,
+      });
+      expect(after.completedAt).toEqual(p.completedAt);
+      expect(completions).toEqual([]);
+      expect(paidOrders).toEqual([]);
+      expect(await lastEvent(p.id)).toMatchObject({
+        type: 'receipt_recorded',
+        fromStatus: 'completed',
+        toStatus: null,
+        actor: `test:${source}`,
+        data: { receipt: 'RCPLATE001', source },
+      });
+    },
+  );
 
   it('without a date in the report the date the payment had stays', async () => {
     const p = await queryCompleted();
@@ -677,13 +996,16 @@ describe('applyOutcome: a payment that took the money without its receipt gets i
     expect(await row(p.id)).toMatchObject({ transactionDate: '20250101000000' });
   });
 
-  it.each(['EXCEEDS_OUTSTANDING', 'ORDER_ALREADY_PAID', 'PAID_AFTER_CLOSE', 'SECOND_CHARGE'])('a payment in review for a refund (%s: it holds the money) gets its receipt too', async (reason) => {
-    const p = await mpesa(await order(), { status: 'review', statusReason: reason });
-    const r = mpesaPaid(p);
-    expect(await lifecycle.applyOutcome(p.id, r, 'x')).toBe('applied');
-    expect(await row(p.id)).toMatchObject({ status: 'review', statusReason: reason, mpesaReceiptNumber: r.receipt });
-    expect(await lastEvent(p.id)).toMatchObject({ type: 'receipt_recorded', fromStatus: 'review' });
-  });
+  it.each(['EXCEEDS_OUTSTANDING', 'ORDER_ALREADY_PAID', 'PAID_AFTER_CLOSE', 'SECOND_CHARGE'])(
+    'a payment in review for a refund (%s: it holds the money) gets its receipt too',
+    async (reason) => {
+      const p = await mpesa(await order(), { status: 'review', statusReason: reason });
+      const r = mpesaPaid(p);
+      expect(await lifecycle.applyOutcome(p.id, r, 'x')).toBe('applied');
+      expect(await row(p.id)).toMatchObject({ status: 'review', statusReason: reason, mpesaReceiptNumber: r.receipt });
+      expect(await lastEvent(p.id)).toMatchObject({ type: 'receipt_recorded', fromStatus: 'review' });
+    },
+  );
 
   it('the amount must match: a receipt for another amount, or with no amount, is not attached', async () => {
     const p = await queryCompleted();
@@ -691,9 +1013,15 @@ describe('applyOutcome: a payment that took the money without its receipt gets i
     expect(await lifecycle.applyOutcome(p.id, mpesaPaid(p, { amountMinor: undefined }), 'x')).toBe('duplicate');
     expect(await lifecycle.applyOutcome(p.id, mpesaPaid(p, { currency: 'USD' }), 'x')).toBe('duplicate');
     // Also where the report does not ask for its amount to be checked (the late receipt always does).
-    expect(await lifecycle.applyOutcome(p.id, mpesaPaid(p, { amountRequired: false, amountMinor: 9_999n }), 'x')).toBe('duplicate');
-    expect(await lifecycle.applyOutcome(p.id, mpesaPaid(p, { amountRequired: false, amountMinor: undefined }), 'x')).toBe('duplicate');
-    expect(await lifecycle.applyOutcome(p.id, mpesaPaid(p, { amountRequired: false, currency: 'USD' }), 'x')).toBe('duplicate');
+    expect(await lifecycle.applyOutcome(p.id, mpesaPaid(p, { amountRequired: false, amountMinor: 9_999n }), 'x')).toBe(
+      'duplicate',
+    );
+    expect(
+      await lifecycle.applyOutcome(p.id, mpesaPaid(p, { amountRequired: false, amountMinor: undefined }), 'x'),
+    ).toBe('duplicate');
+    expect(await lifecycle.applyOutcome(p.id, mpesaPaid(p, { amountRequired: false, currency: 'USD' }), 'x')).toBe(
+      'duplicate',
+    );
     expect(await row(p.id)).toMatchObject({ mpesaReceiptNumber: null });
     expect((await events(p.id)).filter((e) => e.type === 'receipt_recorded')).toEqual([]);
   });
@@ -701,7 +1029,14 @@ describe('applyOutcome: a payment that took the money without its receipt gets i
   it('the report must fit the payment: another push, a receipt in use, a query or a non-success is not attached', async () => {
     await mpesa(await order(), { status: 'completed', mpesaReceiptNumber: 'RCPINUSE01' });
     const p = await queryCompleted();
-    const reports = [mpesaPaid(p, { checkoutRequestId: 'ws_CO_ANOTHER' }), mpesaPaid(p, { receipt: 'rcpinuse01' }), mpesaPaid(p, { source: 'query' }), mpesaPaid(p, { source: 'verify' }), mpesaPaid(p, { outcome: 'failed' }), mpesaPaid(p, { receipt: undefined })];
+    const reports = [
+      mpesaPaid(p, { checkoutRequestId: 'ws_CO_ANOTHER' }),
+      mpesaPaid(p, { receipt: 'rcpinuse01' }),
+      mpesaPaid(p, { source: 'query' }),
+      mpesaPaid(p, { source: 'verify' }),
+      mpesaPaid(p, { outcome: 'failed' }),
+      mpesaPaid(p, { receipt: undefined }),
+    ];
     for (const r of reports) expect(await lifecycle.applyOutcome(p.id, r, 'x')).toBe('duplicate');
     expect(await row(p.id)).toMatchObject({ status: 'completed', mpesaReceiptNumber: null });
   });
@@ -726,7 +1061,9 @@ describe('applyOutcome: a verified success with another receipt for a payment th
   async function paidWith(receiptNo: string) {
     const orderId = await order(10_000n);
     const p = await mpesa(orderId, { transactionDate: '20250505050505' });
-    expect(await lifecycle.applyOutcome(p.id, mpesaPaid(p, { receipt: receiptNo, source: 'statement' }), 'statement')).toBe('applied');
+    expect(
+      await lifecycle.applyOutcome(p.id, mpesaPaid(p, { receipt: receiptNo, source: 'statement' }), 'statement'),
+    ).toBe('applied');
     completions.length = 0;
     paidOrders.length = 0;
     return row(p.id);
@@ -736,19 +1073,58 @@ describe('applyOutcome: a verified success with another receipt for a payment th
     const p = await paidWith('RCPFIRST01');
     const r = mpesaPaid(p, { receipt: ' rcpsecond1 ' });
     expect(await lifecycle.applyOutcome(p.id, r, 'daraja:callback')).toBe('review');
-    expect(await row(p.id)).toMatchObject({ status: 'completed', statusReason: 'PAID', mpesaReceiptNumber: 'RCPFIRST01' });
+    expect(await row(p.id)).toMatchObject({
+      status: 'completed',
+      statusReason: 'PAID',
+      mpesaReceiptNumber: 'RCPFIRST01',
+    });
     const rows = await paymentsOf(p.orderId);
     expect(rows).toHaveLength(2);
     const second = rows.find((x) => x.id !== p.id)!;
     expect(second).toMatchObject({
-      shopId: SHOP, orderId: p.orderId, amountMinor: 10_000n, currency: 'KES', provider: 'mpesa', status: 'review', statusReason: 'SECOND_CHARGE', resultCode: '0',
+      shopId: SHOP,
+      orderId: p.orderId,
+      amountMinor: 10_000n,
+      currency: 'KES',
+      provider: 'mpesa',
+      status: 'review',
+      statusReason: 'SECOND_CHARGE',
+      resultCode: '0',
       resultDesc: `Second charge: receipt RCPSECOND1 for the push of payment ${p.id} (which holds RCPFIRST01); refund one`,
-      createdBy: 'system', phoneMasked: p.phoneMasked, phoneHash: p.phoneHash, accountReference: p.accountReference, transactionDesc: p.transactionDesc,
-      mpesaReceiptNumber: 'RCPSECOND1', transactionDate: r.transactionDate, checkoutRequestId: null, idempotencyKey: null,
+      createdBy: 'system',
+      phoneMasked: p.phoneMasked,
+      phoneHash: p.phoneHash,
+      accountReference: p.accountReference,
+      transactionDesc: p.transactionDesc,
+      mpesaReceiptNumber: 'RCPSECOND1',
+      transactionDate: r.transactionDate,
+      checkoutRequestId: null,
+      idempotencyKey: null,
     });
     const note = `the customer was charged twice: receipt RCPSECOND1 came for the push of payment ${p.id}, which already holds receipt RCPFIRST01; refund one`;
-    expect(await events(second.id)).toEqual([expect.objectContaining({ type: 'integrity_failure', fromStatus: null, toStatus: 'review', actor: 'daraja:callback', data: expect.objectContaining({ problem: 'SECOND_CHARGE', note, firstPaymentId: p.id, firstReceipt: 'RCPFIRST01', orderId: p.orderId, receipt: 'RCPSECOND1' }) })]);
-    expect(await lastEvent(p.id)).toMatchObject({ type: 'integrity_failure', fromStatus: 'completed', toStatus: null, actor: 'daraja:callback', data: { problem: 'SECOND_CHARGE', note, secondChargePaymentId: second.id, keptReceipt: 'RCPFIRST01' } });
+    expect(await events(second.id)).toEqual([
+      expect.objectContaining({
+        type: 'integrity_failure',
+        fromStatus: null,
+        toStatus: 'review',
+        actor: 'daraja:callback',
+        data: expect.objectContaining({
+          problem: 'SECOND_CHARGE',
+          note,
+          firstPaymentId: p.id,
+          firstReceipt: 'RCPFIRST01',
+          orderId: p.orderId,
+          receipt: 'RCPSECOND1',
+        }),
+      }),
+    ]);
+    expect(await lastEvent(p.id)).toMatchObject({
+      type: 'integrity_failure',
+      fromStatus: 'completed',
+      toStatus: null,
+      actor: 'daraja:callback',
+      data: { problem: 'SECOND_CHARGE', note, secondChargePaymentId: second.id, keptReceipt: 'RCPFIRST01' },
+    });
     expect(await balance(p.orderId)).toMatchObject({ paidMinor: 10_000n, outstandingMinor: 0n });
     expect(completions).toEqual([]);
 
@@ -761,7 +1137,12 @@ describe('applyOutcome: a verified success with another receipt for a payment th
     const p = await paidWith('RCPFIRST03');
     expect(await lifecycle.applyOutcome(p.id, mpesaPaid(p, { receipt: 'R'.repeat(480) }), 'x')).toBe('review');
     const second = (await paymentsOf(p.orderId)).find((x) => x.id !== p.id)!;
-    expect(second.resultDesc).toBe(`Second charge: receipt ${'R'.repeat(480)} for the push of payment ${p.id} (which holds RCPFIRST03); refund one`.slice(0, 500));
+    expect(second.resultDesc).toBe(
+      `Second charge: receipt ${'R'.repeat(480)} for the push of payment ${p.id} (which holds RCPFIRST03); refund one`.slice(
+        0,
+        500,
+      ),
+    );
     expect(second.resultDesc).toHaveLength(500);
   });
 
@@ -784,14 +1165,27 @@ describe('applyOutcome: a verified success with another receipt for a payment th
   });
 
   it('a payment in review for a refund with a receipt also records a second charge', async () => {
-    const p = await mpesa(await order(), { status: 'review', statusReason: 'ORDER_ALREADY_PAID', mpesaReceiptNumber: 'RCPREVIEW3' });
+    const p = await mpesa(await order(), {
+      status: 'review',
+      statusReason: 'ORDER_ALREADY_PAID',
+      mpesaReceiptNumber: 'RCPREVIEW3',
+    });
     expect(await lifecycle.applyOutcome(p.id, mpesaPaid(p, { receipt: 'RCPNEW0003' }), 'x')).toBe('review');
-    expect((await paymentsOf(p.orderId)).map((x) => x.statusReason).sort()).toEqual(['ORDER_ALREADY_PAID', 'SECOND_CHARGE']);
+    expect((await paymentsOf(p.orderId)).map((x) => x.statusReason).sort()).toEqual([
+      'ORDER_ALREADY_PAID',
+      'SECOND_CHARGE',
+    ]);
   });
 
   it('card payments have no second charge rule', async () => {
-    const p = await card(await order(), { status: 'completed', providerReceipt: 'FLWREF-ONE', providerTransactionId: 'TX-ONE' });
-    expect(await lifecycle.applyOutcome(p.id, cardPaid(p, { source: 'callback', receipt: 'FLWREF-TWO' }), 'x')).toBe('duplicate');
+    const p = await card(await order(), {
+      status: 'completed',
+      providerReceipt: 'FLWREF-ONE',
+      providerTransactionId: 'TX-ONE',
+    });
+    expect(await lifecycle.applyOutcome(p.id, cardPaid(p, { source: 'callback', receipt: 'FLWREF-TWO' }), 'x')).toBe(
+      'duplicate',
+    );
     expect(await paymentsOf(p.orderId)).toHaveLength(1);
   });
 });
@@ -803,7 +1197,13 @@ describe('moveUnknownToReview', () => {
     const p = await mpesa(await order(), { status: 'unresolved' });
     expect(await lifecycle.moveUnknownToReview(p.id, { afterSeconds: 600 }, false)).toBe(true);
     expect(await row(p.id)).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
-    expect(await lastEvent(p.id)).toMatchObject({ type: 'status_changed', fromStatus: 'unresolved', toStatus: 'review', actor: 'system', data: { reason: 'OUTCOME_UNKNOWN', afterSeconds: 600 } });
+    expect(await lastEvent(p.id)).toMatchObject({
+      type: 'status_changed',
+      fromStatus: 'unresolved',
+      toStatus: 'review',
+      actor: 'system',
+      data: { reason: 'OUTCOME_UNKNOWN', afterSeconds: 600 },
+    });
   });
 
   it('leaves a closed payment, one already in review and an unknown id alone', async () => {
@@ -829,22 +1229,48 @@ describe('moveUnknownToReview', () => {
 describe('failOpen and closeOpen', () => {
   it('failOpen fails an open payment for a reason of ours, audited', async () => {
     const p = await card(await order());
-    expect(await lifecycle.failOpen(p.id, 'NOT_FOUND_AT_PROVIDER', 'm'.repeat(700), 'reconciler:flutterwave')).toBe(true);
+    expect(await lifecycle.failOpen(p.id, 'NOT_FOUND_AT_PROVIDER', 'm'.repeat(700), 'reconciler:flutterwave')).toBe(
+      true,
+    );
     const after = await row(p.id);
     expect(after).toMatchObject({ status: 'failed', statusReason: 'NOT_FOUND_AT_PROVIDER', completedAt: null });
     expect(after.resultDesc).toBe('m'.repeat(500));
-    expect(await lastEvent(p.id)).toMatchObject({ type: 'status_changed', fromStatus: 'pending', toStatus: 'failed', actor: 'reconciler:flutterwave', data: { reason: 'NOT_FOUND_AT_PROVIDER', message: 'm'.repeat(700) } });
+    expect(await lastEvent(p.id)).toMatchObject({
+      type: 'status_changed',
+      fromStatus: 'pending',
+      toStatus: 'failed',
+      actor: 'reconciler:flutterwave',
+      data: { reason: 'NOT_FOUND_AT_PROVIDER', message: 'm'.repeat(700) },
+    });
   });
 
   it('closeOpen expires an open payment with extra audit data', async () => {
     const p = await card(await order(), { status: 'unresolved' });
-    expect(await lifecycle.closeOpen(p.id, 'expired', 'CHECKOUT_EXPIRED', 'Not paid in time', 'reconciler', { windowSeconds: 900 })).toBe(true);
-    expect(await row(p.id)).toMatchObject({ status: 'expired', statusReason: 'CHECKOUT_EXPIRED', resultDesc: 'Not paid in time' });
-    expect(await lastEvent(p.id)).toMatchObject({ fromStatus: 'unresolved', toStatus: 'expired', data: { reason: 'CHECKOUT_EXPIRED', message: 'Not paid in time', windowSeconds: 900 } });
+    expect(
+      await lifecycle.closeOpen(p.id, 'expired', 'CHECKOUT_EXPIRED', 'Not paid in time', 'reconciler', {
+        windowSeconds: 900,
+      }),
+    ).toBe(true);
+    expect(await row(p.id)).toMatchObject({
+      status: 'expired',
+      statusReason: 'CHECKOUT_EXPIRED',
+      resultDesc: 'Not paid in time',
+    });
+    expect(await lastEvent(p.id)).toMatchObject({
+      fromStatus: 'unresolved',
+      toStatus: 'expired',
+      data: { reason: 'CHECKOUT_EXPIRED', message: 'Not paid in time', windowSeconds: 900 },
+    });
   });
 
   it('a payment that is no longer open (closed, or in review, also OUTCOME_UNKNOWN) is left alone', async () => {
-    for (const [status, statusReason] of [['completed', 'PAID'], ['failed', 'X'], ['expired', 'X'], ['cancelled', 'X'], ['review', 'OUTCOME_UNKNOWN']]) {
+    for (const [status, statusReason] of [
+      ['completed', 'PAID'],
+      ['failed', 'X'],
+      ['expired', 'X'],
+      ['cancelled', 'X'],
+      ['review', 'OUTCOME_UNKNOWN'],
+    ]) {
       const p = await mpesa(await order(), { status, statusReason });
       expect(await lifecycle.failOpen(p.id, 'NOT_FOUND_AT_PROVIDER', 'gone', 'x')).toBe(false);
       expect(await row(p.id)).toMatchObject({ status, statusReason });
@@ -862,7 +1288,13 @@ describe('release', () => {
     expect(released).toMatchObject({ id: p.id, status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
     expect(released.releasedAt).toBeInstanceOf(Date);
     expect(await row(p.id)).toMatchObject({ releasedAt: released.releasedAt });
-    expect(await lastEvent(p.id)).toMatchObject({ type: 'order_released', fromStatus: 'review', toStatus: null, actor: 'user:manager-lc', data: { reason: 'customer shows no SMS', role: 'manager', orderId } });
+    expect(await lastEvent(p.id)).toMatchObject({
+      type: 'order_released',
+      fromStatus: 'review',
+      toStatus: null,
+      actor: 'user:manager-lc',
+      data: { reason: 'customer shows no SMS', role: 'manager', orderId },
+    });
 
     expect(await lifecycle.openPayment(randomUUID(), openInput(orderId))).toBeNull();
     expect(await lifecycle.applyOutcome(p.id, mpesaPaid(p), 'daraja:callback')).toBe('applied');
@@ -871,7 +1303,10 @@ describe('release', () => {
 
   it('refuses a payment of another shop or an unknown id (404)', async () => {
     const p = await mpesa(await order(), { status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
-    for (const err of [await failure(lifecycle.release({ ...MANAGER, shopId: 'other-shop' }, p.id, 'r')), await failure(lifecycle.release(MANAGER, randomUUID(), 'r'))]) {
+    for (const err of [
+      await failure(lifecycle.release({ ...MANAGER, shopId: 'other-shop' }, p.id, 'r')),
+      await failure(lifecycle.release(MANAGER, randomUUID(), 'r')),
+    ]) {
       expect({ code: err.code, status: err.statusCode }).toEqual({ code: 'NOT_FOUND', status: 404 });
     }
     expect(await row(p.id)).toMatchObject({ releasedAt: null });
@@ -880,15 +1315,23 @@ describe('release', () => {
   it('refuses an open payment, one whose outcome is known and one already released (409 PAYMENT_NOT_RELEASABLE), changing nothing', async () => {
     const open = await mpesa(await order(), { status: 'pending' });
     const inFlight = await failure(lifecycle.release(MANAGER, open.id, 'r'));
-    expect({ code: inFlight.code, status: inFlight.statusCode, details: inFlight.details }).toEqual({ code: 'PAYMENT_NOT_RELEASABLE', status: 409, details: { paymentId: open.id, status: 'pending', statusReason: null } });
+    expect({ code: inFlight.code, status: inFlight.statusCode, details: inFlight.details }).toEqual({
+      code: 'PAYMENT_NOT_RELEASABLE',
+      status: 409,
+      details: { paymentId: open.id, status: 'pending', statusReason: null },
+    });
     expect(inFlight.message).toContain('still waiting for the customer or the provider');
 
     const mismatch = await mpesa(await order(), { status: 'review', statusReason: 'AMOUNT_MISMATCH' });
     const known = await failure(lifecycle.release(MANAGER, mismatch.id, 'r'));
     expect(known.code).toBe('PAYMENT_NOT_RELEASABLE');
-    expect(known.message).toBe("This payment's outcome is known (review, AMOUNT_MISMATCH): it does not block its order, so there is nothing to release");
+    expect(known.message).toBe(
+      "This payment's outcome is known (review, AMOUNT_MISMATCH): it does not block its order, so there is nothing to release",
+    );
     const completed = await mpesa(await order(), { status: 'completed' });
-    expect((await failure(lifecycle.release(MANAGER, completed.id, 'r'))).message).toBe("This payment's outcome is known (completed): it does not block its order, so there is nothing to release");
+    expect((await failure(lifecycle.release(MANAGER, completed.id, 'r'))).message).toBe(
+      "This payment's outcome is known (completed): it does not block its order, so there is nothing to release",
+    );
 
     const releasedAt = new Date('2026-03-04T05:06:07.000Z');
     const again = await mpesa(await order(), { status: 'review', statusReason: 'OUTCOME_UNKNOWN', releasedAt });
@@ -896,9 +1339,15 @@ describe('release', () => {
     expect({ code: twice.code, message: twice.message, details: twice.details }).toEqual({
       code: 'PAYMENT_NOT_RELEASABLE',
       message: "This payment's order was already released on 2026-03-04T05:06:07.000Z",
-      details: { paymentId: again.id, status: 'review', statusReason: 'OUTCOME_UNKNOWN', releasedAt: '2026-03-04T05:06:07.000Z' },
+      details: {
+        paymentId: again.id,
+        status: 'review',
+        statusReason: 'OUTCOME_UNKNOWN',
+        releasedAt: '2026-03-04T05:06:07.000Z',
+      },
     });
-    for (const p of [open, mismatch, completed]) expect(await row(p.id)).toMatchObject({ releasedAt: null, updatedAt: p.updatedAt });
+    for (const p of [open, mismatch, completed])
+      expect(await row(p.id)).toMatchObject({ releasedAt: null, updatedAt: p.updatedAt });
     expect(await events(again.id)).toEqual([]);
   });
 });
@@ -915,23 +1364,41 @@ describe('checkOrder', () => {
   it('404 for an order that does not exist (or is another shop’s)', async () => {
     const orderId = await order(10_000n, 'KES', 'other-shop');
     const err = await failure(lifecycle.checkOrder(SHOP, orderId, 100n, 'KES', 'M-Pesa', '1'));
-    expect({ code: err.code, status: err.statusCode, message: err.message, details: err.details }).toEqual({ code: 'NOT_FOUND', status: 404, message: 'Order not found', details: { orderId } });
+    expect({ code: err.code, status: err.statusCode, message: err.message, details: err.details }).toEqual({
+      code: 'NOT_FOUND',
+      status: 404,
+      message: 'Order not found',
+      details: { orderId },
+    });
     expect((await failure(lifecycle.requireOrder(SHOP, 'NO-SUCH-ORDER'))).statusCode).toBe(404);
   });
 
   it('400 CURRENCY_NOT_SUPPORTED for another currency, worded for M-Pesa or for the card providers', async () => {
     const orderId = await order(10_000n, 'USD');
     const m = await failure(lifecycle.checkOrder(SHOP, orderId, 100n, 'KES', 'M-Pesa', '1'));
-    expect({ code: m.code, status: m.statusCode, message: m.message }).toEqual({ code: 'CURRENCY_NOT_SUPPORTED', status: 400, message: `M-Pesa takes KES only; order ${orderId} is in USD` });
+    expect({ code: m.code, status: m.statusCode, message: m.message }).toEqual({
+      code: 'CURRENCY_NOT_SUPPORTED',
+      status: 400,
+      message: `M-Pesa takes KES only; order ${orderId} is in USD`,
+    });
     const c = await failure(lifecycle.checkOrder(SHOP, orderId, 100n, 'KES', 'Flutterwave', '1'));
-    expect({ code: c.code, status: c.statusCode, message: c.message }).toEqual({ code: 'CURRENCY_NOT_SUPPORTED', status: 400, message: `Order ${orderId} is in USD; pay it in USD, not KES` });
+    expect({ code: c.code, status: c.statusCode, message: c.message }).toEqual({
+      code: 'CURRENCY_NOT_SUPPORTED',
+      status: 400,
+      message: `Order ${orderId} is in USD; pay it in USD, not KES`,
+    });
   });
 
   it('409 ORDER_ALREADY_PAID for a paid order', async () => {
     const orderId = await order(10_000n);
     await mpesa(orderId, { status: 'completed' });
     const err = await failure(lifecycle.checkOrder(SHOP, orderId, 100n, 'KES', 'M-Pesa', '1'));
-    expect({ code: err.code, status: err.statusCode, message: err.message, details: err.details }).toEqual({ code: 'ORDER_ALREADY_PAID', status: 409, message: `Order ${orderId} is already fully paid`, details: { orderId } });
+    expect({ code: err.code, status: err.statusCode, message: err.message, details: err.details }).toEqual({
+      code: 'ORDER_ALREADY_PAID',
+      status: 409,
+      message: `Order ${orderId} is already fully paid`,
+      details: { orderId },
+    });
   });
 
   it('400 AMOUNT_EXCEEDS_OUTSTANDING for more than the order still owes, naming what it owes', async () => {
@@ -939,14 +1406,19 @@ describe('checkOrder', () => {
     await mpesa(orderId, { status: 'completed', amountMinor: 5_000n });
     const err = await failure(lifecycle.checkOrder(SHOP, orderId, 10_051n, 'KES', 'M-Pesa', '100.51'));
     expect({ code: err.code, status: err.statusCode, message: err.message, details: err.details }).toEqual({
-      code: 'AMOUNT_EXCEEDS_OUTSTANDING', status: 400, message: `Amount 100.51 is more than the 100.5 KES still owed on order ${orderId}`, details: { outstanding: 100.5 },
+      code: 'AMOUNT_EXCEEDS_OUTSTANDING',
+      status: 400,
+      message: `Amount 100.51 is more than the 100.5 KES still owed on order ${orderId}`,
+      details: { outstanding: 100.5 },
     });
   });
 
   it('a balance the caller just read is used as is (no second read)', async () => {
     const known = { orderId: 'NOT-IN-DB', currency: 'KES', totalMinor: 500n, paidMinor: 0n, outstandingMinor: 500n };
     await expect(lifecycle.checkOrder(SHOP, 'NOT-IN-DB', 500n, 'KES', 'Pesapal', '5', known)).resolves.toBeUndefined();
-    expect((await failure(lifecycle.checkOrder(SHOP, 'NOT-IN-DB', 501n, 'KES', 'Pesapal', '5.01', known))).code).toBe('AMOUNT_EXCEEDS_OUTSTANDING');
+    expect((await failure(lifecycle.checkOrder(SHOP, 'NOT-IN-DB', 501n, 'KES', 'Pesapal', '5.01', known))).code).toBe(
+      'AMOUNT_EXCEEDS_OUTSTANDING',
+    );
   });
 });
 
@@ -954,12 +1426,50 @@ describe('openPayment', () => {
   it('writes the payment as initiated, its created event and the Idempotency-Key, in one transaction', async () => {
     const orderId = await order();
     const id = randomUUID();
-    expect(await lifecycle.openPayment(id, openInput(orderId, { idempotencyKey: 'key-open-1', eventData: { phone: '2547******78', accountReference: 'ACC' } }))).toBeNull();
-    expect(await row(id)).toMatchObject({ shopId: SHOP, orderId, amountMinor: 10_000n, currency: 'KES', provider: 'mpesa', status: 'initiated', idempotencyKey: 'key-open-1', createdBy: 'cashier-lc', phoneMasked: '2547******78', accountReference: 'ACC', transactionDesc: 'SmartDuka POS' });
+    expect(
+      await lifecycle.openPayment(
+        id,
+        openInput(orderId, {
+          idempotencyKey: 'key-open-1',
+          eventData: { phone: '2547******78', accountReference: 'ACC' },
+        }),
+      ),
+    ).toBeNull();
+    expect(await row(id)).toMatchObject({
+      shopId: SHOP,
+      orderId,
+      amountMinor: 10_000n,
+      currency: 'KES',
+      provider: 'mpesa',
+      status: 'initiated',
+      idempotencyKey: 'key-open-1',
+      createdBy: 'cashier-lc',
+      phoneMasked: '2547******78',
+      accountReference: 'ACC',
+      transactionDesc: 'SmartDuka POS',
+    });
     expect(await events(id)).toEqual([
-      expect.objectContaining({ type: 'created', fromStatus: null, toStatus: 'initiated', actor: 'user:cashier-lc', data: { amountMinor: '10000', currency: 'KES', orderId, provider: 'mpesa', phone: '2547******78', accountReference: 'ACC' } }),
+      expect.objectContaining({
+        type: 'created',
+        fromStatus: null,
+        toStatus: 'initiated',
+        actor: 'user:cashier-lc',
+        data: {
+          amountMinor: '10000',
+          currency: 'KES',
+          orderId,
+          provider: 'mpesa',
+          phone: '2547******78',
+          accountReference: 'ACC',
+        },
+      }),
     ]);
-    expect(await repo.findIdempotencyKey(SHOP, 'key-open-1')).toMatchObject({ requestHash: 'h'.repeat(64), paymentId: id, responseStatus: null, responseBody: null });
+    expect(await repo.findIdempotencyKey(SHOP, 'key-open-1')).toMatchObject({
+      requestHash: 'h'.repeat(64),
+      paymentId: id,
+      responseStatus: null,
+      responseBody: null,
+    });
   });
 
   it('without a key no key is stored', async () => {
@@ -975,14 +1485,35 @@ describe('openPayment', () => {
     const orderId = await order();
     const first = randomUUID();
     await lifecycle.openPayment(first, openInput(orderId, { idempotencyKey: 'key-race' }));
-    const inProgress = await failure(lifecycle.openPayment(randomUUID(), openInput(orderId, { idempotencyKey: 'key-race' })));
-    expect({ code: inProgress.code, status: inProgress.statusCode, details: inProgress.details }).toEqual({ code: 'IDEMPOTENCY_REQUEST_IN_PROGRESS', status: 409, details: { paymentId: first } });
-    expect(inProgress.message).toBe('A request with this Idempotency-Key is still being processed; retry in a few seconds');
+    const inProgress = await failure(
+      lifecycle.openPayment(randomUUID(), openInput(orderId, { idempotencyKey: 'key-race' })),
+    );
+    expect({ code: inProgress.code, status: inProgress.statusCode, details: inProgress.details }).toEqual({
+      code: 'IDEMPOTENCY_REQUEST_IN_PROGRESS',
+      status: 409,
+      details: { paymentId: first },
+    });
+    expect(inProgress.message).toBe(
+      'A request with this Idempotency-Key is still being processed; retry in a few seconds',
+    );
 
-    await lifecycle.storeIdempotentResponse(SHOP, 'key-race', { status: 201, body: { paymentId: first, status: 'pending' } });
-    expect(await lifecycle.openPayment(randomUUID(), openInput(orderId, { idempotencyKey: 'key-race' }))).toEqual({ status: 201, body: { paymentId: first, status: 'pending' }, replayed: true });
-    const reused = await failure(lifecycle.openPayment(randomUUID(), openInput(orderId, { idempotencyKey: 'key-race', requestHash: 'other' })));
-    expect({ code: reused.code, status: reused.statusCode, message: reused.message }).toEqual({ code: 'IDEMPOTENCY_KEY_REUSED', status: 409, message: 'This Idempotency-Key was already used with a different request body; use a new key for a new payment' });
+    await lifecycle.storeIdempotentResponse(SHOP, 'key-race', {
+      status: 201,
+      body: { paymentId: first, status: 'pending' },
+    });
+    expect(await lifecycle.openPayment(randomUUID(), openInput(orderId, { idempotencyKey: 'key-race' }))).toEqual({
+      status: 201,
+      body: { paymentId: first, status: 'pending' },
+      replayed: true,
+    });
+    const reused = await failure(
+      lifecycle.openPayment(randomUUID(), openInput(orderId, { idempotencyKey: 'key-race', requestHash: 'other' })),
+    );
+    expect({ code: reused.code, status: reused.statusCode, message: reused.message }).toEqual({
+      code: 'IDEMPOTENCY_KEY_REUSED',
+      status: 409,
+      message: 'This Idempotency-Key was already used with a different request body; use a new key for a new payment',
+    });
     expect((await paymentsOf(orderId)).map((p) => p.id)).toEqual([first]);
     expect((await events(first)).map((e) => e.type)).toEqual(['created']);
   });
@@ -992,7 +1523,10 @@ describe('openPayment', () => {
     await lifecycle.openPayment(randomUUID(), openInput(orderId, { idempotencyKey: 'key-once' }));
     await lifecycle.storeIdempotentResponse(SHOP, 'key-once', { status: 201, body: { n: 1 } });
     await lifecycle.storeIdempotentResponse(SHOP, 'key-once', { status: 502, body: { n: 2 } });
-    expect(await repo.findIdempotencyKey(SHOP, 'key-once')).toMatchObject({ responseStatus: 201, responseBody: { n: 1 } });
+    expect(await repo.findIdempotencyKey(SHOP, 'key-once')).toMatchObject({
+      responseStatus: 201,
+      responseBody: { n: 1 },
+    });
   });
 
   it('409 PAYMENT_IN_PROGRESS naming the open payment when the order already has one in flight (another key or none)', async () => {
@@ -1001,7 +1535,9 @@ describe('openPayment', () => {
     for (const key of [undefined, 'key-fresh']) {
       const err = await failure(lifecycle.openPayment(randomUUID(), openInput(orderId, { idempotencyKey: key })));
       expect({ code: err.code, status: err.statusCode, message: err.message }).toEqual({
-        code: 'PAYMENT_IN_PROGRESS', status: 409, message: `Order ${orderId} already has a payment waiting for the customer; wait for it to finish or check its status`,
+        code: 'PAYMENT_IN_PROGRESS',
+        status: 409,
+        message: `Order ${orderId} already has a payment waiting for the customer; wait for it to finish or check its status`,
       });
       expect(err.details).toEqual({ payment: lifecycle.toResponse(open) });
     }
@@ -1010,27 +1546,47 @@ describe('openPayment', () => {
   });
 
   it('409 PAYMENT_OUTCOME_UNKNOWN when the order is blocked by a payment whose outcome is unknown, telling the cashier how to settle it', async () => {
-    const withId = await mpesa(await order(), { status: 'review', statusReason: 'OUTCOME_UNKNOWN', amountMinor: 12_350n });
+    const withId = await mpesa(await order(), {
+      status: 'review',
+      statusReason: 'OUTCOME_UNKNOWN',
+      amountMinor: 12_350n,
+    });
     const a = await failure(lifecycle.openPayment(randomUUID(), openInput(withId.orderId)));
-    expect({ code: a.code, status: a.statusCode, details: a.details }).toEqual({ code: 'PAYMENT_OUTCOME_UNKNOWN', status: 409, details: { payment: lifecycle.toResponse(withId) } });
+    expect({ code: a.code, status: a.statusCode, details: a.details }).toEqual({
+      code: 'PAYMENT_OUTCOME_UNKNOWN',
+      status: 409,
+      details: { payment: lifecycle.toResponse(withId) },
+    });
     expect(a.message).toBe(
       `Order ${withId.orderId} has an earlier M-Pesa payment of 123.5 KES whose outcome is unknown: it may be paid. Do not charge again: check the customer's M-Pesa SMS, or ask a manager to reconcile or release it.`,
     );
-    const noId = await mpesa(await order(), { status: 'review', statusReason: 'OUTCOME_UNKNOWN', checkoutRequestId: null });
-    expect((await failure(lifecycle.openPayment(randomUUID(), openInput(noId.orderId)))).message).toContain("check the customer's M-Pesa SMS, or ask a manager to release it or upload the M-Pesa statement.");
+    const noId = await mpesa(await order(), {
+      status: 'review',
+      statusReason: 'OUTCOME_UNKNOWN',
+      checkoutRequestId: null,
+    });
+    expect((await failure(lifecycle.openPayment(randomUUID(), openInput(noId.orderId)))).message).toContain(
+      "check the customer's M-Pesa SMS, or ask a manager to release it or upload the M-Pesa statement.",
+    );
     const flw = await card(await order(), { status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
     expect((await failure(lifecycle.openPayment(randomUUID(), openInput(flw.orderId)))).message).toBe(
       `Order ${flw.orderId} has an earlier Flutterwave payment of 100 KES whose outcome is unknown: it may be paid. Do not charge again: check the customer's payment confirmation, or ask a manager to reconcile or release it.`,
     );
     const pp = await card(await order(), { provider: 'pesapal', status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
-    expect((await failure(lifecycle.openPayment(randomUUID(), openInput(pp.orderId)))).message).toContain('an earlier Pesapal payment of 100 KES');
+    expect((await failure(lifecycle.openPayment(randomUUID(), openInput(pp.orderId)))).message).toContain(
+      'an earlier Pesapal payment of 100 KES',
+    );
     const other = await card(await order(), { provider: 'acme', status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
-    expect((await failure(lifecycle.openPayment(randomUUID(), openInput(other.orderId)))).message).toContain('an earlier acme payment');
+    expect((await failure(lifecycle.openPayment(randomUUID(), openInput(other.orderId)))).message).toContain(
+      'an earlier acme payment',
+    );
   });
 
   it('an error that is not a lost race is not turned into a conflict', async () => {
     const orderId = await order();
-    await expect(lifecycle.openPayment(randomUUID(), openInput(orderId, { amountMinor: 0n }))).rejects.not.toBeInstanceOf(AppError);
+    await expect(
+      lifecycle.openPayment(randomUUID(), openInput(orderId, { amountMinor: 0n })),
+    ).rejects.not.toBeInstanceOf(AppError);
     expect(await paymentsOf(orderId)).toEqual([]);
   });
 });
@@ -1041,10 +1597,13 @@ describe('replayIdempotent', () => {
   async function keyFor(orderId: string, key: string, ageSeconds: number) {
     const id = randomUUID();
     await lifecycle.openPayment(id, openInput(orderId, { idempotencyKey: key }));
-    await db.execute(sql`update idempotency_keys set created_at = now() - make_interval(secs => ${ageSeconds}) where key = ${key}`);
+    await db.execute(
+      sql`update idempotency_keys set created_at = now() - make_interval(secs => ${ageSeconds}) where key = ${key}`,
+    );
     return id;
   }
-  const lifetime = () => Math.max(config.mpesa.httpTimeoutMs, config.flutterwave.timeoutMs, config.pesapal.timeoutMs) / 1000 + 30;
+  const lifetime = () =>
+    Math.max(config.mpesa.httpTimeoutMs, config.flutterwave.timeoutMs, config.pesapal.timeoutMs) / 1000 + 30;
 
   it('null for an unknown key, also one of another shop', async () => {
     await keyFor(await order(), 'key-shop', 0);
@@ -1055,45 +1614,96 @@ describe('replayIdempotent', () => {
   it('an unanswered key is in progress while a request could still hold it, then the payment itself answers', async () => {
     const young = await keyFor(await order(), 'key-young', lifetime() - 5);
     const err = await failure(lifecycle.replayIdempotent(SHOP, 'key-young', 'h'.repeat(64)));
-    expect({ code: err.code, details: err.details }).toEqual({ code: 'IDEMPOTENCY_REQUEST_IN_PROGRESS', details: { paymentId: young } });
+    expect({ code: err.code, details: err.details }).toEqual({
+      code: 'IDEMPOTENCY_REQUEST_IN_PROGRESS',
+      details: { paymentId: young },
+    });
 
     const old = await keyFor(await order(), 'key-old', lifetime() + 5);
     const p = await row(old);
-    expect(await lifecycle.replayIdempotent(SHOP, 'key-old', 'h'.repeat(64))).toEqual({ status: 200, body: lifecycle.toResponse(p), replayed: true });
+    expect(await lifecycle.replayIdempotent(SHOP, 'key-old', 'h'.repeat(64))).toEqual({
+      status: 200,
+      body: lifecycle.toResponse(p),
+      replayed: true,
+    });
     expect((await failure(lifecycle.replayIdempotent(SHOP, 'key-old', 'other'))).code).toBe('IDEMPOTENCY_KEY_REUSED');
   });
 
   it('how long a request may hold a key is the SLOWEST provider timeout plus 30 s', async () => {
-    const slow = new PaymentLifecycle(repo, ordersService, new EventEmitter2(), loadConfig({ NODE_ENV: 'test', CALLBACK_SIGNING_SECRET: SECRET, JWT_SECRET: 'lifecycle-tier-jwt-secret-0123456789abcdef', MPESA_HTTP_TIMEOUT_MS: '2000', FLUTTERWAVE_HTTP_TIMEOUT_MS: '60000', PESAPAL_HTTP_TIMEOUT_MS: '3000' }));
+    const slow = new PaymentLifecycle(
+      repo,
+      ordersService,
+      new EventEmitter2(),
+      loadConfig({
+        NODE_ENV: 'test',
+        CALLBACK_SIGNING_SECRET: SECRET,
+        JWT_SECRET: 'lifecycle-tier-jwt-secret-0123456789abcdef',
+        MPESA_HTTP_TIMEOUT_MS: '2000',
+        FLUTTERWAVE_HTTP_TIMEOUT_MS: '60000',
+        PESAPAL_HTTP_TIMEOUT_MS: '3000',
+      }),
+    );
     await keyFor(await order(), 'key-slow', 80); // less than 60 + 30 s
-    expect((await failure(slow.replayIdempotent(SHOP, 'key-slow', 'h'.repeat(64)))).code).toBe('IDEMPOTENCY_REQUEST_IN_PROGRESS');
+    expect((await failure(slow.replayIdempotent(SHOP, 'key-slow', 'h'.repeat(64)))).code).toBe(
+      'IDEMPOTENCY_REQUEST_IN_PROGRESS',
+    );
     const id = await keyFor(await order(), 'key-slower', 100);
-    expect(await slow.replayIdempotent(SHOP, 'key-slower', 'h'.repeat(64))).toMatchObject({ status: 200, body: { paymentId: id }, replayed: true });
+    expect(await slow.replayIdempotent(SHOP, 'key-slower', 'h'.repeat(64))).toMatchObject({
+      status: 200,
+      body: { paymentId: id },
+      replayed: true,
+    });
   });
 
   it('an old unanswered key whose payment is gone stays in progress (never a made-up answer)', async () => {
     const id = await keyFor(await order(), 'key-gone', lifetime() + 60);
     await db.execute(sql`delete from payments where id = ${id}`);
-    expect((await failure(lifecycle.replayIdempotent(SHOP, 'key-gone', 'h'.repeat(64)))).code).toBe('IDEMPOTENCY_REQUEST_IN_PROGRESS');
+    expect((await failure(lifecycle.replayIdempotent(SHOP, 'key-gone', 'h'.repeat(64)))).code).toBe(
+      'IDEMPOTENCY_REQUEST_IN_PROGRESS',
+    );
   });
 
   it('an answered key replays the stored status and body, whatever its age', async () => {
     await keyFor(await order(), 'key-answered', 0);
-    await lifecycle.storeIdempotentResponse(SHOP, 'key-answered', { status: 502, body: { code: 'PROVIDER_UNAVAILABLE' } });
-    expect(await lifecycle.replayIdempotent(SHOP, 'key-answered', 'h'.repeat(64))).toEqual({ status: 502, body: { code: 'PROVIDER_UNAVAILABLE' }, replayed: true });
+    await lifecycle.storeIdempotentResponse(SHOP, 'key-answered', {
+      status: 502,
+      body: { code: 'PROVIDER_UNAVAILABLE' },
+    });
+    expect(await lifecycle.replayIdempotent(SHOP, 'key-answered', 'h'.repeat(64))).toEqual({
+      status: 502,
+      body: { code: 'PROVIDER_UNAVAILABLE' },
+      replayed: true,
+    });
   });
 });
 
 describe('requestHash', () => {
-  const body = { orderId: 'ORD-1', amount: 100, phoneNumber: '0712345678', customer: { email: 'a@example.com', phoneNumber: '0712345678' } };
+  const body = {
+    orderId: 'ORD-1',
+    amount: 100,
+    phoneNumber: '0712345678',
+    customer: { email: 'a@example.com', phoneNumber: '0712345678' },
+  };
 
   it('is a keyed hash: the same request in any key order gives the same hash; the server secret changes it; no plain SHA-256', () => {
     const h = lifecycle.requestHash('POST /payments/stk-push', body);
     expect(h).toMatch(/^[0-9a-f]{64}$/);
-    expect(lifecycle.requestHash('POST /payments/stk-push', { customer: { phoneNumber: '0712345678', email: 'a@example.com' }, phoneNumber: '0712345678', amount: 100, orderId: 'ORD-1' })).toBe(h);
+    expect(
+      lifecycle.requestHash('POST /payments/stk-push', {
+        customer: { phoneNumber: '0712345678', email: 'a@example.com' },
+        phoneNumber: '0712345678',
+        amount: 100,
+        orderId: 'ORD-1',
+      }),
+    ).toBe(h);
     expect(hashRequest(SECRET, 'POST /payments/stk-push', body)).toBe(h);
     expect(hashRequest(`${SECRET}x`, 'POST /payments/stk-push', body)).not.toBe(h);
-    const canonical = JSON.stringify({ amount: 100, customer: { email: 'a@example.com', phoneNumber: '0712345678' }, orderId: 'ORD-1', phoneNumber: '0712345678' });
+    const canonical = JSON.stringify({
+      amount: 100,
+      customer: { email: 'a@example.com', phoneNumber: '0712345678' },
+      orderId: 'ORD-1',
+      phoneNumber: '0712345678',
+    });
     expect(h).not.toBe(createHash('sha256').update(`POST /payments/stk-push\n${canonical}`).digest('hex'));
     expect(h).not.toBe(createHmac('sha256', SECRET).update(`POST /payments/stk-push\n${canonical}`).digest('hex'));
     const key = createHmac('sha256', SECRET).update('smartduka/payments/idempotency-request-hash/v1').digest();
@@ -1130,17 +1740,62 @@ describe('requestHash', () => {
 
 describe('toResponse', () => {
   it('M-Pesa: the masked phone and what Daraja was sent; card/wallet: reference, transaction, confirmation, method and link', async () => {
-    const m = await mpesa(await order(), { status: 'completed', mpesaReceiptNumber: 'RCPVIEW001', completedAt: new Date('2026-01-01T00:00:00Z'), amountMinor: 12_345n });
-    expect(lifecycle.toResponse(m)).toEqual({
-      paymentId: m.id, orderId: m.orderId, status: 'completed', statusReason: null, resultCode: null, resultDesc: null, amount: 123.45, currency: 'KES', provider: 'mpesa',
-      mpesaReceiptNumber: 'RCPVIEW001', merchantRequestId: m.merchantRequestId, checkoutRequestId: m.checkoutRequestId, phone: '2547******78', accountReference: m.accountReference, transactionDesc: 'SmartDuka POS',
-      createdAt: m.createdAt.toISOString(), updatedAt: m.updatedAt.toISOString(), completedAt: '2026-01-01T00:00:00.000Z', releasedAt: null,
+    const m = await mpesa(await order(), {
+      status: 'completed',
+      mpesaReceiptNumber: 'RCPVIEW001',
+      completedAt: new Date('2026-01-01T00:00:00Z'),
+      amountMinor: 12_345n,
     });
-    const c = await card(await order(), { providerTransactionId: 'TX-VIEW', providerReceipt: 'CONF', paymentMethod: 'card', releasedAt: new Date('2026-02-02T00:00:00Z') });
+    expect(lifecycle.toResponse(m)).toEqual({
+      paymentId: m.id,
+      orderId: m.orderId,
+      status: 'completed',
+      statusReason: null,
+      resultCode: null,
+      resultDesc: null,
+      amount: 123.45,
+      currency: 'KES',
+      provider: 'mpesa',
+      mpesaReceiptNumber: 'RCPVIEW001',
+      merchantRequestId: m.merchantRequestId,
+      checkoutRequestId: m.checkoutRequestId,
+      phone: '2547******78',
+      accountReference: m.accountReference,
+      transactionDesc: 'SmartDuka POS',
+      createdAt: m.createdAt.toISOString(),
+      updatedAt: m.updatedAt.toISOString(),
+      completedAt: '2026-01-01T00:00:00.000Z',
+      releasedAt: null,
+    });
+    const c = await card(await order(), {
+      providerTransactionId: 'TX-VIEW',
+      providerReceipt: 'CONF',
+      paymentMethod: 'card',
+      releasedAt: new Date('2026-02-02T00:00:00Z'),
+    });
     expect(lifecycle.toResponse(c)).toEqual({
-      paymentId: c.id, orderId: c.orderId, status: 'pending', statusReason: null, resultCode: null, resultDesc: null, amount: 100, currency: 'KES', provider: 'flutterwave',
-      mpesaReceiptNumber: null, merchantRequestId: null, checkoutRequestId: null, phone: null, reference: c.providerReference, providerTransactionId: 'TX-VIEW', providerReceipt: 'CONF', paymentMethod: 'card', checkoutUrl: 'https://checkout.example.test/pay',
-      createdAt: c.createdAt.toISOString(), updatedAt: c.updatedAt.toISOString(), completedAt: null, releasedAt: '2026-02-02T00:00:00.000Z',
+      paymentId: c.id,
+      orderId: c.orderId,
+      status: 'pending',
+      statusReason: null,
+      resultCode: null,
+      resultDesc: null,
+      amount: 100,
+      currency: 'KES',
+      provider: 'flutterwave',
+      mpesaReceiptNumber: null,
+      merchantRequestId: null,
+      checkoutRequestId: null,
+      phone: null,
+      reference: c.providerReference,
+      providerTransactionId: 'TX-VIEW',
+      providerReceipt: 'CONF',
+      paymentMethod: 'card',
+      checkoutUrl: 'https://checkout.example.test/pay',
+      createdAt: c.createdAt.toISOString(),
+      updatedAt: c.updatedAt.toISOString(),
+      completedAt: null,
+      releasedAt: '2026-02-02T00:00:00.000Z',
     });
   });
 });

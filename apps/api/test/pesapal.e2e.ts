@@ -1,5 +1,10 @@
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { PESAPAL_DEFAULT_CONSUMER_KEY, PESAPAL_DEFAULT_CONSUMER_SECRET, PesapalSimulator, startPesapalSimulator } from '@smartduka/card-simulators';
+import {
+  PESAPAL_DEFAULT_CONSUMER_KEY,
+  PESAPAL_DEFAULT_CONSUMER_SECRET,
+  PesapalSimulator,
+  startPesapalSimulator,
+} from '@smartduka/card-simulators';
 import { sql } from 'drizzle-orm';
 import { createHash, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -11,7 +16,14 @@ import { PESAPAL_IPN } from '../src/payments/providers/pesapal/pesapal.constants
 import { PAYMENT_COMPLETED_EVENT, PaymentCompletedEvent } from '../src/payments/payment-lifecycle.service';
 import { ProviderServicesRegistry } from '../src/payments/provider-services.registry';
 import { ReconcilerService } from '../src/payments/reconciler.service';
-import { startExtraTestApp, startTestApp, tableCounts, TEST_CALLBACK_SECRET, TestApp, waitFor } from './helpers/test-app';
+import {
+  startExtraTestApp,
+  startTestApp,
+  tableCounts,
+  TEST_CALLBACK_SECRET,
+  TestApp,
+  waitFor,
+} from './helpers/test-app';
 import { recordSecrets, simulatorLog } from './log-scan/sink';
 
 /**
@@ -65,44 +77,94 @@ function helpers(ctx: () => Ctx, prefix: string) {
       expect(res.status).toBe(201);
       return id;
     },
-    init(orderId: string, amount: number | string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}, http = ctx().t.http) {
-      return http().post('/payments/pesapal/init').set('Authorization', ctx().auth).set(headers).send({ orderId, amount, customer: { phoneNumber: '0712345678' }, ...extra });
+    init(
+      orderId: string,
+      amount: number | string,
+      extra: Record<string, unknown> = {},
+      headers: Record<string, string> = {},
+      http = ctx().t.http,
+    ) {
+      return http()
+        .post('/payments/pesapal/init')
+        .set('Authorization', ctx().auth)
+        .set(headers)
+        .send({ orderId, amount, customer: { phoneNumber: '0712345678' }, ...extra });
     },
     async opened(total = 100, http = ctx().t.http) {
       const orderId = await h.order(total);
       const res = await h.init(orderId, total, {}, {}, http);
       expect(res.status).toBe(201);
-      return { ...res.body, orderId } as { paymentId: string; orderTrackingId: string; redirectUrl: string; reference: string; orderId: string; status: string };
+      return { ...res.body, orderId } as {
+        paymentId: string;
+        orderTrackingId: string;
+        redirectUrl: string;
+        reference: string;
+        orderId: string;
+        status: string;
+      };
     },
     status(q: Record<string, string>, auth = ctx().auth) {
       return ctx().t.http().get('/payments/pesapal/status').query(q).set('Authorization', auth);
     },
     async row(paymentId: string) {
-      return rowsOf<{ status: string; status_reason: string | null; result_code: string | null; provider_transaction_id: string | null; provider_receipt: string | null; payment_method: string | null; checkout_url: string | null }>(
-        await ctx().t.db.execute(sql`select status, status_reason, result_code, provider_transaction_id, provider_receipt, payment_method, checkout_url from payments where id = ${paymentId}`),
+      return rowsOf<{
+        status: string;
+        status_reason: string | null;
+        result_code: string | null;
+        provider_transaction_id: string | null;
+        provider_receipt: string | null;
+        payment_method: string | null;
+        checkout_url: string | null;
+      }>(
+        await ctx().t.db.execute(
+          sql`select status, status_reason, result_code, provider_transaction_id, provider_receipt, payment_method, checkout_url from payments where id = ${paymentId}`,
+        ),
       )[0];
     },
     async orderView(orderId: string) {
-      return (await ctx().t.http().get(`/orders/${orderId}`).set('Authorization', ctx().auth)).body as { status: string; paid: number; outstanding: number };
+      return (await ctx().t.http().get(`/orders/${orderId}`).set('Authorization', ctx().auth)).body as {
+        status: string;
+        paid: number;
+        outstanding: number;
+      };
     },
     async eventCounts(paymentId: string): Promise<Record<string, number>> {
-      const rows = rowsOf<{ type: string; c: number }>(await ctx().t.db.execute(sql`select type, count(*)::int as c from payment_events where payment_id = ${paymentId} group by type`));
+      const rows = rowsOf<{ type: string; c: number }>(
+        await ctx().t.db.execute(
+          sql`select type, count(*)::int as c from payment_events where payment_id = ${paymentId} group by type`,
+        ),
+      );
       return Object.fromEntries(rows.map((r) => [r.type, r.c]));
     },
     async inbox(trackingId: string) {
       return rowsOf<{ verified: boolean; outcome: string | null; processed: boolean; provider: string }>(
-        await ctx().t.db.execute(sql`select verified, outcome, processed_at is not null as processed, provider from callback_inbox where checkout_request_id = ${trackingId} order by id`),
+        await ctx().t.db.execute(
+          sql`select verified, outcome, processed_at is not null as processed, provider from callback_inbox where checkout_request_id = ${trackingId} order by id`,
+        ),
       );
     },
     ipn(body: Record<string, unknown>) {
       return request(ctx().t.baseUrl).post('/payments/pesapal/callback').send(body);
     },
     ipnFor(p: { orderTrackingId: string; reference: string }) {
-      return { OrderTrackingId: p.orderTrackingId, OrderMerchantReference: p.reference, OrderNotificationType: IPN_CHANGE };
+      return {
+        OrderTrackingId: p.orderTrackingId,
+        OrderMerchantReference: p.reference,
+        OrderNotificationType: IPN_CHANGE,
+      };
     },
     /** Until the payment may be looked up again: one GetTransactionStatus per payment per 2 s, whoever asks. */
     async lookupAllowed(paymentId: string) {
-      await waitFor(async () => rowsOf<{ ok: boolean }>(await ctx().t.db.execute(sql`select coalesce(last_queried_at < now() - interval '2.2 seconds', true) as ok from payments where id = ${paymentId}`))[0].ok, 10_000, 100);
+      await waitFor(
+        async () =>
+          rowsOf<{ ok: boolean }>(
+            await ctx().t.db.execute(
+              sql`select coalesce(last_queried_at < now() - interval '2.2 seconds', true) as ok from payments where id = ${paymentId}`,
+            ),
+          )[0].ok,
+        10_000,
+        100,
+      );
     },
   };
   return h;
@@ -133,7 +195,10 @@ describe('Pesapal payments', () => {
 
   it('init → payment page → pay → IPN → completed, order paid, IPN acknowledged as Pesapal expects', async () => {
     const orderId = await h.order(2450.5);
-    const res = await h.init(orderId, '2450.50', { customer: { email: 'jane@example.com', firstName: 'Jane', lastName: 'Wanjiku' }, description: 'Duka receipt 123' });
+    const res = await h.init(orderId, '2450.50', {
+      customer: { email: 'jane@example.com', firstName: 'Jane', lastName: 'Wanjiku' },
+      description: 'Duka receipt 123',
+    });
     expect(res.status).toBe(201);
     const { paymentId, orderTrackingId, redirectUrl, reference } = res.body;
     expect(res.body).toMatchObject({ status: 'pending', orderId, amount: 2450.5, currency: 'KES' });
@@ -144,9 +209,24 @@ describe('Pesapal payments', () => {
     const simOrder = sim.getOrder(orderTrackingId)!;
     const registration = sim.ipnRegistrations().filter((r) => r.url === ipnUrl());
     expect(registration).toHaveLength(1);
-    expect(simOrder).toMatchObject({ merchantReference: reference, amountMinor: 245050n, currency: 'KES', description: 'Duka receipt 123', callbackUrl: `${t.baseUrl}/payments/pesapal/return`, notificationId: registration[0].ipnId });
-    expect(simOrder.billingAddress).toMatchObject({ email_address: 'jane@example.com', first_name: 'Jane', last_name: 'Wanjiku' });
-    expect(await h.row(paymentId)).toMatchObject({ status: 'pending', provider_transaction_id: orderTrackingId, checkout_url: redirectUrl });
+    expect(simOrder).toMatchObject({
+      merchantReference: reference,
+      amountMinor: 245050n,
+      currency: 'KES',
+      description: 'Duka receipt 123',
+      callbackUrl: `${t.baseUrl}/payments/pesapal/return`,
+      notificationId: registration[0].ipnId,
+    });
+    expect(simOrder.billingAddress).toMatchObject({
+      email_address: 'jane@example.com',
+      first_name: 'Jane',
+      last_name: 'Wanjiku',
+    });
+    expect(await h.row(paymentId)).toMatchObject({
+      status: 'pending',
+      provider_transaction_id: orderTrackingId,
+      checkout_url: redirectUrl,
+    });
 
     // The payment page is reachable where we send the customer.
     expect((await request(redirectUrl).get('')).text).toContain('data-order-tracking-id');
@@ -154,14 +234,31 @@ describe('Pesapal payments', () => {
     const done = await sim.complete(orderTrackingId, { outcome: 'completed', paymentMethod: 'Visa' });
     const [ipn] = await sim.waitForIpns(orderTrackingId);
     expect(ipn).toMatchObject({ method: 'POST', acknowledged: true, problems: [] });
-    expect(JSON.parse(ipn.response!)).toEqual({ orderNotificationType: IPN_CHANGE, orderTrackingId, orderMerchantReference: reference, status: 200 });
+    expect(JSON.parse(ipn.response!)).toEqual({
+      orderNotificationType: IPN_CHANGE,
+      orderTrackingId,
+      orderMerchantReference: reference,
+      status: 200,
+    });
 
     const st = await h.status({ paymentId });
     expect(st.status).toBe(200);
-    expect(st.body).toMatchObject({ paymentId, status: 'completed', statusReason: 'PAID', provider: 'pesapal', reference, providerTransactionId: orderTrackingId, providerReceipt: done.order.confirmationCode, paymentMethod: 'Visa', amount: 2450.5 });
+    expect(st.body).toMatchObject({
+      paymentId,
+      status: 'completed',
+      statusReason: 'PAID',
+      provider: 'pesapal',
+      reference,
+      providerTransactionId: orderTrackingId,
+      providerReceipt: done.order.confirmationCode,
+      paymentMethod: 'Visa',
+      amount: 2450.5,
+    });
     expect(await h.orderView(orderId)).toMatchObject({ status: 'paid', outstanding: 0 });
     expect(completionsOf(paymentId)).toHaveLength(1);
-    expect(await h.inbox(orderTrackingId)).toEqual([{ verified: false, outcome: 'applied', processed: true, provider: 'pesapal' }]);
+    expect(await h.inbox(orderTrackingId)).toEqual([
+      { verified: false, outcome: 'applied', processed: true, provider: 'pesapal' },
+    ]);
 
     // The browser comes back (no POS_RETURN_URL here): a small result page.
     const back = await request(done.redirectUrl).get('');
@@ -179,7 +276,11 @@ describe('Pesapal payments', () => {
     await sim.complete(p.orderTrackingId, 'failed');
     const [ipn] = await sim.waitForIpns(p.orderTrackingId);
     expect(ipn.acknowledged).toBe(true);
-    expect(await h.row(p.paymentId)).toMatchObject({ status: 'failed', status_reason: 'FAILED_AT_PROVIDER', result_code: '2' });
+    expect(await h.row(p.paymentId)).toMatchObject({
+      status: 'failed',
+      status_reason: 'FAILED_AT_PROVIDER',
+      result_code: '2',
+    });
     expect(sim.getOrder(p.orderTrackingId)!.state).toBe('cancelled');
     await expect(sim.complete(p.orderTrackingId, 'completed')).rejects.toThrow(/cancelled/);
     expect(await h.orderView(p.orderId)).toMatchObject({ status: 'unpaid', paid: 0 });
@@ -199,7 +300,13 @@ describe('Pesapal payments', () => {
     expect(back.text).toContain('data-status="pending"');
     expect(sim.stats().statusRequests).toBe(statusCallsBefore + 1);
     // A forged return claiming success changes nothing either.
-    const forged = await t.http().get('/payments/pesapal/return').query({ OrderTrackingId: p.orderTrackingId, OrderMerchantReference: p.reference, OrderNotificationType: 'CALLBACKURL', status: 'COMPLETED', payment_status_description: 'Completed' });
+    const forged = await t.http().get('/payments/pesapal/return').query({
+      OrderTrackingId: p.orderTrackingId,
+      OrderMerchantReference: p.reference,
+      OrderNotificationType: 'CALLBACKURL',
+      status: 'COMPLETED',
+      payment_status_description: 'Completed',
+    });
     expect(forged.status).toBe(200);
     expect(forged.text).toContain('data-status="pending"');
     expect((await h.row(p.paymentId)).status).toBe('pending');
@@ -215,16 +322,28 @@ describe('Pesapal payments', () => {
   });
 
   it('with POS_RETURN_URL the browser is redirected to the POS with paymentId, orderId and status', async () => {
-    const extra = await startExtraTestApp(t, pesapalEnv(sim, { PUBLIC_BASE_URL: t.baseUrl, POS_RETURN_URL: 'https://pos.example.test/after-pay?till=3' }));
+    const extra = await startExtraTestApp(
+      t,
+      pesapalEnv(sim, { PUBLIC_BASE_URL: t.baseUrl, POS_RETURN_URL: 'https://pos.example.test/after-pay?till=3' }),
+    );
     try {
       const p = await h.opened(50);
       await sim.complete(p.orderTrackingId, 'completed');
       await sim.waitForIpns(p.orderTrackingId);
-      const res = await extra.http().get('/payments/pesapal/return').query({ OrderTrackingId: p.orderTrackingId, OrderMerchantReference: p.reference, OrderNotificationType: 'CALLBACKURL' });
+      const res = await extra.http().get('/payments/pesapal/return').query({
+        OrderTrackingId: p.orderTrackingId,
+        OrderMerchantReference: p.reference,
+        OrderNotificationType: 'CALLBACKURL',
+      });
       expect(res.status).toBe(302);
       const location = new URL(res.headers.location);
       expect(location.origin + location.pathname).toBe('https://pos.example.test/after-pay');
-      expect(Object.fromEntries(location.searchParams)).toEqual({ till: '3', paymentId: p.paymentId, orderId: p.orderId, status: 'completed' });
+      expect(Object.fromEntries(location.searchParams)).toEqual({
+        till: '3',
+        paymentId: p.paymentId,
+        orderId: p.orderId,
+        status: 'completed',
+      });
     } finally {
       await extra.close();
     }
@@ -251,49 +370,101 @@ describe('Pesapal payments', () => {
       const statusCalls = sim.stats().statusRequests;
       const res = await h.ipn(h.ipnFor(p));
       expect(res.status).toBe(200);
-      expect(res.body).toEqual({ orderNotificationType: IPN_CHANGE, orderTrackingId: p.orderTrackingId, orderMerchantReference: p.reference, status: 200 });
+      expect(res.body).toEqual({
+        orderNotificationType: IPN_CHANGE,
+        orderTrackingId: p.orderTrackingId,
+        orderMerchantReference: p.reference,
+        status: 200,
+      });
       expect(sim.stats().statusRequests).toBe(statusCalls + 1);
       const after = await tableCounts(t.db);
       expect(after).toEqual({ ...before, callback_inbox: before.callback_inbox + 1 });
-      expect(await h.inbox(p.orderTrackingId)).toEqual([{ verified: false, outcome: 'pending', processed: true, provider: 'pesapal' }]);
+      expect(await h.inbox(p.orderTrackingId)).toEqual([
+        { verified: false, outcome: 'pending', processed: true, provider: 'pesapal' },
+      ]);
     });
 
     it.each([
-      ['an unknown merchant reference', (p: { orderTrackingId: string }) => ({ OrderTrackingId: p.orderTrackingId, OrderMerchantReference: 'SD-NOPE-AAAAAAAAAAAA', OrderNotificationType: IPN_CHANGE }), 'unknown_payment'],
-      ["another order's tracking id with our reference", (p: { reference: string }) => ({ OrderTrackingId: '00000000-1111-2222-3333-444444444444', OrderMerchantReference: p.reference, OrderNotificationType: IPN_CHANGE }), 'mismatch_ignored'],
+      [
+        'an unknown merchant reference',
+        (p: { orderTrackingId: string }) => ({
+          OrderTrackingId: p.orderTrackingId,
+          OrderMerchantReference: 'SD-NOPE-AAAAAAAAAAAA',
+          OrderNotificationType: IPN_CHANGE,
+        }),
+        'unknown_payment',
+      ],
+      [
+        "another order's tracking id with our reference",
+        (p: { reference: string }) => ({
+          OrderTrackingId: '00000000-1111-2222-3333-444444444444',
+          OrderMerchantReference: p.reference,
+          OrderNotificationType: IPN_CHANGE,
+        }),
+        'mismatch_ignored',
+      ],
       ['no identifiers at all', () => ({ hello: 'world' }), 'invalid_shape'],
-      ['identifiers that are not ids', () => ({ OrderTrackingId: '../../etc/passwd', OrderMerchantReference: '<script>', OrderNotificationType: IPN_CHANGE }), 'invalid_shape'],
-    ])('%s: error acknowledgement, Pesapal not asked, nothing but the stored notification changes', async (_name, build, outcome) => {
-      const p = await h.opened(81);
-      const body = build(p as never) as Record<string, string>;
-      const before = await tableCounts(t.db);
-      const statusCalls = sim.stats().statusRequests;
-      const res = await h.ipn(body);
-      expect(res.status).toBe(200);
-      expect(res.body).toEqual({ orderNotificationType: body.OrderNotificationType ?? IPN_CHANGE, orderTrackingId: body.OrderTrackingId ?? '', orderMerchantReference: body.OrderMerchantReference ?? '', status: 500 });
-      expect(sim.stats().statusRequests).toBe(statusCalls);
-      expect(await tableCounts(t.db)).toEqual({ ...before, callback_inbox: before.callback_inbox + 1 });
-      const last = rowsOf<{ outcome: string; verified: boolean }>(await t.db.execute(sql`select outcome, verified from callback_inbox order by id desc limit 1`))[0];
-      expect(last).toEqual({ outcome, verified: false });
-    });
+      [
+        'identifiers that are not ids',
+        () => ({
+          OrderTrackingId: '../../etc/passwd',
+          OrderMerchantReference: '<script>',
+          OrderNotificationType: IPN_CHANGE,
+        }),
+        'invalid_shape',
+      ],
+    ])(
+      '%s: error acknowledgement, Pesapal not asked, nothing but the stored notification changes',
+      async (_name, build, outcome) => {
+        const p = await h.opened(81);
+        const body = build(p as never) as Record<string, string>;
+        const before = await tableCounts(t.db);
+        const statusCalls = sim.stats().statusRequests;
+        const res = await h.ipn(body);
+        expect(res.status).toBe(200);
+        expect(res.body).toEqual({
+          orderNotificationType: body.OrderNotificationType ?? IPN_CHANGE,
+          orderTrackingId: body.OrderTrackingId ?? '',
+          orderMerchantReference: body.OrderMerchantReference ?? '',
+          status: 500,
+        });
+        expect(sim.stats().statusRequests).toBe(statusCalls);
+        expect(await tableCounts(t.db)).toEqual({ ...before, callback_inbox: before.callback_inbox + 1 });
+        const last = rowsOf<{ outcome: string; verified: boolean }>(
+          await t.db.execute(sql`select outcome, verified from callback_inbox order by id desc limit 1`),
+        )[0];
+        expect(last).toEqual({ outcome, verified: false });
+      },
+    );
   });
 
   describe('review: notifications are throttled and coalesced per payment', () => {
     const ipnRows = async (trackingId: string) =>
       rowsOf<{ repeats: number; processed: boolean; outcome: string | null }>(
-        await t.db.execute(sql`select repeats, processed_at is not null as processed, outcome from callback_inbox where checkout_request_id = ${trackingId} order by id`),
+        await t.db.execute(
+          sql`select repeats, processed_at is not null as processed, outcome from callback_inbox where checkout_request_id = ${trackingId} order by id`,
+        ),
       );
     const deliveriesOf = (rows: { repeats: number }[]) => rows.reduce((sum, r) => sum + 1 + r.repeats, 0);
-    const ackFor = (p: { orderTrackingId: string; reference: string }) => ({ orderNotificationType: IPN_CHANGE, orderTrackingId: p.orderTrackingId, orderMerchantReference: p.reference, status: 200 });
+    const ackFor = (p: { orderTrackingId: string; reference: string }) => ({
+      orderNotificationType: IPN_CHANGE,
+      orderTrackingId: p.orderTrackingId,
+      orderMerchantReference: p.reference,
+      status: 200,
+    });
     const ipnVia = (base: string, p: { orderTrackingId: string; reference: string }, get: boolean) =>
-      get ? request(base).get('/payments/pesapal/callback').query(h.ipnFor(p)) : request(base).post('/payments/pesapal/callback').send(h.ipnFor(p));
+      get
+        ? request(base).get('/payments/pesapal/callback').query(h.ipnFor(p))
+        : request(base).post('/payments/pesapal/callback').send(h.ipnFor(p));
 
-    it('review: 50 parallel IPNs (GET and POST, over two instances) for one open payment make at most one GetTransactionStatus call per interval and one inbox row per window; every one is acknowledged in Pesapal\'s form', async () => {
+    it("review: 50 parallel IPNs (GET and POST, over two instances) for one open payment make at most one GetTransactionStatus call per interval and one inbox row per window; every one is acknowledged in Pesapal's form", async () => {
       const extra = await startExtraTestApp(t, pesapalEnv(sim));
       try {
         const p = await h.opened(130);
         const calls = sim.stats().statusRequests;
-        const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => ipnVia(i % 4 < 2 ? t.baseUrl : extra.baseUrl, p, i % 2 === 1)));
+        const replies = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => ipnVia(i % 4 < 2 ? t.baseUrl : extra.baseUrl, p, i % 2 === 1)),
+        );
         for (const r of replies) expect({ status: r.status, body: r.body }).toEqual({ status: 200, body: ackFor(p) });
         const made = sim.stats().statusRequests - calls;
         // One per interval (2 s) across instances; a slow machine may spread the burst over two.
@@ -311,8 +482,18 @@ describe('Pesapal payments', () => {
     it('review: 30 parallel browser returns for one open payment share one GetTransactionStatus call', async () => {
       const p = await h.opened(131);
       const calls = sim.stats().statusRequests;
-      const pages = await Promise.all(Array.from({ length: 30 }, () => request(t.baseUrl).get('/payments/pesapal/return').query({ OrderTrackingId: p.orderTrackingId, OrderMerchantReference: p.reference })));
-      for (const r of pages) expect({ status: r.status, pending: r.text.includes('data-status="pending"') }).toEqual({ status: 200, pending: true });
+      const pages = await Promise.all(
+        Array.from({ length: 30 }, () =>
+          request(t.baseUrl)
+            .get('/payments/pesapal/return')
+            .query({ OrderTrackingId: p.orderTrackingId, OrderMerchantReference: p.reference }),
+        ),
+      );
+      for (const r of pages)
+        expect({ status: r.status, pending: r.text.includes('data-status="pending"') }).toEqual({
+          status: 200,
+          pending: true,
+        });
       const made = sim.stats().statusRequests - calls;
       expect(made).toBeGreaterThanOrEqual(1);
       expect(made).toBeLessThanOrEqual(2);
@@ -369,7 +550,13 @@ describe('Pesapal payments', () => {
     await sim.complete(p.orderTrackingId, 'completed');
     const statusCalls = sim.stats().statusRequests;
     const replies = await Promise.all(Array.from({ length: 10 }, () => h.ipn(h.ipnFor(p))));
-    for (const r of replies) expect(r.body).toEqual({ orderNotificationType: IPN_CHANGE, orderTrackingId: p.orderTrackingId, orderMerchantReference: p.reference, status: 200 });
+    for (const r of replies)
+      expect(r.body).toEqual({
+        orderNotificationType: IPN_CHANGE,
+        orderTrackingId: p.orderTrackingId,
+        orderMerchantReference: p.reference,
+        status: 200,
+      });
     expect((await h.row(p.paymentId)).status).toBe('completed');
     expect(completionsOf(p.paymentId)).toHaveLength(1);
     expect(completions.filter((e) => e.orderId === p.orderId && e.orderPaid)).toHaveLength(1);
@@ -378,7 +565,9 @@ describe('Pesapal payments', () => {
     // review: they share one GetTransactionStatus call and one inbox row (the other nine counted on it).
     expect(sim.stats().statusRequests - statusCalls).toBe(1);
     expect(counts.duplicate_ignored).toBeUndefined();
-    const rows = rowsOf<{ repeats: number }>(await t.db.execute(sql`select repeats from callback_inbox where checkout_request_id = ${p.orderTrackingId}`));
+    const rows = rowsOf<{ repeats: number }>(
+      await t.db.execute(sql`select repeats from callback_inbox where checkout_request_id = ${p.orderTrackingId}`),
+    );
     expect(rows.reduce((sum, r) => sum + 1 + r.repeats, 0)).toBe(10);
     expect(rows.length).toBeLessThanOrEqual(2);
   });
@@ -399,7 +588,12 @@ describe('Pesapal payments', () => {
     await sim.complete(p.orderTrackingId, 'completed');
     const res = await request(t.baseUrl).get('/payments/pesapal/callback').query(h.ipnFor(p));
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ orderNotificationType: IPN_CHANGE, orderTrackingId: p.orderTrackingId, orderMerchantReference: p.reference, status: 200 });
+    expect(res.body).toEqual({
+      orderNotificationType: IPN_CHANGE,
+      orderTrackingId: p.orderTrackingId,
+      orderMerchantReference: p.reference,
+      status: 200,
+    });
     expect((await h.row(p.paymentId)).status).toBe('completed');
   });
 
@@ -426,7 +620,11 @@ describe('Pesapal payments', () => {
     await sim.reverse(p.orderTrackingId);
     const ipns = await sim.waitForIpns(p.orderTrackingId, 2);
     expect(ipns[1].acknowledged).toBe(true);
-    expect(await h.row(p.paymentId)).toMatchObject({ status: 'completed', status_reason: 'REVERSED_AT_PROVIDER', result_code: '3' });
+    expect(await h.row(p.paymentId)).toMatchObject({
+      status: 'completed',
+      status_reason: 'REVERSED_AT_PROVIDER',
+      result_code: '3',
+    });
     expect(await h.orderView(p.orderId)).toMatchObject({ status: 'paid' });
     // Replayed reversal IPN: no second event.
     await h.ipn(h.ipnFor(p));
@@ -435,7 +633,9 @@ describe('Pesapal payments', () => {
 
   it('a payment Pesapal completes after we failed it (cancellation refused) goes to review as PAID_AFTER_CLOSE; the order is not paid', async () => {
     const p = await h.opened(220);
-    sim.setFaults({ errors: { cancel: { count: 1, code: 'cancel_failed', message: 'Order cannot be cancelled right now' } } });
+    sim.setFaults({
+      errors: { cancel: { count: 1, code: 'cancel_failed', message: 'Order cannot be cancelled right now' } },
+    });
     await sim.complete(p.orderTrackingId, 'failed');
     await sim.waitForIpns(p.orderTrackingId);
     expect(await h.row(p.paymentId)).toMatchObject({ status: 'failed' });
@@ -444,7 +644,11 @@ describe('Pesapal payments', () => {
     const done = await sim.complete(p.orderTrackingId, 'completed');
     const ipns = await sim.waitForIpns(p.orderTrackingId, 2);
     expect(ipns[1].acknowledged).toBe(true);
-    expect(await h.row(p.paymentId)).toMatchObject({ status: 'review', status_reason: 'PAID_AFTER_CLOSE', provider_receipt: done.order.confirmationCode });
+    expect(await h.row(p.paymentId)).toMatchObject({
+      status: 'review',
+      status_reason: 'PAID_AFTER_CLOSE',
+      provider_receipt: done.order.confirmationCode,
+    });
     expect((await h.eventCounts(p.paymentId)).integrity_failure).toBe(1);
     expect(await h.orderView(p.orderId)).toMatchObject({ status: 'unpaid' });
     expect(completionsOf(p.paymentId)).toHaveLength(0);
@@ -456,10 +660,17 @@ describe('Pesapal payments', () => {
       sim.setFaults({ down: true });
       const res = await h.init(orderId, 60);
       expect(res.status).toBe(502);
-      expect(res.body).toMatchObject({ code: 'PROVIDER_UNAVAILABLE', details: { provider: 'pesapal', status: 'unresolved' } });
+      expect(res.body).toMatchObject({
+        code: 'PROVIDER_UNAVAILABLE',
+        details: { provider: 'pesapal', status: 'unresolved' },
+      });
       expect(res.body.message).toMatch(/do not start another payment/);
       const paymentId = res.body.details.paymentId;
-      expect(await h.row(paymentId)).toMatchObject({ status: 'unresolved', status_reason: 'PROVIDER_UNAVAILABLE', provider_transaction_id: null });
+      expect(await h.row(paymentId)).toMatchObject({
+        status: 'unresolved',
+        status_reason: 'PROVIDER_UNAVAILABLE',
+        provider_transaction_id: null,
+      });
       sim.setFaults({});
       const again = await h.init(orderId, 60);
       expect(again.status).toBe(409);
@@ -487,25 +698,45 @@ describe('Pesapal payments', () => {
       expect(res.status).toBe(504);
       expect(res.body).toMatchObject({ code: 'PROVIDER_TIMEOUT', details: { status: 'unresolved' } });
       const paymentId = res.body.details.paymentId;
-      const ref = rowsOf<{ provider_reference: string }>(await t.db.execute(sql`select provider_reference from payments where id = ${paymentId}`))[0].provider_reference;
+      const ref = rowsOf<{ provider_reference: string }>(
+        await t.db.execute(sql`select provider_reference from payments where id = ${paymentId}`),
+      )[0].provider_reference;
       sim.setFaults({});
       // Pesapal did create the order (the answer was lost); the customer pays it anyway.
       const simOrder = sim.getOrder(ref)!;
       await sim.complete(ref, 'completed');
       const [ipn] = await sim.waitForIpns(simOrder.orderTrackingId);
       expect(ipn.acknowledged).toBe(true);
-      expect(await h.row(paymentId)).toMatchObject({ status: 'completed', provider_transaction_id: simOrder.orderTrackingId });
+      expect(await h.row(paymentId)).toMatchObject({
+        status: 'completed',
+        provider_transaction_id: simOrder.orderTrackingId,
+      });
       expect(await h.orderView(orderId)).toMatchObject({ status: 'paid' });
     });
 
     it('HTTP 200 with an error object from Pesapal becomes a clear 502 with its message; payment failed', async () => {
       const orderId = await h.order(63);
-      sim.setFaults({ errors: { submit: { count: 1, code: 'invalid_api_request_parameters', message: 'Currency KES is not enabled for this merchant account' } } });
+      sim.setFaults({
+        errors: {
+          submit: {
+            count: 1,
+            code: 'invalid_api_request_parameters',
+            message: 'Currency KES is not enabled for this merchant account',
+          },
+        },
+      });
       const res = await h.init(orderId, 63);
       expect(res.status).toBe(502);
-      expect(res.body).toMatchObject({ code: 'PROVIDER_REJECTED', details: { provider: 'pesapal', providerErrorCode: 'invalid_api_request_parameters', status: 'failed' } });
+      expect(res.body).toMatchObject({
+        code: 'PROVIDER_REJECTED',
+        details: { provider: 'pesapal', providerErrorCode: 'invalid_api_request_parameters', status: 'failed' },
+      });
       expect(res.body.message).toContain('Currency KES is not enabled for this merchant account');
-      expect(await h.row(res.body.details.paymentId)).toMatchObject({ status: 'failed', status_reason: 'PROVIDER_REJECTED', result_code: 'invalid_api_request_parameters' });
+      expect(await h.row(res.body.details.paymentId)).toMatchObject({
+        status: 'failed',
+        status_reason: 'PROVIDER_REJECTED',
+        result_code: 'invalid_api_request_parameters',
+      });
       expect((await h.init(orderId, 63)).status).toBe(201);
     });
 
@@ -544,7 +775,9 @@ describe('Pesapal payments', () => {
       const outcomes = (await h.inbox(p.orderTrackingId)).map((r) => r.outcome);
       expect(outcomes).toEqual(outcomes.length === 1 ? ['applied'] : [null, 'applied']);
       await t.app.get(ReconcilerService).tick();
-      expect((await h.inbox(p.orderTrackingId)).map((r) => r.outcome)).toEqual(outcomes.length === 1 ? ['applied'] : ['duplicate', 'applied']);
+      expect((await h.inbox(p.orderTrackingId)).map((r) => r.outcome)).toEqual(
+        outcomes.length === 1 ? ['applied'] : ['duplicate', 'applied'],
+      );
       expect(completionsOf(p.paymentId)).toHaveLength(1);
     });
   });
@@ -588,12 +821,20 @@ describe('Pesapal payments', () => {
   it('issue 8.16: the stored phone hash is the keyed hash M-Pesa uses for the same customer, not a plain SHA-256', async () => {
     const p = await h.opened(100); // customer.phoneNumber 0712345678
     const orderId = await h.order(10);
-    const push = await t.http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: '+254 712 345 678', amount: 10, orderId });
+    const push = await t
+      .http()
+      .post('/payments/stk-push')
+      .set('Authorization', auth)
+      .send({ phoneNumber: '+254 712 345 678', amount: 10, orderId });
     expect(push.status).toBe(201);
-    const hashOf = async (id: string) => rowsOf<{ phone_hash: string | null; phone_masked: string | null }>(await t.db.execute(sql`select phone_hash, phone_masked from payments where id = ${id}`))[0];
+    const hashOf = async (id: string) =>
+      rowsOf<{ phone_hash: string | null; phone_masked: string | null }>(
+        await t.db.execute(sql`select phone_hash, phone_masked from payments where id = ${id}`),
+      )[0];
     const pesapalRow = await hashOf(p.paymentId);
     const mpesaRow = await hashOf(push.body.paymentId);
-    for (const guessable of ['0712345678', '254712345678', '+254712345678', '712345678']) expect(pesapalRow.phone_hash).not.toBe(createHash('sha256').update(guessable).digest('hex'));
+    for (const guessable of ['0712345678', '254712345678', '+254712345678', '712345678'])
+      expect(pesapalRow.phone_hash).not.toBe(createHash('sha256').update(guessable).digest('hex'));
     expect(pesapalRow).toEqual({ phone_hash: mpesaRow.phone_hash, phone_masked: '07******78' });
     // Keyed with a secret derived from the server's callback signing secret (the derivation M-Pesa rows already use).
     const key = createHmac('sha256', TEST_CALLBACK_SECRET).update('smartduka/payments/phone-hash/v1').digest();
@@ -602,33 +843,60 @@ describe('Pesapal payments', () => {
 
   it('the audit event keeps the customer masked: the email as its first letter and domain, null when none was given', async () => {
     const eventData = async (paymentId: string) =>
-      rowsOf<{ data: Record<string, unknown> }>(await t.db.execute(sql`select data from payment_events where payment_id = ${paymentId} and data ? 'customerEmail'`));
-    const withEmail = await h.init(await h.order(10), 10, { customer: { email: 'jane.doe@example.com', phoneNumber: '0712345678' } });
+      rowsOf<{ data: Record<string, unknown> }>(
+        await t.db.execute(
+          sql`select data from payment_events where payment_id = ${paymentId} and data ? 'customerEmail'`,
+        ),
+      );
+    const withEmail = await h.init(await h.order(10), 10, {
+      customer: { email: 'jane.doe@example.com', phoneNumber: '0712345678' },
+    });
     expect(withEmail.status).toBe(201);
     const [created] = await eventData(withEmail.body.paymentId);
     expect(created.data).toMatchObject({ customerEmail: 'j***@example.com', customerPhone: '07******78' });
     expect(JSON.stringify(await eventData(withEmail.body.paymentId))).not.toContain('jane.doe');
     const phoneOnly = await h.opened(10);
-    expect((await eventData(phoneOnly.paymentId))[0].data).toMatchObject({ customerEmail: null, customerPhone: '07******78' });
+    expect((await eventData(phoneOnly.paymentId))[0].data).toMatchObject({
+      customerEmail: null,
+      customerPhone: '07******78',
+    });
   });
 
   it('issue 8.16: migration 0005 clears the plain SHA-256 phone hashes stored before (the masked phone stays; M-Pesa rows keep theirs)', async () => {
     const p = await h.opened(100);
     const orderId = await h.order(10);
-    const push = await t.http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: '0712345678', amount: 10, orderId });
+    const push = await t
+      .http()
+      .post('/payments/stk-push')
+      .set('Authorization', auth)
+      .send({ phoneNumber: '0712345678', amount: 10, orderId });
     expect(push.status).toBe(201);
     const plain = createHash('sha256').update('0712345678').digest('hex');
     // What the code before this fix stored for a Pesapal customer.
     await t.db.execute(sql`update payments set phone_hash = ${plain} where id = ${p.paymentId}`);
-    const before = rowsOf<{ id: string; phone_hash: string | null; phone_masked: string | null }>(await t.db.execute(sql`select id, phone_hash, phone_masked from payments where id in (${p.paymentId}, ${push.body.paymentId})`));
+    const before = rowsOf<{ id: string; phone_hash: string | null; phone_masked: string | null }>(
+      await t.db.execute(
+        sql`select id, phone_hash, phone_masked from payments where id in (${p.paymentId}, ${push.body.paymentId})`,
+      ),
+    );
     const migration = readFileSync(resolve(__dirname, '../drizzle/0005_keyed_phone_hash_everywhere.sql'), 'utf8');
-    for (const statement of migration.split('--> statement-breakpoint').map((x) => x.trim()).filter(Boolean)) await t.db.execute(sql.raw(statement));
-    const after = rowsOf<{ id: string; phone_hash: string | null; phone_masked: string | null }>(await t.db.execute(sql`select id, phone_hash, phone_masked from payments where id in (${p.paymentId}, ${push.body.paymentId})`));
+    for (const statement of migration
+      .split('--> statement-breakpoint')
+      .map((x) => x.trim())
+      .filter(Boolean))
+      await t.db.execute(sql.raw(statement));
+    const after = rowsOf<{ id: string; phone_hash: string | null; phone_masked: string | null }>(
+      await t.db.execute(
+        sql`select id, phone_hash, phone_masked from payments where id in (${p.paymentId}, ${push.body.paymentId})`,
+      ),
+    );
     const byId = (rows: typeof after) => Object.fromEntries(rows.map((r) => [r.id, r]));
     expect(byId(after)[p.paymentId]).toEqual({ id: p.paymentId, phone_hash: null, phone_masked: '07******78' });
     expect(byId(after)[push.body.paymentId]).toEqual(byId(before)[push.body.paymentId]);
     expect(byId(before)[push.body.paymentId].phone_hash).toMatch(/^[0-9a-f]{64}$/);
-    const journal = JSON.parse(readFileSync(resolve(__dirname, '../drizzle/meta/_journal.json'), 'utf8')) as { entries: { tag: string }[] };
+    const journal = JSON.parse(readFileSync(resolve(__dirname, '../drizzle/meta/_journal.json'), 'utf8')) as {
+      entries: { tag: string }[];
+    };
     expect(journal.entries.map((e) => e.tag)).toContain('0005_keyed_phone_hash_everywhere');
   });
 
@@ -637,7 +905,11 @@ describe('Pesapal payments', () => {
     const other = `Bearer ${t.token('shop-2', 'cashier', 'cashier-9')}`;
     expect((await h.status({ paymentId: p.paymentId }, other)).status).toBe(404);
     expect((await h.status({ orderTrackingId: p.orderTrackingId }, other)).status).toBe(404);
-    const res = await t.http().post('/payments/pesapal/init').set('Authorization', other).send({ orderId: p.orderId, amount: 76, customer: { email: 'a@b.co' } });
+    const res = await t
+      .http()
+      .post('/payments/pesapal/init')
+      .set('Authorization', other)
+      .send({ orderId: p.orderId, amount: 76, customer: { email: 'a@b.co' } });
     expect(res.status).toBe(404);
     expect(res.body.code).toBe('NOT_FOUND');
   });
@@ -651,7 +923,10 @@ describe('Pesapal payments', () => {
       const instance = await startExtraTestApp(t, pesapalEnv(sim, { PUBLIC_BASE_URL: t.baseUrl }));
       try {
         const ensured = await instance.app.get<PesapalIpnService>(PESAPAL_IPN).ensure();
-        expect(ensured).toMatchObject({ source: expect.stringMatching(/database|memory/), ipn: { ipnId: regs()[0].ipnId } });
+        expect(ensured).toMatchObject({
+          source: expect.stringMatching(/database|memory/),
+          ipn: { ipnId: regs()[0].ipnId },
+        });
         const p = await h.opened(77, instance.http);
         expect(sim.getOrder(p.orderTrackingId)!.notificationId).toBe(regs()[0].ipnId);
       } finally {
@@ -665,17 +940,29 @@ describe('Pesapal payments', () => {
     // endpoints are slowed so both boots look the URL up at the same time.
     const url = 'http://127.0.0.1:9/fresh-deployment';
     sim.setFaults({ latencyMs: { ipn: 400 } });
-    const [a, b] = await Promise.all([startExtraTestApp(t, pesapalEnv(sim, { PUBLIC_BASE_URL: url })), startExtraTestApp(t, pesapalEnv(sim, { PUBLIC_BASE_URL: url }))]);
+    const [a, b] = await Promise.all([
+      startExtraTestApp(t, pesapalEnv(sim, { PUBLIC_BASE_URL: url })),
+      startExtraTestApp(t, pesapalEnv(sim, { PUBLIC_BASE_URL: url })),
+    ]);
     try {
-      const [ea, eb] = await Promise.all([a.app.get<PesapalIpnService>(PESAPAL_IPN).ensure(), b.app.get<PesapalIpnService>(PESAPAL_IPN).ensure()]);
+      const [ea, eb] = await Promise.all([
+        a.app.get<PesapalIpnService>(PESAPAL_IPN).ensure(),
+        b.app.get<PesapalIpnService>(PESAPAL_IPN).ensure(),
+      ]);
       sim.setFaults({});
       expect(ea.ipn.ipnId).toBe(eb.ipn.ipnId);
       expect(sim.ipnRegistrations().filter((r) => r.url === `${url}/payments/pesapal/callback`)).toHaveLength(1);
       const stored = rowsOf<{ value: { ipnId: string; url: string; type: string } }>(
-        await t.db.execute(sql`select value from provider_settings where key = ${ipnSettingsKey('simulator', `${url}/payments/pesapal/callback`)}`),
+        await t.db.execute(
+          sql`select value from provider_settings where key = ${ipnSettingsKey('simulator', `${url}/payments/pesapal/callback`)}`,
+        ),
       );
       expect(stored).toHaveLength(1);
-      expect(stored[0].value).toMatchObject({ ipnId: ea.ipn.ipnId, url: `${url}/payments/pesapal/callback`, type: 'POST' });
+      expect(stored[0].value).toMatchObject({
+        ipnId: ea.ipn.ipnId,
+        url: `${url}/payments/pesapal/callback`,
+        type: 'POST',
+      });
     } finally {
       await a.close();
       await b.close();
@@ -698,7 +985,12 @@ describe('Pesapal payments', () => {
       sim.setFaults({});
     });
 
-    const body = (patch: Record<string, unknown> = {}) => ({ orderId: 'PP-BAD', amount: 100, customer: { phoneNumber: '0712345678' }, ...patch });
+    const body = (patch: Record<string, unknown> = {}) => ({
+      orderId: 'PP-BAD',
+      amount: 100,
+      customer: { phoneNumber: '0712345678' },
+      ...patch,
+    });
     const post = (b: unknown, a?: string, headers: Record<string, string> = {}) => {
       const r = t.http().post('/payments/pesapal/init').set(headers);
       return (a === undefined ? r : r.set('Authorization', a)).send(b as object);
@@ -707,51 +999,329 @@ describe('Pesapal payments', () => {
     type Case = [string, () => Promise<request.Response>, number, string | undefined, string];
     const cases: Case[] = [
       ['init: empty object', () => post({}, auth), 400, 'VALIDATION_FAILED', 'orderId must be'],
-      ['init: missing amount', () => post(body({ amount: undefined }), auth), 400, 'VALIDATION_FAILED', 'amount must be a positive number'],
-      ['init: amount 0', () => post(body({ amount: 0 }), auth), 400, 'VALIDATION_FAILED', 'amount must be a positive number'],
-      ['init: negative amount', () => post(body({ amount: -5 }), auth), 400, 'VALIDATION_FAILED', 'amount must be a positive number'],
-      ['init: amount "abc"', () => post(body({ amount: 'abc' }), auth), 400, 'VALIDATION_FAILED', 'amount must be a positive number'],
-      ['init: amount "1,000"', () => post(body({ amount: '1,000' }), auth), 400, 'VALIDATION_FAILED', 'amount must be a positive number'],
-      ['init: amount as an object', () => post(body({ amount: { value: 100 } }), auth), 400, 'VALIDATION_FAILED', 'amount must be a positive number'],
-      ['init: 3 decimals (number)', () => post(body({ amount: 99.999 }), auth), 400, 'VALIDATION_FAILED', 'more than 2 decimal places'],
-      ['init: 3 decimals (string)', () => post(body({ amount: '99.999' }), auth), 400, 'VALIDATION_FAILED', 'more than 2 decimal places'],
-      ['init: amount above the outstanding', () => post(body({ amount: 100.01 }), auth), 400, 'AMOUNT_EXCEEDS_OUTSTANDING', 'still owed'],
+      [
+        'init: missing amount',
+        () => post(body({ amount: undefined }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'amount must be a positive number',
+      ],
+      [
+        'init: amount 0',
+        () => post(body({ amount: 0 }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'amount must be a positive number',
+      ],
+      [
+        'init: negative amount',
+        () => post(body({ amount: -5 }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'amount must be a positive number',
+      ],
+      [
+        'init: amount "abc"',
+        () => post(body({ amount: 'abc' }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'amount must be a positive number',
+      ],
+      [
+        'init: amount "1,000"',
+        () => post(body({ amount: '1,000' }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'amount must be a positive number',
+      ],
+      [
+        'init: amount as an object',
+        () => post(body({ amount: { value: 100 } }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'amount must be a positive number',
+      ],
+      [
+        'init: 3 decimals (number)',
+        () => post(body({ amount: 99.999 }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'more than 2 decimal places',
+      ],
+      [
+        'init: 3 decimals (string)',
+        () => post(body({ amount: '99.999' }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'more than 2 decimal places',
+      ],
+      [
+        'init: amount above the outstanding',
+        () => post(body({ amount: 100.01 }), auth),
+        400,
+        'AMOUNT_EXCEEDS_OUTSTANDING',
+        'still owed',
+      ],
       ['init: amount 1e21', () => post(body({ amount: 1e21 }), auth), 400, 'VALIDATION_FAILED', 'too large'],
-      ['init: lower-case currency', () => post(body({ currency: 'kes' }), auth), 400, 'VALIDATION_FAILED', 'currency must be a 3-letter ISO code'],
-      ['init: currency USD', () => post(body({ currency: 'USD' }), auth), 400, 'VALIDATION_FAILED', 'not available in USD'],
-      ['init: no customer', () => post(body({ customer: undefined }), auth), 400, 'VALIDATION_FAILED', 'customer is required'],
-      ['init: customer as a string', () => post(body({ customer: 'jane@example.com' }), auth), 400, 'VALIDATION_FAILED', 'customer must be an object'],
-      ['init: customer without email or phone', () => post(body({ customer: { firstName: 'Jane' } }), auth), 400, 'VALIDATION_FAILED', 'email address or a phone number'],
-      ['init: bad email', () => post(body({ customer: { email: 'jane-at-example' } }), auth), 400, 'VALIDATION_FAILED', 'customer.email must be an email address'],
-      ['init: bad phone', () => post(body({ customer: { phoneNumber: '07-CALL-ME' } }), auth), 400, 'VALIDATION_FAILED', 'customer.phoneNumber must be 9-15 digits'],
-      ['init: phone too long after cleaning', () => post(body({ customer: { phoneNumber: '0712 345 678 901 234 5' } }), auth), 400, 'VALIDATION_FAILED', 'phoneNumber must be 9-15 digits'],
-      ['init: unknown customer field', () => post(body({ customer: { phoneNumber: '0712345678', idNumber: '12345678' } }), auth), 400, 'VALIDATION_FAILED', 'customer.property idNumber should not exist'],
-      ['init: extra field', () => post(body({ tip: 5 }), auth), 400, 'VALIDATION_FAILED', 'property tip should not exist'],
-      ['init: description of 101 characters', () => post(body({ description: 'd'.repeat(101) }), auth), 400, 'VALIDATION_FAILED', 'description must be 1-100 characters'],
-      ['init: description with markup', () => post(body({ description: '<b>hi</b>' }), auth), 400, 'VALIDATION_FAILED', 'description must be plain text'],
-      ['init: orderId with spaces', () => post(body({ orderId: 'PP BAD' }), auth), 400, 'VALIDATION_FAILED', 'orderId must be 1-64 characters'],
+      [
+        'init: lower-case currency',
+        () => post(body({ currency: 'kes' }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'currency must be a 3-letter ISO code',
+      ],
+      [
+        'init: currency USD',
+        () => post(body({ currency: 'USD' }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'not available in USD',
+      ],
+      [
+        'init: no customer',
+        () => post(body({ customer: undefined }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'customer is required',
+      ],
+      [
+        'init: customer as a string',
+        () => post(body({ customer: 'jane@example.com' }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'customer must be an object',
+      ],
+      [
+        'init: customer without email or phone',
+        () => post(body({ customer: { firstName: 'Jane' } }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'email address or a phone number',
+      ],
+      [
+        'init: bad email',
+        () => post(body({ customer: { email: 'jane-at-example' } }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'customer.email must be an email address',
+      ],
+      [
+        'init: bad phone',
+        () => post(body({ customer: { phoneNumber: '07-CALL-ME' } }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'customer.phoneNumber must be 9-15 digits',
+      ],
+      [
+        'init: phone too long after cleaning',
+        () => post(body({ customer: { phoneNumber: '0712 345 678 901 234 5' } }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'phoneNumber must be 9-15 digits',
+      ],
+      [
+        'init: unknown customer field',
+        () => post(body({ customer: { phoneNumber: '0712345678', idNumber: '12345678' } }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'customer.property idNumber should not exist',
+      ],
+      [
+        'init: extra field',
+        () => post(body({ tip: 5 }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'property tip should not exist',
+      ],
+      [
+        'init: description of 101 characters',
+        () => post(body({ description: 'd'.repeat(101) }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'description must be 1-100 characters',
+      ],
+      [
+        'init: description with markup',
+        () => post(body({ description: '<b>hi</b>' }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'description must be plain text',
+      ],
+      [
+        'init: orderId with spaces',
+        () => post(body({ orderId: 'PP BAD' }), auth),
+        400,
+        'VALIDATION_FAILED',
+        'orderId must be 1-64 characters',
+      ],
       ['init: unknown order', () => post(body({ orderId: 'PP-NOPE' }), auth), 404, 'NOT_FOUND', 'Order not found'],
-      ["init: another shop's order", () => post(body({ orderId: 'PP-BAD' }), other), 404, 'NOT_FOUND', 'Order not found'],
-      ['init: paid order', () => post(body({ orderId: paidOrder, amount: 1 }), auth), 409, 'ORDER_ALREADY_PAID', 'already fully paid'],
-      ['init: order with a payment in flight', () => post(body({ orderId: pending.orderId }), auth), 409, 'PAYMENT_IN_PROGRESS', 'already has a payment'],
-      ['init: bad Idempotency-Key', () => post(body(), auth, { 'Idempotency-Key': 'has space' }), 400, 'VALIDATION_FAILED', 'Idempotency-Key must be'],
+      [
+        "init: another shop's order",
+        () => post(body({ orderId: 'PP-BAD' }), other),
+        404,
+        'NOT_FOUND',
+        'Order not found',
+      ],
+      [
+        'init: paid order',
+        () => post(body({ orderId: paidOrder, amount: 1 }), auth),
+        409,
+        'ORDER_ALREADY_PAID',
+        'already fully paid',
+      ],
+      [
+        'init: order with a payment in flight',
+        () => post(body({ orderId: pending.orderId }), auth),
+        409,
+        'PAYMENT_IN_PROGRESS',
+        'already has a payment',
+      ],
+      [
+        'init: bad Idempotency-Key',
+        () => post(body(), auth, { 'Idempotency-Key': 'has space' }),
+        400,
+        'VALIDATION_FAILED',
+        'Idempotency-Key must be',
+      ],
       ['init: no JWT', () => post(body()), 401, 'UNAUTHORIZED', 'Authorization'],
-      ['init: form-encoded body', () => t.http().post('/payments/pesapal/init').set('Authorization', auth).type('form').send({ orderId: 'PP-BAD', amount: '100' }), 415, 'UNSUPPORTED_MEDIA_TYPE', 'application/json'],
-      ['init: malformed JSON', () => t.http().post('/payments/pesapal/init').set('Authorization', auth).set('Content-Type', 'application/json').send('{"orderId": '), 400, 'INVALID_JSON', 'JSON'],
-      ['status: neither id', () => h.status({}), 400, 'VALIDATION_FAILED', 'exactly one of paymentId or orderTrackingId'],
-      ['status: both ids', () => h.status({ paymentId: pending.paymentId, orderTrackingId: pending.orderTrackingId }), 400, 'VALIDATION_FAILED', 'exactly one of paymentId or orderTrackingId'],
-      ['status: paymentId not a UUID', () => h.status({ paymentId: 'abc' }), 400, 'VALIDATION_FAILED', 'paymentId must be a payment id'],
-      ['status: tracking id with a slash', () => h.status({ orderTrackingId: 'a/b' }), 400, 'VALIDATION_FAILED', 'orderTrackingId must be'],
-      ['status: unknown payment', () => h.status({ paymentId: '00000000-0000-4000-8000-000000000000' }), 404, 'NOT_FOUND', 'Payment not found'],
-      ['status: unknown tracking id', () => h.status({ orderTrackingId: '00000000-1111-2222-3333-444444444444' }), 404, 'NOT_FOUND', 'Payment not found'],
-      ['status: unknown query field', () => h.status({ paymentId: pending.paymentId, shopId: 'shop-2' }), 400, 'VALIDATION_FAILED', 'property shopId should not exist'],
-      ['status: no JWT', () => t.http().get('/payments/pesapal/status').query({ paymentId: pending.paymentId }), 401, 'UNAUTHORIZED', 'Authorization'],
-      ['return: no parameters', () => t.http().get('/payments/pesapal/return'), 400, undefined, 'Payment link not valid'],
-      ['return: reference with markup', () => t.http().get('/payments/pesapal/return').query({ OrderMerchantReference: '<script>alert(1)</script>' }), 400, undefined, 'Payment link not valid'],
-      ['return: unknown reference', () => t.http().get('/payments/pesapal/return').query({ OrderTrackingId: pending.orderTrackingId, OrderMerchantReference: 'SD-NOPE-AAAAAAAAAAAA' }), 404, undefined, 'Payment not found'],
-      ['callback: malformed JSON', () => t.http().post('/payments/pesapal/callback').set('Content-Type', 'application/json').send('{"OrderTrackingId": '), 400, 'INVALID_JSON', 'JSON'],
-      ['callback: text/plain body', () => t.http().post('/payments/pesapal/callback').set('Content-Type', 'text/plain').send('OrderTrackingId=x'), 415, 'UNSUPPORTED_MEDIA_TYPE', 'application/json'],
-      ['callback: body larger than 64 KB', () => t.http().post('/payments/pesapal/callback').set('Content-Type', 'application/json').send(JSON.stringify({ OrderTrackingId: 'x', pad: 'x'.repeat(70_000) })), 413, 'PAYLOAD_TOO_LARGE', 'too large'],
+      [
+        'init: form-encoded body',
+        () =>
+          t
+            .http()
+            .post('/payments/pesapal/init')
+            .set('Authorization', auth)
+            .type('form')
+            .send({ orderId: 'PP-BAD', amount: '100' }),
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+        'application/json',
+      ],
+      [
+        'init: malformed JSON',
+        () =>
+          t
+            .http()
+            .post('/payments/pesapal/init')
+            .set('Authorization', auth)
+            .set('Content-Type', 'application/json')
+            .send('{"orderId": '),
+        400,
+        'INVALID_JSON',
+        'JSON',
+      ],
+      [
+        'status: neither id',
+        () => h.status({}),
+        400,
+        'VALIDATION_FAILED',
+        'exactly one of paymentId or orderTrackingId',
+      ],
+      [
+        'status: both ids',
+        () => h.status({ paymentId: pending.paymentId, orderTrackingId: pending.orderTrackingId }),
+        400,
+        'VALIDATION_FAILED',
+        'exactly one of paymentId or orderTrackingId',
+      ],
+      [
+        'status: paymentId not a UUID',
+        () => h.status({ paymentId: 'abc' }),
+        400,
+        'VALIDATION_FAILED',
+        'paymentId must be a payment id',
+      ],
+      [
+        'status: tracking id with a slash',
+        () => h.status({ orderTrackingId: 'a/b' }),
+        400,
+        'VALIDATION_FAILED',
+        'orderTrackingId must be',
+      ],
+      [
+        'status: unknown payment',
+        () => h.status({ paymentId: '00000000-0000-4000-8000-000000000000' }),
+        404,
+        'NOT_FOUND',
+        'Payment not found',
+      ],
+      [
+        'status: unknown tracking id',
+        () => h.status({ orderTrackingId: '00000000-1111-2222-3333-444444444444' }),
+        404,
+        'NOT_FOUND',
+        'Payment not found',
+      ],
+      [
+        'status: unknown query field',
+        () => h.status({ paymentId: pending.paymentId, shopId: 'shop-2' }),
+        400,
+        'VALIDATION_FAILED',
+        'property shopId should not exist',
+      ],
+      [
+        'status: no JWT',
+        () => t.http().get('/payments/pesapal/status').query({ paymentId: pending.paymentId }),
+        401,
+        'UNAUTHORIZED',
+        'Authorization',
+      ],
+      [
+        'return: no parameters',
+        () => t.http().get('/payments/pesapal/return'),
+        400,
+        undefined,
+        'Payment link not valid',
+      ],
+      [
+        'return: reference with markup',
+        () => t.http().get('/payments/pesapal/return').query({ OrderMerchantReference: '<script>alert(1)</script>' }),
+        400,
+        undefined,
+        'Payment link not valid',
+      ],
+      [
+        'return: unknown reference',
+        () =>
+          t
+            .http()
+            .get('/payments/pesapal/return')
+            .query({ OrderTrackingId: pending.orderTrackingId, OrderMerchantReference: 'SD-NOPE-AAAAAAAAAAAA' }),
+        404,
+        undefined,
+        'Payment not found',
+      ],
+      [
+        'callback: malformed JSON',
+        () =>
+          t
+            .http()
+            .post('/payments/pesapal/callback')
+            .set('Content-Type', 'application/json')
+            .send('{"OrderTrackingId": '),
+        400,
+        'INVALID_JSON',
+        'JSON',
+      ],
+      [
+        'callback: text/plain body',
+        () => t.http().post('/payments/pesapal/callback').set('Content-Type', 'text/plain').send('OrderTrackingId=x'),
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+        'application/json',
+      ],
+      [
+        'callback: body larger than 64 KB',
+        () =>
+          t
+            .http()
+            .post('/payments/pesapal/callback')
+            .set('Content-Type', 'application/json')
+            .send(JSON.stringify({ OrderTrackingId: 'x', pad: 'x'.repeat(70_000) })),
+        413,
+        'PAYLOAD_TOO_LARGE',
+        'too large',
+      ],
     ];
 
     it.each(cases)('%s', async (_name, req, status, code, message) => {
@@ -778,8 +1348,16 @@ describe('Pesapal payments', () => {
       const orderId = await h.order(30);
       const before = await tableCounts(t.db);
       const replies = await Promise.all([
-        off.http().post('/payments/pesapal/init').set('Authorization', auth).send({ orderId, amount: 30, customer: { email: 'a@b.co' } }),
-        off.http().get('/payments/pesapal/status').query({ paymentId: '00000000-0000-4000-8000-000000000000' }).set('Authorization', auth),
+        off
+          .http()
+          .post('/payments/pesapal/init')
+          .set('Authorization', auth)
+          .send({ orderId, amount: 30, customer: { email: 'a@b.co' } }),
+        off
+          .http()
+          .get('/payments/pesapal/status')
+          .query({ paymentId: '00000000-0000-4000-8000-000000000000' })
+          .set('Authorization', auth),
         off.http().post('/payments/pesapal/callback').send({ OrderTrackingId: 'x', OrderMerchantReference: 'y' }),
         off.http().get('/payments/pesapal/callback').query({ OrderTrackingId: 'x', OrderMerchantReference: 'y' }),
         off.http().get('/payments/pesapal/return').query({ OrderTrackingId: 'x', OrderMerchantReference: 'y' }),
@@ -806,7 +1384,9 @@ describe('Pesapal payments', () => {
     expect(fresh).toHaveLength(1);
     expect(fresh[0].ipnId).not.toBe(staleId);
     expect(sim.getOrder(p.orderTrackingId)!.notificationId).toBe(fresh[0].ipnId);
-    const stored = rowsOf<{ value: { ipnId: string } }>(await t.db.execute(sql`select value from provider_settings where key = ${ipnSettingsKey('simulator', ipnUrl())}`));
+    const stored = rowsOf<{ value: { ipnId: string } }>(
+      await t.db.execute(sql`select value from provider_settings where key = ${ipnSettingsKey('simulator', ipnUrl())}`),
+    );
     expect(stored[0].value.ipnId).toBe(fresh[0].ipnId);
     await sim.complete(p.orderTrackingId, 'completed');
     expect((await sim.waitForIpns(p.orderTrackingId))[0].acknowledged).toBe(true);
@@ -894,12 +1474,17 @@ describe('Pesapal checkout window and unresolved payments (reconciler)', () => {
     expect(await h.row(paymentId)).toMatchObject({ status: 'review', status_reason: 'OUTCOME_UNKNOWN' });
     expect(await h.orderView(orderId)).toMatchObject({ status: 'unpaid' });
     // The customer had the page after all and paid: Pesapal's IPN names both ids.
-    const ref = rowsOf<{ provider_reference: string }>(await t.db.execute(sql`select provider_reference from payments where id = ${paymentId}`))[0].provider_reference;
+    const ref = rowsOf<{ provider_reference: string }>(
+      await t.db.execute(sql`select provider_reference from payments where id = ${paymentId}`),
+    )[0].provider_reference;
     sim.setFaults({});
     const simOrder = sim.getOrder(ref)!;
     await sim.complete(ref, 'completed');
     expect((await sim.waitForIpns(simOrder.orderTrackingId))[0].acknowledged).toBe(true);
-    expect(await h.row(paymentId)).toMatchObject({ status: 'completed', provider_transaction_id: simOrder.orderTrackingId });
+    expect(await h.row(paymentId)).toMatchObject({
+      status: 'completed',
+      provider_transaction_id: simOrder.orderTrackingId,
+    });
     expect(await h.orderView(orderId)).toMatchObject({ status: 'paid' });
   });
 });

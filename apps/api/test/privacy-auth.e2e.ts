@@ -25,7 +25,10 @@ afterAll(async () => {
 });
 
 /** One raw HTTP/1.1 exchange: whatever bytes the server sends until it closes the connection. */
-function rawExchange(port: number, request: string | Buffer): Promise<{ status: number; headers: Record<string, string>; body: string; raw: string }> {
+function rawExchange(
+  port: number,
+  request: string | Buffer,
+): Promise<{ status: number; headers: Record<string, string>; body: string; raw: string }> {
   return new Promise((resolvePromise, reject) => {
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -37,8 +40,15 @@ function rawExchange(port: number, request: string | Buffer): Promise<{ status: 
       const raw = Buffer.concat(chunks).toString('utf8');
       const [head, ...rest] = raw.split('\r\n\r\n');
       const [statusLine, ...headerLines] = (head ?? '').split('\r\n');
-      const headers = Object.fromEntries(headerLines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
-      resolvePromise({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(statusLine ?? '')?.[1] ?? 0), headers, body: rest.join('\r\n\r\n'), raw });
+      const headers = Object.fromEntries(
+        headerLines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]),
+      );
+      resolvePromise({
+        status: Number(/^HTTP\/1\.1 (\d{3})/.exec(statusLine ?? '')?.[1] ?? 0),
+        headers,
+        body: rest.join('\r\n\r\n'),
+        raw,
+      });
     });
   });
 }
@@ -47,11 +57,17 @@ const port = () => Number(new URL(t.baseUrl).port);
 
 describe('issue 8.8: a JWT must expire, within the maximum lifetime', () => {
   const get = (token: string) => t.http().get('/payments/review').set('Authorization', bearer(token));
-  const manager = (overrides: Record<string, unknown> = {}) => claims({ sub: 'manager-1', role: 'manager', ...overrides });
-  const withoutExp = (c: Record<string, unknown>) => Object.fromEntries(Object.entries(c).filter(([k, v]) => k !== 'exp' && v !== undefined));
+  const manager = (overrides: Record<string, unknown> = {}) =>
+    claims({ sub: 'manager-1', role: 'manager', ...overrides });
+  const withoutExp = (c: Record<string, unknown>) =>
+    Object.fromEntries(Object.entries(c).filter(([k, v]) => k !== 'exp' && v !== undefined));
 
   it('issue 8.8: a token without exp is refused (it would be valid forever)', async () => {
-    for (const token of [jwt(withoutExp(manager())), jwt(withoutExp(manager({ iat: undefined }))), hs256({ alg: 'HS256', typ: 'JWT' }, withoutExp(manager()))]) {
+    for (const token of [
+      jwt(withoutExp(manager())),
+      jwt(withoutExp(manager({ iat: undefined }))),
+      hs256({ alg: 'HS256', typ: 'JWT' }, withoutExp(manager())),
+    ]) {
       const res = await get(token);
       expect({ status: res.status, code: res.body.code }).toEqual({ status: 401, code: 'UNAUTHORIZED' });
       expect(res.body.message).toContain('"exp"');
@@ -75,15 +91,30 @@ describe('issue 8.8: a JWT must expire, within the maximum lifetime', () => {
   it('issue 8.8: tokens within the maximum lifetime are accepted (an hour; a full day issued an hour ago)', async () => {
     const now = nowSeconds();
     expect((await get(jwt(manager()))).status).toBe(200);
-    expect((await get(jwt(manager({ iat: now - 3600, exp: now - 3600 + MAX_TOKEN_LIFETIME_SECONDS })))).status).toBe(200);
-    expect((await get(mintToken(TEST_JWT_SECRET, { sub: 'manager-1', shopId: 'shop-1', role: 'manager' }))).status).toBe(200);
+    expect((await get(jwt(manager({ iat: now - 3600, exp: now - 3600 + MAX_TOKEN_LIFETIME_SECONDS })))).status).toBe(
+      200,
+    );
+    expect(
+      (await get(mintToken(TEST_JWT_SECRET, { sub: 'manager-1', shopId: 'shop-1', role: 'manager' }))).status,
+    ).toBe(200);
   });
 
   it('issue 8.8: tokens we mint always expire, and never later than the maximum lifetime', () => {
-    const minted = decode(mintToken(TEST_JWT_SECRET, { sub: 'c', shopId: 'shop-1', role: 'cashier' })) as { iat: number; exp: number };
+    const minted = decode(mintToken(TEST_JWT_SECRET, { sub: 'c', shopId: 'shop-1', role: 'cashier' })) as {
+      iat: number;
+      exp: number;
+    };
     expect(minted.exp - minted.iat).toBe(12 * 3600);
-    expect(() => mintToken(TEST_JWT_SECRET, { sub: 'c', shopId: 'shop-1', role: 'cashier' }, { expiresInSeconds: MAX_TOKEN_LIFETIME_SECONDS + 1 })).toThrow(/at most/);
-    expect(() => mintToken(TEST_JWT_SECRET, { sub: 'c', shopId: 'shop-1', role: 'cashier' }, { expiresInSeconds: 0 })).toThrow();
+    expect(() =>
+      mintToken(
+        TEST_JWT_SECRET,
+        { sub: 'c', shopId: 'shop-1', role: 'cashier' },
+        { expiresInSeconds: MAX_TOKEN_LIFETIME_SECONDS + 1 },
+      ),
+    ).toThrow(/at most/);
+    expect(() =>
+      mintToken(TEST_JWT_SECRET, { sub: 'c', shopId: 'shop-1', role: 'cashier' }, { expiresInSeconds: 0 }),
+    ).toThrow();
     expect(MAX_TOKEN_LIFETIME_SECONDS).toBe(24 * 3600);
   });
 
@@ -107,26 +138,40 @@ describe('issue 8.8: a JWT must expire, within the maximum lifetime', () => {
   }, 90_000);
 
   it('still tells an expired token apart (TOKEN_EXPIRED)', async () => {
-    const res = await get(sign(manager({ iat: nowSeconds() - 7200, exp: nowSeconds() - 3600 }), TEST_JWT_SECRET, { algorithm: 'HS256' }));
+    const res = await get(
+      sign(manager({ iat: nowSeconds() - 7200, exp: nowSeconds() - 3600 }), TEST_JWT_SECRET, { algorithm: 'HS256' }),
+    );
     expect({ status: res.status, code: res.body.code }).toEqual({ status: 401, code: 'TOKEN_EXPIRED' });
   });
 });
 
 describe("issue 8.9: errors Node raises before routing are answered in the API's error shape", () => {
   it('issue 8.9: headers over 16 kB → 431 with a JSON error body, and the server keeps serving', async () => {
-    const res = await rawExchange(port(), `GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`);
+    const res = await rawExchange(
+      port(),
+      `GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`,
+    );
     expect(res.status).toBe(431);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
     expect(res.headers.connection).toBe('close');
     expect(Number(res.headers['content-length'])).toBe(Buffer.byteLength(res.body));
     const body = JSON.parse(res.body);
-    expect(body).toEqual({ statusCode: 431, code: 'REQUEST_HEADER_FIELDS_TOO_LARGE', message: expect.stringContaining('16 KB'), requestId: expect.any(String) });
+    expect(body).toEqual({
+      statusCode: 431,
+      code: 'REQUEST_HEADER_FIELDS_TOO_LARGE',
+      message: expect.stringContaining('16 KB'),
+      requestId: expect.any(String),
+    });
     expect(res.headers['x-request-id']).toBe(body.requestId);
     expect((await t.http().get('/health')).status).toBe(200);
   });
 
   it('issue 8.9: a big cookie through an ordinary client gets the same 431 body', async () => {
-    const res = await t.http().get('/orders/ORD-1').set('Authorization', bearer(t.token())).set('Cookie', `session=${'x'.repeat(20_000)}`);
+    const res = await t
+      .http()
+      .get('/orders/ORD-1')
+      .set('Authorization', bearer(t.token()))
+      .set('Cookie', `session=${'x'.repeat(20_000)}`);
     expect(res.status).toBe(431);
     expect(res.body).toMatchObject({ statusCode: 431, code: 'REQUEST_HEADER_FIELDS_TOO_LARGE' });
   });
@@ -134,12 +179,20 @@ describe("issue 8.9: errors Node raises before routing are answered in the API's
   it.each([
     ['a header line without a colon', 'GET /health HTTP/1.1\r\nHost: x\r\nThis is not a header\r\n\r\n'],
     ['an invalid method token', 'G@T /health HTTP/1.1\r\nHost: x\r\n\r\n'],
-    ['both Content-Length and Transfer-Encoding', 'POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}'],
+    [
+      'both Content-Length and Transfer-Encoding',
+      'POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}',
+    ],
   ])('issue 8.9: malformed HTTP (%s) → 400 with a JSON error body', async (_what, req) => {
     const res = await rawExchange(port(), req);
     expect(res.status).toBe(400);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
-    expect(JSON.parse(res.body)).toEqual({ statusCode: 400, code: 'BAD_REQUEST', message: expect.stringContaining('not valid HTTP'), requestId: expect.any(String) });
+    expect(JSON.parse(res.body)).toEqual({
+      statusCode: 400,
+      code: 'BAD_REQUEST',
+      message: expect.stringContaining('not valid HTTP'),
+      requestId: expect.any(String),
+    });
     expect((await t.http().get('/health')).status).toBe(200);
   });
 });
@@ -151,16 +204,36 @@ describe("review: an HTTP/1.1 request without a Host header gets a 400 in the AP
     expect(res.headers['content-type']).toMatch(/^application\/json/);
     expect(res.headers.connection).toBe('close');
     expect(Number(res.headers['content-length'])).toBe(Buffer.byteLength(res.body));
-    expect(JSON.parse(res.body)).toEqual({ statusCode: 400, code: 'MISSING_HOST_HEADER', message: expect.stringContaining('Host header'), requestId: 'review-no-host-1' });
+    expect(JSON.parse(res.body)).toEqual({
+      statusCode: 400,
+      code: 'MISSING_HOST_HEADER',
+      message: expect.stringContaining('Host header'),
+      requestId: 'review-no-host-1',
+    });
     expect(res.headers['x-request-id']).toBe('review-no-host-1');
     expect((await t.http().get('/health')).status).toBe(200);
   });
 
   it('review: a callback without Host is refused before routing: 400, nothing stored', async () => {
     const before = await tableCounts(t.db);
-    const body = JSON.stringify({ Body: { stkCallback: { MerchantRequestID: '1-2-3', CheckoutRequestID: 'ws_CO_1', ResultCode: 1032, ResultDesc: 'Request cancelled by user' } } });
-    const res = await rawExchange(port(), `POST /payments/callback HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-    expect({ status: res.status, code: JSON.parse(res.body).code }).toEqual({ status: 400, code: 'MISSING_HOST_HEADER' });
+    const body = JSON.stringify({
+      Body: {
+        stkCallback: {
+          MerchantRequestID: '1-2-3',
+          CheckoutRequestID: 'ws_CO_1',
+          ResultCode: 1032,
+          ResultDesc: 'Request cancelled by user',
+        },
+      },
+    });
+    const res = await rawExchange(
+      port(),
+      `POST /payments/callback HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    expect({ status: res.status, code: JSON.parse(res.body).code }).toEqual({
+      status: 400,
+      code: 'MISSING_HOST_HEADER',
+    });
     expect(await tableCounts(t.db)).toEqual(before);
   });
 
@@ -188,7 +261,11 @@ describe('issue 8.10: a crafted review cursor is a 400 INVALID_CURSOR, never a 5
     ['a third part', `2026-11-26T10:00:00.000Z|${id}|x`],
   ])('issue 8.10: %s', async (_what, decoded) => {
     const res = await list(b64url(decoded));
-    expect({ status: res.status, code: res.body.code, message: res.body.message }).toEqual({ status: 400, code: 'INVALID_CURSOR', message: 'cursor is not a value this endpoint returned' });
+    expect({ status: res.status, code: res.body.code, message: res.body.message }).toEqual({
+      status: 400,
+      code: 'INVALID_CURSOR',
+      message: 'cursor is not a value this endpoint returned',
+    });
   });
 
   it('issue 8.10: a well-formed cursor still pages (empty page)', async () => {
@@ -202,14 +279,24 @@ describe('the Idempotency-Key request hash cannot be reversed to the customer ph
   it('stores a keyed hash of the request, not a plain SHA-256 of a body holding the phone; replays still match', async () => {
     const auth = bearer(t.token('shop-hash', 'cashier', 'cashier-1'));
     const orderId = `ORD-HASH-${randomUUID().slice(0, 8)}`;
-    expect((await t.http().post('/orders').set('Authorization', auth).send({ id: orderId, total: 50 })).status).toBe(201);
+    expect((await t.http().post('/orders').set('Authorization', auth).send({ id: orderId, total: 50 })).status).toBe(
+      201,
+    );
     const body = { orderId, amount: 50, phoneNumber: '0712345678' };
     const key = `hash-${randomUUID()}`;
-    const first = await t.http().post('/payments/stk-push').set('Authorization', auth).set('Idempotency-Key', key).send(body);
+    const first = await t
+      .http()
+      .post('/payments/stk-push')
+      .set('Authorization', auth)
+      .set('Idempotency-Key', key)
+      .send(body);
     expect(first.status).toBe(201);
 
-    const res = await t.db.execute(sql`select request_hash from idempotency_keys where shop_id = 'shop-hash' and key = ${key}`);
-    const rows = (res as unknown as { rows?: { request_hash: string }[] }).rows ?? (res as unknown as { request_hash: string }[]);
+    const res = await t.db.execute(
+      sql`select request_hash from idempotency_keys where shop_id = 'shop-hash' and key = ${key}`,
+    );
+    const rows =
+      (res as unknown as { rows?: { request_hash: string }[] }).rows ?? (res as unknown as { request_hash: string }[]);
     const stored = rows[0].request_hash;
     // What anyone with the table could recompute for each candidate phone before: sha256(route \n canonical body).
     const canonical = JSON.stringify(Object.fromEntries(Object.entries(body).sort(([a], [b]) => a.localeCompare(b))));
@@ -218,9 +305,23 @@ describe('the Idempotency-Key request hash cannot be reversed to the customer ph
     expect(stored).not.toBe(plain);
 
     // Same key + same body in another key order replays; another phone under the same key is refused.
-    const replay = await t.http().post('/payments/stk-push').set('Authorization', auth).set('Idempotency-Key', key).send({ phoneNumber: '0712345678', amount: 50, orderId });
-    expect({ status: replay.status, replayed: replay.headers['idempotent-replayed'], paymentId: replay.body.paymentId }).toEqual({ status: 201, replayed: 'true', paymentId: first.body.paymentId });
-    const other = await t.http().post('/payments/stk-push').set('Authorization', auth).set('Idempotency-Key', key).send({ ...body, phoneNumber: '0712345679' });
+    const replay = await t
+      .http()
+      .post('/payments/stk-push')
+      .set('Authorization', auth)
+      .set('Idempotency-Key', key)
+      .send({ phoneNumber: '0712345678', amount: 50, orderId });
+    expect({
+      status: replay.status,
+      replayed: replay.headers['idempotent-replayed'],
+      paymentId: replay.body.paymentId,
+    }).toEqual({ status: 201, replayed: 'true', paymentId: first.body.paymentId });
+    const other = await t
+      .http()
+      .post('/payments/stk-push')
+      .set('Authorization', auth)
+      .set('Idempotency-Key', key)
+      .send({ ...body, phoneNumber: '0712345679' });
     expect({ status: other.status, code: other.body.code }).toEqual({ status: 409, code: 'IDEMPOTENCY_KEY_REUSED' });
   });
 });

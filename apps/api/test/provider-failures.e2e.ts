@@ -39,7 +39,9 @@ describe('Daraja down, slow or refusing: clear errors and a consistent payment s
       expect(res.body.code).toBe('PROVIDER_UNREACHABLE');
       expect(res.headers['retry-after']).toBe('10');
       expect(res.body.details).toMatchObject({ provider: 'mpesa', status: 'failed' });
-      expect(await paymentForOrder(orderId, dead.db)).toEqual([expect.objectContaining({ status: 'failed', status_reason: 'PROVIDER_UNREACHABLE' })]);
+      expect(await paymentForOrder(orderId, dead.db)).toEqual([
+        expect.objectContaining({ status: 'failed', status_reason: 'PROVIDER_UNREACHABLE' }),
+      ]);
       const again = await push(orderId, 10, '0712345678', dead, a);
       expect(again.status).toBe(503);
     } finally {
@@ -50,7 +52,9 @@ describe('Daraja down, slow or refusing: clear errors and a consistent payment s
   it('Daraja answering 503 → 502 and the payment is unresolved (the push may have been seen)', async () => {
     const orderId = await order(10);
     await t.http().get('/health'); // token is cached after the first successful call elsewhere; force fresh state below
-    t.sim.setFaults({ pushErrors: { count: 1, status: 503, errorCode: '503.001.01', errorMessage: 'Service Unavailable' } });
+    t.sim.setFaults({
+      pushErrors: { count: 1, status: 503, errorCode: '503.001.01', errorMessage: 'Service Unavailable' },
+    });
     const res = await push(orderId, 10);
     expect(res.status).toBe(502);
     expect(res.body).toMatchObject({ code: 'PROVIDER_UNAVAILABLE', details: { status: 'unresolved' } });
@@ -98,10 +102,23 @@ describe('Daraja down, slow or refusing: clear errors and a consistent payment s
       const parked = await getPayment(paymentId, quick, a);
       expect(parked.body).toMatchObject({ status: 'review', statusReason: 'OUTCOME_UNKNOWN' });
       // The truth arrives late on the payment's own URL: it is recorded, not ignored.
-      const simPush = await waitFor(async () => quick.sim.pushes().find((p) => p.callbackUrl.includes(paymentId)), 5000);
-      const late = successCallback(simPush.merchantRequestId, simPush.checkoutRequestId, 30, 'LATE000001', 254700000005);
+      const simPush = await waitFor(
+        async () => quick.sim.pushes().find((p) => p.callbackUrl.includes(paymentId)),
+        5000,
+      );
+      const late = successCallback(
+        simPush.merchantRequestId,
+        simPush.checkoutRequestId,
+        30,
+        'LATE000001',
+        254700000005,
+      );
       await quick.http().post(new URL(simPush.callbackUrl).pathname).send(late).expect(200);
-      expect((await getPayment(paymentId, quick, a)).body).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'LATE000001', checkoutRequestId: simPush.checkoutRequestId });
+      expect((await getPayment(paymentId, quick, a)).body).toMatchObject({
+        status: 'completed',
+        mpesaReceiptNumber: 'LATE000001',
+        checkoutRequestId: simPush.checkoutRequestId,
+      });
     } finally {
       await quick.close();
     }
@@ -109,7 +126,14 @@ describe('Daraja down, slow or refusing: clear errors and a consistent payment s
 
   it('spike arrest on push → 503 with Retry-After, payment failed (Daraja rejected it before processing)', async () => {
     const orderId = await order(20);
-    t.sim.setFaults({ pushErrors: { count: 1, status: 500, errorCode: '500.003.02', errorMessage: 'Error Occurred: Spike Arrest Violation' } });
+    t.sim.setFaults({
+      pushErrors: {
+        count: 1,
+        status: 500,
+        errorCode: '500.003.02',
+        errorMessage: 'Error Occurred: Spike Arrest Violation',
+      },
+    });
     const res = await push(orderId, 20);
     expect(res.status).toBe(503);
     expect(res.headers['retry-after']).toBeDefined();
@@ -141,7 +165,11 @@ describe('Daraja down, slow or refusing: clear errors and a consistent payment s
     const res = await push(orderId, 12, '254700000007');
     t.sim.setFaults({ down: true });
     await new Promise((r) => setTimeout(r, 50));
-    const st = await t.http().get('/payments/stk-status').query({ checkoutRequestId: res.body.checkoutRequestId }).set('Authorization', auth);
+    const st = await t
+      .http()
+      .get('/payments/stk-status')
+      .query({ checkoutRequestId: res.body.checkoutRequestId })
+      .set('Authorization', auth);
     expect(st.status).toBe(200);
     expect(st.body.status).toBe('pending');
   });

@@ -33,7 +33,11 @@ describe('a switched-off provider defers its stored notifications, never gives t
         RECONCILER_INBOX_RETRY_AFTER_SECONDS: '0',
       },
     });
-    off = await startExtraTestApp(t, { FLUTTERWAVE_ENABLED: 'false', RECONCILER_ENABLED: 'false', RECONCILER_INBOX_RETRY_AFTER_SECONDS: '0' });
+    off = await startExtraTestApp(t, {
+      FLUTTERWAVE_ENABLED: 'false',
+      RECONCILER_ENABLED: 'false',
+      RECONCILER_INBOX_RETRY_AFTER_SECONDS: '0',
+    });
   });
   afterAll(async () => {
     await off?.close();
@@ -43,21 +47,40 @@ describe('a switched-off provider defers its stored notifications, never gives t
 
   it('25 passes on the switched-off instance leave the notification unprocessed (not gave_up)', async () => {
     const auth = `Bearer ${t.token()}`;
-    expect((await t.http().post('/orders').set('Authorization', auth).send({ id: 'R2-OFF-1', total: 40 })).status).toBe(201);
-    const init = await t.http().post('/payments/flutterwave/init').set('Authorization', auth).send({ orderId: 'R2-OFF-1', amount: 40, customer: { email: 'a@b.co' } });
+    expect((await t.http().post('/orders').set('Authorization', auth).send({ id: 'R2-OFF-1', total: 40 })).status).toBe(
+      201,
+    );
+    const init = await t
+      .http()
+      .post('/payments/flutterwave/init')
+      .set('Authorization', auth)
+      .send({ orderId: 'R2-OFF-1', amount: 40, customer: { email: 'a@b.co' } });
     expect(init.status).toBe(201);
     const [row] = await t.db
       .insert(callbackInbox)
-      .values({ provider: 'flutterwave', verified: true, rawBody: JSON.stringify({ event: 'charge.completed', data: { id: 987654, tx_ref: init.body.txRef, status: 'successful', amount: 40, currency: 'KES' } }) })
+      .values({
+        provider: 'flutterwave',
+        verified: true,
+        rawBody: JSON.stringify({
+          event: 'charge.completed',
+          data: { id: 987654, tx_ref: init.body.txRef, status: 'successful', amount: 40, currency: 'KES' },
+        }),
+      })
       .returning({ id: callbackInbox.id });
 
     const reconciler = off.app.get(ReconcilerService);
     for (let i = 0; i < 25; i++) {
       await reconciler.tick();
       // the lease of this pass's claim is over (as it would be RECONCILER_LEASE_SECONDS later)
-      await t.db.update(callbackInbox).set({ nextAttemptAt: sql`now() - interval '1 second'` }).where(eq(callbackInbox.id, row.id));
+      await t.db
+        .update(callbackInbox)
+        .set({ nextAttemptAt: sql`now() - interval '1 second'` })
+        .where(eq(callbackInbox.id, row.id));
     }
     const [after] = await t.db.select().from(callbackInbox).where(eq(callbackInbox.id, row.id));
-    expect({ outcome: after.outcome, processed: after.processedAt !== null }).toEqual({ outcome: null, processed: false });
+    expect({ outcome: after.outcome, processed: after.processedAt !== null }).toEqual({
+      outcome: null,
+      processed: false,
+    });
   });
 });

@@ -55,7 +55,11 @@ async function counterKeys(db: Db): Promise<string[]> {
 describe('per-phone limit (1 prompt per phone per hour)', () => {
   let t: TestApp;
   let auth: string;
-  const env = { RATE_LIMIT_PHONE_PER_WINDOW: '1', RATE_LIMIT_PHONE_WINDOW_SECONDS: '3600', RATE_LIMIT_SHOP_PER_MINUTE: '1000' };
+  const env = {
+    RATE_LIMIT_PHONE_PER_WINDOW: '1',
+    RATE_LIMIT_PHONE_WINDOW_SECONDS: '3600',
+    RATE_LIMIT_SHOP_PER_MINUTE: '1000',
+  };
 
   beforeAll(async () => {
     t = await startTestApp({ env });
@@ -82,7 +86,11 @@ describe('per-phone limit (1 prompt per phone per hour)', () => {
     expect((await push(t.http, auth, { phoneNumber: '0712100002', amount: 10, orderId: 'PH-2' })).status).toBe(201);
     const otherShop = `Bearer ${t.token('shop-2')}`;
     await createOrder(t.http, otherShop, 'PH-X');
-    expect429(await push(t.http, otherShop, { phoneNumber: '0712100001', amount: 10, orderId: 'PH-X' }), 'PHONE_BUSY', 3600);
+    expect429(
+      await push(t.http, otherShop, { phoneNumber: '0712100001', amount: 10, orderId: 'PH-X' }),
+      'PHONE_BUSY',
+      3600,
+    );
   });
 
   it('requests refused before Daraja (validation, unknown order, too much, order busy) do not use the phone', async () => {
@@ -103,8 +111,16 @@ describe('per-phone limit (1 prompt per phone per hour)', () => {
       const res = await push(t.http, auth, body);
       expect({ status: res.status, code: res.body.code }).toEqual({ status, code });
     }
-    const malformedKey = await push(t.http, auth, { phoneNumber: phone, amount: 10, orderId: 'PH-3' }, 'bad key with spaces');
-    expect({ status: malformedKey.status, code: malformedKey.body.code }).toEqual({ status: 400, code: 'VALIDATION_FAILED' });
+    const malformedKey = await push(
+      t.http,
+      auth,
+      { phoneNumber: phone, amount: 10, orderId: 'PH-3' },
+      'bad key with spaces',
+    );
+    expect({ status: malformedKey.status, code: malformedKey.body.code }).toEqual({
+      status: 400,
+      code: 'VALIDATION_FAILED',
+    });
 
     expect((await push(t.http, auth, { phoneNumber: phone, amount: 10, orderId: 'PH-3' })).status).toBe(201);
     expect429(await push(t.http, auth, { phoneNumber: phone, amount: 10, orderId: 'PH-4' }), 'PHONE_BUSY', 3600);
@@ -129,10 +145,16 @@ describe('per-phone limit (1 prompt per phone per hour)', () => {
     const reused = await push(t.http, auth, { ...body, amount: 21 }, 'ph-5-attempt-1');
     expect({ status: reused.status, code: reused.body.code }).toEqual({ status: 409, code: 'IDEMPOTENCY_KEY_REUSED' });
     // The phone did get one prompt: a new attempt (new key) is throttled.
-    expect429(await push(t.http, auth, { phoneNumber: phone, amount: 20, orderId: 'PH-6' }, 'ph-6-attempt-1'), 'PHONE_BUSY', 3600);
+    expect429(
+      await push(t.http, auth, { phoneNumber: phone, amount: 20, orderId: 'PH-6' }, 'ph-6-attempt-1'),
+      'PHONE_BUSY',
+      3600,
+    );
     // ... and that refusal stored nothing: the key is free for the real attempt later.
     const keys = await t.db.execute(sql`select count(*)::int as n from idempotency_keys where key = 'ph-6-attempt-1'`);
-    expect(((keys as unknown as { rows?: Array<{ n: number }> }).rows ?? (keys as unknown as Array<{ n: number }>))[0].n).toBe(0);
+    expect(
+      ((keys as unknown as { rows?: Array<{ n: number }> }).rows ?? (keys as unknown as Array<{ n: number }>))[0].n,
+    ).toBe(0);
   });
 
   it("Daraja's own 'subscriber busy' answer keeps the point: the next push is our 429, not another Daraja call", async () => {
@@ -185,9 +207,15 @@ describe('per-shop limit (3 pushes a minute)', () => {
 
     // bad input is still the normal 400
     const invalidPhone = await push(t.http, auth, { phoneNumber: '12345', amount: 50, orderId: 'SH-4' });
-    expect({ status: invalidPhone.status, code: invalidPhone.body.code }).toEqual({ status: 400, code: 'INVALID_PHONE_NUMBER' });
+    expect({ status: invalidPhone.status, code: invalidPhone.body.code }).toEqual({
+      status: 400,
+      code: 'INVALID_PHONE_NUMBER',
+    });
     const invalidAmount = await push(t.http, auth, { phoneNumber: '0712200004', amount: 1.5, orderId: 'SH-4' });
-    expect({ status: invalidAmount.status, code: invalidAmount.body.code }).toEqual({ status: 400, code: 'VALIDATION_FAILED' });
+    expect({ status: invalidAmount.status, code: invalidAmount.body.code }).toEqual({
+      status: 400,
+      code: 'VALIDATION_FAILED',
+    });
 
     // a replay is answered
     const replay = await push(t.http, auth, { phoneNumber: '0712200001', amount: 50, orderId: 'SH-1' }, 'sh-1');
@@ -206,20 +234,37 @@ describe('per-shop limit (3 pushes a minute)', () => {
     }
     // More callbacks and status reads, however many, are never limited either.
     for (let i = 0; i < 6; i++) {
-      const cb = await t.http().post('/payments/callback').send(successCallback('m-1', pushes[0].body.checkoutRequestId, 50, `RCPT00000${i}`));
-      expect({ status: cb.status, body: cb.body }).toEqual({ status: 200, body: { ResultCode: 0, ResultDesc: 'Accepted' } });
-      const read = await t.http().get('/payments/stk-status').query({ checkoutRequestId: pushes[1].body.checkoutRequestId }).set('Authorization', auth);
+      const cb = await t
+        .http()
+        .post('/payments/callback')
+        .send(successCallback('m-1', pushes[0].body.checkoutRequestId, 50, `RCPT00000${i}`));
+      expect({ status: cb.status, body: cb.body }).toEqual({
+        status: 200,
+        body: { ResultCode: 0, ResultDesc: 'Accepted' },
+      });
+      const read = await t
+        .http()
+        .get('/payments/stk-status')
+        .query({ checkoutRequestId: pushes[1].body.checkoutRequestId })
+        .set('Authorization', auth);
       expect(read.status).toBe(200);
     }
     // still limited for pushes
-    expect429(await push(t.http, auth, { phoneNumber: '0712200005', amount: 50, orderId: 'SH-5' }), 'RATE_LIMITED_SHOP', 60);
+    expect429(
+      await push(t.http, auth, { phoneNumber: '0712200005', amount: 50, orderId: 'SH-5' }),
+      'RATE_LIMITED_SHOP',
+      60,
+    );
   });
 });
 
 describe('on the embedded PGlite database', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ pglite: true, env: { RATE_LIMIT_PHONE_PER_WINDOW: '1', RATE_LIMIT_PHONE_WINDOW_SECONDS: '3600' } });
+    t = await startTestApp({
+      pglite: true,
+      env: { RATE_LIMIT_PHONE_PER_WINDOW: '1', RATE_LIMIT_PHONE_WINDOW_SECONDS: '3600' },
+    });
   });
   afterAll(() => t?.close());
 
@@ -233,7 +278,11 @@ describe('on the embedded PGlite database', () => {
 });
 
 describeOnPostgres('two instances on one Postgres', () => {
-  const limits = { RATE_LIMIT_PHONE_PER_WINDOW: '1', RATE_LIMIT_PHONE_WINDOW_SECONDS: '3600', RATE_LIMIT_SHOP_PER_MINUTE: '2' };
+  const limits = {
+    RATE_LIMIT_PHONE_PER_WINDOW: '1',
+    RATE_LIMIT_PHONE_WINDOW_SECONDS: '3600',
+    RATE_LIMIT_SHOP_PER_MINUTE: '2',
+  };
   let a: TestApp;
   let b: ExtraTestApp;
   let c: ExtraTestApp;
@@ -261,8 +310,16 @@ describeOnPostgres('two instances on one Postgres', () => {
     // the shop's second push (the refused one above gave its shop point back) ...
     expect((await push(c.http, auth, { phoneNumber: '0712400002', amount: 10, orderId: 'MI-2' })).status).toBe(201);
     // ... and its third, on either instance, is over the shared 2 a minute
-    expect429(await push(b.http, auth, { phoneNumber: '0712400003', amount: 10, orderId: 'MI-3' }), 'RATE_LIMITED_SHOP', 60);
-    expect429(await push(c.http, auth, { phoneNumber: '0712400003', amount: 10, orderId: 'MI-3' }), 'RATE_LIMITED_SHOP', 60);
+    expect429(
+      await push(b.http, auth, { phoneNumber: '0712400003', amount: 10, orderId: 'MI-3' }),
+      'RATE_LIMITED_SHOP',
+      60,
+    );
+    expect429(
+      await push(c.http, auth, { phoneNumber: '0712400003', amount: 10, orderId: 'MI-3' }),
+      'RATE_LIMITED_SHOP',
+      60,
+    );
     // the instance without limits is, as configured, not limited
     expect((await push(a.http, auth, { phoneNumber: '0712400001', amount: 10, orderId: 'MI-3' })).status).toBe(201);
 
@@ -297,7 +354,7 @@ describeOnPostgres('RATE_LIMIT_STORE=memory on Postgres', () => {
     expect((await push(b.http, auth, { phoneNumber: '0712500001', amount: 10, orderId: 'MM-2' })).status).toBe(201);
     expect429(await push(a.http, auth, { phoneNumber: '0712500001', amount: 10, orderId: 'MM-3' }), 'PHONE_BUSY', 3600);
     const table = await a.db.execute(sql`select to_regclass('rate_limit_counters')::text as t`);
-    expect(((table as unknown as { rows: Array<{ t: string | null }> }).rows)[0].t).toBeNull();
+    expect((table as unknown as { rows: Array<{ t: string | null }> }).rows[0].t).toBeNull();
   });
 });
 

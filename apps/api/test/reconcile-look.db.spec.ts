@@ -31,7 +31,10 @@ let logged: Array<{ fields: unknown; message: unknown }>;
 let n = 0;
 
 beforeAll(async () => {
-  const core = await openCoreDb({ callbackSigningSecret: 'reconcile-look-secret-0123456789abcdefghijk', jwtSecret: 'reconcile-look-jwt-secret-0123456789abcdef' });
+  const core = await openCoreDb({
+    callbackSigningSecret: 'reconcile-look-secret-0123456789abcdefghijk',
+    jwtSecret: 'reconcile-look-jwt-secret-0123456789abcdef',
+  });
   ({ tdb, db, repo, lifecycle } = core);
   config = { ...core.config.reconciler, backoffBaseSeconds: 10, backoffMaxSeconds: 300 };
 });
@@ -52,8 +55,18 @@ async function due(fields: Partial<NewPayment> = {}): Promise<Payment> {
   await db.insert(orders).values({ shopId: SHOP, id: orderId, totalMinor: 10_000n, currency: 'KES' });
   const id = randomUUID();
   await repo.insertPayment({
-    id, shopId: SHOP, orderId, amountMinor: 10_000n, currency: 'KES', provider: 'pesapal', status: 'pending', createdBy: 'test',
-    providerReference: `SD-${orderId}`, providerTransactionId: `TRK-${k}`, nextCheckAt: new Date(Date.now() - 1000), ...fields,
+    id,
+    shopId: SHOP,
+    orderId,
+    amountMinor: 10_000n,
+    currency: 'KES',
+    provider: 'pesapal',
+    status: 'pending',
+    createdBy: 'test',
+    providerReference: `SD-${orderId}`,
+    providerTransactionId: `TRK-${k}`,
+    nextCheckAt: new Date(Date.now() - 1000),
+    ...fields,
   });
   const claimed = await repo.claimDuePayments(100, LEASE_SECONDS, 0);
   const p = claimed.find((c) => c.id === id);
@@ -64,23 +77,37 @@ async function due(fields: Partial<NewPayment> = {}): Promise<Payment> {
 const logger = { warn: (fields: unknown, message: unknown) => void logged.push({ fields, message }) };
 
 const look = (p: Payment, steps: Partial<ReconcileSteps>) =>
-  reconcileLook(p, { repo, config, logger }, {
-    what: 'test ask',
-    claimIntervalSeconds: CLAIM_INTERVAL_SECONDS,
-    ask: async () => ({ result: { action: 'still_pending' } }),
-    ...steps,
-  });
+  reconcileLook(
+    p,
+    { repo, config, logger },
+    {
+      what: 'test ask',
+      claimIntervalSeconds: CLAIM_INTERVAL_SECONDS,
+      ask: async () => ({ result: { action: 'still_pending' } }),
+      ...steps,
+    },
+  );
 
 const neverAsked = async (): Promise<never> => {
   throw new Error('must not ask');
 };
 
 /** What the look left on the payment's row: seconds until its next look, the looks counted, the claims made. */
-async function scheduleOf(id: string): Promise<{ nextInSeconds: number | null; attempts: number; queries: number; claimed: boolean; status: string }> {
+async function scheduleOf(
+  id: string,
+): Promise<{ nextInSeconds: number | null; attempts: number; queries: number; claimed: boolean; status: string }> {
   const [r] = rowsOf<{ next_in: number | null; attempts: number; queries: number; claimed: boolean; status: string }>(
-    await db.execute(sql`select extract(epoch from next_check_at - now())::float8 as next_in, reconcile_attempts as attempts, query_count as queries, last_queried_at is not null as claimed, status from payments where id = ${id}`),
+    await db.execute(
+      sql`select extract(epoch from next_check_at - now())::float8 as next_in, reconcile_attempts as attempts, query_count as queries, last_queried_at is not null as claimed, status from payments where id = ${id}`,
+    ),
   );
-  return { nextInSeconds: r.next_in === null ? null : Number(r.next_in), attempts: r.attempts, queries: r.queries, claimed: r.claimed, status: r.status };
+  return {
+    nextInSeconds: r.next_in === null ? null : Number(r.next_in),
+    attempts: r.attempts,
+    queries: r.queries,
+    claimed: r.claimed,
+    status: r.status,
+  };
 }
 
 /** `actual` seconds from now is `expected` seconds, give or take the test's own time. */
@@ -107,7 +134,11 @@ describe('reconcileLook: before asking', () => {
     const p = await due();
     const r = await look(p, {
       // Pesapal's: no tracking id long enough, so the payment goes to review (a real move).
-      before: async () => ({ action: (await lifecycle.moveUnknownToReview(p.id, { why: 'test' }, false)) ? 'moved_to_review' : 'already_final' }),
+      before: async () => ({
+        action: (await lifecycle.moveUnknownToReview(p.id, { why: 'test' }, false))
+          ? 'moved_to_review'
+          : 'already_final',
+      }),
       ask: neverAsked,
     });
     expect(r).toEqual({ action: 'moved_to_review' });
@@ -133,7 +164,9 @@ describe('reconcileLook: the ask', () => {
   it("claims the ask, gets the backoff for the payment's attempt, and its next look is scheduled and counted", async () => {
     const p = await due({ reconcileAttempts: 2 });
     let given = -1;
-    const r = await look(p, { ask: async (backoff) => ((given = backoff), { result: { action: 'still_pending' }, nextLookSeconds: backoff }) });
+    const r = await look(p, {
+      ask: async (backoff) => ((given = backoff), { result: { action: 'still_pending' }, nextLookSeconds: backoff }),
+    });
     expect(r).toEqual({ action: 'still_pending' });
     expect(given).toBeGreaterThanOrEqual(32); // 10·2² ± 20 %
     expect(given).toBeLessThanOrEqual(48);
@@ -148,7 +181,19 @@ describe('reconcileLook: the ask', () => {
     const p = await due();
     const r = await look(p, {
       ask: async () => {
-        const report = { outcome: 'completed', resultCode: 'COMPLETED', resultDesc: 'Paid', source: 'query', amountRequired: true, amountMinor: p.amountMinor, currency: p.currency, reference: p.providerReference!, providerTransactionId: p.providerTransactionId!, receipt: 'CONF-RL', paymentMethod: 'card' } as const;
+        const report = {
+          outcome: 'completed',
+          resultCode: 'COMPLETED',
+          resultDesc: 'Paid',
+          source: 'query',
+          amountRequired: true,
+          amountMinor: p.amountMinor,
+          currency: p.currency,
+          reference: p.providerReference!,
+          providerTransactionId: p.providerTransactionId!,
+          receipt: 'CONF-RL',
+          paymentMethod: 'card',
+        } as const;
         expect(await lifecycle.applyOutcome(p.id, report, 'reconciler:test')).toBe('applied');
         return { result: { action: 'settled' } };
       },
@@ -171,12 +216,28 @@ describe('reconcileLook: a failed ask', () => {
 
   it("backs off at least the provider's Retry-After (spike arrest), counted, and reports the provider's code", async () => {
     const p = await due();
-    const r = await look(p, failing(new ProviderError('mpesa', 'rate_limited', 'Spike arrest', { retryAfterSeconds: 900, providerCode: '500.003.02' })));
-    expect(r).toEqual({ action: 'provider_error', provider: { kind: 'error', errorCode: '500.003.02', message: 'Spike arrest' } });
+    const r = await look(
+      p,
+      failing(
+        new ProviderError('mpesa', 'rate_limited', 'Spike arrest', {
+          retryAfterSeconds: 900,
+          providerCode: '500.003.02',
+        }),
+      ),
+    );
+    expect(r).toEqual({
+      action: 'provider_error',
+      provider: { kind: 'error', errorCode: '500.003.02', message: 'Spike arrest' },
+    });
     const s = await scheduleOf(p.id);
     expect(s).toMatchObject({ attempts: 1, queries: 1 });
     expectAbout(s.nextInSeconds, 900);
-    expect(logged).toEqual([{ fields: { paymentId: p.id, code: 'PROVIDER_RATE_LIMITED', msg: 'Spike arrest' }, message: 'reconciler: test ask failed; backing off' }]);
+    expect(logged).toEqual([
+      {
+        fields: { paymentId: p.id, code: 'PROVIDER_RATE_LIMITED', msg: 'Spike arrest' },
+        message: 'reconciler: test ask failed; backing off',
+      },
+    ]);
   });
 
   it("a rate limit that names no Retry-After is waited for the kind's default (the one our own client gets)", async () => {
@@ -199,10 +260,13 @@ describe('reconcileLook: a failed ask', () => {
     expect(s.attempts).toBe(11);
   });
 
-  it('an error that is not the provider\'s: UNKNOWN, backed off by the attempt\'s backoff alone', async () => {
+  it("an error that is not the provider's: UNKNOWN, backed off by the attempt's backoff alone", async () => {
     const p = await due();
     const r = await look(p, failing(new Error('socket hang up')));
-    expect(r).toEqual({ action: 'provider_error', provider: { kind: 'error', errorCode: 'UNKNOWN', message: 'socket hang up' } });
+    expect(r).toEqual({
+      action: 'provider_error',
+      provider: { kind: 'error', errorCode: 'UNKNOWN', message: 'socket hang up' },
+    });
     const s = await scheduleOf(p.id);
     expect(s.nextInSeconds).toBeGreaterThanOrEqual(8 - 2); // 10 ± 20 %
     expect(s.nextInSeconds).toBeLessThanOrEqual(12);
@@ -218,7 +282,9 @@ describe('reconcileLook: a failed ask', () => {
       },
       giveUp: async (f): Promise<ReconcileResult | undefined> => {
         failure = f;
-        return (await lifecycle.moveUnknownToReview(p.id, { giveUp: 'provider_unreachable', lastError: f.code }, false)) ? { action: 'moved_to_review' } : undefined;
+        return (await lifecycle.moveUnknownToReview(p.id, { giveUp: 'provider_unreachable', lastError: f.code }, false))
+          ? { action: 'moved_to_review' }
+          : undefined;
       },
     });
     expect(r).toEqual({ action: 'moved_to_review' });
@@ -231,7 +297,10 @@ describe('reconcileLook: a failed ask', () => {
 
   it('a provider that does not give up yet: backed off as usual', async () => {
     const p = await due();
-    const r = await look(p, { ...failing(new ProviderError('pesapal', 'timeout', 'No answer')), giveUp: async () => undefined });
+    const r = await look(p, {
+      ...failing(new ProviderError('pesapal', 'timeout', 'No answer')),
+      giveUp: async () => undefined,
+    });
     expect(r).toMatchObject({ action: 'provider_error', provider: { errorCode: 'PROVIDER_TIMEOUT' } });
     expect(await scheduleOf(p.id)).toMatchObject({ status: 'pending', attempts: 1 });
   });

@@ -44,7 +44,11 @@ describe('reconciler: every payment reaches a final state', () => {
   }
 
   async function push(orderId: string, amount: number, phoneNumber: string, auth = cashier) {
-    const res = await t.http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber, amount, orderId });
+    const res = await t
+      .http()
+      .post('/payments/stk-push')
+      .set('Authorization', auth)
+      .send({ phoneNumber, amount, orderId });
     return res;
   }
 
@@ -54,7 +58,9 @@ describe('reconciler: every payment reaches a final state', () => {
 
   async function nextDue(): Promise<void> {
     // Make every claimed-but-rescheduled payment due again (backoff is 0, lease is not).
-    await t.db.execute(sql`update payments set next_check_at = now() - interval '1 second' where status in ('initiated','pending','unresolved')`);
+    await t.db.execute(
+      sql`update payments set next_check_at = now() - interval '1 second' where status in ('initiated','pending','unresolved')`,
+    );
   }
 
   it('settles a payment whose callback never came (dropped) by STK query, and pays the order once', async () => {
@@ -105,9 +111,19 @@ describe('reconciler: every payment reaches a final state', () => {
     const orderId = await order(70);
     const first = await push(orderId, 70, '254700000007');
     // Park it as OUTCOME_UNKNOWN (what the reconciler does after its window); a manager releases the order.
-    await t.db.execute(sql`update payments set created_at = now() - interval '2 hours' where id = ${first.body.paymentId}`);
+    await t.db.execute(
+      sql`update payments set created_at = now() - interval '2 hours' where id = ${first.body.paymentId}`,
+    );
     expect((await reconciler.tick()).actions.moved_to_review).toBe(1);
-    expect((await t.http().post(`/payments/${first.body.paymentId}/release`).set('Authorization', manager).send({ reason: 'customer has no SMS' })).status).toBe(200);
+    expect(
+      (
+        await t
+          .http()
+          .post(`/payments/${first.body.paymentId}/release`)
+          .set('Authorization', manager)
+          .send({ reason: 'customer has no SMS' })
+      ).status,
+    ).toBe(200);
     const second = await push(orderId, 70, '0712345670');
     expect(second.status).toBe(201);
     await waitFor(async () => (await payment(second.body.paymentId)).status === 'completed');
@@ -120,7 +136,11 @@ describe('reconciler: every payment reaches a final state', () => {
     });
     expect(p.status).toBe('review');
     expect(p.mpesaReceiptNumber).toMatch(/^[A-Z0-9]{10}$/); // the money moved: the receipt is kept for the refund
-    expect((await t.http().get(`/orders/${orderId}`).set('Authorization', cashier)).body).toMatchObject({ status: 'paid', paid: 70, outstanding: 0 });
+    expect((await t.http().get(`/orders/${orderId}`).set('Authorization', cashier)).body).toMatchObject({
+      status: 'paid',
+      paid: 70,
+      outstanding: 0,
+    });
   }, 20000);
 
   it('fails a payment Daraja never heard of, with a clear reason', async () => {
@@ -135,15 +155,24 @@ describe('reconciler: every payment reaches a final state', () => {
 
     // If money moved after all (the push was only late), the truth is not dropped: a person decides.
     const { paymentId, checkoutRequestId, merchantRequestId } = res.body;
-    const cb = await t.http().post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`).send(successCallback(merchantRequestId, checkoutRequestId, 40, 'RCNLATE001'));
+    const cb = await t
+      .http()
+      .post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`)
+      .send(successCallback(merchantRequestId, checkoutRequestId, 40, 'RCNLATE001'));
     expect(cb.status).toBe(200);
-    expect(await payment(paymentId)).toMatchObject({ status: 'review', statusReason: 'PAID_AFTER_CLOSE', mpesaReceiptNumber: 'RCNLATE001' });
+    expect(await payment(paymentId)).toMatchObject({
+      status: 'review',
+      statusReason: 'PAID_AFTER_CLOSE',
+      mpesaReceiptNumber: 'RCNLATE001',
+    });
     expect((await t.http().get(`/orders/${orderId}`).set('Authorization', cashier)).body.status).toBe('unpaid');
   });
 
   it('moves a push whose answer was lost (no CheckoutRequestID) to review after the window, never pushing again', async () => {
     const orderId = await order(30);
-    t.sim.setFaults({ pushErrors: { count: 1, status: 503, errorCode: '503.001.01', errorMessage: 'Service Unavailable' } });
+    t.sim.setFaults({
+      pushErrors: { count: 1, status: 503, errorCode: '503.001.01', errorMessage: 'Service Unavailable' },
+    });
     const res = await push(orderId, 30, '0712345678');
     expect(res.status).toBeGreaterThanOrEqual(500);
     const paymentId = res.body.details.paymentId;
@@ -162,11 +191,20 @@ describe('reconciler: every payment reaches a final state', () => {
     const res = await push(orderId, 20, '254700000005');
     await waitFor(async () => t.sim.getPush(res.body.checkoutRequestId)?.state === 'answered');
     // More spike arrests than DarajaService's own short retries absorb.
-    t.sim.setFaults({ queryErrors: { count: 10, status: 500, errorCode: '500.003.02', errorMessage: 'System is busy. Please try again in few minutes.' } });
+    t.sim.setFaults({
+      queryErrors: {
+        count: 10,
+        status: 500,
+        errorCode: '500.003.02',
+        errorMessage: 'System is busy. Please try again in few minutes.',
+      },
+    });
     const first = await reconciler.tick();
     t.sim.setFaults({});
     expect(first.actions).toEqual({ provider_error: 1 });
-    const row = await t.db.execute(sql`select next_check_at > now() + interval '10 seconds' as later from payments where id = ${res.body.paymentId}`);
+    const row = await t.db.execute(
+      sql`select next_check_at > now() + interval '10 seconds' as later from payments where id = ${res.body.paymentId}`,
+    );
     expect((row as unknown as { rows: { later: boolean }[] }).rows[0].later).toBe(true); // waited at least Retry-After
     await new Promise((r) => setTimeout(r, 2100));
     await nextDue();
@@ -180,17 +218,27 @@ describe('reconciler: every payment reaches a final state', () => {
     const { paymentId, checkoutRequestId, merchantRequestId } = res.body;
     // What a crash between "stored" and "processed" leaves behind: the verified row, unprocessed.
     const body = successCallback(merchantRequestId, checkoutRequestId, 55, 'RCN1234567');
-    await t.db.execute(sql`insert into callback_inbox (provider, url_payment_id, verified, checkout_request_id, raw_body, attempts) values ('mpesa', ${paymentId}, true, ${checkoutRequestId}, ${JSON.stringify(body)}, 1)`);
+    await t.db.execute(
+      sql`insert into callback_inbox (provider, url_payment_id, verified, checkout_request_id, raw_body, attempts) values ('mpesa', ${paymentId}, true, ${checkoutRequestId}, ${JSON.stringify(body)}, 1)`,
+    );
     const r = await reconciler.tick();
     expect(r.callbacksReplayed).toBe(1);
     const p = await payment(paymentId);
     expect(p).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'RCN1234567' });
-    const inbox = await t.db.execute(sql`select outcome, processed_at is not null as done from callback_inbox where checkout_request_id = ${checkoutRequestId}`);
+    const inbox = await t.db.execute(
+      sql`select outcome, processed_at is not null as done from callback_inbox where checkout_request_id = ${checkoutRequestId}`,
+    );
     expect((inbox as unknown as { rows: unknown[] }).rows).toEqual([{ outcome: 'applied', done: true }]);
     // Replaying is idempotent: the real callback arriving later changes nothing.
-    const again = await t.http().post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`).send(body);
+    const again = await t
+      .http()
+      .post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`)
+      .send(body);
     expect(again.status).toBe(200);
-    expect((await t.http().get(`/orders/${orderId}`).set('Authorization', cashier)).body).toMatchObject({ status: 'paid', paid: 55 });
+    expect((await t.http().get(`/orders/${orderId}`).set('Authorization', cashier)).body).toMatchObject({
+      status: 'paid',
+      paid: 55,
+    });
   });
 
   it('a callback whose processing fails is still stored and acknowledged, and the reconciler applies it later', async () => {
@@ -198,14 +246,25 @@ describe('reconciler: every payment reaches a final state', () => {
     const res = await push(orderId, 65, '254700000007');
     const { paymentId, checkoutRequestId, merchantRequestId } = res.body;
     // Make processing fail inside the database (as a lost connection or a bad deploy would).
-    await t.db.execute(sql.raw(`create or replace function fail_events() returns trigger language plpgsql as $$ begin if new.data::text like '%RCNFAIL%' then raise exception 'injected failure'; end if; return new; end $$`));
-    await t.db.execute(sql.raw(`create trigger fail_events before insert on payment_events for each row execute function fail_events()`));
+    await t.db.execute(
+      sql.raw(
+        `create or replace function fail_events() returns trigger language plpgsql as $$ begin if new.data::text like '%RCNFAIL%' then raise exception 'injected failure'; end if; return new; end $$`,
+      ),
+    );
+    await t.db.execute(
+      sql.raw(`create trigger fail_events before insert on payment_events for each row execute function fail_events()`),
+    );
     try {
-      const cb = await t.http().post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`).send(successCallback(merchantRequestId, checkoutRequestId, 65, 'RCNFAIL001'));
+      const cb = await t
+        .http()
+        .post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`)
+        .send(successCallback(merchantRequestId, checkoutRequestId, 65, 'RCNFAIL001'));
       expect(cb.status).toBe(200);
       expect(cb.body).toEqual({ ResultCode: 0, ResultDesc: 'Accepted' });
       expect((await payment(paymentId)).status).toBe('pending');
-      const rows = await t.db.execute(sql`select processed_at is null as open from callback_inbox where checkout_request_id = ${checkoutRequestId}`);
+      const rows = await t.db.execute(
+        sql`select processed_at is null as open from callback_inbox where checkout_request_id = ${checkoutRequestId}`,
+      );
       expect((rows as unknown as { rows: unknown[] }).rows).toEqual([{ open: true }]);
     } finally {
       await t.db.execute(sql.raw('drop trigger fail_events on payment_events'));
@@ -221,13 +280,24 @@ describe('reconciler: every payment reaches a final state', () => {
       await waitFor(async () => t.sim.getPush(res.body.checkoutRequestId)?.state === 'answered');
       const id = res.body.paymentId;
       expect((await t.http().post(`/payments/${id}/reconcile`).set('Authorization', cashier)).status).toBe(403);
-      expect((await t.http().post(`/payments/${id}/reconcile`).set('Authorization', `Bearer ${t.token('shop-2', 'admin', 'a2')}`)).status).toBe(404);
+      expect(
+        (
+          await t
+            .http()
+            .post(`/payments/${id}/reconcile`)
+            .set('Authorization', `Bearer ${t.token('shop-2', 'admin', 'a2')}`)
+        ).status,
+      ).toBe(404);
       expect((await t.http().post(`/payments/not-a-uuid/reconcile`).set('Authorization', manager)).status).toBe(400);
       expect((await payment(id)).status).toBe('pending');
 
       const r = await t.http().post(`/payments/${id}/reconcile`).set('Authorization', manager);
       expect(r.status).toBe(200);
-      expect(r.body).toMatchObject({ action: 'settled', payment: { status: 'completed' }, provider: { resultCode: '0' } });
+      expect(r.body).toMatchObject({
+        action: 'settled',
+        payment: { status: 'completed' },
+        provider: { resultCode: '0' },
+      });
       const again = await t.http().post(`/payments/${id}/reconcile`).set('Authorization', manager);
       expect(again.body).toMatchObject({ action: 'already_final', payment: { status: 'completed' } });
     });
@@ -240,9 +310,15 @@ describe('reconciler: every payment reaches a final state', () => {
       for (let i = 0; i < 6; i++) {
         await t.db.execute(sql`update payments set last_queried_at = now() - interval '1 minute' where id = ${id}`);
         const r = await t.http().post(`/payments/${id}/reconcile`).set('Authorization', manager);
-        expect({ status: r.status, action: r.body.action, paymentStatus: r.body.payment?.status }).toEqual({ status: 200, action: 'still_pending', paymentStatus: 'pending' });
+        expect({ status: r.status, action: r.body.action, paymentStatus: r.body.payment?.status }).toEqual({
+          status: 200,
+          action: 'still_pending',
+          paymentStatus: 'pending',
+        });
       }
-      const row = (await t.db.execute(sql`select reconcile_attempts from payments where id = ${id}`)) as unknown as { rows: { reconcile_attempts: number }[] };
+      const row = (await t.db.execute(sql`select reconcile_attempts from payments where id = ${id}`)) as unknown as {
+        rows: { reconcile_attempts: number }[];
+      };
       expect(row.rows[0].reconcile_attempts).toBe(0);
       // The order stays blocked by its open payment: no second prompt for the customer.
       const second = await push(orderId, 46, '254712345678');
@@ -251,38 +327,56 @@ describe('reconciler: every payment reaches a final state', () => {
       await t.db.execute(sql`update payments set last_queried_at = now() - interval '1 minute' where id = ${id}`);
       // (the simulator's callback may settle it first)
       const done = await t.http().post(`/payments/${id}/reconcile`).set('Authorization', manager);
-      expect({ action: ['settled', 'already_final'].includes(done.body.action), status: done.body.payment.status }).toEqual({ action: true, status: 'completed' });
+      expect({
+        action: ['settled', 'already_final'].includes(done.body.action),
+        status: done.body.payment.status,
+      }).toEqual({ action: true, status: 'completed' });
     });
 
     it('review: fifty managers pressing reconcile at once on a review payment make one STK query', async () => {
       const orderId = await order(47);
       const res = await push(orderId, 47, '254700000007');
       const { paymentId, checkoutRequestId, merchantRequestId } = res.body;
-      const cb = await t.http().post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`).send(successCallback(merchantRequestId, checkoutRequestId, 1, 'RCN7654399'));
+      const cb = await t
+        .http()
+        .post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`)
+        .send(successCallback(merchantRequestId, checkoutRequestId, 1, 'RCN7654399'));
       expect(cb.status).toBe(200);
       expect(await payment(paymentId)).toMatchObject({ status: 'review', statusReason: 'AMOUNT_MISMATCH' });
       await t.sim.resolve(checkoutRequestId, 0);
       const before = t.sim.stats().queryRequests;
       const started = Date.now();
-      const answers = await Promise.all(Array.from({ length: 50 }, () => t.http().post(`/payments/${paymentId}/reconcile`).set('Authorization', manager)));
+      const answers = await Promise.all(
+        Array.from({ length: 50 }, () =>
+          t.http().post(`/payments/${paymentId}/reconcile`).set('Authorization', manager),
+        ),
+      );
       expect(answers.map((a) => a.status)).toEqual(Array(50).fill(200));
       // One query per payment per 2 s interval (QUERY_MIN_INTERVAL_SECONDS), however the 50 spread over a busy machine (before: 50).
       const intervals = 1 + Math.floor((Date.now() - started) / 2000);
       expect(t.sim.stats().queryRequests - before).toBeLessThanOrEqual(intervals);
-      for (const a of answers) expect(a.body.payment).toMatchObject({ status: 'review', statusReason: 'AMOUNT_MISMATCH' });
+      for (const a of answers)
+        expect(a.body.payment).toMatchObject({ status: 'review', statusReason: 'AMOUNT_MISMATCH' });
     });
 
     it('reports but never changes a review payment with an amount mismatch', async () => {
       const orderId = await order(80);
       const res = await push(orderId, 80, '254700000007');
       const { paymentId, checkoutRequestId, merchantRequestId } = res.body;
-      const cb = await t.http().post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`).send(successCallback(merchantRequestId, checkoutRequestId, 1, 'RCN7654321'));
+      const cb = await t
+        .http()
+        .post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`)
+        .send(successCallback(merchantRequestId, checkoutRequestId, 1, 'RCN7654321'));
       expect(cb.status).toBe(200);
       expect(await payment(paymentId)).toMatchObject({ status: 'review', statusReason: 'AMOUNT_MISMATCH' });
       await t.sim.resolve(checkoutRequestId, 0);
       const r = await t.http().post(`/payments/${paymentId}/reconcile`).set('Authorization', manager);
       expect(r.status).toBe(200);
-      expect(r.body).toMatchObject({ action: 'already_final', payment: { status: 'review', statusReason: 'AMOUNT_MISMATCH' }, provider: { resultCode: '0' } });
+      expect(r.body).toMatchObject({
+        action: 'already_final',
+        payment: { status: 'review', statusReason: 'AMOUNT_MISMATCH' },
+        provider: { resultCode: '0' },
+      });
     });
     it('lists review payments for managers of the shop only, newest first, paged', async () => {
       const res = await t.http().get('/payments/review').query({ limit: 1 }).set('Authorization', manager);
@@ -290,16 +384,29 @@ describe('reconciler: every payment reaches a final state', () => {
       expect(res.body.items).toHaveLength(1);
       expect(res.body.items[0].status).toBe('review');
       expect(res.body.nextCursor).toEqual(expect.any(String));
-      const page2 = await t.http().get('/payments/review').query({ limit: 1, cursor: res.body.nextCursor }).set('Authorization', manager);
+      const page2 = await t
+        .http()
+        .get('/payments/review')
+        .query({ limit: 1, cursor: res.body.nextCursor })
+        .set('Authorization', manager);
       expect(page2.status).toBe(200);
       expect(page2.body.items).toHaveLength(1);
       expect(page2.body.items[0].paymentId).not.toBe(res.body.items[0].paymentId);
 
       expect((await t.http().get('/payments/review').set('Authorization', cashier)).status).toBe(403);
-      const other = await t.http().get('/payments/review').set('Authorization', `Bearer ${t.token('shop-2', 'manager', 'm2')}`);
+      const other = await t
+        .http()
+        .get('/payments/review')
+        .set('Authorization', `Bearer ${t.token('shop-2', 'manager', 'm2')}`);
       expect(other.status).toBe(200);
       expect(other.body.items).toEqual([]);
-      for (const q of [{ limit: 0 }, { limit: 101 }, { limit: 'x' }, { cursor: 'not a cursor!' }, { cursor: 'bm9wZQ' }]) {
+      for (const q of [
+        { limit: 0 },
+        { limit: 101 },
+        { limit: 'x' },
+        { cursor: 'not a cursor!' },
+        { cursor: 'bm9wZQ' },
+      ]) {
         const bad = await t.http().get('/payments/review').query(q).set('Authorization', manager);
         expect(bad.status).toBe(400);
         expect(bad.body.message).toEqual(expect.any(String));

@@ -19,10 +19,26 @@ import { createTestDatabase, TestDatabase } from './helpers/test-db';
 
 const API_DIR = resolve(__dirname, '..');
 
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runCli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done, fail) => {
-    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'DATA_DIR', 'NODE_OPTIONS'].includes(k))) as Record<string, string>;
-    const child = spawn(process.execPath, ['-r', '@swc-node/register', 'src/cli/statement.ts', ...args], { cwd: API_DIR, env: { ...base, NODE_ENV: 'test', LOG_LEVEL: 'silent', JWT_SECRET: TEST_JWT_SECRET, CALLBACK_SIGNING_SECRET: TEST_CALLBACK_SECRET, INIT_CWD: API_DIR, ...env } });
+    const base = Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'DATA_DIR', 'NODE_OPTIONS'].includes(k)),
+    ) as Record<string, string>;
+    const child = spawn(process.execPath, ['-r', '@swc-node/register', 'src/cli/statement.ts', ...args], {
+      cwd: API_DIR,
+      env: {
+        ...base,
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'silent',
+        JWT_SECRET: TEST_JWT_SECRET,
+        CALLBACK_SIGNING_SECRET: TEST_CALLBACK_SECRET,
+        INIT_CWD: API_DIR,
+        ...env,
+      },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -65,22 +81,55 @@ describe('the statement CLI', () => {
     await db.migrate();
     await db.db.insert(orders).values({ shopId: 'shop-cli', id: 'ORD-CLI-1', totalMinor: 10_000n, currency: 'KES' });
     await db.db.insert(payments).values({
-      id: paymentId, shopId: 'shop-cli', orderId: 'ORD-CLI-1', amountMinor: 10_000n, currency: 'KES', provider: 'mpesa', status: 'review', statusReason: 'OUTCOME_UNKNOWN', createdBy: 'test',
-      phoneMasked: '2547******07', phoneHash: phoneHash(TEST_CALLBACK_SECRET, '254700000007'), accountReference: 'ORDCLI1', transactionDesc: 'POS payment', createdAt,
+      id: paymentId,
+      shopId: 'shop-cli',
+      orderId: 'ORD-CLI-1',
+      amountMinor: 10_000n,
+      currency: 'KES',
+      provider: 'mpesa',
+      status: 'review',
+      statusReason: 'OUTCOME_UNKNOWN',
+      createdBy: 'test',
+      phoneMasked: '2547******07',
+      phoneHash: phoneHash(TEST_CALLBACK_SECRET, '254700000007'),
+      accountReference: 'ORDCLI1',
+      transactionDesc: 'POS payment',
+      createdAt,
     });
     if (!postgres) await db.close();
 
     const file = join(dir, 'statement.csv');
-    writeFileSync(file, ['Receipt No.,Completion Time,Details,Transaction Status,Paid In', `RCCLI00001,${nairobi(new Date(createdAt.getTime() + 45_000))},"Pay Bill from 254700000007 - JOHN DOE Acc. ORD-CLI-1",Completed,100.00`].join('\n'));
+    writeFileSync(
+      file,
+      [
+        'Receipt No.,Completion Time,Details,Transaction Status,Paid In',
+        `RCCLI00001,${nairobi(new Date(createdAt.getTime() + 45_000))},"Pay Bill from 254700000007 - JOHN DOE Acc. ORD-CLI-1",Completed,100.00`,
+      ].join('\n'),
+    );
     const run = await runCli(['--shop', 'shop-cli', '--file', file, '--json'], env);
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
     const report = JSON.parse(run.stdout);
-    expect(report.settledFromStatement).toEqual({ count: 1, items: [expect.objectContaining({ receipt: 'RCCLI00001', paymentId, orderId: 'ORD-CLI-1', status: 'completed', statusReason: 'PAID' })] });
+    expect(report.settledFromStatement).toEqual({
+      count: 1,
+      items: [
+        expect.objectContaining({
+          receipt: 'RCCLI00001',
+          paymentId,
+          orderId: 'ORD-CLI-1',
+          status: 'completed',
+          statusReason: 'PAID',
+        }),
+      ],
+    });
     expect(run.stdout).not.toMatch(/254700000007|JOHN/);
 
     db = await open();
     try {
-      expect((await db.db.select().from(payments).where(eq(payments.id, paymentId)))[0]).toMatchObject({ status: 'completed', statusReason: 'PAID', mpesaReceiptNumber: 'RCCLI00001' });
+      expect((await db.db.select().from(payments).where(eq(payments.id, paymentId)))[0]).toMatchObject({
+        status: 'completed',
+        statusReason: 'PAID',
+        mpesaReceiptNumber: 'RCCLI00001',
+      });
       expect((await db.db.select().from(orders).where(eq(orders.id, 'ORD-CLI-1')))[0].paidAt).toBeInstanceOf(Date);
     } finally {
       if (!postgres) await db.close();

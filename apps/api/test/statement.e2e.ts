@@ -39,7 +39,13 @@ describe('POST /reconciliation/statements', () => {
   let t: TestApp;
   const ids: Record<string, string> = {};
 
-  const seed = (shopId: string, receipt: string, amountMinor: bigint, status: string, when: { transactionDate?: string; completedAt?: Date }) => {
+  const seed = (
+    shopId: string,
+    receipt: string,
+    amountMinor: bigint,
+    status: string,
+    when: { transactionDate?: string; completedAt?: Date },
+  ) => {
     const id = randomUUID();
     ids[receipt] = id;
     return {
@@ -58,7 +64,12 @@ describe('POST /reconciliation/statements', () => {
   };
 
   const upload = (body: Buffer | string, token: string, query = '') =>
-    t.http().post(`/reconciliation/statements${query}`).set('Authorization', `Bearer ${token}`).set('Content-Type', 'text/csv').send(body);
+    t
+      .http()
+      .post(`/reconciliation/statements${query}`)
+      .set('Authorization', `Bearer ${token}`)
+      .set('Content-Type', 'text/csv')
+      .send(body);
 
   beforeAll(async () => {
     t = await startTestApp();
@@ -91,23 +102,67 @@ describe('POST /reconciliation/statements', () => {
     expect(typeof r.durationMs).toBe('number');
     expect(r.amountMismatch).toEqual({
       count: 1,
-      items: [{ receipt: 'RCM0000002', line: 3, paymentId: ids.RCM0000002, orderId: 'ORD-RCM0000002', statementAmount: 205, ledgerAmount: 250, statementAmountMinor: '20500', ledgerAmountMinor: '25000' }],
+      items: [
+        {
+          receipt: 'RCM0000002',
+          line: 3,
+          paymentId: ids.RCM0000002,
+          orderId: 'ORD-RCM0000002',
+          statementAmount: 205,
+          ledgerAmount: 250,
+          statementAmountMinor: '20500',
+          ledgerAmountMinor: '25000',
+        },
+      ],
     });
     expect(r.unknownReceipts).toEqual({
       count: 2,
       items: [
-        { receipt: 'RCU0000007', line: 4, amount: 3000, amountMinor: '300000', completionTime: '2026-11-01T12:00:00+03:00', phone: '2547******33' },
+        {
+          receipt: 'RCU0000007',
+          line: 4,
+          amount: 3000,
+          amountMinor: '300000',
+          completionTime: '2026-11-01T12:00:00+03:00',
+          phone: '2547******33',
+        },
         // another shop's receipt is unknown here: nothing about shop-2's payment leaks
-        { receipt: 'RCX0000009', line: 9, amount: 10, amountMinor: '1000', completionTime: '2026-11-02T10:00:00+03:00', phone: null },
+        {
+          receipt: 'RCX0000009',
+          line: 9,
+          amount: 10,
+          amountMinor: '1000',
+          completionTime: '2026-11-02T10:00:00+03:00',
+          phone: null,
+        },
       ],
     });
     expect(r.notCompletedInLedger).toEqual({
       count: 1,
-      items: [{ receipt: 'RCF0000003', line: 5, paymentId: ids.RCF0000003, orderId: 'ORD-RCF0000003', ledgerStatus: 'failed', statementAmount: 50, ledgerAmount: 50 }],
+      items: [
+        {
+          receipt: 'RCF0000003',
+          line: 5,
+          paymentId: ids.RCF0000003,
+          orderId: 'ORD-RCF0000003',
+          ledgerStatus: 'failed',
+          statementAmount: 50,
+          ledgerAmount: 50,
+        },
+      ],
     });
     expect(r.missingFromStatement).toEqual({
       count: 1,
-      items: [{ receipt: 'RCM0000004', paymentId: ids.RCM0000004, orderId: 'ORD-RCM0000004', amount: 75, amountMinor: '7500', transactionTime: '2026-11-01T15:00:00+03:00' }],
+      items: [
+        {
+          receipt: 'RCM0000004',
+          paymentId: ids.RCM0000004,
+          orderId: 'ORD-RCM0000004',
+          amount: 75,
+          amountMinor: '7500',
+          transactionTime: '2026-11-01T15:00:00+03:00',
+        },
+      ],
     });
     // no full phone number and no customer name anywhere in the report
     expect(JSON.stringify(r)).not.toMatch(/254711222333|JOHN|JANE/);
@@ -118,25 +173,41 @@ describe('POST /reconciliation/statements', () => {
     expect(res.status).toBe(200);
     expect(res.body.window.applied).toBe(false);
     expect(res.body.missingFromStatement.count).toBe(2);
-    expect(res.body.missingFromStatement.items.map((i: { receipt: string }) => i.receipt).sort()).toEqual(['RCM0000004', 'RCM0000005']);
+    expect(res.body.missingFromStatement.items.map((i: { receipt: string }) => i.receipt).sort()).toEqual([
+      'RCM0000004',
+      'RCM0000005',
+    ]);
     expect((await upload(BODY, t.token('shop-1', 'admin', 'admin-1'), '?window=forever')).status).toBe(400);
   });
 
   it("another shop's manager gets a report about that shop only", async () => {
     const res = await upload(BODY, t.token('shop-2', 'manager', 'manager-2'));
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ shopId: 'shop-2', matched: 1, amountMismatch: { count: 0 }, notCompletedInLedger: { count: 0 }, missingFromStatement: { count: 0, items: [] } });
+    expect(res.body).toMatchObject({
+      shopId: 'shop-2',
+      matched: 1,
+      amountMismatch: { count: 0 },
+      notCompletedInLedger: { count: 0 },
+      missingFromStatement: { count: 0, items: [] },
+    });
     expect(res.body.unknownReceipts.count).toBe(5);
 
     const empty = await upload(BODY, t.token('shop-3', 'manager', 'manager-3'));
     expect(empty.status).toBe(200);
-    expect(empty.body).toMatchObject({ shopId: 'shop-3', matched: 0, amountMismatch: { count: 0, items: [] }, notCompletedInLedger: { count: 0, items: [] }, missingFromStatement: { count: 0, items: [] } });
+    expect(empty.body).toMatchObject({
+      shopId: 'shop-3',
+      matched: 0,
+      amountMismatch: { count: 0, items: [] },
+      notCompletedInLedger: { count: 0, items: [] },
+      missingFromStatement: { count: 0, items: [] },
+    });
     expect(empty.body.unknownReceipts.count).toBe(6);
   });
 
   it('matches across many batches (several thousand rows, LF endings, lower-case header, other column order)', async () => {
     const lines = ['amount,receipt,status,completion_time'];
-    for (let i = 0; i < 4500; i++) lines.push(`${i + 1}.00,RCB${String(i).padStart(7, '0')},Completed,2026-11-01 10:00:00`);
+    for (let i = 0; i < 4500; i++)
+      lines.push(`${i + 1}.00,RCB${String(i).padStart(7, '0')},Completed,2026-11-01 10:00:00`);
     lines.push('100.00,RCM0000001,Completed,2026-11-01 10:00:00');
     const res = await upload(lines.join('\n'), t.token('shop-1', 'manager', 'manager-1'));
     expect(res.status).toBe(200);
@@ -145,7 +216,8 @@ describe('POST /reconciliation/statements', () => {
   });
 
   it('skips a few title lines before the header row', async () => {
-    const csv = 'M-PESA STATEMENT\nPeriod,2026-11-01 - 2026-11-02\n\nReceipt No.,Paid In,Completion Time\nRCM0000001,100.00,2026-11-01 10:00:00\n';
+    const csv =
+      'M-PESA STATEMENT\nPeriod,2026-11-01 - 2026-11-02\n\nReceipt No.,Paid In,Completion Time\nRCM0000001,100.00,2026-11-01 10:00:00\n';
     const res = await upload(csv, t.token('shop-1', 'manager'));
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ rows: 1, badRows: 0, matched: 1 });
@@ -160,13 +232,27 @@ describe('POST /reconciliation/statements', () => {
   });
 
   it('415 for JSON or other content types', async () => {
-    const json = await t.http().post('/reconciliation/statements').set('Authorization', `Bearer ${t.token('shop-1', 'manager')}`).send({ csv: CSV });
+    const json = await t
+      .http()
+      .post('/reconciliation/statements')
+      .set('Authorization', `Bearer ${t.token('shop-1', 'manager')}`)
+      .send({ csv: CSV });
     expect(json.status).toBe(415);
     expect(json.body.code).toBe('UNSUPPORTED_MEDIA_TYPE');
-    const plain = await t.http().post('/reconciliation/statements').set('Authorization', `Bearer ${t.token('shop-1', 'manager')}`).set('Content-Type', 'text/plain').send(CSV);
+    const plain = await t
+      .http()
+      .post('/reconciliation/statements')
+      .set('Authorization', `Bearer ${t.token('shop-1', 'manager')}`)
+      .set('Content-Type', 'text/plain')
+      .send(CSV);
     expect(plain.status).toBe(415);
     // text/csv stays refused everywhere else
-    const elsewhere = await t.http().post('/orders').set('Authorization', `Bearer ${t.token('shop-1', 'manager')}`).set('Content-Type', 'text/csv').send(CSV);
+    const elsewhere = await t
+      .http()
+      .post('/orders')
+      .set('Authorization', `Bearer ${t.token('shop-1', 'manager')}`)
+      .set('Content-Type', 'text/csv')
+      .send(CSV);
     expect(elsewhere.status).toBe(415);
   });
 
@@ -185,7 +271,11 @@ describe('POST /reconciliation/statements', () => {
     const status = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = http.request(url, {
         method: 'POST',
-        headers: { Authorization: `Bearer ${t.token('shop-1', 'manager')}`, 'Content-Type': 'text/csv', 'Content-Length': String(60 * 1024 * 1024) },
+        headers: {
+          Authorization: `Bearer ${t.token('shop-1', 'manager')}`,
+          'Content-Type': 'text/csv',
+          'Content-Length': String(60 * 1024 * 1024),
+        },
       });
       req.on('response', (res) => {
         let body = '';

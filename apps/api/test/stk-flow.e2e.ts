@@ -19,7 +19,11 @@ describe('M-Pesa STK push, end to end (real app + database + simulator)', () => 
 
   it('order → push → callback → completed → order paid', async () => {
     await createOrder('ORD-1', 150);
-    const push = await t.http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: '0712 345-678', amount: 150, orderId: 'ORD-1' });
+    const push = await t
+      .http()
+      .post('/payments/stk-push')
+      .set('Authorization', auth)
+      .send({ phoneNumber: '0712 345-678', amount: 150, orderId: 'ORD-1' });
     expect(push.status).toBe(201);
     expect(push.body).toMatchObject({ status: 'pending', responseCode: '0', amount: 150, orderId: 'ORD-1' });
     expect(push.body.checkoutRequestId).toMatch(/^ws_CO_/);
@@ -32,10 +36,21 @@ describe('M-Pesa STK push, end to end (real app + database + simulator)', () => 
 
     await t.sim.waitForCallbacks(push.body.checkoutRequestId, 1, 5000);
     const status = await waitFor(async () => {
-      const r = await t.http().get('/payments/stk-status').query({ checkoutRequestId: push.body.checkoutRequestId }).set('Authorization', auth);
+      const r = await t
+        .http()
+        .get('/payments/stk-status')
+        .query({ checkoutRequestId: push.body.checkoutRequestId })
+        .set('Authorization', auth);
       return r.body.status === 'completed' ? r : undefined;
     });
-    expect(status.body).toMatchObject({ paymentId: push.body.paymentId, status: 'completed', resultCode: '0', amount: 150, orderId: 'ORD-1', phone: '2547******78' });
+    expect(status.body).toMatchObject({
+      paymentId: push.body.paymentId,
+      status: 'completed',
+      resultCode: '0',
+      amount: 150,
+      orderId: 'ORD-1',
+      phone: '2547******78',
+    });
     expect(status.body.mpesaReceiptNumber).toMatch(/^[A-Z0-9]{10}$/);
 
     const order = await t.http().get('/orders/ORD-1').set('Authorization', auth);
@@ -43,7 +58,9 @@ describe('M-Pesa STK push, end to end (real app + database + simulator)', () => 
     expect(order.body.paidAt).not.toBeNull();
 
     // The number itself is never stored: a masked form, and a keyed hash a plain sha256 cannot match.
-    const rows = (await t.db.execute(sql`select phone_masked, phone_hash, (select count(*)::int from payment_events e where e.data::text like '%254712345678%') as leaks from payments where id = ${push.body.paymentId}`)) as unknown as { rows: { phone_masked: string; phone_hash: string; leaks: number }[] };
+    const rows = (await t.db.execute(
+      sql`select phone_masked, phone_hash, (select count(*)::int from payment_events e where e.data::text like '%254712345678%') as leaks from payments where id = ${push.body.paymentId}`,
+    )) as unknown as { rows: { phone_masked: string; phone_hash: string; leaks: number }[] };
     const row = (rows.rows ?? (rows as unknown as typeof rows.rows))[0];
     expect(row.phone_masked).toBe('2547******78');
     expect(row.phone_hash).toMatch(/^[0-9a-f]{64}$/);

@@ -25,8 +25,18 @@ describe('STK outcomes, duplicates, idempotency and shop scoping', () => {
     return id;
   }
 
-  async function push(orderId: string, amount: number, phoneNumber = '0712345678', headers: Record<string, string> = {}) {
-    return t.http().post('/payments/stk-push').set('Authorization', auth).set(headers).send({ phoneNumber, amount, orderId });
+  async function push(
+    orderId: string,
+    amount: number,
+    phoneNumber = '0712345678',
+    headers: Record<string, string> = {},
+  ) {
+    return t
+      .http()
+      .post('/payments/stk-push')
+      .set('Authorization', auth)
+      .set(headers)
+      .send({ phoneNumber, amount, orderId });
   }
 
   async function statusOf(checkoutRequestId: string) {
@@ -105,11 +115,17 @@ describe('STK outcomes, duplicates, idempotency and shop scoping', () => {
     expect(st.body).toMatchObject({ status: 'completed', mpesaReceiptNumber: 'TST1234567' });
     expect(completedEvents.filter((e) => e.paymentId === paymentId)).toHaveLength(1);
     expect(completedEvents.filter((e) => e.orderId === orderId && e.orderPaid)).toHaveLength(1);
-    const events = await t.db.execute(sql`select type, count(*)::int as c from payment_events where payment_id = ${paymentId} group by type order by type`);
-    const counts = Object.fromEntries(((events as unknown as { rows: { type: string; c: number }[] }).rows ?? []).map((r) => [r.type, r.c]));
+    const events = await t.db.execute(
+      sql`select type, count(*)::int as c from payment_events where payment_id = ${paymentId} group by type order by type`,
+    );
+    const counts = Object.fromEntries(
+      ((events as unknown as { rows: { type: string; c: number }[] }).rows ?? []).map((r) => [r.type, r.c]),
+    );
     expect(counts.status_changed).toBe(1);
     expect(counts.duplicate_ignored).toBe(9);
-    const inbox = await t.db.execute(sql`select count(*)::int as c from callback_inbox where checkout_request_id = ${checkoutRequestId}`);
+    const inbox = await t.db.execute(
+      sql`select count(*)::int as c from callback_inbox where checkout_request_id = ${checkoutRequestId}`,
+    );
     expect((inbox as unknown as { rows: { c: number }[] }).rows[0].c).toBe(10);
   });
 
@@ -161,7 +177,9 @@ describe('STK outcomes, duplicates, idempotency and shop scoping', () => {
     const first = await push(orderId, 35, '254700000007', { 'Idempotency-Key': key });
     expect(first.status).toBe(201);
     // What a crash between Daraja's answer and storing it leaves: the key without a response.
-    await t.db.execute(sql`update idempotency_keys set response_status = null, response_body = null where key = ${key}`);
+    await t.db.execute(
+      sql`update idempotency_keys set response_status = null, response_body = null where key = ${key}`,
+    );
     // While the first request could still be running, a retry is told to wait...
     const busy = await push(orderId, 35, '254700000007', { 'Idempotency-Key': key });
     expect(busy.status).toBe(409);
@@ -171,14 +189,20 @@ describe('STK outcomes, duplicates, idempotency and shop scoping', () => {
     const again = await push(orderId, 35, '254700000007', { 'Idempotency-Key': key });
     expect(again.status).toBe(200);
     expect(again.headers['idempotent-replayed']).toBe('true');
-    expect(again.body).toMatchObject({ paymentId: first.body.paymentId, status: 'pending', checkoutRequestId: first.body.checkoutRequestId });
+    expect(again.body).toMatchObject({
+      paymentId: first.body.paymentId,
+      status: 'pending',
+      checkoutRequestId: first.body.checkoutRequestId,
+    });
     expect(t.sim.promptsFor({ accountReference: orderId.replace(/[^A-Za-z0-9]/g, '') }).prompts).toBe(1);
   });
 
   it('concurrent requests with the same Idempotency-Key prompt the customer once', async () => {
     const orderId = await order(25);
     const before = t.sim.stats().pushRequests;
-    const replies = await Promise.all(Array.from({ length: 5 }, () => push(orderId, 25, '254700000007', { 'Idempotency-Key': `race-${orderId}` })));
+    const replies = await Promise.all(
+      Array.from({ length: 5 }, () => push(orderId, 25, '254700000007', { 'Idempotency-Key': `race-${orderId}` })),
+    );
     expect(t.sim.stats().pushRequests - before).toBe(1);
     const ok = replies.filter((r) => r.status === 201);
     expect(ok.length).toBeGreaterThanOrEqual(1);
@@ -192,8 +216,16 @@ describe('STK outcomes, duplicates, idempotency and shop scoping', () => {
     const other = `Bearer ${t.token('shop-2', 'manager', 'mgr-2')}`;
     const a = await t.http().get(`/orders/${orderId}`).set('Authorization', other);
     const b = await t.http().get(`/payments/${res.body.paymentId}`).set('Authorization', other);
-    const c = await t.http().get('/payments/stk-status').query({ checkoutRequestId: res.body.checkoutRequestId }).set('Authorization', other);
-    const d = await t.http().post('/payments/stk-push').set('Authorization', other).send({ phoneNumber: '0712345678', amount: 10, orderId });
+    const c = await t
+      .http()
+      .get('/payments/stk-status')
+      .query({ checkoutRequestId: res.body.checkoutRequestId })
+      .set('Authorization', other);
+    const d = await t
+      .http()
+      .post('/payments/stk-push')
+      .set('Authorization', other)
+      .send({ phoneNumber: '0712345678', amount: 10, orderId });
     for (const r of [a, b, c, d]) {
       expect(r.status).toBe(404);
       expect(r.body.code).toBe('NOT_FOUND');
@@ -210,11 +242,20 @@ describe('STK outcomes, duplicates, idempotency and shop scoping', () => {
     try {
       const a = `Bearer ${till.token()}`;
       await till.http().post('/orders').set('Authorization', a).send({ id: 'T-1', total: 5 });
-      const res = await till.http().post('/payments/stk-push').set('Authorization', a).send({ phoneNumber: '0712345678', amount: 5, orderId: 'T-1' });
+      const res = await till
+        .http()
+        .post('/payments/stk-push')
+        .set('Authorization', a)
+        .send({ phoneNumber: '0712345678', amount: 5, orderId: 'T-1' });
       expect(res.status).toBe(201);
       const p = till.sim.getPush(res.body.checkoutRequestId)!;
       expect(p).toMatchObject({ transactionType: 'CustomerBuyGoodsOnline', shortcode: '174379', partyB: '174380' });
-      await waitFor(async () => (await till.http().get(`/payments/${res.body.paymentId}`).set('Authorization', a)).body.status === 'completed', 8000);
+      await waitFor(
+        async () =>
+          (await till.http().get(`/payments/${res.body.paymentId}`).set('Authorization', a)).body.status ===
+          'completed',
+        8000,
+      );
     } finally {
       await till.close();
     }

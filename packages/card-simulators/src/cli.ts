@@ -5,8 +5,17 @@
  */
 import { redactUrl } from './shared/http';
 import { FLW_DEFAULT_CLI_PORT, FLW_DEFAULT_SECRET_HASH, FLW_DEFAULT_SECRET_KEY } from './flutterwave/options';
-import { PESAPAL_DEFAULT_CLI_PORT, PESAPAL_DEFAULT_CONSUMER_KEY, PESAPAL_DEFAULT_CONSUMER_SECRET } from './pesapal/options';
-import { startFlutterwaveSimulator, startPesapalSimulator, type FlutterwaveSimulator, type PesapalSimulator } from './index';
+import {
+  PESAPAL_DEFAULT_CLI_PORT,
+  PESAPAL_DEFAULT_CONSUMER_KEY,
+  PESAPAL_DEFAULT_CONSUMER_SECRET,
+} from './pesapal/options';
+import {
+  startFlutterwaveSimulator,
+  startPesapalSimulator,
+  type FlutterwaveSimulator,
+  type PesapalSimulator,
+} from './index';
 
 function intFromEnv(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -32,7 +41,8 @@ function shown(value: string | undefined, fallback: string): string {
 async function main(): Promise<void> {
   const host = strFromEnv('CARD_SIM_HOST') ?? '127.0.0.1';
   const only = strFromEnv('CARD_SIM_ONLY');
-  if (only !== undefined && only !== 'flutterwave' && only !== 'pesapal') throw new Error('CARD_SIM_ONLY must be "flutterwave" or "pesapal"');
+  if (only !== undefined && only !== 'flutterwave' && only !== 'pesapal')
+    throw new Error('CARD_SIM_ONLY must be "flutterwave" or "pesapal"');
   const lines: string[] = [''];
   let flw: FlutterwaveSimulator | undefined;
   let pesapal: PesapalSimulator | undefined;

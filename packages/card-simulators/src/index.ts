@@ -34,7 +34,12 @@ export type {
   FlwWebhookShape,
 } from './flutterwave/types';
 export { FLW_ENDPOINTS } from './flutterwave/types';
-export { FLW_DEFAULT_CLI_PORT, FLW_DEFAULT_MERCHANT, FLW_DEFAULT_SECRET_HASH, FLW_DEFAULT_SECRET_KEY } from './flutterwave/options';
+export {
+  FLW_DEFAULT_CLI_PORT,
+  FLW_DEFAULT_MERCHANT,
+  FLW_DEFAULT_SECRET_HASH,
+  FLW_DEFAULT_SECRET_KEY,
+} from './flutterwave/options';
 export { FLW_DEFAULT_CURRENCY, payloadHash as flutterwavePayloadHash } from './flutterwave/validation';
 export { FLW_NOT_FOUND_MESSAGE } from './flutterwave/core';
 export { parseFlwFaults } from './flutterwave/control-routes';
@@ -61,7 +66,11 @@ export type {
   PesapalTamper,
 } from './pesapal/types';
 export { PESAPAL_ENDPOINTS, PESAPAL_PAYMENT_METHODS } from './pesapal/types';
-export { PESAPAL_DEFAULT_CLI_PORT, PESAPAL_DEFAULT_CONSUMER_KEY, PESAPAL_DEFAULT_CONSUMER_SECRET } from './pesapal/options';
+export {
+  PESAPAL_DEFAULT_CLI_PORT,
+  PESAPAL_DEFAULT_CONSUMER_KEY,
+  PESAPAL_DEFAULT_CONSUMER_SECRET,
+} from './pesapal/options';
 export { parsePesapalFaults } from './pesapal/control-routes';
 export { judgeIpnAck } from './pesapal/core';
 

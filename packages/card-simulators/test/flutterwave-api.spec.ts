@@ -36,14 +36,25 @@ describe('Flutterwave v3: auth, payment links, validation', () => {
     expect(Object.keys(res.json.data)).toEqual(['link']);
     expect(res.json.data.link).toMatch(new RegExp(`^${sim.url}/v3/hosted/pay/flwlnk-[a-z0-9]{14}$`));
     const checkout = sim.getCheckout(txRef);
-    expect(checkout).toMatchObject({ txRef, amountMinor: 245000n, currency: 'KES', currencyDefaulted: false, state: 'open', paymentOptions: ['card', 'mpesa'] });
+    expect(checkout).toMatchObject({
+      txRef,
+      amountMinor: 245000n,
+      currency: 'KES',
+      currencyDefaulted: false,
+      state: 'open',
+      paymentOptions: ['card', 'mpesa'],
+    });
     expect(checkout?.customer.phoneNumber).toBe(PHONE);
   });
 
   it('defaults the currency to NGN when it is omitted (the trap)', async () => {
     const txRef = uniqueRef();
     const { path } = await createLink(sim.url, txRef, { currency: undefined });
-    expect(sim.getCheckout(txRef)).toMatchObject({ currency: 'NGN', currencyDefaulted: true, paymentOptions: ['card'] });
+    expect(sim.getCheckout(txRef)).toMatchObject({
+      currency: 'NGN',
+      currencyDefaulted: true,
+      paymentOptions: ['card'],
+    });
     const page = await call(`${sim.url}${path}`);
     expect(page.text).toContain('<span id="currency">NGN</span>');
     expect(page.text).not.toContain('value="mpesa"'); // M-Pesa is only offered for KES
@@ -56,7 +67,11 @@ describe('Flutterwave v3: auth, payment links, validation', () => {
     expect(sim.getCheckout('DEC-2')?.amountMinor).toBe(10025n);
     const tooPrecise = await flw(sim.url, '/v3/payments', { body: paymentBody('DEC-3', { amount: 10.005 }) });
     expect(tooPrecise.status).toBe(400);
-    expect(tooPrecise.json).toEqual({ status: 'error', message: 'amount must have at most 2 decimal places', data: null });
+    expect(tooPrecise.json).toEqual({
+      status: 'error',
+      message: 'amount must have at most 2 decimal places',
+      data: null,
+    });
     const ugx = await flw(sim.url, '/v3/payments', { body: paymentBody('DEC-4', { currency: 'UGX', amount: 1000.5 }) });
     expect(ugx.json.message).toBe('amount must be a whole number for this currency');
     expect(sim.getCheckout('DEC-3')).toBeUndefined();
@@ -102,7 +117,11 @@ describe('Flutterwave v3: auth, payment links, validation', () => {
     });
     expect(form.status).toBe(400);
     expect(form.json.message).toBe('tx_ref is required');
-    const broken = await call(`${sim.url}/v3/payments`, { method: 'POST', headers: { Authorization: `Bearer ${FLW_KEY}`, 'Content-Type': 'application/json' }, body: '{"tx_ref":' });
+    const broken = await call(`${sim.url}/v3/payments`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${FLW_KEY}`, 'Content-Type': 'application/json' },
+      body: '{"tx_ref":',
+    });
     expect(broken.status).toBe(400);
     expect(broken.json).toEqual({ status: 'error', message: 'Invalid JSON payload', data: null });
   });
@@ -187,7 +206,11 @@ describe('Flutterwave v3: verify, list, M-Pesa charge, refunds', () => {
 
   it('unknown id / tx_ref (and a tx_ref with no attempt yet) → "No transaction was found for this id" in the body', async () => {
     const notFound = { status: 'error', message: 'No transaction was found for this id', data: null };
-    for (const path of ['/v3/transactions/999999999/verify', '/v3/transactions/POS-123/verify', '/v3/transactions/verify_by_reference?tx_ref=never-created']) {
+    for (const path of [
+      '/v3/transactions/999999999/verify',
+      '/v3/transactions/POS-123/verify',
+      '/v3/transactions/verify_by_reference?tx_ref=never-created',
+    ]) {
       const res = await flw(sim.url, path);
       expect(res.status).toBe(400);
       expect(res.json).toEqual(notFound);
@@ -220,7 +243,10 @@ describe('Flutterwave v3: verify, list, M-Pesa charge, refunds', () => {
     expect(all.json.meta).toEqual({ page_info: { total: 2, current_page: 1, total_pages: 1 } });
     expect(all.json.data.map((t: { tx_ref: string }) => t.tx_ref)).toEqual(['LIST-2', 'LIST-1']);
     expect(typeof all.json.data[0].id).toBe('string');
-    expect(all.json.data[0]).toMatchObject({ customer_email: 'walkin+0712345678@pos.example.co.ke', account_id: '123456' });
+    expect(all.json.data[0]).toMatchObject({
+      customer_email: 'walkin+0712345678@pos.example.co.ke',
+      account_id: '123456',
+    });
     const ok = await flw(sim.url, '/v3/transactions?status=successful');
     expect(ok.json.data).toHaveLength(1);
     const bad = await flw(sim.url, '/v3/transactions?from=02-10-2026');
@@ -229,11 +255,25 @@ describe('Flutterwave v3: verify, list, M-Pesa charge, refunds', () => {
 
   it('POST /v3/charges?type=mpesa initiates a pending LIPA_MPESA charge that complete() settles', async () => {
     const res = await flw(sim.url, '/v3/charges?type=mpesa', {
-      body: { tx_ref: 'MP-1', amount: 2450, currency: 'KES', email: 'walkin@pos.example.co.ke', phone_number: PHONE, fullname: 'Walk-in customer' },
+      body: {
+        tx_ref: 'MP-1',
+        amount: 2450,
+        currency: 'KES',
+        email: 'walkin@pos.example.co.ke',
+        phone_number: PHONE,
+        fullname: 'Walk-in customer',
+      },
     });
     expect(res.status).toBe(200);
     expect(res.json.message).toBe('Charge initiated');
-    expect(res.json.data).toMatchObject({ tx_ref: 'MP-1', status: 'pending', auth_model: 'LIPA_MPESA', payment_type: 'mpesa', amount: 2450, currency: 'KES' });
+    expect(res.json.data).toMatchObject({
+      tx_ref: 'MP-1',
+      status: 'pending',
+      auth_model: 'LIPA_MPESA',
+      payment_type: 'mpesa',
+      amount: 2450,
+      currency: 'KES',
+    });
     const id = res.json.data.id as number;
     expect((await flw(sim.url, `/v3/transactions/${id}/verify`)).json.data.status).toBe('pending');
     const done = await sim.complete('MP-1', 'successful');
@@ -245,11 +285,21 @@ describe('Flutterwave v3: verify, list, M-Pesa charge, refunds', () => {
   it.each([
     [{ currency: 'UGX' }, 'currency must be KES for M-Pesa charges'],
     [{ amount: 10.5 }, 'amount must be a whole number for M-Pesa'],
-    [{ phone_number: '0712345678' }, 'phone_number must be a Kenyan M-Pesa number in the format 2547XXXXXXXX or 2541XXXXXXXX'],
+    [
+      { phone_number: '0712345678' },
+      'phone_number must be a Kenyan M-Pesa number in the format 2547XXXXXXXX or 2541XXXXXXXX',
+    ],
     [{ email: undefined }, 'email is required'],
   ])('rejects M-Pesa charge %j', async (override, message) => {
     const res = await flw(sim.url, '/v3/charges?type=mpesa', {
-      body: { tx_ref: uniqueRef('MP'), amount: 100, currency: 'KES', email: 'a@b.co', phone_number: PHONE, ...override },
+      body: {
+        tx_ref: uniqueRef('MP'),
+        amount: 100,
+        currency: 'KES',
+        email: 'a@b.co',
+        phone_number: PHONE,
+        ...override,
+      },
     });
     expect(res.status).toBe(400);
     expect(res.json).toEqual({ status: 'error', message, data: null });
@@ -259,10 +309,18 @@ describe('Flutterwave v3: verify, list, M-Pesa charge, refunds', () => {
   it('refunds: full by default, partial with amount, never more than left, only successful transactions', async () => {
     await createLink(sim.url, 'RF-1', { amount: 1000 });
     const tx = (await sim.complete('RF-1', 'successful')).transaction!;
-    const partial = await flw(sim.url, `/v3/transactions/${tx.id}/refund`, { body: { amount: 300.5, comments: 'returned item' } });
+    const partial = await flw(sim.url, `/v3/transactions/${tx.id}/refund`, {
+      body: { amount: 300.5, comments: 'returned item' },
+    });
     expect(partial.status).toBe(200);
     expect(partial.json.message).toBe('Transaction refund initiated');
-    expect(partial.json.data).toMatchObject({ tx_id: tx.id, amount_refunded: 300.5, status: 'completed', destination: 'payment_source', account_id: 123456 });
+    expect(partial.json.data).toMatchObject({
+      tx_id: tx.id,
+      amount_refunded: 300.5,
+      status: 'completed',
+      destination: 'payment_source',
+      account_id: 123456,
+    });
     expect(typeof partial.json.data.id).toBe('number');
 
     const tooMuch = await flw(sim.url, `/v3/transactions/${tx.id}/refund`, { body: { amount: 700 } });

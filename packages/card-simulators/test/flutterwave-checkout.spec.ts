@@ -1,5 +1,15 @@
 import { startFlutterwaveSimulator, type FlutterwaveSimulator } from '../src';
-import { about, call, createLink, flw, FLW_HASH, manualClock, startReceiver, submitForm, type Receiver } from './helpers';
+import {
+  about,
+  call,
+  createLink,
+  flw,
+  FLW_HASH,
+  manualClock,
+  startReceiver,
+  submitForm,
+  type Receiver,
+} from './helpers';
 
 const REDIRECT = 'https://pos.example.co.ke/payments/flutterwave/return';
 
@@ -31,7 +41,8 @@ describe('Flutterwave hosted checkout → redirect + webhook', () => {
     expect(page.text).toContain('<h1 id="merchant">Duka POS</h1>');
     expect(page.text).toContain('<span id="currency">KES</span> <span id="amount">2,450.50</span>');
     expect(page.text).toContain('data-tx-ref="PAGE-1"');
-    for (const id of ['pay', 'pending', 'decline', 'cancel', 'payment-method']) expect(page.text).toContain(`id="${id}"`);
+    for (const id of ['pay', 'pending', 'decline', 'cancel', 'payment-method'])
+      expect(page.text).toContain(`id="${id}"`);
     expect(page.text).not.toMatch(/<script/i);
     expect((await call(`${sim.url}/v3/hosted/pay/flwlnk-doesnotexist00`)).status).toBe(404);
   });
@@ -55,14 +66,33 @@ describe('Flutterwave hosted checkout → redirect + webhook', () => {
     expect(hook?.json.event).toBe('charge.completed');
     expect(hook?.json['event.type']).toBe('CARD_TRANSACTION');
     expect(hook?.json.meta_data).toEqual({ order_id: 'NBI01-000123', till_id: 'NBI01-T2' });
-    expect(hook?.json.data).toMatchObject({ id: transactionId, tx_ref: 'PAY-1', status: 'successful', amount: 2450, currency: 'KES', payment_type: 'card' });
+    expect(hook?.json.data).toMatchObject({
+      id: transactionId,
+      tx_ref: 'PAY-1',
+      status: 'successful',
+      amount: 2450,
+      currency: 'KES',
+      payment_type: 'card',
+    });
 
     const deliveries = await sim.waitForWebhooks('PAY-1');
-    expect(deliveries[0]).toMatchObject({ status: 200, acknowledged: true, attempt: 1, duplicate: false, event: 'charge.completed' });
+    expect(deliveries[0]).toMatchObject({
+      status: 200,
+      acknowledged: true,
+      attempt: 1,
+      duplicate: false,
+      event: 'charge.completed',
+    });
     expect(JSON.stringify(deliveries)).not.toContain(FLW_HASH); // the secret hash is never recorded
 
     const verify = await flw(sim.url, `/v3/transactions/${transactionId}/verify`);
-    expect(verify.json.data).toMatchObject({ id: transactionId, tx_ref: 'PAY-1', status: 'successful', amount: 2450, currency: 'KES' });
+    expect(verify.json.data).toMatchObject({
+      id: transactionId,
+      tx_ref: 'PAY-1',
+      status: 'successful',
+      amount: 2450,
+      currency: 'KES',
+    });
 
     const paidPage = await call(link);
     expect(paidPage.text).toContain('id="paid"');
@@ -164,7 +194,13 @@ describe('Flutterwave hosted checkout → redirect + webhook', () => {
     const [legacy] = await receiver.waitFor(1, about('Q-1'));
     expect(legacy?.json).not.toHaveProperty('event');
     expect(legacy?.json).not.toHaveProperty('data');
-    expect(legacy?.json).toMatchObject({ txRef: 'Q-1', status: 'successful', currency: 'KES', amount: 2450, 'event.type': 'CARD_TRANSACTION' });
+    expect(legacy?.json).toMatchObject({
+      txRef: 'Q-1',
+      status: 'successful',
+      currency: 'KES',
+      amount: 2450,
+      'event.type': 'CARD_TRANSACTION',
+    });
     expect(legacy?.json.customer).toHaveProperty('fullName', 'Walk-in customer');
     expect(legacy?.headers['verif-hash']).toBe(FLW_HASH);
 
@@ -192,7 +228,9 @@ describe('Flutterwave hosted checkout → redirect + webhook', () => {
     sim.configure({ webhookUrl: null });
     const second = await createLink(sim.url, 'HASH-2');
     await submitForm(second.link, { outcome: 'successful' });
-    const resend = await flw(sim.url, `/v3/transactions/${sim.getCheckout('HASH-2')?.transactionIds[0]}/resend-hook`, { body: {} });
+    const resend = await flw(sim.url, `/v3/transactions/${sim.getCheckout('HASH-2')?.transactionIds[0]}/resend-hook`, {
+      body: {},
+    });
     expect(resend.status).toBe(400);
     expect(sim.webhooks().filter((w) => w.ref === 'HASH-2')).toHaveLength(0);
   });
@@ -203,7 +241,13 @@ describe('Flutterwave hosted checkout → redirect + webhook', () => {
     const res = await submitForm(link, { outcome: 'successful' });
     const id = Number(new URL(res.headers.get('location') ?? '').searchParams.get('transaction_id'));
     const verify = await flw(sim.url, `/v3/transactions/${id}/verify`);
-    expect(verify.json.data).toMatchObject({ tx_ref: 'TAMP-1', status: 'successful', amount: 24.5, charged_amount: 24.5, currency: 'KES' });
+    expect(verify.json.data).toMatchObject({
+      tx_ref: 'TAMP-1',
+      status: 'successful',
+      amount: 24.5,
+      charged_amount: 24.5,
+      currency: 'KES',
+    });
     const [tampered] = await receiver.waitFor(1, about('TAMP-1'));
     expect(tampered?.json.data).toMatchObject({ amount: 24.5, currency: 'KES' });
 
@@ -233,7 +277,13 @@ describe('Flutterwave hosted checkout → redirect + webhook', () => {
     await receiver.waitFor(1, about('RFW-1'));
     await flw(sim.url, `/v3/transactions/${tx.id}/refund`, { body: { amount: 100, comments: 'wrong item' } });
     const [refundHook] = await receiver.waitFor(1, (r) => r.json?.TransactionId === tx.id);
-    expect(refundHook?.json).toMatchObject({ AmountRefunded: 100, status: 'completed', TransactionId: tx.id, comments: 'wrong item', destination: 'payment_source' });
+    expect(refundHook?.json).toMatchObject({
+      AmountRefunded: 100,
+      status: 'completed',
+      TransactionId: tx.id,
+      comments: 'wrong item',
+      destination: 'payment_source',
+    });
     expect(typeof refundHook?.json.meta).toBe('string');
     expect(refundHook?.headers['verif-hash']).toBe(FLW_HASH);
   });

@@ -1,5 +1,19 @@
 import { startFlutterwaveSimulator, type FlutterwaveSimulator } from '../src';
-import { about, call, createLink, eventually, flw, FLW_HASH, FLW_KEY, jsonInit, paymentBody, PHONE, startReceiver, submitForm, type Receiver } from './helpers';
+import {
+  about,
+  call,
+  createLink,
+  eventually,
+  flw,
+  FLW_HASH,
+  FLW_KEY,
+  jsonInit,
+  paymentBody,
+  PHONE,
+  startReceiver,
+  submitForm,
+  type Receiver,
+} from './helpers';
 
 describe('Flutterwave faults and quirks', () => {
   let sim: FlutterwaveSimulator;
@@ -46,7 +60,9 @@ describe('Flutterwave faults and quirks', () => {
     await sim.complete('DROP-3', 'successful');
     expect(sim.stats()).toMatchObject({ webhooksDropped: 2, webhooksScheduled: 0 });
     // verify still tells the truth even though no webhook arrived
-    expect((await flw(sim.url, '/v3/transactions/verify_by_reference?tx_ref=DROP-3')).json.data.status).toBe('successful');
+    expect((await flw(sim.url, '/v3/transactions/verify_by_reference?tx_ref=DROP-3')).json.data.status).toBe(
+      'successful',
+    );
   });
 
   it('webhook delay holds the webhook back until flushWebhooks() (redirect first, webhook later)', async () => {
@@ -134,7 +150,9 @@ describe('Flutterwave faults and quirks', () => {
   });
 
   it('applied canned error: the link IS created but the answer is a 503 (verify_by_reference before retrying)', async () => {
-    sim.setFaults({ errors: { payments: { count: 1, status: 503, message: 'Service unavailable, please try again', applied: true } } });
+    sim.setFaults({
+      errors: { payments: { count: 1, status: 503, message: 'Service unavailable, please try again', applied: true } },
+    });
     const res = await flw(sim.url, '/v3/payments', { body: paymentBody('AMB-1') });
     expect(res.status).toBe(503);
     expect(sim.getCheckout('AMB-1')?.state).toBe('open');
@@ -146,7 +164,10 @@ describe('Flutterwave faults and quirks', () => {
   it('latency holds the answer back after the request took effect (a client timeout does not undo it)', async () => {
     sim.setFaults({ latencyMs: { payments: 600_000 } });
     const controller = new AbortController();
-    const pending = fetch(`${sim.url}/v3/payments`, { ...jsonInit('POST', paymentBody('SLOW-1'), { Authorization: `Bearer ${FLW_KEY}` }), signal: controller.signal });
+    const pending = fetch(`${sim.url}/v3/payments`, {
+      ...jsonInit('POST', paymentBody('SLOW-1'), { Authorization: `Bearer ${FLW_KEY}` }),
+      signal: controller.signal,
+    });
     await eventually(() => sim.getCheckout('SLOW-1'));
     controller.abort();
     await expect(pending).rejects.toThrow();
@@ -157,9 +178,17 @@ describe('Flutterwave faults and quirks', () => {
   it('reset keeps dashboard settings; reset({full}) restores the options', async () => {
     sim.configure({ secretHash: 'changed-hash', webhookShape: 'legacy' });
     sim.reset();
-    expect(sim.settings()).toMatchObject({ secretHash: 'changed-hash', webhookShape: 'legacy', webhookUrl: `${receiver.url}/hooks/flw` });
+    expect(sim.settings()).toMatchObject({
+      secretHash: 'changed-hash',
+      webhookShape: 'legacy',
+      webhookUrl: `${receiver.url}/hooks/flw`,
+    });
     sim.reset({ full: true });
-    expect(sim.settings()).toMatchObject({ secretHash: FLW_HASH, webhookShape: 'v3', webhookUrl: `${receiver.url}/hooks/flw` });
+    expect(sim.settings()).toMatchObject({
+      secretHash: FLW_HASH,
+      webhookShape: 'v3',
+      webhookUrl: `${receiver.url}/hooks/flw`,
+    });
     expect(() => sim.configure({ webhookUrl: 'ftp://nope' })).toThrow(/webhookUrl/);
   });
 });
@@ -179,7 +208,15 @@ describe('Flutterwave control API over HTTP', () => {
     await createLink(sim.url, 'ST-1', { amount: 12.5 });
     const state = await call(`${sim.url}/__sim/state`);
     expect(state.status).toBe(200);
-    expect(Object.keys(state.json).sort()).toEqual(['checkouts', 'faults', 'refunds', 'settings', 'stats', 'transactions', 'webhooks']);
+    expect(Object.keys(state.json).sort()).toEqual([
+      'checkouts',
+      'faults',
+      'refunds',
+      'settings',
+      'stats',
+      'transactions',
+      'webhooks',
+    ]);
     expect(state.json.checkouts[0]).toMatchObject({ txRef: 'ST-1', amountMinor: '1250', currency: 'KES' });
     expect(state.json.stats.paymentRequests).toBe(1);
   });
@@ -188,11 +225,17 @@ describe('Flutterwave control API over HTTP', () => {
     const typo = await call(`${sim.url}/__sim/faults`, jsonInit('POST', { dwon: true }));
     expect(typo.status).toBe(400);
     expect(typo.json.error).toMatch(/unknown fault key "dwon"/);
-    const badStatus = await call(`${sim.url}/__sim/faults`, jsonInit('POST', { errors: { verify: { count: 1, status: 200, message: 'x' } } }));
+    const badStatus = await call(
+      `${sim.url}/__sim/faults`,
+      jsonInit('POST', { errors: { verify: { count: 1, status: 200, message: 'x' } } }),
+    );
     expect(badStatus.status).toBe(400);
     const badLatency = await call(`${sim.url}/__sim/faults`, jsonInit('POST', { latencyMs: { everything: 5 } }));
     expect(badLatency.status).toBe(400);
-    const ok = await call(`${sim.url}/__sim/faults`, jsonInit('POST', { webhooks: { duplicates: 1, drop: 2 }, latencyMs: { verify: 5 } }));
+    const ok = await call(
+      `${sim.url}/__sim/faults`,
+      jsonInit('POST', { webhooks: { duplicates: 1, drop: 2 }, latencyMs: { verify: 5 } }),
+    );
     expect(ok.status).toBe(200);
     expect(ok.json.faults).toEqual({ latencyMs: { verify: 5 }, webhooks: { duplicates: 1, drop: 2 } });
     expect(sim.faults()).toEqual(ok.json.faults);
@@ -201,17 +244,42 @@ describe('Flutterwave control API over HTTP', () => {
 
   it('POST /__sim/checkouts/:tx_ref/complete settles (with tamper fields), 404 unknown, 409 twice, 400 bad body', async () => {
     await createLink(sim.url, 'CTL-1');
-    const done = await call(`${sim.url}/__sim/checkouts/CTL-1/complete`, jsonInit('POST', { outcome: 'successful', paymentType: 'mpesa', amount: 2000 }));
+    const done = await call(
+      `${sim.url}/__sim/checkouts/CTL-1/complete`,
+      jsonInit('POST', { outcome: 'successful', paymentType: 'mpesa', amount: 2000 }),
+    );
     expect(done.status).toBe(200);
     expect(done.json.redirectUrl).toMatch(/status=successful&tx_ref=CTL-1&transaction_id=\d+$/);
     expect(done.json.transaction).toMatchObject({ amountMinor: '200000', paymentType: 'mpesa', status: 'successful' });
-    expect((await call(`${sim.url}/__sim/checkouts/CTL-1/complete`, jsonInit('POST', { outcome: 'successful' }))).status).toBe(409);
-    expect((await call(`${sim.url}/__sim/checkouts/NOPE/complete`, jsonInit('POST', { outcome: 'successful' }))).status).toBe(404);
-    expect((await call(`${sim.url}/__sim/checkouts/CTL-1/complete`, jsonInit('POST', { outcome: 'paid' }))).status).toBe(400);
-    expect((await call(`${sim.url}/__sim/checkouts/CTL-1/complete`, jsonInit('POST', { outcome: 'successful', amount: 1.234 }))).status).toBe(409);
+    expect(
+      (await call(`${sim.url}/__sim/checkouts/CTL-1/complete`, jsonInit('POST', { outcome: 'successful' }))).status,
+    ).toBe(409);
+    expect(
+      (await call(`${sim.url}/__sim/checkouts/NOPE/complete`, jsonInit('POST', { outcome: 'successful' }))).status,
+    ).toBe(404);
+    expect(
+      (await call(`${sim.url}/__sim/checkouts/CTL-1/complete`, jsonInit('POST', { outcome: 'paid' }))).status,
+    ).toBe(400);
+    expect(
+      (
+        await call(
+          `${sim.url}/__sim/checkouts/CTL-1/complete`,
+          jsonInit('POST', { outcome: 'successful', amount: 1.234 }),
+        )
+      ).status,
+    ).toBe(409);
     await createLink(sim.url, 'CTL-2');
-    expect((await call(`${sim.url}/__sim/checkouts/CTL-2/complete`, jsonInit('POST', { outcome: 'successful', amount: 1.234 }))).status).toBe(400);
-    expect((await call(`${sim.url}/__sim/checkouts/CTL-2/tamper`, jsonInit('POST', { amount: 1 }))).json.checkout.tamper).toEqual({ amount: 1 });
+    expect(
+      (
+        await call(
+          `${sim.url}/__sim/checkouts/CTL-2/complete`,
+          jsonInit('POST', { outcome: 'successful', amount: 1.234 }),
+        )
+      ).status,
+    ).toBe(400);
+    expect(
+      (await call(`${sim.url}/__sim/checkouts/CTL-2/tamper`, jsonInit('POST', { amount: 1 }))).json.checkout.tamper,
+    ).toEqual({ amount: 1 });
   });
 
   it('POST /__sim/settings changes the webhook URL and rejects bad values; unknown routes 404', async () => {
@@ -219,8 +287,14 @@ describe('Flutterwave control API over HTTP', () => {
     expect(bad.status).toBe(400);
     const typo = await call(`${sim.url}/__sim/settings`, jsonInit('POST', { webhookURL: 'http://x.test/' }));
     expect(typo.status).toBe(400);
-    const ok = await call(`${sim.url}/__sim/settings`, jsonInit('POST', { webhookUrl: 'http://127.0.0.1:9/hooks', webhookRetry: { attempts: 3, intervalMs: 1800000 } }));
-    expect(ok.json.settings).toMatchObject({ webhookUrl: 'http://127.0.0.1:9/hooks', webhookRetry: { attempts: 3, intervalMs: 1800000 } });
+    const ok = await call(
+      `${sim.url}/__sim/settings`,
+      jsonInit('POST', { webhookUrl: 'http://127.0.0.1:9/hooks', webhookRetry: { attempts: 3, intervalMs: 1800000 } }),
+    );
+    expect(ok.json.settings).toMatchObject({
+      webhookUrl: 'http://127.0.0.1:9/hooks',
+      webhookRetry: { attempts: 3, intervalMs: 1800000 },
+    });
     expect((await call(`${sim.url}/__sim/nothing`)).status).toBe(404);
     const reset = await call(`${sim.url}/__sim/reset`, jsonInit('POST', { full: true }));
     expect(reset.json).toEqual({ reset: true, full: true });
@@ -232,17 +306,31 @@ describe('Flutterwave logging', () => {
   it('never logs the secret key, the secret hash, full phone numbers, emails or webhook paths', async () => {
     const lines: string[] = [];
     const receiver = await startReceiver();
-    const sim = await startFlutterwaveSimulator({ webhookUrl: `${receiver.url}/hooks/secret-path-token`, log: (l) => lines.push(l) });
+    const sim = await startFlutterwaveSimulator({
+      webhookUrl: `${receiver.url}/hooks/secret-path-token`,
+      log: (l) => lines.push(l),
+    });
     try {
       await createLink(sim.url, 'LOG-1');
-      await flw(sim.url, '/v3/charges?type=mpesa', { body: { tx_ref: 'LOG-2', amount: 10, currency: 'KES', email: 'x@y.co', phone_number: PHONE } });
+      await flw(sim.url, '/v3/charges?type=mpesa', {
+        body: { tx_ref: 'LOG-2', amount: 10, currency: 'KES', email: 'x@y.co', phone_number: PHONE },
+      });
       await sim.complete('LOG-1', 'successful');
       await sim.waitForWebhooks('LOG-1');
       await flw(sim.url, '/v3/transactions/1/verify', { key: 'FLWSECK_TEST-wrong-key' });
       sim.configure({ secretHash: 'another-secret-hash' });
       expect(lines.length).toBeGreaterThan(5);
       const all = lines.join('\n');
-      for (const secret of [FLW_KEY, FLW_HASH, 'another-secret-hash', 'FLWSECK_TEST-wrong-key', PHONE, 'walkin+0712345678', 'x@y.co', 'secret-path-token']) {
+      for (const secret of [
+        FLW_KEY,
+        FLW_HASH,
+        'another-secret-hash',
+        'FLWSECK_TEST-wrong-key',
+        PHONE,
+        'walkin+0712345678',
+        'x@y.co',
+        'secret-path-token',
+      ]) {
         expect(all).not.toContain(secret);
       }
       expect(all).toContain('2547******78');

@@ -30,16 +30,28 @@ export async function call(url: string, init: RequestInit = {}): Promise<Res> {
 }
 
 export function jsonInit(method: string, body: unknown, headers: Record<string, string> = {}): RequestInit {
-  return { method, headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...headers }, body: JSON.stringify(body) };
+  return {
+    method,
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...headers },
+    body: JSON.stringify(body),
+  };
 }
 
 /** Flutterwave API call with the Bearer secret key (pass key=null for none). */
-export function flw(baseUrl: string, path: string, opts: { method?: string; body?: unknown; key?: string | null } = {}): Promise<Res> {
+export function flw(
+  baseUrl: string,
+  path: string,
+  opts: { method?: string; body?: unknown; key?: string | null } = {},
+): Promise<Res> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   const key = opts.key === undefined ? FLW_KEY : opts.key;
   if (key !== null) headers['Authorization'] = `Bearer ${key}`;
   if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
-  return call(`${baseUrl}${path}`, { method: opts.method ?? (opts.body === undefined ? 'GET' : 'POST'), headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
+  return call(`${baseUrl}${path}`, {
+    method: opts.method ?? (opts.body === undefined ? 'GET' : 'POST'),
+    headers,
+    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+  });
 }
 
 export function paymentBody(txRef: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
@@ -63,7 +75,11 @@ export function uniqueRef(prefix = 'POS'): string {
 }
 
 /** Creates a Standard link and returns {link, linkPath}. */
-export async function createLink(baseUrl: string, txRef: string, overrides: Record<string, unknown> = {}): Promise<{ link: string; path: string }> {
+export async function createLink(
+  baseUrl: string,
+  txRef: string,
+  overrides: Record<string, unknown> = {},
+): Promise<{ link: string; path: string }> {
   const res = await flw(baseUrl, '/v3/payments', { body: paymentBody(txRef, overrides) });
   if (res.status !== 200) throw new Error(`create link failed: ${res.status} ${res.text}`);
   const link = res.json.data.link as string;
@@ -72,11 +88,18 @@ export async function createLink(baseUrl: string, txRef: string, overrides: Reco
 
 /** Submits a checkout form like a browser would; returns the raw (unfollowed) answer. */
 export function submitForm(url: string, fields: Record<string, string>): Promise<Res> {
-  return call(url, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+  return call(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(fields).toString(),
+  });
 }
 
 export async function pesapalToken(baseUrl: string): Promise<string> {
-  const res = await call(`${baseUrl}/api/Auth/RequestToken`, jsonInit('POST', { consumer_key: PESAPAL_KEY, consumer_secret: PESAPAL_SECRET }));
+  const res = await call(
+    `${baseUrl}/api/Auth/RequestToken`,
+    jsonInit('POST', { consumer_key: PESAPAL_KEY, consumer_secret: PESAPAL_SECRET }),
+  );
   if (res.json?.status !== '200') throw new Error(`token failed: ${res.text}`);
   return res.json.token as string;
 }
@@ -85,10 +108,19 @@ export function pesapal(baseUrl: string, token: string | null, path: string, bod
   const headers: Record<string, string> = { Accept: 'application/json' };
   if (token !== null) headers['Authorization'] = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  return call(`${baseUrl}${path}`, { method: body === undefined ? 'GET' : 'POST', headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  return call(`${baseUrl}${path}`, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
 }
 
-export function orderBody(id: string, notificationId: string, callbackUrl: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+export function orderBody(
+  id: string,
+  notificationId: string,
+  callbackUrl: string,
+  overrides: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     id,
     currency: 'KES',
@@ -144,7 +176,11 @@ export interface Receiver {
 export function startReceiver(): Promise<Receiver> {
   const received: Received[] = [];
   const waiters: Array<{ count: number; filter: (r: Received) => boolean; resolve: (r: Received[]) => void }> = [];
-  let responder: (r: Received, index: number) => Answer = () => ({ status: 200, body: '{}', headers: { 'Content-Type': 'application/json' } });
+  let responder: (r: Received, index: number) => Answer = () => ({
+    status: 200,
+    body: '{}',
+    headers: { 'Content-Type': 'application/json' },
+  });
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -157,7 +193,14 @@ export function startReceiver(): Promise<Receiver> {
       } catch {
         json = undefined;
       }
-      const record: Received = { method: req.method ?? '', path: url.pathname, query: url.searchParams, headers: req.headers, raw, json };
+      const record: Received = {
+        method: req.method ?? '',
+        path: url.pathname,
+        query: url.searchParams,
+        headers: req.headers,
+        raw,
+        json,
+      };
       const index = received.length;
       received.push(record);
       const a = responder(record, index);
@@ -185,7 +228,10 @@ export function startReceiver(): Promise<Receiver> {
           const matching = received.filter(filter);
           if (matching.length >= count) return Promise.resolve(matching);
           return new Promise<Received[]>((res, rej) => {
-            const timer = setTimeout(() => rej(new Error(`receiver got ${received.filter(filter).length}/${count} matching requests`)), timeoutMs);
+            const timer = setTimeout(
+              () => rej(new Error(`receiver got ${received.filter(filter).length}/${count} matching requests`)),
+              timeoutMs,
+            );
             waiters.push({
               count,
               filter,
@@ -234,7 +280,10 @@ export async function eventually<T>(check: () => T | undefined, timeoutMs = 4000
 }
 
 /** A settable clock for token / link expiry tests. */
-export function manualClock(start = new Date('2026-10-02T09:00:00.000Z')): { now: () => Date; advance: (ms: number) => void } {
+export function manualClock(start = new Date('2026-10-02T09:00:00.000Z')): {
+  now: () => Date;
+  advance: (ms: number) => void;
+} {
   let t = start.getTime();
   return { now: () => new Date(t), advance: (ms) => (t += ms) };
 }

@@ -1,5 +1,18 @@
 import { startPesapalSimulator, type PesapalSimulator } from '../src';
-import { about, call, eventually, jsonInit, orderBody, pesapal, pesapalAck, PESAPAL_SECRET, pesapalToken, startReceiver, submitForm, type Receiver } from './helpers';
+import {
+  about,
+  call,
+  eventually,
+  jsonInit,
+  orderBody,
+  pesapal,
+  pesapalAck,
+  PESAPAL_SECRET,
+  pesapalToken,
+  startReceiver,
+  submitForm,
+  type Receiver,
+} from './helpers';
 
 const CALLBACK = 'https://pos.example.co.ke/payments/pesapal/return?till=T2';
 
@@ -22,12 +35,31 @@ describe('Pesapal payment page → callback redirect + IPN', () => {
     sim.reset({ full: true });
     receiver.answer((r) => pesapalAck(r));
     token = await pesapalToken(sim.url);
-    postIpn = (await pesapal(sim.url, token, '/api/URLSetup/RegisterIPN', { url: `${receiver.url}/ipn/post`, ipn_notification_type: 'POST' })).json.ipn_id;
-    getIpn = (await pesapal(sim.url, token, '/api/URLSetup/RegisterIPN', { url: `${receiver.url}/ipn/get?branch=NBI01`, ipn_notification_type: 'GET' })).json.ipn_id;
+    postIpn = (
+      await pesapal(sim.url, token, '/api/URLSetup/RegisterIPN', {
+        url: `${receiver.url}/ipn/post`,
+        ipn_notification_type: 'POST',
+      })
+    ).json.ipn_id;
+    getIpn = (
+      await pesapal(sim.url, token, '/api/URLSetup/RegisterIPN', {
+        url: `${receiver.url}/ipn/get?branch=NBI01`,
+        ipn_notification_type: 'GET',
+      })
+    ).json.ipn_id;
   });
 
-  async function submit(id: string, ipnId: string, overrides: Record<string, unknown> = {}): Promise<{ order_tracking_id: string; redirect_url: string }> {
-    const res = await pesapal(sim.url, token, '/api/Transactions/SubmitOrderRequest', orderBody(id, ipnId, CALLBACK, overrides));
+  async function submit(
+    id: string,
+    ipnId: string,
+    overrides: Record<string, unknown> = {},
+  ): Promise<{ order_tracking_id: string; redirect_url: string }> {
+    const res = await pesapal(
+      sim.url,
+      token,
+      '/api/Transactions/SubmitOrderRequest',
+      orderBody(id, ipnId, CALLBACK, overrides),
+    );
     if (res.json.status !== '200') throw new Error(res.text);
     return res.json;
   }
@@ -40,7 +72,8 @@ describe('Pesapal payment page → callback redirect + IPN', () => {
     expect(page.text).toContain('id="merchant">SmartDuka Test Shop<');
     expect(page.text).toContain('<p id="description">Duka POS receipt NBI01-000123</p>');
     expect(page.text).toContain('target="_top"');
-    for (const id of ['pay', 'pending', 'decline', 'cancel', 'payment-method']) expect(page.text).toContain(`id="${id}"`);
+    for (const id of ['pay', 'pending', 'decline', 'cancel', 'payment-method'])
+      expect(page.text).toContain(`id="${id}"`);
     expect(page.text).not.toMatch(/<script/i);
     const parent = await submit('PAGE-2', postIpn, { redirect_mode: 'PARENT_WINDOW' });
     expect((await call(parent.redirect_url)).text).toContain('target="_parent"');
@@ -64,12 +97,20 @@ describe('Pesapal payment page → callback redirect + IPN', () => {
     expect(ipn?.method).toBe('POST');
     expect(ipn?.path).toBe('/ipn/post');
     expect(ipn?.headers['content-type']).toBe('application/json');
-    expect(ipn?.json).toEqual({ OrderTrackingId: order.order_tracking_id, OrderMerchantReference: 'PAY-1', OrderNotificationType: 'IPNCHANGE' });
+    expect(ipn?.json).toEqual({
+      OrderTrackingId: order.order_tracking_id,
+      OrderMerchantReference: 'PAY-1',
+      OrderNotificationType: 'IPNCHANGE',
+    });
     for (const h of Object.keys(ipn?.headers ?? {})) expect(h).not.toMatch(/signature|hash|authorization/i); // not signed
 
     const [delivery] = await sim.waitForIpns(order.order_tracking_id);
     expect(delivery).toMatchObject({ acknowledged: true, problems: [], status: 200, event: 'IPNCHANGE' });
-    const st = await pesapal(sim.url, token, `/api/Transactions/GetTransactionStatus?orderTrackingId=${order.order_tracking_id}`);
+    const st = await pesapal(
+      sim.url,
+      token,
+      `/api/Transactions/GetTransactionStatus?orderTrackingId=${order.order_tracking_id}`,
+    );
     expect(st.json).toMatchObject({ status_code: 1, payment_method: 'Visa', merchant_reference: 'PAY-1' });
     expect((await call(order.redirect_url)).text).toContain('id="paid"');
     expect((await submitForm(order.redirect_url, { outcome: 'completed' })).status).toBe(409);
@@ -88,7 +129,11 @@ describe('Pesapal payment page → callback redirect + IPN', () => {
       OrderNotificationType: 'IPNCHANGE',
     });
     expect(ipn?.raw).toBe('');
-    expect((await sim.waitForIpns(order.order_tracking_id))[0]).toMatchObject({ method: 'GET', body: null, acknowledged: true });
+    expect((await sim.waitForIpns(order.order_tracking_id))[0]).toMatchObject({
+      method: 'GET',
+      body: null,
+      acknowledged: true,
+    });
   });
 
   it('decline → FAILED + IPN + callback; the customer can try again and pay (another IPN)', async () => {
@@ -109,7 +154,11 @@ describe('Pesapal payment page → callback redirect + IPN', () => {
     const res = await submitForm(order.redirect_url, { outcome: 'pending', payment_method: 'Mpesa' });
     expect(res.status).toBe(303);
     expect(sim.stats().ipnsSent).toBe(0);
-    const st = await pesapal(sim.url, token, `/api/Transactions/GetTransactionStatus?orderTrackingId=${order.order_tracking_id}`);
+    const st = await pesapal(
+      sim.url,
+      token,
+      `/api/Transactions/GetTransactionStatus?orderTrackingId=${order.order_tracking_id}`,
+    );
     expect(st.json).toMatchObject({ status_code: 0, status: '500', payment_method: 'Mpesa' });
     expect(st.json.payment_account).toBe('0712****78');
     expect((await call(order.redirect_url)).text).toContain('id="awaiting"');
@@ -120,7 +169,9 @@ describe('Pesapal payment page → callback redirect + IPN', () => {
   });
 
   it('cancel → cancellation_url (or callback_url) with the identifiers; no status change, no IPN', async () => {
-    const withUrl = await submit('CXL-1', postIpn, { cancellation_url: 'https://pos.example.co.ke/payments/pesapal/cancelled' });
+    const withUrl = await submit('CXL-1', postIpn, {
+      cancellation_url: 'https://pos.example.co.ke/payments/pesapal/cancelled',
+    });
     const res = await submitForm(withUrl.redirect_url, { outcome: 'cancelled' });
     const location = new URL(res.headers.get('location') ?? '');
     expect(`${location.origin}${location.pathname}`).toBe('https://pos.example.co.ke/payments/pesapal/cancelled');
@@ -135,7 +186,9 @@ describe('Pesapal payment page → callback redirect + IPN', () => {
   it('rejects a bad form with 400 and changes nothing', async () => {
     const order = await submit('FORM-1', postIpn);
     expect((await submitForm(order.redirect_url, { outcome: 'refund-me' })).status).toBe(400);
-    expect((await submitForm(order.redirect_url, { outcome: 'completed', payment_method: 'Bitcoin' })).status).toBe(400);
+    expect((await submitForm(order.redirect_url, { outcome: 'completed', payment_method: 'Bitcoin' })).status).toBe(
+      400,
+    );
     expect(sim.getOrder('FORM-1')?.state).toBe('pending');
   });
 
@@ -158,7 +211,9 @@ describe('Pesapal payment page → callback redirect + IPN', () => {
     expect(sim.flushIpns()).toBe(1);
     const second = (await sim.waitForIpns(order.order_tracking_id, 2))[1];
     expect(second?.acknowledged).toBe(true);
-    expect(second?.problems).toEqual(expect.arrayContaining([expect.stringMatching(/string "200"/), expect.stringMatching(/missing orderTrackingId/)]));
+    expect(second?.problems).toEqual(
+      expect.arrayContaining([expect.stringMatching(/string "200"/), expect.stringMatching(/missing orderTrackingId/)]),
+    );
     expect(sim.stats().ipnsScheduled).toBe(0);
   });
 
@@ -177,12 +232,20 @@ describe('Pesapal payment page → callback redirect + IPN', () => {
     const order = await submit('TAMP-1', postIpn, { amount: 2450 });
     sim.tamper('TAMP-1', { amount: 245 });
     await submitForm(order.redirect_url, { outcome: 'completed' });
-    const st = await pesapal(sim.url, token, `/api/Transactions/GetTransactionStatus?orderTrackingId=${order.order_tracking_id}`);
+    const st = await pesapal(
+      sim.url,
+      token,
+      `/api/Transactions/GetTransactionStatus?orderTrackingId=${order.order_tracking_id}`,
+    );
     expect(st.json).toMatchObject({ status_code: 1, amount: 245, currency: 'KES' });
     await receiver.waitFor(1, about(order.order_tracking_id));
     const other = await submit('TAMP-2', postIpn);
     await sim.complete('TAMP-2', { outcome: 'completed', currency: 'UGX' });
-    const st2 = await pesapal(sim.url, token, `/api/Transactions/GetTransactionStatus?orderTrackingId=${other.order_tracking_id}`);
+    const st2 = await pesapal(
+      sim.url,
+      token,
+      `/api/Transactions/GetTransactionStatus?orderTrackingId=${other.order_tracking_id}`,
+    );
     expect(st2.json).toMatchObject({ amount: 2450, currency: 'UGX' });
     await receiver.waitFor(1, about(other.order_tracking_id));
   });
@@ -197,7 +260,12 @@ describe('Pesapal payment page → callback redirect + IPN', () => {
     const refunded = await submit('REV-2', postIpn);
     await sim.complete(refunded.order_tracking_id, 'completed');
     const code = sim.getOrder('REV-2')!.confirmationCode;
-    const req = await pesapal(sim.url, token, '/api/Transactions/RefundRequest', { confirmation_code: code, amount: 2450, username: 'cashier', remarks: 'returned' });
+    const req = await pesapal(sim.url, token, '/api/Transactions/RefundRequest', {
+      confirmation_code: code,
+      amount: 2450,
+      username: 'cashier',
+      remarks: 'returned',
+    });
     expect(req.json.status).toBe('200');
     await receiver.waitFor(1, about(refunded.order_tracking_id));
     await sim.decideRefund('REV-2', 'approve');
@@ -224,11 +292,21 @@ describe('Pesapal faults', () => {
     sim.reset({ full: true });
     receiver.answer((r) => pesapalAck(r));
     token = await pesapalToken(sim.url);
-    ipnId = (await pesapal(sim.url, token, '/api/URLSetup/RegisterIPN', { url: `${receiver.url}/ipn`, ipn_notification_type: 'POST' })).json.ipn_id;
+    ipnId = (
+      await pesapal(sim.url, token, '/api/URLSetup/RegisterIPN', {
+        url: `${receiver.url}/ipn`,
+        ipn_notification_type: 'POST',
+      })
+    ).json.ipn_id;
   });
 
   async function submit(id: string): Promise<{ order_tracking_id: string; redirect_url: string }> {
-    const res = await pesapal(sim.url, token, '/api/Transactions/SubmitOrderRequest', orderBody(id, ipnId, 'https://pos.example.co.ke/return'));
+    const res = await pesapal(
+      sim.url,
+      token,
+      '/api/Transactions/SubmitOrderRequest',
+      orderBody(id, ipnId, 'https://pos.example.co.ke/return'),
+    );
     return res.json;
   }
 
@@ -270,7 +348,10 @@ describe('Pesapal faults', () => {
   it('down: API and payment page answer 503 HTML; the control API still works', async () => {
     const order = await submit('DOWN-1');
     sim.setFaults({ down: true });
-    const api = await call(`${sim.url}/api/Auth/RequestToken`, jsonInit('POST', { consumer_key: 'k', consumer_secret: PESAPAL_SECRET }));
+    const api = await call(
+      `${sim.url}/api/Auth/RequestToken`,
+      jsonInit('POST', { consumer_key: 'k', consumer_secret: PESAPAL_SECRET }),
+    );
     expect(api.status).toBe(503);
     expect(api.headers.get('content-type')).toContain('text/html');
     expect((await call(order.redirect_url)).status).toBe(503);
@@ -288,12 +369,24 @@ describe('Pesapal faults', () => {
       },
     });
     const order = await submit('CE-0'); // consumes the submit fault
-    expect(order).toEqual({ error: { error_type: 'api_error', code: 'server_error', message: 'Gateway timeout' }, status: '500' });
+    expect(order).toEqual({
+      error: { error_type: 'api_error', code: 'server_error', message: 'Gateway timeout' },
+      status: '500',
+    });
     const ok = await submit('CE-1');
-    const st = await pesapal(sim.url, token, `/api/Transactions/GetTransactionStatus?orderTrackingId=${ok.order_tracking_id}`);
+    const st = await pesapal(
+      sim.url,
+      token,
+      `/api/Transactions/GetTransactionStatus?orderTrackingId=${ok.order_tracking_id}`,
+    );
     expect(st.status).toBe(200);
-    expect(st.json).toEqual({ error: { error_type: 'api_error', code: 'payment_details_not_found', message: 'Something went wrong' }, status: '500' });
-    const cancel = await pesapal(sim.url, token, '/api/Transactions/CancelOrder', { order_tracking_id: ok.order_tracking_id });
+    expect(st.json).toEqual({
+      error: { error_type: 'api_error', code: 'payment_details_not_found', message: 'Something went wrong' },
+      status: '500',
+    });
+    const cancel = await pesapal(sim.url, token, '/api/Transactions/CancelOrder', {
+      order_tracking_id: ok.order_tracking_id,
+    });
     expect(cancel.json).toEqual({ status: '500', message: 'Try later' });
     expect(sim.getOrder('CE-1')?.state).toBe('pending');
     expect(sim.getOrder('CE-0')).toBeUndefined();
@@ -313,7 +406,9 @@ describe('Pesapal faults', () => {
     sim.setFaults({ latencyMs: { submit: 600_000 } });
     const controller = new AbortController();
     const pending = fetch(`${sim.url}/api/Transactions/SubmitOrderRequest`, {
-      ...jsonInit('POST', orderBody('SLOW-1', ipnId, 'https://pos.example.co.ke/return'), { Authorization: `Bearer ${token}` }),
+      ...jsonInit('POST', orderBody('SLOW-1', ipnId, 'https://pos.example.co.ke/return'), {
+        Authorization: `Bearer ${token}`,
+      }),
       signal: controller.signal,
     });
     await eventually(() => sim.getOrder('SLOW-1'));
@@ -337,35 +432,85 @@ describe('Pesapal control API over HTTP and logging', () => {
     const sim = await startPesapalSimulator();
     try {
       const token = await pesapalToken(sim.url);
-      const ipnId = (await pesapal(sim.url, token, '/api/URLSetup/RegisterIPN', { url: 'http://127.0.0.1:9/ipn', ipn_notification_type: 'GET' })).json.ipn_id;
-      const order = (await pesapal(sim.url, token, '/api/Transactions/SubmitOrderRequest', orderBody('CTL-1', ipnId, 'https://pos.example.co.ke/return'))).json;
+      const ipnId = (
+        await pesapal(sim.url, token, '/api/URLSetup/RegisterIPN', {
+          url: 'http://127.0.0.1:9/ipn',
+          ipn_notification_type: 'GET',
+        })
+      ).json.ipn_id;
+      const order = (
+        await pesapal(
+          sim.url,
+          token,
+          '/api/Transactions/SubmitOrderRequest',
+          orderBody('CTL-1', ipnId, 'https://pos.example.co.ke/return'),
+        )
+      ).json;
 
       const state = await call(`${sim.url}/__sim/state`);
-      expect(Object.keys(state.json).sort()).toEqual(['faults', 'ipnRegistrations', 'ipns', 'orders', 'settings', 'stats']);
+      expect(Object.keys(state.json).sort()).toEqual([
+        'faults',
+        'ipnRegistrations',
+        'ipns',
+        'orders',
+        'settings',
+        'stats',
+      ]);
       expect(state.json.orders[0]).toMatchObject({ merchantReference: 'CTL-1', amountMinor: '245000' });
 
       expect((await call(`${sim.url}/__sim/faults`, jsonInit('POST', { cloudflare: 1 }))).status).toBe(400);
-      expect((await call(`${sim.url}/__sim/faults`, jsonInit('POST', { errors: { status: { count: 1, message: 'x' } } }))).status).toBe(400);
-      const ok = await call(`${sim.url}/__sim/faults`, jsonInit('POST', { cloudflareBlocks: 1, ipns: { delayMs: 10 } }));
+      expect(
+        (await call(`${sim.url}/__sim/faults`, jsonInit('POST', { errors: { status: { count: 1, message: 'x' } } })))
+          .status,
+      ).toBe(400);
+      const ok = await call(
+        `${sim.url}/__sim/faults`,
+        jsonInit('POST', { cloudflareBlocks: 1, ipns: { delayMs: 10 } }),
+      );
       expect(ok.json.faults).toEqual({ cloudflareBlocks: 1, ipns: { delayMs: 10 } });
       await call(`${sim.url}/__sim/faults`, jsonInit('POST', {}));
 
-      expect((await call(`${sim.url}/__sim/settings`, jsonInit('POST', { statusDescriptionStyle: 'lower' }))).status).toBe(400);
-      expect((await call(`${sim.url}/__sim/settings`, jsonInit('POST', { ipnRetry: { attempts: 0, intervalMs: 0 } }))).json.settings.ipnRetry).toEqual({ attempts: 0, intervalMs: 0 });
+      expect(
+        (await call(`${sim.url}/__sim/settings`, jsonInit('POST', { statusDescriptionStyle: 'lower' }))).status,
+      ).toBe(400);
+      expect(
+        (await call(`${sim.url}/__sim/settings`, jsonInit('POST', { ipnRetry: { attempts: 0, intervalMs: 0 } }))).json
+          .settings.ipnRetry,
+      ).toEqual({ attempts: 0, intervalMs: 0 });
 
-      const done = await call(`${sim.url}/__sim/orders/CTL-1/complete`, jsonInit('POST', { outcome: 'completed', paymentMethod: 'Mpesa' }));
+      const done = await call(
+        `${sim.url}/__sim/orders/CTL-1/complete`,
+        jsonInit('POST', { outcome: 'completed', paymentMethod: 'Mpesa' }),
+      );
       expect(done.status).toBe(200);
       expect(done.json.redirectUrl).toContain(`OrderTrackingId=${order.order_tracking_id}`);
       expect(done.json.order).toMatchObject({ state: 'completed', statusCode: 1 });
-      expect((await call(`${sim.url}/__sim/orders/CTL-1/complete`, jsonInit('POST', { outcome: 'completed' }))).status).toBe(409);
-      expect((await call(`${sim.url}/__sim/orders/NOPE/complete`, jsonInit('POST', { outcome: 'completed' }))).status).toBe(404);
-      expect((await call(`${sim.url}/__sim/orders/CTL-1/complete`, jsonInit('POST', { outcome: 'completed', paymentMethod: 'Cash' }))).status).toBe(400);
-      expect((await call(`${sim.url}/__sim/orders/CTL-1/refund`, jsonInit('POST', { decision: 'approve' }))).status).toBe(409);
-      expect((await call(`${sim.url}/__sim/orders/CTL-1/refund`, jsonInit('POST', { decision: 'maybe' }))).status).toBe(400);
+      expect(
+        (await call(`${sim.url}/__sim/orders/CTL-1/complete`, jsonInit('POST', { outcome: 'completed' }))).status,
+      ).toBe(409);
+      expect(
+        (await call(`${sim.url}/__sim/orders/NOPE/complete`, jsonInit('POST', { outcome: 'completed' }))).status,
+      ).toBe(404);
+      expect(
+        (
+          await call(
+            `${sim.url}/__sim/orders/CTL-1/complete`,
+            jsonInit('POST', { outcome: 'completed', paymentMethod: 'Cash' }),
+          )
+        ).status,
+      ).toBe(400);
+      expect(
+        (await call(`${sim.url}/__sim/orders/CTL-1/refund`, jsonInit('POST', { decision: 'approve' }))).status,
+      ).toBe(409);
+      expect((await call(`${sim.url}/__sim/orders/CTL-1/refund`, jsonInit('POST', { decision: 'maybe' }))).status).toBe(
+        400,
+      );
       const rev = await call(`${sim.url}/__sim/orders/${order.order_tracking_id}/reverse`, jsonInit('POST', {}));
       expect(rev.json.order).toMatchObject({ state: 'reversed', statusCode: 3 });
 
-      expect((await call(`${sim.url}/__sim/tokens/invalidate`, jsonInit('POST', {}))).json).toEqual({ invalidated: true });
+      expect((await call(`${sim.url}/__sim/tokens/invalidate`, jsonInit('POST', {}))).json).toEqual({
+        invalidated: true,
+      });
       expect((await pesapal(sim.url, token, '/api/URLSetup/GetIpnList')).status).toBe(401);
       expect((await call(`${sim.url}/__sim/whatever`)).status).toBe(404);
     } finally {
@@ -380,16 +525,36 @@ describe('Pesapal control API over HTTP and logging', () => {
     const sim = await startPesapalSimulator({ log: (l) => lines.push(l) });
     try {
       const token = await pesapalToken(sim.url);
-      await call(`${sim.url}/api/Auth/RequestToken`, jsonInit('POST', { consumer_key: 'k', consumer_secret: 'a-wrong-secret' }));
-      const ipnId = (await pesapal(sim.url, token, '/api/URLSetup/RegisterIPN', { url: `${receiver.url}/ipn/capability-token-xyz`, ipn_notification_type: 'POST' })).json.ipn_id;
-      const order = (await pesapal(sim.url, token, '/api/Transactions/SubmitOrderRequest', orderBody('LOG-1', ipnId, 'https://pos.example.co.ke/return'))).json;
+      await call(
+        `${sim.url}/api/Auth/RequestToken`,
+        jsonInit('POST', { consumer_key: 'k', consumer_secret: 'a-wrong-secret' }),
+      );
+      const ipnId = (
+        await pesapal(sim.url, token, '/api/URLSetup/RegisterIPN', {
+          url: `${receiver.url}/ipn/capability-token-xyz`,
+          ipn_notification_type: 'POST',
+        })
+      ).json.ipn_id;
+      const order = (
+        await pesapal(
+          sim.url,
+          token,
+          '/api/Transactions/SubmitOrderRequest',
+          orderBody('LOG-1', ipnId, 'https://pos.example.co.ke/return'),
+        )
+      ).json;
       await submitForm(order.redirect_url, { outcome: 'pending', payment_method: 'Mpesa' });
       await sim.complete('LOG-1', 'completed');
       await sim.waitForIpns(order.order_tracking_id);
-      await pesapal(sim.url, token, `/api/Transactions/GetTransactionStatus?orderTrackingId=${order.order_tracking_id}`);
+      await pesapal(
+        sim.url,
+        token,
+        `/api/Transactions/GetTransactionStatus?orderTrackingId=${order.order_tracking_id}`,
+      );
       const all = lines.join('\n');
       expect(lines.length).toBeGreaterThan(5);
-      for (const secret of [PESAPAL_SECRET, 'a-wrong-secret', token, '0712345678', 'capability-token-xyz']) expect(all).not.toContain(secret);
+      for (const secret of [PESAPAL_SECRET, 'a-wrong-secret', token, '0712345678', 'capability-token-xyz'])
+        expect(all).not.toContain(secret);
     } finally {
       await sim.close();
       await receiver.close();

@@ -11,7 +11,10 @@ export const PENDING_QUERY_FORMS: readonly PendingQueryForm[] = Object.freeze(['
  * (mpesa-node) sends UTC and ran its sandbox integration test that way, and no primary source shows Daraja
  * refusing a Timestamp whose Password matches. The Password check still ties the Timestamp to the request.
  */
-export const DEFAULT_BEHAVIOUR: Readonly<SimBehaviour> = Object.freeze({ timestampToleranceSeconds: null, pendingQueryForm: 'http500' });
+export const DEFAULT_BEHAVIOUR: Readonly<SimBehaviour> = Object.freeze({
+  timestampToleranceSeconds: null,
+  pendingQueryForm: 'http500',
+});
 
 /** Ten years: anything larger is a typo, not a window. */
 const MAX_TOLERANCE_SECONDS = 10 * 365 * 24 * 60 * 60;
@@ -25,17 +28,31 @@ export function isPendingQueryForm(v: unknown): v is PendingQueryForm {
 /** Validates a partial behaviour object (unknown keys, wrong types and out-of-range values are errors). */
 export function parseBehaviour(input: unknown): BehaviourParse {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    return { ok: false, message: 'behaviour must be an object like {"timestampToleranceSeconds": 300 | null, "pendingQueryForm": "http500" | "result4999"}' };
+    return {
+      ok: false,
+      message:
+        'behaviour must be an object like {"timestampToleranceSeconds": 300 | null, "pendingQueryForm": "http500" | "result4999"}',
+    };
   }
   const out: Partial<SimBehaviour> = {};
   for (const [key, value] of Object.entries(input as Record<string, unknown>)) {
     if (key === 'timestampToleranceSeconds') {
-      if (value !== null && !(Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= MAX_TOLERANCE_SECONDS)) {
-        return { ok: false, message: `timestampToleranceSeconds must be null (no window) or an integer in [0, ${MAX_TOLERANCE_SECONDS}], got ${JSON.stringify(value)}` };
+      if (
+        value !== null &&
+        !(Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= MAX_TOLERANCE_SECONDS)
+      ) {
+        return {
+          ok: false,
+          message: `timestampToleranceSeconds must be null (no window) or an integer in [0, ${MAX_TOLERANCE_SECONDS}], got ${JSON.stringify(value)}`,
+        };
       }
       out.timestampToleranceSeconds = value as number | null;
     } else if (key === 'pendingQueryForm') {
-      if (!isPendingQueryForm(value)) return { ok: false, message: `pendingQueryForm must be one of ${PENDING_QUERY_FORMS.join(', ')}, got ${JSON.stringify(value)}` };
+      if (!isPendingQueryForm(value))
+        return {
+          ok: false,
+          message: `pendingQueryForm must be one of ${PENDING_QUERY_FORMS.join(', ')}, got ${JSON.stringify(value)}`,
+        };
       out.pendingQueryForm = value;
     } else {
       return { ok: false, message: `unknown behaviour "${key}" (known: timestampToleranceSeconds, pendingQueryForm)` };
@@ -56,7 +73,8 @@ export function parseToleranceText(name: string, raw: string): number | null {
 
 export function parsePendingFormText(name: string, raw: string): PendingQueryForm {
   const text = raw.trim();
-  if (!isPendingQueryForm(text)) throw new Error(`${name} must be one of ${PENDING_QUERY_FORMS.join(', ')}, got "${raw}"`);
+  if (!isPendingQueryForm(text))
+    throw new Error(`${name} must be one of ${PENDING_QUERY_FORMS.join(', ')}, got "${raw}"`);
   return text;
 }
 
@@ -68,15 +86,20 @@ export function parsePendingFormText(name: string, raw: string): PendingQueryFor
 export function behaviourFromCli(env: NodeJS.ProcessEnv, argv: readonly string[]): Partial<SimBehaviour> {
   const out: Partial<SimBehaviour> = {};
   const tolEnv = env['SIM_TIMESTAMP_TOLERANCE_SECONDS'];
-  if (tolEnv !== undefined && tolEnv.trim() !== '') out.timestampToleranceSeconds = parseToleranceText('SIM_TIMESTAMP_TOLERANCE_SECONDS', tolEnv);
+  if (tolEnv !== undefined && tolEnv.trim() !== '')
+    out.timestampToleranceSeconds = parseToleranceText('SIM_TIMESTAMP_TOLERANCE_SECONDS', tolEnv);
   const formEnv = env['SIM_PENDING_QUERY_FORM'];
-  if (formEnv !== undefined && formEnv.trim() !== '') out.pendingQueryForm = parsePendingFormText('SIM_PENDING_QUERY_FORM', formEnv);
+  if (formEnv !== undefined && formEnv.trim() !== '')
+    out.pendingQueryForm = parsePendingFormText('SIM_PENDING_QUERY_FORM', formEnv);
 
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i] ?? '';
     if (arg === '--') continue; // `pnpm sim -- --flag value` may pass the separator through
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
-    if (!m) throw new Error(`unexpected argument "${arg}" (flags: --timestamp-tolerance-seconds <seconds|off>, --pending-query-form <${PENDING_QUERY_FORMS.join('|')}>)`);
+    if (!m)
+      throw new Error(
+        `unexpected argument "${arg}" (flags: --timestamp-tolerance-seconds <seconds|off>, --pending-query-form <${PENDING_QUERY_FORMS.join('|')}>)`,
+      );
     const flag = m[1] ?? '';
     if (flag !== 'timestamp-tolerance-seconds' && flag !== 'pending-query-form') {
       throw new Error(`unknown flag --${flag} (flags: --timestamp-tolerance-seconds, --pending-query-form)`);

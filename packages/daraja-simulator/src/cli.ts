@@ -3,7 +3,14 @@
  * plus two flags (which win over their env vars): --timestamp-tolerance-seconds <seconds|off>, --pending-query-form <http500|result4999>.
  */
 import { behaviourFromCli } from './behaviour';
-import { DEFAULT_CLI_PORT, DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, SANDBOX_PASSKEY, SANDBOX_SHORTCODE, SANDBOX_TILL } from './options';
+import {
+  DEFAULT_CLI_PORT,
+  DEFAULT_CONSUMER_KEY,
+  DEFAULT_CONSUMER_SECRET,
+  SANDBOX_PASSKEY,
+  SANDBOX_SHORTCODE,
+  SANDBOX_TILL,
+} from './options';
 import { faultsFromEnv } from './env-faults';
 import { MAGIC_NUMBERS, startDarajaSimulator, type SimulatorOptions } from './index';
 
@@ -19,7 +26,9 @@ function strFromEnv(name: string, fallback: string): string {
   return raw === undefined || raw.trim() === '' ? fallback : raw.trim();
 }
 
-function optionsFromEnv(): Required<Pick<SimulatorOptions, 'port' | 'host' | 'consumerKey' | 'consumerSecret' | 'accounts' | 'callbackDelayMs'>> {
+function optionsFromEnv(): Required<
+  Pick<SimulatorOptions, 'port' | 'host' | 'consumerKey' | 'consumerSecret' | 'accounts' | 'callbackDelayMs'>
+> {
   const shortcode = strFromEnv('SIM_SHORTCODE', SANDBOX_SHORTCODE);
   const passkey = strFromEnv('SIM_PASSKEY', SANDBOX_PASSKEY);
   const tills = strFromEnv('SIM_TILL', SANDBOX_TILL)

@@ -62,7 +62,8 @@ export class ControlRoutes {
       try {
         return sendJson(res, 200, this.core.promptsFor({ accountReference, phoneNumber }));
       } catch (err: unknown) {
-        if (err instanceof SimulatorError) return controlError(res, 400, 'give ?accountReference=… and/or ?phoneNumber=…');
+        if (err instanceof SimulatorError)
+          return controlError(res, 400, 'give ?accountReference=… and/or ?phoneNumber=…');
         throw err;
       }
     }
@@ -90,13 +91,21 @@ export class ControlRoutes {
       if (!body.ok) return;
       const resultCode = isPlainObject(body.value) ? body.value['resultCode'] : undefined;
       if (typeof resultCode !== 'number') {
-        return controlError(res, 400, 'body must be {"resultCode": <integer>, "callbackCopies"?: 0-10, "callbackDelayMs"?: ms, "duplicateGapMs"?: ms}');
+        return controlError(
+          res,
+          400,
+          'body must be {"resultCode": <integer>, "callbackCopies"?: 0-10, "callbackDelayMs"?: ms, "duplicateGapMs"?: ms}',
+        );
       }
       const options = parseResolveOptions(body.value, true);
       if (!options.ok) return controlError(res, 400, options.message);
       const checkoutRequestId = decodeURIComponent(resolveMatch[1]);
       try {
-        await this.core.resolve(checkoutRequestId, resultCode, Object.keys(options.value).length ? options.value : undefined);
+        await this.core.resolve(
+          checkoutRequestId,
+          resultCode,
+          Object.keys(options.value).length ? options.value : undefined,
+        );
       } catch (err: unknown) {
         if (err instanceof SimulatorError) {
           const status = { not_found: 404, already_answered: 409, invalid: 400, closed: 503 }[err.kind];
@@ -111,7 +120,10 @@ export class ControlRoutes {
   }
 
   /** Parses an optional JSON body; answers the error itself and returns ok:false on failure. */
-  private async jsonBody(req: IncomingMessage, res: ServerResponse): Promise<{ ok: true; value: unknown } | { ok: false }> {
+  private async jsonBody(
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<{ ok: true; value: unknown } | { ok: false }> {
     let raw: Buffer;
     try {
       raw = await readBody(req);

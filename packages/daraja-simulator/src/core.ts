@@ -14,7 +14,13 @@ import {
   parseResolveOptions,
 } from './faults';
 import { maskPhone, redactUrl } from './http';
-import { maskCheckoutRequestIds, newAccessToken, newCheckoutRequestId, newMerchantRequestId, newReceiptNumber } from './ids';
+import {
+  maskCheckoutRequestIds,
+  newAccessToken,
+  newCheckoutRequestId,
+  newMerchantRequestId,
+  newReceiptNumber,
+} from './ids';
 import type { ResolvedOptions } from './options';
 import { oauthTokenResponse, stkCallback, type OAuthTokenResponse, type StkCallbackBody } from './payloads';
 import {
@@ -293,10 +299,18 @@ export class SimulatorCore {
   }
 
   timeoutHoldMs(kind: 'push' | 'query'): number {
-    return (kind === 'push' ? this.faults.pushTimeouts?.holdMs : this.faults.queryTimeouts?.holdMs) ?? DEFAULT_TIMEOUT_HOLD_MS;
+    return (
+      (kind === 'push' ? this.faults.pushTimeouts?.holdMs : this.faults.queryTimeouts?.holdMs) ??
+      DEFAULT_TIMEOUT_HOLD_MS
+    );
   }
 
-  private recordError(kind: 'push' | 'query', error: DarajaError, source: SimInjectionSource, accountReference?: string): void {
+  private recordError(
+    kind: 'push' | 'query',
+    error: DarajaError,
+    source: SimInjectionSource,
+    accountReference?: string,
+  ): void {
     const spike = error.errorCode === SPIKE_ARREST_CODE;
     if (kind === 'push') {
       if (spike) this.counters.pushSpikeArrests += 1;
@@ -304,7 +318,13 @@ export class SimulatorCore {
     } else if (spike) this.counters.querySpikeArrests += 1;
     else this.counters.queryErrorsInjected += 1;
     this.recordInjection({
-      kind: (kind === 'push' ? (spike ? 'push_spike_arrest' : 'push_error') : spike ? 'query_spike_arrest' : 'query_error') satisfies SimInjectionKind,
+      kind: (kind === 'push'
+        ? spike
+          ? 'push_spike_arrest'
+          : 'push_error'
+        : spike
+          ? 'query_spike_arrest'
+          : 'query_error') satisfies SimInjectionKind,
       source,
       accountReference,
       status: error.status,
@@ -315,7 +335,13 @@ export class SimulatorCore {
   /** A push/query whose answer is never sent; `checkoutRequestId` when a push was recorded anyway. */
   recordTimeout(
     kind: 'push' | 'query',
-    t: { processed: boolean; holdMs: number; source: SimInjectionSource; accountReference?: string; checkoutRequestId?: string },
+    t: {
+      processed: boolean;
+      holdMs: number;
+      source: SimInjectionSource;
+      accountReference?: string;
+      checkoutRequestId?: string;
+    },
   ): void {
     if (kind === 'query') this.counters.queryTimeouts += 1;
     else {
@@ -366,7 +392,15 @@ export class SimulatorCore {
   private recordInjection(entry: Omit<SimInjection, 'seq' | 'at'>): void {
     this.injectionSeq += 1;
     const injection: SimInjection = { seq: this.injectionSeq, at: new Date(), kind: entry.kind, source: entry.source };
-    for (const key of ['checkoutRequestId', 'accountReference', 'status', 'errorCode', 'holdMs', 'copies', 'delayMs'] as const) {
+    for (const key of [
+      'checkoutRequestId',
+      'accountReference',
+      'status',
+      'errorCode',
+      'holdMs',
+      'copies',
+      'delayMs',
+    ] as const) {
       if (entry[key] !== undefined) (injection as unknown as Record<string, unknown>)[key] = entry[key];
     }
     this.injectionLog.push(injection);
@@ -384,7 +418,9 @@ export class SimulatorCore {
       entry.copies !== undefined ? `${entry.copies} copies` : undefined,
       entry.delayMs !== undefined ? `+${entry.delayMs} ms` : undefined,
     ].filter((d) => d !== undefined);
-    this.log(`fault injected #${injection.seq} ${entry.kind} (${entry.source})${detail.length ? ` ${detail.join(' ')}` : ''}`);
+    this.log(
+      `fault injected #${injection.seq} ${entry.kind} (${entry.source})${detail.length ? ` ${detail.join(' ')}` : ''}`,
+    );
   }
 
   listInjections(): SimInjection[] {
@@ -408,7 +444,9 @@ export class SimulatorCore {
     }
     const matches = (r: string | undefined, p: string | undefined): boolean =>
       (ref === undefined || r === ref) && (phone === undefined || p === phone);
-    const prompted = [...this.records.values()].filter((rec) => matches(rec.push.accountReference, rec.push.phoneNumber));
+    const prompted = [...this.records.values()].filter((rec) =>
+      matches(rec.push.accountReference, rec.push.phoneNumber),
+    );
     return {
       pushRequests: this.pushRequestLog.filter((f) => matches(f.accountReference, f.phoneNumber)).length,
       prompts: prompted.length,
@@ -460,7 +498,9 @@ export class SimulatorCore {
   submitPush(valid: ValidPush, now: Date): SubmitResult {
     const phoneScenario = scenarioForPhone(valid.phoneNumber);
     if (phoneScenario.rejectsPush) return { ok: false, error: ERRORS.subscriberLocked };
-    const spec: ScenarioSpec = valid.productPermitted ? phoneScenario : (scenarioByName('product_not_permitted') ?? phoneScenario);
+    const spec: ScenarioSpec = valid.productPermitted
+      ? phoneScenario
+      : (scenarioByName('product_not_permitted') ?? phoneScenario);
 
     // Two pushes to one phone in the same millisecond: the next millisecond, as ids stay unique.
     let stampedAt = now;
@@ -561,7 +601,8 @@ export class SimulatorCore {
     if (answer.pendingForm !== undefined) entry.pendingForm = answer.pendingForm;
     if (answer.resultCode !== undefined) entry.resultCode = answer.resultCode;
     this.queryLog.push(entry);
-    if (this.queryLog.length > this.options.maxRecords) this.queryLog.splice(0, this.queryLog.length - this.options.maxRecords);
+    if (this.queryLog.length > this.options.maxRecords)
+      this.queryLog.splice(0, this.queryLog.length - this.options.maxRecords);
   }
 
   listQueries(): SimQuery[] {
@@ -586,7 +627,10 @@ export class SimulatorCore {
     const record = this.records.get(checkoutRequestId);
     if (!record) throw new SimulatorError('not_found', `no push with CheckoutRequestID ${checkoutRequestId}`);
     if (record.push.state === 'answered') {
-      throw new SimulatorError('already_answered', `push ${checkoutRequestId} was already answered with ${record.push.resultCode}`);
+      throw new SimulatorError(
+        'already_answered',
+        `push ${checkoutRequestId} was already answered with ${record.push.resultCode}`,
+      );
     }
     await this.answer(record, resultCode, override);
   }
@@ -624,11 +668,21 @@ export class SimulatorCore {
     }
     if (plan.copies > 1) {
       this.counters.callbacksDuplicated += 1;
-      this.recordInjection({ kind: 'callback_duplicated', source: plan.duplicateSource ?? 'random', checkoutRequestId: id, copies: plan.copies });
+      this.recordInjection({
+        kind: 'callback_duplicated',
+        source: plan.duplicateSource ?? 'random',
+        checkoutRequestId: id,
+        copies: plan.copies,
+      });
     }
     if (plan.delayMs > 0) {
       this.counters.callbacksDelayed += 1;
-      this.recordInjection({ kind: 'callback_delayed', source: plan.delaySource ?? 'random', checkoutRequestId: id, delayMs: plan.delayMs });
+      this.recordInjection({
+        kind: 'callback_delayed',
+        source: plan.delaySource ?? 'random',
+        checkoutRequestId: id,
+        delayMs: plan.delayMs,
+      });
     }
     const body = stkCallback(push, answeredAt);
     const generation = this.generation;
@@ -639,7 +693,9 @@ export class SimulatorCore {
         deliveries.push(
           plan.gapMs === 0
             ? this.deliver(push, body, generation, copy)
-            : this.customerTimers.sleep(plan.gapMs * i).then((fired) => (fired ? this.deliver(push, body, generation, copy) : undefined)),
+            : this.customerTimers
+                .sleep(plan.gapMs * i)
+                .then((fired) => (fired ? this.deliver(push, body, generation, copy) : undefined)),
         );
       }
       await Promise.all(deliveries);
@@ -657,7 +713,13 @@ export class SimulatorCore {
     const at = new Date();
     const outcome = await this.sender.send(push.callbackUrl, body, { BusinessShortCode: push.shortcode });
     if (this.closed || generation !== this.generation) return;
-    const delivery: SimCallbackDelivery = { checkoutRequestId: push.checkoutRequestId, url: push.callbackUrl, body, at, copy };
+    const delivery: SimCallbackDelivery = {
+      checkoutRequestId: push.checkoutRequestId,
+      url: push.callbackUrl,
+      body,
+      at,
+      copy,
+    };
     if (outcome.status !== undefined) delivery.status = outcome.status;
     if (outcome.error !== undefined) delivery.error = outcome.error;
     this.deliveries.push(delivery);
@@ -693,7 +755,11 @@ export class SimulatorCore {
         timer: setTimeout(() => {
           this.waiters.delete(waiter);
           const got = this.callbacksFor(checkoutRequestId).length;
-          reject(new Error(`timed out after ${limit} ms waiting for ${count} callback(s) for ${checkoutRequestId} (got ${got})`));
+          reject(
+            new Error(
+              `timed out after ${limit} ms waiting for ${count} callback(s) for ${checkoutRequestId} (got ${got})`,
+            ),
+          );
         }, limit),
       };
       this.waiters.add(waiter);
@@ -726,7 +792,9 @@ export class SimulatorCore {
     this.injectionSeq = 0;
     this.pushRequestLog = [];
     this.tokens.clear();
-    this.log('reset: pushes, queries, callbacks, stats, injections and tokens cleared; faults and behaviour back to the start-up options');
+    this.log(
+      'reset: pushes, queries, callbacks, stats, injections and tokens cleared; faults and behaviour back to the start-up options',
+    );
     this.applyFaults(this.options.faults);
   }
 

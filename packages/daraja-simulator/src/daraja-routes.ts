@@ -2,7 +2,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EndpointFault, EndpointKind, PushRequestFields, SimulatorCore } from './core';
 import { ERRORS, transactionBeingProcessed, type DarajaError } from './errors';
-import { BodyTooLargeError, isJsonContentType, parseJsonObject, readBody, sendDarajaError, sendEmpty, sendJson } from './http';
+import {
+  BodyTooLargeError,
+  isJsonContentType,
+  parseJsonObject,
+  readBody,
+  sendDarajaError,
+  sendEmpty,
+  sendJson,
+} from './http';
 import { stkPushAccepted, stkQueryResult, stkQueryStillProcessing } from './payloads';
 import { scenarioForPhone } from './scenarios';
 import { validatePush, validateQuery, type ValidationContext } from './validation';
@@ -23,7 +31,10 @@ const INVALID_CREDENTIALS_REASON = 'Bad Request: Invalid Credentials';
 type RawBody = { kind: 'ok'; raw: Buffer } | { kind: 'too_large' } | { kind: 'failed'; error: unknown };
 
 /** What a product endpoint does with a call: answer it (after any latency), or never answer it. */
-type Answer = { kind: 'json'; status: number; body: unknown; log?: string } | { kind: 'error'; error: DarajaError } | { kind: 'hold'; holdMs: number };
+type Answer =
+  | { kind: 'json'; status: number; body: unknown; log?: string }
+  | { kind: 'error'; error: DarajaError }
+  | { kind: 'hold'; holdMs: number };
 
 type BodyResult = { ok: true; body: Record<string, unknown> } | { ok: false; error: DarajaError };
 
@@ -40,7 +51,8 @@ function pushFields(raw: RawBody): PushRequestFields {
   if (raw.kind !== 'ok') return {};
   const body = parseJsonObject(raw.raw);
   if (!body) return {};
-  const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : typeof v === 'number' && Number.isFinite(v) ? String(v) : undefined);
+  const text = (v: unknown): string | undefined =>
+    typeof v === 'string' ? v : typeof v === 'number' && Number.isFinite(v) ? String(v) : undefined;
   const fields: PushRequestFields = {};
   const accountReference = text(body['AccountReference']);
   if (accountReference !== undefined) fields.accountReference = accountReference;
@@ -58,7 +70,9 @@ export class DarajaRoutes {
 
   /** Handles any non-control path. */
   async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const kind: EndpointKind | undefined = Object.prototype.hasOwnProperty.call(ROUTES, url.pathname) ? ROUTES[url.pathname] : undefined;
+    const kind: EndpointKind | undefined = Object.prototype.hasOwnProperty.call(ROUTES, url.pathname)
+      ? ROUTES[url.pathname]
+      : undefined;
     if (kind) {
       this.core.countRequest(kind);
       // OAuth is slow before it answers. Push and query are slow *after* Daraja has acted on them
@@ -83,7 +97,9 @@ export class DarajaRoutes {
     const raw = await readRawBody(req);
     const answer = kind === 'push' ? this.stkPush(req, raw) : this.stkQuery(req, raw);
     if (answer.kind === 'hold') {
-      this.core.log(`${req.method ?? '?'} ${kind === 'push' ? STK_PUSH_PATH : STK_QUERY_PATH} -> no answer (connection held ${answer.holdMs} ms, then dropped)`);
+      this.core.log(
+        `${req.method ?? '?'} ${kind === 'push' ? STK_PUSH_PATH : STK_QUERY_PATH} -> no answer (connection held ${answer.holdMs} ms, then dropped)`,
+      );
       return this.core.holdConnection(res, answer.holdMs);
     }
     const latency = this.core.latencyFor(kind);
@@ -95,7 +111,8 @@ export class DarajaRoutes {
 
   private oauth(req: IncomingMessage, res: ServerResponse, url: URL): void {
     if (req.method !== 'GET') return this.fail(req, res, ERRORS.methodNotAllowed);
-    if (url.searchParams.get('grant_type') !== 'client_credentials') return this.fail(req, res, ERRORS.invalidGrantType);
+    if (url.searchParams.get('grant_type') !== 'client_credentials')
+      return this.fail(req, res, ERRORS.invalidGrantType);
     const match = /^Basic\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
     if (!match?.[1]) return this.fail(req, res, ERRORS.invalidAuthType);
     const decoded = Buffer.from(match[1], 'base64').toString('utf8');
@@ -127,7 +144,8 @@ export class DarajaRoutes {
     if (answer.kind === 'hold') return answer; // a magic-phone timeout, already recorded
     if (fault?.kind === 'timeout') {
       // Daraja acted on the push (or rejected it); only its answer is lost.
-      const checkoutRequestId = answer.kind === 'json' ? (answer.body as { CheckoutRequestID?: string }).CheckoutRequestID : undefined;
+      const checkoutRequestId =
+        answer.kind === 'json' ? (answer.body as { CheckoutRequestID?: string }).CheckoutRequestID : undefined;
       this.core.recordTimeout('push', { ...fault, accountReference: fields.accountReference, checkoutRequestId });
       return { kind: 'hold', holdMs: fault.holdMs };
     }
@@ -146,7 +164,12 @@ export class DarajaRoutes {
     const phoneTimeout = scenarioForPhone(valid.value.phoneNumber).timeout;
     const holdMs = this.core.timeoutHoldMs('push');
     if (phoneTimeout === 'unprocessed') {
-      this.core.recordTimeout('push', { processed: false, holdMs, source: 'phone', accountReference: valid.value.accountReference });
+      this.core.recordTimeout('push', {
+        processed: false,
+        holdMs,
+        source: 'phone',
+        accountReference: valid.value.accountReference,
+      });
       return { kind: 'hold', holdMs };
     }
     const submitted = this.core.submitPush(valid.value, now);
@@ -187,7 +210,12 @@ export class DarajaRoutes {
       const form = this.core.pendingFormFor(push);
       this.core.recordQuery(valid.value, now, { answer: 'pending', pendingForm: form });
       if (form === 'result4999') {
-        return { kind: 'json', status: 200, body: stkQueryStillProcessing(), log: `POST ${STK_QUERY_PATH} -> 200 ${push.checkoutRequestId} ResultCode=4999 (still under processing)` };
+        return {
+          kind: 'json',
+          status: 200,
+          body: stkQueryStillProcessing(),
+          log: `POST ${STK_QUERY_PATH} -> 200 ${push.checkoutRequestId} ResultCode=4999 (still under processing)`,
+        };
       }
       return errorAnswer(transactionBeingProcessed(push.checkoutRequestId));
     }
@@ -239,12 +267,16 @@ export class DarajaRoutes {
   private noteSkew(kind: 'push' | 'query', skewSeconds: number): void {
     if (Math.abs(skewSeconds) < 600) return;
     const hours = Math.round((Math.abs(skewSeconds) / 3600) * 10) / 10;
-    this.core.log(`${kind} Timestamp is ${hours} h ${skewSeconds < 0 ? 'behind' : 'ahead of'} Nairobi time${Math.abs(skewSeconds + 10800) <= 120 ? ' (a UTC clock?)' : ''}; accepted`);
+    this.core.log(
+      `${kind} Timestamp is ${hours} h ${skewSeconds < 0 ? 'behind' : 'ahead of'} Nairobi time${Math.abs(skewSeconds + 10800) <= 120 ? ' (a UTC clock?)' : ''}; accepted`,
+    );
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, error: DarajaError): void {
     if (error.status === 413) res.setHeader('Connection', 'close');
     sendDarajaError(res, error);
-    this.core.log(`${req.method ?? '?'} ${(req.url ?? '').split('?')[0] ?? ''} -> ${error.status} ${error.errorCode} ${error.errorMessage}`);
+    this.core.log(
+      `${req.method ?? '?'} ${(req.url ?? '').split('?')[0] ?? ''} -> ${error.status} ${error.errorCode} ${error.errorMessage}`,
+    );
   }
 }

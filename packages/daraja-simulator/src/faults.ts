@@ -3,7 +3,14 @@
  * CLI env vars) and the seeded PRNG that makes the random faults reproducible.
  */
 import { isPlainObject } from './http';
-import type { SimCallbackFaults, SimFaultError, SimFaults, SimPushTimeouts, SimQueryTimeouts, SimResolveOptions } from './types';
+import type {
+  SimCallbackFaults,
+  SimFaultError,
+  SimFaults,
+  SimPushTimeouts,
+  SimQueryTimeouts,
+  SimResolveOptions,
+} from './types';
 
 /** How long a timed-out call holds the connection before dropping it, unless `holdMs` says otherwise. */
 export const DEFAULT_TIMEOUT_HOLD_MS = 30_000;
@@ -32,7 +39,14 @@ const FAULT_KEYS = new Set([
   'tokenInvalidateEveryCalls',
 ]);
 const LATENCY_KEYS = new Set(['oauth', 'push', 'query']);
-const CALLBACK_KEYS = new Set(['dropRate', 'duplicateRate', 'duplicateCopies', 'duplicateGapMs', 'delayRate', 'delayMs']);
+const CALLBACK_KEYS = new Set([
+  'dropRate',
+  'duplicateRate',
+  'duplicateCopies',
+  'duplicateGapMs',
+  'delayRate',
+  'delayMs',
+]);
 const PUSH_TIMEOUT_KEYS = new Set(['processedRate', 'unprocessedRate', 'holdMs']);
 const QUERY_TIMEOUT_KEYS = new Set(['rate', 'holdMs']);
 const RESOLVE_KEYS = new Set(['resultCode', 'callbackCopies', 'callbackDelayMs', 'duplicateGapMs']);
@@ -47,7 +61,8 @@ function fail(message: string): never {
 
 function rate(name: string, v: unknown): number | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) fail(`${name} must be a number between 0 and 1, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1)
+    fail(`${name} must be a number between 0 and 1, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -101,7 +116,8 @@ function parseCallbacks(value: unknown): SimCallbackFaults {
     delayMs: integer('callbacks.delayMs', v['delayMs'], 1, MAX_DELAY_MS),
   });
   sumAtMostOne('callbacks.dropRate and callbacks.duplicateRate', out.dropRate, out.duplicateRate);
-  if ((out.delayRate ?? 0) > 0 && out.delayMs === undefined) fail('callbacks.delayMs is required when callbacks.delayRate > 0');
+  if ((out.delayRate ?? 0) > 0 && out.delayMs === undefined)
+    fail('callbacks.delayMs is required when callbacks.delayRate > 0');
   return out;
 }
 
@@ -138,7 +154,8 @@ function parseFaultsOrThrow(value: unknown): SimFaults {
     for (const [k, ms] of Object.entries(latency)) {
       if (!LATENCY_KEYS.has(k)) fail(`unknown latencyMs key "${k}"`);
       if (ms === undefined) continue;
-      if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0 || ms > MAX_DELAY_MS) fail(`latencyMs.${k} must be a number between 0 and ${MAX_DELAY_MS}`);
+      if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0 || ms > MAX_DELAY_MS)
+        fail(`latencyMs.${k} must be a number between 0 and ${MAX_DELAY_MS}`);
       out[k as keyof typeof out] = ms;
     }
     faults.latencyMs = out;

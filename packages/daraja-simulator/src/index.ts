@@ -82,7 +82,8 @@ export async function startDarajaSimulator(opts: SimulatorOptions = {}): Promise
     faults: () => core.currentFaults(),
     injections: () => core.listInjections(),
     promptsFor: (query) => core.promptsFor(query),
-    waitForCallbacks: (checkoutRequestId, count, timeoutMs) => core.waitForCallbacks(checkoutRequestId, count, timeoutMs),
+    waitForCallbacks: (checkoutRequestId, count, timeoutMs) =>
+      core.waitForCallbacks(checkoutRequestId, count, timeoutMs),
     reset: () => core.reset(),
   };
   core.log(`Daraja simulator listening on ${url}`);

@@ -39,7 +39,8 @@ function requireInteger(name: string, value: number, min: number, max: number = 
 }
 
 function requireNonEmpty(name: string, value: string): string {
-  if (typeof value !== 'string' || value.length === 0) throw new TypeError(`SimulatorOptions.${name} must be a non-empty string`);
+  if (typeof value !== 'string' || value.length === 0)
+    throw new TypeError(`SimulatorOptions.${name} must be a non-empty string`);
   return value;
 }
 

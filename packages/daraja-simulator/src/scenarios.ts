@@ -120,7 +120,8 @@ const SCENARIOS: Readonly<Record<ScenarioName, ScenarioSpec>> = Object.freeze({
   },
   never_answers: {
     scenario: 'never_answers',
-    description: 'Customer never answers until resolve() / POST /__sim/pushes/:id/resolve; STK query keeps answering pending (in the pendingQueryForm in force).',
+    description:
+      'Customer never answers until resolve() / POST /__sim/pushes/:id/resolve; STK query keeps answering pending (in the pendingQueryForm in force).',
     callbackCopies: 1,
     rejectsPush: false,
   },
@@ -141,7 +142,8 @@ const SCENARIOS: Readonly<Record<ScenarioName, ScenarioSpec>> = Object.freeze({
   },
   subscriber_locked: {
     scenario: 'subscriber_locked',
-    description: 'Push rejected at once: HTTP 500 500.001.1001 "Unable to lock subscriber, a transaction is already in process for the current subscriber".',
+    description:
+      'Push rejected at once: HTTP 500 500.001.1001 "Unable to lock subscriber, a transaction is already in process for the current subscriber".',
     callbackCopies: 0,
     rejectsPush: true,
   },
@@ -156,14 +158,16 @@ const SCENARIOS: Readonly<Record<ScenarioName, ScenarioSpec>> = Object.freeze({
   },
   push_timeout: {
     scenario: 'push_timeout',
-    description: 'Push NOT processed and never answered: connection held pushTimeouts.holdMs (30 s), then dropped; no prompt, no callback.',
+    description:
+      'Push NOT processed and never answered: connection held pushTimeouts.holdMs (30 s), then dropped; no prompt, no callback.',
     callbackCopies: 0,
     rejectsPush: false,
     timeout: 'unprocessed',
   },
   product_not_permitted: {
     scenario: 'product_not_permitted',
-    description: 'Wrong TransactionType/PartyB combination: push accepted, callback carries ResultCode 2028 (overrides the phone scenario).',
+    description:
+      'Wrong TransactionType/PartyB combination: push accepted, callback carries ResultCode 2028 (overrides the phone scenario).',
     autoResultCode: PRODUCT_NOT_PERMITTED_CODE,
     callbackCopies: 1,
     rejectsPush: false,

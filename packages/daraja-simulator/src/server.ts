@@ -22,7 +22,9 @@ export function createSimulatorServer(core: SimulatorCore): http.Server {
     const isControl = url.pathname === CONTROL_PREFIX || url.pathname.startsWith(`${CONTROL_PREFIX}/`);
     const handled = isControl ? control.handle(req, res, url) : daraja.handle(req, res, url);
     handled.catch((err: unknown) => {
-      core.log(`internal error on ${req.method ?? '?'} ${url.pathname}: ${err instanceof Error ? err.message : String(err)}`);
+      core.log(
+        `internal error on ${req.method ?? '?'} ${url.pathname}: ${err instanceof Error ? err.message : String(err)}`,
+      );
       sendDarajaError(res, ERRORS.internalError);
     });
   });

@@ -28,7 +28,11 @@ export class TimerRegistry {
   /** Resolves true after `ms`, or false as soon as the timer is cancelled (never rejects). */
   sleep(ms: number): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
-      this.schedule(ms, () => resolve(true), () => resolve(false));
+      this.schedule(
+        ms,
+        () => resolve(true),
+        () => resolve(false),
+      );
     });
   }
 

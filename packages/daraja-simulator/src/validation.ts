@@ -105,14 +105,19 @@ function validateCredentials(
   ctx: ValidationContext,
 ): Validation<{ shortcode: string; account: SimulatorAccount } & SentTimestamp> {
   const shortcode = digitString(body['BusinessShortCode']);
-  if (shortcode === undefined || !SHORTCODE_PATTERN.test(shortcode)) return { ok: false, error: badRequest('BusinessShortCode') };
+  if (shortcode === undefined || !SHORTCODE_PATTERN.test(shortcode))
+    return { ok: false, error: badRequest('BusinessShortCode') };
   const account = ctx.accounts.get(shortcode);
   if (!account) return { ok: false, error: ERRORS.merchantDoesNotExist };
 
   const timestamp = body['Timestamp'];
   const instant = typeof timestamp === 'string' ? parseNairobiTimestamp(timestamp) : undefined;
   const tolerance = ctx.timestampToleranceSeconds;
-  if (typeof timestamp !== 'string' || !instant || (tolerance !== null && !isWithinTolerance(instant, ctx.now, tolerance))) {
+  if (
+    typeof timestamp !== 'string' ||
+    !instant ||
+    (tolerance !== null && !isWithinTolerance(instant, ctx.now, tolerance))
+  ) {
     return { ok: false, error: badRequest('Timestamp') };
   }
 
@@ -123,7 +128,12 @@ function validateCredentials(
   return { ok: true, value: { shortcode, account, timestamp, timestampSkewSeconds } };
 }
 
-function isProductPermitted(type: TransactionType, shortcode: string, partyB: string, account: SimulatorAccount): boolean {
+function isProductPermitted(
+  type: TransactionType,
+  shortcode: string,
+  partyB: string,
+  account: SimulatorAccount,
+): boolean {
   if (type === 'CustomerPayBillOnline') return partyB === shortcode;
   return (account.tillNumbers ?? []).includes(partyB);
 }
@@ -153,7 +163,11 @@ export function validatePush(body: Record<string, unknown>, ctx: ValidationConte
   if (callbackUrl === undefined) return { ok: false, error: badRequest('CallBackURL') };
 
   const accountReference = textValue(body['AccountReference']);
-  if (accountReference === undefined || accountReference.length === 0 || accountReference.length > MAX_ACCOUNT_REFERENCE) {
+  if (
+    accountReference === undefined ||
+    accountReference.length === 0 ||
+    accountReference.length > MAX_ACCOUNT_REFERENCE
+  ) {
     return { ok: false, error: badRequest('AccountReference') };
   }
 

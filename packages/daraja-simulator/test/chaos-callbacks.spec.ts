@@ -1,6 +1,17 @@
 /** Callback faults: drop, duplicate (sequential / concurrent), delay; per-push overrides through resolve(). */
 import { startDarajaSimulator, type DarajaSimulator, type SimPush } from '../src';
-import { pushBody, queryBody, request, sleep, startReceiver, stkPush, stkQuery, token, uniquePath, type Receiver } from './helpers';
+import {
+  pushBody,
+  queryBody,
+  request,
+  sleep,
+  startReceiver,
+  stkPush,
+  stkQuery,
+  token,
+  uniquePath,
+  type Receiver,
+} from './helpers';
 
 const DELAY = 30;
 
@@ -61,7 +72,9 @@ describe('callback faults', () => {
     expect(raws).toHaveLength(3);
     expect(new Set(raws).size).toBe(1);
     expect(sim.stats()).toMatchObject({ callbacksDuplicated: 1, callbacksSent: 3 });
-    expect(sim.injections()).toMatchObject([{ kind: 'callback_duplicated', source: 'random', copies: 3, checkoutRequestId: id }]);
+    expect(sim.injections()).toMatchObject([
+      { kind: 'callback_duplicated', source: 'random', copies: 3, checkoutRequestId: id },
+    ]);
   });
 
   it('duplicateGapMs 0 sends all copies at once (concurrently)', async () => {
@@ -135,7 +148,9 @@ describe('callback faults', () => {
       ['callback_dropped', 'resolve'],
       ['callback_delayed', 'resolve'],
     ]);
-    await expect(sim.resolve(await push('r-d', { PhoneNumber: 254700000007 }), 0, { callbackCopies: 11 })).rejects.toMatchObject({
+    await expect(
+      sim.resolve(await push('r-d', { PhoneNumber: 254700000007 }), 0, { callbackCopies: 11 }),
+    ).rejects.toMatchObject({
       kind: 'invalid',
     });
   });
@@ -148,13 +163,27 @@ describe('callback faults', () => {
     expect((await post(`${sim.url}/__sim/pushes/${id}/resolve`, { resultCode: 0, copies: 2 })).status).toBe(400);
     expect(sim.getPush(id)?.state).toBe('awaiting_customer'); // a rejected request changes nothing
 
-    const ok = await post(`${sim.url}/__sim/pushes/${id}/resolve`, { resultCode: 0, callbackCopies: 3, duplicateGapMs: 0 });
+    const ok = await post(`${sim.url}/__sim/pushes/${id}/resolve`, {
+      resultCode: 0,
+      callbackCopies: 3,
+      duplicateGapMs: 0,
+    });
     expect(ok.status).toBe(200);
     expect(receivedFor(id)).toHaveLength(3);
   });
 
   it('a seeded mix: every answered push gets exactly the planned number of callbacks', async () => {
-    sim.setFaults({ seed: 77, callbacks: { dropRate: 0.2, duplicateRate: 0.2, duplicateCopies: 2, duplicateGapMs: 0, delayRate: 0.2, delayMs: 150 } });
+    sim.setFaults({
+      seed: 77,
+      callbacks: {
+        dropRate: 0.2,
+        duplicateRate: 0.2,
+        duplicateCopies: 2,
+        duplicateGapMs: 0,
+        delayRate: 0.2,
+        delayMs: 150,
+      },
+    });
     const ids: string[] = [];
     for (let i = 0; i < 60; i += 1) ids.push(await push('mix', { AccountReference: `CB${i}` }));
     for (let i = 0; i < 300 && sim.pushes().some((p) => p.state !== 'answered'); i += 1) await sleep(10);
@@ -162,7 +191,10 @@ describe('callback faults', () => {
     const injections = sim.injections();
     const expectedFor = (p: SimPush): number => {
       if (p.injected?.includes('callback_dropped')) return 0;
-      return injections.find((i) => i.kind === 'callback_duplicated' && i.checkoutRequestId === p.checkoutRequestId)?.copies ?? 1;
+      return (
+        injections.find((i) => i.kind === 'callback_duplicated' && i.checkoutRequestId === p.checkoutRequestId)
+          ?.copies ?? 1
+      );
     };
     const expected = sim.pushes().reduce((n, p) => n + expectedFor(p), 0);
     await receiver.waitFor(expected, 5000);
@@ -173,11 +205,13 @@ describe('callback faults', () => {
     const stats = sim.stats();
     expect(stats.callbacksSent).toBe(expected);
     expect(stats.callbacksDropped + stats.callbacksDuplicated).toBeLessThanOrEqual(60);
-    for (const n of [stats.callbacksDropped, stats.callbacksDuplicated, stats.callbacksDelayed]) expect(n).toBeGreaterThan(0);
+    for (const n of [stats.callbacksDropped, stats.callbacksDuplicated, stats.callbacksDelayed])
+      expect(n).toBeGreaterThan(0);
     expect(injections.filter((i) => i.kind === 'callback_dropped')).toHaveLength(stats.callbacksDropped);
     expect(injections.filter((i) => i.kind === 'callback_duplicated')).toHaveLength(stats.callbacksDuplicated);
     expect(injections.filter((i) => i.kind === 'callback_delayed')).toHaveLength(stats.callbacksDelayed);
     // a dropped callback is never also delayed
-    for (const p of sim.pushes()) expect(p.injected?.includes('callback_dropped') && p.injected.includes('callback_delayed')).toBeFalsy();
+    for (const p of sim.pushes())
+      expect(p.injected?.includes('callback_dropped') && p.injected.includes('callback_delayed')).toBeFalsy();
   });
 });

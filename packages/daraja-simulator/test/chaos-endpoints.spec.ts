@@ -70,12 +70,26 @@ describe('push and query faults', () => {
     expectEnvelope(res, 500, '500.003.02', 'Error Occurred: Spike Arrest Violation');
     expect(sim.pushes()).toHaveLength(0);
     expect(sim.stats()).toMatchObject({ pushSpikeArrests: 1, pushErrorsInjected: 0, promptsSent: 0 });
-    expect(sim.injections()).toMatchObject([{ kind: 'push_spike_arrest', source: 'random', status: 500, errorCode: '500.003.02' }]);
+    expect(sim.injections()).toMatchObject([
+      { kind: 'push_spike_arrest', source: 'random', status: 500, errorCode: '500.003.02' },
+    ]);
   });
 
   it('a canned pushErrors with 500.003.02 counts as a spike arrest; other canned codes as injected errors', async () => {
-    sim.setFaults({ pushErrors: { count: 1, status: 500, errorCode: '500.003.02', errorMessage: 'System is busy. Please try again in few minutes.' } });
-    expectEnvelope(await stkPush(sim.url, accessToken, body('canned')), 500, '500.003.02', 'System is busy. Please try again in few minutes.');
+    sim.setFaults({
+      pushErrors: {
+        count: 1,
+        status: 500,
+        errorCode: '500.003.02',
+        errorMessage: 'System is busy. Please try again in few minutes.',
+      },
+    });
+    expectEnvelope(
+      await stkPush(sim.url, accessToken, body('canned')),
+      500,
+      '500.003.02',
+      'System is busy. Please try again in few minutes.',
+    );
     sim.setFaults({ pushErrors: { count: 1, status: 500, errorCode: '500.003.03', errorMessage: 'Quota Violation' } });
     expectEnvelope(await stkPush(sim.url, accessToken, body('canned')), 500, '500.003.03', 'Quota Violation');
     expect(sim.stats()).toMatchObject({ pushSpikeArrests: 1, pushErrorsInjected: 1 });
@@ -94,18 +108,28 @@ describe('push and query faults', () => {
 
   it('unprocessed push timeout: the client never gets an answer and nothing happened at Daraja', async () => {
     sim.setFaults({ pushTimeouts: { unprocessedRate: 1, holdMs: 60_000 } });
-    const seen = await outcomeOf(postJson(`${sim.url}${PUSH_URL}`, accessToken, body('tu', { AccountReference: 'TU1' }), {}, 300));
+    const seen = await outcomeOf(
+      postJson(`${sim.url}${PUSH_URL}`, accessToken, body('tu', { AccountReference: 'TU1' }), {}, 300),
+    );
     expect(seen).toEqual({ kind: 'no_answer', error: 'client timeout' });
     expect(sim.pushes()).toHaveLength(0);
     expect(sim.stats()).toMatchObject({ pushRequests: 1, promptsSent: 0, pushTimeouts: 1, pushTimeoutsProcessed: 0 });
-    expect(sim.injections()).toMatchObject([{ kind: 'push_timeout_unprocessed', source: 'random', accountReference: 'TU1', holdMs: 60_000 }]);
+    expect(sim.injections()).toMatchObject([
+      { kind: 'push_timeout_unprocessed', source: 'random', accountReference: 'TU1', holdMs: 60_000 },
+    ]);
     expect(sim.injections()[0]?.checkoutRequestId).toBeUndefined();
-    expect(sim.promptsFor({ accountReference: 'TU1' })).toEqual({ pushRequests: 1, prompts: 0, checkoutRequestIds: [] });
+    expect(sim.promptsFor({ accountReference: 'TU1' })).toEqual({
+      pushRequests: 1,
+      prompts: 0,
+      checkoutRequestIds: [],
+    });
   });
 
   it('processed push timeout: no answer, but the push is recorded, the customer pays and the callback arrives', async () => {
     sim.setFaults({ pushTimeouts: { processedRate: 1, holdMs: 60_000 } });
-    const seen = await outcomeOf(postJson(`${sim.url}${PUSH_URL}`, accessToken, body('tp', { AccountReference: 'TP1' }), {}, 300));
+    const seen = await outcomeOf(
+      postJson(`${sim.url}${PUSH_URL}`, accessToken, body('tp', { AccountReference: 'TP1' }), {}, 300),
+    );
     expect(seen).toEqual({ kind: 'no_answer', error: 'client timeout' });
     const [push] = sim.pushes();
     expect(push).toMatchObject({ accountReference: 'TP1', injected: ['push_timeout_processed'] });
@@ -113,8 +137,16 @@ describe('push and query faults', () => {
     const [delivery] = await sim.waitForCallbacks(id, 1, 5000);
     expect(delivery).toMatchObject({ status: 200, copy: 1 });
     expect(sim.getPush(id)).toMatchObject({ state: 'answered', resultCode: 0 });
-    expect(sim.stats()).toMatchObject({ pushRequests: 1, promptsSent: 1, pushTimeouts: 1, pushTimeoutsProcessed: 1, callbacksSent: 1 });
-    expect(sim.injections()).toMatchObject([{ kind: 'push_timeout_processed', checkoutRequestId: id, accountReference: 'TP1' }]);
+    expect(sim.stats()).toMatchObject({
+      pushRequests: 1,
+      promptsSent: 1,
+      pushTimeouts: 1,
+      pushTimeoutsProcessed: 1,
+      callbacksSent: 1,
+    });
+    expect(sim.injections()).toMatchObject([
+      { kind: 'push_timeout_processed', checkoutRequestId: id, accountReference: 'TP1' },
+    ]);
 
     // STK query knows the push even though the client never learnt its CheckoutRequestID
     sim.setFaults({});
@@ -133,7 +165,9 @@ describe('push and query faults', () => {
 
   it('a processed timeout of an invalid push loses the error answer and records no push', async () => {
     sim.setFaults({ pushTimeouts: { processedRate: 1, holdMs: 50 } });
-    const seen = await outcomeOf(postJson(`${sim.url}${PUSH_URL}`, accessToken, body('bad', { Amount: 0 }), {}, 10_000));
+    const seen = await outcomeOf(
+      postJson(`${sim.url}${PUSH_URL}`, accessToken, body('bad', { Amount: 0 }), {}, 10_000),
+    );
     expect(seen.kind).toBe('no_answer');
     expect(sim.pushes()).toHaveLength(0);
     expect(sim.stats()).toMatchObject({ pushTimeouts: 1, pushTimeoutsProcessed: 1, promptsSent: 0 });
@@ -148,7 +182,9 @@ describe('push and query faults', () => {
     });
     const seen = { ok: 0, serverError: 0, spike: 0, noAnswer: 0 };
     for (let i = 0; i < 80; i += 1) {
-      const outcome = await outcomeOf(postJson(`${sim.url}${PUSH_URL}`, accessToken, body('mix', { AccountReference: `MIX${i}` }), {}, 10_000));
+      const outcome = await outcomeOf(
+        postJson(`${sim.url}${PUSH_URL}`, accessToken, body('mix', { AccountReference: `MIX${i}` }), {}, 10_000),
+      );
       if (outcome.kind === 'no_answer') seen.noAnswer += 1;
       else if (outcome.res.status === 200) seen.ok += 1;
       else if ((outcome.res.json as Envelope).errorCode === '500.003.02') seen.spike += 1;
@@ -161,7 +197,13 @@ describe('push and query faults', () => {
     expect(seen.ok + stats.pushTimeoutsProcessed).toBe(stats.promptsSent);
     expect(sim.pushes()).toHaveLength(stats.promptsSent);
     // with 80 draws every bucket is hit (deterministic for this seed)
-    for (const n of [seen.ok, seen.serverError, seen.spike, stats.pushTimeoutsProcessed, stats.pushTimeouts - stats.pushTimeoutsProcessed]) {
+    for (const n of [
+      seen.ok,
+      seen.serverError,
+      seen.spike,
+      stats.pushTimeoutsProcessed,
+      stats.pushTimeouts - stats.pushTimeoutsProcessed,
+    ]) {
       expect(n).toBeGreaterThan(0);
     }
     const byKind = (k: string): number => sim.injections().filter((i) => i.kind === k).length;
@@ -171,7 +213,9 @@ describe('push and query faults', () => {
     expect(byKind('push_timeout_unprocessed')).toBe(stats.pushTimeouts - stats.pushTimeoutsProcessed);
     // each lost-answer push is marked, and carries the AccountReference it was sent with
     for (const p of sim.pushes().filter((x) => x.injected?.includes('push_timeout_processed'))) {
-      expect(sim.injections().find((i) => i.checkoutRequestId === p.checkoutRequestId)?.accountReference).toBe(p.accountReference);
+      expect(sim.injections().find((i) => i.checkoutRequestId === p.checkoutRequestId)?.accountReference).toBe(
+        p.accountReference,
+      );
     }
   });
 
@@ -185,24 +229,56 @@ describe('push and query faults', () => {
     expect(['500.003.1001', '503.001.01']).toContain((e.json as Envelope).errorCode);
 
     sim.setFaults({ querySpikeArrestRate: 1 });
-    expectEnvelope(await stkQuery(sim.url, accessToken, queryBody(id)), 500, '500.003.02', 'Error Occurred: Spike Arrest Violation');
+    expectEnvelope(
+      await stkQuery(sim.url, accessToken, queryBody(id)),
+      500,
+      '500.003.02',
+      'Error Occurred: Spike Arrest Violation',
+    );
 
     sim.setFaults({ queryTimeouts: { rate: 1, holdMs: 60_000 } });
-    expect(await outcomeOf(postJson(`${sim.url}${QUERY_URL}`, accessToken, queryBody(id), {}, 300))).toEqual({ kind: 'no_answer', error: 'client timeout' });
+    expect(await outcomeOf(postJson(`${sim.url}${QUERY_URL}`, accessToken, queryBody(id), {}, 300))).toEqual({
+      kind: 'no_answer',
+      error: 'client timeout',
+    });
 
-    expect(sim.stats()).toMatchObject({ queryErrorsInjected: 1, querySpikeArrests: 1, queryTimeouts: 1, pushErrorsInjected: 0, pushSpikeArrests: 0, pushTimeouts: 0 });
+    expect(sim.stats()).toMatchObject({
+      queryErrorsInjected: 1,
+      querySpikeArrests: 1,
+      queryTimeouts: 1,
+      pushErrorsInjected: 0,
+      pushSpikeArrests: 0,
+      pushTimeouts: 0,
+    });
     expect(sim.injections().map((i) => i.kind)).toEqual(['query_error', 'query_spike_arrest', 'query_timeout']);
 
     sim.setFaults({});
-    expectEnvelope(await stkQuery(sim.url, accessToken, queryBody(id)), 500, '500.001.1001', 'The transaction is being processed');
+    expectEnvelope(
+      await stkQuery(sim.url, accessToken, queryBody(id)),
+      500,
+      '500.001.1001',
+      'The transaction is being processed',
+    );
   });
 
   it('254700000009 (answer_lost): processed, answer held then dropped, customer pays, callback sent', async () => {
     sim.setFaults({ pushTimeouts: { holdMs: 50 } });
-    const seen = await outcomeOf(postJson(`${sim.url}${PUSH_URL}`, accessToken, body('lost9', { PhoneNumber: 254700000009, AccountReference: 'AL9' }), {}, 10_000));
+    const seen = await outcomeOf(
+      postJson(
+        `${sim.url}${PUSH_URL}`,
+        accessToken,
+        body('lost9', { PhoneNumber: 254700000009, AccountReference: 'AL9' }),
+        {},
+        10_000,
+      ),
+    );
     expect(seen.kind).toBe('no_answer');
     const [push] = sim.pushes();
-    expect(push).toMatchObject({ scenario: 'answer_lost', accountReference: 'AL9', injected: ['push_timeout_processed'] });
+    expect(push).toMatchObject({
+      scenario: 'answer_lost',
+      accountReference: 'AL9',
+      injected: ['push_timeout_processed'],
+    });
     await sim.waitForCallbacks(push?.checkoutRequestId ?? '', 1, 5000);
     expect(sim.getPush(push?.checkoutRequestId ?? '')).toMatchObject({ state: 'answered', resultCode: 0 });
     expect(sim.injections()).toMatchObject([{ kind: 'push_timeout_processed', source: 'phone', holdMs: 50 }]);
@@ -211,16 +287,31 @@ describe('push and query faults', () => {
 
   it('254700000010 (push_timeout): not processed, answer held then dropped, no push, no callback', async () => {
     sim.setFaults({ pushTimeouts: { holdMs: 50 } });
-    const seen = await outcomeOf(postJson(`${sim.url}${PUSH_URL}`, accessToken, body('lost10', { PhoneNumber: '254700000010', AccountReference: 'PT10' }), {}, 10_000));
+    const seen = await outcomeOf(
+      postJson(
+        `${sim.url}${PUSH_URL}`,
+        accessToken,
+        body('lost10', { PhoneNumber: '254700000010', AccountReference: 'PT10' }),
+        {},
+        10_000,
+      ),
+    );
     expect(seen.kind).toBe('no_answer');
     expect(sim.pushes()).toHaveLength(0);
-    expect(sim.injections()).toMatchObject([{ kind: 'push_timeout_unprocessed', source: 'phone', accountReference: 'PT10' }]);
-    expect(sim.promptsFor({ phoneNumber: '254700000010' })).toEqual({ pushRequests: 1, prompts: 0, checkoutRequestIds: [] });
+    expect(sim.injections()).toMatchObject([
+      { kind: 'push_timeout_unprocessed', source: 'phone', accountReference: 'PT10' },
+    ]);
+    expect(sim.promptsFor({ phoneNumber: '254700000010' })).toEqual({
+      pushRequests: 1,
+      prompts: 0,
+      checkoutRequestIds: [],
+    });
   });
 
   it('tokenInvalidateEveryCalls: the Nth authenticated call succeeds, then every token is dropped', async () => {
     sim.setFaults({ tokenInvalidateEveryCalls: 3 });
-    for (let i = 0; i < 3; i += 1) expect((await stkQuery(sim.url, accessToken, queryBody('ws_CO_none'))).status).toBe(500);
+    for (let i = 0; i < 3; i += 1)
+      expect((await stkQuery(sim.url, accessToken, queryBody('ws_CO_none'))).status).toBe(500);
     expectEnvelope(await stkPush(sim.url, accessToken, body('tok')), 404, '404.001.03', 'Invalid Access Token');
     expect(sim.stats().tokensInvalidated).toBe(1);
 

@@ -2,33 +2,65 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { behaviourFromCli } from '../src';
-import { expectEnvelope, nairobiTimestamp, password, PASSKEY, pushBody, queryBody, SHORTCODE, stkPush, stkQuery, token } from './helpers';
+import {
+  expectEnvelope,
+  nairobiTimestamp,
+  password,
+  PASSKEY,
+  pushBody,
+  queryBody,
+  SHORTCODE,
+  stkPush,
+  stkQuery,
+  token,
+} from './helpers';
 
 const PACKAGE_DIR = resolve(__dirname, '..');
 
 describe('behaviourFromCli', () => {
   it('reads the env vars, and the flags win over them', () => {
     expect(behaviourFromCli({}, [])).toEqual({});
-    expect(behaviourFromCli({ SIM_TIMESTAMP_TOLERANCE_SECONDS: '300', SIM_PENDING_QUERY_FORM: 'result4999' }, [])).toEqual({
+    expect(
+      behaviourFromCli({ SIM_TIMESTAMP_TOLERANCE_SECONDS: '300', SIM_PENDING_QUERY_FORM: 'result4999' }, []),
+    ).toEqual({
       timestampToleranceSeconds: 300,
       pendingQueryForm: 'result4999',
     });
-    expect(behaviourFromCli({ SIM_TIMESTAMP_TOLERANCE_SECONDS: '300' }, ['--timestamp-tolerance-seconds', 'off'])).toEqual({ timestampToleranceSeconds: null });
-    expect(behaviourFromCli({ SIM_TIMESTAMP_TOLERANCE_SECONDS: 'none' }, [])).toEqual({ timestampToleranceSeconds: null });
-    expect(behaviourFromCli({ SIM_PENDING_QUERY_FORM: 'result4999' }, ['--pending-query-form=http500', '--timestamp-tolerance-seconds=60'])).toEqual({
+    expect(
+      behaviourFromCli({ SIM_TIMESTAMP_TOLERANCE_SECONDS: '300' }, ['--timestamp-tolerance-seconds', 'off']),
+    ).toEqual({ timestampToleranceSeconds: null });
+    expect(behaviourFromCli({ SIM_TIMESTAMP_TOLERANCE_SECONDS: 'none' }, [])).toEqual({
+      timestampToleranceSeconds: null,
+    });
+    expect(
+      behaviourFromCli({ SIM_PENDING_QUERY_FORM: 'result4999' }, [
+        '--pending-query-form=http500',
+        '--timestamp-tolerance-seconds=60',
+      ]),
+    ).toEqual({
       pendingQueryForm: 'http500',
       timestampToleranceSeconds: 60,
     });
     expect(behaviourFromCli({ SIM_TIMESTAMP_TOLERANCE_SECONDS: '  ' }, [])).toEqual({});
-    expect(behaviourFromCli({}, ['--', '--pending-query-form', 'result4999'])).toEqual({ pendingQueryForm: 'result4999' });
+    expect(behaviourFromCli({}, ['--', '--pending-query-form', 'result4999'])).toEqual({
+      pendingQueryForm: 'result4999',
+    });
   });
 
   it.each([
-    [{ SIM_TIMESTAMP_TOLERANCE_SECONDS: '-1' }, [], /SIM_TIMESTAMP_TOLERANCE_SECONDS must be a whole number of seconds or "off"/],
+    [
+      { SIM_TIMESTAMP_TOLERANCE_SECONDS: '-1' },
+      [],
+      /SIM_TIMESTAMP_TOLERANCE_SECONDS must be a whole number of seconds or "off"/,
+    ],
     [{ SIM_TIMESTAMP_TOLERANCE_SECONDS: '5m' }, [], /SIM_TIMESTAMP_TOLERANCE_SECONDS/],
     [{ SIM_PENDING_QUERY_FORM: '4999' }, [], /SIM_PENDING_QUERY_FORM must be one of http500, result4999/],
     [{}, ['--pending-query-form'], /--pending-query-form needs a value/],
-    [{}, ['--timestamp-tolerance-seconds', '--pending-query-form', 'http500'], /--timestamp-tolerance-seconds needs a value/],
+    [
+      {},
+      ['--timestamp-tolerance-seconds', '--pending-query-form', 'http500'],
+      /--timestamp-tolerance-seconds needs a value/,
+    ],
     [{}, ['--tolerance=5'], /unknown flag --tolerance/],
     [{}, ['300'], /unexpected argument "300"/],
     [{}, ['--timestamp-tolerance-seconds=999999999999'], /timestampToleranceSeconds must be null/],
@@ -80,13 +112,22 @@ describe('issue 8.12/8.13: the CLI applies --timestamp-tolerance-seconds and SIM
   }
 
   it('a window set by flag refuses a UTC Timestamp; the env var makes pending queries answer 4999', async () => {
-    const { url, output } = await startCli(['--timestamp-tolerance-seconds', '300'], { SIM_PENDING_QUERY_FORM: 'result4999' });
-    expect(output()).toContain('Timestamp window (--timestamp-tolerance-seconds / SIM_TIMESTAMP_TOLERANCE_SECONDS): 300 s from Nairobi now');
+    const { url, output } = await startCli(['--timestamp-tolerance-seconds', '300'], {
+      SIM_PENDING_QUERY_FORM: 'result4999',
+    });
+    expect(output()).toContain(
+      'Timestamp window (--timestamp-tolerance-seconds / SIM_TIMESTAMP_TOLERANCE_SECONDS): 300 s from Nairobi now',
+    );
     expect(output()).toContain('Pending STK query form (--pending-query-form / SIM_PENDING_QUERY_FORM): result4999');
     const t = await token(url);
     const utc = new Date().toISOString().replace(/\D/g, '').slice(0, 14);
     const cb = 'http://127.0.0.1:9/hooks/daraja/stk/cli';
-    expectEnvelope(await stkPush(url, t, pushBody(cb, { Timestamp: utc, Password: password(SHORTCODE, PASSKEY, utc) })), 400, '400.002.02', 'Bad Request - Invalid Timestamp');
+    expectEnvelope(
+      await stkPush(url, t, pushBody(cb, { Timestamp: utc, Password: password(SHORTCODE, PASSKEY, utc) })),
+      400,
+      '400.002.02',
+      'Bad Request - Invalid Timestamp',
+    );
     const ts = nairobiTimestamp();
     const pushed = await stkPush(url, t, pushBody(cb, { Timestamp: ts, Password: password(SHORTCODE, PASSKEY, ts) }));
     expect(pushed.status).toBe(200);
@@ -98,14 +139,25 @@ describe('issue 8.12/8.13: the CLI applies --timestamp-tolerance-seconds and SIM
 
   it('by default there is no Timestamp window', async () => {
     const { url, output } = await startCli([], {});
-    expect(output()).toContain('Timestamp window (--timestamp-tolerance-seconds / SIM_TIMESTAMP_TOLERANCE_SECONDS): none');
+    expect(output()).toContain(
+      'Timestamp window (--timestamp-tolerance-seconds / SIM_TIMESTAMP_TOLERANCE_SECONDS): none',
+    );
     const t = await token(url);
     const utc = new Date().toISOString().replace(/\D/g, '').slice(0, 14);
-    const res = await stkPush(url, t, pushBody('http://127.0.0.1:9/hooks/daraja/stk/cli', { Timestamp: utc, Password: password(SHORTCODE, PASSKEY, utc) }));
+    const res = await stkPush(
+      url,
+      t,
+      pushBody('http://127.0.0.1:9/hooks/daraja/stk/cli', {
+        Timestamp: utc,
+        Password: password(SHORTCODE, PASSKEY, utc),
+      }),
+    );
     expect(res.status).toBe(200);
   }, 90_000);
 
   it('stops with a message on a bad flag', async () => {
-    await expect(startCli(['--pending-query-form', 'sometimes'], {})).rejects.toThrow(/--pending-query-form must be one of http500, result4999/);
+    await expect(startCli(['--pending-query-form', 'sometimes'], {})).rejects.toThrow(
+      /--pending-query-form must be one of http500, result4999/,
+    );
   }, 90_000);
 });

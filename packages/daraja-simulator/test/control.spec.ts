@@ -32,7 +32,11 @@ describe('control API and lifecycle', () => {
   let accessToken: string;
 
   async function push(phone: number, label: string): Promise<string> {
-    const res = await stkPush(sim.url, accessToken, pushBody(`${receiver.url}${uniquePath(label)}`, { PhoneNumber: phone }));
+    const res = await stkPush(
+      sim.url,
+      accessToken,
+      pushBody(`${receiver.url}${uniquePath(label)}`, { PhoneNumber: phone }),
+    );
     expect(res.status).toBe(200);
     return (res.json as { CheckoutRequestID: string }).CheckoutRequestID;
   }
@@ -56,8 +60,22 @@ describe('control API and lifecycle', () => {
     await sim.waitForCallbacks(id);
     const res = await request(`${sim.url}/__sim/state`);
     expect(res.status).toBe(200);
-    const state = res.json as { pushes: Array<Record<string, unknown>>; callbacks: Array<Record<string, unknown>>; stats: unknown; faults: unknown; injections: unknown };
-    expect(Object.keys(state).sort()).toEqual(['behaviour', 'callbacks', 'faults', 'injections', 'pushes', 'queries', 'stats']);
+    const state = res.json as {
+      pushes: Array<Record<string, unknown>>;
+      callbacks: Array<Record<string, unknown>>;
+      stats: unknown;
+      faults: unknown;
+      injections: unknown;
+    };
+    expect(Object.keys(state).sort()).toEqual([
+      'behaviour',
+      'callbacks',
+      'faults',
+      'injections',
+      'pushes',
+      'queries',
+      'stats',
+    ]);
     expect(state.pushes).toHaveLength(1);
     expect(state.pushes[0]).toMatchObject({ checkoutRequestId: id, state: 'answered', resultCode: 0 });
     expect(typeof state.pushes[0]?.['createdAt']).toBe('string');
@@ -67,21 +85,38 @@ describe('control API and lifecycle', () => {
     expect(state.faults).toEqual({});
     expect(state.injections).toEqual([]);
     expect((state as unknown as { queries: unknown }).queries).toEqual([]);
-    expect((state as unknown as { behaviour: unknown }).behaviour).toEqual({ timestampToleranceSeconds: null, pendingQueryForm: 'http500' });
+    expect((state as unknown as { behaviour: unknown }).behaviour).toEqual({
+      timestampToleranceSeconds: null,
+      pendingQueryForm: 'http500',
+    });
   });
 
   it('GET/POST /__sim/behaviour reads and changes the behaviour, and rejects malformed values without changing anything', async () => {
-    expect((await request(`${sim.url}/__sim/behaviour`)).json).toEqual({ behaviour: { timestampToleranceSeconds: null, pendingQueryForm: 'http500' } });
-    const set = await post(`${sim.url}/__sim/behaviour`, JSON.stringify({ timestampToleranceSeconds: 300, pendingQueryForm: 'result4999' }));
+    expect((await request(`${sim.url}/__sim/behaviour`)).json).toEqual({
+      behaviour: { timestampToleranceSeconds: null, pendingQueryForm: 'http500' },
+    });
+    const set = await post(
+      `${sim.url}/__sim/behaviour`,
+      JSON.stringify({ timestampToleranceSeconds: 300, pendingQueryForm: 'result4999' }),
+    );
     expect(set.status).toBe(200);
     expect(set.json).toEqual({ behaviour: { timestampToleranceSeconds: 300, pendingQueryForm: 'result4999' } });
-    for (const bad of ['{"pendingQueryForm":"http200"}', '{"timestampToleranceSeconds":-5}', '{"timestampToleranceSeconds":"300"}', '{"tolerance":300}', '[]', '{not json']) {
+    for (const bad of [
+      '{"pendingQueryForm":"http200"}',
+      '{"timestampToleranceSeconds":-5}',
+      '{"timestampToleranceSeconds":"300"}',
+      '{"tolerance":300}',
+      '[]',
+      '{not json',
+    ]) {
       const res = await post(`${sim.url}/__sim/behaviour`, bad);
       expect(res.status).toBe(400);
       expect(typeof (res.json as { error: string }).error).toBe('string');
     }
     expect(sim.behaviour()).toEqual({ timestampToleranceSeconds: 300, pendingQueryForm: 'result4999' });
-    expect((await post(`${sim.url}/__sim/behaviour`, JSON.stringify({ timestampToleranceSeconds: null }))).json).toEqual({ behaviour: { timestampToleranceSeconds: null, pendingQueryForm: 'result4999' } });
+    expect(
+      (await post(`${sim.url}/__sim/behaviour`, JSON.stringify({ timestampToleranceSeconds: null }))).json,
+    ).toEqual({ behaviour: { timestampToleranceSeconds: null, pendingQueryForm: 'result4999' } });
     expect((await request(`${sim.url}/__sim/behaviour`, { method: 'DELETE' })).status).toBe(405);
   });
 
@@ -105,24 +140,46 @@ describe('control API and lifecycle', () => {
   it('POST /__sim/faults with pushErrors and invalidateTokens', async () => {
     const res = await post(
       `${sim.url}/__sim/faults`,
-      JSON.stringify({ invalidateTokens: true, pushErrors: { count: 1, status: 500, errorCode: '500.003.02', errorMessage: 'System is busy' } }),
+      JSON.stringify({
+        invalidateTokens: true,
+        pushErrors: { count: 1, status: 500, errorCode: '500.003.02', errorMessage: 'System is busy' },
+      }),
     );
-    expect(res.json).toEqual({ faults: { pushErrors: { count: 1, status: 500, errorCode: '500.003.02', errorMessage: 'System is busy' } } });
-    expectEnvelope(await stkPush(sim.url, accessToken, pushBody(`${receiver.url}/hooks/x`)), 404, '404.001.03', 'Invalid Access Token');
+    expect(res.json).toEqual({
+      faults: { pushErrors: { count: 1, status: 500, errorCode: '500.003.02', errorMessage: 'System is busy' } },
+    });
+    expectEnvelope(
+      await stkPush(sim.url, accessToken, pushBody(`${receiver.url}/hooks/x`)),
+      404,
+      '404.001.03',
+      'Invalid Access Token',
+    );
     const fresh = await token(sim.url);
-    expectEnvelope(await stkPush(sim.url, fresh, pushBody(`${receiver.url}/hooks/x`)), 500, '500.003.02', 'System is busy');
+    expectEnvelope(
+      await stkPush(sim.url, fresh, pushBody(`${receiver.url}/hooks/x`)),
+      500,
+      '500.003.02',
+      'System is busy',
+    );
   });
 
   it('POST /__sim/pushes/:id/resolve answers the push and sends the callback', async () => {
     const id = await push(254700000007, 'resolve-api');
-    const res = await post(`${sim.url}/__sim/pushes/${encodeURIComponent(id)}/resolve`, JSON.stringify({ resultCode: 1032 }));
+    const res = await post(
+      `${sim.url}/__sim/pushes/${encodeURIComponent(id)}/resolve`,
+      JSON.stringify({ resultCode: 1032 }),
+    );
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({ push: { checkoutRequestId: id, state: 'answered', resultCode: 1032 } });
     expect(receiver.received).toHaveLength(1);
-    expect(JSON.parse(receiver.received[0]?.raw ?? '{}')).toMatchObject({ Body: { stkCallback: { ResultCode: 1032 } } });
+    expect(JSON.parse(receiver.received[0]?.raw ?? '{}')).toMatchObject({
+      Body: { stkCallback: { ResultCode: 1032 } },
+    });
 
     expect((await post(`${sim.url}/__sim/pushes/${id}/resolve`, JSON.stringify({ resultCode: 0 }))).status).toBe(409);
-    expect((await post(`${sim.url}/__sim/pushes/ws_CO_unknown/resolve`, JSON.stringify({ resultCode: 0 }))).status).toBe(404);
+    expect(
+      (await post(`${sim.url}/__sim/pushes/ws_CO_unknown/resolve`, JSON.stringify({ resultCode: 0 }))).status,
+    ).toBe(404);
     expect((await post(`${sim.url}/__sim/pushes/${id}/resolve`, JSON.stringify({ code: 0 }))).status).toBe(400);
     expect((await post(`${sim.url}/__sim/pushes/${id}/resolve`, JSON.stringify({ resultCode: 'x' }))).status).toBe(400);
   });
@@ -135,8 +192,21 @@ describe('control API and lifecycle', () => {
     await sleep(DELAY + 150);
     expect(receiver.received).toHaveLength(0);
     const state = (await request(`${sim.url}/__sim/state`)).json;
-    expect(state).toEqual({ pushes: [], queries: [], callbacks: [], stats: ZERO_STATS, faults: {}, behaviour: { timestampToleranceSeconds: null, pendingQueryForm: 'http500' }, injections: [] });
-    expectEnvelope(await stkQuery(sim.url, accessToken, queryBody('ws_CO_x')), 404, '404.001.03', 'Invalid Access Token');
+    expect(state).toEqual({
+      pushes: [],
+      queries: [],
+      callbacks: [],
+      stats: ZERO_STATS,
+      faults: {},
+      behaviour: { timestampToleranceSeconds: null, pendingQueryForm: 'http500' },
+      injections: [],
+    });
+    expectEnvelope(
+      await stkQuery(sim.url, accessToken, queryBody('ws_CO_x')),
+      404,
+      '404.001.03',
+      'Invalid Access Token',
+    );
   });
 
   it('reset() clears pushes, callbacks, stats, faults and tokens', async () => {
@@ -226,7 +296,15 @@ describe('bounded memory, close() and logging', () => {
       const id = (res.json as { CheckoutRequestID: string }).CheckoutRequestID;
       expect(all).toContain(`push accepted ${id.slice(0, -9)}*******49`);
       expect(all).not.toContain('708374149');
-      for (const secret of [PHONE, accessToken, SECRET, 'wrong-secret', PASSKEY, String(body['Password']), 'capability-secret-token']) {
+      for (const secret of [
+        PHONE,
+        accessToken,
+        SECRET,
+        'wrong-secret',
+        PASSKEY,
+        String(body['Password']),
+        'capability-secret-token',
+      ]) {
         expect(all).not.toContain(secret);
       }
     } finally {

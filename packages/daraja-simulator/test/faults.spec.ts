@@ -22,7 +22,12 @@ describe('faults', () => {
     sim.setFaults({ down: true });
     expectEnvelope(await oauth(sim.url), 503, '503.001.01', 'Service Unavailable');
     expectEnvelope(await stkPush(sim.url, accessToken, pushBody(CALLBACK)), 503, '503.001.01', 'Service Unavailable');
-    expectEnvelope(await stkQuery(sim.url, accessToken, queryBody('ws_CO_x')), 503, '503.001.01', 'Service Unavailable');
+    expectEnvelope(
+      await stkQuery(sim.url, accessToken, queryBody('ws_CO_x')),
+      503,
+      '503.001.01',
+      'Service Unavailable',
+    );
     const state = await request(`${sim.url}/__sim/state`);
     expect(state.status).toBe(200);
     expect(state.json).toMatchObject({ faults: { down: true } });
@@ -52,7 +57,14 @@ describe('faults', () => {
   });
 
   it('pushErrors answers the next N pushes with the canned error, then recovers', async () => {
-    sim.setFaults({ pushErrors: { count: 2, status: 500, errorCode: '500.003.02', errorMessage: 'System is busy. Please try again in few minutes.' } });
+    sim.setFaults({
+      pushErrors: {
+        count: 2,
+        status: 500,
+        errorCode: '500.003.02',
+        errorMessage: 'System is busy. Please try again in few minutes.',
+      },
+    });
     for (let i = 0; i < 2; i += 1) {
       const res = await stkPush(sim.url, accessToken, pushBody(CALLBACK));
       expectEnvelope(res, 500, '500.003.02', 'System is busy. Please try again in few minutes.');
@@ -72,9 +84,26 @@ describe('faults', () => {
   it('queryErrors answers the next N queries with the canned error', async () => {
     const push = await stkPush(sim.url, accessToken, pushBody(CALLBACK));
     const id = (push.json as { CheckoutRequestID: string }).CheckoutRequestID;
-    sim.setFaults({ queryErrors: { count: 1, status: 500, errorCode: '500.003.02', errorMessage: 'Error Occurred: Spike Arrest Violation' } });
-    expectEnvelope(await stkQuery(sim.url, accessToken, queryBody(id)), 500, '500.003.02', 'Error Occurred: Spike Arrest Violation');
-    expectEnvelope(await stkQuery(sim.url, accessToken, queryBody(id)), 500, '500.001.1001', 'The transaction is being processed');
+    sim.setFaults({
+      queryErrors: {
+        count: 1,
+        status: 500,
+        errorCode: '500.003.02',
+        errorMessage: 'Error Occurred: Spike Arrest Violation',
+      },
+    });
+    expectEnvelope(
+      await stkQuery(sim.url, accessToken, queryBody(id)),
+      500,
+      '500.003.02',
+      'Error Occurred: Spike Arrest Violation',
+    );
+    expectEnvelope(
+      await stkQuery(sim.url, accessToken, queryBody(id)),
+      500,
+      '500.001.1001',
+      'The transaction is being processed',
+    );
   });
 
   it('setFaults replaces the previous faults', async () => {

@@ -42,7 +42,13 @@ export function request(url: string, opts: RequestOptions = {}): Promise<HttpRes
         } catch {
           json = undefined;
         }
-        resolve({ status: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: res.headers, text, json });
+        resolve({
+          status: res.statusCode ?? 0,
+          statusMessage: res.statusMessage ?? '',
+          headers: res.headers,
+          text,
+          json,
+        });
       });
       res.on('error', reject);
     });
@@ -56,7 +62,11 @@ export function basic(key: string, secret: string): string {
   return `Basic ${Buffer.from(`${key}:${secret}`).toString('base64')}`;
 }
 
-export function oauth(baseUrl: string, authorization = basic(KEY, SECRET), grantType = 'client_credentials'): Promise<HttpResult> {
+export function oauth(
+  baseUrl: string,
+  authorization = basic(KEY, SECRET),
+  grantType = 'client_credentials',
+): Promise<HttpResult> {
   return request(`${baseUrl}/oauth/v1/generate?grant_type=${grantType}`, { headers: { Authorization: authorization } });
 }
 
@@ -170,7 +180,13 @@ export function startReceiver(status = 200): Promise<Receiver> {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, raw: Buffer.concat(chunks).toString('utf8'), at: Date.now() });
+      received.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        raw: Buffer.concat(chunks).toString('utf8'),
+        at: Date.now(),
+      });
       res.writeHead(status, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify({ ResultCode: 0, ResultDesc: 'Accepted' }));
       for (const w of [...waiters]) {
@@ -190,7 +206,10 @@ export function startReceiver(status = 200): Promise<Receiver> {
         waitFor(count, timeoutMs = 3000) {
           if (received.length >= count) return Promise.resolve([...received]);
           return new Promise<ReceivedCallback[]>((res, rej) => {
-            const timer = setTimeout(() => rej(new Error(`receiver got ${received.length}/${count} callbacks`)), timeoutMs);
+            const timer = setTimeout(
+              () => rej(new Error(`receiver got ${received.length}/${count} callbacks`)),
+              timeoutMs,
+            );
             waiters.push({
               count,
               resolve: (r) => {

@@ -29,7 +29,13 @@ function optionsOf(args: unknown[]): { options: https.RequestOptions; callback?:
     if (typeof arg === 'function') callback = arg as Callback;
     else if (typeof arg === 'string' || arg instanceof URL) {
       const u = new URL(String(arg));
-      options = { ...options, protocol: u.protocol, hostname: u.hostname, port: u.port || undefined, path: `${u.pathname}${u.search}` };
+      options = {
+        ...options,
+        protocol: u.protocol,
+        hostname: u.hostname,
+        port: u.port || undefined,
+        path: `${u.pathname}${u.search}`,
+      };
     } else if (arg && typeof arg === 'object') options = { ...options, ...(arg as https.RequestOptions) };
   }
   return { options, callback };
@@ -48,7 +54,10 @@ export function redirectHttps(hosts: readonly string[], target: { host: string; 
       throw new Error(`test network guard: HTTPS request to ${hostname || '(no host)'} refused (no network in tests)`);
     }
     calls.push({ method: String(options.method ?? 'GET').toUpperCase(), url: `https://${hostname}${path}` });
-    const { agent: _agent, ...rest } = options as https.RequestOptions & { agents?: unknown; nativeProtocols?: unknown };
+    const { agent: _agent, ...rest } = options as https.RequestOptions & {
+      agents?: unknown;
+      nativeProtocols?: unknown;
+    };
     const plain: http.RequestOptions = {
       ...rest,
       protocol: 'http:',

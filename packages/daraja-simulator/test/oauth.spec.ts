@@ -35,7 +35,11 @@ describe('OAuth /oauth/v1/generate', () => {
   });
 
   it('answers wrong secret / wrong key / malformed Basic with HTTP 400 and an EMPTY body', async () => {
-    for (const authorization of [basic(KEY, 'nope'), basic('nope', SECRET), `Basic ${Buffer.from('no-colon').toString('base64')}`]) {
+    for (const authorization of [
+      basic(KEY, 'nope'),
+      basic('nope', SECRET),
+      `Basic ${Buffer.from('no-colon').toString('base64')}`,
+    ]) {
       const res = await oauth(sim.url, authorization);
       expect(res.status).toBe(400);
       expect(res.text).toBe('');
@@ -44,7 +48,12 @@ describe('OAuth /oauth/v1/generate', () => {
   });
 
   it('rejects a missing or wrong grant_type with 400.008.02', async () => {
-    expectEnvelope(await oauth(sim.url, basic(KEY, SECRET), 'password'), 400, '400.008.02', 'Invalid grant type passed');
+    expectEnvelope(
+      await oauth(sim.url, basic(KEY, SECRET), 'password'),
+      400,
+      '400.008.02',
+      'Invalid grant type passed',
+    );
     const missing = await request(`${sim.url}/oauth/v1/generate`, { headers: { Authorization: basic(KEY, SECRET) } });
     expectEnvelope(missing, 400, '400.008.02', 'Invalid grant type passed');
   });

@@ -26,7 +26,10 @@ const NAIROBI_OFFSET_SECONDS = 3 * 60 * 60;
 
 /** yyyyMMddHHmmss in UTC, the way both libraries build their Timestamp. */
 function utcStamp(at: Date): string {
-  return at.toISOString().replace(/[^0-9]/g, '').slice(0, 14);
+  return at
+    .toISOString()
+    .replace(/[^0-9]/g, '')
+    .slice(0, 14);
 }
 
 describe('issue 8.12: public Daraja clients (UTC timestamps) against the simulator', () => {
@@ -73,9 +76,18 @@ describe('issue 8.12: public Daraja clients (UTC timestamps) against the simulat
     });
     const from = new Date();
     // TransactionDesc given explicitly: its default ("Lipa na mpesa online", 20 chars) is over the documented 13.
-    const pushed = await mpesa.lipaNaMpesaOnline(MSISDN, 1, `${receiver.url}/hooks/daraja/stk/node`, 'NODE1', 'Node client');
+    const pushed = await mpesa.lipaNaMpesaOnline(
+      MSISDN,
+      1,
+      `${receiver.url}/hooks/daraja/stk/node`,
+      'NODE1',
+      'Node client',
+    );
     expect(pushed.status).toBe(200);
-    expect(pushed.data).toMatchObject({ ResponseCode: '0', ResponseDescription: 'Success. Request accepted for processing' });
+    expect(pushed.data).toMatchObject({
+      ResponseCode: '0',
+      ResponseDescription: 'Success. Request accepted for processing',
+    });
     const id = pushed.data.CheckoutRequestID as string;
     await sim.waitForCallbacks(id);
 
@@ -96,7 +108,10 @@ describe('issue 8.12: public Daraja clients (UTC timestamps) against the simulat
   });
 
   it('mpesa-api (npm): lipaNaMpesaOnline and lipaNaMpesaQuery succeed', async () => {
-    const mpesa = new MpesaApi({ clientKey: KEY, clientSecret: SECRET, securityCredential: 'not-used-by-stk' }, 'sandbox');
+    const mpesa = new MpesaApi(
+      { clientKey: KEY, clientSecret: SECRET, securityCredential: 'not-used-by-stk' },
+      'sandbox',
+    );
     const from = new Date();
     const pushed = await mpesa.lipaNaMpesaOnline({
       BusinessShortCode: Number(SHORTCODE),
@@ -110,11 +125,18 @@ describe('issue 8.12: public Daraja clients (UTC timestamps) against the simulat
       CallBackURL: `${receiver.url}/hooks/daraja/stk/api`,
       PhoneNumber: MSISDN,
     });
-    expect(pushed).toMatchObject({ ResponseCode: '0', ResponseDescription: 'Success. Request accepted for processing' });
+    expect(pushed).toMatchObject({
+      ResponseCode: '0',
+      ResponseDescription: 'Success. Request accepted for processing',
+    });
     const id = pushed.CheckoutRequestID as string;
     await sim.waitForCallbacks(id);
 
-    const queried = await mpesa.lipaNaMpesaQuery({ BusinessShortCode: Number(SHORTCODE), passKey: PASSKEY, CheckoutRequestID: id });
+    const queried = await mpesa.lipaNaMpesaQuery({
+      BusinessShortCode: Number(SHORTCODE),
+      passKey: PASSKEY,
+      CheckoutRequestID: id,
+    });
     const to = new Date();
     expect(queried).toMatchObject({ ResponseCode: '0', CheckoutRequestID: id, ResultCode: '0' });
 
@@ -136,10 +158,12 @@ describe('issue 8.12: public Daraja clients (UTC timestamps) against the simulat
       lipaNaMpesaShortCode: SHORTCODE,
       lipaNaMpesaShortPass: 'not-the-passkey',
     });
-    const err = await mpesa.lipaNaMpesaOnline(MSISDN, 1, `${receiver.url}/hooks/daraja/stk/bad`, 'BAD1', 'Bad passkey').then(
-      () => undefined,
-      (e: { response?: { status: number; data: unknown } }) => e,
-    );
+    const err = await mpesa
+      .lipaNaMpesaOnline(MSISDN, 1, `${receiver.url}/hooks/daraja/stk/bad`, 'BAD1', 'Bad passkey')
+      .then(
+        () => undefined,
+        (e: { response?: { status: number; data: unknown } }) => e,
+      );
     expect(err?.response?.status).toBe(500);
     expect(err?.response?.data).toMatchObject({ errorCode: '500.001.1001', errorMessage: 'Wrong credentials' });
     expect(sim.pushes()).toHaveLength(0);

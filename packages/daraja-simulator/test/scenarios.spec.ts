@@ -1,10 +1,23 @@
 import { MAGIC_NUMBERS, SimulatorError, startDarajaSimulator, type DarajaSimulator } from '../src';
-import { expectEnvelope, pushBody, queryBody, sleep, startReceiver, stkPush, stkQuery, token, uniquePath, type Receiver } from './helpers';
+import {
+  expectEnvelope,
+  pushBody,
+  queryBody,
+  sleep,
+  startReceiver,
+  stkPush,
+  stkQuery,
+  token,
+  uniquePath,
+  type Receiver,
+} from './helpers';
 
 const DELAY = 100;
 
 interface StkCallbackJson {
-  Body: { stkCallback: { CheckoutRequestID: string; ResultCode: unknown; ResultDesc: string; CallbackMetadata?: unknown } };
+  Body: {
+    stkCallback: { CheckoutRequestID: string; ResultCode: unknown; ResultDesc: string; CallbackMetadata?: unknown };
+  };
 }
 
 function stkOf(raw: string | undefined): StkCallbackJson['Body']['stkCallback'] {
@@ -17,7 +30,11 @@ describe('magic phone numbers and resolve()', () => {
   let accessToken: string;
 
   async function push(phone: number | string, label: string): Promise<string> {
-    const res = await stkPush(sim.url, accessToken, pushBody(`${receiver.url}${uniquePath(label)}`, { PartyA: phone, PhoneNumber: phone }));
+    const res = await stkPush(
+      sim.url,
+      accessToken,
+      pushBody(`${receiver.url}${uniquePath(label)}`, { PartyA: phone, PhoneNumber: phone }),
+    );
     expect(res.status).toBe(200);
     return (res.json as { CheckoutRequestID: string }).CheckoutRequestID;
   }
@@ -64,23 +81,26 @@ describe('magic phone numbers and resolve()', () => {
     ['254700000004', 'wrong_pin', 2001, 'The initiator information is invalid.'],
     // issue 8.14: the prompt never reached the SIM (wording as received in 2019, daraja-payloads/cb15)
     ['254700000012', 'prompt_not_delivered', 1036, '[STK_CB - ]SMSC ACK timeout.'],
-  ])('%s → %s: callback ResultCode %d (number) without CallbackMetadata; query gives the string', async (phone, scenario, code, desc) => {
-    const id = await push(phone, scenario.replace('_', '-'));
-    expect(sim.getPush(id)).toMatchObject({ scenario, state: 'awaiting_customer' });
-    const [cb] = await receiver.waitFor(1);
-    const stk = stkOf(cb?.raw);
-    expect(stk.CheckoutRequestID).toBe(id);
-    expect(stk.ResultCode).toBe(code);
-    expect(stk.ResultDesc).toBe(desc);
-    expect(stk).not.toHaveProperty('CallbackMetadata');
-    expect(Object.keys(stk)).toEqual(['MerchantRequestID', 'CheckoutRequestID', 'ResultCode', 'ResultDesc']);
-    expect(sim.getPush(id)).toMatchObject({ state: 'answered', resultCode: code, resultDesc: desc });
-    expect(sim.getPush(id)?.receipt).toBeUndefined();
+  ])(
+    '%s → %s: callback ResultCode %d (number) without CallbackMetadata; query gives the string',
+    async (phone, scenario, code, desc) => {
+      const id = await push(phone, scenario.replace('_', '-'));
+      expect(sim.getPush(id)).toMatchObject({ scenario, state: 'awaiting_customer' });
+      const [cb] = await receiver.waitFor(1);
+      const stk = stkOf(cb?.raw);
+      expect(stk.CheckoutRequestID).toBe(id);
+      expect(stk.ResultCode).toBe(code);
+      expect(stk.ResultDesc).toBe(desc);
+      expect(stk).not.toHaveProperty('CallbackMetadata');
+      expect(Object.keys(stk)).toEqual(['MerchantRequestID', 'CheckoutRequestID', 'ResultCode', 'ResultDesc']);
+      expect(sim.getPush(id)).toMatchObject({ state: 'answered', resultCode: code, resultDesc: desc });
+      expect(sim.getPush(id)?.receipt).toBeUndefined();
 
-    const q = await stkQuery(sim.url, accessToken, queryBody(id));
-    expect(q.status).toBe(200);
-    expect(q.json).toMatchObject({ ResultCode: String(code), ResultDesc: desc });
-  });
+      const q = await stkQuery(sim.url, accessToken, queryBody(id));
+      expect(q.status).toBe(200);
+      expect(q.json).toMatchObject({ ResultCode: String(code), ResultDesc: desc });
+    },
+  );
 
   it('254700000005 succeeds but never sends the callback; query still reports "0"', async () => {
     const id = await push('254700000005', 'lost');
@@ -129,8 +149,17 @@ describe('magic phone numbers and resolve()', () => {
   });
 
   it('254700000008 is rejected at once with "Unable to lock subscriber" and stores no push', async () => {
-    const res = await stkPush(sim.url, accessToken, pushBody(`${receiver.url}/hooks/daraja/stk/lock`, { PhoneNumber: 254700000008 }));
-    expectEnvelope(res, 500, '500.001.1001', 'Unable to lock subscriber, a transaction is already in process for the current subscriber');
+    const res = await stkPush(
+      sim.url,
+      accessToken,
+      pushBody(`${receiver.url}/hooks/daraja/stk/lock`, { PhoneNumber: 254700000008 }),
+    );
+    expectEnvelope(
+      res,
+      500,
+      '500.001.1001',
+      'Unable to lock subscriber, a transaction is already in process for the current subscriber',
+    );
     expect(sim.pushes()).toHaveLength(0);
     await sleep(DELAY + 100);
     expect(receiver.received).toHaveLength(0);
@@ -140,7 +169,10 @@ describe('magic phone numbers and resolve()', () => {
     const id = await push(254708374149, 'early');
     await sim.resolve(id, 1032);
     expect(receiver.received).toHaveLength(1);
-    expect(stkOf(receiver.received[0]?.raw)).toMatchObject({ ResultCode: 1032, ResultDesc: 'Request cancelled by user' });
+    expect(stkOf(receiver.received[0]?.raw)).toMatchObject({
+      ResultCode: 1032,
+      ResultDesc: 'Request cancelled by user',
+    });
     await sleep(DELAY + 150);
     expect(receiver.received).toHaveLength(1);
     expect(sim.getPush(id)).toMatchObject({ state: 'answered', resultCode: 1032 });

@@ -67,7 +67,13 @@ describe('STK push', () => {
 
     expect(res.status).toBe(200);
     const accepted = res.json as Accepted;
-    expect(Object.keys(accepted)).toEqual(['MerchantRequestID', 'CheckoutRequestID', 'ResponseCode', 'ResponseDescription', 'CustomerMessage']);
+    expect(Object.keys(accepted)).toEqual([
+      'MerchantRequestID',
+      'CheckoutRequestID',
+      'ResponseCode',
+      'ResponseDescription',
+      'CustomerMessage',
+    ]);
     for (const v of Object.values(accepted)) expect(typeof v).toBe('string');
     expect(accepted.ResponseCode).toBe('0');
     expect(accepted.ResponseDescription).toBe('Success. Request accepted for processing');
@@ -97,7 +103,13 @@ describe('STK push', () => {
     const stk = body.Body.stkCallback;
     expect(Object.keys(body)).toEqual(['Body']);
     expect(Object.keys(body.Body)).toEqual(['stkCallback']);
-    expect(Object.keys(stk)).toEqual(['MerchantRequestID', 'CheckoutRequestID', 'ResultCode', 'ResultDesc', 'CallbackMetadata']);
+    expect(Object.keys(stk)).toEqual([
+      'MerchantRequestID',
+      'CheckoutRequestID',
+      'ResultCode',
+      'ResultDesc',
+      'CallbackMetadata',
+    ]);
     expect(stk.MerchantRequestID).toBe(accepted.MerchantRequestID);
     expect(stk.CheckoutRequestID).toBe(accepted.CheckoutRequestID);
     expect(stk.ResultCode).toBe(0);
@@ -105,7 +117,13 @@ describe('STK push', () => {
     expect(stk.ResultDesc).toBe('The service request is processed successfully.');
 
     const items = stk.CallbackMetadata?.Item ?? [];
-    expect(items.map((i) => i.Name)).toEqual(['Amount', 'MpesaReceiptNumber', 'Balance', 'TransactionDate', 'PhoneNumber']);
+    expect(items.map((i) => i.Name)).toEqual([
+      'Amount',
+      'MpesaReceiptNumber',
+      'Balance',
+      'TransactionDate',
+      'PhoneNumber',
+    ]);
     const byName = new Map(items.map((i) => [i.Name, i]));
     expect(byName.get('Amount')).toEqual({ Name: 'Amount', Value: 15 });
     expect(byName.get('MpesaReceiptNumber')?.Value).toMatch(/^[A-Z0-9]{10}$/);
@@ -131,7 +149,11 @@ describe('STK push', () => {
     });
     const deliveries = await sim.waitForCallbacks(accepted.CheckoutRequestID);
     expect(deliveries).toHaveLength(1);
-    expect(deliveries[0]).toMatchObject({ checkoutRequestId: accepted.CheckoutRequestID, url: `${receiver.url}${path}`, status: 200 });
+    expect(deliveries[0]).toMatchObject({
+      checkoutRequestId: accepted.CheckoutRequestID,
+      url: `${receiver.url}${path}`,
+      status: 200,
+    });
     expect(deliveries[0]?.body).toEqual(body);
     expect(sim.stats()).toEqual({ ...ZERO_STATS, oauthRequests: 1, pushRequests: 1, callbacksSent: 1, promptsSent: 1 });
   });
@@ -153,14 +175,22 @@ describe('STK push', () => {
     );
     expect(res.status).toBe(200);
     const push = sim.getPush((res.json as Accepted).CheckoutRequestID);
-    expect(push).toMatchObject({ amount: 250000, phoneNumber: '254112345678', partyB: '174379', accountReference: 'ABCDEFGHIJKL' });
+    expect(push).toMatchObject({
+      amount: 250000,
+      phoneNumber: '254112345678',
+      partyB: '174379',
+      accountReference: 'ABCDEFGHIJKL',
+    });
   });
 
   it('answers BuyGoods to a configured till with success', async () => {
     const res = await stkPush(
       sim.url,
       accessToken,
-      pushBody(`${receiver.url}/hooks/daraja/stk/till`, { TransactionType: 'CustomerBuyGoodsOnline', PartyB: Number(TILL) }),
+      pushBody(`${receiver.url}/hooks/daraja/stk/till`, {
+        TransactionType: 'CustomerBuyGoodsOnline',
+        PartyB: Number(TILL),
+      }),
     );
     expect(res.status).toBe(200);
     const [cb] = await receiver.waitFor(1);
@@ -185,43 +215,196 @@ describe('STK push', () => {
     const cb = (): string => `${receiver.url}/hooks/daraja/stk/v`;
     const stale = nairobiTimestamp(new Date(Date.now() - 10 * 60 * 1000));
     const utcNow = new Date().toISOString().replace(/\D/g, '').slice(0, 14);
-    const withTs = (ts: string): Record<string, unknown> => ({ Timestamp: ts, Password: password(SHORTCODE, PASSKEY, ts) });
+    const withTs = (ts: string): Record<string, unknown> => ({
+      Timestamp: ts,
+      Password: password(SHORTCODE, PASSKEY, ts),
+    });
 
     const cases: Array<[string, () => Record<string, unknown>, number, string, string]> = [
-      ['wrong password', () => ({ Password: password(SHORTCODE, 'wrong-passkey', nairobiTimestamp()) }), 500, '500.001.1001', 'Wrong credentials'],
-      ['password from another timestamp', () => ({ Password: password(SHORTCODE, PASSKEY, stale) }), 500, '500.001.1001', 'Wrong credentials'],
+      [
+        'wrong password',
+        () => ({ Password: password(SHORTCODE, 'wrong-passkey', nairobiTimestamp()) }),
+        500,
+        '500.001.1001',
+        'Wrong credentials',
+      ],
+      [
+        'password from another timestamp',
+        () => ({ Password: password(SHORTCODE, PASSKEY, stale) }),
+        500,
+        '500.001.1001',
+        'Wrong credentials',
+      ],
       ['missing password', () => ({ Password: undefined }), 500, '500.001.1001', 'Wrong credentials'],
-      ['password from the UTC timestamp with the Nairobi one sent', () => ({ Password: password(SHORTCODE, PASSKEY, utcNow) }), 500, '500.001.1001', 'Wrong credentials'],
+      [
+        'password from the UTC timestamp with the Nairobi one sent',
+        () => ({ Password: password(SHORTCODE, PASSKEY, utcNow) }),
+        500,
+        '500.001.1001',
+        'Wrong credentials',
+      ],
       ['malformed timestamp', () => withTs('2024-07-12 09:15'), 400, '400.002.02', 'Bad Request - Invalid Timestamp'],
-      ['impossible date as timestamp', () => withTs('20240230101010'), 400, '400.002.02', 'Bad Request - Invalid Timestamp'],
+      [
+        'impossible date as timestamp',
+        () => withTs('20240230101010'),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid Timestamp',
+      ],
       ['unknown shortcode', () => ({ BusinessShortCode: 600000 }), 500, '500.001.1001', 'Merchant does not exist'],
-      ['missing shortcode', () => ({ BusinessShortCode: undefined }), 400, '400.002.02', 'Bad Request - Invalid BusinessShortCode'],
-      ['bad transaction type', () => ({ TransactionType: 'CustomerPayBill' }), 400, '400.002.02', 'Bad Request - Invalid TransactionType'],
+      [
+        'missing shortcode',
+        () => ({ BusinessShortCode: undefined }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid BusinessShortCode',
+      ],
+      [
+        'bad transaction type',
+        () => ({ TransactionType: 'CustomerPayBill' }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid TransactionType',
+      ],
       ['decimal amount', () => ({ Amount: 1.5 }), 400, '400.002.02', 'Bad Request - Invalid Amount'],
       ['decimal amount string', () => ({ Amount: '1.00' }), 400, '400.002.02', 'Bad Request - Invalid Amount'],
       ['zero amount', () => ({ Amount: 0 }), 400, '400.002.02', 'Bad Request - Invalid Amount'],
       ['amount above 250000', () => ({ Amount: 250001 }), 400, '400.002.02', 'Bad Request - Invalid Amount'],
       ['bad PartyA', () => ({ PartyA: 712345678 }), 400, '400.002.02', 'Bad Request - Invalid PartyA'],
       ['bad PartyB', () => ({ PartyB: 'abc' }), 400, '400.002.02', 'Bad Request - Invalid PartyB'],
-      ['phone starting 07', () => ({ PhoneNumber: '0712345678' }), 400, '400.002.02', 'Bad Request - Invalid PhoneNumber'],
-      ['phone with +', () => ({ PhoneNumber: '+254712345678' }), 400, '400.002.02', 'Bad Request - Invalid PhoneNumber'],
-      ['phone with 11 digits', () => ({ PhoneNumber: 25471234567 }), 400, '400.002.02', 'Bad Request - Invalid PhoneNumber'],
-      ['phone in 2549 range', () => ({ PhoneNumber: 254912345678 }), 400, '400.002.02', 'Bad Request - Invalid PhoneNumber'],
-      ['callback with mpesa', () => ({ CallBackURL: `${receiver.url}/mpesa/callback` }), 400, '400.002.02', 'Bad Request - Invalid CallBackURL'],
-      ['callback with M-PESA', () => ({ CallBackURL: `${receiver.url}/hooks/M-PESA` }), 400, '400.002.02', 'Bad Request - Invalid CallBackURL'],
-      ['callback with Safaricom', () => ({ CallBackURL: `${receiver.url}/Safaricom/cb` }), 400, '400.002.02', 'Bad Request - Invalid CallBackURL'],
-      ['callback with exec', () => ({ CallBackURL: `${receiver.url}/hooks/exec` }), 400, '400.002.02', 'Bad Request - Invalid CallBackURL'],
-      ['callback with cmd', () => ({ CallBackURL: `${receiver.url}/CMD` }), 400, '400.002.02', 'Bad Request - Invalid CallBackURL'],
-      ['callback with sql', () => ({ CallBackURL: `${receiver.url}/hooks/sql` }), 400, '400.002.02', 'Bad Request - Invalid CallBackURL'],
-      ['callback with query', () => ({ CallBackURL: `${receiver.url}/hooks?query=1` }), 400, '400.002.02', 'Bad Request - Invalid CallBackURL'],
-      ['callback with uppercase host', () => ({ CallBackURL: 'http://LOCALHOST:9/hooks' }), 400, '400.002.02', 'Bad Request - Invalid CallBackURL'],
-      ['callback with whitespace', () => ({ CallBackURL: ` ${cb()}` }), 400, '400.002.02', 'Bad Request - Invalid CallBackURL'],
-      ['callback not http(s)', () => ({ CallBackURL: 'ftp://example.com/hooks' }), 400, '400.002.02', 'Bad Request - Invalid CallBackURL'],
-      ['callback not a URL', () => ({ CallBackURL: 'hooks/daraja' }), 400, '400.002.02', 'Bad Request - Invalid CallBackURL'],
-      ['AccountReference of 13 chars', () => ({ AccountReference: 'ABCDEFGHIJKLM' }), 400, '400.002.02', 'Bad Request - Invalid AccountReference'],
-      ['missing AccountReference', () => ({ AccountReference: undefined }), 400, '400.002.02', 'Bad Request - Invalid AccountReference'],
-      ['TransactionDesc of 14 chars', () => ({ TransactionDesc: 'ABCDEFGHIJKLMN' }), 400, '400.002.02', 'Bad Request - Invalid TransactionDesc'],
-      ['empty TransactionDesc', () => ({ TransactionDesc: '' }), 400, '400.002.02', 'Bad Request - Invalid TransactionDesc'],
+      [
+        'phone starting 07',
+        () => ({ PhoneNumber: '0712345678' }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid PhoneNumber',
+      ],
+      [
+        'phone with +',
+        () => ({ PhoneNumber: '+254712345678' }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid PhoneNumber',
+      ],
+      [
+        'phone with 11 digits',
+        () => ({ PhoneNumber: 25471234567 }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid PhoneNumber',
+      ],
+      [
+        'phone in 2549 range',
+        () => ({ PhoneNumber: 254912345678 }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid PhoneNumber',
+      ],
+      [
+        'callback with mpesa',
+        () => ({ CallBackURL: `${receiver.url}/mpesa/callback` }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid CallBackURL',
+      ],
+      [
+        'callback with M-PESA',
+        () => ({ CallBackURL: `${receiver.url}/hooks/M-PESA` }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid CallBackURL',
+      ],
+      [
+        'callback with Safaricom',
+        () => ({ CallBackURL: `${receiver.url}/Safaricom/cb` }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid CallBackURL',
+      ],
+      [
+        'callback with exec',
+        () => ({ CallBackURL: `${receiver.url}/hooks/exec` }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid CallBackURL',
+      ],
+      [
+        'callback with cmd',
+        () => ({ CallBackURL: `${receiver.url}/CMD` }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid CallBackURL',
+      ],
+      [
+        'callback with sql',
+        () => ({ CallBackURL: `${receiver.url}/hooks/sql` }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid CallBackURL',
+      ],
+      [
+        'callback with query',
+        () => ({ CallBackURL: `${receiver.url}/hooks?query=1` }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid CallBackURL',
+      ],
+      [
+        'callback with uppercase host',
+        () => ({ CallBackURL: 'http://LOCALHOST:9/hooks' }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid CallBackURL',
+      ],
+      [
+        'callback with whitespace',
+        () => ({ CallBackURL: ` ${cb()}` }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid CallBackURL',
+      ],
+      [
+        'callback not http(s)',
+        () => ({ CallBackURL: 'ftp://example.com/hooks' }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid CallBackURL',
+      ],
+      [
+        'callback not a URL',
+        () => ({ CallBackURL: 'hooks/daraja' }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid CallBackURL',
+      ],
+      [
+        'AccountReference of 13 chars',
+        () => ({ AccountReference: 'ABCDEFGHIJKLM' }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid AccountReference',
+      ],
+      [
+        'missing AccountReference',
+        () => ({ AccountReference: undefined }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid AccountReference',
+      ],
+      [
+        'TransactionDesc of 14 chars',
+        () => ({ TransactionDesc: 'ABCDEFGHIJKLMN' }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid TransactionDesc',
+      ],
+      [
+        'empty TransactionDesc',
+        () => ({ TransactionDesc: '' }),
+        400,
+        '400.002.02',
+        'Bad Request - Invalid TransactionDesc',
+      ],
     ];
 
     it.each(cases)('rejects %s', async (_label, overrides, status, code, message) => {
@@ -238,28 +421,44 @@ describe('STK push', () => {
       ['10 min ahead', (now) => nairobiTimestamp(new Date(now + 600_000)), 600],
     ];
 
-    it.each(offsets)('issue 8.12: accepts a %s Timestamp whose Password matches (no window by default) and records it', async (_label, stamp, skew) => {
-      const ts = stamp(Date.now());
-      const res = await stkPush(sim.url, accessToken, pushBody(cb(), withTs(ts)));
-      expect(res.status).toBe(200);
-      const push = sim.getPush((res.json as Accepted).CheckoutRequestID);
-      expect(push?.timestamp).toBe(ts);
-      expect(Math.abs((push?.timestampSkewSeconds ?? 0) - skew)).toBeLessThanOrEqual(5);
-    });
+    it.each(offsets)(
+      'issue 8.12: accepts a %s Timestamp whose Password matches (no window by default) and records it',
+      async (_label, stamp, skew) => {
+        const ts = stamp(Date.now());
+        const res = await stkPush(sim.url, accessToken, pushBody(cb(), withTs(ts)));
+        expect(res.status).toBe(200);
+        const push = sim.getPush((res.json as Accepted).CheckoutRequestID);
+        expect(push?.timestamp).toBe(ts);
+        expect(Math.abs((push?.timestampSkewSeconds ?? 0) - skew)).toBeLessThanOrEqual(5);
+      },
+    );
 
-    it.each(offsets)('issue 8.12: with timestampToleranceSeconds 300 (setBehaviour) rejects a %s Timestamp', async (_label, stamp) => {
-      sim.setBehaviour({ timestampToleranceSeconds: 300 });
-      expectEnvelope(await stkPush(sim.url, accessToken, pushBody(cb(), withTs(stamp(Date.now())))), 400, '400.002.02', 'Bad Request - Invalid Timestamp');
-      expect((await stkPush(sim.url, accessToken, pushBody(cb()))).status).toBe(200);
-      expect(sim.pushes()).toHaveLength(1);
-    });
+    it.each(offsets)(
+      'issue 8.12: with timestampToleranceSeconds 300 (setBehaviour) rejects a %s Timestamp',
+      async (_label, stamp) => {
+        sim.setBehaviour({ timestampToleranceSeconds: 300 });
+        expectEnvelope(
+          await stkPush(sim.url, accessToken, pushBody(cb(), withTs(stamp(Date.now())))),
+          400,
+          '400.002.02',
+          'Bad Request - Invalid Timestamp',
+        );
+        expect((await stkPush(sim.url, accessToken, pushBody(cb()))).status).toBe(200);
+        expect(sim.pushes()).toHaveLength(1);
+      },
+    );
 
     it('issue 8.12: the timestampToleranceSeconds option sets the window from the start, and reset() restores it', async () => {
       const strict = await startDarajaSimulator({ callbackDelayMs: DELAY, timestampToleranceSeconds: 300 });
       try {
         expect(strict.behaviour()).toEqual({ timestampToleranceSeconds: 300, pendingQueryForm: 'http500' });
         const t = await token(strict.url);
-        expectEnvelope(await stkPush(strict.url, t, pushBody(cb(), withTs(utcStamp(new Date())))), 400, '400.002.02', 'Bad Request - Invalid Timestamp');
+        expectEnvelope(
+          await stkPush(strict.url, t, pushBody(cb(), withTs(utcStamp(new Date())))),
+          400,
+          '400.002.02',
+          'Bad Request - Invalid Timestamp',
+        );
         strict.setBehaviour({ timestampToleranceSeconds: null });
         expect((await stkPush(strict.url, t, pushBody(cb(), withTs(utcStamp(new Date()))))).status).toBe(200);
         strict.reset();
@@ -267,7 +466,9 @@ describe('STK push', () => {
       } finally {
         await strict.close();
       }
-      await expect(startDarajaSimulator({ timestampToleranceSeconds: -1 })).rejects.toThrow(/timestampToleranceSeconds/);
+      await expect(startDarajaSimulator({ timestampToleranceSeconds: -1 })).rejects.toThrow(
+        /timestampToleranceSeconds/,
+      );
       expect(() => sim.setBehaviour({ timestampToleranceSeconds: 1.5 })).toThrow(/timestampToleranceSeconds/);
     });
 
@@ -298,7 +499,11 @@ describe('STK push', () => {
 
     it('answers a missing JSON content type with "Invalid BusinessShortCode" (FAQ quirk)', async () => {
       const body = JSON.stringify(pushBody(cb()));
-      const none = await request(`${sim.url}${PUSH_PATH}`, { method: 'POST', headers: { Authorization: `Bearer ${accessToken}` }, body });
+      const none = await request(`${sim.url}${PUSH_PATH}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${accessToken}` },
+        body,
+      });
       expectEnvelope(none, 400, '400.002.02', 'Bad Request - Invalid BusinessShortCode');
       const text = await request(`${sim.url}${PUSH_PATH}`, {
         method: 'POST',
@@ -316,7 +521,11 @@ describe('STK push', () => {
 
     it('rejects malformed JSON with 400.002.05 and oversized bodies with 413', async () => {
       const headers = { Authorization: `Bearer ${accessToken}`, 'Content-Type': 'application/json' };
-      const broken = await request(`${sim.url}${PUSH_PATH}`, { method: 'POST', headers, body: '{"BusinessShortCode":' });
+      const broken = await request(`${sim.url}${PUSH_PATH}`, {
+        method: 'POST',
+        headers,
+        body: '{"BusinessShortCode":',
+      });
       expectEnvelope(broken, 400, '400.002.05', 'Invalid Request Payload');
       const array = await request(`${sim.url}${PUSH_PATH}`, { method: 'POST', headers, body: '[]' });
       expectEnvelope(array, 400, '400.002.05', 'Invalid Request Payload');
@@ -329,7 +538,12 @@ describe('STK push', () => {
     });
 
     it('answers unknown paths with 404.001.01', async () => {
-      expectEnvelope(await postJson(`${sim.url}/mpesa/nothing/v1`, accessToken, {}), 404, '404.001.01', 'Resource not found');
+      expectEnvelope(
+        await postJson(`${sim.url}/mpesa/nothing/v1`, accessToken, {}),
+        404,
+        '404.001.01',
+        'Resource not found',
+      );
     });
   });
 });

@@ -1,5 +1,17 @@
 import { startDarajaSimulator, type DarajaSimulator } from '../src';
-import { expectEnvelope, nairobiTimestamp, password, PASSKEY, pushBody, queryBody, request, SHORTCODE, stkPush, stkQuery, token } from './helpers';
+import {
+  expectEnvelope,
+  nairobiTimestamp,
+  password,
+  PASSKEY,
+  pushBody,
+  queryBody,
+  request,
+  SHORTCODE,
+  stkPush,
+  stkQuery,
+  token,
+} from './helpers';
 
 describe('STK query', () => {
   let sim: DarajaSimulator;
@@ -72,7 +84,7 @@ describe('STK query', () => {
     expect((res.json as { requestId: string }).requestId).not.toBe('ws_CO_01012024000000123456789');
   });
 
-  it('does not reveal another shortcode\'s push', async () => {
+  it("does not reveal another shortcode's push", async () => {
     const id = await push();
     const ts = nairobiTimestamp();
     const res = await stkQuery(sim.url, accessToken, {
@@ -95,25 +107,49 @@ describe('STK query', () => {
       'Wrong credentials',
     );
     // No Timestamp window by default (issue 8.12): an hour-old Timestamp whose Password matches is answered...
-    expect((await stkQuery(sim.url, accessToken, queryBody(id, { Timestamp: stale, Password: password(SHORTCODE, PASSKEY, stale) }))).status).toBe(500);
+    expect(
+      (
+        await stkQuery(
+          sim.url,
+          accessToken,
+          queryBody(id, { Timestamp: stale, Password: password(SHORTCODE, PASSKEY, stale) }),
+        )
+      ).status,
+    ).toBe(500);
     expect(sim.queries().map((q) => [q.timestamp, q.answer])).toEqual([[stale, 'pending']]);
     // ...and refused once a window is set.
     sim.setBehaviour({ timestampToleranceSeconds: 300 });
     expectEnvelope(
-      await stkQuery(sim.url, accessToken, queryBody(id, { Timestamp: stale, Password: password(SHORTCODE, PASSKEY, stale) })),
+      await stkQuery(
+        sim.url,
+        accessToken,
+        queryBody(id, { Timestamp: stale, Password: password(SHORTCODE, PASSKEY, stale) }),
+      ),
       400,
       '400.002.02',
       'Bad Request - Invalid Timestamp',
     );
-    expectEnvelope(await stkQuery(sim.url, accessToken, queryBody(id, { Timestamp: '2024-07-12' })), 400, '400.002.02', 'Bad Request - Invalid Timestamp');
-    expectEnvelope(await stkQuery(sim.url, accessToken, queryBody(id, { BusinessShortCode: '999999' })), 500, '500.001.1001', 'Merchant does not exist');
+    expectEnvelope(
+      await stkQuery(sim.url, accessToken, queryBody(id, { Timestamp: '2024-07-12' })),
+      400,
+      '400.002.02',
+      'Bad Request - Invalid Timestamp',
+    );
+    expectEnvelope(
+      await stkQuery(sim.url, accessToken, queryBody(id, { BusinessShortCode: '999999' })),
+      500,
+      '500.001.1001',
+      'Merchant does not exist',
+    );
     expectEnvelope(
       await stkQuery(sim.url, accessToken, queryBody(id, { CheckoutRequestID: undefined })),
       400,
       '400.002.02',
       'Bad Request - Invalid CheckoutRequestID',
     );
-    const get = await request(`${sim.url}/mpesa/stkpushquery/v1/query`, { headers: { Authorization: `Bearer ${accessToken}` } });
+    const get = await request(`${sim.url}/mpesa/stkpushquery/v1/query`, {
+      headers: { Authorization: `Bearer ${accessToken}` },
+    });
     expectEnvelope(get, 405, '405.001', 'Method Not Allowed');
   });
 
@@ -144,10 +180,19 @@ describe('STK query', () => {
     it('http500 is the default; setBehaviour (and POST /__sim/behaviour) switches a running simulator, reset() restores it', async () => {
       const id = await push(254700000007);
       expect(sim.behaviour().pendingQueryForm).toBe('http500');
-      expectEnvelope(await stkQuery(sim.url, accessToken, queryBody(id)), 500, '500.001.1001', 'The transaction is being processed');
+      expectEnvelope(
+        await stkQuery(sim.url, accessToken, queryBody(id)),
+        500,
+        '500.001.1001',
+        'The transaction is being processed',
+      );
       sim.setBehaviour({ pendingQueryForm: 'result4999' });
       expect((await stkQuery(sim.url, accessToken, queryBody(id))).json).toEqual(FORM_4999);
-      const back = await request(`${sim.url}/__sim/behaviour`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ pendingQueryForm: 'http500' }) });
+      const back = await request(`${sim.url}/__sim/behaviour`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ pendingQueryForm: 'http500' }),
+      });
       expect(back.json).toEqual({ behaviour: { timestampToleranceSeconds: null, pendingQueryForm: 'http500' } });
       expect((await stkQuery(sim.url, accessToken, queryBody(id))).status).toBe(500);
       sim.setBehaviour({ pendingQueryForm: 'result4999' });
@@ -168,7 +213,12 @@ describe('STK query', () => {
 
     it('an unknown CheckoutRequestID is "does not Exist" in either form', async () => {
       sim.setBehaviour({ pendingQueryForm: 'result4999' });
-      expectEnvelope(await stkQuery(sim.url, accessToken, queryBody('ws_CO_01012024000000123708374149')), 500, '500.001.1001', 'The transaction does not Exist');
+      expectEnvelope(
+        await stkQuery(sim.url, accessToken, queryBody('ws_CO_01012024000000123708374149')),
+        500,
+        '500.001.1001',
+        'The transaction does not Exist',
+      );
       expect(sim.queries().map((q) => q.answer)).toEqual(['not_found']);
     });
   });

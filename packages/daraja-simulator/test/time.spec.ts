@@ -11,7 +11,15 @@ describe('Nairobi time helpers', () => {
 
   it('parses strict timestamps back to the same instant and rejects impossible ones', () => {
     expect(parseNairobiTimestamp('20240101003059')?.toISOString()).toBe('2023-12-31T21:30:59.000Z');
-    for (const bad of ['2024010100305', '202401010030599', '20240230120000', '20241301120000', '20240101240000', '2024-01-01T00', 'abcdefghijklmn']) {
+    for (const bad of [
+      '2024010100305',
+      '202401010030599',
+      '20240230120000',
+      '20241301120000',
+      '20240101240000',
+      '2024-01-01T00',
+      'abcdefghijklmn',
+    ]) {
       expect(parseNairobiTimestamp(bad)).toBeUndefined();
     }
   });

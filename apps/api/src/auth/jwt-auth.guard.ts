@@ -14,10 +14,14 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
 
   override async canActivate(context: ExecutionContext): Promise<boolean> {
     await (super.canActivate(context) as Promise<boolean>);
-    const roles = this.reflector.getAllAndOverride<Role[] | undefined>(ROLES_KEY, [context.getHandler(), context.getClass()]);
+    const roles = this.reflector.getAllAndOverride<Role[] | undefined>(ROLES_KEY, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
     if (roles?.length) {
       const user = context.switchToHttp().getRequest<{ user?: AuthUser }>().user;
-      if (!user || !roles.includes(user.role)) throw new AppError('FORBIDDEN', `This action needs one of the roles: ${roles.join(', ')}`, 403);
+      if (!user || !roles.includes(user.role))
+        throw new AppError('FORBIDDEN', `This action needs one of the roles: ${roles.join(', ')}`, 403);
     }
     return true;
   }
@@ -28,10 +32,15 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
       const name = (info as { name?: string; message?: string } | undefined)?.name;
       const msg = (info as { message?: string } | undefined)?.message;
       const message =
-        name === 'TokenExpiredError' ? 'Your session has expired: sign in again' :
-        msg === 'No auth token' ? 'Missing Authorization: Bearer <token> header' :
-        'Invalid token';
-      throw new UnauthorizedException({ code: name === 'TokenExpiredError' ? 'TOKEN_EXPIRED' : 'UNAUTHORIZED', message });
+        name === 'TokenExpiredError'
+          ? 'Your session has expired: sign in again'
+          : msg === 'No auth token'
+            ? 'Missing Authorization: Bearer <token> header'
+            : 'Invalid token';
+      throw new UnauthorizedException({
+        code: name === 'TokenExpiredError' ? 'TOKEN_EXPIRED' : 'UNAUTHORIZED',
+        message,
+      });
     }
     return user;
   }

@@ -41,15 +41,23 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
   validate(payload: Record<string, unknown>): AuthUser {
     const { sub, shopId, role, exp, iat } = payload;
     // jsonwebtoken checks exp only when it is there: a token without one would be valid forever.
-    if (typeof exp !== 'number' || !Number.isFinite(exp)) throw new UnauthorizedException('Token has no "exp" claim: tokens must expire');
+    if (typeof exp !== 'number' || !Number.isFinite(exp))
+      throw new UnauthorizedException('Token has no "exp" claim: tokens must expire');
     // Counted from now as well as from iat: an iat in the future must not stretch the lifetime.
     const now = Math.floor(Date.now() / 1000);
-    if (exp - now > this.maxLifetimeSeconds + this.clockToleranceSeconds || (typeof iat === 'number' && exp - iat > this.maxLifetimeSeconds)) {
-      throw new UnauthorizedException(`Token lifetime is longer than the ${this.maxLifetimeSeconds} s this API accepts (JWT_MAX_LIFETIME_SECONDS): get a fresh token`);
+    if (
+      exp - now > this.maxLifetimeSeconds + this.clockToleranceSeconds ||
+      (typeof iat === 'number' && exp - iat > this.maxLifetimeSeconds)
+    ) {
+      throw new UnauthorizedException(
+        `Token lifetime is longer than the ${this.maxLifetimeSeconds} s this API accepts (JWT_MAX_LIFETIME_SECONDS): get a fresh token`,
+      );
     }
     if (typeof sub !== 'string' || !ID_RE.test(sub)) throw new UnauthorizedException('Token has no valid "sub" claim');
-    if (typeof shopId !== 'string' || !ID_RE.test(shopId)) throw new UnauthorizedException('Token has no valid "shopId" claim');
-    if (typeof role !== 'string' || !(ROLES as readonly string[]).includes(role)) throw new UnauthorizedException(`Token "role" must be one of ${ROLES.join(', ')}`);
+    if (typeof shopId !== 'string' || !ID_RE.test(shopId))
+      throw new UnauthorizedException('Token has no valid "shopId" claim');
+    if (typeof role !== 'string' || !(ROLES as readonly string[]).includes(role))
+      throw new UnauthorizedException(`Token "role" must be one of ${ROLES.join(', ')}`);
     return { sub, shopId, role: role as Role };
   }
 }

@@ -16,11 +16,17 @@ export const MAX_TOKEN_LIFETIME_SECONDS = 24 * 3600;
  * Mints an HS256 token with the claims the API expects (always with `exp`, at most
  * `maxLifetimeSeconds` ahead). Used by the dev banner, the token command and tests.
  */
-export function mintToken(secret: string, user: AuthUser, options: { expiresInSeconds?: number; maxLifetimeSeconds?: number } = {}): string {
+export function mintToken(
+  secret: string,
+  user: AuthUser,
+  options: { expiresInSeconds?: number; maxLifetimeSeconds?: number } = {},
+): string {
   const lifetime = options.expiresInSeconds ?? DEFAULT_TOKEN_LIFETIME_SECONDS;
   const max = options.maxLifetimeSeconds ?? MAX_TOKEN_LIFETIME_SECONDS;
   if (!Number.isInteger(lifetime) || lifetime <= 0 || lifetime > max) {
-    throw new RangeError(`A token's lifetime must be a whole number of seconds from 1 to at most ${max} (got ${lifetime})`);
+    throw new RangeError(
+      `A token's lifetime must be a whole number of seconds from 1 to at most ${max} (got ${lifetime})`,
+    );
   }
   return sign({ shopId: user.shopId, role: user.role }, secret, {
     algorithm: 'HS256',

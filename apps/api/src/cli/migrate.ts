@@ -5,7 +5,11 @@ import { openDatabase, pgliteDirFor } from '../database/database';
 async function main(): Promise<void> {
   loadDotEnv();
   const config = loadConfig(process.env);
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, poolSize: config.databasePoolSize, pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir) });
+  const db = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    poolSize: config.databasePoolSize,
+    pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir),
+  });
   await db.migrate();
   await db.close();
   process.stdout.write(`migrations applied (${db.kind})\n`);

@@ -1,6 +1,10 @@
 import { ConfigValidationError, loadConfig, loadDotEnv } from '../config/app-config';
 import { openDatabase, pgliteDirFor } from '../database/database';
-import { createPesapalProvider, ipnOptionsFor, PesapalIpnService } from '../payments/providers/pesapal/pesapal-ipn.service';
+import {
+  createPesapalProvider,
+  ipnOptionsFor,
+  PesapalIpnService,
+} from '../payments/providers/pesapal/pesapal-ipn.service';
 import { ProviderSettingsRepository } from '../payments/providers/pesapal/provider-settings.repository';
 import { AppError } from '../common/errors';
 
@@ -19,10 +23,16 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env);
   if (!config.pesapal.enabled) fail('Pesapal is switched off: set PESAPAL_ENABLED=true (and its credentials) first');
   if (!config.pesapal.baseUrl) {
-    fail('PESAPAL_ENV=simulator has no fixed Pesapal to register with from here: the embedded simulator lives inside `pnpm dev` (which registers at boot). Set PESAPAL_ENV=sandbox|production, or PESAPAL_BASE_URL to a running simulator');
+    fail(
+      'PESAPAL_ENV=simulator has no fixed Pesapal to register with from here: the embedded simulator lives inside `pnpm dev` (which registers at boot). Set PESAPAL_ENV=sandbox|production, or PESAPAL_BASE_URL to a running simulator',
+    );
   }
   const provider = createPesapalProvider(config)!;
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, poolSize: config.databasePoolSize, pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir) });
+  const db = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    poolSize: config.databasePoolSize,
+    pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir),
+  });
   try {
     await db.migrate();
     const ipn = new PesapalIpnService(provider, new ProviderSettingsRepository(db.db), ipnOptionsFor(config));
@@ -35,7 +45,11 @@ async function main(): Promise<void> {
       `  source: ${ensured.source === 'pesapal' ? 'registered or found at Pesapal just now, stored' : 'already stored'} (key ${ipn.key})`,
     ];
     const v = await ipn.verifyWithPesapal();
-    lines.push(v.listed ? '  check:  Pesapal lists this ipn_id (credentials work)' : `  check:  Pesapal did not list the stored id; registered again: ${v.ipn.ipnId}`);
+    lines.push(
+      v.listed
+        ? '  check:  Pesapal lists this ipn_id (credentials work)'
+        : `  check:  Pesapal did not list the stored id; registered again: ${v.ipn.ipnId}`,
+    );
     process.stdout.write(lines.join('\n') + '\n');
   } finally {
     await db.close();
@@ -48,6 +62,8 @@ function fail(message: string): never {
 }
 
 main().catch((err) => {
-  process.stderr.write((err instanceof ConfigValidationError || err instanceof AppError ? err.message : String(err)) + '\n');
+  process.stderr.write(
+    (err instanceof ConfigValidationError || err instanceof AppError ? err.message : String(err)) + '\n',
+  );
   process.exit(1);
 });

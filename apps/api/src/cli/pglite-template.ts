@@ -8,4 +8,8 @@ import { buildPgliteTemplate } from '../database/pglite-template';
 const started = Date.now();
 buildPgliteTemplate()
   .then((path) => process.stdout.write(`PGlite template ready (${Date.now() - started} ms): ${path}\n`))
-  .catch((err: unknown) => process.stdout.write(`PGlite template not built (the first pnpm dev will just start slower): ${err instanceof Error ? err.message : String(err)}\n`));
+  .catch((err: unknown) =>
+    process.stdout.write(
+      `PGlite template not built (the first pnpm dev will just start slower): ${err instanceof Error ? err.message : String(err)}\n`,
+    ),
+  );

@@ -23,7 +23,12 @@ import { MPESA_OUTCOME_RULES } from '../payments/providers/mpesa/mpesa.outcome-r
 async function main(): Promise<number> {
   const { values } = parseArgs({
     args: process.argv.slice(2).filter((a) => a !== '--'),
-    options: { shop: { type: 'string' }, file: { type: 'string' }, json: { type: 'boolean', default: false }, 'all-time': { type: 'boolean', default: false } },
+    options: {
+      shop: { type: 'string' },
+      file: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      'all-time': { type: 'boolean', default: false },
+    },
   });
   if (!values.shop || !values.file) {
     process.stderr.write('usage: statement --shop <shopId> --file <statement.csv> [--json] [--all-time]\n');
@@ -37,17 +42,29 @@ async function main(): Promise<number> {
   }
   loadDotEnv();
   const config = loadConfig(process.env);
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir), poolSize: 2 });
+  const db = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir),
+    poolSize: 2,
+  });
   try {
     const events = new EventEmitter2();
-    const lifecycle = new PaymentLifecycle(new PaymentsRepository(db.db), new OrdersService(new OrdersRepository(db.db), events), events, config);
+    const lifecycle = new PaymentLifecycle(
+      new PaymentsRepository(db.db),
+      new OrdersService(new OrdersRepository(db.db), events),
+      events,
+      config,
+    );
     // The statement settles M-Pesa payments only: their rules are all it needs (what PaymentsModule registers in the app).
     lifecycle.registerOutcomeRules('mpesa', MPESA_OUTCOME_RULES);
     const service = new StatementMatchingService(new StatementRepository(db.db), lifecycle, config);
     const report = await service.match(values.shop, createReadStream(file, { highWaterMark: 256 * 1024 }), {
       window: values['all-time'] ? 'all' : 'statement',
       actor: 'cli:statement',
-      onProgress: ({ rows, elapsedMs }) => process.stderr.write(`  ${rows.toLocaleString('en')} rows, ${Math.round(rows / Math.max(elapsedMs, 1) * 1000).toLocaleString('en')} rows/s\n`),
+      onProgress: ({ rows, elapsedMs }) =>
+        process.stderr.write(
+          `  ${rows.toLocaleString('en')} rows, ${Math.round((rows / Math.max(elapsedMs, 1)) * 1000).toLocaleString('en')} rows/s\n`,
+        ),
     });
     process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : summary(report));
     return 0;
@@ -58,8 +75,11 @@ async function main(): Promise<number> {
 
 function summary(r: StatementReport): string {
   const lines: string[] = [];
-  const row = (label: string, value: string | number): void => void lines.push(`${label.padEnd(34)}${String(value).padStart(10)}`);
-  lines.push(`Statement matching for ${r.shopId}  (window ${r.window.from ?? '-'} .. ${r.window.to ?? '-'}${r.window.applied ? '' : ', all time'})`);
+  const row = (label: string, value: string | number): void =>
+    void lines.push(`${label.padEnd(34)}${String(value).padStart(10)}`);
+  lines.push(
+    `Statement matching for ${r.shopId}  (window ${r.window.from ?? '-'} .. ${r.window.to ?? '-'}${r.window.applied ? '' : ', all time'})`,
+  );
   row('rows read', r.rows);
   row('bad rows', r.badRows);
   row('skipped (not Completed / no Paid In)', `${r.skipped.notCompleted}/${r.skipped.notPaidIn}`);
@@ -79,20 +99,60 @@ function summary(r: StatementReport): string {
     for (const i of items.slice(0, 20)) lines.push('  ' + fmt(i));
   };
   show('Bad rows', r.badRowSamples, r.badRows, (b) => `line ${b.line}: ${b.reason}`);
-  show('Amount differs', r.amountMismatch.items, r.amountMismatch.count, (i) => `${i.receipt}  line ${i.line}  statement ${i.statementAmount}  ours ${i.ledgerAmount}  order ${i.orderId}`);
-  show('Unknown receipts', r.unknownReceipts.items, r.unknownReceipts.count, (i) => `${i.receipt}  line ${i.line}  ${i.amount}  ${i.completionTime ?? ''}  ${i.phone ?? ''}`);
-  show('Not completed in our ledger', r.notCompletedInLedger.items, r.notCompletedInLedger.count, (i) => `${i.receipt}  line ${i.line}  ours ${i.ledgerStatus}  order ${i.orderId}`);
-  show('Settled from the statement', r.settledFromStatement.items, r.settledFromStatement.count, (i) => `${i.receipt}  line ${i.line}  ${i.amount}  payment ${i.paymentId}  now ${i.status}${i.statusReason ? ` (${i.statusReason})` : ''}`);
-  show('Receipts recorded on paid payments', r.receiptsRecorded.items, r.receiptsRecorded.count, (i) => `${i.receipt}  line ${i.line}  ${i.amount}  payment ${i.paymentId}  ${i.status}${i.statusReason ? ` (${i.statusReason})` : ''}`);
-  show('Possible matches (not settled)', r.possibleMatches.items, r.possibleMatches.count, (i) => `${i.receipt}  line ${i.line}  ${i.amount}  ${i.why}  payments ${i.candidates.map((c) => c.paymentId).join(', ')}`);
-  show('Missing from statement', r.missingFromStatement.items, r.missingFromStatement.count, (i) => `${i.receipt}  ${i.amount}  ${i.transactionTime ?? ''}  order ${i.orderId}`);
+  show(
+    'Amount differs',
+    r.amountMismatch.items,
+    r.amountMismatch.count,
+    (i) => `${i.receipt}  line ${i.line}  statement ${i.statementAmount}  ours ${i.ledgerAmount}  order ${i.orderId}`,
+  );
+  show(
+    'Unknown receipts',
+    r.unknownReceipts.items,
+    r.unknownReceipts.count,
+    (i) => `${i.receipt}  line ${i.line}  ${i.amount}  ${i.completionTime ?? ''}  ${i.phone ?? ''}`,
+  );
+  show(
+    'Not completed in our ledger',
+    r.notCompletedInLedger.items,
+    r.notCompletedInLedger.count,
+    (i) => `${i.receipt}  line ${i.line}  ours ${i.ledgerStatus}  order ${i.orderId}`,
+  );
+  show(
+    'Settled from the statement',
+    r.settledFromStatement.items,
+    r.settledFromStatement.count,
+    (i) =>
+      `${i.receipt}  line ${i.line}  ${i.amount}  payment ${i.paymentId}  now ${i.status}${i.statusReason ? ` (${i.statusReason})` : ''}`,
+  );
+  show(
+    'Receipts recorded on paid payments',
+    r.receiptsRecorded.items,
+    r.receiptsRecorded.count,
+    (i) =>
+      `${i.receipt}  line ${i.line}  ${i.amount}  payment ${i.paymentId}  ${i.status}${i.statusReason ? ` (${i.statusReason})` : ''}`,
+  );
+  show(
+    'Possible matches (not settled)',
+    r.possibleMatches.items,
+    r.possibleMatches.count,
+    (i) =>
+      `${i.receipt}  line ${i.line}  ${i.amount}  ${i.why}  payments ${i.candidates.map((c) => c.paymentId).join(', ')}`,
+  );
+  show(
+    'Missing from statement',
+    r.missingFromStatement.items,
+    r.missingFromStatement.count,
+    (i) => `${i.receipt}  ${i.amount}  ${i.transactionTime ?? ''}  order ${i.orderId}`,
+  );
   return lines.join('\n') + '\n';
 }
 
 main().then(
   (code) => process.exit(code),
   (err) => {
-    process.stderr.write((err instanceof ConfigValidationError || err instanceof AppError ? err.message : String(err)) + '\n');
+    process.stderr.write(
+      (err instanceof ConfigValidationError || err instanceof AppError ? err.message : String(err)) + '\n',
+    );
     process.exit(1);
   },
 );

@@ -12,7 +12,12 @@ function main(): void {
   const { values } = parseArgs({
     // tolerate a stray "--" separator (npm-style invocations)
     args: process.argv.slice(2).filter((a) => a !== '--'),
-    options: { shop: { type: 'string', default: 'shop-1' }, role: { type: 'string', default: 'cashier' }, sub: { type: 'string' }, expires: { type: 'string', default: '43200' } },
+    options: {
+      shop: { type: 'string', default: 'shop-1' },
+      role: { type: 'string', default: 'cashier' },
+      sub: { type: 'string' },
+      expires: { type: 'string', default: '43200' },
+    },
   });
   const role = values.role as Role;
   if (!(ROLES as readonly string[]).includes(role)) {
@@ -28,10 +33,18 @@ function main(): void {
     loadDotEnv();
     const config = loadConfig(process.env, { persistDevSecrets: true });
     if (expires > config.jwt.maxLifetimeSeconds) {
-      process.stderr.write(`--expires must be at most ${config.jwt.maxLifetimeSeconds} seconds (JWT_MAX_LIFETIME_SECONDS): the API refuses tokens that live longer\n`);
+      process.stderr.write(
+        `--expires must be at most ${config.jwt.maxLifetimeSeconds} seconds (JWT_MAX_LIFETIME_SECONDS): the API refuses tokens that live longer\n`,
+      );
       process.exit(2);
     }
-    process.stdout.write(mintToken(config.jwt.secret, { sub: values.sub ?? `${role}-1`, shopId: values.shop!, role }, { expiresInSeconds: expires, maxLifetimeSeconds: config.jwt.maxLifetimeSeconds }) + '\n');
+    process.stdout.write(
+      mintToken(
+        config.jwt.secret,
+        { sub: values.sub ?? `${role}-1`, shopId: values.shop!, role },
+        { expiresInSeconds: expires, maxLifetimeSeconds: config.jwt.maxLifetimeSeconds },
+      ) + '\n',
+    );
   } catch (err) {
     if (err instanceof ConfigValidationError) {
       process.stderr.write(err.message + '\n');

@@ -12,14 +12,26 @@ export class ErrorResponseDto {
 /** What a provider error (502/503/504, CUSTOMER_BUSY) carries in `details`, besides anything else. */
 export class ProviderErrorDetailsDto {
   @ApiPropertyOptional({ enum: ['mpesa', 'flutterwave', 'pesapal'] }) provider?: string;
-  @ApiPropertyOptional({ description: "The provider's own error code (Daraja errorCode, Pesapal error.code)", example: '500.003.02' }) providerErrorCode?: string;
-  @ApiPropertyOptional({ description: "The provider's own error message", example: 'Error Occurred: Spike Arrest Violation' }) providerErrorMessage?: string;
-  @ApiPropertyOptional({ description: "The provider's id for its answer (Daraja requestId), to quote to its support", example: '1c5b-4ba8-815c-ac45c57a3db01495926' })
+  @ApiPropertyOptional({
+    description: "The provider's own error code (Daraja errorCode, Pesapal error.code)",
+    example: '500.003.02',
+  })
+  providerErrorCode?: string;
+  @ApiPropertyOptional({
+    description: "The provider's own error message",
+    example: 'Error Occurred: Spike Arrest Violation',
+  })
+  providerErrorMessage?: string;
+  @ApiPropertyOptional({
+    description: "The provider's id for its answer (Daraja requestId), to quote to its support",
+    example: '1c5b-4ba8-815c-ac45c57a3db01495926',
+  })
   providerRequestId?: string;
   @ApiPropertyOptional({ description: 'The payment the answer belongs to (payment initiation)' }) paymentId?: string;
   @ApiPropertyOptional({
     enum: ['failed', 'unresolved'],
-    description: 'failed: nothing was done, a new payment may be started; unresolved: the outcome is unknown, do not start another payment: check this one',
+    description:
+      'failed: nothing was done, a new payment may be started; unresolved: the outcome is unknown, do not start another payment: check this one',
   })
   status?: string;
 }
@@ -55,7 +67,7 @@ export const ERROR_DESCRIPTIONS: Readonly<Record<number, string>> = {
   503:
     'Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). ' +
     'Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). ' +
-    'Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one\'s status',
+    "Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status",
   504: 'The provider did not answer in time (PROVIDER_TIMEOUT): outcome unknown. The payment is unresolved and will be settled by its notification, a status check or the reconciler; do not retry it',
 };
 
@@ -74,7 +86,11 @@ export function ApiErrors(...statuses: number[]) {
         status,
         description: ERROR_DESCRIPTIONS[status] ?? 'Error',
         type: PROVIDER_ERROR_STATUSES.has(status) ? ProviderErrorResponseDto : ErrorResponseDto,
-        ...(RETRY_AFTER[status] ? { headers: { 'Retry-After': { description: RETRY_AFTER[status], schema: { type: 'integer', minimum: 1 } } } } : {}),
+        ...(RETRY_AFTER[status]
+          ? {
+              headers: { 'Retry-After': { description: RETRY_AFTER[status], schema: { type: 'integer', minimum: 1 } } },
+            }
+          : {}),
       }),
     ),
   );

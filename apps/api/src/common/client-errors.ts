@@ -28,13 +28,25 @@ export function clientErrorAnswer(err: NodeJS.ErrnoException): ClientErrorAnswer
         status: 431,
         reason: 'Request Header Fields Too Large',
         code: 'REQUEST_HEADER_FIELDS_TOO_LARGE',
-        message: 'The request headers are too large (at most 16 KB together, URL included): send fewer or smaller headers and cookies',
+        message:
+          'The request headers are too large (at most 16 KB together, URL included): send fewer or smaller headers and cookies',
       };
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return { status: 408, reason: 'Request Timeout', code: 'REQUEST_TIMEOUT', message: 'The request did not arrive in time: send it again' };
+      return {
+        status: 408,
+        reason: 'Request Timeout',
+        code: 'REQUEST_TIMEOUT',
+        message: 'The request did not arrive in time: send it again',
+      };
     default:
       // HPE_INVALID_METHOD, HPE_INVALID_HEADER_TOKEN, HPE_UNEXPECTED_CONTENT_LENGTH, HPE_INVALID_CHUNK_SIZE, …
-      return { status: 400, reason: 'Bad Request', code: 'BAD_REQUEST', message: 'The request is not valid HTTP/1.1 and could not be read (check the request line, headers and body framing)' };
+      return {
+        status: 400,
+        reason: 'Bad Request',
+        code: 'BAD_REQUEST',
+        message:
+          'The request is not valid HTTP/1.1 and could not be read (check the request line, headers and body framing)',
+      };
   }
 }
 
@@ -62,7 +74,10 @@ export function installClientErrorHandler(server: Server, logger = new Logger('H
         json,
     );
     // The parser's code only: the raw bytes (err.rawPacket) are client input and stay out of the logs.
-    logger.warn({ status: answer.status, code: answer.code, parserCode: err.code, requestId }, 'request refused before routing');
+    logger.warn(
+      { status: answer.status, code: answer.code, parserCode: err.code, requestId },
+      'request refused before routing',
+    );
   });
 }
 
@@ -75,7 +90,8 @@ export function installClientErrorHandler(server: Server, logger = new Logger('H
 export class ApiExpressAdapter extends ExpressAdapter {
   override initHttpServer(options: NestApplicationOptions): void {
     // What ExpressAdapter does for these is not repeated here; this app uses neither.
-    if (options?.httpsOptions || options?.forceCloseConnections) throw new Error('ApiExpressAdapter: httpsOptions and forceCloseConnections are not supported');
+    if (options?.httpsOptions || options?.forceCloseConnections)
+      throw new Error('ApiExpressAdapter: httpsOptions and forceCloseConnections are not supported');
     this.setHttpServer(createServer({ requireHostHeader: false }, this.getInstance()));
   }
 }
@@ -91,7 +107,13 @@ export function requireHostHeader(logger = new Logger('HttpServer')) {
     if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
       res.setHeader('Connection', 'close');
       logger.warn({ status: 400, code: 'MISSING_HOST_HEADER', requestId: req.id }, 'request refused before routing');
-      next(new AppError('MISSING_HOST_HEADER', 'The request has no Host header: HTTP/1.1 requires one (send the API host name, as any HTTP client does)', 400));
+      next(
+        new AppError(
+          'MISSING_HOST_HEADER',
+          'The request has no Host header: HTTP/1.1 requires one (send the API host name, as any HTTP client does)',
+          400,
+        ),
+      );
       return;
     }
     next();

@@ -41,7 +41,10 @@ export class ConflictError extends AppError {
  * storing was acknowledged. The process keeps serving and the pool opens new connections.
  */
 export class DatabaseUnavailableError extends AppError {
-  constructor(message = 'The payments database is unavailable for a moment. Try again in a few seconds; for a payment, check its status first (the customer may already have the M-Pesa prompt).', details?: Record<string, unknown>) {
+  constructor(
+    message = 'The payments database is unavailable for a moment. Try again in a few seconds; for a payment, check its status first (the customer may already have the M-Pesa prompt).',
+    details?: Record<string, unknown>,
+  ) {
     super('DATABASE_UNAVAILABLE', message, 503, details, { 'Retry-After': '2' });
   }
 }

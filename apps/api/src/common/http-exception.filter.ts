@@ -46,9 +46,15 @@ export class AllExceptionsFilter implements ExceptionFilter {
     }
     if (typed instanceof DatabaseUnavailableError && typed !== exception) {
       // A lost connection: its SQLSTATE and the driver's message say it all (the failed query's parameters are client data).
-      this.logger.error({ db: describeDatabaseError(exception), requestId, code: body.code }, 'database unavailable; answered 503');
+      this.logger.error(
+        { db: describeDatabaseError(exception), requestId, code: body.code },
+        'database unavailable; answered 503',
+      );
     } else if (body.statusCode >= 500) {
-      this.logger.error({ err: safeError(exception), requestId, code: body.code }, body.statusCode === 500 ? 'unhandled error' : body.message);
+      this.logger.error(
+        { err: safeError(exception), requestId, code: body.code },
+        body.statusCode === 500 ? 'unhandled error' : body.message,
+      );
     }
     if (res.headersSent) return;
     res.status(body.statusCode).json(body);
@@ -66,7 +72,13 @@ function asAppError(exception: unknown): AppError | undefined {
 export function toErrorBody(thrown: unknown, requestId?: string): ErrorBody {
   const exception = asAppError(thrown) ?? thrown;
   if (exception instanceof AppError) {
-    return { statusCode: exception.statusCode, code: exception.code, message: exception.message, ...(exception.details ? { details: exception.details } : {}), requestId };
+    return {
+      statusCode: exception.statusCode,
+      code: exception.code,
+      message: exception.message,
+      ...(exception.details ? { details: exception.details } : {}),
+      requestId,
+    };
   }
   if (exception instanceof HttpException) {
     const status = exception.getStatus();
@@ -80,11 +92,21 @@ export function toErrorBody(thrown: unknown, requestId?: string): ErrorBody {
         details = { problems: m };
       } else if (typeof m === 'string') message = m;
       const c = (resp as { code?: unknown }).code;
-      if (typeof c === 'string') return { statusCode: status, code: c, message, ...(details ? { details } : {}), requestId };
+      if (typeof c === 'string')
+        return { statusCode: status, code: c, message, ...(details ? { details } : {}), requestId };
     }
     // body-parser errors surface as HttpExceptions with a status (400 bad JSON, 413 too large).
-    const code = status === 400 && /json/i.test(message) ? 'INVALID_JSON' : HTTP_CODES[status] ?? (status >= 500 ? 'INTERNAL_ERROR' : 'ERROR');
-    return { statusCode: status, code: status === 400 && details ? 'VALIDATION_FAILED' : code, message, ...(details ? { details } : {}), requestId };
+    const code =
+      status === 400 && /json/i.test(message)
+        ? 'INVALID_JSON'
+        : (HTTP_CODES[status] ?? (status >= 500 ? 'INTERNAL_ERROR' : 'ERROR'));
+    return {
+      statusCode: status,
+      code: status === 400 && details ? 'VALIDATION_FAILED' : code,
+      message,
+      ...(details ? { details } : {}),
+      requestId,
+    };
   }
   // Raw body-parser / http-errors errors (entity.parse.failed, entity.too.large, charset.unsupported,
   // encoding problems, ...): any error that carries a 4xx status is the client's.
@@ -94,20 +116,39 @@ export function toErrorBody(thrown: unknown, requestId?: string): ErrorBody {
     const known: Record<string, [string, string]> = {
       'entity.parse.failed': ['INVALID_JSON', 'Request body is not valid JSON'],
       'entity.too.large': ['PAYLOAD_TOO_LARGE', 'Request body is too large'],
-      'charset.unsupported': ['UNSUPPORTED_MEDIA_TYPE', 'Send the body as UTF-8 JSON (Content-Type: application/json; charset=utf-8)'],
-      'encoding.unsupported': ['UNSUPPORTED_MEDIA_TYPE', 'Unsupported Content-Encoding: send the body uncompressed or gzip/deflate'],
+      'charset.unsupported': [
+        'UNSUPPORTED_MEDIA_TYPE',
+        'Send the body as UTF-8 JSON (Content-Type: application/json; charset=utf-8)',
+      ],
+      'encoding.unsupported': [
+        'UNSUPPORTED_MEDIA_TYPE',
+        'Unsupported Content-Encoding: send the body uncompressed or gzip/deflate',
+      ],
     };
-    const [code, message] = (typeof type === 'string' && known[type]) || [HTTP_CODES[status] ?? 'BAD_REQUEST', 'The request body could not be read (check Content-Type, Content-Encoding and the body itself)'];
+    const [code, message] = (typeof type === 'string' && known[type]) || [
+      HTTP_CODES[status] ?? 'BAD_REQUEST',
+      'The request body could not be read (check Content-Type, Content-Encoding and the body itself)',
+    ];
     return { statusCode: status, code, message, requestId };
   }
-  return { statusCode: HttpStatus.INTERNAL_SERVER_ERROR, code: 'INTERNAL_ERROR', message: 'Something went wrong on our side. Please try again; if it keeps failing, quote the requestId to support.', requestId };
+  return {
+    statusCode: HttpStatus.INTERNAL_SERVER_ERROR,
+    code: 'INTERNAL_ERROR',
+    message: 'Something went wrong on our side. Please try again; if it keeps failing, quote the requestId to support.',
+    requestId,
+  };
 }
 
 /**
  * Express error handler for failures before Nest routing (body parser: bad JSON, body too
  * large; the JSON content-type check), so they get the same error shape.
  */
-export function expressErrorHandler(err: unknown, req: Request & { id?: string }, res: Response, next: (err?: unknown) => void): void {
+export function expressErrorHandler(
+  err: unknown,
+  req: Request & { id?: string },
+  res: Response,
+  next: (err?: unknown) => void,
+): void {
   if (res.headersSent) return next(err);
   const body = toErrorBody(err, req.id !== undefined ? String(req.id) : undefined);
   const typed = asAppError(err);

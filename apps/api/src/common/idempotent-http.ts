@@ -14,11 +14,17 @@ export interface HttpResult<T = unknown> {
 
 /** OpenAPI for the Idempotency-Key header every payment-creating endpoint takes. */
 export const IdempotencyKeyHeader = () =>
-  ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409.' });
+  ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description:
+      'Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409.',
+  });
 
 /** 400 unless the header is absent or 1-255 visible ASCII characters. */
 export function checkIdempotencyKey(key: string | undefined): void {
-  if (key !== undefined && !IDEMPOTENCY_KEY_RE.test(key)) throw new ValidationFailedError('Idempotency-Key must be 1-255 visible ASCII characters');
+  if (key !== undefined && !IDEMPOTENCY_KEY_RE.test(key))
+    throw new ValidationFailedError('Idempotency-Key must be 1-255 visible ASCII characters');
 }
 
 /** Sends a service's HttpResult as is, so an idempotent replay is byte-identical to the first answer. */
@@ -27,6 +33,7 @@ export function sendHttpResult(req: Request & { id?: string }, res: Response, re
   if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
   for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
   // Error bodies carry this request's id, like every other error (a replay gets the new id).
-  if (result.status >= 400 && result.body && typeof result.body === 'object') return { ...(result.body as object), requestId: req.id };
+  if (result.status >= 400 && result.body && typeof result.body === 'object')
+    return { ...(result.body as object), requestId: req.id };
   return result.body;
 }

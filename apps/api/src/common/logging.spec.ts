@@ -3,7 +3,10 @@ import { assignRequestId, redactUrl, safeError, safeMessage } from './logging';
 
 describe('redactUrl', () => {
   it.each([
-    ['/payments/callback/3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98/' + 'ab'.repeat(32), '/payments/callback/3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98/[redacted]'],
+    [
+      '/payments/callback/3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98/' + 'ab'.repeat(32),
+      '/payments/callback/3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98/[redacted]',
+    ],
     ['/payments/callback/p1/tok?x=1', '/payments/callback/p1/[redacted]?x=1'],
     ['/payments/callback/p1?token=' + 'ab'.repeat(32), '/payments/callback/p1?token=[redacted]'],
     ['/orders?access_token=abc.def.ghi&x=1', '/orders?access_token=[redacted]&x=1'],
@@ -16,9 +19,18 @@ describe('redactUrl', () => {
     ['/x?phone=%200712345678', '/x?phone=%2007******78'],
     ['/orders/ORD-%E2%80%AE0712345678', '/orders/ORD-%E2%80%AE07******78'],
     // issue 8.7: a CheckoutRequestID ends with the payer's national number; bare national numbers count too
-    ['/payments/stk-status?checkoutRequestId=ws_CO_13102022154520280706803305', '/payments/stk-status?checkoutRequestId=ws_CO_13102022154520280*******05'],
-    ['/payments/stk-status?checkoutRequestId=ws_CO_07122026104500123456789012', '/payments/stk-status?checkoutRequestId=ws_CO_07122026104500123*******12'],
-    ['/payments/stk-status?checkoutRequestId=ws_CO_170820261428262708374149&merchantRequestId=1-2-3', '/payments/stk-status?checkoutRequestId=ws_CO_170820261428262*******49&merchantRequestId=1-2-3'],
+    [
+      '/payments/stk-status?checkoutRequestId=ws_CO_13102022154520280706803305',
+      '/payments/stk-status?checkoutRequestId=ws_CO_13102022154520280*******05',
+    ],
+    [
+      '/payments/stk-status?checkoutRequestId=ws_CO_07122026104500123456789012',
+      '/payments/stk-status?checkoutRequestId=ws_CO_07122026104500123*******12',
+    ],
+    [
+      '/payments/stk-status?checkoutRequestId=ws_CO_170820261428262708374149&merchantRequestId=1-2-3',
+      '/payments/stk-status?checkoutRequestId=ws_CO_170820261428262*******49&merchantRequestId=1-2-3',
+    ],
     ['/x?phone=712345678', '/x?phone=71*****78'],
     ['/orders/ORD-112345678', '/orders/ORD-11*****78'],
     // review: a phone number touching a letter, `_` or `.`
@@ -63,17 +75,36 @@ describe('assignRequestId', () => {
   };
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-  it.each([['pos-42.req_7'], ['3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98'], ['29115-34620561-1'], ['4bf92f3577b34da6a3ce929d0e0e4736']])('keeps a sane incoming id %p', (id) => {
+  it.each([
+    ['pos-42.req_7'],
+    ['3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98'],
+    ['29115-34620561-1'],
+    ['4bf92f3577b34da6a3ce929d0e0e4736'],
+  ])('keeps a sane incoming id %p', (id) => {
     expect(assign(id)).toBe(id);
   });
 
-  it.each([[undefined], [''], ['has space'], ['x'.repeat(65)], ['0712345678'], ['sale-254712345678'], ['254712345678_1'], ['0712345678x'], ['pos.0712345678'], ['0712-345-678'], ['ws_CO_02122026034130999712345678'], ['abc123456789']])('replaces %p with a UUID (never logs a phone number as the id)', (incoming) => {
+  it.each([
+    [undefined],
+    [''],
+    ['has space'],
+    ['x'.repeat(65)],
+    ['0712345678'],
+    ['sale-254712345678'],
+    ['254712345678_1'],
+    ['0712345678x'],
+    ['pos.0712345678'],
+    ['0712-345-678'],
+    ['ws_CO_02122026034130999712345678'],
+    ['abc123456789'],
+  ])('replaces %p with a UUID (never logs a phone number as the id)', (incoming) => {
     expect(assign(incoming)).toMatch(UUID);
   });
 });
 
 describe('safeError (issue 8.7: every part of a logged error is scrubbed)', () => {
-  const body = '{"Body":{"stkCallback":{"CheckoutRequestID":"ws_CO_13102022154520280706803305","CallbackMetadata":{"Item":[{"Name":"PhoneNumber","Value":254706803305}]}}}}';
+  const body =
+    '{"Body":{"stkCallback":{"CheckoutRequestID":"ws_CO_13102022154520280706803305","CallbackMetadata":{"Item":[{"Name":"PhoneNumber","Value":254706803305}]}}}}';
   /** What drizzle throws for a failed insert: the params in the message (and so in the stack's first lines), the pg error as cause. */
   function drizzleError(): Error {
     const pg = Object.assign(new Error('new row for relation "callback_inbox" violates check constraint "c1"'), {
@@ -83,7 +114,9 @@ describe('safeError (issue 8.7: every part of a logged error is scrubbed)', () =
       constraint: 'c1',
       detail: `Failing row contains (42, mpesa, t, ws_CO_13102022154520280706803305, ${body}).`,
     });
-    const err = new Error(`Failed query: insert into "callback_inbox" ("raw_body") values ($1)\nparams: ${body}`, { cause: pg });
+    const err = new Error(`Failed query: insert into "callback_inbox" ("raw_body") values ($1)\nparams: ${body}`, {
+      cause: pg,
+    });
     err.name = 'DrizzleQueryError';
     return err;
   }
@@ -95,13 +128,23 @@ describe('safeError (issue 8.7: every part of a logged error is scrubbed)', () =
     expect(safe).toMatchObject({
       type: 'DrizzleQueryError',
       message: 'Failed query: insert into "callback_inbox" ("raw_body") values ($1)',
-      cause: { type: 'error', code: '23514', table: 'callback_inbox', constraint: 'c1', detail: 'Failing row contains (…).', message: expect.stringContaining('violates check constraint') },
+      cause: {
+        type: 'error',
+        code: '23514',
+        table: 'callback_inbox',
+        constraint: 'c1',
+        detail: 'Failing row contains (…).',
+        message: expect.stringContaining('violates check constraint'),
+      },
     });
     expect(safe.stack).toMatch(/^\s+at /);
   });
 
   it('issue 8.7: keeps the column names of a unique violation, not the value', () => {
-    const err = Object.assign(new Error('duplicate key value violates unique constraint "payments_checkout_uq"'), { code: '23505', detail: 'Key (checkout_request_id)=(ws_CO_13102022154520280706803305) already exists.' });
+    const err = Object.assign(new Error('duplicate key value violates unique constraint "payments_checkout_uq"'), {
+      code: '23505',
+      detail: 'Key (checkout_request_id)=(ws_CO_13102022154520280706803305) already exists.',
+    });
     expect(safeError(err)).toMatchObject({ code: '23505', detail: 'Key (checkout_request_id)=(…) already exists.' });
   });
 
@@ -110,7 +153,9 @@ describe('safeError (issue 8.7: every part of a logged error is scrubbed)', () =
     const outer = new Error('query failed for +254712345678', { cause: new Error('wrapped', { cause: inner }) });
     const safe = safeError(outer);
     expect(JSON.stringify(safe)).not.toMatch(/706803305|712345678/);
-    expect((safe.cause as { cause: { message: string } }).cause.message).toBe('M-Pesa says ws_CO_13102022154520280*******05 for 07******78 / 71*****78');
+    expect((safe.cause as { cause: { message: string } }).cause.message).toBe(
+      'M-Pesa says ws_CO_13102022154520280*******05 for 07******78 / 71*****78',
+    );
     expect(safeMessage(outer)).toBe('query failed for +2547******78');
     expect(safeMessage(drizzleError())).not.toContain('params');
   });

@@ -32,7 +32,8 @@ export function assignRequestId(req: IncomingMessage, res: ServerResponse): stri
 }
 
 /** Query parameters that carry credentials when a client puts them in a URL. */
-const SECRET_QUERY_PARAM = /([?&;](?:access_?token|id_?token|refresh_?token|token|jwt|auth|authorization|password|passwd|pwd|passkey|secret|client_?secret|consumer_?secret|api_?key|apikey|key|signature|sig)=)[^&#;]*/gi;
+const SECRET_QUERY_PARAM =
+  /([?&;](?:access_?token|id_?token|refresh_?token|token|jwt|auth|authorization|password|passwd|pwd|passkey|secret|client_?secret|consumer_?secret|api_?key|apikey|key|signature|sig)=)[^&#;]*/gi;
 /** header.payload.signature, base64url: a JWT wherever it appears in a URL. */
 const JWT_LIKE = /ey[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*/g;
 /**
@@ -60,16 +61,28 @@ export function loggerParams(config: AppConfig, destination?: DestinationStream)
   const options: Options = {
     level: config.logLevel,
     // assignRequestId (the first middleware) already chose it; reuse it.
-    genReqId: (req: IncomingMessage, res: ServerResponse) => ((req as { id?: unknown }).id as string | undefined) ?? assignRequestId(req, res),
+    genReqId: (req: IncomingMessage, res: ServerResponse) =>
+      ((req as { id?: unknown }).id as string | undefined) ?? assignRequestId(req, res),
     redact: {
-      paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["idempotency-key"]', 'res.headers["set-cookie"]'],
+      paths: [
+        'req.headers.authorization',
+        'req.headers.cookie',
+        'req.headers["idempotency-key"]',
+        'res.headers["set-cookie"]',
+      ],
       censor: '[redacted]',
     },
     // `err`: whatever reaches a log line as `err` (a raw Error, pino-http's request error) is
     // reduced by safeError; a value safeError already made is kept as it is (pino's own error
     // serializer would append every cause's message and stack to it again).
     serializers: {
-      req: (req: { id?: unknown; method?: string; url?: string; headers?: Record<string, unknown>; remoteAddress?: string }) => ({
+      req: (req: {
+        id?: unknown;
+        method?: string;
+        url?: string;
+        headers?: Record<string, unknown>;
+        remoteAddress?: string;
+      }) => ({
         id: req.id,
         method: req.method,
         url: redactUrl(req.url),
@@ -78,11 +91,15 @@ export function loggerParams(config: AppConfig, destination?: DestinationStream)
       }),
       // pino-http hands this pino's own serialization of the value (the original is its `raw`).
       err: (serialized: unknown) => {
-        const raw = serialized !== null && typeof serialized === 'object' && 'raw' in serialized ? (serialized as { raw: unknown }).raw : serialized;
+        const raw =
+          serialized !== null && typeof serialized === 'object' && 'raw' in serialized
+            ? (serialized as { raw: unknown }).raw
+            : serialized;
         return raw instanceof Error ? safeError(raw) : raw;
       },
     },
-    customLogLevel: (_req: IncomingMessage, res: ServerResponse, err?: Error) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+    customLogLevel: (_req: IncomingMessage, res: ServerResponse, err?: Error) =>
+      err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
     autoLogging: { ignore: (req: IncomingMessage) => req.url === '/health' },
   };
   // Default destination: stdout. Tests pass a file so a log scan can check what was written.
@@ -121,7 +138,10 @@ function scrubDetail(detail: string): string {
  */
 function scrubStack(stack: unknown): string | undefined {
   if (typeof stack !== 'string') return undefined;
-  const frames = stack.split('\n').filter((l) => /^\s+at /.test(l)).slice(0, MAX_STACK_FRAMES);
+  const frames = stack
+    .split('\n')
+    .filter((l) => /^\s+at /.test(l))
+    .slice(0, MAX_STACK_FRAMES);
   return frames.length ? scrubText(frames.join('\n'), 2000) : undefined;
 }
 
@@ -137,7 +157,10 @@ const PG_NAME_FIELDS = ['constraint', 'table', 'column', 'schema', 'routine'] as
  */
 export function safeError(err: unknown, depth = 0): Record<string, unknown> {
   if (!(err instanceof Error)) {
-    const text = typeof err === 'object' && err !== null && typeof (err as { message?: unknown }).message === 'string' ? (err as { message: string }).message : String(err);
+    const text =
+      typeof err === 'object' && err !== null && typeof (err as { message?: unknown }).message === 'string'
+        ? (err as { message: string }).message
+        : String(err);
     return { message: scrubText(text, 200) };
   }
   const e = err as Error & Record<string, unknown>;

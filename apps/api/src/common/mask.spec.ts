@@ -1,4 +1,11 @@
-import { maskCheckoutRequestId, maskCheckoutRequestIdsIn, maskEmail, maskPhone, maskPhonesIn, maskSecret } from './mask';
+import {
+  maskCheckoutRequestId,
+  maskCheckoutRequestIdsIn,
+  maskEmail,
+  maskPhone,
+  maskPhonesIn,
+  maskSecret,
+} from './mask';
 
 describe('maskPhone', () => {
   it.each([
@@ -13,12 +20,20 @@ describe('maskPhone', () => {
     expect(maskPhone(input)).toBe(expected);
   });
 
-  it.each([[''], ['abc'], ['0712 345 678'], ['12345'], ['2547123456789012345'], ['john@example.com'], [undefined], [null], [{}], [1.5]])(
-    'masks non-phone %p entirely',
-    (input) => {
-      expect(maskPhone(input)).toBe('***');
-    },
-  );
+  it.each([
+    [''],
+    ['abc'],
+    ['0712 345 678'],
+    ['12345'],
+    ['2547123456789012345'],
+    ['john@example.com'],
+    [undefined],
+    [null],
+    [{}],
+    [1.5],
+  ])('masks non-phone %p entirely', (input) => {
+    expect(maskPhone(input)).toBe('***');
+  });
 
   it('never reveals more than 6 digits of a 12-digit number', () => {
     const masked = maskPhone('254798765432');
@@ -37,9 +52,12 @@ describe('maskEmail', () => {
     expect(maskEmail(input)).toBe(expected);
   });
 
-  it.each([[''], ['@x.com'], ['@x'], ['nobody@'], ['plain'], [42], [undefined], [null]])('masks %p entirely', (input) => {
-    expect(maskEmail(input)).toBe('***');
-  });
+  it.each([[''], ['@x.com'], ['@x'], ['nobody@'], ['plain'], [42], [undefined], [null]])(
+    'masks %p entirely',
+    (input) => {
+      expect(maskEmail(input)).toBe('***');
+    },
+  );
 });
 
 describe('maskSecret', () => {
@@ -62,8 +80,11 @@ describe('maskCheckoutRequestId (issue 8.7)', () => {
   });
 
   it('masks every phone form in free text, not amounts, ids or decimals', () => {
-    expect(maskPhonesIn('0712 345 678 / +254712345678 / 254112345678 / 712345678 / ORD-112345678')).toBe('07******78 / +2547******78 / 2541******78 / 71*****78 / ORD-11*****78');
-    const untouched = 'amount 1795690859969 ms 20261126104500 id 29115-171234567-1 ratio 1.712345678 sha 4bf92f3577b34da6a3ce9171234567ab';
+    expect(maskPhonesIn('0712 345 678 / +254712345678 / 254112345678 / 712345678 / ORD-112345678')).toBe(
+      '07******78 / +2547******78 / 2541******78 / 71*****78 / ORD-11*****78',
+    );
+    const untouched =
+      'amount 1795690859969 ms 20261126104500 id 29115-171234567-1 ratio 1.712345678 sha 4bf92f3577b34da6a3ce9171234567ab';
     expect(maskPhonesIn(untouched)).toBe(untouched);
   });
 
@@ -84,8 +105,14 @@ describe('maskCheckoutRequestId (issue 8.7)', () => {
   });
 
   it.each([
-    ['a UUID whose groups hold 9 digits', '3f2c9a4e-8b1d-4c6e-9f0a-712345678abc and 01712345-8b1d-4c6e-9f0a-7d5e2b1c4a98'],
-    ['hex blobs (trace id, sha256, a gateway request id)', '4bf92f3577b34da6a3ce9171234567ab e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 1c5b-4ba8-815c-ac45c57a3db71234567'],
+    [
+      'a UUID whose groups hold 9 digits',
+      '3f2c9a4e-8b1d-4c6e-9f0a-712345678abc and 01712345-8b1d-4c6e-9f0a-7d5e2b1c4a98',
+    ],
+    [
+      'hex blobs (trace id, sha256, a gateway request id)',
+      '4bf92f3577b34da6a3ce9171234567ab e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 1c5b-4ba8-815c-ac45c57a3db71234567',
+    ],
     ['a pnpm store path', 'node_modules/.pnpm/reflect-metadata@0.1_d94759c8e155c24588e6d6c687138335/x'],
     ['an ISO time with nanoseconds', '2026-11-26T11:01:00.171234567Z'],
     ['decimal amounts', '712345678.25 and 0.0712345678'],

@@ -65,7 +65,8 @@ export function maskCheckoutRequestIdsIn(text: string): string {
  * `_` and `.` around it are boundaries (`ord_0712345678`, `INV712345678`, `0712345678x`); which of
  * those matches really are phone numbers is for isPhoneNumberAt to say.
  */
-const PHONE_CANDIDATE = /(?:(?<![0-9%])|(?<=%[0-9A-Fa-f]{2}))(?:(?:(?:\+|%2[Bb])?254[ -]?|0)[17]\d{2}[ -]?\d{3}[ -]?\d{3}|(?<national>[17]\d{8}))(?!\d)/g;
+const PHONE_CANDIDATE =
+  /(?:(?<![0-9%])|(?<=%[0-9A-Fa-f]{2}))(?:(?:(?:\+|%2[Bb])?254[ -]?|0)[17]\d{2}[ -]?\d{3}[ -]?\d{3}|(?<national>[17]\d{8}))(?!\d)/g;
 const UUID_IN_TEXT = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
 /** A 2019 CheckoutRequestID (`ws_CO_DMZ_264695293_11032019122104433`): its first number is no phone number. */
 const DMZ_CHECKOUT_ID = /ws_CO_DMZ_\d+_\d+/g;
@@ -81,7 +82,13 @@ const isWordChar = (c: string | undefined): boolean => c !== undefined && /[0-9A
  * inside a hex blob (a word of 16+ hex digits: `…ce9171234567ab…`); not inside a UUID or a DMZ
  * CheckoutRequestID (`skip`: their spans).
  */
-function isPhoneNumberAt(text: string, start: number, end: number, national: boolean, skip: [number, number][]): boolean {
+function isPhoneNumberAt(
+  text: string,
+  start: number,
+  end: number,
+  national: boolean,
+  skip: [number, number][],
+): boolean {
   if (skip.some(([s, e]) => start < e && s < end)) return false;
   const before = text[start - 1];
   const after = text[end];

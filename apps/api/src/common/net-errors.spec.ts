@@ -6,13 +6,20 @@ describe('networkErrorCode', () => {
   it('takes the error code, else its cause code, else the first code of an AggregateError cause', () => {
     expect(networkErrorCode(withCode('ECONNREFUSED'))).toBe('ECONNREFUSED');
     expect(networkErrorCode(new Error('fetch failed', { cause: withCode('ENOTFOUND') }))).toBe('ENOTFOUND');
-    expect(networkErrorCode(new Error('fetch failed', { cause: new AggregateError([withCode('EHOSTUNREACH'), withCode('ECONNREFUSED')]) }))).toBe('EHOSTUNREACH');
+    expect(
+      networkErrorCode(
+        new Error('fetch failed', { cause: new AggregateError([withCode('EHOSTUNREACH'), withCode('ECONNREFUSED')]) }),
+      ),
+    ).toBe('EHOSTUNREACH');
     expect(networkErrorCode({ code: 'EAI_AGAIN' })).toBe('EAI_AGAIN');
   });
 
-  it.each([[undefined], [null], ['ECONNREFUSED'], [new Error('no code')], [withCode('')], [{ code: 42 }]])('has none for %p', (err) => {
-    expect(networkErrorCode(err)).toBeUndefined();
-  });
+  it.each([[undefined], [null], ['ECONNREFUSED'], [new Error('no code')], [withCode('')], [{ code: 42 }]])(
+    'has none for %p',
+    (err) => {
+      expect(networkErrorCode(err)).toBeUndefined();
+    },
+  );
 });
 
 describe('classifyNetworkError', () => {
@@ -31,7 +38,10 @@ describe('classifyNetworkError', () => {
   });
 
   it('reads a timeout from the message when there is no code; anything else unrecognised may have been acted on', () => {
-    expect(classifyNetworkError(new Error('timeout of 150ms exceeded'))).toEqual({ failure: 'timeout', code: undefined });
+    expect(classifyNetworkError(new Error('timeout of 150ms exceeded'))).toEqual({
+      failure: 'timeout',
+      code: undefined,
+    });
     expect(classifyNetworkError(new Error('socket hang up'))).toEqual({ failure: 'broken', code: undefined });
     expect(classifyNetworkError('not even an error')).toEqual({ failure: 'broken', code: undefined });
   });

@@ -27,7 +27,8 @@ export const TIMEOUT_NET_CODES: ReadonlySet<string> = new Set(['ETIMEDOUT', 'ECO
 export function networkErrorCode(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const e = err as { code?: unknown; cause?: { code?: unknown; errors?: Array<{ code?: unknown }> } };
-  for (const c of [e.code, e.cause?.code, e.cause?.errors?.[0]?.code]) if (typeof c === 'string' && c.length > 0) return c;
+  for (const c of [e.code, e.cause?.code, e.cause?.errors?.[0]?.code])
+    if (typeof c === 'string' && c.length > 0) return c;
   return undefined;
 }
 

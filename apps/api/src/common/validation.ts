@@ -11,7 +11,10 @@ const TYPE_CONSTRAINTS = ['isString', 'isInt', 'isNumber', 'isBoolean', 'isObjec
  */
 export function typeErrorsOnly(errors: ValidationError[]): ValidationError[] {
   return errors.map((e) => {
-    const failedType = e.value !== undefined && e.constraints ? TYPE_CONSTRAINTS.find((c) => e.constraints![c] !== undefined) : undefined;
+    const failedType =
+      e.value !== undefined && e.constraints
+        ? TYPE_CONSTRAINTS.find((c) => e.constraints![c] !== undefined)
+        : undefined;
     const constraints = failedType ? { [failedType]: e.constraints![failedType] } : e.constraints;
     return { ...e, constraints, children: e.children ? typeErrorsOnly(e.children) : e.children };
   });

@@ -1,4 +1,10 @@
-import { callbackUrlProblems, ConfigValidationError, FORBIDDEN_CALLBACK_WORDS, loadConfig, SANDBOX_PASSKEY } from './app-config';
+import {
+  callbackUrlProblems,
+  ConfigValidationError,
+  FORBIDDEN_CALLBACK_WORDS,
+  loadConfig,
+  SANDBOX_PASSKEY,
+} from './app-config';
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -13,7 +19,14 @@ function problemsOf(env: Record<string, string>): string[] {
 describe('loadConfig', () => {
   it('boots the simulator with no environment at all', () => {
     const c = loadConfig({});
-    expect(c.mpesa).toMatchObject({ env: 'simulator', shortcode: '174379', passkey: SANDBOX_PASSKEY, transactionType: 'paybill', baseUrl: null, callbackUrl: 'http://127.0.0.1:3000/payments/callback' });
+    expect(c.mpesa).toMatchObject({
+      env: 'simulator',
+      shortcode: '174379',
+      passkey: SANDBOX_PASSKEY,
+      transactionType: 'paybill',
+      baseUrl: null,
+      callbackUrl: 'http://127.0.0.1:3000/payments/callback',
+    });
     expect(c.jwt.generated).toBe(true);
     expect(c.jwt.secret.length).toBeGreaterThanOrEqual(32);
     expect(c.mpesa.callbackSigningSecret.length).toBeGreaterThanOrEqual(32);
@@ -51,7 +64,9 @@ describe('loadConfig', () => {
   it('accepts a complete sandbox configuration and uses the sandbox base URL', () => {
     const c = loadConfig(sandbox);
     expect(c.mpesa.baseUrl).toBe('https://sandbox.safaricom.co.ke');
-    expect(loadConfig({ ...sandbox, MPESA_BASE_URL: 'http://127.0.0.1:4010/' }).mpesa.baseUrl).toBe('http://127.0.0.1:4010');
+    expect(loadConfig({ ...sandbox, MPESA_BASE_URL: 'http://127.0.0.1:4010/' }).mpesa.baseUrl).toBe(
+      'http://127.0.0.1:4010',
+    );
   });
 
   it.each([
@@ -74,7 +89,16 @@ describe('loadConfig', () => {
   });
 
   it('forbids in callback URLs exactly the words daraja.md §2.4 lists (the one list DarajaService also uses)', () => {
-    expect([...FORBIDDEN_CALLBACK_WORDS].sort()).toEqual(['cmd', 'exe', 'exec', 'm-pesa', 'mpesa', 'query', 'safaricom', 'sql']);
+    expect([...FORBIDDEN_CALLBACK_WORDS].sort()).toEqual([
+      'cmd',
+      'exe',
+      'exec',
+      'm-pesa',
+      'mpesa',
+      'query',
+      'safaricom',
+      'sql',
+    ]);
   });
 
   it.each([
@@ -84,12 +108,23 @@ describe('loadConfig', () => {
     ['https://pay.example.com/hooks/cmd/cb', '"cmd"'],
     ['https://pay.example.com/hooks/SQL/cb', '"sql"'],
   ])('rejects the forbidden words in any case: %s', (url, words) => {
-    expect(callbackUrlProblems(url, 'sandbox').join('\n')).toContain(`must not contain ${words}: Daraja rejects such URLs`);
+    expect(callbackUrlProblems(url, 'sandbox').join('\n')).toContain(
+      `must not contain ${words}: Daraja rejects such URLs`,
+    );
   });
 
   it('refuses the simulator in production and requires https callbacks there', () => {
-    expect(problemsOf({ NODE_ENV: 'production', MPESA_ENV: 'simulator', JWT_SECRET: 'y'.repeat(32) }).join('\n')).toMatch(/not allowed when NODE_ENV=production/);
-    expect(problemsOf({ ...sandbox, NODE_ENV: 'production', MPESA_ENV: 'production', MPESA_CALLBACK_URL: 'http://pay.example.com/payments/callback' }).join('\n')).toMatch(/https in production/);
+    expect(
+      problemsOf({ NODE_ENV: 'production', MPESA_ENV: 'simulator', JWT_SECRET: 'y'.repeat(32) }).join('\n'),
+    ).toMatch(/not allowed when NODE_ENV=production/);
+    expect(
+      problemsOf({
+        ...sandbox,
+        NODE_ENV: 'production',
+        MPESA_ENV: 'production',
+        MPESA_CALLBACK_URL: 'http://pay.example.com/payments/callback',
+      }).join('\n'),
+    ).toMatch(/https in production/);
   });
 });
 
@@ -100,40 +135,80 @@ describe('loadConfig: CALLBACK_INBOX_RETENTION_DAYS', () => {
   });
 
   it.each(['0', '-1', '3651', '1.5', 'forever'])('refuses %j at boot', (v) => {
-    expect(problemsOf({ CALLBACK_INBOX_RETENTION_DAYS: v })).toEqual([`CALLBACK_INBOX_RETENTION_DAYS must be a whole number between 1 and 3650 (got "${v}")`]);
+    expect(problemsOf({ CALLBACK_INBOX_RETENTION_DAYS: v })).toEqual([
+      `CALLBACK_INBOX_RETENTION_DAYS must be a whole number between 1 and 3650 (got "${v}")`,
+    ]);
   });
 });
 
 describe('loadConfig: stk-push rate limits', () => {
   it('defaults: 120 pushes a shop a minute, 1 prompt a phone per 30 s, store auto', () => {
-    expect(loadConfig({}).rateLimit).toEqual({ store: 'auto', shopPerMinute: 120, phonePerWindow: 1, phoneWindowSeconds: 30 });
-    expect(loadConfig({ NODE_ENV: 'production', MPESA_ENV: 'sandbox', MPESA_CONSUMER_KEY: 'k', MPESA_CONSUMER_SECRET: 's', MPESA_SHORTCODE: '174379', MPESA_PASSKEY: SANDBOX_PASSKEY, MPESA_CALLBACK_URL: 'https://pay.example.com/payments/callback', CALLBACK_SIGNING_SECRET: 'x'.repeat(32), JWT_SECRET: 'y'.repeat(32), DATABASE_URL: 'postgres://u@db/x' }).rateLimit).toEqual({ store: 'auto', shopPerMinute: 120, phonePerWindow: 1, phoneWindowSeconds: 30 });
+    expect(loadConfig({}).rateLimit).toEqual({
+      store: 'auto',
+      shopPerMinute: 120,
+      phonePerWindow: 1,
+      phoneWindowSeconds: 30,
+    });
+    expect(
+      loadConfig({
+        NODE_ENV: 'production',
+        MPESA_ENV: 'sandbox',
+        MPESA_CONSUMER_KEY: 'k',
+        MPESA_CONSUMER_SECRET: 's',
+        MPESA_SHORTCODE: '174379',
+        MPESA_PASSKEY: SANDBOX_PASSKEY,
+        MPESA_CALLBACK_URL: 'https://pay.example.com/payments/callback',
+        CALLBACK_SIGNING_SECRET: 'x'.repeat(32),
+        JWT_SECRET: 'y'.repeat(32),
+        DATABASE_URL: 'postgres://u@db/x',
+      }).rateLimit,
+    ).toEqual({ store: 'auto', shopPerMinute: 120, phonePerWindow: 1, phoneWindowSeconds: 30 });
   });
 
   it('are off by default under NODE_ENV=test only, and can be set there', () => {
     expect(loadConfig({ NODE_ENV: 'test' }).rateLimit).toMatchObject({ shopPerMinute: 0, phonePerWindow: 0 });
-    expect(loadConfig({ NODE_ENV: 'test', RATE_LIMIT_SHOP_PER_MINUTE: '3', RATE_LIMIT_PHONE_PER_WINDOW: '2', RATE_LIMIT_PHONE_WINDOW_SECONDS: '60', RATE_LIMIT_STORE: 'memory' }).rateLimit).toEqual({ store: 'memory', shopPerMinute: 3, phonePerWindow: 2, phoneWindowSeconds: 60 });
+    expect(
+      loadConfig({
+        NODE_ENV: 'test',
+        RATE_LIMIT_SHOP_PER_MINUTE: '3',
+        RATE_LIMIT_PHONE_PER_WINDOW: '2',
+        RATE_LIMIT_PHONE_WINDOW_SECONDS: '60',
+        RATE_LIMIT_STORE: 'memory',
+      }).rateLimit,
+    ).toEqual({ store: 'memory', shopPerMinute: 3, phonePerWindow: 2, phoneWindowSeconds: 60 });
   });
 
   it('0 turns a limit off', () => {
-    expect(loadConfig({ RATE_LIMIT_SHOP_PER_MINUTE: '0', RATE_LIMIT_PHONE_PER_WINDOW: '0' }).rateLimit).toMatchObject({ shopPerMinute: 0, phonePerWindow: 0 });
+    expect(loadConfig({ RATE_LIMIT_SHOP_PER_MINUTE: '0', RATE_LIMIT_PHONE_PER_WINDOW: '0' }).rateLimit).toMatchObject({
+      shopPerMinute: 0,
+      phonePerWindow: 0,
+    });
   });
 
   it('lists every bad value at once', () => {
-    const problems = problemsOf({ RATE_LIMIT_STORE: 'redis', RATE_LIMIT_SHOP_PER_MINUTE: '-1', RATE_LIMIT_PHONE_PER_WINDOW: 'one', RATE_LIMIT_PHONE_WINDOW_SECONDS: '0' });
+    const problems = problemsOf({
+      RATE_LIMIT_STORE: 'redis',
+      RATE_LIMIT_SHOP_PER_MINUTE: '-1',
+      RATE_LIMIT_PHONE_PER_WINDOW: 'one',
+      RATE_LIMIT_PHONE_WINDOW_SECONDS: '0',
+    });
     expect(problems).toEqual([
       'RATE_LIMIT_STORE must be one of auto | memory | postgres (got "redis")',
       'RATE_LIMIT_SHOP_PER_MINUTE must be a whole number between 0 and 100000 (got "-1")',
       'RATE_LIMIT_PHONE_PER_WINDOW must be a whole number between 0 and 1000 (got "one")',
       'RATE_LIMIT_PHONE_WINDOW_SECONDS must be a whole number between 1 and 3600 (got "0")',
     ]);
-    expect(problemsOf({ RATE_LIMIT_PHONE_WINDOW_SECONDS: '3601' })).toEqual(['RATE_LIMIT_PHONE_WINDOW_SECONDS must be a whole number between 1 and 3600 (got "3601")']);
+    expect(problemsOf({ RATE_LIMIT_PHONE_WINDOW_SECONDS: '3601' })).toEqual([
+      'RATE_LIMIT_PHONE_WINDOW_SECONDS must be a whole number between 1 and 3600 (got "3601")',
+    ]);
   });
 
   it('RATE_LIMIT_STORE=postgres needs DATABASE_URL (counters are shared through Postgres)', () => {
     expect(problemsOf({ RATE_LIMIT_STORE: 'postgres' })).toEqual([
       'RATE_LIMIT_STORE=postgres needs DATABASE_URL (the limits are shared through Postgres); with the embedded PGlite database use auto or memory',
     ]);
-    expect(loadConfig({ RATE_LIMIT_STORE: 'postgres', DATABASE_URL: 'postgres://u@127.0.0.1/x' }).rateLimit.store).toBe('postgres');
+    expect(loadConfig({ RATE_LIMIT_STORE: 'postgres', DATABASE_URL: 'postgres://u@127.0.0.1/x' }).rateLimit.store).toBe(
+      'postgres',
+    );
   });
 });

@@ -148,7 +148,10 @@ export const SIMULATOR_PESAPAL_CONSUMER_SECRET = 'smartduka-pesapal-sim-secret';
 
 export class ConfigValidationError extends Error {
   constructor(readonly problems: string[]) {
-    super(`Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` + problems.map((p) => `  - ${p}`).join('\n'));
+    super(
+      `Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
+        problems.map((p) => `  - ${p}`).join('\n'),
+    );
     this.name = 'ConfigValidationError';
   }
 }
@@ -168,7 +171,16 @@ const BASE_URLS: Record<Exclude<MpesaEnvironment, 'simulator'>, string> = {
  * Words Daraja refuses in callback URLs, in any case (daraja.md §2.4). The one list: config rejects
  * an MPESA_CALLBACK_URL with them, DarajaService warns about a callbackBaseUrl with them.
  */
-export const FORBIDDEN_CALLBACK_WORDS: readonly string[] = ['m-pesa', 'mpesa', 'safaricom', 'exe', 'exec', 'cmd', 'sql', 'query'];
+export const FORBIDDEN_CALLBACK_WORDS: readonly string[] = [
+  'm-pesa',
+  'mpesa',
+  'safaricom',
+  'exe',
+  'exec',
+  'cmd',
+  'sql',
+  'query',
+];
 
 export const REPO_ROOT = resolve(__dirname, '../../../..');
 
@@ -219,10 +231,12 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
   const nodeEnv = oneOf('NODE_ENV', ['development', 'test', 'production'] as const, 'development');
   const production = nodeEnv === 'production';
   const port = int('PORT', 3000, 0, 65535);
-  const mpesaEnv = str('MPESA_ENV') === undefined && production
-    ? (problems.push('MPESA_ENV is required when NODE_ENV=production (sandbox | production)'), 'production' as const)
-    : oneOf('MPESA_ENV', ['simulator', 'sandbox', 'production'] as const, 'simulator');
-  if (production && mpesaEnv === 'simulator') problems.push('MPESA_ENV=simulator is not allowed when NODE_ENV=production');
+  const mpesaEnv =
+    str('MPESA_ENV') === undefined && production
+      ? (problems.push('MPESA_ENV is required when NODE_ENV=production (sandbox | production)'), 'production' as const)
+      : oneOf('MPESA_ENV', ['simulator', 'sandbox', 'production'] as const, 'simulator');
+  if (production && mpesaEnv === 'simulator')
+    problems.push('MPESA_ENV=simulator is not allowed when NODE_ENV=production');
   const simulator = mpesaEnv === 'simulator';
 
   // A relative DATA_DIR is relative to where the command was run (pnpm sets INIT_CWD), not apps/api.
@@ -253,18 +267,24 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
   const consumerKey = required('MPESA_CONSUMER_KEY', SIMULATOR_CONSUMER_KEY);
   const consumerSecret = required('MPESA_CONSUMER_SECRET', SIMULATOR_CONSUMER_SECRET);
   const shortcode = required('MPESA_SHORTCODE', SANDBOX_SHORTCODE);
-  if (shortcode && !/^\d{5,7}$/.test(shortcode)) problems.push(`MPESA_SHORTCODE must be 5 to 7 digits (got "${shortcode}")`);
+  if (shortcode && !/^\d{5,7}$/.test(shortcode))
+    problems.push(`MPESA_SHORTCODE must be 5 to 7 digits (got "${shortcode}")`);
   const passkey = required('MPESA_PASSKEY', SANDBOX_PASSKEY);
   if (mpesaEnv === 'sandbox' && passkey === 'bfb279f9aa9bdbcf158e97dd1a503b6e') {
-    problems.push('MPESA_PASSKEY looks like the truncated sandbox passkey; the public sandbox passkey is 64 hex characters (see MPESA_SETUP.md)');
+    problems.push(
+      'MPESA_PASSKEY looks like the truncated sandbox passkey; the public sandbox passkey is 64 hex characters (see MPESA_SETUP.md)',
+    );
   }
   const transactionType = oneOf('MPESA_TRANSACTION_TYPE', ['paybill', 'till'] as const, 'paybill');
   const tillNumber = str('MPESA_TILL_NUMBER');
-  if (transactionType === 'till' && !tillNumber) problems.push('MPESA_TILL_NUMBER is required when MPESA_TRANSACTION_TYPE=till');
-  if (tillNumber && !/^\d{5,7}$/.test(tillNumber)) problems.push(`MPESA_TILL_NUMBER must be 5 to 7 digits (got "${tillNumber}")`);
+  if (transactionType === 'till' && !tillNumber)
+    problems.push('MPESA_TILL_NUMBER is required when MPESA_TRANSACTION_TYPE=till');
+  if (tillNumber && !/^\d{5,7}$/.test(tillNumber))
+    problems.push(`MPESA_TILL_NUMBER must be 5 to 7 digits (got "${tillNumber}")`);
 
   // --- base URL
-  let baseUrl: string | null = str('MPESA_BASE_URL') ?? (simulator ? null : BASE_URLS[mpesaEnv as 'sandbox' | 'production']);
+  let baseUrl: string | null =
+    str('MPESA_BASE_URL') ?? (simulator ? null : BASE_URLS[mpesaEnv as 'sandbox' | 'production']);
   if (baseUrl) {
     if (!isHttpUrl(baseUrl)) problems.push(`MPESA_BASE_URL must be an http(s) URL (got "${baseUrl}")`);
     baseUrl = baseUrl.replace(/\/+$/, '');
@@ -274,7 +294,10 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
   let callbackUrl = str('MPESA_CALLBACK_URL');
   if (!callbackUrl) {
     if (simulator) callbackUrl = `http://127.0.0.1:${port}/payments/callback`;
-    else problems.push(`MPESA_CALLBACK_URL is required when MPESA_ENV=${mpesaEnv} (public HTTPS URL ending in /payments/callback)`);
+    else
+      problems.push(
+        `MPESA_CALLBACK_URL is required when MPESA_ENV=${mpesaEnv} (public HTTPS URL ending in /payments/callback)`,
+      );
   }
   if (callbackUrl) {
     callbackUrl = callbackUrl.replace(/\/+$/, '');
@@ -287,9 +310,13 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
   } else if (callbackSigningSecret.length < 32) {
     problems.push('CALLBACK_SIGNING_SECRET must be at least 32 characters');
   }
-  const callbackIpAllowlist = (str('MPESA_CALLBACK_IP_ALLOWLIST') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const callbackIpAllowlist = (str('MPESA_CALLBACK_IP_ALLOWLIST') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const entry of callbackIpAllowlist) {
-    if (!isAllowlistEntry(entry)) problems.push(`MPESA_CALLBACK_IP_ALLOWLIST entry "${entry}" is not an IP address or IPv4 CIDR block`);
+    if (!isAllowlistEntry(entry))
+      problems.push(`MPESA_CALLBACK_IP_ALLOWLIST entry "${entry}" is not an IP address or IPv4 CIDR block`);
   }
 
   const trustProxy = parseTrustProxy(str('TRUST_PROXY'), problems);
@@ -298,7 +325,9 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
   // suites push to the simulator's few magic numbers over and over); tests of the limits set them.
   const rateLimitStore = oneOf('RATE_LIMIT_STORE', ['auto', 'memory', 'postgres'] as const, 'auto');
   if (rateLimitStore === 'postgres' && !str('DATABASE_URL')) {
-    problems.push('RATE_LIMIT_STORE=postgres needs DATABASE_URL (the limits are shared through Postgres); with the embedded PGlite database use auto or memory');
+    problems.push(
+      'RATE_LIMIT_STORE=postgres needs DATABASE_URL (the limits are shared through Postgres); with the embedded PGlite database use auto or memory',
+    );
   }
   const rateLimit: AppConfig['rateLimit'] = {
     store: rateLimitStore,
@@ -308,16 +337,27 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
   };
   // --- public URL + hosted providers (Flutterwave, Pesapal): required only when enabled
   let publicBaseUrl = str('PUBLIC_BASE_URL')?.replace(/\/+$/, '');
-  if (publicBaseUrl && !isHttpUrl(publicBaseUrl)) problems.push(`PUBLIC_BASE_URL must be an http(s) URL (got "${publicBaseUrl}")`);
+  if (publicBaseUrl && !isHttpUrl(publicBaseUrl))
+    problems.push(`PUBLIC_BASE_URL must be an http(s) URL (got "${publicBaseUrl}")`);
   const posReturnUrl = str('POS_RETURN_URL');
-  if (posReturnUrl && !isHttpUrl(posReturnUrl)) problems.push(`POS_RETURN_URL must be an http(s) URL (got "${posReturnUrl}")`);
-  const hosted = (prefix: 'FLUTTERWAVE' | 'PESAPAL', urls: Record<Exclude<HostedProviderEnv, 'simulator'>, string>): HostedProviderConfig => {
-    const env = oneOf(`${prefix}_ENV`, ['simulator', 'sandbox', 'production'] as const, production ? 'production' : 'simulator');
-    if (production && env === 'simulator') problems.push(`${prefix}_ENV=simulator is not allowed when NODE_ENV=production`);
+  if (posReturnUrl && !isHttpUrl(posReturnUrl))
+    problems.push(`POS_RETURN_URL must be an http(s) URL (got "${posReturnUrl}")`);
+  const hosted = (
+    prefix: 'FLUTTERWAVE' | 'PESAPAL',
+    urls: Record<Exclude<HostedProviderEnv, 'simulator'>, string>,
+  ): HostedProviderConfig => {
+    const env = oneOf(
+      `${prefix}_ENV`,
+      ['simulator', 'sandbox', 'production'] as const,
+      production ? 'production' : 'simulator',
+    );
+    if (production && env === 'simulator')
+      problems.push(`${prefix}_ENV=simulator is not allowed when NODE_ENV=production`);
     // on by default only for `pnpm dev` (simulators); elsewhere a provider is switched on explicitly
     const enabled = bool(`${prefix}_ENABLED`, nodeEnv === 'development');
     const explicitUrl = str(`${prefix}_BASE_URL`)?.replace(/\/+$/, '');
-    if (explicitUrl && !isHttpUrl(explicitUrl)) problems.push(`${prefix}_BASE_URL must be an http(s) URL (got "${explicitUrl}")`);
+    if (explicitUrl && !isHttpUrl(explicitUrl))
+      problems.push(`${prefix}_BASE_URL must be an http(s) URL (got "${explicitUrl}")`);
     return {
       enabled,
       env,
@@ -337,27 +377,65 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
   };
   const flutterwave: AppConfig['flutterwave'] = {
     ...flwBase,
-    secretKey: secret('FLUTTERWAVE_SECRET_KEY', flwBase.enabled, flwBase.env, SIMULATOR_FLUTTERWAVE_SECRET_KEY, 'Flutterwave'),
-    secretHash: secret('FLUTTERWAVE_SECRET_HASH', flwBase.enabled, flwBase.env, SIMULATOR_FLUTTERWAVE_SECRET_HASH, 'Flutterwave'),
+    secretKey: secret(
+      'FLUTTERWAVE_SECRET_KEY',
+      flwBase.enabled,
+      flwBase.env,
+      SIMULATOR_FLUTTERWAVE_SECRET_KEY,
+      'Flutterwave',
+    ),
+    secretHash: secret(
+      'FLUTTERWAVE_SECRET_HASH',
+      flwBase.enabled,
+      flwBase.env,
+      SIMULATOR_FLUTTERWAVE_SECRET_HASH,
+      'Flutterwave',
+    ),
   };
-  if (flutterwave.enabled && flutterwave.secretHash && flutterwave.secretHash.length < 16 && flutterwave.env !== 'simulator') {
-    problems.push('FLUTTERWAVE_SECRET_HASH must be at least 16 characters (it is the only thing that authenticates webhooks)');
+  if (
+    flutterwave.enabled &&
+    flutterwave.secretHash &&
+    flutterwave.secretHash.length < 16 &&
+    flutterwave.env !== 'simulator'
+  ) {
+    problems.push(
+      'FLUTTERWAVE_SECRET_HASH must be at least 16 characters (it is the only thing that authenticates webhooks)',
+    );
   }
   const pesapal: AppConfig['pesapal'] = {
     ...pesapalBase,
-    consumerKey: secret('PESAPAL_CONSUMER_KEY', pesapalBase.enabled, pesapalBase.env, SIMULATOR_PESAPAL_CONSUMER_KEY, 'Pesapal'),
-    consumerSecret: secret('PESAPAL_CONSUMER_SECRET', pesapalBase.enabled, pesapalBase.env, SIMULATOR_PESAPAL_CONSUMER_SECRET, 'Pesapal'),
+    consumerKey: secret(
+      'PESAPAL_CONSUMER_KEY',
+      pesapalBase.enabled,
+      pesapalBase.env,
+      SIMULATOR_PESAPAL_CONSUMER_KEY,
+      'Pesapal',
+    ),
+    consumerSecret: secret(
+      'PESAPAL_CONSUMER_SECRET',
+      pesapalBase.enabled,
+      pesapalBase.env,
+      SIMULATOR_PESAPAL_CONSUMER_SECRET,
+      'Pesapal',
+    ),
     ipnNotificationType: oneOf('PESAPAL_IPN_NOTIFICATION_TYPE', ['GET', 'POST'] as const, 'POST'),
     checkoutWindowSeconds: int('PESAPAL_CHECKOUT_WINDOW_SECONDS', 3600, 1, 7 * 86400),
   };
   if (!publicBaseUrl) {
-    if (production && (flutterwave.enabled || pesapal.enabled)) problems.push('PUBLIC_BASE_URL is required in production when Flutterwave or Pesapal is enabled (their redirects and webhooks must reach this API)');
+    if (production && (flutterwave.enabled || pesapal.enabled))
+      problems.push(
+        'PUBLIC_BASE_URL is required in production when Flutterwave or Pesapal is enabled (their redirects and webhooks must reach this API)',
+      );
     publicBaseUrl = `http://127.0.0.1:${port}`;
   } else if (production && (flutterwave.enabled || pesapal.enabled) && !publicBaseUrl.startsWith('https://')) {
     problems.push('PUBLIC_BASE_URL must use https in production');
   }
 
-  const logLevel = oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, nodeEnv === 'test' ? 'silent' : 'info');
+  const logLevel = oneOf(
+    'LOG_LEVEL',
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const,
+    nodeEnv === 'test' ? 'silent' : 'info',
+  );
 
   const config: AppConfig = {
     nodeEnv,
@@ -371,7 +449,12 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     dataDir,
     trustProxy,
     rateLimit,
-    jwt: { secret: jwtSecret ?? '', generated: jwtGenerated, clockToleranceSeconds: int('JWT_CLOCK_TOLERANCE_SECONDS', 30, 0, 300), maxLifetimeSeconds: int('JWT_MAX_LIFETIME_SECONDS', 24 * 3600, 60, 30 * 24 * 3600) },
+    jwt: {
+      secret: jwtSecret ?? '',
+      generated: jwtGenerated,
+      clockToleranceSeconds: int('JWT_CLOCK_TOLERANCE_SECONDS', 30, 0, 300),
+      maxLifetimeSeconds: int('JWT_MAX_LIFETIME_SECONDS', 24 * 3600, 60, 30 * 24 * 3600),
+    },
     mpesa: {
       env: mpesaEnv,
       baseUrl,
@@ -407,9 +490,12 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
       inboxRetentionDays: int('CALLBACK_INBOX_RETENTION_DAYS', 30, 1, 3650),
     },
   };
-  if (config.reconciler.backoffMaxSeconds < config.reconciler.backoffBaseSeconds) problems.push('RECONCILER_BACKOFF_MAX_SECONDS must be at least RECONCILER_BACKOFF_BASE_SECONDS');
-  if (config.databaseUrl && !/^postgres(ql)?:\/\//.test(config.databaseUrl)) problems.push('DATABASE_URL must start with postgres:// or postgresql://');
-  if (production && !config.databaseUrl) problems.push('DATABASE_URL is required in production (the embedded PGlite database is for development)');
+  if (config.reconciler.backoffMaxSeconds < config.reconciler.backoffBaseSeconds)
+    problems.push('RECONCILER_BACKOFF_MAX_SECONDS must be at least RECONCILER_BACKOFF_BASE_SECONDS');
+  if (config.databaseUrl && !/^postgres(ql)?:\/\//.test(config.databaseUrl))
+    problems.push('DATABASE_URL must start with postgres:// or postgresql://');
+  if (production && !config.databaseUrl)
+    problems.push('DATABASE_URL is required in production (the embedded PGlite database is for development)');
   if (problems.length) throw new ConfigValidationError(problems);
   return config;
 }
@@ -420,12 +506,19 @@ export function callbackUrlProblems(url: string, env: MpesaEnvironment): string[
   const u = new URL(url);
   if (env === 'production' && u.protocol !== 'https:') problems.push('MPESA_CALLBACK_URL must use https in production');
   if (/\s/.test(url)) problems.push('MPESA_CALLBACK_URL must not contain spaces');
-  if (u.search) problems.push('MPESA_CALLBACK_URL must not have a query string (Daraja forbids the word "query"; the capability token goes in the path)');
+  if (u.search)
+    problems.push(
+      'MPESA_CALLBACK_URL must not have a query string (Daraja forbids the word "query"; the capability token goes in the path)',
+    );
   const lower = url.toLowerCase();
   const bad = FORBIDDEN_CALLBACK_WORDS.filter((w) => lower.includes(w));
-  if (bad.length) problems.push(`MPESA_CALLBACK_URL must not contain ${bad.map((w) => `"${w}"`).join(', ')}: Daraja rejects such URLs`);
+  if (bad.length)
+    problems.push(
+      `MPESA_CALLBACK_URL must not contain ${bad.map((w) => `"${w}"`).join(', ')}: Daraja rejects such URLs`,
+    );
   const rawHost = url.replace(/^[a-z]+:\/\//i, '').split(/[/:]/)[0];
-  if (rawHost !== rawHost.toLowerCase()) problems.push('MPESA_CALLBACK_URL host must be lowercase (Daraja has rejected uppercase hosts)');
+  if (rawHost !== rawHost.toLowerCase())
+    problems.push('MPESA_CALLBACK_URL host must be lowercase (Daraja has rejected uppercase hosts)');
   return problems;
 }
 
@@ -450,8 +543,13 @@ function parseTrustProxy(raw: string | undefined, problems: string[]): boolean |
   if (/^\d+$/.test(raw)) return Number(raw);
   const parts = raw.split(',').map((s) => s.trim());
   const named = ['loopback', 'linklocal', 'uniquelocal'];
-  if (parts.every((p) => named.includes(p) || isIP(p) || /^[\d.]+\/\d{1,2}$/.test(p) || /^[0-9a-f:]+\/\d{1,3}$/i.test(p))) return raw;
-  problems.push(`TRUST_PROXY must be true, false, a hop count, or a comma list of addresses/subnets/loopback (got "${raw}")`);
+  if (
+    parts.every((p) => named.includes(p) || isIP(p) || /^[\d.]+\/\d{1,2}$/.test(p) || /^[0-9a-f:]+\/\d{1,3}$/i.test(p))
+  )
+    return raw;
+  problems.push(
+    `TRUST_PROXY must be true, false, a hop count, or a comma list of addresses/subnets/loopback (got "${raw}")`,
+  );
   return false;
 }
 

@@ -65,7 +65,10 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     });
     const lost = (err: unknown) => {
       const e = err as { code?: unknown; message?: unknown };
-      options.onConnectionLost?.({ code: typeof e?.code === 'string' ? e.code : undefined, message: String(e?.message ?? err).slice(0, 200) });
+      options.onConnectionLost?.({
+        code: typeof e?.code === 'string' ? e.code : undefined,
+        message: String(e?.message ?? err).slice(0, 200),
+      });
     };
     // A connection the server ends emits 'error' on its pg Client. pg-pool listens only while the
     // client is idle in the pool; a checked-out client (a request's query, a transaction waiting
@@ -155,7 +158,9 @@ export function pgErrorCode(err: unknown): string | undefined {
 export function pgConstraint(err: unknown): string | undefined {
   let e: unknown = err;
   for (let i = 0; i < 3 && e && typeof e === 'object'; i++) {
-    const c = (e as { constraint?: unknown; constraint_name?: unknown }).constraint ?? (e as { constraint_name?: unknown }).constraint_name;
+    const c =
+      (e as { constraint?: unknown; constraint_name?: unknown }).constraint ??
+      (e as { constraint_name?: unknown }).constraint_name;
     if (typeof c === 'string') return c;
     e = (e as { cause?: unknown }).cause;
   }
@@ -165,9 +170,20 @@ export function pgConstraint(err: unknown): string | undefined {
 export const UNIQUE_VIOLATION = '23505';
 
 /** Node socket errors: from the database driver they mean the server cannot be reached. */
-const NET_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED']);
+const NET_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+]);
 /** node-postgres / pg-pool messages for a connection that is gone or could not be had. */
-const LOST_CONNECTION_MESSAGE = /Connection terminated|is not queryable|timeout exceeded when trying to connect|Connection terminated due to connection timeout|Cannot use a pool after calling end/i;
+const LOST_CONNECTION_MESSAGE =
+  /Connection terminated|is not queryable|timeout exceeded when trying to connect|Connection terminated due to connection timeout|Cannot use a pool after calling end/i;
 
 /**
  * Whether `err` (raw, or wrapped by drizzle in err.cause) says the database connection was lost or
@@ -185,11 +201,19 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     const { code, severity, message } = e as { code?: unknown; severity?: unknown; message?: unknown };
     if (severity === 'FATAL' || severity === 'PANIC') return true;
     if (typeof code === 'string') {
-      if (/^08[0-9A-Z]{3}$/.test(code) || /^57P0[1-4]$/.test(code) || code === '53300' || code === '25P03' || code === '57014') return true;
+      if (
+        /^08[0-9A-Z]{3}$/.test(code) ||
+        /^57P0[1-4]$/.test(code) ||
+        code === '53300' ||
+        code === '25P03' ||
+        code === '57014'
+      )
+        return true;
       if (underQuery && NET_ERROR_CODES.has(code)) return true;
     }
     // (not drizzle's wrapper: its message carries the query's parameters, i.e. client input)
-    if (!(e instanceof DrizzleQueryError) && typeof message === 'string' && LOST_CONNECTION_MESSAGE.test(message)) return true;
+    if (!(e instanceof DrizzleQueryError) && typeof message === 'string' && LOST_CONNECTION_MESSAGE.test(message))
+      return true;
     e = (e as { cause?: unknown }).cause;
   }
   return false;

@@ -18,7 +18,9 @@ const CACHE_DIR = join(API_DIR, 'node_modules', '.cache', 'smartduka');
 
 function templateKey(): string {
   const h = createHash('sha256');
-  const pkg = JSON.parse(readFileSync(join(API_DIR, 'node_modules', '@electric-sql', 'pglite', 'package.json'), 'utf8')) as { version: string };
+  const pkg = JSON.parse(
+    readFileSync(join(API_DIR, 'node_modules', '@electric-sql', 'pglite', 'package.json'), 'utf8'),
+  ) as { version: string };
   h.update(`pglite@${pkg.version}\n`);
   const walk = (dir: string): void => {
     for (const name of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {

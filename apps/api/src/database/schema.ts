@@ -1,5 +1,19 @@
 import { sql } from 'drizzle-orm';
-import { bigint, bigserial, check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid, boolean } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  bigserial,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+  boolean,
+} from 'drizzle-orm/pg-core';
 
 /**
  * Money is integer minor units (bigint, read as JS bigint) plus an ISO currency code.
@@ -20,7 +34,16 @@ export const orders = pgTable(
   (t) => [primaryKey({ columns: [t.shopId, t.id] }), check('orders_total_positive', sql`${t.totalMinor} > 0`)],
 );
 
-export const PAYMENT_STATUSES = ['initiated', 'pending', 'unresolved', 'completed', 'failed', 'cancelled', 'expired', 'review'] as const;
+export const PAYMENT_STATUSES = [
+  'initiated',
+  'pending',
+  'unresolved',
+  'completed',
+  'failed',
+  'cancelled',
+  'expired',
+  'review',
+] as const;
 
 export const payments = pgTable(
   'payments',
@@ -75,8 +98,14 @@ export const payments = pgTable(
     check('payments_amount_positive', sql`${t.amountMinor} > 0`),
     // Receipts are stored trimmed of ASCII blanks and upper-case, so the unique index compares them
     // that way (the same definition as normaliseMpesaReceipt: payments/daraja/receipt.ts).
-    check('payments_mpesa_receipt_normalised', sql`${t.mpesaReceiptNumber} = upper(regexp_replace(${t.mpesaReceiptNumber}, '^[ \\t\\n\\v\\f\\r]+|[ \\t\\n\\v\\f\\r]+$', '', 'g'))`),
-    check('payments_status_valid', sql`${t.status} in ('initiated','pending','unresolved','completed','failed','cancelled','expired','review')`),
+    check(
+      'payments_mpesa_receipt_normalised',
+      sql`${t.mpesaReceiptNumber} = upper(regexp_replace(${t.mpesaReceiptNumber}, '^[ \\t\\n\\v\\f\\r]+|[ \\t\\n\\v\\f\\r]+$', '', 'g'))`,
+    ),
+    check(
+      'payments_status_valid',
+      sql`${t.status} in ('initiated','pending','unresolved','completed','failed','cancelled','expired','review')`,
+    ),
     uniqueIndex('payments_checkout_request_id_uq').on(t.checkoutRequestId),
     uniqueIndex('payments_mpesa_receipt_uq').on(t.mpesaReceiptNumber),
     uniqueIndex('payments_provider_reference_uq').on(t.provider, t.providerReference),
@@ -85,9 +114,13 @@ export const payments = pgTable(
     // because its outcome is unknown (until it is settled or a manager releases the order).
     uniqueIndex('payments_one_in_flight_per_order_uq')
       .on(t.shopId, t.orderId)
-      .where(sql`${t.status} in ('initiated','pending','unresolved') or (${t.status} = 'review' and ${t.statusReason} = 'OUTCOME_UNKNOWN' and ${t.releasedAt} is null)`),
+      .where(
+        sql`${t.status} in ('initiated','pending','unresolved') or (${t.status} = 'review' and ${t.statusReason} = 'OUTCOME_UNKNOWN' and ${t.releasedAt} is null)`,
+      ),
     index('payments_shop_order_idx').on(t.shopId, t.orderId),
-    index('payments_open_idx').on(t.status, t.createdAt).where(sql`${t.status} in ('initiated','pending','unresolved')`),
+    index('payments_open_idx')
+      .on(t.status, t.createdAt)
+      .where(sql`${t.status} in ('initiated','pending','unresolved')`),
   ],
 );
 
@@ -142,11 +175,15 @@ export const callbackInbox = pgTable(
     lastReceivedAt: timestamp('last_received_at', { withTimezone: true }),
   },
   (t) => [
-    index('callback_inbox_unprocessed_idx').on(t.receivedAt).where(sql`${t.processedAt} is null`),
+    index('callback_inbox_unprocessed_idx')
+      .on(t.receivedAt)
+      .where(sql`${t.processedAt} is null`),
     index('callback_inbox_checkout_idx').on(t.checkoutRequestId),
     uniqueIndex('callback_inbox_coalesce_uq').on(t.coalesceKey),
     // The retention job (ReconcilerService): processed unverified rows, oldest first.
-    index('callback_inbox_retention_idx').on(t.processedAt).where(sql`${t.verified} = false and ${t.processedAt} is not null`),
+    index('callback_inbox_retention_idx')
+      .on(t.processedAt)
+      .where(sql`${t.verified} = false and ${t.processedAt} is not null`),
   ],
 );
 
@@ -185,7 +222,15 @@ export const providerSettings = pgTable('provider_settings', {
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 });
 
-export const schema = { orders, payments, paymentEvents, callbackInbox, idempotencyKeys, providerTokens, providerSettings };
+export const schema = {
+  orders,
+  payments,
+  paymentEvents,
+  callbackInbox,
+  idempotencyKeys,
+  providerTokens,
+  providerSettings,
+};
 export type Order = typeof orders.$inferSelect;
 export type Payment = typeof payments.$inferSelect;
 export type NewPayment = typeof payments.$inferInsert;

@@ -12,15 +12,27 @@ export class HealthController {
   @Get()
   @ApiOperation({ summary: 'Liveness and database check' })
   @ApiOkResponse({ schema: { example: { status: 'ok', database: 'up', databaseKind: 'postgres', uptimeSeconds: 12 } } })
-  @ApiResponse({ status: 503, description: 'Database unreachable', schema: { example: { status: 'error', database: 'down', databaseKind: 'postgres', uptimeSeconds: 12 } } })
+  @ApiResponse({
+    status: 503,
+    description: 'Database unreachable',
+    schema: { example: { status: 'error', database: 'down', databaseKind: 'postgres', uptimeSeconds: 12 } },
+  })
   async check(@Res({ passthrough: true }) res: Response) {
     let up = true;
     try {
-      await Promise.race([this.db.ping(), new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000).unref())]);
+      await Promise.race([
+        this.db.ping(),
+        new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000).unref()),
+      ]);
     } catch {
       up = false;
     }
     res.status(up ? 200 : 503);
-    return { status: up ? 'ok' : 'error', database: up ? 'up' : 'down', databaseKind: this.db.kind, uptimeSeconds: Math.round(process.uptime()) };
+    return {
+      status: up ? 'ok' : 'error',
+      database: up ? 'up' : 'down',
+      databaseKind: this.db.kind,
+      uptimeSeconds: Math.round(process.uptime()),
+    };
   }
 }

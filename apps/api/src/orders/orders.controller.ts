@@ -17,9 +17,16 @@ export class OrdersController {
 
   @Post()
   @ApiOperation({ summary: 'Register a POS order so payments can be checked against its total' })
-  @ApiCreatedResponse({ type: OrderResponseDto, description: 'Created (200 when the same order was already registered with the same total)' })
+  @ApiCreatedResponse({
+    type: OrderResponseDto,
+    description: 'Created (200 when the same order was already registered with the same total)',
+  })
   @ApiErrors(400, 401, 409)
-  async create(@CurrentUser() user: AuthUser, @Body() body: CreateOrderDto, @Res({ passthrough: true }) res: Response): Promise<OrderResponseDto> {
+  async create(
+    @CurrentUser() user: AuthUser,
+    @Body() body: CreateOrderDto,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<OrderResponseDto> {
     const { created, order } = await this.orders.create(user.shopId, body);
     res.status(created ? HttpStatus.CREATED : HttpStatus.OK);
     return order;

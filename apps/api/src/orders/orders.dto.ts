@@ -18,8 +18,17 @@ export class CreateOrderDto {
   id!: string;
 
   @ApiProperty({ example: 1500.5, description: 'Order total in KES (major units), up to 2 decimals' })
-  @IsNumber({ allowNaN: false, allowInfinity: false }, { message: 'total must be a number with at most 2 decimal places' })
-  @ValidateBy({ name: 'maxTwoDecimals', validator: { validate: (v: unknown) => typeof v !== 'number' || !Number.isFinite(v) || decimalPlaces(v) <= 2 } }, { message: 'total must be a number with at most 2 decimal places' })
+  @IsNumber(
+    { allowNaN: false, allowInfinity: false },
+    { message: 'total must be a number with at most 2 decimal places' },
+  )
+  @ValidateBy(
+    {
+      name: 'maxTwoDecimals',
+      validator: { validate: (v: unknown) => typeof v !== 'number' || !Number.isFinite(v) || decimalPlaces(v) <= 2 },
+    },
+    { message: 'total must be a number with at most 2 decimal places' },
+  )
   @Min(0.01, { message: 'total must be at least 0.01' })
   @Max(100_000_000, { message: 'total must be at most 100000000' })
   total!: number;

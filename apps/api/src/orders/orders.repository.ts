@@ -21,13 +21,21 @@ export class OrdersRepository {
 
   /** Inserts; returns null if (shop, id) already exists. */
   async insert(shopId: string, id: string, totalMinor: bigint, currency: string): Promise<boolean> {
-    const rows = await this.db.insert(orders).values({ shopId, id, totalMinor, currency }).onConflictDoNothing().returning({ id: orders.id });
+    const rows = await this.db
+      .insert(orders)
+      .values({ shopId, id, totalMinor, currency })
+      .onConflictDoNothing()
+      .returning({ id: orders.id });
     return rows.length === 1;
   }
 
   /** SELECT … FOR UPDATE on the order row (inside `tx`). */
   async lock(shopId: string, id: string, tx: DbOrTx): Promise<void> {
-    await tx.select({ id: orders.id }).from(orders).where(and(eq(orders.shopId, shopId), eq(orders.id, id))).for('update');
+    await tx
+      .select({ id: orders.id })
+      .from(orders)
+      .where(and(eq(orders.shopId, shopId), eq(orders.id, id)))
+      .for('update');
   }
 
   async find(shopId: string, id: string, tx: DbOrTx = this.db): Promise<OrderRow | null> {

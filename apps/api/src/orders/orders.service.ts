@@ -17,14 +17,19 @@ export class OrdersService implements OrdersPort {
   ) {}
 
   /** Creating the same order twice with the same total is harmless (POS retries); a different total is a 409. */
-  async create(shopId: string, input: { id: string; total: number; currency?: string }): Promise<{ created: boolean; order: OrderResponseDto }> {
+  async create(
+    shopId: string,
+    input: { id: string; total: number; currency?: string },
+  ): Promise<{ created: boolean; order: OrderResponseDto }> {
     const currency = input.currency ?? 'KES';
     const totalMinor = toMinor(input.total, currency);
     const created = await this.repo.insert(shopId, input.id, totalMinor, currency);
     const row = await this.repo.find(shopId, input.id);
     if (!row) throw new NotFoundError('Order');
     if (!created && (row.totalMinor !== totalMinor || row.currency !== currency)) {
-      throw new ConflictError('ORDER_EXISTS', `Order ${input.id} already exists with a different total or currency`, { order: this.map(row) });
+      throw new ConflictError('ORDER_EXISTS', `Order ${input.id} already exists with a different total or currency`, {
+        order: this.map(row),
+      });
     }
     return { created, order: this.map(row) };
   }
@@ -40,7 +45,13 @@ export class OrdersService implements OrdersPort {
     const row = await this.repo.find(shopId, orderId, tx);
     if (!row) return null;
     const outstanding = row.totalMinor - row.paidMinor;
-    return { orderId, currency: row.currency, totalMinor: row.totalMinor, paidMinor: row.paidMinor, outstandingMinor: outstanding > 0n ? outstanding : 0n };
+    return {
+      orderId,
+      currency: row.currency,
+      totalMinor: row.totalMinor,
+      paidMinor: row.paidMinor,
+      outstandingMinor: outstanding > 0n ? outstanding : 0n,
+    };
   }
 
   settleIfPaid(shopId: string, orderId: string, tx: Tx): Promise<boolean> {

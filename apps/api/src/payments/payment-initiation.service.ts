@@ -76,7 +76,8 @@ export class PaymentInitiation {
   }
 
   private async withKeyAnswer(call: InitiationCall<unknown>, tx: Tx, result: HttpResult): Promise<HttpResult> {
-    if (call.idem) await this.repo.storeIdempotentResponse(call.idem.shopId, call.idem.key, result.status, result.body, tx);
+    if (call.idem)
+      await this.repo.storeIdempotentResponse(call.idem.shopId, call.idem.key, result.status, result.body, tx);
     return result;
   }
 
@@ -89,34 +90,54 @@ export class PaymentInitiation {
     const to: PaymentStatus = refused || provider?.outcome === 'not_processed' ? 'failed' : 'unresolved';
     const reason = known ? known.code : call.unknownReason;
     const written = await this.write(call, async (tx): Promise<{ answer?: HttpResult; status?: string }> => {
-      const moved = await this.repo.transitionIf(paymentId, 'initiated', {
-        status: to,
-        statusReason: reason,
-        resultCode: provider ? (call.resultCode ? call.resultCode(provider) : provider.providerCode ?? null) : null,
-        resultDesc: known ? (provider?.providerMessage ?? known.message).slice(0, 500) : null,
-      }, tx);
-      await this.repo.insertEvent({
+      const moved = await this.repo.transitionIf(
         paymentId,
-        type: 'provider_error',
-        fromStatus: 'initiated',
-        toStatus: moved ? to : null,
-        actor: call.actor,
-        data: { code: reason, message: safeMessage(err), ...call.errorEventData(provider), ms },
-      }, tx);
+        'initiated',
+        {
+          status: to,
+          statusReason: reason,
+          resultCode: provider ? (call.resultCode ? call.resultCode(provider) : (provider.providerCode ?? null)) : null,
+          resultDesc: known ? (provider?.providerMessage ?? known.message).slice(0, 500) : null,
+        },
+        tx,
+      );
+      await this.repo.insertEvent(
+        {
+          paymentId,
+          type: 'provider_error',
+          fromStatus: 'initiated',
+          toStatus: moved ? to : null,
+          actor: call.actor,
+          data: { code: reason, message: safeMessage(err), ...call.errorEventData(provider), ms },
+        },
+        tx,
+      );
       // If a notification or the reconciler overtook the late answer, report the payment's real status.
       const status = moved ? to : (await this.repo.findById(paymentId, tx))?.status;
       if (!known) return { status };
       const message = to === 'unresolved' ? `${known.message}. ${call.texts.unknownOutcome}` : known.message;
       const answer: HttpResult = {
         status: known.statusCode,
-        body: { statusCode: known.statusCode, code: known.code, message, details: { ...(known.details ?? {}), paymentId, status } },
+        body: {
+          statusCode: known.statusCode,
+          code: known.code,
+          message,
+          details: { ...(known.details ?? {}), paymentId, status },
+        },
         headers: known.headers,
       };
       return { answer: await this.withKeyAnswer(call, tx, answer) };
     });
     if (written.answer) return written.answer;
-    this.logger.error({ err: safeError(err), paymentId, provider: call.provider }, `unexpected error while calling ${call.label}; payment left unresolved, its Idempotency-Key unanswered`);
-    throw new AppError('PROVIDER_UNAVAILABLE', call.texts.unexpected, 502, { provider: call.provider, paymentId, status: written.status });
+    this.logger.error(
+      { err: safeError(err), paymentId, provider: call.provider },
+      `unexpected error while calling ${call.label}; payment left unresolved, its Idempotency-Key unanswered`,
+    );
+    throw new AppError('PROVIDER_UNAVAILABLE', call.texts.unexpected, 502, {
+      provider: call.provider,
+      paymentId,
+      status: written.status,
+    });
   }
 
   /**
@@ -136,10 +157,19 @@ export class PaymentInitiation {
         if (!isDatabaseUnavailable(err)) throw err;
         const delayMs = WRITE_RETRY_DELAYS_MS[attempt];
         if (delayMs === undefined) {
-          this.logger.error({ paymentId, db: describeDatabaseError(err) }, `database unavailable while recording ${label}'s answer; the payment stays open for the reconciler`);
-          throw new DatabaseUnavailableError(`The ${label} request was sent but could not be recorded (the database is unavailable). ${call.texts.doNotRepeat}: check this payment's status in a minute.`, { paymentId });
+          this.logger.error(
+            { paymentId, db: describeDatabaseError(err) },
+            `database unavailable while recording ${label}'s answer; the payment stays open for the reconciler`,
+          );
+          throw new DatabaseUnavailableError(
+            `The ${label} request was sent but could not be recorded (the database is unavailable). ${call.texts.doNotRepeat}: check this payment's status in a minute.`,
+            { paymentId },
+          );
         }
-        this.logger.warn({ paymentId, db: describeDatabaseError(err), retryInMs: delayMs }, `database unavailable while recording ${label}'s answer; retrying`);
+        this.logger.warn(
+          { paymentId, db: describeDatabaseError(err), retryInMs: delayMs },
+          `database unavailable while recording ${label}'s answer; retrying`,
+        );
         await new Promise((r) => setTimeout(r, delayMs));
       }
     }

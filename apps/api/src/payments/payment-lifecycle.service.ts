@@ -10,9 +10,26 @@ import { APP_CONFIG } from '../config/config.module';
 import { pgErrorCode, Tx, UNIQUE_VIOLATION } from '../database/database';
 import type { NewPayment, Payment } from '../database/schema';
 import { OrderBalance, ORDERS_PORT, OrdersPort } from '../orders/orders.port';
-import { amountMatches, CLOSED_WITHOUT_MONEY, integrityProblem, isClosed, isSettleable, knownIds, reportSummary, resultOf } from './outcome-checks';
+import {
+  amountMatches,
+  CLOSED_WITHOUT_MONEY,
+  integrityProblem,
+  isClosed,
+  isSettleable,
+  knownIds,
+  reportSummary,
+  resultOf,
+} from './outcome-checks';
 import type { Outcome, OutcomeReport, OutcomeRules, PaymentLookups } from './outcome-rules';
-import { canTransition, holdsMoney, isInFlight, isTerminal, OUTCOME_UNKNOWN, PaymentStatus, SECOND_CHARGE } from './payment-status';
+import {
+  canTransition,
+  holdsMoney,
+  isInFlight,
+  isTerminal,
+  OUTCOME_UNKNOWN,
+  PaymentStatus,
+  SECOND_CHARGE,
+} from './payment-status';
 import type { PaymentResponseDto } from './payments.dto';
 import { PaymentsRepository } from './payments.repository';
 
@@ -111,16 +128,36 @@ export class PaymentLifecycle {
   }
 
   /** The order exists, is in `currency`, is not paid, and owes at least `amountMinor` (`known`: a balance just read). */
-  async checkOrder(shopId: string, orderId: string, amountMinor: bigint, currency: string, providerLabel: string, amountText: string, known?: OrderBalance): Promise<void> {
+  async checkOrder(
+    shopId: string,
+    orderId: string,
+    amountMinor: bigint,
+    currency: string,
+    providerLabel: string,
+    amountText: string,
+    known?: OrderBalance,
+  ): Promise<void> {
     const balance = known ?? (await this.requireOrder(shopId, orderId));
     if (balance.currency !== currency) {
-      throw new AppError('CURRENCY_NOT_SUPPORTED', providerLabel === 'M-Pesa' ? `M-Pesa takes KES only; order ${orderId} is in ${balance.currency}` : `Order ${orderId} is in ${balance.currency}; pay it in ${balance.currency}, not ${currency}`, 400);
+      throw new AppError(
+        'CURRENCY_NOT_SUPPORTED',
+        providerLabel === 'M-Pesa'
+          ? `M-Pesa takes KES only; order ${orderId} is in ${balance.currency}`
+          : `Order ${orderId} is in ${balance.currency}; pay it in ${balance.currency}, not ${currency}`,
+        400,
+      );
     }
-    if (balance.outstandingMinor <= 0n) throw new ConflictError('ORDER_ALREADY_PAID', `Order ${orderId} is already fully paid`, { orderId });
+    if (balance.outstandingMinor <= 0n)
+      throw new ConflictError('ORDER_ALREADY_PAID', `Order ${orderId} is already fully paid`, { orderId });
     if (amountMinor > balance.outstandingMinor) {
-      throw new AppError('AMOUNT_EXCEEDS_OUTSTANDING', `Amount ${amountText} is more than the ${toMajor(balance.outstandingMinor, currency)} ${currency} still owed on order ${orderId}`, 400, {
-        outstanding: toMajor(balance.outstandingMinor, currency),
-      });
+      throw new AppError(
+        'AMOUNT_EXCEEDS_OUTSTANDING',
+        `Amount ${amountText} is more than the ${toMajor(balance.outstandingMinor, currency)} ${currency} still owed on order ${orderId}`,
+        400,
+        {
+          outstanding: toMajor(balance.outstandingMinor, currency),
+        },
+      );
     }
   }
 
@@ -133,9 +170,33 @@ export class PaymentLifecycle {
     const { user, orderId, amountMinor, currency, provider, idempotencyKey, requestHash } = input;
     try {
       await this.repo.transaction(async (tx) => {
-        await this.repo.insertPayment({ ...input.fields, id: paymentId, shopId: user.shopId, orderId, amountMinor, currency, provider, status: 'initiated', idempotencyKey: idempotencyKey ?? null, createdBy: user.sub }, tx);
-        await this.repo.insertEvent({ paymentId, type: 'created', toStatus: 'initiated', actor: `user:${user.sub}`, data: { amountMinor: amountMinor.toString(), currency, orderId, provider, ...input.eventData } }, tx);
-        if (idempotencyKey) await this.repo.insertIdempotencyKey(user.shopId, idempotencyKey, requestHash, paymentId, tx);
+        await this.repo.insertPayment(
+          {
+            ...input.fields,
+            id: paymentId,
+            shopId: user.shopId,
+            orderId,
+            amountMinor,
+            currency,
+            provider,
+            status: 'initiated',
+            idempotencyKey: idempotencyKey ?? null,
+            createdBy: user.sub,
+          },
+          tx,
+        );
+        await this.repo.insertEvent(
+          {
+            paymentId,
+            type: 'created',
+            toStatus: 'initiated',
+            actor: `user:${user.sub}`,
+            data: { amountMinor: amountMinor.toString(), currency, orderId, provider, ...input.eventData },
+          },
+          tx,
+        );
+        if (idempotencyKey)
+          await this.repo.insertIdempotencyKey(user.shopId, idempotencyKey, requestHash, paymentId, tx);
       });
       return null;
     } catch (err) {
@@ -147,9 +208,13 @@ export class PaymentLifecycle {
       }
       const existing = await this.repo.findBlockingForOrder(user.shopId, orderId);
       if (existing?.status === 'review') throw this.outcomeUnknownConflict(existing);
-      throw new ConflictError('PAYMENT_IN_PROGRESS', `Order ${orderId} already has a payment waiting for the customer; wait for it to finish or check its status`, {
-        payment: existing ? this.toResponse(existing) : undefined,
-      });
+      throw new ConflictError(
+        'PAYMENT_IN_PROGRESS',
+        `Order ${orderId} already has a payment waiting for the customer; wait for it to finish or check its status`,
+        {
+          payment: existing ? this.toResponse(existing) : undefined,
+        },
+      );
     }
   }
 
@@ -159,7 +224,9 @@ export class PaymentLifecycle {
     const shown = this.outcomeRulesByProvider.get(p.provider)?.presentation;
     // A payment the provider cannot be asked about (M-Pesa without a CheckoutRequestID): reconcile
     // cannot learn anything, only the statement (or a manager's release) settles it.
-    const manager = shown?.onlyStatementSettles(p) ? `ask a manager to release it or upload the ${label} statement` : 'ask a manager to reconcile or release it';
+    const manager = shown?.onlyStatementSettles(p)
+      ? `ask a manager to release it or upload the ${label} statement`
+      : 'ask a manager to reconcile or release it';
     return new ConflictError(
       'PAYMENT_OUTCOME_UNKNOWN',
       `Order ${p.orderId} has an earlier ${label} payment of ${toMajor(p.amountMinor, p.currency)} ${p.currency} whose outcome is unknown: it may be paid. ` +
@@ -180,18 +247,42 @@ export class PaymentLifecycle {
       if (!p || p.shopId !== user.shopId) throw new NotFoundError('Payment', { paymentId });
       const details = { paymentId, status: p.status, statusReason: p.statusReason };
       if (isInFlight(p.status)) {
-        throw new ConflictError('PAYMENT_NOT_RELEASABLE', 'This payment is still waiting for the customer or the provider: wait for it to finish, or reconcile it (POST /payments/:id/reconcile); only a payment whose outcome is unknown can be released', details);
+        throw new ConflictError(
+          'PAYMENT_NOT_RELEASABLE',
+          'This payment is still waiting for the customer or the provider: wait for it to finish, or reconcile it (POST /payments/:id/reconcile); only a payment whose outcome is unknown can be released',
+          details,
+        );
       }
       if (p.status !== 'review' || p.statusReason !== OUTCOME_UNKNOWN) {
-        throw new ConflictError('PAYMENT_NOT_RELEASABLE', `This payment's outcome is known (${p.status}${p.statusReason ? `, ${p.statusReason}` : ''}): it does not block its order, so there is nothing to release`, details);
+        throw new ConflictError(
+          'PAYMENT_NOT_RELEASABLE',
+          `This payment's outcome is known (${p.status}${p.statusReason ? `, ${p.statusReason}` : ''}): it does not block its order, so there is nothing to release`,
+          details,
+        );
       }
       if (p.releasedAt) {
-        throw new ConflictError('PAYMENT_NOT_RELEASABLE', `This payment's order was already released on ${p.releasedAt.toISOString()}`, { ...details, releasedAt: p.releasedAt.toISOString() });
+        throw new ConflictError(
+          'PAYMENT_NOT_RELEASABLE',
+          `This payment's order was already released on ${p.releasedAt.toISOString()}`,
+          { ...details, releasedAt: p.releasedAt.toISOString() },
+        );
       }
       const releasedAt = new Date();
       await this.repo.update(p.id, { releasedAt }, tx);
-      await this.repo.insertEvent({ paymentId, type: 'order_released', fromStatus: p.status, actor: `user:${user.sub}`, data: { reason, role: user.role, orderId: p.orderId } }, tx);
-      this.logger.warn({ paymentId, orderId: p.orderId, actor: `user:${user.sub}` }, 'order released from a payment whose outcome is unknown');
+      await this.repo.insertEvent(
+        {
+          paymentId,
+          type: 'order_released',
+          fromStatus: p.status,
+          actor: `user:${user.sub}`,
+          data: { reason, role: user.role, orderId: p.orderId },
+        },
+        tx,
+      );
+      this.logger.warn(
+        { paymentId, orderId: p.orderId, actor: `user:${user.sub}` },
+        'order released from a payment whose outcome is unknown',
+      );
       return (await this.repo.findById(p.id, tx)) ?? { ...p, releasedAt };
     });
   }
@@ -200,7 +291,10 @@ export class PaymentLifecycle {
     const rec = await this.repo.findIdempotencyKey(shopId, key);
     if (!rec) return null;
     if (rec.requestHash !== requestHash) {
-      throw new ConflictError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was already used with a different request body; use a new key for a new payment');
+      throw new ConflictError(
+        'IDEMPOTENCY_KEY_REUSED',
+        'This Idempotency-Key was already used with a different request body; use a new key for a new payment',
+      );
     }
     if (rec.responseStatus === null) {
       // The first request is still running, or it died (crash, lost connection to the database)
@@ -208,11 +302,16 @@ export class PaymentLifecycle {
       // with it, the payment itself is the answer (it says what really happened): a key never
       // stays stuck.
       const ageSeconds = (Date.now() - rec.createdAt.getTime()) / 1000;
-      const p = rec.paymentId && ageSeconds > this.requestLifetimeSeconds() ? await this.repo.findById(rec.paymentId) : null;
+      const p =
+        rec.paymentId && ageSeconds > this.requestLifetimeSeconds() ? await this.repo.findById(rec.paymentId) : null;
       if (p) {
         return { status: 200, body: this.toResponse(p), replayed: true };
       }
-      throw new ConflictError('IDEMPOTENCY_REQUEST_IN_PROGRESS', 'A request with this Idempotency-Key is still being processed; retry in a few seconds', { paymentId: rec.paymentId });
+      throw new ConflictError(
+        'IDEMPOTENCY_REQUEST_IN_PROGRESS',
+        'A request with this Idempotency-Key is still being processed; retry in a few seconds',
+        { paymentId: rec.paymentId },
+      );
     }
     return { status: rec.responseStatus, body: rec.responseBody, replayed: true };
   }
@@ -231,12 +330,27 @@ export class PaymentLifecycle {
    * push may have reached the provider, so the order stays blocked (payments_one_in_flight_per_order_uq)
    * until the truth settles it or a manager releases it (`release`).
    */
-  async moveUnknownToReview(paymentId: string, data: Record<string, unknown>, onlyWithoutProviderId: boolean): Promise<boolean> {
+  async moveUnknownToReview(
+    paymentId: string,
+    data: Record<string, unknown>,
+    onlyWithoutProviderId: boolean,
+  ): Promise<boolean> {
     return this.repo.transaction(async (tx) => {
       const p = await this.repo.lock(tx, paymentId);
-      if (!p || isTerminal(p.status) || p.status === 'review' || (onlyWithoutProviderId && p.checkoutRequestId)) return false;
+      if (!p || isTerminal(p.status) || p.status === 'review' || (onlyWithoutProviderId && p.checkoutRequestId))
+        return false;
       await this.repo.update(p.id, { status: 'review', statusReason: OUTCOME_UNKNOWN }, tx);
-      await this.repo.insertEvent({ paymentId, type: 'status_changed', fromStatus: p.status, toStatus: 'review', actor: 'system', data: { reason: OUTCOME_UNKNOWN, ...data } }, tx);
+      await this.repo.insertEvent(
+        {
+          paymentId,
+          type: 'status_changed',
+          fromStatus: p.status,
+          toStatus: 'review',
+          actor: 'system',
+          data: { reason: OUTCOME_UNKNOWN, ...data },
+        },
+        tx,
+      );
       this.logger.warn({ paymentId, reason: OUTCOME_UNKNOWN }, 'payment moved to review');
       return true;
     });
@@ -251,12 +365,29 @@ export class PaymentLifecycle {
    * Closes a still-open payment as failed or expired for a reason of ours (NOT_FOUND_AT_PROVIDER,
    * CHECKOUT_EXPIRED), under the row lock; false if it was no longer open.
    */
-  async closeOpen(paymentId: string, status: 'failed' | 'expired', reason: string, message: string, actor: string, data: Record<string, unknown> = {}): Promise<boolean> {
+  async closeOpen(
+    paymentId: string,
+    status: 'failed' | 'expired',
+    reason: string,
+    message: string,
+    actor: string,
+    data: Record<string, unknown> = {},
+  ): Promise<boolean> {
     return this.repo.transaction(async (tx) => {
       const p = await this.repo.lock(tx, paymentId);
       if (!p || isTerminal(p.status) || p.status === 'review') return false;
       await this.repo.update(paymentId, { status, statusReason: reason, resultDesc: message.slice(0, 500) }, tx);
-      await this.repo.insertEvent({ paymentId, type: 'status_changed', fromStatus: p.status, toStatus: status, actor, data: { reason, message, ...data } }, tx);
+      await this.repo.insertEvent(
+        {
+          paymentId,
+          type: 'status_changed',
+          fromStatus: p.status,
+          toStatus: status,
+          actor,
+          data: { reason, message, ...data },
+        },
+        tx,
+      );
       return true;
     });
   }
@@ -294,13 +425,21 @@ export class PaymentLifecycle {
    * when the report does not fit it or repeats another payment's (reviewMismatch), else it moves
    * to the reported outcome (transition).
    */
-  async applyOutcomeIn(tx: Tx, paymentId: string, report: OutcomeReport, actor: string): Promise<{ result: ApplyResult; afterCommit?: () => void }> {
+  async applyOutcomeIn(
+    tx: Tx,
+    paymentId: string,
+    report: OutcomeReport,
+    actor: string,
+  ): Promise<{ result: ApplyResult; afterCommit?: () => void }> {
     const p = await this.repo.lock(tx, paymentId);
     if (!p) return { result: 'unknown_payment' };
     const rules = this.outcomeRules(p.provider);
     // Receipts are compared (and stored) as the provider's receipts are, whoever reported them.
     const r = report.receipt === undefined ? report : { ...report, receipt: rules.normaliseReceipt(report.receipt) };
-    const find: PaymentLookups = { byReceipt: (receipt) => this.repo.findByReceipt(receipt, tx), byProviderTransaction: (provider, id) => this.repo.findByProviderTransaction(provider, id, tx) };
+    const find: PaymentLookups = {
+      byReceipt: (receipt) => this.repo.findByReceipt(receipt, tx),
+      byProviderTransaction: (provider, id) => this.repo.findByProviderTransaction(provider, id, tx),
+    };
     const a: Applying = { tx, p, r, rules, actor, summary: reportSummary(r), find };
     if (isClosed(p)) return { result: await this.applyToClosed(a) };
     const problem = integrityProblem(p, r) ?? (await this.duplicateProblem(a));
@@ -313,7 +452,16 @@ export class PaymentLifecycle {
     if (await this.attachLateReceipt(a)) return 'applied';
     if (await this.recordSecondCharge(a)) return 'review';
     if (await this.reviewPaidAfterClose(a)) return 'review';
-    await this.repo.insertEvent({ paymentId: a.p.id, type: 'duplicate_ignored', fromStatus: a.p.status, actor: a.actor, data: { ...a.summary, reportedOutcome: a.r.outcome } }, a.tx);
+    await this.repo.insertEvent(
+      {
+        paymentId: a.p.id,
+        type: 'duplicate_ignored',
+        fromStatus: a.p.status,
+        actor: a.actor,
+        data: { ...a.summary, reportedOutcome: a.r.outcome },
+      },
+      a.tx,
+    );
     return 'duplicate';
   }
 
@@ -325,10 +473,21 @@ export class PaymentLifecycle {
    */
   private async attachLateReceipt({ tx, p, r, rules, actor, summary, find }: Applying): Promise<boolean> {
     const late = rules.lateReceipts;
-    if (!late || !holdsMoney(p) || r.outcome !== 'completed' || !r.receipt || late.held(p) || !late.attachFrom.includes(r.source)) return false;
+    if (
+      !late ||
+      !holdsMoney(p) ||
+      r.outcome !== 'completed' ||
+      !r.receipt ||
+      late.held(p) ||
+      !late.attachFrom.includes(r.source)
+    )
+      return false;
     if (!amountMatches(p, r) || integrityProblem(p, r) || (await late.inUse(r.receipt, find))) return false;
     await this.repo.update(p.id, late.columns(p, { ...r, receipt: r.receipt }), tx);
-    await this.repo.insertEvent({ paymentId: p.id, type: 'receipt_recorded', fromStatus: p.status, actor, data: summary }, tx);
+    await this.repo.insertEvent(
+      { paymentId: p.id, type: 'receipt_recorded', fromStatus: p.status, actor, data: summary },
+      tx,
+    );
     return true;
   }
 
@@ -345,20 +504,77 @@ export class PaymentLifecycle {
   private async recordSecondCharge({ tx, p, r, rules, actor, summary, find }: Applying): Promise<boolean> {
     const late = rules.lateReceipts;
     const held = late?.held(p);
-    if (!late || !holdsMoney(p) || !held || r.outcome !== 'completed' || !late.secondChargeFrom.includes(r.source) || !r.amountRequired || !r.receipt || r.receipt === held) return false;
+    if (
+      !late ||
+      !holdsMoney(p) ||
+      !held ||
+      r.outcome !== 'completed' ||
+      !late.secondChargeFrom.includes(r.source) ||
+      !r.amountRequired ||
+      !r.receipt ||
+      r.receipt === held
+    )
+      return false;
     if (!amountMatches(p, r) || integrityProblem(p, r) || (await late.inUse(r.receipt, find))) return false;
     const id = randomUUID();
     const amountMinor = r.amountMinor ?? p.amountMinor;
     const note = `the customer was charged twice: receipt ${r.receipt} came for the push of payment ${p.id}, which already holds receipt ${held}; refund one`;
-    await this.repo.insertPayment({
-      id, shopId: p.shopId, orderId: p.orderId, amountMinor, currency: p.currency, provider: p.provider, status: 'review', statusReason: SECOND_CHARGE,
-      resultCode: r.resultCode, resultDesc: `Second charge: receipt ${r.receipt} for the push of payment ${p.id} (which holds ${held}); refund one`.slice(0, 500),
-      createdBy: 'system', phoneMasked: p.phoneMasked, phoneHash: p.phoneHash, accountReference: p.accountReference, transactionDesc: p.transactionDesc,
-      ...rules.receiptColumns(r),
-    }, tx);
-    await this.repo.insertEvent({ paymentId: id, type: 'integrity_failure', toStatus: 'review', actor, data: { ...summary, problem: SECOND_CHARGE, note, firstPaymentId: p.id, firstReceipt: held, orderId: p.orderId } }, tx);
-    await this.repo.insertEvent({ paymentId: p.id, type: 'integrity_failure', fromStatus: p.status, actor, data: { ...summary, problem: SECOND_CHARGE, note, secondChargePaymentId: id, keptReceipt: held } }, tx);
-    this.logger.error({ paymentId: p.id, secondChargePaymentId: id, problem: SECOND_CHARGE }, 'provider reports a second charge for a payment that already holds a receipt; recorded in review for a refund');
+    await this.repo.insertPayment(
+      {
+        id,
+        shopId: p.shopId,
+        orderId: p.orderId,
+        amountMinor,
+        currency: p.currency,
+        provider: p.provider,
+        status: 'review',
+        statusReason: SECOND_CHARGE,
+        resultCode: r.resultCode,
+        resultDesc:
+          `Second charge: receipt ${r.receipt} for the push of payment ${p.id} (which holds ${held}); refund one`.slice(
+            0,
+            500,
+          ),
+        createdBy: 'system',
+        phoneMasked: p.phoneMasked,
+        phoneHash: p.phoneHash,
+        accountReference: p.accountReference,
+        transactionDesc: p.transactionDesc,
+        ...rules.receiptColumns(r),
+      },
+      tx,
+    );
+    await this.repo.insertEvent(
+      {
+        paymentId: id,
+        type: 'integrity_failure',
+        toStatus: 'review',
+        actor,
+        data: {
+          ...summary,
+          problem: SECOND_CHARGE,
+          note,
+          firstPaymentId: p.id,
+          firstReceipt: held,
+          orderId: p.orderId,
+        },
+      },
+      tx,
+    );
+    await this.repo.insertEvent(
+      {
+        paymentId: p.id,
+        type: 'integrity_failure',
+        fromStatus: p.status,
+        actor,
+        data: { ...summary, problem: SECOND_CHARGE, note, secondChargePaymentId: id, keptReceipt: held },
+      },
+      tx,
+    );
+    this.logger.error(
+      { paymentId: p.id, secondChargePaymentId: id, problem: SECOND_CHARGE },
+      'provider reports a second charge for a payment that already holds a receipt; recorded in review for a refund',
+    );
     return true;
   }
 
@@ -369,14 +585,40 @@ export class PaymentLifecycle {
    */
   private async reviewPaidAfterClose(a: Applying): Promise<boolean> {
     const { tx, p, r, rules, actor, summary } = a;
-    if (r.outcome !== 'completed' || !CLOSED_WITHOUT_MONEY.includes(p.status) || integrityProblem(p, r) || (await this.duplicateProblem(a))) return false;
-    await this.repo.update(p.id, {
-      status: 'review', statusReason: 'PAID_AFTER_CLOSE', ...resultOf(r),
-      checkoutRequestId: p.checkoutRequestId ?? r.checkoutRequestId ?? null, providerTransactionId: p.providerTransactionId ?? r.providerTransactionId ?? null,
-      ...rules.receiptColumns(r),
-    }, tx);
-    await this.repo.insertEvent({ paymentId: p.id, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem: 'PAID_AFTER_CLOSE', closedReason: p.statusReason } }, tx);
-    this.logger.error({ paymentId: p.id, problem: 'PAID_AFTER_CLOSE', closedStatus: p.status }, 'provider reports money collected on a closed payment; moved to review');
+    if (
+      r.outcome !== 'completed' ||
+      !CLOSED_WITHOUT_MONEY.includes(p.status) ||
+      integrityProblem(p, r) ||
+      (await this.duplicateProblem(a))
+    )
+      return false;
+    await this.repo.update(
+      p.id,
+      {
+        status: 'review',
+        statusReason: 'PAID_AFTER_CLOSE',
+        ...resultOf(r),
+        checkoutRequestId: p.checkoutRequestId ?? r.checkoutRequestId ?? null,
+        providerTransactionId: p.providerTransactionId ?? r.providerTransactionId ?? null,
+        ...rules.receiptColumns(r),
+      },
+      tx,
+    );
+    await this.repo.insertEvent(
+      {
+        paymentId: p.id,
+        type: 'integrity_failure',
+        fromStatus: p.status,
+        toStatus: 'review',
+        actor,
+        data: { ...summary, problem: 'PAID_AFTER_CLOSE', closedReason: p.statusReason },
+      },
+      tx,
+    );
+    this.logger.error(
+      { paymentId: p.id, problem: 'PAID_AFTER_CLOSE', closedStatus: p.status },
+      'provider reports money collected on a closed payment; moved to review',
+    );
     return true;
   }
 
@@ -389,7 +631,24 @@ export class PaymentLifecycle {
   /** An open payment whose report does not fit it (integrityProblem) or repeats another payment's: review, nothing else changes. */
   private async reviewMismatch({ tx, p, r, actor, summary }: Applying, problem: string): Promise<ApplyResult> {
     await this.repo.update(p.id, { status: 'review', statusReason: problem, ...resultOf(r) }, tx);
-    await this.repo.insertEvent({ paymentId: p.id, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem, expectedAmountMinor: p.amountMinor.toString(), expectedCurrency: p.currency, expectedCheckoutRequestId: p.checkoutRequestId, expectedReference: p.providerReference } }, tx);
+    await this.repo.insertEvent(
+      {
+        paymentId: p.id,
+        type: 'integrity_failure',
+        fromStatus: p.status,
+        toStatus: 'review',
+        actor,
+        data: {
+          ...summary,
+          problem,
+          expectedAmountMinor: p.amountMinor.toString(),
+          expectedCurrency: p.currency,
+          expectedCheckoutRequestId: p.checkoutRequestId,
+          expectedReference: p.providerReference,
+        },
+      },
+      tx,
+    );
     this.logger.warn({ paymentId: p.id, problem }, 'payment moved to review');
     return 'review';
   }
@@ -402,14 +661,21 @@ export class PaymentLifecycle {
     const completing = to === 'completed';
     if (completing && (await this.reviewPastOutstanding(a))) return { result: 'review' };
     const receipt = completing ? rules.receiptColumns(r) : {};
-    await this.repo.update(p.id, {
-      status: to,
-      statusReason: REASONS[r.outcome],
-      ...resultOf(r),
-      ...knownIds(p, r),
-      ...(completing ? { ...receipt, completedAt: new Date() } : {}),
-    }, tx);
-    await this.repo.insertEvent({ paymentId: p.id, type: 'status_changed', fromStatus: p.status, toStatus: to, actor, data: summary }, tx);
+    await this.repo.update(
+      p.id,
+      {
+        status: to,
+        statusReason: REASONS[r.outcome],
+        ...resultOf(r),
+        ...knownIds(p, r),
+        ...(completing ? { ...receipt, completedAt: new Date() } : {}),
+      },
+      tx,
+    );
+    await this.repo.insertEvent(
+      { paymentId: p.id, type: 'status_changed', fromStatus: p.status, toStatus: to, actor, data: summary },
+      tx,
+    );
     if (!completing) return { result: 'applied' };
     const completed: Payment = { ...p, status: to, mpesaReceiptNumber: receipt.mpesaReceiptNumber ?? null };
     // Same transaction: the payment and its order's paid flag commit together or not at all.
@@ -427,10 +693,37 @@ export class PaymentLifecycle {
     const balance = await this.orders.getBalance(p.shopId, p.orderId, tx);
     if (!balance || p.amountMinor <= balance.outstandingMinor) return false;
     const problem = balance.outstandingMinor <= 0n ? 'ORDER_ALREADY_PAID' : 'EXCEEDS_OUTSTANDING';
-    await this.repo.update(p.id, { status: 'review', statusReason: problem, ...resultOf(r), ...knownIds(p, r), ...rules.receiptColumns(r) }, tx);
-    const note = problem === 'ORDER_ALREADY_PAID' ? 'the customer paid an order that was already paid: refund due' : 'the customer paid more than the order still owed: refund the difference or all of it';
-    await this.repo.insertEvent({ paymentId: p.id, type: 'integrity_failure', fromStatus: p.status, toStatus: 'review', actor, data: { ...summary, problem, note, outstandingMinor: balance.outstandingMinor.toString(), paidMinor: balance.paidMinor.toString(), totalMinor: balance.totalMinor.toString() } }, tx);
-    this.logger.warn({ paymentId: p.id, problem }, 'payment succeeded for more than its order still owed; moved to review for a refund');
+    await this.repo.update(
+      p.id,
+      { status: 'review', statusReason: problem, ...resultOf(r), ...knownIds(p, r), ...rules.receiptColumns(r) },
+      tx,
+    );
+    const note =
+      problem === 'ORDER_ALREADY_PAID'
+        ? 'the customer paid an order that was already paid: refund due'
+        : 'the customer paid more than the order still owed: refund the difference or all of it';
+    await this.repo.insertEvent(
+      {
+        paymentId: p.id,
+        type: 'integrity_failure',
+        fromStatus: p.status,
+        toStatus: 'review',
+        actor,
+        data: {
+          ...summary,
+          problem,
+          note,
+          outstandingMinor: balance.outstandingMinor.toString(),
+          paidMinor: balance.paidMinor.toString(),
+          totalMinor: balance.totalMinor.toString(),
+        },
+      },
+      tx,
+    );
+    this.logger.warn(
+      { paymentId: p.id, problem },
+      'payment succeeded for more than its order still owed; moved to review for a refund',
+    );
     return true;
   }
 
@@ -491,7 +784,17 @@ const REQUEST_HASH_CONTEXT = 'smartduka/payments/idempotency-request-hash/v1';
  */
 export function hashRequest(serverSecret: string, route: string, body: object): string {
   const canonical = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(canonical) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])])) : v;
+    Array.isArray(v)
+      ? v.map(canonical)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.keys(v)
+              .sort()
+              .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+          )
+        : v;
   const key = createHmac('sha256', serverSecret).update(REQUEST_HASH_CONTEXT).digest();
-  return createHmac('sha256', key).update(route + '\n' + JSON.stringify(canonical({ ...body }))).digest('hex');
+  return createHmac('sha256', key)
+    .update(route + '\n' + JSON.stringify(canonical({ ...body })))
+    .digest('hex');
 }

@@ -44,12 +44,19 @@ export class PaymentOperationsService {
     return (await this.registry.get(p.provider)?.refreshIfDue(p)) ?? p;
   }
 
-  async listReview(user: AuthUser, limit: number, cursor?: string): Promise<{ items: PaymentResponseDto[]; nextCursor: string | null }> {
+  async listReview(
+    user: AuthUser,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ items: PaymentResponseDto[]; nextCursor: string | null }> {
     const before = cursor ? decodeCursor(cursor) : undefined;
     const rows = await this.repo.listForReview(user.shopId, limit + 1, before);
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
-    return { items: page.map((p) => this.lifecycle.toResponse(p)), nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
+    return {
+      items: page.map((p) => this.lifecycle.toResponse(p)),
+      nextCursor: rows.length > limit && last ? encodeCursor(last) : null,
+    };
   }
 
   /** A manager releases the order of a payment whose outcome is unknown (see PaymentLifecycle.release). */
@@ -64,7 +71,12 @@ export class PaymentOperationsService {
   async reconcileNow(user: AuthUser, id: string): Promise<{ payment: PaymentResponseDto } & ReconcileResult> {
     const p = await this.repo.findForShop(user.shopId, id);
     if (!p) throw new NotFoundError('Payment', { paymentId: id });
-    await this.repo.insertEvent({ paymentId: p.id, type: 'reconcile_requested', actor: `user:${user.sub}`, data: { status: p.status } });
+    await this.repo.insertEvent({
+      paymentId: p.id,
+      type: 'reconcile_requested',
+      actor: `user:${user.sub}`,
+      data: { status: p.status },
+    });
     const service = this.registry.get(p.provider);
     const result = service ? await service.reconcileNow(p) : await this.reconcile(p);
     const fresh = (await this.repo.findById(p.id)) ?? p;
@@ -98,7 +110,10 @@ export class PaymentOperationsService {
       return 'deferred';
     }
     if (row.attempts > MAX_INBOX_ATTEMPTS) {
-      this.logger.error({ inboxId: row.id.toString(), attempts: row.attempts }, 'stored callback could not be processed; giving up (a person must look)');
+      this.logger.error(
+        { inboxId: row.id.toString(), attempts: row.attempts },
+        'stored callback could not be processed; giving up (a person must look)',
+      );
       await this.repo.markCallbackProcessed(row.id, 'gave_up');
       return 'gave_up';
     }
@@ -127,6 +142,7 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   const [iso, id] = parts as [string, string];
   if (!CURSOR_TIME_RE.test(iso) || !CURSOR_ID_RE.test(id)) throw invalid();
   const createdAt = new Date(iso);
-  if (Number.isNaN(createdAt.getTime()) || createdAt.toISOString() !== iso || createdAt.getTime() < CURSOR_EARLIEST_MS) throw invalid();
+  if (Number.isNaN(createdAt.getTime()) || createdAt.toISOString() !== iso || createdAt.getTime() < CURSOR_EARLIEST_MS)
+    throw invalid();
   return { createdAt, id };
 }

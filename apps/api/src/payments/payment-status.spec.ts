@@ -4,7 +4,16 @@ describe('payment status transitions', () => {
   it('never leaves a terminal status', () => {
     for (const from of ['completed', 'failed', 'cancelled', 'expired']) {
       expect(isTerminal(from)).toBe(true);
-      for (const to of ['initiated', 'pending', 'unresolved', 'completed', 'failed', 'cancelled', 'expired', 'review'] as const) {
+      for (const to of [
+        'initiated',
+        'pending',
+        'unresolved',
+        'completed',
+        'failed',
+        'cancelled',
+        'expired',
+        'review',
+      ] as const) {
         expect(canTransition(from, to)).toBe(false);
       }
     }
@@ -13,7 +22,8 @@ describe('payment status transitions', () => {
   it('lets in-flight payments reach every outcome', () => {
     for (const from of ['initiated', 'pending', 'unresolved']) {
       expect(isInFlight(from)).toBe(true);
-      for (const to of ['completed', 'failed', 'cancelled', 'expired', 'review'] as const) expect(canTransition(from, to)).toBe(true);
+      for (const to of ['completed', 'failed', 'cancelled', 'expired', 'review'] as const)
+        expect(canTransition(from, to)).toBe(true);
     }
     expect(canTransition('pending', 'initiated')).toBe(false);
     expect(isInFlight('review')).toBe(false);
@@ -21,7 +31,16 @@ describe('payment status transitions', () => {
   });
 
   it('review is left by no transition (only the truth settles an OUTCOME_UNKNOWN one, in PaymentLifecycle); an unknown status goes nowhere', () => {
-    for (const to of ['initiated', 'pending', 'unresolved', 'completed', 'failed', 'cancelled', 'expired', 'review'] as const) {
+    for (const to of [
+      'initiated',
+      'pending',
+      'unresolved',
+      'completed',
+      'failed',
+      'cancelled',
+      'expired',
+      'review',
+    ] as const) {
       expect(canTransition('review', to)).toBe(false);
       expect(canTransition('bogus', to)).toBe(false);
     }

@@ -8,7 +8,8 @@
  * - review: something did not add up (amount/id mismatch, duplicate receipt); a person must look.
  *   Never marks the order paid.
  */
-export type PaymentStatus = 'initiated' | 'pending' | 'unresolved' | 'completed' | 'failed' | 'cancelled' | 'expired' | 'review';
+export type PaymentStatus =
+  'initiated' | 'pending' | 'unresolved' | 'completed' | 'failed' | 'cancelled' | 'expired' | 'review';
 
 /**
  * statusReason of a payment parked in review because nobody could establish its outcome; the truth
@@ -20,11 +21,19 @@ export const OUTCOME_UNKNOWN = 'OUTCOME_UNKNOWN';
 export const SECOND_CHARGE = 'SECOND_CHARGE';
 
 /** Review reasons of a payment that did take the customer's money (a refund is due): it holds a receipt like a completed one. */
-export const REFUND_DUE_REASONS: readonly string[] = ['EXCEEDS_OUTSTANDING', 'ORDER_ALREADY_PAID', 'PAID_AFTER_CLOSE', SECOND_CHARGE];
+export const REFUND_DUE_REASONS: readonly string[] = [
+  'EXCEEDS_OUTSTANDING',
+  'ORDER_ALREADY_PAID',
+  'PAID_AFTER_CLOSE',
+  SECOND_CHARGE,
+];
 
 /** The payment took the customer's money: completed, or in review for a refund. */
 export function holdsMoney(p: { status: string; statusReason: string | null }): boolean {
-  return p.status === 'completed' || (p.status === 'review' && p.statusReason !== null && REFUND_DUE_REASONS.includes(p.statusReason));
+  return (
+    p.status === 'completed' ||
+    (p.status === 'review' && p.statusReason !== null && REFUND_DUE_REASONS.includes(p.statusReason))
+  );
 }
 
 export const IN_FLIGHT_STATUSES: readonly PaymentStatus[] = ['initiated', 'pending', 'unresolved'];
@@ -52,4 +61,3 @@ const TRANSITIONS: Record<PaymentStatus, readonly PaymentStatus[]> = {
 export function canTransition(from: string, to: PaymentStatus): boolean {
   return (TRANSITIONS[from as PaymentStatus] ?? []).includes(to);
 }
-

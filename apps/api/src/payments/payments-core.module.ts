@@ -16,7 +16,21 @@ import { ReconcilerService } from './reconciler.service';
  */
 @Module({
   imports: [OrdersModule],
-  providers: [PaymentsRepository, PaymentLifecycle, PaymentInitiation, ProviderServicesRegistry, PaymentOperationsService, ReconcilerService],
-  exports: [PaymentsRepository, PaymentLifecycle, PaymentInitiation, ProviderServicesRegistry, PaymentOperationsService, ReconcilerService],
+  providers: [
+    PaymentsRepository,
+    PaymentLifecycle,
+    PaymentInitiation,
+    ProviderServicesRegistry,
+    PaymentOperationsService,
+    ReconcilerService,
+  ],
+  exports: [
+    PaymentsRepository,
+    PaymentLifecycle,
+    PaymentInitiation,
+    ProviderServicesRegistry,
+    PaymentOperationsService,
+    ReconcilerService,
+  ],
 })
 export class PaymentsCoreModule {}

@@ -31,8 +31,24 @@ export class ReviewListDto {
 
 export class ReconcileResultDto {
   @ApiProperty({ type: PaymentResponseDto }) payment!: PaymentResponseDto;
-  @ApiProperty({ enum: ['settled', 'still_pending', 'expired', 'failed_not_found', 'moved_to_review', 'provider_error', 'deferred', 'already_final'] }) action!: string;
-  @ApiPropertyOptional({ description: "What Daraja answered to the STK query, when it was asked", type: 'object', additionalProperties: true })
+  @ApiProperty({
+    enum: [
+      'settled',
+      'still_pending',
+      'expired',
+      'failed_not_found',
+      'moved_to_review',
+      'provider_error',
+      'deferred',
+      'already_final',
+    ],
+  })
+  action!: string;
+  @ApiPropertyOptional({
+    description: 'What Daraja answered to the STK query, when it was asked',
+    type: 'object',
+    additionalProperties: true,
+  })
   provider?: Record<string, unknown>;
 }
 
@@ -50,7 +66,8 @@ export class PaymentsOperationsController {
   @Get('review')
   @Roles('manager', 'admin')
   @ApiOperation({
-    summary: 'Payments that need a person: amount/id mismatches, duplicate receipts, and payments whose outcome could not be established',
+    summary:
+      'Payments that need a person: amount/id mismatches, duplicate receipts, and payments whose outcome could not be established',
     description:
       'Newest first, paged with `cursor`. `statusReason` says why (e.g. AMOUNT_MISMATCH, DUPLICATE_RECEIPT, EXCEEDS_OUTSTANDING or ORDER_ALREADY_PAID: money to refund, ' +
       'SECOND_CHARGE: a second receipt for one push, recorded as a payment of its own (`resultDesc` names the first), refund one; ' +
@@ -68,7 +85,7 @@ export class PaymentsOperationsController {
   @ApiOperation({
     summary: 'Reconcile one payment now (STK query)',
     description:
-      'An open payment is settled from Daraja\'s answer (or rescheduled when Daraja has none yet). A payment in review is looked up and settled only when it is there because its outcome was unknown; ' +
+      "An open payment is settled from Daraja's answer (or rescheduled when Daraja has none yet). A payment in review is looked up and settled only when it is there because its outcome was unknown; " +
       'other review cases (amount mismatch, duplicate receipt) are reported in `provider`, never changed automatically. Never sends a new prompt.',
   })
   @ApiOkResponse({ type: ReconcileResultDto })
@@ -84,14 +101,18 @@ export class PaymentsOperationsController {
     summary: 'Release the order of a payment whose outcome is unknown, so it can take a new payment',
     description:
       'A payment in `review` with `OUTCOME_UNKNOWN` may still have charged the customer, so it blocks its order: a new payment answers `409 PAYMENT_OUTCOME_UNKNOWN`. ' +
-      'Check the customer\'s M-Pesa SMS (or reconcile the payment when it has a CheckoutRequestID; without one only the M-Pesa statement can tell) first; release only when you are satisfied nothing was paid. ' +
+      "Check the customer's M-Pesa SMS (or reconcile the payment when it has a CheckoutRequestID; without one only the M-Pesa statement can tell) first; release only when you are satisfied nothing was paid. " +
       'The reason (3-500 characters once trimmed, at least 3 of them visible, no control characters) is kept in the audit log with who released it. ' +
       'The payment stays in review: a late report of the truth still settles it, and a success that no longer fits the order goes to review (`EXCEEDS_OUTSTANDING`) for a refund. ' +
       '`409 PAYMENT_NOT_RELEASABLE` for any other payment (still open, outcome known, or already released).',
   })
   @ApiOkResponse({ type: PaymentResponseDto })
   @ApiErrors(400, 401, 403, 404, 409)
-  release(@CurrentUser() user: AuthUser, @Param() p: PaymentIdParam, @Body() body: ReleasePaymentDto): Promise<PaymentResponseDto> {
+  release(
+    @CurrentUser() user: AuthUser,
+    @Param() p: PaymentIdParam,
+    @Body() body: ReleasePaymentDto,
+  ): Promise<PaymentResponseDto> {
     return this.payments.release(user, p.id, body.reason);
   }
 }

@@ -1,4 +1,17 @@
-import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Get,
+  Headers,
+  HttpCode,
+  Inject,
+  Param,
+  Post,
+  Query,
+  Req,
+  Res,
+  UseGuards,
+} from '@nestjs/common';
 import { checkIdempotencyKey, IdempotencyKeyHeader, sendHttpResult } from '../common/idempotent-http';
 import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
@@ -11,10 +24,16 @@ import { ipAllowed } from '../common/ip-allowlist';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { StkPushRateLimits } from '../rate-limit/stk-push-rate-limit.interceptor';
-import { CallbackAckDto, PaymentIdParam, PaymentResponseDto, StkPushDto, StkPushResponseDto, StkStatusQueryDto } from './payments.dto';
+import {
+  CallbackAckDto,
+  PaymentIdParam,
+  PaymentResponseDto,
+  StkPushDto,
+  StkPushResponseDto,
+  StkStatusQueryDto,
+} from './payments.dto';
 import { PaymentOperationsService } from './payment-operations.service';
 import { PaymentsService } from './payments.service';
-
 
 @ApiTags('payments')
 @Controller('payments')
@@ -53,7 +72,10 @@ export class PaymentsController {
   @Get('stk-status')
   @UseGuards(JwtAuthGuard)
   @ApiBearerAuth()
-  @ApiOperation({ summary: 'Status of an STK push by CheckoutRequestID; asks Daraja when the payment is still open and a few seconds old' })
+  @ApiOperation({
+    summary:
+      'Status of an STK push by CheckoutRequestID; asks Daraja when the payment is still open and a few seconds old',
+  })
   @ApiOkResponse({ type: PaymentResponseDto })
   @ApiErrors(400, 401, 404)
   stkStatus(@CurrentUser() user: AuthUser, @Query() q: StkStatusQueryDto): Promise<PaymentResponseDto> {
@@ -63,7 +85,9 @@ export class PaymentsController {
   @Get(':id')
   @UseGuards(JwtAuthGuard)
   @ApiBearerAuth()
-  @ApiOperation({ summary: 'A payment by id, any provider (an open one is refreshed from its provider, like stk-status)' })
+  @ApiOperation({
+    summary: 'A payment by id, any provider (an open one is refreshed from its provider, like stk-status)',
+  })
   @ApiOkResponse({ type: PaymentResponseDto })
   @ApiErrors(400, 401, 404)
   get(@CurrentUser() user: AuthUser, @Param() p: PaymentIdParam): Promise<PaymentResponseDto> {
@@ -78,27 +102,67 @@ export class PaymentsController {
       'Daraja signs nothing, so each push gives Daraja its own URL `/payments/callback/<paymentId>/<HMAC-SHA256(CALLBACK_SIGNING_SECRET, paymentId)>`. ' +
       'The body is stored before the reply. On a valid URL the callback is applied at once when its CheckoutRequestID and amount match the payment (a mismatch moves the payment to review); a callback with a bad token is confirmed with an STK query before anything changes.',
   })
-  @ApiBody({ schema: { type: 'object', example: { Body: { stkCallback: { MerchantRequestID: '29115-34620561-1', CheckoutRequestID: 'ws_CO_191220191020363925', ResultCode: 0, ResultDesc: 'The service request is processed successfully.', CallbackMetadata: { Item: [{ Name: 'Amount', Value: 1 }, { Name: 'MpesaReceiptNumber', Value: 'NLJ7RT61SV' }, { Name: 'Balance' }, { Name: 'TransactionDate', Value: 20191219102115 }, { Name: 'PhoneNumber', Value: 254708374149 }] } } } } } })
+  @ApiBody({
+    schema: {
+      type: 'object',
+      example: {
+        Body: {
+          stkCallback: {
+            MerchantRequestID: '29115-34620561-1',
+            CheckoutRequestID: 'ws_CO_191220191020363925',
+            ResultCode: 0,
+            ResultDesc: 'The service request is processed successfully.',
+            CallbackMetadata: {
+              Item: [
+                { Name: 'Amount', Value: 1 },
+                { Name: 'MpesaReceiptNumber', Value: 'NLJ7RT61SV' },
+                { Name: 'Balance' },
+                { Name: 'TransactionDate', Value: 20191219102115 },
+                { Name: 'PhoneNumber', Value: 254708374149 },
+              ],
+            },
+          },
+        },
+      },
+    },
+  })
   @ApiOkResponse({ type: CallbackAckDto })
   @ApiErrors(400, 403, 413)
-  callbackWithToken(@Param('paymentId') paymentId: string, @Param('token') token: string, @Body() body: unknown, @Req() req: Request & { rawBody?: Buffer }): Promise<CallbackAckDto> {
+  callbackWithToken(
+    @Param('paymentId') paymentId: string,
+    @Param('token') token: string,
+    @Body() body: unknown,
+    @Req() req: Request & { rawBody?: Buffer },
+  ): Promise<CallbackAckDto> {
     return this.callback(req, body, paymentId, token);
   }
 
   @Post('callback')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Daraja STK callback on the bare URL: stored, then confirmed with an STK query before anything changes' })
+  @ApiOperation({
+    summary: 'Daraja STK callback on the bare URL: stored, then confirmed with an STK query before anything changes',
+  })
   @ApiOkResponse({ type: CallbackAckDto })
   @ApiErrors(400, 403, 413)
   callbackBare(@Body() body: unknown, @Req() req: Request & { rawBody?: Buffer }): Promise<CallbackAckDto> {
     return this.callback(req, body);
   }
 
-  private callback(req: Request & { rawBody?: Buffer }, body: unknown, paymentId?: string, token?: string): Promise<CallbackAckDto> {
+  private callback(
+    req: Request & { rawBody?: Buffer },
+    body: unknown,
+    paymentId?: string,
+    token?: string,
+  ): Promise<CallbackAckDto> {
     if (!ipAllowed(req.ip, this.config.mpesa.callbackIpAllowlist)) {
       throw new AppError('FORBIDDEN', 'Callback sender is not on the allowlist', 403);
     }
-    return this.payments.receiveCallback({ paymentId, token, body, rawBody: req.rawBody?.toString('utf8') ?? '', sourceIp: req.ip });
+    return this.payments.receiveCallback({
+      paymentId,
+      token,
+      body,
+      rawBody: req.rawBody?.toString('utf8') ?? '',
+      sourceIp: req.ip,
+    });
   }
 }
-

@@ -1,5 +1,17 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsEmail, IsInt, IsOptional, IsString, IsUUID, Matches, MaxLength, Max, Min, ValidateBy, ValidationOptions } from 'class-validator';
+import {
+  IsEmail,
+  IsInt,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Matches,
+  MaxLength,
+  Max,
+  Min,
+  ValidateBy,
+  ValidationOptions,
+} from 'class-validator';
 import { ORDER_ID_PATTERN } from '../orders/orders.dto';
 import { fitAccountReference, fitTransactionDesc, STK_TEXT_FIELD_MAX_INPUT } from './providers/mpesa/stk-fields';
 
@@ -7,19 +19,37 @@ export const MAX_STK_AMOUNT = 250_000;
 
 /** A string that `fit` can turn into something Daraja takes (anything else is reported by @IsString). */
 function FitsForMpesa(fit: (raw: string) => string | undefined, message: string, options?: ValidationOptions) {
-  return ValidateBy({ name: 'fitsForMpesa', validator: { validate: (v: unknown) => typeof v !== 'string' || fit(v) !== undefined, defaultMessage: () => message } }, options);
+  return ValidateBy(
+    {
+      name: 'fitsForMpesa',
+      validator: {
+        validate: (v: unknown) => typeof v !== 'string' || fit(v) !== undefined,
+        defaultMessage: () => message,
+      },
+    },
+    options,
+  );
 }
 
 export class StkPushDto {
-  @ApiProperty({ example: '0712345678', description: 'Customer phone: +254712345678, 254712345678, 0712345678, 712345678, 0112345678 or 112345678 (spaces/dashes allowed)' })
+  @ApiProperty({
+    example: '0712345678',
+    description:
+      'Customer phone: +254712345678, 254712345678, 0712345678, 712345678, 0112345678 or 112345678 (spaces/dashes allowed)',
+  })
   @IsString({ message: 'phoneNumber must be a string' })
   @MaxLength(32, { message: 'phoneNumber is too long' })
   phoneNumber!: string;
 
-  @ApiProperty({ example: 100, description: `Whole Kenyan shillings, 1 to ${MAX_STK_AMOUNT}. M-Pesa does not accept cents.` })
+  @ApiProperty({
+    example: 100,
+    description: `Whole Kenyan shillings, 1 to ${MAX_STK_AMOUNT}. M-Pesa does not accept cents.`,
+  })
   @IsInt({ message: 'amount must be a whole number of shillings (M-Pesa does not accept cents)' })
   @Min(1, { message: 'amount must be at least 1 shilling' })
-  @Max(MAX_STK_AMOUNT, { message: `amount must be at most ${MAX_STK_AMOUNT} shillings (the M-Pesa per-transaction limit)` })
+  @Max(MAX_STK_AMOUNT, {
+    message: `amount must be at most ${MAX_STK_AMOUNT} shillings (the M-Pesa per-transaction limit)`,
+  })
   amount!: number;
 
   @ApiProperty({ example: 'ORD-12345', description: 'The order being paid (registered with POST /orders)' })
@@ -37,8 +67,13 @@ export class StkPushDto {
   })
   @IsOptional()
   @IsString({ message: 'accountReference must be a string' })
-  @MaxLength(STK_TEXT_FIELD_MAX_INPUT, { message: `accountReference must be at most ${STK_TEXT_FIELD_MAX_INPUT} characters` })
-  @FitsForMpesa(fitAccountReference, 'accountReference must contain at least one letter or digit (M-Pesa shows it to the customer as the account number)')
+  @MaxLength(STK_TEXT_FIELD_MAX_INPUT, {
+    message: `accountReference must be at most ${STK_TEXT_FIELD_MAX_INPUT} characters`,
+  })
+  @FitsForMpesa(
+    fitAccountReference,
+    'accountReference must contain at least one letter or digit (M-Pesa shows it to the customer as the account number)',
+  )
   accountReference?: string;
 
   @ApiPropertyOptional({ example: 'ops@duka.co.ke', description: 'Kept in the audit log only' })
@@ -56,21 +91,30 @@ export class StkPushDto {
   })
   @IsOptional()
   @IsString({ message: 'transactionDesc must be a string' })
-  @MaxLength(STK_TEXT_FIELD_MAX_INPUT, { message: `transactionDesc must be at most ${STK_TEXT_FIELD_MAX_INPUT} characters` })
-  @FitsForMpesa(fitTransactionDesc, 'transactionDesc must contain at least one letter, digit or . , _ - (M-Pesa shows a short description)')
+  @MaxLength(STK_TEXT_FIELD_MAX_INPUT, {
+    message: `transactionDesc must be at most ${STK_TEXT_FIELD_MAX_INPUT} characters`,
+  })
+  @FitsForMpesa(
+    fitTransactionDesc,
+    'transactionDesc must contain at least one letter, digit or . , _ - (M-Pesa shows a short description)',
+  )
   transactionDesc?: string;
 }
 
 export class StkStatusQueryDto {
   @ApiProperty({ example: 'ws_CO_260520211133524545' })
   @IsString()
-  @Matches(/^[A-Za-z0-9_-]{1,100}$/, { message: 'checkoutRequestId must be the CheckoutRequestID returned by stk-push' })
+  @Matches(/^[A-Za-z0-9_-]{1,100}$/, {
+    message: 'checkoutRequestId must be the CheckoutRequestID returned by stk-push',
+  })
   checkoutRequestId!: string;
 
   @ApiPropertyOptional({ example: '29115-34620561-1' })
   @IsOptional()
   @IsString()
-  @Matches(/^[A-Za-z0-9_-]{1,100}$/, { message: 'merchantRequestId must be the MerchantRequestID returned by stk-push' })
+  @Matches(/^[A-Za-z0-9_-]{1,100}$/, {
+    message: 'merchantRequestId must be the MerchantRequestID returned by stk-push',
+  })
   merchantRequestId?: string;
 }
 
@@ -93,20 +137,32 @@ export function isAuditReason(v: unknown, min: number, max: number): boolean {
   if (typeof v !== 'string' || LONE_SURROGATE.test(v)) return false;
   const s = v.trim();
   const length = [...s].length;
-  return length >= min && length <= max && !/[\u0000-\u001f\u007f]/.test(s) && (s.match(VISIBLE_CHAR)?.length ?? 0) >= min;
+  return (
+    length >= min && length <= max && !/[\u0000-\u001f\u007f]/.test(s) && (s.match(VISIBLE_CHAR)?.length ?? 0) >= min
+  );
 }
 
 function IsAuditReason(min: number, max: number, options?: ValidationOptions) {
-  return ValidateBy({ name: 'isAuditReason', validator: { validate: (v: unknown) => typeof v !== 'string' || isAuditReason(v, min, max) } }, options);
+  return ValidateBy(
+    {
+      name: 'isAuditReason',
+      validator: { validate: (v: unknown) => typeof v !== 'string' || isAuditReason(v, min, max) },
+    },
+    options,
+  );
 }
 
 export class ReleasePaymentDto {
   @ApiProperty({
     example: 'Customer shows no M-Pesa SMS; Daraja has no answer after 40 minutes',
-    description: 'Why the order may take a new payment (kept in the audit log, trimmed): 3-500 characters, at least 3 of them visible, no control characters',
+    description:
+      'Why the order may take a new payment (kept in the audit log, trimmed): 3-500 characters, at least 3 of them visible, no control characters',
   })
   @IsString({ message: 'reason must be a string' })
-  @IsAuditReason(3, 500, { message: 'reason must be 3-500 characters of text saying why the order may take a new payment (no control characters)' })
+  @IsAuditReason(3, 500, {
+    message:
+      'reason must be 3-500 characters of text saying why the order may take a new payment (no control characters)',
+  })
   reason!: string;
 }
 
@@ -121,16 +177,25 @@ export class StkPushResponseDto {
   @ApiProperty({ example: 100 }) amount!: number;
   @ApiProperty({ example: 'KES' }) currency!: string;
   @ApiProperty({ example: 'ORD-12345' }) orderId!: string;
-  @ApiProperty({ example: 'kaOrder12345', description: 'The AccountReference sent to M-Pesa (what the customer sees as the account number), after fitting' }) accountReference!: string;
-  @ApiProperty({ example: 'SmartDuka POS', description: 'The TransactionDesc sent to M-Pesa, after fitting' }) transactionDesc!: string;
+  @ApiProperty({
+    example: 'kaOrder12345',
+    description: 'The AccountReference sent to M-Pesa (what the customer sees as the account number), after fitting',
+  })
+  accountReference!: string;
+  @ApiProperty({ example: 'SmartDuka POS', description: 'The TransactionDesc sent to M-Pesa, after fitting' })
+  transactionDesc!: string;
 }
 
 export class PaymentResponseDto {
   @ApiProperty({ format: 'uuid' }) paymentId!: string;
   @ApiProperty({ example: 'ORD-12345' }) orderId!: string;
-  @ApiProperty({ enum: ['initiated', 'pending', 'unresolved', 'completed', 'failed', 'cancelled', 'expired', 'review'] }) status!: string;
+  @ApiProperty({
+    enum: ['initiated', 'pending', 'unresolved', 'completed', 'failed', 'cancelled', 'expired', 'review'],
+  })
+  status!: string;
   @ApiPropertyOptional({ nullable: true, type: String, example: 'CANCELLED_BY_CUSTOMER' }) statusReason!: string | null;
-  @ApiPropertyOptional({ nullable: true, type: String, example: '0', description: 'Daraja ResultCode (string)' }) resultCode!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, example: '0', description: 'Daraja ResultCode (string)' })
+  resultCode!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String }) resultDesc!: string | null;
   @ApiProperty({ example: 100 }) amount!: number;
   @ApiProperty({ example: 'KES' }) currency!: string;
@@ -139,17 +204,56 @@ export class PaymentResponseDto {
   @ApiPropertyOptional({ nullable: true, type: String }) merchantRequestId!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String }) checkoutRequestId!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String, example: '2547******78' }) phone!: string | null;
-  @ApiPropertyOptional({ nullable: true, type: String, example: 'kaOrder12345', description: 'M-Pesa: the AccountReference sent to Daraja (what the customer saw)' }) accountReference?: string | null;
-  @ApiPropertyOptional({ nullable: true, type: String, example: 'SmartDuka POS', description: 'M-Pesa: the TransactionDesc sent to Daraja' }) transactionDesc?: string | null;
+  @ApiPropertyOptional({
+    nullable: true,
+    type: String,
+    example: 'kaOrder12345',
+    description: 'M-Pesa: the AccountReference sent to Daraja (what the customer saw)',
+  })
+  accountReference?: string | null;
+  @ApiPropertyOptional({
+    nullable: true,
+    type: String,
+    example: 'SmartDuka POS',
+    description: 'M-Pesa: the TransactionDesc sent to Daraja',
+  })
+  transactionDesc?: string | null;
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
   @ApiProperty({ format: 'date-time' }) updatedAt!: string;
   @ApiPropertyOptional({ nullable: true, type: String, format: 'date-time' }) completedAt!: string | null;
-  @ApiPropertyOptional({ nullable: true, type: String, format: 'date-time', description: 'When a manager released the order of this payment whose outcome is unknown (POST /payments/:id/release): it no longer blocks a new payment' }) releasedAt!: string | null;
-  @ApiPropertyOptional({ nullable: true, type: String, description: 'Card/wallet payments: our tx_ref (Flutterwave) or merchant reference (Pesapal)' }) reference?: string | null;
-  @ApiPropertyOptional({ nullable: true, type: String, description: "Card/wallet payments: the provider's transaction id (Flutterwave id, Pesapal OrderTrackingId)" }) providerTransactionId?: string | null;
-  @ApiPropertyOptional({ nullable: true, type: String, description: 'Card/wallet payments: provider confirmation code (Flutterwave flw_ref, Pesapal confirmation_code)' }) providerReceipt?: string | null;
+  @ApiPropertyOptional({
+    nullable: true,
+    type: String,
+    format: 'date-time',
+    description:
+      'When a manager released the order of this payment whose outcome is unknown (POST /payments/:id/release): it no longer blocks a new payment',
+  })
+  releasedAt!: string | null;
+  @ApiPropertyOptional({
+    nullable: true,
+    type: String,
+    description: 'Card/wallet payments: our tx_ref (Flutterwave) or merchant reference (Pesapal)',
+  })
+  reference?: string | null;
+  @ApiPropertyOptional({
+    nullable: true,
+    type: String,
+    description: "Card/wallet payments: the provider's transaction id (Flutterwave id, Pesapal OrderTrackingId)",
+  })
+  providerTransactionId?: string | null;
+  @ApiPropertyOptional({
+    nullable: true,
+    type: String,
+    description: 'Card/wallet payments: provider confirmation code (Flutterwave flw_ref, Pesapal confirmation_code)',
+  })
+  providerReceipt?: string | null;
   @ApiPropertyOptional({ nullable: true, type: String, example: 'card' }) paymentMethod?: string | null;
-  @ApiPropertyOptional({ nullable: true, type: String, description: 'Card/wallet payments: the hosted checkout link for the customer' }) checkoutUrl?: string | null;
+  @ApiPropertyOptional({
+    nullable: true,
+    type: String,
+    description: 'Card/wallet payments: the hosted checkout link for the customer',
+  })
+  checkoutUrl?: string | null;
 }
 
 export class CallbackAckDto {

@@ -2,7 +2,15 @@ import { Inject, Injectable } from '@nestjs/common';
 import { and, asc, desc, eq, inArray, isNull, lt, lte, or, sql } from 'drizzle-orm';
 import { DB } from '../database/database.module';
 import type { Db, DbOrTx, Tx } from '../database/database';
-import { callbackInbox, idempotencyKeys, NewPayment, Payment, PaymentEvent, paymentEvents, payments } from '../database/schema';
+import {
+  callbackInbox,
+  idempotencyKeys,
+  NewPayment,
+  Payment,
+  PaymentEvent,
+  paymentEvents,
+  payments,
+} from '../database/schema';
 import { normaliseMpesaReceipt } from './providers/mpesa/receipt';
 import { IN_FLIGHT_STATUSES, OUTCOME_UNKNOWN, PaymentStatus } from './payment-status';
 
@@ -28,7 +36,10 @@ export class PaymentsRepository {
   }
 
   async findForShop(shopId: string, id: string): Promise<Payment | null> {
-    const rows = await this.db.select().from(payments).where(and(eq(payments.shopId, shopId), eq(payments.id, id)));
+    const rows = await this.db
+      .select()
+      .from(payments)
+      .where(and(eq(payments.shopId, shopId), eq(payments.id, id)));
     return rows[0] ?? null;
   }
 
@@ -38,7 +49,9 @@ export class PaymentsRepository {
   }
 
   async findByCheckoutRequestId(checkoutRequestId: string, shopId?: string): Promise<Payment | null> {
-    const cond = shopId ? and(eq(payments.checkoutRequestId, checkoutRequestId), eq(payments.shopId, shopId)) : eq(payments.checkoutRequestId, checkoutRequestId);
+    const cond = shopId
+      ? and(eq(payments.checkoutRequestId, checkoutRequestId), eq(payments.shopId, shopId))
+      : eq(payments.checkoutRequestId, checkoutRequestId);
     const rows = await this.db.select().from(payments).where(cond);
     return rows[0] ?? null;
   }
@@ -56,19 +69,32 @@ export class PaymentsRepository {
         and(
           eq(payments.shopId, shopId),
           eq(payments.orderId, orderId),
-          or(inArray(payments.status, [...IN_FLIGHT_STATUSES]), and(eq(payments.status, 'review'), eq(payments.statusReason, OUTCOME_UNKNOWN), isNull(payments.releasedAt))),
+          or(
+            inArray(payments.status, [...IN_FLIGHT_STATUSES]),
+            and(eq(payments.status, 'review'), eq(payments.statusReason, OUTCOME_UNKNOWN), isNull(payments.releasedAt)),
+          ),
         ),
       );
     return rows[0] ?? null;
   }
 
   async findByReceipt(receipt: string, tx: DbOrTx = this.db): Promise<Payment | null> {
-    const rows = await tx.select().from(payments).where(eq(payments.mpesaReceiptNumber, normaliseMpesaReceipt(receipt)));
+    const rows = await tx
+      .select()
+      .from(payments)
+      .where(eq(payments.mpesaReceiptNumber, normaliseMpesaReceipt(receipt)));
     return rows[0] ?? null;
   }
 
-  async findByProviderTransaction(provider: string, providerTransactionId: string, tx: DbOrTx = this.db): Promise<Payment | null> {
-    const rows = await tx.select().from(payments).where(and(eq(payments.provider, provider), eq(payments.providerTransactionId, providerTransactionId)));
+  async findByProviderTransaction(
+    provider: string,
+    providerTransactionId: string,
+    tx: DbOrTx = this.db,
+  ): Promise<Payment | null> {
+    const rows = await tx
+      .select()
+      .from(payments)
+      .where(and(eq(payments.provider, provider), eq(payments.providerTransactionId, providerTransactionId)));
     return rows[0] ?? null;
   }
 
@@ -77,7 +103,13 @@ export class PaymentsRepository {
     const rows = await this.db
       .select()
       .from(payments)
-      .where(and(eq(payments.provider, provider), eq(payments.providerReference, reference), shopId ? eq(payments.shopId, shopId) : undefined));
+      .where(
+        and(
+          eq(payments.provider, provider),
+          eq(payments.providerReference, reference),
+          shopId ? eq(payments.shopId, shopId) : undefined,
+        ),
+      );
     return rows[0] ?? null;
   }
 
@@ -88,7 +120,10 @@ export class PaymentsRepository {
   }
 
   async update(id: string, patch: Partial<NewPayment>, tx: DbOrTx = this.db): Promise<void> {
-    await tx.update(payments).set({ ...patch, updatedAt: sql`now()` }).where(eq(payments.id, id));
+    await tx
+      .update(payments)
+      .set({ ...patch, updatedAt: sql`now()` })
+      .where(eq(payments.id, id));
   }
 
   /**
@@ -96,7 +131,12 @@ export class PaymentsRepository {
    * (it can overtake the push response), so ids are only filled in and the status only moves
    * from 'initiated'.
    */
-  async recordPushAccepted(id: string, merchantRequestId: string, checkoutRequestId: string, tx: DbOrTx = this.db): Promise<Payment> {
+  async recordPushAccepted(
+    id: string,
+    merchantRequestId: string,
+    checkoutRequestId: string,
+    tx: DbOrTx = this.db,
+  ): Promise<Payment> {
     const rows = await tx
       .update(payments)
       .set({
@@ -111,7 +151,12 @@ export class PaymentsRepository {
   }
 
   /** Moves the payment only if it is still in `from`; returns whether it moved. */
-  async transitionIf(id: string, from: PaymentStatus, patch: Partial<NewPayment> & { status: PaymentStatus }, tx: DbOrTx = this.db): Promise<boolean> {
+  async transitionIf(
+    id: string,
+    from: PaymentStatus,
+    patch: Partial<NewPayment> & { status: PaymentStatus },
+    tx: DbOrTx = this.db,
+  ): Promise<boolean> {
     const rows = await tx
       .update(payments)
       .set({ ...patch, updatedAt: sql`now()` })
@@ -133,7 +178,10 @@ export class PaymentsRepository {
           eq(payments.id, id),
           // open payments, and payments in review (an operator's look; only OUTCOME_UNKNOWN ones can still be settled)
           inArray(payments.status, [...IN_FLIGHT_STATUSES, 'review']),
-          or(isNull(payments.lastQueriedAt), lt(payments.lastQueriedAt, sql`now() - make_interval(secs => ${minIntervalSeconds})`)),
+          or(
+            isNull(payments.lastQueriedAt),
+            lt(payments.lastQueriedAt, sql`now() - make_interval(secs => ${minIntervalSeconds})`),
+          ),
         ),
       )
       .returning({ claimedAt: sql<string>`${payments.lastQueriedAt}::text` });
@@ -147,7 +195,10 @@ export class PaymentsRepository {
    * changed (the first notification after it closed), then per `closedIntervalSeconds`.
    */
   async claimLookup(id: string, openIntervalSeconds: number, closedIntervalSeconds: number): Promise<string | null> {
-    const open = sql`(${payments.status} in (${sql.join(IN_FLIGHT_STATUSES.map((s) => sql`${s}`), sql`, `)}) or (${payments.status} = 'review' and coalesce(${payments.statusReason}, '') = ${OUTCOME_UNKNOWN}))`;
+    const open = sql`(${payments.status} in (${sql.join(
+      IN_FLIGHT_STATUSES.map((s) => sql`${s}`),
+      sql`, `,
+    )}) or (${payments.status} = 'review' and coalesce(${payments.statusReason}, '') = ${OUTCOME_UNKNOWN}))`;
     const rows = await this.db
       .update(payments)
       .set({ lastQueriedAt: sql`now()`, queryCount: sql`${payments.queryCount} + 1` })
@@ -236,7 +287,11 @@ export class PaymentsRepository {
    * Claims stored callbacks whose processing never finished (the process died, the database
    * failed mid-way): same SKIP LOCKED + lease pattern as claimDuePayments.
    */
-  async claimUnprocessedCallbacks(limit: number, leaseSeconds: number, retryAfterSeconds: number): Promise<(typeof callbackInbox.$inferSelect)[]> {
+  async claimUnprocessedCallbacks(
+    limit: number,
+    leaseSeconds: number,
+    retryAfterSeconds: number,
+  ): Promise<(typeof callbackInbox.$inferSelect)[]> {
     const dueAt = sql`coalesce(${callbackInbox.nextAttemptAt}, ${callbackInbox.receivedAt} + make_interval(secs => ${retryAfterSeconds}))`;
     const due = this.db
       .select({ id: callbackInbox.id })
@@ -247,7 +302,10 @@ export class PaymentsRepository {
       .for('update', { skipLocked: true });
     return this.db
       .update(callbackInbox)
-      .set({ attempts: sql`${callbackInbox.attempts} + 1`, nextAttemptAt: sql`now() + make_interval(secs => ${leaseSeconds})` })
+      .set({
+        attempts: sql`${callbackInbox.attempts} + 1`,
+        nextAttemptAt: sql`now() + make_interval(secs => ${leaseSeconds})`,
+      })
       .where(inArray(callbackInbox.id, due))
       .returning();
   }
@@ -277,7 +335,13 @@ export class PaymentsRepository {
     const window = sql`floor(extract(epoch from now()) / ${c.windowSeconds}::int)::bigint::text`;
     const slots = Math.max(1, c.distinctBodies ?? 1);
     // Slot k takes a new body only while it is free; a taken slot counts only its own body.
-    const attempts = slots === 1 ? [{ slot: '0', sameBody: false }] : [...Array.from({ length: slots }, (_, k) => ({ slot: String(k), sameBody: true })), { slot: 'more', sameBody: false }];
+    const attempts =
+      slots === 1
+        ? [{ slot: '0', sameBody: false }]
+        : [
+            ...Array.from({ length: slots }, (_, k) => ({ slot: String(k), sameBody: true })),
+            { slot: 'more', sameBody: false },
+          ];
     for (const a of attempts) {
       const rows = await this.db
         .insert(callbackInbox)
@@ -316,11 +380,17 @@ export class PaymentsRepository {
   /** Leaves a stored callback unprocessed (reopening it if it was finished), for the reconciler to try again in `afterSeconds`. */
   /** Takes back the attempt a claim counted, for a claim that could not try the row (its provider is off on this instance); the lease stays. */
   async uncountCallbackAttempt(id: bigint): Promise<void> {
-    await this.db.update(callbackInbox).set({ attempts: sql`greatest(${callbackInbox.attempts} - 1, 0)` }).where(eq(callbackInbox.id, id));
+    await this.db
+      .update(callbackInbox)
+      .set({ attempts: sql`greatest(${callbackInbox.attempts} - 1, 0)` })
+      .where(eq(callbackInbox.id, id));
   }
 
   async deferCallback(id: bigint, afterSeconds: number): Promise<void> {
-    await this.db.update(callbackInbox).set({ processedAt: null, outcome: null, nextAttemptAt: sql`now() + make_interval(secs => ${afterSeconds})` }).where(eq(callbackInbox.id, id));
+    await this.db
+      .update(callbackInbox)
+      .set({ processedAt: null, outcome: null, nextAttemptAt: sql`now() + make_interval(secs => ${afterSeconds})` })
+      .where(eq(callbackInbox.id, id));
   }
 
   /**
@@ -328,7 +398,11 @@ export class PaymentsRepository {
    * changed nothing) whose last delivery and processing are older than `olderThanDays`. Verified
    * rows are never touched. Rows another instance is deleting are skipped.
    */
-  async deleteStaleUnverifiedCallbacks(olderThanDays: number, outcomes: readonly string[], limit: number): Promise<number> {
+  async deleteStaleUnverifiedCallbacks(
+    olderThanDays: number,
+    outcomes: readonly string[],
+    limit: number,
+  ): Promise<number> {
     const cutoff = sql`now() - make_interval(days => ${olderThanDays}::int)`;
     const stale = this.db
       .select({ id: callbackInbox.id })
@@ -345,32 +419,58 @@ export class PaymentsRepository {
       .orderBy(asc(callbackInbox.processedAt))
       .limit(limit)
       .for('update', { skipLocked: true });
-    const rows = await this.db.delete(callbackInbox).where(inArray(callbackInbox.id, stale)).returning({ id: callbackInbox.id });
+    const rows = await this.db
+      .delete(callbackInbox)
+      .where(inArray(callbackInbox.id, stale))
+      .returning({ id: callbackInbox.id });
     return rows.length;
   }
 
   async markCallbackProcessed(id: bigint, outcome: string): Promise<void> {
-    await this.db.update(callbackInbox).set({ processedAt: sql`now()`, outcome }).where(eq(callbackInbox.id, id));
+    await this.db
+      .update(callbackInbox)
+      .set({ processedAt: sql`now()`, outcome })
+      .where(eq(callbackInbox.id, id));
   }
 
   // ---- idempotency keys
 
-  async insertIdempotencyKey(shopId: string, key: string, requestHash: string, paymentId: string, tx: DbOrTx = this.db): Promise<void> {
+  async insertIdempotencyKey(
+    shopId: string,
+    key: string,
+    requestHash: string,
+    paymentId: string,
+    tx: DbOrTx = this.db,
+  ): Promise<void> {
     await tx.insert(idempotencyKeys).values({ shopId, key, requestHash, paymentId });
   }
 
   async findIdempotencyKey(shopId: string, key: string): Promise<IdempotencyRecord | null> {
     const rows = await this.db
-      .select({ requestHash: idempotencyKeys.requestHash, paymentId: idempotencyKeys.paymentId, responseStatus: idempotencyKeys.responseStatus, responseBody: idempotencyKeys.responseBody, createdAt: idempotencyKeys.createdAt })
+      .select({
+        requestHash: idempotencyKeys.requestHash,
+        paymentId: idempotencyKeys.paymentId,
+        responseStatus: idempotencyKeys.responseStatus,
+        responseBody: idempotencyKeys.responseBody,
+        createdAt: idempotencyKeys.createdAt,
+      })
       .from(idempotencyKeys)
       .where(and(eq(idempotencyKeys.shopId, shopId), eq(idempotencyKeys.key, key)));
     return rows[0] ?? null;
   }
 
-  async storeIdempotentResponse(shopId: string, key: string, status: number, body: unknown, tx: DbOrTx = this.db): Promise<void> {
+  async storeIdempotentResponse(
+    shopId: string,
+    key: string,
+    status: number,
+    body: unknown,
+    tx: DbOrTx = this.db,
+  ): Promise<void> {
     await tx
       .update(idempotencyKeys)
       .set({ responseStatus: status, responseBody: body })
-      .where(and(eq(idempotencyKeys.shopId, shopId), eq(idempotencyKeys.key, key), isNull(idempotencyKeys.responseStatus)));
+      .where(
+        and(eq(idempotencyKeys.shopId, shopId), eq(idempotencyKeys.key, key), isNull(idempotencyKeys.responseStatus)),
+      );
   }
 }

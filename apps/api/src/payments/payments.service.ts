@@ -10,7 +10,12 @@ import type { Payment } from '../database/schema';
 import { CallbackShapeError } from './providers/mpesa/mpesa.errors';
 import { formatPhoneNumber } from './providers/mpesa/phone';
 import { fitAccountReference, fittedOrRefused } from './providers/mpesa/stk-fields';
-import { MpesaInitiateResult, MpesaNotification, MpesaProvider, MpesaStatusResult } from './providers/mpesa/mpesa.provider';
+import {
+  MpesaInitiateResult,
+  MpesaNotification,
+  MpesaProvider,
+  MpesaStatusResult,
+} from './providers/mpesa/mpesa.provider';
 import { ProviderError } from './providers/provider-errors';
 import { PaymentInitiation } from './payment-initiation.service';
 import { HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from './payment-lifecycle.service';
@@ -96,8 +101,12 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
 
     const paymentId = randomUUID();
     // What Daraja is sent (and the customer sees): the POS's text made to fit. requestHash above is over the raw body.
-    const accountReference = dto.accountReference == null ? defaultAccountReference(dto.orderId) : fittedOrRefused('accountReference', dto.accountReference);
-    const transactionDesc = dto.transactionDesc == null ? DEFAULT_TRANSACTION_DESC : fittedOrRefused('transactionDesc', dto.transactionDesc);
+    const accountReference =
+      dto.accountReference == null
+        ? defaultAccountReference(dto.orderId)
+        : fittedOrRefused('accountReference', dto.accountReference);
+    const transactionDesc =
+      dto.transactionDesc == null ? DEFAULT_TRANSACTION_DESC : fittedOrRefused('transactionDesc', dto.transactionDesc);
 
     const lost = await this.lifecycle.openPayment(paymentId, {
       user,
@@ -113,7 +122,15 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     });
     if (lost) return lost;
 
-    return this.sendPush(paymentId, phone, dto.amount, accountReference, transactionDesc, dto.orderId, idempotencyKey ? { shopId: user.shopId, key: idempotencyKey } : undefined);
+    return this.sendPush(
+      paymentId,
+      phone,
+      dto.amount,
+      accountReference,
+      transactionDesc,
+      dto.orderId,
+      idempotencyKey ? { shopId: user.shopId, key: idempotencyKey } : undefined,
+    );
   }
 
   /**
@@ -121,24 +138,54 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
    * with an unknown outcome becomes 'unresolved'. What Daraja answered, its audit event and the
    * Idempotency-Key's stored answer are written in one transaction.
    */
-  private sendPush(paymentId: string, phone: string, amount: number, accountReference: string, transactionDesc: string, orderId: string, idem?: { shopId: string; key: string }): Promise<HttpResult> {
+  private sendPush(
+    paymentId: string,
+    phone: string,
+    amount: number,
+    accountReference: string,
+    transactionDesc: string,
+    orderId: string,
+    idem?: { shopId: string; key: string },
+  ): Promise<HttpResult> {
     return this.initiation.run<MpesaInitiateResult>({
       paymentId,
       provider: 'mpesa',
       label: 'M-Pesa',
       actor: 'daraja:stk-push',
       idem,
-      send: () => this.mpesa.initiate({ paymentId, reference: accountReference, amountMinor: BigInt(amount) * 100n, currency: 'KES', description: transactionDesc, customer: { phoneNumber: phone } }),
-      recordAnswer: async (accepted, tx, ms) => {
-        const updated = await this.repo.recordPushAccepted(paymentId, accepted.providerRequestId, accepted.providerRef, tx);
-        await this.repo.insertEvent({
+      send: () =>
+        this.mpesa.initiate({
           paymentId,
-          type: 'provider_response',
-          fromStatus: 'initiated',
-          toStatus: updated.status,
-          actor: 'daraja:stk-push',
-          data: { merchantRequestId: accepted.providerRequestId, checkoutRequestId: accepted.providerRef, responseCode: accepted.providerCode, responseDescription: accepted.description, ms },
-        }, tx);
+          reference: accountReference,
+          amountMinor: BigInt(amount) * 100n,
+          currency: 'KES',
+          description: transactionDesc,
+          customer: { phoneNumber: phone },
+        }),
+      recordAnswer: async (accepted, tx, ms) => {
+        const updated = await this.repo.recordPushAccepted(
+          paymentId,
+          accepted.providerRequestId,
+          accepted.providerRef,
+          tx,
+        );
+        await this.repo.insertEvent(
+          {
+            paymentId,
+            type: 'provider_response',
+            fromStatus: 'initiated',
+            toStatus: updated.status,
+            actor: 'daraja:stk-push',
+            data: {
+              merchantRequestId: accepted.providerRequestId,
+              checkoutRequestId: accepted.providerRef,
+              responseCode: accepted.providerCode,
+              responseDescription: accepted.description,
+              ms,
+            },
+          },
+          tx,
+        );
         const body: StkPushResponseDto = {
           paymentId,
           status: updated.status === 'initiated' ? 'pending' : updated.status,
@@ -173,9 +220,14 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     return this.mpesa.fetchStatus({ reference: checkoutRequestId, providerRef: checkoutRequestId });
   }
 
-  async getStkStatus(user: AuthUser, checkoutRequestId: string, merchantRequestId?: string): Promise<PaymentResponseDto> {
+  async getStkStatus(
+    user: AuthUser,
+    checkoutRequestId: string,
+    merchantRequestId?: string,
+  ): Promise<PaymentResponseDto> {
     const p = await this.repo.findByCheckoutRequestId(checkoutRequestId, user.shopId);
-    if (!p || (merchantRequestId && p.merchantRequestId !== merchantRequestId)) throw new NotFoundError('Payment', { checkoutRequestId });
+    if (!p || (merchantRequestId && p.merchantRequestId !== merchantRequestId))
+      throw new NotFoundError('Payment', { checkoutRequestId });
     return this.toResponse(await this.refreshIfDue(p));
   }
 
@@ -196,11 +248,18 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     if (ageSeconds < this.config.mpesa.statusQueryAfterSeconds) return p;
     try {
       const turn = await this.sharedStatusQuery(p.id, p.checkoutRequestId);
-      if (turn.asked && turn.result.status === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
+      if (
+        turn.asked &&
+        turn.result.status === 'not_found' &&
+        ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds
+      ) {
         await this.failNotFound(p.id, turn.result.description);
       }
     } catch (err) {
-      this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'STK query failed; returning stored status');
+      this.logger.warn(
+        { paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) },
+        'STK query failed; returning stored status',
+      );
     }
     return (await this.repo.findById(p.id)) ?? p;
   }
@@ -211,19 +270,32 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
    * per QUERY_MIN_INTERVAL_SECONDS ({asked: false} for the others: whoever asked records the
    * answer). A final answer is applied once, here.
    */
-  private async sharedStatusQuery(paymentId: string, checkoutRequestId: string, actor = 'daraja:stk-query'): Promise<StatusQueryTurn> {
-    const turn = await this.statusQueries.turn(paymentId, `${paymentId}|${checkoutRequestId}`, () => this.repo.claimStatusQuery(paymentId, QUERY_MIN_INTERVAL_SECONDS), async () => {
-      const r = await this.queryStk(checkoutRequestId);
-      const report = queryReport(r);
-      if (!report) return { result: r };
-      // Applied under the row lock: a review payment other than OUTCOME_UNKNOWN is left as it is (recorded as a duplicate report).
-      const applied = await this.lifecycle.applyOutcome(paymentId, report, actor);
-      return { result: r, applied };
-    });
+  private async sharedStatusQuery(
+    paymentId: string,
+    checkoutRequestId: string,
+    actor = 'daraja:stk-query',
+  ): Promise<StatusQueryTurn> {
+    const turn = await this.statusQueries.turn(
+      paymentId,
+      `${paymentId}|${checkoutRequestId}`,
+      () => this.repo.claimStatusQuery(paymentId, QUERY_MIN_INTERVAL_SECONDS),
+      async () => {
+        const r = await this.queryStk(checkoutRequestId);
+        const report = queryReport(r);
+        if (!report) return { result: r };
+        // Applied under the row lock: a review payment other than OUTCOME_UNKNOWN is left as it is (recorded as a duplicate report).
+        const applied = await this.lifecycle.applyOutcome(paymentId, report, actor);
+        return { result: r, applied };
+      },
+    );
     return turn.asked ? { asked: true, shared: turn.shared, ...turn.value } : { asked: false };
   }
 
-  private moveUnknownToReview(paymentId: string, data: Record<string, unknown> = { afterSeconds: this.config.mpesa.unresolvedReviewAfterSeconds }, onlyWithoutCheckoutId = true): Promise<boolean> {
+  private moveUnknownToReview(
+    paymentId: string,
+    data: Record<string, unknown> = { afterSeconds: this.config.mpesa.unresolvedReviewAfterSeconds },
+    onlyWithoutCheckoutId = true,
+  ): Promise<boolean> {
     return this.lifecycle.moveUnknownToReview(paymentId, data, onlyWithoutCheckoutId);
   }
 
@@ -243,40 +315,52 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     const rc = this.config.reconciler;
     const ageSeconds = (Date.now() - p.createdAt.getTime()) / 1000;
     const checkoutRequestId = p.checkoutRequestId;
-    return reconcileLook(p, { repo: this.repo, config: rc, logger: this.logger }, {
-      what: 'STK query',
-      claimIntervalSeconds: QUERY_MIN_INTERVAL_SECONDS,
-      before: async () => {
-        if (!checkoutRequestId) {
-          // The push answer never arrived (or the push is still on its way): nothing to query with.
-          const reviewAt = this.config.mpesa.unresolvedReviewAfterSeconds;
-          if (ageSeconds >= reviewAt) {
-            await this.moveUnknownToReview(p.id);
+    return reconcileLook(
+      p,
+      { repo: this.repo, config: rc, logger: this.logger },
+      {
+        what: 'STK query',
+        claimIntervalSeconds: QUERY_MIN_INTERVAL_SECONDS,
+        before: async () => {
+          if (!checkoutRequestId) {
+            // The push answer never arrived (or the push is still on its way): nothing to query with.
+            const reviewAt = this.config.mpesa.unresolvedReviewAfterSeconds;
+            if (ageSeconds >= reviewAt) {
+              await this.moveUnknownToReview(p.id);
+              return { action: 'moved_to_review' };
+            }
+            await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(reviewAt - ageSeconds)), false);
+            return { action: 'deferred' };
+          }
+          if (ageSeconds >= rc.giveUpAfterSeconds || p.reconcileAttempts >= rc.maxQueries) {
+            await this.moveUnknownToReview(
+              p.id,
+              {
+                giveUp: ageSeconds >= rc.giveUpAfterSeconds ? 'window' : 'query_budget',
+                ageSeconds: Math.round(ageSeconds),
+                queries: p.reconcileAttempts,
+              },
+              false,
+            );
             return { action: 'moved_to_review' };
           }
-          await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(reviewAt - ageSeconds)), false);
-          return { action: 'deferred' };
-        }
-        if (ageSeconds >= rc.giveUpAfterSeconds || p.reconcileAttempts >= rc.maxQueries) {
-          await this.moveUnknownToReview(p.id, { giveUp: ageSeconds >= rc.giveUpAfterSeconds ? 'window' : 'query_budget', ageSeconds: Math.round(ageSeconds), queries: p.reconcileAttempts }, false);
-          return { action: 'moved_to_review' };
-        }
-        return undefined;
+          return undefined;
+        },
+        ask: async (backoff) => {
+          const r = await this.queryStk(checkoutRequestId as string);
+          const report = queryReport(r);
+          if (report) {
+            await this.lifecycle.applyOutcome(p.id, report, 'reconciler:stk-query');
+            return { result: { action: 'settled', provider: queryInfo(r) }, nextLookSeconds: 0 };
+          }
+          if (r.status === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
+            await this.failNotFound(p.id, r.description);
+            return { result: { action: 'failed_not_found', provider: queryInfo(r) } };
+          }
+          return { result: { action: 'still_pending', provider: queryInfo(r) }, nextLookSeconds: backoff };
+        },
       },
-      ask: async (backoff) => {
-        const r = await this.queryStk(checkoutRequestId as string);
-        const report = queryReport(r);
-        if (report) {
-          await this.lifecycle.applyOutcome(p.id, report, 'reconciler:stk-query');
-          return { result: { action: 'settled', provider: queryInfo(r) }, nextLookSeconds: 0 };
-        }
-        if (r.status === 'not_found' && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
-          await this.failNotFound(p.id, r.description);
-          return { result: { action: 'failed_not_found', provider: queryInfo(r) } };
-        }
-        return { result: { action: 'still_pending', provider: queryInfo(r) }, nextLookSeconds: backoff };
-      },
-    });
+    );
   }
 
   /**
@@ -299,7 +383,10 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
   private async operatorLook(p: Payment): Promise<ReconcileResult> {
     if (!p.checkoutRequestId) {
       // Nothing to query with (the push answer was lost): the same age rule as the reconciler's.
-      if (isInFlight(p.status) && (Date.now() - p.createdAt.getTime()) / 1000 >= this.config.mpesa.unresolvedReviewAfterSeconds) {
+      if (
+        isInFlight(p.status) &&
+        (Date.now() - p.createdAt.getTime()) / 1000 >= this.config.mpesa.unresolvedReviewAfterSeconds
+      ) {
         await this.moveUnknownToReview(p.id);
         return { action: 'moved_to_review' };
       }
@@ -313,7 +400,11 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
       const provider = queryInfo(r);
       if (r.status === 'pending' || r.status === 'not_found') {
         const ageSeconds = (Date.now() - p.createdAt.getTime()) / 1000;
-        if (r.status === 'not_found' && isInFlight(p.status) && ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds) {
+        if (
+          r.status === 'not_found' &&
+          isInFlight(p.status) &&
+          ageSeconds >= this.config.mpesa.notFoundFailAfterSeconds
+        ) {
           await this.failNotFound(p.id, r.description);
           return { action: 'failed_not_found', provider };
         }
@@ -323,7 +414,14 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
       return { action: 'settled', provider };
     } catch (err) {
       const code = err instanceof AppError ? err.code : 'UNKNOWN';
-      return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof ProviderError ? err.providerCode ?? code : code, message: safeMessage(err) } };
+      return {
+        action: 'provider_error',
+        provider: {
+          kind: 'error',
+          errorCode: err instanceof ProviderError ? (err.providerCode ?? code) : code,
+          message: safeMessage(err),
+        },
+      };
     }
   }
 
@@ -361,7 +459,12 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     let verified = false;
     let shapeError: CallbackShapeError | undefined;
     try {
-      parsed = this.mpesa.parseNotification({ headers: {}, query: {}, params: { paymentId: input.paymentId, token: input.token }, body: input.body });
+      parsed = this.mpesa.parseNotification({
+        headers: {},
+        query: {},
+        params: { paymentId: input.paymentId, token: input.token },
+        body: input.body,
+      });
       verified = parsed.verified;
     } catch (err) {
       if (!(err instanceof CallbackShapeError)) throw err;
@@ -378,7 +481,10 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     };
     if (shapeError || !parsed) {
       // Not a callback: one row per window for all of them (the first body, counted), before the 400.
-      await this.repo.storeCoalescedCallback({ ...row, processedAt: new Date(), outcome: 'invalid_shape' }, { group: 'mpesa|kind:invalid_shape', windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS });
+      await this.repo.storeCoalescedCallback(
+        { ...row, processedAt: new Date(), outcome: 'invalid_shape' },
+        { group: 'mpesa|kind:invalid_shape', windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS },
+      );
       throw shapeError ?? new CallbackShapeError('Not an STK callback');
     }
 
@@ -397,7 +503,10 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
         return { ResultCode: 0, ResultDesc: 'Accepted' };
       } catch (err) {
         // Stored below without processing: acknowledged anyway (it is durable); the reconciler replays it.
-        this.logger.error({ err: safeError(err), paymentId: input.paymentId }, 'callback processing failed; storing it for the reconciler');
+        this.logger.error(
+          { err: safeError(err), paymentId: input.paymentId },
+          'callback processing failed; storing it for the reconciler',
+        );
         await this.repo.insertCallback(row);
         return { ResultCode: 0, ResultDesc: 'Accepted' };
       }
@@ -408,16 +517,31 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
       const known = await this.repo.findByCheckoutRequestId(parsed.providerRef);
       if (!known) {
         // Names no payment of ours: one row per window for all of them, nothing to confirm.
-        const stored = await this.repo.storeCoalescedCallback({ ...row, processedAt: new Date(), outcome: 'unknown_payment' }, { group: 'mpesa|kind:unknown_payment', windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS });
-        if (stored.first) this.logger.warn({ inboxId: stored.id.toString(), urlPaymentId: row.urlPaymentId }, 'unverified callback for an unknown CheckoutRequestID (further ones in this window are only counted)');
+        const stored = await this.repo.storeCoalescedCallback(
+          { ...row, processedAt: new Date(), outcome: 'unknown_payment' },
+          { group: 'mpesa|kind:unknown_payment', windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS },
+        );
+        if (stored.first)
+          this.logger.warn(
+            { inboxId: stored.id.toString(), urlPaymentId: row.urlPaymentId },
+            'unverified callback for an unknown CheckoutRequestID (further ones in this window are only counted)',
+          );
         return { ResultCode: 0, ResultDesc: 'Accepted' };
       }
       // A payment of ours: identical bodies share a row, a different body (e.g. the genuine one
       // after a forged one) gets its own. A new row starts a confirmation; so does a delivery on a
       // row whose confirmation already finished while the payment is still open (the shared query
       // throttle keeps that to one STK query per interval). Deliveries during a confirmation wait for it.
-      const stored = await this.repo.storeCoalescedCallback({ ...row, checkoutRequestId: parsed.providerRef }, { group: `mpesa|co:${parsed.providerRef}`, windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS, distinctBodies: UNVERIFIED_DISTINCT_BODIES });
-      if (stored.first || (stored.finished && isInFlight(known.status))) this.runInBackground(this.confirmUnverifiedCallback(stored.id, parsed, input.paymentId, stored.first));
+      const stored = await this.repo.storeCoalescedCallback(
+        { ...row, checkoutRequestId: parsed.providerRef },
+        {
+          group: `mpesa|co:${parsed.providerRef}`,
+          windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS,
+          distinctBodies: UNVERIFIED_DISTINCT_BODIES,
+        },
+      );
+      if (stored.first || (stored.finished && isInFlight(known.status)))
+        this.runInBackground(this.confirmUnverifiedCallback(stored.id, parsed, input.paymentId, stored.first));
       return { ResultCode: 0, ResultDesc: 'Accepted' };
     }
     const inboxId = await this.repo.insertCallback(row);
@@ -426,7 +550,10 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
       await this.finishInboxRow(inboxId, outcome);
     } catch (err) {
       // Stored but not processed: acknowledged anyway (it is durable); status refresh / reconciliation settle it.
-      this.logger.error({ err: safeError(err), inboxId: inboxId.toString(), paymentId: input.paymentId }, 'callback stored but processing failed');
+      this.logger.error(
+        { err: safeError(err), inboxId: inboxId.toString(), paymentId: input.paymentId },
+        'callback stored but processing failed',
+      );
     }
     return { ResultCode: 0, ResultDesc: 'Accepted' };
   }
@@ -443,21 +570,43 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
    * otherwise (throttled: someone asked just before it arrived) it is left for the reconciler
    * after the interval. `audit`: the row's first confirmation records an unverified_callback event.
    */
-  private async confirmUnverifiedCallback(inboxId: bigint, cb: MpesaNotification, urlPaymentId?: string, audit = true): Promise<void> {
+  private async confirmUnverifiedCallback(
+    inboxId: bigint,
+    cb: MpesaNotification,
+    urlPaymentId?: string,
+    audit = true,
+  ): Promise<void> {
     const p = await this.repo.findByCheckoutRequestId(cb.providerRef);
     if (!p) {
-      this.logger.warn({ inboxId: inboxId.toString(), urlPaymentId }, 'unverified callback for an unknown CheckoutRequestID');
+      this.logger.warn(
+        { inboxId: inboxId.toString(), urlPaymentId },
+        'unverified callback for an unknown CheckoutRequestID',
+      );
       await this.repo.markCallbackProcessed(inboxId, 'unknown_payment');
       return;
     }
-    if (audit) await this.repo.insertEvent({ paymentId: p.id, type: 'unverified_callback', actor: 'daraja:callback', data: { inboxId: inboxId.toString(), resultCode: cb.report.providerCode } });
+    if (audit)
+      await this.repo.insertEvent({
+        paymentId: p.id,
+        type: 'unverified_callback',
+        actor: 'daraja:callback',
+        data: { inboxId: inboxId.toString(), resultCode: cb.report.providerCode },
+      });
     const outcome = await this.confirmByQuery(p.id, cb.providerRef);
     const now = await this.repo.findById(p.id);
     if (!now || !isInFlight(now.status)) {
-      await this.repo.markCallbackProcessed(inboxId, `unverified_${outcome === 'query_throttled' ? 'duplicate' : outcome}`);
+      await this.repo.markCallbackProcessed(
+        inboxId,
+        `unverified_${outcome === 'query_throttled' ? 'duplicate' : outcome}`,
+      );
       return;
     }
-    await this.repo.finishIfAnswered(inboxId, p.id, `unverified_${outcome === 'query_throttled' ? 'answered' : outcome}`, QUERY_MIN_INTERVAL_SECONDS);
+    await this.repo.finishIfAnswered(
+      inboxId,
+      p.id,
+      `unverified_${outcome === 'query_throttled' ? 'answered' : outcome}`,
+      QUERY_MIN_INTERVAL_SECONDS,
+    );
   }
 
   /**
@@ -497,7 +646,9 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
   }
 
   private runInBackground(task: Promise<unknown>): void {
-    const tracked = task.catch((err) => this.logger.error({ err: safeError(err) }, 'background callback confirmation failed')).finally(() => this.background.delete(tracked));
+    const tracked = task
+      .catch((err) => this.logger.error({ err: safeError(err) }, 'background callback confirmation failed'))
+      .finally(() => this.background.delete(tracked));
     this.background.add(tracked);
   }
 
@@ -529,12 +680,21 @@ function callbackReport(cb: MpesaNotification): OutcomeReport {
 /** A final STK query answer as the lifecycle's report (no amount: the CheckoutRequestID is ours); undefined while it is not final. */
 function queryReport(r: MpesaStatusResult): OutcomeReport | undefined {
   if (r.status === 'pending' || r.status === 'not_found') return undefined;
-  return { outcome: r.status, resultCode: r.providerCode, resultDesc: r.description, source: 'query', amountRequired: false, checkoutRequestId: r.providerRef, merchantRequestId: r.providerRequestId };
+  return {
+    outcome: r.status,
+    resultCode: r.providerCode,
+    resultDesc: r.description,
+    source: 'query',
+    amountRequired: false,
+    checkoutRequestId: r.providerRef,
+    merchantRequestId: r.providerRequestId,
+  };
 }
 
 /** What Daraja answered, for a ReconcileResult: a final answer's ResultCode/ResultDesc, else its errorCode/errorMessage. */
 function queryInfo(r: MpesaStatusResult): NonNullable<ReconcileResult['provider']> {
-  if (r.status === 'pending' || r.status === 'not_found') return { kind: r.status, errorCode: r.providerCode, message: r.description };
+  if (r.status === 'pending' || r.status === 'not_found')
+    return { kind: r.status, errorCode: r.providerCode, message: r.description };
   return { kind: 'final', resultCode: r.providerCode, resultDesc: r.description };
 }
 

@@ -9,12 +9,22 @@ describe('phoneHash', () => {
     expect(phoneHash(SECRET, '254712345678')).toBe(createHmac('sha256', key).update('254712345678').digest('hex'));
     // Never the plain SHA-256 (reversible by trying every Kenyan number) nor an HMAC under the secret itself.
     expect(phoneHash(SECRET, '254712345678')).not.toBe(createHash('sha256').update('254712345678').digest('hex'));
-    expect(phoneHash(SECRET, '254712345678')).not.toBe(createHmac('sha256', SECRET).update('254712345678').digest('hex'));
+    expect(phoneHash(SECRET, '254712345678')).not.toBe(
+      createHmac('sha256', SECRET).update('254712345678').digest('hex'),
+    );
   });
 
   it('one customer, one hash: every form of a Kenyan number hashes as 2547…', () => {
     const h = phoneHash(SECRET, '254712345678');
-    for (const form of ['0712345678', '+254712345678', '712345678', '0712 345 678', '+254-712-345-678', '(0712) 345678']) expect(phoneHash(SECRET, form)).toBe(h);
+    for (const form of [
+      '0712345678',
+      '+254712345678',
+      '712345678',
+      '0712 345 678',
+      '+254-712-345-678',
+      '(0712) 345678',
+    ])
+      expect(phoneHash(SECRET, form)).toBe(h);
     expect(phoneHash(SECRET, '0112345678')).toBe(phoneHash(SECRET, '254112345678'));
     expect(phoneHash(SECRET, '0712345679')).not.toBe(h);
   });

@@ -42,7 +42,8 @@ export class ProviderServicesRegistry {
   private readonly services = new Map<string, ProviderPaymentService>();
 
   register(service: ProviderPaymentService): void {
-    if (this.services.has(service.provider)) throw new Error(`payment service for ${service.provider} registered twice`);
+    if (this.services.has(service.provider))
+      throw new Error(`payment service for ${service.provider} registered twice`);
     this.services.set(service.provider, service);
   }
 

@@ -48,7 +48,12 @@ export interface ReconcileResult {
 export const UNVERIFIED_CALLBACK_WINDOW_SECONDS = 10;
 
 /** Seconds before the reconciler's next look after `attempt` looks: base·2^(attempt-1), capped, ±20 % jitter so instances spread out. */
-export function reconcileBackoffSeconds(attempt: number, baseSeconds: number, maxSeconds: number, random: () => number = Math.random): number {
+export function reconcileBackoffSeconds(
+  attempt: number,
+  baseSeconds: number,
+  maxSeconds: number,
+  random: () => number = Math.random,
+): number {
   const exp = Math.min(maxSeconds, baseSeconds * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
   return Math.max(0, Math.round(exp * (0.8 + 0.4 * random())));
 }
@@ -87,7 +92,11 @@ export interface ReconcileContext {
  * gives up into review when the provider says it is time, else backs off: at least the provider's
  * Retry-After. Never starts a payment again.
  */
-export async function reconcileLook(p: Payment, ctx: ReconcileContext, steps: ReconcileSteps): Promise<ReconcileResult> {
+export async function reconcileLook(
+  p: Payment,
+  ctx: ReconcileContext,
+  steps: ReconcileSteps,
+): Promise<ReconcileResult> {
   const { repo, config: rc } = ctx;
   if (!isInFlight(p.status)) return { action: 'already_final' };
   const early = await steps.before?.();
@@ -112,7 +121,10 @@ export async function reconcileLook(p: Payment, ctx: ReconcileContext, steps: Re
     const retryAfter = err instanceof ProviderError ? retryAfterOf(err) : 0;
     await repo.scheduleCheck(p.id, Math.max(backoff, retryAfter), true);
     ctx.logger.warn({ paymentId: p.id, code, msg: message }, `reconciler: ${steps.what} failed; backing off`);
-    return { action: 'provider_error', provider: { kind: 'error', errorCode: err instanceof ProviderError ? err.providerCode ?? code : code, message } };
+    return {
+      action: 'provider_error',
+      provider: { kind: 'error', errorCode: err instanceof ProviderError ? (err.providerCode ?? code) : code, message },
+    };
   }
 }
 

@@ -95,7 +95,10 @@ export class ReconcilerService implements OnApplicationBootstrap, BeforeApplicat
         try {
           if ((await this.payments.replayStoredNotification(row)) !== 'deferred') report.callbacksReplayed++;
         } catch (err) {
-          this.logger.error({ err: safeError(err), inboxId: row.id.toString(), attempts: row.attempts }, 'replaying a stored callback failed; will retry after the lease');
+          this.logger.error(
+            { err: safeError(err), inboxId: row.id.toString(), attempts: row.attempts },
+            'replaying a stored callback failed; will retry after the lease',
+          );
         }
       }
       if (this.stopped) return report;
@@ -116,7 +119,8 @@ export class ReconcilerService implements OnApplicationBootstrap, BeforeApplicat
       };
       await Promise.all(Array.from({ length: Math.min(CONCURRENCY, due.length) }, worker));
       if (!this.stopped) report.callbacksDeleted = await this.deleteOldCallbacks();
-      if (report.paymentsChecked || report.callbacksReplayed || report.callbacksDeleted) this.logger.log({ ...report }, 'reconciler pass');
+      if (report.paymentsChecked || report.callbacksReplayed || report.callbacksDeleted)
+        this.logger.log({ ...report }, 'reconciler pass');
     } catch (err) {
       this.logger.error({ err: safeError(err) }, 'reconciler pass failed');
     }
@@ -126,7 +130,11 @@ export class ReconcilerService implements OnApplicationBootstrap, BeforeApplicat
   /** Retention: one batch of processed unverified rows that changed nothing, older than CALLBACK_INBOX_RETENTION_DAYS. */
   private async deleteOldCallbacks(): Promise<number> {
     try {
-      return await this.repo.deleteStaleUnverifiedCallbacks(this.config.reconciler.inboxRetentionDays, UNCHANGED_INBOX_OUTCOMES, RETENTION_BATCH);
+      return await this.repo.deleteStaleUnverifiedCallbacks(
+        this.config.reconciler.inboxRetentionDays,
+        UNCHANGED_INBOX_OUTCOMES,
+        RETENTION_BATCH,
+      );
     } catch (err) {
       this.logger.error({ err: safeError(err) }, 'deleting old callback inbox rows failed; the next pass tries again');
       return 0;

@@ -20,7 +20,12 @@ export class SharedLookups<T> {
 
   constructor(private readonly answered: (paymentId: string, claimedAt: string) => Promise<void>) {}
 
-  turn(paymentId: string, key: string, claim: () => Promise<string | null>, ask: () => Promise<T>): Promise<LookupTurn<T>> {
+  turn(
+    paymentId: string,
+    key: string,
+    claim: () => Promise<string | null>,
+    ask: () => Promise<T>,
+  ): Promise<LookupTurn<T>> {
     const running = this.running.get(key);
     if (running) return running.then((t): LookupTurn<T> => (t.asked ? { ...t, shared: true } : t));
     const turn = (async (): Promise<LookupTurn<T>> => {

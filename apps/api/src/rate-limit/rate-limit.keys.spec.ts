@@ -5,7 +5,9 @@ describe('rate-limit keys', () => {
   const secret = derivePhoneKeySecret('callback-signing-secret-0123456789abcdef');
 
   it('gives one key per customer whatever format the cashier typed', () => {
-    const keys = ['+254 712 345 678', '254712345678', '0712345678', '712345678', '0712-345-678', '(0712) 345 678'].map((p) => phoneKey(secret, formatPhoneNumber(p)));
+    const keys = ['+254 712 345 678', '254712345678', '0712345678', '712345678', '0712-345-678', '(0712) 345 678'].map(
+      (p) => phoneKey(secret, formatPhoneNumber(p)),
+    );
     expect(new Set(keys).size).toBe(1);
     expect(keys[0]).toMatch(/^[0-9a-f]{64}$/);
   });
@@ -23,15 +25,20 @@ describe('rate-limit keys', () => {
   it('is keyed by the server secret (a plain hash of the number would be brute-forceable)', () => {
     const other = derivePhoneKeySecret('another-callback-secret-0123456789abcdef');
     expect(phoneKey(other, '254712345678')).not.toBe(phoneKey(secret, '254712345678'));
-    expect(phoneKey(derivePhoneKeySecret('callback-signing-secret-0123456789abcdef'), '254712345678')).toBe(phoneKey(secret, '254712345678'));
+    expect(phoneKey(derivePhoneKeySecret('callback-signing-secret-0123456789abcdef'), '254712345678')).toBe(
+      phoneKey(secret, '254712345678'),
+    );
     // the derived key is not the secret itself
     expect(secret.toString('utf8')).not.toContain('callback-signing-secret');
     expect(() => derivePhoneKeySecret('')).toThrow(/server secret/);
   });
 
-  it.each(['0712345678', '+254712345678', '25471234567', '254812345678', ''])('refuses a phone that is not normalised (%p)', (raw) => {
-    expect(() => phoneKey(secret, raw)).toThrow(/normalised MSISDN/);
-  });
+  it.each(['0712345678', '+254712345678', '25471234567', '254812345678', ''])(
+    'refuses a phone that is not normalised (%p)',
+    (raw) => {
+      expect(() => phoneKey(secret, raw)).toThrow(/normalised MSISDN/);
+    },
+  );
 
   it('uses the shop id as the shop key', () => {
     expect(shopKey('shop-1')).toBe('shop-1');

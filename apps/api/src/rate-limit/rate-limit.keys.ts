@@ -21,7 +21,8 @@ export function derivePhoneKeySecret(serverSecret: string): Buffer {
 
 /** Key of one phone number: hex HMAC-SHA256 of the normalised MSISDN. */
 export function phoneKey(secret: Buffer, msisdn: string): string {
-  if (!/^254[17]\d{8}$/.test(msisdn)) throw new Error('phoneKey expects a normalised MSISDN (2547XXXXXXXX or 2541XXXXXXXX)');
+  if (!/^254[17]\d{8}$/.test(msisdn))
+    throw new Error('phoneKey expects a normalised MSISDN (2547XXXXXXXX or 2541XXXXXXXX)');
   return createHmac('sha256', secret).update(msisdn).digest('hex');
 }
 

@@ -13,7 +13,10 @@ function config(env: Record<string, string>) {
   return loadConfig({ NODE_ENV: 'test', CALLBACK_SIGNING_SECRET: 'c'.repeat(40), ...env });
 }
 
-async function service(env: Record<string, string>, database: Pick<DatabaseHandle, 'kind' | 'pool'> = { kind: 'pglite' }): Promise<RateLimitService> {
+async function service(
+  env: Record<string, string>,
+  database: Pick<DatabaseHandle, 'kind' | 'pool'> = { kind: 'pglite' },
+): Promise<RateLimitService> {
   const svc = new RateLimitService(config(env), database);
   await svc.onModuleInit();
   return svc;
@@ -45,7 +48,6 @@ beforeEach(() => jest.spyOn(Logger.prototype, 'log').mockImplementation(() => un
 afterEach(() => jest.restoreAllMocks());
 
 describe('RateLimitService (memory store)', () => {
-
   it('is off when both limits are 0 (the NODE_ENV=test default)', async () => {
     const svc = await service({});
     expect(svc.enabled).toBe(false);
@@ -64,7 +66,9 @@ describe('RateLimitService (memory store)', () => {
     expect(Number.isInteger(retryAfter)).toBe(true);
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(30);
-    expect(err.message).toBe(`This phone already has an M-Pesa prompt open (sent less than 30 s ago): ask the customer to answer it on their phone, or try again in ${retryAfter} s`);
+    expect(err.message).toBe(
+      `This phone already has an M-Pesa prompt open (sent less than 30 s ago): ask the customer to answer it on their phone, or try again in ${retryAfter} s`,
+    );
     expect(err.details).toEqual({ retryAfterSeconds: retryAfter, limit: 1, windowSeconds: 30 });
     expect(JSON.stringify(err.details) + err.message).not.toContain('712345678');
     // another phone, and the same phone in another shop's name, are separate... the phone is the phone:
@@ -82,12 +86,18 @@ describe('RateLimitService (memory store)', () => {
     const retryAfter = Number(err.headers?.['Retry-After']);
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(60);
-    expect(err.message).toBe(`This shop has sent too many M-Pesa requests (limit 2 a minute); try again in ${retryAfter} s`);
+    expect(err.message).toBe(
+      `This shop has sent too many M-Pesa requests (limit 2 a minute); try again in ${retryAfter} s`,
+    );
     await expect(svc.reserve('shop-2', PHONE_A)).resolves.toHaveLength(1);
   });
 
   it('gives points back on release', async () => {
-    const svc = await service({ RATE_LIMIT_SHOP_PER_MINUTE: '1', RATE_LIMIT_PHONE_PER_WINDOW: '1', RATE_LIMIT_PHONE_WINDOW_SECONDS: '3600' });
+    const svc = await service({
+      RATE_LIMIT_SHOP_PER_MINUTE: '1',
+      RATE_LIMIT_PHONE_PER_WINDOW: '1',
+      RATE_LIMIT_PHONE_WINDOW_SECONDS: '3600',
+    });
     const holds = await svc.reserve('shop-1', PHONE_A);
     expect(holds.map((h) => h.limit)).toEqual(['shop', 'phone']);
     expect(holds.map((h) => h.key).join()).not.toContain('712345678');
@@ -96,7 +106,11 @@ describe('RateLimitService (memory store)', () => {
   });
 
   it('a refused request leaves nothing taken: a busy phone gives the shop point back, and its own over-count is undone', async () => {
-    const svc = await service({ RATE_LIMIT_SHOP_PER_MINUTE: '2', RATE_LIMIT_PHONE_PER_WINDOW: '1', RATE_LIMIT_PHONE_WINDOW_SECONDS: '3600' });
+    const svc = await service({
+      RATE_LIMIT_SHOP_PER_MINUTE: '2',
+      RATE_LIMIT_PHONE_PER_WINDOW: '1',
+      RATE_LIMIT_PHONE_WINDOW_SECONDS: '3600',
+    });
     const first = await svc.reserve('shop-1', PHONE_A);
     // Refused on the phone: the shop point it took is returned, so shop-1 still has 1 left.
     await expect(refusal(svc.reserve('shop-1', PHONE_A))).resolves.toBeInstanceOf(PhoneBusyError);
@@ -111,7 +125,14 @@ describe('RateLimitService (memory store)', () => {
   });
 
   it('refuses RATE_LIMIT_STORE=postgres on the embedded PGlite database at boot', async () => {
-    const svc = new RateLimitService(config({ RATE_LIMIT_STORE: 'postgres', DATABASE_URL: 'postgres://x@127.0.0.1/db', RATE_LIMIT_PHONE_PER_WINDOW: '1' }), { kind: 'pglite' });
+    const svc = new RateLimitService(
+      config({
+        RATE_LIMIT_STORE: 'postgres',
+        DATABASE_URL: 'postgres://x@127.0.0.1/db',
+        RATE_LIMIT_PHONE_PER_WINDOW: '1',
+      }),
+      { kind: 'pglite' },
+    );
     await expect(svc.onModuleInit()).rejects.toThrow(/RATE_LIMIT_STORE=postgres needs the app to run on Postgres/);
   });
 
@@ -136,7 +157,10 @@ describe('RateLimitService (Postgres store failing)', () => {
   it('fails open to per-instance memory counting, logs one warning per minute without the phone, and still limits', async () => {
     const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
     const { pool } = failingPool();
-    const svc = await service({ RATE_LIMIT_PHONE_PER_WINDOW: '1', RATE_LIMIT_PHONE_WINDOW_SECONDS: '3600' }, { kind: 'postgres', pool });
+    const svc = await service(
+      { RATE_LIMIT_PHONE_PER_WINDOW: '1', RATE_LIMIT_PHONE_WINDOW_SECONDS: '3600' },
+      { kind: 'postgres', pool },
+    );
     expect(svc.store).toBe('postgres');
 
     const holds = await svc.reserve('shop-1', PHONE_A);
@@ -158,7 +182,10 @@ describe('RateLimitService (Postgres store failing)', () => {
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
     const svc = await service({ RATE_LIMIT_SHOP_PER_MINUTE: '5' }, { kind: 'pglite' });
     const holds = await svc.reserve('shop-1', PHONE_A);
-    const broken = { ...holds[0], limiter: { reward: () => Promise.reject(new Error('store down')) } as unknown as (typeof holds)[0]['limiter'] };
+    const broken = {
+      ...holds[0],
+      limiter: { reward: () => Promise.reject(new Error('store down')) } as unknown as (typeof holds)[0]['limiter'],
+    };
     await expect(svc.release([broken])).resolves.toBeUndefined();
   });
 });

@@ -68,7 +68,10 @@ export class RateLimitService implements OnModuleInit, OnModuleDestroy {
     this.storeKind = resolveStoreKind(rl.store, this.database.kind);
     const pool = this.database.pool;
     if (this.storeKind === 'postgres') {
-      if (!pool) throw new Error('RATE_LIMIT_STORE=postgres needs the app to run on Postgres (DATABASE_URL); the embedded PGlite database can only use memory');
+      if (!pool)
+        throw new Error(
+          'RATE_LIMIT_STORE=postgres needs the app to run on Postgres (DATABASE_URL); the embedded PGlite database can only use memory',
+        );
       if (rl.shopPerMinute > 0 || rl.phonePerWindow > 0) await ensureRateLimitTable(pool);
     }
     const make = (name: LimitName, points: number, windowSeconds: number): Limit => {
@@ -93,11 +96,21 @@ export class RateLimitService implements OnModuleInit, OnModuleDestroy {
     ];
     if (this.storeKind === 'postgres' && pool && this.limits.length) {
       this.cleanupTimer = setInterval(() => {
-        deleteExpiredCounters(pool, Date.now() - CLEANUP_GRACE_MS).catch((err) => this.logger.warn({ err: safeError(err) }, 'could not delete expired rate-limit counters'));
+        deleteExpiredCounters(pool, Date.now() - CLEANUP_GRACE_MS).catch((err) =>
+          this.logger.warn({ err: safeError(err) }, 'could not delete expired rate-limit counters'),
+        );
       }, CLEANUP_INTERVAL_MS);
       this.cleanupTimer.unref();
     }
-    this.logger.log({ store: this.storeKind, shopPerMinute: rl.shopPerMinute, phonePerWindow: rl.phonePerWindow, phoneWindowSeconds: rl.phoneWindowSeconds }, 'stk-push rate limits ready');
+    this.logger.log(
+      {
+        store: this.storeKind,
+        shopPerMinute: rl.shopPerMinute,
+        phonePerWindow: rl.phonePerWindow,
+        phoneWindowSeconds: rl.phoneWindowSeconds,
+      },
+      'stk-push rate limits ready',
+    );
   }
 
   onModuleDestroy(): void {
@@ -129,7 +142,9 @@ export class RateLimitService implements OnModuleInit, OnModuleDestroy {
       await this.release(holds);
       const retryAfter = retryAfterSeconds(taken.msBeforeNext);
       this.logger.log({ limit: limit.name, shopId, retryAfterSeconds: retryAfter }, 'stk-push rate limited');
-      throw limit.name === 'shop' ? new ShopRateLimitedError(retryAfter, limit.points) : new PhoneBusyError(retryAfter, limit.points, limit.windowSeconds);
+      throw limit.name === 'shop'
+        ? new ShopRateLimitedError(retryAfter, limit.points)
+        : new PhoneBusyError(retryAfter, limit.points, limit.windowSeconds);
     }
     return holds;
   }
@@ -153,7 +168,10 @@ export class RateLimitService implements OnModuleInit, OnModuleDestroy {
   private async consume(limit: Limit, limiter: RateLimiterAbstract, key: string): Promise<Taken> {
     try {
       const res = await limiter.consume(key, 1);
-      return { ok: true, hold: { limit: limit.name, key, limiter, windowEndsAt: Date.now() + Math.max(0, res.msBeforeNext) } };
+      return {
+        ok: true,
+        hold: { limit: limit.name, key, limiter, windowEndsAt: Date.now() + Math.max(0, res.msBeforeNext) },
+      };
     } catch (err) {
       if (!(err instanceof RateLimiterRes)) throw err;
       // A refused consume still added its point; take it off again, or an earlier request giving
@@ -163,7 +181,12 @@ export class RateLimitService implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  private async giveBack(name: LimitName, limiter: RateLimiterAbstract, key: string, windowEndsAt: number): Promise<void> {
+  private async giveBack(
+    name: LimitName,
+    limiter: RateLimiterAbstract,
+    key: string,
+    windowEndsAt: number,
+  ): Promise<void> {
     // Once the window is over its counter is gone; a reward now would credit the next window.
     if (Date.now() >= windowEndsAt) return;
     try {
@@ -177,12 +200,18 @@ export class RateLimitService implements OnModuleInit, OnModuleDestroy {
     const now = Date.now();
     if (now - (this.lastStoreWarning.get(name) ?? 0) < STORE_WARNING_INTERVAL_MS) return;
     this.lastStoreWarning.set(name, now);
-    this.logger.warn({ limit: name, err: safeError(err) }, 'rate-limit store failed: counting in this instance\'s memory until it recovers (requests are not refused for it)');
+    this.logger.warn(
+      { limit: name, err: safeError(err) },
+      "rate-limit store failed: counting in this instance's memory until it recovers (requests are not refused for it)",
+    );
   }
 }
 
 /** 'auto' = shared Postgres counters when the app runs on Postgres, memory on PGlite. */
-export function resolveStoreKind(configured: AppConfig['rateLimit']['store'], databaseKind: DatabaseHandle['kind']): RateLimitStoreKind {
+export function resolveStoreKind(
+  configured: AppConfig['rateLimit']['store'],
+  databaseKind: DatabaseHandle['kind'],
+): RateLimitStoreKind {
   if (configured === 'auto') return databaseKind === 'postgres' ? 'postgres' : 'memory';
   return configured;
 }

@@ -1,4 +1,12 @@
-import { applyDecorators, CallHandler, ExecutionContext, HttpException, Injectable, NestInterceptor, UseInterceptors } from '@nestjs/common';
+import {
+  applyDecorators,
+  CallHandler,
+  ExecutionContext,
+  HttpException,
+  Injectable,
+  NestInterceptor,
+  UseInterceptors,
+} from '@nestjs/common';
 import { ApiResponse } from '@nestjs/swagger';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
@@ -57,7 +65,11 @@ export class StkPushRateLimitInterceptor implements NestInterceptor {
         if (res.getHeader('Idempotent-Replayed') === 'true') await this.limits.release(holds);
         return body;
       }),
-      catchError((err: unknown) => from(sentNoPrompt(err) ? this.limits.release(holds) : Promise.resolve()).pipe(mergeMap(() => throwError(() => err)))),
+      catchError((err: unknown) =>
+        from(sentNoPrompt(err) ? this.limits.release(holds) : Promise.resolve()).pipe(
+          mergeMap(() => throwError(() => err)),
+        ),
+      ),
     );
   }
 
@@ -78,7 +90,8 @@ export class StkPushRateLimitInterceptor implements NestInterceptor {
     // A stored key is answered from the store (replay, or 409) without calling Daraja. A key that
     // was never stored (malformed ones included) is counted.
     const key = req.headers['idempotency-key'];
-    if (typeof key === 'string' && key.length > 0 && (await this.payments.findIdempotencyKey(shopId, key))) return undefined;
+    if (typeof key === 'string' && key.length > 0 && (await this.payments.findIdempotencyKey(shopId, key)))
+      return undefined;
     return { shopId, msisdn };
   }
 }
@@ -99,7 +112,12 @@ export function StkPushRateLimits() {
       description:
         'RATE_LIMITED_SHOP: the shop sent more than RATE_LIMIT_SHOP_PER_MINUTE pushes this minute. PHONE_BUSY: the phone was sent a prompt within RATE_LIMIT_PHONE_WINDOW_SECONDS. ' +
         'Nothing was written or sent; retry after Retry-After seconds. Replays of a stored Idempotency-Key are never limited.',
-      headers: { 'Retry-After': { description: 'Whole seconds (at least 1) until the request can succeed', schema: { type: 'integer', minimum: 1 } } },
+      headers: {
+        'Retry-After': {
+          description: 'Whole seconds (at least 1) until the request can succeed',
+          schema: { type: 'integer', minimum: 1 },
+        },
+      },
     }),
   );
 }

@@ -13,7 +13,10 @@ export interface CsvRecord {
 }
 
 export class CsvTooLongError extends Error {
-  constructor(readonly line: number, readonly limit: number) {
+  constructor(
+    readonly line: number,
+    readonly limit: number,
+  ) {
     super(`CSV record starting on line ${line} is longer than ${limit} characters`);
     this.name = 'CsvTooLongError';
   }
@@ -145,7 +148,10 @@ export class CsvParser {
 }
 
 /** Streams records from bytes or strings (UTF-8), in arrays (one per input chunk) to keep overhead low. */
-export async function* csvRecordBatches(source: AsyncIterable<Buffer | Uint8Array | string>, maxRecordChars?: number): AsyncGenerator<CsvRecord[]> {
+export async function* csvRecordBatches(
+  source: AsyncIterable<Buffer | Uint8Array | string>,
+  maxRecordChars?: number,
+): AsyncGenerator<CsvRecord[]> {
   const parser = new CsvParser(maxRecordChars);
   const decoder = new TextDecoder('utf-8');
   for await (const chunk of source) {

@@ -38,23 +38,47 @@ export class ReconciliationController {
       'Nothing is changed, except this: a row whose receipt is new to us settles an M-Pesa payment whose outcome Daraja cannot tell (in review with OUTCOME_UNKNOWN, or open without a CheckoutRequestID) when its amount, ' +
       'phone (a full number in Details, compared by its keyed hash) and completion time (2 minutes before to 10 minutes after the push) fit exactly that one payment and no other row fits it (`settledFromStatement`; ' +
       'a success that no longer fits its order goes to review, EXCEEDS_OUTSTANDING). A payment that took money without a receipt (completed, or in review for a refund, after an STK query) counts as a fit too: ' +
-      'a row that could be its money never settles another payment, and when it is the only fit it gets the row\'s receipt, nothing else (`receiptsRecorded`). ' +
+      "a row that could be its money never settles another payment, and when it is the only fit it gets the row's receipt, nothing else (`receiptsRecorded`). " +
       'Rows that fit less surely (masked phone, more than one fit, an open payment Daraja can still answer for: `payment_still_open`) are listed in `possibleMatches` for a person and change nothing.',
   })
   @ApiConsumes('text/csv')
-  @ApiBody({ schema: { type: 'string', example: 'Receipt No.,Completion Time,Details,Transaction Status,Paid In\nNLJ7RT61SV,2026-11-01 10:21:15,"Pay Bill from 2547******49 - J D",Completed,"1,250.00"\n' } })
-  @ApiQuery({ name: 'window', required: false, enum: ['statement', 'all'], description: "missingFromStatement within the statement's time span (default) or over all time" })
+  @ApiBody({
+    schema: {
+      type: 'string',
+      example:
+        'Receipt No.,Completion Time,Details,Transaction Status,Paid In\nNLJ7RT61SV,2026-11-01 10:21:15,"Pay Bill from 2547******49 - J D",Completed,"1,250.00"\n',
+    },
+  })
+  @ApiQuery({
+    name: 'window',
+    required: false,
+    enum: ['statement', 'all'],
+    description: "missingFromStatement within the statement's time span (default) or over all time",
+  })
   @ApiOkResponse({ description: 'The matching report', schema: { type: 'object' } })
   @ApiErrors(400, 401, 403, 413)
-  async upload(@CurrentUser() user: AuthUser, @Query() q: StatementQueryDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<StatementReport> {
-    if (!req.is('text/csv')) throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Send the statement as the raw body with Content-Type: text/csv', 415);
+  async upload(
+    @CurrentUser() user: AuthUser,
+    @Query() q: StatementQueryDto,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<StatementReport> {
+    if (!req.is('text/csv'))
+      throw new AppError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        'Send the statement as the raw body with Content-Type: text/csv',
+        415,
+      );
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > STATEMENT_MAX_BYTES) {
       res.setHeader('Connection', 'close');
       throw tooLarge();
     }
     try {
-      return await this.matching.match(user.shopId, limitBytes(req, STATEMENT_MAX_BYTES), { window: q.window, actor: `user:${user.sub}` });
+      return await this.matching.match(user.shopId, limitBytes(req, STATEMENT_MAX_BYTES), {
+        window: q.window,
+        actor: `user:${user.sub}`,
+      });
     } catch (err) {
       // The rest of the body is not read: do not keep the connection for it.
       res.setHeader('Connection', 'close');
@@ -64,7 +88,11 @@ export class ReconciliationController {
 }
 
 function tooLarge(): AppError {
-  return new AppError('PAYLOAD_TOO_LARGE', `The statement is larger than ${STATEMENT_MAX_BYTES / 1024 / 1024} MB: split it by date`, 413);
+  return new AppError(
+    'PAYLOAD_TOO_LARGE',
+    `The statement is larger than ${STATEMENT_MAX_BYTES / 1024 / 1024} MB: split it by date`,
+    413,
+  );
 }
 
 /** The request body, chunk by chunk (backpressure: the next chunk is read when matching asks for it), capped. */

@@ -8,7 +8,15 @@ import { PaymentLifecycle } from '../payments/payment-lifecycle.service';
 import { holdsMoney, isInFlight } from '../payments/payment-status';
 import { csvRecordBatches, CsvTooLongError } from './csv';
 import { LedgerReceipt, StatementRepository, UnsettledMpesaPayment } from './statement.repository';
-import { ColumnMap, mapHeader, parseRow, StatementHeaderError, StatementRow, timeKeyOf, timeKeyToIso } from './statement-row';
+import {
+  ColumnMap,
+  mapHeader,
+  parseRow,
+  StatementHeaderError,
+  StatementRow,
+  timeKeyOf,
+  timeKeyToIso,
+} from './statement-row';
 
 export interface ListSection<T> {
   count: number;
@@ -89,7 +97,13 @@ export interface PossibleMatchItem {
   amountMinor: string;
   completionTime: string | null;
   phone: string | null;
-  why: 'phone_masked' | 'several_payments_fit' | 'several_rows_fit' | 'payment_still_open' | 'receipt_used_elsewhere' | 'payment_changed';
+  why:
+    | 'phone_masked'
+    | 'several_payments_fit'
+    | 'several_rows_fit'
+    | 'payment_still_open'
+    | 'receipt_used_elsewhere'
+    | 'payment_changed';
   candidates: { paymentId: string; orderId: string; status: string }[];
 }
 
@@ -199,7 +213,11 @@ export class StatementMatchingService {
     @Optional() @Inject(APP_CONFIG) private readonly config?: AppConfig,
   ) {}
 
-  async match(shopId: string, source: AsyncIterable<Buffer | Uint8Array | string>, options: MatchOptions = {}): Promise<StatementReport> {
+  async match(
+    shopId: string,
+    source: AsyncIterable<Buffer | Uint8Array | string>,
+    options: MatchOptions = {},
+  ): Promise<StatementReport> {
     const started = Date.now();
     const batchSize = options.batchSize ?? 1000;
     const itemLimit = options.itemLimit ?? 1000;
@@ -264,7 +282,10 @@ export class StatementMatchingService {
       if (batch.length === 0) return;
       const rows = batch;
       batch = [];
-      const ledger = await this.repo.findByReceipts(shopId, rows.map((r) => r.receipt));
+      const ledger = await this.repo.findByReceipts(
+        shopId,
+        rows.map((r) => r.receipt),
+      );
       const byReceipt = new Map<string, LedgerReceipt>();
       for (const p of ledger) byReceipt.set(p.receipt, p);
       for (const r of rows) {
@@ -282,7 +303,9 @@ export class StatementMatchingService {
           const key = r.timeKey;
           if (key && candidates.size > 0 && (r.msisdn || r.phoneMasked)) {
             const hash = r.msisdn ? hashOf(r.msisdn) : undefined;
-            const fits = (candidates.get(fitKey(r.amountMinor, hash ?? `masked:${r.phoneMasked}`)) ?? []).filter((c) => key >= c.fromKey && key <= c.toKey);
+            const fits = (candidates.get(fitKey(r.amountMinor, hash ?? `masked:${r.phoneMasked}`)) ?? []).filter(
+              (c) => key >= c.fromKey && key <= c.toKey,
+            );
             if (fits.length > 0) rowFits.push({ row: r, fits, masked: !hash, unknownItem });
           }
         } else if (p.status !== 'completed') {
@@ -328,11 +351,13 @@ export class StatementMatchingService {
             continue;
           }
           report.rows++;
-          if (options.onProgress && report.rows % progressEvery === 0) options.onProgress({ rows: report.rows, elapsedMs: Date.now() - started });
+          if (options.onProgress && report.rows % progressEvery === 0)
+            options.onProgress({ rows: report.rows, elapsedMs: Date.now() - started });
           const res = parseRow(rec.line, rec.fields, header);
           if (res.kind === 'bad') {
             report.badRows++;
-            if (report.badRowSamples.length < badLimit) report.badRowSamples.push({ line: res.line, reason: res.reason });
+            if (report.badRowSamples.length < badLimit)
+              report.badRowSamples.push({ line: res.line, reason: res.reason });
             continue;
           }
           if (res.kind === 'skipped') {
@@ -359,13 +384,20 @@ export class StatementMatchingService {
       if (err instanceof CsvTooLongError) throw new StatementFormatError(err.message);
       throw err;
     }
-    if (header === null) throw new StatementFormatError(headerError?.message ?? 'The statement is empty: expected a header row naming "Receipt No." and "Paid In"');
+    if (header === null)
+      throw new StatementFormatError(
+        headerError?.message ?? 'The statement is empty: expected a header row naming "Receipt No." and "Paid In"',
+      );
     await flush();
     if (rowFits.length > 0) await this.settleUnknown(rowFits, report, add, options.actor ?? 'statement');
 
     // Completed payments the statement does not show.
     const applyWindow = (options.window ?? 'statement') === 'statement' && minKey !== null && maxKey !== null;
-    report.window = { from: minKey ? timeKeyToIso(minKey) : null, to: maxKey ? timeKeyToIso(maxKey) : null, applied: applyWindow };
+    report.window = {
+      from: minKey ? timeKeyToIso(minKey) : null,
+      to: maxKey ? timeKeyToIso(maxKey) : null,
+      applied: applyWindow,
+    };
     let after: string | null = null;
     for (;;) {
       const page = await this.repo.completedMpesaPage(shopId, after, MISSING_PAGE_SIZE);
@@ -397,7 +429,12 @@ export class StatementMatchingService {
    * the only fit it gets the row's receipt (receiptsRecorded). A payment Daraja can still answer
    * for (open with a CheckoutRequestID) is never settled here. Every other fit is listed for a person.
    */
-  private async settleUnknown(rowFits: RowFit[], report: StatementReport, add: <T>(section: ListSection<T>, item: T) => void, actor: string): Promise<void> {
+  private async settleUnknown(
+    rowFits: RowFit[],
+    report: StatementReport,
+    add: <T>(section: ListSection<T>, item: T) => void,
+    actor: string,
+  ): Promise<void> {
     const rowsPerPayment = new Map<string, number>();
     for (const f of rowFits) for (const c of f.fits) rowsPerPayment.set(c.id, (rowsPerPayment.get(c.id) ?? 0) + 1);
     const possible = (f: RowFit, why: PossibleMatchItem['why']): void =>

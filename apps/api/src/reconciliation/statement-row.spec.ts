@@ -1,9 +1,29 @@
-import { mapHeader, msisdnFromDetails, parseAmountMinor, parseRow, parseTimeKey, phoneFromDetails, timeKeyOf } from './statement-row';
+import {
+  mapHeader,
+  msisdnFromDetails,
+  parseAmountMinor,
+  parseRow,
+  parseTimeKey,
+  phoneFromDetails,
+  timeKeyOf,
+} from './statement-row';
 
 describe('statement rows', () => {
   it('maps headers case-insensitively in any order, ignoring unknown columns', () => {
-    expect(mapHeader(['Completion Time', 'Receipt No.', 'Other', 'PAID IN', 'Details', 'Transaction Status'])).toEqual({ time: 0, receipt: 1, amount: 3, details: 4, status: 5 });
-    expect(mapHeader(['amount', 'receipt', 'phone', 'completion_time', 'status'])).toEqual({ amount: 0, receipt: 1, details: 2, time: 3, status: 4 });
+    expect(mapHeader(['Completion Time', 'Receipt No.', 'Other', 'PAID IN', 'Details', 'Transaction Status'])).toEqual({
+      time: 0,
+      receipt: 1,
+      amount: 3,
+      details: 4,
+      status: 5,
+    });
+    expect(mapHeader(['amount', 'receipt', 'phone', 'completion_time', 'status'])).toEqual({
+      amount: 0,
+      receipt: 1,
+      details: 2,
+      time: 3,
+      status: 4,
+    });
     expect(() => mapHeader(['Receipt No.', 'Withdrawn'])).toThrow(/Paid In/);
   });
 
@@ -22,7 +42,8 @@ describe('statement rows', () => {
     expect(parseTimeKey('2026-11-01T11:05:09Z')).toBe('20261101140509');
     expect(parseTimeKey('2026-11-01T14:05:09.123+03:00')).toBe('20261101140509');
     expect(parseTimeKey('2026-11-01T22:00:00Z')).toBe('20261102010000');
-    for (const bad of ['2026-02-30 10:00:00', '31/13/2026 10:00:00', 'yesterday', '2026-11-01 25:00:00']) expect(parseTimeKey(bad)).toBeNull();
+    for (const bad of ['2026-02-30 10:00:00', '31/13/2026 10:00:00', 'yesterday', '2026-11-01 25:00:00'])
+      expect(parseTimeKey(bad)).toBeNull();
     expect(timeKeyOf(new Date('2026-11-01T11:05:09Z'))).toBe('20261101140509');
   });
 
@@ -47,8 +68,14 @@ describe('statement rows', () => {
       kind: 'row',
       row: { line: 2, receipt: 'QK1ABC2DEF', amountMinor: 100000n, timeKey: '20261101100000', phoneMasked: null },
     });
-    expect(parseRow(3, ['QK1ABC2DEF', '', '', 'Failed', '10'], map)).toEqual({ kind: 'skipped', reason: 'not_completed' });
-    expect(parseRow(4, ['QK1ABC2DEF', '', '', 'Completed', ''], map)).toEqual({ kind: 'skipped', reason: 'not_paid_in' });
+    expect(parseRow(3, ['QK1ABC2DEF', '', '', 'Failed', '10'], map)).toEqual({
+      kind: 'skipped',
+      reason: 'not_completed',
+    });
+    expect(parseRow(4, ['QK1ABC2DEF', '', '', 'Completed', ''], map)).toEqual({
+      kind: 'skipped',
+      reason: 'not_paid_in',
+    });
     expect(parseRow(5, ['QK1-BAD', '', '', 'Completed', '10'], map)).toMatchObject({ kind: 'bad', line: 5 });
     expect(parseRow(6, ['QK1ABC2DEF', 'soon', '', 'Completed', '10'], map)).toMatchObject({ kind: 'bad', line: 6 });
     expect(parseRow(7, ['QK1ABC2DEF', '', '', 'Completed', '10,00'], map)).toMatchObject({ kind: 'bad', line: 7 });

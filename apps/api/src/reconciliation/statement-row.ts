@@ -11,16 +11,16 @@ export type Column = 'receipt' | 'time' | 'amount' | 'details' | 'status';
 const HEADER_ALIASES: Record<string, Column> = {
   'receipt no.': 'receipt',
   'receipt no': 'receipt',
-  'receipt': 'receipt',
+  receipt: 'receipt',
   'receipt number': 'receipt',
   'completion time': 'time',
-  'completion_time': 'time',
+  completion_time: 'time',
   'paid in': 'amount',
-  'amount': 'amount',
-  'details': 'details',
-  'phone': 'details',
+  amount: 'amount',
+  details: 'details',
+  phone: 'details',
   'transaction status': 'status',
-  'status': 'status',
+  status: 'status',
 };
 
 export type ColumnMap = Partial<Record<Column, number>>;
@@ -38,7 +38,10 @@ export function mapHeader(fields: string[]): ColumnMap {
   const missing = (['receipt', 'amount'] as const).filter((c) => map[c] === undefined);
   if (missing.length) {
     throw new StatementHeaderError(
-      `The statement's header row must name the columns "Receipt No." (or receipt) and "Paid In" (or amount); missing: ${missing.join(', ')}. Header seen: ${fields.map((f) => f.trim()).join(', ').slice(0, 200)}`,
+      `The statement's header row must name the columns "Receipt No." (or receipt) and "Paid In" (or amount); missing: ${missing.join(', ')}. Header seen: ${fields
+        .map((f) => f.trim())
+        .join(', ')
+        .slice(0, 200)}`,
     );
   }
   return map;
@@ -70,26 +73,44 @@ const RECEIPT_RE = /^[A-Z0-9]{8,20}$/;
 export function parseRow(line: number, fields: string[], map: ColumnMap): RowResult {
   const get = (c: Column): string | undefined => (map[c] === undefined ? undefined : fields[map[c]!]?.trim());
   const status = get('status');
-  if (status !== undefined && status !== '' && status.toLowerCase() !== 'completed') return { kind: 'skipped', reason: 'not_completed' };
+  if (status !== undefined && status !== '' && status.toLowerCase() !== 'completed')
+    return { kind: 'skipped', reason: 'not_completed' };
 
   const receipt = normaliseMpesaReceipt(get('receipt') ?? '');
-  if (!RECEIPT_RE.test(receipt)) return { kind: 'bad', line, reason: receipt ? 'receipt is not 8-20 letters/digits' : 'receipt is empty' };
+  if (!RECEIPT_RE.test(receipt))
+    return { kind: 'bad', line, reason: receipt ? 'receipt is not 8-20 letters/digits' : 'receipt is empty' };
 
   const amountText = get('amount') ?? '';
   if (amountText === '' || amountText === '-') return { kind: 'skipped', reason: 'not_paid_in' };
   const amountMinor = parseAmountMinor(amountText);
-  if (amountMinor === null) return { kind: 'bad', line, reason: `amount "${amountText.slice(0, 30)}" is not a number like 1,250.00` };
+  if (amountMinor === null)
+    return { kind: 'bad', line, reason: `amount "${amountText.slice(0, 30)}" is not a number like 1,250.00` };
   if (amountMinor <= 0n) return { kind: 'skipped', reason: 'not_paid_in' };
 
   let timeKey: string | null = null;
   const timeText = get('time');
   if (timeText) {
     timeKey = parseTimeKey(timeText);
-    if (timeKey === null) return { kind: 'bad', line, reason: `completion time "${timeText.slice(0, 30)}" is not yyyy-MM-dd HH:mm:ss, dd/MM/yyyy HH:mm:ss or ISO 8601` };
+    if (timeKey === null)
+      return {
+        kind: 'bad',
+        line,
+        reason: `completion time "${timeText.slice(0, 30)}" is not yyyy-MM-dd HH:mm:ss, dd/MM/yyyy HH:mm:ss or ISO 8601`,
+      };
   }
   const details = get('details');
   const msisdn = details ? msisdnFromDetails(details) : undefined;
-  return { kind: 'row', row: { line, receipt, amountMinor, timeKey, phoneMasked: details ? phoneFromDetails(details) : null, ...(msisdn ? { msisdn } : {}) } };
+  return {
+    kind: 'row',
+    row: {
+      line,
+      receipt,
+      amountMinor,
+      timeKey,
+      phoneMasked: details ? phoneFromDetails(details) : null,
+      ...(msisdn ? { msisdn } : {}),
+    },
+  };
 }
 
 /** "1,250.00" → 125000n KES cents; "-" / garbage → null. Thousands separators must be well placed. */
@@ -124,7 +145,15 @@ export function parseTimeKey(text: string): string | null {
   }
   let ms = Date.UTC(y, mo - 1, d, h, mi, se);
   const check = new Date(ms);
-  if (check.getUTCFullYear() !== y || check.getUTCMonth() !== mo - 1 || check.getUTCDate() !== d || h > 23 || mi > 59 || se > 59) return null;
+  if (
+    check.getUTCFullYear() !== y ||
+    check.getUTCMonth() !== mo - 1 ||
+    check.getUTCDate() !== d ||
+    h > 23 ||
+    mi > 59 ||
+    se > 59
+  )
+    return null;
   if (zone) {
     let offsetMs = 0;
     if (zone !== 'Z') {
@@ -159,7 +188,10 @@ export function phoneFromDetails(details: string): string | null {
   const masked = /(?:\+?254|0)[17][0-9*]{6,8}[0-9]{2}/.exec(details);
   if (!masked) return null;
   const v = masked[0].replace(/^\+/, '');
-  if (v.includes('*')) return v.length === 12 ? v.slice(0, 4) + '******' + v.slice(-2) : v.slice(0, 2) + '*'.repeat(v.length - 4) + v.slice(-2);
+  if (v.includes('*'))
+    return v.length === 12
+      ? v.slice(0, 4) + '******' + v.slice(-2)
+      : v.slice(0, 2) + '*'.repeat(v.length - 4) + v.slice(-2);
   return maskPhone(v);
 }
 

@@ -69,13 +69,25 @@ export class StatementRepository {
       )
       select id::text as id, order_id, mpesa_receipt_number as receipt, amount_minor::text as amount_minor, currency, status
       from hits where shop_id = ${shopId}`);
-    const rows = ((res as unknown as { rows?: RawReceiptRow[] }).rows ?? (res as unknown as RawReceiptRow[]));
-    return rows.map((r) => ({ id: r.id, orderId: r.order_id, receipt: r.receipt, amountMinor: BigInt(r.amount_minor), currency: r.currency, status: r.status }));
+    const rows = (res as unknown as { rows?: RawReceiptRow[] }).rows ?? (res as unknown as RawReceiptRow[]);
+    return rows.map((r) => ({
+      id: r.id,
+      orderId: r.order_id,
+      receipt: r.receipt,
+      amountMinor: BigInt(r.amount_minor),
+      currency: r.currency,
+      status: r.status,
+    }));
   }
 
   /** One page of the shop's completed M-Pesa payments with a receipt, keyset-paginated on id. */
   async completedMpesaPage(shopId: string, afterId: string | null, limit: number): Promise<LedgerCompleted[]> {
-    const conds = [eq(payments.shopId, shopId), eq(payments.provider, 'mpesa'), eq(payments.status, 'completed'), isNotNull(payments.mpesaReceiptNumber)];
+    const conds = [
+      eq(payments.shopId, shopId),
+      eq(payments.provider, 'mpesa'),
+      eq(payments.status, 'completed'),
+      isNotNull(payments.mpesaReceiptNumber),
+    ];
     if (afterId) conds.push(gt(payments.id, afterId));
     return this.db
       .select({
@@ -120,7 +132,10 @@ export class StatementRepository {
           isNull(payments.mpesaReceiptNumber),
           or(
             inArray(payments.status, [...IN_FLIGHT_STATUSES, 'completed']),
-            and(eq(payments.status, 'review'), inArray(payments.statusReason, [OUTCOME_UNKNOWN, ...REFUND_DUE_REASONS])),
+            and(
+              eq(payments.status, 'review'),
+              inArray(payments.statusReason, [OUTCOME_UNKNOWN, ...REFUND_DUE_REASONS]),
+            ),
           ),
         ),
       );
@@ -129,12 +144,18 @@ export class StatementRepository {
   /** Which of these receipts any payment (of any shop) already has. */
   async receiptsInUse(receipts: string[]): Promise<Set<string>> {
     if (receipts.length === 0) return new Set();
-    const rows = await this.db.select({ receipt: payments.mpesaReceiptNumber }).from(payments).where(inArray(payments.mpesaReceiptNumber, receipts));
+    const rows = await this.db
+      .select({ receipt: payments.mpesaReceiptNumber })
+      .from(payments)
+      .where(inArray(payments.mpesaReceiptNumber, receipts));
     return new Set(rows.map((r) => r.receipt!));
   }
 
   async paymentState(id: string): Promise<{ status: string; statusReason: string | null } | null> {
-    const rows = await this.db.select({ status: payments.status, statusReason: payments.statusReason }).from(payments).where(eq(payments.id, id));
+    const rows = await this.db
+      .select({ status: payments.status, statusReason: payments.statusReason })
+      .from(payments)
+      .where(eq(payments.id, id));
     return rows[0] ?? null;
   }
 }

@@ -10,7 +10,22 @@
  * parser's contract), never computed by calling the code under test.
  */
 import type { Test } from 'supertest';
-import { b64url, bearer, Case, claims, hs256, Http, jwt, manager, nowSeconds, pending, push, stk, tokenFor, UNKNOWN_UUID } from './harness';
+import {
+  b64url,
+  bearer,
+  Case,
+  claims,
+  hs256,
+  Http,
+  jwt,
+  manager,
+  nowSeconds,
+  pending,
+  push,
+  stk,
+  tokenFor,
+  UNKNOWN_UUID,
+} from './harness';
 import { TEST_JWT_SECRET } from '../helpers/test-app';
 
 // ---------------------------------------------------------------------------- values
@@ -204,12 +219,14 @@ function bodyWith(base: Record<string, unknown>, field: string, val: Val | 'miss
   return `{${entries.map(([k, x]) => `${j(k)}:${k === field ? (val as Val).json : j(x)}`).join(',')}}`;
 }
 
-const postJson = (path: string, auth: (a: string) => string | undefined, body: string) => (h: Http, a: string): Test => {
-  const req = h().post(path).set('Content-Type', 'application/json');
-  const value = auth(a);
-  if (value !== undefined) req.set('Authorization', value);
-  return req.send(body);
-};
+const postJson =
+  (path: string, auth: (a: string) => string | undefined, body: string) =>
+  (h: Http, a: string): Test => {
+    const req = h().post(path).set('Content-Type', 'application/json');
+    const value = auth(a);
+    if (value !== undefined) req.set('Authorization', value);
+    return req.send(body);
+  };
 const asCaller = (a: string) => a;
 const noAuth = () => undefined;
 
@@ -221,19 +238,60 @@ const ORDER_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 function ordersCases(): Case[] {
   const cases: Case[] = [];
   const add = (what: string, body: string, status: number, code: string, messageIncludes: string) =>
-    cases.push({ name: `POST /orders: ${what}`, req: postJson('/orders', asCaller, body), status, code, messageIncludes });
+    cases.push({
+      name: `POST /orders: ${what}`,
+      req: postJson('/orders', asCaller, body),
+      status,
+      code,
+      messageIncludes,
+    });
 
   add('id missing', bodyWith(ORDER_BASE, 'id', 'missing'), 400, 'VALIDATION_FAILED', 'id must be');
   add('total missing', bodyWith(ORDER_BASE, 'total', 'missing'), 400, 'VALIDATION_FAILED', 'total must be');
-  for (const val of NOT_A_STRING) add(`id is ${val.label}`, bodyWith(ORDER_BASE, 'id', val), 400, 'VALIDATION_FAILED', 'id must be');
-  for (const val of BAD_ID_TEXT) add(`id is ${val.label}`, bodyWith(ORDER_BASE, 'id', val), 400, 'VALIDATION_FAILED', 'id must be 1-64 characters');
-  for (const val of NOT_A_NUMBER) add(`total is ${val.label}`, bodyWith(ORDER_BASE, 'total', val), 400, 'VALIDATION_FAILED', 'total must be');
-  for (const val of BAD_NUMBERS) add(`total is ${val.label}`, bodyWith(ORDER_BASE, 'total', val), 400, 'VALIDATION_FAILED', 'total must be');
-  add('total is 100000000.01 (above the maximum)', bodyWith(ORDER_BASE, 'total', raw('', '100000000.01')), 400, 'VALIDATION_FAILED', 'total must be at most');
-  add('total has 3 decimals (99.999)', bodyWith(ORDER_BASE, 'total', raw('', '99.999')), 400, 'VALIDATION_FAILED', 'at most 2 decimal places');
-  for (const val of BAD_CURRENCIES) add(`currency is ${val.label}`, bodyWith(ORDER_BASE, 'currency', val), 400, 'VALIDATION_FAILED', 'currency must be one of KES');
-  for (const [field, val] of [['__proto__', { admin: true }], ['constructor', { prototype: { admin: true } }], ['paid', 10], ['shopId', 'shop-2'], ['status', 'paid']] as const) {
-    add(`extra field ${field}`, bodyWith(ORDER_BASE, field, v('', val)), 400, 'VALIDATION_FAILED', `property ${field} should not exist`);
+  for (const val of NOT_A_STRING)
+    add(`id is ${val.label}`, bodyWith(ORDER_BASE, 'id', val), 400, 'VALIDATION_FAILED', 'id must be');
+  for (const val of BAD_ID_TEXT)
+    add(`id is ${val.label}`, bodyWith(ORDER_BASE, 'id', val), 400, 'VALIDATION_FAILED', 'id must be 1-64 characters');
+  for (const val of NOT_A_NUMBER)
+    add(`total is ${val.label}`, bodyWith(ORDER_BASE, 'total', val), 400, 'VALIDATION_FAILED', 'total must be');
+  for (const val of BAD_NUMBERS)
+    add(`total is ${val.label}`, bodyWith(ORDER_BASE, 'total', val), 400, 'VALIDATION_FAILED', 'total must be');
+  add(
+    'total is 100000000.01 (above the maximum)',
+    bodyWith(ORDER_BASE, 'total', raw('', '100000000.01')),
+    400,
+    'VALIDATION_FAILED',
+    'total must be at most',
+  );
+  add(
+    'total has 3 decimals (99.999)',
+    bodyWith(ORDER_BASE, 'total', raw('', '99.999')),
+    400,
+    'VALIDATION_FAILED',
+    'at most 2 decimal places',
+  );
+  for (const val of BAD_CURRENCIES)
+    add(
+      `currency is ${val.label}`,
+      bodyWith(ORDER_BASE, 'currency', val),
+      400,
+      'VALIDATION_FAILED',
+      'currency must be one of KES',
+    );
+  for (const [field, val] of [
+    ['__proto__', { admin: true }],
+    ['constructor', { prototype: { admin: true } }],
+    ['paid', 10],
+    ['shopId', 'shop-2'],
+    ['status', 'paid'],
+  ] as const) {
+    add(
+      `extra field ${field}`,
+      bodyWith(ORDER_BASE, field, v('', val)),
+      400,
+      'VALIDATION_FAILED',
+      `property ${field} should not exist`,
+    );
   }
   return cases;
 }
@@ -244,27 +302,81 @@ function stkPushCases(): Case[] {
   const cases: Case[] = [];
   const base = push();
   const add = (what: string, body: string, status: number, code: string, messageIncludes: string | string[]) =>
-    cases.push({ name: `stk-push: ${what}`, req: postJson('/payments/stk-push', asCaller, body), status, code, messageIncludes });
+    cases.push({
+      name: `stk-push: ${what}`,
+      req: postJson('/payments/stk-push', asCaller, body),
+      status,
+      code,
+      messageIncludes,
+    });
 
-  for (const field of ['phoneNumber', 'amount', 'orderId']) add(`${field} missing`, bodyWith(base, field, 'missing'), 400, 'VALIDATION_FAILED', `${field} must be`);
+  for (const field of ['phoneNumber', 'amount', 'orderId'])
+    add(`${field} missing`, bodyWith(base, field, 'missing'), 400, 'VALIDATION_FAILED', `${field} must be`);
 
-  for (const val of NOT_A_STRING) add(`phoneNumber is ${val.label}`, bodyWith(base, 'phoneNumber', val), 400, 'VALIDATION_FAILED', 'phoneNumber must be a string');
+  for (const val of NOT_A_STRING)
+    add(
+      `phoneNumber is ${val.label}`,
+      bodyWith(base, 'phoneNumber', val),
+      400,
+      'VALIDATION_FAILED',
+      'phoneNumber must be a string',
+    );
   for (const val of BAD_PHONES) {
     const tooLong = (JSON.parse(val.json) as string).length > 32;
-    add(`phoneNumber is ${val.label}`, bodyWith(base, 'phoneNumber', val), 400, tooLong ? 'VALIDATION_FAILED' : 'INVALID_PHONE_NUMBER', tooLong ? 'phoneNumber is too long' : 'Kenyan mobile number');
+    add(
+      `phoneNumber is ${val.label}`,
+      bodyWith(base, 'phoneNumber', val),
+      400,
+      tooLong ? 'VALIDATION_FAILED' : 'INVALID_PHONE_NUMBER',
+      tooLong ? 'phoneNumber is too long' : 'Kenyan mobile number',
+    );
   }
 
-  for (const val of NOT_A_NUMBER) add(`amount is ${val.label}`, bodyWith(base, 'amount', val), 400, 'VALIDATION_FAILED', 'amount must be');
-  for (const val of BAD_NUMBERS) add(`amount is ${val.label}`, bodyWith(base, 'amount', val), 400, 'VALIDATION_FAILED', 'amount must be');
-  add('amount is a float (99.5)', bodyWith(base, 'amount', raw('', '99.5')), 400, 'VALIDATION_FAILED', 'whole number of shillings');
-  add('amount is 250001 shillings', bodyWith(base, 'amount', raw('', '250001')), 400, 'VALIDATION_FAILED', 'at most 250000');
+  for (const val of NOT_A_NUMBER)
+    add(`amount is ${val.label}`, bodyWith(base, 'amount', val), 400, 'VALIDATION_FAILED', 'amount must be');
+  for (const val of BAD_NUMBERS)
+    add(`amount is ${val.label}`, bodyWith(base, 'amount', val), 400, 'VALIDATION_FAILED', 'amount must be');
+  add(
+    'amount is a float (99.5)',
+    bodyWith(base, 'amount', raw('', '99.5')),
+    400,
+    'VALIDATION_FAILED',
+    'whole number of shillings',
+  );
+  add(
+    'amount is 250001 shillings',
+    bodyWith(base, 'amount', raw('', '250001')),
+    400,
+    'VALIDATION_FAILED',
+    'at most 250000',
+  );
 
-  for (const val of NOT_A_STRING) add(`orderId is ${val.label}`, bodyWith(base, 'orderId', val), 400, 'VALIDATION_FAILED', 'orderId must be a string');
-  for (const val of BAD_ID_TEXT) add(`orderId is ${val.label}`, bodyWith(base, 'orderId', val), 400, 'VALIDATION_FAILED', 'orderId must be 1-64 characters');
+  for (const val of NOT_A_STRING)
+    add(
+      `orderId is ${val.label}`,
+      bodyWith(base, 'orderId', val),
+      400,
+      'VALIDATION_FAILED',
+      'orderId must be a string',
+    );
+  for (const val of BAD_ID_TEXT)
+    add(
+      `orderId is ${val.label}`,
+      bodyWith(base, 'orderId', val),
+      400,
+      'VALIDATION_FAILED',
+      'orderId must be 1-64 characters',
+    );
   // Well-formed ids of orders that do not exist (a phone number typed into the order field included).
   for (const id of ['null', 'undefined', '__proto__', '..', '0712345678', 'ORD-bad']) {
     if (!ORDER_ID_RE.test(id)) throw new Error(`generator: ${id} is not a well-formed order id`);
-    add(`orderId "${id}" (well-formed, no such order)`, bodyWith(base, 'orderId', v('', id)), 404, 'NOT_FOUND', 'Order not found');
+    add(
+      `orderId "${id}" (well-formed, no such order)`,
+      bodyWith(base, 'orderId', v('', id)),
+      404,
+      'NOT_FOUND',
+      'Order not found',
+    );
   }
 
   // Optional fields: null means "not given" (class-validator @IsOptional), so it is not a bad value.
@@ -274,12 +386,27 @@ function stkPushCases(): Case[] {
     ['customerEmail', BAD_EMAILS.map((val): [Val, string] => [val, 'customerEmail must be'])],
   ];
   for (const [field, texts] of optional) {
-    for (const val of NOT_A_STRING.filter((x) => x.label !== 'null')) add(`${field} is ${val.label}`, bodyWith(base, field, val), 400, 'VALIDATION_FAILED', field);
-    for (const [val, message] of texts) add(`${field} is ${val.label}`, bodyWith(base, field, val), 400, 'VALIDATION_FAILED', message);
+    for (const val of NOT_A_STRING.filter((x) => x.label !== 'null'))
+      add(`${field} is ${val.label}`, bodyWith(base, field, val), 400, 'VALIDATION_FAILED', field);
+    for (const [val, message] of texts)
+      add(`${field} is ${val.label}`, bodyWith(base, field, val), 400, 'VALIDATION_FAILED', message);
   }
 
-  for (const [field, val] of [['__proto__', { isAdmin: true }], ['constructor', { prototype: {} }], ['shopId', 'shop-2'], ['status', 'completed'], ['callbackUrl', 'http://evil.example/cb'], ['paymentId', UNKNOWN_UUID]] as const) {
-    add(`extra field ${field}`, bodyWith(base, field, v('', val)), 400, 'VALIDATION_FAILED', `property ${field} should not exist`);
+  for (const [field, val] of [
+    ['__proto__', { isAdmin: true }],
+    ['constructor', { prototype: {} }],
+    ['shopId', 'shop-2'],
+    ['status', 'completed'],
+    ['callbackUrl', 'http://evil.example/cb'],
+    ['paymentId', UNKNOWN_UUID],
+  ] as const) {
+    add(
+      `extra field ${field}`,
+      bodyWith(base, field, v('', val)),
+      400,
+      'VALIDATION_FAILED',
+      `property ${field} should not exist`,
+    );
   }
   return cases;
 }
@@ -299,23 +426,41 @@ const JSON_ENDPOINTS: JsonEndpoint[] = [
   { name: 'POST /orders', path: () => '/orders', auth: asCaller, valid: () => ({ id: 'ORD-GEN-2', total: 10 }) },
   { name: 'stk-push', path: () => '/payments/stk-push', auth: asCaller, valid: () => push() },
   { name: 'callback', path: () => '/payments/callback', auth: noAuth, valid: () => stk({}), callback: true },
-  { name: 'callback URL (valid token)', path: () => `/payments/callback/${pending.paymentId}/${pending.token}`, auth: noAuth, valid: () => stk({ MerchantRequestID: pending.merchantRequestId, CheckoutRequestID: pending.checkoutRequestId }), callback: true },
-  { name: 'release', path: () => `/payments/${pending.paymentId}/release`, auth: () => manager(), valid: () => ({ reason: 'customer shows no SMS' }) },
+  {
+    name: 'callback URL (valid token)',
+    path: () => `/payments/callback/${pending.paymentId}/${pending.token}`,
+    auth: noAuth,
+    valid: () => stk({ MerchantRequestID: pending.merchantRequestId, CheckoutRequestID: pending.checkoutRequestId }),
+    callback: true,
+  },
+  {
+    name: 'release',
+    path: () => `/payments/${pending.paymentId}/release`,
+    auth: () => manager(),
+    valid: () => ({ reason: 'customer shows no SMS' }),
+  },
 ];
 
 function transportCases(): Case[] {
   const cases: Case[] = [];
   for (const ep of JSON_ENDPOINTS) {
-    const add = (what: string, make: (h: Http, a: string) => Test, status: number, code?: string, messageIncludes?: string) =>
-      cases.push({ name: `${ep.name}: ${what}`, req: make, status, code, messageIncludes, callback: ep.callback });
-    const send = (contentType: string | undefined, body: string | Buffer, headers: Record<string, string> = {}) => (h: Http, a: string): Test => {
-      const req = h().post(ep.path());
-      const auth = ep.auth(a);
-      if (auth !== undefined) req.set('Authorization', auth);
-      if (contentType !== undefined) req.set('Content-Type', contentType);
-      for (const [k, val] of Object.entries(headers)) req.set(k, val);
-      return req.send(body);
-    };
+    const add = (
+      what: string,
+      make: (h: Http, a: string) => Test,
+      status: number,
+      code?: string,
+      messageIncludes?: string,
+    ) => cases.push({ name: `${ep.name}: ${what}`, req: make, status, code, messageIncludes, callback: ep.callback });
+    const send =
+      (contentType: string | undefined, body: string | Buffer, headers: Record<string, string> = {}) =>
+      (h: Http, a: string): Test => {
+        const req = h().post(ep.path());
+        const auth = ep.auth(a);
+        if (auth !== undefined) req.set('Authorization', auth);
+        if (contentType !== undefined) req.set('Content-Type', contentType);
+        for (const [k, val] of Object.entries(headers)) req.set(k, val);
+        return req.send(body);
+      };
     const validJson = () => JSON.stringify(ep.valid());
 
     // Malformed JSON.
@@ -331,10 +476,28 @@ function transportCases(): Case[] {
       ['a raw control character in a string', '{"a": "x\u0001y"}'],
       ['an invalid escape', '{"a": "\\x41"}'],
     ];
-    for (const [what, body] of malformed) add(`malformed JSON (${what})`, (h, a) => send('application/json', body)(h, a), 400, 'INVALID_JSON', 'not valid JSON');
+    for (const [what, body] of malformed)
+      add(
+        `malformed JSON (${what})`,
+        (h, a) => send('application/json', body)(h, a),
+        400,
+        'INVALID_JSON',
+        'not valid JSON',
+      );
     // A JSON document that is not an object or array (strict JSON bodies only).
-    for (const [what, body] of [['a string', '"hello"'], ['a number', '42'], ['true', 'true'], ['null', 'null']]) {
-      add(`JSON body is ${what}`, (h, a) => send('application/json', body)(h, a), 400, 'INVALID_JSON', 'not valid JSON');
+    for (const [what, body] of [
+      ['a string', '"hello"'],
+      ['a number', '42'],
+      ['true', 'true'],
+      ['null', 'null'],
+    ]) {
+      add(
+        `JSON body is ${what}`,
+        (h, a) => send('application/json', body)(h, a),
+        400,
+        'INVALID_JSON',
+        'not valid JSON',
+      );
     }
     // Content types other than JSON.
     for (const [what, type] of [
@@ -349,14 +512,48 @@ function transportCases(): Case[] {
       add(`Content-Type ${what}`, (h, a) => send(type, validJson())(h, a), 415, 'UNSUPPORTED_MEDIA_TYPE');
     }
     // UTF-8 bytes declared as UTF-16 decode to garbage: not JSON.
-    add('Content-Type application/json with a UTF-16 charset (body is UTF-8)', (h, a) => send('application/json; charset=utf-16', validJson())(h, a), 400, 'INVALID_JSON', 'not valid JSON');
+    add(
+      'Content-Type application/json with a UTF-16 charset (body is UTF-8)',
+      (h, a) => send('application/json; charset=utf-16', validJson())(h, a),
+      400,
+      'INVALID_JSON',
+      'not valid JSON',
+    );
     // Encodings that do not match the body.
-    add('Content-Encoding deflate, body not deflated', (h, a) => send('application/json', validJson(), { 'Content-Encoding': 'deflate' })(h, a), 400);
-    add('Content-Encoding br, body not brotli', (h, a) => send('application/json', validJson(), { 'Content-Encoding': 'br' })(h, a), 400);
-    add('Content-Encoding identity, gzip (a list)', (h, a) => send('application/json', validJson(), { 'Content-Encoding': 'identity, gzip' })(h, a), 415, 'UNSUPPORTED_MEDIA_TYPE', 'Content-Encoding');
-    add('Content-Encoding x-unknown', (h, a) => send('application/json', validJson(), { 'Content-Encoding': 'x-unknown' })(h, a), 415, 'UNSUPPORTED_MEDIA_TYPE', 'Content-Encoding');
+    add(
+      'Content-Encoding deflate, body not deflated',
+      (h, a) => send('application/json', validJson(), { 'Content-Encoding': 'deflate' })(h, a),
+      400,
+    );
+    add(
+      'Content-Encoding br, body not brotli',
+      (h, a) => send('application/json', validJson(), { 'Content-Encoding': 'br' })(h, a),
+      400,
+    );
+    add(
+      'Content-Encoding identity, gzip (a list)',
+      (h, a) => send('application/json', validJson(), { 'Content-Encoding': 'identity, gzip' })(h, a),
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+      'Content-Encoding',
+    );
+    add(
+      'Content-Encoding x-unknown',
+      (h, a) => send('application/json', validJson(), { 'Content-Encoding': 'x-unknown' })(h, a),
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+      'Content-Encoding',
+    );
     // Bytes that are not UTF-8.
-    add('JSON with invalid UTF-8 bytes in a string', (h, a) => send('application/json', Buffer.concat([Buffer.from('{"x":"'), Buffer.from([0xff, 0xfe, 0xc0, 0xaf]), Buffer.from('"}')]))(h, a), 400);
+    add(
+      'JSON with invalid UTF-8 bytes in a string',
+      (h, a) =>
+        send(
+          'application/json',
+          Buffer.concat([Buffer.from('{"x":"'), Buffer.from([0xff, 0xfe, 0xc0, 0xaf]), Buffer.from('"}')]),
+        )(h, a),
+      400,
+    );
   }
   return cases;
 }
@@ -370,29 +567,159 @@ function duplicateKeyCases(): Case[] {
   const dup = (json: string, key: string, lastValue: string) => `${json.slice(0, -1)},${j(key)}:${lastValue}}`;
   const orders = j({ id: 'ORD-GEN-3', total: 10 });
   const pushBody = j(push());
-  const add = (name: string, path: string, body: string, status: number, code: string, messageIncludes: string, auth: (a: string) => string | undefined = asCaller, callback?: boolean) =>
-    cases.push({ name: `duplicated key: ${name}`, req: postJson(path, auth, body), status, code, messageIncludes, callback });
+  const add = (
+    name: string,
+    path: string,
+    body: string,
+    status: number,
+    code: string,
+    messageIncludes: string,
+    auth: (a: string) => string | undefined = asCaller,
+    callback?: boolean,
+  ) =>
+    cases.push({
+      name: `duplicated key: ${name}`,
+      req: postJson(path, auth, body),
+      status,
+      code,
+      messageIncludes,
+      callback,
+    });
 
-  add('POST /orders total 10 then "10"', '/orders', dup(orders, 'total', '"10"'), 400, 'VALIDATION_FAILED', 'total must be');
-  add('POST /orders total 10 then -10', '/orders', dup(orders, 'total', '-10'), 400, 'VALIDATION_FAILED', 'total must be at least');
+  add(
+    'POST /orders total 10 then "10"',
+    '/orders',
+    dup(orders, 'total', '"10"'),
+    400,
+    'VALIDATION_FAILED',
+    'total must be',
+  );
+  add(
+    'POST /orders total 10 then -10',
+    '/orders',
+    dup(orders, 'total', '-10'),
+    400,
+    'VALIDATION_FAILED',
+    'total must be at least',
+  );
   add('POST /orders id then null', '/orders', dup(orders, 'id', 'null'), 400, 'VALIDATION_FAILED', 'id must be');
-  add('POST /orders currency KES then USD', '/orders', dup(j({ id: 'ORD-GEN-3', total: 10, currency: 'KES' }), 'currency', '"USD"'), 400, 'VALIDATION_FAILED', 'currency must be one of KES');
-  add('stk-push amount 100 then "100"', '/payments/stk-push', dup(pushBody, 'amount', '"100"'), 400, 'VALIDATION_FAILED', 'amount must be');
-  add('stk-push amount 100 then 1e308', '/payments/stk-push', dup(pushBody, 'amount', '1e308'), 400, 'VALIDATION_FAILED', 'amount must be at most');
-  add('stk-push amount 100 then 100.5', '/payments/stk-push', dup(pushBody, 'amount', '100.5'), 400, 'VALIDATION_FAILED', 'whole number');
-  add('stk-push phoneNumber then 12345', '/payments/stk-push', dup(pushBody, 'phoneNumber', '12345'), 400, 'VALIDATION_FAILED', 'phoneNumber must be a string');
-  add('stk-push phoneNumber then a foreign number', '/payments/stk-push', dup(pushBody, 'phoneNumber', '"+256712345678"'), 400, 'INVALID_PHONE_NUMBER', 'Kenyan mobile number');
-  add('stk-push orderId then ["ORD-BAD"]', '/payments/stk-push', dup(pushBody, 'orderId', '["ORD-BAD"]'), 400, 'VALIDATION_FAILED', 'orderId must be a string');
+  add(
+    'POST /orders currency KES then USD',
+    '/orders',
+    dup(j({ id: 'ORD-GEN-3', total: 10, currency: 'KES' }), 'currency', '"USD"'),
+    400,
+    'VALIDATION_FAILED',
+    'currency must be one of KES',
+  );
+  add(
+    'stk-push amount 100 then "100"',
+    '/payments/stk-push',
+    dup(pushBody, 'amount', '"100"'),
+    400,
+    'VALIDATION_FAILED',
+    'amount must be',
+  );
+  add(
+    'stk-push amount 100 then 1e308',
+    '/payments/stk-push',
+    dup(pushBody, 'amount', '1e308'),
+    400,
+    'VALIDATION_FAILED',
+    'amount must be at most',
+  );
+  add(
+    'stk-push amount 100 then 100.5',
+    '/payments/stk-push',
+    dup(pushBody, 'amount', '100.5'),
+    400,
+    'VALIDATION_FAILED',
+    'whole number',
+  );
+  add(
+    'stk-push phoneNumber then 12345',
+    '/payments/stk-push',
+    dup(pushBody, 'phoneNumber', '12345'),
+    400,
+    'VALIDATION_FAILED',
+    'phoneNumber must be a string',
+  );
+  add(
+    'stk-push phoneNumber then a foreign number',
+    '/payments/stk-push',
+    dup(pushBody, 'phoneNumber', '"+256712345678"'),
+    400,
+    'INVALID_PHONE_NUMBER',
+    'Kenyan mobile number',
+  );
+  add(
+    'stk-push orderId then ["ORD-BAD"]',
+    '/payments/stk-push',
+    dup(pushBody, 'orderId', '["ORD-BAD"]'),
+    400,
+    'VALIDATION_FAILED',
+    'orderId must be a string',
+  );
 
   const cb = (fields: Record<string, unknown>) => j(stk(fields));
   const inner = (json: string, key: string, lastValue: string) => json.replace(/\}\}\}$/, `,${j(key)}:${lastValue}}}}`);
-  add('callback ResultCode 0 then "abc"', '/payments/callback', inner(cb({ ResultCode: 0 }), 'ResultCode', '"abc"'), 400, 'INVALID_CALLBACK', 'ResultCode must be a number', noAuth, true);
-  add('callback ResultCode 0 then 1.5', '/payments/callback', inner(cb({ ResultCode: 0 }), 'ResultCode', '1.5'), 400, 'INVALID_CALLBACK', 'ResultCode must be an integer', noAuth, true);
-  add('callback CheckoutRequestID then 42', '/payments/callback', inner(cb({}), 'CheckoutRequestID', '42'), 400, 'INVALID_CALLBACK', 'CheckoutRequestID must be a string', noAuth, true);
-  add('callback Body then []', '/payments/callback', dup(cb({}), 'Body', '[]'), 400, 'INVALID_CALLBACK', 'Body must be an object', noAuth, true);
+  add(
+    'callback ResultCode 0 then "abc"',
+    '/payments/callback',
+    inner(cb({ ResultCode: 0 }), 'ResultCode', '"abc"'),
+    400,
+    'INVALID_CALLBACK',
+    'ResultCode must be a number',
+    noAuth,
+    true,
+  );
+  add(
+    'callback ResultCode 0 then 1.5',
+    '/payments/callback',
+    inner(cb({ ResultCode: 0 }), 'ResultCode', '1.5'),
+    400,
+    'INVALID_CALLBACK',
+    'ResultCode must be an integer',
+    noAuth,
+    true,
+  );
+  add(
+    'callback CheckoutRequestID then 42',
+    '/payments/callback',
+    inner(cb({}), 'CheckoutRequestID', '42'),
+    400,
+    'INVALID_CALLBACK',
+    'CheckoutRequestID must be a string',
+    noAuth,
+    true,
+  );
+  add(
+    'callback Body then []',
+    '/payments/callback',
+    dup(cb({}), 'Body', '[]'),
+    400,
+    'INVALID_CALLBACK',
+    'Body must be an object',
+    noAuth,
+    true,
+  );
   cases.push({
     name: 'duplicated key: callback URL (valid token) ResultCode 0 then {}',
-    req: (h) => h().post(`/payments/callback/${pending.paymentId}/${pending.token}`).set('Content-Type', 'application/json').send(inner(cb({ MerchantRequestID: pending.merchantRequestId, CheckoutRequestID: pending.checkoutRequestId, ResultCode: 0, ResultDesc: 'ok' }), 'ResultCode', '{}')),
+    req: (h) =>
+      h()
+        .post(`/payments/callback/${pending.paymentId}/${pending.token}`)
+        .set('Content-Type', 'application/json')
+        .send(
+          inner(
+            cb({
+              MerchantRequestID: pending.merchantRequestId,
+              CheckoutRequestID: pending.checkoutRequestId,
+              ResultCode: 0,
+              ResultDesc: 'ok',
+            }),
+            'ResultCode',
+            '{}',
+          ),
+        ),
     status: 400,
     code: 'INVALID_CALLBACK',
     messageIncludes: 'ResultCode must be a number',
@@ -422,12 +749,39 @@ function parameterCases(): Case[] {
     ['an asterisk', 'ORD*'],
     ['a colon', 'ORD:1'],
   ];
-  for (const [what, id] of ids) cases.push({ name: `GET /orders/:id: ${what}`, req: get(`/orders/${id}`), status: 400, code: 'VALIDATION_FAILED', messageIncludes: 'id must be 1-64 characters' });
-  for (const [what, id] of [['a lone %', '%'], ['%ZZ', '%ZZ'], ['an overlong UTF-8 slash %C0%AF', '%C0%AF'], ['a truncated UTF-8 sequence', 'ORD%E2%82']]) {
-    cases.push({ name: `GET /orders/:id: malformed percent-encoding (${what})`, req: get(`/orders/${id}`), status: 400, messageIncludes: 'decode' });
+  for (const [what, id] of ids)
+    cases.push({
+      name: `GET /orders/:id: ${what}`,
+      req: get(`/orders/${id}`),
+      status: 400,
+      code: 'VALIDATION_FAILED',
+      messageIncludes: 'id must be 1-64 characters',
+    });
+  for (const [what, id] of [
+    ['a lone %', '%'],
+    ['%ZZ', '%ZZ'],
+    ['an overlong UTF-8 slash %C0%AF', '%C0%AF'],
+    ['a truncated UTF-8 sequence', 'ORD%E2%82'],
+  ]) {
+    cases.push({
+      name: `GET /orders/:id: malformed percent-encoding (${what})`,
+      req: get(`/orders/${id}`),
+      status: 400,
+      messageIncludes: 'decode',
+    });
   }
-  for (const [what, id] of [['a phone number typed as the order id', '0712345678'], ['a UUID', UNKNOWN_UUID], ['dots only', '...']]) {
-    cases.push({ name: `GET /orders/:id: ${what} (well-formed, no such order)`, req: get(`/orders/${id}`), status: 404, code: 'NOT_FOUND', messageIncludes: 'Order not found' });
+  for (const [what, id] of [
+    ['a phone number typed as the order id', '0712345678'],
+    ['a UUID', UNKNOWN_UUID],
+    ['dots only', '...'],
+  ]) {
+    cases.push({
+      name: `GET /orders/:id: ${what} (well-formed, no such order)`,
+      req: get(`/orders/${id}`),
+      status: 404,
+      code: 'NOT_FOUND',
+      messageIncludes: 'Order not found',
+    });
   }
 
   const notUuids: [string, string][] = [
@@ -447,12 +801,30 @@ function parameterCases(): Case[] {
     ['5,000 characters', 'a'.repeat(5000)],
     ['a phone number', '0712345678'],
   ];
-  for (const [what, id] of notUuids) cases.push({ name: `GET /payments/:id: ${what}`, req: get(`/payments/${id}`), status: 400, code: 'VALIDATION_FAILED', messageIncludes: 'id must be a payment id (UUID)' });
-  for (const [what, id] of [['the nil UUID', '00000000-0000-0000-0000-000000000000'], ['an upper-case unknown UUID', UNKNOWN_UUID.toUpperCase()], ['the max UUID', 'ffffffff-ffff-ffff-ffff-ffffffffffff']]) {
-    cases.push({ name: `GET /payments/:id: ${what} (no such payment)`, req: get(`/payments/${id}`), status: 404, code: 'NOT_FOUND', messageIncludes: 'Payment not found' });
+  for (const [what, id] of notUuids)
+    cases.push({
+      name: `GET /payments/:id: ${what}`,
+      req: get(`/payments/${id}`),
+      status: 400,
+      code: 'VALIDATION_FAILED',
+      messageIncludes: 'id must be a payment id (UUID)',
+    });
+  for (const [what, id] of [
+    ['the nil UUID', '00000000-0000-0000-0000-000000000000'],
+    ['an upper-case unknown UUID', UNKNOWN_UUID.toUpperCase()],
+    ['the max UUID', 'ffffffff-ffff-ffff-ffff-ffffffffffff'],
+  ]) {
+    cases.push({
+      name: `GET /payments/:id: ${what} (no such payment)`,
+      req: get(`/payments/${id}`),
+      status: 404,
+      code: 'NOT_FOUND',
+      messageIncludes: 'Payment not found',
+    });
   }
 
-  const status = (query: string) => (h: Http, a: string) => h().get(`/payments/stk-status?${query}`).set('Authorization', a);
+  const status = (query: string) => (h: Http, a: string) =>
+    h().get(`/payments/stk-status?${query}`).set('Authorization', a);
   const badCheckoutIds: [string, string][] = [
     ['101 characters', 'w'.repeat(101)],
     ['5,000 characters', 'w'.repeat(5000)],
@@ -465,16 +837,73 @@ function parameterCases(): Case[] {
     ['a dot', 'ws_CO.1'],
     ['an undecodable %FF', 'ws_CO_%FF'],
   ];
-  for (const [what, id] of badCheckoutIds) cases.push({ name: `stk-status: checkoutRequestId with ${what}`, req: status(`checkoutRequestId=${id}`), status: 400, code: 'VALIDATION_FAILED', messageIncludes: 'checkoutRequestId must be the CheckoutRequestID' });
-  cases.push({ name: 'stk-status: checkoutRequestId[] (bracket syntax)', req: status('checkoutRequestId[]=ws_CO_1'), status: 400, code: 'VALIDATION_FAILED', messageIncludes: 'checkoutRequestId' });
-  cases.push({ name: 'stk-status: checkoutRequestId[a] (nested syntax)', req: status('checkoutRequestId[a]=ws_CO_1'), status: 400, code: 'VALIDATION_FAILED', messageIncludes: 'checkoutRequestId' });
-  cases.push({ name: 'stk-status: checkoutRequestId three times', req: status('checkoutRequestId=a&checkoutRequestId=b&checkoutRequestId=c'), status: 400, code: 'VALIDATION_FAILED', messageIncludes: 'checkoutRequestId' });
-  cases.push({ name: 'stk-status: checkoutRequestId without a value', req: status('checkoutRequestId'), status: 400, code: 'VALIDATION_FAILED', messageIncludes: 'checkoutRequestId' });
-  for (const [what, id] of [['101 characters', 'm'.repeat(101)], ['an encoded NUL', '29115%00'], ['a space', '29115%201'], ['given twice', '1&merchantRequestId=2']]) {
-    cases.push({ name: `stk-status: merchantRequestId with ${what}`, req: status(`checkoutRequestId=ws_CO_DOESNOTEXIST&merchantRequestId=${id}`), status: 400, code: 'VALIDATION_FAILED', messageIncludes: 'merchantRequestId' });
+  for (const [what, id] of badCheckoutIds)
+    cases.push({
+      name: `stk-status: checkoutRequestId with ${what}`,
+      req: status(`checkoutRequestId=${id}`),
+      status: 400,
+      code: 'VALIDATION_FAILED',
+      messageIncludes: 'checkoutRequestId must be the CheckoutRequestID',
+    });
+  cases.push({
+    name: 'stk-status: checkoutRequestId[] (bracket syntax)',
+    req: status('checkoutRequestId[]=ws_CO_1'),
+    status: 400,
+    code: 'VALIDATION_FAILED',
+    messageIncludes: 'checkoutRequestId',
+  });
+  cases.push({
+    name: 'stk-status: checkoutRequestId[a] (nested syntax)',
+    req: status('checkoutRequestId[a]=ws_CO_1'),
+    status: 400,
+    code: 'VALIDATION_FAILED',
+    messageIncludes: 'checkoutRequestId',
+  });
+  cases.push({
+    name: 'stk-status: checkoutRequestId three times',
+    req: status('checkoutRequestId=a&checkoutRequestId=b&checkoutRequestId=c'),
+    status: 400,
+    code: 'VALIDATION_FAILED',
+    messageIncludes: 'checkoutRequestId',
+  });
+  cases.push({
+    name: 'stk-status: checkoutRequestId without a value',
+    req: status('checkoutRequestId'),
+    status: 400,
+    code: 'VALIDATION_FAILED',
+    messageIncludes: 'checkoutRequestId',
+  });
+  for (const [what, id] of [
+    ['101 characters', 'm'.repeat(101)],
+    ['an encoded NUL', '29115%00'],
+    ['a space', '29115%201'],
+    ['given twice', '1&merchantRequestId=2'],
+  ]) {
+    cases.push({
+      name: `stk-status: merchantRequestId with ${what}`,
+      req: status(`checkoutRequestId=ws_CO_DOESNOTEXIST&merchantRequestId=${id}`),
+      status: 400,
+      code: 'VALIDATION_FAILED',
+      messageIncludes: 'merchantRequestId',
+    });
   }
-  cases.push({ name: 'stk-status: an access_token query parameter (token in the URL)', req: (h, a) => h().get(`/payments/stk-status?checkoutRequestId=ws_CO_DOESNOTEXIST&access_token=${a.slice('Bearer '.length)}`).set('Authorization', a), status: 400, code: 'VALIDATION_FAILED', messageIncludes: 'property access_token should not exist' });
-  cases.push({ name: 'stk-status: a phone query parameter', req: status('checkoutRequestId=ws_CO_DOESNOTEXIST&phone=254712345678'), status: 400, code: 'VALIDATION_FAILED', messageIncludes: 'property phone should not exist' });
+  cases.push({
+    name: 'stk-status: an access_token query parameter (token in the URL)',
+    req: (h, a) =>
+      h()
+        .get(`/payments/stk-status?checkoutRequestId=ws_CO_DOESNOTEXIST&access_token=${a.slice('Bearer '.length)}`)
+        .set('Authorization', a),
+    status: 400,
+    code: 'VALIDATION_FAILED',
+    messageIncludes: 'property access_token should not exist',
+  });
+  cases.push({
+    name: 'stk-status: a phone query parameter',
+    req: status('checkoutRequestId=ws_CO_DOESNOTEXIST&phone=254712345678'),
+    status: 400,
+    code: 'VALIDATION_FAILED',
+    messageIncludes: 'property phone should not exist',
+  });
   return cases;
 }
 
@@ -488,13 +917,36 @@ interface AuthEndpoint {
 const CSV_BODY = 'Receipt No.,Paid In\nRCM0000001,100.00\n';
 
 const AUTH_ENDPOINTS: AuthEndpoint[] = [
-  { name: 'POST /orders', send: (h, auth, q = '') => withAuth(h().post(`/orders${q}`), auth).send({ id: 'ORD-GEN-4', total: 10 }) },
+  {
+    name: 'POST /orders',
+    send: (h, auth, q = '') => withAuth(h().post(`/orders${q}`), auth).send({ id: 'ORD-GEN-4', total: 10 }),
+  },
   { name: 'GET /orders/:id', send: (h, auth, q = '') => withAuth(h().get(`/orders/ORD-BAD${q}`), auth) },
   { name: 'stk-push', send: (h, auth, q = '') => withAuth(h().post(`/payments/stk-push${q}`), auth).send(push()) },
-  { name: 'stk-status', send: (h, auth, q = '') => withAuth(h().get(`/payments/stk-status?checkoutRequestId=${pending.checkoutRequestId}${q.replace('?', '&')}`), auth) },
-  { name: 'GET /payments/:id', send: (h, auth, q = '') => withAuth(h().get(`/payments/${pending.paymentId}${q}`), auth) },
-  { name: 'statements', send: (h, auth, q = '') => withAuth(h().post(`/reconciliation/statements${q}`), auth).set('Content-Type', 'text/csv').send(CSV_BODY) },
-  { name: 'release', send: (h, auth, q = '') => withAuth(h().post(`/payments/${pending.paymentId}/release${q}`), auth).send({ reason: 'customer shows no SMS' }) },
+  {
+    name: 'stk-status',
+    send: (h, auth, q = '') =>
+      withAuth(
+        h().get(`/payments/stk-status?checkoutRequestId=${pending.checkoutRequestId}${q.replace('?', '&')}`),
+        auth,
+      ),
+  },
+  {
+    name: 'GET /payments/:id',
+    send: (h, auth, q = '') => withAuth(h().get(`/payments/${pending.paymentId}${q}`), auth),
+  },
+  {
+    name: 'statements',
+    send: (h, auth, q = '') =>
+      withAuth(h().post(`/reconciliation/statements${q}`), auth)
+        .set('Content-Type', 'text/csv')
+        .send(CSV_BODY),
+  },
+  {
+    name: 'release',
+    send: (h, auth, q = '') =>
+      withAuth(h().post(`/payments/${pending.paymentId}/release${q}`), auth).send({ reason: 'customer shows no SMS' }),
+  },
 ];
 
 function withAuth(req: Test, authorization: string | undefined): Test {
@@ -509,47 +961,191 @@ function jwtCases(): Case[] {
     { what: 'no Authorization header', authorization: () => undefined, message: 'Missing Authorization' },
     { what: 'an empty Authorization header', authorization: () => '', message: 'Missing Authorization' },
     { what: '"Bearer" without a token', authorization: () => 'Bearer', message: 'Missing Authorization' },
-    { what: 'a Token scheme instead of Bearer', authorization: (ep) => `Token ${good(ep)}`, message: 'Missing Authorization' },
-    { what: 'Basic credentials', authorization: () => `Basic ${Buffer.from('cashier:secret').toString('base64')}`, message: 'Missing Authorization' },
-    { what: 'an invalid token followed by a valid one', authorization: (ep) => `Bearer not-a-token ${good(ep)}`, message: 'Invalid token' },
-    { what: 'a valid token followed by junk', authorization: (ep) => `Bearer ${good(ep)} junk`, message: 'Invalid token' },
+    {
+      what: 'a Token scheme instead of Bearer',
+      authorization: (ep) => `Token ${good(ep)}`,
+      message: 'Missing Authorization',
+    },
+    {
+      what: 'Basic credentials',
+      authorization: () => `Basic ${Buffer.from('cashier:secret').toString('base64')}`,
+      message: 'Missing Authorization',
+    },
+    {
+      what: 'an invalid token followed by a valid one',
+      authorization: (ep) => `Bearer not-a-token ${good(ep)}`,
+      message: 'Invalid token',
+    },
+    {
+      what: 'a valid token followed by junk',
+      authorization: (ep) => `Bearer ${good(ep)} junk`,
+      message: 'Invalid token',
+    },
     { what: 'a token that is not a JWT', authorization: () => 'Bearer abc', message: 'Invalid token' },
-    { what: 'a token with a non-JSON payload', authorization: () => `Bearer ${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url('not json')}.${b64url('sig')}`, message: 'Invalid token' },
-    { what: 'alg none', authorization: (ep) => bearer(`${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(claims({ role: role(ep) }))}.`), message: 'Invalid token' },
-    { what: 'alg NONE (upper case)', authorization: (ep) => bearer(`${b64url({ alg: 'NONE', typ: 'JWT' })}.${b64url(claims({ role: role(ep) }))}.`), message: 'Invalid token' },
-    { what: 'alg HS384', authorization: (ep) => bearer(jwt(claims({ role: role(ep) }), TEST_JWT_SECRET, 'HS384')), message: 'Invalid token' },
-    { what: 'alg HS512', authorization: (ep) => bearer(jwt(claims({ role: role(ep) }), TEST_JWT_SECRET, 'HS512')), message: 'Invalid token' },
-    { what: 'an RS256 header on an HMAC signature', authorization: (ep) => { const t = good(ep); return bearer(`${b64url({ alg: 'RS256', typ: 'JWT' })}.${t.split('.')[1]}.${sig(t)}`); }, message: 'Invalid token' },
-    { what: 'the wrong secret', authorization: (ep) => bearer(jwt(claims({ role: role(ep) }), 'not-the-secret-0123456789abcdefghijklmno')), message: 'Invalid token' },
-    { what: 'a tampered payload (shop-2) with the original signature', authorization: (ep) => { const t = good(ep); return bearer(`${t.split('.')[0]}.${b64url(claims({ role: role(ep), shopId: 'shop-2' }))}.${sig(t)}`); }, message: 'Invalid token' },
+    {
+      what: 'a token with a non-JSON payload',
+      authorization: () => `Bearer ${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url('not json')}.${b64url('sig')}`,
+      message: 'Invalid token',
+    },
+    {
+      what: 'alg none',
+      authorization: (ep) => bearer(`${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(claims({ role: role(ep) }))}.`),
+      message: 'Invalid token',
+    },
+    {
+      what: 'alg NONE (upper case)',
+      authorization: (ep) => bearer(`${b64url({ alg: 'NONE', typ: 'JWT' })}.${b64url(claims({ role: role(ep) }))}.`),
+      message: 'Invalid token',
+    },
+    {
+      what: 'alg HS384',
+      authorization: (ep) => bearer(jwt(claims({ role: role(ep) }), TEST_JWT_SECRET, 'HS384')),
+      message: 'Invalid token',
+    },
+    {
+      what: 'alg HS512',
+      authorization: (ep) => bearer(jwt(claims({ role: role(ep) }), TEST_JWT_SECRET, 'HS512')),
+      message: 'Invalid token',
+    },
+    {
+      what: 'an RS256 header on an HMAC signature',
+      authorization: (ep) => {
+        const t = good(ep);
+        return bearer(`${b64url({ alg: 'RS256', typ: 'JWT' })}.${t.split('.')[1]}.${sig(t)}`);
+      },
+      message: 'Invalid token',
+    },
+    {
+      what: 'the wrong secret',
+      authorization: (ep) => bearer(jwt(claims({ role: role(ep) }), 'not-the-secret-0123456789abcdefghijklmno')),
+      message: 'Invalid token',
+    },
+    {
+      what: 'a tampered payload (shop-2) with the original signature',
+      authorization: (ep) => {
+        const t = good(ep);
+        return bearer(`${t.split('.')[0]}.${b64url(claims({ role: role(ep), shopId: 'shop-2' }))}.${sig(t)}`);
+      },
+      message: 'Invalid token',
+    },
     { what: 'a truncated signature', authorization: (ep) => bearer(good(ep).slice(0, -5)), message: 'Invalid token' },
-    { what: 'expired beyond the clock tolerance', authorization: (ep) => bearer(jwt(claims({ role: role(ep), iat: nowSeconds() - 7200, exp: nowSeconds() - 3600 }))), code: 'TOKEN_EXPIRED', message: 'expired' },
-    { what: 'no exp claim (issue 8.8)', authorization: (ep) => bearer(hs256({ alg: 'HS256', typ: 'JWT' }, Object.fromEntries(Object.entries(claims({ role: role(ep) })).filter(([k]) => k !== 'exp')))), message: '"exp"' },
-    { what: 'exp ten years ahead (issue 8.8)', authorization: (ep) => bearer(jwt(claims({ role: role(ep), exp: nowSeconds() + 10 * 365 * 86400 }))), message: 'lifetime' },
-    { what: 'not valid before an hour from now', authorization: (ep) => bearer(jwt(claims({ role: role(ep), nbf: nowSeconds() + 3600 }))), message: 'Invalid token' },
-    { what: 'exp as a string', authorization: (ep) => bearer(hs256({ alg: 'HS256', typ: 'JWT' }, claims({ role: role(ep), exp: String(nowSeconds() + 3600) }))), message: 'Invalid token' },
-    { what: 'exp 1e308 written as a string', authorization: (ep) => bearer(hs256({ alg: 'HS256', typ: 'JWT' }, claims({ role: role(ep), exp: '1e308' }))), message: 'Invalid token' },
-    { what: 'a duplicated alg header (none last)', authorization: (ep) => bearer(hs256('{"alg":"HS256","typ":"JWT","alg":"none"}', claims({ role: role(ep) }))), message: 'Invalid token' },
-    { what: 'no sub claim', authorization: (ep) => bearer(jwt(claims({ role: role(ep), sub: undefined }))), message: 'sub' },
-    { what: 'sub of 65 characters', authorization: (ep) => bearer(jwt(claims({ role: role(ep), sub: 's'.repeat(65) }))), message: 'sub' },
-    { what: 'shopId as a number', authorization: (ep) => bearer(jwt(claims({ role: role(ep), shopId: 1 }))), message: 'shopId' },
-    { what: 'shopId with unicode', authorization: (ep) => bearer(jwt(claims({ role: role(ep), shopId: 'shop-①' }))), message: 'shopId' },
-    { what: 'shopId with SQL', authorization: (ep) => bearer(jwt(claims({ role: role(ep), shopId: "shop-1' OR '1'='1" }))), message: 'shopId' },
+    {
+      what: 'expired beyond the clock tolerance',
+      authorization: (ep) =>
+        bearer(jwt(claims({ role: role(ep), iat: nowSeconds() - 7200, exp: nowSeconds() - 3600 }))),
+      code: 'TOKEN_EXPIRED',
+      message: 'expired',
+    },
+    {
+      what: 'no exp claim (issue 8.8)',
+      authorization: (ep) =>
+        bearer(
+          hs256(
+            { alg: 'HS256', typ: 'JWT' },
+            Object.fromEntries(Object.entries(claims({ role: role(ep) })).filter(([k]) => k !== 'exp')),
+          ),
+        ),
+      message: '"exp"',
+    },
+    {
+      what: 'exp ten years ahead (issue 8.8)',
+      authorization: (ep) => bearer(jwt(claims({ role: role(ep), exp: nowSeconds() + 10 * 365 * 86400 }))),
+      message: 'lifetime',
+    },
+    {
+      what: 'not valid before an hour from now',
+      authorization: (ep) => bearer(jwt(claims({ role: role(ep), nbf: nowSeconds() + 3600 }))),
+      message: 'Invalid token',
+    },
+    {
+      what: 'exp as a string',
+      authorization: (ep) =>
+        bearer(hs256({ alg: 'HS256', typ: 'JWT' }, claims({ role: role(ep), exp: String(nowSeconds() + 3600) }))),
+      message: 'Invalid token',
+    },
+    {
+      what: 'exp 1e308 written as a string',
+      authorization: (ep) => bearer(hs256({ alg: 'HS256', typ: 'JWT' }, claims({ role: role(ep), exp: '1e308' }))),
+      message: 'Invalid token',
+    },
+    {
+      what: 'a duplicated alg header (none last)',
+      authorization: (ep) => bearer(hs256('{"alg":"HS256","typ":"JWT","alg":"none"}', claims({ role: role(ep) }))),
+      message: 'Invalid token',
+    },
+    {
+      what: 'no sub claim',
+      authorization: (ep) => bearer(jwt(claims({ role: role(ep), sub: undefined }))),
+      message: 'sub',
+    },
+    {
+      what: 'sub of 65 characters',
+      authorization: (ep) => bearer(jwt(claims({ role: role(ep), sub: 's'.repeat(65) }))),
+      message: 'sub',
+    },
+    {
+      what: 'shopId as a number',
+      authorization: (ep) => bearer(jwt(claims({ role: role(ep), shopId: 1 }))),
+      message: 'shopId',
+    },
+    {
+      what: 'shopId with unicode',
+      authorization: (ep) => bearer(jwt(claims({ role: role(ep), shopId: 'shop-①' }))),
+      message: 'shopId',
+    },
+    {
+      what: 'shopId with SQL',
+      authorization: (ep) => bearer(jwt(claims({ role: role(ep), shopId: "shop-1' OR '1'='1" }))),
+      message: 'shopId',
+    },
     { what: 'role as an array', authorization: () => bearer(jwt(claims({ role: ['admin'] }))), message: 'role' },
     { what: "role 'superuser'", authorization: () => bearer(jwt(claims({ role: 'superuser' }))), message: 'role' },
-    { what: 'a latin-1 character in the token', authorization: (ep) => `Bearer ${good(ep)}é`, message: 'Invalid token' },
-    { what: 'an 8 KB token', authorization: (ep) => bearer(jwt(claims({ role: role(ep), pad: 'p'.repeat(6000) }), 'not-the-secret-0123456789abcdefghijklmno')), message: 'Invalid token' },
+    {
+      what: 'a latin-1 character in the token',
+      authorization: (ep) => `Bearer ${good(ep)}é`,
+      message: 'Invalid token',
+    },
+    {
+      what: 'an 8 KB token',
+      authorization: (ep) =>
+        bearer(jwt(claims({ role: role(ep), pad: 'p'.repeat(6000) }), 'not-the-secret-0123456789abcdefghijklmno')),
+      message: 'Invalid token',
+    },
   ];
   const cases: Case[] = [];
   for (const ep of AUTH_ENDPOINTS) {
     for (const b of bad) {
-      cases.push({ name: `JWT on ${ep.name}: ${b.what}`, req: (h) => ep.send(h, b.authorization(ep.name)), status: 401, code: b.code ?? 'UNAUTHORIZED', messageIncludes: b.message });
+      cases.push({
+        name: `JWT on ${ep.name}: ${b.what}`,
+        req: (h) => ep.send(h, b.authorization(ep.name)),
+        status: 401,
+        code: b.code ?? 'UNAUTHORIZED',
+        messageIncludes: b.message,
+      });
     }
     // The token in the URL instead of the header is not accepted (and must not end up in the logs).
-    cases.push({ name: `JWT on ${ep.name}: the token in an access_token query parameter`, req: (h) => ep.send(h, undefined, `?access_token=${good(ep.name)}`), status: 401, code: 'UNAUTHORIZED', messageIncludes: 'Missing Authorization' });
+    cases.push({
+      name: `JWT on ${ep.name}: the token in an access_token query parameter`,
+      req: (h) => ep.send(h, undefined, `?access_token=${good(ep.name)}`),
+      status: 401,
+      code: 'UNAUTHORIZED',
+      messageIncludes: 'Missing Authorization',
+    });
   }
-  cases.push({ name: 'JWT on statements: a cashier (manager or admin only)', req: (h) => AUTH_ENDPOINTS[5].send(h, tokenFor('shop-1', 'cashier')), status: 403, code: 'FORBIDDEN', messageIncludes: 'manager, admin' });
-  cases.push({ name: 'JWT on release: a cashier (manager or admin only)', req: (h) => AUTH_ENDPOINTS[6].send(h, tokenFor('shop-1', 'cashier')), status: 403, code: 'FORBIDDEN', messageIncludes: 'manager, admin' });
+  cases.push({
+    name: 'JWT on statements: a cashier (manager or admin only)',
+    req: (h) => AUTH_ENDPOINTS[5].send(h, tokenFor('shop-1', 'cashier')),
+    status: 403,
+    code: 'FORBIDDEN',
+    messageIncludes: 'manager, admin',
+  });
+  cases.push({
+    name: 'JWT on release: a cashier (manager or admin only)',
+    req: (h) => AUTH_ENDPOINTS[6].send(h, tokenFor('shop-1', 'cashier')),
+    status: 403,
+    code: 'FORBIDDEN',
+    messageIncludes: 'manager, admin',
+  });
   return cases;
 }
 
@@ -557,28 +1153,78 @@ function jwtCases(): Case[] {
 
 function statementCases(): Case[] {
   const cases: Case[] = [];
-  const upload = (body: string | Buffer, query = '', type = 'text/csv') => (h: Http) => h().post(`/reconciliation/statements${query}`).set('Authorization', manager()).set('Content-Type', type).send(body);
-  for (const [what, query] of [['unknown', '?window=month'], ['empty', '?window='], ['upper case', '?window=ALL'], ['given twice', '?window=all&window=statement'], ['bracket syntax', '?window[]=all'], ['an encoded NUL', '?window=all%00'], ['an emoji', '?window=%F0%9F%92%B3']]) {
-    cases.push({ name: `statements: window ${what}`, req: upload(CSV_BODY, query), status: 400, code: 'VALIDATION_FAILED', messageIncludes: 'window' });
+  const upload =
+    (body: string | Buffer, query = '', type = 'text/csv') =>
+    (h: Http) =>
+      h()
+        .post(`/reconciliation/statements${query}`)
+        .set('Authorization', manager())
+        .set('Content-Type', type)
+        .send(body);
+  for (const [what, query] of [
+    ['unknown', '?window=month'],
+    ['empty', '?window='],
+    ['upper case', '?window=ALL'],
+    ['given twice', '?window=all&window=statement'],
+    ['bracket syntax', '?window[]=all'],
+    ['an encoded NUL', '?window=all%00'],
+    ['an emoji', '?window=%F0%9F%92%B3'],
+  ]) {
+    cases.push({
+      name: `statements: window ${what}`,
+      req: upload(CSV_BODY, query),
+      status: 400,
+      code: 'VALIDATION_FAILED',
+      messageIncludes: 'window',
+    });
   }
-  cases.push({ name: 'statements: an unknown query parameter', req: upload(CSV_BODY, '?shopId=shop-2'), status: 400, code: 'VALIDATION_FAILED', messageIncludes: 'property shopId should not exist' });
-  for (const [what, type] of [['JSON', 'application/json'], ['text/plain', 'text/plain'], ['an Excel file type', 'application/vnd.ms-excel'], ['multipart/form-data', 'multipart/form-data; boundary=x']]) {
+  cases.push({
+    name: 'statements: an unknown query parameter',
+    req: upload(CSV_BODY, '?shopId=shop-2'),
+    status: 400,
+    code: 'VALIDATION_FAILED',
+    messageIncludes: 'property shopId should not exist',
+  });
+  for (const [what, type] of [
+    ['JSON', 'application/json'],
+    ['text/plain', 'text/plain'],
+    ['an Excel file type', 'application/vnd.ms-excel'],
+    ['multipart/form-data', 'multipart/form-data; boundary=x'],
+  ]) {
     const body = type === 'application/json' ? JSON.stringify({ csv: CSV_BODY }) : CSV_BODY;
-    cases.push({ name: `statements: Content-Type ${what}`, req: upload(body, '', type), status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', messageIncludes: 'text/csv' });
+    cases.push({
+      name: `statements: Content-Type ${what}`,
+      req: upload(body, '', type),
+      status: 415,
+      code: 'UNSUPPORTED_MEDIA_TYPE',
+      messageIncludes: 'text/csv',
+    });
   }
   const invalid: [string, string | Buffer][] = [
     ['only a header row without the required columns', 'Date,Description,Amount Out\n'],
     ['required columns missing', 'Completion Time,Details\n2026-11-01 10:00:00,x\n'],
     ['eleven title lines and no header', Array.from({ length: 11 }, (_, i) => `M-PESA STATEMENT line ${i}`).join('\n')],
-    ['binary (PNG) bytes', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52])],
+    [
+      'binary (PNG) bytes',
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52]),
+    ],
     ['NUL bytes only', Buffer.alloc(64)],
     ['UTF-16 encoded text', Buffer.from('\ufeffReceipt No.,Paid In\nRCM0000001,100.00\n', 'utf16le')],
     ['a JSON document', JSON.stringify({ receipt: 'RCM0000001', amount: 100 })],
     ['header names with zero-width spaces', 'Receipt\u200b No.,Paid\u200b In\nRCM0000001,100.00\n'],
-    ['one record of 2,000,000 characters (the limit is 1,000,000)', `Receipt No.,Paid In\n"${'x'.repeat(2_000_000)}",1\n`],
+    [
+      'one record of 2,000,000 characters (the limit is 1,000,000)',
+      `Receipt No.,Paid In\n"${'x'.repeat(2_000_000)}",1\n`,
+    ],
   ];
   for (const [what, body] of invalid) {
-    cases.push({ name: `statements: ${what}`, req: upload(body), status: 400, code: 'INVALID_STATEMENT', messageIncludes: what.startsWith('one record') ? 'longer than 1000000 characters' : 'statement' });
+    cases.push({
+      name: `statements: ${what}`,
+      req: upload(body),
+      status: 400,
+      code: 'INVALID_STATEMENT',
+      messageIncludes: what.startsWith('one record') ? 'longer than 1000000 characters' : 'statement',
+    });
   }
   return cases;
 }
@@ -597,7 +1243,11 @@ interface CallbackShape {
   invalid?: string;
 }
 
-const success = (items: unknown[]) => ({ ResultCode: 0, ResultDesc: 'The service request is processed successfully.', CallbackMetadata: { Item: items } });
+const success = (items: unknown[]) => ({
+  ResultCode: 0,
+  ResultDesc: 'The service request is processed successfully.',
+  CallbackMetadata: { Item: items },
+});
 const OK_ITEMS = [
   { Name: 'Amount', Value: 50 },
   { Name: 'MpesaReceiptNumber', Value: 'NLJ7RT61SV' },
@@ -605,7 +1255,8 @@ const OK_ITEMS = [
   { Name: 'TransactionDate', Value: 20261126104500 },
   { Name: 'PhoneNumber', Value: 254700000007 },
 ];
-const withItem = (name: string, value: unknown) => success(OK_ITEMS.map((i) => (i.Name === name ? { Name: name, Value: value } : i)));
+const withItem = (name: string, value: unknown) =>
+  success(OK_ITEMS.map((i) => (i.Name === name ? { Name: name, Value: value } : i)));
 const withoutItemValue = (name: string) => success(OK_ITEMS.map((i) => (i.Name === name ? { Name: name } : i)));
 
 const CALLBACK_SHAPES: CallbackShape[] = [
@@ -615,12 +1266,20 @@ const CALLBACK_SHAPES: CallbackShape[] = [
   { what: 'Body an array', body: { Body: [stk({}).Body] }, invalid: 'Body must be an object' },
   { what: 'Body a string', body: { Body: '{"stkCallback":{}}' }, invalid: 'Body must be an object' },
   { what: 'Body a number', body: { Body: 1 }, invalid: 'Body must be an object' },
-  { what: 'body key in lower case', body: { body: (stk({}) as { Body: unknown }).Body }, invalid: 'Body must be an object' },
+  {
+    what: 'body key in lower case',
+    body: { body: (stk({}) as { Body: unknown }).Body },
+    invalid: 'Body must be an object',
+  },
   { what: 'stkCallback missing', body: { Body: {} }, invalid: 'Body.stkCallback must be an object' },
   { what: 'stkCallback null', body: { Body: { stkCallback: null } }, invalid: 'Body.stkCallback must be an object' },
   { what: 'stkCallback an array', body: { Body: { stkCallback: [] } }, invalid: 'Body.stkCallback must be an object' },
   { what: 'stkCallback true', body: { Body: { stkCallback: true } }, invalid: 'Body.stkCallback must be an object' },
-  { what: 'stkCallback nested one level deeper', body: { Body: { stkCallback: { stkCallback: (stk({}) as { Body: { stkCallback: unknown } }).Body.stkCallback } } }, invalid: 'MerchantRequestID must be a string' },
+  {
+    what: 'stkCallback nested one level deeper',
+    body: { Body: { stkCallback: { stkCallback: (stk({}) as { Body: { stkCallback: unknown } }).Body.stkCallback } } },
+    invalid: 'MerchantRequestID must be a string',
+  },
   // ids
   ...(['MerchantRequestID', 'CheckoutRequestID'] as const).flatMap((f): CallbackShape[] => [
     { what: `${f} missing`, fields: { [f]: undefined }, invalid: `${f} must be a string` },
@@ -632,21 +1291,61 @@ const CALLBACK_SHAPES: CallbackShape[] = [
     { what: `${f} blank`, fields: { [f]: '   ' }, invalid: `${f} must not be empty` },
     { what: `${f} of 201 characters`, fields: { [f]: 'w'.repeat(201) }, invalid: `${f} is longer than 200` },
     { what: `${f} with an emoji`, fields: { [f]: 'ws_CO_💳' }, invalid: `${f} must contain only visible ASCII` },
-    { what: `${f} with an RTL override`, fields: { [f]: 'ws_CO_\u202e1' }, invalid: `${f} must contain only visible ASCII` },
-    { what: `${f} with a zero-width space`, fields: { [f]: 'ws_CO_\u200b1' }, invalid: `${f} must contain only visible ASCII` },
+    {
+      what: `${f} with an RTL override`,
+      fields: { [f]: 'ws_CO_\u202e1' },
+      invalid: `${f} must contain only visible ASCII`,
+    },
+    {
+      what: `${f} with a zero-width space`,
+      fields: { [f]: 'ws_CO_\u200b1' },
+      invalid: `${f} must contain only visible ASCII`,
+    },
     { what: `${f} with an inner space`, fields: { [f]: 'ws_CO 1' }, invalid: `${f} must contain only visible ASCII` },
   ]),
   // ResultCode
   { what: 'ResultCode null', fields: { ResultCode: null }, invalid: 'ResultCode must be a number or a numeric string' },
   { what: 'ResultCode true', fields: { ResultCode: true }, invalid: 'ResultCode must be a number or a numeric string' },
-  { what: 'ResultCode an array', fields: { ResultCode: [0] }, invalid: 'ResultCode must be a number or a numeric string' },
-  { what: 'ResultCode a word', fields: { ResultCode: 'success' }, invalid: 'ResultCode must be a number or a numeric string' },
-  { what: 'ResultCode an empty string', fields: { ResultCode: '' }, invalid: 'ResultCode must be a number or a numeric string' },
-  { what: 'ResultCode the string "1.5"', fields: { ResultCode: '1.5' }, invalid: 'ResultCode must be a number or a numeric string' },
-  { what: 'ResultCode the string "1e3"', fields: { ResultCode: '1e3' }, invalid: 'ResultCode must be a number or a numeric string' },
-  { what: 'ResultCode the string "NaN"', fields: { ResultCode: 'NaN' }, invalid: 'ResultCode must be a number or a numeric string' },
-  { what: 'ResultCode the string "0x10"', fields: { ResultCode: '0x10' }, invalid: 'ResultCode must be a number or a numeric string' },
-  { what: 'ResultCode a 16-digit string', fields: { ResultCode: '1234567890123456' }, invalid: 'ResultCode must be a number or a numeric string' },
+  {
+    what: 'ResultCode an array',
+    fields: { ResultCode: [0] },
+    invalid: 'ResultCode must be a number or a numeric string',
+  },
+  {
+    what: 'ResultCode a word',
+    fields: { ResultCode: 'success' },
+    invalid: 'ResultCode must be a number or a numeric string',
+  },
+  {
+    what: 'ResultCode an empty string',
+    fields: { ResultCode: '' },
+    invalid: 'ResultCode must be a number or a numeric string',
+  },
+  {
+    what: 'ResultCode the string "1.5"',
+    fields: { ResultCode: '1.5' },
+    invalid: 'ResultCode must be a number or a numeric string',
+  },
+  {
+    what: 'ResultCode the string "1e3"',
+    fields: { ResultCode: '1e3' },
+    invalid: 'ResultCode must be a number or a numeric string',
+  },
+  {
+    what: 'ResultCode the string "NaN"',
+    fields: { ResultCode: 'NaN' },
+    invalid: 'ResultCode must be a number or a numeric string',
+  },
+  {
+    what: 'ResultCode the string "0x10"',
+    fields: { ResultCode: '0x10' },
+    invalid: 'ResultCode must be a number or a numeric string',
+  },
+  {
+    what: 'ResultCode a 16-digit string',
+    fields: { ResultCode: '1234567890123456' },
+    invalid: 'ResultCode must be a number or a numeric string',
+  },
   { what: 'ResultCode the float 0.5', fields: { ResultCode: 0.5 }, invalid: 'ResultCode must be an integer' },
   { what: 'ResultCode 1e308', raw: '1e308', invalid: 'ResultCode must be an integer' },
   { what: 'ResultCode 2^63', raw: '9223372036854775808', invalid: 'ResultCode must be an integer' },
@@ -655,59 +1354,215 @@ const CALLBACK_SHAPES: CallbackShape[] = [
   { what: 'ResultDesc missing', fields: { ResultDesc: undefined }, invalid: 'ResultDesc must be a string' },
   { what: 'ResultDesc null', fields: { ResultDesc: null }, invalid: 'ResultDesc must be a string' },
   { what: 'ResultDesc an object', fields: { ResultDesc: { text: 'x' } }, invalid: 'ResultDesc must be a string' },
-  { what: 'ResultDesc of 1,001 characters', fields: { ResultDesc: 'd'.repeat(1001) }, invalid: 'ResultDesc is longer than 1000' },
+  {
+    what: 'ResultDesc of 1,001 characters',
+    fields: { ResultDesc: 'd'.repeat(1001) },
+    invalid: 'ResultDesc is longer than 1000',
+  },
   // CallbackMetadata
-  { what: 'CallbackMetadata a string', fields: { ...success([]), CallbackMetadata: 'Amount=50' }, invalid: 'CallbackMetadata must be an object' },
-  { what: 'CallbackMetadata an array', fields: { ...success([]), CallbackMetadata: OK_ITEMS }, invalid: 'CallbackMetadata must be an object' },
-  { what: 'CallbackMetadata a number', fields: { ...success([]), CallbackMetadata: 50 }, invalid: 'CallbackMetadata must be an object' },
-  { what: 'CallbackMetadata.Item missing', fields: { ...success([]), CallbackMetadata: {} }, invalid: 'Item must be an array' },
-  { what: 'CallbackMetadata.Item null', fields: { ...success([]), CallbackMetadata: { Item: null } }, invalid: 'Item must be an array' },
-  { what: 'CallbackMetadata.Item an object', fields: { ...success([]), CallbackMetadata: { Item: OK_ITEMS[0] } }, invalid: 'Item must be an array' },
-  { what: 'CallbackMetadata.Item a string', fields: { ...success([]), CallbackMetadata: { Item: 'Amount' } }, invalid: 'Item must be an array' },
+  {
+    what: 'CallbackMetadata a string',
+    fields: { ...success([]), CallbackMetadata: 'Amount=50' },
+    invalid: 'CallbackMetadata must be an object',
+  },
+  {
+    what: 'CallbackMetadata an array',
+    fields: { ...success([]), CallbackMetadata: OK_ITEMS },
+    invalid: 'CallbackMetadata must be an object',
+  },
+  {
+    what: 'CallbackMetadata a number',
+    fields: { ...success([]), CallbackMetadata: 50 },
+    invalid: 'CallbackMetadata must be an object',
+  },
+  {
+    what: 'CallbackMetadata.Item missing',
+    fields: { ...success([]), CallbackMetadata: {} },
+    invalid: 'Item must be an array',
+  },
+  {
+    what: 'CallbackMetadata.Item null',
+    fields: { ...success([]), CallbackMetadata: { Item: null } },
+    invalid: 'Item must be an array',
+  },
+  {
+    what: 'CallbackMetadata.Item an object',
+    fields: { ...success([]), CallbackMetadata: { Item: OK_ITEMS[0] } },
+    invalid: 'Item must be an array',
+  },
+  {
+    what: 'CallbackMetadata.Item a string',
+    fields: { ...success([]), CallbackMetadata: { Item: 'Amount' } },
+    invalid: 'Item must be an array',
+  },
   { what: 'an Item that is null', fields: success([...OK_ITEMS, null]), invalid: 'Item[5] must be an object' },
   { what: 'an Item that is a string', fields: success(['Amount', ...OK_ITEMS]), invalid: 'Item[0] must be an object' },
   { what: 'an Item that is an array', fields: success([['Amount', 50]]), invalid: 'Item[0] must be an object' },
-  { what: 'an Item without a Name', fields: success([{ Value: 50 }]), invalid: 'Item[0].Name must be a non-empty string' },
-  { what: 'an Item whose Name is a number', fields: success([{ Name: 1, Value: 50 }]), invalid: 'Item[0].Name must be a non-empty string' },
-  { what: 'an Item whose Name is empty', fields: success([{ Name: '', Value: 50 }]), invalid: 'Item[0].Name must be a non-empty string' },
-  { what: 'an Item whose Name has 201 characters', fields: success([{ Name: 'N'.repeat(201), Value: 50 }]), invalid: 'Item[0].Name must be a non-empty string' },
+  {
+    what: 'an Item without a Name',
+    fields: success([{ Value: 50 }]),
+    invalid: 'Item[0].Name must be a non-empty string',
+  },
+  {
+    what: 'an Item whose Name is a number',
+    fields: success([{ Name: 1, Value: 50 }]),
+    invalid: 'Item[0].Name must be a non-empty string',
+  },
+  {
+    what: 'an Item whose Name is empty',
+    fields: success([{ Name: '', Value: 50 }]),
+    invalid: 'Item[0].Name must be a non-empty string',
+  },
+  {
+    what: 'an Item whose Name has 201 characters',
+    fields: success([{ Name: 'N'.repeat(201), Value: 50 }]),
+    invalid: 'Item[0].Name must be a non-empty string',
+  },
   // Amount
   { what: 'Amount a word', fields: withItem('Amount', 'fifty'), invalid: 'Amount must be a non-negative number' },
   { what: 'Amount negative', fields: withItem('Amount', -1), invalid: 'Amount must be a non-negative number' },
   { what: 'Amount true', fields: withItem('Amount', true), invalid: 'Amount must be a non-negative number' },
-  { what: 'Amount an object', fields: withItem('Amount', { value: 50 }), invalid: 'Amount must be a non-negative number' },
-  { what: 'Amount nested five levels deep', fields: withItem('Amount', { a: { b: { c: { d: 50 } } } }), invalid: 'Amount must be a non-negative number' },
+  {
+    what: 'Amount an object',
+    fields: withItem('Amount', { value: 50 }),
+    invalid: 'Amount must be a non-negative number',
+  },
+  {
+    what: 'Amount nested five levels deep',
+    fields: withItem('Amount', { a: { b: { c: { d: 50 } } } }),
+    invalid: 'Amount must be a non-negative number',
+  },
   { what: 'Amount an array', fields: withItem('Amount', [50]), invalid: 'Amount must be a non-negative number' },
-  { what: 'Amount the string "1e5"', fields: withItem('Amount', '1e5'), invalid: 'Amount must be a non-negative number' },
-  { what: 'Amount the string "NaN"', fields: withItem('Amount', 'NaN'), invalid: 'Amount must be a non-negative number' },
-  { what: 'Amount with 5 decimals as a string', fields: withItem('Amount', '50.12345'), invalid: 'Amount must be a non-negative number' },
-  { what: 'Amount a 13-digit string', fields: withItem('Amount', '1234567890123'), invalid: 'Amount must be a non-negative number' },
+  {
+    what: 'Amount the string "1e5"',
+    fields: withItem('Amount', '1e5'),
+    invalid: 'Amount must be a non-negative number',
+  },
+  {
+    what: 'Amount the string "NaN"',
+    fields: withItem('Amount', 'NaN'),
+    invalid: 'Amount must be a non-negative number',
+  },
+  {
+    what: 'Amount with 5 decimals as a string',
+    fields: withItem('Amount', '50.12345'),
+    invalid: 'Amount must be a non-negative number',
+  },
+  {
+    what: 'Amount a 13-digit string',
+    fields: withItem('Amount', '1234567890123'),
+    invalid: 'Amount must be a non-negative number',
+  },
   { what: 'Amount -1e999 (-Infinity)', raw: '__AMOUNT__-1e999', invalid: 'Amount must be a non-negative number' },
-  { what: 'Amount given twice', fields: success([...OK_ITEMS, { Name: 'Amount', Value: 1 }]), invalid: 'Amount more than once' },
+  {
+    what: 'Amount given twice',
+    fields: success([...OK_ITEMS, { Name: 'Amount', Value: 1 }]),
+    invalid: 'Amount more than once',
+  },
   // MpesaReceiptNumber
-  { what: 'MpesaReceiptNumber a number', fields: withItem('MpesaReceiptNumber', 1234567890), invalid: 'MpesaReceiptNumber must be a string' },
-  { what: 'MpesaReceiptNumber empty', fields: withItem('MpesaReceiptNumber', ''), invalid: 'MpesaReceiptNumber has an invalid length' },
-  { what: 'MpesaReceiptNumber of 201 characters', fields: withItem('MpesaReceiptNumber', 'R'.repeat(201)), invalid: 'MpesaReceiptNumber has an invalid length' },
-  { what: 'MpesaReceiptNumber with a NUL', fields: withItem('MpesaReceiptNumber', 'NLJ7RT\u000061SV'), invalid: 'MpesaReceiptNumber must contain only visible ASCII' },
-  { what: 'MpesaReceiptNumber with an emoji', fields: withItem('MpesaReceiptNumber', 'NLJ7RT💳'), invalid: 'MpesaReceiptNumber must contain only visible ASCII' },
-  { what: 'MpesaReceiptNumber given twice', fields: success([...OK_ITEMS, { Name: 'MpesaReceiptNumber', Value: 'XXX' }]), invalid: 'MpesaReceiptNumber more than once' },
+  {
+    what: 'MpesaReceiptNumber a number',
+    fields: withItem('MpesaReceiptNumber', 1234567890),
+    invalid: 'MpesaReceiptNumber must be a string',
+  },
+  {
+    what: 'MpesaReceiptNumber empty',
+    fields: withItem('MpesaReceiptNumber', ''),
+    invalid: 'MpesaReceiptNumber has an invalid length',
+  },
+  {
+    what: 'MpesaReceiptNumber of 201 characters',
+    fields: withItem('MpesaReceiptNumber', 'R'.repeat(201)),
+    invalid: 'MpesaReceiptNumber has an invalid length',
+  },
+  {
+    what: 'MpesaReceiptNumber with a NUL',
+    fields: withItem('MpesaReceiptNumber', 'NLJ7RT\u000061SV'),
+    invalid: 'MpesaReceiptNumber must contain only visible ASCII',
+  },
+  {
+    what: 'MpesaReceiptNumber with an emoji',
+    fields: withItem('MpesaReceiptNumber', 'NLJ7RT💳'),
+    invalid: 'MpesaReceiptNumber must contain only visible ASCII',
+  },
+  {
+    what: 'MpesaReceiptNumber given twice',
+    fields: success([...OK_ITEMS, { Name: 'MpesaReceiptNumber', Value: 'XXX' }]),
+    invalid: 'MpesaReceiptNumber more than once',
+  },
   // TransactionDate
-  { what: 'TransactionDate of 13 digits', fields: withItem('TransactionDate', 2026112610450), invalid: 'TransactionDate must be a 14-digit' },
-  { what: 'TransactionDate of 15 digits', fields: withItem('TransactionDate', 202611261045001), invalid: 'TransactionDate must be a 14-digit' },
-  { what: 'TransactionDate an ISO string', fields: withItem('TransactionDate', '2026-11-26T10:45:00Z'), invalid: 'TransactionDate must be a 14-digit' },
-  { what: 'TransactionDate a float', fields: withItem('TransactionDate', 20261126104500.5), invalid: 'TransactionDate must be a 14-digit' },
-  { what: 'TransactionDate negative', fields: withItem('TransactionDate', -20261126104500), invalid: 'TransactionDate must be a 14-digit' },
-  { what: 'TransactionDate 1e308', fields: withItem('TransactionDate', 1e308), invalid: 'TransactionDate must be a 14-digit' },
-  { what: 'TransactionDate an object', fields: withItem('TransactionDate', { date: 20261126104500 }), invalid: 'TransactionDate must be a 14-digit' },
+  {
+    what: 'TransactionDate of 13 digits',
+    fields: withItem('TransactionDate', 2026112610450),
+    invalid: 'TransactionDate must be a 14-digit',
+  },
+  {
+    what: 'TransactionDate of 15 digits',
+    fields: withItem('TransactionDate', 202611261045001),
+    invalid: 'TransactionDate must be a 14-digit',
+  },
+  {
+    what: 'TransactionDate an ISO string',
+    fields: withItem('TransactionDate', '2026-11-26T10:45:00Z'),
+    invalid: 'TransactionDate must be a 14-digit',
+  },
+  {
+    what: 'TransactionDate a float',
+    fields: withItem('TransactionDate', 20261126104500.5),
+    invalid: 'TransactionDate must be a 14-digit',
+  },
+  {
+    what: 'TransactionDate negative',
+    fields: withItem('TransactionDate', -20261126104500),
+    invalid: 'TransactionDate must be a 14-digit',
+  },
+  {
+    what: 'TransactionDate 1e308',
+    fields: withItem('TransactionDate', 1e308),
+    invalid: 'TransactionDate must be a 14-digit',
+  },
+  {
+    what: 'TransactionDate an object',
+    fields: withItem('TransactionDate', { date: 20261126104500 }),
+    invalid: 'TransactionDate must be a 14-digit',
+  },
   // PhoneNumber
   { what: 'PhoneNumber 0', fields: withItem('PhoneNumber', 0), invalid: 'PhoneNumber must be a positive integer' },
-  { what: 'PhoneNumber negative', fields: withItem('PhoneNumber', -254700000007), invalid: 'PhoneNumber must be a positive integer' },
-  { what: 'PhoneNumber a float', fields: withItem('PhoneNumber', 254700000007.5), invalid: 'PhoneNumber must be a positive integer' },
-  { what: 'PhoneNumber 1e308', fields: withItem('PhoneNumber', 1e308), invalid: 'PhoneNumber must be a positive integer' },
-  { what: 'PhoneNumber true', fields: withItem('PhoneNumber', true), invalid: 'PhoneNumber must be a number or a string' },
-  { what: 'PhoneNumber an object', fields: withItem('PhoneNumber', { msisdn: 254700000007 }), invalid: 'PhoneNumber must be a number or a string' },
-  { what: 'PhoneNumber an empty string', fields: withItem('PhoneNumber', ''), invalid: 'PhoneNumber has an invalid length' },
-  { what: 'PhoneNumber of 201 characters', fields: withItem('PhoneNumber', '2'.repeat(201)), invalid: 'PhoneNumber has an invalid length' },
+  {
+    what: 'PhoneNumber negative',
+    fields: withItem('PhoneNumber', -254700000007),
+    invalid: 'PhoneNumber must be a positive integer',
+  },
+  {
+    what: 'PhoneNumber a float',
+    fields: withItem('PhoneNumber', 254700000007.5),
+    invalid: 'PhoneNumber must be a positive integer',
+  },
+  {
+    what: 'PhoneNumber 1e308',
+    fields: withItem('PhoneNumber', 1e308),
+    invalid: 'PhoneNumber must be a positive integer',
+  },
+  {
+    what: 'PhoneNumber true',
+    fields: withItem('PhoneNumber', true),
+    invalid: 'PhoneNumber must be a number or a string',
+  },
+  {
+    what: 'PhoneNumber an object',
+    fields: withItem('PhoneNumber', { msisdn: 254700000007 }),
+    invalid: 'PhoneNumber must be a number or a string',
+  },
+  {
+    what: 'PhoneNumber an empty string',
+    fields: withItem('PhoneNumber', ''),
+    invalid: 'PhoneNumber has an invalid length',
+  },
+  {
+    what: 'PhoneNumber of 201 characters',
+    fields: withItem('PhoneNumber', '2'.repeat(201)),
+    invalid: 'PhoneNumber has an invalid length',
+  },
   // Well-formed but odd: acknowledged (Daraja would retry a 4xx), nothing of ours changes.
   { what: 'ResultCode as a numeric string "1032"', fields: { ResultCode: '1032' } },
   { what: 'ResultCode -0', raw: '-0' },
@@ -719,23 +1574,52 @@ const CALLBACK_SHAPES: CallbackShape[] = [
   { what: 'a success without CallbackMetadata', fields: { ResultCode: 0, ResultDesc: 'ok' } },
   { what: 'a success with an empty Item list', fields: success([]) },
   { what: 'items present without Value', fields: withoutItemValue('Amount') },
-  { what: 'Balance with a weird value', fields: success([...OK_ITEMS.filter((i) => i.Name !== 'Balance'), { Name: 'Balance', Value: '{Amount={BasicAmount=46.00, MinimumAmount=4600, CurrencyCode=KES}}' }]) },
+  {
+    what: 'Balance with a weird value',
+    fields: success([
+      ...OK_ITEMS.filter((i) => i.Name !== 'Balance'),
+      { Name: 'Balance', Value: '{Amount={BasicAmount=46.00, MinimumAmount=4600, CurrencyCode=KES}}' },
+    ]),
+  },
   { what: 'unknown Item names', fields: success([...OK_ITEMS, { Name: 'Evil', Value: { $gt: '' } }]) },
-  { what: 'unknown extra fields everywhere', body: { Body: { stkCallback: { ...(stk({}) as { Body: { stkCallback: object } }).Body.stkCallback, Extra: { deep: [1, 2, 3] } }, More: 1 }, Top: 'x' } },
-  { what: 'ResultDesc with a NUL and an RTL override', fields: { ResultDesc: 'Request\u0000 cancelled \u202eresu yb' } },
+  {
+    what: 'unknown extra fields everywhere',
+    body: {
+      Body: {
+        stkCallback: { ...(stk({}) as { Body: { stkCallback: object } }).Body.stkCallback, Extra: { deep: [1, 2, 3] } },
+        More: 1,
+      },
+      Top: 'x',
+    },
+  },
+  {
+    what: 'ResultDesc with a NUL and an RTL override',
+    fields: { ResultDesc: 'Request\u0000 cancelled \u202eresu yb' },
+  },
   { what: 'ResultDesc with a lone surrogate', fields: { ResultDesc: 'cancelled \ud800' } },
   { what: 'ResultDesc of 1,000 characters of emoji', fields: { ResultDesc: '💳'.repeat(500) } },
   { what: 'PhoneNumber as a masked string', fields: withItem('PhoneNumber', '2547******07') },
-  { what: 'PhoneNumber as a hash', fields: withItem('PhoneNumber', 'b0e5ac5b3f7c3b3c9f1e2d4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8') },
+  {
+    what: 'PhoneNumber as a hash',
+    fields: withItem('PhoneNumber', 'b0e5ac5b3f7c3b3c9f1e2d4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8'),
+  },
 ];
 
 function callbackJson(shape: CallbackShape, ids: { merchant: string; checkout: string }): string {
-  const base = { MerchantRequestID: ids.merchant, CheckoutRequestID: ids.checkout, ResultCode: 1032, ResultDesc: 'Request cancelled by user' };
+  const base = {
+    MerchantRequestID: ids.merchant,
+    CheckoutRequestID: ids.checkout,
+    ResultCode: 1032,
+    ResultDesc: 'Request cancelled by user',
+  };
   if (shape.body !== undefined) return JSON.stringify(shape.body);
   if (shape.raw !== undefined) {
     if (shape.raw.startsWith('__AMOUNT__')) {
       const marker = '"__AMOUNT__"';
-      return JSON.stringify({ Body: { stkCallback: { ...base, ...withItem('Amount', '__AMOUNT__') } } }).replace(marker, shape.raw.slice('__AMOUNT__'.length));
+      return JSON.stringify({ Body: { stkCallback: { ...base, ...withItem('Amount', '__AMOUNT__') } } }).replace(
+        marker,
+        shape.raw.slice('__AMOUNT__'.length),
+      );
     }
     return JSON.stringify({ Body: { stkCallback: { ...base, ResultCode: '__RC__' } } }).replace('"__RC__"', shape.raw);
   }
@@ -747,14 +1631,20 @@ function callbackJson(shape: CallbackShape, ids: { merchant: string; checkout: s
 function callbackCases(): Case[] {
   const cases: Case[] = [];
   const unknownIds = { merchant: '29115-34620561-1', checkout: 'ws_CO_DOESNOTEXIST0002' };
-  const post = (path: () => string, body: () => string) => (h: Http) => h().post(path()).set('Content-Type', 'application/json').send(body());
+  const post = (path: () => string, body: () => string) => (h: Http) =>
+    h().post(path()).set('Content-Type', 'application/json').send(body());
 
   for (const shape of CALLBACK_SHAPES) {
     // Bare URL, ids of no payment: invalid shapes are refused, well-formed ones acknowledged.
     cases.push({
       name: `callback: ${shape.what}`,
-      req: post(() => '/payments/callback', () => callbackJson(shape, unknownIds)),
-      ...(shape.invalid ? { status: 400, code: 'INVALID_CALLBACK', messageIncludes: shape.invalid } : { status: 200, ack: true }),
+      req: post(
+        () => '/payments/callback',
+        () => callbackJson(shape, unknownIds),
+      ),
+      ...(shape.invalid
+        ? { status: 400, code: 'INVALID_CALLBACK', messageIncludes: shape.invalid }
+        : { status: 200, ack: true }),
       callback: true,
     });
     if (!shape.invalid) continue;
@@ -762,7 +1652,10 @@ function callbackCases(): Case[] {
     // accepted it would settle the payment, so the refusal is what keeps it pending.
     cases.push({
       name: `callback URL (valid token, pending payment): ${shape.what}`,
-      req: post(() => `/payments/callback/${pending.paymentId}/${pending.token}`, () => callbackJson(shape, { merchant: pending.merchantRequestId, checkout: pending.checkoutRequestId })),
+      req: post(
+        () => `/payments/callback/${pending.paymentId}/${pending.token}`,
+        () => callbackJson(shape, { merchant: pending.merchantRequestId, checkout: pending.checkoutRequestId }),
+      ),
       status: 400,
       code: 'INVALID_CALLBACK',
       messageIncludes: shape.invalid,
@@ -782,10 +1675,35 @@ function callbackCases(): Case[] {
     ['paymentId with encoded SQL', () => `/payments/callback/'%20OR%201%3D1/${pending.token}`],
     ['token with an encoded NUL', () => `/payments/callback/${pending.paymentId}/${pending.token}%00`],
   ];
-  for (const [what, url] of urls) cases.push({ name: `callback URL (${what}): well-formed body for no payment`, req: post(url, valid), status: 200, ack: true, callback: true });
-  cases.push({ name: 'callback URL: the token in the query string instead of the path', req: post(() => `/payments/callback/${pending.paymentId}?token=${pending.token}`, valid), status: 404, code: 'NOT_FOUND', callback: true });
-  cases.push({ name: 'callback URL: an extra path segment', req: post(() => `/payments/callback/${pending.paymentId}/${pending.token}/extra`, valid), status: 404, code: 'NOT_FOUND', callback: true });
-  cases.push({ name: 'callback URL: malformed percent-encoding in the paymentId', req: post(() => `/payments/callback/%E0%A4%A/${pending.token}`, valid), status: 400, messageIncludes: 'decode', callback: true });
+  for (const [what, url] of urls)
+    cases.push({
+      name: `callback URL (${what}): well-formed body for no payment`,
+      req: post(url, valid),
+      status: 200,
+      ack: true,
+      callback: true,
+    });
+  cases.push({
+    name: 'callback URL: the token in the query string instead of the path',
+    req: post(() => `/payments/callback/${pending.paymentId}?token=${pending.token}`, valid),
+    status: 404,
+    code: 'NOT_FOUND',
+    callback: true,
+  });
+  cases.push({
+    name: 'callback URL: an extra path segment',
+    req: post(() => `/payments/callback/${pending.paymentId}/${pending.token}/extra`, valid),
+    status: 404,
+    code: 'NOT_FOUND',
+    callback: true,
+  });
+  cases.push({
+    name: 'callback URL: malformed percent-encoding in the paymentId',
+    req: post(() => `/payments/callback/%E0%A4%A/${pending.token}`, valid),
+    status: 400,
+    messageIncludes: 'decode',
+    callback: true,
+  });
   return cases;
 }
 
@@ -795,24 +1713,78 @@ function releaseCases(): Case[] {
   const cases: Case[] = [];
   const base = { reason: 'customer shows no SMS' };
   const add = (what: string, path: () => string, body: string, status: number, code: string, messageIncludes: string) =>
-    cases.push({ name: `release: ${what}`, req: (h) => h().post(path()).set('Authorization', manager()).set('Content-Type', 'application/json').send(body), status, code, messageIncludes });
+    cases.push({
+      name: `release: ${what}`,
+      req: (h) => h().post(path()).set('Authorization', manager()).set('Content-Type', 'application/json').send(body),
+      status,
+      code,
+      messageIncludes,
+    });
   const own = () => `/payments/${pending.paymentId}/release`;
   add('reason missing', own, bodyWith(base, 'reason', 'missing'), 400, 'VALIDATION_FAILED', 'reason must be');
-  for (const val of NOT_A_STRING) add(`reason is ${val.label}`, own, bodyWith(base, 'reason', val), 400, 'VALIDATION_FAILED', 'reason must be');
-  for (const val of [v('empty', ''), v('two characters', 'ab'), v('blanks only', '    '), v('501 characters', 'r'.repeat(501)), v('10,000 characters', 'r'.repeat(10_000)), v('a NUL character', 'no\u0000sms'), v('a newline', 'no\nsms'), v('an escape sequence', 'no \u001b[31m sms'),
-    raw('a lone surrogate', '"abc\\ud800def"'), raw('a reversed surrogate pair', '"abc\\udc00\\ud800def"'), v('two characters padded with blanks', '   ab   '),
-    v('zero-width characters only', '\u200b\u200b\u200b'), v('two visible characters among zero-width ones', 'a\u200bb\ufeff'), v('two characters padded with no-break spaces', '\u00a0ab\u3000')]) {
-    add(`reason is ${val.label}`, own, bodyWith(base, 'reason', val), 400, 'VALIDATION_FAILED', 'reason must be 3-500 characters');
+  for (const val of NOT_A_STRING)
+    add(`reason is ${val.label}`, own, bodyWith(base, 'reason', val), 400, 'VALIDATION_FAILED', 'reason must be');
+  for (const val of [
+    v('empty', ''),
+    v('two characters', 'ab'),
+    v('blanks only', '    '),
+    v('501 characters', 'r'.repeat(501)),
+    v('10,000 characters', 'r'.repeat(10_000)),
+    v('a NUL character', 'no\u0000sms'),
+    v('a newline', 'no\nsms'),
+    v('an escape sequence', 'no \u001b[31m sms'),
+    raw('a lone surrogate', '"abc\\ud800def"'),
+    raw('a reversed surrogate pair', '"abc\\udc00\\ud800def"'),
+    v('two characters padded with blanks', '   ab   '),
+    v('zero-width characters only', '\u200b\u200b\u200b'),
+    v('two visible characters among zero-width ones', 'a\u200bb\ufeff'),
+    v('two characters padded with no-break spaces', '\u00a0ab\u3000'),
+  ]) {
+    add(
+      `reason is ${val.label}`,
+      own,
+      bodyWith(base, 'reason', val),
+      400,
+      'VALIDATION_FAILED',
+      'reason must be 3-500 characters',
+    );
   }
-  for (const [field, val] of [['status', 'completed'], ['releasedAt', '2026-01-01T00:00:00Z'], ['orderId', 'ORD-PAID'], ['__proto__', { admin: true }]] as const) {
-    add(`extra field ${field}`, own, bodyWith(base, field, v('', val)), 400, 'VALIDATION_FAILED', `property ${field} should not exist`);
+  for (const [field, val] of [
+    ['status', 'completed'],
+    ['releasedAt', '2026-01-01T00:00:00Z'],
+    ['orderId', 'ORD-PAID'],
+    ['__proto__', { admin: true }],
+  ] as const) {
+    add(
+      `extra field ${field}`,
+      own,
+      bodyWith(base, field, v('', val)),
+      400,
+      'VALIDATION_FAILED',
+      `property ${field} should not exist`,
+    );
   }
-  for (const [what, id] of [['a number', '12345'], ['a UUID without dashes', UNKNOWN_UUID.replace(/-/g, '')], ["encoded SQL ' OR 1=1", "'%20OR%201%3D1"]]) {
-    add(`payment id is ${what}`, () => `/payments/${id}/release`, j(base), 400, 'VALIDATION_FAILED', 'id must be a payment id (UUID)');
+  for (const [what, id] of [
+    ['a number', '12345'],
+    ['a UUID without dashes', UNKNOWN_UUID.replace(/-/g, '')],
+    ["encoded SQL ' OR 1=1", "'%20OR%201%3D1"],
+  ]) {
+    add(
+      `payment id is ${what}`,
+      () => `/payments/${id}/release`,
+      j(base),
+      400,
+      'VALIDATION_FAILED',
+      'id must be a payment id (UUID)',
+    );
   }
   add('an unknown payment', () => `/payments/${UNKNOWN_UUID}/release`, j(base), 404, 'NOT_FOUND', 'Payment not found');
   add("another shop's manager", own, j(base), 404, 'NOT_FOUND', 'Payment not found');
-  cases[cases.length - 1].req = (h) => h().post(own()).set('Authorization', tokenFor('shop-2', 'manager', 'manager-2')).send(base);
+  cases[cases.length - 1].req = (h) =>
+    h()
+      .post(own())
+      .set('Authorization', tokenFor('shop-2', 'manager', 'manager-2'))
+      .send(base);
   // The fixture payment is still waiting for the customer: not releasable, and nothing changes.
   add('a payment still in flight', own, j(base), 409, 'PAYMENT_NOT_RELEASABLE', 'still waiting');
   return cases;
@@ -821,24 +1793,46 @@ function releaseCases(): Case[] {
 // ---------------------------------------------------------------------------- methods and routes
 
 function routeCases(): Case[] {
-  const route = (what: string, make: (h: Http, a: string) => Test, status = 404): Case => ({ name: `route: ${what}`, req: make, status, code: status === 404 ? 'NOT_FOUND' : undefined });
+  const route = (what: string, make: (h: Http, a: string) => Test, status = 404): Case => ({
+    name: `route: ${what}`,
+    req: make,
+    status,
+    code: status === 404 ? 'NOT_FOUND' : undefined,
+  });
   return [
     route('PUT /orders/:id', (h, a) => h().put('/orders/ORD-BAD').set('Authorization', a).send({ total: 1 })),
     route('DELETE /orders/:id', (h, a) => h().delete('/orders/ORD-BAD').set('Authorization', a)),
-    route('PATCH /payments/:id', (h, a) => h().patch(`/payments/${pending.paymentId}`).set('Authorization', a).send({ status: 'completed' })),
+    route('PATCH /payments/:id', (h, a) =>
+      h().patch(`/payments/${pending.paymentId}`).set('Authorization', a).send({ status: 'completed' }),
+    ),
     route('DELETE /payments/:id', (h, a) => h().delete(`/payments/${pending.paymentId}`).set('Authorization', a)),
     route('GET /orders (no list endpoint)', (h, a) => h().get('/orders').set('Authorization', a)),
     route('PUT /payments/callback', (h) => h().put('/payments/callback').send(stk({}))),
     route('GET /reconciliation/statements', (h, a) => h().get('/reconciliation/statements').set('Authorization', a)),
-    route('POST /payments/stk-push/extra', (h, a) => h().post('/payments/stk-push/extra').set('Authorization', a).send(push())),
-    route('GET /payments/:id/release', (h) => h().get(`/payments/${pending.paymentId}/release`).set('Authorization', manager())),
+    route('POST /payments/stk-push/extra', (h, a) =>
+      h().post('/payments/stk-push/extra').set('Authorization', a).send(push()),
+    ),
+    route('GET /payments/:id/release', (h) =>
+      h().get(`/payments/${pending.paymentId}/release`).set('Authorization', manager()),
+    ),
   ];
 }
 
 // ---------------------------------------------------------------------------- the corpus
 
 export function generatedCases(): Case[] {
-  const cases = [...ordersCases(), ...stkPushCases(), ...transportCases(), ...duplicateKeyCases(), ...parameterCases(), ...jwtCases(), ...statementCases(), ...callbackCases(), ...releaseCases(), ...routeCases()];
+  const cases = [
+    ...ordersCases(),
+    ...stkPushCases(),
+    ...transportCases(),
+    ...duplicateKeyCases(),
+    ...parameterCases(),
+    ...jwtCases(),
+    ...statementCases(),
+    ...callbackCases(),
+    ...releaseCases(),
+    ...routeCases(),
+  ];
   const seen = new Set<string>();
   for (const c of cases) {
     if (seen.has(c.name)) throw new Error(`generator: duplicate case name "${c.name}"`);

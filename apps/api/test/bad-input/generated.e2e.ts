@@ -31,7 +31,19 @@ describe(`generated bad input (${cases.length} cases): the exact 4xx, never a 5x
     expect(cases.length).toBeGreaterThanOrEqual(MIN_GENERATED_CASES);
     expect(new Set(cases.map((c) => c.name)).size).toBe(cases.length);
     const count = (prefix: string) => cases.filter((c) => c.name.startsWith(prefix)).length;
-    for (const prefix of ['POST /orders:', 'GET /orders/:id:', 'stk-push:', 'stk-status:', 'GET /payments/:id:', 'callback:', 'callback URL', 'statements:', 'release:', 'JWT on ', 'duplicated key:']) {
+    for (const prefix of [
+      'POST /orders:',
+      'GET /orders/:id:',
+      'stk-push:',
+      'stk-status:',
+      'GET /payments/:id:',
+      'callback:',
+      'callback URL',
+      'statements:',
+      'release:',
+      'JWT on ',
+      'duplicated key:',
+    ]) {
       expect({ prefix, count: count(prefix) }).toEqual({ prefix, count: expect.any(Number) });
       expect(count(prefix)).toBeGreaterThanOrEqual(5);
     }

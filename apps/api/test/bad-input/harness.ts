@@ -60,7 +60,12 @@ export const pending: PendingPayment = { paymentId: '', checkoutRequestId: '', m
 
 /** A valid push for ORD-BAD (total 100): each case breaks exactly one thing. Uses the "never answers"
  * number so that, if the API wrongly accepted a case, no callback would settle anything behind our back. */
-export const push = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({ phoneNumber: NEVER_ANSWERS_PHONE, amount: 100, orderId: 'ORD-BAD', ...overrides });
+export const push = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({
+  phoneNumber: NEVER_ANSWERS_PHONE,
+  amount: 100,
+  orderId: 'ORD-BAD',
+  ...overrides,
+});
 export const without = (field: string): Record<string, unknown> => {
   const b = push();
   delete b[field];
@@ -70,16 +75,29 @@ export const without = (field: string): Record<string, unknown> => {
 // ---------------------------------------------------------------------------- tokens
 
 export const nowSeconds = (): number => Math.floor(Date.now() / 1000);
-export const b64url = (o: object | string): string => Buffer.from(typeof o === 'string' ? o : JSON.stringify(o)).toString('base64url');
-export const claims = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({ sub: 'cashier-1', shopId: 'shop-1', role: 'cashier', iat: nowSeconds(), exp: nowSeconds() + 3600, ...overrides });
-export const jwt = (payload: Record<string, unknown>, secret = TEST_JWT_SECRET, algorithm: Algorithm = 'HS256'): string => sign(payload, secret, { algorithm });
+export const b64url = (o: object | string): string =>
+  Buffer.from(typeof o === 'string' ? o : JSON.stringify(o)).toString('base64url');
+export const claims = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({
+  sub: 'cashier-1',
+  shopId: 'shop-1',
+  role: 'cashier',
+  iat: nowSeconds(),
+  exp: nowSeconds() + 3600,
+  ...overrides,
+});
+export const jwt = (
+  payload: Record<string, unknown>,
+  secret = TEST_JWT_SECRET,
+  algorithm: Algorithm = 'HS256',
+): string => sign(payload, secret, { algorithm });
 export const bearer = (token: string): string => `Bearer ${token}`;
 /** An HS256 token signed by hand: header and claims exactly as given (jsonwebtoken refuses to sign odd claims). */
 export const hs256 = (header: object | string, payload: object, secret = TEST_JWT_SECRET): string => {
   const input = `${b64url(header)}.${b64url(payload)}`;
   return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
 };
-export const tokenFor = (shopId: string, role: string, sub = 'user-1'): string => bearer(jwt(claims({ shopId, role, sub })));
+export const tokenFor = (shopId: string, role: string, sub = 'user-1'): string =>
+  bearer(jwt(claims({ shopId, role, sub })));
 export const otherShop = (): string => tokenFor('shop-2', 'cashier', 'cashier-2');
 export const manager = (): string => tokenFor('shop-1', 'manager', 'manager-1');
 
@@ -87,7 +105,15 @@ export const manager = (): string => tokenFor('shop-1', 'manager', 'manager-1');
 
 /** An STK callback for a CheckoutRequestID no payment has (a wrong field per case). */
 export const stk = (fields: Record<string, unknown>): Record<string, unknown> => ({
-  Body: { stkCallback: { MerchantRequestID: '29115-34620561-1', CheckoutRequestID: 'ws_CO_DOESNOTEXIST0001', ResultCode: 1032, ResultDesc: 'Request cancelled by user', ...fields } },
+  Body: {
+    stkCallback: {
+      MerchantRequestID: '29115-34620561-1',
+      CheckoutRequestID: 'ws_CO_DOESNOTEXIST0001',
+      ResultCode: 1032,
+      ResultDesc: 'Request cancelled by user',
+      ...fields,
+    },
+  },
 });
 export const callbackUrl = (): string => `/payments/callback/${pending.paymentId}/${pending.token}`;
 
@@ -97,13 +123,21 @@ export const BIG_PAD = 'x'.repeat(70 * 1024); // > the 64 KB body limit
 
 export async function setupFixtures(t: TestApp, auth: string): Promise<void> {
   const http = t.http;
-  for (const [id, total] of [['ORD-BAD', 100], ['ORD-PENDING', 50], ['ORD-PAID', 10]] as const) {
+  for (const [id, total] of [
+    ['ORD-BAD', 100],
+    ['ORD-PENDING', 50],
+    ['ORD-PAID', 10],
+  ] as const) {
     const r = await http().post('/orders').set('Authorization', auth).send({ id, total });
     expect(r.status).toBe(201);
   }
 
   // ORD-PENDING: a payment the simulated customer never answers (stays pending), pushed with an Idempotency-Key.
-  const p = await http().post('/payments/stk-push').set('Authorization', auth).set('Idempotency-Key', SETUP_IDEMPOTENCY_KEY).send({ phoneNumber: NEVER_ANSWERS_PHONE, amount: 50, orderId: 'ORD-PENDING' });
+  const p = await http()
+    .post('/payments/stk-push')
+    .set('Authorization', auth)
+    .set('Idempotency-Key', SETUP_IDEMPOTENCY_KEY)
+    .send({ phoneNumber: NEVER_ANSWERS_PHONE, amount: 50, orderId: 'ORD-PENDING' });
   expect(p.status).toBe(201);
   expect(p.body.status).toBe('pending');
   pending.paymentId = p.body.paymentId;
@@ -115,7 +149,10 @@ export async function setupFixtures(t: TestApp, auth: string): Promise<void> {
   expect(pending.token).toMatch(/^[0-9a-f]{64}$/);
 
   // ORD-PAID: paid in full by a completed payment.
-  const paid = await http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: SUCCESS_PHONE, amount: 10, orderId: 'ORD-PAID' });
+  const paid = await http()
+    .post('/payments/stk-push')
+    .set('Authorization', auth)
+    .send({ phoneNumber: SUCCESS_PHONE, amount: 10, orderId: 'ORD-PAID' });
   expect(paid.status).toBe(201);
   await t.sim.waitForCallbacks(paid.body.checkoutRequestId, 1, 5000);
   await waitFor(async () => {
@@ -126,11 +163,25 @@ export async function setupFixtures(t: TestApp, auth: string): Promise<void> {
 
 export async function expectFixturesUntouched(t: TestApp, auth: string): Promise<void> {
   const pend = await t.http().get('/orders/ORD-PENDING').set('Authorization', auth);
-  expect(pend.body).toMatchObject({ id: 'ORD-PENDING', total: 50, paid: 0, outstanding: 50, status: 'unpaid', paidAt: null });
+  expect(pend.body).toMatchObject({
+    id: 'ORD-PENDING',
+    total: 50,
+    paid: 0,
+    outstanding: 50,
+    status: 'unpaid',
+    paidAt: null,
+  });
   const payment = await t.http().get(`/payments/${pending.paymentId}`).set('Authorization', auth);
   expect(payment.body).toMatchObject({ paymentId: pending.paymentId, status: 'pending', mpesaReceiptNumber: null });
   const bad = await t.http().get('/orders/ORD-BAD').set('Authorization', auth);
-  expect(bad.body).toMatchObject({ id: 'ORD-BAD', total: 100, paid: 0, outstanding: 100, status: 'unpaid', paidAt: null });
+  expect(bad.body).toMatchObject({
+    id: 'ORD-BAD',
+    total: 100,
+    paid: 0,
+    outstanding: 100,
+    status: 'unpaid',
+    paidAt: null,
+  });
   const paid = await t.http().get('/orders/ORD-PAID').set('Authorization', auth);
   expect(paid.body).toMatchObject({ id: 'ORD-PAID', total: 10, paid: 10, outstanding: 0, status: 'paid' });
 }
@@ -147,7 +198,9 @@ async function unprocessedCallbacks(t: TestApp): Promise<number> {
 
 async function lastCallbackOutcome(t: TestApp): Promise<string | null> {
   const res = await t.db.execute(sql`select outcome from callback_inbox order by id desc limit 1`);
-  const rows = (res as unknown as { rows?: { outcome: string | null }[] }).rows ?? (res as unknown as { outcome: string | null }[]);
+  const rows =
+    (res as unknown as { rows?: { outcome: string | null }[] }).rows ??
+    (res as unknown as { outcome: string | null }[]);
   return rows[0]?.outcome ?? null;
 }
 
@@ -195,7 +248,9 @@ export async function checkCase(t: TestApp, auth: string, c: Case): Promise<void
     // A useful message: specific, no internals leaking.
     const message = body.message as string;
     expect(message.length).toBeGreaterThanOrEqual(10);
-    expect(message).not.toMatch(/undefined|\[object Object\]|Cannot read|TypeError|stack|Internal server error|Something went wrong/i);
+    expect(message).not.toMatch(
+      /undefined|\[object Object\]|Cannot read|TypeError|stack|Internal server error|Something went wrong/i,
+    );
     for (const fragment of c.messageIncludes === undefined ? [] : ([] as string[]).concat(c.messageIncludes)) {
       expect(message.toLowerCase()).toContain(fragment.toLowerCase());
     }

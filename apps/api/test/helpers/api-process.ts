@@ -83,12 +83,17 @@ export async function startApiProcess(options: ApiProcessOptions): Promise<ApiPr
       child.kill('SIGTERM');
       const limit = scaled(API_STOP_BUDGET_MS);
       let timer: NodeJS.Timeout | undefined;
-      const stopped = await Promise.race([exited.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), limit)))]);
+      const stopped = await Promise.race([
+        exited.then(() => true),
+        new Promise<false>((r) => (timer = setTimeout(() => r(false), limit))),
+      ]);
       clearTimeout(timer);
       if (stopped) return;
       child.kill('SIGKILL');
       await exited;
-      throw new StepTimeoutError(`API process on port ${port} did not exit within ${limit} ms of SIGTERM (graceful shutdown hung; SIGKILLed). Output tail:\n${tail(out)}`);
+      throw new StepTimeoutError(
+        `API process on port ${port} did not exit within ${limit} ms of SIGTERM (graceful shutdown hung; SIGKILLed). Output tail:\n${tail(out)}`,
+      );
     },
     async kill() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -104,7 +109,10 @@ export async function startApiProcess(options: ApiProcessOptions): Promise<ApiPr
   const started = Date.now();
   let last: string;
   for (;;) {
-    if (dead) throw new Error(`API process exited during start (code ${child.exitCode}, signal ${child.signalCode}):\n${tail(out)}`);
+    if (dead)
+      throw new Error(
+        `API process exited during start (code ${child.exitCode}, signal ${child.signalCode}):\n${tail(out)}`,
+      );
     try {
       const res = await request(baseUrl).get('/health').timeout(2000);
       if (res.status === 200) return proc;
@@ -114,7 +122,9 @@ export async function startApiProcess(options: ApiProcessOptions): Promise<ApiPr
     }
     if (Date.now() - started > limit) {
       await proc.kill();
-      throw new StepTimeoutError(`API process on port ${port} not ready within ${limit} ms (budget ${budget} ms x load scale ${timeScale()}); last: ${last}; killed. Output tail:\n${tail(out)}`);
+      throw new StepTimeoutError(
+        `API process on port ${port} not ready within ${limit} ms (budget ${budget} ms x load scale ${timeScale()}); last: ${last}; killed. Output tail:\n${tail(out)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }

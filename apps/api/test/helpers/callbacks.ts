@@ -1,5 +1,11 @@
 /** A Daraja STK success callback in the real shape (ResultCode a number, Balance without Value). */
-export function successCallback(merchantRequestId: string, checkoutRequestId: string, amount: number, receipt: string, phone = 254712345678) {
+export function successCallback(
+  merchantRequestId: string,
+  checkoutRequestId: string,
+  amount: number,
+  receipt: string,
+  phone = 254712345678,
+) {
   return {
     Body: {
       stkCallback: {

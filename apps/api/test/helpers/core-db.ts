@@ -33,7 +33,11 @@ export async function openCoreDb(secrets: { callbackSigningSecret: string; jwtSe
   if (!testLogDir()) Logger.overrideLogger(false);
   const tdb = await createTestDatabase();
   const db = tdb.handle.db;
-  const config = loadConfig({ NODE_ENV: 'test', CALLBACK_SIGNING_SECRET: secrets.callbackSigningSecret, JWT_SECRET: secrets.jwtSecret });
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    CALLBACK_SIGNING_SECRET: secrets.callbackSigningSecret,
+    JWT_SECRET: secrets.jwtSecret,
+  });
   const events = new EventEmitter2();
   const repo = new PaymentsRepository(db);
   const ordersService = new OrdersService(new OrdersRepository(db), events);
@@ -48,7 +52,8 @@ export async function openCoreDb(secrets: { callbackSigningSecret: string; jwtSe
 /** Empties the core's tables (each test starts from none). */
 export async function emptyCoreTables(db: Db): Promise<void> {
   // DELETE, not TRUNCATE: on a few rows it is ten times faster, and the lifecycle tier runs once per mutant in `pnpm mutation`.
-  for (const table of [sql`payments`, sql`payment_events`, sql`orders`, sql`idempotency_keys`]) await db.execute(sql`delete from ${table}`);
+  for (const table of [sql`payments`, sql`payment_events`, sql`orders`, sql`idempotency_keys`])
+    await db.execute(sql`delete from ${table}`);
 }
 
 /** The rows of a db.execute result, whichever driver ran it (node-postgres: { rows }, PGlite: the rows). */

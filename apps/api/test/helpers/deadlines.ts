@@ -42,7 +42,12 @@ export class StepTimeoutError extends Error {}
  * StepTimeoutError naming the step, the budget and `progress()` (what it was waiting for, e.g.
  * "37/50 pushes answered"). The step's own work is not cancelled: the test has failed anyway.
  */
-export async function step<T>(name: string, budgetMs: number, fn: () => Promise<T>, progress?: () => string): Promise<T> {
+export async function step<T>(
+  name: string,
+  budgetMs: number,
+  fn: () => Promise<T>,
+  progress?: () => string,
+): Promise<T> {
   const scale = timeScale();
   const limit = scaled(budgetMs, scale);
   const started = Date.now();
@@ -55,7 +60,11 @@ export async function step<T>(name: string, budgetMs: number, fn: () => Promise<
       } catch (err) {
         detail = `; (progress report failed: ${err instanceof Error ? err.message : String(err)})`;
       }
-      reject(new StepTimeoutError(`step "${name}" did not finish within ${limit} ms (budget ${budgetMs} ms x load scale ${scale})${detail}`));
+      reject(
+        new StepTimeoutError(
+          `step "${name}" did not finish within ${limit} ms (budget ${budgetMs} ms x load scale ${scale})${detail}`,
+        ),
+      );
     }, limit);
   });
   try {
@@ -84,7 +93,12 @@ export interface WaitOptions {
  * progress and the last value or error seen, or at once when `failIf` gives a reason. For
  * readiness waits on a condition, never a fixed sleep.
  */
-export async function waitUntil<T>(what: string, budgetMs: number, fn: () => Promise<T | undefined | null | false>, options: WaitOptions = {}): Promise<T> {
+export async function waitUntil<T>(
+  what: string,
+  budgetMs: number,
+  fn: () => Promise<T | undefined | null | false>,
+  options: WaitOptions = {},
+): Promise<T> {
   const scale = timeScale();
   const limit = scaled(budgetMs, scale);
   const deadline = Date.now() + limit;
@@ -106,7 +120,9 @@ export async function waitUntil<T>(what: string, budgetMs: number, fn: () => Pro
       } catch (err) {
         progress = `; (progress report failed: ${err instanceof Error ? err.message : String(err)})`;
       }
-      throw new StepTimeoutError(`waited ${limit} ms for ${what} (budget ${budgetMs} ms x load scale ${scale})${progress}; ${last}`);
+      throw new StepTimeoutError(
+        `waited ${limit} ms for ${what} (budget ${budgetMs} ms x load scale ${scale})${progress}; ${last}`,
+      );
     }
     await new Promise((r) => setTimeout(r, options.intervalMs ?? 100));
   }

@@ -9,7 +9,15 @@ import { createApp } from '../../src/bootstrap';
 import { AppConfig, loadConfig, SANDBOX_PASSKEY } from '../../src/config/app-config';
 import type { DatabaseHandle, Db } from '../../src/database/database';
 import { Logger } from 'nestjs-pino';
-import { appLogDestination, configSecrets, LOG_LEVEL_CANARY, recordSecrets, simulatorLog, TEST_SCAN_LOG_LEVEL, testLogDir } from '../log-scan/sink';
+import {
+  appLogDestination,
+  configSecrets,
+  LOG_LEVEL_CANARY,
+  recordSecrets,
+  simulatorLog,
+  TEST_SCAN_LOG_LEVEL,
+  testLogDir,
+} from '../log-scan/sink';
 import { createTestDatabase, TestDatabase } from './test-db';
 
 export const TEST_JWT_SECRET = 'test-jwt-secret-0123456789abcdefghijklmnop';
@@ -109,7 +117,10 @@ function writeLevelCanaries(app: NestExpressApplication): void {
 }
 
 /** When the run's logs are scanned: log to the run's files, and tell the scan this app's secrets. */
-function scannedLogging(config: AppConfig): { logDestination?: ReturnType<typeof appLogDestination>; bufferLogs?: boolean } {
+function scannedLogging(config: AppConfig): {
+  logDestination?: ReturnType<typeof appLogDestination>;
+  bufferLogs?: boolean;
+} {
   const logDestination = appLogDestination();
   if (!logDestination) return {};
   recordSecrets(configSecrets(config));
@@ -119,7 +130,12 @@ function scannedLogging(config: AppConfig): { logDestination?: ReturnType<typeof
 
 /** The real app on a real port (Daraja calls back over HTTP), a real database and the simulator. */
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
-  const sim = await startDarajaSimulator({ callbackDelayMs: 150, accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }], log: simulatorLog(), ...options.sim });
+  const sim = await startDarajaSimulator({
+    callbackDelayMs: 150,
+    accounts: [{ shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }],
+    log: simulatorLog(),
+    ...options.sim,
+  });
   const database = await createTestDatabase({ pglite: options.pglite });
   const port = options.port ?? (await freePort());
   const config = testConfig(sim.url, port, options.env);
@@ -136,7 +152,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     database,
     baseUrl,
     http: () => request(app.getHttpServer()),
-    token: (shopId = 'shop-1', role: Role = 'cashier', sub = 'cashier-1') => mintToken(TEST_JWT_SECRET, { sub, shopId, role }),
+    token: (shopId = 'shop-1', role: Role = 'cashier', sub = 'cashier-1') =>
+      mintToken(TEST_JWT_SECRET, { sub, shopId, role }),
     async close() {
       await app.close();
       if (handle !== database.handle) await handle.close();
@@ -147,7 +164,11 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
 }
 
 /** Polls until fn returns a truthy value (or throws the last error after timeoutMs). */
-export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs = 5000, intervalMs = 50): Promise<T> {
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 5000,
+  intervalMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   for (;;) {
@@ -157,7 +178,8 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>
     } catch (err) {
       lastErr = err;
     }
-    if (Date.now() > deadline) throw lastErr instanceof Error ? lastErr : new Error(`waitFor timed out after ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw lastErr instanceof Error ? lastErr : new Error(`waitFor timed out after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
@@ -175,6 +197,7 @@ export async function tableCounts(db: Db): Promise<Record<string, number>> {
     (select count(*) from idempotency_keys)::int as idempotency_keys,
     (select coalesce(string_agg(id::text || ':' || status || ':' || updated_at::text, ',' order by id), '') from payments) as payment_states,
     (select coalesce(string_agg(shop_id || ':' || id || ':' || coalesce(paid_at::text, '-'), ',' order by shop_id, id), '') from orders) as order_states`);
-  const rows = (res as unknown as { rows?: Record<string, number>[] }).rows ?? (res as unknown as Record<string, number>[]);
+  const rows =
+    (res as unknown as { rows?: Record<string, number>[] }).rows ?? (res as unknown as Record<string, number>[]);
   return rows[0];
 }

@@ -13,7 +13,9 @@ export interface TestDatabase {
 }
 
 /** `skipMigrations`: an empty Postgres database the test migrates itself (Postgres only: PGlite starts from the migrated template). */
-export async function createTestDatabase(options: { pglite?: boolean; skipMigrations?: boolean } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(
+  options: { pglite?: boolean; skipMigrations?: boolean } = {},
+): Promise<TestDatabase> {
   const baseUrl = options.pglite ? undefined : process.env.DATABASE_URL;
   if (!baseUrl && options.skipMigrations) throw new Error('skipMigrations needs DATABASE_URL');
   if (!baseUrl) {
@@ -69,7 +71,10 @@ async function withAdmin<T>(fn: (c: Client) => Promise<T>): Promise<T> {
 export function terminateBackends(url: string): Promise<number> {
   const name = testDatabaseName(url);
   return withAdmin(async (c) => {
-    const res = await c.query<{ n: number }>(`select count(*) filter (where pg_terminate_backend(pid))::int as n from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()`, [name]);
+    const res = await c.query<{ n: number }>(
+      `select count(*) filter (where pg_terminate_backend(pid))::int as n from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()`,
+      [name],
+    );
     return res.rows[0].n;
   });
 }
@@ -78,7 +83,10 @@ export function terminateBackends(url: string): Promise<number> {
 export function backendsInState(url: string, state: string): Promise<number> {
   const name = testDatabaseName(url);
   return withAdmin(async (c) => {
-    const res = await c.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where datname = $1 and pid <> pg_backend_pid() and state = $2`, [name, state]);
+    const res = await c.query<{ n: number }>(
+      `select count(*)::int as n from pg_stat_activity where datname = $1 and pid <> pg_backend_pid() and state = $2`,
+      [name, state],
+    );
     return res.rows[0].n;
   });
 }

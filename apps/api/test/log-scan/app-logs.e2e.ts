@@ -40,22 +40,35 @@ describe('app logs under the scan', () => {
     seen.jwt = t.token('shop-1', 'manager', 'manager-1');
     const api = t.http;
 
-    expect((await api().post('/orders').set('Authorization', auth).send({ id: 'ORD-LOG-1', total: 10 })).status).toBe(201);
+    expect((await api().post('/orders').set('Authorization', auth).send({ id: 'ORD-LOG-1', total: 10 })).status).toBe(
+      201,
+    );
     // Client input that must not reach the logs as sent.
     expect((await api().get('/orders/0712345678').set('Authorization', auth)).status).toBe(404);
-    expect((await api().get('/payments/stk-status?checkoutRequestId=ws_CO_1&phone=%2B254712345678').set('Authorization', auth)).status).toBe(400);
+    expect(
+      (
+        await api()
+          .get('/payments/stk-status?checkoutRequestId=ws_CO_1&phone=%2B254712345678')
+          .set('Authorization', auth)
+      ).status,
+    ).toBe(400);
     expect((await api().get(`/orders/ORD-LOG-1?access_token=${seen.jwt}`).set('Authorization', auth)).status).toBe(200);
     const phoneAsId = await api().get('/orders/ORD-LOG-1').set('Authorization', auth).set('X-Request-Id', '0712345678');
     expect(phoneAsId.headers['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-/);
     // A paid push: Daraja client, simulator and callback all log.
-    const push = await api().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: '0712345678', amount: 10, orderId: 'ORD-LOG-1' });
+    const push = await api()
+      .post('/payments/stk-push')
+      .set('Authorization', auth)
+      .send({ phoneNumber: '0712345678', amount: 10, orderId: 'ORD-LOG-1' });
     expect(push.status).toBe(201);
     await t.sim.waitForCallbacks(push.body.checkoutRequestId, 1, 5000);
     await waitFor(async () => (await api().get('/orders/ORD-LOG-1').set('Authorization', auth)).body.status === 'paid');
     seen.paymentId = push.body.paymentId;
     seen.token = t.sim.getPush(push.body.checkoutRequestId)!.callbackUrl.split('/').pop()!;
     // The same callback again, its token also in the query string.
-    const again = await api().post(`/payments/callback/${seen.paymentId}/${seen.token}?token=${seen.token}`).send(t.sim.callbacks()[0].body as object);
+    const again = await api()
+      .post(`/payments/callback/${seen.paymentId}/${seen.token}?token=${seen.token}`)
+      .send(t.sim.callbacks()[0].body as object);
     expect(again.body).toEqual({ ResultCode: 0, ResultDesc: 'Accepted' });
 
     await t.close();
@@ -66,8 +79,17 @@ describe('app logs under the scan', () => {
 
   it('writes the app, simulator and secrets files for this test file', () => {
     const files = readdirSync(dir);
-    for (const suffix of ['.app.log', '.sim.log', '.secrets.jsonl']) expect(files.filter((f) => f.endsWith(suffix))).toHaveLength(1);
-    expect(readFileSync(join(dir, files.find((f) => f.endsWith('.sim.log'))!), 'utf8')).toContain('token issued');
+    for (const suffix of ['.app.log', '.sim.log', '.secrets.jsonl'])
+      expect(files.filter((f) => f.endsWith(suffix))).toHaveLength(1);
+    expect(
+      readFileSync(
+        join(
+          dir,
+          files.find((f) => f.endsWith('.sim.log'))!,
+        ),
+        'utf8',
+      ),
+    ).toContain('token issued');
   });
 
   it('logs every request at the scan level, with client input masked or redacted', () => {
@@ -86,17 +108,42 @@ describe('app logs under the scan', () => {
 
   it('leaves nothing for the scanner to find', () => {
     const result = scanRun(dir, { partial: true });
-    expect({ findings: result.findings, report: formatReport(result) }).toEqual({ findings: [], report: expect.stringContaining('no leaks found') });
+    expect({ findings: result.findings, report: formatReport(result) }).toEqual({
+      findings: [],
+      report: expect.stringContaining('no leaks found'),
+    });
     expect(exitCodeOf(result)).toBe(0);
-    expect(result.summary.secrets).toEqual(expect.objectContaining({ 'jwt-secret': expect.any(Number), 'callback-secret': expect.any(Number), passkey: expect.any(Number) }));
+    expect(result.summary.secrets).toEqual(
+      expect.objectContaining({
+        'jwt-secret': expect.any(Number),
+        'callback-secret': expect.any(Number),
+        passkey: expect.any(Number),
+      }),
+    );
   });
 
   it('would flag the same URLs logged as the client sent them', () => {
     const raw = mkdtempSync(join(tmpdir(), 'app-logs-raw-'));
     try {
-      const urls = ['/orders/0712345678', '/payments/stk-status?checkoutRequestId=ws_CO_1&phone=%2B254712345678', `/orders/ORD-LOG-1?access_token=${seen.jwt}`, `/payments/callback/${seen.paymentId}/${seen.token}`];
-      writeFileSync(join(raw, 'raw.e2e.ts.1.app.log'), urls.map((url) => JSON.stringify({ req: { url }, msg: 'request completed' })).join('\n'));
-      writeFileSync(join(raw, 'raw.e2e.ts.1.secrets.jsonl'), readFileSync(join(dir, readdirSync(dir).find((f) => f.endsWith('.secrets.jsonl'))!)));
+      const urls = [
+        '/orders/0712345678',
+        '/payments/stk-status?checkoutRequestId=ws_CO_1&phone=%2B254712345678',
+        `/orders/ORD-LOG-1?access_token=${seen.jwt}`,
+        `/payments/callback/${seen.paymentId}/${seen.token}`,
+      ];
+      writeFileSync(
+        join(raw, 'raw.e2e.ts.1.app.log'),
+        urls.map((url) => JSON.stringify({ req: { url }, msg: 'request completed' })).join('\n'),
+      );
+      writeFileSync(
+        join(raw, 'raw.e2e.ts.1.secrets.jsonl'),
+        readFileSync(
+          join(
+            dir,
+            readdirSync(dir).find((f) => f.endsWith('.secrets.jsonl'))!,
+          ),
+        ),
+      );
       const result = scanRun(raw, { partial: true });
       expect(result.findings.map((f) => [f.line, f.kind])).toEqual([
         [1, 'phone'],
@@ -123,20 +170,35 @@ describe('issue 8.7: phone numbers in CheckoutRequestIDs and in failed database 
     const api = t.http;
 
     // Paid: push, callback, then a status read by CheckoutRequestID (the request log's URL).
-    expect((await api().post('/orders').set('Authorization', auth).send({ id: 'ORD-87-1', total: 10 })).status).toBe(201);
-    const paid = await api().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: '0712345678', amount: 10, orderId: 'ORD-87-1' });
+    expect((await api().post('/orders').set('Authorization', auth).send({ id: 'ORD-87-1', total: 10 })).status).toBe(
+      201,
+    );
+    const paid = await api()
+      .post('/payments/stk-push')
+      .set('Authorization', auth)
+      .send({ phoneNumber: '0712345678', amount: 10, orderId: 'ORD-87-1' });
     expect(paid.status).toBe(201);
     ids.paid = paid.body.checkoutRequestId;
     await t.sim.waitForCallbacks(ids.paid, 1, 5000);
     await waitFor(async () => (await api().get('/orders/ORD-87-1').set('Authorization', auth)).body.status === 'paid');
-    expect((await api().get('/payments/stk-status').query({ checkoutRequestId: ids.paid }).set('Authorization', auth)).status).toBe(200);
+    expect(
+      (await api().get('/payments/stk-status').query({ checkoutRequestId: ids.paid }).set('Authorization', auth))
+        .status,
+    ).toBe(200);
 
     // Open (the customer never answers): the status read makes an STK query, which the Daraja client logs.
-    expect((await api().post('/orders').set('Authorization', auth).send({ id: 'ORD-87-2', total: 10 })).status).toBe(201);
-    const open = await api().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber: '0700000007', amount: 10, orderId: 'ORD-87-2' });
+    expect((await api().post('/orders').set('Authorization', auth).send({ id: 'ORD-87-2', total: 10 })).status).toBe(
+      201,
+    );
+    const open = await api()
+      .post('/payments/stk-push')
+      .set('Authorization', auth)
+      .send({ phoneNumber: '0700000007', amount: 10, orderId: 'ORD-87-2' });
     expect(open.status).toBe(201);
     ids.open = open.body.checkoutRequestId;
-    expect((await api().get(`/payments/stk-status?checkoutRequestId=${ids.open}`).set('Authorization', auth)).body.status).toBe('pending');
+    expect(
+      (await api().get(`/payments/stk-status?checkoutRequestId=${ids.open}`).set('Authorization', auth)).body.status,
+    ).toBe('pending');
 
     // A database write that fails with the callback body in its parameters (and, from Postgres, in
     // the error's detail): every instance refuses new callback_inbox rows for a moment.
@@ -152,7 +214,14 @@ describe('issue 8.7: phone numbers in CheckoutRequestIDs and in failed database 
     }
 
     await t.close();
-    const read = (suffix: string) => readFileSync(join(dir, readdirSync(dir).find((f) => f.endsWith(suffix))!), 'utf8');
+    const read = (suffix: string) =>
+      readFileSync(
+        join(
+          dir,
+          readdirSync(dir).find((f) => f.endsWith(suffix))!,
+        ),
+        'utf8',
+      );
     appLog = read('.app.log');
     simLog = read('.sim.log');
   });
@@ -193,7 +262,10 @@ describe('issue 8.7: phone numbers in CheckoutRequestIDs and in failed database 
 
   it('issue 8.7: the scan (which now also looks for national numbers and CheckoutRequestID tails) finds nothing', () => {
     const result = scanRun(dir, { partial: true });
-    expect({ findings: result.findings, report: formatReport(result) }).toEqual({ findings: [], report: expect.stringContaining('no leaks found') });
+    expect({ findings: result.findings, report: formatReport(result) }).toEqual({
+      findings: [],
+      report: expect.stringContaining('no leaks found'),
+    });
   });
 });
 
@@ -201,9 +273,22 @@ describe('review: a phone number next to a letter, _ or . reaches the logs neith
   let t: TestApp;
   let appLog = '';
   /** Client X-Request-Ids that hold a phone number: each must be replaced by a generated id. */
-  const phoneIds = ['254712345678_1', '0712345678x', 'pos.0712345678', 'A712345678', 'ws_CO_02122026034130999712345678', '0712-345-678', 'sale_112345678'];
+  const phoneIds = [
+    '254712345678_1',
+    '0712345678x',
+    'pos.0712345678',
+    'A712345678',
+    'ws_CO_02122026034130999712345678',
+    '0712-345-678',
+    'sale_112345678',
+  ];
   /** Sane client ids: kept as sent. */
-  const saneIds = ['pos-42.req_7', '3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98', '29115-34620561-1', '4bf92f3577b34da6a3ce929d0e0e4736'];
+  const saneIds = [
+    'pos-42.req_7',
+    '3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98',
+    '29115-34620561-1',
+    '4bf92f3577b34da6a3ce929d0e0e4736',
+  ];
   /** Order URLs holding a phone number, and the form each must be logged in. */
   const phoneUrls: [string, string][] = [
     ['/orders/ord_0712345678', '/orders/ord_07******78'],
@@ -219,14 +304,23 @@ describe('review: a phone number next to a letter, _ or . reaches the logs neith
   const saneUrls: [string, string][] = [
     ['/payments/3f2c9a4e-8b1d-4c6e-9f0a-712345678abc', '/payments/3f2c9a4e-8b1d-4c6e-9f0a-712345678abc'], // a UUID
     ['/orders/4bf92f3577b34da6a3ce9171234567ab', '/orders/4bf92f3577b34da6a3ce9171234567ab'], // 32 hex (a trace id)
-    ['/orders/sha_e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', '/orders/sha_e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'], // sha256
+    [
+      '/orders/sha_e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+      '/orders/sha_e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+    ], // sha256
     ['/orders/12345-171234567-1', '/orders/12345-171234567-1'], // a MerchantRequestID with a 9-digit part
     ['/orders/MR-29115-34620561-1', '/orders/MR-29115-34620561-1'],
     ['/orders/T2026-01-02T10.11.12.171234567Z', '/orders/T2026-01-02T10.11.12.171234567Z'], // nanoseconds
     ['/orders/amt-712345678.25', '/orders/amt-712345678.25'], // a decimal amount
     ['/orders/ts_20261126104500', '/orders/ts_20261126104500'],
-    ['/payments/stk-status?checkoutRequestId=ws_CO_DMZ_164695293_11032019122104433', '/payments/stk-status?checkoutRequestId=ws_CO_DMZ_164695293_11032019*******33'],
-    ['/payments/stk-status?checkoutRequestId=ws_CO_02122026034130999*******78', '/payments/stk-status?checkoutRequestId=ws_CO_02122026034130999*******78'],
+    [
+      '/payments/stk-status?checkoutRequestId=ws_CO_DMZ_164695293_11032019122104433',
+      '/payments/stk-status?checkoutRequestId=ws_CO_DMZ_164695293_11032019*******33',
+    ],
+    [
+      '/payments/stk-status?checkoutRequestId=ws_CO_02122026034130999*******78',
+      '/payments/stk-status?checkoutRequestId=ws_CO_02122026034130999*******78',
+    ],
   ];
   const answered = new Map<string, string>();
   const urlIds = new Map<string, string>();
@@ -248,15 +342,27 @@ describe('review: a phone number next to a letter, _ or . reaches the logs neith
       urlIds.set(url, id);
     }
     await t.close();
-    appLog = readFileSync(join(dir, readdirSync(dir).find((f) => f.endsWith('.app.log'))!), 'utf8');
+    appLog = readFileSync(
+      join(
+        dir,
+        readdirSync(dir).find((f) => f.endsWith('.app.log'))!,
+      ),
+      'utf8',
+    );
   });
 
-  const requestLines = (id: string) => appLog.split('\n').filter((l) => l.includes('"msg":"request completed"') && l.includes(`"id":${JSON.stringify(id)}`));
+  const requestLines = (id: string) =>
+    appLog
+      .split('\n')
+      .filter((l) => l.includes('"msg":"request completed"') && l.includes(`"id":${JSON.stringify(id)}`));
 
   it('review: an X-Request-Id holding a phone number is replaced by a generated one, which the response names and every log line carries', () => {
     for (const id of phoneIds) {
       const used = answered.get(id)!;
-      expect({ id, used }).toEqual({ id, used: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/) });
+      expect({ id, used }).toEqual({
+        id,
+        used: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/),
+      });
       expect(requestLines(used)).toHaveLength(1);
       expect(appLog).not.toContain(id);
       expect(requestLines(used)[0]).not.toMatch(/712345678|112345678|0712-345-678/);
@@ -288,14 +394,33 @@ describe('review: a phone number next to a letter, _ or . reaches the logs neith
 
   it('review: the scan finds nothing in these logs, and flags every one of those ids and URLs logged as sent', () => {
     const result = scanRun(dir, { partial: true });
-    expect({ findings: result.findings, report: formatReport(result) }).toEqual({ findings: [], report: expect.stringContaining('no leaks found') });
+    expect({ findings: result.findings, report: formatReport(result) }).toEqual({
+      findings: [],
+      report: expect.stringContaining('no leaks found'),
+    });
     const raw = mkdtempSync(join(tmpdir(), 'app-logs-review-'));
     try {
-      const lines = [...phoneIds.map((id) => ({ req: { id, url: '/orders/x' } })), ...phoneUrls.map(([url]) => ({ req: { id: 'x', url } }))];
-      writeFileSync(join(raw, 'raw.e2e.ts.1.app.log'), lines.map((l) => JSON.stringify({ ...l, msg: 'request completed' })).join('\n'));
-      writeFileSync(join(raw, 'raw.e2e.ts.1.secrets.jsonl'), readFileSync(join(dir, readdirSync(dir).find((f) => f.endsWith('.secrets.jsonl'))!)));
+      const lines = [
+        ...phoneIds.map((id) => ({ req: { id, url: '/orders/x' } })),
+        ...phoneUrls.map(([url]) => ({ req: { id: 'x', url } })),
+      ];
+      writeFileSync(
+        join(raw, 'raw.e2e.ts.1.app.log'),
+        lines.map((l) => JSON.stringify({ ...l, msg: 'request completed' })).join('\n'),
+      );
+      writeFileSync(
+        join(raw, 'raw.e2e.ts.1.secrets.jsonl'),
+        readFileSync(
+          join(
+            dir,
+            readdirSync(dir).find((f) => f.endsWith('.secrets.jsonl'))!,
+          ),
+        ),
+      );
       const flagged = scanRun(raw, { partial: true }).findings;
-      expect(lines.map((_, i) => flagged.filter((f) => f.line === i + 1).map((f) => f.kind))).toEqual(lines.map(() => ['phone']));
+      expect(lines.map((_, i) => flagged.filter((f) => f.line === i + 1).map((f) => f.kind))).toEqual(
+        lines.map(() => ['phone']),
+      );
     } finally {
       rmSync(raw, { recursive: true, force: true });
     }

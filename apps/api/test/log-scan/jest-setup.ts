@@ -23,7 +23,8 @@ import { logFile, recordSecrets, TEST_SCAN_LOG_LEVEL, testLogDir } from './sink'
 type SpawnFn = (...args: unknown[]) => ChildProcess;
 
 function jsonSafe(v: unknown): unknown {
-  if (v instanceof Error) return { type: v.name, message: v.message, stack: v.stack?.split('\n').slice(0, 6).join('\n') };
+  if (v instanceof Error)
+    return { type: v.name, message: v.message, stack: v.stack?.split('\n').slice(0, 6).join('\n') };
   return v;
 }
 
@@ -34,22 +35,50 @@ class FileLogger implements LoggerService {
     const last = params[params.length - 1];
     const context = typeof last === 'string' ? last : undefined;
     const rest = context === undefined ? params : params.slice(0, -1);
-    const line = JSON.stringify({ time: new Date().toISOString(), level, context, msg: jsonSafe(message), ...(rest.length ? { params: rest.map(jsonSafe) } : {}) }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    const line = JSON.stringify(
+      {
+        time: new Date().toISOString(),
+        level,
+        context,
+        msg: jsonSafe(message),
+        ...(rest.length ? { params: rest.map(jsonSafe) } : {}),
+      },
+      (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v),
+    );
     appendFileSync(this.file, line + '\n');
   }
-  log(message: unknown, ...p: unknown[]) { this.write('log', message, p); }
-  error(message: unknown, ...p: unknown[]) { this.write('error', message, p); }
-  warn(message: unknown, ...p: unknown[]) { this.write('warn', message, p); }
-  debug(message: unknown, ...p: unknown[]) { this.write('debug', message, p); }
-  verbose(message: unknown, ...p: unknown[]) { this.write('verbose', message, p); }
-  fatal(message: unknown, ...p: unknown[]) { this.write('fatal', message, p); }
+  log(message: unknown, ...p: unknown[]) {
+    this.write('log', message, p);
+  }
+  error(message: unknown, ...p: unknown[]) {
+    this.write('error', message, p);
+  }
+  warn(message: unknown, ...p: unknown[]) {
+    this.write('warn', message, p);
+  }
+  debug(message: unknown, ...p: unknown[]) {
+    this.write('debug', message, p);
+  }
+  verbose(message: unknown, ...p: unknown[]) {
+    this.write('verbose', message, p);
+  }
+  fatal(message: unknown, ...p: unknown[]) {
+    this.write('fatal', message, p);
+  }
 }
 
 /** Fields OAuth-style token responses carry the token in (Daraja: access_token; Pesapal: token). */
 const TOKEN_FIELDS = ['access_token', 'accessToken', 'token', 'id_token', 'refresh_token'];
 
 function learnAccessToken(chunk: unknown): void {
-  const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? (chunk.length < 8192 ? chunk.toString('utf8') : '') : '';
+  const text =
+    typeof chunk === 'string'
+      ? chunk
+      : Buffer.isBuffer(chunk)
+        ? chunk.length < 8192
+          ? chunk.toString('utf8')
+          : ''
+        : '';
   if (!/"(access_token|accessToken|token|id_token|refresh_token)"/.test(text)) return;
   let body: unknown;
   try {
@@ -58,12 +87,16 @@ function learnAccessToken(chunk: unknown): void {
     return; // not a JSON token response
   }
   if (!body || typeof body !== 'object') return;
-  const values = TOKEN_FIELDS.map((f) => (body as Record<string, unknown>)[f]).filter((v): v is string => typeof v === 'string');
+  const values = TOKEN_FIELDS.map((f) => (body as Record<string, unknown>)[f]).filter(
+    (v): v is string => typeof v === 'string',
+  );
   recordSecrets(values.map((value) => ({ kind: 'access-token' as const, value })));
 }
 
 function isMainTs(command: unknown, args: unknown[]): boolean {
-  return command === process.execPath && args.some((a) => typeof a === 'string' && /(^|[\\/])src[\\/]main\.ts$/.test(a));
+  return (
+    command === process.execPath && args.some((a) => typeof a === 'string' && /(^|[\\/])src[\\/]main\.ts$/.test(a))
+  );
 }
 
 if (testLogDir()) {
@@ -97,7 +130,12 @@ if (testLogDir()) {
         if (!secretsFile || !existsSync(secretsFile)) return;
         try {
           const stored = JSON.parse(readFileSync(secretsFile, 'utf8')) as Record<string, unknown>;
-          recordSecrets(Object.values(stored).map((v) => ({ kind: 'dev-secret' as const, value: typeof v === 'string' ? v : undefined })));
+          recordSecrets(
+            Object.values(stored).map((v) => ({
+              kind: 'dev-secret' as const,
+              value: typeof v === 'string' ? v : undefined,
+            })),
+          );
         } catch {
           // unreadable: nothing to add
         }
@@ -106,7 +144,10 @@ if (testLogDir()) {
     return child;
   } as SpawnFn;
 
-  http.ServerResponse.prototype.end = function endAndLearn(this: import('node:http').ServerResponse, ...args: unknown[]) {
+  http.ServerResponse.prototype.end = function endAndLearn(
+    this: import('node:http').ServerResponse,
+    ...args: unknown[]
+  ) {
     learnAccessToken(args[0]);
     return (originalEnd as (...a: unknown[]) => unknown).apply(this, args);
   } as typeof originalEnd;

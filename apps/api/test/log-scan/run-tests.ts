@@ -26,7 +26,8 @@ function pruneOldRuns(): void {
   for (const name of names) {
     const path = join(LOGS_ROOT, name);
     try {
-      if (name.startsWith('run-') && Date.now() - statSync(path).mtimeMs > KEEP_MS) rmSync(path, { recursive: true, force: true });
+      if (name.startsWith('run-') && Date.now() - statSync(path).mtimeMs > KEEP_MS)
+        rmSync(path, { recursive: true, force: true });
     } catch {
       // another run removed it first
     }
@@ -40,13 +41,17 @@ async function main(): Promise<number> {
   const dir = join(LOGS_ROOT, `run-${stamp}-${process.pid}`);
   mkdirSync(dir, { recursive: true });
 
-  const nodeOptions = [process.env.NODE_OPTIONS, '--experimental-vm-modules', '--no-warnings=ExperimentalWarning'].filter(Boolean).join(' ');
+  const nodeOptions = [process.env.NODE_OPTIONS, '--experimental-vm-modules', '--no-warnings=ExperimentalWarning']
+    .filter(Boolean)
+    .join(' ');
   const jest = spawn(process.execPath, [require.resolve('jest/bin/jest'), ...args], {
     cwd: API_DIR,
     stdio: 'inherit',
     env: { ...process.env, NODE_OPTIONS: nodeOptions, [LOG_DIR_ENV]: dir },
   });
-  const jestCode = await new Promise<number>((resolve) => jest.once('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+  const jestCode = await new Promise<number>((resolve) =>
+    jest.once('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))),
+  );
 
   const result = scanRun(dir, { partial: args.length > 0 });
   const code = exitCodeOf(result);

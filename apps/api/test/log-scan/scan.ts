@@ -13,8 +13,22 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { SANDBOX_PASSKEY, SANDBOX_SHORTCODE, SIMULATOR_CONSUMER_KEY, SIMULATOR_CONSUMER_SECRET } from '../../src/config/app-config';
-import { AllowRule, callbackTokenFor, Finding, KnownSecret, LeakScanner, MIN_SECRET_LENGTH, stkPasswordPrefix, uuidsIn } from './scanner';
+import {
+  SANDBOX_PASSKEY,
+  SANDBOX_SHORTCODE,
+  SIMULATOR_CONSUMER_KEY,
+  SIMULATOR_CONSUMER_SECRET,
+} from '../../src/config/app-config';
+import {
+  AllowRule,
+  callbackTokenFor,
+  Finding,
+  KnownSecret,
+  LeakScanner,
+  MIN_SECRET_LENGTH,
+  stkPasswordPrefix,
+  uuidsIn,
+} from './scanner';
 import { type RecordedSecret, type SecretKind, TEST_SCAN_LOG_LEVEL } from './sink';
 
 const TEST_SCAN_LOG_LEVEL_NOTE = `test apps log at ${TEST_SCAN_LOG_LEVEL} (sink.ts) unless TEST_LOG_LEVEL says otherwise, and each writes one debug and one trace canary line`;
@@ -66,7 +80,8 @@ export const ALLOW_RULES: AllowRule[] = [
     kind: 'phone',
     file: /attacks-across-providers\.e2e\.ts\.\d+\.sim\.log$/,
     line: /Invalid PhoneNumber 254712345678/,
-    reason: "the attack test makes the Daraja simulator refuse a push naming the payer's number (Safaricom's side logs what it sends; the API's side must mask it)",
+    reason:
+      "the attack test makes the Daraja simulator refuse a push naming the payer's number (Safaricom's side logs what it sends; the API's side must mask it)",
   },
 ];
 
@@ -87,9 +102,20 @@ export function knownSecrets(recorded: Secret[]): KnownSecret[] {
   for (const r of recorded) {
     const kind: KnownSecret['kind'] = r.kind === 'access-token' ? 'access-token' : 'secret';
     const label = r.name ? `${LABELS[r.kind]} (${r.name})` : LABELS[r.kind];
-    for (const form of new Set([r.value, encodeURIComponent(r.value), JSON.stringify(r.value).slice(1, -1)])) out.push({ kind, label, value: form });
-    if (r.kind === 'consumer-secret' && r.pair) out.push({ kind: 'basic-credentials', label: 'base64(consumer key:secret)', value: Buffer.from(`${r.pair}:${r.value}`, 'utf8').toString('base64') });
-    if (r.kind === 'passkey' && r.pair) out.push({ kind: 'stk-password', label: 'STK Password (base64 of shortcode+passkey+timestamp)', value: stkPasswordPrefix(r.pair, r.value) });
+    for (const form of new Set([r.value, encodeURIComponent(r.value), JSON.stringify(r.value).slice(1, -1)]))
+      out.push({ kind, label, value: form });
+    if (r.kind === 'consumer-secret' && r.pair)
+      out.push({
+        kind: 'basic-credentials',
+        label: 'base64(consumer key:secret)',
+        value: Buffer.from(`${r.pair}:${r.value}`, 'utf8').toString('base64'),
+      });
+    if (r.kind === 'passkey' && r.pair)
+      out.push({
+        kind: 'stk-password',
+        label: 'STK Password (base64 of shortcode+passkey+timestamp)',
+        value: stkPasswordPrefix(r.pair, r.value),
+      });
   }
   return out;
 }
@@ -133,10 +159,28 @@ export interface ScanResult {
  * run at the scan's level wrote about 2 500 info-level application lines; debug and trace come from
  * the canary each test app writes (LOG_LEVEL_CANARY), at least one per app file.
  */
-export const FULL_RUN_MINIMUMS = { appFiles: 5, appLines: 500, appRequestLines: 200, appInfoLines: 300, appDebugLines: 5, appTraceLines: 5, simFiles: 3, simTokenLines: 3, childFiles: 1, accessTokens: 1 };
+export const FULL_RUN_MINIMUMS = {
+  appFiles: 5,
+  appLines: 500,
+  appRequestLines: 200,
+  appInfoLines: 300,
+  appDebugLines: 5,
+  appTraceLines: 5,
+  simFiles: 3,
+  simTokenLines: 3,
+  childFiles: 1,
+  accessTokens: 1,
+};
 
 type LevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
-const PINO_LEVELS: Record<number, LevelName> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+const PINO_LEVELS: Record<number, LevelName> = {
+  10: 'trace',
+  20: 'debug',
+  30: 'info',
+  40: 'warn',
+  50: 'error',
+  60: 'fatal',
+};
 
 /** Counts the application lines of a pino log per level (request-completion lines and non-JSON lines are left out). */
 function countAppLevels(text: string, into: Record<LevelName, number>): void {
@@ -173,7 +217,12 @@ export function readRun(dir: string): { logs: LogFile[]; recorded: Secret[] } {
           for (const line of text.split('\n')) {
             if (!line.trim()) continue;
             const r = JSON.parse(line) as RecordedSecret;
-            recorded.push({ kind: r.kind, value: Buffer.from(r.hex, 'hex').toString('utf8'), ...(r.pairHex ? { pair: Buffer.from(r.pairHex, 'hex').toString('utf8') } : {}), ...(r.name ? { name: r.name } : {}) });
+            recorded.push({
+              kind: r.kind,
+              value: Buffer.from(r.hex, 'hex').toString('utf8'),
+              ...(r.pairHex ? { pair: Buffer.from(r.pairHex, 'hex').toString('utf8') } : {}),
+              ...(r.name ? { name: r.name } : {}),
+            });
           }
         } else {
           logs.push({ path, name: relative(dir, path), source: sourceOf(entry.name), text });
@@ -185,13 +234,18 @@ export function readRun(dir: string): { logs: LogFile[]; recorded: Secret[] } {
   return { logs, recorded };
 }
 
-export function scanRun(dir: string, options: { partial?: boolean; minimums?: Partial<typeof FULL_RUN_MINIMUMS> } = {}): ScanResult {
+export function scanRun(
+  dir: string,
+  options: { partial?: boolean; minimums?: Partial<typeof FULL_RUN_MINIMUMS> } = {},
+): ScanResult {
   const { logs, recorded } = readRun(dir);
   const all = [...STATIC_SECRETS, ...recorded];
   const secrets = knownSecrets(all);
 
   // Callback capability tokens: HMAC(callback secret, id) for every payment id the logs mention.
-  const callbackSecrets = [...new Set(all.filter((s) => s.kind === 'callback-secret' || s.kind === 'dev-secret').map((s) => s.value))];
+  const callbackSecrets = [
+    ...new Set(all.filter((s) => s.kind === 'callback-secret' || s.kind === 'dev-secret').map((s) => s.value)),
+  ];
   const ids = new Set<string>();
   for (const f of logs) for (const u of uuidsIn(f.text)) ids.add(u.toLowerCase());
   const callbackTokens = new Set<string>();
@@ -199,7 +253,17 @@ export function scanRun(dir: string, options: { partial?: boolean; minimums?: Pa
 
   const scanner = new LeakScanner({ secrets, callbackTokens, allow: ALLOW_RULES });
   const findings: Finding[] = [];
-  const summary: RunSummary = { files: logs.length, bytes: 0, lines: 0, bySource: {}, appRequestLines: 0, appLevelLines: { trace: 0, debug: 0, info: 0, warn: 0, error: 0, fatal: 0 }, simTokenLines: 0, secrets: {}, callbackTokens: callbackTokens.size };
+  const summary: RunSummary = {
+    files: logs.length,
+    bytes: 0,
+    lines: 0,
+    bySource: {},
+    appRequestLines: 0,
+    appLevelLines: { trace: 0, debug: 0, info: 0, warn: 0, error: 0, fatal: 0 },
+    simTokenLines: 0,
+    secrets: {},
+    callbackTokens: callbackTokens.size,
+  };
   const distinct = new Set<string>();
   for (const r of all) {
     const key = `${r.kind}\u0000${r.value}`;
@@ -228,20 +292,43 @@ export function scanRun(dir: string, options: { partial?: boolean; minimums?: Pa
   if (!options.partial) {
     const min = { ...FULL_RUN_MINIMUMS, ...options.minimums };
     const src = (k: string) => summary.bySource[k] ?? { files: 0, lines: 0 };
-    if (src('app').files < min.appFiles) tooSmall.push(`app logs from ${src('app').files} test files (expected at least ${min.appFiles})`);
-    if (src('app').lines < min.appLines) tooSmall.push(`${src('app').lines} app log lines (expected at least ${min.appLines})`);
-    if (summary.appRequestLines < min.appRequestLines) tooSmall.push(`${summary.appRequestLines} logged HTTP requests (expected at least ${min.appRequestLines}: is the log level above info?)`);
+    if (src('app').files < min.appFiles)
+      tooSmall.push(`app logs from ${src('app').files} test files (expected at least ${min.appFiles})`);
+    if (src('app').lines < min.appLines)
+      tooSmall.push(`${src('app').lines} app log lines (expected at least ${min.appLines})`);
+    if (summary.appRequestLines < min.appRequestLines)
+      tooSmall.push(
+        `${summary.appRequestLines} logged HTTP requests (expected at least ${min.appRequestLines}: is the log level above info?)`,
+      );
     // Per level: 4xx request lines (warn) and warnings keep the totals up when the level is raised.
-    for (const [level, floor] of [['info', min.appInfoLines], ['debug', min.appDebugLines], ['trace', min.appTraceLines]] as const) {
+    for (const [level, floor] of [
+      ['info', min.appInfoLines],
+      ['debug', min.appDebugLines],
+      ['trace', min.appTraceLines],
+    ] as const) {
       const n = summary.appLevelLines[level];
-      if (n < floor) tooSmall.push(`${n} ${level}-level application log lines (expected at least ${floor}: is the log level above ${level}? ${TEST_SCAN_LOG_LEVEL_NOTE})`);
+      if (n < floor)
+        tooSmall.push(
+          `${n} ${level}-level application log lines (expected at least ${floor}: is the log level above ${level}? ${TEST_SCAN_LOG_LEVEL_NOTE})`,
+        );
     }
-    if (src('sim').files < min.simFiles) tooSmall.push(`simulator logs from ${src('sim').files} test files (expected at least ${min.simFiles})`);
-    if (summary.simTokenLines < min.simTokenLines) tooSmall.push(`${summary.simTokenLines} OAuth tokens issued according to the simulator logs (expected at least ${min.simTokenLines})`);
-    if (src('child').files < min.childFiles) tooSmall.push(`${src('child').files} child-process logs (expected at least ${min.childFiles}: the dev-server e2e's output)`);
-    if ((summary.secrets['access-token'] ?? 0) < min.accessTokens) tooSmall.push(`${summary.secrets['access-token'] ?? 0} issued access tokens learned (expected at least ${min.accessTokens}): the token scan would be blind`);
+    if (src('sim').files < min.simFiles)
+      tooSmall.push(`simulator logs from ${src('sim').files} test files (expected at least ${min.simFiles})`);
+    if (summary.simTokenLines < min.simTokenLines)
+      tooSmall.push(
+        `${summary.simTokenLines} OAuth tokens issued according to the simulator logs (expected at least ${min.simTokenLines})`,
+      );
+    if (src('child').files < min.childFiles)
+      tooSmall.push(
+        `${src('child').files} child-process logs (expected at least ${min.childFiles}: the dev-server e2e's output)`,
+      );
+    if ((summary.secrets['access-token'] ?? 0) < min.accessTokens)
+      tooSmall.push(
+        `${summary.secrets['access-token'] ?? 0} issued access tokens learned (expected at least ${min.accessTokens}): the token scan would be blind`,
+      );
     for (const kind of ['jwt-secret', 'callback-secret', 'consumer-secret', 'passkey'] as const) {
-      if (!recorded.some((r) => r.kind === kind)) tooSmall.push(`no app recorded its ${LABELS[kind]}: were the apps started by test/helpers/test-app.ts?`);
+      if (!recorded.some((r) => r.kind === kind))
+        tooSmall.push(`no app recorded its ${LABELS[kind]}: were the apps started by test/helpers/test-app.ts?`);
     }
   }
   return { dir, summary, findings, allowed: scanner.allowed, tooSmall };
@@ -253,7 +340,9 @@ export function formatReport(result: ScanResult, maxFindings = 200): string {
   const sources = Object.entries(s.bySource)
     .map(([k, v]) => `${k} ${v.files} files/${v.lines} lines`)
     .join(', ');
-  out.push(`log scan of ${relative(process.cwd(), result.dir) || '.'}: ${s.files} files, ${s.lines} lines, ${(s.bytes / 1024).toFixed(0)} KB (${sources || 'nothing'})`);
+  out.push(
+    `log scan of ${relative(process.cwd(), result.dir) || '.'}: ${s.files} files, ${s.lines} lines, ${(s.bytes / 1024).toFixed(0)} KB (${sources || 'nothing'})`,
+  );
   out.push(
     `  looked for: ${Object.entries(s.secrets)
       .map(([k, n]) => `${n} ${k}`)
@@ -264,7 +353,8 @@ export function formatReport(result: ScanResult, maxFindings = 200): string {
     const byKind = new Map<string, number>();
     for (const f of result.findings) byKind.set(f.kind, (byKind.get(f.kind) ?? 0) + 1);
     out.push(`LEAKS: ${result.findings.length} (${[...byKind].map(([k, n]) => `${n} ${k}`).join(', ')})`);
-    for (const f of result.findings.slice(0, maxFindings)) out.push(`  ${f.file}:${f.line}:${f.column}  ${f.kind}  ${f.label}\n      ${f.excerpt}`);
+    for (const f of result.findings.slice(0, maxFindings))
+      out.push(`  ${f.file}:${f.line}:${f.column}  ${f.kind}  ${f.label}\n      ${f.excerpt}`);
     if (result.findings.length > maxFindings) out.push(`  … and ${result.findings.length - maxFindings} more`);
   }
   if (result.tooSmall.length) {

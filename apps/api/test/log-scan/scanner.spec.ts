@@ -9,7 +9,15 @@ import { join, resolve } from 'node:path';
 import { sign } from 'jsonwebtoken';
 import { SANDBOX_PASSKEY, SIMULATOR_CONSUMER_KEY, SIMULATOR_CONSUMER_SECRET } from '../../src/config/app-config';
 import { TEST_CALLBACK_SECRET, TEST_JWT_SECRET } from '../helpers/test-app';
-import { ALLOW_RULES, exitCodeOf, formatReport, FULL_RUN_MINIMUMS, knownSecrets, scanRun, STATIC_SECRETS } from './scan';
+import {
+  ALLOW_RULES,
+  exitCodeOf,
+  formatReport,
+  FULL_RUN_MINIMUMS,
+  knownSecrets,
+  scanRun,
+  STATIC_SECRETS,
+} from './scan';
 import { callbackTokenFor, LeakKind, LeakScanner, stkPasswordPrefix } from './scanner';
 import { LOG_LEVEL_CANARY, RecordedSecret } from './sink';
 
@@ -20,13 +28,20 @@ const JWT = sign({ shopId: 'shop-1', role: 'cashier' }, TEST_JWT_SECRET, { algor
 
 function scanner(): LeakScanner {
   return new LeakScanner({
-    secrets: knownSecrets([...STATIC_SECRETS, { kind: 'access-token', value: ACCESS_TOKEN }, { kind: 'jwt-secret', value: 'a+b/c=d & "quoted" secret' }]),
+    secrets: knownSecrets([
+      ...STATIC_SECRETS,
+      { kind: 'access-token', value: ACCESS_TOKEN },
+      { kind: 'jwt-secret', value: 'a+b/c=d & "quoted" secret' },
+    ]),
     callbackTokens: [CALLBACK_TOKEN],
     allow: ALLOW_RULES,
   });
 }
 
-const kindsIn = (line: string): LeakKind[] => scanner().scanLine(line).map((m) => m.kind);
+const kindsIn = (line: string): LeakKind[] =>
+  scanner()
+    .scanLine(line)
+    .map((m) => m.kind);
 
 describe('LeakScanner: catches', () => {
   it.each<[string, string, LeakKind]>([
@@ -37,17 +52,37 @@ describe('LeakScanner: catches', () => {
     ['the passkey', `{"passkey":"${SANDBOX_PASSKEY}"}`, 'secret'],
     ['a secret URL-encoded', `GET /x?s=${encodeURIComponent('a+b/c=d & "quoted" secret')}`, 'secret'],
     ['a secret JSON-escaped', `{"msg":${JSON.stringify('a+b/c=d & "quoted" secret')}}`, 'secret'],
-    ['base64(consumer key:secret)', `auth ${Buffer.from(`${SIMULATOR_CONSUMER_KEY}:${SIMULATOR_CONSUMER_SECRET}`).toString('base64')}`, 'basic-credentials'],
+    [
+      'base64(consumer key:secret)',
+      `auth ${Buffer.from(`${SIMULATOR_CONSUMER_KEY}:${SIMULATOR_CONSUMER_SECRET}`).toString('base64')}`,
+      'basic-credentials',
+    ],
     ['any Basic credential', 'Authorization: Basic dXNlcjpwYXNzd29yZA==', 'basic-credentials'],
-    ['the STK password', `{"Password":"${Buffer.from(`174379${SANDBOX_PASSKEY}20261126104500`).toString('base64')}"}`, 'stk-password'],
+    [
+      'the STK password',
+      `{"Password":"${Buffer.from(`174379${SANDBOX_PASSKEY}20261126104500`).toString('base64')}"}`,
+      'stk-password',
+    ],
     ['an access token issued in the run', `token ${ACCESS_TOKEN} cached`, 'access-token'],
     ['any access_token value', '{"access_token":"SGWcJPtNtYNPGm6uSYR9yPYrAI3Bm","expires_in":"3599"}', 'access-token'],
     ['a Bearer credential', 'headers: {"authorization":"Bearer 0a1b2c3d4e5f6g7h"}', 'bearer-token'],
-    ['a Bearer value that is not a JWT (still a credential of something)', 'Authorization: Bearer not.a.jwt', 'bearer-token'],
+    [
+      'a Bearer value that is not a JWT (still a credential of something)',
+      'Authorization: Bearer not.a.jwt',
+      'bearer-token',
+    ],
     ['a JWT', `user token ${JWT}`, 'jwt'],
-    ['an unsigned (alg none) JWT', `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from('{"sub":"cashier-1","shopId":"shop-1"}').toString('base64url')}.`, 'jwt'],
+    [
+      'an unsigned (alg none) JWT',
+      `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from('{"sub":"cashier-1","shopId":"shop-1"}').toString('base64url')}.`,
+      'jwt',
+    ],
     ['a callback URL with its token', `POST /payments/callback/${PAYMENT_ID}/${'f0'.repeat(32)}`, 'callback-token'],
-    ['a callback token anywhere (HMAC of a payment id)', `verifying token=${CALLBACK_TOKEN} for payment`, 'callback-token'],
+    [
+      'a callback token anywhere (HMAC of a payment id)',
+      `verifying token=${CALLBACK_TOKEN} for payment`,
+      'callback-token',
+    ],
     ['a callback token in upper case', `t ${CALLBACK_TOKEN.toUpperCase()}`, 'callback-token'],
     ['a 2547 number', 'push to 254712345678 ok', 'phone'],
     ['a 2541 number', '{"PhoneNumber":254112345678}', 'phone'],
@@ -74,9 +109,21 @@ describe('LeakScanner: catches', () => {
     ['issue 8.7: a national number in a query string', '/payments/x?phone=712345678&y=1', '71*****78'],
     ['issue 8.7: a national number after a URL-encoded space', '/x?phone=%20712345678', '71*****78'],
     ['issue 8.7: a national number typed into an order id', '"/orders/ORD-712345678"', '71*****78'],
-    ['issue 8.7: the tail of a 2022 CheckoutRequestID (recorded, 254706803305)', 'checkoutRequestId=ws_CO_13102022154520280706803305', '70*****05'],
-    ['issue 8.7: the tail of a 2024 CheckoutRequestID in JSON', '{"CheckoutRequestID":"ws_CO_04072024151523730722724071"}', '72*****71'],
-    ['issue 8.7: the tail of a 2026 CheckoutRequestID (one millisecond digit)', 'push accepted ws_CO_170820261428262708374149 ok', '70*****49'],
+    [
+      'issue 8.7: the tail of a 2022 CheckoutRequestID (recorded, 254706803305)',
+      'checkoutRequestId=ws_CO_13102022154520280706803305',
+      '70*****05',
+    ],
+    [
+      'issue 8.7: the tail of a 2024 CheckoutRequestID in JSON',
+      '{"CheckoutRequestID":"ws_CO_04072024151523730722724071"}',
+      '72*****71',
+    ],
+    [
+      'issue 8.7: the tail of a 2026 CheckoutRequestID (one millisecond digit)',
+      'push accepted ws_CO_170820261428262708374149 ok',
+      '70*****49',
+    ],
     ['issue 8.7: the tail of a CheckoutRequestID for a 01 number', 'ws_CO_01122026101112123112345678', '11*****78'],
     // review: letters, `_` and `.` next to a phone number are boundaries
     ['review: a 2547 number before _', '{"req":{"id":"254712345678_1"}}', '2547******78'],
@@ -126,25 +173,58 @@ describe('LeakScanner: ignores look-alikes', () => {
     ['masked secret fields', '{"password":"***","passkey":"[redacted]","access_token":"[redacted]"}'],
     ['a URL without a password', 'postgres://postgres@127.0.0.1:5432/test'],
     ['a dotted version string', 'nestjs 11.2.10 eyJ is not a token'],
-    ['a real pino request line', `{"level":30,"time":1795690860044,"pid":17177,"req":{"id":"${PAYMENT_ID}","method":"GET","url":"/payments/stk-status?checkoutRequestId=ws_CO_26112026140100417460857771","remoteAddress":"127.0.0.1"},"res":{"statusCode":200},"responseTime":36,"msg":"request completed"}`],
-    ['a real Daraja service line', '{"context":"DarajaService","msg":"STK push accepted: checkoutRequestId=ws_CO_26112026140100417460857771 phone=2547******07 amount=50 type=paybill shortcode=174379"}'],
-    ['a real simulator line', '2026-11-26T11:01:00.417Z push accepted ws_CO_26112026140100417460857771 phone=2547******07 amount=50 scenario=never_answers'],
+    [
+      'a real pino request line',
+      `{"level":30,"time":1795690860044,"pid":17177,"req":{"id":"${PAYMENT_ID}","method":"GET","url":"/payments/stk-status?checkoutRequestId=ws_CO_26112026140100417460857771","remoteAddress":"127.0.0.1"},"res":{"statusCode":200},"responseTime":36,"msg":"request completed"}`,
+    ],
+    [
+      'a real Daraja service line',
+      '{"context":"DarajaService","msg":"STK push accepted: checkoutRequestId=ws_CO_26112026140100417460857771 phone=2547******07 amount=50 type=paybill shortcode=174379"}',
+    ],
+    [
+      'a real simulator line',
+      '2026-11-26T11:01:00.417Z push accepted ws_CO_26112026140100417460857771 phone=2547******07 amount=50 scenario=never_answers',
+    ],
     // issue 8.7: the boundaries of the national-number rule
     ['issue 8.7: a masked CheckoutRequestID', 'checkoutRequestId=ws_CO_13102022154520280*******05'],
-    ['issue 8.7: CheckoutRequestIDs of 2017-2021, which carry no phone number', 'ws_CO_27072017154747416 ws_CO_191220191020363925 ws_CO_16012021151556755039 ws_CO_080920202234262864'],
+    [
+      'issue 8.7: CheckoutRequestIDs of 2017-2021, which carry no phone number',
+      'ws_CO_27072017154747416 ws_CO_191220191020363925 ws_CO_16012021151556755039 ws_CO_080920202234262864',
+    ],
     ['issue 8.7: a 2019 DMZ CheckoutRequestID', 'ws_CO_DMZ_164695293_11032019122104433'],
     ['issue 8.7: a simulator CheckoutRequestID whose tail is no mobile number', 'ws_CO_26112026140100417460857771'],
-    ['issue 8.7: 9-digit amounts in minor units', '{"amountMinor":"125000000","totalMinor":150000000,"paidMinor":"100000000","outstanding":112345678}'],
-    ['issue 8.7: 9-digit amount, size and duration fields as text', 'amount=712345678 bytes=104857600 durationMs=123456789 responseTime=112345678'],
-    ['issue 8.7: a Flutterwave transaction id field', '{"transactionId":188200108,"flutterwaveTransactionId":"712345678","refundId":112345678}'],
-    ['issue 8.7: a 9-digit part of a dashed MerchantRequestID', 'merchantRequestId=12345-171234567-1 and 98358-712345678-2'],
+    [
+      'issue 8.7: 9-digit amounts in minor units',
+      '{"amountMinor":"125000000","totalMinor":150000000,"paidMinor":"100000000","outstanding":112345678}',
+    ],
+    [
+      'issue 8.7: 9-digit amount, size and duration fields as text',
+      'amount=712345678 bytes=104857600 durationMs=123456789 responseTime=112345678',
+    ],
+    [
+      'issue 8.7: a Flutterwave transaction id field',
+      '{"transactionId":188200108,"flutterwaveTransactionId":"712345678","refundId":112345678}',
+    ],
+    [
+      'issue 8.7: a 9-digit part of a dashed MerchantRequestID',
+      'merchantRequestId=12345-171234567-1 and 98358-712345678-2',
+    ],
     ['issue 8.7: 9 digits inside a longer number', 'n=1712345678 and 27123456789 and epoch 1795690859969'],
-    ['9 digits inside a hex blob (16+ hex digits: a trace id, sha256, a pnpm store hash, a gateway request id)', 'trace 4bf92f3577b34da6a3ce9171234567ab sha e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 .pnpm/x@0.1_d94759c8e155c24588e6d6c687138335 1c5b-4ba8-815c-ac45c57a3db71234567'],
+    [
+      '9 digits inside a hex blob (16+ hex digits: a trace id, sha256, a pnpm store hash, a gateway request id)',
+      'trace 4bf92f3577b34da6a3ce9171234567ab sha e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 .pnpm/x@0.1_d94759c8e155c24588e6d6c687138335 1c5b-4ba8-815c-ac45c57a3db71234567',
+    ],
     ['review: 9 digits in a UUID group next to hex letters', 'id 3f2c9a4e-8b1d-4c6e-9f0a-712345678abc'],
-    ['review: a 2019 DMZ CheckoutRequestID whose sequence looks national', '{"CheckoutRequestID":"ws_CO_DMZ_164695293_11032019122104433"}'],
+    [
+      'review: a 2019 DMZ CheckoutRequestID whose sequence looks national',
+      '{"CheckoutRequestID":"ws_CO_DMZ_164695293_11032019122104433"}',
+    ],
     ['review: an ISO time with nanoseconds', '"at":"2026-11-26T11:01:00.171234567Z"'],
     ['review: a MerchantRequestID with a letter prefix', 'MR-98358-712345678-2'],
-    ['review: a CheckoutRequestID masked in the URL', '"url":"/payments/stk-status?checkoutRequestId=ws_CO_02122026034130999*******78"'],
+    [
+      'review: a CheckoutRequestID masked in the URL',
+      '"url":"/payments/stk-status?checkoutRequestId=ws_CO_02122026034130999*******78"',
+    ],
     ['review: 10 digits after a letter (no phone form)', 'a1712345678 x2547123456789'],
     ['issue 8.7: a decimal with 9 digits before or after the point', 'lat 1.712345678 and 712345678.25'],
     ['issue 8.7: an ISO time and a Nairobi timestamp', '2026-11-26T11:01:00.417Z {"Timestamp":"20261126140100"}'],
@@ -156,7 +236,10 @@ describe('LeakScanner: ignores look-alikes', () => {
 describe('LeakScanner: reports', () => {
   it('file:line:column and the kind, with every secret on the line redacted', () => {
     const s = scanner();
-    const text = ['first line', `{"url":"/orders/0712345678","auth":"Bearer ${JWT}","secret":"${TEST_JWT_SECRET}"}`].join('\n');
+    const text = [
+      'first line',
+      `{"url":"/orders/0712345678","auth":"Bearer ${JWT}","secret":"${TEST_JWT_SECRET}"}`,
+    ].join('\n');
     const findings = s.scanText('app.log', text);
     expect(findings.map((f) => [f.file, f.line, f.kind])).toEqual([
       ['app.log', 2, 'phone'],
@@ -177,19 +260,30 @@ describe('LeakScanner: reports', () => {
   it('allows the dev banner token only in a child-process log', () => {
     const banner = `  export TOKEN=${JWT}`;
     expect(scanner().scanText('dev.e2e.ts.1.child-1.log', banner)).toEqual([]);
-    expect(scanner().scanText('dev.e2e.ts.1.app.log', banner).map((f) => f.kind)).toEqual(['jwt']);
-    expect(scanner().scanText('dev.e2e.ts.1.child-1.log', `token=${JWT}`).map((f) => f.kind)).toEqual(['jwt']);
+    expect(
+      scanner()
+        .scanText('dev.e2e.ts.1.app.log', banner)
+        .map((f) => f.kind),
+    ).toEqual(['jwt']);
+    expect(
+      scanner()
+        .scanText('dev.e2e.ts.1.child-1.log', `token=${JWT}`)
+        .map((f) => f.kind),
+    ).toEqual(['jwt']);
   });
 
   it('derives the STK password prefix from whole base64 groups of shortcode + passkey', () => {
     const prefix = stkPasswordPrefix('174379', SANDBOX_PASSKEY);
-    for (const ts of ['20261126104500', '20270101000000']) expect(Buffer.from(`174379${SANDBOX_PASSKEY}${ts}`).toString('base64').startsWith(prefix)).toBe(true);
+    for (const ts of ['20261126104500', '20270101000000'])
+      expect(Buffer.from(`174379${SANDBOX_PASSKEY}${ts}`).toString('base64').startsWith(prefix)).toBe(true);
     expect(prefix.length).toBeGreaterThanOrEqual(90);
   });
 
   it('keeps its built-in secrets in step with the test helpers', () => {
     const values = STATIC_SECRETS.map((s) => s.value);
-    expect(values).toEqual(expect.arrayContaining([TEST_JWT_SECRET, TEST_CALLBACK_SECRET, SIMULATOR_CONSUMER_SECRET, SANDBOX_PASSKEY]));
+    expect(values).toEqual(
+      expect.arrayContaining([TEST_JWT_SECRET, TEST_CALLBACK_SECRET, SIMULATOR_CONSUMER_SECRET, SANDBOX_PASSKEY]),
+    );
   });
 });
 
@@ -200,10 +294,18 @@ function writeRun(files: Record<string, string>): string {
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   return dir;
 }
-const secretLine = (kind: RecordedSecret['kind'], value: string, pair?: string) => JSON.stringify({ kind, hex: Buffer.from(value).toString('hex'), ...(pair ? { pairHex: Buffer.from(pair).toString('hex') } : {}) }) + '\n';
-const requestLine = (i: number) => `{"level":30,"req":{"id":"${PAYMENT_ID}","method":"GET","url":"/orders/ORD-${i}"},"res":{"statusCode":200},"msg":"request completed"}\n`;
-const warnRequestLine = (i: number) => `{"level":40,"req":{"id":"${PAYMENT_ID}","method":"GET","url":"/orders/ORD-${i}"},"res":{"statusCode":404},"msg":"request completed"}\n`;
-const appLine = (level: number, msg: string) => `${JSON.stringify({ level, time: 1795690860044, pid: 17177, context: 'PaymentsService', msg })}\n`;
+const secretLine = (kind: RecordedSecret['kind'], value: string, pair?: string) =>
+  JSON.stringify({
+    kind,
+    hex: Buffer.from(value).toString('hex'),
+    ...(pair ? { pairHex: Buffer.from(pair).toString('hex') } : {}),
+  }) + '\n';
+const requestLine = (i: number) =>
+  `{"level":30,"req":{"id":"${PAYMENT_ID}","method":"GET","url":"/orders/ORD-${i}"},"res":{"statusCode":200},"msg":"request completed"}\n`;
+const warnRequestLine = (i: number) =>
+  `{"level":40,"req":{"id":"${PAYMENT_ID}","method":"GET","url":"/orders/ORD-${i}"},"res":{"statusCode":404},"msg":"request completed"}\n`;
+const appLine = (level: number, msg: string) =>
+  `${JSON.stringify({ level, time: 1795690860044, pid: 17177, context: 'PaymentsService', msg })}\n`;
 
 describe('scanRun', () => {
   const dirs: string[] = [];
@@ -224,7 +326,15 @@ describe('scanRun', () => {
     const r = scanRun(run({ 'a.e2e.ts.1.app.log': requestLine(1) }));
     expect(exitCodeOf(r)).toBe(2);
     const problems = r.tooSmall.join('\n');
-    for (const expected of ['app logs from 1 test files', 'logged HTTP requests', 'simulator logs', 'child-process logs', 'issued access tokens', 'JWT signing secret']) expect(problems).toContain(expected);
+    for (const expected of [
+      'app logs from 1 test files',
+      'logged HTTP requests',
+      'simulator logs',
+      'child-process logs',
+      'issued access tokens',
+      'JWT signing secret',
+    ])
+      expect(problems).toContain(expected);
   });
 
   /** A full run of 5 test files; `appLines(f)` is what test file f's app logged. */
@@ -233,7 +343,12 @@ describe('scanRun', () => {
     for (let f = 0; f < 5; f++) {
       files[`t${f}.e2e.ts.1.app.log`] = appLines(f);
       files[`t${f}.e2e.ts.1.sim.log`] = '2026-11-26T11:01:00.380Z GET /oauth/v1/generate -> 200 token issued\n';
-      files[`t${f}.e2e.ts.1.secrets.jsonl`] = secretLine('jwt-secret', TEST_JWT_SECRET) + secretLine('callback-secret', TEST_CALLBACK_SECRET) + secretLine('consumer-secret', SIMULATOR_CONSUMER_SECRET, SIMULATOR_CONSUMER_KEY) + secretLine('passkey', SANDBOX_PASSKEY, '174379') + secretLine('access-token', `${ACCESS_TOKEN}${f}`);
+      files[`t${f}.e2e.ts.1.secrets.jsonl`] =
+        secretLine('jwt-secret', TEST_JWT_SECRET) +
+        secretLine('callback-secret', TEST_CALLBACK_SECRET) +
+        secretLine('consumer-secret', SIMULATOR_CONSUMER_SECRET, SIMULATOR_CONSUMER_KEY) +
+        secretLine('passkey', SANDBOX_PASSKEY, '174379') +
+        secretLine('access-token', `${ACCESS_TOKEN}${f}`);
     }
     files['dev.e2e.ts.1.child-1.log'] = `# spawned: node src/main.ts\n  export TOKEN=${JWT}\n`;
     return scanRun(run(files));
@@ -241,7 +356,13 @@ describe('scanRun', () => {
   const times = (n: number, line: (i: number) => string) => Array.from({ length: n }, (_, i) => line(i)).join('');
 
   it('passes a full run that has every source and no leak', () => {
-    const r = fullRun(() => times(100, requestLine) + times(100, (i) => appLine(30, `payment ${i} completed`)) + appLine(20, LOG_LEVEL_CANARY.debug) + appLine(10, LOG_LEVEL_CANARY.trace));
+    const r = fullRun(
+      () =>
+        times(100, requestLine) +
+        times(100, (i) => appLine(30, `payment ${i} completed`)) +
+        appLine(20, LOG_LEVEL_CANARY.debug) +
+        appLine(10, LOG_LEVEL_CANARY.trace),
+    );
     expect(formatReport(r)).toContain('no leaks found');
     expect(r.tooSmall).toEqual([]);
     expect(r.findings).toEqual([]);
@@ -251,7 +372,12 @@ describe('scanRun', () => {
 
   it('issue 8.17: fails a full run logged at warn, although its 4xx request lines keep the line counts up', () => {
     // What a scan level of `warn` leaves: request lines of 4xx answers, warnings, errors; no info/debug/trace.
-    const r = fullRun(() => times(200, warnRequestLine) + times(20, (i) => appLine(40, `payment ${i} moved to review`)) + appLine(50, 'unhandled error'));
+    const r = fullRun(
+      () =>
+        times(200, warnRequestLine) +
+        times(20, (i) => appLine(40, `payment ${i} moved to review`)) +
+        appLine(50, 'unhandled error'),
+    );
     expect(r.summary.appRequestLines).toBeGreaterThanOrEqual(FULL_RUN_MINIMUMS.appRequestLines);
     expect(r.summary.bySource.app.lines).toBeGreaterThanOrEqual(FULL_RUN_MINIMUMS.appLines);
     expect(exitCodeOf(r)).toBe(2);
@@ -265,11 +391,16 @@ describe('scanRun', () => {
   it('issue 8.17: fails a full run logged at info: nothing below info reached the files', () => {
     const r = fullRun(() => times(100, requestLine) + times(100, (i) => appLine(30, `payment ${i} completed`)));
     expect(exitCodeOf(r)).toBe(2);
-    expect(r.tooSmall).toEqual([expect.stringContaining('0 debug-level application log lines'), expect.stringContaining('0 trace-level application log lines')]);
+    expect(r.tooSmall).toEqual([
+      expect.stringContaining('0 debug-level application log lines'),
+      expect.stringContaining('0 trace-level application log lines'),
+    ]);
   });
 
   it('issue 8.17: info request lines are not application lines (a run of request lines alone fails)', () => {
-    const r = fullRun(() => times(200, requestLine) + appLine(20, LOG_LEVEL_CANARY.debug) + appLine(10, LOG_LEVEL_CANARY.trace));
+    const r = fullRun(
+      () => times(200, requestLine) + appLine(20, LOG_LEVEL_CANARY.debug) + appLine(10, LOG_LEVEL_CANARY.trace),
+    );
     expect(r.tooSmall).toEqual([expect.stringContaining('0 info-level application log lines')]);
   });
 
@@ -277,7 +408,12 @@ describe('scanRun', () => {
     const devSecret = 'generated-dev-secret-Zm9vYmFyYmF6';
     const dir = run({
       'x.e2e.ts.1.secrets.jsonl': secretLine('access-token', ACCESS_TOKEN) + secretLine('dev-secret', devSecret),
-      'x.e2e.ts.1.app.log': [requestLine(1).trimEnd(), `{"msg":"cached ${ACCESS_TOKEN}"}`, `{"msg":"jwt secret ${devSecret}"}`, `{"msg":"payment ${PAYMENT_ID} token ${callbackTokenFor(devSecret, PAYMENT_ID)}"}`].join('\n'),
+      'x.e2e.ts.1.app.log': [
+        requestLine(1).trimEnd(),
+        `{"msg":"cached ${ACCESS_TOKEN}"}`,
+        `{"msg":"jwt secret ${devSecret}"}`,
+        `{"msg":"payment ${PAYMENT_ID} token ${callbackTokenFor(devSecret, PAYMENT_ID)}"}`,
+      ].join('\n'),
     });
     const r = scanRun(dir, { partial: true });
     expect(r.findings.map((f) => [f.line, f.kind])).toEqual([
@@ -288,7 +424,8 @@ describe('scanRun', () => {
     expect(exitCodeOf(r)).toBe(1);
     const report = formatReport(r);
     expect(report).toContain('x.e2e.ts.1.app.log:2:');
-    for (const secret of [ACCESS_TOKEN, devSecret, callbackTokenFor(devSecret, PAYMENT_ID)]) expect(report).not.toContain(secret);
+    for (const secret of [ACCESS_TOKEN, devSecret, callbackTokenFor(devSecret, PAYMENT_ID)])
+      expect(report).not.toContain(secret);
   });
 
   it('scans nested folders and every file but the secrets lists', () => {
@@ -302,11 +439,18 @@ describe('scanRun', () => {
 
 describe('scan.ts command line', () => {
   it('exits 1 on a leak, printing where and what but not the secret; exits 2 on an empty folder', () => {
-    const leak = writeRun({ 'a.e2e.ts.1.app.log': `${requestLine(1)}{"msg":"sent to 254712345678 with ${TEST_CALLBACK_SECRET}"}\n` });
+    const leak = writeRun({
+      'a.e2e.ts.1.app.log': `${requestLine(1)}{"msg":"sent to 254712345678 with ${TEST_CALLBACK_SECRET}"}\n`,
+    });
     const empty = writeRun({});
     try {
       const script = resolve(__dirname, 'scan.ts');
-      const cli = (dir: string) => spawnSync(process.execPath, ['-r', '@swc-node/register', script, dir, '--partial'], { cwd: resolve(__dirname, '../..'), encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+      const cli = (dir: string) =>
+        spawnSync(process.execPath, ['-r', '@swc-node/register', script, dir, '--partial'], {
+          cwd: resolve(__dirname, '../..'),
+          encoding: 'utf8',
+          env: { PATH: process.env.PATH ?? '' },
+        });
       const a = cli(leak);
       expect(a.status).toBe(1);
       expect(a.stderr).toMatch(/a\.e2e\.ts\.1\.app\.log:2:\d+ {2}phone/);

@@ -81,7 +81,8 @@ export interface AllowRule {
 /** Shorter values are not searched for verbatim (too many accidental hits; real secrets are longer). */
 export const MIN_SECRET_LENGTH = 8;
 
-const PLACEHOLDER = /^(?:\[redacted\]|\[REDACTED\]|<redacted>|\*+|<[a-z _-]*>|\$[A-Z_]+|\.\.\.|…|x{3,}|null|undefined|redacted)$/i;
+const PLACEHOLDER =
+  /^(?:\[redacted\]|\[REDACTED\]|<redacted>|\*+|<[a-z _-]*>|\$[A-Z_]+|\.\.\.|…|x{3,}|null|undefined|redacted)$/i;
 
 const UUID_RE = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
 const JWT_RE = /(?<![A-Za-z0-9_-])ey[A-Za-z0-9_-]{10,}\.ey[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*/g;
@@ -91,7 +92,8 @@ const ACCESS_TOKEN_FIELD_RE = /\baccess_?token\b["']?\s*[:=]\s*["']?([A-Za-z0-9\
 const HEX64_RE = /(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])/g;
 const CALLBACK_URL_TOKEN_RE = /\/payments\/callback\/[^/\s"'?#]+\/([0-9A-Fa-f]{64})(?![0-9A-Fa-f])/g;
 const URL_CREDENTIALS_RE = /\b[a-z][a-z0-9+.-]*:\/\/[^\s/:@"'<>]+:([^\s/@"'<>]+)@/gi;
-const SECRET_FIELD_JSON_RE = /"(password|passkey|pass_key|secret|client_?secret|consumer_?secret|signing_?secret|callback_?signing_?secret|jwt_?secret|api_?key|private_?key)"\s*:\s*"((?:[^"\\]|\\.)*)"/gi;
+const SECRET_FIELD_JSON_RE =
+  /"(password|passkey|pass_key|secret|client_?secret|consumer_?secret|signing_?secret|callback_?signing_?secret|jwt_?secret|api_?key|private_?key)"\s*:\s*"((?:[^"\\]|\\.)*)"/gi;
 const SECRET_FIELD_TEXT_RE = /\b(password|passkey|secret|consumer_?secret|client_?secret|api_?key)=([^\s&,;"')]+)/gi;
 /**
  * Kenyan mobile numbers: (+)254 or 0, then 7xx/1xx and six more digits, optionally grouped
@@ -99,7 +101,8 @@ const SECRET_FIELD_TEXT_RE = /\b(password|passkey|secret|consumer_?secret|client
  * number; letters, `_` and `.` around it are boundaries (`ord_0712345678`, `254712345678_1`,
  * `0712345678x`, `ORD.254712345678`). phoneContext drops decimals and hex blobs.
  */
-const PHONE_RE = /(?:(?<![0-9+%])|(?<=%[0-9A-Fa-f]{2}))(?:(?:\+|%2[Bb])?254[ -]?|0)[17]\d{2}[ -]?\d{3}[ -]?\d{3}(?!\d)/g;
+const PHONE_RE =
+  /(?:(?<![0-9+%])|(?<=%[0-9A-Fa-f]{2}))(?:(?:\+|%2[Bb])?254[ -]?|0)[17]\d{2}[ -]?\d{3}[ -]?\d{3}(?!\d)/g;
 /**
  * A bare national number, 7xxxxxxxx / 1xxxxxxxx (what a CheckoutRequestID ends with, what a POS may
  * send), also after a letter, `_` or `.` (`INV712345678`, `x_712345678`, `ord.712345678`) and after a
@@ -135,7 +138,8 @@ function phoneContext(text: string, start: number, end: number): boolean {
  * (`"amountMinor":"125000000"`, `bytes=104857600`, `"transactionId":188200108`): a number there is
  * not a phone number. Matched against the text just before the number.
  */
-const NUMERIC_FIELD_BEFORE = /(?:amount|total|minor|paid|outstanding|balance|count|bytes|size|length|duration|elapsed|responsetime|ms|seconds|port|pid|attempts?|seq|limit|offset|transaction_?id|refund_?id)["']?\s*[:=]\s*["']?$/i;
+const NUMERIC_FIELD_BEFORE =
+  /(?:amount|total|minor|paid|outstanding|balance|count|bytes|size|length|duration|elapsed|responsetime|ms|seconds|port|pid|attempts?|seq|limit|offset|transaction_?id|refund_?id)["']?\s*[:=]\s*["']?$/i;
 /**
  * The tail of a CheckoutRequestID since about 2022: ws_CO_ + ddMMyyyyHHmmss + milliseconds (1-3
  * digits) + the payer's national number. Older ids (17-20 digits: stamp and milliseconds, or a
@@ -143,7 +147,18 @@ const NUMERIC_FIELD_BEFORE = /(?:amount|total|minor|paid|outstanding|balance|cou
  */
 const CHECKOUT_ID_TAIL_RE = /(?<![0-9A-Za-z])ws_CO_(\d{14,}?)([17]\d{8})(?!\d)/g;
 
-const KIND_PRIORITY: LeakKind[] = ['secret', 'stk-password', 'basic-credentials', 'access-token', 'callback-token', 'jwt', 'bearer-token', 'url-credentials', 'secret-field', 'phone'];
+const KIND_PRIORITY: LeakKind[] = [
+  'secret',
+  'stk-password',
+  'basic-credentials',
+  'access-token',
+  'callback-token',
+  'jwt',
+  'bearer-token',
+  'url-credentials',
+  'secret-field',
+  'phone',
+];
 
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -203,7 +218,8 @@ export class LeakScanner {
   /** Every leak on one line (overlaps resolved: the most specific kind wins). */
   scanLine(line: string): Match[] {
     const found: Match[] = [];
-    const add = (kind: LeakKind, label: string, start: number, end: number, safe?: string) => found.push({ kind, label, start, end, safe });
+    const add = (kind: LeakKind, label: string, start: number, end: number, safe?: string) =>
+      found.push({ kind, label, start, end, safe });
     const each = (re: RegExp, fn: (m: RegExpExecArray) => void) => {
       re.lastIndex = 0;
       for (let m = re.exec(line); m; m = re.exec(line)) {
@@ -216,10 +232,11 @@ export class LeakScanner {
       return [start, start + m[group].length];
     };
 
-    if (this.secretRe) each(this.secretRe, (m) => {
-      const s = this.secretsByValue.get(m[0])!;
-      add(s.kind, s.label, m.index, m.index + m[0].length);
-    });
+    if (this.secretRe)
+      each(this.secretRe, (m) => {
+        const s = this.secretsByValue.get(m[0])!;
+        add(s.kind, s.label, m.index, m.index + m[0].length);
+      });
     each(JWT_RE, (m) => add('jwt', 'JSON Web Token', m.index, m.index + m[0].length));
     each(BEARER_RE, (m) => {
       if (m[1].length < MIN_SECRET_LENGTH || PLACEHOLDER.test(m[1])) return;
@@ -234,9 +251,11 @@ export class LeakScanner {
       add('access-token', 'access_token value', ...groupSpan(m, 1));
     });
     each(CALLBACK_URL_TOKEN_RE, (m) => add('callback-token', 'callback URL token', ...groupSpan(m, 1)));
-    if (this.callbackTokens.size) each(HEX64_RE, (m) => {
-      if (this.callbackTokens.has(m[0].toLowerCase())) add('callback-token', 'callback capability token (HMAC of a payment id)', m.index, m.index + 64);
-    });
+    if (this.callbackTokens.size)
+      each(HEX64_RE, (m) => {
+        if (this.callbackTokens.has(m[0].toLowerCase()))
+          add('callback-token', 'callback capability token (HMAC of a payment id)', m.index, m.index + 64);
+      });
     each(URL_CREDENTIALS_RE, (m) => {
       if (PLACEHOLDER.test(m[1])) return;
       add('url-credentials', 'password in a URL', ...groupSpan(m, 1));
@@ -267,11 +286,19 @@ export class LeakScanner {
     CHECKOUT_ID_TAIL_RE.lastIndex = 0;
     for (let m = CHECKOUT_ID_TAIL_RE.exec(noUuids); m; m = CHECKOUT_ID_TAIL_RE.exec(noUuids)) {
       const start = m.index + m[0].length - 9;
-      add('phone', "CheckoutRequestID ending with the payer's national number", start, start + 9, maskPhoneForReport(m[2]));
+      add(
+        'phone',
+        "CheckoutRequestID ending with the payer's national number",
+        start,
+        start + 9,
+        maskPhoneForReport(m[2]),
+      );
     }
 
     // Resolve overlaps: most specific kind first, then earliest/longest.
-    found.sort((a, b) => KIND_PRIORITY.indexOf(a.kind) - KIND_PRIORITY.indexOf(b.kind) || a.start - b.start || b.end - a.end);
+    found.sort(
+      (a, b) => KIND_PRIORITY.indexOf(a.kind) - KIND_PRIORITY.indexOf(b.kind) || a.start - b.start || b.end - a.end,
+    );
     const kept: Match[] = [];
     for (const f of found) if (!kept.some((k) => f.start < k.end && k.start < f.end)) kept.push(f);
     return kept.sort((a, b) => a.start - b.start);
@@ -289,7 +316,15 @@ export class LeakScanner {
         if (rule) this.allowed.set(rule.reason, (this.allowed.get(rule.reason) ?? 0) + 1);
         return !rule;
       });
-      for (const m of reported) findings.push({ file, line: i + 1, column: m.start + 1, kind: m.kind, label: m.label, excerpt: excerpt(line, matches, m) });
+      for (const m of reported)
+        findings.push({
+          file,
+          line: i + 1,
+          column: m.start + 1,
+          kind: m.kind,
+          label: m.label,
+          excerpt: excerpt(line, matches, m),
+        });
     });
     return findings;
   }

@@ -80,7 +80,15 @@ export function simulatorLog(): ((line: string) => void) | undefined {
   return (line: string) => appendFileSync(file, `${new Date().toISOString()} ${line}\n`);
 }
 
-export type SecretKind = 'jwt-secret' | 'consumer-key' | 'consumer-secret' | 'passkey' | 'callback-secret' | 'config-secret' | 'access-token' | 'dev-secret';
+export type SecretKind =
+  | 'jwt-secret'
+  | 'consumer-key'
+  | 'consumer-secret'
+  | 'passkey'
+  | 'callback-secret'
+  | 'config-secret'
+  | 'access-token'
+  | 'dev-secret';
 
 export interface SecretToRecord {
   kind: SecretKind;
@@ -107,7 +115,15 @@ export function recordSecrets(secrets: SecretToRecord[]): void {
   const hex = (v: string) => Buffer.from(v, 'utf8').toString('hex');
   const lines = secrets
     .filter((s): s is SecretToRecord & { value: string } => typeof s.value === 'string' && s.value.length > 0)
-    .map((s) => JSON.stringify({ kind: s.kind, hex: hex(s.value), ...(s.pair ? { pairHex: hex(s.pair) } : {}), ...(s.name ? { name: s.name } : {}) } satisfies RecordedSecret) + '\n');
+    .map(
+      (s) =>
+        JSON.stringify({
+          kind: s.kind,
+          hex: hex(s.value),
+          ...(s.pair ? { pairHex: hex(s.pair) } : {}),
+          ...(s.name ? { name: s.name } : {}),
+        } satisfies RecordedSecret) + '\n',
+    );
   if (lines.length) appendFileSync(file, lines.join(''));
 }
 
@@ -121,7 +137,13 @@ const SECRET_KEY_NAME = /secret|passkey|password|token|hash|(^|[a-z])key$/i;
  */
 export function configSecrets(config: {
   jwt: { secret: string };
-  mpesa: { consumerKey: string; consumerSecret: string; shortcode: string; passkey: string; callbackSigningSecret: string };
+  mpesa: {
+    consumerKey: string;
+    consumerSecret: string;
+    shortcode: string;
+    passkey: string;
+    callbackSigningSecret: string;
+  };
 }): SecretToRecord[] {
   const out: SecretToRecord[] = [
     { kind: 'jwt-secret', value: config.jwt.secret },
@@ -133,7 +155,8 @@ export function configSecrets(config: {
   const walk = (value: unknown, path: string[]) => {
     if (typeof value === 'string') {
       const key = path[path.length - 1] ?? '';
-      if (SECRET_KEY_NAME.test(key) && !/public/i.test(key)) out.push({ kind: 'config-secret', value, name: path.join('.') });
+      if (SECRET_KEY_NAME.test(key) && !/public/i.test(key))
+        out.push({ kind: 'config-secret', value, name: path.join('.') });
     } else if (value && typeof value === 'object' && !Array.isArray(value)) {
       for (const [k, v] of Object.entries(value)) walk(v, [...path, k]);
     }

@@ -1,6 +1,15 @@
 /** The Flutterwave v3 endpoints (Bearer secret key): payments, M-Pesa charge, verify, transactions, refunds. */
 import type { IncomingMessage } from 'node:http';
-import { BodyTooLargeError, bearerToken, isJsonContentType, isPlainObject, jsonReply, parseJson, readBody, type Reply } from '../shared/http';
+import {
+  BodyTooLargeError,
+  bearerToken,
+  isJsonContentType,
+  isPlainObject,
+  jsonReply,
+  parseJson,
+  readBody,
+  type Reply,
+} from '../shared/http';
 import { FLW_LIST_PAGE_SIZE, FLW_NOT_FOUND_MESSAGE, type FlutterwaveCore } from './core';
 import { errorBody, listItem, mpesaChargeData, pageInfo, refundData, success, verifyData } from './payloads';
 import type { FlwEndpoint, FlwTransaction } from './types';
@@ -28,8 +37,10 @@ export function matchApiRoute(pathname: string): FlwApiRoute | undefined {
   const path = pathname.replace(/\/+$/, '');
   if (path === '/v3/payments') return { endpoint: 'payments', method: 'POST', action: { kind: 'payments' } };
   if (path === '/v3/charges') return { endpoint: 'charges', method: 'POST', action: { kind: 'charges' } };
-  if (path === '/v3/transactions/verify_by_reference') return { endpoint: 'verify', method: 'GET', action: { kind: 'verifyByRef' } };
-  if (path === '/v3/transactions') return { endpoint: 'transactions', method: 'GET', action: { kind: 'listTransactions' } };
+  if (path === '/v3/transactions/verify_by_reference')
+    return { endpoint: 'verify', method: 'GET', action: { kind: 'verifyByRef' } };
+  if (path === '/v3/transactions')
+    return { endpoint: 'transactions', method: 'GET', action: { kind: 'listTransactions' } };
   if (path === '/v3/refunds') return { endpoint: 'refunds', method: 'GET', action: { kind: 'listRefunds' } };
   let m = /^\/v3\/transactions\/([^/]+)\/verify$/.exec(path);
   if (m?.[1]) return { endpoint: 'verify', method: 'GET', action: { kind: 'verifyById', id: m[1] } };
@@ -111,7 +122,14 @@ export class FlwApiRoutes {
     try {
       raw = await readBody(req);
     } catch (err: unknown) {
-      if (err instanceof BodyTooLargeError) return { ok: false, reply: { ...flwError(413, 'Request body too large'), headers: { 'Content-Type': 'application/json; charset=utf-8', Connection: 'close' } } };
+      if (err instanceof BodyTooLargeError)
+        return {
+          ok: false,
+          reply: {
+            ...flwError(413, 'Request body too large'),
+            headers: { 'Content-Type': 'application/json; charset=utf-8', Connection: 'close' },
+          },
+        };
       throw err;
     }
     if (!isJsonContentType(req.headers['content-type'])) return { ok: true, body: {} };
@@ -136,12 +154,16 @@ export class FlwApiRoutes {
     if (!body.ok) return body.reply;
     const type = url.searchParams.get('type');
     if (type === null || type === '') return flwError(400, 'type is required');
-    if (type !== 'mpesa') return flwError(400, `Charge type ${type} is not supported by the simulator (only type=mpesa)`);
+    if (type !== 'mpesa')
+      return flwError(400, `Charge type ${type} is not supported by the simulator (only type=mpesa)`);
     const valid = validateMpesaCharge(body.body);
     if (!valid.ok) return flwError(400, valid.message);
     const created = this.core.createMpesaCharge(valid.value);
     if (!created.ok) return flwError(created.status, created.message);
-    return jsonReply(200, success('Charge initiated', mpesaChargeData(created.transaction, this.core.options.accountId)));
+    return jsonReply(
+      200,
+      success('Charge initiated', mpesaChargeData(created.transaction, this.core.options.accountId)),
+    );
   }
 
   private verified(tx: FlwTransaction | undefined): Reply {
@@ -169,7 +191,8 @@ export class FlwApiRoutes {
   private listTransactions(url: URL): Reply {
     const from = parseDay(url.searchParams.get('from'), false);
     const to = parseDay(url.searchParams.get('to'), true);
-    if (from === 'invalid' || to === 'invalid') return flwError(400, 'from and to must be dates in the format YYYY-MM-DD');
+    if (from === 'invalid' || to === 'invalid')
+      return flwError(400, 'from and to must be dates in the format YYYY-MM-DD');
     const page = this.page(url);
     if (page === 'invalid') return flwError(400, 'page must be a positive whole number');
     const status = url.searchParams.get('status');
@@ -178,7 +201,10 @@ export class FlwApiRoutes {
     const email = url.searchParams.get('customer_email');
     const rows = this.core
       .listTransactions()
-      .filter((t) => (from === undefined || t.createdAt.getTime() >= from) && (to === undefined || t.createdAt.getTime() <= to))
+      .filter(
+        (t) =>
+          (from === undefined || t.createdAt.getTime() >= from) && (to === undefined || t.createdAt.getTime() <= to),
+      )
       .filter((t) => !status || t.status === status)
       .filter((t) => !txRef || t.txRef === txRef)
       .filter((t) => !currency || t.currency === currency)
@@ -210,18 +236,25 @@ export class FlwApiRoutes {
     if (id === undefined) return flwError(400, FLW_NOT_FOUND_MESSAGE);
     const result = this.core.refund(id, body.body['amount'], body.body['comments']);
     if (!result.ok) return flwError(result.status, result.message);
-    return jsonReply(200, success('Transaction refund initiated', refundData(result.refund, this.core.options.accountId)));
+    return jsonReply(
+      200,
+      success('Transaction refund initiated', refundData(result.refund, this.core.options.accountId)),
+    );
   }
 
   private listRefunds(url: URL): Reply {
     const from = parseDay(url.searchParams.get('from'), false);
     const to = parseDay(url.searchParams.get('to'), true);
-    if (from === 'invalid' || to === 'invalid') return flwError(400, 'from and to must be dates in the format YYYY-MM-DD');
+    if (from === 'invalid' || to === 'invalid')
+      return flwError(400, 'from and to must be dates in the format YYYY-MM-DD');
     const page = this.page(url);
     if (page === 'invalid') return flwError(400, 'page must be a positive whole number');
     const rows = this.core
       .listRefunds()
-      .filter((r) => (from === undefined || r.createdAt.getTime() >= from) && (to === undefined || r.createdAt.getTime() <= to))
+      .filter(
+        (r) =>
+          (from === undefined || r.createdAt.getTime() >= from) && (to === undefined || r.createdAt.getTime() <= to),
+      )
       .sort((a, b) => b.id - a.id);
     const slice = rows.slice((page - 1) * FLW_LIST_PAGE_SIZE, page * FLW_LIST_PAGE_SIZE);
     return jsonReply(

@@ -14,7 +14,14 @@ import {
 } from '../shared/control';
 import { isPlainObject, jsonReply, type Reply } from '../shared/http';
 import type { FlutterwaveCore } from './core';
-import { FLW_ENDPOINTS, type FlwCannedError, type FlwFaults, type FlwOutcome, type FlwSettlement, type FlwTamper } from './types';
+import {
+  FLW_ENDPOINTS,
+  type FlwCannedError,
+  type FlwFaults,
+  type FlwOutcome,
+  type FlwSettlement,
+  type FlwTamper,
+} from './types';
 
 const ERROR_ENDPOINTS = ['payments', 'charges', 'verify', 'transactions', 'refunds'] as const;
 const OUTCOMES: readonly FlwOutcome[] = ['successful', 'failed', 'pending', 'cancelled'];
@@ -26,9 +33,11 @@ function parseCanned(name: string, value: unknown): Parsed<FlwCannedError> {
   const count = parseNonNegativeInt(`${name}.count`, value['count'], 1_000_000);
   if (!count.ok) return count;
   const status = value['status'];
-  if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 599) return { ok: false, message: `${name}.status must be an HTTP error status (400-599)` };
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 599)
+    return { ok: false, message: `${name}.status must be an HTTP error status (400-599)` };
   if (typeof value['message'] !== 'string') return { ok: false, message: `${name}.message must be a string` };
-  if (value['applied'] !== undefined && typeof value['applied'] !== 'boolean') return { ok: false, message: `${name}.applied must be a boolean` };
+  if (value['applied'] !== undefined && typeof value['applied'] !== 'boolean')
+    return { ok: false, message: `${name}.applied must be a boolean` };
   const out: FlwCannedError = { count: count.value, status, message: value['message'] };
   if (value['applied'] === true) out.applied = true;
   return { ok: true, value: out };
@@ -72,11 +81,19 @@ export function parseFlwFaults(value: unknown): Parsed<FlwFaults> {
 
 export function parseFlwSettlement(value: unknown): Parsed<FlwSettlement> {
   if (typeof value === 'string') value = { outcome: value };
-  if (!isPlainObject(value)) return { ok: false, message: 'body must be {"outcome": "successful"|"failed"|"pending"|"cancelled", ...}' };
-  const keys = rejectUnknownKeys('settlement', value, ['outcome', 'paymentType', 'amount', 'currency', 'processorResponse']);
+  if (!isPlainObject(value))
+    return { ok: false, message: 'body must be {"outcome": "successful"|"failed"|"pending"|"cancelled", ...}' };
+  const keys = rejectUnknownKeys('settlement', value, [
+    'outcome',
+    'paymentType',
+    'amount',
+    'currency',
+    'processorResponse',
+  ]);
   if (!keys.ok) return keys;
   const outcome = value['outcome'];
-  if (typeof outcome !== 'string' || !(OUTCOMES as readonly string[]).includes(outcome)) return { ok: false, message: `outcome must be one of ${OUTCOMES.join(', ')}` };
+  if (typeof outcome !== 'string' || !(OUTCOMES as readonly string[]).includes(outcome))
+    return { ok: false, message: `outcome must be one of ${OUTCOMES.join(', ')}` };
   const out: FlwSettlement = { outcome: outcome as FlwOutcome };
   const type = value['paymentType'];
   if (type !== undefined) {
@@ -92,7 +109,8 @@ export function parseFlwSettlement(value: unknown): Parsed<FlwSettlement> {
     out.currency = value['currency'];
   }
   if (value['processorResponse'] !== undefined) {
-    if (typeof value['processorResponse'] !== 'string') return { ok: false, message: 'processorResponse must be a string' };
+    if (typeof value['processorResponse'] !== 'string')
+      return { ok: false, message: 'processorResponse must be a string' };
     out.processorResponse = value['processorResponse'];
   }
   return { ok: true, value: out };
@@ -100,7 +118,8 @@ export function parseFlwSettlement(value: unknown): Parsed<FlwSettlement> {
 
 function parseTamper(value: unknown): Parsed<FlwTamper | null> {
   if (value === undefined || value === null) return { ok: true, value: null };
-  if (!isPlainObject(value)) return { ok: false, message: 'body must be {"amount"?: number, "currency"?: string} or null' };
+  if (!isPlainObject(value))
+    return { ok: false, message: 'body must be {"amount"?: number, "currency"?: string} or null' };
   const keys = rejectUnknownKeys('tamper', value, ['amount', 'currency']);
   if (!keys.ok) return keys;
   const out: FlwTamper = {};
@@ -158,7 +177,16 @@ export class FlwControlRoutes {
     if (path === `${CONTROL_PREFIX}/settings`) {
       return post((body) => {
         if (!isPlainObject(body)) return controlError(400, 'settings must be a JSON object');
-        const keys = rejectUnknownKeys('settings', body, ['webhookUrl', 'secretHash', 'webhookShape', 'webhookMeta', 'failedWebhooks', 'refundWebhooks', 'webhookRetry', 'successRedirectStatus']);
+        const keys = rejectUnknownKeys('settings', body, [
+          'webhookUrl',
+          'secretHash',
+          'webhookShape',
+          'webhookMeta',
+          'failedWebhooks',
+          'refundWebhooks',
+          'webhookRetry',
+          'successRedirectStatus',
+        ]);
         if (!keys.ok) return controlError(400, keys.message);
         try {
           return jsonReply(200, { settings: this.core.configure(body) });

@@ -29,7 +29,14 @@ import type { ValidMpesaCharge, ValidPayment } from './validation';
 export const FLW_NOT_FOUND_MESSAGE = 'No transaction was found for this id';
 export const FLW_LIST_PAGE_SIZE = 10;
 
-type Counter = 'paymentRequests' | 'chargeRequests' | 'verifyRequests' | 'transactionRequests' | 'refundRequests' | 'checkoutViews' | 'checkoutSubmissions';
+type Counter =
+  | 'paymentRequests'
+  | 'chargeRequests'
+  | 'verifyRequests'
+  | 'transactionRequests'
+  | 'refundRequests'
+  | 'checkoutViews'
+  | 'checkoutSubmissions';
 
 const COUNTER_FOR: Readonly<Record<Exclude<FlwEndpoint, 'checkout'>, Counter>> = Object.freeze({
   payments: 'paymentRequests',
@@ -52,7 +59,15 @@ const FAILURE_RESPONSE: Readonly<Record<FlwPaymentType, string>> = Object.freeze
 const PENDING_RESPONSE = 'Transaction in progress';
 
 function zeroCounters(): Record<Counter, number> {
-  return { paymentRequests: 0, chargeRequests: 0, verifyRequests: 0, transactionRequests: 0, refundRequests: 0, checkoutViews: 0, checkoutSubmissions: 0 };
+  return {
+    paymentRequests: 0,
+    chargeRequests: 0,
+    verifyRequests: 0,
+    transactionRequests: 0,
+    refundRequests: 0,
+    checkoutViews: 0,
+    checkoutSubmissions: 0,
+  };
 }
 
 function copyCanned(e: FlwCannedError | undefined): FlwCannedError | undefined {
@@ -71,7 +86,9 @@ function copyFaults(f: FlwFaults): FlwFaults {
   }
   if (f.errors) {
     const errors: NonNullable<FlwFaults['errors']> = {};
-    for (const [k, v] of Object.entries(f.errors) as Array<[keyof NonNullable<FlwFaults['errors']>, FlwCannedError | undefined]>) {
+    for (const [k, v] of Object.entries(f.errors) as Array<
+      [keyof NonNullable<FlwFaults['errors']>, FlwCannedError | undefined]
+    >) {
       const copy = copyCanned(v);
       if (copy) errors[k] = copy;
     }
@@ -117,7 +134,14 @@ export class FlutterwaveCore {
       judge: (outcome) =>
         outcome.status === 200
           ? { acknowledged: true, problems: [] }
-          : { acknowledged: false, problems: [outcome.status !== undefined ? `receiver answered HTTP ${outcome.status} (only 200 counts)` : `delivery failed: ${outcome.error ?? 'unknown error'}`] },
+          : {
+              acknowledged: false,
+              problems: [
+                outcome.status !== undefined
+                  ? `receiver answered HTTP ${outcome.status} (only 200 counts)`
+                  : `delivery failed: ${outcome.error ?? 'unknown error'}`,
+              ],
+            },
     });
   }
 
@@ -199,7 +223,10 @@ export class FlutterwaveCore {
 
   // ------------------------------------------------------------------ checkouts
 
-  private newCustomer(c: { email: string; name: string | null; phoneNumber: string | null }, at: Date): FlwCheckout['customer'] {
+  private newCustomer(
+    c: { email: string; name: string | null; phoneNumber: string | null },
+    at: Date,
+  ): FlwCheckout['customer'] {
     this.nextCustomerId += 1;
     return { id: this.nextCustomerId, email: c.email, name: c.name, phoneNumber: c.phoneNumber, createdAt: at };
   }
@@ -211,7 +238,8 @@ export class FlutterwaveCore {
   }
 
   createCheckout(valid: ValidPayment): { ok: true; checkout: FlwCheckout } | ApiFailure {
-    if (this.checkoutsByRef.has(valid.txRef)) return { ok: false, status: 400, message: 'Duplicate transaction reference. Please use a unique tx_ref' };
+    if (this.checkoutsByRef.has(valid.txRef))
+      return { ok: false, status: 400, message: 'Duplicate transaction reference. Please use a unique tx_ref' };
     const now = this.now();
     const linkId = this.newLinkId();
     const checkout: FlwCheckout = {
@@ -230,19 +258,23 @@ export class FlutterwaveCore {
       sessionDurationMinutes: valid.sessionDurationMinutes,
       maxRetryAttempt: valid.maxRetryAttempt,
       createdAt: now,
-      expiresAt: valid.sessionDurationMinutes !== null ? new Date(now.getTime() + valid.sessionDurationMinutes * 60_000) : null,
+      expiresAt:
+        valid.sessionDurationMinutes !== null ? new Date(now.getTime() + valid.sessionDurationMinutes * 60_000) : null,
       state: 'open',
       failedAttempts: 0,
       transactionIds: [],
       tamper: null,
     };
     this.storeCheckout(checkout);
-    this.log(`payment link created tx_ref=${checkout.txRef} amount=${checkout.amountMinor} minor ${checkout.currency}${checkout.currencyDefaulted ? ' (currency omitted: defaulted to NGN)' : ''}`);
+    this.log(
+      `payment link created tx_ref=${checkout.txRef} amount=${checkout.amountMinor} minor ${checkout.currency}${checkout.currencyDefaulted ? ' (currency omitted: defaulted to NGN)' : ''}`,
+    );
     return { ok: true, checkout: structuredClone(checkout) };
   }
 
   createMpesaCharge(valid: ValidMpesaCharge): { ok: true; transaction: FlwTransaction } | ApiFailure {
-    if (this.checkoutsByRef.has(valid.txRef)) return { ok: false, status: 400, message: 'Duplicate transaction reference. Please use a unique tx_ref' };
+    if (this.checkoutsByRef.has(valid.txRef))
+      return { ok: false, status: 400, message: 'Duplicate transaction reference. Please use a unique tx_ref' };
     const now = this.now();
     const checkout: FlwCheckout = {
       txRef: valid.txRef,
@@ -270,7 +302,9 @@ export class FlutterwaveCore {
     const tx = this.newTransaction(checkout, 'mpesa', checkout.amountMinor, checkout.currency, now);
     tx.status = 'pending';
     tx.processorResponse = PENDING_RESPONSE;
-    this.log(`mpesa charge initiated tx_ref=${checkout.txRef} id=${tx.id} phone=${maskPhone(valid.customer.phoneNumber ?? '')} amount=${tx.amountMinor} minor KES`);
+    this.log(
+      `mpesa charge initiated tx_ref=${checkout.txRef} id=${tx.id} phone=${maskPhone(valid.customer.phoneNumber ?? '')} amount=${tx.amountMinor} minor KES`,
+    );
     return { ok: true, transaction: structuredClone(tx) };
   }
 
@@ -318,12 +352,19 @@ export class FlutterwaveCore {
   }
 
   /** Settled amount/currency: explicit values, else the armed tamper, else what the merchant asked for. */
-  private resolveAmount(checkout: FlwCheckout, amount: number | undefined, currency: string | undefined): { minor: bigint; currency: string } {
+  private resolveAmount(
+    checkout: FlwCheckout,
+    amount: number | undefined,
+    currency: string | undefined,
+  ): { minor: bigint; currency: string } {
     const cur = currency ?? checkout.currency;
     const exponent = currencyExponent(cur);
     if (exponent === undefined) throw new SimulatorError('invalid', `currency ${String(cur)} is not supported`);
     if (amount === undefined) {
-      return { minor: rescale(checkout.amountMinor, currencyExponent(checkout.currency) ?? 2, exponent), currency: cur };
+      return {
+        minor: rescale(checkout.amountMinor, currencyExponent(checkout.currency) ?? 2, exponent),
+        currency: cur,
+      };
     }
     const parsed = parseMajorAmount(amount, exponent, false);
     if (!parsed.ok) throw new SimulatorError('invalid', `amount ${parsed.reason}`);
@@ -332,7 +373,13 @@ export class FlutterwaveCore {
 
   // ------------------------------------------------------------------ attempts
 
-  private newTransaction(checkout: FlwCheckout, paymentType: FlwPaymentType, amountMinor: bigint, currency: string, at: Date): FlwTransaction {
+  private newTransaction(
+    checkout: FlwCheckout,
+    paymentType: FlwPaymentType,
+    amountMinor: bigint,
+    currency: string,
+    at: Date,
+  ): FlwTransaction {
     this.nextTxId += randomIntBetween(1, 40);
     const card: FlwCard | null =
       paymentType === 'card'
@@ -349,7 +396,10 @@ export class FlutterwaveCore {
     const tx: FlwTransaction = {
       id: this.nextTxId,
       txRef: checkout.txRef,
-      flwRef: paymentType === 'mpesa' ? randomFrom(UPPER, 3) + randomFrom(UPPER + DIGITS, 7) : `FLW-MOCK-${randomFrom(HEX, 32)}`,
+      flwRef:
+        paymentType === 'mpesa'
+          ? randomFrom(UPPER, 3) + randomFrom(UPPER + DIGITS, 7)
+          : `FLW-MOCK-${randomFrom(HEX, 32)}`,
       amountMinor,
       chargedAmountMinor: amountMinor,
       appFeeMinor: basisPointsOf(amountMinor, this.options.appFeeBasisPoints),
@@ -390,21 +440,38 @@ export class FlutterwaveCore {
     if (!checkout) throw new SimulatorError('not_found', `no checkout with tx_ref ${txRef}`);
     const { outcome } = settlement;
     if (checkout.state === 'paid') throw new SimulatorError('conflict', `tx_ref ${txRef} is already paid`);
-    if (checkout.state === 'closed') throw new SimulatorError('conflict', `tx_ref ${txRef} is closed after ${checkout.failedAttempts} failed attempt(s)`);
+    if (checkout.state === 'closed')
+      throw new SimulatorError(
+        'conflict',
+        `tx_ref ${txRef} is closed after ${checkout.failedAttempts} failed attempt(s)`,
+      );
 
     if (outcome === 'cancelled') {
       this.log(`checkout cancelled by customer tx_ref=${txRef}`);
-      return { outcome, redirectUrl: this.redirectFor(checkout, { status: 'cancelled', tx_ref: txRef }), transaction: null };
+      return {
+        outcome,
+        redirectUrl: this.redirectFor(checkout, { status: 'cancelled', tx_ref: txRef }),
+        transaction: null,
+      };
     }
 
     const pendingId = [...checkout.transactionIds].reverse().find((id) => this.txs.get(id)?.status === 'pending');
     let tx = pendingId !== undefined ? this.txs.get(pendingId) : undefined;
     const tamper = checkout.tamper;
-    const settled = this.resolveAmount(checkout, settlement.amount ?? tamper?.amount, settlement.currency ?? tamper?.currency);
+    const settled = this.resolveAmount(
+      checkout,
+      settlement.amount ?? tamper?.amount,
+      settlement.currency ?? tamper?.currency,
+    );
     if (!tx) {
-      if (this.isExpired(checkout)) throw new SimulatorError('conflict', `the checkout link for tx_ref ${txRef} has expired`);
+      if (this.isExpired(checkout))
+        throw new SimulatorError('conflict', `the checkout link for tx_ref ${txRef} has expired`);
       const type = settlement.paymentType ?? checkout.paymentOptions[0] ?? 'card';
-      if (!checkout.paymentOptions.includes(type)) throw new SimulatorError('invalid', `payment type ${type} is not offered on this checkout (${checkout.paymentOptions.join(', ')})`);
+      if (!checkout.paymentOptions.includes(type))
+        throw new SimulatorError(
+          'invalid',
+          `payment type ${type} is not offered on this checkout (${checkout.paymentOptions.join(', ')})`,
+        );
       tx = this.newTransaction(checkout, type, settled.minor, settled.currency, this.now());
     } else {
       if (outcome === 'pending') return { outcome, redirectUrl: null, transaction: structuredClone(tx) };
@@ -415,20 +482,35 @@ export class FlutterwaveCore {
     }
 
     tx.status = outcome;
-    tx.processorResponse = settlement.processorResponse ?? (outcome === 'successful' ? SUCCESS_RESPONSE[tx.paymentType] : outcome === 'failed' ? FAILURE_RESPONSE[tx.paymentType] : PENDING_RESPONSE);
+    tx.processorResponse =
+      settlement.processorResponse ??
+      (outcome === 'successful'
+        ? SUCCESS_RESPONSE[tx.paymentType]
+        : outcome === 'failed'
+          ? FAILURE_RESPONSE[tx.paymentType]
+          : PENDING_RESPONSE);
     if (outcome === 'successful') {
       checkout.state = 'paid';
       checkout.tamper = null;
     } else if (outcome === 'failed') {
       checkout.failedAttempts += 1;
-      if (checkout.maxRetryAttempt !== null && checkout.failedAttempts >= checkout.maxRetryAttempt) checkout.state = 'closed';
+      if (checkout.maxRetryAttempt !== null && checkout.failedAttempts >= checkout.maxRetryAttempt)
+        checkout.state = 'closed';
     }
-    this.log(`attempt ${tx.id} tx_ref=${txRef} ${tx.paymentType} -> ${outcome} amount=${tx.amountMinor} minor ${tx.currency}`);
+    this.log(
+      `attempt ${tx.id} tx_ref=${txRef} ${tx.paymentType} -> ${outcome} amount=${tx.amountMinor} minor ${tx.currency}`,
+    );
     if (outcome !== 'pending') this.sendChargeWebhook(tx);
 
     let redirectUrl: string | null = null;
-    if (outcome === 'successful') redirectUrl = this.redirectFor(checkout, { status: this.settingsState.successRedirectStatus, tx_ref: txRef, transaction_id: String(tx.id) });
-    else if (outcome === 'failed') redirectUrl = this.redirectFor(checkout, { status: 'failed', tx_ref: txRef, transaction_id: String(tx.id) });
+    if (outcome === 'successful')
+      redirectUrl = this.redirectFor(checkout, {
+        status: this.settingsState.successRedirectStatus,
+        tx_ref: txRef,
+        transaction_id: String(tx.id),
+      });
+    else if (outcome === 'failed')
+      redirectUrl = this.redirectFor(checkout, { status: 'failed', tx_ref: txRef, transaction_id: String(tx.id) });
     return { outcome, redirectUrl, transaction: structuredClone(tx) };
   }
 
@@ -463,13 +545,20 @@ export class FlutterwaveCore {
       this.log(`failed-transaction webhooks are off: charge.completed for ${tx.txRef} not sent`);
       return;
     }
-    const body = s.webhookShape === 'legacy' ? legacyChargeWebhook(tx, this.options.accountId) : v3ChargeWebhook(tx, this.options.accountId, s.webhookMeta);
+    const body =
+      s.webhookShape === 'legacy'
+        ? legacyChargeWebhook(tx, this.options.accountId)
+        : v3ChargeWebhook(tx, this.options.accountId, s.webhookMeta);
     this.notifier.dispatch({
       ref: tx.txRef,
       event: 'charge.completed',
       method: 'POST',
       url: s.webhookUrl,
-      headers: { 'Content-Type': 'application/json', 'verif-hash': s.secretHash, 'User-Agent': 'flutterwave-simulator' },
+      headers: {
+        'Content-Type': 'application/json',
+        'verif-hash': s.secretHash,
+        'User-Agent': 'flutterwave-simulator',
+      },
       body,
     });
   }
@@ -482,7 +571,11 @@ export class FlutterwaveCore {
       event: 'refund.completed',
       method: 'POST',
       url: s.webhookUrl,
-      headers: { 'Content-Type': 'application/json', 'verif-hash': s.secretHash, 'User-Agent': 'flutterwave-simulator' },
+      headers: {
+        'Content-Type': 'application/json',
+        'verif-hash': s.secretHash,
+        'User-Agent': 'flutterwave-simulator',
+      },
       body: refundWebhook(refund, this.options.accountId),
     });
   }
@@ -491,8 +584,10 @@ export class FlutterwaveCore {
   resendHook(id: number): { ok: true } | ApiFailure {
     const tx = this.txs.get(id);
     if (!tx) return { ok: false, status: 400, message: FLW_NOT_FOUND_MESSAGE };
-    if (tx.status === 'pending') return { ok: false, status: 400, message: 'Cannot resend a hook for a pending transaction' };
-    if (!this.settingsState.webhookUrl) return { ok: false, status: 400, message: 'No webhook url has been set for this account' };
+    if (tx.status === 'pending')
+      return { ok: false, status: 400, message: 'Cannot resend a hook for a pending transaction' };
+    if (!this.settingsState.webhookUrl)
+      return { ok: false, status: 400, message: 'No webhook url has been set for this account' };
     this.sendChargeWebhook(tx);
     return { ok: true };
   }
@@ -514,7 +609,8 @@ export class FlutterwaveCore {
   refund(id: number, amount: unknown, comments: unknown): { ok: true; refund: FlwRefund } | ApiFailure {
     const tx = this.txs.get(id);
     if (!tx) return { ok: false, status: 400, message: FLW_NOT_FOUND_MESSAGE };
-    if (tx.status !== 'successful') return { ok: false, status: 400, message: `Cannot refund a ${tx.status} transaction` };
+    if (tx.status !== 'successful')
+      return { ok: false, status: 400, message: `Cannot refund a ${tx.status} transaction` };
     const remaining = tx.amountMinor - tx.refundedMinor;
     if (remaining <= 0n) return { ok: false, status: 400, message: 'Transaction has been fully refunded' };
     const exponent = currencyExponent(tx.currency) ?? 2;
@@ -522,10 +618,16 @@ export class FlutterwaveCore {
     if (amount !== undefined && amount !== null && amount !== '') {
       const parsed = parseMajorAmount(amount, exponent, true);
       if (!parsed.ok) return { ok: false, status: 400, message: `amount ${parsed.reason}` };
-      if (parsed.minor > remaining) return { ok: false, status: 400, message: 'Refund amount cannot be greater than the amount left to refund on this transaction' };
+      if (parsed.minor > remaining)
+        return {
+          ok: false,
+          status: 400,
+          message: 'Refund amount cannot be greater than the amount left to refund on this transaction',
+        };
       refundMinor = parsed.minor;
     }
-    if (comments !== undefined && comments !== null && typeof comments !== 'string') return { ok: false, status: 400, message: 'comments must be a string' };
+    if (comments !== undefined && comments !== null && typeof comments !== 'string')
+      return { ok: false, status: 400, message: 'comments must be a string' };
     const now = this.now();
     this.nextRefundId += 1;
     const refund: FlwRefund = {
@@ -585,7 +687,9 @@ export class FlutterwaveCore {
     this.faultState = {};
     this.notifier.reset();
     if (full) this.settingsState = structuredClone(this.options.settings);
-    this.log(`reset${full ? ' (full: settings restored)' : ''}: checkouts, transactions, refunds, webhooks, stats and faults cleared`);
+    this.log(
+      `reset${full ? ' (full: settings restored)' : ''}: checkouts, transactions, refunds, webhooks, stats and faults cleared`,
+    );
   }
 
   shutdown(): void {

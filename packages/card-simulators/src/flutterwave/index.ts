@@ -51,7 +51,15 @@ function createServer(core: FlutterwaveCore): http.Server {
       req.resume();
       reply =
         endpoint === 'checkout'
-          ? htmlReply(503, messagePage('Service unavailable', 'error', 'Flutterwave is temporarily unavailable. Please try again later.', 'down'))
+          ? htmlReply(
+              503,
+              messagePage(
+                'Service unavailable',
+                'error',
+                'Flutterwave is temporarily unavailable. Please try again later.',
+                'down',
+              ),
+            )
           : jsonReply(503, errorBody('Service Unavailable. Please try again later'));
     } else if (!endpoint) {
       req.resume();
@@ -70,7 +78,9 @@ function createServer(core: FlutterwaveCore): http.Server {
 
   return http.createServer((req, res) => {
     route(req, res).catch((err: unknown) => {
-      core.log(`internal error on ${req.method ?? '?'} ${logPath(req)}: ${err instanceof Error ? err.message : String(err)}`);
+      core.log(
+        `internal error on ${req.method ?? '?'} ${logPath(req)}: ${err instanceof Error ? err.message : String(err)}`,
+      );
       writeReply(res, jsonReply(500, errorBody('Internal server error')));
     });
   });

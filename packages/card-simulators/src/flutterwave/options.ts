@@ -33,15 +33,20 @@ export interface FlwResolvedOptions {
 
 export function validateFlwSettings(owner: string, s: Partial<FlwSettings>, base: FlwSettings): FlwSettings {
   const out: FlwSettings = { ...base, webhookRetry: { ...base.webhookRetry } };
-  if (s.webhookUrl !== undefined) out.webhookUrl = s.webhookUrl === null ? null : (optionalHttpUrl(owner, 'webhookUrl', s.webhookUrl) ?? null);
+  if (s.webhookUrl !== undefined)
+    out.webhookUrl = s.webhookUrl === null ? null : (optionalHttpUrl(owner, 'webhookUrl', s.webhookUrl) ?? null);
   if (s.secretHash !== undefined) out.secretHash = requireNonEmpty(owner, 'secretHash', s.secretHash);
-  if (s.webhookShape !== undefined) out.webhookShape = requireOneOf(owner, 'webhookShape', s.webhookShape, ['v3', 'legacy'] as const);
+  if (s.webhookShape !== undefined)
+    out.webhookShape = requireOneOf(owner, 'webhookShape', s.webhookShape, ['v3', 'legacy'] as const);
   if (s.webhookMeta !== undefined) out.webhookMeta = requireBoolean(owner, 'webhookMeta', s.webhookMeta);
   if (s.failedWebhooks !== undefined) out.failedWebhooks = requireBoolean(owner, 'failedWebhooks', s.failedWebhooks);
   if (s.refundWebhooks !== undefined) out.refundWebhooks = requireBoolean(owner, 'refundWebhooks', s.refundWebhooks);
   if (s.webhookRetry !== undefined) out.webhookRetry = requireRetry(owner, 'webhookRetry', s.webhookRetry);
   if (s.successRedirectStatus !== undefined) {
-    out.successRedirectStatus = requireOneOf(owner, 'successRedirectStatus', s.successRedirectStatus, ['successful', 'completed'] as const);
+    out.successRedirectStatus = requireOneOf(owner, 'successRedirectStatus', s.successRedirectStatus, [
+      'successful',
+      'completed',
+    ] as const);
   }
   return out;
 }

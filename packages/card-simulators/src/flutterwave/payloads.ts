@@ -155,7 +155,12 @@ export function legacyChargeWebhook(t: FlwTransaction, accountId: number): Recor
       AccountId: accountId,
     },
     entity: t.card
-      ? { card6: t.card.first_6digits, card_last4: t.card.last_4digits, card_country_iso: t.card.country, createdAt: created }
+      ? {
+          card6: t.card.first_6digits,
+          card_last4: t.card.last_4digits,
+          card_country_iso: t.card.country,
+          createdAt: created,
+        }
       : { id: t.customer.id, createdAt: created },
     'event.type': eventType(t),
   };

@@ -3,7 +3,14 @@ import type { NotificationDelivery, NotificationFaults, RetryPolicy } from '../s
 
 /** Endpoint groups, used for stats, latency and canned errors. */
 export type FlwEndpoint = 'payments' | 'charges' | 'verify' | 'transactions' | 'refunds' | 'checkout';
-export const FLW_ENDPOINTS: readonly FlwEndpoint[] = Object.freeze(['payments', 'charges', 'verify', 'transactions', 'refunds', 'checkout']);
+export const FLW_ENDPOINTS: readonly FlwEndpoint[] = Object.freeze([
+  'payments',
+  'charges',
+  'verify',
+  'transactions',
+  'refunds',
+  'checkout',
+]);
 
 export type FlwPaymentType = 'card' | 'mpesa';
 /** What the customer does on the hosted page (or what a test makes them do with complete()). */

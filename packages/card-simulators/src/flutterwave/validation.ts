@@ -63,7 +63,8 @@ function validTxRef(value: unknown): Validated<string> {
 function validAmount(value: unknown, exponent: number, wholeOnly: boolean): Validated<bigint> {
   if (value === undefined || value === null || value === '') return fail('amount is required');
   const parsed = parseMajorAmount(value, wholeOnly ? 0 : exponent, true);
-  if (!parsed.ok) return fail(`amount ${wholeOnly ? parsed.reason.replace('for this currency', 'for M-Pesa') : parsed.reason}`);
+  if (!parsed.ok)
+    return fail(`amount ${wholeOnly ? parsed.reason.replace('for this currency', 'for M-Pesa') : parsed.reason}`);
   return { ok: true, value: wholeOnly ? parsed.minor * 10n ** BigInt(exponent) : parsed.minor };
 }
 
@@ -79,11 +80,17 @@ function validRedirect(value: unknown): Validated<string | null> {
   return { ok: true, value };
 }
 
-function validOptionalInt(body: Record<string, unknown>, field: string, min: number, max: number): Validated<number | null> {
+function validOptionalInt(
+  body: Record<string, unknown>,
+  field: string,
+  min: number,
+  max: number,
+): Validated<number | null> {
   const v = body[field];
   if (v === undefined || v === null) return { ok: true, value: null };
   const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) return fail(`${field} must be a whole number between ${min} and ${max}`);
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max)
+    return fail(`${field} must be a whole number between ${min} and ${max}`);
   return { ok: true, value: n };
 }
 
@@ -111,7 +118,8 @@ export function validatePayment(body: Record<string, unknown>, secretKey: string
   let currency = FLW_DEFAULT_CURRENCY;
   let currencyDefaulted = true;
   if (body['currency'] !== undefined && body['currency'] !== null && body['currency'] !== '') {
-    if (typeof body['currency'] !== 'string' || currencyExponent(body['currency']) === undefined) return fail('currency is not supported');
+    if (typeof body['currency'] !== 'string' || currencyExponent(body['currency']) === undefined)
+      return fail('currency is not supported');
     currency = body['currency'];
     currencyDefaulted = false;
   }
@@ -131,7 +139,10 @@ export function validatePayment(body: Record<string, unknown>, secretKey: string
   const name = optionalString(rawCustomer, 'name', 'customer.name');
   if (!name.ok) return name;
   // The guide spells it `phonenumber`; some reference pages use `phone_number`. Accept both.
-  const phone = rawCustomer['phonenumber'] !== undefined ? optionalString(rawCustomer, 'phonenumber', 'customer.phonenumber') : optionalString(rawCustomer, 'phone_number', 'customer.phone_number');
+  const phone =
+    rawCustomer['phonenumber'] !== undefined
+      ? optionalString(rawCustomer, 'phonenumber', 'customer.phonenumber')
+      : optionalString(rawCustomer, 'phone_number', 'customer.phone_number');
   if (!phone.ok) return phone;
 
   const options = optionalString(body, 'payment_options');
@@ -158,7 +169,8 @@ export function validatePayment(body: Record<string, unknown>, secretKey: string
   const hash = body['payload_hash'];
   if (hash !== undefined && hash !== null && hash !== '') {
     const expected = payloadHash(String(body['amount']), currency, email, txRef.value, secretKey);
-    if (typeof hash !== 'string' || hash.toLowerCase() !== expected) return fail('Invalid payload_hash: the checksum does not match the payload');
+    if (typeof hash !== 'string' || hash.toLowerCase() !== expected)
+      return fail('Invalid payload_hash: the checksum does not match the payload');
   }
 
   return {
@@ -192,7 +204,8 @@ export function validateMpesaCharge(body: Record<string, unknown>): Validated<Va
   if (typeof email !== 'string' || !EMAIL.test(email)) return fail('email must be a valid email');
   const phone = body['phone_number'];
   if (phone === undefined || phone === null || phone === '') return fail('phone_number is required');
-  if (typeof phone !== 'string' || !KENYAN_MSISDN.test(phone)) return fail('phone_number must be a Kenyan M-Pesa number in the format 2547XXXXXXXX or 2541XXXXXXXX');
+  if (typeof phone !== 'string' || !KENYAN_MSISDN.test(phone))
+    return fail('phone_number must be a Kenyan M-Pesa number in the format 2547XXXXXXXX or 2541XXXXXXXX');
   const fullname = optionalString(body, 'fullname');
   if (!fullname.ok) return fullname;
   const meta = validMeta(body['meta']);

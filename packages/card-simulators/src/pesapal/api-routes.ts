@@ -1,6 +1,15 @@
 /** The Pesapal API 3.0 endpoints. Paths are matched case-insensitively (ASP.NET), with or without a /pesapalv3 or /v3 prefix. */
 import type { IncomingMessage } from 'node:http';
-import { BodyTooLargeError, bearerToken, isJsonContentType, isPlainObject, jsonReply, parseJson, readBody, type Reply } from '../shared/http';
+import {
+  BodyTooLargeError,
+  bearerToken,
+  isJsonContentType,
+  isPlainObject,
+  jsonReply,
+  parseJson,
+  readBody,
+  type Reply,
+} from '../shared/http';
 import type { PesapalCore } from './core';
 import {
   errorResponse,
@@ -53,10 +62,16 @@ export function aspNetNotFound(url: string): Reply {
 }
 
 export function aspNetMethodNotAllowed(method: string): Reply {
-  return jsonReply(405, { Message: `The requested resource does not support http method '${method}'.` }, 'application/json; charset=utf-8', { Allow: method === 'GET' ? 'POST' : 'GET' });
+  return jsonReply(
+    405,
+    { Message: `The requested resource does not support http method '${method}'.` },
+    'application/json; charset=utf-8',
+    { Allow: method === 'GET' ? 'POST' : 'GET' },
+  );
 }
 
-type BodyResult = { ok: true; body: Record<string, unknown> } | { ok: false; error: PesapalErrorObject; status?: number };
+type BodyResult =
+  { ok: true; body: Record<string, unknown> } | { ok: false; error: PesapalErrorObject; status?: number };
 
 /** Case-insensitive query parameter (ASP.NET model binding). */
 function queryParam(url: URL, name: string): string | null {
@@ -70,7 +85,9 @@ export class PesapalApiRoutes {
   async handle(req: IncomingMessage, url: URL, route: PesapalApiRoute): Promise<Reply> {
     if (route.action !== 'token' && !this.core.tokenValid(bearerToken(req.headers.authorization))) {
       req.resume();
-      return jsonReply(401, invalidTokenResponse(), 'application/json; charset=utf-8', { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+      return jsonReply(401, invalidTokenResponse(), 'application/json; charset=utf-8', {
+        'WWW-Authenticate': 'Bearer error="invalid_token"',
+      });
     }
     const canned = this.core.takeCannedError(route.endpoint);
     const cannedReply = (): Reply => {
@@ -113,15 +130,34 @@ export class PesapalApiRoutes {
     try {
       raw = await readBody(req);
     } catch (err: unknown) {
-      if (err instanceof BodyTooLargeError) return { ok: false, error: { error_type: 'invalid_request_error', code: 'request_too_large', message: err.message }, status: 413 };
+      if (err instanceof BodyTooLargeError)
+        return {
+          ok: false,
+          error: { error_type: 'invalid_request_error', code: 'request_too_large', message: err.message },
+          status: 413,
+        };
       throw err;
     }
     if (!isJsonContentType(req.headers['content-type'])) {
-      return { ok: false, error: { error_type: 'invalid_request_error', code: 'invalid_api_request_parameters', message: 'Send the request as JSON with Content-Type: application/json' } };
+      return {
+        ok: false,
+        error: {
+          error_type: 'invalid_request_error',
+          code: 'invalid_api_request_parameters',
+          message: 'Send the request as JSON with Content-Type: application/json',
+        },
+      };
     }
     const parsed = parseJson(raw);
     if (!parsed.ok || !isPlainObject(parsed.value)) {
-      return { ok: false, error: { error_type: 'invalid_request_error', code: 'invalid_api_request_parameters', message: 'The request body is not a valid JSON object' } };
+      return {
+        ok: false,
+        error: {
+          error_type: 'invalid_request_error',
+          code: 'invalid_api_request_parameters',
+          message: 'The request body is not a valid JSON object',
+        },
+      };
     }
     return { ok: true, body: parsed.value };
   }
@@ -130,10 +166,13 @@ export class PesapalApiRoutes {
     const body = await this.body(req);
     if (!body.ok) return jsonReply(body.status ?? 200, errorResponse(body.error));
     if (this.core.settings().rejectAuthorizationHeaderOnToken && req.headers.authorization !== undefined) {
-      this.core.log('RequestToken refused: the request carried an Authorization header (send the key/secret in the JSON body only)');
+      this.core.log(
+        'RequestToken refused: the request carried an Authorization header (send the key/secret in the JSON body only)',
+      );
       return jsonReply(200, invalidCredentialsResponse());
     }
-    if (!this.core.credentialsMatch(body.body['consumer_key'], body.body['consumer_secret'])) return jsonReply(200, invalidCredentialsResponse());
+    if (!this.core.credentialsMatch(body.body['consumer_key'], body.body['consumer_secret']))
+      return jsonReply(200, invalidCredentialsResponse());
     const issued = this.core.issueToken();
     return jsonReply(200, tokenResponse(issued.token, issued.expiresAt));
   }
@@ -152,18 +191,36 @@ export class PesapalApiRoutes {
     const valid = validateOrder(body.body, this.core.options.currencies);
     if (!valid.ok) return jsonReply(200, errorResponse(valid.error));
     const result = this.core.submitOrder(valid.value);
-    if (!result.ok) return jsonReply(200, errorResponse({ error_type: 'invalid_request_error', code: result.code, message: result.message }));
+    if (!result.ok)
+      return jsonReply(
+        200,
+        errorResponse({ error_type: 'invalid_request_error', code: result.code, message: result.message }),
+      );
     return jsonReply(200, submitOrderResponse(result.order));
   }
 
   private status(url: URL): Reply {
     const trackingId = queryParam(url, 'orderTrackingId');
     if (trackingId === null || trackingId === '') {
-      return jsonReply(200, errorResponse({ error_type: 'invalid_request_error', code: 'invalid_api_request_parameters', message: 'orderTrackingId is required' }));
+      return jsonReply(
+        200,
+        errorResponse({
+          error_type: 'invalid_request_error',
+          code: 'invalid_api_request_parameters',
+          message: 'orderTrackingId is required',
+        }),
+      );
     }
     const order = this.core.orderByTrackingId(trackingId);
     if (!order) {
-      return jsonReply(200, errorResponse({ error_type: 'api_error', code: 'payment_details_not_found', message: 'No order was found for the orderTrackingId provided' }));
+      return jsonReply(
+        200,
+        errorResponse({
+          error_type: 'api_error',
+          code: 'payment_details_not_found',
+          message: 'No order was found for the orderTrackingId provided',
+        }),
+      );
     }
     return jsonReply(200, transactionStatusResponse(order, this.core.settings().statusDescriptionStyle));
   }

@@ -38,21 +38,37 @@ export class PesapalCheckoutPage {
     const method = req.method ?? 'GET';
     if (method !== 'GET' && method !== 'POST') {
       req.resume();
-      return htmlReply(405, messagePage('Method not allowed', 'error', 'Use GET to view the page or POST the form.', 'error'));
+      return htmlReply(
+        405,
+        messagePage('Method not allowed', 'error', 'Use GET to view the page or POST the form.', 'error'),
+      );
     }
     const trackingId = trackingIdOf(url);
     const order = trackingId ? this.core.orderByTrackingId(trackingId) : undefined;
     if (!order) {
       req.resume();
-      return htmlReply(404, messagePage('Order not found', 'not-found', 'This payment link is invalid: no order matches the OrderTrackingId.', 'not-found'));
+      return htmlReply(
+        404,
+        messagePage(
+          'Order not found',
+          'not-found',
+          'This payment link is invalid: no order matches the OrderTrackingId.',
+          'not-found',
+        ),
+      );
     }
     if (method === 'GET') return this.view(order);
     return this.submit(req, order);
   }
 
   private closedNotice(order: PesapalOrder): Reply | undefined {
-    if (order.state === 'cancelled') return htmlReply(410, messagePage('Order cancelled', 'closed', 'This order has been cancelled by the merchant.', 'cancelled'));
-    if (order.state === 'completed' || order.state === 'reversed') return htmlReply(200, messagePage('Payment completed', 'paid', 'This order has already been paid.', order.state));
+    if (order.state === 'cancelled')
+      return htmlReply(
+        410,
+        messagePage('Order cancelled', 'closed', 'This order has been cancelled by the merchant.', 'cancelled'),
+      );
+    if (order.state === 'completed' || order.state === 'reversed')
+      return htmlReply(200, messagePage('Payment completed', 'paid', 'This order has already been paid.', order.state));
     return undefined;
   }
 
@@ -64,14 +80,23 @@ export class PesapalCheckoutPage {
     const amount = full.slice(order.currency.length + 1);
     const target = order.redirectMode === 'PARENT_WINDOW' ? '_parent' : '_top';
     const action = `/pesapaliframe/PesapalIframe3/Index?OrderTrackingId=${encodeURIComponent(order.orderTrackingId)}`;
-    const methods = PESAPAL_PAYMENT_METHODS.map((m) => `<option value="${m}"${m === order.paymentMethod ? ' selected' : ''}>${escapeHtml(METHOD_LABEL[m])}</option>`).join('');
+    const methods = PESAPAL_PAYMENT_METHODS.map(
+      (m) =>
+        `<option value="${m}"${m === order.paymentMethod ? ' selected' : ''}>${escapeHtml(METHOD_LABEL[m])}</option>`,
+    ).join('');
     const rows: Array<[string, string, string]> = [
       ['merchant-reference', 'Reference', order.merchantReference],
       ['order-tracking-id', 'Order', order.orderTrackingId],
     ];
     if (order.branch) rows.push(['branch', 'Branch', order.branch]);
-    const failedBefore = order.state === 'failed' ? `<p id="error" class="notice error">Previous attempt failed: ${escapeHtml(order.outcomeDescription ?? 'declined')}. You can try again.</p>` : '';
-    const awaiting = order.state === 'pending' && order.paymentMethod !== '' ? `<p id="awaiting" class="notice">A ${escapeHtml(order.paymentMethod)} prompt is waiting for approval.</p>` : '';
+    const failedBefore =
+      order.state === 'failed'
+        ? `<p id="error" class="notice error">Previous attempt failed: ${escapeHtml(order.outcomeDescription ?? 'declined')}. You can try again.</p>`
+        : '';
+    const awaiting =
+      order.state === 'pending' && order.paymentMethod !== ''
+        ? `<p id="awaiting" class="notice">A ${escapeHtml(order.paymentMethod)} prompt is waiting for approval.</p>`
+        : '';
     const body = `<main id="checkout" data-provider="pesapal" data-state="${order.state}" data-order-tracking-id="${escapeHtml(order.orderTrackingId)}" data-merchant-reference="${escapeHtml(order.merchantReference)}" data-amount="${minorToDecimalString(order.amountMinor, exponent)}" data-currency="${escapeHtml(order.currency)}">
 <p class="sim">Pesapal simulator · sandbox</p>
 <h1 id="merchant">${escapeHtml(this.merchantName)}</h1>
@@ -98,17 +123,29 @@ ${definitionList(rows)}
     try {
       raw = await readBody(req);
     } catch (err: unknown) {
-      if (err instanceof BodyTooLargeError) return htmlReply(413, messagePage('Request too large', 'error', err.message, 'error'));
+      if (err instanceof BodyTooLargeError)
+        return htmlReply(413, messagePage('Request too large', 'error', err.message, 'error'));
       throw err;
     }
     const form = new URLSearchParams(raw.toString('utf8'));
     const outcome = form.get('outcome');
     if (outcome === null || !(OUTCOMES as readonly string[]).includes(outcome)) {
-      return htmlReply(400, messagePage('Invalid request', 'error', `outcome must be one of ${OUTCOMES.join(', ')}`, 'error'));
+      return htmlReply(
+        400,
+        messagePage('Invalid request', 'error', `outcome must be one of ${OUTCOMES.join(', ')}`, 'error'),
+      );
     }
     const method = form.get('payment_method');
     if (method !== null && !(PESAPAL_PAYMENT_METHODS as readonly string[]).includes(method)) {
-      return htmlReply(400, messagePage('Invalid request', 'error', `payment_method must be one of ${PESAPAL_PAYMENT_METHODS.join(', ')}`, 'error'));
+      return htmlReply(
+        400,
+        messagePage(
+          'Invalid request',
+          'error',
+          `payment_method must be one of ${PESAPAL_PAYMENT_METHODS.join(', ')}`,
+          'error',
+        ),
+      );
     }
     const closed = this.closedNotice(order);
     if (closed) return { ...closed, status: 409 };
@@ -119,7 +156,8 @@ ${definitionList(rows)}
       });
       return redirectReply(completion.redirectUrl);
     } catch (err: unknown) {
-      if (err instanceof SimulatorError) return htmlReply(409, messagePage('Payment not possible', 'error', err.message, 'error'));
+      if (err instanceof SimulatorError)
+        return htmlReply(409, messagePage('Payment not possible', 'error', err.message, 'error'));
       throw err;
     }
   }

@@ -34,7 +34,8 @@ function parseCanned(name: string, value: unknown): Parsed<PesapalCannedError> {
   if (!keys.ok) return keys;
   const count = parseNonNegativeInt(`${name}.count`, value['count'], 1_000_000);
   if (!count.ok) return count;
-  if (typeof value['code'] !== 'string' || value['code'] === '') return { ok: false, message: `${name}.code must be a non-empty string` };
+  if (typeof value['code'] !== 'string' || value['code'] === '')
+    return { ok: false, message: `${name}.code must be a non-empty string` };
   if (typeof value['message'] !== 'string') return { ok: false, message: `${name}.message must be a string` };
   const out: PesapalCannedError = { count: count.value, code: value['code'], message: value['message'] };
   if (value['errorType'] !== undefined) {
@@ -43,7 +44,8 @@ function parseCanned(name: string, value: unknown): Parsed<PesapalCannedError> {
   }
   if (value['httpStatus'] !== undefined) {
     const s = value['httpStatus'];
-    if (typeof s !== 'number' || !Number.isInteger(s) || s < 200 || s > 599) return { ok: false, message: `${name}.httpStatus must be an HTTP status (200-599)` };
+    if (typeof s !== 'number' || !Number.isInteger(s) || s < 200 || s > 599)
+      return { ok: false, message: `${name}.httpStatus must be an HTTP status (200-599)` };
     out.httpStatus = s;
   }
   if (value['applied'] !== undefined) {
@@ -56,7 +58,14 @@ function parseCanned(name: string, value: unknown): Parsed<PesapalCannedError> {
 /** Strict parser for a PesapalFaults JSON body (unknown keys are rejected to catch typos). */
 export function parsePesapalFaults(value: unknown): Parsed<PesapalFaults> {
   if (!isPlainObject(value)) return { ok: false, message: 'faults must be a JSON object' };
-  const keys = rejectUnknownKeys('fault', value, ['down', 'cloudflareBlocks', 'latencyMs', 'errors', 'ipns', 'invalidateTokens']);
+  const keys = rejectUnknownKeys('fault', value, [
+    'down',
+    'cloudflareBlocks',
+    'latencyMs',
+    'errors',
+    'ipns',
+    'invalidateTokens',
+  ]);
   if (!keys.ok) return keys;
   const faults: PesapalFaults = {};
   for (const flag of ['down', 'invalidateTokens'] as const) {
@@ -97,11 +106,19 @@ export function parsePesapalFaults(value: unknown): Parsed<PesapalFaults> {
 
 export function parsePesapalSettlement(value: unknown): Parsed<PesapalSettlement> {
   if (typeof value === 'string') value = { outcome: value };
-  if (!isPlainObject(value)) return { ok: false, message: 'body must be {"outcome": "completed"|"failed"|"pending"|"cancelled", ...}' };
-  const keys = rejectUnknownKeys('settlement', value, ['outcome', 'paymentMethod', 'amount', 'currency', 'description']);
+  if (!isPlainObject(value))
+    return { ok: false, message: 'body must be {"outcome": "completed"|"failed"|"pending"|"cancelled", ...}' };
+  const keys = rejectUnknownKeys('settlement', value, [
+    'outcome',
+    'paymentMethod',
+    'amount',
+    'currency',
+    'description',
+  ]);
   if (!keys.ok) return keys;
   const outcome = value['outcome'];
-  if (typeof outcome !== 'string' || !(OUTCOMES as readonly string[]).includes(outcome)) return { ok: false, message: `outcome must be one of ${OUTCOMES.join(', ')}` };
+  if (typeof outcome !== 'string' || !(OUTCOMES as readonly string[]).includes(outcome))
+    return { ok: false, message: `outcome must be one of ${OUTCOMES.join(', ')}` };
   const out: PesapalSettlement = { outcome: outcome as PesapalOutcome };
   const method = value['paymentMethod'];
   if (method !== undefined) {
@@ -127,7 +144,8 @@ export function parsePesapalSettlement(value: unknown): Parsed<PesapalSettlement
 
 function parseTamper(value: unknown): Parsed<PesapalTamper | null> {
   if (value === undefined || value === null) return { ok: true, value: null };
-  if (!isPlainObject(value)) return { ok: false, message: 'body must be {"amount"?: number, "currency"?: string} or null' };
+  if (!isPlainObject(value))
+    return { ok: false, message: 'body must be {"amount"?: number, "currency"?: string} or null' };
   const keys = rejectUnknownKeys('tamper', value, ['amount', 'currency']);
   if (!keys.ok) return keys;
   const out: PesapalTamper = {};
@@ -184,7 +202,11 @@ export class PesapalControlRoutes {
     if (path === `${CONTROL_PREFIX}/settings`) {
       return post((body) => {
         if (!isPlainObject(body)) return controlError(400, 'settings must be a JSON object');
-        const keys = rejectUnknownKeys('settings', body, ['ipnRetry', 'statusDescriptionStyle', 'rejectAuthorizationHeaderOnToken']);
+        const keys = rejectUnknownKeys('settings', body, [
+          'ipnRetry',
+          'statusDescriptionStyle',
+          'rejectAuthorizationHeaderOnToken',
+        ]);
         if (!keys.ok) return controlError(400, keys.message);
         try {
           return jsonReply(200, { settings: this.core.configure(body) });
@@ -231,7 +253,8 @@ export class PesapalControlRoutes {
         default:
           return post((body) => {
             const decision = isPlainObject(body) ? body['decision'] : undefined;
-            if (decision !== 'approve' && decision !== 'reject') return controlError(400, 'body must be {"decision": "approve" | "reject"}');
+            if (decision !== 'approve' && decision !== 'reject')
+              return controlError(400, 'body must be {"decision": "approve" | "reject"}');
             return jsonReply(200, { order: this.core.decideRefund(ref, decision) });
           });
       }

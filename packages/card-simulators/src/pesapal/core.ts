@@ -4,7 +4,13 @@ import { SimulatorError } from '../shared/control';
 import { appendQuery, isPlainObject, maskPhone, parseJson } from '../shared/http';
 import { DIGITS, randomFrom, randomIntBetween, UPPER, uuid } from '../shared/ids';
 import { currencyExponent, parseMajorAmount } from '../shared/money';
-import { copyNotificationFaults, Notifier, type AckVerdict, type Notification, type NotificationDelivery } from '../shared/notifier';
+import {
+  copyNotificationFaults,
+  Notifier,
+  type AckVerdict,
+  type Notification,
+  type NotificationDelivery,
+} from '../shared/notifier';
 import { Sender, type SendOutcome } from '../shared/sender';
 import { TimerRegistry } from '../shared/timers';
 import { validatePesapalSettings, type PesapalResolvedOptions } from './options';
@@ -24,7 +30,15 @@ import type {
 } from './types';
 import type { ValidIpn, ValidOrder } from './validation';
 
-type Counter = 'tokenRequests' | 'ipnRequests' | 'submitRequests' | 'statusRequests' | 'refundRequests' | 'cancelRequests' | 'checkoutViews' | 'checkoutSubmissions';
+type Counter =
+  | 'tokenRequests'
+  | 'ipnRequests'
+  | 'submitRequests'
+  | 'statusRequests'
+  | 'refundRequests'
+  | 'cancelRequests'
+  | 'checkoutViews'
+  | 'checkoutSubmissions';
 
 const COUNTER_FOR: Readonly<Record<Exclude<PesapalEndpoint, 'checkout'>, Counter>> = Object.freeze({
   token: 'tokenRequests',
@@ -38,7 +52,16 @@ const COUNTER_FOR: Readonly<Record<Exclude<PesapalEndpoint, 'checkout'>, Counter
 const MOBILE_MONEY: readonly string[] = ['Mpesa', 'AirtelMoney'];
 
 function zeroCounters(): Record<Counter, number> {
-  return { tokenRequests: 0, ipnRequests: 0, submitRequests: 0, statusRequests: 0, refundRequests: 0, cancelRequests: 0, checkoutViews: 0, checkoutSubmissions: 0 };
+  return {
+    tokenRequests: 0,
+    ipnRequests: 0,
+    submitRequests: 0,
+    statusRequests: 0,
+    refundRequests: 0,
+    cancelRequests: 0,
+    checkoutViews: 0,
+    checkoutSubmissions: 0,
+  };
 }
 
 function copyCanned(e: PesapalCannedError | undefined): PesapalCannedError | undefined {
@@ -60,7 +83,9 @@ function copyFaults(f: PesapalFaults): PesapalFaults {
   }
   if (f.errors) {
     const errors: NonNullable<PesapalFaults['errors']> = {};
-    for (const [k, v] of Object.entries(f.errors) as Array<[keyof NonNullable<PesapalFaults['errors']>, PesapalCannedError | undefined]>) {
+    for (const [k, v] of Object.entries(f.errors) as Array<
+      [keyof NonNullable<PesapalFaults['errors']>, PesapalCannedError | undefined]
+    >) {
       const copy = copyCanned(v);
       if (copy) errors[k] = copy;
     }
@@ -78,26 +103,43 @@ function rescale(minor: bigint, fromExp: number, toExp: number): bigint {
 
 /** Pesapal's acknowledgement rule: HTTP 200 and JSON `status: 200`; the three echoed identifiers are checked as warnings. */
 export function judgeIpnAck(outcome: SendOutcome, n: Notification): AckVerdict {
-  if (outcome.status === undefined) return { acknowledged: false, problems: [`delivery failed: ${outcome.error ?? 'unknown error'}`] };
-  if (outcome.status !== 200) return { acknowledged: false, problems: [`receiver answered HTTP ${outcome.status} (Pesapal expects 200 with a JSON acknowledgement)`] };
+  if (outcome.status === undefined)
+    return { acknowledged: false, problems: [`delivery failed: ${outcome.error ?? 'unknown error'}`] };
+  if (outcome.status !== 200)
+    return {
+      acknowledged: false,
+      problems: [`receiver answered HTTP ${outcome.status} (Pesapal expects 200 with a JSON acknowledgement)`],
+    };
   const parsed = parseJson(Buffer.from(outcome.response ?? '', 'utf8'));
-  if (!parsed.ok || !isPlainObject(parsed.value)) return { acknowledged: false, problems: ['acknowledgement is not a JSON object'] };
+  if (!parsed.ok || !isPlainObject(parsed.value))
+    return { acknowledged: false, problems: ['acknowledgement is not a JSON object'] };
   const ack = parsed.value;
   const status = ack['status'];
   if (status !== 200 && status !== '200') {
-    return { acknowledged: false, problems: [status === 500 || status === '500' ? 'receiver answered status 500 (not processed): Pesapal will retry' : 'acknowledgement has no status 200'] };
+    return {
+      acknowledged: false,
+      problems: [
+        status === 500 || status === '500'
+          ? 'receiver answered status 500 (not processed): Pesapal will retry'
+          : 'acknowledgement has no status 200',
+      ],
+    };
   }
   const problems: string[] = [];
-  if (typeof status === 'string') problems.push('status is the string "200"; the documented acknowledgement uses the number 200');
+  if (typeof status === 'string')
+    problems.push('status is the string "200"; the documented acknowledgement uses the number 200');
   const sent = (n.body ?? {}) as Record<string, string>;
   const expected: Record<string, string | undefined> = {
-    orderNotificationType: sent['OrderNotificationType'] ?? new URL(n.url).searchParams.get('OrderNotificationType') ?? undefined,
+    orderNotificationType:
+      sent['OrderNotificationType'] ?? new URL(n.url).searchParams.get('OrderNotificationType') ?? undefined,
     orderTrackingId: sent['OrderTrackingId'] ?? new URL(n.url).searchParams.get('OrderTrackingId') ?? undefined,
-    orderMerchantReference: sent['OrderMerchantReference'] ?? new URL(n.url).searchParams.get('OrderMerchantReference') ?? undefined,
+    orderMerchantReference:
+      sent['OrderMerchantReference'] ?? new URL(n.url).searchParams.get('OrderMerchantReference') ?? undefined,
   };
   for (const [key, value] of Object.entries(expected)) {
     if (ack[key] === undefined) problems.push(`acknowledgement is missing ${key}`);
-    else if (ack[key] !== value) problems.push(`acknowledgement ${key} does not echo the notification (${String(ack[key])} ≠ ${String(value)})`);
+    else if (ack[key] !== value)
+      problems.push(`acknowledgement ${key} does not echo the notification (${String(ack[key])} ≠ ${String(value)})`);
   }
   return { acknowledged: true, problems };
 }
@@ -250,7 +292,13 @@ export class PesapalCore {
 
   registerIpn(valid: ValidIpn): PesapalIpnRegistration {
     this.nextIpnNumericId += 1;
-    const registration: PesapalIpnRegistration = { id: this.nextIpnNumericId, ipnId: uuid(), url: valid.url, type: valid.type, createdAt: this.now() };
+    const registration: PesapalIpnRegistration = {
+      id: this.nextIpnNumericId,
+      ipnId: uuid(),
+      url: valid.url,
+      type: valid.type,
+      createdAt: this.now(),
+    };
     this.ipnsById.set(registration.ipnId, registration);
     this.log(`IPN URL registered ${registration.ipnId} ${valid.type}`);
     return structuredClone(registration);
@@ -263,9 +311,18 @@ export class PesapalCore {
   // ------------------------------------------------------------------ orders
 
   submitOrder(valid: ValidOrder): OrderResult {
-    if (!this.ipnsById.has(valid.notificationId)) return { ok: false, code: 'invalid_api_request_parameters', message: 'Invalid IPN URL ID provided.Check format and try again' };
+    if (!this.ipnsById.has(valid.notificationId))
+      return {
+        ok: false,
+        code: 'invalid_api_request_parameters',
+        message: 'Invalid IPN URL ID provided.Check format and try again',
+      };
     if (this.idByMerchantRef.has(valid.merchantReference)) {
-      return { ok: false, code: 'invalid_api_request_parameters', message: `Merchant reference ${valid.merchantReference} has already been used. Use a unique id for every order` };
+      return {
+        ok: false,
+        code: 'invalid_api_request_parameters',
+        message: `Merchant reference ${valid.merchantReference} has already been used. Use a unique id for every order`,
+      };
     }
     let trackingId = uuid();
     while (this.ordersById.has(trackingId)) trackingId = uuid();
@@ -304,7 +361,9 @@ export class PesapalCore {
       this.ordersById.delete(oldest.orderTrackingId);
       this.idByMerchantRef.delete(oldest.merchantReference);
     }
-    this.log(`order submitted ${trackingId} ref=${order.merchantReference} amount=${order.amountMinor} minor ${order.currency}`);
+    this.log(
+      `order submitted ${trackingId} ref=${order.merchantReference} amount=${order.amountMinor} minor ${order.currency}`,
+    );
     return { ok: true, order: structuredClone(order) };
   }
 
@@ -346,11 +405,16 @@ export class PesapalCore {
     return structuredClone(order);
   }
 
-  private resolveAmount(order: PesapalOrder, amount: number | undefined, currency: string | undefined): { minor: bigint; currency: string } {
+  private resolveAmount(
+    order: PesapalOrder,
+    amount: number | undefined,
+    currency: string | undefined,
+  ): { minor: bigint; currency: string } {
     const cur = currency ?? order.currency;
     const exponent = currencyExponent(cur);
     if (exponent === undefined) throw new SimulatorError('invalid', `currency ${String(cur)} is not supported`);
-    if (amount === undefined) return { minor: rescale(order.amountMinor, currencyExponent(order.currency) ?? 2, exponent), currency: cur };
+    if (amount === undefined)
+      return { minor: rescale(order.amountMinor, currencyExponent(order.currency) ?? 2, exponent), currency: cur };
     const parsed = parseMajorAmount(amount, exponent, false);
     if (!parsed.ok) throw new SimulatorError('invalid', `amount ${parsed.reason}`);
     return { minor: parsed.minor, currency: cur };
@@ -379,19 +443,25 @@ export class PesapalCore {
    */
   settle(ref: string, settlement: PesapalSettlement): PesapalCompletion {
     const order = this.require(ref);
-    if (order.state === 'cancelled') throw new SimulatorError('conflict', `order ${order.orderTrackingId} was cancelled`);
-    if (order.state === 'completed' || order.state === 'reversed') throw new SimulatorError('conflict', `order ${order.orderTrackingId} is already paid`);
+    if (order.state === 'cancelled')
+      throw new SimulatorError('conflict', `order ${order.orderTrackingId} was cancelled`);
+    if (order.state === 'completed' || order.state === 'reversed')
+      throw new SimulatorError('conflict', `order ${order.orderTrackingId} is already paid`);
     const { outcome } = settlement;
 
     if (outcome === 'cancelled') {
       this.log(`payment page cancelled by customer ${order.orderTrackingId}`);
       const target = order.cancellationUrl
-        ? appendQuery(order.cancellationUrl, { OrderTrackingId: order.orderTrackingId, OrderMerchantReference: order.merchantReference })
+        ? appendQuery(order.cancellationUrl, {
+            OrderTrackingId: order.orderTrackingId,
+            OrderMerchantReference: order.merchantReference,
+          })
         : this.callbackRedirect(order);
       return { outcome, redirectUrl: target, order: structuredClone(order) };
     }
 
-    const method: PesapalPaymentMethod | string = settlement.paymentMethod ?? (order.paymentMethod || (outcome === 'pending' ? 'Mpesa' : 'Visa'));
+    const method: PesapalPaymentMethod | string =
+      settlement.paymentMethod ?? (order.paymentMethod || (outcome === 'pending' ? 'Mpesa' : 'Visa'));
     order.paymentMethod = method;
     if (outcome === 'pending') {
       order.paymentAccount = this.paymentAccountFor(order, method);
@@ -399,13 +469,19 @@ export class PesapalCore {
       return { outcome, redirectUrl: this.callbackRedirect(order), order: structuredClone(order) };
     }
 
-    const paid = this.resolveAmount(order, settlement.amount ?? order.tamper?.amount, settlement.currency ?? order.tamper?.currency);
+    const paid = this.resolveAmount(
+      order,
+      settlement.amount ?? order.tamper?.amount,
+      settlement.currency ?? order.tamper?.currency,
+    );
     order.paymentAccount = this.paymentAccountFor(order, method);
     order.paidAt = this.now();
     if (outcome === 'completed') {
       order.state = 'completed';
       order.statusCode = 1;
-      order.confirmationCode = MOBILE_MONEY.includes(method) ? `${randomFrom(UPPER, 2)}${randomFrom(UPPER + DIGITS, 8)}` : randomFrom(DIGITS, 22);
+      order.confirmationCode = MOBILE_MONEY.includes(method)
+        ? `${randomFrom(UPPER, 2)}${randomFrom(UPPER + DIGITS, 8)}`
+        : randomFrom(DIGITS, 22);
       order.paidAmountMinor = paid.minor;
       order.paidCurrency = paid.currency;
       order.outcomeDescription = settlement.description ?? null;
@@ -416,7 +492,9 @@ export class PesapalCore {
       order.confirmationCode = '';
       order.paidAmountMinor = null;
       order.paidCurrency = null;
-      order.outcomeDescription = settlement.description ?? (MOBILE_MONEY.includes(method) ? 'Insufficient funds' : 'Transaction declined by issuer');
+      order.outcomeDescription =
+        settlement.description ??
+        (MOBILE_MONEY.includes(method) ? 'Insufficient funds' : 'Transaction declined by issuer');
     }
     this.log(`order ${order.orderTrackingId} -> ${order.state.toUpperCase()} (${method})`);
     this.sendIpn(order);
@@ -425,7 +503,8 @@ export class PesapalCore {
 
   reverse(ref: string): PesapalOrder {
     const order = this.require(ref);
-    if (order.state !== 'completed') throw new SimulatorError('conflict', `only a COMPLETED order can be reversed (order is ${order.state})`);
+    if (order.state !== 'completed')
+      throw new SimulatorError('conflict', `only a COMPLETED order can be reversed (order is ${order.state})`);
     order.state = 'reversed';
     order.statusCode = 3;
     order.outcomeDescription = 'Payment reversed';
@@ -435,11 +514,13 @@ export class PesapalCore {
   }
 
   cancelOrder(trackingId: unknown): MessageResult {
-    if (typeof trackingId !== 'string' || trackingId === '') return { ok: false, message: 'order_tracking_id is required' };
+    if (typeof trackingId !== 'string' || trackingId === '')
+      return { ok: false, message: 'order_tracking_id is required' };
     const order = this.ordersById.get(trackingId);
     if (!order) return { ok: false, message: 'Order not found' };
     if (order.state === 'cancelled') return { ok: false, message: 'Order has already been cancelled.' };
-    if (order.state === 'completed' || order.state === 'reversed') return { ok: false, message: 'Order cannot be cancelled: it has already been paid.' };
+    if (order.state === 'completed' || order.state === 'reversed')
+      return { ok: false, message: 'Order cannot be cancelled: it has already been paid.' };
     order.state = 'cancelled';
     order.statusCode = 0;
     order.outcomeDescription = 'Order cancelled by merchant';
@@ -450,17 +531,31 @@ export class PesapalCore {
   // ------------------------------------------------------------------ refunds
 
   requestRefund(confirmationCode: string, amount: unknown, username: string, remarks: string): MessageResult {
-    const order = [...this.ordersById.values()].find((o) => o.confirmationCode !== '' && o.confirmationCode === confirmationCode);
+    const order = [...this.ordersById.values()].find(
+      (o) => o.confirmationCode !== '' && o.confirmationCode === confirmationCode,
+    );
     if (!order) return { ok: false, message: 'No payment was found for the confirmation code provided' };
     if (order.state !== 'completed') return { ok: false, message: 'Only COMPLETED payments can be refunded' };
-    if (order.refund) return { ok: false, message: 'A refund has already been requested for this payment: only one refund per payment is allowed' };
+    if (order.refund)
+      return {
+        ok: false,
+        message: 'A refund has already been requested for this payment: only one refund per payment is allowed',
+      };
     const currency = order.paidCurrency ?? order.currency;
     const paidMinor = order.paidAmountMinor ?? order.amountMinor;
     const parsed = parseMajorAmount(amount, currencyExponent(currency) ?? 2, true);
     if (!parsed.ok) return { ok: false, message: `amount ${parsed.reason}` };
     if (parsed.minor > paidMinor) return { ok: false, message: 'Refund amount cannot be more than the amount paid' };
-    if (MOBILE_MONEY.includes(order.paymentMethod) && parsed.minor !== paidMinor) return { ok: false, message: 'Mobile money payments can only be refunded in full' };
-    order.refund = { amountMinor: parsed.minor, username, remarks, state: 'pending', createdAt: this.now(), decidedAt: null };
+    if (MOBILE_MONEY.includes(order.paymentMethod) && parsed.minor !== paidMinor)
+      return { ok: false, message: 'Mobile money payments can only be refunded in full' };
+    order.refund = {
+      amountMinor: parsed.minor,
+      username,
+      remarks,
+      state: 'pending',
+      createdAt: this.now(),
+      decidedAt: null,
+    };
     this.log(`refund requested on ${order.orderTrackingId}: ${parsed.minor} minor ${currency}`);
     return { ok: true, message: 'Refund request successfully' };
   }
@@ -468,7 +563,11 @@ export class PesapalCore {
   decideRefund(ref: string, decision: 'approve' | 'reject'): PesapalOrder {
     const order = this.require(ref);
     if (!order.refund) throw new SimulatorError('conflict', `order ${order.orderTrackingId} has no refund request`);
-    if (order.refund.state !== 'pending') throw new SimulatorError('conflict', `the refund request of ${order.orderTrackingId} was already ${order.refund.state}`);
+    if (order.refund.state !== 'pending')
+      throw new SimulatorError(
+        'conflict',
+        `the refund request of ${order.orderTrackingId} was already ${order.refund.state}`,
+      );
     order.refund.state = decision === 'approve' ? 'approved' : 'rejected';
     order.refund.decidedAt = this.now();
     this.log(`refund on ${order.orderTrackingId} ${order.refund.state}`);
@@ -489,10 +588,19 @@ export class PesapalCore {
       this.log(`IPN for ${order.orderTrackingId} not sent: IPN id no longer registered`);
       return;
     }
-    const fields = { OrderTrackingId: order.orderTrackingId, OrderMerchantReference: order.merchantReference, OrderNotificationType: 'IPNCHANGE' };
+    const fields = {
+      OrderTrackingId: order.orderTrackingId,
+      OrderMerchantReference: order.merchantReference,
+      OrderNotificationType: 'IPNCHANGE',
+    };
     const base: Omit<Notification, 'method' | 'url' | 'headers'> = { ref: order.orderTrackingId, event: 'IPNCHANGE' };
     if (registration.type === 'GET') {
-      this.notifier.dispatch({ ...base, method: 'GET', url: appendQuery(registration.url, fields), headers: { Accept: 'application/json', 'User-Agent': 'pesapal-simulator' } });
+      this.notifier.dispatch({
+        ...base,
+        method: 'GET',
+        url: appendQuery(registration.url, fields),
+        headers: { Accept: 'application/json', 'User-Agent': 'pesapal-simulator' },
+      });
     } else {
       this.notifier.dispatch({
         ...base,
@@ -529,7 +637,9 @@ export class PesapalCore {
       this.tokens.clear();
       this.settingsState = structuredClone(this.options.settings);
     }
-    this.log(`reset${full ? ' (full: IPN registrations, tokens and settings too)' : ''}: orders, IPNs, stats and faults cleared`);
+    this.log(
+      `reset${full ? ' (full: IPN registrations, tokens and settings too)' : ''}: orders, IPNs, stats and faults cleared`,
+    );
   }
 
   shutdown(): void {

@@ -4,7 +4,13 @@ import { CONTROL_PREFIX } from '../shared/control';
 import { messagePage } from '../shared/html';
 import { htmlReply, logPath, writeReply, type Reply } from '../shared/http';
 import { closeServer, listen, urlHost } from '../shared/server';
-import { aspNetMethodNotAllowed, aspNetNotFound, isPesapalApiPath, matchPesapalApiRoute, PesapalApiRoutes } from './api-routes';
+import {
+  aspNetMethodNotAllowed,
+  aspNetNotFound,
+  isPesapalApiPath,
+  matchPesapalApiRoute,
+  PesapalApiRoutes,
+} from './api-routes';
 import { PESAPAL_CHECKOUT_PATH, PesapalCheckoutPage } from './checkout-page';
 import { PesapalControlRoutes } from './control-routes';
 import { PesapalCore } from './core';
@@ -47,10 +53,16 @@ function createServer(core: PesapalCore): http.Server {
     let reply: Reply;
     if (core.isDown()) {
       req.resume();
-      reply = { ...htmlReply(503, serviceUnavailablePage()), headers: { 'Content-Type': 'text/html; charset=utf-8', Server: 'cloudflare' } };
+      reply = {
+        ...htmlReply(503, serviceUnavailablePage()),
+        headers: { 'Content-Type': 'text/html; charset=utf-8', Server: 'cloudflare' },
+      };
     } else if (endpoint !== 'checkout' && (apiRoute || isPesapalApiPath(url.pathname)) && core.takeCloudflareBlock()) {
       req.resume();
-      reply = { ...htmlReply(403, cloudflareBlockPage()), headers: { 'Content-Type': 'text/html; charset=UTF-8', Server: 'cloudflare' } };
+      reply = {
+        ...htmlReply(403, cloudflareBlockPage()),
+        headers: { 'Content-Type': 'text/html; charset=UTF-8', Server: 'cloudflare' },
+      };
     } else if (!endpoint) {
       req.resume();
       reply = aspNetNotFound(`${core.publicUrl}${url.pathname}${url.search}`);
@@ -68,8 +80,13 @@ function createServer(core: PesapalCore): http.Server {
 
   return http.createServer((req, res) => {
     route(req, res).catch((err: unknown) => {
-      core.log(`internal error on ${req.method ?? '?'} ${logPath(req)}: ${err instanceof Error ? err.message : String(err)}`);
-      writeReply(res, htmlReply(500, messagePage('Internal error', 'error', 'The simulator failed to handle this request.', 'error')));
+      core.log(
+        `internal error on ${req.method ?? '?'} ${logPath(req)}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+      writeReply(
+        res,
+        htmlReply(500, messagePage('Internal error', 'error', 'The simulator failed to handle this request.', 'error')),
+      );
     });
   });
 }

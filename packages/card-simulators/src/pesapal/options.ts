@@ -1,6 +1,14 @@
 /** Defaults and validation of PesapalSimulatorOptions. */
 import { currencyExponent } from '../shared/money';
-import { optionalHttpUrl, requireBoolean, requireInteger, requireNonEmpty, requireOneOf, requireRetry, safeLogger } from '../shared/options';
+import {
+  optionalHttpUrl,
+  requireBoolean,
+  requireInteger,
+  requireNonEmpty,
+  requireOneOf,
+  requireRetry,
+  safeLogger,
+} from '../shared/options';
 import type { PesapalSettings, PesapalSimulatorOptions } from './types';
 
 export const PESAPAL_DEFAULT_CONSUMER_KEY = 'smartduka-pesapal-sim-key';
@@ -30,14 +38,25 @@ export const PESAPAL_BASE_SETTINGS: Readonly<PesapalSettings> = Object.freeze({
   rejectAuthorizationHeaderOnToken: true,
 });
 
-export function validatePesapalSettings(owner: string, s: Partial<PesapalSettings>, base: PesapalSettings): PesapalSettings {
+export function validatePesapalSettings(
+  owner: string,
+  s: Partial<PesapalSettings>,
+  base: PesapalSettings,
+): PesapalSettings {
   const out: PesapalSettings = { ...base, ipnRetry: { ...base.ipnRetry } };
   if (s.ipnRetry !== undefined) out.ipnRetry = requireRetry(owner, 'ipnRetry', s.ipnRetry);
   if (s.statusDescriptionStyle !== undefined) {
-    out.statusDescriptionStyle = requireOneOf(owner, 'statusDescriptionStyle', s.statusDescriptionStyle, ['mixed', 'upper'] as const);
+    out.statusDescriptionStyle = requireOneOf(owner, 'statusDescriptionStyle', s.statusDescriptionStyle, [
+      'mixed',
+      'upper',
+    ] as const);
   }
   if (s.rejectAuthorizationHeaderOnToken !== undefined) {
-    out.rejectAuthorizationHeaderOnToken = requireBoolean(owner, 'rejectAuthorizationHeaderOnToken', s.rejectAuthorizationHeaderOnToken);
+    out.rejectAuthorizationHeaderOnToken = requireBoolean(
+      owner,
+      'rejectAuthorizationHeaderOnToken',
+      s.rejectAuthorizationHeaderOnToken,
+    );
   }
   return out;
 }
@@ -45,9 +64,11 @@ export function validatePesapalSettings(owner: string, s: Partial<PesapalSetting
 export function resolvePesapalOptions(opts: PesapalSimulatorOptions = {}): PesapalResolvedOptions {
   if (opts.now !== undefined && typeof opts.now !== 'function') throw new TypeError(`${OWNER}.now must be a function`);
   const currencies = opts.currencies ?? ['KES'];
-  if (!Array.isArray(currencies) || currencies.length === 0) throw new RangeError(`${OWNER}.currencies must be a non-empty array`);
+  if (!Array.isArray(currencies) || currencies.length === 0)
+    throw new RangeError(`${OWNER}.currencies must be a non-empty array`);
   currencies.forEach((c, i) => {
-    if (typeof c !== 'string' || currencyExponent(c) === undefined) throw new RangeError(`${OWNER}.currencies[${i}] is not a supported ISO currency code`);
+    if (typeof c !== 'string' || currencyExponent(c) === undefined)
+      throw new RangeError(`${OWNER}.currencies[${i}] is not a supported ISO currency code`);
   });
   return {
     port: requireInteger(OWNER, 'port', opts.port ?? 0, 0, 65535),
@@ -59,7 +80,11 @@ export function resolvePesapalOptions(opts: PesapalSimulatorOptions = {}): Pesap
     currencies: [...new Set(currencies)],
     settings: validatePesapalSettings(
       OWNER,
-      { ipnRetry: opts.ipnRetry, statusDescriptionStyle: opts.statusDescriptionStyle, rejectAuthorizationHeaderOnToken: opts.rejectAuthorizationHeaderOnToken },
+      {
+        ipnRetry: opts.ipnRetry,
+        statusDescriptionStyle: opts.statusDescriptionStyle,
+        rejectAuthorizationHeaderOnToken: opts.rejectAuthorizationHeaderOnToken,
+      },
       PESAPAL_BASE_SETTINGS,
     ),
     ipnTimeoutMs: requireInteger(OWNER, 'ipnTimeoutMs', opts.ipnTimeoutMs ?? 30_000, 1, 600_000),

@@ -11,7 +11,13 @@ export function errorResponse(error: PesapalErrorObject): Record<string, unknown
 }
 
 export function tokenResponse(token: string, expiresAt: Date): Record<string, unknown> {
-  return { token, expiryDate: dotNetUtc(expiresAt), error: null, status: '200', message: 'Request processed successfully' };
+  return {
+    token,
+    expiryDate: dotNetUtc(expiresAt),
+    error: null,
+    status: '200',
+    message: 'Request processed successfully',
+  };
 }
 
 /** Observed: code set, message EMPTY — clients must fall back to the code. */
@@ -20,7 +26,13 @@ export function invalidCredentialsResponse(): Record<string, unknown> {
 }
 
 export function invalidTokenResponse(): Record<string, unknown> {
-  return { error: { error_type: 'authentication_error', code: 'invalid_api_credentials_provided', message: 'Invalid Access Token' } };
+  return {
+    error: {
+      error_type: 'authentication_error',
+      code: 'invalid_api_credentials_provided',
+      message: 'Invalid Access Token',
+    },
+  };
 }
 
 function b64url(value: string | Buffer): string {
@@ -69,21 +81,38 @@ export function ipnListItem(r: PesapalIpnRegistration): Record<string, unknown> 
 }
 
 export function submitOrderResponse(o: PesapalOrder): Record<string, unknown> {
-  return { order_tracking_id: o.orderTrackingId, merchant_reference: o.merchantReference, redirect_url: o.redirectUrl, error: null, status: '200' };
+  return {
+    order_tracking_id: o.orderTrackingId,
+    merchant_reference: o.merchantReference,
+    redirect_url: o.redirectUrl,
+    error: null,
+    status: '200',
+  };
 }
 
-const DESCRIPTIONS: Readonly<Record<PesapalStatusCode, string>> = Object.freeze({ 0: 'INVALID', 1: 'Completed', 2: 'Failed', 3: 'Reversed' });
+const DESCRIPTIONS: Readonly<Record<PesapalStatusCode, string>> = Object.freeze({
+  0: 'INVALID',
+  1: 'Completed',
+  2: 'Failed',
+  3: 'Reversed',
+});
 
 export function statusDescription(code: PesapalStatusCode, style: PesapalSettings['statusDescriptionStyle']): string {
   return style === 'upper' ? DESCRIPTIONS[code].toUpperCase() : DESCRIPTIONS[code];
 }
 
 export function statusCallbackUrl(o: PesapalOrder): string {
-  return appendQuery(o.callbackUrl, { OrderTrackingId: o.orderTrackingId, OrderMerchantReference: o.merchantReference });
+  return appendQuery(o.callbackUrl, {
+    OrderTrackingId: o.orderTrackingId,
+    OrderMerchantReference: o.merchantReference,
+  });
 }
 
 /** GET /api/Transactions/GetTransactionStatus answer. Not paid yet ⇒ status_code 0 AND `status: "500"` with an error object. */
-export function transactionStatusResponse(o: PesapalOrder, style: PesapalSettings['statusDescriptionStyle']): Record<string, unknown> {
+export function transactionStatusResponse(
+  o: PesapalOrder,
+  style: PesapalSettings['statusDescriptionStyle'],
+): Record<string, unknown> {
   const currency = o.paidCurrency ?? o.currency;
   const amountMinor = o.paidAmountMinor ?? o.amountMinor;
   const callBack = statusCallbackUrl(o);
@@ -104,7 +133,12 @@ export function transactionStatusResponse(o: PesapalOrder, style: PesapalSetting
     payment_status_code: '',
     currency,
     error: notPaid
-      ? { error_type: 'api_error', code: 'payment_details_not_found', message: o.state === 'cancelled' ? 'Order Cancelled' : 'Pending Payment', call_back_url: callBack }
+      ? {
+          error_type: 'api_error',
+          code: 'payment_details_not_found',
+          message: o.state === 'cancelled' ? 'Order Cancelled' : 'Pending Payment',
+          call_back_url: callBack,
+        }
       : { error_type: null, code: null, message: null, call_back_url: null },
     status: notPaid ? '500' : '200',
   };

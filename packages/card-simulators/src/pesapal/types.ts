@@ -3,12 +3,25 @@ import type { NotificationDelivery, NotificationFaults, RetryPolicy } from '../s
 
 /** Endpoint groups, used for stats, latency and canned errors. `ipn` = RegisterIPN + GetIpnList. */
 export type PesapalEndpoint = 'token' | 'ipn' | 'submit' | 'status' | 'refund' | 'cancel' | 'checkout';
-export const PESAPAL_ENDPOINTS: readonly PesapalEndpoint[] = Object.freeze(['token', 'ipn', 'submit', 'status', 'refund', 'cancel', 'checkout']);
+export const PESAPAL_ENDPOINTS: readonly PesapalEndpoint[] = Object.freeze([
+  'token',
+  'ipn',
+  'submit',
+  'status',
+  'refund',
+  'cancel',
+  'checkout',
+]);
 
 /** What the customer does on the payment page (or a test makes them do with complete()). */
 export type PesapalOutcome = 'completed' | 'failed' | 'pending' | 'cancelled';
 export type PesapalPaymentMethod = 'Visa' | 'MasterCard' | 'Mpesa' | 'AirtelMoney';
-export const PESAPAL_PAYMENT_METHODS: readonly PesapalPaymentMethod[] = Object.freeze(['Visa', 'MasterCard', 'Mpesa', 'AirtelMoney']);
+export const PESAPAL_PAYMENT_METHODS: readonly PesapalPaymentMethod[] = Object.freeze([
+  'Visa',
+  'MasterCard',
+  'Mpesa',
+  'AirtelMoney',
+]);
 export type PesapalIpnType = 'GET' | 'POST';
 /** `status_code`: 0 INVALID (also "not paid yet"), 1 COMPLETED, 2 FAILED, 3 REVERSED. */
 export type PesapalStatusCode = 0 | 1 | 2 | 3;

@@ -16,7 +16,20 @@ export const MISSING_BILLING = 'missing_mandatory_billing_address';
 export const MAX_MERCHANT_REFERENCE = 50;
 export const MAX_DESCRIPTION = 100;
 const MERCHANT_REFERENCE = /^[A-Za-z0-9\-_.:]+$/;
-const BILLING_FIELDS = ['email_address', 'phone_number', 'country_code', 'first_name', 'middle_name', 'last_name', 'line_1', 'line_2', 'city', 'state', 'postal_code', 'zip_code'] as const;
+const BILLING_FIELDS = [
+  'email_address',
+  'phone_number',
+  'country_code',
+  'first_name',
+  'middle_name',
+  'last_name',
+  'line_1',
+  'line_2',
+  'city',
+  'state',
+  'postal_code',
+  'zip_code',
+] as const;
 
 export function invalid<T>(message: string, code = INVALID_PARAMS, errorType = 'invalid_request_error'): Checked<T> {
   return { ok: false, error: { error_type: errorType, code, message } };
@@ -32,8 +45,10 @@ export function validateIpn(body: Record<string, unknown>): Checked<ValidIpn> {
   if (url === undefined || url === null || url === '') return invalid('url is required');
   if (!isHttpUrl(url)) return invalid('Invalid IPN URL provided. Use an absolute http(s) URL');
   const type = body['ipn_notification_type'];
-  if (type === undefined || type === null || type === '') return invalid('ipn_notification_type is required (GET or POST)');
-  if (typeof type !== 'string' || !['GET', 'POST'].includes(type.toUpperCase())) return invalid('ipn_notification_type must be GET or POST');
+  if (type === undefined || type === null || type === '')
+    return invalid('ipn_notification_type is required (GET or POST)');
+  if (typeof type !== 'string' || !['GET', 'POST'].includes(type.toUpperCase()))
+    return invalid('ipn_notification_type must be GET or POST');
   return { ok: true, value: { url, type: type.toUpperCase() as PesapalIpnType } };
 }
 
@@ -63,12 +78,15 @@ export function validateOrder(body: Record<string, unknown>, currencies: readonl
   const id = body['id'];
   if (id === undefined || id === null || id === '') return invalid('id (merchant reference) is required');
   if (typeof id !== 'string') return invalid('id (merchant reference) must be a string');
-  if (id.length > MAX_MERCHANT_REFERENCE) return invalid(`id (merchant reference) must not be longer than ${MAX_MERCHANT_REFERENCE} characters`);
-  if (!MERCHANT_REFERENCE.test(id)) return invalid('id (merchant reference) may only contain letters, digits and - _ . :');
+  if (id.length > MAX_MERCHANT_REFERENCE)
+    return invalid(`id (merchant reference) must not be longer than ${MAX_MERCHANT_REFERENCE} characters`);
+  if (!MERCHANT_REFERENCE.test(id))
+    return invalid('id (merchant reference) may only contain letters, digits and - _ . :');
 
   const currency = body['currency'];
   if (currency === undefined || currency === null || currency === '') return invalid('currency is required');
-  if (typeof currency !== 'string' || !currencies.includes(currency)) return invalid(`Currency ${String(currency)} is not enabled for this merchant account`);
+  if (typeof currency !== 'string' || !currencies.includes(currency))
+    return invalid(`Currency ${String(currency)} is not enabled for this merchant account`);
   const exponent = currencyExponent(currency) ?? 2;
 
   if (body['amount'] === undefined || body['amount'] === null) return invalid('amount is required');
@@ -76,9 +94,11 @@ export function validateOrder(body: Record<string, unknown>, currencies: readonl
   if (!amount.ok) return invalid(`amount ${amount.reason}`);
 
   const description = body['description'];
-  if (description === undefined || description === null || description === '') return invalid('description is required');
+  if (description === undefined || description === null || description === '')
+    return invalid('description is required');
   if (typeof description !== 'string') return invalid('description must be a string');
-  if (description.length > MAX_DESCRIPTION) return invalid(`description must not be longer than ${MAX_DESCRIPTION} characters`);
+  if (description.length > MAX_DESCRIPTION)
+    return invalid(`description must not be longer than ${MAX_DESCRIPTION} characters`);
 
   const callback = body['callback_url'];
   if (callback === undefined || callback === null || callback === '') return invalid('callback_url is required');
@@ -92,13 +112,15 @@ export function validateOrder(body: Record<string, unknown>, currencies: readonl
   }
 
   const notificationId = body['notification_id'];
-  if (notificationId === undefined || notificationId === null || notificationId === '') return invalid('Invalid IPN URL ID provided.Check format and try again');
+  if (notificationId === undefined || notificationId === null || notificationId === '')
+    return invalid('Invalid IPN URL ID provided.Check format and try again');
   if (typeof notificationId !== 'string') return invalid('Invalid IPN URL ID provided.Check format and try again');
 
   const redirectModeRaw = body['redirect_mode'];
   let redirectMode: ValidOrder['redirectMode'] = 'TOP_WINDOW';
   if (redirectModeRaw !== undefined && redirectModeRaw !== null && redirectModeRaw !== '') {
-    if (redirectModeRaw !== 'TOP_WINDOW' && redirectModeRaw !== 'PARENT_WINDOW') return invalid('redirect_mode must be TOP_WINDOW or PARENT_WINDOW');
+    if (redirectModeRaw !== 'TOP_WINDOW' && redirectModeRaw !== 'PARENT_WINDOW')
+      return invalid('redirect_mode must be TOP_WINDOW or PARENT_WINDOW');
     redirectMode = redirectModeRaw;
   }
   const branch = optionalString(body, 'branch');
@@ -120,7 +142,8 @@ export function validateOrder(body: Record<string, unknown>, currencies: readonl
     return invalid('billing_address needs an email_address or a phone_number', MISSING_BILLING);
   }
   const country = billingAddress['country_code'];
-  if (country && !/^[A-Za-z]{2}$/.test(country)) return invalid('billing_address.country_code must be an ISO 3166 alpha-2 code');
+  if (country && !/^[A-Za-z]{2}$/.test(country))
+    return invalid('billing_address.country_code must be an ISO 3166 alpha-2 code');
 
   return {
     ok: true,
@@ -148,10 +171,13 @@ export interface ValidRefund {
 }
 
 /** RefundRequest answers `{status: "500", message}` on failure: these checks return that message. */
-export function validateRefund(body: Record<string, unknown>): { ok: true; value: ValidRefund } | { ok: false; message: string } {
+export function validateRefund(
+  body: Record<string, unknown>,
+): { ok: true; value: ValidRefund } | { ok: false; message: string } {
   const code = body['confirmation_code'];
   if (typeof code !== 'string' || code.trim() === '') return { ok: false, message: 'confirmation_code is required' };
-  if (body['amount'] === undefined || body['amount'] === null || body['amount'] === '') return { ok: false, message: 'amount is required' };
+  if (body['amount'] === undefined || body['amount'] === null || body['amount'] === '')
+    return { ok: false, message: 'amount is required' };
   const username = body['username'];
   if (typeof username !== 'string' || username.trim() === '') return { ok: false, message: 'username is required' };
   const remarks = body['remarks'];

@@ -54,7 +54,11 @@ export async function readControlJson(req: IncomingMessage): Promise<Parsed<unkn
   }
 }
 
-export function rejectUnknownKeys(name: string, value: Record<string, unknown>, allowed: readonly string[]): Parsed<true> {
+export function rejectUnknownKeys(
+  name: string,
+  value: Record<string, unknown>,
+  allowed: readonly string[],
+): Parsed<true> {
   const unknown = Object.keys(value).find((k) => !allowed.includes(k));
   return unknown ? { ok: false, message: `unknown ${name} key "${unknown}"` } : { ok: true, value: true };
 }
@@ -70,7 +74,8 @@ export function parseLatency<K extends string>(value: unknown, keys: readonly K[
   if (!isPlainObject(value)) return { ok: false, message: 'latencyMs must be an object' };
   const out: Partial<Record<K, number>> = {};
   for (const [k, v] of Object.entries(value)) {
-    if (!(keys as readonly string[]).includes(k)) return { ok: false, message: `unknown latencyMs key "${k}" (use ${keys.join(', ')})` };
+    if (!(keys as readonly string[]).includes(k))
+      return { ok: false, message: `unknown latencyMs key "${k}" (use ${keys.join(', ')})` };
     const ms = parseNonNegativeInt(`latencyMs.${k}`, v);
     if (!ms.ok) return ms;
     out[k as K] = ms.value;

@@ -22,7 +22,12 @@ export function toJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
 }
 
-export function jsonReply(status: number, body: unknown, contentType = 'application/json; charset=utf-8', extra: Record<string, string> = {}): Reply {
+export function jsonReply(
+  status: number,
+  body: unknown,
+  contentType = 'application/json; charset=utf-8',
+  extra: Record<string, string> = {},
+): Reply {
   return { status, headers: { 'Content-Type': contentType, ...extra }, body: toJson(body) };
 }
 
@@ -32,12 +37,21 @@ export function htmlReply(status: number, html: string): Reply {
 
 /** 303 See Other: the browser follows with a GET, whatever method the form used. */
 export function redirectReply(location: string): Reply {
-  return { status: 303, headers: { Location: location, 'Cache-Control': 'no-store', 'Content-Type': 'text/plain; charset=utf-8' }, body: `See ${location}` };
+  return {
+    status: 303,
+    headers: { Location: location, 'Cache-Control': 'no-store', 'Content-Type': 'text/plain; charset=utf-8' },
+    body: `See ${location}`,
+  };
 }
 
 export function writeReply(res: ServerResponse, reply: Reply): void {
   if (res.headersSent || res.destroyed) return;
-  const body = reply.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(reply.body) ? reply.body : Buffer.from(reply.body, 'utf8');
+  const body =
+    reply.body === undefined
+      ? Buffer.alloc(0)
+      : Buffer.isBuffer(reply.body)
+        ? reply.body
+        : Buffer.from(reply.body, 'utf8');
   res.writeHead(reply.status, { ...(reply.headers ?? {}), 'Content-Length': String(body.length) });
   res.end(body);
 }

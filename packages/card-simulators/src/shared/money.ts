@@ -37,7 +37,11 @@ export function decimalToMinor(text: string, exponent: number): AmountParse {
   const whole = match[1] ?? '0';
   const fraction = (match[2] ?? '').replace(/0+$/, '');
   if (fraction.length > exponent) {
-    return { ok: false, reason: exponent === 0 ? 'must be a whole number for this currency' : `must have at most ${exponent} decimal places` };
+    return {
+      ok: false,
+      reason:
+        exponent === 0 ? 'must be a whole number for this currency' : `must have at most ${exponent} decimal places`,
+    };
   }
   return { ok: true, minor: BigInt(whole) * 10n ** BigInt(exponent) + BigInt(fraction.padEnd(exponent, '0') || '0') };
 }

@@ -184,7 +184,11 @@ export class Notifier {
         reject,
         timer: setTimeout(() => {
           this.waiters.delete(waiter);
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${count} ${this.config.label}(s) for ${ref} (got ${this.listFor(ref).length})`));
+          reject(
+            new Error(
+              `timed out after ${timeoutMs} ms waiting for ${count} ${this.config.label}(s) for ${ref} (got ${this.listFor(ref).length})`,
+            ),
+          );
         }, timeoutMs),
       };
       this.waiters.add(waiter);
@@ -230,12 +234,22 @@ export class Notifier {
     this.timers.schedule(policy.intervalMs, () => void this.attempt(notification, attempt, false, generation));
   }
 
-  private async attempt(notification: Notification, attempt: number, duplicate: boolean, generation: number): Promise<NotificationDelivery | undefined> {
+  private async attempt(
+    notification: Notification,
+    attempt: number,
+    duplicate: boolean,
+    generation: number,
+  ): Promise<NotificationDelivery | undefined> {
     if (this.closed || generation !== this.generation) return undefined;
     const at = this.config.now();
     const body = notification.method === 'POST' ? JSON.stringify(notification.body ?? null) : undefined;
     this.sent += 1;
-    const outcome = await this.config.sender.send({ method: notification.method, url: notification.url, headers: notification.headers, body });
+    const outcome = await this.config.sender.send({
+      method: notification.method,
+      url: notification.url,
+      headers: notification.headers,
+      body,
+    });
     if (this.closed || generation !== this.generation) return undefined;
     const verdict = this.config.judge(outcome, notification);
     this.seq += 1;
@@ -256,8 +270,10 @@ export class Notifier {
     if (outcome.response !== undefined) delivery.response = outcome.response;
     if (outcome.error !== undefined) delivery.error = outcome.error;
     this.deliveries.push(delivery);
-    if (this.deliveries.length > this.config.maxRecords) this.deliveries.splice(0, this.deliveries.length - this.config.maxRecords);
-    const result = outcome.status !== undefined ? `HTTP ${outcome.status}` : `failed: ${outcome.error ?? 'unknown error'}`;
+    if (this.deliveries.length > this.config.maxRecords)
+      this.deliveries.splice(0, this.deliveries.length - this.config.maxRecords);
+    const result =
+      outcome.status !== undefined ? `HTTP ${outcome.status}` : `failed: ${outcome.error ?? 'unknown error'}`;
     this.config.log(
       `${this.config.label} ${notification.event} ${notification.ref} ${notification.method} ${redactUrl(notification.url)} attempt ${attempt}${duplicate ? ' (duplicate)' : ''} -> ${result}${verdict.acknowledged ? '' : ' (not acknowledged)'}`,
     );

@@ -1,7 +1,13 @@
 /** Validation helpers for simulator options (thrown errors name the option). */
 import { isHttpUrl } from './http';
 
-export function requireInteger(owner: string, name: string, value: number, min: number, max: number = Number.MAX_SAFE_INTEGER): number {
+export function requireInteger(
+  owner: string,
+  name: string,
+  value: number,
+  min: number,
+  max: number = Number.MAX_SAFE_INTEGER,
+): number {
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new RangeError(`${owner}.${name} must be an integer in [${min}, ${max}], got ${String(value)}`);
   }
@@ -9,7 +15,8 @@ export function requireInteger(owner: string, name: string, value: number, min: 
 }
 
 export function requireNonEmpty(owner: string, name: string, value: unknown): string {
-  if (typeof value !== 'string' || value.trim().length === 0) throw new TypeError(`${owner}.${name} must be a non-empty string`);
+  if (typeof value !== 'string' || value.trim().length === 0)
+    throw new TypeError(`${owner}.${name} must be a non-empty string`);
   return value;
 }
 
@@ -37,7 +44,8 @@ export interface RetryOption {
 }
 
 export function requireRetry(owner: string, name: string, value: unknown): RetryOption {
-  if (typeof value !== 'object' || value === null) throw new TypeError(`${owner}.${name} must be {attempts, intervalMs}`);
+  if (typeof value !== 'object' || value === null)
+    throw new TypeError(`${owner}.${name} must be {attempts, intervalMs}`);
   const { attempts, intervalMs } = value as Record<string, unknown>;
   return {
     attempts: requireInteger(owner, `${name}.attempts`, attempts as number, 0, 100),

@@ -29,7 +29,11 @@ export class TimerRegistry {
   /** Resolves true after `ms` (or when flushed), false as soon as the timer is cancelled. Never rejects. */
   sleep(ms: number): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
-      this.schedule(ms, () => resolve(true), () => resolve(false));
+      this.schedule(
+        ms,
+        () => resolve(true),
+        () => resolve(false),
+      );
     });
   }
 

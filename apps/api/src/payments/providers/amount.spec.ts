@@ -41,25 +41,35 @@ describe('toOutgoingAmount', () => {
     expect(err).toBeInstanceOf(ValidationFailedError);
     expect(err.statusCode).toBe(400);
     expect(err.message).toBe('TestPay only accepts whole KES amounts (no cents)');
-    expect(toOutgoingAmount(150000n, 'KES', { ...KES_ONLY, wholeUnitsOnly: true })).toEqual({ number: 1500, text: '1500.00' });
+    expect(toOutgoingAmount(150000n, 'KES', { ...KES_ONLY, wholeUnitsOnly: true })).toEqual({
+      number: 1500,
+      text: '1500.00',
+    });
   });
 
   it('rejects zero, negative, non-bigint and too-large amounts', () => {
     expect(() => toOutgoingAmount(0n, 'KES', KES_ONLY)).toThrow('amount must be greater than zero');
     expect(() => toOutgoingAmount(-5n, 'KES', KES_ONLY)).toThrow('amount must be greater than zero');
-    expect(() => toOutgoingAmount(100 as unknown as bigint, 'KES', KES_ONLY)).toThrow('amount must be greater than zero');
+    expect(() => toOutgoingAmount(100 as unknown as bigint, 'KES', KES_ONLY)).toThrow(
+      'amount must be greater than zero',
+    );
     expect(toOutgoingAmount(999_999_999_999_999n, 'KES', KES_ONLY).text).toBe('9999999999999.99');
     expect(() => toOutgoingAmount(1_000_000_000_000_001n, 'KES', KES_ONLY)).toThrow('amount is too large');
   });
 
   it('rejects currencies the provider does not take or we do not know', () => {
     expect(() => toOutgoingAmount(100n, 'USD', KES_ONLY)).toThrow('TestPay payments are not available in USD; use KES');
-    expect(() => toOutgoingAmount(100n, 'XYZ', { ...KES_ONLY, supportedCurrencies: ['XYZ'] })).toThrow(ValidationFailedError);
+    expect(() => toOutgoingAmount(100n, 'XYZ', { ...KES_ONLY, supportedCurrencies: ['XYZ'] })).toThrow(
+      ValidationFailedError,
+    );
   });
 
   it('uses the currency exponent (UGX has no minor unit)', () => {
     expect(currencyExponent('UGX')).toBe(0);
-    expect(toOutgoingAmount(1500n, 'UGX', { ...KES_ONLY, supportedCurrencies: ['UGX'] })).toEqual({ number: 1500, text: '1500' });
+    expect(toOutgoingAmount(1500n, 'UGX', { ...KES_ONLY, supportedCurrencies: ['UGX'] })).toEqual({
+      number: 1500,
+      text: '1500',
+    });
   });
 });
 

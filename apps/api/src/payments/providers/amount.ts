@@ -17,7 +17,8 @@ const DECIMAL_RE = /^(-?)(\d+)(?:\.(\d+))?$/;
 
 /** Decimal places of `currency` (KES 2, UGX 0, …), or undefined if we do not handle it. */
 export function currencyExponent(currency: string): number | undefined {
-  if (typeof currency !== 'string' || !Object.prototype.hasOwnProperty.call(CURRENCY_EXPONENT, currency)) return undefined;
+  if (typeof currency !== 'string' || !Object.prototype.hasOwnProperty.call(CURRENCY_EXPONENT, currency))
+    return undefined;
   return CURRENCY_EXPONENT[currency];
 }
 
@@ -63,7 +64,11 @@ export function toOutgoingAmount(
   currency: string,
   opts: { supportedCurrencies: readonly string[]; wholeUnitsOnly: boolean; providerLabel: string },
 ): OutgoingAmount {
-  if (typeof currency !== 'string' || !opts.supportedCurrencies.includes(currency) || currencyExponent(currency) === undefined) {
+  if (
+    typeof currency !== 'string' ||
+    !opts.supportedCurrencies.includes(currency) ||
+    currencyExponent(currency) === undefined
+  ) {
     throw new ValidationFailedError(
       `${opts.providerLabel} payments are not available in ${typeof currency === 'string' && currency ? currency : 'that currency'}; use ${opts.supportedCurrencies.join(', ')}`,
       { field: 'currency' },
@@ -75,7 +80,9 @@ export function toOutgoingAmount(
   const exp = currencyExponent(currency) as number;
   const div = 10n ** BigInt(exp);
   if (opts.wholeUnitsOnly && minor % div !== 0n) {
-    throw new ValidationFailedError(`${opts.providerLabel} only accepts whole ${currency} amounts (no cents)`, { field: 'amount' });
+    throw new ValidationFailedError(`${opts.providerLabel} only accepts whole ${currency} amounts (no cents)`, {
+      field: 'amount',
+    });
   }
   const text = formatMinor(minor, currency);
   if (significantDigits(text) > MAX_SIGNIFICANT_DIGITS) {
@@ -119,6 +126,7 @@ export function parseProviderAmount(value: unknown, currency: unknown): bigint |
 
 function requireExponent(currency: string): number {
   const exp = currencyExponent(currency);
-  if (exp === undefined) throw new ValidationFailedError(`unsupported currency ${String(currency)}`, { field: 'currency' });
+  if (exp === undefined)
+    throw new ValidationFailedError(`unsupported currency ${String(currency)}`, { field: 'currency' });
   return exp;
 }

@@ -26,7 +26,10 @@ export interface FakeReply {
 }
 
 /** 'hang' = never answer; 'destroy' = drop the connection after reading the request. */
-export type FakeHandler = (req: RecordedRequest, nth: number) => FakeReply | 'hang' | 'destroy' | Promise<FakeReply | 'hang' | 'destroy'>;
+export type FakeHandler = (
+  req: RecordedRequest,
+  nth: number,
+) => FakeReply | 'hang' | 'destroy' | Promise<FakeReply | 'hang' | 'destroy'>;
 
 export class FakeProviderServer {
   readonly requests: RecordedRequest[] = [];
@@ -90,7 +93,15 @@ export class FakeProviderServer {
     }
     const url = req.url ?? '/';
     const parsed = new URL(url, 'http://fake.local');
-    const rec: RecordedRequest = { method: req.method ?? '', path: parsed.pathname, url, query: parsed.searchParams, headers: req.headers, rawBody, json };
+    const rec: RecordedRequest = {
+      method: req.method ?? '',
+      path: parsed.pathname,
+      url,
+      query: parsed.searchParams,
+      headers: req.headers,
+      rawBody,
+      json,
+    };
     this.requests.push(rec);
     const handler = this.routes.get(`${rec.method} ${rec.path}`);
     const nth = this.count(rec.method, rec.path);
@@ -103,9 +114,11 @@ export class FakeProviderServer {
       req.socket.destroy();
       return;
     }
-    const body = reply.body === undefined ? '' : typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
+    const body =
+      reply.body === undefined ? '' : typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
     const headers: Record<string, string> = { ...(reply.headers ?? {}) };
-    if (typeof reply.body === 'object' && reply.body !== null && !headers['content-type']) headers['content-type'] = 'application/json';
+    if (typeof reply.body === 'object' && reply.body !== null && !headers['content-type'])
+      headers['content-type'] = 'application/json';
     res.writeHead(reply.status, headers);
     res.end(body);
   }

@@ -29,7 +29,8 @@ export type ProviderName = 'mpesa' | 'flutterwave' | 'pesapal';
  *   expiry, then treat as abandoned
  * - unknown: the provider answered with a status we do not recognise (never give value)
  */
-export type ProviderPaymentStatus = 'pending' | 'completed' | 'failed' | 'cancelled' | 'expired' | 'reversed' | 'not_found' | 'unknown';
+export type ProviderPaymentStatus =
+  'pending' | 'completed' | 'failed' | 'cancelled' | 'expired' | 'reversed' | 'not_found' | 'unknown';
 
 export interface ProviderCapabilities {
   /** ISO 4217 codes this adapter will initiate payments in. */

@@ -29,11 +29,16 @@ describe('ProviderError', () => {
   });
 
   it('turns into the public error body with the provider and its code/message as details', () => {
-    const err = new ProviderError('flutterwave', 'rejected', 'Flutterwave rejected the payment request: Duplicate tx_ref', {
-      providerHttpStatus: 400,
-      providerCode: 'dup',
-      providerMessage: 'Duplicate tx_ref',
-    });
+    const err = new ProviderError(
+      'flutterwave',
+      'rejected',
+      'Flutterwave rejected the payment request: Duplicate tx_ref',
+      {
+        providerHttpStatus: 400,
+        providerCode: 'dup',
+        providerMessage: 'Duplicate tx_ref',
+      },
+    );
     expect(toErrorBody(err, 'req-1')).toEqual({
       statusCode: 502,
       code: 'PROVIDER_REJECTED',
@@ -45,7 +50,9 @@ describe('ProviderError', () => {
   });
 
   it('asks our client to retry later on rate limits and unreachable providers', () => {
-    expect(new ProviderError('pesapal', 'rate_limited', 'm', { retryAfterSeconds: 12 }).headers).toEqual({ 'Retry-After': '12' });
+    expect(new ProviderError('pesapal', 'rate_limited', 'm', { retryAfterSeconds: 12 }).headers).toEqual({
+      'Retry-After': '12',
+    });
     expect(new ProviderError('pesapal', 'rate_limited', 'm').headers).toEqual({ 'Retry-After': '30' });
     expect(new ProviderError('pesapal', 'unreachable', 'm').headers).toEqual({ 'Retry-After': '10' });
     expect(new ProviderError('mpesa', 'customer_busy', 'm').headers).toEqual({ 'Retry-After': '60' });
@@ -62,11 +69,23 @@ describe('ProviderError', () => {
       providerRequestId: '1c5b-4ba8-815c-ac45c57a3db01495926',
       retryAfterSeconds: 7,
     });
-    expect(err.details).toEqual({ provider: 'mpesa', providerErrorCode: '500.003.02', providerErrorMessage: 'Spike Arrest Violation', providerRequestId: '1c5b-4ba8-815c-ac45c57a3db01495926' });
-    expect([err.providerRequestId, err.providerHttpStatus, err.retryAfterSeconds, err.headers]).toEqual(['1c5b-4ba8-815c-ac45c57a3db01495926', 500, 7, { 'Retry-After': '7' }]);
+    expect(err.details).toEqual({
+      provider: 'mpesa',
+      providerErrorCode: '500.003.02',
+      providerErrorMessage: 'Spike Arrest Violation',
+      providerRequestId: '1c5b-4ba8-815c-ac45c57a3db01495926',
+    });
+    expect([err.providerRequestId, err.providerHttpStatus, err.retryAfterSeconds, err.headers]).toEqual([
+      '1c5b-4ba8-815c-ac45c57a3db01495926',
+      500,
+      7,
+      { 'Retry-After': '7' },
+    ]);
     expect(err.asNotProcessed('x').details).toEqual(err.details);
     // Daraja's STK query answers echo the CheckoutRequestID as requestId: it ends with the payer's national number.
-    const echoed = new ProviderError('mpesa', 'unavailable', 'm', { providerRequestId: 'ws_CO_13102022154520280706803305' });
+    const echoed = new ProviderError('mpesa', 'unavailable', 'm', {
+      providerRequestId: 'ws_CO_13102022154520280706803305',
+    });
     expect(echoed.details).toEqual({ provider: 'mpesa', providerRequestId: 'ws_CO_13102022154520280*******05' });
     expect(echoed.providerRequestId).toBe('ws_CO_13102022154520280*******05');
   });
@@ -93,13 +112,19 @@ describe('the OpenAPI document', () => {
     @ApiErrors(409, 502, 503, 504)
     route(): void {}
   }
-  const responses = Reflect.getMetadata(DECORATORS.API_RESPONSE, Documented.prototype.route) as Record<string, { description: string; headers?: Record<string, unknown> }>;
+  const responses = Reflect.getMetadata(DECORATORS.API_RESPONSE, Documented.prototype.route) as Record<
+    string,
+    { description: string; headers?: Record<string, unknown> }
+  >;
 
-  it.each(Object.entries(PROVIDER_ERROR_KINDS))('names %s under its status, with Retry-After where it is sent', (_kind, spec) => {
-    expect(ERROR_DESCRIPTIONS[spec.status]).toContain(spec.code);
-    expect(responses[spec.status].description).toContain(spec.code);
-    if (spec.retryAfterSeconds !== undefined) expect(responses[spec.status].headers).toHaveProperty('Retry-After');
-  });
+  it.each(Object.entries(PROVIDER_ERROR_KINDS))(
+    'names %s under its status, with Retry-After where it is sent',
+    (_kind, spec) => {
+      expect(ERROR_DESCRIPTIONS[spec.status]).toContain(spec.code);
+      expect(responses[spec.status].description).toContain(spec.code);
+      if (spec.retryAfterSeconds !== undefined) expect(responses[spec.status].headers).toHaveProperty('Retry-After');
+    },
+  );
 
   it('says what 502, 503 and 504 mean for a client', () => {
     expect(ERROR_DESCRIPTIONS[502]).toMatch(/answered badly or refused/);
@@ -110,7 +135,8 @@ describe('the OpenAPI document', () => {
 
 describe('redact', () => {
   it('removes configured secrets, Flutterwave keys and JWTs, and truncates', () => {
-    const text = 'bad key cs_SECRET_123 and FLWSECK_TEST-abc123-X and eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_part-1 here';
+    const text =
+      'bad key cs_SECRET_123 and FLWSECK_TEST-abc123-X and eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_part-1 here';
     const out = redact(text, ['cs_SECRET_123', undefined, 'ab']);
     expect(out).toBe('bad key *** and *** and *** here');
     expect(redact('x'.repeat(500), []).length).toBe(201);

@@ -111,14 +111,19 @@ export class ProviderError extends AppError {
     // Provider texts can name the payer ("Invalid PhoneNumber 2547…", a CheckoutRequestID ending in
     // the number): whatever reaches our client, the key's stored answer or result_desc is masked here.
     const message = maskPhonesIn(rawMessage);
-    const info = rawInfo.providerMessage === undefined ? rawInfo : { ...rawInfo, providerMessage: maskPhonesIn(rawInfo.providerMessage) };
+    const info =
+      rawInfo.providerMessage === undefined
+        ? rawInfo
+        : { ...rawInfo, providerMessage: maskPhonesIn(rawInfo.providerMessage) };
     const providerRequestId = info.providerRequestId === undefined ? undefined : maskPhonesIn(info.providerRequestId);
     const details: Record<string, unknown> = { provider };
     if (info.providerCode !== undefined) details.providerErrorCode = info.providerCode;
     if (info.providerMessage !== undefined) details.providerErrorMessage = info.providerMessage;
     if (providerRequestId !== undefined) details.providerRequestId = providerRequestId;
     const headers =
-      spec.retryAfterSeconds !== undefined ? { 'Retry-After': String(info.retryAfterSeconds ?? spec.retryAfterSeconds) } : undefined;
+      spec.retryAfterSeconds !== undefined
+        ? { 'Retry-After': String(info.retryAfterSeconds ?? spec.retryAfterSeconds) }
+        : undefined;
     super(spec.code, message, spec.status, details, headers);
     this.provider = provider;
     this.kind = kind;

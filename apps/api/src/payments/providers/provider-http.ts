@@ -154,11 +154,18 @@ export class ProviderHttp {
       const durationMs = Date.now() - started;
       const mapped = this.mapNetworkError(err, spec);
       // Only the code: the axios error object carries the request config (Authorization header).
-      this.logger.warn(`${spec.method} ${endpoint} failed after ${durationMs}ms: ${networkErrorCode(err) ?? 'no code'} (${mapped.outcome})${ctx}`);
+      this.logger.warn(
+        `${spec.method} ${endpoint} failed after ${durationMs}ms: ${networkErrorCode(err) ?? 'no code'} (${mapped.outcome})${ctx}`,
+      );
       throw mapped;
     }
     const durationMs = Date.now() - started;
-    const text = typeof response.data === 'string' ? response.data : response.data === undefined || response.data === null ? '' : JSON.stringify(response.data);
+    const text =
+      typeof response.data === 'string'
+        ? response.data
+        : response.data === undefined || response.data === null
+          ? ''
+          : JSON.stringify(response.data);
     let json: unknown;
     const t = text.trim();
     if (t.startsWith('{') || t.startsWith('[')) {
@@ -196,10 +203,18 @@ export class ProviderHttp {
     const { failure, code } = classifyNetworkError(err);
     const what = spec.what;
     if (failure === 'unreachable') {
-      return new ProviderError(this.provider, 'unreachable', `${this.label} could not be reached (${code}); the ${what} was not sent`);
+      return new ProviderError(
+        this.provider,
+        'unreachable',
+        `${this.label} could not be reached (${code}); the ${what} was not sent`,
+      );
     }
     if (failure === 'timeout') {
-      return new ProviderError(this.provider, 'timeout', `No answer from ${this.label} within ${this.timeoutMs}ms to the ${what}; outcome unknown`);
+      return new ProviderError(
+        this.provider,
+        'timeout',
+        `No answer from ${this.label} within ${this.timeoutMs}ms to the ${what}; outcome unknown`,
+      );
     }
     const message = err instanceof Error ? err.message : '';
     return new ProviderError(

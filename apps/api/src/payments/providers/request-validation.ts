@@ -11,15 +11,22 @@ const EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const PHONE_RE = /^\+?\d{9,15}$/;
 
 export function requireText(value: unknown, field: string, max: number, label = field): string {
-  if (typeof value !== 'string' || value.trim().length === 0) throw new ValidationFailedError(`${label} is required`, { field });
+  if (typeof value !== 'string' || value.trim().length === 0)
+    throw new ValidationFailedError(`${label} is required`, { field });
   if (value.length > max) throw new ValidationFailedError(`${label} must be at most ${max} characters`, { field });
   return value;
 }
 
 /** Our references travel in URLs and provider dashboards: printable ASCII without spaces. */
-export function requireReference(value: unknown, max: number, pattern = /^[\x21-\x7e]+$/, patternHint = 'letters, digits and punctuation without spaces'): string {
+export function requireReference(
+  value: unknown,
+  max: number,
+  pattern = /^[\x21-\x7e]+$/,
+  patternHint = 'letters, digits and punctuation without spaces',
+): string {
   const ref = requireText(value, 'reference', max);
-  if (!pattern.test(ref)) throw new ValidationFailedError(`reference may only contain ${patternHint}`, { field: 'reference' });
+  if (!pattern.test(ref))
+    throw new ValidationFailedError(`reference may only contain ${patternHint}`, { field: 'reference' });
   return ref;
 }
 
@@ -38,7 +45,8 @@ export interface CleanCustomer {
 }
 
 export function cleanCustomer(customer: InitiateCustomer | undefined): CleanCustomer {
-  if (customer !== undefined && !isPlainObject(customer)) throw new ValidationFailedError('customer must be an object', { field: 'customer' });
+  if (customer !== undefined && !isPlainObject(customer))
+    throw new ValidationFailedError('customer must be an object', { field: 'customer' });
   const c = (customer ?? {}) as InitiateCustomer;
   const out: CleanCustomer = {};
   if (c.email !== undefined && c.email !== '') {
@@ -59,7 +67,10 @@ export function cleanCustomer(customer: InitiateCustomer | undefined): CleanCust
   for (const key of ['name', 'firstName', 'lastName'] as const) {
     const v = c[key];
     if (v === undefined || v === '') continue;
-    if (typeof v !== 'string' || v.length > 100) throw new ValidationFailedError(`customer ${key} must be text of at most 100 characters`, { field: `customer.${key}` });
+    if (typeof v !== 'string' || v.length > 100)
+      throw new ValidationFailedError(`customer ${key} must be text of at most 100 characters`, {
+        field: `customer.${key}`,
+      });
   }
   if (c.firstName) out.firstName = c.firstName.trim();
   if (c.lastName) out.lastName = c.lastName.trim();

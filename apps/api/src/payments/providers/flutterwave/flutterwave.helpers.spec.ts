@@ -33,7 +33,13 @@ describe('txRefFor / TX_REF_RE', () => {
     expect(ref).toBe('SD-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98');
     expect(ref.length).toBeLessThanOrEqual(100);
     expect(TX_REF_RE.test(ref)).toBe(true);
-    for (const other of ['POS-1', 'SD-', 'SD-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98x', ' SD-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98', 'sd-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98']) {
+    for (const other of [
+      'POS-1',
+      'SD-',
+      'SD-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98x',
+      ' SD-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98',
+      'sd-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98',
+    ]) {
       expect(TX_REF_RE.test(other)).toBe(false);
     }
   });
@@ -93,7 +99,9 @@ describe('resolveReturnUrl (no open redirect)', () => {
   });
 
   it('accepts a URL on the POS_RETURN_URL origin', () => {
-    expect(resolveReturnUrl('https://pos.example.co.ke/checkout/ORD-1/done', POS)).toBe('https://pos.example.co.ke/checkout/ORD-1/done');
+    expect(resolveReturnUrl('https://pos.example.co.ke/checkout/ORD-1/done', POS)).toBe(
+      'https://pos.example.co.ke/checkout/ORD-1/done',
+    );
     expect(resolveReturnUrl('HTTPS://POS.example.co.ke:443/x', POS)).toBe('https://pos.example.co.ke/x');
   });
 
@@ -122,10 +130,19 @@ describe('resolveReturnUrl (no open redirect)', () => {
   it('returnLocation sets paymentId, orderId and status and keeps the rest', () => {
     const loc = new URL(returnLocation(`${POS}#top`, { paymentId: 'p-1', orderId: 'ORD 1&x', status: 'completed' }));
     expect(loc.origin + loc.pathname).toBe('https://pos.example.co.ke/payments/done');
-    expect(Object.fromEntries(loc.searchParams)).toEqual({ till: '2', paymentId: 'p-1', orderId: 'ORD 1&x', status: 'completed' });
+    expect(Object.fromEntries(loc.searchParams)).toEqual({
+      till: '2',
+      paymentId: 'p-1',
+      orderId: 'ORD 1&x',
+      status: 'completed',
+    });
     expect(loc.hash).toBe('#top');
     // a status=... already in the configured URL is replaced, never duplicated
-    expect(new URL(returnLocation('https://pos.example.co.ke/?status=old', { paymentId: 'p', orderId: 'o', status: 'failed' })).searchParams.getAll('status')).toEqual(['failed']);
+    expect(
+      new URL(
+        returnLocation('https://pos.example.co.ke/?status=old', { paymentId: 'p', orderId: 'o', status: 'failed' }),
+      ).searchParams.getAll('status'),
+    ).toEqual(['failed']);
   });
 });
 
@@ -135,21 +152,32 @@ describe('planLook', () => {
     expect(W).toBeGreaterThan(FLW_CHECKOUT_SESSION_MINUTES * 60);
   });
 
-  it.each(['completed', 'failed', 'cancelled', 'expired'] as const)('a final answer (%s) is applied at any age and in any state', (status) => {
-    expect(planLook({ status, inFlight: true, hasLink: true, ageSeconds: 1, windowSeconds: W })).toBe('apply');
-    expect(planLook({ status, inFlight: false, hasLink: true, ageSeconds: 1, windowSeconds: W })).toBe('apply');
-    expect(planLook({ status, inFlight: true, hasLink: false, ageSeconds: W * 10, windowSeconds: W })).toBe('apply');
-  });
+  it.each(['completed', 'failed', 'cancelled', 'expired'] as const)(
+    'a final answer (%s) is applied at any age and in any state',
+    (status) => {
+      expect(planLook({ status, inFlight: true, hasLink: true, ageSeconds: 1, windowSeconds: W })).toBe('apply');
+      expect(planLook({ status, inFlight: false, hasLink: true, ageSeconds: 1, windowSeconds: W })).toBe('apply');
+      expect(planLook({ status, inFlight: true, hasLink: false, ageSeconds: W * 10, windowSeconds: W })).toBe('apply');
+    },
+  );
 
   it.each(['pending', 'not_found', 'unknown', 'reversed'] as const)('%s inside the window → wait', (status) => {
     expect(planLook({ status, inFlight: true, hasLink: true, ageSeconds: W - 1, windowSeconds: W })).toBe('wait');
   });
 
   it('after the window: never seen → expire (link) or fail (no link); pending or unknown → review', () => {
-    expect(planLook({ status: 'not_found', inFlight: true, hasLink: true, ageSeconds: W, windowSeconds: W })).toBe('expire');
-    expect(planLook({ status: 'not_found', inFlight: true, hasLink: false, ageSeconds: 300, windowSeconds: 300 })).toBe('fail_not_found');
-    expect(planLook({ status: 'pending', inFlight: true, hasLink: true, ageSeconds: W + 1, windowSeconds: W })).toBe('review');
-    expect(planLook({ status: 'unknown', inFlight: true, hasLink: false, ageSeconds: 301, windowSeconds: 300 })).toBe('review');
+    expect(planLook({ status: 'not_found', inFlight: true, hasLink: true, ageSeconds: W, windowSeconds: W })).toBe(
+      'expire',
+    );
+    expect(planLook({ status: 'not_found', inFlight: true, hasLink: false, ageSeconds: 300, windowSeconds: 300 })).toBe(
+      'fail_not_found',
+    );
+    expect(planLook({ status: 'pending', inFlight: true, hasLink: true, ageSeconds: W + 1, windowSeconds: W })).toBe(
+      'review',
+    );
+    expect(planLook({ status: 'unknown', inFlight: true, hasLink: false, ageSeconds: 301, windowSeconds: 300 })).toBe(
+      'review',
+    );
   });
 
   it('a payment that is no longer open only takes final answers', () => {
@@ -163,7 +191,8 @@ describe('small helpers', () => {
   it('flwDataStatus reads data.status as sent', () => {
     expect(flwDataStatus({ status: 'success', data: { status: 'successful' } })).toBe('successful');
     expect(flwDataStatus({ data: { status: 'x'.repeat(80) } })).toHaveLength(50);
-    for (const raw of [undefined, null, 'x', {}, { data: null }, { data: { status: 3 } }, { data: { status: '' } }]) expect(flwDataStatus(raw)).toBeUndefined();
+    for (const raw of [undefined, null, 'x', {}, { data: null }, { data: { status: 3 } }, { data: { status: '' } }])
+      expect(flwDataStatus(raw)).toBeUndefined();
   });
 
   it('normalizeCustomerPhone', () => {
@@ -184,7 +213,12 @@ describe('small helpers', () => {
 
   it('escapeHtml and the result page escape everything they are given', () => {
     expect(escapeHtml(`<script>"'&\``)).toBe('&#60;script&#62;&#34;&#39;&#38;&#96;');
-    const html = renderResultPage({ state: 'pending"><x', title: '<b>t</b>', message: 'm & <i>', rows: [['Order', '<img src=x onerror=alert(1)>']] });
+    const html = renderResultPage({
+      state: 'pending"><x',
+      title: '<b>t</b>',
+      message: 'm & <i>',
+      rows: [['Order', '<img src=x onerror=alert(1)>']],
+    });
     expect(html).not.toMatch(/<img|<b>|<i>|<x/);
     expect(html).toContain('&#60;img src=x onerror=alert(1)&#62;');
     expect(html).toContain('id="payment-result"');

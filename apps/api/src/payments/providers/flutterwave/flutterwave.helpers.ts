@@ -55,8 +55,11 @@ const MAX_SIGNIFICANT_DIGITS = 15;
  * units of `currency`. Throws a 400 with a readable message for anything else.
  */
 export function parseMajorAmount(value: unknown, currency: string): bigint {
-  const exp = Object.prototype.hasOwnProperty.call(CURRENCY_EXPONENT, currency) ? CURRENCY_EXPONENT[currency] : undefined;
-  if (exp === undefined) throw new ValidationFailedError(`currency ${currency} is not supported`, { field: 'currency' });
+  const exp = Object.prototype.hasOwnProperty.call(CURRENCY_EXPONENT, currency)
+    ? CURRENCY_EXPONENT[currency]
+    : undefined;
+  if (exp === undefined)
+    throw new ValidationFailedError(`currency ${currency} is not supported`, { field: 'currency' });
   let text: string;
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new ValidationFailedError('amount must be a finite number', { field: 'amount' });
@@ -64,14 +67,24 @@ export function parseMajorAmount(value: unknown, currency: string): bigint {
   } else if (typeof value === 'string') {
     text = value.trim();
   } else {
-    throw new ValidationFailedError('amount must be a number or a decimal string, e.g. 2450 or "2450.50"', { field: 'amount' });
+    throw new ValidationFailedError('amount must be a number or a decimal string, e.g. 2450 or "2450.50"', {
+      field: 'amount',
+    });
   }
   if (text.startsWith('-')) throw new ValidationFailedError('amount must be greater than zero', { field: 'amount' });
   const m = PLAIN_DECIMAL.exec(text);
-  if (!m) throw new ValidationFailedError(`amount must be a plain decimal in ${currency}, e.g. 2450 or 2450.50`, { field: 'amount' });
+  if (!m)
+    throw new ValidationFailedError(`amount must be a plain decimal in ${currency}, e.g. 2450 or 2450.50`, {
+      field: 'amount',
+    });
   const [, intPart, frac = ''] = m;
   if (/[1-9]/.test(frac.slice(exp))) {
-    throw new ValidationFailedError(exp === 0 ? `${currency} amounts must be whole numbers` : `amount has more than ${exp} decimal places (${currency} has ${exp})`, { field: 'amount' });
+    throw new ValidationFailedError(
+      exp === 0
+        ? `${currency} amounts must be whole numbers`
+        : `amount has more than ${exp} decimal places (${currency} has ${exp})`,
+      { field: 'amount' },
+    );
   }
   if ((intPart + frac.replace(/0+$/, '')).replace(/^0+/, '').length > MAX_SIGNIFICANT_DIGITS) {
     throw new ValidationFailedError('amount is too large', { field: 'amount' });
@@ -100,14 +113,21 @@ export function resolveReturnUrl(clientUrl: string | undefined, posReturnUrl: st
   if (clientUrl === undefined) return undefined;
   const u = parseUrl(clientUrl);
   if (!u) throw new ValidationFailedError('redirectUrl must be an http(s) URL', { field: 'redirectUrl' });
-  if (u.username || u.password) throw new ValidationFailedError('redirectUrl must not contain a user name or password', { field: 'redirectUrl' });
+  if (u.username || u.password)
+    throw new ValidationFailedError('redirectUrl must not contain a user name or password', { field: 'redirectUrl' });
   const pos = posReturnUrl ? parseUrl(posReturnUrl) : undefined;
   if (!pos) {
-    throw new ValidationFailedError('redirectUrl is not accepted on this server: leave it out (the customer sees a result page), or set POS_RETURN_URL to allow return pages on your POS origin', {
+    throw new ValidationFailedError(
+      'redirectUrl is not accepted on this server: leave it out (the customer sees a result page), or set POS_RETURN_URL to allow return pages on your POS origin',
+      {
+        field: 'redirectUrl',
+      },
+    );
+  }
+  if (u.origin !== pos.origin)
+    throw new ValidationFailedError(`redirectUrl must be on ${pos.origin} (the origin of POS_RETURN_URL)`, {
       field: 'redirectUrl',
     });
-  }
-  if (u.origin !== pos.origin) throw new ValidationFailedError(`redirectUrl must be on ${pos.origin} (the origin of POS_RETURN_URL)`, { field: 'redirectUrl' });
   return u.href;
 }
 
@@ -146,8 +166,15 @@ export type LookPlan = 'apply' | 'wait' | 'expire' | 'fail_not_found' | 'review'
  *   pending or in a state we do not know → review (a person decides; the truth can still settle it);
  * - a payment that is no longer open only takes final answers.
  */
-export function planLook(a: { status: ProviderPaymentStatus; inFlight: boolean; hasLink: boolean; ageSeconds: number; windowSeconds: number }): LookPlan {
-  if (a.status === 'completed' || a.status === 'failed' || a.status === 'cancelled' || a.status === 'expired') return 'apply';
+export function planLook(a: {
+  status: ProviderPaymentStatus;
+  inFlight: boolean;
+  hasLink: boolean;
+  ageSeconds: number;
+  windowSeconds: number;
+}): LookPlan {
+  if (a.status === 'completed' || a.status === 'failed' || a.status === 'cancelled' || a.status === 'expired')
+    return 'apply';
   if (!a.inFlight || a.ageSeconds < a.windowSeconds) return 'wait';
   if (a.status === 'not_found') return a.hasLink ? 'expire' : 'fail_not_found';
   return 'review';
@@ -199,7 +226,9 @@ export interface ResultPageView {
 
 /** The small page the customer's browser shows when no POS_RETURN_URL is configured. Everything is escaped; no secrets. */
 export function renderResultPage(v: ResultPageView): string {
-  const rows = (v.rows ?? []).map(([k, val]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(val)}</td></tr>`).join('');
+  const rows = (v.rows ?? [])
+    .map(([k, val]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(val)}</td></tr>`)
+    .join('');
   return [
     '<!doctype html>',
     '<html lang="en"><head><meta charset="utf-8">',
@@ -219,19 +248,40 @@ export function renderResultPage(v: ResultPageView): string {
 export function resultTexts(status: string, redirectStatus: string | undefined): { title: string; message: string } {
   switch (status) {
     case 'completed':
-      return { title: 'Payment received', message: 'Thank you: your payment was received. You can return to the cashier.' };
+      return {
+        title: 'Payment received',
+        message: 'Thank you: your payment was received. You can return to the cashier.',
+      };
     case 'failed':
-      return { title: 'Payment failed', message: 'The payment did not go through and nothing was charged. Ask the cashier to start a new payment.' };
+      return {
+        title: 'Payment failed',
+        message: 'The payment did not go through and nothing was charged. Ask the cashier to start a new payment.',
+      };
     case 'cancelled':
       return { title: 'Payment cancelled', message: 'The payment was cancelled and nothing was charged.' };
     case 'expired':
-      return { title: 'Payment link expired', message: 'This payment link has expired and nothing was charged. Ask the cashier for a new one.' };
+      return {
+        title: 'Payment link expired',
+        message: 'This payment link has expired and nothing was charged. Ask the cashier for a new one.',
+      };
     case 'review':
-      return { title: 'Payment being checked', message: 'We could not confirm this payment automatically. The shop will check it; keep any receipt you received.' };
+      return {
+        title: 'Payment being checked',
+        message:
+          'We could not confirm this payment automatically. The shop will check it; keep any receipt you received.',
+      };
     default:
       if (redirectStatus === 'cancelled' || redirectStatus === 'failed') {
-        return { title: 'Payment not completed', message: 'No payment has been confirmed. You can go back and pay with the same link until it expires, or ask the cashier for another way to pay.' };
+        return {
+          title: 'Payment not completed',
+          message:
+            'No payment has been confirmed. You can go back and pay with the same link until it expires, or ask the cashier for another way to pay.',
+        };
       }
-      return { title: 'Waiting for confirmation', message: 'We have not received confirmation of this payment yet. If you paid, it will be confirmed shortly and the cashier will see it.' };
+      return {
+        title: 'Waiting for confirmation',
+        message:
+          'We have not received confirmation of this payment yet. If you paid, it will be confirmed shortly and the cashier will see it.',
+      };
   }
 }

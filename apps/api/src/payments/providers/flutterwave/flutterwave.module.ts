@@ -14,7 +14,10 @@ import { FLUTTERWAVE_PROVIDER, FlutterwaveService } from './flutterwave.service'
 export function createFlutterwaveProvider(config: AppConfig): FlutterwaveProvider | null {
   const f = config.flutterwave;
   if (!f.enabled) return null;
-  if (!f.baseUrl) throw new Error('Flutterwave is enabled but has no base URL (set FLUTTERWAVE_BASE_URL, or FLUTTERWAVE_ENV; the embedded simulator did not start?)');
+  if (!f.baseUrl)
+    throw new Error(
+      'Flutterwave is enabled but has no base URL (set FLUTTERWAVE_BASE_URL, or FLUTTERWAVE_ENV; the embedded simulator did not start?)',
+    );
   return new FlutterwaveProvider({
     baseUrl: f.baseUrl,
     secretKey: f.secretKey,
@@ -30,7 +33,10 @@ export function createFlutterwaveProvider(config: AppConfig): FlutterwaveProvide
 @Module({
   imports: [PaymentsCoreModule, AuthModule],
   controllers: [FlutterwaveController],
-  providers: [{ provide: FLUTTERWAVE_PROVIDER, inject: [APP_CONFIG], useFactory: createFlutterwaveProvider }, FlutterwaveService],
+  providers: [
+    { provide: FLUTTERWAVE_PROVIDER, inject: [APP_CONFIG], useFactory: createFlutterwaveProvider },
+    FlutterwaveService,
+  ],
 })
 export class FlutterwaveModule implements OnModuleInit {
   constructor(private readonly lifecycle: PaymentLifecycle) {}

@@ -21,7 +21,13 @@ const VERIFY_BY_REF = '/v3/transactions/verify_by_reference';
 const REFUND_9051234 = '/v3/transactions/9051234/refund';
 
 function makeProvider(baseUrl: string, patch: Partial<FlutterwaveConfig> = {}): FlutterwaveProvider {
-  return new FlutterwaveProvider({ baseUrl, secretKey: SECRET_KEY, secretHash: SECRET_HASH, timeoutMs: 2000, ...patch });
+  return new FlutterwaveProvider({
+    baseUrl,
+    secretKey: SECRET_KEY,
+    secretHash: SECRET_HASH,
+    timeoutMs: 2000,
+    ...patch,
+  });
 }
 
 function initiateRequest(patch: Partial<InitiateRequest> = {}): InitiateRequest {
@@ -37,7 +43,10 @@ function initiateRequest(patch: Partial<InitiateRequest> = {}): InitiateRequest 
   };
 }
 
-const linkReply = (): FakeReply => ({ status: 200, body: { status: 'success', message: 'Hosted Link', data: { link: LINK } } });
+const linkReply = (): FakeReply => ({
+  status: 200,
+  body: { status: 'success', message: 'Hosted Link', data: { link: LINK } },
+});
 
 /** The reference's illustrative successful M-Pesa verify answer. */
 function verifyBody(patch: Record<string, unknown> = {}) {
@@ -63,7 +72,12 @@ function verifyBody(patch: Record<string, unknown> = {}) {
       account_id: 123456,
       amount_settled: 2381.4,
       meta: { order_id: 'NBI01-000123', till_id: 'NBI01-T2' },
-      customer: { id: 77001, name: 'Walk-in customer', phone_number: '254712345678', email: 'walkin+0712345678@pos.example.co.ke' },
+      customer: {
+        id: 77001,
+        name: 'Walk-in customer',
+        phone_number: '254712345678',
+        email: 'walkin+0712345678@pos.example.co.ke',
+      },
       ...patch,
     },
   };
@@ -93,7 +107,9 @@ describe('FlutterwaveProvider', () => {
       notification: 'webhook',
       hostedCheckout: true,
     });
-    expect(makeProvider(fake.baseUrl, { currencies: ['KES', 'USD'], allowFractionalAmounts: true }).capabilities).toMatchObject({
+    expect(
+      makeProvider(fake.baseUrl, { currencies: ['KES', 'USD'], allowFractionalAmounts: true }).capabilities,
+    ).toMatchObject({
       currencies: ['KES', 'USD'],
       fractionalAmounts: true,
     });
@@ -125,7 +141,11 @@ describe('FlutterwaveProvider', () => {
         amount: 2450,
         currency: 'KES',
         redirect_url: 'https://pos.example.co.ke/payments/flutterwave/return',
-        customer: { email: 'walkin+0712345678@pos.example.co.ke', phonenumber: '254712345678', name: 'Walk-in customer' },
+        customer: {
+          email: 'walkin+0712345678@pos.example.co.ke',
+          phonenumber: '254712345678',
+          name: 'Walk-in customer',
+        },
         customizations: { description: 'Receipt NBI01-000123' },
         meta: { payment_id: 'pay_01' },
       });
@@ -141,7 +161,12 @@ describe('FlutterwaveProvider', () => {
 
     it('sends the configured payment options, session duration and title; joins first and last name', async () => {
       fake.on('POST', PAYMENTS, linkReply);
-      const p = makeProvider(fake.baseUrl, { paymentOptions: 'card, mpesa', sessionDurationMinutes: 30, maxRetryAttempts: 1, checkoutTitle: 'Duka POS' });
+      const p = makeProvider(fake.baseUrl, {
+        paymentOptions: 'card, mpesa',
+        sessionDurationMinutes: 30,
+        maxRetryAttempts: 1,
+        checkoutTitle: 'Duka POS',
+      });
       await p.initiate(initiateRequest({ customer: { email: 'a@b.co', firstName: 'Wanjiku', lastName: 'Kamau' } }));
       const [req] = fake.of('POST', PAYMENTS);
       expect(req.json.payment_options).toBe('card, mpesa');
@@ -153,7 +178,9 @@ describe('FlutterwaveProvider', () => {
 
     it('sends cents exactly when fractional amounts are enabled (150050n → 1500.5)', async () => {
       fake.on('POST', PAYMENTS, linkReply);
-      await makeProvider(fake.baseUrl, { allowFractionalAmounts: true }).initiate(initiateRequest({ amountMinor: 150050n }));
+      await makeProvider(fake.baseUrl, { allowFractionalAmounts: true }).initiate(
+        initiateRequest({ amountMinor: 150050n }),
+      );
       const [req] = fake.of('POST', PAYMENTS);
       expect(req.rawBody).toContain('"amount":1500.5,');
       expect(req.json.amount).toBe(1500.5);
@@ -163,10 +190,22 @@ describe('FlutterwaveProvider', () => {
       ['cents by default', { amountMinor: 150050n }, 'Flutterwave only accepts whole KES amounts (no cents)'],
       ['zero amount', { amountMinor: 0n }, 'amount must be greater than zero'],
       ['a currency not enabled', { currency: 'USD' }, 'Flutterwave payments are not available in USD; use KES'],
-      ['no currency', { currency: undefined as unknown as string }, 'Flutterwave payments are not available in that currency; use KES'],
-      ['no customer email', { customer: { phoneNumber: '254712345678' } }, 'Flutterwave needs a customer email address'],
+      [
+        'no currency',
+        { currency: undefined as unknown as string },
+        'Flutterwave payments are not available in that currency; use KES',
+      ],
+      [
+        'no customer email',
+        { customer: { phoneNumber: '254712345678' } },
+        'Flutterwave needs a customer email address',
+      ],
       ['a bad email', { customer: { email: 'not-an-email' } }, 'customer email is not a valid email address'],
-      ['a bad phone number', { customer: { email: 'a@b.co', phoneNumber: '07-12' } }, 'customer phone number must be 9-15 digits'],
+      [
+        'a bad phone number',
+        { customer: { email: 'a@b.co', phoneNumber: '07-12' } },
+        'customer phone number must be 9-15 digits',
+      ],
       ['a reference with spaces', { reference: 'POS 1' }, 'reference may only contain'],
       ['a reference over 100 characters', { reference: 'R'.repeat(101) }, 'reference must be at most 100 characters'],
       ['no redirect URL', { redirectUrl: 'javascript:alert(1)' }, 'redirectUrl must be an http(s) URL'],
@@ -180,7 +219,11 @@ describe('FlutterwaveProvider', () => {
     });
 
     it('masks the phone number in validation error details', async () => {
-      const err = await rejectionOf(makeProvider(fake.baseUrl).initiate(initiateRequest({ customer: { email: 'a@b.co', phoneNumber: '2547123456789999x' } })));
+      const err = await rejectionOf(
+        makeProvider(fake.baseUrl).initiate(
+          initiateRequest({ customer: { email: 'a@b.co', phoneNumber: '2547123456789999x' } }),
+        ),
+      );
       expect(JSON.stringify(err.details)).not.toContain('2547123456789999');
     });
 
@@ -188,37 +231,72 @@ describe('FlutterwaveProvider', () => {
       [
         'HTTP 400 error body (duplicate tx_ref)',
         { status: 400, body: { status: 'error', message: 'Transaction reference already exists', data: null } },
-        { code: 'PROVIDER_REJECTED', statusCode: 502, outcome: 'not_processed', message: 'Flutterwave rejected the payment request: Transaction reference already exists' },
+        {
+          code: 'PROVIDER_REJECTED',
+          statusCode: 502,
+          outcome: 'not_processed',
+          message: 'Flutterwave rejected the payment request: Transaction reference already exists',
+        },
       ],
       [
         'HTTP 200 with status "error"',
         { status: 200, body: { status: 'error', message: 'Invalid currency', data: null } },
-        { code: 'PROVIDER_REJECTED', statusCode: 502, outcome: 'not_processed', message: 'Flutterwave rejected the payment request: Invalid currency' },
+        {
+          code: 'PROVIDER_REJECTED',
+          statusCode: 502,
+          outcome: 'not_processed',
+          message: 'Flutterwave rejected the payment request: Invalid currency',
+        },
       ],
       [
         'HTTP 401',
         { status: 401, body: { status: 'error', message: 'Invalid authorization key', data: null } },
-        { code: 'PROVIDER_AUTH_FAILED', statusCode: 502, outcome: 'not_processed', message: 'Flutterwave refused our credentials for the payment request: Invalid authorization key' },
+        {
+          code: 'PROVIDER_AUTH_FAILED',
+          statusCode: 502,
+          outcome: 'not_processed',
+          message: 'Flutterwave refused our credentials for the payment request: Invalid authorization key',
+        },
       ],
       [
         'HTTP 403',
         { status: 403, body: { status: 'error', message: 'Forbidden', data: null } },
-        { code: 'PROVIDER_AUTH_FAILED', statusCode: 502, outcome: 'not_processed', message: 'Flutterwave refused our credentials' },
+        {
+          code: 'PROVIDER_AUTH_FAILED',
+          statusCode: 502,
+          outcome: 'not_processed',
+          message: 'Flutterwave refused our credentials',
+        },
       ],
       [
         'HTTP 429',
         { status: 429, body: { status: 'error', message: 'Too many requests' }, headers: { 'retry-after': '7' } },
-        { code: 'PROVIDER_RATE_LIMITED', statusCode: 503, outcome: 'not_processed', message: 'Flutterwave is limiting requests' },
+        {
+          code: 'PROVIDER_RATE_LIMITED',
+          statusCode: 503,
+          outcome: 'not_processed',
+          message: 'Flutterwave is limiting requests',
+        },
       ],
       [
         'HTTP 503 after its own ~28 s timeout',
         { status: 503, body: { status: 'error', message: 'Service timed out', data: null } },
-        { code: 'PROVIDER_UNAVAILABLE', statusCode: 502, outcome: 'unknown', message: 'Flutterwave failed while handling the payment request: Service timed out; outcome unknown' },
+        {
+          code: 'PROVIDER_UNAVAILABLE',
+          statusCode: 502,
+          outcome: 'unknown',
+          message: 'Flutterwave failed while handling the payment request: Service timed out; outcome unknown',
+        },
       ],
       [
         'HTTP 500 with an HTML page',
         { status: 500, body: '<html><body>Internal Server Error</body></html>' },
-        { code: 'PROVIDER_UNAVAILABLE', statusCode: 502, outcome: 'unknown', message: 'Flutterwave failed while handling the payment request (HTTP 500); outcome unknown' },
+        {
+          code: 'PROVIDER_UNAVAILABLE',
+          statusCode: 502,
+          outcome: 'unknown',
+          message: 'Flutterwave failed while handling the payment request (HTTP 500); outcome unknown',
+        },
       ],
       [
         'success without a link',
@@ -228,12 +306,22 @@ describe('FlutterwaveProvider', () => {
       [
         'an unreadable 200',
         { status: 200, body: 'OK' },
-        { code: 'PROVIDER_BAD_RESPONSE', statusCode: 502, outcome: 'unknown', message: 'Unexpected answer from Flutterwave to the payment request (HTTP 200)' },
+        {
+          code: 'PROVIDER_BAD_RESPONSE',
+          statusCode: 502,
+          outcome: 'unknown',
+          message: 'Unexpected answer from Flutterwave to the payment request (HTTP 200)',
+        },
       ],
       [
         'a redirect',
         { status: 302, body: '', headers: { location: 'https://example.com/' } },
-        { code: 'PROVIDER_BAD_RESPONSE', statusCode: 502, outcome: 'unknown', message: 'Unexpected answer from Flutterwave to the payment request (HTTP 302)' },
+        {
+          code: 'PROVIDER_BAD_RESPONSE',
+          statusCode: 502,
+          outcome: 'unknown',
+          message: 'Unexpected answer from Flutterwave to the payment request (HTTP 302)',
+        },
       ],
     ])('maps %s', async (_label, reply, expected) => {
       fake.on('POST', PAYMENTS, () => reply);
@@ -249,7 +337,11 @@ describe('FlutterwaveProvider', () => {
     });
 
     it('passes Retry-After on to our client', async () => {
-      fake.on('POST', PAYMENTS, () => ({ status: 429, body: { status: 'error', message: 'slow down' }, headers: { 'retry-after': '7' } }));
+      fake.on('POST', PAYMENTS, () => ({
+        status: 429,
+        body: { status: 'error', message: 'slow down' },
+        headers: { 'retry-after': '7' },
+      }));
       const err = await rejectionOf(makeProvider(fake.baseUrl).initiate(initiateRequest()));
       expect(err.headers).toEqual({ 'Retry-After': '7' });
     });
@@ -283,7 +375,11 @@ describe('FlutterwaveProvider', () => {
     it('never puts the secret key or secret hash in errors or logs, even when Flutterwave echoes them', async () => {
       fake.on('POST', PAYMENTS, (req) => ({
         status: 401,
-        body: { status: 'error', message: `Invalid authorization key ${req.headers.authorization} (hash ${SECRET_HASH})`, data: null },
+        body: {
+          status: 'error',
+          message: `Invalid authorization key ${req.headers.authorization} (hash ${SECRET_HASH})`,
+          data: null,
+        },
       }));
       const err = await rejectionOf(makeProvider(fake.baseUrl).initiate(initiateRequest()));
       const everything = [err.message, JSON.stringify(err.details), err.providerMessage, ...logs.lines].join('\n');
@@ -356,49 +452,78 @@ describe('FlutterwaveProvider', () => {
     ])('maps data.status %p → %p', async (flwStatus, ours) => {
       expect(mapFlutterwaveStatus(flwStatus)).toBe(ours);
       fake.on('GET', VERIFY_9051234, () => ({ status: 200, body: verifyBody({ status: flwStatus }) }));
-      expect((await makeProvider(fake.baseUrl).fetchStatus({ reference: TX_REF, providerRef: '9051234' })).status).toBe(ours);
+      expect((await makeProvider(fake.baseUrl).fetchStatus({ reference: TX_REF, providerRef: '9051234' })).status).toBe(
+        ours,
+      );
     });
 
-    it.each([200, 400, 404])('reports "No transaction was found" (HTTP %d) as not_found, not as an error', async (httpStatus) => {
-      const body = { status: 'error', message: 'No transaction was found for this id', data: null };
-      fake.on('GET', VERIFY_BY_REF, () => ({ status: httpStatus, body }));
-      await expect(makeProvider(fake.baseUrl).fetchStatus({ reference: TX_REF })).resolves.toEqual({ status: 'not_found', reference: TX_REF, raw: body });
-    });
+    it.each([200, 400, 404])(
+      'reports "No transaction was found" (HTTP %d) as not_found, not as an error',
+      async (httpStatus) => {
+        const body = { status: 'error', message: 'No transaction was found for this id', data: null };
+        fake.on('GET', VERIFY_BY_REF, () => ({ status: httpStatus, body }));
+        await expect(makeProvider(fake.baseUrl).fetchStatus({ reference: TX_REF })).resolves.toEqual({
+          status: 'not_found',
+          reference: TX_REF,
+          raw: body,
+        });
+      },
+    );
 
     it('refuses a transaction that belongs to another tx_ref (e.g. a spoofed redirect transaction_id)', async () => {
       fake.on('GET', VERIFY_9051234, () => ({ status: 200, body: verifyBody({ tx_ref: 'POS-SOMEONE-ELSE' }) }));
-      const err = await rejectionOf(makeProvider(fake.baseUrl).fetchStatus({ reference: TX_REF, providerRef: '9051234' }));
+      const err = await rejectionOf(
+        makeProvider(fake.baseUrl).fetchStatus({ reference: TX_REF, providerRef: '9051234' }),
+      );
       expect(err).toBeInstanceOf(ProviderError);
       expect(err.code).toBe('PROVIDER_REFERENCE_MISMATCH');
-      expect(err.message).toBe('Flutterwave reports a transaction that belongs to a different payment reference; it cannot confirm this payment');
+      expect(err.message).toBe(
+        'Flutterwave reports a transaction that belongs to a different payment reference; it cannot confirm this payment',
+      );
     });
 
     it('refuses an answer about another transaction id', async () => {
       fake.on('GET', VERIFY_9051234, () => ({ status: 200, body: verifyBody({ id: 111 }) }));
-      const err = await rejectionOf(makeProvider(fake.baseUrl).fetchStatus({ reference: TX_REF, providerRef: '9051234' }));
+      const err = await rejectionOf(
+        makeProvider(fake.baseUrl).fetchStatus({ reference: TX_REF, providerRef: '9051234' }),
+      );
       expect(err.code).toBe('PROVIDER_REFERENCE_MISMATCH');
     });
 
     it('an answer without tx_ref is a bad response', async () => {
       fake.on('GET', VERIFY_9051234, () => ({ status: 200, body: verifyBody({ tx_ref: undefined }) }));
-      const err = await rejectionOf(makeProvider(fake.baseUrl).fetchStatus({ reference: TX_REF, providerRef: '9051234' }));
+      const err = await rejectionOf(
+        makeProvider(fake.baseUrl).fetchStatus({ reference: TX_REF, providerRef: '9051234' }),
+      );
       expect(err.code).toBe('PROVIDER_BAD_RESPONSE');
     });
 
     it('a lookup "success" without a payment status is a bad response', async () => {
-      fake.on('GET', VERIFY_9051234, () => ({ status: 200, body: { status: 'success', message: 'ok', data: { id: 9051234, tx_ref: TX_REF } } }));
-      const err = await rejectionOf(makeProvider(fake.baseUrl).fetchStatus({ reference: TX_REF, providerRef: '9051234' }));
+      fake.on('GET', VERIFY_9051234, () => ({
+        status: 200,
+        body: { status: 'success', message: 'ok', data: { id: 9051234, tx_ref: TX_REF } },
+      }));
+      const err = await rejectionOf(
+        makeProvider(fake.baseUrl).fetchStatus({ reference: TX_REF, providerRef: '9051234' }),
+      );
       expect(err.code).toBe('PROVIDER_BAD_RESPONSE');
     });
 
     it('a test key used against live (401/403) is an auth error', async () => {
-      fake.on('GET', VERIFY_9051234, () => ({ status: 403, body: { status: 'error', message: 'Invalid secret key passed', data: null } }));
-      const err = await rejectionOf(makeProvider(fake.baseUrl).fetchStatus({ reference: TX_REF, providerRef: '9051234' }));
+      fake.on('GET', VERIFY_9051234, () => ({
+        status: 403,
+        body: { status: 'error', message: 'Invalid secret key passed', data: null },
+      }));
+      const err = await rejectionOf(
+        makeProvider(fake.baseUrl).fetchStatus({ reference: TX_REF, providerRef: '9051234' }),
+      );
       expect(err.code).toBe('PROVIDER_AUTH_FAILED');
     });
 
     it('rejects a non-numeric transaction id without calling Flutterwave', async () => {
-      const err = await rejectionOf(makeProvider(fake.baseUrl).fetchStatus({ reference: TX_REF, providerRef: '../../payments' }));
+      const err = await rejectionOf(
+        makeProvider(fake.baseUrl).fetchStatus({ reference: TX_REF, providerRef: '../../payments' }),
+      );
       expect(err).toBeInstanceOf(ValidationFailedError);
       expect(fake.requests).toHaveLength(0);
     });
@@ -418,8 +543,12 @@ describe('FlutterwaveProvider', () => {
       meta_data: { order_id: 'NBI01-000123' },
       'event.type': 'MPESA_TRANSACTION',
     };
-    const parse = (headers: Record<string, string | string[] | undefined>, body: unknown = envelope, rawBody?: string, p = makeProvider(fake.baseUrl)) =>
-      p.parseNotification({ headers, query: {}, body, rawBody });
+    const parse = (
+      headers: Record<string, string | string[] | undefined>,
+      body: unknown = envelope,
+      rawBody?: string,
+      p = makeProvider(fake.baseUrl),
+    ) => p.parseNotification({ headers, query: {}, body, rawBody });
 
     it('verifies verif-hash against the configured secret hash', () => {
       expect(parse({ 'verif-hash': SECRET_HASH }).verified).toBe(true);
@@ -478,40 +607,95 @@ describe('FlutterwaveProvider', () => {
     });
 
     it('reads the legacy flat camelCase shape', () => {
-      const flat = { id: 9051234, txRef: TX_REF, flwRef: 'FLW-MOCK-1', orderRef: 'URF_1', amount: 2450, status: 'successful', currency: 'KES', 'event.type': 'CARD_TRANSACTION' };
-      expect(parse({ 'verif-hash': SECRET_HASH }, flat)).toEqual({ verified: true, reference: TX_REF, providerRef: '9051234', eventType: 'CARD_TRANSACTION', raw: flat });
+      const flat = {
+        id: 9051234,
+        txRef: TX_REF,
+        flwRef: 'FLW-MOCK-1',
+        orderRef: 'URF_1',
+        amount: 2450,
+        status: 'successful',
+        currency: 'KES',
+        'event.type': 'CARD_TRANSACTION',
+      };
+      expect(parse({ 'verif-hash': SECRET_HASH }, flat)).toEqual({
+        verified: true,
+        reference: TX_REF,
+        providerRef: '9051234',
+        eventType: 'CARD_TRANSACTION',
+        raw: flat,
+      });
     });
 
     it('reads the flat PascalCase refund shape (TransactionId is the original charge)', () => {
-      const refund = { id: 75923, AmountRefunded: 1000, status: 'completed', FlwRef: 'FLW-1', comments: 'x', meta: '{"a":1}', TransactionId: 9051234 };
-      expect(parse({ 'verif-hash': SECRET_HASH }, refund)).toEqual({ verified: true, providerRef: '9051234', eventType: 'refund', raw: refund });
+      const refund = {
+        id: 75923,
+        AmountRefunded: 1000,
+        status: 'completed',
+        FlwRef: 'FLW-1',
+        comments: 'x',
+        meta: '{"a":1}',
+        TransactionId: 9051234,
+      };
+      expect(parse({ 'verif-hash': SECRET_HASH }, refund)).toEqual({
+        verified: true,
+        providerRef: '9051234',
+        eventType: 'refund',
+        raw: refund,
+      });
     });
 
     it('reads the v4 shape: reference only, since chg_ ids cannot be verified through v3', () => {
-      const v4 = { id: 'wbk_1', timestamp: 1735116884019, type: 'charge.completed', data: { id: 'chg_abc', reference: TX_REF, status: 'succeeded' } };
+      const v4 = {
+        id: 'wbk_1',
+        timestamp: 1735116884019,
+        type: 'charge.completed',
+        data: { id: 'chg_abc', reference: TX_REF, status: 'succeeded' },
+      };
       expect(parse({}, v4)).toEqual({ verified: false, reference: TX_REF, eventType: 'charge.completed', raw: v4 });
     });
 
     it('falls back to the raw body when the body was not parsed', () => {
       const raw = JSON.stringify(envelope);
-      expect(parse({ 'verif-hash': SECRET_HASH }, undefined, raw)).toMatchObject({ verified: true, reference: TX_REF, providerRef: '9051234' });
+      expect(parse({ 'verif-hash': SECRET_HASH }, undefined, raw)).toMatchObject({
+        verified: true,
+        reference: TX_REF,
+        providerRef: '9051234',
+      });
       expect(parse({ 'verif-hash': SECRET_HASH }, raw)).toMatchObject({ reference: TX_REF, providerRef: '9051234' });
     });
 
     it('yields no identifiers for garbage', () => {
       expect(parse({ 'verif-hash': SECRET_HASH }, 'not json')).toEqual({ verified: true, raw: 'not json' });
       expect(parse({}, [1, 2])).toEqual({ verified: false, raw: [1, 2] });
-      expect(parse({}, { data: { id: '1; DROP', tx_ref: 42 } })).toEqual({ verified: false, reference: '42', raw: { data: { id: '1; DROP', tx_ref: 42 } } });
+      expect(parse({}, { data: { id: '1; DROP', tx_ref: 42 } })).toEqual({
+        verified: false,
+        reference: '42',
+        raw: { data: { id: '1; DROP', tx_ref: 42 } },
+      });
     });
   });
 
   // -------------------------------------------------------------------------------------
   describe('refund (POST /v3/transactions/:id/refund)', () => {
-    const refundReq = { providerRef: '9051234', reference: TX_REF, amountMinor: 100000n, currency: 'KES', reason: 'Customer returned goods' };
+    const refundReq = {
+      providerRef: '9051234',
+      reference: TX_REF,
+      amountMinor: 100000n,
+      currency: 'KES',
+      reason: 'Customer returned goods',
+    };
     const refundData = (status: string) => ({
       status: 'success',
       message: 'Transaction refund initiated',
-      data: { id: 75923, account_id: 1, tx_id: 9051234, flw_ref: 'SFC2X9K1QZ', amount_refunded: 1000, status, destination: 'payment_source' },
+      data: {
+        id: 75923,
+        account_id: 1,
+        tx_id: 9051234,
+        flw_ref: 'SFC2X9K1QZ',
+        amount_refunded: 1000,
+        status,
+        destination: 'payment_source',
+      },
     });
 
     it('sends the amount exactly and the reason as comments; accepted with the refund id', async () => {
@@ -524,24 +708,36 @@ describe('FlutterwaveProvider', () => {
     });
 
     it('treats pending-momo as accepted and a failed refund as rejected', async () => {
-      fake.on('POST', REFUND_9051234, (_r, nth) => ({ status: 200, body: refundData(nth === 1 ? 'pending-momo' : 'failed') }));
+      fake.on('POST', REFUND_9051234, (_r, nth) => ({
+        status: 200,
+        body: refundData(nth === 1 ? 'pending-momo' : 'failed'),
+      }));
       const p = makeProvider(fake.baseUrl);
       expect((await p.refund(refundReq)).status).toBe('accepted');
       expect(await p.refund(refundReq)).toMatchObject({ status: 'rejected', providerRefundRef: '75923' });
     });
 
-    it.each([200, 400, 404])('returns rejected with Flutterwave\'s message for an error body (HTTP %d)', async (httpStatus) => {
-      const body = { status: 'error', message: 'Refund amount exceeds transaction amount', data: null };
-      fake.on('POST', REFUND_9051234, () => ({ status: httpStatus, body }));
-      await expect(makeProvider(fake.baseUrl).refund(refundReq)).resolves.toEqual({
-        status: 'rejected',
-        message: 'Refund amount exceeds transaction amount',
-        raw: body,
-      });
-    });
+    it.each([200, 400, 404])(
+      "returns rejected with Flutterwave's message for an error body (HTTP %d)",
+      async (httpStatus) => {
+        const body = { status: 'error', message: 'Refund amount exceeds transaction amount', data: null };
+        fake.on('POST', REFUND_9051234, () => ({ status: httpStatus, body }));
+        await expect(makeProvider(fake.baseUrl).refund(refundReq)).resolves.toEqual({
+          status: 'rejected',
+          message: 'Refund amount exceeds transaction amount',
+          raw: body,
+        });
+      },
+    );
 
     it('throws on auth failures, 5xx and timeouts', async () => {
-      fake.on('POST', REFUND_9051234, (_r, nth) => (nth === 1 ? { status: 401, body: { status: 'error', message: 'Unauthorized' } } : nth === 2 ? { status: 502, body: 'Bad gateway' } : 'hang'));
+      fake.on('POST', REFUND_9051234, (_r, nth) =>
+        nth === 1
+          ? { status: 401, body: { status: 'error', message: 'Unauthorized' } }
+          : nth === 2
+            ? { status: 502, body: 'Bad gateway' }
+            : 'hang',
+      );
       const p = makeProvider(fake.baseUrl, { timeoutMs: 200 });
       expect((await rejectionOf(p.refund(refundReq))).code).toBe('PROVIDER_AUTH_FAILED');
       const unavailable = await rejectionOf(p.refund(refundReq));

@@ -75,7 +75,12 @@ function headerValue(headers: NotificationInput['headers'] | undefined, name: st
 
 /** A v3 transaction id (numeric); v4 ids like "chg_…" cannot be verified through v3. */
 function numericId(v: unknown): string | undefined {
-  const s = typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? String(v) : typeof v === 'string' ? v.trim() : undefined;
+  const s =
+    typeof v === 'number' && Number.isSafeInteger(v) && v > 0
+      ? String(v)
+      : typeof v === 'string'
+        ? v.trim()
+        : undefined;
   return s !== undefined && TRANSACTION_ID_RE.test(s) ? s : undefined;
 }
 
@@ -96,13 +101,19 @@ export class FlutterwaveProvider implements PaymentProvider {
   private readonly checkoutTitle?: string;
 
   constructor(config: FlutterwaveConfig) {
-    if (!config || typeof config.baseUrl !== 'string' || !isHttpUrl(config.baseUrl)) throw new Error('FlutterwaveProvider: baseUrl must be an http(s) URL');
-    if (typeof config.secretKey !== 'string' || config.secretKey.length === 0) throw new Error('FlutterwaveProvider: secretKey is required');
-    if (!Number.isFinite(config.timeoutMs) || config.timeoutMs <= 0) throw new Error('FlutterwaveProvider: timeoutMs must be a positive number');
-    if (config.secretHash !== undefined && typeof config.secretHash !== 'string') throw new Error('FlutterwaveProvider: secretHash must be a string');
+    if (!config || typeof config.baseUrl !== 'string' || !isHttpUrl(config.baseUrl))
+      throw new Error('FlutterwaveProvider: baseUrl must be an http(s) URL');
+    if (typeof config.secretKey !== 'string' || config.secretKey.length === 0)
+      throw new Error('FlutterwaveProvider: secretKey is required');
+    if (!Number.isFinite(config.timeoutMs) || config.timeoutMs <= 0)
+      throw new Error('FlutterwaveProvider: timeoutMs must be a positive number');
+    if (config.secretHash !== undefined && typeof config.secretHash !== 'string')
+      throw new Error('FlutterwaveProvider: secretHash must be a string');
     if (
       config.sessionDurationMinutes !== undefined &&
-      (!Number.isInteger(config.sessionDurationMinutes) || config.sessionDurationMinutes < 1 || config.sessionDurationMinutes > 1440)
+      (!Number.isInteger(config.sessionDurationMinutes) ||
+        config.sessionDurationMinutes < 1 ||
+        config.sessionDurationMinutes > 1440)
     ) {
       throw new Error('FlutterwaveProvider: sessionDurationMinutes must be an integer between 1 and 1440');
     }
@@ -127,7 +138,14 @@ export class FlutterwaveProvider implements PaymentProvider {
     });
     // The base URL in the reference includes /v3; our paths carry it themselves.
     const base = trimTrailingSlashes(config.baseUrl).replace(/\/v3$/i, '');
-    this.http = new ProviderHttp('flutterwave', LABEL, base, Math.ceil(config.timeoutMs), () => [this.secretKey, this.secretHash], this.logger);
+    this.http = new ProviderHttp(
+      'flutterwave',
+      LABEL,
+      base,
+      Math.ceil(config.timeoutMs),
+      () => [this.secretKey, this.secretHash],
+      this.logger,
+    );
     if (!this.secretHash) this.logger.warn('No Flutterwave secret hash configured: webhooks will never be verified');
   }
 
@@ -138,14 +156,25 @@ export class FlutterwaveProvider implements PaymentProvider {
   /** POST /v3/payments. Never retried: tx_ref uniqueness is Flutterwave's only idempotency guard. */
   async initiate(req: InitiateRequest): Promise<InitiateResult> {
     const body = this.buildPaymentRequest(req);
-    const res = await this.http.send({ method: 'POST', path: '/v3/payments', headers: this.auth(), body, what: 'payment request' });
+    const res = await this.http.send({
+      method: 'POST',
+      path: '/v3/payments',
+      headers: this.auth(),
+      body,
+      what: 'payment request',
+    });
     const env = isPlainObject(res.json) ? res.json : undefined;
     if (this.isSuccess(res, env)) {
       const link = isPlainObject(env!.data) ? env!.data.link : undefined;
       if (!isHttpUrl(link)) {
-        throw new ProviderError('flutterwave', 'bad_response', 'Flutterwave accepted the payment request but sent no checkout link; outcome unknown', {
-          providerHttpStatus: res.status,
-        });
+        throw new ProviderError(
+          'flutterwave',
+          'bad_response',
+          'Flutterwave accepted the payment request but sent no checkout link; outcome unknown',
+          {
+            providerHttpStatus: res.status,
+          },
+        );
       }
       this.logger.log(`Checkout link created: reference=${body.tx_ref}`);
       return { redirectUrl: link, raw: res.json };
@@ -166,9 +195,12 @@ export class FlutterwaveProvider implements PaymentProvider {
     const redirectUrl = requireUrl(req.redirectUrl, 'redirectUrl');
     const customer = cleanCustomer(req.customer);
     if (!customer.email) {
-      throw new ValidationFailedError('Flutterwave needs a customer email address (use a stable walk-in address for anonymous customers)', {
-        field: 'customer.email',
-      });
+      throw new ValidationFailedError(
+        'Flutterwave needs a customer email address (use a stable walk-in address for anonymous customers)',
+        {
+          field: 'customer.email',
+        },
+      );
     }
     const description = typeof req.description === 'string' ? req.description.trim() : '';
     const body: FlwPaymentRequest = {
@@ -185,7 +217,10 @@ export class FlutterwaveProvider implements PaymentProvider {
       meta: { payment_id: req.paymentId },
     };
     if (description || this.checkoutTitle) {
-      body.customizations = { ...(this.checkoutTitle ? { title: this.checkoutTitle } : {}), ...(description ? { description } : {}) };
+      body.customizations = {
+        ...(this.checkoutTitle ? { title: this.checkoutTitle } : {}),
+        ...(description ? { description } : {}),
+      };
     }
     if (this.paymentOptions) body.payment_options = this.paymentOptions;
     if (this.sessionDuration !== undefined) body.session_duration = this.sessionDuration;
@@ -210,7 +245,8 @@ export class FlutterwaveProvider implements PaymentProvider {
     let providerRef: string | undefined;
     if (q.providerRef !== undefined && q.providerRef !== '') {
       providerRef = numericId(q.providerRef);
-      if (!providerRef) throw new ValidationFailedError('Flutterwave transaction id must be a number', { field: 'providerRef' });
+      if (!providerRef)
+        throw new ValidationFailedError('Flutterwave transaction id must be a number', { field: 'providerRef' });
     }
     const path = providerRef
       ? `/v3/transactions/${providerRef}/verify`
@@ -218,26 +254,43 @@ export class FlutterwaveProvider implements PaymentProvider {
     const res = await this.http.send({ method: 'GET', path, headers: this.auth(), what: 'status check' });
     const env = isPlainObject(res.json) ? res.json : undefined;
 
-    if (env && env.status === 'error' && isNotFoundMessage(env.message) && (res.status < 300 || res.status === 400 || res.status === 404)) {
+    if (
+      env &&
+      env.status === 'error' &&
+      isNotFoundMessage(env.message) &&
+      (res.status < 300 || res.status === 400 || res.status === 404)
+    ) {
       return { status: 'not_found', reference, ...(providerRef ? { providerRef } : {}), raw: res.json };
     }
     if (!this.isSuccess(res, env)) throw this.failure(res, env, 'status check');
 
     const data = env!.data;
     if (!isPlainObject(data) || typeof data.status !== 'string') {
-      throw new ProviderError('flutterwave', 'bad_response', 'Flutterwave answered the status check without a transaction status', {
-        providerHttpStatus: res.status,
-      });
+      throw new ProviderError(
+        'flutterwave',
+        'bad_response',
+        'Flutterwave answered the status check without a transaction status',
+        {
+          providerHttpStatus: res.status,
+        },
+      );
     }
     const reportedRef = str(data.tx_ref);
     const reportedId = numericId(data.id);
     if (reportedRef === undefined) {
-      throw new ProviderError('flutterwave', 'bad_response', 'Flutterwave answered the status check without the transaction reference (tx_ref)', {
-        providerHttpStatus: res.status,
-      });
+      throw new ProviderError(
+        'flutterwave',
+        'bad_response',
+        'Flutterwave answered the status check without the transaction reference (tx_ref)',
+        {
+          providerHttpStatus: res.status,
+        },
+      );
     }
     if (reportedRef !== reference || (providerRef !== undefined && reportedId !== providerRef)) {
-      this.logger.warn(`Status check mismatch: asked reference=${reference} id=${providerRef ?? '-'}, got reference=${reportedRef ?? '-'} id=${reportedId ?? '-'}`);
+      this.logger.warn(
+        `Status check mismatch: asked reference=${reference} id=${providerRef ?? '-'}, got reference=${reportedRef ?? '-'} id=${reportedId ?? '-'}`,
+      );
       throw new ProviderError(
         'flutterwave',
         'reference_mismatch',
@@ -347,24 +400,44 @@ export class FlutterwaveProvider implements PaymentProvider {
       providerLabel: LABEL,
     });
     const body: FlwRefundRequest = { amount: amount.number, comments };
-    const res = await this.http.send({ method: 'POST', path: `/v3/transactions/${id}/refund`, headers: this.auth(), body, what: 'refund request' });
+    const res = await this.http.send({
+      method: 'POST',
+      path: `/v3/transactions/${id}/refund`,
+      headers: this.auth(),
+      body,
+      what: 'refund request',
+    });
     const env = isPlainObject(res.json) ? res.json : undefined;
     if (this.isSuccess(res, env)) {
       const data = isPlainObject(env!.data) ? env!.data : undefined;
       if (!data) {
-        throw new ProviderError('flutterwave', 'bad_response', 'Flutterwave answered the refund request without refund details; outcome unknown', {
-          providerHttpStatus: res.status,
-        });
+        throw new ProviderError(
+          'flutterwave',
+          'bad_response',
+          'Flutterwave answered the refund request without refund details; outcome unknown',
+          {
+            providerHttpStatus: res.status,
+          },
+        );
       }
       const providerRefundRef = str(data.id);
       if (typeof data.status === 'string' && data.status.trim().toLowerCase() === 'failed') {
-        return { status: 'rejected', providerRefundRef, message: this.providerMessage(env) ?? 'refund failed', raw: res.json };
+        return {
+          status: 'rejected',
+          providerRefundRef,
+          message: this.providerMessage(env) ?? 'refund failed',
+          raw: res.json,
+        };
       }
-      this.logger.log(`Refund accepted: reference=${req.reference} refundId=${providerRefundRef ?? '-'} status=${str(data.status) ?? '-'}`);
+      this.logger.log(
+        `Refund accepted: reference=${req.reference} refundId=${providerRefundRef ?? '-'} status=${str(data.status) ?? '-'}`,
+      );
       return { status: 'accepted', providerRefundRef, raw: res.json };
     }
     const refusedByFlutterwave =
-      env?.status === 'error' && ((res.status >= 200 && res.status < 300) || (res.status >= 400 && res.status < 500 && ![401, 403, 429].includes(res.status)));
+      env?.status === 'error' &&
+      ((res.status >= 200 && res.status < 300) ||
+        (res.status >= 400 && res.status < 500 && ![401, 403, 429].includes(res.status)));
     if (refusedByFlutterwave) {
       return { status: 'rejected', message: this.providerMessage(env) ?? `HTTP ${res.status}`, raw: res.json };
     }
@@ -391,21 +464,45 @@ export class FlutterwaveProvider implements PaymentProvider {
   /** Maps a non-success answer to a ProviderError (Flutterwave error bodies: {status:"error", message, data:null}). */
   private failure(res: HttpAnswer, env: Record<string, unknown> | undefined, what: string): ProviderError {
     const providerMessage = this.providerMessage(env);
-    const info: ProviderErrorInfo = { providerHttpStatus: res.status, providerMessage, retryAfterSeconds: res.retryAfterSeconds };
+    const info: ProviderErrorInfo = {
+      providerHttpStatus: res.status,
+      providerMessage,
+      retryAfterSeconds: res.retryAfterSeconds,
+    };
     const detail = providerMessage ? `: ${providerMessage}` : ` (HTTP ${res.status})`;
     const s = res.status;
     if (s === 401 || s === 403) {
-      return new ProviderError('flutterwave', 'auth', `Flutterwave refused our credentials for the ${what}${detail} (check the secret key and test/live mode)`, info);
+      return new ProviderError(
+        'flutterwave',
+        'auth',
+        `Flutterwave refused our credentials for the ${what}${detail} (check the secret key and test/live mode)`,
+        info,
+      );
     }
     if (s === 429) {
-      return new ProviderError('flutterwave', 'rate_limited', `Flutterwave is limiting requests; the ${what} was not processed, try again shortly`, info);
+      return new ProviderError(
+        'flutterwave',
+        'rate_limited',
+        `Flutterwave is limiting requests; the ${what} was not processed, try again shortly`,
+        info,
+      );
     }
     if (s >= 500) {
-      return new ProviderError('flutterwave', 'unavailable', `Flutterwave failed while handling the ${what}${detail}; outcome unknown`, info);
+      return new ProviderError(
+        'flutterwave',
+        'unavailable',
+        `Flutterwave failed while handling the ${what}${detail}; outcome unknown`,
+        info,
+      );
     }
     if (s >= 400 || env?.status === 'error') {
       return new ProviderError('flutterwave', 'rejected', `Flutterwave rejected the ${what}${detail}`, info);
     }
-    return new ProviderError('flutterwave', 'bad_response', `Unexpected answer from Flutterwave to the ${what} (HTTP ${s}); outcome unknown`, info);
+    return new ProviderError(
+      'flutterwave',
+      'bad_response',
+      `Unexpected answer from Flutterwave to the ${what} (HTTP ${s}); outcome unknown`,
+      info,
+    );
   }
 }

@@ -10,7 +10,13 @@ import { APP_CONFIG } from '../../../config/config.module';
 import type { Payment } from '../../../database/schema';
 import type { Tx } from '../../../database/database';
 import { PaymentInitiation } from '../../payment-initiation.service';
-import { ApplyResult, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from '../../payment-lifecycle.service';
+import {
+  ApplyResult,
+  HttpResult,
+  OUTCOME_UNKNOWN,
+  OutcomeReport,
+  PaymentLifecycle,
+} from '../../payment-lifecycle.service';
 import { isInFlight } from '../../payment-status';
 import type { PaymentResponseDto } from '../../payments.dto';
 import { PaymentsRepository } from '../../payments.repository';
@@ -104,7 +110,13 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
   }
 
   private requireEnabled(): FlutterwaveProvider {
-    if (!this.flw) throw new AppError('PROVIDER_DISABLED', 'Flutterwave payments are switched off on this server (FLUTTERWAVE_ENABLED=false)', 503, { provider: FLW_PROVIDER });
+    if (!this.flw)
+      throw new AppError(
+        'PROVIDER_DISABLED',
+        'Flutterwave payments are switched off on this server (FLUTTERWAVE_ENABLED=false)',
+        503,
+        { provider: FLW_PROVIDER },
+      );
     return this.flw;
   }
 
@@ -126,7 +138,11 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
     const balance = await this.lifecycle.requireOrder(user.shopId, dto.orderId);
     const currency = dto.currency ?? balance.currency;
     if (currency !== balance.currency) {
-      throw new AppError('CURRENCY_NOT_SUPPORTED', `Order ${dto.orderId} is in ${balance.currency}; pay it in ${balance.currency}, not ${currency}`, 400);
+      throw new AppError(
+        'CURRENCY_NOT_SUPPORTED',
+        `Order ${dto.orderId} is in ${balance.currency}; pay it in ${balance.currency}, not ${currency}`,
+        400,
+      );
     }
     const amountMinor = parseMajorAmount(dto.amount, currency);
     const returnUrl = resolveReturnUrl(dto.redirectUrl, this.config.posReturnUrl);
@@ -139,12 +155,24 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
       amountMinor,
       currency,
       description: `Order ${dto.orderId}`,
-      customer: { email: dto.customer.email, ...(phone ? { phoneNumber: phone } : {}), ...(dto.customer.name ? { name: dto.customer.name } : {}) },
+      customer: {
+        email: dto.customer.email,
+        ...(phone ? { phoneNumber: phone } : {}),
+        ...(dto.customer.name ? { name: dto.customer.name } : {}),
+      },
       redirectUrl: this.redirectEndpoint(),
     };
     // Every rule of the adapter (currency, cents, email, phone, URL) is checked before anything is written.
     flw.buildPaymentRequest(request);
-    await this.lifecycle.checkOrder(user.shopId, dto.orderId, amountMinor, currency, LABEL, formatMinor(amountMinor, currency), balance);
+    await this.lifecycle.checkOrder(
+      user.shopId,
+      dto.orderId,
+      amountMinor,
+      currency,
+      LABEL,
+      formatMinor(amountMinor, currency),
+      balance,
+    );
 
     const lost = await this.lifecycle.openPayment(paymentId, {
       user,
@@ -155,12 +183,26 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
       providerLabel: LABEL,
       idempotencyKey,
       requestHash,
-      fields: { providerReference: txRef, phoneMasked: phone ? maskPhone(phone) : null, phoneHash: phone ? phoneHash(this.config.mpesa.callbackSigningSecret, phone) : null },
-      eventData: { txRef, customerEmail: maskEmail(dto.customer.email), phone: phone ? maskPhone(phone) : null, returnUrl: returnUrl ?? null },
+      fields: {
+        providerReference: txRef,
+        phoneMasked: phone ? maskPhone(phone) : null,
+        phoneHash: phone ? phoneHash(this.config.mpesa.callbackSigningSecret, phone) : null,
+      },
+      eventData: {
+        txRef,
+        customerEmail: maskEmail(dto.customer.email),
+        phone: phone ? maskPhone(phone) : null,
+        returnUrl: returnUrl ?? null,
+      },
     });
     if (lost) return lost;
 
-    return this.sendInit(flw, request, dto.orderId, idempotencyKey ? { shopId: user.shopId, key: idempotencyKey } : undefined);
+    return this.sendInit(
+      flw,
+      request,
+      dto.orderId,
+      idempotencyKey ? { shopId: user.shopId, key: idempotencyKey } : undefined,
+    );
   }
 
   /**
@@ -168,7 +210,12 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
    * unknown outcome leaves the payment 'unresolved' for the reconciler. The link, its event and
    * the Idempotency-Key's answer are written in one transaction.
    */
-  private sendInit(flw: FlutterwaveProvider, req: InitiateRequest, orderId: string, idem?: { shopId: string; key: string }): Promise<HttpResult> {
+  private sendInit(
+    flw: FlutterwaveProvider,
+    req: InitiateRequest,
+    orderId: string,
+    idem?: { shopId: string; key: string },
+  ): Promise<HttpResult> {
     const minutes = Math.ceil(this.unresolvedWindowSeconds() / 60);
     return this.initiation.run<string>({
       paymentId: req.paymentId,
@@ -178,7 +225,12 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
       idem,
       send: async () => {
         const res = await flw.initiate(req);
-        if (!res.redirectUrl) throw new ProviderError(FLW_PROVIDER, 'bad_response', 'Flutterwave accepted the payment request but sent no checkout link; outcome unknown');
+        if (!res.redirectUrl)
+          throw new ProviderError(
+            FLW_PROVIDER,
+            'bad_response',
+            'Flutterwave accepted the payment request but sent no checkout link; outcome unknown',
+          );
         return res.redirectUrl;
       },
       recordAnswer: (link, tx, ms) => this.recordLink(req, orderId, link, tx, ms),
@@ -189,22 +241,40 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
         doNotRepeat: 'Do not start another payment for this order',
       },
       errorEventData: (err) => ({ providerHttpStatus: err?.providerHttpStatus ?? null }),
-      resultCode: (err) => err.providerCode ?? (err.providerHttpStatus !== undefined ? `HTTP_${err.providerHttpStatus}` : null),
+      resultCode: (err) =>
+        err.providerCode ?? (err.providerHttpStatus !== undefined ? `HTTP_${err.providerHttpStatus}` : null),
     });
   }
 
-  private async recordLink(req: InitiateRequest, orderId: string, link: string, tx: Tx, ms: number): Promise<HttpResult> {
+  private async recordLink(
+    req: InitiateRequest,
+    orderId: string,
+    link: string,
+    tx: Tx,
+    ms: number,
+  ): Promise<HttpResult> {
     const { paymentId, reference: txRef } = req;
     const moved = await this.repo.transitionIf(paymentId, 'initiated', { status: 'pending', checkoutUrl: link }, tx);
-    await this.repo.insertEvent({
+    await this.repo.insertEvent(
+      {
+        paymentId,
+        type: 'provider_response',
+        fromStatus: 'initiated',
+        toStatus: moved ? 'pending' : null,
+        actor: 'flutterwave:init',
+        data: { txRef, linkCreated: true, ms },
+      },
+      tx,
+    );
+    const body: FlutterwaveInitResponseDto = {
       paymentId,
-      type: 'provider_response',
-      fromStatus: 'initiated',
-      toStatus: moved ? 'pending' : null,
-      actor: 'flutterwave:init',
-      data: { txRef, linkCreated: true, ms },
-    }, tx);
-    const body: FlutterwaveInitResponseDto = { paymentId, status: 'pending', link, txRef, orderId, amount: toMajor(req.amountMinor, req.currency), currency: req.currency };
+      status: 'pending',
+      link,
+      txRef,
+      orderId,
+      amount: toMajor(req.amountMinor, req.currency),
+      currency: req.currency,
+    };
     if (!moved) {
       const fresh = await this.repo.findById(paymentId, tx);
       // Already settled by a verification that overtook this answer: report it as it is.
@@ -212,7 +282,12 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
       // Closed while Flutterwave was answering (the reconciler gave up on a stuck request): its link must not be used.
       return {
         status: 409,
-        body: { statusCode: 409, code: 'PAYMENT_CLOSED', message: 'The payment was closed before Flutterwave answered; start a new payment for this order', details: { paymentId, status: fresh?.status } },
+        body: {
+          statusCode: 409,
+          code: 'PAYMENT_CLOSED',
+          message: 'The payment was closed before Flutterwave answered; start a new payment for this order',
+          details: { paymentId, status: fresh?.status },
+        },
       };
     }
     return { status: 201, body };
@@ -224,12 +299,18 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
     this.requireEnabled();
     const given = (['paymentId', 'txRef', 'transactionId'] as const).filter((k) => dto[k] !== undefined);
     if (given.length !== 1) {
-      throw new ValidationFailedError(`Send exactly one of paymentId, txRef or transactionId${given.length ? ` (got ${given.join(' and ')})` : ''}`);
+      throw new ValidationFailedError(
+        `Send exactly one of paymentId, txRef or transactionId${given.length ? ` (got ${given.join(' and ')})` : ''}`,
+      );
     }
     let p: Payment | null;
     if (dto.paymentId !== undefined) {
       p = await this.repo.findForShop(user.shopId, dto.paymentId);
-      if (p && p.provider !== FLW_PROVIDER) throw new AppError('WRONG_PROVIDER', `Payment ${p.id} is a ${p.provider} payment, not a Flutterwave one`, 400, { paymentId: p.id, provider: p.provider });
+      if (p && p.provider !== FLW_PROVIDER)
+        throw new AppError('WRONG_PROVIDER', `Payment ${p.id} is a ${p.provider} payment, not a Flutterwave one`, 400, {
+          paymentId: p.id,
+          provider: p.provider,
+        });
     } else if (dto.txRef !== undefined) {
       p = await this.repo.findByProviderReference(FLW_PROVIDER, dto.txRef, user.shopId);
     } else {
@@ -238,10 +319,18 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
     }
     if (!p) {
       const key = given[0];
-      const hint = key === 'transactionId' ? ' (a transaction id is known here only once the payment has an outcome; verify by paymentId or txRef)' : '';
+      const hint =
+        key === 'transactionId'
+          ? ' (a transaction id is known here only once the payment has an outcome; verify by paymentId or txRef)'
+          : '';
       throw new AppError('NOT_FOUND', `Flutterwave payment not found${hint}`, 404, { [key]: String(dto[key]) });
     }
-    await this.repo.insertEvent({ paymentId: p.id, type: 'verify_requested', actor: `user:${user.sub}`, data: { status: p.status } });
+    await this.repo.insertEvent({
+      paymentId: p.id,
+      type: 'verify_requested',
+      actor: `user:${user.sub}`,
+      data: { status: p.status },
+    });
     await this.verifyNow(p, `user:${user.sub}`, { interactive: true });
     return this.lifecycle.toResponse((await this.repo.findById(p.id)) ?? p);
   }
@@ -260,7 +349,12 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
       // customer's browser comes back as Flutterwave sends the webhook) is waited for and its
       // answer used, instead of the redirect seeing "claimed moments ago" and showing 'pending'.
       const interval = opts.interactive ? FLW_INTERACTIVE_MIN_INTERVAL_SECONDS : FLW_READ_MIN_INTERVAL_SECONDS;
-      await this.lookups.turn(p.id, p.id, () => this.repo.claimLookup(p.id, interval, FLW_CLOSED_RECHECK_INTERVAL_SECONDS), () => this.look(p, actor, opts.hintId));
+      await this.lookups.turn(
+        p.id,
+        p.id,
+        () => this.repo.claimLookup(p.id, interval, FLW_CLOSED_RECHECK_INTERVAL_SECONDS),
+        () => this.look(p, actor, opts.hintId),
+      );
       return;
     }
     await this.look(p, actor, opts.hintId);
@@ -277,7 +371,13 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
   private async look(p: Payment, actor: string, hintId?: string): Promise<Look> {
     const st = await this.fetchStatus(p, hintId);
     const hasLink = p.checkoutUrl !== null;
-    const plan = planLook({ status: st.status, inFlight: isInFlight(p.status), hasLink, ageSeconds: ageSeconds(p), windowSeconds: this.windowSeconds(p) });
+    const plan = planLook({
+      status: st.status,
+      inFlight: isInFlight(p.status),
+      hasLink,
+      ageSeconds: ageSeconds(p),
+      windowSeconds: this.windowSeconds(p),
+    });
     switch (plan) {
       case 'apply':
         return { action: 'applied', result: await this.apply(p, st, actor), st };
@@ -287,10 +387,24 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
         await this.expireOpen(p.id, actor, { windowSeconds: this.windowSeconds(p), flutterwave: st.status });
         return { action: 'expired', st };
       case 'fail_not_found':
-        await this.lifecycle.failOpen(p.id, 'NOT_FOUND_AT_PROVIDER', 'Flutterwave has no transaction for this payment: its checkout link never reached the customer', actor);
+        await this.lifecycle.failOpen(
+          p.id,
+          'NOT_FOUND_AT_PROVIDER',
+          'Flutterwave has no transaction for this payment: its checkout link never reached the customer',
+          actor,
+        );
         return { action: 'failed_not_found', st };
       case 'review':
-        await this.lifecycle.moveUnknownToReview(p.id, { provider: FLW_PROVIDER, flutterwaveStatus: st.status, ageSeconds: Math.round(ageSeconds(p)), windowSeconds: this.windowSeconds(p) }, false);
+        await this.lifecycle.moveUnknownToReview(
+          p.id,
+          {
+            provider: FLW_PROVIDER,
+            flutterwaveStatus: st.status,
+            ageSeconds: Math.round(ageSeconds(p)),
+            windowSeconds: this.windowSeconds(p),
+          },
+          false,
+        );
         return { action: 'moved_to_review', st };
     }
   }
@@ -305,9 +419,13 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
         if (st.status === 'completed') return st;
         // Not a success: the tx_ref's own answer decides (another attempt may be pending or paid).
       } catch (err) {
-        const foreign = err instanceof ValidationFailedError || (err instanceof ProviderError && err.kind === 'reference_mismatch');
+        const foreign =
+          err instanceof ValidationFailedError || (err instanceof ProviderError && err.kind === 'reference_mismatch');
         if (!foreign) throw err;
-        this.logger.warn({ paymentId: p.id }, 'transaction id from a notification does not belong to this payment; verifying by tx_ref');
+        this.logger.warn(
+          { paymentId: p.id },
+          'transaction id from a notification does not belong to this payment; verifying by tx_ref',
+        );
       }
     }
     return flw.fetchStatus({ reference });
@@ -319,7 +437,10 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
       const now = await this.repo.findById(p.id);
       if (now && now.status !== 'completed') {
         // Money collected on a payment we had already closed: only a person can sort this out.
-        this.logger.error({ paymentId: p.id, status: now.status, flutterwaveTransactionId: st.providerRef }, 'Flutterwave reports a successful charge for a payment that is already closed; refund or reconcile it by hand');
+        this.logger.error(
+          { paymentId: p.id, status: now.status, flutterwaveTransactionId: st.providerRef },
+          'Flutterwave reports a successful charge for a payment that is already closed; refund or reconcile it by hand',
+        );
       }
     }
     return result;
@@ -327,7 +448,14 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
 
   /** An open payment whose link expired unused: nothing was charged. Under the row lock, like PaymentLifecycle.failOpen. */
   private expireOpen(paymentId: string, actor: string, data: Record<string, unknown>): Promise<boolean> {
-    return this.lifecycle.closeOpen(paymentId, 'expired', CHECKOUT_EXPIRED, 'The checkout link expired without a payment attempt; nothing was charged', actor, data);
+    return this.lifecycle.closeOpen(
+      paymentId,
+      'expired',
+      CHECKOUT_EXPIRED,
+      'The checkout link expired without a payment attempt; nothing was charged',
+      actor,
+      data,
+    );
   }
 
   /** A payment with a link is decided when the link's life (plus a margin) is over; one without a link after the unresolved window. */
@@ -337,7 +465,10 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
 
   /** How long an init without a link (unknown outcome, or a crash mid-call) is left alone: never shorter than a call in progress. */
   private unresolvedWindowSeconds(): number {
-    return Math.max(this.config.mpesa.unresolvedReviewAfterSeconds, Math.ceil(this.config.flutterwave.timeoutMs / 1000) + 5);
+    return Math.max(
+      this.config.mpesa.unresolvedReviewAfterSeconds,
+      Math.ceil(this.config.flutterwave.timeoutMs / 1000) + 5,
+    );
   }
 
   // ------------------------------------------------------------------ ProviderPaymentService
@@ -348,11 +479,15 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
     if (age < FLW_REFRESH_AFTER_SECONDS) return p;
     // No link was handed out: nothing to ask until the unresolved window is over.
     if (p.checkoutUrl === null && age < this.unresolvedWindowSeconds()) return p;
-    if (!(await this.repo.claimStatusQuery(p.id, FLW_READ_MIN_INTERVAL_SECONDS))) return (await this.repo.findById(p.id)) ?? p;
+    if (!(await this.repo.claimStatusQuery(p.id, FLW_READ_MIN_INTERVAL_SECONDS)))
+      return (await this.repo.findById(p.id)) ?? p;
     try {
       await this.look(p, 'flutterwave:status-read');
     } catch (err) {
-      this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'Flutterwave verify failed; returning stored status');
+      this.logger.warn(
+        { paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) },
+        'Flutterwave verify failed; returning stored status',
+      );
     }
     return (await this.repo.findById(p.id)) ?? p;
   }
@@ -366,39 +501,61 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
     const rc = this.config.reconciler;
     const age = ageSeconds(p);
     const window = this.windowSeconds(p);
-    return reconcileLook(p, { repo: this.repo, config: rc, logger: this.logger }, {
-      what: 'Flutterwave verify',
-      claimIntervalSeconds: FLW_READ_MIN_INTERVAL_SECONDS,
-      before: async () => {
-        if (p.checkoutUrl !== null || age >= window) return undefined;
-        // The init call may still be running (or its answer was lost): look when the window is over.
-        await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(window - age)), false);
-        return { action: 'deferred' };
+    return reconcileLook(
+      p,
+      { repo: this.repo, config: rc, logger: this.logger },
+      {
+        what: 'Flutterwave verify',
+        claimIntervalSeconds: FLW_READ_MIN_INTERVAL_SECONDS,
+        before: async () => {
+          if (p.checkoutUrl !== null || age >= window) return undefined;
+          // The init call may still be running (or its answer was lost): look when the window is over.
+          await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(window - age)), false);
+          return { action: 'deferred' };
+        },
+        ask: async (backoff) => {
+          const look = await this.look(p, 'reconciler:flutterwave-verify');
+          const provider = { kind: look.st.status, ...(look.st.description ? { message: look.st.description } : {}) };
+          switch (look.action) {
+            case 'applied':
+              return {
+                result: { action: look.result === 'review' ? 'moved_to_review' : 'settled', provider },
+                nextLookSeconds: 0,
+              };
+            case 'expired':
+              return {
+                result: {
+                  action: 'expired',
+                  provider: {
+                    kind: 'checkout_expired',
+                    message: 'the checkout link expired without a payment attempt',
+                  },
+                },
+              };
+            case 'failed_not_found':
+              return { result: { action: 'failed_not_found', provider } };
+            case 'moved_to_review':
+              return { result: { action: 'moved_to_review', provider } };
+            case 'waiting':
+              // Look again with backoff, but no later than the end of the window (when it is decided).
+              return {
+                result: { action: 'still_pending', provider },
+                nextLookSeconds: Math.min(backoff, Math.max(1, Math.ceil(window - age))),
+              };
+          }
+        },
+        giveUp: async ({ code, message }) => {
+          if (age < Math.max(window, rc.giveUpAfterSeconds)) return undefined;
+          // Flutterwave could not be asked for longer than the window and the give-up time: a person decides.
+          await this.lifecycle.moveUnknownToReview(
+            p.id,
+            { provider: FLW_PROVIDER, giveUp: 'verify_failing', ageSeconds: Math.round(age), lastError: code },
+            false,
+          );
+          return { action: 'moved_to_review', provider: { kind: 'error', errorCode: code, message } };
+        },
       },
-      ask: async (backoff) => {
-        const look = await this.look(p, 'reconciler:flutterwave-verify');
-        const provider = { kind: look.st.status, ...(look.st.description ? { message: look.st.description } : {}) };
-        switch (look.action) {
-          case 'applied':
-            return { result: { action: look.result === 'review' ? 'moved_to_review' : 'settled', provider }, nextLookSeconds: 0 };
-          case 'expired':
-            return { result: { action: 'expired', provider: { kind: 'checkout_expired', message: 'the checkout link expired without a payment attempt' } } };
-          case 'failed_not_found':
-            return { result: { action: 'failed_not_found', provider } };
-          case 'moved_to_review':
-            return { result: { action: 'moved_to_review', provider } };
-          case 'waiting':
-            // Look again with backoff, but no later than the end of the window (when it is decided).
-            return { result: { action: 'still_pending', provider }, nextLookSeconds: Math.min(backoff, Math.max(1, Math.ceil(window - age))) };
-        }
-      },
-      giveUp: async ({ code, message }) => {
-        if (age < Math.max(window, rc.giveUpAfterSeconds)) return undefined;
-        // Flutterwave could not be asked for longer than the window and the give-up time: a person decides.
-        await this.lifecycle.moveUnknownToReview(p.id, { provider: FLW_PROVIDER, giveUp: 'verify_failing', ageSeconds: Math.round(age), lastError: code }, false);
-        return { action: 'moved_to_review', provider: { kind: 'error', errorCode: code, message } };
-      },
-    });
+    );
   }
 
   /** An operator's reconcile: the reconciler's look, now (a payment no longer open is reported as it is). */
@@ -429,11 +586,29 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
   async receiveWebhook(input: WebhookInput): Promise<void> {
     const flw = this.requireEnabled();
     const n = flw.parseNotification({ headers: input.headers, query: {}, body: input.body, rawBody: input.rawBody });
-    const row = { provider: FLW_PROVIDER, attempts: 1, urlPaymentId: null, checkoutRequestId: null, sourceIp: input.sourceIp ?? null, rawBody: input.rawBody };
+    const row = {
+      provider: FLW_PROVIDER,
+      attempts: 1,
+      urlPaymentId: null,
+      checkoutRequestId: null,
+      sourceIp: input.sourceIp ?? null,
+      rawBody: input.rawBody,
+    };
     if (!n.verified) {
-      const stored = await this.repo.storeCoalescedCallback({ ...row, processedAt: new Date(), outcome: 'rejected_unverified' }, { group: `${FLW_PROVIDER}|kind:rejected_unverified`, windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS });
-      if (stored.first) this.logger.warn({ inboxId: stored.id.toString(), sourceIp: input.sourceIp }, 'Flutterwave webhook refused: verif-hash missing or wrong (further ones in this window are only counted)');
-      throw new AppError('INVALID_WEBHOOK_SIGNATURE', 'Webhook refused: the verif-hash header is missing or does not match the configured secret hash', 401);
+      const stored = await this.repo.storeCoalescedCallback(
+        { ...row, processedAt: new Date(), outcome: 'rejected_unverified' },
+        { group: `${FLW_PROVIDER}|kind:rejected_unverified`, windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS },
+      );
+      if (stored.first)
+        this.logger.warn(
+          { inboxId: stored.id.toString(), sourceIp: input.sourceIp },
+          'Flutterwave webhook refused: verif-hash missing or wrong (further ones in this window are only counted)',
+        );
+      throw new AppError(
+        'INVALID_WEBHOOK_SIGNATURE',
+        'Webhook refused: the verif-hash header is missing or does not match the configured secret hash',
+        401,
+      );
     }
     const inboxId = await this.repo.insertCallback({ ...row, verified: true });
     this.runInBackground(this.processNotification(inboxId, n, 'flutterwave:webhook'));
@@ -445,12 +620,21 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
    * webhook is authenticated, so this is Flutterwave telling us something happened), and else by
    * the reconciler.
    */
-  private async processNotification(inboxId: bigint, n: Notification, actor: string, retryHere = true): Promise<string> {
+  private async processNotification(
+    inboxId: bigint,
+    n: Notification,
+    actor: string,
+    retryHere = true,
+  ): Promise<string> {
     const outcome = await this.settleFromNotification(n, actor, inboxId);
     if (outcome !== 'deferred') {
       await this.repo.markCallbackProcessed(inboxId, outcome);
     } else if (retryHere) {
-      this.runInBackground(new Promise((r) => setTimeout(r, FLW_INTERACTIVE_MIN_INTERVAL_SECONDS * 1000 + 100)).then(() => this.processNotification(inboxId, n, actor, false)));
+      this.runInBackground(
+        new Promise((r) => setTimeout(r, FLW_INTERACTIVE_MIN_INTERVAL_SECONDS * 1000 + 100)).then(() =>
+          this.processNotification(inboxId, n, actor, false),
+        ),
+      );
     }
     return outcome;
   }
@@ -460,7 +644,10 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
     let p = n.reference ? await this.repo.findByProviderReference(FLW_PROVIDER, n.reference) : null;
     if (!p && n.providerRef) p = await this.repo.findByProviderTransaction(FLW_PROVIDER, n.providerRef);
     if (!p) {
-      this.logger.warn({ inboxId: inboxId.toString(), reference: n.reference, transactionId: n.providerRef }, 'Flutterwave webhook for no payment of ours');
+      this.logger.warn(
+        { inboxId: inboxId.toString(), reference: n.reference, transactionId: n.providerRef },
+        'Flutterwave webhook for no payment of ours',
+      );
       return n.reference || n.providerRef ? 'unknown_payment' : 'no_reference';
     }
     if (p.status === 'completed') return 'already_completed';
@@ -468,22 +655,43 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
     // One verification per payment at a time (concurrent webhooks share it), one per interval
     // across instances; a payment closed without money once after it closed, then per
     // FLW_CLOSED_RECHECK_INTERVAL_SECONDS.
-    const turn = await this.lookups.turn(p.id, p.id, () => this.repo.claimLookup(p.id, FLW_INTERACTIVE_MIN_INTERVAL_SECONDS, FLW_CLOSED_RECHECK_INTERVAL_SECONDS), () => this.look(p, actor, n.providerRef));
+    const turn = await this.lookups.turn(
+      p.id,
+      p.id,
+      () => this.repo.claimLookup(p.id, FLW_INTERACTIVE_MIN_INTERVAL_SECONDS, FLW_CLOSED_RECHECK_INTERVAL_SECONDS),
+      () => this.look(p, actor, n.providerRef),
+    );
     if (turn.asked && !turn.shared) {
       const look = turn.value;
-      return look.action === 'applied' ? look.result : look.action === 'waiting' ? `verify_${look.st.status}` : look.action;
+      return look.action === 'applied'
+        ? look.result
+        : look.action === 'waiting'
+          ? `verify_${look.st.status}`
+          : look.action;
     }
     // Another verification of this payment just ran (or was running): what it found is recorded by it.
     const fresh = (await this.repo.findById(p.id)) ?? p;
     if (fresh.status === 'completed') return 'already_completed';
     if (fresh.status === 'review' && fresh.statusReason !== OUTCOME_UNKNOWN) return 'in_review';
     const open = isInFlight(fresh.status) || fresh.status === 'review';
-    const finished = await this.repo.finishIfAnswered(inboxId, p.id, 'answered', open ? FLW_INTERACTIVE_MIN_INTERVAL_SECONDS : FLW_CLOSED_RECHECK_INTERVAL_SECONDS);
+    const finished = await this.repo.finishIfAnswered(
+      inboxId,
+      p.id,
+      'answered',
+      open ? FLW_INTERACTIVE_MIN_INTERVAL_SECONDS : FLW_CLOSED_RECHECK_INTERVAL_SECONDS,
+    );
     return finished ? 'answered' : 'deferred';
   }
 
   private runInBackground(task: Promise<unknown>): void {
-    const tracked = task.catch((err) => this.logger.error({ err: safeError(err) }, 'background Flutterwave webhook confirmation failed; the reconciler retries it')).finally(() => this.background.delete(tracked));
+    const tracked = task
+      .catch((err) =>
+        this.logger.error(
+          { err: safeError(err) },
+          'background Flutterwave webhook confirmation failed; the reconciler retries it',
+        ),
+      )
+      .finally(() => this.background.delete(tracked));
     this.background.add(tracked);
   }
 
@@ -501,11 +709,26 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
   async handleRedirect(query: Record<string, unknown>): Promise<RedirectAnswer> {
     const txRef = singleString(query.tx_ref);
     if (txRef === undefined) {
-      return page(400, { state: 'error', title: 'Payment reference missing', message: 'This page needs the payment reference (tx_ref) that Flutterwave adds when it sends you back. Ask the cashier for the payment status.' });
+      return page(400, {
+        state: 'error',
+        title: 'Payment reference missing',
+        message:
+          'This page needs the payment reference (tx_ref) that Flutterwave adds when it sends you back. Ask the cashier for the payment status.',
+      });
     }
-    if (!this.flw) return page(503, { state: 'error', title: 'Payments unavailable', message: 'Flutterwave payments are switched off on this server. Ask the cashier for the payment status.' });
+    if (!this.flw)
+      return page(503, {
+        state: 'error',
+        title: 'Payments unavailable',
+        message: 'Flutterwave payments are switched off on this server. Ask the cashier for the payment status.',
+      });
     const p = TX_REF_RE.test(txRef) ? await this.repo.findByProviderReference(FLW_PROVIDER, txRef) : null;
-    if (!p) return page(404, { state: 'error', title: 'Payment not found', message: 'We do not know this payment. Ask the cashier for the payment status.' });
+    if (!p)
+      return page(404, {
+        state: 'error',
+        title: 'Payment not found',
+        message: 'We do not know this payment. Ask the cashier for the payment status.',
+      });
 
     const hint = singleString(query.transaction_id);
     const hintId = hint !== undefined && /^\d{1,20}$/.test(hint) ? hint : undefined;
@@ -513,14 +736,21 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
       try {
         await this.verifyNow(p, 'flutterwave:redirect', { interactive: true, hintId });
       } catch (err) {
-        this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'Flutterwave verify on redirect failed; showing stored status');
+        this.logger.warn(
+          { paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) },
+          'Flutterwave verify on redirect failed; showing stored status',
+        );
       }
     }
     const fresh = (await this.repo.findById(p.id)) ?? p;
     const created = (await this.repo.listEvents(p.id)).find((e) => e.type === 'created');
     const stored = (created?.data as { returnUrl?: unknown } | null | undefined)?.returnUrl;
     const target = chooseReturnUrl(stored, this.config.posReturnUrl);
-    if (target) return { kind: 'redirect', location: returnLocation(target, { paymentId: fresh.id, orderId: fresh.orderId, status: fresh.status }) };
+    if (target)
+      return {
+        kind: 'redirect',
+        location: returnLocation(target, { paymentId: fresh.id, orderId: fresh.orderId, status: fresh.status }),
+      };
     const reported = singleString(query.status)?.toLowerCase();
     const texts = resultTexts(fresh.status, reported);
     return page(200, {
@@ -550,7 +780,8 @@ function ageSeconds(p: Payment): number {
 
 /** A verified final answer as the lifecycle's report: amount and currency are always required for value. */
 function outcomeReport(st: StatusResult): OutcomeReport {
-  const outcome = st.status === 'completed' || st.status === 'cancelled' || st.status === 'expired' ? st.status : 'failed';
+  const outcome =
+    st.status === 'completed' || st.status === 'cancelled' || st.status === 'expired' ? st.status : 'failed';
   return {
     outcome,
     resultCode: flwDataStatus(st.raw) ?? st.status,

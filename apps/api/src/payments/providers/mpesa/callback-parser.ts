@@ -60,7 +60,8 @@ function parseReceipt(v: unknown): string {
 
 function parseTransactionDate(v: unknown): string {
   const s = typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : typeof v === 'string' ? v.trim() : undefined;
-  if (s === undefined || !/^\d{14}$/.test(s)) fail('CallbackMetadata TransactionDate must be a 14-digit yyyyMMddHHmmss value');
+  if (s === undefined || !/^\d{14}$/.test(s))
+    fail('CallbackMetadata TransactionDate must be a 14-digit yyyyMMddHHmmss value');
   return s;
 }
 
@@ -136,7 +137,8 @@ export function parseStkCallback(body: unknown): ParsedStkCallback {
   if (typeof desc !== 'string') fail('Body.stkCallback.ResultDesc must be a string');
   if (desc.length > MAX_DESC_LENGTH) fail(`Body.stkCallback.ResultDesc is longer than ${MAX_DESC_LENGTH} characters`);
 
-  const metadata = cb.CallbackMetadata === undefined || cb.CallbackMetadata === null ? undefined : parseMetadata(cb.CallbackMetadata);
+  const metadata =
+    cb.CallbackMetadata === undefined || cb.CallbackMetadata === null ? undefined : parseMetadata(cb.CallbackMetadata);
 
   const parsed: ParsedStkCallback = {
     merchantRequestId,

@@ -55,9 +55,12 @@ describe('verifyCallbackToken', () => {
     expect(verifyCallbackToken('another-secret', PAYMENT, good)).toBe(false);
   });
 
-  it.each([[undefined], [null], [42], [{}], [[good]], [Buffer.from(good)]])('never throws on non-string token %p', (token) => {
-    expect(verifyCallbackToken(SECRET, PAYMENT, token)).toBe(false);
-  });
+  it.each([[undefined], [null], [42], [{}], [[good]], [Buffer.from(good)]])(
+    'never throws on non-string token %p',
+    (token) => {
+      expect(verifyCallbackToken(SECRET, PAYMENT, token)).toBe(false);
+    },
+  );
 
   it('never throws on a bad secret or payment id', () => {
     expect(verifyCallbackToken('', PAYMENT, good)).toBe(false);

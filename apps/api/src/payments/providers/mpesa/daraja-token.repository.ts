@@ -31,7 +31,11 @@ export class DarajaTokenRepository implements TokenStore {
     return rows[0] ? toStored(rows[0]) : null;
   }
 
-  async refreshUnderLock(key: string, fetchFresh: () => Promise<StoredToken>, opts: RefreshOptions = {}): Promise<StoredToken> {
+  async refreshUnderLock(
+    key: string,
+    fetchFresh: () => Promise<StoredToken>,
+    opts: RefreshOptions = {},
+  ): Promise<StoredToken> {
     return this.db.transaction(async (tx) => {
       await tx.execute(sql`select pg_advisory_xact_lock(${TOKEN_LOCK_NAMESPACE}::int, hashtext(${key}))`);
       const rows = await tx
@@ -46,7 +50,10 @@ export class DarajaTokenRepository implements TokenStore {
       await tx
         .insert(providerTokens)
         .values({ key, token: fresh.token, expiresAt })
-        .onConflictDoUpdate({ target: providerTokens.key, set: { token: fresh.token, expiresAt, updatedAt: sql`now()` } });
+        .onConflictDoUpdate({
+          target: providerTokens.key,
+          set: { token: fresh.token, expiresAt, updatedAt: sql`now()` },
+        });
       return { token: fresh.token, expiresAt: fresh.expiresAt };
     });
   }

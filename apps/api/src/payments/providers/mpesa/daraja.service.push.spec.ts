@@ -139,11 +139,16 @@ describe('DarajaService.initiateStkPush', () => {
     await other.start();
     try {
       const svc = makeService(fake.baseUrl);
-      await svc.initiateStkPush(validPush(), makeAccount(other.baseUrl, { id: 'shop-2', shortcode: '600111', passkey: 'pk2' }));
+      await svc.initiateStkPush(
+        validPush(),
+        makeAccount(other.baseUrl, { id: 'shop-2', shortcode: '600111', passkey: 'pk2' }),
+      );
       expect(fake.requests).toHaveLength(0);
       expect(other.count(OAUTH_PATH)).toBe(1);
       expect(other.of(PUSH_PATH)[0].json.BusinessShortCode).toBe('600111');
-      expect(other.of(PUSH_PATH)[0].json.Password).toBe(stkPassword('600111', 'pk2', other.of(PUSH_PATH)[0].json.Timestamp));
+      expect(other.of(PUSH_PATH)[0].json.Password).toBe(
+        stkPassword('600111', 'pk2', other.of(PUSH_PATH)[0].json.Timestamp),
+      );
     } finally {
       await other.close();
     }
@@ -151,7 +156,9 @@ describe('DarajaService.initiateStkPush', () => {
 
   it('accepts the limits exactly', async () => {
     const svc = makeService(fake.baseUrl);
-    await svc.initiateStkPush(validPush({ amount: 1, accountReference: 'A'.repeat(12), transactionDesc: 'D'.repeat(13) }));
+    await svc.initiateStkPush(
+      validPush({ amount: 1, accountReference: 'A'.repeat(12), transactionDesc: 'D'.repeat(13) }),
+    );
     await svc.initiateStkPush(validPush({ amount: 250000, phoneNumber: '254112345678' }));
     expect(fake.count(PUSH_PATH)).toBe(2);
   });
@@ -191,32 +198,116 @@ describe('DarajaService.initiateStkPush', () => {
 
   type Row = [string, FakeReply, ProviderErrorKind, 'not_processed' | 'unknown', string | undefined];
   it.each<Row>([
-    ['400.002.02 Invalid PhoneNumber', darajaError(400, '400.002.02', 'Bad Request - Invalid PhoneNumber'), 'rejected', 'not_processed', '400.002.02'],
-    ['400.002.02 Invalid Amount', darajaError(400, '400.002.02', 'Bad Request - Invalid Amount'), 'rejected', 'not_processed', '400.002.02'],
-    ['404.001.01 Resource not found', darajaError(404, '404.001.01', 'Resource not found'), 'rejected', 'not_processed', '404.001.01'],
-    ['405.001 Method Not Allowed', darajaError(405, '405.001', 'Method Not Allowed'), 'rejected', 'not_processed', '405.001'],
-    ['500.001.1001 Wrong credentials', darajaError(500, '500.001.1001', 'Wrong credentials'), 'rejected', 'not_processed', '500.001.1001'],
-    ['500.001.1001 Merchant does not exist', darajaError(500, '500.001.1001', 'Merchant does not exist'), 'rejected', 'not_processed', '500.001.1001'],
+    [
+      '400.002.02 Invalid PhoneNumber',
+      darajaError(400, '400.002.02', 'Bad Request - Invalid PhoneNumber'),
+      'rejected',
+      'not_processed',
+      '400.002.02',
+    ],
+    [
+      '400.002.02 Invalid Amount',
+      darajaError(400, '400.002.02', 'Bad Request - Invalid Amount'),
+      'rejected',
+      'not_processed',
+      '400.002.02',
+    ],
+    [
+      '404.001.01 Resource not found',
+      darajaError(404, '404.001.01', 'Resource not found'),
+      'rejected',
+      'not_processed',
+      '404.001.01',
+    ],
+    [
+      '405.001 Method Not Allowed',
+      darajaError(405, '405.001', 'Method Not Allowed'),
+      'rejected',
+      'not_processed',
+      '405.001',
+    ],
+    [
+      '500.001.1001 Wrong credentials',
+      darajaError(500, '500.001.1001', 'Wrong credentials'),
+      'rejected',
+      'not_processed',
+      '500.001.1001',
+    ],
+    [
+      '500.001.1001 Merchant does not exist',
+      darajaError(500, '500.001.1001', 'Merchant does not exist'),
+      'rejected',
+      'not_processed',
+      '500.001.1001',
+    ],
     [
       '500.001.1001 Unable to lock subscriber',
-      darajaError(500, '500.001.1001', 'Unable to lock subscriber, a transaction is already in process for the current subscriber'),
+      darajaError(
+        500,
+        '500.001.1001',
+        'Unable to lock subscriber, a transaction is already in process for the current subscriber',
+      ),
       'customer_busy',
       'not_processed',
       '500.001.1001',
     ],
-    ['500.003.02 Spike Arrest', darajaError(500, '500.003.02', 'Error Occurred: Spike Arrest Violation'), 'rate_limited', 'not_processed', '500.003.02'],
-    ['500.003.02 System is busy', darajaError(500, '500.003.02', 'System is busy. Please try again in few minutes.'), 'rate_limited', 'not_processed', '500.003.02'],
-    ['500.003.03 Quota Violation', darajaError(500, '500.003.03', 'Quota Violation'), 'rate_limited', 'not_processed', '500.003.03'],
+    [
+      '500.003.02 Spike Arrest',
+      darajaError(500, '500.003.02', 'Error Occurred: Spike Arrest Violation'),
+      'rate_limited',
+      'not_processed',
+      '500.003.02',
+    ],
+    [
+      '500.003.02 System is busy',
+      darajaError(500, '500.003.02', 'System is busy. Please try again in few minutes.'),
+      'rate_limited',
+      'not_processed',
+      '500.003.02',
+    ],
+    [
+      '500.003.03 Quota Violation',
+      darajaError(500, '500.003.03', 'Quota Violation'),
+      'rate_limited',
+      'not_processed',
+      '500.003.03',
+    ],
     ['HTTP 429 without body', { status: 429 }, 'rate_limited', 'not_processed', undefined],
-    ['500.003.1001 Internal Server Error', darajaError(500, '500.003.1001', 'Internal Server Error'), 'unavailable', 'unknown', '500.003.1001'],
-    ['HTTP 503 HTML', { status: 503, body: '<html><body>Service Unavailable</body></html>' }, 'unavailable', 'unknown', undefined],
+    [
+      '500.003.1001 Internal Server Error',
+      darajaError(500, '500.003.1001', 'Internal Server Error'),
+      'unavailable',
+      'unknown',
+      '500.003.1001',
+    ],
+    [
+      'HTTP 503 HTML',
+      { status: 503, body: '<html><body>Service Unavailable</body></html>' },
+      'unavailable',
+      'unknown',
+      undefined,
+    ],
     ['HTTP 502 empty', { status: 502 }, 'unavailable', 'unknown', undefined],
-    ['200 with ResponseCode "1"', { status: 200, body: { ResponseCode: '1', ResponseDescription: 'Rejected' } }, 'rejected', 'not_processed', '1'],
+    [
+      '200 with ResponseCode "1"',
+      { status: 200, body: { ResponseCode: '1', ResponseDescription: 'Rejected' } },
+      'rejected',
+      'not_processed',
+      '1',
+    ],
     ['200 with a non-JSON body', { status: 200, body: 'OK' }, 'unavailable', 'unknown', undefined],
-    ['200 "0" without CheckoutRequestID', { status: 200, body: { ResponseCode: '0' } }, 'unavailable', 'unknown', undefined],
+    [
+      '200 "0" without CheckoutRequestID',
+      { status: 200, body: { ResponseCode: '0' } },
+      'unavailable',
+      'unknown',
+      undefined,
+    ],
   ])('maps %s without retrying', async (_label, reply, kind, outcome, errorCode) => {
     fake.push = () => reply;
-    const err = await makeService(fake.baseUrl).initiateStkPush(validPush()).catch((e) => e);
+    const err = await makeService(fake.baseUrl)
+      .initiateStkPush(validPush())
+      .catch((e) => e);
     expect(err).toEqual(mpesaError(kind));
     expect(err.outcome).toBe(outcome);
     expect(err.providerCode).toBe(errorCode);
@@ -227,7 +318,9 @@ describe('DarajaService.initiateStkPush', () => {
 
   it('keeps the Daraja errorMessage and requestId on the error', async () => {
     fake.push = () => darajaError(400, '400.002.02', 'Bad Request - Invalid CallBackURL');
-    const err = await makeService(fake.baseUrl).initiateStkPush(validPush()).catch((e) => e);
+    const err = await makeService(fake.baseUrl)
+      .initiateStkPush(validPush())
+      .catch((e) => e);
     expect(err.providerMessage).toBe('Bad Request - Invalid CallBackURL');
     expect(err.providerRequestId).toBe('1c5b-4ba8-815c-ac45c57a3db01495926');
     expect(err.code).toBe('PROVIDER_REJECTED');
@@ -241,20 +334,37 @@ describe('DarajaService.initiateStkPush', () => {
   });
 
   it('a push Daraja answers 200 but does not accept keeps its ResponseCode, description and MerchantRequestID', async () => {
-    fake.push = () => ({ status: 200, body: { MerchantRequestID: '29115-34620561-1', ResponseCode: '1', ResponseDescription: 'Rejected' } });
-    const err = await makeService(fake.baseUrl).initiateStkPush(validPush()).catch((e) => e);
+    fake.push = () => ({
+      status: 200,
+      body: { MerchantRequestID: '29115-34620561-1', ResponseCode: '1', ResponseDescription: 'Rejected' },
+    });
+    const err = await makeService(fake.baseUrl)
+      .initiateStkPush(validPush())
+      .catch((e) => e);
     expect(err).toEqual(mpesaError('rejected'));
-    expect(err.details).toEqual({ provider: 'mpesa', providerErrorCode: '1', providerErrorMessage: 'Rejected', providerRequestId: '29115-34620561-1' });
+    expect(err.details).toEqual({
+      provider: 'mpesa',
+      providerErrorCode: '1',
+      providerErrorMessage: 'Rejected',
+      providerRequestId: '29115-34620561-1',
+    });
   });
 
   it("removes the account's credentials and the token sent from Daraja's texts (error, details, logs)", async () => {
     fake.push = (req) =>
-      darajaError(400, '400.002.02', `Bad Request - Invalid Password for ${req.json.Password} with ${req.headers.authorization} key ${CONSUMER_KEY} passkey ${SANDBOX_PASSKEY}`);
-    const err = await makeService(fake.baseUrl).initiateStkPush(validPush()).catch((e) => e);
+      darajaError(
+        400,
+        '400.002.02',
+        `Bad Request - Invalid Password for ${req.json.Password} with ${req.headers.authorization} key ${CONSUMER_KEY} passkey ${SANDBOX_PASSKEY}`,
+      );
+    const err = await makeService(fake.baseUrl)
+      .initiateStkPush(validPush())
+      .catch((e) => e);
     expect(err).toEqual(mpesaError('rejected'));
     expect(err.providerMessage).toBe('Bad Request - Invalid Password for *** with Bearer *** key *** passkey ***');
     const seen = [err.message, JSON.stringify(err.details), ...logs.lines].join('\n');
-    for (const secret of [fake.of(PUSH_PATH)[0].json.Password, 'tok-1', CONSUMER_KEY, SANDBOX_PASSKEY]) expect(seen).not.toContain(secret);
+    for (const secret of [fake.of(PUSH_PATH)[0].json.Password, 'tok-1', CONSUMER_KEY, SANDBOX_PASSKEY])
+      expect(seen).not.toContain(secret);
   });
 
   it('never reuses a connection (no keep-alive): "refused" must stay distinguishable from "reset after sending"', async () => {
@@ -267,8 +377,11 @@ describe('DarajaService.initiateStkPush', () => {
   });
 
   it('matches errorMessage case-insensitively', async () => {
-    fake.push = () => darajaError(500, '500.001.1001', 'UNABLE TO LOCK SUBSCRIBER, a transaction is already in process');
-    const err = await makeService(fake.baseUrl).initiateStkPush(validPush()).catch((e) => e);
+    fake.push = () =>
+      darajaError(500, '500.001.1001', 'UNABLE TO LOCK SUBSCRIBER, a transaction is already in process');
+    const err = await makeService(fake.baseUrl)
+      .initiateStkPush(validPush())
+      .catch((e) => e);
     expect(err).toEqual(mpesaError('customer_busy'));
     expect(err.statusCode).toBe(409);
     expect(err.headers).toEqual({ 'Retry-After': '60' });
@@ -277,7 +390,9 @@ describe('DarajaService.initiateStkPush', () => {
   it('timeout (server never answers) -> ProviderError timeout with outcome unknown', async () => {
     fake.push = () => 'hang';
     const started = Date.now();
-    const err = await makeService(fake.baseUrl, { timeoutMs: 150 }).initiateStkPush(validPush()).catch((e) => e);
+    const err = await makeService(fake.baseUrl, { timeoutMs: 150 })
+      .initiateStkPush(validPush())
+      .catch((e) => e);
     expect(err).toEqual(mpesaError('timeout'));
     expect(err.outcome).toBe('unknown');
     expect(err.code).toBe('PROVIDER_TIMEOUT');
@@ -287,7 +402,9 @@ describe('DarajaService.initiateStkPush', () => {
 
   it('connection dropped after sending (ECONNRESET) -> outcome unknown', async () => {
     fake.push = () => 'destroy';
-    const err = await makeService(fake.baseUrl).initiateStkPush(validPush()).catch((e) => e);
+    const err = await makeService(fake.baseUrl)
+      .initiateStkPush(validPush())
+      .catch((e) => e);
     expect(err).toEqual(mpesaError('unavailable'));
     expect(err.outcome).toBe('unknown');
     expect(fake.count(PUSH_PATH)).toBe(1);
@@ -305,14 +422,18 @@ describe('DarajaService.initiateStkPush', () => {
   });
 
   it('Daraja down entirely (OAuth refused) -> ProviderError unreachable, nothing pushed', async () => {
-    const err = await makeService(await deadBaseUrl()).initiateStkPush(validPush()).catch((e) => e);
+    const err = await makeService(await deadBaseUrl())
+      .initiateStkPush(validPush())
+      .catch((e) => e);
     expect(err).toEqual(mpesaError('unreachable'));
     expect(err.outcome).toBe('not_processed');
   });
 
   it('an OAuth timeout before the push is reported as not_processed (the push was never sent)', async () => {
     fake.oauth = () => 'hang';
-    const err = await makeService(fake.baseUrl, { timeoutMs: 100 }).initiateStkPush(validPush()).catch((e) => e);
+    const err = await makeService(fake.baseUrl, { timeoutMs: 100 })
+      .initiateStkPush(validPush())
+      .catch((e) => e);
     expect(err).toEqual(mpesaError('unreachable'));
     expect(err.outcome).toBe('not_processed');
     expect([err.code, err.statusCode]).toEqual(['PROVIDER_UNREACHABLE', 503]);

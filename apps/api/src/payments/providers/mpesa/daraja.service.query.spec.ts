@@ -66,7 +66,11 @@ describe('DarajaService.queryStkStatus', () => {
   it('HTTP 500 "The transaction is being processed" -> pending (not retried)', async () => {
     fake.query = () => ({
       status: 500,
-      body: { requestId: 'ws_CO_20022018230142206', errorCode: '500.001.1001', errorMessage: 'The transaction is being processed' },
+      body: {
+        requestId: 'ws_CO_20022018230142206',
+        errorCode: '500.001.1001',
+        errorMessage: 'The transaction is being processed',
+      },
     });
     await expect(makeService(fake.baseUrl).queryStkStatus(CHECKOUT_ID)).resolves.toEqual({
       kind: 'pending',
@@ -125,7 +129,9 @@ describe('DarajaService.queryStkStatus', () => {
 
   it('spike arrest is retried with backoff and then succeeds', async () => {
     fake.query = (_r, nth) =>
-      nth <= 2 ? darajaError(500, '500.003.02', 'Error Occurred: Spike Arrest Violation') : finalReply('1032', 'Request cancelled by user');
+      nth <= 2
+        ? darajaError(500, '500.003.02', 'Error Occurred: Spike Arrest Violation')
+        : finalReply('1032', 'Request cancelled by user');
     const res = await makeService(fake.baseUrl).queryStkStatus(CHECKOUT_ID);
     expect(res).toMatchObject({ kind: 'final', outcome: 'cancelled', resultCode: '1032' });
     expect(fake.count(QUERY_PATH)).toBe(3);
@@ -155,7 +161,9 @@ describe('DarajaService.queryStkStatus', () => {
     ['HTTP 429', { status: 429 }],
   ])('%s: retries exhausted -> ProviderError rate_limited after retries+1 requests', async (_label, reply) => {
     fake.query = () => reply;
-    const err = await makeService(fake.baseUrl).queryStkStatus(CHECKOUT_ID).catch((e) => e);
+    const err = await makeService(fake.baseUrl)
+      .queryStkStatus(CHECKOUT_ID)
+      .catch((e) => e);
     expect(err).toEqual(mpesaError('rate_limited'));
     expect(err.outcome).toBe('not_processed');
     expect(fake.count(QUERY_PATH)).toBe(3);
@@ -170,8 +178,13 @@ describe('DarajaService.queryStkStatus', () => {
 
   it('token-invalid -> refresh and retry once, then success', async () => {
     fake.query = (req) =>
-      req.headers.authorization === 'Bearer tok-1' ? darajaError(404, '404.001.03', 'Invalid Access Token') : finalReply('0', 'ok');
-    await expect(makeService(fake.baseUrl).queryStkStatus(CHECKOUT_ID)).resolves.toMatchObject({ kind: 'final', outcome: 'completed' });
+      req.headers.authorization === 'Bearer tok-1'
+        ? darajaError(404, '404.001.03', 'Invalid Access Token')
+        : finalReply('0', 'ok');
+    await expect(makeService(fake.baseUrl).queryStkStatus(CHECKOUT_ID)).resolves.toMatchObject({
+      kind: 'final',
+      outcome: 'completed',
+    });
     expect(fake.count(OAUTH_PATH)).toBe(2);
     expect(fake.count(QUERY_PATH)).toBe(2);
   });
@@ -188,7 +201,11 @@ describe('DarajaService.queryStkStatus', () => {
     ['Wrong credentials', darajaError(500, '500.001.1001', 'Wrong credentials'), 'rejected'],
     ['400.002.02', darajaError(400, '400.002.02', 'Bad Request - Invalid CheckoutRequestID'), 'rejected'],
     ['500.003.1001', darajaError(500, '500.003.1001', 'Internal Server Error'), 'unavailable'],
-    ['401.003.01 no apiproduct', darajaError(401, '401.003.01', 'Error Occurred - Invalid API call as no apiproduct match found'), 'auth'],
+    [
+      '401.003.01 no apiproduct',
+      darajaError(401, '401.003.01', 'Error Occurred - Invalid API call as no apiproduct match found'),
+      'auth',
+    ],
     ['200 garbage', { status: 200, body: '<html/>' }, 'unavailable'],
   ])('%s is an error, not a query result', async (_label, reply, kind) => {
     fake.query = () => reply;
@@ -198,13 +215,18 @@ describe('DarajaService.queryStkStatus', () => {
 
   it('timeout -> ProviderError timeout', async () => {
     fake.query = () => 'hang';
-    await expect(makeService(fake.baseUrl, { timeoutMs: 100 }).queryStkStatus(CHECKOUT_ID)).rejects.toEqual(mpesaError('timeout'));
+    await expect(makeService(fake.baseUrl, { timeoutMs: 100 }).queryStkStatus(CHECKOUT_ID)).rejects.toEqual(
+      mpesaError('timeout'),
+    );
   });
 
-  it.each([[''], ['   '], [undefined], [42], ['x'.repeat(201)]])('refuses checkoutRequestId %p without calling Daraja', async (id) => {
-    await expect(makeService(fake.baseUrl).queryStkStatus(id as never)).rejects.toBeInstanceOf(ValidationFailedError);
-    expect(fake.requests).toHaveLength(0);
-  });
+  it.each([[''], ['   '], [undefined], [42], ['x'.repeat(201)]])(
+    'refuses checkoutRequestId %p without calling Daraja',
+    async (id) => {
+      await expect(makeService(fake.baseUrl).queryStkStatus(id as never)).rejects.toBeInstanceOf(ValidationFailedError);
+      expect(fake.requests).toHaveLength(0);
+    },
+  );
 });
 
 describe('DarajaService callbacks and helpers', () => {
@@ -253,7 +275,9 @@ describe('DarajaService callbacks and helpers', () => {
     expect(s.validateCallback({ paymentId: 'pay_1', token: token.slice(1), body }).verified).toBe(false);
     expect(s.validateCallback({ paymentId: 'pay_1', body }).verified).toBe(false);
     expect(s.validateCallback({ token, body }).verified).toBe(false);
-    expect(s.validateCallback({ paymentId: 'pay_1', token: callbackToken('other-secret', 'pay_1'), body }).verified).toBe(false);
+    expect(
+      s.validateCallback({ paymentId: 'pay_1', token: callbackToken('other-secret', 'pay_1'), body }).verified,
+    ).toBe(false);
   });
 
   it('validateCallback throws CallbackShapeError on a bad body even with a valid token', () => {
@@ -282,7 +306,9 @@ describe('DarajaService callbacks and helpers', () => {
 
   it('warns with the same forbidden words as the config check (exec included)', () => {
     makeService('http://127.0.0.1:9', { callbackBaseUrl: 'https://shop.example.com/exec/callback' });
-    expect(logs.lines.join('\n')).toMatch(/callbackBaseUrl contains words Safaricom rejects in callback URLs: exe, exec$/m);
+    expect(logs.lines.join('\n')).toMatch(
+      /callbackBaseUrl contains words Safaricom rejects in callback URLs: exe, exec$/m,
+    );
   });
 
   it('is injectable through DARAJA_OPTIONS in a Nest module', async () => {
@@ -291,7 +317,9 @@ describe('DarajaService callbacks and helpers', () => {
       providers: [DarajaService, { provide: DARAJA_OPTIONS, useValue: options }],
     }).compile();
     const service = moduleRef.get(DarajaService);
-    expect(service.callbackUrlFor('p1')).toBe(`https://pay.example.com/hooks/daraja/stk/p1/${callbackToken(SIGNING_SECRET, 'p1')}`);
+    expect(service.callbackUrlFor('p1')).toBe(
+      `https://pay.example.com/hooks/daraja/stk/p1/${callbackToken(SIGNING_SECRET, 'p1')}`,
+    );
     await moduleRef.close();
   });
 });
@@ -303,7 +331,10 @@ describe('DarajaService logging', () => {
   beforeEach(async () => {
     logs = captureLogs();
     fake = new FakeDaraja();
-    fake.oauth = () => ({ status: 200, body: { access_token: `SECRET_TOKEN_${fake.nextToken()}`, expires_in: '3599' } });
+    fake.oauth = () => ({
+      status: 200,
+      body: { access_token: `SECRET_TOKEN_${fake.nextToken()}`, expires_in: '3599' },
+    });
     await fake.start();
   });
 
@@ -317,7 +348,16 @@ describe('DarajaService logging', () => {
       nth === 1
         ? darajaError(404, '404.001.03', 'Invalid Access Token')
         : nth === 2
-          ? { status: 200, body: { MerchantRequestID: 'm', CheckoutRequestID: 'ws_CO_1', ResponseCode: '0', ResponseDescription: 'ok', CustomerMessage: 'ok' } }
+          ? {
+              status: 200,
+              body: {
+                MerchantRequestID: 'm',
+                CheckoutRequestID: 'ws_CO_1',
+                ResponseCode: '0',
+                ResponseDescription: 'ok',
+                CustomerMessage: 'ok',
+              },
+            }
           : darajaError(400, '400.002.02', 'Bad Request - Invalid PhoneNumber');
     fake.query = () => darajaError(500, '500.001.1001', 'The transaction is being processed');
     const svc = makeService(fake.baseUrl);

@@ -30,7 +30,9 @@ describe('DarajaService OAuth token cache', () => {
     const [req] = fake.of(OAUTH_PATH);
     expect(req.method).toBe('GET');
     expect(req.url).toBe('/oauth/v1/generate?grant_type=client_credentials');
-    expect(req.headers.authorization).toBe(`Basic ${Buffer.from(`${CONSUMER_KEY}:${CONSUMER_SECRET}`).toString('base64')}`);
+    expect(req.headers.authorization).toBe(
+      `Basic ${Buffer.from(`${CONSUMER_KEY}:${CONSUMER_SECRET}`).toString('base64')}`,
+    );
   });
 
   it('accepts expires_in as the string "3599" and refreshes at expires_in - margin', async () => {
@@ -91,10 +93,16 @@ describe('DarajaService OAuth token cache', () => {
 
   it('single-flight failures reach every waiter and are not cached', async () => {
     fake.oauth = (_r, nth) =>
-      nth === 1 ? { status: 503, body: '<html>busy</html>', delayMs: 30 } : { status: 200, body: { access_token: fake.nextToken(), expires_in: '3599' } };
+      nth === 1
+        ? { status: 503, body: '<html>busy</html>', delayMs: 30 }
+        : { status: 200, body: { access_token: fake.nextToken(), expires_in: '3599' } };
     const svc = makeService(fake.baseUrl);
     const results = await Promise.allSettled(Array.from({ length: 10 }, () => svc.getAccessToken()));
-    expect(results.every((r) => r.status === 'rejected' && r.reason instanceof ProviderError && r.reason.kind === 'unavailable')).toBe(true);
+    expect(
+      results.every(
+        (r) => r.status === 'rejected' && r.reason instanceof ProviderError && r.reason.kind === 'unavailable',
+      ),
+    ).toBe(true);
     expect(fake.count(OAUTH_PATH)).toBe(1);
     await expect(svc.getAccessToken()).resolves.toBe('tok-1');
     expect(fake.count(OAUTH_PATH)).toBe(2);
@@ -137,7 +145,9 @@ describe('DarajaService OAuth token cache', () => {
 
   it('wrong credentials: HTTP 400 with a non-JSON body -> ProviderError auth', async () => {
     fake.oauth = () => ({ status: 400, body: 'Bad Request: Invalid Credentials' });
-    const err = await makeService(fake.baseUrl).getAccessToken().catch((e) => e);
+    const err = await makeService(fake.baseUrl)
+      .getAccessToken()
+      .catch((e) => e);
     expect(err).toEqual(mpesaError('auth'));
     expect(err.message).toMatch(/consumer key\/secret/);
   });
@@ -147,23 +157,34 @@ describe('DarajaService OAuth token cache', () => {
     ['400.008.01', 'Invalid authentication type passed'],
   ])('HTTP 400 JSON %s -> ProviderError auth with Daraja code', async (code, message) => {
     fake.oauth = () => darajaError(400, code, message);
-    const err = await makeService(fake.baseUrl).getAccessToken().catch((e) => e);
+    const err = await makeService(fake.baseUrl)
+      .getAccessToken()
+      .catch((e) => e);
     expect(err).toEqual(mpesaError('auth'));
     expect(err.providerCode).toBe(code);
     expect(err.providerMessage).toBe(message);
-    expect(err.details).toEqual({ provider: 'mpesa', providerErrorCode: code, providerErrorMessage: message, providerRequestId: '1c5b-4ba8-815c-ac45c57a3db01495926' });
+    expect(err.details).toEqual({
+      provider: 'mpesa',
+      providerErrorCode: code,
+      providerErrorMessage: message,
+      providerRequestId: '1c5b-4ba8-815c-ac45c57a3db01495926',
+    });
   });
 
   it('HTTP 5xx -> ProviderError unavailable', async () => {
     fake.oauth = () => ({ status: 503, body: '<html>Service Unavailable</html>' });
-    const err = await makeService(fake.baseUrl).getAccessToken().catch((e) => e);
+    const err = await makeService(fake.baseUrl)
+      .getAccessToken()
+      .catch((e) => e);
     expect(err).toEqual(mpesaError('unavailable'));
     expect(err.providerHttpStatus).toBe(503);
   });
 
   it('HTTP 429 -> ProviderError rate_limited', async () => {
     fake.oauth = () => ({ status: 429, headers: { 'retry-after': '7' } });
-    const err = await makeService(fake.baseUrl).getAccessToken().catch((e) => e);
+    const err = await makeService(fake.baseUrl)
+      .getAccessToken()
+      .catch((e) => e);
     expect(err).toEqual(mpesaError('rate_limited'));
     expect(err.headers).toEqual({ 'Retry-After': '7' });
   });
@@ -174,21 +195,28 @@ describe('DarajaService OAuth token cache', () => {
   });
 
   it('connection refused -> ProviderError unreachable', async () => {
-    const err = await makeService(await deadBaseUrl()).getAccessToken().catch((e) => e);
+    const err = await makeService(await deadBaseUrl())
+      .getAccessToken()
+      .catch((e) => e);
     expect(err).toEqual(mpesaError('unreachable'));
     expect(err.outcome).toBe('not_processed');
   });
 
   it('timeout -> ProviderError timeout', async () => {
     fake.oauth = () => 'hang';
-    const err = await makeService(fake.baseUrl, { timeoutMs: 100 }).getAccessToken().catch((e) => e);
+    const err = await makeService(fake.baseUrl, { timeoutMs: 100 })
+      .getAccessToken()
+      .catch((e) => e);
     expect(err).toEqual(mpesaError('timeout'));
     expect(err.code).toBe('PROVIDER_TIMEOUT');
   });
 
   describe('token-invalid answers on API calls', () => {
     it('404.001.03 on the push -> exactly one refresh + one retry, then success', async () => {
-      fake.push = (req) => (req.headers.authorization === 'Bearer tok-1' ? darajaError(404, '404.001.03', 'Invalid Access Token') : okPush());
+      fake.push = (req) =>
+        req.headers.authorization === 'Bearer tok-1'
+          ? darajaError(404, '404.001.03', 'Invalid Access Token')
+          : okPush();
       const svc = makeService(fake.baseUrl);
       const res = await svc.initiateStkPush(validPush());
       expect(res.checkoutRequestId).toBe('ws_CO_1007202409152617172396192');
@@ -207,14 +235,18 @@ describe('DarajaService OAuth token cache', () => {
       ['401.002.01', 401],
     ])('%s is also treated as token-invalid', async (code, status) => {
       fake.push = (_r, nth) => (nth === 1 ? darajaError(status, code, 'Invalid Access Token') : okPush());
-      await expect(makeService(fake.baseUrl).initiateStkPush(validPush())).resolves.toMatchObject({ responseCode: '0' });
+      await expect(makeService(fake.baseUrl).initiateStkPush(validPush())).resolves.toMatchObject({
+        responseCode: '0',
+      });
       expect(fake.count(OAUTH_PATH)).toBe(2);
       expect(fake.count(PUSH_PATH)).toBe(2);
     });
 
     it('bare HTTP 401 (no body) is treated as token-invalid', async () => {
       fake.push = (_r, nth) => (nth === 1 ? { status: 401 } : okPush());
-      await expect(makeService(fake.baseUrl).initiateStkPush(validPush())).resolves.toMatchObject({ responseCode: '0' });
+      await expect(makeService(fake.baseUrl).initiateStkPush(validPush())).resolves.toMatchObject({
+        responseCode: '0',
+      });
       expect(fake.count(PUSH_PATH)).toBe(2);
     });
 
@@ -232,7 +264,10 @@ describe('DarajaService OAuth token cache', () => {
     });
 
     it('concurrent token-invalid answers cause a single refresh', async () => {
-      fake.push = (req) => (req.headers.authorization === 'Bearer tok-1' ? darajaError(404, '404.001.03', 'Invalid Access Token') : okPush());
+      fake.push = (req) =>
+        req.headers.authorization === 'Bearer tok-1'
+          ? darajaError(404, '404.001.03', 'Invalid Access Token')
+          : okPush();
       const svc = makeService(fake.baseUrl);
       await svc.getAccessToken();
       const results = await Promise.all(Array.from({ length: 20 }, () => svc.initiateStkPush(validPush())));

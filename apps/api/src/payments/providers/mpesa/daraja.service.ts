@@ -97,7 +97,11 @@ function sleep(ms: number): Promise<void> {
  */
 function darajaEnvelope(json: unknown): ProviderEnvelope {
   if (!isPlainObject(json)) return {};
-  const envelope: ProviderEnvelope = { code: str(json.errorCode), message: str(json.errorMessage), requestId: str(json.requestId) };
+  const envelope: ProviderEnvelope = {
+    code: str(json.errorCode),
+    message: str(json.errorMessage),
+    requestId: str(json.requestId),
+  };
   const fault = json.fault;
   if (isPlainObject(fault)) {
     envelope.message ??= str(fault.faultstring);
@@ -177,7 +181,8 @@ export class DarajaService {
   private readonly tokenStore: TokenStore;
 
   constructor(@Inject(DARAJA_OPTIONS) options: DarajaServiceOptions) {
-    if (!options || !isPlainObject(options.defaultAccount)) throw new Error('DarajaService: defaultAccount is required');
+    if (!options || !isPlainObject(options.defaultAccount))
+      throw new Error('DarajaService: defaultAccount is required');
     if (!Number.isFinite(options.timeoutMs) || options.timeoutMs <= 0) {
       throw new Error('DarajaService: timeoutMs must be a positive number');
     }
@@ -194,9 +199,13 @@ export class DarajaService {
     this.callbackBaseUrl = trimTrailingSlashes(options.callbackBaseUrl);
     this.callbackSecret = options.callbackSigningSecret;
     const qr = options.queryRetry ?? DEFAULT_QUERY_RETRY;
-    const retries = Number.isFinite(qr.retries) ? Math.min(Math.max(0, Math.floor(qr.retries)), 10) : DEFAULT_QUERY_RETRY.retries;
+    const retries = Number.isFinite(qr.retries)
+      ? Math.min(Math.max(0, Math.floor(qr.retries)), 10)
+      : DEFAULT_QUERY_RETRY.retries;
     const baseDelayMs = Number.isFinite(qr.baseDelayMs) ? Math.max(0, qr.baseDelayMs) : DEFAULT_QUERY_RETRY.baseDelayMs;
-    const maxDelayMs = Number.isFinite(qr.maxDelayMs) ? Math.max(baseDelayMs, qr.maxDelayMs) : DEFAULT_QUERY_RETRY.maxDelayMs;
+    const maxDelayMs = Number.isFinite(qr.maxDelayMs)
+      ? Math.max(baseDelayMs, qr.maxDelayMs)
+      : DEFAULT_QUERY_RETRY.maxDelayMs;
     this.queryRetry = { retries, baseDelayMs, maxDelayMs };
     this.tokenStore = options.tokenStore ?? new MemoryTokenStore();
     // Each call names its account's base URL (send); the account's credentials and the token sent
@@ -297,7 +306,9 @@ export class DarajaService {
     let result: StoredToken;
     try {
       const stored = await this.tokenStore.get(storeKey);
-      result = isUsableToken(stored, rejectToken) ? stored : await this.tokenStore.refreshUnderLock(storeKey, fetchFresh, { rejectToken });
+      result = isUsableToken(stored, rejectToken)
+        ? stored
+        : await this.tokenStore.refreshUnderLock(storeKey, fetchFresh, { rejectToken });
     } catch (err) {
       if (err instanceof ProviderError) throw err;
       // The store itself failed (e.g. database unavailable): keep payments working with a
@@ -326,10 +337,20 @@ export class DarajaService {
     if (res.status >= 200 && res.status < 300) {
       const token = res.json?.access_token;
       if (typeof token !== 'string' || token.length === 0) {
-        throw new ProviderError(MPESA, 'unavailable', 'M-Pesa OAuth answered without an access_token', envelopeInfo(res));
+        throw new ProviderError(
+          MPESA,
+          'unavailable',
+          'M-Pesa OAuth answered without an access_token',
+          envelopeInfo(res),
+        );
       }
       let expiresIn = Number(res.json?.expires_in);
-      if (res.json?.expires_in === undefined || res.json?.expires_in === null || res.json?.expires_in === '' || !Number.isFinite(expiresIn)) {
+      if (
+        res.json?.expires_in === undefined ||
+        res.json?.expires_in === null ||
+        res.json?.expires_in === '' ||
+        !Number.isFinite(expiresIn)
+      ) {
         this.logger.warn(`OAuth response has no usable expires_in; assuming ${DEFAULT_EXPIRES_IN_SECONDS}s`);
         expiresIn = DEFAULT_EXPIRES_IN_SECONDS;
       }
@@ -409,33 +430,60 @@ export class DarajaService {
       res = await send(token);
       if (isTokenInvalid(res)) {
         this.invalidateToken(account, token);
-        throw new ProviderError(MPESA, 'auth', `M-Pesa rejected a freshly issued access token (${describe(res)})`, envelopeInfo(res));
+        throw new ProviderError(
+          MPESA,
+          'auth',
+          `M-Pesa rejected a freshly issued access token (${describe(res)})`,
+          envelopeInfo(res),
+        );
       }
     }
 
     if (res.status >= 200 && res.status < 300) {
       const json = res.json;
       if (!json) {
-        throw new ProviderError(MPESA, 'unavailable', 'M-Pesa answered the STK push with an unreadable body; outcome unknown', envelopeInfo(res));
+        throw new ProviderError(
+          MPESA,
+          'unavailable',
+          'M-Pesa answered the STK push with an unreadable body; outcome unknown',
+          envelopeInfo(res),
+        );
       }
       const responseCode = str(json.ResponseCode);
       const rawDescription = str(json.ResponseDescription);
-      const responseDescription = rawDescription ? this.http.redact(rawDescription, this.secretsOf(account, [token, body.Password])) : '';
+      const responseDescription = rawDescription
+        ? this.http.redact(rawDescription, this.secretsOf(account, [token, body.Password]))
+        : '';
       if (responseCode === undefined) {
-        throw new ProviderError(MPESA, 'unavailable', 'M-Pesa answered the STK push without a ResponseCode; outcome unknown', envelopeInfo(res));
+        throw new ProviderError(
+          MPESA,
+          'unavailable',
+          'M-Pesa answered the STK push without a ResponseCode; outcome unknown',
+          envelopeInfo(res),
+        );
       }
       if (normaliseResultCode(responseCode) !== '0') {
-        throw new ProviderError(MPESA, 'rejected', `M-Pesa did not accept the STK push: ${responseDescription || responseCode}`, {
-          providerCode: responseCode,
-          providerMessage: responseDescription || undefined,
-          providerRequestId: str(json.MerchantRequestID),
-          providerHttpStatus: res.status,
-        });
+        throw new ProviderError(
+          MPESA,
+          'rejected',
+          `M-Pesa did not accept the STK push: ${responseDescription || responseCode}`,
+          {
+            providerCode: responseCode,
+            providerMessage: responseDescription || undefined,
+            providerRequestId: str(json.MerchantRequestID),
+            providerHttpStatus: res.status,
+          },
+        );
       }
       const checkoutRequestId = str(json.CheckoutRequestID);
       const merchantRequestId = str(json.MerchantRequestID);
       if (!checkoutRequestId || !merchantRequestId) {
-        throw new ProviderError(MPESA, 'unavailable', 'M-Pesa accepted the STK push but sent no CheckoutRequestID; outcome unknown', envelopeInfo(res));
+        throw new ProviderError(
+          MPESA,
+          'unavailable',
+          'M-Pesa accepted the STK push but sent no CheckoutRequestID; outcome unknown',
+          envelopeInfo(res),
+        );
       }
       // Its last 9 digits are the payer's national number: logged masked (maskCheckoutRequestId).
       this.logger.log(`STK push accepted: checkoutRequestId=${maskCheckoutRequestId(checkoutRequestId)} ${logContext}`);
@@ -461,12 +509,17 @@ export class DarajaService {
       return await this.getAccessToken(account);
     } catch (err) {
       if (err instanceof ProviderError && err.outcome === 'unknown') {
-        throw new ProviderError(MPESA, 'unreachable', `Could not obtain an M-Pesa access token (${err.message}); the STK push was not sent`, {
-          providerCode: err.providerCode,
-          providerMessage: err.providerMessage,
-          providerRequestId: err.providerRequestId,
-          providerHttpStatus: err.providerHttpStatus,
-        });
+        throw new ProviderError(
+          MPESA,
+          'unreachable',
+          `Could not obtain an M-Pesa access token (${err.message}); the STK push was not sent`,
+          {
+            providerCode: err.providerCode,
+            providerMessage: err.providerMessage,
+            providerRequestId: err.providerRequestId,
+            providerHttpStatus: err.providerHttpStatus,
+          },
+        );
       }
       throw err;
     }
@@ -476,22 +529,36 @@ export class DarajaService {
     if (!isPlainObject(request)) throw new ValidationFailedError('STK push request is required');
     const { amount, phoneNumber, accountReference, transactionDesc, callbackUrl } = request;
     if (typeof amount !== 'number' || !Number.isInteger(amount) || amount < STK_MIN_AMOUNT || amount > STK_MAX_AMOUNT) {
-      throw new ValidationFailedError(`amount must be a whole number of shillings between ${STK_MIN_AMOUNT} and ${STK_MAX_AMOUNT}`, {
-        field: 'amount',
-      });
+      throw new ValidationFailedError(
+        `amount must be a whole number of shillings between ${STK_MIN_AMOUNT} and ${STK_MAX_AMOUNT}`,
+        {
+          field: 'amount',
+        },
+      );
     }
     if (!isDarajaMsisdn(phoneNumber)) {
-      throw new ValidationFailedError('phoneNumber must be normalised to 2547XXXXXXXX or 2541XXXXXXXX (use formatPhoneNumber)', {
-        field: 'phoneNumber',
-        received: maskPhone(phoneNumber),
-      });
+      throw new ValidationFailedError(
+        'phoneNumber must be normalised to 2547XXXXXXXX or 2541XXXXXXXX (use formatPhoneNumber)',
+        {
+          field: 'phoneNumber',
+          received: maskPhone(phoneNumber),
+        },
+      );
     }
-    if (typeof accountReference !== 'string' || accountReference.length < 1 || accountReference.length > ACCOUNT_REFERENCE_MAX_LENGTH) {
+    if (
+      typeof accountReference !== 'string' ||
+      accountReference.length < 1 ||
+      accountReference.length > ACCOUNT_REFERENCE_MAX_LENGTH
+    ) {
       throw new ValidationFailedError(`accountReference must be 1-${ACCOUNT_REFERENCE_MAX_LENGTH} characters`, {
         field: 'accountReference',
       });
     }
-    if (typeof transactionDesc !== 'string' || transactionDesc.length < 1 || transactionDesc.length > TRANSACTION_DESC_MAX_LENGTH) {
+    if (
+      typeof transactionDesc !== 'string' ||
+      transactionDesc.length < 1 ||
+      transactionDesc.length > TRANSACTION_DESC_MAX_LENGTH
+    ) {
       throw new ValidationFailedError(`transactionDesc must be 1-${TRANSACTION_DESC_MAX_LENGTH} characters`, {
         field: 'transactionDesc',
       });
@@ -508,13 +575,21 @@ export class DarajaService {
     if (typeof account.shortcode !== 'string' || !/^\d{1,10}$/.test(account.shortcode)) problems.push('shortcode');
     if (typeof account.passkey !== 'string' || account.passkey.length === 0) problems.push('passkey');
     if (account.transactionType !== 'paybill' && account.transactionType !== 'till') problems.push('transactionType');
-    if (account.transactionType === 'till' && (typeof account.tillNumber !== 'string' || !/^\d{1,10}$/.test(account.tillNumber))) {
+    if (
+      account.transactionType === 'till' &&
+      (typeof account.tillNumber !== 'string' || !/^\d{1,10}$/.test(account.tillNumber))
+    ) {
       problems.push('tillNumber');
     }
     if (problems.length) {
-      throw new AppError('DARAJA_MISCONFIGURED', `M-Pesa account "${String(account.id)}" is misconfigured: ${problems.join(', ')}`, 500, {
-        fields: problems,
-      });
+      throw new AppError(
+        'DARAJA_MISCONFIGURED',
+        `M-Pesa account "${String(account.id)}" is misconfigured: ${problems.join(', ')}`,
+        500,
+        {
+          fields: problems,
+        },
+      );
     }
   }
 
@@ -527,8 +602,15 @@ export class DarajaService {
    * not_found; HTTP 200 → final. Spike arrest / quota are retried with jittered exponential
    * backoff; a token-invalid answer triggers one refresh + retry (queries are safe to repeat).
    */
-  async queryStkStatus(checkoutRequestId: string, account: DarajaAccount = this.defaultAccount): Promise<StkQueryResult> {
-    if (typeof checkoutRequestId !== 'string' || checkoutRequestId.trim().length === 0 || checkoutRequestId.length > 200) {
+  async queryStkStatus(
+    checkoutRequestId: string,
+    account: DarajaAccount = this.defaultAccount,
+  ): Promise<StkQueryResult> {
+    if (
+      typeof checkoutRequestId !== 'string' ||
+      checkoutRequestId.trim().length === 0 ||
+      checkoutRequestId.length > 200
+    ) {
       throw new ValidationFailedError('checkoutRequestId must be a non-empty string', { field: 'checkoutRequestId' });
     }
     this.assertAccount(account);
@@ -557,7 +639,12 @@ export class DarajaService {
       if (isTokenInvalid(res)) {
         this.invalidateToken(account, token);
         if (tokenRefreshed) {
-          throw new ProviderError(MPESA, 'auth', `M-Pesa rejected a freshly issued access token (${describe(res)})`, envelopeInfo(res));
+          throw new ProviderError(
+            MPESA,
+            'auth',
+            `M-Pesa rejected a freshly issued access token (${describe(res)})`,
+            envelopeInfo(res),
+          );
         }
         this.logger.warn(`STK query: access token rejected (${describe(res)}); refreshing and retrying once`);
         tokenRefreshed = true;
@@ -567,7 +654,11 @@ export class DarajaService {
       try {
         return this.interpretQuery(res, this.secretsOf(account, [token, body.Password]));
       } catch (err) {
-        if (err instanceof ProviderError && err.kind === 'rate_limited' && rateLimitedRetries < this.queryRetry.retries) {
+        if (
+          err instanceof ProviderError &&
+          err.kind === 'rate_limited' &&
+          rateLimitedRetries < this.queryRetry.retries
+        ) {
           const delay = this.backoffDelay(rateLimitedRetries);
           rateLimitedRetries += 1;
           this.logger.warn(
@@ -584,7 +675,13 @@ export class DarajaService {
   private interpretQuery(res: HttpResult, secrets: ReadonlyArray<string | undefined>): StkQueryResult {
     const json = res.json;
     if (res.status >= 200 && res.status < 300) {
-      if (!json) throw new ProviderError(MPESA, 'unavailable', 'M-Pesa answered the STK query with an unreadable body', envelopeInfo(res));
+      if (!json)
+        throw new ProviderError(
+          MPESA,
+          'unavailable',
+          'M-Pesa answered the STK query with an unreadable body',
+          envelopeInfo(res),
+        );
       const rawResultCode = str(json.ResultCode);
       const resultDesc = str(json.ResultDesc) ?? '';
       if (rawResultCode === undefined || rawResultCode.trim() === '') {
@@ -592,13 +689,23 @@ export class DarajaService {
         if (responseCode !== undefined && normaliseResultCode(responseCode) !== '0') {
           const rawDescription = str(json.ResponseDescription);
           const description = rawDescription === undefined ? undefined : this.http.redact(rawDescription, secrets);
-          throw new ProviderError(MPESA, 'rejected', `M-Pesa did not accept the STK query: ${description ?? responseCode}`, {
-            providerCode: responseCode,
-            providerMessage: description,
-            providerHttpStatus: res.status,
-          });
+          throw new ProviderError(
+            MPESA,
+            'rejected',
+            `M-Pesa did not accept the STK query: ${description ?? responseCode}`,
+            {
+              providerCode: responseCode,
+              providerMessage: description,
+              providerHttpStatus: res.status,
+            },
+          );
         }
-        throw new ProviderError(MPESA, 'unavailable', 'M-Pesa answered the STK query without a ResultCode', envelopeInfo(res));
+        throw new ProviderError(
+          MPESA,
+          'unavailable',
+          'M-Pesa answered the STK query without a ResultCode',
+          envelopeInfo(res),
+        );
       }
       const resultCode = normaliseResultCode(rawResultCode);
       // Defensive: a 200 that says "still processing" must not become a failure.
@@ -678,13 +785,23 @@ export class DarajaService {
     const msg = lower(res.envelope.message);
     const detail = describe(res);
     if (isRateLimited(res)) {
-      return new ProviderError(MPESA, 'rate_limited', `M-Pesa is rate limiting requests (${detail}); ${what} was not processed`, {
-        ...info,
-        retryAfterSeconds: res.retryAfterSeconds,
-      });
+      return new ProviderError(
+        MPESA,
+        'rate_limited',
+        `M-Pesa is rate limiting requests (${detail}); ${what} was not processed`,
+        {
+          ...info,
+          retryAfterSeconds: res.retryAfterSeconds,
+        },
+      );
     }
     if (msg.includes('unable to lock subscriber')) {
-      return new ProviderError(MPESA, 'customer_busy', 'The customer already has an M-Pesa prompt open; wait about a minute before trying again', info);
+      return new ProviderError(
+        MPESA,
+        'customer_busy',
+        'The customer already has an M-Pesa prompt open; wait about a minute before trying again',
+        info,
+      );
     }
     if (msg.includes('wrong credentials')) {
       return new ProviderError(
@@ -695,14 +812,24 @@ export class DarajaService {
       );
     }
     if (msg.includes('merchant does not exist')) {
-      return new ProviderError(MPESA, 'rejected', `M-Pesa rejected the ${what}: merchant does not exist (shortcode/environment) (${detail})`, info);
+      return new ProviderError(
+        MPESA,
+        'rejected',
+        `M-Pesa rejected the ${what}: merchant does not exist (shortcode/environment) (${detail})`,
+        info,
+      );
     }
     if (res.status === 401 || res.status === 403) {
       // e.g. 401.003.01 "no apiproduct match found": the Daraja app lacks this product.
       return new ProviderError(MPESA, 'auth', `M-Pesa refused the credentials for the ${what} (${detail})`, info);
     }
     if (res.status >= 500) {
-      return new ProviderError(MPESA, 'unavailable', `M-Pesa failed while handling the ${what} (${detail}); outcome unknown`, info);
+      return new ProviderError(
+        MPESA,
+        'unavailable',
+        `M-Pesa failed while handling the ${what} (${detail}); outcome unknown`,
+        info,
+      );
     }
     if (res.status >= 200 && res.status < 300) {
       return new ProviderError(MPESA, 'unavailable', `Unexpected M-Pesa response to the ${what} (${detail})`, info);
@@ -724,7 +851,11 @@ export class DarajaService {
    * never headers or bodies (they carry credentials, passwords, tokens and phone numbers).
    */
   private async send(account: DarajaAccount, spec: SendSpec): Promise<HttpResult> {
-    const answer = await this.http.send({ ...spec, baseUrl: account.baseUrl, secrets: this.secretsOf(account, spec.secrets) });
+    const answer = await this.http.send({
+      ...spec,
+      baseUrl: account.baseUrl,
+      secrets: this.secretsOf(account, spec.secrets),
+    });
     return {
       status: answer.status,
       json: isPlainObject(answer.json) ? answer.json : undefined,

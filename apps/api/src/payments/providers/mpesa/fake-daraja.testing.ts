@@ -48,7 +48,8 @@ export const okPush = (): FakeReply => ({
 });
 
 /** Matches the ProviderError('mpesa', kind, ...) a failed Daraja call becomes. */
-export const mpesaError = (kind: ProviderErrorKind) => expect.objectContaining({ name: 'ProviderError', provider: 'mpesa', kind });
+export const mpesaError = (kind: ProviderErrorKind) =>
+  expect.objectContaining({ name: 'ProviderError', provider: 'mpesa', kind });
 
 export const darajaError = (status: number, errorCode: string, errorMessage: string): FakeReply => ({
   status,
@@ -65,7 +66,10 @@ export class FakeDaraja {
 
   oauth: FakeHandler = () => ({ status: 200, body: { access_token: this.nextToken(), expires_in: '3599' } });
   push: FakeHandler = () => okPush();
-  query: FakeHandler = () => ({ status: 500, body: { requestId: 'ws_CO_1', errorCode: '500.001.1001', errorMessage: 'The transaction is being processed' } });
+  query: FakeHandler = () => ({
+    status: 500,
+    body: { requestId: 'ws_CO_1', errorCode: '500.001.1001', errorMessage: 'The transaction is being processed' },
+  });
 
   nextToken(): string {
     this.issued += 1;
@@ -117,9 +121,24 @@ export class FakeDaraja {
       }
       const url = req.url ?? '/';
       const path = url.split('?')[0];
-      const rec: RecordedRequest = { method: req.method ?? '', path, url, headers: req.headers, rawBody, json, remotePort: req.socket.remotePort };
+      const rec: RecordedRequest = {
+        method: req.method ?? '',
+        path,
+        url,
+        headers: req.headers,
+        rawBody,
+        json,
+        remotePort: req.socket.remotePort,
+      };
       this.requests.push(rec);
-      const handler = path === OAUTH_PATH ? this.oauth : path === PUSH_PATH ? this.push : path === QUERY_PATH ? this.query : undefined;
+      const handler =
+        path === OAUTH_PATH
+          ? this.oauth
+          : path === PUSH_PATH
+            ? this.push
+            : path === QUERY_PATH
+              ? this.query
+              : undefined;
       const nth = this.count(path);
       const reply = handler ? handler(rec, nth) : darajaError(404, '404.001.01', 'Resource not found');
       if (reply === 'hang') {
@@ -131,7 +150,8 @@ export class FakeDaraja {
         return;
       }
       const send = () => {
-        const body = reply.body === undefined ? '' : typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
+        const body =
+          reply.body === undefined ? '' : typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
         const headers: Record<string, string> = { ...(reply.headers ?? {}) };
         if (typeof reply.body === 'object' && reply.body !== null) headers['content-type'] = 'application/json';
         res.writeHead(reply.status, headers);
@@ -190,7 +210,11 @@ export function makeServiceOptions(
   };
 }
 
-export function makeService(baseUrl: string, patch: Partial<DarajaServiceOptions> = {}, accountPatch: Partial<DarajaAccount> = {}) {
+export function makeService(
+  baseUrl: string,
+  patch: Partial<DarajaServiceOptions> = {},
+  accountPatch: Partial<DarajaAccount> = {},
+) {
   return new DarajaService(makeServiceOptions(baseUrl, patch, accountPatch));
 }
 

@@ -40,7 +40,11 @@ import { MpesaProvider } from './mpesa.provider';
     },
     DarajaTokenRepository,
     DarajaService,
-    { provide: MpesaProvider, inject: [DarajaService], useFactory: (daraja: DarajaService) => new MpesaProvider(daraja) },
+    {
+      provide: MpesaProvider,
+      inject: [DarajaService],
+      useFactory: (daraja: DarajaService) => new MpesaProvider(daraja),
+    },
   ],
   exports: [DarajaService, MpesaProvider],
 })

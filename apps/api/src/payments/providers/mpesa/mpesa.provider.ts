@@ -1,7 +1,17 @@
 import { ValidationFailedError } from '../../../common/errors';
 import { DarajaService } from './daraja.service';
 import type { ParsedStkCallback, StkOutcome, StkPushResult, StkQueryResult } from './daraja.types';
-import type { InitiateRequest, InitiateResult, Notification, NotificationInput, NotificationReport, PaymentProvider, ProviderCapabilities, RefundResult, StatusResult } from '../payment-provider';
+import type {
+  InitiateRequest,
+  InitiateResult,
+  Notification,
+  NotificationInput,
+  NotificationReport,
+  PaymentProvider,
+  ProviderCapabilities,
+  RefundResult,
+  StatusResult,
+} from '../payment-provider';
 
 /** Daraja always answers an accepted push with all of these. */
 export interface MpesaInitiateResult extends InitiateResult {
@@ -47,7 +57,13 @@ export interface MpesaNotification extends Notification {
  */
 export class MpesaProvider implements PaymentProvider {
   readonly name = 'mpesa' as const;
-  readonly capabilities: ProviderCapabilities = { currencies: ['KES'], fractionalAmounts: false, refunds: 'none', notification: 'callback', hostedCheckout: false };
+  readonly capabilities: ProviderCapabilities = {
+    currencies: ['KES'],
+    fractionalAmounts: false,
+    refunds: 'none',
+    notification: 'callback',
+    hostedCheckout: false,
+  };
 
   constructor(private readonly daraja: DarajaService) {}
 
@@ -57,7 +73,8 @@ export class MpesaProvider implements PaymentProvider {
    */
   async initiate(req: InitiateRequest): Promise<MpesaInitiateResult> {
     if (req.currency !== 'KES') throw new ValidationFailedError('M-Pesa takes KES only', { field: 'currency' });
-    if (req.amountMinor <= 0n || req.amountMinor % 100n !== 0n) throw new ValidationFailedError('M-Pesa takes whole shillings only', { field: 'amount' });
+    if (req.amountMinor <= 0n || req.amountMinor % 100n !== 0n)
+      throw new ValidationFailedError('M-Pesa takes whole shillings only', { field: 'amount' });
     const phoneNumber = this.daraja.formatPhoneNumber(req.customer.phoneNumber);
     const res = await this.daraja.initiateStkPush({
       phoneNumber,
@@ -78,12 +95,22 @@ export class MpesaProvider implements PaymentProvider {
 
   /** STK query by CheckoutRequestID (`providerRef`); the answer carries no amount (the id is ours). */
   async fetchStatus(q: { reference: string; providerRef?: string }): Promise<MpesaStatusResult> {
-    if (!q.providerRef) throw new ValidationFailedError('An M-Pesa status query needs the CheckoutRequestID', { field: 'providerRef' });
+    if (!q.providerRef)
+      throw new ValidationFailedError('An M-Pesa status query needs the CheckoutRequestID', { field: 'providerRef' });
     const providerRef = q.providerRef;
     const r = await this.daraja.queryStkStatus(providerRef);
-    if (r.kind === 'pending') return { status: 'pending', providerRef, providerCode: r.errorCode, description: r.errorMessage, raw: r };
-    if (r.kind === 'not_found') return { status: 'not_found', providerRef, providerCode: r.errorCode, description: r.errorMessage, raw: r };
-    return { status: r.outcome, providerRef: r.checkoutRequestId, providerRequestId: r.merchantRequestId, providerCode: r.resultCode, description: r.resultDesc, raw: r };
+    if (r.kind === 'pending')
+      return { status: 'pending', providerRef, providerCode: r.errorCode, description: r.errorMessage, raw: r };
+    if (r.kind === 'not_found')
+      return { status: 'not_found', providerRef, providerCode: r.errorCode, description: r.errorMessage, raw: r };
+    return {
+      status: r.outcome,
+      providerRef: r.checkoutRequestId,
+      providerRequestId: r.merchantRequestId,
+      providerCode: r.resultCode,
+      description: r.resultDesc,
+      raw: r,
+    };
   }
 
   /**
@@ -92,16 +119,36 @@ export class MpesaProvider implements PaymentProvider {
    * not an STK callback.
    */
   parseNotification(input: NotificationInput): MpesaNotification {
-    const v = this.daraja.validateCallback({ paymentId: input.params?.paymentId, token: input.params?.token, body: input.body });
+    const v = this.daraja.validateCallback({
+      paymentId: input.params?.paymentId,
+      token: input.params?.token,
+      body: input.body,
+    });
     const cb = v.callback;
     const report: NotificationReport = { status: cb.outcome, providerCode: cb.resultCode, description: cb.resultDesc };
-    if (cb.metadata) report.paid = { amountMinor: wholeShillingsToMinor(cb.metadata.amount), receipt: cb.metadata.mpesaReceiptNumber, transactionDate: cb.metadata.transactionDate };
-    return { verified: v.verified, providerRef: cb.checkoutRequestId, providerRequestId: cb.merchantRequestId, eventType: 'stk_callback', report, raw: cb };
+    if (cb.metadata)
+      report.paid = {
+        amountMinor: wholeShillingsToMinor(cb.metadata.amount),
+        receipt: cb.metadata.mpesaReceiptNumber,
+        transactionDate: cb.metadata.transactionDate,
+      };
+    return {
+      verified: v.verified,
+      providerRef: cb.checkoutRequestId,
+      providerRequestId: cb.merchantRequestId,
+      eventType: 'stk_callback',
+      report,
+      raw: cb,
+    };
   }
 
   /** Reversals go through Daraja's Transaction Reversal API (B2C/initiator credentials), not built yet. */
   async refund(): Promise<RefundResult> {
-    return { status: 'not_supported', message: 'M-Pesa refunds need the Transaction Reversal API, which is not set up', raw: null };
+    return {
+      status: 'not_supported',
+      message: 'M-Pesa refunds need the Transaction Reversal API, which is not set up',
+      raw: null,
+    };
   }
 }
 
@@ -109,4 +156,3 @@ export class MpesaProvider implements PaymentProvider {
 function wholeShillingsToMinor(amount: number | undefined): bigint | undefined {
   return amount !== undefined && Number.isSafeInteger(amount) ? BigInt(amount) * 100n : undefined;
 }
-

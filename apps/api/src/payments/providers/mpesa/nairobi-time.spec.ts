@@ -43,10 +43,17 @@ describe('parseNairobiTimestamp', () => {
     expect(parseNairobiTimestamp(nairobiTimestamp(d)).getTime()).toBe(d.getTime());
   });
 
-  it.each(['', '2019121910211', '201912191021155', '20190230102115', '20191319102115', '20191219242115', '20191219106015', 'abcdefghijklmn', '2019-12-19T10:21'])(
-    'rejects %p',
-    (s) => {
-      expect(() => parseNairobiTimestamp(s)).toThrow(RangeError);
-    },
-  );
+  it.each([
+    '',
+    '2019121910211',
+    '201912191021155',
+    '20190230102115',
+    '20191319102115',
+    '20191219242115',
+    '20191219106015',
+    'abcdefghijklmn',
+    '2019-12-19T10:21',
+  ])('rejects %p', (s) => {
+    expect(() => parseNairobiTimestamp(s)).toThrow(RangeError);
+  });
 });

@@ -45,9 +45,12 @@ describe('formatPhoneNumber', () => {
     expect(() => formatPhoneNumber(input)).toThrow(InvalidPhoneNumberError);
   });
 
-  it.each([[712345678], [254712345678], [null], [undefined], [{}], [['0712345678']], [true]])('rejects non-string %p', (input) => {
-    expect(() => formatPhoneNumber(input)).toThrow(InvalidPhoneNumberError);
-  });
+  it.each([[712345678], [254712345678], [null], [undefined], [{}], [['0712345678']], [true]])(
+    'rejects non-string %p',
+    (input) => {
+      expect(() => formatPhoneNumber(input)).toThrow(InvalidPhoneNumberError);
+    },
+  );
 
   it('throws an AppError with code INVALID_PHONE_NUMBER and a masked echo', () => {
     try {

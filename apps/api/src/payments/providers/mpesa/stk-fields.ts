@@ -46,6 +46,7 @@ export function fitTransactionDesc(raw: string): string | undefined {
  */
 export function fittedOrRefused(field: 'accountReference' | 'transactionDesc', raw: string): string {
   const value = field === 'accountReference' ? fitAccountReference(raw) : fitTransactionDesc(raw);
-  if (value === undefined) throw new ValidationFailedError(`${field} has nothing M-Pesa can show once cleaned`, { field });
+  if (value === undefined)
+    throw new ValidationFailedError(`${field} has nothing M-Pesa can show once cleaned`, { field });
   return value;
 }

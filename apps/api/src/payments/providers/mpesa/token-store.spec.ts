@@ -1,4 +1,14 @@
-import { captureLogs, FakeDaraja, makeService, OAUTH_PATH, okPush, PUSH_PATH, darajaError, validPush, withFakeDaraja } from './fake-daraja.testing';
+import {
+  captureLogs,
+  FakeDaraja,
+  makeService,
+  OAUTH_PATH,
+  okPush,
+  PUSH_PATH,
+  darajaError,
+  validPush,
+  withFakeDaraja,
+} from './fake-daraja.testing';
 import { MemoryTokenStore, StoredToken, tokenStoreKey } from './token-store';
 
 const later = (ms = 60_000) => Date.now() + ms;
@@ -33,8 +43,13 @@ describe('MemoryTokenStore', () => {
   it('refreshUnderLock fetches when the stored token is the rejected one, not when another one is', async () => {
     const store = new MemoryTokenStore();
     await store.refreshUnderLock('k', async () => ({ token: 'a', expiresAt: later() }));
-    expect((await store.refreshUnderLock('k', async () => ({ token: 'x', expiresAt: later() }), { rejectToken: 'old' })).token).toBe('a');
-    expect((await store.refreshUnderLock('k', async () => ({ token: 'b', expiresAt: later() }), { rejectToken: 'a' })).token).toBe('b');
+    expect(
+      (await store.refreshUnderLock('k', async () => ({ token: 'x', expiresAt: later() }), { rejectToken: 'old' }))
+        .token,
+    ).toBe('a');
+    expect(
+      (await store.refreshUnderLock('k', async () => ({ token: 'b', expiresAt: later() }), { rejectToken: 'a' })).token,
+    ).toBe('b');
   });
 
   it('concurrent refreshes of one key fetch once (the lock serialises and the re-read sees the new token)', async () => {
@@ -45,7 +60,9 @@ describe('MemoryTokenStore', () => {
       await new Promise((r) => setTimeout(r, 20));
       return { token: `t${n}`, expiresAt: later() };
     };
-    const results = await Promise.all(Array.from({ length: 20 }, () => store.refreshUnderLock('k', fetch, { rejectToken: 'stale' })));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => store.refreshUnderLock('k', fetch, { rejectToken: 'stale' })),
+    );
     expect(new Set(results.map((r) => r.token))).toEqual(new Set(['t1']));
     expect(n).toBe(1);
   });
@@ -108,8 +125,13 @@ describe('DarajaService with a shared token store (two instances)', () => {
     const s2 = makeService(fake.baseUrl, { tokenStore: store });
     expect(await s1.getAccessToken()).toBe('tok-1');
     expect(await s2.getAccessToken()).toBe('tok-1');
-    fake.push = (req) => (req.headers.authorization === 'Bearer tok-1' ? darajaError(404, '404.001.03', 'Invalid Access Token') : okPush());
-    await Promise.all([s1.initiateStkPush(validPush()), s2.initiateStkPush(validPush()), s1.initiateStkPush(validPush())]);
+    fake.push = (req) =>
+      req.headers.authorization === 'Bearer tok-1' ? darajaError(404, '404.001.03', 'Invalid Access Token') : okPush();
+    await Promise.all([
+      s1.initiateStkPush(validPush()),
+      s2.initiateStkPush(validPush()),
+      s1.initiateStkPush(validPush()),
+    ]);
     expect(fake.count(OAUTH_PATH)).toBe(2);
     expect(fake.count(PUSH_PATH)).toBe(6);
     expect(await s1.getAccessToken()).toBe('tok-2');
@@ -129,7 +151,9 @@ describe('DarajaService with a shared token store (two instances)', () => {
 
   it('falls back to a process-local token when the store fails, without logging the token', async () => {
     const store = new MemoryTokenStore();
-    jest.spyOn(store, 'get').mockRejectedValue(Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' }));
+    jest
+      .spyOn(store, 'get')
+      .mockRejectedValue(Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' }));
     const s1 = makeService(fake.baseUrl, { tokenStore: store });
     expect(await s1.getAccessToken()).toBe('tok-1');
     expect(await s1.getAccessToken()).toBe('tok-1');

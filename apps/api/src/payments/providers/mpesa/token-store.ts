@@ -40,7 +40,11 @@ export interface TokenStore {
 }
 
 /** A stored token may be handed out: not expired, and not the one the caller saw rejected. */
-export function isUsableToken(t: StoredToken | null | undefined, rejectToken: string | undefined, now = Date.now()): t is StoredToken {
+export function isUsableToken(
+  t: StoredToken | null | undefined,
+  rejectToken: string | undefined,
+  now = Date.now(),
+): t is StoredToken {
   return !!t && typeof t.token === 'string' && t.token.length > 0 && t.expiresAt > now && t.token !== rejectToken;
 }
 
@@ -60,7 +64,11 @@ export class MemoryTokenStore implements TokenStore {
     return row ? { ...row } : null;
   }
 
-  async refreshUnderLock(key: string, fetchFresh: () => Promise<StoredToken>, opts: RefreshOptions = {}): Promise<StoredToken> {
+  async refreshUnderLock(
+    key: string,
+    fetchFresh: () => Promise<StoredToken>,
+    opts: RefreshOptions = {},
+  ): Promise<StoredToken> {
     return this.withLock(key, async () => {
       const current = this.rows.get(key);
       if (isUsableToken(current, opts.rejectToken)) return { ...current };

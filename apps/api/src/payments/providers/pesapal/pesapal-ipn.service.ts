@@ -33,7 +33,10 @@ export interface EnsuredIpn {
 
 /** Where Pesapal must send IPNs and the customer's browser for this deployment. */
 export function pesapalUrls(config: Pick<AppConfig, 'publicBaseUrl'>): { ipnUrl: string; returnUrl: string } {
-  return { ipnUrl: `${config.publicBaseUrl}/payments/pesapal/callback`, returnUrl: `${config.publicBaseUrl}/payments/pesapal/return` };
+  return {
+    ipnUrl: `${config.publicBaseUrl}/payments/pesapal/callback`,
+    returnUrl: `${config.publicBaseUrl}/payments/pesapal/return`,
+  };
 }
 
 /** The Pesapal adapter for this configuration, or null when Pesapal is switched off. */
@@ -41,7 +44,9 @@ export function createPesapalProvider(config: AppConfig): PesapalProvider | null
   const c = config.pesapal;
   if (!c.enabled) return null;
   if (!c.baseUrl) {
-    throw new Error('Pesapal base URL is not set: with PESAPAL_ENV=simulator the embedded simulator must be started first (pnpm dev does it), or set PESAPAL_BASE_URL');
+    throw new Error(
+      'Pesapal base URL is not set: with PESAPAL_ENV=simulator the embedded simulator must be started first (pnpm dev does it), or set PESAPAL_BASE_URL',
+    );
   }
   return new PesapalProvider({
     baseUrl: c.baseUrl,
@@ -55,7 +60,12 @@ export function createPesapalProvider(config: AppConfig): PesapalProvider | null
 
 export function ipnOptionsFor(config: AppConfig): PesapalIpnOptions {
   if (!config.pesapal.baseUrl) throw new Error('Pesapal base URL is not set');
-  return { env: config.pesapal.env, baseUrl: config.pesapal.baseUrl, ipnUrl: pesapalUrls(config).ipnUrl, type: config.pesapal.ipnNotificationType };
+  return {
+    env: config.pesapal.env,
+    baseUrl: config.pesapal.baseUrl,
+    ipnUrl: pesapalUrls(config).ipnUrl,
+    type: config.pesapal.ipnNotificationType,
+  };
 }
 
 /**
@@ -136,7 +146,11 @@ export class PesapalIpnService {
       this.current = stored!;
       return { ipn: stored!, source: 'database' };
     }
-    const { value, produced } = await this.settings.getOrProduce<StoredIpn>(this.key, (cur) => this.usable(cur), () => this.fromPesapal());
+    const { value, produced } = await this.settings.getOrProduce<StoredIpn>(
+      this.key,
+      (cur) => this.usable(cur),
+      () => this.fromPesapal(),
+    );
     this.current = value;
     if (produced) this.logger.log(`Pesapal IPN ${value.ipnId} (${value.type}) stored for ${this.options.env}`);
     return { ipn: value, source: produced ? 'pesapal' : 'database' };
@@ -144,7 +158,13 @@ export class PesapalIpnService {
 
   /** A stored registration is used only for the same URL and the same Pesapal API. */
   private usable(v: StoredIpn | null): boolean {
-    return !!v && typeof v.ipnId === 'string' && v.ipnId.length > 0 && v.url === this.options.ipnUrl && v.baseUrl === this.options.baseUrl;
+    return (
+      !!v &&
+      typeof v.ipnId === 'string' &&
+      v.ipnId.length > 0 &&
+      v.url === this.options.ipnUrl &&
+      v.baseUrl === this.options.baseUrl
+    );
   }
 
   private async fromPesapal(staleId?: string): Promise<StoredIpn> {
@@ -152,8 +172,18 @@ export class PesapalIpnService {
     if (staleId && found.ipnId === staleId) {
       // GetIpnList still lists the id SubmitOrderRequest just refused: nothing we can fix from here.
       this.provider.forgetIpn(this.options.ipnUrl);
-      throw new ProviderError('pesapal', 'rejected', `Pesapal refuses IPN id ${staleId} but still lists it for this URL; check the IPN settings in the Pesapal dashboard`);
+      throw new ProviderError(
+        'pesapal',
+        'rejected',
+        `Pesapal refuses IPN id ${staleId} but still lists it for this URL; check the IPN settings in the Pesapal dashboard`,
+      );
     }
-    return { ipnId: found.ipnId, url: this.options.ipnUrl, type: found.notificationType ?? this.options.type, baseUrl: this.options.baseUrl, registeredAt: new Date().toISOString() };
+    return {
+      ipnId: found.ipnId,
+      url: this.options.ipnUrl,
+      type: found.notificationType ?? this.options.type,
+      baseUrl: this.options.baseUrl,
+      registeredAt: new Date().toISOString(),
+    };
   }
 }

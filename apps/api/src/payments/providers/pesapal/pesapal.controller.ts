@@ -1,6 +1,29 @@
-import { Body, CanActivate, Controller, Get, Headers, HttpCode, Inject, Injectable, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import {
+  Body,
+  CanActivate,
+  Controller,
+  Get,
+  Headers,
+  HttpCode,
+  Inject,
+  Injectable,
+  Post,
+  Query,
+  Req,
+  Res,
+  UseGuards,
+} from '@nestjs/common';
 import { checkIdempotencyKey, IdempotencyKeyHeader, sendHttpResult } from '../../../common/idempotent-http';
-import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiOperation, ApiProduces, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiOkResponse,
+  ApiOperation,
+  ApiProduces,
+  ApiQuery,
+  ApiResponse,
+  ApiTags,
+} from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import type { AuthUser } from '../../../auth/auth.types';
 import { JwtAuthGuard } from '../../../auth/jwt-auth.guard';
@@ -14,7 +37,6 @@ import type { PesapalIpnAck } from './pesapal.types';
 import { PesapalInitDto, PesapalInitResponseDto, PesapalIpnAckDto, PesapalStatusQueryDto } from './pesapal.dto';
 import { PesapalService } from './pesapal.service';
 
-
 /** Every Pesapal route answers 503 PROVIDER_DISABLED while PESAPAL_ENABLED is false (checked before authentication). */
 @Injectable()
 export class PesapalEnabledGuard implements CanActivate {
@@ -22,16 +44,25 @@ export class PesapalEnabledGuard implements CanActivate {
 
   canActivate(): boolean {
     if (!this.pesapal.enabled) {
-      throw new AppError('PROVIDER_DISABLED', 'Pesapal payments are switched off on this server (PESAPAL_ENABLED=false); use another payment method or ask an administrator to enable Pesapal', 503, { provider: 'pesapal' });
+      throw new AppError(
+        'PROVIDER_DISABLED',
+        'Pesapal payments are switched off on this server (PESAPAL_ENABLED=false); use another payment method or ask an administrator to enable Pesapal',
+        503,
+        { provider: 'pesapal' },
+      );
     }
     return true;
   }
 }
 
-const IPN_EXAMPLE = { OrderTrackingId: '96a5e1d9-f711-4423-82ce-dd758f972713', OrderMerchantReference: 'SD-ORD-12345-7KQ2M9XW4HPA', OrderNotificationType: 'IPNCHANGE' };
+const IPN_EXAMPLE = {
+  OrderTrackingId: '96a5e1d9-f711-4423-82ce-dd758f972713',
+  OrderMerchantReference: 'SD-ORD-12345-7KQ2M9XW4HPA',
+  OrderNotificationType: 'IPNCHANGE',
+};
 const IPN_DESCRIPTION =
   'Pesapal IPNs are not signed and carry no status: the notification is stored, then (synchronously) the payment is confirmed with GetTransactionStatus — ' +
-  'only for a merchant reference this API issued, and only when the OrderTrackingId matches the payment\'s — and the answer is recorded. ' +
+  "only for a merchant reference this API issued, and only when the OrderTrackingId matches the payment's — and the answer is recorded. " +
   'Always HTTP 200 with the acknowledgement Pesapal expects: `status` 200 once the status was fetched and recorded (whatever it was), 500 when it was not processed ' +
   '(unknown reference, mismatching ids, no identifiers, Pesapal or the database failing): Pesapal retries those.';
 
@@ -71,7 +102,10 @@ export class PesapalController {
   @Get('status')
   @UseGuards(JwtAuthGuard)
   @ApiBearerAuth()
-  @ApiOperation({ summary: 'A Pesapal payment by paymentId or orderTrackingId (exactly one); asks Pesapal (GetTransactionStatus) while it is still open' })
+  @ApiOperation({
+    summary:
+      'A Pesapal payment by paymentId or orderTrackingId (exactly one); asks Pesapal (GetTransactionStatus) while it is still open',
+  })
   @ApiOkResponse({ type: PaymentResponseDto })
   @ApiErrors(400, 401, 404)
   status(@CurrentUser() user: AuthUser, @Query() q: PesapalStatusQueryDto): Promise<PaymentResponseDto> {
@@ -84,8 +118,18 @@ export class PesapalController {
   @ApiBody({ schema: { type: 'object', example: IPN_EXAMPLE } })
   @ApiOkResponse({ type: PesapalIpnAckDto })
   @ApiErrors(400, 413)
-  callbackPost(@Body() body: unknown, @Query() query: Record<string, unknown>, @Req() req: Request & { rawBody?: Buffer }): Promise<PesapalIpnAck> {
-    return this.pesapal.receiveIpn({ method: 'POST', query, body, rawBody: req.rawBody?.toString('utf8') ?? '', sourceIp: req.ip });
+  callbackPost(
+    @Body() body: unknown,
+    @Query() query: Record<string, unknown>,
+    @Req() req: Request & { rawBody?: Buffer },
+  ): Promise<PesapalIpnAck> {
+    return this.pesapal.receiveIpn({
+      method: 'POST',
+      query,
+      body,
+      rawBody: req.rawBody?.toString('utf8') ?? '',
+      sourceIp: req.ip,
+    });
   }
 
   @Get('callback')
@@ -123,4 +167,3 @@ export class PesapalController {
     res.status(answer.status).type('html').send(answer.html);
   }
 }
-

@@ -67,7 +67,9 @@ describe('parseInitAmount', () => {
   });
 
   it('never goes through float arithmetic: 0.1 + 0.2 is refused, not rounded', () => {
-    expect(validationMessage(() => parseInitAmount(0.1 + 0.2, 'KES', KES))).toBe('amount has more than 2 decimal places; KES amounts have at most 2');
+    expect(validationMessage(() => parseInitAmount(0.1 + 0.2, 'KES', KES))).toBe(
+      'amount has more than 2 decimal places; KES amounts have at most 2',
+    );
   });
 
   it.each([
@@ -85,24 +87,39 @@ describe('parseInitAmount', () => {
   });
 
   it('refuses cents when only whole units are allowed (M-Pesa on the page cannot take them)', () => {
-    expect(validationMessage(() => parseInitAmount('100.50', 'KES', { ...KES, wholeUnitsOnly: true }))).toBe('Pesapal payments take whole KES amounts here (no cents)');
+    expect(validationMessage(() => parseInitAmount('100.50', 'KES', { ...KES, wholeUnitsOnly: true }))).toBe(
+      'Pesapal payments take whole KES amounts here (no cents)',
+    );
     expect(parseInitAmount('100.00', 'KES', { ...KES, wholeUnitsOnly: true }).minor).toBe(10000n);
   });
 
   it('refuses a currency the account does not take, and decimals a currency does not have', () => {
-    expect(validationMessage(() => parseInitAmount('10', 'USD', KES))).toBe('Pesapal payments are not available in USD; use KES');
-    expect(validationMessage(() => parseInitAmount('10.5', 'UGX', { supportedCurrencies: ['UGX'], wholeUnitsOnly: false }))).toBe('UGX amounts have no decimal places');
+    expect(validationMessage(() => parseInitAmount('10', 'USD', KES))).toBe(
+      'Pesapal payments are not available in USD; use KES',
+    );
+    expect(
+      validationMessage(() => parseInitAmount('10.5', 'UGX', { supportedCurrencies: ['UGX'], wholeUnitsOnly: false })),
+    ).toBe('UGX amounts have no decimal places');
     expect(parseInitAmount('1500', 'UGX', { supportedCurrencies: ['UGX'], wholeUnitsOnly: false }).minor).toBe(1500n);
   });
 });
 
 describe('normaliseCustomer', () => {
   it('keeps email, cleans the phone number, trims names', () => {
-    expect(normaliseCustomer({ email: ' jane@example.com ', phoneNumber: '0712 345-678', firstName: ' Jane ', lastName: '' })).toEqual({ email: 'jane@example.com', phoneNumber: '0712345678', firstName: 'Jane' });
+    expect(
+      normaliseCustomer({
+        email: ' jane@example.com ',
+        phoneNumber: '0712 345-678',
+        firstName: ' Jane ',
+        lastName: '',
+      }),
+    ).toEqual({ email: 'jane@example.com', phoneNumber: '0712345678', firstName: 'Jane' });
   });
 
   it('needs an email address or a phone number', () => {
-    expect(validationMessage(() => normaliseCustomer({ firstName: 'Jane' }))).toContain('email address or a phone number');
+    expect(validationMessage(() => normaliseCustomer({ firstName: 'Jane' }))).toContain(
+      'email address or a phone number',
+    );
     expect(validationMessage(() => normaliseCustomer(undefined))).toContain('email address or a phone number');
     expect(normaliseCustomer({ phoneNumber: '+254712345678' })).toEqual({ phoneNumber: '+254712345678' });
   });
@@ -122,33 +139,76 @@ describe('normaliseCustomer', () => {
 describe('small helpers', () => {
   it('ipnSettingsKey = pesapal:ipn:<env>:<sha256 of the URL>', () => {
     expect(ipnSettingsKey('sandbox', 'https://pos.example.co.ke/payments/pesapal/callback')).toBe(
-      'pesapal:ipn:sandbox:' + createHash('sha256').update('https://pos.example.co.ke/payments/pesapal/callback').digest('hex'),
+      'pesapal:ipn:sandbox:' +
+        createHash('sha256').update('https://pos.example.co.ke/payments/pesapal/callback').digest('hex'),
     );
     expect(ipnSettingsKey('sandbox', 'https://a/x')).not.toBe(ipnSettingsKey('production', 'https://a/x'));
   });
 
   it('isStaleIpnRejection matches only Pesapal’s "Invalid IPN URL ID" refusal', () => {
-    const refused = (msg: string) => new ProviderError('pesapal', 'rejected', 'Pesapal rejected the payment request', { providerCode: 'invalid_api_request_parameters', providerMessage: msg });
+    const refused = (msg: string) =>
+      new ProviderError('pesapal', 'rejected', 'Pesapal rejected the payment request', {
+        providerCode: 'invalid_api_request_parameters',
+        providerMessage: msg,
+      });
     expect(isStaleIpnRejection(refused('Invalid IPN URL ID provided.Check format and try again'))).toBe(true);
     expect(isStaleIpnRejection(refused('Currency KES is not enabled'))).toBe(false);
-    expect(isStaleIpnRejection(new ProviderError('pesapal', 'unavailable', 'Invalid IPN URL ID', { providerMessage: 'Invalid IPN URL ID provided' }))).toBe(false);
+    expect(
+      isStaleIpnRejection(
+        new ProviderError('pesapal', 'unavailable', 'Invalid IPN URL ID', {
+          providerMessage: 'Invalid IPN URL ID provided',
+        }),
+      ),
+    ).toBe(false);
     expect(isStaleIpnRejection(new Error('Invalid IPN URL ID provided'))).toBe(false);
     expect(isStaleIpnRejection(undefined)).toBe(false);
   });
 
   it('acknowledges as processed only what was confirmed with Pesapal and recorded, answered by a lookup of the same payment, left stored for one, or final', () => {
-    const processed = Object.keys(IPN_OUTCOMES).filter((k) => ipnProcessed(k as keyof typeof IPN_OUTCOMES)).sort();
-    expect(processed).toEqual(['answered', 'applied', 'deferred', 'duplicate', 'failed_reversed', 'final', 'ignored', 'linked', 'pending', 'reversal_recorded', 'review']);
-    for (const o of ['invalid_shape', 'unknown_payment', 'mismatch_ignored', 'unknown_status', 'status_failed', 'error'] as const) expect(ipnProcessed(o)).toBe(false);
+    const processed = Object.keys(IPN_OUTCOMES)
+      .filter((k) => ipnProcessed(k as keyof typeof IPN_OUTCOMES))
+      .sort();
+    expect(processed).toEqual([
+      'answered',
+      'applied',
+      'deferred',
+      'duplicate',
+      'failed_reversed',
+      'final',
+      'ignored',
+      'linked',
+      'pending',
+      'reversal_recorded',
+      'review',
+    ]);
+    for (const o of [
+      'invalid_shape',
+      'unknown_payment',
+      'mismatch_ignored',
+      'unknown_status',
+      'status_failed',
+      'error',
+    ] as const)
+      expect(ipnProcessed(o)).toBe(false);
   });
 
   it('envelope round-trips GET and POST notifications verbatim and rejects anything else', () => {
     const post = encodeEnvelope('POST', {}, '{"OrderTrackingId":"a"}');
     expect(decodeEnvelope(post)).toEqual({ v: 1, method: 'POST', query: {}, body: '{"OrderTrackingId":"a"}' });
-    expect(decodeEnvelope(encodeEnvelope('GET', { OrderTrackingId: 'a' }, ''))).toEqual({ v: 1, method: 'GET', query: { OrderTrackingId: 'a' }, body: '' });
+    expect(decodeEnvelope(encodeEnvelope('GET', { OrderTrackingId: 'a' }, ''))).toEqual({
+      v: 1,
+      method: 'GET',
+      query: { OrderTrackingId: 'a' },
+      body: '',
+    });
     expect(decodeEnvelope('{"Body":{"stkCallback":{}}}')).toBeNull();
     expect(decodeEnvelope('not json')).toBeNull();
-    expect(decodeEnvelope('{"v":1,"method":"GET","query":[1],"body":""}')).toEqual({ v: 1, method: 'GET', query: {}, body: '' });
+    expect(decodeEnvelope('{"v":1,"method":"GET","query":[1],"body":""}')).toEqual({
+      v: 1,
+      method: 'GET',
+      query: {},
+      body: '',
+    });
   });
 
   it('statusCodeOf / isCancelledAtPesapal read the raw status answer', () => {
@@ -156,19 +216,46 @@ describe('small helpers', () => {
     expect(statusCodeOf({ status_code: '3' })).toBe('3');
     expect(statusCodeOf({ status_code: 'x' })).toBeNull();
     expect(statusCodeOf(null)).toBeNull();
-    expect(isCancelledAtPesapal({ status_code: 0, error: { code: 'payment_details_not_found', message: 'Order Cancelled' } })).toBe(true);
-    expect(isCancelledAtPesapal({ status_code: 0, error: { code: 'payment_details_not_found', message: 'Pending Payment' } })).toBe(false);
+    expect(
+      isCancelledAtPesapal({
+        status_code: 0,
+        error: { code: 'payment_details_not_found', message: 'Order Cancelled' },
+      }),
+    ).toBe(true);
+    expect(
+      isCancelledAtPesapal({
+        status_code: 0,
+        error: { code: 'payment_details_not_found', message: 'Pending Payment' },
+      }),
+    ).toBe(false);
     expect(isCancelledAtPesapal({ status_code: 2, description: 'cancelled by issuer' })).toBe(false);
   });
 
   it('posReturnLocation keeps the POS URL’s own query and sets ours', () => {
-    const loc = new URL(posReturnLocation('https://pos.example/back?till=3&status=old', { paymentId: 'p1', orderId: 'O&1', status: 'completed' }));
-    expect(Object.fromEntries(loc.searchParams)).toEqual({ till: '3', status: 'completed', paymentId: 'p1', orderId: 'O&1' });
+    const loc = new URL(
+      posReturnLocation('https://pos.example/back?till=3&status=old', {
+        paymentId: 'p1',
+        orderId: 'O&1',
+        status: 'completed',
+      }),
+    );
+    expect(Object.fromEntries(loc.searchParams)).toEqual({
+      till: '3',
+      status: 'completed',
+      paymentId: 'p1',
+      orderId: 'O&1',
+    });
   });
 
   it('resultPage escapes everything it shows', () => {
     expect(escapeHtml(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
-    const html = resultPage({ paymentId: 'p"1', orderId: '<b>O</b>', status: 'completed', amountMinor: 245050n, currency: 'KES' });
+    const html = resultPage({
+      paymentId: 'p"1',
+      orderId: '<b>O</b>',
+      status: 'completed',
+      amountMinor: 245050n,
+      currency: 'KES',
+    });
     expect(html).toContain('Payment received');
     expect(html).toContain('KES 2450.50');
     expect(html).toContain('&lt;b&gt;O&lt;/b&gt;');
@@ -184,10 +271,18 @@ describe('PesapalProvider.forgetIpn (added for stale IPN ids)', () => {
   afterAll(() => fake.close());
 
   it('makes the next ensureIpn ask Pesapal again instead of handing out the cached id', async () => {
-    fake.on('POST', P.token, () => ({ status: 200, body: { token: 'tok', expiryDate: new Date(Date.now() + 3_600_000).toISOString(), error: null, status: '200' } }));
+    fake.on('POST', P.token, () => ({
+      status: 200,
+      body: { token: 'tok', expiryDate: new Date(Date.now() + 3_600_000).toISOString(), error: null, status: '200' },
+    }));
     let listed: unknown[] = [{ url: URL_, ipn_id: 'old-id', error: null, status: '200' }];
     fake.on('GET', P.ipnList, () => ({ status: 200, body: listed }));
-    const p = new PesapalProvider({ baseUrl: fake.baseUrl, consumerKey: 'key-0001', consumerSecret: 'secret-0001', timeoutMs: 2000 });
+    const p = new PesapalProvider({
+      baseUrl: fake.baseUrl,
+      consumerKey: 'key-0001',
+      consumerSecret: 'secret-0001',
+      timeoutMs: 2000,
+    });
     expect((await p.ensureIpn(URL_)).ipnId).toBe('old-id');
     listed = [{ url: URL_, ipn_id: 'new-id', error: null, status: '200' }];
     expect((await p.ensureIpn(URL_)).ipnId).toBe('old-id');

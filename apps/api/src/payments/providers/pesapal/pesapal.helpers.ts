@@ -30,7 +30,8 @@ export function merchantReference(orderId: string, random: (n: number) => Buffer
   let suffix = '';
   for (let i = 0; i < 12; i++) suffix += BASE32[bytes[i] % 32];
   const ref = `SD-${order}-${suffix}`;
-  if (ref.length > PESAPAL_REFERENCE_MAX_LENGTH || !MERCHANT_REFERENCE_RE.test(ref)) throw new Error('merchant reference out of shape');
+  if (ref.length > PESAPAL_REFERENCE_MAX_LENGTH || !MERCHANT_REFERENCE_RE.test(ref))
+    throw new Error('merchant reference out of shape');
   return ref;
 }
 
@@ -46,34 +47,56 @@ export interface InitAmount {
  * that is not a positive decimal, more decimals than the currency has, cents when only whole units
  * are allowed, or an amount too large to send exactly.
  */
-export function parseInitAmount(value: unknown, currency: string, opts: { supportedCurrencies: readonly string[]; wholeUnitsOnly: boolean }): InitAmount {
+export function parseInitAmount(
+  value: unknown,
+  currency: string,
+  opts: { supportedCurrencies: readonly string[]; wholeUnitsOnly: boolean },
+): InitAmount {
   if (!opts.supportedCurrencies.includes(currency) || currencyExponent(currency) === undefined) {
-    throw new ValidationFailedError(`${PESAPAL_LABEL} payments are not available in ${currency}; use ${opts.supportedCurrencies.join(', ')}`, { field: 'currency' });
+    throw new ValidationFailedError(
+      `${PESAPAL_LABEL} payments are not available in ${currency}; use ${opts.supportedCurrencies.join(', ')}`,
+      { field: 'currency' },
+    );
   }
   const exp = currencyExponent(currency) as number;
   const example = exp === 0 ? '1500' : '1500 or "1500.50"';
   if (typeof value === 'string' && !/^\d+(\.\d+)?$/.test(value.trim())) {
-    throw new ValidationFailedError(`amount must be a positive amount in ${currency}, e.g. ${example}`, { field: 'amount' });
+    throw new ValidationFailedError(`amount must be a positive amount in ${currency}, e.g. ${example}`, {
+      field: 'amount',
+    });
   }
   if (typeof value !== 'string' && (typeof value !== 'number' || !Number.isFinite(value))) {
-    throw new ValidationFailedError(`amount must be a positive amount in ${currency}, e.g. ${example}`, { field: 'amount' });
+    throw new ValidationFailedError(`amount must be a positive amount in ${currency}, e.g. ${example}`, {
+      field: 'amount',
+    });
   }
   const minor = parseProviderAmount(value, currency);
   if (minor === undefined) {
     const text = typeof value === 'string' ? value.trim() : String(value);
     const decimals = /^-?\d+\.(\d+)$/.exec(text)?.[1]?.replace(/0+$/, '').length ?? 0;
     if (decimals > exp) {
-      throw new ValidationFailedError(exp === 0 ? `${currency} amounts have no decimal places` : `amount has more than ${exp} decimal places; ${currency} amounts have at most ${exp}`, { field: 'amount' });
+      throw new ValidationFailedError(
+        exp === 0
+          ? `${currency} amounts have no decimal places`
+          : `amount has more than ${exp} decimal places; ${currency} amounts have at most ${exp}`,
+        { field: 'amount' },
+      );
     }
     throw new ValidationFailedError('amount is too large', { field: 'amount' });
   }
   if (minor <= 0n) throw new ValidationFailedError('amount must be greater than zero', { field: 'amount' });
   const div = 10n ** BigInt(exp);
   if (opts.wholeUnitsOnly && minor % div !== 0n) {
-    throw new ValidationFailedError(`${PESAPAL_LABEL} payments take whole ${currency} amounts here (no cents)`, { field: 'amount' });
+    throw new ValidationFailedError(`${PESAPAL_LABEL} payments take whole ${currency} amounts here (no cents)`, {
+      field: 'amount',
+    });
   }
   // Same rules the adapter applies before sending (exactly representable, ≤ 15 significant digits).
-  const out = toOutgoingAmount(minor, currency, { supportedCurrencies: opts.supportedCurrencies, wholeUnitsOnly: opts.wholeUnitsOnly, providerLabel: PESAPAL_LABEL });
+  const out = toOutgoingAmount(minor, currency, {
+    supportedCurrencies: opts.supportedCurrencies,
+    wholeUnitsOnly: opts.wholeUnitsOnly,
+    providerLabel: PESAPAL_LABEL,
+  });
   return { minor, text: out.text };
 }
 
@@ -86,14 +109,19 @@ export interface InitCustomer {
 }
 
 /** Trims the customer fields; Pesapal needs an email address or a phone number (400 otherwise). */
-export function normaliseCustomer(c: { email?: string; phoneNumber?: string; firstName?: string; lastName?: string } | undefined): InitCustomer {
+export function normaliseCustomer(
+  c: { email?: string; phoneNumber?: string; firstName?: string; lastName?: string } | undefined,
+): InitCustomer {
   const out: InitCustomer = {};
   const email = c?.email?.trim();
   if (email) out.email = email;
   const phone = c?.phoneNumber?.replace(/[\s-]/g, '');
   if (phone) {
     if (!/^\+?\d{9,15}$/.test(phone)) {
-      throw new ValidationFailedError('customer.phoneNumber must be 9-15 digits, optionally starting with +', { field: 'customer.phoneNumber', received: maskPhone(phone) });
+      throw new ValidationFailedError('customer.phoneNumber must be 9-15 digits, optionally starting with +', {
+        field: 'customer.phoneNumber',
+        received: maskPhone(phone),
+      });
     }
     out.phoneNumber = phone;
   }
@@ -102,7 +130,10 @@ export function normaliseCustomer(c: { email?: string; phoneNumber?: string; fir
   const last = c?.lastName?.trim();
   if (last) out.lastName = last;
   if (!out.email && !out.phoneNumber) {
-    throw new ValidationFailedError("customer needs an email address or a phone number: Pesapal requires one to open its payment page", { field: 'customer' });
+    throw new ValidationFailedError(
+      'customer needs an email address or a phone number: Pesapal requires one to open its payment page',
+      { field: 'customer' },
+    );
   }
   return out;
 }
@@ -113,10 +144,16 @@ export function ipnSettingsKey(env: string, ipnUrl: string): string {
 }
 
 /** Pesapal's "this notification_id is not a registered IPN" rejection of SubmitOrderRequest. */
-export function isStaleIpnRejection(err: { kind?: string; providerCode?: string; providerMessage?: string } | unknown): boolean {
+export function isStaleIpnRejection(
+  err: { kind?: string; providerCode?: string; providerMessage?: string } | unknown,
+): boolean {
   if (!err || typeof err !== 'object') return false;
   const e = err as { kind?: string; providerMessage?: string };
-  return e.kind === 'rejected' && typeof e.providerMessage === 'string' && /invalid\s+ipn\s+url\s+id/i.test(e.providerMessage);
+  return (
+    e.kind === 'rejected' &&
+    typeof e.providerMessage === 'string' &&
+    /invalid\s+ipn\s+url\s+id/i.test(e.providerMessage)
+  );
 }
 
 // ------------------------------------------------------------------------------------- IPN
@@ -181,8 +218,10 @@ export function encodeEnvelope(method: string, query: Record<string, unknown>, r
 export function decodeEnvelope(raw: string): IpnEnvelope | null {
   try {
     const v = JSON.parse(raw) as Partial<IpnEnvelope>;
-    if (!v || typeof v !== 'object' || v.v !== 1 || typeof v.body !== 'string' || typeof v.method !== 'string') return null;
-    const query = v.query && typeof v.query === 'object' && !Array.isArray(v.query) ? (v.query as Record<string, unknown>) : {};
+    if (!v || typeof v !== 'object' || v.v !== 1 || typeof v.body !== 'string' || typeof v.method !== 'string')
+      return null;
+    const query =
+      v.query && typeof v.query === 'object' && !Array.isArray(v.query) ? (v.query as Record<string, unknown>) : {};
     return { v: 1, method: v.method, query, body: v.body };
   } catch {
     return null;
@@ -225,23 +264,40 @@ export function posReturnLocation(base: string, p: Pick<ReturnView, 'paymentId' 
 }
 
 export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
+  return s.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string,
+  );
 }
 
 const HEADLINES: Record<string, [string, string]> = {
   completed: ['Payment received', 'Thank you. The shop has your payment.'],
-  pending: ['Waiting for confirmation', 'Pesapal has not confirmed this payment yet. If you approved it on your phone, it can take a little while; the cashier will see it as soon as it is confirmed.'],
+  pending: [
+    'Waiting for confirmation',
+    'Pesapal has not confirmed this payment yet. If you approved it on your phone, it can take a little while; the cashier will see it as soon as it is confirmed.',
+  ],
   initiated: ['Waiting for confirmation', 'Pesapal has not confirmed this payment yet.'],
-  unresolved: ['Waiting for confirmation', 'We are still checking this payment with Pesapal. Please show this page to the cashier.'],
-  failed: ['Payment failed', 'The payment did not go through and nothing was charged. Please ask the cashier to try again.'],
+  unresolved: [
+    'Waiting for confirmation',
+    'We are still checking this payment with Pesapal. Please show this page to the cashier.',
+  ],
+  failed: [
+    'Payment failed',
+    'The payment did not go through and nothing was charged. Please ask the cashier to try again.',
+  ],
   cancelled: ['Payment cancelled', 'The payment was cancelled. Please ask the cashier to try again.'],
   expired: ['Payment link expired', 'This payment link has expired. Please ask the cashier for a new one.'],
-  review: ['Payment being checked', 'The shop needs to check this payment by hand. Please show this page to the cashier.'],
+  review: [
+    'Payment being checked',
+    'The shop needs to check this payment by hand. Please show this page to the cashier.',
+  ],
 };
 
 /** The small result page shown after Pesapal's payment page when no POS_RETURN_URL is set. Everything is escaped. */
 export function resultPage(view: ReturnView | null, notice?: { title: string; text: string }): string {
-  const [title, text] = notice ? [notice.title, notice.text] : (HEADLINES[view?.status ?? ''] ?? ['Payment status', 'Please show this page to the cashier.']);
+  const [title, text] = notice
+    ? [notice.title, notice.text]
+    : (HEADLINES[view?.status ?? ''] ?? ['Payment status', 'Please show this page to the cashier.']);
   const rows = view
     ? `<dl>
 <dt>Order</dt><dd id="order-id">${escapeHtml(view.orderId)}</dd>

@@ -22,12 +22,20 @@ import { ProviderSettingsRepository } from './provider-settings.repository';
   imports: [AuthModule, PaymentsCoreModule],
   controllers: [PesapalController],
   providers: [
-    { provide: PESAPAL_PROVIDER, inject: [APP_CONFIG], useFactory: (config: AppConfig): PesapalProvider | null => createPesapalProvider(config) },
+    {
+      provide: PESAPAL_PROVIDER,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig): PesapalProvider | null => createPesapalProvider(config),
+    },
     ProviderSettingsRepository,
     {
       provide: PESAPAL_IPN,
       inject: [PESAPAL_PROVIDER, ProviderSettingsRepository, APP_CONFIG],
-      useFactory: (provider: PesapalProvider | null, settings: ProviderSettingsRepository, config: AppConfig): PesapalIpnService | null =>
+      useFactory: (
+        provider: PesapalProvider | null,
+        settings: ProviderSettingsRepository,
+        config: AppConfig,
+      ): PesapalIpnService | null =>
         provider ? new PesapalIpnService(provider, settings, ipnOptionsFor(config)) : null,
     },
     PesapalService,

@@ -1,5 +1,12 @@
 import { ValidationFailedError } from '../../../common/errors';
-import { captureLogs, deadBaseUrl, FakeProviderServer, FakeReply, RecordedRequest, rejectionOf } from '../fake-provider-server.testing';
+import {
+  captureLogs,
+  deadBaseUrl,
+  FakeProviderServer,
+  FakeReply,
+  RecordedRequest,
+  rejectionOf,
+} from '../fake-provider-server.testing';
 import type { InitiateRequest } from '../payment-provider';
 import { ProviderError } from '../provider-errors';
 import { USER_AGENT } from '../provider-http';
@@ -15,7 +22,13 @@ const IPN_URL = 'https://pos.example.co.ke/webhooks/pesapal/ipn';
 const REDIRECT = `https://cybqa.pesapal.com/pesapaliframe/PesapalIframe3/Index?OrderTrackingId=${TRACKING}`;
 
 function makeProvider(baseUrl: string, patch: Partial<PesapalConfig> = {}): PesapalProvider {
-  return new PesapalProvider({ baseUrl, consumerKey: CONSUMER_KEY, consumerSecret: CONSUMER_SECRET, timeoutMs: 2000, ...patch });
+  return new PesapalProvider({
+    baseUrl,
+    consumerKey: CONSUMER_KEY,
+    consumerSecret: CONSUMER_SECRET,
+    timeoutMs: 2000,
+    ...patch,
+  });
 }
 
 function initiateRequest(patch: Partial<InitiateRequest> = {}): InitiateRequest {
@@ -51,7 +64,14 @@ const tokenOf = (req: RecordedRequest) => String(req.headers.authorization).repl
 
 const orderReply = (patch: Record<string, unknown> = {}): FakeReply => ({
   status: 200,
-  body: { order_tracking_id: TRACKING, merchant_reference: REF, redirect_url: REDIRECT, error: null, status: '200', ...patch },
+  body: {
+    order_tracking_id: TRACKING,
+    merchant_reference: REF,
+    redirect_url: REDIRECT,
+    error: null,
+    status: '200',
+    ...patch,
+  },
 });
 
 function completedStatus(patch: Record<string, unknown> = {}) {
@@ -93,7 +113,12 @@ function pendingStatus(patch: Record<string, unknown> = {}) {
     merchant_reference: REF,
     payment_status_code: '',
     currency: 'KES',
-    error: { error_type: 'api_error', code: 'payment_details_not_found', message: 'Pending Payment', call_back_url: 'http://localhost/' },
+    error: {
+      error_type: 'api_error',
+      code: 'payment_details_not_found',
+      message: 'Pending Payment',
+      call_back_url: 'http://localhost/',
+    },
     status: '500',
     ...patch,
   };
@@ -247,7 +272,12 @@ describe('PesapalProvider', () => {
         body: {
           token: null,
           expiryDate: null,
-          error: { error_type: 'api_error', code: 'invalid_consumer_key_or_secret_provided', message: `Invalid consumer_secret ${req.json.consumer_secret}`, call_back_url: null },
+          error: {
+            error_type: 'api_error',
+            code: 'invalid_consumer_key_or_secret_provided',
+            message: `Invalid consumer_secret ${req.json.consumer_secret}`,
+            call_back_url: null,
+          },
           status: '500',
           message: null,
         },
@@ -266,7 +296,10 @@ describe('PesapalProvider', () => {
     });
 
     it('HTTP 200 with status "500" and no error object → auth error', async () => {
-      fake.on('POST', P.token, () => ({ status: 200, body: { token: null, error: null, status: '500', message: 'Bad credentials' } }));
+      fake.on('POST', P.token, () => ({
+        status: 200,
+        body: { token: null, error: null, status: '500', message: 'Bad credentials' },
+      }));
       const err = await rejectionOf(status(makeProvider(fake.baseUrl)));
       expect(err.code).toBe('PROVIDER_AUTH_FAILED');
       expect(err.message).toContain('Bad credentials');
@@ -278,7 +311,9 @@ describe('PesapalProvider', () => {
     });
 
     it('a token rejected by Pesapal (401) is dropped and the call repeated once with a fresh one', async () => {
-      fake.on('GET', P.status, (_r, nth) => (nth === 1 ? { status: 401, body: '' } : { status: 200, body: completedStatus() }));
+      fake.on('GET', P.status, (_r, nth) =>
+        nth === 1 ? { status: 401, body: '' } : { status: 200, body: completedStatus() },
+      );
       const p = makeProvider(fake.baseUrl);
       expect((await status(p)).status).toBe('completed');
       const calls = fake.of('GET', P.status);
@@ -319,7 +354,13 @@ describe('PesapalProvider', () => {
     it('reuses an existing registration for the same URL', async () => {
       fake.on('GET', P.ipnList, () =>
         listed([
-          { url: 'https://other.example.com/ipn', created_date: '2024-01-01T00:00:00Z', ipn_id: 'other', error: null, status: '200' },
+          {
+            url: 'https://other.example.com/ipn',
+            created_date: '2024-01-01T00:00:00Z',
+            ipn_id: 'other',
+            error: null,
+            status: '200',
+          },
           { url: IPN_URL, created_date: '2024-03-18T15:25:46Z', ipn_id: IPN_ID, error: null, status: '200' },
         ]),
       );
@@ -332,23 +373,57 @@ describe('PesapalProvider', () => {
     it('prefers a registration with the same notification type', async () => {
       fake.on('GET', P.ipnList, () =>
         listed([
-          { url: IPN_URL, ipn_id: 'get-one', notification_type: 0, ipn_notification_type_description: 'GET', error: null, status: '200' },
-          { url: IPN_URL, ipn_id: 'post-one', notification_type: 1, ipn_notification_type_description: 'POST', error: null, status: '200' },
+          {
+            url: IPN_URL,
+            ipn_id: 'get-one',
+            notification_type: 0,
+            ipn_notification_type_description: 'GET',
+            error: null,
+            status: '200',
+          },
+          {
+            url: IPN_URL,
+            ipn_id: 'post-one',
+            notification_type: 1,
+            ipn_notification_type_description: 'POST',
+            error: null,
+            status: '200',
+          },
         ]),
       );
-      expect(await makeProvider(fake.baseUrl).ensureIpn(IPN_URL, 'POST')).toEqual({ ipnId: 'post-one', url: IPN_URL, notificationType: 'POST', created: false });
-      expect(await makeProvider(fake.baseUrl).ensureIpn(IPN_URL, 'GET')).toEqual({ ipnId: 'get-one', url: IPN_URL, notificationType: 'GET', created: false });
+      expect(await makeProvider(fake.baseUrl).ensureIpn(IPN_URL, 'POST')).toEqual({
+        ipnId: 'post-one',
+        url: IPN_URL,
+        notificationType: 'POST',
+        created: false,
+      });
+      expect(await makeProvider(fake.baseUrl).ensureIpn(IPN_URL, 'GET')).toEqual({
+        ipnId: 'get-one',
+        url: IPN_URL,
+        notificationType: 'GET',
+        created: false,
+      });
     });
 
     it('registers the URL when it is not listed (empty list), then caches the id', async () => {
       fake.on('GET', P.ipnList, () => listed([]));
       fake.on('POST', P.registerIpn, () => registered('POST'));
       const p = makeProvider(fake.baseUrl);
-      expect(await p.ensureIpn(IPN_URL)).toEqual({ ipnId: 'new-ipn-0001', url: IPN_URL, notificationType: 'POST', created: true });
+      expect(await p.ensureIpn(IPN_URL)).toEqual({
+        ipnId: 'new-ipn-0001',
+        url: IPN_URL,
+        notificationType: 'POST',
+        created: true,
+      });
       const [reg] = fake.of('POST', P.registerIpn);
       expect(reg.json).toEqual({ url: IPN_URL, ipn_notification_type: 'POST' });
       expect(reg.headers.authorization).toMatch(/^Bearer /);
-      expect(await p.ensureIpn(IPN_URL)).toEqual({ ipnId: 'new-ipn-0001', url: IPN_URL, notificationType: 'POST', created: false });
+      expect(await p.ensureIpn(IPN_URL)).toEqual({
+        ipnId: 'new-ipn-0001',
+        url: IPN_URL,
+        notificationType: 'POST',
+        created: false,
+      });
       expect(fake.count('GET', P.ipnList)).toBe(1);
       expect(fake.count('POST', P.registerIpn)).toBe(1);
     });
@@ -375,7 +450,13 @@ describe('PesapalProvider', () => {
       fake.on('GET', P.ipnList, () => listed([]));
       fake.on('POST', P.registerIpn, (_r, nth) =>
         nth === 1
-          ? { status: 200, body: { error: { error_type: 'invalid_request_error', code: 'invalid_ipn_url', message: 'Invalid URL' }, status: '500' } }
+          ? {
+              status: 200,
+              body: {
+                error: { error_type: 'invalid_request_error', code: 'invalid_ipn_url', message: 'Invalid URL' },
+                status: '500',
+              },
+            }
           : registered(),
       );
       const p = makeProvider(fake.baseUrl);
@@ -386,12 +467,17 @@ describe('PesapalProvider', () => {
       expect(err.message).toBe('Pesapal rejected the IPN registration: Invalid URL');
       expect((await p.ensureIpn(IPN_URL)).ipnId).toBe('new-ipn-0001');
 
-      fake.on('GET', P.ipnList, () => ({ status: 200, body: { error: { error_type: 'api_error', code: 'x', message: 'list failed' }, status: '500' } }));
+      fake.on('GET', P.ipnList, () => ({
+        status: 200,
+        body: { error: { error_type: 'api_error', code: 'x', message: 'list failed' }, status: '500' },
+      }));
       expect((await rejectionOf(makeProvider(fake.baseUrl).ensureIpn(IPN_URL))).code).toBe('PROVIDER_REJECTED');
     });
 
     it('refuses a non-URL', async () => {
-      expect(await rejectionOf(makeProvider(fake.baseUrl).ensureIpn('localhost/ipn'))).toBeInstanceOf(ValidationFailedError);
+      expect(await rejectionOf(makeProvider(fake.baseUrl).ensureIpn('localhost/ipn'))).toBeInstanceOf(
+        ValidationFailedError,
+      );
       expect(fake.requests).toHaveLength(0);
     });
   });
@@ -430,7 +516,9 @@ describe('PesapalProvider', () => {
     });
 
     it('sends cents exactly when enabled; refuses them by default', async () => {
-      await makeProvider(fake.baseUrl, { allowFractionalAmounts: true }).initiate(initiateRequest({ amountMinor: 150050n }));
+      await makeProvider(fake.baseUrl, { allowFractionalAmounts: true }).initiate(
+        initiateRequest({ amountMinor: 150050n }),
+      );
       expect(fake.of('POST', P.submitOrder)[0].rawBody).toContain('"amount":1500.5,');
       const err = await rejectionOf(makeProvider(fake.baseUrl).initiate(initiateRequest({ amountMinor: 150050n })));
       expect(err).toBeInstanceOf(ValidationFailedError);
@@ -439,25 +527,45 @@ describe('PesapalProvider', () => {
 
     it('cuts the description to 100 characters, defaults an empty one, splits a full name', async () => {
       const p = makeProvider(fake.baseUrl);
-      await p.initiate(initiateRequest({ description: 'x'.repeat(150), customer: { email: 'a@b.co', name: 'Achieng Mary Otieno' } }));
+      await p.initiate(
+        initiateRequest({ description: 'x'.repeat(150), customer: { email: 'a@b.co', name: 'Achieng Mary Otieno' } }),
+      );
       await p.initiate(initiateRequest({ description: '  ' }));
       const [a, b] = fake.of('POST', P.submitOrder);
       expect(a.json.description).toBe('x'.repeat(100));
-      expect(a.json.billing_address).toMatchObject({ email_address: 'a@b.co', phone_number: '', first_name: 'Achieng', last_name: 'Mary Otieno' });
+      expect(a.json.billing_address).toMatchObject({
+        email_address: 'a@b.co',
+        phone_number: '',
+        first_name: 'Achieng',
+        last_name: 'Mary Otieno',
+      });
       expect(b.json.description).toBe(`Payment ${REF}`);
     });
 
     it('finds or registers the IPN from notificationUrl when no notificationId is given', async () => {
-      fake.on('GET', P.ipnList, () => ({ status: 200, body: [{ url: IPN_URL, ipn_id: 'listed-ipn', error: null, status: '200' }] }));
-      await makeProvider(fake.baseUrl).initiate(initiateRequest({ notificationId: undefined, notificationUrl: IPN_URL }));
+      fake.on('GET', P.ipnList, () => ({
+        status: 200,
+        body: [{ url: IPN_URL, ipn_id: 'listed-ipn', error: null, status: '200' }],
+      }));
+      await makeProvider(fake.baseUrl).initiate(
+        initiateRequest({ notificationId: undefined, notificationUrl: IPN_URL }),
+      );
       expect(fake.of('POST', P.submitOrder)[0].json.notification_id).toBe('listed-ipn');
     });
 
     it.each<[string, Partial<InitiateRequest>, string]>([
       ['no IPN at all', { notificationId: undefined }, 'Pesapal needs an IPN'],
-      ['a reference with a dot', { reference: 'NBI01.000123' }, 'reference may only contain letters, digits, "-" and "_"'],
+      [
+        'a reference with a dot',
+        { reference: 'NBI01.000123' },
+        'reference may only contain letters, digits, "-" and "_"',
+      ],
       ['a reference over 50 characters', { reference: 'R'.repeat(51) }, 'reference must be at most 50 characters'],
-      ['neither email nor phone', { customer: { name: 'X' } }, 'Pesapal needs the customer email address or phone number'],
+      [
+        'neither email nor phone',
+        { customer: { name: 'X' } },
+        'Pesapal needs the customer email address or phone number',
+      ],
       ['a bad notification id', { notificationId: 'not a guid!' }, 'notificationId must be the IPN id'],
       ['a currency not enabled', { currency: 'UGX' }, 'Pesapal payments are not available in UGX; use KES'],
       ['a negative amount', { amountMinor: -100n }, 'amount must be greater than zero'],
@@ -473,7 +581,14 @@ describe('PesapalProvider', () => {
         'HTTP 200 + error invalid_api_request_parameters',
         {
           status: 200,
-          body: { error: { error_type: 'invalid_request_error', code: 'invalid_api_request_parameters', message: 'Invalid IPN URL ID provided.Check format and try again' }, status: '500' },
+          body: {
+            error: {
+              error_type: 'invalid_request_error',
+              code: 'invalid_api_request_parameters',
+              message: 'Invalid IPN URL ID provided.Check format and try again',
+            },
+            status: '500',
+          },
         },
         {
           code: 'PROVIDER_REJECTED',
@@ -484,28 +599,72 @@ describe('PesapalProvider', () => {
       ],
       [
         'HTTP 200 + error missing_mandatory_billing_address (documented `type` key)',
-        { status: 200, body: { order_tracking_id: null, error: { type: 'invalid_request_error', code: 'missing_mandatory_billing_address', message: 'Billing address is required' }, status: '500' } },
-        { code: 'PROVIDER_REJECTED', outcome: 'not_processed', providerCode: 'missing_mandatory_billing_address', message: 'Billing address is required' },
+        {
+          status: 200,
+          body: {
+            order_tracking_id: null,
+            error: {
+              type: 'invalid_request_error',
+              code: 'missing_mandatory_billing_address',
+              message: 'Billing address is required',
+            },
+            status: '500',
+          },
+        },
+        {
+          code: 'PROVIDER_REJECTED',
+          outcome: 'not_processed',
+          providerCode: 'missing_mandatory_billing_address',
+          message: 'Billing address is required',
+        },
       ],
       [
         'HTTP 200 + status "500" without an error object',
         { status: 200, body: { status: '500', message: 'Currency not enabled' } },
-        { code: 'PROVIDER_REJECTED', outcome: 'not_processed', message: 'Pesapal rejected the payment request: Currency not enabled' },
+        {
+          code: 'PROVIDER_REJECTED',
+          outcome: 'not_processed',
+          message: 'Pesapal rejected the payment request: Currency not enabled',
+        },
       ],
       [
         'a Cloudflare HTML 403',
         { status: 403, body: '<!DOCTYPE html><title>Attention Required! | Cloudflare</title>' },
-        { code: 'PROVIDER_UNREACHABLE', outcome: 'not_processed', message: "Pesapal's firewall blocked the payment request (HTTP 403)" },
+        {
+          code: 'PROVIDER_UNREACHABLE',
+          outcome: 'not_processed',
+          message: "Pesapal's firewall blocked the payment request (HTTP 403)",
+        },
       ],
-      ['HTTP 429', { status: 429, body: '' }, { code: 'PROVIDER_RATE_LIMITED', outcome: 'not_processed', message: 'Pesapal is limiting requests' }],
+      [
+        'HTTP 429',
+        { status: 429, body: '' },
+        { code: 'PROVIDER_RATE_LIMITED', outcome: 'not_processed', message: 'Pesapal is limiting requests' },
+      ],
       [
         'a Cloudflare HTML 502',
         { status: 502, body: '<html>Bad gateway</html>' },
-        { code: 'PROVIDER_UNAVAILABLE', outcome: 'unknown', message: 'Pesapal failed while handling the payment request (HTTP 502); outcome unknown' },
+        {
+          code: 'PROVIDER_UNAVAILABLE',
+          outcome: 'unknown',
+          message: 'Pesapal failed while handling the payment request (HTTP 502); outcome unknown',
+        },
       ],
-      ['success naming another order', orderReply({ merchant_reference: 'OTHER-REF' }), { code: 'PROVIDER_BAD_RESPONSE', outcome: 'unknown', message: 'names another order' }],
-      ['success without a tracking id', orderReply({ order_tracking_id: '' }), { code: 'PROVIDER_BAD_RESPONSE', outcome: 'unknown', message: 'incomplete' }],
-      ['success without a payment page', orderReply({ redirect_url: null }), { code: 'PROVIDER_BAD_RESPONSE', outcome: 'unknown', message: 'incomplete' }],
+      [
+        'success naming another order',
+        orderReply({ merchant_reference: 'OTHER-REF' }),
+        { code: 'PROVIDER_BAD_RESPONSE', outcome: 'unknown', message: 'names another order' },
+      ],
+      [
+        'success without a tracking id',
+        orderReply({ order_tracking_id: '' }),
+        { code: 'PROVIDER_BAD_RESPONSE', outcome: 'unknown', message: 'incomplete' },
+      ],
+      [
+        'success without a payment page',
+        orderReply({ redirect_url: null }),
+        { code: 'PROVIDER_BAD_RESPONSE', outcome: 'unknown', message: 'incomplete' },
+      ],
     ])('maps %s', async (_label, reply, expected) => {
       fake.on('POST', P.submitOrder, () => reply);
       const err = await rejectionOf(makeProvider(fake.baseUrl).initiate(initiateRequest()));
@@ -530,13 +689,17 @@ describe('PesapalProvider', () => {
       const err = await rejectionOf(makeProvider(fake.baseUrl, { timeoutMs: 200 }).initiate(initiateRequest()));
       expect(err).toBeInstanceOf(ProviderError);
       expect([err.code, err.statusCode, err.outcome]).toEqual(['PROVIDER_TIMEOUT', 504, 'not_processed']);
-      expect(err.message).toBe('No answer from Pesapal within 200ms to the token request; outcome unknown; the payment request was not sent');
+      expect(err.message).toBe(
+        'No answer from Pesapal within 200ms to the token request; outcome unknown; the payment request was not sent',
+      );
       expect(fake.count('POST', P.submitOrder)).toBe(0);
     });
 
     it('an IPN lookup failure means the order was never sent: not_processed', async () => {
       fake.on('GET', P.ipnList, () => ({ status: 500, body: 'boom' }));
-      const err = await rejectionOf(makeProvider(fake.baseUrl).initiate(initiateRequest({ notificationId: undefined, notificationUrl: IPN_URL })));
+      const err = await rejectionOf(
+        makeProvider(fake.baseUrl).initiate(initiateRequest({ notificationId: undefined, notificationUrl: IPN_URL })),
+      );
       expect([err.code, err.outcome]).toEqual(['PROVIDER_UNAVAILABLE', 'not_processed']);
       expect(fake.count('POST', P.submitOrder)).toBe(0);
     });
@@ -555,7 +718,14 @@ describe('PesapalProvider', () => {
     it('never logs or returns credentials, tokens or phone numbers', async () => {
       fake.on('POST', P.submitOrder, (req) => ({
         status: 200,
-        body: { error: { error_type: 'api_error', code: 'bad', message: `token ${tokenOf(req)} key ${CONSUMER_KEY} rejected` }, status: '500' },
+        body: {
+          error: {
+            error_type: 'api_error',
+            code: 'bad',
+            message: `token ${tokenOf(req)} key ${CONSUMER_KEY} rejected`,
+          },
+          status: '500',
+        },
       }));
       const err = await rejectionOf(makeProvider(fake.baseUrl).initiate(initiateRequest()));
       const everything = [err.message, JSON.stringify(err.details), ...logs.lines].join('\n');
@@ -614,12 +784,22 @@ describe('PesapalProvider', () => {
     });
 
     it('keeps the decline text as the description', async () => {
-      fake.on('GET', P.status, () => ({ status: 200, body: completedStatus({ status_code: 2, payment_status_description: 'FAILED', description: 'Insufficient funds' }) }));
+      fake.on('GET', P.status, () => ({
+        status: 200,
+        body: completedStatus({
+          status_code: 2,
+          payment_status_description: 'FAILED',
+          description: 'Insufficient funds',
+        }),
+      }));
       expect((await status(makeProvider(fake.baseUrl))).description).toBe('Insufficient funds');
     });
 
     it('parses amounts exactly (1500.5 → 150050n; 3 decimals → undefined)', async () => {
-      fake.on('GET', P.status, (_r, nth) => ({ status: 200, body: completedStatus({ amount: nth === 1 ? 1500.5 : 1500.555 }) }));
+      fake.on('GET', P.status, (_r, nth) => ({
+        status: 200,
+        body: completedStatus({ amount: nth === 1 ? 1500.5 : 1500.555 }),
+      }));
       const p = makeProvider(fake.baseUrl);
       expect((await status(p)).amountMinor).toBe(150050n);
       expect((await status(p)).amountMinor).toBeUndefined();
@@ -633,7 +813,15 @@ describe('PesapalProvider', () => {
     it('other errors in an HTTP 200 are ProviderErrors', async () => {
       fake.on('GET', P.status, () => ({
         status: 200,
-        body: { error: { error_type: 'invalid_request_error', code: 'invalid_order_tracking_id', message: 'Order tracking id not found', call_back_url: null }, status: '500' },
+        body: {
+          error: {
+            error_type: 'invalid_request_error',
+            code: 'invalid_order_tracking_id',
+            message: 'Order tracking id not found',
+            call_back_url: null,
+          },
+          status: '500',
+        },
       }));
       const err = await rejectionOf(status(makeProvider(fake.baseUrl)));
       expect([err.code, err.providerCode]).toEqual(['PROVIDER_REJECTED', 'invalid_order_tracking_id']);
@@ -646,14 +834,20 @@ describe('PesapalProvider', () => {
     });
 
     it('an answer without any status is a bad response', async () => {
-      fake.on('GET', P.status, () => ({ status: 200, body: completedStatus({ status_code: undefined, payment_status_description: undefined }) }));
+      fake.on('GET', P.status, () => ({
+        status: 200,
+        body: completedStatus({ status_code: undefined, payment_status_description: undefined }),
+      }));
       expect((await rejectionOf(status(makeProvider(fake.baseUrl)))).code).toBe('PROVIDER_BAD_RESPONSE');
     });
 
     it('refuses an answer about another merchant reference or tracking id', async () => {
       fake.on('GET', P.status, (_r, nth) => ({
         status: 200,
-        body: nth === 1 ? completedStatus({ merchant_reference: 'SOMEONE-ELSE' }) : completedStatus({ order_tracking_id: 'ffffffff-f711-4423-82ce-dd758f972713' }),
+        body:
+          nth === 1
+            ? completedStatus({ merchant_reference: 'SOMEONE-ELSE' })
+            : completedStatus({ order_tracking_id: 'ffffffff-f711-4423-82ce-dd758f972713' }),
       }));
       const p = makeProvider(fake.baseUrl);
       expect((await rejectionOf(status(p))).code).toBe('PROVIDER_REFERENCE_MISMATCH');
@@ -665,7 +859,9 @@ describe('PesapalProvider', () => {
       expect(err).toBeInstanceOf(ProviderError);
       expect([err.code, err.statusCode]).toEqual(['PROVIDER_REFERENCE_REQUIRED', 409]);
       expect(fake.requests).toHaveLength(0);
-      expect(await rejectionOf(makeProvider(fake.baseUrl).fetchStatus({ reference: REF, providerRef: '../x?y=1' }))).toBeInstanceOf(ValidationFailedError);
+      expect(
+        await rejectionOf(makeProvider(fake.baseUrl).fetchStatus({ reference: REF, providerRef: '../x?y=1' })),
+      ).toBeInstanceOf(ValidationFailedError);
     });
 
     it('a status timeout is a ProviderError with outcome unknown', async () => {
@@ -677,39 +873,86 @@ describe('PesapalProvider', () => {
 
   // -------------------------------------------------------------------------------------
   describe('refund (RefundRequest)', () => {
-    const refundReq = { providerRef: TRACKING, reference: REF, amountMinor: 100000n, currency: 'KES', reason: 'Damaged goods returned' };
+    const refundReq = {
+      providerRef: TRACKING,
+      reference: REF,
+      amountMinor: 100000n,
+      currency: 'KES',
+      reason: 'Damaged goods returned',
+    };
 
     it('sends the confirmation code, the amount as a fixed-decimal string, username and remarks', async () => {
-      fake.on('POST', P.refund, () => ({ status: 200, body: { status: '200', message: 'Refund request successfully' } }));
-      const result = await makeProvider(fake.baseUrl).refund({ ...refundReq, receipt: '6513008693186320103009', initiatedBy: 'mary.w' });
+      fake.on('POST', P.refund, () => ({
+        status: 200,
+        body: { status: '200', message: 'Refund request successfully' },
+      }));
+      const result = await makeProvider(fake.baseUrl).refund({
+        ...refundReq,
+        receipt: '6513008693186320103009',
+        initiatedBy: 'mary.w',
+      });
       expect(result).toEqual({ status: 'accepted', raw: { status: '200', message: 'Refund request successfully' } });
       const [req] = fake.of('POST', P.refund);
-      expect(req.json).toEqual({ confirmation_code: '6513008693186320103009', amount: '1000.00', username: 'mary.w', remarks: 'Damaged goods returned' });
+      expect(req.json).toEqual({
+        confirmation_code: '6513008693186320103009',
+        amount: '1000.00',
+        username: 'mary.w',
+        remarks: 'Damaged goods returned',
+      });
       expect(req.headers.authorization).toMatch(/^Bearer /);
       expect(fake.count('GET', P.status)).toBe(0);
     });
 
     it('reads the confirmation code from GetTransactionStatus when not given', async () => {
-      fake.on('POST', P.refund, () => ({ status: 200, body: { status: '200', message: 'Refund request successfully' } }));
+      fake.on('POST', P.refund, () => ({
+        status: 200,
+        body: { status: '200', message: 'Refund request successfully' },
+      }));
       expect((await makeProvider(fake.baseUrl).refund(refundReq)).status).toBe('accepted');
       expect(fake.count('GET', P.status)).toBe(1);
-      expect(fake.of('POST', P.refund)[0].json).toMatchObject({ confirmation_code: '6513008693186320103009', username: 'smartduka-pos' });
+      expect(fake.of('POST', P.refund)[0].json).toMatchObject({
+        confirmation_code: '6513008693186320103009',
+        username: 'smartduka-pos',
+      });
     });
 
     it('does not ask Pesapal to refund a payment that is not completed', async () => {
       fake.on('GET', P.status, () => ({ status: 200, body: pendingStatus() }));
       const result = await makeProvider(fake.baseUrl).refund(refundReq);
-      expect(result).toEqual({ status: 'rejected', message: 'Pesapal only refunds completed payments; this payment is pending and has no confirmation code', raw: pendingStatus() });
+      expect(result).toEqual({
+        status: 'rejected',
+        message: 'Pesapal only refunds completed payments; this payment is pending and has no confirmation code',
+        raw: pendingStatus(),
+      });
       expect(fake.count('POST', P.refund)).toBe(0);
     });
 
     it.each<[string, unknown, string]>([
-      ['status "500"', { status: '500', message: 'Refund amount exceeds the paid amount' }, 'Refund amount exceeds the paid amount'],
-      ['the documented integer `error` key', { error: 500, message: 'Only one refund is allowed per payment' }, 'Only one refund is allowed per payment'],
-      ['an error object', { error: { error_type: 'api_error', code: 'refund_failed', message: 'Mobile money refunds must be full' }, status: '500' }, 'Mobile money refunds must be full'],
+      [
+        'status "500"',
+        { status: '500', message: 'Refund amount exceeds the paid amount' },
+        'Refund amount exceeds the paid amount',
+      ],
+      [
+        'the documented integer `error` key',
+        { error: 500, message: 'Only one refund is allowed per payment' },
+        'Only one refund is allowed per payment',
+      ],
+      [
+        'an error object',
+        {
+          error: { error_type: 'api_error', code: 'refund_failed', message: 'Mobile money refunds must be full' },
+          status: '500',
+        },
+        'Mobile money refunds must be full',
+      ],
     ])('a refusal in %s → rejected with the message', async (_label, body, message) => {
       fake.on('POST', P.refund, () => ({ status: 200, body }));
-      await expect(makeProvider(fake.baseUrl).refund({ ...refundReq, receipt: 'ABC123' })).resolves.toEqual({ status: 'rejected', message, raw: body });
+      await expect(makeProvider(fake.baseUrl).refund({ ...refundReq, receipt: 'ABC123' })).resolves.toEqual({
+        status: 'rejected',
+        message,
+        raw: body,
+      });
     });
 
     it('accepts the documented integer `error: 200` form', async () => {
@@ -740,10 +983,17 @@ describe('PesapalProvider', () => {
     it('posts the tracking id and reports whether Pesapal cancelled', async () => {
       fake.on('POST', P.cancel, (_r, nth) => ({
         status: 200,
-        body: nth === 1 ? { status: '200', message: 'Order successfully cancelled.' } : { status: '500', message: 'Order cannot be cancelled.' },
+        body:
+          nth === 1
+            ? { status: '200', message: 'Order successfully cancelled.' }
+            : { status: '500', message: 'Order cannot be cancelled.' },
       }));
       const p = makeProvider(fake.baseUrl);
-      expect(await p.cancelOrder(TRACKING)).toEqual({ cancelled: true, message: 'Order successfully cancelled.', raw: { status: '200', message: 'Order successfully cancelled.' } });
+      expect(await p.cancelOrder(TRACKING)).toEqual({
+        cancelled: true,
+        message: 'Order successfully cancelled.',
+        raw: { status: '200', message: 'Order successfully cancelled.' },
+      });
       expect((await p.cancelOrder(TRACKING)).cancelled).toBe(false);
       expect(fake.of('POST', P.cancel)[0].json).toEqual({ order_tracking_id: TRACKING });
     });
@@ -751,8 +1001,18 @@ describe('PesapalProvider', () => {
 
   // -------------------------------------------------------------------------------------
   describe('parseNotification (IPN / callback)', () => {
-    const parse = (input: { query?: Record<string, unknown>; body?: unknown; rawBody?: string; headers?: Record<string, string> }) =>
-      makeProvider(fake.baseUrl).parseNotification({ headers: input.headers ?? {}, query: input.query ?? {}, body: input.body, rawBody: input.rawBody });
+    const parse = (input: {
+      query?: Record<string, unknown>;
+      body?: unknown;
+      rawBody?: string;
+      headers?: Record<string, string>;
+    }) =>
+      makeProvider(fake.baseUrl).parseNotification({
+        headers: input.headers ?? {},
+        query: input.query ?? {},
+        body: input.body,
+        rawBody: input.rawBody,
+      });
     const expected = { verified: false, reference: REF, providerRef: TRACKING, eventType: 'IPNCHANGE' };
 
     it('reads a GET IPN from the query string', () => {
@@ -766,29 +1026,64 @@ describe('PesapalProvider', () => {
     });
 
     it('reads an unparsed JSON or form-encoded raw body', () => {
-      expect(parse({ rawBody: JSON.stringify({ OrderTrackingId: TRACKING, OrderMerchantReference: REF, OrderNotificationType: 'IPNCHANGE' }) })).toMatchObject(expected);
-      expect(parse({ rawBody: `OrderTrackingId=${TRACKING}&OrderMerchantReference=${REF}&OrderNotificationType=IPNCHANGE` })).toMatchObject(expected);
+      expect(
+        parse({
+          rawBody: JSON.stringify({
+            OrderTrackingId: TRACKING,
+            OrderMerchantReference: REF,
+            OrderNotificationType: 'IPNCHANGE',
+          }),
+        }),
+      ).toMatchObject(expected);
+      expect(
+        parse({ rawBody: `OrderTrackingId=${TRACKING}&OrderMerchantReference=${REF}&OrderNotificationType=IPNCHANGE` }),
+      ).toMatchObject(expected);
     });
 
     it('tolerates camelCase, snake_case and repeated query values', () => {
-      expect(parse({ body: { orderTrackingId: TRACKING, orderMerchantReference: REF, orderNotificationType: 'IPNCHANGE' } })).toMatchObject(expected);
-      expect(parse({ body: { order_tracking_id: TRACKING, order_merchant_reference: REF, order_notification_type: 'IPNCHANGE' } })).toMatchObject(expected);
-      expect(parse({ query: { OrderTrackingId: [TRACKING, 'x'], OrderMerchantReference: REF, OrderNotificationType: 'IPNCHANGE' } })).toMatchObject(expected);
+      expect(
+        parse({ body: { orderTrackingId: TRACKING, orderMerchantReference: REF, orderNotificationType: 'IPNCHANGE' } }),
+      ).toMatchObject(expected);
+      expect(
+        parse({
+          body: { order_tracking_id: TRACKING, order_merchant_reference: REF, order_notification_type: 'IPNCHANGE' },
+        }),
+      ).toMatchObject(expected);
+      expect(
+        parse({
+          query: { OrderTrackingId: [TRACKING, 'x'], OrderMerchantReference: REF, OrderNotificationType: 'IPNCHANGE' },
+        }),
+      ).toMatchObject(expected);
     });
 
     it('reads the callback redirect (CALLBACKURL) and RECURRING notifications', () => {
-      expect(parse({ query: { OrderTrackingId: TRACKING, OrderMerchantReference: REF, OrderNotificationType: 'CALLBACKURL' } }).eventType).toBe('CALLBACKURL');
-      expect(parse({ body: { OrderTrackingId: TRACKING, OrderMerchantReference: REF, OrderNotificationType: 'RECURRING' } }).eventType).toBe('RECURRING');
+      expect(
+        parse({
+          query: { OrderTrackingId: TRACKING, OrderMerchantReference: REF, OrderNotificationType: 'CALLBACKURL' },
+        }).eventType,
+      ).toBe('CALLBACKURL');
+      expect(
+        parse({ body: { OrderTrackingId: TRACKING, OrderMerchantReference: REF, OrderNotificationType: 'RECURRING' } })
+          .eventType,
+      ).toBe('RECURRING');
     });
 
     it('is never verified, whatever the headers say', () => {
-      expect(parse({ body: { OrderTrackingId: TRACKING }, headers: { 'x-pesapal-signature': 'abc', authorization: 'Bearer x' } }).verified).toBe(false);
+      expect(
+        parse({
+          body: { OrderTrackingId: TRACKING },
+          headers: { 'x-pesapal-signature': 'abc', authorization: 'Bearer x' },
+        }).verified,
+      ).toBe(false);
     });
 
     it('yields no identifiers for an empty or garbage request', () => {
       expect(parse({})).toEqual({ verified: false, raw: { query: {}, body: null } });
       expect(parse({ body: 'garbage{' })).toEqual({ verified: false, raw: { query: {}, body: { 'garbage{': '' } } });
-      expect(parse({ body: { OrderTrackingId: 42, OrderMerchantReference: ' ' } })).toEqual({ verified: false, raw: { query: {}, body: { OrderTrackingId: 42, OrderMerchantReference: ' ' } } });
+      expect(parse({ body: { OrderTrackingId: 42, OrderMerchantReference: ' ' } })).toEqual({
+        verified: false,
+        raw: { query: {}, body: { OrderTrackingId: 42, OrderMerchantReference: ' ' } },
+      });
     });
   });
 
@@ -813,8 +1108,18 @@ describe('PesapalProvider', () => {
         query: { OrderTrackingId: TRACKING, OrderMerchantReference: REF, OrderNotificationType: 'RECURRING' },
         body: undefined,
       });
-      expect(pesapalIpnAck(parsed, true)).toEqual({ orderNotificationType: 'RECURRING', orderTrackingId: TRACKING, orderMerchantReference: REF, status: 200 });
-      expect(pesapalIpnAck({}, false)).toEqual({ orderNotificationType: 'IPNCHANGE', orderTrackingId: '', orderMerchantReference: '', status: 500 });
+      expect(pesapalIpnAck(parsed, true)).toEqual({
+        orderNotificationType: 'RECURRING',
+        orderTrackingId: TRACKING,
+        orderMerchantReference: REF,
+        status: 200,
+      });
+      expect(pesapalIpnAck({}, false)).toEqual({
+        orderNotificationType: 'IPNCHANGE',
+        orderTrackingId: '',
+        orderMerchantReference: '',
+        status: 500,
+      });
     });
   });
 });

@@ -16,7 +16,13 @@ import type {
 import { ProviderError, ProviderErrorInfo } from '../provider-errors';
 import { HttpAnswer, HttpRequestSpec, isHttpUrl, isPlainObject, ProviderHttp, str } from '../provider-http';
 import { cleanCustomer, requireReference, requireText, requireUrl } from '../request-validation';
-import type { PesapalConfig, PesapalIpnAck, PesapalIpnType, PesapalOrderRequest, PesapalRefundRequest } from './pesapal.types';
+import type {
+  PesapalConfig,
+  PesapalIpnAck,
+  PesapalIpnType,
+  PesapalOrderRequest,
+  PesapalRefundRequest,
+} from './pesapal.types';
 
 const LABEL = 'Pesapal';
 
@@ -41,7 +47,8 @@ const REFERENCE_RE = /^[A-Za-z0-9_-]+$/;
 const TRACKING_ID_RE = /^[A-Za-z0-9-]{1,100}$/;
 /** Pesapal's "not paid yet" error on GetTransactionStatus (status_code 0, message "Pending Payment"). */
 const PENDING_ERROR_CODE = 'payment_details_not_found';
-const AUTH_ERROR_RE = /access[_ ]?token|invalid[_ ]?token|token[_ ]?(has[_ ]?)?expired|expired[_ ]?token|unauthori[sz]ed/i;
+const AUTH_ERROR_RE =
+  /access[_ ]?token|invalid[_ ]?token|token[_ ]?(has[_ ]?)?expired|expired[_ ]?token|unauthori[sz]ed/i;
 
 interface CachedToken {
   value: string;
@@ -80,7 +87,12 @@ function bodyOk(json: unknown): json is Record<string, unknown> {
 
 /** status_code (0..3, number or numeric string), falling back to payment_status_description. */
 export function mapPesapalStatus(statusCode: unknown, description: unknown): ProviderPaymentStatus | undefined {
-  const code = typeof statusCode === 'number' ? statusCode : typeof statusCode === 'string' && /^\d+$/.test(statusCode.trim()) ? Number(statusCode) : undefined;
+  const code =
+    typeof statusCode === 'number'
+      ? statusCode
+      : typeof statusCode === 'string' && /^\d+$/.test(statusCode.trim())
+        ? Number(statusCode)
+        : undefined;
   if (code !== undefined) {
     switch (code) {
       case 0:
@@ -154,7 +166,10 @@ function parseBodyText(text: string): unknown {
  * identifiers echoed in lower camel case, and `status` 200 when we fetched and stored the
  * payment status, 500 when our processing failed and Pesapal should retry.
  */
-export function pesapalIpnAck(notification: Pick<Notification, 'reference' | 'providerRef' | 'eventType'>, processed: boolean): PesapalIpnAck {
+export function pesapalIpnAck(
+  notification: Pick<Notification, 'reference' | 'providerRef' | 'eventType'>,
+  processed: boolean,
+): PesapalIpnAck {
   return {
     orderNotificationType: notification.eventType ?? 'IPNCHANGE',
     orderTrackingId: notification.providerRef ?? '',
@@ -189,13 +204,21 @@ export class PesapalProvider implements PaymentProvider {
 
   constructor(config: PesapalConfig) {
     if (!config || !isHttpUrl(config.baseUrl)) throw new Error('PesapalProvider: baseUrl must be an http(s) URL');
-    if (typeof config.consumerKey !== 'string' || config.consumerKey.length === 0) throw new Error('PesapalProvider: consumerKey is required');
-    if (typeof config.consumerSecret !== 'string' || config.consumerSecret.length === 0) throw new Error('PesapalProvider: consumerSecret is required');
-    if (!Number.isFinite(config.timeoutMs) || config.timeoutMs <= 0) throw new Error('PesapalProvider: timeoutMs must be a positive number');
-    if (config.ipnNotificationType !== undefined && config.ipnNotificationType !== 'GET' && config.ipnNotificationType !== 'POST') {
+    if (typeof config.consumerKey !== 'string' || config.consumerKey.length === 0)
+      throw new Error('PesapalProvider: consumerKey is required');
+    if (typeof config.consumerSecret !== 'string' || config.consumerSecret.length === 0)
+      throw new Error('PesapalProvider: consumerSecret is required');
+    if (!Number.isFinite(config.timeoutMs) || config.timeoutMs <= 0)
+      throw new Error('PesapalProvider: timeoutMs must be a positive number');
+    if (
+      config.ipnNotificationType !== undefined &&
+      config.ipnNotificationType !== 'GET' &&
+      config.ipnNotificationType !== 'POST'
+    ) {
       throw new Error("PesapalProvider: ipnNotificationType must be 'GET' or 'POST'");
     }
-    if (config.countryCode !== undefined && !/^[A-Z]{2}$/.test(config.countryCode)) throw new Error('PesapalProvider: countryCode must be ISO-3166 alpha-2');
+    if (config.countryCode !== undefined && !/^[A-Z]{2}$/.test(config.countryCode))
+      throw new Error('PesapalProvider: countryCode must be ISO-3166 alpha-2');
     this.consumerKey = config.consumerKey;
     this.consumerSecret = config.consumerSecret;
     this.ipnType = config.ipnNotificationType ?? 'POST';
@@ -260,7 +283,10 @@ export class PesapalProvider implements PaymentProvider {
     const json = isPlainObject(res.json) ? res.json : undefined;
     if (res.status >= 200 && res.status < 300 && bodyOk(json)) {
       const token = str(json.token);
-      if (!token) throw new ProviderError('pesapal', 'bad_response', 'Pesapal answered the token request without a token', { providerHttpStatus: res.status });
+      if (!token)
+        throw new ProviderError('pesapal', 'bad_response', 'Pesapal answered the token request without a token', {
+          providerHttpStatus: res.status,
+        });
       return { value: token, refreshAt: issuedAt + this.usableLifetimeMs(json.expiryDate, issuedAt) };
     }
     if (res.status >= 200 && res.status < 300 && json) {
@@ -291,7 +317,9 @@ export class PesapalProvider implements PaymentProvider {
       return TOKEN_MAX_CACHE_MS;
     }
     if (lifetime > TOKEN_EXPIRY_MARGIN_MS) return Math.min(lifetime - TOKEN_EXPIRY_MARGIN_MS, TOKEN_MAX_CACHE_MS);
-    this.logger.warn(`Pesapal token expires ${Math.round(lifetime / 1000)}s after issue (clock skew?); using it for this request only`);
+    this.logger.warn(
+      `Pesapal token expires ${Math.round(lifetime / 1000)}s after issue (clock skew?); using it for this request only`,
+    );
     return 0;
   }
 
@@ -307,16 +335,24 @@ export class PesapalProvider implements PaymentProvider {
       try {
         token = await this.getAccessToken();
       } catch (err) {
-        if (err instanceof ProviderError && err.outcome === 'unknown') throw err.asNotProcessed(`the ${spec.what} was not sent`);
+        if (err instanceof ProviderError && err.outcome === 'unknown')
+          throw err.asNotProcessed(`the ${spec.what} was not sent`);
         throw err;
       }
       const res = await this.http.send({ ...spec, headers: { Authorization: `Bearer ${token}` } });
       if (!this.isAuthFailure(res)) return res;
       this.invalidateToken(token);
       if (refreshed) {
-        throw new ProviderError('pesapal', 'auth', `Pesapal rejected a freshly issued access token for the ${spec.what}`, this.info(res));
+        throw new ProviderError(
+          'pesapal',
+          'auth',
+          `Pesapal rejected a freshly issued access token for the ${spec.what}`,
+          this.info(res),
+        );
       }
-      this.logger.warn(`${spec.what}: Pesapal rejected the access token (HTTP ${res.status}); refreshing and retrying once`);
+      this.logger.warn(
+        `${spec.what}: Pesapal rejected the access token (HTTP ${res.status}); refreshing and retrying once`,
+      );
       refreshed = true;
     }
   }
@@ -340,7 +376,8 @@ export class PesapalProvider implements PaymentProvider {
    */
   async ensureIpn(url: string, type: PesapalIpnType = this.ipnType): Promise<PesapalIpn> {
     requireUrl(url, 'notificationUrl');
-    if (type !== 'GET' && type !== 'POST') throw new ValidationFailedError("IPN notification type must be 'GET' or 'POST'", { field: 'type' });
+    if (type !== 'GET' && type !== 'POST')
+      throw new ValidationFailedError("IPN notification type must be 'GET' or 'POST'", { field: 'type' });
     const cached = this.ipnCache.get(url);
     if (cached) return { ...cached, created: false };
     let pending = this.ipnInflight.get(url);
@@ -389,7 +426,13 @@ export class PesapalProvider implements PaymentProvider {
   private async findOrRegisterIpn(url: string, type: PesapalIpnType): Promise<PesapalIpn> {
     const same = (await this.listIpns()).filter((i) => i.url.trim() === url);
     const match = same.find((i) => i.notificationType === type) ?? same[0];
-    if (match) return { ipnId: match.ipnId, url, ...(match.notificationType ? { notificationType: match.notificationType } : {}), created: false };
+    if (match)
+      return {
+        ipnId: match.ipnId,
+        url,
+        ...(match.notificationType ? { notificationType: match.notificationType } : {}),
+        created: false,
+      };
 
     const res = await this.authorised({
       method: 'POST',
@@ -399,7 +442,13 @@ export class PesapalProvider implements PaymentProvider {
     });
     if (res.status >= 200 && res.status < 300 && bodyOk(res.json)) {
       const ipnId = str(res.json.ipn_id);
-      if (!ipnId) throw new ProviderError('pesapal', 'bad_response', 'Pesapal registered the IPN URL but sent no ipn_id', this.info(res));
+      if (!ipnId)
+        throw new ProviderError(
+          'pesapal',
+          'bad_response',
+          'Pesapal registered the IPN URL but sent no ipn_id',
+          this.info(res),
+        );
       this.logger.log(`Registered Pesapal IPN ${ipnId} (${type})`);
       return { ipnId, url, notificationType: this.ipnTypeOf(res.json) ?? type, created: true };
     }
@@ -407,7 +456,8 @@ export class PesapalProvider implements PaymentProvider {
   }
 
   private ipnTypeOf(item: Record<string, unknown>): PesapalIpnType | undefined {
-    const d = str(item.ipn_notification_type_description)?.toUpperCase() ?? str(item.ipn_notification_type)?.toUpperCase();
+    const d =
+      str(item.ipn_notification_type_description)?.toUpperCase() ?? str(item.ipn_notification_type)?.toUpperCase();
     if (d === 'GET' || d === 'POST') return d;
     if (item.notification_type === 0) return 'GET';
     if (item.notification_type === 1) return 'POST';
@@ -428,24 +478,38 @@ export class PesapalProvider implements PaymentProvider {
     let notificationId = req.notificationId;
     if (notificationId === undefined || notificationId === '') {
       if (!req.notificationUrl) {
-        throw new ValidationFailedError('Pesapal needs an IPN: give notificationId (registered IPN id) or notificationUrl', { field: 'notificationId' });
+        throw new ValidationFailedError(
+          'Pesapal needs an IPN: give notificationId (registered IPN id) or notificationUrl',
+          { field: 'notificationId' },
+        );
       }
       requireUrl(req.notificationUrl, 'notificationUrl');
       try {
         notificationId = (await this.ensureIpn(req.notificationUrl)).ipnId;
       } catch (err) {
-        if (err instanceof ProviderError && err.outcome === 'unknown') throw err.asNotProcessed('the payment request was not sent');
+        if (err instanceof ProviderError && err.outcome === 'unknown')
+          throw err.asNotProcessed('the payment request was not sent');
         throw err;
       }
     }
     const body = this.buildOrderRequest(req, notificationId, order);
-    const res = await this.authorised({ method: 'POST', path: PESAPAL_PATHS.submitOrder, body, what: 'payment request' });
+    const res = await this.authorised({
+      method: 'POST',
+      path: PESAPAL_PATHS.submitOrder,
+      body,
+      what: 'payment request',
+    });
     if (res.status >= 200 && res.status < 300 && bodyOk(res.json)) {
       const trackingId = str(res.json.order_tracking_id);
       const redirectUrl = res.json.redirect_url;
       const echoed = str(res.json.merchant_reference);
       if (!trackingId || !isHttpUrl(redirectUrl) || (echoed !== undefined && echoed !== body.id)) {
-        throw new ProviderError('pesapal', 'bad_response', 'Pesapal accepted the payment request but its answer is incomplete or names another order; outcome unknown', this.info(res));
+        throw new ProviderError(
+          'pesapal',
+          'bad_response',
+          'Pesapal accepted the payment request but its answer is incomplete or names another order; outcome unknown',
+          this.info(res),
+        );
       }
       this.logger.log(`Pesapal order created: reference=${body.id} orderTrackingId=${trackingId}`);
       return { providerRef: trackingId, redirectUrl, raw: res.json };
@@ -454,10 +518,16 @@ export class PesapalProvider implements PaymentProvider {
   }
 
   /** The exact SubmitOrderRequest body (billing address keys always present, empty strings when unknown). */
-  buildOrderRequest(req: InitiateRequest, notificationId: string, validated?: Omit<PesapalOrderRequest, 'notification_id'>): PesapalOrderRequest {
+  buildOrderRequest(
+    req: InitiateRequest,
+    notificationId: string,
+    validated?: Omit<PesapalOrderRequest, 'notification_id'>,
+  ): PesapalOrderRequest {
     const order = validated ?? this.validateOrder(req);
     if (typeof notificationId !== 'string' || !TRACKING_ID_RE.test(notificationId)) {
-      throw new ValidationFailedError('notificationId must be the IPN id Pesapal returned (a GUID)', { field: 'notificationId' });
+      throw new ValidationFailedError('notificationId must be the IPN id Pesapal returned (a GUID)', {
+        field: 'notificationId',
+      });
     }
     const { billing_address, ...rest } = order;
     return { ...rest, notification_id: notificationId, billing_address };
@@ -466,7 +536,12 @@ export class PesapalProvider implements PaymentProvider {
   private validateOrder(req: InitiateRequest): Omit<PesapalOrderRequest, 'notification_id'> {
     if (!isPlainObject(req)) throw new ValidationFailedError('payment request is required');
     requireText(req.paymentId, 'paymentId', 200);
-    const id = requireReference(req.reference, PESAPAL_REFERENCE_MAX_LENGTH, REFERENCE_RE, 'letters, digits, "-" and "_"');
+    const id = requireReference(
+      req.reference,
+      PESAPAL_REFERENCE_MAX_LENGTH,
+      REFERENCE_RE,
+      'letters, digits, "-" and "_"',
+    );
     const amount = toOutgoingAmount(req.amountMinor, req.currency, {
       supportedCurrencies: this.capabilities.currencies,
       wholeUnitsOnly: !this.capabilities.fractionalAmounts,
@@ -475,7 +550,9 @@ export class PesapalProvider implements PaymentProvider {
     const callbackUrl = requireUrl(req.redirectUrl, 'redirectUrl');
     const customer = cleanCustomer(req.customer);
     if (!customer.email && !customer.phoneNumber) {
-      throw new ValidationFailedError('Pesapal needs the customer email address or phone number', { field: 'customer' });
+      throw new ValidationFailedError('Pesapal needs the customer email address or phone number', {
+        field: 'customer',
+      });
     }
     let firstName = customer.firstName ?? '';
     let lastName = customer.lastName ?? '';
@@ -484,7 +561,10 @@ export class PesapalProvider implements PaymentProvider {
       firstName = parts[0];
       lastName = parts.slice(1).join(' ');
     }
-    const description = truncateText((typeof req.description === 'string' ? req.description.trim() : '') || `Payment ${id}`, PESAPAL_DESCRIPTION_MAX_LENGTH);
+    const description = truncateText(
+      (typeof req.description === 'string' ? req.description.trim() : '') || `Payment ${id}`,
+      PESAPAL_DESCRIPTION_MAX_LENGTH,
+    );
     return {
       id,
       currency: req.currency,
@@ -542,12 +622,22 @@ export class PesapalProvider implements PaymentProvider {
     }
     const status = mapPesapalStatus(json.status_code, json.payment_status_description);
     if (status === undefined || (pendingQuirk && status !== 'pending')) {
-      throw new ProviderError('pesapal', 'bad_response', 'Pesapal answered the status check without a usable payment status', this.info(res));
+      throw new ProviderError(
+        'pesapal',
+        'bad_response',
+        'Pesapal answered the status check without a usable payment status',
+        this.info(res),
+      );
     }
     const reportedRef = str(json.merchant_reference);
     const reportedTracking = str(json.order_tracking_id);
-    if ((reportedRef !== undefined && reportedRef !== reference) || (reportedTracking !== undefined && reportedTracking !== trackingId)) {
-      this.logger.warn(`Status check mismatch: asked reference=${reference} orderTrackingId=${trackingId}, got reference=${reportedRef ?? '-'} orderTrackingId=${reportedTracking ?? '-'}`);
+    if (
+      (reportedRef !== undefined && reportedRef !== reference) ||
+      (reportedTracking !== undefined && reportedTracking !== trackingId)
+    ) {
+      this.logger.warn(
+        `Status check mismatch: asked reference=${reference} orderTrackingId=${trackingId}, got reference=${reportedRef ?? '-'} orderTrackingId=${reportedTracking ?? '-'}`,
+      );
       throw new ProviderError(
         'pesapal',
         'reference_mismatch',
@@ -578,7 +668,12 @@ export class PesapalProvider implements PaymentProvider {
     if (typeof orderTrackingId !== 'string' || !TRACKING_ID_RE.test(orderTrackingId)) {
       throw new ValidationFailedError('Pesapal order tracking id is not valid', { field: 'orderTrackingId' });
     }
-    const res = await this.authorised({ method: 'POST', path: PESAPAL_PATHS.cancel, body: { order_tracking_id: orderTrackingId }, what: 'order cancellation' });
+    const res = await this.authorised({
+      method: 'POST',
+      path: PESAPAL_PATHS.cancel,
+      body: { order_tracking_id: orderTrackingId },
+      what: 'order cancellation',
+    });
     const json = isPlainObject(res.json) ? res.json : undefined;
     if (res.status >= 200 && res.status < 300 && json && json.status !== undefined) {
       const message = str(json.message) ?? pesapalError(json)?.message;
@@ -612,7 +707,8 @@ export class PesapalProvider implements PaymentProvider {
       try {
         status = await this.fetchStatus({ reference: req.reference, providerRef: req.providerRef });
       } catch (err) {
-        if (err instanceof ProviderError && err.outcome === 'unknown') throw err.asNotProcessed('the refund request was not sent');
+        if (err instanceof ProviderError && err.outcome === 'unknown')
+          throw err.asNotProcessed('the refund request was not sent');
         throw err;
       }
       if (status.status !== 'completed' || !status.receipt) {
@@ -629,7 +725,8 @@ export class PesapalProvider implements PaymentProvider {
     const json = isPlainObject(res.json) ? res.json : undefined;
     if (res.status >= 200 && res.status < 300 && json) {
       // Documented as `error` (integer 200/500); the sample and real clients use `status` ("200"/"500").
-      const outcome = json.status ?? (typeof json.error === 'number' || typeof json.error === 'string' ? json.error : undefined);
+      const outcome =
+        json.status ?? (typeof json.error === 'number' || typeof json.error === 'string' ? json.error : undefined);
       const message = str(json.message) ?? pesapalError(json)?.message;
       const safeMessage = message ? this.http.redact(message) : undefined;
       if (outcome !== undefined && String(outcome) === '200' && pesapalError(json) === undefined) {
@@ -694,22 +791,50 @@ export class PesapalProvider implements PaymentProvider {
     const detail = info.providerMessage ? `: ${info.providerMessage}` : ` (HTTP ${res.status})`;
     const s = res.status;
     const isJson = res.json !== undefined;
-    if (s === 401 || (s === 403 && isJson) || (opts.authOnClientError && s >= 400 && s < 500 && s !== 429 && s !== 403)) {
+    if (
+      s === 401 ||
+      (s === 403 && isJson) ||
+      (opts.authOnClientError && s >= 400 && s < 500 && s !== 429 && s !== 403)
+    ) {
       return new ProviderError('pesapal', 'auth', `Pesapal refused our credentials for the ${what}${detail}`, info);
     }
     if (s === 403) {
       // Cloudflare in front of Pesapal blocks some requests with an HTML page: never reached Pesapal.
-      return new ProviderError('pesapal', 'unreachable', `Pesapal's firewall blocked the ${what} (HTTP 403); it was not processed, try again shortly`, info);
+      return new ProviderError(
+        'pesapal',
+        'unreachable',
+        `Pesapal's firewall blocked the ${what} (HTTP 403); it was not processed, try again shortly`,
+        info,
+      );
     }
     if (s === 429) {
-      return new ProviderError('pesapal', 'rate_limited', `Pesapal is limiting requests; the ${what} was not processed, try again shortly`, info);
+      return new ProviderError(
+        'pesapal',
+        'rate_limited',
+        `Pesapal is limiting requests; the ${what} was not processed, try again shortly`,
+        info,
+      );
     }
     if (s >= 500) {
-      return new ProviderError('pesapal', 'unavailable', `Pesapal failed while handling the ${what}${detail}; outcome unknown`, info);
+      return new ProviderError(
+        'pesapal',
+        'unavailable',
+        `Pesapal failed while handling the ${what}${detail}; outcome unknown`,
+        info,
+      );
     }
-    if (s >= 400 || (s >= 200 && s < 300 && pesapalError(res.json)) || (s < 300 && isPlainObject(res.json) && res.json.status !== undefined && String(res.json.status) !== '200')) {
+    if (
+      s >= 400 ||
+      (s >= 200 && s < 300 && pesapalError(res.json)) ||
+      (s < 300 && isPlainObject(res.json) && res.json.status !== undefined && String(res.json.status) !== '200')
+    ) {
       return new ProviderError('pesapal', 'rejected', `Pesapal rejected the ${what}${detail}`, info);
     }
-    return new ProviderError('pesapal', 'bad_response', `Unexpected answer from Pesapal to the ${what} (HTTP ${s}); outcome unknown`, info);
+    return new ProviderError(
+      'pesapal',
+      'bad_response',
+      `Unexpected answer from Pesapal to the ${what} (HTTP ${s}); outcome unknown`,
+      info,
+    );
   }
 }

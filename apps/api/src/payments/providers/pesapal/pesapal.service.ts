@@ -1,4 +1,11 @@
-import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleInit } from '@nestjs/common';
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  OnModuleInit,
+} from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../../../auth/auth.types';
 import { AppError, NotFoundError, ValidationFailedError } from '../../../common/errors';
@@ -10,7 +17,13 @@ import { APP_CONFIG } from '../../../config/config.module';
 import type { Payment } from '../../../database/schema';
 import type { Tx } from '../../../database/database';
 import { PaymentInitiation } from '../../payment-initiation.service';
-import { ApplyResult, HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from '../../payment-lifecycle.service';
+import {
+  ApplyResult,
+  HttpResult,
+  OUTCOME_UNKNOWN,
+  OutcomeReport,
+  PaymentLifecycle,
+} from '../../payment-lifecycle.service';
 import { isInFlight } from '../../payment-status';
 import type { PaymentResponseDto } from '../../payments.dto';
 import { PaymentsRepository } from '../../payments.repository';
@@ -23,7 +36,14 @@ import { PesapalProvider, pesapalIpnAck } from './pesapal.provider';
 import type { PesapalIpnAck } from './pesapal.types';
 import { ProviderPaymentService, ProviderServicesRegistry, StoredNotification } from '../../provider-services.registry';
 import { PesapalIpnService, pesapalUrls } from './pesapal-ipn.service';
-import { CHECKOUT_EXPIRED, CLOSED_RECHECK_INTERVAL_SECONDS, PESAPAL_IPN, PESAPAL_PROVIDER, REVERSED_AT_PROVIDER, STATUS_MIN_INTERVAL_SECONDS } from './pesapal.constants';
+import {
+  CHECKOUT_EXPIRED,
+  CLOSED_RECHECK_INTERVAL_SECONDS,
+  PESAPAL_IPN,
+  PESAPAL_PROVIDER,
+  REVERSED_AT_PROVIDER,
+  STATUS_MIN_INTERVAL_SECONDS,
+} from './pesapal.constants';
 import type { PesapalInitDto, PesapalInitResponseDto } from './pesapal.dto';
 import {
   decodeEnvelope,
@@ -89,7 +109,9 @@ type Via = { actor: string; source: OutcomeReport['source'] };
  * the refund/chargeback), on an open one 'failed' REVERSED_AT_PROVIDER.
  */
 @Injectable()
-export class PesapalService implements ProviderPaymentService, OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
+export class PesapalService
+  implements ProviderPaymentService, OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown
+{
   readonly provider = PROVIDER;
   private readonly logger = new Logger(PesapalService.name);
   private bootEnsure?: Promise<unknown>;
@@ -121,7 +143,11 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
     if (!this.enabled) return;
     this.bootEnsure = this.ipn!.ensure().then(
       (r) => this.logger.log(`Pesapal IPN ready (${r.source}): ${r.ipn.ipnId} ${r.ipn.type}`),
-      (err) => this.logger.warn({ code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'Pesapal IPN registration not ready yet; the first payment will retry it'),
+      (err) =>
+        this.logger.warn(
+          { code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) },
+          'Pesapal IPN registration not ready yet; the first payment will retry it',
+        ),
     );
   }
 
@@ -146,8 +172,19 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
     const customer = normaliseCustomer(dto.customer);
     const balance = await this.lifecycle.requireOrder(user.shopId, dto.orderId);
     const currency = dto.currency ?? balance.currency;
-    const amount = parseInitAmount(dto.amount, currency, { supportedCurrencies: pesapal.capabilities.currencies, wholeUnitsOnly: !pesapal.capabilities.fractionalAmounts });
-    await this.lifecycle.checkOrder(user.shopId, dto.orderId, amount.minor, currency, PESAPAL_LABEL, amount.text, balance);
+    const amount = parseInitAmount(dto.amount, currency, {
+      supportedCurrencies: pesapal.capabilities.currencies,
+      wholeUnitsOnly: !pesapal.capabilities.fractionalAmounts,
+    });
+    await this.lifecycle.checkOrder(
+      user.shopId,
+      dto.orderId,
+      amount.minor,
+      currency,
+      PESAPAL_LABEL,
+      amount.text,
+      balance,
+    );
 
     // Before anything is written: without an IPN id Pesapal refuses the order anyway.
     let notificationId: string;
@@ -175,13 +212,30 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
         transactionDesc: description,
         phoneMasked: customer.phoneNumber ? maskPhone(customer.phoneNumber) : null,
         // The keyed hash M-Pesa uses (a plain SHA-256 of a phone number is reversible by trying them all).
-        phoneHash: customer.phoneNumber ? phoneHash(this.config.mpesa.callbackSigningSecret, customer.phoneNumber) : null,
+        phoneHash: customer.phoneNumber
+          ? phoneHash(this.config.mpesa.callbackSigningSecret, customer.phoneNumber)
+          : null,
       },
-      eventData: { reference, description, customerPhone: customer.phoneNumber ? maskPhone(customer.phoneNumber) : null, customerEmail: customer.email ? maskEmail(customer.email) : null },
+      eventData: {
+        reference,
+        description,
+        customerPhone: customer.phoneNumber ? maskPhone(customer.phoneNumber) : null,
+        customerEmail: customer.email ? maskEmail(customer.email) : null,
+      },
     });
     if (lost) return lost;
 
-    return this.submit(paymentId, reference, amount.minor, currency, description, customer, notificationId, dto.orderId, idempotencyKey ? { shopId: user.shopId, key: idempotencyKey } : undefined);
+    return this.submit(
+      paymentId,
+      reference,
+      amount.minor,
+      currency,
+      description,
+      customer,
+      notificationId,
+      dto.orderId,
+      idempotencyKey ? { shopId: user.shopId, key: idempotencyKey } : undefined,
+    );
   }
 
   /**
@@ -202,7 +256,16 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
     orderId: string,
     idem?: { shopId: string; key: string },
   ): Promise<HttpResult> {
-    const request = { paymentId, reference, amountMinor, currency, description, customer, redirectUrl: pesapalUrls(this.config).returnUrl, notificationId };
+    const request = {
+      paymentId,
+      reference,
+      amountMinor,
+      currency,
+      description,
+      customer,
+      redirectUrl: pesapalUrls(this.config).returnUrl,
+      notificationId,
+    };
     return this.initiation.run({
       paymentId,
       provider: PROVIDER,
@@ -241,23 +304,48 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
       },
       unknownReason: 'INIT_OUTCOME_UNKNOWN',
       texts: {
-        unknownOutcome: 'Pesapal may have created the payment page: do not start another payment for this order yet, check the payment status.',
-        unexpected: 'Could not confirm the Pesapal payment request. Do not start another payment for this order yet: check the payment status.',
+        unknownOutcome:
+          'Pesapal may have created the payment page: do not start another payment for this order yet, check the payment status.',
+        unexpected:
+          'Could not confirm the Pesapal payment request. Do not start another payment for this order yet: check the payment status.',
         doNotRepeat: 'Do not start another payment for this order',
       },
       errorEventData: (err) => ({ providerErrorCode: err?.providerCode ?? null }),
     });
   }
 
-  private async recordSubmitted(paymentId: string, trackingId: string, redirectUrl: string, ms: number, tx: Tx): Promise<Payment> {
+  private async recordSubmitted(
+    paymentId: string,
+    trackingId: string,
+    redirectUrl: string,
+    ms: number,
+    tx: Tx,
+  ): Promise<Payment> {
     const p = await this.repo.lock(tx, paymentId);
     if (!p) throw new Error(`payment ${paymentId} vanished`);
     if (p.providerTransactionId && p.providerTransactionId !== trackingId) {
-      this.logger.error({ paymentId, stored: p.providerTransactionId, answered: trackingId }, 'Pesapal answered with another tracking id than the one already linked; keeping the linked one');
+      this.logger.error(
+        { paymentId, stored: p.providerTransactionId, answered: trackingId },
+        'Pesapal answered with another tracking id than the one already linked; keeping the linked one',
+      );
     }
     const status = p.status === 'initiated' || p.status === 'unresolved' ? 'pending' : p.status;
-    await this.repo.update(p.id, { providerTransactionId: p.providerTransactionId ?? trackingId, checkoutUrl: redirectUrl, status }, tx);
-    await this.repo.insertEvent({ paymentId, type: 'provider_response', fromStatus: p.status, toStatus: status, actor: 'pesapal:submit-order', data: { orderTrackingId: trackingId, ms } }, tx);
+    await this.repo.update(
+      p.id,
+      { providerTransactionId: p.providerTransactionId ?? trackingId, checkoutUrl: redirectUrl, status },
+      tx,
+    );
+    await this.repo.insertEvent(
+      {
+        paymentId,
+        type: 'provider_response',
+        fromStatus: p.status,
+        toStatus: status,
+        actor: 'pesapal:submit-order',
+        data: { orderTrackingId: trackingId, ms },
+      },
+      tx,
+    );
     return { ...p, status, providerTransactionId: p.providerTransactionId ?? trackingId, checkoutUrl: redirectUrl };
   }
 
@@ -267,8 +355,15 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
     if ((q.paymentId === undefined) === (q.orderTrackingId === undefined)) {
       throw new ValidationFailedError('Give exactly one of paymentId or orderTrackingId');
     }
-    const p = q.paymentId !== undefined ? await this.repo.findForShop(user.shopId, q.paymentId) : await this.repo.findByProviderTransaction(PROVIDER, q.orderTrackingId!);
-    if (!p || p.shopId !== user.shopId || p.provider !== PROVIDER) throw new NotFoundError('Payment', q.paymentId !== undefined ? { paymentId: q.paymentId } : { orderTrackingId: q.orderTrackingId });
+    const p =
+      q.paymentId !== undefined
+        ? await this.repo.findForShop(user.shopId, q.paymentId)
+        : await this.repo.findByProviderTransaction(PROVIDER, q.orderTrackingId!);
+    if (!p || p.shopId !== user.shopId || p.provider !== PROVIDER)
+      throw new NotFoundError(
+        'Payment',
+        q.paymentId !== undefined ? { paymentId: q.paymentId } : { orderTrackingId: q.orderTrackingId },
+      );
     return this.lifecycle.toResponse(await this.refreshIfDue(p));
   }
 
@@ -282,14 +377,23 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
     if (!p.providerTransactionId) {
       // Nothing to ask with (the SubmitOrderRequest answer was lost): a person decides after the window.
       if (ageSeconds(p) >= this.config.mpesa.unresolvedReviewAfterSeconds) {
-        await this.lifecycle.moveUnknownToReview(p.id, { afterSeconds: this.config.mpesa.unresolvedReviewAfterSeconds, why: 'no Pesapal order tracking id' }, false);
+        await this.lifecycle.moveUnknownToReview(
+          p.id,
+          { afterSeconds: this.config.mpesa.unresolvedReviewAfterSeconds, why: 'no Pesapal order tracking id' },
+          false,
+        );
       }
       return (await this.repo.findById(p.id)) ?? p;
     }
     try {
-      await this.lookUp(p, p.providerTransactionId, { actor: 'pesapal:status-read', source: 'query' }, () => this.repo.claimStatusQuery(p.id, STATUS_MIN_INTERVAL_SECONDS));
+      await this.lookUp(p, p.providerTransactionId, { actor: 'pesapal:status-read', source: 'query' }, () =>
+        this.repo.claimStatusQuery(p.id, STATUS_MIN_INTERVAL_SECONDS),
+      );
     } catch (err) {
-      this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'Pesapal status check failed; returning the stored status');
+      this.logger.warn(
+        { paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) },
+        'Pesapal status check failed; returning the stored status',
+      );
     }
     return (await this.repo.findById(p.id)) ?? p;
   }
@@ -307,10 +411,16 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
    * Pesapal call.
    */
   async receiveIpn(input: IpnInput): Promise<PesapalIpnAck> {
-    const n = this.client.parseNotification({ headers: {}, query: input.query ?? {}, body: input.body, rawBody: input.rawBody });
+    const n = this.client.parseNotification({
+      headers: {},
+      query: input.query ?? {},
+      body: input.body,
+      rawBody: input.rawBody,
+    });
     const reference = n.reference;
     const trackingId = n.providerRef;
-    const usable = !!reference && !!trackingId && MERCHANT_REFERENCE_RE.test(reference) && TRACKING_ID_RE.test(trackingId);
+    const usable =
+      !!reference && !!trackingId && MERCHANT_REFERENCE_RE.test(reference) && TRACKING_ID_RE.test(trackingId);
     const row = {
       provider: PROVIDER,
       attempts: 1,
@@ -323,20 +433,49 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
     const window = UNVERIFIED_CALLBACK_WINDOW_SECONDS;
     let inboxId: bigint;
     try {
-      const rejected = async (outcome: IpnOutcome, why: string, data: Record<string, unknown> = {}): Promise<PesapalIpnAck> => {
-        const stored = await this.repo.storeCoalescedCallback({ ...row, processedAt: new Date(), outcome }, { group: `pesapal|kind:${outcome}`, windowSeconds: window });
-        if (stored.first) this.logger.warn({ inboxId: stored.id.toString(), ...data }, `${why} (further ones in this window are only counted)`);
+      const rejected = async (
+        outcome: IpnOutcome,
+        why: string,
+        data: Record<string, unknown> = {},
+      ): Promise<PesapalIpnAck> => {
+        const stored = await this.repo.storeCoalescedCallback(
+          { ...row, processedAt: new Date(), outcome },
+          { group: `pesapal|kind:${outcome}`, windowSeconds: window },
+        );
+        if (stored.first)
+          this.logger.warn(
+            { inboxId: stored.id.toString(), ...data },
+            `${why} (further ones in this window are only counted)`,
+          );
         return pesapalIpnAck(n, ipnProcessed(outcome));
       };
-      if (!usable) return await rejected('invalid_shape', 'Pesapal notification without a usable OrderTrackingId / OrderMerchantReference');
+      if (!usable)
+        return await rejected(
+          'invalid_shape',
+          'Pesapal notification without a usable OrderTrackingId / OrderMerchantReference',
+        );
       const p = await this.repo.findByProviderReference(PROVIDER, reference);
-      if (!p) return await rejected('unknown_payment', 'Pesapal notification for a merchant reference we never issued; not asking Pesapal', { reference });
+      if (!p)
+        return await rejected(
+          'unknown_payment',
+          'Pesapal notification for a merchant reference we never issued; not asking Pesapal',
+          { reference },
+        );
       if (p.providerTransactionId && p.providerTransactionId !== trackingId) {
-        return await rejected('mismatch_ignored', 'Pesapal notification names another OrderTrackingId than the payment has; not asking Pesapal', { paymentId: p.id, trackingId });
+        return await rejected(
+          'mismatch_ignored',
+          'Pesapal notification names another OrderTrackingId than the payment has; not asking Pesapal',
+          { paymentId: p.id, trackingId },
+        );
       }
-      inboxId = (await this.repo.storeCoalescedCallback(row, { group: `pesapal|payment:${p.id}`, windowSeconds: window })).id;
+      inboxId = (
+        await this.repo.storeCoalescedCallback(row, { group: `pesapal|payment:${p.id}`, windowSeconds: window })
+      ).id;
     } catch (err) {
-      this.logger.error({ err: safeError(err) }, 'could not store a Pesapal IPN; answering "not processed" so Pesapal retries');
+      this.logger.error(
+        { err: safeError(err) },
+        'could not store a Pesapal IPN; answering "not processed" so Pesapal retries',
+      );
       return pesapalIpnAck(n, false);
     }
     const outcome = await this.processNotification(inboxId, n, 'pesapal:ipn');
@@ -371,30 +510,52 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
       const reference = n.reference;
       const trackingId = n.providerRef;
       if (!reference || !trackingId || !MERCHANT_REFERENCE_RE.test(reference) || !TRACKING_ID_RE.test(trackingId)) {
-        this.logger.warn({ inboxId: inboxId.toString() }, 'Pesapal notification without a usable OrderTrackingId / OrderMerchantReference');
+        this.logger.warn(
+          { inboxId: inboxId.toString() },
+          'Pesapal notification without a usable OrderTrackingId / OrderMerchantReference',
+        );
         return mark('invalid_shape');
       }
       const p = await this.repo.findByProviderReference(PROVIDER, reference);
       if (!p) {
-        this.logger.warn({ inboxId: inboxId.toString(), reference }, 'Pesapal notification for a merchant reference we never issued; not asking Pesapal');
+        this.logger.warn(
+          { inboxId: inboxId.toString(), reference },
+          'Pesapal notification for a merchant reference we never issued; not asking Pesapal',
+        );
         return mark('unknown_payment');
       }
       if (p.providerTransactionId && p.providerTransactionId !== trackingId) {
-        this.logger.warn({ inboxId: inboxId.toString(), paymentId: p.id, trackingId }, 'Pesapal notification names another OrderTrackingId than the payment has; not asking Pesapal');
+        this.logger.warn(
+          { inboxId: inboxId.toString(), paymentId: p.id, trackingId },
+          'Pesapal notification names another OrderTrackingId than the payment has; not asking Pesapal',
+        );
         return mark('mismatch_ignored');
       }
       // Nothing Pesapal says can change it any more: acknowledged, not asked.
       if (!mayStillChange(p)) return mark('final');
       let turn: LookupTurn<IpnOutcome>;
       try {
-        turn = await this.lookUp(p, trackingId, { actor, source: 'ipn' }, () => this.repo.claimLookup(p.id, STATUS_MIN_INTERVAL_SECONDS, CLOSED_RECHECK_INTERVAL_SECONDS));
+        turn = await this.lookUp(p, trackingId, { actor, source: 'ipn' }, () =>
+          this.repo.claimLookup(p.id, STATUS_MIN_INTERVAL_SECONDS, CLOSED_RECHECK_INTERVAL_SECONDS),
+        );
       } catch (err) {
         if (err instanceof ProviderError && err.kind === 'reference_mismatch') {
-          this.logger.warn({ inboxId: inboxId.toString(), paymentId: p.id }, 'Pesapal says that OrderTrackingId belongs to another merchant reference; notification ignored');
+          this.logger.warn(
+            { inboxId: inboxId.toString(), paymentId: p.id },
+            'Pesapal says that OrderTrackingId belongs to another merchant reference; notification ignored',
+          );
           return mark('mismatch_ignored');
         }
         if (err instanceof ProviderError || err instanceof AppError) {
-          this.logger.warn({ inboxId: inboxId.toString(), paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'Pesapal status check for an IPN failed; Pesapal and the reconciler will retry');
+          this.logger.warn(
+            {
+              inboxId: inboxId.toString(),
+              paymentId: p.id,
+              code: err instanceof AppError ? err.code : 'UNKNOWN',
+              msg: safeMessage(err),
+            },
+            'Pesapal status check for an IPN failed; Pesapal and the reconciler will retry',
+          );
           return 'status_failed';
         }
         throw err;
@@ -405,10 +566,18 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
       if ((own && CHANGED_PAYMENT.has(own)) || !mayStillChange(fresh)) return mark(own ?? 'final');
       // Still open (or closed, awaiting a possible reversal): finished if a lookup claimed after
       // the row's last delivery answered it, else the reconciler looks after the interval.
-      const finished = await this.repo.finishIfAnswered(inboxId, p.id, own ?? 'answered', isOpen(fresh) ? STATUS_MIN_INTERVAL_SECONDS : CLOSED_RECHECK_INTERVAL_SECONDS);
+      const finished = await this.repo.finishIfAnswered(
+        inboxId,
+        p.id,
+        own ?? 'answered',
+        isOpen(fresh) ? STATUS_MIN_INTERVAL_SECONDS : CLOSED_RECHECK_INTERVAL_SECONDS,
+      );
       return finished ? (own ?? 'answered') : 'deferred';
     } catch (err) {
-      this.logger.error({ err: safeError(err), inboxId: inboxId.toString() }, 'processing a Pesapal IPN failed; it stays stored for a retry');
+      this.logger.error(
+        { err: safeError(err), inboxId: inboxId.toString() },
+        'processing a Pesapal IPN failed; it stays stored for a retry',
+      );
       return 'error';
     }
   }
@@ -418,7 +587,12 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
    * payment and tracking id wait for one call, and `claim` (database) allows one per interval
    * across instances. Errors propagate to every caller that shared the call.
    */
-  private lookUp(p: Payment, trackingId: string, via: Via, claim: () => Promise<string | null>): Promise<LookupTurn<IpnOutcome>> {
+  private lookUp(
+    p: Payment,
+    trackingId: string,
+    via: Via,
+    claim: () => Promise<string | null>,
+  ): Promise<LookupTurn<IpnOutcome>> {
     return this.lookups.turn(p.id, `${p.id}|${trackingId}`, claim, async () => {
       const s = await this.client.fetchStatus({ reference: p.providerReference as string, providerRef: trackingId });
       return this.settle(p, s, via);
@@ -434,24 +608,55 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
   async handleReturn(query: Record<string, unknown>): Promise<ReturnAnswer> {
     const n = this.client.parseNotification({ headers: {}, query: query ?? {}, body: undefined });
     const reference = n.reference;
-    if (!reference || !MERCHANT_REFERENCE_RE.test(reference) || (n.providerRef !== undefined && !TRACKING_ID_RE.test(n.providerRef))) {
-      return { kind: 'page', status: 400, html: resultPage(null, { title: 'Payment link not valid', text: 'This address does not name a payment. Please show this page to the cashier.' }) };
+    if (
+      !reference ||
+      !MERCHANT_REFERENCE_RE.test(reference) ||
+      (n.providerRef !== undefined && !TRACKING_ID_RE.test(n.providerRef))
+    ) {
+      return {
+        kind: 'page',
+        status: 400,
+        html: resultPage(null, {
+          title: 'Payment link not valid',
+          text: 'This address does not name a payment. Please show this page to the cashier.',
+        }),
+      };
     }
     const p = await this.repo.findByProviderReference(PROVIDER, reference);
-    if (!p) return { kind: 'page', status: 404, html: resultPage(null, { title: 'Payment not found', text: 'We could not find this payment. Please show this page to the cashier.' }) };
+    if (!p)
+      return {
+        kind: 'page',
+        status: 404,
+        html: resultPage(null, {
+          title: 'Payment not found',
+          text: 'We could not find this payment. Please show this page to the cashier.',
+        }),
+      };
     const trackingId = p.providerTransactionId ?? n.providerRef;
     const matches = !n.providerRef || !p.providerTransactionId || n.providerRef === p.providerTransactionId;
     const open = isInFlight(p.status) || (p.status === 'review' && p.statusReason === OUTCOME_UNKNOWN);
     if (open && matches && trackingId) {
       try {
-        await this.lookUp(p, trackingId, { actor: 'pesapal:return', source: 'query' }, () => this.repo.claimLookup(p.id, STATUS_MIN_INTERVAL_SECONDS, CLOSED_RECHECK_INTERVAL_SECONDS));
+        await this.lookUp(p, trackingId, { actor: 'pesapal:return', source: 'query' }, () =>
+          this.repo.claimLookup(p.id, STATUS_MIN_INTERVAL_SECONDS, CLOSED_RECHECK_INTERVAL_SECONDS),
+        );
       } catch (err) {
-        this.logger.warn({ paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) }, 'Pesapal status check after the browser return failed; showing the stored status');
+        this.logger.warn(
+          { paymentId: p.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) },
+          'Pesapal status check after the browser return failed; showing the stored status',
+        );
       }
     }
     const fresh = (await this.repo.findById(p.id)) ?? p;
-    const view = { paymentId: fresh.id, orderId: fresh.orderId, status: fresh.status, amountMinor: fresh.amountMinor, currency: fresh.currency };
-    if (this.config.posReturnUrl) return { kind: 'redirect', location: posReturnLocation(this.config.posReturnUrl, view) };
+    const view = {
+      paymentId: fresh.id,
+      orderId: fresh.orderId,
+      status: fresh.status,
+      amountMinor: fresh.amountMinor,
+      currency: fresh.currency,
+    };
+    if (this.config.posReturnUrl)
+      return { kind: 'redirect', location: posReturnLocation(this.config.posReturnUrl, view) };
     return { kind: 'page', status: 200, html: resultPage(view) };
   }
 
@@ -472,38 +677,62 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
     const rc = this.config.reconciler;
     const age = ageSeconds(p);
     const window = this.config.pesapal.checkoutWindowSeconds;
-    return reconcileLook(p, { repo: this.repo, config: rc, logger: this.logger }, {
-      what: 'Pesapal status check',
-      claimIntervalSeconds: STATUS_MIN_INTERVAL_SECONDS,
-      before: async () => {
-        if (p.providerTransactionId) return undefined;
-        const reviewAt = this.config.mpesa.unresolvedReviewAfterSeconds;
-        if (age >= reviewAt) {
-          const moved = await this.lifecycle.moveUnknownToReview(p.id, { afterSeconds: reviewAt, why: 'no Pesapal order tracking id' }, false);
-          return { action: moved ? 'moved_to_review' : 'already_final' };
-        }
-        await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(reviewAt - age)), false);
-        return { action: 'deferred' };
+    return reconcileLook(
+      p,
+      { repo: this.repo, config: rc, logger: this.logger },
+      {
+        what: 'Pesapal status check',
+        claimIntervalSeconds: STATUS_MIN_INTERVAL_SECONDS,
+        before: async () => {
+          if (p.providerTransactionId) return undefined;
+          const reviewAt = this.config.mpesa.unresolvedReviewAfterSeconds;
+          if (age >= reviewAt) {
+            const moved = await this.lifecycle.moveUnknownToReview(
+              p.id,
+              { afterSeconds: reviewAt, why: 'no Pesapal order tracking id' },
+              false,
+            );
+            return { action: moved ? 'moved_to_review' : 'already_final' };
+          }
+          await this.repo.scheduleCheck(p.id, Math.max(1, Math.ceil(reviewAt - age)), false);
+          return { action: 'deferred' };
+        },
+        ask: async (backoff) => {
+          const attempt = p.reconcileAttempts + 1;
+          const s = await this.client.fetchStatus({
+            reference: p.providerReference as string,
+            providerRef: p.providerTransactionId ?? undefined,
+          });
+          if (s.status === 'pending' || s.status === 'not_found') {
+            if (age >= window) return this.expireCheckout(p, s, backoff, age);
+            const untilWindow = window - age;
+            const next = attempt >= rc.maxQueries ? untilWindow : Math.min(backoff, untilWindow);
+            return {
+              result: { action: 'still_pending', provider: providerInfo(s) },
+              nextLookSeconds: Math.max(1, Math.ceil(next)),
+            };
+          }
+          const outcome = await this.settle(p, s, { actor: 'reconciler:pesapal-status', source: 'query' });
+          if (outcome === 'unknown_status')
+            return { result: { action: 'still_pending', provider: providerInfo(s) }, nextLookSeconds: backoff };
+          return {
+            result: { action: outcome === 'review' ? 'moved_to_review' : 'settled', provider: providerInfo(s) },
+            nextLookSeconds: 0,
+          };
+        },
+        giveUp: async ({ code, message }) => {
+          if (age < 2 * window) return undefined;
+          const moved = await this.lifecycle.moveUnknownToReview(
+            p.id,
+            { giveUp: 'provider_unreachable', ageSeconds: Math.round(age), lastError: code },
+            false,
+          );
+          return moved
+            ? { action: 'moved_to_review', provider: { kind: 'error', errorCode: code, message } }
+            : undefined;
+        },
       },
-      ask: async (backoff) => {
-        const attempt = p.reconcileAttempts + 1;
-        const s = await this.client.fetchStatus({ reference: p.providerReference as string, providerRef: p.providerTransactionId ?? undefined });
-        if (s.status === 'pending' || s.status === 'not_found') {
-          if (age >= window) return this.expireCheckout(p, s, backoff, age);
-          const untilWindow = window - age;
-          const next = attempt >= rc.maxQueries ? untilWindow : Math.min(backoff, untilWindow);
-          return { result: { action: 'still_pending', provider: providerInfo(s) }, nextLookSeconds: Math.max(1, Math.ceil(next)) };
-        }
-        const outcome = await this.settle(p, s, { actor: 'reconciler:pesapal-status', source: 'query' });
-        if (outcome === 'unknown_status') return { result: { action: 'still_pending', provider: providerInfo(s) }, nextLookSeconds: backoff };
-        return { result: { action: outcome === 'review' ? 'moved_to_review' : 'settled', provider: providerInfo(s) }, nextLookSeconds: 0 };
-      },
-      giveUp: async ({ code, message }) => {
-        if (age < 2 * window) return undefined;
-        const moved = await this.lifecycle.moveUnknownToReview(p.id, { giveUp: 'provider_unreachable', ageSeconds: Math.round(age), lastError: code }, false);
-        return moved ? { action: 'moved_to_review', provider: { kind: 'error', errorCode: code, message } } : undefined;
-      },
-    });
+    );
   }
 
   /** An operator's reconcile: the reconciler's look, now (a payment no longer open is reported as it is). */
@@ -512,7 +741,12 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
   }
 
   /** The window ended with the order unpaid: cancel it at Pesapal, then expire the payment. */
-  private async expireCheckout(p: Payment, s: StatusResult, backoff: number, age: number): Promise<{ result: ReconcileResult; nextLookSeconds?: number }> {
+  private async expireCheckout(
+    p: Payment,
+    s: StatusResult,
+    backoff: number,
+    age: number,
+  ): Promise<{ result: ReconcileResult; nextLookSeconds?: number }> {
     const trackingId = p.providerTransactionId as string;
     let cancelled: boolean;
     let refusal: string | undefined;
@@ -522,32 +756,60 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
     } else {
       refusal = c.message;
       // Refused: paid in the meantime, already cancelled (by us, before a crash), or Pesapal says no.
-      const again = await this.client.fetchStatus({ reference: p.providerReference as string, providerRef: trackingId });
+      const again = await this.client.fetchStatus({
+        reference: p.providerReference as string,
+        providerRef: trackingId,
+      });
       if (again.status !== 'pending' && again.status !== 'not_found') {
         const outcome = await this.settle(p, again, { actor: 'reconciler:pesapal-status', source: 'query' });
-        const action = outcome === 'review' ? 'moved_to_review' : outcome === 'unknown_status' ? 'still_pending' : 'settled';
-        return { result: { action, provider: providerInfo(again) }, nextLookSeconds: outcome === 'unknown_status' ? backoff : 0 };
+        const action =
+          outcome === 'review' ? 'moved_to_review' : outcome === 'unknown_status' ? 'still_pending' : 'settled';
+        return {
+          result: { action, provider: providerInfo(again) },
+          nextLookSeconds: outcome === 'unknown_status' ? backoff : 0,
+        };
       }
       cancelled = isCancelledAtPesapal(again.raw);
     }
-    await this.repo.insertEvent({ paymentId: p.id, type: 'provider_cancel', actor: 'reconciler:pesapal-cancel', data: { orderTrackingId: trackingId, cancelled, message: refusal ?? c.message ?? null, reason: CHECKOUT_EXPIRED } });
+    await this.repo.insertEvent({
+      paymentId: p.id,
+      type: 'provider_cancel',
+      actor: 'reconciler:pesapal-cancel',
+      data: { orderTrackingId: trackingId, cancelled, message: refusal ?? c.message ?? null, reason: CHECKOUT_EXPIRED },
+    });
     if (!cancelled) {
       // Never expire a payment whose page may still take money: look again later.
       if (age >= 2 * this.config.pesapal.checkoutWindowSeconds) {
         await this.lifecycle.moveUnknownToReview(p.id, { giveUp: 'cancel_refused', message: refusal ?? null }, false);
         return { result: { action: 'moved_to_review', provider: { kind: 'cancel_refused', message: refusal } } };
       }
-      return { result: { action: 'still_pending', provider: { kind: 'cancel_refused', message: refusal } }, nextLookSeconds: backoff };
+      return {
+        result: { action: 'still_pending', provider: { kind: 'cancel_refused', message: refusal } },
+        nextLookSeconds: backoff,
+      };
     }
     await this.expireOpen(p.id, s, trackingId);
-    return { result: { action: 'expired', provider: { kind: 'expired', resultCode: statusCodeOf(s.raw) ?? undefined, resultDesc: CHECKOUT_EXPIRED } }, nextLookSeconds: 0 };
+    return {
+      result: {
+        action: 'expired',
+        provider: { kind: 'expired', resultCode: statusCodeOf(s.raw) ?? undefined, resultDesc: CHECKOUT_EXPIRED },
+      },
+      nextLookSeconds: 0,
+    };
   }
 
   private expireOpen(paymentId: string, s: StatusResult, trackingId: string): Promise<boolean> {
-    return this.lifecycle.closeOpen(paymentId, 'expired', CHECKOUT_EXPIRED, 'Not paid within the checkout window; the order was cancelled at Pesapal', 'reconciler:pesapal-cancel', {
-      orderTrackingId: trackingId,
-      statusCode: statusCodeOf(s.raw),
-    });
+    return this.lifecycle.closeOpen(
+      paymentId,
+      'expired',
+      CHECKOUT_EXPIRED,
+      'Not paid within the checkout window; the order was cancelled at Pesapal',
+      'reconciler:pesapal-cancel',
+      {
+        orderTrackingId: trackingId,
+        statusCode: statusCodeOf(s.raw),
+      },
+    );
   }
 
   // --------------------------------------------------------------------------- recording outcomes
@@ -556,7 +818,10 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
   private async settle(p: Payment, s: StatusResult, via: Via): Promise<IpnOutcome> {
     if (!p.providerTransactionId && (s.reference === undefined || s.reference !== p.providerReference)) {
       // A tracking id we did not get from SubmitOrderRequest is adopted only when Pesapal itself names our reference.
-      this.logger.warn({ paymentId: p.id }, 'Pesapal status answer does not name our merchant reference; not linking that order to the payment');
+      this.logger.warn(
+        { paymentId: p.id },
+        'Pesapal status answer does not name our merchant reference; not linking that order to the payment',
+      );
       return 'mismatch_ignored';
     }
     switch (s.status) {
@@ -570,7 +835,10 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
       case 'not_found':
         return (await this.linkTrackingId(p, s.providerRef)) ? 'linked' : 'pending';
       default:
-        this.logger.warn({ paymentId: p.id, statusCode: statusCodeOf(s.raw) }, 'Pesapal reported a payment status we do not know; nothing changed');
+        this.logger.warn(
+          { paymentId: p.id, statusCode: statusCodeOf(s.raw) },
+          'Pesapal reported a payment status we do not know; nothing changed',
+        );
         return 'unknown_status';
     }
   }
@@ -597,7 +865,9 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
    * lifecycle parks it in review as PAID_AFTER_CLOSE: money moved, a person refunds or accepts it.
    */
   private async applyCompleted(p: Payment, s: StatusResult, via: Via): Promise<IpnOutcome> {
-    return applyToOutcome(await this.lifecycle.applyOutcome(p.id, this.report(s, 'completed', via, 'Completed'), via.actor));
+    return applyToOutcome(
+      await this.lifecycle.applyOutcome(p.id, this.report(s, 'completed', via, 'Completed'), via.actor),
+    );
   }
 
   /**
@@ -619,24 +889,42 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
       } catch (err) {
         message = safeMessage(err);
       }
-      await this.repo.insertEvent({ paymentId: p.id, type: 'provider_cancel', actor: via.actor, data: { orderTrackingId: trackingId, cancelled, message: message ?? null, reason: 'FAILED_AT_PROVIDER' } });
+      await this.repo.insertEvent({
+        paymentId: p.id,
+        type: 'provider_cancel',
+        actor: via.actor,
+        data: { orderTrackingId: trackingId, cancelled, message: message ?? null, reason: 'FAILED_AT_PROVIDER' },
+      });
       if (!cancelled) {
         try {
-          const again = await this.client.fetchStatus({ reference: fresh.providerReference as string, providerRef: trackingId });
+          const again = await this.client.fetchStatus({
+            reference: fresh.providerReference as string,
+            providerRef: trackingId,
+          });
           if (again.status === 'completed') return this.applyCompleted(fresh, again, via);
         } catch (err) {
-          this.logger.warn({ paymentId: p.id, msg: safeMessage(err) }, 'could not re-check a failed Pesapal payment after its cancellation was refused');
+          this.logger.warn(
+            { paymentId: p.id, msg: safeMessage(err) },
+            'could not re-check a failed Pesapal payment after its cancellation was refused',
+          );
         }
       }
     }
-    return applyToOutcome(await this.lifecycle.applyOutcome(p.id, this.report(s, 'failed', via, 'Payment failed at Pesapal'), via.actor));
+    return applyToOutcome(
+      await this.lifecycle.applyOutcome(p.id, this.report(s, 'failed', via, 'Payment failed at Pesapal'), via.actor),
+    );
   }
 
   /** REVERSED: money collected and returned (approved refund, chargeback). */
   private async recordReversal(p: Payment, s: StatusResult, via: Via): Promise<IpnOutcome> {
     const fresh = (await this.repo.findById(p.id)) ?? p;
     if (isInFlight(fresh.status)) {
-      const failed = await this.lifecycle.failOpen(p.id, REVERSED_AT_PROVIDER, s.description ?? 'Pesapal reports this payment reversed', via.actor);
+      const failed = await this.lifecycle.failOpen(
+        p.id,
+        REVERSED_AT_PROVIDER,
+        s.description ?? 'Pesapal reports this payment reversed',
+        via.actor,
+      );
       return failed ? 'failed_reversed' : 'duplicate';
     }
     const recorded = await this.repo.transaction(async (tx) => {
@@ -644,11 +932,35 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
       if (!locked || locked.status !== 'completed' || locked.statusReason === REVERSED_AT_PROVIDER) return false;
       const desc = `Reversed at Pesapal after completion: ${s.description ?? 'refund or chargeback'}`.slice(0, 500);
       // Status stays completed (terminal; the order was paid and the goods left): a person handles it.
-      await this.repo.update(locked.id, { statusReason: REVERSED_AT_PROVIDER, resultCode: statusCodeOf(s.raw), resultDesc: desc }, tx);
-      await this.repo.insertEvent({ paymentId: p.id, type: 'reversed_at_provider', fromStatus: 'completed', toStatus: 'completed', actor: via.actor, data: { orderTrackingId: s.providerRef, reference: s.reference, amountMinor: s.amountMinor?.toString(), currency: s.currency, description: s.description ?? null } }, tx);
+      await this.repo.update(
+        locked.id,
+        { statusReason: REVERSED_AT_PROVIDER, resultCode: statusCodeOf(s.raw), resultDesc: desc },
+        tx,
+      );
+      await this.repo.insertEvent(
+        {
+          paymentId: p.id,
+          type: 'reversed_at_provider',
+          fromStatus: 'completed',
+          toStatus: 'completed',
+          actor: via.actor,
+          data: {
+            orderTrackingId: s.providerRef,
+            reference: s.reference,
+            amountMinor: s.amountMinor?.toString(),
+            currency: s.currency,
+            description: s.description ?? null,
+          },
+        },
+        tx,
+      );
       return true;
     });
-    if (recorded) this.logger.warn({ paymentId: p.id, orderId: p.orderId }, 'Pesapal reversed a completed payment (refund or chargeback); the order stays paid, a person must follow up');
+    if (recorded)
+      this.logger.warn(
+        { paymentId: p.id, orderId: p.orderId },
+        'Pesapal reversed a completed payment (refund or chargeback); the order stays paid, a person must follow up',
+      );
     return recorded ? 'reversal_recorded' : 'duplicate';
   }
 
@@ -660,7 +972,17 @@ export class PesapalService implements ProviderPaymentService, OnModuleInit, OnA
       if (!locked || locked.providerTransactionId) return false;
       const status = locked.status === 'initiated' || locked.status === 'unresolved' ? 'pending' : locked.status;
       await this.repo.update(locked.id, { providerTransactionId: trackingId, status }, tx);
-      await this.repo.insertEvent({ paymentId: p.id, type: 'provider_linked', fromStatus: locked.status, toStatus: status, actor: 'pesapal:status', data: { orderTrackingId: trackingId } }, tx);
+      await this.repo.insertEvent(
+        {
+          paymentId: p.id,
+          type: 'provider_linked',
+          fromStatus: locked.status,
+          toStatus: status,
+          actor: 'pesapal:status',
+          data: { orderTrackingId: trackingId },
+        },
+        tx,
+      );
       return true;
     });
   }

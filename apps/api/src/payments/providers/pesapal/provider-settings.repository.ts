@@ -21,7 +21,10 @@ export class ProviderSettingsRepository {
   constructor(@Inject(DB) private readonly db: Db) {}
 
   async get<T>(key: string): Promise<T | null> {
-    const rows = await this.db.select({ value: providerSettings.value }).from(providerSettings).where(eq(providerSettings.key, key));
+    const rows = await this.db
+      .select({ value: providerSettings.value })
+      .from(providerSettings)
+      .where(eq(providerSettings.key, key));
     return rows[0] ? (rows[0].value as T) : null;
   }
 
@@ -32,10 +35,17 @@ export class ProviderSettingsRepository {
    * `produce` runs inside the transaction: keep it short (it is bounded by the provider's HTTP
    * timeout). A failing `produce` stores nothing.
    */
-  async getOrProduce<T>(key: string, keep: (current: T | null) => boolean, produce: (current: T | null) => Promise<T>): Promise<{ value: T; produced: boolean }> {
+  async getOrProduce<T>(
+    key: string,
+    keep: (current: T | null) => boolean,
+    produce: (current: T | null) => Promise<T>,
+  ): Promise<{ value: T; produced: boolean }> {
     return this.db.transaction(async (tx) => {
       await tx.execute(sql`select pg_advisory_xact_lock(${SETTINGS_LOCK_NAMESPACE}::int, hashtext(${key}))`);
-      const rows = await tx.select({ value: providerSettings.value }).from(providerSettings).where(eq(providerSettings.key, key));
+      const rows = await tx
+        .select({ value: providerSettings.value })
+        .from(providerSettings)
+        .where(eq(providerSettings.key, key));
       const current = rows[0] ? (rows[0].value as T) : null;
       if (keep(current)) return { value: current as T, produced: false };
       const value = await produce(current);
