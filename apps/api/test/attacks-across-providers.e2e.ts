@@ -1,16 +1,7 @@
-import {
-  FlutterwaveSimulator,
-  PESAPAL_DEFAULT_CONSUMER_KEY,
-  PESAPAL_DEFAULT_CONSUMER_SECRET,
-  PesapalSimulator,
-  startFlutterwaveSimulator,
-  startPesapalSimulator,
-} from '@smartduka/card-simulators';
+import type { FlutterwaveSimulator, PesapalSimulator } from '@smartduka/card-simulators';
 import { sql } from 'drizzle-orm';
-import type { PesapalIpnService } from '../src/payments/providers/pesapal/pesapal-ipn.service';
-import { PESAPAL_IPN } from '../src/payments/providers/pesapal/pesapal.constants';
-import { startTestApp, TestApp } from './helpers/test-app';
-import { recordSecrets, simulatorLog } from './log-scan/sink';
+import { AllProviders, startWithAllProviders } from './helpers/all-providers';
+import type { TestApp } from './helpers/test-app';
 
 /** Attacks across the three providers after the issue-9 restructure: idempotency across providers and shops, another shop's ids, leaks, malformed input. */
 
@@ -29,39 +20,17 @@ describe('attacks across providers', () => {
   const cashier2 = () => `Bearer ${t.token('shop-2', 'cashier', 'cashier-2')}`;
   const manager2 = () => `Bearer ${t.token('shop-2', 'manager', 'manager-2')}`;
 
+  let all: AllProviders | undefined;
   beforeAll(async () => {
-    recordSecrets([
-      { kind: 'consumer-key', value: PESAPAL_DEFAULT_CONSUMER_KEY },
-      { kind: 'consumer-secret', value: PESAPAL_DEFAULT_CONSUMER_SECRET, pair: PESAPAL_DEFAULT_CONSUMER_KEY },
-    ]);
-    flw = await startFlutterwaveSimulator({
-      secretKey: FLW_SECRET_KEY,
-      secretHash: FLW_SECRET_HASH,
-      log: simulatorLog(),
+    all = await startWithAllProviders({
+      flwSecretKey: FLW_SECRET_KEY,
+      flwSecretHash: FLW_SECRET_HASH,
+      env: { FLUTTERWAVE_HTTP_TIMEOUT_MS: '1500', PESAPAL_HTTP_TIMEOUT_MS: '1500' },
     });
-    pesapal = await startPesapalSimulator({ ipnRetry: { attempts: 0, intervalMs: 100 }, log: simulatorLog() });
-    t = await startTestApp({
-      env: {
-        FLUTTERWAVE_ENABLED: 'true',
-        FLUTTERWAVE_BASE_URL: flw.url,
-        FLUTTERWAVE_SECRET_KEY: FLW_SECRET_KEY,
-        FLUTTERWAVE_SECRET_HASH: FLW_SECRET_HASH,
-        FLUTTERWAVE_HTTP_TIMEOUT_MS: '1500',
-        PESAPAL_ENABLED: 'true',
-        PESAPAL_ENV: 'simulator',
-        PESAPAL_BASE_URL: pesapal.url,
-        PESAPAL_CONSUMER_KEY: PESAPAL_DEFAULT_CONSUMER_KEY,
-        PESAPAL_CONSUMER_SECRET: PESAPAL_DEFAULT_CONSUMER_SECRET,
-        PESAPAL_HTTP_TIMEOUT_MS: '1500',
-        RECONCILER_ENABLED: 'false',
-      },
-    });
-    await t.app.get<PesapalIpnService>(PESAPAL_IPN).ensure();
+    ({ t, flw, pesapal } = all);
   });
   afterAll(async () => {
-    await t?.close();
-    await flw?.close();
-    await pesapal?.close();
+    await all?.close();
   });
 
   async function order(total: number, auth = cashier1(), id = `R1-${++n}`): Promise<string> {

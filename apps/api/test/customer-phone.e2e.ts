@@ -1,17 +1,8 @@
-import {
-  FlutterwaveSimulator,
-  PESAPAL_DEFAULT_CONSUMER_KEY,
-  PESAPAL_DEFAULT_CONSUMER_SECRET,
-  PesapalSimulator,
-  startFlutterwaveSimulator,
-  startPesapalSimulator,
-} from '@smartduka/card-simulators';
+import type { FlutterwaveSimulator, PesapalSimulator } from '@smartduka/card-simulators';
 import { sql } from 'drizzle-orm';
-import type { PesapalIpnService } from '../src/payments/providers/pesapal/pesapal-ipn.service';
-import { PESAPAL_IPN } from '../src/payments/providers/pesapal/pesapal.constants';
 import { phoneHash } from '../src/payments/phone-hash';
-import { startTestApp, TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
-import { recordSecrets, simulatorLog } from './log-scan/sink';
+import { AllProviders, startWithAllProviders } from './helpers/all-providers';
+import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
 
 /**
  * The customer's phone number through each provider's init, over HTTP (one app with M-Pesa,
@@ -35,39 +26,18 @@ describe('the customer phone through M-Pesa, Flutterwave and Pesapal init', () =
   let auth: string;
   let n = 0;
 
+  let all: AllProviders | undefined;
   beforeAll(async () => {
-    recordSecrets([
-      { kind: 'consumer-key', value: PESAPAL_DEFAULT_CONSUMER_KEY },
-      { kind: 'consumer-secret', value: PESAPAL_DEFAULT_CONSUMER_SECRET, pair: PESAPAL_DEFAULT_CONSUMER_KEY },
-    ]);
-    flw = await startFlutterwaveSimulator({
-      secretKey: FLW_SECRET_KEY,
-      secretHash: FLW_SECRET_HASH,
-      log: simulatorLog(),
+    all = await startWithAllProviders({
+      flwSecretKey: FLW_SECRET_KEY,
+      flwSecretHash: FLW_SECRET_HASH,
+      flwWebhooks: true,
     });
-    pesapal = await startPesapalSimulator({ ipnRetry: { attempts: 0, intervalMs: 100 }, log: simulatorLog() });
-    t = await startTestApp({
-      env: {
-        FLUTTERWAVE_ENABLED: 'true',
-        FLUTTERWAVE_BASE_URL: flw.url,
-        FLUTTERWAVE_SECRET_KEY: FLW_SECRET_KEY,
-        FLUTTERWAVE_SECRET_HASH: FLW_SECRET_HASH,
-        PESAPAL_ENABLED: 'true',
-        PESAPAL_ENV: 'simulator',
-        PESAPAL_BASE_URL: pesapal.url,
-        PESAPAL_CONSUMER_KEY: PESAPAL_DEFAULT_CONSUMER_KEY,
-        PESAPAL_CONSUMER_SECRET: PESAPAL_DEFAULT_CONSUMER_SECRET,
-        RECONCILER_ENABLED: 'false',
-      },
-    });
-    flw.configure({ webhookUrl: `${t.baseUrl}/payments/flutterwave/webhook` });
-    await t.app.get<PesapalIpnService>(PESAPAL_IPN).ensure();
+    ({ t, flw, pesapal } = all);
     auth = `Bearer ${t.token('shop-phone')}`;
   });
   afterAll(async () => {
-    await t?.close();
-    await flw?.close();
-    await pesapal?.close();
+    await all?.close();
   });
 
   async function order(total: number): Promise<string> {

@@ -1,16 +1,6 @@
-import {
-  FlutterwaveSimulator,
-  PESAPAL_DEFAULT_CONSUMER_KEY,
-  PESAPAL_DEFAULT_CONSUMER_SECRET,
-  PesapalSimulator,
-  startFlutterwaveSimulator,
-  startPesapalSimulator,
-} from '@smartduka/card-simulators';
 import { sql } from 'drizzle-orm';
-import type { PesapalIpnService } from '../src/payments/providers/pesapal/pesapal-ipn.service';
-import { PESAPAL_IPN } from '../src/payments/providers/pesapal/pesapal.constants';
-import { startTestApp, TestApp } from './helpers/test-app';
-import { recordSecrets, simulatorLog } from './log-scan/sink';
+import { AllProviders, startWithAllProviders } from './helpers/all-providers';
+import type { TestApp } from './helpers/test-app';
 
 /**
  * The one init path of the payment core (PaymentInitiation), through HTTP for all three
@@ -28,45 +18,21 @@ const rowsOf = <T>(r: unknown): T[] => (r as Rows<T>).rows;
 
 describe('payment init: one failure path for M-Pesa, Flutterwave and Pesapal', () => {
   let t: TestApp;
-  let flw: FlutterwaveSimulator;
-  let pesapal: PesapalSimulator;
   let auth: string;
   let n = 0;
 
+  let all: AllProviders | undefined;
   beforeAll(async () => {
-    recordSecrets([
-      { kind: 'consumer-key', value: PESAPAL_DEFAULT_CONSUMER_KEY },
-      { kind: 'consumer-secret', value: PESAPAL_DEFAULT_CONSUMER_SECRET, pair: PESAPAL_DEFAULT_CONSUMER_KEY },
-    ]);
-    flw = await startFlutterwaveSimulator({
-      secretKey: FLW_SECRET_KEY,
-      secretHash: FLW_SECRET_HASH,
-      log: simulatorLog(),
+    all = await startWithAllProviders({
+      flwSecretKey: FLW_SECRET_KEY,
+      flwSecretHash: FLW_SECRET_HASH,
+      env: { FLUTTERWAVE_HTTP_TIMEOUT_MS: '1500', PESAPAL_HTTP_TIMEOUT_MS: '1500' },
     });
-    pesapal = await startPesapalSimulator({ ipnRetry: { attempts: 0, intervalMs: 100 }, log: simulatorLog() });
-    t = await startTestApp({
-      env: {
-        FLUTTERWAVE_ENABLED: 'true',
-        FLUTTERWAVE_BASE_URL: flw.url,
-        FLUTTERWAVE_SECRET_KEY: FLW_SECRET_KEY,
-        FLUTTERWAVE_SECRET_HASH: FLW_SECRET_HASH,
-        FLUTTERWAVE_HTTP_TIMEOUT_MS: '1500',
-        PESAPAL_ENABLED: 'true',
-        PESAPAL_ENV: 'simulator',
-        PESAPAL_BASE_URL: pesapal.url,
-        PESAPAL_CONSUMER_KEY: PESAPAL_DEFAULT_CONSUMER_KEY,
-        PESAPAL_CONSUMER_SECRET: PESAPAL_DEFAULT_CONSUMER_SECRET,
-        PESAPAL_HTTP_TIMEOUT_MS: '1500',
-        RECONCILER_ENABLED: 'false',
-      },
-    });
+    ({ t } = all);
     auth = `Bearer ${t.token()}`;
-    await t.app.get<PesapalIpnService>(PESAPAL_IPN).ensure();
   });
   afterAll(async () => {
-    await t?.close();
-    await flw?.close();
-    await pesapal?.close();
+    await all?.close();
   });
 
   async function order(total: number): Promise<string> {
