@@ -59,6 +59,7 @@ export async function startApi(name: string, o: ApiServerOptions): Promise<Child
       MPESA_CALLBACK_URL: `http://127.0.0.1:${port}/payments/callback`,
       CALLBACK_SIGNING_SECRET: BENCH_CALLBACK_SECRET,
       JWT_SECRET: BENCH_JWT_SECRET,
+      CREDENTIALS_KEYS: `bench:${Buffer.alloc(32, 11).toString('base64')}`,
       // M-Pesa only: the card providers (on by default in development) stay off, as in production.
       FLUTTERWAVE_ENABLED: 'false',
       PESAPAL_ENABLED: 'false',

@@ -11,6 +11,7 @@ import type { DatabaseHandle } from './database/database';
 import { DatabaseModule } from './database/database.module';
 import { HealthController } from './health/health.controller';
 import { OrdersModule } from './orders/orders.module';
+import { MerchantAccountsModule } from './payments/merchant-accounts.module';
 import { PaymentsModule } from './payments/payments.module';
 import { FlutterwaveModule } from './payments/providers/flutterwave/flutterwave.module';
 import { PesapalModule } from './payments/providers/pesapal/pesapal.module';
@@ -41,6 +42,7 @@ export class AppModule {
         RateLimitModule,
         OrdersModule,
         PaymentsModule,
+        MerchantAccountsModule,
         FlutterwaveModule,
         PesapalModule,
         ReconciliationModule,

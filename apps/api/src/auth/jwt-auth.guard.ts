@@ -18,10 +18,13 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
       context.getHandler(),
       context.getClass(),
     ]);
+    const user = context.switchToHttp().getRequest<{ user?: AuthUser }>().user;
     if (roles?.length) {
-      const user = context.switchToHttp().getRequest<{ user?: AuthUser }>().user;
       if (!user || !roles.includes(user.role))
         throw new AppError('FORBIDDEN', `This action needs one of the roles: ${roles.join(', ')}`, 403);
+    } else if (user?.role === 'operator') {
+      // Platform staff onboard shops; they do not take or move a shop's money.
+      throw new AppError('FORBIDDEN', 'A platform operator token cannot be used for shop operations', 403);
     }
     return true;
   }

@@ -45,6 +45,7 @@ describe('loadConfig', () => {
         expect.stringMatching(/^MPESA_PASSKEY is required/),
         expect.stringMatching(/^MPESA_CALLBACK_URL is required/),
         expect.stringMatching(/^CALLBACK_SIGNING_SECRET is required/),
+        expect.stringMatching(/^CREDENTIALS_KEYS is required in production/),
       ]),
     );
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/Invalid configuration \(\d+ problems\)/);
@@ -161,6 +162,7 @@ describe('loadConfig: stk-push rate limits', () => {
         CALLBACK_SIGNING_SECRET: 'x'.repeat(32),
         JWT_SECRET: 'y'.repeat(32),
         DATABASE_URL: 'postgres://u@db/x',
+        CREDENTIALS_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
       }).rateLimit,
     ).toEqual({ store: 'auto', shopPerMinute: 120, phonePerWindow: 1, phoneWindowSeconds: 30 });
   });
@@ -210,5 +212,36 @@ describe('loadConfig: stk-push rate limits', () => {
     expect(loadConfig({ RATE_LIMIT_STORE: 'postgres', DATABASE_URL: 'postgres://u@127.0.0.1/x' }).rateLimit.store).toBe(
       'postgres',
     );
+  });
+});
+
+describe('loadConfig: CREDENTIALS_KEYS (merchant-account secrets at rest)', () => {
+  const key = (b: number) => Buffer.alloc(32, b).toString('base64');
+  it('takes a ring of id:base64 keys, the first one seals', () => {
+    const c = loadConfig({ CREDENTIALS_KEYS: `new:${key(1)}, old:${key(2)}` });
+    expect(c.merchantAccounts.keys.map((k) => k.id)).toEqual(['new', 'old']);
+    expect(c.merchantAccounts.keys[0].key.equals(Buffer.alloc(32, 1))).toBe(true);
+    expect(c.merchantAccounts.keysGenerated).toBe(false);
+    expect(c.merchantAccounts.platformDefault).toBe(true);
+  });
+  it('generates a development key outside production, and never in production', () => {
+    const dev = loadConfig({});
+    expect(dev.merchantAccounts.keysGenerated).toBe(true);
+    expect(dev.merchantAccounts.keys[0].key.length).toBe(32);
+    expect(problemsOf({ NODE_ENV: 'production' }).join('\n')).toMatch(/CREDENTIALS_KEYS is required in production/);
+  });
+  it('names every bad entry without echoing key material', () => {
+    const problems = problemsOf({
+      CREDENTIALS_KEYS: `a:${Buffer.alloc(16).toString('base64')},:${key(3)},a:${key(4)},b c:x`,
+    });
+    const text = problems.join('\n');
+    expect(text).toMatch(/key "a" must be 32 bytes in base64 \(got 16 bytes\)/);
+    expect(text).toMatch(/entry 2 needs a key id/);
+    expect(text).toMatch(/names key id "a" twice/);
+    expect(text).toMatch(/entry 4 needs a key id/);
+    expect(text).not.toContain(key(3));
+  });
+  it('MERCHANT_ACCOUNTS_PLATFORM_DEFAULT=false makes every shop bring its own account', () => {
+    expect(loadConfig({ MERCHANT_ACCOUNTS_PLATFORM_DEFAULT: 'false' }).merchantAccounts.platformDefault).toBe(false);
   });
 });

@@ -37,6 +37,18 @@ export interface AppConfig {
     phonePerWindow: number;
     phoneWindowSeconds: number;
   };
+  /** Per-shop merchant accounts (payments/merchant-accounts). */
+  merchantAccounts: {
+    /**
+     * AES-256-GCM keys for the secrets at rest, the first one encrypts (the newest), every one
+     * decrypts: CREDENTIALS_KEYS="<id>:<base64 32 bytes>,<older id>:<...>".
+     */
+    keys: Array<{ id: string; key: Buffer }>;
+    /** true when no CREDENTIALS_KEYS was given and a development key was generated (never in production). */
+    keysGenerated: boolean;
+    /** A shop without its own account pays into the platform's account from the environment. */
+    platformDefault: boolean;
+  };
   jwt: {
     secret: string;
     /** true when no JWT_SECRET was given and a development secret was generated. */
@@ -162,7 +174,7 @@ export const SANDBOX_PASSKEY = 'bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78
 export const SIMULATOR_CONSUMER_KEY = 'smartduka-sim-key';
 export const SIMULATOR_CONSUMER_SECRET = 'smartduka-sim-secret';
 
-const BASE_URLS: Record<Exclude<MpesaEnvironment, 'simulator'>, string> = {
+export const MPESA_BASE_URLS: Record<Exclude<MpesaEnvironment, 'simulator'>, string> = {
   sandbox: 'https://sandbox.safaricom.co.ke',
   production: 'https://api.safaricom.co.ke',
 };
@@ -256,6 +268,10 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     problems.push('JWT_SECRET must be at least 32 characters');
   }
 
+  // --- Merchant-account secrets at rest: no plaintext fallback, ever.
+  const merchantAccounts = credentialKeys(str('CREDENTIALS_KEYS'), production, devSecrets, problems);
+  merchantAccounts.platformDefault = bool('MERCHANT_ACCOUNTS_PLATFORM_DEFAULT', true);
+
   // --- M-Pesa credentials
   const required = (name: string, simDefault: string): string => {
     const v = str(name);
@@ -284,7 +300,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
 
   // --- base URL
   let baseUrl: string | null =
-    str('MPESA_BASE_URL') ?? (simulator ? null : BASE_URLS[mpesaEnv as 'sandbox' | 'production']);
+    str('MPESA_BASE_URL') ?? (simulator ? null : MPESA_BASE_URLS[mpesaEnv as 'sandbox' | 'production']);
   if (baseUrl) {
     if (!isHttpUrl(baseUrl)) problems.push(`MPESA_BASE_URL must be an http(s) URL (got "${baseUrl}")`);
     baseUrl = baseUrl.replace(/\/+$/, '');
@@ -449,6 +465,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     dataDir,
     trustProxy,
     rateLimit,
+    merchantAccounts,
     jwt: {
       secret: jwtSecret ?? '',
       generated: jwtGenerated,
@@ -563,6 +580,48 @@ export function loadDotEnv(env: Env = process.env): void {
       return;
     }
   }
+}
+
+const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
+
+/** CREDENTIALS_KEYS: "<id>:<base64 of 32 bytes>" entries, comma-separated, the first encrypts. */
+export function credentialKeys(
+  raw: string | undefined,
+  production: boolean,
+  devSecrets: { get(name: string): string } | undefined,
+  problems: string[],
+): AppConfig['merchantAccounts'] {
+  const result: AppConfig['merchantAccounts'] = { keys: [], keysGenerated: false, platformDefault: true };
+  if (!raw) {
+    if (production || !devSecrets) {
+      problems.push(
+        'CREDENTIALS_KEYS is required in production: "<key id>:<base64 of 32 random bytes>" (e.g. `openssl rand -base64 32`); shops\' provider secrets are encrypted with it',
+      );
+    } else {
+      result.keys.push({ id: 'dev', key: Buffer.from(devSecrets.get('credentialsKey'), 'base64url') });
+      result.keysGenerated = true;
+    }
+    return result;
+  }
+  const seen = new Set<string>();
+  raw.split(',').forEach((entry, i) => {
+    const at = entry.indexOf(':');
+    const id = at > 0 ? entry.slice(0, at).trim() : '';
+    const material = at > 0 ? entry.slice(at + 1).trim() : '';
+    if (!KEY_ID.test(id)) {
+      problems.push(`CREDENTIALS_KEYS entry ${i + 1} needs a key id of 1-32 letters, digits, _ or - before ":"`);
+      return;
+    }
+    if (seen.has(id)) problems.push(`CREDENTIALS_KEYS names key id "${id}" twice`);
+    seen.add(id);
+    const key = /^[A-Za-z0-9+/_-]+={0,2}$/.test(material) ? Buffer.from(material, 'base64') : Buffer.alloc(0);
+    if (key.length !== 32) {
+      problems.push(`CREDENTIALS_KEYS key "${id}" must be 32 bytes in base64 (got ${key.length} bytes)`);
+      return;
+    }
+    result.keys.push({ id, key });
+  });
+  return result;
 }
 
 /** Development-only secrets: generated randomly, optionally kept in the git-ignored data folder. */

@@ -8,7 +8,7 @@ import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg
 import type { ExtractTablesWithRelations } from 'drizzle-orm';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Pool } from 'pg';
+import { Client, Pool } from 'pg';
 import { isEmptyPgliteDir, loadPgliteTemplate } from './pglite-template';
 import { schema } from './schema';
 
@@ -31,7 +31,95 @@ export interface DatabaseHandle {
   /** Runs the versioned migrations (idempotent, serialised across instances). */
   migrate(): Promise<void>;
   ping(): Promise<void>;
+  /**
+   * LISTEN on `channel` (a NOTIFY sent inside a transaction arrives when it commits). `live` is
+   * told false when the listening connection is lost (notifications may be missed from then on:
+   * a cache must stop trusting itself) and true once it listens again.
+   */
+  listen(channel: string, handlers: ChangeFeedHandlers): Promise<ChangeFeed>;
   close(): Promise<void>;
+}
+
+export interface ChangeFeedHandlers {
+  onNotify(payload: string): void;
+  onLive?(live: boolean): void;
+}
+
+export interface ChangeFeed {
+  /** Whether the feed is listening now (false between a lost connection and its reconnection). */
+  readonly live: boolean;
+  close(): Promise<void>;
+}
+
+const CHANNEL_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * A dedicated node-postgres connection that LISTENs (a pooled one would be handed to queries).
+ * On a lost connection it reports not-live and reconnects with backoff (0.5 s doubling to 10 s).
+ */
+async function pgChangeFeed(databaseUrl: string, channel: string, handlers: ChangeFeedHandlers): Promise<ChangeFeed> {
+  let live = false;
+  let closed = false;
+  let client: Client | undefined;
+  let retryMs = 500;
+  let timer: NodeJS.Timeout | undefined;
+  const setLive = (v: boolean) => {
+    if (live === v) return;
+    live = v;
+    handlers.onLive?.(v);
+  };
+  const connect = async (): Promise<void> => {
+    const c = new Client({ connectionString: databaseUrl, keepAlive: true, connectionTimeoutMillis: 5_000 });
+    let lost = false;
+    const onLost = () => {
+      if (lost) return;
+      lost = true;
+      setLive(false);
+      c.end().catch(() => undefined);
+      if (!closed) schedule();
+    };
+    c.on('error', onLost);
+    c.on('end', onLost);
+    c.on('notification', (msg) => {
+      if (msg.channel === channel) handlers.onNotify(msg.payload ?? '');
+    });
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${channel}`);
+    } catch (err) {
+      onLost();
+      throw err;
+    }
+    if (closed) {
+      await c.end().catch(() => undefined);
+      return;
+    }
+    client = c;
+    retryMs = 500;
+    setLive(true);
+  };
+  const schedule = () => {
+    if (timer || closed) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      connect().catch(() => undefined);
+    }, retryMs);
+    timer.unref();
+    retryMs = Math.min(retryMs * 2, 10_000);
+  };
+  // The first connection is awaited (boot fails loudly on a bad URL); later ones retry forever.
+  await connect();
+  return {
+    get live() {
+      return live;
+    },
+    async close() {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      live = false;
+      await client?.end().catch(() => undefined);
+    },
+  };
 }
 
 export interface OpenDatabaseOptions {
@@ -109,6 +197,10 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       async ping() {
         await db.execute(sql`select 1`);
       },
+      async listen(channel, handlers) {
+        if (!CHANNEL_NAME.test(channel)) throw new Error(`bad channel name ${channel}`);
+        return pgChangeFeed(options.databaseUrl as string, channel, handlers);
+      },
       // Once, however many shutdown paths ask (Nest's shutdown hooks and main's signal handler both
       // do): a second pool.end() rejects ("Called end on pool more than once") and ended the process with 1.
       close: once(() => pool.end()),
@@ -135,6 +227,22 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     },
     async ping() {
       await db.execute(sql`select 1`);
+    },
+    async listen(channel, handlers) {
+      if (!CHANNEL_NAME.test(channel)) throw new Error(`bad channel name ${channel}`);
+      // One process owns a PGlite database: its NOTIFYs reach its own listeners, and it cannot lose them.
+      const unlisten = await client.listen(channel, (payload) => handlers.onNotify(payload));
+      let live = true;
+      handlers.onLive?.(true);
+      return {
+        get live() {
+          return live;
+        },
+        async close() {
+          live = false;
+          await unlisten().catch(() => undefined);
+        },
+      };
     },
     close: once(() => client.close()),
   };

@@ -89,6 +89,12 @@ export const payments = pgTable(
     /** STK queries made by the reconciler (bounded by RECONCILER_MAX_QUERIES; drives its backoff) */
     reconcileAttempts: integer('reconcile_attempts').notNull().default(0),
     completedAt: timestamp('completed_at', { withTimezone: true }),
+    /**
+     * The merchant account (merchant_accounts.id) whose credentials made this payment: every later
+     * call for it (status query, reconciler, refund) uses that account, whatever the shop's account
+     * is by then. Null = the platform's account from the environment.
+     */
+    merchantAccountId: uuid('merchant_account_id'),
     /** When a manager released the order of this OUTCOME_UNKNOWN payment (it no longer blocks a new payment; the truth still settles it). */
     releasedAt: timestamp('released_at', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
@@ -222,6 +228,75 @@ export const providerSettings = pgTable('provider_settings', {
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 });
 
+export const MERCHANT_ACCOUNT_PROVIDERS = ['mpesa', 'flutterwave', 'pesapal'] as const;
+
+/**
+ * A shop's own account with a provider (payments/merchant-accounts). Rows are immutable once a
+ * payment may have used them: replacing a shop's account retires the old row (retired_at) and
+ * inserts a new one, so an in-flight payment keeps querying with the credentials it was made with.
+ * At most one active (not retired) row per shop and provider.
+ *
+ * `secrets` is AES-256-GCM ciphertext (common/secret-box.ts) of a JSON object of the provider's
+ * secret fields, bound to the row id and provider; `key_id` names the key-ring key that sealed it.
+ * A row with `credentials_shop_id` has no secrets of its own: it uses the active account of that
+ * shop (a chain's head office) for credentials and shortcode, with its own settings (till number).
+ */
+export const merchantAccounts = pgTable(
+  'merchant_accounts',
+  {
+    id: uuid('id').primaryKey(),
+    shopId: text('shop_id').notNull(),
+    provider: text('provider').notNull(),
+    environment: text('environment').notNull(),
+    /** Non-secret fields (M-Pesa: shortcode, transactionType, tillNumber, initiatorName). */
+    settings: jsonb('settings').notNull(),
+    /** Chain: the shop whose active account lends this one its credentials (and shortcode). */
+    credentialsShopId: text('credentials_shop_id'),
+    secrets: text('secrets'),
+    keyId: text('key_id'),
+    /** Per secret field: a short fingerprint (keyed hash prefix), never the value. */
+    fingerprints: jsonb('fingerprints').notNull(),
+    /** The last verification: per part, ok | failed | not_verifiable, with a message. */
+    verification: jsonb('verification'),
+    verifiedAt: timestamp('verified_at', { withTimezone: true }),
+    createdBy: text('created_by').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    retiredAt: timestamp('retired_at', { withTimezone: true }),
+  },
+  (t) => [
+    check('merchant_accounts_provider_valid', sql`${t.provider} in ('mpesa','flutterwave','pesapal')`),
+    check(
+      'merchant_accounts_secrets_or_link',
+      sql`(${t.secrets} is not null and ${t.keyId} is not null and ${t.credentialsShopId} is null) or (${t.secrets} is null and ${t.keyId} is null and ${t.credentialsShopId} is not null)`,
+    ),
+    uniqueIndex('merchant_accounts_one_active_uq')
+      .on(t.shopId, t.provider)
+      .where(sql`${t.retiredAt} is null`),
+    index('merchant_accounts_key_idx').on(t.keyId),
+    index('merchant_accounts_link_idx')
+      .on(t.credentialsShopId, t.provider)
+      .where(sql`${t.credentialsShopId} is not null and ${t.retiredAt} is null`),
+  ],
+);
+
+/** Who changed what on a shop's configuration, and when: field names only, never values. */
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+    shopId: text('shop_id').notNull(),
+    /** user:<sub> (role) or system:<what> */
+    actor: text('actor').notNull(),
+    /** e.g. merchant_account.replaced, merchant_account.verified, merchant_account.removed, merchant_account.reencrypted */
+    action: text('action').notNull(),
+    /** e.g. merchant_account:<id> */
+    target: text('target').notNull(),
+    data: jsonb('data'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('audit_events_shop_idx').on(t.shopId, t.id)],
+);
+
 export const schema = {
   orders,
   payments,
@@ -230,9 +305,13 @@ export const schema = {
   idempotencyKeys,
   providerTokens,
   providerSettings,
+  merchantAccounts,
+  auditEvents,
 };
 export type Order = typeof orders.$inferSelect;
 export type Payment = typeof payments.$inferSelect;
 export type NewPayment = typeof payments.$inferInsert;
 export type PaymentEvent = typeof paymentEvents.$inferInsert;
 export type ProviderToken = typeof providerTokens.$inferSelect;
+export type MerchantAccountRow = typeof merchantAccounts.$inferSelect;
+export type NewMerchantAccountRow = typeof merchantAccounts.$inferInsert;

@@ -1,5 +1,7 @@
 import { Module } from '@nestjs/common';
 import { OrdersModule } from '../orders/orders.module';
+import { MerchantAccountsRepository } from './merchant-accounts.repository';
+import { MerchantAccountsService } from './merchant-accounts.service';
 import { PaymentInitiation } from './payment-initiation.service';
 import { PaymentLifecycle } from './payment-lifecycle.service';
 import { PaymentOperationsService } from './payment-operations.service';
@@ -9,7 +11,7 @@ import { ReconcilerService } from './reconciler.service';
 
 /**
  * What every provider shares: the payments table (PaymentsRepository), the outcome core
- * (PaymentLifecycle) with its one init path (PaymentInitiation), the registry each provider's service joins at module init, and what
+ * (PaymentLifecycle), the shops' merchant accounts (MerchantAccountsService) with its one init path (PaymentInitiation), the registry each provider's service joins at module init, and what
  * dispatches through it (PaymentOperationsService: status by id, review, release, reconcile-now;
  * ReconcilerService). Provider modules (M-Pesa's front door, Flutterwave, Pesapal) import this
  * and nothing of each other.
@@ -23,6 +25,8 @@ import { ReconcilerService } from './reconciler.service';
     ProviderServicesRegistry,
     PaymentOperationsService,
     ReconcilerService,
+    MerchantAccountsRepository,
+    MerchantAccountsService,
   ],
   exports: [
     PaymentsRepository,
@@ -31,6 +35,8 @@ import { ReconcilerService } from './reconciler.service';
     ProviderServicesRegistry,
     PaymentOperationsService,
     ReconcilerService,
+    MerchantAccountsRepository,
+    MerchantAccountsService,
   ],
 })
 export class PaymentsCoreModule {}

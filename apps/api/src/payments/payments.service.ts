@@ -9,6 +9,9 @@ import { maskPhone } from '../common/mask';
 import type { Payment } from '../database/schema';
 import { CallbackShapeError } from './providers/mpesa/mpesa.errors';
 import { formatPhoneNumber } from './providers/mpesa/phone';
+import type { DarajaAccount } from './providers/mpesa/daraja.types';
+import { MpesaAccountKind } from './providers/mpesa/mpesa.account';
+import { MerchantAccountsService } from './merchant-accounts.service';
 import { fitAccountReference, fittedOrRefused } from './providers/mpesa/stk-fields';
 import {
   MpesaInitiateResult,
@@ -71,6 +74,8 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     private readonly lifecycle: PaymentLifecycle,
     private readonly initiation: PaymentInitiation,
     private readonly registry: ProviderServicesRegistry,
+    private readonly accounts: MerchantAccountsService,
+    private readonly mpesaAccounts: MpesaAccountKind,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.statusQueries = new SharedLookups((id, at) => this.repo.recordLookupAnswered(id, at));
@@ -99,6 +104,11 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     const amountMinor = BigInt(dto.amount) * 100n;
     await this.lifecycle.checkOrder(user.shopId, dto.orderId, amountMinor, 'KES', 'M-Pesa', String(dto.amount));
 
+    // The shop's own account (or its chain's, or the platform's): resolved before anything is
+    // stored, so a shop without one is told so and nothing is written; recorded on the payment.
+    const account = await this.accounts.resolveForPayment(user.shopId, 'mpesa');
+    const daraja = this.mpesaAccounts.toDaraja(account);
+
     const paymentId = randomUUID();
     // What Daraja is sent (and the customer sees): the POS's text made to fit. requestHash above is over the raw body.
     const accountReference =
@@ -117,13 +127,25 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
       providerLabel: 'M-Pesa',
       idempotencyKey,
       requestHash,
-      fields: { phoneMasked: maskPhone(phone), phoneHash: this.phoneHash(phone), accountReference, transactionDesc },
-      eventData: { phone: maskPhone(phone), accountReference, customerEmail: dto.customerEmail ?? null },
+      fields: {
+        phoneMasked: maskPhone(phone),
+        phoneHash: this.phoneHash(phone),
+        accountReference,
+        transactionDesc,
+        merchantAccountId: account.accountId,
+      },
+      eventData: {
+        phone: maskPhone(phone),
+        accountReference,
+        customerEmail: dto.customerEmail ?? null,
+        merchantAccountId: account.accountId,
+      },
     });
     if (lost) return lost;
 
     return this.sendPush(
       paymentId,
+      daraja,
       phone,
       dto.amount,
       accountReference,
@@ -140,6 +162,7 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
    */
   private sendPush(
     paymentId: string,
+    account: DarajaAccount,
     phone: string,
     amount: number,
     accountReference: string,
@@ -161,6 +184,7 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
           currency: 'KES',
           description: transactionDesc,
           customer: { phoneNumber: phone },
+          account,
         }),
       recordAnswer: async (accepted, tx, ms) => {
         const updated = await this.repo.recordPushAccepted(
@@ -215,9 +239,16 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
 
   // ------------------------------------------------------------------ status
 
-  /** STK query through the provider adapter: pending / not_found / a final outcome drive the rules here. */
-  private queryStk(checkoutRequestId: string): Promise<MpesaStatusResult> {
-    return this.mpesa.fetchStatus({ reference: checkoutRequestId, providerRef: checkoutRequestId });
+  /**
+   * STK query through the provider adapter, with the account the payment was made with (never the
+   * shop's current one): pending / not_found / a final outcome drive the rules here.
+   */
+  private async queryStk(checkoutRequestId: string, merchantAccountId: string | null): Promise<MpesaStatusResult> {
+    const account = await this.accounts.resolveForExisting(merchantAccountId, 'mpesa');
+    return this.mpesa.fetchStatus(
+      { reference: checkoutRequestId, providerRef: checkoutRequestId },
+      this.mpesaAccounts.toDaraja(account),
+    );
   }
 
   async getStkStatus(
@@ -247,7 +278,7 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     }
     if (ageSeconds < this.config.mpesa.statusQueryAfterSeconds) return p;
     try {
-      const turn = await this.sharedStatusQuery(p.id, p.checkoutRequestId);
+      const turn = await this.sharedStatusQuery(p, p.checkoutRequestId);
       if (
         turn.asked &&
         turn.result.status === 'not_found' &&
@@ -271,16 +302,17 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
    * answer). A final answer is applied once, here.
    */
   private async sharedStatusQuery(
-    paymentId: string,
+    payment: Pick<Payment, 'id' | 'merchantAccountId'>,
     checkoutRequestId: string,
     actor = 'daraja:stk-query',
   ): Promise<StatusQueryTurn> {
+    const paymentId = payment.id;
     const turn = await this.statusQueries.turn(
       paymentId,
       `${paymentId}|${checkoutRequestId}`,
       () => this.repo.claimStatusQuery(paymentId, QUERY_MIN_INTERVAL_SECONDS),
       async () => {
-        const r = await this.queryStk(checkoutRequestId);
+        const r = await this.queryStk(checkoutRequestId, payment.merchantAccountId);
         const report = queryReport(r);
         if (!report) return { result: r };
         // Applied under the row lock: a review payment other than OUTCOME_UNKNOWN is left as it is (recorded as a duplicate report).
@@ -347,7 +379,7 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
           return undefined;
         },
         ask: async (backoff) => {
-          const r = await this.queryStk(checkoutRequestId as string);
+          const r = await this.queryStk(checkoutRequestId as string, p.merchantAccountId);
           const report = queryReport(r);
           if (report) {
             await this.lifecycle.applyOutcome(p.id, report, 'reconciler:stk-query');
@@ -393,7 +425,7 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
       return { action: 'deferred' };
     }
     try {
-      const turn = await this.sharedStatusQuery(p.id, p.checkoutRequestId, 'reconciler:stk-query');
+      const turn = await this.sharedStatusQuery(p, p.checkoutRequestId, 'reconciler:stk-query');
       // Someone asked Daraja about this payment moments ago and recorded the answer.
       if (!turn.asked) return { action: 'deferred' };
       const r = turn.result;
@@ -619,7 +651,7 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     if (!p) return 'unknown_payment';
     if (!isInFlight(p.status)) return 'duplicate';
     if (p.checkoutRequestId && p.checkoutRequestId !== checkoutRequestId) return 'mismatch_ignored';
-    const turn = await this.sharedStatusQuery(paymentId, checkoutRequestId);
+    const turn = await this.sharedStatusQuery(p, checkoutRequestId);
     if (!turn.asked || turn.shared) {
       // Someone else asked (just before, or is asking now): their answer is recorded by them.
       const now = await this.repo.findById(paymentId);

@@ -265,6 +265,34 @@ export class DarajaService {
   }
 
   /**
+   * Checks `account`'s consumer key and secret with a real OAuth call, whatever token is cached
+   * or stored for that key (a token got with another secret proves nothing about this one). The
+   * new token becomes the stored, shared one: Daraja may invalidate the previous token of a key
+   * when it issues a new one (daraja.md §1.3), so it must not be thrown away. Throws the
+   * ProviderError of a refused or failed OAuth call.
+   */
+  async verifyCredentials(account: DarajaAccount): Promise<void> {
+    const key = this.cacheKey(account);
+    const storeKey = this.storeKey(account);
+    let fresh: StoredToken | undefined;
+    const fetchFresh = async (): Promise<StoredToken> => {
+      const t = await this.fetchToken(account);
+      fresh = { token: t.token, expiresAt: t.refreshAt };
+      return fresh;
+    };
+    try {
+      const current = await this.tokenStore.get(storeKey);
+      const stored = await this.tokenStore.refreshUnderLock(storeKey, fetchFresh, { rejectToken: current?.token });
+      if (fresh) this.tokens.set(key, { token: stored.token, refreshAt: stored.expiresAt });
+    } catch (err) {
+      if (err instanceof ProviderError) throw err;
+      this.logger.warn(`M-Pesa token store failed during a credentials check (${describeError(err)})`);
+    }
+    // Another caller refreshed under the lock first (or the store failed): ask OAuth ourselves.
+    if (!fresh) await fetchFresh();
+  }
+
+  /**
    * Drops the cached token of `account`. With `token`, only when the cached token is that
    * one, so a fresh token fetched meanwhile by another caller is not thrown away. The dropped
    * token is also removed from the token store (if it is still the stored one) and is never

@@ -7,6 +7,8 @@ import { PaymentLifecycle } from '../../payment-lifecycle.service';
 import { PaymentsCoreModule } from '../../payments-core.module';
 import { MPESA_OUTCOME_RULES } from './mpesa.outcome-rules';
 import { MpesaProvider } from './mpesa.provider';
+import { MpesaAccountKind } from './mpesa.account';
+import { MerchantAccountsService } from '../../merchant-accounts.service';
 
 /** The Daraja client for this deployment (credentials from config, OAuth tokens shared through Postgres) and the M-Pesa adapter over it. */
 @Module({
@@ -45,14 +47,24 @@ import { MpesaProvider } from './mpesa.provider';
       inject: [DarajaService],
       useFactory: (daraja: DarajaService) => new MpesaProvider(daraja),
     },
+    {
+      provide: MpesaAccountKind,
+      inject: [APP_CONFIG, DarajaService],
+      useFactory: (config: AppConfig, daraja: DarajaService) => new MpesaAccountKind(config, daraja),
+    },
   ],
-  exports: [DarajaService, MpesaProvider],
+  exports: [DarajaService, MpesaProvider, MpesaAccountKind],
 })
 export class MpesaModule implements OnModuleInit {
-  constructor(private readonly lifecycle: PaymentLifecycle) {}
+  constructor(
+    private readonly lifecycle: PaymentLifecycle,
+    private readonly accounts: MerchantAccountsService,
+    private readonly kind: MpesaAccountKind,
+  ) {}
 
-  /** M-Pesa's receipt rules for the outcome core (see mpesa.outcome-rules.ts). */
+  /** M-Pesa's receipt rules for the outcome core (see mpesa.outcome-rules.ts) and its kind of merchant account. */
   onModuleInit(): void {
     this.lifecycle.registerOutcomeRules('mpesa', MPESA_OUTCOME_RULES);
+    this.accounts.registerKind(this.kind);
   }
 }

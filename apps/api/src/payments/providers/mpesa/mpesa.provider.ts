@@ -1,6 +1,6 @@
 import { ValidationFailedError } from '../../../common/errors';
 import { DarajaService } from './daraja.service';
-import type { ParsedStkCallback, StkOutcome, StkPushResult, StkQueryResult } from './daraja.types';
+import type { DarajaAccount, ParsedStkCallback, StkOutcome, StkPushResult, StkQueryResult } from './daraja.types';
 import type {
   InitiateRequest,
   InitiateResult,
@@ -71,18 +71,21 @@ export class MpesaProvider implements PaymentProvider {
    * Sends the prompt (never retried here: an unknown outcome is the caller's to record).
    * `reference` is the AccountReference the customer sees; `customer.phoneNumber` is required.
    */
-  async initiate(req: InitiateRequest): Promise<MpesaInitiateResult> {
+  async initiate(req: InitiateRequest & { account?: DarajaAccount }): Promise<MpesaInitiateResult> {
     if (req.currency !== 'KES') throw new ValidationFailedError('M-Pesa takes KES only', { field: 'currency' });
     if (req.amountMinor <= 0n || req.amountMinor % 100n !== 0n)
       throw new ValidationFailedError('M-Pesa takes whole shillings only', { field: 'amount' });
     const phoneNumber = this.daraja.formatPhoneNumber(req.customer.phoneNumber);
-    const res = await this.daraja.initiateStkPush({
-      phoneNumber,
-      amount: Number(req.amountMinor / 100n),
-      accountReference: req.reference,
-      transactionDesc: req.description,
-      callbackUrl: req.notificationUrl ?? this.daraja.callbackUrlFor(req.paymentId),
-    });
+    const res = await this.daraja.initiateStkPush(
+      {
+        phoneNumber,
+        amount: Number(req.amountMinor / 100n),
+        accountReference: req.reference,
+        transactionDesc: req.description,
+        callbackUrl: req.notificationUrl ?? this.daraja.callbackUrlFor(req.paymentId),
+      },
+      req.account,
+    );
     return {
       providerRef: res.checkoutRequestId,
       providerRequestId: res.merchantRequestId,
@@ -94,11 +97,14 @@ export class MpesaProvider implements PaymentProvider {
   }
 
   /** STK query by CheckoutRequestID (`providerRef`); the answer carries no amount (the id is ours). */
-  async fetchStatus(q: { reference: string; providerRef?: string }): Promise<MpesaStatusResult> {
+  async fetchStatus(
+    q: { reference: string; providerRef?: string },
+    account?: DarajaAccount,
+  ): Promise<MpesaStatusResult> {
     if (!q.providerRef)
       throw new ValidationFailedError('An M-Pesa status query needs the CheckoutRequestID', { field: 'providerRef' });
     const providerRef = q.providerRef;
-    const r = await this.daraja.queryStkStatus(providerRef);
+    const r = await this.daraja.queryStkStatus(providerRef, account);
     if (r.kind === 'pending')
       return { status: 'pending', providerRef, providerCode: r.errorCode, description: r.errorMessage, raw: r };
     if (r.kind === 'not_found')
