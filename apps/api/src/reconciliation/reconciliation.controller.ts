@@ -1,13 +1,17 @@
-import { Controller, HttpCode, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, HttpCode, Inject, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { IsIn, IsOptional } from 'class-validator';
+import { IsIn, IsOptional, Matches } from 'class-validator';
 import type { Request, Response } from 'express';
 import type { AuthUser } from '../auth/auth.types';
 import { JwtAuthGuard } from '../auth/jwt-auth.guard';
 import { CurrentUser, Roles } from '../auth/roles.decorator';
 import { ApiErrors } from '../common/api-errors.decorator';
 import { AppError } from '../common/errors';
-import { StatementMatchingService, StatementReport } from './statement-matching.service';
+import type { AppConfig } from '../config/app-config';
+import { APP_CONFIG } from '../config/config.module';
+import { MerchantAccountsService } from '../payments/merchant-accounts.service';
+import { MerchantAccountRequiredError } from '../payments/merchant-accounts.types';
+import { StatementMatchingService, StatementReport, StatementScope } from './statement-matching.service';
 
 /** Largest statement accepted over HTTP (≈ 700k rows of a Safaricom export). */
 export const STATEMENT_MAX_BYTES = 50 * 1024 * 1024;
@@ -17,6 +21,10 @@ export class StatementQueryDto {
   @IsOptional()
   @IsIn(['statement', 'all'], { message: 'window must be statement or all' })
   window?: 'statement' | 'all';
+
+  @IsOptional()
+  @Matches(/^\d{5,7}$/, { message: 'shortcode must be the 5 to 7 digit paybill or store number the statement is for' })
+  shortcode?: string;
 }
 
 @ApiTags('reconciliation')
@@ -24,7 +32,11 @@ export class StatementQueryDto {
 @UseGuards(JwtAuthGuard)
 @Controller('reconciliation')
 export class ReconciliationController {
-  constructor(private readonly matching: StatementMatchingService) {}
+  constructor(
+    private readonly matching: StatementMatchingService,
+    private readonly accounts: MerchantAccountsService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
 
   @Post('statements')
   @HttpCode(200)
@@ -55,6 +67,12 @@ export class ReconciliationController {
     enum: ['statement', 'all'],
     description: "missingFromStatement within the statement's time span (default) or over all time",
   })
+  @ApiQuery({
+    name: 'shortcode',
+    required: false,
+    description:
+      "The paybill / store number the statement is for (default: the shop's M-Pesa account's). Only payments made with an account of that shortcode are matched against it",
+  })
   @ApiOkResponse({ description: 'The matching report', schema: { type: 'object' } })
   @ApiErrors(400, 401, 403, 413)
   async upload(
@@ -74,8 +92,10 @@ export class ReconciliationController {
       res.setHeader('Connection', 'close');
       throw tooLarge();
     }
+    const scope = await this.scopeFor(user.shopId, q.shortcode);
     try {
       return await this.matching.match(user.shopId, limitBytes(req, STATEMENT_MAX_BYTES), {
+        scope,
         window: q.window,
         actor: `user:${user.sub}`,
       });
@@ -84,6 +104,25 @@ export class ReconciliationController {
       res.setHeader('Connection', 'close');
       throw err;
     }
+  }
+
+  /** A statement belongs to one shortcode: the one asked for, or the shop's account's. */
+  private async scopeFor(shopId: string, shortcode: string | undefined): Promise<StatementScope> {
+    let code = shortcode;
+    if (!code) {
+      try {
+        code = (await this.accounts.resolveForPayment(shopId, 'mpesa')).settings.shortcode;
+      } catch (err) {
+        if (!(err instanceof MerchantAccountRequiredError)) throw err;
+        throw new AppError(
+          'VALIDATION_FAILED',
+          'This shop has no M-Pesa account: say which shortcode the statement is for (?shortcode=)',
+          400,
+          { field: 'shortcode' },
+        );
+      }
+    }
+    return { shortcode: code, includePlatform: code === this.config.mpesa.shortcode };
   }
 }
 

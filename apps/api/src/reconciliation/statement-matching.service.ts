@@ -7,7 +7,7 @@ import { APP_CONFIG } from '../config/config.module';
 import { PaymentLifecycle } from '../payments/payment-lifecycle.service';
 import { holdsMoney, isInFlight } from '../payments/payment-status';
 import { csvRecordBatches, CsvTooLongError } from './csv';
-import { LedgerReceipt, StatementRepository, UnsettledMpesaPayment } from './statement.repository';
+import { LedgerReceipt, StatementRepository, StatementScope, UnsettledMpesaPayment } from './statement.repository';
 import {
   ColumnMap,
   mapHeader,
@@ -132,7 +132,11 @@ export interface StatementReport {
   durationMs: number;
 }
 
+export type { StatementScope };
+
 export interface MatchOptions {
+  /** Unset: every M-Pesa payment of the shop (the CLI and the benchmark). */
+  scope?: StatementScope;
   /** who settles payments from this statement, for the audit log (e.g. user:<sub>) */
   actor?: string;
   /** 'statement' (default): only ledger payments completed within the statement's time span count as missing; 'all': every completed one */
@@ -250,7 +254,7 @@ export class StatementMatchingService {
     const settling = this.lifecycle !== undefined && this.config !== undefined;
     const candidates = new Map<string, Candidate[]>();
     if (settling) {
-      for (const c of await this.repo.unsettledMpesaPayments(shopId)) {
+      for (const c of await this.repo.unsettledMpesaPayments(shopId, options.scope)) {
         if (c.currency !== 'KES') continue;
         const cand: Candidate = {
           ...c,
@@ -400,7 +404,7 @@ export class StatementMatchingService {
     };
     let after: string | null = null;
     for (;;) {
-      const page = await this.repo.completedMpesaPage(shopId, after, MISSING_PAGE_SIZE);
+      const page = await this.repo.completedMpesaPage(shopId, after, MISSING_PAGE_SIZE, options.scope);
       for (const p of page) {
         if (seen.has(p.receipt)) continue;
         const key = ledgerTimeKey(p.transactionDate, p.completedAt);

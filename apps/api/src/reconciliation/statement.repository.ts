@@ -1,9 +1,19 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { and, asc, eq, gt, inArray, isNotNull, isNull, or, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, isNotNull, isNull, or, SQL, sql } from 'drizzle-orm';
 import { DB } from '../database/database.module';
 import type { Db } from '../database/database';
-import { payments } from '../database/schema';
+import { merchantAccounts, payments } from '../database/schema';
 import { IN_FLIGHT_STATUSES, OUTCOME_UNKNOWN, REFUND_DUE_REASONS } from '../payments/payment-status';
+
+/**
+ * Which of the shop's M-Pesa payments a statement can speak for: a statement belongs to one
+ * shortcode, so only payments made with an account of that shortcode (or, when the platform's
+ * account has it, payments made with the platform's account).
+ */
+export interface StatementScope {
+  shortcode: string;
+  includePlatform: boolean;
+}
 
 export interface LedgerReceipt {
   id: string;
@@ -81,9 +91,15 @@ export class StatementRepository {
   }
 
   /** One page of the shop's completed M-Pesa payments with a receipt, keyset-paginated on id. */
-  async completedMpesaPage(shopId: string, afterId: string | null, limit: number): Promise<LedgerCompleted[]> {
+  async completedMpesaPage(
+    shopId: string,
+    afterId: string | null,
+    limit: number,
+    scope?: StatementScope,
+  ): Promise<LedgerCompleted[]> {
     const conds = [
       eq(payments.shopId, shopId),
+      ...scoped(scope),
       eq(payments.provider, 'mpesa'),
       eq(payments.status, 'completed'),
       isNotNull(payments.mpesaReceiptNumber),
@@ -110,7 +126,7 @@ export class StatementRepository {
    * (released or not), and those that took money without us learning its receipt: completed, or in
    * review for a refund (REFUND_DUE_REASONS), after an STK query.
    */
-  async unsettledMpesaPayments(shopId: string): Promise<UnsettledMpesaPayment[]> {
+  async unsettledMpesaPayments(shopId: string, scope?: StatementScope): Promise<UnsettledMpesaPayment[]> {
     return this.db
       .select({
         id: payments.id,
@@ -128,6 +144,7 @@ export class StatementRepository {
       .where(
         and(
           eq(payments.shopId, shopId),
+          ...scoped(scope),
           eq(payments.provider, 'mpesa'),
           isNull(payments.mpesaReceiptNumber),
           or(
@@ -158,6 +175,13 @@ export class StatementRepository {
       .where(eq(payments.id, id));
     return rows[0] ?? null;
   }
+}
+
+/** Payments made with an account of the statement's shortcode (see StatementScope). */
+function scoped(scope: StatementScope | undefined): SQL[] {
+  if (!scope) return [];
+  const ofShortcode = sql`${payments.merchantAccountId} in (select ${merchantAccounts.id} from ${merchantAccounts} where ${merchantAccounts.provider} = 'mpesa' and ${merchantAccounts.settings}->>'shortcode' = ${scope.shortcode})`;
+  return [scope.includePlatform ? (or(ofShortcode, isNull(payments.merchantAccountId)) as SQL) : ofShortcode];
 }
 
 /** A Postgres text[] literal, every element quoted and escaped: the same on node-postgres and PGlite. */
