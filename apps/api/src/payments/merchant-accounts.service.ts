@@ -87,6 +87,11 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
     await this.feed?.close();
   }
 
+  /** Whether which-account-is-active is being cached (the change feed is listening). */
+  get cacheLive(): boolean {
+    return this.feed?.live === true;
+  }
+
   registerKind(kind: AccountKind): void {
     this.kinds.set(kind.provider, kind);
   }

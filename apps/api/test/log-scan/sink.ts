@@ -137,6 +137,7 @@ const SECRET_KEY_NAME = /secret|passkey|password|token|hash|(^|[a-z])key$/i;
  */
 export function configSecrets(config: {
   jwt: { secret: string };
+  merchantAccounts?: { keys: Array<{ key: Buffer }> };
   mpesa: {
     consumerKey: string;
     consumerSecret: string;
@@ -151,6 +152,12 @@ export function configSecrets(config: {
     { kind: 'consumer-secret', value: config.mpesa.consumerSecret, pair: config.mpesa.consumerKey },
     { kind: 'passkey', value: config.mpesa.passkey, pair: config.mpesa.shortcode },
     { kind: 'callback-secret', value: config.mpesa.callbackSigningSecret },
+    // The keys that seal shops' credentials, as written in CREDENTIALS_KEYS.
+    ...(config.merchantAccounts?.keys ?? []).map((k): SecretToRecord => ({
+      kind: 'config-secret',
+      value: k.key.toString('base64'),
+      name: 'CREDENTIALS_KEYS',
+    })),
   ];
   const walk = (value: unknown, path: string[]) => {
     if (typeof value === 'string') {

@@ -1,0 +1,48 @@
+import { ConfigValidationError, loadConfig, loadDotEnv } from '../config/app-config';
+import { openDatabase, pgliteDirFor } from '../database/database';
+import { MerchantAccountsRepository } from '../payments/merchant-accounts.repository';
+import { MerchantAccountsService } from '../payments/merchant-accounts.service';
+
+/**
+ * Re-seals every shop's provider secrets under the newest key of CREDENTIALS_KEYS (the first one),
+ * so an older key can be dropped from the ring afterwards:
+ *   1. CREDENTIALS_KEYS="new:<base64>,old:<base64>" on every instance (new first), restart them;
+ *   2. pnpm credentials:reencrypt (safe to run while the API serves, and to run again);
+ *   3. when it reports nothing left under "old", drop it: CREDENTIALS_KEYS="new:<base64>".
+ * Rows are re-sealed one at a time, each only if nobody changed it meanwhile, with an audit event.
+ */
+async function main(): Promise<number> {
+  loadDotEnv();
+  const config = loadConfig(process.env, { persistDevSecrets: true });
+  const db = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir),
+    poolSize: 2,
+  });
+  try {
+    await db.migrate();
+    const service = new MerchantAccountsService(new MerchantAccountsRepository(db.db), config, db);
+    const newest = config.merchantAccounts.keys[0].id;
+    const { resealed, byKey } = await service.reencryptAll('cli:credentials-reencrypt');
+    const left = Object.entries(byKey).filter(([k]) => k !== newest);
+    process.stdout.write(`re-sealed ${resealed} account(s) under key "${newest}"\n`);
+    for (const [k, n] of Object.entries(byKey)) process.stdout.write(`  key "${k}": ${n} account(s)\n`);
+    if (left.length) {
+      process.stderr.write(`still sealed under an older key: ${left.map(([k, n]) => `${k} (${n})`).join(', ')}\n`);
+      return 1;
+    }
+    process.stdout.write('no account is sealed under an older key: older keys can be dropped from CREDENTIALS_KEYS\n');
+    return 0;
+  } finally {
+    await db.close();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigValidationError) process.stderr.write(`${err.message}\n`);
+    else process.stderr.write(`credentials:reencrypt failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);
