@@ -21,6 +21,7 @@ const PAYBILL = '600111';
 const STORE = '600222';
 const TILL = '5123456';
 const PAYBILL_2 = '600333';
+const BRANCH_TILL = '5123457';
 const NEVER_ANSWERS = '254700000007';
 
 describe('per-shop merchant accounts (M-Pesa), end to end', () => {
@@ -36,7 +37,7 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
         accounts: [
           { shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174379'] },
           { shortcode: PAYBILL, passkey: PASSKEY_A },
-          { shortcode: STORE, passkey: PASSKEY_B, tillNumbers: [TILL] },
+          { shortcode: STORE, passkey: PASSKEY_B, tillNumbers: [TILL, BRANCH_TILL] },
           { shortcode: PAYBILL_2, passkey: PASSKEY_C },
         ],
       },
@@ -219,6 +220,8 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
     expect((await put('shop-m', paybill())).status).toBe(200);
     const first = await push('shop-m', 'M-1', 10, NEVER_ANSWERS);
     expect(first.status).toBe(201);
+    const third = await push('shop-m', 'M-3', 10, NEVER_ANSWERS);
+    expect(third.status).toBe(201);
     // The shop moves to another paybill mid-flight.
     const moved = await put('shop-m', paybill(PASSKEY_C, PAYBILL_2));
     expect(moved.status).toBe(200);
@@ -238,9 +241,58 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
     expect(asked.every((q) => q.shortcode === PAYBILL && q.checkoutRequestId === first.body.checkoutRequestId)).toBe(
       true,
     );
+    // The reconciler (here: a manager's reconcile-now) asks with the payment's account too.
+    const beforeReconcile = t.sim.queries().length;
+    const reconciled = await t
+      .http()
+      .post(`/payments/${third.body.paymentId}/reconcile`)
+      .set('Authorization', mgr('shop-m'));
+    expect(reconciled.status).toBe(200);
+    expect(reconciled.body.action).toBe('still_pending');
+    const reconcilerAsked = t.sim.queries().slice(beforeReconcile);
+    expect(reconcilerAsked.length).toBeGreaterThan(0);
+    expect(
+      reconcilerAsked.every((q) => q.shortcode === PAYBILL && q.checkoutRequestId === third.body.checkoutRequestId),
+    ).toBe(true);
     const second = await push('shop-m', 'M-2');
     expect(second.status).toBe(201);
     expect(t.sim.getPush(second.body.checkoutRequestId)).toMatchObject({ shortcode: PAYBILL_2, partyB: PAYBILL_2 });
+  });
+
+  it('a chain: an operator points a branch at the head office’s credentials with its own till', async () => {
+    expect((await put('hq', till(), operator())).status).toBe(200);
+    const branch = { environment: 'simulator', type: 'till', tillNumber: BRANCH_TILL, credentialsFromShopId: 'hq' };
+    const linked = await put('branch-1', branch, operator());
+    expect(linked.status).toBe(200);
+    expect(linked.body).toMatchObject({
+      source: 'chain',
+      credentialsFromShopId: 'hq',
+      settings: { type: 'till', tillNumber: BRANCH_TILL },
+      secretsSet: [],
+    });
+    // A branch brings no credentials or store number of its own.
+    const withSecret = await put('branch-2', { ...branch, passkey: PASSKEY_B }, operator());
+    expect(withSecret.status).toBe(400);
+    expect(withSecret.body.message).toMatch(/passkey comes from the shop whose credentials/);
+    const fromNowhere = await put('branch-2', { ...branch, credentialsFromShopId: 'no-such-shop' }, operator());
+    expect(fromNowhere.status).toBe(400);
+    expect(fromNowhere.body.message).toMatch(/has no M-Pesa credentials of its own/);
+
+    const res = await push('branch-1', 'B-1');
+    expect(res.status).toBe(201);
+    expect(t.sim.getPush(res.body.checkoutRequestId)).toMatchObject({
+      shortcode: STORE,
+      partyB: BRANCH_TILL,
+      transactionType: 'CustomerBuyGoodsOnline',
+    });
+    const hqAccount = (await t.http().get('/shops/hq/merchant-accounts/mpesa').set('Authorization', operator())).body
+      .accountId;
+    const row = await t.db.execute(sql`select merchant_account_id::text as a from payments where order_id = 'B-1'`);
+    expect((row as unknown as { rows: Array<{ a: string }> }).rows[0].a).toBe(hqAccount);
+
+    const removeHq = await t.http().delete('/shops/hq/merchant-accounts/mpesa').set('Authorization', operator());
+    expect(removeHq.status).toBe(409);
+    expect(removeHq.body.code).toBe('ACCOUNT_IN_USE');
   });
 
   it('verify checks the key/secret by OAuth and the shortcode/passkey by a status query, stores the result, and says what it could not check', async () => {
