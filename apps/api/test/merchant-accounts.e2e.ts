@@ -259,6 +259,16 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
     expect(t.sim.getPush(second.body.checkoutRequestId)).toMatchObject({ shortcode: PAYBILL_2, partyB: PAYBILL_2 });
   });
 
+  it('an account with a known consumer key but the wrong secret never rides on that key’s token', async () => {
+    // The platform's token for SIM_KEY is cached by now (the pushes above).
+    expect((await put('shop-w', { ...paybill(), consumerSecret: 'guessed-secret' })).status).toBe(200);
+    const pushesBefore = t.sim.pushes().length;
+    const res = await push('shop-w', 'W-1');
+    expect(res.status).toBeGreaterThanOrEqual(500);
+    expect(res.body.code).toMatch(/^PROVIDER_/);
+    expect(t.sim.pushes().length).toBe(pushesBefore);
+  });
+
   it('a chain: an operator points a branch at the head office’s credentials with its own till', async () => {
     expect((await put('hq', till(), operator())).status).toBe(200);
     const branch = { environment: 'simulator', type: 'till', tillNumber: BRANCH_TILL, credentialsFromShopId: 'hq' };

@@ -311,13 +311,14 @@ export class DarajaService {
     });
   }
 
+  /** Per (base URL, consumer key, consumer secret): see tokenStoreKey. */
   private cacheKey(account: DarajaAccount): string {
-    return `${trimTrailingSlashes(account.baseUrl)}\u0000${account.consumerKey}`;
+    return this.storeKey(account);
   }
 
-  /** Token store key: base URL + sha256(consumer key); never the secret. */
+  /** Token store key: base URL + sha256(consumer key, consumer secret); never the key or secret. */
   private storeKey(account: DarajaAccount): string {
-    return tokenStoreKey(trimTrailingSlashes(account.baseUrl), account.consumerKey);
+    return tokenStoreKey(trimTrailingSlashes(account.baseUrl), account.consumerKey, account.consumerSecret);
   }
 
   /** Token store → (under the store's lock) OAuth. Called single-flight per cache key. */

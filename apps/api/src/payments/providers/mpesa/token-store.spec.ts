@@ -97,6 +97,11 @@ describe('MemoryTokenStore', () => {
     expect(k).not.toContain('my-consumer-key');
     expect(tokenStoreKey('https://sandbox.safaricom.co.ke', 'my-consumer-key')).toBe(k);
     expect(tokenStoreKey('https://sandbox.safaricom.co.ke', 'other')).not.toBe(k);
+    // With the secret: a token is shared only by holders of the same key and secret.
+    const withSecret = tokenStoreKey('https://sandbox.safaricom.co.ke', 'my-consumer-key', 'my-secret');
+    expect(withSecret).not.toBe(k);
+    expect(withSecret).not.toContain('my-secret');
+    expect(tokenStoreKey('https://sandbox.safaricom.co.ke', 'my-consumer-key', 'other-secret')).not.toBe(withSecret);
   });
 });
 

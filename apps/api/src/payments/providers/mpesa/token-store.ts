@@ -48,10 +48,16 @@ export function isUsableToken(
   return !!t && typeof t.token === 'string' && t.token.length > 0 && t.expiresAt > now && t.token !== rejectToken;
 }
 
-/** Store key for a Daraja app: base URL + sha256 of the consumer key. Never includes the secret. */
-export function tokenStoreKey(baseUrl: string, consumerKey: string): string {
-  const hash = createHash('sha256').update(consumerKey, 'utf8').digest('hex');
-  return `${baseUrl.replace(/\/+$/, '')}|${hash}`;
+/**
+ * Store key for a Daraja app: base URL + sha256 of the consumer key (and, given, of the secret
+ * with it). Never the key or secret themselves. With the secret in the hash a token is shared
+ * only by callers holding the same key AND secret: a shop's account with another app's consumer
+ * key and a wrong secret cannot ride on that app's token, and a rotated secret gets its own.
+ */
+export function tokenStoreKey(baseUrl: string, consumerKey: string, consumerSecret?: string): string {
+  const h = createHash('sha256').update(consumerKey, 'utf8');
+  if (consumerSecret !== undefined) h.update('\u0000', 'utf8').update(consumerSecret, 'utf8');
+  return `${baseUrl.replace(/\/+$/, '')}|${h.digest('hex')}`;
 }
 
 /** Process-local store: the default when no shared store is configured (one instance, unit tests). */
