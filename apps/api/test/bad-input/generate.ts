@@ -947,6 +947,14 @@ const AUTH_ENDPOINTS: AuthEndpoint[] = [
     send: (h, auth, q = '') =>
       withAuth(h().post(`/payments/${pending.paymentId}/release${q}`), auth).send({ reason: 'customer shows no SMS' }),
   },
+  {
+    name: 'PUT merchant account',
+    send: (h, auth, q = '') => withAuth(h().put(`/shops/shop-1/merchant-accounts/mpesa${q}`), auth).send(MPESA_ACCOUNT),
+  },
+  {
+    name: 'GET merchant accounts',
+    send: (h, auth, q = '') => withAuth(h().get(`/shops/shop-1/merchant-accounts${q}`), auth),
+  },
 ];
 
 function withAuth(req: Test, authorization: string | undefined): Test {
@@ -1790,6 +1798,190 @@ function releaseCases(): Case[] {
   return cases;
 }
 
+// ---------------------------------------------------------------------------- PUT /shops/:shopId/merchant-accounts/mpesa (issue 10)
+
+const MPESA_ACCOUNT = {
+  environment: 'simulator',
+  type: 'till',
+  shortcode: '600222',
+  tillNumber: '5123456',
+  consumerKey: 'gen-consumer-key',
+  consumerSecret: 'gen-consumer-secret',
+  passkey: 'ab'.repeat(32),
+};
+
+function merchantAccountCases(): Case[] {
+  const cases: Case[] = [];
+  const path = '/shops/shop-1/merchant-accounts/mpesa';
+  const add = (what: string, body: string, status: number, code: string, messageIncludes: string, auth = manager) =>
+    cases.push({
+      name: `merchant account: ${what}`,
+      req: (h) => h().put(path).set('Authorization', auth()).set('Content-Type', 'application/json').send(body),
+      status,
+      code,
+      messageIncludes,
+    });
+  const field = (name: string, vals: Val[], message: string) => {
+    add(`${name} missing`, bodyWith(MPESA_ACCOUNT, name, 'missing'), 400, 'VALIDATION_FAILED', message);
+    for (const val of vals)
+      add(`${name} is ${val.label}`, bodyWith(MPESA_ACCOUNT, name, val), 400, 'VALIDATION_FAILED', message);
+  };
+  const notAString = NOT_A_STRING.filter((x) => x.label !== 'a number' && x.label !== 'the number 0');
+  field(
+    'environment',
+    [...NOT_A_STRING, v('staging', 'staging'), v('upper case', 'PRODUCTION')],
+    'environment must be one of',
+  );
+  field(
+    'type',
+    [...NOT_A_STRING, v('buygoods', 'buygoods'), v('upper case', 'TILL')],
+    'type must be "paybill" or "till"',
+  );
+  for (const [what, val] of [
+    ['4 digits', '6002'],
+    ['8 digits', '60022200'],
+    ['letters', '60O222'],
+    ['Arabic-Indic digits', '\u0666\u0660\u0660\u0662\u0662\u0662'],
+    ['a leading space', ' 600222'],
+    ['a negative number', -600222],
+    ['a float', 600222.5],
+  ] as const) {
+    add(
+      `shortcode is ${what}`,
+      bodyWith(MPESA_ACCOUNT, 'shortcode', v('', val)),
+      400,
+      'VALIDATION_FAILED',
+      'shortcode',
+    );
+    add(
+      `tillNumber is ${what}`,
+      bodyWith(MPESA_ACCOUNT, 'tillNumber', v('', val)),
+      400,
+      'VALIDATION_FAILED',
+      'tillNumber',
+    );
+  }
+  add(
+    'shortcode missing',
+    bodyWith(MPESA_ACCOUNT, 'shortcode', 'missing'),
+    400,
+    'VALIDATION_FAILED',
+    'shortcode is required',
+  );
+  add(
+    'a till without tillNumber',
+    bodyWith(MPESA_ACCOUNT, 'tillNumber', 'missing'),
+    400,
+    'VALIDATION_FAILED',
+    'till number',
+  );
+  for (const name of ['consumerKey', 'consumerSecret'] as const) {
+    add(`${name} missing`, bodyWith(MPESA_ACCOUNT, name, 'missing'), 400, 'VALIDATION_FAILED', `${name} is required`);
+    for (const val of notAString)
+      add(
+        `${name} is ${val.label}`,
+        bodyWith(MPESA_ACCOUNT, name, val),
+        400,
+        'VALIDATION_FAILED',
+        `${name} is required`,
+      );
+    for (const val of [
+      v('with a space', 'a b'),
+      v('with a newline', 'a\nb'),
+      v('201 characters', 'k'.repeat(201)),
+      v('a NUL', 'a\u0000b'),
+    ])
+      add(`${name} is ${val.label}`, bodyWith(MPESA_ACCOUNT, name, val), 400, 'VALIDATION_FAILED', 'no spaces');
+  }
+  add(
+    'passkey missing',
+    bodyWith(MPESA_ACCOUNT, 'passkey', 'missing'),
+    400,
+    'VALIDATION_FAILED',
+    'passkey is required',
+  );
+  for (const val of [
+    v('63 hex', 'a'.repeat(63)),
+    v('65 hex', 'a'.repeat(65)),
+    v('64 non-hex', 'g'.repeat(64)),
+    v('the truncated sandbox passkey', 'bfb279f9aa9bdbcf158e97dd1a503b6e'),
+  ])
+    add(
+      `passkey is ${val.label}`,
+      bodyWith(MPESA_ACCOUNT, 'passkey', val),
+      400,
+      'VALIDATION_FAILED',
+      '64 hexadecimal characters',
+    );
+  for (const val of notAString)
+    add(
+      `passkey is ${val.label}`,
+      bodyWith(MPESA_ACCOUNT, 'passkey', val),
+      400,
+      'VALIDATION_FAILED',
+      'passkey is required',
+    );
+  for (const [name, val] of [
+    ['__proto__', { admin: true }],
+    ['constructor', { prototype: { admin: true } }],
+  ] as const)
+    add(
+      `extra field ${name}`,
+      bodyWith(MPESA_ACCOUNT, name, v('', val)),
+      400,
+      'VALIDATION_FAILED',
+      `property ${name} should not exist`,
+    );
+  for (const [name, val] of [
+    ['shopId', 'shop-2'],
+    ['secrets', 'x'],
+    ['keyId', 'k9'],
+  ] as const)
+    add(
+      `extra field ${name}`,
+      bodyWith(MPESA_ACCOUNT, name, v('', val)),
+      400,
+      'VALIDATION_FAILED',
+      `Unknown field "${name}"`,
+    );
+  add(
+    'initiatorName without initiatorPassword',
+    bodyWith(MPESA_ACCOUNT, 'initiatorName', v('', 'api-op')),
+    400,
+    'VALIDATION_FAILED',
+    'initiatorPassword is required',
+  );
+  add('the body is an array', '[1,2]', 400, 'VALIDATION_FAILED', '');
+  add('a cashier', j(MPESA_ACCOUNT), 403, 'FORBIDDEN', 'roles: manager, admin, operator', () =>
+    tokenFor('shop-1', 'cashier', 'cashier-1'),
+  );
+  add("another shop's manager", j(MPESA_ACCOUNT), 403, 'FORBIDDEN', 'your own shop', () =>
+    tokenFor('shop-2', 'manager', 'manager-2'),
+  );
+  add(
+    'a manager linking to another shop',
+    j({ environment: 'simulator', type: 'till', tillNumber: '5123456', credentialsFromShopId: 'shop-2' }),
+    403,
+    'FORBIDDEN',
+    'platform operator',
+  );
+  cases.push({
+    name: 'merchant account: an unknown provider',
+    req: (h) => h().put('/shops/shop-1/merchant-accounts/paypal').set('Authorization', manager()).send(MPESA_ACCOUNT),
+    status: 400,
+    code: 'VALIDATION_FAILED',
+    messageIncludes: 'provider must be one of',
+  });
+  cases.push({
+    name: 'merchant account: a shop id with a slash-like character',
+    req: (h) => h().put('/shops/shop%2F1/merchant-accounts/mpesa').set('Authorization', manager()).send(MPESA_ACCOUNT),
+    status: 400,
+    code: 'VALIDATION_FAILED',
+    messageIncludes: 'shopId must be a shop id',
+  });
+  return cases;
+}
+
 // ---------------------------------------------------------------------------- methods and routes
 
 function routeCases(): Case[] {
@@ -1831,6 +2023,7 @@ export function generatedCases(): Case[] {
     ...statementCases(),
     ...callbackCases(),
     ...releaseCases(),
+    ...merchantAccountCases(),
     ...routeCases(),
   ];
   const seen = new Set<string>();

@@ -195,6 +195,8 @@ export async function tableCounts(db: Db): Promise<Record<string, number>> {
     (select count(*) from payment_events)::int as payment_events,
     (select count(*) + coalesce(sum(repeats), 0) from callback_inbox)::int as callback_inbox,
     (select count(*) from idempotency_keys)::int as idempotency_keys,
+    (select count(*) from merchant_accounts)::int as merchant_accounts,
+    (select count(*) from audit_events)::int as audit_events,
     (select coalesce(string_agg(id::text || ':' || status || ':' || updated_at::text, ',' order by id), '') from payments) as payment_states,
     (select coalesce(string_agg(shop_id || ':' || id || ':' || coalesce(paid_at::text, '-'), ',' order by shop_id, id), '') from orders) as order_states`);
   const rows =
