@@ -36,4 +36,40 @@ describe('embedded PGlite database', () => {
     expect(o.body).toMatchObject({ paid: 20, outstanding: 0.5, status: 'partially_paid' });
     expect((await t.http().get('/health')).body).toMatchObject({ status: 'ok', databaseKind: 'pglite' });
   });
+
+  it('keeps shops’ own accounts: sealed rows, pushes with the account, a change seen by the next push', async () => {
+    const mgr = `Bearer ${t.token('shop-pg', 'manager', 'mgr-pg')}`;
+    const account = (shortcode: string) => ({
+      environment: 'simulator',
+      type: 'paybill',
+      shortcode,
+      consumerKey: 'smartduka-sim-key',
+      consumerSecret: 'smartduka-sim-secret',
+      passkey: 'bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919',
+    });
+    const auth = `Bearer ${t.token('shop-pg')}`;
+    const pushFor = async (orderId: string) => {
+      await t.http().post('/orders').set('Authorization', auth).send({ id: orderId, total: 5 }).expect(201);
+      return t
+        .http()
+        .post('/payments/stk-push')
+        .set('Authorization', auth)
+        .send({ phoneNumber: '0712345678', amount: 5, orderId });
+    };
+    expect(
+      (await t.http().put('/shops/shop-pg/merchant-accounts/mpesa').set('Authorization', mgr).send(account('174379')))
+        .status,
+    ).toBe(200);
+    const first = await pushFor('PG-A1');
+    expect(first.status).toBe(201);
+    expect(t.sim.getPush(first.body.checkoutRequestId)!.shortcode).toBe('174379');
+    // An unknown shortcode now: the cached choice is dropped at the commit, and Daraja refuses it.
+    expect(
+      (await t.http().put('/shops/shop-pg/merchant-accounts/mpesa').set('Authorization', mgr).send(account('999999')))
+        .status,
+    ).toBe(200);
+    const second = await pushFor('PG-A2');
+    expect(second.status).toBe(502);
+    expect(second.body.message).toMatch(/merchant does not exist/i);
+  });
 });
