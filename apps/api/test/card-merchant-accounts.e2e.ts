@@ -93,6 +93,7 @@ describe('Per-shop Flutterwave and Pesapal merchant accounts (real app, Postgres
     await pesapal?.close();
   });
 
+  const operator = () => `Bearer ${t.token('platform', 'operator', 'op-1')}`;
   const manager = (shop: string) => `Bearer ${t.token(shop, 'manager', `mgr-${shop}`)}`;
   const cashier = (shop: string) => `Bearer ${t.token(shop, 'cashier', `cashier-${shop}`)}`;
 
@@ -259,6 +260,40 @@ describe('Per-shop Flutterwave and Pesapal merchant accounts (real app, Postgres
       });
     });
 
+    it("a chain branch (set by an operator) pays with its head office's key; its webhooks need the head office's hash", async () => {
+      const linkedByManager = await t
+        .http()
+        .put('/shops/shop-f/merchant-accounts/flutterwave')
+        .set('Authorization', manager('shop-f'))
+        .send({ environment: 'simulator', credentialsFromShopId: 'shop-a' });
+      expect(linkedByManager.status).toBe(403);
+      const withKey = await t
+        .http()
+        .put('/shops/shop-f/merchant-accounts/flutterwave')
+        .set('Authorization', operator())
+        .send({ environment: 'simulator', credentialsFromShopId: 'shop-a', secretKey: FLW.b.key });
+      expect(withKey.status).toBe(400);
+      expect(withKey.body.details).toEqual({ field: 'secretKey' });
+      const linked = await t
+        .http()
+        .put('/shops/shop-f/merchant-accounts/flutterwave')
+        .set('Authorization', operator())
+        .send({ environment: 'simulator', credentialsFromShopId: 'shop-a' });
+      expect(linked.status).toBe(200);
+      expect(linked.body).toMatchObject({ source: 'chain', credentialsFromShopId: 'shop-a' });
+
+      const p = await openFlw('shop-f');
+      expect(flw.getCheckout(p.txRef)?.merchant).toBe('shop-a');
+      expect(await storedAccountOf(p.paymentId)).toBe(accountIds.flwA);
+      const body = { event: 'charge.completed', data: { id: 1, tx_ref: p.txRef, status: 'successful' } };
+      expect((await request(t.baseUrl).post(WEBHOOK).set('verif-hash', FLW.b.hash).send(body)).status).toBe(401);
+      await flw.complete(p.txRef, 'successful');
+      const [hook] = await flw.waitForWebhooks(p.txRef);
+      expect(hook.status).toBe(200);
+      await waitFor(async () => (await statusOf('shop-f', p.paymentId)) === 'completed');
+      expect(merchantsAsked(p.txRef)).toEqual(new Set(['shop-a']));
+    });
+
     it('verify: ok for a good secret key, failed for a wrong one; the secret hash is not verifiable remotely', async () => {
       const good = await t
         .http()
@@ -385,6 +420,24 @@ describe('Per-shop Flutterwave and Pesapal merchant accounts (real app, Postgres
       expect(merchantsAsked(pays.a.orderTrackingId)).toEqual(new Set(['shop-a']));
       expect(merchantsAsked(pays.b.orderTrackingId)).toEqual(new Set(['shop-b']));
       expect(merchantsAsked(pays.c.orderTrackingId)).toEqual(new Set(['default']));
+    });
+
+    it("a chain branch pays with its head office's account and IPN registration", async () => {
+      const linked = await t
+        .http()
+        .put('/shops/shop-f/merchant-accounts/pesapal')
+        .set('Authorization', operator())
+        .send({ environment: 'simulator', credentialsFromShopId: 'shop-b' });
+      expect(linked.status).toBe(200);
+      const registrations = pesapal.ipnRegistrations().length;
+      const p = await openPesapal('shop-f');
+      expect(pesapal.getOrder(p.orderTrackingId)?.merchant).toBe('shop-b');
+      expect(await storedAccountOf(p.paymentId)).toBe(accountIds.ppB);
+      expect(pesapal.ipnRegistrations().length).toBe(registrations);
+      await pesapal.complete(p.orderTrackingId, 'completed');
+      await pesapal.waitForIpns(p.orderTrackingId);
+      await waitFor(async () => (await statusOf('shop-f', p.paymentId)) === 'completed');
+      expect(merchantsAsked(p.orderTrackingId)).toEqual(new Set(['shop-b']));
     });
 
     it('verify: ok for a good key and secret (a real RequestToken), failed for a wrong secret', async () => {

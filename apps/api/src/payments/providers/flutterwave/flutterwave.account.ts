@@ -7,6 +7,8 @@ import { FlutterwaveProvider } from './flutterwave.provider';
 import { FLW_CHECKOUT_SESSION_MINUTES, FLW_MAX_RETRY_ATTEMPTS } from './flutterwave.helpers';
 
 const FIELDS = ['environment', 'secretKey', 'secretHash'];
+/** A chain branch (credentialsFromShopId) pays into its head office's Flutterwave account: it brings nothing else. */
+const LINKED_FIELDS = ['environment'];
 /** flutterwave.md §1: live secret keys are FLWSECK-…, test-mode ones FLWSECK_TEST-… (the key decides the mode). */
 const LIVE_KEY = /^FLWSECK-[\x21-\x7e]{8,200}$/;
 const TEST_KEY = /^FLWSECK_TEST-[\x21-\x7e]{8,200}$/;
@@ -18,8 +20,8 @@ const ADAPTER_CACHE_LIMIT = 1000;
 
 /**
  * Flutterwave v3 merchant accounts: the shop's secret key (every API call) and the secret hash it
- * set on its dashboard (the verif-hash of its webhooks). Chains do not apply (a Flutterwave
- * account is one merchant; no branch numbers): a body naming another shop's credentials is refused.
+ * set on its dashboard (the verif-hash of its webhooks). A chain branch (credentialsFromShopId, set
+ * by an operator) uses its head office's key and hash: its payments are that merchant's.
  */
 export class FlutterwaveAccountKind implements AccountKind {
   readonly provider = 'flutterwave' as const;
@@ -46,15 +48,17 @@ export class FlutterwaveAccountKind implements AccountKind {
   }
 
   parse(body: Record<string, unknown>, linked: boolean): AccountInput {
-    if (linked)
-      throw new ValidationFailedError(
-        "A Flutterwave account cannot borrow another shop's credentials: give the shop's own secret key and secret hash",
-        { field: 'credentialsFromShopId' },
-      );
+    const allowed = linked ? LINKED_FIELDS : FIELDS;
     for (const k of Object.keys(body))
-      if (!FIELDS.includes(k))
-        throw new ValidationFailedError(`Unknown field "${k}" for a Flutterwave account`, { field: k });
+      if (!allowed.includes(k))
+        throw new ValidationFailedError(
+          linked && FIELDS.includes(k)
+            ? `${k} comes from the shop whose credentials this account uses: leave it out`
+            : `Unknown field "${k}" for a Flutterwave account`,
+          { field: k },
+        );
     const environment = this.environmentOf(body.environment);
+    if (linked) return { environment, settings: {}, secrets: null };
     return {
       environment,
       settings: {},

@@ -8,6 +8,8 @@ import type { PesapalConfig } from './pesapal.types';
 import { ProviderSettingsRepository } from './provider-settings.repository';
 
 const FIELDS = ['environment', 'consumerKey', 'consumerSecret'];
+/** A chain branch (credentialsFromShopId) pays into its head office's Pesapal account: it brings nothing else. */
+const LINKED_FIELDS = ['environment'];
 /** Pesapal's keys and secrets are opaque printable strings (e.g. 28-character base64): no spaces. */
 const CREDENTIAL = /^[\x21-\x7e]{8,200}$/;
 /** Clients kept (one per account used lately); rows are immutable, so an account id's client never goes stale. */
@@ -22,8 +24,9 @@ export interface PesapalClient {
 /**
  * Pesapal API 3.0 merchant accounts: the consumer key and secret Pesapal emailed the merchant.
  * Each account has its own token and its own IPN registration (a notification_id belongs to the
- * merchant that registered it), stored in provider_settings under a key naming the account.
- * Chains do not apply: a body naming another shop's credentials is refused.
+ * merchant that registered it), stored in provider_settings under a key naming the account. A chain
+ * branch (credentialsFromShopId, set by an operator) uses its head office's account, token and IPN
+ * registration: its payments are that merchant's.
  */
 export class PesapalAccountKind implements AccountKind {
   readonly provider = 'pesapal' as const;
@@ -39,16 +42,19 @@ export class PesapalAccountKind implements AccountKind {
   ) {}
 
   parse(body: Record<string, unknown>, linked: boolean): AccountInput {
-    if (linked)
-      throw new ValidationFailedError(
-        "A Pesapal account cannot borrow another shop's credentials: give the shop's own consumer key and secret",
-        { field: 'credentialsFromShopId' },
-      );
+    const allowed = linked ? LINKED_FIELDS : FIELDS;
     for (const k of Object.keys(body))
-      if (!FIELDS.includes(k))
-        throw new ValidationFailedError(`Unknown field "${k}" for a Pesapal account`, { field: k });
+      if (!allowed.includes(k))
+        throw new ValidationFailedError(
+          linked && FIELDS.includes(k)
+            ? `${k} comes from the shop whose credentials this account uses: leave it out`
+            : `Unknown field "${k}" for a Pesapal account`,
+          { field: k },
+        );
+    const environment = this.environmentOf(body.environment);
+    if (linked) return { environment, settings: {}, secrets: null };
     return {
-      environment: this.environmentOf(body.environment),
+      environment,
       settings: {},
       secrets: {
         consumerKey: credential(body.consumerKey, 'consumerKey', 'consumer key'),
