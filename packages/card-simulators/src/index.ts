@@ -11,6 +11,7 @@ export { startPesapalSimulator } from './pesapal';
 export type {
   FlutterwaveSimulator,
   FlutterwaveSimulatorOptions,
+  FlwApiCall,
   FlwCannedError,
   FlwCard,
   FlwCheckout,
@@ -20,6 +21,7 @@ export type {
   FlwCustomizations,
   FlwEndpoint,
   FlwFaults,
+  FlwMerchant,
   FlwOutcome,
   FlwPaymentType,
   FlwRefund,
@@ -41,10 +43,11 @@ export {
   FLW_DEFAULT_SECRET_KEY,
 } from './flutterwave/options';
 export { FLW_DEFAULT_CURRENCY, payloadHash as flutterwavePayloadHash } from './flutterwave/validation';
-export { FLW_NOT_FOUND_MESSAGE } from './flutterwave/core';
+export { FLW_DEFAULT_MERCHANT_ID, FLW_NOT_FOUND_MESSAGE } from './flutterwave/core';
 export { parseFlwFaults } from './flutterwave/control-routes';
 
 export type {
+  PesapalApiCall,
   PesapalCannedError,
   PesapalCompletion,
   PesapalEndpoint,
@@ -52,6 +55,7 @@ export type {
   PesapalIpnDelivery,
   PesapalIpnRegistration,
   PesapalIpnType,
+  PesapalMerchant,
   PesapalOrder,
   PesapalOrderState,
   PesapalOutcome,
@@ -72,7 +76,7 @@ export {
   PESAPAL_DEFAULT_CONSUMER_SECRET,
 } from './pesapal/options';
 export { parsePesapalFaults } from './pesapal/control-routes';
-export { judgeIpnAck } from './pesapal/core';
+export { judgeIpnAck, PESAPAL_DEFAULT_MERCHANT_ID } from './pesapal/core';
 
 export type { NotificationDelivery, NotificationFaults, RetryPolicy } from './shared/notifier';
 export { SimulatorError } from './shared/control';

@@ -79,7 +79,15 @@ export class FlwApiRoutes {
   constructor(private readonly core: FlutterwaveCore) {}
 
   async handle(req: IncomingMessage, url: URL, route: FlwApiRoute): Promise<Reply> {
-    if (!this.core.secretKeyMatches(bearerToken(req.headers.authorization))) {
+    const merchant = this.core.merchantFor(bearerToken(req.headers.authorization));
+    this.core.recordCall({
+      at: this.core.now(),
+      endpoint: route.endpoint,
+      method: req.method ?? 'GET',
+      path: url.pathname + url.search,
+      merchant: merchant ?? null,
+    });
+    if (merchant === undefined) {
       req.resume();
       return flwError(401, req.headers.authorization ? 'Invalid authorization key' : 'Authorization required');
     }
@@ -88,27 +96,27 @@ export class FlwApiRoutes {
       req.resume();
       return flwError(canned.status, canned.message);
     }
-    const reply = await this.dispatch(req, url, route);
+    const reply = await this.dispatch(req, url, route, merchant);
     return canned ? flwError(canned.status, canned.message) : reply;
   }
 
-  private async dispatch(req: IncomingMessage, url: URL, route: FlwApiRoute): Promise<Reply> {
+  private async dispatch(req: IncomingMessage, url: URL, route: FlwApiRoute, merchant: string): Promise<Reply> {
     const action = route.action;
     switch (action.kind) {
       case 'payments':
-        return this.payments(req);
+        return this.payments(req, merchant);
       case 'charges':
-        return this.charges(req, url);
+        return this.charges(req, url, merchant);
       case 'verifyById':
-        return this.verifyById(action.id);
+        return this.verifyById(action.id, merchant);
       case 'verifyByRef':
-        return this.verifyByRef(url);
+        return this.verifyByRef(url, merchant);
       case 'listTransactions':
         return this.listTransactions(url);
       case 'resendHook':
         return this.resendHook(action.id);
       case 'refund':
-        return this.refund(req, action.id);
+        return this.refund(req, action.id, merchant);
       case 'listRefunds':
         return this.listRefunds(url);
       case 'getRefund':
@@ -139,17 +147,17 @@ export class FlwApiRoutes {
     return { ok: true, body: parsed.value };
   }
 
-  private async payments(req: IncomingMessage): Promise<Reply> {
+  private async payments(req: IncomingMessage, merchant: string): Promise<Reply> {
     const body = await this.body(req);
     if (!body.ok) return body.reply;
-    const valid = validatePayment(body.body, this.core.options.secretKey);
+    const valid = validatePayment(body.body, this.core.secretKeyOf(merchant));
     if (!valid.ok) return flwError(400, valid.message);
-    const created = this.core.createCheckout(valid.value);
+    const created = this.core.createCheckout(valid.value, merchant);
     if (!created.ok) return flwError(created.status, created.message);
     return jsonReply(200, success('Hosted Link', { link: created.checkout.link }));
   }
 
-  private async charges(req: IncomingMessage, url: URL): Promise<Reply> {
+  private async charges(req: IncomingMessage, url: URL, merchant: string): Promise<Reply> {
     const body = await this.body(req);
     if (!body.ok) return body.reply;
     const type = url.searchParams.get('type');
@@ -158,7 +166,7 @@ export class FlwApiRoutes {
       return flwError(400, `Charge type ${type} is not supported by the simulator (only type=mpesa)`);
     const valid = validateMpesaCharge(body.body);
     if (!valid.ok) return flwError(400, valid.message);
-    const created = this.core.createMpesaCharge(valid.value);
+    const created = this.core.createMpesaCharge(valid.value, merchant);
     if (!created.ok) return flwError(created.status, created.message);
     return jsonReply(
       200,
@@ -171,15 +179,15 @@ export class FlwApiRoutes {
     return jsonReply(200, success('Transaction fetched successfully', verifyData(tx, this.core.options.accountId)));
   }
 
-  private verifyById(rawId: string): Reply {
+  private verifyById(rawId: string, merchant: string): Reply {
     const id = numericId(rawId);
-    return this.verified(id === undefined ? undefined : this.core.getTransaction(id));
+    return this.verified(id === undefined ? undefined : this.core.getTransaction(id, merchant));
   }
 
-  private verifyByRef(url: URL): Reply {
+  private verifyByRef(url: URL, merchant: string): Reply {
     const txRef = url.searchParams.get('tx_ref');
     if (txRef === null || txRef === '') return flwError(400, 'tx_ref is required');
-    return this.verified(this.core.transactionForRef(txRef));
+    return this.verified(this.core.transactionForRef(txRef, merchant));
   }
 
   private page(url: URL): number | 'invalid' {
@@ -229,12 +237,12 @@ export class FlwApiRoutes {
     return jsonReply(200, success('hook sent successfully', 'hook sent'));
   }
 
-  private async refund(req: IncomingMessage, rawId: string): Promise<Reply> {
+  private async refund(req: IncomingMessage, rawId: string, merchant: string): Promise<Reply> {
     const body = await this.body(req);
     if (!body.ok) return body.reply;
     const id = numericId(rawId);
     if (id === undefined) return flwError(400, FLW_NOT_FOUND_MESSAGE);
-    const result = this.core.refund(id, body.body['amount'], body.body['comments']);
+    const result = this.core.refund(id, body.body['amount'], body.body['comments'], merchant);
     if (!result.ok) return flwError(result.status, result.message);
     return jsonReply(
       200,

@@ -15,7 +15,9 @@ import type {
   FlwCheckout,
   FlwCompletion,
   FlwEndpoint,
+  FlwApiCall,
   FlwFaults,
+  FlwMerchant,
   FlwPaymentType,
   FlwRefund,
   FlwSettings,
@@ -28,6 +30,8 @@ import type { ValidMpesaCharge, ValidPayment } from './validation';
 
 export const FLW_NOT_FOUND_MESSAGE = 'No transaction was found for this id';
 export const FLW_LIST_PAGE_SIZE = 10;
+/** The merchant whose key and hash are the simulator's own (options.secretKey, settings.secretHash). */
+export const FLW_DEFAULT_MERCHANT_ID = 'default';
 
 type Counter =
   | 'paymentRequests'
@@ -119,6 +123,9 @@ export class FlutterwaveCore {
   private nextRefundId = randomIntBetween(8_000, 9_000);
   private readonly walletId = randomIntBetween(70_000, 80_000);
   private closed = false;
+  /** Further merchants (addMerchant), by secret key: each sees only its own checkouts. */
+  private readonly merchantsByKey = new Map<string, FlwMerchant>();
+  private readonly calls: FlwApiCall[] = [];
   publicUrl = '';
 
   constructor(readonly options: FlwResolvedOptions) {
@@ -218,7 +225,57 @@ export class FlutterwaveCore {
   }
 
   secretKeyMatches(token: string | undefined): boolean {
-    return token !== undefined && token === this.options.secretKey;
+    return this.merchantFor(token) !== undefined;
+  }
+
+  /** The merchant a Bearer secret key belongs to (its id), or undefined for a key no merchant has. */
+  merchantFor(token: string | undefined): string | undefined {
+    if (token === undefined) return undefined;
+    if (token === this.options.secretKey) return FLW_DEFAULT_MERCHANT_ID;
+    return this.merchantsByKey.get(token)?.id;
+  }
+
+  /** Another Flutterwave merchant (its own secret key and webhook secret hash), e.g. a second shop. */
+  addMerchant(m: FlwMerchant): void {
+    for (const [k, v] of [
+      ['id', m?.id],
+      ['secretKey', m?.secretKey],
+      ['secretHash', m?.secretHash],
+    ] as const)
+      if (typeof v !== 'string' || v.length === 0) throw new SimulatorError('invalid', `merchant ${k} is required`);
+    if (m.id === FLW_DEFAULT_MERCHANT_ID || m.secretKey === this.options.secretKey)
+      throw new SimulatorError('conflict', 'that is the default merchant');
+    for (const [key, other] of this.merchantsByKey) if (other.id === m.id) this.merchantsByKey.delete(key);
+    this.merchantsByKey.set(m.secretKey, { id: m.id, secretKey: m.secretKey, secretHash: m.secretHash });
+    this.log(`merchant ${m.id} added`);
+  }
+
+  secretKeyOf(merchant: string): string {
+    if (merchant === FLW_DEFAULT_MERCHANT_ID) return this.options.secretKey;
+    for (const m of this.merchantsByKey.values()) if (m.id === merchant) return m.secretKey;
+    throw new SimulatorError('not_found', `no merchant ${merchant}`);
+  }
+
+  private secretHashOf(merchant: string): string {
+    if (merchant === FLW_DEFAULT_MERCHANT_ID) return this.settingsState.secretHash;
+    for (const m of this.merchantsByKey.values()) if (m.id === merchant) return m.secretHash;
+    return this.settingsState.secretHash;
+  }
+
+  /** Records one /v3 call: which merchant's key it carried (null: no or an unknown key). */
+  recordCall(call: FlwApiCall): void {
+    this.calls.push(call);
+    if (this.calls.length > this.options.maxRecords) this.calls.shift();
+  }
+
+  apiCalls(): FlwApiCall[] {
+    return this.calls.map((c) => ({ ...c, at: new Date(c.at) }));
+  }
+
+  /** A checkout as seen by `merchant`: another merchant's does not exist for it. */
+  private owned(txRef: string, merchant: string | undefined): FlwCheckout | undefined {
+    const checkout = this.checkoutsByRef.get(txRef);
+    return checkout && (merchant === undefined || checkout.merchant === merchant) ? checkout : undefined;
   }
 
   // ------------------------------------------------------------------ checkouts
@@ -237,13 +294,17 @@ export class FlutterwaveCore {
     return id;
   }
 
-  createCheckout(valid: ValidPayment): { ok: true; checkout: FlwCheckout } | ApiFailure {
+  createCheckout(
+    valid: ValidPayment,
+    merchant: string = FLW_DEFAULT_MERCHANT_ID,
+  ): { ok: true; checkout: FlwCheckout } | ApiFailure {
     if (this.checkoutsByRef.has(valid.txRef))
       return { ok: false, status: 400, message: 'Duplicate transaction reference. Please use a unique tx_ref' };
     const now = this.now();
     const linkId = this.newLinkId();
     const checkout: FlwCheckout = {
       txRef: valid.txRef,
+      merchant,
       source: 'standard',
       linkId,
       link: `${this.publicUrl}/v3/hosted/pay/${linkId}`,
@@ -272,12 +333,16 @@ export class FlutterwaveCore {
     return { ok: true, checkout: structuredClone(checkout) };
   }
 
-  createMpesaCharge(valid: ValidMpesaCharge): { ok: true; transaction: FlwTransaction } | ApiFailure {
+  createMpesaCharge(
+    valid: ValidMpesaCharge,
+    merchant: string = FLW_DEFAULT_MERCHANT_ID,
+  ): { ok: true; transaction: FlwTransaction } | ApiFailure {
     if (this.checkoutsByRef.has(valid.txRef))
       return { ok: false, status: 400, message: 'Duplicate transaction reference. Please use a unique tx_ref' };
     const now = this.now();
     const checkout: FlwCheckout = {
       txRef: valid.txRef,
+      merchant,
       source: 'mpesa_charge',
       linkId: null,
       link: null,
@@ -516,8 +581,10 @@ export class FlutterwaveCore {
 
   // ------------------------------------------------------------------ lookups
 
-  getTransaction(id: number): FlwTransaction | undefined {
+  /** `merchant` given: only a transaction of that merchant's checkouts (Flutterwave shows no one another's). */
+  getTransaction(id: number, merchant?: string): FlwTransaction | undefined {
     const tx = this.txs.get(id);
+    if (tx && merchant !== undefined && !this.owned(tx.txRef, merchant)) return undefined;
     return tx ? structuredClone(tx) : undefined;
   }
 
@@ -526,8 +593,8 @@ export class FlutterwaveCore {
   }
 
   /** verify_by_reference: the successful attempt if any, else the latest attempt. */
-  transactionForRef(txRef: string): FlwTransaction | undefined {
-    const ids = this.checkoutsByRef.get(txRef)?.transactionIds ?? [];
+  transactionForRef(txRef: string, merchant?: string): FlwTransaction | undefined {
+    const ids = this.owned(txRef, merchant)?.transactionIds ?? [];
     const attempts = ids.map((id) => this.txs.get(id)).filter((t): t is FlwTransaction => t !== undefined);
     const chosen = attempts.find((t) => t.status === 'successful') ?? attempts[attempts.length - 1];
     return chosen ? structuredClone(chosen) : undefined;
@@ -556,7 +623,7 @@ export class FlutterwaveCore {
       url: s.webhookUrl,
       headers: {
         'Content-Type': 'application/json',
-        'verif-hash': s.secretHash,
+        'verif-hash': this.secretHashOf(this.checkoutsByRef.get(tx.txRef)?.merchant ?? FLW_DEFAULT_MERCHANT_ID),
         'User-Agent': 'flutterwave-simulator',
       },
       body,
@@ -573,7 +640,7 @@ export class FlutterwaveCore {
       url: s.webhookUrl,
       headers: {
         'Content-Type': 'application/json',
-        'verif-hash': s.secretHash,
+        'verif-hash': this.secretHashOf(this.checkoutsByRef.get(refund.txRef)?.merchant ?? FLW_DEFAULT_MERCHANT_ID),
         'User-Agent': 'flutterwave-simulator',
       },
       body: refundWebhook(refund, this.options.accountId),
@@ -606,9 +673,15 @@ export class FlutterwaveCore {
 
   // ------------------------------------------------------------------ refunds
 
-  refund(id: number, amount: unknown, comments: unknown): { ok: true; refund: FlwRefund } | ApiFailure {
+  refund(
+    id: number,
+    amount: unknown,
+    comments: unknown,
+    merchant?: string,
+  ): { ok: true; refund: FlwRefund } | ApiFailure {
     const tx = this.txs.get(id);
-    if (!tx) return { ok: false, status: 400, message: FLW_NOT_FOUND_MESSAGE };
+    if (!tx || (merchant !== undefined && !this.owned(tx.txRef, merchant)))
+      return { ok: false, status: 400, message: FLW_NOT_FOUND_MESSAGE };
     if (tx.status !== 'successful')
       return { ok: false, status: 400, message: `Cannot refund a ${tx.status} transaction` };
     const remaining = tx.amountMinor - tx.refundedMinor;
@@ -686,7 +759,11 @@ export class FlutterwaveCore {
     this.counters = zeroCounters();
     this.faultState = {};
     this.notifier.reset();
-    if (full) this.settingsState = structuredClone(this.options.settings);
+    this.calls.length = 0;
+    if (full) {
+      this.settingsState = structuredClone(this.options.settings);
+      this.merchantsByKey.clear();
+    }
     this.log(
       `reset${full ? ' (full: settings restored)' : ''}: checkouts, transactions, refunds, webhooks, stats and faults cleared`,
     );

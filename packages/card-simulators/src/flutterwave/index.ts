@@ -112,6 +112,8 @@ export async function startFlutterwaveSimulator(opts: FlutterwaveSimulatorOption
     faults: () => core.currentFaults(),
     configure: (s) => core.configure(s),
     settings: () => core.settings(),
+    addMerchant: (m) => core.addMerchant(m),
+    apiCalls: () => core.apiCalls(),
     checkouts: () => core.listCheckouts(),
     getCheckout: (txRef) => core.getCheckout(txRef),
     transactions: () => core.listTransactions(),

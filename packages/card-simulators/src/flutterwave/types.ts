@@ -107,6 +107,8 @@ export type FlwCheckoutState = 'open' | 'paid' | 'closed';
 /** One `tx_ref`: a hosted payment link (or an M-Pesa direct charge) and the attempts made on it. */
 export interface FlwCheckout {
   txRef: string;
+  /** The merchant whose secret key created it ('default': the simulator's own key; else an addMerchant id). */
+  merchant: string;
   source: 'standard' | 'mpesa_charge';
   /** `flwlnk-…` (standard only). */
   linkId: string | null;
@@ -234,6 +236,23 @@ export interface FlwCompletion {
 
 export type FlwWebhookDelivery = NotificationDelivery;
 
+/** A further Flutterwave merchant account (addMerchant): its own secret key and dashboard secret hash. */
+export interface FlwMerchant {
+  id: string;
+  secretKey: string;
+  secretHash: string;
+}
+
+/** One /v3 API call as received: which merchant's secret key it carried (null: none, or a key no merchant has). */
+export interface FlwApiCall {
+  at: Date;
+  endpoint: Exclude<FlwEndpoint, 'checkout'>;
+  method: string;
+  /** path and query, e.g. /v3/transactions/verify_by_reference?tx_ref=… */
+  path: string;
+  merchant: string | null;
+}
+
 export interface FlutterwaveSimulator {
   readonly url: string;
   readonly port: number;
@@ -250,6 +269,14 @@ export interface FlutterwaveSimulator {
   /** Changes dashboard-like settings (webhook URL, secret hash…). */
   configure(settings: Partial<FlwSettings>): FlwSettings;
   settings(): FlwSettings;
+  /**
+   * Adds (or replaces, by id) a merchant with its own secret key and secret hash: its checkouts are
+   * invisible to other keys (verify answers "No transaction was found"), and their webhooks carry
+   * its hash. The simulator's own key and hash are the merchant 'default'. Kept by reset() unless full.
+   */
+  addMerchant(merchant: FlwMerchant): void;
+  /** Every /v3 call received (oldest first), with the merchant whose key it carried. Cleared by reset(). */
+  apiCalls(): FlwApiCall[];
   checkouts(): FlwCheckout[];
   getCheckout(txRef: string): FlwCheckout | undefined;
   transactions(): FlwTransaction[];

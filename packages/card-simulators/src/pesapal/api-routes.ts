@@ -22,7 +22,7 @@ import {
   tokenResponse,
   transactionStatusResponse,
 } from './payloads';
-import type { PesapalEndpoint } from './types';
+import type { PesapalApiCall, PesapalEndpoint } from './types';
 import { validateIpn, validateOrder, validateRefund, type PesapalErrorObject } from './validation';
 
 export type PesapalApiAction = 'token' | 'registerIpn' | 'ipnList' | 'submit' | 'status' | 'refund' | 'cancel';
@@ -83,7 +83,18 @@ export class PesapalApiRoutes {
   constructor(private readonly core: PesapalCore) {}
 
   async handle(req: IncomingMessage, url: URL, route: PesapalApiRoute): Promise<Reply> {
-    if (route.action !== 'token' && !this.core.tokenValid(bearerToken(req.headers.authorization))) {
+    const merchant =
+      route.action === 'token' ? undefined : this.core.tokenMerchant(bearerToken(req.headers.authorization));
+    const call = {
+      at: this.core.now(),
+      endpoint: route.endpoint,
+      method: req.method ?? 'GET',
+      path: url.pathname + url.search,
+      merchant: merchant ?? null,
+    };
+    // RequestToken is recorded when its body has been read (whose credentials it carried).
+    if (route.action !== 'token') this.core.recordCall(call);
+    if (route.action !== 'token' && merchant === undefined) {
       req.resume();
       return jsonReply(401, invalidTokenResponse(), 'application/json; charset=utf-8', {
         'WWW-Authenticate': 'Bearer error="invalid_token"',
@@ -102,26 +113,32 @@ export class PesapalApiRoutes {
       req.resume();
       return cannedReply();
     }
-    const reply = await this.dispatch(req, url, route);
+    const reply = await this.dispatch(req, url, route, merchant as string, call);
     return canned ? cannedReply() : reply;
   }
 
-  private async dispatch(req: IncomingMessage, url: URL, route: PesapalApiRoute): Promise<Reply> {
+  private async dispatch(
+    req: IncomingMessage,
+    url: URL,
+    route: PesapalApiRoute,
+    merchant: string,
+    call: PesapalApiCall,
+  ): Promise<Reply> {
     switch (route.action) {
       case 'token':
-        return this.token(req);
+        return this.token(req, call);
       case 'registerIpn':
-        return this.registerIpn(req);
+        return this.registerIpn(req, merchant);
       case 'ipnList':
-        return jsonReply(200, this.core.listIpns().map(ipnListItem));
+        return jsonReply(200, this.core.listIpns(merchant).map(ipnListItem));
       case 'submit':
-        return this.submit(req);
+        return this.submit(req, merchant);
       case 'status':
-        return this.status(url);
+        return this.status(url, merchant);
       case 'refund':
-        return this.refund(req);
+        return this.refund(req, merchant);
       case 'cancel':
-        return this.cancel(req);
+        return this.cancel(req, merchant);
     }
   }
 
@@ -162,8 +179,12 @@ export class PesapalApiRoutes {
     return { ok: true, body: parsed.value };
   }
 
-  private async token(req: IncomingMessage): Promise<Reply> {
+  private async token(req: IncomingMessage, call: PesapalApiCall): Promise<Reply> {
     const body = await this.body(req);
+    const merchant = body.ok
+      ? this.core.merchantForCredentials(body.body['consumer_key'], body.body['consumer_secret'])
+      : undefined;
+    this.core.recordCall({ ...call, merchant: merchant ?? null });
     if (!body.ok) return jsonReply(body.status ?? 200, errorResponse(body.error));
     if (this.core.settings().rejectAuthorizationHeaderOnToken && req.headers.authorization !== undefined) {
       this.core.log(
@@ -171,26 +192,25 @@ export class PesapalApiRoutes {
       );
       return jsonReply(200, invalidCredentialsResponse());
     }
-    if (!this.core.credentialsMatch(body.body['consumer_key'], body.body['consumer_secret']))
-      return jsonReply(200, invalidCredentialsResponse());
-    const issued = this.core.issueToken();
+    if (merchant === undefined) return jsonReply(200, invalidCredentialsResponse());
+    const issued = this.core.issueToken(merchant);
     return jsonReply(200, tokenResponse(issued.token, issued.expiresAt));
   }
 
-  private async registerIpn(req: IncomingMessage): Promise<Reply> {
+  private async registerIpn(req: IncomingMessage, merchant: string): Promise<Reply> {
     const body = await this.body(req);
     if (!body.ok) return jsonReply(body.status ?? 200, errorResponse(body.error));
     const valid = validateIpn(body.body);
     if (!valid.ok) return jsonReply(200, errorResponse(valid.error));
-    return jsonReply(200, ipnRegistrationResponse(this.core.registerIpn(valid.value)));
+    return jsonReply(200, ipnRegistrationResponse(this.core.registerIpn(valid.value, merchant)));
   }
 
-  private async submit(req: IncomingMessage): Promise<Reply> {
+  private async submit(req: IncomingMessage, merchant: string): Promise<Reply> {
     const body = await this.body(req);
     if (!body.ok) return jsonReply(body.status ?? 200, errorResponse(body.error));
     const valid = validateOrder(body.body, this.core.options.currencies);
     if (!valid.ok) return jsonReply(200, errorResponse(valid.error));
-    const result = this.core.submitOrder(valid.value);
+    const result = this.core.submitOrder(valid.value, merchant);
     if (!result.ok)
       return jsonReply(
         200,
@@ -199,7 +219,7 @@ export class PesapalApiRoutes {
     return jsonReply(200, submitOrderResponse(result.order));
   }
 
-  private status(url: URL): Reply {
+  private status(url: URL, merchant: string): Reply {
     const trackingId = queryParam(url, 'orderTrackingId');
     if (trackingId === null || trackingId === '') {
       return jsonReply(
@@ -211,7 +231,7 @@ export class PesapalApiRoutes {
         }),
       );
     }
-    const order = this.core.orderByTrackingId(trackingId);
+    const order = this.core.orderByTrackingId(trackingId, merchant);
     if (!order) {
       return jsonReply(
         200,
@@ -225,20 +245,20 @@ export class PesapalApiRoutes {
     return jsonReply(200, transactionStatusResponse(order, this.core.settings().statusDescriptionStyle));
   }
 
-  private async refund(req: IncomingMessage): Promise<Reply> {
+  private async refund(req: IncomingMessage, merchant: string): Promise<Reply> {
     const body = await this.body(req);
     if (!body.ok) return jsonReply(body.status ?? 200, statusMessage(false, body.error.message));
     const valid = validateRefund(body.body);
     if (!valid.ok) return jsonReply(200, statusMessage(false, valid.message));
     const v = valid.value;
-    const result = this.core.requestRefund(v.confirmationCode, v.amount, v.username, v.remarks);
+    const result = this.core.requestRefund(v.confirmationCode, v.amount, v.username, v.remarks, merchant);
     return jsonReply(200, statusMessage(result.ok, result.message));
   }
 
-  private async cancel(req: IncomingMessage): Promise<Reply> {
+  private async cancel(req: IncomingMessage, merchant: string): Promise<Reply> {
     const body = await this.body(req);
     if (!body.ok) return jsonReply(body.status ?? 200, statusMessage(false, body.error.message));
-    const result = this.core.cancelOrder(body.body['order_tracking_id']);
+    const result = this.core.cancelOrder(body.body['order_tracking_id'], merchant);
     return jsonReply(200, statusMessage(result.ok, result.message));
   }
 }

@@ -16,6 +16,8 @@ import { TimerRegistry } from '../shared/timers';
 import { validatePesapalSettings, type PesapalResolvedOptions } from './options';
 import { signJwt } from './payloads';
 import type {
+  PesapalApiCall,
+  PesapalMerchant,
   PesapalCannedError,
   PesapalCompletion,
   PesapalEndpoint,
@@ -29,6 +31,9 @@ import type {
   PesapalTamper,
 } from './types';
 import type { ValidIpn, ValidOrder } from './validation';
+
+/** The merchant whose consumer key and secret are the simulator's own options. */
+export const PESAPAL_DEFAULT_MERCHANT_ID = 'default';
 
 type Counter =
   | 'tokenRequests'
@@ -148,7 +153,11 @@ export type OrderResult = { ok: true; order: PesapalOrder } | { ok: false; code:
 export type MessageResult = { ok: true; message: string } | { ok: false; message: string };
 
 export class PesapalCore {
-  private readonly tokens = new Map<string, number>();
+  /** token → expiry and the merchant it was issued to */
+  private readonly tokens = new Map<string, { exp: number; merchant: string }>();
+  /** Further merchants (addMerchant), by consumer key. */
+  private readonly merchantsByKey = new Map<string, PesapalMerchant>();
+  private readonly calls: PesapalApiCall[] = [];
   private readonly jwtSecret = randomBytes(32);
   private readonly ipnsById = new Map<string, PesapalIpnRegistration>();
   private readonly ordersById = new Map<string, PesapalOrder>();
@@ -255,12 +264,43 @@ export class PesapalCore {
   // ------------------------------------------------------------------ tokens
 
   credentialsMatch(key: unknown, secret: unknown): boolean {
-    return key === this.options.consumerKey && secret === this.options.consumerSecret;
+    return this.merchantForCredentials(key, secret) !== undefined;
   }
 
-  issueToken(): { token: string; expiresAt: Date } {
+  /** The merchant (id) these consumer credentials belong to, or undefined. */
+  merchantForCredentials(key: unknown, secret: unknown): string | undefined {
+    if (key === this.options.consumerKey && secret === this.options.consumerSecret) return PESAPAL_DEFAULT_MERCHANT_ID;
+    const m = typeof key === 'string' ? this.merchantsByKey.get(key) : undefined;
+    return m && m.consumerSecret === secret ? m.id : undefined;
+  }
+
+  /** Another Pesapal merchant (its own consumer key and secret), e.g. a second shop. */
+  addMerchant(m: PesapalMerchant): void {
+    for (const [k, v] of [
+      ['id', m?.id],
+      ['consumerKey', m?.consumerKey],
+      ['consumerSecret', m?.consumerSecret],
+    ] as const)
+      if (typeof v !== 'string' || v.length === 0) throw new SimulatorError('invalid', `merchant ${k} is required`);
+    if (m.id === PESAPAL_DEFAULT_MERCHANT_ID || m.consumerKey === this.options.consumerKey)
+      throw new SimulatorError('conflict', 'that is the default merchant');
+    for (const [key, other] of this.merchantsByKey) if (other.id === m.id) this.merchantsByKey.delete(key);
+    this.merchantsByKey.set(m.consumerKey, { id: m.id, consumerKey: m.consumerKey, consumerSecret: m.consumerSecret });
+    this.log(`merchant ${m.id} added`);
+  }
+
+  recordCall(call: PesapalApiCall): void {
+    this.calls.push(call);
+    if (this.calls.length > this.options.maxRecords) this.calls.shift();
+  }
+
+  apiCalls(): PesapalApiCall[] {
+    return this.calls.map((c) => ({ ...c, at: new Date(c.at) }));
+  }
+
+  issueToken(merchant: string = PESAPAL_DEFAULT_MERCHANT_ID): { token: string; expiresAt: Date } {
     const now = this.now();
-    for (const [token, exp] of this.tokens) if (exp <= now.getTime()) this.tokens.delete(token);
+    for (const [token, t] of this.tokens) if (t.exp <= now.getTime()) this.tokens.delete(token);
     while (this.tokens.size >= this.options.maxRecords) {
       const oldest = this.tokens.keys().next().value;
       if (oldest === undefined) break;
@@ -268,19 +308,24 @@ export class PesapalCore {
     }
     const expiresAt = new Date(now.getTime() + this.options.tokenTtlSeconds * 1000);
     const token = signJwt(this.jwtSecret, now, expiresAt, uuid());
-    this.tokens.set(token, expiresAt.getTime());
+    this.tokens.set(token, { exp: expiresAt.getTime(), merchant });
     return { token, expiresAt };
   }
 
   tokenValid(token: string | undefined): boolean {
-    if (token === undefined) return false;
-    const exp = this.tokens.get(token);
-    if (exp === undefined) return false;
-    if (exp <= this.now().getTime()) {
+    return this.tokenMerchant(token) !== undefined;
+  }
+
+  /** The merchant a live token was issued to, or undefined (unknown or expired). */
+  tokenMerchant(token: string | undefined): string | undefined {
+    if (token === undefined) return undefined;
+    const t = this.tokens.get(token);
+    if (t === undefined) return undefined;
+    if (t.exp <= this.now().getTime()) {
       this.tokens.delete(token);
-      return false;
+      return undefined;
     }
-    return true;
+    return t.merchant;
   }
 
   invalidateTokens(): void {
@@ -290,10 +335,11 @@ export class PesapalCore {
 
   // ------------------------------------------------------------------ IPN registrations
 
-  registerIpn(valid: ValidIpn): PesapalIpnRegistration {
+  registerIpn(valid: ValidIpn, merchant: string = PESAPAL_DEFAULT_MERCHANT_ID): PesapalIpnRegistration {
     this.nextIpnNumericId += 1;
     const registration: PesapalIpnRegistration = {
       id: this.nextIpnNumericId,
+      merchant,
       ipnId: uuid(),
       url: valid.url,
       type: valid.type,
@@ -304,14 +350,17 @@ export class PesapalCore {
     return structuredClone(registration);
   }
 
-  listIpns(): PesapalIpnRegistration[] {
-    return [...this.ipnsById.values()].map((r) => structuredClone(r));
+  /** `merchant` given: only that merchant's registrations (GetIpnList shows a merchant its own). */
+  listIpns(merchant?: string): PesapalIpnRegistration[] {
+    return [...this.ipnsById.values()]
+      .filter((r) => merchant === undefined || r.merchant === merchant)
+      .map((r) => structuredClone(r));
   }
 
   // ------------------------------------------------------------------ orders
 
-  submitOrder(valid: ValidOrder): OrderResult {
-    if (!this.ipnsById.has(valid.notificationId))
+  submitOrder(valid: ValidOrder, merchant: string = PESAPAL_DEFAULT_MERCHANT_ID): OrderResult {
+    if (this.ipnsById.get(valid.notificationId)?.merchant !== merchant)
       return {
         ok: false,
         code: 'invalid_api_request_parameters',
@@ -328,6 +377,7 @@ export class PesapalCore {
     while (this.ordersById.has(trackingId)) trackingId = uuid();
     const order: PesapalOrder = {
       orderTrackingId: trackingId,
+      merchant,
       merchantReference: valid.merchantReference,
       amountMinor: valid.amountMinor,
       currency: valid.currency,
@@ -384,8 +434,9 @@ export class PesapalCore {
   }
 
   /** GetTransactionStatus looks up by tracking id only (API 3.0 has no lookup by merchant reference). */
-  orderByTrackingId(trackingId: string): PesapalOrder | undefined {
+  orderByTrackingId(trackingId: string, merchant?: string): PesapalOrder | undefined {
     const order = this.ordersById.get(trackingId);
+    if (order && merchant !== undefined && order.merchant !== merchant) return undefined;
     return order ? structuredClone(order) : undefined;
   }
 
@@ -513,11 +564,12 @@ export class PesapalCore {
     return structuredClone(order);
   }
 
-  cancelOrder(trackingId: unknown): MessageResult {
+  cancelOrder(trackingId: unknown, merchant?: string): MessageResult {
     if (typeof trackingId !== 'string' || trackingId === '')
       return { ok: false, message: 'order_tracking_id is required' };
     const order = this.ordersById.get(trackingId);
-    if (!order) return { ok: false, message: 'Order not found' };
+    if (!order || (merchant !== undefined && order.merchant !== merchant))
+      return { ok: false, message: 'Order not found' };
     if (order.state === 'cancelled') return { ok: false, message: 'Order has already been cancelled.' };
     if (order.state === 'completed' || order.state === 'reversed')
       return { ok: false, message: 'Order cannot be cancelled: it has already been paid.' };
@@ -530,9 +582,18 @@ export class PesapalCore {
 
   // ------------------------------------------------------------------ refunds
 
-  requestRefund(confirmationCode: string, amount: unknown, username: string, remarks: string): MessageResult {
+  requestRefund(
+    confirmationCode: string,
+    amount: unknown,
+    username: string,
+    remarks: string,
+    merchant?: string,
+  ): MessageResult {
     const order = [...this.ordersById.values()].find(
-      (o) => o.confirmationCode !== '' && o.confirmationCode === confirmationCode,
+      (o) =>
+        o.confirmationCode !== '' &&
+        o.confirmationCode === confirmationCode &&
+        (merchant === undefined || o.merchant === merchant),
     );
     if (!order) return { ok: false, message: 'No payment was found for the confirmation code provided' };
     if (order.state !== 'completed') return { ok: false, message: 'Only COMPLETED payments can be refunded' };
@@ -632,9 +693,11 @@ export class PesapalCore {
     this.counters = zeroCounters();
     this.faultState = {};
     this.notifier.reset();
+    this.calls.length = 0;
     if (full) {
       this.ipnsById.clear();
       this.tokens.clear();
+      this.merchantsByKey.clear();
       this.settingsState = structuredClone(this.options.settings);
     }
     this.log(

@@ -72,6 +72,8 @@ export interface PesapalSimulatorOptions {
 export interface PesapalIpnRegistration {
   /** numeric `id` of the RegisterIPN answer */
   id: number;
+  /** The merchant whose token registered it ('default' or an addMerchant id): only that merchant's orders may name it. */
+  merchant: string;
   /** GUID to pass as `notification_id` */
   ipnId: string;
   url: string;
@@ -97,6 +99,8 @@ export interface PesapalTamper {
 
 export interface PesapalOrder {
   orderTrackingId: string;
+  /** The merchant whose token submitted it ('default': the simulator's own consumer key; else an addMerchant id). */
+  merchant: string;
   merchantReference: string;
   amountMinor: bigint;
   currency: string;
@@ -204,6 +208,14 @@ export interface PesapalSimulator {
   faults(): PesapalFaults;
   configure(settings: Partial<PesapalSettings>): PesapalSettings;
   settings(): PesapalSettings;
+  /**
+   * Adds (or replaces, by id) a merchant with its own consumer key and secret: its tokens see only
+   * its own IPN registrations and orders. The simulator's own credentials are the merchant
+   * 'default'. Kept by reset() unless full.
+   */
+  addMerchant(merchant: PesapalMerchant): void;
+  /** Every API call received (oldest first), with the merchant whose token (or, for RequestToken, credentials) it carried. */
+  apiCalls(): PesapalApiCall[];
   ipnRegistrations(): PesapalIpnRegistration[];
   orders(): PesapalOrder[];
   /** By order_tracking_id or merchant reference. */
@@ -223,4 +235,21 @@ export interface PesapalSimulator {
   decideRefund(ref: string, decision: 'approve' | 'reject'): Promise<PesapalOrder>;
   /** Drops every issued token (the next call with an old token gets 401). */
   invalidateTokens(): void;
+}
+
+/** A further Pesapal merchant account (addMerchant). */
+export interface PesapalMerchant {
+  id: string;
+  consumerKey: string;
+  consumerSecret: string;
+}
+
+/** One API call as received. merchant: whose token (RequestToken: whose key and secret) it carried; null for none that works. */
+export interface PesapalApiCall {
+  at: Date;
+  endpoint: PesapalEndpoint;
+  method: string;
+  /** path and query */
+  path: string;
+  merchant: string | null;
 }

@@ -5,12 +5,17 @@ import { APP_CONFIG } from '../../../config/config.module';
 import { HOSTED_CHECKOUT_OUTCOME_RULES } from '../../outcome-rules';
 import { PaymentLifecycle } from '../../payment-lifecycle.service';
 import { PaymentsCoreModule } from '../../payments-core.module';
+import { MerchantAccountsService } from '../../merchant-accounts.service';
+import { FlutterwaveAccountKind } from './flutterwave.account';
 import { FlutterwaveProvider } from './flutterwave.provider';
 import { FlutterwaveController } from './flutterwave.controller';
 import { FLW_CHECKOUT_SESSION_MINUTES, FLW_MAX_RETRY_ATTEMPTS, FLW_PROVIDER } from './flutterwave.helpers';
 import { FLUTTERWAVE_PROVIDER, FlutterwaveService } from './flutterwave.service';
 
-/** The Flutterwave adapter for this deployment, or null when FLUTTERWAVE_ENABLED is off (the routes then answer 503). */
+/**
+ * The adapter of this deployment's own (platform) account, or null when FLUTTERWAVE_ENABLED is off
+ * (the routes then answer 503). Shops' own accounts get theirs from FlutterwaveAccountKind.adapterFor.
+ */
 export function createFlutterwaveProvider(config: AppConfig): FlutterwaveProvider | null {
   const f = config.flutterwave;
   if (!f.enabled) return null;
@@ -35,14 +40,27 @@ export function createFlutterwaveProvider(config: AppConfig): FlutterwaveProvide
   controllers: [FlutterwaveController],
   providers: [
     { provide: FLUTTERWAVE_PROVIDER, inject: [APP_CONFIG], useFactory: createFlutterwaveProvider },
+    {
+      provide: FlutterwaveAccountKind,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) => new FlutterwaveAccountKind(config),
+    },
     FlutterwaveService,
   ],
 })
 export class FlutterwaveModule implements OnModuleInit {
-  constructor(private readonly lifecycle: PaymentLifecycle) {}
+  constructor(
+    private readonly lifecycle: PaymentLifecycle,
+    private readonly accounts: MerchantAccountsService,
+    private readonly kind: FlutterwaveAccountKind,
+  ) {}
 
-  /** Also when switched off: payments taken before still receive their outcomes. */
+  /**
+   * Also when switched off: payments taken before still receive their outcomes, and managers can
+   * set up their shops' accounts before it is switched on (payments still answer 503 until then).
+   */
   onModuleInit(): void {
     this.lifecycle.registerOutcomeRules(FLW_PROVIDER, HOSTED_CHECKOUT_OUTCOME_RULES);
+    this.accounts.registerKind(this.kind);
   }
 }

@@ -9,6 +9,7 @@ import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
 import type { Payment } from '../../../database/schema';
 import type { Tx } from '../../../database/database';
+import { MerchantAccountsService } from '../../merchant-accounts.service';
 import { PaymentInitiation } from '../../payment-initiation.service';
 import {
   ApplyResult,
@@ -25,6 +26,7 @@ import { phoneHash } from '../../phone-hash';
 import { SharedLookups } from '../../shared-lookup';
 import { ProviderPaymentService, ProviderServicesRegistry, StoredNotification } from '../../provider-services.registry';
 import { formatMinor } from '../amount';
+import { FlutterwaveAccountKind } from './flutterwave.account';
 import { FlutterwaveProvider } from './flutterwave.provider';
 import type { InitiateRequest, Notification, StatusResult } from '../payment-provider';
 import { ProviderError } from '../provider-errors';
@@ -96,7 +98,10 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
     private readonly initiation: PaymentInitiation,
     private readonly registry: ProviderServicesRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    /** The platform account's adapter, or null when Flutterwave is switched off; also reads webhook bodies. */
     @Inject(FLUTTERWAVE_PROVIDER) private readonly flw: FlutterwaveProvider | null,
+    private readonly accounts: MerchantAccountsService,
+    private readonly kind: FlutterwaveAccountKind,
   ) {
     this.lookups = new SharedLookups((id, at) => this.repo.recordLookupAnswered(id, at));
   }
@@ -118,6 +123,12 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
         { provider: FLW_PROVIDER },
       );
     return this.flw;
+  }
+
+  /** The adapter of the account payment `p` was made with (payments.merchant_account_id; null = the platform's), whatever the shop's account is now. */
+  private async clientFor(p: Pick<Payment, 'merchantAccountId'>): Promise<FlutterwaveProvider> {
+    this.requireEnabled();
+    return this.kind.adapterFor(await this.accounts.resolveForExisting(p.merchantAccountId, FLW_PROVIDER));
   }
 
   /** Where Flutterwave sends the customer's browser: always this API, which verifies before anything else. */
@@ -174,6 +185,11 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
       balance,
     );
 
+    // The shop's own account (or the platform's): resolved before anything is stored, so a shop
+    // without one is told so and nothing is written; recorded on the payment for every later call.
+    const account = await this.accounts.resolveForPayment(user.shopId, FLW_PROVIDER);
+    const client = this.kind.adapterFor(account);
+
     const lost = await this.lifecycle.openPayment(paymentId, {
       user,
       orderId: dto.orderId,
@@ -187,18 +203,20 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
         providerReference: txRef,
         phoneMasked: phone ? maskPhone(phone) : null,
         phoneHash: phone ? phoneHash(this.config.mpesa.callbackSigningSecret, phone) : null,
+        merchantAccountId: account.accountId,
       },
       eventData: {
         txRef,
         customerEmail: maskEmail(dto.customer.email),
         phone: phone ? maskPhone(phone) : null,
         returnUrl: returnUrl ?? null,
+        merchantAccountId: account.accountId,
       },
     });
     if (lost) return lost;
 
     return this.sendInit(
-      flw,
+      client,
       request,
       dto.orderId,
       idempotencyKey ? { shopId: user.shopId, key: idempotencyKey } : undefined,
@@ -410,7 +428,7 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
   }
 
   private async fetchStatus(p: Payment, hintId?: string): Promise<StatusResult> {
-    const flw = this.requireEnabled();
+    const flw = await this.clientFor(p);
     const reference = p.providerReference;
     if (!reference) throw new Error(`Flutterwave payment ${p.id} has no tx_ref`);
     if (hintId) {
@@ -584,8 +602,7 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
    * crash leaves the row unprocessed and the reconciler finishes it).
    */
   async receiveWebhook(input: WebhookInput): Promise<void> {
-    const flw = this.requireEnabled();
-    const n = flw.parseNotification({ headers: input.headers, query: {}, body: input.body, rawBody: input.rawBody });
+    const n = await this.authenticateWebhook(input);
     const row = {
       provider: FLW_PROVIDER,
       attempts: 1,
@@ -606,12 +623,47 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
         );
       throw new AppError(
         'INVALID_WEBHOOK_SIGNATURE',
-        'Webhook refused: the verif-hash header is missing or does not match the configured secret hash',
+        "Webhook refused: the verif-hash header is missing or does not match the secret hash of the payment's Flutterwave account",
         401,
       );
     }
     const inboxId = await this.repo.insertCallback({ ...row, verified: true });
     this.runInBackground(this.processNotification(inboxId, n, 'flutterwave:webhook'));
+  }
+
+  /**
+   * Reads a webhook and checks its verif-hash against the secret hash of the account the payment it
+   * names was made with (found by tx_ref, else by transaction id: the body is not trusted for
+   * anything else). A hash of another shop's account, or one of no account, does not verify it;
+   * a webhook naming no payment of ours is checked against the platform's hash only. Every way of
+   * failing ends the same (verified: false), so a refusal tells the sender nothing.
+   */
+  private async authenticateWebhook(input: WebhookInput): Promise<Notification> {
+    const flw = this.requireEnabled();
+    const unverified = flw.parseNotification({ headers: {}, query: {}, body: input.body, rawBody: input.rawBody });
+    const p = await this.paymentNamedBy(unverified);
+    let client: FlutterwaveProvider | null = null;
+    try {
+      if (p) client = await this.clientFor(p);
+      else {
+        const platform = this.kind.platformAccount();
+        client = platform ? this.kind.adapterFor(platform) : null;
+      }
+    } catch (err) {
+      this.logger.error(
+        { paymentId: p?.id, code: err instanceof AppError ? err.code : 'UNKNOWN', msg: safeMessage(err) },
+        "Flutterwave webhook cannot be authenticated: the payment's merchant account cannot be read",
+      );
+    }
+    if (!client) return { ...unverified, verified: false };
+    return client.parseNotification({ headers: input.headers, query: {}, body: input.body, rawBody: input.rawBody });
+  }
+
+  /** The payment a webhook body names: by our tx_ref, else by Flutterwave's transaction id. */
+  private async paymentNamedBy(n: Notification): Promise<Payment | null> {
+    let p = n.reference ? await this.repo.findByProviderReference(FLW_PROVIDER, n.reference) : null;
+    if (!p && n.providerRef) p = await this.repo.findByProviderTransaction(FLW_PROVIDER, n.providerRef);
+    return p ?? null;
   }
 
   /**
@@ -641,8 +693,7 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
 
   private async settleFromNotification(n: Notification, actor: string, inboxId: bigint): Promise<string> {
     if (n.eventType === 'refund') return 'ignored_refund';
-    let p = n.reference ? await this.repo.findByProviderReference(FLW_PROVIDER, n.reference) : null;
-    if (!p && n.providerRef) p = await this.repo.findByProviderTransaction(FLW_PROVIDER, n.providerRef);
+    const p = await this.paymentNamedBy(n);
     if (!p) {
       this.logger.warn(
         { inboxId: inboxId.toString(), reference: n.reference, transactionId: n.providerRef },

@@ -23,6 +23,8 @@ export interface PesapalIpnOptions {
   /** `${PUBLIC_BASE_URL}/payments/pesapal/callback` */
   ipnUrl: string;
   type: PesapalIpnType;
+  /** Whose registration: a merchant_accounts id, or 'platform' (the default) for the deployment's own account. */
+  account?: string;
 }
 
 export interface EnsuredIpn {
@@ -69,9 +71,11 @@ export function ipnOptionsFor(config: AppConfig): PesapalIpnOptions {
 }
 
 /**
- * The IPN registration every SubmitOrderRequest carries (`notification_id`): registered once per
- * environment and IPN URL, stored in provider_settings under
- * `pesapal:ipn:<env>:<sha256 of the URL>` and reused by every instance and every restart.
+ * The IPN registration every SubmitOrderRequest carries (`notification_id`): a notification_id
+ * belongs to the Pesapal merchant that registered it, so there is one per merchant account
+ * (a shop's own, or the platform's), environment and IPN URL, stored in provider_settings under
+ * `pesapal:ipn:<env>:<account id | platform>:<sha256 of the URL>` and reused by every instance
+ * and every restart.
  *
  * Lookup order: this process's copy → the database → Pesapal (GetIpnList, and RegisterIPN only if
  * the URL is not registered yet). The Pesapal step runs under an advisory lock on the key, so
@@ -90,7 +94,7 @@ export class PesapalIpnService {
     private readonly settings: ProviderSettingsRepository,
     readonly options: PesapalIpnOptions,
   ) {
-    this.key = ipnSettingsKey(options.env, options.ipnUrl);
+    this.key = ipnSettingsKey(options.env, options.ipnUrl, options.account ?? 'platform');
   }
 
   /** The notification_id to send with an order. */

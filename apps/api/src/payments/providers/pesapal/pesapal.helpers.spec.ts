@@ -137,12 +137,18 @@ describe('normaliseCustomer', () => {
 });
 
 describe('small helpers', () => {
-  it('ipnSettingsKey = pesapal:ipn:<env>:<sha256 of the URL>', () => {
+  it('ipnSettingsKey = pesapal:ipn:<env>:<account | platform>:<sha256 of the URL>', () => {
     expect(ipnSettingsKey('sandbox', 'https://pos.example.co.ke/payments/pesapal/callback')).toBe(
-      'pesapal:ipn:sandbox:' +
+      'pesapal:ipn:sandbox:platform:' +
         createHash('sha256').update('https://pos.example.co.ke/payments/pesapal/callback').digest('hex'),
     );
     expect(ipnSettingsKey('sandbox', 'https://a/x')).not.toBe(ipnSettingsKey('production', 'https://a/x'));
+    // One registration per merchant account: a shop's is not the platform's, nor another shop's.
+    const id = '0b6f7c1e-1111-4222-8333-944445555666';
+    expect(ipnSettingsKey('sandbox', 'https://a/x', id)).toBe(
+      `pesapal:ipn:sandbox:${id}:` + createHash('sha256').update('https://a/x').digest('hex'),
+    );
+    expect(ipnSettingsKey('sandbox', 'https://a/x', id)).not.toBe(ipnSettingsKey('sandbox', 'https://a/x'));
   });
 
   it('isStaleIpnRejection matches only Pesapal’s "Invalid IPN URL ID" refusal', () => {

@@ -138,9 +138,12 @@ export function normaliseCustomer(
   return out;
 }
 
-/** provider_settings key of an IPN registration: `pesapal:ipn:<env>:<sha256 of the IPN URL>`. */
-export function ipnSettingsKey(env: string, ipnUrl: string): string {
-  return `pesapal:ipn:${env}:${createHash('sha256').update(ipnUrl).digest('hex')}`;
+/**
+ * provider_settings key of an IPN registration: `pesapal:ipn:<env>:<account>:<sha256 of the IPN URL>`,
+ * account = a merchant_accounts id or 'platform' (a notification_id belongs to one Pesapal merchant).
+ */
+export function ipnSettingsKey(env: string, ipnUrl: string, account = 'platform'): string {
+  return `pesapal:ipn:${env}:${account}:${createHash('sha256').update(ipnUrl).digest('hex')}`;
 }
 
 /** Pesapal's "this notification_id is not a registered IPN" rejection of SubmitOrderRequest. */

@@ -4,7 +4,9 @@ import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
 import { HOSTED_CHECKOUT_OUTCOME_RULES } from '../../outcome-rules';
 import { PaymentLifecycle } from '../../payment-lifecycle.service';
+import { MerchantAccountsService } from '../../merchant-accounts.service';
 import { PaymentsCoreModule } from '../../payments-core.module';
+import { PesapalAccountKind } from './pesapal.account';
 import type { PesapalProvider } from './pesapal.provider';
 import { createPesapalProvider, ipnOptionsFor, PesapalIpnService } from './pesapal-ipn.service';
 import { PESAPAL_IPN, PESAPAL_PROVIDER } from './pesapal.constants';
@@ -38,16 +40,34 @@ import { ProviderSettingsRepository } from './provider-settings.repository';
       ): PesapalIpnService | null =>
         provider ? new PesapalIpnService(provider, settings, ipnOptionsFor(config)) : null,
     },
+    {
+      provide: PesapalAccountKind,
+      inject: [APP_CONFIG, ProviderSettingsRepository, PESAPAL_PROVIDER, PESAPAL_IPN],
+      useFactory: (
+        config: AppConfig,
+        settings: ProviderSettingsRepository,
+        provider: PesapalProvider | null,
+        ipn: PesapalIpnService | null,
+      ) => new PesapalAccountKind(config, settings, provider && ipn ? { provider, ipn } : null),
+    },
     PesapalService,
     PesapalEnabledGuard,
   ],
   exports: [PesapalService],
 })
 export class PesapalModule implements OnModuleInit {
-  constructor(private readonly lifecycle: PaymentLifecycle) {}
+  constructor(
+    private readonly lifecycle: PaymentLifecycle,
+    private readonly accounts: MerchantAccountsService,
+    private readonly kind: PesapalAccountKind,
+  ) {}
 
-  /** Also when switched off: payments taken before still receive their outcomes. */
+  /**
+   * Also when switched off: payments taken before still receive their outcomes, and managers can
+   * set up their shops' accounts before it is switched on (payments still answer 503 until then).
+   */
   onModuleInit(): void {
     this.lifecycle.registerOutcomeRules('pesapal', HOSTED_CHECKOUT_OUTCOME_RULES);
+    this.accounts.registerKind(this.kind);
   }
 }

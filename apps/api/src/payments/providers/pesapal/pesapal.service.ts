@@ -16,6 +16,7 @@ import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
 import type { Payment } from '../../../database/schema';
 import type { Tx } from '../../../database/database';
+import { MerchantAccountsService } from '../../merchant-accounts.service';
 import { PaymentInitiation } from '../../payment-initiation.service';
 import {
   ApplyResult,
@@ -36,6 +37,7 @@ import { PesapalProvider, pesapalIpnAck } from './pesapal.provider';
 import type { PesapalIpnAck } from './pesapal.types';
 import { ProviderPaymentService, ProviderServicesRegistry, StoredNotification } from '../../provider-services.registry';
 import { PesapalIpnService, pesapalUrls } from './pesapal-ipn.service';
+import { PesapalAccountKind, PesapalClient } from './pesapal.account';
 import {
   CHECKOUT_EXPIRED,
   CLOSED_RECHECK_INTERVAL_SECONDS,
@@ -126,6 +128,8 @@ export class PesapalService
     private readonly initiation: PaymentInitiation,
     private readonly registry: ProviderServicesRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly accounts: MerchantAccountsService,
+    private readonly kind: PesapalAccountKind,
   ) {
     this.lookups = new SharedLookups((id, at) => this.repo.recordLookupAnswered(id, at));
   }
@@ -155,9 +159,20 @@ export class PesapalService
     await this.bootEnsure;
   }
 
+  /** The platform account's adapter: what every account shares (capabilities) and the parser of IPN / return bodies. */
   private get client(): PesapalProvider {
     if (!this.pesapal) throw new AppError('PROVIDER_DISABLED', 'Pesapal payments are switched off on this server', 503);
     return this.pesapal;
+  }
+
+  /**
+   * The adapter of the account payment `p` was made with (payments.merchant_account_id; null =
+   * the platform's), for every call about it: status, cancel. An IPN is never signed, so this
+   * status call with the payment's own account is what confirms it.
+   */
+  private async clientFor(p: Pick<Payment, 'merchantAccountId'>): Promise<PesapalProvider> {
+    if (!this.pesapal) throw new AppError('PROVIDER_DISABLED', 'Pesapal payments are switched off on this server', 503);
+    return this.kind.clientFor(await this.accounts.resolveForExisting(p.merchantAccountId, PROVIDER)).provider;
   }
 
   // ------------------------------------------------------------------------------------ init
@@ -186,10 +201,15 @@ export class PesapalService
       balance,
     );
 
-    // Before anything is written: without an IPN id Pesapal refuses the order anyway.
+    // The shop's own account (or the platform's): resolved before anything is stored, so a shop
+    // without one is told so and nothing is written; recorded on the payment for every later call.
+    const account = await this.accounts.resolveForPayment(user.shopId, PROVIDER);
+    const client = this.kind.clientFor(account);
+
+    // Before anything is written: without an IPN id (the account's own) Pesapal refuses the order anyway.
     let notificationId: string;
     try {
-      notificationId = await this.ipn!.ipnId();
+      notificationId = await client.ipn.ipnId();
     } catch (err) {
       if (err instanceof ProviderError) throw err.asNotProcessed('no payment was started; try again shortly');
       throw err;
@@ -215,8 +235,10 @@ export class PesapalService
         phoneHash: customer.phoneNumber
           ? phoneHash(this.config.mpesa.callbackSigningSecret, customer.phoneNumber)
           : null,
+        merchantAccountId: account.accountId,
       },
       eventData: {
+        merchantAccountId: account.accountId,
         reference,
         description,
         customerPhone: customer.phoneNumber ? maskPhone(customer.phoneNumber) : null,
@@ -226,6 +248,7 @@ export class PesapalService
     if (lost) return lost;
 
     return this.submit(
+      client,
       paymentId,
       reference,
       amount.minor,
@@ -246,6 +269,7 @@ export class PesapalService
    * transaction; an unexpected error leaves the key unanswered.
    */
   private submit(
+    client: PesapalClient,
     paymentId: string,
     reference: string,
     amountMinor: bigint,
@@ -274,16 +298,16 @@ export class PesapalService
       idem,
       send: async () => {
         try {
-          return await this.client.initiate(request);
+          return await client.provider.initiate(request);
         } catch (err) {
           if (!isStaleIpnRejection(err)) throw err;
           let fresh: string;
           try {
-            fresh = await this.ipn!.replaceStale(notificationId);
+            fresh = await client.ipn.replaceStale(notificationId);
           } catch (e) {
             throw e instanceof ProviderError ? e.asNotProcessed('the payment request was not sent') : e;
           }
-          return await this.client.initiate({ ...request, notificationId: fresh });
+          return await client.provider.initiate({ ...request, notificationId: fresh });
         }
       },
       recordAnswer: async (res, tx, ms) => {
@@ -594,7 +618,9 @@ export class PesapalService
     claim: () => Promise<string | null>,
   ): Promise<LookupTurn<IpnOutcome>> {
     return this.lookups.turn(p.id, `${p.id}|${trackingId}`, claim, async () => {
-      const s = await this.client.fetchStatus({ reference: p.providerReference as string, providerRef: trackingId });
+      const s = await (
+        await this.clientFor(p)
+      ).fetchStatus({ reference: p.providerReference as string, providerRef: trackingId });
       return this.settle(p, s, via);
     });
   }
@@ -699,7 +725,9 @@ export class PesapalService
         },
         ask: async (backoff) => {
           const attempt = p.reconcileAttempts + 1;
-          const s = await this.client.fetchStatus({
+          const s = await (
+            await this.clientFor(p)
+          ).fetchStatus({
             reference: p.providerReference as string,
             providerRef: p.providerTransactionId ?? undefined,
           });
@@ -750,13 +778,14 @@ export class PesapalService
     const trackingId = p.providerTransactionId as string;
     let cancelled: boolean;
     let refusal: string | undefined;
-    const c = await this.client.cancelOrder(trackingId);
+    const client = await this.clientFor(p);
+    const c = await client.cancelOrder(trackingId);
     if (c.cancelled) {
       cancelled = true;
     } else {
       refusal = c.message;
       // Refused: paid in the meantime, already cancelled (by us, before a crash), or Pesapal says no.
-      const again = await this.client.fetchStatus({
+      const again = await client.fetchStatus({
         reference: p.providerReference as string,
         providerRef: trackingId,
       });
@@ -883,7 +912,7 @@ export class PesapalService
       let cancelled = false;
       let message: string | undefined;
       try {
-        const c = await this.client.cancelOrder(trackingId);
+        const c = await (await this.clientFor(fresh)).cancelOrder(trackingId);
         cancelled = c.cancelled;
         message = c.message;
       } catch (err) {
@@ -897,7 +926,9 @@ export class PesapalService
       });
       if (!cancelled) {
         try {
-          const again = await this.client.fetchStatus({
+          const again = await (
+            await this.clientFor(fresh)
+          ).fetchStatus({
             reference: fresh.providerReference as string,
             providerRef: trackingId,
           });
