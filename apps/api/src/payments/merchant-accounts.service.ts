@@ -38,7 +38,8 @@ export interface MerchantAccountView {
 const MANAGING_ROLES = new Set(['manager', 'admin', 'operator']);
 const ROW_CACHE_LIMIT = 20_000;
 
-function sealContext(row: { id: string; provider: string; shopId: string }): string {
+/** What a row's sealed secrets are bound to (AES-GCM additional data): they open on that row only. */
+export function sealContext(row: { id: string; provider: string; shopId: string }): string {
   return `merchant_account:${row.id}:${row.provider}:${row.shopId}`;
 }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { accountEnvironment, refuseUnknownFields } from '../../merchant-account-fields';
 import { ValidationFailedError } from '../../../common/errors';
 import { AppConfig, FLUTTERWAVE_BASE_URLS, HostedProviderEnv } from '../../../config/app-config';
 import type { AccountInput, AccountKind, ResolvedAccount, VerificationPart } from '../../merchant-accounts.types';
@@ -48,16 +49,8 @@ export class FlutterwaveAccountKind implements AccountKind {
   }
 
   parse(body: Record<string, unknown>, linked: boolean): AccountInput {
-    const allowed = linked ? LINKED_FIELDS : FIELDS;
-    for (const k of Object.keys(body))
-      if (!allowed.includes(k))
-        throw new ValidationFailedError(
-          linked && FIELDS.includes(k)
-            ? `${k} comes from the shop whose credentials this account uses: leave it out`
-            : `Unknown field "${k}" for a Flutterwave account`,
-          { field: k },
-        );
-    const environment = this.environmentOf(body.environment);
+    refuseUnknownFields(body, { own: FIELDS, linked: LINKED_FIELDS }, linked, 'Flutterwave');
+    const environment = accountEnvironment(body.environment, this.config.flutterwave.env);
     if (linked) return { environment, settings: {}, secrets: null };
     return {
       environment,
@@ -146,14 +139,6 @@ export class FlutterwaveAccountKind implements AccountKind {
           "Flutterwave sends the secret hash only with webhooks: it must equal the one on the shop's Flutterwave dashboard (Settings > Webhooks); the first webhook confirms it",
       },
     ];
-  }
-
-  private environmentOf(v: unknown): string {
-    const allowed: string[] =
-      this.config.flutterwave.env === 'simulator' ? ['simulator', 'sandbox', 'production'] : ['sandbox', 'production'];
-    if (typeof v !== 'string' || !allowed.includes(v))
-      throw new ValidationFailedError(`environment must be one of ${allowed.join(', ')}`, { field: 'environment' });
-    return v;
   }
 }
 

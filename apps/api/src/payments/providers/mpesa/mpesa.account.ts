@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { accountEnvironment, refuseUnknownFields } from '../../merchant-account-fields';
 import { ValidationFailedError } from '../../../common/errors';
 import { AppConfig, MPESA_BASE_URLS } from '../../../config/app-config';
 import type { AccountInput, AccountKind, ResolvedAccount, VerificationPart } from '../../merchant-accounts.types';
@@ -42,16 +43,8 @@ export class MpesaAccountKind implements AccountKind {
   ) {}
 
   parse(body: Record<string, unknown>, linked: boolean): AccountInput {
-    const allowed = linked ? LINKED_FIELDS : OWN_FIELDS;
-    for (const k of Object.keys(body))
-      if (!allowed.includes(k))
-        throw new ValidationFailedError(
-          linked && OWN_FIELDS.includes(k)
-            ? `${k} comes from the shop whose credentials this account uses: leave it out`
-            : `Unknown field "${k}" for an M-Pesa account`,
-          { field: k },
-        );
-    const environment = this.environmentOf(body.environment);
+    refuseUnknownFields(body, { own: OWN_FIELDS, linked: LINKED_FIELDS }, linked, 'M-Pesa');
+    const environment = accountEnvironment(body.environment, this.config.mpesa.env);
     const type = body.type;
     if (type !== 'paybill' && type !== 'till')
       throw new ValidationFailedError('type must be "paybill" or "till"', { field: 'type' });
@@ -203,14 +196,6 @@ export class MpesaAccountKind implements AccountKind {
         message: 'The initiator name and password are checked by the first reversal or transaction status request',
       });
     return parts;
-  }
-
-  private environmentOf(v: unknown): string {
-    const allowed: string[] =
-      this.config.mpesa.env === 'simulator' ? ['simulator', 'sandbox', 'production'] : ['sandbox', 'production'];
-    if (typeof v !== 'string' || !allowed.includes(v))
-      throw new ValidationFailedError(`environment must be one of ${allowed.join(', ')}`, { field: 'environment' });
-    return v;
   }
 
   /** The deployment's own base URL for its own environment (it may point at a proxy or the simulator), else Safaricom's. */

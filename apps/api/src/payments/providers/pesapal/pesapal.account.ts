@@ -1,4 +1,5 @@
 import { ValidationFailedError } from '../../../common/errors';
+import { accountEnvironment, refuseUnknownFields } from '../../merchant-account-fields';
 import { AppConfig, HostedProviderEnv, PESAPAL_BASE_URLS } from '../../../config/app-config';
 import type { AccountInput, AccountKind, ResolvedAccount, VerificationPart } from '../../merchant-accounts.types';
 import { ProviderError } from '../provider-errors';
@@ -42,16 +43,8 @@ export class PesapalAccountKind implements AccountKind {
   ) {}
 
   parse(body: Record<string, unknown>, linked: boolean): AccountInput {
-    const allowed = linked ? LINKED_FIELDS : FIELDS;
-    for (const k of Object.keys(body))
-      if (!allowed.includes(k))
-        throw new ValidationFailedError(
-          linked && FIELDS.includes(k)
-            ? `${k} comes from the shop whose credentials this account uses: leave it out`
-            : `Unknown field "${k}" for a Pesapal account`,
-          { field: k },
-        );
-    const environment = this.environmentOf(body.environment);
+    refuseUnknownFields(body, { own: FIELDS, linked: LINKED_FIELDS }, linked, 'Pesapal');
+    const environment = accountEnvironment(body.environment, this.config.pesapal.env);
     if (linked) return { environment, settings: {}, secrets: null };
     return {
       environment,
@@ -150,14 +143,6 @@ export class PesapalAccountKind implements AccountKind {
     if (environment === 'simulator')
       throw new Error('a simulator Pesapal account needs the deployment to run the simulator');
     return PESAPAL_BASE_URLS[environment as Exclude<HostedProviderEnv, 'simulator'>];
-  }
-
-  private environmentOf(v: unknown): string {
-    const allowed: string[] =
-      this.config.pesapal.env === 'simulator' ? ['simulator', 'sandbox', 'production'] : ['sandbox', 'production'];
-    if (typeof v !== 'string' || !allowed.includes(v))
-      throw new ValidationFailedError(`environment must be one of ${allowed.join(', ')}`, { field: 'environment' });
-    return v;
   }
 }
 
