@@ -363,6 +363,32 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
     }
   });
 
+  it('a lost LISTEN connection: the cache stops trusting itself until the feed is back, so no change is missed', async () => {
+    const other = await startExtraTestApp(t, { CREDENTIALS_KEYS: `k1:${K1}` });
+    const feed = other.app.get(MerchantAccountsService);
+    try {
+      expect((await put('shop-f', paybill())).status).toBe(200);
+      const first = await push('shop-f', 'F-1', 10, '254712345678', other as unknown as TestApp);
+      expect(t.sim.getPush(first.body.checkoutRequestId)!.shortcode).toBe(PAYBILL);
+      // The database ends every listening connection (a failover, pg_terminate_backend).
+      await t.db.execute(
+        sql`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and query ilike 'LISTEN%'`,
+      );
+      await waitFor(async () => !feed.cacheLive, 3000, 5);
+      // A change made while the other instance cannot hear about it.
+      expect((await put('shop-f', paybill(PASSKEY_C, PAYBILL_2))).status).toBe(200);
+      const second = await push('shop-f', 'F-2', 10, '254712345678', other as unknown as TestApp);
+      expect(second.status).toBe(201);
+      expect(t.sim.getPush(second.body.checkoutRequestId)!.shortcode).toBe(PAYBILL_2);
+      // It listens again by itself, and caches again.
+      await waitFor(async () => feed.cacheLive, 15_000);
+      const third = await push('shop-f', 'F-3', 10, '254712345678', other as unknown as TestApp);
+      expect(t.sim.getPush(third.body.checkoutRequestId)!.shortcode).toBe(PAYBILL_2);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('fails closed under a wrong key: 503 naming the account, nothing sent, nothing stored', async () => {
     expect((await put('shop-k', paybill())).status).toBe(200);
     const wrong = await startExtraTestApp(t, { CREDENTIALS_KEYS: `k1:${K2}` });
