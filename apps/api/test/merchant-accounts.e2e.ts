@@ -1,5 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { randomBytes } from 'node:crypto';
+import * as net from 'node:net';
+import { openDatabase } from '../src/database/database';
 import { SANDBOX_PASSKEY } from '../src/config/app-config';
 import { MerchantAccountsService } from '../src/payments/merchant-accounts.service';
 import { startExtraTestApp, startTestApp, TestApp, waitFor } from './helpers/test-app';
@@ -303,6 +305,82 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
     const removeHq = await t.http().delete('/shops/hq/merchant-accounts/mpesa').set('Authorization', operator());
     expect(removeHq.status).toBe(409);
     expect(removeHq.body.code).toBe('ACCOUNT_IN_USE');
+
+    // The head office may rotate its secrets, but not move what its branches' tills depend on.
+    const hqView = await t.http().get('/shops/hq/merchant-accounts/mpesa').set('Authorization', mgr('hq'));
+    expect(hqView.body.lentToShops).toBe(1);
+    for (const [what, body] of [
+      ['environment', { ...till(), environment: 'sandbox' }],
+      ['type', paybill(PASSKEY_B, STORE)],
+      ['shortcode', { ...till(), shortcode: PAYBILL_2, passkey: PASSKEY_C }],
+    ] as const) {
+      const moved = await put('hq', body, mgr('hq'));
+      expect(moved.status).toBe(409);
+      expect(moved.body).toMatchObject({ code: 'ACCOUNT_IN_USE', details: { fields: [what] } });
+    }
+    expect((await put('hq', { ...till(), consumerSecret: SIM_SECRET }, mgr('hq'))).status).toBe(200);
+  });
+
+  it('concurrent chain changes are serialised: a link racing the lender’s removal, and two links that would chain', async () => {
+    for (let round = 0; round < 5; round++) {
+      const hq = `race-hq-${round}`;
+      expect((await put(hq, till(), operator())).status).toBe(200);
+      const link = { environment: 'simulator', type: 'till', tillNumber: BRANCH_TILL, credentialsFromShopId: hq };
+      const [linked, removed] = await Promise.all([
+        put(`race-br-${round}`, link, operator()),
+        t.http().delete(`/shops/${hq}/merchant-accounts/mpesa`).set('Authorization', operator()),
+      ]);
+      // Exactly one wins: a branch never points at a removed account.
+      expect([linked.status, removed.status].sort()).toEqual(linked.status === 200 ? [200, 409] : [200, 400]);
+
+      const a = `race-a-${round}`;
+      const c = `race-c-${round}`;
+      expect((await put(a, till(), operator())).status).toBe(200);
+      expect((await put(c, till(), operator())).status).toBe(200);
+      const [aToC, bToA] = await Promise.all([
+        put(a, { ...link, credentialsFromShopId: c }, operator()),
+        put(`race-b-${round}`, { ...link, credentialsFromShopId: a }, operator()),
+      ]);
+      // Never a chain of two: one of them is refused.
+      expect([aToC.status, bToA.status].filter((x) => x === 200)).toHaveLength(1);
+    }
+  });
+
+  it('removing a shop’s own account does not send its payments to the platform’s account', async () => {
+    expect((await put('shop-del', paybill())).status).toBe(200);
+    const removed = await t
+      .http()
+      .delete('/shops/shop-del/merchant-accounts/mpesa')
+      .set('Authorization', mgr('shop-del'));
+    expect(removed.status).toBe(200);
+    expect(removed.body).toMatchObject({ source: 'none', accountId: null });
+    const pushesBefore = t.sim.pushes().length;
+    const res = await push('shop-del', 'DEL-1');
+    expect(res.status).toBe(409);
+    expect(res.body).toMatchObject({ code: 'MERCHANT_ACCOUNT_REQUIRED' });
+    expect(res.body.message).toMatch(/was removed/);
+    expect(t.sim.pushes().length).toBe(pushesBefore);
+  });
+
+  it('verify checks a shop’s own account only, not more than once in 10 s', async () => {
+    const none = await t
+      .http()
+      .post('/shops/shop-none/merchant-accounts/mpesa/verify')
+      .set('Authorization', mgr('shop-none'));
+    expect(none.status).toBe(404);
+    expect((await put('shop-vv', paybill())).status).toBe(200);
+    const first = await t
+      .http()
+      .post('/shops/shop-vv/merchant-accounts/mpesa/verify')
+      .set('Authorization', mgr('shop-vv'));
+    expect(first.status).toBe(200);
+    const again = await t
+      .http()
+      .post('/shops/shop-vv/merchant-accounts/mpesa/verify')
+      .set('Authorization', mgr('shop-vv'));
+    expect(again.status).toBe(429);
+    expect(again.body.code).toBe('VERIFY_TOO_SOON');
+    expect(Number(again.headers['retry-after'])).toBeGreaterThan(0);
   });
 
   it('verify checks the key/secret by OAuth and the shortcode/passkey by a status query, stores the result, and says what it could not check', async () => {
@@ -389,34 +467,36 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
     }
   });
 
-  it('fails closed under a wrong key: 503 naming the account, nothing sent, nothing stored', async () => {
+  it('fails closed: a wrong key under the right id refuses to start; a row changed behind the API answers 503 naming the account, nothing sent', async () => {
     expect((await put('shop-k', paybill())).status).toBe(200);
-    const wrong = await startExtraTestApp(t, { CREDENTIALS_KEYS: `k1:${K2}` });
+    // The same key id with other key material would start healthy and seal rows nobody else can open.
+    await expect(startExtraTestApp(t, { CREDENTIALS_KEYS: `k1:${K2}` })).rejects.toThrow(
+      /key "k1" does not open the accounts sealed with it/,
+    );
+    // Where the money goes is bound to the sealed secrets: a till number changed in the table fails closed.
+    const accountId = (await t.http().get('/shops/shop-k/merchant-accounts/mpesa').set('Authorization', mgr('shop-k')))
+      .body.accountId;
+    await t.db.execute(
+      sql`update merchant_accounts set settings = settings || '{"shortcode":"600222"}'::jsonb where id = ${accountId}`,
+    );
+    const other = await startExtraTestApp(t, { CREDENTIALS_KEYS: `k1:${K1}` });
     try {
       const pushesBefore = t.sim.pushes().length;
-      const accountId = (
-        await t.http().get('/shops/shop-k/merchant-accounts/mpesa').set('Authorization', mgr('shop-k'))
-      ).body.accountId;
-      const order = await wrong
-        .http()
-        .post('/orders')
-        .set('Authorization', `Bearer ${t.token('shop-k')}`)
-        .send({ id: 'K-1', total: 10 });
-      expect(order.status).toBe(201);
-      const res = await wrong
-        .http()
-        .post('/payments/stk-push')
-        .set('Authorization', `Bearer ${t.token('shop-k')}`)
-        .send({ phoneNumber: '254712345678', amount: 10, orderId: 'K-1' });
+      const res = await push('shop-k', 'K-1', 10, '254712345678', other as unknown as TestApp);
       expect(res.status).toBe(503);
       expect(res.body.code).toBe('MERCHANT_ACCOUNT_UNREADABLE');
       expect(res.body.message).toContain(accountId);
       expect(res.body.message).toMatch(/nothing was sent/);
+      expect(res.body.message).not.toMatch(/k1|shop-/);
       expect(t.sim.pushes().length).toBe(pushesBefore);
       const stored = await t.db.execute(sql`select count(*)::int as n from payments where order_id = 'K-1'`);
       expect((stored as unknown as { rows: Array<{ n: number }> }).rows[0].n).toBe(0);
     } finally {
-      await wrong.close();
+      await other.close();
+      // (the damaged row is retired so the rotation test below re-seals only readable rows)
+      expect(
+        (await t.http().delete('/shops/shop-k/merchant-accounts/mpesa').set('Authorization', mgr('shop-k'))).status,
+      ).toBe(200);
     }
   });
 
@@ -426,7 +506,9 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
     try {
       const result = await rotated.app.get(MerchantAccountsService).reencryptAll('test:rotation');
       expect(result.resealed).toBeGreaterThan(0);
-      expect(Object.keys(result.byKey)).toEqual(['k2']);
+      // The row damaged above does not hold the others back; it is reported and keeps its key.
+      expect(result.unreadable).toHaveLength(1);
+      expect(result.byKey).toEqual({ k1: 1, k2: result.resealed });
       const again = await rotated.app.get(MerchantAccountsService).reencryptAll('test:rotation');
       expect(again.resealed).toBe(0);
     } finally {
@@ -482,4 +564,92 @@ describe('a deployment without a platform account for shops', () => {
       .set('Authorization', `Bearer ${t.token('shop-x', 'manager')}`);
     expect(read.body).toMatchObject({ source: 'none', accountId: null });
   });
+});
+
+/** TCP proxy to Postgres that can freeze (not close) the connections that LISTEN: a half-open link. */
+function listenFreezer() {
+  const frozen = new Set<net.Socket>();
+  const listening: net.Socket[] = [];
+  const server = net.createServer((c) => {
+    const s = net.connect(5432, '127.0.0.1');
+    c.on('data', (d) => {
+      if (d.includes('LISTEN merchant_accounts_changed')) listening.push(c);
+      if (!frozen.has(c)) s.write(d);
+    });
+    s.on('data', (d) => {
+      if (!frozen.has(c)) c.write(d);
+    });
+    c.on('error', () => undefined);
+    s.on('error', () => undefined);
+    c.on('close', () => s.destroy());
+    s.on('close', () => c.destroy());
+  });
+  return { server, freeze: () => listening.forEach((c) => frozen.add(c)) };
+}
+
+describe('a LISTEN connection that dies without a word (half-open)', () => {
+  let t: TestApp;
+  const fz = listenFreezer();
+  beforeAll(async () => {
+    await new Promise<void>((r) => fz.server.listen(0, '127.0.0.1', () => r()));
+    const port = (fz.server.address() as net.AddressInfo).port;
+    t = await startTestApp({
+      env: { CREDENTIALS_KEYS: `k1:${K1}` },
+      sim: {
+        accounts: [
+          { shortcode: '174379', passkey: SANDBOX_PASSKEY, tillNumbers: ['174379'] },
+          { shortcode: PAYBILL, passkey: PASSKEY_A },
+          { shortcode: PAYBILL_2, passkey: PASSKEY_C },
+        ],
+      },
+      database: async (tdb) => {
+        const u = new URL(tdb.url as string);
+        u.host = `127.0.0.1:${port}`;
+        return openDatabase({ databaseUrl: u.toString(), poolSize: 5 });
+      },
+    });
+  });
+  afterAll(async () => {
+    await t.close();
+    fz.server.close();
+  });
+
+  it('is found out by the heartbeat within seconds: the cache stops trusting itself and the change is seen', async () => {
+    const mgr = `Bearer ${t.token('shop-h', 'manager', 'mgr-h')}`;
+    const account = (passkey: string, shortcode: string) => ({
+      environment: 'simulator',
+      type: 'paybill',
+      shortcode,
+      consumerKey: SIM_KEY,
+      consumerSecret: SIM_SECRET,
+      passkey,
+    });
+    const direct = await startExtraTestApp(t, { CREDENTIALS_KEYS: `k1:${K1}` }); // not through the proxy
+    const svc = t.app.get(MerchantAccountsService);
+    const auth = `Bearer ${t.token('shop-h')}`;
+    const pushFor = async (orderId: string) => {
+      await t.http().post('/orders').set('Authorization', auth).send({ id: orderId, total: 10 }).expect(201);
+      const r = await t
+        .http()
+        .post('/payments/stk-push')
+        .set('Authorization', auth)
+        .send({ phoneNumber: '254712345678', amount: 10, orderId });
+      expect(r.status).toBe(201);
+      return t.sim.getPush(r.body.checkoutRequestId)!.shortcode;
+    };
+    try {
+      const set = (a: object) =>
+        direct.http().put('/shops/shop-h/merchant-accounts/mpesa').set('Authorization', mgr).send(a);
+      expect((await set(account(PASSKEY_A, PAYBILL))).status).toBe(200);
+      expect(await pushFor('H-1')).toBe(PAYBILL);
+      expect(svc.cacheLive).toBe(true);
+      fz.freeze();
+      expect((await set(account(PASSKEY_C, PAYBILL_2))).status).toBe(200);
+      // The NOTIFY is lost in the frozen connection; the heartbeat (3 s, 2 s to answer) notices.
+      await waitFor(async () => !svc.cacheLive, 10_000);
+      expect(await pushFor('H-2')).toBe(PAYBILL_2);
+    } finally {
+      await direct.close();
+    }
+  }, 30_000);
 });

@@ -23,10 +23,14 @@ async function main(): Promise<number> {
     await db.migrate();
     const service = new MerchantAccountsService(new MerchantAccountsRepository(db.db), config, db);
     const newest = config.merchantAccounts.keys[0].id;
-    const { resealed, byKey } = await service.reencryptAll('cli:credentials-reencrypt');
+    const { resealed, unreadable, byKey } = await service.reencryptAll('cli:credentials-reencrypt');
     const left = Object.entries(byKey).filter(([k]) => k !== newest);
     process.stdout.write(`re-sealed ${resealed} account(s) under key "${newest}"\n`);
     for (const [k, n] of Object.entries(byKey)) process.stdout.write(`  key "${k}": ${n} account(s)\n`);
+    if (unreadable.length)
+      process.stderr.write(
+        `${unreadable.length} account(s) do not open with any key of CREDENTIALS_KEYS and were left as they are: ${unreadable.join(', ')}\n`,
+      );
     if (left.length) {
       process.stderr.write(`still sealed under an older key: ${left.map(([k, n]) => `${k} (${n})`).join(', ')}\n`);
       return 1;

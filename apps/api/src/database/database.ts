@@ -52,6 +52,9 @@ export interface ChangeFeed {
 }
 
 const CHANNEL_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+/** The listening connection answers a query this often, within the timeout, or it counts as lost. */
+const HEARTBEAT_INTERVAL_MS = 3_000;
+const HEARTBEAT_TIMEOUT_MS = 2_000;
 
 /**
  * A dedicated node-postgres connection that LISTENs (a pooled one would be handed to queries).
@@ -69,7 +72,12 @@ async function pgChangeFeed(databaseUrl: string, channel: string, handlers: Chan
     handlers.onLive?.(v);
   };
   const connect = async (): Promise<void> => {
-    const c = new Client({ connectionString: databaseUrl, keepAlive: true, connectionTimeoutMillis: 5_000 });
+    const c = new Client({
+      connectionString: databaseUrl,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      connectionTimeoutMillis: 5_000,
+    });
     let lost = false;
     const onLost = () => {
       if (lost) return;
@@ -97,6 +105,22 @@ async function pgChangeFeed(databaseUrl: string, channel: string, handlers: Chan
     client = c;
     retryMs = 500;
     setLive(true);
+    // A connection can die without a FIN (failover, NAT, a proxy losing its upstream): nothing
+    // would arrive, and nothing would say so. A query every few seconds that must answer in time
+    // tells; keepAlive alone would take the OS's two hours.
+    const beat = setInterval(() => {
+      if (lost || closed) return clearInterval(beat);
+      let timeout: NodeJS.Timeout | undefined;
+      Promise.race([
+        c.query('select 1'),
+        new Promise((_, reject) => {
+          timeout = setTimeout(() => reject(new Error('heartbeat timed out')), HEARTBEAT_TIMEOUT_MS);
+        }),
+      ])
+        .catch(onLost)
+        .finally(() => clearTimeout(timeout));
+    }, HEARTBEAT_INTERVAL_MS);
+    beat.unref();
   };
   const schedule = () => {
     if (timer || closed) return;

@@ -44,6 +44,16 @@ export class MerchantAccountsRepository {
     return rows[0] ?? null;
   }
 
+  /** Whether the shop ever had an account with the provider (active or retired). */
+  async hadAccount(shopId: string, provider: string): Promise<boolean> {
+    const rows = await this.db
+      .select({ id: merchantAccounts.id })
+      .from(merchantAccounts)
+      .where(and(eq(merchantAccounts.shopId, shopId), eq(merchantAccounts.provider, provider)))
+      .limit(1);
+    return rows.length > 0;
+  }
+
   /** Every active account of a shop (one per provider). */
   async listActive(shopId: string): Promise<MerchantAccountRow[]> {
     return this.db
@@ -138,6 +148,16 @@ export class MerchantAccountsRepository {
       .where(and(eq(merchantAccounts.id, id), eq(merchantAccounts.secrets, from)))
       .returning({ id: merchantAccounts.id });
     return rows.length === 1;
+  }
+
+  /** The newest rows sealed with `keyId`. */
+  async newestSealedWith(keyId: string, limit: number): Promise<MerchantAccountRow[]> {
+    return this.db
+      .select()
+      .from(merchantAccounts)
+      .where(eq(merchantAccounts.keyId, keyId))
+      .orderBy(desc(merchantAccounts.createdAt))
+      .limit(limit);
   }
 
   /** How many sealed rows each key id holds. */

@@ -31,16 +31,37 @@ export interface MerchantAccountView {
   fingerprints: Record<string, string>;
   credentialsFromShopId: string | null;
   verification: { checkedAt: string; parts: VerificationPart[] } | null;
+  /** How many other shops (chain branches) take payments with these credentials. */
+  lentToShops: number;
   createdAt: string | null;
   createdBy: string | null;
 }
 
 const MANAGING_ROLES = new Set(['manager', 'admin', 'operator']);
+/** A shop that had its own account and removed it (cached like an active row id). */
+const REMOVED = 'removed' as const;
+const VERIFY_COOLDOWN_MS = 10_000;
 const ROW_CACHE_LIMIT = 20_000;
 
-/** What a row's sealed secrets are bound to (AES-GCM additional data): they open on that row only. */
-export function sealContext(row: { id: string; provider: string; shopId: string }): string {
-  return `merchant_account:${row.id}:${row.provider}:${row.shopId}`;
+/**
+ * What a row's sealed secrets are bound to (AES-GCM additional data): that row, and where its
+ * money goes (environment and settings: shortcode, till). Secrets copied to another row, or a
+ * till number changed in the table behind the API's back, fail closed.
+ */
+export function sealContext(row: {
+  id: string;
+  provider: string;
+  shopId: string;
+  environment: string;
+  settings: unknown;
+}): string {
+  const settings = (row.settings ?? {}) as Record<string, unknown>;
+  const sorted = Object.fromEntries(
+    Object.keys(settings)
+      .sort()
+      .map((k) => [k, settings[k]]),
+  );
+  return `merchant_account:${row.id}:${row.provider}:${row.shopId}:${row.environment}:${JSON.stringify(sorted)}`;
 }
 
 /**
@@ -57,6 +78,8 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
   private readonly box: SecretBox;
   private readonly opened = new Map<string, { row: MerchantAccountRow; secrets: Record<string, string> | null }>();
   private readonly activeByShop = new Map<string, string | null>();
+  /** Last verify per shop and provider on this instance (verify calls the provider: not on every click). */
+  private readonly lastVerify = new Map<string, number>();
   private feed: ChangeFeed | undefined;
   /** Bumped by every notification: a lookup that started before one does not fill the cache. */
   private generation = 0;
@@ -74,6 +97,7 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
       this.logger.warn(
         "CREDENTIALS_KEYS is not set: shops' provider secrets are sealed with a generated development key (kept in DATA_DIR); set CREDENTIALS_KEYS before real use",
       );
+    await this.checkKeys();
     this.feed = await this.database.listen(MERCHANT_ACCOUNTS_CHANNEL, {
       onNotify: (payload) => this.forget(payload),
       onLive: (live) => {
@@ -91,6 +115,36 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
   /** Whether which-account-is-active is being cached (the change feed is listening). */
   get cacheLive(): boolean {
     return this.feed?.live === true;
+  }
+
+  /**
+   * Boot check: every key of the ring that has sealed rows must open at least one of its newest
+   * rows. A key id with the wrong key material behind it would otherwise start healthy and seal
+   * new rows no other instance can open. Rows under a key id missing from the ring are logged.
+   */
+  private async checkKeys(): Promise<void> {
+    const byKey = await this.repo.countByKey();
+    for (const [keyId, n] of Object.entries(byKey)) {
+      if (!this.box.hasKey(keyId)) {
+        this.logger.error(
+          `${n} merchant account(s) are sealed with key "${keyId}", which is not in CREDENTIALS_KEYS: their payments fail until it is restored`,
+        );
+        continue;
+      }
+      const sample = await this.repo.newestSealedWith(keyId, 3);
+      const opens = sample.some((row) => {
+        try {
+          this.box.open(row.secrets as string, sealContext(row));
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      if (sample.length && !opens)
+        throw new Error(
+          `CREDENTIALS_KEYS: key "${keyId}" does not open the accounts sealed with it (tried the newest ${sample.length}): this is not the key that sealed them`,
+        );
+    }
   }
 
   registerKind(kind: AccountKind): void {
@@ -127,7 +181,10 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
     const input = kind.parse(fields, linkShop !== undefined);
     const id = randomUUID();
     const changed = await this.repo.transaction(async (tx) => {
-      await this.repo.lockShopProvider(shopId, kind.provider, tx);
+      // Both the shop and the one it borrows from (in one order: no deadlock), so a concurrent
+      // link or removal on either side sees this one's outcome.
+      for (const shop of [shopId, linkShop].filter((x): x is string => !!x).sort())
+        await this.repo.lockShopProvider(shop, kind.provider, tx);
       if (linkShop) {
         const lender = await this.repo.findActive(linkShop, kind.provider, tx);
         if (!lender || lender.credentialsShopId)
@@ -140,19 +197,45 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
             { field: 'environment' },
           );
       }
-      // A shop others borrow from keeps lending: its branches follow its new credentials.
+      // A shop others borrow from keeps lending: its branches follow its new secrets, so what
+      // their payments depend on (environment, type, shortcode) must stay while they borrow.
       const previous = await this.repo.findActive(shopId, kind.provider, tx);
-      if (linkShop && (await this.repo.countLinkedTo(shopId, kind.provider, tx)) > 0)
-        throw new AppError(
-          'ACCOUNT_IN_USE',
-          `Other shops take ${kind.label} payments with this shop's credentials: it cannot borrow another shop's`,
-          409,
-        );
+      const borrowers = await this.repo.countLinkedTo(shopId, kind.provider, tx);
+      if (borrowers > 0) {
+        if (linkShop)
+          throw new AppError(
+            'ACCOUNT_IN_USE',
+            `${borrowers} other shop(s) take ${kind.label} payments with this shop's credentials: it cannot borrow another shop's`,
+            409,
+            { linkedShops: borrowers },
+          );
+        const before = (previous?.settings ?? {}) as Record<string, string>;
+        const moved = [
+          previous?.environment !== input.environment ? 'environment' : undefined,
+          ...['type', 'shortcode'].filter((k) => before[k] !== input.settings[k]),
+        ].filter((x): x is string => !!x);
+        if (moved.length)
+          throw new AppError(
+            'ACCOUNT_IN_USE',
+            `${borrowers} other shop(s) take ${kind.label} payments with this shop's credentials: ${moved.join(', ')} cannot change while they do (their tills depend on it); move them first`,
+            409,
+            { linkedShops: borrowers, fields: moved },
+          );
+      }
       let sealed: { sealed: string; keyId: string } | null = null;
       const fingerprints: Record<string, string> = {};
       if (input.secrets) {
         for (const [k, v] of Object.entries(input.secrets)) fingerprints[k] = this.box.fingerprint(v);
-        sealed = this.box.seal(JSON.stringify(input.secrets), sealContext({ id, provider: kind.provider, shopId }));
+        sealed = this.box.seal(
+          JSON.stringify(input.secrets),
+          sealContext({
+            id,
+            provider: kind.provider,
+            shopId,
+            environment: input.environment,
+            settings: input.settings,
+          }),
+        );
       }
       await this.repo.replaceActive(
         {
@@ -185,6 +268,7 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
     });
     this.logger.log(`merchant account ${kind.provider} of shop ${shopId} set (${changed.join(', ') || 'no changes'})`);
     this.forget(`${shopId}|${kind.provider}`);
+    this.lastVerify.delete(`${shopId}|${kind.provider}`); // a new account may be checked at once
     return this.view(shopId, kind.provider);
   }
 
@@ -225,28 +309,35 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
     this.authorize(user, shopId);
     const kind = this.kindOf(provider);
     const row = await this.repo.findActive(shopId, kind.provider);
-    const resolved = row ? await this.resolveRow(row, kind, true) : null;
-    const account = resolved ?? kind.platformAccount();
-    if (!account) throw new NotFoundError(`This shop's ${kind.label} account`);
+    // The platform's account is the platform's to check, not every shop's (each check costs an OAuth call).
+    if (!row) throw new NotFoundError(`This shop's own ${kind.label} account`);
+    const key = `${shopId}|${kind.provider}`;
+    const wait = (this.lastVerify.get(key) ?? 0) + VERIFY_COOLDOWN_MS - Date.now();
+    if (wait > 0)
+      throw new AppError(
+        'VERIFY_TOO_SOON',
+        `This account was just checked: try again in ${Math.ceil(wait / 1000)} s`,
+        429,
+        undefined,
+        { 'Retry-After': String(Math.ceil(wait / 1000)) },
+      );
+    this.lastVerify.set(key, Date.now());
+    const account = await this.resolveRow(row, kind, true);
     const parts = await kind.verify(account);
-    if (row) {
-      await this.repo.transaction(async (tx) => {
-        await this.repo.recordVerification(row.id, { parts }, tx);
-        await this.repo.insertAudit(
-          {
-            shopId,
-            actor: actorOf(user),
-            action: 'merchant_account.verified',
-            target: `merchant_account:${row.id}`,
-            data: { provider: kind.provider, results: Object.fromEntries(parts.map((p) => [p.part, p.result])) },
-          },
-          tx,
-        );
-      });
-      return this.view(shopId, kind.provider);
-    }
-    const view = await this.view(shopId, kind.provider);
-    return { ...view, verification: { checkedAt: new Date().toISOString(), parts } };
+    await this.repo.transaction(async (tx) => {
+      await this.repo.recordVerification(row.id, { parts }, tx);
+      await this.repo.insertAudit(
+        {
+          shopId,
+          actor: actorOf(user),
+          action: 'merchant_account.verified',
+          target: `merchant_account:${row.id}`,
+          data: { provider: kind.provider, results: Object.fromEntries(parts.map((p) => [p.part, p.result])) },
+        },
+        tx,
+      );
+    });
+    return this.view(shopId, kind.provider);
   }
 
   // --- for the payment flows -----------------------------------------------------------------
@@ -255,9 +346,10 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
   async resolveForPayment(shopId: string, provider: ProviderName): Promise<ResolvedAccount> {
     const kind = this.kindOf(provider);
     const row = await this.activeRow(shopId, provider);
-    if (row) return this.resolveRow(row, kind, false);
-    const platform = this.config.merchantAccounts.platformDefault ? kind.platformAccount() : null;
-    if (!platform) throw new MerchantAccountRequiredError(kind.label);
+    if (row && row !== REMOVED) return this.resolveRow(row, kind, false);
+    // A shop whose own account was removed does not silently pay into the platform's.
+    const platform = this.config.merchantAccounts.platformDefault && !row ? kind.platformAccount() : null;
+    if (!platform) throw new MerchantAccountRequiredError(kind.label, row === REMOVED);
     return platform;
   }
 
@@ -280,15 +372,26 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
   // --- re-encryption (pnpm credentials:reencrypt) ----------------------------------------------
 
   /** Re-seals every row not under the newest key. Returns how many were re-sealed and what is left per key. */
-  async reencryptAll(actor = 'system:reencrypt'): Promise<{ resealed: number; byKey: Record<string, number> }> {
+  async reencryptAll(
+    actor = 'system:reencrypt',
+  ): Promise<{ resealed: number; unreadable: string[]; byKey: Record<string, number> }> {
     let resealed = 0;
+    const unreadable: string[] = [];
     let after: string | null = null;
     for (;;) {
       const page = await this.repo.pageSealedNotUnder(this.box.sealingKeyId, after, 200);
       if (page.length === 0) break;
       for (const row of page) {
         after = row.id;
-        const plain = this.openSecrets(row);
+        let plain: string;
+        try {
+          plain = this.openSecrets(row);
+        } catch (err) {
+          // One damaged row does not hold the others back; it is reported (and keeps its old key).
+          if (!(err instanceof MerchantAccountUnreadableError)) throw err;
+          unreadable.push(row.id);
+          continue;
+        }
         const secrets = JSON.parse(plain) as Record<string, string>;
         const fingerprints: Record<string, string> = {};
         for (const [k, v] of Object.entries(secrets)) fingerprints[k] = this.box.fingerprint(v);
@@ -316,7 +419,7 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
         if (done) resealed++;
       }
     }
-    return { resealed, byKey: await this.repo.countByKey() };
+    return { resealed, unreadable, byKey: await this.repo.countByKey() };
   }
 
   // --- internals -------------------------------------------------------------------------------
@@ -342,7 +445,8 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
     const kind = this.kindOf(provider);
     const row = await this.repo.findActive(shopId, provider);
     if (!row) {
-      const platform = this.config.merchantAccounts.platformDefault ? kind.platformAccount() : null;
+      const removed = await this.repo.hadAccount(shopId, provider);
+      const platform = this.config.merchantAccounts.platformDefault && !removed ? kind.platformAccount() : null;
       return {
         provider,
         source: platform ? 'platform' : 'none',
@@ -353,6 +457,7 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
         fingerprints: {},
         credentialsFromShopId: null,
         verification: null,
+        lentToShops: 0,
         createdAt: null,
         createdBy: null,
       };
@@ -372,24 +477,30 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
         verification?.parts && row.verifiedAt
           ? { checkedAt: row.verifiedAt.toISOString(), parts: verification.parts }
           : null,
+      lentToShops: await this.repo.countLinkedTo(shopId, provider),
       createdAt: row.createdAt.toISOString(),
       createdBy: row.createdBy,
     };
   }
 
-  /** The shop's active row: from the cache while the change feed is live, else from the database. */
-  private async activeRow(shopId: string, provider: string): Promise<MerchantAccountRow | null> {
+  /**
+   * The shop's active row (REMOVED: none, but it had one), from the cache while the change feed
+   * is live, else from the database.
+   */
+  private async activeRow(shopId: string, provider: string): Promise<MerchantAccountRow | typeof REMOVED | null> {
     const key = `${shopId}|${provider}`;
     const live = this.feed?.live === true;
     if (live && this.activeByShop.has(key)) {
       const id = this.activeByShop.get(key);
-      return id ? this.rowById(id) : null;
+      return id === REMOVED ? REMOVED : id ? this.rowById(id) : null;
     }
     const generation = this.generation;
     const row = await this.repo.findActive(shopId, provider);
     if (row) this.remember(row, undefined);
-    if (live && this.feed?.live && generation === this.generation) this.activeByShop.set(key, row?.id ?? null);
-    return row;
+    const found = row ?? ((await this.repo.hadAccount(shopId, provider)) ? REMOVED : null);
+    if (live && this.feed?.live && generation === this.generation)
+      this.activeByShop.set(key, found === REMOVED ? REMOVED : (found?.id ?? null));
+    return found;
   }
 
   private async rowById(id: string): Promise<MerchantAccountRow | null> {
@@ -406,12 +517,12 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
     const lender = fresh
       ? await this.repo.findActive(row.credentialsShopId, row.provider)
       : await this.activeRow(row.credentialsShopId, row.provider);
-    if (!lender || lender.credentialsShopId)
-      throw new MerchantAccountUnreadableError(
-        kind.label,
-        row.id,
-        `shop ${row.credentialsShopId}, whose credentials it uses, has no ${kind.label} account of its own any more`,
+    if (!lender || lender === REMOVED || lender.credentialsShopId) {
+      this.logger.error(
+        `merchant account ${row.id} (${row.provider}, shop ${row.shopId}) borrows from shop ${row.credentialsShopId}, which has no account of its own`,
       );
+      throw new MerchantAccountUnreadableError(kind.label, row.id, 'the account whose credentials it uses is gone');
+    }
     return this.openRow(lender, kind, row);
   }
 
@@ -444,7 +555,7 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
         this.logger.error(
           `merchant account ${row.id} (${row.provider}, shop ${row.shopId}) cannot be opened: ${err.message}`,
         );
-        throw new MerchantAccountUnreadableError(label, row.id, err.message);
+        throw new MerchantAccountUnreadableError(label, row.id, 'its sealed credentials do not open');
       }
       throw err;
     }

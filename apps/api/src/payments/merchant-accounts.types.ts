@@ -62,10 +62,12 @@ export interface AccountKind {
 
 /** A shop has no account of its own for the provider and the deployment has no platform account to fall back on. */
 export class MerchantAccountRequiredError extends AppError {
-  constructor(label: string) {
+  constructor(label: string, removed = false) {
     super(
       'MERCHANT_ACCOUNT_REQUIRED',
-      `This shop has no ${label} account set up yet: a manager adds it under Settings > Payments before taking ${label} payments`,
+      removed
+        ? `This shop's own ${label} account was removed: a manager sets it up again before taking ${label} payments (they do not go to the platform's account)`
+        : `This shop has no ${label} account set up yet: a manager adds it under Settings > Payments before taking ${label} payments`,
       409,
     );
   }

@@ -75,14 +75,13 @@ export class MpesaAccountKind implements AccountKind {
           { field: 'initiatorName' },
         );
       settings.initiatorName = body.initiatorName;
-      if (
-        typeof body.initiatorPassword !== 'string' ||
-        body.initiatorPassword.length < 4 ||
-        body.initiatorPassword.length > 128
-      )
-        throw new ValidationFailedError('initiatorPassword is required with initiatorName (4 to 128 characters)', {
-          field: 'initiatorPassword',
-        });
+      if (typeof body.initiatorPassword !== 'string' || !/^[\x20-\x7e]{4,128}$/.test(body.initiatorPassword))
+        throw new ValidationFailedError(
+          'initiatorPassword is required with initiatorName (4 to 128 printable characters)',
+          {
+            field: 'initiatorPassword',
+          },
+        );
       secrets.initiatorPassword = body.initiatorPassword;
     }
     return { environment, settings, secrets };
@@ -248,7 +247,7 @@ function refusal(err: unknown, fallback: string): Omit<VerificationPart, 'part'>
   return { result: 'not_verifiable', message: 'M-Pesa could not be asked just now: try again' };
 }
 
-/** A CheckoutRequestID Daraja never issued (real ones end with the payer's number; this one ends with none). */
+/** A CheckoutRequestID Daraja never issued (real ones end with the payer's number; this one has none: not even digits that look like one). */
 function probeCheckoutRequestId(): string {
-  return `ws_CO_${nairobiTimestamp()}${String(randomInt(0, 1_000_000)).padStart(6, '0')}000000000000`;
+  return `ws_CO_${nairobiTimestamp()}_smartduka_check_${randomInt(0, 1_000_000_000)}`;
 }
