@@ -12,7 +12,13 @@ import {
   SANDBOX_TILL,
 } from './options';
 import { faultsFromEnv } from './env-faults';
-import { MAGIC_NUMBERS, startDarajaSimulator, type SimulatorOptions } from './index';
+import {
+  MAGIC_NUMBERS,
+  startDarajaSimulator,
+  type SimulatorAccount,
+  type SimulatorApp,
+  type SimulatorOptions,
+} from './index';
 
 function intFromEnv(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -26,8 +32,22 @@ function strFromEnv(name: string, fallback: string): string {
   return raw === undefined || raw.trim() === '' ? fallback : raw.trim();
 }
 
+/** SIM_APPS / SIM_ACCOUNTS: a JSON array, validated later by the simulator's options. Never echoes the value. */
+function jsonArrayFromEnv(name: string): unknown[] {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new Error(`${name} must be a JSON array`);
+  }
+  if (!Array.isArray(parsed)) throw new Error(`${name} must be a JSON array`);
+  return parsed;
+}
+
 function optionsFromEnv(): Required<
-  Pick<SimulatorOptions, 'port' | 'host' | 'consumerKey' | 'consumerSecret' | 'accounts' | 'callbackDelayMs'>
+  Pick<SimulatorOptions, 'port' | 'host' | 'consumerKey' | 'consumerSecret' | 'accounts' | 'apps' | 'callbackDelayMs'>
 > {
   const shortcode = strFromEnv('SIM_SHORTCODE', SANDBOX_SHORTCODE);
   const passkey = strFromEnv('SIM_PASSKEY', SANDBOX_PASSKEY);
@@ -40,7 +60,10 @@ function optionsFromEnv(): Required<
     host: strFromEnv('SIM_HOST', '127.0.0.1'),
     consumerKey: strFromEnv('SIM_CONSUMER_KEY', DEFAULT_CONSUMER_KEY),
     consumerSecret: strFromEnv('SIM_CONSUMER_SECRET', DEFAULT_CONSUMER_SECRET),
-    accounts: [{ shortcode, passkey, tillNumbers: tills }],
+    // SIM_ACCOUNTS: [{"shortcode","passkey","tillNumbers"?}], added after the SIM_SHORTCODE one.
+    accounts: [{ shortcode, passkey, tillNumbers: tills }, ...(jsonArrayFromEnv('SIM_ACCOUNTS') as SimulatorAccount[])],
+    // SIM_APPS: [{"consumerKey","consumerSecret","shortcodes"?}], besides the SIM_CONSUMER_KEY one.
+    apps: jsonArrayFromEnv('SIM_APPS') as SimulatorApp[],
     callbackDelayMs: intFromEnv('SIM_CALLBACK_DELAY_MS', 2000),
   };
 }
@@ -65,7 +88,8 @@ async function main(): Promise<void> {
     `  STK push        POST ${sim.url}/mpesa/stkpush/v1/processrequest`,
     `  STK query       POST ${sim.url}/mpesa/stkpushquery/v1/query`,
     `  Control API     GET  ${sim.url}/__sim/state  /__sim/stats  /__sim/injections  /__sim/prompts?accountReference=…`,
-    `                  POST ${sim.url}/__sim/faults  /__sim/reset  /__sim/pushes/:id/resolve`,
+    `                  POST ${sim.url}/__sim/faults  /__sim/reset  /__sim/pushes/:id/resolve  /__sim/apps  /__sim/accounts`,
+    `                  GET  ${sim.url}/__sim/apps  /__sim/accounts  /__sim/oauth-calls`,
     '',
     '  Simulator credentials (local fakes, not Safaricom secrets):',
     `    consumer key     ${options.consumerKey}`,
@@ -74,6 +98,15 @@ async function main(): Promise<void> {
     `    passkey          ${account?.passkey ?? ''}`,
     `    till numbers     ${(account?.tillNumbers ?? []).join(', ') || '(none)'}`,
     `    callback delay   ${options.callbackDelayMs} ms`,
+    ...(options.apps.length || options.accounts.length > 1
+      ? [
+          '',
+          '  Apps (SIM_APPS; more with POST /__sim/apps):',
+          ...sim.apps().map((a) => `    ${a.consumerKey.padEnd(24)} shortcodes ${a.shortcodes.join(', ') || 'any'}`),
+          '  Accounts (SIM_ACCOUNTS; more with POST /__sim/accounts):',
+          ...sim.accounts().map((a) => `    ${a.shortcode.padEnd(8)} tills ${a.tillNumbers.join(', ') || '(none)'}`),
+        ]
+      : []),
     '',
     `  Timestamp window (--timestamp-tolerance-seconds / SIM_TIMESTAMP_TOLERANCE_SECONDS): ${active.timestampToleranceSeconds === null ? 'none (any real date; the Password must match it)' : `${active.timestampToleranceSeconds} s from Nairobi now`}`,
     `  Pending STK query form (--pending-query-form / SIM_PENDING_QUERY_FORM): ${active.pendingQueryForm === 'http500' ? 'http500 (HTTP 500 500.001.1001 "being processed")' : 'result4999 (HTTP 200 ResultCode "4999", 2026 sandbox)'}`,

@@ -4,6 +4,7 @@ import { parseBehaviour } from './behaviour';
 import { SimulatorError, type SimulatorCore } from './core';
 import { parseFaults, parseResolveOptions } from './faults';
 import { BodyTooLargeError, isPlainObject, readBody, sendJson } from './http';
+import type { SimulatorAccount, SimulatorApp } from './types';
 
 export const CONTROL_PREFIX = '/__sim';
 
@@ -48,6 +49,32 @@ export class ControlRoutes {
     if (path === `${CONTROL_PREFIX}/stats`) {
       if (method !== 'GET') return controlError(res, 405, 'use GET');
       return sendJson(res, 200, { stats: this.core.stats() });
+    }
+
+    if (path === `${CONTROL_PREFIX}/oauth-calls`) {
+      if (method !== 'GET') return controlError(res, 405, 'use GET');
+      return sendJson(res, 200, { oauthCalls: this.core.oauthCalls() });
+    }
+
+    if (path === `${CONTROL_PREFIX}/apps` || path === `${CONTROL_PREFIX}/accounts`) {
+      const apps = path === `${CONTROL_PREFIX}/apps`;
+      if (method === 'GET') {
+        return sendJson(res, 200, apps ? { apps: this.core.listApps() } : { accounts: this.core.listAccounts() });
+      }
+      if (method !== 'POST') return controlError(res, 405, 'use GET or POST');
+      const body = await this.jsonBody(req, res);
+      if (!body.ok) return;
+      try {
+        if (apps) {
+          const r = this.core.registerApp(body.value as SimulatorApp);
+          return sendJson(res, r.outcome === 'created' ? 201 : 200, { outcome: r.outcome, app: r.value });
+        }
+        const r = this.core.registerAccount(body.value as SimulatorAccount);
+        return sendJson(res, r.outcome === 'created' ? 201 : 200, { outcome: r.outcome, account: r.value });
+      } catch (err: unknown) {
+        if (err instanceof SimulatorError) return controlError(res, err.kind === 'conflict' ? 409 : 400, err.message);
+        throw err;
+      }
     }
 
     if (path === `${CONTROL_PREFIX}/injections`) {
@@ -108,7 +135,7 @@ export class ControlRoutes {
         );
       } catch (err: unknown) {
         if (err instanceof SimulatorError) {
-          const status = { not_found: 404, already_answered: 409, invalid: 400, closed: 503 }[err.kind];
+          const status = { not_found: 404, already_answered: 409, invalid: 400, closed: 503, conflict: 409 }[err.kind];
           return controlError(res, status, err.message);
         }
         throw err;

@@ -22,6 +22,7 @@ import {
   newReceiptNumber,
 } from './ids';
 import type { ResolvedOptions } from './options';
+import { parseAccount, parseApp, RegistrationConflict, Registry } from './registry';
 import { oauthTokenResponse, stkCallback, type OAuthTokenResponse, type StkCallbackBody } from './payloads';
 import {
   DUPLICATE_CALLBACK_GAP_MS,
@@ -44,14 +45,18 @@ import type {
   SimPush,
   SimQuery,
   SimResolveOptions,
+  SimAccountInfo,
+  SimAppInfo,
+  SimRegistration,
   SimStats,
   SimulatorAccount,
+  SimulatorApp,
 } from './types';
 import type { ValidPush, ValidQuery } from './validation';
 
 export type EndpointKind = 'oauth' | 'push' | 'query';
 
-export type SimulatorErrorKind = 'not_found' | 'already_answered' | 'invalid' | 'closed';
+export type SimulatorErrorKind = 'not_found' | 'already_answered' | 'invalid' | 'closed' | 'conflict';
 
 export class SimulatorError extends Error {
   constructor(
@@ -143,7 +148,10 @@ function genericServerError(draw: number): DarajaError {
 }
 
 export class SimulatorCore {
-  readonly accounts: ReadonlyMap<string, SimulatorAccount>;
+  /** Apps and accounts: the start-up ones and those registered while running (reset() keeps them). */
+  readonly registry: Registry;
+  /** OAuth calls by the consumer key they named (known apps only), since the last reset. */
+  private oauthByKey = new Map<string, number>();
   private readonly tokens = new Map<string, { consumerKey: string; expiresAt: number }>();
   private readonly records = new Map<string, PushRecord>();
   private deliveries: SimCallbackDelivery[] = [];
@@ -173,7 +181,14 @@ export class SimulatorCore {
   private closed = false;
 
   constructor(readonly options: ResolvedOptions) {
-    this.accounts = new Map(options.accounts.map((a) => [a.shortcode, a]));
+    this.registry = new Registry(
+      options.apps,
+      options.accounts.map((a) => ({
+        shortcode: a.shortcode,
+        passkey: a.passkey,
+        tillNumbers: [...new Set(a.tillNumbers ?? [])].sort(),
+      })),
+    );
     this.behaviourState = { ...options.behaviour };
     this.applyFaults(options.faults);
   }
@@ -462,7 +477,58 @@ export class SimulatorCore {
   // ---------------------------------------------------------------- OAuth
 
   credentialsMatch(consumerKey: string, consumerSecret: string): boolean {
-    return consumerKey === this.options.consumerKey && consumerSecret === this.options.consumerSecret;
+    return this.registry.credentialsMatch(consumerKey, consumerSecret);
+  }
+
+  /** Counts an OAuth call under the consumer key it named, when that key belongs to an app (whatever the secret). */
+  countOAuthCall(consumerKey: string): void {
+    if (!this.registry.hasApp(consumerKey)) return;
+    this.oauthByKey.set(consumerKey, (this.oauthByKey.get(consumerKey) ?? 0) + 1);
+  }
+
+  oauthCalls(): Record<string, number> {
+    return Object.fromEntries(this.oauthByKey);
+  }
+
+  // ---------------------------------------------------------------- apps & accounts
+
+  /** Adds an app (idempotent); SimulatorError 'invalid' on bad input, 'conflict' on a different definition. */
+  registerApp(app: SimulatorApp): SimRegistration<SimAppInfo> {
+    const parsed = parseApp(app);
+    if (!parsed.ok) throw new SimulatorError('invalid', parsed.message);
+    const result = this.withConflicts(() => this.registry.registerApp(parsed.value));
+    // The consumer key is a credential: not logged.
+    this.log(
+      `app ${result.outcome === 'created' ? 'registered' : 'already registered'} (shortcodes: ${result.value.shortcodes.join(', ') || 'any'})`,
+    );
+    return result;
+  }
+
+  registerAccount(account: SimulatorAccount): SimRegistration<SimAccountInfo> {
+    const parsed = parseAccount(account);
+    if (!parsed.ok) throw new SimulatorError('invalid', parsed.message);
+    const result = this.withConflicts(() => this.registry.registerAccount(parsed.value));
+    this.log(
+      `account ${result.value.shortcode} ${result.outcome === 'created' ? 'registered' : 'already registered'} (tills: ${result.value.tillNumbers.join(', ') || 'none'})`,
+    );
+    return result;
+  }
+
+  private withConflicts<T>(register: () => T): T {
+    try {
+      return register();
+    } catch (err: unknown) {
+      if (err instanceof RegistrationConflict) throw new SimulatorError('conflict', err.message);
+      throw err;
+    }
+  }
+
+  listApps(): SimAppInfo[] {
+    return this.registry.listApps();
+  }
+
+  listAccounts(): SimAccountInfo[] {
+    return this.registry.listAccounts();
   }
 
   issueToken(consumerKey: string): OAuthTokenResponse {
@@ -482,14 +548,15 @@ export class SimulatorCore {
     return oauthTokenResponse(token, this.options.tokenTtlSeconds);
   }
 
-  isTokenValid(token: string): boolean {
+  /** The consumer key a live token was issued to; undefined for an unknown or expired token. */
+  tokenConsumerKey(token: string): string | undefined {
     const info = this.tokens.get(token);
-    if (!info) return false;
+    if (!info) return undefined;
     if (info.expiresAt <= Date.now()) {
       this.tokens.delete(token);
-      return false;
+      return undefined;
     }
-    return true;
+    return info.consumerKey;
   }
 
   // ---------------------------------------------------------------- pushes
@@ -513,6 +580,7 @@ export class SimulatorCore {
     const push: SimPush = {
       checkoutRequestId,
       merchantRequestId: newMerchantRequestId(),
+      consumerKey: valid.consumerKey,
       shortcode: valid.shortcode,
       transactionType: valid.transactionType,
       partyB: valid.partyB,
@@ -592,6 +660,7 @@ export class SimulatorCore {
   recordQuery(valid: ValidQuery, at: Date, answer: Pick<SimQuery, 'answer' | 'pendingForm' | 'resultCode'>): void {
     const entry: SimQuery = {
       checkoutRequestId: valid.checkoutRequestId,
+      consumerKey: valid.consumerKey,
       shortcode: valid.shortcode,
       timestamp: valid.timestamp,
       timestampSkewSeconds: valid.timestampSkewSeconds,
@@ -788,12 +857,13 @@ export class SimulatorCore {
     this.queryLog = [];
     this.behaviourState = { ...this.options.behaviour };
     this.counters = zeroStats();
+    this.oauthByKey = new Map();
     this.injectionLog = [];
     this.injectionSeq = 0;
     this.pushRequestLog = [];
     this.tokens.clear();
     this.log(
-      'reset: pushes, queries, callbacks, stats, injections and tokens cleared; faults and behaviour back to the start-up options',
+      'reset: pushes, queries, callbacks, stats, injections and tokens cleared; faults and behaviour back to the start-up options; apps and accounts kept',
     );
     this.applyFaults(this.options.faults);
   }

@@ -119,6 +119,7 @@ export class DarajaRoutes {
     const colon = decoded.indexOf(':');
     const key = colon >= 0 ? decoded.slice(0, colon) : '';
     const secret = colon >= 0 ? decoded.slice(colon + 1) : '';
+    if (colon >= 0) this.core.countOAuthCall(key);
     if (colon < 0 || !this.core.credentialsMatch(key, secret)) {
       // Real Daraja: HTTP 400, empty body, reason phrase "Bad Request: Invalid Credentials".
       sendEmpty(res, 400, INVALID_CREDENTIALS_REASON);
@@ -140,7 +141,7 @@ export class DarajaRoutes {
       return { kind: 'hold', holdMs: fault.holdMs };
     }
 
-    const answer = this.acceptPush(req, raw);
+    const answer = this.acceptPush(req, raw, gate.consumerKey);
     if (answer.kind === 'hold') return answer; // a magic-phone timeout, already recorded
     if (fault?.kind === 'timeout') {
       // Daraja acted on the push (or rejected it); only its answer is lost.
@@ -153,11 +154,11 @@ export class DarajaRoutes {
   }
 
   /** Content type, body, field validation, magic-phone timeouts and the push itself. */
-  private acceptPush(req: IncomingMessage, raw: RawBody): Answer {
+  private acceptPush(req: IncomingMessage, raw: RawBody, consumerKey: string): Answer {
     const body = this.jsonBody(req, raw);
     if (!body.ok) return errorAnswer(body.error);
     const now = new Date();
-    const valid = validatePush(body.body, this.context(now));
+    const valid = validatePush(body.body, this.context(now, consumerKey));
     if (!valid.ok) return errorAnswer(valid.error);
     this.noteSkew('push', valid.value.timestampSkewSeconds);
 
@@ -198,7 +199,7 @@ export class DarajaRoutes {
     const body = this.jsonBody(req, raw);
     if (!body.ok) return errorAnswer(body.error);
     const now = new Date();
-    const valid = validateQuery(body.body, this.context(now));
+    const valid = validateQuery(body.body, this.context(now, gate.consumerKey));
     if (!valid.ok) return errorAnswer(valid.error);
     this.noteSkew('query', valid.value.timestampSkewSeconds);
     const push = this.core.findPushForQuery(valid.value.shortcode, valid.value.checkoutRequestId);
@@ -236,14 +237,17 @@ export class DarajaRoutes {
     req: IncomingMessage,
     kind: 'push' | 'query',
     accountReference?: string,
-  ): { kind: 'error'; error: DarajaError } | { kind: 'pass'; fault?: Extract<EndpointFault, { kind: 'timeout' }> } {
+  ):
+    | { kind: 'error'; error: DarajaError }
+    | { kind: 'pass'; consumerKey: string; fault?: Extract<EndpointFault, { kind: 'timeout' }> } {
     if (req.method !== 'POST') return { kind: 'error', error: ERRORS.methodNotAllowed };
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    if (!bearer?.[1] || !this.core.isTokenValid(bearer[1])) return { kind: 'error', error: ERRORS.invalidAccessToken };
+    const consumerKey = bearer?.[1] ? this.core.tokenConsumerKey(bearer[1]) : undefined;
+    if (consumerKey === undefined) return { kind: 'error', error: ERRORS.invalidAccessToken };
     this.core.noteAuthorizedCall();
     const fault = this.core.decideFault(kind, accountReference);
     if (fault?.kind === 'error') return { kind: 'error', error: fault.error };
-    return { kind: 'pass', fault };
+    return { kind: 'pass', consumerKey, fault };
   }
 
   /** After the gateway: content type, body size, JSON object. */
@@ -255,9 +259,12 @@ export class DarajaRoutes {
     return body ? { ok: true, body } : { ok: false, error: ERRORS.invalidPayload };
   }
 
-  private context(now: Date): ValidationContext {
+  private context(now: Date, consumerKey: string): ValidationContext {
+    const { registry } = this.core;
     return {
-      accounts: this.core.accounts,
+      account: (shortcode) => registry.account(shortcode),
+      consumerKey,
+      appMayUse: (shortcode) => registry.appMayUse(consumerKey, shortcode),
       now,
       timestampToleranceSeconds: this.core.behaviour().timestampToleranceSeconds,
     };

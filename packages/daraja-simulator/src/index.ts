@@ -27,9 +27,15 @@ export type {
   SimQueryTimeouts,
   SimResolveOptions,
   SimStats,
+  SimAccountInfo,
+  SimAppInfo,
+  SimRegistration,
+  SimRegistrationOutcome,
   SimulatorAccount,
+  SimulatorApp,
   SimulatorOptions,
 } from './types';
+export { SimulatorControlClient, SimulatorControlError, type SimPushRecord } from './control-client';
 export { MAGIC_NUMBERS, RESULT_DESCRIPTIONS } from './scenarios';
 export { SimulatorError } from './core';
 export {
@@ -84,6 +90,11 @@ export async function startDarajaSimulator(opts: SimulatorOptions = {}): Promise
     promptsFor: (query) => core.promptsFor(query),
     waitForCallbacks: (checkoutRequestId, count, timeoutMs) =>
       core.waitForCallbacks(checkoutRequestId, count, timeoutMs),
+    registerApp: (app) => core.registerApp(app),
+    registerAccount: (account) => core.registerAccount(account),
+    apps: () => core.listApps(),
+    accounts: () => core.listAccounts(),
+    oauthCalls: () => core.oauthCalls(),
     reset: () => core.reset(),
   };
   core.log(`Daraja simulator listening on ${url}`);

@@ -1,6 +1,7 @@
 /** Defaults and validation of SimulatorOptions. */
 import { DEFAULT_BEHAVIOUR, parseBehaviour } from './behaviour';
 import { parseFaults } from './faults';
+import { parseApp, type StoredApp } from './registry';
 import type { SimBehaviour, SimFaults, SimulatorAccount, SimulatorOptions } from './types';
 
 export const DEFAULT_CONSUMER_KEY = 'smartduka-sim-key';
@@ -19,6 +20,8 @@ export interface ResolvedOptions {
   host: string;
   consumerKey: string;
   consumerSecret: string;
+  /** every start-up app, the consumerKey/consumerSecret one included (first unless `apps` redefines it) */
+  apps: StoredApp[];
   accounts: SimulatorAccount[];
   tokenTtlSeconds: number;
   invalidatePreviousToken: boolean;
@@ -60,6 +63,23 @@ function normaliseAccounts(accounts: readonly SimulatorAccount[]): SimulatorAcco
   });
 }
 
+/** The consumerKey/consumerSecret app (may use any shortcode), then `apps`; an `apps` entry with the same key replaces it. */
+function normaliseApps(consumerKey: string, consumerSecret: string, apps: readonly unknown[] | undefined): StoredApp[] {
+  if (apps !== undefined && !Array.isArray(apps)) throw new TypeError('SimulatorOptions.apps must be an array');
+  const parsed = (apps ?? []).map((a, i) => {
+    const p = parseApp(a, `SimulatorOptions.apps[${i}]`);
+    if (!p.ok) throw new RangeError(p.message);
+    return p.value;
+  });
+  const seen = new Set<string>();
+  parsed.forEach((a, i) => {
+    if (seen.has(a.consumerKey)) throw new RangeError(`SimulatorOptions.apps[${i}].consumerKey is duplicated`);
+    seen.add(a.consumerKey);
+  });
+  const legacy: StoredApp = { consumerKey, consumerSecret, shortcodes: [] };
+  return seen.has(consumerKey) ? parsed : [legacy, ...parsed];
+}
+
 function startupFaults(faults: SimFaults | undefined): SimFaults {
   const parsed = parseFaults(faults ?? {});
   if (!parsed.ok) throw new RangeError(`SimulatorOptions.faults: ${parsed.message}`);
@@ -77,11 +97,14 @@ function startupBehaviour(opts: SimulatorOptions): SimBehaviour {
 }
 
 export function resolveOptions(opts: SimulatorOptions = {}): ResolvedOptions {
+  const consumerKey = requireNonEmpty('consumerKey', opts.consumerKey ?? DEFAULT_CONSUMER_KEY);
+  const consumerSecret = requireNonEmpty('consumerSecret', opts.consumerSecret ?? DEFAULT_CONSUMER_SECRET);
   return {
     port: requireInteger('port', opts.port ?? 0, 0, 65535),
     host: requireNonEmpty('host', opts.host ?? '127.0.0.1'),
-    consumerKey: requireNonEmpty('consumerKey', opts.consumerKey ?? DEFAULT_CONSUMER_KEY),
-    consumerSecret: requireNonEmpty('consumerSecret', opts.consumerSecret ?? DEFAULT_CONSUMER_SECRET),
+    consumerKey,
+    consumerSecret,
+    apps: normaliseApps(consumerKey, consumerSecret, opts.apps),
     accounts: normaliseAccounts(opts.accounts ?? DEFAULT_ACCOUNTS),
     tokenTtlSeconds: requireInteger('tokenTtlSeconds', opts.tokenTtlSeconds ?? 3599, 1),
     invalidatePreviousToken: opts.invalidatePreviousToken ?? true,

@@ -9,6 +9,37 @@ export interface SimulatorAccount {
   tillNumbers?: string[];
 }
 
+/**
+ * A Daraja app (the consumer key/secret pair a developer gets on the portal). At go-live an app is authorised for
+ * its shortcodes: a token of this app may only push/query those BusinessShortCodes (anything else is answered
+ * HTTP 500 `500.001.1001` "Merchant does not exist", daraja.md §2.3). No shortcodes (or an empty list) = any.
+ */
+export interface SimulatorApp {
+  consumerKey: string;
+  consumerSecret: string;
+  shortcodes?: string[];
+}
+
+/** An app as the simulator reports it: never its secret. `shortcodes` empty = may use any shortcode. */
+export interface SimAppInfo {
+  consumerKey: string;
+  shortcodes: string[];
+}
+
+/** An account as the simulator reports it: never its passkey. */
+export interface SimAccountInfo {
+  shortcode: string;
+  tillNumbers: string[];
+}
+
+/** 'created' = new; 'unchanged' = the same values were already registered (registration is idempotent). */
+export type SimRegistrationOutcome = 'created' | 'unchanged';
+
+export interface SimRegistration<T> {
+  outcome: SimRegistrationOutcome;
+  value: T;
+}
+
 export interface SimulatorOptions {
   /** default 0 (random); CLI default 4010 (env SIM_PORT) */
   port?: number;
@@ -18,6 +49,12 @@ export interface SimulatorOptions {
   consumerKey?: string;
   /** default 'smartduka-sim-secret' */
   consumerSecret?: string;
+  /**
+   * More Daraja apps, besides the one of `consumerKey`/`consumerSecret` (which is always there, may use any shortcode,
+   * unless an entry here has the same consumerKey: then that entry defines it). More can be added while running
+   * (registerApp(), POST /__sim/apps).
+   */
+  apps?: SimulatorApp[];
   /** default: the public sandbox account 174379 with till 174380 */
   accounts?: SimulatorAccount[];
   /** default 3599, sent as the STRING "3599" */
@@ -62,6 +99,8 @@ export interface SimBehaviour {
 export interface SimPush {
   checkoutRequestId: string;
   merchantRequestId: string;
+  /** consumer key of the app whose token made the push (never the secret) */
+  consumerKey: string;
   shortcode: string;
   transactionType: string;
   partyB: string;
@@ -89,6 +128,8 @@ export interface SimPush {
 /** One STK query that passed validation, as the simulator answered it. */
 export interface SimQuery {
   checkoutRequestId: string;
+  /** consumer key of the app whose token made the query */
+  consumerKey: string;
   shortcode: string;
   /** Timestamp exactly as the client sent it */
   timestamp: string;
@@ -307,6 +348,22 @@ export interface DarajaSimulator {
   /** how many push requests / prompts carried this AccountReference and/or PhoneNumber */
   promptsFor(query: SimPromptQuery): SimPromptCount;
   waitForCallbacks(checkoutRequestId: string, count?: number, timeoutMs?: number): Promise<SimCallbackDelivery[]>;
-  /** clears pushes, queries, callbacks, stats, injections, tokens and held connections; faults and behaviour go back to the start-up options */
+  /**
+   * adds a Daraja app while running; the same values again answer 'unchanged'; a known consumerKey with another
+   * secret or shortcodes list throws SimulatorError kind 'conflict' (bad input: kind 'invalid')
+   */
+  registerApp(app: SimulatorApp): SimRegistration<SimAppInfo>;
+  /** adds a Lipa-na-M-Pesa account while running; idempotent like registerApp(); another passkey/tills → 'conflict' */
+  registerAccount(account: SimulatorAccount): SimRegistration<SimAccountInfo>;
+  /** the apps (no secrets), start-up ones first */
+  apps(): SimAppInfo[];
+  /** the accounts (no passkeys), start-up ones first */
+  accounts(): SimAccountInfo[];
+  /** OAuth calls since the last reset by the consumer key they named (only keys of known apps; wrong secrets count) */
+  oauthCalls(): Record<string, number>;
+  /**
+   * clears pushes, queries, callbacks, stats (and oauthCalls), injections, tokens and held connections; faults and
+   * behaviour go back to the start-up options. Registered apps and accounts stay (like a go-live on the portal).
+   */
   reset(): void;
 }

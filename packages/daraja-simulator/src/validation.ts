@@ -6,7 +6,12 @@ import type { SimulatorAccount } from './types';
 export type Validation<T> = { ok: true; value: T } | { ok: false; error: DarajaError };
 
 export interface ValidationContext {
-  accounts: ReadonlyMap<string, SimulatorAccount>;
+  /** the Lipa-na-M-Pesa account of a shortcode, if there is one */
+  account: (shortcode: string) => SimulatorAccount | undefined;
+  /** consumer key of the app whose token made the call */
+  consumerKey: string;
+  /** whether that app went live for this shortcode */
+  appMayUse: (shortcode: string) => boolean;
   now: Date;
   /** null = no window (any real date; the Password must still match the Timestamp sent) */
   timestampToleranceSeconds: number | null;
@@ -20,6 +25,7 @@ export interface SentTimestamp {
 }
 
 export interface ValidPush extends SentTimestamp {
+  consumerKey: string;
   shortcode: string;
   transactionType: TransactionType;
   amount: number;
@@ -34,6 +40,7 @@ export interface ValidPush extends SentTimestamp {
 }
 
 export interface ValidQuery extends SentTimestamp {
+  consumerKey: string;
   shortcode: string;
   checkoutRequestId: string;
 }
@@ -107,8 +114,11 @@ function validateCredentials(
   const shortcode = digitString(body['BusinessShortCode']);
   if (shortcode === undefined || !SHORTCODE_PATTERN.test(shortcode))
     return { ok: false, error: badRequest('BusinessShortCode') };
-  const account = ctx.accounts.get(shortcode);
-  if (!account) return { ok: false, error: ERRORS.merchantDoesNotExist };
+  const account = ctx.account(shortcode);
+  // A shortcode the calling app did not go live for is, to that app, a merchant that does not exist
+  // (daraja.md §2.3: "BusinessShortCode ≠ Go-Live shortcode"). Checked before the Password, as Daraja resolves
+  // the merchant first: a foreign app learns nothing about the passkey.
+  if (!account || !ctx.appMayUse(shortcode)) return { ok: false, error: ERRORS.merchantDoesNotExist };
 
   const timestamp = body['Timestamp'];
   const instant = typeof timestamp === 'string' ? parseNairobiTimestamp(timestamp) : undefined;
@@ -179,6 +189,7 @@ export function validatePush(body: Record<string, unknown>, ctx: ValidationConte
   return {
     ok: true,
     value: {
+      consumerKey: ctx.consumerKey,
       shortcode,
       timestamp,
       timestampSkewSeconds,
@@ -203,5 +214,8 @@ export function validateQuery(body: Record<string, unknown>, ctx: ValidationCont
     return { ok: false, error: badRequest('CheckoutRequestID') };
   }
   const { shortcode, timestamp, timestampSkewSeconds } = creds.value;
-  return { ok: true, value: { shortcode, timestamp, timestampSkewSeconds, checkoutRequestId } };
+  return {
+    ok: true,
+    value: { consumerKey: ctx.consumerKey, shortcode, timestamp, timestampSkewSeconds, checkoutRequestId },
+  };
 }

@@ -3,8 +3,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { behaviourFromCli } from '../src';
 import {
+  basic,
   expectEnvelope,
   nairobiTimestamp,
+  oauth,
   password,
   PASSKEY,
   pushBody,
@@ -153,6 +155,38 @@ describe('issue 8.12/8.13: the CLI applies --timestamp-tolerance-seconds and SIM
       }),
     );
     expect(res.status).toBe(200);
+  }, 90_000);
+
+  it('SIM_APPS / SIM_ACCOUNTS add apps and accounts; the app is scoped to its shortcodes', async () => {
+    const { url, output } = await startCli([], {
+      SIM_APPS: JSON.stringify([
+        { consumerKey: 'cli-shop-key', consumerSecret: 'cli-shop-secret', shortcodes: ['600700'] },
+      ]),
+      SIM_ACCOUNTS: JSON.stringify([{ shortcode: '600700', passkey: 'cli-shop-passkey', tillNumbers: ['600701'] }]),
+    });
+    expect(output()).toMatch(/cli-shop-key\s+shortcodes 600700/);
+    expect(output()).toMatch(/600700\s+tills 600701/);
+    expect(output()).not.toContain('cli-shop-secret');
+    expect(output()).not.toContain('cli-shop-passkey');
+    const res = await oauth(url, basic('cli-shop-key', 'cli-shop-secret'));
+    expect(res.status).toBe(200);
+    const t = (res.json as { access_token: string }).access_token;
+    const ts = nairobiTimestamp();
+    const cb = 'http://127.0.0.1:9/hooks/daraja/stk/cli';
+    const own = { BusinessShortCode: '600700', PartyB: '600700', Timestamp: ts };
+    const pushed = await stkPush(
+      url,
+      t,
+      pushBody(cb, { ...own, Password: password('600700', 'cli-shop-passkey', ts) }),
+    );
+    expect(pushed.status).toBe(200);
+    expectEnvelope(await stkPush(url, t, pushBody(cb)), 500, '500.001.1001', 'Merchant does not exist');
+    // the SIM_CONSUMER_KEY app is still there
+    await token(url);
+  }, 90_000);
+
+  it('stops with a message on a SIM_APPS that is not a JSON array', async () => {
+    await expect(startCli([], { SIM_APPS: '{"consumerKey":"k"' })).rejects.toThrow(/SIM_APPS must be a JSON array/);
   }, 90_000);
 
   it('stops with a message on a bad flag', async () => {
