@@ -8,6 +8,8 @@ import { BENCH_DIR } from './deps';
 import { freePort, startChild, type ChildHandle } from './procs';
 
 export const BENCH_JWT_SECRET = 'bench-jwt-secret-0123456789abcdefghijklmnop';
+/** The key the benchmark API seals shops' credentials with (CREDENTIALS_KEYS=bench:<this>). */
+export const BENCH_CREDENTIALS_KEY = Buffer.alloc(32, 11);
 export const BENCH_CALLBACK_SECRET = 'bench-callback-secret-0123456789abcdefghij';
 export const SIM_KEY = 'smartduka-sim-key';
 export const SIM_SECRET = 'smartduka-sim-secret';
@@ -59,7 +61,7 @@ export async function startApi(name: string, o: ApiServerOptions): Promise<Child
       MPESA_CALLBACK_URL: `http://127.0.0.1:${port}/payments/callback`,
       CALLBACK_SIGNING_SECRET: BENCH_CALLBACK_SECRET,
       JWT_SECRET: BENCH_JWT_SECRET,
-      CREDENTIALS_KEYS: `bench:${Buffer.alloc(32, 11).toString('base64')}`,
+      CREDENTIALS_KEYS: `bench:${BENCH_CREDENTIALS_KEY.toString('base64')}`,
       // M-Pesa only: the card providers (on by default in development) stay off, as in production.
       FLUTTERWAVE_ENABLED: 'false',
       PESAPAL_ENABLED: 'false',
