@@ -1,5 +1,5 @@
 /** Starting the processes under test with production-like settings. */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { SANDBOX_PASSKEY } from '../../apps/api/src/config/app-config';
@@ -73,13 +73,17 @@ export async function startApi(name: string, o: ApiServerOptions): Promise<Child
 }
 
 export async function startSimulator(name: string, options: SimulatorOptions): Promise<ChildHandle & { url: string }> {
+  // In a file: 2,000 shops' apps and accounts are more than an environment variable may hold (E2BIG).
+  const optionsFile = join(os.tmpdir(), `smartduka-bench-sim-${process.pid}-${name}.json`);
+  writeFileSync(
+    optionsFile,
+    JSON.stringify({
+      accounts: [{ shortcode: SHORTCODE, passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }],
+      ...options,
+    }),
+  );
   const child = await startChild(name, resolve(BENCH_DIR, 'lib/sim-server.ts'), {
-    env: {
-      BENCH_SIM_OPTIONS: JSON.stringify({
-        accounts: [{ shortcode: SHORTCODE, passkey: SANDBOX_PASSKEY, tillNumbers: ['174380'] }],
-        ...options,
-      }),
-    },
+    env: { BENCH_SIM_OPTIONS_FILE: optionsFile },
   });
   return Object.assign(child, { url: String(child.ready.url) });
 }

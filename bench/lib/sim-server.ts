@@ -1,13 +1,17 @@
 /**
  * The Daraja simulator as a benchmark child process (its own event loop, like the real Daraja).
- * Env: BENCH_SIM_OPTIONS = JSON SimulatorOptions (port, callbackDelayMs, tokenTtlSeconds, ...).
+ * Env: BENCH_SIM_OPTIONS_FILE = a file of JSON SimulatorOptions (or BENCH_SIM_OPTIONS = the JSON) (port, callbackDelayMs, tokenTtlSeconds, ...).
  * IPC: stats, faults {faults}, reset.
  */
 import { startDarajaSimulator, type SimFaults, type SimulatorOptions } from '../../packages/daraja-simulator/src';
+import { readFileSync } from 'node:fs';
 import { memorySnapshot, serveParent } from './procs';
 
 async function main(): Promise<void> {
-  const options = JSON.parse(process.env.BENCH_SIM_OPTIONS ?? '{}') as SimulatorOptions;
+  const file = process.env.BENCH_SIM_OPTIONS_FILE;
+  const options = JSON.parse(
+    file ? readFileSync(file, 'utf8') : (process.env.BENCH_SIM_OPTIONS ?? '{}'),
+  ) as SimulatorOptions;
   const sim = await startDarajaSimulator({ ...options, host: '127.0.0.1' });
   serveParent(
     { port: sim.port, url: sim.url },
