@@ -17,7 +17,8 @@ async function startSimulator(config: AppConfig): Promise<DarajaSimulator> {
       {
         shortcode: config.mpesa.shortcode,
         passkey: config.mpesa.passkey,
-        tillNumbers: config.mpesa.tillNumber ? [config.mpesa.tillNumber] : [],
+        // The sandbox's till under 174379 (as `pnpm sim`'s SIM_TILL), so a shop's own till account can be tried out.
+        tillNumbers: [...new Set([config.mpesa.tillNumber, '174380'].filter((t): t is string => !!t))],
       },
     ],
     callbackDelayMs: 3000,

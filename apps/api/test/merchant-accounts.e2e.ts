@@ -481,6 +481,9 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
     );
     const other = await startExtraTestApp(t, { CREDENTIALS_KEYS: `k1:${K1}` });
     try {
+      // A back-office screen sees it before a payment does.
+      const view = await other.http().get('/shops/shop-k/merchant-accounts/mpesa').set('Authorization', mgr('shop-k'));
+      expect(view.body.problem).toMatch(/do not open/);
       const pushesBefore = t.sim.pushes().length;
       const res = await push('shop-k', 'K-1', 10, '254712345678', other as unknown as TestApp);
       expect(res.status).toBe(503);
@@ -527,6 +530,14 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
         .send({ phoneNumber: '254712345678', amount: 10, orderId: 'R-1' });
       expect(res.status).toBe(201);
       expect(t.sim.getPush(res.body.checkoutRequestId)).toMatchObject({ shortcode: STORE, partyB: TILL });
+      // The same account set again after the rotation (new fingerprints): nothing changed, nothing written.
+      const again = await onlyNew
+        .http()
+        .put('/shops/shop-r/merchant-accounts/mpesa')
+        .set('Authorization', mgr('shop-r'))
+        .send(till());
+      expect(again.status).toBe(200);
+      expect(again.body.problem).toBeNull();
       const audit = await onlyNew.http().get('/shops/shop-r/audit-events').set('Authorization', mgr('shop-r'));
       expect(audit.body[0]).toMatchObject({
         action: 'merchant_account.reencrypted',

@@ -5,15 +5,26 @@ import { MerchantAccountsService } from '../payments/merchant-accounts.service';
 
 /**
  * Re-seals every shop's provider secrets under the newest key of CREDENTIALS_KEYS (the first one),
- * so an older key can be dropped from the ring afterwards:
- *   1. CREDENTIALS_KEYS="new:<base64>,old:<base64>" on every instance (new first), restart them;
- *   2. pnpm credentials:reencrypt (safe to run while the API serves, and to run again);
- *   3. when it reports nothing left under "old", drop it: CREDENTIALS_KEYS="new:<base64>".
+ * so an older key can be dropped from the ring afterwards (README, "Every shop its own account"):
+ *   1. add the new key SECOND on every instance (CREDENTIALS_KEYS="old:…,new:…") and restart them
+ *      one by one: every instance can now open what the new key seals;
+ *   2. move it first (CREDENTIALS_KEYS="new:…,old:…") and restart them one by one;
+ *   3. pnpm credentials:reencrypt (on Postgres safe while the API serves, and to run again; on the
+ *      embedded PGlite database stop the API first and add --api-stopped);
+ *   4. when it reports nothing left under "old", drop it: CREDENTIALS_KEYS="new:…".
  * Rows are re-sealed one at a time, each only if nobody changed it meanwhile, with an audit event.
  */
 async function main(): Promise<number> {
   loadDotEnv();
   const config = loadConfig(process.env, { persistDevSecrets: true });
+  if (!config.databaseUrl && !process.argv.includes('--api-stopped')) {
+    // PGlite takes one process: a second one on the same folder while the API runs corrupts it.
+    process.stderr.write(
+      'The embedded database (PGlite) can be opened by one process only: stop `pnpm dev` first, then run\n' +
+        '  pnpm credentials:reencrypt --api-stopped\n',
+    );
+    return 2;
+  }
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
     pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir),

@@ -22,10 +22,20 @@ export function refuseUnknownFields(
       );
 }
 
-/** An account's environment: sandbox or production, and simulator only when this deployment runs the provider's simulator. */
+/**
+ * An account's environment must be the deployment's: a production deployment takes production
+ * accounts only (a sandbox account's "successful" payments would mark real orders paid with no
+ * money moved), a sandbox deployment sandbox ones; a simulator deployment (development) takes
+ * simulator and sandbox accounts.
+ */
 export function accountEnvironment(v: unknown, deploymentEnv: string): string {
-  const allowed = deploymentEnv === 'simulator' ? ['simulator', 'sandbox', 'production'] : ['sandbox', 'production'];
+  const allowed = deploymentEnv === 'simulator' ? ['simulator', 'sandbox'] : [deploymentEnv];
   if (typeof v !== 'string' || !allowed.includes(v))
-    throw new ValidationFailedError(`environment must be one of ${allowed.join(', ')}`, { field: 'environment' });
+    throw new ValidationFailedError(
+      allowed.length === 1
+        ? `environment must be ${allowed[0]}: this deployment takes ${allowed[0]} accounts only`
+        : `environment must be one of ${allowed.join(', ')}`,
+      { field: 'environment' },
+    );
   return v;
 }

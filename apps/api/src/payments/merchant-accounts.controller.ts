@@ -84,6 +84,12 @@ export class MerchantAccountDto implements MerchantAccountView {
   @ApiPropertyOptional({ nullable: true, type: VerificationDto }) verification!: MerchantAccountView['verification'];
   @ApiProperty({ description: 'How many other shops (chain branches) take payments with these credentials' })
   lentToShops!: number;
+  @ApiPropertyOptional({
+    nullable: true,
+    type: String,
+    description: 'Why the account cannot be used as stored, if it cannot',
+  })
+  problem!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String }) createdAt!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String }) createdBy!: string | null;
 }
@@ -190,7 +196,7 @@ export class MerchantAccountsController {
       'Checks the account with the provider, charging no one; stores and returns what could and could not be verified',
   })
   @ApiOkResponse({ type: MerchantAccountDto })
-  @ApiErrors(400, 401, 403, 404, 429)
+  @ApiErrors(400, 401, 403, 404, 429, 503)
   verify(@CurrentUser() user: AuthUser, @Param() p: ShopProviderParam): Promise<MerchantAccountView> {
     return this.accounts.verify(user, p.shopId, p.provider);
   }

@@ -33,6 +33,8 @@ export interface MerchantAccountView {
   verification: { checkedAt: string; parts: VerificationPart[] } | null;
   /** How many other shops (chain branches) take payments with these credentials. */
   lentToShops: number;
+  /** Set when the account cannot be used as stored (its secrets do not open): payments fail closed until it is set again or its key restored. */
+  problem: string | null;
   createdAt: string | null;
   createdBy: string | null;
 }
@@ -41,6 +43,8 @@ const MANAGING_ROLES = new Set(['manager', 'admin', 'operator']);
 /** A shop that had its own account and removed it (cached like an active row id). */
 const REMOVED = 'removed' as const;
 const VERIFY_COOLDOWN_MS = 10_000;
+const UNREADABLE_PROBLEM =
+  'Its sealed credentials do not open with the keys this server has: payments with it fail until it is set again or its key is restored';
 const ROW_CACHE_LIMIT = 20_000;
 
 /**
@@ -222,6 +226,9 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
             { linkedShops: borrowers, fields: moved },
           );
       }
+      // Compared with what is stored, value by value (fingerprints change with the sealing key).
+      const fieldsChanged = changedFields(previous, input, previous ? this.tryOpen(previous) : null, linkShop);
+      if (previous && fieldsChanged.length === 0) return null; // the same account again: nothing to write
       let sealed: { sealed: string; keyId: string } | null = null;
       const fingerprints: Record<string, string> = {};
       if (input.secrets) {
@@ -252,7 +259,6 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
         },
         tx,
       );
-      const fieldsChanged = changedFields(previous, input, fingerprints, linkShop);
       await this.repo.insertAudit(
         {
           shopId,
@@ -266,7 +272,7 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
       await this.repo.notifyChanged(shopId, kind.provider, tx);
       return fieldsChanged;
     });
-    this.logger.log(`merchant account ${kind.provider} of shop ${shopId} set (${changed.join(', ') || 'no changes'})`);
+    if (changed) this.logger.log(`merchant account ${kind.provider} of shop ${shopId} set (${changed.join(', ')})`);
     this.forget(`${shopId}|${kind.provider}`);
     this.lastVerify.delete(`${shopId}|${kind.provider}`); // a new account may be checked at once
     return this.view(shopId, kind.provider);
@@ -458,6 +464,7 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
         credentialsFromShopId: null,
         verification: null,
         lentToShops: 0,
+        problem: null,
         createdAt: null,
         createdBy: null,
       };
@@ -478,6 +485,7 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
           ? { checkedAt: row.verifiedAt.toISOString(), parts: verification.parts }
           : null,
       lentToShops: await this.repo.countLinkedTo(shopId, provider),
+      problem: row.secrets && !this.tryOpen(row) ? UNREADABLE_PROBLEM : null,
       createdAt: row.createdAt.toISOString(),
       createdBy: row.createdBy,
     };
@@ -545,6 +553,16 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
     };
   }
 
+  /** The row's secrets, or null when it has none or they do not open. */
+  private tryOpen(row: MerchantAccountRow): Record<string, string> | null {
+    if (!row.secrets) return null;
+    try {
+      return JSON.parse(this.box.open(row.secrets, sealContext(row))) as Record<string, string>;
+    } catch {
+      return null;
+    }
+  }
+
   private openSecrets(row: MerchantAccountRow, kind?: AccountKind): string {
     const label = kind?.label ?? this.kinds.get(row.provider)?.label ?? row.provider;
     if (!row.secrets) throw new MerchantAccountUnreadableError(label, row.id, 'it holds no credentials');
@@ -587,17 +605,20 @@ function actorOf(user: AuthUser): string {
 function changedFields(
   previous: MerchantAccountRow | null,
   input: { environment: string; settings: Record<string, string>; secrets: Record<string, string> | null },
-  fingerprints: Record<string, string>,
+  previousSecrets: Record<string, string> | null,
   linkShop: string | undefined,
 ): string[] {
   const fields = new Set<string>();
   const prevSettings = (previous?.settings ?? {}) as Record<string, string>;
-  const prevPrints = (previous?.fingerprints ?? {}) as Record<string, string>;
   if (!previous || previous.environment !== input.environment) fields.add('environment');
   for (const k of new Set([...Object.keys(prevSettings), ...Object.keys(input.settings)]))
     if (prevSettings[k] !== input.settings[k]) fields.add(k);
-  for (const k of new Set([...Object.keys(prevPrints), ...Object.keys(fingerprints)]))
-    if (prevPrints[k] !== fingerprints[k]) fields.add(k);
+  const now = input.secrets ?? {};
+  const before = previousSecrets ?? {};
+  // A previous row that does not open: every secret given counts as changed.
+  const unknown = previous?.secrets != null && previousSecrets === null;
+  for (const k of new Set([...Object.keys(before), ...Object.keys(now)]))
+    if (unknown || before[k] !== now[k]) fields.add(k);
   if ((previous?.credentialsShopId ?? undefined) !== linkShop) fields.add('credentialsFromShopId');
   return [...fields].sort();
 }
