@@ -175,6 +175,20 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
       },
     });
     expect(JSON.stringify(audit.body)).not.toContain(PASSKEY_A);
+    // Paged back with `before`.
+    expect((await put('shop-a', paybill(PASSKEY_C, PAYBILL_2))).status).toBe(200);
+    const newest = await t.http().get('/shops/shop-a/audit-events?limit=1').set('Authorization', mgr('shop-a'));
+    expect(newest.body).toHaveLength(1);
+    expect(newest.body[0].action).toBe('merchant_account.replaced');
+    const older = await t
+      .http()
+      .get(`/shops/shop-a/audit-events?limit=1&before=${newest.body[0].id}`)
+      .set('Authorization', mgr('shop-a'));
+    expect(older.body.map((e: { action: string }) => e.action)).toEqual(['merchant_account.created']);
+    const bad = await t.http().get('/shops/shop-a/audit-events?before=abc').set('Authorization', mgr('shop-a'));
+    expect(bad.status).toBe(400);
+    expect(bad.body.message).toMatch(/before must be the id of an audit event/);
+    expect((await put('shop-a', paybill())).status).toBe(200);
 
     const raw = await t.db.execute(sql`select row_to_json(m)::text as j from merchant_accounts m`);
     const auditRaw = await t.db.execute(sql`select row_to_json(a)::text as j from audit_events a`);
@@ -279,8 +293,10 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
     expect(linked.body).toMatchObject({
       source: 'chain',
       credentialsFromShopId: 'hq',
-      settings: { type: 'till', tillNumber: BRANCH_TILL },
+      // where its money goes: the head office's store number, its own till
+      settings: { type: 'till', tillNumber: BRANCH_TILL, shortcode: STORE },
       secretsSet: [],
+      problem: null,
     });
     // A branch brings no credentials or store number of its own.
     const withSecret = await put('branch-2', { ...branch, passkey: PASSKEY_B }, operator());

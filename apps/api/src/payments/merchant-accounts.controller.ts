@@ -38,6 +38,11 @@ export class AuditQueryDto {
   @Max(200, { message: 'limit must be between 1 and 200' })
   @ApiPropertyOptional({ default: 50, minimum: 1, maximum: 200 })
   limit?: number;
+
+  @IsOptional()
+  @Matches(/^[1-9]\d{0,17}$/, { message: 'before must be the id of an audit event' })
+  @ApiPropertyOptional({ description: 'Page back: events older than this event id' })
+  before?: string;
 }
 
 class VerificationPartDto {
@@ -218,7 +223,7 @@ export class MerchantAccountsController {
   @ApiErrors(400, 401, 403)
   async audit(@CurrentUser() user: AuthUser, @Param() p: ShopParam, @Query() q: AuditQueryDto) {
     this.accounts.authorize(user, p.shopId);
-    const rows = await this.repo.listAudit(p.shopId, q.limit ?? 50);
+    const rows = await this.repo.listAudit(p.shopId, q.limit ?? 50, q.before ? BigInt(q.before) : undefined);
     return rows.map((r) => ({
       id: String(r.id),
       actor: r.actor,

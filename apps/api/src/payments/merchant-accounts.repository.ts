@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { and, asc, desc, eq, gt, isNull, ne, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, isNull, lt, ne, sql } from 'drizzle-orm';
 import { DB } from '../database/database.module';
 import type { Db, DbOrTx, Tx } from '../database/database';
 import { auditEvents, merchantAccounts, MerchantAccountRow, NewMerchantAccountRow, payments } from '../database/schema';
@@ -185,11 +185,14 @@ export class MerchantAccountsRepository {
     await tx.insert(auditEvents).values({ ...e, data: e.data ?? null });
   }
 
-  async listAudit(shopId: string, limit: number): Promise<(typeof auditEvents.$inferSelect)[]> {
+  /** Newest first; `before` (an event id) pages back. */
+  async listAudit(shopId: string, limit: number, before?: bigint): Promise<(typeof auditEvents.$inferSelect)[]> {
+    const conds = [eq(auditEvents.shopId, shopId)];
+    if (before !== undefined) conds.push(lt(auditEvents.id, before));
     return this.db
       .select()
       .from(auditEvents)
-      .where(eq(auditEvents.shopId, shopId))
+      .where(and(...conds))
       .orderBy(desc(auditEvents.id))
       .limit(limit);
   }

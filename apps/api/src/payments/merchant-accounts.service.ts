@@ -43,6 +43,8 @@ const MANAGING_ROLES = new Set(['manager', 'admin', 'operator']);
 /** A shop that had its own account and removed it (cached like an active row id). */
 const REMOVED = 'removed' as const;
 const VERIFY_COOLDOWN_MS = 10_000;
+const LENDER_GONE =
+  'The shop whose credentials it uses has no account of its own any more: payments with it fail until an operator links it again';
 const UNREADABLE_PROBLEM =
   'Its sealed credentials do not open with the keys this server has: payments with it fail until it is set again or its key is restored';
 const ROW_CACHE_LIMIT = 20_000;
@@ -471,12 +473,18 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
     }
     const fingerprints = (row.fingerprints ?? {}) as Record<string, string>;
     const verification = row.verification as { parts?: VerificationPart[] } | null;
+    // A chain branch pays into its head office's shortcode: show where its money goes.
+    const lender = row.credentialsShopId ? await this.repo.findActive(row.credentialsShopId, provider) : undefined;
+    const settings = {
+      ...((lender?.settings ?? {}) as Record<string, string>),
+      ...(row.settings as Record<string, string>),
+    };
     return {
       provider,
       source: row.credentialsShopId ? 'chain' : 'own',
       accountId: row.id,
       environment: row.environment,
-      settings: { ...(row.settings as Record<string, string>) },
+      settings,
       secretsSet: Object.keys(fingerprints).sort(),
       fingerprints,
       credentialsFromShopId: row.credentialsShopId,
@@ -485,7 +493,7 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
           ? { checkedAt: row.verifiedAt.toISOString(), parts: verification.parts }
           : null,
       lentToShops: await this.repo.countLinkedTo(shopId, provider),
-      problem: row.secrets && !this.tryOpen(row) ? UNREADABLE_PROBLEM : null,
+      problem: row.secrets && !this.tryOpen(row) ? UNREADABLE_PROBLEM : lender === null ? LENDER_GONE : null,
       createdAt: row.createdAt.toISOString(),
       createdBy: row.createdBy,
     };
