@@ -135,4 +135,50 @@ describe('the statement CLI', () => {
       if (!postgres) await db.close();
     }
   }, 60_000);
+
+  it('with --shortcode, a statement of another shortcode settles nothing of the platform account', async () => {
+    const paymentId = randomUUID();
+    const createdAt = new Date(Date.now() - 120_000);
+    let db = await open();
+    await db.migrate();
+    await db.db.insert(orders).values({ shopId: 'shop-cli', id: 'ORD-CLI-2', totalMinor: 10_000n, currency: 'KES' });
+    await db.db.insert(payments).values({
+      id: paymentId,
+      shopId: 'shop-cli',
+      orderId: 'ORD-CLI-2',
+      amountMinor: 10_000n,
+      currency: 'KES',
+      provider: 'mpesa',
+      status: 'review',
+      statusReason: 'OUTCOME_UNKNOWN',
+      createdBy: 'test',
+      phoneMasked: '2547******08',
+      phoneHash: phoneHash(TEST_CALLBACK_SECRET, '254700000008'),
+      accountReference: 'ORDCLI2',
+      transactionDesc: 'POS payment',
+      createdAt,
+    });
+    if (!postgres) await db.close();
+    const file = join(dir, 'statement-2.csv');
+    writeFileSync(
+      file,
+      [
+        'Receipt No.,Completion Time,Details,Transaction Status,Paid In',
+        `RCCLI00002,${nairobi(new Date(createdAt.getTime() + 45_000))},"Pay Bill from 254700000008 - JANE DOE",Completed,100.00`,
+      ].join('\n'),
+    );
+    const bad = await runCli(['--shop', 'shop-cli', '--file', file, '--shortcode', '12'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--shortcode must be/);
+    // 600999 is not the platform's shortcode (174379): the platform-account payment is not its to settle.
+    const run = await runCli(['--shop', 'shop-cli', '--file', file, '--json', '--shortcode', '600999'], env);
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(run.stdout).settledFromStatement.count).toBe(0);
+    db = await open();
+    try {
+      expect((await db.db.select().from(payments).where(eq(payments.id, paymentId)))[0].status).toBe('review');
+    } finally {
+      if (!postgres) await db.close();
+    }
+  }, 60_000);
 });

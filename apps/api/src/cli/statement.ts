@@ -17,7 +17,7 @@ import { MPESA_OUTCOME_RULES } from '../payments/providers/mpesa/mpesa.outcome-r
  * Matches an M-Pesa statement export (CSV) against a shop's payments. Changes nothing, except that
  * (like POST /reconciliation/statements) it settles an open or OUTCOME_UNKNOWN payment that exactly
  * one row fits by receipt, amount, phone and time (see StatementMatchingService).
- *   pnpm --filter @smartduka/api run statement --shop shop-1 --file statement.csv [--json] [--all-time]
+ *   pnpm --filter @smartduka/api run statement --shop shop-1 --file statement.csv [--shortcode 600111] [--json] [--all-time]
  * Progress goes to stderr every 10,000 rows; the report to stdout (a summary, or JSON with --json).
  */
 async function main(): Promise<number> {
@@ -28,10 +28,17 @@ async function main(): Promise<number> {
       file: { type: 'string' },
       json: { type: 'boolean', default: false },
       'all-time': { type: 'boolean', default: false },
+      shortcode: { type: 'string' },
     },
   });
   if (!values.shop || !values.file) {
-    process.stderr.write('usage: statement --shop <shopId> --file <statement.csv> [--json] [--all-time]\n');
+    process.stderr.write(
+      'usage: statement --shop <shopId> --file <statement.csv> [--shortcode <paybill/store number>] [--json] [--all-time]\n',
+    );
+    return 2;
+  }
+  if (values.shortcode !== undefined && !/^\d{5,7}$/.test(values.shortcode)) {
+    process.stderr.write('--shortcode must be the 5 to 7 digit paybill or store number the statement is for\n');
     return 2;
   }
   // pnpm --filter runs us in apps/api: resolve the file against where the command was typed.
@@ -60,6 +67,11 @@ async function main(): Promise<number> {
     const service = new StatementMatchingService(new StatementRepository(db.db), lifecycle, config);
     const report = await service.match(values.shop, createReadStream(file, { highWaterMark: 256 * 1024 }), {
       window: values['all-time'] ? 'all' : 'statement',
+      // A statement belongs to one shortcode: with --shortcode only the payments made with an
+      // account of it (as POST /reconciliation/statements); without, every M-Pesa payment of the shop.
+      scope: values.shortcode
+        ? { shortcode: values.shortcode, includePlatform: values.shortcode === config.mpesa.shortcode }
+        : undefined,
       actor: 'cli:statement',
       onProgress: ({ rows, elapsedMs }) =>
         process.stderr.write(

@@ -48,6 +48,8 @@ const LENDER_GONE =
 const UNREADABLE_PROBLEM =
   'Its sealed credentials do not open with the keys this server has: payments with it fail until it is set again or its key is restored';
 const ROW_CACHE_LIMIT = 20_000;
+/** Shops whose account choice is cached (oldest first out). */
+const SHOP_CACHE_LIMIT = 100_000;
 
 /**
  * What a row's sealed secrets are bound to (AES-GCM additional data): that row, and where its
@@ -514,8 +516,11 @@ export class MerchantAccountsService implements OnModuleInit, OnApplicationShutd
     const row = await this.repo.findActive(shopId, provider);
     if (row) this.remember(row, undefined);
     const found = row ?? ((await this.repo.hadAccount(shopId, provider)) ? REMOVED : null);
-    if (live && this.feed?.live && generation === this.generation)
+    if (live && this.feed?.live && generation === this.generation) {
+      if (this.activeByShop.size >= SHOP_CACHE_LIMIT)
+        this.activeByShop.delete(this.activeByShop.keys().next().value as string);
       this.activeByShop.set(key, found === REMOVED ? REMOVED : (found?.id ?? null));
+    }
     return found;
   }
 
