@@ -1,40 +1,17 @@
-import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { SecretBox } from '../src/common/secret-box';
 import { sealContext } from '../src/payments/merchant-accounts.service';
-import { TEST_CALLBACK_SECRET, TEST_JWT_SECRET } from './helpers/test-app';
+import { runCli as runCliScript } from './helpers/cli';
 import { createTestDatabase, TestDatabase } from './helpers/test-db';
 
 /** `pnpm credentials:reencrypt` (src/cli/reencrypt-credentials.ts), as an operator runs it. */
-const API_DIR = resolve(__dirname, '..');
-
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  return new Promise((done, fail) => {
-    const base = Object.fromEntries(
-      Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'DATA_DIR', 'NODE_OPTIONS'].includes(k)),
-    ) as Record<string, string>;
-    const child = spawn(process.execPath, ['-r', '@swc-node/register', 'src/cli/reencrypt-credentials.ts', ...args], {
-      cwd: API_DIR,
-      env: {
-        ...base,
-        NODE_ENV: 'test',
-        LOG_LEVEL: 'silent',
-        JWT_SECRET: TEST_JWT_SECRET,
-        CALLBACK_SIGNING_SECRET: TEST_CALLBACK_SECRET,
-        INIT_CWD: API_DIR,
-        ...env,
-      },
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', fail);
-    child.on('exit', (code) => done({ code, out }));
-  });
+async function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  const r = await runCliScript('reencrypt-credentials.ts', args, env);
+  return { code: r.code, out: r.stdout + r.stderr };
 }
 
 describe('pnpm credentials:reencrypt', () => {

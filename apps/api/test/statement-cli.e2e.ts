@@ -1,14 +1,14 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import { DatabaseHandle, openDatabase, pgliteDirFor } from '../src/database/database';
 import { orders, payments } from '../src/database/schema';
 import { phoneHash } from '../src/payments/phone-hash';
 import { timeKeyOf } from '../src/reconciliation/statement-row';
-import { TEST_CALLBACK_SECRET, TEST_JWT_SECRET } from './helpers/test-app';
+import { runCli as runCliScript } from './helpers/cli';
+import { TEST_CALLBACK_SECRET } from './helpers/test-app';
 import { createTestDatabase, TestDatabase } from './helpers/test-db';
 
 /**
@@ -17,36 +17,7 @@ import { createTestDatabase, TestDatabase } from './helpers/test-db';
  * on DATABASE_URL, else an embedded PGlite in a temporary DATA_DIR (closed while the CLI runs).
  */
 
-const API_DIR = resolve(__dirname, '..');
-
-function runCli(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const base = Object.fromEntries(
-      Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'DATA_DIR', 'NODE_OPTIONS'].includes(k)),
-    ) as Record<string, string>;
-    const child = spawn(process.execPath, ['-r', '@swc-node/register', 'src/cli/statement.ts', ...args], {
-      cwd: API_DIR,
-      env: {
-        ...base,
-        NODE_ENV: 'test',
-        LOG_LEVEL: 'silent',
-        JWT_SECRET: TEST_JWT_SECRET,
-        CALLBACK_SIGNING_SECRET: TEST_CALLBACK_SECRET,
-        INIT_CWD: API_DIR,
-        ...env,
-      },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', fail);
-    child.once('exit', (code) => done({ code, stdout, stderr }));
-  });
-}
+const runCli = (args: string[], env: Record<string, string>) => runCliScript('statement.ts', args, env);
 
 const nairobi = (d: Date) => {
   const k = timeKeyOf(d);
