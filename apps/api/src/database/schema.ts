@@ -97,6 +97,16 @@ export const payments = pgTable(
     merchantAccountId: uuid('merchant_account_id'),
     /** When a manager released the order of this OUTCOME_UNKNOWN payment (it no longer blocks a new payment; the truth still settles it). */
     releasedAt: timestamp('released_at', { withTimezone: true }),
+    /**
+     * How a person resolved this payment in review (payments/refunds.service.ts resolveReview):
+     * refunded (a refund of all of it was requested; cleared if that refund fails), accepted (the
+     * money stays, against this or another order: the payment is completed), released (closed with
+     * a note, nothing sent). Null while it still needs a person.
+     */
+    resolution: text('resolution'),
+    resolutionNote: text('resolution_note'),
+    resolvedBy: text('resolved_by'),
+    resolvedAt: timestamp('resolved_at', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
@@ -107,6 +117,10 @@ export const payments = pgTable(
     check(
       'payments_mpesa_receipt_normalised',
       sql`${t.mpesaReceiptNumber} = upper(regexp_replace(${t.mpesaReceiptNumber}, '^[ \\t\\n\\v\\f\\r]+|[ \\t\\n\\v\\f\\r]+$', '', 'g'))`,
+    ),
+    check(
+      'payments_resolution_valid',
+      sql`${t.resolution} is null or ${t.resolution} in ('refunded','accepted','released')`,
     ),
     check(
       'payments_status_valid',
@@ -153,8 +167,14 @@ export const callbackInbox = pgTable(
   {
     id: bigserial('id', { mode: 'bigint' }).primaryKey(),
     provider: text('provider').notNull(),
-    /** payment id from the capability URL, if any (not trusted until the token verifies) */
+    /** payment id from the capability URL, if any (not trusted until the token verifies); for a refund result, the refund id */
     urlPaymentId: text('url_payment_id'),
+    /**
+     * What the body is an answer to: null = a payment notification (STK callback, webhook, IPN);
+     * otherwise the provider's own kind, e.g. M-Pesa 'reversal_result', 'reversal_timeout',
+     * 'status_result' (Transaction Status for a refund or a payment), Flutterwave 'refund_webhook'.
+     */
+    kind: text('kind'),
     verified: boolean('verified').notNull(),
     checkoutRequestId: text('checkout_request_id'),
     sourceIp: text('source_ip'),
@@ -201,6 +221,8 @@ export const idempotencyKeys = pgTable(
     /** keyed HMAC of method + path + canonical body (hashRequest: a plain hash of a body with a phone in it could be reversed) */
     requestHash: text('request_hash').notNull(),
     paymentId: uuid('payment_id'),
+    /** the refund a refund request with this key created */
+    refundId: uuid('refund_id'),
     responseStatus: integer('response_status'),
     responseBody: jsonb('response_body'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
@@ -227,6 +249,74 @@ export const providerSettings = pgTable('provider_settings', {
   value: jsonb('value').notNull(),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 });
+
+export const REFUND_STATUSES = ['requested', 'pending', 'unknown', 'succeeded', 'failed', 'review'] as const;
+export const REFUND_SOURCES = ['request', 'review', 'provider'] as const;
+
+/**
+ * Money given back on a payment (payments/refunds.service.ts). One row per refund the shop asked
+ * for (source request, or review: resolving a payment in review) or the provider reported on its
+ * own (source provider: a chargeback, Pesapal's reversed). Statuses:
+ * - requested: written, not yet sent (or the process died sending it: the reconciler asks the
+ *   provider before anything is sent again)
+ * - pending: the provider took it; its result is awaited (M-Pesa's ResultURL, Pesapal's approval)
+ * - unknown: the provider's answer is missing (timeout, queue timeout); settled by asking
+ *   (Transaction Status, GET refund), never by sending it again blindly
+ * - succeeded | failed: final, never left
+ * - review: the reconciler gave up, or the provider's report did not add up; a person must look.
+ * The sum of a payment's refunds that are not failed never exceeds what the payment collected
+ * (checked under the payment's row lock).
+ */
+export const refunds = pgTable(
+  'refunds',
+  {
+    id: uuid('id').primaryKey(),
+    paymentId: uuid('payment_id').notNull(),
+    shopId: text('shop_id').notNull(),
+    orderId: text('order_id').notNull(),
+    provider: text('provider').notNull(),
+    /** The payment's merchant account (null = the platform's): the refund is sent with it. */
+    merchantAccountId: uuid('merchant_account_id'),
+    amountMinor: bigint('amount_minor', { mode: 'bigint' }).notNull(),
+    currency: text('currency').notNull(),
+    status: text('status').notNull(),
+    /** Our code for the outcome (ALREADY_REVERSED, UNKNOWN_RECEIPT, INITIATOR_INVALID, GAVE_UP, ...). */
+    statusReason: text('status_reason'),
+    /** The provider's own result code and message (safe to show). */
+    resultCode: text('result_code'),
+    resultDesc: text('result_desc'),
+    /** Why the shop gives the money back (the person's words). */
+    reason: text('reason').notNull(),
+    source: text('source').notNull(),
+    /** user:<sub> or <provider>:<what> */
+    requestedBy: text('requested_by').notNull(),
+    idempotencyKey: text('idempotency_key'),
+    /** The provider's id of the refund: Flutterwave refund id, M-Pesa reversal receipt, Pesapal's none. */
+    providerRefundId: text('provider_refund_id'),
+    /** The provider's own state for this refund (M-Pesa conversation ids, status queries sent). */
+    providerData: jsonb('provider_data').notNull().default({}),
+    /** Times the refund was sent to the provider. */
+    submissions: integer('submissions').notNull().default(0),
+    /** Reconciler looks so far (drives its backoff and give-up). */
+    reconcileAttempts: integer('reconcile_attempts').notNull().default(0),
+    /** When the reconciler may next look at this open refund; doubles as its claim lease. */
+    nextCheckAt: timestamp('next_check_at', { withTimezone: true }),
+    completedAt: timestamp('completed_at', { withTimezone: true }),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    check('refunds_amount_positive', sql`${t.amountMinor} > 0`),
+    check('refunds_status_valid', sql`${t.status} in ('requested','pending','unknown','succeeded','failed','review')`),
+    check('refunds_source_valid', sql`${t.source} in ('request','review','provider')`),
+    index('refunds_payment_idx').on(t.paymentId, t.createdAt),
+    index('refunds_order_idx').on(t.shopId, t.orderId),
+    uniqueIndex('refunds_provider_refund_uq').on(t.provider, t.providerRefundId),
+    index('refunds_open_idx')
+      .on(t.nextCheckAt)
+      .where(sql`${t.status} in ('requested','pending','unknown')`),
+  ],
+);
 
 export const MERCHANT_ACCOUNT_PROVIDERS = ['mpesa', 'flutterwave', 'pesapal'] as const;
 
@@ -307,6 +397,7 @@ export const schema = {
   providerSettings,
   merchantAccounts,
   auditEvents,
+  refunds,
 };
 export type Order = typeof orders.$inferSelect;
 export type Payment = typeof payments.$inferSelect;
@@ -315,3 +406,5 @@ export type PaymentEvent = typeof paymentEvents.$inferInsert;
 export type ProviderToken = typeof providerTokens.$inferSelect;
 export type MerchantAccountRow = typeof merchantAccounts.$inferSelect;
 export type NewMerchantAccountRow = typeof merchantAccounts.$inferInsert;
+export type Refund = typeof refunds.$inferSelect;
+export type NewRefund = typeof refunds.$inferInsert;
