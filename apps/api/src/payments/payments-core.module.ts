@@ -8,6 +8,7 @@ import { PaymentOperationsService } from './payment-operations.service';
 import { PaymentsRepository } from './payments.repository';
 import { ProviderServicesRegistry } from './provider-services.registry';
 import { ReconcilerService } from './reconciler.service';
+import { RefundProvidersRegistry } from './refund-providers.registry';
 
 /**
  * What every provider shares: the payments table (PaymentsRepository), the outcome core
@@ -27,6 +28,7 @@ import { ReconcilerService } from './reconciler.service';
     ReconcilerService,
     MerchantAccountsRepository,
     MerchantAccountsService,
+    RefundProvidersRegistry,
   ],
   exports: [
     PaymentsRepository,
@@ -37,6 +39,7 @@ import { ReconcilerService } from './reconciler.service';
     ReconcilerService,
     MerchantAccountsRepository,
     MerchantAccountsService,
+    RefundProvidersRegistry,
   ],
 })
 export class PaymentsCoreModule {}
