@@ -2,6 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
+import {
+  loadSecurityCertificate,
+  normaliseFingerprint,
+  SANDBOX_CERT_COMMON_NAME,
+  SecurityCertificate,
+  SIMULATOR_CERT_COMMON_NAME,
+} from '../payments/providers/mpesa/security-credential';
 
 /** Where M-Pesa requests go: the embedded simulator, Safaricom's sandbox or production. */
 export type MpesaEnvironment = 'simulator' | 'sandbox' | 'production';
@@ -82,6 +89,12 @@ export interface AppConfig {
      * review (freeing the order), and a late callback on its capability URL can still settle it.
      */
     unresolvedReviewAfterSeconds: number;
+    /**
+     * Safaricom's certificate for this deployment's MPESA_ENV (the SecurityCredential of reversals
+     * and Transaction Status queries is encrypted with its public key). null = not configured:
+     * M-Pesa refunds are refused with a message saying so (payments are unaffected).
+     */
+    securityCertificate: SecurityCertificate | null;
   };
   /** How customers' browsers and the card/wallet providers reach this API (redirects, webhooks, IPNs). No trailing slash. */
   publicBaseUrl: string;
@@ -335,6 +348,8 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
       problems.push(`MPESA_CALLBACK_IP_ALLOWLIST entry "${entry}" is not an IP address or IPv4 CIDR block`);
   }
 
+  const securityCertificate = mpesaCertificate(mpesaEnv, str, problems);
+
   const trustProxy = parseTrustProxy(str('TRUST_PROXY'), problems);
 
   // --- rate limits on POST /payments/stk-push. Off by default under NODE_ENV=test only (test
@@ -488,6 +503,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
       statusQueryAfterSeconds: int('MPESA_STATUS_QUERY_AFTER_SECONDS', 5, 0, 3600),
       notFoundFailAfterSeconds: int('MPESA_NOT_FOUND_FAIL_AFTER_SECONDS', 120, 0, 86400),
       unresolvedReviewAfterSeconds: int('MPESA_UNRESOLVED_REVIEW_AFTER_SECONDS', 300, 0, 86400),
+      securityCertificate,
     },
     publicBaseUrl,
     posReturnUrl,
@@ -515,6 +531,82 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     problems.push('DATABASE_URL is required in production (the embedded PGlite database is for development)');
   if (problems.length) throw new ConfigValidationError(problems);
   return config;
+}
+
+/** Where each environment's certificate is when none is configured (the simulator's test one; Safaricom's public sandbox one). */
+export const DEFAULT_MPESA_CERT_FILES: Partial<Record<MpesaEnvironment, string>> = {
+  simulator: join(REPO_ROOT, 'packages/daraja-simulator/certs/simulator-test-cert.pem'),
+  sandbox: join(REPO_ROOT, 'apps/api/certs/mpesa-sandbox.cer'),
+};
+/** The fingerprint the shipped sandbox file must have (daraja.md §5.3, checked with openssl on mpesa-node 0.1.3). */
+export const SANDBOX_CERT_SHA256 =
+  'A5:42:C3:C6:7B:59:8A:33:7A:1C:C7:41:E5:43:4C:70:DE:56:50:81:E5:C8:53:E0:5A:51:C8:43:76:47:66:F0';
+
+/**
+ * The SecurityCredential certificate: MPESA_CERT_PEM (the PEM itself) or MPESA_CERT_FILE (a path),
+ * else the environment's shipped default (simulator: the simulator's test certificate; sandbox:
+ * Safaricom's public sandbox certificate, pinned to its known fingerprint); production has no
+ * default (it comes from the Daraja portal at go-live). MPESA_CERT_SHA256 pins the fingerprint:
+ * a mismatch refuses the boot, saying both.
+ */
+function mpesaCertificate(
+  env: MpesaEnvironment,
+  str: (name: string) => string | undefined,
+  problems: string[],
+): SecurityCertificate | null {
+  const pemVar = str('MPESA_CERT_PEM');
+  const fileVar = str('MPESA_CERT_FILE');
+  const pinVar = str('MPESA_CERT_SHA256');
+  if (pemVar && fileVar) {
+    problems.push('Set MPESA_CERT_PEM or MPESA_CERT_FILE, not both');
+    return null;
+  }
+  let pin: string | undefined;
+  if (pinVar) {
+    pin = normaliseFingerprint(pinVar);
+    if (!pin) {
+      problems.push('MPESA_CERT_SHA256 must be a SHA-256 fingerprint: 64 hex digits (colons allowed)');
+      return null;
+    }
+  }
+  let text: string;
+  let source: string;
+  if (pemVar) {
+    text = pemVar;
+    source = 'MPESA_CERT_PEM';
+  } else {
+    const defaultFile = DEFAULT_MPESA_CERT_FILES[env];
+    const file = fileVar ? resolve(str('INIT_CWD') ?? process.cwd(), fileVar) : defaultFile;
+    if (!file) {
+      if (pin) problems.push(`MPESA_CERT_SHA256 is set but no certificate is: set MPESA_CERT_FILE or MPESA_CERT_PEM`);
+      return null;
+    }
+    source = fileVar ? `MPESA_CERT_FILE (${file})` : `the default ${env} certificate (${file})`;
+    if (!existsSync(file)) {
+      problems.push(`${source} does not exist`);
+      return null;
+    }
+    text = readFileSync(file, 'utf8');
+    if (!fileVar && env === 'sandbox') pin ??= SANDBOX_CERT_SHA256;
+  }
+  let cert: SecurityCertificate;
+  try {
+    cert = loadSecurityCertificate(text, source);
+  } catch (err) {
+    problems.push((err as Error).message);
+    return null;
+  }
+  if (pin && cert.sha256 !== pin) {
+    problems.push(
+      `The M-Pesa certificate from ${source} has SHA-256 fingerprint ${cert.sha256}, but ${pinVar ? 'MPESA_CERT_SHA256' : 'the sandbox certificate'} is ${pin}: wrong file, or the pin is out of date`,
+    );
+    return null;
+  }
+  if (env === 'production' && cert.subject.includes(`CN=${SANDBOX_CERT_COMMON_NAME}`))
+    problems.push(`${source} is Safaricom's SANDBOX certificate but MPESA_ENV=production: use the production one`);
+  if (env !== 'simulator' && cert.subject.includes(`CN=${SIMULATOR_CERT_COMMON_NAME}`))
+    problems.push(`${source} is the Daraja simulator's test certificate but MPESA_ENV=${env}`);
+  return cert;
 }
 
 export function callbackUrlProblems(url: string, env: MpesaEnvironment): string[] {
