@@ -95,6 +95,9 @@ export interface AppConfig {
      * M-Pesa refunds are refused with a message saying so (payments are unaffected).
      */
     securityCertificate: SecurityCertificate | null;
+    /** The platform account's API operator for reversals / Transaction Status (MPESA_INITIATOR_NAME / _PASSWORD), if any. */
+    initiatorName?: string;
+    initiatorPassword?: string;
   };
   /** How customers' browsers and the card/wallet providers reach this API (redirects, webhooks, IPNs). No trailing slash. */
   publicBaseUrl: string;
@@ -186,6 +189,9 @@ export const SANDBOX_SHORTCODE = '174379';
 export const SANDBOX_PASSKEY = 'bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919';
 export const SIMULATOR_CONSUMER_KEY = 'smartduka-sim-key';
 export const SIMULATOR_CONSUMER_SECRET = 'smartduka-sim-secret';
+/** Safaricom's public sandbox initiator, which the simulator also accepts by default. */
+export const SIMULATOR_INITIATOR_NAME = 'testapi';
+export const SIMULATOR_INITIATOR_PASSWORD = 'Safaricom999!*!';
 
 export const MPESA_BASE_URLS: Record<Exclude<MpesaEnvironment, 'simulator'>, string> = {
   sandbox: 'https://sandbox.safaricom.co.ke',
@@ -349,6 +355,13 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
   }
 
   const securityCertificate = mpesaCertificate(mpesaEnv, str, problems);
+  // The simulator's initiator is Safaricom's public sandbox one (testapi / Safaricom999!*!), like its passkey.
+  const initiatorName = str('MPESA_INITIATOR_NAME') ?? (simulator ? SIMULATOR_INITIATOR_NAME : undefined);
+  const initiatorPassword = str('MPESA_INITIATOR_PASSWORD') ?? (simulator ? SIMULATOR_INITIATOR_PASSWORD : undefined);
+  if (str('MPESA_INITIATOR_NAME') !== undefined && str('MPESA_INITIATOR_PASSWORD') === undefined)
+    problems.push('MPESA_INITIATOR_PASSWORD is required with MPESA_INITIATOR_NAME');
+  if (str('MPESA_INITIATOR_PASSWORD') !== undefined && str('MPESA_INITIATOR_NAME') === undefined)
+    problems.push('MPESA_INITIATOR_NAME is required with MPESA_INITIATOR_PASSWORD');
 
   const trustProxy = parseTrustProxy(str('TRUST_PROXY'), problems);
 
@@ -504,6 +517,8 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
       notFoundFailAfterSeconds: int('MPESA_NOT_FOUND_FAIL_AFTER_SECONDS', 120, 0, 86400),
       unresolvedReviewAfterSeconds: int('MPESA_UNRESOLVED_REVIEW_AFTER_SECONDS', 300, 0, 86400),
       securityCertificate,
+      initiatorName,
+      initiatorPassword,
     },
     publicBaseUrl,
     posReturnUrl,

@@ -1,5 +1,11 @@
 import { createHmac } from 'node:crypto';
-import { callbackToken, verifyCallbackToken } from './callback-token';
+import {
+  callbackToken,
+  CallbackScope,
+  scopedCallbackToken,
+  verifyCallbackToken,
+  verifyScopedCallbackToken,
+} from './callback-token';
 
 const SECRET = 'test-signing-secret-0123456789abcdef';
 const PAYMENT = '01J9ZK3T4V5W6X7Y8Z9A0B1C2D';
@@ -67,5 +73,37 @@ describe('verifyCallbackToken', () => {
     expect(verifyCallbackToken(undefined, PAYMENT, good)).toBe(false);
     expect(verifyCallbackToken(SECRET, undefined, good)).toBe(false);
     expect(verifyCallbackToken(SECRET, '', good)).toBe(false);
+  });
+});
+
+describe('scopedCallbackToken', () => {
+  const ID = '3f2a1c9e-7b4d-4e8f-9a01-23456789abcd';
+  const scopes: CallbackScope[] = ['refund-result', 'refund-timeout', 'refund-status', 'payment-status'];
+
+  it('is the HMAC of a scoped string, hex, and verifies only in its own scope', () => {
+    for (const scope of scopes) {
+      const t = scopedCallbackToken(SECRET, scope, ID);
+      expect(t).toBe(createHmac('sha256', SECRET).update(`smartduka:${scope}:${ID}`).digest('hex'));
+      for (const other of scopes) expect(verifyScopedCallbackToken(SECRET, other, ID, t)).toBe(other === scope);
+    }
+  });
+
+  it("a payment's STK callback token never opens a refund or status URL of the same id, nor the reverse", () => {
+    const stk = callbackToken(SECRET, ID);
+    for (const scope of scopes) {
+      expect(verifyScopedCallbackToken(SECRET, scope, ID, stk)).toBe(false);
+      expect(verifyCallbackToken(SECRET, ID, scopedCallbackToken(SECRET, scope, ID))).toBe(false);
+    }
+  });
+
+  it('is bound to the id and the secret', () => {
+    const t = scopedCallbackToken(SECRET, 'refund-result', ID);
+    expect(verifyScopedCallbackToken(SECRET, 'refund-result', ID.replace('3f', '4f'), t)).toBe(false);
+    expect(verifyScopedCallbackToken(`${SECRET}x`, 'refund-result', ID, t)).toBe(false);
+    expect(verifyScopedCallbackToken(SECRET, 'refund-result', ID, t.toUpperCase())).toBe(false);
+    expect(verifyScopedCallbackToken(SECRET, 'refund-result', ID, undefined)).toBe(false);
+    expect(verifyScopedCallbackToken(SECRET, 'bogus' as CallbackScope, ID, t)).toBe(false);
+    expect(() => scopedCallbackToken(SECRET, 'bogus' as CallbackScope, ID)).toThrow(/unknown scope/);
+    expect(() => scopedCallbackToken(SECRET, 'refund-result', '')).toThrow(/non-empty/);
   });
 });

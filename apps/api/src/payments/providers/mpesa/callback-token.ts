@@ -36,3 +36,26 @@ export function verifyCallbackToken(secret: unknown, paymentId: unknown, token: 
     return false;
   }
 }
+
+/**
+ * What a scoped capability URL answers: a refund's reversal result / queue timeout / Transaction
+ * Status result, or a payment's Transaction Status result. Each scope is its own HMAC domain, so a
+ * payment's STK callback token (HMAC of the bare id) never opens a refund's URL, and a refund's
+ * result token never opens its timeout or status URL.
+ */
+export type CallbackScope = 'refund-result' | 'refund-timeout' | 'refund-status' | 'payment-status';
+
+const SCOPES: readonly CallbackScope[] = ['refund-result', 'refund-timeout', 'refund-status', 'payment-status'];
+
+/** hex(HMAC-SHA256(secret, "smartduka:<scope>:<id>")): ids are uuids, so no bare id is ever such a string. */
+export function scopedCallbackToken(secret: string, scope: CallbackScope, id: string): string {
+  if (!SCOPES.includes(scope)) throw new Error(`scopedCallbackToken: unknown scope ${String(scope)}`);
+  if (typeof id !== 'string' || id.length === 0) throw new Error('scopedCallbackToken: id must be a non-empty string');
+  return callbackToken(secret, `smartduka:${scope}:${id}`);
+}
+
+/** Constant-time check of a scoped token; never throws. */
+export function verifyScopedCallbackToken(secret: unknown, scope: CallbackScope, id: unknown, token: unknown): boolean {
+  if (!SCOPES.includes(scope) || typeof id !== 'string' || id.length === 0) return false;
+  return verifyCallbackToken(secret, `smartduka:${scope}:${id}`, token);
+}

@@ -7,8 +7,19 @@ import { FORBIDDEN_CALLBACK_WORDS } from '../../../config/app-config';
 import { ProviderError, ProviderErrorInfo } from '../provider-errors';
 import { HttpRequestSpec, ProviderEnvelope, ProviderHttp, trimTrailingSlashes } from '../provider-http';
 import { parseStkCallback } from './callback-parser';
-import { callbackToken, verifyCallbackToken } from './callback-token';
-import type { CallbackValidation, DarajaAccount, StkPushRequest, StkPushResult, StkQueryResult } from './daraja.types';
+import { callbackToken, CallbackScope, scopedCallbackToken, verifyCallbackToken } from './callback-token';
+import type {
+  AsyncAccepted,
+  CallbackValidation,
+  DarajaAccount,
+  ReversalRequest,
+  StkPushRequest,
+  StkPushResult,
+  StkQueryResult,
+  TransactionStatusRequest,
+} from './daraja.types';
+import { certificatePublicKey, securityCredential } from './security-credential';
+import type { KeyObject } from 'node:crypto';
 import { nairobiTimestamp } from './nairobi-time';
 import { stkPassword } from './password';
 import { formatPhoneNumber as formatPhone, isDarajaMsisdn } from './phone';
@@ -38,6 +49,11 @@ export interface DarajaServiceOptions {
    * Daraja app for all API instances, refreshed under a lock). Default: a process-local store.
    */
   tokenStore?: TokenStore;
+  /**
+   * Safaricom's certificate (PEM) for the environment of the accounts' base URLs: encrypts the
+   * SecurityCredential of reversals and Transaction Status queries. Without it those calls are refused.
+   */
+  securityCertificatePem?: string;
 }
 
 /** Daraja's per-transaction limits for M-Pesa Express (whole shillings). */
@@ -49,6 +65,17 @@ export const TRANSACTION_DESC_MAX_LENGTH = 13;
 const OAUTH_PATH = '/oauth/v1/generate?grant_type=client_credentials';
 const STK_PUSH_PATH = '/mpesa/stkpush/v1/processrequest';
 const STK_QUERY_PATH = '/mpesa/stkpushquery/v1/query';
+export const REVERSAL_PATH = '/mpesa/reversal/v1/request';
+export const TRANSACTION_STATUS_PATH = '/mpesa/transactionstatus/v1/query';
+/** Daraja's SecurityCredential errors: the password did not decrypt (wrong certificate / padding / environment). */
+const INVALID_CREDENTIAL_CODES = new Set(['400.002.02']);
+/** Where each scoped capability URL lives under the callback base (no word Daraja refuses: not "mpesa", not "query"). */
+const SCOPED_PATHS: Record<CallbackScope, [string, string]> = {
+  'refund-result': ['refunds', 'result'],
+  'refund-timeout': ['refunds', 'timeout'],
+  'refund-status': ['refunds', 'status'],
+  'payment-status': ['payments', 'status'],
+};
 
 /** "Invalid Access Token" in its per-product-family spellings. */
 const TOKEN_INVALID_CODES = new Set(['404.001.03', '400.003.01', '401.002.01']);
@@ -179,6 +206,7 @@ export class DarajaService {
   /** Per cache key: the token last seen rejected by Daraja, never to be re-used from the store. */
   private readonly rejected = new Map<string, string>();
   private readonly tokenStore: TokenStore;
+  private readonly certificateKey?: KeyObject;
 
   constructor(@Inject(DARAJA_OPTIONS) options: DarajaServiceOptions) {
     if (!options || !isPlainObject(options.defaultAccount))
@@ -208,6 +236,7 @@ export class DarajaService {
       : DEFAULT_QUERY_RETRY.maxDelayMs;
     this.queryRetry = { retries, baseDelayMs, maxDelayMs };
     this.tokenStore = options.tokenStore ?? new MemoryTokenStore();
+    if (options.securityCertificatePem) this.certificateKey = certificatePublicKey(options.securityCertificatePem);
     // Each call names its account's base URL (send); the account's credentials and the token sent
     // are scrubbed from Daraja's texts per call, the callback secret always.
     this.http = new ProviderHttp(MPESA, 'M-Pesa', '', this.timeoutMs, () => [this.callbackSecret], this.logger, {
@@ -771,6 +800,218 @@ export class DarajaService {
     const ceiling = Math.min(maxDelayMs, baseDelayMs * 2 ** attempt);
     // "Equal jitter": at least half the exponential delay, plus a random share of the rest.
     return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Result API: Reversal, Transaction Status (daraja.md §6)
+  // ---------------------------------------------------------------------------------------
+
+  /** Whether reversals / Transaction Status can be sent at all (a certificate is configured). */
+  get canEncryptCredentials(): boolean {
+    return this.certificateKey !== undefined;
+  }
+
+  /**
+   * Sends a Reversal of a payment (`TransactionReversal`, receiver identifier type "11", the
+   * account's shortcode as ReceiverParty). Not idempotent: never retried here, except once after a
+   * token-invalid answer (given before anything is processed). Accepted means only that: the
+   * outcome comes to `resultUrl` / `queueTimeOutUrl`.
+   */
+  async sendReversal(request: ReversalRequest, account: DarajaAccount = this.defaultAccount): Promise<AsyncAccepted> {
+    const amount = request?.amount;
+    if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount < 1)
+      throw new ValidationFailedError('amount must be a whole number of shillings, at least 1', { field: 'amount' });
+    if (typeof request.transactionId !== 'string' || !/^[A-Z0-9]{6,20}$/i.test(request.transactionId))
+      throw new ValidationFailedError('transactionId must be an M-Pesa receipt', { field: 'transactionId' });
+    return this.sendResultRequest('reversal', REVERSAL_PATH, account, request, (initiator, credential) => ({
+      Initiator: initiator,
+      SecurityCredential: credential,
+      CommandID: 'TransactionReversal',
+      TransactionID: request.transactionId,
+      Amount: String(amount),
+      ReceiverParty: account.shortcode,
+      // sic: Daraja's own spelling (daraja.md §6)
+      RecieverIdentifierType: '11',
+      ResultURL: request.resultUrl,
+      QueueTimeOutURL: request.queueTimeOutUrl,
+      Remarks: request.remarks,
+      Occasion: '',
+    }));
+  }
+
+  /**
+   * Asks where a transaction stands (`TransactionStatusQuery`, PartyA = the account's shortcode,
+   * IdentifierType "4"), by receipt or by the OriginatorConversationID of our own request. Safe to
+   * repeat; the answer comes to `resultUrl`.
+   */
+  async queryTransactionStatus(
+    request: TransactionStatusRequest,
+    account: DarajaAccount = this.defaultAccount,
+  ): Promise<AsyncAccepted> {
+    if (!request?.transactionId && !request?.originalConversationId)
+      throw new ValidationFailedError('A Transaction Status query needs a receipt or an OriginalConversationID');
+    return this.sendResultRequest('transaction status query', TRANSACTION_STATUS_PATH, account, request, (i, c) => {
+      const body: Record<string, string> = {
+        Initiator: i,
+        SecurityCredential: c,
+        CommandID: 'TransactionStatusQuery',
+        PartyA: account.shortcode,
+        IdentifierType: '4',
+        ResultURL: request.resultUrl,
+        QueueTimeOutURL: request.queueTimeOutUrl,
+        Remarks: request.remarks,
+        Occasion: '',
+      };
+      if (request.transactionId) body.TransactionID = request.transactionId;
+      if (request.originalConversationId) body.OriginalConversationID = request.originalConversationId;
+      return body;
+    });
+  }
+
+  /** `${callbackBaseUrl}/refunds/<id>/result/<token>` and its kin: a capability URL only for `scope` and `id`. */
+  scopedCallbackUrl(scope: CallbackScope, id: string): string {
+    if (typeof id !== 'string' || id.length === 0)
+      throw new ValidationFailedError('id is required to build a result URL');
+    const [what, kind] = SCOPED_PATHS[scope];
+    return `${this.callbackBaseUrl}/${what}/${encodeURIComponent(id)}/${kind}/${scopedCallbackToken(this.callbackSecret, scope, id)}`;
+  }
+
+  private async sendResultRequest(
+    what: string,
+    path: string,
+    account: DarajaAccount,
+    request: { remarks: string; resultUrl: string; queueTimeOutUrl: string },
+    build: (initiator: string, credential: string) => Record<string, string>,
+  ): Promise<AsyncAccepted> {
+    this.assertAccount(account);
+    if (typeof request.remarks !== 'string' || request.remarks.length < 2 || request.remarks.length > 100)
+      throw new ValidationFailedError('remarks must be 2 to 100 characters', { field: 'remarks' });
+    for (const [field, url] of [
+      ['resultUrl', request.resultUrl],
+      ['queueTimeOutUrl', request.queueTimeOutUrl],
+    ] as const) {
+      if (typeof url !== 'string' || url.length > 1024 || !/^https?:\/\/\S+$/i.test(url))
+        throw new ValidationFailedError(`${field} must be an http(s) URL without spaces`, { field });
+    }
+    if (!account.initiatorName || !account.initiatorPassword)
+      throw new ProviderError(MPESA, 'auth', `The M-Pesa account has no initiator: the ${what} was not sent`);
+    if (!this.certificateKey)
+      throw new ProviderError(
+        MPESA,
+        'auth',
+        `No M-Pesa certificate is configured for this environment (MPESA_CERT_FILE): the ${what} was not sent`,
+      );
+    const credential = securityCredential(account.initiatorPassword, this.certificateKey);
+    const body = build(account.initiatorName, credential);
+    const secrets = [credential, account.initiatorPassword];
+    const logContext = `shortcode=${account.shortcode}`;
+    let refreshed = false;
+    for (;;) {
+      const token = await this.tokenForResultRequest(account, what);
+      const res = await this.send(account, {
+        method: 'POST',
+        path,
+        headers: { Authorization: `Bearer ${token}` },
+        body,
+        what,
+        logContext,
+        secrets: [token, ...secrets],
+      });
+      if (isTokenInvalid(res)) {
+        this.invalidateToken(account, token);
+        if (refreshed)
+          throw new ProviderError(
+            MPESA,
+            'auth',
+            `M-Pesa rejected a freshly issued access token (${describe(res)})`,
+            envelopeInfo(res),
+          );
+        this.logger.warn(`${what}: access token rejected (${describe(res)}); refreshing and retrying once`);
+        refreshed = true;
+        continue;
+      }
+      return this.interpretAsyncAnswer(what, res, this.secretsOf(account, [token, ...secrets]));
+    }
+  }
+
+  /** A token for a Result API call: failing to get one means nothing was sent (not_processed). */
+  private async tokenForResultRequest(account: DarajaAccount, what: string): Promise<string> {
+    try {
+      return await this.getAccessToken(account);
+    } catch (err) {
+      if (err instanceof ProviderError && err.outcome === 'unknown')
+        throw new ProviderError(
+          MPESA,
+          'unreachable',
+          `Could not obtain an M-Pesa access token (${err.message}); the ${what} was not sent`,
+          {
+            providerCode: err.providerCode,
+            providerMessage: err.providerMessage,
+            providerRequestId: err.providerRequestId,
+            providerHttpStatus: err.providerHttpStatus,
+          },
+        );
+      throw err;
+    }
+  }
+
+  private interpretAsyncAnswer(
+    what: string,
+    res: HttpResult,
+    secrets: ReadonlyArray<string | undefined>,
+  ): AsyncAccepted {
+    if (res.status >= 200 && res.status < 300) {
+      const json = res.json;
+      const responseCode = str(json?.ResponseCode);
+      const rawDescription = str(json?.ResponseDescription);
+      const description = rawDescription === undefined ? '' : this.http.redact(rawDescription, secrets);
+      if (!json || responseCode === undefined)
+        throw new ProviderError(
+          MPESA,
+          'bad_response',
+          `M-Pesa answered the ${what} without a ResponseCode; outcome unknown`,
+          envelopeInfo(res),
+        );
+      if (normaliseResultCode(responseCode) !== '0')
+        throw new ProviderError(
+          MPESA,
+          'rejected',
+          `M-Pesa did not accept the ${what}: ${description || responseCode}`,
+          {
+            providerCode: responseCode,
+            providerMessage: description || undefined,
+            providerHttpStatus: res.status,
+          },
+        );
+      const conversationId = str(json.ConversationID);
+      const originatorConversationId = str(json.OriginatorConversationID);
+      if (!conversationId || !originatorConversationId)
+        throw new ProviderError(
+          MPESA,
+          'bad_response',
+          `M-Pesa accepted the ${what} without its ConversationID; outcome unknown`,
+          envelopeInfo(res),
+        );
+      this.logger.log(`${what} accepted: conversationId=${conversationId}`);
+      return { conversationId, originatorConversationId, responseCode, responseDescription: description };
+    }
+    const msg = lower(res.envelope.message);
+    if (
+      (res.envelope.code !== undefined && INVALID_CREDENTIAL_CODES.has(res.envelope.code)) ||
+      msg.includes('invalid securitycredential') ||
+      msg.includes('invalid security credential')
+    )
+      return this.throwInvalidCredential(what, res);
+    throw this.mapProductError(what, res);
+  }
+
+  private throwInvalidCredential(what: string, res: HttpResult): never {
+    throw new ProviderError(
+      MPESA,
+      'rejected',
+      `M-Pesa could not read the initiator's SecurityCredential (${describe(res)}): check the initiator password on the shop's M-Pesa account, and that the M-Pesa certificate is the one for this environment; the ${what} was not processed`,
+      envelopeInfo(res),
+    );
   }
 
   // ---------------------------------------------------------------------------------------

@@ -20,6 +20,39 @@ export interface DarajaAccount {
   transactionType: MpesaTransactionType;
   /** Required when transactionType = 'till': sent as PartyB. */
   tillNumber?: string;
+  /** The API operator of Reversal / Transaction Status calls (M-Pesa org portal), when the account has one. */
+  initiatorName?: string;
+  /** Its password: encrypted into the SecurityCredential, never sent or logged as is. */
+  initiatorPassword?: string;
+}
+
+/** A Reversal of a C2B / STK payment (daraja.md §6.1). */
+export interface ReversalRequest {
+  /** The M-Pesa receipt of the payment to reverse. */
+  transactionId: string;
+  /** Whole shillings, at least 1. */
+  amount: number;
+  /** 2 to 100 characters. */
+  remarks: string;
+  resultUrl: string;
+  queueTimeOutUrl: string;
+}
+
+/** A Transaction Status query (daraja.md §6.2): by receipt, or by the OriginatorConversationID of our own request. */
+export interface TransactionStatusRequest {
+  transactionId?: string;
+  originalConversationId?: string;
+  remarks: string;
+  resultUrl: string;
+  queueTimeOutUrl: string;
+}
+
+/** Daraja accepted an asynchronous request: its Result comes later, to ResultURL (or a notice to QueueTimeOutURL). */
+export interface AsyncAccepted {
+  originatorConversationId: string;
+  conversationId: string;
+  responseCode: string;
+  responseDescription: string;
 }
 
 export interface StkPushRequest {

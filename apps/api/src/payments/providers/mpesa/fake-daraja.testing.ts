@@ -35,6 +35,19 @@ export type FakeHandler = (req: RecordedRequest, nth: number) => FakeReply | 'ha
 export const OAUTH_PATH = '/oauth/v1/generate';
 export const PUSH_PATH = '/mpesa/stkpush/v1/processrequest';
 export const QUERY_PATH = '/mpesa/stkpushquery/v1/query';
+export const REVERSAL_PATH = '/mpesa/reversal/v1/request';
+export const STATUS_PATH = '/mpesa/transactionstatus/v1/query';
+
+/** Daraja's synchronous acceptance of a Reversal / Transaction Status request. */
+export const okAsync = (n = 1): FakeReply => ({
+  status: 200,
+  body: {
+    OriginatorConversationID: `f1e2-4b95-a71d-b30d3cdbb7a77352${n}`,
+    ConversationID: `AG_20210706_20106e9209f64bebd05${n}`,
+    ResponseCode: '0',
+    ResponseDescription: 'Accept the service request successfully.',
+  },
+});
 
 export const okPush = (): FakeReply => ({
   status: 200,
@@ -70,6 +83,8 @@ export class FakeDaraja {
     status: 500,
     body: { requestId: 'ws_CO_1', errorCode: '500.001.1001', errorMessage: 'The transaction is being processed' },
   });
+  reversal: FakeHandler = (_r, n) => okAsync(n);
+  status: FakeHandler = (_r, n) => okAsync(n);
 
   nextToken(): string {
     this.issued += 1;
@@ -138,7 +153,11 @@ export class FakeDaraja {
             ? this.push
             : path === QUERY_PATH
               ? this.query
-              : undefined;
+              : path === REVERSAL_PATH
+                ? this.reversal
+                : path === STATUS_PATH
+                  ? this.status
+                  : undefined;
       const nth = this.count(path);
       const reply = handler ? handler(rec, nth) : darajaError(404, '404.001.01', 'Resource not found');
       if (reply === 'hang') {

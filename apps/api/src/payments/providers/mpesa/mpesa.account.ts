@@ -92,13 +92,22 @@ export class MpesaAccountKind implements AccountKind {
     if (!m.consumerKey || !m.consumerSecret || !m.passkey) return null;
     const settings: Record<string, string> = { type: m.transactionType, shortcode: m.shortcode };
     if (m.tillNumber) settings.tillNumber = m.tillNumber;
+    const secrets: Record<string, string> = {
+      consumerKey: m.consumerKey,
+      consumerSecret: m.consumerSecret,
+      passkey: m.passkey,
+    };
+    if (m.initiatorName && m.initiatorPassword) {
+      settings.initiatorName = m.initiatorName;
+      secrets.initiatorPassword = m.initiatorPassword;
+    }
     return {
       accountId: null,
       shopAccountId: null,
       provider: 'mpesa',
       environment: m.env,
       settings,
-      secrets: { consumerKey: m.consumerKey, consumerSecret: m.consumerSecret, passkey: m.passkey },
+      secrets,
     };
   }
 
@@ -114,6 +123,8 @@ export class MpesaAccountKind implements AccountKind {
       passkey: account.secrets.passkey,
       transactionType: s.type === 'till' ? 'till' : 'paybill',
       tillNumber: s.tillNumber,
+      initiatorName: s.initiatorName,
+      initiatorPassword: account.secrets.initiatorPassword,
     };
   }
 

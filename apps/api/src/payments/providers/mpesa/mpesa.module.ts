@@ -37,6 +37,7 @@ import { MerchantAccountsService } from '../../merchant-accounts.service';
           callbackSigningSecret: m.callbackSigningSecret,
           // OAuth tokens shared by all instances via Postgres (daraja.md §1.3).
           tokenStore,
+          securityCertificatePem: m.securityCertificate?.pem,
         };
       },
     },
