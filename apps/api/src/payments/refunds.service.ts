@@ -561,15 +561,11 @@ export class RefundsService {
       return 'deferred';
     }
     if (r.reconcileAttempts >= rc.refundMaxLooks) {
-      await this.applyReport(
+      await this.toReview(
         r.id,
-        {
-          status: 'unknown',
-          message: `No final answer from ${r.provider} after ${r.reconcileAttempts} looks; a person must check it`,
-        },
-        'system:reconciler',
+        REFUND_GAVE_UP,
+        `No final answer from ${r.provider} after ${r.reconcileAttempts} looks: check with the provider whether the money went back, then settle it there`,
       );
-      await this.toReview(r.id, REFUND_GAVE_UP);
       return 'moved_to_review';
     }
     const payment = await this.paymentOf(r);
@@ -593,16 +589,21 @@ export class RefundsService {
       `system:reconciler`,
     );
     if ((FINAL_REFUND_STATUSES as readonly string[]).includes(refund.status)) return 'settled';
+    if (refund.status === 'review') return 'moved_to_review';
     await this.repo.schedule(r.id, report.nextLookSeconds ?? backoff, true);
     return 'still_open';
   }
 
   /** Parks an open refund for a person (the reconciler gave up): still counted against the payment. */
-  private async toReview(refundId: string, reason: string): Promise<void> {
+  private async toReview(refundId: string, reason: string, message: string): Promise<void> {
     await this.repo.transaction(async (tx) => {
       const r = await this.repo.lock(tx, refundId);
       if (!r || !canRefundTransition(r.status, 'review')) return;
-      await this.repo.update(r.id, { status: 'review', statusReason: reason, nextCheckAt: null }, tx);
+      await this.repo.update(
+        r.id,
+        { status: 'review', statusReason: reason, resultDesc: message, nextCheckAt: null },
+        tx,
+      );
       await this.payments.insertEvent(
         {
           paymentId: r.paymentId,
