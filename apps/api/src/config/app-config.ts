@@ -98,6 +98,11 @@ export interface AppConfig {
     /** The platform account's API operator for reversals / Transaction Status (MPESA_INITIATOR_NAME / _PASSWORD), if any. */
     initiatorName?: string;
     initiatorPassword?: string;
+    /**
+     * MPESA_REVERSAL_WAIT_SECONDS: how long a sent reversal is given to show up before a Transaction
+     * Status answer that does not show it counts as proof it never happened (and it may be sent again).
+     */
+    reversalWaitSeconds: number;
   };
   /** How customers' browsers and the card/wallet providers reach this API (redirects, webhooks, IPNs). No trailing slash. */
   publicBaseUrl: string;
@@ -523,6 +528,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
       securityCertificate,
       initiatorName,
       initiatorPassword,
+      reversalWaitSeconds: int('MPESA_REVERSAL_WAIT_SECONDS', 300, 0, 86400),
     },
     publicBaseUrl,
     posReturnUrl,

@@ -12,6 +12,7 @@ import { formatPhoneNumber } from './providers/mpesa/phone';
 import type { DarajaAccount } from './providers/mpesa/daraja.types';
 import { MpesaAccountKind } from './providers/mpesa/mpesa.account';
 import { MerchantAccountsService } from './merchant-accounts.service';
+import { MpesaResultsService } from './providers/mpesa/mpesa-results.service';
 import { fitAccountReference, fittedOrRefused } from './providers/mpesa/stk-fields';
 import {
   MpesaInitiateResult,
@@ -77,6 +78,7 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     private readonly accounts: MerchantAccountsService,
     private readonly mpesaAccounts: MpesaAccountKind,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly results: MpesaResultsService,
   ) {
     this.statusQueries = new SharedLookups((id, at) => this.repo.recordLookupAnswered(id, at));
   }
@@ -462,6 +464,8 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
    * applyOutcome is idempotent under the row lock.
    */
   async replayStoredNotification(row: StoredNotification): Promise<string> {
+    // Reversal / Transaction Status results (callback_inbox.kind set) belong to the Result API handler.
+    if (row.kind) return this.results.replay(row);
     let parsed: MpesaNotification;
     try {
       // Whether it was verified was decided (and stored) when it arrived: the URL is not stored.

@@ -33,6 +33,8 @@ export interface StoredNotification {
   provider: string;
   verified: boolean;
   urlPaymentId: string | null;
+  /** What the body answers (callback_inbox.kind): null = a payment notification; e.g. M-Pesa 'reversal_result'. */
+  kind?: string | null;
   rawBody: string;
   attempts: number;
 }

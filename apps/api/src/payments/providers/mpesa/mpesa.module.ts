@@ -9,10 +9,17 @@ import { MPESA_OUTCOME_RULES } from './mpesa.outcome-rules';
 import { MpesaProvider } from './mpesa.provider';
 import { MpesaAccountKind } from './mpesa.account';
 import { MerchantAccountsService } from '../../merchant-accounts.service';
+import { PaymentsRepository } from '../../payments.repository';
+import { RefundProvidersRegistry } from '../../refund-providers.registry';
+import { RefundsService } from '../../refunds.service';
+import { MpesaRefundService } from './mpesa.refunds';
+import { MpesaResultsController } from './mpesa-results.controller';
+import { MpesaResultsService } from './mpesa-results.service';
 
 /** The Daraja client for this deployment (credentials from config, OAuth tokens shared through Postgres) and the M-Pesa adapter over it. */
 @Module({
   imports: [PaymentsCoreModule],
+  controllers: [MpesaResultsController],
   providers: [
     {
       provide: DARAJA_OPTIONS,
@@ -53,19 +60,48 @@ import { MerchantAccountsService } from '../../merchant-accounts.service';
       inject: [APP_CONFIG, DarajaService],
       useFactory: (config: AppConfig, daraja: DarajaService) => new MpesaAccountKind(config, daraja),
     },
+    {
+      provide: MpesaRefundService,
+      inject: [APP_CONFIG, DarajaService, MpesaAccountKind],
+      useFactory: (config: AppConfig, daraja: DarajaService, kind: MpesaAccountKind) =>
+        new MpesaRefundService(daraja, {
+          reversalWaitSeconds: config.mpesa.reversalWaitSeconds,
+          toDaraja: (account) => kind.toDaraja(account),
+        }),
+    },
+    {
+      provide: MpesaResultsService,
+      inject: [APP_CONFIG, PaymentsRepository, RefundsService, MpesaRefundService],
+      useFactory: (
+        config: AppConfig,
+        repo: PaymentsRepository,
+        refunds: RefundsService,
+        mpesaRefunds: MpesaRefundService,
+      ) =>
+        new MpesaResultsService(
+          repo,
+          refunds,
+          mpesaRefunds,
+          config.mpesa.callbackSigningSecret,
+          config.mpesa.reversalWaitSeconds,
+        ),
+    },
   ],
-  exports: [DarajaService, MpesaProvider, MpesaAccountKind],
+  exports: [DarajaService, MpesaProvider, MpesaAccountKind, MpesaResultsService],
 })
 export class MpesaModule implements OnModuleInit {
   constructor(
     private readonly lifecycle: PaymentLifecycle,
     private readonly accounts: MerchantAccountsService,
     private readonly kind: MpesaAccountKind,
+    private readonly refundProviders: RefundProvidersRegistry,
+    private readonly refunds: MpesaRefundService,
   ) {}
 
-  /** M-Pesa's receipt rules for the outcome core (see mpesa.outcome-rules.ts) and its kind of merchant account. */
+  /** M-Pesa's receipt rules for the outcome core (see mpesa.outcome-rules.ts), its kind of merchant account and its refunds (reversals). */
   onModuleInit(): void {
     this.lifecycle.registerOutcomeRules('mpesa', MPESA_OUTCOME_RULES);
     this.accounts.registerKind(this.kind);
+    this.refundProviders.register(this.refunds);
   }
 }
