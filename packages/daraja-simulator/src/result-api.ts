@@ -11,14 +11,7 @@ import type { Registry, StoredAccount } from './registry';
 import { decryptSecurityCredential } from './security-credential';
 import { formatNairobiTimestamp } from './time';
 import { TimerRegistry } from './timers';
-import type {
-  SimResultApi,
-  SimResultCode,
-  SimResultControl,
-  SimResultDelivery,
-  SimResultDeliveryMode,
-  SimResultRequest,
-} from './types';
+import type { SimResultApi, SimResultCode, SimResultControl, SimResultDelivery, SimResultRequest } from './types';
 import { parseAmount } from './validation';
 
 export const REVERSAL_COMMAND = 'TransactionReversal';
