@@ -1,0 +1,262 @@
+import { sql } from 'drizzle-orm';
+import { RefundsService } from '../src/payments/refunds.service';
+import { startExtraTestApp, startTestApp, TestApp, waitFor } from './helpers/test-app';
+
+/** M-Pesa refunds through HTTP: the real app, Postgres and the Daraja simulator's Reversal / Transaction Status. */
+describe('M-Pesa refunds (reversals), end to end', () => {
+  let t: TestApp;
+  let cashier: string;
+  let manager: string;
+  let refunds: RefundsService;
+  let n = 0;
+
+  beforeAll(async () => {
+    t = await startTestApp({
+      sim: { callbackDelayMs: 100, resultDelayMs: 100 },
+      // The reconciler is driven by hand; a reversal's wait is 0 so a status answer that shows nothing proves it.
+      env: { RECONCILER_ENABLED: 'false', MPESA_REVERSAL_WAIT_SECONDS: '0' },
+    });
+    cashier = `Bearer ${t.token()}`;
+    manager = `Bearer ${t.token('shop-1', 'manager', 'mgr-1')}`;
+    refunds = t.app.get(RefundsService);
+  });
+  afterAll(() => t.close());
+
+  async function rows<T>(q: ReturnType<typeof sql>): Promise<T[]> {
+    const res = (await t.db.execute(q)) as unknown as { rows?: T[] };
+    return res.rows ?? (res as unknown as T[]);
+  }
+
+  /** A completed M-Pesa payment of `amount` shillings (a real push the simulator pays). */
+  async function paidPayment(amount = 150): Promise<{ paymentId: string; receipt: string; orderId: string }> {
+    n += 1;
+    const orderId = `RF-${n}`;
+    expect(
+      (await t.http().post('/orders').set('Authorization', cashier).send({ id: orderId, total: amount })).status,
+    ).toBe(201);
+    const push = await t
+      .http()
+      .post('/payments/stk-push')
+      .set('Authorization', cashier)
+      .send({ phoneNumber: '0712345678', amount, orderId });
+    expect(push.status).toBe(201);
+    const done = await waitFor(async () => {
+      const r = await t.http().get(`/payments/${push.body.paymentId}`).set('Authorization', cashier);
+      return r.body.status === 'completed' ? r.body : undefined;
+    });
+    return { paymentId: push.body.paymentId, receipt: done.mpesaReceiptNumber, orderId };
+  }
+
+  const askRefund = (paymentId: string, body: Record<string, unknown> = {}) =>
+    t
+      .http()
+      .post(`/payments/${paymentId}/refunds`)
+      .set('Authorization', manager)
+      .send({ reason: 'Customer returned the item', ...body });
+
+  const readRefund = async (id: string) => (await t.http().get(`/refunds/${id}`).set('Authorization', manager)).body;
+
+  const settled = (id: string, timeoutMs = 5000) =>
+    waitFor(async () => {
+      const r = await readRefund(id);
+      return ['succeeded', 'failed', 'review'].includes(r.status) ? r : undefined;
+    }, timeoutMs);
+
+  /** Makes every open refund due and runs one reconciler pass over refunds. */
+  async function reconcile() {
+    await t.db.execute(sql`update refunds set next_check_at = now() where status in ('requested','pending','unknown')`);
+    return refunds.reconcileDue(50);
+  }
+
+  it('a full reversal: pending, then succeeded with the reversal receipt; the order shows it refunded', async () => {
+    const p = await paidPayment(150);
+    const res = await askRefund(p.paymentId);
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ status: 'pending', amount: 150, currency: 'KES', provider: 'mpesa' });
+    const [sent] = t.sim.reversals().filter((r) => r.request.TransactionID === p.receipt);
+    expect(sent.request).toMatchObject({
+      CommandID: 'TransactionReversal',
+      Amount: '150',
+      ReceiverParty: '174379',
+      RecieverIdentifierType: '11',
+      Initiator: 'testapi',
+    });
+    expect(sent.securityCredential).toBe('decrypted');
+    expect(sent.request.ResultURL).toMatch(
+      new RegExp(`/payments/callback/refunds/${res.body.refundId}/result/[0-9a-f]{64}$`),
+    );
+
+    const r = await settled(res.body.refundId);
+    expect(r).toMatchObject({ status: 'succeeded', resultCode: '0', amount: 150 });
+    expect(r.providerRefundId).toMatch(/^[A-Z0-9]{10}$/);
+    expect(r.providerRefundId).not.toBe(p.receipt);
+    const order = await t.http().get(`/orders/${p.orderId}`).set('Authorization', cashier);
+    expect(order.body).toMatchObject({ paid: 0, refunded: 150, status: 'refunded' });
+    const inbox = await rows<{ kind: string; verified: boolean; outcome: string; url_payment_id: string }>(
+      sql`select kind, verified, outcome, url_payment_id from callback_inbox where url_payment_id = ${res.body.refundId}`,
+    );
+    expect(inbox).toEqual([
+      { kind: 'reversal_result', verified: true, outcome: 'applied', url_payment_id: res.body.refundId },
+    ]);
+  });
+
+  it('a partial reversal gives back only that part', async () => {
+    const p = await paidPayment(300);
+    const res = await askRefund(p.paymentId, { amount: 120 });
+    expect(res.status).toBe(201);
+    expect((await settled(res.body.refundId)).status).toBe('succeeded');
+    expect(t.sim.reversals().find((r) => r.request.TransactionID === p.receipt)?.request.Amount).toBe('120');
+    const order = await t.http().get(`/orders/${p.orderId}`).set('Authorization', cashier);
+    expect(order.body).toMatchObject({ paid: 180, refunded: 120, status: 'partially_refunded' });
+    // M-Pesa reverses a payment once: a second refund is refused before anything is sent
+    const before = t.sim.reversals().length;
+    const again = await askRefund(p.paymentId, { amount: 10 });
+    expect(again.status).toBe(422);
+    expect(again.body.code).toBe('MPESA_ONE_REVERSAL');
+    expect(t.sim.reversals().length).toBe(before);
+  });
+
+  it.each([
+    [2001, 'INITIATOR_INVALID', /update the initiator/i],
+    ['R000001', 'ALREADY_REVERSED', /already reversed/],
+    ['R000002', 'UNKNOWN_RECEIPT', /does not know this payment's receipt/],
+    [21, 'MISSING_ROLE', /Org Reversals Initiator/],
+    [8006, 'INITIATOR_LOCKED', /locked/],
+    [1, 'INSUFFICIENT_BALANCE', /Top up/],
+  ])(
+    'result %s: failed %s with a message saying what to do; the order keeps the money',
+    async (code, reason, message) => {
+      const p = await paidPayment(100);
+      t.sim.forceResult({ api: 'reversal', transactionId: p.receipt, resultCode: code });
+      const res = await askRefund(p.paymentId);
+      const r = await settled(res.body.refundId);
+      expect(r).toMatchObject({ status: 'failed', statusReason: reason, resultCode: String(code) });
+      expect(r.resultDesc).toMatch(message);
+      const order = await t.http().get(`/orders/${p.orderId}`).set('Authorization', cashier);
+      expect(order.body).toMatchObject({ paid: 100, refunded: 0 });
+    },
+  );
+
+  it('a wrong initiator password (the real check, not forced): 2001, failed', async () => {
+    const app2 = await startExtraTestApp(t, {
+      MPESA_INITIATOR_NAME: 'testapi',
+      MPESA_INITIATOR_PASSWORD: 'not-the-password',
+      RECONCILER_ENABLED: 'false',
+    });
+    try {
+      const p = await paidPayment(90);
+      const res = await app2
+        .http()
+        .post(`/payments/${p.paymentId}/refunds`)
+        .set('Authorization', manager)
+        .send({ reason: 'Wrong item sold' });
+      expect(res.status).toBe(201);
+      const r = await settled(res.body.refundId);
+      expect(r).toMatchObject({ status: 'failed', statusReason: 'INITIATOR_INVALID', resultCode: '2001' });
+    } finally {
+      await app2.close();
+    }
+  });
+
+  it('a result delivered twice at once is applied once', async () => {
+    const p = await paidPayment(110);
+    t.sim.forceResult({ api: 'reversal', transactionId: p.receipt, copies: 2, gapMs: 0 });
+    const res = await askRefund(p.paymentId);
+    const r = await settled(res.body.refundId);
+    expect(r.status).toBe('succeeded');
+    const inbox = await waitFor(async () => {
+      const got = await rows<{ outcome: string }>(
+        sql`select outcome from callback_inbox where url_payment_id = ${res.body.refundId} and kind = 'reversal_result' order by outcome`,
+      );
+      return got.length === 2 && got.every((g) => g.outcome) ? got : undefined;
+    });
+    expect(inbox.map((i) => i.outcome)).toEqual(['applied', 'duplicate']);
+    const changes = await rows<{ n: number }>(
+      sql`select count(*)::int as n from payment_events where type = 'refund_status_changed' and to_status = 'succeeded' and data->>'refundId' = ${res.body.refundId}`,
+    );
+    expect(changes[0].n).toBe(1);
+  });
+
+  it('a result on a forged URL is stored, acknowledged, never applied', async () => {
+    const p = await paidPayment(120);
+    t.sim.forceResult({ api: 'reversal', transactionId: p.receipt, delivery: 'none' });
+    const res = await askRefund(p.paymentId);
+    const forged = await t
+      .http()
+      .post(`/payments/callback/refunds/${res.body.refundId}/result/${'0'.repeat(64)}`)
+      .send({
+        Result: { ResultType: 0, ResultCode: 0, ResultDesc: 'ok', TransactionID: 'FAKE123456', ConversationID: 'x' },
+      });
+    expect(forged.status).toBe(200);
+    expect(forged.body).toEqual({ ResultCode: 0, ResultDesc: 'Accepted' });
+    expect((await readRefund(res.body.refundId)).status).toBe('pending');
+    const stored = await rows<{ verified: boolean; outcome: string }>(
+      sql`select verified, outcome from callback_inbox where url_payment_id = ${res.body.refundId}`,
+    );
+    expect(stored).toEqual([{ verified: false, outcome: 'rejected_unverified' }]);
+    // bad JSON and a body that is not a Result: 400
+    const bad = await t
+      .http()
+      .post(`/payments/callback/refunds/${res.body.refundId}/result/x`)
+      .set('content-type', 'application/json')
+      .send('{nope');
+    expect(bad.status).toBe(400);
+    expect(
+      (await t.http().post(`/payments/callback/refunds/${res.body.refundId}/result/x`).send({ hello: 1 })).status,
+    ).toBe(400);
+  });
+
+  it('a result that never comes: the reconciler asks Transaction Status by the reversal id, which settles it', async () => {
+    const p = await paidPayment(130);
+    t.sim.forceResult({ api: 'reversal', transactionId: p.receipt, delivery: 'none' });
+    const res = await askRefund(p.paymentId);
+    expect(res.body.status).toBe('pending');
+    await new Promise((r) => setTimeout(r, 400)); // the simulator reverses it, and tells no one
+    expect((await readRefund(res.body.refundId)).status).toBe('pending');
+    const before = t.sim.reversals().length;
+    await reconcile();
+    const r = await settled(res.body.refundId);
+    expect(r).toMatchObject({ status: 'succeeded' });
+    expect(r.providerRefundId).toMatch(/^[A-Z0-9]{10}$/);
+    const [q] = t.sim.statusQueries().filter((s) => s.request.ResultURL?.toString().includes(res.body.refundId));
+    expect(q.request.OriginalConversationID).toBeDefined();
+    expect(t.sim.reversals().length).toBe(before); // never sent twice
+  });
+
+  it('a queue timeout: unknown; Transaction Status shows no reversal; only then is it sent again, and succeeds', async () => {
+    const p = await paidPayment(140);
+    t.sim.forceResult({ api: 'reversal', transactionId: p.receipt, delivery: 'queue_timeout' });
+    const res = await askRefund(p.paymentId);
+    const unknown = await waitFor(async () => {
+      const r = await readRefund(res.body.refundId);
+      return r.status === 'unknown' ? r : undefined;
+    });
+    expect(unknown.statusReason).toBe('QUEUE_TIMEOUT');
+    expect(t.sim.reversals().filter((r) => r.request.TransactionID === p.receipt)).toHaveLength(1);
+
+    await reconcile(); // asks Transaction Status: no such reversal → proof
+    await waitFor(async () => {
+      const pd = await rows<{ proof: string | null }>(
+        sql`select provider_data->>'resubmitProofFor' as proof from refunds where id = ${res.body.refundId}`,
+      );
+      return pd[0].proof === '1';
+    });
+    expect(t.sim.reversals().filter((r) => r.request.TransactionID === p.receipt)).toHaveLength(1);
+    await reconcile(); // sends it again
+    const r = await settled(res.body.refundId);
+    expect(r.status).toBe('succeeded');
+    expect(t.sim.reversals().filter((x) => x.request.TransactionID === p.receipt)).toHaveLength(2);
+    const order = await t.http().get(`/orders/${p.orderId}`).set('Authorization', cashier);
+    expect(order.body).toMatchObject({ paid: 0, refunded: 140 });
+  });
+
+  it('a cashier may not refund', async () => {
+    const p = await paidPayment(60);
+    const res = await t
+      .http()
+      .post(`/payments/${p.paymentId}/refunds`)
+      .set('Authorization', cashier)
+      .send({ reason: 'please' });
+    expect(res.status).toBe(403);
+  });
+});
