@@ -1,4 +1,6 @@
 import { sql } from 'drizzle-orm';
+import { REPO_ROOT } from '../src/config/app-config';
+import { PaymentOperationsService } from '../src/payments/payment-operations.service';
 import { RefundsService } from '../src/payments/refunds.service';
 import { startExtraTestApp, startTestApp, TestApp, waitFor } from './helpers/test-app';
 
@@ -156,6 +158,72 @@ describe('M-Pesa refunds (reversals), end to end', () => {
     } finally {
       await app2.close();
     }
+  });
+
+  it('a certificate of another environment: Daraja cannot read the credential (400.002.02), failed, nothing reversed', async () => {
+    const app2 = await startExtraTestApp(t, {
+      MPESA_CERT_FILE: `${REPO_ROOT}/apps/api/certs/mpesa-sandbox.cer`,
+      RECONCILER_ENABLED: 'false',
+    });
+    try {
+      const p = await paidPayment(80);
+      const res = await app2
+        .http()
+        .post(`/payments/${p.paymentId}/refunds`)
+        .set('Authorization', manager)
+        .send({ reason: 'Wrong item sold' });
+      expect(res.status).toBe(201);
+      expect(res.body).toMatchObject({
+        status: 'failed',
+        statusReason: 'INITIATOR_CREDENTIAL_INVALID',
+        resultCode: '400.002.02',
+      });
+      expect(res.body.resultDesc).toMatch(/certificate is the one for this environment/);
+      expect(t.sim.reversals().find((r) => r.request.TransactionID === p.receipt)?.securityCredential).toBe(
+        'undecryptable',
+      );
+    } finally {
+      await app2.close();
+    }
+  });
+
+  it('a stored result whose processing never finished is replayed by the reconciler, once', async () => {
+    const p = await paidPayment(70);
+    t.sim.forceResult({ api: 'reversal', transactionId: p.receipt, delivery: 'none' });
+    const res = await askRefund(p.paymentId);
+    const [pd] = await rows<{ c: string; o: string }>(
+      sql`select provider_data->>'conversationId' as c, provider_data->>'originatorConversationId' as o from refunds where id = ${res.body.refundId}`,
+    );
+    const body = JSON.stringify({
+      Result: {
+        ResultType: 0,
+        ResultCode: 0,
+        ResultDesc: 'ok',
+        OriginatorConversationID: pd.o,
+        ConversationID: pd.c,
+        TransactionID: 'RVS7ABCDEF',
+        ResultParameters: { ResultParameter: { Key: 'Amount', Value: 70 } },
+      },
+    });
+    await t.db.execute(
+      sql`insert into callback_inbox (provider, kind, url_payment_id, verified, raw_body, attempts) values ('mpesa', 'reversal_result', ${res.body.refundId}, true, ${body}, 1)`,
+    );
+    const ops = t.app.get(PaymentOperationsService);
+    const stored = await rows<{ id: string }>(
+      sql`select id::text as id from callback_inbox where url_payment_id = ${res.body.refundId} and processed_at is null`,
+    );
+    const row = {
+      id: BigInt(stored[0].id),
+      provider: 'mpesa',
+      kind: 'reversal_result',
+      verified: true,
+      urlPaymentId: res.body.refundId,
+      rawBody: body,
+      attempts: 1,
+    };
+    expect(await ops.replayStoredNotification(row)).toBe('applied');
+    expect(await ops.replayStoredNotification(row)).toBe('duplicate');
+    expect(await readRefund(res.body.refundId)).toMatchObject({ status: 'succeeded', providerRefundId: 'RVS7ABCDEF' });
   });
 
   it('a result delivered twice at once is applied once', async () => {

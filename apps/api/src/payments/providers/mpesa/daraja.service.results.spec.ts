@@ -114,6 +114,15 @@ describe('DarajaService: Reversal and Transaction Status', () => {
     expect((err as Error).message).toMatch(/initiator password .* certificate is the one for this environment/);
   });
 
+  it('400.002.02 about another field is a plain rejection, not a credential problem', async () => {
+    fake.reversal = () => darajaError(400, '400.002.02', 'Bad Request - Invalid Amount');
+    const err = (await service()
+      .sendReversal(reversal())
+      .catch((e: unknown) => e)) as Error;
+    expect(err).toMatchObject({ kind: 'rejected', outcome: 'not_processed' });
+    expect(err.message).not.toMatch(/SecurityCredential/);
+  });
+
   it('a non-zero ResponseCode is rejected; 5xx, a reset and an answer without ConversationID are outcome unknown', async () => {
     fake.reversal = () => ({ status: 200, body: { ResponseCode: '1', ResponseDescription: 'Rejected' } });
     await expect(service().sendReversal(reversal())).rejects.toMatchObject({

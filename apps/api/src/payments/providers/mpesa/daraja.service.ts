@@ -67,8 +67,6 @@ const STK_PUSH_PATH = '/mpesa/stkpush/v1/processrequest';
 const STK_QUERY_PATH = '/mpesa/stkpushquery/v1/query';
 export const REVERSAL_PATH = '/mpesa/reversal/v1/request';
 export const TRANSACTION_STATUS_PATH = '/mpesa/transactionstatus/v1/query';
-/** Daraja's SecurityCredential errors: the password did not decrypt (wrong certificate / padding / environment). */
-const INVALID_CREDENTIAL_CODES = new Set(['400.002.02']);
 /** Where each scoped capability URL lives under the callback base (no word Daraja refuses: not "mpesa", not "query"). */
 const SCOPED_PATHS: Record<CallbackScope, [string, string]> = {
   'refund-result': ['refunds', 'result'],
@@ -996,11 +994,8 @@ export class DarajaService {
       return { conversationId, originatorConversationId, responseCode, responseDescription: description };
     }
     const msg = lower(res.envelope.message);
-    if (
-      (res.envelope.code !== undefined && INVALID_CREDENTIAL_CODES.has(res.envelope.code)) ||
-      msg.includes('invalid securitycredential') ||
-      msg.includes('invalid security credential')
-    )
+    // 400.002.02 is Daraja's generic "Bad Request - Invalid <field>": only the SecurityCredential one is about the initiator.
+    if (msg.includes('invalid securitycredential') || msg.includes('invalid security credential'))
       return this.throwInvalidCredential(what, res);
     throw this.mapProductError(what, res);
   }

@@ -266,7 +266,7 @@ export class MpesaRefundService implements RefundProviderService {
 }
 
 function isInvalidCredential(err: ProviderError): boolean {
-  return err.providerCode === '400.002.02' || /SecurityCredential/.test(err.message);
+  return /invalid security ?credential/i.test(err.providerMessage ?? '');
 }
 
 /**
