@@ -327,4 +327,98 @@ describe('M-Pesa refunds (reversals), end to end', () => {
       .send({ reason: 'please' });
     expect(res.status).toBe(403);
   });
+
+  describe('settling a payment whose outcome is unknown by its receipt (Transaction Status)', () => {
+    /** A push the simulator paid whose callback never came, parked as outcome unknown; its receipt is known to the test. */
+    async function unknownPayment(amount: number) {
+      n += 1;
+      const orderId = `RC-${n}`;
+      await t.http().post('/orders').set('Authorization', cashier).send({ id: orderId, total: amount });
+      const push = await t
+        .http()
+        .post('/payments/stk-push')
+        .set('Authorization', cashier)
+        .send({ phoneNumber: '254700000005', amount, orderId });
+      expect(push.status).toBe(201);
+      const receipt = await waitFor(async () => t.sim.getPush(push.body.checkoutRequestId)?.receipt);
+      await t.db.execute(
+        sql`update payments set status = 'review', status_reason = 'OUTCOME_UNKNOWN', next_check_at = null where id = ${push.body.paymentId}`,
+      );
+      return { paymentId: push.body.paymentId as string, receipt, orderId };
+    }
+    const status = async (id: string) =>
+      (
+        await rows<{ status: string; status_reason: string | null; mpesa_receipt_number: string | null }>(
+          sql`select status, status_reason, mpesa_receipt_number from payments where id = ${id}`,
+        )
+      )[0];
+
+    it('the receipt is checked with M-Pesa and the payment completes; the order is paid', async () => {
+      const p = await unknownPayment(75);
+      const res = await t
+        .http()
+        .post(`/payments/${p.paymentId}/mpesa-receipt`)
+        .set('Authorization', manager)
+        .send({ receipt: p.receipt.toLowerCase() });
+      expect(res.status).toBe(202);
+      expect(res.body).toMatchObject({ paymentId: p.paymentId, receipt: p.receipt, status: 'checking' });
+      const q = t.sim.statusQueries().find((x) => x.request.TransactionID === p.receipt)!;
+      expect(q.request.ResultURL).toMatch(
+        new RegExp(`/payments/callback/payments/${p.paymentId}/status/[0-9a-f]{64}$`),
+      );
+      const done = await waitFor(async () => {
+        const s = await status(p.paymentId);
+        return s.status === 'completed' ? s : undefined;
+      });
+      expect(done.mpesa_receipt_number).toBe(p.receipt);
+      const order = await t.http().get(`/orders/${p.orderId}`).set('Authorization', cashier);
+      expect(order.body).toMatchObject({ paid: 75, status: 'paid' });
+      const inbox = await rows<{ kind: string; outcome: string }>(
+        sql`select kind, outcome from callback_inbox where url_payment_id = ${p.paymentId} and kind is not null`,
+      );
+      expect(inbox).toEqual([{ kind: 'payment_status_result', outcome: 'applied' }]);
+    });
+
+    it('a receipt M-Pesa does not know leaves the payment as it is, with the answer recorded', async () => {
+      const p = await unknownPayment(65);
+      const res = await t
+        .http()
+        .post(`/payments/${p.paymentId}/mpesa-receipt`)
+        .set('Authorization', manager)
+        .send({ receipt: 'ZZZ9ZZZ9ZZ' });
+      expect(res.status).toBe(202);
+      const ev = await waitFor(async () => {
+        const got = await rows<{ data: { outcome: string } }>(
+          sql`select data from payment_events where payment_id = ${p.paymentId} and type = 'mpesa_receipt_check_answered'`,
+        );
+        return got[0];
+      });
+      expect(ev.data.outcome).toBe('receipt_not_found');
+      expect(await status(p.paymentId)).toMatchObject({ status: 'review', status_reason: 'OUTCOME_UNKNOWN' });
+    });
+
+    it('refuses a cashier, a bad receipt, a known outcome and a receipt another payment holds, before asking M-Pesa', async () => {
+      const p = await unknownPayment(55);
+      const paid = await paidPayment(45);
+      const before = t.sim.statusQueries().length;
+      const post = (id: string, body: unknown, auth = manager) =>
+        t
+          .http()
+          .post(`/payments/${id}/mpesa-receipt`)
+          .set('Authorization', auth)
+          .send(body as object);
+      expect((await post(p.paymentId, { receipt: p.receipt }, cashier)).status).toBe(403);
+      expect((await post(p.paymentId, { receipt: 'short' })).status).toBe(400);
+      expect((await post(p.paymentId, {})).status).toBe(400);
+      const known = await post(paid.paymentId, { receipt: paid.receipt });
+      expect(known.status).toBe(409);
+      expect(known.body.code).toBe('OUTCOME_KNOWN');
+      const inUse = await post(p.paymentId, { receipt: paid.receipt });
+      expect(inUse.status).toBe(409);
+      expect(inUse.body.code).toBe('RECEIPT_IN_USE');
+      const other = `Bearer ${t.token('shop-2', 'manager', 'mgr-2')}`;
+      expect((await post(p.paymentId, { receipt: p.receipt }, other)).status).toBe(404);
+      expect(t.sim.statusQueries().length).toBe(before);
+    });
+  });
 });

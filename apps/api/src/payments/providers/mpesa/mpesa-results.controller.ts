@@ -14,17 +14,18 @@ type RawRequest = Request & { rawBody?: Buffer };
 /**
  * Daraja's Result API deliveries for refunds, on per-refund capability URLs under the STK callback
  * base (MPESA_CALLBACK_URL): `/payments/callback/refunds/<refundId>/<result|timeout|status>/<token>`,
- * each token its own HMAC scope. No "mpesa" in the path: Daraja refuses callback URLs containing it.
+ * and a payment's receipt check `/payments/callback/payments/<paymentId>/status/<token>`; each token
+ * its own HMAC scope. No "mpesa" in the path: Daraja refuses callback URLs containing it.
  */
 @ApiTags('payments')
-@Controller('payments/callback/refunds')
+@Controller('payments/callback')
 export class MpesaResultsController {
   constructor(
     private readonly results: MpesaResultsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  @Post(':refundId/result/:token')
+  @Post('refunds/:refundId/result/:token')
   @HttpCode(200)
   @ApiOperation({
     summary: "Daraja's Reversal Result for a refund (per-refund capability URL)",
@@ -37,7 +38,7 @@ export class MpesaResultsController {
     return this.receive('reversal_result', id, token, body, req);
   }
 
-  @Post(':refundId/timeout/:token')
+  @Post('refunds/:refundId/timeout/:token')
   @HttpCode(200)
   @ApiOperation({
     summary:
@@ -49,13 +50,32 @@ export class MpesaResultsController {
     return this.receive('reversal_timeout', id, token, body, req);
   }
 
-  @Post(':refundId/status/:token')
+  @Post('refunds/:refundId/status/:token')
   @HttpCode(200)
   @ApiOperation({ summary: "Daraja's Transaction Status Result (or its timeout notice) for a refund" })
   @ApiOkResponse({ type: CallbackAckDto })
   @ApiErrors(400, 403, 413)
   status(@Param('refundId') id: string, @Param('token') token: string, @Body() body: unknown, @Req() req: RawRequest) {
     return this.receive('status_result', id, token, body, req);
+  }
+
+  @Post('payments/:paymentId/status/:token')
+  @HttpCode(200)
+  @ApiOperation({
+    summary:
+      "Daraja's Transaction Status Result for a payment checked by its receipt (POST /payments/:id/mpesa-receipt)",
+    description:
+      'Stored before the reply; settles the payment only when M-Pesa shows a completed payment of its amount to its shortcode, made after the push.',
+  })
+  @ApiOkResponse({ type: CallbackAckDto })
+  @ApiErrors(400, 403, 413)
+  paymentStatus(
+    @Param('paymentId') id: string,
+    @Param('token') token: string,
+    @Body() body: unknown,
+    @Req() req: RawRequest,
+  ) {
+    return this.receive('payment_status_result', id, token, body, req);
   }
 
   private receive(kind: MpesaResultKind, id: string, token: string, body: unknown, req: RawRequest) {

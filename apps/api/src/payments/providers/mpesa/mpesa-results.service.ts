@@ -15,22 +15,29 @@ import {
   statusFacts,
 } from './daraja-results';
 import { CallbackShapeError } from './mpesa.errors';
+import { MpesaReceiptCheck } from './mpesa-receipt-check';
 import { mpesaRefundData, MpesaRefundService, refundStatusReport } from './mpesa.refunds';
 
-/** callback_inbox.kind of the Result API bodies this service handles (urlPaymentId = the refund id). */
-export type MpesaResultKind = 'reversal_result' | 'reversal_timeout' | 'status_result';
+/** callback_inbox.kind of the Result API bodies this service handles (urlPaymentId = the refund id; for payment_status_result the payment id). */
+export type MpesaResultKind = 'reversal_result' | 'reversal_timeout' | 'status_result' | 'payment_status_result';
 
-export const MPESA_RESULT_KINDS: readonly MpesaResultKind[] = ['reversal_result', 'reversal_timeout', 'status_result'];
+export const MPESA_RESULT_KINDS: readonly MpesaResultKind[] = [
+  'reversal_result',
+  'reversal_timeout',
+  'status_result',
+  'payment_status_result',
+];
 
 const SCOPE_OF: Record<MpesaResultKind, CallbackScope> = {
   reversal_result: 'refund-result',
   reversal_timeout: 'refund-timeout',
   status_result: 'refund-status',
+  payment_status_result: 'payment-status',
 };
 
 export interface ResultDelivery {
   kind: MpesaResultKind;
-  /** The refund id from the URL. */
+  /** The refund id from the URL (a payment's, for payment_status_result). */
   id: string;
   token: string;
   body: unknown;
@@ -44,6 +51,7 @@ const ACTOR: Record<MpesaResultKind, string> = {
   reversal_result: 'daraja:reversal_result',
   reversal_timeout: 'daraja:reversal_timeout',
   status_result: 'daraja:status_result',
+  payment_status_result: 'daraja:status_result',
 };
 
 /**
@@ -59,6 +67,7 @@ export class MpesaResultsService {
     private readonly repo: PaymentsRepository,
     private readonly refunds: RefundsService,
     private readonly mpesaRefunds: MpesaRefundService,
+    private readonly receiptCheck: MpesaReceiptCheck,
     private readonly signingSecret: string,
     private readonly reversalWaitSeconds: number,
   ) {}
@@ -143,7 +152,10 @@ export class MpesaResultsService {
       return undefined;
     }
     // The status URL is also the status query's QueueTimeOutURL: a body without a Result is its timeout notice.
-    if (kind === 'status_result' && !(typeof body === 'object' && body !== null && 'Result' in body)) {
+    if (
+      (kind === 'status_result' || kind === 'payment_status_result') &&
+      !(typeof body === 'object' && body !== null && 'Result' in body)
+    ) {
       parseQueueTimeout(body);
       return undefined;
     }
@@ -152,6 +164,10 @@ export class MpesaResultsService {
 
   /** Applies one verified delivery; returns the inbox outcome. */
   private async process(kind: MpesaResultKind, refundId: string, body: unknown): Promise<string> {
+    if (kind === 'payment_status_result') {
+      if (!(typeof body === 'object' && body !== null && 'Result' in body)) return 'status_timeout';
+      return this.receiptCheck.apply(refundId, parseDarajaResult(body));
+    }
     const refund = await this.refunds.findById(refundId);
     if (!refund || refund.provider !== 'mpesa') return 'unknown_refund';
     const pd = mpesaRefundData(refund);

@@ -15,11 +15,14 @@ import { RefundsService } from '../../refunds.service';
 import { MpesaRefundService } from './mpesa.refunds';
 import { MpesaResultsController } from './mpesa-results.controller';
 import { MpesaResultsService } from './mpesa-results.service';
+import { MpesaReceiptCheck } from './mpesa-receipt-check';
+import { MpesaReceiptController } from './mpesa-receipt.controller';
+import { AuthModule } from '../../../auth/auth.module';
 
 /** The Daraja client for this deployment (credentials from config, OAuth tokens shared through Postgres) and the M-Pesa adapter over it. */
 @Module({
-  imports: [PaymentsCoreModule],
-  controllers: [MpesaResultsController],
+  imports: [AuthModule, PaymentsCoreModule],
+  controllers: [MpesaResultsController, MpesaReceiptController],
   providers: [
     {
       provide: DARAJA_OPTIONS,
@@ -70,18 +73,31 @@ import { MpesaResultsService } from './mpesa-results.service';
         }),
     },
     {
+      provide: MpesaReceiptCheck,
+      inject: [PaymentsRepository, PaymentLifecycle, MerchantAccountsService, DarajaService, MpesaAccountKind],
+      useFactory: (
+        repo: PaymentsRepository,
+        lifecycle: PaymentLifecycle,
+        accounts: MerchantAccountsService,
+        daraja: DarajaService,
+        kind: MpesaAccountKind,
+      ) => new MpesaReceiptCheck(repo, lifecycle, accounts, daraja, (a) => kind.toDaraja(a)),
+    },
+    {
       provide: MpesaResultsService,
-      inject: [APP_CONFIG, PaymentsRepository, RefundsService, MpesaRefundService],
+      inject: [APP_CONFIG, PaymentsRepository, RefundsService, MpesaRefundService, MpesaReceiptCheck],
       useFactory: (
         config: AppConfig,
         repo: PaymentsRepository,
         refunds: RefundsService,
         mpesaRefunds: MpesaRefundService,
+        receiptCheck: MpesaReceiptCheck,
       ) =>
         new MpesaResultsService(
           repo,
           refunds,
           mpesaRefunds,
+          receiptCheck,
           config.mpesa.callbackSigningSecret,
           config.mpesa.reversalWaitSeconds,
         ),
