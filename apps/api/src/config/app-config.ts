@@ -8,7 +8,7 @@ import {
   SANDBOX_CERT_COMMON_NAME,
   SecurityCertificate,
   SIMULATOR_CERT_COMMON_NAME,
-} from '../payments/providers/mpesa/security-credential';
+} from './mpesa-certificate';
 
 /** Where M-Pesa requests go: the embedded simulator, Safaricom's sandbox or production. */
 export type MpesaEnvironment = 'simulator' | 'sandbox' | 'production';

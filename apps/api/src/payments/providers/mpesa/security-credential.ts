@@ -1,4 +1,13 @@
 import { constants, KeyObject, publicEncrypt, X509Certificate } from 'node:crypto';
+import type { SecurityCertificate } from '../../../config/mpesa-certificate';
+
+export {
+  loadSecurityCertificate,
+  normaliseFingerprint,
+  SANDBOX_CERT_COMMON_NAME,
+  SIMULATOR_CERT_COMMON_NAME,
+} from '../../../config/mpesa-certificate';
+export type { SecurityCertificate } from '../../../config/mpesa-certificate';
 
 /**
  * Daraja's SecurityCredential (Reversal, Transaction Status, B2C, ...): the initiator password
@@ -10,51 +19,6 @@ import { constants, KeyObject, publicEncrypt, X509Certificate } from 'node:crypt
  * matters, so validity dates are never checked. What is checked is the SHA-256 fingerprint, when
  * the deployment pins one (MPESA_CERT_SHA256).
  */
-export interface SecurityCertificate {
-  /** The certificate as configured (PEM). */
-  pem: string;
-  /** Where it came from, for messages: a file path or "MPESA_CERT_PEM". */
-  source: string;
-  /** SHA-256 fingerprint, upper-case hex pairs separated by colons (as openssl prints it). */
-  sha256: string;
-  /** The certificate's subject (e.g. CN=apicrypt.safaricom.co.ke), for messages. */
-  subject: string;
-}
-
-/** Sandbox certificate subject (Safaricom's apicrypt cert): must never encrypt for production. */
-export const SANDBOX_CERT_COMMON_NAME = 'apicrypt.safaricom.co.ke';
-/** The Daraja simulator's test certificate subject: never against Safaricom. */
-export const SIMULATOR_CERT_COMMON_NAME = 'daraja-simulator.test.invalid';
-
-/** `a5:42 c3…`, `A542C3…` or `SHA256 Fingerprint=A5:42:…` → `A5:42:C3:…`; undefined when it is not 32 bytes of hex. */
-export function normaliseFingerprint(input: string): string | undefined {
-  const hex = input
-    .replace(/^\s*sha-?256\s*fingerprint\s*=\s*/i, '')
-    .replace(/[\s:]/g, '')
-    .toUpperCase();
-  if (!/^[0-9A-F]{64}$/.test(hex)) return undefined;
-  return hex.match(/../g)!.join(':');
-}
-
-/**
- * Reads a certificate (PEM, or a PEM whose newlines were written as "\n" in an environment
- * variable). Throws an Error whose message says what is wrong with `source`: not a certificate, not
- * an RSA key. Dates are deliberately not checked (see above).
- */
-export function loadSecurityCertificate(text: string, source: string): SecurityCertificate {
-  const pem = text.includes('\\n') && !text.includes('\n') ? text.replace(/\\n/g, '\n') : text;
-  if (!/-----BEGIN CERTIFICATE-----/.test(pem))
-    throw new Error(`${source} is not a PEM certificate (expected "-----BEGIN CERTIFICATE-----")`);
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(pem);
-  } catch {
-    throw new Error(`${source} could not be read as an X.509 certificate`);
-  }
-  if (cert.publicKey.asymmetricKeyType !== 'rsa')
-    throw new Error(`${source} does not hold an RSA public key (Daraja's SecurityCredential is RSA)`);
-  return { pem, source, sha256: cert.fingerprint256.toUpperCase(), subject: cert.subject.replace(/\n/g, ', ') };
-}
 
 /** The certificate's RSA public key. */
 export function certificatePublicKey(cert: SecurityCertificate | string): KeyObject {
