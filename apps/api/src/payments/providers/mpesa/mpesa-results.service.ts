@@ -47,6 +47,14 @@ export interface ResultDelivery {
 
 export const RESULT_ACK = { ResultCode: 0, ResultDesc: 'Accepted' } as const;
 
+/**
+ * A result naming ids the refund does not hold yet may have overtaken the storing of them (Daraja
+ * answered the request, its Result came before our report of that answer was committed): it is kept
+ * for the reconciler to try again after this long, up to MISMATCH_MAX_ATTEMPTS, then recorded as a mismatch.
+ */
+const MISMATCH_RETRY_SECONDS = 15;
+const MISMATCH_MAX_ATTEMPTS = 3;
+
 const ACTOR: Record<MpesaResultKind, string> = {
   reversal_result: 'daraja:reversal_result',
   reversal_timeout: 'daraja:reversal_timeout',
@@ -111,7 +119,8 @@ export class MpesaResultsService {
     const inboxId = await this.repo.insertCallback({ ...row, verified: true });
     try {
       const outcome = await this.process(d.kind, d.id, d.body);
-      await this.repo.markCallbackProcessed(inboxId, outcome);
+      if (outcome === 'mismatch') await this.repo.deferCallback(inboxId, MISMATCH_RETRY_SECONDS);
+      else await this.repo.markCallbackProcessed(inboxId, outcome);
     } catch (err) {
       // Stored, not processed: acknowledged anyway (it is durable); the reconciler replays it.
       this.logger.error(
@@ -141,6 +150,10 @@ export class MpesaResultsService {
         return 'invalid_shape';
       }
       outcome = await this.process(kind, row.urlPaymentId, body);
+      if (outcome === 'mismatch' && row.attempts < MISMATCH_MAX_ATTEMPTS) {
+        await this.repo.deferCallback(row.id, MISMATCH_RETRY_SECONDS);
+        return 'deferred';
+      }
     }
     await this.repo.markCallbackProcessed(row.id, outcome);
     return outcome;

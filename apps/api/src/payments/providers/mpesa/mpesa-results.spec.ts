@@ -37,6 +37,9 @@ function harness(refund: Partial<Refund>) {
     markCallbackProcessed: jest.fn(async (id: bigint, outcome: string) => {
       inbox.get(id)!.outcome = outcome;
     }),
+    deferCallback: jest.fn(async (id: bigint) => {
+      inbox.get(id)!.outcome = 'deferred';
+    }),
   };
   const r = {
     id: REFUND,
@@ -97,11 +100,23 @@ describe('MpesaResultsService', () => {
     expect([...h.inbox.values()]).toEqual([{ verified: true, outcome: 'applied' }]);
   });
 
-  it('a result for another ConversationID is recorded as a mismatch, never applied', async () => {
+  it('a result for another ConversationID is never applied: kept for a retry (its ids may not be stored yet), then a mismatch', async () => {
     const h = harness({ providerData: { conversationId: 'AG_1', originatorConversationId: 'o-AG_1' } });
     await deliver(h.svc, resultBody('AG_9'));
     expect(h.refunds.applyReport).not.toHaveBeenCalled();
-    expect([...h.inbox.values()]).toEqual([{ verified: true, outcome: 'mismatch' }]);
+    expect([...h.inbox.values()]).toEqual([{ verified: true, outcome: 'deferred' }]);
+    const row = {
+      id: 1n,
+      provider: 'mpesa',
+      kind: 'reversal_result',
+      verified: true,
+      urlPaymentId: REFUND,
+      rawBody: JSON.stringify(resultBody('AG_9')),
+    };
+    expect(await h.svc.replay({ ...row, attempts: 2 })).toBe('deferred');
+    expect(await h.svc.replay({ ...row, attempts: 3 })).toBe('mismatch');
+    expect(h.refunds.applyReport).not.toHaveBeenCalled();
+    expect(h.inbox.get(1n)?.outcome).toBe('mismatch');
   });
 
   it("a forged token, or another scope's token, is stored unverified and never applied", async () => {
@@ -144,7 +159,7 @@ describe('MpesaResultsService', () => {
       rawBody: '{}',
     });
     expect(h.refunds.applyReport).toHaveBeenCalledTimes(1);
-    expect([...h.inbox.values()].map((v) => v.outcome)).toEqual(['applied', 'mismatch']);
+    expect([...h.inbox.values()].map((v) => v.outcome)).toEqual(['applied', 'deferred']);
   });
 
   it('an unknown refund id with a valid token changes nothing', async () => {
