@@ -227,4 +227,14 @@ describe('issue 11: resolving payments in review through HTTP', () => {
     expect(rel.body.payment.releasedAt).not.toBeNull();
     expect((await push(orderId, 50, '0712345678')).status).toBe(201);
   }, 30000);
+
+  it("GET /refunds lists the shop's refunds for a manager only, filtered by a known status", async () => {
+    expect((await t.http().get('/refunds').set('Authorization', cashier)).status).toBe(403);
+    const bad = await t.http().get('/refunds').query({ status: 'lost' }).set('Authorization', manager);
+    expect(bad.status).toBe(400);
+    expect(bad.body.message).toContain('status must be one of');
+    const ok = await t.http().get('/refunds').query({ status: 'review', limit: 5 }).set('Authorization', manager);
+    expect(ok.status).toBe(200);
+    expect(ok.body).toEqual({ items: [] });
+  });
 });

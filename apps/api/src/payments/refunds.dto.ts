@@ -1,5 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
 import {
+  IsInt,
   IsIn,
   IsNumber,
   IsOptional,
@@ -20,6 +22,23 @@ const MAX_REFUND_AMOUNT = 100_000_000;
 export class RefundIdParam {
   @IsUUID('all', { message: 'refundId must be a refund id (UUID)' })
   refundId!: string;
+}
+
+export class RefundListQueryDto {
+  @IsOptional()
+  @IsIn(['requested', 'pending', 'unknown', 'succeeded', 'failed', 'review'], {
+    message: 'status must be one of requested, pending, unknown, succeeded, failed, review',
+  })
+  @ApiPropertyOptional({ enum: ['requested', 'pending', 'unknown', 'succeeded', 'failed', 'review'] })
+  status?: string;
+
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt({ message: 'limit must be a whole number' })
+  @Min(1, { message: 'limit must be between 1 and 200' })
+  @Max(200, { message: 'limit must be between 1 and 200' })
+  @ApiPropertyOptional({ default: 50, minimum: 1, maximum: 200 })
+  limit?: number;
 }
 
 export class RefundRequestDto {
