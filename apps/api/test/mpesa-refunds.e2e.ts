@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { REPO_ROOT } from '../src/config/app-config';
 import { PaymentOperationsService } from '../src/payments/payment-operations.service';
+import { ReconcilerService } from '../src/payments/reconciler.service';
 import { RefundsService } from '../src/payments/refunds.service';
 import { startExtraTestApp, startTestApp, TestApp, waitFor } from './helpers/test-app';
 
@@ -420,5 +421,80 @@ describe('M-Pesa refunds (reversals), end to end', () => {
       expect((await post(p.paymentId, { receipt: p.receipt }, other)).status).toBe(404);
       expect(t.sim.statusQueries().length).toBe(before);
     });
+  });
+});
+
+/** Issue 11's "way out of review" by refund: a payment holding the customer's money, given back with a real reversal. */
+describe('M-Pesa: a payment in review resolved by refund (a reversal)', () => {
+  let t: TestApp;
+  let cashier: string;
+  let manager: string;
+
+  beforeAll(async () => {
+    t = await startTestApp({
+      sim: { callbackDelayMs: 100, resultDelayMs: 100 },
+      env: {
+        RECONCILER_ENABLED: 'false',
+        RECONCILER_PENDING_GRACE_SECONDS: '0',
+        RECONCILER_BACKOFF_BASE_SECONDS: '0',
+        RECONCILER_BACKOFF_MAX_SECONDS: '0',
+        MPESA_STATUS_QUERY_AFTER_SECONDS: '3600',
+        MPESA_REVERSAL_WAIT_SECONDS: '0',
+      },
+    });
+    cashier = `Bearer ${t.token()}`;
+    manager = `Bearer ${t.token('shop-1', 'manager', 'mgr-1')}`;
+  });
+  afterAll(() => t.close());
+
+  const push = (orderId: string, amount: number, phoneNumber: string) =>
+    t.http().post('/payments/stk-push').set('Authorization', cashier).send({ phoneNumber, amount, orderId });
+  const payment = async (id: string) =>
+    (
+      (await t.db.execute(sql`select status, status_reason, resolution from payments where id = ${id}`)) as unknown as {
+        rows: { status: string; status_reason: string | null; resolution: string | null }[];
+      }
+    ).rows[0];
+
+  it('ORDER_ALREADY_PAID (a released push the customer paid after all): refunded by reversal of its own receipt', async () => {
+    const orderId = 'RV-1';
+    await t.http().post('/orders').set('Authorization', cashier).send({ id: orderId, total: 100 });
+    const first = await push(orderId, 100, '254700000007'); // the customer does not answer (yet)
+    expect(first.status).toBe(201);
+    await t.db.execute(
+      sql`update payments set created_at = now() - interval '2 hours', next_check_at = null where id = ${first.body.paymentId}`,
+    );
+    await t.app.get(ReconcilerService).tick();
+    expect(await payment(first.body.paymentId)).toMatchObject({ status: 'review', status_reason: 'OUTCOME_UNKNOWN' });
+    const rel = await t
+      .http()
+      .post(`/payments/${first.body.paymentId}/release`)
+      .set('Authorization', manager)
+      .send({ reason: 'customer shows no SMS' });
+    expect(rel.status).toBe(200);
+    const second = await push(orderId, 100, '0712345678');
+    await waitFor(async () => (await payment(second.body.paymentId)).status === 'completed');
+    await t.sim.resolve(first.body.checkoutRequestId, 0); // the first prompt is paid after all: a real receipt
+    await waitFor(async () => (await payment(first.body.paymentId)).status_reason === 'ORDER_ALREADY_PAID');
+    const receipt = t.sim.getPush(first.body.checkoutRequestId)!.receipt!;
+
+    const res = await t
+      .http()
+      .post(`/payments/${first.body.paymentId}/resolve`)
+      .set('Authorization', manager)
+      .send({ action: 'refund', note: 'the order was paid twice' });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ payment: { resolution: 'refunded' }, refund: { amount: 100, source: 'review' } });
+    const refundId = res.body.refund.refundId as string;
+    expect(t.sim.reversals().map((r) => r.request.TransactionID)).toEqual([receipt]);
+    const r = await waitFor(async () => {
+      const got = (await t.http().get(`/refunds/${refundId}`).set('Authorization', manager)).body;
+      return got.status === 'succeeded' ? got : undefined;
+    });
+    expect(r.providerRefundId).toMatch(/^[A-Z0-9]{10}$/);
+    expect(await payment(first.body.paymentId)).toMatchObject({ status: 'review', resolution: 'refunded' });
+    // the order keeps the second payment; the refunded one never counted
+    const order = await t.http().get(`/orders/${orderId}`).set('Authorization', cashier);
+    expect(order.body).toMatchObject({ paid: 100, refunded: 0, status: 'paid' });
   });
 });
