@@ -213,7 +213,7 @@ describe('statusFacts', () => {
 
   it('not found, refused (the initiator), inconclusive', () => {
     expect(statusFacts(status('R000002')).kind).toBe('not_found');
-    expect(statusFacts(status(2032)).kind).toBe('not_found');
+    expect(statusFacts(status(2032)).kind).toBe('inconclusive'); // undocumented: never proof of absence
     expect(statusFacts(status(2001))).toMatchObject({ kind: 'refused', message: expect.stringContaining('initiator') });
     expect(statusFacts(status(21))).toMatchObject({
       kind: 'refused',

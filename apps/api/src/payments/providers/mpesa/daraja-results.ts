@@ -23,9 +23,6 @@ export interface DarajaResult {
   parameters: Record<string, string>;
 }
 
-/** Bodies larger than this are refused (400) before they are parsed (real results are about 2 KB). */
-export const RESULT_BODY_MAX_BYTES = 64 * 1024;
-
 function str(v: unknown): string | undefined {
   if (typeof v === 'string') return v;
   if (typeof v === 'number' && Number.isFinite(v)) return String(v);
@@ -197,8 +194,12 @@ const STATUS_QUERY_REFUSED: Readonly<Record<string, string>> = {
   '8006': "The initiator's password is locked on M-Pesa: unlock or reset it on the M-Pesa org portal",
 };
 
-/** Transaction Status ResultCodes meaning "no such transaction". */
-export const STATUS_NOT_FOUND_CODES: readonly string[] = ['R000002', '2032'];
+/**
+ * Transaction Status ResultCodes meaning "no such transaction": only the documented one (daraja.md
+ * §6.1, "OriginalTransactionID invalid"). Such an answer can prove a reversal never happened (and let
+ * it be sent again), so no undocumented code is read this way: anything else is inconclusive.
+ */
+export const STATUS_NOT_FOUND_CODES: readonly string[] = ['R000002'];
 
 /** What a Transaction Status Result says about the transaction asked about. */
 export type StatusFacts =
