@@ -319,6 +319,32 @@ describe('M-Pesa refunds (reversals), end to end', () => {
     expect(order.body).toMatchObject({ paid: 0, refunded: 140 });
   });
 
+  it('a refund parked in review (the reconciler gave up) is settled by POST /refunds/:id/reconcile: Transaction Status, whose result arrives later', async () => {
+    const p = await paidPayment(125);
+    t.sim.forceResult({ api: 'reversal', transactionId: p.receipt, delivery: 'none' });
+    const res = await askRefund(p.paymentId);
+    expect(res.body.status).toBe('pending');
+    await new Promise((r) => setTimeout(r, 400)); // reversed at the simulator, nobody told
+    // The reconciler gave up on it long ago (as after REFUND_MAX_LOOKS looks).
+    await t.db.execute(
+      sql`update refunds set status = 'review', status_reason = 'GAVE_UP', next_check_at = null where id = ${res.body.refundId}`,
+    );
+    const before = t.sim.reversals().length;
+    const now = await t.http().post(`/refunds/${res.body.refundId}/reconcile`).set('Authorization', manager);
+    expect(now.status).toBe(200);
+    expect(now.body).toMatchObject({ action: 'still_open', refund: { status: 'review' } });
+    const r = await settled(res.body.refundId);
+    await waitFor(async () => ((await readRefund(res.body.refundId)).status === 'succeeded' ? true : undefined));
+    expect(r.refundId).toBe(res.body.refundId);
+    expect(await readRefund(res.body.refundId)).toMatchObject({ status: 'succeeded' });
+    expect(t.sim.reversals().length).toBe(before); // asked, never sent again
+    const other = await t
+      .http()
+      .post(`/refunds/${res.body.refundId}/reconcile`)
+      .set('Authorization', `Bearer ${t.token('shop-2', 'manager', 'm2')}`);
+    expect(other.status).toBe(404);
+  });
+
   it('a cashier may not refund', async () => {
     const p = await paidPayment(60);
     const res = await t

@@ -649,11 +649,10 @@ export class RefundsService {
     const account = await this.accounts.resolveForExisting(r.merchantAccountId, r.provider as ProviderName);
     try {
       const report = await provider.look({ refund: r, payment, account });
-      if (report.status === 'succeeded' || report.status === 'failed') {
-        await this.applyReport(r.id, report, 'system:reconcile-now');
-        return 'settled';
-      }
-      return 'still_open';
+      // A final answer settles it; any other keeps what it adds (e.g. the id of the status query
+      // whose result, arriving later, settles it) and leaves it in review.
+      const { refund } = await this.applyReport(r.id, report, 'system:reconcile-now');
+      return (FINAL_REFUND_STATUSES as readonly string[]).includes(refund.status) ? 'settled' : 'still_open';
     } catch (err) {
       this.logger.warn({ refundId: r.id, err: safeError(err) }, 'asking about a refund in review failed');
       return 'provider_error';
