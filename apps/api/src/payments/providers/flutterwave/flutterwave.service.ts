@@ -27,6 +27,7 @@ import { SharedLookups } from '../../shared-lookup';
 import { ProviderPaymentService, ProviderServicesRegistry, StoredNotification } from '../../provider-services.registry';
 import { formatMinor } from '../amount';
 import { FlutterwaveAccountKind } from './flutterwave.account';
+import { FLUTTERWAVE_PROVIDER } from './flutterwave.constants';
 import { FlutterwaveProvider } from './flutterwave.provider';
 import type { InitiateRequest, Notification, StatusResult } from '../payment-provider';
 import { ProviderError } from '../provider-errors';
@@ -53,7 +54,7 @@ import {
 } from './flutterwave.helpers';
 
 /** The adapter, or null when Flutterwave is switched off on this instance. */
-export const FLUTTERWAVE_PROVIDER = Symbol('FLUTTERWAVE_PROVIDER');
+export { FLUTTERWAVE_PROVIDER };
 
 const LABEL = 'Flutterwave';
 export const CHECKOUT_EXPIRED = 'CHECKOUT_EXPIRED';
