@@ -128,6 +128,10 @@ export interface AppConfig {
      * deleted this long after their last delivery. Verified rows and rows that changed a payment are kept.
      */
     inboxRetentionDays: number;
+    /** REFUND_FIRST_LOOK_SECONDS: a refund the provider took is left to its result this long before the reconciler asks */
+    refundFirstLookSeconds: number;
+    /** REFUND_MAX_LOOKS: after this many looks without a final answer a refund goes to review (a person must look) */
+    refundMaxLooks: number;
   };
 }
 
@@ -505,6 +509,8 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
       giveUpAfterSeconds: int('RECONCILER_GIVE_UP_AFTER_SECONDS', 3600, 1, 7 * 86400),
       inboxRetryAfterSeconds: int('RECONCILER_INBOX_RETRY_AFTER_SECONDS', 30, 0, 86400),
       inboxRetentionDays: int('CALLBACK_INBOX_RETENTION_DAYS', 30, 1, 3650),
+      refundFirstLookSeconds: int('REFUND_FIRST_LOOK_SECONDS', 120, 0, 86400),
+      refundMaxLooks: int('REFUND_MAX_LOOKS', 30, 1, 1000),
     },
   };
   if (config.reconciler.backoffMaxSeconds < config.reconciler.backoffBaseSeconds)

@@ -45,13 +45,30 @@ export class OrderIdParam {
   id!: string;
 }
 
+export type OrderStatus = 'unpaid' | 'partially_paid' | 'paid' | 'partially_refunded' | 'refunded';
+
 export class OrderResponseDto {
   @ApiProperty({ example: 'ORD-12345' }) id!: string;
   @ApiProperty({ example: 1500.5 }) total!: number;
   @ApiProperty({ example: 'KES' }) currency!: string;
-  @ApiProperty({ example: 500, description: 'Sum of completed payments' }) paid!: number;
-  @ApiProperty({ example: 1000.5 }) outstanding!: number;
-  @ApiProperty({ enum: ['unpaid', 'partially_paid', 'paid'] }) status!: 'unpaid' | 'partially_paid' | 'paid';
+  @ApiProperty({
+    example: 500,
+    description: 'Money kept: the sum of completed payments minus what was refunded of them',
+  })
+  paid!: number;
+  @ApiProperty({ example: 0, description: 'Sum of succeeded refunds of the completed payments' })
+  refunded!: number;
+  @ApiProperty({
+    example: 1000.5,
+    description:
+      'What the order still owes: its total minus what its completed payments took in (a refund gives money back for the goods; it does not reopen the order)',
+  })
+  outstanding!: number;
+  @ApiProperty({
+    enum: ['unpaid', 'partially_paid', 'paid', 'partially_refunded', 'refunded'],
+    description: 'refunded: everything taken was given back; partially_refunded: part of it',
+  })
+  status!: OrderStatus;
   @ApiProperty({ nullable: true, type: String, format: 'date-time' }) paidAt!: string | null;
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
 }

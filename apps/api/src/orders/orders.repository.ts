@@ -11,7 +11,10 @@ export interface OrderRow {
   currency: string;
   paidAt: Date | null;
   createdAt: Date;
+  /** Sum of completed payments (gross: what the order took in). */
   paidMinor: bigint;
+  /** Sum of succeeded refunds of those payments. */
+  refundedMinor: bigint;
 }
 
 /** The only code that touches the orders table. */
@@ -41,6 +44,9 @@ export class OrdersRepository {
   async find(shopId: string, id: string, tx: DbOrTx = this.db): Promise<OrderRow | null> {
     // Derived, never a stored counter: the sum of this order's completed payments.
     const paid = sql<string>`coalesce((select sum(p.amount_minor) from payments p where p.shop_id = "orders"."shop_id" and p.order_id = "orders"."id" and p.status = 'completed'), 0)`;
+    // Refunds of the order's completed payments that gave money back (refunds of a payment in
+    // review never counted towards the order, so they do not come off it either).
+    const refunded = sql<string>`coalesce((select sum(r.amount_minor) from refunds r join payments p on p.id = r.payment_id where r.shop_id = "orders"."shop_id" and r.order_id = "orders"."id" and r.status = 'succeeded' and p.status = 'completed' and p.order_id = "orders"."id"), 0)`;
     const rows = await tx
       .select({
         shopId: orders.shopId,
@@ -50,11 +56,12 @@ export class OrdersRepository {
         paidAt: orders.paidAt,
         createdAt: orders.createdAt,
         paidMinor: paid,
+        refundedMinor: refunded,
       })
       .from(orders)
       .where(and(eq(orders.shopId, shopId), eq(orders.id, id)));
     const r = rows[0];
-    return r ? { ...r, paidMinor: BigInt(r.paidMinor) } : null;
+    return r ? { ...r, paidMinor: BigInt(r.paidMinor), refundedMinor: BigInt(r.refundedMinor) } : null;
   }
 
   /**

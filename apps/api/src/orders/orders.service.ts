@@ -3,7 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { ConflictError, NotFoundError } from '../common/errors';
 import { toMajor, toMinor } from '../common/money';
-import { OrderResponseDto } from './orders.dto';
+import { OrderResponseDto, type OrderStatus } from './orders.dto';
 import type { OrderBalance, OrdersPort } from './orders.port';
 import { OrderRow, OrdersRepository } from './orders.repository';
 
@@ -64,12 +64,23 @@ export class OrdersService implements OrdersPort {
 
   private map(row: OrderRow): OrderResponseDto {
     const outstanding = row.totalMinor - row.paidMinor;
-    const status = row.paidMinor <= 0n ? 'unpaid' : outstanding > 0n ? 'partially_paid' : 'paid';
+    const kept = row.paidMinor - row.refundedMinor;
+    const status: OrderStatus =
+      row.refundedMinor > 0n
+        ? kept <= 0n
+          ? 'refunded'
+          : 'partially_refunded'
+        : row.paidMinor <= 0n
+          ? 'unpaid'
+          : outstanding > 0n
+            ? 'partially_paid'
+            : 'paid';
     return {
       id: row.id,
       total: toMajor(row.totalMinor, row.currency),
       currency: row.currency,
-      paid: toMajor(row.paidMinor, row.currency),
+      paid: toMajor(kept, row.currency),
+      refunded: toMajor(row.refundedMinor, row.currency),
       outstanding: toMajor(outstanding > 0n ? outstanding : 0n, row.currency),
       status,
       paidAt: row.paidAt ? row.paidAt.toISOString() : null,

@@ -769,6 +769,8 @@ export class PaymentLifecycle {
       updatedAt: p.updatedAt.toISOString(),
       completedAt: p.completedAt ? p.completedAt.toISOString() : null,
       releasedAt: p.releasedAt ? p.releasedAt.toISOString() : null,
+      resolution: p.resolution,
+      resolvedAt: p.resolvedAt ? p.resolvedAt.toISOString() : null,
     };
   }
 }

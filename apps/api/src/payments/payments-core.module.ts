@@ -9,6 +9,8 @@ import { PaymentsRepository } from './payments.repository';
 import { ProviderServicesRegistry } from './provider-services.registry';
 import { ReconcilerService } from './reconciler.service';
 import { RefundProvidersRegistry } from './refund-providers.registry';
+import { RefundsRepository } from './refunds.repository';
+import { RefundsService } from './refunds.service';
 
 /**
  * What every provider shares: the payments table (PaymentsRepository), the outcome core
@@ -29,6 +31,8 @@ import { RefundProvidersRegistry } from './refund-providers.registry';
     MerchantAccountsRepository,
     MerchantAccountsService,
     RefundProvidersRegistry,
+    RefundsRepository,
+    RefundsService,
   ],
   exports: [
     PaymentsRepository,
@@ -40,6 +44,8 @@ import { RefundProvidersRegistry } from './refund-providers.registry';
     MerchantAccountsRepository,
     MerchantAccountsService,
     RefundProvidersRegistry,
+    RefundsRepository,
+    RefundsService,
   ],
 })
 export class PaymentsCoreModule {}

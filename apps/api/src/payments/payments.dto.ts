@@ -142,7 +142,7 @@ export function isAuditReason(v: unknown, min: number, max: number): boolean {
   );
 }
 
-function IsAuditReason(min: number, max: number, options?: ValidationOptions) {
+export function IsAuditReason(min: number, max: number, options?: ValidationOptions) {
   return ValidateBy(
     {
       name: 'isAuditReason',
@@ -229,6 +229,14 @@ export class PaymentResponseDto {
       'When a manager released the order of this payment whose outcome is unknown (POST /payments/:id/release): it no longer blocks a new payment',
   })
   releasedAt!: string | null;
+  @ApiPropertyOptional({
+    nullable: true,
+    enum: ['refunded', 'accepted', 'released'],
+    description:
+      'How a manager resolved this payment in review (POST /payments/:id/resolve); null while it still needs a person',
+  })
+  resolution!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, format: 'date-time' }) resolvedAt!: string | null;
   @ApiPropertyOptional({
     nullable: true,
     type: String,

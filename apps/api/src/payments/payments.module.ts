@@ -5,6 +5,7 @@ import { PaymentsOperationsController } from './payments-operations.controller';
 import { PaymentsController } from './payments.controller';
 import { MpesaModule } from './providers/mpesa/mpesa.module';
 import { PaymentsService } from './payments.service';
+import { RefundsController } from './refunds.controller';
 
 /**
  * The /payments routes: the M-Pesa STK front door (PaymentsService, PaymentsController; the
@@ -13,7 +14,7 @@ import { PaymentsService } from './payments.service';
 @Module({
   imports: [AuthModule, PaymentsCoreModule, MpesaModule],
   // Operations first: its static /payments/review must win over PaymentsController's /payments/:id.
-  controllers: [PaymentsOperationsController, PaymentsController],
+  controllers: [PaymentsOperationsController, RefundsController, PaymentsController],
   providers: [PaymentsService],
 })
 export class PaymentsModule {}

@@ -17,6 +17,8 @@ import { IN_FLIGHT_STATUSES, OUTCOME_UNKNOWN, PaymentStatus } from './payment-st
 export interface IdempotencyRecord {
   requestHash: string;
   paymentId: string | null;
+  /** the refund a refund request with this key created */
+  refundId: string | null;
   responseStatus: number | null;
   responseBody: unknown;
   createdAt: Date;
@@ -266,7 +268,7 @@ export class PaymentsRepository {
       .where(eq(payments.id, id));
   }
 
-  /** Payments a person must look at, newest first, for one shop. */
+  /** Payments a person must look at (in review, not yet resolved), newest first, for one shop. */
   async listForReview(shopId: string, limit: number, before?: { createdAt: Date; id: string }): Promise<Payment[]> {
     // Millisecond precision on both sides: the cursor carries a JS Date.
     const createdMs = sql`date_trunc('milliseconds', ${payments.createdAt})`;
@@ -276,7 +278,7 @@ export class PaymentsRepository {
     return this.db
       .select()
       .from(payments)
-      .where(and(eq(payments.shopId, shopId), eq(payments.status, 'review'), cursor))
+      .where(and(eq(payments.shopId, shopId), eq(payments.status, 'review'), isNull(payments.resolution), cursor))
       .orderBy(desc(createdMs), desc(payments.id))
       .limit(limit);
   }
@@ -441,8 +443,9 @@ export class PaymentsRepository {
     requestHash: string,
     paymentId: string,
     tx: DbOrTx = this.db,
+    refundId?: string,
   ): Promise<void> {
-    await tx.insert(idempotencyKeys).values({ shopId, key, requestHash, paymentId });
+    await tx.insert(idempotencyKeys).values({ shopId, key, requestHash, paymentId, refundId: refundId ?? null });
   }
 
   async findIdempotencyKey(shopId: string, key: string): Promise<IdempotencyRecord | null> {
@@ -450,6 +453,7 @@ export class PaymentsRepository {
       .select({
         requestHash: idempotencyKeys.requestHash,
         paymentId: idempotencyKeys.paymentId,
+        refundId: idempotencyKeys.refundId,
         responseStatus: idempotencyKeys.responseStatus,
         responseBody: idempotencyKeys.responseBody,
         createdAt: idempotencyKeys.createdAt,

@@ -6,6 +6,7 @@ import { APP_CONFIG } from '../config/config.module';
 import { PaymentsRepository } from './payments.repository';
 import { PaymentOperationsService } from './payment-operations.service';
 import type { ReconcileAction } from './reconcile';
+import { RefundsService } from './refunds.service';
 
 export interface ReconcileTickReport {
   callbacksReplayed: number;
@@ -13,6 +14,9 @@ export interface ReconcileTickReport {
   callbacksDeleted: number;
   paymentsChecked: number;
   actions: Partial<Record<ReconcileAction, number>>;
+  /** open refunds looked at (RefundsService.reconcileDue) */
+  refundsChecked: number;
+  refundActions: Partial<Record<string, number>>;
 }
 
 const INTERVAL_NAME = 'payments-reconciler';
@@ -66,6 +70,7 @@ export class ReconcilerService implements OnApplicationBootstrap, BeforeApplicat
   constructor(
     private readonly repo: PaymentsRepository,
     private readonly payments: PaymentOperationsService,
+    private readonly refunds: RefundsService,
     private readonly scheduler: SchedulerRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -86,7 +91,14 @@ export class ReconcilerService implements OnApplicationBootstrap, BeforeApplicat
 
   private async runOnce(): Promise<ReconcileTickReport> {
     const rc = this.config.reconciler;
-    const report: ReconcileTickReport = { callbacksReplayed: 0, callbacksDeleted: 0, paymentsChecked: 0, actions: {} };
+    const report: ReconcileTickReport = {
+      callbacksReplayed: 0,
+      callbacksDeleted: 0,
+      paymentsChecked: 0,
+      actions: {},
+      refundsChecked: 0,
+      refundActions: {},
+    };
     if (this.stopped) return report;
     try {
       // Stored callbacks first: they may settle payments without a query.
@@ -118,13 +130,25 @@ export class ReconcilerService implements OnApplicationBootstrap, BeforeApplicat
         }
       };
       await Promise.all(Array.from({ length: Math.min(CONCURRENCY, due.length) }, worker));
+      if (!this.stopped) await this.reconcileRefunds(report);
       if (!this.stopped) report.callbacksDeleted = await this.deleteOldCallbacks();
-      if (report.paymentsChecked || report.callbacksReplayed || report.callbacksDeleted)
+      if (report.paymentsChecked || report.callbacksReplayed || report.callbacksDeleted || report.refundsChecked)
         this.logger.log({ ...report }, 'reconciler pass');
     } catch (err) {
       this.logger.error({ err: safeError(err) }, 'reconciler pass failed');
     }
     return report;
+  }
+
+  /** Open refunds after payments: a refund's look may need its payment settled first. Errors never stop the pass. */
+  private async reconcileRefunds(report: ReconcileTickReport): Promise<void> {
+    try {
+      const r = await this.refunds.reconcileDue(this.config.reconciler.batchSize);
+      report.refundsChecked = r.refundsChecked;
+      report.refundActions = r.actions;
+    } catch (err) {
+      this.logger.error({ err: safeError(err) }, 'reconciling refunds failed; the next pass tries again');
+    }
   }
 
   /** Retention: one batch of processed unverified rows that changed nothing, older than CALLBACK_INBOX_RETENTION_DAYS. */

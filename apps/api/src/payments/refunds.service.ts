@@ -1,0 +1,901 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { AuthUser } from '../auth/auth.types';
+import { AppError, ConflictError, NotFoundError, ValidationFailedError } from '../common/errors';
+import type { HttpResult } from '../common/idempotent-http';
+import { safeError, safeMessage } from '../common/logging';
+import { toMajor, toMinor } from '../common/money';
+import type { AppConfig } from '../config/app-config';
+import { APP_CONFIG } from '../config/config.module';
+import { pgErrorCode, UNIQUE_VIOLATION, type Tx } from '../database/database';
+import type { Payment, Refund } from '../database/schema';
+import { ORDERS_PORT, type OrdersPort } from '../orders/orders.port';
+import { MerchantAccountsService } from './merchant-accounts.service';
+import type { ResolvedAccount } from './merchant-accounts.types';
+import { holdsMoney, OUTCOME_UNKNOWN } from './payment-status';
+import { PaymentLifecycle } from './payment-lifecycle.service';
+import type { PaymentResponseDto } from './payments.dto';
+import { PaymentsRepository } from './payments.repository';
+import type { ProviderName } from './providers/payment-provider';
+import { ProviderError } from './providers/provider-errors';
+import { reconcileBackoffSeconds } from './reconcile';
+import { RefundProvidersRegistry } from './refund-providers.registry';
+import { RefundsRepository } from './refunds.repository';
+import {
+  canRefundTransition,
+  COUNTED_REFUND_STATUSES,
+  FINAL_REFUND_STATUSES,
+  REFUND_AMOUNT_MISMATCH,
+  REFUND_GAVE_UP,
+  type RefundProviderService,
+  type RefundReport,
+  type RefundStatus,
+} from './refunds.types';
+
+export interface RefundRequestInput {
+  /** Major units; absent = everything still refundable. */
+  amount?: number;
+  /** When given, must be the payment's currency. */
+  currency?: string;
+  reason: string;
+}
+
+export interface RefundResponse {
+  refundId: string;
+  paymentId: string;
+  orderId: string;
+  provider: string;
+  amount: number;
+  currency: string;
+  status: string;
+  statusReason: string | null;
+  resultCode: string | null;
+  resultDesc: string | null;
+  reason: string;
+  source: string;
+  requestedBy: string;
+  providerRefundId: string | null;
+  createdAt: string;
+  updatedAt: string;
+  completedAt: string | null;
+}
+
+export type ReviewAction = 'refund' | 'accept' | 'release';
+
+export interface ReviewResolutionInput {
+  action: ReviewAction;
+  note: string;
+  /** accept: the order the money is kept against (default: the payment's own order). */
+  orderId?: string;
+}
+
+export interface RefundTickReport {
+  refundsChecked: number;
+  actions: Partial<Record<string, number>>;
+}
+
+/** Seconds a `requested` refund is left to the request sending it before the reconciler takes it over. */
+const REQUEST_LEASE_SECONDS = 120;
+/** Seconds before the reconciler first asks about a refund whose answer is unknown (timeout). */
+const UNKNOWN_FIRST_LOOK_SECONDS = 30;
+
+/**
+ * Money back, for every provider: the one place a refund is created (under the payment's row lock,
+ * so the refunds of a payment never add up to more than it collected, however many managers press
+ * at once), reaches a status (under the refund's row lock, once: a final status is never left), and
+ * is audited (payment_events, one per step). Each provider's RefundProviderService only sends and
+ * reads; results that arrive later (M-Pesa's ResultURL, webhooks, IPNs) come back through
+ * applyReport. The reconciler drives open refunds to a final state with reconcileDue.
+ */
+@Injectable()
+export class RefundsService {
+  private readonly logger = new Logger(RefundsService.name);
+
+  constructor(
+    private readonly repo: RefundsRepository,
+    private readonly payments: PaymentsRepository,
+    private readonly lifecycle: PaymentLifecycle,
+    private readonly registry: RefundProvidersRegistry,
+    private readonly accounts: MerchantAccountsService,
+    @Inject(ORDERS_PORT) private readonly orders: OrdersPort,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  // ---------------------------------------------------------------- reads
+
+  findById(id: string): Promise<Refund | null> {
+    return this.repo.findById(id);
+  }
+
+  findByProviderRefundId(provider: string, providerRefundId: string): Promise<Refund | null> {
+    return this.repo.findByProviderRefundId(provider, providerRefundId);
+  }
+
+  listForPayment(paymentId: string): Promise<Refund[]> {
+    return this.repo.listForPayment(paymentId);
+  }
+
+  async paymentOf(refund: Refund): Promise<Payment> {
+    const p = await this.payments.findById(refund.paymentId);
+    if (!p) throw new Error(`refund ${refund.id} names a payment that does not exist`);
+    return p;
+  }
+
+  async listForShopPayment(user: AuthUser, paymentId: string): Promise<{ items: RefundResponse[] }> {
+    const p = await this.payments.findForShop(user.shopId, paymentId);
+    if (!p) throw new NotFoundError('Payment', { paymentId });
+    const rows = await this.repo.listForPayment(p.id);
+    return { items: rows.map(toRefundResponse) };
+  }
+
+  async getForShop(user: AuthUser, refundId: string): Promise<RefundResponse> {
+    const r = await this.repo.findForShop(user.shopId, refundId);
+    if (!r) throw new NotFoundError('Refund', { refundId });
+    return toRefundResponse(r);
+  }
+
+  // ---------------------------------------------------------------- requesting
+
+  /**
+   * POST /payments/:id/refunds. Everything that can be refused is refused before anything is
+   * written (404, 409 not refundable / nothing left, 400 currency, 422 more than refundable or
+   * what the provider cannot do); then the refund is written `requested` with its Idempotency-Key
+   * and committed, then sent. The answer is 201 with the refund's status after sending: pending
+   * (the provider's result comes later), succeeded, failed, or unknown (the reconciler finds out).
+   */
+  async request(
+    user: AuthUser,
+    paymentId: string,
+    input: RefundRequestInput,
+    idempotencyKey?: string,
+  ): Promise<HttpResult<RefundResponse | unknown>> {
+    const route = `POST /payments/${paymentId}/refunds`;
+    const requestHash = this.lifecycle.requestHash(route, { ...input });
+    if (idempotencyKey) {
+      const replay = await this.replay(user.shopId, idempotencyKey, requestHash);
+      if (replay) return replay;
+    }
+    const payment = await this.payments.findForShop(user.shopId, paymentId);
+    if (!payment) throw new NotFoundError('Payment', { paymentId });
+    const { provider, account } = await this.prepare(payment, input);
+    let refund: Refund;
+    try {
+      refund = await this.repo.transaction((tx) =>
+        this.insertRequested(tx, payment.id, user, input, provider, account, 'request', idempotencyKey, requestHash),
+      );
+    } catch (err) {
+      if (idempotencyKey && pgErrorCode(err) === UNIQUE_VIOLATION) {
+        const replay = await this.replay(user.shopId, idempotencyKey, requestHash);
+        if (replay) return replay;
+      }
+      throw err;
+    }
+    const sent = await this.send(refund, payment, account, provider, `user:${user.sub}`);
+    const result: HttpResult<RefundResponse> = { status: 201, body: toRefundResponse(sent) };
+    if (idempotencyKey) await this.payments.storeIdempotentResponse(user.shopId, idempotencyKey, 201, result.body);
+    return result;
+  }
+
+  /** The provider's service and the payment's account, and the refusals that need no lock. */
+  private async prepare(
+    payment: Payment,
+    input: { currency?: string },
+  ): Promise<{ provider: RefundProviderService; account: ResolvedAccount }> {
+    refuseUnlessRefundable(payment);
+    if (input.currency !== undefined && input.currency !== payment.currency)
+      throw new ValidationFailedError(
+        `currency must be the payment's currency (${payment.currency}): a refund is given back in what was paid`,
+        { code: 'CURRENCY_MISMATCH' },
+      );
+    const provider = this.registry.get(payment.provider);
+    if (!provider)
+      throw new AppError(
+        'PROVIDER_SWITCHED_OFF',
+        `Refunds of ${payment.provider} payments are not available on this server right now; try again later`,
+        503,
+        { provider: payment.provider },
+        { 'Retry-After': '30' },
+      );
+    const account = await this.accounts.resolveForExisting(payment.merchantAccountId, payment.provider as ProviderName);
+    return { provider, account };
+  }
+
+  /**
+   * Under the payment's row lock: what is left to refund (collected minus every refund that is not
+   * failed), the amount (default: all of it), the provider's limits, then the row, its event and the
+   * Idempotency-Key. Two requests for one payment are counted one after the other.
+   */
+  private async insertRequested(
+    tx: Tx,
+    paymentId: string,
+    user: AuthUser,
+    input: RefundRequestInput,
+    provider: RefundProviderService,
+    account: ResolvedAccount,
+    source: 'request' | 'review',
+    idempotencyKey: string | undefined,
+    requestHash: string,
+  ): Promise<Refund> {
+    const p = await this.payments.lock(tx, paymentId);
+    if (!p) throw new NotFoundError('Payment', { paymentId });
+    refuseUnlessRefundable(p);
+    const others = await this.repo.listForPayment(p.id, tx);
+    const counted = others
+      .filter((r) => (COUNTED_REFUND_STATUSES as readonly string[]).includes(r.status))
+      .reduce((sum, r) => sum + r.amountMinor, 0n);
+    const refundable = p.amountMinor - counted;
+    if (refundable <= 0n)
+      throw new ConflictError(
+        'NOTHING_TO_REFUND',
+        `Nothing is left to refund on this payment: its ${fmt(p.amountMinor, p.currency)} has been refunded or is being refunded`,
+        { refundable: 0 },
+      );
+    let amountMinor = refundable;
+    if (input.amount !== undefined) {
+      try {
+        amountMinor = toMinor(input.amount, p.currency);
+      } catch {
+        throw new ValidationFailedError(`amount has more decimal places than ${p.currency} allows`);
+      }
+      if (amountMinor <= 0n) throw new ValidationFailedError('amount must be more than 0');
+      if (amountMinor > refundable)
+        throw new AppError(
+          'REFUND_EXCEEDS_REFUNDABLE',
+          `At most ${fmt(refundable, p.currency)} can be refunded on this payment (collected ${fmt(p.amountMinor, p.currency)}, ` +
+            `already refunded or being refunded ${fmt(counted, p.currency)})`,
+          422,
+          { refundable: toMajor(refundable, p.currency), currency: p.currency },
+        );
+    }
+    provider.precheck(p, amountMinor, others, account);
+    const refund = await this.repo.insert(
+      {
+        id: randomUUID(),
+        paymentId: p.id,
+        shopId: p.shopId,
+        orderId: p.orderId,
+        provider: p.provider,
+        merchantAccountId: p.merchantAccountId,
+        amountMinor,
+        currency: p.currency,
+        status: 'requested',
+        reason: input.reason,
+        source,
+        requestedBy: `user:${user.sub}`,
+        idempotencyKey: idempotencyKey ?? null,
+        nextCheckAt: new Date(Date.now() + REQUEST_LEASE_SECONDS * 1000),
+      },
+      tx,
+    );
+    await this.payments.insertEvent(
+      {
+        paymentId: p.id,
+        type: 'refund_requested',
+        actor: `user:${user.sub}`,
+        data: {
+          refundId: refund.id,
+          amountMinor: amountMinor.toString(),
+          currency: p.currency,
+          source,
+          refundableBeforeMinor: refundable.toString(),
+        },
+      },
+      tx,
+    );
+    if (idempotencyKey)
+      await this.payments.insertIdempotencyKey(user.shopId, idempotencyKey, requestHash, p.id, tx, refund.id);
+    return refund;
+  }
+
+  /** Sends a written refund and applies the provider's answer; provider trouble never throws here. */
+  private async send(
+    refund: Refund,
+    payment: Payment,
+    account: ResolvedAccount,
+    provider: RefundProviderService,
+    actor: string,
+  ): Promise<Refund> {
+    let report: RefundReport;
+    try {
+      report = { ...(await provider.submit({ refund, payment, account })), submitted: true };
+    } catch (err) {
+      report = failureReport(err);
+      if (report.status === 'unknown')
+        this.logger.warn(
+          { refundId: refund.id, err: safeError(err) },
+          'refund sent but the answer is unknown; the reconciler asks',
+        );
+    }
+    return (await this.applyReport(refund.id, report, actor)).refund;
+  }
+
+  private async replay(shopId: string, key: string, requestHash: string): Promise<HttpResult | null> {
+    const rec = await this.payments.findIdempotencyKey(shopId, key);
+    if (!rec) return null;
+    if (rec.requestHash !== requestHash)
+      throw new ConflictError(
+        'IDEMPOTENCY_KEY_REUSED',
+        'This Idempotency-Key was already used with a different request; use a new key for a new refund',
+      );
+    if (rec.responseStatus === null) {
+      // The first request is still sending, or died before storing its answer: once it cannot be
+      // running any more, the refund itself is the answer (the reconciler finds out where it stands).
+      const r = rec.refundId ? await this.repo.findById(rec.refundId) : null;
+      if (r && Date.now() - rec.createdAt.getTime() > (REQUEST_LEASE_SECONDS + 30) * 1000)
+        return { status: 201, body: toRefundResponse(r), replayed: true };
+      throw new ConflictError(
+        'IDEMPOTENCY_REQUEST_IN_PROGRESS',
+        'A request with this Idempotency-Key is still being processed; retry in a few seconds',
+        { refundId: rec.refundId },
+      );
+    }
+    return { status: rec.responseStatus, body: rec.responseBody, replayed: true };
+  }
+
+  // ---------------------------------------------------------------- outcomes
+
+  /**
+   * The one place a refund changes status: under its row lock, only along the allowed transitions
+   * (a final status is never left; a report for one is recorded as ignored), a success for another
+   * amount goes to review, the provider's state is merged, and the step is an audit event. A failed
+   * refund that resolved a payment in review puts that payment back in the review list.
+   */
+  async applyReport(
+    refundId: string,
+    report: RefundReport,
+    actor: string,
+  ): Promise<{ refund: Refund; changed: boolean }> {
+    return this.repo.transaction(async (tx) => {
+      const r = await this.repo.lock(tx, refundId);
+      if (!r) throw new NotFoundError('Refund', { refundId });
+      let target: RefundStatus = report.status;
+      let reason = report.reason ?? null;
+      if (target === 'succeeded' && report.amountMinor !== undefined && report.amountMinor !== r.amountMinor) {
+        target = 'review';
+        reason = REFUND_AMOUNT_MISMATCH;
+      }
+      const providerData = { ...(r.providerData as Record<string, unknown>), ...(report.providerData ?? {}) };
+      const submissions = r.submissions + (report.submitted ? 1 : 0);
+      if (r.status === target || !canRefundTransition(r.status, target)) {
+        const final = (FINAL_REFUND_STATUSES as readonly string[]).includes(r.status);
+        // Same status (still pending) or a report for a final refund: keep what it adds, change nothing else.
+        if (!final) {
+          await this.repo.update(
+            r.id,
+            {
+              providerData,
+              submissions,
+              providerRefundId: r.providerRefundId ?? report.providerRefundId ?? null,
+              nextCheckAt: this.nextLook(r, report),
+            },
+            tx,
+          );
+        } else if (r.status !== target || report.providerCode !== r.resultCode) {
+          await this.payments.insertEvent(
+            {
+              paymentId: r.paymentId,
+              type: 'refund_report_ignored',
+              actor,
+              data: { refundId: r.id, status: r.status, reported: report.status, providerCode: report.providerCode },
+            },
+            tx,
+          );
+        }
+        return { refund: (await this.repo.findById(r.id, tx)) ?? r, changed: false };
+      }
+      const final = target === 'succeeded' || target === 'failed';
+      await this.repo.update(
+        r.id,
+        {
+          status: target,
+          statusReason: reason,
+          resultCode: report.providerCode ?? r.resultCode,
+          resultDesc: report.message ?? r.resultDesc,
+          providerRefundId: r.providerRefundId ?? report.providerRefundId ?? null,
+          providerData,
+          submissions,
+          nextCheckAt: final || target === 'review' ? null : this.nextLook(r, report),
+          completedAt: final ? new Date() : null,
+        },
+        tx,
+      );
+      await this.payments.insertEvent(
+        {
+          paymentId: r.paymentId,
+          type: 'refund_status_changed',
+          fromStatus: r.status,
+          toStatus: target,
+          actor,
+          data: {
+            refundId: r.id,
+            reason,
+            providerCode: report.providerCode,
+            ...(reason === REFUND_AMOUNT_MISMATCH ? { reportedAmountMinor: report.amountMinor?.toString() } : {}),
+          },
+        },
+        tx,
+      );
+      if (target === 'failed' && r.source === 'review') await this.reopenReview(tx, r, actor);
+      const level = target === 'review' || target === 'failed' ? 'warn' : 'log';
+      this.logger[level]({ refundId: r.id, from: r.status, to: target, reason }, 'refund status changed');
+      return { refund: (await this.repo.findById(r.id, tx))!, changed: true };
+    });
+  }
+
+  private nextLook(r: Refund, report: RefundReport): Date {
+    const seconds =
+      report.nextLookSeconds ??
+      (report.status === 'unknown' ? UNKNOWN_FIRST_LOOK_SECONDS : this.config.reconciler.refundFirstLookSeconds);
+    // A refund still being sent keeps its lease; otherwise the provider's answer sets the next look.
+    return new Date(Date.now() + Math.max(0, seconds) * 1000);
+  }
+
+  /** The refund that resolved a payment in review failed: the payment needs a person again. */
+  private async reopenReview(tx: Tx, r: Refund, actor: string): Promise<void> {
+    const p = await this.payments.lock(tx, r.paymentId);
+    if (!p || p.resolution !== 'refunded') return;
+    await this.payments.update(
+      p.id,
+      { resolution: null, resolutionNote: null, resolvedBy: null, resolvedAt: null },
+      tx,
+    );
+    await this.payments.insertEvent(
+      { paymentId: p.id, type: 'review_reopened', actor, data: { refundId: r.id, why: 'the refund failed' } },
+      tx,
+    );
+  }
+
+  /**
+   * A refund the provider made on its own (a chargeback, a refund made in its dashboard, Pesapal's
+   * `reversed`), or the provider's report of one of ours by its id: recorded once (by the provider's
+   * refund id) as succeeded.
+   */
+  async recordProviderReported(
+    payment: Payment,
+    input: { amountMinor: bigint; providerRefundId: string; message: string; reason?: string },
+    actor: string,
+  ): Promise<Refund> {
+    const existing = await this.repo.findByProviderRefundId(payment.provider, input.providerRefundId);
+    if (existing) {
+      if (existing.paymentId !== payment.id)
+        throw new Error(`provider refund ${input.providerRefundId} belongs to another payment`);
+      return (
+        await this.applyReport(
+          existing.id,
+          { status: 'succeeded', amountMinor: input.amountMinor, message: input.message },
+          actor,
+        )
+      ).refund;
+    }
+    try {
+      return await this.repo.transaction(async (tx) => {
+        const p = (await this.payments.lock(tx, payment.id)) ?? payment;
+        const others = await this.repo.listForPayment(p.id, tx);
+        const counted = others
+          .filter((r) => (COUNTED_REFUND_STATUSES as readonly string[]).includes(r.status))
+          .reduce((sum, r) => sum + r.amountMinor, 0n);
+        const over = counted + input.amountMinor > p.amountMinor;
+        const refund = await this.repo.insert(
+          {
+            id: randomUUID(),
+            paymentId: p.id,
+            shopId: p.shopId,
+            orderId: p.orderId,
+            provider: p.provider,
+            merchantAccountId: p.merchantAccountId,
+            amountMinor: input.amountMinor,
+            currency: p.currency,
+            // More back than the payment had left: the provider did it, but a person must look.
+            status: over ? 'review' : 'succeeded',
+            statusReason: over ? 'EXCEEDS_REFUNDABLE' : (input.reason ?? null),
+            resultDesc: input.message.slice(0, 500),
+            reason: input.message.slice(0, 500),
+            source: 'provider',
+            requestedBy: actor,
+            providerRefundId: input.providerRefundId,
+            completedAt: over ? null : new Date(),
+          },
+          tx,
+        );
+        await this.payments.insertEvent(
+          {
+            paymentId: p.id,
+            type: 'refund_reported_by_provider',
+            toStatus: refund.status,
+            actor,
+            data: { refundId: refund.id, amountMinor: input.amountMinor.toString(), over },
+          },
+          tx,
+        );
+        if (over)
+          this.logger.error(
+            { paymentId: p.id, refundId: refund.id },
+            'the provider reports more refunded than the payment had left; in review',
+          );
+        return refund;
+      });
+    } catch (err) {
+      // Reported twice at once: the other delivery recorded it.
+      if (pgErrorCode(err) !== UNIQUE_VIOLATION) throw err;
+      const r = await this.repo.findByProviderRefundId(payment.provider, input.providerRefundId);
+      if (!r) throw err;
+      return r;
+    }
+  }
+
+  // ---------------------------------------------------------------- the reconciler
+
+  /**
+   * One pass over due open refunds (claimed with SKIP LOCKED and a lease): each is looked at by its
+   * provider and the answer applied; after REFUND_MAX_LOOKS looks without a final answer it goes to
+   * review (a person must look: it may have paid out, so it still counts against the payment).
+   */
+  async reconcileDue(limit: number): Promise<RefundTickReport> {
+    const rc = this.config.reconciler;
+    const due = await this.repo.claimDue(limit, rc.leaseSeconds);
+    const report: RefundTickReport = { refundsChecked: 0, actions: {} };
+    for (const r of due) {
+      let action: string;
+      try {
+        action = await this.look(r);
+      } catch (err) {
+        action = 'error';
+        this.logger.error(
+          { refundId: r.id, err: safeError(err) },
+          'reconciling a refund failed; retried after the lease',
+        );
+      }
+      report.actions[action] = (report.actions[action] ?? 0) + 1;
+      report.refundsChecked++;
+    }
+    return report;
+  }
+
+  /** One look at a claimed refund. Returns what happened (for the pass's report). */
+  async look(r: Refund): Promise<string> {
+    const rc = this.config.reconciler;
+    const provider = this.registry.get(r.provider);
+    if (!provider) {
+      // Switched off on this instance: leave it to one that has it.
+      await this.repo.schedule(r.id, rc.leaseSeconds, false);
+      return 'deferred';
+    }
+    if (r.reconcileAttempts >= rc.refundMaxLooks) {
+      await this.toReview(
+        r.id,
+        REFUND_GAVE_UP,
+        `No final answer from ${r.provider} after ${r.reconcileAttempts} looks: check with the provider whether the money went back, then settle it there`,
+      );
+      return 'moved_to_review';
+    }
+    const payment = await this.paymentOf(r);
+    const account = await this.accounts.resolveForExisting(r.merchantAccountId, r.provider as ProviderName);
+    let report: RefundReport;
+    try {
+      report = await provider.look({ refund: r, payment, account });
+    } catch (err) {
+      const backoff = reconcileBackoffSeconds(r.reconcileAttempts + 1, rc.backoffBaseSeconds, rc.backoffMaxSeconds);
+      this.logger.warn(
+        { refundId: r.id, err: safeError(err), backoffSeconds: backoff },
+        'asking about a refund failed; backing off',
+      );
+      await this.repo.schedule(r.id, backoff, true);
+      return 'provider_error';
+    }
+    const backoff = reconcileBackoffSeconds(r.reconcileAttempts + 1, rc.backoffBaseSeconds, rc.backoffMaxSeconds);
+    const { refund } = await this.applyReport(
+      r.id,
+      { ...report, nextLookSeconds: report.nextLookSeconds ?? backoff },
+      `system:reconciler`,
+    );
+    if ((FINAL_REFUND_STATUSES as readonly string[]).includes(refund.status)) return 'settled';
+    if (refund.status === 'review') return 'moved_to_review';
+    await this.repo.schedule(r.id, report.nextLookSeconds ?? backoff, true);
+    return 'still_open';
+  }
+
+  /** Parks an open refund for a person (the reconciler gave up): still counted against the payment. */
+  private async toReview(refundId: string, reason: string, message: string): Promise<void> {
+    await this.repo.transaction(async (tx) => {
+      const r = await this.repo.lock(tx, refundId);
+      if (!r || !canRefundTransition(r.status, 'review')) return;
+      await this.repo.update(
+        r.id,
+        { status: 'review', statusReason: reason, resultDesc: message, nextCheckAt: null },
+        tx,
+      );
+      await this.payments.insertEvent(
+        {
+          paymentId: r.paymentId,
+          type: 'refund_status_changed',
+          fromStatus: r.status,
+          toStatus: 'review',
+          actor: 'system:reconciler',
+          data: { refundId: r.id, reason },
+        },
+        tx,
+      );
+      this.logger.warn({ refundId: r.id, reason }, 'refund moved to review');
+    });
+  }
+
+  /** A manager asks about one refund now (its provider's look, whatever its schedule). */
+  async reconcileNow(user: AuthUser, refundId: string): Promise<{ refund: RefundResponse; action: string }> {
+    const r = await this.repo.findForShop(user.shopId, refundId);
+    if (!r) throw new NotFoundError('Refund', { refundId });
+    if ((FINAL_REFUND_STATUSES as readonly string[]).includes(r.status))
+      return { refund: toRefundResponse(r), action: 'already_final' };
+    await this.payments.insertEvent({
+      paymentId: r.paymentId,
+      type: 'refund_reconcile_requested',
+      actor: `user:${user.sub}`,
+      data: { refundId: r.id, status: r.status },
+    });
+    const action = r.status === 'review' ? await this.lookInReview(r) : await this.look(r);
+    return { refund: toRefundResponse((await this.repo.findById(r.id)) ?? r), action };
+  }
+
+  /** A refund in review is asked about too (its truth may settle it), never sent again. */
+  private async lookInReview(r: Refund): Promise<string> {
+    const provider = this.registry.get(r.provider);
+    if (!provider) return 'deferred';
+    const payment = await this.paymentOf(r);
+    const account = await this.accounts.resolveForExisting(r.merchantAccountId, r.provider as ProviderName);
+    try {
+      const report = await provider.look({ refund: r, payment, account });
+      if (report.status === 'succeeded' || report.status === 'failed') {
+        await this.applyReport(r.id, report, 'system:reconcile-now');
+        return 'settled';
+      }
+      return 'still_open';
+    } catch (err) {
+      this.logger.warn({ refundId: r.id, err: safeError(err) }, 'asking about a refund in review failed');
+      return 'provider_error';
+    }
+  }
+
+  // ---------------------------------------------------------------- review resolution
+
+  /**
+   * POST /payments/:id/resolve: a manager resolves a payment in review.
+   * - refund: all of what it holds goes back (a refund like POST /payments/:id/refunds, source
+   *   review); the payment leaves the review list, and comes back to it if that refund fails.
+   * - accept: the money stays: the payment is completed against its own order or `orderId` (which
+   *   must be in its currency and owe at least its amount), counting towards that order.
+   * - release: closed with the note and nothing sent (the money was given back another way, or was
+   *   never taken). A payment whose outcome is unknown is released as POST /payments/:id/release does:
+   *   its order may take a new payment and the truth still settles it.
+   */
+  async resolveReview(
+    user: AuthUser,
+    paymentId: string,
+    input: ReviewResolutionInput,
+    idempotencyKey?: string,
+  ): Promise<HttpResult<{ payment: PaymentResponseDto; refund: RefundResponse | null } | unknown>> {
+    const p = await this.payments.findForShop(user.shopId, paymentId);
+    if (!p) throw new NotFoundError('Payment', { paymentId });
+    refuseUnlessOpenReview(p);
+    if (input.action === 'release') {
+      if (p.statusReason === OUTCOME_UNKNOWN) {
+        const released = await this.lifecycle.release(user, p.id, input.note);
+        return { status: 200, body: { payment: this.lifecycle.toResponse(released), refund: null } };
+      }
+      const resolved = await this.payments.transaction(async (tx) => {
+        const locked = await this.payments.lock(tx, p.id);
+        if (!locked) throw new NotFoundError('Payment', { paymentId });
+        refuseUnlessOpenReview(locked);
+        return this.markResolved(tx, locked, user, 'released', input.note);
+      });
+      return { status: 200, body: { payment: this.lifecycle.toResponse(resolved), refund: null } };
+    }
+    if (!holdsMoney(p))
+      throw new ConflictError(
+        'PAYMENT_NOT_RESOLVABLE',
+        `This payment is in review because ${p.statusReason ?? 'of a problem'}: it is not known to hold the customer's money, so it cannot be ${input.action === 'refund' ? 'refunded' : 'accepted'}. Reconcile it, or release it with a note`,
+      );
+    if (input.action === 'accept') return { status: 200, body: await this.accept(user, p, input) };
+    // refund
+    const route = `POST /payments/${paymentId}/resolve`;
+    const requestHash = this.lifecycle.requestHash(route, { ...input });
+    if (idempotencyKey) {
+      const replay = await this.replay(user.shopId, idempotencyKey, requestHash);
+      if (replay) return replay;
+    }
+    const { provider, account } = await this.prepare(p, {});
+    let refund: Refund;
+    try {
+      refund = await this.repo.transaction(async (tx) => {
+        const created = await this.insertRequested(
+          tx,
+          p.id,
+          user,
+          { reason: input.note },
+          provider,
+          account,
+          'review',
+          idempotencyKey,
+          requestHash,
+        );
+        const locked = (await this.payments.lock(tx, p.id))!;
+        refuseUnlessOpenReview(locked);
+        await this.markResolved(tx, locked, user, 'refunded', input.note, { refundId: created.id });
+        return created;
+      });
+    } catch (err) {
+      if (idempotencyKey && pgErrorCode(err) === UNIQUE_VIOLATION) {
+        const replay = await this.replay(user.shopId, idempotencyKey, requestHash);
+        if (replay) return replay;
+      }
+      throw err;
+    }
+    const sent = await this.send(refund, p, account, provider, `user:${user.sub}`);
+    const fresh = (await this.payments.findById(p.id)) ?? p;
+    const result = { status: 201, body: { payment: this.lifecycle.toResponse(fresh), refund: toRefundResponse(sent) } };
+    if (idempotencyKey) await this.payments.storeIdempotentResponse(user.shopId, idempotencyKey, 201, result.body);
+    return result;
+  }
+
+  private async accept(
+    user: AuthUser,
+    p: Payment,
+    input: ReviewResolutionInput,
+  ): Promise<{ payment: PaymentResponseDto; refund: null }> {
+    const orderId = input.orderId ?? p.orderId;
+    let orderPaid = false;
+    const accepted = await this.payments.transaction(async (tx) => {
+      const locked = await this.payments.lock(tx, p.id);
+      if (!locked) throw new NotFoundError('Payment', { paymentId: p.id });
+      refuseUnlessOpenReview(locked);
+      const refunds = await this.repo.listForPayment(locked.id, tx);
+      if (refunds.some((r) => r.status !== 'failed'))
+        throw new ConflictError(
+          'PAYMENT_HAS_REFUNDS',
+          'This payment has a refund that is not failed; it cannot also be kept against an order',
+        );
+      const balance = await this.orders.getBalance(locked.shopId, orderId, tx);
+      if (!balance) throw new NotFoundError('Order', { orderId });
+      if (balance.currency !== locked.currency)
+        throw new ConflictError(
+          'ORDER_CURRENCY_MISMATCH',
+          `Order ${orderId} is in ${balance.currency}; this payment is in ${locked.currency}`,
+        );
+      if (balance.outstandingMinor < locked.amountMinor)
+        throw new ConflictError(
+          'ORDER_CANNOT_TAKE_PAYMENT',
+          `Order ${orderId} owes ${fmt(balance.outstandingMinor, balance.currency)}; this payment of ${fmt(locked.amountMinor, locked.currency)} would take it past its total. ` +
+            'Accept it against an order that owes at least its amount, or refund it',
+          { outstanding: toMajor(balance.outstandingMinor, balance.currency) },
+        );
+      await this.payments.update(
+        locked.id,
+        {
+          status: 'completed',
+          orderId,
+          completedAt: locked.completedAt ?? new Date(),
+          resolution: 'accepted',
+          resolutionNote: input.note,
+          resolvedBy: `user:${user.sub}`,
+          resolvedAt: new Date(),
+        },
+        tx,
+      );
+      await this.payments.insertEvent(
+        {
+          paymentId: locked.id,
+          type: 'review_resolved',
+          fromStatus: 'review',
+          toStatus: 'completed',
+          actor: `user:${user.sub}`,
+          data: { resolution: 'accepted', reason: locked.statusReason, fromOrderId: locked.orderId, orderId },
+        },
+        tx,
+      );
+      orderPaid = await this.orders.settleIfPaid(locked.shopId, orderId, tx);
+      return (await this.payments.findById(locked.id, tx))!;
+    });
+    if (orderPaid) this.orders.notifyPaid(accepted.shopId, orderId);
+    this.logger.log({ paymentId: p.id, orderId }, 'payment in review accepted');
+    return { payment: this.lifecycle.toResponse(accepted), refund: null };
+  }
+
+  private async markResolved(
+    tx: Tx,
+    p: Payment,
+    user: AuthUser,
+    resolution: 'refunded' | 'released',
+    note: string,
+    data: Record<string, unknown> = {},
+  ): Promise<Payment> {
+    await this.payments.update(
+      p.id,
+      { resolution, resolutionNote: note, resolvedBy: `user:${user.sub}`, resolvedAt: new Date() },
+      tx,
+    );
+    await this.payments.insertEvent(
+      {
+        paymentId: p.id,
+        type: 'review_resolved',
+        actor: `user:${user.sub}`,
+        data: { resolution, reason: p.statusReason, ...data },
+      },
+      tx,
+    );
+    return (await this.payments.findById(p.id, tx))!;
+  }
+}
+
+function refuseUnlessRefundable(p: Payment): void {
+  if (holdsMoney(p)) return;
+  const why =
+    p.status === 'review'
+      ? `it is in review because ${p.statusReason ?? 'of a problem'}, which does not mean it took the customer's money`
+      : `it is ${p.status}`;
+  throw new ConflictError(
+    'PAYMENT_NOT_REFUNDABLE',
+    `Only a completed payment (or one in review that took the customer's money) can be refunded; this one is not: ${why}`,
+    { status: p.status, statusReason: p.statusReason },
+  );
+}
+
+function refuseUnlessOpenReview(p: Payment): void {
+  if (p.status !== 'review')
+    throw new ConflictError(
+      'PAYMENT_NOT_IN_REVIEW',
+      `Only a payment in review can be resolved; this one is ${p.status}`,
+      {
+        status: p.status,
+      },
+    );
+  if (p.resolution !== null)
+    throw new ConflictError(
+      'PAYMENT_ALREADY_RESOLVED',
+      `This payment was already resolved (${p.resolution}) by ${p.resolvedBy ?? 'someone'}`,
+      { resolution: p.resolution },
+    );
+  if (p.statusReason === OUTCOME_UNKNOWN && p.releasedAt)
+    throw new ConflictError('PAYMENT_ALREADY_RESOLVED', 'This payment was already released', {
+      resolution: 'released',
+    });
+}
+
+/** What a failed submission means for the refund: not sent → failed; anything else → unknown. */
+function failureReport(err: unknown): RefundReport {
+  if (err instanceof ProviderError) {
+    const message = err.message.slice(0, 500);
+    if (err.outcome === 'not_processed')
+      return { status: 'failed', reason: err.code, providerCode: err.providerCode, message };
+    return { status: 'unknown', reason: err.code, providerCode: err.providerCode, message };
+  }
+  if (err instanceof AppError) return { status: 'failed', reason: err.code, message: err.message.slice(0, 500) };
+  return {
+    status: 'unknown',
+    reason: 'SEND_FAILED',
+    message: `The refund may or may not have reached the provider (${safeMessage(err).slice(0, 200)}); it is being checked`,
+  };
+}
+
+function fmt(minor: bigint, currency: string): string {
+  return `${toMajor(minor, currency)} ${currency}`;
+}
+
+export function toRefundResponse(r: Refund): RefundResponse {
+  return {
+    refundId: r.id,
+    paymentId: r.paymentId,
+    orderId: r.orderId,
+    provider: r.provider,
+    amount: toMajor(r.amountMinor, r.currency),
+    currency: r.currency,
+    status: r.status,
+    statusReason: r.statusReason,
+    resultCode: r.resultCode,
+    resultDesc: r.resultDesc,
+    reason: r.reason,
+    source: r.source,
+    requestedBy: r.requestedBy,
+    providerRefundId: r.providerRefundId,
+    createdAt: r.createdAt.toISOString(),
+    updatedAt: r.updatedAt.toISOString(),
+    completedAt: r.completedAt ? r.completedAt.toISOString() : null,
+  };
+}
