@@ -1,7 +1,9 @@
 import { startFlutterwaveSimulator, type FlutterwaveSimulator } from '@smartduka/card-simulators';
 import type { Payment, Refund } from '../../../database/schema';
 import type { ResolvedAccount } from '../../merchant-accounts.types';
+import type { MerchantAccountsService } from '../../merchant-accounts.service';
 import { RefundProvidersRegistry } from '../../refund-providers.registry';
+import type { RefundsService } from '../../refunds.service';
 import { RefundRefusedError } from '../../refunds.types';
 import type { FlutterwaveAccountKind } from './flutterwave.account';
 import { FlutterwaveProvider, mapFlutterwaveRefundStatus, readFlwRefund } from './flutterwave.provider';
@@ -150,7 +152,14 @@ describe('FlutterwaveRefunds against the Flutterwave simulator', () => {
     sim.addMerchant({ id: 'other', secretKey: OTHER_KEY, secretHash: `${HASH}-other` });
     adapter = new FlutterwaveProvider({ baseUrl: sim.url, secretKey: KEY, secretHash: HASH, timeoutMs: 3000 });
     const kind = { adapterFor: () => adapter } as unknown as FlutterwaveAccountKind;
-    refunds = new FlutterwaveRefunds(kind, new RefundProvidersRegistry(), adapter);
+    // The webhook path (RefundsService, accounts) is exercised by test/card-refunds.e2e.ts.
+    refunds = new FlutterwaveRefunds(
+      kind,
+      new RefundProvidersRegistry(),
+      adapter,
+      {} as unknown as RefundsService,
+      {} as unknown as MerchantAccountsService,
+    );
   });
   afterAll(() => sim.close());
 

@@ -1,7 +1,9 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import type { Payment, Refund } from '../../../database/schema';
+import { MerchantAccountsService } from '../../merchant-accounts.service';
 import type { ResolvedAccount } from '../../merchant-accounts.types';
 import { RefundProvidersRegistry } from '../../refund-providers.registry';
+import { RefundsService } from '../../refunds.service';
 import {
   RefundContext,
   RefundProviderService,
@@ -41,6 +43,8 @@ export class FlutterwaveRefunds implements RefundProviderService, OnModuleInit {
     private readonly registry: RefundProvidersRegistry,
     /** The platform's adapter, or null when Flutterwave is switched off here (then no refunds are offered). */
     @Inject(FLUTTERWAVE_PROVIDER) private readonly platform: FlutterwaveProvider | null,
+    private readonly refunds: RefundsService,
+    private readonly accounts: MerchantAccountsService,
   ) {}
 
   onModuleInit(): void {
@@ -117,6 +121,59 @@ export class FlutterwaveRefunds implements RefundProviderService, OnModuleInit {
           : 'Flutterwave shows no refund of this transaction for this amount yet; it is not sent again',
       nextLookSeconds: UNKNOWN_LOOK_SECONDS,
     };
+  }
+
+  /**
+   * A refund webhook (flat PascalCase, flutterwave.md §5c), authenticated by the verif-hash of
+   * `payment`'s account and stored. Like a charge webhook, its body only says which refund to look
+   * at: GET /v3/refunds/:id decides. Ours (by Flutterwave's refund id) → applyReport; a completed
+   * one we never asked for (a chargeback, a refund made in the dashboard) → recorded as a
+   * provider-reported refund — unless a refund of ours is still being sent without its id (its
+   * answer carries the id: 'deferred', tried again shortly and by the reconciler). Returns the
+   * inbox outcome.
+   */
+  async handleWebhook(payment: Payment, body: unknown, actor: string): Promise<string> {
+    const told = readFlwRefund(body, payment.currency);
+    if (!told) return 'invalid_shape';
+    if (told.transactionId !== undefined && told.transactionId !== payment.providerTransactionId)
+      return 'mismatch_ignored';
+    const ours = await this.refunds.findByProviderRefundId(FLW_PROVIDER, told.providerRefundId);
+    if (ours && ours.paymentId !== payment.id) return 'mismatch_ignored';
+    const adapter = this.kind.adapterFor(
+      await this.accounts.resolveForExisting(payment.merchantAccountId, FLW_PROVIDER),
+    );
+    let state: FlwRefundState | 'not_found';
+    try {
+      state = await adapter.fetchRefund(told.providerRefundId, payment.currency);
+    } catch (err) {
+      this.logger.warn(
+        { paymentId: payment.id, refundId: ours?.id, kind: err instanceof Error ? err.name : 'error' },
+        'Flutterwave refund lookup for a refund webhook failed; tried again later',
+      );
+      return 'deferred';
+    }
+    if (state === 'not_found') return 'refund_not_found';
+    if (state.transactionId !== undefined && state.transactionId !== payment.providerTransactionId)
+      return 'mismatch_ignored';
+    if (ours) {
+      const { refund, changed } = await this.refunds.applyReport(ours.id, reportFor(state, ours), actor);
+      return changed ? `refund_${refund.status}` : 'refund_duplicate';
+    }
+    const others = await this.refunds.listForPayment(payment.id);
+    if (others.some((r) => !r.providerRefundId && (r.status === 'requested' || r.status === 'unknown')))
+      return 'deferred';
+    if (state.status !== 'succeeded' || state.amountMinor === undefined) return `refund_not_ours_${state.status}`;
+    await this.refunds.recordProviderReported(
+      payment,
+      {
+        amountMinor: state.amountMinor,
+        providerRefundId: state.providerRefundId,
+        message: `Flutterwave refunded ${formatMinor(state.amountMinor, payment.currency)} on its own (a chargeback or a refund made on the Flutterwave dashboard)`,
+        reason: 'REPORTED_BY_PROVIDER',
+      },
+      actor,
+    );
+    return 'refund_recorded';
   }
 
   /** The account's refunds of this payment's transaction for this amount, created around or after the refund. */
