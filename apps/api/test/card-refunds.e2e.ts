@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import { ReconcilerService } from '../src/payments/reconciler.service';
 import { RefundsService } from '../src/payments/refunds.service';
 import { startWithAllProviders, type AllProviders } from './helpers/all-providers';
 import { waitFor } from './helpers/test-app';
@@ -38,7 +39,7 @@ describe('Card refunds: Flutterwave and Pesapal through HTTP', () => {
       flwSecretKey: FLW_KEY,
       flwSecretHash: FLW_HASH,
       flwWebhooks: true,
-      env: { RECONCILER_INBOX_RETRY_AFTER_SECONDS: '0' },
+      env: { RECONCILER_INBOX_RETRY_AFTER_SECONDS: '0', FLUTTERWAVE_HTTP_TIMEOUT_MS: '1500' },
     });
     all.flw.configure({ refundWebhooks: true });
     manager = `Bearer ${all.t.token('shop-1', 'manager', 'manager-1')}`;
@@ -122,15 +123,20 @@ describe('Card refunds: Flutterwave and Pesapal through HTTP', () => {
     return { paymentId, orderId, txRef, transactionId: transaction!.id };
   }
 
-  /** Refund webhooks stored for a payment's transaction, once all are processed. */
+  /** Refund webhooks stored for a payment's transaction (oldest first). */
+  async function refundInboxNow(transactionId: number) {
+    return rowsOf<{ kind: string | null; verified: boolean; outcome: string | null; done: boolean }>(
+      await all.t.db.execute(
+        sql`select kind, verified, outcome, processed_at is not null as done from callback_inbox
+            where provider = 'flutterwave' and kind = 'refund_webhook' and raw_body like ${`%"TransactionId":${transactionId}%`} order by id`,
+      ),
+    );
+  }
+
+  /** Refund webhooks stored for a payment's transaction, once `count` are there and all are processed. */
   async function refundInbox(transactionId: number, count: number) {
     return waitFor(async () => {
-      const rows = rowsOf<{ kind: string | null; verified: boolean; outcome: string | null; done: boolean }>(
-        await all.t.db.execute(
-          sql`select kind, verified, outcome, processed_at is not null as done from callback_inbox
-              where provider = 'flutterwave' and kind = 'refund_webhook' and raw_body like ${`%"TransactionId":${transactionId}%`} order by id`,
-        ),
-      );
+      const rows = await refundInboxNow(transactionId);
       return rows.length >= count && rows.every((r) => r.done) ? rows : undefined;
     });
   }
@@ -249,6 +255,31 @@ describe('Card refunds: Flutterwave and Pesapal through HTTP', () => {
     expect(await refundCount(p.paymentId)).toBe(0);
   });
 
+  it("Flutterwave: a refund whose answer is lost (timeout) is unknown; the reconciler finds it in Flutterwave's refunds and never sends it again", async () => {
+    const p = await flwPaid(500);
+    all.flw.setFaults({ latencyMs: { refunds: 2500 } });
+    const res = await refund(p.paymentId, { amount: 150 });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ status: 'unknown', providerRefundId: null });
+    all.flw.setFaults({});
+    const posts = () => all.flw.apiCalls().filter((c) => c.method === 'POST' && c.path.endsWith('/refund')).length;
+    const sent = posts();
+    expect(all.flw.refunds().filter((r) => r.txId === p.transactionId)).toHaveLength(1);
+    await all.t.db.execute(sql`update refunds set next_check_at = now() where id = ${res.body.refundId}`);
+    await all.t.app.get(RefundsService).reconcileDue(10);
+    const settled = await refundRow(res.body.refundId);
+    expect(settled).toMatchObject({ status: 'succeeded', amount: 150 });
+    expect(settled.providerRefundId).toBe(String(all.flw.refunds().find((r) => r.txId === p.transactionId)!.id));
+    expect(posts()).toBe(sent);
+    // Its webhook (held back while ours had no id) settles as a duplicate once replayed; still one refund.
+    await waitFor(async () => {
+      await all.t.app.get(ReconcilerService).tick();
+      const inbox = await refundInboxNow(p.transactionId);
+      return inbox.length === 1 && inbox[0].outcome === 'refund_duplicate' ? inbox : undefined;
+    }, 10_000);
+    expect(await refundsOf(p.paymentId)).toHaveLength(1);
+  });
+
   it('a cashier may not refund', async () => {
     const p = await flwPaid(100);
     expect((await refund(p.paymentId, {}, cashier)).status).toBe(403);
@@ -344,6 +375,35 @@ describe('Card refunds: Flutterwave and Pesapal through HTTP', () => {
     expect(pesapalRefundCalls()).toBe(calls);
     expect(await refundCount(p.paymentId)).toBe(0);
     expect((await refund(p.paymentId, {})).body).toMatchObject({ status: 'pending', amount: 300 });
+  });
+
+  it('Pesapal: a payment in review (paid after we closed it) resolved by refund: the approval settles the refund', async () => {
+    const orderId = await order(330);
+    const init = await http()
+      .post('/payments/pesapal/init')
+      .set('Authorization', cashier)
+      .send({ orderId, amount: 330, customer: { phoneNumber: '0712345678' } });
+    const { paymentId, orderTrackingId } = init.body as { paymentId: string; orderTrackingId: string };
+    all.pesapal.setFaults({
+      errors: { cancel: { count: 1, code: 'cancel_failed', message: 'Order cannot be cancelled right now' } },
+    });
+    await all.pesapal.complete(orderTrackingId, { outcome: 'failed', paymentMethod: 'Visa' });
+    await all.pesapal.waitForIpns(orderTrackingId);
+    await all.pesapal.complete(orderTrackingId, { outcome: 'completed', paymentMethod: 'Visa' });
+    await all.pesapal.waitForIpns(orderTrackingId, 2);
+    const inReview = await http().get(`/payments/${paymentId}`).set('Authorization', manager);
+    expect(inReview.body).toMatchObject({ status: 'review', statusReason: 'PAID_AFTER_CLOSE' });
+
+    const resolved = await http()
+      .post(`/payments/${paymentId}/resolve`)
+      .set('Authorization', manager)
+      .send({ action: 'refund', note: 'Customer paid after the till gave up' });
+    expect(resolved.status).toBe(201);
+    expect(resolved.body.refund).toMatchObject({ status: 'pending', source: 'review', amount: 330 });
+    await all.pesapal.decideRefund(orderTrackingId, 'approve');
+    const ipns = await all.pesapal.waitForIpns(orderTrackingId, 3);
+    expect(ipns[2].acknowledged).toBe(true);
+    expect(await refundRow(resolved.body.refund.refundId)).toMatchObject({ status: 'succeeded' });
   });
 
   it('Pesapal: a reversal nobody asked for (chargeback, refund made at Pesapal) shows up as a refund, once', async () => {
