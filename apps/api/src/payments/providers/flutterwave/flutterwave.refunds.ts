@@ -137,8 +137,6 @@ export class FlutterwaveRefunds implements RefundProviderService, OnModuleInit {
     if (!told) return 'invalid_shape';
     if (told.transactionId !== undefined && told.transactionId !== payment.providerTransactionId)
       return 'mismatch_ignored';
-    const ours = await this.refunds.findByProviderRefundId(FLW_PROVIDER, told.providerRefundId);
-    if (ours && ours.paymentId !== payment.id) return 'mismatch_ignored';
     const adapter = this.kind.adapterFor(
       await this.accounts.resolveForExisting(payment.merchantAccountId, FLW_PROVIDER),
     );
@@ -147,7 +145,7 @@ export class FlutterwaveRefunds implements RefundProviderService, OnModuleInit {
       state = await adapter.fetchRefund(told.providerRefundId, payment.currency);
     } catch (err) {
       this.logger.warn(
-        { paymentId: payment.id, refundId: ours?.id, kind: err instanceof Error ? err.name : 'error' },
+        { paymentId: payment.id, kind: err instanceof Error ? err.name : 'error' },
         'Flutterwave refund lookup for a refund webhook failed; tried again later',
       );
       return 'deferred';
@@ -155,15 +153,25 @@ export class FlutterwaveRefunds implements RefundProviderService, OnModuleInit {
     if (state === 'not_found') return 'refund_not_found';
     if (state.transactionId !== undefined && state.transactionId !== payment.providerTransactionId)
       return 'mismatch_ignored';
+    // Looked up after Flutterwave answered, so a submission answered meanwhile is seen with its id.
+    const ours = await this.refunds.findByProviderRefundId(FLW_PROVIDER, state.providerRefundId);
+    if (ours && ours.paymentId !== payment.id) return 'mismatch_ignored';
     if (ours) {
       const { refund, changed } = await this.refunds.applyReport(ours.id, reportFor(state, ours), actor);
       return changed ? `refund_${refund.status}` : 'refund_duplicate';
     }
     const others = await this.refunds.listForPayment(payment.id);
+    const named = others.find((r) => r.providerRefundId === state.providerRefundId);
+    if (named) {
+      const { refund, changed } = await this.refunds.applyReport(named.id, reportFor(state, named), actor);
+      return changed ? `refund_${refund.status}` : 'refund_duplicate';
+    }
+    // One of ours is being sent (or its answer was lost) without its id yet: its answer, or the
+    // reconciler's look, names it; this webhook is tried again after that.
     if (others.some((r) => !r.providerRefundId && (r.status === 'requested' || r.status === 'unknown')))
       return 'deferred';
     if (state.status !== 'succeeded' || state.amountMinor === undefined) return `refund_not_ours_${state.status}`;
-    await this.refunds.recordProviderReported(
+    const recorded = await this.refunds.recordProviderReported(
       payment,
       {
         amountMinor: state.amountMinor,
@@ -173,7 +181,8 @@ export class FlutterwaveRefunds implements RefundProviderService, OnModuleInit {
       },
       actor,
     );
-    return 'refund_recorded';
+    // recordProviderReported settles one of ours instead when it has this id by then.
+    return recorded.source === 'provider' ? 'refund_recorded' : 'refund_duplicate';
   }
 
   /** The account's refunds of this payment's transaction for this amount, created around or after the refund. */
