@@ -39,7 +39,11 @@ describe('Card refunds: Flutterwave and Pesapal through HTTP', () => {
       flwSecretKey: FLW_KEY,
       flwSecretHash: FLW_HASH,
       flwWebhooks: true,
-      env: { RECONCILER_INBOX_RETRY_AFTER_SECONDS: '0', FLUTTERWAVE_HTTP_TIMEOUT_MS: '1500' },
+      env: {
+        RECONCILER_INBOX_RETRY_AFTER_SECONDS: '0',
+        FLUTTERWAVE_HTTP_TIMEOUT_MS: '1500',
+        PESAPAL_HTTP_TIMEOUT_MS: '1500',
+      },
     });
     all.flw.configure({ refundWebhooks: true });
     manager = `Bearer ${all.t.token('shop-1', 'manager', 'manager-1')}`;
@@ -352,6 +356,23 @@ describe('Card refunds: Flutterwave and Pesapal through HTTP', () => {
     await all.t.app.get(RefundsService).reconcileDue(10);
     expect(await refundRow(res.body.refundId)).toMatchObject({ status: 'pending', statusReason: 'AWAITING_APPROVAL' });
     expect(pesapalRefundCalls()).toBe(calls);
+  });
+
+  it('Pesapal: a refund request whose answer is lost is unknown and never resent; the approval settles it', async () => {
+    const p = await pesapalPaid(450, 'Visa');
+    all.pesapal.setFaults({ latencyMs: { refund: 2500 } });
+    const res = await refund(p.paymentId, { amount: 50 });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ status: 'unknown' });
+    all.pesapal.setFaults({});
+    const calls = pesapalRefundCalls();
+    await all.t.db.execute(sql`update refunds set next_check_at = now() where id = ${res.body.refundId}`);
+    await all.t.app.get(RefundsService).reconcileDue(10);
+    expect(await refundRow(res.body.refundId)).toMatchObject({ status: 'unknown' });
+    expect(pesapalRefundCalls()).toBe(calls);
+    await all.pesapal.decideRefund(p.orderTrackingId, 'approve');
+    await all.pesapal.waitForIpns(p.orderTrackingId, 2);
+    expect(await refundRow(res.body.refundId)).toMatchObject({ status: 'succeeded', amount: 50 });
   });
 
   it('Pesapal: a second refund of a payment is refused before it is sent (422, nothing written, Pesapal saw no call)', async () => {

@@ -139,11 +139,12 @@ describe('Pesapal refund look (GetTransactionStatus)', () => {
     expect(waiting.nextLookSeconds).toBeGreaterThanOrEqual(3600);
   });
 
-  it('a refund whose sending was interrupted is unknown while the payment shows completed (never resent)', () => {
-    expect(pesapalRefundLook(status('completed'), refund({ status: 'requested' }))).toMatchObject({
-      status: 'unknown',
-    });
-  });
+  it.each(['requested', 'unknown'])(
+    'a %s refund (sending interrupted, answer lost) stays unknown while the payment shows completed (never resent)',
+    (st) => {
+      expect(pesapalRefundLook(status('completed'), refund({ status: st }))).toMatchObject({ status: 'unknown' });
+    },
+  );
 
   it('a payment Pesapal reports failed or pending does not add up: unknown', () => {
     expect(pesapalRefundLook(status('failed'), refund({ status: 'pending' }))).toMatchObject({

@@ -101,8 +101,8 @@ export class PesapalRefunds implements RefundProviderService, OnModuleInit {
 
 /**
  * What GetTransactionStatus says about a refund of the payment: REVERSED → the money went back;
- * still COMPLETED → not approved yet (for a refund whose sending was interrupted: unknown whether
- * Pesapal ever received it — never sent again); anything else does not add up.
+ * still COMPLETED → not approved yet (for a refund whose sending was interrupted or whose answer was
+ * lost: unknown whether Pesapal ever received it — never sent again); anything else does not add up.
  */
 export function pesapalRefundLook(s: StatusResult, refund: Pick<Refund, 'status'>): RefundReport {
   const providerCode = statusCode(s.raw);
@@ -113,7 +113,7 @@ export function pesapalRefundLook(s: StatusResult, refund: Pick<Refund, 'status'
       message: `Pesapal reports the payment reversed${s.description ? `: ${s.description}` : ''}`.slice(0, 500),
     };
   if (s.status === 'completed') {
-    if (refund.status === 'requested')
+    if (refund.status === 'requested' || refund.status === 'unknown')
       return {
         status: 'unknown',
         ...(providerCode ? { providerCode } : {}),
