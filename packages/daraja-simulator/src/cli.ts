@@ -12,6 +12,8 @@ import {
   SANDBOX_TILL,
 } from './options';
 import { faultsFromEnv } from './env-faults';
+import { DEFAULT_INITIATOR_NAME, DEFAULT_INITIATOR_PASSWORD } from './registry';
+import { SIMULATOR_CERTIFICATE_SHA256 } from './security-credential';
 import {
   MAGIC_NUMBERS,
   startDarajaSimulator,
@@ -47,7 +49,10 @@ function jsonArrayFromEnv(name: string): unknown[] {
 }
 
 function optionsFromEnv(): Required<
-  Pick<SimulatorOptions, 'port' | 'host' | 'consumerKey' | 'consumerSecret' | 'accounts' | 'apps' | 'callbackDelayMs'>
+  Pick<
+    SimulatorOptions,
+    'port' | 'host' | 'consumerKey' | 'consumerSecret' | 'accounts' | 'apps' | 'callbackDelayMs' | 'resultDelayMs'
+  >
 > {
   const shortcode = strFromEnv('SIM_SHORTCODE', SANDBOX_SHORTCODE);
   const passkey = strFromEnv('SIM_PASSKEY', SANDBOX_PASSKEY);
@@ -65,6 +70,7 @@ function optionsFromEnv(): Required<
     // SIM_APPS: [{"consumerKey","consumerSecret","shortcodes"?}], besides the SIM_CONSUMER_KEY one.
     apps: jsonArrayFromEnv('SIM_APPS') as SimulatorApp[],
     callbackDelayMs: intFromEnv('SIM_CALLBACK_DELAY_MS', 2000),
+    resultDelayMs: intFromEnv('SIM_RESULT_DELAY_MS', intFromEnv('SIM_CALLBACK_DELAY_MS', 2000)),
   };
 }
 
@@ -87,9 +93,12 @@ async function main(): Promise<void> {
     `  OAuth           GET  ${sim.url}/oauth/v1/generate?grant_type=client_credentials`,
     `  STK push        POST ${sim.url}/mpesa/stkpush/v1/processrequest`,
     `  STK query       POST ${sim.url}/mpesa/stkpushquery/v1/query`,
+    `  Reversal        POST ${sim.url}/mpesa/reversal/v1/request`,
+    `  Tx status       POST ${sim.url}/mpesa/transactionstatus/v1/query`,
     `  Control API     GET  ${sim.url}/__sim/state  /__sim/stats  /__sim/injections  /__sim/prompts?accountReference=…`,
     `                  POST ${sim.url}/__sim/faults  /__sim/reset  /__sim/pushes/:id/resolve  /__sim/apps  /__sim/accounts`,
     `                  GET  ${sim.url}/__sim/apps  /__sim/accounts  /__sim/oauth-calls`,
+    `                  GET  ${sim.url}/__sim/reversals  /__sim/status-queries  /__sim/results   POST /__sim/result-controls`,
     '',
     '  Simulator credentials (local fakes, not Safaricom secrets):',
     `    consumer key     ${options.consumerKey}`,
@@ -97,7 +106,11 @@ async function main(): Promise<void> {
     `    shortcode        ${account?.shortcode ?? ''}`,
     `    passkey          ${account?.passkey ?? ''}`,
     `    till numbers     ${(account?.tillNumbers ?? []).join(', ') || '(none)'}`,
+    `    initiator        ${DEFAULT_INITIATOR_NAME} / ${DEFAULT_INITIATOR_PASSWORD} (unless SIM_ACCOUNTS names others)`,
+    `    SecurityCredential: encrypt with the TEST certificate packages/daraja-simulator/certs/simulator-test-cert.pem`,
+    `                     (SHA-256 ${SIMULATOR_CERTIFICATE_SHA256})`,
     `    callback delay   ${options.callbackDelayMs} ms`,
+    `    result delay     ${options.resultDelayMs ?? options.callbackDelayMs} ms (Reversal / Transaction Status)`,
     ...(options.apps.length || options.accounts.length > 1
       ? [
           '',

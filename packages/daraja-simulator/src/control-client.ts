@@ -8,6 +8,9 @@ import type {
   SimPush,
   SimRegistration,
   SimRegistrationOutcome,
+  SimResultControl,
+  SimResultDelivery,
+  SimResultRequest,
   SimulatorAccount,
   SimulatorApp,
 } from './types';
@@ -25,6 +28,12 @@ export class SimulatorControlError extends Error {
 
 /** A push as the control API returns it (JSON: dates are ISO strings). */
 export type SimPushRecord = Omit<SimPush, 'createdAt'> & { createdAt: string };
+
+/** A Reversal / Transaction Status request as the control API returns it (dates as ISO strings). */
+export type SimResultRequestRecord = Omit<SimResultRequest, 'at'> & { at: string };
+
+/** A Result POST as the control API returns it. */
+export type SimResultDeliveryRecord = Omit<SimResultDelivery, 'at'> & { at: string };
 
 export class SimulatorControlClient {
   private readonly base: string;
@@ -66,6 +75,41 @@ export class SimulatorControlClient {
   /** The recorded pushes (GET /__sim/state), each with the consumer key of the token that made it. */
   async pushes(): Promise<SimPushRecord[]> {
     return (await this.call<{ pushes: SimPushRecord[] }>('GET', '/__sim/state')).pushes;
+  }
+
+  /** GET /__sim/reversals: every Reversal request (no SecurityCredential, no password), oldest first. */
+  async reversals(): Promise<SimResultRequestRecord[]> {
+    return (await this.call<{ reversals: SimResultRequestRecord[] }>('GET', '/__sim/reversals')).reversals;
+  }
+
+  /** GET /__sim/status-queries: every Transaction Status request, oldest first. */
+  async statusQueries(): Promise<SimResultRequestRecord[]> {
+    return (await this.call<{ statusQueries: SimResultRequestRecord[] }>('GET', '/__sim/status-queries')).statusQueries;
+  }
+
+  /** GET /__sim/results: Result and QueueTimeOutURL POSTs made, oldest first. */
+  async results(): Promise<SimResultDeliveryRecord[]> {
+    return (await this.call<{ results: SimResultDeliveryRecord[] }>('GET', '/__sim/results')).results;
+  }
+
+  /** POST /__sim/result-controls: force the outcome / delivery of the next matching request. */
+  async forceResult(control: SimResultControl): Promise<void> {
+    await this.call('POST', '/__sim/result-controls', control);
+  }
+
+  /** Polls /__sim/results until `count` POSTs for this ConversationID/OriginatorConversationID were made. */
+  async waitForResults(conversationId: string, count = 1, timeoutMs = 10_000): Promise<SimResultDeliveryRecord[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = (await this.results()).filter(
+        (r) => r.conversationId === conversationId || r.originatorConversationId === conversationId,
+      );
+      if (found.length >= count) return found;
+      if (Date.now() >= deadline) {
+        throw new Error(`timed out waiting for ${count} result(s) for ${conversationId} (got ${found.length})`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 
   async reset(): Promise<void> {

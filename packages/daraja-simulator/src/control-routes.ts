@@ -4,7 +4,7 @@ import { parseBehaviour } from './behaviour';
 import { SimulatorError, type SimulatorCore } from './core';
 import { parseFaults, parseResolveOptions } from './faults';
 import { BodyTooLargeError, isPlainObject, readBody, sendJson } from './http';
-import type { SimulatorAccount, SimulatorApp } from './types';
+import type { SimResultControl, SimulatorAccount, SimulatorApp } from './types';
 
 export const CONTROL_PREFIX = '/__sim';
 
@@ -75,6 +75,31 @@ export class ControlRoutes {
         if (err instanceof SimulatorError) return controlError(res, err.kind === 'conflict' ? 409 : 400, err.message);
         throw err;
       }
+    }
+
+    if (path === `${CONTROL_PREFIX}/reversals` || path === `${CONTROL_PREFIX}/status-queries`) {
+      if (method !== 'GET') return controlError(res, 405, 'use GET');
+      return path === `${CONTROL_PREFIX}/reversals`
+        ? sendJson(res, 200, { reversals: this.core.results.listRequests('reversal') })
+        : sendJson(res, 200, { statusQueries: this.core.results.listRequests('status') });
+    }
+
+    if (path === `${CONTROL_PREFIX}/results`) {
+      if (method !== 'GET') return controlError(res, 405, 'use GET');
+      return sendJson(res, 200, { results: this.core.results.listDeliveries() });
+    }
+
+    if (path === `${CONTROL_PREFIX}/result-controls`) {
+      if (method !== 'POST') return controlError(res, 405, 'use POST');
+      const body = await this.jsonBody(req, res);
+      if (!body.ok) return;
+      try {
+        this.core.forceResult((body.value ?? {}) as SimResultControl);
+      } catch (err: unknown) {
+        if (err instanceof SimulatorError) return controlError(res, 400, err.message);
+        throw err;
+      }
+      return sendJson(res, 201, { queued: true });
     }
 
     if (path === `${CONTROL_PREFIX}/injections`) {

@@ -23,6 +23,7 @@ import {
 } from './ids';
 import type { ResolvedOptions } from './options';
 import { parseAccount, parseApp, RegistrationConflict, Registry } from './registry';
+import { ResultApi } from './result-api';
 import { oauthTokenResponse, stkCallback, type OAuthTokenResponse, type StkCallbackBody } from './payloads';
 import {
   DUPLICATE_CALLBACK_GAP_MS,
@@ -45,6 +46,7 @@ import type {
   SimPush,
   SimQuery,
   SimResolveOptions,
+  SimResultControl,
   SimAccountInfo,
   SimAppInfo,
   SimRegistration,
@@ -179,16 +181,12 @@ export class SimulatorCore {
   /** Bumped by reset()/shutdown() so deliveries started earlier are not recorded. */
   private generation = 0;
   private closed = false;
+  /** Reversal and Transaction Status: their requests, results, controls and the payments they can see. */
+  readonly results: ResultApi;
 
   constructor(readonly options: ResolvedOptions) {
-    this.registry = new Registry(
-      options.apps,
-      options.accounts.map((a) => ({
-        shortcode: a.shortcode,
-        passkey: a.passkey,
-        tillNumbers: [...new Set(a.tillNumbers ?? [])].sort(),
-      })),
-    );
+    this.registry = new Registry(options.apps, options.accounts);
+    this.results = new ResultApi(this.registry, options.resultDelayMs, options.maxRecords, (line) => this.log(line));
     this.behaviourState = { ...options.behaviour };
     this.applyFaults(options.faults);
   }
@@ -725,7 +723,19 @@ export class SimulatorCore {
     push.state = 'answered';
     push.resultCode = resultCode;
     push.resultDesc = resultDescription(resultCode);
-    if (resultCode === 0) push.receipt = newReceiptNumber();
+    if (resultCode === 0) {
+      push.receipt = newReceiptNumber();
+      this.results.recordPayment({
+        receipt: push.receipt,
+        shortcode: push.shortcode,
+        partyB: push.partyB,
+        transactionType: push.transactionType,
+        phoneNumber: push.phoneNumber,
+        amount: push.amount,
+        initiatedAt: push.createdAt,
+        completedAt: answeredAt,
+      });
+    }
     this.log(`push answered ${push.checkoutRequestId} ResultCode=${resultCode}`);
 
     const plan = override ? withOverride(record.plan, override) : record.plan;
@@ -846,6 +856,16 @@ export class SimulatorCore {
     }
   }
 
+  /** Queues a Reversal / Transaction Status control; SimulatorError 'invalid' on a bad value. */
+  forceResult(control: SimResultControl): void {
+    try {
+      this.results.addControl(control);
+    } catch (err: unknown) {
+      if (err instanceof RangeError) throw new SimulatorError('invalid', `invalid result control: ${err.message}`);
+      throw err;
+    }
+  }
+
   // ---------------------------------------------------------------- lifecycle
 
   reset(): void {
@@ -862,8 +882,9 @@ export class SimulatorCore {
     this.injectionSeq = 0;
     this.pushRequestLog = [];
     this.tokens.clear();
+    this.results.reset();
     this.log(
-      'reset: pushes, queries, callbacks, stats, injections and tokens cleared; faults and behaviour back to the start-up options; apps and accounts kept',
+      'reset: pushes, queries, callbacks, stats, injections, tokens, reversals and status queries cleared; faults and behaviour back to the start-up options; apps and accounts kept',
     );
     this.applyFaults(this.options.faults);
   }
@@ -876,6 +897,7 @@ export class SimulatorCore {
     this.requestTimers.cancelAll();
     this.heldConnections.cancelAll();
     this.sender.abortAll();
+    this.results.shutdown();
     for (const waiter of this.waiters) {
       clearTimeout(waiter.timer);
       waiter.reject(new SimulatorError('closed', 'the simulator was closed'));

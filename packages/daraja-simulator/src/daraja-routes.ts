@@ -13,11 +13,19 @@ import {
 } from './http';
 import { stkPushAccepted, stkQueryResult, stkQueryStillProcessing } from './payloads';
 import { scenarioForPhone } from './scenarios';
+import type { SimResultApi } from './types';
 import { validatePush, validateQuery, type ValidationContext } from './validation';
 
 export const OAUTH_PATH = '/oauth/v1/generate';
 export const STK_PUSH_PATH = '/mpesa/stkpush/v1/processrequest';
 export const STK_QUERY_PATH = '/mpesa/stkpushquery/v1/query';
+export const REVERSAL_PATH = '/mpesa/reversal/v1/request';
+export const TRANSACTION_STATUS_PATH = '/mpesa/transactionstatus/v1/query';
+
+const RESULT_ROUTES: Readonly<Record<string, SimResultApi>> = Object.freeze({
+  [REVERSAL_PATH]: 'reversal',
+  [TRANSACTION_STATUS_PATH]: 'status',
+});
 
 const ROUTES: Readonly<Record<string, EndpointKind>> = Object.freeze({
   [OAUTH_PATH]: 'oauth',
@@ -83,6 +91,10 @@ export class DarajaRoutes {
       }
     }
     if (this.core.isDown()) return this.fail(req, res, ERRORS.serviceUnavailable);
+    const resultApi = Object.prototype.hasOwnProperty.call(RESULT_ROUTES, url.pathname)
+      ? RESULT_ROUTES[url.pathname]
+      : undefined;
+    if (resultApi) return this.resultApi(resultApi, req, res, url.pathname);
     if (kind === 'oauth') return this.oauth(req, res, url);
     if (kind === 'push' || kind === 'query') return this.product(kind, req, res);
     return this.fail(req, res, ERRORS.resourceNotFound);
@@ -227,6 +239,28 @@ export class DarajaRoutes {
       body: stkQueryResult(push),
       log: `POST ${STK_QUERY_PATH} -> 200 ${push.checkoutRequestId} ResultCode=${String(push.resultCode)}`,
     };
+  }
+
+  /**
+   * Reversal / Transaction Status: method, Bearer token, JSON body, then the Result API validates, records and
+   * acknowledges the request (the Result follows asynchronously). The STK fault rates do not apply here.
+   */
+  private async resultApi(api: SimResultApi, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const raw = await readRawBody(req);
+    if (req.method !== 'POST') return this.fail(req, res, ERRORS.methodNotAllowed);
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    const consumerKey = bearer?.[1] ? this.core.tokenConsumerKey(bearer[1]) : undefined;
+    if (consumerKey === undefined) return this.fail(req, res, ERRORS.invalidAccessToken);
+    this.core.noteAuthorizedCall();
+    if (!isJsonContentType(req.headers['content-type'])) return this.fail(req, res, ERRORS.invalidPayload);
+    if (raw.kind === 'too_large') return this.fail(req, res, ERRORS.payloadTooLarge);
+    if (raw.kind === 'failed') throw raw.error;
+    const body = parseJsonObject(raw.raw);
+    if (!body) return this.fail(req, res, ERRORS.invalidPayload);
+    const answer = this.core.results.handle(api, body, consumerKey);
+    if (!answer.ok) return this.fail(req, res, answer.error);
+    sendJson(res, 200, answer.body);
+    this.core.log(`POST ${path} -> 200 accepted ${answer.body.ConversationID}`);
   }
 
   /**

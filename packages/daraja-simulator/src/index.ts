@@ -1,5 +1,6 @@
 /**
- * @smartduka/daraja-simulator — a local fake of Safaricom Daraja (OAuth, STK push, STK query, STK callbacks).
+ * @smartduka/daraja-simulator — a local fake of Safaricom Daraja (OAuth, STK push, STK query, STK callbacks,
+ * Reversal and Transaction Status with their async Results).
  * Wire formats follow /work/shared/reference/daraja.md; see README.md for magic numbers and the /__sim control API.
  */
 import { SimulatorCore } from './core';
@@ -34,8 +35,31 @@ export type {
   SimulatorAccount,
   SimulatorApp,
   SimulatorOptions,
+  SimInitiatorRole,
+  SimResultApi,
+  SimResultCode,
+  SimResultControl,
+  SimResultDelivery,
+  SimResultDeliveryMode,
+  SimResultRequest,
+  SimResultRequestState,
 } from './types';
-export { SimulatorControlClient, SimulatorControlError, type SimPushRecord } from './control-client';
+export {
+  SimulatorControlClient,
+  SimulatorControlError,
+  type SimPushRecord,
+  type SimResultDeliveryRecord,
+  type SimResultRequestRecord,
+} from './control-client';
+export { SIMULATOR_CERTIFICATE_PEM, SIMULATOR_CERTIFICATE_SHA256 } from './security-credential';
+export { DEFAULT_INITIATOR_NAME, DEFAULT_INITIATOR_PASSWORD } from './registry';
+export {
+  QUEUE_TIMEOUT_RESULT_CODE,
+  QUEUE_TIMEOUT_RESULT_DESC,
+  RESULT_API_DESCRIPTIONS,
+  type AsyncAccepted,
+  type ResultBody,
+} from './result-api';
 export { MAGIC_NUMBERS, RESULT_DESCRIPTIONS } from './scenarios';
 export { SimulatorError } from './core';
 export {
@@ -45,7 +69,7 @@ export {
   SANDBOX_SHORTCODE,
   SANDBOX_TILL,
 } from './options';
-export { OAUTH_PATH, STK_PUSH_PATH, STK_QUERY_PATH } from './daraja-routes';
+export { OAUTH_PATH, REVERSAL_PATH, STK_PUSH_PATH, STK_QUERY_PATH, TRANSACTION_STATUS_PATH } from './daraja-routes';
 export { formatNairobiTimestamp } from './time';
 export { stkPassword } from './validation';
 export { DEFAULT_TIMEOUT_HOLD_MS, mulberry32, parseFaults } from './faults';
@@ -95,6 +119,11 @@ export async function startDarajaSimulator(opts: SimulatorOptions = {}): Promise
     apps: () => core.listApps(),
     accounts: () => core.listAccounts(),
     oauthCalls: () => core.oauthCalls(),
+    reversals: () => core.results.listRequests('reversal'),
+    statusQueries: () => core.results.listRequests('status'),
+    results: () => core.results.listDeliveries(),
+    waitForResults: (conversationId, count, timeoutMs) => core.results.waitForResults(conversationId, count, timeoutMs),
+    forceResult: (control) => core.forceResult(control),
     reset: () => core.reset(),
   };
   core.log(`Daraja simulator listening on ${url}`);

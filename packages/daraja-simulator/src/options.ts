@@ -1,7 +1,7 @@
 /** Defaults and validation of SimulatorOptions. */
 import { DEFAULT_BEHAVIOUR, parseBehaviour } from './behaviour';
 import { parseFaults } from './faults';
-import { parseApp, type StoredApp } from './registry';
+import { parseAccount, parseApp, type StoredAccount, type StoredApp } from './registry';
 import type { SimBehaviour, SimFaults, SimulatorAccount, SimulatorOptions } from './types';
 
 export const DEFAULT_CONSUMER_KEY = 'smartduka-sim-key';
@@ -22,7 +22,10 @@ export interface ResolvedOptions {
   consumerSecret: string;
   /** every start-up app, the consumerKey/consumerSecret one included (first unless `apps` redefines it) */
   apps: StoredApp[];
-  accounts: SimulatorAccount[];
+  /** initiator defaults filled in, tills sorted */
+  accounts: StoredAccount[];
+  /** ms before a Reversal / Transaction Status Result is POSTed (default: callbackDelayMs) */
+  resultDelayMs: number;
   tokenTtlSeconds: number;
   invalidatePreviousToken: boolean;
   callbackDelayMs: number;
@@ -47,7 +50,7 @@ function requireNonEmpty(name: string, value: string): string {
   return value;
 }
 
-function normaliseAccounts(accounts: readonly SimulatorAccount[]): SimulatorAccount[] {
+function normaliseAccounts(accounts: readonly SimulatorAccount[]): StoredAccount[] {
   if (accounts.length === 0) throw new RangeError('SimulatorOptions.accounts must not be empty');
   const seen = new Set<string>();
   return accounts.map((a, i) => {
@@ -59,7 +62,9 @@ function normaliseAccounts(accounts: readonly SimulatorAccount[]): SimulatorAcco
     tills.forEach((t, j) => {
       if (!/^\d{5,7}$/.test(t)) throw new RangeError(`accounts[${i}].tillNumbers[${j}] must be 5-7 digits`);
     });
-    return { shortcode: a.shortcode, passkey: a.passkey, tillNumbers: [...tills] };
+    const parsed = parseAccount({ ...a, tillNumbers: [...tills] }, `SimulatorOptions.accounts[${i}]`);
+    if (!parsed.ok) throw new RangeError(parsed.message);
+    return parsed.value;
   });
 }
 
@@ -99,6 +104,7 @@ function startupBehaviour(opts: SimulatorOptions): SimBehaviour {
 export function resolveOptions(opts: SimulatorOptions = {}): ResolvedOptions {
   const consumerKey = requireNonEmpty('consumerKey', opts.consumerKey ?? DEFAULT_CONSUMER_KEY);
   const consumerSecret = requireNonEmpty('consumerSecret', opts.consumerSecret ?? DEFAULT_CONSUMER_SECRET);
+  const callbackDelayMs = requireInteger('callbackDelayMs', opts.callbackDelayMs ?? 2000, 0, 2_147_483_647);
   return {
     port: requireInteger('port', opts.port ?? 0, 0, 65535),
     host: requireNonEmpty('host', opts.host ?? '127.0.0.1'),
@@ -108,7 +114,8 @@ export function resolveOptions(opts: SimulatorOptions = {}): ResolvedOptions {
     accounts: normaliseAccounts(opts.accounts ?? DEFAULT_ACCOUNTS),
     tokenTtlSeconds: requireInteger('tokenTtlSeconds', opts.tokenTtlSeconds ?? 3599, 1),
     invalidatePreviousToken: opts.invalidatePreviousToken ?? true,
-    callbackDelayMs: requireInteger('callbackDelayMs', opts.callbackDelayMs ?? 2000, 0, 2_147_483_647),
+    callbackDelayMs,
+    resultDelayMs: requireInteger('resultDelayMs', opts.resultDelayMs ?? callbackDelayMs, 0, 2_147_483_647),
     behaviour: startupBehaviour(opts),
     log: opts.log ?? (() => undefined),
     maxRecords: requireInteger('maxRecords', opts.maxRecords ?? DEFAULT_MAX_RECORDS, 1),

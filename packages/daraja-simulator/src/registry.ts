@@ -2,7 +2,12 @@
  * Daraja apps (consumer key/secret, the shortcodes they went live for) and Lipa-na-M-Pesa accounts
  * (shortcode, passkey, tills): the start-up ones and those registered while running.
  */
-import type { SimAccountInfo, SimAppInfo, SimRegistration, SimulatorAccount } from './types';
+import type { SimAccountInfo, SimAppInfo, SimInitiatorRole, SimRegistration, SimulatorAccount } from './types';
+
+/** The initiator (API operator) every account has unless it names its own (the Daraja sandbox's test operator). */
+export const DEFAULT_INITIATOR_NAME = 'testapi';
+export const DEFAULT_INITIATOR_PASSWORD = 'Safaricom999!*!';
+export const INITIATOR_ROLES: readonly SimInitiatorRole[] = Object.freeze(['reversal', 'status']);
 
 const SHORTCODE_PATTERN = /^\d{5,7}$/;
 
@@ -19,6 +24,12 @@ export interface StoredAccount {
   shortcode: string;
   passkey: string;
   tillNumbers: string[];
+  initiatorName: string;
+  /** never listed, logged or recorded */
+  initiatorPassword: string;
+  /** sorted, de-duplicated */
+  initiatorRoles: SimInitiatorRole[];
+  initiatorLocked: boolean;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -64,8 +75,17 @@ export function parseApp(v: unknown, name = 'app'): Parsed<StoredApp> {
 }
 
 export function parseAccount(v: unknown, name = 'account'): Parsed<StoredAccount> {
-  if (!isRecord(v)) return { ok: false, message: `${name} must be {"shortcode", "passkey", "tillNumbers"?}` };
-  const extra = unknownKeys(v, ['shortcode', 'passkey', 'tillNumbers'], name);
+  if (!isRecord(v)) {
+    return {
+      ok: false,
+      message: `${name} must be {"shortcode", "passkey", "tillNumbers"?, "initiatorName"?, "initiatorPassword"?, "initiatorRoles"?, "initiatorLocked"?}`,
+    };
+  }
+  const extra = unknownKeys(
+    v,
+    ['shortcode', 'passkey', 'tillNumbers', 'initiatorName', 'initiatorPassword', 'initiatorRoles', 'initiatorLocked'],
+    name,
+  );
   if (extra) return { ok: false, message: extra };
   const shortcode = v['shortcode'];
   if (typeof shortcode !== 'string' || !SHORTCODE_PATTERN.test(shortcode)) {
@@ -74,7 +94,30 @@ export function parseAccount(v: unknown, name = 'account'): Parsed<StoredAccount
   if (!nonEmptyString(v['passkey'])) return { ok: false, message: `${name}.passkey must be a non-empty string` };
   const tills = shortcodeList(v['tillNumbers'], `${name}.tillNumbers`);
   if (!tills.ok) return tills;
-  return { ok: true, value: { shortcode, passkey: v['passkey'], tillNumbers: tills.value } };
+  const initiatorName = v['initiatorName'] ?? DEFAULT_INITIATOR_NAME;
+  if (!nonEmptyString(initiatorName)) return { ok: false, message: `${name}.initiatorName must be a non-empty string` };
+  const initiatorPassword = v['initiatorPassword'] ?? DEFAULT_INITIATOR_PASSWORD;
+  if (!nonEmptyString(initiatorPassword)) {
+    return { ok: false, message: `${name}.initiatorPassword must be a non-empty string` };
+  }
+  const roles = v['initiatorRoles'] ?? INITIATOR_ROLES;
+  if (!Array.isArray(roles) || !roles.every((r) => INITIATOR_ROLES.includes(r as SimInitiatorRole))) {
+    return { ok: false, message: `${name}.initiatorRoles must be an array of ${INITIATOR_ROLES.join(', ')}` };
+  }
+  const locked = v['initiatorLocked'] ?? false;
+  if (typeof locked !== 'boolean') return { ok: false, message: `${name}.initiatorLocked must be a boolean` };
+  return {
+    ok: true,
+    value: {
+      shortcode,
+      passkey: v['passkey'],
+      tillNumbers: tills.value,
+      initiatorName,
+      initiatorPassword,
+      initiatorRoles: [...new Set(roles as SimInitiatorRole[])].sort(),
+      initiatorLocked: locked,
+    },
+  };
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
@@ -121,6 +164,12 @@ export class Registry {
     return app.shortcodes.length === 0 || app.shortcodes.includes(shortcode);
   }
 
+  /** The account with its initiator (password included): for the simulator's own checks only, never to be listed. */
+  storedAccount(shortcode: string): StoredAccount | undefined {
+    const a = this.accounts.get(shortcode);
+    return a ? { ...a, tillNumbers: [...a.tillNumbers], initiatorRoles: [...a.initiatorRoles] } : undefined;
+  }
+
   account(shortcode: string): SimulatorAccount | undefined {
     const a = this.accounts.get(shortcode);
     return a ? { shortcode: a.shortcode, passkey: a.passkey, tillNumbers: [...a.tillNumbers] } : undefined;
@@ -154,14 +203,31 @@ export class Registry {
   registerAccount(account: StoredAccount): SimRegistration<SimAccountInfo> {
     const existing = this.accounts.get(account.shortcode);
     if (existing) {
-      if (existing.passkey !== account.passkey || !sameList(existing.tillNumbers, account.tillNumbers)) {
+      const differs =
+        existing.passkey !== account.passkey
+          ? 'passkey'
+          : !sameList(existing.tillNumbers, account.tillNumbers)
+            ? 'tillNumbers list'
+            : existing.initiatorName !== account.initiatorName ||
+                existing.initiatorPassword !== account.initiatorPassword
+              ? 'initiator'
+              : !sameList(existing.initiatorRoles, account.initiatorRoles) ||
+                  existing.initiatorLocked !== account.initiatorLocked
+                ? 'initiator roles/lock'
+                : undefined;
+      if (differs) {
+        // Never echo a passkey or initiator password.
         throw new RegistrationConflict(
-          `shortcode ${account.shortcode} is already registered with a different ${existing.passkey !== account.passkey ? 'passkey' : 'tillNumbers list'}`,
+          `shortcode ${account.shortcode} is already registered with a different ${differs}`,
         );
       }
       return { outcome: 'unchanged', value: accountInfo(existing) };
     }
-    const stored: StoredAccount = { ...account, tillNumbers: [...account.tillNumbers] };
+    const stored: StoredAccount = {
+      ...account,
+      tillNumbers: [...account.tillNumbers],
+      initiatorRoles: [...account.initiatorRoles],
+    };
     this.accounts.set(account.shortcode, stored);
     return { outcome: 'created', value: accountInfo(stored) };
   }

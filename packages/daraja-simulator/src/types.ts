@@ -7,7 +7,18 @@ export interface SimulatorAccount {
   passkey: string;
   /** Till numbers that may appear as PartyB of a CustomerBuyGoodsOnline push. */
   tillNumbers?: string[];
+  /** The API operator ("Initiator") of Reversal / Transaction Status calls; default 'testapi'. */
+  initiatorName?: string;
+  /** Its password (what the SecurityCredential encrypts); default 'Safaricom999!*!'. Never listed or logged. */
+  initiatorPassword?: string;
+  /** Org portal roles of the initiator; default both. Missing role → Result code 21. */
+  initiatorRoles?: SimInitiatorRole[];
+  /** A locked initiator credential → Result code 8006. Default false. */
+  initiatorLocked?: boolean;
 }
+
+/** 'reversal' = "Org Reversals Initiator", 'status' = "Transaction Status query ORG API" (daraja.md §5.3). */
+export type SimInitiatorRole = 'reversal' | 'status';
 
 /**
  * A Daraja app (the consumer key/secret pair a developer gets on the portal). At go-live an app is authorised for
@@ -63,6 +74,8 @@ export interface SimulatorOptions {
   invalidatePreviousToken?: boolean;
   /** default 2000: time the "customer" takes to answer */
   callbackDelayMs?: number;
+  /** default: callbackDelayMs. Time before a Reversal / Transaction Status Result is POSTed. CLI: SIM_RESULT_DELAY_MS. */
+  resultDelayMs?: number;
   /**
    * default null: no window. Timestamp must be a real `yyyyMMddHHmmss` date and the Password must match it,
    * but it may be any distance from Nairobi now (public clients send UTC; no primary source shows Daraja
@@ -361,9 +374,97 @@ export interface DarajaSimulator {
   accounts(): SimAccountInfo[];
   /** OAuth calls since the last reset by the consumer key they named (only keys of known apps; wrong secrets count) */
   oauthCalls(): Record<string, number>;
+  /** Reversal requests (validated or not, once the body was JSON), oldest first */
+  reversals(): SimResultRequest[];
+  /** Transaction Status requests, oldest first */
+  statusQueries(): SimResultRequest[];
+  /** Result / QueueTimeOutURL POSTs made, oldest first */
+  results(): SimResultDelivery[];
+  /** waits for `count` POSTs (default 1) for a ConversationID or OriginatorConversationID */
+  waitForResults(conversationId: string, count?: number, timeoutMs?: number): Promise<SimResultDelivery[]>;
+  /** queues a control for the next matching request; throws SimulatorError 'invalid' on a bad value */
+  forceResult(control: SimResultControl): void;
   /**
    * clears pushes, queries, callbacks, stats (and oauthCalls), injections, tokens and held connections; faults and
    * behaviour go back to the start-up options. Registered apps and accounts stay (like a go-live on the portal).
    */
   reset(): void;
+}
+
+// ---------------------------------------------------------------- Result API (Reversal, Transaction Status)
+
+export type SimResultApi = 'reversal' | 'status';
+
+/** Result codes as on the wire: numbers, except the "R0000xx" strings (daraja.md §6). */
+export type SimResultCode = number | string;
+
+/** 'result' = POST the Result to ResultURL (default); 'none' = never send it; 'queue_timeout' = only the QueueTimeOutURL notice. */
+export type SimResultDeliveryMode = 'result' | 'none' | 'queue_timeout';
+
+/**
+ * A control for the next matching Reversal / Transaction Status request (forceResult(), POST /__sim/result-controls).
+ * Controls are kept in order; each accepted request takes the first one that matches its api and TransactionID.
+ */
+export interface SimResultControl {
+  /** only this API (default: either) */
+  api?: SimResultApi;
+  /** only requests naming this TransactionID (a receipt); default: the next request whatever it names */
+  transactionId?: string;
+  /** force this non-zero outcome (e.g. 1, 11, 21, 2001, 2006, 2028, 8006, 'R000001', 'R000002'); nothing changes */
+  resultCode?: SimResultCode;
+  delivery?: SimResultDeliveryMode;
+  /** queue_timeout only: whether the request was still carried out (default false: nothing happened) */
+  processed?: boolean;
+  /** POSTs of the Result, 1..10 (default 1); the same body each time */
+  copies?: number;
+  /** gap between copies in ms (default 100); 0 = all at once, concurrently */
+  gapMs?: number;
+  /** ms before the Result (or notice) instead of resultDelayMs */
+  delayMs?: number;
+  /** how many requests this control applies to (default 1) */
+  times?: number;
+}
+
+export type SimResultRequestState = 'rejected' | 'pending' | 'completed' | 'timed_out';
+
+/** One Reversal / Transaction Status request as the simulator saw it (never the SecurityCredential or a password). */
+export interface SimResultRequest {
+  api: SimResultApi;
+  at: Date;
+  /** consumer key of the token used */
+  consumerKey: string;
+  /** the JSON body as sent, without SecurityCredential */
+  request: Record<string, unknown>;
+  /** whether the SecurityCredential decrypted with the simulator's key (not whether the password was right) */
+  securityCredential: 'decrypted' | 'undecryptable' | 'missing';
+  /** HTTP status of the synchronous answer, and its errorCode when it was an error */
+  httpStatus: number;
+  errorCode?: string;
+  errorMessage?: string;
+  originatorConversationId?: string;
+  conversationId?: string;
+  /** rejected = sync error; pending = accepted, no outcome yet; completed = outcome decided; timed_out = queue timeout, not processed */
+  state: SimResultRequestState;
+  resultCode?: SimResultCode;
+  resultDesc?: string;
+  /** the Result's TransactionID (for a successful reversal: its own new receipt) */
+  transactionId?: string;
+  delivery?: SimResultDeliveryMode;
+  /** the outcome was forced by a control */
+  forced?: boolean;
+}
+
+/** One POST of a Result (or QueueTimeOutURL notice) to the client. */
+export interface SimResultDelivery {
+  api: SimResultApi;
+  originatorConversationId: string;
+  conversationId: string;
+  target: 'result' | 'queue_timeout';
+  url: string;
+  body: unknown;
+  status?: number;
+  error?: string;
+  at: Date;
+  /** 1, then 2+ for duplicates */
+  copy: number;
 }

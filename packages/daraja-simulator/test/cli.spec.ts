@@ -1,7 +1,7 @@
 /** The CLI's behaviour flags and env vars (issue 8.12 Timestamp window, issue 8.13 pending query form). */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
-import { behaviourFromCli } from '../src';
+import { behaviourFromCli, SIMULATOR_CERTIFICATE_SHA256, SimulatorControlClient } from '../src';
 import {
   basic,
   expectEnvelope,
@@ -13,9 +13,11 @@ import {
   queryBody,
   SHORTCODE,
   stkPush,
+  startReceiver,
   stkQuery,
   token,
 } from './helpers';
+import { credential, reversalBody, reverse, type ResultMessage } from './result-helpers';
 
 const PACKAGE_DIR = resolve(__dirname, '..');
 
@@ -183,6 +185,57 @@ describe('issue 8.12/8.13: the CLI applies --timestamp-tolerance-seconds and SIM
     expectEnvelope(await stkPush(url, t, pushBody(cb)), 500, '500.001.1001', 'Merchant does not exist');
     // the SIM_CONSUMER_KEY app is still there
     await token(url);
+  }, 90_000);
+
+  it('SIM_ACCOUNTS initiators and SIM_RESULT_DELAY_MS drive Reversal; the initiator password is never printed', async () => {
+    const receiver = await startReceiver();
+    try {
+      const { url, output } = await startCli([], {
+        SIM_CALLBACK_DELAY_MS: '30',
+        SIM_RESULT_DELAY_MS: '40',
+        SIM_ACCOUNTS: JSON.stringify([
+          { shortcode: '600750', passkey: 'cli-pk-750', initiatorName: 'cliop', initiatorPassword: 'Cli-Op-Pw-750' },
+        ]),
+      });
+      expect(output()).toMatch(/result delay\s+40 ms/);
+      expect(output()).toContain(SIMULATOR_CERTIFICATE_SHA256);
+      const t = await token(url);
+      const ts = nairobiTimestamp();
+      const pushed = await stkPush(
+        url,
+        t,
+        pushBody(`${receiver.url}/hooks/daraja/stk/cli`, {
+          BusinessShortCode: '600750',
+          PartyB: '600750',
+          Timestamp: ts,
+          Password: password('600750', 'cli-pk-750', ts),
+        }),
+      );
+      expect(pushed.status).toBe(200);
+      const [callback] = await receiver.waitFor(1, 5000);
+      const receipt = (
+        JSON.parse(callback?.raw ?? '{}') as {
+          Body: { stkCallback: { CallbackMetadata: { Item: Array<{ Name: string; Value?: unknown }> } } };
+        }
+      ).Body.stkCallback.CallbackMetadata.Item.find((i) => i.Name === 'MpesaReceiptNumber')?.Value as string;
+      const accepted = await reverse(
+        url,
+        t,
+        reversalBody(receiver, receipt, {
+          ReceiverParty: '600750',
+          Initiator: 'cliop',
+          SecurityCredential: credential('Cli-Op-Pw-750'),
+        }),
+      );
+      expect(accepted.status).toBe(200);
+      const [, result] = await receiver.waitFor(2, 5000);
+      expect((JSON.parse(result?.raw ?? '{}') as ResultMessage).Result.ResultCode).toBe(0);
+      const [record] = await new SimulatorControlClient(url).reversals();
+      expect(record).toMatchObject({ state: 'completed', resultCode: 0, securityCredential: 'decrypted' });
+      expect(output()).not.toContain('Cli-Op-Pw-750');
+    } finally {
+      await receiver.close();
+    }
   }, 90_000);
 
   it('stops with a message on a SIM_APPS that is not a JSON array', async () => {

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import type { AuthUser } from '../auth/auth.types';
@@ -10,6 +10,7 @@ import { PaymentIdParam } from './payments.dto';
 import {
   RefundIdParam,
   RefundListDto,
+  RefundListQueryDto,
   RefundReconcileDto,
   RefundRequestDto,
   RefundResponseDto,
@@ -60,6 +61,19 @@ export class RefundsController {
   @ApiErrors(400, 401, 403, 404)
   list(@CurrentUser() user: AuthUser, @Param() p: PaymentIdParam): Promise<RefundListDto> {
     return this.refunds.listForShopPayment(user, p.id);
+  }
+
+  @Get('refunds')
+  @Roles('manager', 'admin')
+  @ApiOperation({
+    summary: "The shop's refunds, newest first",
+    description:
+      '`?status=review`: refunds a person must look at (the reconciler gave up, or the provider reported another amount); they still count against their payment, as they may have paid out.',
+  })
+  @ApiOkResponse({ type: RefundListDto })
+  @ApiErrors(400, 401, 403)
+  listAll(@CurrentUser() user: AuthUser, @Query() q: RefundListQueryDto): Promise<RefundListDto> {
+    return this.refunds.listForShop(user, q.limit ?? 50, q.status ? [q.status] : undefined);
   }
 
   @Get('refunds/:refundId')

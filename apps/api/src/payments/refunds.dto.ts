@@ -1,6 +1,19 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsNumber, IsOptional, IsString, IsUUID, Matches, Max, Min } from 'class-validator';
-import { ORDER_ID_PATTERN } from '../orders/orders.dto';
+import { Type } from 'class-transformer';
+import {
+  IsInt,
+  IsIn,
+  IsNumber,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Matches,
+  Max,
+  Min,
+  ValidateBy,
+  ValidateIf,
+} from 'class-validator';
+import { decimalPlaces, ORDER_ID_PATTERN } from '../orders/orders.dto';
 import { IsAuditReason, PaymentResponseDto } from './payments.dto';
 
 /** Largest refund amount a request may name (major units): far above any payment, below float trouble. */
@@ -11,20 +24,45 @@ export class RefundIdParam {
   refundId!: string;
 }
 
+export class RefundListQueryDto {
+  @IsOptional()
+  @IsIn(['requested', 'pending', 'unknown', 'succeeded', 'failed', 'review'], {
+    message: 'status must be one of requested, pending, unknown, succeeded, failed, review',
+  })
+  @ApiPropertyOptional({ enum: ['requested', 'pending', 'unknown', 'succeeded', 'failed', 'review'] })
+  status?: string;
+
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt({ message: 'limit must be a whole number' })
+  @Min(1, { message: 'limit must be between 1 and 200' })
+  @Max(200, { message: 'limit must be between 1 and 200' })
+  @ApiPropertyOptional({ default: 50, minimum: 1, maximum: 200 })
+  limit?: number;
+}
+
 export class RefundRequestDto {
   @ApiPropertyOptional({
     example: 150,
     description:
       "In the payment's currency, major units (KES shillings; M-Pesa refunds are whole shillings). Absent: everything still refundable on the payment.",
   })
-  @IsOptional()
+  // Only an absent amount means "everything left": an explicit null is refused, never read as a full refund.
+  @ValidateIf((o: { amount?: unknown }) => o.amount !== undefined)
   @IsNumber({ allowNaN: false, allowInfinity: false }, { message: 'amount must be a number' })
+  @ValidateBy(
+    {
+      name: 'maxTwoDecimals',
+      validator: { validate: (v: unknown) => typeof v !== 'number' || !Number.isFinite(v) || decimalPlaces(v) <= 2 },
+    },
+    { message: 'amount must have at most 2 decimal places' },
+  )
   @Min(0.01, { message: 'amount must be more than 0' })
   @Max(MAX_REFUND_AMOUNT, { message: `amount must be at most ${MAX_REFUND_AMOUNT}` })
   amount?: number;
 
   @ApiPropertyOptional({ example: 'KES', description: "Must be the payment's currency when given" })
-  @IsOptional()
+  @ValidateIf((o: { currency?: unknown }) => o.currency !== undefined)
   @IsString({ message: 'currency must be a string' })
   @Matches(/^[A-Z]{3}$/, { message: 'currency must be a 3-letter ISO code such as KES' })
   currency?: string;

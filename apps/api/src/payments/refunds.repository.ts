@@ -97,12 +97,12 @@ export class RefundsRepository {
       .where(eq(refunds.id, id));
   }
 
-  /** A shop's refunds, newest first (a payment's when paymentId is given). */
-  listForShop(shopId: string, limit: number, paymentId?: string): Promise<Refund[]> {
+  /** A shop's refunds, newest first, optionally only those in `statuses`. */
+  listForShop(shopId: string, limit: number, statuses?: readonly string[]): Promise<Refund[]> {
     return this.db
       .select()
       .from(refunds)
-      .where(and(eq(refunds.shopId, shopId), paymentId ? eq(refunds.paymentId, paymentId) : undefined))
+      .where(and(eq(refunds.shopId, shopId), statuses?.length ? inArray(refunds.status, [...statuses]) : undefined))
       .orderBy(desc(refunds.createdAt), desc(refunds.id))
       .limit(limit);
   }

@@ -128,6 +128,12 @@ export class RefundsService {
     return { items: rows.map(toRefundResponse) };
   }
 
+  /** GET /refunds: the shop's refunds, newest first (e.g. ?status=review: the ones a person must look at). */
+  async listForShop(user: AuthUser, limit: number, statuses?: readonly string[]): Promise<{ items: RefundResponse[] }> {
+    const rows = await this.repo.listForShop(user.shopId, limit, statuses);
+    return { items: rows.map(toRefundResponse) };
+  }
+
   async getForShop(user: AuthUser, refundId: string): Promise<RefundResponse> {
     const r = await this.repo.findForShop(user.shopId, refundId);
     if (!r) throw new NotFoundError('Refund', { refundId });

@@ -1715,6 +1715,200 @@ function callbackCases(): Case[] {
   return cases;
 }
 
+// ---------------------------------------------------------------------------- refunds and review resolution (issue 11)
+
+function refundCases(): Case[] {
+  const cases: Case[] = [];
+  const add = (
+    what: string,
+    path: () => string,
+    body: string,
+    status: number,
+    code: string,
+    messageIncludes: string,
+    authorization: () => string = manager,
+  ) =>
+    cases.push({
+      name: what,
+      req: (h) =>
+        h().post(path()).set('Authorization', authorization()).set('Content-Type', 'application/json').send(body),
+      status,
+      code,
+      messageIncludes,
+    });
+  const refunds = () => `/payments/${pending.paymentId}/refunds`;
+  const resolve = () => `/payments/${pending.paymentId}/resolve`;
+  const base = { amount: 10, reason: 'customer returned the goods' };
+  const note = { action: 'refund', note: 'customer charged twice' };
+  add(
+    'refund: reason missing',
+    refunds,
+    bodyWith(base, 'reason', 'missing'),
+    400,
+    'VALIDATION_FAILED',
+    'reason must be',
+  );
+  for (const val of NOT_A_STRING)
+    add(
+      `refund: reason is ${val.label}`,
+      refunds,
+      bodyWith(base, 'reason', val),
+      400,
+      'VALIDATION_FAILED',
+      'reason must be',
+    );
+  for (const val of [v('two characters', 'ab'), v('a newline', 'no\nthing'), v('501 characters', 'r'.repeat(501))])
+    add(
+      `refund: reason is ${val.label}`,
+      refunds,
+      bodyWith(base, 'reason', val),
+      400,
+      'VALIDATION_FAILED',
+      'reason must be 3-500',
+    );
+  for (const val of NOT_A_NUMBER)
+    add(
+      `refund: amount is ${val.label}`,
+      refunds,
+      bodyWith(base, 'amount', val),
+      400,
+      'VALIDATION_FAILED',
+      'amount must',
+    );
+  for (const val of BAD_NUMBERS)
+    add(
+      `refund: amount is ${val.label}`,
+      refunds,
+      bodyWith(base, 'amount', val),
+      400,
+      'VALIDATION_FAILED',
+      'amount must',
+    );
+  for (const val of [v('lower case', 'kes'), v('a number', 404), v('four letters', 'KESH'), v('empty', '')])
+    add(
+      `refund: currency is ${val.label}`,
+      refunds,
+      bodyWith(base, 'currency', val),
+      400,
+      'VALIDATION_FAILED',
+      'currency must',
+    );
+  for (const [field, val] of [
+    ['status', 'succeeded'],
+    ['amountMinor', 1000],
+    ['paymentId', UNKNOWN_UUID],
+    ['__proto__', { admin: true }],
+  ] as const)
+    add(
+      `refund: extra field ${field}`,
+      refunds,
+      bodyWith(base, field, v('', val)),
+      400,
+      'VALIDATION_FAILED',
+      `property ${field} should not exist`,
+    );
+  add(
+    'refund: payment id is not a UUID',
+    () => '/payments/12345/refunds',
+    j(base),
+    400,
+    'VALIDATION_FAILED',
+    'id must be a payment id (UUID)',
+  );
+  add(
+    'refund: an unknown payment',
+    () => `/payments/${UNKNOWN_UUID}/refunds`,
+    j(base),
+    404,
+    'NOT_FOUND',
+    'Payment not found',
+  );
+  add("refund: another shop's manager", refunds, j(base), 404, 'NOT_FOUND', 'Payment not found', () =>
+    tokenFor('shop-2', 'manager', 'manager-2'),
+  );
+  add('refund: a cashier', refunds, j(base), 403, 'FORBIDDEN', 'manager, admin', () =>
+    tokenFor('shop-1', 'cashier', 'cashier-9'),
+  );
+  // The fixture payment is still waiting for the customer: nothing to refund, nothing changes.
+  add(
+    'refund: a payment that is not completed',
+    refunds,
+    j(base),
+    409,
+    'PAYMENT_NOT_REFUNDABLE',
+    'Only a completed payment',
+  );
+  add(
+    'refund: a currency mismatch on a payment that is not completed',
+    refunds,
+    j({ ...base, currency: 'USD' }),
+    409,
+    'PAYMENT_NOT_REFUNDABLE',
+    'Only a completed payment',
+  );
+
+  add(
+    'resolve: action missing',
+    resolve,
+    bodyWith(note, 'action', 'missing'),
+    400,
+    'VALIDATION_FAILED',
+    'action must be one of',
+  );
+  for (const val of [v('unknown', 'refund-all'), v('upper case', 'REFUND'), v('a number', 1), v('null', null)])
+    add(
+      `resolve: action is ${val.label}`,
+      resolve,
+      bodyWith(note, 'action', val),
+      400,
+      'VALIDATION_FAILED',
+      'action must be one of',
+    );
+  add('resolve: note missing', resolve, bodyWith(note, 'note', 'missing'), 400, 'VALIDATION_FAILED', 'note must be');
+  for (const val of [v('two characters', 'ab'), v('blanks only', '    '), v('a NUL character', 'a\u0000bc')])
+    add(
+      `resolve: note is ${val.label}`,
+      resolve,
+      bodyWith(note, 'note', val),
+      400,
+      'VALIDATION_FAILED',
+      'note must be 3-500',
+    );
+  for (const val of BAD_ID_TEXT)
+    add(
+      `resolve: orderId is ${val.label}`,
+      resolve,
+      bodyWith({ ...note, action: 'accept' }, 'orderId', val),
+      400,
+      'VALIDATION_FAILED',
+      'orderId must',
+    );
+  add(
+    'resolve: extra field amount',
+    resolve,
+    bodyWith(note, 'amount', v('', 10)),
+    400,
+    'VALIDATION_FAILED',
+    'property amount should not exist',
+  );
+  add("resolve: another shop's manager", resolve, j(note), 404, 'NOT_FOUND', 'Payment not found', () =>
+    tokenFor('shop-2', 'manager', 'manager-2'),
+  );
+  add('resolve: a cashier', resolve, j(note), 403, 'FORBIDDEN', 'manager, admin', () =>
+    tokenFor('shop-1', 'cashier', 'cashier-9'),
+  );
+  for (const action of ['refund', 'accept', 'release'])
+    add(
+      `resolve: ${action} a payment not in review`,
+      resolve,
+      j({ ...note, action }),
+      409,
+      'PAYMENT_NOT_IN_REVIEW',
+      'Only a payment in review',
+    );
+  return cases;
+}
+
 // ---------------------------------------------------------------------------- POST /payments/:id/release (issue 8.2)
 
 function releaseCases(): Case[] {
@@ -2023,6 +2217,7 @@ export function generatedCases(): Case[] {
     ...statementCases(),
     ...callbackCases(),
     ...releaseCases(),
+    ...refundCases(),
     ...merchantAccountCases(),
     ...routeCases(),
   ];

@@ -197,6 +197,7 @@ export async function tableCounts(db: Db): Promise<Record<string, number>> {
     (select count(*) from idempotency_keys)::int as idempotency_keys,
     (select count(*) from merchant_accounts)::int as merchant_accounts,
     (select count(*) from audit_events)::int as audit_events,
+    (select count(*) from refunds)::int as refunds,
     (select coalesce(string_agg(id::text || ':' || status || ':' || updated_at::text, ',' order by id), '') from payments) as payment_states,
     (select coalesce(string_agg(shop_id || ':' || id || ':' || coalesce(paid_at::text, '-'), ',' order by shop_id, id), '') from orders) as order_states`);
   const rows =
