@@ -613,7 +613,7 @@ describe('Pesapal payments', () => {
     }
   });
 
-  it('a reversal after completion is recorded; the payment stays completed and the order paid', async () => {
+  it('a reversal after completion is recorded; the payment stays completed and the reversal shows as a refund of the order', async () => {
     const p = await h.opened(210);
     await sim.complete(p.orderTrackingId, 'completed');
     await sim.waitForIpns(p.orderTrackingId);
@@ -625,10 +625,12 @@ describe('Pesapal payments', () => {
       status_reason: 'REVERSED_AT_PROVIDER',
       result_code: '3',
     });
-    expect(await h.orderView(p.orderId)).toMatchObject({ status: 'paid' });
-    // Replayed reversal IPN: no second event.
+    // Nobody here asked: a refund Pesapal made on its own (card-refunds.e2e.ts has the rest).
+    expect(await h.orderView(p.orderId)).toMatchObject({ status: 'refunded', paid: 0, refunded: 210 });
+    // Replayed reversal IPN: no second event, no second refund.
     await h.ipn(h.ipnFor(p));
     expect((await h.eventCounts(p.paymentId)).reversed_at_provider).toBe(1);
+    expect((await h.eventCounts(p.paymentId)).refund_reported_by_provider).toBe(1);
   });
 
   it('a payment Pesapal completes after we failed it (cancellation refused) goes to review as PAID_AFTER_CLOSE; the order is not paid', async () => {

@@ -118,9 +118,9 @@ export class FlwApiRoutes {
       case 'refund':
         return this.refund(req, action.id, merchant);
       case 'listRefunds':
-        return this.listRefunds(url);
+        return this.listRefunds(url, merchant);
       case 'getRefund':
-        return this.getRefund(action.id);
+        return this.getRefund(action.id, merchant);
     }
   }
 
@@ -250,7 +250,7 @@ export class FlwApiRoutes {
     );
   }
 
-  private listRefunds(url: URL): Reply {
+  private listRefunds(url: URL, merchant: string): Reply {
     const from = parseDay(url.searchParams.get('from'), false);
     const to = parseDay(url.searchParams.get('to'), true);
     if (from === 'invalid' || to === 'invalid')
@@ -258,7 +258,7 @@ export class FlwApiRoutes {
     const page = this.page(url);
     if (page === 'invalid') return flwError(400, 'page must be a positive whole number');
     const rows = this.core
-      .listRefunds()
+      .listRefunds(merchant)
       .filter(
         (r) =>
           (from === undefined || r.createdAt.getTime() >= from) && (to === undefined || r.createdAt.getTime() <= to),
@@ -275,9 +275,10 @@ export class FlwApiRoutes {
     );
   }
 
-  private getRefund(rawId: string): Reply {
+  /** Another merchant's refund does not exist for this key (as for transactions). */
+  private getRefund(rawId: string, merchant: string): Reply {
     const id = numericId(rawId);
-    const refund = id === undefined ? undefined : this.core.getRefund(id);
+    const refund = id === undefined ? undefined : this.core.getRefund(id, merchant);
     if (!refund) return flwError(400, 'No refund was found for this id');
     return jsonReply(200, success('Refund fetched', refundData(refund, this.core.options.accountId)));
   }

@@ -19,6 +19,7 @@ import {
   type FlwCannedError,
   type FlwFaults,
   type FlwOutcome,
+  type FlwRefundPlan,
   type FlwSettlement,
   type FlwTamper,
 } from './types';
@@ -224,10 +225,23 @@ export class FlwControlRoutes {
         return jsonReply(200, { checkout: this.core.tamper(txRef, tamper.value) });
       });
     }
-    m = /^\/__sim\/refunds\/(\d{1,15})\/complete$/.exec(path);
-    if (m?.[1]) {
+    m = /^\/__sim\/refunds\/(\d{1,15})\/(complete|fail)$/.exec(path);
+    if (m?.[1] && m[2]) {
       const id = Number(m[1]);
-      return post(() => jsonReply(200, { refund: this.core.completeRefund(id) }));
+      const fail = m[2] === 'fail';
+      return post(() => jsonReply(200, { refund: fail ? this.core.failRefund(id) : this.core.completeRefund(id) }));
+    }
+    if (path === `${CONTROL_PREFIX}/refund-plan`) {
+      return post((body) => {
+        if (body === undefined || (body !== null && !isPlainObject(body)))
+          return controlError(400, 'refund plan must be a JSON object or null');
+        if (body !== null) {
+          const keys = rejectUnknownKeys('refund plan', body, ['outcome', 'message', 'count']);
+          if (!keys.ok) return controlError(400, keys.message);
+        }
+        this.core.planRefunds(body as FlwRefundPlan | null);
+        return jsonReply(200, { planned: body });
+      });
     }
     req.resume();
     return controlError(404, `unknown control route ${method} ${url.pathname}`);

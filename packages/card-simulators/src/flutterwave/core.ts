@@ -20,6 +20,8 @@ import type {
   FlwMerchant,
   FlwPaymentType,
   FlwRefund,
+  FlwRefundPlan,
+  FlwRefundStatus,
   FlwSettings,
   FlwSettlement,
   FlwStats,
@@ -113,6 +115,7 @@ export class FlutterwaveCore {
   private readonly refByLink = new Map<string, string>();
   private readonly txs = new Map<number, FlwTransaction>();
   private readonly refundRecords = new Map<number, FlwRefund>();
+  private refundPlan: (FlwRefundPlan & { left: number }) | null = null;
   private counters = zeroCounters();
   private faultState: FlwFaults = {};
   private settingsState: FlwSettings;
@@ -701,8 +704,22 @@ export class FlutterwaveCore {
     }
     if (comments !== undefined && comments !== null && typeof comments !== 'string')
       return { ok: false, status: 400, message: 'comments must be a string' };
+    const plan = this.takeRefundPlan();
+    if (plan?.outcome === 'refuse') {
+      const message = plan.message ?? 'Refund is not available for this transaction at the moment';
+      this.log(`refund on transaction ${tx.id} refused (planned): ${message}`);
+      return { ok: false, status: 400, message };
+    }
     const now = this.now();
     this.nextRefundId += 1;
+    const status: FlwRefundStatus =
+      plan?.outcome === 'pending'
+        ? tx.paymentType === 'mpesa'
+          ? 'pending-momo'
+          : 'pending'
+        : plan?.outcome === 'completed' || tx.paymentType !== 'mpesa'
+          ? 'completed'
+          : 'pending-momo';
     const refund: FlwRefund = {
       id: this.nextRefundId,
       txId: tx.id,
@@ -710,11 +727,12 @@ export class FlutterwaveCore {
       flwRef: `URF_${now.getTime()}_${randomFrom(DIGITS, 7)}`,
       amountMinor: refundMinor,
       currency: tx.currency,
-      status: tx.paymentType === 'mpesa' ? 'pending-momo' : 'completed',
+      status,
       comments: typeof comments === 'string' ? comments : '',
       walletId: this.walletId,
       createdAt: now,
       updatedAt: now,
+      merchant: this.checkoutsByRef.get(tx.txRef)?.merchant ?? FLW_DEFAULT_MERCHANT_ID,
     };
     tx.refundedMinor += refundMinor;
     this.refundRecords.set(refund.id, refund);
@@ -728,11 +746,43 @@ export class FlutterwaveCore {
     return { ok: true, refund: structuredClone(refund) };
   }
 
-  completeRefund(refundId: number): FlwRefund {
+  /** The plan for this refund request (counted down), or null for normal behaviour. */
+  private takeRefundPlan(): FlwRefundPlan | null {
+    const plan = this.refundPlan;
+    if (!plan) return null;
+    if (plan.count !== undefined) {
+      plan.left -= 1;
+      if (plan.left <= 0) this.refundPlan = null;
+    }
+    return plan;
+  }
+
+  planRefunds(plan: FlwRefundPlan | null): void {
+    if (plan === null) {
+      this.refundPlan = null;
+      return;
+    }
+    if (!['pending', 'completed', 'refuse'].includes(plan.outcome))
+      throw new SimulatorError('invalid', 'refund plan outcome must be pending, completed or refuse');
+    if (plan.count !== undefined && (!Number.isInteger(plan.count) || plan.count < 1))
+      throw new SimulatorError('invalid', 'refund plan count must be a positive whole number');
+    if (plan.message !== undefined && (typeof plan.message !== 'string' || plan.message.length === 0))
+      throw new SimulatorError('invalid', 'refund plan message must be a non-empty string');
+    this.refundPlan = { ...plan, left: plan.count ?? 0 };
+    this.log(`refund plan: ${plan.outcome}${plan.count !== undefined ? ` for ${plan.count} request(s)` : ''}`);
+  }
+
+  private pendingRefund(refundId: number): FlwRefund {
     if (this.closed) throw new SimulatorError('closed', 'the simulator is closed');
     const refund = this.refundRecords.get(refundId);
     if (!refund) throw new SimulatorError('not_found', `no refund with id ${refundId}`);
-    if (refund.status === 'completed') throw new SimulatorError('conflict', `refund ${refundId} is already completed`);
+    if (refund.status === 'completed' || refund.status === 'failed')
+      throw new SimulatorError('conflict', `refund ${refundId} is already ${refund.status}`);
+    return refund;
+  }
+
+  completeRefund(refundId: number): FlwRefund {
+    const refund = this.pendingRefund(refundId);
     refund.status = 'completed';
     refund.updatedAt = this.now();
     this.log(`refund ${refundId} completed`);
@@ -740,13 +790,29 @@ export class FlutterwaveCore {
     return structuredClone(refund);
   }
 
-  getRefund(id: number): FlwRefund | undefined {
+  /** A held refund that did not go through: the money stays with the merchant and can be refunded again. */
+  failRefund(refundId: number): FlwRefund {
+    const refund = this.pendingRefund(refundId);
+    refund.status = 'failed';
+    refund.updatedAt = this.now();
+    const tx = this.txs.get(refund.txId);
+    if (tx) tx.refundedMinor -= refund.amountMinor;
+    this.log(`refund ${refundId} failed`);
+    this.sendRefundWebhook(refund);
+    return structuredClone(refund);
+  }
+
+  /** `merchant` given: only that merchant's refunds exist for it. */
+  getRefund(id: number, merchant?: string): FlwRefund | undefined {
     const refund = this.refundRecords.get(id);
+    if (refund && merchant !== undefined && refund.merchant !== merchant) return undefined;
     return refund ? structuredClone(refund) : undefined;
   }
 
-  listRefunds(): FlwRefund[] {
-    return [...this.refundRecords.values()].map((r) => structuredClone(r));
+  listRefunds(merchant?: string): FlwRefund[] {
+    return [...this.refundRecords.values()]
+      .filter((r) => merchant === undefined || r.merchant === merchant)
+      .map((r) => structuredClone(r));
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -756,6 +822,7 @@ export class FlutterwaveCore {
     this.refByLink.clear();
     this.txs.clear();
     this.refundRecords.clear();
+    this.refundPlan = null;
     this.counters = zeroCounters();
     this.faultState = {};
     this.notifier.reset();

@@ -128,6 +128,8 @@ export async function startFlutterwaveSimulator(opts: FlutterwaveSimulatorOption
     },
     tamper: (txRef, t) => core.tamper(txRef, t),
     completeRefund: async (id) => core.completeRefund(id),
+    failRefund: async (id) => core.failRefund(id),
+    planRefunds: (plan) => core.planRefunds(plan),
   };
   core.log(`Flutterwave simulator listening on ${url}`);
   return Object.freeze(simulator);

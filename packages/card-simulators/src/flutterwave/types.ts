@@ -19,7 +19,19 @@ export type FlwOutcome = 'successful' | 'failed' | 'pending' | 'cancelled';
 export type FlwTransactionStatus = 'successful' | 'failed' | 'pending';
 /** v3 enveloped `{event, data}` or the legacy flat camelCase shape. */
 export type FlwWebhookShape = 'v3' | 'legacy';
-export type FlwRefundStatus = 'completed' | 'pending-momo';
+/** `completed` at once for cards, `pending-momo` for M-Pesa, `pending` when held (holdRefunds), `failed` (failRefund). */
+export type FlwRefundStatus = 'completed' | 'pending' | 'pending-momo' | 'failed';
+
+/**
+ * What the next refund requests do (planRefunds): `pending` = taken but held (cards too) until
+ * completeRefund / failRefund; `completed` = done at once (M-Pesa too); `refuse` = answered 400 with
+ * `message`, nothing recorded. `count` requests (default: every one until planRefunds(null)).
+ */
+export interface FlwRefundPlan {
+  outcome: 'pending' | 'completed' | 'refuse';
+  message?: string;
+  count?: number;
+}
 
 /** Dashboard-like settings; changeable at runtime with configure() / POST /__sim/settings. */
 export interface FlwSettings {
@@ -176,6 +188,8 @@ export interface FlwRefund {
   walletId: number;
   createdAt: Date;
   updatedAt: Date;
+  /** The merchant whose key asked for it ('default' = the simulator's own): another key cannot see it. */
+  merchant: string;
 }
 
 /** A canned error for the next `count` calls of an endpoint group. */
@@ -291,6 +305,10 @@ export interface FlutterwaveSimulator {
   complete(txRef: string, outcome: FlwOutcome | FlwSettlement): Promise<FlwCompletion>;
   /** The next settlement of `txRef` from the hosted page lands with this amount/currency. */
   tamper(txRef: string, tamper: FlwTamper | null): FlwCheckout;
-  /** Completes a `pending-momo` refund (and sends the refund webhook when enabled). */
+  /** Completes a pending refund (and sends the refund webhook when enabled). */
   completeRefund(refundId: number): Promise<FlwRefund>;
+  /** Fails a pending refund: its amount is refundable again; the refund webhook says `failed`. */
+  failRefund(refundId: number): Promise<FlwRefund>;
+  /** How the next refund requests are answered (null: normal again). */
+  planRefunds(plan: FlwRefundPlan | null): void;
 }

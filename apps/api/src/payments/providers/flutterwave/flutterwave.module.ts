@@ -10,7 +10,9 @@ import { FlutterwaveAccountKind } from './flutterwave.account';
 import { FlutterwaveProvider } from './flutterwave.provider';
 import { FlutterwaveController } from './flutterwave.controller';
 import { FLW_CHECKOUT_SESSION_MINUTES, FLW_MAX_RETRY_ATTEMPTS, FLW_PROVIDER } from './flutterwave.helpers';
-import { FLUTTERWAVE_PROVIDER, FlutterwaveService } from './flutterwave.service';
+import { FLUTTERWAVE_PROVIDER } from './flutterwave.constants';
+import { FlutterwaveRefunds } from './flutterwave.refunds';
+import { FlutterwaveService } from './flutterwave.service';
 
 /**
  * The adapter of this deployment's own (platform) account, or null when FLUTTERWAVE_ENABLED is off
@@ -46,6 +48,7 @@ export function createFlutterwaveProvider(config: AppConfig): FlutterwaveProvide
       useFactory: (config: AppConfig) => new FlutterwaveAccountKind(config),
     },
     FlutterwaveService,
+    FlutterwaveRefunds,
   ],
 })
 export class FlutterwaveModule implements OnModuleInit {

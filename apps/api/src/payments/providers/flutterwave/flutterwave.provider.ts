@@ -50,6 +50,56 @@ export function mapFlutterwaveStatus(status: unknown): ProviderPaymentStatus {
   }
 }
 
+/** One Flutterwave refund as we read it (refund `data`, a list row, or the flat refund webhook). */
+export interface FlwRefundState {
+  providerRefundId: string;
+  /** The original charge's transaction id. */
+  transactionId?: string;
+  status: 'pending' | 'succeeded' | 'failed' | 'unknown';
+  /** Flutterwave's own word for it (completed, pending-momo, …). */
+  providerStatus?: string;
+  amountMinor?: bigint;
+  createdAt?: Date;
+}
+
+/**
+ * A Flutterwave refund `status` (flutterwave.md §7/§5c: completed, pending, pending-momo,
+ * processing, …) → our refund status. Exact words only; anything unrecognised is unknown.
+ */
+export function mapFlutterwaveRefundStatus(status: unknown): FlwRefundState['status'] {
+  if (typeof status !== 'string') return 'unknown';
+  const s = status.trim().toLowerCase();
+  if (s === 'completed' || s === 'successful' || s === 'success') return 'succeeded';
+  if (s === 'failed' || s === 'declined' || s === 'rejected' || s === 'cancelled' || s === 'canceled') return 'failed';
+  if (s === 'processing' || s === 'new' || s === 'initiated' || s === 'pending' || s.startsWith('pending-'))
+    return 'pending';
+  return 'unknown';
+}
+
+/**
+ * Reads a refund from Flutterwave: snake_case (`data` of POST refund / GET refunds: id, tx_id,
+ * amount_refunded, status, created_at) or the flat PascalCase webhook (id, TransactionId,
+ * AmountRefunded, status, createdAt). Amounts are major units of the payment's `currency`.
+ */
+export function readFlwRefund(data: unknown, currency: string): FlwRefundState | undefined {
+  if (!isPlainObject(data)) return undefined;
+  const id = numericId(data.id);
+  if (!id) return undefined;
+  const transactionId = numericId(data.tx_id) ?? numericId(data.TransactionId);
+  const amountMinor = parseProviderAmount(data.amount_refunded ?? data.AmountRefunded, currency);
+  const created = str(data.created_at) ?? str(data.createdAt);
+  const createdAt = created !== undefined ? new Date(created) : undefined;
+  const providerStatus = str(data.status);
+  return {
+    providerRefundId: id,
+    ...(transactionId ? { transactionId } : {}),
+    status: mapFlutterwaveRefundStatus(data.status),
+    ...(providerStatus ? { providerStatus } : {}),
+    ...(amountMinor !== undefined ? { amountMinor } : {}),
+    ...(createdAt && !Number.isNaN(createdAt.getTime()) ? { createdAt } : {}),
+  };
+}
+
 /** Flutterwave's answer for an unknown id / tx_ref: "No transaction was found for this id". */
 function isNotFoundMessage(message: unknown): boolean {
   return typeof message === 'string' && /no transaction (was )?found/i.test(message);
@@ -442,6 +492,69 @@ export class FlutterwaveProvider implements PaymentProvider {
       return { status: 'rejected', message: this.providerMessage(env) ?? `HTTP ${res.status}`, raw: res.json };
     }
     throw this.failure(res, env, 'refund request');
+  }
+
+  /**
+   * GET /v3/refunds/:id: where one refund stands. 'not_found' when Flutterwave has no such refund
+   * for this account ("No refund was found for this id"). Auth, 5xx, timeouts throw.
+   */
+  async fetchRefund(refundId: string, currency: string): Promise<FlwRefundState | 'not_found'> {
+    const id = numericId(refundId);
+    if (!id) throw new ValidationFailedError('Flutterwave refund id must be a number', { field: 'providerRefundId' });
+    const res = await this.http.send({
+      method: 'GET',
+      path: `/v3/refunds/${id}`,
+      headers: this.auth(),
+      what: 'refund lookup',
+    });
+    const env = isPlainObject(res.json) ? res.json : undefined;
+    if (
+      env?.status === 'error' &&
+      typeof env.message === 'string' &&
+      /no refund (was )?found/i.test(env.message) &&
+      (res.status < 300 || res.status === 400 || res.status === 404)
+    )
+      return 'not_found';
+    if (!this.isSuccess(res, env)) throw this.failure(res, env, 'refund lookup');
+    const state = readFlwRefund(env!.data, currency);
+    if (!state || state.providerRefundId !== id)
+      throw new ProviderError(
+        'flutterwave',
+        'bad_response',
+        'Flutterwave answered the refund lookup without that refund',
+        {
+          providerHttpStatus: res.status,
+        },
+      );
+    return state;
+  }
+
+  /**
+   * GET /v3/refunds?from=YYYY-MM-DD&page=n (newest first, paged): this account's refunds since
+   * `from` (a day, UTC). Used to find a refund whose submission answer was lost.
+   */
+  async listRefunds(
+    q: { from: string; page: number },
+    currency: string,
+  ): Promise<{ refunds: FlwRefundState[]; totalPages: number }> {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(q.from)) throw new ValidationFailedError('from must be a YYYY-MM-DD day');
+    if (!Number.isInteger(q.page) || q.page < 1)
+      throw new ValidationFailedError('page must be a positive whole number');
+    const res = await this.http.send({
+      method: 'GET',
+      path: `/v3/refunds?from=${q.from}&page=${q.page}`,
+      headers: this.auth(),
+      what: 'refund list',
+    });
+    const env = isPlainObject(res.json) ? res.json : undefined;
+    if (!this.isSuccess(res, env) || !Array.isArray(env!.data)) throw this.failure(res, env, 'refund list');
+    const refunds = (env!.data as unknown[])
+      .map((d) => readFlwRefund(d, currency))
+      .filter((r): r is FlwRefundState => r !== undefined);
+    const meta = isPlainObject(env!.meta) && isPlainObject(env!.meta.page_info) ? env!.meta.page_info : undefined;
+    const totalPages =
+      typeof meta?.total_pages === 'number' && Number.isInteger(meta.total_pages) ? meta.total_pages : 1;
+    return { refunds, totalPages };
   }
 
   // ---------------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ import { SharedLookups } from '../../shared-lookup';
 import { ProviderPaymentService, ProviderServicesRegistry, StoredNotification } from '../../provider-services.registry';
 import { formatMinor } from '../amount';
 import { FlutterwaveAccountKind } from './flutterwave.account';
+import { FLUTTERWAVE_PROVIDER } from './flutterwave.constants';
+import { FlutterwaveRefunds } from './flutterwave.refunds';
 import { FlutterwaveProvider } from './flutterwave.provider';
 import type { InitiateRequest, Notification, StatusResult } from '../payment-provider';
 import { ProviderError } from '../provider-errors';
@@ -53,7 +55,7 @@ import {
 } from './flutterwave.helpers';
 
 /** The adapter, or null when Flutterwave is switched off on this instance. */
-export const FLUTTERWAVE_PROVIDER = Symbol('FLUTTERWAVE_PROVIDER');
+export { FLUTTERWAVE_PROVIDER };
 
 const LABEL = 'Flutterwave';
 export const CHECKOUT_EXPIRED = 'CHECKOUT_EXPIRED';
@@ -102,6 +104,7 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
     @Inject(FLUTTERWAVE_PROVIDER) private readonly flw: FlutterwaveProvider | null,
     private readonly accounts: MerchantAccountsService,
     private readonly kind: FlutterwaveAccountKind,
+    private readonly refunds: FlutterwaveRefunds,
   ) {
     this.lookups = new SharedLookups((id, at) => this.repo.recordLookupAnswered(id, at));
   }
@@ -627,8 +630,11 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
         401,
       );
     }
-    const inboxId = await this.repo.insertCallback({ ...row, verified: true });
-    this.runInBackground(this.processNotification(inboxId, n, 'flutterwave:webhook'));
+    const refund = n.eventType === 'refund';
+    const inboxId = await this.repo.insertCallback({ ...row, verified: true, kind: refund ? 'refund_webhook' : null });
+    this.runInBackground(
+      this.processNotification(inboxId, n, refund ? 'flutterwave:refund-webhook' : 'flutterwave:webhook'),
+    );
   }
 
   /**
@@ -692,8 +698,8 @@ export class FlutterwaveService implements ProviderPaymentService, OnModuleInit,
   }
 
   private async settleFromNotification(n: Notification, actor: string, inboxId: bigint): Promise<string> {
-    if (n.eventType === 'refund') return 'ignored_refund';
     const p = await this.paymentNamedBy(n);
+    if (p && n.eventType === 'refund') return this.refunds.handleWebhook(p, n.raw, actor);
     if (!p) {
       this.logger.warn(
         { inboxId: inboxId.toString(), reference: n.reference, transactionId: n.providerRef },

@@ -11,6 +11,7 @@ import type { PesapalProvider } from './pesapal.provider';
 import { createPesapalProvider, ipnOptionsFor, PesapalIpnService } from './pesapal-ipn.service';
 import { PESAPAL_IPN, PESAPAL_PROVIDER } from './pesapal.constants';
 import { PesapalController, PesapalEnabledGuard } from './pesapal.controller';
+import { PesapalRefunds } from './pesapal.refunds';
 import { PesapalService } from './pesapal.service';
 import { ProviderSettingsRepository } from './provider-settings.repository';
 
@@ -51,6 +52,7 @@ import { ProviderSettingsRepository } from './provider-settings.repository';
       ) => new PesapalAccountKind(config, settings, provider && ipn ? { provider, ipn } : null),
     },
     PesapalService,
+    PesapalRefunds,
     PesapalEnabledGuard,
   ],
   exports: [PesapalService],

@@ -25,7 +25,8 @@ import {
   OutcomeReport,
   PaymentLifecycle,
 } from '../../payment-lifecycle.service';
-import { isInFlight } from '../../payment-status';
+import { holdsMoney, isInFlight } from '../../payment-status';
+import { RefundsService } from '../../refunds.service';
 import type { PaymentResponseDto } from '../../payments.dto';
 import { PaymentsRepository } from '../../payments.repository';
 import { reconcileLook, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from '../../reconcile';
@@ -106,9 +107,11 @@ type Via = { actor: string; source: OutcomeReport['source'] };
  * Status mapping: 0 INVALID → still open (until the checkout window ends, then CancelOrder and
  * 'expired' CHECKOUT_EXPIRED); 1 COMPLETED → 'completed' only when reference, tracking id, amount and
  * currency match (else review; on a payment already closed: review PAID_AFTER_CLOSE); 2 FAILED →
- * CancelOrder (the page would accept another try) then 'failed'; 3 REVERSED → on a completed payment
- * an audit event and statusReason REVERSED_AT_PROVIDER (status and order stay paid; a person handles
- * the refund/chargeback), on an open one 'failed' REVERSED_AT_PROVIDER.
+ * CancelOrder (the page would accept another try) then 'failed'; 3 REVERSED → on a payment that held
+ * money, its open refund of ours succeeded (pesapal.refunds.ts sent it; approving it reversed the
+ * payment), or, when nobody here asked, a provider-reported refund of the whole payment (a chargeback
+ * or a refund made at Pesapal); a completed payment also gets an audit event and statusReason
+ * REVERSED_AT_PROVIDER (its status stays completed); on an open one 'failed' REVERSED_AT_PROVIDER.
  */
 @Injectable()
 export class PesapalService
@@ -130,6 +133,7 @@ export class PesapalService
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly accounts: MerchantAccountsService,
     private readonly kind: PesapalAccountKind,
+    private readonly refunds: RefundsService,
   ) {
     this.lookups = new SharedLookups((id, at) => this.repo.recordLookupAnswered(id, at));
   }
@@ -958,6 +962,9 @@ export class PesapalService
       );
       return failed ? 'failed_reversed' : 'duplicate';
     }
+    // The money went back: settle the refund of ours it answers, or record the reversal as a refund
+    // Pesapal made on its own — before the payment is marked, so a failure here is retried by Pesapal.
+    const refund = await this.settleRefundOnReversal(fresh, s, via);
     const recorded = await this.repo.transaction(async (tx) => {
       const locked = await this.repo.lock(tx, p.id);
       if (!locked || locked.status !== 'completed' || locked.statusReason === REVERSED_AT_PROVIDER) return false;
@@ -987,12 +994,66 @@ export class PesapalService
       );
       return true;
     });
-    if (recorded)
+    if (recorded && refund === 'ours')
+      this.logger.log(
+        { paymentId: p.id, orderId: p.orderId },
+        'Pesapal reversed a payment: our refund of it succeeded',
+      );
+    else if (recorded || refund === 'reported')
       this.logger.warn(
         { paymentId: p.id, orderId: p.orderId },
-        'Pesapal reversed a completed payment (refund or chargeback); the order stays paid, a person must follow up',
+        'Pesapal reversed a payment nobody here asked to refund (chargeback or a refund made at Pesapal); recorded as a refund',
       );
-    return recorded ? 'reversal_recorded' : 'duplicate';
+    return recorded || refund !== 'none' ? 'reversal_recorded' : 'duplicate';
+  }
+
+  /**
+   * Pesapal's REVERSED on a payment that held money: its one refund of ours that is not final (or
+   * in review) succeeded — Pesapal allows one refund per payment, and approving it is what
+   * reverses the payment. No refund of ours and none succeeded: a chargeback or a refund made in
+   * Pesapal's dashboard, recorded once (keyed by the order tracking id) as a provider-reported
+   * refund of the whole payment. Returns what it did.
+   */
+  private async settleRefundOnReversal(p: Payment, s: StatusResult, via: Via): Promise<'ours' | 'reported' | 'none'> {
+    if (!holdsMoney(p)) return 'none';
+    const refunds = await this.refunds.listForPayment(p.id);
+    const open = refunds.filter(
+      (r) => r.source !== 'provider' && ['requested', 'pending', 'unknown', 'review'].includes(r.status),
+    );
+    const code = statusCodeOf(s.raw) ?? undefined;
+    if (open.length > 0) {
+      let changed = false;
+      for (const r of open) {
+        const applied = await this.refunds.applyReport(
+          r.id,
+          {
+            status: 'succeeded',
+            ...(code ? { providerCode: code } : {}),
+            message: 'Pesapal reports the payment reversed: the refund was approved',
+          },
+          via.actor,
+        );
+        changed ||= applied.changed;
+      }
+      return changed ? 'ours' : 'none';
+    }
+    if (refunds.some((r) => r.status === 'succeeded')) return 'none';
+    const trackingId = s.providerRef ?? p.providerTransactionId ?? p.id;
+    await this.refunds.recordProviderReported(
+      p,
+      {
+        amountMinor: p.amountMinor,
+        providerRefundId: `reversed:${trackingId}`,
+        message:
+          `Pesapal reversed this payment without a refund requested here (${s.description ?? 'refund or chargeback'})`.slice(
+            0,
+            500,
+          ),
+        reason: REVERSED_AT_PROVIDER,
+      },
+      via.actor,
+    );
+    return 'reported';
   }
 
   /** "Not paid yet" for a payment without a tracking id (init outcome unknown): link it now that Pesapal confirmed it is ours. */
@@ -1032,10 +1093,13 @@ function isOpen(p: Payment): boolean {
  * Whether Pesapal may still report something that changes this payment: an open one; a
  * completed one (a refund or chargeback: REVERSED); a failed one (a page whose cancellation
  * Pesapal refused can still take the money: PAID_AFTER_CLOSE). Not: expired (cancelled at
- * Pesapal first), already reversed, in review for a person (other than OUTCOME_UNKNOWN).
+ * Pesapal first), already reversed, in review for a person (other than OUTCOME_UNKNOWN, or one
+ * resolved by a refund, whose approval shows as REVERSED).
  */
 function mayStillChange(p: Payment): boolean {
   if (isOpen(p)) return true;
+  // In review and resolved by a refund: Pesapal's approval of it shows as REVERSED.
+  if (p.status === 'review' && p.resolution === 'refunded') return true;
   return (p.status === 'completed' || p.status === 'failed') && p.statusReason !== REVERSED_AT_PROVIDER;
 }
 
