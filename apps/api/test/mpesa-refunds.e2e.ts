@@ -345,6 +345,31 @@ describe('M-Pesa refunds (reversals), end to end', () => {
     expect(other.status).toBe(404);
   });
 
+  it('a refund whose request died before sending (still requested): Transaction Status by receipt first, then it is sent once and succeeds', async () => {
+    const p = await paidPayment(115);
+    const id = '0b6a2c1e-3f4d-4e5a-8b7c-9d0e1f2a3b4c';
+    // What a process that died between committing the refund and sending it leaves behind.
+    await t.db
+      .execute(sql`insert into refunds (id, payment_id, shop_id, order_id, provider, amount_minor, currency, status, reason, source, requested_by, next_check_at, created_at)
+      select ${id}::uuid, id, shop_id, order_id, provider, amount_minor, currency, 'requested', 'Customer returned the item', 'request', 'user:mgr-1', now(), now() - interval '10 minutes'
+      from payments where id = ${p.paymentId}`);
+    const before = t.sim.reversals().filter((r) => r.request.TransactionID === p.receipt).length;
+    expect(before).toBe(0);
+    await reconcile(); // asks by the payment's receipt: completed, no reversal → proof
+    await waitFor(async () => {
+      const pd = await rows<{ proof: string | null }>(
+        sql`select provider_data->>'resubmitProofFor' as proof from refunds where id = ${id}`,
+      );
+      return pd[0].proof === '0';
+    });
+    expect(t.sim.statusQueries().filter((q) => q.request.TransactionID === p.receipt).length).toBeGreaterThan(0);
+    expect(t.sim.reversals().filter((r) => r.request.TransactionID === p.receipt)).toHaveLength(0);
+    await reconcile(); // now sends it
+    const r = await settled(id);
+    expect(r.status).toBe('succeeded');
+    expect(t.sim.reversals().filter((x) => x.request.TransactionID === p.receipt)).toHaveLength(1);
+  });
+
   it('a cashier may not refund', async () => {
     const p = await paidPayment(60);
     const res = await t

@@ -126,8 +126,9 @@ export class MpesaRefundService implements RefundProviderService {
     const { refund } = ctx;
     const pd = mpesaRefundData(refund);
     const sent = pd.reversalsSent ?? 0;
-    // Proof that the latest reversal never happened (a status answer asked after its wait): send again.
-    if (refund.status !== 'review' && pd.resubmitProofFor === sent && sent > 0) return this.sendReversal(ctx, true);
+    // Proof that the latest reversal never happened (a status answer asked after its wait): send it
+    // again, or for the first time when the request sending it died before anything was recorded.
+    if (refund.status !== 'review' && pd.resubmitProofFor === sent) return this.sendReversal(ctx, sent > 0);
     const sentAt = this.reversalSentAt(refund);
     const waitUntil = sentAt + this.options.reversalWaitSeconds * 1000;
     const now = Date.now();
