@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { ReconcilerService } from '../src/payments/reconciler.service';
-import { RefundsService } from '../src/payments/refunds.service';
+import { RefundReconciler } from '../src/payments/refund-reconciler.service';
 import { startWithAllProviders, type AllProviders } from './helpers/all-providers';
 import { waitFor } from './helpers/test-app';
 
@@ -273,7 +273,7 @@ describe('Card refunds: Flutterwave and Pesapal through HTTP', () => {
     const sent = flwRefundPosts();
     expect(all.flw.refunds().filter((r) => r.txId === p.transactionId)).toHaveLength(1);
     await all.t.db.execute(sql`update refunds set next_check_at = now() where id = ${res.body.refundId}`);
-    await all.t.app.get(RefundsService).reconcileDue(10);
+    await all.t.app.get(RefundReconciler).reconcileDue(10);
     const settled = await refundRow(res.body.refundId);
     expect(settled).toMatchObject({ status: 'succeeded', amount: 150 });
     expect(settled.providerRefundId).toBe(String(all.flw.refunds().find((r) => r.txId === p.transactionId)!.id));
@@ -343,7 +343,7 @@ describe('Card refunds: Flutterwave and Pesapal through HTTP', () => {
     all.pesapal.setFaults({ ipns: { drop: true } });
     await all.pesapal.decideRefund(p.orderTrackingId, 'approve');
     await all.t.db.execute(sql`update refunds set next_check_at = now() where id = ${res.body.refundId}`);
-    await all.t.app.get(RefundsService).reconcileDue(10);
+    await all.t.app.get(RefundReconciler).reconcileDue(10);
     expect(await refundRow(res.body.refundId)).toMatchObject({ status: 'succeeded' });
   });
 
@@ -353,7 +353,7 @@ describe('Card refunds: Flutterwave and Pesapal through HTTP', () => {
     await all.pesapal.decideRefund(p.orderTrackingId, 'reject');
     const calls = pesapalRefundCalls();
     await all.t.db.execute(sql`update refunds set next_check_at = now() where id = ${res.body.refundId}`);
-    await all.t.app.get(RefundsService).reconcileDue(10);
+    await all.t.app.get(RefundReconciler).reconcileDue(10);
     expect(await refundRow(res.body.refundId)).toMatchObject({ status: 'pending', statusReason: 'AWAITING_APPROVAL' });
     expect(pesapalRefundCalls()).toBe(calls);
   });
@@ -367,7 +367,7 @@ describe('Card refunds: Flutterwave and Pesapal through HTTP', () => {
     all.pesapal.setFaults({});
     const calls = pesapalRefundCalls();
     await all.t.db.execute(sql`update refunds set next_check_at = now() where id = ${res.body.refundId}`);
-    await all.t.app.get(RefundsService).reconcileDue(10);
+    await all.t.app.get(RefundReconciler).reconcileDue(10);
     expect(await refundRow(res.body.refundId)).toMatchObject({ status: 'unknown' });
     expect(pesapalRefundCalls()).toBe(calls);
     await all.pesapal.decideRefund(p.orderTrackingId, 'approve');

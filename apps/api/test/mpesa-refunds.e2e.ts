@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { REPO_ROOT } from '../src/config/app-config';
 import { PaymentOperationsService } from '../src/payments/payment-operations.service';
 import { ReconcilerService } from '../src/payments/reconciler.service';
-import { RefundsService } from '../src/payments/refunds.service';
+import { RefundReconciler } from '../src/payments/refund-reconciler.service';
 import { startExtraTestApp, startTestApp, TestApp, waitFor } from './helpers/test-app';
 
 /** M-Pesa refunds through HTTP: the real app, Postgres and the Daraja simulator's Reversal / Transaction Status. */
@@ -10,7 +10,6 @@ describe('M-Pesa refunds (reversals), end to end', () => {
   let t: TestApp;
   let cashier: string;
   let manager: string;
-  let refunds: RefundsService;
   let n = 0;
 
   beforeAll(async () => {
@@ -21,7 +20,6 @@ describe('M-Pesa refunds (reversals), end to end', () => {
     });
     cashier = `Bearer ${t.token()}`;
     manager = `Bearer ${t.token('shop-1', 'manager', 'mgr-1')}`;
-    refunds = t.app.get(RefundsService);
   });
   afterAll(() => t.close());
 
@@ -68,7 +66,7 @@ describe('M-Pesa refunds (reversals), end to end', () => {
   /** Makes every open refund due and runs one reconciler pass over refunds. */
   async function reconcile() {
     await t.db.execute(sql`update refunds set next_check_at = now() where status in ('requested','pending','unknown')`);
-    return refunds.reconcileDue(50);
+    return t.app.get(RefundReconciler).reconcileDue(50);
   }
 
   it('a full reversal: pending, then succeeded with the reversal receipt; the order shows it refunded', async () => {

@@ -14,6 +14,7 @@ import type { PaymentLifecycle } from '../src/payments/payment-lifecycle.service
 import type { PaymentsRepository } from '../src/payments/payments.repository';
 import { ProviderError } from '../src/payments/providers/provider-errors';
 import { RefundProvidersRegistry } from '../src/payments/refund-providers.registry';
+import { RefundReconciler } from '../src/payments/refund-reconciler.service';
 import { RefundsRepository } from '../src/payments/refunds.repository';
 import { RefundsService } from '../src/payments/refunds.service';
 import {
@@ -70,6 +71,7 @@ let ordersService: OrdersService;
 let lifecycle: PaymentLifecycle;
 let config: AppConfig;
 let refunds: RefundsService;
+let reconciler: RefundReconciler;
 let provider: ScriptedProvider;
 let n = 0;
 
@@ -88,6 +90,7 @@ beforeEach(async () => {
   registry.register(provider);
   const accounts = { resolveForExisting: async () => ACCOUNT } as unknown as MerchantAccountsService;
   refunds = new RefundsService(new RefundsRepository(db), repo, lifecycle, registry, accounts, ordersService, config);
+  reconciler = new RefundReconciler(new RefundsRepository(db), repo, refunds, registry, accounts, config);
 });
 afterAll(async () => {
   await tdb?.dispose();
@@ -312,13 +315,13 @@ describe('the reconciler', () => {
     await makeDue(b!.id);
     provider.onLook = async (ctx) =>
       ctx.refund.id === a!.id ? { status: 'succeeded', amountMinor: 1_000n } : { status: 'pending' };
-    let tick = await refunds.reconcileDue(10);
+    let tick = await reconciler.reconcileDue(10);
     expect(tick).toMatchObject({ refundsChecked: 2, actions: { settled: 1, still_open: 1 } });
     // Not due again until its next look.
-    expect((await refunds.reconcileDue(10)).refundsChecked).toBe(0);
+    expect((await reconciler.reconcileDue(10)).refundsChecked).toBe(0);
     for (let i = 0; i < 3; i++) {
       await makeDue(b!.id);
-      tick = await refunds.reconcileDue(10);
+      tick = await reconciler.reconcileDue(10);
     }
     expect(tick.actions).toEqual({ moved_to_review: 1 });
     const parked = (await refundRows(p.id)).find((r) => r.id === b!.id)!;
@@ -333,10 +336,10 @@ describe('the reconciler', () => {
     await new Promise((r) => setTimeout(r, 200));
     const [r] = await refundRows(p.id);
     expect(r!.status).toBe('requested');
-    expect((await refunds.reconcileDue(10)).refundsChecked).toBe(0); // its lease holds
+    expect((await reconciler.reconcileDue(10)).refundsChecked).toBe(0); // its lease holds
     await makeDue(r!.id);
     provider.onLook = async () => ({ status: 'failed', reason: 'NEVER_RECEIVED', message: 'no such reversal' });
-    await refunds.reconcileDue(10);
+    await reconciler.reconcileDue(10);
     expect((await refundRows(p.id))[0]).toMatchObject({ status: 'failed', statusReason: 'NEVER_RECEIVED' });
     expect(provider.submits).toHaveLength(1);
   });

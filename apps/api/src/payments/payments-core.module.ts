@@ -11,6 +11,7 @@ import { ReconcilerService } from './reconciler.service';
 import { RefundProvidersRegistry } from './refund-providers.registry';
 import { RefundsRepository } from './refunds.repository';
 import { RefundsService } from './refunds.service';
+import { RefundReconciler } from './refund-reconciler.service';
 
 /**
  * What every provider shares: the payments table (PaymentsRepository), the outcome core
@@ -33,6 +34,7 @@ import { RefundsService } from './refunds.service';
     RefundProvidersRegistry,
     RefundsRepository,
     RefundsService,
+    RefundReconciler,
   ],
   exports: [
     PaymentsRepository,
@@ -46,6 +48,7 @@ import { RefundsService } from './refunds.service';
     RefundProvidersRegistry,
     RefundsRepository,
     RefundsService,
+    RefundReconciler,
   ],
 })
 export class PaymentsCoreModule {}

@@ -6,7 +6,7 @@ import { APP_CONFIG } from '../config/config.module';
 import { PaymentsRepository } from './payments.repository';
 import { PaymentOperationsService } from './payment-operations.service';
 import type { ReconcileAction } from './reconcile';
-import { RefundsService } from './refunds.service';
+import { RefundReconciler } from './refund-reconciler.service';
 
 export interface ReconcileTickReport {
   callbacksReplayed: number;
@@ -14,7 +14,7 @@ export interface ReconcileTickReport {
   callbacksDeleted: number;
   paymentsChecked: number;
   actions: Partial<Record<ReconcileAction, number>>;
-  /** open refunds looked at (RefundsService.reconcileDue) */
+  /** open refunds looked at (RefundReconciler.reconcileDue) */
   refundsChecked: number;
   refundActions: Partial<Record<string, number>>;
 }
@@ -70,7 +70,7 @@ export class ReconcilerService implements OnApplicationBootstrap, BeforeApplicat
   constructor(
     private readonly repo: PaymentsRepository,
     private readonly payments: PaymentOperationsService,
-    private readonly refunds: RefundsService,
+    private readonly refunds: RefundReconciler,
     private readonly scheduler: SchedulerRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}

@@ -17,6 +17,7 @@ import {
   ResolveReviewDto,
   ReviewResolutionDto,
 } from './refunds.dto';
+import { RefundReconciler } from './refund-reconciler.service';
 import { RefundsService } from './refunds.service';
 
 /** Money back, for a shop's manager or admin (never a cashier), own shop only. */
@@ -25,7 +26,10 @@ import { RefundsService } from './refunds.service';
 @UseGuards(JwtAuthGuard)
 @Controller()
 export class RefundsController {
-  constructor(private readonly refunds: RefundsService) {}
+  constructor(
+    private readonly refunds: RefundsService,
+    private readonly reconciler: RefundReconciler,
+  ) {}
 
   @Post('payments/:id/refunds')
   @Roles('manager', 'admin')
@@ -96,7 +100,7 @@ export class RefundsController {
   @ApiOkResponse({ type: RefundReconcileDto })
   @ApiErrors(400, 401, 403, 404)
   reconcile(@CurrentUser() user: AuthUser, @Param() p: RefundIdParam): Promise<RefundReconcileDto> {
-    return this.refunds.reconcileNow(user, p.refundId);
+    return this.reconciler.reconcileNow(user, p.refundId);
   }
 
   @Post('payments/:id/resolve')

@@ -18,7 +18,6 @@ import type { PaymentResponseDto } from './payments.dto';
 import { PaymentsRepository } from './payments.repository';
 import type { ProviderName } from './providers/payment-provider';
 import { ProviderError } from './providers/provider-errors';
-import { reconcileBackoffSeconds } from './reconcile';
 import { RefundProvidersRegistry } from './refund-providers.registry';
 import { RefundsRepository } from './refunds.repository';
 import {
@@ -26,7 +25,6 @@ import {
   COUNTED_REFUND_STATUSES,
   FINAL_REFUND_STATUSES,
   REFUND_AMOUNT_MISMATCH,
-  REFUND_GAVE_UP,
   type RefundProviderService,
   type RefundReport,
   type RefundStatus,
@@ -67,11 +65,6 @@ export interface ReviewResolutionInput {
   note: string;
   /** accept: the order the money is kept against (default: the payment's own order). */
   orderId?: string;
-}
-
-export interface RefundTickReport {
-  refundsChecked: number;
-  actions: Partial<Record<string, number>>;
 }
 
 /** Seconds a `requested` refund is left to the request sending it before the reconciler takes it over. */
@@ -164,18 +157,11 @@ export class RefundsService {
     const payment = await this.payments.findForShop(user.shopId, paymentId);
     if (!payment) throw new NotFoundError('Payment', { paymentId });
     const { provider, account } = await this.prepare(payment, input);
-    let refund: Refund;
-    try {
-      refund = await this.repo.transaction((tx) =>
-        this.insertRequested(tx, payment.id, user, input, provider, account, 'request', idempotencyKey, requestHash),
-      );
-    } catch (err) {
-      if (idempotencyKey && pgErrorCode(err) === UNIQUE_VIOLATION) {
-        const replay = await this.replay(user.shopId, idempotencyKey, requestHash);
-        if (replay) return replay;
-      }
-      throw err;
-    }
+    const written = await this.writeOrReplay(user, idempotencyKey, requestHash, (tx) =>
+      this.insertRequested(tx, payment.id, user, input, provider, account, 'request', idempotencyKey, requestHash),
+    );
+    if (!('id' in written)) return written;
+    const refund = written;
     const sent = await this.send(refund, payment, account, provider, `user:${user.sub}`);
     const result: HttpResult<RefundResponse> = { status: 201, body: toRefundResponse(sent) };
     if (idempotencyKey) await this.payments.storeIdempotentResponse(user.shopId, idempotencyKey, 201, result.body);
@@ -226,9 +212,7 @@ export class RefundsService {
     if (!p) throw new NotFoundError('Payment', { paymentId });
     refuseUnlessRefundable(p);
     const others = await this.repo.listForPayment(p.id, tx);
-    const counted = others
-      .filter((r) => (COUNTED_REFUND_STATUSES as readonly string[]).includes(r.status))
-      .reduce((sum, r) => sum + r.amountMinor, 0n);
+    const counted = countedMinor(others);
     const refundable = p.amountMinor - counted;
     if (refundable <= 0n)
       throw new ConflictError(
@@ -313,6 +297,27 @@ export class RefundsService {
         );
     }
     return (await this.applyReport(refund.id, report, actor)).refund;
+  }
+
+  /**
+   * Runs the transaction writing a refund and its Idempotency-Key; a request that lost the race for
+   * the same key gets the winner's answer (or IDEMPOTENCY_REQUEST_IN_PROGRESS) instead of an error.
+   */
+  private async writeOrReplay(
+    user: AuthUser,
+    idempotencyKey: string | undefined,
+    requestHash: string,
+    write: (tx: Tx) => Promise<Refund>,
+  ): Promise<Refund | HttpResult> {
+    try {
+      return await this.repo.transaction(write);
+    } catch (err) {
+      if (idempotencyKey && pgErrorCode(err) === UNIQUE_VIOLATION) {
+        const replay = await this.replay(user.shopId, idempotencyKey, requestHash);
+        if (replay) return replay;
+      }
+      throw err;
+    }
   }
 
   private async replay(shopId: string, key: string, requestHash: string): Promise<HttpResult | null> {
@@ -477,9 +482,7 @@ export class RefundsService {
       return await this.repo.transaction(async (tx) => {
         const p = (await this.payments.lock(tx, payment.id)) ?? payment;
         const others = await this.repo.listForPayment(p.id, tx);
-        const counted = others
-          .filter((r) => (COUNTED_REFUND_STATUSES as readonly string[]).includes(r.status))
-          .reduce((sum, r) => sum + r.amountMinor, 0n);
+        const counted = countedMinor(others);
         const over = counted + input.amountMinor > p.amountMinor;
         const refund = await this.repo.insert(
           {
@@ -526,136 +529,6 @@ export class RefundsService {
       const r = await this.repo.findByProviderRefundId(payment.provider, input.providerRefundId);
       if (!r) throw err;
       return r;
-    }
-  }
-
-  // ---------------------------------------------------------------- the reconciler
-
-  /**
-   * One pass over due open refunds (claimed with SKIP LOCKED and a lease): each is looked at by its
-   * provider and the answer applied; after REFUND_MAX_LOOKS looks without a final answer it goes to
-   * review (a person must look: it may have paid out, so it still counts against the payment).
-   */
-  async reconcileDue(limit: number): Promise<RefundTickReport> {
-    const rc = this.config.reconciler;
-    const due = await this.repo.claimDue(limit, rc.leaseSeconds);
-    const report: RefundTickReport = { refundsChecked: 0, actions: {} };
-    for (const r of due) {
-      let action: string;
-      try {
-        action = await this.look(r);
-      } catch (err) {
-        action = 'error';
-        this.logger.error(
-          { refundId: r.id, err: safeError(err) },
-          'reconciling a refund failed; retried after the lease',
-        );
-      }
-      report.actions[action] = (report.actions[action] ?? 0) + 1;
-      report.refundsChecked++;
-    }
-    return report;
-  }
-
-  /** One look at a claimed refund. Returns what happened (for the pass's report). */
-  async look(r: Refund): Promise<string> {
-    const rc = this.config.reconciler;
-    const provider = this.registry.get(r.provider);
-    if (!provider) {
-      // Switched off on this instance: leave it to one that has it.
-      await this.repo.schedule(r.id, rc.leaseSeconds, false);
-      return 'deferred';
-    }
-    if (r.reconcileAttempts >= rc.refundMaxLooks) {
-      await this.toReview(
-        r.id,
-        REFUND_GAVE_UP,
-        `No final answer from ${r.provider} after ${r.reconcileAttempts} looks: check with the provider whether the money went back, then settle it there`,
-      );
-      return 'moved_to_review';
-    }
-    const payment = await this.paymentOf(r);
-    const account = await this.accounts.resolveForExisting(r.merchantAccountId, r.provider as ProviderName);
-    let report: RefundReport;
-    try {
-      report = await provider.look({ refund: r, payment, account });
-    } catch (err) {
-      const backoff = reconcileBackoffSeconds(r.reconcileAttempts + 1, rc.backoffBaseSeconds, rc.backoffMaxSeconds);
-      this.logger.warn(
-        { refundId: r.id, err: safeError(err), backoffSeconds: backoff },
-        'asking about a refund failed; backing off',
-      );
-      await this.repo.schedule(r.id, backoff, true);
-      return 'provider_error';
-    }
-    const backoff = reconcileBackoffSeconds(r.reconcileAttempts + 1, rc.backoffBaseSeconds, rc.backoffMaxSeconds);
-    const { refund } = await this.applyReport(
-      r.id,
-      { ...report, nextLookSeconds: report.nextLookSeconds ?? backoff },
-      `system:reconciler`,
-    );
-    if ((FINAL_REFUND_STATUSES as readonly string[]).includes(refund.status)) return 'settled';
-    if (refund.status === 'review') return 'moved_to_review';
-    await this.repo.schedule(r.id, report.nextLookSeconds ?? backoff, true);
-    return 'still_open';
-  }
-
-  /** Parks an open refund for a person (the reconciler gave up): still counted against the payment. */
-  private async toReview(refundId: string, reason: string, message: string): Promise<void> {
-    await this.repo.transaction(async (tx) => {
-      const r = await this.repo.lock(tx, refundId);
-      if (!r || !canRefundTransition(r.status, 'review')) return;
-      await this.repo.update(
-        r.id,
-        { status: 'review', statusReason: reason, resultDesc: message, nextCheckAt: null },
-        tx,
-      );
-      await this.payments.insertEvent(
-        {
-          paymentId: r.paymentId,
-          type: 'refund_status_changed',
-          fromStatus: r.status,
-          toStatus: 'review',
-          actor: 'system:reconciler',
-          data: { refundId: r.id, reason },
-        },
-        tx,
-      );
-      this.logger.warn({ refundId: r.id, reason }, 'refund moved to review');
-    });
-  }
-
-  /** A manager asks about one refund now (its provider's look, whatever its schedule). */
-  async reconcileNow(user: AuthUser, refundId: string): Promise<{ refund: RefundResponse; action: string }> {
-    const r = await this.repo.findForShop(user.shopId, refundId);
-    if (!r) throw new NotFoundError('Refund', { refundId });
-    if ((FINAL_REFUND_STATUSES as readonly string[]).includes(r.status))
-      return { refund: toRefundResponse(r), action: 'already_final' };
-    await this.payments.insertEvent({
-      paymentId: r.paymentId,
-      type: 'refund_reconcile_requested',
-      actor: `user:${user.sub}`,
-      data: { refundId: r.id, status: r.status },
-    });
-    const action = r.status === 'review' ? await this.lookInReview(r) : await this.look(r);
-    return { refund: toRefundResponse((await this.repo.findById(r.id)) ?? r), action };
-  }
-
-  /** A refund in review is asked about too (its truth may settle it), never sent again. */
-  private async lookInReview(r: Refund): Promise<string> {
-    const provider = this.registry.get(r.provider);
-    if (!provider) return 'deferred';
-    const payment = await this.paymentOf(r);
-    const account = await this.accounts.resolveForExisting(r.merchantAccountId, r.provider as ProviderName);
-    try {
-      const report = await provider.look({ refund: r, payment, account });
-      // A final answer settles it; any other keeps what it adds (e.g. the id of the status query
-      // whose result, arriving later, settles it) and leaves it in review.
-      const { refund } = await this.applyReport(r.id, report, 'system:reconcile-now');
-      return (FINAL_REFUND_STATUSES as readonly string[]).includes(refund.status) ? 'settled' : 'still_open';
-    } catch (err) {
-      this.logger.warn({ refundId: r.id, err: safeError(err) }, 'asking about a refund in review failed');
-      return 'provider_error';
     }
   }
 
@@ -707,32 +580,25 @@ export class RefundsService {
       if (replay) return replay;
     }
     const { provider, account } = await this.prepare(p, {});
-    let refund: Refund;
-    try {
-      refund = await this.repo.transaction(async (tx) => {
-        const created = await this.insertRequested(
-          tx,
-          p.id,
-          user,
-          { reason: input.note },
-          provider,
-          account,
-          'review',
-          idempotencyKey,
-          requestHash,
-        );
-        const locked = (await this.payments.lock(tx, p.id))!;
-        refuseUnlessOpenReview(locked);
-        await this.markResolved(tx, locked, user, 'refunded', input.note, { refundId: created.id });
-        return created;
-      });
-    } catch (err) {
-      if (idempotencyKey && pgErrorCode(err) === UNIQUE_VIOLATION) {
-        const replay = await this.replay(user.shopId, idempotencyKey, requestHash);
-        if (replay) return replay;
-      }
-      throw err;
-    }
+    const written = await this.writeOrReplay(user, idempotencyKey, requestHash, async (tx) => {
+      const created = await this.insertRequested(
+        tx,
+        p.id,
+        user,
+        { reason: input.note },
+        provider,
+        account,
+        'review',
+        idempotencyKey,
+        requestHash,
+      );
+      const locked = (await this.payments.lock(tx, p.id))!;
+      refuseUnlessOpenReview(locked);
+      await this.markResolved(tx, locked, user, 'refunded', input.note, { refundId: created.id });
+      return created;
+    });
+    if (!('id' in written)) return written;
+    const refund = written;
     const sent = await this.send(refund, p, account, provider, `user:${user.sub}`);
     const fresh = (await this.payments.findById(p.id)) ?? p;
     const result = { status: 201, body: { payment: this.lifecycle.toResponse(fresh), refund: toRefundResponse(sent) } };
@@ -877,6 +743,13 @@ function failureReport(err: unknown): RefundReport {
     reason: 'SEND_FAILED',
     message: `The refund may or may not have reached the provider (${safeMessage(err).slice(0, 200)}); it is being checked`,
   };
+}
+
+/** What a payment's refunds have given back or may still give back (every status but failed). */
+function countedMinor(refunds: readonly Refund[]): bigint {
+  return refunds
+    .filter((r) => (COUNTED_REFUND_STATUSES as readonly string[]).includes(r.status))
+    .reduce((sum, r) => sum + r.amountMinor, 0n);
 }
 
 function fmt(minor: bigint, currency: string): string {
