@@ -116,7 +116,10 @@ const SILENT_PHONE = '254700000007';
         await waitUntil(
           'the token refresh transaction to sit idle while OAuth is slow',
           15_000,
-          async () => (await backendsInState(url(), 'idle in transaction')) > 0,
+          // The token refresh's transaction (its last statement read provider_tokens), idle for a
+          // moment: not the push's own insert caught between two statements on a busy machine.
+          async () =>
+            (await backendsInState(url(), 'idle in transaction', { queryLike: '%provider_tokens%', forMs: 300 })) > 0,
           { intervalMs: 50, failIf: () => (alive(a) ? undefined : `the API process exited:\n${a.output()}`) },
         );
         expect(await terminateBackends(url())).toBeGreaterThan(0);

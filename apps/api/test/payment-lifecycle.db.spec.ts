@@ -1766,6 +1766,8 @@ describe('toResponse', () => {
       updatedAt: m.updatedAt.toISOString(),
       completedAt: '2026-01-01T00:00:00.000Z',
       releasedAt: null,
+      resolution: null,
+      resolvedAt: null,
     });
     const c = await card(await order(), {
       providerTransactionId: 'TX-VIEW',
@@ -1796,6 +1798,8 @@ describe('toResponse', () => {
       updatedAt: c.updatedAt.toISOString(),
       completedAt: null,
       releasedAt: '2026-02-02T00:00:00.000Z',
+      resolution: null,
+      resolvedAt: null,
     });
   });
 });

@@ -40,6 +40,8 @@ describe('reconciler config', () => {
       giveUpAfterSeconds: 3600,
       inboxRetryAfterSeconds: 30,
       inboxRetentionDays: 30,
+      refundFirstLookSeconds: 120,
+      refundMaxLooks: 30,
     });
   });
   it('reports every bad value at once', () => {

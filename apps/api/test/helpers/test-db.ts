@@ -80,12 +80,17 @@ export function terminateBackends(url: string): Promise<number> {
 }
 
 /** Connections to the test database in `state`, e.g. 'idle in transaction'. */
-export function backendsInState(url: string, state: string): Promise<number> {
+export function backendsInState(
+  url: string,
+  state: string,
+  only: { queryLike?: string; forMs?: number } = {},
+): Promise<number> {
   const name = testDatabaseName(url);
   return withAdmin(async (c) => {
     const res = await c.query<{ n: number }>(
-      `select count(*)::int as n from pg_stat_activity where datname = $1 and pid <> pg_backend_pid() and state = $2`,
-      [name, state],
+      `select count(*)::int as n from pg_stat_activity where datname = $1 and pid <> pg_backend_pid() and state = $2
+         and ($3::text is null or query like $3) and now() - state_change >= make_interval(secs => $4::float8 / 1000)`,
+      [name, state, only.queryLike ?? null, only.forMs ?? 0],
     );
     return res.rows[0].n;
   });
