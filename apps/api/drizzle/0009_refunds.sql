@@ -20,6 +20,7 @@ CREATE TABLE "refunds" (
 	"submissions" integer DEFAULT 0 NOT NULL,
 	"reconcile_attempts" integer DEFAULT 0 NOT NULL,
 	"next_check_at" timestamp with time zone,
+	"claimed_until" timestamp with time zone,
 	"completed_at" timestamp with time zone,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,

@@ -318,7 +318,7 @@ describe('Card refunds: Flutterwave and Pesapal through HTTP', () => {
 
   const pesapalRefundCalls = () => all.pesapal.apiCalls().filter((c) => c.endpoint === 'refund').length;
 
-  it('Pesapal: a refund request is pending (received, not refunded); approval (REVERSED by IPN) makes it succeeded', async () => {
+  it('Pesapal: a partial refund request is pending (received, not refunded); the approval (REVERSED, of the whole payment) puts it in review, and a manager settles it', async () => {
     const p = await pesapalPaid(1200, 'Visa');
     const res = await refund(p.paymentId, { amount: 200 });
     expect(res.status).toBe(201);
@@ -329,7 +329,26 @@ describe('Card refunds: Flutterwave and Pesapal through HTTP', () => {
     await all.pesapal.decideRefund(p.orderTrackingId, 'approve');
     const ipns = await all.pesapal.waitForIpns(p.orderTrackingId, 2);
     expect(ipns[1].acknowledged).toBe(true);
-    expect(await refundRow(res.body.refundId)).toMatchObject({ status: 'succeeded' });
+    // Pesapal says the whole payment is reversed: an approved partial refund or a full chargeback.
+    expect(await refundRow(res.body.refundId)).toMatchObject({ status: 'review', statusReason: 'AMOUNT_MISMATCH' });
+    expect(await orderView(p.orderId)).toMatchObject({ status: 'paid', refunded: 0 });
+    const cashierSettle = await http()
+      .post(`/refunds/${res.body.refundId}/settle`)
+      .set('Authorization', `Bearer ${all.t.token()}`)
+      .send({ outcome: 'succeeded', note: 'Pesapal dashboard shows the 200 refund approved' });
+    expect(cashierSettle.status).toBe(403);
+    const settled = await http()
+      .post(`/refunds/${res.body.refundId}/settle`)
+      .set('Authorization', manager)
+      .send({ outcome: 'succeeded', note: 'Pesapal dashboard shows the 200 refund approved' });
+    expect(settled.status).toBe(200);
+    expect(settled.body).toMatchObject({ status: 'succeeded', statusReason: 'SETTLED_SUCCEEDED' });
+    const again = await http()
+      .post(`/refunds/${res.body.refundId}/settle`)
+      .set('Authorization', manager)
+      .send({ outcome: 'failed', note: 'changed my mind' });
+    expect(again.status).toBe(409);
+    expect(again.body.code).toBe('REFUND_NOT_IN_REVIEW');
     expect(await refundsOf(p.paymentId)).toHaveLength(1);
     expect(await orderView(p.orderId)).toMatchObject({ status: 'partially_refunded', paid: 1000, refunded: 200 });
     // The payment keeps its existing reversal record too.
@@ -361,7 +380,7 @@ describe('Card refunds: Flutterwave and Pesapal through HTTP', () => {
   it('Pesapal: a refund request whose answer is lost is unknown and never resent; the approval settles it', async () => {
     const p = await pesapalPaid(450, 'Visa');
     all.pesapal.setFaults({ latencyMs: { refund: 2500 } });
-    const res = await refund(p.paymentId, { amount: 50 });
+    const res = await refund(p.paymentId, {});
     expect(res.status).toBe(201);
     expect(res.body).toMatchObject({ status: 'unknown' });
     all.pesapal.setFaults({});
@@ -372,7 +391,7 @@ describe('Card refunds: Flutterwave and Pesapal through HTTP', () => {
     expect(pesapalRefundCalls()).toBe(calls);
     await all.pesapal.decideRefund(p.orderTrackingId, 'approve');
     await all.pesapal.waitForIpns(p.orderTrackingId, 2);
-    expect(await refundRow(res.body.refundId)).toMatchObject({ status: 'succeeded', amount: 50 });
+    expect(await refundRow(res.body.refundId)).toMatchObject({ status: 'succeeded', amount: 450 });
   });
 
   it('Pesapal: a second refund of a payment is refused before it is sent (422, nothing written, Pesapal saw no call)', async () => {

@@ -317,6 +317,89 @@ describe('M-Pesa refunds (reversals), end to end', () => {
     expect(order.body).toMatchObject({ paid: 0, refunded: 140 });
   });
 
+  /** A refund whose reversal hit the queue timeout and whose Transaction Status proved it never happened: one resend allowed. */
+  async function provedForResend(amount: number) {
+    const p = await paidPayment(amount);
+    t.sim.forceResult({ api: 'reversal', transactionId: p.receipt, delivery: 'queue_timeout' });
+    const res = await askRefund(p.paymentId);
+    await waitFor(async () => ((await readRefund(res.body.refundId)).status === 'unknown' ? true : undefined));
+    await reconcile();
+    await waitFor(async () => {
+      const pd = await rows<{ proof: string | null }>(
+        sql`select provider_data->>'resubmitProofFor' as proof from refunds where id = ${res.body.refundId}`,
+      );
+      return pd[0].proof === '1';
+    });
+    await t.db.execute(sql`update refunds set next_check_at = now() where id = ${res.body.refundId}`);
+    return { ...p, refundId: res.body.refundId as string };
+  }
+
+  it('review: reconcile-now pressed four times while the reconciler runs sends the one allowed resend once, and its success settles the refund', async () => {
+    const p = await provedForResend(135);
+    const sentFor = () => t.sim.reversals().filter((r) => r.request.TransactionID === p.receipt).length;
+    expect(sentFor()).toBe(1);
+    const press = () => t.http().post(`/refunds/${p.refundId}/reconcile`).set('Authorization', manager);
+    const answers = await Promise.all([
+      press(),
+      press(),
+      press(),
+      press(),
+      t.app.get(RefundReconciler).reconcileDue(50),
+    ]);
+    const actions = answers.slice(0, 4).map((a) => (a as { body: { action: string } }).body.action);
+    expect(actions.filter((a) => a !== 'in_progress').length).toBeLessThanOrEqual(1);
+    const r = await settled(p.refundId);
+    expect(r.status).toBe('succeeded');
+    expect(sentFor()).toBe(2);
+    // Later passes send nothing more.
+    await reconcile();
+    expect(sentFor()).toBe(2);
+  });
+
+  it('review: "already reversed" for a resend goes to review (nothing sent again), and a manager settles it by hand', async () => {
+    const p = await provedForResend(145);
+    t.sim.forceResult({ api: 'reversal', transactionId: p.receipt, resultCode: 'R000001' });
+    await reconcile(); // the resend: M-Pesa says already reversed
+    const r = await settled(p.refundId);
+    expect(r).toMatchObject({ status: 'review', statusReason: 'ALREADY_REVERSED' });
+    expect(r.resultDesc).toContain('settle this refund');
+    const sent = t.sim.reversals().filter((x) => x.request.TransactionID === p.receipt).length;
+    await reconcile();
+    expect(t.sim.reversals().filter((x) => x.request.TransactionID === p.receipt).length).toBe(sent);
+    const bad = await t
+      .http()
+      .post(`/refunds/${p.refundId}/settle`)
+      .set('Authorization', manager)
+      .send({ outcome: 'maybe', note: 'x' });
+    expect(bad.status).toBe(400);
+    const ok = await t
+      .http()
+      .post(`/refunds/${p.refundId}/settle`)
+      .set('Authorization', manager)
+      .send({ outcome: 'succeeded', note: 'M-Pesa portal shows the first reversal went through' });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ status: 'succeeded', statusReason: 'SETTLED_SUCCEEDED' });
+    const order = await t.http().get(`/orders/${p.orderId}`).set('Authorization', cashier);
+    expect(order.body).toMatchObject({ paid: 0, refunded: 145, status: 'refunded' });
+  });
+
+  it('review: a Result naming no reversal ids, on a refund that holds them, is not applied', async () => {
+    const p = await paidPayment(155);
+    t.sim.forceResult({ api: 'reversal', transactionId: p.receipt, delivery: 'none' });
+    const res = await askRefund(p.paymentId);
+    expect(res.body.status).toBe('pending');
+    const path = new URL(
+      t.sim.reversals().filter((x) => x.request.TransactionID === p.receipt)[0].request.ResultURL as string,
+    ).pathname;
+    const forged = await t
+      .http()
+      .post(path)
+      .send({ Result: { ResultType: 0, ResultCode: 0, ResultDesc: 'ok', TransactionID: 'NOIDS00001' } });
+    expect(forged.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await readRefund(res.body.refundId)).toMatchObject({ status: 'pending', providerRefundId: null });
+  });
+
   it('a refund parked in review (the reconciler gave up) is settled by POST /refunds/:id/reconcile: Transaction Status, whose result arrives later', async () => {
     const p = await paidPayment(125);
     t.sim.forceResult({ api: 'reversal', transactionId: p.receipt, delivery: 'none' });

@@ -144,8 +144,11 @@ async function expectAppError(p: Promise<unknown>, status: number, code: string)
 const ask = (p: Payment, body: { amount?: number; currency?: string; reason?: string }, key?: string) =>
   refunds.request(MANAGER, p.id, { reason: 'Returned goods', ...body }, key);
 
+/** Its next look is due, and whoever held it (a request that died sending it) has lost its lease. */
 async function makeDue(refundId: string): Promise<void> {
-  await db.execute(sql`update refunds set next_check_at = now() - interval '1 second' where id = ${refundId}`);
+  await db.execute(
+    sql`update refunds set next_check_at = now() - interval '1 second', claimed_until = null where id = ${refundId}`,
+  );
 }
 
 // ------------------------------------------------------------------ requesting

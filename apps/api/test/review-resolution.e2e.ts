@@ -237,4 +237,50 @@ describe('issue 11: resolving payments in review through HTTP', () => {
     expect(ok.status).toBe(200);
     expect(ok.body).toEqual({ items: [] });
   });
+
+  it('review: a payment released with a note cannot be refunded afterwards (the money was settled another way): 409, nothing sent', async () => {
+    const { paymentId } = await exceedsOutstanding();
+    expect((await resolve(paymentId, { action: 'release', note: 'Refunded in cash at the till' })).status).toBe(200);
+    const res = await t
+      .http()
+      .post(`/payments/${paymentId}/refunds`)
+      .set('Authorization', manager)
+      .send({ reason: 'customer asks again' });
+    expect(res.status).toBe(409);
+    expect(res.body.code).toBe('PAYMENT_RELEASED');
+    expect(res.body.message).toContain('Refunded in cash at the till');
+    expect((await t.http().get(`/payments/${paymentId}/refunds`).set('Authorization', manager)).body).toEqual({
+      items: [],
+    });
+  }, 30000);
+
+  it('review: resolve by refund retried with the same Idempotency-Key replays the first answer (one refund)', async () => {
+    const { paymentId } = await paidAfterClose(80);
+    const send = () =>
+      t
+        .http()
+        .post(`/payments/${paymentId}/resolve`)
+        .set('Authorization', manager)
+        .set('Idempotency-Key', `resolve-${paymentId}`)
+        .send({ action: 'refund', note: 'customer cancelled, then paid' });
+    const first = await send();
+    expect(first.status).toBe(201);
+    const again = await send();
+    expect(again.status).toBe(201);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.body.refund.refundId).toBe(first.body.refund.refundId);
+    const list = await t.http().get(`/payments/${paymentId}/refunds`).set('Authorization', manager);
+    expect(list.body.items).toHaveLength(1);
+  }, 30000);
+
+  it('review: accept against an order with a payment still waiting for the customer is refused (it could be paid twice)', async () => {
+    const { paymentId } = await paidAfterClose(90);
+    const busy = await order(90);
+    expect((await push(busy, 90)).status).toBe(201); // waits for the customer
+    const res = await resolve(paymentId, { action: 'accept', note: 'keep it', orderId: busy });
+    expect(res.status).toBe(409);
+    expect(res.body.code).toBe('ORDER_HAS_OPEN_PAYMENT');
+    expect(await payment(paymentId)).toMatchObject({ status: 'review', resolution: null });
+    expect(await orderOf(busy)).toMatchObject({ status: 'unpaid', paid: 0 });
+  }, 30000);
 });

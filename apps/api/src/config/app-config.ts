@@ -633,7 +633,7 @@ function mpesaCertificate(
     problems.push(`${source} is Safaricom's SANDBOX certificate but MPESA_ENV=production: use the production one`);
   if (env !== 'simulator' && cert.subject.includes(`CN=${SIMULATOR_CERT_COMMON_NAME}`))
     problems.push(`${source} is the Daraja simulator's test certificate but MPESA_ENV=${env}`);
-  return cert;
+  return { ...cert, pinned: pin !== undefined };
 }
 
 export function callbackUrlProblems(url: string, env: MpesaEnvironment): string[] {

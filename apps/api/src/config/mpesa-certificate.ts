@@ -18,6 +18,8 @@ export interface SecurityCertificate {
   sha256: string;
   /** The certificate's subject (e.g. CN=apicrypt.safaricom.co.ke), for messages. */
   subject: string;
+  /** Its fingerprint was checked against a pin (MPESA_CERT_SHA256, or the sandbox certificate's published one). */
+  pinned?: boolean;
 }
 
 /** Sandbox certificate subject (Safaricom's apicrypt cert): must never encrypt for production. */

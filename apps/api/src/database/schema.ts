@@ -299,8 +299,14 @@ export const refunds = pgTable(
     submissions: integer('submissions').notNull().default(0),
     /** Reconciler looks so far (drives its backoff and give-up). */
     reconcileAttempts: integer('reconcile_attempts').notNull().default(0),
-    /** When the reconciler may next look at this open refund; doubles as its claim lease. */
+    /** When the reconciler may next look at this open refund. */
     nextCheckAt: timestamp('next_check_at', { withTimezone: true }),
+    /**
+     * Whoever talks to the provider about this refund holds it until then (the request sending it,
+     * a reconciler look, a manager's reconcile-now): one at a time across instances, so a refund is
+     * never sent (or asked about) twice at once; a crashed holder's claim ends with its lease.
+     */
+    claimedUntil: timestamp('claimed_until', { withTimezone: true }),
     completedAt: timestamp('completed_at', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),

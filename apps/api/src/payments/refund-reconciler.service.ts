@@ -12,7 +12,13 @@ import { reconcileBackoffSeconds } from './reconcile';
 import { RefundProvidersRegistry } from './refund-providers.registry';
 import { RefundsRepository } from './refunds.repository';
 import { RefundResponse, RefundsService, toRefundResponse } from './refunds.service';
-import { canRefundTransition, FINAL_REFUND_STATUSES, REFUND_GAVE_UP, type RefundReport } from './refunds.types';
+import {
+  canRefundTransition,
+  FINAL_REFUND_STATUSES,
+  OPEN_REFUND_STATUSES,
+  REFUND_GAVE_UP,
+  type RefundReport,
+} from './refunds.types';
 
 export interface RefundTickReport {
   refundsChecked: number;
@@ -52,7 +58,9 @@ export class RefundReconciler {
       let action: string;
       try {
         action = await this.look(r);
+        await this.repo.releaseClaim(r.id);
       } catch (err) {
+        // The claim is kept: its lease runs out and another pass tries again.
         action = 'error';
         this.logger.error(
           { refundId: r.id, err: safeError(err) },
@@ -145,7 +153,17 @@ export class RefundReconciler {
       actor: `user:${user.sub}`,
       data: { refundId: r.id, status: r.status },
     });
-    const action = r.status === 'review' ? await this.lookInReview(r) : await this.look(r);
+    // The same claim as the reconciler's: never two looks (two Transaction Status queries, two
+    // resends) at once for one refund, however often the button is pressed.
+    const claimed = await this.repo.claimOne(
+      r.id,
+      [...OPEN_REFUND_STATUSES, 'review'],
+      this.config.reconciler.leaseSeconds,
+    );
+    if (!claimed) return { refund: toRefundResponse(r), action: 'in_progress' };
+    // Released once the look is recorded; a look that failed half-way keeps the claim until its lease ends.
+    const action = claimed.status === 'review' ? await this.lookInReview(claimed) : await this.look(claimed);
+    await this.repo.releaseClaim(r.id);
     return { refund: toRefundResponse((await this.repo.findById(r.id)) ?? r), action };
   }
 

@@ -16,6 +16,7 @@ import {
   RefundResponseDto,
   ResolveReviewDto,
   ReviewResolutionDto,
+  SettleRefundDto,
 } from './refunds.dto';
 import { RefundReconciler } from './refund-reconciler.service';
 import { RefundsService } from './refunds.service';
@@ -101,6 +102,24 @@ export class RefundsController {
   @ApiErrors(400, 401, 403, 404)
   reconcile(@CurrentUser() user: AuthUser, @Param() p: RefundIdParam): Promise<RefundReconcileDto> {
     return this.reconciler.reconcileNow(user, p.refundId);
+  }
+
+  @Post('refunds/:refundId/settle')
+  @HttpCode(200)
+  @Roles('manager', 'admin')
+  @ApiOperation({
+    summary: 'Settle a refund in review by hand, after checking with the provider',
+    description:
+      "For a refund the reconciler gave up on, or whose provider answer needs a person (e.g. M-Pesa says the payment was already reversed after a resend): `succeeded` when the provider's portal or statement shows the money went back, `failed` when it did not (the amount becomes refundable again). 409 for a refund not in review.",
+  })
+  @ApiOkResponse({ type: RefundResponseDto })
+  @ApiErrors(400, 401, 403, 404, 409)
+  settle(
+    @CurrentUser() user: AuthUser,
+    @Param() p: RefundIdParam,
+    @Body() body: SettleRefundDto,
+  ): Promise<RefundResponseDto> {
+    return this.refunds.settleByManager(user, p.refundId, body.outcome, body.note.trim());
   }
 
   @Post('payments/:id/resolve')

@@ -101,6 +101,20 @@ export class ResolveReviewDto {
   orderId?: string;
 }
 
+export class SettleRefundDto {
+  @ApiProperty({ enum: ['succeeded', 'failed'], description: 'What the provider (its portal, the statement) shows' })
+  @IsIn(['succeeded', 'failed'], { message: 'outcome must be succeeded or failed' })
+  outcome!: 'succeeded' | 'failed';
+
+  @ApiProperty({
+    example: 'M-Pesa org portal shows reversal RCX1234567 of 150 KES',
+    description: '3-500 characters, kept in the audit log',
+  })
+  @IsString({ message: 'note must be a string' })
+  @IsAuditReason(3, 500, { message: 'note must be 3-500 characters of text saying why (no control characters)' })
+  note!: string;
+}
+
 export class RefundResponseDto {
   @ApiProperty({ format: 'uuid' }) refundId!: string;
   @ApiProperty({ format: 'uuid' }) paymentId!: string;
@@ -134,7 +148,9 @@ export class RefundListDto {
 export class RefundReconcileDto {
   @ApiProperty({ type: RefundResponseDto }) refund!: RefundResponseDto;
   @ApiProperty({
-    enum: ['settled', 'still_open', 'provider_error', 'moved_to_review', 'deferred', 'already_final'],
+    enum: ['settled', 'still_open', 'provider_error', 'moved_to_review', 'deferred', 'already_final', 'in_progress'],
+    description:
+      'in_progress: another look at this refund (the reconciler, another manager) is running; nothing was sent',
   })
   action!: string;
 }

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { and, asc, desc, eq, inArray, lte, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, isNull, lte, or, sql } from 'drizzle-orm';
 import { DB } from '../database/database.module';
 import type { Db, DbOrTx, Tx } from '../database/database';
 import { NewRefund, Refund, refunds } from '../database/schema';
@@ -67,23 +67,52 @@ export class RefundsRepository {
   }
 
   /**
-   * Claims open refunds that are due (next_check_at passed): FOR UPDATE SKIP LOCKED so instances
-   * never take the same one, and next_check_at moves a lease ahead so a crashed instance's claims
-   * pass to the others when it ends.
+   * Claims open refunds that are due (next_check_at passed) and held by nobody: FOR UPDATE SKIP
+   * LOCKED so instances never take the same one, and a claim (claimed_until) with a lease, so a
+   * crashed instance's claims pass to the others when it ends. Release with releaseClaim.
    */
   async claimDue(limit: number, leaseSeconds: number): Promise<Refund[]> {
     const due = this.db
       .select({ id: refunds.id })
       .from(refunds)
-      .where(and(inArray(refunds.status, [...OPEN_REFUND_STATUSES]), lte(refunds.nextCheckAt, sql`now()`)))
+      .where(
+        and(
+          inArray(refunds.status, [...OPEN_REFUND_STATUSES]),
+          lte(refunds.nextCheckAt, sql`now()`),
+          or(isNull(refunds.claimedUntil), lte(refunds.claimedUntil, sql`now()`)),
+        ),
+      )
       .orderBy(asc(refunds.nextCheckAt))
       .limit(limit)
       .for('update', { skipLocked: true });
     return this.db
       .update(refunds)
-      .set({ nextCheckAt: sql`now() + make_interval(secs => ${leaseSeconds})` })
+      .set({
+        nextCheckAt: sql`now() + make_interval(secs => ${leaseSeconds})`,
+        claimedUntil: sql`now() + make_interval(secs => ${leaseSeconds})`,
+      })
       .where(inArray(refunds.id, due))
       .returning();
+  }
+
+  /** Claims one refund whatever its schedule (a manager's reconcile-now), unless someone holds it; null then. */
+  async claimOne(id: string, statuses: readonly string[], leaseSeconds: number): Promise<Refund | null> {
+    const rows = await this.db
+      .update(refunds)
+      .set({ claimedUntil: sql`now() + make_interval(secs => ${leaseSeconds})` })
+      .where(
+        and(
+          eq(refunds.id, id),
+          inArray(refunds.status, [...statuses]),
+          or(isNull(refunds.claimedUntil), lte(refunds.claimedUntil, sql`now()`)),
+        ),
+      )
+      .returning();
+    return rows[0] ?? null;
+  }
+
+  async releaseClaim(id: string): Promise<void> {
+    await this.db.update(refunds).set({ claimedUntil: null }).where(eq(refunds.id, id));
   }
 
   /** Next time the reconciler may look at this refund (also ends the current claim). */

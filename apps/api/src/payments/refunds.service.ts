@@ -254,6 +254,8 @@ export class RefundsService {
         requestedBy: `user:${user.sub}`,
         idempotencyKey: idempotencyKey ?? null,
         nextCheckAt: new Date(Date.now() + REQUEST_LEASE_SECONDS * 1000),
+        // Held by this request while it sends; nobody else talks to the provider about it meanwhile.
+        claimedUntil: new Date(Date.now() + REQUEST_LEASE_SECONDS * 1000),
       },
       tx,
     );
@@ -296,7 +298,9 @@ export class RefundsService {
           'refund sent but the answer is unknown; the reconciler asks',
         );
     }
-    return (await this.applyReport(refund.id, report, actor)).refund;
+    const { refund: after } = await this.applyReport(refund.id, report, actor);
+    await this.repo.releaseClaim(refund.id);
+    return after;
   }
 
   /**
@@ -377,6 +381,9 @@ export class RefundsService {
               providerData,
               submissions,
               providerRefundId: r.providerRefundId ?? report.providerRefundId ?? null,
+              // What the latest answer says (e.g. "M-Pesa shows no reversal: it will be sent"), status unchanged.
+              resultCode: report.providerCode ?? r.resultCode,
+              resultDesc: report.message ?? r.resultDesc,
               nextCheckAt: this.nextLook(r, report),
             },
             tx,
@@ -454,6 +461,39 @@ export class RefundsService {
       { paymentId: p.id, type: 'review_reopened', actor, data: { refundId: r.id, why: 'the refund failed' } },
       tx,
     );
+  }
+
+  /**
+   * POST /refunds/:id/settle: a manager settles a refund parked in review, having checked with the
+   * provider (its portal, the statement) whether the money went back. Audited with who and the note.
+   */
+  async settleByManager(
+    user: AuthUser,
+    refundId: string,
+    outcome: 'succeeded' | 'failed',
+    note: string,
+  ): Promise<RefundResponse> {
+    const r = await this.repo.findForShop(user.shopId, refundId);
+    if (!r) throw new NotFoundError('Refund', { refundId });
+    if (r.status !== 'review')
+      throw new ConflictError(
+        'REFUND_NOT_IN_REVIEW',
+        `Only a refund in review can be settled by hand; this one is ${r.status}` +
+          ((FINAL_REFUND_STATUSES as readonly string[]).includes(r.status)
+            ? ''
+            : ' and is still being checked with the provider'),
+        { status: r.status },
+      );
+    const { refund, changed } = await this.applyReport(
+      r.id,
+      { status: outcome, reason: outcome === 'succeeded' ? 'SETTLED_SUCCEEDED' : 'SETTLED_FAILED', message: note },
+      `user:${user.sub}`,
+    );
+    if (!changed)
+      throw new ConflictError('REFUND_NOT_IN_REVIEW', `This refund was settled meanwhile: it is ${refund.status}`, {
+        status: refund.status,
+      });
+    return toRefundResponse(refund);
   }
 
   /**
@@ -552,6 +592,12 @@ export class RefundsService {
   ): Promise<HttpResult<{ payment: PaymentResponseDto; refund: RefundResponse | null } | unknown>> {
     const p = await this.payments.findForShop(user.shopId, paymentId);
     if (!p) throw new NotFoundError('Payment', { paymentId });
+    const requestHash = this.lifecycle.requestHash(`POST /payments/${paymentId}/resolve`, { ...input });
+    if (idempotencyKey && input.action === 'refund') {
+      // A retry of a refund resolution gets its first answer, though the payment is resolved by now.
+      const replay = await this.replay(user.shopId, idempotencyKey, requestHash);
+      if (replay) return replay;
+    }
     refuseUnlessOpenReview(p);
     if (input.action === 'release') {
       if (p.statusReason === OUTCOME_UNKNOWN) {
@@ -573,12 +619,6 @@ export class RefundsService {
       );
     if (input.action === 'accept') return { status: 200, body: await this.accept(user, p, input) };
     // refund
-    const route = `POST /payments/${paymentId}/resolve`;
-    const requestHash = this.lifecycle.requestHash(route, { ...input });
-    if (idempotencyKey) {
-      const replay = await this.replay(user.shopId, idempotencyKey, requestHash);
-      if (replay) return replay;
-    }
     const { provider, account } = await this.prepare(p, {});
     const written = await this.writeOrReplay(user, idempotencyKey, requestHash, async (tx) => {
       const created = await this.insertRequested(
@@ -625,6 +665,13 @@ export class RefundsService {
         );
       const balance = await this.orders.getBalance(locked.shopId, orderId, tx);
       if (!balance) throw new NotFoundError('Order', { orderId });
+      const blocking = await this.payments.findBlockingForOrder(locked.shopId, orderId);
+      if (blocking && blocking.id !== locked.id)
+        throw new ConflictError(
+          'ORDER_HAS_OPEN_PAYMENT',
+          `Order ${orderId} has a payment that may still take the customer's money (${blocking.status}); wait for it to finish, or accept against another order`,
+          { paymentId: blocking.id, status: blocking.status },
+        );
       if (balance.currency !== locked.currency)
         throw new ConflictError(
           'ORDER_CURRENCY_MISMATCH',
@@ -696,6 +743,12 @@ export class RefundsService {
 }
 
 function refuseUnlessRefundable(p: Payment): void {
+  if (p.resolution === 'released')
+    throw new ConflictError(
+      'PAYMENT_RELEASED',
+      `This payment was closed from review with a note by ${p.resolvedBy ?? 'a manager'} ("${(p.resolutionNote ?? '').slice(0, 100)}"): the money was settled another way, so it cannot be refunded here`,
+      { resolution: p.resolution },
+    );
   if (holdsMoney(p)) return;
   const why =
     p.status === 'review'

@@ -44,7 +44,8 @@ export const REFUND_AMOUNT_MISMATCH = 'AMOUNT_MISMATCH';
 
 /** What a provider says about one refund (a submission's answer, a result, a status answer). */
 export interface RefundReport {
-  status: 'pending' | 'succeeded' | 'failed' | 'unknown';
+  /** review: the answer needs a person (e.g. M-Pesa says "already reversed" after a resend); nothing is sent again. */
+  status: 'pending' | 'succeeded' | 'failed' | 'unknown' | 'review';
   /** Our code for the outcome: ALREADY_REVERSED, UNKNOWN_RECEIPT, INITIATOR_INVALID, MISSING_ROLE, ... */
   reason?: string;
   /** The provider's own result/error code, as a string. */

@@ -1897,6 +1897,37 @@ function refundCases(): Case[] {
   add('resolve: a cashier', resolve, j(note), 403, 'FORBIDDEN', 'manager, admin', () =>
     tokenFor('shop-1', 'cashier', 'cashier-9'),
   );
+  const settle = () => `/refunds/${UNKNOWN_UUID}/settle`;
+  const settleBody = { outcome: 'succeeded', note: 'portal shows it reversed' };
+  for (const val of [v('unknown', 'maybe'), v('upper case', 'SUCCEEDED'), v('null', null), v('a number', 1)])
+    add(
+      `settle: outcome is ${val.label}`,
+      settle,
+      bodyWith(settleBody, 'outcome', val),
+      400,
+      'VALIDATION_FAILED',
+      'outcome must be',
+    );
+  add(
+    'settle: note missing',
+    settle,
+    bodyWith(settleBody, 'note', 'missing'),
+    400,
+    'VALIDATION_FAILED',
+    'note must be',
+  );
+  add(
+    'settle: refund id is not a UUID',
+    () => '/refunds/12345/settle',
+    j(settleBody),
+    400,
+    'VALIDATION_FAILED',
+    'refundId must be a refund id (UUID)',
+  );
+  add('settle: an unknown refund', settle, j(settleBody), 404, 'NOT_FOUND', 'Refund not found');
+  add('settle: a cashier', settle, j(settleBody), 403, 'FORBIDDEN', 'manager, admin', () =>
+    tokenFor('shop-1', 'cashier', 'cashier-9'),
+  );
   for (const action of ['refund', 'accept', 'release'])
     add(
       `resolve: ${action} a payment not in review`,

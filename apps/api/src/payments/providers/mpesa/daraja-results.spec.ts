@@ -119,7 +119,7 @@ describe('reversalResultReport', () => {
     ).toBe(9950n);
   });
 
-  it('R000001 already reversed: failed when this refund sent one reversal, unknown (ask first) when it sent more', () => {
+  it('R000001 already reversed: failed when this refund sent one reversal, review (a person settles it, nothing sent again) when it sent more', () => {
     const r = parseDarajaResult(
       result({ ResultCode: 'R000001', ResultDesc: 'The transaction has already been reversed.' }),
     );
@@ -130,8 +130,9 @@ describe('reversalResultReport', () => {
       message: expect.stringContaining('Check the M-Pesa statement'),
     });
     expect(reversalResultReport(r, { reversalsSent: 2 })).toMatchObject({
-      status: 'unknown',
+      status: 'review',
       reason: 'ALREADY_REVERSED',
+      message: expect.stringContaining('settle this refund'),
     });
   });
 

@@ -137,9 +137,9 @@ export interface ReversalContext {
  * - R000001 "already reversed": when this refund sent only one reversal, that one was refused, so
  *   this refund gave nothing back: failed, ALREADY_REVERSED, telling the manager the payment was
  *   reversed elsewhere (another refund, the M-Pesa portal, Safaricom) and to check the statement
- *   before giving money another way. When this refund sent more than one, the earlier one may be
- *   the reversal M-Pesa means: unknown, so the next look asks Transaction Status about it instead
- *   of concluding anything.
+ *   before giving money another way. When this refund sent more than one, the earlier one is
+ *   most likely the reversal M-Pesa means: review (nothing is sent again; a person checks the
+ *   M-Pesa portal and settles it).
  * - every other documented code: failed, with our reason and what to do; any other code: failed,
  *   REVERSAL_FAILED with Daraja's code and text. None of them moved money.
  * - ResultType 1 ("waiting for further messages"): pending.
@@ -160,13 +160,14 @@ export function reversalResultReport(r: DarajaResult, ctx: ReversalContext): Ref
   }
   if (r.resultCode === 'R000001') {
     if (ctx.reversalsSent > 1)
+      // Most likely this refund's own earlier reversal (whose answer was lost) went through; sending
+      // again can only be refused again, so a person checks and settles it (POST /refunds/:id/settle).
       return {
         ...base,
-        status: 'unknown',
+        status: 'review',
         reason: 'ALREADY_REVERSED',
         message:
-          'M-Pesa says this payment was already reversed, and this refund sent an earlier reversal: checking with M-Pesa whether that earlier one is the reversal',
-        nextLookSeconds: 0,
+          'M-Pesa says this payment was already reversed, and this refund had sent an earlier reversal whose answer was lost: most likely that one gave the money back. Check the M-Pesa org portal or statement, then settle this refund as succeeded or failed',
       };
     return {
       ...base,

@@ -188,7 +188,7 @@ export class MpesaResultsService {
     let report: RefundReport;
     if (kind === 'reversal_timeout') {
       const ids = parseQueueTimeout(body);
-      if (!this.matchesReversal(refund, ids)) return 'mismatch';
+      if (!this.matchesReversal(refund, ids, false)) return 'mismatch';
       report = {
         status: 'unknown',
         reason: 'QUEUE_TIMEOUT',
@@ -243,6 +243,8 @@ export class MpesaResultsService {
   private matchesReversal(
     refund: Refund,
     ids: { conversationId?: string; originatorConversationId?: string },
+    /** A Result must name one of the refund's reversals; a queue-timeout notice (it only leads to a status check) may name none. */
+    idsRequired = true,
   ): boolean {
     const pd = mpesaRefundData(refund);
     const known = [
@@ -252,7 +254,7 @@ export class MpesaResultsService {
         : []),
     ];
     if (known.length === 0) return true;
-    if (!ids.conversationId && !ids.originatorConversationId) return true;
+    if (!ids.conversationId && !ids.originatorConversationId) return !idsRequired;
     return known.some(
       (k) =>
         (ids.conversationId !== undefined && k.conversationId === ids.conversationId) ||

@@ -1,4 +1,4 @@
-import { Module, OnModuleInit } from '@nestjs/common';
+import { Inject, Logger, Module, OnModuleInit } from '@nestjs/common';
 import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
 import { DARAJA_OPTIONS, DarajaService, DarajaServiceOptions } from './daraja.service';
@@ -112,6 +112,7 @@ export class MpesaModule implements OnModuleInit {
     private readonly kind: MpesaAccountKind,
     private readonly refundProviders: RefundProvidersRegistry,
     private readonly refunds: MpesaRefundService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   /** M-Pesa's receipt rules for the outcome core (see mpesa.outcome-rules.ts), its kind of merchant account and its refunds (reversals). */
@@ -119,5 +120,16 @@ export class MpesaModule implements OnModuleInit {
     this.lifecycle.registerOutcomeRules('mpesa', MPESA_OUTCOME_RULES);
     this.accounts.registerKind(this.kind);
     this.refundProviders.register(this.refunds);
+    // Payments work without it, so it does not stop the boot; say so at once rather than at the first refund.
+    const m = this.config.mpesa;
+    const log = new Logger('MpesaModule');
+    if (!m.securityCertificate && m.env !== 'simulator')
+      log.warn(
+        `No M-Pesa certificate for MPESA_ENV=${m.env} (MPESA_CERT_FILE / MPESA_CERT_PEM): M-Pesa refunds and receipt checks are refused until one is set`,
+      );
+    else if (m.securityCertificate && !m.securityCertificate.pinned && m.env === 'production')
+      log.warn(
+        `The M-Pesa certificate (${m.securityCertificate.source}, SHA-256 ${m.securityCertificate.sha256}) is not pinned: set MPESA_CERT_SHA256 to the fingerprint Safaricom's portal shows`,
+      );
   }
 }

@@ -119,6 +119,11 @@ describe('M-Pesa certificate configuration', () => {
       loadConfig({ MPESA_CERT_FILE: file, MPESA_CERT_SHA256: TEST_SHA256 }).mpesa.securityCertificate?.source,
     ).toBe(`MPESA_CERT_FILE (${file})`);
     expect(loadConfig({ MPESA_CERT_PEM: TEST_CERT }).mpesa.securityCertificate?.sha256).toBe(TEST_SHA256);
+    // Whether it was pinned (production warns at boot when it is not).
+    expect(loadConfig({ MPESA_CERT_PEM: TEST_CERT }).mpesa.securityCertificate?.pinned).toBe(false);
+    expect(
+      loadConfig({ MPESA_CERT_PEM: TEST_CERT, MPESA_CERT_SHA256: TEST_SHA256 }).mpesa.securityCertificate?.pinned,
+    ).toBe(true);
   });
 
   it('refuses to boot on a pin mismatch, naming both fingerprints', () => {

@@ -1029,7 +1029,13 @@ export class PesapalService
           {
             status: 'succeeded',
             ...(code ? { providerCode: code } : {}),
-            message: 'Pesapal reports the payment reversed: the refund was approved',
+            // Pesapal's "reversed" is about the whole payment: it settles a refund of all of it; a
+            // partial one goes to review (an approved partial refund, or a full chargeback: a person checks).
+            amountMinor: p.amountMinor,
+            message:
+              r.amountMinor === p.amountMinor
+                ? 'Pesapal reports the payment reversed: the refund was approved'
+                : 'Pesapal reports the whole payment reversed while this refund was of part of it: check in Pesapal whether the partial refund was approved or the whole payment charged back, then settle this refund',
           },
           via.actor,
         );
