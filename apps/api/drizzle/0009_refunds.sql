@@ -21,6 +21,7 @@ CREATE TABLE "refunds" (
 	"reconcile_attempts" integer DEFAULT 0 NOT NULL,
 	"next_check_at" timestamp with time zone,
 	"claimed_until" timestamp with time zone,
+	"claimed_by" uuid,
 	"completed_at" timestamp with time zone,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,

@@ -64,6 +64,13 @@ class ScriptedProvider implements RefundProviderService {
   }
 }
 
+function registryOf(p: RefundProviderService): RefundProvidersRegistry {
+  const registry = new RefundProvidersRegistry();
+  registry.register(p);
+  return registry;
+}
+const accountsStub = { resolveForExisting: async () => ACCOUNT } as unknown as MerchantAccountsService;
+
 let tdb: TestDatabase;
 let db: Db;
 let repo: PaymentsRepository;
@@ -86,9 +93,8 @@ beforeAll(async () => {
 beforeEach(async () => {
   await emptyCoreTables(db);
   provider = new ScriptedProvider();
-  const registry = new RefundProvidersRegistry();
-  registry.register(provider);
-  const accounts = { resolveForExisting: async () => ACCOUNT } as unknown as MerchantAccountsService;
+  const registry = registryOf(provider);
+  const accounts = accountsStub;
   refunds = new RefundsService(new RefundsRepository(db), repo, lifecycle, registry, accounts, ordersService, config);
   reconciler = new RefundReconciler(new RefundsRepository(db), repo, refunds, registry, accounts, config);
 });
@@ -308,6 +314,33 @@ describe('applying what the provider reports', () => {
 // ------------------------------------------------------------------ the reconciler
 
 describe('the reconciler', () => {
+  it('a slow provider: a batch looked at one after another never has two looks at one refund at once (each claim renewed before its look)', async () => {
+    const slow = new RefundReconciler(new RefundsRepository(db), repo, refunds, registryOf(provider), accountsStub, {
+      ...config,
+      reconciler: { ...config.reconciler, leaseSeconds: 1 },
+    });
+    provider.onSubmit = async () => ({ status: 'pending' });
+    const ps = await Promise.all([paid(1_000n), paid(1_000n), paid(1_000n)]);
+    for (const p of ps) await ask(p, {});
+    for (const r of await refundRows()) await makeDue(r.id);
+    const inFlight = new Map<string, number>();
+    let most = 0;
+    provider.onLook = async (ctx) => {
+      const k = ctx.refund.id;
+      inFlight.set(k, (inFlight.get(k) ?? 0) + 1);
+      most = Math.max(most, inFlight.get(k)!);
+      await new Promise((r) => setTimeout(r, 700));
+      inFlight.set(k, inFlight.get(k)! - 1);
+      return { status: 'pending', nextLookSeconds: 0 };
+    };
+    const first = slow.reconcileDue(10);
+    await new Promise((r) => setTimeout(r, 1200)); // the batch's later claims have passed their lease
+    for (const r of await refundRows())
+      await db.execute(sql`update refunds set next_check_at = now() where id = ${r.id}`);
+    await Promise.all([first, slow.reconcileDue(10)]);
+    expect(most).toBe(1);
+  });
+
   it('looks at due open refunds, settles them from the answer, and parks them for a person after its last look', async () => {
     const p = await paid(10_000n);
     provider.onSubmit = async () => ({ status: 'unknown' });
@@ -349,6 +382,24 @@ describe('the reconciler', () => {
 });
 
 // ------------------------------------------------------------------ review
+
+describe('settling a refund in review by hand', () => {
+  it('is refused while the provider is being asked about it; a later provider success contradicting a failed settlement is flagged', async () => {
+    const p = await paid(10_000n);
+    await ask(p, {});
+    const [r] = await refundRows(p.id);
+    await db.execute(sql`update refunds set status = 'review', status_reason = 'GAVE_UP' where id = ${r!.id}`);
+    const held = await new RefundsRepository(db).claimOne(r!.id, ['review'], 60, randomUUID());
+    expect(held).not.toBeNull();
+    await expectAppError(refunds.settleByManager(MANAGER, r!.id, 'failed', 'portal shows nothing'), 409, 'REFUND_BUSY');
+    await db.execute(sql`update refunds set claimed_until = null, claimed_by = null where id = ${r!.id}`);
+    const settled = await refunds.settleByManager(MANAGER, r!.id, 'failed', 'portal shows nothing');
+    expect(settled).toMatchObject({ status: 'failed', statusReason: 'SETTLED_FAILED' });
+    await refunds.applyReport(r!.id, { status: 'succeeded', providerCode: '0' }, 'mpesa:result');
+    expect((await refundRows(p.id))[0]).toMatchObject({ status: 'failed' });
+    expect((await repo.listEvents(p.id)).map((e) => e.type)).toContain('refund_settlement_contradicted');
+  });
+});
 
 describe('resolving a payment in review', () => {
   it('accept keeps the money against another order that owes it; not against one it would overpay', async () => {

@@ -283,4 +283,39 @@ describe('issue 11: resolving payments in review through HTTP', () => {
     expect(await payment(paymentId)).toMatchObject({ status: 'review', resolution: null });
     expect(await orderOf(busy)).toMatchObject({ status: 'unpaid', paid: 0 });
   }, 30000);
+
+  it('review: accept racing a new push on the same order: never both (the order is locked by each before it is written)', async () => {
+    for (let i = 0; i < 6; i++) {
+      const { paymentId } = await paidAfterClose(70);
+      const target = await order(70);
+      const [acc, pu] = await Promise.all([
+        resolve(paymentId, { action: 'accept', note: 'keep it', orderId: target }),
+        push(target, 70),
+      ]);
+      expect([acc.status, pu.status]).not.toEqual([200, 201]);
+      expect([200, 201]).toContain(acc.status === 200 ? 200 : pu.status);
+      // Clear the pending push so the next round starts clean.
+      if (pu.status === 201) await t.sim.resolve(pu.body.checkoutRequestId, 1032);
+    }
+  }, 60000);
+
+  it('review: an Idempotency-Key first used to refund a payment is refused for another action', async () => {
+    const { paymentId } = await paidAfterClose(60);
+    const key = `resolve-reuse-${paymentId}`;
+    const first = await t
+      .http()
+      .post(`/payments/${paymentId}/resolve`)
+      .set('Authorization', manager)
+      .set('Idempotency-Key', key)
+      .send({ action: 'refund', note: 'customer cancelled, then paid' });
+    expect(first.status).toBe(201);
+    const other = await t
+      .http()
+      .post(`/payments/${paymentId}/resolve`)
+      .set('Authorization', manager)
+      .set('Idempotency-Key', key)
+      .send({ action: 'release', note: 'closing it instead' });
+    expect(other.status).toBe(409);
+    expect(other.body.code).toBe('IDEMPOTENCY_KEY_REUSED');
+  }, 30000);
 });

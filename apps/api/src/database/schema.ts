@@ -307,6 +307,8 @@ export const refunds = pgTable(
      * never sent (or asked about) twice at once; a crashed holder's claim ends with its lease.
      */
     claimedUntil: timestamp('claimed_until', { withTimezone: true }),
+    /** Who holds the claim (a random token per holder): only the holder renews or releases it. */
+    claimedBy: uuid('claimed_by'),
     completedAt: timestamp('completed_at', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),

@@ -170,6 +170,20 @@ export class PaymentLifecycle {
     const { user, orderId, amountMinor, currency, provider, idempotencyKey, requestHash } = input;
     try {
       await this.repo.transaction(async (tx) => {
+        // The order once more, under its row lock: what completed against it since the caller's
+        // check (another payment, a payment in review accepted against it) counts before this
+        // payment is written, so the customer is never prompted for an order that is paid by now.
+        const balance = await this.orders.getBalance(user.shopId, orderId, tx);
+        if (!balance) throw new NotFoundError('Order', { orderId });
+        await this.checkOrder(
+          user.shopId,
+          orderId,
+          amountMinor,
+          currency,
+          input.providerLabel,
+          String(toMajor(amountMinor, currency)),
+          balance,
+        );
         await this.repo.insertPayment(
           {
             ...input.fields,

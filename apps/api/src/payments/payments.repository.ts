@@ -63,8 +63,8 @@ export class PaymentsRepository {
    * payments_one_in_flight_per_order_uq): one in flight, or one in review because its outcome is
    * unknown and no manager released the order.
    */
-  async findBlockingForOrder(shopId: string, orderId: string): Promise<Payment | null> {
-    const rows = await this.db
+  async findBlockingForOrder(shopId: string, orderId: string, tx: DbOrTx = this.db): Promise<Payment | null> {
+    const rows = await tx
       .select()
       .from(payments)
       .where(

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../auth/auth.types';
 import { NotFoundError } from '../common/errors';
 import { safeError } from '../common/logging';
@@ -52,18 +53,26 @@ export class RefundReconciler {
    */
   async reconcileDue(limit: number): Promise<RefundTickReport> {
     const rc = this.config.reconciler;
-    const due = await this.repo.claimDue(limit, rc.leaseSeconds);
+    const token = randomUUID();
+    const due = await this.repo.claimDue(limit, rc.leaseSeconds, token);
     const report: RefundTickReport = { refundsChecked: 0, actions: {} };
-    for (const r of due) {
+    for (const claimed of due) {
       let action: string;
       try {
+        // A fresh lease just before this refund's look (the ones before it in the batch may have been
+        // slow), and the row as it is now; a claim lost meanwhile means another holder has it.
+        const r = await this.repo.renewClaim(claimed.id, rc.leaseSeconds, token);
+        if (!r) {
+          report.actions.claim_lost = (report.actions.claim_lost ?? 0) + 1;
+          continue;
+        }
         action = await this.look(r);
-        await this.repo.releaseClaim(r.id);
+        await this.repo.releaseClaim(r.id, token);
       } catch (err) {
         // The claim is kept: its lease runs out and another pass tries again.
         action = 'error';
         this.logger.error(
-          { refundId: r.id, err: safeError(err) },
+          { refundId: claimed.id, err: safeError(err) },
           'reconciling a refund failed; retried after the lease',
         );
       }
@@ -155,15 +164,17 @@ export class RefundReconciler {
     });
     // The same claim as the reconciler's: never two looks (two Transaction Status queries, two
     // resends) at once for one refund, however often the button is pressed.
+    const token = randomUUID();
     const claimed = await this.repo.claimOne(
       r.id,
       [...OPEN_REFUND_STATUSES, 'review'],
       this.config.reconciler.leaseSeconds,
+      token,
     );
     if (!claimed) return { refund: toRefundResponse(r), action: 'in_progress' };
     // Released once the look is recorded; a look that failed half-way keeps the claim until its lease ends.
     const action = claimed.status === 'review' ? await this.lookInReview(claimed) : await this.look(claimed);
-    await this.repo.releaseClaim(r.id);
+    await this.repo.releaseClaim(r.id, token);
     return { refund: toRefundResponse((await this.repo.findById(r.id)) ?? r), action };
   }
 

@@ -67,11 +67,12 @@ export class RefundsRepository {
   }
 
   /**
-   * Claims open refunds that are due (next_check_at passed) and held by nobody: FOR UPDATE SKIP
-   * LOCKED so instances never take the same one, and a claim (claimed_until) with a lease, so a
-   * crashed instance's claims pass to the others when it ends. Release with releaseClaim.
+   * Claims open refunds that are due (next_check_at passed) and held by nobody, for `token`: FOR
+   * UPDATE SKIP LOCKED so instances never take the same one, and a claim with a lease, so a crashed
+   * instance's claims pass to the others when it ends. A batch is looked at one refund after another:
+   * renew each claim (renewClaim) just before its look, and release it (releaseClaim) after.
    */
-  async claimDue(limit: number, leaseSeconds: number): Promise<Refund[]> {
+  async claimDue(limit: number, leaseSeconds: number, token: string): Promise<Refund[]> {
     const due = this.db
       .select({ id: refunds.id })
       .from(refunds)
@@ -90,29 +91,44 @@ export class RefundsRepository {
       .set({
         nextCheckAt: sql`now() + make_interval(secs => ${leaseSeconds})`,
         claimedUntil: sql`now() + make_interval(secs => ${leaseSeconds})`,
+        claimedBy: token,
       })
       .where(inArray(refunds.id, due))
       .returning();
   }
 
-  /** Claims one refund whatever its schedule (a manager's reconcile-now), unless someone holds it; null then. */
-  async claimOne(id: string, statuses: readonly string[], leaseSeconds: number): Promise<Refund | null> {
+  /** Claims one refund in `statuses` whatever its schedule (reconcile-now, settle), unless someone holds it; null then. */
+  async claimOne(id: string, statuses: readonly string[], leaseSeconds: number, token: string): Promise<Refund | null> {
     const rows = await this.db
       .update(refunds)
-      .set({ claimedUntil: sql`now() + make_interval(secs => ${leaseSeconds})` })
+      .set({ claimedUntil: sql`now() + make_interval(secs => ${leaseSeconds})`, claimedBy: token })
       .where(
         and(
           eq(refunds.id, id),
           inArray(refunds.status, [...statuses]),
-          or(isNull(refunds.claimedUntil), lte(refunds.claimedUntil, sql`now()`)),
+          or(isNull(refunds.claimedUntil), lte(refunds.claimedUntil, sql`now()`), eq(refunds.claimedBy, token)),
         ),
       )
       .returning();
     return rows[0] ?? null;
   }
 
-  async releaseClaim(id: string): Promise<void> {
-    await this.db.update(refunds).set({ claimedUntil: null }).where(eq(refunds.id, id));
+  /** A fresh lease for a claim `token` still holds (its lease not over); null when it lost it. Returns the row as it is now. */
+  async renewClaim(id: string, leaseSeconds: number, token: string): Promise<Refund | null> {
+    const rows = await this.db
+      .update(refunds)
+      .set({ claimedUntil: sql`now() + make_interval(secs => ${leaseSeconds})` })
+      .where(and(eq(refunds.id, id), eq(refunds.claimedBy, token), sql`${refunds.claimedUntil} > now()`))
+      .returning();
+    return rows[0] ?? null;
+  }
+
+  /** Ends `token`'s claim (a claim someone else took over after its lease is left alone). */
+  async releaseClaim(id: string, token: string): Promise<void> {
+    await this.db
+      .update(refunds)
+      .set({ claimedUntil: null, claimedBy: null })
+      .where(and(eq(refunds.id, id), eq(refunds.claimedBy, token)));
   }
 
   /** Next time the reconciler may look at this refund (also ends the current claim). */

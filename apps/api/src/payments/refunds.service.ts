@@ -238,9 +238,10 @@ export class RefundsService {
         );
     }
     provider.precheck(p, amountMinor, others, account);
+    const id = randomUUID();
     const refund = await this.repo.insert(
       {
-        id: randomUUID(),
+        id,
         paymentId: p.id,
         shopId: p.shopId,
         orderId: p.orderId,
@@ -254,8 +255,10 @@ export class RefundsService {
         requestedBy: `user:${user.sub}`,
         idempotencyKey: idempotencyKey ?? null,
         nextCheckAt: new Date(Date.now() + REQUEST_LEASE_SECONDS * 1000),
-        // Held by this request while it sends; nobody else talks to the provider about it meanwhile.
+        // Held by this request while it sends (its token: the refund's own id); nobody else talks
+        // to the provider about it meanwhile.
         claimedUntil: new Date(Date.now() + REQUEST_LEASE_SECONDS * 1000),
+        claimedBy: id,
       },
       tx,
     );
@@ -299,7 +302,7 @@ export class RefundsService {
         );
     }
     const { refund: after } = await this.applyReport(refund.id, report, actor);
-    await this.repo.releaseClaim(refund.id);
+    await this.repo.releaseClaim(refund.id, refund.id);
     return after;
   }
 
@@ -324,7 +327,13 @@ export class RefundsService {
     }
   }
 
-  private async replay(shopId: string, key: string, requestHash: string): Promise<HttpResult | null> {
+  private async replay(
+    shopId: string,
+    key: string,
+    requestHash: string,
+    /** The answer to give from the refund itself when the first request died before storing its own. */
+    answerFrom: (r: Refund) => Promise<unknown> = async (r) => toRefundResponse(r),
+  ): Promise<HttpResult | null> {
     const rec = await this.payments.findIdempotencyKey(shopId, key);
     if (!rec) return null;
     if (rec.requestHash !== requestHash)
@@ -337,7 +346,7 @@ export class RefundsService {
       // running any more, the refund itself is the answer (the reconciler finds out where it stands).
       const r = rec.refundId ? await this.repo.findById(rec.refundId) : null;
       if (r && Date.now() - rec.createdAt.getTime() > (REQUEST_LEASE_SECONDS + 30) * 1000)
-        return { status: 201, body: toRefundResponse(r), replayed: true };
+        return { status: 201, body: await answerFrom(r), replayed: true };
       throw new ConflictError(
         'IDEMPOTENCY_REQUEST_IN_PROGRESS',
         'A request with this Idempotency-Key is still being processed; retry in a few seconds',
@@ -385,6 +394,22 @@ export class RefundsService {
               resultCode: report.providerCode ?? r.resultCode,
               resultDesc: report.message ?? r.resultDesc,
               nextCheckAt: this.nextLook(r, report),
+            },
+            tx,
+          );
+        } else if (r.status === 'failed' && r.statusReason === 'SETTLED_FAILED' && report.status === 'succeeded') {
+          // A manager settled it failed by hand; the provider now says the money went back. Nothing
+          // final is changed, but a person must know at once (the amount may have been refunded again).
+          this.logger.error(
+            { refundId: r.id, paymentId: r.paymentId, providerCode: report.providerCode },
+            'the provider reports a refund settled failed by hand as succeeded: check it with the provider',
+          );
+          await this.payments.insertEvent(
+            {
+              paymentId: r.paymentId,
+              type: 'refund_settlement_contradicted',
+              actor,
+              data: { refundId: r.id, status: r.status, reported: report.status, providerCode: report.providerCode },
             },
             tx,
           );
@@ -484,11 +509,24 @@ export class RefundsService {
             : ' and is still being checked with the provider'),
         { status: r.status },
       );
-    const { refund, changed } = await this.applyReport(
-      r.id,
-      { status: outcome, reason: outcome === 'succeeded' ? 'SETTLED_SUCCEEDED' : 'SETTLED_FAILED', message: note },
-      `user:${user.sub}`,
-    );
+    // Not while the provider is being asked about it (reconcile-now): its answer could contradict the settlement.
+    const token = randomUUID();
+    if (!(await this.repo.claimOne(r.id, ['review'], this.config.reconciler.leaseSeconds, token)))
+      throw new ConflictError(
+        'REFUND_BUSY',
+        'This refund is being checked with the provider right now; look at it again in a minute before settling it',
+      );
+    let settled: { refund: Refund; changed: boolean };
+    try {
+      settled = await this.applyReport(
+        r.id,
+        { status: outcome, reason: outcome === 'succeeded' ? 'SETTLED_SUCCEEDED' : 'SETTLED_FAILED', message: note },
+        `user:${user.sub}`,
+      );
+    } finally {
+      await this.repo.releaseClaim(r.id, token);
+    }
+    const { refund, changed } = settled;
     if (!changed)
       throw new ConflictError('REFUND_NOT_IN_REVIEW', `This refund was settled meanwhile: it is ${refund.status}`, {
         status: refund.status,
@@ -593,9 +631,13 @@ export class RefundsService {
     const p = await this.payments.findForShop(user.shopId, paymentId);
     if (!p) throw new NotFoundError('Payment', { paymentId });
     const requestHash = this.lifecycle.requestHash(`POST /payments/${paymentId}/resolve`, { ...input });
-    if (idempotencyKey && input.action === 'refund') {
-      // A retry of a refund resolution gets its first answer, though the payment is resolved by now.
-      const replay = await this.replay(user.shopId, idempotencyKey, requestHash);
+    if (idempotencyKey) {
+      // A retry of a refund resolution gets its first answer, though the payment is resolved by now;
+      // a key first used for another request is refused, whatever the action.
+      const replay = await this.replay(user.shopId, idempotencyKey, requestHash, async (r) => ({
+        payment: this.lifecycle.toResponse((await this.payments.findById(r.paymentId)) ?? p),
+        refund: toRefundResponse(r),
+      }));
       if (replay) return replay;
     }
     refuseUnlessOpenReview(p);
@@ -665,7 +707,8 @@ export class RefundsService {
         );
       const balance = await this.orders.getBalance(locked.shopId, orderId, tx);
       if (!balance) throw new NotFoundError('Order', { orderId });
-      const blocking = await this.payments.findBlockingForOrder(locked.shopId, orderId);
+      // Under the order's row lock (getBalance above), which a new payment takes too before it is written.
+      const blocking = await this.payments.findBlockingForOrder(locked.shopId, orderId, tx);
       if (blocking && blocking.id !== locked.id)
         throw new ConflictError(
           'ORDER_HAS_OPEN_PAYMENT',

@@ -77,6 +77,12 @@ describe('Pesapal refund precheck (pesapal.md §8)', () => {
     expect(refusal(() => pesapalRefundPrecheck(payment(), 40000n, [], CAPS))).toBe('accepted');
   });
 
+  it('a payment Pesapal reports reversed (an approved refund or a chargeback) refunds nothing more', () => {
+    expect(
+      refusal(() => pesapalRefundPrecheck(payment({ statusReason: 'REVERSED_AT_PROVIDER' }), 100000n, [], CAPS)),
+    ).toBe('PESAPAL_ALREADY_REVERSED');
+  });
+
   it('mobile money (or a method Pesapal did not name) only in full', () => {
     for (const method of ['Mpesa', 'AirtelMoney', 'MTN', null]) {
       const p = payment({ paymentMethod: method });

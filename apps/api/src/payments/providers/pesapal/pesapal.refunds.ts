@@ -6,7 +6,7 @@ import { RefundContext, RefundProviderService, RefundRefusedError, RefundReport 
 import { currencyExponent, formatMinor } from '../amount';
 import type { StatusResult } from '../payment-provider';
 import { PesapalAccountKind } from './pesapal.account';
-import { PESAPAL_PROVIDER } from './pesapal.constants';
+import { PESAPAL_PROVIDER, REVERSED_AT_PROVIDER } from './pesapal.constants';
 import type { PesapalProvider } from './pesapal.provider';
 
 const PROVIDER = 'pesapal';
@@ -153,6 +153,11 @@ export function pesapalRefundPrecheck(
 ): void {
   if (payment.provider !== PROVIDER)
     throw new RefundRefusedError('REFUND_WRONG_PROVIDER', 'This payment was not made with Pesapal');
+  if (payment.statusReason === REVERSED_AT_PROVIDER)
+    throw new RefundRefusedError(
+      'PESAPAL_ALREADY_REVERSED',
+      'Pesapal reports this payment reversed (an approved refund or a chargeback): it refunds nothing more. Check in Pesapal what went back',
+    );
   if (!payment.providerReceipt || !payment.providerTransactionId || !payment.providerReference)
     throw new RefundRefusedError(
       'REFUND_NO_CONFIRMATION_CODE',
