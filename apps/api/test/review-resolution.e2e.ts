@@ -3,6 +3,7 @@ import request from 'supertest';
 import { callbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { ReconcilerService } from '../src/payments/reconciler.service';
 import { successCallback } from './helpers/callbacks';
+import { buildOpenApi } from '../src/bootstrap';
 import { startTestApp, TestApp, TEST_CALLBACK_SECRET, waitFor } from './helpers/test-app';
 
 const SILENT_PHONE = '254700000007';
@@ -318,4 +319,17 @@ describe('issue 11: resolving payments in review through HTTP', () => {
     expect(other.status).toBe(409);
     expect(other.body.code).toBe('IDEMPOTENCY_KEY_REUSED');
   }, 30000);
+
+  it('OpenAPI: the refund routes declare their path parameters, so "Try it out" can fill them', () => {
+    const doc = buildOpenApi(t.app);
+    const params = (path: string, method: 'get' | 'post') =>
+      ((doc.paths[path]?.[method]?.parameters ?? []) as { name: string; in: string }[])
+        .filter((p) => p.in === 'path')
+        .map((p) => p.name);
+    expect(params('/payments/{id}/refunds', 'post')).toEqual(['id']);
+    expect(params('/payments/{id}/resolve', 'post')).toEqual(['id']);
+    expect(params('/refunds/{refundId}', 'get')).toEqual(['refundId']);
+    expect(params('/refunds/{refundId}/settle', 'post')).toEqual(['refundId']);
+    expect(params('/orders/{id}', 'get')).toEqual(['id']);
+  });
 });

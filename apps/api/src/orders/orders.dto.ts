@@ -40,6 +40,7 @@ export class CreateOrderDto {
 }
 
 export class OrderIdParam {
+  @ApiProperty({ example: 'ORD-12345', description: "The POS's order id" })
   @IsString()
   @Matches(ORDER_ID_PATTERN, { message: "id must be 1-64 characters: letters, digits, '.', '_' or '-'" })
   id!: string;

@@ -19,11 +19,13 @@ import { MerchantAccountsRepository } from './merchant-accounts.repository';
 import { MerchantAccountsService, MerchantAccountView } from './merchant-accounts.service';
 
 export class ShopParam {
+  @ApiProperty({ example: 'shop-1' })
   @Matches(/^[A-Za-z0-9._:@-]{1,64}$/, { message: 'shopId must be a shop id (letters, digits, . _ : @ -)' })
   shopId!: string;
 }
 
 export class ShopProviderParam extends ShopParam {
+  @ApiProperty({ enum: MERCHANT_ACCOUNT_PROVIDERS })
   @IsIn(MERCHANT_ACCOUNT_PROVIDERS as unknown as string[], {
     message: `provider must be one of ${MERCHANT_ACCOUNT_PROVIDERS.join(', ')}`,
   })

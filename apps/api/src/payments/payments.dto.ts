@@ -119,6 +119,7 @@ export class StkStatusQueryDto {
 }
 
 export class PaymentIdParam {
+  @ApiProperty({ format: 'uuid', description: 'The paymentId' })
   @IsUUID('all', { message: 'id must be a payment id (UUID)' })
   id!: string;
 }

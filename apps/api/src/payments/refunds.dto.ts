@@ -20,6 +20,7 @@ import { IsAuditReason, PaymentResponseDto } from './payments.dto';
 const MAX_REFUND_AMOUNT = 100_000_000;
 
 export class RefundIdParam {
+  @ApiProperty({ format: 'uuid', description: 'The refundId' })
   @IsUUID('all', { message: 'refundId must be a refund id (UUID)' })
   refundId!: string;
 }
