@@ -121,7 +121,7 @@ export class PaymentOperationsService {
   }
 }
 
-function encodeCursor(p: Payment): string {
+export function encodeCursor(p: Payment): string {
   return Buffer.from(`${p.createdAt.toISOString()}|${p.id}`).toString('base64url');
 }
 
@@ -135,7 +135,7 @@ const CURSOR_EARLIEST_MS = Date.UTC(2000, 0, 1);
  * exactly. Anything else (year +275760 or 0, which Postgres refuses with a 500, an offset instead of
  * Z, Feb 30, a non-UUID id) is a 400 before it reaches SQL.
  */
-function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   const invalid = () => new AppError('INVALID_CURSOR', 'cursor is not a value this endpoint returned', 400);
   const parts = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   if (parts.length !== 2) throw invalid();

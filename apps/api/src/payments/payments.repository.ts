@@ -283,6 +283,38 @@ export class PaymentsRepository {
       .limit(limit);
   }
 
+  /**
+   * A shop's payments, newest first (keyset on created_at, id at millisecond precision like
+   * listForReview), with the history filters; `before` is the last row of the previous page.
+   */
+  async listHistory(
+    shopId: string,
+    f: { orderId?: string; status?: string; provider?: string; from?: Date; to?: Date },
+    limit: number,
+    before?: { createdAt: Date; id: string },
+  ): Promise<Payment[]> {
+    const createdMs = sql`date_trunc('milliseconds', ${payments.createdAt})`;
+    const cursor = before
+      ? sql`(${createdMs} < ${before.createdAt.toISOString()}::timestamptz or (${createdMs} = ${before.createdAt.toISOString()}::timestamptz and ${payments.id} < ${before.id}::uuid))`
+      : undefined;
+    return this.db
+      .select()
+      .from(payments)
+      .where(
+        and(
+          eq(payments.shopId, shopId),
+          f.orderId !== undefined ? eq(payments.orderId, f.orderId) : undefined,
+          f.status !== undefined ? eq(payments.status, f.status) : undefined,
+          f.provider !== undefined ? eq(payments.provider, f.provider) : undefined,
+          f.from ? sql`${payments.createdAt} >= ${f.from.toISOString()}::timestamptz` : undefined,
+          f.to ? sql`${payments.createdAt} < ${f.to.toISOString()}::timestamptz` : undefined,
+          cursor,
+        ),
+      )
+      .orderBy(desc(createdMs), desc(payments.id))
+      .limit(limit);
+  }
+
   // ---- callback inbox
 
   /**
