@@ -1,11 +1,11 @@
-import { Body, Controller, Get, HttpStatus, Param, Post, Res, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, HttpStatus, Post, Res, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiCreatedResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import type { AuthUser } from '../auth/auth.types';
 import { JwtAuthGuard } from '../auth/jwt-auth.guard';
 import { CurrentUser } from '../auth/roles.decorator';
 import { ApiErrors } from '../common/api-errors.decorator';
-import { CreateOrderDto, OrderIdParam, OrderResponseDto } from './orders.dto';
+import { CreateOrderDto, OrderResponseDto } from './orders.dto';
 import { OrdersService } from './orders.service';
 
 @ApiTags('orders')
@@ -31,12 +31,5 @@ export class OrdersController {
     res.status(created ? HttpStatus.CREATED : HttpStatus.OK);
     return order;
   }
-
-  @Get(':id')
-  @ApiOperation({ summary: "An order's total, paid and outstanding amounts (derived from completed payments)" })
-  @ApiOkResponse({ type: OrderResponseDto })
-  @ApiErrors(400, 401, 404)
-  get(@CurrentUser() user: AuthUser, @Param() params: OrderIdParam): Promise<OrderResponseDto> {
-    return this.orders.get(user.shopId, params.id);
-  }
+  // GET /orders/:id (with its payments) is payments/payment-history.controller.ts OrderPaymentsController.
 }

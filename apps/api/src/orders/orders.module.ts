@@ -9,6 +9,6 @@ import { OrdersService } from './orders.service';
   imports: [AuthModule],
   controllers: [OrdersController],
   providers: [OrdersRepository, OrdersService, { provide: ORDERS_PORT, useExisting: OrdersService }],
-  exports: [ORDERS_PORT],
+  exports: [ORDERS_PORT, OrdersService],
 })
 export class OrdersModule {}

@@ -1,5 +1,9 @@
 import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
+import { OrderPaymentsController, PaymentHistoryController, ReportsController } from './payment-history.controller';
+import { PaymentHistoryService } from './payment-history.service';
+import { ReportsRepository } from './reports.repository';
+import { OrdersModule } from '../orders/orders.module';
 import { PaymentsCoreModule } from './payments-core.module';
 import { PaymentsOperationsController } from './payments-operations.controller';
 import { PaymentsController } from './payments.controller';
@@ -12,9 +16,16 @@ import { RefundsController } from './refunds.controller';
  * Daraja wiring is in MpesaModule) and the operator routes over the shared core.
  */
 @Module({
-  imports: [AuthModule, PaymentsCoreModule, MpesaModule],
+  imports: [AuthModule, OrdersModule, PaymentsCoreModule, MpesaModule],
   // Operations first: its static /payments/review must win over PaymentsController's /payments/:id.
-  controllers: [PaymentsOperationsController, RefundsController, PaymentsController],
-  providers: [PaymentsService],
+  controllers: [
+    PaymentsOperationsController,
+    PaymentHistoryController,
+    RefundsController,
+    PaymentsController,
+    ReportsController,
+    OrderPaymentsController,
+  ],
+  providers: [PaymentsService, PaymentHistoryService, ReportsRepository],
 })
 export class PaymentsModule {}
