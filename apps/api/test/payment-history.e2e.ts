@@ -251,7 +251,8 @@ describe('payment history, receipts and the daily summary', () => {
     });
     const nc = await t.http().get(`/payments/${ids.a4}/receipt`).set('Authorization', a).expect(409);
     expect(nc.body.code ?? nc.body.error?.code ?? JSON.stringify(nc.body)).toMatch(/PAYMENT_NOT_COMPLETED/);
-    await t.http().get(`/payments/${ids.a4}/receipt/print`).set('Authorization', a).expect(409);
+    const np = await t.http().get(`/payments/${ids.a4}/receipt/print`).set('Authorization', a).expect(409);
+    expect(np.headers['content-type']).toMatch(/^application\/json/);
     await t.http().get(`/payments/${ids.b1}/receipt`).set('Authorization', a).expect(404);
     await t.http().get(`/payments/${ids.b1}/receipt/print`).set('Authorization', a).expect(404);
     await t.http().get(`/payments/${ids.a1}/receipt/print?width=70`).set('Authorization', a).expect(400);

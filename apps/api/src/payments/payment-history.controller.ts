@@ -1,4 +1,5 @@
-import { Controller, Get, Header, Param, Query, UseGuards } from '@nestjs/common';
+import { Controller, Get, Param, Query, Res, UseGuards } from '@nestjs/common';
+import type { Response } from 'express';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProduces, ApiProperty, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '../auth/auth.types';
 import { JwtAuthGuard } from '../auth/jwt-auth.guard';
@@ -49,14 +50,21 @@ export class PaymentHistoryController {
   }
 
   @Get(':id/receipt/print')
-  @Header('Content-Type', 'text/html; charset=utf-8')
-  @Header('Cache-Control', 'no-store')
   @ApiProduces('text/html')
   @ApiOperation({ summary: 'Printable receipt for 58 mm or 80 mm thermal paper (HTML)' })
   @ApiOkResponse({ description: 'text/html page', schema: { type: 'string' } })
   @ApiErrors(400, 401, 404, 409)
-  print(@CurrentUser() user: AuthUser, @Param() p: PaymentIdParam, @Query() q: ReceiptPrintQueryDto): Promise<string> {
-    return this.history.receiptHtml(user, p.id, q.width ?? '80');
+  async print(
+    @CurrentUser() user: AuthUser,
+    @Param() p: PaymentIdParam,
+    @Query() q: ReceiptPrintQueryDto,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<string> {
+    const html = await this.history.receiptHtml(user, p.id, q.width ?? '80');
+    // Set only on success: an error stays application/json like every other error.
+    res.setHeader('Content-Type', 'text/html; charset=utf-8');
+    res.setHeader('Cache-Control', 'no-store');
+    return html;
   }
 }
 

@@ -904,6 +904,40 @@ function parameterCases(): Case[] {
     code: 'VALIDATION_FAILED',
     messageIncludes: 'property phone should not exist',
   });
+  // History, receipts and the daily summary (issue 12).
+  const history: [string, string, string, string][] = [
+    ['limit 0', '/payments?limit=0', 'VALIDATION_FAILED', 'limit must be between 1 and 100'],
+    ['limit 101', '/payments?limit=101', 'VALIDATION_FAILED', 'limit must be between 1 and 100'],
+    ['limit 1.5', '/payments?limit=1.5', 'VALIDATION_FAILED', 'limit must be a whole number'],
+    ['an unknown status', '/payments?status=paid', 'VALIDATION_FAILED', 'status must be one of'],
+    ['an unknown provider', '/payments?provider=visa', 'VALIDATION_FAILED', 'provider must be one of'],
+    ['a date without a time', '/payments?from=2026-12-01', 'VALIDATION_FAILED', 'from must be an ISO-8601 instant'],
+    ['Feb 30', '/payments?to=2026-02-30T00:00:00Z', 'VALIDATION_FAILED', 'to must be a real date'],
+    ['a cursor with a space', '/payments?cursor=a%20b', 'VALIDATION_FAILED', 'cursor must be the nextCursor'],
+    [
+      'a cursor that decodes to nonsense',
+      `/payments?cursor=${Buffer.from('2026|x').toString('base64url')}`,
+      'INVALID_CURSOR',
+      'cursor is not a value this endpoint returned',
+    ],
+    ['an orderId of 65 characters', `/payments?orderId=${'O'.repeat(65)}`, 'VALIDATION_FAILED', 'orderId must be'],
+    [
+      'a receipt width of 70',
+      `/payments/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}/receipt/print?width=70`,
+      'VALIDATION_FAILED',
+      'width must be 58 or 80',
+    ],
+    ['a daily report without to', '/reports/daily?from=2026-12-01', 'VALIDATION_FAILED', 'to must be a date'],
+    [
+      'a daily report on Feb 30',
+      '/reports/daily?from=2026-02-30&to=2026-03-01',
+      'VALIDATION_FAILED',
+      'from must be a real date',
+    ],
+    ['a daily report over 92 days', '/reports/daily?from=2026-01-01&to=2026-06-01', 'INVALID_RANGE', 'at most 92 days'],
+  ];
+  for (const [what, path, code, message] of history)
+    cases.push({ name: `history: ${what}`, req: get(path), status: 400, code, messageIncludes: message });
   return cases;
 }
 
