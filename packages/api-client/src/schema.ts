@@ -39,23 +39,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/orders/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** An order's total, paid and outstanding amounts (derived from completed payments) */
-        get: operations["OrdersController_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/payments/review": {
         parameters: {
             query?: never;
@@ -110,6 +93,57 @@ export interface paths {
          * @description A payment in `review` with `OUTCOME_UNKNOWN` may still have charged the customer, so it blocks its order: a new payment answers `409 PAYMENT_OUTCOME_UNKNOWN`. Check the customer's M-Pesa SMS (or reconcile the payment when it has a CheckoutRequestID; without one only the M-Pesa statement can tell) first; release only when you are satisfied nothing was paid. The reason (3-500 characters once trimmed, at least 3 of them visible, no control characters) is kept in the audit log with who released it. The payment stays in review: a late report of the truth still settles it, and a success that no longer fits the order goes to review (`EXCEEDS_OUTSTANDING`) for a refund. `409 PAYMENT_NOT_RELEASABLE` for any other payment (still open, outcome known, or already released).
          */
         post: operations["PaymentsOperationsController_release"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The shop's payments, newest first, paged with `cursor` (from inclusive, to exclusive, on createdAt) */
+        get: operations["PaymentHistoryController_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/{id}/receipt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Receipt data of a completed payment (409 PAYMENT_NOT_COMPLETED otherwise) */
+        get: operations["PaymentHistoryController_receipt"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/{id}/receipt/print": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Printable receipt for 58 mm or 80 mm thermal paper (HTML) */
+        get: operations["PaymentHistoryController_print"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -319,6 +353,40 @@ export interface paths {
         put?: never;
         /** Daraja STK callback on the bare URL: stored, then confirmed with an STK query before anything changes */
         post: operations["PaymentsController_callbackBare"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/reports/daily": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** End-of-day summary per Nairobi calendar day and provider (from..to inclusive, at most 92 days) */
+        get: operations["ReportsController_daily"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orders/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An order's total, paid and outstanding amounts (derived from completed payments), with its payments */
+        get: operations["OrderPaymentsController_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -828,6 +896,39 @@ export interface components {
              */
             reason: string;
         };
+        PaymentHistoryDto: {
+            data: components["schemas"]["PaymentResponseDto"][];
+            nextCursor?: string | null;
+        };
+        ReceiptShopDto: {
+            id: string;
+            name: string;
+        };
+        ReceiptDto: {
+            /** Format: uuid */
+            paymentId: string;
+            shop: components["schemas"]["ReceiptShopDto"];
+            orderId: string;
+            /** @example mpesa */
+            provider: string;
+            /** @example completed */
+            status: string;
+            /**
+             * @description Major units, like PaymentResponseDto.amount
+             * @example 100
+             */
+            amount: number;
+            /** @example KES */
+            currency: string;
+            /** @description M-Pesa receipt number, or the provider confirmation / reference */
+            confirmation?: string | null;
+            /** @example 2547******78 */
+            phone?: string | null;
+            /** Format: date-time */
+            paidAt: string;
+            /** @example 2026-12-02 14:05 */
+            paidAtNairobi: string;
+        };
         RefundRequestDto: {
             /**
              * @description In the payment's currency, major units (KES shillings; M-Pesa refunds are whole shillings). Absent: everything still refundable on the payment.
@@ -1033,6 +1134,72 @@ export interface components {
             ResultCode: number;
             /** @example Accepted */
             ResultDesc: string;
+        };
+        CountAmountDto: {
+            count: number;
+            /** @description Major units, like PaymentResponseDto.amount */
+            amount: number;
+        };
+        DailyProviderDto: {
+            provider: string;
+            currency: string;
+            /** @description Payments completed that day (by completedAt) */
+            completed: components["schemas"]["CountAmountDto"];
+            /** @description Payments created that day that failed */
+            failed: number;
+            /** @description Payments created that day that were cancelled */
+            cancelled: number;
+            /** @description Payments created that day that expired */
+            expired: number;
+            /** @description Refunds that succeeded that day */
+            refunds: components["schemas"]["CountAmountDto"];
+            /** @description Median seconds from created to completed */
+            medianSecondsToPaid?: number | null;
+        };
+        DailyDayDto: {
+            /** @example 2026-12-02 */
+            date: string;
+            providers: components["schemas"]["DailyProviderDto"][];
+        };
+        DailyReportDto: {
+            /** @example Africa/Nairobi */
+            timezone: string;
+            from: string;
+            to: string;
+            days: components["schemas"]["DailyDayDto"][];
+        };
+        OrderWithPaymentsDto: {
+            /** @example ORD-12345 */
+            id: string;
+            /** @example 1500.5 */
+            total: number;
+            /** @example KES */
+            currency: string;
+            /**
+             * @description Money kept: the sum of completed payments minus what was refunded of them
+             * @example 500
+             */
+            paid: number;
+            /**
+             * @description Sum of succeeded refunds of the completed payments
+             * @example 0
+             */
+            refunded: number;
+            /**
+             * @description What the order still owes: its total minus what its completed payments took in (a refund gives money back for the goods; it does not reopen the order)
+             * @example 1000.5
+             */
+            outstanding: number;
+            /**
+             * @description refunded: everything taken was given back; partially_refunded: part of it
+             * @enum {string}
+             */
+            status: "unpaid" | "partially_paid" | "paid" | "partially_refunded" | "refunded";
+            /** Format: date-time */
+            paidAt: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            payments: components["schemas"]["PaymentResponseDto"][];
         };
         VerificationPartDto: {
             part: string;
@@ -1355,55 +1522,6 @@ export interface operations {
             };
         };
     };
-    OrdersController_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description The POS's order id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["OrderResponseDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
-    };
     PaymentsOperationsController_listReview: {
         parameters: {
             query?: {
@@ -1581,6 +1699,178 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    PaymentHistoryController_list: {
+        parameters: {
+            query?: {
+                orderId?: string;
+                status?: "initiated" | "pending" | "unresolved" | "completed" | "failed" | "cancelled" | "expired" | "review";
+                provider?: "mpesa" | "flutterwave" | "pesapal";
+                /** @description Created at or after this instant (inclusive) */
+                from?: string;
+                /** @description Created before this instant (exclusive) */
+                to?: string;
+                /** @description nextCursor of the previous page */
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentHistoryDto"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    PaymentHistoryController_receipt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The paymentId */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReceiptDto"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Not found in your shop (NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+            409: {
+                headers: {
+                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    PaymentHistoryController_print: {
+        parameters: {
+            query?: {
+                /** @description Thermal paper width in mm */
+                width?: "58" | "80";
+            };
+            header?: never;
+            path: {
+                /** @description The paymentId */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text/html page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Not found in your shop (NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+            409: {
+                headers: {
+                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": components["schemas"]["ErrorResponseDto"];
                 };
             };
         };
@@ -2375,6 +2665,97 @@ export interface operations {
             };
             /** @description Body too large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    ReportsController_daily: {
+        parameters: {
+            query: {
+                /** @description First Nairobi calendar day (inclusive) */
+                from: string;
+                /** @description Last Nairobi calendar day (inclusive); at most 92 days from `from` */
+                to: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DailyReportDto"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    OrderPaymentsController_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The POS's order id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderWithPaymentsDto"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Not found in your shop (NOT_FOUND) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
