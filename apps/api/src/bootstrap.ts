@@ -26,6 +26,23 @@ export interface CreateAppOptions {
   logDestination?: DestinationStream;
 }
 
+/**
+ * CORS for the POS in a browser: exact origins only, the headers a POS sends (bearer token,
+ * Idempotency-Key, Last-Event-ID for a resumed stream) and the ones it must read back. No cookies
+ * are used, so credentials stay off.
+ */
+export function corsOptions(origins: string[]) {
+  return {
+    origin: origins,
+    methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'Last-Event-ID'],
+    exposedHeaders: ['X-Request-Id', 'Idempotent-Replayed', 'Retry-After'],
+    credentials: false,
+    maxAge: 600,
+    optionsSuccessStatus: 204,
+  };
+}
+
 /** Builds the configured Nest application (used by main.ts, the tests and the OpenAPI export). */
 export async function createApp(options: CreateAppOptions): Promise<NestExpressApplication> {
   const app = await NestFactory.create<NestExpressApplication>(
@@ -51,6 +68,7 @@ export async function createApp(options: CreateAppOptions): Promise<NestExpressA
     assignRequestId(req, res);
     next();
   });
+  if (options.config.corsOrigins.length > 0) app.enableCors(corsOptions(options.config.corsOrigins));
   app.use(requireHostHeader());
   app.use(requireJsonBody);
   app.use(

@@ -16,6 +16,28 @@ function problemsOf(env: Record<string, string>): string[] {
   return [];
 }
 
+describe('CORS_ORIGINS', () => {
+  it('defaults to the POS dev app in development and to nothing elsewhere', () => {
+    expect(loadConfig({}).corsOrigins).toEqual(['http://localhost:5173', 'http://127.0.0.1:5173']);
+    expect(loadConfig({ NODE_ENV: 'test' }).corsOrigins).toEqual([]);
+  });
+  it('takes exact origins, trims them and drops a trailing slash and repeats', () => {
+    expect(
+      loadConfig({ CORS_ORIGINS: ' https://pos.example.co.ke/ ,http://localhost:5173,https://pos.example.co.ke' })
+        .corsOrigins,
+    ).toEqual(['https://pos.example.co.ke', 'http://localhost:5173']);
+  });
+  it.each([
+    '*',
+    'pos.example.co.ke',
+    'https://pos.example.co.ke/till',
+    'ftp://pos.example.co.ke',
+    'https://u:p@pos.example.co.ke',
+  ])('refuses %s at boot', (entry) => {
+    expect(() => loadConfig({ CORS_ORIGINS: entry })).toThrow(/CORS_ORIGINS entries must be origins/);
+  });
+});
+
 describe('loadConfig', () => {
   it('boots the simulator with no environment at all', () => {
     const c = loadConfig({});

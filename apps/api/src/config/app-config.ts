@@ -32,6 +32,11 @@ export interface AppConfig {
   /** Express "trust proxy" setting: false, true, a hop count, or a list of addresses/subnets. */
   trustProxy: boolean | number | string;
   /**
+   * Browser origins (scheme://host[:port]) allowed to call the API (CORS). Default: none in
+   * production and test, the POS dev app (http://localhost:5173, http://127.0.0.1:5173) in development.
+   */
+  corsOrigins: string[];
+  /**
    * Limits on POST /payments/stk-push only (callbacks and every other route are never limited).
    * A limit of 0 is off.
    */
@@ -373,6 +378,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     problems.push('MPESA_INITIATOR_NAME is required with MPESA_INITIATOR_PASSWORD');
 
   const trustProxy = parseTrustProxy(str('TRUST_PROXY'), problems);
+  const corsOrigins = parseCorsOrigins(str('CORS_ORIGINS'), nodeEnv, problems);
 
   // --- rate limits on POST /payments/stk-push. Off by default under NODE_ENV=test only (test
   // suites push to the simulator's few magic numbers over and over); tests of the limits set them.
@@ -501,6 +507,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     databaseStatementTimeoutMs: int('DATABASE_STATEMENT_TIMEOUT_MS', 30000, 0, 600000),
     dataDir,
     trustProxy,
+    corsOrigins,
     rateLimit,
     merchantAccounts,
     jwt: {
@@ -634,6 +641,35 @@ function mpesaCertificate(
   if (env !== 'simulator' && cert.subject.includes(`CN=${SIMULATOR_CERT_COMMON_NAME}`))
     problems.push(`${source} is the Daraja simulator's test certificate but MPESA_ENV=${env}`);
   return { ...cert, pinned: pin !== undefined };
+}
+
+/** The POS dev app's origins (apps/pos under `pnpm dev`), allowed by default in development only. */
+export const DEV_POS_ORIGINS = ['http://localhost:5173', 'http://127.0.0.1:5173'];
+
+/**
+ * CORS_ORIGINS: a comma list of exact origins. A wildcard is refused (the API takes bearer tokens
+ * and money: every allowed site is named), and so is anything with a path, query or credentials.
+ */
+export function parseCorsOrigins(raw: string | undefined, nodeEnv: AppConfig['nodeEnv'], problems: string[]): string[] {
+  if (raw === undefined) return nodeEnv === 'development' ? [...DEV_POS_ORIGINS] : [];
+  const origins: string[] = [];
+  for (const entry of raw.split(',').map((e) => e.trim())) {
+    if (entry === '') continue;
+    let url: URL | undefined;
+    try {
+      url = new URL(entry);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== entry.replace(/\/$/, '')) {
+      problems.push(`CORS_ORIGINS entries must be origins like https://pos.example.com (got "${entry}")`);
+      continue;
+    }
+    if (nodeEnv === 'production' && url.protocol !== 'https:' && !['localhost', '127.0.0.1'].includes(url.hostname))
+      problems.push(`CORS_ORIGINS must use https in production (got "${entry}")`);
+    if (!origins.includes(url.origin)) origins.push(url.origin);
+  }
+  return origins;
 }
 
 export function callbackUrlProblems(url: string, env: MpesaEnvironment): string[] {
