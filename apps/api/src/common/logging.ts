@@ -33,7 +33,7 @@ export function assignRequestId(req: IncomingMessage, res: ServerResponse): stri
 
 /** Query parameters that carry credentials when a client puts them in a URL. */
 const SECRET_QUERY_PARAM =
-  /([?&;](?:access_?token|id_?token|refresh_?token|token|jwt|auth|authorization|password|passwd|pwd|passkey|secret|client_?secret|consumer_?secret|api_?key|apikey|key|signature|sig)=)[^&#;]*/gi;
+  /([?&;](?:access_?token|id_?token|refresh_?token|token|jwt|auth|authorization|password|passwd|pwd|passkey|secret|client_?secret|consumer_?secret|api_?key|apikey|key|signature|sig|ticket)=)[^&#;]*/gi;
 /** header.payload.signature, base64url: a JWT wherever it appears in a URL. */
 const JWT_LIKE = /ey[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*/g;
 /**

@@ -36,6 +36,17 @@ export interface AppConfig {
    * production and test, the POS dev app (http://localhost:5173, http://127.0.0.1:5173) in development.
    */
   corsOrigins: string[];
+  /** Live status streams (GET /payments/events, /payments/:id/events; payments/payment-events.*). */
+  liveStatus: {
+    /** a `: ping` comment this often on every open stream (keeps proxies and the client's idle timer happy) */
+    heartbeatMs: number;
+    /** open streams per instance; one more answers 503 with Retry-After */
+    maxStreams: number;
+    /** open streams per shop per instance (a shop's tills; one more answers 429) */
+    maxStreamsPerShop: number;
+    /** status events are kept this long for resumption (Last-Event-ID), then pruned */
+    retentionHours: number;
+  };
   /**
    * Limits on POST /payments/stk-push only (callbacks and every other route are never limited).
    * A limit of 0 is off.
@@ -508,6 +519,12 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     dataDir,
     trustProxy,
     corsOrigins,
+    liveStatus: {
+      heartbeatMs: int('EVENT_STREAM_HEARTBEAT_MS', 15_000, 100, 300_000),
+      maxStreams: int('EVENT_STREAM_MAX', 2000, 1, 100_000),
+      maxStreamsPerShop: int('EVENT_STREAM_MAX_PER_SHOP', 50, 1, 100_000),
+      retentionHours: int('PAYMENT_EVENTS_RETENTION_HOURS', 24, 1, 720),
+    },
     rateLimit,
     merchantAccounts,
     jwt: {

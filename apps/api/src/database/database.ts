@@ -77,6 +77,8 @@ async function pgChangeFeed(databaseUrl: string, channel: string, handlers: Chan
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,
       connectionTimeoutMillis: 5_000,
+      // Findable in pg_stat_activity (an operator, or a test, can tell the feeds from the pool).
+      application_name: `smartduka-listen-${channel}`,
     });
     let lost = false;
     const onLost = () => {

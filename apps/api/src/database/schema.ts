@@ -395,6 +395,32 @@ export const auditEvents = pgTable(
   (t) => [index('audit_events_shop_idx').on(t.shopId, t.id)],
 );
 
+/**
+ * Every visible change of a payment (status, status reason, release, resolution), written by a
+ * trigger on payments (migration 0010) with a snapshot of the row as it was then, and announced
+ * with NOTIFY payment_status '<id> <shop_id> <payment_id>' at commit. The live status streams
+ * (payments/payment-events.*) deliver these and replay them on resumption. Ids are assigned at
+ * insert, so they are ordered per payment (its row lock serialises its changes) but not across
+ * payments; created_at is the clock at insert, for the replay window. Pruned after a day.
+ */
+export const paymentStatusEvents = pgTable(
+  'payment_status_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    shopId: text('shop_id').notNull(),
+    paymentId: uuid('payment_id').notNull(),
+    status: text('status').notNull(),
+    /** to_jsonb(payments row) at the change. */
+    snapshot: jsonb('snapshot').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('payment_status_events_shop_idx').on(t.shopId, t.id),
+    index('payment_status_events_payment_idx').on(t.paymentId, t.id),
+    index('payment_status_events_created_idx').on(t.createdAt),
+  ],
+);
+
 export const schema = {
   orders,
   payments,
@@ -406,6 +432,7 @@ export const schema = {
   merchantAccounts,
   auditEvents,
   refunds,
+  paymentStatusEvents,
 };
 export type Order = typeof orders.$inferSelect;
 export type Payment = typeof payments.$inferSelect;
@@ -416,3 +443,4 @@ export type MerchantAccountRow = typeof merchantAccounts.$inferSelect;
 export type NewMerchantAccountRow = typeof merchantAccounts.$inferInsert;
 export type Refund = typeof refunds.$inferSelect;
 export type NewRefund = typeof refunds.$inferInsert;
+export type PaymentStatusEventRow = typeof paymentStatusEvents.$inferSelect;

@@ -2,6 +2,10 @@ import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
 import { OrderPaymentsController, PaymentHistoryController, ReportsController } from './payment-history.controller';
 import { PaymentHistoryService } from './payment-history.service';
+import { PaymentEventsController } from './payment-events.controller';
+import { EventStreamAuthGuard } from './payment-events.guard';
+import { PaymentEventsRepository } from './payment-events.repository';
+import { PaymentEventsService } from './payment-events.service';
 import { ReportsRepository } from './reports.repository';
 import { OrdersModule } from '../orders/orders.module';
 import { PaymentsCoreModule } from './payments-core.module';
@@ -18,7 +22,9 @@ import { RefundsController } from './refunds.controller';
 @Module({
   imports: [AuthModule, OrdersModule, PaymentsCoreModule, MpesaModule],
   // Operations first: its static /payments/review must win over PaymentsController's /payments/:id.
+  // The event streams first too: /payments/events must not be read as /payments/:id.
   controllers: [
+    PaymentEventsController,
     PaymentsOperationsController,
     PaymentHistoryController,
     RefundsController,
@@ -26,6 +32,13 @@ import { RefundsController } from './refunds.controller';
     ReportsController,
     OrderPaymentsController,
   ],
-  providers: [PaymentsService, PaymentHistoryService, ReportsRepository],
+  providers: [
+    PaymentsService,
+    PaymentHistoryService,
+    ReportsRepository,
+    PaymentEventsRepository,
+    PaymentEventsService,
+    EventStreamAuthGuard,
+  ],
 })
 export class PaymentsModule {}
