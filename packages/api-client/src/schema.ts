@@ -39,6 +39,63 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/payments/events/ticket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A short-lived ticket to open a live status stream from a browser EventSource (?ticket=) */
+        post: operations["PaymentEventsController_ticket"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Live status of every payment of the shop (server-sent events; starts with `event: ready` carrying the newest event id; never ends by itself)
+         * @description text/event-stream. `retry: 2000` first; then per status change `id: <event id>`, `event: payment`, `data: <the payment, as GET /payments/{id}>`. A `: ping` comment every 15 s. Resume with the Last-Event-ID header (EventSource sends it) or ?lastEventId=: what was missed is sent first; delivery is at least once, de-duplicate by id. Polling GET /payments/{id} keeps working.
+         */
+        get: operations["PaymentEventsController_shopStream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Live status of one payment (server-sent events): its current state first, every change, then `event: end` at a final status
+         * @description text/event-stream. `retry: 2000` first; then per status change `id: <event id>`, `event: payment`, `data: <the payment, as GET /payments/{id}>`. A `: ping` comment every 15 s. Resume with the Last-Event-ID header (EventSource sends it) or ?lastEventId=: what was missed is sent first; delivery is at least once, de-duplicate by id. Polling GET /payments/{id} keeps working.
+         */
+        get: operations["PaymentEventsController_paymentStream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/payments/review": {
         parameters: {
             query?: never;
@@ -810,6 +867,59 @@ export interface components {
             /** @example req-1f3c */
             requestId?: string;
         };
+        EventTicketRequestDto: {
+            /**
+             * Format: uuid
+             * @description Only this payment's stream (GET /payments/{id}/events); without it, any stream of the shop
+             */
+            paymentId?: string;
+        };
+        EventTicketDto: {
+            /** @description Pass as ?ticket= to open a live status stream with EventSource (which cannot send an Authorization header). Good for opening streams until expiresAt. */
+            ticket: string;
+            /** Format: date-time */
+            expiresAt: string;
+        };
+        ProviderErrorDetailsDto: {
+            /** @enum {string} */
+            provider?: "mpesa" | "flutterwave" | "pesapal";
+            /**
+             * @description The provider's own error code (Daraja errorCode, Pesapal error.code)
+             * @example 500.003.02
+             */
+            providerErrorCode?: string;
+            /**
+             * @description The provider's own error message
+             * @example Error Occurred: Spike Arrest Violation
+             */
+            providerErrorMessage?: string;
+            /**
+             * @description The provider's id for its answer (Daraja requestId), to quote to its support
+             * @example 1c5b-4ba8-815c-ac45c57a3db01495926
+             */
+            providerRequestId?: string;
+            /** @description The payment the answer belongs to (payment initiation) */
+            paymentId?: string;
+            /**
+             * @description failed: nothing was done, a new payment may be started; unresolved: the outcome is unknown, do not start another payment: check this one
+             * @enum {string}
+             */
+            status?: "failed" | "unresolved";
+        };
+        ProviderErrorResponseDto: {
+            /** @example 503 */
+            statusCode: number;
+            /**
+             * @description Stable machine-readable code
+             * @example PROVIDER_UNREACHABLE
+             */
+            code: string;
+            /** @example M-Pesa could not be reached (ECONNREFUSED); the STK push was not sent */
+            message: string;
+            details?: components["schemas"]["ProviderErrorDetailsDto"];
+            /** @example req-1f3c */
+            requestId?: string;
+        };
         PaymentResponseDto: {
             /** Format: uuid */
             paymentId: string;
@@ -980,46 +1090,6 @@ export interface components {
             updatedAt: string;
             /** Format: date-time */
             completedAt?: string | null;
-        };
-        ProviderErrorDetailsDto: {
-            /** @enum {string} */
-            provider?: "mpesa" | "flutterwave" | "pesapal";
-            /**
-             * @description The provider's own error code (Daraja errorCode, Pesapal error.code)
-             * @example 500.003.02
-             */
-            providerErrorCode?: string;
-            /**
-             * @description The provider's own error message
-             * @example Error Occurred: Spike Arrest Violation
-             */
-            providerErrorMessage?: string;
-            /**
-             * @description The provider's id for its answer (Daraja requestId), to quote to its support
-             * @example 1c5b-4ba8-815c-ac45c57a3db01495926
-             */
-            providerRequestId?: string;
-            /** @description The payment the answer belongs to (payment initiation) */
-            paymentId?: string;
-            /**
-             * @description failed: nothing was done, a new payment may be started; unresolved: the outcome is unknown, do not start another payment: check this one
-             * @enum {string}
-             */
-            status?: "failed" | "unresolved";
-        };
-        ProviderErrorResponseDto: {
-            /** @example 503 */
-            statusCode: number;
-            /**
-             * @description Stable machine-readable code
-             * @example PROVIDER_UNREACHABLE
-             */
-            code: string;
-            /** @example M-Pesa could not be reached (ECONNREFUSED); the STK push was not sent */
-            message: string;
-            details?: components["schemas"]["ProviderErrorDetailsDto"];
-            /** @example req-1f3c */
-            requestId?: string;
         };
         RefundListDto: {
             items: components["schemas"]["RefundResponseDto"][];
@@ -1518,6 +1588,227 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    PaymentEventsController_ticket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EventTicketRequestDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventTicketDto"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Not found in your shop (NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    PaymentEventsController_shopStream: {
+        parameters: {
+            query?: {
+                /** @description A ticket from POST /payments/events/ticket, instead of the Authorization header (EventSource) */
+                ticket?: string;
+                /** @description Resume after this event id (as the Last-Event-ID header EventSource sends on reconnect): what was missed is sent first */
+                lastEventId?: string;
+            };
+            header?: {
+                /** @description Resume after this event id */
+                "Last-Event-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text/event-stream. `retry: 2000` first; then per status change `id: <event id>`, `event: payment`, `data: <the payment, as GET /payments/{id}>`. A `: ping` comment every 15 s. Resume with the Last-Event-ID header (EventSource sends it) or ?lastEventId=: what was missed is sent first; delivery is at least once, de-duplicate by id. Polling GET /payments/{id} keeps working. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
+            503: {
+                headers: {
+                    /** @description Whole seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ProviderErrorResponseDto"];
+                };
+            };
+        };
+    };
+    PaymentEventsController_paymentStream: {
+        parameters: {
+            query?: {
+                /** @description A ticket from POST /payments/events/ticket, instead of the Authorization header (EventSource) */
+                ticket?: string;
+                /** @description Resume after this event id (as the Last-Event-ID header EventSource sends on reconnect): what was missed is sent first */
+                lastEventId?: string;
+            };
+            header?: {
+                /** @description Resume after this event id */
+                "Last-Event-ID"?: string;
+            };
+            path: {
+                /** @description The paymentId */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text/event-stream. `retry: 2000` first; then per status change `id: <event id>`, `event: payment`, `data: <the payment, as GET /payments/{id}>`. A `: ping` comment every 15 s. Resume with the Last-Event-ID header (EventSource sends it) or ?lastEventId=: what was missed is sent first; delivery is at least once, de-duplicate by id. Polling GET /payments/{id} keeps working. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Not found in your shop (NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
+            503: {
+                headers: {
+                    /** @description Whole seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ProviderErrorResponseDto"];
                 };
             };
         };

@@ -439,6 +439,12 @@ const JSON_ENDPOINTS: JsonEndpoint[] = [
     auth: () => manager(),
     valid: () => ({ reason: 'customer shows no SMS' }),
   },
+  {
+    name: 'stream ticket',
+    path: () => '/payments/events/ticket',
+    auth: asCaller,
+    valid: () => ({ paymentId: pending.paymentId }),
+  },
 ];
 
 function transportCases(): Case[] {
@@ -988,6 +994,11 @@ const AUTH_ENDPOINTS: AuthEndpoint[] = [
   {
     name: 'GET merchant accounts',
     send: (h, auth, q = '') => withAuth(h().get(`/shops/shop-1/merchant-accounts${q}`), auth),
+  },
+  {
+    name: 'stream ticket',
+    send: (h, auth, q = '') =>
+      withAuth(h().post(`/payments/events/ticket${q}`), auth).send({ paymentId: pending.paymentId }),
   },
 ];
 
