@@ -1,3 +1,4 @@
+import { openSse } from './helpers/sse';
 import { startTestApp, TestApp, waitFor } from './helpers/test-app';
 
 /** The embedded database (PGlite) runs the same migrations and SQL, even when CI points the rest at Postgres. */
@@ -71,5 +72,29 @@ describe('embedded PGlite database', () => {
     const second = await pushFor('PG-A2');
     expect(second.status).toBe(502);
     expect(second.body.message).toMatch(/merchant does not exist/i);
+  });
+
+  it('streams live status: the trigger and LISTEN/NOTIFY work on PGlite too', async () => {
+    const auth = `Bearer ${t.token('shop-live')}`;
+    await t.http().post('/orders').set('Authorization', auth).send({ id: 'PG-LIVE', total: 10 }).expect(201);
+    const shop = await openSse(`${t.baseUrl}/payments/events`, { Authorization: auth });
+    try {
+      await shop.waitFor((e) => e.some((x) => x.event === 'ready'));
+      const push = await t
+        .http()
+        .post('/payments/stk-push')
+        .set('Authorization', auth)
+        .send({ phoneNumber: '0712345678', amount: 10, orderId: 'PG-LIVE' });
+      expect(push.status).toBe(201);
+      const events = await shop.waitFor(
+        (e) => e.some((x) => x.event === 'payment' && JSON.parse(x.data).status === 'completed'),
+        15_000,
+      );
+      const mine = events.filter((x) => x.event === 'payment').map((x) => JSON.parse(x.data));
+      expect(mine.map((p) => p.status)).toEqual(['initiated', 'pending', 'completed']);
+      expect(mine.every((p) => p.paymentId === push.body.paymentId)).toBe(true);
+    } finally {
+      shop.close();
+    }
   });
 });

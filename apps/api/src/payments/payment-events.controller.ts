@@ -18,7 +18,7 @@ import { safeError } from '../common/logging';
 import { EventStreamQueryDto, EventTicketDto, EventTicketRequestDto } from './payment-events.dto';
 import { EventStreamAuthGuard } from './payment-events.guard';
 import { PaymentEventsService, type EventSink } from './payment-events.service';
-import { PaymentIdParam, type PaymentResponseDto } from './payments.dto';
+import { PaymentIdParam } from './payments.dto';
 
 /** The client's reconnect delay (the stream's first line). */
 const RETRY_MS = 2000;
@@ -64,8 +64,8 @@ class SseSink implements EventSink {
     return this.started;
   }
 
-  event(id: number, payment: PaymentResponseDto): void {
-    this.write(`id: ${id}\nevent: payment\ndata: ${JSON.stringify(payment)}\n\n`);
+  event(id: number, data: string): void {
+    this.write(`id: ${id}\nevent: payment\ndata: ${data}\n\n`);
   }
 
   ready(lastEventId: number): void {

@@ -10,7 +10,6 @@ import { issueTicket, ticketKey, verifyTicket, type TicketCheck } from './paymen
 import { PaymentEventsRepository, REPLAY_LIMIT, type StatusEvent } from './payment-events.repository';
 import { PaymentLifecycle } from './payment-lifecycle.service';
 import { isTerminal } from './payment-status';
-import type { PaymentResponseDto } from './payments.dto';
 import { PaymentsRepository } from './payments.repository';
 
 /** The channel the trigger of migration 0010 notifies: '<event id> <shop id> <payment id>'. */
@@ -18,7 +17,8 @@ export const PAYMENT_STATUS_CHANNEL = 'payment_status';
 
 /** Where a stream's events go (the controller writes them as text/event-stream). */
 export interface EventSink {
-  event(id: number, payment: PaymentResponseDto): void;
+  /** `data` is the payment as GET /payments/:id answers it, as JSON (made once per event for all its streams). */
+  event(id: number, data: string): void;
   /** The shop stream's first message: where it starts (for Last-Event-ID). */
   ready(lastEventId: number): void;
   /** A single-payment stream reached a final status; the sink closes. */
@@ -251,11 +251,20 @@ export class PaymentEventsService implements OnModuleInit, OnApplicationShutdown
       sub.lastByPayment.delete(oldest);
     }
     sub.lastId = Math.max(sub.lastId, e.id);
-    sub.sink.event(e.id, this.lifecycle.toResponse(e.payment));
+    sub.sink.event(e.id, this.dataOf(e));
     if (sub.paymentId && isTerminal(e.payment.status)) {
       this.remove(sub);
       sub.sink.end(e.payment.status);
     }
+  }
+
+  private readonly json = new WeakMap<StatusEvent, string>();
+
+  /** The event's payment as the API shows it, as JSON: once per event, however many streams get it. */
+  private dataOf(e: StatusEvent): string {
+    let data = this.json.get(e);
+    if (data === undefined) this.json.set(e, (data = JSON.stringify(this.lifecycle.toResponse(e.payment))));
+    return data;
   }
 
   /** Replay-time delivery bypasses the buffer; live delivery goes through it. */

@@ -2,6 +2,7 @@
  * The log scanner catches every kind of leak it claims to, ignores the look-alikes a payments log is
  * full of, never repeats a secret in its report, and refuses to pass a run that logged too little.
  */
+import { issueTicket, ticketKey } from '../../src/payments/payment-event-tickets';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -141,6 +142,13 @@ describe('LeakScanner: catches', () => {
     const excerpt = scanner().scanText('x.log', line)[0].excerpt;
     expect(excerpt).not.toContain(/([17]\d{8})(?!\d)/.exec(line)![1]);
     expect(excerpt).toContain(`«phone ${safe}»`);
+  });
+
+  it('finds a live status stream ticket (in a URL or a body)', () => {
+    const { ticket } = issueTicket(ticketKey('k'.repeat(40)), { sub: 'c1', shopId: 'shop-1', role: 'cashier' }, null);
+    expect(kindsIn(`GET /payments/events?ticket=${ticket} 200`)).toEqual(['jwt']);
+    expect(kindsIn(`{"ticket":"${ticket}","expiresAt":"2026-12-03T08:00:00.000Z"}`)).toEqual(['jwt']);
+    expect(kindsIn('GET /payments/events?ticket=[redacted] 200')).toEqual([]);
   });
 
   it('finds every leak on a line, each once', () => {

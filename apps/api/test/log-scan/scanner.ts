@@ -86,6 +86,8 @@ const PLACEHOLDER =
 
 const UUID_RE = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
 const JWT_RE = /(?<![A-Za-z0-9_-])ey[A-Za-z0-9_-]{10,}\.ey[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*/g;
+/** A live status stream ticket (payments/payment-event-tickets.ts): its payload always starts {"v":1,"s": */
+const STREAM_TICKET_RE = /eyJ2IjoxLCJzIjo[A-Za-z0-9_-]*\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g;
 const BEARER_RE = /\bBearer\s+([A-Za-z0-9\-._~+/]+=*)/gi;
 const BASIC_RE = /\bBasic\s+([A-Za-z0-9+/]{8,}={0,2})(?![A-Za-z0-9+/=])/gi;
 const ACCESS_TOKEN_FIELD_RE = /\baccess_?token\b["']?\s*[:=]\s*["']?([A-Za-z0-9\-._~+/]+=*)/gi;
@@ -238,6 +240,7 @@ export class LeakScanner {
         add(s.kind, s.label, m.index, m.index + m[0].length);
       });
     each(JWT_RE, (m) => add('jwt', 'JSON Web Token', m.index, m.index + m[0].length));
+    each(STREAM_TICKET_RE, (m) => add('jwt', 'live status stream ticket', m.index, m.index + m[0].length));
     each(BEARER_RE, (m) => {
       if (m[1].length < MIN_SECRET_LENGTH || PLACEHOLDER.test(m[1])) return;
       add('bearer-token', 'Authorization: Bearer credential', ...groupSpan(m, 1));
