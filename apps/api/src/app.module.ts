@@ -10,6 +10,7 @@ import { AppConfigModule } from './config/config.module';
 import type { DatabaseHandle } from './database/database';
 import { DatabaseModule } from './database/database.module';
 import { HealthController } from './health/health.controller';
+import { ReadinessService } from './health/readiness.service';
 import { OrdersModule } from './orders/orders.module';
 import { MerchantAccountsModule } from './payments/merchant-accounts.module';
 import { PaymentsModule } from './payments/payments.module';
@@ -48,6 +49,7 @@ export class AppModule {
         ReconciliationModule,
       ],
       controllers: [HealthController],
+      providers: [ReadinessService],
     };
   }
 }

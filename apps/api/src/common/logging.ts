@@ -100,7 +100,10 @@ export function loggerParams(config: AppConfig, destination?: DestinationStream)
     },
     customLogLevel: (_req: IncomingMessage, res: ServerResponse, err?: Error) =>
       err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
-    autoLogging: { ignore: (req: IncomingMessage) => req.url === '/health' },
+    autoLogging: {
+      ignore: (req: IncomingMessage) =>
+        req.url === '/health' || req.url === '/health/live' || req.url === '/health/ready',
+    },
   };
   // Default destination: stdout. Tests pass a file so a log scan can check what was written.
   return { pinoHttp: destination ? [options, destination] : options };

@@ -32,6 +32,11 @@ export interface AppConfig {
   /** Express "trust proxy" setting: false, true, a hop count, or a list of addresses/subnets. */
   trustProxy: boolean | number | string;
   /**
+   * On SIGTERM, GET /health/ready answers 503 (draining) this long before the server stops taking
+   * requests, so a load balancer stops sending new ones first (its probe interval × failures).
+   */
+  shutdownDrainMs: number;
+  /**
    * Browser origins (scheme://host[:port]) allowed to call the API (CORS). Default: none in
    * production and test, the POS dev app (http://localhost:5173, http://127.0.0.1:5173) in development.
    */
@@ -518,6 +523,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     databaseStatementTimeoutMs: int('DATABASE_STATEMENT_TIMEOUT_MS', 30000, 0, 600000),
     dataDir,
     trustProxy,
+    shutdownDrainMs: int('SHUTDOWN_DRAIN_MS', 0, 0, 120_000),
     corsOrigins,
     liveStatus: {
       heartbeatMs: int('EVENT_STREAM_HEARTBEAT_MS', 15_000, 100, 300_000),

@@ -6,6 +6,7 @@ import { drizzle as drizzlePglite, PgliteDatabase } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
 import type { ExtractTablesWithRelations } from 'drizzle-orm';
+import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Client, Pool } from 'pg';
@@ -31,6 +32,8 @@ export interface DatabaseHandle {
   /** Runs the versioned migrations (idempotent, serialised across instances). */
   migrate(): Promise<void>;
   ping(): Promise<void>;
+  /** How many of this build's migrations the database has not applied (readiness: an instance ahead of its database is not ready). */
+  pendingMigrations(): Promise<number>;
   /**
    * LISTEN on `channel` (a NOTIFY sent inside a transaction arrives when it commits). `live` is
    * told false when the listening connection is lost (notifications may be missed from then on:
@@ -223,6 +226,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       async ping() {
         await db.execute(sql`select 1`);
       },
+      pendingMigrations: () => countPendingMigrations(db),
       async listen(channel, handlers) {
         if (!CHANNEL_NAME.test(channel)) throw new Error(`bad channel name ${channel}`);
         return pgChangeFeed(options.databaseUrl as string, channel, handlers);
@@ -254,6 +258,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     async ping() {
       await db.execute(sql`select 1`);
     },
+    pendingMigrations: () => countPendingMigrations(db as unknown as Db),
     async listen(channel, handlers) {
       if (!CHANNEL_NAME.test(channel)) throw new Error(`bad channel name ${channel}`);
       // One process owns a PGlite database: its NOTIFYs reach its own listeners, and it cannot lose them.
@@ -272,6 +277,33 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     },
     close: once(() => client.close()),
   };
+}
+
+/** This build's migrations (their journal timestamps), read once. */
+let migrationStamps: number[] | undefined;
+
+/**
+ * Migrations of this build newer than the newest the database recorded (drizzle applies exactly
+ * those, by their journal timestamp, and records each in drizzle.__drizzle_migrations).
+ */
+async function countPendingMigrations(db: Db): Promise<number> {
+  migrationStamps ??= readMigrationFiles({ migrationsFolder: MIGRATIONS_FOLDER }).map((m) => m.folderMillis);
+  const res = await db
+    .execute(
+      sql`
+    select coalesce(max(created_at), 0)::text as last from drizzle.__drizzle_migrations
+  `,
+    )
+    .catch((err: unknown) => {
+      if (pgErrorCode(err) === '42P01' || pgErrorCode(err) === '3F000') return undefined; // never migrated
+      throw err;
+    });
+  if (!res) return migrationStamps.length;
+  const rows = ((res as { rows?: { last: string }[] }).rows ?? (res as unknown as { last: string }[])) as {
+    last: string;
+  }[];
+  const last = Number(rows[0]?.last ?? 0);
+  return migrationStamps.filter((t) => t > last).length;
 }
 
 export function pgliteDirFor(dataDir: string): string {
