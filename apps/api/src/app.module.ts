@@ -11,6 +11,7 @@ import type { DatabaseHandle } from './database/database';
 import { DatabaseModule } from './database/database.module';
 import { HealthController } from './health/health.controller';
 import { ReadinessService } from './health/readiness.service';
+import { MetricsModule } from './metrics/metrics.module';
 import { OrdersModule } from './orders/orders.module';
 import { MerchantAccountsModule } from './payments/merchant-accounts.module';
 import { PaymentsModule } from './payments/payments.module';
@@ -47,6 +48,7 @@ export class AppModule {
         FlutterwaveModule,
         PesapalModule,
         ReconciliationModule,
+        MetricsModule,
       ],
       controllers: [HealthController],
       providers: [ReadinessService],

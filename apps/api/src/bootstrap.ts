@@ -12,6 +12,7 @@ import { AllExceptionsFilter, expressErrorHandler } from './common/http-exceptio
 import { assignRequestId } from './common/logging';
 import { ApiValidationPipe } from './common/validation';
 import type { AppConfig } from './config/app-config';
+import { recordRequestDuration } from './metrics/http-metrics';
 import type { DatabaseHandle } from './database/database';
 
 export const BODY_LIMIT = '64kb';
@@ -68,6 +69,7 @@ export async function createApp(options: CreateAppOptions): Promise<NestExpressA
     assignRequestId(req, res);
     next();
   });
+  app.use(recordRequestDuration);
   if (options.config.corsOrigins.length > 0) app.enableCors(corsOptions(options.config.corsOrigins));
   app.use(requireHostHeader());
   app.use(requireJsonBody);

@@ -36,6 +36,8 @@ export interface AppConfig {
    * requests, so a load balancer stops sending new ones first (its probe interval × failures).
    */
   shutdownDrainMs: number;
+  /** GET /metrics exists only when set, for requests with `Authorization: Bearer <metricsToken>`. */
+  metricsToken: string | undefined;
   /**
    * Browser origins (scheme://host[:port]) allowed to call the API (CORS). Default: none in
    * production and test, the POS dev app (http://localhost:5173, http://127.0.0.1:5173) in development.
@@ -524,6 +526,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     dataDir,
     trustProxy,
     shutdownDrainMs: int('SHUTDOWN_DRAIN_MS', 0, 0, 120_000),
+    metricsToken: metricsTokenOf(str('METRICS_TOKEN'), problems),
     corsOrigins,
     liveStatus: {
       heartbeatMs: int('EVENT_STREAM_HEARTBEAT_MS', 15_000, 100, 300_000),
@@ -824,4 +827,14 @@ function devSecretStore(dataDir: string, persist: boolean) {
       return stored[name];
     },
   };
+}
+
+/** METRICS_TOKEN: unset (no /metrics), or a bearer secret of at least 24 visible characters. */
+function metricsTokenOf(raw: string | undefined, problems: string[]): string | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  if (!/^[\x21-\x7e]{24,512}$/.test(raw)) {
+    problems.push('METRICS_TOKEN must be 24–512 visible ASCII characters without spaces (e.g. openssl rand -hex 32)');
+    return undefined;
+  }
+  return raw;
 }

@@ -6,6 +6,7 @@ import type { HttpResult } from './payment-lifecycle.service';
 import type { PaymentStatus } from './payment-status';
 import { PaymentsRepository } from './payments.repository';
 import type { ProviderName } from './providers/payment-provider';
+import { paymentInitiations } from '../metrics/metrics';
 import { ProviderError } from './providers/provider-errors';
 
 /** Database-retry delays (ms) while recording a provider's answer: a bounded ~8 s, then a 503. */
@@ -64,6 +65,25 @@ export class PaymentInitiation {
   constructor(private readonly repo: PaymentsRepository) {}
 
   async run<R>(call: InitiationCall<R>): Promise<HttpResult> {
+    try {
+      const result = await this.runOnce(call);
+      const body = result.body as { status?: unknown; code?: unknown } | undefined;
+      const outcome = result.status < 300 ? body?.status : body?.code;
+      paymentInitiations.inc({
+        provider: call.provider,
+        outcome: typeof outcome === 'string' ? outcome : String(result.status),
+      });
+      return result;
+    } catch (err) {
+      paymentInitiations.inc({
+        provider: call.provider,
+        outcome: err instanceof AppError ? err.code : 'INTERNAL_ERROR',
+      });
+      throw err;
+    }
+  }
+
+  private async runOnce<R>(call: InitiationCall<R>): Promise<HttpResult> {
     const started = Date.now();
     let answer: R;
     try {

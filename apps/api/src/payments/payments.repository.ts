@@ -12,6 +12,15 @@ import {
   payments,
 } from '../database/schema';
 import { normaliseMpesaReceipt } from './providers/mpesa/receipt';
+import { notifications } from '../metrics/metrics';
+
+/**
+ * smartduka_notifications_total: every provider notification, counted where its outcome is
+ * recorded (stored already processed, finished later, or coalesced into an earlier row).
+ */
+function countNotification(provider: string, kind: string | null | undefined, outcome: string): void {
+  notifications.inc({ provider, kind: kind ?? 'payment', outcome });
+}
 import { IN_FLIGHT_STATUSES, OUTCOME_UNKNOWN, PaymentStatus } from './payment-status';
 
 export interface IdempotencyRecord {
@@ -346,6 +355,7 @@ export class PaymentsRepository {
 
   async insertCallback(row: typeof callbackInbox.$inferInsert, tx: DbOrTx = this.db): Promise<bigint> {
     const rows = await tx.insert(callbackInbox).values(row).returning({ id: callbackInbox.id });
+    if (row.outcome) countNotification(row.provider, row.kind, row.outcome);
     return rows[0].id;
   }
 
@@ -386,7 +396,13 @@ export class PaymentsRepository {
           ...(a.sameBody ? { setWhere: sql`${callbackInbox.rawBody} = excluded.raw_body` } : {}),
         })
         .returning({ id: callbackInbox.id, repeats: callbackInbox.repeats, processedAt: callbackInbox.processedAt });
-      if (rows[0]) return { id: rows[0].id, first: rows[0].repeats === 0, finished: rows[0].processedAt !== null };
+      if (rows[0]) {
+        const first = rows[0].repeats === 0;
+        // Each delivery counts once: with its outcome when it has one now, else when it is finished (finishIfAnswered).
+        if (row.outcome) countNotification(row.provider, row.kind, row.outcome);
+        else if (!first) countNotification(row.provider, row.kind, 'coalesced');
+        return { id: rows[0].id, first, finished: rows[0].processedAt !== null };
+      }
     }
     throw new Error('storeCoalescedCallback: the last slot always takes the delivery');
   }
@@ -407,8 +423,14 @@ export class PaymentsRepository {
         nextAttemptAt: sql`case when ${answered} then ${callbackInbox.nextAttemptAt} else now() + make_interval(secs => ${deferSeconds}) end`,
       })
       .where(eq(callbackInbox.id, id))
-      .returning({ processedAt: callbackInbox.processedAt });
-    return rows[0]?.processedAt != null;
+      .returning({
+        processedAt: callbackInbox.processedAt,
+        provider: callbackInbox.provider,
+        kind: callbackInbox.kind,
+      });
+    const finished = rows[0]?.processedAt != null;
+    if (finished) countNotification(rows[0].provider, rows[0].kind, outcome);
+    return finished;
   }
 
   /** Leaves a stored callback unprocessed (reopening it if it was finished), for the reconciler to try again in `afterSeconds`. */
@@ -461,10 +483,12 @@ export class PaymentsRepository {
   }
 
   async markCallbackProcessed(id: bigint, outcome: string): Promise<void> {
-    await this.db
+    const [row] = await this.db
       .update(callbackInbox)
       .set({ processedAt: sql`now()`, outcome })
-      .where(eq(callbackInbox.id, id));
+      .where(eq(callbackInbox.id, id))
+      .returning({ provider: callbackInbox.provider, kind: callbackInbox.kind });
+    if (row) countNotification(row.provider, row.kind, outcome);
   }
 
   // ---- idempotency keys

@@ -6,6 +6,7 @@ import { APP_CONFIG } from '../config/config.module';
 import { PaymentsRepository } from './payments.repository';
 import { PaymentOperationsService } from './payment-operations.service';
 import type { ReconcileAction } from './reconcile';
+import { reconcilerActions } from '../metrics/metrics';
 import { RefundReconciler } from './refund-reconciler.service';
 
 export interface ReconcileTickReport {
@@ -105,7 +106,10 @@ export class ReconcilerService implements OnApplicationBootstrap, BeforeApplicat
       const rows = await this.repo.claimUnprocessedCallbacks(rc.batchSize, rc.leaseSeconds, rc.inboxRetryAfterSeconds);
       for (const row of rows) {
         try {
-          if ((await this.payments.replayStoredNotification(row)) !== 'deferred') report.callbacksReplayed++;
+          if ((await this.payments.replayStoredNotification(row)) !== 'deferred') {
+            report.callbacksReplayed++;
+            reconcilerActions.inc({ action: 'callback_replayed' });
+          }
         } catch (err) {
           this.logger.error(
             { err: safeError(err), inboxId: row.id.toString(), attempts: row.attempts },
@@ -122,6 +126,7 @@ export class ReconcilerService implements OnApplicationBootstrap, BeforeApplicat
           try {
             const r = await this.payments.reconcile(p);
             report.actions[r.action] = (report.actions[r.action] ?? 0) + 1;
+            reconcilerActions.inc({ action: r.action });
           } catch (err) {
             // The claim's lease runs out and another pass (here or elsewhere) tries again.
             this.logger.error({ err: safeError(err), paymentId: p.id }, 'reconciling a payment failed');

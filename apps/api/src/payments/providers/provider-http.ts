@@ -7,6 +7,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { ProviderName } from './payment-provider';
 import { ProviderError, redact } from './provider-errors';
+import { operationOf, providerErrors, providerRequestDuration, tokenRefreshes } from '../../metrics/metrics';
 
 export const USER_AGENT = 'SmartDuka-Payments/1.0 (+node)';
 
@@ -24,6 +25,8 @@ export interface HttpRequestSpec {
   secrets?: ReadonlyArray<string | undefined>;
   /** Extra, already log-safe context for the log line (e.g. a masked phone number). */
   logContext?: string;
+  /** An OAuth token request (counted in smartduka_provider_token_refreshes_total). */
+  tokenRequest?: boolean;
 }
 
 /** The error fields a provider put into an answer (Daraja's {errorCode, errorMessage, requestId}). */
@@ -153,6 +156,7 @@ export class ProviderHttp {
     } catch (err) {
       const durationMs = Date.now() - started;
       const mapped = this.mapNetworkError(err, spec);
+      this.observe(spec, durationMs, mapped.kind, networkErrorCode(err) ?? mapped.kind);
       // Only the code: the axios error object carries the request config (Authorization header).
       this.logger.warn(
         `${spec.method} ${endpoint} failed after ${durationMs}ms: ${networkErrorCode(err) ?? 'no code'} (${mapped.outcome})${ctx}`,
@@ -187,6 +191,12 @@ export class ProviderHttp {
       (envelope.code ? ` errorCode=${envelope.code}` : '') +
       (envelope.message ? ` errorMessage="${maskPhonesIn(envelope.message)}"` : '') +
       ctx;
+    this.observe(
+      spec,
+      durationMs,
+      `${Math.floor(response.status / 100)}xx`,
+      response.status >= 400 || envelope.code ? (envelope.code ?? `http_${response.status}`) : undefined,
+    );
     // 4xx answers are routine for some providers (e.g. Flutterwave's 400 "No transaction was found" for a link not paid yet): info, not warn.
     if (response.status < this.warnFromStatus) this.logger.log(line);
     else this.logger.warn(line);
@@ -197,6 +207,18 @@ export class ProviderHttp {
       retryAfterSeconds: parseRetryAfter((response.headers as Record<string, unknown> | undefined)?.['retry-after']),
       envelope,
     };
+  }
+
+  /** Metrics of one call: its duration and result, an error's code, a token request's result. */
+  private observe(spec: HttpRequestSpec, durationMs: number, result: string, errorCode: string | undefined): void {
+    const operation = operationOf(spec.path);
+    providerRequestDuration.observe({ provider: this.provider, operation, result }, durationMs / 1000);
+    if (errorCode) providerErrors.inc({ provider: this.provider, operation, code: errorCode.slice(0, 40) });
+    if (spec.tokenRequest)
+      tokenRefreshes.inc({
+        provider: this.provider,
+        result: result === '2xx' && !errorCode ? 'ok' : (errorCode ?? result),
+      });
   }
 
   private mapNetworkError(err: unknown, spec: HttpRequestSpec): ProviderError {

@@ -388,6 +388,7 @@ export class DarajaService {
       headers: { Authorization: `Basic ${basic}` },
       what: 'access token request',
       secrets: [basic],
+      tokenRequest: true,
     });
 
     if (res.status >= 200 && res.status < 300) {

@@ -279,6 +279,7 @@ export class PesapalProvider implements PaymentProvider {
       path: PESAPAL_PATHS.token,
       body: { consumer_key: this.consumerKey, consumer_secret: this.consumerSecret },
       what: 'token request',
+      tokenRequest: true,
     });
     const json = isPlainObject(res.json) ? res.json : undefined;
     if (res.status >= 200 && res.status < 300 && bodyOk(json)) {
