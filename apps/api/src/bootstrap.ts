@@ -25,6 +25,12 @@ export interface CreateAppOptions {
   bufferLogs?: boolean;
   /** where the JSON logs go (default stdout); the tests write them to files for the log scan */
   logDestination?: DestinationStream;
+  /**
+   * Nest's own SIGTERM/SIGINT handling (default on): it closes the app and then re-raises the
+   * signal, so the process ends BY the signal (exit 130/143, which pnpm reports as a failure).
+   * main.ts turns it off and handles the signals itself: close, then exit 0.
+   */
+  nestSignalHandlers?: boolean;
 }
 
 /**
@@ -94,7 +100,7 @@ export async function createApp(options: CreateAppOptions): Promise<NestExpressA
     }),
   );
   app.useGlobalFilters(new AllExceptionsFilter());
-  app.enableShutdownHooks();
+  if (options.nestSignalHandlers !== false) app.enableShutdownHooks();
   SwaggerModule.setup('docs', app, () => buildOpenApi(app), { jsonDocumentUrl: 'docs/openapi.json' });
   return app;
 }

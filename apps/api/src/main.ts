@@ -1,14 +1,36 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { join } from 'node:path';
-import { startDarajaSimulator, DarajaSimulator, MAGIC_NUMBERS } from '@smartduka/daraja-simulator';
-import { startFlutterwaveSimulator, startPesapalSimulator } from '@smartduka/card-simulators';
+import type { DarajaSimulator } from '@smartduka/daraja-simulator';
 import { mintToken } from './auth/token';
 import { createApp } from './bootstrap';
 import { AppConfig, ConfigValidationError, loadConfig, loadDotEnv } from './config/app-config';
 import { openDatabase, pgliteDirFor } from './database/database';
 
+type DarajaSimulatorPackage = typeof import('@smartduka/daraja-simulator');
+type CardSimulatorsPackage = typeof import('@smartduka/card-simulators');
+
+/**
+ * A simulator package, loaded only when a provider is in simulator mode (a production install
+ * does not need them). Run from the build (dist/main.js, no TypeScript at runtime), it is the
+ * package's own build; from source (pnpm dev, swc), its source.
+ */
+async function simulatorPackage<T>(name: '@smartduka/daraja-simulator' | '@smartduka/card-simulators'): Promise<T> {
+  const compiled = __filename.endsWith('.js');
+  const specifier = compiled ? `${name}/dist/index.js` : name;
+  try {
+    return (await import(specifier)) as T;
+  } catch (err) {
+    if (compiled && (err as { code?: string }).code === 'MODULE_NOT_FOUND')
+      throw new Error(
+        `A provider is in simulator mode but ${name} is not built: run pnpm build (or set the provider's real credentials)`,
+      );
+    throw err;
+  }
+}
+
 async function startSimulator(config: AppConfig): Promise<DarajaSimulator> {
+  const { startDarajaSimulator } = await simulatorPackage<DarajaSimulatorPackage>('@smartduka/daraja-simulator');
   const opts = {
     host: '127.0.0.1',
     consumerKey: config.mpesa.consumerKey,
@@ -47,6 +69,12 @@ async function startCardSimulators(
 ): Promise<{ name: string; url: string; close(): Promise<void> }[]> {
   const started: { name: string; url: string; close(): Promise<void> }[] = [];
   const f = config.flutterwave;
+  const p = config.pesapal;
+  const wanted = (x: { enabled: boolean; env: string; baseUrl: string | null }) =>
+    x.enabled && x.env === 'simulator' && !x.baseUrl;
+  if (!wanted(f) && !wanted(p)) return started;
+  const { startFlutterwaveSimulator, startPesapalSimulator } =
+    await simulatorPackage<CardSimulatorsPackage>('@smartduka/card-simulators');
   if (f.enabled && f.env === 'simulator' && !f.baseUrl) {
     const sim = await onPreferredPort(
       (port) =>
@@ -62,7 +90,6 @@ async function startCardSimulators(
     f.baseUrl = sim.url;
     started.push({ name: 'Flutterwave', url: sim.url, close: () => sim.close() });
   }
-  const p = config.pesapal;
   if (p.enabled && p.env === 'simulator' && !p.baseUrl) {
     const sim = await onPreferredPort(
       (port) =>
@@ -113,18 +140,39 @@ async function main(): Promise<void> {
   });
   await database.migrate();
 
-  const app = await createApp({ config, database, closeDatabaseOnShutdown: true, bufferLogs: true });
-  if (simulator || cardSimulators.length) {
-    const sim = simulator;
-    app.enableShutdownHooks();
-    process.once('beforeExit', () => void Promise.all([sim?.close(), ...cardSimulators.map((c) => c.close())]));
-  }
+  const app = await createApp({
+    config,
+    database,
+    closeDatabaseOnShutdown: true,
+    bufferLogs: true,
+    nestSignalHandlers: false,
+  });
+  // Ctrl-C or SIGTERM, from the moment the app exists: close it (every shutdown hook: streams ended,
+  // readiness draining, reconciler stopped, database closed), then the simulators, then exit 0.
+  let stopping = false;
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    try {
+      await app.close();
+      await simulator?.close();
+      await Promise.all(cardSimulators.map((c) => c.close()));
+      process.exit(0);
+    } catch (err) {
+      process.stderr.write(`Shutdown failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    }
+  };
+  process.once('SIGINT', () => void shutdown());
+  process.once('SIGTERM', () => void shutdown());
   await app.listen(config.port, '0.0.0.0');
   const url = `http://localhost:${config.port}`;
 
   if (config.nodeEnv !== 'production') {
     const token = mintToken(config.jwt.secret, { sub: 'dev-cashier', shopId: 'shop-1', role: 'cashier' });
-    const magic = Object.entries(MAGIC_NUMBERS)
+    const magic = Object.entries(
+      simulator ? (await simulatorPackage<DarajaSimulatorPackage>('@smartduka/daraja-simulator')).MAGIC_NUMBERS : {},
+    )
       .map(([phone, m]) => `    ${phone}  ${m.description}`)
       .join('\n');
     process.stdout.write(
@@ -164,15 +212,6 @@ async function main(): Promise<void> {
       ].join('\n') + '\n',
     );
   }
-
-  const shutdown = async () => {
-    await app.close();
-    await simulator?.close();
-    await Promise.all(cardSimulators.map((c) => c.close()));
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void shutdown());
-  process.once('SIGTERM', () => void shutdown());
 }
 
 main().catch((err) => {

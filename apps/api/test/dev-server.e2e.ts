@@ -27,10 +27,14 @@ function exited(child: ChildProcess): Promise<number | null> {
   );
 }
 
-/** SIGTERM and wait; a shutdown that hangs is SIGKILLed and fails the test (a hang is a bug). */
+/**
+ * SIGINT (what Ctrl-C sends) and wait; a shutdown that hangs is SIGKILLed and fails the test (a
+ * hang is a bug), and so does an exit by the signal or with a code other than 0 (pnpm prints an
+ * error block for those, which looks like a crash).
+ */
 async function stop(child: ChildProcess, output: () => string): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
+  child.kill('SIGINT');
   let timer: NodeJS.Timeout | undefined;
   const limit = scaled(API_STOP_BUDGET_MS);
   const stopped = await Promise.race([
@@ -38,11 +42,17 @@ async function stop(child: ChildProcess, output: () => string): Promise<void> {
     new Promise<false>((r) => (timer = setTimeout(() => r(false), limit))),
   ]);
   clearTimeout(timer);
-  if (stopped) return;
+  if (stopped) {
+    if (child.exitCode !== 0)
+      throw new Error(
+        `pnpm dev ended by Ctrl-C with code ${child.exitCode} (signal ${child.signalCode}), not 0. Output:\n${output().split('\n').slice(-40).join('\n')}`,
+      );
+    return;
+  }
   child.kill('SIGKILL');
   await exited(child);
   throw new Error(
-    `pnpm dev did not exit within ${limit} ms of SIGTERM. Output:\n${output().split('\n').slice(-40).join('\n')}`,
+    `pnpm dev did not exit within ${limit} ms of SIGINT. Output:\n${output().split('\n').slice(-40).join('\n')}`,
   );
 }
 
