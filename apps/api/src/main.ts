@@ -24,6 +24,7 @@ async function simulatorPackage<T>(name: '@smartduka/daraja-simulator' | '@smart
     if (compiled && (err as { code?: string }).code === 'MODULE_NOT_FOUND')
       throw new Error(
         `A provider is in simulator mode but ${name} is not built: run pnpm build (or set the provider's real credentials)`,
+        { cause: err },
       );
     throw err;
   }
