@@ -41,6 +41,32 @@ async function onPreferredPort<T>(start: (port: number) => Promise<T>, port: num
   }
 }
 
+/**
+ * The checkout screen (apps/pos) next to the API, in development only: on POS_PORT (5173) or a
+ * free port. Its origin must be allowed by CORS before the app is created; the default
+ * CORS_ORIGINS has only the 5173 origins, so another port's origins are added here.
+ */
+async function startPos(
+  config: AppConfig,
+  apiBaseUrl: () => string,
+  token: () => string,
+): Promise<{ url: string; close(): Promise<void> } | { error: string } | undefined> {
+  if (config.nodeEnv !== 'development' || !config.pos.enabled) return undefined;
+  try {
+    // Loaded only here: production never loads the bundler.
+    const { startPosServer } = await import('@smartduka/pos');
+    const pos = await onPreferredPort(
+      (port) => startPosServer({ port, host: '127.0.0.1', apiBaseUrl, token }),
+      config.pos.port,
+    );
+    for (const origin of [`http://localhost:${pos.port}`, `http://127.0.0.1:${pos.port}`])
+      if (!config.corsOrigins.includes(origin)) config.corsOrigins.push(origin);
+    return { url: `http://localhost:${pos.port}`, close: () => pos.close() };
+  } catch (err) {
+    return { error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
 /** Embedded Flutterwave / Pesapal simulators for providers enabled in simulator mode without a base URL. */
 async function startCardSimulators(
   config: AppConfig,
@@ -101,6 +127,12 @@ async function main(): Promise<void> {
 
   const cardSimulators = await startCardSimulators(config);
 
+  let apiUrl = `http://localhost:${config.port}`;
+  // The dev token (shop-1, cashier): the banner prints one, the POS page gets a fresh one on each load.
+  const devToken = () => mintToken(config.jwt.secret, { sub: 'dev-cashier', shopId: 'shop-1', role: 'cashier' });
+  const pos = await startPos(config, () => apiUrl, devToken);
+  const posServer = pos && 'url' in pos ? pos : undefined;
+
   const dbLogger = new Logger('Database');
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
@@ -114,16 +146,20 @@ async function main(): Promise<void> {
   await database.migrate();
 
   const app = await createApp({ config, database, closeDatabaseOnShutdown: true, bufferLogs: true });
-  if (simulator || cardSimulators.length) {
+  if (simulator || cardSimulators.length || posServer) {
     const sim = simulator;
     app.enableShutdownHooks();
-    process.once('beforeExit', () => void Promise.all([sim?.close(), ...cardSimulators.map((c) => c.close())]));
+    process.once(
+      'beforeExit',
+      () => void Promise.all([sim?.close(), posServer?.close(), ...cardSimulators.map((c) => c.close())]),
+    );
   }
   await app.listen(config.port, '0.0.0.0');
-  const url = `http://localhost:${config.port}`;
+  const url = `http://localhost:${(app.getHttpServer().address() as { port: number }).port}`;
+  apiUrl = url;
 
   if (config.nodeEnv !== 'production') {
-    const token = mintToken(config.jwt.secret, { sub: 'dev-cashier', shopId: 'shop-1', role: 'cashier' });
+    const token = devToken();
     const magic = Object.entries(MAGIC_NUMBERS)
       .map(([phone, m]) => `    ${phone}  ${m.description}`)
       .join('\n');
@@ -132,6 +168,11 @@ async function main(): Promise<void> {
         '',
         `SmartDuka Payments API ready on ${url}  (M-Pesa: ${config.mpesa.env}${simulator ? ` — embedded Daraja simulator at ${simulator.url}` : ` at ${config.mpesa.baseUrl}`}; database: ${database.kind}${database.kind === 'pglite' ? ` in ${pgliteDirFor(config.dataDir)}` : ''})`,
         `API docs: ${url}/docs   OpenAPI JSON: ${url}/docs/openapi.json`,
+        ...(posServer
+          ? [`POS checkout screen: ${posServer.url}  (signed in as the dev cashier of shop-1)`]
+          : pos
+            ? [`POS checkout screen not started: ${'error' in pos ? pos.error : ''}`]
+            : []),
         '',
         `Dev token (shop-1, cashier, 12 h${config.jwt.generated ? `; secret kept in ${join(config.dataDir, 'dev-secrets.json')}` : ''}):`,
         `  export TOKEN=${token}`,
@@ -168,6 +209,7 @@ async function main(): Promise<void> {
   const shutdown = async () => {
     await app.close();
     await simulator?.close();
+    await posServer?.close();
     await Promise.all(cardSimulators.map((c) => c.close()));
     process.exit(0);
   };

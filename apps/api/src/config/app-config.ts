@@ -37,6 +37,11 @@ export interface AppConfig {
    */
   corsOrigins: string[];
   /**
+   * The checkout screen (apps/pos) that `pnpm dev` serves next to the API, with a dev token in its
+   * /config.js: development only (refused in production), on `port` or a free one when it is taken.
+   */
+  pos: { enabled: boolean; port: number };
+  /**
    * Limits on POST /payments/stk-push only (callbacks and every other route are never limited).
    * A limit of 0 is off.
    */
@@ -379,6 +384,10 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
 
   const trustProxy = parseTrustProxy(str('TRUST_PROXY'), problems);
   const corsOrigins = parseCorsOrigins(str('CORS_ORIGINS'), nodeEnv, problems);
+  // The POS dev server hands a cashier token to whoever opens it: never in production.
+  const pos = { enabled: bool('POS_ENABLED', nodeEnv === 'development'), port: int('POS_PORT', 5173, 0, 65535) };
+  if (pos.enabled && production)
+    problems.push('POS_ENABLED=true is not allowed when NODE_ENV=production (the POS dev server carries a dev token)');
 
   // --- rate limits on POST /payments/stk-push. Off by default under NODE_ENV=test only (test
   // suites push to the simulator's few magic numbers over and over); tests of the limits set them.
@@ -508,6 +517,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     dataDir,
     trustProxy,
     corsOrigins,
+    pos,
     rateLimit,
     merchantAccounts,
     jwt: {
