@@ -1,4 +1,4 @@
-import { startFlutterwaveSimulator } from '@smartduka/card-simulators';
+import { startFlutterwaveSimulator, startPesapalSimulator } from '@smartduka/card-simulators';
 import { startPosServer, type PosServer } from '@smartduka/pos';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -29,6 +29,7 @@ const WAIT = { timeout: 30_000 };
     let browser: Browser;
     let pos: PosServer;
     let flw: Awaited<ReturnType<typeof startFlutterwaveSimulator>>;
+    let pesapal: Awaited<ReturnType<typeof startPesapalSimulator>>;
     let auth: string;
 
     beforeAll(async () => {
@@ -39,6 +40,7 @@ const WAIT = { timeout: 30_000 };
         secretHash: 'pos-browser-secret-hash',
         webhookUrl: `http://127.0.0.1:${port}/payments/flutterwave/webhook`,
       });
+      pesapal = await startPesapalSimulator();
       t = await startTestApp({
         port,
         env: {
@@ -46,6 +48,8 @@ const WAIT = { timeout: 30_000 };
           FLUTTERWAVE_ENABLED: 'true',
           FLUTTERWAVE_BASE_URL: flw.url,
           FLUTTERWAVE_SECRET_HASH: 'pos-browser-secret-hash',
+          PESAPAL_ENABLED: 'true',
+          PESAPAL_BASE_URL: pesapal.url,
         },
       });
       auth = `Bearer ${t.token()}`;
@@ -70,6 +74,7 @@ const WAIT = { timeout: 30_000 };
       await pos?.close();
       await t?.close();
       await flw?.close();
+      await pesapal?.close();
     });
 
     /** A phone-sized screen (or a till's) with the POS loaded and ready. */
@@ -237,6 +242,44 @@ const WAIT = { timeout: 30_000 };
         expect(await page.textContent(id('receipt-provider'))).toBe('Flutterwave');
         expect(await page.isVisible(id('hosted'))).toBe(false);
         await shot(page, '10-card-paid');
+        expect((await orderOf(page)).status).toBe('paid');
+      } finally {
+        await page.close();
+      }
+    }, 120_000);
+
+    it('Pesapal: the payment page as a QR code; paid with M-Pesa on it; the till shows paid and prints 80 mm', async () => {
+      const page = await openPos('till');
+      try {
+        await page.fill(id('amount'), '500');
+        await page.check(id('method-pesapal'));
+        await page.fill(id('phone'), '0712345678');
+        await page.click(id('pay'));
+        await page.waitForSelector(`${id('qr')}[src^="data:image/png"]`, WAIT);
+        const link = (await page.getAttribute(id('hosted-link'), 'href'))!;
+        expect(link.startsWith(pesapal.url)).toBe(true);
+        await shot(page, '11-pesapal-qr-till');
+
+        const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
+        try {
+          await phone.goto(link);
+          await phone.waitForSelector('#checkout', WAIT);
+          await phone.selectOption('#payment-method', 'Mpesa');
+          await phone.click('#pay');
+          await phone.waitForURL((u) => u.toString().startsWith(t.baseUrl), WAIT);
+        } finally {
+          await phone.close();
+        }
+
+        await page.waitForSelector(status('completed'), WAIT);
+        await page.locator(id('receipt-amount'), { hasText: /^KES 500\.00$/ }).waitFor(WAIT);
+        expect(await page.textContent(id('receipt-provider'))).toBe('Pesapal');
+        const [printPage] = await Promise.all([page.waitForEvent('popup', WAIT), page.click(id('print-80'))]);
+        await printPage.waitForURL(/^blob:/, WAIT);
+        await printPage.waitForLoadState('load', WAIT);
+        expect(await printPage.textContent('body')).toMatch(/500/);
+        await printPage.screenshot({ path: join(SHOTS, '12-print-80mm.png'), fullPage: true });
+        await printPage.close();
         expect((await orderOf(page)).status).toBe('paid');
       } finally {
         await page.close();

@@ -126,7 +126,8 @@ function offer(action: NextAction | 'wait' | 'done', retryAfterSeconds?: number)
   const canSendNew = action === 'resend' || action === 'fix-input' || action === 'other-method';
   show('resend', action === 'resend');
   show('retry-same', action === 'retry-same');
-  show('new-sale', action !== 'wait');
+  // A new sale is always possible: it cancels nothing, and an open payment's outcome still lands in today's list.
+  show('new-sale', true);
   button('pay').disabled = !canSendNew;
   button('resend').disabled = false;
   button('retry-same').disabled = false;
