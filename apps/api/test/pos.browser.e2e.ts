@@ -168,6 +168,38 @@ const WAIT = { timeout: 30_000 };
       }
     }, 120_000);
 
+    it('an answer lost on the way back (network): Check again repeats the same request and the customer gets one prompt', async () => {
+      const page = await openPos('phone');
+      try {
+        const pushesBefore = t.sim.pushes().length;
+        let lost = 0;
+        // The push reaches the API (and the customer's phone), but its answer never reaches the till.
+        await page.route('**/payments/stk-push', async (route) => {
+          if (route.request().method() !== 'POST' || lost > 0) return route.continue();
+          lost++;
+          await route.fetch();
+          await route.abort('connectionreset');
+        });
+        await page.fill(id('amount'), '30');
+        await page.fill(id('phone'), '0712345678');
+        await page.click(id('pay'));
+        await page.waitForSelector(`${id('retry-same')}:not([hidden])`, WAIT);
+        expect(await page.textContent(id('message'))).toContain("Can't reach the SmartDuka server");
+        expect(await page.isVisible(id('resend'))).toBe(false);
+        expect(await page.isDisabled(id('pay'))).toBe(true);
+        await shot(page, '08a-network-lost');
+        expect(t.sim.pushes().length - pushesBefore).toBe(1); // the first request did reach Daraja
+        await page.click(id('retry-same'));
+        await page.waitForSelector(status('completed'), WAIT);
+        expect(lost).toBe(1);
+        // The same Idempotency-Key replayed the first answer: one prompt, one payment.
+        expect(t.sim.pushes().length - pushesBefore).toBe(1);
+        expect((await orderOf(page)).payments).toHaveLength(1);
+      } finally {
+        await page.close();
+      }
+    }, 120_000);
+
     it('a phone busy with another prompt (409 CUSTOMER_BUSY): says so, and Send again waits for Retry-After', async () => {
       const page = await openPos('phone');
       try {

@@ -271,7 +271,11 @@ async function pay(): Promise<void> {
     m === 'mpesa' ? 'Sending the M-Pesa prompt…' : `Opening a ${providerName(m)} payment…`,
   );
   const orderProblem = await ensureOrder();
-  if (orderProblem) return fail(orderProblem);
+  if (orderProblem) {
+    // Registering the same order id and total again is idempotent (200): Check again simply repeats it.
+    lastSend = pay;
+    return fail(orderProblem);
+  }
   sale.attempt++;
   const key = `${sale.orderId}-${m}-${sale.attempt}`;
   const attempt = async (): Promise<void> => {
