@@ -5,4019 +5,4028 @@
  */
 
 export interface paths {
-    "/health": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Liveness and database check */
-        get: operations["HealthController_check"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+  '/health': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/orders": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Register a POS order so payments can be checked against its total */
-        post: operations["OrdersController_create"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /** Liveness and database check */
+    get: operations['HealthController_check'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/orders': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/review": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Payments that need a person: amount/id mismatches, duplicate receipts, and payments whose outcome could not be established
-         * @description Newest first, paged with `cursor`. `statusReason` says why (e.g. AMOUNT_MISMATCH, DUPLICATE_RECEIPT, EXCEEDS_OUTSTANDING or ORDER_ALREADY_PAID: money to refund, SECOND_CHARGE: a second receipt for one push, recorded as a payment of its own (`resultDesc` names the first), refund one; OUTCOME_UNKNOWN: blocks its order until settled or released, see `releasedAt`).
-         */
-        get: operations["PaymentsOperationsController_listReview"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /** Register a POS order so payments can be checked against its total */
+    post: operations['OrdersController_create'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/review': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/{id}/reconcile": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Reconcile one payment now (STK query)
-         * @description An open payment is settled from Daraja's answer (or rescheduled when Daraja has none yet). A payment in review is looked up and settled only when it is there because its outcome was unknown; other review cases (amount mismatch, duplicate receipt) are reported in `provider`, never changed automatically. Never sends a new prompt.
-         */
-        post: operations["PaymentsOperationsController_reconcile"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /**
+     * Payments that need a person: amount/id mismatches, duplicate receipts, and payments whose outcome could not be established
+     * @description Newest first, paged with `cursor`. `statusReason` says why (e.g. AMOUNT_MISMATCH, DUPLICATE_RECEIPT, EXCEEDS_OUTSTANDING or ORDER_ALREADY_PAID: money to refund, SECOND_CHARGE: a second receipt for one push, recorded as a payment of its own (`resultDesc` names the first), refund one; OUTCOME_UNKNOWN: blocks its order until settled or released, see `releasedAt`).
+     */
+    get: operations['PaymentsOperationsController_listReview'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/{id}/reconcile': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/{id}/release": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Release the order of a payment whose outcome is unknown, so it can take a new payment
-         * @description A payment in `review` with `OUTCOME_UNKNOWN` may still have charged the customer, so it blocks its order: a new payment answers `409 PAYMENT_OUTCOME_UNKNOWN`. Check the customer's M-Pesa SMS (or reconcile the payment when it has a CheckoutRequestID; without one only the M-Pesa statement can tell) first; release only when you are satisfied nothing was paid. The reason (3-500 characters once trimmed, at least 3 of them visible, no control characters) is kept in the audit log with who released it. The payment stays in review: a late report of the truth still settles it, and a success that no longer fits the order goes to review (`EXCEEDS_OUTSTANDING`) for a refund. `409 PAYMENT_NOT_RELEASABLE` for any other payment (still open, outcome known, or already released).
-         */
-        post: operations["PaymentsOperationsController_release"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /**
+     * Reconcile one payment now (STK query)
+     * @description An open payment is settled from Daraja's answer (or rescheduled when Daraja has none yet). A payment in review is looked up and settled only when it is there because its outcome was unknown; other review cases (amount mismatch, duplicate receipt) are reported in `provider`, never changed automatically. Never sends a new prompt.
+     */
+    post: operations['PaymentsOperationsController_reconcile'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/{id}/release': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The shop's payments, newest first, paged with `cursor` (from inclusive, to exclusive, on createdAt) */
-        get: operations["PaymentHistoryController_list"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /**
+     * Release the order of a payment whose outcome is unknown, so it can take a new payment
+     * @description A payment in `review` with `OUTCOME_UNKNOWN` may still have charged the customer, so it blocks its order: a new payment answers `409 PAYMENT_OUTCOME_UNKNOWN`. Check the customer's M-Pesa SMS (or reconcile the payment when it has a CheckoutRequestID; without one only the M-Pesa statement can tell) first; release only when you are satisfied nothing was paid. The reason (3-500 characters once trimmed, at least 3 of them visible, no control characters) is kept in the audit log with who released it. The payment stays in review: a late report of the truth still settles it, and a success that no longer fits the order goes to review (`EXCEEDS_OUTSTANDING`) for a refund. `409 PAYMENT_NOT_RELEASABLE` for any other payment (still open, outcome known, or already released).
+     */
+    post: operations['PaymentsOperationsController_release'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/{id}/receipt": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Receipt data of a completed payment (409 PAYMENT_NOT_COMPLETED otherwise) */
-        get: operations["PaymentHistoryController_receipt"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /** The shop's payments, newest first, paged with `cursor` (from inclusive, to exclusive, on createdAt) */
+    get: operations['PaymentHistoryController_list'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/{id}/receipt': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/{id}/receipt/print": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Printable receipt for 58 mm or 80 mm thermal paper (HTML) */
-        get: operations["PaymentHistoryController_print"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /** Receipt data of a completed payment (409 PAYMENT_NOT_COMPLETED otherwise) */
+    get: operations['PaymentHistoryController_receipt'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/{id}/receipt/print': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/{id}/refunds": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** A payment's refunds, oldest first */
-        get: operations["RefundsController_list"];
-        put?: never;
-        /**
-         * Give money back on a payment (all of it, or part)
-         * @description A completed payment, or one in review that took the customer's money (EXCEEDS_OUTSTANDING, ORDER_ALREADY_PAID, PAID_AFTER_CLOSE, SECOND_CHARGE). The refunds of a payment never add up to more than it collected (a refund that is not failed counts, even while pending). Each provider's limits are checked before anything is sent (422 with why: M-Pesa needs the shop's initiator and whole shillings; Pesapal refunds once per payment, mobile money in full). 201 with the refund: `pending` (the provider took it; its result comes later), `succeeded`, `failed` (with why), or `unknown` (being checked; never sent twice blindly). Send an `Idempotency-Key` so a retried request replays the first answer instead of refunding twice.
-         */
-        post: operations["RefundsController_request"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /** Printable receipt for 58 mm or 80 mm thermal paper (HTML) */
+    get: operations['PaymentHistoryController_print'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/{id}/refunds': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/refunds": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * The shop's refunds, newest first
-         * @description `?status=review`: refunds a person must look at (the reconciler gave up, or the provider reported another amount); they still count against their payment, as they may have paid out.
-         */
-        get: operations["RefundsController_listAll"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /** A payment's refunds, oldest first */
+    get: operations['RefundsController_list'];
+    put?: never;
+    /**
+     * Give money back on a payment (all of it, or part)
+     * @description A completed payment, or one in review that took the customer's money (EXCEEDS_OUTSTANDING, ORDER_ALREADY_PAID, PAID_AFTER_CLOSE, SECOND_CHARGE). The refunds of a payment never add up to more than it collected (a refund that is not failed counts, even while pending). Each provider's limits are checked before anything is sent (422 with why: M-Pesa needs the shop's initiator and whole shillings; Pesapal refunds once per payment, mobile money in full). 201 with the refund: `pending` (the provider took it; its result comes later), `succeeded`, `failed` (with why), or `unknown` (being checked; never sent twice blindly). Send an `Idempotency-Key` so a retried request replays the first answer instead of refunding twice.
+     */
+    post: operations['RefundsController_request'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/refunds': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/refunds/{refundId}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** One refund */
-        get: operations["RefundsController_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /**
+     * The shop's refunds, newest first
+     * @description `?status=review`: refunds a person must look at (the reconciler gave up, or the provider reported another amount); they still count against their payment, as they may have paid out.
+     */
+    get: operations['RefundsController_listAll'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/refunds/{refundId}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/refunds/{refundId}/reconcile": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Ask the provider about one refund now
-         * @description An open refund is looked up as the reconciler would (M-Pesa: a Transaction Status query, whose answer arrives later); a refund in review is looked up and settled only by a final answer. Never sends the refund again without proof the first never happened.
-         */
-        post: operations["RefundsController_reconcile"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /** One refund */
+    get: operations['RefundsController_get'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/refunds/{refundId}/reconcile': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/refunds/{refundId}/settle": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Settle a refund in review by hand, after checking with the provider
-         * @description For a refund the reconciler gave up on, or whose provider answer needs a person (e.g. M-Pesa says the payment was already reversed after a resend): `succeeded` when the provider's portal or statement shows the money went back, `failed` when it did not (the amount becomes refundable again). 409 for a refund not in review.
-         */
-        post: operations["RefundsController_settle"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /**
+     * Ask the provider about one refund now
+     * @description An open refund is looked up as the reconciler would (M-Pesa: a Transaction Status query, whose answer arrives later); a refund in review is looked up and settled only by a final answer. Never sends the refund again without proof the first never happened.
+     */
+    post: operations['RefundsController_reconcile'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/refunds/{refundId}/settle': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/{id}/resolve": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Resolve a payment in review: refund it, accept it, or release it with a note
-         * @description refund: all it holds goes back (201 with the refund; if the refund fails the payment comes back to the review list). accept: the money stays and the payment is completed against its own order or `orderId`, which must owe at least its amount. release: closed with the note, nothing sent; for a payment whose outcome is unknown this releases its order as POST /payments/:id/release does. Resolved payments leave GET /payments/review. 409 for a payment not in review or already resolved, and for refund/accept of one not known to hold money.
-         */
-        post: operations["RefundsController_resolve"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /**
+     * Settle a refund in review by hand, after checking with the provider
+     * @description For a refund the reconciler gave up on, or whose provider answer needs a person (e.g. M-Pesa says the payment was already reversed after a resend): `succeeded` when the provider's portal or statement shows the money went back, `failed` when it did not (the amount becomes refundable again). 409 for a refund not in review.
+     */
+    post: operations['RefundsController_settle'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/{id}/resolve': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/stk-push": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Ask the customer to pay an order with M-Pesa (STK push)
-         * @description Sends an M-Pesa prompt to the phone. `pending` means Safaricom accepted the request; the money has moved only when the status becomes `completed`. Never retried automatically: on a timeout the payment is `unresolved` and settles through the callback or a status query. Send an `Idempotency-Key` so a retried request replays the first answer instead of prompting twice.
-         */
-        post: operations["PaymentsController_stkPush"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /**
+     * Resolve a payment in review: refund it, accept it, or release it with a note
+     * @description refund: all it holds goes back (201 with the refund; if the refund fails the payment comes back to the review list). accept: the money stays and the payment is completed against its own order or `orderId`, which must owe at least its amount. release: closed with the note, nothing sent; for a payment whose outcome is unknown this releases its order as POST /payments/:id/release does. Resolved payments leave GET /payments/review. 409 for a payment not in review or already resolved, and for refund/accept of one not known to hold money.
+     */
+    post: operations['RefundsController_resolve'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/stk-push': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/stk-status": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Status of an STK push by CheckoutRequestID; asks Daraja when the payment is still open and a few seconds old */
-        get: operations["PaymentsController_stkStatus"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /**
+     * Ask the customer to pay an order with M-Pesa (STK push)
+     * @description Sends an M-Pesa prompt to the phone. `pending` means Safaricom accepted the request; the money has moved only when the status becomes `completed`. Never retried automatically: on a timeout the payment is `unresolved` and settles through the callback or a status query. Send an `Idempotency-Key` so a retried request replays the first answer instead of prompting twice.
+     */
+    post: operations['PaymentsController_stkPush'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/stk-status': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** A payment by id, any provider (an open one is refreshed from its provider, like stk-status) */
-        get: operations["PaymentsController_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /** Status of an STK push by CheckoutRequestID; asks Daraja when the payment is still open and a few seconds old */
+    get: operations['PaymentsController_stkStatus'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/callback/{paymentId}/{token}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Daraja STK callback (per-payment capability URL)
-         * @description Daraja signs nothing, so each push gives Daraja its own URL `/payments/callback/<paymentId>/<HMAC-SHA256(CALLBACK_SIGNING_SECRET, paymentId)>`. The body is stored before the reply. On a valid URL the callback is applied at once when its CheckoutRequestID and amount match the payment (a mismatch moves the payment to review); a callback with a bad token is confirmed with an STK query before anything changes.
-         */
-        post: operations["PaymentsController_callbackWithToken"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /** A payment by id, any provider (an open one is refreshed from its provider, like stk-status) */
+    get: operations['PaymentsController_get'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/callback/{paymentId}/{token}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/callback": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Daraja STK callback on the bare URL: stored, then confirmed with an STK query before anything changes */
-        post: operations["PaymentsController_callbackBare"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /**
+     * Daraja STK callback (per-payment capability URL)
+     * @description Daraja signs nothing, so each push gives Daraja its own URL `/payments/callback/<paymentId>/<HMAC-SHA256(CALLBACK_SIGNING_SECRET, paymentId)>`. The body is stored before the reply. On a valid URL the callback is applied at once when its CheckoutRequestID and amount match the payment (a mismatch moves the payment to review); a callback with a bad token is confirmed with an STK query before anything changes.
+     */
+    post: operations['PaymentsController_callbackWithToken'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/callback': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/reports/daily": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** End-of-day summary per Nairobi calendar day and provider (from..to inclusive, at most 92 days) */
-        get: operations["ReportsController_daily"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /** Daraja STK callback on the bare URL: stored, then confirmed with an STK query before anything changes */
+    post: operations['PaymentsController_callbackBare'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/reports/daily': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/orders/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** An order's total, paid and outstanding amounts (derived from completed payments), with its payments */
-        get: operations["OrderPaymentsController_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /** End-of-day summary per Nairobi calendar day and provider (from..to inclusive, at most 92 days) */
+    get: operations['ReportsController_daily'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/orders/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/shops/{shopId}/merchant-accounts": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The shop's account with each provider (own, a chain's, the platform's, or none) */
-        get: operations["MerchantAccountsController_list"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /** An order's total, paid and outstanding amounts (derived from completed payments), with its payments */
+    get: operations['OrderPaymentsController_get'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/shops/{shopId}/merchant-accounts': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/shops/{shopId}/merchant-accounts/{provider}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The shop's account with one provider */
-        get: operations["MerchantAccountsController_get"];
-        /**
-         * Sets (creates or replaces) the shop's account with a provider
-         * @description All secrets are sent every time (they are write-only). Payments already in flight keep the account they were made with. credentialsFromShopId (platform operators only) points a chain branch at the head office's credentials with its own till number.
-         */
-        put: operations["MerchantAccountsController_put"];
-        post?: never;
-        /** Removes the shop's own account with a provider (in-flight payments still settle with it) */
-        delete: operations["MerchantAccountsController_remove"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /** The shop's account with each provider (own, a chain's, the platform's, or none) */
+    get: operations['MerchantAccountsController_list'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/shops/{shopId}/merchant-accounts/{provider}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/shops/{shopId}/merchant-accounts/{provider}/verify": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Checks the account with the provider, charging no one; stores and returns what could and could not be verified */
-        post: operations["MerchantAccountsController_verify"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /** The shop's account with one provider */
+    get: operations['MerchantAccountsController_get'];
+    /**
+     * Sets (creates or replaces) the shop's account with a provider
+     * @description All secrets are sent every time (they are write-only). Payments already in flight keep the account they were made with. credentialsFromShopId (platform operators only) points a chain branch at the head office's credentials with its own till number.
+     */
+    put: operations['MerchantAccountsController_put'];
+    post?: never;
+    /** Removes the shop's own account with a provider (in-flight payments still settle with it) */
+    delete: operations['MerchantAccountsController_remove'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/shops/{shopId}/merchant-accounts/{provider}/verify': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/shops/{shopId}/audit-events": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Who changed the shop's payment accounts, and when (field names only, never values) */
-        get: operations["MerchantAccountsController_audit"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /** Checks the account with the provider, charging no one; stores and returns what could and could not be verified */
+    post: operations['MerchantAccountsController_verify'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/shops/{shopId}/audit-events': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/flutterwave/init": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Create a Flutterwave hosted checkout link (card / M-Pesa) for an order
-         * @description Writes the payment with our own tx_ref first, then asks Flutterwave for a hosted checkout link. Show `link` to the customer (open it on their phone or as a QR code). `pending` only means the link exists: the payment is `completed` once Flutterwave's verify API confirms status, tx_ref, amount and currency (webhook, redirect, GET /payments/:id or the reconciler). Same order rules as M-Pesa: amount ≤ what the order still owes, one payment in flight per order. Never retried automatically; send an `Idempotency-Key` so a retried request replays the first answer.
-         */
-        post: operations["FlutterwaveController_init"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /** Who changed the shop's payment accounts, and when (field names only, never values) */
+    get: operations['MerchantAccountsController_audit'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/flutterwave/init': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/flutterwave/verify": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Verify a Flutterwave payment with Flutterwave now and record the outcome
-         * @description Send exactly one of `paymentId`, `txRef` or `transactionId`. Asks Flutterwave's verify API (at most once a second per payment) and records what it says: value is given only when status, tx_ref, amount and currency all match what was stored at init; a mismatch parks the payment in `review`. Returns the payment.
-         */
-        post: operations["FlutterwaveController_verify"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /**
+     * Create a Flutterwave hosted checkout link (card / M-Pesa) for an order
+     * @description Writes the payment with our own tx_ref first, then asks Flutterwave for a hosted checkout link. Show `link` to the customer (open it on their phone or as a QR code). `pending` only means the link exists: the payment is `completed` once Flutterwave's verify API confirms status, tx_ref, amount and currency (webhook, redirect, GET /payments/:id or the reconciler). Same order rules as M-Pesa: amount ≤ what the order still owes, one payment in flight per order. Never retried automatically; send an `Idempotency-Key` so a retried request replays the first answer.
+     */
+    post: operations['FlutterwaveController_init'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/flutterwave/verify': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/flutterwave/webhook": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Flutterwave webhook (dashboard → Settings → Webhooks)
-         * @description Authenticated by the `verif-hash` header (the dashboard "secret hash", compared in constant time; a v4-style `flutterwave-signature` HMAC is accepted too). The raw body is stored before the reply; a missing or wrong hash is a 401 and changes no payment. An authenticated webhook is acknowledged at once and its payment is then verified with Flutterwave's verify API before anything changes: the body only says which payment to look at. Duplicates are harmless.
-         */
-        post: operations["FlutterwaveController_webhook"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /**
+     * Verify a Flutterwave payment with Flutterwave now and record the outcome
+     * @description Send exactly one of `paymentId`, `txRef` or `transactionId`. Asks Flutterwave's verify API (at most once a second per payment) and records what it says: value is given only when status, tx_ref, amount and currency all match what was stored at init; a mismatch parks the payment in `review`. Returns the payment.
+     */
+    post: operations['FlutterwaveController_verify'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/flutterwave/webhook': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/flutterwave/redirect": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * The customer's browser back from the hosted checkout (Flutterwave's redirect_url)
-         * @description Never marks anything paid by itself: looks the payment up by tx_ref, verifies it with Flutterwave, records the outcome, then redirects (302) to POS_RETURN_URL (or the init redirectUrl) with ?paymentId=&orderId=&status=, or shows a small result page when none is configured.
-         */
-        get: operations["FlutterwaveController_redirect"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /**
+     * Flutterwave webhook (dashboard → Settings → Webhooks)
+     * @description Authenticated by the `verif-hash` header (the dashboard "secret hash", compared in constant time; a v4-style `flutterwave-signature` HMAC is accepted too). The raw body is stored before the reply; a missing or wrong hash is a 401 and changes no payment. An authenticated webhook is acknowledged at once and its payment is then verified with Flutterwave's verify API before anything changes: the body only says which payment to look at. Duplicates are harmless.
+     */
+    post: operations['FlutterwaveController_webhook'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/flutterwave/redirect': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/pesapal/init": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Open Pesapal's payment page for an order (cards, M-Pesa, Airtel Money…)
-         * @description Creates a Pesapal order (SubmitOrderRequest) with our own unique merchant reference, stored before the call, and returns the payment page URL to open, embed or show as a QR code. `pending` means the page exists; the money has moved only when the status becomes `completed` (IPN, status endpoint, reconciler). The same order rules as M-Pesa apply (amount ≤ outstanding, one payment in flight per order). Never retried automatically: on a timeout the payment is `unresolved`. Send an `Idempotency-Key`.
-         */
-        post: operations["PesapalController_init"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /**
+     * The customer's browser back from the hosted checkout (Flutterwave's redirect_url)
+     * @description Never marks anything paid by itself: looks the payment up by tx_ref, verifies it with Flutterwave, records the outcome, then redirects (302) to POS_RETURN_URL (or the init redirectUrl) with ?paymentId=&orderId=&status=, or shows a small result page when none is configured.
+     */
+    get: operations['FlutterwaveController_redirect'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/pesapal/init': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/pesapal/status": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** A Pesapal payment by paymentId or orderTrackingId (exactly one); asks Pesapal (GetTransactionStatus) while it is still open */
-        get: operations["PesapalController_status"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /**
+     * Open Pesapal's payment page for an order (cards, M-Pesa, Airtel Money…)
+     * @description Creates a Pesapal order (SubmitOrderRequest) with our own unique merchant reference, stored before the call, and returns the payment page URL to open, embed or show as a QR code. `pending` means the page exists; the money has moved only when the status becomes `completed` (IPN, status endpoint, reconciler). The same order rules as M-Pesa apply (amount ≤ outstanding, one payment in flight per order). Never retried automatically: on a timeout the payment is `unresolved`. Send an `Idempotency-Key`.
+     */
+    post: operations['PesapalController_init'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/pesapal/status': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/pesapal/callback": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Pesapal IPN (registered as GET)
-         * @description Pesapal IPNs are not signed and carry no status: the notification is stored, then (synchronously) the payment is confirmed with GetTransactionStatus — only for a merchant reference this API issued, and only when the OrderTrackingId matches the payment's — and the answer is recorded. Always HTTP 200 with the acknowledgement Pesapal expects: `status` 200 once the status was fetched and recorded (whatever it was), 500 when it was not processed (unknown reference, mismatching ids, no identifiers, Pesapal or the database failing): Pesapal retries those.
-         */
-        get: operations["PesapalController_callbackGet"];
-        put?: never;
-        /**
-         * Pesapal IPN (registered as POST)
-         * @description Pesapal IPNs are not signed and carry no status: the notification is stored, then (synchronously) the payment is confirmed with GetTransactionStatus — only for a merchant reference this API issued, and only when the OrderTrackingId matches the payment's — and the answer is recorded. Always HTTP 200 with the acknowledgement Pesapal expects: `status` 200 once the status was fetched and recorded (whatever it was), 500 when it was not processed (unknown reference, mismatching ids, no identifiers, Pesapal or the database failing): Pesapal retries those.
-         */
-        post: operations["PesapalController_callbackPost"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /** A Pesapal payment by paymentId or orderTrackingId (exactly one); asks Pesapal (GetTransactionStatus) while it is still open */
+    get: operations['PesapalController_status'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/pesapal/callback': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/pesapal/return": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * The customer's browser after Pesapal's payment page (the callback_url)
-         * @description Carries no status and marks nothing paid by itself: the payment is checked with GetTransactionStatus and recorded, then the browser goes to POS_RETURN_URL (`?paymentId=&orderId=&status=`) when set, otherwise it gets a small result page.
-         */
-        get: operations["PesapalController_return"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /**
+     * Pesapal IPN (registered as GET)
+     * @description Pesapal IPNs are not signed and carry no status: the notification is stored, then (synchronously) the payment is confirmed with GetTransactionStatus — only for a merchant reference this API issued, and only when the OrderTrackingId matches the payment's — and the answer is recorded. Always HTTP 200 with the acknowledgement Pesapal expects: `status` 200 once the status was fetched and recorded (whatever it was), 500 when it was not processed (unknown reference, mismatching ids, no identifiers, Pesapal or the database failing): Pesapal retries those.
+     */
+    get: operations['PesapalController_callbackGet'];
+    put?: never;
+    /**
+     * Pesapal IPN (registered as POST)
+     * @description Pesapal IPNs are not signed and carry no status: the notification is stored, then (synchronously) the payment is confirmed with GetTransactionStatus — only for a merchant reference this API issued, and only when the OrderTrackingId matches the payment's — and the answer is recorded. Always HTTP 200 with the acknowledgement Pesapal expects: `status` 200 once the status was fetched and recorded (whatever it was), 500 when it was not processed (unknown reference, mismatching ids, no identifiers, Pesapal or the database failing): Pesapal retries those.
+     */
+    post: operations['PesapalController_callbackPost'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/pesapal/return': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/reconciliation/statements": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Match an M-Pesa statement export (CSV) against the shop's payments
-         * @description Send the CSV as the raw body with `Content-Type: text/csv` (up to 50 MB). Columns (header row, any order, case-insensitive): `Receipt No.`/receipt, `Paid In`/amount, optional `Completion Time`/completion_time, `Details`/phone, `Transaction Status`/status. Only Completed rows with money paid in are matched. Lists hold the first 1,000 items; counts are complete. Nothing is changed, except this: a row whose receipt is new to us settles an M-Pesa payment whose outcome Daraja cannot tell (in review with OUTCOME_UNKNOWN, or open without a CheckoutRequestID) when its amount, phone (a full number in Details, compared by its keyed hash) and completion time (2 minutes before to 10 minutes after the push) fit exactly that one payment and no other row fits it (`settledFromStatement`; a success that no longer fits its order goes to review, EXCEEDS_OUTSTANDING). A payment that took money without a receipt (completed, or in review for a refund, after an STK query) counts as a fit too: a row that could be its money never settles another payment, and when it is the only fit it gets the row's receipt, nothing else (`receiptsRecorded`). Rows that fit less surely (masked phone, more than one fit, an open payment Daraja can still answer for: `payment_still_open`) are listed in `possibleMatches` for a person and change nothing.
-         */
-        post: operations["ReconciliationController_upload"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    /**
+     * The customer's browser after Pesapal's payment page (the callback_url)
+     * @description Carries no status and marks nothing paid by itself: the payment is checked with GetTransactionStatus and recorded, then the browser goes to POS_RETURN_URL (`?paymentId=&orderId=&status=`) when set, otherwise it gets a small result page.
+     */
+    get: operations['PesapalController_return'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/reconciliation/statements': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/callback/refunds/{refundId}/result/{token}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Daraja's Reversal Result for a refund (per-refund capability URL)
-         * @description Stored before the reply, then applied once (its ConversationID must be one of the refund's reversals). A bad token: stored, never applied.
-         */
-        post: operations["MpesaResultsController_result"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /**
+     * Match an M-Pesa statement export (CSV) against the shop's payments
+     * @description Send the CSV as the raw body with `Content-Type: text/csv` (up to 50 MB). Columns (header row, any order, case-insensitive): `Receipt No.`/receipt, `Paid In`/amount, optional `Completion Time`/completion_time, `Details`/phone, `Transaction Status`/status. Only Completed rows with money paid in are matched. Lists hold the first 1,000 items; counts are complete. Nothing is changed, except this: a row whose receipt is new to us settles an M-Pesa payment whose outcome Daraja cannot tell (in review with OUTCOME_UNKNOWN, or open without a CheckoutRequestID) when its amount, phone (a full number in Details, compared by its keyed hash) and completion time (2 minutes before to 10 minutes after the push) fit exactly that one payment and no other row fits it (`settledFromStatement`; a success that no longer fits its order goes to review, EXCEEDS_OUTSTANDING). A payment that took money without a receipt (completed, or in review for a refund, after an STK query) counts as a fit too: a row that could be its money never settles another payment, and when it is the only fit it gets the row's receipt, nothing else (`receiptsRecorded`). Rows that fit less surely (masked phone, more than one fit, an open payment Daraja can still answer for: `payment_still_open`) are listed in `possibleMatches` for a person and change nothing.
+     */
+    post: operations['ReconciliationController_upload'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/callback/refunds/{refundId}/result/{token}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/callback/refunds/{refundId}/timeout/{token}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Daraja's QueueTimeOutURL notice for a refund's reversal: the refund becomes unknown and is checked with Transaction Status */
-        post: operations["MpesaResultsController_timeout"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /**
+     * Daraja's Reversal Result for a refund (per-refund capability URL)
+     * @description Stored before the reply, then applied once (its ConversationID must be one of the refund's reversals). A bad token: stored, never applied.
+     */
+    post: operations['MpesaResultsController_result'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/callback/refunds/{refundId}/timeout/{token}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/callback/refunds/{refundId}/status/{token}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Daraja's Transaction Status Result (or its timeout notice) for a refund */
-        post: operations["MpesaResultsController_status"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /** Daraja's QueueTimeOutURL notice for a refund's reversal: the refund becomes unknown and is checked with Transaction Status */
+    post: operations['MpesaResultsController_timeout'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/callback/refunds/{refundId}/status/{token}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/callback/payments/{paymentId}/status/{token}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Daraja's Transaction Status Result for a payment checked by its receipt (POST /payments/:id/mpesa-receipt)
-         * @description Stored before the reply; settles the payment only when M-Pesa shows a completed payment of its amount to its shortcode, made after the push.
-         */
-        post: operations["MpesaResultsController_paymentStatus"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /** Daraja's Transaction Status Result (or its timeout notice) for a refund */
+    post: operations['MpesaResultsController_status'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/callback/payments/{paymentId}/status/{token}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    "/payments/{id}/mpesa-receipt": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Settle an M-Pesa payment whose outcome is unknown by its receipt (asks M-Pesa: Transaction Status)
-         * @description For an `unresolved` payment or one in review with OUTCOME_UNKNOWN. M-Pesa is asked about the receipt; its answer (seconds later) completes the payment only when it shows a completed payment of its amount to the shop's shortcode, made after the push. A receipt another payment holds is refused.
-         */
-        post: operations["MpesaReceiptController_receipt"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
+    get?: never;
+    put?: never;
+    /**
+     * Daraja's Transaction Status Result for a payment checked by its receipt (POST /payments/:id/mpesa-receipt)
+     * @description Stored before the reply; settles the payment only when M-Pesa shows a completed payment of its amount to its shortcode, made after the push.
+     */
+    post: operations['MpesaResultsController_paymentStatus'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/payments/{id}/mpesa-receipt': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
+    get?: never;
+    put?: never;
+    /**
+     * Settle an M-Pesa payment whose outcome is unknown by its receipt (asks M-Pesa: Transaction Status)
+     * @description For an `unresolved` payment or one in review with OUTCOME_UNKNOWN. M-Pesa is asked about the receipt; its answer (seconds later) completes the payment only when it shows a completed payment of its amount to the shop's shortcode, made after the push. A receipt another payment holds is refused.
+     */
+    post: operations['MpesaReceiptController_receipt'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
-    schemas: {
-        CreateOrderDto: {
-            /**
-             * @description The POS's own order id: 1-64 letters, digits, '.', '_' or '-'
-             * @example ORD-12345
-             */
-            id: string;
-            /**
-             * @description Order total in KES (major units), up to 2 decimals
-             * @example 1500.5
-             */
-            total: number;
-            /**
-             * @default KES
-             * @enum {string}
-             */
-            currency: "KES";
-        };
-        OrderResponseDto: {
-            /** @example ORD-12345 */
-            id: string;
-            /** @example 1500.5 */
-            total: number;
-            /** @example KES */
-            currency: string;
-            /**
-             * @description Money kept: the sum of completed payments minus what was refunded of them
-             * @example 500
-             */
-            paid: number;
-            /**
-             * @description Sum of succeeded refunds of the completed payments
-             * @example 0
-             */
-            refunded: number;
-            /**
-             * @description What the order still owes: its total minus what its completed payments took in (a refund gives money back for the goods; it does not reopen the order)
-             * @example 1000.5
-             */
-            outstanding: number;
-            /**
-             * @description refunded: everything taken was given back; partially_refunded: part of it
-             * @enum {string}
-             */
-            status: "unpaid" | "partially_paid" | "paid" | "partially_refunded" | "refunded";
-            /** Format: date-time */
-            paidAt: string | null;
-            /** Format: date-time */
-            createdAt: string;
-        };
-        ErrorResponseDto: {
-            /** @example 400 */
-            statusCode: number;
-            /**
-             * @description Stable machine-readable code
-             * @example VALIDATION_FAILED
-             */
-            code: string;
-            /** @example amount must be a whole number of shillings */
-            message: string;
-            details?: {
-                [key: string]: unknown;
-            };
-            /** @example req-1f3c */
-            requestId?: string;
-        };
-        PaymentResponseDto: {
-            /** Format: uuid */
-            paymentId: string;
-            /** @example ORD-12345 */
-            orderId: string;
-            /** @enum {string} */
-            status: "initiated" | "pending" | "unresolved" | "completed" | "failed" | "cancelled" | "expired" | "review";
-            /** @example CANCELLED_BY_CUSTOMER */
-            statusReason?: string | null;
-            /**
-             * @description Daraja ResultCode (string)
-             * @example 0
-             */
-            resultCode?: string | null;
-            resultDesc?: string | null;
-            /** @example 100 */
-            amount: number;
-            /** @example KES */
-            currency: string;
-            /** @example mpesa */
-            provider: string;
-            /** @example NLJ7RT61SV */
-            mpesaReceiptNumber?: string | null;
-            merchantRequestId?: string | null;
-            checkoutRequestId?: string | null;
-            /** @example 2547******78 */
-            phone?: string | null;
-            /**
-             * @description M-Pesa: the AccountReference sent to Daraja (what the customer saw)
-             * @example kaOrder12345
-             */
-            accountReference?: string | null;
-            /**
-             * @description M-Pesa: the TransactionDesc sent to Daraja
-             * @example SmartDuka POS
-             */
-            transactionDesc?: string | null;
-            /** Format: date-time */
-            createdAt: string;
-            /** Format: date-time */
-            updatedAt: string;
-            /** Format: date-time */
-            completedAt?: string | null;
-            /**
-             * Format: date-time
-             * @description When a manager released the order of this payment whose outcome is unknown (POST /payments/:id/release): it no longer blocks a new payment
-             */
-            releasedAt?: string | null;
-            /**
-             * @description How a manager resolved this payment in review (POST /payments/:id/resolve); null while it still needs a person
-             * @enum {string|null}
-             */
-            resolution?: "refunded" | "accepted" | "released" | null;
-            /** Format: date-time */
-            resolvedAt?: string | null;
-            /** @description Card/wallet payments: our tx_ref (Flutterwave) or merchant reference (Pesapal) */
-            reference?: string | null;
-            /** @description Card/wallet payments: the provider's transaction id (Flutterwave id, Pesapal OrderTrackingId) */
-            providerTransactionId?: string | null;
-            /** @description Card/wallet payments: provider confirmation code (Flutterwave flw_ref, Pesapal confirmation_code) */
-            providerReceipt?: string | null;
-            /** @example card */
-            paymentMethod?: string | null;
-            /** @description Card/wallet payments: the hosted checkout link for the customer */
-            checkoutUrl?: string | null;
-        };
-        ReviewListDto: {
-            items: components["schemas"]["PaymentResponseDto"][];
-            nextCursor?: string | null;
-        };
-        ReconcileResultDto: {
-            payment: components["schemas"]["PaymentResponseDto"];
-            /** @enum {string} */
-            action: "settled" | "still_pending" | "expired" | "failed_not_found" | "moved_to_review" | "provider_error" | "deferred" | "already_final";
-            /** @description What Daraja answered to the STK query, when it was asked */
-            provider?: {
-                [key: string]: unknown;
-            };
-        };
-        ReleasePaymentDto: {
-            /**
-             * @description Why the order may take a new payment (kept in the audit log, trimmed): 3-500 characters, at least 3 of them visible, no control characters
-             * @example Customer shows no M-Pesa SMS; Daraja has no answer after 40 minutes
-             */
-            reason: string;
-        };
-        PaymentHistoryDto: {
-            data: components["schemas"]["PaymentResponseDto"][];
-            nextCursor?: string | null;
-        };
-        ReceiptShopDto: {
-            id: string;
-            name: string;
-        };
-        ReceiptDto: {
-            /** Format: uuid */
-            paymentId: string;
-            shop: components["schemas"]["ReceiptShopDto"];
-            orderId: string;
-            /** @example mpesa */
-            provider: string;
-            /** @example completed */
-            status: string;
-            /**
-             * @description Major units, like PaymentResponseDto.amount
-             * @example 100
-             */
-            amount: number;
-            /** @example KES */
-            currency: string;
-            /** @description M-Pesa receipt number, or the provider confirmation / reference */
-            confirmation?: string | null;
-            /** @example 2547******78 */
-            phone?: string | null;
-            /** Format: date-time */
-            paidAt: string;
-            /** @example 2026-12-02 14:05 */
-            paidAtNairobi: string;
-        };
-        RefundRequestDto: {
-            /**
-             * @description In the payment's currency, major units (KES shillings; M-Pesa refunds are whole shillings). Absent: everything still refundable on the payment.
-             * @example 150
-             */
-            amount?: number;
-            /**
-             * @description Must be the payment's currency when given
-             * @example KES
-             */
-            currency?: string;
-            /**
-             * @description Why the money goes back (kept with the refund and its audit trail): 3-500 characters, no control characters
-             * @example Customer was charged twice for order 1042
-             */
-            reason: string;
-        };
-        RefundResponseDto: {
-            /** Format: uuid */
-            refundId: string;
-            /** Format: uuid */
-            paymentId: string;
-            orderId: string;
-            /** @enum {string} */
-            provider: "mpesa" | "flutterwave" | "pesapal";
-            /** @example 150 */
-            amount: number;
-            /** @example KES */
-            currency: string;
-            /**
-             * @description requested: being sent; pending: the provider took it, its result is awaited; unknown: the answer is missing, it is being checked (never sent twice blindly); succeeded / failed: final; review: a person must look (it may have paid out)
-             * @enum {string}
-             */
-            status: "requested" | "pending" | "unknown" | "succeeded" | "failed" | "review";
-            /** @example INITIATOR_INVALID */
-            statusReason?: string | null;
-            /** @example 2001 */
-            resultCode?: string | null;
-            resultDesc?: string | null;
-            reason: string;
-            /** @enum {string} */
-            source: "request" | "review" | "provider";
-            /** @example user:manager-1 */
-            requestedBy: string;
-            providerRefundId?: string | null;
-            /** Format: date-time */
-            createdAt: string;
-            /** Format: date-time */
-            updatedAt: string;
-            /** Format: date-time */
-            completedAt?: string | null;
-        };
-        ProviderErrorDetailsDto: {
-            /** @enum {string} */
-            provider?: "mpesa" | "flutterwave" | "pesapal";
-            /**
-             * @description The provider's own error code (Daraja errorCode, Pesapal error.code)
-             * @example 500.003.02
-             */
-            providerErrorCode?: string;
-            /**
-             * @description The provider's own error message
-             * @example Error Occurred: Spike Arrest Violation
-             */
-            providerErrorMessage?: string;
-            /**
-             * @description The provider's id for its answer (Daraja requestId), to quote to its support
-             * @example 1c5b-4ba8-815c-ac45c57a3db01495926
-             */
-            providerRequestId?: string;
-            /** @description The payment the answer belongs to (payment initiation) */
-            paymentId?: string;
-            /**
-             * @description failed: nothing was done, a new payment may be started; unresolved: the outcome is unknown, do not start another payment: check this one
-             * @enum {string}
-             */
-            status?: "failed" | "unresolved";
-        };
-        ProviderErrorResponseDto: {
-            /** @example 503 */
-            statusCode: number;
-            /**
-             * @description Stable machine-readable code
-             * @example PROVIDER_UNREACHABLE
-             */
-            code: string;
-            /** @example M-Pesa could not be reached (ECONNREFUSED); the STK push was not sent */
-            message: string;
-            details?: components["schemas"]["ProviderErrorDetailsDto"];
-            /** @example req-1f3c */
-            requestId?: string;
-        };
-        RefundListDto: {
-            items: components["schemas"]["RefundResponseDto"][];
-        };
-        RefundReconcileDto: {
-            refund: components["schemas"]["RefundResponseDto"];
-            /**
-             * @description in_progress: another look at this refund (the reconciler, another manager) is running; nothing was sent
-             * @enum {string}
-             */
-            action: "settled" | "still_open" | "provider_error" | "moved_to_review" | "deferred" | "already_final" | "in_progress";
-        };
-        SettleRefundDto: {
-            /**
-             * @description What the provider (its portal, the statement) shows
-             * @enum {string}
-             */
-            outcome: "succeeded" | "failed";
-            /**
-             * @description 3-500 characters, kept in the audit log
-             * @example M-Pesa org portal shows reversal RCX1234567 of 150 KES
-             */
-            note: string;
-        };
-        ResolveReviewDto: {
-            /**
-             * @description refund: give all of it back; accept: keep the money against this order or `orderId`; release: close it with the note, nothing sent
-             * @enum {string}
-             */
-            action: "refund" | "accept" | "release";
-            /**
-             * @description 3-500 characters, kept in the audit log
-             * @example Customer paid twice; second charge refunded
-             */
-            note: string;
-            /**
-             * @description accept only: the order the money is kept against
-             * @example ORD-12346
-             */
-            orderId?: string;
-        };
-        ReviewResolutionDto: {
-            payment: components["schemas"]["PaymentResponseDto"];
-            refund?: components["schemas"]["RefundResponseDto"] | null;
-        };
-        StkPushDto: {
-            /**
-             * @description Customer phone: +254712345678, 254712345678, 0712345678, 712345678, 0112345678 or 112345678 (spaces/dashes allowed)
-             * @example 0712345678
-             */
-            phoneNumber: string;
-            /**
-             * @description Whole Kenyan shillings, 1 to 250000. M-Pesa does not accept cents.
-             * @example 100
-             */
-            amount: number;
-            /**
-             * @description The order being paid (registered with POST /orders)
-             * @example ORD-12345
-             */
-            orderId: string;
-            /**
-             * @description Shown to the customer as the account number. M-Pesa takes 1-12 letters/digits: other characters are removed (accents folded: é → e) and the last 12 kept ("SmartDuka-Order-12345" is sent as "kaOrder12345"); the response and GET /payments/:id say what was sent. Refused only when no letter or digit is left. Default: the order id made to fit the same way.
-             * @example SmartDuka-Order-12345
-             */
-            accountReference?: string;
-            /**
-             * @description Kept in the audit log only
-             * @example ops@duka.co.ke
-             */
-            customerEmail?: string;
-            /**
-             * @description M-Pesa takes 1-13 characters: letters, digits, spaces and . , _ - are kept (accents folded, other characters removed, spaces collapsed) and the first 13 sent ("SmartDuka POS payment" is sent as "SmartDuka POS"); the response and GET /payments/:id say what was sent. Refused only when nothing is left. Default "POS payment".
-             * @example Duka payment
-             */
-            transactionDesc?: string;
-        };
-        StkPushResponseDto: {
-            /** Format: uuid */
-            paymentId: string;
-            /** @example pending */
-            status: string;
-            /** @example 29115-34620561-1 */
-            merchantRequestId: string;
-            /** @example ws_CO_191220191020363925 */
-            checkoutRequestId: string;
-            /** @example 0 */
-            responseCode: string;
-            /** @example Success. Request accepted for processing */
-            responseDescription: string;
-            /** @example Success. Request accepted for processing */
-            customerMessage: string;
-            /** @example 100 */
-            amount: number;
-            /** @example KES */
-            currency: string;
-            /** @example ORD-12345 */
-            orderId: string;
-            /**
-             * @description The AccountReference sent to M-Pesa (what the customer sees as the account number), after fitting
-             * @example kaOrder12345
-             */
-            accountReference: string;
-            /**
-             * @description The TransactionDesc sent to M-Pesa, after fitting
-             * @example SmartDuka POS
-             */
-            transactionDesc: string;
-        };
-        CallbackAckDto: {
-            /** @example 0 */
-            ResultCode: number;
-            /** @example Accepted */
-            ResultDesc: string;
-        };
-        CountAmountDto: {
-            count: number;
-            /** @description Major units, like PaymentResponseDto.amount */
-            amount: number;
-        };
-        DailyProviderDto: {
-            provider: string;
-            currency: string;
-            /** @description Payments completed that day (by completedAt) */
-            completed: components["schemas"]["CountAmountDto"];
-            /** @description Payments created that day that failed */
-            failed: number;
-            /** @description Payments created that day that were cancelled */
-            cancelled: number;
-            /** @description Payments created that day that expired */
-            expired: number;
-            /** @description Refunds that succeeded that day */
-            refunds: components["schemas"]["CountAmountDto"];
-            /** @description Median seconds from created to completed */
-            medianSecondsToPaid?: number | null;
-        };
-        DailyDayDto: {
-            /** @example 2026-12-02 */
-            date: string;
-            providers: components["schemas"]["DailyProviderDto"][];
-        };
-        DailyReportDto: {
-            /** @example Africa/Nairobi */
-            timezone: string;
-            from: string;
-            to: string;
-            days: components["schemas"]["DailyDayDto"][];
-        };
-        OrderWithPaymentsDto: {
-            /** @example ORD-12345 */
-            id: string;
-            /** @example 1500.5 */
-            total: number;
-            /** @example KES */
-            currency: string;
-            /**
-             * @description Money kept: the sum of completed payments minus what was refunded of them
-             * @example 500
-             */
-            paid: number;
-            /**
-             * @description Sum of succeeded refunds of the completed payments
-             * @example 0
-             */
-            refunded: number;
-            /**
-             * @description What the order still owes: its total minus what its completed payments took in (a refund gives money back for the goods; it does not reopen the order)
-             * @example 1000.5
-             */
-            outstanding: number;
-            /**
-             * @description refunded: everything taken was given back; partially_refunded: part of it
-             * @enum {string}
-             */
-            status: "unpaid" | "partially_paid" | "paid" | "partially_refunded" | "refunded";
-            /** Format: date-time */
-            paidAt: string | null;
-            /** Format: date-time */
-            createdAt: string;
-            payments: components["schemas"]["PaymentResponseDto"][];
-        };
-        VerificationPartDto: {
-            part: string;
-            /** @enum {string} */
-            result: "ok" | "failed" | "not_verifiable";
-            message: string;
-        };
-        VerificationDto: {
-            checkedAt: string;
-            parts: components["schemas"]["VerificationPartDto"][];
-        };
-        MerchantAccountDto: {
-            /** @enum {string} */
-            provider: "mpesa" | "flutterwave" | "pesapal";
-            /**
-             * @description own: the shop's own credentials; chain: another shop's (credentialsFromShopId); platform: the deployment's
-             * @enum {string}
-             */
-            source: "own" | "chain" | "platform" | "none";
-            accountId?: string | null;
-            /** @example production */
-            environment?: string | null;
-            /**
-             * @example {
-             *       "type": "till",
-             *       "shortcode": "174379",
-             *       "tillNumber": "5123456"
-             *     }
-             */
-            settings: {
-                [key: string]: string;
-            };
-            /**
-             * @description Which secrets are set (never their values)
-             * @example [
-             *       "consumerKey",
-             *       "consumerSecret",
-             *       "passkey"
-             *     ]
-             */
-            secretsSet: string[];
-            /**
-             * @description A short keyed fingerprint of each secret, to tell which one is set
-             * @example {
-             *       "consumerKey": "3f9a0c1d"
-             *     }
-             */
-            fingerprints: {
-                [key: string]: string;
-            };
-            credentialsFromShopId?: string | null;
-            verification?: components["schemas"]["VerificationDto"] | null;
-            /** @description How many other shops (chain branches) take payments with these credentials */
-            lentToShops: number;
-            /** @description Why the account cannot be used as stored, if it cannot */
-            problem?: string | null;
-            createdAt?: string | null;
-            createdBy?: string | null;
-        };
-        FlutterwaveCustomerDto: {
-            /**
-             * @description Required by Flutterwave (its receipt goes there). For walk-in customers use a stable address you control, e.g. walkin@yourshop.co.ke
-             * @example customer@example.com
-             */
-            email: string;
-            /**
-             * @description 9-15 digits, optionally starting with +; Kenyan 07…/01… numbers are sent as 2547…/2541…
-             * @example 0712345678
-             */
-            phoneNumber?: string;
-            /**
-             * @description Shown on the hosted checkout page
-             * @example Wanjiku Kamau
-             */
-            name?: string;
-        };
-        FlutterwaveInitDto: {
-            /**
-             * @description The order being paid (registered with POST /orders)
-             * @example ORD-12345
-             */
-            orderId: string;
-            /**
-             * @description Major units of the currency: a JSON number (2450.5) or a decimal string ("2450.50"); at most the currency's decimals (KES: 2). Cents only when FLUTTERWAVE_ALLOW_CENTS=true. At most what the order still owes.
-             * @example 2450.5
-             */
-            amount: number | string;
-            /**
-             * @description Defaults to the order's currency; if given it must equal it
-             * @example KES
-             */
-            currency?: string;
-            customer: components["schemas"]["FlutterwaveCustomerDto"];
-            /**
-             * @description Where the customer's browser lands after this API has verified the payment (with ?paymentId=&orderId=&status=). Must be on the origin of POS_RETURN_URL; refused when POS_RETURN_URL is not set. Flutterwave itself always returns to this API first.
-             * @example https://pos.example.co.ke/checkout/done
-             */
-            redirectUrl?: string;
-        };
-        FlutterwaveInitResponseDto: {
-            /** Format: uuid */
-            paymentId: string;
-            /** @example pending */
-            status: string;
-            /**
-             * @description Hosted checkout page: open it on the customer's device or show it as a QR code
-             * @example https://checkout.flutterwave.com/v3/hosted/pay/flwlnk-01abc23def
-             */
-            link: string;
-            /**
-             * @description Our reference at Flutterwave (tx_ref)
-             * @example SD-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98
-             */
-            txRef: string;
-            /** @example ORD-12345 */
-            orderId: string;
-            /** @example 2450.5 */
-            amount: number;
-            /** @example KES */
-            currency: string;
-        };
-        FlutterwaveVerifyDto: {
-            /**
-             * Format: uuid
-             * @description Our payment id (from init)
-             */
-            paymentId?: string;
-            /**
-             * @description Our tx_ref (from init)
-             * @example SD-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98
-             */
-            txRef?: string;
-            /**
-             * @description Flutterwave's transaction id (known once the payment has an outcome)
-             * @example 9051234
-             */
-            transactionId?: string | number;
-        };
-        FlutterwaveWebhookAckDto: {
-            /** @example received */
-            status: string;
-        };
-        PesapalCustomerDto: {
-            /**
-             * @description Email or phone number (or both) is required: Pesapal needs one
-             * @example jane@example.com
-             */
-            email?: string;
-            /**
-             * @description 9-15 digits, optionally starting with + (spaces and dashes are ignored)
-             * @example 0712345678
-             */
-            phoneNumber?: string;
-            /** @example Jane */
-            firstName?: string;
-            /** @example Wanjiku */
-            lastName?: string;
-        };
-        PesapalInitDto: {
-            /**
-             * @description The order being paid (registered with POST /orders)
-             * @example ORD-12345
-             */
-            orderId: string;
-            /** @description Major units (shillings), at most the order outstanding; cents allowed unless PESAPAL_ALLOW_CENTS=false. Converted exactly, never through floating point. */
-            amount: number | string;
-            /**
-             * @description Defaults to the order's currency; must equal it
-             * @example KES
-             */
-            currency?: string;
-            /**
-             * @description Shown to the payer; 1-100 characters. Default "Order <orderId>".
-             * @example Duka POS order ORD-12345
-             */
-            description?: string;
-            customer: components["schemas"]["PesapalCustomerDto"];
-        };
-        PesapalInitResponseDto: {
-            /** Format: uuid */
-            paymentId: string;
-            /** @example pending */
-            status: string;
-            /**
-             * @description Pesapal OrderTrackingId
-             * @example 96a5e1d9-f711-4423-82ce-dd758f972713
-             */
-            orderTrackingId: string;
-            /**
-             * @description Pesapal's payment page: open it, embed it, or show it as a QR code
-             * @example https://pay.pesapal.com/iframe/PesapalIframe3/Index?OrderTrackingId=96a5e1d9-…
-             */
-            redirectUrl: string;
-            /**
-             * @description Our merchant reference (unique per attempt)
-             * @example SD-ORD-12345-7KQ2M9XW4HPA
-             */
-            reference: string;
-            /** @example 1500.5 */
-            amount: number;
-            /** @example KES */
-            currency: string;
-            /** @example ORD-12345 */
-            orderId: string;
-        };
-        PesapalIpnAckDto: {
-            /** @example IPNCHANGE */
-            orderNotificationType: string;
-            /** @example 96a5e1d9-f711-4423-82ce-dd758f972713 */
-            orderTrackingId: string;
-            /** @example SD-ORD-12345-7KQ2M9XW4HPA */
-            orderMerchantReference: string;
-            /**
-             * @description 200 = processed; 500 = not processed (Pesapal retries)
-             * @enum {number}
-             */
-            status: 200 | 500;
-        };
-        MpesaReceiptDto: {
-            /**
-             * @description The payment's M-Pesa receipt (customer's SMS, the statement)
-             * @example NLJ7RT61SV
-             */
-            receipt: string;
-        };
-        ReceiptCheckResponseDto: {
-            paymentId: string;
-            receipt: string;
-            /** @enum {string} */
-            status: "checking";
-            message: string;
-        };
+  schemas: {
+    CreateOrderDto: {
+      /**
+       * @description The POS's own order id: 1-64 letters, digits, '.', '_' or '-'
+       * @example ORD-12345
+       */
+      id: string;
+      /**
+       * @description Order total in KES (major units), up to 2 decimals
+       * @example 1500.5
+       */
+      total: number;
+      /**
+       * @default KES
+       * @enum {string}
+       */
+      currency: 'KES';
     };
-    responses: never;
-    parameters: never;
-    requestBodies: never;
-    headers: never;
-    pathItems: never;
+    OrderResponseDto: {
+      /** @example ORD-12345 */
+      id: string;
+      /** @example 1500.5 */
+      total: number;
+      /** @example KES */
+      currency: string;
+      /**
+       * @description Money kept: the sum of completed payments minus what was refunded of them
+       * @example 500
+       */
+      paid: number;
+      /**
+       * @description Sum of succeeded refunds of the completed payments
+       * @example 0
+       */
+      refunded: number;
+      /**
+       * @description What the order still owes: its total minus what its completed payments took in (a refund gives money back for the goods; it does not reopen the order)
+       * @example 1000.5
+       */
+      outstanding: number;
+      /**
+       * @description refunded: everything taken was given back; partially_refunded: part of it
+       * @enum {string}
+       */
+      status: 'unpaid' | 'partially_paid' | 'paid' | 'partially_refunded' | 'refunded';
+      /** Format: date-time */
+      paidAt: string | null;
+      /** Format: date-time */
+      createdAt: string;
+    };
+    ErrorResponseDto: {
+      /** @example 400 */
+      statusCode: number;
+      /**
+       * @description Stable machine-readable code
+       * @example VALIDATION_FAILED
+       */
+      code: string;
+      /** @example amount must be a whole number of shillings */
+      message: string;
+      details?: {
+        [key: string]: unknown;
+      };
+      /** @example req-1f3c */
+      requestId?: string;
+    };
+    PaymentResponseDto: {
+      /** Format: uuid */
+      paymentId: string;
+      /** @example ORD-12345 */
+      orderId: string;
+      /** @enum {string} */
+      status: 'initiated' | 'pending' | 'unresolved' | 'completed' | 'failed' | 'cancelled' | 'expired' | 'review';
+      /** @example CANCELLED_BY_CUSTOMER */
+      statusReason?: string | null;
+      /**
+       * @description Daraja ResultCode (string)
+       * @example 0
+       */
+      resultCode?: string | null;
+      resultDesc?: string | null;
+      /** @example 100 */
+      amount: number;
+      /** @example KES */
+      currency: string;
+      /** @example mpesa */
+      provider: string;
+      /** @example NLJ7RT61SV */
+      mpesaReceiptNumber?: string | null;
+      merchantRequestId?: string | null;
+      checkoutRequestId?: string | null;
+      /** @example 2547******78 */
+      phone?: string | null;
+      /**
+       * @description M-Pesa: the AccountReference sent to Daraja (what the customer saw)
+       * @example kaOrder12345
+       */
+      accountReference?: string | null;
+      /**
+       * @description M-Pesa: the TransactionDesc sent to Daraja
+       * @example SmartDuka POS
+       */
+      transactionDesc?: string | null;
+      /** Format: date-time */
+      createdAt: string;
+      /** Format: date-time */
+      updatedAt: string;
+      /** Format: date-time */
+      completedAt?: string | null;
+      /**
+       * Format: date-time
+       * @description When a manager released the order of this payment whose outcome is unknown (POST /payments/:id/release): it no longer blocks a new payment
+       */
+      releasedAt?: string | null;
+      /**
+       * @description How a manager resolved this payment in review (POST /payments/:id/resolve); null while it still needs a person
+       * @enum {string|null}
+       */
+      resolution?: 'refunded' | 'accepted' | 'released' | null;
+      /** Format: date-time */
+      resolvedAt?: string | null;
+      /** @description Card/wallet payments: our tx_ref (Flutterwave) or merchant reference (Pesapal) */
+      reference?: string | null;
+      /** @description Card/wallet payments: the provider's transaction id (Flutterwave id, Pesapal OrderTrackingId) */
+      providerTransactionId?: string | null;
+      /** @description Card/wallet payments: provider confirmation code (Flutterwave flw_ref, Pesapal confirmation_code) */
+      providerReceipt?: string | null;
+      /** @example card */
+      paymentMethod?: string | null;
+      /** @description Card/wallet payments: the hosted checkout link for the customer */
+      checkoutUrl?: string | null;
+    };
+    ReviewListDto: {
+      items: components['schemas']['PaymentResponseDto'][];
+      nextCursor?: string | null;
+    };
+    ReconcileResultDto: {
+      payment: components['schemas']['PaymentResponseDto'];
+      /** @enum {string} */
+      action:
+        | 'settled'
+        | 'still_pending'
+        | 'expired'
+        | 'failed_not_found'
+        | 'moved_to_review'
+        | 'provider_error'
+        | 'deferred'
+        | 'already_final';
+      /** @description What Daraja answered to the STK query, when it was asked */
+      provider?: {
+        [key: string]: unknown;
+      };
+    };
+    ReleasePaymentDto: {
+      /**
+       * @description Why the order may take a new payment (kept in the audit log, trimmed): 3-500 characters, at least 3 of them visible, no control characters
+       * @example Customer shows no M-Pesa SMS; Daraja has no answer after 40 minutes
+       */
+      reason: string;
+    };
+    PaymentHistoryDto: {
+      data: components['schemas']['PaymentResponseDto'][];
+      nextCursor?: string | null;
+    };
+    ReceiptShopDto: {
+      id: string;
+      name: string;
+    };
+    ReceiptDto: {
+      /** Format: uuid */
+      paymentId: string;
+      shop: components['schemas']['ReceiptShopDto'];
+      orderId: string;
+      /** @example mpesa */
+      provider: string;
+      /** @example completed */
+      status: string;
+      /**
+       * @description Major units, like PaymentResponseDto.amount
+       * @example 100
+       */
+      amount: number;
+      /** @example KES */
+      currency: string;
+      /** @description M-Pesa receipt number, or the provider confirmation / reference */
+      confirmation?: string | null;
+      /** @example 2547******78 */
+      phone?: string | null;
+      /** Format: date-time */
+      paidAt: string;
+      /** @example 2026-12-02 14:05 */
+      paidAtNairobi: string;
+    };
+    RefundRequestDto: {
+      /**
+       * @description In the payment's currency, major units (KES shillings; M-Pesa refunds are whole shillings). Absent: everything still refundable on the payment.
+       * @example 150
+       */
+      amount?: number;
+      /**
+       * @description Must be the payment's currency when given
+       * @example KES
+       */
+      currency?: string;
+      /**
+       * @description Why the money goes back (kept with the refund and its audit trail): 3-500 characters, no control characters
+       * @example Customer was charged twice for order 1042
+       */
+      reason: string;
+    };
+    RefundResponseDto: {
+      /** Format: uuid */
+      refundId: string;
+      /** Format: uuid */
+      paymentId: string;
+      orderId: string;
+      /** @enum {string} */
+      provider: 'mpesa' | 'flutterwave' | 'pesapal';
+      /** @example 150 */
+      amount: number;
+      /** @example KES */
+      currency: string;
+      /**
+       * @description requested: being sent; pending: the provider took it, its result is awaited; unknown: the answer is missing, it is being checked (never sent twice blindly); succeeded / failed: final; review: a person must look (it may have paid out)
+       * @enum {string}
+       */
+      status: 'requested' | 'pending' | 'unknown' | 'succeeded' | 'failed' | 'review';
+      /** @example INITIATOR_INVALID */
+      statusReason?: string | null;
+      /** @example 2001 */
+      resultCode?: string | null;
+      resultDesc?: string | null;
+      reason: string;
+      /** @enum {string} */
+      source: 'request' | 'review' | 'provider';
+      /** @example user:manager-1 */
+      requestedBy: string;
+      providerRefundId?: string | null;
+      /** Format: date-time */
+      createdAt: string;
+      /** Format: date-time */
+      updatedAt: string;
+      /** Format: date-time */
+      completedAt?: string | null;
+    };
+    ProviderErrorDetailsDto: {
+      /** @enum {string} */
+      provider?: 'mpesa' | 'flutterwave' | 'pesapal';
+      /**
+       * @description The provider's own error code (Daraja errorCode, Pesapal error.code)
+       * @example 500.003.02
+       */
+      providerErrorCode?: string;
+      /**
+       * @description The provider's own error message
+       * @example Error Occurred: Spike Arrest Violation
+       */
+      providerErrorMessage?: string;
+      /**
+       * @description The provider's id for its answer (Daraja requestId), to quote to its support
+       * @example 1c5b-4ba8-815c-ac45c57a3db01495926
+       */
+      providerRequestId?: string;
+      /** @description The payment the answer belongs to (payment initiation) */
+      paymentId?: string;
+      /**
+       * @description failed: nothing was done, a new payment may be started; unresolved: the outcome is unknown, do not start another payment: check this one
+       * @enum {string}
+       */
+      status?: 'failed' | 'unresolved';
+    };
+    ProviderErrorResponseDto: {
+      /** @example 503 */
+      statusCode: number;
+      /**
+       * @description Stable machine-readable code
+       * @example PROVIDER_UNREACHABLE
+       */
+      code: string;
+      /** @example M-Pesa could not be reached (ECONNREFUSED); the STK push was not sent */
+      message: string;
+      details?: components['schemas']['ProviderErrorDetailsDto'];
+      /** @example req-1f3c */
+      requestId?: string;
+    };
+    RefundListDto: {
+      items: components['schemas']['RefundResponseDto'][];
+    };
+    RefundReconcileDto: {
+      refund: components['schemas']['RefundResponseDto'];
+      /**
+       * @description in_progress: another look at this refund (the reconciler, another manager) is running; nothing was sent
+       * @enum {string}
+       */
+      action:
+        'settled' | 'still_open' | 'provider_error' | 'moved_to_review' | 'deferred' | 'already_final' | 'in_progress';
+    };
+    SettleRefundDto: {
+      /**
+       * @description What the provider (its portal, the statement) shows
+       * @enum {string}
+       */
+      outcome: 'succeeded' | 'failed';
+      /**
+       * @description 3-500 characters, kept in the audit log
+       * @example M-Pesa org portal shows reversal RCX1234567 of 150 KES
+       */
+      note: string;
+    };
+    ResolveReviewDto: {
+      /**
+       * @description refund: give all of it back; accept: keep the money against this order or `orderId`; release: close it with the note, nothing sent
+       * @enum {string}
+       */
+      action: 'refund' | 'accept' | 'release';
+      /**
+       * @description 3-500 characters, kept in the audit log
+       * @example Customer paid twice; second charge refunded
+       */
+      note: string;
+      /**
+       * @description accept only: the order the money is kept against
+       * @example ORD-12346
+       */
+      orderId?: string;
+    };
+    ReviewResolutionDto: {
+      payment: components['schemas']['PaymentResponseDto'];
+      refund?: components['schemas']['RefundResponseDto'] | null;
+    };
+    StkPushDto: {
+      /**
+       * @description Customer phone: +254712345678, 254712345678, 0712345678, 712345678, 0112345678 or 112345678 (spaces/dashes allowed)
+       * @example 0712345678
+       */
+      phoneNumber: string;
+      /**
+       * @description Whole Kenyan shillings, 1 to 250000. M-Pesa does not accept cents.
+       * @example 100
+       */
+      amount: number;
+      /**
+       * @description The order being paid (registered with POST /orders)
+       * @example ORD-12345
+       */
+      orderId: string;
+      /**
+       * @description Shown to the customer as the account number. M-Pesa takes 1-12 letters/digits: other characters are removed (accents folded: é → e) and the last 12 kept ("SmartDuka-Order-12345" is sent as "kaOrder12345"); the response and GET /payments/:id say what was sent. Refused only when no letter or digit is left. Default: the order id made to fit the same way.
+       * @example SmartDuka-Order-12345
+       */
+      accountReference?: string;
+      /**
+       * @description Kept in the audit log only
+       * @example ops@duka.co.ke
+       */
+      customerEmail?: string;
+      /**
+       * @description M-Pesa takes 1-13 characters: letters, digits, spaces and . , _ - are kept (accents folded, other characters removed, spaces collapsed) and the first 13 sent ("SmartDuka POS payment" is sent as "SmartDuka POS"); the response and GET /payments/:id say what was sent. Refused only when nothing is left. Default "POS payment".
+       * @example Duka payment
+       */
+      transactionDesc?: string;
+    };
+    StkPushResponseDto: {
+      /** Format: uuid */
+      paymentId: string;
+      /** @example pending */
+      status: string;
+      /** @example 29115-34620561-1 */
+      merchantRequestId: string;
+      /** @example ws_CO_191220191020363925 */
+      checkoutRequestId: string;
+      /** @example 0 */
+      responseCode: string;
+      /** @example Success. Request accepted for processing */
+      responseDescription: string;
+      /** @example Success. Request accepted for processing */
+      customerMessage: string;
+      /** @example 100 */
+      amount: number;
+      /** @example KES */
+      currency: string;
+      /** @example ORD-12345 */
+      orderId: string;
+      /**
+       * @description The AccountReference sent to M-Pesa (what the customer sees as the account number), after fitting
+       * @example kaOrder12345
+       */
+      accountReference: string;
+      /**
+       * @description The TransactionDesc sent to M-Pesa, after fitting
+       * @example SmartDuka POS
+       */
+      transactionDesc: string;
+    };
+    CallbackAckDto: {
+      /** @example 0 */
+      ResultCode: number;
+      /** @example Accepted */
+      ResultDesc: string;
+    };
+    CountAmountDto: {
+      count: number;
+      /** @description Major units, like PaymentResponseDto.amount */
+      amount: number;
+    };
+    DailyProviderDto: {
+      provider: string;
+      currency: string;
+      /** @description Payments completed that day (by completedAt) */
+      completed: components['schemas']['CountAmountDto'];
+      /** @description Payments created that day that failed */
+      failed: number;
+      /** @description Payments created that day that were cancelled */
+      cancelled: number;
+      /** @description Payments created that day that expired */
+      expired: number;
+      /** @description Refunds that succeeded that day */
+      refunds: components['schemas']['CountAmountDto'];
+      /** @description Median seconds from created to completed */
+      medianSecondsToPaid?: number | null;
+    };
+    DailyDayDto: {
+      /** @example 2026-12-02 */
+      date: string;
+      providers: components['schemas']['DailyProviderDto'][];
+    };
+    DailyReportDto: {
+      /** @example Africa/Nairobi */
+      timezone: string;
+      from: string;
+      to: string;
+      days: components['schemas']['DailyDayDto'][];
+    };
+    OrderWithPaymentsDto: {
+      /** @example ORD-12345 */
+      id: string;
+      /** @example 1500.5 */
+      total: number;
+      /** @example KES */
+      currency: string;
+      /**
+       * @description Money kept: the sum of completed payments minus what was refunded of them
+       * @example 500
+       */
+      paid: number;
+      /**
+       * @description Sum of succeeded refunds of the completed payments
+       * @example 0
+       */
+      refunded: number;
+      /**
+       * @description What the order still owes: its total minus what its completed payments took in (a refund gives money back for the goods; it does not reopen the order)
+       * @example 1000.5
+       */
+      outstanding: number;
+      /**
+       * @description refunded: everything taken was given back; partially_refunded: part of it
+       * @enum {string}
+       */
+      status: 'unpaid' | 'partially_paid' | 'paid' | 'partially_refunded' | 'refunded';
+      /** Format: date-time */
+      paidAt: string | null;
+      /** Format: date-time */
+      createdAt: string;
+      payments: components['schemas']['PaymentResponseDto'][];
+    };
+    VerificationPartDto: {
+      part: string;
+      /** @enum {string} */
+      result: 'ok' | 'failed' | 'not_verifiable';
+      message: string;
+    };
+    VerificationDto: {
+      checkedAt: string;
+      parts: components['schemas']['VerificationPartDto'][];
+    };
+    MerchantAccountDto: {
+      /** @enum {string} */
+      provider: 'mpesa' | 'flutterwave' | 'pesapal';
+      /**
+       * @description own: the shop's own credentials; chain: another shop's (credentialsFromShopId); platform: the deployment's
+       * @enum {string}
+       */
+      source: 'own' | 'chain' | 'platform' | 'none';
+      accountId?: string | null;
+      /** @example production */
+      environment?: string | null;
+      /**
+       * @example {
+       *       "type": "till",
+       *       "shortcode": "174379",
+       *       "tillNumber": "5123456"
+       *     }
+       */
+      settings: {
+        [key: string]: string;
+      };
+      /**
+       * @description Which secrets are set (never their values)
+       * @example [
+       *       "consumerKey",
+       *       "consumerSecret",
+       *       "passkey"
+       *     ]
+       */
+      secretsSet: string[];
+      /**
+       * @description A short keyed fingerprint of each secret, to tell which one is set
+       * @example {
+       *       "consumerKey": "3f9a0c1d"
+       *     }
+       */
+      fingerprints: {
+        [key: string]: string;
+      };
+      credentialsFromShopId?: string | null;
+      verification?: components['schemas']['VerificationDto'] | null;
+      /** @description How many other shops (chain branches) take payments with these credentials */
+      lentToShops: number;
+      /** @description Why the account cannot be used as stored, if it cannot */
+      problem?: string | null;
+      createdAt?: string | null;
+      createdBy?: string | null;
+    };
+    FlutterwaveCustomerDto: {
+      /**
+       * @description Required by Flutterwave (its receipt goes there). For walk-in customers use a stable address you control, e.g. walkin@yourshop.co.ke
+       * @example customer@example.com
+       */
+      email: string;
+      /**
+       * @description 9-15 digits, optionally starting with +; Kenyan 07…/01… numbers are sent as 2547…/2541…
+       * @example 0712345678
+       */
+      phoneNumber?: string;
+      /**
+       * @description Shown on the hosted checkout page
+       * @example Wanjiku Kamau
+       */
+      name?: string;
+    };
+    FlutterwaveInitDto: {
+      /**
+       * @description The order being paid (registered with POST /orders)
+       * @example ORD-12345
+       */
+      orderId: string;
+      /**
+       * @description Major units of the currency: a JSON number (2450.5) or a decimal string ("2450.50"); at most the currency's decimals (KES: 2). Cents only when FLUTTERWAVE_ALLOW_CENTS=true. At most what the order still owes.
+       * @example 2450.5
+       */
+      amount: number | string;
+      /**
+       * @description Defaults to the order's currency; if given it must equal it
+       * @example KES
+       */
+      currency?: string;
+      customer: components['schemas']['FlutterwaveCustomerDto'];
+      /**
+       * @description Where the customer's browser lands after this API has verified the payment (with ?paymentId=&orderId=&status=). Must be on the origin of POS_RETURN_URL; refused when POS_RETURN_URL is not set. Flutterwave itself always returns to this API first.
+       * @example https://pos.example.co.ke/checkout/done
+       */
+      redirectUrl?: string;
+    };
+    FlutterwaveInitResponseDto: {
+      /** Format: uuid */
+      paymentId: string;
+      /** @example pending */
+      status: string;
+      /**
+       * @description Hosted checkout page: open it on the customer's device or show it as a QR code
+       * @example https://checkout.flutterwave.com/v3/hosted/pay/flwlnk-01abc23def
+       */
+      link: string;
+      /**
+       * @description Our reference at Flutterwave (tx_ref)
+       * @example SD-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98
+       */
+      txRef: string;
+      /** @example ORD-12345 */
+      orderId: string;
+      /** @example 2450.5 */
+      amount: number;
+      /** @example KES */
+      currency: string;
+    };
+    FlutterwaveVerifyDto: {
+      /**
+       * Format: uuid
+       * @description Our payment id (from init)
+       */
+      paymentId?: string;
+      /**
+       * @description Our tx_ref (from init)
+       * @example SD-3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98
+       */
+      txRef?: string;
+      /**
+       * @description Flutterwave's transaction id (known once the payment has an outcome)
+       * @example 9051234
+       */
+      transactionId?: string | number;
+    };
+    FlutterwaveWebhookAckDto: {
+      /** @example received */
+      status: string;
+    };
+    PesapalCustomerDto: {
+      /**
+       * @description Email or phone number (or both) is required: Pesapal needs one
+       * @example jane@example.com
+       */
+      email?: string;
+      /**
+       * @description 9-15 digits, optionally starting with + (spaces and dashes are ignored)
+       * @example 0712345678
+       */
+      phoneNumber?: string;
+      /** @example Jane */
+      firstName?: string;
+      /** @example Wanjiku */
+      lastName?: string;
+    };
+    PesapalInitDto: {
+      /**
+       * @description The order being paid (registered with POST /orders)
+       * @example ORD-12345
+       */
+      orderId: string;
+      /** @description Major units (shillings), at most the order outstanding; cents allowed unless PESAPAL_ALLOW_CENTS=false. Converted exactly, never through floating point. */
+      amount: number | string;
+      /**
+       * @description Defaults to the order's currency; must equal it
+       * @example KES
+       */
+      currency?: string;
+      /**
+       * @description Shown to the payer; 1-100 characters. Default "Order <orderId>".
+       * @example Duka POS order ORD-12345
+       */
+      description?: string;
+      customer: components['schemas']['PesapalCustomerDto'];
+    };
+    PesapalInitResponseDto: {
+      /** Format: uuid */
+      paymentId: string;
+      /** @example pending */
+      status: string;
+      /**
+       * @description Pesapal OrderTrackingId
+       * @example 96a5e1d9-f711-4423-82ce-dd758f972713
+       */
+      orderTrackingId: string;
+      /**
+       * @description Pesapal's payment page: open it, embed it, or show it as a QR code
+       * @example https://pay.pesapal.com/iframe/PesapalIframe3/Index?OrderTrackingId=96a5e1d9-…
+       */
+      redirectUrl: string;
+      /**
+       * @description Our merchant reference (unique per attempt)
+       * @example SD-ORD-12345-7KQ2M9XW4HPA
+       */
+      reference: string;
+      /** @example 1500.5 */
+      amount: number;
+      /** @example KES */
+      currency: string;
+      /** @example ORD-12345 */
+      orderId: string;
+    };
+    PesapalIpnAckDto: {
+      /** @example IPNCHANGE */
+      orderNotificationType: string;
+      /** @example 96a5e1d9-f711-4423-82ce-dd758f972713 */
+      orderTrackingId: string;
+      /** @example SD-ORD-12345-7KQ2M9XW4HPA */
+      orderMerchantReference: string;
+      /**
+       * @description 200 = processed; 500 = not processed (Pesapal retries)
+       * @enum {number}
+       */
+      status: 200 | 500;
+    };
+    MpesaReceiptDto: {
+      /**
+       * @description The payment's M-Pesa receipt (customer's SMS, the statement)
+       * @example NLJ7RT61SV
+       */
+      receipt: string;
+    };
+    ReceiptCheckResponseDto: {
+      paymentId: string;
+      receipt: string;
+      /** @enum {string} */
+      status: 'checking';
+      message: string;
+    };
+  };
+  responses: never;
+  parameters: never;
+  requestBodies: never;
+  headers: never;
+  pathItems: never;
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    HealthController_check: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": unknown;
-                };
-            };
-            /** @description Database unreachable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": unknown;
-                };
-            };
-        };
+  HealthController_check: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    OrdersController_create: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateOrderDto"];
-            };
+        content: {
+          'application/json': unknown;
         };
-        responses: {
-            /** @description Created (200 when the same order was already registered with the same total) */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["OrderResponseDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
-            409: {
-                headers: {
-                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
+      };
+      /** @description Database unreachable */
+      503: {
+        headers: {
+          [name: string]: unknown;
         };
+        content: {
+          'application/json': unknown;
+        };
+      };
     };
-    PaymentsOperationsController_listReview: {
-        parameters: {
-            query?: {
-                limit?: number;
-                /** @description nextCursor of the previous page */
-                cursor?: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ReviewListDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
+  };
+  OrdersController_create: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    PaymentsOperationsController_reconcile: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description The paymentId */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ReconcileResultDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['CreateOrderDto'];
+      };
     };
-    PaymentsOperationsController_release: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description The paymentId */
-                id: string;
-            };
-            cookie?: never;
+    responses: {
+      /** @description Created (200 when the same order was already registered with the same total) */
+      201: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ReleasePaymentDto"];
-            };
+        content: {
+          'application/json': components['schemas']['OrderResponseDto'];
         };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PaymentResponseDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
-            409: {
-                headers: {
-                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
         };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+      409: {
+        headers: {
+          /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
     };
-    PaymentHistoryController_list: {
-        parameters: {
-            query?: {
-                orderId?: string;
-                status?: "initiated" | "pending" | "unresolved" | "completed" | "failed" | "cancelled" | "expired" | "review";
-                provider?: "mpesa" | "flutterwave" | "pesapal";
-                /** @description Created at or after this instant (inclusive) */
-                from?: string;
-                /** @description Created before this instant (exclusive) */
-                to?: string;
-                /** @description nextCursor of the previous page */
-                cursor?: string;
-                limit?: number;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PaymentHistoryDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
+  };
+  PaymentsOperationsController_listReview: {
+    parameters: {
+      query?: {
+        limit?: number;
+        /** @description nextCursor of the previous page */
+        cursor?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    PaymentHistoryController_receipt: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description The paymentId */
-                id: string;
-            };
-            cookie?: never;
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ReceiptDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
-            409: {
-                headers: {
-                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
+        content: {
+          'application/json': components['schemas']['ReviewListDto'];
         };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
     };
-    PaymentHistoryController_print: {
-        parameters: {
-            query?: {
-                /** @description Thermal paper width in mm */
-                width?: "58" | "80";
-            };
-            header?: never;
-            path: {
-                /** @description The paymentId */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description text/html page */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/html": string;
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/html": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/html": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/html": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
-            409: {
-                headers: {
-                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/html": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
+  };
+  PaymentsOperationsController_reconcile: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description The paymentId */
+        id: string;
+      };
+      cookie?: never;
     };
-    RefundsController_list: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description The paymentId */
-                id: string;
-            };
-            cookie?: never;
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RefundListDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
+        content: {
+          'application/json': components['schemas']['ReconcileResultDto'];
         };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
     };
-    RefundsController_request: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409. */
-                "Idempotency-Key"?: string;
-            };
-            path: {
-                /** @description The paymentId */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["RefundRequestDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RefundResponseDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
-            409: {
-                headers: {
-                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
-            503: {
-                headers: {
-                    /** @description Whole seconds to wait before trying again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
-        };
+  };
+  PaymentsOperationsController_release: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description The paymentId */
+        id: string;
+      };
+      cookie?: never;
     };
-    RefundsController_listAll: {
-        parameters: {
-            query?: {
-                status?: "requested" | "pending" | "unknown" | "succeeded" | "failed" | "review";
-                limit?: number;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RefundListDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['ReleasePaymentDto'];
+      };
     };
-    RefundsController_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description The refundId */
-                refundId: string;
-            };
-            cookie?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RefundResponseDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
+        content: {
+          'application/json': components['schemas']['PaymentResponseDto'];
         };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+      409: {
+        headers: {
+          /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
     };
-    RefundsController_reconcile: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description The refundId */
-                refundId: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RefundReconcileDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
+  };
+  PaymentHistoryController_list: {
+    parameters: {
+      query?: {
+        orderId?: string;
+        status?: 'initiated' | 'pending' | 'unresolved' | 'completed' | 'failed' | 'cancelled' | 'expired' | 'review';
+        provider?: 'mpesa' | 'flutterwave' | 'pesapal';
+        /** @description Created at or after this instant (inclusive) */
+        from?: string;
+        /** @description Created before this instant (exclusive) */
+        to?: string;
+        /** @description nextCursor of the previous page */
+        cursor?: string;
+        limit?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    RefundsController_settle: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description The refundId */
-                refundId: string;
-            };
-            cookie?: never;
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["SettleRefundDto"];
-            };
+        content: {
+          'application/json': components['schemas']['PaymentHistoryDto'];
         };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RefundResponseDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
-            409: {
-                headers: {
-                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
         };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
     };
-    RefundsController_resolve: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409. */
-                "Idempotency-Key"?: string;
-            };
-            path: {
-                /** @description The paymentId */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ResolveReviewDto"];
-            };
-        };
-        responses: {
-            /** @description accept, release */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ReviewResolutionDto"];
-                };
-            };
-            /** @description refund */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ReviewResolutionDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
-            409: {
-                headers: {
-                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
-            503: {
-                headers: {
-                    /** @description Whole seconds to wait before trying again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
-        };
+  };
+  PaymentHistoryController_receipt: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description The paymentId */
+        id: string;
+      };
+      cookie?: never;
     };
-    PaymentsController_stkPush: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409. */
-                "Idempotency-Key"?: string;
-            };
-            path?: never;
-            cookie?: never;
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["StkPushDto"];
-            };
+        content: {
+          'application/json': components['schemas']['ReceiptDto'];
         };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["StkPushResponseDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
-            409: {
-                headers: {
-                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description RATE_LIMITED_SHOP: the shop sent more than RATE_LIMIT_SHOP_PER_MINUTE pushes this minute. PHONE_BUSY: the phone was sent a prompt within RATE_LIMIT_PHONE_WINDOW_SECONDS. Nothing was written or sent; retry after Retry-After seconds. Replays of a stored Idempotency-Key are never limited. */
-            429: {
-                headers: {
-                    /** @description Whole seconds (at least 1) until the request can succeed */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description The payment provider (M-Pesa, Flutterwave, Pesapal) answered badly or refused the request (PROVIDER_REJECTED, PROVIDER_AUTH_FAILED, PROVIDER_UNAVAILABLE, PROVIDER_BAD_RESPONSE, PROVIDER_REFERENCE_MISMATCH). details.status says whether the payment failed (nothing was done) or is unresolved (a 5xx, a connection broken after sending or an unreadable answer: outcome unknown; do not retry, poll it) */
-            502: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
-            /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
-            503: {
-                headers: {
-                    /** @description Whole seconds to wait before trying again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
-            /** @description The provider did not answer in time (PROVIDER_TIMEOUT): outcome unknown. The payment is unresolved and will be settled by its notification, a status check or the reconciler; do not retry it */
-            504: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
         };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+      409: {
+        headers: {
+          /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
     };
-    PaymentsController_stkStatus: {
-        parameters: {
-            query: {
-                checkoutRequestId: string;
-                merchantRequestId?: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PaymentResponseDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
+  };
+  PaymentHistoryController_print: {
+    parameters: {
+      query?: {
+        /** @description Thermal paper width in mm */
+        width?: '58' | '80';
+      };
+      header?: never;
+      path: {
+        /** @description The paymentId */
+        id: string;
+      };
+      cookie?: never;
     };
-    PaymentsController_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description The paymentId */
-                id: string;
-            };
-            cookie?: never;
+    requestBody?: never;
+    responses: {
+      /** @description text/html page */
+      200: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PaymentResponseDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
+        content: {
+          'text/html': string;
         };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+      409: {
+        headers: {
+          /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': components['schemas']['ErrorResponseDto'];
+        };
+      };
     };
-    PaymentsController_callbackWithToken: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                paymentId: string;
-                token: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": Record<string, never>;
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["CallbackAckDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
+  };
+  RefundsController_list: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description The paymentId */
+        id: string;
+      };
+      cookie?: never;
     };
-    PaymentsController_callbackBare: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["CallbackAckDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
+        content: {
+          'application/json': components['schemas']['RefundListDto'];
         };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
     };
-    ReportsController_daily: {
-        parameters: {
-            query: {
-                /** @description First Nairobi calendar day (inclusive) */
-                from: string;
-                /** @description Last Nairobi calendar day (inclusive); at most 92 days from `from` */
-                to: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["DailyReportDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
+  };
+  RefundsController_request: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409. */
+        'Idempotency-Key'?: string;
+      };
+      path: {
+        /** @description The paymentId */
+        id: string;
+      };
+      cookie?: never;
     };
-    OrderPaymentsController_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description The POS's order id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["OrderWithPaymentsDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['RefundRequestDto'];
+      };
     };
-    MerchantAccountsController_list: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                shopId: string;
-            };
-            cookie?: never;
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["MerchantAccountDto"][];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
+        content: {
+          'application/json': components['schemas']['RefundResponseDto'];
         };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+      409: {
+        headers: {
+          /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Error */
+      422: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
+      503: {
+        headers: {
+          /** @description Whole seconds to wait before trying again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
     };
-    MerchantAccountsController_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                shopId: string;
-                provider: "mpesa" | "flutterwave" | "pesapal";
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["MerchantAccountDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
+  };
+  RefundsController_listAll: {
+    parameters: {
+      query?: {
+        status?: 'requested' | 'pending' | 'unknown' | 'succeeded' | 'failed' | 'review';
+        limit?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    MerchantAccountsController_put: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                shopId: string;
-                provider: "mpesa" | "flutterwave" | "pesapal";
-            };
-            cookie?: never;
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody: {
-            content: {
-                "application/json": {
-                    [key: string]: unknown;
-                };
-            };
+        content: {
+          'application/json': components['schemas']['RefundListDto'];
         };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["MerchantAccountDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
         };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
     };
-    MerchantAccountsController_remove: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                shopId: string;
-                provider: "mpesa" | "flutterwave" | "pesapal";
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["MerchantAccountDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
-            409: {
-                headers: {
-                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
+  };
+  RefundsController_get: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description The refundId */
+        refundId: string;
+      };
+      cookie?: never;
     };
-    MerchantAccountsController_verify: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                shopId: string;
-                provider: "mpesa" | "flutterwave" | "pesapal";
-            };
-            cookie?: never;
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["MerchantAccountDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Error */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
-            503: {
-                headers: {
-                    /** @description Whole seconds to wait before trying again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
+        content: {
+          'application/json': components['schemas']['RefundResponseDto'];
         };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
     };
-    MerchantAccountsController_audit: {
-        parameters: {
-            query?: {
-                limit?: number;
-                /** @description Page back: events older than this event id */
-                before?: string;
-            };
-            header?: never;
-            path: {
-                shopId: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
+  };
+  RefundsController_reconcile: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description The refundId */
+        refundId: string;
+      };
+      cookie?: never;
     };
-    FlutterwaveController_init: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409. */
-                "Idempotency-Key"?: string;
-            };
-            path?: never;
-            cookie?: never;
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["FlutterwaveInitDto"];
-            };
+        content: {
+          'application/json': components['schemas']['RefundReconcileDto'];
         };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["FlutterwaveInitResponseDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
-            409: {
-                headers: {
-                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description The payment provider (M-Pesa, Flutterwave, Pesapal) answered badly or refused the request (PROVIDER_REJECTED, PROVIDER_AUTH_FAILED, PROVIDER_UNAVAILABLE, PROVIDER_BAD_RESPONSE, PROVIDER_REFERENCE_MISMATCH). details.status says whether the payment failed (nothing was done) or is unresolved (a 5xx, a connection broken after sending or an unreadable answer: outcome unknown; do not retry, poll it) */
-            502: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
-            /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
-            503: {
-                headers: {
-                    /** @description Whole seconds to wait before trying again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
-            /** @description The provider did not answer in time (PROVIDER_TIMEOUT): outcome unknown. The payment is unresolved and will be settled by its notification, a status check or the reconciler; do not retry it */
-            504: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
         };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
     };
-    FlutterwaveController_verify: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["FlutterwaveVerifyDto"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PaymentResponseDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description The payment provider (M-Pesa, Flutterwave, Pesapal) answered badly or refused the request (PROVIDER_REJECTED, PROVIDER_AUTH_FAILED, PROVIDER_UNAVAILABLE, PROVIDER_BAD_RESPONSE, PROVIDER_REFERENCE_MISMATCH). details.status says whether the payment failed (nothing was done) or is unresolved (a 5xx, a connection broken after sending or an unreadable answer: outcome unknown; do not retry, poll it) */
-            502: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
-            /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
-            503: {
-                headers: {
-                    /** @description Whole seconds to wait before trying again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
-            /** @description The provider did not answer in time (PROVIDER_TIMEOUT): outcome unknown. The payment is unresolved and will be settled by its notification, a status check or the reconciler; do not retry it */
-            504: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
-        };
+  };
+  RefundsController_settle: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description The refundId */
+        refundId: string;
+      };
+      cookie?: never;
     };
-    FlutterwaveController_webhook: {
-        parameters: {
-            query?: never;
-            header: {
-                /** @description The secret hash set on the Flutterwave dashboard (FLUTTERWAVE_SECRET_HASH) */
-                "verif-hash": string;
-            };
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": Record<string, never>;
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["FlutterwaveWebhookAckDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
-            503: {
-                headers: {
-                    /** @description Whole seconds to wait before trying again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
-        };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['SettleRefundDto'];
+      };
     };
-    FlutterwaveController_redirect: {
-        parameters: {
-            query: {
-                transaction_id?: unknown;
-                /** @description What Flutterwave says happened (successful, completed, cancelled, failed): a hint, never trusted */
-                status?: unknown;
-                tx_ref: unknown;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody?: never;
-        responses: {
-            /** @description Result page (no POS_RETURN_URL) */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description To POS_RETURN_URL with ?paymentId=&orderId=&status= */
-            302: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Unknown tx_ref (small HTML page) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
+        content: {
+          'application/json': components['schemas']['RefundResponseDto'];
         };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+      409: {
+        headers: {
+          /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
     };
-    PesapalController_init: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409. */
-                "Idempotency-Key"?: string;
-            };
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["PesapalInitDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PesapalInitResponseDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
-            409: {
-                headers: {
-                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description The payment provider (M-Pesa, Flutterwave, Pesapal) answered badly or refused the request (PROVIDER_REJECTED, PROVIDER_AUTH_FAILED, PROVIDER_UNAVAILABLE, PROVIDER_BAD_RESPONSE, PROVIDER_REFERENCE_MISMATCH). details.status says whether the payment failed (nothing was done) or is unresolved (a 5xx, a connection broken after sending or an unreadable answer: outcome unknown; do not retry, poll it) */
-            502: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
-            /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
-            503: {
-                headers: {
-                    /** @description Whole seconds to wait before trying again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
-            /** @description The provider did not answer in time (PROVIDER_TIMEOUT): outcome unknown. The payment is unresolved and will be settled by its notification, a status check or the reconciler; do not retry it */
-            504: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
-        };
+  };
+  RefundsController_resolve: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409. */
+        'Idempotency-Key'?: string;
+      };
+      path: {
+        /** @description The paymentId */
+        id: string;
+      };
+      cookie?: never;
     };
-    PesapalController_status: {
-        parameters: {
-            query?: {
-                paymentId?: string;
-                orderTrackingId?: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PaymentResponseDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['ResolveReviewDto'];
+      };
     };
-    PesapalController_callbackGet: {
-        parameters: {
-            query: {
-                OrderNotificationType?: unknown;
-                OrderMerchantReference: unknown;
-                OrderTrackingId: unknown;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
+    responses: {
+      /** @description accept, release */
+      200: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PesapalIpnAckDto"];
-                };
-            };
+        content: {
+          'application/json': components['schemas']['ReviewResolutionDto'];
         };
+      };
+      /** @description refund */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ReviewResolutionDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+      409: {
+        headers: {
+          /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Error */
+      422: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
+      503: {
+        headers: {
+          /** @description Whole seconds to wait before trying again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
     };
-    PesapalController_callbackPost: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": Record<string, never>;
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PesapalIpnAckDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
+  };
+  PaymentsController_stkPush: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409. */
+        'Idempotency-Key'?: string;
+      };
+      path?: never;
+      cookie?: never;
     };
-    PesapalController_return: {
-        parameters: {
-            query: {
-                OrderNotificationType?: unknown;
-                OrderMerchantReference: unknown;
-                OrderTrackingId?: unknown;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Result page (no POS_RETURN_URL) */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description To POS_RETURN_URL?paymentId=&orderId=&status= */
-            302: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Result page: the address names no payment */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Result page: unknown payment */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-        };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['StkPushDto'];
+      };
     };
-    ReconciliationController_upload: {
-        parameters: {
-            query?: {
-                /** @description The paybill / store number the statement is for (default: the shop's M-Pesa account's). Only payments made with an account of that shortcode are matched against it */
-                shortcode?: unknown;
-                /** @description missingFromStatement within the statement's time span (default) or over all time */
-                window?: "statement" | "all";
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody: {
-            content: {
-                "text/csv": string;
-            };
+        content: {
+          'application/json': components['schemas']['StkPushResponseDto'];
         };
-        responses: {
-            /** @description The matching report */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": Record<string, never>;
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
         };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+      409: {
+        headers: {
+          /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description RATE_LIMITED_SHOP: the shop sent more than RATE_LIMIT_SHOP_PER_MINUTE pushes this minute. PHONE_BUSY: the phone was sent a prompt within RATE_LIMIT_PHONE_WINDOW_SECONDS. Nothing was written or sent; retry after Retry-After seconds. Replays of a stored Idempotency-Key are never limited. */
+      429: {
+        headers: {
+          /** @description Whole seconds (at least 1) until the request can succeed */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description The payment provider (M-Pesa, Flutterwave, Pesapal) answered badly or refused the request (PROVIDER_REJECTED, PROVIDER_AUTH_FAILED, PROVIDER_UNAVAILABLE, PROVIDER_BAD_RESPONSE, PROVIDER_REFERENCE_MISMATCH). details.status says whether the payment failed (nothing was done) or is unresolved (a 5xx, a connection broken after sending or an unreadable answer: outcome unknown; do not retry, poll it) */
+      502: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
+      /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
+      503: {
+        headers: {
+          /** @description Whole seconds to wait before trying again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
+      /** @description The provider did not answer in time (PROVIDER_TIMEOUT): outcome unknown. The payment is unresolved and will be settled by its notification, a status check or the reconciler; do not retry it */
+      504: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
     };
-    MpesaResultsController_result: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                refundId: string;
-                token: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["CallbackAckDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
+  };
+  PaymentsController_stkStatus: {
+    parameters: {
+      query: {
+        checkoutRequestId: string;
+        merchantRequestId?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
-    MpesaResultsController_timeout: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                refundId: string;
-                token: string;
-            };
-            cookie?: never;
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["CallbackAckDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
+        content: {
+          'application/json': components['schemas']['PaymentResponseDto'];
         };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
     };
-    MpesaResultsController_status: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                refundId: string;
-                token: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["CallbackAckDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-        };
+  };
+  PaymentsController_get: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description The paymentId */
+        id: string;
+      };
+      cookie?: never;
     };
-    MpesaResultsController_paymentStatus: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                paymentId: string;
-                token: string;
-            };
-            cookie?: never;
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
         };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["CallbackAckDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
+        content: {
+          'application/json': components['schemas']['PaymentResponseDto'];
         };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
     };
-    MpesaReceiptController_receipt: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description The paymentId */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["MpesaReceiptDto"];
-            };
-        };
-        responses: {
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ReceiptCheckResponseDto"];
-                };
-            };
-            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Not found in your shop (NOT_FOUND) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
-            409: {
-                headers: {
-                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponseDto"];
-                };
-            };
-            /** @description The payment provider (M-Pesa, Flutterwave, Pesapal) answered badly or refused the request (PROVIDER_REJECTED, PROVIDER_AUTH_FAILED, PROVIDER_UNAVAILABLE, PROVIDER_BAD_RESPONSE, PROVIDER_REFERENCE_MISMATCH). details.status says whether the payment failed (nothing was done) or is unresolved (a 5xx, a connection broken after sending or an unreadable answer: outcome unknown; do not retry, poll it) */
-            502: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
-            /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
-            503: {
-                headers: {
-                    /** @description Whole seconds to wait before trying again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
-            /** @description The provider did not answer in time (PROVIDER_TIMEOUT): outcome unknown. The payment is unresolved and will be settled by its notification, a status check or the reconciler; do not retry it */
-            504: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
-                };
-            };
-        };
+  };
+  PaymentsController_callbackWithToken: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        paymentId: string;
+        token: string;
+      };
+      cookie?: never;
     };
+    requestBody: {
+      content: {
+        'application/json': Record<string, never>;
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['CallbackAckDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Body too large */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  PaymentsController_callbackBare: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['CallbackAckDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Body too large */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  ReportsController_daily: {
+    parameters: {
+      query: {
+        /** @description First Nairobi calendar day (inclusive) */
+        from: string;
+        /** @description Last Nairobi calendar day (inclusive); at most 92 days from `from` */
+        to: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DailyReportDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  OrderPaymentsController_get: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description The POS's order id */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['OrderWithPaymentsDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  MerchantAccountsController_list: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        shopId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['MerchantAccountDto'][];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  MerchantAccountsController_get: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        shopId: string;
+        provider: 'mpesa' | 'flutterwave' | 'pesapal';
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['MerchantAccountDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  MerchantAccountsController_put: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        shopId: string;
+        provider: 'mpesa' | 'flutterwave' | 'pesapal';
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          [key: string]: unknown;
+        };
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['MerchantAccountDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  MerchantAccountsController_remove: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        shopId: string;
+        provider: 'mpesa' | 'flutterwave' | 'pesapal';
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['MerchantAccountDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+      409: {
+        headers: {
+          /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  MerchantAccountsController_verify: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        shopId: string;
+        provider: 'mpesa' | 'flutterwave' | 'pesapal';
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['MerchantAccountDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Error */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
+      503: {
+        headers: {
+          /** @description Whole seconds to wait before trying again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
+    };
+  };
+  MerchantAccountsController_audit: {
+    parameters: {
+      query?: {
+        limit?: number;
+        /** @description Page back: events older than this event id */
+        before?: string;
+      };
+      header?: never;
+      path: {
+        shopId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  FlutterwaveController_init: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409. */
+        'Idempotency-Key'?: string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['FlutterwaveInitDto'];
+      };
+    };
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['FlutterwaveInitResponseDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+      409: {
+        headers: {
+          /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description The payment provider (M-Pesa, Flutterwave, Pesapal) answered badly or refused the request (PROVIDER_REJECTED, PROVIDER_AUTH_FAILED, PROVIDER_UNAVAILABLE, PROVIDER_BAD_RESPONSE, PROVIDER_REFERENCE_MISMATCH). details.status says whether the payment failed (nothing was done) or is unresolved (a 5xx, a connection broken after sending or an unreadable answer: outcome unknown; do not retry, poll it) */
+      502: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
+      /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
+      503: {
+        headers: {
+          /** @description Whole seconds to wait before trying again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
+      /** @description The provider did not answer in time (PROVIDER_TIMEOUT): outcome unknown. The payment is unresolved and will be settled by its notification, a status check or the reconciler; do not retry it */
+      504: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
+    };
+  };
+  FlutterwaveController_verify: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['FlutterwaveVerifyDto'];
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['PaymentResponseDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description The payment provider (M-Pesa, Flutterwave, Pesapal) answered badly or refused the request (PROVIDER_REJECTED, PROVIDER_AUTH_FAILED, PROVIDER_UNAVAILABLE, PROVIDER_BAD_RESPONSE, PROVIDER_REFERENCE_MISMATCH). details.status says whether the payment failed (nothing was done) or is unresolved (a 5xx, a connection broken after sending or an unreadable answer: outcome unknown; do not retry, poll it) */
+      502: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
+      /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
+      503: {
+        headers: {
+          /** @description Whole seconds to wait before trying again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
+      /** @description The provider did not answer in time (PROVIDER_TIMEOUT): outcome unknown. The payment is unresolved and will be settled by its notification, a status check or the reconciler; do not retry it */
+      504: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
+    };
+  };
+  FlutterwaveController_webhook: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The secret hash set on the Flutterwave dashboard (FLUTTERWAVE_SECRET_HASH) */
+        'verif-hash': string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': Record<string, never>;
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['FlutterwaveWebhookAckDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Body too large */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
+      503: {
+        headers: {
+          /** @description Whole seconds to wait before trying again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
+    };
+  };
+  FlutterwaveController_redirect: {
+    parameters: {
+      query: {
+        transaction_id?: unknown;
+        /** @description What Flutterwave says happened (successful, completed, cancelled, failed): a hint, never trusted */
+        status?: unknown;
+        tx_ref: unknown;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Result page (no POS_RETURN_URL) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description To POS_RETURN_URL with ?paymentId=&orderId=&status= */
+      302: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Unknown tx_ref (small HTML page) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  PesapalController_init: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Up to 255 visible ASCII characters, unique per payment attempt. Same key + same body replays the first response (header Idempotent-Replayed: true); same key + different body is a 409. */
+        'Idempotency-Key'?: string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['PesapalInitDto'];
+      };
+    };
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['PesapalInitResponseDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+      409: {
+        headers: {
+          /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description The payment provider (M-Pesa, Flutterwave, Pesapal) answered badly or refused the request (PROVIDER_REJECTED, PROVIDER_AUTH_FAILED, PROVIDER_UNAVAILABLE, PROVIDER_BAD_RESPONSE, PROVIDER_REFERENCE_MISMATCH). details.status says whether the payment failed (nothing was done) or is unresolved (a 5xx, a connection broken after sending or an unreadable answer: outcome unknown; do not retry, poll it) */
+      502: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
+      /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
+      503: {
+        headers: {
+          /** @description Whole seconds to wait before trying again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
+      /** @description The provider did not answer in time (PROVIDER_TIMEOUT): outcome unknown. The payment is unresolved and will be settled by its notification, a status check or the reconciler; do not retry it */
+      504: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
+    };
+  };
+  PesapalController_status: {
+    parameters: {
+      query?: {
+        paymentId?: string;
+        orderTrackingId?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['PaymentResponseDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  PesapalController_callbackGet: {
+    parameters: {
+      query: {
+        OrderNotificationType?: unknown;
+        OrderMerchantReference: unknown;
+        OrderTrackingId: unknown;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['PesapalIpnAckDto'];
+        };
+      };
+    };
+  };
+  PesapalController_callbackPost: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': Record<string, never>;
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['PesapalIpnAckDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Body too large */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  PesapalController_return: {
+    parameters: {
+      query: {
+        OrderNotificationType?: unknown;
+        OrderMerchantReference: unknown;
+        OrderTrackingId?: unknown;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Result page (no POS_RETURN_URL) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description To POS_RETURN_URL?paymentId=&orderId=&status= */
+      302: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Result page: the address names no payment */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Result page: unknown payment */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  ReconciliationController_upload: {
+    parameters: {
+      query?: {
+        /** @description The paybill / store number the statement is for (default: the shop's M-Pesa account's). Only payments made with an account of that shortcode are matched against it */
+        shortcode?: unknown;
+        /** @description missingFromStatement within the statement's time span (default) or over all time */
+        window?: 'statement' | 'all';
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'text/csv': string;
+      };
+    };
+    responses: {
+      /** @description The matching report */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': Record<string, never>;
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Body too large */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  MpesaResultsController_result: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        refundId: string;
+        token: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['CallbackAckDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Body too large */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  MpesaResultsController_timeout: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        refundId: string;
+        token: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['CallbackAckDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Body too large */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  MpesaResultsController_status: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        refundId: string;
+        token: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['CallbackAckDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Body too large */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  MpesaResultsController_paymentStatus: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        paymentId: string;
+        token: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['CallbackAckDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Body too large */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  MpesaReceiptController_receipt: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description The paymentId */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['MpesaReceiptDto'];
+      };
+    };
+    responses: {
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ReceiptCheckResponseDto'];
+        };
+      };
+      /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Not found in your shop (NOT_FOUND) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+      409: {
+        headers: {
+          /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Error */
+      422: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description The payment provider (M-Pesa, Flutterwave, Pesapal) answered badly or refused the request (PROVIDER_REJECTED, PROVIDER_AUTH_FAILED, PROVIDER_UNAVAILABLE, PROVIDER_BAD_RESPONSE, PROVIDER_REFERENCE_MISMATCH). details.status says whether the payment failed (nothing was done) or is unresolved (a 5xx, a connection broken after sending or an unreadable answer: outcome unknown; do not retry, poll it) */
+      502: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
+      /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
+      503: {
+        headers: {
+          /** @description Whole seconds to wait before trying again */
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
+      /** @description The provider did not answer in time (PROVIDER_TIMEOUT): outcome unknown. The payment is unresolved and will be settled by its notification, a status check or the reconciler; do not retry it */
+      504: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProviderErrorResponseDto'];
+        };
+      };
+    };
+  };
 }

@@ -48,6 +48,11 @@ export interface WatchPaymentOptions {
   maxStreamFailures?: number;
   /** Wait before reconnecting the stream when the server sent no `retry:` (default 2000 ms). */
   reconnectDelayMs?: number;
+  /**
+   * A stream that sends nothing (not even its 15 s `: ping`) for this long is taken as dead and
+   * reconnected (default 45000 ms): a dropped Wi-Fi link can leave a connection that never closes.
+   */
+  streamIdleTimeoutMs?: number;
 }
 
 export interface PaymentWatch {
@@ -156,12 +161,23 @@ export function watchPayment(
   }
 
   /** Reads one stream connection; true when the server said `end` (or the payment is final). */
-  async function readStream(body: ReadableStream<Uint8Array>, parser: SseParser): Promise<boolean> {
+  async function readStream(
+    body: ReadableStream<Uint8Array>,
+    parser: SseParser,
+    connection: AbortController,
+  ): Promise<boolean> {
     const reader = body.getReader();
     const decoder = new TextDecoder();
     let ended = false;
+    const idleMs = options.streamIdleTimeoutMs ?? 45_000;
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const armIdle = () => {
+      if (idle) clearTimeout(idle);
+      idle = setTimeout(() => connection.abort(), idleMs);
+    };
     try {
       for (;;) {
+        armIdle();
         const { done, value } = await reader.read();
         const text = done ? decoder.decode() : decoder.decode(value, { stream: true });
         for (const event of [...parser.push(text), ...(done ? parser.end() : [])]) {
@@ -183,6 +199,7 @@ export function watchPayment(
         if (done || ended) break;
       }
     } finally {
+      if (idle) clearTimeout(idle);
       reader.cancel().catch(() => undefined);
     }
     return ended || isFinal();
@@ -198,17 +215,21 @@ export function watchPayment(
       if (t) headers.Authorization = `Bearer ${t}`;
       if (lastEventId !== undefined) headers['Last-Event-ID'] = lastEventId;
       let gotEvent = false;
+      // One connection: ended by the watch's signal, or by the idle timer.
+      const connection = new AbortController();
+      const onAbort = () => connection.abort();
+      signal.addEventListener('abort', onAbort, { once: true });
       try {
         const res = await fetchImpl(`${base}/payments/${encodeURIComponent(paymentId)}/events`, {
           headers,
-          signal,
+          signal: connection.signal,
           cache: 'no-store',
         });
         const type = res.headers.get('content-type') ?? '';
         if (res.ok && type.toLowerCase().startsWith('text/event-stream') && res.body) {
           const before = lastJson;
           const idBefore = lastEventId;
-          if (await readStream(res.body, parser)) return 'final';
+          if (await readStream(res.body, parser, connection)) return 'final';
           gotEvent = lastJson !== before || lastEventId !== idBefore;
         } else {
           await res.body?.cancel().catch(() => undefined);
@@ -218,7 +239,10 @@ export function watchPayment(
         }
       } catch (err) {
         if (signal.aborted) throw new Aborted();
-        options.onError?.({ fatal: false, message: `Event stream lost (${errorMessage(err)})` });
+        const why = connection.signal.aborted ? 'silent too long' : errorMessage(err);
+        options.onError?.({ fatal: false, message: `Event stream lost (${why})` });
+      } finally {
+        signal.removeEventListener('abort', onAbort);
       }
       failures = gotEvent ? 0 : failures + 1;
       if (failures >= maxStreamFailures) return 'fallback';

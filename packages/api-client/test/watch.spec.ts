@@ -86,6 +86,31 @@ describe('watchPayment', () => {
     }
   });
 
+  it('a stream that goes silent (no ping) is dropped and resumed from the last event id', async () => {
+    let connection = 0;
+    const srv = await serve((_req, res) => {
+      connection++;
+      sse(res);
+      if (connection === 1)
+        res.write(event(1, payment('pending'))); // ...and then nothing, connection open
+      else res.end(event(2, payment('completed')) + 'event: end\ndata: {"status":"completed"}\n\n');
+    });
+    try {
+      const errors: string[] = [];
+      const result = await watchPayment({ baseUrl: srv.url }, ID, {
+        onUpdate: () => undefined,
+        onError: (e) => errors.push(e.message),
+        streamIdleTimeoutMs: 150,
+        reconnectDelayMs: 5,
+      }).done;
+      expect(result).toMatchObject({ reason: 'final', payment: { status: 'completed' } });
+      expect(srv.requests[1].headers['last-event-id']).toBe('1');
+      expect(errors).toEqual(['Event stream lost (silent too long)']);
+    } finally {
+      await srv.close();
+    }
+  });
+
   it('after `end`, fetches the payment once when the last event seen was not final', async () => {
     const srv = await serve((req, res) => {
       if (req.url === `/payments/${ID}/events`) {
