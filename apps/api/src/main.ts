@@ -11,11 +11,14 @@ type DarajaSimulatorPackage = typeof import('@smartduka/daraja-simulator');
 type CardSimulatorsPackage = typeof import('@smartduka/card-simulators');
 
 /**
- * A simulator package, loaded only when a provider is in simulator mode (a production install
- * does not need them). Run from the build (dist/main.js, no TypeScript at runtime), it is the
- * package's own build; from source (pnpm dev, swc), its source.
+ * A development-only package (the simulators, loaded only when a provider is in simulator mode;
+ * the POS screen, only in development): a production install does not need them. Run from the
+ * build (dist/main.js, no TypeScript at runtime), it is the package's own build; from source
+ * (pnpm dev, swc), its source.
  */
-async function simulatorPackage<T>(name: '@smartduka/daraja-simulator' | '@smartduka/card-simulators'): Promise<T> {
+async function devPackage<T>(
+  name: '@smartduka/daraja-simulator' | '@smartduka/card-simulators' | '@smartduka/pos',
+): Promise<T> {
   const compiled = __filename.endsWith('.js');
   const specifier = compiled ? `${name}/dist/index.js` : name;
   try {
@@ -23,7 +26,7 @@ async function simulatorPackage<T>(name: '@smartduka/daraja-simulator' | '@smart
   } catch (err) {
     if (compiled && (err as { code?: string }).code === 'MODULE_NOT_FOUND')
       throw new Error(
-        `A provider is in simulator mode but ${name} is not built: run pnpm build (or set the provider's real credentials)`,
+        `${name} is not built: run pnpm build (it is needed for simulator mode and the development POS screen)`,
         { cause: err },
       );
     throw err;
@@ -31,7 +34,7 @@ async function simulatorPackage<T>(name: '@smartduka/daraja-simulator' | '@smart
 }
 
 async function startSimulator(config: AppConfig): Promise<DarajaSimulator> {
-  const { startDarajaSimulator } = await simulatorPackage<DarajaSimulatorPackage>('@smartduka/daraja-simulator');
+  const { startDarajaSimulator } = await devPackage<DarajaSimulatorPackage>('@smartduka/daraja-simulator');
   const opts = {
     host: '127.0.0.1',
     consumerKey: config.mpesa.consumerKey,
@@ -64,6 +67,32 @@ async function onPreferredPort<T>(start: (port: number) => Promise<T>, port: num
   }
 }
 
+/**
+ * The checkout screen (apps/pos) next to the API, in development only: on POS_PORT (5173) or a
+ * free port. Its origin must be allowed by CORS before the app is created; the default
+ * CORS_ORIGINS has only the 5173 origins, so another port's origins are added here.
+ */
+async function startPos(
+  config: AppConfig,
+  apiBaseUrl: () => string,
+  token: () => string,
+): Promise<{ url: string; close(): Promise<void> } | { error: string } | undefined> {
+  if (config.nodeEnv !== 'development' || !config.pos.enabled) return undefined;
+  try {
+    // Loaded only here: production never loads the bundler.
+    const { startPosServer } = await devPackage<typeof import('@smartduka/pos')>('@smartduka/pos');
+    const pos = await onPreferredPort(
+      (port) => startPosServer({ port, host: '127.0.0.1', apiBaseUrl, token }),
+      config.pos.port,
+    );
+    for (const origin of [`http://localhost:${pos.port}`, `http://127.0.0.1:${pos.port}`])
+      if (!config.corsOrigins.includes(origin)) config.corsOrigins.push(origin);
+    return { url: `http://localhost:${pos.port}`, close: () => pos.close() };
+  } catch (err) {
+    return { error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
 /** Embedded Flutterwave / Pesapal simulators for providers enabled in simulator mode without a base URL. */
 async function startCardSimulators(
   config: AppConfig,
@@ -75,7 +104,7 @@ async function startCardSimulators(
     x.enabled && x.env === 'simulator' && !x.baseUrl;
   if (!wanted(f) && !wanted(p)) return started;
   const { startFlutterwaveSimulator, startPesapalSimulator } =
-    await simulatorPackage<CardSimulatorsPackage>('@smartduka/card-simulators');
+    await devPackage<CardSimulatorsPackage>('@smartduka/card-simulators');
   if (f.enabled && f.env === 'simulator' && !f.baseUrl) {
     const sim = await onPreferredPort(
       (port) =>
@@ -129,6 +158,12 @@ async function main(): Promise<void> {
 
   const cardSimulators = await startCardSimulators(config);
 
+  let apiUrl = `http://localhost:${config.port}`;
+  // The dev token (shop-1, cashier): the banner prints one, the POS page gets a fresh one on each load.
+  const devToken = () => mintToken(config.jwt.secret, { sub: 'dev-cashier', shopId: 'shop-1', role: 'cashier' });
+  const pos = await startPos(config, () => apiUrl, devToken);
+  const posServer = pos && 'url' in pos ? pos : undefined;
+
   const dbLogger = new Logger('Database');
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
@@ -157,6 +192,7 @@ async function main(): Promise<void> {
     try {
       await app.close();
       await simulator?.close();
+      await posServer?.close();
       await Promise.all(cardSimulators.map((c) => c.close()));
       process.exit(0);
     } catch (err) {
@@ -167,12 +203,13 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void shutdown());
   process.once('SIGTERM', () => void shutdown());
   await app.listen(config.port, '0.0.0.0');
-  const url = `http://localhost:${config.port}`;
+  const url = `http://localhost:${(app.getHttpServer().address() as { port: number }).port}`;
+  apiUrl = url;
 
   if (config.nodeEnv !== 'production') {
-    const token = mintToken(config.jwt.secret, { sub: 'dev-cashier', shopId: 'shop-1', role: 'cashier' });
+    const token = devToken();
     const magic = Object.entries(
-      simulator ? (await simulatorPackage<DarajaSimulatorPackage>('@smartduka/daraja-simulator')).MAGIC_NUMBERS : {},
+      simulator ? (await devPackage<DarajaSimulatorPackage>('@smartduka/daraja-simulator')).MAGIC_NUMBERS : {},
     )
       .map(([phone, m]) => `    ${phone}  ${m.description}`)
       .join('\n');
@@ -181,6 +218,11 @@ async function main(): Promise<void> {
         '',
         `SmartDuka Payments API ready on ${url}  (M-Pesa: ${config.mpesa.env}${simulator ? ` — embedded Daraja simulator at ${simulator.url}` : ` at ${config.mpesa.baseUrl}`}; database: ${database.kind}${database.kind === 'pglite' ? ` in ${pgliteDirFor(config.dataDir)}` : ''})`,
         `API docs: ${url}/docs   OpenAPI JSON: ${url}/docs/openapi.json`,
+        ...(posServer
+          ? [`POS checkout screen: ${posServer.url}  (signed in as the dev cashier of shop-1)`]
+          : pos
+            ? [`POS checkout screen not started: ${'error' in pos ? pos.error : ''}`]
+            : []),
         '',
         `Dev token (shop-1, cashier, 12 h${config.jwt.generated ? `; secret kept in ${join(config.dataDir, 'dev-secrets.json')}` : ''}):`,
         `  export TOKEN=${token}`,

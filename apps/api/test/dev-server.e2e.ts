@@ -72,9 +72,11 @@ describe('pnpm dev (the real entry point)', () => {
     async () => {
       const port = await freePort();
       const simPort = await freePort();
+      const posPort = await freePort();
       const { child, output } = run({
         PORT: String(port),
         SIMULATOR_PORT: String(simPort),
+        POS_PORT: String(posPort),
         DATA_DIR: dataDir,
         LOG_LEVEL: 'warn',
       });
@@ -121,6 +123,31 @@ describe('pnpm dev (the real entry point)', () => {
           },
           { intervalMs: 200, failIf: running, progress: () => `order: ${JSON.stringify(last)}` },
         );
+        // The checkout screen next to the API: its page, its bundle, and a config.js with the API and a working token.
+        expect(output()).toContain(`POS checkout screen: http://localhost:${posPort}`);
+        const posSite = request(`http://127.0.0.1:${posPort}`);
+        await step('the POS checkout screen', BUDGET.requests, async () => {
+          const page = await posSite.get('/');
+          expect(page.status).toBe(200);
+          expect(page.text).toContain('<script src="/config.js"></script>');
+          const bundle = await posSite.get('/app.js');
+          expect({ status: bundle.status, type: bundle.headers['content-type'] }).toMatchObject({
+            status: 200,
+            type: expect.stringContaining('javascript'),
+          });
+          const config = await posSite.get('/config.js');
+          const m = /^window\.SMARTDUKA_POS = (\{.*\});\n$/.exec(config.text);
+          expect(m).not.toBeNull();
+          const posConfig = JSON.parse(m![1]) as { apiBaseUrl: string; token: string };
+          expect(posConfig.apiBaseUrl).toBe(`http://localhost:${port}`);
+          // The page's token works against the API, and the API lets the page's origin call it (CORS).
+          const seen = await api
+            .get('/orders/DEV-1')
+            .set('Authorization', `Bearer ${posConfig.token}`)
+            .set('Origin', `http://localhost:${posPort}`);
+          expect(seen.status).toBe(200);
+          expect(seen.headers['access-control-allow-origin']).toBe(`http://localhost:${posPort}`);
+        });
         const docs = await step('the OpenAPI document', BUDGET.requests, () =>
           api.get('/docs/openapi.json').then((r) => r),
         );
@@ -141,7 +168,14 @@ describe('pnpm dev (the real entry point)', () => {
         await stop(child, output);
       }
     },
-    testTimeout(API_START_BUDGET_MS, BUDGET.requests, BUDGET.paid, BUDGET.requests, API_STOP_BUDGET_MS),
+    testTimeout(
+      API_START_BUDGET_MS,
+      BUDGET.requests,
+      BUDGET.paid,
+      BUDGET.requests,
+      BUDGET.requests,
+      API_STOP_BUDGET_MS,
+    ),
   );
 
   it(

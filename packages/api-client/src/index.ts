@@ -1,35 +1,16 @@
-import createClient, { type Client, type ClientOptions } from 'openapi-fetch';
 import type { components, operations, paths } from './schema';
 
 export type { components, operations, paths };
+export { FINAL_PAYMENT_STATUSES, isFinalPaymentStatus, type Payment, type PaymentStatus } from './payment';
+export { compareEventIds, SseParser, type SseEvent } from './sse';
+export {
+  watchPayment,
+  type PaymentWatch,
+  type WatchError,
+  type WatchMode,
+  type WatchPaymentOptions,
+  type WatchPaymentTarget,
+  type WatchResult,
+} from './watch';
 
-/** A payment as every payment route answers it (amounts as strings of minor units). */
-export type Payment = components['schemas']['PaymentResponseDto'];
-export type PaymentStatus = Payment['status'];
-
-/** Statuses after which a payment no longer changes on its own. */
-export const FINAL_PAYMENT_STATUSES: readonly PaymentStatus[] = ['completed', 'failed', 'cancelled', 'expired'];
-
-export type SmartDukaClient = Client<paths>;
-
-export interface SmartDukaClientOptions extends Omit<ClientOptions, 'baseUrl'> {
-  /** API origin, e.g. http://localhost:3000 */
-  baseUrl: string;
-  /** POS JWT (cashier/manager/admin); sent as `Authorization: Bearer <token>`. */
-  token?: string | (() => string | undefined);
-}
-
-/** A typed client over openapi-fetch: `client.GET('/payments/{id}', { params: { path: { id } } })`. */
-export function createSmartDukaClient({ token, headers, ...options }: SmartDukaClientOptions): SmartDukaClient {
-  const client = createClient<paths>({ ...options, headers });
-  if (token !== undefined) {
-    client.use({
-      onRequest({ request }) {
-        const value = typeof token === 'function' ? token() : token;
-        if (value && !request.headers.has('authorization')) request.headers.set('authorization', `Bearer ${value}`);
-        return request;
-      },
-    });
-  }
-  return client;
-}
+export { createSmartDukaClient, type SmartDukaClient, type SmartDukaClientOptions } from './client';

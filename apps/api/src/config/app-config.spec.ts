@@ -38,6 +38,21 @@ describe('CORS_ORIGINS', () => {
   });
 });
 
+describe('POS_ENABLED / POS_PORT (the checkout screen pnpm dev serves)', () => {
+  it('is on at 5173 in development and off in test and production by default', () => {
+    expect(loadConfig({}).pos).toEqual({ enabled: true, port: 5173 });
+    expect(loadConfig({ NODE_ENV: 'test' }).pos.enabled).toBe(false);
+    expect(loadConfig({ POS_ENABLED: 'false', POS_PORT: '5999' }).pos).toEqual({ enabled: false, port: 5999 });
+  });
+  it('refuses it in production, where the page would hand out a token, and a bad port', () => {
+    expect(problemsOf({ NODE_ENV: 'production', POS_ENABLED: 'true' })).toEqual(
+      expect.arrayContaining([expect.stringMatching(/POS_ENABLED=true is not allowed when NODE_ENV=production/)]),
+    );
+    expect(problemsOf({ NODE_ENV: 'production' }).some((p) => p.includes('POS_'))).toBe(false);
+    expect(problemsOf({ POS_PORT: '70000' }).some((p) => p.includes('POS_PORT'))).toBe(true);
+  });
+});
+
 describe('loadConfig', () => {
   it('boots the simulator with no environment at all', () => {
     const c = loadConfig({});

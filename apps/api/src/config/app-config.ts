@@ -55,6 +55,11 @@ export interface AppConfig {
     retentionHours: number;
   };
   /**
+   * The checkout screen (apps/pos) that `pnpm dev` serves next to the API, with a dev token in its
+   * /config.js: development only (refused in production), on `port` or a free one when it is taken.
+   */
+  pos: { enabled: boolean; port: number };
+  /**
    * Limits on POST /payments/stk-push only (callbacks and every other route are never limited).
    * A limit of 0 is off.
    */
@@ -397,6 +402,10 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
 
   const trustProxy = parseTrustProxy(str('TRUST_PROXY'), problems);
   const corsOrigins = parseCorsOrigins(str('CORS_ORIGINS'), nodeEnv, problems);
+  // The POS dev server hands a cashier token to whoever opens it: never in production.
+  const pos = { enabled: bool('POS_ENABLED', nodeEnv === 'development'), port: int('POS_PORT', 5173, 0, 65535) };
+  if (pos.enabled && production)
+    problems.push('POS_ENABLED=true is not allowed when NODE_ENV=production (the POS dev server carries a dev token)');
 
   // --- rate limits on POST /payments/stk-push. Off by default under NODE_ENV=test only (test
   // suites push to the simulator's few magic numbers over and over); tests of the limits set them.
@@ -534,6 +543,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
       maxStreamsPerShop: int('EVENT_STREAM_MAX_PER_SHOP', 50, 1, 100_000),
       retentionHours: int('PAYMENT_EVENTS_RETENTION_HOURS', 24, 1, 720),
     },
+    pos,
     rateLimit,
     merchantAccounts,
     jwt: {

@@ -7,7 +7,8 @@
  * - child_process.spawn is wrapped: the child's stdout and stderr are copied to <file>.child-<n>.log
  *   (the dev-server e2e runs src/main.ts this way); a child running src/main.ts logs at the scan's
  *   level (LOG_LEVEL overridden); when the child exits, the development secrets it generated in its
- *   DATA_DIR (dev-secrets.json) are recorded for the scan.
+ *   DATA_DIR (dev-secrets.json) are recorded for the scan. esbuild's service (bundling the POS) has only
+ *   its stderr copied: its stdout is a binary protocol carrying the bundle, not a log.
  * - http.ServerResponse#end is wrapped: every OAuth access token a server in this process hands out
  *   (the Daraja simulator, other providers' simulators) is recorded, so the scan looks for the exact
  *   tokens of this run.
@@ -122,7 +123,10 @@ if (testLogDir()) {
     const file = logFile(`child-${++children}`);
     if (file) {
       appendFileSync(file, `# spawned: ${String(command)} ${args.map(String).join(' ')}\n`);
-      child.stdout?.on('data', (d: Buffer) => appendFileSync(file, d));
+      // esbuild's service (the POS bundle, apps/pos) talks a binary protocol on stdout that carries the
+      // bundle itself, library source included: not a log. Its stderr (its diagnostics) is still copied.
+      const esbuildService = args.some((a) => String(a).startsWith('--service='));
+      if (!esbuildService) child.stdout?.on('data', (d: Buffer) => appendFileSync(file, d));
       child.stderr?.on('data', (d: Buffer) => appendFileSync(file, d));
       const dataDir = options.env?.DATA_DIR;
       child.once('exit', () => {

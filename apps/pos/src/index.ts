@@ -1,0 +1,1 @@
+export { bundlePos, configScript, startPosServer, type PosServer, type PosServerOptions } from './server';
