@@ -253,6 +253,12 @@ const WAIT = { timeout: 30_000 };
         const link = (await page.getAttribute(id('hosted-link'), 'href'))!;
         expect(link.startsWith(flw.url)).toBe(true);
         await page.waitForSelector(status('pending'), WAIT);
+        // Followed over the API's event stream (GET /payments/:id/events), not by polling.
+        await page.waitForFunction(
+          () => document.querySelector('[data-testid="live-mode"]')?.textContent === 'Live',
+          undefined,
+          WAIT,
+        );
         await shot(page, '09-card-qr');
 
         // The customer's phone: a browser of its own.
