@@ -254,11 +254,7 @@ const WAIT = { timeout: 30_000 };
         expect(link.startsWith(flw.url)).toBe(true);
         await page.waitForSelector(status('pending'), WAIT);
         // Followed over the API's event stream (GET /payments/:id/events), not by polling.
-        await page.waitForFunction(
-          () => document.querySelector('[data-testid="live-mode"]')?.textContent === 'Live',
-          undefined,
-          WAIT,
-        );
+        await page.waitForSelector(`${id('live-mode')}:text-is("Live")`, WAIT);
         await shot(page, '09-card-qr');
 
         // The customer's phone: a browser of its own.

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { assignRequestId, redactUrl, safeError, safeMessage } from './logging';
+import { assignRequestId, redactUrl, safeError, safeMessage, prettyDestination } from './logging';
 
 describe('redactUrl', () => {
   it.each([
@@ -171,5 +171,42 @@ describe('safeError (issue 8.7: every part of a logged error is scrubbed)', () =
 
   it('non-errors become a scrubbed message', () => {
     expect(safeError('failed for 254712345678')).toEqual({ message: 'failed for 2547******78' });
+  });
+});
+
+describe('prettyDestination (development logs)', () => {
+  const lines = (input: object[]) => {
+    const out: string[] = [];
+    const d = prettyDestination({ write: (s: string) => out.push(s) });
+    for (const o of input) d.write(`${JSON.stringify(o)}\n`);
+    return out;
+  };
+
+  it('one readable line per entry, context first; Nest boot lines below warn left out', () => {
+    const out = lines([
+      { level: 30, time: 0, context: 'RouterExplorer', msg: 'Mapped {/orders, POST} route' },
+      { level: 30, time: 0, context: 'InstanceLoader', msg: 'AppModule dependencies initialized' },
+      { level: 40, time: 0, context: 'RoutesResolver', msg: 'a warning still shows' },
+      { level: 30, time: 0, context: 'PaymentsService', msg: 'push sent', pid: 1, hostname: 'vm' },
+    ]);
+    expect(out).toHaveLength(2);
+    expect(out[0]).toMatch(/WARN: \[RoutesResolver\] a warning still shows\n$/);
+    expect(out[1]).toMatch(/^\[\d\d:\d\d:\d\d\] INFO: \[PaymentsService\] push sent\n$/);
+    expect(out[1]).not.toContain('hostname');
+  });
+
+  it('a request is its message: the req/res objects are not printed', () => {
+    const [line] = lines([
+      {
+        level: 30,
+        time: 0,
+        req: { id: 'r1', method: 'GET', url: '/orders/X', headers: { authorization: '[redacted]' } },
+        res: { statusCode: 200 },
+        responseTime: 3,
+        msg: 'GET /orders/X → 200 in 3 ms',
+      },
+    ]);
+    expect(line).toMatch(/INFO: GET \/orders\/X → 200 in 3 ms\n$/);
+    expect(line).not.toContain('authorization');
   });
 });

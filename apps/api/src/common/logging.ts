@@ -1,3 +1,4 @@
+import { prettyFactory } from 'pino-pretty';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Params } from 'nestjs-pino';
@@ -58,8 +59,18 @@ export function redactUrl(url: string | undefined): string | undefined {
  * mask phone numbers themselves and never log secrets.
  */
 export function loggerParams(config: AppConfig, destination?: DestinationStream): Params {
+  const pretty = config.logFormat === 'pretty' && !destination;
   const options: Options = {
     level: config.logLevel,
+    // A person reads these: the request in the message itself (the JSON keeps req/res objects).
+    ...(pretty
+      ? {
+          customSuccessMessage: (req: IncomingMessage, res: ServerResponse, ms: number) =>
+            `${req.method} ${redactUrl(req.url)} → ${res.statusCode} in ${Math.round(ms)} ms`,
+          customErrorMessage: (req: IncomingMessage, res: ServerResponse) =>
+            `${req.method} ${redactUrl(req.url)} → ${res.statusCode} (failed)`,
+        }
+      : {}),
     // assignRequestId (the first middleware) already chose it; reuse it.
     genReqId: (req: IncomingMessage, res: ServerResponse) =>
       ((req as { id?: unknown }).id as string | undefined) ?? assignRequestId(req, res),
@@ -105,8 +116,9 @@ export function loggerParams(config: AppConfig, destination?: DestinationStream)
         req.url === '/health' || req.url === '/health/live' || req.url === '/health/ready',
     },
   };
-  // Default destination: stdout. Tests pass a file so a log scan can check what was written.
-  return { pinoHttp: destination ? [options, destination] : options };
+  // Default destination: stdout (JSON, or pretty lines in development). Tests pass a file so a log scan can check what was written.
+  const out = destination ?? (pretty ? prettyDestination(process.stdout) : undefined);
+  return { pinoHttp: out ? [options, out] : options };
 }
 
 /** How deep safeError follows `cause` (an error chain longer than this is cut). */
@@ -181,4 +193,35 @@ export function safeError(err: unknown, depth = 0): Record<string, unknown> {
 /** An error's message as it may be logged (see safeError). */
 export function safeMessage(err: unknown): string {
   return err instanceof Error ? scrubText(err.message) : scrubText(String(err), 200);
+}
+
+/** Nest's start-up chatter: a line per module and per route (some 130 lines), hidden in pretty logs below warn. */
+const BOOT_CONTEXTS = new Set(['InstanceLoader', 'RoutesResolver', 'RouterExplorer']);
+
+/**
+ * Development logs a person can read (pino-pretty): `09:51:02 INFO [Context] message`, one line,
+ * requests as `GET /orders/ORD-1 → 200 in 3 ms`, Nest's boot lines left out. Written
+ * synchronously, so the start-up banner comes after the boot lines, not among them.
+ */
+export function prettyDestination(out: { write(s: string): unknown; isTTY?: boolean }): DestinationStream {
+  const format = prettyFactory({
+    colorize: out.isTTY === true,
+    translateTime: 'SYS:HH:MM:ss',
+    singleLine: true,
+    ignore: 'pid,hostname,context,req,res,responseTime,reqId',
+    messageFormat: '{if context}[{context}] {end}{msg}',
+  });
+  return {
+    write(line: string) {
+      let obj: { level?: number; context?: string };
+      try {
+        obj = JSON.parse(line) as typeof obj;
+      } catch {
+        out.write(line);
+        return;
+      }
+      if (obj.context && BOOT_CONTEXTS.has(obj.context) && (obj.level ?? 30) < 40) return;
+      out.write(format(obj));
+    },
+  };
 }

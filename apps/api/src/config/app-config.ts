@@ -22,6 +22,8 @@ export interface AppConfig {
   /** Port of the embedded Daraja simulator (simulator mode without MPESA_BASE_URL); 0 = any free port. */
   simulatorPort: number;
   logLevel: string;
+  /** json (production, tests: one JSON object per line) or pretty (development: one short line a person can read) */
+  logFormat: 'json' | 'pretty';
   /** unset = embedded PGlite in `dataDir` */
   databaseUrl?: string;
   /** connections per instance to DATABASE_URL */
@@ -528,6 +530,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     port,
     simulatorPort: int('SIMULATOR_PORT', 4010, 0, 65535),
     logLevel,
+    logFormat: oneOf('LOG_FORMAT', ['json', 'pretty'] as const, nodeEnv === 'development' ? 'pretty' : 'json'),
     databaseUrl: str('DATABASE_URL'),
     databasePoolSize: int('DATABASE_POOL_SIZE', 20, 1, 500),
     databaseConnectTimeoutMs: int('DATABASE_CONNECT_TIMEOUT_MS', 5000, 100, 60000),
