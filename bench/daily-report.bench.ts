@@ -271,7 +271,14 @@ async function measure(db: BenchDatabase, variant: Variant): Promise<Measured[]>
     }
     await explaining.daily(SHOP, from, to);
     const plan = planFigures(explained);
-    const m: Measured = { variant, days, medianMs: median(runsMs), runsMs, reportRows: report.length, plan };
+    const m: Measured = {
+      variant,
+      days,
+      medianMs: Math.round(median(runsMs) * 100) / 100,
+      runsMs,
+      reportRows: report.length,
+      plan,
+    };
     log(
       `  ${variant.padEnd(8)} ${String(days).padStart(3)} days: median ${m.medianMs} ms; payments ${plan.payments.scan} ${plan.payments.rows} rows (${plan.payments.removed} filtered out); buffers hit ${plan.sharedHit} read ${plan.sharedRead}`,
     );

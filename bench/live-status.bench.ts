@@ -724,7 +724,7 @@ async function main(): Promise<void> {
       targets: verdicts,
       machine: machineInfo(db.serverVersion),
     };
-    const file = writeResult('live-status', result, STREAMS === 1000 ? undefined : `${STREAMS}-streams`);
+    const file = writeResult('live-status', result, SMOKE || STREAMS === 1000 ? undefined : `${STREAMS}-streams`);
     process.stdout.write(
       `\n${table(['POS waits by', 'phase', 'B CPU ms/POS/min', 'B SQL/POS/min', 'STK queries/POS/min', 'know p50 ms', 'know p99 ms', 'know mean ms'], body)}\n`,
     );
