@@ -13,6 +13,7 @@ const loadStarted = performance.now();
 import { createApp } from '../../apps/api/src/bootstrap';
 import { loadConfig } from '../../apps/api/src/config/app-config';
 import { openDatabase } from '../../apps/api/src/database/database';
+import { PaymentEventsService } from '../../apps/api/src/payments/payment-events.service';
 import { pg } from './deps';
 import { memorySnapshot, serveParent } from './procs';
 
@@ -59,6 +60,8 @@ async function main(): Promise<void> {
     },
     {
       mem: () => memorySnapshot(),
+      /** live status streams open on this instance (live-status.bench.ts) */
+      streams: () => app.get(PaymentEventsService).openStreams,
       queries: () => {
         const out = Object.fromEntries(queryCounts);
         queryCounts.clear();

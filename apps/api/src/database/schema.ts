@@ -141,6 +141,12 @@ export const payments = pgTable(
     index('payments_open_idx')
       .on(t.status, t.createdAt)
       .where(sql`${t.status} in ('initiated','pending','unresolved')`),
+    // The end-of-day report (payments/reports.repository.ts) filters final payments by this very
+    // expression (completed by completed_at, the others by created_at): the index must match it
+    // exactly to be used. bench/daily-report.bench.ts measures it.
+    index('payments_report_idx')
+      .on(t.shopId, sql`(case when ${t.status} = 'completed' then ${t.completedAt} else ${t.createdAt} end)`)
+      .where(sql`${t.status} in ('completed', 'failed', 'cancelled', 'expired')`),
   ],
 );
 
@@ -323,6 +329,10 @@ export const refunds = pgTable(
     index('refunds_open_idx')
       .on(t.nextCheckAt)
       .where(sql`${t.status} in ('requested','pending','unknown')`),
+    // The end-of-day report's refunds, by the same expression as its query.
+    index('refunds_report_idx')
+      .on(t.shopId, sql`(coalesce(${t.completedAt}, ${t.updatedAt}))`)
+      .where(sql`${t.status} = 'succeeded'`),
   ],
 );
 

@@ -1,0 +1,2 @@
+CREATE INDEX "payments_report_idx" ON "payments" USING btree ("shop_id",(case when "status" = 'completed' then "completed_at" else "created_at" end)) WHERE "payments"."status" in ('completed', 'failed', 'cancelled', 'expired');--> statement-breakpoint
+CREATE INDEX "refunds_report_idx" ON "refunds" USING btree ("shop_id",(coalesce("completed_at", "updated_at"))) WHERE "refunds"."status" = 'succeeded';
