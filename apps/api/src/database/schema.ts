@@ -147,6 +147,11 @@ export const payments = pgTable(
     index('payments_report_idx')
       .on(t.shopId, sql`(case when ${t.status} = 'completed' then ${t.completedAt} else ${t.createdAt} end)`)
       .where(sql`${t.status} in ('completed', 'failed', 'cancelled', 'expired')`),
+    // Payments that need a person: GET /payments/review (per shop) and the review gauge of
+    // GET /metrics (all shops, every scrape) read only these few rows, not the whole table.
+    index('payments_review_idx')
+      .on(t.shopId, t.createdAt)
+      .where(sql`${t.status} = 'review' and ${t.resolution} is null`),
   ],
 );
 

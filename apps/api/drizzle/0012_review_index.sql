@@ -1,0 +1,1 @@
+CREATE INDEX "payments_review_idx" ON "payments" USING btree ("shop_id","created_at") WHERE "payments"."status" = 'review' and "payments"."resolution" is null;
