@@ -84,6 +84,13 @@ export async function startPosServer(options: PosServerOptions): Promise<PosServ
       return;
     }
     let asset = assets[path === '/index.html' ? '/' : path];
+    // The token is for this page only: another site the developer visits could otherwise include
+    // <script src="http://localhost:5173/config.js"> and read it. Browsers say who asks (Fetch Metadata).
+    const site = req.headers['sec-fetch-site'];
+    if (path === '/config.js' && site !== undefined && site !== 'same-origin' && site !== 'none') {
+      res.writeHead(403, { ...headers, 'Content-Type': 'text/plain' }).end('config.js is for the POS page itself\n');
+      return;
+    }
     if (path === '/config.js')
       asset = {
         type: 'text/javascript; charset=utf-8',

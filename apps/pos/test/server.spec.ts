@@ -31,6 +31,14 @@ describe('startPosServer', () => {
     expect((await fetch(`${pos.url}/config.js`)).headers.get('cache-control')).toBe('no-store');
   });
 
+  it("config.js (the dev token) is not given to another site's page", async () => {
+    const cross = await fetch(`${pos.url}/config.js`, { headers: { 'Sec-Fetch-Site': 'cross-site' } });
+    expect(cross.status).toBe(403);
+    expect(await cross.text()).not.toContain('tok-');
+    expect((await fetch(`${pos.url}/config.js`, { headers: { 'Sec-Fetch-Site': 'same-site' } })).status).toBe(403);
+    expect((await fetch(`${pos.url}/config.js`, { headers: { 'Sec-Fetch-Site': 'same-origin' } })).status).toBe(200);
+  });
+
   it('config.js cannot be broken out of', () => {
     expect(configScript('http://x', '</script><script>alert(1)</script>')).not.toContain('</script>');
   });
