@@ -38,8 +38,8 @@ export class EventStreamAuthGuard extends JwtAuthGuard {
     const { user, paymentId } = check.claims;
     if (user.role === 'operator')
       throw new AppError('FORBIDDEN', 'A platform operator token cannot be used for shop operations', 403);
-    const streamFor = typeof req.params?.id === 'string' ? req.params.id : null;
-    if (paymentId !== null && paymentId !== streamFor)
+    const streamFor = typeof req.params?.id === 'string' ? req.params.id.toLowerCase() : null;
+    if (paymentId !== null && paymentId.toLowerCase() !== streamFor)
       throw new AppError(
         'FORBIDDEN',
         "This ticket opens one payment's stream only: ask for a ticket for this stream",

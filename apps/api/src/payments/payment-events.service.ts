@@ -121,7 +121,7 @@ export class PaymentEventsService implements OnModuleInit, OnApplicationShutdown
   /** POST /payments/events/ticket: for the caller's shop, or one of its payments (404 otherwise). */
   async ticketFor(user: AuthUser, paymentId: string | null): Promise<{ ticket: string; expiresAt: Date }> {
     if (paymentId) await this.paymentFor(user, paymentId);
-    return issueTicket(this.key, user, paymentId);
+    return issueTicket(this.key, user, paymentId?.toLowerCase() ?? null);
   }
 
   checkTicket(ticket: string): TicketCheck {
@@ -160,20 +160,22 @@ export class PaymentEventsService implements OnModuleInit, OnApplicationShutdown
         undefined,
         { 'Retry-After': '5' },
       );
-    if (target.paymentId) await this.paymentFor(user, target.paymentId);
-
+    // Ids as the NOTIFYs name them (Postgres prints a uuid in lower case; the route takes any case).
+    const paymentId = target.paymentId?.toLowerCase() ?? null;
     const sub: Subscriber = {
       shopId: user.shopId,
-      paymentId: target.paymentId,
+      paymentId,
       sink,
       lastByPayment: new Map(),
       lastId: target.lastEventId ?? 0,
       buffer: [],
       closed: false,
     };
+    // Registered before the first await: the limits above count it, however many open at once.
     this.add(sub);
     const handle = { close: () => this.remove(sub) };
     try {
+      if (paymentId) await this.paymentFor(user, paymentId);
       if (target.lastEventId !== null) await this.replay(sub, target.lastEventId);
       else await this.start(sub);
     } catch (err) {
