@@ -33,8 +33,19 @@ export function assignRequestId(req: IncomingMessage, res: ServerResponse): stri
 }
 
 /** Query parameters that carry credentials when a client puts them in a URL. */
-const SECRET_QUERY_PARAM =
-  /([?&;](?:access_?token|id_?token|refresh_?token|token|jwt|auth|authorization|password|passwd|pwd|passkey|secret|client_?secret|consumer_?secret|api_?key|apikey|key|signature|sig|ticket)=)[^&#;]*/gi;
+const SECRET_PARAM_NAME =
+  /^(?:access_?token|id_?token|refresh_?token|token|jwt|auth|authorization|password|passwd|pwd|passkey|secret|client_?secret|consumer_?secret|api_?key|apikey|key|signature|sig|ticket)$/i;
+/** One query parameter: separator, name (as sent), value. */
+const QUERY_PARAM = /([?&;])([^=&#;]*)=([^&#;]*)/g;
+
+/** The name as the query parser reads it (it decodes percent-escapes: `%74icket` is `ticket`). */
+function decodedParamName(raw: string): string {
+  try {
+    return decodeURIComponent(raw.replace(/\+/g, ' '));
+  } catch {
+    return raw;
+  }
+}
 /** header.payload.signature, base64url: a JWT wherever it appears in a URL. */
 const JWT_LIKE = /ey[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*/g;
 /**
@@ -48,7 +59,9 @@ export function redactUrl(url: string | undefined): string | undefined {
   return maskPhonesIn(
     url
       .replace(/(\/payments\/callback\/[^/?#]+\/)[^/?#]+/, '$1[redacted]')
-      .replace(SECRET_QUERY_PARAM, '$1[redacted]')
+      .replace(QUERY_PARAM, (all, sep: string, name: string) =>
+        SECRET_PARAM_NAME.test(decodedParamName(name)) ? `${sep}${name}=[redacted]` : all,
+      )
       .replace(JWT_LIKE, '[redacted]'),
   );
 }
