@@ -13,7 +13,8 @@ CREATE INDEX "payment_status_events_created_idx" ON "payment_status_events" USIN
 -- Hand-written (drizzle does not model triggers): one event per visible change of a payment, in the
 -- same transaction as the change, announced at commit. A trigger rather than application code, so
 -- no path that changes a payment (callback, query, reconciler, release, review resolution, refund)
--- can forget it. Updates that change nothing visible (query counts, leases) fire nothing.
+-- can forget it. Updates that change nothing visible (query counts, leases) fire nothing; a late
+-- receipt does.
 CREATE FUNCTION payment_status_event() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   event_id bigint;
@@ -34,5 +35,11 @@ CREATE TRIGGER payments_status_event_update AFTER UPDATE ON payments
   WHEN (OLD.status IS DISTINCT FROM NEW.status
      OR OLD.status_reason IS DISTINCT FROM NEW.status_reason
      OR OLD.released_at IS DISTINCT FROM NEW.released_at
-     OR OLD.resolution IS DISTINCT FROM NEW.resolution)
+     OR OLD.resolution IS DISTINCT FROM NEW.resolution
+     -- A receipt learned after completion (an STK query first, the callback with the receipt later:
+     -- PaymentLifecycle.attachLateReceipt) changes what GET /payments/:id shows, not the status.
+     OR OLD.mpesa_receipt_number IS DISTINCT FROM NEW.mpesa_receipt_number
+     OR OLD.provider_receipt IS DISTINCT FROM NEW.provider_receipt
+     OR OLD.provider_transaction_id IS DISTINCT FROM NEW.provider_transaction_id
+     OR OLD.transaction_date IS DISTINCT FROM NEW.transaction_date)
   EXECUTE FUNCTION payment_status_event();

@@ -131,4 +131,47 @@ describe('live payment status: attacks', () => {
     const refused = await sse(a.baseUrl, `/payments/events?%74icket=${payload}.${'A'.repeat(43)}`);
     expect(refused.status).toBe(401);
   });
+
+  it('each event is the payment exactly as GET /payments/:id answers it (the snapshot round-trips every column)', async () => {
+    const p = await push();
+    const auth = { Authorization: `Bearer ${a.token()}` };
+    const s = await sse(a.baseUrl, `/payments/${p.paymentId}/events`, auth);
+    const [first] = await s.waitFor((e) => statuses(e).includes('pending'));
+    expect(JSON.parse(first.data)).toEqual((await a.http().get(`/payments/${p.paymentId}`).set(auth)).body);
+    await a.sim.resolve(p.checkoutRequestId, 0);
+    await s.waitForEnd();
+    const last = s.events.filter((e) => e.event === 'payment').pop() as SseEvent;
+    expect(JSON.parse(last.data)).toEqual((await a.http().get(`/payments/${p.paymentId}`).set(auth)).body);
+    // Resumed after its final event: the final state again, then the end.
+    const again = await sse(a.baseUrl, `/payments/${p.paymentId}/events`, {
+      ...auth,
+      'Last-Event-ID': String(last.id),
+    });
+    await again.waitForEnd();
+    expect(statuses(again.events)).toEqual(['completed']);
+    expect(again.events.map((e) => e.event)).toEqual(['payment', 'end']);
+  });
+
+  it('a receipt learned after the payment completed (status query first, callback later) reaches the streams', async () => {
+    const p = await push();
+    const auth = { Authorization: `Bearer ${a.token()}` };
+    const shop = await sse(a.baseUrl, '/payments/events', auth);
+    await shop.waitFor((e) => e.some((x) => x.event === 'ready'));
+    await a.sim.resolve(p.checkoutRequestId, 0, { callbackDelayMs: 1500 });
+    // The read asks Daraja (STK query): completed, but a query carries no receipt.
+    const queried = await a.http().get(`/payments/${p.paymentId}`).set(auth);
+    expect(queried.body.status).toBe('completed');
+    expect(queried.body.mpesaReceiptNumber ?? null).toBeNull();
+    // The callback brings the receipt, attached to the completed payment.
+    const withReceipt = await waitFor(async () => {
+      const r = await a.http().get(`/payments/${p.paymentId}`).set(auth);
+      return r.body.mpesaReceiptNumber ? r.body : null;
+    }, 8000);
+    // A stream opened now starts with the payment as it is (with its receipt) ...
+    const fresh = await sse(a.baseUrl, `/payments/${p.paymentId}/events`, auth);
+    await fresh.waitForEnd();
+    expect(JSON.parse(fresh.events[0].data)).toEqual(withReceipt);
+    // ... and the shop stream was told.
+    await shop.waitFor((e) => e.some((x) => x.event === 'payment' && JSON.parse(x.data).mpesaReceiptNumber), 3000);
+  });
 });
