@@ -236,6 +236,22 @@ describe('live payment status (server-sent events)', () => {
     ]);
   });
 
+  it('a payment that goes to review ends its stream (a manager must look; the shop stream still sees later changes)', async () => {
+    const p = await push();
+    const s = await sse(b.baseUrl, `/payments/${p.paymentId}/events`, { Authorization: auth });
+    await s.waitFor((e) => statuses(e).includes('pending'));
+    await a.db.execute(
+      sql`update payments set status = 'review', status_reason = 'AMOUNT_MISMATCH' where id = ${p.paymentId}`,
+    );
+    await s.waitForEnd();
+    expect(statuses(s.events)).toEqual(['pending', 'review']);
+    expect(s.events[s.events.length - 1]).toMatchObject({ event: 'end', data: JSON.stringify({ status: 'review' }) });
+    // Opened again later: its state, and the end at once.
+    const again = await sse(b.baseUrl, `/payments/${p.paymentId}/events`, { Authorization: auth });
+    await again.waitForEnd();
+    expect(statuses(again.events)).toEqual(['review']);
+  });
+
   it('heartbeats keep an idle stream alive', async () => {
     const s = await sse(b.baseUrl, '/payments/events', { Authorization: auth });
     await s.waitFor(() => s.comments.filter((c) => c === 'ping').length >= 2, 5000);

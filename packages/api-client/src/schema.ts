@@ -118,7 +118,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Live status of one payment (server-sent events): its current state first, every change, then `event: end` at a final status
+         * Live status of one payment (server-sent events): its current state first, every change, then `event: end` at a final status or review (a person must look)
          * @description text/event-stream. `retry: 2000` first; then per status change `id: <event id>`, `event: payment`, `data: <the payment, as GET /payments/{id}>`. A `: ping` comment every 15 s. Resume with the Last-Event-ID header (EventSource sends it) or ?lastEventId=: what was missed is sent first; delivery is at least once, de-duplicate by id. Polling GET /payments/{id} keeps working.
          */
         get: operations["PaymentEventsController_paymentStream"];

@@ -152,7 +152,7 @@ export class PaymentEventsController {
   @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this event id' })
   @ApiOperation({
     summary:
-      'Live status of one payment (server-sent events): its current state first, every change, then `event: end` at a final status',
+      'Live status of one payment (server-sent events): its current state first, every change, then `event: end` at a final status or review (a person must look)',
     description: STREAM_DESCRIPTION,
   })
   @ApiOkResponse({ description: STREAM_DESCRIPTION, schema: { type: 'string' } })

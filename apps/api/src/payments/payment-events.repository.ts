@@ -13,12 +13,12 @@ export interface StatusEvent {
 }
 
 /**
- * How far before the last event a client saw the shop-wide replay looks back (see replayForShop).
- * An event id is taken at insert and becomes visible at commit: an event with a smaller id can
- * commit after a larger one, but only within the rest of its transaction (milliseconds; the
- * statement timeout bounds each statement).
+ * The least the shop-wide replay looks back before the last event a client saw (see
+ * replayForShop; the service widens it to cover the statement timeout). An event id is taken at
+ * insert and becomes visible at commit: an event with a smaller id can commit after a larger
+ * one, but only within the rest of its transaction.
  */
-export const REPLAY_WINDOW_SECONDS = 10;
+export const MIN_REPLAY_WINDOW_SECONDS = 10;
 
 /** Events per replay page (a stream that missed more reads on with afterForShop). */
 export const REPLAY_LIMIT = 1000;
@@ -109,13 +109,13 @@ export class PaymentEventsRepository {
 
   /**
    * A shop's events a client that last saw `lastId` may have missed: every event after it, and
-   * before those, the latest event per payment among the ones inserted up to REPLAY_WINDOW_SECONDS
+   * before those, the latest event per payment among the ones inserted up to `windowSeconds`
    * before it with a smaller id (one of those may have committed after `lastId` was delivered).
    * An older event of a payment whose later event (≤ lastId) the client saw is not sent again:
    * it committed before that one, so it was delivered before it. What is sent again is a
    * payment's latest known state, harmless to apply twice; a client de-duplicates by id.
    */
-  async replayForShop(shopId: string, lastId: number): Promise<StatusEvent[]> {
+  async replayForShop(shopId: string, lastId: number, windowSeconds: number): Promise<StatusEvent[]> {
     const res = await this.db.execute(sql`
       with last as (
         select created_at from payment_status_events where id = ${lastId} and shop_id = ${shopId}
@@ -125,7 +125,7 @@ export class PaymentEventsRepository {
       union all
       select e.* from payment_status_events e, last
       where e.shop_id = ${shopId} and e.id < ${lastId}
-        and e.created_at >= last.created_at - make_interval(secs => ${REPLAY_WINDOW_SECONDS})
+        and e.created_at >= last.created_at - make_interval(secs => ${windowSeconds})
         and not exists (
           select 1 from payment_status_events f
           where f.payment_id = e.payment_id and f.id > e.id and f.id <= ${lastId}

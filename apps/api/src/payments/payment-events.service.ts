@@ -7,9 +7,23 @@ import { APP_CONFIG } from '../config/config.module';
 import type { ChangeFeed, DatabaseHandle } from '../database/database';
 import { DB_HANDLE } from '../database/database.module';
 import { issueTicket, ticketKey, verifyTicket, type TicketCheck } from './payment-event-tickets';
-import { PaymentEventsRepository, REPLAY_LIMIT, type StatusEvent } from './payment-events.repository';
+import {
+  MIN_REPLAY_WINDOW_SECONDS,
+  PaymentEventsRepository,
+  REPLAY_LIMIT,
+  type StatusEvent,
+} from './payment-events.repository';
 import { PaymentLifecycle } from './payment-lifecycle.service';
 import { isTerminal } from './payment-status';
+
+/**
+ * Where a single-payment stream ends: a final status, or review (a person must look; that can
+ * take hours, and the cashier has nothing to wait for: the POS says a manager must check it).
+ * A later change of a reviewed payment still reaches the shop stream.
+ */
+function endsStream(status: string): boolean {
+  return isTerminal(status) || status === 'review';
+}
 import { PaymentsRepository } from './payments.repository';
 
 /** The channel the trigger of migration 0010 notifies: '<event id> <shop id> <payment id>'. */
@@ -38,6 +52,8 @@ interface Subscriber {
   lastId: number;
   /** Live events that arrived while the stream was reading its replay; delivered after it. */
   buffer: StatusEvent[] | null;
+  /** The feed was lost while this stream was reading its replay: catch up once that is done. */
+  catchUpPending: boolean;
   closed: boolean;
 }
 
@@ -45,6 +61,9 @@ interface Subscriber {
 const MAX_TRACKED_PAYMENTS = 5000;
 const PRUNE_INTERVAL_MS = 10 * 60_000;
 const PRUNE_BATCH = 5000;
+/** A pass deletes batches until one is short, at most this many (a day of a busy platform in a few passes). */
+const PRUNE_MAX_BATCHES = 50;
+const CATCH_UP_CONCURRENCY = 8;
 const RETRY_FETCH_MS = 1000;
 
 /**
@@ -84,7 +103,14 @@ export class PaymentEventsService implements OnModuleInit, OnApplicationShutdown
     @Inject(DB_HANDLE) private readonly database: DatabaseHandle,
   ) {
     this.key = ticketKey(config.jwt.secret);
+    // An event id is taken at insert and visible at commit: the rest of its transaction (a few
+    // statements, each bounded by the statement timeout) is how much later it can commit.
+    const statementSeconds = Math.ceil(config.databaseStatementTimeoutMs / 1000) || 60;
+    this.replayWindowSeconds = Math.max(MIN_REPLAY_WINDOW_SECONDS, 2 * statementSeconds + 5);
   }
+
+  /** See the constructor and PaymentEventsRepository.replayForShop. */
+  private readonly replayWindowSeconds: number;
 
   async onModuleInit(): Promise<void> {
     this.feed = await this.database.listen(PAYMENT_STATUS_CHANNEL, {
@@ -169,6 +195,7 @@ export class PaymentEventsService implements OnModuleInit, OnApplicationShutdown
       lastByPayment: new Map(),
       lastId: target.lastEventId ?? 0,
       buffer: [],
+      catchUpPending: false,
       closed: false,
     };
     // Registered before the first await: the limits above count it, however many open at once.
@@ -183,6 +210,7 @@ export class PaymentEventsService implements OnModuleInit, OnApplicationShutdown
       throw err;
     }
     this.drainBuffer(sub);
+    if (sub.catchUpPending) this.queueCatchUp(sub);
     return handle;
   }
 
@@ -219,11 +247,11 @@ export class PaymentEventsService implements OnModuleInit, OnApplicationShutdown
       // Nothing missed: a payment already final still ends its stream (its state again, then end).
       if (!sub.lastByPayment.size && !sub.closed) {
         const current = await this.currentState(sub.shopId, sub.paymentId);
-        if (current && isTerminal(current.payment.status)) this.replayDeliver(sub, current);
+        if (current && endsStream(current.payment.status)) this.replayDeliver(sub, current);
       }
       return;
     }
-    let page = await this.repo.replayForShop(sub.shopId, afterId);
+    let page = await this.repo.replayForShop(sub.shopId, afterId, this.replayWindowSeconds);
     for (;;) {
       for (const e of page) this.replayDeliver(sub, e);
       if (page.length < REPLAY_LIMIT || sub.closed) break;
@@ -254,7 +282,7 @@ export class PaymentEventsService implements OnModuleInit, OnApplicationShutdown
     }
     sub.lastId = Math.max(sub.lastId, e.id);
     sub.sink.event(e.id, this.dataOf(e));
-    if (sub.paymentId && isTerminal(e.payment.status)) {
+    if (sub.paymentId && endsStream(e.payment.status)) {
       this.remove(sub);
       sub.sink.end(e.payment.status);
     }
@@ -353,17 +381,40 @@ export class PaymentEventsService implements OnModuleInit, OnApplicationShutdown
     }
     if (!this.feedLost) return;
     this.feedLost = false;
-    for (const sub of [...this.all]) void this.catchUp(sub);
+    for (const sub of this.all) this.queueCatchUp(sub);
+  }
+
+  private catchUps: Subscriber[] = [];
+  private catchUpsRunning = 0;
+
+  /** Catch-ups after a lost feed, CATCH_UP_CONCURRENCY at a time: thousands of streams must not take the whole pool at once. */
+  private queueCatchUp(sub: Subscriber): void {
+    if (sub.buffer) {
+      // Still reading its opening replay, which may predate the loss: catch up after it.
+      sub.catchUpPending = true;
+      return;
+    }
+    this.catchUps.push(sub);
+    while (this.catchUpsRunning < CATCH_UP_CONCURRENCY && this.catchUps.length) {
+      const next = this.catchUps.shift()!;
+      this.catchUpsRunning++;
+      void this.catchUp(next).finally(() => {
+        this.catchUpsRunning--;
+        const more = this.catchUps.shift();
+        if (more) this.queueCatchUp(more);
+      });
+    }
   }
 
   /** After a lost feed: replay from the stream's last event, buffering live events meanwhile. */
   private async catchUp(sub: Subscriber): Promise<void> {
+    sub.catchUpPending = false;
     if (sub.closed || sub.buffer) return;
     sub.buffer = [];
     try {
       const events = sub.paymentId
         ? await this.repo.replayForPayment(sub.shopId, sub.paymentId, sub.lastByPayment.get(sub.paymentId) ?? 0)
-        : await this.repo.replayForShop(sub.shopId, sub.lastId);
+        : await this.repo.replayForShop(sub.shopId, sub.lastId, this.replayWindowSeconds);
       for (const e of events) this.replayDeliver(sub, e);
     } catch (err) {
       this.logger.warn(
@@ -383,7 +434,8 @@ export class PaymentEventsService implements OnModuleInit, OnApplicationShutdown
 
   private async prune(): Promise<void> {
     try {
-      await this.repo.deleteOlderThan(this.config.liveStatus.retentionHours, PRUNE_BATCH);
+      for (let i = 0; i < PRUNE_MAX_BATCHES && !this.stopped; i++)
+        if ((await this.repo.deleteOlderThan(this.config.liveStatus.retentionHours, PRUNE_BATCH)) < PRUNE_BATCH) break;
     } catch (err) {
       this.logger.warn({ err: safeError(err) }, 'pruning old payment status events failed; the next pass tries again');
     }
