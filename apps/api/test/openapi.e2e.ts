@@ -1,5 +1,6 @@
 import type { OpenAPIObject } from '@nestjs/swagger';
 import { buildOpenApi } from '../src/bootstrap';
+import { ERROR_CODES } from '../src/common/error-codes';
 import { AllProviders, startWithAllProviders } from './helpers/all-providers';
 
 type Operation = NonNullable<OpenAPIObject['paths'][string]['get']>;
@@ -86,5 +87,10 @@ describe('the OpenAPI document', () => {
         );
     }
     expect(lies).toEqual([]);
+  });
+
+  it('lists every error code the API can answer with as the enum of `code`', () => {
+    const schemas = doc.components!.schemas as Record<string, { enum?: string[] }>;
+    expect(schemas.ErrorCode.enum).toEqual([...ERROR_CODES]);
   });
 });

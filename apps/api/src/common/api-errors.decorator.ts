@@ -1,9 +1,16 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional, ApiResponse } from '@nestjs/swagger';
+import { ERROR_CODES, type ErrorCode } from './error-codes';
+
+const CODE_PROPERTY = {
+  enum: ERROR_CODES,
+  enumName: 'ErrorCode',
+  description: 'Stable machine-readable code: one of these, whatever the status',
+} as const;
 
 export class ErrorResponseDto {
   @ApiProperty({ example: 400 }) statusCode!: number;
-  @ApiProperty({ example: 'VALIDATION_FAILED', description: 'Stable machine-readable code' }) code!: string;
+  @ApiProperty({ ...CODE_PROPERTY, example: 'VALIDATION_FAILED' }) code!: ErrorCode;
   @ApiProperty({ example: 'amount must be a whole number of shillings' }) message!: string;
   @ApiPropertyOptional({ type: 'object', additionalProperties: true }) details?: Record<string, unknown>;
   @ApiPropertyOptional({ example: 'req-1f3c' }) requestId?: string;
@@ -38,7 +45,7 @@ export class ProviderErrorDetailsDto {
 
 export class ProviderErrorResponseDto {
   @ApiProperty({ example: 503 }) statusCode!: number;
-  @ApiProperty({ example: 'PROVIDER_UNREACHABLE', description: 'Stable machine-readable code' }) code!: string;
+  @ApiProperty({ ...CODE_PROPERTY, example: 'PROVIDER_UNREACHABLE' }) code!: ErrorCode;
   @ApiProperty({ example: 'M-Pesa could not be reached (ECONNREFUSED); the STK push was not sent' }) message!: string;
   @ApiPropertyOptional({ type: ProviderErrorDetailsDto }) details?: ProviderErrorDetailsDto;
   @ApiPropertyOptional({ example: 'req-1f3c' }) requestId?: string;

@@ -1,3 +1,5 @@
+import type { ErrorCode } from './error-codes';
+
 /**
  * Typed application errors. Services throw these; the global exception filter
  * turns them into `{statusCode, code, message, details?}`. Anything that is not
@@ -5,7 +7,7 @@
  */
 export class AppError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly statusCode: number,
     readonly details?: Record<string, unknown>,
@@ -30,7 +32,7 @@ export class NotFoundError extends AppError {
 }
 
 export class ConflictError extends AppError {
-  constructor(code: string, message: string, details?: Record<string, unknown>) {
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
     super(code, message, 409, details);
   }
 }
