@@ -6,6 +6,17 @@ import { AllProviders, startWithAllProviders } from './helpers/all-providers';
 type Operation = NonNullable<OpenAPIObject['paths'][string]['get']>;
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
 
+interface Example {
+  value: { statusCode: number; code: string };
+}
+
+/** The examples of an operation's JSON error answer with this status. */
+function errorExamples(op: Operation, status: string): Example[] | undefined {
+  const response = op.responses[status] as { content?: Record<string, { examples?: Record<string, Example> }> };
+  const examples = response?.content?.['application/json']?.examples;
+  return examples && Object.values(examples);
+}
+
 function operations(doc: OpenAPIObject): { method: (typeof METHODS)[number]; path: string; op: Operation }[] {
   return Object.entries(doc.paths).flatMap(([path, item]) =>
     METHODS.filter((m) => item[m]).map((method) => ({ method, path, op: item[method]! })),
@@ -92,5 +103,34 @@ describe('the OpenAPI document', () => {
   it('lists every error code the API can answer with as the enum of `code`', () => {
     const schemas = doc.components!.schemas as Record<string, { enum?: string[] }>;
     expect(schemas.ErrorCode.enum).toEqual([...ERROR_CODES]);
+  });
+
+  it('shows each error status with examples of its own status and real codes', () => {
+    const wrong: string[] = [];
+    let documented = 0;
+    for (const { method, path, op } of operations(doc)) {
+      const seen = new Map<string, string>();
+      for (const status of Object.keys(op.responses).filter((s) => Number(s) >= 400)) {
+        const response = op.responses[status] as { content?: Record<string, { schema?: { $ref?: string } }> };
+        // The error shape only (hosted pages answer errors in HTML; /health's 503 is its own body).
+        if (!/ErrorResponseDto$/.test(response.content?.['application/json']?.schema?.$ref ?? '')) continue;
+        documented++;
+        const examples = errorExamples(op, status);
+        const where = `${method.toUpperCase()} ${path} ${status}`;
+        if (!examples?.length) wrong.push(`${where}: no example`);
+        for (const e of examples ?? []) {
+          if (e.value.statusCode !== Number(status)) wrong.push(`${where}: example says ${e.value.statusCode}`);
+          if (!(ERROR_CODES as readonly string[]).includes(e.value.code)) wrong.push(`${where}: ${e.value.code}`);
+          if (seen.has(e.value.code)) wrong.push(`${where}: ${e.value.code} also shown for ${seen.get(e.value.code)}`);
+          seen.set(e.value.code, status);
+        }
+      }
+    }
+    expect(documented).toBeGreaterThan(60);
+    expect(wrong).toEqual([]);
+    const notFound = errorExamples(doc.paths['/orders/{id}'].get!, '404')!;
+    expect(notFound.map((e) => e.value.code)).toEqual(['NOT_FOUND']);
+    const conflict = errorExamples(doc.paths['/payments/stk-push'].post!, '409')!;
+    expect(conflict.map((e) => e.value.code)).toContain('PAYMENT_IN_PROGRESS');
   });
 });
