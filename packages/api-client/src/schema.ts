@@ -809,7 +809,22 @@ export interface components {
             code: components["schemas"]["ErrorCode"];
             /** @example amount must be a whole number of shillings */
             message: string;
+            /** @description Depends on the code. VALIDATION_FAILED from the request checks: `problems` (every message) and `errors` (each with the field it concerns). */
             details?: {
+                /**
+                 * @example [
+                 *       "amount must be a positive integer"
+                 *     ]
+                 */
+                problems?: string[];
+                /** @description One entry per problem: `param` is the field it concerns (nested fields dotted, e.g. customer.phone; as Stripe names it) */
+                errors?: {
+                    /** @example amount */
+                    param: string;
+                    /** @example amount must be a positive integer */
+                    message: string;
+                }[];
+            } & {
                 [key: string]: unknown;
             };
             /** @example req-1f3c */

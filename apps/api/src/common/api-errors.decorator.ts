@@ -12,7 +12,28 @@ export class ErrorResponseDto {
   @ApiProperty({ example: 400 }) statusCode!: number;
   @ApiProperty({ ...CODE_PROPERTY, example: 'VALIDATION_FAILED' }) code!: ErrorCode;
   @ApiProperty({ example: 'amount must be a whole number of shillings' }) message!: string;
-  @ApiPropertyOptional({ type: 'object', additionalProperties: true })
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: true,
+    description:
+      'Depends on the code. VALIDATION_FAILED from the request checks: `problems` (every message) and `errors` (each with the field it concerns).',
+    properties: {
+      problems: { type: 'array', items: { type: 'string' }, example: ['amount must be a positive integer'] },
+      errors: {
+        type: 'array',
+        description:
+          'One entry per problem: `param` is the field it concerns (nested fields dotted, e.g. customer.phone; as Stripe names it)',
+        items: {
+          type: 'object',
+          required: ['param', 'message'],
+          properties: {
+            param: { type: 'string', example: 'amount' },
+            message: { type: 'string', example: 'amount must be a positive integer' },
+          },
+        },
+      },
+    },
+  })
   details?: Record<string, unknown>;
   @ApiPropertyOptional({ example: 'req-1f3c' }) requestId?: string;
 }
@@ -101,7 +122,10 @@ export const ERROR_EXAMPLES: Readonly<Record<number, readonly ErrorExample[]>> =
     {
       code: 'VALIDATION_FAILED',
       message: 'amount must be a positive integer',
-      details: { problems: ['amount must be a positive integer'] },
+      details: {
+        problems: ['amount must be a positive integer'],
+        errors: [{ param: 'amount', message: 'amount must be a positive integer' }],
+      },
     },
     { code: 'INVALID_JSON', message: 'Request body is not valid JSON' },
   ],

@@ -90,7 +90,9 @@ export function toErrorBody(thrown: unknown, requestId?: string): ErrorBody {
       const m = (resp as { message?: unknown }).message;
       if (Array.isArray(m)) {
         message = m.join('; ');
-        details = { problems: m };
+        // `errors`: each problem with the field it concerns, from ApiValidationPipe.
+        const errors = (resp as { errors?: unknown }).errors;
+        details = Array.isArray(errors) && errors.length ? { problems: m, errors } : { problems: m };
       } else if (typeof m === 'string') message = m;
       // Only a listed code goes out (ERROR_CODES, the OpenAPI enum); another falls back to the status's.
       const c = (resp as { code?: unknown }).code;
