@@ -3117,6 +3117,32 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description Pass as `before` for the next page
+                         * @example 42
+                         */
+                        id: string;
+                        /** @example user:manager-1 (manager) */
+                        actor: string;
+                        /** @example merchant_account.verified */
+                        action: string;
+                        /** @example merchant_account:5f0c2a8e-3b1d-4c7a-9e2f-1a6b8d4c0e93 */
+                        target: string;
+                        data?: {
+                            [key: string]: unknown;
+                        } | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                    }[];
+                };
+            };
             /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
             400: {
                 headers: {
