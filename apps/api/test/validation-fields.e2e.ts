@@ -69,4 +69,19 @@ describe('validation problems with the field they concern', () => {
       { param: 'customer.email', message: expect.stringMatching(/^customer\.email must be an email address/) },
     ]);
   });
+
+  it('names the field of a problem found past the request checks too (details.field kept)', async () => {
+    // A branch borrows its head office's credentials or brings its own key, not both.
+    const res = await all.t
+      .http()
+      .put('/shops/shop-fields/merchant-accounts/flutterwave')
+      .set('Authorization', `Bearer ${all.t.token('platform', 'operator', 'operator-1')}`)
+      .send({ environment: 'simulator', credentialsFromShopId: 'shop-1', secretKey: 'FLWSECK_TEST-fields-other' });
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('VALIDATION_FAILED');
+    expect(res.body.details).toEqual({
+      field: 'secretKey',
+      errors: [{ param: 'secretKey', message: res.body.message }],
+    });
+  });
 });

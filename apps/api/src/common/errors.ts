@@ -19,9 +19,22 @@ export class AppError extends Error {
   }
 }
 
+/**
+ * 400 VALIDATION_FAILED. With `details.field` (the field the problem concerns, nested ones dotted)
+ * the answer also gets `details.errors: [{param, message}]`, the shape the request checks give
+ * (ApiValidationPipe), so a client reads one shape for every validation problem.
+ */
 export class ValidationFailedError extends AppError {
   constructor(message: string, details?: Record<string, unknown>) {
-    super('VALIDATION_FAILED', message, 400, details);
+    const field = details?.field;
+    super(
+      'VALIDATION_FAILED',
+      message,
+      400,
+      typeof field === 'string' && details?.errors === undefined
+        ? { ...details, errors: [{ param: field, message }] }
+        : details,
+    );
   }
 }
 
