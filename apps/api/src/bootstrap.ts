@@ -13,7 +13,9 @@ import { assignRequestId } from './common/logging';
 import { ApiValidationPipe } from './common/validation';
 import type { AppConfig } from './config/app-config';
 import { recordRequestDuration } from './metrics/http-metrics';
+import { APP_CONFIG } from './config/config.module';
 import type { DatabaseHandle } from './database/database';
+import { applyGuardSecurity, BEARER_SCHEME, openApiServers } from './openapi/security';
 
 export const BODY_LIMIT = '64kb';
 
@@ -164,7 +166,7 @@ function limitJsonDepth(req: Request, _res: Response, next: NextFunction): void 
 }
 
 export function buildOpenApi(app: INestApplication): OpenAPIObject {
-  const config = new DocumentBuilder()
+  const builder = new DocumentBuilder()
     .setTitle('SmartDuka Payments API')
     .setDescription(
       'M-Pesa (Daraja STK push) payments for SmartDuka POS. Amounts are KES; M-Pesa takes whole shillings. ' +
@@ -173,7 +175,8 @@ export function buildOpenApi(app: INestApplication): OpenAPIObject {
         'Get a dev token from the `pnpm dev` banner or `pnpm run token`.',
     )
     .setVersion('1.0.0')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
-    .build();
-  return SwaggerModule.createDocument(app, config);
+    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' }, BEARER_SCHEME);
+  for (const server of openApiServers(app.get<AppConfig>(APP_CONFIG, { strict: false })))
+    builder.addServer(server.url, server.description);
+  return applyGuardSecurity(SwaggerModule.createDocument(app, builder.build()), app);
 }

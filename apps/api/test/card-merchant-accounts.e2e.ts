@@ -273,7 +273,10 @@ describe('Per-shop Flutterwave and Pesapal merchant accounts (real app, Postgres
         .set('Authorization', operator())
         .send({ environment: 'simulator', credentialsFromShopId: 'shop-a', secretKey: FLW.b.key });
       expect(withKey.status).toBe(400);
-      expect(withKey.body.details).toEqual({ field: 'secretKey' });
+      expect(withKey.body.details).toEqual({
+        field: 'secretKey',
+        errors: [{ param: 'secretKey', message: withKey.body.message }],
+      });
       const linked = await t
         .http()
         .put('/shops/shop-f/merchant-accounts/flutterwave')

@@ -885,17 +885,37 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
         };
+        /**
+         * @description Stable machine-readable code: one of these, whatever the status
+         * @enum {string}
+         */
+        ErrorCode: "ACCOUNT_IN_USE" | "AMOUNT_EXCEEDS_OUTSTANDING" | "BAD_REQUEST" | "CONFLICT" | "CURRENCY_NOT_SUPPORTED" | "CUSTOMER_BUSY" | "DARAJA_MISCONFIGURED" | "DATABASE_UNAVAILABLE" | "FORBIDDEN" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_REQUEST_IN_PROGRESS" | "INTERNAL_ERROR" | "INVALID_CALLBACK" | "INVALID_CURSOR" | "INVALID_JSON" | "INVALID_PHONE_NUMBER" | "INVALID_RANGE" | "INVALID_STATEMENT" | "INVALID_WEBHOOK_SIGNATURE" | "MERCHANT_ACCOUNT_REQUIRED" | "MERCHANT_ACCOUNT_UNREADABLE" | "METHOD_NOT_ALLOWED" | "MISSING_HOST_HEADER" | "MPESA_CERTIFICATE_NOT_CONFIGURED" | "MPESA_CURRENCY" | "MPESA_INITIATOR_NOT_CONFIGURED" | "MPESA_NO_RECEIPT" | "MPESA_ONE_REVERSAL" | "MPESA_WHOLE_SHILLINGS" | "NOTHING_TO_REFUND" | "NOT_FOUND" | "NOT_MPESA" | "ORDER_ALREADY_PAID" | "ORDER_CANNOT_TAKE_PAYMENT" | "ORDER_CURRENCY_MISMATCH" | "ORDER_EXISTS" | "ORDER_HAS_OPEN_PAYMENT" | "OUTCOME_KNOWN" | "PAYLOAD_TOO_LARGE" | "PAYMENT_ALREADY_RESOLVED" | "PAYMENT_CLOSED" | "PAYMENT_HAS_REFUNDS" | "PAYMENT_IN_PROGRESS" | "PAYMENT_NOT_COMPLETED" | "PAYMENT_NOT_IN_REVIEW" | "PAYMENT_NOT_REFUNDABLE" | "PAYMENT_NOT_RELEASABLE" | "PAYMENT_NOT_RESOLVABLE" | "PAYMENT_OUTCOME_UNKNOWN" | "PAYMENT_RELEASED" | "PESAPAL_ALREADY_REVERSED" | "PHONE_BUSY" | "PROVIDER_AUTH_FAILED" | "PROVIDER_BAD_RESPONSE" | "PROVIDER_DISABLED" | "PROVIDER_LIMIT" | "PROVIDER_RATE_LIMITED" | "PROVIDER_REFERENCE_MISMATCH" | "PROVIDER_REFERENCE_REQUIRED" | "PROVIDER_REJECTED" | "PROVIDER_SWITCHED_OFF" | "PROVIDER_TIMEOUT" | "PROVIDER_UNAVAILABLE" | "PROVIDER_UNREACHABLE" | "RATE_LIMITED_SHOP" | "RECEIPT_IN_USE" | "REFUND_BUSY" | "REFUND_CURRENCY_NOT_SUPPORTED" | "REFUND_EXCEEDS_REFUNDABLE" | "REFUND_FULL_ONLY" | "REFUND_NOT_IN_REVIEW" | "REFUND_NO_CONFIRMATION_CODE" | "REFUND_NO_PROVIDER_TRANSACTION" | "REFUND_ONE_PER_PAYMENT" | "REFUND_WHOLE_UNITS_ONLY" | "REFUND_WRONG_PROVIDER" | "REQUEST_HEADER_FIELDS_TOO_LARGE" | "REQUEST_TIMEOUT" | "SHUTTING_DOWN" | "TOKEN_EXPIRED" | "TOO_MANY_REQUESTS" | "TOO_MANY_STREAMS" | "UNAUTHORIZED" | "UNPROCESSABLE_ENTITY" | "UNSUPPORTED_MEDIA_TYPE" | "VALIDATION_FAILED" | "VERIFY_TOO_SOON" | "WRONG_PROVIDER";
         ErrorResponseDto: {
             /** @example 400 */
             statusCode: number;
             /**
-             * @description Stable machine-readable code
+             * @description Stable machine-readable code: one of these, whatever the status
              * @example VALIDATION_FAILED
              */
-            code: string;
+            code: components["schemas"]["ErrorCode"];
             /** @example amount must be a whole number of shillings */
             message: string;
+            /** @description Depends on the code. VALIDATION_FAILED from the request checks: `problems` (every message) and `errors` (each with the field it concerns). */
             details?: {
+                /**
+                 * @example [
+                 *       "amount must be a positive integer"
+                 *     ]
+                 */
+                problems?: string[];
+                /** @description One entry per problem: `param` is the field it concerns (nested fields dotted, e.g. customer.phone; as Stripe names it) */
+                errors?: {
+                    /** @example amount */
+                    param: string;
+                    /** @example amount must be a positive integer */
+                    message: string;
+                }[];
+            } & {
                 [key: string]: unknown;
             };
             /** @example req-1f3c */
@@ -944,10 +964,10 @@ export interface components {
             /** @example 503 */
             statusCode: number;
             /**
-             * @description Stable machine-readable code
+             * @description Stable machine-readable code: one of these, whatever the status
              * @example PROVIDER_UNREACHABLE
              */
-            code: string;
+            code: components["schemas"]["ErrorCode"];
             /** @example M-Pesa could not be reached (ECONNREFUSED); the STK push was not sent */
             message: string;
             details?: components["schemas"]["ProviderErrorDetailsDto"];
@@ -3469,6 +3489,32 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description Pass as `before` for the next page
+                         * @example 42
+                         */
+                        id: string;
+                        /** @example user:manager-1 (manager) */
+                        actor: string;
+                        /** @example merchant_account.verified */
+                        action: string;
+                        /** @example merchant_account:5f0c2a8e-3b1d-4c7a-9e2f-1a6b8d4c0e93 */
+                        target: string;
+                        data?: {
+                            [key: string]: unknown;
+                        } | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                    }[];
+                };
+            };
             /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
             400: {
                 headers: {

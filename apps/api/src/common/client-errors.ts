@@ -4,13 +4,14 @@ import type { NextFunction, Request, Response } from 'express';
 import { randomUUID } from 'node:crypto';
 import { createServer, Server } from 'node:http';
 import type { Socket } from 'node:net';
+import type { ErrorCode } from './error-codes';
 import { AppError } from './errors';
 import type { ErrorBody } from './http-exception.filter';
 
 interface ClientErrorAnswer {
   status: number;
   reason: string;
-  code: string;
+  code: ErrorCode;
   message: string;
 }
 

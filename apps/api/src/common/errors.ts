@@ -1,3 +1,5 @@
+import type { ErrorCode } from './error-codes';
+
 /**
  * Typed application errors. Services throw these; the global exception filter
  * turns them into `{statusCode, code, message, details?}`. Anything that is not
@@ -5,7 +7,7 @@
  */
 export class AppError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly statusCode: number,
     readonly details?: Record<string, unknown>,
@@ -17,9 +19,22 @@ export class AppError extends Error {
   }
 }
 
+/**
+ * 400 VALIDATION_FAILED. With `details.field` (the field the problem concerns, nested ones dotted)
+ * the answer also gets `details.errors: [{param, message}]`, the shape the request checks give
+ * (ApiValidationPipe), so a client reads one shape for every validation problem.
+ */
 export class ValidationFailedError extends AppError {
   constructor(message: string, details?: Record<string, unknown>) {
-    super('VALIDATION_FAILED', message, 400, details);
+    const field = details?.field;
+    super(
+      'VALIDATION_FAILED',
+      message,
+      400,
+      typeof field === 'string' && details?.errors === undefined
+        ? { ...details, errors: [{ param: field, message }] }
+        : details,
+    );
   }
 }
 
@@ -30,7 +45,7 @@ export class NotFoundError extends AppError {
 }
 
 export class ConflictError extends AppError {
-  constructor(code: string, message: string, details?: Record<string, unknown>) {
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
     super(code, message, 409, details);
   }
 }

@@ -1,18 +1,19 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { describeDatabaseError, isDatabaseUnavailable } from '../database/database';
+import { type ErrorCode, isErrorCode } from './error-codes';
 import { AppError, DatabaseUnavailableError } from './errors';
 import { safeError } from './logging';
 
 export interface ErrorBody {
   statusCode: number;
-  code: string;
+  code: ErrorCode;
   message: string;
   details?: Record<string, unknown>;
   requestId?: string;
 }
 
-const HTTP_CODES: Record<number, string> = {
+const HTTP_CODES: Readonly<Record<number, ErrorCode>> = {
   400: 'BAD_REQUEST',
   401: 'UNAUTHORIZED',
   403: 'FORBIDDEN',
@@ -89,17 +90,19 @@ export function toErrorBody(thrown: unknown, requestId?: string): ErrorBody {
       const m = (resp as { message?: unknown }).message;
       if (Array.isArray(m)) {
         message = m.join('; ');
-        details = { problems: m };
+        // `errors`: each problem with the field it concerns, from ApiValidationPipe.
+        const errors = (resp as { errors?: unknown }).errors;
+        details = Array.isArray(errors) && errors.length ? { problems: m, errors } : { problems: m };
       } else if (typeof m === 'string') message = m;
+      // Only a listed code goes out (ERROR_CODES, the OpenAPI enum); another falls back to the status's.
       const c = (resp as { code?: unknown }).code;
-      if (typeof c === 'string')
-        return { statusCode: status, code: c, message, ...(details ? { details } : {}), requestId };
+      if (isErrorCode(c)) return { statusCode: status, code: c, message, ...(details ? { details } : {}), requestId };
     }
     // body-parser errors surface as HttpExceptions with a status (400 bad JSON, 413 too large).
     const code =
       status === 400 && /json/i.test(message)
         ? 'INVALID_JSON'
-        : (HTTP_CODES[status] ?? (status >= 500 ? 'INTERNAL_ERROR' : 'ERROR'));
+        : (HTTP_CODES[status] ?? (status >= 500 ? 'INTERNAL_ERROR' : 'BAD_REQUEST'));
     return {
       statusCode: status,
       code: status === 400 && details ? 'VALIDATION_FAILED' : code,
@@ -113,7 +116,7 @@ export function toErrorBody(thrown: unknown, requestId?: string): ErrorBody {
   const status = (exception as { status?: unknown })?.status ?? (exception as { statusCode?: unknown })?.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     const type = (exception as { type?: unknown })?.type;
-    const known: Record<string, [string, string]> = {
+    const known: Record<string, [ErrorCode, string]> = {
       'entity.parse.failed': ['INVALID_JSON', 'Request body is not valid JSON'],
       'entity.too.large': ['PAYLOAD_TOO_LARGE', 'Request body is too large'],
       'charset.unsupported': [

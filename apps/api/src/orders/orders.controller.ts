@@ -21,7 +21,10 @@ export class OrdersController {
     type: OrderResponseDto,
     description: 'Created (200 when the same order was already registered with the same total)',
   })
-  @ApiErrors(400, 401, 409)
+  @ApiErrors(400, 401, {
+    status: 409,
+    codes: [{ code: 'ORDER_EXISTS', message: 'Order ord_1001 already exists with a different total or currency' }],
+  })
   async create(
     @CurrentUser() user: AuthUser,
     @Body() body: CreateOrderDto,

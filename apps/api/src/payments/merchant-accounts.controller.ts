@@ -222,6 +222,24 @@ export class MerchantAccountsController {
   @Get('audit-events')
   @Roles('manager', 'admin', 'operator')
   @ApiOperation({ summary: "Who changed the shop's payment accounts, and when (field names only, never values)" })
+  @ApiOkResponse({
+    description: 'Newest first',
+    schema: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['id', 'actor', 'action', 'target', 'createdAt'],
+        properties: {
+          id: { type: 'string', description: 'Pass as `before` for the next page', example: '42' },
+          actor: { type: 'string', example: 'user:manager-1 (manager)' },
+          action: { type: 'string', example: 'merchant_account.verified' },
+          target: { type: 'string', example: 'merchant_account:5f0c2a8e-3b1d-4c7a-9e2f-1a6b8d4c0e93' },
+          data: { type: 'object', nullable: true, additionalProperties: true },
+          createdAt: { type: 'string', format: 'date-time' },
+        },
+      },
+    },
+  })
   @ApiErrors(400, 401, 403)
   async audit(@CurrentUser() user: AuthUser, @Param() p: ShopParam, @Query() q: AuditQueryDto) {
     this.accounts.authorize(user, p.shopId);

@@ -20,6 +20,18 @@ import { EventStreamAuthGuard } from './payment-events.guard';
 import { PaymentEventsService, type EventSink } from './payment-events.service';
 import { PaymentIdParam } from './payments.dto';
 
+const TOO_MANY_SHOP_STREAMS = {
+  code: 'TOO_MANY_STREAMS',
+  message:
+    'Your shop already has 50 live status streams open on this server: close some screens, or check the status with GET /payments/:id',
+} as const;
+const TOO_MANY_STREAMS_HERE = {
+  code: 'TOO_MANY_STREAMS',
+  message:
+    'This server has too many open live status streams: try again shortly, or check the status with GET /payments/:id',
+} as const;
+const SHUTTING_DOWN = { code: 'SHUTTING_DOWN', message: 'This server is restarting: reconnect in a moment' } as const;
+
 /** The client's reconnect delay (the stream's first line). */
 const RETRY_MS = 2000;
 /** A client this far behind (bytes queued to its socket) is cut off; it resumes with Last-Event-ID. */
@@ -135,7 +147,13 @@ export class PaymentEventsController {
     description: STREAM_DESCRIPTION,
   })
   @ApiOkResponse({ description: STREAM_DESCRIPTION, schema: { type: 'string' } })
-  @ApiErrors(400, 401, 403, 429, 503)
+  @ApiErrors(
+    400,
+    401,
+    403,
+    { status: 429, codes: [TOO_MANY_SHOP_STREAMS] },
+    { status: 503, codes: [TOO_MANY_STREAMS_HERE, SHUTTING_DOWN] },
+  )
   async shopStream(
     @CurrentUser() user: AuthUser,
     @Query() q: EventStreamQueryDto,
@@ -156,7 +174,14 @@ export class PaymentEventsController {
     description: STREAM_DESCRIPTION,
   })
   @ApiOkResponse({ description: STREAM_DESCRIPTION, schema: { type: 'string' } })
-  @ApiErrors(400, 401, 403, 404, 429, 503)
+  @ApiErrors(
+    400,
+    401,
+    403,
+    404,
+    { status: 429, codes: [TOO_MANY_SHOP_STREAMS] },
+    { status: 503, codes: [TOO_MANY_STREAMS_HERE, SHUTTING_DOWN] },
+  )
   async paymentStream(
     @CurrentUser() user: AuthUser,
     @Param() p: PaymentIdParam,

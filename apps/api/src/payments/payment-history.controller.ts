@@ -44,7 +44,10 @@ export class PaymentHistoryController {
   @Get(':id/receipt')
   @ApiOperation({ summary: 'Receipt data of a completed payment (409 PAYMENT_NOT_COMPLETED otherwise)' })
   @ApiOkResponse({ type: ReceiptDto })
-  @ApiErrors(400, 401, 404, 409)
+  @ApiErrors(400, 401, 404, {
+    status: 409,
+    codes: [{ code: 'PAYMENT_NOT_COMPLETED', message: 'There is no receipt: this payment is pending, not completed' }],
+  })
   receipt(@CurrentUser() user: AuthUser, @Param() p: PaymentIdParam): Promise<ReceiptDto> {
     return this.history.receipt(user, p.id);
   }
@@ -53,7 +56,10 @@ export class PaymentHistoryController {
   @ApiProduces('text/html')
   @ApiOperation({ summary: 'Printable receipt for 58 mm or 80 mm thermal paper (HTML)' })
   @ApiOkResponse({ description: 'text/html page', schema: { type: 'string' } })
-  @ApiErrors(400, 401, 404, 409)
+  @ApiErrors(400, 401, 404, {
+    status: 409,
+    codes: [{ code: 'PAYMENT_NOT_COMPLETED', message: 'There is no receipt: this payment is pending, not completed' }],
+  })
   async print(
     @CurrentUser() user: AuthUser,
     @Param() p: PaymentIdParam,

@@ -107,7 +107,16 @@ export class PaymentsOperationsController {
       '`409 PAYMENT_NOT_RELEASABLE` for any other payment (still open, outcome known, or already released).',
   })
   @ApiOkResponse({ type: PaymentResponseDto })
-  @ApiErrors(400, 401, 403, 404, 409)
+  @ApiErrors(400, 401, 403, 404, {
+    status: 409,
+    codes: [
+      {
+        code: 'PAYMENT_NOT_RELEASABLE',
+        message:
+          'This payment is still waiting for the customer or the provider: wait for it to finish, or reconcile it',
+      },
+    ],
+  })
   release(
     @CurrentUser() user: AuthUser,
     @Param() p: PaymentIdParam,

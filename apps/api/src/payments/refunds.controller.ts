@@ -113,7 +113,20 @@ export class RefundsController {
       "For a refund the reconciler gave up on, or whose provider answer needs a person (e.g. M-Pesa says the payment was already reversed after a resend): `succeeded` when the provider's portal or statement shows the money went back, `failed` when it did not (the amount becomes refundable again). 409 for a refund not in review.",
   })
   @ApiOkResponse({ type: RefundResponseDto })
-  @ApiErrors(400, 401, 403, 404, 409)
+  @ApiErrors(400, 401, 403, 404, {
+    status: 409,
+    codes: [
+      {
+        code: 'REFUND_NOT_IN_REVIEW',
+        message: 'Only a refund in review can be settled by hand; this one is succeeded',
+      },
+      {
+        code: 'REFUND_BUSY',
+        message:
+          'This refund is being checked with the provider right now; look at it again in a minute before settling it',
+      },
+    ],
+  })
   settle(
     @CurrentUser() user: AuthUser,
     @Param() p: RefundIdParam,

@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../common/error-codes';
 import { AppError } from '../common/errors';
 import type { Payment, Refund } from '../database/schema';
 import type { ResolvedAccount } from './merchant-accounts.types';
@@ -101,7 +102,7 @@ export interface RefundProviderService {
 
 /** 422: the provider cannot do this refund; nothing was written or sent. */
 export class RefundRefusedError extends AppError {
-  constructor(code: string, message: string, details?: Record<string, unknown>) {
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
     super(code, message, 422, details);
   }
 }

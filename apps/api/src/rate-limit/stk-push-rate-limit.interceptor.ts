@@ -13,7 +13,7 @@ import { validate } from 'class-validator';
 import type { Request, Response } from 'express';
 import { catchError, from, mergeMap, Observable, throwError } from 'rxjs';
 import type { AuthUser } from '../auth/auth.types';
-import { ErrorResponseDto } from '../common/api-errors.decorator';
+import { errorExamples, ErrorResponseDto } from '../common/api-errors.decorator';
 import { AppError } from '../common/errors';
 import { DarajaService } from '../payments/providers/mpesa/daraja.service';
 import { StkPushDto } from '../payments/payments.dto';
@@ -109,6 +109,15 @@ export function StkPushRateLimits() {
     ApiResponse({
       status: 429,
       type: ErrorResponseDto,
+      examples: errorExamples(429, [
+        'RATE_LIMITED_SHOP',
+        {
+          code: 'PHONE_BUSY',
+          message:
+            'This phone already has an M-Pesa prompt open (sent less than 60 s ago): ask the customer to answer it on their phone, or try again in 48 s',
+          details: { retryAfterSeconds: 48, limit: 1, windowSeconds: 60 },
+        },
+      ]),
       description:
         'RATE_LIMITED_SHOP: the shop sent more than RATE_LIMIT_SHOP_PER_MINUTE pushes this minute. PHONE_BUSY: the phone was sent a prompt within RATE_LIMIT_PHONE_WINDOW_SECONDS. ' +
         'Nothing was written or sent; retry after Retry-After seconds. Replays of a stored Idempotency-Key are never limited.',

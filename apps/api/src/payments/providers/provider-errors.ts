@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../../common/error-codes';
 import { AppError } from '../../common/errors';
 import { maskPhonesIn } from '../../common/mask';
 import type { ProviderName } from './payment-provider';
@@ -36,7 +37,7 @@ export type ProviderErrorKind =
   | 'customer_busy';
 
 export interface ProviderErrorKindSpec {
-  code: string;
+  code: ErrorCode;
   /** HTTP status our own client gets. */
   status: number;
   outcome: ProviderCallOutcome;

@@ -100,7 +100,21 @@ export class FlutterwaveController {
     },
   })
   @ApiOkResponse({ type: FlutterwaveWebhookAckDto })
-  @ApiErrors(400, 401, 413, 503)
+  @ApiErrors(
+    400,
+    {
+      status: 401,
+      codes: [
+        {
+          code: 'INVALID_WEBHOOK_SIGNATURE',
+          message:
+            "Webhook refused: the verif-hash header is missing or does not match the secret hash of the payment's Flutterwave account",
+        },
+      ],
+    },
+    413,
+    503,
+  )
   async webhook(@Body() body: unknown, @Req() req: Request & { rawBody?: Buffer }): Promise<FlutterwaveWebhookAckDto> {
     await this.flutterwave.receiveWebhook({
       headers: req.headers,

@@ -37,7 +37,20 @@ export class MpesaReceiptController {
       "For an `unresolved` payment or one in review with OUTCOME_UNKNOWN. M-Pesa is asked about the receipt; its answer (seconds later) completes the payment only when it shows a completed payment of its amount to the shop's shortcode, made after the push. A receipt another payment holds is refused.",
   })
   @ApiResponse({ status: 202, type: ReceiptCheckResponseDto })
-  @ApiErrors(400, 401, 403, 404, 409, 422, 502, 503, 504)
+  @ApiErrors(
+    400,
+    401,
+    403,
+    404,
+    {
+      status: 409,
+      codes: [{ code: 'RECEIPT_IN_USE', message: 'This receipt already belongs to another payment' }],
+    },
+    422,
+    502,
+    503,
+    504,
+  )
   receipt(
     @CurrentUser() user: AuthUser,
     @Param() p: PaymentIdParam,

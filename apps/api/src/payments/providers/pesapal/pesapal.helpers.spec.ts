@@ -130,7 +130,11 @@ describe('normaliseCustomer', () => {
       throw new Error('expected a ValidationFailedError');
     } catch (err) {
       expect(err).toBeInstanceOf(ValidationFailedError);
-      expect((err as ValidationFailedError).details).toEqual({ field: 'customer.phoneNumber', received: '***' });
+      expect((err as ValidationFailedError).details).toEqual({
+        field: 'customer.phoneNumber',
+        received: '***',
+        errors: [{ param: 'customer.phoneNumber', message: (err as ValidationFailedError).message }],
+      });
       expect(JSON.stringify((err as ValidationFailedError).details)).not.toContain('0712');
     }
   });
