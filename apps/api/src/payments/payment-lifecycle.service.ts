@@ -3,6 +3,7 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { createHmac, randomUUID } from 'node:crypto';
 import type { AuthUser } from '../auth/auth.types';
 import { AppError, ConflictError, NotFoundError } from '../common/errors';
+import { maskCheckoutRequestId } from '../common/mask';
 import type { HttpResult } from '../common/idempotent-http';
 import { toMajor } from '../common/money';
 import type { AppConfig } from '../config/app-config';
@@ -770,7 +771,8 @@ export class PaymentLifecycle {
       provider: p.provider,
       mpesaReceiptNumber: p.mpesaReceiptNumber,
       merchantRequestId: p.merchantRequestId,
-      checkoutRequestId: p.checkoutRequestId,
+      // Masked: it ends with the payer's number (GET /payments/stk-status accepts it as it is).
+      checkoutRequestId: p.checkoutRequestId === null ? null : maskCheckoutRequestId(p.checkoutRequestId),
       phone: p.phoneMasked,
       ...(this.outcomeRulesByProvider.get(p.provider)?.presentation?.responseFields(p) ?? {
         reference: p.providerReference,
