@@ -114,7 +114,7 @@ export class StkStatusQueryDto {
   @IsString()
   @Matches(FULL_OR_MASKED_CHECKOUT_REQUEST_ID, {
     message:
-      'checkoutRequestId must be the checkoutRequestId returned by stk-push, as answered (ws_CO_…*******78: 7 stars, then 2 digits) or the full CheckoutRequestID',
+      'checkoutRequestId must be the CheckoutRequestID returned by stk-push, as answered (ws_CO_…*******78: 7 stars, then 2 digits) or in full',
   })
   checkoutRequestId!: string;
 
