@@ -132,6 +132,40 @@ describe('the CheckoutRequestID in answers (it ends with the payer’s number)',
     expect(status.body.checkoutRequestId).toBe(paid.masked);
   });
 
+  it('an idempotent replay of an answer stored with the full id (before ids were masked) answers it masked', async () => {
+    const orderId = `CKID-${++n}`;
+    expect((await t.http().post('/orders').set('Authorization', cashier).send({ id: orderId, total: 40 })).status).toBe(
+      201,
+    );
+    const send = () =>
+      t
+        .http()
+        .post('/payments/stk-push')
+        .set('Authorization', cashier)
+        .set('Idempotency-Key', `ckid-replay-${orderId}`)
+        .send({ phoneNumber: `0${NATIONAL}`, amount: 40, orderId });
+    const first = await send();
+    expect(first.status).toBe(201);
+    const full = fullCheckoutRequestId(t.sim, first.body);
+    // As an answer stored by the earlier code was: the id in full.
+    await t.db.execute(
+      sql`update idempotency_keys set response_body = jsonb_set(response_body, '{checkoutRequestId}', to_jsonb(${full}::text)) where payment_id = ${first.body.paymentId}`,
+    );
+    const [stored] = rowsOf<{ body: string }>(
+      await t.db.execute(
+        sql`select response_body::text as body from idempotency_keys where payment_id = ${first.body.paymentId}`,
+      ),
+    );
+    expect(stored.body).toContain(full);
+    const again = await send();
+    expect({ status: again.status, replayed: again.headers['idempotent-replayed'] }).toEqual({
+      status: 201,
+      replayed: 'true',
+    });
+    expect(again.body).toEqual(first.body);
+    expect(JSON.stringify(again.body)).not.toContain(NATIONAL);
+  });
+
   describe('stk-status by the answered (masked) id or the full one', () => {
     const status = (id: string, auth = cashier) =>
       t.http().get('/payments/stk-status').query({ checkoutRequestId: id }).set('Authorization', auth);

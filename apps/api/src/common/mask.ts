@@ -71,6 +71,15 @@ export function maskCheckoutRequestIdsIn(text: string): string {
 }
 
 /**
+ * A stored JSON answer (an idempotent replay's body) with every CheckoutRequestID in it masked:
+ * answers stored before ids were answered masked still held them in full.
+ */
+export function maskCheckoutRequestIdsInJson<T>(value: T): T {
+  if (value === null || value === undefined) return value;
+  return JSON.parse(maskCheckoutRequestIdsIn(JSON.stringify(value))) as T;
+}
+
+/**
  * A Kenyan mobile number not inside a longer number: 254/+254 (also URL-encoded %2B254) or 0, then
  * 7xx/1xx and six digits, optionally grouped (`0712 345 678`, `+254-712-345-678`); or the bare
  * national number 7xxxxxxxx / 1xxxxxxxx. A URL escape before it (`%20`) is a boundary too. Letters,
