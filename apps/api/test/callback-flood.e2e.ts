@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import request from 'supertest';
 import { successCallback } from './helpers/callbacks';
 import { step, testTimeout, waitUntil } from './helpers/deadlines';
-import { ExtraTestApp, startExtraTestApp, startTestApp, TestApp } from './helpers/test-app';
+import { ExtraTestApp, fullCheckoutRequestId, startExtraTestApp, startTestApp, TestApp } from './helpers/test-app';
 
 const rowsOf = <T>(res: unknown): T[] => (res as { rows?: T[] }).rows ?? (res as T[]);
 /** The customer has not answered (simulator magic number): a forged "success" must not complete anything. */
@@ -45,7 +45,7 @@ describe('a flood of forged callbacks', () => {
       .set('Authorization', auth)
       .send({ phoneNumber: SILENT_PHONE, amount, orderId });
     expect(res.status).toBe(201);
-    return { ...res.body, orderId } as {
+    return { ...res.body, checkoutRequestId: fullCheckoutRequestId(a.sim, res.body), orderId } as {
       paymentId: string;
       checkoutRequestId: string;
       merchantRequestId: string;

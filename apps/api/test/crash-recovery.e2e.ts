@@ -7,7 +7,7 @@ import { callbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { API_START_BUDGET_MS, ApiProcess, startApiProcess } from './helpers/api-process';
 import { successCallback } from './helpers/callbacks';
 import { step, testTimeout, waitUntil } from './helpers/deadlines';
-import { TEST_CALLBACK_SECRET, TEST_JWT_SECRET } from './helpers/test-app';
+import { fullCheckoutRequestId, TEST_CALLBACK_SECRET, TEST_JWT_SECRET } from './helpers/test-app';
 import { createTestDatabase, TestDatabase } from './helpers/test-db';
 
 const PAYMENTS = 300;
@@ -82,7 +82,7 @@ const rowsOf = <T>(res: unknown): T[] => (res as { rows: T[] }).rows;
                 .set('Authorization', auth)
                 .send({ orderId, amount: 10 + i, phoneNumber: '254700000007' });
               expect(res.status).toBe(201);
-              pending[i] = { ...res.body, orderId };
+              pending[i] = { ...res.body, checkoutRequestId: fullCheckoutRequestId(sim, res.body), orderId };
               opened++;
             },
           ),

@@ -7,7 +7,7 @@
  */
 import { sql } from 'drizzle-orm';
 import request from 'supertest';
-import { startTestApp, tableCounts, TestApp, waitFor } from './helpers/test-app';
+import { fullCheckoutRequestId, startTestApp, tableCounts, TestApp, waitFor } from './helpers/test-app';
 
 describe('Daraja as it really behaves (issue 8.11, 8.13, 8.14)', () => {
   let t: TestApp;
@@ -65,7 +65,7 @@ describe('Daraja as it really behaves (issue 8.11, 8.13, 8.14)', () => {
         transactionDesc: 'SmartDuka POS',
       });
 
-      const sent = t.sim.getPush(res.body.checkoutRequestId)!;
+      const sent = t.sim.getPush(fullCheckoutRequestId(t.sim, res.body))!;
       expect(sent.accountReference).toBe('kaOrder12345');
       expect(sent.transactionDesc).toBe('SmartDuka POS');
 
@@ -78,7 +78,7 @@ describe('Daraja as it really behaves (issue 8.11, 8.13, 8.14)', () => {
         transaction_desc: 'SmartDuka POS',
       });
 
-      await t.sim.waitForCallbacks(res.body.checkoutRequestId, 1, 5000);
+      await t.sim.waitForCallbacks(fullCheckoutRequestId(t.sim, res.body), 1, 5000);
       await waitFor(async () => (await payment(res.body.paymentId)).status === 'completed', 8000);
       expect(await payment(res.body.paymentId)).toMatchObject({
         status: 'completed',
@@ -93,7 +93,7 @@ describe('Daraja as it really behaves (issue 8.11, 8.13, 8.14)', () => {
       expect(res.status).toBe(201);
       const expectedRef = orderId.replace(/[^A-Za-z0-9]/g, '').slice(-12);
       expect(res.body).toMatchObject({ accountReference: expectedRef, transactionDesc: 'POS payment' });
-      expect(t.sim.getPush(res.body.checkoutRequestId)).toMatchObject({
+      expect(t.sim.getPush(fullCheckoutRequestId(t.sim, res.body))).toMatchObject({
         accountReference: expectedRef,
         transactionDesc: 'POS payment',
       });
@@ -131,7 +131,7 @@ describe('Daraja as it really behaves (issue 8.11, 8.13, 8.14)', () => {
       const res = await push({ phoneNumber: '0712345678', amount: 5, orderId, [field]: given });
       expect(res.status).toBe(201);
       expect(res.body[field]).toBe(sentAs);
-      const sent = t.sim.getPush(res.body.checkoutRequestId)!;
+      const sent = t.sim.getPush(fullCheckoutRequestId(t.sim, res.body))!;
       expect(field === 'accountReference' ? sent.accountReference : sent.transactionDesc).toBe(sentAs);
       expect((await payment(res.body.paymentId))[field]).toBe(sentAs);
     });
@@ -215,7 +215,7 @@ describe('Daraja as it really behaves (issue 8.11, 8.13, 8.14)', () => {
       const orderId = await order(40);
       const res = await push({ phoneNumber, amount: 40, orderId });
       expect(res.status).toBe(201);
-      const id = res.body.checkoutRequestId as string;
+      const id = fullCheckoutRequestId(t.sim, res.body);
 
       // A status read asks Daraja (MPESA_STATUS_QUERY_AFTER_SECONDS=0 in tests): the customer has not answered.
       const read = await t
@@ -267,7 +267,7 @@ describe('Daraja as it really behaves (issue 8.11, 8.13, 8.14)', () => {
       const orderId = await order(30);
       const res = await push({ phoneNumber: '254700000012', amount: 30, orderId });
       expect(res.status).toBe(201);
-      const [delivery] = await t.sim.waitForCallbacks(res.body.checkoutRequestId, 1, 5000);
+      const [delivery] = await t.sim.waitForCallbacks(fullCheckoutRequestId(t.sim, res.body), 1, 5000);
       expect((delivery!.body as { Body: { stkCallback: { ResultCode: number } } }).Body.stkCallback.ResultCode).toBe(
         1036,
       );
@@ -287,7 +287,7 @@ describe('Daraja as it really behaves (issue 8.11, 8.13, 8.14)', () => {
     it('issue 8.14: an STK query answering ResultCode "1036" → expired', async () => {
       const orderId = await order(30);
       const res = await push({ phoneNumber: '254700000007', amount: 30, orderId });
-      await t.sim.resolve(res.body.checkoutRequestId, 1036, { callbackCopies: 0 });
+      await t.sim.resolve(fullCheckoutRequestId(t.sim, res.body), 1036, { callbackCopies: 0 });
       const p = await waitFor(
         async () => {
           const r = await payment(res.body.paymentId);

@@ -20,7 +20,7 @@ import { CallbackShapeError } from '../src/payments/providers/mpesa/mpesa.errors
 import { captureLogs, FakeDaraja, makeService, okPush } from '../src/payments/providers/mpesa/fake-daraja.testing';
 import { mapResultCode } from '../src/payments/providers/mpesa/result-codes';
 import { LOG_DIR_ENV } from './log-scan/sink';
-import { startTestApp, TestApp, waitFor } from './helpers/test-app';
+import { fullCheckoutRequestId, startTestApp, TestApp, waitFor } from './helpers/test-app';
 
 const DIR = join(__dirname, 'fixtures', 'daraja-payloads');
 
@@ -272,11 +272,8 @@ describe('issue 8.15: real Daraja payloads (test/fixtures/daraja-payloads)', () 
             .set('Authorization', auth)
             .send({ phoneNumber: '254700000007', amount, orderId });
           expect(pushed.status).toBe(201);
-          const { paymentId, checkoutRequestId, merchantRequestId } = pushed.body as {
-            paymentId: string;
-            checkoutRequestId: string;
-            merchantRequestId: string;
-          };
+          const { paymentId, merchantRequestId } = pushed.body as { paymentId: string; merchantRequestId: string };
+          const checkoutRequestId = fullCheckoutRequestId(t.sim, pushed.body);
           const url = new URL(t.sim.getPush(checkoutRequestId)!.callbackUrl).pathname;
 
           // The body as received, with the recorded ids swapped for this payment's (Daraja calls back with ours).

@@ -7,7 +7,7 @@ import { callbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { ApiProcess, startApiProcess } from './helpers/api-process';
 import { successCallback } from './helpers/callbacks';
 import { step, testTimeout, waitUntil } from './helpers/deadlines';
-import { TEST_CALLBACK_SECRET, TEST_JWT_SECRET } from './helpers/test-app';
+import { fullCheckoutRequestId, TEST_CALLBACK_SECRET, TEST_JWT_SECRET } from './helpers/test-app';
 import {
   alterTestDatabase,
   backendsInState,
@@ -74,7 +74,7 @@ const SILENT_PHONE = '254700000007';
       .set('Authorization', auth)
       .send({ orderId, amount, phoneNumber: SILENT_PHONE });
     expect(res.status).toBe(201);
-    return { ...res.body, orderId };
+    return { ...res.body, checkoutRequestId: fullCheckoutRequestId(sim, res.body), orderId };
   }
 
   /** The process answers /health and takes a new payment: the pool replaced the dropped connections. */

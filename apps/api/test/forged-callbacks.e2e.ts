@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import request from 'supertest';
 import { PAYMENT_COMPLETED_EVENT } from '../src/payments/payments.service';
 import { successCallback } from './helpers/callbacks';
-import { startTestApp, TestApp, waitFor } from './helpers/test-app';
+import { fullCheckoutRequestId, startTestApp, TestApp, waitFor } from './helpers/test-app';
 
 const successBody = (merchantRequestId: string, checkoutRequestId: string, amount: number, receipt = 'FRG0000001') =>
   successCallback(merchantRequestId, checkoutRequestId, amount, receipt);
@@ -30,8 +30,8 @@ describe('forged and unverified callbacks never complete a payment on their own'
       .set('Authorization', auth)
       .send({ phoneNumber: '254700000007', amount, orderId });
     expect(res.status).toBe(201);
-    const callbackPath = new URL(t.sim.getPush(res.body.checkoutRequestId)!.callbackUrl).pathname;
-    return { ...res.body, orderId, callbackPath } as {
+    const callbackPath = new URL(t.sim.getPush(fullCheckoutRequestId(t.sim, res.body))!.callbackUrl).pathname;
+    return { ...res.body, checkoutRequestId: fullCheckoutRequestId(t.sim, res.body), orderId, callbackPath } as {
       paymentId: string;
       checkoutRequestId: string;
       merchantRequestId: string;

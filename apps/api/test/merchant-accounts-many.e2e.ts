@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { SANDBOX_PASSKEY } from '../src/config/app-config';
-import { startTestApp, TestApp } from './helpers/test-app';
+import { fullCheckoutRequestId, startTestApp, TestApp } from './helpers/test-app';
 import { recordSecrets } from './log-scan/sink';
 
 /**
@@ -90,7 +90,7 @@ describe('50 shops on 5 Daraja apps, pushing at once', () => {
     expect(t.sim.oauthCalls()).toEqual(Object.fromEntries(Array.from({ length: APPS }, (_, a) => [keyOf(a), 1])));
     all.forEach((x, i) => {
       // (the simulator checked the Password against this shortcode's own passkey, and the app's go-live shortcodes)
-      expect(t.sim.getPush(results[i].body.checkoutRequestId)).toMatchObject({
+      expect(t.sim.getPush(fullCheckoutRequestId(t.sim, results[i].body))).toMatchObject({
         consumerKey: keyOf(x.app),
         shortcode: shortcodeOf(x.app, x.slot),
         partyB: shortcodeOf(x.app, x.slot),

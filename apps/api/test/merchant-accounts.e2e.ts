@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import { openDatabase } from '../src/database/database';
 import { SANDBOX_PASSKEY } from '../src/config/app-config';
 import { MerchantAccountsService } from '../src/payments/merchant-accounts.service';
-import { startExtraTestApp, startTestApp, TestApp, waitFor } from './helpers/test-app';
+import { fullCheckoutRequestId, startExtraTestApp, startTestApp, TestApp, waitFor } from './helpers/test-app';
 import { recordSecrets } from './log-scan/sink';
 
 /**
@@ -210,9 +210,9 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
     const tl = await push('shop-t', 'T-1');
     const p = await push('shop-p', 'P-1');
     for (const r of [a, tl, p]) expect(r.status).toBe(201);
-    const simA = t.sim.getPush(a.body.checkoutRequestId)!;
-    const simT = t.sim.getPush(tl.body.checkoutRequestId)!;
-    const simP = t.sim.getPush(p.body.checkoutRequestId)!;
+    const simA = t.sim.getPush(fullCheckoutRequestId(t.sim, a.body))!;
+    const simT = t.sim.getPush(fullCheckoutRequestId(t.sim, tl.body))!;
+    const simP = t.sim.getPush(fullCheckoutRequestId(t.sim, p.body))!;
     expect(simA).toMatchObject({ shortcode: PAYBILL, partyB: PAYBILL, transactionType: 'CustomerPayBillOnline' });
     expect(simT).toMatchObject({ shortcode: STORE, partyB: TILL, transactionType: 'CustomerBuyGoodsOnline' });
     expect(simP).toMatchObject({ shortcode: '174379', transactionType: 'CustomerPayBillOnline' });
@@ -254,9 +254,9 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
     const asked = t.sim.queries().slice(before);
     expect(asked.length).toBeGreaterThan(0);
     // Asked with the old shortcode and its passkey (a wrong password would be refused, not "pending").
-    expect(asked.every((q) => q.shortcode === PAYBILL && q.checkoutRequestId === first.body.checkoutRequestId)).toBe(
-      true,
-    );
+    expect(
+      asked.every((q) => q.shortcode === PAYBILL && q.checkoutRequestId === fullCheckoutRequestId(t.sim, first.body)),
+    ).toBe(true);
     // The reconciler (here: a manager's reconcile-now) asks with the payment's account too.
     const beforeReconcile = t.sim.queries().length;
     const reconciled = await t
@@ -268,11 +268,16 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
     const reconcilerAsked = t.sim.queries().slice(beforeReconcile);
     expect(reconcilerAsked.length).toBeGreaterThan(0);
     expect(
-      reconcilerAsked.every((q) => q.shortcode === PAYBILL && q.checkoutRequestId === third.body.checkoutRequestId),
+      reconcilerAsked.every(
+        (q) => q.shortcode === PAYBILL && q.checkoutRequestId === fullCheckoutRequestId(t.sim, third.body),
+      ),
     ).toBe(true);
     const second = await push('shop-m', 'M-2');
     expect(second.status).toBe(201);
-    expect(t.sim.getPush(second.body.checkoutRequestId)).toMatchObject({ shortcode: PAYBILL_2, partyB: PAYBILL_2 });
+    expect(t.sim.getPush(fullCheckoutRequestId(t.sim, second.body))).toMatchObject({
+      shortcode: PAYBILL_2,
+      partyB: PAYBILL_2,
+    });
   });
 
   it('an account with a known consumer key but the wrong secret never rides on that key’s token', async () => {
@@ -308,7 +313,7 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
 
     const res = await push('branch-1', 'B-1');
     expect(res.status).toBe(201);
-    expect(t.sim.getPush(res.body.checkoutRequestId)).toMatchObject({
+    expect(t.sim.getPush(fullCheckoutRequestId(t.sim, res.body))).toMatchObject({
       shortcode: STORE,
       partyB: BRANCH_TILL,
       transactionType: 'CustomerBuyGoodsOnline',
@@ -444,14 +449,14 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
       expect((await put('shop-n', paybill())).status).toBe(200);
       const first = await push('shop-n', 'N-1', 10, '254712345678', other as unknown as TestApp);
       expect(first.status).toBe(201);
-      expect(t.sim.getPush(first.body.checkoutRequestId)!.shortcode).toBe(PAYBILL);
+      expect(t.sim.getPush(fullCheckoutRequestId(t.sim, first.body))!.shortcode).toBe(PAYBILL);
       expect((await put('shop-n', paybill(PASSKEY_C, PAYBILL_2))).status).toBe(200);
       // The other instance cached shop-n's account; the NOTIFY reaches it within moments of the commit.
       const second = await waitFor(async () => {
         const r = await push('shop-n', `N-${Date.now()}`, 10, '254712345678', other as unknown as TestApp);
         return r.status === 201 ? r : undefined;
       });
-      expect(t.sim.getPush(second.body.checkoutRequestId)!.shortcode).toBe(PAYBILL_2);
+      expect(t.sim.getPush(fullCheckoutRequestId(t.sim, second.body))!.shortcode).toBe(PAYBILL_2);
     } finally {
       await other.close();
     }
@@ -463,7 +468,7 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
     try {
       expect((await put('shop-f', paybill())).status).toBe(200);
       const first = await push('shop-f', 'F-1', 10, '254712345678', other as unknown as TestApp);
-      expect(t.sim.getPush(first.body.checkoutRequestId)!.shortcode).toBe(PAYBILL);
+      expect(t.sim.getPush(fullCheckoutRequestId(t.sim, first.body))!.shortcode).toBe(PAYBILL);
       // The database ends every listening connection (a failover, pg_terminate_backend).
       await t.db.execute(
         sql`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and query ilike 'LISTEN%'`,
@@ -473,11 +478,11 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
       expect((await put('shop-f', paybill(PASSKEY_C, PAYBILL_2))).status).toBe(200);
       const second = await push('shop-f', 'F-2', 10, '254712345678', other as unknown as TestApp);
       expect(second.status).toBe(201);
-      expect(t.sim.getPush(second.body.checkoutRequestId)!.shortcode).toBe(PAYBILL_2);
+      expect(t.sim.getPush(fullCheckoutRequestId(t.sim, second.body))!.shortcode).toBe(PAYBILL_2);
       // It listens again by itself, and caches again.
       await waitFor(async () => feed.cacheLive, 15_000);
       const third = await push('shop-f', 'F-3', 10, '254712345678', other as unknown as TestApp);
-      expect(t.sim.getPush(third.body.checkoutRequestId)!.shortcode).toBe(PAYBILL_2);
+      expect(t.sim.getPush(fullCheckoutRequestId(t.sim, third.body))!.shortcode).toBe(PAYBILL_2);
     } finally {
       await other.close();
     }
@@ -545,7 +550,7 @@ describe('per-shop merchant accounts (M-Pesa), end to end', () => {
         .set('Authorization', auth)
         .send({ phoneNumber: '254712345678', amount: 10, orderId: 'R-1' });
       expect(res.status).toBe(201);
-      expect(t.sim.getPush(res.body.checkoutRequestId)).toMatchObject({ shortcode: STORE, partyB: TILL });
+      expect(t.sim.getPush(fullCheckoutRequestId(t.sim, res.body))).toMatchObject({ shortcode: STORE, partyB: TILL });
       // The same account set again after the rotation (new fingerprints): nothing changed, nothing written.
       const again = await onlyNew
         .http()
@@ -662,7 +667,7 @@ describe('a LISTEN connection that dies without a word (half-open)', () => {
         .set('Authorization', auth)
         .send({ phoneNumber: '254712345678', amount: 10, orderId });
       expect(r.status).toBe(201);
-      return t.sim.getPush(r.body.checkoutRequestId)!.shortcode;
+      return t.sim.getPush(fullCheckoutRequestId(t.sim, r.body))!.shortcode;
     };
     try {
       const set = (a: object) =>

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { startExtraTestApp, startTestApp, TestApp, waitFor } from './helpers/test-app';
+import { fullCheckoutRequestId, startExtraTestApp, startTestApp, TestApp, waitFor } from './helpers/test-app';
 
 const TOKEN = 'metrics-token-0123456789abcdef0123456789';
 
@@ -56,8 +56,8 @@ describe('GET /metrics (Prometheus)', () => {
       .set('Authorization', auth)
       .send({ phoneNumber: '0712345678', amount: 100, orderId: 'MET-1' });
     expect(push.status).toBe(201);
-    await t.sim.resolve(push.body.checkoutRequestId, 0, { callbackDelayMs: 0 });
-    await t.sim.waitForCallbacks(push.body.checkoutRequestId, 1, 5000);
+    await t.sim.resolve(fullCheckoutRequestId(t.sim, push.body), 0, { callbackDelayMs: 0 });
+    await t.sim.waitForCallbacks(fullCheckoutRequestId(t.sim, push.body), 1, 5000);
     await waitFor(async () => {
       const r = await t.http().get(`/payments/${push.body.paymentId}`).set('Authorization', auth);
       return r.body.status === 'completed';

@@ -4,7 +4,7 @@ import { callbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { ReconcilerService } from '../src/payments/reconciler.service';
 import { timeKeyOf } from '../src/reconciliation/statement-row';
 import { successCallback } from './helpers/callbacks';
-import { startTestApp, TestApp, TEST_CALLBACK_SECRET, waitFor } from './helpers/test-app';
+import { fullCheckoutRequestId, startTestApp, TEST_CALLBACK_SECRET, TestApp, waitFor } from './helpers/test-app';
 
 const rowsOf = <T>(res: unknown): T[] => (res as { rows?: T[] }).rows ?? (res as T[]);
 
@@ -49,6 +49,11 @@ describe('issue 8 money: late successes, blocked orders and receipts', () => {
 
   const push = (orderId: string, amount: number, phoneNumber: string, auth = cashier) =>
     t.http().post('/payments/stk-push').set('Authorization', auth).send({ phoneNumber, amount, orderId });
+  /** The push's answer with the full CheckoutRequestID (the answer's is masked), to drive Daraja's side. */
+  const withFullId = <B extends { paymentId: string; checkoutRequestId: string }>(body: B): B => ({
+    ...body,
+    checkoutRequestId: fullCheckoutRequestId(t.sim, body),
+  });
   const payment = async (id: string, auth = cashier) =>
     (await t.http().get(`/payments/${id}`).set('Authorization', auth)).body;
   const orderOf = async (id: string, auth = cashier) =>
@@ -75,7 +80,7 @@ describe('issue 8 money: late successes, blocked orders and receipts', () => {
       status: 'review',
       statusReason: 'OUTCOME_UNKNOWN',
     });
-    return res.body as { paymentId: string; checkoutRequestId: string; merchantRequestId: string };
+    return withFullId(res.body as { paymentId: string; checkoutRequestId: string; merchantRequestId: string });
   }
 
   /** A second payment that completes (the simulator's default phone pays and calls back). */
@@ -256,7 +261,7 @@ describe('issue 8 money: late successes, blocked orders and receipts', () => {
         code: 'PAYMENT_NOT_RELEASABLE',
         message: expect.stringMatching(/still waiting/),
       });
-      await t.sim.resolve(second.body.checkoutRequestId, 0);
+      await t.sim.resolve(fullCheckoutRequestId(t.sim, second.body), 0);
       await waitFor(async () => (await payment(second.body.paymentId)).status === 'completed');
       const done = await release(second.body.paymentId);
       expect(done.status).toBe(409);
@@ -404,7 +409,7 @@ describe('issue 8 money: late successes, blocked orders and receipts', () => {
 
     /** Paid, but Daraja's callback is lost: the manager's reconcile learns it by STK query (no receipt). Returns the receipt the customer got. */
     async function paidByQuery(orderId: string, amount: number, s: { c: string; m: string }) {
-      const p = (await push(orderId, amount, '254700000007', s.c)).body;
+      const p = withFullId((await push(orderId, amount, '254700000007', s.c)).body);
       await t.sim.resolve(p.checkoutRequestId, 0, { callbackCopies: 0 });
       const rec = await t.http().post(`/payments/${p.paymentId}/reconcile`).set('Authorization', s.m);
       expect(rec.body.payment).toMatchObject({ status: 'completed', mpesaReceiptNumber: null });
@@ -543,7 +548,7 @@ describe('issue 8 money: late successes, blocked orders and receipts', () => {
     it('review: the statement does not settle an open payment Daraja knows (it has a CheckoutRequestID): a possible match only, and its genuine success then completes it', async () => {
       const s = shop('shop-rv-open');
       const o = await order(100, s.c);
-      const p = (await push(o, 100, '254700000007', s.c)).body;
+      const p = withFullId((await push(o, 100, '254700000007', s.c)).body);
       const createdAt = new Date((await payment(p.paymentId, s.c)).createdAt);
       const res = await upload(
         [
@@ -672,7 +677,7 @@ describe('issue 8 money: late successes, blocked orders and receipts', () => {
       const o = await order(100, s.c);
       const first = await parkedPush(o, 100, s.c);
       expect((await release(first.paymentId, undefined, s.m)).status).toBe(200);
-      const other = (await push(o, 70, '0712345678', s.c)).body;
+      const other = withFullId((await push(o, 70, '0712345678', s.c)).body);
       await waitFor(async () => (await payment(other.paymentId, s.c)).status === 'completed', 8000);
       await t.sim.resolve(first.checkoutRequestId, 0, { callbackCopies: 0 });
       const r = await t.http().post(`/payments/${first.paymentId}/reconcile`).set('Authorization', s.m);
@@ -774,7 +779,7 @@ describe('issue 8 money: late successes, blocked orders and receipts', () => {
       const cb = (p: { paymentId: string; merchantRequestId: string; checkoutRequestId: string }, receipt: string) =>
         request(t.baseUrl)
           .post(capabilityUrl(p.paymentId))
-          .send(successCallback(p.merchantRequestId, p.checkoutRequestId, 30, receipt));
+          .send(successCallback(p.merchantRequestId, fullCheckoutRequestId(t.sim, p), 30, receipt));
       expect((await cb(first.body, 'RCPTZ00001')).status).toBe(200);
       expect(await payment(first.body.paymentId)).toMatchObject({
         status: 'completed',
@@ -791,7 +796,7 @@ describe('issue 8 money: late successes, blocked orders and receipts', () => {
     it('issue 8.3: a receipt is stored trimmed and upper-case, so the statement matches it', async () => {
       const shopCashier = `Bearer ${t.token('shop-rcpt', 'cashier', 'c-r')}`;
       const orderId = await order(25, shopCashier);
-      const p = (await push(orderId, 25, '254700000007', shopCashier)).body;
+      const p = withFullId((await push(orderId, 25, '254700000007', shopCashier)).body);
       expect(
         (
           await request(t.baseUrl)

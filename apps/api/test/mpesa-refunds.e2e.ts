@@ -3,7 +3,7 @@ import { REPO_ROOT } from '../src/config/app-config';
 import { PaymentOperationsService } from '../src/payments/payment-operations.service';
 import { ReconcilerService } from '../src/payments/reconciler.service';
 import { RefundReconciler } from '../src/payments/refund-reconciler.service';
-import { startExtraTestApp, startTestApp, TestApp, waitFor } from './helpers/test-app';
+import { fullCheckoutRequestId, startExtraTestApp, startTestApp, TestApp, waitFor } from './helpers/test-app';
 
 /** M-Pesa refunds through HTTP: the real app, Postgres and the Daraja simulator's Reversal / Transaction Status. */
 describe('M-Pesa refunds (reversals), end to end', () => {
@@ -473,7 +473,7 @@ describe('M-Pesa refunds (reversals), end to end', () => {
         .set('Authorization', cashier)
         .send({ phoneNumber: '254700000005', amount, orderId });
       expect(push.status).toBe(201);
-      const receipt = await waitFor(async () => t.sim.getPush(push.body.checkoutRequestId)?.receipt);
+      const receipt = await waitFor(async () => t.sim.getPush(fullCheckoutRequestId(t.sim, push.body))?.receipt);
       await t.db.execute(
         sql`update payments set status = 'review', status_reason = 'OUTCOME_UNKNOWN', next_check_at = null where id = ${push.body.paymentId}`,
       );
@@ -606,9 +606,9 @@ describe('M-Pesa: a payment in review resolved by refund (a reversal)', () => {
     expect(rel.status).toBe(200);
     const second = await push(orderId, 100, '0712345678');
     await waitFor(async () => (await payment(second.body.paymentId)).status === 'completed');
-    await t.sim.resolve(first.body.checkoutRequestId, 0); // the first prompt is paid after all: a real receipt
+    await t.sim.resolve(fullCheckoutRequestId(t.sim, first.body), 0); // the first prompt is paid after all: a real receipt
     await waitFor(async () => (await payment(first.body.paymentId)).status_reason === 'ORDER_ALREADY_PAID');
-    const receipt = t.sim.getPush(first.body.checkoutRequestId)!.receipt!;
+    const receipt = t.sim.getPush(fullCheckoutRequestId(t.sim, first.body))!.receipt!;
 
     const res = await t
       .http()

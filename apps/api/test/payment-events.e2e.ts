@@ -1,6 +1,13 @@
 import { sql } from 'drizzle-orm';
 import { openSse, type SseEvent, type SseStream } from './helpers/sse';
-import { ExtraTestApp, startExtraTestApp, startTestApp, TestApp, waitFor } from './helpers/test-app';
+import {
+  ExtraTestApp,
+  fullCheckoutRequestId,
+  startExtraTestApp,
+  startTestApp,
+  TestApp,
+  waitFor,
+} from './helpers/test-app';
 
 const payments = (events: SseEvent[]) =>
   events.filter((e) => e.event === 'payment').map((e) => ({ id: Number(e.id), ...JSON.parse(e.data) }));
@@ -44,7 +51,8 @@ describe('live payment status (server-sent events)', () => {
       .set('Authorization', token)
       .send({ phoneNumber: `0712${String(100000 + n).slice(-6)}`, amount: 100, orderId });
     expect(res.status).toBe(201);
-    return { paymentId: res.body.paymentId, checkoutRequestId: res.body.checkoutRequestId, orderId };
+    // The full id (the answer's is masked) drives the simulator.
+    return { paymentId: res.body.paymentId, checkoutRequestId: fullCheckoutRequestId(a.sim, res.body), orderId };
   }
 
   it('the callback lands on instance A, the stream on instance B gets it, then the stream ends', async () => {

@@ -1745,6 +1745,8 @@ describe('toResponse', () => {
       mpesaReceiptNumber: 'RCPVIEW001',
       completedAt: new Date('2026-01-01T00:00:00Z'),
       amountMinor: 12_345n,
+      // A real id ends with the payer's national number: answered masked.
+      checkoutRequestId: 'ws_CO_01012026030000123712345678',
     });
     expect(lifecycle.toResponse(m)).toEqual({
       paymentId: m.id,
@@ -1758,7 +1760,7 @@ describe('toResponse', () => {
       provider: 'mpesa',
       mpesaReceiptNumber: 'RCPVIEW001',
       merchantRequestId: m.merchantRequestId,
-      checkoutRequestId: m.checkoutRequestId,
+      checkoutRequestId: 'ws_CO_01012026030000123*******78',
       phone: '2547******78',
       accountReference: m.accountReference,
       transactionDesc: 'SmartDuka POS',

@@ -1,5 +1,5 @@
 import { openSse } from './helpers/sse';
-import { startTestApp, TestApp, waitFor } from './helpers/test-app';
+import { fullCheckoutRequestId, startTestApp, TestApp, waitFor } from './helpers/test-app';
 
 /** The embedded database (PGlite) runs the same migrations and SQL, even when CI points the rest at Postgres. */
 describe('embedded PGlite database', () => {
@@ -63,7 +63,7 @@ describe('embedded PGlite database', () => {
     ).toBe(200);
     const first = await pushFor('PG-A1');
     expect(first.status).toBe(201);
-    expect(t.sim.getPush(first.body.checkoutRequestId)!.shortcode).toBe('174379');
+    expect(t.sim.getPush(fullCheckoutRequestId(t.sim, first.body))!.shortcode).toBe('174379');
     // An unknown shortcode now: the cached choice is dropped at the commit, and Daraja refuses it.
     expect(
       (await t.http().put('/shops/shop-pg/merchant-accounts/mpesa').set('Authorization', mgr).send(account('999999')))

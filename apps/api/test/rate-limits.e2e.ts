@@ -2,7 +2,14 @@ import { sql } from 'drizzle-orm';
 import type { Response } from 'supertest';
 import type { Db } from '../src/database/database';
 import { successCallback } from './helpers/callbacks';
-import { ExtraTestApp, startExtraTestApp, startTestApp, tableCounts, TestApp } from './helpers/test-app';
+import {
+  ExtraTestApp,
+  fullCheckoutRequestId,
+  startExtraTestApp,
+  startTestApp,
+  tableCounts,
+  TestApp,
+} from './helpers/test-app';
 
 /**
  * Rate limits on POST /payments/stk-push, through HTTP on the real app, database and simulator.
@@ -43,7 +50,7 @@ function expect429(res: Response, code: 'PHONE_BUSY' | 'RATE_LIMITED_SHOP', maxS
 /** Waits until the simulator has delivered the push's callback and our app answered it (the DB is then settled). */
 async function settled(t: TestApp, push: Response): Promise<void> {
   expect(push.status).toBe(201);
-  await t.sim.waitForCallbacks(push.body.checkoutRequestId, 1, 10_000);
+  await t.sim.waitForCallbacks(fullCheckoutRequestId(t.sim, push.body), 1, 10_000);
 }
 
 async function counterKeys(db: Db): Promise<string[]> {
@@ -237,7 +244,7 @@ describe('per-shop limit (3 pushes a minute)', () => {
       const cb = await t
         .http()
         .post('/payments/callback')
-        .send(successCallback('m-1', pushes[0].body.checkoutRequestId, 50, `RCPT00000${i}`));
+        .send(successCallback('m-1', fullCheckoutRequestId(t.sim, pushes[0].body), 50, `RCPT00000${i}`));
       expect({ status: cb.status, body: cb.body }).toEqual({
         status: 200,
         body: { ResultCode: 0, ResultDesc: 'Accepted' },

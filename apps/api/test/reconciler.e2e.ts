@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { callbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { ReconcilerService } from '../src/payments/reconciler.service';
 import { successCallback } from './helpers/callbacks';
-import { startTestApp, TestApp, TEST_CALLBACK_SECRET, waitFor } from './helpers/test-app';
+import { fullCheckoutRequestId, startTestApp, TEST_CALLBACK_SECRET, TestApp, waitFor } from './helpers/test-app';
 
 /**
  * The reconciler driven pass by pass (RECONCILER_ENABLED=false: no background timer, the test
@@ -67,7 +67,7 @@ describe('reconciler: every payment reaches a final state', () => {
     const orderId = await order(75);
     const res = await push(orderId, 75, '254700000005');
     expect(res.status).toBe(201);
-    await waitFor(async () => t.sim.getPush(res.body.checkoutRequestId)?.state === 'answered');
+    await waitFor(async () => t.sim.getPush(fullCheckoutRequestId(t.sim, res.body))?.state === 'answered');
     const report = await reconciler.tick();
     expect(report.actions.settled).toBe(1);
     const p = await payment(res.body.paymentId);
@@ -98,8 +98,8 @@ describe('reconciler: every payment reaches a final state', () => {
     expect((await push(orderId, 60, '0712345678')).body.code).toBe('PAYMENT_OUTCOME_UNKNOWN');
 
     // The customer finally pays; the callback on the payment's own URL settles the review.
-    await t.sim.resolve(res.body.checkoutRequestId, 0);
-    await t.sim.waitForCallbacks(res.body.checkoutRequestId, 1, 5000);
+    await t.sim.resolve(fullCheckoutRequestId(t.sim, res.body), 0);
+    await t.sim.waitForCallbacks(fullCheckoutRequestId(t.sim, res.body), 1, 5000);
     p = await waitFor(async () => {
       const b = await payment(res.body.paymentId);
       return b.status === 'completed' ? b : undefined;
@@ -128,8 +128,8 @@ describe('reconciler: every payment reaches a final state', () => {
     expect(second.status).toBe(201);
     await waitFor(async () => (await payment(second.body.paymentId)).status === 'completed');
     // Now the first customer pays too.
-    await t.sim.resolve(first.body.checkoutRequestId, 0);
-    await t.sim.waitForCallbacks(first.body.checkoutRequestId, 1, 5000);
+    await t.sim.resolve(fullCheckoutRequestId(t.sim, first.body), 0);
+    await t.sim.waitForCallbacks(fullCheckoutRequestId(t.sim, first.body), 1, 5000);
     const p = await waitFor(async () => {
       const b = await payment(first.body.paymentId);
       return b.statusReason === 'ORDER_ALREADY_PAID' ? b : undefined;
@@ -147,6 +147,7 @@ describe('reconciler: every payment reaches a final state', () => {
     const orderId = await order(40);
     const res = await push(orderId, 40, '254700000007');
     expect(res.status).toBe(201);
+    const checkoutRequestId = fullCheckoutRequestId(t.sim, res.body); // before the simulator forgets it
     t.sim.reset(); // Daraja forgets the push: the query answers "does not exist"
     const r = await reconciler.tick();
     expect(r.actions.failed_not_found).toBe(1);
@@ -154,7 +155,7 @@ describe('reconciler: every payment reaches a final state', () => {
     expect(p).toMatchObject({ status: 'failed', statusReason: 'NOT_FOUND_AT_PROVIDER' });
 
     // If money moved after all (the push was only late), the truth is not dropped: a person decides.
-    const { paymentId, checkoutRequestId, merchantRequestId } = res.body;
+    const { paymentId, merchantRequestId } = res.body;
     const cb = await t
       .http()
       .post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`)
@@ -189,7 +190,7 @@ describe('reconciler: every payment reaches a final state', () => {
   it('backs off on spike arrest and settles on a later pass', async () => {
     const orderId = await order(20);
     const res = await push(orderId, 20, '254700000005');
-    await waitFor(async () => t.sim.getPush(res.body.checkoutRequestId)?.state === 'answered');
+    await waitFor(async () => t.sim.getPush(fullCheckoutRequestId(t.sim, res.body))?.state === 'answered');
     // More spike arrests than DarajaService's own short retries absorb.
     t.sim.setFaults({
       queryErrors: {
@@ -215,7 +216,8 @@ describe('reconciler: every payment reaches a final state', () => {
   it('finishes a stored callback whose processing never ran (process died after storing it)', async () => {
     const orderId = await order(55);
     const res = await push(orderId, 55, '254700000007');
-    const { paymentId, checkoutRequestId, merchantRequestId } = res.body;
+    const { paymentId, merchantRequestId } = res.body;
+    const checkoutRequestId = fullCheckoutRequestId(t.sim, res.body);
     // What a crash between "stored" and "processed" leaves behind: the verified row, unprocessed.
     const body = successCallback(merchantRequestId, checkoutRequestId, 55, 'RCN1234567');
     await t.db.execute(
@@ -244,7 +246,8 @@ describe('reconciler: every payment reaches a final state', () => {
   it('a callback whose processing fails is still stored and acknowledged, and the reconciler applies it later', async () => {
     const orderId = await order(65);
     const res = await push(orderId, 65, '254700000007');
-    const { paymentId, checkoutRequestId, merchantRequestId } = res.body;
+    const { paymentId, merchantRequestId } = res.body;
+    const checkoutRequestId = fullCheckoutRequestId(t.sim, res.body);
     // Make processing fail inside the database (as a lost connection or a bad deploy would).
     await t.db.execute(
       sql.raw(
@@ -277,7 +280,7 @@ describe('reconciler: every payment reaches a final state', () => {
     it('reconciles one payment on request; cashiers and other shops cannot', async () => {
       const orderId = await order(45);
       const res = await push(orderId, 45, '254700000005');
-      await waitFor(async () => t.sim.getPush(res.body.checkoutRequestId)?.state === 'answered');
+      await waitFor(async () => t.sim.getPush(fullCheckoutRequestId(t.sim, res.body))?.state === 'answered');
       const id = res.body.paymentId;
       expect((await t.http().post(`/payments/${id}/reconcile`).set('Authorization', cashier)).status).toBe(403);
       expect(
@@ -323,7 +326,7 @@ describe('reconciler: every payment reaches a final state', () => {
       // The order stays blocked by its open payment: no second prompt for the customer.
       const second = await push(orderId, 46, '254712345678');
       expect({ status: second.status, code: second.body.code }).toEqual({ status: 409, code: 'PAYMENT_IN_PROGRESS' });
-      await t.sim.resolve(res.body.checkoutRequestId, 0);
+      await t.sim.resolve(fullCheckoutRequestId(t.sim, res.body), 0);
       await t.db.execute(sql`update payments set last_queried_at = now() - interval '1 minute' where id = ${id}`);
       // (the simulator's callback may settle it first)
       const done = await t.http().post(`/payments/${id}/reconcile`).set('Authorization', manager);
@@ -336,7 +339,8 @@ describe('reconciler: every payment reaches a final state', () => {
     it('review: fifty managers pressing reconcile at once on a review payment make one STK query', async () => {
       const orderId = await order(47);
       const res = await push(orderId, 47, '254700000007');
-      const { paymentId, checkoutRequestId, merchantRequestId } = res.body;
+      const { paymentId, merchantRequestId } = res.body;
+      const checkoutRequestId = fullCheckoutRequestId(t.sim, res.body);
       const cb = await t
         .http()
         .post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`)
@@ -362,7 +366,8 @@ describe('reconciler: every payment reaches a final state', () => {
     it('reports but never changes a review payment with an amount mismatch', async () => {
       const orderId = await order(80);
       const res = await push(orderId, 80, '254700000007');
-      const { paymentId, checkoutRequestId, merchantRequestId } = res.body;
+      const { paymentId, merchantRequestId } = res.body;
+      const checkoutRequestId = fullCheckoutRequestId(t.sim, res.body);
       const cb = await t
         .http()
         .post(`/payments/callback/${paymentId}/${callbackToken(TEST_CALLBACK_SECRET, paymentId)}`)

@@ -3,7 +3,7 @@ import request from 'supertest';
 import { ReconcilerService } from '../src/payments/reconciler.service';
 import { successCallback } from './helpers/callbacks';
 import { testTimeout, waitUntil } from './helpers/deadlines';
-import { startTestApp, TestApp } from './helpers/test-app';
+import { fullCheckoutRequestId, startTestApp, TestApp } from './helpers/test-app';
 
 const rowsOf = <T>(res: unknown): T[] => (res as { rows?: T[] }).rows ?? (res as T[]);
 /** The customer has not answered (simulator magic number): only what the test does decides. */
@@ -69,8 +69,8 @@ describe('review: the callback inbox is bounded for unauthenticated senders and 
       .set('Authorization', auth)
       .send({ phoneNumber: SILENT_PHONE, amount, orderId });
     expect(res.status).toBe(201);
-    const callbackPath = new URL(t.sim.getPush(res.body.checkoutRequestId)!.callbackUrl).pathname;
-    return { ...res.body, orderId, callbackPath } as {
+    const callbackPath = new URL(t.sim.getPush(fullCheckoutRequestId(t.sim, res.body))!.callbackUrl).pathname;
+    return { ...res.body, checkoutRequestId: fullCheckoutRequestId(t.sim, res.body), orderId, callbackPath } as {
       paymentId: string;
       checkoutRequestId: string;
       merchantRequestId: string;

@@ -4,7 +4,7 @@ import { callbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { ReconcilerService } from '../src/payments/reconciler.service';
 import { successCallback } from './helpers/callbacks';
 import { buildOpenApi } from '../src/bootstrap';
-import { startTestApp, TestApp, TEST_CALLBACK_SECRET, waitFor } from './helpers/test-app';
+import { fullCheckoutRequestId, startTestApp, TEST_CALLBACK_SECRET, TestApp, waitFor } from './helpers/test-app';
 
 const SILENT_PHONE = '254700000007';
 
@@ -63,7 +63,7 @@ describe('issue 11: resolving payments in review through HTTP', () => {
   ) =>
     request(t.baseUrl)
       .post(`/payments/callback/${p.paymentId}/${callbackToken(TEST_CALLBACK_SECRET, p.paymentId)}`)
-      .send(successCallback(p.merchantRequestId, p.checkoutRequestId, amount, receipt));
+      .send(successCallback(p.merchantRequestId, fullCheckoutRequestId(t.sim, p), amount, receipt));
   const receipt = () => `RSV${String(++n).padStart(7, '0')}`;
 
   async function paidPush(orderId: string, amount: number) {
@@ -103,7 +103,7 @@ describe('issue 11: resolving payments in review through HTTP', () => {
   async function paidAfterClose(total = 100) {
     const orderId = await order(total);
     const res = await push(orderId, total);
-    await t.sim.resolve(res.body.checkoutRequestId, 1032);
+    await t.sim.resolve(fullCheckoutRequestId(t.sim, res.body), 1032);
     await waitFor(async () => (await payment(res.body.paymentId)).status === 'cancelled');
     expect((await lateSuccess(res.body, total, receipt())).status).toBe(200);
     await inReview(res.body.paymentId, 'PAID_AFTER_CLOSE');
@@ -296,7 +296,7 @@ describe('issue 11: resolving payments in review through HTTP', () => {
       expect([acc.status, pu.status]).not.toEqual([200, 201]);
       expect([200, 201]).toContain(acc.status === 200 ? 200 : pu.status);
       // Clear the pending push so the next round starts clean.
-      if (pu.status === 201) await t.sim.resolve(pu.body.checkoutRequestId, 1032);
+      if (pu.status === 201) await t.sim.resolve(fullCheckoutRequestId(t.sim, pu.body), 1032);
     }
   }, 60000);
 

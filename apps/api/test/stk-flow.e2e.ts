@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { createHash } from 'node:crypto';
-import { startTestApp, TestApp, waitFor } from './helpers/test-app';
+import { fullCheckoutRequestId, startTestApp, TestApp, waitFor } from './helpers/test-app';
 
 describe('M-Pesa STK push, end to end (real app + database + simulator)', () => {
   let t: TestApp;
@@ -28,13 +28,13 @@ describe('M-Pesa STK push, end to end (real app + database + simulator)', () => 
     expect(push.body).toMatchObject({ status: 'pending', responseCode: '0', amount: 150, orderId: 'ORD-1' });
     expect(push.body.checkoutRequestId).toMatch(/^ws_CO_/);
 
-    const simPush = t.sim.getPush(push.body.checkoutRequestId)!;
+    const simPush = t.sim.getPush(fullCheckoutRequestId(t.sim, push.body))!;
     expect(simPush.phoneNumber).toBe('254712345678');
     expect(simPush.amount).toBe(150);
     expect(simPush.accountReference).toBe('ORD1');
     expect(simPush.callbackUrl).toMatch(new RegExp(`/payments/callback/${push.body.paymentId}/[0-9a-f]{64}$`));
 
-    await t.sim.waitForCallbacks(push.body.checkoutRequestId, 1, 5000);
+    await t.sim.waitForCallbacks(fullCheckoutRequestId(t.sim, push.body), 1, 5000);
     const status = await waitFor(async () => {
       const r = await t
         .http()

@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import request from 'supertest';
 import { PAYMENT_COMPLETED_EVENT, PaymentCompletedEvent } from '../src/payments/payments.service';
 import { successCallback } from './helpers/callbacks';
-import { startTestApp, TestApp, waitFor } from './helpers/test-app';
+import { fullCheckoutRequestId, startTestApp, TestApp, waitFor } from './helpers/test-app';
 
 describe('STK outcomes, duplicates, idempotency and shop scoping', () => {
   let t: TestApp;
@@ -59,7 +59,7 @@ describe('STK outcomes, duplicates, idempotency and shop scoping', () => {
     const orderId = await order(100);
     const res = await push(orderId, 100, phone);
     expect(res.status).toBe(201);
-    await t.sim.waitForCallbacks(res.body.checkoutRequestId, 1, 5000);
+    await t.sim.waitForCallbacks(fullCheckoutRequestId(t.sim, res.body), 1, 5000);
     const body = await settled(res.body.checkoutRequestId, status);
     expect(body.resultCode).toBe(code);
     expect(body.mpesaReceiptNumber).toBeNull();
@@ -77,7 +77,9 @@ describe('STK outcomes, duplicates, idempotency and shop scoping', () => {
     // The customer answers but Daraja never calls back; the status query finds the result.
     const body = await settled(res.body.checkoutRequestId, 'completed');
     expect(body.resultCode).toBe('0');
-    expect(t.sim.callbacks().filter((c) => c.checkoutRequestId === res.body.checkoutRequestId)).toHaveLength(0);
+    expect(
+      t.sim.callbacks().filter((c) => c.checkoutRequestId === fullCheckoutRequestId(t.sim, res.body)),
+    ).toHaveLength(0);
     const o = await t.http().get(`/orders/${orderId}`).set('Authorization', auth);
     expect(o.body.status).toBe('paid');
   });
@@ -87,7 +89,7 @@ describe('STK outcomes, duplicates, idempotency and shop scoping', () => {
     const res = await push(orderId, 60, '254700000007');
     const first = await statusOf(res.body.checkoutRequestId);
     expect(first.body.status).toBe('pending');
-    await t.sim.resolve(res.body.checkoutRequestId, 0);
+    await t.sim.resolve(fullCheckoutRequestId(t.sim, res.body), 0);
     await settled(res.body.checkoutRequestId, 'completed');
   });
 
@@ -95,7 +97,7 @@ describe('STK outcomes, duplicates, idempotency and shop scoping', () => {
     const orderId = await order(40);
     const before = completedEvents.length;
     const res = await push(orderId, 40, '254700000006');
-    await t.sim.waitForCallbacks(res.body.checkoutRequestId, 2, 5000);
+    await t.sim.waitForCallbacks(fullCheckoutRequestId(t.sim, res.body), 2, 5000);
     await settled(res.body.checkoutRequestId, 'completed');
     await waitFor(async () => completedEvents.length > before);
     await new Promise((r) => setTimeout(r, 200));
@@ -105,7 +107,8 @@ describe('STK outcomes, duplicates, idempotency and shop scoping', () => {
   it('10 concurrent duplicate callbacks → one completion, order paid once', async () => {
     const orderId = await order(120);
     const res = await push(orderId, 120, '254700000007');
-    const { paymentId, checkoutRequestId, merchantRequestId } = res.body;
+    const { paymentId, merchantRequestId } = res.body;
+    const checkoutRequestId = fullCheckoutRequestId(t.sim, res.body);
     const simPush = t.sim.getPush(checkoutRequestId)!;
     const path = new URL(simPush.callbackUrl).pathname;
     const body = successCallback(merchantRequestId, checkoutRequestId, 120.0, 'TST1234567', 254700000007);
@@ -167,7 +170,9 @@ describe('STK outcomes, duplicates, idempotency and shop scoping', () => {
     const conflict = await push(orderId, 29, '254700000007', { 'Idempotency-Key': key });
     expect(conflict.status).toBe(409);
     expect(conflict.body.code).toBe('IDEMPOTENCY_KEY_REUSED');
-    expect(t.sim.pushes().filter((p) => p.checkoutRequestId === first.body.checkoutRequestId)).toHaveLength(1);
+    expect(t.sim.pushes().filter((p) => p.checkoutRequestId === fullCheckoutRequestId(t.sim, first.body))).toHaveLength(
+      1,
+    );
     expect(t.sim.stats().pushRequests).toBe(t.sim.pushes().length);
   });
 
@@ -248,7 +253,7 @@ describe('STK outcomes, duplicates, idempotency and shop scoping', () => {
         .set('Authorization', a)
         .send({ phoneNumber: '0712345678', amount: 5, orderId: 'T-1' });
       expect(res.status).toBe(201);
-      const p = till.sim.getPush(res.body.checkoutRequestId)!;
+      const p = till.sim.getPush(fullCheckoutRequestId(till.sim, res.body))!;
       expect(p).toMatchObject({ transactionType: 'CustomerBuyGoodsOnline', shortcode: '174379', partyB: '174380' });
       await waitFor(
         async () =>

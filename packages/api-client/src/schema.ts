@@ -386,7 +386,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Status of an STK push by CheckoutRequestID; asks Daraja when the payment is still open and a few seconds old */
+        /** Status of an STK push by its checkoutRequestId as answered (masked) or in full; asks Daraja when the payment is still open and a few seconds old */
         get: operations["PaymentsController_stkStatus"];
         put?: never;
         post?: never;
@@ -998,6 +998,10 @@ export interface components {
             /** @example NLJ7RT61SV */
             mpesaReceiptNumber?: string | null;
             merchantRequestId?: string | null;
+            /**
+             * @description Daraja's CheckoutRequestID, masked: it ends with the payer's 9-digit national number, so all of it but the last 2 digits of that number is replaced by 7 stars. GET /payments/stk-status accepts it as it is here (or the full id)
+             * @example ws_CO_19122019102036392*******78
+             */
             checkoutRequestId?: string | null;
             /** @example 2547******78 */
             phone?: string | null;
@@ -1228,7 +1232,10 @@ export interface components {
             status: string;
             /** @example 29115-34620561-1 */
             merchantRequestId: string;
-            /** @example ws_CO_191220191020363925 */
+            /**
+             * @description Daraja's CheckoutRequestID, masked: it ends with the payer's 9-digit national number, so all of it but the last 2 digits of that number is replaced by 7 stars. GET /payments/stk-status accepts it as it is here (or the full id)
+             * @example ws_CO_19122019102036392*******78
+             */
             checkoutRequestId: string;
             /** @example 0 */
             responseCode: string;
@@ -2872,6 +2879,7 @@ export interface operations {
     PaymentsController_stkStatus: {
         parameters: {
             query: {
+                /** @description The checkoutRequestId as stk-push and the payment reads answer it (masked: it ends with the payer's number), or the full CheckoutRequestID from Daraja */
                 checkoutRequestId: string;
                 merchantRequestId?: string;
             };
@@ -2909,6 +2917,15 @@ export interface operations {
             };
             /** @description Not found in your shop (NOT_FOUND) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description CHECKOUT_REQUEST_ID_AMBIGUOUS: more than one payment of the shop fits the masked id (practically never: its stamp is to the millisecond); use the paymentId or the full id */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,10 +1,12 @@
 import {
   maskCheckoutRequestId,
   maskCheckoutRequestIdsIn,
+  maskCheckoutRequestIdsInJson,
   maskEmail,
   maskPhone,
   maskPhonesIn,
   maskSecret,
+  parseMaskedCheckoutRequestId,
 } from './mask';
 
 describe('maskPhone', () => {
@@ -77,6 +79,37 @@ describe('maskCheckoutRequestId (issue 8.7)', () => {
   ])('%s -> %s', (id, masked) => {
     expect(maskCheckoutRequestId(id)).toBe(masked);
     expect(maskCheckoutRequestIdsIn(`id=${id}, again "${id}"`)).toBe(`id=${masked}, again "${masked}"`);
+  });
+
+  it('the masked form parses back to the stamp and the last 2 digits (what stk-status looks up by)', () => {
+    for (const id of ['ws_CO_13102022154520280706803305', 'ws_CO_170820261428262708374149', 'ws_CO_27072017154747416'])
+      expect(parseMaskedCheckoutRequestId(maskCheckoutRequestId(id))).toEqual({
+        prefix: id.slice(0, -9),
+        lastTwo: id.slice(-2),
+      });
+    for (const bad of [
+      'ws_CO_13102022154520280706803305',
+      'ws_CO_13102022154520280******05',
+      'ws_CO_13102022154520280*******5',
+      '*******05',
+      'ws_CO_1310*******2022154520280',
+      `${'w'.repeat(92)}*******05`,
+    ])
+      expect(parseMaskedCheckoutRequestId(bad)).toBeNull();
+  });
+
+  it('masks the ids in a stored JSON answer, and leaves masked ones and everything else as they are', () => {
+    const stored = {
+      paymentId: '0b7c…',
+      checkoutRequestId: 'ws_CO_13102022154520280706803305',
+      details: { payment: { checkoutRequestId: 'ws_CO_13102022154520280*******05', amount: 100 } },
+    };
+    expect(maskCheckoutRequestIdsInJson(stored)).toEqual({
+      paymentId: '0b7c…',
+      checkoutRequestId: 'ws_CO_13102022154520280*******05',
+      details: { payment: { checkoutRequestId: 'ws_CO_13102022154520280*******05', amount: 100 } },
+    });
+    expect(maskCheckoutRequestIdsInJson(null)).toBeNull();
   });
 
   it('masks every phone form in free text, not amounts, ids or decimals', () => {

@@ -51,11 +51,32 @@ export function maskCheckoutRequestId(id: unknown): string {
 }
 
 /**
+ * A CheckoutRequestID as the API answers it (maskCheckoutRequestId): what stood before the payer's
+ * national number, 7 stars, the number's last 2 digits. At most 100 characters, like a full id.
+ */
+export const MASKED_CHECKOUT_REQUEST_ID = /^([A-Za-z0-9_-]{1,91})\*{7}(\d{2})$/;
+
+/** The parts of a masked CheckoutRequestID (`ws_CO_13102022154520280*******78`), or null if it is not one. */
+export function parseMaskedCheckoutRequestId(id: string): { prefix: string; lastTwo: string } | null {
+  const m = MASKED_CHECKOUT_REQUEST_ID.exec(id);
+  return m ? { prefix: m[1], lastTwo: m[2] } : null;
+}
+
+/**
  * Every CheckoutRequestID-like token (`ws_CO_…`) in `text`, masked as maskCheckoutRequestId does.
  * One already masked (`ws_CO_…*******78`) is left as it is.
  */
 export function maskCheckoutRequestIdsIn(text: string): string {
   return text.replace(/ws_CO_[0-9A-Za-z_]*\d{9}(?![0-9A-Za-z_*])/g, (id) => maskCheckoutRequestId(id));
+}
+
+/**
+ * A stored JSON answer (an idempotent replay's body) with every CheckoutRequestID in it masked:
+ * answers stored before ids were answered masked still held them in full.
+ */
+export function maskCheckoutRequestIdsInJson<T>(value: T): T {
+  if (value === null || value === undefined) return value;
+  return JSON.parse(maskCheckoutRequestIdsIn(JSON.stringify(value))) as T;
 }
 
 /**

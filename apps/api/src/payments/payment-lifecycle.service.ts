@@ -3,6 +3,7 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { createHmac, randomUUID } from 'node:crypto';
 import type { AuthUser } from '../auth/auth.types';
 import { AppError, ConflictError, NotFoundError } from '../common/errors';
+import { maskCheckoutRequestId, maskCheckoutRequestIdsInJson } from '../common/mask';
 import type { HttpResult } from '../common/idempotent-http';
 import { toMajor } from '../common/money';
 import type { AppConfig } from '../config/app-config';
@@ -327,7 +328,8 @@ export class PaymentLifecycle {
         { paymentId: rec.paymentId },
       );
     }
-    return { status: rec.responseStatus, body: rec.responseBody, replayed: true };
+    // Masked again: an answer stored before ids were answered masked holds the payer's number.
+    return { status: rec.responseStatus, body: maskCheckoutRequestIdsInJson(rec.responseBody), replayed: true };
   }
 
   /** The keyed hash of a payment-creating request, stored with its Idempotency-Key. */
@@ -770,7 +772,8 @@ export class PaymentLifecycle {
       provider: p.provider,
       mpesaReceiptNumber: p.mpesaReceiptNumber,
       merchantRequestId: p.merchantRequestId,
-      checkoutRequestId: p.checkoutRequestId,
+      // Masked: it ends with the payer's number (GET /payments/stk-status accepts it as it is).
+      checkoutRequestId: p.checkoutRequestId === null ? null : maskCheckoutRequestId(p.checkoutRequestId),
       phone: p.phoneMasked,
       ...(this.outcomeRulesByProvider.get(p.provider)?.presentation?.responseFields(p) ?? {
         reference: p.providerReference,

@@ -12,6 +12,7 @@ import {
   ValidateBy,
   ValidationOptions,
 } from 'class-validator';
+import { MASKED_CHECKOUT_REQUEST_ID } from '../common/mask';
 import { ORDER_ID_PATTERN } from '../orders/orders.dto';
 import { fitAccountReference, fitTransactionDesc, STK_TEXT_FIELD_MAX_INPUT } from './providers/mpesa/stk-fields';
 
@@ -101,11 +102,19 @@ export class StkPushDto {
   transactionDesc?: string;
 }
 
+/** A CheckoutRequestID in full (as Daraja issued it) or masked as this API answers it. */
+const FULL_OR_MASKED_CHECKOUT_REQUEST_ID = new RegExp(`^[A-Za-z0-9_-]{1,100}$|${MASKED_CHECKOUT_REQUEST_ID.source}`);
+
 export class StkStatusQueryDto {
-  @ApiProperty({ example: 'ws_CO_260520211133524545' })
+  @ApiProperty({
+    example: 'ws_CO_26052021113352454*******78',
+    description:
+      "The checkoutRequestId as stk-push and the payment reads answer it (masked: it ends with the payer's number), or the full CheckoutRequestID from Daraja",
+  })
   @IsString()
-  @Matches(/^[A-Za-z0-9_-]{1,100}$/, {
-    message: 'checkoutRequestId must be the CheckoutRequestID returned by stk-push',
+  @Matches(FULL_OR_MASKED_CHECKOUT_REQUEST_ID, {
+    message:
+      'checkoutRequestId must be the CheckoutRequestID returned by stk-push, as answered (ws_CO_…*******78: 7 stars, then 2 digits) or in full',
   })
   checkoutRequestId!: string;
 
@@ -167,11 +176,16 @@ export class ReleasePaymentDto {
   reason!: string;
 }
 
+const CHECKOUT_REQUEST_ID_EXAMPLE = 'ws_CO_19122019102036392*******78';
+const CHECKOUT_REQUEST_ID_DESCRIPTION =
+  "Daraja's CheckoutRequestID, masked: it ends with the payer's 9-digit national number, so all of it but the last 2 digits of that number is replaced by 7 stars. GET /payments/stk-status accepts it as it is here (or the full id)";
+
 export class StkPushResponseDto {
   @ApiProperty({ format: 'uuid' }) paymentId!: string;
   @ApiProperty({ example: 'pending' }) status!: string;
   @ApiProperty({ example: '29115-34620561-1' }) merchantRequestId!: string;
-  @ApiProperty({ example: 'ws_CO_191220191020363925' }) checkoutRequestId!: string;
+  @ApiProperty({ example: CHECKOUT_REQUEST_ID_EXAMPLE, description: CHECKOUT_REQUEST_ID_DESCRIPTION })
+  checkoutRequestId!: string;
   @ApiProperty({ example: '0' }) responseCode!: string;
   @ApiProperty({ example: 'Success. Request accepted for processing' }) responseDescription!: string;
   @ApiProperty({ example: 'Success. Request accepted for processing' }) customerMessage!: string;
@@ -203,7 +217,13 @@ export class PaymentResponseDto {
   @ApiProperty({ example: 'mpesa' }) provider!: string;
   @ApiPropertyOptional({ nullable: true, type: String, example: 'NLJ7RT61SV' }) mpesaReceiptNumber!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String }) merchantRequestId!: string | null;
-  @ApiPropertyOptional({ nullable: true, type: String }) checkoutRequestId!: string | null;
+  @ApiPropertyOptional({
+    nullable: true,
+    type: String,
+    example: CHECKOUT_REQUEST_ID_EXAMPLE,
+    description: CHECKOUT_REQUEST_ID_DESCRIPTION,
+  })
+  checkoutRequestId!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String, example: '2547******78' }) phone!: string | null;
   @ApiPropertyOptional({
     nullable: true,

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { and, asc, desc, eq, inArray, isNull, lt, lte, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray, isNull, lt, lte, or, sql } from 'drizzle-orm';
 import { DB } from '../database/database.module';
 import type { Db, DbOrTx, Tx } from '../database/database';
 import {
@@ -65,6 +65,29 @@ export class PaymentsRepository {
       : eq(payments.checkoutRequestId, checkoutRequestId);
     const rows = await this.db.select().from(payments).where(cond);
     return rows[0] ?? null;
+  }
+
+  /**
+   * The shop's payments (at most 2: one, or proof it is ambiguous) whose CheckoutRequestID is
+   * `prefix`, 7 digits, `lastTwo`: the id as answered, masked (maskCheckoutRequestId). The range
+   * over `prefix` + 9 digits uses the unique index on checkout_request_id; the pattern then keeps
+   * exactly the masked form's ids.
+   */
+  async findByMaskedCheckoutRequestId(prefix: string, lastTwo: string, shopId: string): Promise<Payment[]> {
+    if (!/^[A-Za-z0-9_-]+$/.test(prefix) || !/^\d{2}$/.test(lastTwo))
+      throw new Error('findByMaskedCheckoutRequestId: not a masked CheckoutRequestID');
+    return this.db
+      .select()
+      .from(payments)
+      .where(
+        and(
+          gte(payments.checkoutRequestId, `${prefix}000000000`),
+          lte(payments.checkoutRequestId, `${prefix}999999999`),
+          sql`${payments.checkoutRequestId} ~ ${`^${prefix}[0-9]{7}${lastTwo}$`}`,
+          eq(payments.shopId, shopId),
+        ),
+      )
+      .limit(2);
   }
 
   /**

@@ -3,9 +3,9 @@ import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../auth/auth.types';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
-import { AppError, NotFoundError } from '../common/errors';
+import { AppError, ConflictError, NotFoundError } from '../common/errors';
 import { safeError, safeMessage } from '../common/logging';
-import { maskPhone } from '../common/mask';
+import { maskCheckoutRequestId, maskPhone, parseMaskedCheckoutRequestId } from '../common/mask';
 import type { Payment } from '../database/schema';
 import { CallbackShapeError } from './providers/mpesa/mpesa.errors';
 import { formatPhoneNumber } from './providers/mpesa/phone';
@@ -216,7 +216,8 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
           paymentId,
           status: updated.status === 'initiated' ? 'pending' : updated.status,
           merchantRequestId: accepted.providerRequestId,
-          checkoutRequestId: accepted.providerRef,
+          // Masked like every answer: the id ends with the payer's number.
+          checkoutRequestId: maskCheckoutRequestId(accepted.providerRef),
           responseCode: accepted.providerCode,
           responseDescription: accepted.description,
           customerMessage: accepted.customerMessage,
@@ -258,9 +259,24 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     checkoutRequestId: string,
     merchantRequestId?: string,
   ): Promise<PaymentResponseDto> {
-    const p = await this.repo.findByCheckoutRequestId(checkoutRequestId, user.shopId);
+    const masked = parseMaskedCheckoutRequestId(checkoutRequestId);
+    let p: Payment | null;
+    if (masked) {
+      // As answered (the payer's number masked): the stamp before it is to the millisecond, so two
+      // payments of one shop behind it are practically impossible; if they are there, do not guess.
+      const found = await this.repo.findByMaskedCheckoutRequestId(masked.prefix, masked.lastTwo, user.shopId);
+      if (found.length > 1)
+        throw new ConflictError(
+          'CHECKOUT_REQUEST_ID_AMBIGUOUS',
+          'More than one payment of this shop has this checkoutRequestId: look the payment up by its paymentId (GET /payments/:id) or use the full CheckoutRequestID',
+          { checkoutRequestId },
+        );
+      p = found[0] ?? null;
+    } else {
+      p = await this.repo.findByCheckoutRequestId(checkoutRequestId, user.shopId);
+    }
     if (!p || (merchantRequestId && p.merchantRequestId !== merchantRequestId))
-      throw new NotFoundError('Payment', { checkoutRequestId });
+      throw new NotFoundError('Payment', { checkoutRequestId: maskCheckoutRequestId(checkoutRequestId) });
     return this.toResponse(await this.refreshIfDue(p));
   }
 

@@ -4,6 +4,7 @@ import type { AuthUser } from '../auth/auth.types';
 import { AppError, ConflictError, NotFoundError, ValidationFailedError } from '../common/errors';
 import type { HttpResult } from '../common/idempotent-http';
 import { safeError, safeMessage } from '../common/logging';
+import { maskCheckoutRequestIdsInJson } from '../common/mask';
 import { toMajor, toMinor } from '../common/money';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
@@ -353,7 +354,8 @@ export class RefundsService {
         { refundId: rec.refundId },
       );
     }
-    return { status: rec.responseStatus, body: rec.responseBody, replayed: true };
+    // Masked again: an answer stored before ids were answered masked holds the payer's number.
+    return { status: rec.responseStatus, body: maskCheckoutRequestIdsInJson(rec.responseBody), replayed: true };
   }
 
   // ---------------------------------------------------------------- outcomes

@@ -842,6 +842,11 @@ function parameterCases(): Case[] {
     ['a path', '..%2F..%2Fetc%2Fpasswd'],
     ['a dot', 'ws_CO.1'],
     ['an undecodable %FF', 'ws_CO_%FF'],
+    // The masked form as answered is ws_CO_…*******78: 7 stars, then the number's last 2 digits.
+    ['6 stars in the masked form', 'ws_CO_13102022154520280******78'],
+    ['1 digit after the stars', 'ws_CO_13102022154520280*******7'],
+    ['stars inside the id', 'ws_CO_1310*******2022154520280'],
+    ['nothing before the stars', '*******78'],
   ];
   for (const [what, id] of badCheckoutIds)
     cases.push({
@@ -851,6 +856,13 @@ function parameterCases(): Case[] {
       code: 'VALIDATION_FAILED',
       messageIncludes: 'checkoutRequestId must be the CheckoutRequestID',
     });
+  cases.push({
+    name: 'stk-status: an unknown checkoutRequestId in the masked form',
+    req: status('checkoutRequestId=ws_CO_13102022154520280*******78'),
+    status: 404,
+    code: 'NOT_FOUND',
+    messageIncludes: 'Payment not found',
+  });
   cases.push({
     name: 'stk-status: checkoutRequestId[] (bracket syntax)',
     req: status('checkoutRequestId[]=ws_CO_1'),

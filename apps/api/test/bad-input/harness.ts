@@ -24,7 +24,7 @@ import { createHmac } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { Algorithm, sign } from 'jsonwebtoken';
 import type { Test } from 'supertest';
-import { tableCounts, TEST_JWT_SECRET, TestApp, waitFor } from '../helpers/test-app';
+import { fullCheckoutRequestId, tableCounts, TEST_JWT_SECRET, TestApp, waitFor } from '../helpers/test-app';
 
 export type Http = TestApp['http'];
 
@@ -141,7 +141,8 @@ export async function setupFixtures(t: TestApp, auth: string): Promise<void> {
   expect(p.status).toBe(201);
   expect(p.body.status).toBe('pending');
   pending.paymentId = p.body.paymentId;
-  pending.checkoutRequestId = p.body.checkoutRequestId;
+  // The full id (the answer's is masked): callbacks carry it as Daraja does.
+  pending.checkoutRequestId = fullCheckoutRequestId(t.sim, p.body);
   pending.merchantRequestId = p.body.merchantRequestId;
   const simPush = t.sim.getPush(pending.checkoutRequestId);
   expect(simPush).toBeDefined();
@@ -154,7 +155,7 @@ export async function setupFixtures(t: TestApp, auth: string): Promise<void> {
     .set('Authorization', auth)
     .send({ phoneNumber: SUCCESS_PHONE, amount: 10, orderId: 'ORD-PAID' });
   expect(paid.status).toBe(201);
-  await t.sim.waitForCallbacks(paid.body.checkoutRequestId, 1, 5000);
+  await t.sim.waitForCallbacks(fullCheckoutRequestId(t.sim, paid.body), 1, 5000);
   await waitFor(async () => {
     const r = await http().get('/orders/ORD-PAID').set('Authorization', auth);
     return r.body.status === 'paid' && r.body.paidAt !== null;

@@ -6,6 +6,7 @@ import request from 'supertest';
 import type { Role } from '../../src/auth/auth.types';
 import { mintToken } from '../../src/auth/token';
 import { createApp } from '../../src/bootstrap';
+import { maskCheckoutRequestId } from '../../src/common/mask';
 import { AppConfig, loadConfig, SANDBOX_PASSKEY } from '../../src/config/app-config';
 import type { DatabaseHandle, Db } from '../../src/database/database';
 import { Logger } from 'nestjs-pino';
@@ -203,4 +204,22 @@ export async function tableCounts(db: Db): Promise<Record<string, number>> {
   const rows =
     (res as unknown as { rows?: Record<string, number>[] }).rows ?? (res as unknown as Record<string, number>[]);
   return rows[0];
+}
+
+/**
+ * The full CheckoutRequestID behind a payment as the API answers it: the API masks the id's tail
+ * (it ends with the payer's number), the simulator knows only the full one. Looked up among the
+ * simulator's pushes by the masked form, and by the payment's callback URL when several pushes
+ * share it. Throws unless exactly one push fits (a full id in the answer fits none).
+ */
+export function fullCheckoutRequestId(
+  sim: Pick<DarajaSimulator, 'pushes'>,
+  answered: { paymentId?: string; checkoutRequestId: string },
+): string {
+  const fits = sim.pushes().filter((p) => maskCheckoutRequestId(p.checkoutRequestId) === answered.checkoutRequestId);
+  const own = answered.paymentId ? fits.filter((p) => p.callbackUrl.includes(`/${answered.paymentId}/`)) : [];
+  const found = own.length === 1 ? own : fits;
+  if (found.length !== 1)
+    throw new Error(`${found.length} simulator pushes fit the answered id ${answered.checkoutRequestId}`);
+  return found[0].checkoutRequestId;
 }

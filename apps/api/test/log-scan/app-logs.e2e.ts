@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import request from 'supertest';
 import { successCallback } from '../helpers/callbacks';
-import { startTestApp, TestApp, waitFor } from '../helpers/test-app';
+import { fullCheckoutRequestId, startTestApp, TestApp, waitFor } from '../helpers/test-app';
 import { exitCodeOf, formatReport, scanRun } from './scan';
 import { LOG_DIR_ENV } from './sink';
 
@@ -61,10 +61,10 @@ describe('app logs under the scan', () => {
       .set('Authorization', auth)
       .send({ phoneNumber: '0712345678', amount: 10, orderId: 'ORD-LOG-1' });
     expect(push.status).toBe(201);
-    await t.sim.waitForCallbacks(push.body.checkoutRequestId, 1, 5000);
+    await t.sim.waitForCallbacks(fullCheckoutRequestId(t.sim, push.body), 1, 5000);
     await waitFor(async () => (await api().get('/orders/ORD-LOG-1').set('Authorization', auth)).body.status === 'paid');
     seen.paymentId = push.body.paymentId;
-    seen.token = t.sim.getPush(push.body.checkoutRequestId)!.callbackUrl.split('/').pop()!;
+    seen.token = t.sim.getPush(fullCheckoutRequestId(t.sim, push.body))!.callbackUrl.split('/').pop()!;
     // The same callback again, its token also in the query string.
     const again = await api()
       .post(`/payments/callback/${seen.paymentId}/${seen.token}?token=${seen.token}`)
@@ -178,7 +178,8 @@ describe('issue 8.7: phone numbers in CheckoutRequestIDs and in failed database 
       .set('Authorization', auth)
       .send({ phoneNumber: '0712345678', amount: 10, orderId: 'ORD-87-1' });
     expect(paid.status).toBe(201);
-    ids.paid = paid.body.checkoutRequestId;
+    // The full ids (the answers' are masked): the log lines and the status URLs below must mask them.
+    ids.paid = fullCheckoutRequestId(t.sim, paid.body);
     await t.sim.waitForCallbacks(ids.paid, 1, 5000);
     await waitFor(async () => (await api().get('/orders/ORD-87-1').set('Authorization', auth)).body.status === 'paid');
     expect(
@@ -195,7 +196,7 @@ describe('issue 8.7: phone numbers in CheckoutRequestIDs and in failed database 
       .set('Authorization', auth)
       .send({ phoneNumber: '0700000007', amount: 10, orderId: 'ORD-87-2' });
     expect(open.status).toBe(201);
-    ids.open = open.body.checkoutRequestId;
+    ids.open = fullCheckoutRequestId(t.sim, open.body);
     expect(
       (await api().get(`/payments/stk-status?checkoutRequestId=${ids.open}`).set('Authorization', auth)).body.status,
     ).toBe('pending');
