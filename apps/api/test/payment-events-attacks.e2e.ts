@@ -1,5 +1,5 @@
 import { openSse, type SseEvent, type SseStream } from './helpers/sse';
-import { startExtraTestApp, startTestApp, TestApp, waitFor } from './helpers/test-app';
+import { fullCheckoutRequestId, startExtraTestApp, startTestApp, TestApp, waitFor } from './helpers/test-app';
 
 const statuses = (events: SseEvent[]) =>
   events.filter((e) => e.event === 'payment').map((e) => JSON.parse(e.data).status as string);
@@ -37,7 +37,7 @@ describe('live payment status: attacks', () => {
       .set('Authorization', token)
       .send({ phoneNumber: `0713${String(200000 + n).slice(-6)}`, amount: 100, orderId });
     expect(res.status).toBe(201);
-    return { paymentId: res.body.paymentId, checkoutRequestId: res.body.checkoutRequestId };
+    return { paymentId: res.body.paymentId, checkoutRequestId: fullCheckoutRequestId(a.sim, res.body) };
   }
 
   it('the per-shop stream limit holds when many streams open at once', async () => {

@@ -18,7 +18,7 @@ import type { Request, Response } from 'express';
 import type { AuthUser } from '../auth/auth.types';
 import { JwtAuthGuard } from '../auth/jwt-auth.guard';
 import { CurrentUser } from '../auth/roles.decorator';
-import { ApiErrors, ErrorResponseDto } from '../common/api-errors.decorator';
+import { ApiErrors } from '../common/api-errors.decorator';
 import { AppError } from '../common/errors';
 import { ipAllowed } from '../common/ip-allowlist';
 import type { AppConfig } from '../config/app-config';
@@ -77,12 +77,15 @@ export class PaymentsController {
       'Status of an STK push by its checkoutRequestId as answered (masked) or in full; asks Daraja when the payment is still open and a few seconds old',
   })
   @ApiOkResponse({ type: PaymentResponseDto })
-  @ApiErrors(400, 401, 404)
-  @ApiResponse({
+  @ApiErrors(400, 401, 404, {
     status: 409,
-    description:
-      'CHECKOUT_REQUEST_ID_AMBIGUOUS: more than one payment of the shop fits the masked id (practically never: its stamp is to the millisecond); use the paymentId or the full id',
-    type: ErrorResponseDto,
+    codes: [
+      {
+        code: 'CHECKOUT_REQUEST_ID_AMBIGUOUS',
+        message:
+          'More than one payment of this shop has this checkoutRequestId: look the payment up by its paymentId (GET /payments/:id) or use the full CheckoutRequestID',
+      },
+    ],
   })
   stkStatus(@CurrentUser() user: AuthUser, @Query() q: StkStatusQueryDto): Promise<PaymentResponseDto> {
     return this.payments.getStkStatus(user, q.checkoutRequestId, q.merchantRequestId);
