@@ -6,6 +6,7 @@ import { mintToken } from './auth/token';
 import { createApp } from './bootstrap';
 import { AppConfig, ConfigValidationError, loadConfig, loadDotEnv } from './config/app-config';
 import { openDatabase, pgliteDirFor } from './database/database';
+import { PesapalService } from './payments/providers/pesapal/pesapal.service';
 
 type DarajaSimulatorPackage = typeof import('@smartduka/daraja-simulator');
 type CardSimulatorsPackage = typeof import('@smartduka/card-simulators');
@@ -207,6 +208,9 @@ async function main(): Promise<void> {
   apiUrl = url;
 
   if (config.nodeEnv !== 'production') {
+    // Boot work that logs after listening (Pesapal's IPN registration) comes first, bounded, so the
+    // banner, and the dev token at its end, is the last thing on screen.
+    await Promise.race([app.get(PesapalService).bootSettled(), new Promise((r) => setTimeout(r, 5000).unref())]);
     const token = devToken();
     const magic = Object.entries(
       simulator ? (await devPackage<DarajaSimulatorPackage>('@smartduka/daraja-simulator')).MAGIC_NUMBERS : {},
@@ -223,9 +227,6 @@ async function main(): Promise<void> {
           : pos
             ? [`POS checkout screen not started: ${'error' in pos ? pos.error : ''}`]
             : []),
-        '',
-        `Dev token (shop-1, cashier, 12 h${config.jwt.generated ? `; secret kept in ${join(config.dataDir, 'dev-secrets.json')}` : ''}):`,
-        `  export TOKEN=${token}`,
         '',
         'Try it:',
         `  curl -s -X POST ${url}/orders -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"id":"ORD-1001","total":150}'`,
@@ -251,6 +252,10 @@ async function main(): Promise<void> {
               `  curl -s -X POST ${url}/payments/pesapal/init -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"orderId":"ORD-1003","amount":500,"customer":{"email":"customer@example.com"}}'`,
             ]
           : []),
+        '',
+        // Last, so it is on screen after start: the curl examples above use $TOKEN.
+        `Dev token (shop-1, cashier, 12 h${config.jwt.generated ? `; secret kept in ${join(config.dataDir, 'dev-secrets.json')}` : ''}):`,
+        `  export TOKEN=${token}`,
         '',
       ].join('\n') + '\n',
     );

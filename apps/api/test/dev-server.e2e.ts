@@ -78,7 +78,7 @@ describe('pnpm dev (the real entry point)', () => {
         SIMULATOR_PORT: String(simPort),
         POS_PORT: String(posPort),
         DATA_DIR: dataDir,
-        LOG_LEVEL: 'warn',
+        // LOG_LEVEL unset: what a new user sees (info, pretty).
       });
       const running = () =>
         child.exitCode !== null || child.signalCode !== null
@@ -93,6 +93,18 @@ describe('pnpm dev (the real entry point)', () => {
           { failIf: running },
         );
         const token = /export TOKEN=(\S+)/.exec(output())![1];
+        // The dev token is the last thing on screen, not scrolled away by the curl examples or by
+        // boot work that logs after listening (Pesapal's IPN registration with its simulator).
+        await waitUntil(
+          'the Pesapal IPN registration to be logged',
+          API_START_BUDGET_MS,
+          async () => output().includes('Pesapal IPN ready'),
+          { failIf: running },
+        );
+        const lines = output()
+          .split('\n')
+          .filter((l) => l.trim() !== '');
+        expect(lines[lines.length - 1].trim()).toBe(`export TOKEN=${token}`);
         expect(output()).toContain(`http://localhost:${port}/docs`);
         expect(output()).toContain('254700000001');
         const api = request(`http://127.0.0.1:${port}`);
