@@ -275,6 +275,10 @@ const WAIT = { timeout: 30_000 };
         await page.locator(id('receipt-amount'), { hasText: /^KES 2,450\.50$/ }).waitFor(WAIT);
         expect(await page.textContent(id('receipt-provider'))).toBe('Flutterwave');
         expect(await page.isVisible(id('hosted'))).toBe(false);
+        // Flutterwave's confirmation (its flw_ref, ~40 characters without a break) wraps inside the
+        // receipt: the phone-sized screen does not grow sideways.
+        expect(await page.textContent(id('receipt-confirmation'))).toMatch(/^\S{30,}$/);
+        expect((await page.evaluate('document.documentElement.scrollWidth')) as number).toBeLessThanOrEqual(390);
         await shot(page, '10-card-paid');
         expect((await orderOf(page)).status).toBe('paid');
       } finally {
