@@ -203,7 +203,18 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => void shutdown());
   process.once('SIGTERM', () => void shutdown());
-  await app.listen(config.port, '0.0.0.0');
+  try {
+    await app.listen(config.port, '0.0.0.0');
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'EADDRINUSE') throw err;
+    // The API's own port is not replaced like the POS and simulator ports: clients are pointed at it.
+    const hint =
+      config.nodeEnv === 'production'
+        ? 'set PORT to a free port'
+        : `stop the other server (another pnpm dev?) or choose another port, e.g. PORT=${config.port + 1} pnpm dev`;
+    process.stderr.write(`\nPort ${config.port} is already in use: ${hint}.\n`);
+    process.exit(1);
+  }
   const url = `http://localhost:${(app.getHttpServer().address() as { port: number }).port}`;
   apiUrl = url;
 

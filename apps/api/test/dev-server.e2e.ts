@@ -1,5 +1,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import request from 'supertest';
@@ -188,6 +190,39 @@ describe('pnpm dev (the real entry point)', () => {
       BUDGET.requests,
       API_STOP_BUDGET_MS,
     ),
+  );
+
+  it(
+    'a taken PORT is said in one line that names PORT, without a stack trace',
+    async () => {
+      const taken = createServer();
+      await new Promise<void>((r) => taken.listen(0, '0.0.0.0', r));
+      const port = (taken.address() as AddressInfo).port;
+      const { child, output } = run({
+        PORT: String(port),
+        SIMULATOR_PORT: String(await freePort()),
+        POS_PORT: String(await freePort()),
+        DATA_DIR: dataDir,
+        LOG_LEVEL: 'warn',
+      });
+      try {
+        expect(
+          await step(
+            'pnpm dev to refuse the taken port and exit',
+            API_START_BUDGET_MS,
+            () => exited(child),
+            () => `output so far:\n${output()}`,
+          ),
+        ).toBe(1);
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        taken.close();
+      }
+      expect(output()).toContain(`Port ${port} is already in use`);
+      expect(output()).toMatch(/PORT=\d+ pnpm dev/);
+      expect(output()).not.toMatch(/at \w+ \(/); // no stack trace
+    },
+    testTimeout(API_START_BUDGET_MS, API_STOP_BUDGET_MS),
   );
 
   it(
