@@ -47,7 +47,12 @@ export function redactUrl(url: string | undefined): string | undefined {
   if (url === undefined) return undefined;
   return maskPhonesIn(
     url
-      .replace(/(\/payments\/callback\/[^/?#]+\/)[^/?#]+/, '$1[redacted]')
+      // M-Pesa's result URLs (…/refunds/<id>/result|timeout|status/<token>, …/payments/<id>/status/<token>),
+      // then the STK callback (…/<paymentId>/<token>): everything after the id and kind is the capability token.
+      .replace(
+        /(\/payments\/callback\/)(?:((?:refunds|payments)\/[^/?#]+\/(?:result|timeout|status)\/)|([^/?#]+\/))[^?#]+/,
+        (_m, base: string, result?: string, stk?: string) => `${base}${result ?? stk}[redacted]`,
+      )
       .replace(SECRET_QUERY_PARAM, '$1[redacted]')
       .replace(JWT_LIKE, '[redacted]'),
   );
