@@ -128,6 +128,17 @@ const WAIT = { timeout: 30_000 };
         expect(printed).toContain(order.id);
         expect(printed).toMatch(/450/);
         expect(printed).toContain('2547******78');
+        // On 48 mm of print the date wraps at its space, never inside the time ("10:" / "01 EAT").
+        const timeLines = await printPage.evaluate(`(() => {
+          const cell = [...document.querySelectorAll('tr')].find((tr) => tr.textContent.startsWith('Date')).lastElementChild;
+          const text = cell.firstChild;
+          const at = text.data.search(/\\d{2}:\\d{2}/);
+          const range = document.createRange();
+          range.setStart(text, at);
+          range.setEnd(text, at + 5);
+          return range.getClientRects().length;
+        })()`);
+        expect(timeLines).toBe(1);
         await printPage.screenshot({ path: join(SHOTS, '03-print-58mm.png'), fullPage: true });
         await printPage.close();
 
