@@ -6,6 +6,7 @@ import { mintToken } from './auth/token';
 import { createApp } from './bootstrap';
 import { AppConfig, ConfigValidationError, loadConfig, loadDotEnv } from './config/app-config';
 import { openDatabase, pgliteDirFor } from './database/database';
+import { PesapalService } from './payments/providers/pesapal/pesapal.service';
 
 type DarajaSimulatorPackage = typeof import('@smartduka/daraja-simulator');
 type CardSimulatorsPackage = typeof import('@smartduka/card-simulators');
@@ -202,11 +203,25 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => void shutdown());
   process.once('SIGTERM', () => void shutdown());
-  await app.listen(config.port, '0.0.0.0');
+  try {
+    await app.listen(config.port, '0.0.0.0');
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'EADDRINUSE') throw err;
+    // The API's own port is not replaced like the POS and simulator ports: clients are pointed at it.
+    const hint =
+      config.nodeEnv === 'production'
+        ? 'set PORT to a free port'
+        : `stop the other server (another pnpm dev?) or choose another port, e.g. PORT=${config.port + 1} pnpm dev`;
+    process.stderr.write(`\nPort ${config.port} is already in use: ${hint}.\n`);
+    process.exit(1);
+  }
   const url = `http://localhost:${(app.getHttpServer().address() as { port: number }).port}`;
   apiUrl = url;
 
   if (config.nodeEnv !== 'production') {
+    // Boot work that logs after listening (Pesapal's IPN registration) comes first, bounded, so the
+    // banner, and the dev token at its end, is the last thing on screen.
+    await Promise.race([app.get(PesapalService).bootSettled(), new Promise((r) => setTimeout(r, 5000).unref())]);
     const token = devToken();
     const magic = Object.entries(
       simulator ? (await devPackage<DarajaSimulatorPackage>('@smartduka/daraja-simulator')).MAGIC_NUMBERS : {},
@@ -223,9 +238,6 @@ async function main(): Promise<void> {
           : pos
             ? [`POS checkout screen not started: ${'error' in pos ? pos.error : ''}`]
             : []),
-        '',
-        `Dev token (shop-1, cashier, 12 h${config.jwt.generated ? `; secret kept in ${join(config.dataDir, 'dev-secrets.json')}` : ''}):`,
-        `  export TOKEN=${token}`,
         '',
         'Try it:',
         `  curl -s -X POST ${url}/orders -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"id":"ORD-1001","total":150}'`,
@@ -251,6 +263,10 @@ async function main(): Promise<void> {
               `  curl -s -X POST ${url}/payments/pesapal/init -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"orderId":"ORD-1003","amount":500,"customer":{"email":"customer@example.com"}}'`,
             ]
           : []),
+        '',
+        // Last, so it is on screen after start: the curl examples above use $TOKEN.
+        `Dev token (shop-1, cashier, 12 h${config.jwt.generated ? `; secret kept in ${join(config.dataDir, 'dev-secrets.json')}` : ''}):`,
+        `  export TOKEN=${token}`,
         '',
       ].join('\n') + '\n',
     );

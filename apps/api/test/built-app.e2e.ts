@@ -85,4 +85,62 @@ function exited(child: ChildProcess): Promise<number | null> {
     },
     testTimeout(API_START_BUDGET_MS + API_STOP_BUDGET_MS + 20_000),
   );
+
+  it(
+    '`pnpm start` from the repo root: a SIGTERM to pnpm alone (what a container or process manager sends its main process) reaches the API, which exits 0 and leaves nothing behind',
+    async () => {
+      const port = await freePort();
+      let out = '';
+      // Its own process group, so the finally can clean up whatever a failure leaves running.
+      const child = spawn('pnpm', ['start'], {
+        cwd: resolve(API_DIR, '../..'),
+        detached: true,
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '',
+          PORT: String(port),
+          SIMULATOR_PORT: String(await freePort()),
+          DATA_DIR: dataDir,
+          LOG_LEVEL: 'warn',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child.stdout!.on('data', (d) => (out += d));
+      child.stderr!.on('data', (d) => (out += d));
+      const running = () =>
+        child.exitCode !== null || child.signalCode !== null
+          ? `pnpm start exited (code ${child.exitCode}):\n${out}`
+          : undefined;
+      try {
+        await waitUntil(
+          'pnpm start to print its dev token',
+          API_START_BUDGET_MS,
+          async () => out.includes('export TOKEN='),
+          {
+            failIf: running,
+          },
+        );
+        const api = request(`http://127.0.0.1:${port}`);
+        expect((await api.get('/health/live')).status).toBe(200);
+        process.kill(child.pid!, 'SIGTERM');
+        let timer: NodeJS.Timeout | undefined;
+        const code = await Promise.race([
+          exited(child),
+          new Promise<'hung'>((r) => (timer = setTimeout(() => r('hung'), scaled(API_STOP_BUDGET_MS)))),
+        ]);
+        clearTimeout(timer);
+        expect({ code, tail: code === 0 ? '' : out.slice(-2000) }).toEqual({ code: 0, tail: '' });
+        expect(out).not.toMatch(/ELIFECYCLE|ERR_PNPM/);
+        // The API went with it: nothing still listens (an orphaned API would keep serving, undrained).
+        await expect(api.get('/health/live')).rejects.toThrow(/ECONNREFUSED/);
+      } finally {
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          // the group is gone: nothing was left behind
+        }
+      }
+    },
+    testTimeout(API_START_BUDGET_MS + API_STOP_BUDGET_MS + 20_000),
+  );
 });

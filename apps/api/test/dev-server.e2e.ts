@@ -1,5 +1,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import request from 'supertest';
@@ -78,7 +80,7 @@ describe('pnpm dev (the real entry point)', () => {
         SIMULATOR_PORT: String(simPort),
         POS_PORT: String(posPort),
         DATA_DIR: dataDir,
-        LOG_LEVEL: 'warn',
+        // LOG_LEVEL unset: what a new user sees (info, pretty).
       });
       const running = () =>
         child.exitCode !== null || child.signalCode !== null
@@ -93,6 +95,18 @@ describe('pnpm dev (the real entry point)', () => {
           { failIf: running },
         );
         const token = /export TOKEN=(\S+)/.exec(output())![1];
+        // The dev token is the last thing on screen, not scrolled away by the curl examples or by
+        // boot work that logs after listening (Pesapal's IPN registration with its simulator).
+        await waitUntil(
+          'the Pesapal IPN registration to be logged',
+          API_START_BUDGET_MS,
+          async () => output().includes('Pesapal IPN ready'),
+          { failIf: running },
+        );
+        const lines = output()
+          .split('\n')
+          .filter((l) => l.trim() !== '');
+        expect(lines[lines.length - 1].trim()).toBe(`export TOKEN=${token}`);
         expect(output()).toContain(`http://localhost:${port}/docs`);
         expect(output()).toContain('254700000001');
         const api = request(`http://127.0.0.1:${port}`);
@@ -176,6 +190,39 @@ describe('pnpm dev (the real entry point)', () => {
       BUDGET.requests,
       API_STOP_BUDGET_MS,
     ),
+  );
+
+  it(
+    'a taken PORT is said in one line that names PORT, without a stack trace',
+    async () => {
+      const taken = createServer();
+      await new Promise<void>((r) => taken.listen(0, '0.0.0.0', r));
+      const port = (taken.address() as AddressInfo).port;
+      const { child, output } = run({
+        PORT: String(port),
+        SIMULATOR_PORT: String(await freePort()),
+        POS_PORT: String(await freePort()),
+        DATA_DIR: dataDir,
+        LOG_LEVEL: 'warn',
+      });
+      try {
+        expect(
+          await step(
+            'pnpm dev to refuse the taken port and exit',
+            API_START_BUDGET_MS,
+            () => exited(child),
+            () => `output so far:\n${output()}`,
+          ),
+        ).toBe(1);
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        taken.close();
+      }
+      expect(output()).toContain(`Port ${port} is already in use`);
+      expect(output()).toMatch(/PORT=\d+ pnpm dev/);
+      expect(output()).not.toMatch(/at \w+ \(/); // no stack trace
+    },
+    testTimeout(API_START_BUDGET_MS, API_STOP_BUDGET_MS),
   );
 
   it(

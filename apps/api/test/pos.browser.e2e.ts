@@ -128,6 +128,17 @@ const WAIT = { timeout: 30_000 };
         expect(printed).toContain(order.id);
         expect(printed).toMatch(/450/);
         expect(printed).toContain('2547******78');
+        // On 48 mm of print the date wraps at its space, never inside the time ("10:" / "01 EAT").
+        const timeLines = await printPage.evaluate(`(() => {
+          const cell = [...document.querySelectorAll('tr')].find((tr) => tr.textContent.startsWith('Date')).lastElementChild;
+          const text = cell.firstChild;
+          const at = text.data.search(/\\d{2}:\\d{2}/);
+          const range = document.createRange();
+          range.setStart(text, at);
+          range.setEnd(text, at + 5);
+          return range.getClientRects().length;
+        })()`);
+        expect(timeLines).toBe(1);
         await printPage.screenshot({ path: join(SHOTS, '03-print-58mm.png'), fullPage: true });
         await printPage.close();
 
@@ -275,6 +286,10 @@ const WAIT = { timeout: 30_000 };
         await page.locator(id('receipt-amount'), { hasText: /^KES 2,450\.50$/ }).waitFor(WAIT);
         expect(await page.textContent(id('receipt-provider'))).toBe('Flutterwave');
         expect(await page.isVisible(id('hosted'))).toBe(false);
+        // Flutterwave's confirmation (its flw_ref, ~40 characters without a break) wraps inside the
+        // receipt: the phone-sized screen does not grow sideways.
+        expect(await page.textContent(id('receipt-confirmation'))).toMatch(/^\S{30,}$/);
+        expect((await page.evaluate('document.documentElement.scrollWidth')) as number).toBeLessThanOrEqual(390);
         await shot(page, '10-card-paid');
         expect((await orderOf(page)).status).toBe('paid');
       } finally {

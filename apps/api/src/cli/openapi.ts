@@ -9,7 +9,8 @@ import { openDatabase } from '../database/database';
  * Its `servers` entry is PUBLIC_BASE_URL when set in the environment, else the local dev server.
  */
 async function main(): Promise<void> {
-  const out = resolve(process.argv[2] ?? resolve(REPO_ROOT, 'openapi.json'));
+  // A relative path is relative to where the command was run (pnpm sets INIT_CWD), not apps/api.
+  const out = resolve(process.env.INIT_CWD ?? process.cwd(), process.argv[2] ?? resolve(REPO_ROOT, 'openapi.json'));
   const config = loadConfig({
     NODE_ENV: 'test',
     MPESA_BASE_URL: 'http://127.0.0.1:9',

@@ -8,6 +8,16 @@ describe('redactUrl', () => {
       '/payments/callback/3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98/[redacted]',
     ],
     ['/payments/callback/p1/tok?x=1', '/payments/callback/p1/[redacted]?x=1'],
+    // M-Pesa's result URLs (reversal result, queue timeout, transaction status): the token is last
+    [
+      '/payments/callback/refunds/c3b24ebb-7ec3-40ec-b2c5-feb043738891/result/' + 'cd'.repeat(32),
+      '/payments/callback/refunds/c3b24ebb-7ec3-40ec-b2c5-feb043738891/result/[redacted]',
+    ],
+    ['/payments/callback/refunds/r1/timeout/' + 'cd'.repeat(32), '/payments/callback/refunds/r1/timeout/[redacted]'],
+    ['/payments/callback/refunds/r1/status/tok?x=1', '/payments/callback/refunds/r1/status/[redacted]?x=1'],
+    ['/payments/callback/payments/p1/status/' + 'cd'.repeat(32), '/payments/callback/payments/p1/status/[redacted]'],
+    // a path longer than any route: nothing after the payment id reaches the log
+    ['/payments/callback/p1/tok/more', '/payments/callback/p1/[redacted]'],
     ['/payments/callback/p1?token=' + 'ab'.repeat(32), '/payments/callback/p1?token=[redacted]'],
     ['/orders?access_token=abc.def.ghi&x=1', '/orders?access_token=[redacted]&x=1'],
     ['/orders?x=1&PASSWORD=hunter2#frag', '/orders?x=1&PASSWORD=[redacted]#frag'],

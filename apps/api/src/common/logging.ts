@@ -58,7 +58,12 @@ export function redactUrl(url: string | undefined): string | undefined {
   if (url === undefined) return undefined;
   return maskPhonesIn(
     url
-      .replace(/(\/payments\/callback\/[^/?#]+\/)[^/?#]+/, '$1[redacted]')
+      // M-Pesa's result URLs (…/refunds/<id>/result|timeout|status/<token>, …/payments/<id>/status/<token>),
+      // then the STK callback (…/<paymentId>/<token>): everything after the id and kind is the capability token.
+      .replace(
+        /(\/payments\/callback\/)(?:((?:refunds|payments)\/[^/?#]+\/(?:result|timeout|status)\/)|([^/?#]+\/))[^?#]+/,
+        (_m, base: string, result?: string, stk?: string) => `${base}${result ?? stk}[redacted]`,
+      )
       .replace(QUERY_PARAM, (all, sep: string, name: string) =>
         SECRET_PARAM_NAME.test(decodedParamName(name)) ? `${sep}${name}=[redacted]` : all,
       )

@@ -185,7 +185,7 @@ hr { border: 0; border-top: 1px dashed #000; margin: 2mm 0; }
 table { width: 100%; border-collapse: collapse; }
 td { vertical-align: top; padding: 0.3mm 0; }
 td.l { white-space: nowrap; padding-right: 2mm; }
-td.v { text-align: right; word-break: break-all; }
+td.v { text-align: right; overflow-wrap: anywhere; }
 .amount { font-size: 1.4em; font-weight: bold; text-align: center; margin: 2mm 0; }
 </style>
 </head>

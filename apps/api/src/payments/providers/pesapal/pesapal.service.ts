@@ -159,6 +159,11 @@ export class PesapalService
     );
   }
 
+  /** Settles when the boot's IPN registration has been logged (it never rejects): `pnpm dev` prints its banner after it. */
+  async bootSettled(): Promise<void> {
+    await this.bootEnsure;
+  }
+
   async beforeApplicationShutdown(): Promise<void> {
     await this.bootEnsure;
   }
