@@ -29,6 +29,9 @@ import {
   stkPasswordPrefix,
   uuidsIn,
 } from './scanner';
+
+/** The scopes of M-Pesa's result callback URLs (CallbackScope in src/payments/providers/mpesa/callback-token.ts). */
+const SCOPED_CALLBACKS = ['refund-result', 'refund-timeout', 'refund-status', 'payment-status'] as const;
 import { type RecordedSecret, type SecretKind, TEST_SCAN_LOG_LEVEL } from './sink';
 
 const TEST_SCAN_LOG_LEVEL_NOTE = `test apps log at ${TEST_SCAN_LOG_LEVEL} (sink.ts) unless TEST_LOG_LEVEL says otherwise, and each writes one debug and one trace canary line`;
@@ -249,7 +252,12 @@ export function scanRun(
   const ids = new Set<string>();
   for (const f of logs) for (const u of uuidsIn(f.text)) ids.add(u.toLowerCase());
   const callbackTokens = new Set<string>();
-  for (const secret of callbackSecrets) for (const id of ids) callbackTokens.add(callbackTokenFor(secret, id));
+  for (const secret of callbackSecrets)
+    for (const id of ids) {
+      callbackTokens.add(callbackTokenFor(secret, id));
+      // The scoped result URLs' tokens too (refund result / timeout / status, payment status: mpesa/callback-token.ts).
+      for (const scope of SCOPED_CALLBACKS) callbackTokens.add(callbackTokenFor(secret, `smartduka:${scope}:${id}`));
+    }
 
   const scanner = new LeakScanner({ secrets, callbackTokens, allow: ALLOW_RULES });
   const findings: Finding[] = [];

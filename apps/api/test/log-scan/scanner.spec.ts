@@ -436,6 +436,24 @@ describe('scanRun', () => {
       expect(report).not.toContain(secret);
   });
 
+  it("finds the scoped result-callback tokens of logged ids (a refund's result URL, a payment's status URL)", () => {
+    const devSecret = 'generated-dev-secret-Zm9vYmFyYmF6';
+    const scoped = (scope: string) => callbackTokenFor(devSecret, `smartduka:${scope}:${PAYMENT_ID}`);
+    const dir = run({
+      'y.e2e.ts.1.secrets.jsonl': secretLine('dev-secret', devSecret),
+      'y.e2e.ts.1.app.log': [
+        `{"msg":"POST /payments/callback/refunds/${PAYMENT_ID}/result/${scoped('refund-result')}"}`,
+        `{"msg":"POST /payments/callback/payments/${PAYMENT_ID}/status/${scoped('payment-status')}"}`,
+        `{"msg":"POST /payments/callback/refunds/${PAYMENT_ID}/timeout/[redacted]"}`,
+      ].join('\n'),
+    });
+    const r = scanRun(dir, { partial: true });
+    expect(r.findings.map((f) => [f.line, f.kind])).toEqual([
+      [1, 'callback-token'],
+      [2, 'callback-token'],
+    ]);
+  });
+
   it('scans nested folders and every file but the secrets lists', () => {
     const dir = run({ 'a.e2e.ts.1.secrets.jsonl': secretLine('access-token', ACCESS_TOKEN) });
     mkdirSync(join(dir, 'nested'));
