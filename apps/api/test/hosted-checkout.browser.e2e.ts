@@ -1,14 +1,9 @@
 import { startFlutterwaveSimulator, startPesapalSimulator } from '@smartduka/card-simulators';
-import { existsSync } from 'node:fs';
 import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
-import { Browser, chromium } from 'playwright-core';
+import { Browser } from 'playwright-core';
+import { haveChromium, launchChromium } from './helpers/browser';
 import { freePort, startTestApp, TestApp, waitFor } from './helpers/test-app';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-// CI installs Debian's Chromium (.ci/run); a developer machine without it skips this one file.
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium && process.env.CI) throw new Error(`CI must have Chromium at ${CHROMIUM} (.ci/run installs it)`);
 
 /**
  * The hosted checkout pages in a real headless browser: init through the API → open the link →
@@ -51,19 +46,7 @@ if (!haveChromium && process.env.CI) throw new Error(`CI must have Chromium at $
       },
     });
     auth = `Bearer ${t.token()}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 60000);
 
   afterAll(async () => {

@@ -1,14 +1,10 @@
 import { startFlutterwaveSimulator, startPesapalSimulator } from '@smartduka/card-simulators';
 import { startPosServer, type PosServer } from '@smartduka/pos';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Browser, chromium, Page } from 'playwright-core';
+import { Browser, Page } from 'playwright-core';
+import { haveChromium, launchChromium } from './helpers/browser';
 import { freePort, startTestApp, TestApp } from './helpers/test-app';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-// CI installs Debian's Chromium (.ci/run); a developer machine without it skips this one file.
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium && process.env.CI) throw new Error(`CI must have Chromium at ${CHROMIUM} (.ci/run installs it)`);
 
 /** Screenshots of every step, kept as test output (git-ignored). */
 const SHOTS = resolve(__dirname, '..', '.test-output', 'pos');
@@ -54,19 +50,7 @@ const WAIT = { timeout: 30_000 };
       });
       auth = `Bearer ${t.token()}`;
       pos = await startPosServer({ port: posPort, host: '127.0.0.1', apiBaseUrl: t.baseUrl, token: () => t.token() });
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      });
+      browser = await launchChromium();
     }, 90_000);
 
     afterAll(async () => {

@@ -1,4 +1,17 @@
-import { Body, Controller, Get, HttpCode, Logger, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import {
+  applyDecorators,
+  Body,
+  Controller,
+  Get,
+  HttpCode,
+  Logger,
+  Param,
+  Post,
+  Query,
+  Req,
+  Res,
+  UseGuards,
+} from '@nestjs/common';
 import {
   ApiBearerAuth,
   ApiCreatedResponse,
@@ -31,6 +44,26 @@ const TOO_MANY_STREAMS_HERE = {
     'This server has too many open live status streams: try again shortly, or check the status with GET /payments/:id',
 } as const;
 const SHUTTING_DOWN = { code: 'SHUTTING_DOWN', message: 'This server is restarting: reconnect in a moment' } as const;
+
+/** What both stream routes are: the ticket-or-bearer guard, text/event-stream, Last-Event-ID, their errors. */
+function EventStreamRoute(summary: string, ...extraErrors: number[]) {
+  return applyDecorators(
+    UseGuards(EventStreamAuthGuard),
+    ApiBearerAuth(),
+    ApiProduces('text/event-stream'),
+    ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this event id' }),
+    ApiOperation({ summary, description: STREAM_DESCRIPTION }),
+    ApiOkResponse({ description: STREAM_DESCRIPTION, schema: { type: 'string' } }),
+    ApiErrors(
+      400,
+      401,
+      403,
+      ...extraErrors,
+      { status: 429, codes: [TOO_MANY_SHOP_STREAMS] },
+      { status: 503, codes: [TOO_MANY_STREAMS_HERE, SHUTTING_DOWN] },
+    ),
+  );
+}
 
 /** The client's reconnect delay (the stream's first line). */
 const RETRY_MS = 2000;
@@ -137,22 +170,8 @@ export class PaymentEventsController {
   }
 
   @Get('events')
-  @UseGuards(EventStreamAuthGuard)
-  @ApiBearerAuth()
-  @ApiProduces('text/event-stream')
-  @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this event id' })
-  @ApiOperation({
-    summary:
-      'Live status of every payment of the shop (server-sent events; starts with `event: ready` carrying the newest event id; never ends by itself)',
-    description: STREAM_DESCRIPTION,
-  })
-  @ApiOkResponse({ description: STREAM_DESCRIPTION, schema: { type: 'string' } })
-  @ApiErrors(
-    400,
-    401,
-    403,
-    { status: 429, codes: [TOO_MANY_SHOP_STREAMS] },
-    { status: 503, codes: [TOO_MANY_STREAMS_HERE, SHUTTING_DOWN] },
+  @EventStreamRoute(
+    'Live status of every payment of the shop (server-sent events; starts with `event: ready` carrying the newest event id; never ends by itself)',
   )
   async shopStream(
     @CurrentUser() user: AuthUser,
@@ -164,23 +183,9 @@ export class PaymentEventsController {
   }
 
   @Get(':id/events')
-  @UseGuards(EventStreamAuthGuard)
-  @ApiBearerAuth()
-  @ApiProduces('text/event-stream')
-  @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this event id' })
-  @ApiOperation({
-    summary:
-      'Live status of one payment (server-sent events): its current state first, every change, then `event: end` at a final status or review (a person must look)',
-    description: STREAM_DESCRIPTION,
-  })
-  @ApiOkResponse({ description: STREAM_DESCRIPTION, schema: { type: 'string' } })
-  @ApiErrors(
-    400,
-    401,
-    403,
+  @EventStreamRoute(
+    'Live status of one payment (server-sent events): its current state first, every change, then `event: end` at a final status or review (a person must look)',
     404,
-    { status: 429, codes: [TOO_MANY_SHOP_STREAMS] },
-    { status: 503, codes: [TOO_MANY_STREAMS_HERE, SHUTTING_DOWN] },
   )
   async paymentStream(
     @CurrentUser() user: AuthUser,
