@@ -184,6 +184,8 @@ interface Row {
   /** CPU time the server process used per request (user + system) */
   serverCpuMsPerRequest?: number;
   loadGeneratorCpuMsPerRequest: number;
+  /** received_at -> processed_at of the phase's rows (0 for one stored already processed) */
+  applyDelayMs?: { p50: number; p99: number; max: number };
 }
 
 async function inboxStats(
@@ -200,17 +202,39 @@ async function inboxStats(
   return { ...r, outcomes: Object.fromEntries(o.map((x) => [x.outcome ?? '(none)', x.n])) };
 }
 
-/** Stats once the requests still in flight when the load generator stopped have finished. */
+/**
+ * Stats once the requests still in flight when the load generator stopped have finished, and (where
+ * the server processes) every stored callback is processed: the API applies after acknowledging,
+ * so its backlog is worked off here, and the CPU it takes is counted (up to 120 s).
+ */
 async function settled(db: BenchDatabase, processes: boolean): Promise<Awaited<ReturnType<typeof inboxStats>>> {
   let prev = await inboxStats(db);
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0; i < 1200; i++) {
     await sleep(100);
     const cur = await inboxStats(db);
     if (cur.total === prev.total && (!processes || cur.unprocessed === 0) && cur.completed === prev.completed)
       return cur;
+    if (i >= 50 && (!processes || cur.unprocessed === prev.unprocessed)) return cur; // stuck: the checks say so
     prev = cur;
   }
   return prev;
+}
+
+/** Acknowledgement (received_at) to outcome committed (processed_at) of the rows stored after `afterId`, ms. */
+async function applyDelays(db: BenchDatabase, afterId: string): Promise<{ p50: number; p99: number; max: number }> {
+  const r = rows<{ p50: number | null; p99: number | null; max: number | null }>(
+    await db.handle.db.execute(sql`
+      select percentile_cont(0.5) within group (order by d) as p50, percentile_cont(0.99) within group (order by d) as p99, max(d) as max
+      from (select extract(epoch from processed_at - received_at) * 1000 as d from callback_inbox where id > ${afterId}::bigint) x`),
+  )[0];
+  const round = (v: number | null) => Math.round((v ?? 0) * 10) / 10;
+  return { p50: round(r.p50), p99: round(r.p99), max: round(r.max) };
+}
+
+async function lastInboxId(db: BenchDatabase): Promise<string> {
+  return rows<{ id: string }>(
+    await db.handle.db.execute(sql`select coalesce(max(id), 0)::text as id from callback_inbox`),
+  )[0].id;
 }
 
 const diff = (a: Record<string, number>, b: Record<string, number>): Record<string, number> =>
@@ -247,6 +271,7 @@ async function runTarget(target: Target, repeat: number): Promise<Row[]> {
 
     for (const scenario of ['duplicate', 'distinct'] as Scenario[]) {
       const before = await inboxStats(db);
+      const firstId = await lastInboxId(db);
       const cpu0 = procCpuMs(server.pid);
       const ownCpu0 = process.cpuUsage();
       const s = await phase(
@@ -257,9 +282,11 @@ async function runTarget(target: Target, repeat: number): Promise<Row[]> {
         [WARM_PAYMENTS, WARM_PAYMENTS + PAYMENTS],
         SMOKE ? { amount: SMOKE_REQUESTS } : { duration: DURATION },
       );
-      const cpu1 = procCpuMs(server.pid);
       const ownCpu = process.cpuUsage(ownCpu0);
       const after = await settled(db, processes);
+      // After the backlog: what applying took after the answers is the server's work too.
+      const cpu1 = procCpuMs(server.pid);
+      const applyDelayMs = processes ? await applyDelays(db, firstId) : undefined;
       assertClean(s, SMOKE ? SMOKE_REQUESTS : CONNECTIONS);
       // Every acknowledged callback is durably stored (and, where the server processes, processed).
       // A duration run stops with up to one request per connection in flight: those are stored too.
@@ -285,9 +312,18 @@ async function runTarget(target: Target, repeat: number): Promise<Row[]> {
         cpu0 !== undefined && cpu1 !== undefined ? Math.round(((cpu1 - cpu0) / s.requests) * 1000) / 1000 : undefined;
       const loadGeneratorCpuMsPerRequest =
         Math.round(((ownCpu.user + ownCpu.system) / 1000 / s.requests) * 1000) / 1000;
-      out.push({ target, scenario, repeat, load: s, outcomes, serverCpuMsPerRequest, loadGeneratorCpuMsPerRequest });
+      out.push({
+        target,
+        scenario,
+        repeat,
+        load: s,
+        outcomes,
+        serverCpuMsPerRequest,
+        loadGeneratorCpuMsPerRequest,
+        applyDelayMs,
+      });
       log(
-        `    ${scenario.padEnd(9)} ${String(s.rps).padStart(6)} req/s  p50 ${s.latencyMs.p50} ms  p99 ${s.latencyMs.p99} ms  server CPU ${serverCpuMsPerRequest ?? '?'} ms/req  (${s.ok} acknowledged${processes ? `, outcomes ${JSON.stringify(outcomes)}` : ''})`,
+        `    ${scenario.padEnd(9)} ${String(s.rps).padStart(6)} req/s  p50 ${s.latencyMs.p50} ms  p99 ${s.latencyMs.p99} ms  server CPU ${serverCpuMsPerRequest ?? '?'} ms/req  (${s.ok} acknowledged${processes ? `, outcomes ${JSON.stringify(outcomes)}, applied p50/p99 ${applyDelayMs?.p50}/${applyDelayMs?.p99} ms after the answer` : ''})`,
       );
     }
     const rss = procRss(server.pid);
@@ -332,6 +368,7 @@ async function main(): Promise<void> {
         p99: median(rs.map((x) => x.load.latencyMs.p99)),
         serverPeakRssMb: median(rs.map((x) => x.serverPeakRssMb ?? NaN)),
         serverCpuMsPerRequest: median(rs.map((x) => x.serverCpuMsPerRequest ?? NaN)),
+        applyP99Ms: median(rs.map((x) => x.applyDelayMs?.p99 ?? NaN)),
         runs: rs.map((x) => x.load.rps),
       };
     }),
@@ -349,6 +386,7 @@ async function main(): Promise<void> {
       s.p99,
       bare ? (s.rps / bare.rps).toFixed(2) : '-',
       Number.isNaN(s.serverCpuMsPerRequest) ? '-' : s.serverCpuMsPerRequest.toFixed(2),
+      Number.isNaN(s.applyP99Ms) ? '-' : s.applyP99Ms,
       Number.isNaN(s.serverPeakRssMb) ? '-' : s.serverPeakRssMb,
     ];
   });
@@ -357,14 +395,32 @@ async function main(): Promise<void> {
     const api = get(scenario, 'api');
     const bare = get(scenario, 'bare');
     if (!api || !bare || SMOKE) continue;
+    // Issue 13: acknowledged after one durable write at >= 0.5x the bare store-only handler, <= 0.5 ms
+    // of API CPU per callback (applying included), applied within 50 ms p99 of the acknowledgement.
     const ratio = api.rps / bare.rps;
     verdicts.push({
-      name: `callback ingestion, ${scenario}: API / bare handler`,
-      target: '>= 0.80',
+      name: `callback ingestion, ${scenario}: API / bare handler (store only)`,
+      target: '>= 0.50',
       value: ratio.toFixed(2),
-      met: ratio >= 0.8,
-      miss: ratio < 0.8 ? `${pct(1 - ratio / 0.8)} short` : undefined,
+      met: ratio >= 0.5,
+      miss: ratio < 0.5 ? `${pct(1 - ratio / 0.5)} short` : undefined,
     });
+    if (!Number.isNaN(api.serverCpuMsPerRequest))
+      verdicts.push({
+        name: `callback ingestion, ${scenario}: API CPU per callback, applying included`,
+        target: '<= 0.50 ms',
+        value: `${api.serverCpuMsPerRequest.toFixed(2)} ms`,
+        met: api.serverCpuMsPerRequest <= 0.5,
+        miss: api.serverCpuMsPerRequest > 0.5 ? `+${(api.serverCpuMsPerRequest - 0.5).toFixed(2)} ms` : undefined,
+      });
+    if (!Number.isNaN(api.applyP99Ms))
+      verdicts.push({
+        name: `callback ingestion, ${scenario}: applied after the acknowledgement, p99`,
+        target: '<= 50 ms',
+        value: `${api.applyP99Ms} ms`,
+        met: api.applyP99Ms <= 50,
+        miss: api.applyP99Ms > 50 ? `+${Math.round(api.applyP99Ms - 50)} ms` : undefined,
+      });
   }
   const notes: string[] = [];
   for (const scenario of ['duplicate', 'distinct'] as Scenario[]) {
@@ -404,7 +460,7 @@ async function main(): Promise<void> {
   };
   const file = writeResult('callbacks', result);
   process.stdout.write(
-    `\n${table(['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'vs bare', 'server CPU ms/req', 'peak RSS MB'], body)}\n`,
+    `\n${table(['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'vs bare', 'server CPU ms/req', 'applied p99 ms', 'peak RSS MB'], body)}\n`,
   );
   if (verdicts.length) process.stdout.write(`\n${verdictTable(verdicts)}\n`);
   for (const n of notes) process.stdout.write(`  ${n}\n`);

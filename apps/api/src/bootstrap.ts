@@ -8,6 +8,7 @@ import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
 import { ApiExpressAdapter, installClientErrorHandler, requireHostHeader } from './common/client-errors';
 import { AppError } from './common/errors';
+import { installFastLanes, jsonShapeProblem } from './common/fast-lane';
 import { AllExceptionsFilter, expressErrorHandler } from './common/http-exception.filter';
 import { assignRequestId } from './common/logging';
 import { ApiValidationPipe } from './common/validation';
@@ -15,6 +16,7 @@ import type { AppConfig } from './config/app-config';
 import { recordRequestDuration } from './metrics/http-metrics';
 import { APP_CONFIG } from './config/config.module';
 import type { DatabaseHandle } from './database/database';
+import { StkCallbackLane } from './payments/stk-callback-lane';
 import { applyGuardSecurity, BEARER_SCHEME, openApiServers } from './openapi/security';
 
 export const BODY_LIMIT = '64kb';
@@ -72,6 +74,12 @@ export async function createApp(options: CreateAppOptions): Promise<NestExpressA
   app.useLogger(app.get(Logger));
   installClientErrorHandler(app.getHttpServer());
   app.set('trust proxy', options.config.trustProxy);
+  // Daraja's STK callbacks in front of Express: one write, then the answer (common/fast-lane.ts).
+  installFastLanes(
+    app.getHttpServer(),
+    [app.get(StkCallbackLane, { strict: false })],
+    app.getHttpAdapter().getInstance().get('trust proxy fn'),
+  );
   app.disable('x-powered-by');
   app.use((req: Request, res: Response, next: NextFunction) => {
     assignRequestId(req, res);
@@ -136,33 +144,12 @@ function requireJsonBody(req: Request, _res: Response, next: NextFunction): void
   next();
 }
 
-export const MAX_JSON_DEPTH = 32;
-
-/** Keys the DTO layer (class-transformer) silently drops instead of reporting them as unknown fields. */
-const FORBIDDEN_JSON_KEYS = new Set(['__proto__', 'constructor']);
-
 /**
  * Deeply nested JSON is never a real request and overflows recursive validators: 400 it early.
  * `__proto__`/`constructor` keys are refused here too: the whitelist never sees them.
  */
 function limitJsonDepth(req: Request, _res: Response, next: NextFunction): void {
-  const stack: [unknown, number][] = [[req.body, 1]];
-  while (stack.length) {
-    const [v, depth] = stack.pop()!;
-    if (v === null || typeof v !== 'object') continue;
-    if (depth > MAX_JSON_DEPTH) {
-      next(new AppError('VALIDATION_FAILED', `Request body is nested more than ${MAX_JSON_DEPTH} levels deep`, 400));
-      return;
-    }
-    for (const [key, child] of Object.entries(v as object)) {
-      if (FORBIDDEN_JSON_KEYS.has(key)) {
-        next(new AppError('VALIDATION_FAILED', `property ${key} should not exist`, 400));
-        return;
-      }
-      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
-    }
-  }
-  next();
+  next(jsonShapeProblem(req.body));
 }
 
 export function buildOpenApi(app: INestApplication): OpenAPIObject {

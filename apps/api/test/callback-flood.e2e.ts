@@ -166,6 +166,9 @@ describe('a flood of forged callbacks', () => {
     const body = successCallback(p.merchantRequestId, p.checkoutRequestId, 30, 'FLV0000001');
     const answers = await Promise.all([a, b, a].map((app) => request(app.baseUrl).post(path).send(body)));
     for (const r of answers) expect(r.body).toEqual({ ResultCode: 0, ResultDesc: 'Accepted' });
+    // Stored before each answer; applied after it (issue 13): wait for both instances' appliers.
+    expect(await inboxRows(p.checkoutRequestId)).toHaveLength(3);
+    await Promise.all([a.callbacksApplied(), b.callbacksApplied()]);
     const rows = await inboxRows(p.checkoutRequestId);
     expect(rows).toHaveLength(3);
     expect(rows.every((r) => r.verified && r.repeats === 0)).toBe(true);

@@ -205,6 +205,13 @@ const SILENT_PHONE = '254700000007';
       expect(
         rowsOf(await db().execute(sql`select id from callback_inbox where url_payment_id = ${p.paymentId}`)),
       ).toHaveLength(1);
+      // Stored before the answer, applied after it.
+      await waitUntil(
+        'the stored callback to be applied',
+        10_000,
+        async () =>
+          (await a.http().get(`/payments/${p.paymentId}`).set('Authorization', auth)).body.status !== 'pending',
+      );
       expect((await a.http().get(`/payments/${p.paymentId}`).set('Authorization', auth)).body).toMatchObject({
         status: 'completed',
         mpesaReceiptNumber: 'RDB0000001',

@@ -54,10 +54,11 @@ describe('issue 8 money: late successes, blocked orders and receipts', () => {
     ...body,
     checkoutRequestId: fullCheckoutRequestId(t.sim, body),
   });
+  // Callbacks apply after their answer: every read first waits for the ones acknowledged so far.
   const payment = async (id: string, auth = cashier) =>
-    (await t.http().get(`/payments/${id}`).set('Authorization', auth)).body;
+    (await t.callbacksApplied(), await t.http().get(`/payments/${id}`).set('Authorization', auth)).body;
   const orderOf = async (id: string, auth = cashier) =>
-    (await t.http().get(`/orders/${id}`).set('Authorization', auth)).body;
+    (await t.callbacksApplied(), await t.http().get(`/orders/${id}`).set('Authorization', auth)).body;
   const reviewIds = async () =>
     (
       (await t.http().get('/payments/review').query({ limit: 100 }).set('Authorization', manager)).body.items as {

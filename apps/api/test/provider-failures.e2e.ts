@@ -114,6 +114,7 @@ describe('Daraja down, slow or refusing: clear errors and a consistent payment s
         254700000005,
       );
       await quick.http().post(new URL(simPush.callbackUrl).pathname).send(late).expect(200);
+      await quick.callbacksApplied(); // stored before the answer, applied after it
       expect((await getPayment(paymentId, quick, a)).body).toMatchObject({
         status: 'completed',
         mpesaReceiptNumber: 'LATE000001',

@@ -53,6 +53,7 @@ describe('reconciler: every payment reaches a final state', () => {
   }
 
   async function payment(id: string, auth = cashier) {
+    await t.callbacksApplied(); // callbacks apply after their answer
     return (await t.http().get(`/payments/${id}`).set('Authorization', auth)).body;
   }
 

@@ -46,8 +46,11 @@ describe('issue 11: resolving payments in review through HTTP', () => {
   }
   const push = (orderId: string, amount: number, phoneNumber = SILENT_PHONE) =>
     t.http().post('/payments/stk-push').set('Authorization', cashier).send({ phoneNumber, amount, orderId });
-  const payment = async (id: string) => (await t.http().get(`/payments/${id}`).set('Authorization', cashier)).body;
-  const orderOf = async (id: string) => (await t.http().get(`/orders/${id}`).set('Authorization', cashier)).body;
+  // Callbacks apply after their answer: reads first wait for the ones acknowledged so far.
+  const payment = async (id: string) =>
+    (await t.callbacksApplied(), await t.http().get(`/payments/${id}`).set('Authorization', cashier)).body;
+  const orderOf = async (id: string) =>
+    (await t.callbacksApplied(), await t.http().get(`/orders/${id}`).set('Authorization', cashier)).body;
   const reviewIds = async () =>
     (
       (await t.http().get('/payments/review').query({ limit: 100 }).set('Authorization', manager)).body.items as {

@@ -155,6 +155,12 @@ export interface AppConfig {
    * The background reconciler: every instance ticks, work is claimed in Postgres
    * (FOR UPDATE SKIP LOCKED + a lease), so two instances never query the same payment at once.
    */
+  /**
+   * The in-process applier of stored, acknowledged callbacks (CallbackApplier): how many apply at
+   * once (CALLBACK_APPLY_CONCURRENCY, the database connections they may hold) and how many wait
+   * (CALLBACK_APPLY_QUEUE_MAX; beyond it a stored callback is left to the reconciler).
+   */
+  callbackApply: { concurrency: number; queueMax: number };
   reconciler: {
     enabled: boolean;
     intervalMs: number;
@@ -580,6 +586,10 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     posReturnUrl,
     flutterwave,
     pesapal,
+    callbackApply: {
+      concurrency: int('CALLBACK_APPLY_CONCURRENCY', 4, 1, 64),
+      queueMax: int('CALLBACK_APPLY_QUEUE_MAX', 10_000, 1, 1_000_000),
+    },
     reconciler: {
       enabled: bool('RECONCILER_ENABLED', true),
       intervalMs: int('RECONCILER_INTERVAL_MS', 5000, 50, 3_600_000),

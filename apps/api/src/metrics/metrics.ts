@@ -63,6 +63,20 @@ export const reconcilerActions = new Counter({
   registers: [processRegistry],
 });
 
+export const callbackApplyQueue = new Counter({
+  name: 'smartduka_callback_apply_jobs_total',
+  help: 'Stored, acknowledged callbacks handed to the in-process applier (queued) or left to the reconciler (left_to_reconciler: queue full or shutting down)',
+  labelNames: ['result'] as const,
+  registers: [processRegistry],
+});
+
+export const callbackApplyDelay = new Histogram({
+  name: 'smartduka_callback_apply_delay_seconds',
+  help: 'From acknowledging a stored callback to its outcome committed (the in-process applier)',
+  buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+  registers: [processRegistry],
+});
+
 /** A provider path as a bounded label: ids (digits, UUIDs, long tokens) become :id. */
 export function operationOf(path: string): string {
   return (

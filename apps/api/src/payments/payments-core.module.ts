@@ -1,3 +1,4 @@
+import { CallbackApplier } from './callback-applier';
 import { Module } from '@nestjs/common';
 import { OrdersModule } from '../orders/orders.module';
 import { MerchantAccountsRepository } from './merchant-accounts.repository';
@@ -23,6 +24,7 @@ import { RefundReconciler } from './refund-reconciler.service';
 @Module({
   imports: [OrdersModule],
   providers: [
+    CallbackApplier,
     PaymentsRepository,
     PaymentLifecycle,
     PaymentInitiation,
@@ -37,6 +39,7 @@ import { RefundReconciler } from './refund-reconciler.service';
     RefundReconciler,
   ],
   exports: [
+    CallbackApplier,
     PaymentsRepository,
     PaymentLifecycle,
     PaymentInitiation,

@@ -19,8 +19,6 @@ import type { AuthUser } from '../auth/auth.types';
 import { JwtAuthGuard } from '../auth/jwt-auth.guard';
 import { CurrentUser } from '../auth/roles.decorator';
 import { ApiErrors } from '../common/api-errors.decorator';
-import { AppError } from '../common/errors';
-import { ipAllowed } from '../common/ip-allowlist';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { StkPushRateLimits } from '../rate-limit/stk-push-rate-limit.interceptor';
@@ -163,9 +161,6 @@ export class PaymentsController {
     paymentId?: string,
     token?: string,
   ): Promise<CallbackAckDto> {
-    if (!ipAllowed(req.ip, this.config.mpesa.callbackIpAllowlist)) {
-      throw new AppError('FORBIDDEN', 'Callback sender is not on the allowlist', 403);
-    }
     return this.payments.receiveCallback({
       paymentId,
       token,

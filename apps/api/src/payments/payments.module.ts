@@ -13,6 +13,7 @@ import { PaymentsOperationsController } from './payments-operations.controller';
 import { PaymentsController } from './payments.controller';
 import { MpesaModule } from './providers/mpesa/mpesa.module';
 import { PaymentsService } from './payments.service';
+import { StkCallbackLane } from './stk-callback-lane';
 import { RefundsController } from './refunds.controller';
 
 /**
@@ -34,6 +35,7 @@ import { RefundsController } from './refunds.controller';
   ],
   providers: [
     PaymentsService,
+    StkCallbackLane,
     PaymentHistoryService,
     ReportsRepository,
     PaymentEventsRepository,

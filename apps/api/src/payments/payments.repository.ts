@@ -383,6 +383,59 @@ export class PaymentsRepository {
   }
 
   /**
+   * Stores a verified STK callback (its capability URL checked) in ONE autocommit statement, the
+   * only write before it is acknowledged. A repeat of what the payment already holds is recognised
+   * in the same statement and stored as processed with outcome `duplicate` (the row is its audit
+   * record): a completed payment holding this receipt, or a closed payment (completed, failed,
+   * cancelled, expired) told of a failure. Anything else is stored unprocessed for the applier
+   * (and, should it never finish, the reconciler). The receipt is compared as stored (normalised).
+   */
+  async insertVerifiedCallback(
+    row: {
+      urlPaymentId: string;
+      checkoutRequestId: string;
+      sourceIp: string | null;
+      rawBody: string;
+    },
+    report: { success: boolean; receipt?: string },
+  ): Promise<{ id: bigint; duplicate: boolean }> {
+    const receipt = report.receipt === undefined ? null : normaliseMpesaReceipt(report.receipt);
+    const repeat = report.success
+      ? sql`p.status = 'completed' and p.mpesa_receipt_number = ${receipt}::text`
+      : sql`p.status in ('completed', 'failed', 'cancelled', 'expired')`;
+    const result = await this.db.execute(sql`
+      insert into callback_inbox (provider, attempts, url_payment_id, verified, checkout_request_id, source_ip, raw_body, processed_at, outcome)
+      select 'mpesa', 1, ${row.urlPaymentId}, true, ${row.checkoutRequestId}, ${row.sourceIp}, ${row.rawBody},
+             case when d.repeat then now() end, case when d.repeat then 'duplicate' end
+      from (select exists (
+        select 1 from payments p
+        where p.id = ${row.urlPaymentId} and p.checkout_request_id = ${row.checkoutRequestId} and ${repeat}
+      ) as repeat) d
+      returning id, outcome`);
+    const stored = ((result as { rows?: unknown[] }).rows ?? (result as unknown[]))[0] as {
+      id: string;
+      outcome: string | null;
+    };
+    const duplicate = stored.outcome === 'duplicate';
+    if (duplicate) countNotification('mpesa', null, 'duplicate');
+    return { id: BigInt(stored.id), duplicate };
+  }
+
+  /**
+   * Records the outcome of a stored callback inside the transaction that applied it; false when
+   * it was already recorded (the reconciler replayed it meanwhile: applying twice changed nothing).
+   */
+  async finishCallbackIn(tx: Tx, id: bigint, outcome: string): Promise<boolean> {
+    const rows = await tx
+      .update(callbackInbox)
+      .set({ processedAt: sql`now()`, outcome })
+      .where(and(eq(callbackInbox.id, id), isNull(callbackInbox.processedAt)))
+      .returning({ provider: callbackInbox.provider, kind: callbackInbox.kind });
+    if (rows[0]) countNotification(rows[0].provider, rows[0].kind, outcome);
+    return rows.length > 0;
+  }
+
+  /**
    * Stores an unverified delivery, or counts it on a row already stored in the current
    * `windowSeconds` window (database clock, so every instance agrees) for the same `group`: a
    * payment, or a kind of delivery that names no payment of ours (see callbackInbox.coalesceKey).

@@ -4,6 +4,7 @@ import type { AuthUser } from '../auth/auth.types';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { AppError, ConflictError, NotFoundError } from '../common/errors';
+import { ipAllowed } from '../common/ip-allowlist';
 import { safeError, safeMessage } from '../common/logging';
 import { maskCheckoutRequestId, maskPhone, parseMaskedCheckoutRequestId } from '../common/mask';
 import type { Payment } from '../database/schema';
@@ -21,6 +22,7 @@ import {
   MpesaStatusResult,
 } from './providers/mpesa/mpesa.provider';
 import { ProviderError } from './providers/provider-errors';
+import { CallbackApplier } from './callback-applier';
 import { PaymentInitiation } from './payment-initiation.service';
 import { HttpResult, OUTCOME_UNKNOWN, OutcomeReport, PaymentLifecycle } from './payment-lifecycle.service';
 import { isInFlight } from './payment-status';
@@ -79,6 +81,7 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     private readonly mpesaAccounts: MpesaAccountKind,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly results: MpesaResultsService,
+    private readonly applier: CallbackApplier,
   ) {
     this.statusQueries = new SharedLookups((id, at) => this.repo.recordLookupAnswered(id, at));
   }
@@ -507,6 +510,8 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
    * others are confirmed with an STK query in the background before anything changes.
    */
   async receiveCallback(input: CallbackInput): Promise<{ ResultCode: 0; ResultDesc: 'Accepted' }> {
+    if (!ipAllowed(input.sourceIp, this.config.mpesa.callbackIpAllowlist))
+      throw new AppError('FORBIDDEN', 'Callback sender is not on the allowlist', 403);
     let parsed: MpesaNotification | undefined;
     let verified = false;
     let shapeError: CallbackShapeError | undefined;
@@ -541,27 +546,28 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     }
 
     if (verified && input.paymentId && !needsQuery(parsed)) {
-      // The common case, in ONE transaction: apply the outcome and store the callback as processed.
-      // Either both commit before we answer, or neither does and the callback is stored alone below.
-      try {
+      // The common case: ONE autocommit write before the answer (a repeat of what the payment
+      // already holds is recognised in it and stored as processed), then applied off the request
+      // path. Should the process die first, the reconciler replays the stored row.
+      const stored = await this.repo.insertVerifiedCallback(
+        {
+          urlPaymentId: input.paymentId,
+          checkoutRequestId: parsed.providerRef,
+          sourceIp: row.sourceIp,
+          rawBody: row.rawBody,
+        },
+        { success: parsed.report.status === 'completed', receipt: parsed.report.paid?.receipt },
+      );
+      if (!stored.duplicate) {
+        const paymentId = input.paymentId;
         const report = callbackReport(parsed);
-        let afterCommit: (() => void) | undefined;
-        await this.repo.transaction(async (tx) => {
-          const applied = await this.lifecycle.applyOutcomeIn(tx, input.paymentId!, report, 'daraja:callback');
-          await this.repo.insertCallback({ ...row, processedAt: new Date(), outcome: applied.result }, tx);
-          afterCommit = applied.afterCommit;
+        this.applier.enqueue({
+          inboxId: stored.id,
+          receivedAt: Date.now(),
+          run: () => this.applyStoredCallback(stored.id, paymentId, report),
         });
-        afterCommit?.();
-        return { ResultCode: 0, ResultDesc: 'Accepted' };
-      } catch (err) {
-        // Stored below without processing: acknowledged anyway (it is durable); the reconciler replays it.
-        this.logger.error(
-          { err: safeError(err), paymentId: input.paymentId },
-          'callback processing failed; storing it for the reconciler',
-        );
-        await this.repo.insertCallback(row);
-        return { ResultCode: 0, ResultDesc: 'Accepted' };
       }
+      return { ResultCode: 0, ResultDesc: 'Accepted' };
     }
 
     if (!(verified && input.paymentId)) {
@@ -608,6 +614,21 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
       );
     }
     return { ResultCode: 0, ResultDesc: 'Accepted' };
+  }
+
+  /**
+   * Applies a stored verified callback and records its outcome on the row in ONE transaction
+   * (CallbackApplier runs it after the acknowledgement). Idempotent: the payment's row lock makes a
+   * concurrent replay of the same row see this one's result.
+   */
+  private async applyStoredCallback(inboxId: bigint, paymentId: string, report: OutcomeReport): Promise<void> {
+    let afterCommit: (() => void) | undefined;
+    await this.repo.transaction(async (tx) => {
+      const applied = await this.lifecycle.applyOutcomeIn(tx, paymentId, report, 'daraja:callback');
+      await this.repo.finishCallbackIn(tx, inboxId, applied.result);
+      afterCommit = applied.afterCommit;
+    });
+    afterCommit?.();
   }
 
   private async processVerifiedCallback(paymentId: string, cb: MpesaNotification): Promise<string> {

@@ -7,6 +7,7 @@ import type { Role } from '../../src/auth/auth.types';
 import { mintToken } from '../../src/auth/token';
 import { createApp } from '../../src/bootstrap';
 import { maskCheckoutRequestId } from '../../src/common/mask';
+import { CallbackApplier } from '../../src/payments/callback-applier';
 import { AppConfig, loadConfig, SANDBOX_PASSKEY } from '../../src/config/app-config';
 import type { DatabaseHandle, Db } from '../../src/database/database';
 import { Logger } from 'nestjs-pino';
@@ -33,6 +34,8 @@ export interface TestApp {
   baseUrl: string;
   http: () => ReturnType<typeof request>;
   token(shopId?: string, role?: Role, sub?: string): string;
+  /** resolves once every callback this app acknowledged so far has been applied (they apply after the answer) */
+  callbacksApplied(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -83,6 +86,7 @@ export interface ExtraTestApp {
   config: AppConfig;
   baseUrl: string;
   http: () => ReturnType<typeof request>;
+  callbacksApplied(): Promise<void>;
   /** closes only this app (the database and simulator belong to the TestApp) */
   close(): Promise<void>;
 }
@@ -102,6 +106,7 @@ export async function startExtraTestApp(base: TestApp, env: Record<string, strin
     config,
     baseUrl: `http://127.0.0.1:${port}`,
     http: () => request(app.getHttpServer()),
+    callbacksApplied: () => app.get(CallbackApplier, { strict: false }).drained(),
     close: () => app.close(),
   };
 }
@@ -155,6 +160,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     http: () => request(app.getHttpServer()),
     token: (shopId = 'shop-1', role: Role = 'cashier', sub = 'cashier-1') =>
       mintToken(TEST_JWT_SECRET, { sub, shopId, role }),
+    callbacksApplied: () => app.get(CallbackApplier, { strict: false }).drained(),
     async close() {
       await app.close();
       if (handle !== database.handle) await handle.close();
