@@ -106,4 +106,41 @@ describe('issue 13: STK callbacks acknowledged after one write, applied after th
       { outcome: 'duplicate', processed: true },
     ]);
   });
+
+  it('callbacks that queue up are applied together: fewer commits than callbacks, every one applied once', async () => {
+    const ps = [];
+    for (let i = 0; i < 16; i++) ps.push(await pending(10));
+    const commits = { n: 0 };
+    const original = Client.prototype.query;
+    Client.prototype.query = function (this: Client, ...args: unknown[]) {
+      const q = args[0] as string | { text?: string };
+      if (/^\s*commit\b/i.test(typeof q === 'string' ? q : (q?.text ?? ''))) commits.n++;
+      return (original as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof Client.prototype.query;
+    const locker = new Client({ connectionString: t.database.url });
+    await locker.connect();
+    try {
+      // Hold the first payments: the applier's transactions wait, the rest of the burst queues up.
+      await locker.query('begin');
+      await locker.query('select 1 from payments where id = any($1::uuid[]) for update', [
+        ps.slice(0, 4).map((p) => p.paymentId),
+      ]);
+      const answers = await Promise.all(ps.map((p, i) => callback(p, 10, `ACKB${String(i).padStart(6, '0')}`)));
+      for (const a of answers) expect(a.status).toBe(200);
+      await locker.query('commit');
+      await t.callbacksApplied();
+    } finally {
+      Client.prototype.query = original;
+      await locker.end();
+    }
+    for (const [i, p] of ps.entries())
+      expect(await row(p.paymentId)).toEqual({
+        status: 'completed',
+        mpesa_receipt_number: `ACKB${String(i).padStart(6, '0')}`,
+      });
+    // One autocommit INSERT per callback is not counted here (no COMMIT statement); the applies
+    // committed in fewer transactions than there were callbacks.
+    expect(commits.n).toBeGreaterThan(0);
+    expect(commits.n).toBeLessThan(ps.length);
+  });
 });

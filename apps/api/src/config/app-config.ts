@@ -156,11 +156,12 @@ export interface AppConfig {
    * (FOR UPDATE SKIP LOCKED + a lease), so two instances never query the same payment at once.
    */
   /**
-   * The in-process applier of stored, acknowledged callbacks (CallbackApplier): how many apply at
-   * once (CALLBACK_APPLY_CONCURRENCY, the database connections they may hold) and how many wait
+   * The in-process applier of stored, acknowledged callbacks (CallbackApplier): how many batches
+   * apply at once (CALLBACK_APPLY_CONCURRENCY, the database connections they may hold), how many
+   * callbacks at most one transaction applies (CALLBACK_APPLY_BATCH) and how many wait
    * (CALLBACK_APPLY_QUEUE_MAX; beyond it a stored callback is left to the reconciler).
    */
-  callbackApply: { concurrency: number; queueMax: number };
+  callbackApply: { concurrency: number; batch: number; queueMax: number };
   reconciler: {
     enabled: boolean;
     intervalMs: number;
@@ -588,6 +589,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     pesapal,
     callbackApply: {
       concurrency: int('CALLBACK_APPLY_CONCURRENCY', 4, 1, 64),
+      batch: int('CALLBACK_APPLY_BATCH', 16, 1, 500),
       queueMax: int('CALLBACK_APPLY_QUEUE_MAX', 10_000, 1, 1_000_000),
     },
     reconciler: {

@@ -2,13 +2,18 @@ import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/c
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { safeError } from '../common/logging';
+import type { Tx } from '../database/database';
 import { callbackApplyDelay, callbackApplyQueue } from '../metrics/metrics';
+import { PaymentsRepository } from './payments.repository';
 
 /** One stored, acknowledged notification to apply; `receivedAt` is when it was acknowledged (process clock, ms). */
 export interface ApplyJob {
   inboxId: bigint;
   receivedAt: number;
-  run(): Promise<void>;
+  /** the payment it is about: a batch applies its jobs in this order, so two batches lock rows in the same order */
+  paymentId: string;
+  /** applies it inside `tx`; the outcome is recorded on its inbox row in the same transaction */
+  apply(tx: Tx): Promise<{ outcome: string; afterCommit?: () => void }>;
 }
 
 /**
@@ -20,8 +25,12 @@ export interface ApplyJob {
  * (RECONCILER_INBOX_RETRY_AFTER_SECONDS after it arrived). Applying is idempotent under the
  * payment's row lock, so a job and a replay of the same row never apply twice.
  *
- * At most CALLBACK_APPLY_CONCURRENCY jobs run at once, leaving the rest of the pool to the
- * requests; the queue is bounded by CALLBACK_APPLY_QUEUE_MAX.
+ * Jobs queued together are applied together: up to CALLBACK_APPLY_BATCH in ONE transaction that
+ * also records every outcome on its row in one statement (one commit, not one per callback). When
+ * the queue is short a batch is one job, so nothing waits for others to arrive. A batch that fails
+ * is retried one job per transaction, so one bad callback never holds back the others. At most
+ * CALLBACK_APPLY_CONCURRENCY batches run at once, leaving the rest of the pool to the requests;
+ * the queue is bounded by CALLBACK_APPLY_QUEUE_MAX.
  */
 @Injectable()
 export class CallbackApplier implements BeforeApplicationShutdown {
@@ -33,10 +42,15 @@ export class CallbackApplier implements BeforeApplicationShutdown {
   private waiters: (() => void)[] = [];
   private readonly concurrency: number;
   private readonly max: number;
+  private readonly batchMax: number;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+  constructor(
+    private readonly repo: PaymentsRepository,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
     this.concurrency = config.callbackApply.concurrency;
     this.max = config.callbackApply.queueMax;
+    this.batchMax = config.callbackApply.batch;
   }
 
   /** Queues a job; false when it was not taken (full, or shutting down): the reconciler replays its row. */
@@ -58,31 +72,59 @@ export class CallbackApplier implements BeforeApplicationShutdown {
 
   private pump(): void {
     while (this.running < this.concurrency && this.head < this.queue.length) {
-      const job = this.queue[this.head++];
+      const batch = this.queue.slice(this.head, this.head + this.batchMax);
+      this.head += batch.length;
       if (this.head > 1024 && this.head * 2 > this.queue.length) {
         this.queue.splice(0, this.head);
         this.head = 0;
       }
-      this.running++;
-      void this.execute(job);
+      this.running += batch.length;
+      void this.execute(batch);
     }
   }
 
-  private async execute(job: ApplyJob): Promise<void> {
+  private async execute(batch: ApplyJob[]): Promise<void> {
     try {
-      await job.run();
-      callbackApplyDelay.observe((Date.now() - job.receivedAt) / 1000);
-    } catch (err) {
-      // Stored and acknowledged: the reconciler replays the row.
-      this.logger.error(
-        { err: safeError(err), inboxId: job.inboxId.toString() },
-        'applying a stored callback failed; the reconciler will replay it',
-      );
+      if (batch.length > 1) {
+        try {
+          await this.applyTogether([...batch].sort((a, b) => (a.paymentId < b.paymentId ? -1 : 1)));
+          return;
+        } catch {
+          // e.g. a deadlock with a request applying to one of these payments: one job at a time.
+        }
+      }
+      for (const job of batch) {
+        try {
+          await this.applyTogether([job]);
+        } catch (err) {
+          // Stored and acknowledged: the reconciler replays the row.
+          this.logger.error(
+            { err: safeError(err), inboxId: job.inboxId.toString() },
+            'applying a stored callback failed; the reconciler will replay it',
+          );
+        }
+      }
     } finally {
-      this.running--;
+      this.running -= batch.length;
       this.pump();
       if (this.backlog === 0) for (const w of this.waiters.splice(0)) w();
     }
+  }
+
+  private async applyTogether(jobs: ApplyJob[]): Promise<void> {
+    const after: (() => void)[] = [];
+    await this.repo.transaction(async (tx) => {
+      const outcomes: { id: bigint; outcome: string }[] = [];
+      for (const job of jobs) {
+        const r = await job.apply(tx);
+        outcomes.push({ id: job.inboxId, outcome: r.outcome });
+        if (r.afterCommit) after.push(r.afterCommit);
+      }
+      await this.repo.finishCallbacksIn(tx, outcomes);
+    });
+    const now = Date.now();
+    for (const job of jobs) callbackApplyDelay.observe((now - job.receivedAt) / 1000);
+    for (const f of after) f();
   }
 
   /** Resolves when nothing is queued or running (tests; shutdown). */

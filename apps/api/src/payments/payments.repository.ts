@@ -422,17 +422,24 @@ export class PaymentsRepository {
   }
 
   /**
-   * Records the outcome of a stored callback inside the transaction that applied it; false when
-   * it was already recorded (the reconciler replayed it meanwhile: applying twice changed nothing).
+   * Records the outcomes of stored callbacks inside the transaction that applied them, in one
+   * statement. A row already recorded (the reconciler replayed it meanwhile: applying twice changed
+   * nothing) keeps its outcome.
    */
-  async finishCallbackIn(tx: Tx, id: bigint, outcome: string): Promise<boolean> {
-    const rows = await tx
-      .update(callbackInbox)
-      .set({ processedAt: sql`now()`, outcome })
-      .where(and(eq(callbackInbox.id, id), isNull(callbackInbox.processedAt)))
-      .returning({ provider: callbackInbox.provider, kind: callbackInbox.kind });
-    if (rows[0]) countNotification(rows[0].provider, rows[0].kind, outcome);
-    return rows.length > 0;
+  async finishCallbacksIn(tx: Tx, outcomes: { id: bigint; outcome: string }[]): Promise<void> {
+    if (outcomes.length === 0) return;
+    const rows = JSON.stringify(outcomes.map((o) => ({ id: o.id.toString(), outcome: o.outcome })));
+    const result = await tx.execute(sql`
+      update callback_inbox i set processed_at = now(), outcome = v.outcome
+      from jsonb_to_recordset(${rows}::jsonb) as v(id bigint, outcome text)
+      where i.id = v.id and i.processed_at is null
+      returning i.provider, i.kind, v.outcome`);
+    for (const r of ((result as { rows?: unknown[] }).rows ?? (result as unknown[])) as {
+      provider: string;
+      kind: string | null;
+      outcome: string;
+    }[])
+      countNotification(r.provider, r.kind, r.outcome);
   }
 
   /**

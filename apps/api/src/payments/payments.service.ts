@@ -564,7 +564,11 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
         this.applier.enqueue({
           inboxId: stored.id,
           receivedAt: Date.now(),
-          run: () => this.applyStoredCallback(stored.id, paymentId, report),
+          paymentId,
+          apply: async (tx) => {
+            const applied = await this.lifecycle.applyOutcomeIn(tx, paymentId, report, 'daraja:callback');
+            return { outcome: applied.result, afterCommit: applied.afterCommit };
+          },
         });
       }
       return { ResultCode: 0, ResultDesc: 'Accepted' };
@@ -614,21 +618,6 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
       );
     }
     return { ResultCode: 0, ResultDesc: 'Accepted' };
-  }
-
-  /**
-   * Applies a stored verified callback and records its outcome on the row in ONE transaction
-   * (CallbackApplier runs it after the acknowledgement). Idempotent: the payment's row lock makes a
-   * concurrent replay of the same row see this one's result.
-   */
-  private async applyStoredCallback(inboxId: bigint, paymentId: string, report: OutcomeReport): Promise<void> {
-    let afterCommit: (() => void) | undefined;
-    await this.repo.transaction(async (tx) => {
-      const applied = await this.lifecycle.applyOutcomeIn(tx, paymentId, report, 'daraja:callback');
-      await this.repo.finishCallbackIn(tx, inboxId, applied.result);
-      afterCommit = applied.afterCommit;
-    });
-    afterCommit?.();
   }
 
   private async processVerifiedCallback(paymentId: string, cb: MpesaNotification): Promise<string> {
