@@ -22,10 +22,19 @@ const queryCounts = new Map<string, number>();
 if (process.env.BENCH_TRACE_QUERIES === '1') {
   const proto = pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown };
   const original = proto.query;
+  // Which connections are inside BEGIN…COMMIT: a write outside one commits on its own. Counted
+  // under the key '#autocommit write' (not a statement: the write is counted under its text too).
+  const inTransaction = new WeakSet<object>();
   proto.query = function (this: unknown, ...args: unknown[]) {
     const q = args[0];
     const text = typeof q === 'string' ? q : ((q as { text?: string })?.text ?? '?');
     queryCounts.set(text, (queryCounts.get(text) ?? 0) + 1);
+    const head = text.trimStart().slice(0, 12).toLowerCase();
+    const client = this as object;
+    if (head.startsWith('begin')) inTransaction.add(client);
+    else if (head.startsWith('commit') || head.startsWith('rollback')) inTransaction.delete(client);
+    else if (!inTransaction.has(client) && /^(insert|update|delete|with)\b/.test(head))
+      queryCounts.set('#autocommit write', (queryCounts.get('#autocommit write') ?? 0) + 1);
     return original.apply(this, args);
   };
 }
