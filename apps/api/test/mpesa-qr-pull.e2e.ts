@@ -283,11 +283,15 @@ describe('M-Pesa Dynamic QR and Pull Transactions, end to end', () => {
           transactiontype: 'c2b-buy-goods-debit',
         },
       ]);
-      const r = await pull().pullSince(await accountOf('shop-till'), new Date(now - 2 * HOUR), new Date(now));
+      const r = await pull().pullForShop('shop-till', new Date(now - 2 * HOUR), new Date(now));
       expect(r).toMatchObject({
         outcome: 'transactions',
         transactions: [{ transId: 'SIM0BG0001', shortcode: TILL, amountMinor: 7500n }],
       });
+      expect((await pull().registrations()).map((x) => [x.shopId, x.shortcode])).toEqual([
+        ['shop-pb', PAYBILL],
+        ['shop-till', TILL],
+      ]);
     });
   });
 });

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { and, eq } from 'drizzle-orm';
+import { and, asc, eq } from 'drizzle-orm';
 import { randomUUID } from 'node:crypto';
 import { DB } from '../../../database/database.module';
 import type { Db } from '../../../database/database';
@@ -28,6 +28,10 @@ export class MpesaPullRepository {
       .where(and(eq(mpesaPullRegistrations.environment, environment), eq(mpesaPullRegistrations.shortcode, shortcode)))
       .limit(1);
     return rows[0] ?? null;
+  }
+
+  async listAll(): Promise<MpesaPullRegistration[]> {
+    return this.db.select().from(mpesaPullRegistrations).orderBy(asc(mpesaPullRegistrations.registeredAt));
   }
 
   /** Keeps the first registration of a shortcode: a concurrent second one changes nothing. Returns the row kept. */

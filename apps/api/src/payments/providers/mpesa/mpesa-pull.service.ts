@@ -157,7 +157,23 @@ export class MpesaPullService {
    * with nothing new, or PULL_MAX_PAGES), de-duplicated by TransID.
    */
   async pullSince(accountId: string | null, from: Date, to: Date, now: Date = new Date()): Promise<PullResult> {
-    const resolved = await this.accounts.resolveForExisting(accountId, 'mpesa');
+    return this.pull(await this.accounts.resolveForExisting(accountId, 'mpesa'), from, to, now);
+  }
+
+  /**
+   * The same for a shop's current M-Pesa account. Use this one for a chain branch: its till number
+   * is on the shop's own row, which an account id (the credentials' row) does not carry.
+   */
+  async pullForShop(shopId: string, from: Date, to: Date, now: Date = new Date()): Promise<PullResult> {
+    return this.pull(await this.accounts.resolveForPayment(shopId, 'mpesa'), from, to, now);
+  }
+
+  /** Every shortcode registered here, oldest first: what a reconciler pulls (by shopId). */
+  registrations(): Promise<MpesaPullRegistration[]> {
+    return this.repo.listAll();
+  }
+
+  private async pull(resolved: ResolvedAccount, from: Date, to: Date, now: Date): Promise<PullResult> {
     const account = this.toDaraja(resolved);
     const shortcode = pullShortcode(account);
     const window = clampPullWindow(from, to, now);
