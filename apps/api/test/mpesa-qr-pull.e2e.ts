@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { randomBytes } from 'node:crypto';
 import { SANDBOX_PASSKEY } from '../src/config/app-config';
 import { MerchantAccountsService } from '../src/payments/merchant-accounts.service';
@@ -270,6 +271,29 @@ describe('M-Pesa Dynamic QR and Pull Transactions, end to end', () => {
         new Date(now - 50 * HOUR),
       );
       expect(r).toEqual({ outcome: 'outside_window' });
+    });
+
+    it("keeps what Daraja posts to the registration's callback URL, before answering; a wrong token never passes for it", async () => {
+      const url = new URL(pull().callbackUrlFor(PAYBILL));
+      const body = { ResponseRefID: 'r-1', ShortCode: PAYBILL, note: 'undocumented' };
+      const ok = await t.http().post(url.pathname).send(body);
+      expect(ok.status).toBe(200);
+      expect(ok.body).toEqual({ ResultCode: 0, ResultDesc: 'Accepted' });
+      const forged = await t
+        .http()
+        .post(url.pathname.replace(/[^/]+$/, 'not-the-token'))
+        .send(body);
+      expect(forged.status).toBe(200);
+      const rows = (
+        await t.db.execute(
+          sql`select verified, outcome, raw_body from callback_inbox where kind = 'pull_notice' order by id`,
+        )
+      ).rows as Array<{ verified: boolean; outcome: string; raw_body: string }>;
+      expect(rows.map((r) => [r.verified, r.outcome])).toEqual([
+        [true, 'recorded'],
+        [false, 'rejected_unverified'],
+      ]);
+      expect(JSON.parse(rows[0].raw_body)).toEqual(body);
     });
 
     it("a till account pulls its till number's transactions", async () => {

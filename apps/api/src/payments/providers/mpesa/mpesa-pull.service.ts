@@ -3,9 +3,11 @@ import type { AuthUser } from '../../../auth/auth.types';
 import { ConflictError, ValidationFailedError } from '../../../common/errors';
 import type { MpesaPullRegistration } from '../../../database/schema';
 import { MerchantAccountsService } from '../../merchant-accounts.service';
+import { PaymentsRepository } from '../../payments.repository';
+import { UNVERIFIED_CALLBACK_WINDOW_SECONDS } from '../../reconcile';
 import type { ResolvedAccount } from '../../merchant-accounts.types';
 import { ProviderError } from '../provider-errors';
-import { callbackToken } from './callback-token';
+import { callbackToken, verifyCallbackToken } from './callback-token';
 import { DarajaService } from './daraja.service';
 import type { DarajaAccount } from './daraja.types';
 import { MpesaPullRepository } from './mpesa-pull.repository';
@@ -92,11 +94,48 @@ export class MpesaPullService {
     private readonly daraja: DarajaService,
     private readonly toDaraja: (account: ResolvedAccount) => DarajaAccount,
     private readonly callback: { baseUrl: string; secret: string },
+    private readonly inbox: PaymentsRepository,
   ) {}
 
   /** The capability URL given to Daraja at registration (what it POSTs there is undocumented; see the report). */
   callbackUrlFor(shortcode: string): string {
     return `${this.callback.baseUrl.replace(/\/+$/, '')}/pull/${shortcode}/${callbackToken(this.callback.secret, `smartduka:pull:${shortcode}`)}`;
+  }
+
+  /**
+   * Whatever Daraja POSTs to the registration's CallBackURL (undocumented; frappe only logs it): kept
+   * in callback_inbox (kind pull_notice) before the answer, never acted on; the queries are what we
+   * read. A wrong token is stored coalesced, like every unverified delivery.
+   */
+  async receiveNotice(d: { shortcode: string; token: string; rawBody: string; sourceIp?: string }): Promise<{
+    ResultCode: 0;
+    ResultDesc: 'Accepted';
+  }> {
+    const verified =
+      /^\d{5,7}$/.test(d.shortcode) &&
+      verifyCallbackToken(this.callback.secret, `smartduka:pull:${d.shortcode}`, d.token);
+    const row = {
+      provider: 'mpesa',
+      kind: 'pull_notice',
+      urlPaymentId: null,
+      sourceIp: d.sourceIp ?? null,
+      rawBody: d.rawBody,
+      attempts: 1,
+      processedAt: new Date(),
+    };
+    if (verified) {
+      const id = await this.inbox.insertCallback({ ...row, verified: true, outcome: 'recorded' });
+      this.logger.log(
+        `Pull Transactions notice recorded: shortcode=${d.shortcode} inboxId=${id} bytes=${d.rawBody.length}`,
+      );
+    } else {
+      const stored = await this.inbox.storeCoalescedCallback(
+        { ...row, outcome: 'rejected_unverified' },
+        { group: 'mpesa|kind:pull_notice:rejected_unverified', windowSeconds: UNVERIFIED_CALLBACK_WINDOW_SECONDS },
+      );
+      if (stored.first) this.logger.warn('Pull Transactions notice on a URL whose token does not verify: ignored');
+    }
+    return { ResultCode: 0, ResultDesc: 'Accepted' };
   }
 
   async registration(account: ResolvedAccount): Promise<MpesaPullRegistration | null> {

@@ -21,6 +21,7 @@ import { AuthModule } from '../../../auth/auth.module';
 import { OrdersModule } from '../../../orders/orders.module';
 import { ORDERS_PORT, type OrdersPort } from '../../../orders/orders.port';
 import { MpesaPullController, MpesaQrController } from './mpesa-qr.controller';
+import { MpesaPullNoticeController } from './mpesa-pull-notice.controller';
 import { MpesaPullRepository } from './mpesa-pull.repository';
 import { MpesaPullService } from './mpesa-pull.service';
 import { MpesaQrService } from './mpesa-qr.service';
@@ -28,7 +29,13 @@ import { MpesaQrService } from './mpesa-qr.service';
 /** The Daraja client for this deployment (credentials from config, OAuth tokens shared through Postgres) and the M-Pesa adapter over it. */
 @Module({
   imports: [AuthModule, PaymentsCoreModule, OrdersModule],
-  controllers: [MpesaResultsController, MpesaReceiptController, MpesaQrController, MpesaPullController],
+  controllers: [
+    MpesaResultsController,
+    MpesaReceiptController,
+    MpesaQrController,
+    MpesaPullController,
+    MpesaPullNoticeController,
+  ],
   providers: [
     {
       provide: DARAJA_OPTIONS,
@@ -77,18 +84,30 @@ import { MpesaQrService } from './mpesa-qr.service';
     },
     {
       provide: MpesaPullService,
-      inject: [APP_CONFIG, MpesaPullRepository, MerchantAccountsService, DarajaService, MpesaAccountKind],
+      inject: [
+        APP_CONFIG,
+        MpesaPullRepository,
+        MerchantAccountsService,
+        DarajaService,
+        MpesaAccountKind,
+        PaymentsRepository,
+      ],
       useFactory: (
         config: AppConfig,
         repo: MpesaPullRepository,
         accounts: MerchantAccountsService,
         daraja: DarajaService,
         kind: MpesaAccountKind,
+        inbox: PaymentsRepository,
       ) =>
-        new MpesaPullService(repo, accounts, daraja, (a) => kind.toDaraja(a), {
-          baseUrl: config.mpesa.callbackUrl,
-          secret: config.mpesa.callbackSigningSecret,
-        }),
+        new MpesaPullService(
+          repo,
+          accounts,
+          daraja,
+          (a) => kind.toDaraja(a),
+          { baseUrl: config.mpesa.callbackUrl, secret: config.mpesa.callbackSigningSecret },
+          inbox,
+        ),
     },
     {
       provide: MpesaProvider,
