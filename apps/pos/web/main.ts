@@ -18,6 +18,7 @@ import {
   type NextAction,
   type Problem,
 } from './describe';
+import { describeMpesaQr, describeQrFailure } from './mpesa-qr';
 
 type Receipt = components['schemas']['ReceiptDto'];
 type DailyReport = components['schemas']['DailyReportDto'];
@@ -78,12 +79,15 @@ interface Sale {
 
 let sale: Sale = newSale();
 let watching: AbortController | undefined;
+/** While an M-Pesa QR is shown: the order is checked until it is paid (the payment arrives as a C2B confirmation). */
+let qrPoll: ReturnType<typeof setInterval> | undefined;
 let countdown: ReturnType<typeof setInterval> | undefined;
 /** The last payment request, to repeat with the same Idempotency-Key when its answer was lost. */
 let lastSend: (() => Promise<void>) | undefined;
 
 function newSale(): Sale {
-  const stamp = new Date().toISOString().replace(/\D/g, '').slice(2, 14);
+  // yyMMddHHmm: the id stays within 20 characters, what a paybill account number (an M-Pesa QR's) holds.
+  const stamp = new Date().toISOString().replace(/\D/g, '').slice(2, 12);
   const rand = Math.random().toString(36).slice(2, 6).toUpperCase();
   return { orderId: `POS-${stamp}-${rand}`, total: 0, registered: false, attempt: 0 };
 }
@@ -158,6 +162,80 @@ function renderPayment(p: Payment): void {
   const o = describePayment(p);
   setStatus(o.label, p.status, o.message);
   $('status-panel').dataset.paymentId = p.paymentId;
+}
+
+function stopQr(): void {
+  if (qrPoll) clearInterval(qrPoll);
+  qrPoll = undefined;
+  show('mpesa-qr', false);
+}
+
+/** The order total typed in, or undefined after saying what is wrong with it. */
+function readTotal(): number | undefined {
+  const totalText = input('amount').value.trim();
+  const total = Number(totalText);
+  if (totalText === '' || !Number.isFinite(total)) {
+    showProblem({
+      message: 'Enter the order total in shillings, e.g. 450 or 2450.50.',
+      problems: [],
+      action: 'fix-input',
+    });
+    return undefined;
+  }
+  return total;
+}
+
+/** "Show M-Pesa QR": the order's QR for the shop's till or paybill and what it still owes. */
+async function showMpesaQr(): Promise<void> {
+  clearMessage();
+  const total = readTotal();
+  if (total === undefined) return;
+  if (sale.registered && total !== sale.total) sale = newSale();
+  sale.total = total;
+  $('order-id').textContent = sale.orderId;
+  stopQr();
+  show('receipt', false);
+  show('hosted', false);
+  setStatus('Sending', 'sending', 'Making the M-Pesa QR code…');
+  lastSend = showMpesaQr;
+  const orderProblem = await ensureOrder();
+  if (orderProblem) return fail(orderProblem);
+  const orderId = sale.orderId;
+  try {
+    const res = await api.GET('/orders/{id}/mpesa-qr', { params: { path: { id: orderId } } });
+    if (res.error || !res.data)
+      return fail(
+        describeQrFailure({
+          status: res.response.status,
+          body: res.error,
+          retryAfter: res.response.headers.get('retry-after'),
+          method: 'mpesa',
+        }),
+      );
+    lastSend = undefined;
+    ($('mpesa-qr-img') as HTMLImageElement).src = `data:image/png;base64,${res.data.pngBase64}`;
+    $('mpesa-qr-text').textContent = describeMpesaQr(res.data);
+    show('mpesa-qr', true);
+    setStatus('Waiting', 'pending', 'Waiting for the customer to pay by QR…');
+    offer('wait');
+    qrPoll = setInterval(() => void checkQrPaid(orderId), 3000);
+  } catch {
+    fail(describeQrFailure({ status: undefined }));
+  }
+}
+
+async function checkQrPaid(orderId: string): Promise<void> {
+  try {
+    const res = await api.GET('/orders/{id}', { params: { path: { id: orderId } } });
+    if (!res.data || sale.orderId !== orderId || !qrPoll) return;
+    if (res.data.status === 'paid') {
+      stopQr();
+      setStatus('Paid', 'completed', `Paid by M-Pesa: ${money(res.data.total)}.`);
+      offer('done');
+    }
+  } catch {
+    // The next check tries again.
+  }
 }
 
 function renderHosted(link: string | undefined): void {
@@ -247,16 +325,9 @@ async function send(m: Method, key: string): Promise<{ ok: Started } | { problem
 
 async function pay(): Promise<void> {
   clearMessage();
-  const totalText = input('amount').value.trim();
-  const total = Number(totalText);
-  if (totalText === '' || !Number.isFinite(total)) {
-    showProblem({
-      message: 'Enter the order total in shillings, e.g. 450 or 2450.50.',
-      problems: [],
-      action: 'fix-input',
-    });
-    return;
-  }
+  const total = readTotal();
+  if (total === undefined) return;
+  stopQr();
   // A changed total is a different order (the API keeps an order's total).
   if (sale.registered && total !== sale.total) sale = newSale();
   sale.total = total;
@@ -472,6 +543,7 @@ function startNewSale(): void {
   watching?.abort();
   watching = undefined;
   lastSend = undefined;
+  stopQr();
   sale = newSale();
   clearMessage();
   $('order-id').textContent = sale.orderId;
@@ -490,6 +562,7 @@ function methodChanged(): void {
   $('form').dataset.method = m;
   show('phone-field', m !== 'card');
   show('email-field', m !== 'mpesa');
+  show('show-mpesa-qr', m === 'mpesa');
   $('phone-label').textContent = m === 'pesapal' ? "Customer's phone (or email)" : "Customer's M-Pesa number";
   button('pay').textContent = m === 'mpesa' ? 'Send M-Pesa prompt' : `Show ${providerName(m)} payment QR`;
 }
@@ -514,6 +587,7 @@ function init(): void {
     if (!button('pay').disabled) void pay();
   });
   button('resend').addEventListener('click', () => void pay());
+  button('show-mpesa-qr').addEventListener('click', () => void showMpesaQr());
   button('retry-same').addEventListener('click', () => void lastSend?.());
   button('new-sale').addEventListener('click', startNewSale);
   button('print-58').addEventListener('click', () => void print('58'));

@@ -832,6 +832,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/orders/{id}/mpesa-qr": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An M-Pesa QR (PNG, base64 in JSON) for the order's outstanding amount to the shop's till or paybill
+         * @description Daraja's Dynamic QR: the customer scans it with the M-PESA or My Safaricom app and approves with their PIN. The amount is the order's outstanding amount (whole KES), never one the client sends. For a paybill the account number is the order id, so the payment's confirmation names the order. Nothing is written: the payment arrives as a C2B confirmation. Answered as JSON (a POS shows `data:image/png;base64,…`; the Bearer token keeps a plain <img src> from loading it anyway).
+         */
+        get: operations["MpesaQrController_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/shops/{shopId}/merchant-accounts/mpesa/pull-registration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Register the shop's shortcode for M-Pesa Pull Transactions (once: Safaricom does not allow a change)
+         * @description Production shortcodes only (and sandbox). Registered once per shortcode: a second request is refused with 409 PULL_ALREADY_REGISTERED and nothing is sent. A shortcode Daraja says is already registered (by another integration) is recorded as `already_registered`.
+         */
+        post: operations["MpesaPullController_register"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/callback/pull/{shortcode}/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Daraja's Pull Transactions notice (the registration's capability URL)
+         * @description What Daraja sends here is undocumented: it is stored before the reply and never acted on (Pull Transactions are read by query).
+         */
+        post: operations["MpesaPullNoticeController_notice"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -889,7 +949,7 @@ export interface components {
          * @description Stable machine-readable code: one of these, whatever the status
          * @enum {string}
          */
-        ErrorCode: "ACCOUNT_IN_USE" | "AMOUNT_EXCEEDS_OUTSTANDING" | "BAD_REQUEST" | "CHECKOUT_REQUEST_ID_AMBIGUOUS" | "CONFLICT" | "CURRENCY_NOT_SUPPORTED" | "CUSTOMER_BUSY" | "DARAJA_MISCONFIGURED" | "DATABASE_UNAVAILABLE" | "FORBIDDEN" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_REQUEST_IN_PROGRESS" | "INTERNAL_ERROR" | "INVALID_CALLBACK" | "INVALID_CURSOR" | "INVALID_JSON" | "INVALID_PHONE_NUMBER" | "INVALID_RANGE" | "INVALID_STATEMENT" | "INVALID_WEBHOOK_SIGNATURE" | "MERCHANT_ACCOUNT_REQUIRED" | "MERCHANT_ACCOUNT_UNREADABLE" | "METHOD_NOT_ALLOWED" | "MISSING_HOST_HEADER" | "MPESA_CERTIFICATE_NOT_CONFIGURED" | "MPESA_CURRENCY" | "MPESA_INITIATOR_NOT_CONFIGURED" | "MPESA_NO_RECEIPT" | "MPESA_ONE_REVERSAL" | "MPESA_WHOLE_SHILLINGS" | "NOTHING_TO_REFUND" | "NOT_FOUND" | "NOT_MPESA" | "ORDER_ALREADY_PAID" | "ORDER_CANNOT_TAKE_PAYMENT" | "ORDER_CURRENCY_MISMATCH" | "ORDER_EXISTS" | "ORDER_HAS_OPEN_PAYMENT" | "OUTCOME_KNOWN" | "PAYLOAD_TOO_LARGE" | "PAYMENT_ALREADY_RESOLVED" | "PAYMENT_CLOSED" | "PAYMENT_HAS_REFUNDS" | "PAYMENT_IN_PROGRESS" | "PAYMENT_NOT_COMPLETED" | "PAYMENT_NOT_IN_REVIEW" | "PAYMENT_NOT_REFUNDABLE" | "PAYMENT_NOT_RELEASABLE" | "PAYMENT_NOT_RESOLVABLE" | "PAYMENT_OUTCOME_UNKNOWN" | "PAYMENT_RELEASED" | "PESAPAL_ALREADY_REVERSED" | "PHONE_BUSY" | "PROVIDER_AUTH_FAILED" | "PROVIDER_BAD_RESPONSE" | "PROVIDER_DISABLED" | "PROVIDER_LIMIT" | "PROVIDER_RATE_LIMITED" | "PROVIDER_REFERENCE_MISMATCH" | "PROVIDER_REFERENCE_REQUIRED" | "PROVIDER_REJECTED" | "PROVIDER_SWITCHED_OFF" | "PROVIDER_TIMEOUT" | "PROVIDER_UNAVAILABLE" | "PROVIDER_UNREACHABLE" | "RATE_LIMITED_SHOP" | "RECEIPT_IN_USE" | "REFUND_BUSY" | "REFUND_CURRENCY_NOT_SUPPORTED" | "REFUND_EXCEEDS_REFUNDABLE" | "REFUND_FULL_ONLY" | "REFUND_NOT_IN_REVIEW" | "REFUND_NO_CONFIRMATION_CODE" | "REFUND_NO_PROVIDER_TRANSACTION" | "REFUND_ONE_PER_PAYMENT" | "REFUND_WHOLE_UNITS_ONLY" | "REFUND_WRONG_PROVIDER" | "REQUEST_HEADER_FIELDS_TOO_LARGE" | "REQUEST_TIMEOUT" | "SHUTTING_DOWN" | "TOKEN_EXPIRED" | "TOO_MANY_REQUESTS" | "TOO_MANY_STREAMS" | "UNAUTHORIZED" | "UNPROCESSABLE_ENTITY" | "UNSUPPORTED_MEDIA_TYPE" | "VALIDATION_FAILED" | "VERIFY_TOO_SOON" | "WRONG_PROVIDER";
+        ErrorCode: "ACCOUNT_IN_USE" | "AMOUNT_EXCEEDS_OUTSTANDING" | "BAD_REQUEST" | "CHECKOUT_REQUEST_ID_AMBIGUOUS" | "CONFLICT" | "CURRENCY_NOT_SUPPORTED" | "CUSTOMER_BUSY" | "DARAJA_MISCONFIGURED" | "DATABASE_UNAVAILABLE" | "FORBIDDEN" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_REQUEST_IN_PROGRESS" | "INTERNAL_ERROR" | "INVALID_CALLBACK" | "INVALID_CURSOR" | "INVALID_JSON" | "INVALID_PHONE_NUMBER" | "INVALID_RANGE" | "INVALID_STATEMENT" | "INVALID_WEBHOOK_SIGNATURE" | "MERCHANT_ACCOUNT_REQUIRED" | "MERCHANT_ACCOUNT_UNREADABLE" | "METHOD_NOT_ALLOWED" | "MISSING_HOST_HEADER" | "MPESA_CERTIFICATE_NOT_CONFIGURED" | "MPESA_ACCOUNT_NUMBER_TOO_LONG" | "MPESA_CURRENCY" | "MPESA_INITIATOR_NOT_CONFIGURED" | "MPESA_NO_RECEIPT" | "MPESA_ONE_REVERSAL" | "MPESA_WHOLE_SHILLINGS" | "NOTHING_TO_REFUND" | "NOT_FOUND" | "NOT_MPESA" | "ORDER_ALREADY_PAID" | "ORDER_CANNOT_TAKE_PAYMENT" | "ORDER_CURRENCY_MISMATCH" | "ORDER_EXISTS" | "ORDER_HAS_OPEN_PAYMENT" | "OUTCOME_KNOWN" | "PAYLOAD_TOO_LARGE" | "PAYMENT_ALREADY_RESOLVED" | "PAYMENT_CLOSED" | "PAYMENT_HAS_REFUNDS" | "PAYMENT_IN_PROGRESS" | "PAYMENT_NOT_COMPLETED" | "PAYMENT_NOT_IN_REVIEW" | "PAYMENT_NOT_REFUNDABLE" | "PAYMENT_NOT_RELEASABLE" | "PAYMENT_NOT_RESOLVABLE" | "PAYMENT_OUTCOME_UNKNOWN" | "PAYMENT_RELEASED" | "PESAPAL_ALREADY_REVERSED" | "PHONE_BUSY" | "PROVIDER_AUTH_FAILED" | "PROVIDER_BAD_RESPONSE" | "PROVIDER_DISABLED" | "PROVIDER_LIMIT" | "PROVIDER_RATE_LIMITED" | "PROVIDER_REFERENCE_MISMATCH" | "PROVIDER_REFERENCE_REQUIRED" | "PROVIDER_REJECTED" | "PROVIDER_SWITCHED_OFF" | "PROVIDER_TIMEOUT" | "PROVIDER_UNAVAILABLE" | "PROVIDER_UNREACHABLE" | "PULL_ALREADY_REGISTERED" | "RATE_LIMITED_SHOP" | "RECEIPT_IN_USE" | "REFUND_BUSY" | "REFUND_CURRENCY_NOT_SUPPORTED" | "REFUND_EXCEEDS_REFUNDABLE" | "REFUND_FULL_ONLY" | "REFUND_NOT_IN_REVIEW" | "REFUND_NO_CONFIRMATION_CODE" | "REFUND_NO_PROVIDER_TRANSACTION" | "REFUND_ONE_PER_PAYMENT" | "REFUND_WHOLE_UNITS_ONLY" | "REFUND_WRONG_PROVIDER" | "REQUEST_HEADER_FIELDS_TOO_LARGE" | "REQUEST_TIMEOUT" | "SHUTTING_DOWN" | "TOKEN_EXPIRED" | "TOO_MANY_REQUESTS" | "TOO_MANY_STREAMS" | "UNAUTHORIZED" | "UNPROCESSABLE_ENTITY" | "UNSUPPORTED_MEDIA_TYPE" | "VALIDATION_FAILED" | "VERIFY_TOO_SOON" | "WRONG_PROVIDER";
         ErrorResponseDto: {
             /** @example 400 */
             statusCode: number;
@@ -1562,6 +1622,61 @@ export interface components {
             /** @enum {string} */
             status: "checking";
             message: string;
+        };
+        MpesaQrResponseDto: {
+            /** @example ORD-12345 */
+            orderId: string;
+            /**
+             * @description The order's outstanding amount in whole KES, what the payer's app fills in
+             * @example 1500
+             */
+            amount: number;
+            /** @enum {string} */
+            currency: "KES";
+            /** @enum {string} */
+            type: "till" | "paybill";
+            /**
+             * @description The till or paybill number the QR pays
+             * @example 600111
+             */
+            businessNumber: string;
+            /**
+             * @description Paybill: the order id as account number (it comes back as the payment's BillRefNumber); null for a till
+             * @example ORD-12345
+             */
+            accountNumber: string | null;
+            /** @example SmartDuka */
+            merchantName: string;
+            /**
+             * @description The PNG image, base64: show it as data:image/png;base64,…
+             * @example iVBORw0KGgo…
+             */
+            pngBase64: string;
+            /** @example 300 */
+            width: number;
+            /** @example 300 */
+            height: number;
+        };
+        PullRegistrationDto: {
+            /**
+             * @description The Safaricom number on the shortcode's KYC (M-Pesa Org portal > Details); not stored, not logged
+             * @example 254722000000
+             */
+            nominatedNumber: string;
+        };
+        PullRegistrationResponseDto: {
+            /** @example 600111 */
+            shortcode: string;
+            /** @example production */
+            environment: string;
+            /** @enum {string} */
+            outcome: "registered" | "already_registered";
+            /** @example Shortcode Registered Successfully */
+            description: string;
+            /** @example 2026-12-03T08:00:00.000Z */
+            registeredAt: string;
+            /** @example user:mgr-1 (manager) */
+            registeredBy: string;
         };
     };
     responses: never;
@@ -4453,6 +4568,245 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ProviderErrorResponseDto"];
+                };
+            };
+        };
+    };
+    MpesaQrController_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The POS's order id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MpesaQrResponseDto"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Not found in your shop (NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+            409: {
+                headers: {
+                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The payment provider (M-Pesa, Flutterwave, Pesapal) answered badly or refused the request (PROVIDER_REJECTED, PROVIDER_AUTH_FAILED, PROVIDER_UNAVAILABLE, PROVIDER_BAD_RESPONSE, PROVIDER_REFERENCE_MISMATCH). details.status says whether the payment failed (nothing was done) or is unresolved (a 5xx, a connection broken after sending or an unreadable answer: outcome unknown; do not retry, poll it) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
+                };
+            };
+            /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
+            503: {
+                headers: {
+                    /** @description Whole seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
+                };
+            };
+            /** @description The provider did not answer in time (PROVIDER_TIMEOUT): outcome unknown. The payment is unresolved and will be settled by its notification, a status check or the reconciler; do not retry it */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
+                };
+            };
+        };
+    };
+    MpesaPullController_register: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                shopId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PullRegistrationDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PullRegistrationResponseDto"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+            409: {
+                headers: {
+                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The payment provider (M-Pesa, Flutterwave, Pesapal) answered badly or refused the request (PROVIDER_REJECTED, PROVIDER_AUTH_FAILED, PROVIDER_UNAVAILABLE, PROVIDER_BAD_RESPONSE, PROVIDER_REFERENCE_MISMATCH). details.status says whether the payment failed (nothing was done) or is unresolved (a 5xx, a connection broken after sending or an unreadable answer: outcome unknown; do not retry, poll it) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
+                };
+            };
+            /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
+            503: {
+                headers: {
+                    /** @description Whole seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
+                };
+            };
+            /** @description The provider did not answer in time (PROVIDER_TIMEOUT): outcome unknown. The payment is unresolved and will be settled by its notification, a status check or the reconciler; do not retry it */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
+                };
+            };
+        };
+    };
+    MpesaPullNoticeController_notice: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                shortcode: string;
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CallbackAckDto"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
         };

@@ -4,6 +4,7 @@ import { parseBehaviour } from './behaviour';
 import { SimulatorError, type SimulatorCore } from './core';
 import { parseFaults, parseResolveOptions } from './faults';
 import { BodyTooLargeError, isPlainObject, readBody, sendJson } from './http';
+import { parsePullControl } from './qr-pull';
 import type { SimResultControl, SimulatorAccount, SimulatorApp } from './types';
 
 export const CONTROL_PREFIX = '/__sim';
@@ -128,6 +129,26 @@ export class ControlRoutes {
       if (!faults.ok) return controlError(res, 400, faults.message);
       this.core.setFaults(faults.value);
       return sendJson(res, 200, { faults: this.core.currentFaults() });
+    }
+
+    if (path === `${CONTROL_PREFIX}/pull-transactions`) {
+      if (method === 'GET')
+        return sendJson(res, 200, {
+          registrations: this.core.qrPull.listRegistrations(),
+          qrRequests: this.core.qrPull.listQrRequests(),
+        });
+      if (method !== 'POST') return controlError(res, 405, 'use GET or POST');
+      const body = await this.jsonBody(req, res);
+      if (!body.ok) return;
+      try {
+        const c = parsePullControl(body.value);
+        if (c.pageSize !== undefined) this.core.qrPull.setPageSize(c.pageSize);
+        const count = this.core.qrPull.addTransactions(c.shortcode, c.transactions);
+        return sendJson(res, 201, { shortcode: c.shortcode, transactions: count });
+      } catch (err: unknown) {
+        if (err instanceof RangeError) return controlError(res, 400, err.message);
+        throw err;
+      }
     }
 
     if (path === `${CONTROL_PREFIX}/reset`) {

@@ -24,6 +24,7 @@ import {
 import type { ResolvedOptions } from './options';
 import { parseAccount, parseApp, RegistrationConflict, Registry } from './registry';
 import { ResultApi } from './result-api';
+import { QrPullRoutes } from './qr-pull';
 import { oauthTokenResponse, stkCallback, type OAuthTokenResponse, type StkCallbackBody } from './payloads';
 import {
   DUPLICATE_CALLBACK_GAP_MS,
@@ -183,9 +184,12 @@ export class SimulatorCore {
   private closed = false;
   /** Reversal and Transaction Status: their requests, results, controls and the payments they can see. */
   readonly results: ResultApi;
+  /** Dynamic QR and Pull Transactions (qr-pull.ts): their state is cleared by reset() like the rest. */
+  readonly qrPull: QrPullRoutes;
 
   constructor(readonly options: ResolvedOptions) {
     this.registry = new Registry(options.apps, options.accounts);
+    this.qrPull = new QrPullRoutes(this);
     this.results = new ResultApi(this.registry, options.resultDelayMs, options.maxRecords, (line) => this.log(line));
     this.behaviourState = { ...options.behaviour };
     this.applyFaults(options.faults);
@@ -883,6 +887,7 @@ export class SimulatorCore {
     this.pushRequestLog = [];
     this.tokens.clear();
     this.results.reset();
+    this.qrPull.reset();
     this.log(
       'reset: pushes, queries, callbacks, stats, injections, tokens, reversals and status queries cleared; faults and behaviour back to the start-up options; apps and accounts kept',
     );

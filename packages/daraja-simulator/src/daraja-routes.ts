@@ -12,6 +12,7 @@ import {
   sendJson,
 } from './http';
 import { stkPushAccepted, stkQueryResult, stkQueryStillProcessing } from './payloads';
+import { QR_PULL_PATHS } from './qr-pull';
 import { scenarioForPhone } from './scenarios';
 import type { SimResultApi } from './types';
 import { validatePush, validateQuery, type ValidationContext } from './validation';
@@ -91,6 +92,7 @@ export class DarajaRoutes {
       }
     }
     if (this.core.isDown()) return this.fail(req, res, ERRORS.serviceUnavailable);
+    if (QR_PULL_PATHS.has(url.pathname)) return this.core.qrPull.handle(req, res, url.pathname);
     const resultApi = Object.prototype.hasOwnProperty.call(RESULT_ROUTES, url.pathname)
       ? RESULT_ROUTES[url.pathname]
       : undefined;

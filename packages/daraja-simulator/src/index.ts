@@ -63,6 +63,14 @@ export {
 export { MAGIC_NUMBERS, RESULT_DESCRIPTIONS } from './scenarios';
 export { SimulatorError } from './core';
 export {
+  DYNAMIC_QR_PATH,
+  PULL_QUERY_PATH,
+  PULL_REGISTER_PATH,
+  type SimPullRegistration,
+  type SimPullTransaction,
+  type SimQrRequest,
+} from './qr-pull';
+export {
   DEFAULT_CONSUMER_KEY,
   DEFAULT_CONSUMER_SECRET,
   SANDBOX_PASSKEY,
@@ -125,6 +133,12 @@ export async function startDarajaSimulator(opts: SimulatorOptions = {}): Promise
     waitForResults: (conversationId, count, timeoutMs) => core.results.waitForResults(conversationId, count, timeoutMs),
     forceResult: (control) => core.forceResult(control),
     reset: () => core.reset(),
+    pullTransactions: {
+      add: (shortcode, transactions) => core.qrPull.addTransactions(shortcode, transactions),
+      setPageSize: (n) => core.qrPull.setPageSize(n),
+      registrations: () => core.qrPull.listRegistrations(),
+    },
+    qrRequests: () => core.qrPull.listQrRequests(),
   };
   core.log(`Daraja simulator listening on ${url}`);
   return Object.freeze(simulator);

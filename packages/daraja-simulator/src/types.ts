@@ -1,3 +1,4 @@
+import type { SimPullRegistration, SimPullTransaction, SimQrRequest } from './qr-pull';
 /** Public types of the Daraja simulator. Wire formats follow /work/shared/reference/daraja.md. */
 
 export interface SimulatorAccount {
@@ -389,6 +390,14 @@ export interface DarajaSimulator {
    * behaviour go back to the start-up options. Registered apps and accounts stay (like a go-live on the portal).
    */
   reset(): void;
+  /** Pull Transactions (qr-pull.ts): the shortcode's C2B transactions it serves, its page size, what was registered. */
+  pullTransactions: {
+    add(shortcode: string, transactions: SimPullTransaction[]): number;
+    setPageSize(n: number): void;
+    registrations(): SimPullRegistration[];
+  };
+  /** Dynamic QR requests received, oldest first. */
+  qrRequests(): SimQrRequest[];
 }
 
 // ---------------------------------------------------------------- Result API (Reversal, Transaction Status)

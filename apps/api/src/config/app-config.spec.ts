@@ -122,8 +122,19 @@ describe('loadConfig', () => {
     [{ MPESA_CALLBACK_IP_ALLOWLIST: '196.201.214.200,nonsense' }, /"nonsense" is not an IP/],
     [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL must start with postgres/],
     [{ TRUST_PROXY: 'everyone' }, /TRUST_PROXY/],
+    [{ MPESA_QR_MERCHANT_NAME: 'Duka <script>' }, /MPESA_QR_MERCHANT_NAME must be 1 to 40/],
+    [{ MPESA_QR_MERCHANT_NAME: 'D'.repeat(41) }, /MPESA_QR_MERCHANT_NAME must be 1 to 40/],
+    [{ MPESA_QR_SIZE: '50' }, /MPESA_QR_SIZE/],
   ])('rejects %p', (override, message) => {
     expect(problemsOf({ ...sandbox, ...override }).join('\n')).toMatch(message);
+  });
+
+  it('Dynamic QR: SmartDuka at 300 px unless set', () => {
+    expect(loadConfig({}).mpesa).toMatchObject({ qrMerchantName: 'SmartDuka', qrSize: 300 });
+    expect(loadConfig({ MPESA_QR_MERCHANT_NAME: "Mama's Duka & Co.", MPESA_QR_SIZE: '500' }).mpesa).toMatchObject({
+      qrMerchantName: "Mama's Duka & Co.",
+      qrSize: 500,
+    });
   });
 
   it('forbids in callback URLs exactly the words daraja.md §2.4 lists (the one list DarajaService also uses)', () => {

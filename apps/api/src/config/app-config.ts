@@ -133,6 +133,10 @@ export interface AppConfig {
      * Status answer that does not show it counts as proof it never happened (and it may be sent again).
      */
     reversalWaitSeconds: number;
+    /** MPESA_QR_MERCHANT_NAME: the name a Dynamic QR shows the payer when the shop's account sets none (merchantName). */
+    qrMerchantName: string;
+    /** MPESA_QR_SIZE: the Dynamic QR's edge in pixels (100 to 1000). */
+    qrSize: number;
   };
   /** How customers' browsers and the card/wallet providers reach this API (redirects, webhooks, IPNs). No trailing slash. */
   publicBaseUrl: string;
@@ -363,6 +367,10 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
   if (tillNumber && !/^\d{5,7}$/.test(tillNumber))
     problems.push(`MPESA_TILL_NUMBER must be 5 to 7 digits (got "${tillNumber}")`);
 
+  const qrMerchantName = str('MPESA_QR_MERCHANT_NAME') ?? 'SmartDuka';
+  if (!/^[A-Za-z0-9 .,&'-]{1,40}$/.test(qrMerchantName))
+    problems.push("MPESA_QR_MERCHANT_NAME must be 1 to 40 letters, digits, spaces or . , & ' -");
+
   // --- base URL
   let baseUrl: string | null =
     str('MPESA_BASE_URL') ?? (simulator ? null : MPESA_BASE_URLS[mpesaEnv as 'sandbox' | 'production']);
@@ -582,6 +590,8 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
       initiatorName,
       initiatorPassword,
       reversalWaitSeconds: int('MPESA_REVERSAL_WAIT_SECONDS', 300, 0, 86400),
+      qrMerchantName,
+      qrSize: int('MPESA_QR_SIZE', 300, 100, 1000),
     },
     publicBaseUrl,
     posReturnUrl,

@@ -436,6 +436,33 @@ export const paymentStatusEvents = pgTable(
   ],
 );
 
+/**
+ * Daraja Pull Transactions registrations (daraja-more.md §2): one per environment and shortcode,
+ * since Safaricom registers a shortcode once and for good. Its existence is what tells a query's
+ * `1001` "no rows" from "not provisioned". Never holds the nominated number or a capability token.
+ */
+export const mpesaPullRegistrations = pgTable(
+  'mpesa_pull_registrations',
+  {
+    id: uuid('id').primaryKey(),
+    environment: text('environment').notNull(),
+    shortcode: text('shortcode').notNull(),
+    /** The shop whose account asked, and that account (null = the platform's). */
+    shopId: text('shop_id').notNull(),
+    merchantAccountId: uuid('merchant_account_id'),
+    /** registered: Daraja said 1000; already_registered: 1001 "already Registered" (its callback URL may be another integration's). */
+    outcome: text('outcome').notNull(),
+    responseRefId: text('response_ref_id'),
+    description: text('description').notNull(),
+    registeredBy: text('registered_by').notNull(),
+    registeredAt: timestamp('registered_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    check('mpesa_pull_registrations_outcome_valid', sql`${t.outcome} in ('registered','already_registered')`),
+    uniqueIndex('mpesa_pull_registrations_shortcode_uq').on(t.environment, t.shortcode),
+  ],
+);
+
 export const schema = {
   orders,
   payments,
@@ -448,6 +475,7 @@ export const schema = {
   auditEvents,
   refunds,
   paymentStatusEvents,
+  mpesaPullRegistrations,
 };
 export type Order = typeof orders.$inferSelect;
 export type Payment = typeof payments.$inferSelect;
@@ -459,3 +487,4 @@ export type NewMerchantAccountRow = typeof merchantAccounts.$inferInsert;
 export type Refund = typeof refunds.$inferSelect;
 export type NewRefund = typeof refunds.$inferInsert;
 export type PaymentStatusEventRow = typeof paymentStatusEvents.$inferSelect;
+export type MpesaPullRegistration = typeof mpesaPullRegistrations.$inferSelect;

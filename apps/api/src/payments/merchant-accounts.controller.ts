@@ -123,6 +123,7 @@ const PUT_EXAMPLES = {
       consumerKey: '<consumer key>',
       consumerSecret: '<consumer secret>',
       passkey: '<passkey>',
+      merchantName: "<optional: the shop's name on its M-Pesa QR codes>",
     },
   },
   mpesaBranch: {

@@ -1011,6 +1011,56 @@ export class DarajaService {
   }
 
   // ---------------------------------------------------------------------------------------
+  // Synchronous products (Dynamic QR, Pull Transactions: dynamic-qr.ts, pull-transactions.ts)
+  // ---------------------------------------------------------------------------------------
+
+  /**
+   * One authorised POST of a synchronous Daraja product whose request and answer are built and read
+   * by the caller (a pure module per product). The token is refreshed and the call repeated once
+   * after a token-invalid answer (given before anything is processed). Returns a 2xx answer's JSON
+   * object (undefined when the body is not one); any other answer is the ProviderError of
+   * mapProductError, with Daraja's texts scrubbed of the account's credentials and the token.
+   */
+  async postProduct(
+    account: DarajaAccount,
+    request: { path: string; body: Record<string, unknown>; what: string; logContext?: string; secrets?: string[] },
+  ): Promise<{ status: number; json: Json | undefined }> {
+    let refreshed = false;
+    for (;;) {
+      const token = await this.tokenForResultRequest(account, request.what);
+      const res = await this.send(account, {
+        method: 'POST',
+        path: request.path,
+        headers: { Authorization: `Bearer ${token}` },
+        body: request.body,
+        what: request.what,
+        logContext: request.logContext ?? `shortcode=${account.shortcode}`,
+        secrets: [token, ...(request.secrets ?? [])],
+      });
+      if (isTokenInvalid(res)) {
+        this.invalidateToken(account, token);
+        if (refreshed)
+          throw new ProviderError(
+            MPESA,
+            'auth',
+            `M-Pesa rejected a freshly issued access token (${describe(res)})`,
+            envelopeInfo(res),
+          );
+        this.logger.warn(`${request.what}: access token rejected (${describe(res)}); refreshing and retrying once`);
+        refreshed = true;
+        continue;
+      }
+      if (res.status >= 200 && res.status < 300) return { status: res.status, json: res.json };
+      throw this.mapProductError(request.what, res);
+    }
+  }
+
+  /** Daraja's text without the account's credentials (and `extra`): safe for an error message. */
+  redactText(text: string, account: DarajaAccount, extra: ReadonlyArray<string | undefined> = []): string {
+    return this.http.redact(text, this.secretsOf(account, extra));
+  }
+
+  // ---------------------------------------------------------------------------------------
   // Callbacks
   // ---------------------------------------------------------------------------------------
 

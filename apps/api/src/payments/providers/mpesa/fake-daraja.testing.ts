@@ -85,6 +85,8 @@ export class FakeDaraja {
   });
   reversal: FakeHandler = (_r, n) => okAsync(n);
   status: FakeHandler = (_r, n) => okAsync(n);
+  /** Any other product path (Dynamic QR, Pull Transactions), by path. */
+  products: Record<string, FakeHandler> = {};
 
   nextToken(): string {
     this.issued += 1;
@@ -157,7 +159,7 @@ export class FakeDaraja {
                 ? this.reversal
                 : path === STATUS_PATH
                   ? this.status
-                  : undefined;
+                  : this.products[path];
       const nth = this.count(path);
       const reply = handler ? handler(rec, nth) : darajaError(404, '404.001.01', 'Resource not found');
       if (reply === 'hang') {

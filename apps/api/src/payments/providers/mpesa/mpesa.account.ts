@@ -22,9 +22,10 @@ const OWN_FIELDS = [
   'passkey',
   'initiatorName',
   'initiatorPassword',
+  'merchantName',
 ];
 /** A chain branch brings only where its money goes; the credentials and store number are the head office's. */
-const LINKED_FIELDS = ['environment', 'type', 'tillNumber'];
+const LINKED_FIELDS = ['environment', 'type', 'tillNumber', 'merchantName'];
 
 /**
  * M-Pesa (Daraja) merchant accounts: paybill, or till under a store / head-office number
@@ -60,6 +61,15 @@ export class MpesaAccountKind implements AccountKind {
       settings.tillNumber = digits(body.tillNumber, 'tillNumber', 'till number');
     } else if (body.tillNumber !== undefined) {
       throw new ValidationFailedError('A paybill has no till number: leave tillNumber out', { field: 'tillNumber' });
+    }
+    if (body.merchantName !== undefined) {
+      // What the payer's M-PESA app shows for a Dynamic QR of this shop (else MPESA_QR_MERCHANT_NAME).
+      if (typeof body.merchantName !== 'string' || !/^[A-Za-z0-9 .,&'-]{1,40}$/.test(body.merchantName.trim()))
+        throw new ValidationFailedError(
+          "merchantName must be the shop's name as M-Pesa shows it: 1 to 40 letters, digits, spaces or . , & ' -",
+          { field: 'merchantName' },
+        );
+      settings.merchantName = body.merchantName.trim();
     }
     if (linked) return { environment, settings, secrets: null };
 

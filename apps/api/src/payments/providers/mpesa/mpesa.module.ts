@@ -18,11 +18,24 @@ import { MpesaResultsService } from './mpesa-results.service';
 import { MpesaReceiptCheck } from './mpesa-receipt-check';
 import { MpesaReceiptController } from './mpesa-receipt.controller';
 import { AuthModule } from '../../../auth/auth.module';
+import { OrdersModule } from '../../../orders/orders.module';
+import { ORDERS_PORT, type OrdersPort } from '../../../orders/orders.port';
+import { MpesaPullController, MpesaQrController } from './mpesa-qr.controller';
+import { MpesaPullNoticeController } from './mpesa-pull-notice.controller';
+import { MpesaPullRepository } from './mpesa-pull.repository';
+import { MpesaPullService } from './mpesa-pull.service';
+import { MpesaQrService } from './mpesa-qr.service';
 
 /** The Daraja client for this deployment (credentials from config, OAuth tokens shared through Postgres) and the M-Pesa adapter over it. */
 @Module({
-  imports: [AuthModule, PaymentsCoreModule],
-  controllers: [MpesaResultsController, MpesaReceiptController],
+  imports: [AuthModule, PaymentsCoreModule, OrdersModule],
+  controllers: [
+    MpesaResultsController,
+    MpesaReceiptController,
+    MpesaQrController,
+    MpesaPullController,
+    MpesaPullNoticeController,
+  ],
   providers: [
     {
       provide: DARAJA_OPTIONS,
@@ -53,6 +66,49 @@ import { AuthModule } from '../../../auth/auth.module';
     },
     DarajaTokenRepository,
     DarajaService,
+    MpesaPullRepository,
+    {
+      provide: MpesaQrService,
+      inject: [APP_CONFIG, ORDERS_PORT, MerchantAccountsService, DarajaService, MpesaAccountKind],
+      useFactory: (
+        config: AppConfig,
+        orders: OrdersPort,
+        accounts: MerchantAccountsService,
+        daraja: DarajaService,
+        kind: MpesaAccountKind,
+      ) =>
+        new MpesaQrService(orders, accounts, daraja, (a) => kind.toDaraja(a), {
+          merchantName: config.mpesa.qrMerchantName,
+          size: config.mpesa.qrSize,
+        }),
+    },
+    {
+      provide: MpesaPullService,
+      inject: [
+        APP_CONFIG,
+        MpesaPullRepository,
+        MerchantAccountsService,
+        DarajaService,
+        MpesaAccountKind,
+        PaymentsRepository,
+      ],
+      useFactory: (
+        config: AppConfig,
+        repo: MpesaPullRepository,
+        accounts: MerchantAccountsService,
+        daraja: DarajaService,
+        kind: MpesaAccountKind,
+        inbox: PaymentsRepository,
+      ) =>
+        new MpesaPullService(
+          repo,
+          accounts,
+          daraja,
+          (a) => kind.toDaraja(a),
+          { baseUrl: config.mpesa.callbackUrl, secret: config.mpesa.callbackSigningSecret },
+          inbox,
+        ),
+    },
     {
       provide: MpesaProvider,
       inject: [DarajaService],
@@ -103,7 +159,7 @@ import { AuthModule } from '../../../auth/auth.module';
         ),
     },
   ],
-  exports: [DarajaService, MpesaProvider, MpesaAccountKind, MpesaResultsService],
+  exports: [DarajaService, MpesaProvider, MpesaAccountKind, MpesaResultsService, MpesaPullService],
 })
 export class MpesaModule implements OnModuleInit {
   constructor(

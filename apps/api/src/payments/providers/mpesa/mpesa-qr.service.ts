@@ -1,0 +1,115 @@
+import { Logger } from '@nestjs/common';
+import type { AuthUser } from '../../../auth/auth.types';
+import { AppError, ConflictError, NotFoundError } from '../../../common/errors';
+import type { OrdersPort } from '../../../orders/orders.port';
+import { MerchantAccountsService } from '../../merchant-accounts.service';
+import type { ResolvedAccount } from '../../merchant-accounts.types';
+import { DarajaService } from './daraja.service';
+import type { DarajaAccount } from './daraja.types';
+import { buildDynamicQrBody, DYNAMIC_QR_PATH, parseDynamicQrAnswer, QR_MAX_AMOUNT, QR_REF_NO_MAX } from './dynamic-qr';
+
+/** What GET /orders/:id/mpesa-qr answers. */
+export interface MpesaQrAnswer {
+  orderId: string;
+  /** The order's outstanding amount when the QR was made, whole KES: what the payer's app fills in. */
+  amount: number;
+  currency: 'KES';
+  /** till: Buy Goods (BG) to the till number; paybill: Pay Bill (PB) to the paybill with the order id as account number. */
+  type: 'till' | 'paybill';
+  /** The till or paybill number the QR pays (the CPI). */
+  businessNumber: string;
+  /** The account number the payer's app fills in (paybill: the order id, which comes back as the confirmation's BillRefNumber); null for a till. */
+  accountNumber: string | null;
+  merchantName: string;
+  /** The PNG, base64 (as Daraja sent it): show it as `data:image/png;base64,…`. */
+  pngBase64: string;
+  width: number;
+  height: number;
+}
+
+/**
+ * Dynamic QR for an order (daraja-more.md §1): the shop's till or paybill and the order's
+ * OUTSTANDING amount, never one the client sends. Moves no money and writes nothing: the payment
+ * the scan produces is a C2B payment, reported by the shortcode's confirmation URL.
+ */
+export class MpesaQrService {
+  private readonly logger = new Logger(MpesaQrService.name);
+
+  constructor(
+    private readonly orders: OrdersPort,
+    private readonly accounts: MerchantAccountsService,
+    private readonly daraja: DarajaService,
+    private readonly toDaraja: (account: ResolvedAccount) => DarajaAccount,
+    private readonly defaults: { merchantName: string; size: number },
+  ) {}
+
+  async forOrder(user: AuthUser, orderId: string): Promise<MpesaQrAnswer> {
+    const balance = await this.orders.getBalance(user.shopId, orderId);
+    if (!balance) throw new NotFoundError('Order', { orderId });
+    if (balance.currency !== 'KES')
+      throw new AppError('MPESA_CURRENCY', `M-Pesa takes KES only; this order is in ${balance.currency}`, 400);
+    if (balance.outstandingMinor <= 0n)
+      throw new ConflictError(
+        'ORDER_ALREADY_PAID',
+        `Order ${orderId} is already fully paid: there is nothing to pay by QR`,
+        {
+          orderId,
+        },
+      );
+    if (balance.outstandingMinor % 100n !== 0n)
+      throw new AppError(
+        'MPESA_WHOLE_SHILLINGS',
+        'M-Pesa takes whole shillings: this order still owes cents, so it cannot be paid exactly by QR',
+        400,
+      );
+    const amount = Number(balance.outstandingMinor / 100n);
+    if (amount > QR_MAX_AMOUNT)
+      throw new AppError(
+        'PROVIDER_LIMIT',
+        `One M-Pesa payment is at most KES ${QR_MAX_AMOUNT}; this order owes KES ${amount}`,
+        400,
+      );
+    const resolved = await this.accounts.resolveForPayment(user.shopId, 'mpesa');
+    const account = this.toDaraja(resolved);
+    const till = account.transactionType === 'till';
+    if (!till && orderId.length > QR_REF_NO_MAX)
+      throw new AppError(
+        'MPESA_ACCOUNT_NUMBER_TOO_LONG',
+        `A paybill account number holds at most ${QR_REF_NO_MAX} characters and this order id has ${orderId.length}: M-Pesa would not bring it back whole, so no QR is made (take the payment by STK push instead)`,
+        400,
+      );
+    const businessNumber = till ? (account.tillNumber as string) : account.shortcode;
+    const merchantName = resolved.settings.merchantName ?? this.defaults.merchantName;
+    const body = buildDynamicQrBody({
+      merchantName,
+      // A till has no account number; the reference is only a label there, so the id's end is enough.
+      refNo: till ? orderId.slice(-QR_REF_NO_MAX) : orderId,
+      amount,
+      trxCode: till ? 'BG' : 'PB',
+      cpi: businessNumber,
+      size: this.defaults.size,
+    });
+    const { json } = await this.daraja.postProduct(account, {
+      path: DYNAMIC_QR_PATH,
+      body: { ...body },
+      what: 'QR code request',
+      logContext: `shortcode=${account.shortcode} type=${account.transactionType} amount=${amount}`,
+    });
+    const qr = parseDynamicQrAnswer(json);
+    this.logger.log(
+      `QR code made for an order: type=${account.transactionType} amount=${amount} ${qr.width}x${qr.height}`,
+    );
+    return {
+      orderId,
+      amount,
+      currency: 'KES',
+      type: till ? 'till' : 'paybill',
+      businessNumber,
+      accountNumber: till ? null : orderId,
+      merchantName: body.MerchantName,
+      pngBase64: qr.pngBase64,
+      width: qr.width,
+      height: qr.height,
+    };
+  }
+}
