@@ -285,10 +285,10 @@ describe('M-Pesa Dynamic QR and Pull Transactions, end to end', () => {
         .send(body);
       expect(forged.status).toBe(200);
       const rows = (
-        await t.db.execute(
+        (await t.db.execute(
           sql`select verified, outcome, raw_body from callback_inbox where kind = 'pull_notice' order by id`,
-        )
-      ).rows as Array<{ verified: boolean; outcome: string; raw_body: string }>;
+        )) as unknown as { rows: Array<{ verified: boolean; outcome: string; raw_body: string }> }
+      ).rows;
       expect(rows.map((r) => [r.verified, r.outcome])).toEqual([
         [true, 'recorded'],
         [false, 'rejected_unverified'],

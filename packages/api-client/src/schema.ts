@@ -424,7 +424,7 @@ export interface paths {
         put?: never;
         /**
          * Daraja STK callback (per-payment capability URL)
-         * @description Daraja signs nothing, so each push gives Daraja its own URL `/payments/callback/<paymentId>/<HMAC-SHA256(CALLBACK_SIGNING_SECRET, paymentId)>`. The body is stored before the reply. On a valid URL the callback is applied at once when its CheckoutRequestID and amount match the payment (a mismatch moves the payment to review); a callback with a bad token is confirmed with an STK query before anything changes.
+         * @description Daraja signs nothing, so each push gives Daraja its own URL `/payments/callback/<paymentId>/<HMAC-SHA256(CALLBACK_SIGNING_SECRET, paymentId)>`. The body is stored (one INSERT) before the reply. On a valid URL the callback is applied right after the reply when its CheckoutRequestID and amount match the payment (a mismatch moves the payment to review); a callback with a bad token is confirmed with an STK query before anything changes.
          */
         post: operations["PaymentsController_callbackWithToken"];
         delete?: never;
