@@ -23,6 +23,7 @@ import {
 } from './ids';
 import type { ResolvedOptions } from './options';
 import { parseAccount, parseApp, RegistrationConflict, Registry } from './registry';
+import { C2bApi } from './c2b';
 import { ResultApi } from './result-api';
 import { oauthTokenResponse, stkCallback, type OAuthTokenResponse, type StkCallbackBody } from './payloads';
 import {
@@ -183,10 +184,13 @@ export class SimulatorCore {
   private closed = false;
   /** Reversal and Transaction Status: their requests, results, controls and the payments they can see. */
   readonly results: ResultApi;
+  /** C2B: registerurl, customers paying from their phones, STK payments' confirmations. */
+  readonly c2b: C2bApi;
 
   constructor(readonly options: ResolvedOptions) {
     this.registry = new Registry(options.apps, options.accounts);
     this.results = new ResultApi(this.registry, options.resultDelayMs, options.maxRecords, (line) => this.log(line));
+    this.c2b = new C2bApi(this.registry, (line) => this.log(line));
     this.behaviourState = { ...options.behaviour };
     this.applyFaults(options.faults);
   }
@@ -735,6 +739,8 @@ export class SimulatorCore {
         initiatedAt: push.createdAt,
         completedAt: answeredAt,
       });
+      // Its C2B twin, when switched on (daraja-more.md §4): independent of the STK callback's plan.
+      void this.c2b.stkPaid({ ...push, receipt: push.receipt, answeredAt });
     }
     this.log(`push answered ${push.checkoutRequestId} ResultCode=${resultCode}`);
 
@@ -883,6 +889,7 @@ export class SimulatorCore {
     this.pushRequestLog = [];
     this.tokens.clear();
     this.results.reset();
+    this.c2b.reset();
     this.log(
       'reset: pushes, queries, callbacks, stats, injections, tokens, reversals and status queries cleared; faults and behaviour back to the start-up options; apps and accounts kept',
     );
@@ -898,6 +905,7 @@ export class SimulatorCore {
     this.heldConnections.cancelAll();
     this.sender.abortAll();
     this.results.shutdown();
+    this.c2b.shutdown();
     for (const waiter of this.waiters) {
       clearTimeout(waiter.timer);
       waiter.reject(new SimulatorError('closed', 'the simulator was closed'));
