@@ -18,12 +18,28 @@ import { MpesaResultsService } from './mpesa-results.service';
 import { MpesaReceiptCheck } from './mpesa-receipt-check';
 import { MpesaReceiptController } from './mpesa-receipt.controller';
 import { AuthModule } from '../../../auth/auth.module';
+import { OrdersModule } from '../../../orders/orders.module';
+import { C2bFeedController, C2bNotificationsController, C2bRegistrationController } from './c2b.controller';
+import { C2bIngestService } from './c2b-ingest.service';
+import { C2bMatching } from './c2b-matching.service';
+import { C2bRegistrationService } from './c2b-registration.service';
+import { C2bRepository } from './c2b.repository';
 
 /** The Daraja client for this deployment (credentials from config, OAuth tokens shared through Postgres) and the M-Pesa adapter over it. */
 @Module({
-  imports: [AuthModule, PaymentsCoreModule],
-  controllers: [MpesaResultsController, MpesaReceiptController],
+  imports: [AuthModule, OrdersModule, PaymentsCoreModule],
+  controllers: [
+    MpesaResultsController,
+    MpesaReceiptController,
+    C2bNotificationsController,
+    C2bFeedController,
+    C2bRegistrationController,
+  ],
   providers: [
+    C2bRepository,
+    C2bMatching,
+    C2bIngestService,
+    C2bRegistrationService,
     {
       provide: DARAJA_OPTIONS,
       inject: [APP_CONFIG, DarajaTokenRepository],
@@ -103,7 +119,7 @@ import { AuthModule } from '../../../auth/auth.module';
         ),
     },
   ],
-  exports: [DarajaService, MpesaProvider, MpesaAccountKind, MpesaResultsService],
+  exports: [DarajaService, MpesaProvider, MpesaAccountKind, MpesaResultsService, C2bRegistrationService],
 })
 export class MpesaModule implements OnModuleInit {
   constructor(
