@@ -2,6 +2,7 @@ import { Inject, Logger, Module, OnModuleInit } from '@nestjs/common';
 import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
 import { DARAJA_OPTIONS, DarajaService, DarajaServiceOptions } from './daraja.service';
+import { darajaOptionsFor } from './daraja-options';
 import { DarajaTokenRepository } from './daraja-token.repository';
 import { PaymentLifecycle } from '../../payment-lifecycle.service';
 import { PaymentsCoreModule } from '../../payments-core.module';
@@ -43,29 +44,8 @@ import { C2bRepository } from './c2b.repository';
     {
       provide: DARAJA_OPTIONS,
       inject: [APP_CONFIG, DarajaTokenRepository],
-      useFactory: (config: AppConfig, tokenStore: DarajaTokenRepository): DarajaServiceOptions => {
-        const m = config.mpesa;
-        if (!m.baseUrl) throw new Error('M-Pesa base URL is not set (the embedded simulator did not start?)');
-        return {
-          defaultAccount: {
-            id: 'default',
-            baseUrl: m.baseUrl,
-            consumerKey: m.consumerKey,
-            consumerSecret: m.consumerSecret,
-            shortcode: m.shortcode,
-            passkey: m.passkey,
-            transactionType: m.transactionType,
-            tillNumber: m.tillNumber,
-          },
-          timeoutMs: m.httpTimeoutMs,
-          tokenRefreshMarginSeconds: 300,
-          callbackBaseUrl: m.callbackUrl,
-          callbackSigningSecret: m.callbackSigningSecret,
-          // OAuth tokens shared by all instances via Postgres (daraja.md §1.3).
-          tokenStore,
-          securityCertificatePem: m.securityCertificate?.pem,
-        };
-      },
+      useFactory: (config: AppConfig, tokenStore: DarajaTokenRepository): DarajaServiceOptions =>
+        darajaOptionsFor(config, tokenStore),
     },
     DarajaTokenRepository,
     DarajaService,
