@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { scopedCallbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { runCli } from './helpers/cli';
 import { C2bTestContext, PAYBILL, startC2bTestApp, STORE } from './helpers/c2b';
-import { startExtraTestApp, TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
+import { startExtraTestApp, TEST_CALLBACK_SECRET, TestApp, waitFor } from './helpers/test-app';
 
 /**
  * Payments the customer starts from their own phone (Daraja C2B) through HTTP, with the Daraja
@@ -196,6 +196,21 @@ describe('C2B: registration, confirmations, validation', () => {
     const [o] = await query<{ paid_at: Date | null }>(
       sql`select paid_at from orders where shop_id = 'shop-a' and id = 'FORGE-1'`,
     );
+    // A manager sees them (a cashier does not), with why they were not booked.
+    const review = await t.http().get('/payments/c2b/review').set('Authorization', mgr('shop-a'));
+    expect(review.status).toBe(200);
+    expect(review.body.map((i: { reason: string }) => i.reason)).toEqual(
+      expect.arrayContaining([
+        'AMOUNT_NOT_WHOLE_SHILLINGS',
+        'AMOUNT_NOT_POSITIVE',
+        'AMOUNT_INVALID',
+        'AMOUNT_MISSING',
+        'NOT_A_C2B_BODY',
+      ]),
+    );
+    expect((await t.http().get('/payments/c2b/review').set('Authorization', cashier('shop-a'))).status).toBe(403);
+    const otherShop = await t.http().get('/payments/c2b/review').set('Authorization', mgr('shop-b'));
+    expect(otherShop.body).toEqual([]);
     expect(o.paid_at).toBeNull();
   });
 
@@ -237,6 +252,23 @@ describe('C2B: registration, confirmations, validation', () => {
     const later = await t.sim.c2bPay({ shortcode: PAYBILL, amount: 5, billRefNumber: 'NO-SUCH-ORDER' });
     expect(later.validation).toBeUndefined();
     expect(await c2bRow(later.transId)).toMatchObject({ status: 'unclaimed', status_reason: 'NO_ORDER' });
+  });
+
+  it('a confirmation stored but never matched (the process died in between) is matched by the retry pass', async () => {
+    await order('shop-a', 'CRASH-1', 30);
+    // What a crash right after storing leaves behind: a `received` row, acknowledged, not matched.
+    await query(sql`insert into c2b_transactions
+      (id, merchant_account_id, shop_id, trans_id, transaction_type, trans_time, amount_minor, bill_ref_number, msisdn_form, status, received_at, updated_at)
+      values (${randomUUID()}, ${accountA}, 'shop-a', 'CRASH00001', 'Pay Bill', '20261203101500', 3000, 'CRASH-1', 'none', 'received',
+              now() - interval '1 minute', now() - interval '1 minute')`);
+    const row = await waitFor(async () => {
+      const r = await c2bRow('CRASH00001');
+      return r.status !== 'received' ? r : null;
+    }, 15_000);
+    expect(row).toMatchObject({ status: 'applied', order_id: 'CRASH-1' });
+    expect(await paymentsWithReceipt('CRASH00001')).toEqual([
+      expect.objectContaining({ status: 'completed', order_id: 'CRASH-1', amount_minor: '3000' }),
+    ]);
   });
 
   it('production registration is one-time: the command asks for --yes, a second one is refused unless forced, and both say why', async () => {

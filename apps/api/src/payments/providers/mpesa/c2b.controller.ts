@@ -14,6 +14,7 @@ import { ShopParam } from '../../merchant-accounts.controller';
 import { C2bIngestService } from './c2b-ingest.service';
 import { C2bMatching } from './c2b-matching.service';
 import { C2bRegistrationService, C2bRegistrationView } from './c2b-registration.service';
+import type { C2bTransactionRow } from '../../../database/schema';
 import { C2bRepository } from './c2b.repository';
 import {
   C2bClaimDto,
@@ -127,18 +128,19 @@ export class C2bFeedController {
       q.limit ?? 50,
       q.receipt ? normaliseMpesaReceipt(q.receipt.trim()) : undefined,
     );
-    return rows.map((r) => ({
-      id: r.id,
-      receipt: r.transId ?? '',
-      amount: toMajor(r.amountMinor ?? 0n, r.currency),
-      currency: r.currency,
-      paidAt: nairobiIso(r.transTime),
-      receivedAt: r.receivedAt.toISOString(),
-      customerName: r.customerName,
-      transactionType: r.transactionType,
-      accountNumber: r.billRefNumber,
-      reason: r.statusReason,
-    }));
+    return rows.map(feedItem);
+  }
+
+  @Get('review')
+  @Roles('manager', 'admin')
+  @ApiOperation({
+    summary:
+      "The shop's till / paybill confirmations a manager must look at: unreadable ones (e.g. an amount with cents) and ones that could settle more than one push",
+  })
+  @ApiOkResponse({ type: [C2bFeedItemDto] })
+  @ApiErrors(400, 401, 403)
+  async review(@CurrentUser() user: AuthUser, @Query() q: C2bFeedQueryDto): Promise<C2bFeedItemDto[]> {
+    return (await this.repo.needingReview(user.shopId, q.limit ?? 50)).map(feedItem);
   }
 
   @Post(':id/claim')
@@ -192,6 +194,22 @@ export class C2bRegistrationController {
   ): Promise<C2bRegistrationView> {
     return this.registrations.register(user, p.shopId, body);
   }
+}
+
+/** amount 0 for an invalid row without one (its reason says why). */
+function feedItem(r: C2bTransactionRow): C2bFeedItemDto {
+  return {
+    id: r.id,
+    receipt: r.transId ?? '',
+    amount: toMajor(r.amountMinor ?? 0n, r.currency),
+    currency: r.currency,
+    paidAt: nairobiIso(r.transTime),
+    receivedAt: r.receivedAt.toISOString(),
+    customerName: r.customerName,
+    transactionType: r.transactionType,
+    accountNumber: r.billRefNumber,
+    reason: r.statusReason,
+  };
 }
 
 function nairobiIso(key: string | null): string | null {

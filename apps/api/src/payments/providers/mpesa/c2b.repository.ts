@@ -100,6 +100,16 @@ export class C2bRepository {
       .limit(limit);
   }
 
+  /** The shop's confirmations a person must look at (invalid bodies, ambiguous pushes), newest first. */
+  async needingReview(shopId: string, limit: number): Promise<C2bTransactionRow[]> {
+    return this.db
+      .select()
+      .from(c2bTransactions)
+      .where(and(eq(c2bTransactions.shopId, shopId), inArray(c2bTransactions.status, ['invalid', 'review'])))
+      .orderBy(desc(c2bTransactions.receivedAt))
+      .limit(limit);
+  }
+
   /**
    * M-Pesa payments of the shop made with this account whose outcome is open or unknown, of this
    * amount and phone (keyed hash), created within [from, to]: the pushes a confirmation could settle.
@@ -135,6 +145,23 @@ export class C2bRepository {
         ),
       )
       .limit(3);
+  }
+
+  /**
+   * Confirmations stored but not matched (the process died between storing and matching, or matching
+   * failed) for at least `olderThanSeconds`, each taken for that long (updated_at is its lease): the
+   * retry pass matches them, one instance per row at a time.
+   */
+  async takeUnmatched(limit: number, olderThanSeconds: number): Promise<string[]> {
+    const rows = await this.db.execute(sql`
+      update ${c2bTransactions} set updated_at = now()
+      where id in (
+        select id from ${c2bTransactions}
+        where status = 'received' and updated_at < now() - make_interval(secs => ${olderThanSeconds})
+        order by updated_at limit ${limit} for update skip locked)
+      returning id`);
+    const list = ((rows as { rows?: unknown[] }).rows ?? (rows as unknown[])) as { id: string }[];
+    return list.map((r) => r.id);
   }
 
   // --- registrations -------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import { C2bFeedController, C2bNotificationsController, C2bRegistrationControlle
 import { C2bIngestService } from './c2b-ingest.service';
 import { C2bMatching } from './c2b-matching.service';
 import { C2bRegistrationService } from './c2b-registration.service';
+import { C2bRetryService } from './c2b-retry.service';
 import { C2bRepository } from './c2b.repository';
 
 /** The Daraja client for this deployment (credentials from config, OAuth tokens shared through Postgres) and the M-Pesa adapter over it. */
@@ -41,6 +42,7 @@ import { C2bRepository } from './c2b.repository';
     C2bMatching,
     C2bIngestService,
     C2bRegistrationService,
+    C2bRetryService,
     {
       provide: DARAJA_OPTIONS,
       inject: [APP_CONFIG, DarajaTokenRepository],
