@@ -218,7 +218,7 @@ export class C2bMatching {
 
   /**
    * An STK push whose answer and callback were lost is settled by this confirmation when exactly
-   * one open or unknown push of this account fits its amount, its phone (our keyed hash of a plain
+   * one unresolved or OUTCOME_UNKNOWN push of this account fits its amount, its phone (our keyed hash of a plain
    * MSISDN: a masked or SHA-256 one proves nothing we can check) and its time. Two or more: nothing
    * is guessed, the confirmation goes to review naming them.
    */

@@ -137,9 +137,11 @@ export class C2bRepository {
           gte(payments.createdAt, from),
           lte(payments.createdAt, to),
           sql`${payments.mpesaReceiptNumber} is null`,
+          // Only pushes whose outcome nobody can tell us: unresolved (the push's answer was lost), or
+          // parked as OUTCOME_UNKNOWN. Not 'initiated' (still being sent) nor 'pending' (Daraja answers
+          // for it: its callback or STK query settles it, as the statement matcher leaves such pushes).
           or(
-            // Not 'initiated': that push is still being sent; its own answer settles it.
-            inArray(payments.status, ['pending', 'unresolved']),
+            eq(payments.status, 'unresolved'),
             and(eq(payments.status, 'review'), eq(payments.statusReason, 'OUTCOME_UNKNOWN')),
           ),
         ),
