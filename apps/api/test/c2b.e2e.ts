@@ -254,93 +254,120 @@ describe('C2B: registration, confirmations, validation', () => {
     expect(await c2bRow(later.transId)).toMatchObject({ status: 'unclaimed', status_reason: 'NO_ORDER' });
   });
 
-  it('a confirmation stored but never matched (the process died in between) is matched by the retry pass', async () => {
+  it('a confirmation whose matching fails is still stored and acknowledged, and the retry pass matches it', async () => {
     await order('shop-a', 'CRASH-1', 30);
-    // What a crash right after storing leaves behind: a `received` row, acknowledged, not matched.
-    await query(sql`insert into c2b_transactions
-      (id, merchant_account_id, shop_id, trans_id, transaction_type, trans_time, amount_minor, bill_ref_number, msisdn_form, status, received_at, updated_at)
-      values (${randomUUID()}, ${accountA}, 'shop-a', 'CRASH00001', 'Pay Bill', '20261203101500', 3000, 'CRASH-1', 'none', 'received',
-              now() - interval '1 minute', now() - interval '1 minute')`);
+    // A fault in the payment core for this one order (a trigger of the test database), while the confirmation arrives.
+    await query(
+      sql.raw(`create function c2b_test_boom() returns trigger language plpgsql as $$
+      begin if new.order_id = 'CRASH-1' then raise exception 'injected fault'; end if; return new; end $$`),
+    );
+    await query(
+      sql.raw(`create trigger c2b_test_boom before insert on payments for each row execute function c2b_test_boom()`),
+    );
+    let transId = '';
+    try {
+      const paid = await t.sim.c2bPay({ shortcode: PAYBILL, amount: 30, billRefNumber: 'CRASH-1' });
+      transId = paid.transId;
+      expect(paid.confirmations[0].status).toBe(200);
+      expect(JSON.parse(paid.confirmations[0].body!)).toEqual({ ResultCode: 0, ResultDesc: 'Success' });
+      expect(await c2bRow(transId)).toMatchObject({ status: 'received', deliveries: 1 });
+      expect(await paymentsWithReceipt(transId)).toEqual([]);
+    } finally {
+      await query(sql.raw(`drop trigger c2b_test_boom on payments`));
+      await query(sql.raw(`drop function c2b_test_boom()`));
+    }
+    // As if its 30 s lease had passed (the retry pass leaves younger rows to their own request).
+    await query(sql`update c2b_transactions set updated_at = now() - interval '1 minute' where trans_id = ${transId}`);
     const row = await waitFor(async () => {
-      const r = await c2bRow('CRASH00001');
+      const r = await c2bRow(transId);
       return r.status !== 'received' ? r : null;
     }, 15_000);
-    expect(row).toMatchObject({ status: 'applied', order_id: 'CRASH-1' });
-    expect(await paymentsWithReceipt('CRASH00001')).toEqual([
+    expect(row).toMatchObject({ status: 'applied', order_id: 'CRASH-1', deliveries: 1 });
+    expect(await paymentsWithReceipt(transId)).toEqual([
       expect.objectContaining({ status: 'completed', order_id: 'CRASH-1', amount_minor: '3000' }),
     ]);
   });
 
-  it('production registration is one-time: the command asks for --yes, a second one is refused unless forced, and both say why', async () => {
-    const prodEnv = {
-      MPESA_ENV: 'production',
-      MPESA_BASE_URL: t.sim.url,
-      MPESA_CALLBACK_URL: 'https://pay.example.co.ke/payments/callback',
-      MPESA_SHORTCODE: PAYBILL,
-      MPESA_PASSKEY: randomBytes(32).toString('hex'),
-      CREDENTIALS_KEYS: c.credentialsKeys,
-    };
-    const prod = await startExtraTestApp(t, prodEnv);
-    try {
-      const put = await prod
-        .http()
-        .put('/shops/shop-p/merchant-accounts/mpesa')
-        .set('Authorization', mgr('shop-p'))
-        .send({
-          environment: 'production',
-          type: 'paybill',
-          shortcode: PAYBILL,
-          consumerKey: 'smartduka-sim-key',
-          consumerSecret: 'smartduka-sim-secret',
-          passkey: randomBytes(32).toString('hex'),
-        });
-      expect(put.status).toBe(200);
-      const cliEnv = { ...prodEnv, DATABASE_URL: t.database.url!, MPESA_CONSUMER_KEY: 'k', MPESA_CONSUMER_SECRET: 's' };
-      const ask = await runCli('c2b-register.ts', ['--shop', 'shop-p'], cliEnv);
-      expect(ask.code).toBe(2);
-      expect(ask.stderr).toMatch(/one-time at Safaricom/);
-      expect(ask.stderr).toMatch(/--yes/);
-      const first = await runCli('c2b-register.ts', ['--shop', 'shop-p', '--yes'], cliEnv);
-      expect(first.stderr).toBe('');
-      expect(first.code).toBe(0);
-      expect(first.stdout).toMatch(
-        new RegExp(`C2B URLs registered for shop shop-p \\(production, shortcode ${PAYBILL}, v1\\)`),
-      );
-      expect(first.stdout).not.toMatch(/[0-9a-f]{64}/);
+  // The command runs in its own process on the test's database: Postgres only (PGlite is in this process).
+  const pg = process.env.DATABASE_URL ? it : it.skip;
+  pg(
+    'production registration is one-time: the command asks for --yes, a second one is refused unless forced, and both say why',
+    async () => {
+      const prodEnv = {
+        MPESA_ENV: 'production',
+        MPESA_BASE_URL: t.sim.url,
+        MPESA_CALLBACK_URL: 'https://pay.example.co.ke/payments/callback',
+        MPESA_SHORTCODE: PAYBILL,
+        MPESA_PASSKEY: randomBytes(32).toString('hex'),
+        CREDENTIALS_KEYS: c.credentialsKeys,
+      };
+      const prod = await startExtraTestApp(t, prodEnv);
+      try {
+        const put = await prod
+          .http()
+          .put('/shops/shop-p/merchant-accounts/mpesa')
+          .set('Authorization', mgr('shop-p'))
+          .send({
+            environment: 'production',
+            type: 'paybill',
+            shortcode: PAYBILL,
+            consumerKey: 'smartduka-sim-key',
+            consumerSecret: 'smartduka-sim-secret',
+            passkey: randomBytes(32).toString('hex'),
+          });
+        expect(put.status).toBe(200);
+        const cliEnv = {
+          ...prodEnv,
+          DATABASE_URL: t.database.url!,
+          MPESA_CONSUMER_KEY: 'k',
+          MPESA_CONSUMER_SECRET: 's',
+        };
+        const ask = await runCli('c2b-register.ts', ['--shop', 'shop-p'], cliEnv);
+        expect(ask.code).toBe(2);
+        expect(ask.stderr).toMatch(/one-time at Safaricom/);
+        expect(ask.stderr).toMatch(/--yes/);
+        const first = await runCli('c2b-register.ts', ['--shop', 'shop-p', '--yes'], cliEnv);
+        expect(first.stderr).toBe('');
+        expect(first.code).toBe(0);
+        expect(first.stdout).toMatch(
+          new RegExp(`C2B URLs registered for shop shop-p \\(production, shortcode ${PAYBILL}, v1\\)`),
+        );
+        expect(first.stdout).not.toMatch(/[0-9a-f]{64}/);
 
-      const again = await prod
-        .http()
-        .post('/shops/shop-p/c2b-registration')
-        .set('Authorization', mgr('shop-p'))
-        .send({});
-      expect(again.status).toBe(409);
-      expect(again.body.code).toBe('C2B_ALREADY_REGISTERED');
-      expect(again.body.message).toMatch(/one-time at Safaricom.*force: true/);
-      const cliAgain = await runCli('c2b-register.ts', ['--shop', 'shop-p', '--yes'], cliEnv);
-      expect(cliAgain.code).toBe(1);
-      expect(cliAgain.stderr).toMatch(/already has C2B URLs registered/);
-      const forced = await prod
-        .http()
-        .post('/shops/shop-p/c2b-registration')
-        .set('Authorization', mgr('shop-p'))
-        .send({ force: true });
-      expect(forced.status).toBe(200);
-      expect(forced.body).toMatchObject({
-        forced: true,
-        environment: 'production',
-        registeredBy: 'user:mgr-shop-p (manager)',
-      });
-      expect(forced.body.replaced).toEqual(expect.any(String));
-      const regs = await query<{ n: number }>(
-        sql`select count(*)::int as n from c2b_registrations where shop_id = 'shop-p'`,
-      );
-      expect(regs[0].n).toBe(2);
-      const audit = await query<{ n: number }>(
-        sql`select count(*)::int as n from audit_events where shop_id = 'shop-p' and action = 'c2b.registered'`,
-      );
-      expect(audit[0].n).toBe(2);
-    } finally {
-      await prod.close();
-    }
-  });
+        const again = await prod
+          .http()
+          .post('/shops/shop-p/c2b-registration')
+          .set('Authorization', mgr('shop-p'))
+          .send({});
+        expect(again.status).toBe(409);
+        expect(again.body.code).toBe('C2B_ALREADY_REGISTERED');
+        expect(again.body.message).toMatch(/one-time at Safaricom.*force: true/);
+        const cliAgain = await runCli('c2b-register.ts', ['--shop', 'shop-p', '--yes'], cliEnv);
+        expect(cliAgain.code).toBe(1);
+        expect(cliAgain.stderr).toMatch(/already has C2B URLs registered/);
+        const forced = await prod
+          .http()
+          .post('/shops/shop-p/c2b-registration')
+          .set('Authorization', mgr('shop-p'))
+          .send({ force: true });
+        expect(forced.status).toBe(200);
+        expect(forced.body).toMatchObject({
+          forced: true,
+          environment: 'production',
+          registeredBy: 'user:mgr-shop-p (manager)',
+        });
+        expect(forced.body.replaced).toEqual(expect.any(String));
+        const regs = await query<{ n: number }>(
+          sql`select count(*)::int as n from c2b_registrations where shop_id = 'shop-p'`,
+        );
+        expect(regs[0].n).toBe(2);
+        const audit = await query<{ n: number }>(
+          sql`select count(*)::int as n from audit_events where shop_id = 'shop-p' and action = 'c2b.registered'`,
+        );
+        expect(audit[0].n).toBe(2);
+      } finally {
+        await prod.close();
+      }
+    },
+  );
 });

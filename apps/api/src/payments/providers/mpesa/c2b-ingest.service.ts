@@ -4,7 +4,7 @@ import { NotFoundError } from '../../../common/errors';
 import { safeError } from '../../../common/logging';
 import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
-import type { MerchantAccountRow } from '../../../database/schema';
+import type { MerchantAccountRow, NewC2bTransactionRow } from '../../../database/schema';
 import { ORDERS_PORT, OrdersPort } from '../../../orders/orders.port';
 import { MerchantAccountsRepository } from '../../merchant-accounts.repository';
 import { phoneHash } from '../../phone-hash';
@@ -42,15 +42,15 @@ export class C2bIngestService {
   ) {}
 
   /**
-   * A confirmation: stored (one row per account and TransID; a repeat is counted on its row) before
-   * the answer, then matched once (C2bMatching.match). A body that is not a bookable payment (an
+   * A confirmation: stored (one row per account and TransID; a repeat is counted on its row) and
+   * matched once (C2bMatching.matchIn) before the answer. A body that is not a bookable payment (an
    * amount with cents, no TransID) is stored as `invalid` and acknowledged all the same: the
    * confirmation reports money that already moved, Daraja does not send it again, a person looks.
    */
   async confirm(accountId: string, token: string, body: unknown): Promise<typeof C2B_CONFIRMATION_ACK> {
     const account = await this.account(accountId, token, 'c2b-confirmation');
     const c = parseC2bPayload(body);
-    const stored = await this.c2b.store({
+    const row: NewC2bTransactionRow = {
       id: randomUUID(),
       merchantAccountId: account.id,
       shopId: account.shopId,
@@ -66,20 +66,29 @@ export class C2bIngestService {
       customerName: c.customerName,
       status: c.problem ? 'invalid' : 'received',
       statusReason: c.problem,
-    });
-    const { row } = stored;
-    const log = { c2bPaymentId: row.id, accountId: account.id, receipt: row.transId, deliveries: row.deliveries };
+    };
+    const log = { accountId: account.id, receipt: c.transId };
     if (c.problem) this.logger.warn({ ...log, problem: c.problem }, 'C2B confirmation stored as invalid');
-    else if (!stored.first) this.logger.log(log, 'C2B confirmation delivered again: counted, not applied again');
-    // A row still `received` (a first delivery, or one whose matching failed before) is matched now.
-    if (row.status === 'received') {
-      try {
-        const status = await this.matching.match(row.id);
-        this.logger.log({ ...log, status }, 'C2B confirmation matched');
-      } catch (err) {
-        // Stored: acknowledged anyway; the next delivery or a cashier's claim matches it.
-        this.logger.error({ ...log, err: safeError(err) }, 'C2B confirmation stored but matching failed');
-      }
+    try {
+      // The common case in ONE commit: stored and matched (a repeat is only counted). Either both
+      // commit before we answer, or neither does and it is stored alone below.
+      const { stored, status, afterCommit } = await this.c2b.transaction(async (tx) => {
+        const stored = await this.c2b.store(row, tx);
+        // A repeat of a row still `received` (its matching failed before) is matched now too.
+        const matched = stored.row.status === 'received' ? await this.matching.matchIn(tx, stored.row) : undefined;
+        return { stored, status: matched?.status ?? stored.row.status, afterCommit: matched?.afterCommit };
+      });
+      afterCommit?.();
+      const logged = { ...log, c2bPaymentId: stored.row.id, deliveries: stored.row.deliveries, status };
+      if (stored.first) this.logger.log(logged, 'C2B confirmation stored and matched');
+      else this.logger.log(logged, 'C2B confirmation delivered again: counted, not applied again');
+    } catch (err) {
+      // Stored alone: acknowledged anyway (it is durable); the retry pass (C2bRetryService) matches it.
+      this.logger.error(
+        { ...log, err: safeError(err) },
+        'C2B confirmation matching failed; storing it for the retry pass',
+      );
+      await this.c2b.store(row);
     }
     return C2B_CONFIRMATION_ACK;
   }

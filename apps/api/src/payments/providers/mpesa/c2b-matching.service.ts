@@ -14,6 +14,12 @@ import { parseNairobiTimestamp } from './nairobi-time';
 /** Why a confirmation could not be made a payment of an order (it stays in the shop's feed). */
 export type BookProblem = 'NO_ORDER' | 'ORDER_NOT_OPEN' | 'ORDER_CURRENCY' | 'ORDER_BUSY' | 'RECEIPT_HELD';
 
+/** What matching concluded (the row's new status), and what to run once its transaction committed. */
+export interface Matched {
+  status: string;
+  afterCommit?: () => void;
+}
+
 type Booked = { paymentId: string; result: ApplyResult; afterCommit?: () => void } | { problem: BookProblem };
 
 /**
@@ -54,36 +60,36 @@ export class C2bMatching {
 
   /** Matches a stored confirmation once: under its row lock, only while it is still `received`. */
   async match(id: string): Promise<string> {
-    let afterCommit: (() => void) | undefined;
-    const status = await this.c2b.transaction(async (tx) => {
+    const { status, afterCommit } = await this.c2b.transaction(async (tx): Promise<Matched> => {
       const row = await this.c2b.lock(tx, id);
-      if (!row || row.status !== 'received' || !row.transId || row.amountMinor === null)
-        return row?.status ?? 'missing';
-      const held = await this.payments.findByReceipt(row.transId, tx);
-      if (held) {
-        // The STK callback of the same money came first: one payment, nothing booked again.
-        await this.c2b.update(row.id, { status: 'stk_twin', paymentId: held.id, orderId: held.orderId }, tx);
-        return 'stk_twin';
-      }
-      const push = await this.settlePush(tx, row);
-      if (push) {
-        afterCommit = push.afterCommit;
-        return push.status;
-      }
-      let reason = 'NO_REFERENCE';
-      if (row.billRefNumber) {
-        const booked = await this.book(tx, row, row.billRefNumber, 'daraja:c2b', 'system');
-        if ('paymentId' in booked) {
-          afterCommit = booked.afterCommit;
-          return 'applied';
-        }
-        reason = booked.problem;
-      }
-      await this.c2b.update(row.id, { status: 'unclaimed', statusReason: reason }, tx);
-      return 'unclaimed';
+      return row ? this.matchIn(tx, row) : { status: 'missing' };
     });
     afterCommit?.();
     return status;
+  }
+
+  /**
+   * match() in the caller's transaction, on a row it holds locked (or has just inserted): the
+   * confirmation's first delivery is stored and matched in one commit. The caller runs afterCommit.
+   */
+  async matchIn(tx: Tx, row: C2bTransactionRow): Promise<Matched> {
+    if (row.status !== 'received' || !row.transId || row.amountMinor === null) return { status: row.status };
+    const held = await this.payments.findByReceipt(row.transId, tx);
+    if (held) {
+      // The STK callback of the same money came first: one payment, nothing booked again.
+      await this.c2b.update(row.id, { status: 'stk_twin', paymentId: held.id, orderId: held.orderId }, tx);
+      return { status: 'stk_twin' };
+    }
+    const push = await this.settlePush(tx, row);
+    if (push) return push;
+    let reason = 'NO_REFERENCE';
+    if (row.billRefNumber) {
+      const booked = await this.book(tx, row, row.billRefNumber, 'daraja:c2b', 'system');
+      if ('paymentId' in booked) return { status: 'applied', afterCommit: booked.afterCommit };
+      reason = booked.problem;
+    }
+    await this.c2b.update(row.id, { status: 'unclaimed', statusReason: reason }, tx);
+    return { status: 'unclaimed' };
   }
 
   /**

@@ -94,24 +94,26 @@ export class C2bRegistrationService {
     const urls = c2bUrls(this.config, row.id);
     const validation = options.validation === true;
     const responseType = options.responseType ?? 'Completed';
+    // Checked before Daraja is called, and Daraja called outside any transaction (no connection is
+    // held while it answers; PGlite has only one). Two admins at the same moment may both get past
+    // the check: production Daraja itself refuses the second ("Urls are already registered").
+    const previous = await this.c2b.latestForShortcode(shortcode, row.environment);
+    if (previous && production && !options.force)
+      throw new ConflictError(
+        'C2B_ALREADY_REGISTERED',
+        `Shortcode ${shortcode} already has C2B URLs registered (${previous.registeredAt.toISOString()} by ${previous.registeredBy}). ` +
+          'Production registration is one-time at Safaricom: delete the old URLs on the M-Pesa portal (URL management) or through apisupport first, then register again with force: true (the CLI: --force).',
+        { shortcode, registeredAt: previous.registeredAt.toISOString(), accountId: previous.merchantAccountId },
+      );
+    const answer = await this.daraja.registerC2bUrls(this.kind.toDaraja(resolved), {
+      shortcode,
+      responseType,
+      confirmationUrl: urls.confirmation,
+      // Daraja's body always has a ValidationURL; without validation it is never called (off by default, §7.1).
+      validationUrl: urls.validation,
+      version: this.config.mpesa.c2b.apiVersion,
+    });
     return this.c2b.transaction(async (tx) => {
-      await this.c2b.lockShortcode(shortcode, tx);
-      const previous = await this.c2b.latestForShortcode(shortcode, row.environment, tx);
-      if (previous && production && !options.force)
-        throw new ConflictError(
-          'C2B_ALREADY_REGISTERED',
-          `Shortcode ${shortcode} already has C2B URLs registered (${previous.registeredAt.toISOString()} by ${previous.registeredBy}). ` +
-            'Production registration is one-time at Safaricom: delete the old URLs on the M-Pesa portal (URL management) or through apisupport first, then register again with force: true (the CLI: --force).',
-          { shortcode, registeredAt: previous.registeredAt.toISOString(), accountId: previous.merchantAccountId },
-        );
-      const answer = await this.daraja.registerC2bUrls(this.kind.toDaraja(resolved), {
-        shortcode,
-        responseType,
-        confirmationUrl: urls.confirmation,
-        // Daraja's body always has a ValidationURL; without validation it is never called (off by default, §7.1).
-        validationUrl: urls.validation,
-        version: this.config.mpesa.c2b.apiVersion,
-      });
       const reg: C2bRegistrationRow = {
         id: randomUUID(),
         merchantAccountId: row.id,

@@ -31,8 +31,8 @@ export class C2bRepository {
    * Stores a confirmation, or counts a repeat delivery of one already stored (same account and
    * TransID) on its row: one statement, so two deliveries at once still make one row.
    */
-  async store(row: NewC2bTransactionRow): Promise<StoredC2b> {
-    const rows = await this.db
+  async store(row: NewC2bTransactionRow, tx: DbOrTx = this.db): Promise<StoredC2b> {
+    const rows = await tx
       .insert(c2bTransactions)
       .values(row)
       .onConflictDoUpdate({
@@ -195,10 +195,5 @@ export class C2bRepository {
 
   async insertRegistration(row: typeof c2bRegistrations.$inferInsert, tx: DbOrTx = this.db): Promise<void> {
     await tx.insert(c2bRegistrations).values(row);
-  }
-
-  /** Serialises registrations of one shortcode (two admins pressing at once do not both call Daraja). */
-  async lockShortcode(shortcode: string, tx: Tx): Promise<void> {
-    await tx.execute(sql`select pg_advisory_xact_lock(727014, hashtext(${shortcode}))`);
   }
 }
