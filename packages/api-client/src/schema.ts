@@ -892,6 +892,121 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/payments/c2b/{accountId}/confirmation/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Daraja C2B confirmation: a customer paid the till or paybill (per-account capability URL)
+         * @description Stored (one row per account and TransID; repeats are counted) before the reply, then matched: an open order named by BillRefNumber is paid through the payment core; anything else lands in the shop's feed of unclaimed payments. A wrong token or unknown account is 404 and changes nothing.
+         */
+        post: operations["C2bNotificationsController_confirmation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/c2b/{accountId}/validation/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Daraja C2B validation: accept or refuse a payment before it is made (when enabled on the shortcode)
+         * @description Answers within MPESA_C2B_VALIDATION_BUDGET_MS (Daraja waits about 8 s): "0" Accepted, or Rejected with C2B00012 (a paybill account number that names no open order) or C2B00013 (a bad amount, or more than the order owes). Undecided in time: accepted.
+         */
+        post: operations["C2bNotificationsController_validation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/c2b/unclaimed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The shop's unclaimed till / paybill payments, newest first (search by the receipt on the customer's SMS) */
+        get: operations["C2bFeedController_unclaimed"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/c2b/review": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The shop's till / paybill confirmations a manager must look at: unreadable ones (e.g. an amount with cents) and ones that could settle more than one push */
+        get: operations["C2bFeedController_review"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/c2b/{id}/claim": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Claims an unclaimed till / paybill payment for an order (once: a second claim is 409)
+         * @description The payment is applied to the order through the payment core: more than the order still owes goes to review (EXCEEDS_OUTSTANDING) for a refund of the difference.
+         */
+        post: operations["C2bFeedController_claim"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/shops/{shopId}/c2b-registration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What was registered with Daraja for the shop's M-Pesa account, and when (null: nothing yet) */
+        get: operations["C2bRegistrationController_get"];
+        put?: never;
+        /**
+         * Registers the shop's till / paybill confirmation (and validation) URLs with Daraja
+         * @description Production registration is one-time at Safaricom: a second registration of the same shortcode is refused (409 C2B_ALREADY_REGISTERED) unless force is true, after the old URLs were deleted on the M-Pesa portal. The sandbox re-registers freely; the answer says what it replaced.
+         */
+        post: operations["C2bRegistrationController_register"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -949,7 +1064,7 @@ export interface components {
          * @description Stable machine-readable code: one of these, whatever the status
          * @enum {string}
          */
-        ErrorCode: "ACCOUNT_IN_USE" | "AMOUNT_EXCEEDS_OUTSTANDING" | "BAD_REQUEST" | "CHECKOUT_REQUEST_ID_AMBIGUOUS" | "CONFLICT" | "CURRENCY_NOT_SUPPORTED" | "CUSTOMER_BUSY" | "DARAJA_MISCONFIGURED" | "DATABASE_UNAVAILABLE" | "FORBIDDEN" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_REQUEST_IN_PROGRESS" | "INTERNAL_ERROR" | "INVALID_CALLBACK" | "INVALID_CURSOR" | "INVALID_JSON" | "INVALID_PHONE_NUMBER" | "INVALID_RANGE" | "INVALID_STATEMENT" | "INVALID_WEBHOOK_SIGNATURE" | "MERCHANT_ACCOUNT_REQUIRED" | "MERCHANT_ACCOUNT_UNREADABLE" | "METHOD_NOT_ALLOWED" | "MISSING_HOST_HEADER" | "MPESA_CERTIFICATE_NOT_CONFIGURED" | "MPESA_ACCOUNT_NUMBER_TOO_LONG" | "MPESA_CURRENCY" | "MPESA_INITIATOR_NOT_CONFIGURED" | "MPESA_NO_RECEIPT" | "MPESA_ONE_REVERSAL" | "MPESA_WHOLE_SHILLINGS" | "NOTHING_TO_REFUND" | "NOT_FOUND" | "NOT_MPESA" | "ORDER_ALREADY_PAID" | "ORDER_CANNOT_TAKE_PAYMENT" | "ORDER_CURRENCY_MISMATCH" | "ORDER_EXISTS" | "ORDER_HAS_OPEN_PAYMENT" | "OUTCOME_KNOWN" | "PAYLOAD_TOO_LARGE" | "PAYMENT_ALREADY_RESOLVED" | "PAYMENT_CLOSED" | "PAYMENT_HAS_REFUNDS" | "PAYMENT_IN_PROGRESS" | "PAYMENT_NOT_COMPLETED" | "PAYMENT_NOT_IN_REVIEW" | "PAYMENT_NOT_REFUNDABLE" | "PAYMENT_NOT_RELEASABLE" | "PAYMENT_NOT_RESOLVABLE" | "PAYMENT_OUTCOME_UNKNOWN" | "PAYMENT_RELEASED" | "PESAPAL_ALREADY_REVERSED" | "PHONE_BUSY" | "PROVIDER_AUTH_FAILED" | "PROVIDER_BAD_RESPONSE" | "PROVIDER_DISABLED" | "PROVIDER_LIMIT" | "PROVIDER_RATE_LIMITED" | "PROVIDER_REFERENCE_MISMATCH" | "PROVIDER_REFERENCE_REQUIRED" | "PROVIDER_REJECTED" | "PROVIDER_SWITCHED_OFF" | "PROVIDER_TIMEOUT" | "PROVIDER_UNAVAILABLE" | "PROVIDER_UNREACHABLE" | "PULL_ALREADY_REGISTERED" | "RATE_LIMITED_SHOP" | "RECEIPT_IN_USE" | "REFUND_BUSY" | "REFUND_CURRENCY_NOT_SUPPORTED" | "REFUND_EXCEEDS_REFUNDABLE" | "REFUND_FULL_ONLY" | "REFUND_NOT_IN_REVIEW" | "REFUND_NO_CONFIRMATION_CODE" | "REFUND_NO_PROVIDER_TRANSACTION" | "REFUND_ONE_PER_PAYMENT" | "REFUND_WHOLE_UNITS_ONLY" | "REFUND_WRONG_PROVIDER" | "REQUEST_HEADER_FIELDS_TOO_LARGE" | "REQUEST_TIMEOUT" | "SHUTTING_DOWN" | "TOKEN_EXPIRED" | "TOO_MANY_REQUESTS" | "TOO_MANY_STREAMS" | "UNAUTHORIZED" | "UNPROCESSABLE_ENTITY" | "UNSUPPORTED_MEDIA_TYPE" | "VALIDATION_FAILED" | "VERIFY_TOO_SOON" | "WRONG_PROVIDER";
+        ErrorCode: "ACCOUNT_IN_USE" | "AMOUNT_EXCEEDS_OUTSTANDING" | "BAD_REQUEST" | "C2B_ALREADY_APPLIED" | "C2B_ALREADY_CLAIMED" | "C2B_ALREADY_REGISTERED" | "C2B_NOT_AVAILABLE" | "CHECKOUT_REQUEST_ID_AMBIGUOUS" | "CONFLICT" | "CURRENCY_NOT_SUPPORTED" | "CUSTOMER_BUSY" | "DARAJA_MISCONFIGURED" | "DATABASE_UNAVAILABLE" | "FORBIDDEN" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_REQUEST_IN_PROGRESS" | "INTERNAL_ERROR" | "INVALID_CALLBACK" | "INVALID_CURSOR" | "INVALID_JSON" | "INVALID_PHONE_NUMBER" | "INVALID_RANGE" | "INVALID_STATEMENT" | "INVALID_WEBHOOK_SIGNATURE" | "MERCHANT_ACCOUNT_REQUIRED" | "MERCHANT_ACCOUNT_UNREADABLE" | "METHOD_NOT_ALLOWED" | "MISSING_HOST_HEADER" | "MPESA_CERTIFICATE_NOT_CONFIGURED" | "MPESA_ACCOUNT_NUMBER_TOO_LONG" | "MPESA_CURRENCY" | "MPESA_INITIATOR_NOT_CONFIGURED" | "MPESA_NO_RECEIPT" | "MPESA_ONE_REVERSAL" | "MPESA_WHOLE_SHILLINGS" | "NOTHING_TO_REFUND" | "NOT_FOUND" | "NOT_MPESA" | "ORDER_ALREADY_PAID" | "ORDER_CANNOT_TAKE_PAYMENT" | "ORDER_CURRENCY_MISMATCH" | "ORDER_EXISTS" | "ORDER_HAS_OPEN_PAYMENT" | "OUTCOME_KNOWN" | "PAYLOAD_TOO_LARGE" | "PAYMENT_ALREADY_RESOLVED" | "PAYMENT_CLOSED" | "PAYMENT_HAS_REFUNDS" | "PAYMENT_IN_PROGRESS" | "PAYMENT_NOT_COMPLETED" | "PAYMENT_NOT_IN_REVIEW" | "PAYMENT_NOT_REFUNDABLE" | "PAYMENT_NOT_RELEASABLE" | "PAYMENT_NOT_RESOLVABLE" | "PAYMENT_OUTCOME_UNKNOWN" | "PAYMENT_RELEASED" | "PESAPAL_ALREADY_REVERSED" | "PHONE_BUSY" | "PROVIDER_AUTH_FAILED" | "PROVIDER_BAD_RESPONSE" | "PROVIDER_DISABLED" | "PROVIDER_LIMIT" | "PROVIDER_RATE_LIMITED" | "PROVIDER_REFERENCE_MISMATCH" | "PROVIDER_REFERENCE_REQUIRED" | "PROVIDER_REJECTED" | "PROVIDER_SWITCHED_OFF" | "PROVIDER_TIMEOUT" | "PROVIDER_UNAVAILABLE" | "PROVIDER_UNREACHABLE" | "PULL_ALREADY_REGISTERED" | "RATE_LIMITED_SHOP" | "RECEIPT_IN_USE" | "REFUND_BUSY" | "REFUND_CURRENCY_NOT_SUPPORTED" | "REFUND_EXCEEDS_REFUNDABLE" | "REFUND_FULL_ONLY" | "REFUND_NOT_IN_REVIEW" | "REFUND_NO_CONFIRMATION_CODE" | "REFUND_NO_PROVIDER_TRANSACTION" | "REFUND_ONE_PER_PAYMENT" | "REFUND_WHOLE_UNITS_ONLY" | "REFUND_WRONG_PROVIDER" | "REQUEST_HEADER_FIELDS_TOO_LARGE" | "REQUEST_TIMEOUT" | "SHUTTING_DOWN" | "TOKEN_EXPIRED" | "TOO_MANY_REQUESTS" | "TOO_MANY_STREAMS" | "UNAUTHORIZED" | "UNPROCESSABLE_ENTITY" | "UNSUPPORTED_MEDIA_TYPE" | "VALIDATION_FAILED" | "VERIFY_TOO_SOON" | "WRONG_PROVIDER";
         ErrorResponseDto: {
             /** @example 400 */
             statusCode: number;
@@ -1677,6 +1792,110 @@ export interface components {
             registeredAt: string;
             /** @example user:mgr-1 (manager) */
             registeredBy: string;
+        };
+        C2bConfirmationAckDto: {
+            /** @example 0 */
+            ResultCode: number;
+            /** @example Success */
+            ResultDesc: string;
+        };
+        C2bValidationAnswerDto: {
+            /**
+             * @description "0", or C2B00011..C2B00016 (daraja.md §7.3)
+             * @example 0
+             */
+            ResultCode: string;
+            /**
+             * @example Accepted
+             * @enum {string}
+             */
+            ResultDesc: "Accepted" | "Rejected";
+        };
+        C2bFeedItemDto: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * @description The receipt on the customer's SMS
+             * @example SL12ABC3DE
+             */
+            receipt: string;
+            /** @example 250 */
+            amount: number;
+            /** @example KES */
+            currency: string;
+            /** @description When M-Pesa says it was paid (ISO 8601, Nairobi) */
+            paidAt?: string | null;
+            /** @description When the confirmation reached us */
+            receivedAt: string;
+            /** @example John D. */
+            customerName?: string | null;
+            /** @example Buy Goods */
+            transactionType?: string | null;
+            /** @description The account number the customer typed (paybill) */
+            accountNumber?: string | null;
+            /**
+             * @description Why it was not matched to an order
+             * @example NO_REFERENCE
+             */
+            reason?: string | null;
+        };
+        C2bClaimDto: {
+            /** @example ORD-12345 */
+            orderId: string;
+        };
+        C2bClaimResultDto: {
+            /** Format: uuid */
+            c2bPaymentId: string;
+            /** Format: uuid */
+            paymentId: string;
+            orderId: string;
+            /**
+             * @description completed, or review (more than the order owed: refund the difference)
+             * @example completed
+             */
+            status: string;
+            /** @example PAID */
+            statusReason?: string | null;
+        };
+        C2bRegistrationDto: {
+            accountId: string;
+            environment: string;
+            /** @example 600000 */
+            shortcode: string;
+            /** @enum {string} */
+            apiVersion: "v1" | "v2";
+            /** @enum {string} */
+            responseType: "Completed" | "Cancelled";
+            validation: boolean;
+            /** @description The confirmation URL, its token cut off */
+            confirmationUrl: string;
+            validationUrl?: string | null;
+            response: {
+                [key: string]: unknown;
+            };
+            forced: boolean;
+            registeredBy: string;
+            registeredAt: string;
+            /** @description Set when this registration replaced an earlier one (sandbox, or forced) */
+            replaced?: string;
+        };
+        C2bRegisterDto: {
+            /**
+             * @description Also register the validation URL (Safaricom must enable external validation on the shortcode)
+             * @default false
+             */
+            validation: boolean;
+            /**
+             * @description What Daraja does when the validation URL does not answer in time
+             * @default Completed
+             * @enum {string}
+             */
+            responseType: "Completed" | "Cancelled";
+            /**
+             * @description Register again although URLs were registered before. Production registration is one-time at Safaricom: delete the old URLs on the M-Pesa portal (URL management) or through apisupport first
+             * @default false
+             */
+            force: boolean;
         };
     };
     responses: never;
@@ -4807,6 +5026,445 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    C2bNotificationsController_confirmation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                accountId: string;
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["C2bConfirmationAckDto"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Not found in your shop (NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    C2bNotificationsController_validation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                accountId: string;
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["C2bValidationAnswerDto"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Not found in your shop (NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    C2bFeedController_unclaimed: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description The receipt on the customer's M-Pesa SMS (TransID), any case */
+                receipt?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["C2bFeedItemDto"][];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    C2bFeedController_review: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description The receipt on the customer's M-Pesa SMS (TransID), any case */
+                receipt?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["C2bFeedItemDto"][];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    C2bFeedController_claim: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The id of the C2B payment (from the feed) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["C2bClaimDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["C2bClaimResultDto"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Not found in your shop (NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+            409: {
+                headers: {
+                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    C2bRegistrationController_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                shopId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["C2bRegistrationDto"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+            409: {
+                headers: {
+                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    C2bRegistrationController_register: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                shopId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["C2bRegisterDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["C2bRegistrationDto"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, INVALID_JSON, INVALID_PHONE_NUMBER, AMOUNT_EXCEEDS_OUTSTANDING, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Missing, invalid or expired token (UNAUTHORIZED, TOKEN_EXPIRED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Role not allowed, or callback sender not on the IP allowlist (FORBIDDEN) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Conflict (PAYMENT_IN_PROGRESS, PAYMENT_OUTCOME_UNKNOWN, PAYMENT_NOT_RELEASABLE, IDEMPOTENCY_KEY_REUSED, ORDER_EXISTS, ORDER_ALREADY_PAID), the customer already has an open M-Pesa prompt (CUSTOMER_BUSY: nothing was sent, try again after Retry-After), or the provider reference the call needs is not known yet (PROVIDER_REFERENCE_REQUIRED) */
+            409: {
+                headers: {
+                    /** @description With CUSTOMER_BUSY: whole seconds to wait before pushing to this phone again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The payment provider (M-Pesa, Flutterwave, Pesapal) answered badly or refused the request (PROVIDER_REJECTED, PROVIDER_AUTH_FAILED, PROVIDER_UNAVAILABLE, PROVIDER_BAD_RESPONSE, PROVIDER_REFERENCE_MISMATCH). details.status says whether the payment failed (nothing was done) or is unresolved (a 5xx, a connection broken after sending or an unreadable answer: outcome unknown; do not retry, poll it) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
+                };
+            };
+            /** @description Not processed; try again after Retry-After seconds: the provider is rate limiting (PROVIDER_RATE_LIMITED) or could not be reached, so nothing was sent (PROVIDER_UNREACHABLE). Also: the provider is switched off here (PROVIDER_DISABLED, hosted providers only), or the database is down (DATABASE_UNAVAILABLE). Careful with DATABASE_UNAVAILABLE: when details.paymentId is set, the provider was asked and its answer could not be recorded: do not start another payment, check that one's status */
+            503: {
+                headers: {
+                    /** @description Whole seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderErrorResponseDto"];
                 };
             };
         };

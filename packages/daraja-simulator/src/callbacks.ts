@@ -8,7 +8,11 @@ export const CALLBACK_TIMEOUT_MS = 10_000;
 export interface DeliveryOutcome {
   status?: number;
   error?: string;
+  /** the receiver's answer (first 16 KiB), e.g. a C2B validation's ResultCode */
+  body?: string;
 }
+
+const MAX_ANSWER_BYTES = 16 * 1024;
 
 export class CallbackSender {
   private readonly inFlight = new Set<http.ClientRequest>();
@@ -46,8 +50,16 @@ export class CallbackSender {
           },
         },
         (res) => {
-          res.resume();
-          finish({ status: res.statusCode });
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            if (size < MAX_ANSWER_BYTES) chunks.push(chunk);
+            size += chunk.length;
+          });
+          res.on('end', () =>
+            finish({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8').slice(0, MAX_ANSWER_BYTES) }),
+          );
+          res.on('error', () => finish({ status: res.statusCode }));
         },
       );
       this.inFlight.add(req);

@@ -5,6 +5,7 @@ import { SimulatorError, type SimulatorCore } from './core';
 import { parseFaults, parseResolveOptions } from './faults';
 import { BodyTooLargeError, isPlainObject, readBody, sendJson } from './http';
 import { parsePullControl } from './qr-pull';
+import type { SimC2bPayment } from './c2b';
 import type { SimResultControl, SimulatorAccount, SimulatorApp } from './types';
 
 export const CONTROL_PREFIX = '/__sim';
@@ -150,6 +151,8 @@ export class ControlRoutes {
         throw err;
       }
     }
+    if (path === `${CONTROL_PREFIX}/c2b` || path.startsWith(`${CONTROL_PREFIX}/c2b/`))
+      return this.c2b(req, res, path, method);
 
     if (path === `${CONTROL_PREFIX}/reset`) {
       if (method !== 'POST') return controlError(res, 405, 'use POST');
@@ -190,6 +193,60 @@ export class ControlRoutes {
     }
 
     return controlError(res, 404, `unknown control route ${method} ${url.pathname}`);
+  }
+
+  /**
+   * C2B: GET /__sim/c2b (registrations and payments made), POST /__sim/c2b/payments (a customer pays a till or
+   * paybill from their phone: answers once the confirmations were delivered), POST /__sim/c2b/validation
+   * {shortcode, enabled}, POST /__sim/c2b/settings {oneTimeRegistration?, stkConfirmations?: null|plain|masked|hashed}.
+   */
+  private async c2b(req: IncomingMessage, res: ServerResponse, path: string, method: string): Promise<void> {
+    const c2b = this.core.c2b;
+    if (path === `${CONTROL_PREFIX}/c2b`) {
+      if (method !== 'GET') return controlError(res, 405, 'use GET');
+      return sendJson(res, 200, {
+        registrations: c2b.listRegistrations(),
+        payments: c2b.payments(),
+        oneTimeRegistration: c2b.oneTimeRegistration,
+        stkConfirmations: c2b.stkConfirmations,
+      });
+    }
+    if (method !== 'POST') return controlError(res, 405, 'use POST');
+    const body = await this.jsonBody(req, res);
+    if (!body.ok) return;
+    const v = isPlainObject(body.value) ? body.value : {};
+    if (path === `${CONTROL_PREFIX}/c2b/payments`) {
+      try {
+        return sendJson(res, 201, await c2b.pay(v as unknown as SimC2bPayment));
+      } catch (err: unknown) {
+        if (err instanceof RangeError) return controlError(res, 400, err.message);
+        throw err;
+      }
+    }
+    if (path === `${CONTROL_PREFIX}/c2b/validation`) {
+      if (typeof v['shortcode'] !== 'string' || typeof v['enabled'] !== 'boolean')
+        return controlError(res, 400, 'body must be {"shortcode": "<shortcode>", "enabled": true|false}');
+      c2b.setValidation(v['shortcode'], v['enabled']);
+      return sendJson(res, 200, { shortcode: v['shortcode'], validation: v['enabled'] });
+    }
+    if (path === `${CONTROL_PREFIX}/c2b/settings`) {
+      if (v['oneTimeRegistration'] !== undefined) {
+        if (typeof v['oneTimeRegistration'] !== 'boolean')
+          return controlError(res, 400, 'oneTimeRegistration must be true or false');
+        c2b.oneTimeRegistration = v['oneTimeRegistration'];
+      }
+      if (v['stkConfirmations'] !== undefined) {
+        const form = v['stkConfirmations'];
+        if (form !== null && form !== 'plain' && form !== 'masked' && form !== 'hashed')
+          return controlError(res, 400, 'stkConfirmations must be null, "plain", "masked" or "hashed"');
+        c2b.stkConfirmations = form;
+      }
+      return sendJson(res, 200, {
+        oneTimeRegistration: c2b.oneTimeRegistration,
+        stkConfirmations: c2b.stkConfirmations,
+      });
+    }
+    return controlError(res, 404, `unknown control route ${method} ${path}`);
   }
 
   /** Parses an optional JSON body; answers the error itself and returns ok:false on failure. */

@@ -23,6 +23,7 @@ import {
 } from './ids';
 import type { ResolvedOptions } from './options';
 import { parseAccount, parseApp, RegistrationConflict, Registry } from './registry';
+import { C2bApi } from './c2b';
 import { ResultApi } from './result-api';
 import { QrPullRoutes } from './qr-pull';
 import { oauthTokenResponse, stkCallback, type OAuthTokenResponse, type StkCallbackBody } from './payloads';
@@ -186,11 +187,14 @@ export class SimulatorCore {
   readonly results: ResultApi;
   /** Dynamic QR and Pull Transactions (qr-pull.ts): their state is cleared by reset() like the rest. */
   readonly qrPull: QrPullRoutes;
+  /** C2B: registerurl, customers paying from their phones, STK payments' confirmations. */
+  readonly c2b: C2bApi;
 
   constructor(readonly options: ResolvedOptions) {
     this.registry = new Registry(options.apps, options.accounts);
     this.qrPull = new QrPullRoutes(this);
     this.results = new ResultApi(this.registry, options.resultDelayMs, options.maxRecords, (line) => this.log(line));
+    this.c2b = new C2bApi(this.registry, (line) => this.log(line));
     this.behaviourState = { ...options.behaviour };
     this.applyFaults(options.faults);
   }
@@ -739,6 +743,8 @@ export class SimulatorCore {
         initiatedAt: push.createdAt,
         completedAt: answeredAt,
       });
+      // Its C2B twin, when switched on (daraja-more.md §4): independent of the STK callback's plan.
+      void this.c2b.stkPaid({ ...push, receipt: push.receipt, answeredAt });
     }
     this.log(`push answered ${push.checkoutRequestId} ResultCode=${resultCode}`);
 
@@ -888,6 +894,7 @@ export class SimulatorCore {
     this.tokens.clear();
     this.results.reset();
     this.qrPull.reset();
+    this.c2b.reset();
     this.log(
       'reset: pushes, queries, callbacks, stats, injections, tokens, reversals and status queries cleared; faults and behaviour back to the start-up options; apps and accounts kept',
     );
@@ -903,6 +910,7 @@ export class SimulatorCore {
     this.heldConnections.cancelAll();
     this.sender.abortAll();
     this.results.shutdown();
+    this.c2b.shutdown();
     for (const waiter of this.waiters) {
       clearTimeout(waiter.timer);
       waiter.reject(new SimulatorError('closed', 'the simulator was closed'));

@@ -23,6 +23,8 @@ export const STK_QUERY_PATH = '/mpesa/stkpushquery/v1/query';
 export const REVERSAL_PATH = '/mpesa/reversal/v1/request';
 export const TRANSACTION_STATUS_PATH = '/mpesa/transactionstatus/v1/query';
 
+export const C2B_REGISTER_PATH = /^\/mpesa\/c2b\/(v1|v2)\/registerurl$/;
+
 const RESULT_ROUTES: Readonly<Record<string, SimResultApi>> = Object.freeze({
   [REVERSAL_PATH]: 'reversal',
   [TRANSACTION_STATUS_PATH]: 'status',
@@ -97,6 +99,8 @@ export class DarajaRoutes {
       ? RESULT_ROUTES[url.pathname]
       : undefined;
     if (resultApi) return this.resultApi(resultApi, req, res, url.pathname);
+    const c2b = C2B_REGISTER_PATH.exec(url.pathname);
+    if (c2b) return this.c2bRegister(c2b[1] as 'v1' | 'v2', req, res);
     if (kind === 'oauth') return this.oauth(req, res, url);
     if (kind === 'push' || kind === 'query') return this.product(kind, req, res);
     return this.fail(req, res, ERRORS.resourceNotFound);
@@ -263,6 +267,24 @@ export class DarajaRoutes {
     if (!answer.ok) return this.fail(req, res, answer.error);
     sendJson(res, 200, answer.body);
     this.core.log(`POST ${path} -> 200 accepted ${answer.body.ConversationID}`);
+  }
+
+  /** C2B registerurl (v1 or v2): method, Bearer token, JSON body, then the C2B module registers the URLs. */
+  private async c2bRegister(version: 'v1' | 'v2', req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const raw = await readRawBody(req);
+    if (req.method !== 'POST') return this.fail(req, res, ERRORS.methodNotAllowed);
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    if (!bearer?.[1] || this.core.tokenConsumerKey(bearer[1]) === undefined)
+      return this.fail(req, res, ERRORS.invalidAccessToken);
+    this.core.noteAuthorizedCall();
+    if (!isJsonContentType(req.headers['content-type'])) return this.fail(req, res, ERRORS.invalidPayload);
+    if (raw.kind === 'too_large') return this.fail(req, res, ERRORS.payloadTooLarge);
+    if (raw.kind === 'failed') throw raw.error;
+    const body = parseJsonObject(raw.raw);
+    if (!body) return this.fail(req, res, ERRORS.invalidPayload);
+    const answer = this.core.c2b.register(version, body);
+    if (!answer.ok) return this.fail(req, res, answer.error);
+    sendJson(res, 200, answer.body);
   }
 
   /**

@@ -71,6 +71,14 @@ export {
   type SimQrRequest,
 } from './qr-pull';
 export {
+  C2B_VALIDATION_TIMEOUT_MS,
+  MAX_C2B_COPIES,
+  type C2bMsisdnForm,
+  type SimC2bOutcome,
+  type SimC2bPayment,
+  type SimC2bRegistration,
+} from './c2b';
+export {
   DEFAULT_CONSUMER_KEY,
   DEFAULT_CONSUMER_SECRET,
   SANDBOX_PASSKEY,
@@ -139,6 +147,14 @@ export async function startDarajaSimulator(opts: SimulatorOptions = {}): Promise
       registrations: () => core.qrPull.listRegistrations(),
     },
     qrRequests: () => core.qrPull.listQrRequests(),
+    c2bPay: (payment) => core.c2b.pay(payment),
+    c2bRegistrations: () => core.c2b.listRegistrations(),
+    c2bPayments: () => core.c2b.payments(),
+    setC2bValidation: (shortcode, enabled) => core.c2b.setValidation(shortcode, enabled),
+    setC2bSettings: (settings) => {
+      if (settings.oneTimeRegistration !== undefined) core.c2b.oneTimeRegistration = settings.oneTimeRegistration;
+      if (settings.stkConfirmations !== undefined) core.c2b.stkConfirmations = settings.stkConfirmations;
+    },
   };
   core.log(`Daraja simulator listening on ${url}`);
   return Object.freeze(simulator);

@@ -1,5 +1,6 @@
 import type { SimPullRegistration, SimPullTransaction, SimQrRequest } from './qr-pull';
 /** Public types of the Daraja simulator. Wire formats follow /work/shared/reference/daraja.md. */
+import type { C2bMsisdnForm, SimC2bOutcome, SimC2bPayment, SimC2bRegistration } from './c2b';
 
 export interface SimulatorAccount {
   /** Lipa-na-M-Pesa shortcode (PayBill number or till store number). */
@@ -335,6 +336,14 @@ export interface SimPromptCount {
 
 export interface DarajaSimulator {
   readonly url: string;
+  /** C2B: a customer pays a till or paybill from their phone (resolves once the confirmations were delivered). */
+  c2bPay(payment: SimC2bPayment): Promise<SimC2bOutcome>;
+  c2bRegistrations(): SimC2bRegistration[];
+  c2bPayments(): SimC2bOutcome[];
+  /** External validation on/off for a shortcode (off by default, as on Daraja). */
+  setC2bValidation(shortcode: string, enabled: boolean): void;
+  /** Production-like one-time registerurl, and STK payments also reaching the confirmation URL (daraja-more.md §4). */
+  setC2bSettings(settings: { oneTimeRegistration?: boolean; stkConfirmations?: C2bMsisdnForm | null }): void;
   readonly port: number;
   /** stops server AND cancels pending callback timers */
   close(): Promise<void>;

@@ -16,6 +16,12 @@ describe('redactUrl', () => {
     ['/payments/callback/refunds/r1/timeout/' + 'cd'.repeat(32), '/payments/callback/refunds/r1/timeout/[redacted]'],
     ['/payments/callback/refunds/r1/status/tok?x=1', '/payments/callback/refunds/r1/status/[redacted]?x=1'],
     ['/payments/callback/payments/p1/status/' + 'cd'.repeat(32), '/payments/callback/payments/p1/status/[redacted]'],
+    // C2B: a merchant account's confirmation and validation URLs
+    [
+      '/payments/c2b/3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98/confirmation/' + 'ef'.repeat(32),
+      '/payments/c2b/3f2c9a4e-8b1d-4c6e-9f0a-7d5e2b1c4a98/confirmation/[redacted]',
+    ],
+    ['/payments/c2b/a1/validation/tok/more?x=1', '/payments/c2b/a1/validation/[redacted]?x=1'],
     // a path longer than any route: nothing after the payment id reaches the log
     ['/payments/callback/p1/tok/more', '/payments/callback/p1/[redacted]'],
     ['/payments/callback/p1?token=' + 'ab'.repeat(32), '/payments/callback/p1?token=[redacted]'],

@@ -64,6 +64,8 @@ export function redactUrl(url: string | undefined): string | undefined {
         /(\/payments\/callback\/)(?:((?:refunds|payments)\/[^/?#]+\/(?:result|timeout|status)\/)|([^/?#]+\/))[^?#]+/,
         (_m, base: string, result?: string, stk?: string) => `${base}${result ?? stk}[redacted]`,
       )
+      // C2B capability URLs: …/payments/c2b/<accountId>/confirmation|validation/<token>.
+      .replace(/(\/payments\/c2b\/[^/?#]+\/(?:confirmation|validation)\/)[^?#]+/, '$1[redacted]')
       .replace(QUERY_PARAM, (all, sep: string, name: string) =>
         SECRET_PARAM_NAME.test(decodedParamName(name)) ? `${sep}${name}=[redacted]` : all,
       )

@@ -137,6 +137,15 @@ export interface AppConfig {
     qrMerchantName: string;
     /** MPESA_QR_SIZE: the Dynamic QR's edge in pixels (100 to 1000). */
     qrSize: number;
+    /** C2B (customer-started till / paybill payments): what is registered with Daraja, how validation answers. */
+    c2b: {
+      /** Base of each merchant account's C2B capability URLs: `${baseUrl}/<accountId>/confirmation/<hmac>` (and /validation/). */
+      baseUrl: string;
+      /** registerurl path version: v1 or v2 (must match the app's Daraja product, daraja.md §7.1). */
+      apiVersion: 'v1' | 'v2';
+      /** The validation answer's budget (Daraja waits ~8 s): past it, the payment is accepted. */
+      validationBudgetMs: number;
+    };
   };
   /** How customers' browsers and the card/wallet providers reach this API (redirects, webhooks, IPNs). No trailing slash. */
   publicBaseUrl: string;
@@ -392,6 +401,18 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
     callbackUrl = callbackUrl.replace(/\/+$/, '');
     problems.push(...callbackUrlProblems(callbackUrl, mpesaEnv));
   }
+  // C2B URLs: next to the STK callback URL unless set (…/payments/callback → …/payments/c2b).
+  let c2bBaseUrl = str('MPESA_C2B_URL');
+  const c2bExplicit = c2bBaseUrl !== undefined;
+  if (!c2bBaseUrl && callbackUrl && isHttpUrl(callbackUrl))
+    c2bBaseUrl = /\/callback$/.test(callbackUrl)
+      ? callbackUrl.replace(/\/callback$/, '/c2b')
+      : `${new URL(callbackUrl).origin}/payments/c2b`;
+  if (c2bBaseUrl) {
+    c2bBaseUrl = c2bBaseUrl.replace(/\/+$/, '');
+    // A derived one has the STK callback URL's problems, already reported under its name.
+    if (c2bExplicit) problems.push(...callbackUrlProblems(c2bBaseUrl, mpesaEnv, 'MPESA_C2B_URL'));
+  }
   let callbackSigningSecret = str('CALLBACK_SIGNING_SECRET');
   if (!callbackSigningSecret) {
     if (simulator && devSecrets) callbackSigningSecret = devSecrets.get('callbackSigningSecret');
@@ -592,6 +613,11 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
       reversalWaitSeconds: int('MPESA_REVERSAL_WAIT_SECONDS', 300, 0, 86400),
       qrMerchantName,
       qrSize: int('MPESA_QR_SIZE', 300, 100, 1000),
+      c2b: {
+        baseUrl: c2bBaseUrl ?? '',
+        apiVersion: oneOf('MPESA_C2B_API_VERSION', ['v1', 'v2'] as const, 'v1'),
+        validationBudgetMs: int('MPESA_C2B_VALIDATION_BUDGET_MS', 3000, 100, 7000),
+      },
     },
     publicBaseUrl,
     posReturnUrl,
@@ -733,25 +759,23 @@ export function parseCorsOrigins(raw: string | undefined, nodeEnv: AppConfig['no
   return origins;
 }
 
-export function callbackUrlProblems(url: string, env: MpesaEnvironment): string[] {
+export function callbackUrlProblems(url: string, env: MpesaEnvironment, name = 'MPESA_CALLBACK_URL'): string[] {
   const problems: string[] = [];
-  if (!isHttpUrl(url)) return [`MPESA_CALLBACK_URL must be an http(s) URL (got "${url}")`];
+  if (!isHttpUrl(url)) return [`${name} must be an http(s) URL (got "${url}")`];
   const u = new URL(url);
-  if (env === 'production' && u.protocol !== 'https:') problems.push('MPESA_CALLBACK_URL must use https in production');
-  if (/\s/.test(url)) problems.push('MPESA_CALLBACK_URL must not contain spaces');
+  if (env === 'production' && u.protocol !== 'https:') problems.push(`${name} must use https in production`);
+  if (/\s/.test(url)) problems.push(`${name} must not contain spaces`);
   if (u.search)
     problems.push(
-      'MPESA_CALLBACK_URL must not have a query string (Daraja forbids the word "query"; the capability token goes in the path)',
+      `${name} must not have a query string (Daraja forbids the word "query"; the capability token goes in the path)`,
     );
   const lower = url.toLowerCase();
   const bad = FORBIDDEN_CALLBACK_WORDS.filter((w) => lower.includes(w));
   if (bad.length)
-    problems.push(
-      `MPESA_CALLBACK_URL must not contain ${bad.map((w) => `"${w}"`).join(', ')}: Daraja rejects such URLs`,
-    );
+    problems.push(`${name} must not contain ${bad.map((w) => `"${w}"`).join(', ')}: Daraja rejects such URLs`);
   const rawHost = url.replace(/^[a-z]+:\/\//i, '').split(/[/:]/)[0];
   if (rawHost !== rawHost.toLowerCase())
-    problems.push('MPESA_CALLBACK_URL host must be lowercase (Daraja has rejected uppercase hosts)');
+    problems.push(`${name} host must be lowercase (Daraja has rejected uppercase hosts)`);
   return problems;
 }
 

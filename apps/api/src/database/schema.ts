@@ -463,6 +463,107 @@ export const mpesaPullRegistrations = pgTable(
   ],
 );
 
+export const C2B_STATUSES = ['received', 'invalid', 'unclaimed', 'applied', 'review', 'stk_twin'] as const;
+
+/**
+ * Payments the customer started from their own phone to a shop's till or paybill (Daraja C2B
+ * confirmations, daraja.md §7; payments/providers/mpesa/c2b-*). One row per (merchant account,
+ * TransID) whatever the duplicate deliveries (counted in `deliveries`), stored before it is
+ * acknowledged. Statuses:
+ * - received: stored, not yet matched (a crash in between: the next delivery, or a claim, matches it)
+ * - invalid: the body could not be read as a payment (bad amount, no TransID): kept for a person, applies nothing
+ * - unclaimed: in the shop's feed, waiting for a cashier to claim it for an order (till payments, unknown references)
+ * - applied: a payment (payment_id) was made of it through the payment core (completed, or in review)
+ * - review: it could settle a push of unknown outcome, but not provably (several fit, or the phone is not proof)
+ * - stk_twin: the confirmation of an STK payment that holds its receipt: the same money, never booked twice
+ * The MSISDN is never stored as a number: our keyed hash when it came plain, Safaricom's SHA-256
+ * when it came hashed, its masked form when it came masked.
+ */
+export const c2bTransactions = pgTable(
+  'c2b_transactions',
+  {
+    id: uuid('id').primaryKey(),
+    /** merchant_accounts.id of the capability URL it came to. */
+    merchantAccountId: uuid('merchant_account_id').notNull(),
+    shopId: text('shop_id').notNull(),
+    /** Daraja's TransID (the receipt on the customer's SMS), trimmed and upper-case; null when the body had none. */
+    transId: text('trans_id'),
+    transactionType: text('transaction_type'),
+    /** yyyyMMddHHmmss Nairobi time, as Daraja reports it */
+    transTime: text('trans_time'),
+    amountMinor: bigint('amount_minor', { mode: 'bigint' }),
+    currency: text('currency').notNull().default('KES'),
+    businessShortcode: text('business_shortcode'),
+    billRefNumber: text('bill_ref_number'),
+    invoiceNumber: text('invoice_number'),
+    thirdPartyTransId: text('third_party_trans_id'),
+    /** plain | masked | sha256 | none | unknown: the form the MSISDN came in */
+    msisdnForm: text('msisdn_form').notNull(),
+    /** Our keyed hash (payments/phone-hash.ts) of a plain MSISDN. */
+    phoneHash: text('phone_hash'),
+    /** Safaricom's SHA-256 hex of 2547XXXXXXXX, as received (lowercase). */
+    msisdnSha256: text('msisdn_sha256'),
+    /** A masked MSISDN as received (e.g. 2547****123). */
+    phoneMasked: text('phone_masked'),
+    /** First name and the initial of the last: "John D." */
+    customerName: text('customer_name'),
+    status: text('status').notNull(),
+    statusReason: text('status_reason'),
+    /** The payment made of it (applied), or the STK payment it is the twin of. */
+    paymentId: uuid('payment_id'),
+    orderId: text('order_id'),
+    claimedBy: text('claimed_by'),
+    claimedAt: timestamp('claimed_at', { withTimezone: true }),
+    deliveries: integer('deliveries').notNull().default(1),
+    receivedAt: timestamp('received_at', { withTimezone: true }).notNull().defaultNow(),
+    lastReceivedAt: timestamp('last_received_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    check(
+      'c2b_transactions_status_valid',
+      sql`${t.status} in ('received','invalid','unclaimed','applied','review','stk_twin')`,
+    ),
+    check('c2b_transactions_amount_positive', sql`${t.amountMinor} is null or ${t.amountMinor} > 0`),
+    uniqueIndex('c2b_transactions_account_trans_uq').on(t.merchantAccountId, t.transId),
+    // The shop's feed of unclaimed payments, newest first (GET /payments/c2b/unclaimed).
+    index('c2b_transactions_feed_idx')
+      .on(t.shopId, t.receivedAt)
+      .where(sql`${t.status} = 'unclaimed'`),
+    index('c2b_transactions_shop_trans_idx').on(t.shopId, t.transId),
+  ],
+);
+
+/**
+ * What was registered with Daraja's C2B registerurl for a merchant account, and when (one row per
+ * registration; the newest is in force). Production registration is one-time at Safaricom, so a
+ * second one is refused unless forced. The URLs are kept without their capability tokens.
+ */
+export const c2bRegistrations = pgTable(
+  'c2b_registrations',
+  {
+    id: uuid('id').primaryKey(),
+    merchantAccountId: uuid('merchant_account_id').notNull(),
+    shopId: text('shop_id').notNull(),
+    environment: text('environment').notNull(),
+    shortcode: text('shortcode').notNull(),
+    /** v1 | v2 (the path must match the app's Daraja product) */
+    apiVersion: text('api_version').notNull(),
+    responseType: text('response_type').notNull(),
+    /** Whether a validation URL was registered (Safaricom must also enable external validation on the shortcode). */
+    validation: boolean('validation').notNull(),
+    /** The URLs with their tokens cut off: `<base>/<accountId>/confirmation/…`. */
+    confirmationUrl: text('confirmation_url').notNull(),
+    validationUrl: text('validation_url'),
+    /** Daraja's answer: OriginatorCoversationID, ResponseCode, ResponseDescription. */
+    response: jsonb('response').notNull(),
+    forced: boolean('forced').notNull().default(false),
+    registeredBy: text('registered_by').notNull(),
+    registeredAt: timestamp('registered_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('c2b_registrations_account_idx').on(t.merchantAccountId, t.registeredAt)],
+);
+
 export const schema = {
   orders,
   payments,
@@ -476,6 +577,8 @@ export const schema = {
   refunds,
   paymentStatusEvents,
   mpesaPullRegistrations,
+  c2bTransactions,
+  c2bRegistrations,
 };
 export type Order = typeof orders.$inferSelect;
 export type Payment = typeof payments.$inferSelect;
@@ -488,3 +591,7 @@ export type Refund = typeof refunds.$inferSelect;
 export type NewRefund = typeof refunds.$inferInsert;
 export type PaymentStatusEventRow = typeof paymentStatusEvents.$inferSelect;
 export type MpesaPullRegistration = typeof mpesaPullRegistrations.$inferSelect;
+
+export type C2bTransactionRow = typeof c2bTransactions.$inferSelect;
+export type NewC2bTransactionRow = typeof c2bTransactions.$inferInsert;
+export type C2bRegistrationRow = typeof c2bRegistrations.$inferSelect;

@@ -12,7 +12,7 @@ export interface OutcomeReport {
   resultCode: string | null;
   resultDesc: string;
   /** where it came from; 'query'/'verify' answers come from asking the provider ourselves */
-  source: 'callback' | 'query' | 'webhook' | 'verify' | 'ipn' | 'statement';
+  source: 'callback' | 'query' | 'webhook' | 'verify' | 'ipn' | 'statement' | 'c2b';
   /** the report carries an amount that must match before value is given (M-Pesa callbacks, every card/wallet status) */
   amountRequired: boolean;
   amountMinor?: bigint;

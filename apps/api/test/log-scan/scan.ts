@@ -31,7 +31,15 @@ import {
 } from './scanner';
 
 /** The scopes of M-Pesa's result callback URLs (CallbackScope in src/payments/providers/mpesa/callback-token.ts). */
-const SCOPED_CALLBACKS = ['refund-result', 'refund-timeout', 'refund-status', 'payment-status'] as const;
+const SCOPED_CALLBACKS = [
+  'refund-result',
+  'refund-timeout',
+  'refund-status',
+  'payment-status',
+  // a merchant account's C2B URLs (the id is merchant_accounts.id)
+  'c2b-confirmation',
+  'c2b-validation',
+] as const;
 import { type RecordedSecret, type SecretKind, TEST_SCAN_LOG_LEVEL } from './sink';
 
 const TEST_SCAN_LOG_LEVEL_NOTE = `test apps log at ${TEST_SCAN_LOG_LEVEL} (sink.ts) unless TEST_LOG_LEVEL says otherwise, and each writes one debug and one trace canary line`;

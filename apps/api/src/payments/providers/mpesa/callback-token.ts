@@ -43,9 +43,18 @@ export function verifyCallbackToken(secret: unknown, paymentId: unknown, token: 
  * payment's STK callback token (HMAC of the bare id) never opens a refund's URL, and a refund's
  * result token never opens its timeout or status URL.
  */
-export type CallbackScope = 'refund-result' | 'refund-timeout' | 'refund-status' | 'payment-status';
+export type CallbackScope =
+  'refund-result' | 'refund-timeout' | 'refund-status' | 'payment-status' | 'c2b-confirmation' | 'c2b-validation';
 
-const SCOPES: readonly CallbackScope[] = ['refund-result', 'refund-timeout', 'refund-status', 'payment-status'];
+const SCOPES: readonly CallbackScope[] = [
+  'refund-result',
+  'refund-timeout',
+  'refund-status',
+  'payment-status',
+  // A merchant account's C2B URLs (the id is merchant_accounts.id): confirmation and validation apart.
+  'c2b-confirmation',
+  'c2b-validation',
+];
 
 /** hex(HMAC-SHA256(secret, "smartduka:<scope>:<id>")): ids are uuids, so no bare id is ever such a string. */
 export function scopedCallbackToken(secret: string, scope: CallbackScope, id: string): string {

@@ -68,7 +68,7 @@ const STK_QUERY_PATH = '/mpesa/stkpushquery/v1/query';
 export const REVERSAL_PATH = '/mpesa/reversal/v1/request';
 export const TRANSACTION_STATUS_PATH = '/mpesa/transactionstatus/v1/query';
 /** Where each scoped capability URL lives under the callback base (no word Daraja refuses: not "mpesa", not "query"). */
-const SCOPED_PATHS: Record<CallbackScope, [string, string]> = {
+const SCOPED_PATHS: Record<Exclude<CallbackScope, 'c2b-confirmation' | 'c2b-validation'>, [string, string]> = {
   'refund-result': ['refunds', 'result'],
   'refund-timeout': ['refunds', 'timeout'],
   'refund-status': ['refunds', 'status'],
@@ -867,8 +867,76 @@ export class DarajaService {
     });
   }
 
+  /**
+   * C2B registerurl (daraja.md §7.1, daraja-more.md §3) for the account's `shortcode`: safe to
+   * repeat on the sandbox; in production Safaricom keeps the first registration (the caller
+   * refuses a second one unless forced). Accepted = a ResponseCode of zeros ("0", "00000000").
+   * The URLs carry capability tokens: never logged.
+   */
+  async registerC2bUrls(
+    account: DarajaAccount,
+    request: {
+      shortcode: string;
+      responseType: 'Completed' | 'Cancelled';
+      confirmationUrl: string;
+      validationUrl: string;
+      version: 'v1' | 'v2';
+    },
+  ): Promise<{ originatorConversationId: string | null; responseCode: string; responseDescription: string }> {
+    this.assertAccount(account);
+    const what = 'C2B URL registration';
+    const body = {
+      ShortCode: request.shortcode,
+      ResponseType: request.responseType,
+      ConfirmationURL: request.confirmationUrl,
+      ValidationURL: request.validationUrl,
+    };
+    const secrets = [request.confirmationUrl, request.validationUrl];
+    for (let attempt = 0; ; attempt++) {
+      const token = await this.tokenForResultRequest(account, what);
+      const res = await this.send(account, {
+        method: 'POST',
+        path: `/mpesa/c2b/${request.version}/registerurl`,
+        headers: { Authorization: `Bearer ${token}` },
+        body,
+        what,
+        logContext: `shortcode=${request.shortcode} version=${request.version}`,
+        secrets: [token, ...secrets],
+      });
+      if (isTokenInvalid(res)) {
+        this.invalidateToken(account, token);
+        if (attempt === 0) continue;
+        throw new ProviderError(
+          MPESA,
+          'auth',
+          `M-Pesa rejected a freshly issued access token (${describe(res)})`,
+          envelopeInfo(res),
+        );
+      }
+      if (res.status < 200 || res.status >= 300) throw this.mapProductError(what, res);
+      const responseCode = str(res.json?.ResponseCode);
+      const raw = str(res.json?.ResponseDescription) ?? '';
+      const responseDescription = this.http.redact(raw, this.secretsOf(account, [token, ...secrets]));
+      if (responseCode === undefined || !/^0+$/.test(responseCode))
+        throw new ProviderError(
+          MPESA,
+          'rejected',
+          `M-Pesa did not register the C2B URLs: ${responseDescription || responseCode || 'no ResponseCode'}`,
+          {
+            providerCode: responseCode,
+            providerMessage: responseDescription || undefined,
+            providerHttpStatus: res.status,
+          },
+        );
+      this.logger.log(`${what} accepted: shortcode=${request.shortcode}`);
+      // sic: Daraja's own spelling "OriginatorCoversationID" (daraja.md §7.1); the other spelling too.
+      const originator = str(res.json?.OriginatorCoversationID) ?? str(res.json?.OriginatorConversationID) ?? null;
+      return { originatorConversationId: originator, responseCode, responseDescription };
+    }
+  }
+
   /** `${callbackBaseUrl}/refunds/<id>/result/<token>` and its kin: a capability URL only for `scope` and `id`. */
-  scopedCallbackUrl(scope: CallbackScope, id: string): string {
+  scopedCallbackUrl(scope: keyof typeof SCOPED_PATHS, id: string): string {
     if (typeof id !== 'string' || id.length === 0)
       throw new ValidationFailedError('id is required to build a result URL');
     const [what, kind] = SCOPED_PATHS[scope];

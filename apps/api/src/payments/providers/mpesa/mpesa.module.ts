@@ -2,6 +2,7 @@ import { Inject, Logger, Module, OnModuleInit } from '@nestjs/common';
 import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
 import { DARAJA_OPTIONS, DarajaService, DarajaServiceOptions } from './daraja.service';
+import { darajaOptionsFor } from './daraja-options';
 import { DarajaTokenRepository } from './daraja-token.repository';
 import { PaymentLifecycle } from '../../payment-lifecycle.service';
 import { PaymentsCoreModule } from '../../payments-core.module';
@@ -25,6 +26,12 @@ import { MpesaPullNoticeController } from './mpesa-pull-notice.controller';
 import { MpesaPullRepository } from './mpesa-pull.repository';
 import { MpesaPullService } from './mpesa-pull.service';
 import { MpesaQrService } from './mpesa-qr.service';
+import { C2bFeedController, C2bNotificationsController, C2bRegistrationController } from './c2b.controller';
+import { C2bIngestService } from './c2b-ingest.service';
+import { C2bMatching } from './c2b-matching.service';
+import { C2bRegistrationService } from './c2b-registration.service';
+import { C2bRetryService } from './c2b-retry.service';
+import { C2bRepository } from './c2b.repository';
 
 /** The Daraja client for this deployment (credentials from config, OAuth tokens shared through Postgres) and the M-Pesa adapter over it. */
 @Module({
@@ -35,34 +42,21 @@ import { MpesaQrService } from './mpesa-qr.service';
     MpesaQrController,
     MpesaPullController,
     MpesaPullNoticeController,
+    C2bNotificationsController,
+    C2bFeedController,
+    C2bRegistrationController,
   ],
   providers: [
+    C2bRepository,
+    C2bMatching,
+    C2bIngestService,
+    C2bRegistrationService,
+    C2bRetryService,
     {
       provide: DARAJA_OPTIONS,
       inject: [APP_CONFIG, DarajaTokenRepository],
-      useFactory: (config: AppConfig, tokenStore: DarajaTokenRepository): DarajaServiceOptions => {
-        const m = config.mpesa;
-        if (!m.baseUrl) throw new Error('M-Pesa base URL is not set (the embedded simulator did not start?)');
-        return {
-          defaultAccount: {
-            id: 'default',
-            baseUrl: m.baseUrl,
-            consumerKey: m.consumerKey,
-            consumerSecret: m.consumerSecret,
-            shortcode: m.shortcode,
-            passkey: m.passkey,
-            transactionType: m.transactionType,
-            tillNumber: m.tillNumber,
-          },
-          timeoutMs: m.httpTimeoutMs,
-          tokenRefreshMarginSeconds: 300,
-          callbackBaseUrl: m.callbackUrl,
-          callbackSigningSecret: m.callbackSigningSecret,
-          // OAuth tokens shared by all instances via Postgres (daraja.md §1.3).
-          tokenStore,
-          securityCertificatePem: m.securityCertificate?.pem,
-        };
-      },
+      useFactory: (config: AppConfig, tokenStore: DarajaTokenRepository): DarajaServiceOptions =>
+        darajaOptionsFor(config, tokenStore),
     },
     DarajaTokenRepository,
     DarajaService,
@@ -159,7 +153,14 @@ import { MpesaQrService } from './mpesa-qr.service';
         ),
     },
   ],
-  exports: [DarajaService, MpesaProvider, MpesaAccountKind, MpesaResultsService, MpesaPullService],
+  exports: [
+    DarajaService,
+    MpesaProvider,
+    MpesaAccountKind,
+    MpesaResultsService,
+    MpesaPullService,
+    C2bRegistrationService,
+  ],
 })
 export class MpesaModule implements OnModuleInit {
   constructor(

@@ -1,0 +1,176 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { NotFoundError } from '../../../common/errors';
+import { safeError } from '../../../common/logging';
+import type { AppConfig } from '../../../config/app-config';
+import { APP_CONFIG } from '../../../config/config.module';
+import type { MerchantAccountRow, NewC2bTransactionRow } from '../../../database/schema';
+import { ORDERS_PORT, OrdersPort } from '../../../orders/orders.port';
+import { MerchantAccountsRepository } from '../../merchant-accounts.repository';
+import { phoneHash } from '../../phone-hash';
+import { C2bMatching } from './c2b-matching.service';
+import {
+  C2B_ACCEPT,
+  C2B_CONFIRMATION_ACK,
+  C2B_REJECT,
+  C2bPayload,
+  c2bReject,
+  C2bValidationAnswer,
+  parseC2bPayload,
+} from './c2b-payload';
+import { C2bRepository } from './c2b.repository';
+import { verifyScopedCallbackToken } from './callback-token';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * Daraja's C2B notifications on a merchant account's capability URLs
+ * (`<MPESA_C2B_URL>/<accountId>/confirmation|validation/<HMAC>`, tokens in callback-token.ts'
+ * c2b-* scopes). Daraja signs nothing (daraja.md §5.1): the token is the only proof, so a wrong
+ * token and an unknown account get the same 404 and change nothing.
+ */
+@Injectable()
+export class C2bIngestService {
+  private readonly logger = new Logger(C2bIngestService.name);
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly c2b: C2bRepository,
+    private readonly accounts: MerchantAccountsRepository,
+    private readonly matching: C2bMatching,
+    @Inject(ORDERS_PORT) private readonly orders: OrdersPort,
+  ) {}
+
+  /**
+   * A confirmation: stored (one row per account and TransID; a repeat is counted on its row) and
+   * matched once (C2bMatching.matchIn) before the answer. A body that is not a bookable payment (an
+   * amount with cents, no TransID) is stored as `invalid` and acknowledged all the same: the
+   * confirmation reports money that already moved, Daraja does not send it again, a person looks.
+   */
+  async confirm(accountId: string, token: string, body: unknown): Promise<typeof C2B_CONFIRMATION_ACK> {
+    const account = await this.account(accountId, token, 'c2b-confirmation');
+    const c = parseC2bPayload(body);
+    const row: NewC2bTransactionRow = {
+      id: randomUUID(),
+      merchantAccountId: account.id,
+      shopId: account.shopId,
+      transId: c.transId,
+      transactionType: c.transactionType,
+      transTime: c.transTime,
+      amountMinor: c.amountMinor,
+      businessShortcode: c.businessShortcode,
+      billRefNumber: c.billRefNumber,
+      invoiceNumber: c.invoiceNumber,
+      thirdPartyTransId: c.thirdPartyTransId,
+      ...this.msisdnColumns(c),
+      customerName: c.customerName,
+      status: c.problem ? 'invalid' : 'received',
+      statusReason: c.problem,
+    };
+    const log = { accountId: account.id, receipt: c.transId };
+    if (c.problem) this.logger.warn({ ...log, problem: c.problem }, 'C2B confirmation stored as invalid');
+    try {
+      // The common case in ONE commit: stored and matched (a repeat is only counted). Either both
+      // commit before we answer, or neither does and it is stored alone below.
+      const { stored, status, afterCommit } = await this.c2b.transaction(async (tx) => {
+        const stored = await this.c2b.store(row, tx);
+        // A repeat of a row still `received` (its matching failed before) is matched now too.
+        const matched = stored.row.status === 'received' ? await this.matching.matchIn(tx, stored.row) : undefined;
+        return { stored, status: matched?.status ?? stored.row.status, afterCommit: matched?.afterCommit };
+      });
+      afterCommit?.();
+      const logged = { ...log, c2bPaymentId: stored.row.id, deliveries: stored.row.deliveries, status };
+      if (stored.first) this.logger.log(logged, 'C2B confirmation stored and matched');
+      else this.logger.log(logged, 'C2B confirmation delivered again: counted, not applied again');
+    } catch (err) {
+      // Stored alone: acknowledged anyway (it is durable); the retry pass (C2bRetryService) matches it.
+      this.logger.error(
+        { ...log, err: safeError(err) },
+        'C2B confirmation matching failed; storing it for the retry pass',
+      );
+      await this.c2b.store(row);
+    }
+    return C2B_CONFIRMATION_ACK;
+  }
+
+  /**
+   * Validation (only when Safaricom enabled it for the shortcode and we registered the URL):
+   * Daraja waits about 8 s, then applies the registered ResponseType. We decide within
+   * MPESA_C2B_VALIDATION_BUDGET_MS; past it we ACCEPT: a real customer's payment refused because
+   * our database was slow is a lost sale and a confused customer at the till, while an accepted
+   * payment that fits no order still lands in the shop's feed (a cashier claims it, or a refund).
+   */
+  async validate(accountId: string, token: string, body: unknown): Promise<C2bValidationAnswer> {
+    const account = await this.account(accountId, token, 'c2b-validation');
+    const c = parseC2bPayload(body);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), this.config.mpesa.c2b.validationBudgetMs);
+    });
+    try {
+      const decided = await Promise.race([this.decide(account, c), late]);
+      if (decided === 'late') {
+        this.logger.warn({ accountId: account.id }, 'C2B validation could not decide in time: accepted');
+        return C2B_ACCEPT;
+      }
+      if (decided.ResultCode !== '0')
+        this.logger.log({ accountId: account.id, resultCode: decided.ResultCode }, 'C2B validation rejected a payment');
+      return decided;
+    } catch (err) {
+      this.logger.error({ accountId: account.id, err: safeError(err) }, 'C2B validation failed: accepted');
+      return C2B_ACCEPT;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The documented codes (daraja.md §7.3): a bad amount C2B00013; a paybill reference naming no open order of the shop C2B00012. */
+  private async decide(account: MerchantAccountRow, c: C2bPayload): Promise<C2bValidationAnswer> {
+    if (c.amountMinor === null) return c2bReject(C2B_REJECT.invalidAmount);
+    const registration = await this.c2b.latestRegistration(account.id);
+    // Not registered with validation: nothing to check (Daraja should not be asking).
+    if (!registration?.validation) return C2B_ACCEPT;
+    const settings = account.settings as Record<string, string>;
+    if (settings.type !== 'paybill') return C2B_ACCEPT;
+    const ref = c.billRefNumber?.trim();
+    if (!ref) return c2bReject(C2B_REJECT.invalidAccountNumber);
+    const balance = await this.orders.getBalance(account.shopId, ref);
+    if (!balance || balance.outstandingMinor <= 0n || balance.currency !== 'KES')
+      return c2bReject(C2B_REJECT.invalidAccountNumber);
+    // More than the order owes: refused before the money moves (the customer pays the right amount).
+    if (c.amountMinor > balance.outstandingMinor) return c2bReject(C2B_REJECT.invalidAmount);
+    return C2B_ACCEPT;
+  }
+
+  /** The account behind a capability URL, or the same 404 for a wrong token and an unknown account. */
+  private async account(
+    accountId: string,
+    token: string,
+    scope: 'c2b-confirmation' | 'c2b-validation',
+  ): Promise<MerchantAccountRow> {
+    const ok =
+      UUID.test(accountId) &&
+      verifyScopedCallbackToken(this.config.mpesa.callbackSigningSecret, scope, accountId, token);
+    const row = ok ? await this.accounts.findById(accountId) : null;
+    if (!row || row.provider !== 'mpesa') {
+      this.logger.warn(
+        { scope, tokenValid: ok },
+        'C2B notification on an unknown capability URL: refused, nothing stored',
+      );
+      throw new NotFoundError('C2B URL');
+    }
+    // A retired row still takes confirmations: the URLs registered for it stay in force at Safaricom.
+    return row;
+  }
+
+  /** Never the number: our keyed hash of a plain one, Safaricom's SHA-256 as it came, a masked one as it came. */
+  private msisdnColumns(c: C2bPayload) {
+    const m = c.msisdn;
+    return {
+      msisdnForm: m.form,
+      phoneHash: m.form === 'plain' ? phoneHash(this.config.mpesa.callbackSigningSecret, m.plain) : null,
+      msisdnSha256: m.form === 'sha256' ? m.sha256 : null,
+      phoneMasked: m.form === 'masked' ? m.masked : null,
+    };
+  }
+}

@@ -1,0 +1,199 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { and, desc, eq, gte, inArray, lte, or, sql } from 'drizzle-orm';
+import { DB } from '../../../database/database.module';
+import type { Db, DbOrTx, Tx } from '../../../database/database';
+import {
+  C2bRegistrationRow,
+  c2bRegistrations,
+  C2bTransactionRow,
+  c2bTransactions,
+  NewC2bTransactionRow,
+  Payment,
+  payments,
+} from '../../../database/schema';
+
+export interface StoredC2b {
+  row: C2bTransactionRow;
+  /** false: a repeat delivery of a TransID already stored for this account (counted on its row) */
+  first: boolean;
+}
+
+/** The only code that touches c2b_transactions and c2b_registrations. */
+@Injectable()
+export class C2bRepository {
+  constructor(@Inject(DB) private readonly db: Db) {}
+
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.db.transaction(fn);
+  }
+
+  /**
+   * Stores a confirmation, or counts a repeat delivery of one already stored (same account and
+   * TransID) on its row: one statement, so two deliveries at once still make one row.
+   */
+  async store(row: NewC2bTransactionRow, tx: DbOrTx = this.db): Promise<StoredC2b> {
+    const rows = await tx
+      .insert(c2bTransactions)
+      .values(row)
+      .onConflictDoUpdate({
+        target: [c2bTransactions.merchantAccountId, c2bTransactions.transId],
+        set: { deliveries: sql`${c2bTransactions.deliveries} + 1`, lastReceivedAt: sql`now()` },
+      })
+      .returning();
+    const stored = rows[0];
+    return { row: stored, first: stored.id === row.id };
+  }
+
+  async lock(tx: Tx, id: string): Promise<C2bTransactionRow | null> {
+    const rows = await tx.select().from(c2bTransactions).where(eq(c2bTransactions.id, id)).for('update');
+    return rows[0] ?? null;
+  }
+
+  async findForShop(shopId: string, id: string, tx: DbOrTx = this.db): Promise<C2bTransactionRow | null> {
+    const rows = await tx
+      .select()
+      .from(c2bTransactions)
+      .where(and(eq(c2bTransactions.shopId, shopId), eq(c2bTransactions.id, id)));
+    return rows[0] ?? null;
+  }
+
+  async update(id: string, patch: Partial<NewC2bTransactionRow>, tx: DbOrTx = this.db): Promise<void> {
+    await tx
+      .update(c2bTransactions)
+      .set({ ...patch, updatedAt: sql`now()` })
+      .where(eq(c2bTransactions.id, id));
+  }
+
+  /**
+   * A cashier takes an unclaimed payment: the row moves out of `unclaimed` only if it is still
+   * there, so of two cashiers pressing at once the second one's UPDATE (which waits for the first's
+   * row lock, then re-reads the row) changes nothing and returns null.
+   */
+  async claim(tx: Tx, shopId: string, id: string, by: string, orderId: string): Promise<C2bTransactionRow | null> {
+    const rows = await tx
+      .update(c2bTransactions)
+      .set({ status: 'received', claimedBy: by, claimedAt: sql`now()`, orderId, updatedAt: sql`now()` })
+      .where(
+        and(eq(c2bTransactions.id, id), eq(c2bTransactions.shopId, shopId), eq(c2bTransactions.status, 'unclaimed')),
+      )
+      .returning();
+    return rows[0] ?? null;
+  }
+
+  /**
+   * The shop's unclaimed payments, newest first; those whose receipt a payment already holds (the
+   * STK callback of the same money came after) are not offered. `receipt`: only that TransID.
+   */
+  async feed(shopId: string, limit: number, receipt?: string): Promise<C2bTransactionRow[]> {
+    return this.db
+      .select()
+      .from(c2bTransactions)
+      .where(
+        and(
+          eq(c2bTransactions.shopId, shopId),
+          eq(c2bTransactions.status, 'unclaimed'),
+          receipt ? eq(c2bTransactions.transId, receipt) : undefined,
+          sql`not exists (select 1 from ${payments} where ${payments.mpesaReceiptNumber} = ${c2bTransactions.transId})`,
+        ),
+      )
+      .orderBy(desc(c2bTransactions.receivedAt))
+      .limit(limit);
+  }
+
+  /** The shop's confirmations a person must look at (invalid bodies, ambiguous pushes), newest first. */
+  async needingReview(shopId: string, limit: number): Promise<C2bTransactionRow[]> {
+    return this.db
+      .select()
+      .from(c2bTransactions)
+      .where(and(eq(c2bTransactions.shopId, shopId), inArray(c2bTransactions.status, ['invalid', 'review'])))
+      .orderBy(desc(c2bTransactions.receivedAt))
+      .limit(limit);
+  }
+
+  /**
+   * M-Pesa payments of the shop made with this account whose outcome is open or unknown, of this
+   * amount and phone (keyed hash), created within [from, to]: the pushes a confirmation could settle.
+   * At most 3 (one, or proof it is ambiguous).
+   */
+  async unsettledPushes(
+    shopId: string,
+    accountId: string,
+    amountMinor: bigint,
+    phoneHash: string,
+    from: Date,
+    to: Date,
+    tx: DbOrTx = this.db,
+  ): Promise<Payment[]> {
+    return tx
+      .select()
+      .from(payments)
+      .where(
+        and(
+          eq(payments.shopId, shopId),
+          eq(payments.provider, 'mpesa'),
+          eq(payments.merchantAccountId, accountId),
+          eq(payments.amountMinor, amountMinor),
+          eq(payments.phoneHash, phoneHash),
+          gte(payments.createdAt, from),
+          lte(payments.createdAt, to),
+          sql`${payments.mpesaReceiptNumber} is null`,
+          // Only pushes whose outcome nobody can tell us: unresolved (the push's answer was lost), or
+          // parked as OUTCOME_UNKNOWN. Not 'initiated' (still being sent) nor 'pending' (Daraja answers
+          // for it: its callback or STK query settles it, as the statement matcher leaves such pushes).
+          or(
+            eq(payments.status, 'unresolved'),
+            and(eq(payments.status, 'review'), eq(payments.statusReason, 'OUTCOME_UNKNOWN')),
+          ),
+        ),
+      )
+      .limit(3);
+  }
+
+  /**
+   * Confirmations stored but not matched (the process died between storing and matching, or matching
+   * failed) for at least `olderThanSeconds`, each taken for that long (updated_at is its lease): the
+   * retry pass matches them, one instance per row at a time.
+   */
+  async takeUnmatched(limit: number, olderThanSeconds: number): Promise<string[]> {
+    const rows = await this.db.execute(sql`
+      update ${c2bTransactions} set updated_at = now()
+      where id in (
+        select id from ${c2bTransactions}
+        where status = 'received' and updated_at < now() - make_interval(secs => ${olderThanSeconds})
+        order by updated_at limit ${limit} for update skip locked)
+      returning id`);
+    const list = ((rows as { rows?: unknown[] }).rows ?? (rows as unknown[])) as { id: string }[];
+    return list.map((r) => r.id);
+  }
+
+  // --- registrations -------------------------------------------------------------------------
+
+  async latestRegistration(accountId: string, tx: DbOrTx = this.db): Promise<C2bRegistrationRow | null> {
+    const rows = await tx
+      .select()
+      .from(c2bRegistrations)
+      .where(eq(c2bRegistrations.merchantAccountId, accountId))
+      .orderBy(desc(c2bRegistrations.registeredAt))
+      .limit(1);
+    return rows[0] ?? null;
+  }
+
+  /** The newest registration of any of the shop's M-Pesa account rows for this shortcode and environment. */
+  async latestForShortcode(
+    shortcode: string,
+    environment: string,
+    tx: DbOrTx = this.db,
+  ): Promise<C2bRegistrationRow | null> {
+    const rows = await tx
+      .select()
+      .from(c2bRegistrations)
+      .where(and(eq(c2bRegistrations.shortcode, shortcode), eq(c2bRegistrations.environment, environment)))
+      .orderBy(desc(c2bRegistrations.registeredAt))
+      .limit(1);
+    return rows[0] ?? null;
+  }
+
+  async insertRegistration(row: typeof c2bRegistrations.$inferInsert, tx: DbOrTx = this.db): Promise<void> {
+    await tx.insert(c2bRegistrations).values(row);
+  }
+}
