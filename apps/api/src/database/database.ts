@@ -8,9 +8,10 @@ import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg
 import type { ExtractTablesWithRelations } from 'drizzle-orm';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Client, Pool } from 'pg';
-import { isEmptyPgliteDir, loadPgliteTemplate } from './pglite-template';
+import { isEmptyPgliteDir, loadPgliteTemplate, seedPgliteDir } from './pglite-template';
+import { MIGRATIONS_FOLDER } from '../config/paths';
 import { schema } from './schema';
 
 type Schema = typeof schema;
@@ -20,7 +21,7 @@ export type Tx = PgTransaction<PgQueryResultHKT, Schema, ExtractTablesWithRelati
 /** Repositories accept either the database or an open transaction. */
 export type DbOrTx = Db | Tx;
 
-export const MIGRATIONS_FOLDER = resolve(__dirname, '../../drizzle');
+export { MIGRATIONS_FOLDER };
 /** Arbitrary constant key for the migration advisory lock (instances booting together migrate once). */
 const MIGRATION_LOCK_KEY = 727_001;
 
@@ -238,8 +239,10 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   }
   let client: PGlite;
   if (options.pgliteDir) {
-    // First start on an empty folder: load the pre-migrated template instead of running initdb.
-    const template = isEmptyPgliteDir(options.pgliteDir) ? loadPgliteTemplate() : undefined;
+    // First start on an empty folder: copy the pre-migrated template directory instead of running
+    // initdb, or else load its tarball.
+    const seeded = await seedPgliteDir(options.pgliteDir);
+    const template = !seeded && isEmptyPgliteDir(options.pgliteDir) ? loadPgliteTemplate() : undefined;
     mkdirSync(options.pgliteDir, { recursive: true });
     client = new PGlite(options.pgliteDir, template ? { loadDataDir: template } : {});
   } else {
