@@ -9,6 +9,7 @@ import type { ExtractTablesWithRelations } from 'drizzle-orm';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import { Client, Pool } from 'pg';
 import { isEmptyPgliteDir, loadPgliteTemplate, seedPgliteDir } from './pglite-template';
 import { MIGRATIONS_FOLDER } from '../config/paths';
@@ -22,6 +23,8 @@ export type Tx = PgTransaction<PgQueryResultHKT, Schema, ExtractTablesWithRelati
 export type DbOrTx = Db | Tx;
 
 export { MIGRATIONS_FOLDER };
+/** V8's default is 1,800,000 (roughly bytes of code executed per function before it is optimised). */
+const PGLITE_WASM_TIERING_BUDGET = 18_000_000;
 /** Arbitrary constant key for the migration advisory lock (instances booting together migrate once). */
 const MIGRATION_LOCK_KEY = 727_001;
 
@@ -237,6 +240,13 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       close: once(() => pool.end()),
     };
   }
+  // V8 re-compiles a WebAssembly function with its optimising compiler (TurboFan, on background
+  // threads) once it has run a budget's worth; opening PGlite runs much of postgres once, and the
+  // default budget had those threads spend 0.4-0.7 s of CPU during the start, competing with the
+  // start itself on a 2-core machine. Ten times the budget halves that; functions that stay hot
+  // are still optimised (the same query speed after the start, measured: bench/README.md §4).
+  // Only PGlite's WebAssembly is affected.
+  setFlagsFromString(`--wasm-tiering-budget=${PGLITE_WASM_TIERING_BUDGET}`);
   let client: PGlite;
   if (options.pgliteDir) {
     // First start on an empty folder: copy the pre-migrated template directory instead of running
