@@ -95,6 +95,10 @@ export async function buildPgliteTemplate(): Promise<string> {
     rmSync(scratch, { recursive: true, force: true });
     if (!existsSync(join(dir, 'PG_VERSION'))) throw err;
   }
+  // Templates of older migrations or PGlite versions (40 MB each, twice) are never used again.
+  for (const name of readdirSync(CACHE_DIR))
+    if (name.startsWith('pglite-') && !name.startsWith(`pglite-${templateKey()}`))
+      rmSync(join(CACHE_DIR, name), { recursive: true, force: true });
   return dir;
 }
 
