@@ -1,12 +1,13 @@
 import 'reflect-metadata';
-import { Logger } from '@nestjs/common';
+import type { Logger } from '@nestjs/common';
 import { join } from 'node:path';
 import type { DarajaSimulator } from '@smartduka/daraja-simulator';
-import { mintToken } from './auth/token';
-import { createApp } from './bootstrap';
 import { AppConfig, ConfigValidationError, loadConfig, loadDotEnv } from './config/app-config';
-import { openDatabase, pgliteDirFor } from './database/database';
-import { PesapalService } from './payments/providers/pesapal/pesapal.service';
+import { DatabaseHandle, openDatabase, pgliteDirFor } from './database/database';
+
+// Only the configuration and the database are loaded before the database starts opening (see
+// main()); the Nest application (./bootstrap and everything it imports) is loaded while PGlite
+// reads its files and compiles its WebAssembly.
 
 type DarajaSimulatorPackage = typeof import('@smartduka/daraja-simulator');
 type CardSimulatorsPackage = typeof import('@smartduka/card-simulators');
@@ -138,7 +139,22 @@ async function startCardSimulators(
   return started;
 }
 
-async function main(): Promise<void> {
+/**
+ * The rest of the app's code (the Nest application: ./bootstrap and all it imports), loaded once
+ * the database has started opening. The bundle's loader calls it at build time too, to put this
+ * code in the code cache.
+ */
+export async function loadApp() {
+  const [{ createApp }, { mintToken }, { Logger: NestLogger }, { PesapalService }] = await Promise.all([
+    import('./bootstrap'),
+    import('./auth/token'),
+    import('@nestjs/common'),
+    import('./payments/providers/pesapal/pesapal.service'),
+  ]);
+  return { createApp, mintToken, NestLogger, PesapalService };
+}
+
+export async function main(): Promise<void> {
   loadDotEnv();
   let config: AppConfig;
   try {
@@ -151,6 +167,22 @@ async function main(): Promise<void> {
     throw err;
   }
 
+  // Started first, awaited after the app's code is loaded: opening PGlite (reading and compiling
+  // its WebAssembly, copying the template on a first start) overlaps loading the Nest modules.
+  // Nest's logger once its code is loaded (a connection is lost only after the pool has connected).
+  const dbLog: { logger?: Logger } = {};
+  const opening: Promise<DatabaseHandle> = openDatabase({
+    databaseUrl: config.databaseUrl,
+    poolSize: config.databasePoolSize,
+    connectTimeoutMs: config.databaseConnectTimeoutMs,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+    pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir),
+    onConnectionLost: (info) =>
+      dbLog.logger?.warn({ code: info.code, msg: info.message }, 'database connection lost; the pool opens a new one'),
+  });
+  // Its failure is reported where it is awaited, not as an unhandled rejection meanwhile.
+  opening.catch(() => undefined);
+
   let simulator: DarajaSimulator | undefined;
   if (config.mpesa.env === 'simulator' && !config.mpesa.baseUrl) {
     simulator = await startSimulator(config);
@@ -159,22 +191,15 @@ async function main(): Promise<void> {
 
   const cardSimulators = await startCardSimulators(config);
 
+  const { createApp, mintToken, NestLogger, PesapalService } = await loadApp();
   let apiUrl = `http://localhost:${config.port}`;
   // The dev token (shop-1, cashier): the banner prints one, the POS page gets a fresh one on each load.
   const devToken = () => mintToken(config.jwt.secret, { sub: 'dev-cashier', shopId: 'shop-1', role: 'cashier' });
   const pos = await startPos(config, () => apiUrl, devToken);
   const posServer = pos && 'url' in pos ? pos : undefined;
 
-  const dbLogger = new Logger('Database');
-  const database = await openDatabase({
-    databaseUrl: config.databaseUrl,
-    poolSize: config.databasePoolSize,
-    connectTimeoutMs: config.databaseConnectTimeoutMs,
-    statementTimeoutMs: config.databaseStatementTimeoutMs,
-    pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir),
-    onConnectionLost: (info) =>
-      dbLogger.warn({ code: info.code, msg: info.message }, 'database connection lost; the pool opens a new one'),
-  });
+  dbLog.logger = new NestLogger('Database');
+  const database = await opening;
   await database.migrate();
 
   const app = await createApp({
@@ -273,7 +298,14 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  process.stderr.write(`Failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
-});
+/** Runs main(), and ends the process with the error if the start fails. */
+export function start(): void {
+  main().catch((err) => {
+    process.stderr.write(`Failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  });
+}
+
+// Run directly (pnpm dev: node -r @swc-node/register src/main.ts; or tsc's dist/main.js alone);
+// the bundle's loader (build/main-loader.cjs, dist/main.js after `pnpm build`) calls start() itself.
+if (require.main === module) start();

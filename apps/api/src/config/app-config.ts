@@ -9,6 +9,7 @@ import {
   SecurityCertificate,
   SIMULATOR_CERT_COMMON_NAME,
 } from './mpesa-certificate';
+import { REPO_ROOT } from './paths';
 
 /** Where M-Pesa requests go: the embedded simulator, Safaricom's sandbox or production. */
 export type MpesaEnvironment = 'simulator' | 'sandbox' | 'production';
@@ -272,7 +273,7 @@ export const FORBIDDEN_CALLBACK_WORDS: readonly string[] = [
   'query',
 ];
 
-export const REPO_ROOT = resolve(__dirname, '../../../..');
+export { REPO_ROOT };
 
 type Env = Record<string, string | undefined>;
 

@@ -8,9 +8,11 @@ import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg
 import type { ExtractTablesWithRelations } from 'drizzle-orm';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import { Client, Pool } from 'pg';
-import { isEmptyPgliteDir, loadPgliteTemplate } from './pglite-template';
+import { isEmptyPgliteDir, loadPgliteTemplate, seedPgliteDir } from './pglite-template';
+import { MIGRATIONS_FOLDER } from '../config/paths';
 import { schema } from './schema';
 
 type Schema = typeof schema;
@@ -20,7 +22,9 @@ export type Tx = PgTransaction<PgQueryResultHKT, Schema, ExtractTablesWithRelati
 /** Repositories accept either the database or an open transaction. */
 export type DbOrTx = Db | Tx;
 
-export const MIGRATIONS_FOLDER = resolve(__dirname, '../../drizzle');
+export { MIGRATIONS_FOLDER };
+/** V8's default is 1,800,000 (roughly bytes of code executed per function before it is optimised). */
+const PGLITE_WASM_TIERING_BUDGET = 18_000_000;
 /** Arbitrary constant key for the migration advisory lock (instances booting together migrate once). */
 const MIGRATION_LOCK_KEY = 727_001;
 
@@ -236,10 +240,19 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       close: once(() => pool.end()),
     };
   }
+  // V8 re-compiles a WebAssembly function with its optimising compiler (TurboFan, on background
+  // threads) once it has run a budget's worth; opening PGlite runs much of postgres once, and the
+  // default budget had those threads spend 0.4-0.7 s of CPU during the start, competing with the
+  // start itself on a 2-core machine. Ten times the budget halves that; functions that stay hot
+  // are still optimised (the same query speed after the start, measured: bench/README.md §4).
+  // Only PGlite's WebAssembly is affected.
+  setFlagsFromString(`--wasm-tiering-budget=${PGLITE_WASM_TIERING_BUDGET}`);
   let client: PGlite;
   if (options.pgliteDir) {
-    // First start on an empty folder: load the pre-migrated template instead of running initdb.
-    const template = isEmptyPgliteDir(options.pgliteDir) ? loadPgliteTemplate() : undefined;
+    // First start on an empty folder: copy the pre-migrated template directory instead of running
+    // initdb, or else load its tarball.
+    const seeded = await seedPgliteDir(options.pgliteDir);
+    const template = !seeded && isEmptyPgliteDir(options.pgliteDir) ? loadPgliteTemplate() : undefined;
     mkdirSync(options.pgliteDir, { recursive: true });
     client = new PGlite(options.pgliteDir, template ? { loadDataDir: template } : {});
   } else {
