@@ -18,6 +18,7 @@
  *   pnpm bench:stk-push
  *   BENCH_SMOKE=1 pnpm bench:stk-push      300 pushes per phase, latency 0 only
  *   BENCH_DURATION=10 BENCH_WARMUP=3 BENCH_CONNECTIONS=64 BENCH_DARAJA_LATENCY_MS=0,300
+ *   BENCH_TRACE_QUERIES=1                  also SQL statements and commits per push (and by statement)
  */
 import { mintToken } from '../apps/api/src/auth/token';
 import { formatNairobiTimestamp, stkPassword } from '../packages/daraja-simulator/src';
@@ -65,6 +66,14 @@ const SHOPS = 2_000;
 const AMOUNT = 10; // KES
 /** the simulated customer answers after 10 minutes: no callbacks during a run */
 const CALLBACK_DELAY_MS = 600_000;
+/** BENCH_TRACE_QUERIES=1: the API counts its SQL; each phase reports statements and commits per push. */
+const TRACE = process.env.BENCH_TRACE_QUERIES === '1';
+
+interface SqlCost {
+  statements: number;
+  commits: number;
+  byText: Record<string, number>;
+}
 
 const shopOf = (i: number): string => `bench-shop-${i % SHOPS}`;
 const orderOf = (i: number): string => `SP-${i}`;
@@ -173,6 +182,11 @@ interface PhaseResult {
   direct?: LoadSummary;
   api: LoadSummary;
   apiCpuMsPerRequest?: number;
+  /** BENCH_TRACE_QUERIES=1: SQL statements (BEGIN/COMMIT included) and durable commits per push */
+  statementsPerPush?: number;
+  commitsPerPush?: number;
+  /** the statements of the measured phase, per push, by SQL text (first 160 characters) */
+  statementsByText?: Record<string, number>;
   oauthCalls: number;
   /** rotation phase: how many OAuth calls one per refresh interval allows */
   oauthAllowed?: number;
@@ -231,6 +245,7 @@ async function latencyPhase(latency: number): Promise<PhaseResult> {
           requests: [apiRequest(cursor)],
         }),
       );
+    if (TRACE) await api.request('sqlCost');
     const cpu0 = procCpuMs(api.pid);
     const p0 = await sim.request<SimStats>('stats');
     const viaApi = await load(`API, latency ${latency} ms`, {
@@ -240,6 +255,7 @@ async function latencyPhase(latency: number): Promise<PhaseResult> {
       requests: [apiRequest(cursor)],
     });
     const cpu1 = procCpuMs(api.pid);
+    const sqlCost = TRACE ? await api.request<SqlCost>('sqlCost') : undefined;
     const p1 = await sim.request<SimStats>('stats');
     check(!cursor.exhausted, `ran out of seeded orders; raise BENCH_PUSH_ORDERS above ${ORDERS}`);
     assertClean(viaApi, SMOKE ? SMOKE_REQUESTS : CONNECTIONS);
@@ -255,10 +271,36 @@ async function latencyPhase(latency: number): Promise<PhaseResult> {
     check(oauthCalls === 1, `API made ${oauthCalls} OAuth calls in one token lifetime (want 1)`);
     const apiCpuMsPerRequest =
       cpu0 !== undefined && cpu1 !== undefined ? Math.round(((cpu1 - cpu0) / viaApi.requests) * 100) / 100 : undefined;
+    const perPush = (n: number) => Math.round((n / viaApi.requests) * 100) / 100;
+    const sqlFigures = sqlCost
+      ? {
+          statementsPerPush: perPush(sqlCost.statements),
+          commitsPerPush: perPush(sqlCost.commits),
+          statementsByText: Object.fromEntries(
+            Object.entries(sqlCost.byText)
+              .sort((a, b) => b[1] - a[1])
+              .map(([text, n]) => [text.replace(/\s+/g, ' ').slice(0, 160), perPush(n)]),
+          ),
+        }
+      : {};
     log(
-      `  latency ${latency} ms  API    ${String(viaApi.rps).padStart(6)} pushes/s  p50 ${viaApi.latencyMs.p50} ms  p99 ${viaApi.latencyMs.p99} ms  API CPU ${apiCpuMsPerRequest ?? '?'} ms/push  OAuth calls ${oauthCalls}`,
+      `  latency ${latency} ms  API    ${String(viaApi.rps).padStart(6)} pushes/s  p50 ${viaApi.latencyMs.p50} ms  p99 ${viaApi.latencyMs.p99} ms  API CPU ${apiCpuMsPerRequest ?? '?'} ms/push  OAuth calls ${oauthCalls}` +
+        (sqlCost
+          ? `  SQL ${sqlFigures.statementsPerPush} statements, ${sqlFigures.commitsPerPush} commits per push`
+          : ''),
     );
-    return { phase: `latency ${latency} ms`, latencyMs: latency, direct, api: viaApi, apiCpuMsPerRequest, oauthCalls };
+    if (sqlCost)
+      for (const [text, n] of Object.entries(sqlFigures.statementsByText ?? {}))
+        log(`      ${String(n).padStart(5)}  ${text}`);
+    return {
+      phase: `latency ${latency} ms`,
+      latencyMs: latency,
+      direct,
+      api: viaApi,
+      apiCpuMsPerRequest,
+      ...sqlFigures,
+      oauthCalls,
+    };
   } finally {
     if (api) {
       await api.stop();
