@@ -18,6 +18,7 @@
  *   pnpm bench:stk-push
  *   BENCH_SMOKE=1 pnpm bench:stk-push      300 pushes per phase, latency 0 only
  *   BENCH_DURATION=10 BENCH_WARMUP=3 BENCH_CONNECTIONS=64 BENCH_DARAJA_LATENCY_MS=0,300
+ *   BENCH_PUSH_SHOPS=2000                  shops the pushes are spread over (production limits: 120 pushes/min each)
  *   BENCH_TRACE_QUERIES=1                  also SQL statements and commits per push (and by statement)
  */
 import { mintToken } from '../apps/api/src/auth/token';
@@ -62,7 +63,8 @@ const LATENCIES = SMOKE
 const TOKEN_TTL = envInt('BENCH_TOKEN_TTL', 8, 1);
 const ROTATION_DURATION = SMOKE ? 6 : envInt('BENCH_ROTATION_DURATION', 20, 1);
 const ORDERS = SMOKE ? 2_000 : envInt('BENCH_PUSH_ORDERS', 60_000, 1);
-const SHOPS = 2_000;
+/** BENCH_PUSH_SHOPS: fewer shops reach the steady state (each shop's account cached after its first push) in a short run */
+const SHOPS = envInt('BENCH_PUSH_SHOPS', 2_000, 1);
 const AMOUNT = 10; // KES
 /** the simulated customer answers after 10 minutes: no callbacks during a run */
 const CALLBACK_DELAY_MS = 600_000;
@@ -271,7 +273,10 @@ async function latencyPhase(latency: number): Promise<PhaseResult> {
     check(oauthCalls === 1, `API made ${oauthCalls} OAuth calls in one token lifetime (want 1)`);
     const apiCpuMsPerRequest =
       cpu0 !== undefined && cpu1 !== undefined ? Math.round(((cpu1 - cpu0) / viaApi.requests) * 100) / 100 : undefined;
-    const perPush = (n: number) => Math.round((n / viaApi.requests) * 100) / 100;
+    // Per push that reached Daraja in the window (the simulator's count): the SQL of the warm-up's
+    // last requests, which finish in the window, is counted with the pushes they make there.
+    const pushes = Math.max(1, p1.pushRequests - p0.pushRequests);
+    const perPush = (n: number) => Math.round((n / pushes) * 100) / 100;
     const sqlFigures = sqlCost
       ? {
           statementsPerPush: perPush(sqlCost.statements),
@@ -376,14 +381,32 @@ async function main(): Promise<void> {
   const body = phases.map((p) => {
     const ratio = p.direct ? p.api.rps / p.direct.rps : undefined;
     if (ratio !== undefined && !SMOKE) {
+      // issue 13: at a 300 ms Daraja (the realistic case) >= 0.9; other latencies keep the old 0.7
+      const want = p.latencyMs >= 300 ? 0.9 : 0.7;
       verdicts.push({
         name: `STK push via API / direct, Daraja latency ${p.latencyMs} ms`,
-        target: '>= 0.70',
+        target: `>= ${want.toFixed(2)}`,
         value: ratio.toFixed(2),
-        met: ratio >= 0.7,
-        miss: ratio < 0.7 ? `${pct(1 - ratio / 0.7)} short` : undefined,
+        met: ratio >= want,
+        miss: ratio < want ? `${pct(1 - ratio / want)} short` : undefined,
       });
     }
+    if (p.direct && !SMOKE && p.apiCpuMsPerRequest !== undefined)
+      verdicts.push({
+        name: `STK push API CPU per push, Daraja latency ${p.latencyMs} ms (issue 13)`,
+        target: '<= 1.5 ms',
+        value: `${p.apiCpuMsPerRequest} ms`,
+        met: p.apiCpuMsPerRequest <= 1.5,
+        miss: p.apiCpuMsPerRequest > 1.5 ? `${(p.apiCpuMsPerRequest / 1.5).toFixed(1)}x` : undefined,
+      });
+    if (p.statementsPerPush !== undefined && p.commitsPerPush !== undefined && !SMOKE)
+      verdicts.push({
+        name: `STK push SQL statements / commits per push, Daraja latency ${p.latencyMs} ms (issue 13)`,
+        // the window also holds the reconciler's ticks (a few statements per 5 s): 0.05 of slack per push
+        target: '<= 6 / <= 3',
+        value: `${p.statementsPerPush} / ${p.commitsPerPush}`,
+        met: p.statementsPerPush <= 6.05 && p.commitsPerPush <= 3.05,
+      });
     return [
       p.phase,
       p.direct ? p.direct.rps : '-',
