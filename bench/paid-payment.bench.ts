@@ -43,25 +43,20 @@ const AMOUNT = 10; // KES
 // 2547 1xxxxxxx: never one of the simulator's magic numbers; the simulated customer pays.
 const phoneOf = (i: number): string => `25471${String(i).padStart(7, '0')}`;
 
-/**
- * The API's own count (BENCH_TRACE_QUERIES: every pg query text and how often, plus
- * '#autocommit write', the writes sent outside BEGIN…COMMIT). Commits = COMMITs + those writes: the
- * transactions that wrote (a lone SELECT commits nothing to disk and is not counted).
- */
-function classify(counts: Record<string, number>): {
+interface SqlCost {
   statements: number;
   commits: number;
-  byKind: Record<string, number>;
-} {
-  let statements = 0;
-  const byKind: Record<string, number> = {};
-  for (const [text, n] of Object.entries(counts)) {
-    if (text.startsWith('#')) continue;
-    statements += n;
+  byText: Record<string, number>;
+}
+
+/** Statements by their first word (begin, select, insert, update, with, commit, ...). */
+function byKind(byText: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [text, n] of Object.entries(byText)) {
     const kind = text.trim().toLowerCase().split(/\s/)[0] || '?';
-    byKind[kind] = (byKind[kind] ?? 0) + n;
+    out[kind] = (out[kind] ?? 0) + n;
   }
-  return { statements, commits: (byKind.commit ?? 0) + (counts['#autocommit write'] ?? 0), byKind };
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -128,7 +123,7 @@ async function main(): Promise<void> {
 
     if (WARMUP_PAYMENTS) await runAll(0, WARMUP_PAYMENTS);
     await sleep(200);
-    await api.request('queries'); // reset the API's statement counts
+    await api.request('sqlCost'); // reset the API's statement counts
     const commits0 = await xactCommits(db.handle.db);
     const cpu0 = procCpuMs(api.pid);
     const started = Date.now();
@@ -136,9 +131,12 @@ async function main(): Promise<void> {
     const seconds = (Date.now() - started) / 1000;
     await sleep(200); // the last callbacks' apply and after-commit work
     const cpu1 = procCpuMs(api.pid);
-    const counts = await api.request<Record<string, number>>('queries');
+    const cost = await api.request<SqlCost>('sqlCost');
+    const counts = cost.byText;
     const commits1 = await xactCommits(db.handle.db);
-    const c = classify(counts);
+    // Counted as the statement-count tests count (apps/api/test/helpers/sql-count.ts): a COMMIT, or a
+    // write or locking statement outside a transaction, is a commit.
+    const c = { statements: cost.statements, commits: cost.commits, byKind: byKind(counts) };
     const apiWrites = Object.entries(counts)
       .filter(([t]) => /^\s*(insert|update|delete|with)\b/i.test(t))
       .reduce((x, [, n]) => x + n, 0);
@@ -153,7 +151,6 @@ async function main(): Promise<void> {
       `  ${PAYMENTS} paid payments in ${seconds.toFixed(1)} s: per payment ${perPayment.statements} statements, ${perPayment.commits} commits, ${perPayment.writeStatements} writes, API CPU ${perPayment.cpuMs} ms; by kind ${JSON.stringify(perPayment.byKind)} (Postgres counted ${commits1 - commits0} transactions in all, the benchmark's polling reads included)`,
     );
     const statementsByText = Object.entries(counts)
-      .filter(([text]) => !text.startsWith('#'))
       .map(([text, n]) => ({
         perPayment: Math.round((n / PAYMENTS) * 100) / 100,
         text: text.replace(/\s+/g, ' ').slice(0, 160),

@@ -18,6 +18,8 @@
  *   pnpm bench:stk-push
  *   BENCH_SMOKE=1 pnpm bench:stk-push      300 pushes per phase, latency 0 only
  *   BENCH_DURATION=10 BENCH_WARMUP=3 BENCH_CONNECTIONS=64 BENCH_DARAJA_LATENCY_MS=0,300
+ *   BENCH_PUSH_SHOPS=2000                  shops the pushes are spread over (production limits: 120 pushes/min each)
+ *   BENCH_TRACE_QUERIES=1                  also SQL statements and commits per push (and by statement)
  */
 import { mintToken } from '../apps/api/src/auth/token';
 import { formatNairobiTimestamp, stkPassword } from '../packages/daraja-simulator/src';
@@ -61,10 +63,19 @@ const LATENCIES = SMOKE
 const TOKEN_TTL = envInt('BENCH_TOKEN_TTL', 8, 1);
 const ROTATION_DURATION = SMOKE ? 6 : envInt('BENCH_ROTATION_DURATION', 20, 1);
 const ORDERS = SMOKE ? 2_000 : envInt('BENCH_PUSH_ORDERS', 60_000, 1);
-const SHOPS = 2_000;
+/** BENCH_PUSH_SHOPS: fewer shops reach the steady state (each shop's account cached after its first push) in a short run */
+const SHOPS = envInt('BENCH_PUSH_SHOPS', 2_000, 1);
 const AMOUNT = 10; // KES
 /** the simulated customer answers after 10 minutes: no callbacks during a run */
 const CALLBACK_DELAY_MS = 600_000;
+/** BENCH_TRACE_QUERIES=1: the API counts its SQL; each phase reports statements and commits per push. */
+const TRACE = process.env.BENCH_TRACE_QUERIES === '1';
+
+interface SqlCost {
+  statements: number;
+  commits: number;
+  byText: Record<string, number>;
+}
 
 const shopOf = (i: number): string => `bench-shop-${i % SHOPS}`;
 const orderOf = (i: number): string => `SP-${i}`;
@@ -173,6 +184,11 @@ interface PhaseResult {
   direct?: LoadSummary;
   api: LoadSummary;
   apiCpuMsPerRequest?: number;
+  /** BENCH_TRACE_QUERIES=1: SQL statements (BEGIN/COMMIT included) and durable commits per push */
+  statementsPerPush?: number;
+  commitsPerPush?: number;
+  /** the statements of the measured phase, per push, by SQL text (first 160 characters) */
+  statementsByText?: Record<string, number>;
   oauthCalls: number;
   /** rotation phase: how many OAuth calls one per refresh interval allows */
   oauthAllowed?: number;
@@ -231,6 +247,7 @@ async function latencyPhase(latency: number): Promise<PhaseResult> {
           requests: [apiRequest(cursor)],
         }),
       );
+    if (TRACE) await api.request('sqlCost');
     const cpu0 = procCpuMs(api.pid);
     const p0 = await sim.request<SimStats>('stats');
     const viaApi = await load(`API, latency ${latency} ms`, {
@@ -240,6 +257,7 @@ async function latencyPhase(latency: number): Promise<PhaseResult> {
       requests: [apiRequest(cursor)],
     });
     const cpu1 = procCpuMs(api.pid);
+    const sqlCost = TRACE ? await api.request<SqlCost>('sqlCost') : undefined;
     const p1 = await sim.request<SimStats>('stats');
     check(!cursor.exhausted, `ran out of seeded orders; raise BENCH_PUSH_ORDERS above ${ORDERS}`);
     assertClean(viaApi, SMOKE ? SMOKE_REQUESTS : CONNECTIONS);
@@ -255,10 +273,39 @@ async function latencyPhase(latency: number): Promise<PhaseResult> {
     check(oauthCalls === 1, `API made ${oauthCalls} OAuth calls in one token lifetime (want 1)`);
     const apiCpuMsPerRequest =
       cpu0 !== undefined && cpu1 !== undefined ? Math.round(((cpu1 - cpu0) / viaApi.requests) * 100) / 100 : undefined;
+    // Per push that reached Daraja in the window (the simulator's count): the SQL of the warm-up's
+    // last requests, which finish in the window, is counted with the pushes they make there.
+    const pushes = Math.max(1, p1.pushRequests - p0.pushRequests);
+    const perPush = (n: number) => Math.round((n / pushes) * 100) / 100;
+    const sqlFigures = sqlCost
+      ? {
+          statementsPerPush: perPush(sqlCost.statements),
+          commitsPerPush: perPush(sqlCost.commits),
+          statementsByText: Object.fromEntries(
+            Object.entries(sqlCost.byText)
+              .sort((a, b) => b[1] - a[1])
+              .map(([text, n]) => [text.replace(/\s+/g, ' ').slice(0, 160), perPush(n)]),
+          ),
+        }
+      : {};
     log(
-      `  latency ${latency} ms  API    ${String(viaApi.rps).padStart(6)} pushes/s  p50 ${viaApi.latencyMs.p50} ms  p99 ${viaApi.latencyMs.p99} ms  API CPU ${apiCpuMsPerRequest ?? '?'} ms/push  OAuth calls ${oauthCalls}`,
+      `  latency ${latency} ms  API    ${String(viaApi.rps).padStart(6)} pushes/s  p50 ${viaApi.latencyMs.p50} ms  p99 ${viaApi.latencyMs.p99} ms  API CPU ${apiCpuMsPerRequest ?? '?'} ms/push  OAuth calls ${oauthCalls}` +
+        (sqlCost
+          ? `  SQL ${sqlFigures.statementsPerPush} statements, ${sqlFigures.commitsPerPush} commits per push`
+          : ''),
     );
-    return { phase: `latency ${latency} ms`, latencyMs: latency, direct, api: viaApi, apiCpuMsPerRequest, oauthCalls };
+    if (sqlCost)
+      for (const [text, n] of Object.entries(sqlFigures.statementsByText ?? {}))
+        log(`      ${String(n).padStart(5)}  ${text}`);
+    return {
+      phase: `latency ${latency} ms`,
+      latencyMs: latency,
+      direct,
+      api: viaApi,
+      apiCpuMsPerRequest,
+      ...sqlFigures,
+      oauthCalls,
+    };
   } finally {
     if (api) {
       await api.stop();
@@ -334,14 +381,32 @@ async function main(): Promise<void> {
   const body = phases.map((p) => {
     const ratio = p.direct ? p.api.rps / p.direct.rps : undefined;
     if (ratio !== undefined && !SMOKE) {
+      // issue 13: at a 300 ms Daraja (the realistic case) >= 0.9; other latencies keep the old 0.7
+      const want = p.latencyMs >= 300 ? 0.9 : 0.7;
       verdicts.push({
         name: `STK push via API / direct, Daraja latency ${p.latencyMs} ms`,
-        target: '>= 0.70',
+        target: `>= ${want.toFixed(2)}`,
         value: ratio.toFixed(2),
-        met: ratio >= 0.7,
-        miss: ratio < 0.7 ? `${pct(1 - ratio / 0.7)} short` : undefined,
+        met: ratio >= want,
+        miss: ratio < want ? `${pct(1 - ratio / want)} short` : undefined,
       });
     }
+    if (p.direct && !SMOKE && p.apiCpuMsPerRequest !== undefined)
+      verdicts.push({
+        name: `STK push API CPU per push, Daraja latency ${p.latencyMs} ms (issue 13)`,
+        target: '<= 1.5 ms',
+        value: `${p.apiCpuMsPerRequest} ms`,
+        met: p.apiCpuMsPerRequest <= 1.5,
+        miss: p.apiCpuMsPerRequest > 1.5 ? `${(p.apiCpuMsPerRequest / 1.5).toFixed(1)}x` : undefined,
+      });
+    if (p.statementsPerPush !== undefined && p.commitsPerPush !== undefined && !SMOKE)
+      verdicts.push({
+        name: `STK push SQL statements / commits per push, Daraja latency ${p.latencyMs} ms (issue 13)`,
+        // the window also holds the reconciler's ticks (a few statements per 5 s): 0.05 of slack per push
+        target: '<= 6 / <= 3',
+        value: `${p.statementsPerPush} / ${p.commitsPerPush}`,
+        met: p.statementsPerPush <= 6.05 && p.commitsPerPush <= 3.05,
+      });
     return [
       p.phase,
       p.direct ? p.direct.rps : '-',

@@ -14,30 +14,14 @@ import { createApp } from '../../apps/api/src/bootstrap';
 import { loadConfig } from '../../apps/api/src/config/app-config';
 import { openDatabase } from '../../apps/api/src/database/database';
 import { PaymentEventsService } from '../../apps/api/src/payments/payment-events.service';
-import { pg } from './deps';
+import { countSql } from '../../apps/api/test/helpers/sql-count';
 import { memorySnapshot, serveParent } from './procs';
 
-/** BENCH_TRACE_QUERIES=1: count the SQL statements the API sends (diagnostics; IPC 'queries'). */
-const queryCounts = new Map<string, number>();
-if (process.env.BENCH_TRACE_QUERIES === '1') {
-  const proto = pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown };
-  const original = proto.query;
-  // Which connections are inside BEGIN…COMMIT: a write outside one commits on its own. Counted
-  // under the key '#autocommit write' (not a statement: the write is counted under its text too).
-  const inTransaction = new WeakSet<object>();
-  proto.query = function (this: unknown, ...args: unknown[]) {
-    const q = args[0];
-    const text = typeof q === 'string' ? q : ((q as { text?: string })?.text ?? '?');
-    queryCounts.set(text, (queryCounts.get(text) ?? 0) + 1);
-    const head = text.trimStart().slice(0, 12).toLowerCase();
-    const client = this as object;
-    if (head.startsWith('begin')) inTransaction.add(client);
-    else if (head.startsWith('commit') || head.startsWith('rollback')) inTransaction.delete(client);
-    else if (!inTransaction.has(client) && /^(insert|update|delete|with)\b/.test(head))
-      queryCounts.set('#autocommit write', (queryCounts.get('#autocommit write') ?? 0) + 1);
-    return original.apply(this, args);
-  };
-}
+/**
+ * BENCH_TRACE_QUERIES=1: count the SQL statements and durable commits the API sends (diagnostics;
+ * IPC 'queries': statements by text, 'sqlCost': totals). Counted as the statement-count test does.
+ */
+const sqlCount = process.env.BENCH_TRACE_QUERIES === '1' ? countSql() : undefined;
 
 async function main(): Promise<void> {
   const modulesMs = performance.now() - loadStarted;
@@ -72,8 +56,17 @@ async function main(): Promise<void> {
       /** live status streams open on this instance (live-status.bench.ts) */
       streams: () => app.get(PaymentEventsService).openStreams,
       queries: () => {
-        const out = Object.fromEntries(queryCounts);
-        queryCounts.clear();
+        const out = Object.fromEntries(sqlCount?.byText ?? []);
+        sqlCount?.reset();
+        return out;
+      },
+      sqlCost: () => {
+        const out = {
+          statements: sqlCount?.statements ?? 0,
+          commits: sqlCount?.commits ?? 0,
+          byText: Object.fromEntries(sqlCount?.byText ?? []),
+        };
+        sqlCount?.reset();
         return out;
       },
       gc: () => {

@@ -255,7 +255,7 @@ describe('PaymentInitiation: the provider accepted', () => {
     const { p, key } = await opened();
     const boom = new Error('recording failed half-way');
     const c = call(p, key, async () => 'tracking-1');
-    const record = c.recordAnswer;
+    const record = c.recordAnswer!;
     c.recordAnswer = async (answer, tx, ms) => {
       await record(answer, tx, ms);
       throw boom;

@@ -1591,6 +1591,120 @@ describe('openPayment', () => {
   });
 });
 
+describe('openPayment checks the order in the same write', () => {
+  // The built-in orders (one statement: PaymentsRepository.openPaymentChecked) and a host's own
+  // orders port (ordersTableIsLocal unset: getBalance inside a transaction) must refuse alike.
+  const hostPort = () => ({
+    getBalance: ordersService.getBalance.bind(ordersService),
+    settleIfPaid: ordersService.settleIfPaid.bind(ordersService),
+    notifyPaid: ordersService.notifyPaid.bind(ordersService),
+  });
+  const cores: [string, () => PaymentLifecycle][] = [
+    ['built-in orders, one statement', () => lifecycle],
+    ['a host orders port, a transaction', () => new PaymentLifecycle(repo, hostPort(), new EventEmitter2(), config)],
+  ];
+
+  it.each(cores)('%s: opens a payment that fits, exactly the outstanding too', async (_name, core) => {
+    const orderId = await order(15_000n);
+    await mpesa(orderId, { status: 'completed', amountMinor: 5_000n });
+    const id = randomUUID();
+    expect(await core().openPayment(id, openInput(orderId, { idempotencyKey: `fit-${orderId}` }))).toBeNull();
+    expect(await row(id)).toMatchObject({ status: 'initiated', amountMinor: 10_000n, orderId });
+    expect((await events(id)).map((e) => e.type)).toEqual(['created']);
+    expect(await repo.findIdempotencyKey(SHOP, `fit-${orderId}`)).toMatchObject({ paymentId: id });
+  });
+
+  it.each(cores)('%s: refuses with checkOrder’s errors and writes nothing', async (_name, core) => {
+    const missing = await failure(core().openPayment(randomUUID(), openInput('NO-SUCH-ORDER')));
+    expect({ code: missing.code, status: missing.statusCode, details: missing.details }).toEqual({
+      code: 'NOT_FOUND',
+      status: 404,
+      details: { orderId: 'NO-SUCH-ORDER' },
+    });
+    const otherShop = await order(10_000n, 'KES', 'other-shop');
+    expect((await failure(core().openPayment(randomUUID(), openInput(otherShop)))).code).toBe('NOT_FOUND');
+
+    const usd = await order(10_000n, 'USD');
+    const currency = await failure(core().openPayment(randomUUID(), openInput(usd)));
+    expect({ code: currency.code, message: currency.message }).toEqual({
+      code: 'CURRENCY_NOT_SUPPORTED',
+      message: `M-Pesa takes KES only; order ${usd} is in USD`,
+    });
+
+    const paid = await order(10_000n);
+    await mpesa(paid, { status: 'completed' });
+    const already = await failure(core().openPayment(randomUUID(), openInput(paid)));
+    expect({ code: already.code, status: already.statusCode, details: already.details }).toEqual({
+      code: 'ORDER_ALREADY_PAID',
+      status: 409,
+      details: { orderId: paid },
+    });
+
+    const partly = await order(15_050n);
+    await mpesa(partly, { status: 'completed', amountMinor: 5_000n });
+    // a payment that did not complete does not count
+    await mpesa(partly, { status: 'failed', amountMinor: 9_000n });
+    const exceeds = await failure(core().openPayment(randomUUID(), openInput(partly, { amountMinor: 10_051n })));
+    expect({
+      code: exceeds.code,
+      status: exceeds.statusCode,
+      message: exceeds.message,
+      details: exceeds.details,
+    }).toEqual({
+      code: 'AMOUNT_EXCEEDS_OUTSTANDING',
+      status: 400,
+      message: `Amount 100.51 is more than the 100.5 KES still owed on order ${partly}`,
+      details: { outstanding: 100.5 },
+    });
+
+    for (const orderId of [otherShop, usd, paid, partly])
+      expect((await paymentsOf(orderId)).filter((p) => p.status === 'initiated')).toEqual([]);
+    const rows = await db.execute(sql`select count(*)::int as c from idempotency_keys`);
+    expect(((rows as unknown as { rows?: { c: number }[] }).rows ?? (rows as unknown as { c: number }[]))[0].c).toBe(0);
+  });
+
+  (process.env.DATABASE_URL ? it : it.skip)(
+    'a payment of the order completing while the push is being opened counts (Postgres: the lock wait re-reads it, not the older snapshot)',
+    async () => {
+      const orderId = await order(10_000n);
+      // Not blocking the order (a mismatch in review), about to be accepted against it by a manager.
+      const earlier = await mpesa(orderId, { status: 'review', statusReason: 'AMOUNT_MISMATCH', amountMinor: 6_000n });
+      const { Client } = await import('pg');
+      const other = new Client({ connectionString: tdb.url });
+      await other.connect();
+      try {
+        // What a completion does: lock the payment, then the order, complete, commit later.
+        await other.query('begin');
+        await other.query('select id from payments where id = $1 for update', [earlier.id]);
+        await other.query('select id from orders where shop_id = $1 and id = $2 for update', [SHOP, orderId]);
+        await other.query(`update payments set status = 'completed', status_reason = 'PAID' where id = $1`, [
+          earlier.id,
+        ]);
+        const opening = failure(lifecycle.openPayment(randomUUID(), openInput(orderId, { amountMinor: 5_000n })));
+        // The push waits for the completion's lock (its statement started before the completion committed).
+        const started = Date.now();
+        for (;;) {
+          const waiting = await other.query(
+            `select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`,
+          );
+          if (waiting.rows[0].n > 0) break;
+          if (Date.now() - started > 5_000) throw new Error('the push never waited for the completion');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await other.query('commit');
+        const err = await opening;
+        expect({ code: err.code, details: err.details }).toEqual({
+          code: 'AMOUNT_EXCEEDS_OUTSTANDING',
+          details: { outstanding: 40 },
+        });
+        expect((await paymentsOf(orderId)).map((p) => p.status)).toEqual(['completed']);
+      } finally {
+        await other.end();
+      }
+    },
+  );
+});
+
 // ------------------------------------------------------------------ Idempotency-Key replay, request hash
 
 describe('replayIdempotent', () => {

@@ -37,3 +37,23 @@ export function sendHttpResult(req: Request & { id?: string }, res: Response, re
     return { ...(result.body as object), requestId: req.id };
   return result.body;
 }
+
+/**
+ * An Idempotency-Key lookup made earlier in the same request (the STK push rate limiter reads the
+ * key to know whether the request will only be replayed), handed to the service so the key is
+ * read once per request. Kept beside the request object, not on it: nothing else can see or forge
+ * it, and it goes with the request.
+ */
+const keyLookups = new WeakMap<object, { shopId: string; key: string; record: unknown }>();
+
+/** Remembers what the key's lookup found (`record` null: no such key) for the rest of this request. */
+export function rememberKeyLookup(req: object, shopId: string, key: string, record: unknown): void {
+  keyLookups.set(req, { shopId, key, record });
+}
+
+/** What rememberKeyLookup stored for this request, shop and key; undefined when it was not looked up. */
+export function recallKeyLookup<T>(req: object, shopId: string, key: string): { record: T | null } | undefined {
+  const found = keyLookups.get(req);
+  if (!found || found.shopId !== shopId || found.key !== key) return undefined;
+  return { record: (found.record ?? null) as T | null };
+}

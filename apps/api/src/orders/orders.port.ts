@@ -17,6 +17,13 @@ export interface OrderBalance {
 
 export interface OrdersPort {
   /**
+   * True for the built-in OrdersService only: its orders are the `orders` table of the payments'
+   * own database, so the payment core may check and lock an order in the same SQL statement that
+   * writes a payment (PaymentsRepository.openPaymentChecked: one commit instead of a transaction).
+   * A host POS's own port leaves it unset; the core then asks getBalance inside a transaction.
+   */
+  readonly ordersTableIsLocal?: boolean;
+  /**
    * The order's balance. With `tx` (inside the transaction completing a payment) the order row is
    * locked first, so two completions of one order are counted one after the other.
    */

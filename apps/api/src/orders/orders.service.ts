@@ -11,6 +11,9 @@ export const ORDER_PAID_EVENT = 'order.paid';
 
 @Injectable()
 export class OrdersService implements OrdersPort {
+  /** See OrdersPort: payments check these orders in the statement that writes the payment. */
+  readonly ordersTableIsLocal = true;
+
   constructor(
     private readonly repo: OrdersRepository,
     private readonly events: EventEmitter2,

@@ -24,8 +24,19 @@ export interface InitiationCall<R> {
   idem?: { shopId: string; key: string };
   /** The provider call, once: never retried here (an unknown outcome leaves the payment 'unresolved'). */
   send(): Promise<R>;
-  /** Records what the provider accepted (the payment's update and its provider_response event) in `tx`; returns our answer. */
-  recordAnswer(answer: R, tx: Tx, ms: number): Promise<HttpResult>;
+  /**
+   * Records what the provider accepted (the payment's update and its provider_response event) in
+   * `tx`; returns our answer. The key's answer is written after it in the same transaction.
+   * Required unless the call has recordAnswerAlone.
+   */
+  recordAnswer?(answer: R, tx: Tx, ms: number): Promise<HttpResult>;
+  /**
+   * Instead of recordAnswer: records what the provider accepted, its event AND the
+   * Idempotency-Key's answer (`idem`) in one statement of its own, atomic without a transaction
+   * (M-Pesa's push: one commit instead of BEGIN, three statements, COMMIT). Retried like the
+   * transaction (the same statement again).
+   */
+  recordAnswerAlone?(answer: R, ms: number, idem: { shopId: string; key: string } | undefined): Promise<HttpResult>;
   /** statusReason of a payment whose call ended in an unexpected error (neither the provider's nor our refusal). */
   unknownReason: string;
   texts: {
@@ -92,7 +103,10 @@ export class PaymentInitiation {
       return this.recordFailure(call, err, Date.now() - started);
     }
     const ms = Date.now() - started;
-    return this.write(call, async (tx) => this.withKeyAnswer(call, tx, await call.recordAnswer(answer, tx, ms)));
+    const { recordAnswerAlone: alone, recordAnswer: inTx } = call;
+    if (alone) return this.retried(call, () => alone(answer, ms, call.idem));
+    if (!inTx) throw new Error(`${call.label}: an initiation call needs recordAnswer or recordAnswerAlone`);
+    return this.write(call, async (tx) => this.withKeyAnswer(call, tx, await inTx(answer, tx, ms)));
   }
 
   private async withKeyAnswer(call: InitiationCall<unknown>, tx: Tx, result: HttpResult): Promise<HttpResult> {
@@ -168,11 +182,16 @@ export class PaymentInitiation {
    * only moves from 'initiated'). If it is still away, the cashier gets a 503 that names the
    * payment and says not to start it again.
    */
-  private async write<T>(call: InitiationCall<unknown>, write: (tx: Tx) => Promise<T>): Promise<T> {
+  private write<T>(call: InitiationCall<unknown>, write: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.retried(call, () => this.repo.transaction(write));
+  }
+
+  /** write's retries around any write (a transaction, or one statement that is atomic alone). */
+  private async retried<T>(call: InitiationCall<unknown>, attemptWrite: () => Promise<T>): Promise<T> {
     const { paymentId, label } = call;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.repo.transaction(write);
+        return await attemptWrite();
       } catch (err) {
         if (!isDatabaseUnavailable(err)) throw err;
         const delayMs = WRITE_RETRY_DELAYS_MS[attempt];

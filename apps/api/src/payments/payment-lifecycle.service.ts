@@ -32,7 +32,7 @@ import {
   SECOND_CHARGE,
 } from './payment-status';
 import type { PaymentResponseDto } from './payments.dto';
-import { PaymentsRepository } from './payments.repository';
+import { IdempotencyRecord, PaymentsRepository } from './payments.repository';
 
 export const PAYMENT_COMPLETED_EVENT = 'payment.completed';
 
@@ -164,52 +164,74 @@ export class PaymentLifecycle {
 
   /**
    * Writes the payment as 'initiated' (before any provider call), its 'created' event and the
-   * Idempotency-Key, in one transaction. A lost race returns the replay of the winner's answer or
-   * a PAYMENT_IN_PROGRESS conflict naming the open payment.
+   * Idempotency-Key, atomically with a last check of the order under its row lock: what completed
+   * against it since the caller's check (another payment, a payment in review accepted against
+   * it) counts before this payment is written, so the customer is never prompted for an order
+   * that is paid by now. A refused check throws checkOrder's error (404, CURRENCY_NOT_SUPPORTED,
+   * ORDER_ALREADY_PAID, AMOUNT_EXCEEDS_OUTSTANDING) and writes nothing. A lost race returns the
+   * replay of the winner's answer or a PAYMENT_IN_PROGRESS conflict naming the open payment.
+   *
+   * With the built-in orders (OrdersPort.ordersTableIsLocal) all of it is ONE statement
+   * (PaymentsRepository.openPaymentChecked, one commit); with a host's own orders port, a
+   * transaction: the order's balance from the port under its lock, then the three inserts.
    */
   async openPayment(paymentId: string, input: OpenPaymentInput): Promise<HttpResult | null> {
     const { user, orderId, amountMinor, currency, provider, idempotencyKey, requestHash } = input;
+    const row: NewPayment & { shopId: string; orderId: string; amountMinor: bigint; currency: string } = {
+      ...input.fields,
+      id: paymentId,
+      shopId: user.shopId,
+      orderId,
+      amountMinor,
+      currency,
+      provider,
+      status: 'initiated',
+      idempotencyKey: idempotencyKey ?? null,
+      createdBy: user.sub,
+    };
+    const event = {
+      actor: `user:${user.sub}`,
+      data: { amountMinor: amountMinor.toString(), currency, orderId, provider, ...input.eventData },
+    };
+    const check = (balance: OrderBalance) =>
+      this.checkOrder(
+        user.shopId,
+        orderId,
+        amountMinor,
+        currency,
+        input.providerLabel,
+        String(toMajor(amountMinor, currency)),
+        balance,
+      );
     try {
+      if (this.orders.ordersTableIsLocal) {
+        const done = await this.repo.openPaymentChecked(
+          row,
+          event,
+          idempotencyKey ? { key: idempotencyKey, requestHash } : undefined,
+        );
+        if (!done.balance) throw new NotFoundError('Order', { orderId });
+        if (!done.opened) {
+          const { totalMinor, paidMinor, currency: orderCurrency } = done.balance;
+          const outstanding = totalMinor - paidMinor;
+          await check({
+            orderId,
+            currency: orderCurrency,
+            totalMinor,
+            paidMinor,
+            outstandingMinor: outstanding > 0n ? outstanding : 0n,
+          });
+          // The statement's rules are checkOrder's: a refusal it did not explain is a bug, not a payment.
+          throw new Error(`openPaymentChecked wrote nothing for order ${orderId}, yet the order passes checkOrder`);
+        }
+        return null;
+      }
       await this.repo.transaction(async (tx) => {
-        // The order once more, under its row lock: what completed against it since the caller's
-        // check (another payment, a payment in review accepted against it) counts before this
-        // payment is written, so the customer is never prompted for an order that is paid by now.
         const balance = await this.orders.getBalance(user.shopId, orderId, tx);
         if (!balance) throw new NotFoundError('Order', { orderId });
-        await this.checkOrder(
-          user.shopId,
-          orderId,
-          amountMinor,
-          currency,
-          input.providerLabel,
-          String(toMajor(amountMinor, currency)),
-          balance,
-        );
-        await this.repo.insertPayment(
-          {
-            ...input.fields,
-            id: paymentId,
-            shopId: user.shopId,
-            orderId,
-            amountMinor,
-            currency,
-            provider,
-            status: 'initiated',
-            idempotencyKey: idempotencyKey ?? null,
-            createdBy: user.sub,
-          },
-          tx,
-        );
-        await this.repo.insertEvent(
-          {
-            paymentId,
-            type: 'created',
-            toStatus: 'initiated',
-            actor: `user:${user.sub}`,
-            data: { amountMinor: amountMinor.toString(), currency, orderId, provider, ...input.eventData },
-          },
-          tx,
-        );
+        await check(balance);
+        await this.repo.insertPayment(row, tx);
+        await this.repo.insertEvent({ paymentId, type: 'created', toStatus: 'initiated', ...event }, tx);
         if (idempotencyKey)
           await this.repo.insertIdempotencyKey(user.shopId, idempotencyKey, requestHash, paymentId, tx);
       });
@@ -302,8 +324,14 @@ export class PaymentLifecycle {
     });
   }
 
-  async replayIdempotent(shopId: string, key: string, requestHash: string): Promise<HttpResult | null> {
-    const rec = await this.repo.findIdempotencyKey(shopId, key);
+  /** `known`: the key's record as this request already read it (the rate limiter's lookup), instead of reading it again. */
+  async replayIdempotent(
+    shopId: string,
+    key: string,
+    requestHash: string,
+    known?: { record: IdempotencyRecord | null },
+  ): Promise<HttpResult | null> {
+    const rec = known ? known.record : await this.repo.findIdempotencyKey(shopId, key);
     if (!rec) return null;
     if (rec.requestHash !== requestHash) {
       throw new ConflictError(

@@ -12,7 +12,7 @@ import {
   Res,
   UseGuards,
 } from '@nestjs/common';
-import { checkIdempotencyKey, IdempotencyKeyHeader, sendHttpResult } from '../common/idempotent-http';
+import { checkIdempotencyKey, IdempotencyKeyHeader, recallKeyLookup, sendHttpResult } from '../common/idempotent-http';
 import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import type { AuthUser } from '../auth/auth.types';
@@ -31,6 +31,7 @@ import {
   StkStatusQueryDto,
 } from './payments.dto';
 import { PaymentOperationsService } from './payment-operations.service';
+import type { IdempotencyRecord } from './payments.repository';
 import { PaymentsService } from './payments.service';
 
 @ApiTags('payments')
@@ -64,7 +65,9 @@ export class PaymentsController {
     @Req() req: Request & { id?: string },
   ): Promise<unknown> {
     checkIdempotencyKey(idempotencyKey);
-    return sendHttpResult(req, res, await this.payments.initiateStkPush(user, body, idempotencyKey));
+    // The rate limiter has usually read the key already: the service uses that instead of reading it again.
+    const known = idempotencyKey ? recallKeyLookup<IdempotencyRecord>(req, user.shopId, idempotencyKey) : undefined;
+    return sendHttpResult(req, res, await this.payments.initiateStkPush(user, body, idempotencyKey, known));
   }
 
   @Get('stk-status')

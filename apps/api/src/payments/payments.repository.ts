@@ -1,10 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { and, asc, desc, eq, gte, inArray, isNull, lt, lte, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, gte, inArray, isNull, lt, lte, or, SQL, sql } from 'drizzle-orm';
 import { DB } from '../database/database.module';
 import type { Db, DbOrTx, Tx } from '../database/database';
 import {
   callbackInbox,
   idempotencyKeys,
+  orders,
   NewPayment,
   Payment,
   PaymentEvent,
@@ -33,10 +34,55 @@ export interface IdempotencyRecord {
   createdAt: Date;
 }
 
+/** What openPaymentChecked found: the order's balance as it checked it, and whether the payment was written. */
+export interface CheckedOpen {
+  /** null: no such order in the shop */
+  balance: { totalMinor: bigint; paidMinor: bigint; currency: string } | null;
+  opened: boolean;
+}
+
+/** The answer recordPushAnswer stores for an Idempotency-Key: its `body.status` is set to the payment's status in the same statement. */
+export interface PushAnswerKey {
+  shopId: string;
+  key: string;
+  status: number;
+  body: Record<string, unknown>;
+}
+
+const PAYMENT_COLUMNS = getTableColumns(payments);
+
+/** The rows of a db.execute result, whichever driver ran it (node-postgres: { rows }, PGlite: the rows). */
+function resultRows(res: unknown): Record<string, unknown>[] {
+  return ((res as { rows?: unknown[] }).rows ?? (res as unknown[])) as Record<string, unknown>[];
+}
+
+function keyLookupQuery(db: Db) {
+  return db
+    .select({
+      requestHash: idempotencyKeys.requestHash,
+      paymentId: idempotencyKeys.paymentId,
+      refundId: idempotencyKeys.refundId,
+      responseStatus: idempotencyKeys.responseStatus,
+      responseBody: idempotencyKeys.responseBody,
+      createdAt: idempotencyKeys.createdAt,
+    })
+    .from(idempotencyKeys)
+    .where(and(eq(idempotencyKeys.shopId, sql.placeholder('shopId')), eq(idempotencyKeys.key, sql.placeholder('key'))))
+    .prepare('smartduka_idempotency_key_lookup');
+}
+
 /** The only code that touches payments, payment_events, callback_inbox and idempotency_keys. */
 @Injectable()
 export class PaymentsRepository {
-  constructor(@Inject(DB) private readonly db: Db) {}
+  /**
+   * Every payment-creating request with a key reads it first (the STK push on every push): built
+   * once and prepared (named), so neither the SQL nor the server's plan is made again per request.
+   */
+  private readonly keyLookup: ReturnType<typeof keyLookupQuery>;
+
+  constructor(@Inject(DB) private readonly db: Db) {
+    this.keyLookup = keyLookupQuery(db);
+  }
 
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     return this.db.transaction(fn);
@@ -44,6 +90,84 @@ export class PaymentsRepository {
 
   async insertPayment(row: NewPayment, tx: DbOrTx = this.db): Promise<void> {
     await tx.insert(payments).values(row);
+  }
+
+  /**
+   * Opens a payment in ONE autocommit statement: checks the order and writes the 'initiated'
+   * payment, its 'created' event and the Idempotency-Key only if the order is in `currency`, still
+   * owes something and owes at least the payment's amount (the rules of PaymentLifecycle.checkOrder,
+   * which turns a refusal into its error from the balance returned here).
+   *
+   * Atomic like the transaction it replaces (lock the order, read its balance, insert): the
+   * statement share-locks the order's payments, then locks the order row (the order every path
+   * that completes a payment takes: payment, then order, so no deadlock), and sums the completed
+   * ones from the locked rows. A payment completing concurrently holds its row lock until it
+   * commits; the lock wait then yields the row as committed (READ COMMITTED re-reads a row it had
+   * to wait for), so its amount counts, although the statement's snapshot is older. A plain
+   * `sum(...)` subquery would read that snapshot and miss it. A second payment for the order in
+   * flight is refused by the unique index payments_one_in_flight_per_order_uq (23505), and so is
+   * a key already used (idempotency_keys' primary key): the caller sorts those out as before.
+   */
+  async openPaymentChecked(
+    row: NewPayment & { shopId: string; orderId: string; amountMinor: bigint; currency: string },
+    event: { actor: string; data: Record<string, unknown> },
+    idem?: { key: string; requestHash: string },
+  ): Promise<CheckedOpen> {
+    const cols: SQL[] = [];
+    const vals: SQL[] = [];
+    for (const [k, v] of Object.entries(row)) {
+      if (v === undefined) continue;
+      const col = PAYMENT_COLUMNS[k as keyof typeof PAYMENT_COLUMNS];
+      if (!col) throw new Error(`openPaymentChecked: unknown payments field ${k}`);
+      cols.push(sql`${sql.identifier(col.name)}`);
+      vals.push(sql`${sql.param(v, col)}::${sql.raw(col.getSQLType())}`);
+    }
+    const id = sql`${row.id}::uuid`;
+    const keyInsert = idem
+      ? sql`, k as (
+          insert into idempotency_keys (shop_id, key, request_hash, payment_id)
+          select ${row.shopId}, ${idem.key}, ${idem.requestHash}, ins.id from ins
+        )`
+      : sql``;
+    const res = await this.db.execute(sql`
+      with prior as (
+        select ${payments.status} as status, ${payments.amountMinor} as amount_minor from ${payments}
+        where ${payments.shopId} = ${row.shopId} and ${payments.orderId} = ${row.orderId}
+        for share
+      ), o as (
+        select ${orders.totalMinor} as total_minor, ${orders.currency} as currency from ${orders}
+        where ${orders.shopId} = ${row.shopId} and ${orders.id} = ${row.orderId}
+          and (select count(*) from prior) >= 0
+        for update
+      ), bal as (
+        select o.total_minor, o.currency,
+          coalesce((select sum(prior.amount_minor) from prior where prior.status = 'completed'), 0)::bigint as paid_minor
+        from o
+      ), ins as (
+        insert into payments (${sql.join(cols, sql`, `)})
+        select ${sql.join(vals, sql`, `)} from bal
+        where bal.currency = ${row.currency}
+          and bal.total_minor - bal.paid_minor > 0
+          and bal.total_minor - bal.paid_minor >= ${row.amountMinor.toString()}::bigint
+        returning id
+      ), e as (
+        insert into payment_events (payment_id, type, to_status, actor, data)
+        select ins.id, 'created', 'initiated', ${event.actor}, ${JSON.stringify(event.data)}::jsonb from ins
+      )${keyInsert}
+      select bal.total_minor::text as total_minor, bal.paid_minor::text as paid_minor, bal.currency,
+        exists (select 1 from ins where ins.id = ${id}) as opened
+      from bal
+    `);
+    const r = resultRows(res)[0];
+    if (!r) return { balance: null, opened: false };
+    return {
+      balance: {
+        totalMinor: BigInt(r.total_minor as string),
+        paidMinor: BigInt(r.paid_minor as string),
+        currency: r.currency as string,
+      },
+      opened: r.opened === true,
+    };
   }
 
   async findForShop(shopId: string, id: string): Promise<Payment | null> {
@@ -161,27 +285,50 @@ export class PaymentsRepository {
   }
 
   /**
-   * Records Daraja's acceptance of the push. The callback may already have been processed
-   * (it can overtake the push response), so ids are only filled in and the status only moves
-   * from 'initiated'.
+   * Records Daraja's acceptance of the push, its provider_response event and the
+   * Idempotency-Key's answer in ONE autocommit statement (what was a transaction of three). The
+   * callback may already have been processed (it can overtake the push response), so ids are
+   * only filled in and the status only moves from 'initiated'. The event's to_status and the
+   * answer's `body.status` are the payment's status after the update ('pending', or what a
+   * callback that overtook the answer made it). Returns that status.
    */
-  async recordPushAccepted(
+  async recordPushAnswer(
     id: string,
     merchantRequestId: string,
     checkoutRequestId: string,
-    tx: DbOrTx = this.db,
-  ): Promise<Payment> {
-    const rows = await tx
-      .update(payments)
-      .set({
-        merchantRequestId: sql`coalesce(${payments.merchantRequestId}, ${merchantRequestId})`,
-        checkoutRequestId: sql`coalesce(${payments.checkoutRequestId}, ${checkoutRequestId})`,
-        status: sql`case when ${payments.status} = 'initiated' then 'pending' else ${payments.status} end`,
-        updatedAt: sql`now()`,
-      })
-      .where(eq(payments.id, id))
-      .returning();
-    return rows[0];
+    event: { actor: string; data: Record<string, unknown> },
+    answer?: PushAnswerKey,
+  ): Promise<string> {
+    const keyUpdate = answer
+      ? sql`, k as (
+          update idempotency_keys
+          set response_status = ${answer.status},
+            response_body = jsonb_set(${JSON.stringify(answer.body)}::jsonb, '{status}',
+              to_jsonb(case when u.status = 'initiated' then 'pending' else u.status end))
+          from u
+          where idempotency_keys.shop_id = ${answer.shopId} and idempotency_keys.key = ${answer.key}
+            and idempotency_keys.response_status is null
+        )`
+      : sql``;
+    const res = await this.db.execute(sql`
+      with u as (
+        update payments set
+          merchant_request_id = coalesce(merchant_request_id, ${merchantRequestId}),
+          checkout_request_id = coalesce(checkout_request_id, ${checkoutRequestId}),
+          status = case when status = 'initiated' then 'pending' else status end,
+          updated_at = now()
+        where id = ${id}::uuid
+        returning status
+      ), e as (
+        insert into payment_events (payment_id, type, from_status, to_status, actor, data)
+        select ${id}::uuid, 'provider_response', 'initiated', u.status, ${event.actor}, ${JSON.stringify(event.data)}::jsonb
+        from u
+      )${keyUpdate}
+      select status from u
+    `);
+    const r = resultRows(res)[0];
+    if (!r) throw new Error(`recordPushAnswer: payment ${id} not found`);
+    return r.status as string;
   }
 
   /** Moves the payment only if it is still in `from`; returns whether it moved. */
@@ -588,17 +735,7 @@ export class PaymentsRepository {
   }
 
   async findIdempotencyKey(shopId: string, key: string): Promise<IdempotencyRecord | null> {
-    const rows = await this.db
-      .select({
-        requestHash: idempotencyKeys.requestHash,
-        paymentId: idempotencyKeys.paymentId,
-        refundId: idempotencyKeys.refundId,
-        responseStatus: idempotencyKeys.responseStatus,
-        responseBody: idempotencyKeys.responseBody,
-        createdAt: idempotencyKeys.createdAt,
-      })
-      .from(idempotencyKeys)
-      .where(and(eq(idempotencyKeys.shopId, shopId), eq(idempotencyKeys.key, key)));
+    const rows = await this.keyLookup.execute({ shopId, key });
     return rows[0] ?? null;
   }
 

@@ -29,7 +29,7 @@ import { isInFlight } from './payment-status';
 import { phoneHash } from './phone-hash';
 import { ProviderPaymentService, ProviderServicesRegistry, StoredNotification } from './provider-services.registry';
 import { PaymentResponseDto, StkPushDto, StkPushResponseDto } from './payments.dto';
-import { PaymentsRepository } from './payments.repository';
+import { IdempotencyRecord, PaymentsRepository } from './payments.repository';
 import { reconcileLook, ReconcileResult, UNVERIFIED_CALLBACK_WINDOW_SECONDS } from './reconcile';
 import { SharedLookups } from './shared-lookup';
 
@@ -97,32 +97,49 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
 
   // ------------------------------------------------------------------ STK push
 
-  async initiateStkPush(user: AuthUser, dto: StkPushDto, idempotencyKey?: string): Promise<HttpResult> {
+  /** `knownKey`: the Idempotency-Key as this request already read it (the rate limiter's lookup), so it is not read twice. */
+  async initiateStkPush(
+    user: AuthUser,
+    dto: StkPushDto,
+    idempotencyKey?: string,
+    knownKey?: { record: IdempotencyRecord | null },
+  ): Promise<HttpResult> {
     const phone = formatPhoneNumber(dto.phoneNumber);
     const requestHash = this.lifecycle.requestHash('POST /payments/stk-push', dto);
 
     if (idempotencyKey) {
-      const replay = await this.lifecycle.replayIdempotent(user.shopId, idempotencyKey, requestHash);
+      const replay = await this.lifecycle.replayIdempotent(user.shopId, idempotencyKey, requestHash, knownKey);
       if (replay) return replay;
     }
 
     const amountMinor = BigInt(dto.amount) * 100n;
-    await this.lifecycle.checkOrder(user.shopId, dto.orderId, amountMinor, 'KES', 'M-Pesa', String(dto.amount));
-
-    // The shop's own account (or its chain's, or the platform's): resolved before anything is
-    // stored, so a shop without one is told so and nothing is written; recorded on the payment.
-    const account = await this.accounts.resolveForPayment(user.shopId, 'mpesa');
-    const daraja = this.mpesaAccounts.toDaraja(account);
+    // The order is checked where the payment is written (openPayment, one statement). What is
+    // refused before that (no account for the shop, a text that cannot be sent) is refused after
+    // the order's own errors, as when the order was read first: an unknown or paid order says so.
+    let account: Awaited<ReturnType<MerchantAccountsService['resolveForPayment']>>;
+    let daraja: DarajaAccount;
+    let accountReference: string;
+    let transactionDesc: string;
+    try {
+      // The shop's own account (or its chain's, or the platform's): resolved before anything is
+      // stored, so a shop without one is told so and nothing is written; recorded on the payment.
+      account = await this.accounts.resolveForPayment(user.shopId, 'mpesa');
+      daraja = this.mpesaAccounts.toDaraja(account);
+      // What Daraja is sent (and the customer sees): the POS's text made to fit. requestHash above is over the raw body.
+      accountReference =
+        dto.accountReference == null
+          ? defaultAccountReference(dto.orderId)
+          : fittedOrRefused('accountReference', dto.accountReference);
+      transactionDesc =
+        dto.transactionDesc == null
+          ? DEFAULT_TRANSACTION_DESC
+          : fittedOrRefused('transactionDesc', dto.transactionDesc);
+    } catch (err) {
+      await this.lifecycle.checkOrder(user.shopId, dto.orderId, amountMinor, 'KES', 'M-Pesa', String(dto.amount));
+      throw err;
+    }
 
     const paymentId = randomUUID();
-    // What Daraja is sent (and the customer sees): the POS's text made to fit. requestHash above is over the raw body.
-    const accountReference =
-      dto.accountReference == null
-        ? defaultAccountReference(dto.orderId)
-        : fittedOrRefused('accountReference', dto.accountReference);
-    const transactionDesc =
-      dto.transactionDesc == null ? DEFAULT_TRANSACTION_DESC : fittedOrRefused('transactionDesc', dto.transactionDesc);
-
     const lost = await this.lifecycle.openPayment(paymentId, {
       user,
       orderId: dto.orderId,
@@ -175,6 +192,31 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     orderId: string,
     idem?: { shopId: string; key: string },
   ): Promise<HttpResult> {
+    const pushEvent = (accepted: MpesaInitiateResult, ms: number) => ({
+      actor: 'daraja:stk-push',
+      data: {
+        merchantRequestId: accepted.providerRequestId,
+        checkoutRequestId: accepted.providerRef,
+        responseCode: accepted.providerCode,
+        responseDescription: accepted.description,
+        ms,
+      },
+    });
+    const pushAnswer = (accepted: MpesaInitiateResult, status: string): StkPushResponseDto => ({
+      paymentId,
+      status: status === 'initiated' ? 'pending' : status,
+      merchantRequestId: accepted.providerRequestId,
+      // Masked like every answer: the id ends with the payer's number.
+      checkoutRequestId: maskCheckoutRequestId(accepted.providerRef),
+      responseCode: accepted.providerCode,
+      responseDescription: accepted.description,
+      customerMessage: accepted.customerMessage,
+      amount,
+      currency: 'KES',
+      orderId,
+      accountReference,
+      transactionDesc,
+    });
     return this.initiation.run<MpesaInitiateResult>({
       paymentId,
       provider: 'mpesa',
@@ -191,46 +233,17 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
           customer: { phoneNumber: phone },
           account,
         }),
-      recordAnswer: async (accepted, tx, ms) => {
-        const updated = await this.repo.recordPushAccepted(
+      // The payment's ids and status, its provider_response event and the key's answer: one statement.
+      recordAnswerAlone: async (accepted, ms, idem) => {
+        const body = pushAnswer(accepted, 'pending');
+        const status = await this.repo.recordPushAnswer(
           paymentId,
           accepted.providerRequestId,
           accepted.providerRef,
-          tx,
+          pushEvent(accepted, ms),
+          idem ? { ...idem, status: 201, body: { ...body } } : undefined,
         );
-        await this.repo.insertEvent(
-          {
-            paymentId,
-            type: 'provider_response',
-            fromStatus: 'initiated',
-            toStatus: updated.status,
-            actor: 'daraja:stk-push',
-            data: {
-              merchantRequestId: accepted.providerRequestId,
-              checkoutRequestId: accepted.providerRef,
-              responseCode: accepted.providerCode,
-              responseDescription: accepted.description,
-              ms,
-            },
-          },
-          tx,
-        );
-        const body: StkPushResponseDto = {
-          paymentId,
-          status: updated.status === 'initiated' ? 'pending' : updated.status,
-          merchantRequestId: accepted.providerRequestId,
-          // Masked like every answer: the id ends with the payer's number.
-          checkoutRequestId: maskCheckoutRequestId(accepted.providerRef),
-          responseCode: accepted.providerCode,
-          responseDescription: accepted.description,
-          customerMessage: accepted.customerMessage,
-          amount,
-          currency: 'KES',
-          orderId,
-          accountReference,
-          transactionDesc,
-        };
-        return { status: 201, body };
+        return { status: 201, body: pushAnswer(accepted, status) };
       },
       // not_processed: Safaricom never acted on it, so no prompt reached the customer.
       unknownReason: 'PUSH_OUTCOME_UNKNOWN',

@@ -7,7 +7,12 @@ import type { DatabaseHandle } from '../database/database';
 import { DB_HANDLE } from '../database/database.module';
 import { PhoneBusyError, ShopRateLimitedError } from './rate-limit.errors';
 import { derivePhoneKeySecret, phoneKey, retryAfterSeconds, shopKey } from './rate-limit.keys';
-import { deleteExpiredCounters, ensureRateLimitTable, RATE_LIMIT_TABLE } from './rate-limit.store';
+import {
+  consumeShopThenPhone,
+  deleteExpiredCounters,
+  ensureRateLimitTable,
+  RATE_LIMIT_TABLE,
+} from './rate-limit.store';
 
 export type LimitName = 'shop' | 'phone';
 export type RateLimitStoreKind = 'memory' | 'postgres';
@@ -131,10 +136,14 @@ export class RateLimitService implements OnModuleInit, OnModuleDestroy {
    * stays taken. `msisdn` must already be normalised (2547XXXXXXXX).
    */
   async reserve(shopId: string, msisdn: string): Promise<Hold[]> {
+    const keyOf = (limit: Limit) => (limit.name === 'shop' ? shopKey(shopId) : phoneKey(this.phoneSecret, msisdn));
+    const both = await this.takeBothInPostgres(keyOf);
     const holds: Hold[] = [];
-    for (const limit of this.limits) {
-      const key = limit.name === 'shop' ? shopKey(shopId) : phoneKey(this.phoneSecret, msisdn);
-      const taken = await this.take(limit, key);
+    for (const [i, limit] of this.limits.entries()) {
+      const key = keyOf(limit);
+      const taken =
+        both === 'failed' ? await this.takeFromFallback(limit, key) : both ? both[i] : await this.take(limit, key);
+      if (!taken) throw new Error(`rate limit: no outcome for the ${limit.name} limit`);
       if (taken.ok) {
         holds.push(taken.hold);
         continue;
@@ -152,6 +161,52 @@ export class RateLimitService implements OnModuleInit, OnModuleDestroy {
   /** Gives the points back (the request did not send a prompt). Never throws. */
   async release(holds: Hold[]): Promise<void> {
     await Promise.all(holds.map((h) => this.giveBack(h.limit, h.limiter, h.key, h.windowEndsAt)));
+  }
+
+  /**
+   * Both limits on the shared Postgres store: both points in one statement (consumeShopThenPhone)
+   * instead of one per limit, with the same outcome as taking them one after the other (the
+   * phone's only once the shop's was granted; a refused point is given back; only the shop's
+   * outcome when it refused). Undefined when the limits are not exactly the two on Postgres (each
+   * is then taken on its own); 'failed' when the store failed: both count in their memory
+   * fallbacks, as when the store fails for each of them.
+   */
+  private async takeBothInPostgres(keyOf: (limit: Limit) => string): Promise<Taken[] | 'failed' | undefined> {
+    const [shop, phone] = this.limits;
+    const pool = this.database.pool;
+    if (this.storeKind !== 'postgres' || !pool || this.limits.length !== 2 || shop.name !== 'shop') return undefined;
+    const shopKeyFull = shop.primary.getKey(keyOf(shop));
+    const phoneKeyFull = phone.primary.getKey(keyOf(phone));
+    let counted: Awaited<ReturnType<typeof consumeShopThenPhone>>;
+    try {
+      counted = await consumeShopThenPhone(
+        pool,
+        { key: shopKeyFull, windowMs: shop.windowSeconds * 1000, points: shop.points },
+        { key: phoneKeyFull, windowMs: phone.windowSeconds * 1000, points: phone.points },
+      );
+    } catch (err) {
+      for (const limit of this.limits) this.warnStoreFailure(limit.name, err);
+      return 'failed';
+    }
+    const outcome = async (limit: Limit, key: string, state: { points: number; expire: number }): Promise<Taken> => {
+      const msBeforeNext = Math.max(state.expire - Date.now(), 0);
+      if (state.points <= limit.points)
+        return {
+          ok: true,
+          hold: { limit: limit.name, key, limiter: limit.primary, windowEndsAt: Date.now() + msBeforeNext },
+        };
+      // As consume: a refused point was still added; take it off again.
+      await this.giveBack(limit.name, limit.primary, key, Date.now() + msBeforeNext);
+      return { ok: false, msBeforeNext };
+    };
+    const shopTaken = await outcome(shop, keyOf(shop), counted.shop);
+    if (!counted.phone) return [shopTaken];
+    return [shopTaken, await outcome(phone, keyOf(phone), counted.phone)];
+  }
+
+  private takeFromFallback(limit: Limit, key: string): Promise<Taken> {
+    if (!limit.fallback) throw new Error(`rate limit: the ${limit.name} limit has no fallback store`);
+    return this.consume(limit, limit.fallback, key);
   }
 
   private async take(limit: Limit, key: string): Promise<Taken> {

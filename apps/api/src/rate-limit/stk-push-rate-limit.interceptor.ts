@@ -15,6 +15,7 @@ import { catchError, from, mergeMap, Observable, throwError } from 'rxjs';
 import type { AuthUser } from '../auth/auth.types';
 import { errorExamples, ErrorResponseDto } from '../common/api-errors.decorator';
 import { AppError } from '../common/errors';
+import { rememberKeyLookup } from '../common/idempotent-http';
 import { DarajaService } from '../payments/providers/mpesa/daraja.service';
 import { StkPushDto } from '../payments/payments.dto';
 import { PaymentsRepository } from '../payments/payments.repository';
@@ -89,9 +90,13 @@ export class StkPushRateLimitInterceptor implements NestInterceptor {
     if (problems.length) return undefined;
     // A stored key is answered from the store (replay, or 409) without calling Daraja. A key that
     // was never stored (malformed ones included) is counted.
+    // The lookup is handed on to the service (rememberKeyLookup), which would otherwise read the key again.
     const key = req.headers['idempotency-key'];
-    if (typeof key === 'string' && key.length > 0 && (await this.payments.findIdempotencyKey(shopId, key)))
-      return undefined;
+    if (typeof key === 'string' && key.length > 0) {
+      const stored = await this.payments.findIdempotencyKey(shopId, key);
+      rememberKeyLookup(req, shopId, key, stored);
+      if (stored) return undefined;
+    }
     return { shopId, msisdn };
   }
 }
