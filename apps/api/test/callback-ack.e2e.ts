@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { Client } from 'pg';
 import request from 'supertest';
 import { callbackToken } from '../src/payments/providers/mpesa/callback-token';
+import { ReconcilerService } from '../src/payments/reconciler.service';
 import { successCallback } from './helpers/callbacks';
 import { fullCheckoutRequestId, startTestApp, TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
 
@@ -142,5 +143,37 @@ describe('issue 13: STK callbacks acknowledged after one write, applied after th
     // committed in fewer transactions than there were callbacks.
     expect(commits.n).toBeGreaterThan(0);
     expect(commits.n).toBeLessThan(ps.length);
+  });
+
+  it('the reconciler replaying a row the applier is applying: applied once, the first outcome kept', async () => {
+    const p = await pending();
+    const locker = new Client({ connectionString: t.database.url });
+    await locker.connect();
+    let tick: Promise<unknown> | undefined;
+    try {
+      await locker.query('begin');
+      await locker.query('select 1 from payments where id = $1 for update', [p.paymentId]);
+      expect((await callback(p, 100, 'ACK0000009')).status).toBe(200); // the applier now waits for the lock
+      // The row looks abandoned to a reconciler that replays at once: it claims it and waits too.
+      await t.db.execute(
+        sql`update callback_inbox set received_at = now() - interval '1 hour' where url_payment_id = ${p.paymentId}`,
+      );
+      tick = t.app.get(ReconcilerService).tick();
+      await new Promise((r) => setTimeout(r, 300));
+      await locker.query('commit');
+    } finally {
+      await locker.end();
+    }
+    await tick;
+    await t.callbacksApplied();
+    expect(await row(p.paymentId)).toEqual({ status: 'completed', mpesa_receipt_number: 'ACK0000009' });
+    expect(await inbox(p.paymentId)).toEqual([{ outcome: 'applied', processed: true }]);
+    const events = (await t.db.execute(
+      sql`select type, count(*)::int as c from payment_events where payment_id = ${p.paymentId} group by type`,
+    )) as unknown as { rows: { type: string; c: number }[] };
+    expect(Object.fromEntries(events.rows.map((e) => [e.type, e.c]))).toMatchObject({
+      status_changed: 1,
+      duplicate_ignored: 1,
+    });
   });
 });

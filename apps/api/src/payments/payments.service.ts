@@ -506,6 +506,18 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
       await this.repo.markCallbackProcessed(row.id, 'invalid_shape');
       return 'invalid_shape';
     }
+    if (row.verified && row.urlPaymentId && !needsQuery(parsed)) {
+      // As the applier does (one transaction, the row finished only if still open): a replay racing
+      // the applier on the same row applies once and keeps the first outcome recorded.
+      const paymentId = row.urlPaymentId;
+      let applied: Awaited<ReturnType<PaymentLifecycle['applyOutcomeIn']>> | undefined;
+      await this.repo.transaction(async (tx) => {
+        applied = await this.lifecycle.applyOutcomeIn(tx, paymentId, callbackReport(parsed), 'daraja:callback');
+        await this.repo.finishCallbacksIn(tx, [{ id: row.id, outcome: applied.result }]);
+      });
+      applied?.afterCommit?.();
+      return applied?.result ?? 'unknown_payment';
+    }
     if (row.verified && row.urlPaymentId) {
       const outcome = await this.processVerifiedCallback(row.urlPaymentId, parsed);
       await this.finishInboxRow(row.id, outcome);
