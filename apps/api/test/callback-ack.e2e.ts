@@ -4,6 +4,7 @@ import request from 'supertest';
 import { callbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { ReconcilerService } from '../src/payments/reconciler.service';
 import { successCallback } from './helpers/callbacks';
+import { countSql, isListenConnection } from './helpers/sql-count';
 import { fullCheckoutRequestId, startTestApp, TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
 
 const SILENT_PHONE = '254700000007'; // the simulator never calls back for it
@@ -174,6 +175,26 @@ describe('issue 13: STK callbacks acknowledged after one write, applied after th
     expect(Object.fromEntries(events.rows.map((e) => [e.type, e.c]))).toMatchObject({
       status_changed: 1,
       duplicate_ignored: 1,
+    });
+  });
+
+  it('a completing callback costs 2 commits: the acknowledging INSERT and the one transaction that applies it', async () => {
+    const p = await pending();
+    const count = countSql(isListenConnection);
+    try {
+      expect((await callback(p, 100, 'ACK0000010')).status).toBe(200);
+      await t.callbacksApplied();
+    } finally {
+      count.stop();
+    }
+    expect(await row(p.paymentId)).toEqual({ status: 'completed', mpesa_receipt_number: 'ACK0000010' });
+    const listing = [...count.byText].map(([text, n]) => `${n} × ${text.replace(/\s+/g, ' ').slice(0, 100)}`);
+    // INSERT inbox | BEGIN, lock payment, receipt in use?, lock order, order balance, UPDATE payment,
+    // INSERT event, UPDATE order, UPDATE inbox, COMMIT.
+    expect({ commits: count.commits, statements: count.statements, listing }).toEqual({
+      commits: 2,
+      statements: 11,
+      listing: expect.any(Array),
     });
   });
 });

@@ -32,8 +32,10 @@ export interface OrdersPort {
    * Called INSIDE the transaction that completes a payment for the order, so the order is marked
    * paid atomically with the payment (a crash can never leave one without the other). Marks it
    * exactly once, when completed payments cover its total; true only for the call that marked it.
+   * `orderLocked`: the caller already holds the order's row lock in `tx` (it weighed the balance
+   * with getBalance(…, tx)), so it need not be taken again.
    */
-  settleIfPaid(shopId: string, orderId: string, tx: Tx): Promise<boolean>;
+  settleIfPaid(shopId: string, orderId: string, tx: Tx, orderLocked?: boolean): Promise<boolean>;
   /** After that transaction committed, for an order settleIfPaid marked (in-process notification). */
   notifyPaid(shopId: string, orderId: string): void;
 }

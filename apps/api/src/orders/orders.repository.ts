@@ -68,9 +68,11 @@ export class OrdersRepository {
    * Sets paid_at once, only if completed payments cover the total. True if this call set it.
    * Inside a transaction the order row is locked first, so two payments of one order completing
    * at once are counted one after the other (the second statement sees the first's commit).
+   * `locked`: this transaction already holds that lock (a later statement's snapshot then sees
+   * every completion committed before it was taken), so it is not asked for again.
    */
-  async markPaidIfCovered(shopId: string, id: string, tx: DbOrTx = this.db): Promise<boolean> {
-    await this.lock(shopId, id, tx);
+  async markPaidIfCovered(shopId: string, id: string, tx: DbOrTx = this.db, locked = false): Promise<boolean> {
+    if (!locked) await this.lock(shopId, id, tx);
     const rows = await tx
       .update(orders)
       .set({ paidAt: sql`now()` })

@@ -57,8 +57,8 @@ export class OrdersService implements OrdersPort {
     };
   }
 
-  settleIfPaid(shopId: string, orderId: string, tx: Tx): Promise<boolean> {
-    return this.repo.markPaidIfCovered(shopId, orderId, tx);
+  settleIfPaid(shopId: string, orderId: string, tx: Tx, orderLocked = false): Promise<boolean> {
+    return this.repo.markPaidIfCovered(shopId, orderId, tx, orderLocked);
   }
 
   notifyPaid(shopId: string, orderId: string): void {

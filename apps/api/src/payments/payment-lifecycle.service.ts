@@ -723,7 +723,8 @@ export class PaymentLifecycle {
     if (!completing) return { result: 'applied' };
     const completed: Payment = { ...p, status: to, mpesaReceiptNumber: receipt.mpesaReceiptNumber ?? null };
     // Same transaction: the payment and its order's paid flag commit together or not at all.
-    const orderPaid = await this.orders.settleIfPaid(p.shopId, p.orderId, tx);
+    // reviewPastOutstanding weighed the balance with getBalance(…, tx), which locked the order row.
+    const orderPaid = await this.orders.settleIfPaid(p.shopId, p.orderId, tx, true);
     return { result: 'applied', afterCommit: () => this.afterCompletion(completed, orderPaid) };
   }
 
