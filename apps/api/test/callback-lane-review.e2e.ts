@@ -1,5 +1,8 @@
 import net from 'node:net';
 import { sql } from 'drizzle-orm';
+import { Client } from 'pg';
+import request from 'supertest';
+import { ReconcilerService } from '../src/payments/reconciler.service';
 import { callbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { successCallback } from './helpers/callbacks';
 import { fullCheckoutRequestId, startTestApp, TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
@@ -101,5 +104,108 @@ describe('review of the STK callback fast lane and the applier', () => {
       }
     ).rows[0];
     expect(row).toEqual({ status: 'completed', mpesa_receipt_number: 'REVBOM0001' });
+  });
+  const q = async <T>(app: TestApp, text: ReturnType<typeof sql>) =>
+    ((await app.db.execute(text)) as unknown as { rows: T[] }).rows;
+  const post = (app: TestApp, p: Awaited<ReturnType<typeof pending>>, receipt: string, amount = 100) =>
+    request(app.baseUrl)
+      .post(pathOf(p.paymentId))
+      .send(successCallback(p.merchantRequestId, p.full, amount, receipt));
+  const events = (app: TestApp, id: string) =>
+    q<{ type: string; to_status: string | null }>(
+      app,
+      sql`select type, to_status from payment_events where payment_id = ${id} order by id`,
+    );
+  const inboxOf = (app: TestApp, id: string) =>
+    q<{ outcome: string | null }>(
+      app,
+      sql`select outcome from callback_inbox where url_payment_id = ${id} order by id`,
+    );
+
+  it('a success with another receipt on a completed payment is a second charge, not a stored duplicate', async () => {
+    const p = await pending(t);
+    expect((await post(t, p, 'REVSC00001')).status).toBe(200);
+    await t.callbacksApplied();
+    expect((await post(t, p, 'REVSC00002')).status).toBe(200);
+    await t.callbacksApplied();
+    const rows = await q<{ status: string; status_reason: string | null; mpesa_receipt_number: string }>(
+      t,
+      sql`select status, status_reason, mpesa_receipt_number from payments where order_id = ${p.orderId} order by created_at`,
+    );
+    expect(rows).toEqual([
+      { status: 'completed', status_reason: 'PAID', mpesa_receipt_number: 'REVSC00001' },
+      { status: 'review', status_reason: 'SECOND_CHARGE', mpesa_receipt_number: 'REVSC00002' },
+    ]);
+  });
+
+  it('the applier and a reconciler replay of the same stored row apply it once (one transition, no extra audit event)', async () => {
+    const p = await pending(t);
+    const locker = new Client({ connectionString: t.database.url });
+    await locker.connect();
+    let replay: Promise<unknown> | undefined;
+    try {
+      await locker.query('begin');
+      await locker.query('select 1 from payments where id = $1 for update', [p.paymentId]);
+      expect((await post(t, p, 'REVRACE001')).status).toBe(200);
+      // The applier's job waits for the lock; the reconciler (retry after 0 s) claims the same row and waits too.
+      replay = t.app.get(ReconcilerService).tick();
+      await new Promise((r) => setTimeout(r, 300));
+      await locker.query('commit');
+    } finally {
+      await locker.end();
+    }
+    await replay;
+    await t.callbacksApplied();
+    const evs = await events(t, p.paymentId);
+    expect(evs.filter((e) => e.to_status === 'completed')).toHaveLength(1);
+    // Before: the second pass recorded a duplicate_ignored event and overwrote the row's outcome with 'duplicate'.
+    expect(evs.map((e) => e.type)).not.toContain('duplicate_ignored');
+    expect(await inboxOf(t, p.paymentId)).toEqual([{ outcome: 'applied' }]);
+  });
+
+  it('CALLBACK_APPLY_QUEUE_MAX=1: what overflows is applied by the reconciler, every callback once', async () => {
+    const small = await startTestApp({
+      env: {
+        RECONCILER_ENABLED: 'false',
+        RECONCILER_INBOX_RETRY_AFTER_SECONDS: '0',
+        CALLBACK_APPLY_QUEUE_MAX: '1',
+        CALLBACK_APPLY_CONCURRENCY: '1',
+      },
+    });
+    try {
+      const ps = [];
+      for (let i = 0; i < 6; i++) ps.push(await pending(small));
+      const locker = new Client({ connectionString: small.database.url });
+      await locker.connect();
+      try {
+        await locker.query('begin');
+        await locker.query('select 1 from payments where id = $1 for update', [ps[0].paymentId]);
+        for (const [i, p] of ps.entries())
+          expect((await post(small, p, `REVQ${String(i).padStart(6, '0')}`)).status).toBe(200);
+        await locker.query('commit');
+      } finally {
+        await locker.end();
+      }
+      await small.callbacksApplied();
+      const ids = `{${ps.map((p) => p.paymentId).join(',')}}`;
+      const left = await q<{ n: number }>(
+        small,
+        sql`select count(*)::int as n from callback_inbox where processed_at is null and url_payment_id = any(${ids}::text[])`,
+      );
+      expect(left[0].n).toBeGreaterThan(0);
+      await small.app.get(ReconcilerService).tick();
+      for (const [i, p] of ps.entries()) {
+        const row = await q<{ status: string; mpesa_receipt_number: string }>(
+          small,
+          sql`select status, mpesa_receipt_number from payments where id = ${p.paymentId}`,
+        );
+        expect(row).toEqual([{ status: 'completed', mpesa_receipt_number: `REVQ${String(i).padStart(6, '0')}` }]);
+        const evs = await events(small, p.paymentId);
+        expect(evs.filter((e) => e.to_status === 'completed')).toHaveLength(1);
+        expect(await inboxOf(small, p.paymentId)).toEqual([{ outcome: 'applied' }]);
+      }
+    } finally {
+      await small.close();
+    }
   });
 });

@@ -506,6 +506,20 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
       await this.repo.markCallbackProcessed(row.id, 'invalid_shape');
       return 'invalid_shape';
     }
+    if (row.verified && row.urlPaymentId && !needsQuery(parsed)) {
+      // Under the row's lock, as the CallbackApplier applies it: whichever comes second finds it
+      // processed and leaves it (no second pass recording it as a duplicate).
+      const paymentId = row.urlPaymentId;
+      const done = await this.repo.transaction(async (tx) => {
+        if ((await this.repo.lockUnfinishedCallbacksIn(tx, [row.id])).size === 0) return undefined;
+        const applied = await this.lifecycle.applyOutcomeIn(tx, paymentId, callbackReport(parsed), 'daraja:callback');
+        await this.repo.finishCallbacksIn(tx, [{ id: row.id, outcome: applied.result }]);
+        return applied;
+      });
+      if (!done) return 'deferred';
+      done.afterCommit?.();
+      return done.result;
+    }
     if (row.verified && row.urlPaymentId) {
       const outcome = await this.processVerifiedCallback(row.urlPaymentId, parsed);
       await this.finishInboxRow(row.id, outcome);
