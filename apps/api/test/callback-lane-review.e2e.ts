@@ -208,4 +208,43 @@ describe('review of the STK callback fast lane and the applier', () => {
       await small.close();
     }
   });
+  it('app.close() with callbacks queued behind a lock: they are applied before it returns, each once', async () => {
+    const other = await startTestApp({ env: { RECONCILER_ENABLED: 'false', CALLBACK_APPLY_CONCURRENCY: '1' } });
+    try {
+      const ps = [];
+      for (let i = 0; i < 4; i++) ps.push(await pending(other));
+      const locker = new Client({ connectionString: other.database.url });
+      await locker.connect();
+      let closed = false;
+      try {
+        await locker.query('begin');
+        await locker.query('select 1 from payments where id = $1 for update', [ps[0].paymentId]);
+        for (const [i, p] of ps.entries())
+          expect((await post(other, p, `REVSD${String(i).padStart(5, '0')}`)).status).toBe(200);
+        // The Nest app only: the test database stays to be read.
+        const closing = other.app.close().then(() => (closed = true));
+        await new Promise((r) => setTimeout(r, 1000));
+        expect(closed).toBe(false); // waiting for the queued callbacks
+        await locker.query('commit');
+        await closing;
+        for (const [i, p] of ps.entries()) {
+          const pay = await locker.query('select status, mpesa_receipt_number from payments where id = $1', [
+            p.paymentId,
+          ]);
+          expect(pay.rows).toEqual([
+            { status: 'completed', mpesa_receipt_number: `REVSD${String(i).padStart(5, '0')}` },
+          ]);
+          const inbox = await locker.query('select outcome from callback_inbox where url_payment_id = $1', [
+            p.paymentId,
+          ]);
+          expect(inbox.rows).toEqual([{ outcome: 'applied' }]);
+        }
+      } finally {
+        await locker.end();
+      }
+    } finally {
+      await other.sim.close();
+      await other.database.dispose();
+    }
+  });
 });
