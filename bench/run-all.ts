@@ -15,7 +15,17 @@ import { resolve } from 'node:path';
 import { log, SMOKE, table, type TargetVerdict } from './lib/common';
 import { API_DIR, SWC_REGISTER } from './lib/deps';
 
-const ALL = ['statement', 'cold-start', 'callbacks', 'stk-push', 'paid-payment', 'accounts', 'memory', 'live-status', 'daily-report'];
+const ALL = [
+  'statement',
+  'cold-start',
+  'callbacks',
+  'stk-push',
+  'paid-payment',
+  'accounts',
+  'memory',
+  'live-status',
+  'daily-report',
+];
 const ONLY = process.env.BENCH_ONLY?.split(',')
   .map((s) => s.trim())
   .filter(Boolean);
