@@ -96,6 +96,27 @@ export function jsonShapeProblem(body: unknown): AppError | undefined {
   return undefined;
 }
 
+const invalidJson = () =>
+  Object.assign(new Error('Request body is not valid JSON'), { status: 400, type: 'entity.parse.failed' });
+
+/**
+ * The body as express.json() (body-parser, strict) reads it: a UTF-8 byte order mark is dropped
+ * (iconv-lite's decoder), an empty body is `{}`, and anything but an object or an array at the top
+ * (`null`, `5`, `"x"`) is invalid JSON, so the lane gives the same 400 as Express for the same bytes.
+ */
+export function parseJsonBody(raw: Buffer): unknown {
+  let text = raw.toString('utf8');
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  if (text.length === 0) return {};
+  const first = /^[\x20\x09\x0a\x0d]*([^\x20\x09\x0a\x0d])/.exec(text)?.[1];
+  if (first !== '{' && first !== '[') throw invalidJson();
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw invalidJson();
+  }
+}
+
 async function runLane(
   lane: FastLane,
   req: IncomingMessage,
@@ -109,12 +130,7 @@ async function runLane(
   let failure: unknown;
   try {
     const raw = await readBody(req, Number(req.headers['content-length']));
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(raw.toString('utf8'));
-    } catch {
-      throw Object.assign(new Error('Request body is not valid JSON'), { status: 400, type: 'entity.parse.failed' });
-    }
+    const parsed = parseJsonBody(raw);
     const shape = jsonShapeProblem(parsed);
     if (shape) throw shape;
     const answer = await lane.serve({ req, ip: proxyAddr(req, trust), body: parsed, rawBody: raw });

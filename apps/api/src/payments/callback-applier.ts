@@ -113,9 +113,19 @@ export class CallbackApplier implements BeforeApplicationShutdown {
 
   private async applyTogether(jobs: ApplyJob[]): Promise<void> {
     const after: (() => void)[] = [];
+    const applied: ApplyJob[] = [];
     await this.repo.transaction(async (tx) => {
+      applied.length = 0;
+      after.length = 0;
       const outcomes: { id: bigint; outcome: string }[] = [];
+      // A row the reconciler replayed meanwhile (it was due, or left to it) is not applied again.
+      const open = await this.repo.lockUnfinishedCallbacksIn(
+        tx,
+        jobs.map((j) => j.inboxId),
+      );
       for (const job of jobs) {
+        if (!open.has(job.inboxId.toString())) continue;
+        applied.push(job);
         const r = await job.apply(tx);
         outcomes.push({ id: job.inboxId, outcome: r.outcome });
         if (r.afterCommit) after.push(r.afterCommit);
@@ -123,7 +133,7 @@ export class CallbackApplier implements BeforeApplicationShutdown {
       await this.repo.finishCallbacksIn(tx, outcomes);
     });
     const now = Date.now();
-    for (const job of jobs) callbackApplyDelay.observe((now - job.receivedAt) / 1000);
+    for (const job of applied) callbackApplyDelay.observe((now - job.receivedAt) / 1000);
     for (const f of after) f();
   }
 

@@ -569,6 +569,22 @@ export class PaymentsRepository {
   }
 
   /**
+   * Locks stored callbacks for applying them in `tx` and returns those still unprocessed (ids as
+   * text). The applier and a reconciler replay of the same row take this lock first (before the
+   * payment's), so one applies the row and the other finds it processed and leaves it: never a
+   * second pass that would record the callback again as a duplicate.
+   */
+  async lockUnfinishedCallbacksIn(tx: Tx, ids: bigint[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const list = `{${ids.map(String).join(',')}}`;
+    const result = await tx.execute(sql`
+      select id::text as id, processed_at is null as open from callback_inbox
+      where id = any(${list}::bigint[]) order by id for update`);
+    const rows = ((result as { rows?: unknown[] }).rows ?? (result as unknown[])) as { id: string; open: boolean }[];
+    return new Set(rows.filter((r) => r.open).map((r) => r.id));
+  }
+
+  /**
    * Records the outcomes of stored callbacks inside the transaction that applied them, in one
    * statement. A row already recorded (the reconciler replayed it meanwhile: applying twice changed
    * nothing) keeps its outcome.

@@ -507,16 +507,18 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
       return 'invalid_shape';
     }
     if (row.verified && row.urlPaymentId && !needsQuery(parsed)) {
-      // As the applier does (one transaction, the row finished only if still open): a replay racing
-      // the applier on the same row applies once and keeps the first outcome recorded.
+      // Under the row's lock, as the CallbackApplier applies it: whichever comes second finds it
+      // processed and leaves it (no second pass recording it as a duplicate).
       const paymentId = row.urlPaymentId;
-      let applied: Awaited<ReturnType<PaymentLifecycle['applyOutcomeIn']>> | undefined;
-      await this.repo.transaction(async (tx) => {
-        applied = await this.lifecycle.applyOutcomeIn(tx, paymentId, callbackReport(parsed), 'daraja:callback');
+      const done = await this.repo.transaction(async (tx) => {
+        if ((await this.repo.lockUnfinishedCallbacksIn(tx, [row.id])).size === 0) return undefined;
+        const applied = await this.lifecycle.applyOutcomeIn(tx, paymentId, callbackReport(parsed), 'daraja:callback');
         await this.repo.finishCallbacksIn(tx, [{ id: row.id, outcome: applied.result }]);
+        return applied;
       });
-      applied?.afterCommit?.();
-      return applied?.result ?? 'unknown_payment';
+      if (!done) return 'deferred';
+      done.afterCommit?.();
+      return done.result;
     }
     if (row.verified && row.urlPaymentId) {
       const outcome = await this.processVerifiedCallback(row.urlPaymentId, parsed);
