@@ -11,6 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { Client, Pool } from 'pg';
+import { lockPgliteDir } from './pglite-lock';
 import { isEmptyPgliteDir, loadPgliteTemplate, seedPgliteDir } from './pglite-template';
 import { MIGRATIONS_FOLDER } from '../config/paths';
 import { schema } from './schema';
@@ -248,13 +249,22 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   // Only PGlite's WebAssembly is affected.
   setFlagsFromString(`--wasm-tiering-budget=${PGLITE_WASM_TIERING_BUDGET}`);
   let client: PGlite;
+  let unlock = () => {};
   if (options.pgliteDir) {
-    // First start on an empty folder: copy the pre-migrated template directory instead of running
-    // initdb, or else load its tarball.
-    const seeded = await seedPgliteDir(options.pgliteDir);
-    const template = !seeded && isEmptyPgliteDir(options.pgliteDir) ? loadPgliteTemplate() : undefined;
-    mkdirSync(options.pgliteDir, { recursive: true });
-    client = new PGlite(options.pgliteDir, template ? { loadDataDir: template } : {});
+    // One process per folder (pglite-lock.ts), claimed before it is seeded or opened.
+    unlock = lockPgliteDir(options.pgliteDir);
+    try {
+      // First start on an empty folder: copy the pre-migrated template directory instead of running
+      // initdb, or else load its tarball.
+      const seeded = await seedPgliteDir(options.pgliteDir);
+      const template = !seeded && isEmptyPgliteDir(options.pgliteDir) ? loadPgliteTemplate() : undefined;
+      mkdirSync(options.pgliteDir, { recursive: true });
+      client = new PGlite(options.pgliteDir, template ? { loadDataDir: template } : {});
+      await client.waitReady;
+    } catch (err) {
+      unlock();
+      throw err;
+    }
   } else {
     // In memory (tests without DATABASE_URL): the template saves initdb here too.
     const template = loadPgliteTemplate();
@@ -288,7 +298,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
         },
       };
     },
-    close: once(() => client.close()),
+    close: once(() => client.close().finally(unlock)),
   };
 }
 
