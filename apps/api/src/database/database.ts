@@ -7,12 +7,12 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
 import type { ExtractTablesWithRelations } from 'drizzle-orm';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { Client, Pool } from 'pg';
 import { lockPgliteDir } from './pglite-lock';
-import { isEmptyPgliteDir, loadPgliteTemplate, seedPgliteDir } from './pglite-template';
+import { discardPgliteTemplate, isEmptyPgliteDir, loadPgliteTemplate, seedPgliteDir } from './pglite-template';
 import { MIGRATIONS_FOLDER } from '../config/paths';
 import { schema } from './schema';
 
@@ -260,7 +260,23 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       const template = !seeded && isEmptyPgliteDir(options.pgliteDir) ? loadPgliteTemplate() : undefined;
       mkdirSync(options.pgliteDir, { recursive: true });
       client = new PGlite(options.pgliteDir, template ? { loadDataDir: template } : {});
-      await client.waitReady;
+      try {
+        await client.waitReady;
+      } catch (err) {
+        if (!seeded) throw err;
+        // The folder was copied from the template a moment ago and does not open: the template is
+        // broken (files lost from node_modules/.cache, a partial copy of the install). Without
+        // this, every start would fail on the copy it left. The copy and the template go (the
+        // next install or build makes a new one) and this start makes its database the slow way.
+        process.stderr.write(
+          `The pre-migrated PGlite template did not open (${err instanceof Error ? err.message : String(err)}): removed; creating the database without it\n`,
+        );
+        discardPgliteTemplate();
+        rmSync(options.pgliteDir, { recursive: true, force: true });
+        mkdirSync(options.pgliteDir, { recursive: true });
+        client = new PGlite(options.pgliteDir);
+        await client.waitReady;
+      }
     } catch (err) {
       unlock();
       throw err;
