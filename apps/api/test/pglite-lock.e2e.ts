@@ -57,4 +57,30 @@ describe('an embedded PGlite folder is opened by one process at a time', () => {
     await db.close();
     expect(existsSync(lockPathFor(dir))).toBe(false);
   }, 60_000);
+
+  it('pnpm dev on a folder a running process holds says so in its message alone and exits 1', async () => {
+    const first = await openDatabase({ pgliteDir: dir });
+    try {
+      const r = spawnSync(process.execPath, ['-r', '@swc-node/register', 'src/main.ts'], {
+        cwd: API_DIR,
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: {
+          ...process.env,
+          DATABASE_URL: '',
+          DATA_DIR: root,
+          PORT: '0',
+          POS_ENABLED: 'false',
+          NODE_ENV: 'development',
+        },
+      });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(
+        `Failed to start: The embedded database in ${dir} is in use by process ${process.pid}`,
+      );
+      expect(r.stderr).not.toMatch(/at \w+ \(/); // no stack trace
+    } finally {
+      await first.close();
+    }
+  }, 90_000);
 });
