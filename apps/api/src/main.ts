@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { DarajaSimulator } from '@smartduka/daraja-simulator';
 import { AppConfig, ConfigValidationError, loadConfig, loadDotEnv } from './config/app-config';
 import { DatabaseHandle, openDatabase, pgliteDirFor } from './database/database';
+import { PgliteDirInUseError } from './database/pglite-lock';
 
 // Only the configuration and the database are loaded before the database starts opening (see
 // main()); the Nest application (./bootstrap and everything it imports) is loaded while PGlite
@@ -301,6 +302,11 @@ export async function main(): Promise<void> {
 /** Runs main(), and ends the process with the error if the start fails. */
 export function start(): void {
   main().catch((err) => {
+    // A folder another process holds is an operator's situation, not a bug: its message alone.
+    if (err instanceof PgliteDirInUseError) {
+      process.stderr.write(`\nFailed to start: ${err.message}\n`);
+      process.exit(1);
+    }
     process.stderr.write(`Failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);
   });

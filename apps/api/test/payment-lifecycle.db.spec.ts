@@ -1705,6 +1705,67 @@ describe('openPayment checks the order in the same write', () => {
   );
 });
 
+describe('openPayment against a payment made for the order under its lock (a C2B claim)', () => {
+  (process.env.DATABASE_URL ? it : it.skip)(
+    'a payment inserted and completed by a transaction holding the order, committing while the push waits, counts (Postgres)',
+    async () => {
+      const orderId = await order(10_000n);
+      // What C2BMatchingService.book does, in its transaction: the order locked through the
+      // orders port, a new payment written and completed, committed a moment later.
+      let held!: () => void;
+      let commit!: () => void;
+      const locked = new Promise<void>((r) => (held = r));
+      const gate = new Promise<void>((r) => (commit = r));
+      const c2b = repo.transaction(async (tx) => {
+        await ordersService.getBalance(SHOP, orderId, tx);
+        const id = randomUUID();
+        await repo.insertPayment(
+          {
+            id,
+            shopId: SHOP,
+            orderId,
+            amountMinor: 10_000n,
+            currency: 'KES',
+            provider: 'mpesa',
+            status: 'pending',
+            createdBy: 'c2b',
+          },
+          tx,
+        );
+        await tx.execute(
+          sql`update payments set status = 'completed', completed_at = now(), mpesa_receipt_number = 'C2BRACE001' where id = ${id}`,
+        );
+        await ordersService.settleIfPaid(SHOP, orderId, tx);
+        held();
+        await gate;
+      });
+      await locked;
+      const opening = failure(lifecycle.openPayment(randomUUID(), openInput(orderId, { amountMinor: 5_000n })));
+      const { Client } = await import('pg');
+      const watch = new Client({ connectionString: tdb.url });
+      await watch.connect();
+      try {
+        const started = Date.now();
+        for (;;) {
+          const waiting = await watch.query(
+            `select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`,
+          );
+          if (waiting.rows[0].n > 0) break;
+          if (Date.now() - started > 5_000) throw new Error('the push never waited for the order');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      } finally {
+        await watch.end();
+      }
+      commit();
+      await c2b;
+      const err = await opening;
+      expect({ code: err.code, details: err.details }).toEqual({ code: 'ORDER_ALREADY_PAID', details: { orderId } });
+      expect((await paymentsOf(orderId)).map((p) => p.status)).toEqual(['completed']);
+    },
+  );
+});
+
 // ------------------------------------------------------------------ Idempotency-Key replay, request hash
 
 describe('replayIdempotent', () => {

@@ -7,11 +7,12 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
 import type { ExtractTablesWithRelations } from 'drizzle-orm';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { Client, Pool } from 'pg';
-import { isEmptyPgliteDir, loadPgliteTemplate, seedPgliteDir } from './pglite-template';
+import { lockPgliteDir } from './pglite-lock';
+import { discardPgliteTemplate, isEmptyPgliteDir, loadPgliteTemplate, seedPgliteDir } from './pglite-template';
 import { MIGRATIONS_FOLDER } from '../config/paths';
 import { schema } from './schema';
 
@@ -248,13 +249,38 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   // Only PGlite's WebAssembly is affected.
   setFlagsFromString(`--wasm-tiering-budget=${PGLITE_WASM_TIERING_BUDGET}`);
   let client: PGlite;
+  let unlock = () => {};
   if (options.pgliteDir) {
-    // First start on an empty folder: copy the pre-migrated template directory instead of running
-    // initdb, or else load its tarball.
-    const seeded = await seedPgliteDir(options.pgliteDir);
-    const template = !seeded && isEmptyPgliteDir(options.pgliteDir) ? loadPgliteTemplate() : undefined;
-    mkdirSync(options.pgliteDir, { recursive: true });
-    client = new PGlite(options.pgliteDir, template ? { loadDataDir: template } : {});
+    // One process per folder (pglite-lock.ts), claimed before it is seeded or opened.
+    unlock = lockPgliteDir(options.pgliteDir);
+    try {
+      // First start on an empty folder: copy the pre-migrated template directory instead of running
+      // initdb, or else load its tarball.
+      const seeded = await seedPgliteDir(options.pgliteDir);
+      const template = !seeded && isEmptyPgliteDir(options.pgliteDir) ? loadPgliteTemplate() : undefined;
+      mkdirSync(options.pgliteDir, { recursive: true });
+      client = new PGlite(options.pgliteDir, template ? { loadDataDir: template } : {});
+      try {
+        await client.waitReady;
+      } catch (err) {
+        if (!seeded) throw err;
+        // The folder was copied from the template a moment ago and does not open: the template is
+        // broken (files lost from node_modules/.cache, a partial copy of the install). Without
+        // this, every start would fail on the copy it left. The copy and the template go (the
+        // next install or build makes a new one) and this start makes its database the slow way.
+        process.stderr.write(
+          `The pre-migrated PGlite template did not open (${err instanceof Error ? err.message : String(err)}): removed; creating the database without it\n`,
+        );
+        discardPgliteTemplate();
+        rmSync(options.pgliteDir, { recursive: true, force: true });
+        mkdirSync(options.pgliteDir, { recursive: true });
+        client = new PGlite(options.pgliteDir);
+        await client.waitReady;
+      }
+    } catch (err) {
+      unlock();
+      throw err;
+    }
   } else {
     // In memory (tests without DATABASE_URL): the template saves initdb here too.
     const template = loadPgliteTemplate();
@@ -288,7 +314,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
         },
       };
     },
-    close: once(() => client.close()),
+    close: once(() => client.close().finally(unlock)),
   };
 }
 

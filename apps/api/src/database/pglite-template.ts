@@ -102,6 +102,12 @@ export async function buildPgliteTemplate(): Promise<string> {
   return dir;
 }
 
+/** Removes both templates (one that did not open): the next install or build makes them again. */
+export function discardPgliteTemplate(): void {
+  rmSync(pgliteTemplateDir(), { recursive: true, force: true });
+  rmSync(pgliteTemplatePath(), { force: true });
+}
+
 /** True when `dir` holds no PGlite cluster yet (the first start). */
 export function isEmptyPgliteDir(dir: string): boolean {
   return !existsSync(join(dir, 'PG_VERSION'));

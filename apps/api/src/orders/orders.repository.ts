@@ -32,13 +32,18 @@ export class OrdersRepository {
     return rows.length === 1;
   }
 
-  /** SELECT … FOR UPDATE on the order row (inside `tx`). */
+  /**
+   * Locks the order row (inside `tx`) with a write that changes nothing (a new row version):
+   * PaymentsRepository.openPaymentChecked, one statement whose snapshot may predate this
+   * transaction's commit, tells by the row's version that the order changed under it (payments
+   * written here are invisible to that snapshot) and runs again. A SELECT … FOR UPDATE would
+   * leave the row as it was, and the push would open on a balance that misses them.
+   */
   async lock(shopId: string, id: string, tx: DbOrTx): Promise<void> {
     await tx
-      .select({ id: orders.id })
-      .from(orders)
-      .where(and(eq(orders.shopId, shopId), eq(orders.id, id)))
-      .for('update');
+      .update(orders)
+      .set({ paidAt: sql`${orders.paidAt}` })
+      .where(and(eq(orders.shopId, shopId), eq(orders.id, id)));
   }
 
   async find(shopId: string, id: string, tx: DbOrTx = this.db): Promise<OrderRow | null> {

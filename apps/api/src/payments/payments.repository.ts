@@ -51,6 +51,9 @@ export interface PushAnswerKey {
 
 const PAYMENT_COLUMNS = getTableColumns(payments);
 
+/** How often openPaymentChecked runs again when the order changed under its snapshot (each retry follows a commit on the order). */
+const OPEN_STALE_RETRIES = 5;
+
 /** The rows of a db.execute result, whichever driver ran it (node-postgres: { rows }, PGlite: the rows). */
 function resultRows(res: unknown): Record<string, unknown>[] {
   return ((res as { rows?: unknown[] }).rows ?? (res as unknown[])) as Record<string, unknown>[];
@@ -104,7 +107,12 @@ export class PaymentsRepository {
    * ones from the locked rows. A payment completing concurrently holds its row lock until it
    * commits; the lock wait then yields the row as committed (READ COMMITTED re-reads a row it had
    * to wait for), so its amount counts, although the statement's snapshot is older. A plain
-   * `sum(...)` subquery would read that snapshot and miss it. A second payment for the order in
+   * `sum(...)` subquery would read that snapshot and miss it. A payment the snapshot cannot see at
+   * all (one another transaction wrote while holding the order, as a C2B claim does: the row is
+   * new, so no row lock on it is waited for) is caught by the order row: every transaction that
+   * holds an order takes it with a write (OrdersRepository.lock), so the locked row is then a
+   * newer version than the snapshot's; the statement writes nothing and runs again with a fresh
+   * snapshot (`fresh`). A second payment for the order in
    * flight is refused by the unique index payments_one_in_flight_per_order_uq (23505), and so is
    * a key already used (idempotency_keys' primary key): the caller sorts those out as before.
    */
@@ -129,24 +137,28 @@ export class PaymentsRepository {
           select ${row.shopId}, ${idem.key}, ${idem.requestHash}, ins.id from ins
         )`
       : sql``;
-    const res = await this.db.execute(sql`
+    const statement = sql`
       with prior as (
         select ${payments.status} as status, ${payments.amountMinor} as amount_minor from ${payments}
         where ${payments.shopId} = ${row.shopId} and ${payments.orderId} = ${row.orderId}
         for share
+      ), seen as (
+        select ${orders}.ctid as tid from ${orders}
+        where ${orders.shopId} = ${row.shopId} and ${orders.id} = ${row.orderId}
       ), o as (
-        select ${orders.totalMinor} as total_minor, ${orders.currency} as currency from ${orders}
+        select ${orders}.ctid as tid, ${orders.totalMinor} as total_minor, ${orders.currency} as currency from ${orders}
         where ${orders.shopId} = ${row.shopId} and ${orders.id} = ${row.orderId}
           and (select count(*) from prior) >= 0
         for update
       ), bal as (
         select o.total_minor, o.currency,
-          coalesce((select sum(prior.amount_minor) from prior where prior.status = 'completed'), 0)::bigint as paid_minor
+          coalesce((select sum(prior.amount_minor) from prior where prior.status = 'completed'), 0)::bigint as paid_minor,
+          exists (select 1 from seen where seen.tid = o.tid) as fresh
         from o
       ), ins as (
         insert into payments (${sql.join(cols, sql`, `)})
         select ${sql.join(vals, sql`, `)} from bal
-        where bal.currency = ${row.currency}
+        where bal.fresh and bal.currency = ${row.currency}
           and bal.total_minor - bal.paid_minor > 0
           and bal.total_minor - bal.paid_minor >= ${row.amountMinor.toString()}::bigint
         returning id
@@ -154,11 +166,20 @@ export class PaymentsRepository {
         insert into payment_events (payment_id, type, to_status, actor, data)
         select ins.id, 'created', 'initiated', ${event.actor}, ${JSON.stringify(event.data)}::jsonb from ins
       )${keyInsert}
-      select bal.total_minor::text as total_minor, bal.paid_minor::text as paid_minor, bal.currency,
+      select bal.total_minor::text as total_minor, bal.paid_minor::text as paid_minor, bal.currency, bal.fresh,
         exists (select 1 from ins where ins.id = ${id}) as opened
       from bal
-    `);
-    const r = resultRows(res)[0];
+    `;
+    let r: Record<string, unknown> | undefined;
+    for (let attempt = 1; ; attempt++) {
+      r = resultRows(await this.db.execute(statement))[0];
+      if (!r || r.fresh === true) break;
+      // The order row changed after this statement's snapshot (a transaction holding it committed
+      // while the statement waited for its lock): payments it wrote are not in the snapshot. Again,
+      // with a snapshot taken after that commit.
+      if (attempt >= OPEN_STALE_RETRIES)
+        throw new Error(`openPaymentChecked: order ${row.orderId} kept changing under ${attempt} attempts`);
+    }
     if (!r) return { balance: null, opened: false };
     return {
       balance: {
