@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { phoneHash } from '../src/payments/phone-hash';
 import { C2bPullService } from '../src/payments/providers/mpesa/c2b-pull.service';
 import { C2bTestContext, PAYBILL, PAYER, startC2bTestApp } from './helpers/c2b';
-import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
+import { startExtraTestApp, TEST_CALLBACK_SECRET, TestApp, waitFor } from './helpers/test-app';
 
 /**
  * Customer-started payments that reach us another way than their confirmation: a confirmation
@@ -109,6 +109,53 @@ describe('C2B: Pull Transactions recovery and a paid Dynamic QR', () => {
     expect(await pass()).toMatchObject({ stored: 0 });
     expect(await c.counts()).toEqual(before);
     expect(await c.c2bRow(paid.transId)).toEqual(row);
+  });
+
+  it('another instance recovers it on its timer; racing this one’s passes still makes one row, one payment', async () => {
+    await c.order('shop-a', 'PULL-3', 55);
+    await c.order('shop-a', 'PULL-4', 65);
+    const pay = (amount: number, ref: string) =>
+      t.sim.c2bPay({ shortcode: PAYBILL, amount, billRefNumber: ref, msisdnForm: 'hashed', copies: 0 });
+    const timerOnly = await pay(55, 'PULL-3');
+    const before = await c.counts();
+    const other = await startExtraTestApp(t, {
+      CREDENTIALS_KEYS: c.credentialsKeys,
+      MPESA_C2B_PULL_INTERVAL_MS: '1000',
+      MPESA_C2B_PULL_LOOKBACK_SECONDS: '3600',
+      MPESA_HTTP_TIMEOUT_MS: '8000',
+    });
+    let raced: Awaited<ReturnType<typeof pay>>;
+    try {
+      // No pass here: only the other instance's timer can pay it.
+      await waitFor(async () => (await c.paymentsWithReceipt(timerOnly.transId)).length > 0, 10_000);
+      expect(await pass()).toMatchObject({ stored: 0 });
+      raced = await pay(65, 'PULL-4');
+      // This instance's passes race the other's timer for the same TransID.
+      await Promise.all([pass(), pass(), new Promise((r) => setTimeout(r, 600)).then(pass)]);
+      await new Promise((r) => setTimeout(r, 1500)); // at least one more pass of the other instance
+    } finally {
+      await other.close();
+    }
+    for (const [paid, ref, minor] of [
+      [timerOnly, 'PULL-3', '5500'],
+      [raced, 'PULL-4', '6500'],
+    ] as const) {
+      expect(await c.paymentsWithReceipt(paid.transId)).toEqual([
+        expect.objectContaining({ status: 'completed', order_id: ref, amount_minor: minor }),
+      ]);
+      expect(await c.c2bRow(paid.transId)).toMatchObject({
+        status: 'applied',
+        deliveries: 0,
+        msisdn_form: 'sha256',
+        msisdn_sha256: paid.body.MSISDN,
+      });
+    }
+    expect(await c.counts()).toEqual({
+      ...before,
+      payments: before.payments + 2,
+      c2b: before.c2b + 2,
+      paid_orders: before.paid_orders + 2,
+    });
   });
 
   it('a QR generated and paid: the customer pays what the QR says, the confirmation is matched, the order is paid', async () => {
