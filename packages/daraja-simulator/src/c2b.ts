@@ -10,7 +10,8 @@ import { badRequest, type DarajaError } from './errors';
 import { isPlainObject, redactUrl } from './http';
 import { newReceiptNumber, randomFrom } from './ids';
 import type { Registry } from './registry';
-import { formatNairobiTimestamp } from './time';
+import type { SimPullTransaction } from './qr-pull';
+import { formatNairobiTimestamp, parseNairobiTimestamp } from './time';
 
 /** Words Daraja refuses in C2B URLs (daraja.md §2.4), any case. */
 const FORBIDDEN_URL_WORDS = ['m-pesa', 'mpesa', 'safaricom', 'exe', 'exec', 'cmd', 'sql', 'query'];
@@ -77,6 +78,8 @@ export class C2bApi {
   constructor(
     private readonly registry: Registry,
     private readonly log: (line: string) => void,
+    /** Where a payment that moved money is also listed: the shortcode's Pull Transactions list (as Daraja does). */
+    private readonly pullList: (shortcode: string, tx: SimPullTransaction) => void = () => undefined,
   ) {}
 
   /** POST /mpesa/c2b/{v1,v2}/registerurl, after the gateway's token check. */
@@ -157,7 +160,9 @@ export class C2bApi {
     const reg = this.registrations.get(p.shortcode);
     const outcome: SimC2bOutcome = { transId: body.TransID, outcome: 'confirmed', confirmations: [], body };
     if (!reg) {
+      // No URLs to notify, but the money moved all the same: Pull Transactions lists it.
       outcome.outcome = 'no_registration';
+      this.listForPull(p.shortcode, body);
       this.record(outcome);
       return outcome;
     }
@@ -173,6 +178,8 @@ export class C2bApi {
         return outcome;
       }
     }
+    // Listed before any confirmation is sent: a dropped (copies 0) or failed one is still in the Pull list.
+    this.listForPull(p.shortcode, body);
     for (let i = 0; i < copies; i += 1) outcome.confirmations.push(await this.sender.send(reg.confirmationUrl, body));
     this.log(`C2B ${body.TransID} confirmed, ${copies} confirmation(s) sent`);
     this.record(outcome);
@@ -210,6 +217,21 @@ export class C2bApi {
   shutdown(): void {
     this.sender.abortAll();
     this.validationSender.abortAll();
+  }
+
+  /** The payment as the shortcode's Pull Transactions list shows it (same TransID, amount, MSISDN form and time). */
+  private listForPull(shortcode: string, body: Record<string, string>): void {
+    const amount = Number(body.TransAmount.replace(/,/g, ''));
+    // A deliberately bad TransAmount (amountText) is a malformed confirmation, not money Pull could list.
+    if (!Number.isFinite(amount) || amount <= 0 || !/^[A-Z0-9]{6,20}$/.test(body.TransID)) return;
+    this.pullList(shortcode, {
+      transactionId: body.TransID,
+      amount,
+      trxDate: parseNairobiTimestamp(body.TransTime) ?? new Date(),
+      msisdn: body.MSISDN,
+      billreference: body.BillRefNumber,
+      transactiontype: body.TransactionType === 'Buy Goods' ? 'c2b-buy-goods-debit' : 'c2b-pay-bill-debit',
+    });
   }
 
   private record(o: SimC2bOutcome): void {

@@ -194,7 +194,11 @@ export class SimulatorCore {
     this.registry = new Registry(options.apps, options.accounts);
     this.qrPull = new QrPullRoutes(this);
     this.results = new ResultApi(this.registry, options.resultDelayMs, options.maxRecords, (line) => this.log(line));
-    this.c2b = new C2bApi(this.registry, (line) => this.log(line));
+    this.c2b = new C2bApi(
+      this.registry,
+      (line) => this.log(line),
+      (shortcode, tx) => void this.qrPull.addTransactions(shortcode, [tx]),
+    );
     this.behaviourState = { ...options.behaviour };
     this.applyFaults(options.faults);
   }

@@ -176,4 +176,26 @@ describe('Dynamic QR and Pull Transactions', () => {
     });
     expect(bad.status).toBe(400);
   });
+
+  it('Pull: a customer’s C2B payment is listed for its shortcode, whatever became of its confirmation', async () => {
+    await register();
+    // No C2B URLs registered here: the money moves, nobody is told, Pull still lists it.
+    const paid = await sim.c2bPay({ shortcode: SHORTCODE, amount: 120, billRefNumber: 'ORD-9', copies: 0 });
+    expect(paid.outcome).toBe('no_registration');
+    const bad = await sim.c2bPay({ shortcode: SHORTCODE, amountText: 'abc', billRefNumber: 'ORD-9' });
+    const now = Date.now();
+    const res = await query(new Date(now - HOUR), new Date(now));
+    expect(res.json).toMatchObject({ ResponseCode: '1000', TotalPages: 1 });
+    const rows = (res.json as { Response: Record<string, unknown>[][] }).Response[0]!;
+    expect(rows).toEqual([
+      expect.objectContaining({
+        transactionId: paid.transId,
+        amount: 120,
+        billreference: 'ORD-9',
+        msisdn: paid.body.MSISDN,
+        transactiontype: 'c2b-pay-bill-debit',
+      }),
+    ]);
+    expect(rows.map((r) => r.transactionId)).not.toContain(bad.transId);
+  });
 });

@@ -293,3 +293,33 @@ describe('loadConfig: CREDENTIALS_KEYS (merchant-account secrets at rest)', () =
     expect(loadConfig({ MERCHANT_ACCOUNTS_PLATFORM_DEFAULT: 'false' }).merchantAccounts.platformDefault).toBe(false);
   });
 });
+
+describe('MPESA_C2B_PULL_*', () => {
+  it('defaults to a pass every 15 minutes over the last 90 minutes', () => {
+    expect(loadConfig({}).mpesa.c2b.pull).toEqual({ enabled: true, intervalMs: 900_000, lookbackSeconds: 5400 });
+    expect(
+      loadConfig({
+        MPESA_C2B_PULL_ENABLED: 'false',
+        MPESA_C2B_PULL_INTERVAL_MS: '60000',
+        MPESA_C2B_PULL_LOOKBACK_SECONDS: '172800',
+      }).mpesa.c2b.pull,
+    ).toEqual({ enabled: false, intervalMs: 60_000, lookbackSeconds: 172_800 });
+  });
+  it('refuses a lookback past Daraja’s 48 hours, a bad switch, and a window that leaves gaps between passes', () => {
+    expect(problemsOf({ MPESA_C2B_PULL_LOOKBACK_SECONDS: '172801' }).join('\n')).toMatch(
+      /MPESA_C2B_PULL_LOOKBACK_SECONDS/,
+    );
+    expect(problemsOf({ MPESA_C2B_PULL_ENABLED: 'maybe' }).join('\n')).toMatch(/MPESA_C2B_PULL_ENABLED/);
+    expect(problemsOf({ MPESA_C2B_PULL_INTERVAL_MS: '7200000', MPESA_C2B_PULL_LOOKBACK_SECONDS: '3600' })).toContain(
+      'MPESA_C2B_PULL_LOOKBACK_SECONDS must cover MPESA_C2B_PULL_INTERVAL_MS (passes would leave gaps)',
+    );
+    // Switched off, the pair is not checked.
+    expect(
+      problemsOf({
+        MPESA_C2B_PULL_ENABLED: 'false',
+        MPESA_C2B_PULL_INTERVAL_MS: '7200000',
+        MPESA_C2B_PULL_LOOKBACK_SECONDS: '3600',
+      }),
+    ).toEqual([]);
+  });
+});

@@ -146,6 +146,11 @@ export interface AppConfig {
       apiVersion: 'v1' | 'v2';
       /** The validation answer's budget (Daraja waits ~8 s): past it, the payment is accepted. */
       validationBudgetMs: number;
+      /**
+       * The Pull Transactions pass (C2bPullService): MPESA_C2B_PULL_ENABLED, every
+       * MPESA_C2B_PULL_INTERVAL_MS, the last MPESA_C2B_PULL_LOOKBACK_SECONDS of each registered shortcode.
+       */
+      pull: { enabled: boolean; intervalMs: number; lookbackSeconds: number };
     };
   };
   /** How customers' browsers and the card/wallet providers reach this API (redirects, webhooks, IPNs). No trailing slash. */
@@ -618,6 +623,12 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
         baseUrl: c2bBaseUrl ?? '',
         apiVersion: oneOf('MPESA_C2B_API_VERSION', ['v1', 'v2'] as const, 'v1'),
         validationBudgetMs: int('MPESA_C2B_VALIDATION_BUDGET_MS', 3000, 100, 7000),
+        pull: {
+          enabled: bool('MPESA_C2B_PULL_ENABLED', true),
+          intervalMs: int('MPESA_C2B_PULL_INTERVAL_MS', 900_000, 1000, 86_400_000),
+          // 1 h and a margin; Daraja keeps 48 h.
+          lookbackSeconds: int('MPESA_C2B_PULL_LOOKBACK_SECONDS', 5400, 60, 172_800),
+        },
       },
     },
     publicBaseUrl,
@@ -645,6 +656,10 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
       refundMaxLooks: int('REFUND_MAX_LOOKS', 30, 1, 1000),
     },
   };
+  const pull = config.mpesa.c2b.pull;
+  // A window shorter than the interval leaves gaps no pass ever looks at.
+  if (pull.enabled && pull.lookbackSeconds * 1000 < pull.intervalMs)
+    problems.push('MPESA_C2B_PULL_LOOKBACK_SECONDS must cover MPESA_C2B_PULL_INTERVAL_MS (passes would leave gaps)');
   if (config.reconciler.backoffMaxSeconds < config.reconciler.backoffBaseSeconds)
     problems.push('RECONCILER_BACKOFF_MAX_SECONDS must be at least RECONCILER_BACKOFF_BASE_SECONDS');
   if (config.databaseUrl && !/^postgres(ql)?:\/\//.test(config.databaseUrl))

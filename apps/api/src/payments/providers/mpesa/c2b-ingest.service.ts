@@ -3,12 +3,15 @@ import { randomUUID } from 'node:crypto';
 import { NotFoundError } from '../../../common/errors';
 import { safeError } from '../../../common/logging';
 import type { AppConfig } from '../../../config/app-config';
+import type { DbOrTx } from '../../../database/database';
 import { APP_CONFIG } from '../../../config/config.module';
 import type { MerchantAccountRow, NewC2bTransactionRow } from '../../../database/schema';
 import { ORDERS_PORT, OrdersPort } from '../../../orders/orders.port';
 import { MerchantAccountsRepository } from '../../merchant-accounts.repository';
 import { phoneHash } from '../../phone-hash';
 import { C2bMatching } from './c2b-matching.service';
+import type { PulledC2bTransaction } from './mpesa-pull.service';
+import { nairobiTimestamp } from './nairobi-time';
 import {
   C2B_ACCEPT,
   C2B_CONFIRMATION_ACK,
@@ -16,6 +19,7 @@ import {
   C2bPayload,
   c2bReject,
   C2bValidationAnswer,
+  classifyMsisdn,
   parseC2bPayload,
 } from './c2b-payload';
 import { C2bRepository } from './c2b.repository';
@@ -67,30 +71,75 @@ export class C2bIngestService {
       status: c.problem ? 'invalid' : 'received',
       statusReason: c.problem,
     };
-    const log = { accountId: account.id, receipt: c.transId };
-    if (c.problem) this.logger.warn({ ...log, problem: c.problem }, 'C2B confirmation stored as invalid');
+    if (c.problem)
+      this.logger.warn(
+        { accountId: account.id, receipt: c.transId, problem: c.problem },
+        'C2B confirmation stored as invalid',
+      );
+    await this.storeAndMatch(row, 'confirmation');
+    return C2B_CONFIRMATION_ACK;
+  }
+
+  /**
+   * A transaction Pull Transactions listed for the account (C2bPullService): the same row and the
+   * same matching as its confirmation would have made, MSISDN through the same plain / masked /
+   * hashed handling. A TransID the account already has (its confirmation came, or an earlier pass)
+   * is left exactly as it is. `deliveries` stays 0: no confirmation was delivered; a late one counts 1.
+   * Returns whether a new row was stored.
+   */
+  async ingestPulled(account: MerchantAccountRow, t: PulledC2bTransaction): Promise<boolean> {
+    const ref = t.billRefNumber?.trim().slice(0, 40) || null;
+    const row: NewC2bTransactionRow = {
+      id: randomUUID(),
+      merchantAccountId: account.id,
+      shopId: account.shopId,
+      transId: t.transId,
+      transactionType: t.transactionType?.slice(0, 60) ?? null,
+      transTime: nairobiTimestamp(t.time),
+      amountMinor: t.amountMinor,
+      businessShortcode: t.shortcode,
+      billRefNumber: ref,
+      invoiceNumber: null,
+      thirdPartyTransId: null,
+      ...this.msisdnColumns({ msisdn: classifyMsisdn(t.msisdn) }),
+      customerName: null,
+      status: 'received',
+      statusReason: null,
+      deliveries: 0,
+    };
+    return this.storeAndMatch(row, 'pull');
+  }
+
+  /**
+   * Stored and matched in ONE commit (the common case): either both commit, or neither does and it
+   * is stored alone (durable; the retry pass, C2bRetryService, matches it). A confirmation's repeat
+   * is counted on its row; a pulled transaction already stored is not touched at all.
+   */
+  private async storeAndMatch(row: NewC2bTransactionRow, source: 'confirmation' | 'pull'): Promise<boolean> {
+    const log = { accountId: row.merchantAccountId, receipt: row.transId, source };
+    const put = (tx?: DbOrTx) => (source === 'pull' ? this.c2b.storeIfNew(row, tx) : this.c2b.store(row, tx));
     try {
-      // The common case in ONE commit: stored and matched (a repeat is only counted). Either both
-      // commit before we answer, or neither does and it is stored alone below.
       const { stored, status, afterCommit } = await this.c2b.transaction(async (tx) => {
-        const stored = await this.c2b.store(row, tx);
+        const stored = await put(tx);
+        if (!stored) return { stored, status: undefined, afterCommit: undefined };
         // A repeat of a row still `received` (its matching failed before) is matched now too.
         const matched = stored.row.status === 'received' ? await this.matching.matchIn(tx, stored.row) : undefined;
         return { stored, status: matched?.status ?? stored.row.status, afterCommit: matched?.afterCommit };
       });
       afterCommit?.();
+      if (!stored) return false;
       const logged = { ...log, c2bPaymentId: stored.row.id, deliveries: stored.row.deliveries, status };
-      if (stored.first) this.logger.log(logged, 'C2B confirmation stored and matched');
+      if (stored.first) this.logger.log(logged, `C2B ${source} stored and matched`);
       else this.logger.log(logged, 'C2B confirmation delivered again: counted, not applied again');
+      return stored.first;
     } catch (err) {
-      // Stored alone: acknowledged anyway (it is durable); the retry pass (C2bRetryService) matches it.
       this.logger.error(
         { ...log, err: safeError(err) },
-        'C2B confirmation matching failed; storing it for the retry pass',
+        `C2B ${source} matching failed; storing it for the retry pass`,
       );
-      await this.c2b.store(row);
+      const stored = await put();
+      return stored?.first ?? false;
     }
-    return C2B_CONFIRMATION_ACK;
   }
 
   /**
@@ -164,7 +213,7 @@ export class C2bIngestService {
   }
 
   /** Never the number: our keyed hash of a plain one, Safaricom's SHA-256 as it came, a masked one as it came. */
-  private msisdnColumns(c: C2bPayload) {
+  private msisdnColumns(c: Pick<C2bPayload, 'msisdn'>) {
     const m = c.msisdn;
     return {
       msisdnForm: m.form,

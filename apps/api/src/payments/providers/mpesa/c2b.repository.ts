@@ -44,6 +44,16 @@ export class C2bRepository {
     return { row: stored, first: stored.id === row.id };
   }
 
+  /** A pulled transaction: inserted when the account has no row of its TransID yet, else nothing at all (null). */
+  async storeIfNew(row: NewC2bTransactionRow, tx: DbOrTx = this.db): Promise<StoredC2b | null> {
+    const rows = await tx
+      .insert(c2bTransactions)
+      .values(row)
+      .onConflictDoNothing({ target: [c2bTransactions.merchantAccountId, c2bTransactions.transId] })
+      .returning();
+    return rows[0] ? { row: rows[0], first: true } : null;
+  }
+
   async lock(tx: Tx, id: string): Promise<C2bTransactionRow | null> {
     const rows = await tx.select().from(c2bTransactions).where(eq(c2bTransactions.id, id)).for('update');
     return rows[0] ?? null;

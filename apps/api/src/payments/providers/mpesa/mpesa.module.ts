@@ -30,6 +30,7 @@ import { C2bFeedController, C2bNotificationsController, C2bRegistrationControlle
 import { C2bIngestService } from './c2b-ingest.service';
 import { C2bMatching } from './c2b-matching.service';
 import { C2bRegistrationService } from './c2b-registration.service';
+import { C2bPullService } from './c2b-pull.service';
 import { C2bRetryService } from './c2b-retry.service';
 import { C2bRepository } from './c2b.repository';
 
@@ -52,6 +53,7 @@ import { C2bRepository } from './c2b.repository';
     C2bIngestService,
     C2bRegistrationService,
     C2bRetryService,
+    C2bPullService,
     {
       provide: DARAJA_OPTIONS,
       inject: [APP_CONFIG, DarajaTokenRepository],
