@@ -51,6 +51,7 @@ function expect429(res: Response, code: 'PHONE_BUSY' | 'RATE_LIMITED_SHOP', maxS
 async function settled(t: TestApp, push: Response): Promise<void> {
   expect(push.status).toBe(201);
   await t.sim.waitForCallbacks(fullCheckoutRequestId(t.sim, push.body), 1, 10_000);
+  await t.callbacksApplied(); // acknowledged when stored, applied right after
 }
 
 async function counterKeys(db: Db): Promise<string[]> {
