@@ -75,6 +75,16 @@ export class C2bMatching {
   async matchIn(tx: Tx, row: C2bTransactionRow): Promise<Matched> {
     if (row.status !== 'received' || !row.transId || row.amountMinor === null) return { status: row.status };
     const held = await this.payments.findByReceipt(row.transId, tx);
+    if (held && held.shopId !== row.shopId) {
+      // Another shop's payment holds this receipt: never linked to it (its ids stay that shop's),
+      // nothing booked; a person looks.
+      await this.c2b.update(row.id, { status: 'review', statusReason: 'RECEIPT_OF_ANOTHER_SHOP' }, tx);
+      this.logger.warn(
+        { c2bPaymentId: row.id },
+        'C2B confirmation carries a receipt held by another shop; left for review',
+      );
+      return { status: 'review' };
+    }
     if (held) {
       // The STK callback of the same money came first: one payment, nothing booked again.
       await this.c2b.update(row.id, { status: 'stk_twin', paymentId: held.id, orderId: held.orderId }, tx);

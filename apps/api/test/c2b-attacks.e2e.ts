@@ -1,0 +1,76 @@
+import { sql } from 'drizzle-orm';
+import { scopedCallbackToken } from '../src/payments/providers/mpesa/callback-token';
+import { C2bTestContext, startC2bTestApp } from './helpers/c2b';
+import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
+
+/** Attacks on the C2B capability URLs: a confirmation never links or moves money across shops. */
+describe('C2B attacks', () => {
+  let c: C2bTestContext;
+  let t: TestApp;
+  const url = (account: string) =>
+    `/payments/c2b/${account}/confirmation/${scopedCallbackToken(TEST_CALLBACK_SECRET, 'c2b-confirmation', account)}`;
+  const body = (transId: string, amount: string, ref = '') => ({
+    TransactionType: 'Pay Bill',
+    TransID: transId,
+    TransTime: '20261203100000',
+    TransAmount: amount,
+    BusinessShortCode: '600411',
+    BillRefNumber: ref,
+    MSISDN: '25470****149',
+    FirstName: 'John',
+    LastName: 'Doe',
+  });
+
+  beforeAll(async () => {
+    c = await startC2bTestApp({ registered: true });
+    ({ t } = c);
+  });
+  afterAll(() => c.close());
+
+  it('the same TransID again with another amount changes no money: the first wins', async () => {
+    await c.order('shop-a', 'ATK-1', 100);
+    const first = await t
+      .http()
+      .post(url(c.accountA))
+      .send(body('ATKAAA0001', '100', 'ATK-1'));
+    expect(first.status).toBe(200);
+    const again = await t
+      .http()
+      .post(url(c.accountA))
+      .send(body('ATKAAA0001', '5', 'ATK-1'));
+    expect(again.status).toBe(200);
+    const ps = await c.paymentsWithReceipt('ATKAAA0001');
+    expect(ps).toHaveLength(1);
+    expect(ps[0]).toMatchObject({ amount_minor: '10000', status: 'completed', order_id: 'ATK-1' });
+    expect(await c.c2bRow('ATKAAA0001')).toMatchObject({ amount_minor: '10000', deliveries: 2 });
+  });
+
+  it("a confirmation on shop-b's URL carrying shop-a's receipt is not linked to shop-a's payment or order", async () => {
+    await c.order('shop-a', 'ATK-2', 50);
+    expect(
+      (
+        await t
+          .http()
+          .post(url(c.accountA))
+          .send(body('ATKAAA0002', '50', 'ATK-2'))
+      ).status,
+    ).toBe(200);
+    const [theirs] = await c.paymentsWithReceipt('ATKAAA0002');
+    expect(theirs.order_id).toBe('ATK-2');
+
+    const res = await t.http().post(url(c.accountB)).send(body('ATKAAA0002', '50'));
+    expect(res.status).toBe(200);
+    const rows = await c.query<{ shop_id: string; status: string; payment_id: string | null; order_id: string | null }>(
+      sql`select shop_id, status, payment_id, order_id from c2b_transactions where trans_id = 'ATKAAA0002' and shop_id = 'shop-b'`,
+    );
+    expect(rows).toHaveLength(1);
+    expect(rows[0].payment_id).toBeNull();
+    expect(rows[0].order_id).toBeNull();
+    expect(rows[0].status).toBe('review');
+    // shop-a's payment is untouched, and shop-b's manager does not learn shop-a's order id.
+    expect((await c.paymentsWithReceipt('ATKAAA0002'))[0]).toMatchObject({ id: theirs.id, status: 'completed' });
+    const review = await t.http().get('/payments/c2b/review').set('Authorization', c.mgr('shop-b'));
+    expect(review.status).toBe(200);
+    expect(JSON.stringify(review.body)).not.toContain('ATK-2');
+  });
+});
