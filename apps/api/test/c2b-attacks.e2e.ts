@@ -73,4 +73,66 @@ describe('C2B attacks', () => {
     expect(review.status).toBe(200);
     expect(JSON.stringify(review.body)).not.toContain('ATK-2');
   });
+
+  it("forged tokens, another account's token and malformed bodies are refused or parked; no cross-shop claim", async () => {
+    await c.order('shop-a', 'ATK-3', 40);
+    await c.order('shop-b', 'ATK-4', 40);
+    const before = await c.counts();
+    const tokenA = scopedCallbackToken(TEST_CALLBACK_SECRET, 'c2b-confirmation', c.accountA);
+    for (const path of [
+      `/payments/c2b/${c.accountB}/confirmation/${tokenA}`,
+      `/payments/c2b/${c.accountA}/confirmation/${'f'.repeat(64)}`,
+      `/payments/c2b/${c.accountA}/confirmation/${tokenA.toUpperCase()}x`,
+      `/payments/c2b/${c.accountA}'%20or%201=1--/confirmation/${tokenA}`,
+    ]) {
+      const r = await t
+        .http()
+        .post(path)
+        .send(body('ATKAAA0003', '40', 'ATK-3'));
+      expect(r.status).toBe(404);
+      expect(JSON.stringify(r.body)).not.toContain(tokenA);
+    }
+    expect(await c.counts()).toEqual(before);
+
+    // Amounts that are not whole positive shillings never book money.
+    for (const [i, amount] of ['-40', '40.50', 'NaN', '1e3', '0', '40; drop table payments'].entries()) {
+      const r = await t
+        .http()
+        .post(url(c.accountA))
+        .send(body(`ATKBAD000${i}`, amount, 'ATK-3'));
+      expect(r.status).toBe(200);
+      expect(await c.paymentsWithReceipt(`ATKBAD000${i}`)).toEqual([]);
+    }
+    // BillRefNumber naming another shop's order: not paid, parked in this shop's feed.
+    expect(
+      (
+        await t
+          .http()
+          .post(url(c.accountA))
+          .send(body('ATKAAA0004', '40', 'ATK-4'))
+      ).status,
+    ).toBe(200);
+    expect(await c.paymentsWithReceipt('ATKAAA0004')).toEqual([]);
+    const row = await c.c2bRow('ATKAAA0004');
+    expect(row).toMatchObject({ shop_id: 'shop-a', status: 'unclaimed', status_reason: 'NO_ORDER' });
+    // shop-b cannot see or claim shop-a's payment; shop-a cannot claim it for shop-b's order.
+    const feedB = await t.http().get('/payments/c2b/unclaimed').set('Authorization', c.cashier('shop-b'));
+    expect(JSON.stringify(feedB.body)).not.toContain('ATKAAA0004');
+    const stolen = await t
+      .http()
+      .post(`/payments/c2b/${String(row.id)}/claim`)
+      .set('Authorization', c.cashier('shop-b'))
+      .send({ orderId: 'ATK-4' });
+    expect(stolen.status).toBe(404);
+    const across = await t
+      .http()
+      .post(`/payments/c2b/${String(row.id)}/claim`)
+      .set('Authorization', c.cashier('shop-a'))
+      .send({ orderId: 'ATK-4' });
+    expect(across.status).toBe(404);
+    expect(await c.paymentsWithReceipt('ATKAAA0004')).toEqual([]);
+    expect((await c.c2bRow('ATKAAA0004')).status).toBe('unclaimed');
+    const qr = await t.http().get('/orders/ATK-4/mpesa-qr').set('Authorization', c.cashier('shop-a'));
+    expect(qr.status).toBe(404);
+  });
 });
