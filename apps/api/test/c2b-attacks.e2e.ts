@@ -135,4 +135,62 @@ describe('C2B attacks', () => {
     const qr = await t.http().get('/orders/ATK-4/mpesa-qr').set('Authorization', c.cashier('shop-a'));
     expect(qr.status).toBe(404);
   });
+
+  it('concurrent deliveries of one TransID with different amounts make one payment, of the stored amount', async () => {
+    await c.order('shop-a', 'ATK-5', 30);
+    const sent = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        t
+          .http()
+          .post(url(c.accountA))
+          .send(body('ATKAAA0005', i % 2 ? '3000' : '30', 'ATK-5')),
+      ),
+    );
+    expect(sent.map((r) => r.status)).toEqual(Array(8).fill(200));
+    const row = await c.c2bRow('ATKAAA0005');
+    expect(row.deliveries).toBe(8);
+    const ps = await c.paymentsWithReceipt('ATKAAA0005');
+    expect(ps).toHaveLength(1);
+    expect(ps[0].amount_minor).toBe(String(row.amount_minor));
+  });
+
+  it('a review row and an unclaimed row for a paid order cannot be claimed; nothing changes', async () => {
+    await c.order('shop-b', 'ATK-6', 20);
+    expect(
+      (
+        await t
+          .http()
+          .post(url(c.accountB))
+          .send(body('ATKAAA0006', '20', 'ATK-6'))
+      ).status,
+    ).toBe(200);
+    expect((await c.paymentsWithReceipt('ATKAAA0006'))[0].status).toBe('completed');
+    expect((await t.http().post(url(c.accountB)).send(body('ATKAAA0007', '20'))).status).toBe(200);
+    const loose = await c.c2bRow('ATKAAA0007');
+    expect(loose.status).toBe('unclaimed');
+    const paid = await t
+      .http()
+      .post(`/payments/c2b/${String(loose.id)}/claim`)
+      .set('Authorization', c.cashier('shop-b'))
+      .send({ orderId: 'ATK-6' });
+    expect(paid.status).toBe(409);
+    expect(paid.body.code).toBe('ORDER_ALREADY_PAID');
+    expect((await c.c2bRow('ATKAAA0007')).status).toBe('unclaimed');
+    expect(await c.paymentsWithReceipt('ATKAAA0007')).toEqual([]);
+
+    const review = (
+      await c.query<{ id: string }>(
+        sql`select id from c2b_transactions where trans_id = 'ATKAAA0002' and shop_id = 'shop-b'`,
+      )
+    )[0];
+    await c.order('shop-b', 'ATK-8', 50);
+    const r = await t
+      .http()
+      .post(`/payments/c2b/${review.id}/claim`)
+      .set('Authorization', c.cashier('shop-b'))
+      .send({ orderId: 'ATK-8' });
+    expect(r.status).toBe(409);
+    expect(JSON.stringify(r.body)).not.toContain('ATK-2');
+    expect(await c.paymentsWithReceipt('ATKAAA0002')).toHaveLength(1);
+  });
 });
