@@ -279,7 +279,16 @@ const SILENT_PHONE = '254700000007';
         }
         if (dropAt.length && accepted.size + refused.size >= dropAt[0]) {
           dropAt.shift();
-          dropping = dropping.then(async () => void terminations.push(await terminateBackends(url())));
+          // Each drop must hit the API's connections: right after a drop the pool may not have
+          // reconnected yet (answers come fast), so wait (briefly) until there is something to drop.
+          dropping = dropping.then(async () => {
+            let n = 0;
+            for (let i = 0; i < 60 && n === 0; i++) {
+              n = await terminateBackends(url());
+              if (n === 0) await new Promise((r) => setTimeout(r, 50));
+            }
+            terminations.push(n);
+          });
         }
       };
       let next = 0;
