@@ -167,8 +167,12 @@ describe('the CheckoutRequestID in answers (it ends with the payer’s number)',
   });
 
   describe('stk-status by the answered (masked) id or the full one', () => {
-    const status = (id: string, auth = cashier) =>
-      t.http().get('/payments/stk-status').query({ checkoutRequestId: id }).set('Authorization', auth);
+    const status = (id: string, auth = cashier, merchantRequestId?: string) =>
+      t
+        .http()
+        .get('/payments/stk-status')
+        .query(merchantRequestId ? { checkoutRequestId: id, merchantRequestId } : { checkoutRequestId: id })
+        .set('Authorization', auth);
 
     it('finds the payment by the masked id as answered, and by the full id', async () => {
       for (const id of [reviewed.masked, reviewed.full]) {
@@ -222,9 +226,16 @@ describe('the CheckoutRequestID in answers (it ends with the payer’s number)',
       });
       expect(res.body.message).toMatch(/full CheckoutRequestID|paymentId/);
       expect(JSON.stringify(res.body)).not.toContain(NATIONAL);
-      // The full ids still tell them apart.
+      // The full ids still tell them apart, and so does the masked one with its MerchantRequestID
+      // (two pushes answered in one millisecond to payers whose numbers end alike: seen under load).
       expect((await status(paid.full)).body.paymentId).toBe(paid.paymentId);
       expect((await status(twin)).body.paymentId).toBe(reviewed.paymentId);
+      expect(res.body.message).toMatch(/merchantRequestId/);
+      for (const p of [paid, reviewed]) {
+        const merchantRequestId = t.sim.getPush(p.full)!.merchantRequestId;
+        const one = await status(paid.masked, cashier, merchantRequestId);
+        expect({ status: one.status, paymentId: one.body.paymentId }).toEqual({ status: 200, paymentId: p.paymentId });
+      }
     });
   });
 });

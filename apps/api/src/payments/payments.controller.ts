@@ -84,7 +84,7 @@ export class PaymentsController {
       {
         code: 'CHECKOUT_REQUEST_ID_AMBIGUOUS',
         message:
-          'More than one payment of this shop has this checkoutRequestId: look the payment up by its paymentId (GET /payments/:id) or use the full CheckoutRequestID',
+          'More than one payment of this shop has this checkoutRequestId: add its merchantRequestId, look the payment up by its paymentId (GET /payments/:id) or use the full CheckoutRequestID',
       },
     ],
   })

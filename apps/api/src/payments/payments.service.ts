@@ -280,11 +280,13 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
     if (masked) {
       // As answered (the payer's number masked): the stamp before it is to the millisecond, so two
       // payments of one shop behind it are practically impossible; if they are there, do not guess.
-      const found = await this.repo.findByMaskedCheckoutRequestId(masked.prefix, masked.lastTwo, user.shopId);
+      // The MerchantRequestID given beside it (Daraja answers both) tells such twins apart.
+      const all = await this.repo.findByMaskedCheckoutRequestId(masked.prefix, masked.lastTwo, user.shopId);
+      const found = merchantRequestId ? all.filter((x) => x.merchantRequestId === merchantRequestId) : all;
       if (found.length > 1)
         throw new ConflictError(
           'CHECKOUT_REQUEST_ID_AMBIGUOUS',
-          'More than one payment of this shop has this checkoutRequestId: look the payment up by its paymentId (GET /payments/:id) or use the full CheckoutRequestID',
+          'More than one payment of this shop has this checkoutRequestId: add its merchantRequestId, look the payment up by its paymentId (GET /payments/:id) or use the full CheckoutRequestID',
           { checkoutRequestId },
         );
       p = found[0] ?? null;
