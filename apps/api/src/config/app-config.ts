@@ -111,6 +111,8 @@ export interface AppConfig {
     /** Empty = no allowlist. Exact IPv4/IPv6 addresses or IPv4 CIDR blocks. */
     callbackIpAllowlist: string[];
     httpTimeoutMs: number;
+    /** How long a connection to Daraja stays open for the next call (0 = a new one per call). */
+    httpKeepAliveMs: number;
     /** stk-status asks Daraja only for payments older than this. */
     statusQueryAfterSeconds: number;
     /** A query that keeps answering "does not exist" this long after the push fails the payment. */
@@ -610,6 +612,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): AppConfig
       callbackSigningSecret: callbackSigningSecret ?? '',
       callbackIpAllowlist,
       httpTimeoutMs: int('MPESA_HTTP_TIMEOUT_MS', 15000, 100, 120000),
+      httpKeepAliveMs: int('MPESA_HTTP_KEEP_ALIVE_MS', 2000, 0, 30000),
       statusQueryAfterSeconds: int('MPESA_STATUS_QUERY_AFTER_SECONDS', 5, 0, 3600),
       notFoundFailAfterSeconds: int('MPESA_NOT_FOUND_FAIL_AFTER_SECONDS', 120, 0, 86400),
       unresolvedReviewAfterSeconds: int('MPESA_UNRESOLVED_REVIEW_AFTER_SECONDS', 300, 0, 86400),

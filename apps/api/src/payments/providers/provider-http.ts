@@ -27,6 +27,12 @@ export interface HttpRequestSpec {
   logContext?: string;
   /** An OAuth token request (counted in smartduka_provider_token_refreshes_total). */
   tokenRequest?: boolean;
+  /**
+   * The call only asks (an OAuth token, a status query) and changes nothing at the provider: when it
+   * fails on a kept-alive socket before any answer (the provider closed it while idle), it is sent
+   * once more on a fresh connection. Never set for a push, a reversal or a refund.
+   */
+  readOnly?: boolean;
 }
 
 /** The error fields a provider put into an answer (Daraja's {errorCode, errorMessage, requestId}). */
@@ -49,12 +55,14 @@ export interface HttpAnswer {
 }
 
 export interface ProviderHttpOptions {
-  /**
-   * The axios instance to send with (tests, or an instance with its own agents). It must not keep
-   * connections alive where "refused" and "reset after sending" must stay distinguishable. Default:
-   * a fresh connection per request.
-   */
+  /** The axios instance to send with (tests, or an instance with its own agents); keepAliveMs is then ignored. */
   client?: AxiosInstance;
+  /**
+   * Keep a connection open this long after an answer for the next call (0 = a fresh connection per
+   * call). Shorter than the provider's idle timeout (and Node closes it earlier still when the
+   * provider's Keep-Alive header says so), so the provider rarely closes it first.
+   */
+  keepAliveMs?: number;
   /** Reads the provider's error fields from a parsed JSON body; they are added to the answer and its log line. */
   envelope?: (json: unknown) => ProviderEnvelope;
   /** From this HTTP status on an answer is logged as a warning (default 500: 4xx answers are routine for some providers). */
@@ -86,12 +94,37 @@ function parseRetryAfter(v: unknown): number | undefined {
   return Math.min(Math.ceil(n), 3600);
 }
 
+/** Agents that never keep a connection: the second try of a read-only call (see ProviderHttp). */
+const FRESH_CONNECTION = {
+  httpAgent: new HttpAgent({ keepAlive: false }),
+  httpsAgent: new HttpsAgent({ keepAlive: false }),
+};
+
+/**
+ * A request that failed, before any answer, on a socket kept from an earlier call (Node's
+ * `reusedSocket`) with a reset or broken pipe: the provider had closed the idle connection.
+ */
+export function failedOnKeptSocket(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { response?: unknown; request?: { reusedSocket?: unknown } };
+  if (e.response !== undefined || e.request?.reusedSocket !== true) return false;
+  const code = networkErrorCode(err);
+  return code === 'ECONNRESET' || code === 'EPIPE';
+}
+
 /**
  * One HTTP exchange with a provider, for every provider (M-Pesa, Flutterwave, Pesapal): timeout on
- * every call, no redirects, never throws on an HTTP status. No keep-alive: a pooled socket that the
- * provider closed while idle fails with ECONNRESET *after* we wrote the request (a payment we would
- * have to report as outcome 'unknown'); a fresh connection per call costs a handshake but keeps
- * "refused" (never sent: not processed) and "reset" (maybe acted on) distinguishable.
+ * every call, no redirects, never throws on an HTTP status.
+ *
+ * Connections: with keepAliveMs a connection is kept open briefly for the next call, which saves a
+ * TCP (and, against the real provider, TLS) handshake per call: the largest cost of a push after
+ * the database's. "Refused" (never sent: not processed) stays distinguishable from "reset" (maybe
+ * acted on): a refusal only happens on a new connection. What keep-alive adds is a kept socket that
+ * the provider closed while idle just as we wrote to it: ECONNRESET after the request was written,
+ * which for a push is outcome 'unknown' (settled by a status query, never by sending it again).
+ * keepAliveMs below the provider's idle timeout makes that rare, and a read-only call (readOnly)
+ * that meets it is sent once more on a fresh connection. Without keepAliveMs: a fresh connection
+ * per call.
  * Network failures become ProviderErrors with the right outcome. Logs method, path, status,
  * duration and the provider's error code/message (redacted, phones masked) only — never headers,
  * query strings or bodies (credentials, tokens, phone numbers).
@@ -114,12 +147,12 @@ export class ProviderHttp {
     options: ProviderHttpOptions = {},
   ) {
     this.baseUrl = trimTrailingSlashes(baseUrl);
+    const keepAliveMs = Math.max(0, Math.floor(options.keepAliveMs ?? 0));
+    // `timeout` of a keep-alive agent is how long a free socket may stay idle before it is closed.
+    const agentOptions = keepAliveMs > 0 ? { keepAlive: true, timeout: keepAliveMs } : { keepAlive: false };
     this.http =
       options.client ??
-      axios.create({
-        httpAgent: new HttpAgent({ keepAlive: false }),
-        httpsAgent: new HttpsAgent({ keepAlive: false }),
-      });
+      axios.create({ httpAgent: new HttpAgent(agentOptions), httpsAgent: new HttpsAgent(agentOptions) });
     this.readEnvelope = options.envelope;
     this.warnFromStatus = options.warnFromStatus ?? 500;
   }
@@ -135,24 +168,15 @@ export class ProviderHttp {
     const started = Date.now();
     let response: AxiosResponse<unknown>;
     try {
-      response = await this.http.request<unknown>({
-        url: `${spec.baseUrl !== undefined ? trimTrailingSlashes(spec.baseUrl) : this.baseUrl}${spec.path}`,
-        method: spec.method,
-        headers: {
-          Accept: 'application/json',
-          'User-Agent': USER_AGENT,
-          ...(spec.body !== undefined ? { 'Content-Type': 'application/json' } : {}),
-          ...(spec.headers ?? {}),
-        },
-        data: spec.body === undefined ? undefined : JSON.stringify(spec.body),
-        timeout: this.timeoutMs,
-        validateStatus: () => true,
-        responseType: 'text',
-        transformResponse: [(data: unknown) => data],
-        transitional: { clarifyTimeoutError: true, silentJSONParsing: true, forcedJSONParsing: false },
-        maxRedirects: 0,
-        maxContentLength: 1_000_000,
-      });
+      try {
+        response = await this.exchange(spec);
+      } catch (err) {
+        if (!spec.readOnly || !failedOnKeptSocket(err)) throw err;
+        this.logger.log(
+          `${spec.method} ${endpoint}: the kept-alive connection was closed by ${this.label}; asking again on a new one`,
+        );
+        response = await this.exchange(spec, FRESH_CONNECTION);
+      }
     } catch (err) {
       const durationMs = Date.now() - started;
       const mapped = this.mapNetworkError(err, spec);
@@ -163,7 +187,42 @@ export class ProviderHttp {
       );
       throw mapped;
     }
-    const durationMs = Date.now() - started;
+    return this.answer(spec, response, Date.now() - started, endpoint, ctx);
+  }
+
+  /** One request; `agents` replaces the instance's agents (a fresh connection). */
+  private exchange(
+    spec: HttpRequestSpec,
+    agents?: { httpAgent: HttpAgent; httpsAgent: HttpsAgent },
+  ): Promise<AxiosResponse<unknown>> {
+    return this.http.request<unknown>({
+      ...agents,
+      url: `${spec.baseUrl !== undefined ? trimTrailingSlashes(spec.baseUrl) : this.baseUrl}${spec.path}`,
+      method: spec.method,
+      headers: {
+        Accept: 'application/json',
+        'User-Agent': USER_AGENT,
+        ...(spec.body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+        ...(spec.headers ?? {}),
+      },
+      data: spec.body === undefined ? undefined : JSON.stringify(spec.body),
+      timeout: this.timeoutMs,
+      validateStatus: () => true,
+      responseType: 'text',
+      transformResponse: [(data: unknown) => data],
+      transitional: { clarifyTimeoutError: true, silentJSONParsing: true, forcedJSONParsing: false },
+      maxRedirects: 0,
+      maxContentLength: 1_000_000,
+    });
+  }
+
+  private answer(
+    spec: HttpRequestSpec,
+    response: AxiosResponse<unknown>,
+    durationMs: number,
+    endpoint: string,
+    ctx: string,
+  ): HttpAnswer {
     const text =
       typeof response.data === 'string'
         ? response.data

@@ -18,6 +18,7 @@ export function darajaOptionsFor(config: AppConfig, tokenStore: DarajaTokenRepos
       tillNumber: m.tillNumber,
     },
     timeoutMs: m.httpTimeoutMs,
+    keepAliveMs: m.httpKeepAliveMs,
     tokenRefreshMarginSeconds: 300,
     callbackBaseUrl: m.callbackUrl,
     callbackSigningSecret: m.callbackSigningSecret,

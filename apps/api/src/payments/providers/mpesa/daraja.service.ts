@@ -41,9 +41,11 @@ export interface DarajaServiceOptions {
   queryRetry?: { retries: number; baseDelayMs: number; maxDelayMs: number };
   /**
    * Optional axios instance (tests). Per-request options (timeout, validateStatus, text body...) are
-   * always set by the service; the instance must not keep connections alive (see ProviderHttp).
+   * always set by the service; keepAliveMs is then ignored.
    */
   httpClient?: AxiosInstance;
+  /** Keep a connection to Daraja open this long for the next call (ProviderHttp); default 0 = a new connection per call. */
+  keepAliveMs?: number;
   /**
    * Where OAuth tokens are shared beyond this process's cache (e.g. PgTokenStore: one token per
    * Daraja app for all API instances, refreshed under a lock). Default: a process-local store.
@@ -238,10 +240,11 @@ export class DarajaService {
     // Each call names its account's base URL (send); the account's credentials and the token sent
     // are scrubbed from Daraja's texts per call, the callback secret always.
     this.http = new ProviderHttp(MPESA, 'M-Pesa', '', this.timeoutMs, () => [this.callbackSecret], this.logger, {
-      // No keep-alive (ProviderHttp's default): a pooled socket that Safaricom closed while idle
-      // fails with ECONNRESET *after* we wrote the push, which we would have to report as outcome
-      // 'unknown'. A fresh connection per call keeps "refused" and "reset" distinguishable.
+      // Keep-alive saves a TLS handshake per call. A kept socket that Safaricom closed while idle
+      // fails with ECONNRESET after we wrote: a push is then outcome 'unknown' (settled by STK
+      // query, never pushed again); a token request or STK query is asked again (readOnly).
       client: options.httpClient,
+      keepAliveMs: options.keepAliveMs,
       envelope: darajaEnvelope,
       // Every non-2xx Daraja answer is worth a warning (a rejected token, a refused push, spike arrest).
       warnFromStatus: 300,
@@ -389,6 +392,7 @@ export class DarajaService {
       what: 'access token request',
       secrets: [basic],
       tokenRequest: true,
+      readOnly: true,
     });
 
     if (res.status >= 200 && res.status < 300) {
@@ -689,6 +693,7 @@ export class DarajaService {
         headers: { Authorization: `Bearer ${token}` },
         body,
         what: 'STK query',
+        readOnly: true,
         logContext: `checkoutRequestId=${maskCheckoutRequestId(checkoutRequestId)}`,
         secrets: [token, body.Password],
       });
@@ -1091,7 +1096,15 @@ export class DarajaService {
    */
   async postProduct(
     account: DarajaAccount,
-    request: { path: string; body: Record<string, unknown>; what: string; logContext?: string; secrets?: string[] },
+    request: {
+      path: string;
+      body: Record<string, unknown>;
+      what: string;
+      logContext?: string;
+      secrets?: string[];
+      /** Only asks (Pull Transactions query, a QR image): see HttpRequestSpec.readOnly. */
+      readOnly?: boolean;
+    },
   ): Promise<{ status: number; json: Json | undefined }> {
     let refreshed = false;
     for (;;) {
@@ -1102,6 +1115,7 @@ export class DarajaService {
         headers: { Authorization: `Bearer ${token}` },
         body: request.body,
         what: request.what,
+        readOnly: request.readOnly,
         logContext: request.logContext ?? `shortcode=${account.shortcode}`,
         secrets: [token, ...(request.secrets ?? [])],
       });

@@ -226,6 +226,7 @@ export class MpesaPullService {
         path: PULL_QUERY_PATH,
         body: { ...buildPullQueryBody(shortcode, window, page) },
         what: 'Pull Transactions query',
+        readOnly: true,
         logContext: `shortcode=${shortcode} page=${page}`,
       });
       const answer = parsePullQueryAnswer(json);

@@ -93,6 +93,7 @@ export class MpesaQrService {
       path: DYNAMIC_QR_PATH,
       body: { ...body },
       what: 'QR code request',
+      readOnly: true,
       logContext: `shortcode=${account.shortcode} type=${account.transactionType} amount=${amount}`,
     });
     const qr = parseDynamicQrAnswer(json);
