@@ -38,8 +38,9 @@ export function networkErrorCode(err: unknown): string | undefined {
  * - 'timeout': no answer in time: it may have been acted upon;
  * - 'broken': the connection failed after it was made (reset after the request was written, socket
  *   hang up, anything unrecognised): it may have been acted upon.
- * Telling 'unreachable' from 'broken' needs a fresh connection per request: a pooled keep-alive
- * socket the server closed while idle fails with ECONNRESET after the request was written.
+ * A refusal only happens on a new connection, so 'unreachable' stays provable with keep-alive; a
+ * kept socket the server closed while idle fails as 'broken' (ECONNRESET after the request was
+ * written), the safe side (ProviderHttp asks read-only calls again on a fresh connection).
  */
 export function classifyNetworkError(err: unknown): { failure: 'unreachable' | 'timeout' | 'broken'; code?: string } {
   const code = networkErrorCode(err);
