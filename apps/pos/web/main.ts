@@ -21,6 +21,7 @@ import {
 import { describeMpesaQr, describeQrFailure } from './mpesa-qr';
 
 type Receipt = components['schemas']['ReceiptDto'];
+type OrderWithPayments = components['schemas']['OrderWithPaymentsDto'];
 type DailyReport = components['schemas']['DailyReportDto'];
 
 interface PosConfig {
@@ -203,15 +204,17 @@ async function showMpesaQr(): Promise<void> {
   const orderId = sale.orderId;
   try {
     const res = await api.GET('/orders/{id}/mpesa-qr', { params: { path: { id: orderId } } });
-    if (res.error || !res.data)
-      return fail(
-        describeQrFailure({
-          status: res.response.status,
-          body: res.error,
-          retryAfter: res.response.headers.get('retry-after'),
-          method: 'mpesa',
-        }),
-      );
+    if (res.error || !res.data) {
+      const problem = describeQrFailure({
+        status: res.response.status,
+        body: res.error,
+        retryAfter: res.response.headers.get('retry-after'),
+        method: 'mpesa',
+      });
+      // Paid already (the customer paid, or this sale was paid before): say so and show its receipt, not "Not sent".
+      if (res.error?.code === 'ORDER_ALREADY_PAID' && (await showIfPaid(orderId, problem))) return;
+      return fail(problem);
+    }
     lastSend = undefined;
     ($('mpesa-qr-img') as HTMLImageElement).src = `data:image/png;base64,${res.data.pngBase64}`;
     $('mpesa-qr-text').textContent = describeMpesaQr(res.data);
@@ -228,14 +231,37 @@ async function checkQrPaid(orderId: string): Promise<void> {
   try {
     const res = await api.GET('/orders/{id}', { params: { path: { id: orderId } } });
     if (!res.data || sale.orderId !== orderId || !qrPoll) return;
-    if (res.data.status === 'paid') {
-      stopQr();
-      setStatus('Paid', 'completed', `Paid by M-Pesa: ${money(res.data.total)}.`);
-      offer('done');
-    }
+    if (res.data.status === 'paid') renderOrderPaid(res.data);
   } catch {
     // The next check tries again.
   }
+}
+
+/** When the order is paid: shows it paid with its receipt (after `problem`'s words) and answers true. */
+async function showIfPaid(orderId: string, problem: Problem): Promise<boolean> {
+  try {
+    const res = await api.GET('/orders/{id}', { params: { path: { id: orderId } } });
+    if (!res.data || res.data.status !== 'paid' || sale.orderId !== orderId) return false;
+    lastSend = undefined;
+    renderOrderPaid(res.data);
+    showProblem({ ...problem, requestId: undefined });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A paid order (its payment came as a C2B confirmation, so no payment was being followed): Paid and the receipt. */
+function renderOrderPaid(order: OrderWithPayments): void {
+  stopQr();
+  // Newest first: the payment that completed the order.
+  const last = order.payments.find((p) => p.status === 'completed');
+  setStatus('Paid', 'completed', `Paid: ${money(order.total, order.currency)}.`);
+  if (last) {
+    $('status-panel').dataset.paymentId = last.paymentId;
+    void showReceipt(last.paymentId);
+  } else offer('done');
+  void refreshToday();
 }
 
 function renderHosted(link: string | undefined): void {
