@@ -16,6 +16,9 @@ const WAIT = { timeout: 20_000 };
 
 const PAYBILL = '600511';
 const PASSKEY = randomBytes(32).toString('hex');
+const STORE = '600522';
+const TILL = '5323456';
+const PASSKEY_TILL = randomBytes(32).toString('hex');
 const K1 = randomBytes(32).toString('base64');
 const MERCHANT = 'Mama Mboga Shop';
 
@@ -74,24 +77,37 @@ function decodePng(png: Buffer): { width: number; height: number } {
         // The simulator draws a real PNG per QR: on a loaded machine that can take over a second.
         MPESA_HTTP_TIMEOUT_MS: '8000',
       },
-      sim: { accounts: [{ shortcode: PAYBILL, passkey: PASSKEY }] },
+      sim: {
+        accounts: [
+          { shortcode: PAYBILL, passkey: PASSKEY },
+          { shortcode: STORE, passkey: PASSKEY_TILL, tillNumbers: [TILL] },
+        ],
+      },
     });
-    recordSecrets([{ kind: 'passkey', value: PASSKEY, pair: PAYBILL }]);
-    const mgr = `Bearer ${t.token('shop-qr', 'manager', 'mgr-shop-qr')}`;
-    const put = await t.http().put('/shops/shop-qr/merchant-accounts/mpesa').set('Authorization', mgr).send({
-      environment: 'simulator',
-      type: 'paybill',
-      shortcode: PAYBILL,
-      consumerKey: 'smartduka-sim-key',
-      consumerSecret: 'smartduka-sim-secret',
-      passkey: PASSKEY,
-      merchantName: MERCHANT,
-    });
-    expect(put.status).toBe(200);
-    // The paybill's confirmation URL is registered with Daraja, so a customer's payment reaches the API.
-    expect((await t.http().post('/shops/shop-qr/c2b-registration').set('Authorization', mgr).send({})).status).toBe(
-      200,
-    );
+    recordSecrets([
+      { kind: 'passkey', value: PASSKEY, pair: PAYBILL },
+      { kind: 'passkey', value: PASSKEY_TILL, pair: STORE },
+    ]);
+    const accounts = {
+      'shop-qr': { type: 'paybill', shortcode: PAYBILL, passkey: PASSKEY, merchantName: MERCHANT },
+      'shop-till': { type: 'till', shortcode: STORE, tillNumber: TILL, passkey: PASSKEY_TILL },
+    };
+    for (const [s, account] of Object.entries(accounts)) {
+      const mgr = `Bearer ${t.token(s, 'manager', `mgr-${s}`)}`;
+      const put = await t
+        .http()
+        .put(`/shops/${s}/merchant-accounts/mpesa`)
+        .set('Authorization', mgr)
+        .send({
+          environment: 'simulator',
+          consumerKey: 'smartduka-sim-key',
+          consumerSecret: 'smartduka-sim-secret',
+          ...account,
+        });
+      expect(put.status).toBe(200);
+      // The shortcode's confirmation URL is registered with Daraja, so a customer's payment reaches the API.
+      expect((await t.http().post(`/shops/${s}/c2b-registration`).set('Authorization', mgr).send({})).status).toBe(200);
+    }
     pos = await startPosServer({
       port: posPort,
       host: '127.0.0.1',
@@ -212,6 +228,71 @@ function decodePng(png: Buffer): { width: number; height: number } {
         WAIT,
       );
       await shot(page, '21-mpesa-qr-paid-receipt');
+    } finally {
+      await page.close();
+    }
+  }, 60_000);
+
+  it('till: the payment names no order, so the cashier finds it by the code on the customer’s SMS and the screen shows paid with the receipt', async () => {
+    const page = await openPos('shop-till');
+    try {
+      await page.fill(id('amount'), '75');
+      await page.click(id('show-mpesa-qr'));
+      await page.waitForSelector(
+        `${id('mpesa-qr')}:not([hidden]) ${id('mpesa-qr-img')}[src^="data:image/png;base64,"]`,
+        WAIT,
+      );
+      await page.waitForSelector(status('pending'), WAIT);
+      const orderId = await orderIdOf(page);
+      const src = (await page.getAttribute(id('mpesa-qr-img'), 'src'))!;
+      expect(decodePng(Buffer.from(src.slice('data:image/png;base64,'.length), 'base64'))).toEqual({
+        width: 240,
+        height: 240,
+      });
+      const text = (await page.textContent(id('mpesa-qr-text')))!;
+      expect(text).toContain('KES 75.00');
+      expect(text).toContain(`till ${TILL} (Buy Goods)`);
+      expect(t.sim.qrRequests().at(-1)).toMatchObject({ TrxCode: 'BG', CPI: TILL, Amount: 75 });
+      expect(await page.textContent(id('status-text'))).toContain('M-Pesa code from their SMS');
+      await shot(page, '24-mpesa-qr-till');
+
+      // Another customer's payment of another amount is not taken for this order.
+      const other = await t.sim.c2bPay({ shortcode: STORE, amount: 70 });
+      expect(other.outcome).toBe('confirmed');
+      await page.fill(id('qr-receipt'), other.transId);
+      await page.click(id('qr-claim-button'));
+      await page.locator(id('message'), { hasText: 'KES 70.00, but this order owes KES 75.00' }).waitFor(WAIT);
+      await page.fill(id('qr-receipt'), 'SL00NOSUCH');
+      await page.click(id('qr-claim-button'));
+      await page.locator(id('message'), { hasText: 'No M-Pesa payment SL00NOSUCH is waiting' }).waitFor(WAIT);
+      expect(await page.isVisible(id('mpesa-qr'))).toBe(true);
+
+      // The customer pays the till: the confirmation reaches the API, but names no order.
+      const paid = await t.sim.c2bPay({ shortcode: STORE, amount: 75, msisdnForm: 'hashed' });
+      expect(paid.outcome).toBe('confirmed');
+      expect(paid.confirmations.map((c) => c.status)).toEqual([200]);
+      expect((await orderOf(orderId)).status).toBe('unpaid');
+      // Typed as the cashier reads it off the customer's phone.
+      await page.fill(id('qr-receipt'), ` ${paid.transId.slice(0, 5).toLowerCase()} ${paid.transId.slice(5)} `);
+      await page.click(id('qr-claim-button'));
+      await page.waitForSelector(status('completed'), WAIT);
+      await page.waitForSelector(`${id('receipt')}:not([hidden])`, WAIT);
+      await page.locator(id('receipt-confirmation'), { hasText: paid.transId }).waitFor(WAIT);
+      expect(await page.textContent(id('receipt-amount'))).toBe('KES 75.00');
+      expect(await page.textContent(id('receipt-order'))).toBe(orderId);
+      expect(await page.isVisible(id('mpesa-qr'))).toBe(false);
+      expect(await page.isVisible(id('message'))).toBe(false);
+      const order = await orderOf(orderId);
+      expect(order).toMatchObject({ status: 'paid', total: 75, paid: 75 });
+      expect(order.payments).toHaveLength(1);
+      // The other customer's payment still waits in the shop's feed, for its own order.
+      const feed = await t
+        .http()
+        .get(`/payments/c2b/unclaimed?receipt=${other.transId}`)
+        .set('Authorization', `Bearer ${t.token('shop-till')}`);
+      expect(feed.body).toHaveLength(1);
+      await page.waitForSelector(`${id('payment-row')}[data-payment-id="${order.payments[0].paymentId}"]`, WAIT);
+      await shot(page, '25-mpesa-qr-till-claimed');
     } finally {
       await page.close();
     }

@@ -82,6 +82,8 @@ let sale: Sale = newSale();
 let watching: AbortController | undefined;
 /** While an M-Pesa QR is shown: the order is checked until it is paid (the payment arrives as a C2B confirmation). */
 let qrPoll: ReturnType<typeof setInterval> | undefined;
+/** The QR on screen: its order and the amount it asks (a till's payment names no order: the cashier claims it). */
+let qrShown: { orderId: string; amount: number; till: boolean } | undefined;
 let countdown: ReturnType<typeof setInterval> | undefined;
 /** The last payment request, to repeat with the same Idempotency-Key when its answer was lost. */
 let lastSend: (() => Promise<void>) | undefined;
@@ -168,6 +170,7 @@ function renderPayment(p: Payment): void {
 function stopQr(): void {
   if (qrPoll) clearInterval(qrPoll);
   qrPoll = undefined;
+  qrShown = undefined;
   show('mpesa-qr', false);
 }
 
@@ -218,8 +221,17 @@ async function showMpesaQr(): Promise<void> {
     lastSend = undefined;
     ($('mpesa-qr-img') as HTMLImageElement).src = `data:image/png;base64,${res.data.pngBase64}`;
     $('mpesa-qr-text').textContent = describeMpesaQr(res.data);
+    qrShown = { orderId, amount: res.data.amount, till: res.data.type === 'till' };
+    input('qr-receipt').value = '';
+    button('qr-claim-button').disabled = false;
     show('mpesa-qr', true);
-    setStatus('Waiting', 'pending', 'Waiting for the customer to pay by QR…');
+    setStatus(
+      'Waiting',
+      'pending',
+      qrShown.till
+        ? 'Waiting for the customer to pay by QR… A till payment names no order: when they have paid, type the M-Pesa code from their SMS below.'
+        : 'Waiting for the customer to pay by QR…',
+    );
     offer('wait');
     qrPoll = setInterval(() => void checkQrPaid(orderId), 3000);
   } catch {
@@ -237,14 +249,71 @@ async function checkQrPaid(orderId: string): Promise<void> {
   }
 }
 
-/** When the order is paid: shows it paid with its receipt (after `problem`'s words) and answers true. */
-async function showIfPaid(orderId: string, problem: Problem): Promise<boolean> {
+/**
+ * "Find the payment": a payment to the till (Buy Goods) carries no order, so it waits in the shop's
+ * feed of unclaimed payments; the cashier finds it by the code on the customer's SMS and claims it
+ * for this order. Only a payment of exactly the QR's amount is claimed here; anything else is a manager's.
+ */
+async function claimQrPayment(): Promise<void> {
+  const shown = qrShown;
+  if (!shown || sale.orderId !== shown.orderId) return;
+  const code = input('qr-receipt').value.replace(/\s/g, '').toUpperCase();
+  const say = (message: string) => showProblem({ message, problems: [], action: 'fix-input' });
+  if (!/^[A-Z0-9]{6,20}$/.test(code)) return say("Type the M-Pesa code from the customer's SMS, e.g. SL12ABC3DE.");
+  clearMessage();
+  button('qr-claim-button').disabled = true;
+  try {
+    const found = await api.GET('/payments/c2b/unclaimed', { params: { query: { receipt: code, limit: 1 } } });
+    if (qrShown !== shown) return;
+    if (found.error || !found.data) return showProblem(await failureOf(found, 'mpesa'));
+    const item = found.data[0];
+    if (!item) {
+      // Already taken for this order (a paybill payment names it): the order says so.
+      if (await showIfPaid(shown.orderId)) return;
+      return say(
+        `No M-Pesa payment ${code} is waiting to be matched. Check the code on the customer's SMS; a payment can take a minute to arrive.`,
+      );
+    }
+    if (item.amount !== shown.amount || item.currency !== 'KES')
+      return say(
+        `M-Pesa payment ${item.receipt} is ${money(item.amount, item.currency)}, but this order owes ${money(shown.amount)}. It was not taken for this order: ask a manager to match it.`,
+      );
+    const claimed = await api.POST('/payments/c2b/{id}/claim', {
+      params: { path: { id: item.id } },
+      body: { orderId: shown.orderId },
+    });
+    if (claimed.error || !claimed.data) {
+      const f = await failureOf(claimed, 'mpesa');
+      // The API's own words (claimed already, the order paid meanwhile, …): nothing was taken.
+      return showProblem({ ...f, message: claimed.error?.message ?? f.message, action: 'fix-input' });
+    }
+    if (qrShown !== shown) return;
+    stopQr();
+    const outcome = describePayment({
+      status: claimed.data.status,
+      provider: 'mpesa',
+      statusReason: claimed.data.statusReason,
+    });
+    setStatus(outcome.label, claimed.data.status, outcome.message);
+    $('status-panel').dataset.paymentId = claimed.data.paymentId;
+    if (claimed.data.status === 'completed') void showReceipt(claimed.data.paymentId);
+    else offer(outcome.action === 'wait' ? 'done' : outcome.action);
+    void refreshToday();
+  } catch {
+    showProblem(networkProblem());
+  } finally {
+    if (qrShown === shown) button('qr-claim-button').disabled = false;
+  }
+}
+
+/** When the order is paid: shows it paid with its receipt (and `problem`'s words) and answers true. */
+async function showIfPaid(orderId: string, problem?: Problem): Promise<boolean> {
   try {
     const res = await api.GET('/orders/{id}', { params: { path: { id: orderId } } });
     if (!res.data || res.data.status !== 'paid' || sale.orderId !== orderId) return false;
     lastSend = undefined;
     renderOrderPaid(res.data);
-    showProblem({ ...problem, requestId: undefined });
+    if (problem) showProblem({ ...problem, requestId: undefined });
     return true;
   } catch {
     return false;
@@ -614,6 +683,10 @@ function init(): void {
   });
   button('resend').addEventListener('click', () => void pay());
   button('show-mpesa-qr').addEventListener('click', () => void showMpesaQr());
+  $('qr-claim').addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (!button('qr-claim-button').disabled) void claimQrPayment();
+  });
   button('retry-same').addEventListener('click', () => void lastSend?.());
   button('new-sale').addEventListener('click', startNewSale);
   button('print-58').addEventListener('click', () => void print('58'));
