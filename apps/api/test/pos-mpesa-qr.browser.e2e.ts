@@ -331,6 +331,25 @@ function decodePng(png: Buffer): { width: number; height: number } {
     }
   }, 60_000);
 
+  it('while an M-Pesa prompt is open on the customer’s phone, no QR is offered (it could be paid twice)', async () => {
+    const page = await openPos('shop-qr');
+    try {
+      expect(await page.isDisabled(id('show-mpesa-qr'))).toBe(false);
+      await page.fill(id('amount'), '60');
+      await page.fill(id('phone'), '0700000007'); // the simulator's customer never answers the prompt
+      await page.click(id('pay'));
+      await page.waitForSelector(`${id('status-panel')}[data-payment-id] ${status('pending')}`, WAIT);
+      expect(await page.isDisabled(id('show-mpesa-qr'))).toBe(true);
+      expect(await page.isDisabled(id('pay'))).toBe(true);
+      await shot(page, '26-mpesa-qr-not-during-prompt');
+      // A new sale offers it again.
+      await page.click(id('new-sale'));
+      expect(await page.isDisabled(id('show-mpesa-qr'))).toBe(false);
+    } finally {
+      await page.close();
+    }
+  }, 60_000);
+
   it('a shop with no M-Pesa till or paybill: a message the cashier understands, no QR, another method offered', async () => {
     const page = await openPos('shop-none');
     try {

@@ -136,6 +136,8 @@ function offer(action: NextAction | 'wait' | 'done', retryAfterSeconds?: number)
   // A new sale is always possible: it cancels nothing, and an open payment's outcome still lands in today's list.
   show('new-sale', true);
   button('pay').disabled = !canSendNew;
+  // A QR while a prompt may still be open (or its outcome is unknown) would let the customer pay twice.
+  button('show-mpesa-qr').disabled = !(canSendNew || action === 'done' || qrShown);
   button('resend').disabled = false;
   button('retry-same').disabled = false;
   if (retryAfterSeconds && retryAfterSeconds > 0 && (action === 'resend' || action === 'retry-same')) {
