@@ -84,6 +84,21 @@ describe('describeFailure: the safe next action', () => {
     });
   });
 
+  it("MERCHANT_ACCOUNT_REQUIRED: the API's words as a sentence, then what the cashier can do", () => {
+    const p = describeFailure(
+      err(
+        409,
+        'MERCHANT_ACCOUNT_REQUIRED',
+        'This shop has no M-Pesa account set up yet: a manager adds it under Settings > Payments before taking M-Pesa payments',
+      ),
+    );
+    expect(p).toMatchObject({ action: 'other-method' });
+    expect(p.message).toBe(
+      'This shop has no M-Pesa account set up yet: a manager adds it under Settings > Payments before taking M-Pesa payments. Ask a manager to set up the account, or use another payment method.',
+    );
+    expect(describeFailure(err(409, 'MERCHANT_ACCOUNT_REQUIRED', 'No account.')).message).toMatch(/^No account\. Ask/);
+  });
+
   it('an unknown outcome blocks the order: a manager, not a resend', () => {
     expect(describeFailure(err(409, 'PAYMENT_OUTCOME_UNKNOWN')).action).toBe('manager');
     expect(describeFailure(err(401, 'TOKEN_EXPIRED')).action).toBe('reload');

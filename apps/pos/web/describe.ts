@@ -80,6 +80,12 @@ function problemTexts(list: unknown[] | undefined): string[] {
     .filter((s) => s !== '');
 }
 
+/** Text ending as a sentence does, so another can follow it. */
+function sentence(text: string): string {
+  const t = text.trim();
+  return /[.!?]$/.test(t) ? t : `${t}.`;
+}
+
 /** An API error (or a request that got no answer) in the cashier's words, with the safe next action. */
 export function describeFailure(f: ApiFailure): Problem {
   if (f.status === undefined) {
@@ -167,7 +173,7 @@ export function describeFailure(f: ApiFailure): Problem {
     case 'MERCHANT_ACCOUNT_REQUIRED':
       return {
         ...base,
-        message: `${verbatim} Ask a manager to set up the account, or use another payment method.`,
+        message: `${sentence(verbatim)} Ask a manager to set up the account, or use another payment method.`,
         action: 'other-method',
       };
     case 'PROVIDER_DISABLED':

@@ -21,6 +21,7 @@ import {
 import { describeMpesaQr, describeQrFailure } from './mpesa-qr';
 
 type Receipt = components['schemas']['ReceiptDto'];
+type OrderWithPayments = components['schemas']['OrderWithPaymentsDto'];
 type DailyReport = components['schemas']['DailyReportDto'];
 
 interface PosConfig {
@@ -81,6 +82,8 @@ let sale: Sale = newSale();
 let watching: AbortController | undefined;
 /** While an M-Pesa QR is shown: the order is checked until it is paid (the payment arrives as a C2B confirmation). */
 let qrPoll: ReturnType<typeof setInterval> | undefined;
+/** The QR on screen: its order and the amount it asks (a till's payment names no order: the cashier claims it). */
+let qrShown: { orderId: string; amount: number; till: boolean } | undefined;
 let countdown: ReturnType<typeof setInterval> | undefined;
 /** The last payment request, to repeat with the same Idempotency-Key when its answer was lost. */
 let lastSend: (() => Promise<void>) | undefined;
@@ -133,6 +136,8 @@ function offer(action: NextAction | 'wait' | 'done', retryAfterSeconds?: number)
   // A new sale is always possible: it cancels nothing, and an open payment's outcome still lands in today's list.
   show('new-sale', true);
   button('pay').disabled = !canSendNew;
+  // A QR while a prompt may still be open (or its outcome is unknown) would let the customer pay twice.
+  button('show-mpesa-qr').disabled = !(canSendNew || action === 'done' || qrShown);
   button('resend').disabled = false;
   button('retry-same').disabled = false;
   if (retryAfterSeconds && retryAfterSeconds > 0 && (action === 'resend' || action === 'retry-same')) {
@@ -167,6 +172,7 @@ function renderPayment(p: Payment): void {
 function stopQr(): void {
   if (qrPoll) clearInterval(qrPoll);
   qrPoll = undefined;
+  qrShown = undefined;
   show('mpesa-qr', false);
 }
 
@@ -203,20 +209,31 @@ async function showMpesaQr(): Promise<void> {
   const orderId = sale.orderId;
   try {
     const res = await api.GET('/orders/{id}/mpesa-qr', { params: { path: { id: orderId } } });
-    if (res.error || !res.data)
-      return fail(
-        describeQrFailure({
-          status: res.response.status,
-          body: res.error,
-          retryAfter: res.response.headers.get('retry-after'),
-          method: 'mpesa',
-        }),
-      );
+    if (res.error || !res.data) {
+      const problem = describeQrFailure({
+        status: res.response.status,
+        body: res.error,
+        retryAfter: res.response.headers.get('retry-after'),
+        method: 'mpesa',
+      });
+      // Paid already (the customer paid, or this sale was paid before): say so and show its receipt, not "Not sent".
+      if (res.error?.code === 'ORDER_ALREADY_PAID' && (await showIfPaid(orderId, problem))) return;
+      return fail(problem);
+    }
     lastSend = undefined;
     ($('mpesa-qr-img') as HTMLImageElement).src = `data:image/png;base64,${res.data.pngBase64}`;
     $('mpesa-qr-text').textContent = describeMpesaQr(res.data);
+    qrShown = { orderId, amount: res.data.amount, till: res.data.type === 'till' };
+    input('qr-receipt').value = '';
+    button('qr-claim-button').disabled = false;
     show('mpesa-qr', true);
-    setStatus('Waiting', 'pending', 'Waiting for the customer to pay by QR…');
+    setStatus(
+      'Waiting',
+      'pending',
+      qrShown.till
+        ? 'Waiting for the customer to pay by QR… A till payment names no order: when they have paid, type the M-Pesa code from their SMS below.'
+        : 'Waiting for the customer to pay by QR…',
+    );
     offer('wait');
     qrPoll = setInterval(() => void checkQrPaid(orderId), 3000);
   } catch {
@@ -228,14 +245,94 @@ async function checkQrPaid(orderId: string): Promise<void> {
   try {
     const res = await api.GET('/orders/{id}', { params: { path: { id: orderId } } });
     if (!res.data || sale.orderId !== orderId || !qrPoll) return;
-    if (res.data.status === 'paid') {
-      stopQr();
-      setStatus('Paid', 'completed', `Paid by M-Pesa: ${money(res.data.total)}.`);
-      offer('done');
-    }
+    if (res.data.status === 'paid') renderOrderPaid(res.data);
   } catch {
     // The next check tries again.
   }
+}
+
+/**
+ * "Find the payment": a payment to the till (Buy Goods) carries no order, so it waits in the shop's
+ * feed of unclaimed payments; the cashier finds it by the code on the customer's SMS and claims it
+ * for this order. Only a payment of exactly the QR's amount is claimed here; anything else is a manager's.
+ */
+async function claimQrPayment(): Promise<void> {
+  const shown = qrShown;
+  if (!shown || sale.orderId !== shown.orderId) return;
+  const code = input('qr-receipt').value.replace(/\s/g, '').toUpperCase();
+  const say = (message: string) => showProblem({ message, problems: [], action: 'fix-input' });
+  if (!/^[A-Z0-9]{6,20}$/.test(code)) return say("Type the M-Pesa code from the customer's SMS, e.g. SL12ABC3DE.");
+  clearMessage();
+  button('qr-claim-button').disabled = true;
+  try {
+    const found = await api.GET('/payments/c2b/unclaimed', { params: { query: { receipt: code, limit: 1 } } });
+    if (qrShown !== shown) return;
+    if (found.error || !found.data) return showProblem(await failureOf(found, 'mpesa'));
+    const item = found.data[0];
+    if (!item) {
+      // Already taken for this order (a paybill payment names it): the order says so.
+      if (await showIfPaid(shown.orderId)) return;
+      return say(
+        `No M-Pesa payment ${code} is waiting to be matched. Check the code on the customer's SMS; a payment can take a minute to arrive.`,
+      );
+    }
+    if (item.amount !== shown.amount || item.currency !== 'KES')
+      return say(
+        `M-Pesa payment ${item.receipt} is ${money(item.amount, item.currency)}, but this order owes ${money(shown.amount)}. It was not taken for this order: ask a manager to match it.`,
+      );
+    const claimed = await api.POST('/payments/c2b/{id}/claim', {
+      params: { path: { id: item.id } },
+      body: { orderId: shown.orderId },
+    });
+    if (claimed.error || !claimed.data) {
+      const f = await failureOf(claimed, 'mpesa');
+      // The API's own words (claimed already, the order paid meanwhile, …): nothing was taken.
+      return showProblem({ ...f, message: claimed.error?.message ?? f.message, action: 'fix-input' });
+    }
+    if (qrShown !== shown) return;
+    stopQr();
+    const outcome = describePayment({
+      status: claimed.data.status,
+      provider: 'mpesa',
+      statusReason: claimed.data.statusReason,
+    });
+    setStatus(outcome.label, claimed.data.status, outcome.message);
+    $('status-panel').dataset.paymentId = claimed.data.paymentId;
+    if (claimed.data.status === 'completed') void showReceipt(claimed.data.paymentId);
+    else offer(outcome.action === 'wait' ? 'done' : outcome.action);
+    void refreshToday();
+  } catch {
+    showProblem(networkProblem());
+  } finally {
+    if (qrShown === shown) button('qr-claim-button').disabled = false;
+  }
+}
+
+/** When the order is paid: shows it paid with its receipt (and `problem`'s words) and answers true. */
+async function showIfPaid(orderId: string, problem?: Problem): Promise<boolean> {
+  try {
+    const res = await api.GET('/orders/{id}', { params: { path: { id: orderId } } });
+    if (!res.data || res.data.status !== 'paid' || sale.orderId !== orderId) return false;
+    lastSend = undefined;
+    renderOrderPaid(res.data);
+    if (problem) showProblem({ ...problem, requestId: undefined });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A paid order (its payment came as a C2B confirmation, so no payment was being followed): Paid and the receipt. */
+function renderOrderPaid(order: OrderWithPayments): void {
+  stopQr();
+  // Newest first: the payment that completed the order.
+  const last = order.payments.find((p) => p.status === 'completed');
+  setStatus('Paid', 'completed', `Paid: ${money(order.total, order.currency)}.`);
+  if (last) {
+    $('status-panel').dataset.paymentId = last.paymentId;
+    void showReceipt(last.paymentId);
+  } else offer('done');
+  void refreshToday();
 }
 
 function renderHosted(link: string | undefined): void {
@@ -588,6 +685,10 @@ function init(): void {
   });
   button('resend').addEventListener('click', () => void pay());
   button('show-mpesa-qr').addEventListener('click', () => void showMpesaQr());
+  $('qr-claim').addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (!button('qr-claim-button').disabled) void claimQrPayment();
+  });
   button('retry-same').addEventListener('click', () => void lastSend?.());
   button('new-sale').addEventListener('click', startNewSale);
   button('print-58').addEventListener('click', () => void print('58'));
