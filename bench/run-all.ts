@@ -19,6 +19,7 @@ const ALL = [
   'statement',
   'cold-start',
   'callbacks',
+  'c2b',
   'stk-push',
   'paid-payment',
   'accounts',
