@@ -182,6 +182,28 @@ describe('M-Pesa Dynamic QR and Pull Transactions, end to end', () => {
       expect((await t.http().get('/orders/ORD-QR-1/mpesa-qr')).status).toBe(401);
       expect(t.sim.qrRequests()).toHaveLength(before);
     });
+
+    it('no QR while a prompt for the order is on the customer’s phone: the QR would invite a second payment', async () => {
+      await order('shop-pb', 'ORD-QR-BUSY', 30);
+      const push = await t
+        .http()
+        .post('/payments/stk-push')
+        .set('Authorization', cashier('shop-pb'))
+        .send({ phoneNumber: '254700000007', amount: 30, orderId: 'ORD-QR-BUSY' }); // never answers
+      expect(push.status).toBe(201);
+      const before = t.sim.qrRequests().length;
+      const busy = await qr('shop-pb', 'ORD-QR-BUSY');
+      expect({ status: busy.status, code: busy.body.code, paymentId: busy.body.details?.paymentId }).toEqual({
+        status: 409,
+        code: 'PAYMENT_IN_PROGRESS',
+        paymentId: push.body.paymentId,
+      });
+      expect(busy.body.message).toMatch(/wait for it to finish/);
+      expect(t.sim.qrRequests()).toHaveLength(before);
+      // Once the prompt is over (here the payment is ended directly in the table), a QR is made.
+      await t.db.execute(sql`update payments set status = 'failed' where id = ${push.body.paymentId}`);
+      expect((await qr('shop-pb', 'ORD-QR-BUSY')).status).toBe(200);
+    });
   });
 
   describe('Pull Transactions', () => {

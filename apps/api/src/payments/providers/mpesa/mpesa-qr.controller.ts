@@ -92,6 +92,11 @@ export class MpesaQrController {
       codes: [
         { code: 'ORDER_ALREADY_PAID', message: 'Order ORD-12345 is already fully paid: there is nothing to pay by QR' },
         {
+          code: 'PAYMENT_IN_PROGRESS',
+          message:
+            'Order ORD-12345 has a payment waiting for the customer (or of unknown outcome): wait for it to finish before showing a QR',
+        },
+        {
           code: 'MERCHANT_ACCOUNT_REQUIRED',
           message:
             'This shop has no M-Pesa account set up yet: a manager adds it under Settings > Payments before taking M-Pesa payments',

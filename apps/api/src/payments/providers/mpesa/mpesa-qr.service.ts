@@ -41,6 +41,8 @@ export class MpesaQrService {
     private readonly daraja: DarajaService,
     private readonly toDaraja: (account: ResolvedAccount) => DarajaAccount,
     private readonly defaults: { merchantName: string; size: number },
+    /** The order's payment in flight (or of unknown outcome) that keeps it from taking another, if any. */
+    private readonly blockingPayment: (shopId: string, orderId: string) => Promise<{ id: string } | null>,
   ) {}
 
   async forOrder(user: AuthUser, orderId: string): Promise<MpesaQrAnswer> {
@@ -55,6 +57,15 @@ export class MpesaQrService {
         {
           orderId,
         },
+      );
+    // A prompt on the customer's phone (or one whose outcome is unknown) may still be paid: a QR
+    // beside it invites a second payment, which the order could not take (it would wait in review).
+    const blocking = await this.blockingPayment(user.shopId, orderId);
+    if (blocking)
+      throw new ConflictError(
+        'PAYMENT_IN_PROGRESS',
+        `Order ${orderId} has a payment waiting for the customer (or of unknown outcome): wait for it to finish before showing a QR`,
+        { orderId, paymentId: blocking.id },
       );
     if (balance.outstandingMinor % 100n !== 0n)
       throw new AppError(

@@ -65,18 +65,23 @@ import { C2bRepository } from './c2b.repository';
     MpesaPullRepository,
     {
       provide: MpesaQrService,
-      inject: [APP_CONFIG, ORDERS_PORT, MerchantAccountsService, DarajaService, MpesaAccountKind],
+      inject: [APP_CONFIG, ORDERS_PORT, MerchantAccountsService, DarajaService, MpesaAccountKind, PaymentsRepository],
       useFactory: (
         config: AppConfig,
         orders: OrdersPort,
         accounts: MerchantAccountsService,
         daraja: DarajaService,
         kind: MpesaAccountKind,
+        payments: PaymentsRepository,
       ) =>
-        new MpesaQrService(orders, accounts, daraja, (a) => kind.toDaraja(a), {
-          merchantName: config.mpesa.qrMerchantName,
-          size: config.mpesa.qrSize,
-        }),
+        new MpesaQrService(
+          orders,
+          accounts,
+          daraja,
+          (a) => kind.toDaraja(a),
+          { merchantName: config.mpesa.qrMerchantName, size: config.mpesa.qrSize },
+          (shopId, orderId) => payments.findBlockingForOrder(shopId, orderId),
+        ),
     },
     {
       provide: MpesaPullService,
