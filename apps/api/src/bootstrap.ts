@@ -8,7 +8,7 @@ import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
 import { ApiExpressAdapter, installClientErrorHandler, requireHostHeader } from './common/client-errors';
 import { AppError } from './common/errors';
-import { installFastLanes, jsonShapeProblem } from './common/fast-lane';
+import { installFastLanes, JSON_BODY_LIMIT_BYTES, jsonShapeProblem } from './common/fast-lane';
 import { AllExceptionsFilter, expressErrorHandler } from './common/http-exception.filter';
 import { assignRequestId } from './common/logging';
 import { ApiValidationPipe } from './common/validation';
@@ -19,7 +19,8 @@ import type { DatabaseHandle } from './database/database';
 import { StkCallbackLane } from './payments/stk-callback-lane';
 import { applyGuardSecurity, BEARER_SCHEME, openApiServers } from './openapi/security';
 
-export const BODY_LIMIT = '64kb';
+/** The JSON body limit, for Express and the fast lanes alike (one number, so they cannot drift). */
+export const BODY_LIMIT = JSON_BODY_LIMIT_BYTES;
 
 export interface CreateAppOptions {
   config: AppConfig;

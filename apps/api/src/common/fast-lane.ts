@@ -40,8 +40,8 @@ export interface LaneAnswer {
   body: unknown;
 }
 
-/** Bodies a lane reads (the API's JSON body limit, bootstrap.BODY_LIMIT). */
-export const LANE_BODY_LIMIT = 64 * 1024;
+/** The API's JSON body limit in bytes: express.json's in bootstrap, and what a lane reads. */
+export const JSON_BODY_LIMIT_BYTES = 64 * 1024;
 
 /**
  * Puts the lanes in front of the server's current request handler (Express). Call once, before
@@ -71,7 +71,7 @@ export function plainJsonBody(req: IncomingMessage): boolean {
   if (h.host === undefined || h['transfer-encoding'] !== undefined) return false;
   if (h['content-encoding'] !== undefined && h['content-encoding'] !== 'identity') return false;
   const length = h['content-length'];
-  if (length === undefined || !/^\d{1,6}$/.test(length) || Number(length) > LANE_BODY_LIMIT) return false;
+  if (length === undefined || !/^\d{1,6}$/.test(length) || Number(length) > JSON_BODY_LIMIT_BYTES) return false;
   const type = h['content-type'];
   return type !== undefined && /^application\/json\s*(?:;\s*charset="?utf-8"?\s*)?$/i.test(type);
 }
