@@ -1,15 +1,13 @@
 import { startPosServer, type PosServer } from '@smartduka/pos';
 import { mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { join, resolve } from 'node:path';
 import { crc32, inflateSync } from 'node:zlib';
 import { Browser, Page } from 'playwright-core';
-import { haveChromium, launchChromium } from './helpers/browser';
+import { haveChromium, launchChromium, openPosPage, POS_SHOTS, posShot, posStatus, testId } from './helpers/browser';
 import { freePort, startTestApp, TestApp } from './helpers/test-app';
 import { recordSecrets } from './log-scan/sink';
 
-/** Screenshots of every step, kept as test output (git-ignored). */
-const SHOTS = resolve(__dirname, '..', '.test-output', 'pos');
+const SHOTS = POS_SHOTS;
 
 /** The machine is shared and busy: every wait is generous, and none is a fixed sleep. */
 const WAIT = { timeout: 20_000 };
@@ -123,17 +121,14 @@ function decodePng(png: Buffer): { width: number; height: number } {
     await t?.close();
   });
 
-  async function openPos(forShop: string): Promise<Page> {
+  function openPos(forShop: string): Promise<Page> {
     shop = forShop;
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-    await page.goto(pos.url);
-    await page.waitForSelector('body[data-ready="true"]', WAIT);
-    return page;
+    return openPosPage(browser, pos.url, 'till', WAIT);
   }
 
-  const id = (testid: string) => `[data-testid="${testid}"]`;
-  const status = (s: string) => `${id('status')}[data-status="${s}"]`;
-  const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  const id = testId;
+  const status = posStatus;
+  const shot = posShot;
   const orderIdOf = async (page: Page) => (await page.textContent(id('order-id')))!.trim();
   const orderOf = async (orderId: string) =>
     (

@@ -1,13 +1,12 @@
 import { startFlutterwaveSimulator, startPesapalSimulator } from '@smartduka/card-simulators';
 import { startPosServer, type PosServer } from '@smartduka/pos';
 import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Browser, Page } from 'playwright-core';
-import { haveChromium, launchChromium } from './helpers/browser';
+import { haveChromium, launchChromium, openPosPage, POS_SHOTS, posShot, posStatus, testId } from './helpers/browser';
 import { freePort, startTestApp, TestApp } from './helpers/test-app';
 
-/** Screenshots of every step, kept as test output (git-ignored). */
-const SHOTS = resolve(__dirname, '..', '.test-output', 'pos');
+const SHOTS = POS_SHOTS;
 
 /** The machine is shared and busy: every wait is generous, and none is a fixed sleep. */
 const WAIT = { timeout: 30_000 };
@@ -62,18 +61,10 @@ const WAIT = { timeout: 30_000 };
     });
 
     /** A phone-sized screen (or a till's) with the POS loaded and ready. */
-    async function openPos(size: 'phone' | 'till' = 'phone'): Promise<Page> {
-      const page = await browser.newPage({
-        viewport: size === 'phone' ? { width: 390, height: 844 } : { width: 1280, height: 800 },
-      });
-      await page.goto(pos.url);
-      await page.waitForSelector('body[data-ready="true"]', WAIT);
-      return page;
-    }
-
-    const id = (testid: string) => `[data-testid="${testid}"]`;
-    const status = (s: string) => `${id('status')}[data-status="${s}"]`;
-    const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+    const openPos = (size: 'phone' | 'till' = 'phone') => openPosPage(browser, pos.url, size, WAIT);
+    const id = testId;
+    const status = posStatus;
+    const shot = posShot;
 
     async function orderOf(page: Page) {
       const orderId = (await page.textContent(id('order-id')))!.trim();
