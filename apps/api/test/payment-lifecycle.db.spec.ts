@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { emptyCoreTables, openCoreDb } from './helpers/core-db';
+import { countSql } from './helpers/sql-count';
 import type { TestDatabase } from './helpers/test-db';
 import type { AuthUser } from '../src/auth/auth.types';
 import { AppError } from '../src/common/errors';
@@ -1979,4 +1980,123 @@ describe('toResponse', () => {
       resolvedAt: null,
     });
   });
+});
+
+describe('a batch of reports read ahead (prefetchFor, as CallbackApplier batches them) decides as one at a time would', () => {
+  /** Applies the reports in one transaction with what prefetchFor read for all of them, in payment id order. */
+  async function applyBatch(items: { p: Payment; r: OutcomeReport }[]): Promise<Map<string, string[]>> {
+    const sorted = [...items].sort((a, b) => (a.p.id < b.p.id ? -1 : a.p.id > b.p.id ? 1 : 0));
+    const results = new Map<string, string[]>();
+    const after: (() => void)[] = [];
+    await repo.transaction(async (tx) => {
+      const pre = await lifecycle.prefetchFor(
+        tx,
+        sorted.map(({ p, r }) => ({ paymentId: p.id, report: r })),
+      );
+      for (const { p, r } of sorted) {
+        const applied = await lifecycle.applyOutcomeIn(tx, p.id, r, 'daraja:callback', pre);
+        results.set(p.id, [...(results.get(p.id) ?? []), applied.result]);
+        if (applied.afterCommit) after.push(applied.afterCommit);
+      }
+    });
+    for (const f of after) f();
+    return results;
+  }
+
+  it('two payments completing one order: the balance is weighed again after the first, the second goes to review', async () => {
+    const orderId = await order(10_000n);
+    const a = await mpesa(orderId, { amountMinor: 6_000n });
+    const b = await mpesa(orderId, {
+      amountMinor: 6_000n,
+      status: 'review',
+      statusReason: 'OUTCOME_UNKNOWN',
+      releasedAt: new Date(),
+    });
+    const results = await applyBatch([
+      { p: a, r: mpesaPaid(a) },
+      { p: b, r: mpesaPaid(b) },
+    ]);
+    const [first, second] = [a, b].sort((x, y) => (x.id < y.id ? -1 : 1));
+    expect(results.get(first.id)).toEqual(['applied']);
+    expect(results.get(second.id)).toEqual(['review']);
+    expect(await row(first.id)).toMatchObject({ status: 'completed' });
+    expect(await row(second.id)).toMatchObject({ status: 'review', statusReason: 'EXCEEDS_OUTSTANDING' });
+    expect(await balance(orderId)).toMatchObject({ paidMinor: 6_000n, outstandingMinor: 4_000n });
+    expect(await paidAt(orderId)).toBeNull();
+  });
+
+  it('one receipt reported for two payments: the first holds it, the second is a duplicate in review', async () => {
+    const [o1, o2] = [await order(), await order()];
+    const p1 = await mpesa(o1);
+    const p2 = await mpesa(o2);
+    const shared = receipt();
+    const results = await applyBatch([
+      { p: p1, r: mpesaPaid(p1, { receipt: shared }) },
+      { p: p2, r: mpesaPaid(p2, { receipt: shared }) },
+    ]);
+    const [first, second] = [p1, p2].sort((x, y) => (x.id < y.id ? -1 : 1));
+    expect([results.get(first.id), results.get(second.id)]).toEqual([['applied'], ['review']]);
+    expect(await row(first.id)).toMatchObject({ status: 'completed', mpesaReceiptNumber: shared });
+    expect(await row(second.id)).toMatchObject({ status: 'review', statusReason: 'DUPLICATE_RECEIPT' });
+  });
+
+  it('the same payment twice in a batch: applied once, then a duplicate (and another receipt is a second charge)', async () => {
+    const orderId = await order();
+    const p = await mpesa(orderId);
+    const paid = mpesaPaid(p);
+    const again = await applyBatch([
+      { p, r: paid },
+      { p, r: { ...paid } },
+      { p, r: mpesaPaid(p) },
+    ]);
+    expect(again.get(p.id)).toEqual(['applied', 'duplicate', 'review']);
+    expect(await row(p.id)).toMatchObject({ status: 'completed', mpesaReceiptNumber: paid.receipt });
+    const rows = await paymentsOf(orderId);
+    expect(rows.map((x) => [x.status, x.statusReason]).sort()).toEqual([
+      ['completed', 'PAID'],
+      ['review', 'SECOND_CHARGE'],
+    ]);
+    expect(await balance(orderId)).toMatchObject({ paidMinor: 10_000n });
+    expect(completions.map((c) => c.paymentId)).toEqual([p.id]);
+  });
+
+  it('a batch with a failure, an unknown payment and completions of different orders: each as alone', async () => {
+    const orders3 = [await order(), await order(), await order()];
+    const [p1, p2, p3] = await Promise.all(orders3.map((o) => mpesa(o)));
+    const ghost = { ...p3, id: randomUUID() };
+    const results = await applyBatch([
+      { p: p1, r: mpesaPaid(p1) },
+      { p: p2, r: { ...mpesaPaid(p2), outcome: 'cancelled', resultCode: '1032', receipt: undefined } },
+      { p: p3, r: mpesaPaid(p3) },
+      { p: ghost, r: mpesaPaid(ghost) },
+    ]);
+    expect([results.get(p1.id), results.get(p2.id), results.get(p3.id), results.get(ghost.id)]).toEqual([
+      ['applied'],
+      ['applied'],
+      ['applied'],
+      ['unknown_payment'],
+    ]);
+    expect((await row(p2.id)).status).toBe('cancelled');
+    for (const o of [orders3[0], orders3[2]]) expect(await paidAt(o)).not.toBeNull();
+    expect(await paidAt(orders3[1])).toBeNull();
+    expect(paidOrders.map((x) => x.orderId).sort()).toEqual([orders3[0], orders3[2]].sort());
+  });
+
+  (process.env.DATABASE_URL ? it : it.skip)(
+    'costs a few statements for the batch and three per completion, not seven per completion',
+    async () => {
+      const ps: Payment[] = [];
+      for (let i = 0; i < 8; i++) ps.push(await mpesa(await order()));
+      const count = countSql();
+      try {
+        await applyBatch(ps.map((p) => ({ p, r: mpesaPaid(p) })));
+      } finally {
+        count.stop();
+      }
+      for (const p of ps) expect((await row(p.id)).status).toBe('completed');
+      // BEGIN, lock the payments, the receipts' holders, lock the orders, their balances, COMMIT;
+      // then per completion: UPDATE payment, INSERT event, UPDATE order (paid).
+      expect(count.statements).toBe(6 + 3 * ps.length);
+    },
+  );
 });

@@ -372,6 +372,11 @@ export function pgConstraint(err: unknown): string | undefined {
   return undefined;
 }
 
+/** The rows of a db.execute result, whichever driver ran it (node-postgres: { rows }, PGlite: the rows). */
+export function resultRows(res: unknown): Record<string, unknown>[] {
+  return ((res as { rows?: unknown[] }).rows ?? (res as unknown[])) as Record<string, unknown>[];
+}
+
 export const UNIQUE_VIOLATION = '23505';
 
 /** Node socket errors: from the database driver they mean the server cannot be reached. */

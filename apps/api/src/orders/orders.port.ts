@@ -29,6 +29,15 @@ export interface OrdersPort {
    */
   getBalance(shopId: string, orderId: string, tx?: Tx): Promise<OrderBalance | null>;
   /**
+   * getBalance(…, tx) for several orders at once (a batch of callbacks): every row locked first,
+   * in one order, then the balances read, in two statements. Optional: without it each order is
+   * weighed on its own.
+   */
+  getBalancesLocked?(
+    orders: { shopId: string; orderId: string }[],
+    tx: Tx,
+  ): Promise<(OrderBalance & { shopId: string })[]>;
+  /**
    * Called INSIDE the transaction that completes a payment for the order, so the order is marked
    * paid atomically with the payment (a crash can never leave one without the other). Marks it
    * exactly once, when completed payments cover its total; true only for the call that marked it.

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { and, eq, isNull, sql } from 'drizzle-orm';
 import { DB } from '../database/database.module';
-import type { Db, DbOrTx } from '../database/database';
+import { resultRows, type Db, type DbOrTx } from '../database/database';
 import { orders } from '../database/schema';
 
 export interface OrderRow {
@@ -16,6 +16,10 @@ export interface OrderRow {
   /** Sum of succeeded refunds of those payments. */
   refundedMinor: bigint;
 }
+
+/** Order keys as one jsonb parameter (one parameter however many; drizzle spreads an array into one per element). */
+const keysJson = (keys: { shopId: string; orderId: string }[]): string =>
+  JSON.stringify(keys.map((k) => ({ shop_id: k.shopId, order_id: k.orderId })));
 
 /** The only code that touches the orders table. */
 @Injectable()
@@ -44,6 +48,46 @@ export class OrdersRepository {
       .update(orders)
       .set({ paidAt: sql`${orders.paidAt}` })
       .where(and(eq(orders.shopId, shopId), eq(orders.id, id)));
+  }
+
+  /**
+   * lock() for several orders in one statement. The rows are locked in (shop, id) order, so two
+   * transactions locking overlapping sets wait for each other instead of deadlocking.
+   */
+  async lockMany(keys: { shopId: string; orderId: string }[], tx: DbOrTx): Promise<void> {
+    if (keys.length === 0) return;
+    await tx.execute(sql`
+      update ${orders} set paid_at = ${orders}.paid_at
+      from (
+        select l.shop_id, l.id from ${orders} l
+        where (l.shop_id, l.id) in (select k.shop_id, k.order_id from jsonb_to_recordset(${keysJson(keys)}::jsonb) as k(shop_id text, order_id text))
+        order by l.shop_id, l.id
+        for update
+      ) locked
+      where ${orders}.shop_id = locked.shop_id and ${orders}.id = locked.id`);
+  }
+
+  /** Total, currency and the sum of completed payments of several orders, in one statement (those that exist). */
+  async balances(
+    keys: { shopId: string; orderId: string }[],
+    tx: DbOrTx,
+  ): Promise<{ shopId: string; id: string; totalMinor: bigint; currency: string; paidMinor: bigint }[]> {
+    if (keys.length === 0) return [];
+    const rows = resultRows(
+      await tx.execute(sql`
+        select o.shop_id, o.id, o.total_minor::text as total_minor, o.currency,
+          coalesce((select sum(p.amount_minor) from payments p
+                    where p.shop_id = o.shop_id and p.order_id = o.id and p.status = 'completed'), 0)::text as paid_minor
+        from ${orders} o
+        where (o.shop_id, o.id) in (select k.shop_id, k.order_id from jsonb_to_recordset(${keysJson(keys)}::jsonb) as k(shop_id text, order_id text))`),
+    );
+    return rows.map((r) => ({
+      shopId: r.shop_id as string,
+      id: r.id as string,
+      totalMinor: BigInt(r.total_minor as string),
+      currency: r.currency as string,
+      paidMinor: BigInt(r.paid_minor as string),
+    }));
   }
 
   async find(shopId: string, id: string, tx: DbOrTx = this.db): Promise<OrderRow | null> {

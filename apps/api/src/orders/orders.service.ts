@@ -46,15 +46,17 @@ export class OrdersService implements OrdersPort {
   async getBalance(shopId: string, orderId: string, tx?: Tx): Promise<OrderBalance | null> {
     if (tx) await this.repo.lock(shopId, orderId, tx);
     const row = await this.repo.find(shopId, orderId, tx);
-    if (!row) return null;
-    const outstanding = row.totalMinor - row.paidMinor;
-    return {
-      orderId,
-      currency: row.currency,
-      totalMinor: row.totalMinor,
-      paidMinor: row.paidMinor,
-      outstandingMinor: outstanding > 0n ? outstanding : 0n,
-    };
+    return row ? balanceOf(orderId, row) : null;
+  }
+
+  async getBalancesLocked(
+    keys: { shopId: string; orderId: string }[],
+    tx: Tx,
+  ): Promise<(OrderBalance & { shopId: string })[]> {
+    await this.repo.lockMany(keys, tx);
+    // A statement after the locks: its snapshot has every completion committed before they were granted.
+    const rows = await this.repo.balances(keys, tx);
+    return rows.map((row) => ({ ...balanceOf(row.id, row), shopId: row.shopId }));
   }
 
   settleIfPaid(shopId: string, orderId: string, tx: Tx, orderLocked = false): Promise<boolean> {
@@ -90,4 +92,15 @@ export class OrdersService implements OrdersPort {
       createdAt: row.createdAt.toISOString(),
     };
   }
+}
+
+function balanceOf(orderId: string, row: { currency: string; totalMinor: bigint; paidMinor: bigint }): OrderBalance {
+  const outstanding = row.totalMinor - row.paidMinor;
+  return {
+    orderId,
+    currency: row.currency,
+    totalMinor: row.totalMinor,
+    paidMinor: row.paidMinor,
+    outstandingMinor: outstanding > 0n ? outstanding : 0n,
+  };
 }

@@ -4,6 +4,9 @@ import { APP_CONFIG } from '../config/config.module';
 import { safeError } from '../common/logging';
 import type { Tx } from '../database/database';
 import { callbackApplyDelay, callbackApplyQueue } from '../metrics/metrics';
+import type { ApplyPrefetch } from './apply-prefetch';
+import type { OutcomeReport } from './outcome-rules';
+import { PaymentLifecycle } from './payment-lifecycle.service';
 import { PaymentsRepository } from './payments.repository';
 
 /** One stored, acknowledged notification to apply; `receivedAt` is when it was acknowledged (process clock, ms). */
@@ -12,8 +15,10 @@ export interface ApplyJob {
   receivedAt: number;
   /** the payment it is about: a batch applies its jobs in this order, so two batches lock rows in the same order */
   paymentId: string;
-  /** applies it inside `tx`; the outcome is recorded on its inbox row in the same transaction */
-  apply(tx: Tx): Promise<{ outcome: string; afterCommit?: () => void }>;
+  /** the outcome it reports: with it, a batch reads what applying needs for all its jobs at once (PaymentLifecycle.prefetchFor) */
+  report?: OutcomeReport;
+  /** applies it inside `tx` (with what the batch read ahead); the outcome is recorded on its inbox row in the same transaction */
+  apply(tx: Tx, pre?: ApplyPrefetch): Promise<{ outcome: string; afterCommit?: () => void }>;
 }
 
 /**
@@ -26,7 +31,9 @@ export interface ApplyJob {
  * payment's row lock, so a job and a replay of the same row never apply twice.
  *
  * Jobs queued together are applied together: up to CALLBACK_APPLY_BATCH in ONE transaction that
- * also records every outcome on its row in one statement (one commit, not one per callback). When
+ * also records every outcome on its row in one statement (one commit, not one per callback), and
+ * reads what applying needs (the payments locked, the receipts' holders, the order balances) for
+ * the whole batch in a few statements (PaymentLifecycle.prefetchFor) instead of per job. When
  * the queue is short a batch is one job, so nothing waits for others to arrive. A batch that fails
  * is retried one job per transaction, so one bad callback never holds back the others. At most
  * CALLBACK_APPLY_CONCURRENCY batches run at once, leaving the rest of the pool to the requests;
@@ -46,6 +53,7 @@ export class CallbackApplier implements BeforeApplicationShutdown {
 
   constructor(
     private readonly repo: PaymentsRepository,
+    private readonly lifecycle: PaymentLifecycle,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.concurrency = config.callbackApply.concurrency;
@@ -89,8 +97,12 @@ export class CallbackApplier implements BeforeApplicationShutdown {
         try {
           await this.applyTogether([...batch].sort((a, b) => (a.paymentId < b.paymentId ? -1 : 1)));
           return;
-        } catch {
+        } catch (err) {
           // e.g. a deadlock with a request applying to one of these payments: one job at a time.
+          this.logger.warn(
+            { err: safeError(err), jobs: batch.length },
+            'applying stored callbacks together failed; applying them one at a time',
+          );
         }
       }
       for (const job of batch) {
@@ -123,10 +135,12 @@ export class CallbackApplier implements BeforeApplicationShutdown {
         tx,
         jobs.map((j) => j.inboxId),
       );
-      for (const job of jobs) {
-        if (!open.has(job.inboxId.toString())) continue;
-        applied.push(job);
-        const r = await job.apply(tx);
+      for (const job of jobs) if (open.has(job.inboxId.toString())) applied.push(job);
+      // Two or more: what applying reads (payments, receipts, order balances) in a few statements for all.
+      const reported = applied.flatMap((j) => (j.report ? [{ paymentId: j.paymentId, report: j.report }] : []));
+      const pre = reported.length > 1 ? await this.lifecycle.prefetchFor(tx, reported) : undefined;
+      for (const job of applied) {
+        const r = await job.apply(tx, pre);
         outcomes.push({ id: job.inboxId, outcome: r.outcome });
         if (r.afterCommit) after.push(r.afterCommit);
       }

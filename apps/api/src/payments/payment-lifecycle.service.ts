@@ -33,6 +33,7 @@ import {
 } from './payment-status';
 import type { PaymentResponseDto } from './payments.dto';
 import { IdempotencyRecord, PaymentsRepository } from './payments.repository';
+import { ApplyPrefetch, orderKey } from './apply-prefetch';
 
 export const PAYMENT_COMPLETED_EVENT = 'payment.completed';
 
@@ -69,6 +70,8 @@ export type ApplyResult = 'applied' | 'duplicate' | 'unknown_payment' | 'review'
 /** One report being applied to one locked payment: what each step of applyOutcomeIn works on. */
 interface Applying {
   tx: Tx;
+  /** what the batch read ahead (CallbackApplier): served once, then read again */
+  pre?: ApplyPrefetch;
   /** the payment, locked */
   p: Payment;
   /** the report, its receipt normalised by the provider's rules */
@@ -474,21 +477,61 @@ export class PaymentLifecycle {
     paymentId: string,
     report: OutcomeReport,
     actor: string,
+    pre?: ApplyPrefetch,
   ): Promise<{ result: ApplyResult; afterCommit?: () => void }> {
-    const p = await this.repo.lock(tx, paymentId);
+    const p = pre?.takePayment(paymentId) ?? (await this.repo.lock(tx, paymentId));
     if (!p) return { result: 'unknown_payment' };
     const rules = this.outcomeRules(p.provider);
     // Receipts are compared (and stored) as the provider's receipts are, whoever reported them.
     const r = report.receipt === undefined ? report : { ...report, receipt: rules.normaliseReceipt(report.receipt) };
     const find: PaymentLookups = {
-      byReceipt: (receipt) => this.repo.findByReceipt(receipt, tx),
+      byReceipt: async (receipt) => {
+        const known = pre?.receipt(receipt);
+        return known !== undefined ? known : this.repo.findByReceipt(receipt, tx);
+      },
       byProviderTransaction: (provider, id) => this.repo.findByProviderTransaction(provider, id, tx),
     };
-    const a: Applying = { tx, p, r, rules, actor, summary: reportSummary(r), find };
-    if (isClosed(p)) return { result: await this.applyToClosed(a) };
-    const problem = integrityProblem(p, r) ?? (await this.duplicateProblem(a));
-    if (problem) return { result: await this.reviewMismatch(a, problem) };
-    return this.transition(a);
+    const a: Applying = { tx, pre, p, r, rules, actor, summary: reportSummary(r), find };
+    try {
+      if (isClosed(p)) return { result: await this.applyToClosed(a) };
+      const problem = integrityProblem(p, r) ?? (await this.duplicateProblem(a));
+      if (problem) return { result: await this.reviewMismatch(a, problem) };
+      return await this.transition(a);
+    } finally {
+      pre?.spent(p.id, { shopId: p.shopId, orderId: p.orderId }, r.receipt);
+    }
+  }
+
+  /**
+   * Reads ahead, for a batch of reports applied in one transaction (CallbackApplier), what
+   * applyOutcomeIn reads for each: every payment locked in one statement (id order: the order the
+   * batch applies them in), the payments holding the reported receipts in one, and the orders of
+   * the payments being completed locked and weighed in two (OrdersPort.getBalancesLocked, when the
+   * port has it). The same rules then run on what was read (ApplyPrefetch serves each entry until
+   * a report may have changed it), so a batch of 16 costs a few statements more than one report
+   * instead of four statements per report.
+   */
+  async prefetchFor(tx: Tx, items: { paymentId: string; report: OutcomeReport }[]): Promise<ApplyPrefetch> {
+    const locked = await this.repo.lockMany(tx, [...new Set(items.map((i) => i.paymentId))].sort());
+    const byId = new Map(locked.map((p) => [p.id, p]));
+    const receipts = new Set<string>();
+    const toWeigh = new Map<string, { shopId: string; orderId: string }>();
+    for (const { paymentId, report } of items) {
+      const p = byId.get(paymentId);
+      const rules = p && this.outcomeRulesByProvider.get(p.provider);
+      if (!p || !rules) continue;
+      if (report.receipt !== undefined) receipts.add(rules.normaliseReceipt(report.receipt));
+      if (report.outcome === 'completed' && !isClosed(p))
+        toWeigh.set(orderKey(p.shopId, p.orderId), { shopId: p.shopId, orderId: p.orderId });
+    }
+    const holding = receipts.size > 0 ? await this.repo.findByReceipts([...receipts], tx) : new Map<string, null>();
+    const balances = new Map<string, OrderBalance | null>();
+    if (toWeigh.size > 0 && this.orders.getBalancesLocked) {
+      const keys = [...toWeigh.values()];
+      for (const k of keys) balances.set(orderKey(k.shopId, k.orderId), null);
+      for (const b of await this.orders.getBalancesLocked(keys, tx)) balances.set(orderKey(b.shopId, b.orderId), b);
+    }
+    return new ApplyPrefetch(byId, holding, balances);
   }
 
   /** A report about a payment that already has its outcome (terminal, or in review for a reason other than OUTCOME_UNKNOWN). */
@@ -734,8 +777,9 @@ export class PaymentLifecycle {
    * refunds it. getBalance with `tx` locks the order row first, so two completions of one order
    * are weighed one after the other, each seeing the other's commit.
    */
-  private async reviewPastOutstanding({ tx, p, r, rules, actor, summary }: Applying): Promise<boolean> {
-    const balance = await this.orders.getBalance(p.shopId, p.orderId, tx);
+  private async reviewPastOutstanding({ tx, pre, p, r, rules, actor, summary }: Applying): Promise<boolean> {
+    const read = pre?.takeBalance(p.shopId, p.orderId);
+    const balance = read !== undefined ? read : await this.orders.getBalance(p.shopId, p.orderId, tx);
     if (!balance || p.amountMinor <= balance.outstandingMinor) return false;
     const problem = balance.outstandingMinor <= 0n ? 'ORDER_ALREADY_PAID' : 'EXCEEDS_OUTSTANDING';
     await this.repo.update(

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { and, asc, desc, eq, getTableColumns, gte, inArray, isNull, lt, lte, or, SQL, sql } from 'drizzle-orm';
 import { DB } from '../database/database.module';
-import type { Db, DbOrTx, Tx } from '../database/database';
+import { resultRows, type Db, type DbOrTx, type Tx } from '../database/database';
 import {
   callbackInbox,
   idempotencyKeys,
@@ -53,11 +53,6 @@ const PAYMENT_COLUMNS = getTableColumns(payments);
 
 /** How often openPaymentChecked runs again when the order changed under its snapshot (each retry follows a commit on the order). */
 const OPEN_STALE_RETRIES = 5;
-
-/** The rows of a db.execute result, whichever driver ran it (node-postgres: { rows }, PGlite: the rows). */
-function resultRows(res: unknown): Record<string, unknown>[] {
-  return ((res as { rows?: unknown[] }).rows ?? (res as unknown[])) as Record<string, unknown>[];
-}
 
 function keyLookupQuery(db: Db) {
   return db
@@ -296,6 +291,25 @@ export class PaymentsRepository {
   async lock(tx: Tx, id: string): Promise<Payment | null> {
     const rows = await tx.select().from(payments).where(eq(payments.id, id)).for('update');
     return rows[0] ?? null;
+  }
+
+  /** Locks these payments in one statement, in id order (the order a batch applies them in); those that exist. */
+  async lockMany(tx: Tx, ids: string[]): Promise<Payment[]> {
+    if (ids.length === 0) return [];
+    return tx.select().from(payments).where(inArray(payments.id, ids)).orderBy(payments.id).for('update');
+  }
+
+  /** findByReceipt for several receipts in one statement: each receipt asked for, with its payment or null. */
+  async findByReceipts(receipts: string[], tx: DbOrTx = this.db): Promise<Map<string, Payment | null>> {
+    const held = new Map<string, Payment | null>(receipts.map((r) => [r, null]));
+    if (receipts.length === 0) return held;
+    const rows = await tx
+      .select()
+      .from(payments)
+      .where(inArray(payments.mpesaReceiptNumber, [...new Set(receipts.map(normaliseMpesaReceipt))]));
+    const byNumber = new Map(rows.map((p) => [p.mpesaReceiptNumber, p]));
+    for (const r of receipts) held.set(r, byNumber.get(normaliseMpesaReceipt(r)) ?? null);
+    return held;
   }
 
   async update(id: string, patch: Partial<NewPayment>, tx: DbOrTx = this.db): Promise<void> {

@@ -594,8 +594,9 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
           inboxId: stored.id,
           receivedAt: Date.now(),
           paymentId,
-          apply: async (tx) => {
-            const applied = await this.lifecycle.applyOutcomeIn(tx, paymentId, report, 'daraja:callback');
+          report,
+          apply: async (tx, pre) => {
+            const applied = await this.lifecycle.applyOutcomeIn(tx, paymentId, report, 'daraja:callback', pre);
             return { outcome: applied.result, afterCommit: applied.afterCommit };
           },
         });
