@@ -717,10 +717,10 @@ export class PaymentLifecycle {
 
   /** An open payment whose report does not fit it (integrityProblem) or repeats another payment's: review, nothing else changes. */
   private async reviewMismatch({ tx, p, r, actor, summary }: Applying, problem: string): Promise<ApplyResult> {
-    await this.repo.update(p.id, { status: 'review', statusReason: problem, ...resultOf(r) }, tx);
-    await this.repo.insertEvent(
+    await this.repo.updateWithEvent(
+      p.id,
+      { status: 'review', statusReason: problem, ...resultOf(r) },
       {
-        paymentId: p.id,
         type: 'integrity_failure',
         fromStatus: p.status,
         toStatus: 'review',
@@ -748,7 +748,7 @@ export class PaymentLifecycle {
     const completing = to === 'completed';
     if (completing && (await this.reviewPastOutstanding(a))) return { result: 'review' };
     const receipt = completing ? rules.receiptColumns(r) : {};
-    await this.repo.update(
+    await this.repo.updateWithEvent(
       p.id,
       {
         status: to,
@@ -757,10 +757,7 @@ export class PaymentLifecycle {
         ...knownIds(p, r),
         ...(completing ? { ...receipt, completedAt: new Date() } : {}),
       },
-      tx,
-    );
-    await this.repo.insertEvent(
-      { paymentId: p.id, type: 'status_changed', fromStatus: p.status, toStatus: to, actor, data: summary },
+      { type: 'status_changed', fromStatus: p.status, toStatus: to, actor, data: summary },
       tx,
     );
     if (!completing) return { result: 'applied' };
@@ -782,18 +779,14 @@ export class PaymentLifecycle {
     const balance = read !== undefined ? read : await this.orders.getBalance(p.shopId, p.orderId, tx);
     if (!balance || p.amountMinor <= balance.outstandingMinor) return false;
     const problem = balance.outstandingMinor <= 0n ? 'ORDER_ALREADY_PAID' : 'EXCEEDS_OUTSTANDING';
-    await this.repo.update(
-      p.id,
-      { status: 'review', statusReason: problem, ...resultOf(r), ...knownIds(p, r), ...rules.receiptColumns(r) },
-      tx,
-    );
     const note =
       problem === 'ORDER_ALREADY_PAID'
         ? 'the customer paid an order that was already paid: refund due'
         : 'the customer paid more than the order still owed: refund the difference or all of it';
-    await this.repo.insertEvent(
+    await this.repo.updateWithEvent(
+      p.id,
+      { status: 'review', statusReason: problem, ...resultOf(r), ...knownIds(p, r), ...rules.receiptColumns(r) },
       {
-        paymentId: p.id,
         type: 'integrity_failure',
         fromStatus: p.status,
         toStatus: 'review',

@@ -438,6 +438,34 @@ export class PaymentsRepository {
       .where(eq(payments.id, id));
   }
 
+  /**
+   * update() and then insertEvent() for the payment, in ONE statement: the event is written for
+   * the row the update changed (a data-modifying WITH), so the pair costs one round trip.
+   */
+  async updateWithEvent(
+    id: string,
+    patch: Partial<NewPayment>,
+    event: Omit<PaymentEvent, 'paymentId'>,
+    tx: DbOrTx,
+  ): Promise<void> {
+    const sets: SQL[] = [];
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === undefined) continue;
+      const col = PAYMENT_COLUMNS[k as keyof typeof PAYMENT_COLUMNS];
+      if (!col) throw new Error(`updateWithEvent: unknown payments field ${k}`);
+      sets.push(sql`${sql.identifier(col.name)} = ${sql.param(v, col)}::${sql.raw(col.getSQLType())}`);
+    }
+    sets.push(sql`updated_at = now()`);
+    await tx.execute(sql`
+      with u as (
+        update ${payments} set ${sql.join(sets, sql`, `)} where ${payments.id} = ${id}::uuid returning ${payments.id}
+      )
+      insert into payment_events (payment_id, type, from_status, to_status, actor, data)
+      select u.id, ${event.type}, ${event.fromStatus ?? null}, ${event.toStatus ?? null}, ${event.actor},
+        ${event.data === undefined || event.data === null ? null : JSON.stringify(event.data)}::jsonb
+      from u`);
+  }
+
   async insertEvent(event: PaymentEvent, tx: DbOrTx = this.db): Promise<void> {
     await tx.insert(paymentEvents).values(event);
   }
