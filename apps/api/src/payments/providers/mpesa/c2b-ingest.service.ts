@@ -150,23 +150,32 @@ export class C2bIngestService {
    * payment that fits no order still lands in the shop's feed (a cashier claims it, or a refund).
    */
   async validate(accountId: string, token: string, body: unknown): Promise<C2bValidationAnswer> {
-    const account = await this.account(accountId, token, 'c2b-validation');
+    // The token is checked before anything else (no database: a forged URL is 404 at once); the
+    // account's lookup is inside the budget like the rest, since a locked or slow merchant_accounts
+    // (a migration, a pool waiting for a connection) would otherwise hold Daraja past its ~8 s.
+    const tokenOk = this.tokenValid(accountId, token, 'c2b-validation');
+    if (!tokenOk) this.refuse('c2b-validation', false);
     const c = parseC2bPayload(body);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), this.config.mpesa.c2b.validationBudgetMs);
     });
+    const decision = this.account(accountId, token, 'c2b-validation').then((account) => this.decide(account, c));
+    // Settled after the budget: nobody awaits it any more; its failure is not an unhandled rejection.
+    decision.catch(() => undefined);
     try {
-      const decided = await Promise.race([this.decide(account, c), late]);
+      const decided = await Promise.race([decision, late]);
       if (decided === 'late') {
-        this.logger.warn({ accountId: account.id }, 'C2B validation could not decide in time: accepted');
+        this.logger.warn({ accountId }, 'C2B validation could not decide in time: accepted');
         return C2B_ACCEPT;
       }
       if (decided.ResultCode !== '0')
-        this.logger.log({ accountId: account.id, resultCode: decided.ResultCode }, 'C2B validation rejected a payment');
+        this.logger.log({ accountId, resultCode: decided.ResultCode }, 'C2B validation rejected a payment');
       return decided;
     } catch (err) {
-      this.logger.error({ accountId: account.id, err: safeError(err) }, 'C2B validation failed: accepted');
+      // An unknown account (its token is ours, the row is gone) stays the same 404 as a forged URL.
+      if (err instanceof NotFoundError) throw err;
+      this.logger.error({ accountId, err: safeError(err) }, 'C2B validation failed: accepted');
       return C2B_ACCEPT;
     } finally {
       clearTimeout(timer);
@@ -197,19 +206,23 @@ export class C2bIngestService {
     token: string,
     scope: 'c2b-confirmation' | 'c2b-validation',
   ): Promise<MerchantAccountRow> {
-    const ok =
-      UUID.test(accountId) &&
-      verifyScopedCallbackToken(this.config.mpesa.callbackSigningSecret, scope, accountId, token);
+    const ok = this.tokenValid(accountId, token, scope);
     const row = ok ? await this.accounts.findById(accountId) : null;
-    if (!row || row.provider !== 'mpesa') {
-      this.logger.warn(
-        { scope, tokenValid: ok },
-        'C2B notification on an unknown capability URL: refused, nothing stored',
-      );
-      throw new NotFoundError('C2B URL');
-    }
+    if (!row || row.provider !== 'mpesa') this.refuse(scope, ok);
     // A retired row still takes confirmations: the URLs registered for it stay in force at Safaricom.
     return row;
+  }
+
+  private tokenValid(accountId: string, token: string, scope: 'c2b-confirmation' | 'c2b-validation'): boolean {
+    return (
+      UUID.test(accountId) &&
+      verifyScopedCallbackToken(this.config.mpesa.callbackSigningSecret, scope, accountId, token)
+    );
+  }
+
+  private refuse(scope: 'c2b-confirmation' | 'c2b-validation', tokenValid: boolean): never {
+    this.logger.warn({ scope, tokenValid }, 'C2B notification on an unknown capability URL: refused, nothing stored');
+    throw new NotFoundError('C2B URL');
   }
 
   /** Never the number: our keyed hash of a plain one, Safaricom's SHA-256 as it came, a masked one as it came. */
