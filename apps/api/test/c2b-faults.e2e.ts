@@ -2,9 +2,12 @@ import { sql } from 'drizzle-orm';
 import { Client } from 'pg';
 import { scopedCallbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { C2bTestContext, PAYBILL, startC2bTestApp } from './helpers/c2b';
+import { C2bPullService } from '../src/payments/providers/mpesa/c2b-pull.service';
 import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
+import { alterTestDatabase, terminateBackends } from './helpers/test-db';
 
 const BUDGET_MS = 800;
+const HTTP_TIMEOUT_MS = 1000;
 
 /**
  * C2B under operator faults, through HTTP on a real Postgres: slow or locked tables during
@@ -16,7 +19,13 @@ const BUDGET_MS = 800;
   let t: TestApp;
 
   beforeAll(async () => {
-    c = await startC2bTestApp({ env: { MPESA_C2B_VALIDATION_BUDGET_MS: String(BUDGET_MS) } });
+    c = await startC2bTestApp({
+      env: {
+        MPESA_C2B_VALIDATION_BUDGET_MS: String(BUDGET_MS),
+        MPESA_C2B_PULL_ENABLED: 'false',
+        MPESA_HTTP_TIMEOUT_MS: String(HTTP_TIMEOUT_MS),
+      },
+    });
     t = c.t;
     expect((await c.register('shop-a', { validation: true })).status).toBe(200);
   });
@@ -84,5 +93,86 @@ const BUDGET_MS = 800;
       await release();
     }
     expect(await c.query(sql`select 1 from c2b_transactions where trans_id = 'VALSLOW001'`)).toEqual([]);
+  });
+
+  it('validation answers "accepted" within its budget when the database refuses connections', async () => {
+    await c.order('shop-a', 'VS-4', 100);
+    await alterTestDatabase(t.database.url!, 'allow_connections false');
+    try {
+      await terminateBackends(t.database.url!);
+      const started = Date.now();
+      const res = await t.http().post(validationUrl()).send(body('VS-4')).timeout(20_000);
+      expect({ status: res.status, body: res.body }).toEqual({
+        status: 200,
+        body: { ResultCode: '0', ResultDesc: 'Accepted' },
+      });
+      expect(Date.now() - started).toBeLessThan(BUDGET_MS + 2000);
+    } finally {
+      await alterTestDatabase(t.database.url!, 'allow_connections true');
+    }
+  });
+
+  describe('a failing or slow Daraja', () => {
+    const pass = () => t.app.get(C2bPullService).tick();
+    afterEach(() => t.sim.setFaults({}));
+
+    it('registration (C2B and Pull) while Daraja is down: an error answer, nothing recorded; it registers once Daraja is back', async () => {
+      t.sim.setFaults({ down: true });
+      const c2b = await c.register('shop-b');
+      expect(c2b.status).toBeGreaterThanOrEqual(502);
+      const pull = await t
+        .http()
+        .post('/shops/shop-a/merchant-accounts/mpesa/pull-registration')
+        .set('Authorization', c.mgr('shop-a'))
+        .send({ nominatedNumber: '0722000000' });
+      expect(pull.status).toBeGreaterThanOrEqual(502);
+      expect(JSON.stringify(pull.body)).not.toMatch(/722000000/);
+      expect((await t.http().get('/shops/shop-b/c2b-registration').set('Authorization', c.mgr('shop-b'))).body).toEqual(
+        {},
+      );
+      expect(await c.query(sql`select 1 from mpesa_pull_registrations`)).toEqual([]);
+      t.sim.setFaults({});
+      expect((await c.register('shop-b')).status).toBe(200);
+      expect(
+        (
+          await t
+            .http()
+            .post('/shops/shop-a/merchant-accounts/mpesa/pull-registration')
+            .set('Authorization', c.mgr('shop-a'))
+            .send({ nominatedNumber: '0722000000' })
+        ).status,
+      ).toBe(201);
+    });
+
+    it('the Pull pass with Daraja down or slow: bounded by the HTTP timeout, nothing ingested, live confirmations go on; once back, one row and one payment', async () => {
+      await c.order('shop-a', 'PF-1', 45);
+      await c.order('shop-a', 'PF-2', 55);
+      const dropped = await t.sim.c2bPay({ shortcode: PAYBILL, amount: 45, billRefNumber: 'PF-1', copies: 0 });
+      for (const faults of [{ down: true }, { latencyMs: { oauth: 5000 }, invalidateTokens: true }]) {
+        t.sim.setFaults(faults);
+        const started = Date.now();
+        const result = await pass();
+        expect(Date.now() - started).toBeLessThan(2 * HTTP_TIMEOUT_MS + 3000);
+        expect(result).toMatchObject({ shortcodes: 1, stored: 0, skipped: 1 });
+        expect(await c.c2bRow(dropped.transId)).toBeUndefined();
+      }
+      // A confirmation meanwhile is stored and applied: the pass holds nothing it needs.
+      t.sim.setFaults({ down: true });
+      const [live] = await Promise.all([
+        t.sim.c2bPay({ shortcode: PAYBILL, amount: 55, billRefNumber: 'PF-2' }),
+        pass(),
+      ]);
+      expect(await c.c2bRow(live.transId)).toMatchObject({ status: 'applied', order_id: 'PF-2' });
+      t.sim.setFaults({});
+      expect(await pass()).toMatchObject({ stored: 1 });
+      expect(await pass()).toMatchObject({ stored: 0 });
+      for (const [paid, ref] of [
+        [dropped, 'PF-1'],
+        [live, 'PF-2'],
+      ] as const)
+        expect(await c.paymentsWithReceipt(paid.transId)).toEqual([
+          expect.objectContaining({ status: 'completed', order_id: ref }),
+        ]);
+    });
   });
 });
