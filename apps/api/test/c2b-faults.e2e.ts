@@ -3,7 +3,7 @@ import { Client } from 'pg';
 import { scopedCallbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { C2bTestContext, PAYBILL, startC2bTestApp } from './helpers/c2b';
 import { C2bPullService } from '../src/payments/providers/mpesa/c2b-pull.service';
-import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
+import { startExtraTestApp, TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
 import { alterTestDatabase, terminateBackends } from './helpers/test-db';
 
 const BUDGET_MS = 800;
@@ -173,6 +173,41 @@ const HTTP_TIMEOUT_MS = 1000;
         expect(await c.paymentsWithReceipt(paid.transId)).toEqual([
           expect.objectContaining({ status: 'completed', order_id: ref }),
         ]);
+    });
+
+    it('the Pull pass on one instance racing the live confirmations of the same TransIDs on another: one row, one payment each', async () => {
+      const other = await startExtraTestApp(t, {
+        CREDENTIALS_KEYS: c.credentialsKeys,
+        MPESA_C2B_PULL_ENABLED: 'false',
+      });
+      try {
+        const paid = [];
+        for (let i = 0; i < 8; i++) {
+          await c.order('shop-a', `PR-${i}`, 20 + i);
+          // Daraja's confirmation is late: the pass and the confirmation arrive together.
+          paid.push(await t.sim.c2bPay({ shortcode: PAYBILL, amount: 20 + i, billRefNumber: `PR-${i}`, copies: 0 }));
+        }
+        const confirmationUrl = `/payments/c2b/${c.accountA}/confirmation/${scopedCallbackToken(TEST_CALLBACK_SECRET, 'c2b-confirmation', c.accountA)}`;
+        const answers = await Promise.all([
+          pass(),
+          ...paid.map((p) => other.http().post(confirmationUrl).send(p.body)),
+          pass(),
+        ]);
+        for (const res of answers.slice(1, -1) as { status: number; body: unknown }[])
+          expect(res.body).toEqual({ ResultCode: 0, ResultDesc: 'Success' });
+        for (const [i, p] of paid.entries()) {
+          expect(await c.c2bRow(p.transId)).toMatchObject({ status: 'applied', order_id: `PR-${i}`, deliveries: 1 });
+          expect(await c.paymentsWithReceipt(p.transId)).toEqual([
+            expect.objectContaining({ status: 'completed', order_id: `PR-${i}`, amount_minor: String((20 + i) * 100) }),
+          ]);
+        }
+        const dup = await c.query<{ n: number }>(
+          sql`select count(*)::int as n from (select trans_id from c2b_transactions group by trans_id having count(*) > 1) d`,
+        );
+        expect(dup[0].n).toBe(0);
+      } finally {
+        await other.close();
+      }
     });
   });
 });
