@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { Client } from 'pg';
 import { scopedCallbackToken } from '../src/payments/providers/mpesa/callback-token';
-import { C2bTestContext, PAYBILL, startC2bTestApp } from './helpers/c2b';
+import { C2bTestContext, PAYBILL, startC2bTestApp, TILL } from './helpers/c2b';
 import { C2bPullService } from '../src/payments/providers/mpesa/c2b-pull.service';
 import { startExtraTestApp, TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
 import { alterTestDatabase, terminateBackends } from './helpers/test-db';
@@ -80,6 +80,34 @@ const HTTP_TIMEOUT_MS = 1000;
       }
     },
   );
+
+  it('a burst of validations stuck behind a lock does not keep the connections confirmations need to be stored', async () => {
+    await c.order('shop-a', 'VS-5', 100);
+    const release = await holdLock('lock table orders in access exclusive mode');
+    try {
+      // More validations than the pool has connections (10 in tests), each answered at its budget.
+      const answers = await Promise.all(
+        Array.from({ length: 12 }, () => t.http().post(validationUrl()).send(body('VS-5')).timeout(20_000)),
+      );
+      for (const a of answers) expect(a.body).toEqual({ ResultCode: '0', ResultDesc: 'Accepted' });
+      // The lock is still held; a till payment's confirmation (no order involved) must be stored at once.
+      const confirmationB = `/payments/c2b/${c.accountB}/confirmation/${scopedCallbackToken(TEST_CALLBACK_SECRET, 'c2b-confirmation', c.accountB)}`;
+      const started = Date.now();
+      const res = await t
+        .http()
+        .post(confirmationB)
+        .send({ ...body(''), TransactionType: 'Buy Goods', TransID: 'VALPOOL001', BusinessShortCode: TILL })
+        .timeout(20_000);
+      expect({ status: res.status, body: res.body }).toEqual({
+        status: 200,
+        body: { ResultCode: 0, ResultDesc: 'Success' },
+      });
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(await c.c2bRow('VALPOOL001')).toMatchObject({ status: 'unclaimed' });
+    } finally {
+      await release();
+    }
+  });
 
   it('a forged validation URL is still 404 at once while the account table is locked', async () => {
     const release = await holdLock('lock table merchant_accounts in access exclusive mode');

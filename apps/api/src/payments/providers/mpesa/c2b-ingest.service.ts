@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { NotFoundError } from '../../../common/errors';
 import { safeError } from '../../../common/logging';
 import type { AppConfig } from '../../../config/app-config';
-import type { DbOrTx } from '../../../database/database';
+import { sql } from 'drizzle-orm';
+import type { DbOrTx, Tx } from '../../../database/database';
 import { APP_CONFIG } from '../../../config/config.module';
 import type { MerchantAccountRow, NewC2bTransactionRow } from '../../../database/schema';
 import { ORDERS_PORT, OrdersPort } from '../../../orders/orders.port';
@@ -160,7 +161,7 @@ export class C2bIngestService {
     const late = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), this.config.mpesa.c2b.validationBudgetMs);
     });
-    const decision = this.account(accountId, token, 'c2b-validation').then((account) => this.decide(account, c));
+    const decision = this.decideWithin(accountId, token, c);
     // Settled after the budget: nobody awaits it any more; its failure is not an unhandled rejection.
     decision.catch(() => undefined);
     try {
@@ -182,17 +183,33 @@ export class C2bIngestService {
     }
   }
 
+  /**
+   * The decision's lookups in one transaction whose statements may not outlive the budget
+   * (statement_timeout, lock waits included): a validation answered "accepted" at the budget must
+   * not keep its connection waiting behind a lock until the pool's own timeout, or a burst of them
+   * on a slow database takes every connection the confirmations need to be stored.
+   */
+  private decideWithin(accountId: string, token: string, c: C2bPayload): Promise<C2bValidationAnswer> {
+    const budgetMs = Math.max(1, Math.floor(this.config.mpesa.c2b.validationBudgetMs));
+    return this.c2b.transaction(async (tx) => {
+      await tx.execute(sql.raw(`set local statement_timeout = ${budgetMs}`));
+      const account = await this.account(accountId, token, 'c2b-validation', tx);
+      return this.decide(account, c, tx);
+    });
+  }
+
   /** The documented codes (daraja.md §7.3): a bad amount C2B00013; a paybill reference naming no open order of the shop C2B00012. */
-  private async decide(account: MerchantAccountRow, c: C2bPayload): Promise<C2bValidationAnswer> {
+  private async decide(account: MerchantAccountRow, c: C2bPayload, tx: Tx): Promise<C2bValidationAnswer> {
     if (c.amountMinor === null) return c2bReject(C2B_REJECT.invalidAmount);
-    const registration = await this.c2b.latestRegistration(account.id);
+    const registration = await this.c2b.latestRegistration(account.id, tx);
     // Not registered with validation: nothing to check (Daraja should not be asking).
     if (!registration?.validation) return C2B_ACCEPT;
     const settings = account.settings as Record<string, string>;
     if (settings.type !== 'paybill') return C2B_ACCEPT;
     const ref = c.billRefNumber?.trim();
     if (!ref) return c2bReject(C2B_REJECT.invalidAccountNumber);
-    const balance = await this.orders.getBalance(account.shopId, ref);
+    // In the transaction (the order row is locked for its few milliseconds, within the budget).
+    const balance = await this.orders.getBalance(account.shopId, ref, tx);
     if (!balance || balance.outstandingMinor <= 0n || balance.currency !== 'KES')
       return c2bReject(C2B_REJECT.invalidAccountNumber);
     // More than the order owes: refused before the money moves (the customer pays the right amount).
@@ -205,9 +222,10 @@ export class C2bIngestService {
     accountId: string,
     token: string,
     scope: 'c2b-confirmation' | 'c2b-validation',
+    tx?: DbOrTx,
   ): Promise<MerchantAccountRow> {
     const ok = this.tokenValid(accountId, token, scope);
-    const row = ok ? await this.accounts.findById(accountId) : null;
+    const row = ok ? await this.accounts.findById(accountId, tx) : null;
     if (!row || row.provider !== 'mpesa') this.refuse(scope, ok);
     // A retired row still takes confirmations: the URLs registered for it stay in force at Safaricom.
     return row;
