@@ -237,5 +237,44 @@ const HTTP_TIMEOUT_MS = 1000;
         await other.close();
       }
     });
+
+    it('Daraja failing part-way through the pages: what the pages before it listed is ingested, the rest on a later pass', async () => {
+      const reg = await t
+        .http()
+        .post('/shops/shop-b/merchant-accounts/mpesa/pull-registration')
+        .set('Authorization', c.mgr('shop-b'))
+        .send({ nominatedNumber: '0722000000' });
+      expect(reg.status).toBe(201);
+      const now = Date.now();
+      const ids = Array.from({ length: 5 }, (_, i) => `PGF000000${i}`);
+      t.sim.pullTransactions.add(
+        TILL,
+        ids.map((transactionId, i) => ({
+          transactionId,
+          amount: 30 + i,
+          trxDate: new Date(now - (50 - i) * 60_000),
+          transactiontype: 'c2b-buy-goods-debit',
+        })),
+      );
+      t.sim.pullTransactions.setPageSize(2);
+      t.sim.pullTransactions.failFromPage(1);
+      try {
+        const partial = await pass();
+        expect(partial).toMatchObject({ stored: 2 });
+        expect(await c.c2bRow(ids[0])).toMatchObject({ status: 'unclaimed', deliveries: 0 });
+        expect(await c.c2bRow(ids[1])).toMatchObject({ status: 'unclaimed' });
+        expect(await c.c2bRow(ids[2])).toBeUndefined();
+        t.sim.pullTransactions.failFromPage(null);
+        expect(await pass()).toMatchObject({ stored: 3 });
+        expect(await pass()).toMatchObject({ stored: 0 });
+        const rows = await c.query<{ n: number }>(
+          sql`select count(*)::int as n from c2b_transactions where trans_id like 'PGF%'`,
+        );
+        expect(rows[0].n).toBe(5);
+      } finally {
+        t.sim.pullTransactions.failFromPage(null);
+        t.sim.pullTransactions.setPageSize(100);
+      }
+    });
   });
 });
