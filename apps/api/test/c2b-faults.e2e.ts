@@ -276,5 +276,55 @@ const HTTP_TIMEOUT_MS = 1000;
         t.sim.pullTransactions.setPageSize(100);
       }
     });
+
+    it("after the shop's credentials are rotated, the Pull pass does not ingest again what the old account's URLs already stored", async () => {
+      const pullReg = await t
+        .http()
+        .post('/shops/shop-a/merchant-accounts/mpesa/pull-registration')
+        .set('Authorization', c.mgr('shop-a'))
+        .send({ nominatedNumber: '0722000000' });
+      expect([201, 409]).toContain(pullReg.status);
+      // A till-style paybill payment (no account number): it waits in the feed for a cashier.
+      const paid = await t.sim.c2bPay({ shortcode: PAYBILL, amount: 35 });
+      expect(await c.c2bRow(paid.transId)).toMatchObject({ status: 'unclaimed' });
+      // A manager rotates the consumer secret / passkey: a new account row; the C2B URLs registered
+      // at Safaricom (one-time) still name the old row, so confirmations keep arriving there.
+      const put = await t
+        .http()
+        .put('/shops/shop-a/merchant-accounts/mpesa')
+        .set('Authorization', c.mgr('shop-a'))
+        .send({
+          environment: 'simulator',
+          type: 'paybill',
+          shortcode: PAYBILL,
+          consumerKey: 'smartduka-sim-key',
+          consumerSecret: 'smartduka-sim-secret',
+          passkey: 'b'.repeat(64),
+        });
+      expect(put.status).toBe(200);
+      expect(put.body.accountId).not.toBe(c.accountA);
+      const late = await t.sim.c2bPay({ shortcode: PAYBILL, amount: 36 });
+      expect(await c.c2bRow(late.transId)).toMatchObject({ status: 'unclaimed', merchant_account_id: c.accountA });
+      const before = await c.counts();
+      expect(await pass()).toMatchObject({ stored: 0 });
+      expect(await c.counts()).toEqual(before);
+      // A dropped one recovered by the pass (under the current row), then its late confirmation on
+      // the old row's URL: counted on the recovered row, not a second row.
+      const dropped = await t.sim.c2bPay({ shortcode: PAYBILL, amount: 37, copies: 0 });
+      expect(await pass()).toMatchObject({ stored: 1 });
+      expect(await c.c2bRow(dropped.transId)).toMatchObject({ merchant_account_id: put.body.accountId, deliveries: 0 });
+      const oldUrl = `/payments/c2b/${c.accountA}/confirmation/${scopedCallbackToken(TEST_CALLBACK_SECRET, 'c2b-confirmation', c.accountA)}`;
+      expect((await t.http().post(oldUrl).send(dropped.body)).body).toEqual({ ResultCode: 0, ResultDesc: 'Success' });
+      expect(await c.query(sql`select deliveries from c2b_transactions where trans_id = ${dropped.transId}`)).toEqual([
+        { deliveries: 1 },
+      ]);
+      for (const p of [paid, late, dropped]) {
+        const feed = await t
+          .http()
+          .get(`/payments/c2b/unclaimed?receipt=${p.transId}`)
+          .set('Authorization', c.cashier('shop-a'));
+        expect(feed.body).toHaveLength(1);
+      }
+    });
   });
 });

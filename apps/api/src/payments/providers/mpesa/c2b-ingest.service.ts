@@ -23,7 +23,7 @@ import {
   classifyMsisdn,
   parseC2bPayload,
 } from './c2b-payload';
-import { C2bRepository } from './c2b.repository';
+import { C2bRepository, StoredC2b } from './c2b.repository';
 import { verifyScopedCallbackToken } from './callback-token';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -84,8 +84,8 @@ export class C2bIngestService {
   /**
    * A transaction Pull Transactions listed for the account (C2bPullService): the same row and the
    * same matching as its confirmation would have made, MSISDN through the same plain / masked /
-   * hashed handling. A TransID the account already has (its confirmation came, or an earlier pass)
-   * is left exactly as it is. `deliveries` stays 0: no confirmation was delivered; a late one counts 1.
+   * hashed handling. A TransID the shop already has, under this account row or an older one
+   * (its confirmation came, or an earlier pass), is left exactly as it is. `deliveries` stays 0: no confirmation was delivered; a late one counts 1.
    * Returns whether a new row was stored.
    */
   async ingestPulled(account: MerchantAccountRow, t: PulledC2bTransaction): Promise<boolean> {
@@ -118,7 +118,15 @@ export class C2bIngestService {
    */
   private async storeAndMatch(row: NewC2bTransactionRow, source: 'confirmation' | 'pull'): Promise<boolean> {
     const log = { accountId: row.merchantAccountId, receipt: row.transId, source };
-    const put = (tx?: DbOrTx) => (source === 'pull' ? this.c2b.storeIfNew(row, tx) : this.c2b.store(row, tx));
+    const put = async (tx?: DbOrTx): Promise<StoredC2b | null> => {
+      // Already stored under another of the shop's account rows (credentials rotated since the URLs
+      // were registered): a pulled one is left as it is, a confirmation is counted there.
+      const other = row.transId
+        ? await this.c2b.inOtherAccount(row.shopId, row.merchantAccountId, row.transId, tx)
+        : null;
+      if (other) return source === 'pull' ? null : this.c2b.countDelivery(other.id, tx);
+      return source === 'pull' ? this.c2b.storeIfNew(row, tx) : this.c2b.store(row, tx);
+    };
     try {
       const { stored, status, afterCommit } = await this.c2b.transaction(async (tx) => {
         const stored = await put(tx);
