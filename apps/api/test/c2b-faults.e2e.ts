@@ -326,5 +326,32 @@ const HTTP_TIMEOUT_MS = 1000;
         expect(feed.body).toHaveLength(1);
       }
     });
+
+    it('a pulled transaction with cents is parked for review like its confirmation would be, not booked to the order', async () => {
+      const pullReg = await t
+        .http()
+        .post('/shops/shop-b/merchant-accounts/mpesa/pull-registration')
+        .set('Authorization', c.mgr('shop-b'))
+        .send({ nominatedNumber: '0722000000' });
+      expect([201, 409]).toContain(pullReg.status);
+      await c.order('shop-b', 'PC-1', 300);
+      t.sim.pullTransactions.add(TILL, [
+        {
+          transactionId: 'PCENTS0001',
+          amount: 233.8,
+          trxDate: new Date(Date.now() - 10 * 60_000),
+          transactiontype: 'c2b-pay-bill-debit',
+          billreference: 'PC-1',
+        },
+      ]);
+      expect(await pass()).toMatchObject({ stored: 1 });
+      expect(await c.c2bRow('PCENTS0001')).toMatchObject({
+        status: 'invalid',
+        status_reason: 'AMOUNT_NOT_WHOLE_SHILLINGS',
+      });
+      expect(await c.paymentsWithReceipt('PCENTS0001')).toEqual([]);
+      const review = await t.http().get('/payments/c2b/review').set('Authorization', c.mgr('shop-b'));
+      expect(review.body).toEqual(expect.arrayContaining([expect.objectContaining({ receipt: 'PCENTS0001' })]));
+    });
   });
 });

@@ -90,6 +90,9 @@ export class C2bIngestService {
    */
   async ingestPulled(account: MerchantAccountRow, t: PulledC2bTransaction): Promise<boolean> {
     const ref = t.billRefNumber?.trim().slice(0, 40) || null;
+    // The confirmation's own rule (parseC2bAmount): M-Pesa C2B moves whole shillings; an amount with
+    // cents is parked for a person, never booked (its confirmation would be stored invalid).
+    const problem = t.amountMinor % 100n !== 0n ? 'AMOUNT_NOT_WHOLE_SHILLINGS' : null;
     const row: NewC2bTransactionRow = {
       id: randomUUID(),
       merchantAccountId: account.id,
@@ -104,8 +107,8 @@ export class C2bIngestService {
       thirdPartyTransId: null,
       ...this.msisdnColumns({ msisdn: classifyMsisdn(t.msisdn) }),
       customerName: null,
-      status: 'received',
-      statusReason: null,
+      status: problem ? 'invalid' : 'received',
+      statusReason: problem,
       deliveries: 0,
     };
     return this.storeAndMatch(row, 'pull');
