@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { Client } from 'pg';
 import { scopedCallbackToken } from '../src/payments/providers/mpesa/callback-token';
-import { C2bTestContext, PAYBILL, startC2bTestApp, TILL } from './helpers/c2b';
+import { C2bTestContext, PAYBILL, startC2bTestApp, STORE, TILL } from './helpers/c2b';
 import { C2bPullService } from '../src/payments/providers/mpesa/c2b-pull.service';
 import { startExtraTestApp, TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
 import { alterTestDatabase, terminateBackends } from './helpers/test-db';
@@ -352,6 +352,98 @@ const HTTP_TIMEOUT_MS = 1000;
       expect(await c.paymentsWithReceipt('PCENTS0001')).toEqual([]);
       const review = await t.http().get('/payments/c2b/review').set('Authorization', c.mgr('shop-b'));
       expect(review.body).toEqual(expect.arrayContaining([expect.objectContaining({ receipt: 'PCENTS0001' })]));
+    });
+
+    it('production: a registration Daraja accepted but whose answer was not recorded is kept as sent, and a second one is refused, not sent', async () => {
+      const prod = await startExtraTestApp(t, {
+        MPESA_ENV: 'production',
+        MPESA_BASE_URL: t.sim.url,
+        MPESA_CALLBACK_URL: 'https://pay.example.co.ke/payments/callback',
+        MPESA_SHORTCODE: PAYBILL,
+        MPESA_PASSKEY: 'c'.repeat(64),
+        CREDENTIALS_KEYS: c.credentialsKeys,
+        MPESA_C2B_PULL_ENABLED: 'false',
+      });
+      const atDaraja = () => t.sim.c2bRegistrations().find((r) => r.shortcode === PAYBILL)?.count ?? 0;
+      const registerP = (body: Record<string, unknown> = {}) =>
+        prod.http().post('/shops/shop-q/c2b-registration').set('Authorization', c.mgr('shop-q')).send(body);
+      try {
+        const put = await prod
+          .http()
+          .put('/shops/shop-q/merchant-accounts/mpesa')
+          .set('Authorization', c.mgr('shop-q'))
+          .send({
+            environment: 'production',
+            type: 'paybill',
+            shortcode: PAYBILL,
+            consumerKey: 'smartduka-sim-key',
+            consumerSecret: 'smartduka-sim-secret',
+            passkey: 'd'.repeat(64),
+          });
+        expect(put.status).toBe(200);
+        // Daraja registers the URLs; recording its answer fails (the database goes away at that moment).
+        await c.query(
+          sql.raw(`create function c2b_reg_boom() returns trigger language plpgsql as $$
+          begin if new.action = 'c2b.registered' and new.shop_id = 'shop-q' then raise exception 'injected fault'; end if; return new; end $$`),
+        );
+        await c.query(
+          sql.raw(
+            `create trigger c2b_reg_boom before insert on audit_events for each row execute function c2b_reg_boom()`,
+          ),
+        );
+        const before = atDaraja();
+        try {
+          const first = await registerP();
+          expect(first.status).toBeGreaterThanOrEqual(500);
+          expect(atDaraja()).toBe(before + 1);
+        } finally {
+          await c.query(sql.raw(`drop trigger c2b_reg_boom on audit_events`));
+          await c.query(sql.raw(`drop function c2b_reg_boom()`));
+        }
+        // Production Daraja now refuses the shortcode's URLs again ("Urls are already registered").
+        t.sim.setC2bSettings({ oneTimeRegistration: true });
+        // What was sent, and when, is known; the outcome is not.
+        const shown = await prod.http().get('/shops/shop-q/c2b-registration').set('Authorization', c.mgr('shop-q'));
+        expect(shown.body).toMatchObject({ shortcode: PAYBILL, environment: 'production' });
+        const again = await registerP();
+        expect(again.status).toBe(409);
+        expect(again.body.code).toBe('C2B_ALREADY_REGISTERED');
+        expect(again.body.message).toMatch(/portal/);
+        expect(atDaraja()).toBe(before + 1);
+
+        // Daraja failing after the request was sent (a 5xx): the outcome is unknown, kept as such.
+        t.sim.setC2bSettings({ oneTimeRegistration: false });
+        const putR = await prod
+          .http()
+          .put('/shops/shop-r/merchant-accounts/mpesa')
+          .set('Authorization', c.mgr('shop-r'))
+          .send({
+            environment: 'production',
+            type: 'paybill',
+            shortcode: STORE,
+            consumerKey: 'smartduka-sim-key',
+            consumerSecret: 'smartduka-sim-secret',
+            passkey: 'e'.repeat(64),
+          });
+        expect(putR.status).toBe(200);
+        const registerR = (body: Record<string, unknown> = {}) =>
+          prod.http().post('/shops/shop-r/c2b-registration').set('Authorization', c.mgr('shop-r')).send(body);
+        t.sim.setFaults({ down: true });
+        expect((await registerR()).status).toBeGreaterThanOrEqual(502);
+        t.sim.setFaults({});
+        const unknown = await prod.http().get('/shops/shop-r/c2b-registration').set('Authorization', c.mgr('shop-r'));
+        expect(unknown.body).toMatchObject({ shortcode: STORE, response: { outcome: 'unknown' } });
+        const refused = await registerR();
+        expect(refused.status).toBe(409);
+        expect(refused.body.message).toMatch(/never recorded/);
+        const forced = await registerR({ force: true });
+        expect(forced.status).toBe(200);
+        expect(forced.body).toMatchObject({ forced: true, response: { responseCode: expect.any(String) } });
+      } finally {
+        t.sim.setFaults({});
+        t.sim.setC2bSettings({ oneTimeRegistration: false });
+        await prod.close();
+      }
     });
   });
 });

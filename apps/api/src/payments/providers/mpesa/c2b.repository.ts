@@ -243,4 +243,12 @@ export class C2bRepository {
   async insertRegistration(row: typeof c2bRegistrations.$inferInsert, tx: DbOrTx = this.db): Promise<void> {
     await tx.insert(c2bRegistrations).values(row);
   }
+
+  async setRegistrationResponse(id: string, response: Record<string, unknown>, tx: DbOrTx = this.db): Promise<void> {
+    await tx.update(c2bRegistrations).set({ response }).where(eq(c2bRegistrations.id, id));
+  }
+
+  async deleteRegistration(id: string, tx: DbOrTx = this.db): Promise<void> {
+    await tx.delete(c2bRegistrations).where(eq(c2bRegistrations.id, id));
+  }
 }
