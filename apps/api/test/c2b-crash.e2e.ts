@@ -3,11 +3,12 @@ import { sql } from 'drizzle-orm';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { mintToken } from '../src/auth/token';
+import { isDatabaseUnavailable } from '../src/database/database';
 import { scopedCallbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { ApiProcess, startApiProcess } from './helpers/api-process';
 import { step, testTimeout, waitUntil } from './helpers/deadlines';
 import { TEST_CALLBACK_SECRET, TEST_JWT_SECRET } from './helpers/test-app';
-import { createTestDatabase, terminateBackends, TestDatabase } from './helpers/test-db';
+import { alterTestDatabase, createTestDatabase, terminateBackends, TestDatabase } from './helpers/test-db';
 
 const PAYBILL = '600511';
 const rowsOf = <T>(res: unknown): T[] => (res as { rows: T[] }).rows;
@@ -37,8 +38,17 @@ const rowsOf = <T>(res: unknown): T[] => (res as { rows: T[] }).rows;
   let seq = 0;
 
   const url = () => database.url!;
-  const query = async <T = Record<string, unknown>>(q: ReturnType<typeof sql>) =>
-    rowsOf<T>(await database.handle.db.execute(q));
+  /** The test's own reads: its pooled connections are dropped with the API's, so a lost one is retried. */
+  const query = async <T = Record<string, unknown>>(q: ReturnType<typeof sql>): Promise<T[]> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return rowsOf<T>(await database.handle.db.execute(q));
+      } catch (err) {
+        if (attempt >= 5 || !isDatabaseUnavailable(err)) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  };
   const start = async () => {
     api = await step('start the API', 40_000, () =>
       startApiProcess({ databaseUrl: url(), simUrl: sim.url, env: env(), ...(port ? { port } : {}) }),
@@ -364,5 +374,39 @@ const rowsOf = <T>(res: unknown): T[] => (res as { rows: T[] }).rows;
       expect(a.child.exitCode).toBeNull();
     },
     testTimeout(120_000),
+  );
+
+  it(
+    'validation with the database refusing connections answers "accepted" within its budget (an error answer is no validation answer)',
+    async () => {
+      const a = api!;
+      const path = `/payments/c2b/${accountId}/validation/${scopedCallbackToken(TEST_CALLBACK_SECRET, 'c2b-validation', accountId)}`;
+      await alterTestDatabase(url(), 'allow_connections false');
+      try {
+        await terminateBackends(url());
+        const started = Date.now();
+        const res = await a
+          .http()
+          .post(path)
+          .send(confirmation(receipt(), 50, 'ANY'))
+          .timeout(20_000);
+        expect({ status: res.status, body: res.body }).toEqual({
+          status: 200,
+          body: { ResultCode: '0', ResultDesc: 'Accepted' },
+        });
+        // MPESA_C2B_VALIDATION_BUDGET_MS (default 3 s) and a margin, below Daraja's ~8 s.
+        expect(Date.now() - started).toBeLessThan(5000);
+        // A confirmation meanwhile is not acknowledged: Daraja sends it again.
+        const conf = await a
+          .http()
+          .post(confirmationPath())
+          .send(confirmation(receipt(), 50, 'ANY'));
+        expect(conf.status).toBe(503);
+        expect(conf.body.ResultCode).toBeUndefined();
+      } finally {
+        await alterTestDatabase(url(), 'allow_connections true');
+      }
+    },
+    testTimeout(30_000),
   );
 });

@@ -4,7 +4,6 @@ import { scopedCallbackToken } from '../src/payments/providers/mpesa/callback-to
 import { C2bTestContext, PAYBILL, startC2bTestApp, STORE, TILL } from './helpers/c2b';
 import { C2bPullService } from '../src/payments/providers/mpesa/c2b-pull.service';
 import { startExtraTestApp, TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
-import { alterTestDatabase, terminateBackends } from './helpers/test-db';
 
 const BUDGET_MS = 800;
 const HTTP_TIMEOUT_MS = 1000;
@@ -121,23 +120,6 @@ const HTTP_TIMEOUT_MS = 1000;
       await release();
     }
     expect(await c.query(sql`select 1 from c2b_transactions where trans_id = 'VALSLOW001'`)).toEqual([]);
-  });
-
-  it('validation answers "accepted" within its budget when the database refuses connections', async () => {
-    await c.order('shop-a', 'VS-4', 100);
-    await alterTestDatabase(t.database.url!, 'allow_connections false');
-    try {
-      await terminateBackends(t.database.url!);
-      const started = Date.now();
-      const res = await t.http().post(validationUrl()).send(body('VS-4')).timeout(20_000);
-      expect({ status: res.status, body: res.body }).toEqual({
-        status: 200,
-        body: { ResultCode: '0', ResultDesc: 'Accepted' },
-      });
-      expect(Date.now() - started).toBeLessThan(BUDGET_MS + 2000);
-    } finally {
-      await alterTestDatabase(t.database.url!, 'allow_connections true');
-    }
   });
 
   describe('a failing or slow Daraja', () => {
