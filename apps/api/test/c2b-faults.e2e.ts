@@ -3,7 +3,7 @@ import { Client } from 'pg';
 import { scopedCallbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { C2bTestContext, PAYBILL, startC2bTestApp, STORE, TILL } from './helpers/c2b';
 import { C2bPullService } from '../src/payments/providers/mpesa/c2b-pull.service';
-import { startExtraTestApp, TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
+import { startExtraTestApp, TEST_CALLBACK_SECRET, TestApp, waitFor } from './helpers/test-app';
 
 const BUDGET_MS = 800;
 const HTTP_TIMEOUT_MS = 1000;
@@ -120,6 +120,40 @@ const HTTP_TIMEOUT_MS = 1000;
       await release();
     }
     expect(await c.query(sql`select 1 from c2b_transactions where trans_id = 'VALSLOW001'`)).toEqual([]);
+  });
+
+  it('a till payment whose matching failed in its request reaches the feed on the next retry pass, not 30 s later', async () => {
+    // A fault while the confirmation is matched (the move to the feed fails): stored alone, acknowledged.
+    await c.query(
+      sql.raw(`create function c2b_feed_boom() returns trigger language plpgsql as $$
+      begin if new.trans_id = 'FEEDLAG001' and new.status = 'unclaimed' then raise exception 'injected fault'; end if; return new; end $$`),
+    );
+    await c.query(
+      sql.raw(
+        `create trigger c2b_feed_boom before update on c2b_transactions for each row execute function c2b_feed_boom()`,
+      ),
+    );
+    const confirmationB = `/payments/c2b/${c.accountB}/confirmation/${scopedCallbackToken(TEST_CALLBACK_SECRET, 'c2b-confirmation', c.accountB)}`;
+    try {
+      const res = await t
+        .http()
+        .post(confirmationB)
+        .send({ ...body(''), TransactionType: 'Buy Goods', TransID: 'FEEDLAG001', BusinessShortCode: TILL });
+      expect(res.body).toEqual({ ResultCode: 0, ResultDesc: 'Success' });
+      expect(await c.c2bRow('FEEDLAG001')).toMatchObject({ status: 'received' });
+    } finally {
+      await c.query(sql.raw(`drop trigger c2b_feed_boom on c2b_transactions`));
+      await c.query(sql.raw(`drop function c2b_feed_boom()`));
+    }
+    // The customer waits at the till with the SMS: the cashier finds it within a reconciler interval (5 s).
+    const found = await waitFor(async () => {
+      const feed = await t
+        .http()
+        .get('/payments/c2b/unclaimed?receipt=FEEDLAG001')
+        .set('Authorization', c.cashier('shop-b'));
+      return feed.body.length === 1 ? feed.body : null;
+    }, 12_000);
+    expect(found[0]).toMatchObject({ receipt: 'FEEDLAG001' });
   });
 
   describe('a failing or slow Daraja', () => {

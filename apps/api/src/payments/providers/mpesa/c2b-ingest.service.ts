@@ -24,6 +24,7 @@ import {
   parseC2bPayload,
 } from './c2b-payload';
 import { C2bRepository, StoredC2b } from './c2b.repository';
+import { C2B_RETRY_AFTER_SECONDS } from './c2b-retry.service';
 import { verifyScopedCallbackToken } from './callback-token';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -150,6 +151,15 @@ export class C2bIngestService {
         `C2B ${source} matching failed; storing it for the retry pass`,
       );
       const stored = await put();
+      if (stored?.row.status === 'received')
+        await this.c2b
+          .releaseForRetry(stored.row.id, C2B_RETRY_AFTER_SECONDS)
+          .catch((e: unknown) =>
+            this.logger.warn(
+              { ...log, err: safeError(e) },
+              'C2B: could not hand the row to the retry pass at once; it takes it after its lease',
+            ),
+          );
       return stored?.first ?? false;
     }
   }

@@ -213,6 +213,17 @@ export class C2bRepository {
     return list.map((r) => r.id);
   }
 
+  /**
+   * A row stored alone after its request's matching failed: nobody is matching it any more, so its
+   * lease (updated_at, see takeUnmatched) is given up at once and the next retry pass takes it (a
+   * till payment reaches the shop's feed in one reconciler interval, not after the lease).
+   */
+  async releaseForRetry(id: string, leaseSeconds: number, tx: DbOrTx = this.db): Promise<void> {
+    await tx.execute(sql`
+      update ${c2bTransactions} set updated_at = now() - make_interval(secs => ${leaseSeconds})
+      where id = ${id} and status = 'received'`);
+  }
+
   // --- registrations -------------------------------------------------------------------------
 
   async latestRegistration(accountId: string, tx: DbOrTx = this.db): Promise<C2bRegistrationRow | null> {
