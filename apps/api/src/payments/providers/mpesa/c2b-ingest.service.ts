@@ -86,7 +86,8 @@ export class C2bIngestService {
    * A transaction Pull Transactions listed for the account (C2bPullService): the same row and the
    * same matching as its confirmation would have made, MSISDN through the same plain / masked /
    * hashed handling. A TransID the shop already has, under this account row or an older one
-   * (its confirmation came, or an earlier pass), is left exactly as it is. `deliveries` stays 0: no confirmation was delivered; a late one counts 1.
+   * (its confirmation came, or an earlier pass), is left exactly as it is. `deliveries` stays 0:
+   * no confirmation was delivered; a late one counts 1.
    * Returns whether a new row was stored.
    */
   async ingestPulled(account: MerchantAccountRow, t: PulledC2bTransaction): Promise<boolean> {
