@@ -144,6 +144,7 @@ export async function startDarajaSimulator(opts: SimulatorOptions = {}): Promise
     pullTransactions: {
       add: (shortcode, transactions) => core.qrPull.addTransactions(shortcode, transactions),
       setPageSize: (n) => core.qrPull.setPageSize(n),
+      failFromPage: (page) => core.qrPull.setFailFromPage(page),
       registrations: () => core.qrPull.listRegistrations(),
     },
     qrRequests: () => core.qrPull.listQrRequests(),

@@ -65,6 +65,8 @@ export class QrPullRoutes {
   private transactions = new Map<string, SimPullTransaction[]>();
   private qrRequests: SimQrRequest[] = [];
   private pageSize = 100;
+  /** Queries of this page index or later answer 503 (a Daraja that fails part-way through the pages); null: none. */
+  private failFromPage: number | null = null;
 
   constructor(private readonly core: SimulatorCore) {}
 
@@ -87,6 +89,11 @@ export class QrPullRoutes {
     this.pageSize = n;
   }
 
+  setFailFromPage(page: number | null): void {
+    if (page !== null && (!Number.isSafeInteger(page) || page < 0)) throw new RangeError('page must be 0 or more');
+    this.failFromPage = page;
+  }
+
   listRegistrations(): SimPullRegistration[] {
     return [...this.registrations.values()];
   }
@@ -100,6 +107,7 @@ export class QrPullRoutes {
     this.transactions.clear();
     this.qrRequests = [];
     this.pageSize = 100;
+    this.failFromPage = null;
   }
 
   // --- Daraja endpoints ---------------------------------------------------------------------------
@@ -212,6 +220,8 @@ export class QrPullRoutes {
       return this.fail(req, res, badRequest('StartDate'));
     const offset = typeof b['OffSetValue'] === 'string' ? Number(b['OffSetValue']) : NaN;
     if (!Number.isSafeInteger(offset) || offset < 0) return this.fail(req, res, badRequest('OffSetValue'));
+    if (this.failFromPage !== null && offset >= this.failFromPage)
+      return this.fail(req, res, ERRORS.serviceUnavailable);
     const rows = this.registrations.has(shortcode)
       ? (this.transactions.get(shortcode) ?? [])
           .filter((t) => t.trxDate >= start && t.trxDate <= end)

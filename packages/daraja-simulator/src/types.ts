@@ -403,6 +403,8 @@ export interface DarajaSimulator {
   pullTransactions: {
     add(shortcode: string, transactions: SimPullTransaction[]): number;
     setPageSize(n: number): void;
+    /** Queries of this page index (OffSetValue) or later answer 503 until reset or null. */
+    failFromPage(page: number | null): void;
     registrations(): SimPullRegistration[];
   };
   /** Dynamic QR requests received, oldest first. */

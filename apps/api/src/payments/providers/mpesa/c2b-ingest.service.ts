@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { NotFoundError } from '../../../common/errors';
 import { safeError } from '../../../common/logging';
 import type { AppConfig } from '../../../config/app-config';
-import type { DbOrTx } from '../../../database/database';
+import { sql } from 'drizzle-orm';
+import type { DbOrTx, Tx } from '../../../database/database';
 import { APP_CONFIG } from '../../../config/config.module';
 import type { MerchantAccountRow, NewC2bTransactionRow } from '../../../database/schema';
 import { ORDERS_PORT, OrdersPort } from '../../../orders/orders.port';
@@ -22,7 +23,8 @@ import {
   classifyMsisdn,
   parseC2bPayload,
 } from './c2b-payload';
-import { C2bRepository } from './c2b.repository';
+import { C2bRepository, StoredC2b } from './c2b.repository';
+import { C2B_RETRY_AFTER_SECONDS } from './c2b-retry.service';
 import { verifyScopedCallbackToken } from './callback-token';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -83,12 +85,16 @@ export class C2bIngestService {
   /**
    * A transaction Pull Transactions listed for the account (C2bPullService): the same row and the
    * same matching as its confirmation would have made, MSISDN through the same plain / masked /
-   * hashed handling. A TransID the account already has (its confirmation came, or an earlier pass)
-   * is left exactly as it is. `deliveries` stays 0: no confirmation was delivered; a late one counts 1.
+   * hashed handling. A TransID the shop already has, under this account row or an older one
+   * (its confirmation came, or an earlier pass), is left exactly as it is. `deliveries` stays 0:
+   * no confirmation was delivered; a late one counts 1.
    * Returns whether a new row was stored.
    */
   async ingestPulled(account: MerchantAccountRow, t: PulledC2bTransaction): Promise<boolean> {
     const ref = t.billRefNumber?.trim().slice(0, 40) || null;
+    // The confirmation's own rule (parseC2bAmount): M-Pesa C2B moves whole shillings; an amount with
+    // cents is parked for a person, never booked (its confirmation would be stored invalid).
+    const problem = t.amountMinor % 100n !== 0n ? 'AMOUNT_NOT_WHOLE_SHILLINGS' : null;
     const row: NewC2bTransactionRow = {
       id: randomUUID(),
       merchantAccountId: account.id,
@@ -103,8 +109,8 @@ export class C2bIngestService {
       thirdPartyTransId: null,
       ...this.msisdnColumns({ msisdn: classifyMsisdn(t.msisdn) }),
       customerName: null,
-      status: 'received',
-      statusReason: null,
+      status: problem ? 'invalid' : 'received',
+      statusReason: problem,
       deliveries: 0,
     };
     return this.storeAndMatch(row, 'pull');
@@ -117,7 +123,15 @@ export class C2bIngestService {
    */
   private async storeAndMatch(row: NewC2bTransactionRow, source: 'confirmation' | 'pull'): Promise<boolean> {
     const log = { accountId: row.merchantAccountId, receipt: row.transId, source };
-    const put = (tx?: DbOrTx) => (source === 'pull' ? this.c2b.storeIfNew(row, tx) : this.c2b.store(row, tx));
+    const put = async (tx?: DbOrTx): Promise<StoredC2b | null> => {
+      // Already stored under another of the shop's account rows (credentials rotated since the URLs
+      // were registered): a pulled one is left as it is, a confirmation is counted there.
+      const other = row.transId
+        ? await this.c2b.inOtherAccount(row.shopId, row.merchantAccountId, row.transId, tx)
+        : null;
+      if (other) return source === 'pull' ? null : this.c2b.countDelivery(other.id, tx);
+      return source === 'pull' ? this.c2b.storeIfNew(row, tx) : this.c2b.store(row, tx);
+    };
     try {
       const { stored, status, afterCommit } = await this.c2b.transaction(async (tx) => {
         const stored = await put(tx);
@@ -138,6 +152,15 @@ export class C2bIngestService {
         `C2B ${source} matching failed; storing it for the retry pass`,
       );
       const stored = await put();
+      if (stored?.row.status === 'received')
+        await this.c2b
+          .releaseForRetry(stored.row.id, C2B_RETRY_AFTER_SECONDS)
+          .catch((e: unknown) =>
+            this.logger.warn(
+              { ...log, err: safeError(e) },
+              'C2B: could not hand the row to the retry pass at once; it takes it after its lease',
+            ),
+          );
       return stored?.first ?? false;
     }
   }
@@ -150,40 +173,65 @@ export class C2bIngestService {
    * payment that fits no order still lands in the shop's feed (a cashier claims it, or a refund).
    */
   async validate(accountId: string, token: string, body: unknown): Promise<C2bValidationAnswer> {
-    const account = await this.account(accountId, token, 'c2b-validation');
+    // The token is checked before anything else (no database: a forged URL is 404 at once); the
+    // account's lookup is inside the budget like the rest, since a locked or slow merchant_accounts
+    // (a migration, a pool waiting for a connection) would otherwise hold Daraja past its ~8 s.
+    const tokenOk = this.tokenValid(accountId, token, 'c2b-validation');
+    if (!tokenOk) this.refuse('c2b-validation', false);
     const c = parseC2bPayload(body);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), this.config.mpesa.c2b.validationBudgetMs);
     });
+    const decision = this.decideWithin(accountId, token, c);
+    // Settled after the budget: nobody awaits it any more; its failure is not an unhandled rejection.
+    decision.catch(() => undefined);
     try {
-      const decided = await Promise.race([this.decide(account, c), late]);
+      const decided = await Promise.race([decision, late]);
       if (decided === 'late') {
-        this.logger.warn({ accountId: account.id }, 'C2B validation could not decide in time: accepted');
+        this.logger.warn({ accountId }, 'C2B validation could not decide in time: accepted');
         return C2B_ACCEPT;
       }
       if (decided.ResultCode !== '0')
-        this.logger.log({ accountId: account.id, resultCode: decided.ResultCode }, 'C2B validation rejected a payment');
+        this.logger.log({ accountId, resultCode: decided.ResultCode }, 'C2B validation rejected a payment');
       return decided;
     } catch (err) {
-      this.logger.error({ accountId: account.id, err: safeError(err) }, 'C2B validation failed: accepted');
+      // An unknown account (its token is ours, the row is gone) stays the same 404 as a forged URL.
+      if (err instanceof NotFoundError) throw err;
+      this.logger.error({ accountId, err: safeError(err) }, 'C2B validation failed: accepted');
       return C2B_ACCEPT;
     } finally {
       clearTimeout(timer);
     }
   }
 
+  /**
+   * The decision's lookups in one transaction whose statements may not outlive the budget
+   * (statement_timeout, lock waits included): a validation answered "accepted" at the budget must
+   * not keep its connection waiting behind a lock until the pool's own timeout, or a burst of them
+   * on a slow database takes every connection the confirmations need to be stored.
+   */
+  private decideWithin(accountId: string, token: string, c: C2bPayload): Promise<C2bValidationAnswer> {
+    const budgetMs = Math.max(1, Math.floor(this.config.mpesa.c2b.validationBudgetMs));
+    return this.c2b.transaction(async (tx) => {
+      await tx.execute(sql.raw(`set local statement_timeout = ${budgetMs}`));
+      const account = await this.account(accountId, token, 'c2b-validation', tx);
+      return this.decide(account, c, tx);
+    });
+  }
+
   /** The documented codes (daraja.md §7.3): a bad amount C2B00013; a paybill reference naming no open order of the shop C2B00012. */
-  private async decide(account: MerchantAccountRow, c: C2bPayload): Promise<C2bValidationAnswer> {
+  private async decide(account: MerchantAccountRow, c: C2bPayload, tx: Tx): Promise<C2bValidationAnswer> {
     if (c.amountMinor === null) return c2bReject(C2B_REJECT.invalidAmount);
-    const registration = await this.c2b.latestRegistration(account.id);
+    const registration = await this.c2b.latestRegistration(account.id, tx);
     // Not registered with validation: nothing to check (Daraja should not be asking).
     if (!registration?.validation) return C2B_ACCEPT;
     const settings = account.settings as Record<string, string>;
     if (settings.type !== 'paybill') return C2B_ACCEPT;
     const ref = c.billRefNumber?.trim();
     if (!ref) return c2bReject(C2B_REJECT.invalidAccountNumber);
-    const balance = await this.orders.getBalance(account.shopId, ref);
+    // In the transaction (the order row is locked for its few milliseconds, within the budget).
+    const balance = await this.orders.getBalance(account.shopId, ref, tx);
     if (!balance || balance.outstandingMinor <= 0n || balance.currency !== 'KES')
       return c2bReject(C2B_REJECT.invalidAccountNumber);
     // More than the order owes: refused before the money moves (the customer pays the right amount).
@@ -196,20 +244,25 @@ export class C2bIngestService {
     accountId: string,
     token: string,
     scope: 'c2b-confirmation' | 'c2b-validation',
+    tx?: DbOrTx,
   ): Promise<MerchantAccountRow> {
-    const ok =
-      UUID.test(accountId) &&
-      verifyScopedCallbackToken(this.config.mpesa.callbackSigningSecret, scope, accountId, token);
-    const row = ok ? await this.accounts.findById(accountId) : null;
-    if (!row || row.provider !== 'mpesa') {
-      this.logger.warn(
-        { scope, tokenValid: ok },
-        'C2B notification on an unknown capability URL: refused, nothing stored',
-      );
-      throw new NotFoundError('C2B URL');
-    }
+    const ok = this.tokenValid(accountId, token, scope);
+    const row = ok ? await this.accounts.findById(accountId, tx) : null;
+    if (!row || row.provider !== 'mpesa') this.refuse(scope, ok);
     // A retired row still takes confirmations: the URLs registered for it stay in force at Safaricom.
     return row;
+  }
+
+  private tokenValid(accountId: string, token: string, scope: 'c2b-confirmation' | 'c2b-validation'): boolean {
+    return (
+      UUID.test(accountId) &&
+      verifyScopedCallbackToken(this.config.mpesa.callbackSigningSecret, scope, accountId, token)
+    );
+  }
+
+  private refuse(scope: 'c2b-confirmation' | 'c2b-validation', tokenValid: boolean): never {
+    this.logger.warn({ scope, tokenValid }, 'C2B notification on an unknown capability URL: refused, nothing stored');
+    throw new NotFoundError('C2B URL');
   }
 
   /** Never the number: our keyed hash of a plain one, Safaricom's SHA-256 as it came, a masked one as it came. */

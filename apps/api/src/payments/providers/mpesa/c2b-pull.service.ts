@@ -73,7 +73,8 @@ export class C2bPullService implements OnApplicationBootstrap, OnApplicationShut
       result.shortcodes++;
       const log = { shopId: reg.shopId, shortcode: reg.shortcode };
       try {
-        // The account the shop's C2B URLs belong to (C2bRegistrationService.ownAccount): its confirmations' key.
+        // The shop's current account (C2bRegistrationService.ownAccount). Confirmations may still arrive
+        // on an older row's URLs (credentials rotated): ingestPulled leaves a TransID stored there alone.
         const account = await this.accounts.findActive(reg.shopId, 'mpesa');
         if (!account || account.environment !== reg.environment) {
           result.skipped++;

@@ -2,6 +2,8 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../../../auth/auth.types';
 import { AppError, ConflictError } from '../../../common/errors';
+import { safeError } from '../../../common/logging';
+import { ProviderError } from '../provider-errors';
 import type { AppConfig } from '../../../config/app-config';
 import { APP_CONFIG } from '../../../config/config.module';
 import type { C2bRegistrationRow, MerchantAccountRow } from '../../../database/schema';
@@ -98,39 +100,72 @@ export class C2bRegistrationService {
     // held while it answers; PGlite has only one). Two admins at the same moment may both get past
     // the check: production Daraja itself refuses the second ("Urls are already registered").
     const previous = await this.c2b.latestForShortcode(shortcode, row.environment);
-    if (previous && production && !options.force)
+    if (previous && production && !options.force) {
+      const at = `${previous.registeredAt.toISOString()} by ${previous.registeredBy}`;
+      const unknown = outcomeUnknown(previous);
       throw new ConflictError(
         'C2B_ALREADY_REGISTERED',
-        `Shortcode ${shortcode} already has C2B URLs registered (${previous.registeredAt.toISOString()} by ${previous.registeredBy}). ` +
+        (unknown
+          ? `A registration of shortcode ${shortcode}'s C2B URLs was sent to M-Pesa (${at}) but its answer was never recorded: they may well be registered. Check URL management on the M-Pesa portal. `
+          : `Shortcode ${shortcode} already has C2B URLs registered (${at}). `) +
           'Production registration is one-time at Safaricom: delete the old URLs on the M-Pesa portal (URL management) or through apisupport first, then register again with force: true (the CLI: --force).',
-        { shortcode, registeredAt: previous.registeredAt.toISOString(), accountId: previous.merchantAccountId },
+        {
+          shortcode,
+          registeredAt: previous.registeredAt.toISOString(),
+          accountId: previous.merchantAccountId,
+          ...(unknown ? { outcome: 'unknown' } : {}),
+        },
       );
-    const answer = await this.daraja.registerC2bUrls(this.kind.toDaraja(resolved), {
+    }
+    const reg: C2bRegistrationRow = {
+      id: randomUUID(),
+      merchantAccountId: row.id,
+      shopId,
+      environment: row.environment,
       shortcode,
+      apiVersion: this.config.mpesa.c2b.apiVersion,
       responseType,
-      confirmationUrl: urls.confirmation,
-      // Daraja's body always has a ValidationURL; without validation it is never called (off by default, §7.1).
-      validationUrl: urls.validation,
-      version: this.config.mpesa.c2b.apiVersion,
-    });
-    return this.c2b.transaction(async (tx) => {
-      const reg: C2bRegistrationRow = {
-        id: randomUUID(),
-        merchantAccountId: row.id,
-        shopId,
-        environment: row.environment,
+      validation,
+      confirmationUrl: withoutToken(urls.confirmation),
+      validationUrl: validation ? withoutToken(urls.validation) : null,
+      response: { outcome: SENT },
+      forced: !!previous && options.force === true,
+      registeredBy: actor,
+      registeredAt: new Date(),
+    };
+    // Recorded as sent before Daraja is asked: an answer that is lost (a timeout, the database or the
+    // process gone after Daraja accepted) still leaves what was sent and when, so production's
+    // one-time rule refuses a silent second registration. Daraja is called outside any transaction.
+    await this.c2b.insertRegistration(reg);
+    let answer: Awaited<ReturnType<DarajaService['registerC2bUrls']>>;
+    try {
+      answer = await this.daraja.registerC2bUrls(this.kind.toDaraja(resolved), {
         shortcode,
-        apiVersion: this.config.mpesa.c2b.apiVersion,
         responseType,
-        validation,
-        confirmationUrl: withoutToken(urls.confirmation),
-        validationUrl: validation ? withoutToken(urls.validation) : null,
-        response: answer,
-        forced: !!previous && options.force === true,
-        registeredBy: actor,
-        registeredAt: new Date(),
-      };
-      await this.c2b.insertRegistration(reg, tx);
+        confirmationUrl: urls.confirmation,
+        // Daraja's body always has a ValidationURL; without validation it is never called (off by default, §7.1).
+        validationUrl: urls.validation,
+        version: this.config.mpesa.c2b.apiVersion,
+      });
+    } catch (err) {
+      // Refused before anything was done (or the sandbox, which re-registers freely): nothing to keep.
+      // Otherwise the outcome is unknown and the row says so. Best effort: the database may be gone too.
+      const notProcessed = err instanceof ProviderError && err.outcome === 'not_processed';
+      const settle =
+        notProcessed || !production
+          ? this.c2b.deleteRegistration(reg.id)
+          : this.c2b.setRegistrationResponse(reg.id, {
+              outcome: UNKNOWN,
+              error: err instanceof AppError ? err.code : 'ERROR',
+            });
+      await settle.catch((e: unknown) =>
+        this.logger.error({ shopId, err: safeError(e) }, 'C2B registration: recording its failure failed'),
+      );
+      throw err;
+    }
+    return this.c2b.transaction(async (tx) => {
+      const done: C2bRegistrationRow = { ...reg, response: answer };
+      await this.c2b.setRegistrationResponse(reg.id, answer, tx);
       await this.accountsRepo.insertAudit(
         {
           shopId,
@@ -142,7 +177,7 @@ export class C2bRegistrationService {
         tx,
       );
       this.logger.log({ shopId, accountId: row.id, shortcode, replaced: !!previous }, 'C2B URLs registered');
-      return { ...view(reg), ...(previous ? { replaced: previous.registeredAt.toISOString() } : {}) };
+      return { ...view(done), ...(previous ? { replaced: previous.registeredAt.toISOString() } : {}) };
     });
   }
 
@@ -163,6 +198,16 @@ export class C2bRegistrationService {
       );
     return row;
   }
+}
+
+/** c2b_registrations.response until Daraja's answer is recorded / when it never was. */
+const SENT = 'sent';
+const UNKNOWN = 'unknown';
+
+/** A registration sent whose answer was never recorded (still `sent`, or failed with no answer). */
+function outcomeUnknown(r: C2bRegistrationRow): boolean {
+  const outcome = (r.response as Record<string, unknown> | null)?.outcome;
+  return outcome === SENT || outcome === UNKNOWN;
 }
 
 function view(r: C2bRegistrationRow): C2bRegistrationView {

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { and, desc, eq, gte, inArray, lte, or, sql } from 'drizzle-orm';
+import { and, desc, eq, gte, inArray, lte, ne, or, sql } from 'drizzle-orm';
 import { DB } from '../../../database/database.module';
 import type { Db, DbOrTx, Tx } from '../../../database/database';
 import {
@@ -42,6 +42,43 @@ export class C2bRepository {
       .returning();
     const stored = rows[0];
     return { row: stored, first: stored.id === row.id };
+  }
+
+  /**
+   * The shop's row of this TransID under another of its account rows. Account rows are immutable
+   * (rotating a secret makes a new one), but the C2B URLs registered at Safaricom (one-time) still
+   * name the row they were registered for: its confirmations keep arriving there while the Pull
+   * pass works with the shop's current row. One TransID is one row for the shop, whichever it is.
+   */
+  async inOtherAccount(
+    shopId: string,
+    accountId: string,
+    transId: string,
+    tx: DbOrTx = this.db,
+  ): Promise<C2bTransactionRow | null> {
+    const rows = await tx
+      .select()
+      .from(c2bTransactions)
+      .where(
+        and(
+          eq(c2bTransactions.shopId, shopId),
+          eq(c2bTransactions.transId, transId),
+          ne(c2bTransactions.merchantAccountId, accountId),
+        ),
+      )
+      .orderBy(c2bTransactions.receivedAt)
+      .limit(1);
+    return rows[0] ?? null;
+  }
+
+  /** A repeat delivery counted on an existing row (the same as store()'s conflict branch). */
+  async countDelivery(id: string, tx: DbOrTx = this.db): Promise<StoredC2b> {
+    const rows = await tx
+      .update(c2bTransactions)
+      .set({ deliveries: sql`${c2bTransactions.deliveries} + 1`, lastReceivedAt: sql`now()` })
+      .where(eq(c2bTransactions.id, id))
+      .returning();
+    return { row: rows[0], first: false };
   }
 
   /** A pulled transaction: inserted when the account has no row of its TransID yet, else nothing at all (null). */
@@ -176,6 +213,17 @@ export class C2bRepository {
     return list.map((r) => r.id);
   }
 
+  /**
+   * A row stored alone after its request's matching failed: nobody is matching it any more, so its
+   * lease (updated_at, see takeUnmatched) is given up at once and the next retry pass takes it (a
+   * till payment reaches the shop's feed in one reconciler interval, not after the lease).
+   */
+  async releaseForRetry(id: string, leaseSeconds: number, tx: DbOrTx = this.db): Promise<void> {
+    await tx.execute(sql`
+      update ${c2bTransactions} set updated_at = now() - make_interval(secs => ${leaseSeconds})
+      where id = ${id} and status = 'received'`);
+  }
+
   // --- registrations -------------------------------------------------------------------------
 
   async latestRegistration(accountId: string, tx: DbOrTx = this.db): Promise<C2bRegistrationRow | null> {
@@ -205,5 +253,13 @@ export class C2bRepository {
 
   async insertRegistration(row: typeof c2bRegistrations.$inferInsert, tx: DbOrTx = this.db): Promise<void> {
     await tx.insert(c2bRegistrations).values(row);
+  }
+
+  async setRegistrationResponse(id: string, response: Record<string, unknown>, tx: DbOrTx = this.db): Promise<void> {
+    await tx.update(c2bRegistrations).set({ response }).where(eq(c2bRegistrations.id, id));
+  }
+
+  async deleteRegistration(id: string, tx: DbOrTx = this.db): Promise<void> {
+    await tx.delete(c2bRegistrations).where(eq(c2bRegistrations.id, id));
   }
 }

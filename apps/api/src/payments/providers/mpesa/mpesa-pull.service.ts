@@ -58,8 +58,10 @@ export type PullResult =
       pages: number;
       /** Rows that could not be read (no TransID, a bad amount or time): counted, never guessed at. */
       unreadableRows: number;
-      /** True when PULL_MAX_PAGES pages were read and Daraja said there were more. */
+      /** True when PULL_MAX_PAGES pages were read and Daraja said there were more, or a later page failed. */
       truncated: boolean;
+      /** The page index whose query failed after earlier pages answered (what they listed is returned). */
+      failedPage?: number;
     }
   /** `1001` for a shortcode this deployment never registered: not provisioned (or not yet), NOT "no payments". */
   | { outcome: 'not_registered'; window: PullWindow; message: string }
@@ -221,14 +223,29 @@ export class MpesaPullService {
     let unreadableRows = 0;
     let page = 0;
     let truncated = false;
+    let failedPage: number | undefined;
     for (; page < PULL_MAX_PAGES; page++) {
-      const { json } = await this.daraja.postProduct(account, {
-        path: PULL_QUERY_PATH,
-        body: { ...buildPullQueryBody(shortcode, window, page) },
-        what: 'Pull Transactions query',
-        readOnly: true,
-        logContext: `shortcode=${shortcode} page=${page}`,
-      });
+      let json;
+      try {
+        ({ json } = await this.daraja.postProduct(account, {
+          path: PULL_QUERY_PATH,
+          body: { ...buildPullQueryBody(shortcode, window, page) },
+          what: 'Pull Transactions query',
+          readOnly: true,
+          logContext: `shortcode=${shortcode} page=${page}`,
+        }));
+      } catch (err) {
+        // A later page failing (a 5xx, a spike arrest, a timeout) keeps what the earlier pages listed:
+        // thrown away, the same failure on every pass would leave them never ingested. The next pass
+        // asks the window again from page 0 (what is stored already is a no-op).
+        if (page === 0) throw err;
+        this.logger.warn(
+          `Pull Transactions: shortcode=${shortcode} page ${page} failed (${err instanceof Error ? err.message : 'error'}); keeping the ${seen.size} transaction(s) of the pages before it`,
+        );
+        truncated = true;
+        failedPage = page;
+        break;
+      }
       const answer = parsePullQueryAnswer(json);
       if (answer.kind === 'no_rows_or_not_provisioned') {
         if (page === 0 && !(await this.repo.find(resolved.environment, shortcode))) {
@@ -264,15 +281,16 @@ export class MpesaPullService {
     if (unreadableRows)
       this.logger.warn(`Pull Transactions: shortcode=${shortcode} ${unreadableRows} unreadable row(s) skipped`);
     this.logger.log(
-      `Pull Transactions: shortcode=${shortcode} ${seen.size} transaction(s) in ${Math.min(page + 1, PULL_MAX_PAGES)} page(s)${window.clamped ? ' (window cut to the last 48 h)' : ''}`,
+      `Pull Transactions: shortcode=${shortcode} ${seen.size} transaction(s) in ${failedPage ?? Math.min(page + 1, PULL_MAX_PAGES)} page(s)${window.clamped ? ' (window cut to the last 48 h)' : ''}`,
     );
     return {
       outcome: 'transactions',
       window,
       transactions: [...seen.values()],
-      pages: Math.min(page + 1, PULL_MAX_PAGES),
+      pages: failedPage ?? Math.min(page + 1, PULL_MAX_PAGES),
       unreadableRows,
       truncated,
+      ...(failedPage !== undefined ? { failedPage } : {}),
     };
   }
 }
