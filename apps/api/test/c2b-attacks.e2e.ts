@@ -1,7 +1,8 @@
 import { sql } from 'drizzle-orm';
+import { randomBytes } from 'node:crypto';
 import { scopedCallbackToken } from '../src/payments/providers/mpesa/callback-token';
-import { C2bTestContext, startC2bTestApp } from './helpers/c2b';
-import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
+import { C2bTestContext, PAYBILL, startC2bTestApp } from './helpers/c2b';
+import { startExtraTestApp, TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
 
 /** Attacks on the C2B capability URLs: a confirmation never links or moves money across shops. */
 describe('C2B attacks', () => {
@@ -192,5 +193,65 @@ describe('C2B attacks', () => {
     expect(r.status).toBe(409);
     expect(JSON.stringify(r.body)).not.toContain('ATK-2');
     expect(await c.paymentsWithReceipt('ATKAAA0002')).toHaveLength(1);
+  });
+
+  it('a production shortcode registered by another shop is refused without telling who registered it or when', async () => {
+    const prodEnv = {
+      MPESA_ENV: 'production',
+      MPESA_BASE_URL: t.sim.url,
+      MPESA_CALLBACK_URL: 'https://pay.example.co.ke/payments/callback',
+      MPESA_SHORTCODE: PAYBILL,
+      MPESA_PASSKEY: randomBytes(32).toString('hex'),
+      CREDENTIALS_KEYS: c.credentialsKeys,
+    };
+    const prod = await startExtraTestApp(t, prodEnv);
+    try {
+      const put = (shop: string) =>
+        prod
+          .http()
+          .put(`/shops/${shop}/merchant-accounts/mpesa`)
+          .set('Authorization', c.mgr(shop))
+          .send({
+            environment: 'production',
+            type: 'paybill',
+            shortcode: PAYBILL,
+            consumerKey: 'smartduka-sim-key',
+            consumerSecret: 'smartduka-sim-secret',
+            passkey: randomBytes(32).toString('hex'),
+          });
+      expect((await put('shop-x1')).status).toBe(200);
+      expect((await put('shop-x2')).status).toBe(200);
+      const reg = (shop: string, body: Record<string, unknown> = {}) =>
+        prod.http().post(`/shops/${shop}/c2b-registration`).set('Authorization', c.mgr(shop)).send(body);
+      const first = await reg('shop-x1');
+      expect(first.status).toBe(200);
+      const other = await reg('shop-x2');
+      expect(other.status).toBe(409);
+      expect(other.body.code).toBe('C2B_ALREADY_REGISTERED');
+      expect(other.body.message).toMatch(/another shop/);
+      const said = JSON.stringify(other.body);
+      for (const leak of ['shop-x1', 'mgr-shop-x1', first.body.registeredAt, first.body.accountId])
+        expect(said).not.toContain(leak);
+      expect(other.body.details).toEqual({ shortcode: PAYBILL });
+      // The shop that registered it still gets the whole story of its own registration.
+      const own = await reg('shop-x1');
+      expect(own.status).toBe(409);
+      expect(own.body.details).toMatchObject({
+        registeredAt: first.body.registeredAt,
+        accountId: first.body.accountId,
+      });
+      // Forced over another shop's registration: the answer and the audit trail name nothing of that shop's.
+      const forced = await reg('shop-x2', { force: true });
+      expect(forced.status).toBe(200);
+      expect(JSON.stringify(forced.body)).not.toContain(first.body.registeredAt);
+      const audit = await prod.http().get('/shops/shop-x2/audit-events').set('Authorization', c.mgr('shop-x2'));
+      expect(audit.status).toBe(200);
+      const firstId = (
+        await c.query<{ id: string }>(sql`select id from c2b_registrations where shop_id = 'shop-x1'`)
+      )[0].id;
+      expect(JSON.stringify(audit.body)).not.toContain(firstId);
+    } finally {
+      await prod.close();
+    }
   });
 });

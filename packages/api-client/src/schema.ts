@@ -1876,7 +1876,7 @@ export interface components {
             forced: boolean;
             registeredBy: string;
             registeredAt: string;
-            /** @description Set when this registration replaced an earlier one (sandbox, or forced) */
+            /** @description Set when this registration replaced an earlier one (sandbox, or forced): when that one was made, or `another shop` when it was another shop's (nothing more is told of it) */
             replaced?: string;
         };
         C2bRegisterDto: {

@@ -25,7 +25,7 @@ export interface C2bRegistrationView {
   forced: boolean;
   registeredBy: string;
   registeredAt: string;
-  /** when this registration replaced an earlier one: when that one was made */
+  /** when this registration replaced an earlier one: when that one was made (`another shop`: one of another shop's) */
   replaced?: string;
 }
 
@@ -98,12 +98,20 @@ export class C2bRegistrationService {
     // held while it answers; PGlite has only one). Two admins at the same moment may both get past
     // the check: production Daraja itself refuses the second ("Urls are already registered").
     const previous = await this.c2b.latestForShortcode(shortcode, row.environment);
+    // Registrations are looked up by shortcode across shops (Safaricom keeps one set of URLs per
+    // shortcode), but another shop's registration is that shop's business: only "registered
+    // elsewhere" is said, never who registered it, when, or for which account.
+    const ours = previous?.shopId === shopId;
     if (previous && production && !options.force)
       throw new ConflictError(
         'C2B_ALREADY_REGISTERED',
-        `Shortcode ${shortcode} already has C2B URLs registered (${previous.registeredAt.toISOString()} by ${previous.registeredBy}). ` +
+        (ours
+          ? `Shortcode ${shortcode} already has C2B URLs registered (${previous.registeredAt.toISOString()} by ${previous.registeredBy}). `
+          : `Shortcode ${shortcode} already has C2B URLs registered, by another shop's M-Pesa account. `) +
           'Production registration is one-time at Safaricom: delete the old URLs on the M-Pesa portal (URL management) or through apisupport first, then register again with force: true (the CLI: --force).',
-        { shortcode, registeredAt: previous.registeredAt.toISOString(), accountId: previous.merchantAccountId },
+        ours
+          ? { shortcode, registeredAt: previous.registeredAt.toISOString(), accountId: previous.merchantAccountId }
+          : { shortcode },
       );
     const answer = await this.daraja.registerC2bUrls(this.kind.toDaraja(resolved), {
       shortcode,
@@ -137,12 +145,21 @@ export class C2bRegistrationService {
           actor,
           action: 'c2b.registered',
           target: `merchant_account:${row.id}`,
-          data: { shortcode, environment: row.environment, validation, responseType, replaced: previous?.id ?? null },
+          data: {
+            shortcode,
+            environment: row.environment,
+            validation,
+            responseType,
+            replaced: previous ? (ours ? previous.id : 'another shop') : null,
+          },
         },
         tx,
       );
       this.logger.log({ shopId, accountId: row.id, shortcode, replaced: !!previous }, 'C2B URLs registered');
-      return { ...view(reg), ...(previous ? { replaced: previous.registeredAt.toISOString() } : {}) };
+      return {
+        ...view(reg),
+        ...(previous ? { replaced: ours ? previous.registeredAt.toISOString() : 'another shop' } : {}),
+      };
     });
   }
 

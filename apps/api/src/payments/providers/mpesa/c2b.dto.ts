@@ -114,7 +114,10 @@ export class C2bRegistrationDto {
   @ApiProperty() forced!: boolean;
   @ApiProperty() registeredBy!: string;
   @ApiProperty() registeredAt!: string;
-  @ApiPropertyOptional({ description: 'Set when this registration replaced an earlier one (sandbox, or forced)' })
+  @ApiPropertyOptional({
+    description:
+      "Set when this registration replaced an earlier one (sandbox, or forced): when that one was made, or `another shop` when it was another shop's (nothing more is told of it)",
+  })
   replaced?: string;
 }
 

@@ -188,7 +188,7 @@ export class C2bRepository {
     return rows[0] ?? null;
   }
 
-  /** The newest registration of any of the shop's M-Pesa account rows for this shortcode and environment. */
+  /** The newest registration of this shortcode and environment, by any shop's M-Pesa account (Safaricom keeps one per shortcode). */
   async latestForShortcode(
     shortcode: string,
     environment: string,
