@@ -195,6 +195,50 @@ describe('C2B attacks', () => {
     expect(await c.paymentsWithReceipt('ATKAAA0002')).toHaveLength(1);
   });
 
+  it("a till payment left unclaimed in shop-b is not hidden by shop-a's payment of the same receipt: it goes to review, nothing of shop-a shown", async () => {
+    // shop-b's unclaimed row first, then shop-a's payment takes the same receipt.
+    expect((await t.http().post(url(c.accountB)).send(body('ATKAAA0009', '25'))).status).toBe(200);
+    const theirsRow = await c.c2bRow('ATKAAA0009');
+    expect(theirsRow).toMatchObject({ shop_id: 'shop-b', status: 'unclaimed' });
+    await c.order('shop-a', 'ATK-9', 25);
+    expect(
+      (
+        await t
+          .http()
+          .post(url(c.accountA))
+          .send(body('ATKAAA0009', '25', 'ATK-9'))
+      ).status,
+    ).toBe(200);
+    const [held] = await c.paymentsWithReceipt('ATKAAA0009');
+    expect(held).toMatchObject({ order_id: 'ATK-9', status: 'completed' });
+
+    // Not silently gone from shop-b: out of the cashiers' feed, in the managers' review, as the
+    // matcher does for a confirmation arriving after the other shop's payment.
+    const feed = await t.http().get('/payments/c2b/unclaimed').set('Authorization', c.cashier('shop-b'));
+    expect(feed.status).toBe(200);
+    expect(JSON.stringify(feed.body)).not.toContain('ATKAAA0009');
+    const review = await t.http().get('/payments/c2b/review').set('Authorization', c.mgr('shop-b'));
+    expect(review.status).toBe(200);
+    expect(review.body).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ id: theirsRow.id, receipt: 'ATKAAA0009', reason: 'RECEIPT_OF_ANOTHER_SHOP' }),
+      ]),
+    );
+    expect(JSON.stringify(review.body)).not.toContain('ATK-9');
+    // A cashier who still has the row on screen cannot claim it, and learns nothing of shop-a.
+    await c.order('shop-b', 'ATK-10', 25);
+    const claim = await t
+      .http()
+      .post(`/payments/c2b/${String(theirsRow.id)}/claim`)
+      .set('Authorization', c.cashier('shop-b'))
+      .send({ orderId: 'ATK-10' });
+    expect(claim.status).toBe(409);
+    expect(claim.body.code).toBe('C2B_NEEDS_REVIEW');
+    expect(claim.body.message).toMatch(/manager/);
+    expect(JSON.stringify(claim.body)).not.toContain('ATK-9');
+    expect(await c.paymentsWithReceipt('ATKAAA0009')).toEqual([held]);
+  });
+
   it('a production shortcode registered by another shop is refused without telling who registered it or when', async () => {
     const prodEnv = {
       MPESA_ENV: 'production',

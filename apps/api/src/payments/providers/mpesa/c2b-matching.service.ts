@@ -109,11 +109,20 @@ export class C2bMatching {
    */
   async claim(user: AuthUser, id: string, orderId: string): Promise<ClaimAnswer> {
     let afterCommit: (() => void) | undefined;
+    // A receipt another shop's payment took after this row reached the feed: to review first (on its
+    // own commit, so it stays there whatever the claim does), then refused below like any review row.
+    await this.c2b.parkReceiptsOfOtherShops(user.shopId, id);
     const answer = await this.c2b.transaction(async (tx): Promise<ClaimAnswer> => {
       const row = await this.c2b.claim(tx, user.shopId, id, `user:${user.sub}`, orderId);
       if (!row) {
         const now = await this.c2b.findForShop(user.shopId, id, tx);
         if (!now) throw new NotFoundError('C2B payment', { c2bPaymentId: id });
+        if (now.status === 'review' || now.status === 'invalid')
+          throw new ConflictError(
+            'C2B_NEEDS_REVIEW',
+            `This M-Pesa payment (receipt ${now.transId ?? '?'}) needs a manager's check before it can be used for an order: ask a manager (it is in the review list)`,
+            { c2bPaymentId: id, status: now.status },
+          );
         throw new ConflictError(
           'C2B_ALREADY_CLAIMED',
           now.status === 'applied' || now.status === 'stk_twin'

@@ -91,10 +91,13 @@ export class C2bRepository {
   }
 
   /**
-   * The shop's unclaimed payments, newest first; those whose receipt a payment already holds (the
-   * STK callback of the same money came after) are not offered. `receipt`: only that TransID.
+   * The shop's unclaimed payments, newest first; those whose receipt a payment of the same shop
+   * already holds (the STK callback of the same money came after) are not offered. `receipt`: only
+   * that TransID. Rows whose receipt another shop's payment took meanwhile are moved to review
+   * first (parkReceiptsOfOtherShops), never offered nor silently hidden.
    */
   async feed(shopId: string, limit: number, receipt?: string): Promise<C2bTransactionRow[]> {
+    await this.parkReceiptsOfOtherShops(shopId);
     return this.db
       .select()
       .from(c2bTransactions)
@@ -103,15 +106,40 @@ export class C2bRepository {
           eq(c2bTransactions.shopId, shopId),
           eq(c2bTransactions.status, 'unclaimed'),
           receipt ? eq(c2bTransactions.transId, receipt) : undefined,
-          sql`not exists (select 1 from ${payments} where ${payments.mpesaReceiptNumber} = ${c2bTransactions.transId})`,
+          sql`not exists (select 1 from ${payments} where ${payments.mpesaReceiptNumber} = ${c2bTransactions.transId}
+            and ${payments.shopId} = ${c2bTransactions.shopId})`,
         ),
       )
       .orderBy(desc(c2bTransactions.receivedAt))
       .limit(limit);
   }
 
-  /** The shop's confirmations a person must look at (invalid bodies, ambiguous pushes), newest first. */
+  /**
+   * An unclaimed row of the shop (or only row `id`) whose receipt a payment of ANOTHER shop holds
+   * (it took the receipt after this row was matched) goes to review as RECEIPT_OF_ANOTHER_SHOP, as
+   * C2bMatching.matchIn does when that payment came first: the same receipt in two shops is never
+   * one shop's money to claim, and nothing of the other shop is shown. Idempotent; returns how many.
+   */
+  async parkReceiptsOfOtherShops(shopId: string, id?: string, tx: DbOrTx = this.db): Promise<number> {
+    const rows = await tx
+      .update(c2bTransactions)
+      .set({ status: 'review', statusReason: 'RECEIPT_OF_ANOTHER_SHOP', updatedAt: sql`now()` })
+      .where(
+        and(
+          eq(c2bTransactions.shopId, shopId),
+          eq(c2bTransactions.status, 'unclaimed'),
+          id ? eq(c2bTransactions.id, id) : undefined,
+          sql`exists (select 1 from ${payments} where ${payments.mpesaReceiptNumber} = ${c2bTransactions.transId}
+            and ${payments.shopId} <> ${c2bTransactions.shopId})`,
+        ),
+      )
+      .returning({ id: c2bTransactions.id });
+    return rows.length;
+  }
+
+  /** The shop's confirmations a person must look at (invalid bodies, ambiguous pushes, receipts of another shop), newest first. */
   async needingReview(shopId: string, limit: number): Promise<C2bTransactionRow[]> {
+    await this.parkReceiptsOfOtherShops(shopId);
     return this.db
       .select()
       .from(c2bTransactions)
