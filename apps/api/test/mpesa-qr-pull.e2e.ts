@@ -222,6 +222,47 @@ describe('M-Pesa Dynamic QR and Pull Transactions, end to end', () => {
       expect((await register('shop-pb', mgr('shop-till'))).status).toBe(403);
     });
 
+    it("a shop on the platform's account cannot spend the platform shortcode's one Pull registration", async () => {
+      const before = t.sim.pullTransactions.registrations().length;
+      const res = await register('shop-no-own');
+      expect(res.status).toBe(409);
+      expect(res.body.code).toBe('MERCHANT_ACCOUNT_REQUIRED');
+      expect(res.body.message).toMatch(/own M-Pesa account/);
+      expect(t.sim.pullTransactions.registrations()).toHaveLength(before);
+    });
+
+    it("another shop's Pull registration of the same shortcode is refused without telling who made it or when", async () => {
+      const put = await t
+        .http()
+        .put('/shops/shop-pb2/merchant-accounts/mpesa')
+        .set('Authorization', mgr('shop-pb2'))
+        .send({
+          environment: 'simulator',
+          type: 'paybill',
+          shortcode: PAYBILL,
+          consumerKey: SIM_KEY,
+          consumerSecret: SIM_SECRET,
+          passkey: PASSKEY_A,
+        });
+      expect(put.status).toBe(200);
+      const res = await register('shop-pb2');
+      expect(res.status).toBe(409);
+      expect(res.body.code).toBe('PULL_ALREADY_REGISTERED');
+      expect(res.body.message).toMatch(/another shop/);
+      const said = JSON.stringify(res.body);
+      expect(said).not.toContain('mgr-shop-pb');
+      expect(said).not.toMatch(/registeredAt|registeredBy|\d{4}-\d{2}-\d{2}T/);
+      expect(res.body.details).toEqual({ shortcode: PAYBILL });
+      // The shop that made it still sees its own registration in full.
+      const own = await register('shop-pb');
+      expect(own.body.details.registration).toMatchObject({ registeredBy: 'user:mgr-shop-pb (manager)' });
+      const gone = await t
+        .http()
+        .delete('/shops/shop-pb2/merchant-accounts/mpesa')
+        .set('Authorization', mgr('shop-pb2'));
+      expect(gone.status).toBeLessThan(300);
+    });
+
     it('reads every page, within the last 48 hours, amounts in minor units, each TransID once', async () => {
       const now = Date.now();
       t.sim.pullTransactions.setPageSize(2);

@@ -863,7 +863,7 @@ export interface paths {
         put?: never;
         /**
          * Register the shop's shortcode for M-Pesa Pull Transactions (once: Safaricom does not allow a change)
-         * @description Production shortcodes only (and sandbox). Registered once per shortcode: a second request is refused with 409 PULL_ALREADY_REGISTERED and nothing is sent. A shortcode Daraja says is already registered (by another integration) is recorded as `already_registered`.
+         * @description Production shortcodes only (and sandbox), of the shop's own M-Pesa account (a shop on the platform's account: 409 MERCHANT_ACCOUNT_REQUIRED). Registered once per shortcode: a second request is refused with 409 PULL_ALREADY_REGISTERED and nothing is sent (registered by another shop's account: the answer says only that). A shortcode Daraja says is already registered (by another integration) is recorded as `already_registered`. The till of a till account is registered. The nominated number is neither stored nor logged.
          */
         post: operations["MpesaPullController_register"];
         delete?: never;

@@ -121,7 +121,7 @@ export class MpesaPullController {
   @ApiOperation({
     summary: "Register the shop's shortcode for M-Pesa Pull Transactions (once: Safaricom does not allow a change)",
     description:
-      'Production shortcodes only (and sandbox). Registered once per shortcode: a second request is refused with 409 PULL_ALREADY_REGISTERED and nothing is sent. A shortcode Daraja says is already registered (by another integration) is recorded as `already_registered`.',
+      "Production shortcodes only (and sandbox), of the shop's own M-Pesa account (a shop on the platform's account: 409 MERCHANT_ACCOUNT_REQUIRED). Registered once per shortcode: a second request is refused with 409 PULL_ALREADY_REGISTERED and nothing is sent (registered by another shop's account: the answer says only that). A shortcode Daraja says is already registered (by another integration) is recorded as `already_registered`. The till of a till account is registered. The nominated number is neither stored nor logged.",
   })
   @ApiResponse({ status: 201, type: PullRegistrationResponseDto })
   @ApiErrors(
@@ -139,7 +139,7 @@ export class MpesaPullController {
         {
           code: 'MERCHANT_ACCOUNT_REQUIRED',
           message:
-            'This shop has no M-Pesa account set up yet: a manager adds it under Settings > Payments before taking M-Pesa payments',
+            "This shop takes M-Pesa payments with the platform's account: Pull Transactions is registered for a shop's own M-Pesa account (a manager adds it under Settings > Payments first)",
         },
       ],
     },
