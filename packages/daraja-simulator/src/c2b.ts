@@ -135,6 +135,17 @@ export class C2bApi {
     };
   }
 
+  /**
+   * Puts back a registration the simulator lost with its process (the embedded one restarts with
+   * `pnpm dev`; Daraja keeps them): as it was registered, counted once, without a registerurl call.
+   */
+  restoreRegistration(
+    r: Pick<SimC2bRegistration, 'shortcode' | 'version' | 'responseType' | 'confirmationUrl' | 'validationUrl'>,
+  ): void {
+    if (this.registrations.has(r.shortcode)) return;
+    this.registrations.set(r.shortcode, { ...r, registeredAt: new Date().toISOString(), count: 1 });
+  }
+
   listRegistrations(): SimC2bRegistration[] {
     return [...this.registrations.values()].map((r) => ({ ...r }));
   }

@@ -163,6 +163,37 @@ export class C2bRegistrationService {
     });
   }
 
+  /**
+   * What Daraja holds for the simulator environment: per shortcode, the newest registration's URLs
+   * (tokens included, for this deployment's current base URL). `pnpm dev` puts them back into its
+   * embedded simulator, which forgets them when it restarts (Daraja does not).
+   */
+  async simulatorRegistrations(): Promise<
+    {
+      shortcode: string;
+      version: 'v1' | 'v2';
+      responseType: 'Completed' | 'Cancelled';
+      confirmationUrl: string;
+      validationUrl: string;
+    }[]
+  > {
+    const seen = new Set<string>();
+    const out = [];
+    for (const r of await this.c2b.registrationsOf('simulator')) {
+      if (seen.has(r.shortcode)) continue;
+      seen.add(r.shortcode);
+      const urls = c2bUrls(this.config, r.merchantAccountId);
+      out.push({
+        shortcode: r.shortcode,
+        version: r.apiVersion === 'v2' ? ('v2' as const) : ('v1' as const),
+        responseType: r.responseType === 'Cancelled' ? ('Cancelled' as const) : ('Completed' as const),
+        confirmationUrl: urls.confirmation,
+        validationUrl: urls.validation,
+      });
+    }
+    return out;
+  }
+
   /** C2B URLs belong to a shop's own M-Pesa account row (its id is in them). */
   private async ownAccount(shopId: string): Promise<MerchantAccountRow> {
     const row = await this.accountsRepo.findActive(shopId, 'mpesa');

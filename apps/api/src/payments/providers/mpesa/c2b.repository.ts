@@ -231,6 +231,15 @@ export class C2bRepository {
     return rows[0] ?? null;
   }
 
+  /** Every registration of the environment, newest first (the embedded simulator's restore: dev only, a few rows). */
+  async registrationsOf(environment: string, tx: DbOrTx = this.db): Promise<C2bRegistrationRow[]> {
+    return tx
+      .select()
+      .from(c2bRegistrations)
+      .where(eq(c2bRegistrations.environment, environment))
+      .orderBy(desc(c2bRegistrations.registeredAt));
+  }
+
   async insertRegistration(row: typeof c2bRegistrations.$inferInsert, tx: DbOrTx = this.db): Promise<void> {
     await tx.insert(c2bRegistrations).values(row);
   }

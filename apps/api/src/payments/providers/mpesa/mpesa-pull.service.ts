@@ -221,6 +221,13 @@ export class MpesaPullService {
     return this.pull(await this.accounts.resolveForPayment(shopId, 'mpesa'), from, to, now);
   }
 
+  /** The simulator environment's registrations with their callback URLs: `pnpm dev` puts them back into its embedded simulator. */
+  async simulatorRegistrations(): Promise<{ shortcode: string; callbackUrl: string }[]> {
+    return (await this.repo.listAll())
+      .filter((r) => r.environment === 'simulator')
+      .map((r) => ({ shortcode: r.shortcode, callbackUrl: this.callbackUrlFor(r.shortcode) }));
+  }
+
   /** Every shortcode registered here, oldest first: what a reconciler pulls (by shopId). */
   registrations(): Promise<MpesaPullRegistration[]> {
     return this.repo.listAll();
