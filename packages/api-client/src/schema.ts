@@ -939,7 +939,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The shop's unclaimed till / paybill payments, newest first (search by the receipt on the customer's SMS) */
+        /**
+         * The shop's unclaimed till / paybill payments, newest first (search by the receipt on the customer's SMS)
+         * @description Payments customers made from their phone (till, paybill, Dynamic QR) that no order took: till payments (no account number) and paybill payments whose account number names no open order of the shop. `receipt` finds one by the code on the customer's SMS (any case); `limit` 1-100 (50). A cashier claims one with POST /payments/c2b/{id}/claim. Not listed: payments already applied, the C2B twin of an STK payment of this shop (same receipt: it is that payment), and rows a manager must look at (GET /payments/c2b/review). An empty list is `[]`.
+         */
         get: operations["C2bFeedController_unclaimed"];
         put?: never;
         post?: never;
@@ -956,7 +959,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The shop's till / paybill confirmations a manager must look at: unreadable ones (e.g. an amount with cents) and ones that could settle more than one push */
+        /**
+         * The shop's till / paybill confirmations a manager must look at: unreadable ones (e.g. an amount with cents) and ones that could settle more than one push
+         * @description `reason` says why (SEVERAL_PUSHES_FIT, RECEIPT_OF_ANOTHER_SHOP, AMOUNT_NOT_WHOLE_SHILLINGS, ...). None of them moved money here, and none can be claimed (409 C2B_NEEDS_REVIEW): check the payment in the M-Pesa org portal, then settle it (e.g. POST /payments/{id}/mpesa-receipt for a push of unknown outcome).
+         */
         get: operations["C2bFeedController_review"];
         put?: never;
         post?: never;
@@ -977,7 +983,7 @@ export interface paths {
         put?: never;
         /**
          * Claims an unclaimed till / paybill payment for an order (once: a second claim is 409)
-         * @description The payment is applied to the order through the payment core: more than the order still owes goes to review (EXCEEDS_OUTSTANDING) for a refund of the difference.
+         * @description Body `{orderId}`: an order of your shop. The payment is applied to the order through the payment core: more than the order still owes goes to review (EXCEEDS_OUTSTANDING) for a refund of the difference (the answer says `status: review`). Exactly once: of two cashiers pressing at once one gets 200, the other 409 C2B_ALREADY_CLAIMED. A refusal changes nothing: the payment stays in the feed. 404: no such C2B payment or order in your shop.
          */
         post: operations["C2bFeedController_claim"];
         delete?: never;
@@ -993,7 +999,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** What was registered with Daraja for the shop's M-Pesa account, and when (null: nothing yet) */
+        /**
+         * What was registered with Daraja for the shop's M-Pesa account, and when (null: nothing yet)
+         * @description The newest registration of the shop's current M-Pesa account (URLs shown without their tokens). Nothing registered yet: an empty body. A shop on the platform's account, or a chain branch (registered at its head office): 409 C2B_NOT_AVAILABLE.
+         */
         get: operations["C2bRegistrationController_get"];
         put?: never;
         /**
@@ -1812,14 +1821,20 @@ export interface components {
             ResultDesc: "Accepted" | "Rejected";
         };
         C2bFeedItemDto: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The C2B payment to claim: POST /payments/c2b/{id}/claim
+             */
             id: string;
             /**
              * @description The receipt on the customer's SMS
              * @example SL12ABC3DE
              */
             receipt: string;
-            /** @example 250 */
+            /**
+             * @description In KES (whole shillings; 0 for an unreadable confirmation in review)
+             * @example 250
+             */
             amount: number;
             /** @example KES */
             currency: string;
@@ -1827,14 +1842,20 @@ export interface components {
             paidAt?: string | null;
             /** @description When the confirmation reached us */
             receivedAt: string;
-            /** @example John D. */
+            /**
+             * @description First name and initial, as M-Pesa gave them (the phone number is never shown)
+             * @example John D.
+             */
             customerName?: string | null;
-            /** @example Buy Goods */
+            /**
+             * @description M-Pesa's TransactionType: Buy Goods (till) or Pay Bill
+             * @example Buy Goods
+             */
             transactionType?: string | null;
             /** @description The account number the customer typed (paybill) */
             accountNumber?: string | null;
             /**
-             * @description Why it was not matched to an order
+             * @description Why it was not matched to an order. In the feed: NO_REFERENCE (a till payment: no account number), NO_ORDER (the account number names no order of the shop), ORDER_NOT_OPEN (that order was already paid), ORDER_BUSY (that order had a payment in flight), ORDER_CURRENCY, RECEIPT_HELD. In review: SEVERAL_PUSHES_FIT (it could settle more than one STK push of unknown outcome), RECEIPT_OF_ANOTHER_SHOP (a payment of another shop holds the same receipt), AMOUNT_NOT_WHOLE_SHILLINGS, AMOUNT_INVALID, AMOUNT_MISSING, AMOUNT_NOT_POSITIVE (an unreadable confirmation)
              * @example NO_REFERENCE
              */
             reason?: string | null;
