@@ -1838,7 +1838,7 @@ export interface components {
             amount: number;
             /** @example KES */
             currency: string;
-            /** @description When M-Pesa says it was paid (ISO 8601, Nairobi) */
+            /** @description When M-Pesa says it was paid: its TransTime (Nairobi time) as an ISO 8601 instant in UTC */
             paidAt?: string | null;
             /** @description When the confirmation reached us */
             receivedAt: string;

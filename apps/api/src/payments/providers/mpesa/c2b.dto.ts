@@ -38,7 +38,7 @@ export class C2bFeedItemDto {
   @ApiPropertyOptional({
     nullable: true,
     type: String,
-    description: 'When M-Pesa says it was paid (ISO 8601, Nairobi)',
+    description: 'When M-Pesa says it was paid: its TransTime (Nairobi time) as an ISO 8601 instant in UTC',
   })
   paidAt!: string | null;
   @ApiProperty({ description: 'When the confirmation reached us' }) receivedAt!: string;
