@@ -70,6 +70,9 @@ describe('M-Pesa Dynamic QR and Pull Transactions, end to end', () => {
         .set('Authorization', mgr(shop))
         .send(body);
       expect(res.status).toBe(200);
+      // A QR's payment is seen only through the account's C2B URLs: registered first.
+      const reg = await t.http().post(`/shops/${shop}/c2b-registration`).set('Authorization', mgr(shop)).send({});
+      expect(reg.status).toBe(200);
     }
   });
   afterAll(() => t.close());
@@ -141,6 +144,40 @@ describe('M-Pesa Dynamic QR and Pull Transactions, end to end', () => {
         Amount: 75,
         MerchantName: 'SmartDuka',
       });
+    });
+
+    it('no QR whose payment would never be seen: a shop on the platform account, or an account without C2B URLs', async () => {
+      const before = t.sim.qrRequests().length;
+      // The platform's shortcode has no C2B URLs here (they are registered per shop account).
+      await order('shop-platform', 'ORD-QR-P', 30);
+      const platform = await qr('shop-platform', 'ORD-QR-P');
+      expect(platform.status).toBe(409);
+      expect(platform.body.code).toBe('C2B_NOT_AVAILABLE');
+      expect(platform.body.message).toMatch(/STK push/);
+      // An own account whose URLs were never registered.
+      const put = await t
+        .http()
+        .put('/shops/shop-unreg/merchant-accounts/mpesa')
+        .set('Authorization', mgr('shop-unreg'))
+        .send({
+          environment: 'simulator',
+          type: 'paybill',
+          shortcode: PAYBILL,
+          consumerKey: SIM_KEY,
+          consumerSecret: SIM_SECRET,
+          passkey: PASSKEY_A,
+        });
+      expect(put.status).toBe(200);
+      await order('shop-unreg', 'ORD-QR-U', 30);
+      const unregistered = await qr('shop-unreg', 'ORD-QR-U');
+      expect(unregistered.status).toBe(409);
+      expect(unregistered.body.code).toBe('C2B_NOT_AVAILABLE');
+      expect(t.sim.qrRequests()).toHaveLength(before);
+      const gone = await t
+        .http()
+        .delete('/shops/shop-unreg/merchant-accounts/mpesa')
+        .set('Authorization', mgr('shop-unreg'));
+      expect(gone.status).toBeLessThan(300);
     });
 
     it("another shop's order is not found, and nothing is asked of M-Pesa", async () => {

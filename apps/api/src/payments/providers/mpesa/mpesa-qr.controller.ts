@@ -66,7 +66,7 @@ export class MpesaQrController {
   @ApiOperation({
     summary: "An M-Pesa QR (PNG, base64 in JSON) for the order's outstanding amount to the shop's till or paybill",
     description:
-      "Daraja's Dynamic QR: the customer scans it with the M-PESA or My Safaricom app and approves with their PIN. The amount is the order's outstanding amount (whole KES), never one the client sends. For a paybill the account number is the order id, so the payment's confirmation names the order. Nothing is written: the payment arrives as a C2B confirmation. Answered as JSON (a POS shows `data:image/png;base64,…`; the Bearer token keeps a plain <img src> from loading it anyway).",
+      "Daraja's Dynamic QR: the customer scans it with the M-PESA or My Safaricom app and approves with their PIN. The amount is the order's outstanding amount (whole KES), never one the client sends. For a paybill the account number is the order id, so the payment's confirmation names the order. Nothing is written: the payment arrives as a C2B confirmation, so the shop's own account must have registered its C2B URLs (POST /shops/{shopId}/c2b-registration); without them (or on the platform's account) no QR is made: 409 C2B_NOT_AVAILABLE. Answered as JSON (a POS shows `data:image/png;base64,…`; the Bearer token keeps a plain <img src> from loading it anyway).",
   })
   @ApiOkResponse({ type: MpesaQrResponseDto })
   @ApiErrors(
@@ -91,6 +91,11 @@ export class MpesaQrController {
       status: 409,
       codes: [
         { code: 'ORDER_ALREADY_PAID', message: 'Order ORD-12345 is already fully paid: there is nothing to pay by QR' },
+        {
+          code: 'C2B_NOT_AVAILABLE',
+          message:
+            'M-Pesa QR is not set up for this shop yet: its till / paybill payments are not registered, so a QR payment would not be seen here. Take the payment by STK push (a manager registers them under Settings > Payments)',
+        },
         {
           code: 'MERCHANT_ACCOUNT_REQUIRED',
           message:

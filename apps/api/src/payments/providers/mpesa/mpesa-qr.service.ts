@@ -41,6 +41,8 @@ export class MpesaQrService {
     private readonly daraja: DarajaService,
     private readonly toDaraja: (account: ResolvedAccount) => DarajaAccount,
     private readonly defaults: { merchantName: string; size: number },
+    /** Whether C2B URLs are registered for this merchant account row (null: the platform's, never). */
+    private readonly c2bRegistered: (accountId: string | null) => Promise<boolean>,
   ) {}
 
   async forOrder(user: AuthUser, orderId: string): Promise<MpesaQrAnswer> {
@@ -70,6 +72,17 @@ export class MpesaQrService {
         400,
       );
     const resolved = await this.accounts.resolveForPayment(user.shopId, 'mpesa');
+    // The QR's payment reaches us only as a C2B confirmation on the account's registered URLs (a
+    // chain branch's: its head office's account, the credentials row). Without them the customer
+    // would pay and nothing here would ever see it: no QR, before Daraja is asked.
+    if (!(await this.c2bRegistered(resolved.accountId)))
+      throw new AppError(
+        'C2B_NOT_AVAILABLE',
+        resolved.accountId === null
+          ? "M-Pesa QR is not set up for this shop: it takes M-Pesa with the platform's account, whose QR payments would not be seen here. Take the payment by STK push (a manager can add the shop's own till or paybill under Settings > Payments)"
+          : 'M-Pesa QR is not set up for this shop yet: its till / paybill payments are not registered, so a QR payment would not be seen here. Take the payment by STK push (a manager registers them under Settings > Payments)',
+        409,
+      );
     const account = this.toDaraja(resolved);
     const till = account.transactionType === 'till';
     if (!till && orderId.length > QR_REF_NO_MAX)

@@ -65,18 +65,23 @@ import { C2bRepository } from './c2b.repository';
     MpesaPullRepository,
     {
       provide: MpesaQrService,
-      inject: [APP_CONFIG, ORDERS_PORT, MerchantAccountsService, DarajaService, MpesaAccountKind],
+      inject: [APP_CONFIG, ORDERS_PORT, MerchantAccountsService, DarajaService, MpesaAccountKind, C2bRepository],
       useFactory: (
         config: AppConfig,
         orders: OrdersPort,
         accounts: MerchantAccountsService,
         daraja: DarajaService,
         kind: MpesaAccountKind,
+        c2b: C2bRepository,
       ) =>
-        new MpesaQrService(orders, accounts, daraja, (a) => kind.toDaraja(a), {
-          merchantName: config.mpesa.qrMerchantName,
-          size: config.mpesa.qrSize,
-        }),
+        new MpesaQrService(
+          orders,
+          accounts,
+          daraja,
+          (a) => kind.toDaraja(a),
+          { merchantName: config.mpesa.qrMerchantName, size: config.mpesa.qrSize },
+          async (accountId) => accountId !== null && (await c2b.latestRegistration(accountId)) !== null,
+        ),
     },
     {
       provide: MpesaPullService,
