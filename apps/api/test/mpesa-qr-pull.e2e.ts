@@ -180,6 +180,19 @@ describe('M-Pesa Dynamic QR and Pull Transactions, end to end', () => {
       expect(gone.status).toBeLessThan(300);
     });
 
+    it('Daraja down: the answer says nothing was charged and to ask again, never "outcome unknown"', async () => {
+      await order('shop-pb', 'ORD-QR-DOWN', 40);
+      t.sim.setFaults({ down: true });
+      try {
+        const res = await qr('shop-pb', 'ORD-QR-DOWN');
+        expect(res.status).toBeGreaterThanOrEqual(500);
+        expect(res.body.message).toMatch(/Nothing was charged/);
+        expect(res.body.message).not.toMatch(/outcome unknown/);
+      } finally {
+        t.sim.setFaults({});
+      }
+    });
+
     it("another shop's order is not found, and nothing is asked of M-Pesa", async () => {
       const before = t.sim.qrRequests().length;
       const res = await qr('shop-till', 'ORD-QR-1');

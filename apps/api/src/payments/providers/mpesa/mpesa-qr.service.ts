@@ -4,6 +4,7 @@ import { AppError, ConflictError, NotFoundError } from '../../../common/errors';
 import type { OrdersPort } from '../../../orders/orders.port';
 import { MerchantAccountsService } from '../../merchant-accounts.service';
 import type { ResolvedAccount } from '../../merchant-accounts.types';
+import { ProviderError } from '../provider-errors';
 import { DarajaService } from './daraja.service';
 import type { DarajaAccount } from './daraja.types';
 import { buildDynamicQrBody, DYNAMIC_QR_PATH, parseDynamicQrAnswer, QR_MAX_AMOUNT, QR_REF_NO_MAX } from './dynamic-qr';
@@ -102,12 +103,32 @@ export class MpesaQrService {
       cpi: businessNumber,
       size: this.defaults.size,
     });
-    const { json } = await this.daraja.postProduct(account, {
-      path: DYNAMIC_QR_PATH,
-      body: { ...body },
-      what: 'QR code request',
-      logContext: `shortcode=${account.shortcode} type=${account.transactionType} amount=${amount}`,
-    });
+    let json;
+    try {
+      ({ json } = await this.daraja.postProduct(account, {
+        path: DYNAMIC_QR_PATH,
+        body: { ...body },
+        what: 'QR code request',
+        logContext: `shortcode=${account.shortcode} type=${account.transactionType} amount=${amount}`,
+      }));
+    } catch (err) {
+      // A QR moves no money: a 5xx or a timeout here leaves no "outcome unknown" behind, whatever
+      // the generic provider message says. Say so, in words a till can show.
+      if (err instanceof ProviderError && (err.kind === 'unavailable' || err.kind === 'timeout'))
+        throw new ProviderError(
+          err.provider,
+          err.kind,
+          `M-Pesa did not make the QR code just now${err.providerMessage ? ` (${err.providerMessage})` : ''}. Nothing was charged: ask for the QR again, or send an M-Pesa prompt instead`,
+          {
+            providerHttpStatus: err.providerHttpStatus,
+            providerCode: err.providerCode,
+            providerMessage: err.providerMessage,
+            providerRequestId: err.providerRequestId,
+            retryAfterSeconds: err.retryAfterSeconds,
+          },
+        );
+      throw err;
+    }
     const qr = parseDynamicQrAnswer(json);
     this.logger.log(
       `QR code made for an order: type=${account.transactionType} amount=${amount} ${qr.width}x${qr.height}`,
