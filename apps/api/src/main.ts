@@ -289,7 +289,13 @@ export async function main(): Promise<void> {
         `  curl -s "${url}/payments/stk-status?checkoutRequestId=<CheckoutRequestID from the push>" -H "Authorization: Bearer $TOKEN"`,
         `  curl -s ${url}/orders/ORD-1001 -H "Authorization: Bearer $TOKEN"`,
         ...(simulator
-          ? ['', 'Simulator phone numbers (any other valid number pays successfully after ~3 s):', magic]
+          ? [
+              '',
+              'Simulator phone numbers (any other valid number pays successfully after ~3 s):',
+              magic,
+              '',
+              `Customers paying the till or paybill from their phone (C2B), M-Pesa QR and Pull Transactions: the shop's own account and its C2B URLs first, then the simulated phone pays with POST ${simulator.url}/__sim/c2b/payments (step by step: MPESA_SETUP.md section 7)`,
+            ]
           : []),
         ...(config.flutterwave.enabled
           ? [

@@ -111,6 +111,9 @@ describe('pnpm dev (the real entry point)', () => {
         expect(lines[lines.length - 1].trim()).toBe(`export TOKEN=${token}`);
         expect(output()).toContain(`http://localhost:${port}/docs`);
         expect(output()).toContain('254700000001');
+        // Where a new user finds the customer-started payments (C2B, QR, Pull) of the simulator.
+        expect(output()).toContain(`http://127.0.0.1:${simPort}/__sim/c2b/payments`);
+        expect(output()).toContain('MPESA_SETUP.md section 7');
         const api = request(`http://127.0.0.1:${port}`);
         const auth = `Bearer ${token}`;
         await step('health, an order and a push', BUDGET.requests, async () => {
