@@ -1,8 +1,8 @@
 import { sql } from 'drizzle-orm';
 import { randomBytes } from 'node:crypto';
 import { scopedCallbackToken } from '../src/payments/providers/mpesa/callback-token';
-import { C2bTestContext, PAYBILL, startC2bTestApp } from './helpers/c2b';
-import { startExtraTestApp, TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
+import { C2bTestContext, PAYBILL, startC2bTestApp, TILL } from './helpers/c2b';
+import { startExtraTestApp, TEST_CALLBACK_SECRET, TestApp, waitFor } from './helpers/test-app';
 
 /** Attacks on the C2B capability URLs: a confirmation never links or moves money across shops. */
 describe('C2B attacks', () => {
@@ -237,6 +237,39 @@ describe('C2B attacks', () => {
     expect(claim.body.message).toMatch(/manager/);
     expect(JSON.stringify(claim.body)).not.toContain('ATK-9');
     expect(await c.paymentsWithReceipt('ATKAAA0009')).toEqual([held]);
+  });
+
+  it("a chain branch's STK payment and its C2B twin on the head office's account are one payment, not another shop's receipt", async () => {
+    // shop-b is the head office (till TILL under STORE); the branch takes payments with its credentials.
+    const operator = `Bearer ${t.token('platform', 'operator', 'ops-1')}`;
+    const put = await t
+      .http()
+      .put('/shops/shop-b-branch/merchant-accounts/mpesa')
+      .set('Authorization', operator)
+      .send({ environment: 'simulator', type: 'till', tillNumber: TILL, credentialsFromShopId: 'shop-b' });
+    expect(put.status).toBe(200);
+    await c.order('shop-b-branch', 'BR-1', 35);
+    const push = await t
+      .http()
+      .post('/payments/stk-push')
+      .set('Authorization', c.cashier('shop-b-branch'))
+      .send({ phoneNumber: '254712000222', amount: 35, orderId: 'BR-1' });
+    expect(push.status).toBe(201);
+    const receipt = await waitFor(async () => {
+      const r = await c.query<{ status: string; mpesa_receipt_number: string | null }>(
+        sql`select status, mpesa_receipt_number from payments where shop_id = 'shop-b-branch' and order_id = 'BR-1'`,
+      );
+      return r[0]?.status === 'completed' ? r[0].mpesa_receipt_number : null;
+    });
+    // The same money's confirmation reaches the head office's account (its URLs), after the callback.
+    expect((await t.http().post(url(c.accountB)).send(body(receipt!, '35'))).status).toBe(200);
+    const row = await c.c2bRow(receipt!);
+    expect(row).toMatchObject({ shop_id: 'shop-b', status: 'stk_twin' });
+    const review = await t.http().get('/payments/c2b/review').set('Authorization', c.mgr('shop-b'));
+    expect(JSON.stringify(review.body)).not.toContain(receipt!);
+    const feed = await t.http().get('/payments/c2b/unclaimed').set('Authorization', c.cashier('shop-b'));
+    expect(JSON.stringify(feed.body)).not.toContain(receipt!);
+    expect(await c.paymentsWithReceipt(receipt!)).toHaveLength(1);
   });
 
   it('a production shortcode registered by another shop is refused without telling who registered it or when', async () => {

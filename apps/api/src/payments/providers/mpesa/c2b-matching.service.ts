@@ -75,9 +75,10 @@ export class C2bMatching {
   async matchIn(tx: Tx, row: C2bTransactionRow): Promise<Matched> {
     if (row.status !== 'received' || !row.transId || row.amountMinor === null) return { status: row.status };
     const held = await this.payments.findByReceipt(row.transId, tx);
-    if (held && held.shopId !== row.shopId) {
-      // Another shop's payment holds this receipt: never linked to it (its ids stay that shop's),
-      // nothing booked; a person looks.
+    if (held && held.shopId !== row.shopId && held.merchantAccountId !== row.merchantAccountId) {
+      // Another shop's payment, made with another account, holds this receipt: never linked to it
+      // (its ids stay that shop's), nothing booked; a person looks. (A chain branch's payment made
+      // with the head office's account, whose URLs this confirmation came on, is its twin below.)
       await this.c2b.update(row.id, { status: 'review', statusReason: 'RECEIPT_OF_ANOTHER_SHOP' }, tx);
       this.logger.warn(
         { c2bPaymentId: row.id },

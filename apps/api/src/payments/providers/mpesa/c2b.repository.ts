@@ -91,8 +91,9 @@ export class C2bRepository {
   }
 
   /**
-   * The shop's unclaimed payments, newest first; those whose receipt a payment of the same shop
-   * already holds (the STK callback of the same money came after) are not offered. `receipt`: only
+   * The shop's unclaimed payments, newest first; those whose receipt a payment of the same shop, or
+   * one made with the same account (a chain branch's, with the head office's credentials), already
+   * holds (the STK callback of the same money came after) are not offered. `receipt`: only
    * that TransID. Rows whose receipt another shop's payment took meanwhile are moved to review
    * first (parkReceiptsOfOtherShops), never offered nor silently hidden.
    */
@@ -107,7 +108,7 @@ export class C2bRepository {
           eq(c2bTransactions.status, 'unclaimed'),
           receipt ? eq(c2bTransactions.transId, receipt) : undefined,
           sql`not exists (select 1 from ${payments} where ${payments.mpesaReceiptNumber} = ${c2bTransactions.transId}
-            and ${payments.shopId} = ${c2bTransactions.shopId})`,
+            and (${payments.shopId} = ${c2bTransactions.shopId} or ${payments.merchantAccountId} = ${c2bTransactions.merchantAccountId}))`,
         ),
       )
       .orderBy(desc(c2bTransactions.receivedAt))
@@ -115,7 +116,8 @@ export class C2bRepository {
   }
 
   /**
-   * An unclaimed row of the shop (or only row `id`) whose receipt a payment of ANOTHER shop holds
+   * An unclaimed row of the shop (or only row `id`) whose receipt a payment of ANOTHER shop, made
+   * with another account, holds
    * (it took the receipt after this row was matched) goes to review as RECEIPT_OF_ANOTHER_SHOP, as
    * C2bMatching.matchIn does when that payment came first: the same receipt in two shops is never
    * one shop's money to claim, and nothing of the other shop is shown. Idempotent; returns how many.
@@ -130,7 +132,8 @@ export class C2bRepository {
           eq(c2bTransactions.status, 'unclaimed'),
           id ? eq(c2bTransactions.id, id) : undefined,
           sql`exists (select 1 from ${payments} where ${payments.mpesaReceiptNumber} = ${c2bTransactions.transId}
-            and ${payments.shopId} <> ${c2bTransactions.shopId})`,
+            and ${payments.shopId} <> ${c2bTransactions.shopId}
+            and ${payments.merchantAccountId} is distinct from ${c2bTransactions.merchantAccountId})`,
         ),
       )
       .returning({ id: c2bTransactions.id });
