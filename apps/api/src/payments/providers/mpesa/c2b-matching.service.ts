@@ -244,7 +244,7 @@ export class C2bMatching {
 
   /**
    * An STK push whose answer and callback were lost is settled by this confirmation when exactly
-   * one unresolved or OUTCOME_UNKNOWN push of this account fits its amount, its phone (our keyed hash of a plain
+   * one unresolved or OUTCOME_UNKNOWN push made with this account (a chain branch's too) fits its amount, its phone (our keyed hash of a plain
    * MSISDN: a masked or SHA-256 one proves nothing we can check) and its time. Two or more: nothing
    * is guessed, the confirmation goes to review naming them.
    */
@@ -260,7 +260,6 @@ export class C2bMatching {
       return null;
     }
     const fits = await this.c2b.unsettledPushes(
-      row.shopId,
       row.merchantAccountId,
       row.amountMinor!,
       row.phoneHash,

@@ -152,12 +152,12 @@ export class C2bRepository {
   }
 
   /**
-   * M-Pesa payments of the shop made with this account whose outcome is open or unknown, of this
-   * amount and phone (keyed hash), created within [from, to]: the pushes a confirmation could settle.
-   * At most 3 (one, or proof it is ambiguous).
+   * M-Pesa payments made with this account (the shop's own, or a chain branch's with the head
+   * office's credentials: the confirmation came on that account's URLs) whose outcome is open or
+   * unknown, of this amount and phone (keyed hash), created within [from, to]: the pushes a
+   * confirmation could settle. At most 3 (one, or proof it is ambiguous).
    */
   async unsettledPushes(
-    shopId: string,
     accountId: string,
     amountMinor: bigint,
     phoneHash: string,
@@ -170,7 +170,6 @@ export class C2bRepository {
       .from(payments)
       .where(
         and(
-          eq(payments.shopId, shopId),
           eq(payments.provider, 'mpesa'),
           eq(payments.merchantAccountId, accountId),
           eq(payments.amountMinor, amountMinor),
