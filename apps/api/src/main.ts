@@ -146,13 +146,22 @@ async function startCardSimulators(
  * code in the code cache.
  */
 export async function loadApp() {
-  const [{ createApp }, { mintToken }, { Logger: NestLogger }, { PesapalService }] = await Promise.all([
+  const [
+    { createApp },
+    { mintToken },
+    { Logger: NestLogger },
+    { PesapalService },
+    { C2bRegistrationService },
+    { MpesaPullService },
+  ] = await Promise.all([
     import('./bootstrap'),
     import('./auth/token'),
     import('@nestjs/common'),
     import('./payments/providers/pesapal/pesapal.service'),
+    import('./payments/providers/mpesa/c2b-registration.service'),
+    import('./payments/providers/mpesa/mpesa-pull.service'),
   ]);
-  return { createApp, mintToken, NestLogger, PesapalService };
+  return { createApp, mintToken, NestLogger, PesapalService, C2bRegistrationService, MpesaPullService };
 }
 
 export async function main(): Promise<void> {
@@ -192,7 +201,8 @@ export async function main(): Promise<void> {
 
   const cardSimulators = await startCardSimulators(config);
 
-  const { createApp, mintToken, NestLogger, PesapalService } = await loadApp();
+  const { createApp, mintToken, NestLogger, PesapalService, C2bRegistrationService, MpesaPullService } =
+    await loadApp();
   let apiUrl = `http://localhost:${config.port}`;
   // The dev token (shop-1, cashier): the banner prints one, the POS page gets a fresh one on each load.
   const devToken = () => mintToken(config.jwt.secret, { sub: 'dev-cashier', shopId: 'shop-1', role: 'cashier' });
@@ -210,6 +220,14 @@ export async function main(): Promise<void> {
     bufferLogs: true,
     nestSignalHandlers: false,
   });
+  if (simulator) {
+    // The embedded simulator starts empty each time, but Daraja keeps C2B and Pull registrations
+    // (and this database says they were made; Pull is never sent twice): put them back, so till and
+    // paybill payments and Pull passes keep working across restarts of pnpm dev.
+    for (const r of await app.get(C2bRegistrationService).simulatorRegistrations()) simulator.restoreC2bRegistration(r);
+    for (const r of await app.get(MpesaPullService).simulatorRegistrations())
+      simulator.pullTransactions.restoreRegistration(r.shortcode, r.callbackUrl);
+  }
   // Ctrl-C or SIGTERM, from the moment the app exists: close it (every shutdown hook: streams ended,
   // readiness draining, reconciler stopped, database closed), then the simulators, then exit 0.
   let stopping = false;
@@ -271,7 +289,13 @@ export async function main(): Promise<void> {
         `  curl -s "${url}/payments/stk-status?checkoutRequestId=<CheckoutRequestID from the push>" -H "Authorization: Bearer $TOKEN"`,
         `  curl -s ${url}/orders/ORD-1001 -H "Authorization: Bearer $TOKEN"`,
         ...(simulator
-          ? ['', 'Simulator phone numbers (any other valid number pays successfully after ~3 s):', magic]
+          ? [
+              '',
+              'Simulator phone numbers (any other valid number pays successfully after ~3 s):',
+              magic,
+              '',
+              `Customers paying the till or paybill from their phone (C2B), M-Pesa QR and Pull Transactions: the shop's own account and its C2B URLs first, then the simulated phone pays with POST ${simulator.url}/__sim/c2b/payments (step by step: MPESA_SETUP.md section 7)`,
+            ]
           : []),
         ...(config.flutterwave.enabled
           ? [

@@ -1,7 +1,8 @@
 import { sql } from 'drizzle-orm';
+import { randomBytes } from 'node:crypto';
 import { scopedCallbackToken } from '../src/payments/providers/mpesa/callback-token';
-import { C2bTestContext, startC2bTestApp } from './helpers/c2b';
-import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
+import { C2bTestContext, PAYBILL, startC2bTestApp, TILL } from './helpers/c2b';
+import { startExtraTestApp, TEST_CALLBACK_SECRET, TestApp, waitFor } from './helpers/test-app';
 
 /** Attacks on the C2B capability URLs: a confirmation never links or moves money across shops. */
 describe('C2B attacks', () => {
@@ -192,5 +193,142 @@ describe('C2B attacks', () => {
     expect(r.status).toBe(409);
     expect(JSON.stringify(r.body)).not.toContain('ATK-2');
     expect(await c.paymentsWithReceipt('ATKAAA0002')).toHaveLength(1);
+  });
+
+  it("a till payment left unclaimed in shop-b is not hidden by shop-a's payment of the same receipt: it goes to review, nothing of shop-a shown", async () => {
+    // shop-b's unclaimed row first, then shop-a's payment takes the same receipt.
+    expect((await t.http().post(url(c.accountB)).send(body('ATKAAA0009', '25'))).status).toBe(200);
+    const theirsRow = await c.c2bRow('ATKAAA0009');
+    expect(theirsRow).toMatchObject({ shop_id: 'shop-b', status: 'unclaimed' });
+    await c.order('shop-a', 'ATK-9', 25);
+    expect(
+      (
+        await t
+          .http()
+          .post(url(c.accountA))
+          .send(body('ATKAAA0009', '25', 'ATK-9'))
+      ).status,
+    ).toBe(200);
+    const [held] = await c.paymentsWithReceipt('ATKAAA0009');
+    expect(held).toMatchObject({ order_id: 'ATK-9', status: 'completed' });
+
+    // Not silently gone from shop-b: out of the cashiers' feed, in the managers' review, as the
+    // matcher does for a confirmation arriving after the other shop's payment.
+    const feed = await t.http().get('/payments/c2b/unclaimed').set('Authorization', c.cashier('shop-b'));
+    expect(feed.status).toBe(200);
+    expect(JSON.stringify(feed.body)).not.toContain('ATKAAA0009');
+    const review = await t.http().get('/payments/c2b/review').set('Authorization', c.mgr('shop-b'));
+    expect(review.status).toBe(200);
+    expect(review.body).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ id: theirsRow.id, receipt: 'ATKAAA0009', reason: 'RECEIPT_OF_ANOTHER_SHOP' }),
+      ]),
+    );
+    expect(JSON.stringify(review.body)).not.toContain('ATK-9');
+    // A cashier who still has the row on screen cannot claim it, and learns nothing of shop-a.
+    await c.order('shop-b', 'ATK-10', 25);
+    const claim = await t
+      .http()
+      .post(`/payments/c2b/${String(theirsRow.id)}/claim`)
+      .set('Authorization', c.cashier('shop-b'))
+      .send({ orderId: 'ATK-10' });
+    expect(claim.status).toBe(409);
+    expect(claim.body.code).toBe('C2B_NEEDS_REVIEW');
+    expect(claim.body.message).toMatch(/manager/);
+    expect(JSON.stringify(claim.body)).not.toContain('ATK-9');
+    expect(await c.paymentsWithReceipt('ATKAAA0009')).toEqual([held]);
+  });
+
+  it("a chain branch's STK payment and its C2B twin on the head office's account are one payment, not another shop's receipt", async () => {
+    // shop-b is the head office (till TILL under STORE); the branch takes payments with its credentials.
+    const operator = `Bearer ${t.token('platform', 'operator', 'ops-1')}`;
+    const put = await t
+      .http()
+      .put('/shops/shop-b-branch/merchant-accounts/mpesa')
+      .set('Authorization', operator)
+      .send({ environment: 'simulator', type: 'till', tillNumber: TILL, credentialsFromShopId: 'shop-b' });
+    expect(put.status).toBe(200);
+    await c.order('shop-b-branch', 'BR-1', 35);
+    const push = await t
+      .http()
+      .post('/payments/stk-push')
+      .set('Authorization', c.cashier('shop-b-branch'))
+      .send({ phoneNumber: '254712000222', amount: 35, orderId: 'BR-1' });
+    expect(push.status).toBe(201);
+    const receipt = await waitFor(async () => {
+      const r = await c.query<{ status: string; mpesa_receipt_number: string | null }>(
+        sql`select status, mpesa_receipt_number from payments where shop_id = 'shop-b-branch' and order_id = 'BR-1'`,
+      );
+      return r[0]?.status === 'completed' ? r[0].mpesa_receipt_number : null;
+    });
+    // The same money's confirmation reaches the head office's account (its URLs), after the callback.
+    expect((await t.http().post(url(c.accountB)).send(body(receipt!, '35'))).status).toBe(200);
+    const row = await c.c2bRow(receipt!);
+    expect(row).toMatchObject({ shop_id: 'shop-b', status: 'stk_twin' });
+    const review = await t.http().get('/payments/c2b/review').set('Authorization', c.mgr('shop-b'));
+    expect(JSON.stringify(review.body)).not.toContain(receipt!);
+    const feed = await t.http().get('/payments/c2b/unclaimed').set('Authorization', c.cashier('shop-b'));
+    expect(JSON.stringify(feed.body)).not.toContain(receipt!);
+    expect(await c.paymentsWithReceipt(receipt!)).toHaveLength(1);
+  });
+
+  it('a production shortcode registered by another shop is refused without telling who registered it or when', async () => {
+    const prodEnv = {
+      MPESA_ENV: 'production',
+      MPESA_BASE_URL: t.sim.url,
+      MPESA_CALLBACK_URL: 'https://pay.example.co.ke/payments/callback',
+      MPESA_SHORTCODE: PAYBILL,
+      MPESA_PASSKEY: randomBytes(32).toString('hex'),
+      CREDENTIALS_KEYS: c.credentialsKeys,
+    };
+    const prod = await startExtraTestApp(t, prodEnv);
+    try {
+      const put = (shop: string) =>
+        prod
+          .http()
+          .put(`/shops/${shop}/merchant-accounts/mpesa`)
+          .set('Authorization', c.mgr(shop))
+          .send({
+            environment: 'production',
+            type: 'paybill',
+            shortcode: PAYBILL,
+            consumerKey: 'smartduka-sim-key',
+            consumerSecret: 'smartduka-sim-secret',
+            passkey: randomBytes(32).toString('hex'),
+          });
+      expect((await put('shop-x1')).status).toBe(200);
+      expect((await put('shop-x2')).status).toBe(200);
+      const reg = (shop: string, body: Record<string, unknown> = {}) =>
+        prod.http().post(`/shops/${shop}/c2b-registration`).set('Authorization', c.mgr(shop)).send(body);
+      const first = await reg('shop-x1');
+      expect(first.status).toBe(200);
+      const other = await reg('shop-x2');
+      expect(other.status).toBe(409);
+      expect(other.body.code).toBe('C2B_ALREADY_REGISTERED');
+      expect(other.body.message).toMatch(/another shop/);
+      const said = JSON.stringify(other.body);
+      for (const leak of ['shop-x1', 'mgr-shop-x1', first.body.registeredAt, first.body.accountId])
+        expect(said).not.toContain(leak);
+      expect(other.body.details).toEqual({ shortcode: PAYBILL });
+      // The shop that registered it still gets the whole story of its own registration.
+      const own = await reg('shop-x1');
+      expect(own.status).toBe(409);
+      expect(own.body.details).toMatchObject({
+        registeredAt: first.body.registeredAt,
+        accountId: first.body.accountId,
+      });
+      // Forced over another shop's registration: the answer and the audit trail name nothing of that shop's.
+      const forced = await reg('shop-x2', { force: true });
+      expect(forced.status).toBe(200);
+      expect(JSON.stringify(forced.body)).not.toContain(first.body.registeredAt);
+      const audit = await prod.http().get('/shops/shop-x2/audit-events').set('Authorization', c.mgr('shop-x2'));
+      expect(audit.status).toBe(200);
+      const firstId = (
+        await c.query<{ id: string }>(sql`select id from c2b_registrations where shop_id = 'shop-x1'`)
+      )[0].id;
+      expect(JSON.stringify(audit.body)).not.toContain(firstId);
+    } finally {
+      await prod.close();
+    }
   });
 });

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { randomUUID } from 'node:crypto';
 import { phoneHash } from '../src/payments/phone-hash';
-import { C2bTestContext, PAYBILL, PAYER, startC2bTestApp, STORE } from './helpers/c2b';
+import { C2bTestContext, PAYBILL, PAYER, startC2bTestApp, STORE, TILL } from './helpers/c2b';
 import { TEST_CALLBACK_SECRET, TestApp, waitFor } from './helpers/test-app';
 
 /**
@@ -262,6 +262,58 @@ describe('C2B: the feed of unclaimed payments, claims, and STK pushes settled by
       expect((await paymentOf('LOST-2'))[0].status).toBe('unresolved');
       expect((await paymentOf('LOST-3'))[0].status).toBe('unresolved');
       expect(await paymentsWithReceipt(two.transId)).toEqual([]);
+    } finally {
+      t.sim.setFaults({});
+    }
+  });
+
+  it("a chain branch's push whose answer and callback were lost is settled by its confirmation on the head office's account", async () => {
+    const LOST = '254700000009';
+    const operator = `Bearer ${t.token('platform', 'operator', 'ops-1')}`;
+    const put = await t
+      .http()
+      .put('/shops/shop-b-branch/merchant-accounts/mpesa')
+      .set('Authorization', operator)
+      .send({ environment: 'simulator', type: 'till', tillNumber: TILL, credentialsFromShopId: 'shop-b' });
+    expect(put.status).toBe(200);
+    t.sim.setFaults({ callbacks: { dropRate: 1 }, seed: 7 });
+    try {
+      await order('shop-b-branch', 'BR-LOST-1', 55);
+      await new Promise((r) => setTimeout(r, 1100)); // RATE_LIMIT_PHONE_WINDOW_SECONDS=1
+      const pushed = await t
+        .http()
+        .post('/payments/stk-push')
+        .set('Authorization', cashier('shop-b-branch'))
+        .send({ phoneNumber: LOST, amount: 55, orderId: 'BR-LOST-1' });
+      expect(pushed.status).toBe(504);
+      const branchPayment = async () =>
+        (
+          await query<{ id: string; status: string; mpesa_receipt_number: string | null }>(
+            sql`select id, status, mpesa_receipt_number from payments where shop_id = 'shop-b-branch' and order_id = 'BR-LOST-1'`,
+          )
+        )[0];
+      const p = await waitFor(async () => ((await branchPayment())?.status === 'unresolved' ? branchPayment() : null));
+      const push = await waitFor(async () => t.sim.pushes().find((x) => x.accountReference === 'BRLOST1' && x.receipt));
+      // The customer's money reaches the head office's C2B URLs (the branch's till, its store's registration).
+      const paid = await t.sim.c2bPay({
+        shortcode: TILL,
+        amount: 55,
+        msisdn: LOST,
+        msisdnForm: 'plain',
+        transId: push.receipt,
+      });
+      expect(paid.confirmations[0].status).toBe(200);
+      expect(await branchPayment()).toMatchObject({
+        id: p!.id,
+        status: 'completed',
+        mpesa_receipt_number: push.receipt,
+      });
+      expect(await c2bRow(push.receipt!)).toMatchObject({
+        shop_id: 'shop-b',
+        status: 'applied',
+        status_reason: 'SETTLED_PUSH',
+        payment_id: p!.id,
+      });
     } finally {
       t.sim.setFaults({});
     }

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { phoneHash } from '../src/payments/phone-hash';
 import { C2bPullService } from '../src/payments/providers/mpesa/c2b-pull.service';
-import { C2bTestContext, PAYBILL, PAYER, startC2bTestApp } from './helpers/c2b';
+import { C2bTestContext, PAYBILL, PAYER, startC2bTestApp, TILL } from './helpers/c2b';
 import { startExtraTestApp, TEST_CALLBACK_SECRET, TestApp, waitFor } from './helpers/test-app';
 
 /**
@@ -194,5 +194,32 @@ describe('C2B: Pull Transactions recovery and a paid Dynamic QR', () => {
     const counts = await c.counts();
     expect(await pass()).toMatchObject({ stored: 0 });
     expect(await c.counts()).toEqual(counts);
+  });
+
+  it("a till QR paid to the till number reaches the till account's feed, and a dropped one is recovered by Pull (the till is what Pull asks)", async () => {
+    const cashierB = c.cashier('shop-b');
+    await c.order('shop-b', 'QR-TILL-1', 65);
+    const qr = await t.http().get('/orders/QR-TILL-1/mpesa-qr').set('Authorization', cashierB);
+    expect(qr.status).toBe(200);
+    expect(qr.body).toMatchObject({ type: 'till', businessNumber: TILL, accountNumber: null, amount: 65 });
+    // The customer pays the number the QR (or the shop's sticker) carries: the till, not the store.
+    const paid = await t.sim.c2bPay({ shortcode: qr.body.businessNumber, amount: qr.body.amount });
+    expect(paid.outcome).toBe('confirmed');
+    expect(paid.confirmations.map((d) => d.status)).toEqual([200]);
+    const feed = await t.http().get(`/payments/c2b/unclaimed?receipt=${paid.transId}`).set('Authorization', cashierB);
+    expect(feed.body).toEqual([expect.objectContaining({ receipt: paid.transId, amount: 65, reason: 'NO_REFERENCE' })]);
+
+    const pull = await t
+      .http()
+      .post('/shops/shop-b/merchant-accounts/mpesa/pull-registration')
+      .set('Authorization', c.mgr('shop-b'))
+      .send({ nominatedNumber: '0722000001' });
+    expect(pull.status).toBe(201);
+    expect(pull.body.shortcode).toBe(TILL);
+    const dropped = await t.sim.c2bPay({ shortcode: TILL, amount: 66, copies: 0 });
+    expect(dropped).toMatchObject({ outcome: 'confirmed', confirmations: [] });
+    expect(await c.c2bRow(dropped.transId)).toBeUndefined();
+    await pass();
+    expect(await c.c2bRow(dropped.transId)).toMatchObject({ shop_id: 'shop-b', status: 'unclaimed', deliveries: 0 });
   });
 });

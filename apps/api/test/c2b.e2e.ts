@@ -1,5 +1,8 @@
 import { sql } from 'drizzle-orm';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { scopedCallbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { runCli } from './helpers/cli';
 import { C2bTestContext, PAYBILL, startC2bTestApp, STORE } from './helpers/c2b';
@@ -286,6 +289,23 @@ describe('C2B: registration, confirmations, validation', () => {
     expect(await paymentsWithReceipt(transId)).toEqual([
       expect.objectContaining({ status: 'completed', order_id: 'CRASH-1', amount_minor: '3000' }),
     ]);
+  });
+
+  it('the command, run next to pnpm dev (embedded simulator), says how to register through the running API', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'c2b-cli-'));
+    try {
+      const r = await runCli('c2b-register.ts', ['--shop', 'shop-a'], {
+        MPESA_ENV: 'simulator',
+        MPESA_BASE_URL: '',
+        DATA_DIR: dataDir,
+        PORT: '3100',
+      });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/pnpm run token --role manager --shop shop-a/);
+      expect(r.stderr).toContain('curl -X POST http://localhost:3100/shops/shop-a/c2b-registration');
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   // The command runs in its own process on the test's database: Postgres only (PGlite is in this process).

@@ -1,10 +1,12 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import request from 'supertest';
+import { SANDBOX_PASSKEY } from '../src/config/app-config';
+import { mintToken } from '../src/auth/token';
 import { API_START_BUDGET_MS, API_STOP_BUDGET_MS } from './helpers/api-process';
 import { scaled, step, testTimeout, waitUntil } from './helpers/deadlines';
 import { freePort } from './helpers/test-app';
@@ -109,6 +111,9 @@ describe('pnpm dev (the real entry point)', () => {
         expect(lines[lines.length - 1].trim()).toBe(`export TOKEN=${token}`);
         expect(output()).toContain(`http://localhost:${port}/docs`);
         expect(output()).toContain('254700000001');
+        // Where a new user finds the customer-started payments (C2B, QR, Pull) of the simulator.
+        expect(output()).toContain(`http://127.0.0.1:${simPort}/__sim/c2b/payments`);
+        expect(output()).toContain('MPESA_SETUP.md section 7');
         const api = request(`http://127.0.0.1:${port}`);
         const auth = `Bearer ${token}`;
         await step('health, an order and a push', BUDGET.requests, async () => {
@@ -190,6 +195,75 @@ describe('pnpm dev (the real entry point)', () => {
       BUDGET.requests,
       API_STOP_BUDGET_MS,
     ),
+  );
+
+  it(
+    'C2B and Pull registrations survive a restart of pnpm dev: the embedded simulator gets them back (Daraja keeps them)',
+    async () => {
+      const ownDir = mkdtempSync(join(tmpdir(), 'smartduka-dev-c2b-'));
+      const port = await freePort();
+      const simPort = await freePort();
+      const boot = async () => {
+        const r = run({
+          PORT: String(port),
+          SIMULATOR_PORT: String(simPort),
+          POS_ENABLED: 'false',
+          DATA_DIR: ownDir,
+          LOG_LEVEL: 'warn',
+        });
+        await waitUntil('pnpm dev to print its dev token', API_START_BUDGET_MS, async () =>
+          r.output().includes('export TOKEN='),
+        );
+        return r;
+      };
+      const api = request(`http://127.0.0.1:${port}`);
+      const sim = request(`http://127.0.0.1:${simPort}`);
+      let dev = await boot();
+      try {
+        const { jwtSecret } = JSON.parse(readFileSync(join(ownDir, 'dev-secrets.json'), 'utf8')) as {
+          jwtSecret: string;
+        };
+        const mgr = `Bearer ${mintToken(jwtSecret, { sub: 'mgr-1', shopId: 'shop-1', role: 'manager' })}`;
+        const cashier = `Bearer ${mintToken(jwtSecret, { sub: 'cashier-1', shopId: 'shop-1', role: 'cashier' })}`;
+        await step('an own till account, its C2B URLs and its Pull registration', BUDGET.requests, async () => {
+          const put = await api.put('/shops/shop-1/merchant-accounts/mpesa').set('Authorization', mgr).send({
+            environment: 'simulator',
+            type: 'till',
+            shortcode: '174379',
+            tillNumber: '174380',
+            consumerKey: 'smartduka-sim-key',
+            consumerSecret: 'smartduka-sim-secret',
+            passkey: SANDBOX_PASSKEY,
+          });
+          expect(put.status).toBe(200);
+          expect((await api.post('/shops/shop-1/c2b-registration').set('Authorization', mgr).send({})).status).toBe(
+            200,
+          );
+          const pull = await api
+            .post('/shops/shop-1/merchant-accounts/mpesa/pull-registration')
+            .set('Authorization', mgr)
+            .send({ nominatedNumber: '0722000000' });
+          expect(pull.status).toBe(201);
+        });
+        await stop(dev.child, dev.output);
+        dev = await boot();
+        await step('a till payment after the restart reaches the feed', BUDGET.requests, async () => {
+          const paid = await sim.post('/__sim/c2b/payments').send({ shortcode: '174380', amount: 7 });
+          expect(paid.status).toBe(201);
+          expect(paid.body.outcome).toBe('confirmed');
+          const feed = await api
+            .get(`/payments/c2b/unclaimed?receipt=${paid.body.transId}`)
+            .set('Authorization', cashier);
+          expect(feed.body).toEqual([expect.objectContaining({ amount: 7 })]);
+          const pulls = await sim.get('/__sim/pull-transactions');
+          expect(pulls.body.registrations).toEqual([expect.objectContaining({ shortcode: '174380' })]);
+        });
+      } finally {
+        await stop(dev.child, dev.output).catch(() => dev.child.kill('SIGKILL'));
+        rmSync(ownDir, { recursive: true, force: true });
+      }
+    },
+    testTimeout(API_START_BUDGET_MS, API_STOP_BUDGET_MS, API_START_BUDGET_MS, BUDGET.requests * 2, API_STOP_BUDGET_MS),
   );
 
   it(

@@ -70,6 +70,9 @@ describe('M-Pesa Dynamic QR and Pull Transactions, end to end', () => {
         .set('Authorization', mgr(shop))
         .send(body);
       expect(res.status).toBe(200);
+      // A QR's payment is seen only through the account's C2B URLs: registered first.
+      const reg = await t.http().post(`/shops/${shop}/c2b-registration`).set('Authorization', mgr(shop)).send({});
+      expect(reg.status).toBe(200);
     }
   });
   afterAll(() => t.close());
@@ -141,6 +144,53 @@ describe('M-Pesa Dynamic QR and Pull Transactions, end to end', () => {
         Amount: 75,
         MerchantName: 'SmartDuka',
       });
+    });
+
+    it('no QR whose payment would never be seen: a shop on the platform account, or an account without C2B URLs', async () => {
+      const before = t.sim.qrRequests().length;
+      // The platform's shortcode has no C2B URLs here (they are registered per shop account).
+      await order('shop-platform', 'ORD-QR-P', 30);
+      const platform = await qr('shop-platform', 'ORD-QR-P');
+      expect(platform.status).toBe(409);
+      expect(platform.body.code).toBe('C2B_NOT_AVAILABLE');
+      expect(platform.body.message).toMatch(/STK push/);
+      // An own account whose URLs were never registered.
+      const put = await t
+        .http()
+        .put('/shops/shop-unreg/merchant-accounts/mpesa')
+        .set('Authorization', mgr('shop-unreg'))
+        .send({
+          environment: 'simulator',
+          type: 'paybill',
+          shortcode: PAYBILL,
+          consumerKey: SIM_KEY,
+          consumerSecret: SIM_SECRET,
+          passkey: PASSKEY_A,
+        });
+      expect(put.status).toBe(200);
+      await order('shop-unreg', 'ORD-QR-U', 30);
+      const unregistered = await qr('shop-unreg', 'ORD-QR-U');
+      expect(unregistered.status).toBe(409);
+      expect(unregistered.body.code).toBe('C2B_NOT_AVAILABLE');
+      expect(t.sim.qrRequests()).toHaveLength(before);
+      const gone = await t
+        .http()
+        .delete('/shops/shop-unreg/merchant-accounts/mpesa')
+        .set('Authorization', mgr('shop-unreg'));
+      expect(gone.status).toBeLessThan(300);
+    });
+
+    it('Daraja down: the answer says nothing was charged and to ask again, never "outcome unknown"', async () => {
+      await order('shop-pb', 'ORD-QR-DOWN', 40);
+      t.sim.setFaults({ down: true });
+      try {
+        const res = await qr('shop-pb', 'ORD-QR-DOWN');
+        expect(res.status).toBeGreaterThanOrEqual(500);
+        expect(res.body.message).toMatch(/Nothing was charged/);
+        expect(res.body.message).not.toMatch(/outcome unknown/);
+      } finally {
+        t.sim.setFaults({});
+      }
     });
 
     it("another shop's order is not found, and nothing is asked of M-Pesa", async () => {
@@ -242,6 +292,47 @@ describe('M-Pesa Dynamic QR and Pull Transactions, end to end', () => {
       expect(again.body).toMatchObject({ code: 'PULL_ALREADY_REGISTERED' });
       expect(t.sim.pullTransactions.registrations().filter((r) => r.shortcode === PAYBILL)).toHaveLength(1);
       expect((await register('shop-pb', mgr('shop-till'))).status).toBe(403);
+    });
+
+    it("a shop on the platform's account cannot spend the platform shortcode's one Pull registration", async () => {
+      const before = t.sim.pullTransactions.registrations().length;
+      const res = await register('shop-no-own');
+      expect(res.status).toBe(409);
+      expect(res.body.code).toBe('MERCHANT_ACCOUNT_REQUIRED');
+      expect(res.body.message).toMatch(/own M-Pesa account/);
+      expect(t.sim.pullTransactions.registrations()).toHaveLength(before);
+    });
+
+    it("another shop's Pull registration of the same shortcode is refused without telling who made it or when", async () => {
+      const put = await t
+        .http()
+        .put('/shops/shop-pb2/merchant-accounts/mpesa')
+        .set('Authorization', mgr('shop-pb2'))
+        .send({
+          environment: 'simulator',
+          type: 'paybill',
+          shortcode: PAYBILL,
+          consumerKey: SIM_KEY,
+          consumerSecret: SIM_SECRET,
+          passkey: PASSKEY_A,
+        });
+      expect(put.status).toBe(200);
+      const res = await register('shop-pb2');
+      expect(res.status).toBe(409);
+      expect(res.body.code).toBe('PULL_ALREADY_REGISTERED');
+      expect(res.body.message).toMatch(/another shop/);
+      const said = JSON.stringify(res.body);
+      expect(said).not.toContain('mgr-shop-pb');
+      expect(said).not.toMatch(/registeredAt|registeredBy|\d{4}-\d{2}-\d{2}T/);
+      expect(res.body.details).toEqual({ shortcode: PAYBILL });
+      // The shop that made it still sees its own registration in full.
+      const own = await register('shop-pb');
+      expect(own.body.details.registration).toMatchObject({ registeredBy: 'user:mgr-shop-pb (manager)' });
+      const gone = await t
+        .http()
+        .delete('/shops/shop-pb2/merchant-accounts/mpesa')
+        .set('Authorization', mgr('shop-pb2'));
+      expect(gone.status).toBeLessThan(300);
     });
 
     it('reads every page, within the last 48 hours, amounts in minor units, each TransID once', async () => {

@@ -133,4 +133,20 @@ describe('the OpenAPI document', () => {
     const conflict = errorExamples(doc.paths['/payments/stk-push'].post!, '409')!;
     expect(conflict.map((e) => e.value.code)).toContain('PAYMENT_IN_PROGRESS');
   });
+
+  it('shows the till / paybill routes with their own codes and says what the feed lists', () => {
+    const codes = (path: string, method: 'get' | 'post', status: string) =>
+      (errorExamples(doc.paths[path][method]!, status) ?? []).map((e) => e.value.code);
+    expect(codes('/payments/c2b/{id}/claim', 'post', '409')).toEqual(
+      expect.arrayContaining(['C2B_ALREADY_CLAIMED', 'C2B_NEEDS_REVIEW', 'ORDER_ALREADY_PAID']),
+    );
+    expect(codes('/payments/c2b/{id}/claim', 'post', '409')).not.toContain('IDEMPOTENCY_KEY_REUSED');
+    expect(codes('/shops/{shopId}/c2b-registration', 'post', '409')).toEqual([
+      'C2B_NOT_AVAILABLE',
+      'C2B_ALREADY_REGISTERED',
+    ]);
+    expect(codes('/shops/{shopId}/c2b-registration', 'get', '409')).toEqual(['C2B_NOT_AVAILABLE']);
+    expect(codes('/payments/c2b/{accountId}/confirmation/{token}', 'post', '404')).toEqual(['NOT_FOUND']);
+    expect(doc.paths['/payments/c2b/unclaimed'].get!.description).toMatch(/claim/);
+  });
 });

@@ -841,7 +841,7 @@ export interface paths {
         };
         /**
          * An M-Pesa QR (PNG, base64 in JSON) for the order's outstanding amount to the shop's till or paybill
-         * @description Daraja's Dynamic QR: the customer scans it with the M-PESA or My Safaricom app and approves with their PIN. The amount is the order's outstanding amount (whole KES), never one the client sends. For a paybill the account number is the order id, so the payment's confirmation names the order. Nothing is written: the payment arrives as a C2B confirmation. Answered as JSON (a POS shows `data:image/png;base64,…`; the Bearer token keeps a plain <img src> from loading it anyway).
+         * @description Daraja's Dynamic QR: the customer scans it with the M-PESA or My Safaricom app and approves with their PIN. The amount is the order's outstanding amount (whole KES), never one the client sends. For a paybill the account number is the order id, so the payment's confirmation names the order. Nothing is written: the payment arrives as a C2B confirmation, so the shop's own account must have registered its C2B URLs (POST /shops/{shopId}/c2b-registration); without them (or on the platform's account) no QR is made: 409 C2B_NOT_AVAILABLE. Answered as JSON (a POS shows `data:image/png;base64,…`; the Bearer token keeps a plain <img src> from loading it anyway).
          */
         get: operations["MpesaQrController_get"];
         put?: never;
@@ -863,7 +863,7 @@ export interface paths {
         put?: never;
         /**
          * Register the shop's shortcode for M-Pesa Pull Transactions (once: Safaricom does not allow a change)
-         * @description Production shortcodes only (and sandbox). Registered once per shortcode: a second request is refused with 409 PULL_ALREADY_REGISTERED and nothing is sent. A shortcode Daraja says is already registered (by another integration) is recorded as `already_registered`.
+         * @description Production shortcodes only (and sandbox), of the shop's own M-Pesa account (a shop on the platform's account: 409 MERCHANT_ACCOUNT_REQUIRED). Registered once per shortcode: a second request is refused with 409 PULL_ALREADY_REGISTERED and nothing is sent (registered by another shop's account: the answer says only that). A shortcode Daraja says is already registered (by another integration) is recorded as `already_registered`. The till of a till account is registered. The nominated number is neither stored nor logged.
          */
         post: operations["MpesaPullController_register"];
         delete?: never;
@@ -939,7 +939,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The shop's unclaimed till / paybill payments, newest first (search by the receipt on the customer's SMS) */
+        /**
+         * The shop's unclaimed till / paybill payments, newest first (search by the receipt on the customer's SMS)
+         * @description Payments customers made from their phone (till, paybill, Dynamic QR) that no order took: till payments (no account number) and paybill payments whose account number names no open order of the shop. `receipt` finds one by the code on the customer's SMS (any case); `limit` 1-100 (50). A cashier claims one with POST /payments/c2b/{id}/claim. Not listed: payments already applied, the C2B twin of an STK payment of this shop (same receipt: it is that payment), and rows a manager must look at (GET /payments/c2b/review). An empty list is `[]`.
+         */
         get: operations["C2bFeedController_unclaimed"];
         put?: never;
         post?: never;
@@ -956,7 +959,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The shop's till / paybill confirmations a manager must look at: unreadable ones (e.g. an amount with cents) and ones that could settle more than one push */
+        /**
+         * The shop's till / paybill confirmations a manager must look at: unreadable ones (e.g. an amount with cents) and ones that could settle more than one push
+         * @description `reason` says why (SEVERAL_PUSHES_FIT, RECEIPT_OF_ANOTHER_SHOP, AMOUNT_NOT_WHOLE_SHILLINGS, ...). None of them moved money here, and none can be claimed (409 C2B_NEEDS_REVIEW): check the payment in the M-Pesa org portal, then settle it (e.g. POST /payments/{id}/mpesa-receipt for a push of unknown outcome).
+         */
         get: operations["C2bFeedController_review"];
         put?: never;
         post?: never;
@@ -977,7 +983,7 @@ export interface paths {
         put?: never;
         /**
          * Claims an unclaimed till / paybill payment for an order (once: a second claim is 409)
-         * @description The payment is applied to the order through the payment core: more than the order still owes goes to review (EXCEEDS_OUTSTANDING) for a refund of the difference.
+         * @description Body `{orderId}`: an order of your shop. The payment is applied to the order through the payment core: more than the order still owes goes to review (EXCEEDS_OUTSTANDING) for a refund of the difference (the answer says `status: review`). Exactly once: of two cashiers pressing at once one gets 200, the other 409 C2B_ALREADY_CLAIMED. A refusal changes nothing: the payment stays in the feed. 404: no such C2B payment or order in your shop.
          */
         post: operations["C2bFeedController_claim"];
         delete?: never;
@@ -993,7 +999,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** What was registered with Daraja for the shop's M-Pesa account, and when (null: nothing yet) */
+        /**
+         * What was registered with Daraja for the shop's M-Pesa account, and when (null: nothing yet)
+         * @description The newest registration of the shop's current M-Pesa account (URLs shown without their tokens). Nothing registered yet: an empty body. A shop on the platform's account, or a chain branch (registered at its head office): 409 C2B_NOT_AVAILABLE.
+         */
         get: operations["C2bRegistrationController_get"];
         put?: never;
         /**
@@ -1064,7 +1073,7 @@ export interface components {
          * @description Stable machine-readable code: one of these, whatever the status
          * @enum {string}
          */
-        ErrorCode: "ACCOUNT_IN_USE" | "AMOUNT_EXCEEDS_OUTSTANDING" | "BAD_REQUEST" | "C2B_ALREADY_APPLIED" | "C2B_ALREADY_CLAIMED" | "C2B_ALREADY_REGISTERED" | "C2B_NOT_AVAILABLE" | "CHECKOUT_REQUEST_ID_AMBIGUOUS" | "CONFLICT" | "CURRENCY_NOT_SUPPORTED" | "CUSTOMER_BUSY" | "DARAJA_MISCONFIGURED" | "DATABASE_UNAVAILABLE" | "FORBIDDEN" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_REQUEST_IN_PROGRESS" | "INTERNAL_ERROR" | "INVALID_CALLBACK" | "INVALID_CURSOR" | "INVALID_JSON" | "INVALID_PHONE_NUMBER" | "INVALID_RANGE" | "INVALID_STATEMENT" | "INVALID_WEBHOOK_SIGNATURE" | "MERCHANT_ACCOUNT_REQUIRED" | "MERCHANT_ACCOUNT_UNREADABLE" | "METHOD_NOT_ALLOWED" | "MISSING_HOST_HEADER" | "MPESA_CERTIFICATE_NOT_CONFIGURED" | "MPESA_ACCOUNT_NUMBER_TOO_LONG" | "MPESA_CURRENCY" | "MPESA_INITIATOR_NOT_CONFIGURED" | "MPESA_NO_RECEIPT" | "MPESA_ONE_REVERSAL" | "MPESA_WHOLE_SHILLINGS" | "NOTHING_TO_REFUND" | "NOT_FOUND" | "NOT_MPESA" | "ORDER_ALREADY_PAID" | "ORDER_CANNOT_TAKE_PAYMENT" | "ORDER_CURRENCY_MISMATCH" | "ORDER_EXISTS" | "ORDER_HAS_OPEN_PAYMENT" | "OUTCOME_KNOWN" | "PAYLOAD_TOO_LARGE" | "PAYMENT_ALREADY_RESOLVED" | "PAYMENT_CLOSED" | "PAYMENT_HAS_REFUNDS" | "PAYMENT_IN_PROGRESS" | "PAYMENT_NOT_COMPLETED" | "PAYMENT_NOT_IN_REVIEW" | "PAYMENT_NOT_REFUNDABLE" | "PAYMENT_NOT_RELEASABLE" | "PAYMENT_NOT_RESOLVABLE" | "PAYMENT_OUTCOME_UNKNOWN" | "PAYMENT_RELEASED" | "PESAPAL_ALREADY_REVERSED" | "PHONE_BUSY" | "PROVIDER_AUTH_FAILED" | "PROVIDER_BAD_RESPONSE" | "PROVIDER_DISABLED" | "PROVIDER_LIMIT" | "PROVIDER_RATE_LIMITED" | "PROVIDER_REFERENCE_MISMATCH" | "PROVIDER_REFERENCE_REQUIRED" | "PROVIDER_REJECTED" | "PROVIDER_SWITCHED_OFF" | "PROVIDER_TIMEOUT" | "PROVIDER_UNAVAILABLE" | "PROVIDER_UNREACHABLE" | "PULL_ALREADY_REGISTERED" | "RATE_LIMITED_SHOP" | "RECEIPT_IN_USE" | "REFUND_BUSY" | "REFUND_CURRENCY_NOT_SUPPORTED" | "REFUND_EXCEEDS_REFUNDABLE" | "REFUND_FULL_ONLY" | "REFUND_NOT_IN_REVIEW" | "REFUND_NO_CONFIRMATION_CODE" | "REFUND_NO_PROVIDER_TRANSACTION" | "REFUND_ONE_PER_PAYMENT" | "REFUND_WHOLE_UNITS_ONLY" | "REFUND_WRONG_PROVIDER" | "REQUEST_HEADER_FIELDS_TOO_LARGE" | "REQUEST_TIMEOUT" | "SHUTTING_DOWN" | "TOKEN_EXPIRED" | "TOO_MANY_REQUESTS" | "TOO_MANY_STREAMS" | "UNAUTHORIZED" | "UNPROCESSABLE_ENTITY" | "UNSUPPORTED_MEDIA_TYPE" | "VALIDATION_FAILED" | "VERIFY_TOO_SOON" | "WRONG_PROVIDER";
+        ErrorCode: "ACCOUNT_IN_USE" | "AMOUNT_EXCEEDS_OUTSTANDING" | "BAD_REQUEST" | "C2B_ALREADY_APPLIED" | "C2B_ALREADY_CLAIMED" | "C2B_ALREADY_REGISTERED" | "C2B_NEEDS_REVIEW" | "C2B_NOT_AVAILABLE" | "CHECKOUT_REQUEST_ID_AMBIGUOUS" | "CONFLICT" | "CURRENCY_NOT_SUPPORTED" | "CUSTOMER_BUSY" | "DARAJA_MISCONFIGURED" | "DATABASE_UNAVAILABLE" | "FORBIDDEN" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_REQUEST_IN_PROGRESS" | "INTERNAL_ERROR" | "INVALID_CALLBACK" | "INVALID_CURSOR" | "INVALID_JSON" | "INVALID_PHONE_NUMBER" | "INVALID_RANGE" | "INVALID_STATEMENT" | "INVALID_WEBHOOK_SIGNATURE" | "MERCHANT_ACCOUNT_REQUIRED" | "MERCHANT_ACCOUNT_UNREADABLE" | "METHOD_NOT_ALLOWED" | "MISSING_HOST_HEADER" | "MPESA_CERTIFICATE_NOT_CONFIGURED" | "MPESA_ACCOUNT_NUMBER_TOO_LONG" | "MPESA_CURRENCY" | "MPESA_INITIATOR_NOT_CONFIGURED" | "MPESA_NO_RECEIPT" | "MPESA_ONE_REVERSAL" | "MPESA_WHOLE_SHILLINGS" | "NOTHING_TO_REFUND" | "NOT_FOUND" | "NOT_MPESA" | "ORDER_ALREADY_PAID" | "ORDER_CANNOT_TAKE_PAYMENT" | "ORDER_CURRENCY_MISMATCH" | "ORDER_EXISTS" | "ORDER_HAS_OPEN_PAYMENT" | "OUTCOME_KNOWN" | "PAYLOAD_TOO_LARGE" | "PAYMENT_ALREADY_RESOLVED" | "PAYMENT_CLOSED" | "PAYMENT_HAS_REFUNDS" | "PAYMENT_IN_PROGRESS" | "PAYMENT_NOT_COMPLETED" | "PAYMENT_NOT_IN_REVIEW" | "PAYMENT_NOT_REFUNDABLE" | "PAYMENT_NOT_RELEASABLE" | "PAYMENT_NOT_RESOLVABLE" | "PAYMENT_OUTCOME_UNKNOWN" | "PAYMENT_RELEASED" | "PESAPAL_ALREADY_REVERSED" | "PHONE_BUSY" | "PROVIDER_AUTH_FAILED" | "PROVIDER_BAD_RESPONSE" | "PROVIDER_DISABLED" | "PROVIDER_LIMIT" | "PROVIDER_RATE_LIMITED" | "PROVIDER_REFERENCE_MISMATCH" | "PROVIDER_REFERENCE_REQUIRED" | "PROVIDER_REJECTED" | "PROVIDER_SWITCHED_OFF" | "PROVIDER_TIMEOUT" | "PROVIDER_UNAVAILABLE" | "PROVIDER_UNREACHABLE" | "PULL_ALREADY_REGISTERED" | "RATE_LIMITED_SHOP" | "RECEIPT_IN_USE" | "REFUND_BUSY" | "REFUND_CURRENCY_NOT_SUPPORTED" | "REFUND_EXCEEDS_REFUNDABLE" | "REFUND_FULL_ONLY" | "REFUND_NOT_IN_REVIEW" | "REFUND_NO_CONFIRMATION_CODE" | "REFUND_NO_PROVIDER_TRANSACTION" | "REFUND_ONE_PER_PAYMENT" | "REFUND_WHOLE_UNITS_ONLY" | "REFUND_WRONG_PROVIDER" | "REQUEST_HEADER_FIELDS_TOO_LARGE" | "REQUEST_TIMEOUT" | "SHUTTING_DOWN" | "TOKEN_EXPIRED" | "TOO_MANY_REQUESTS" | "TOO_MANY_STREAMS" | "UNAUTHORIZED" | "UNPROCESSABLE_ENTITY" | "UNSUPPORTED_MEDIA_TYPE" | "VALIDATION_FAILED" | "VERIFY_TOO_SOON" | "WRONG_PROVIDER";
         ErrorResponseDto: {
             /** @example 400 */
             statusCode: number;
@@ -1812,29 +1821,41 @@ export interface components {
             ResultDesc: "Accepted" | "Rejected";
         };
         C2bFeedItemDto: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The C2B payment to claim: POST /payments/c2b/{id}/claim
+             */
             id: string;
             /**
              * @description The receipt on the customer's SMS
              * @example SL12ABC3DE
              */
             receipt: string;
-            /** @example 250 */
+            /**
+             * @description In KES (whole shillings; 0 for an unreadable confirmation in review)
+             * @example 250
+             */
             amount: number;
             /** @example KES */
             currency: string;
-            /** @description When M-Pesa says it was paid (ISO 8601, Nairobi) */
+            /** @description When M-Pesa says it was paid: its TransTime (Nairobi time) as an ISO 8601 instant in UTC */
             paidAt?: string | null;
             /** @description When the confirmation reached us */
             receivedAt: string;
-            /** @example John D. */
+            /**
+             * @description First name and initial, as M-Pesa gave them (the phone number is never shown)
+             * @example John D.
+             */
             customerName?: string | null;
-            /** @example Buy Goods */
+            /**
+             * @description M-Pesa's TransactionType: Buy Goods (till) or Pay Bill
+             * @example Buy Goods
+             */
             transactionType?: string | null;
             /** @description The account number the customer typed (paybill) */
             accountNumber?: string | null;
             /**
-             * @description Why it was not matched to an order
+             * @description Why it was not matched to an order. In the feed: NO_REFERENCE (a till payment: no account number), NO_ORDER (the account number names no order of the shop), ORDER_NOT_OPEN (that order was already paid), ORDER_BUSY (that order had a payment in flight), ORDER_CURRENCY, RECEIPT_HELD. In review: SEVERAL_PUSHES_FIT (it could settle more than one STK push of unknown outcome), RECEIPT_OF_ANOTHER_SHOP (a payment of another shop holds the same receipt), AMOUNT_NOT_WHOLE_SHILLINGS, AMOUNT_INVALID, AMOUNT_MISSING, AMOUNT_NOT_POSITIVE (an unreadable confirmation)
              * @example NO_REFERENCE
              */
             reason?: string | null;
@@ -1876,7 +1897,7 @@ export interface components {
             forced: boolean;
             registeredBy: string;
             registeredAt: string;
-            /** @description Set when this registration replaced an earlier one (sandbox, or forced) */
+            /** @description Set when this registration replaced an earlier one (sandbox, or forced): when that one was made, or `another shop` when it was another shop's (nothing more is told of it) */
             replaced?: string;
         };
         C2bRegisterDto: {

@@ -34,7 +34,10 @@ export interface SimC2bRegistration {
 
 /** A customer paying from their phone (POST /__sim/c2b/payments, DarajaSimulator.c2bPay). */
 export interface SimC2bPayment {
-  /** the paybill number or till's shortcode the URLs were registered for */
+  /**
+   * the number the customer pays: a paybill, a store shortcode, or a till number (a till without URLs
+   * of its own reaches its store's registration; Pull lists the payment under the number paid)
+   */
   shortcode: string;
   /** whole shillings, or `amountText` to send any TransAmount string (bad amounts) */
   amount?: number;
@@ -132,6 +135,17 @@ export class C2bApi {
     };
   }
 
+  /**
+   * Puts back a registration the simulator lost with its process (the embedded one restarts with
+   * `pnpm dev`; Daraja keeps them): as it was registered, counted once, without a registerurl call.
+   */
+  restoreRegistration(
+    r: Pick<SimC2bRegistration, 'shortcode' | 'version' | 'responseType' | 'confirmationUrl' | 'validationUrl'>,
+  ): void {
+    if (this.registrations.has(r.shortcode)) return;
+    this.registrations.set(r.shortcode, { ...r, registeredAt: new Date().toISOString(), count: 1 });
+  }
+
   listRegistrations(): SimC2bRegistration[] {
     return [...this.registrations.values()].map((r) => ({ ...r }));
   }
@@ -157,7 +171,11 @@ export class C2bApi {
     const msisdn = p.msisdn ?? '254708374149';
     if (!/^254[17]\d{8}$/.test(msisdn)) throw new RangeError('msisdn must be 2547XXXXXXXX or 2541XXXXXXXX');
     const body = c2bBody(p, msisdn);
-    const reg = this.registrations.get(p.shortcode);
+    // A till (what the shop's sticker shows) without URLs of its own reaches its store's: the store
+    // number is what a till account registers [inferred: which number's URLs fire for a till is not
+    // documented, daraja-more.md §4]. Pull Transactions lists it under the number paid.
+    const urlsOf = this.registrations.has(p.shortcode) ? p.shortcode : (this.storeOfTill(p.shortcode) ?? p.shortcode);
+    const reg = this.registrations.get(urlsOf);
     const outcome: SimC2bOutcome = { transId: body.TransID, outcome: 'confirmed', confirmations: [], body };
     if (!reg) {
       // No URLs to notify, but the money moved all the same: Pull Transactions lists it.
@@ -166,7 +184,7 @@ export class C2bApi {
       this.record(outcome);
       return outcome;
     }
-    if (this.validationOn.has(p.shortcode)) {
+    if (this.validationOn.has(p.shortcode) || this.validationOn.has(urlsOf)) {
       const v = await this.validationSender.send(reg.validationUrl, { ...body, OrgAccountBalance: '' });
       const resultCode = v.body === undefined ? undefined : validationCode(v.body);
       outcome.validation = { status: v.status, error: v.error, resultCode, timedOut: v.error?.startsWith('timeout') };
@@ -237,6 +255,11 @@ export class C2bApi {
   private record(o: SimC2bOutcome): void {
     this.paymentsLog.push(o);
     if (this.paymentsLog.length > 10_000) this.paymentsLog.shift();
+  }
+
+  /** The store (head-office) shortcode of an account that has this till number, if any. */
+  private storeOfTill(till: string): string | undefined {
+    return this.registry.listAccounts().find((a) => (a.tillNumbers ?? []).includes(till))?.shortcode;
   }
 
   private knownShortcode(shortcode: string): boolean {

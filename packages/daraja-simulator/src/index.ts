@@ -146,10 +146,12 @@ export async function startDarajaSimulator(opts: SimulatorOptions = {}): Promise
       setPageSize: (n) => core.qrPull.setPageSize(n),
       failFromPage: (page) => core.qrPull.setFailFromPage(page),
       registrations: () => core.qrPull.listRegistrations(),
+      restoreRegistration: (shortcode, callbackUrl) => core.qrPull.restoreRegistration(shortcode, callbackUrl),
     },
     qrRequests: () => core.qrPull.listQrRequests(),
     c2bPay: (payment) => core.c2b.pay(payment),
     c2bRegistrations: () => core.c2b.listRegistrations(),
+    restoreC2bRegistration: (registration) => core.c2b.restoreRegistration(registration),
     c2bPayments: () => core.c2b.payments(),
     setC2bValidation: (shortcode, enabled) => core.c2b.setValidation(shortcode, enabled),
     setC2bSettings: (settings) => {

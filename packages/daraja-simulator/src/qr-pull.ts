@@ -94,6 +94,17 @@ export class QrPullRoutes {
     this.failFromPage = page;
   }
 
+  /** Puts back a Pull registration the simulator lost with its process (Daraja keeps it for ever). */
+  restoreRegistration(shortcode: string, callbackUrl: string): void {
+    if (this.registrations.has(shortcode)) return;
+    this.registrations.set(shortcode, {
+      shortcode,
+      nominatedNumberMasked: '(restored)',
+      callbackUrlOrigin: new URL(callbackUrl).origin,
+      registeredAt: new Date().toISOString(),
+    });
+  }
+
   listRegistrations(): SimPullRegistration[] {
     return [...this.registrations.values()];
   }

@@ -339,6 +339,13 @@ export interface DarajaSimulator {
   /** C2B: a customer pays a till or paybill from their phone (resolves once the confirmations were delivered). */
   c2bPay(payment: SimC2bPayment): Promise<SimC2bOutcome>;
   c2bRegistrations(): SimC2bRegistration[];
+  /** Puts back C2B URLs registered before this process started (Daraja keeps them; pnpm dev restarts the embedded simulator). */
+  restoreC2bRegistration(
+    registration: Pick<
+      SimC2bRegistration,
+      'shortcode' | 'version' | 'responseType' | 'confirmationUrl' | 'validationUrl'
+    >,
+  ): void;
   c2bPayments(): SimC2bOutcome[];
   /** External validation on/off for a shortcode (off by default, as on Daraja). */
   setC2bValidation(shortcode: string, enabled: boolean): void;
@@ -406,6 +413,8 @@ export interface DarajaSimulator {
     /** Queries of this page index (OffSetValue) or later answer 503 until reset or null. */
     failFromPage(page: number | null): void;
     registrations(): SimPullRegistration[];
+    /** Puts back a registration made before this process started (Daraja keeps them; pnpm dev restarts the embedded simulator). */
+    restoreRegistration(shortcode: string, callbackUrl: string): void;
   };
   /** Dynamic QR requests received, oldest first. */
   qrRequests(): SimQrRequest[];

@@ -51,17 +51,31 @@ async function main(): Promise<number> {
     return 2;
   }
   const config = loadConfig(process.env, { persistDevSecrets: true });
+  // With pnpm dev (embedded simulator and PGlite, both inside that one process) this command can
+  // reach neither: the running API registers instead.
+  const viaApi =
+    `While pnpm dev runs, register through its API instead (at the address pnpm dev printed; a manager's token: pnpm run token --role manager --shop ${args.shop}):\n` +
+    `  curl -X POST http://localhost:${config.port}/shops/${args.shop}/c2b-registration -H "Authorization: Bearer $MANAGER_TOKEN" -H 'Content-Type: application/json' -d '{}'\n`;
   if (!config.mpesa.baseUrl) {
     process.stderr.write(
-      'MPESA_ENV=simulator has no Daraja to register with from here (the embedded simulator lives inside `pnpm dev`): set MPESA_BASE_URL to a running simulator, or MPESA_ENV=sandbox|production\n',
+      'MPESA_ENV=simulator has no Daraja to register with from here (the embedded simulator lives inside `pnpm dev`). ' +
+        "This command is for a deployment (MPESA_ENV=sandbox|production, or MPESA_BASE_URL=<a `pnpm sim` simulator>, with the API's DATABASE_URL).\n" +
+        viaApi,
     );
     return 2;
   }
-  const db = await openDatabase({
-    databaseUrl: config.databaseUrl,
-    pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir),
-    poolSize: 2,
-  });
+  let db;
+  try {
+    db = await openDatabase({
+      databaseUrl: config.databaseUrl,
+      pgliteDir: config.databaseUrl ? undefined : pgliteDirFor(config.dataDir),
+      poolSize: 2,
+    });
+  } catch (err) {
+    if (config.databaseUrl) throw err;
+    process.stderr.write(`c2b:register failed: ${err instanceof Error ? err.message : String(err)}\n${viaApi}`);
+    return 1;
+  }
   try {
     await db.migrate();
     const accountsRepo = new MerchantAccountsRepository(db.db);

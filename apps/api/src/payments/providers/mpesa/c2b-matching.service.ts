@@ -75,9 +75,10 @@ export class C2bMatching {
   async matchIn(tx: Tx, row: C2bTransactionRow): Promise<Matched> {
     if (row.status !== 'received' || !row.transId || row.amountMinor === null) return { status: row.status };
     const held = await this.payments.findByReceipt(row.transId, tx);
-    if (held && held.shopId !== row.shopId) {
-      // Another shop's payment holds this receipt: never linked to it (its ids stay that shop's),
-      // nothing booked; a person looks.
+    if (held && held.shopId !== row.shopId && held.merchantAccountId !== row.merchantAccountId) {
+      // Another shop's payment, made with another account, holds this receipt: never linked to it
+      // (its ids stay that shop's), nothing booked; a person looks. (A chain branch's payment made
+      // with the head office's account, whose URLs this confirmation came on, is its twin below.)
       await this.c2b.update(row.id, { status: 'review', statusReason: 'RECEIPT_OF_ANOTHER_SHOP' }, tx);
       this.logger.warn(
         { c2bPaymentId: row.id },
@@ -109,11 +110,20 @@ export class C2bMatching {
    */
   async claim(user: AuthUser, id: string, orderId: string): Promise<ClaimAnswer> {
     let afterCommit: (() => void) | undefined;
+    // A receipt another shop's payment took after this row reached the feed: to review first (on its
+    // own commit, so it stays there whatever the claim does), then refused below like any review row.
+    await this.c2b.parkReceiptsOfOtherShops(user.shopId, id);
     const answer = await this.c2b.transaction(async (tx): Promise<ClaimAnswer> => {
       const row = await this.c2b.claim(tx, user.shopId, id, `user:${user.sub}`, orderId);
       if (!row) {
         const now = await this.c2b.findForShop(user.shopId, id, tx);
         if (!now) throw new NotFoundError('C2B payment', { c2bPaymentId: id });
+        if (now.status === 'review' || now.status === 'invalid')
+          throw new ConflictError(
+            'C2B_NEEDS_REVIEW',
+            `This M-Pesa payment (receipt ${now.transId ?? '?'}) needs a manager's check before it can be used for an order: ask a manager (it is in the review list)`,
+            { c2bPaymentId: id, status: now.status },
+          );
         throw new ConflictError(
           'C2B_ALREADY_CLAIMED',
           now.status === 'applied' || now.status === 'stk_twin'
@@ -234,7 +244,7 @@ export class C2bMatching {
 
   /**
    * An STK push whose answer and callback were lost is settled by this confirmation when exactly
-   * one unresolved or OUTCOME_UNKNOWN push of this account fits its amount, its phone (our keyed hash of a plain
+   * one unresolved or OUTCOME_UNKNOWN push made with this account (a chain branch's too) fits its amount, its phone (our keyed hash of a plain
    * MSISDN: a masked or SHA-256 one proves nothing we can check) and its time. Two or more: nothing
    * is guessed, the confirmation goes to review naming them.
    */
@@ -250,7 +260,6 @@ export class C2bMatching {
       return null;
     }
     const fits = await this.c2b.unsettledPushes(
-      row.shopId,
       row.merchantAccountId,
       row.amountMinor!,
       row.phoneHash,

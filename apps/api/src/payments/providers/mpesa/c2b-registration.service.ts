@@ -27,7 +27,7 @@ export interface C2bRegistrationView {
   forced: boolean;
   registeredBy: string;
   registeredAt: string;
-  /** when this registration replaced an earlier one: when that one was made */
+  /** when this registration replaced an earlier one: when that one was made (`another shop`: one of another shop's) */
   replaced?: string;
 }
 
@@ -100,19 +100,24 @@ export class C2bRegistrationService {
     // held while it answers; PGlite has only one). Two admins at the same moment may both get past
     // the check: production Daraja itself refuses the second ("Urls are already registered").
     const previous = await this.c2b.latestForShortcode(shortcode, row.environment);
+    // Registrations are looked up by shortcode across shops (Safaricom keeps one set of URLs per
+    // shortcode), but another shop's registration is that shop's business: only "registered
+    // elsewhere" is said, never who registered it, when, or for which account.
+    const ours = previous?.shopId === shopId;
     if (previous && production && !options.force) {
-      const at = `${previous.registeredAt.toISOString()} by ${previous.registeredBy}`;
+      const at = ours ? ` (${previous.registeredAt.toISOString()} by ${previous.registeredBy})` : '';
       const unknown = outcomeUnknown(previous);
       throw new ConflictError(
         'C2B_ALREADY_REGISTERED',
         (unknown
-          ? `A registration of shortcode ${shortcode}'s C2B URLs was sent to M-Pesa (${at}) but its answer was never recorded: they may well be registered. Check URL management on the M-Pesa portal. `
-          : `Shortcode ${shortcode} already has C2B URLs registered (${at}). `) +
+          ? `A registration of shortcode ${shortcode}'s C2B URLs was sent to M-Pesa${ours ? at : " by another shop's M-Pesa account"} but its answer was never recorded: they may well be registered. Check URL management on the M-Pesa portal. `
+          : ours
+            ? `Shortcode ${shortcode} already has C2B URLs registered${at}. `
+            : `Shortcode ${shortcode} already has C2B URLs registered, by another shop's M-Pesa account. `) +
           'Production registration is one-time at Safaricom: delete the old URLs on the M-Pesa portal (URL management) or through apisupport first, then register again with force: true (the CLI: --force).',
         {
           shortcode,
-          registeredAt: previous.registeredAt.toISOString(),
-          accountId: previous.merchantAccountId,
+          ...(ours ? { registeredAt: previous.registeredAt.toISOString(), accountId: previous.merchantAccountId } : {}),
           ...(unknown ? { outcome: 'unknown' } : {}),
         },
       );
@@ -172,13 +177,53 @@ export class C2bRegistrationService {
           actor,
           action: 'c2b.registered',
           target: `merchant_account:${row.id}`,
-          data: { shortcode, environment: row.environment, validation, responseType, replaced: previous?.id ?? null },
+          data: {
+            shortcode,
+            environment: row.environment,
+            validation,
+            responseType,
+            replaced: previous ? (ours ? previous.id : 'another shop') : null,
+          },
         },
         tx,
       );
       this.logger.log({ shopId, accountId: row.id, shortcode, replaced: !!previous }, 'C2B URLs registered');
-      return { ...view(done), ...(previous ? { replaced: previous.registeredAt.toISOString() } : {}) };
+      return {
+        ...view(done),
+        ...(previous ? { replaced: ours ? previous.registeredAt.toISOString() : 'another shop' } : {}),
+      };
     });
+  }
+
+  /**
+   * What Daraja holds for the simulator environment: per shortcode, the newest registration's URLs
+   * (tokens included, for this deployment's current base URL). `pnpm dev` puts them back into its
+   * embedded simulator, which forgets them when it restarts (Daraja does not).
+   */
+  async simulatorRegistrations(): Promise<
+    {
+      shortcode: string;
+      version: 'v1' | 'v2';
+      responseType: 'Completed' | 'Cancelled';
+      confirmationUrl: string;
+      validationUrl: string;
+    }[]
+  > {
+    const seen = new Set<string>();
+    const out = [];
+    for (const r of await this.c2b.registrationsOf('simulator')) {
+      if (seen.has(r.shortcode)) continue;
+      seen.add(r.shortcode);
+      const urls = c2bUrls(this.config, r.merchantAccountId);
+      out.push({
+        shortcode: r.shortcode,
+        version: r.apiVersion === 'v2' ? ('v2' as const) : ('v1' as const),
+        responseType: r.responseType === 'Cancelled' ? ('Cancelled' as const) : ('Completed' as const),
+        confirmationUrl: urls.confirmation,
+        validationUrl: urls.validation,
+      });
+    }
+    return out;
   }
 
   /** C2B URLs belong to a shop's own M-Pesa account row (its id is in them). */

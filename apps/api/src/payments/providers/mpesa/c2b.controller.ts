@@ -67,7 +67,7 @@ export class C2bNotificationsController {
   })
   @ApiBody({ schema: { type: 'object', example: C2B_EXAMPLE } })
   @ApiOkResponse({ type: C2bConfirmationAckDto })
-  @ApiErrors(400, 403, 404, 413)
+  @ApiErrors(400, 403, { status: 404, codes: [{ code: 'NOT_FOUND', message: 'C2B URL not found' }] }, 413)
   confirmation(
     @Param('accountId') accountId: string,
     @Param('token') token: string,
@@ -87,7 +87,7 @@ export class C2bNotificationsController {
   })
   @ApiBody({ schema: { type: 'object', example: C2B_EXAMPLE } })
   @ApiOkResponse({ type: C2bValidationAnswerDto })
-  @ApiErrors(400, 403, 404, 413)
+  @ApiErrors(400, 403, { status: 404, codes: [{ code: 'NOT_FOUND', message: 'C2B URL not found' }] }, 413)
   validation(
     @Param('accountId') accountId: string,
     @Param('token') token: string,
@@ -119,9 +119,32 @@ export class C2bFeedController {
   @Roles('cashier', 'manager', 'admin')
   @ApiOperation({
     summary: "The shop's unclaimed till / paybill payments, newest first (search by the receipt on the customer's SMS)",
+    description:
+      "Payments customers made from their phone (till, paybill, Dynamic QR) that no order took: till payments (no account number) and paybill payments whose account number names no open order of the shop. `receipt` finds one by the code on the customer's SMS (any case); `limit` 1-100 (50). A cashier claims one with POST /payments/c2b/{id}/claim. Not listed: payments already applied, the C2B twin of an STK payment of this shop (same receipt: it is that payment), and rows a manager must look at (GET /payments/c2b/review). An empty list is `[]`.",
   })
   @ApiOkResponse({ type: [C2bFeedItemDto] })
-  @ApiErrors(400, 401, 403)
+  @ApiErrors(
+    {
+      status: 400,
+      codes: [
+        {
+          code: 'VALIDATION_FAILED',
+          message: 'receipt must be an M-Pesa receipt (the code on the SMS, e.g. SL12ABC3DE)',
+          details: {
+            problems: ['receipt must be an M-Pesa receipt (the code on the SMS, e.g. SL12ABC3DE)'],
+            errors: [
+              { param: 'receipt', message: 'receipt must be an M-Pesa receipt (the code on the SMS, e.g. SL12ABC3DE)' },
+            ],
+          },
+        },
+      ],
+    },
+    401,
+    {
+      status: 403,
+      codes: [{ code: 'FORBIDDEN', message: 'This action needs one of the roles: cashier, manager, admin' }],
+    },
+  )
   async unclaimed(@CurrentUser() user: AuthUser, @Query() q: C2bFeedQueryDto): Promise<C2bFeedItemDto[]> {
     const rows = await this.repo.feed(
       user.shopId,
@@ -136,9 +159,11 @@ export class C2bFeedController {
   @ApiOperation({
     summary:
       "The shop's till / paybill confirmations a manager must look at: unreadable ones (e.g. an amount with cents) and ones that could settle more than one push",
+    description:
+      '`reason` says why (SEVERAL_PUSHES_FIT, RECEIPT_OF_ANOTHER_SHOP, AMOUNT_NOT_WHOLE_SHILLINGS, ...). None of them moved money here, and none can be claimed (409 C2B_NEEDS_REVIEW): check the payment in the M-Pesa org portal, then settle it (e.g. POST /payments/{id}/mpesa-receipt for a push of unknown outcome).',
   })
   @ApiOkResponse({ type: [C2bFeedItemDto] })
-  @ApiErrors(400, 401, 403)
+  @ApiErrors(400, 401, { status: 403, codes: ['FORBIDDEN'] })
   async review(@CurrentUser() user: AuthUser, @Query() q: C2bFeedQueryDto): Promise<C2bFeedItemDto[]> {
     return (await this.repo.needingReview(user.shopId, q.limit ?? 50)).map(feedItem);
   }
@@ -149,14 +174,57 @@ export class C2bFeedController {
   @ApiOperation({
     summary: 'Claims an unclaimed till / paybill payment for an order (once: a second claim is 409)',
     description:
-      'The payment is applied to the order through the payment core: more than the order still owes goes to review (EXCEEDS_OUTSTANDING) for a refund of the difference.',
+      'Body `{orderId}`: an order of your shop. The payment is applied to the order through the payment core: more than the order still owes goes to review (EXCEEDS_OUTSTANDING) for a refund of the difference (the answer says `status: review`). Exactly once: of two cashiers pressing at once one gets 200, the other 409 C2B_ALREADY_CLAIMED. A refusal changes nothing: the payment stays in the feed. 404: no such C2B payment or order in your shop.',
   })
   @ApiOkResponse({ type: C2bClaimResultDto })
-  @ApiErrors(400, 401, 403, 404, 409)
+  @ApiErrors(
+    400,
+    401,
+    403,
+    {
+      status: 404,
+      codes: [{ code: 'NOT_FOUND', message: 'Order not found', details: { orderId: 'ORD-12345' } }],
+    },
+    {
+      status: 409,
+      codes: [
+        {
+          code: 'C2B_ALREADY_CLAIMED',
+          message:
+            'This M-Pesa payment (receipt SL12ABC3DE) was already taken for order ORD-12345; it cannot be claimed again',
+          details: { c2bPaymentId: '0b9f…', status: 'applied', orderId: 'ORD-12345' },
+        },
+        {
+          code: 'C2B_NEEDS_REVIEW',
+          message:
+            "This M-Pesa payment (receipt SL12ABC3DE) needs a manager's check before it can be used for an order: ask a manager (it is in the review list)",
+        },
+        {
+          code: 'ORDER_ALREADY_PAID',
+          message: 'Order ORD-12345 is already fully paid: claim this payment for another order',
+        },
+        {
+          code: 'PAYMENT_IN_PROGRESS',
+          message:
+            'Order ORD-12345 has a payment waiting for the customer (or of unknown outcome): wait for it to finish before claiming this one',
+        },
+        {
+          code: 'C2B_ALREADY_APPLIED',
+          message: 'Receipt SL12ABC3DE is already recorded on a payment: it is not claimed twice',
+        },
+      ],
+    },
+  )
   claim(@CurrentUser() user: AuthUser, @Param() p: C2bIdParam, @Body() body: C2bClaimDto): Promise<C2bClaimResultDto> {
     return this.matching.claim(user, p.id, body.orderId);
   }
 }
+
+const C2B_NOT_AVAILABLE_EXAMPLE = {
+  code: 'C2B_NOT_AVAILABLE' as const,
+  message:
+    'This shop has no M-Pesa account of its own: till and paybill payments are registered per account (a manager adds it under Settings > Payments first)',
+};
 
 /** Registering a shop's account's C2B URLs with Daraja (manager/admin of the shop, or an operator). */
 @ApiTags('merchant accounts')
@@ -170,9 +238,11 @@ export class C2bRegistrationController {
   @Roles('manager', 'admin', 'operator')
   @ApiOperation({
     summary: "What was registered with Daraja for the shop's M-Pesa account, and when (null: nothing yet)",
+    description:
+      "The newest registration of the shop's current M-Pesa account (URLs shown without their tokens). Nothing registered yet: an empty body. A shop on the platform's account, or a chain branch (registered at its head office): 409 C2B_NOT_AVAILABLE.",
   })
   @ApiOkResponse({ type: C2bRegistrationDto })
-  @ApiErrors(400, 401, 403, 409)
+  @ApiErrors(400, 401, 403, { status: 409, codes: [C2B_NOT_AVAILABLE_EXAMPLE] })
   get(@CurrentUser() user: AuthUser, @Param() p: ShopParam): Promise<C2bRegistrationView | null> {
     return this.registrations.get(user, p.shopId);
   }
@@ -186,7 +256,25 @@ export class C2bRegistrationController {
       'Production registration is one-time at Safaricom: a second registration of the same shortcode is refused (409 C2B_ALREADY_REGISTERED) unless force is true, after the old URLs were deleted on the M-Pesa portal. The sandbox re-registers freely; the answer says what it replaced.',
   })
   @ApiOkResponse({ type: C2bRegistrationDto })
-  @ApiErrors(400, 401, 403, 409, 502, 503)
+  @ApiErrors(
+    400,
+    401,
+    403,
+    {
+      status: 409,
+      codes: [
+        C2B_NOT_AVAILABLE_EXAMPLE,
+        {
+          code: 'C2B_ALREADY_REGISTERED',
+          message:
+            "Shortcode 600411 already has C2B URLs registered, by another shop's M-Pesa account. Production registration is one-time at Safaricom: delete the old URLs on the M-Pesa portal (URL management) or through apisupport first, then register again with force: true (the CLI: --force).",
+          details: { shortcode: '600411' },
+        },
+      ],
+    },
+    502,
+    503,
+  )
   register(
     @CurrentUser() user: AuthUser,
     @Param() p: ShopParam,

@@ -30,26 +30,40 @@ export class C2bFeedQueryDto {
 }
 
 export class C2bFeedItemDto {
-  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ format: 'uuid', description: 'The C2B payment to claim: POST /payments/c2b/{id}/claim' }) id!: string;
   @ApiProperty({ example: 'SL12ABC3DE', description: "The receipt on the customer's SMS" }) receipt!: string;
-  @ApiProperty({ example: 250 }) amount!: number;
+  @ApiProperty({ example: 250, description: 'In KES (whole shillings; 0 for an unreadable confirmation in review)' })
+  amount!: number;
   @ApiProperty({ example: 'KES' }) currency!: string;
   @ApiPropertyOptional({
     nullable: true,
     type: String,
-    description: 'When M-Pesa says it was paid (ISO 8601, Nairobi)',
+    description: 'When M-Pesa says it was paid: its TransTime (Nairobi time) as an ISO 8601 instant in UTC',
   })
   paidAt!: string | null;
   @ApiProperty({ description: 'When the confirmation reached us' }) receivedAt!: string;
-  @ApiPropertyOptional({ nullable: true, type: String, example: 'John D.' }) customerName!: string | null;
-  @ApiPropertyOptional({ nullable: true, type: String, example: 'Buy Goods' }) transactionType!: string | null;
+  @ApiPropertyOptional({
+    nullable: true,
+    type: String,
+    example: 'John D.',
+    description: 'First name and initial, as M-Pesa gave them (the phone number is never shown)',
+  })
+  customerName!: string | null;
+  @ApiPropertyOptional({
+    nullable: true,
+    type: String,
+    example: 'Buy Goods',
+    description: "M-Pesa's TransactionType: Buy Goods (till) or Pay Bill",
+  })
+  transactionType!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String, description: 'The account number the customer typed (paybill)' })
   accountNumber!: string | null;
   @ApiPropertyOptional({
     nullable: true,
     type: String,
     example: 'NO_REFERENCE',
-    description: 'Why it was not matched to an order',
+    description:
+      'Why it was not matched to an order. In the feed: NO_REFERENCE (a till payment: no account number), NO_ORDER (the account number names no order of the shop), ORDER_NOT_OPEN (that order was already paid), ORDER_BUSY (that order had a payment in flight), ORDER_CURRENCY, RECEIPT_HELD. In review: SEVERAL_PUSHES_FIT (it could settle more than one STK push of unknown outcome), RECEIPT_OF_ANOTHER_SHOP (a payment of another shop holds the same receipt), AMOUNT_NOT_WHOLE_SHILLINGS, AMOUNT_INVALID, AMOUNT_MISSING, AMOUNT_NOT_POSITIVE (an unreadable confirmation)',
   })
   reason!: string | null;
 }
@@ -114,7 +128,10 @@ export class C2bRegistrationDto {
   @ApiProperty() forced!: boolean;
   @ApiProperty() registeredBy!: string;
   @ApiProperty() registeredAt!: string;
-  @ApiPropertyOptional({ description: 'Set when this registration replaced an earlier one (sandbox, or forced)' })
+  @ApiPropertyOptional({
+    description:
+      "Set when this registration replaced an earlier one (sandbox, or forced): when that one was made, or `another shop` when it was another shop's (nothing more is told of it)",
+  })
   replaced?: string;
 }
 

@@ -128,10 +128,14 @@ export class C2bRepository {
   }
 
   /**
-   * The shop's unclaimed payments, newest first; those whose receipt a payment already holds (the
-   * STK callback of the same money came after) are not offered. `receipt`: only that TransID.
+   * The shop's unclaimed payments, newest first; those whose receipt a payment of the same shop, or
+   * one made with the same account (a chain branch's, with the head office's credentials), already
+   * holds (the STK callback of the same money came after) are not offered. `receipt`: only
+   * that TransID. Rows whose receipt another shop's payment took meanwhile are moved to review
+   * first (parkReceiptsOfOtherShops), never offered nor silently hidden.
    */
   async feed(shopId: string, limit: number, receipt?: string): Promise<C2bTransactionRow[]> {
+    await this.parkReceiptsOfOtherShops(shopId);
     return this.db
       .select()
       .from(c2bTransactions)
@@ -140,15 +144,42 @@ export class C2bRepository {
           eq(c2bTransactions.shopId, shopId),
           eq(c2bTransactions.status, 'unclaimed'),
           receipt ? eq(c2bTransactions.transId, receipt) : undefined,
-          sql`not exists (select 1 from ${payments} where ${payments.mpesaReceiptNumber} = ${c2bTransactions.transId})`,
+          sql`not exists (select 1 from ${payments} where ${payments.mpesaReceiptNumber} = ${c2bTransactions.transId}
+            and (${payments.shopId} = ${c2bTransactions.shopId} or ${payments.merchantAccountId} = ${c2bTransactions.merchantAccountId}))`,
         ),
       )
       .orderBy(desc(c2bTransactions.receivedAt))
       .limit(limit);
   }
 
-  /** The shop's confirmations a person must look at (invalid bodies, ambiguous pushes), newest first. */
+  /**
+   * An unclaimed row of the shop (or only row `id`) whose receipt a payment of ANOTHER shop, made
+   * with another account, holds
+   * (it took the receipt after this row was matched) goes to review as RECEIPT_OF_ANOTHER_SHOP, as
+   * C2bMatching.matchIn does when that payment came first: the same receipt in two shops is never
+   * one shop's money to claim, and nothing of the other shop is shown. Idempotent; returns how many.
+   */
+  async parkReceiptsOfOtherShops(shopId: string, id?: string, tx: DbOrTx = this.db): Promise<number> {
+    const rows = await tx
+      .update(c2bTransactions)
+      .set({ status: 'review', statusReason: 'RECEIPT_OF_ANOTHER_SHOP', updatedAt: sql`now()` })
+      .where(
+        and(
+          eq(c2bTransactions.shopId, shopId),
+          eq(c2bTransactions.status, 'unclaimed'),
+          id ? eq(c2bTransactions.id, id) : undefined,
+          sql`exists (select 1 from ${payments} where ${payments.mpesaReceiptNumber} = ${c2bTransactions.transId}
+            and ${payments.shopId} <> ${c2bTransactions.shopId}
+            and ${payments.merchantAccountId} is distinct from ${c2bTransactions.merchantAccountId})`,
+        ),
+      )
+      .returning({ id: c2bTransactions.id });
+    return rows.length;
+  }
+
+  /** The shop's confirmations a person must look at (invalid bodies, ambiguous pushes, receipts of another shop), newest first. */
   async needingReview(shopId: string, limit: number): Promise<C2bTransactionRow[]> {
+    await this.parkReceiptsOfOtherShops(shopId);
     return this.db
       .select()
       .from(c2bTransactions)
@@ -158,12 +189,12 @@ export class C2bRepository {
   }
 
   /**
-   * M-Pesa payments of the shop made with this account whose outcome is open or unknown, of this
-   * amount and phone (keyed hash), created within [from, to]: the pushes a confirmation could settle.
-   * At most 3 (one, or proof it is ambiguous).
+   * M-Pesa payments made with this account (the shop's own, or a chain branch's with the head
+   * office's credentials: the confirmation came on that account's URLs) whose outcome is open or
+   * unknown, of this amount and phone (keyed hash), created within [from, to]: the pushes a
+   * confirmation could settle. At most 3 (one, or proof it is ambiguous).
    */
   async unsettledPushes(
-    shopId: string,
     accountId: string,
     amountMinor: bigint,
     phoneHash: string,
@@ -176,7 +207,6 @@ export class C2bRepository {
       .from(payments)
       .where(
         and(
-          eq(payments.shopId, shopId),
           eq(payments.provider, 'mpesa'),
           eq(payments.merchantAccountId, accountId),
           eq(payments.amountMinor, amountMinor),
@@ -236,7 +266,7 @@ export class C2bRepository {
     return rows[0] ?? null;
   }
 
-  /** The newest registration of any of the shop's M-Pesa account rows for this shortcode and environment. */
+  /** The newest registration of this shortcode and environment, by any shop's M-Pesa account (Safaricom keeps one per shortcode). */
   async latestForShortcode(
     shortcode: string,
     environment: string,
@@ -249,6 +279,15 @@ export class C2bRepository {
       .orderBy(desc(c2bRegistrations.registeredAt))
       .limit(1);
     return rows[0] ?? null;
+  }
+
+  /** Every registration of the environment, newest first (the embedded simulator's restore: dev only, a few rows). */
+  async registrationsOf(environment: string, tx: DbOrTx = this.db): Promise<C2bRegistrationRow[]> {
+    return tx
+      .select()
+      .from(c2bRegistrations)
+      .where(eq(c2bRegistrations.environment, environment))
+      .orderBy(desc(c2bRegistrations.registeredAt));
   }
 
   async insertRegistration(row: typeof c2bRegistrations.$inferInsert, tx: DbOrTx = this.db): Promise<void> {

@@ -153,9 +153,23 @@ export class MpesaPullService {
   async register(user: AuthUser, shopId: string, nominatedNumber: unknown): Promise<PullRegistrationView> {
     this.accounts.authorize(user, shopId);
     const resolved = await this.accounts.resolveForPayment(shopId, 'mpesa');
+    // The platform's shortcode has one Pull registration at Safaricom, for ever: not one shop's to
+    // spend (with a nominated number of its choosing), and the pass only pulls shops' own accounts.
+    if (resolved.accountId === null)
+      throw new ConflictError(
+        'MERCHANT_ACCOUNT_REQUIRED',
+        "This shop takes M-Pesa payments with the platform's account: Pull Transactions is registered for a shop's own M-Pesa account (a manager adds it under Settings > Payments first)",
+      );
     const account = this.toDaraja(resolved);
     const shortcode = pullShortcode(account);
     const existing = await this.repo.find(resolved.environment, shortcode);
+    // Registrations are kept per shortcode across shops; another shop's is that shop's business.
+    if (existing && existing.shopId !== shopId)
+      throw new ConflictError(
+        'PULL_ALREADY_REGISTERED',
+        `Shortcode ${shortcode} is already registered for Pull Transactions, by another shop's M-Pesa account; Safaricom registers a shortcode once, so it is not sent again`,
+        { shortcode },
+      );
     if (existing)
       throw new ConflictError(
         'PULL_ALREADY_REGISTERED',
@@ -207,6 +221,13 @@ export class MpesaPullService {
    */
   async pullForShop(shopId: string, from: Date, to: Date, now: Date = new Date()): Promise<PullResult> {
     return this.pull(await this.accounts.resolveForPayment(shopId, 'mpesa'), from, to, now);
+  }
+
+  /** The simulator environment's registrations with their callback URLs: `pnpm dev` puts them back into its embedded simulator. */
+  async simulatorRegistrations(): Promise<{ shortcode: string; callbackUrl: string }[]> {
+    return (await this.repo.listAll())
+      .filter((r) => r.environment === 'simulator')
+      .map((r) => ({ shortcode: r.shortcode, callbackUrl: this.callbackUrlFor(r.shortcode) }));
   }
 
   /** Every shortcode registered here, oldest first: what a reconciler pulls (by shopId). */

@@ -66,7 +66,7 @@ export class MpesaQrController {
   @ApiOperation({
     summary: "An M-Pesa QR (PNG, base64 in JSON) for the order's outstanding amount to the shop's till or paybill",
     description:
-      "Daraja's Dynamic QR: the customer scans it with the M-PESA or My Safaricom app and approves with their PIN. The amount is the order's outstanding amount (whole KES), never one the client sends. For a paybill the account number is the order id, so the payment's confirmation names the order. Nothing is written: the payment arrives as a C2B confirmation. Answered as JSON (a POS shows `data:image/png;base64,…`; the Bearer token keeps a plain <img src> from loading it anyway).",
+      "Daraja's Dynamic QR: the customer scans it with the M-PESA or My Safaricom app and approves with their PIN. The amount is the order's outstanding amount (whole KES), never one the client sends. For a paybill the account number is the order id, so the payment's confirmation names the order. Nothing is written: the payment arrives as a C2B confirmation, so the shop's own account must have registered its C2B URLs (POST /shops/{shopId}/c2b-registration); without them (or on the platform's account) no QR is made: 409 C2B_NOT_AVAILABLE. Answered as JSON (a POS shows `data:image/png;base64,…`; the Bearer token keeps a plain <img src> from loading it anyway).",
   })
   @ApiOkResponse({ type: MpesaQrResponseDto })
   @ApiErrors(
@@ -95,6 +95,11 @@ export class MpesaQrController {
           code: 'PAYMENT_IN_PROGRESS',
           message:
             'Order ORD-12345 has a payment waiting for the customer (or of unknown outcome): wait for it to finish before showing a QR',
+        },
+        {
+          code: 'C2B_NOT_AVAILABLE',
+          message:
+            'M-Pesa QR is not set up for this shop yet: its till / paybill payments are not registered, so a QR payment would not be seen here. Take the payment by STK push (a manager registers them under Settings > Payments)',
         },
         {
           code: 'MERCHANT_ACCOUNT_REQUIRED',
@@ -126,7 +131,7 @@ export class MpesaPullController {
   @ApiOperation({
     summary: "Register the shop's shortcode for M-Pesa Pull Transactions (once: Safaricom does not allow a change)",
     description:
-      'Production shortcodes only (and sandbox). Registered once per shortcode: a second request is refused with 409 PULL_ALREADY_REGISTERED and nothing is sent. A shortcode Daraja says is already registered (by another integration) is recorded as `already_registered`.',
+      "Production shortcodes only (and sandbox), of the shop's own M-Pesa account (a shop on the platform's account: 409 MERCHANT_ACCOUNT_REQUIRED). Registered once per shortcode: a second request is refused with 409 PULL_ALREADY_REGISTERED and nothing is sent (registered by another shop's account: the answer says only that). A shortcode Daraja says is already registered (by another integration) is recorded as `already_registered`. The till of a till account is registered. The nominated number is neither stored nor logged.",
   })
   @ApiResponse({ status: 201, type: PullRegistrationResponseDto })
   @ApiErrors(
@@ -144,7 +149,7 @@ export class MpesaPullController {
         {
           code: 'MERCHANT_ACCOUNT_REQUIRED',
           message:
-            'This shop has no M-Pesa account set up yet: a manager adds it under Settings > Payments before taking M-Pesa payments',
+            "This shop takes M-Pesa payments with the platform's account: Pull Transactions is registered for a shop's own M-Pesa account (a manager adds it under Settings > Payments first)",
         },
       ],
     },

@@ -4,6 +4,7 @@ import { AppError, ConflictError, NotFoundError } from '../../../common/errors';
 import type { OrdersPort } from '../../../orders/orders.port';
 import { MerchantAccountsService } from '../../merchant-accounts.service';
 import type { ResolvedAccount } from '../../merchant-accounts.types';
+import { ProviderError } from '../provider-errors';
 import { DarajaService } from './daraja.service';
 import type { DarajaAccount } from './daraja.types';
 import { buildDynamicQrBody, DYNAMIC_QR_PATH, parseDynamicQrAnswer, QR_MAX_AMOUNT, QR_REF_NO_MAX } from './dynamic-qr';
@@ -43,6 +44,8 @@ export class MpesaQrService {
     private readonly defaults: { merchantName: string; size: number },
     /** The order's payment in flight (or of unknown outcome) that keeps it from taking another, if any. */
     private readonly blockingPayment: (shopId: string, orderId: string) => Promise<{ id: string } | null>,
+    /** Whether C2B URLs are registered for this merchant account row (null: the platform's, never). */
+    private readonly c2bRegistered: (accountId: string | null) => Promise<boolean>,
   ) {}
 
   async forOrder(user: AuthUser, orderId: string): Promise<MpesaQrAnswer> {
@@ -81,6 +84,17 @@ export class MpesaQrService {
         400,
       );
     const resolved = await this.accounts.resolveForPayment(user.shopId, 'mpesa');
+    // The QR's payment reaches us only as a C2B confirmation on the account's registered URLs (a
+    // chain branch's: its head office's account, the credentials row). Without them the customer
+    // would pay and nothing here would ever see it: no QR, before Daraja is asked.
+    if (!(await this.c2bRegistered(resolved.accountId)))
+      throw new AppError(
+        'C2B_NOT_AVAILABLE',
+        resolved.accountId === null
+          ? "M-Pesa QR is not set up for this shop: it takes M-Pesa with the platform's account, whose QR payments would not be seen here. Take the payment by STK push (a manager can add the shop's own till or paybill under Settings > Payments)"
+          : 'M-Pesa QR is not set up for this shop yet: its till / paybill payments are not registered, so a QR payment would not be seen here. Take the payment by STK push (a manager registers them under Settings > Payments)',
+        409,
+      );
     const account = this.toDaraja(resolved);
     const till = account.transactionType === 'till';
     if (!till && orderId.length > QR_REF_NO_MAX)
@@ -100,13 +114,33 @@ export class MpesaQrService {
       cpi: businessNumber,
       size: this.defaults.size,
     });
-    const { json } = await this.daraja.postProduct(account, {
-      path: DYNAMIC_QR_PATH,
-      body: { ...body },
-      what: 'QR code request',
-      readOnly: true,
-      logContext: `shortcode=${account.shortcode} type=${account.transactionType} amount=${amount}`,
-    });
+    let json;
+    try {
+      ({ json } = await this.daraja.postProduct(account, {
+        path: DYNAMIC_QR_PATH,
+        body: { ...body },
+        what: 'QR code request',
+        readOnly: true,
+        logContext: `shortcode=${account.shortcode} type=${account.transactionType} amount=${amount}`,
+      }));
+    } catch (err) {
+      // A QR moves no money: a 5xx or a timeout here leaves no "outcome unknown" behind, whatever
+      // the generic provider message says. Say so, in words a till can show.
+      if (err instanceof ProviderError && (err.kind === 'unavailable' || err.kind === 'timeout'))
+        throw new ProviderError(
+          err.provider,
+          err.kind,
+          `M-Pesa did not make the QR code just now${err.providerMessage ? ` (${err.providerMessage})` : ''}. Nothing was charged: ask for the QR again, or send an M-Pesa prompt instead`,
+          {
+            providerHttpStatus: err.providerHttpStatus,
+            providerCode: err.providerCode,
+            providerMessage: err.providerMessage,
+            providerRequestId: err.providerRequestId,
+            retryAfterSeconds: err.retryAfterSeconds,
+          },
+        );
+      throw err;
+    }
     const qr = parseDynamicQrAnswer(json);
     this.logger.log(
       `QR code made for an order: type=${account.transactionType} amount=${amount} ${qr.width}x${qr.height}`,

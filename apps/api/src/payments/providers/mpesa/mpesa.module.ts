@@ -65,7 +65,15 @@ import { C2bRepository } from './c2b.repository';
     MpesaPullRepository,
     {
       provide: MpesaQrService,
-      inject: [APP_CONFIG, ORDERS_PORT, MerchantAccountsService, DarajaService, MpesaAccountKind, PaymentsRepository],
+      inject: [
+        APP_CONFIG,
+        ORDERS_PORT,
+        MerchantAccountsService,
+        DarajaService,
+        MpesaAccountKind,
+        PaymentsRepository,
+        C2bRepository,
+      ],
       useFactory: (
         config: AppConfig,
         orders: OrdersPort,
@@ -73,6 +81,7 @@ import { C2bRepository } from './c2b.repository';
         daraja: DarajaService,
         kind: MpesaAccountKind,
         payments: PaymentsRepository,
+        c2b: C2bRepository,
       ) =>
         new MpesaQrService(
           orders,
@@ -81,6 +90,7 @@ import { C2bRepository } from './c2b.repository';
           (a) => kind.toDaraja(a),
           { merchantName: config.mpesa.qrMerchantName, size: config.mpesa.qrSize },
           (shopId, orderId) => payments.findBlockingForOrder(shopId, orderId),
+          async (accountId) => accountId !== null && (await c2b.latestRegistration(accountId)) !== null,
         ),
     },
     {
