@@ -45,6 +45,14 @@ export interface OrdersPort {
    * with getBalance(…, tx)), so it need not be taken again.
    */
   settleIfPaid(shopId: string, orderId: string, tx: Tx, orderLocked?: boolean): Promise<boolean>;
+  /**
+   * settleIfPaid(…, tx, true) for several orders whose rows `tx` holds, in one statement (a batch
+   * of callbacks): the orders it marked paid. Optional, like getBalancesLocked.
+   */
+  settleManyIfPaid?(
+    orders: { shopId: string; orderId: string }[],
+    tx: Tx,
+  ): Promise<{ shopId: string; orderId: string }[]>;
   /** After that transaction committed, for an order settleIfPaid marked (in-process notification). */
   notifyPaid(shopId: string, orderId: string): void;
 }

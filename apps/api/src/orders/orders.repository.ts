@@ -90,6 +90,27 @@ export class OrdersRepository {
     }));
   }
 
+  /**
+   * markPaidIfCovered for several orders whose rows this transaction already holds (locked), in
+   * one statement: the orders it marked paid.
+   */
+  async markManyPaidIfCovered(
+    keys: { shopId: string; orderId: string }[],
+    tx: DbOrTx,
+  ): Promise<{ shopId: string; orderId: string }[]> {
+    if (keys.length === 0) return [];
+    const rows = resultRows(
+      await tx.execute(sql`
+        update ${orders} o set paid_at = now()
+        from jsonb_to_recordset(${keysJson(keys)}::jsonb) as k(shop_id text, order_id text)
+        where o.shop_id = k.shop_id and o.id = k.order_id and o.paid_at is null
+          and o.total_minor <= (select coalesce(sum(p.amount_minor), 0) from payments p
+                                where p.shop_id = o.shop_id and p.order_id = o.id and p.status = 'completed')
+        returning o.shop_id, o.id`),
+    );
+    return rows.map((r) => ({ shopId: r.shop_id as string, orderId: r.id as string }));
+  }
+
   async find(shopId: string, id: string, tx: DbOrTx = this.db): Promise<OrderRow | null> {
     // Derived, never a stored counter: the sum of this order's completed payments.
     const paid = sql<string>`coalesce((select sum(p.amount_minor) from payments p where p.shop_id = "orders"."shop_id" and p.order_id = "orders"."id" and p.status = 'completed'), 0)`;

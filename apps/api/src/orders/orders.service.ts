@@ -59,6 +59,13 @@ export class OrdersService implements OrdersPort {
     return rows.map((row) => ({ ...balanceOf(row.id, row), shopId: row.shopId }));
   }
 
+  settleManyIfPaid(
+    keys: { shopId: string; orderId: string }[],
+    tx: Tx,
+  ): Promise<{ shopId: string; orderId: string }[]> {
+    return this.repo.markManyPaidIfCovered(keys, tx);
+  }
+
   settleIfPaid(shopId: string, orderId: string, tx: Tx, orderLocked = false): Promise<boolean> {
     return this.repo.markPaidIfCovered(shopId, orderId, tx, orderLocked);
   }

@@ -33,7 +33,8 @@ export interface ApplyJob {
  * Jobs queued together are applied together: up to CALLBACK_APPLY_BATCH in ONE transaction that
  * also records every outcome on its row in one statement (one commit, not one per callback), and
  * reads what applying needs (the payments locked, the receipts' holders, the order balances) for
- * the whole batch in a few statements (PaymentLifecycle.prefetchFor) instead of per job. When
+ * the whole batch in a few statements (PaymentLifecycle.prefetchFor) instead of per job, and
+ * writes the plain outcomes (payments, their events, the orders they pay) in three. When
  * the queue is short a batch is one job, so nothing waits for others to arrive. A batch that fails
  * is retried one job per transaction, so one bad callback never holds back the others. At most
  * CALLBACK_APPLY_CONCURRENCY batches run at once, leaving the rest of the pool to the requests;
@@ -144,6 +145,8 @@ export class CallbackApplier implements BeforeApplicationShutdown {
         outcomes.push({ id: job.inboxId, outcome: r.outcome });
         if (r.afterCommit) after.push(r.afterCommit);
       }
+      // The batch's plain outcomes were deferred: written now, in a few statements for all.
+      await pre?.flush();
       await this.repo.finishCallbacksIn(tx, outcomes);
     });
     const now = Date.now();

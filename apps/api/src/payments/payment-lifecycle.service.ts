@@ -33,7 +33,7 @@ import {
 } from './payment-status';
 import type { PaymentResponseDto } from './payments.dto';
 import { IdempotencyRecord, PaymentsRepository } from './payments.repository';
-import { ApplyPrefetch, orderKey } from './apply-prefetch';
+import { ApplyPrefetch, DeferredChange, orderKey } from './apply-prefetch';
 
 export const PAYMENT_COMPLETED_EVENT = 'payment.completed';
 
@@ -479,7 +479,7 @@ export class PaymentLifecycle {
     actor: string,
     pre?: ApplyPrefetch,
   ): Promise<{ result: ApplyResult; afterCommit?: () => void }> {
-    const p = pre?.takePayment(paymentId) ?? (await this.repo.lock(tx, paymentId));
+    const p = pre?.takePayment(paymentId) ?? (await this.readAfter(pre, () => this.repo.lock(tx, paymentId)));
     if (!p) return { result: 'unknown_payment' };
     const rules = this.outcomeRules(p.provider);
     // Receipts are compared (and stored) as the provider's receipts are, whoever reported them.
@@ -487,9 +487,10 @@ export class PaymentLifecycle {
     const find: PaymentLookups = {
       byReceipt: async (receipt) => {
         const known = pre?.receipt(receipt);
-        return known !== undefined ? known : this.repo.findByReceipt(receipt, tx);
+        return known !== undefined ? known : this.readAfter(pre, () => this.repo.findByReceipt(receipt, tx));
       },
-      byProviderTransaction: (provider, id) => this.repo.findByProviderTransaction(provider, id, tx),
+      byProviderTransaction: (provider, id) =>
+        this.readAfter(pre, () => this.repo.findByProviderTransaction(provider, id, tx)),
     };
     const a: Applying = { tx, pre, p, r, rules, actor, summary: reportSummary(r), find };
     try {
@@ -500,6 +501,12 @@ export class PaymentLifecycle {
     } finally {
       pre?.spent(p.id, { shopId: p.shopId, orderId: p.orderId }, r.receipt);
     }
+  }
+
+  /** A read from the database during a batch: what the batch deferred is written first, so the read sees it. */
+  private async readAfter<T>(pre: ApplyPrefetch | undefined, read: () => Promise<T>): Promise<T> {
+    await pre?.flush();
+    return read();
   }
 
   /**
@@ -531,7 +538,21 @@ export class PaymentLifecycle {
       for (const k of keys) balances.set(orderKey(k.shopId, k.orderId), null);
       for (const b of await this.orders.getBalancesLocked(keys, tx)) balances.set(orderKey(b.shopId, b.orderId), b);
     }
-    return new ApplyPrefetch(byId, holding, balances);
+    // The batch's plain outcomes are written together at its end, when the orders port can settle
+    // several orders in one statement (the built-in one can; a host's may not).
+    const settleMany = this.orders.settleManyIfPaid?.bind(this.orders);
+    const writer = settleMany
+      ? async (changes: DeferredChange[]) => {
+          await this.repo.updateManyWithEvents(
+            changes.map((c) => ({ id: c.paymentId, patch: c.patch, event: c.event })),
+            tx,
+          );
+          const settle = new Map<string, { shopId: string; orderId: string }>();
+          for (const c of changes) if (c.settle) settle.set(orderKey(c.settle.shopId, c.settle.orderId), c.settle);
+          return settle.size > 0 ? settleMany([...settle.values()], tx) : [];
+        }
+      : undefined;
+    return new ApplyPrefetch(byId, holding, balances, writer);
   }
 
   /** A report about a payment that already has its outcome (terminal, or in review for a reason other than OUTCOME_UNKNOWN). */
@@ -748,20 +769,25 @@ export class PaymentLifecycle {
     const completing = to === 'completed';
     if (completing && (await this.reviewPastOutstanding(a))) return { result: 'review' };
     const receipt = completing ? rules.receiptColumns(r) : {};
-    await this.repo.updateWithEvent(
-      p.id,
-      {
-        status: to,
-        statusReason: REASONS[r.outcome],
-        ...resultOf(r),
-        ...knownIds(p, r),
-        ...(completing ? { ...receipt, completedAt: new Date() } : {}),
-      },
-      { type: 'status_changed', fromStatus: p.status, toStatus: to, actor, data: summary },
-      tx,
-    );
-    if (!completing) return { result: 'applied' };
+    const patch: Partial<NewPayment> = {
+      status: to,
+      statusReason: REASONS[r.outcome],
+      ...resultOf(r),
+      ...knownIds(p, r),
+      ...(completing ? { ...receipt, completedAt: new Date() } : {}),
+    };
+    const event = { type: 'status_changed', fromStatus: p.status, toStatus: to, actor, data: summary };
     const completed: Payment = { ...p, status: to, mpesaReceiptNumber: receipt.mpesaReceiptNumber ?? null };
+    // In a batch: written with the batch's other outcomes (ApplyPrefetch.defer), the order settled there too.
+    const settle = completing ? { shopId: p.shopId, orderId: p.orderId } : undefined;
+    const pre = a.pre;
+    if (pre?.defer({ paymentId: p.id, patch, event, settle }))
+      return {
+        result: 'applied',
+        afterCommit: completing ? () => this.afterCompletion(completed, pre.orderPaid(p.shopId, p.orderId)) : undefined,
+      };
+    await this.repo.updateWithEvent(p.id, patch, event, tx);
+    if (!completing) return { result: 'applied' };
     // Same transaction: the payment and its order's paid flag commit together or not at all.
     // reviewPastOutstanding weighed the balance with getBalance(…, tx), which locked the order row.
     const orderPaid = await this.orders.settleIfPaid(p.shopId, p.orderId, tx, true);
@@ -776,7 +802,8 @@ export class PaymentLifecycle {
    */
   private async reviewPastOutstanding({ tx, pre, p, r, rules, actor, summary }: Applying): Promise<boolean> {
     const read = pre?.takeBalance(p.shopId, p.orderId);
-    const balance = read !== undefined ? read : await this.orders.getBalance(p.shopId, p.orderId, tx);
+    const balance =
+      read !== undefined ? read : await this.readAfter(pre, () => this.orders.getBalance(p.shopId, p.orderId, tx));
     if (!balance || p.amountMinor <= balance.outstandingMinor) return false;
     const problem = balance.outstandingMinor <= 0n ? 'ORDER_ALREADY_PAID' : 'EXCEEDS_OUTSTANDING';
     const note =

@@ -466,6 +466,54 @@ export class PaymentsRepository {
       from u`);
   }
 
+  /**
+   * updateWithEvent for several payments (a batch of callbacks): every update in ONE statement
+   * (each row takes only the columns its own patch names), then every event in one, in order.
+   */
+  async updateManyWithEvents(
+    items: { id: string; patch: Partial<NewPayment>; event: Omit<PaymentEvent, 'paymentId'> }[],
+    tx: Tx,
+  ): Promise<void> {
+    if (items.length === 0) return;
+    const named = new Set<string>();
+    const rows = items.map(({ id, patch }) => {
+      const set: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(patch)) {
+        if (v === undefined) continue;
+        const col = PAYMENT_COLUMNS[k as keyof typeof PAYMENT_COLUMNS];
+        if (!col) throw new Error(`updateManyWithEvents: unknown payments field ${k}`);
+        named.add(k);
+        set[col.name] = v === null ? null : col.mapToDriverValue(v);
+      }
+      return { id, set };
+    });
+    const assignments = [...named].map((k) => {
+      const col = PAYMENT_COLUMNS[k as keyof typeof PAYMENT_COLUMNS];
+      const name = sql.raw(`'${col.name}'`);
+      const value =
+        col.getSQLType() === 'jsonb' ? sql`x.j -> ${name}` : sql`(x.j ->> ${name})::${sql.raw(col.getSQLType())}`;
+      return sql`${sql.identifier(col.name)} = case when x.j ? ${name} then ${value} else ${payments}.${sql.identifier(col.name)} end`;
+    });
+    await tx.execute(sql`
+      update ${payments} set ${sql.join([...assignments, sql`updated_at = now()`], sql`, `)}
+      from (select (e ->> 'id')::uuid as id, e -> 'set' as j from jsonb_array_elements(${JSON.stringify(rows)}::jsonb) e) x
+      where ${payments.id} = x.id`);
+    const events = items.map(({ id, event }) => ({
+      payment_id: id,
+      type: event.type,
+      from_status: event.fromStatus ?? null,
+      to_status: event.toStatus ?? null,
+      actor: event.actor,
+      data: event.data ?? null,
+    }));
+    await tx.execute(sql`
+      insert into payment_events (payment_id, type, from_status, to_status, actor, data)
+      select (e ->> 'payment_id')::uuid, e ->> 'type', e ->> 'from_status', e ->> 'to_status', e ->> 'actor',
+        case when jsonb_typeof(e -> 'data') = 'null' then null else e -> 'data' end
+      from jsonb_array_elements(${JSON.stringify(events)}::jsonb) with ordinality as t(e, n)
+      order by n`);
+  }
+
   async insertEvent(event: PaymentEvent, tx: DbOrTx = this.db): Promise<void> {
     await tx.insert(paymentEvents).values(event);
   }
