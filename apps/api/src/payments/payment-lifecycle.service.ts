@@ -9,7 +9,8 @@ import { toMajor } from '../common/money';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { pgErrorCode, Tx, UNIQUE_VIOLATION } from '../database/database';
-import type { NewPayment, Payment } from '../database/schema';
+import { getTableColumns } from 'drizzle-orm';
+import { NewPayment, Payment, PaymentEvent, payments } from '../database/schema';
 import { OrderBalance, ORDERS_PORT, OrdersPort } from '../orders/orders.port';
 import {
   amountMatches,
@@ -66,11 +67,43 @@ const REASONS: Record<Outcome, string> = {
 
 export type ApplyResult = 'applied' | 'duplicate' | 'unknown_payment' | 'review' | 'ignored';
 
+/**
+ * What the caller of applyOutcomeIn already established in the same transaction, so the core need
+ * not establish it again (the rules applied are the same; only the statements are fewer).
+ */
+export interface KnownInTx {
+  /**
+   * The payment is new, made by this transaction and not written yet: the core writes it ONCE, in
+   * the state the report leaves it in (completed, or review), with `createdEvent` and the events
+   * the report adds, in one statement each. No other transaction can see it, so no row lock.
+   */
+  newPayment?: { row: NewPayment & { id: string }; createdEvent: Omit<PaymentEvent, 'paymentId'> };
+  /**
+   * The order's balance as OrdersPort.getBalance(shopId, orderId, tx) weighed it in this
+   * transaction: its row is locked since, so nothing else completes against the order until this
+   * commits, and the core's outstanding check weighs this balance instead of locking and reading
+   * the order again.
+   */
+  orderBalance?: OrderBalance;
+  /** Receipts (normalised) this transaction looked up already and found no payment holding. */
+  freeReceipts?: readonly string[];
+}
+
+/** A new payment's writes, held until it is written once in its final state (KnownInTx.newPayment). */
+interface Unwritten {
+  row: NewPayment;
+  events: PaymentEvent[];
+  written: boolean;
+}
+
 /** One report being applied to one locked payment: what each step of applyOutcomeIn works on. */
 interface Applying {
   tx: Tx;
-  /** the payment, locked */
+  /** the payment, locked (or new in this transaction and not written yet: `unwritten`) */
   p: Payment;
+  unwritten?: Unwritten;
+  /** the order's balance, weighed under its lock in this transaction (KnownInTx.orderBalance) */
+  orderBalance?: OrderBalance;
   /** the report, its receipt normalised by the provider's rules */
   r: OutcomeReport;
   rules: OutcomeRules;
@@ -474,21 +507,67 @@ export class PaymentLifecycle {
     paymentId: string,
     report: OutcomeReport,
     actor: string,
+    known: KnownInTx = {},
   ): Promise<{ result: ApplyResult; afterCommit?: () => void }> {
-    const p = await this.repo.lock(tx, paymentId);
+    const fresh = known.newPayment;
+    if (fresh && fresh.row.id !== paymentId) throw new Error('applyOutcomeIn: newPayment is another payment');
+    const unwritten: Unwritten | undefined = fresh
+      ? { row: fresh.row, events: [{ ...fresh.createdEvent, paymentId }], written: false }
+      : undefined;
+    const p = fresh ? unwrittenPayment(fresh.row) : await this.repo.lock(tx, paymentId);
     if (!p) return { result: 'unknown_payment' };
     const rules = this.outcomeRules(p.provider);
     // Receipts are compared (and stored) as the provider's receipts are, whoever reported them.
     const r = report.receipt === undefined ? report : { ...report, receipt: rules.normaliseReceipt(report.receipt) };
+    const free = new Set(known.freeReceipts ?? []);
     const find: PaymentLookups = {
-      byReceipt: (receipt) => this.repo.findByReceipt(receipt, tx),
+      // A receipt this transaction found free stays free: any payment taking it since would have
+      // to commit first, and payments_mpesa_receipt_uq refuses this one's write then (rollback).
+      byReceipt: (receipt) => (free.has(receipt) ? Promise.resolve(null) : this.repo.findByReceipt(receipt, tx)),
       byProviderTransaction: (provider, id) => this.repo.findByProviderTransaction(provider, id, tx),
     };
-    const a: Applying = { tx, p, r, rules, actor, summary: reportSummary(r), find };
-    if (isClosed(p)) return { result: await this.applyToClosed(a) };
+    const a: Applying = {
+      tx,
+      p,
+      unwritten,
+      orderBalance: known.orderBalance,
+      r,
+      rules,
+      actor,
+      summary: reportSummary(r),
+      find,
+    };
+    if (isClosed(p)) {
+      // Only an open payment's steps hold their writes: a closed one is written first.
+      await this.writeUnwritten(a);
+      return { result: await this.applyToClosed(a) };
+    }
     const problem = integrityProblem(p, r) ?? (await this.duplicateProblem(a));
-    if (problem) return { result: await this.reviewMismatch(a, problem) };
-    return this.transition(a);
+    const done = problem ? { result: await this.reviewMismatch(a, problem) } : await this.transition(a);
+    // Whatever the outcome (review, ignored), a new payment is written, with what it became.
+    await this.writeUnwritten(a);
+    return done;
+  }
+
+  /** The payment's update: held for a new payment not written yet, else written now. */
+  private async updatePayment(a: Applying, patch: Partial<NewPayment>): Promise<void> {
+    if (a.unwritten && !a.unwritten.written) a.unwritten.row = { ...a.unwritten.row, ...patch };
+    else await this.repo.update(a.p.id, patch, a.tx);
+  }
+
+  /** An event of the payment: held for a new payment not written yet, else written now. */
+  private async paymentEvent(a: Applying, event: PaymentEvent): Promise<void> {
+    if (a.unwritten && !a.unwritten.written) a.unwritten.events.push(event);
+    else await this.repo.insertEvent(event, a.tx);
+  }
+
+  /** A new payment, written once in its state so far with all its events (two statements). */
+  private async writeUnwritten(a: Applying): Promise<void> {
+    const u = a.unwritten;
+    if (!u || u.written) return;
+    u.written = true;
+    await this.repo.insertPayment(u.row, a.tx);
+    await this.repo.insertEvents(u.events, a.tx);
   }
 
   /** A report about a payment that already has its outcome (terminal, or in review for a reason other than OUTCOME_UNKNOWN). */
@@ -673,26 +752,24 @@ export class PaymentLifecycle {
   }
 
   /** An open payment whose report does not fit it (integrityProblem) or repeats another payment's: review, nothing else changes. */
-  private async reviewMismatch({ tx, p, r, actor, summary }: Applying, problem: string): Promise<ApplyResult> {
-    await this.repo.update(p.id, { status: 'review', statusReason: problem, ...resultOf(r) }, tx);
-    await this.repo.insertEvent(
-      {
-        paymentId: p.id,
-        type: 'integrity_failure',
-        fromStatus: p.status,
-        toStatus: 'review',
-        actor,
-        data: {
-          ...summary,
-          problem,
-          expectedAmountMinor: p.amountMinor.toString(),
-          expectedCurrency: p.currency,
-          expectedCheckoutRequestId: p.checkoutRequestId,
-          expectedReference: p.providerReference,
-        },
+  private async reviewMismatch(a: Applying, problem: string): Promise<ApplyResult> {
+    const { p, r, actor, summary } = a;
+    await this.updatePayment(a, { status: 'review', statusReason: problem, ...resultOf(r) });
+    await this.paymentEvent(a, {
+      paymentId: p.id,
+      type: 'integrity_failure',
+      fromStatus: p.status,
+      toStatus: 'review',
+      actor,
+      data: {
+        ...summary,
+        problem,
+        expectedAmountMinor: p.amountMinor.toString(),
+        expectedCurrency: p.currency,
+        expectedCheckoutRequestId: p.checkoutRequestId,
+        expectedReference: p.providerReference,
       },
-      tx,
-    );
+    });
     this.logger.warn({ paymentId: p.id, problem }, 'payment moved to review');
     return 'review';
   }
@@ -705,25 +782,28 @@ export class PaymentLifecycle {
     const completing = to === 'completed';
     if (completing && (await this.reviewPastOutstanding(a))) return { result: 'review' };
     const receipt = completing ? rules.receiptColumns(r) : {};
-    await this.repo.update(
-      p.id,
-      {
-        status: to,
-        statusReason: REASONS[r.outcome],
-        ...resultOf(r),
-        ...knownIds(p, r),
-        ...(completing ? { ...receipt, completedAt: new Date() } : {}),
-      },
-      tx,
-    );
-    await this.repo.insertEvent(
-      { paymentId: p.id, type: 'status_changed', fromStatus: p.status, toStatus: to, actor, data: summary },
-      tx,
-    );
+    await this.updatePayment(a, {
+      status: to,
+      statusReason: REASONS[r.outcome],
+      ...resultOf(r),
+      ...knownIds(p, r),
+      ...(completing ? { ...receipt, completedAt: new Date() } : {}),
+    });
+    await this.paymentEvent(a, {
+      paymentId: p.id,
+      type: 'status_changed',
+      fromStatus: p.status,
+      toStatus: to,
+      actor,
+      data: summary,
+    });
+    // The order's settlement below counts the payment's row: a new one is written by now.
+    await this.writeUnwritten(a);
     if (!completing) return { result: 'applied' };
     const completed: Payment = { ...p, status: to, mpesaReceiptNumber: receipt.mpesaReceiptNumber ?? null };
     // Same transaction: the payment and its order's paid flag commit together or not at all.
-    // reviewPastOutstanding weighed the balance with getBalance(…, tx), which locked the order row.
+    // reviewPastOutstanding weighed the balance with getBalance(…, tx), which locked the order row
+    // (or the caller did, KnownInTx.orderBalance).
     const orderPaid = await this.orders.settleIfPaid(p.shopId, p.orderId, tx, true);
     return { result: 'applied', afterCommit: () => this.afterCompletion(completed, orderPaid) };
   }
@@ -734,37 +814,38 @@ export class PaymentLifecycle {
    * refunds it. getBalance with `tx` locks the order row first, so two completions of one order
    * are weighed one after the other, each seeing the other's commit.
    */
-  private async reviewPastOutstanding({ tx, p, r, rules, actor, summary }: Applying): Promise<boolean> {
-    const balance = await this.orders.getBalance(p.shopId, p.orderId, tx);
+  private async reviewPastOutstanding(a: Applying): Promise<boolean> {
+    const { tx, p, r, rules, actor, summary } = a;
+    const known = a.orderBalance?.orderId === p.orderId ? a.orderBalance : undefined;
+    const balance = known ?? (await this.orders.getBalance(p.shopId, p.orderId, tx));
     if (!balance || p.amountMinor <= balance.outstandingMinor) return false;
     const problem = balance.outstandingMinor <= 0n ? 'ORDER_ALREADY_PAID' : 'EXCEEDS_OUTSTANDING';
-    await this.repo.update(
-      p.id,
-      { status: 'review', statusReason: problem, ...resultOf(r), ...knownIds(p, r), ...rules.receiptColumns(r) },
-      tx,
-    );
+    await this.updatePayment(a, {
+      status: 'review',
+      statusReason: problem,
+      ...resultOf(r),
+      ...knownIds(p, r),
+      ...rules.receiptColumns(r),
+    });
     const note =
       problem === 'ORDER_ALREADY_PAID'
         ? 'the customer paid an order that was already paid: refund due'
         : 'the customer paid more than the order still owed: refund the difference or all of it';
-    await this.repo.insertEvent(
-      {
-        paymentId: p.id,
-        type: 'integrity_failure',
-        fromStatus: p.status,
-        toStatus: 'review',
-        actor,
-        data: {
-          ...summary,
-          problem,
-          note,
-          outstandingMinor: balance.outstandingMinor.toString(),
-          paidMinor: balance.paidMinor.toString(),
-          totalMinor: balance.totalMinor.toString(),
-        },
+    await this.paymentEvent(a, {
+      paymentId: p.id,
+      type: 'integrity_failure',
+      fromStatus: p.status,
+      toStatus: 'review',
+      actor,
+      data: {
+        ...summary,
+        problem,
+        note,
+        outstandingMinor: balance.outstandingMinor.toString(),
+        paidMinor: balance.paidMinor.toString(),
+        totalMinor: balance.totalMinor.toString(),
       },
-      tx,
-    );
+    });
     this.logger.warn(
       { paymentId: p.id, problem },
       'payment succeeded for more than its order still owed; moved to review for a refund',
@@ -845,4 +926,27 @@ export function hashRequest(serverSecret: string, route: string, body: object): 
   return createHmac('sha256', key)
     .update(route + '\n' + JSON.stringify(canonical({ ...body })))
     .digest('hex');
+}
+
+const PAYMENT_FIELDS = Object.entries(getTableColumns(payments));
+
+/**
+ * A payment row as the database would return it once `row` is inserted (its columns' plain
+ * defaults, timestamps now), for the rules to read before it is written (KnownInTx.newPayment).
+ */
+function unwrittenPayment(row: NewPayment): Payment {
+  const now = new Date();
+  const out: Record<string, unknown> = {};
+  for (const [key, col] of PAYMENT_FIELDS) {
+    const given = (row as Record<string, unknown>)[key];
+    out[key] =
+      given !== undefined
+        ? given
+        : col.dataType === 'date' && col.hasDefault
+          ? now
+          : col.hasDefault && (typeof col.default !== 'object' || col.default === null)
+            ? col.default
+            : null;
+  }
+  return out as Payment;
 }
