@@ -22,6 +22,8 @@ const onPostgres = Boolean(process.env.DATABASE_URL);
       till: { statements: 1, commits: 1 },
       paybill: { statements: 11, commits: 1 },
       paybillRepeat: { statements: 3, commits: 1 },
+      /** a plain MSISDN: its hash may settle a push of unknown outcome, so matched in a transaction */
+      tillPlain: { statements: 6, commits: 1 },
     };
     const METRICS_TOKEN = 'c2b-cost-metrics-token-0123456789';
     let c: C2bTestContext;
@@ -41,7 +43,13 @@ const onPostgres = Boolean(process.env.DATABASE_URL);
       accountId: string,
       token = scopedCallbackToken(TEST_CALLBACK_SECRET, 'c2b-confirmation', accountId),
     ) => `/payments/c2b/${accountId}/confirmation/${token}`;
-    const confirmation = (transId: string, shortcode: string, amount: number, billRef?: string) => ({
+    const confirmation = (
+      transId: string,
+      shortcode: string,
+      amount: number,
+      billRef?: string,
+      msisdn = 'a'.repeat(64),
+    ) => ({
       TransactionType: billRef ? 'Pay Bill' : 'Buy Goods',
       TransID: transId,
       TransTime: '20261203101500',
@@ -51,7 +59,7 @@ const onPostgres = Boolean(process.env.DATABASE_URL);
       InvoiceNumber: '',
       OrgAccountBalance: '41880264.80',
       ThirdPartyTransID: '',
-      MSISDN: 'a'.repeat(64),
+      MSISDN: msisdn,
       FirstName: 'John',
       MiddleName: '',
       LastName: 'Doe',
@@ -101,8 +109,11 @@ const onPostgres = Boolean(process.env.DATABASE_URL);
         expect(repeat.byText.some(([text]) => /^begin/i.test(text))).toBe(false);
         expect(await c.c2bRow(transId)).toMatchObject({ status: 'unclaimed', deliveries: 2 });
       }
+      const plain = `TCT${++n}PLAIN`;
+      within('tillPlain', await cost(c.accountB, confirmation(plain, STORE, 10, undefined, '254708374149')));
+      expect(await c.c2bRow(plain)).toMatchObject({ status: 'unclaimed', msisdn_form: 'plain' });
       const feed = await c.t.http().get('/payments/c2b/unclaimed').set('Authorization', c.cashier('shop-b'));
-      expect(feed.body.filter((f: { receipt: string }) => f.receipt.startsWith('TCT'))).toHaveLength(3);
+      expect(feed.body.filter((f: { receipt: string }) => f.receipt.startsWith('TCT'))).toHaveLength(4);
     });
 
     it(`a new paybill payment: at most ${LIMITS.paybill.statements} statements in one commit, applied through the core with both its events; a repeat: ${LIMITS.paybillRepeat.statements}`, async () => {
