@@ -17,6 +17,7 @@ import { recordRequestDuration } from './metrics/http-metrics';
 import { APP_CONFIG } from './config/config.module';
 import type { DatabaseHandle } from './database/database';
 import { StkCallbackLane } from './payments/stk-callback-lane';
+import { C2bConfirmationLane } from './payments/providers/mpesa/c2b-confirmation-lane';
 import { applyGuardSecurity, BEARER_SCHEME, openApiServers } from './openapi/security';
 
 /** The JSON body limit, for Express and the fast lanes alike (one number, so they cannot drift). */
@@ -75,10 +76,10 @@ export async function createApp(options: CreateAppOptions): Promise<NestExpressA
   app.useLogger(app.get(Logger));
   installClientErrorHandler(app.getHttpServer());
   app.set('trust proxy', options.config.trustProxy);
-  // Daraja's STK callbacks in front of Express: one write, then the answer (common/fast-lane.ts).
+  // Daraja's STK callbacks and C2B confirmations in front of Express (common/fast-lane.ts).
   installFastLanes(
     app.getHttpServer(),
-    [app.get(StkCallbackLane, { strict: false })],
+    [app.get(StkCallbackLane, { strict: false }), app.get(C2bConfirmationLane, { strict: false })],
     app.getHttpAdapter().getInstance().get('trust proxy fn'),
   );
   app.disable('x-powered-by');

@@ -1994,7 +1994,7 @@ describe('a batch of reports read ahead (prefetchFor, as CallbackApplier batches
         sorted.map(({ p, r }) => ({ paymentId: p.id, report: r })),
       );
       for (const { p, r } of sorted) {
-        const applied = await lifecycle.applyOutcomeIn(tx, p.id, r, 'daraja:callback', pre);
+        const applied = await lifecycle.applyOutcomeIn(tx, p.id, r, 'daraja:callback', { batch: pre });
         results.set(p.id, [...(results.get(p.id) ?? []), applied.result]);
         if (applied.afterCommit) after.push(applied.afterCommit);
       }

@@ -15,6 +15,14 @@ export interface AuditEventInput {
   data?: Record<string, unknown>;
 }
 
+/** The fields of an account its capability URLs need (MerchantAccountsRepository.findRouteFields). */
+export interface AccountRouteFields {
+  id: string;
+  shopId: string;
+  provider: string;
+  settings: unknown;
+}
+
 /** The only code that touches merchant_accounts and audit_events. */
 @Injectable()
 export class MerchantAccountsRepository {
@@ -41,6 +49,25 @@ export class MerchantAccountsRepository {
 
   async findById(id: string, tx: DbOrTx = this.db): Promise<MerchantAccountRow | null> {
     const rows = await tx.select().from(merchantAccounts).where(eq(merchantAccounts.id, id)).limit(1);
+    return rows[0] ?? null;
+  }
+
+  /**
+   * What a capability URL of the account needs to know of it (C2B notifications): never the
+   * sealed secrets, fingerprints or verification. These columns never change for a row (a change
+   * of account retires the row and inserts a new one).
+   */
+  async findRouteFields(id: string, tx: DbOrTx = this.db): Promise<AccountRouteFields | null> {
+    const rows = await tx
+      .select({
+        id: merchantAccounts.id,
+        shopId: merchantAccounts.shopId,
+        provider: merchantAccounts.provider,
+        settings: merchantAccounts.settings,
+      })
+      .from(merchantAccounts)
+      .where(eq(merchantAccounts.id, id))
+      .limit(1);
     return rows[0] ?? null;
   }
 

@@ -9,7 +9,8 @@ import { toMajor } from '../common/money';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { pgErrorCode, Tx, UNIQUE_VIOLATION } from '../database/database';
-import type { NewPayment, Payment } from '../database/schema';
+import { getTableColumns } from 'drizzle-orm';
+import { NewPayment, Payment, PaymentEvent, payments } from '../database/schema';
 import { OrderBalance, ORDERS_PORT, OrdersPort } from '../orders/orders.port';
 import {
   amountMatches,
@@ -67,13 +68,50 @@ const REASONS: Record<Outcome, string> = {
 
 export type ApplyResult = 'applied' | 'duplicate' | 'unknown_payment' | 'review' | 'ignored';
 
+/**
+ * What the caller of applyOutcomeIn already established in the same transaction, so the core need
+ * not establish it again (the rules applied are the same; only the statements are fewer).
+ */
+export interface KnownInTx {
+  /**
+   * The payment is new, made by this transaction and not written yet: the core writes it ONCE, in
+   * the state the report leaves it in (completed, or review), with `createdEvent` and the events
+   * the report adds, in one statement each. No other transaction can see it, so no row lock.
+   */
+  newPayment?: { row: NewPayment & { id: string }; createdEvent: Omit<PaymentEvent, 'paymentId'> };
+  /**
+   * The order's balance as OrdersPort.getBalance(shopId, orderId, tx) weighed it in this
+   * transaction: its row is locked since, so nothing else completes against the order until this
+   * commits, and the core's outstanding check weighs this balance instead of locking and reading
+   * the order again.
+   */
+  orderBalance?: OrderBalance;
+  /** Receipts (normalised) this transaction looked up already and found no payment holding. */
+  freeReceipts?: readonly string[];
+  /**
+   * What a batch of reports applied in this transaction read ahead (CallbackApplier,
+   * PaymentLifecycle.prefetchFor): served once, then read again; plain outcomes are deferred to it.
+   */
+  batch?: ApplyPrefetch;
+}
+
+/** A new payment's writes, held until it is written once in its final state (KnownInTx.newPayment). */
+interface Unwritten {
+  row: NewPayment;
+  events: PaymentEvent[];
+  written: boolean;
+}
+
 /** One report being applied to one locked payment: what each step of applyOutcomeIn works on. */
 interface Applying {
   tx: Tx;
-  /** what the batch read ahead (CallbackApplier): served once, then read again */
+  /** what the batch read ahead (KnownInTx.batch) */
   pre?: ApplyPrefetch;
-  /** the payment, locked */
+  /** the payment, locked (or new in this transaction and not written yet: `unwritten`) */
   p: Payment;
+  unwritten?: Unwritten;
+  /** the order's balance, weighed under its lock in this transaction (KnownInTx.orderBalance) */
+  orderBalance?: OrderBalance;
   /** the report, its receipt normalised by the provider's rules */
   r: OutcomeReport;
   rules: OutcomeRules;
@@ -477,27 +515,56 @@ export class PaymentLifecycle {
     paymentId: string,
     report: OutcomeReport,
     actor: string,
-    pre?: ApplyPrefetch,
+    known: KnownInTx = {},
   ): Promise<{ result: ApplyResult; afterCommit?: () => void }> {
-    const p = pre?.takePayment(paymentId) ?? (await this.readAfter(pre, () => this.repo.lock(tx, paymentId)));
+    const fresh = known.newPayment;
+    if (fresh && fresh.row.id !== paymentId) throw new Error('applyOutcomeIn: newPayment is another payment');
+    const unwritten: Unwritten | undefined = fresh
+      ? { row: fresh.row, events: [{ ...fresh.createdEvent, paymentId }], written: false }
+      : undefined;
+    const pre = fresh ? undefined : known.batch;
+    const p = fresh
+      ? unwrittenPayment(fresh.row)
+      : (pre?.takePayment(paymentId) ?? (await this.readAfter(pre, () => this.repo.lock(tx, paymentId))));
     if (!p) return { result: 'unknown_payment' };
     const rules = this.outcomeRules(p.provider);
     // Receipts are compared (and stored) as the provider's receipts are, whoever reported them.
     const r = report.receipt === undefined ? report : { ...report, receipt: rules.normaliseReceipt(report.receipt) };
+    const free = new Set(known.freeReceipts ?? []);
     const find: PaymentLookups = {
+      // A receipt this transaction found free stays free: any payment taking it since would have
+      // to commit first, and payments_mpesa_receipt_uq refuses this one's write then (rollback).
       byReceipt: async (receipt) => {
-        const known = pre?.receipt(receipt);
-        return known !== undefined ? known : this.readAfter(pre, () => this.repo.findByReceipt(receipt, tx));
+        if (free.has(receipt)) return null;
+        const held = pre?.receipt(receipt);
+        return held !== undefined ? held : this.readAfter(pre, () => this.repo.findByReceipt(receipt, tx));
       },
       byProviderTransaction: (provider, id) =>
         this.readAfter(pre, () => this.repo.findByProviderTransaction(provider, id, tx)),
     };
-    const a: Applying = { tx, pre, p, r, rules, actor, summary: reportSummary(r), find };
+    const a: Applying = {
+      tx,
+      pre,
+      p,
+      unwritten,
+      orderBalance: known.orderBalance,
+      r,
+      rules,
+      actor,
+      summary: reportSummary(r),
+      find,
+    };
     try {
-      if (isClosed(p)) return { result: await this.applyToClosed(a) };
+      if (isClosed(p)) {
+        // Only an open payment's steps hold their writes: a closed one is written first.
+        await this.writeUnwritten(a);
+        return { result: await this.applyToClosed(a) };
+      }
       const problem = integrityProblem(p, r) ?? (await this.duplicateProblem(a));
-      if (problem) return { result: await this.reviewMismatch(a, problem) };
-      return await this.transition(a);
+      const done = problem ? { result: await this.reviewMismatch(a, problem) } : await this.transition(a);
+      // Whatever the outcome (review, ignored), a new payment is written, with what it became.
+      await this.writeUnwritten(a);
+      return done;
     } finally {
       pre?.spent(p.id, { shopId: p.shopId, orderId: p.orderId }, r.receipt);
     }
@@ -515,8 +582,8 @@ export class PaymentLifecycle {
    * batch applies them in), the payments holding the reported receipts in one, and the orders of
    * the payments being completed locked and weighed in two (OrdersPort.getBalancesLocked, when the
    * port has it). The same rules then run on what was read (ApplyPrefetch serves each entry until
-   * a report may have changed it), so a batch of 16 costs a few statements more than one report
-   * instead of four statements per report.
+   * a report may have changed it), and the batch's plain outcomes are written together at its end
+   * (ApplyPrefetch.flush): a batch of 16 completions costs about as many statements as one.
    */
   async prefetchFor(tx: Tx, items: { paymentId: string; report: OutcomeReport }[]): Promise<ApplyPrefetch> {
     const locked = await this.repo.lockMany(tx, [...new Set(items.map((i) => i.paymentId))].sort());
@@ -553,6 +620,39 @@ export class PaymentLifecycle {
         }
       : undefined;
     return new ApplyPrefetch(byId, holding, balances, writer);
+  }
+
+  /** The payment's update: held for a new payment not written yet, else written now. */
+  private async updatePayment(a: Applying, patch: Partial<NewPayment>): Promise<void> {
+    if (a.unwritten && !a.unwritten.written) a.unwritten.row = { ...a.unwritten.row, ...patch };
+    else await this.repo.update(a.p.id, patch, a.tx);
+  }
+
+  /** The payment's update and its event: held for a new payment not written yet, else one statement now. */
+  private async changePayment(
+    a: Applying,
+    patch: Partial<NewPayment>,
+    event: Omit<PaymentEvent, 'paymentId'>,
+  ): Promise<void> {
+    if (a.unwritten && !a.unwritten.written) {
+      a.unwritten.row = { ...a.unwritten.row, ...patch };
+      a.unwritten.events.push({ ...event, paymentId: a.p.id });
+    } else await this.repo.updateWithEvent(a.p.id, patch, event, a.tx);
+  }
+
+  /** An event of the payment: held for a new payment not written yet, else written now. */
+  private async paymentEvent(a: Applying, event: PaymentEvent): Promise<void> {
+    if (a.unwritten && !a.unwritten.written) a.unwritten.events.push(event);
+    else await this.repo.insertEvent(event, a.tx);
+  }
+
+  /** A new payment, written once in its state so far with all its events (two statements). */
+  private async writeUnwritten(a: Applying): Promise<void> {
+    const u = a.unwritten;
+    if (!u || u.written) return;
+    u.written = true;
+    await this.repo.insertPayment(u.row, a.tx);
+    await this.repo.insertEvents(u.events, a.tx);
   }
 
   /** A report about a payment that already has its outcome (terminal, or in review for a reason other than OUTCOME_UNKNOWN). */
@@ -737,9 +837,10 @@ export class PaymentLifecycle {
   }
 
   /** An open payment whose report does not fit it (integrityProblem) or repeats another payment's: review, nothing else changes. */
-  private async reviewMismatch({ tx, p, r, actor, summary }: Applying, problem: string): Promise<ApplyResult> {
-    await this.repo.updateWithEvent(
-      p.id,
+  private async reviewMismatch(a: Applying, problem: string): Promise<ApplyResult> {
+    const { p, r, actor, summary } = a;
+    await this.changePayment(
+      a,
       { status: 'review', statusReason: problem, ...resultOf(r) },
       {
         type: 'integrity_failure',
@@ -755,7 +856,6 @@ export class PaymentLifecycle {
           expectedReference: p.providerReference,
         },
       },
-      tx,
     );
     this.logger.warn({ paymentId: p.id, problem }, 'payment moved to review');
     return 'review';
@@ -779,17 +879,20 @@ export class PaymentLifecycle {
     const event = { type: 'status_changed', fromStatus: p.status, toStatus: to, actor, data: summary };
     const completed: Payment = { ...p, status: to, mpesaReceiptNumber: receipt.mpesaReceiptNumber ?? null };
     // In a batch: written with the batch's other outcomes (ApplyPrefetch.defer), the order settled there too.
-    const settle = completing ? { shopId: p.shopId, orderId: p.orderId } : undefined;
     const pre = a.pre;
-    if (pre?.defer({ paymentId: p.id, patch, event, settle }))
+    const settle = completing ? { shopId: p.shopId, orderId: p.orderId } : undefined;
+    if (!a.unwritten && pre?.defer({ paymentId: p.id, patch, event, settle }))
       return {
         result: 'applied',
         afterCommit: completing ? () => this.afterCompletion(completed, pre.orderPaid(p.shopId, p.orderId)) : undefined,
       };
-    await this.repo.updateWithEvent(p.id, patch, event, tx);
+    await this.changePayment(a, patch, event);
+    // The order's settlement below counts the payment's row: a new one is written by now.
+    await this.writeUnwritten(a);
     if (!completing) return { result: 'applied' };
     // Same transaction: the payment and its order's paid flag commit together or not at all.
-    // reviewPastOutstanding weighed the balance with getBalance(…, tx), which locked the order row.
+    // reviewPastOutstanding weighed the balance with getBalance(…, tx), which locked the order row
+    // (or the caller did, KnownInTx.orderBalance).
     const orderPaid = await this.orders.settleIfPaid(p.shopId, p.orderId, tx, true);
     return { result: 'applied', afterCommit: () => this.afterCompletion(completed, orderPaid) };
   }
@@ -800,18 +903,20 @@ export class PaymentLifecycle {
    * refunds it. getBalance with `tx` locks the order row first, so two completions of one order
    * are weighed one after the other, each seeing the other's commit.
    */
-  private async reviewPastOutstanding({ tx, pre, p, r, rules, actor, summary }: Applying): Promise<boolean> {
-    const read = pre?.takeBalance(p.shopId, p.orderId);
+  private async reviewPastOutstanding(a: Applying): Promise<boolean> {
+    const { tx, p, r, rules, actor, summary } = a;
+    const known = a.orderBalance?.orderId === p.orderId ? a.orderBalance : undefined;
+    const read = known ?? a.pre?.takeBalance(p.shopId, p.orderId);
     const balance =
-      read !== undefined ? read : await this.readAfter(pre, () => this.orders.getBalance(p.shopId, p.orderId, tx));
+      read !== undefined ? read : await this.readAfter(a.pre, () => this.orders.getBalance(p.shopId, p.orderId, tx));
     if (!balance || p.amountMinor <= balance.outstandingMinor) return false;
     const problem = balance.outstandingMinor <= 0n ? 'ORDER_ALREADY_PAID' : 'EXCEEDS_OUTSTANDING';
     const note =
       problem === 'ORDER_ALREADY_PAID'
         ? 'the customer paid an order that was already paid: refund due'
         : 'the customer paid more than the order still owed: refund the difference or all of it';
-    await this.repo.updateWithEvent(
-      p.id,
+    await this.changePayment(
+      a,
       { status: 'review', statusReason: problem, ...resultOf(r), ...knownIds(p, r), ...rules.receiptColumns(r) },
       {
         type: 'integrity_failure',
@@ -827,7 +932,6 @@ export class PaymentLifecycle {
           totalMinor: balance.totalMinor.toString(),
         },
       },
-      tx,
     );
     this.logger.warn(
       { paymentId: p.id, problem },
@@ -909,4 +1013,27 @@ export function hashRequest(serverSecret: string, route: string, body: object): 
   return createHmac('sha256', key)
     .update(route + '\n' + JSON.stringify(canonical({ ...body })))
     .digest('hex');
+}
+
+const PAYMENT_FIELDS = Object.entries(getTableColumns(payments));
+
+/**
+ * A payment row as the database would return it once `row` is inserted (its columns' plain
+ * defaults, timestamps now), for the rules to read before it is written (KnownInTx.newPayment).
+ */
+function unwrittenPayment(row: NewPayment): Payment {
+  const now = new Date();
+  const out: Record<string, unknown> = {};
+  for (const [key, col] of PAYMENT_FIELDS) {
+    const given = (row as Record<string, unknown>)[key];
+    out[key] =
+      given !== undefined
+        ? given
+        : col.dataType === 'date' && col.hasDefault
+          ? now
+          : col.hasDefault && (typeof col.default !== 'object' || col.default === null)
+            ? col.default
+            : null;
+  }
+  return out as Payment;
 }

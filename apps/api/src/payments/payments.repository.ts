@@ -518,6 +518,11 @@ export class PaymentsRepository {
     await tx.insert(paymentEvents).values(event);
   }
 
+  /** Several events in one statement, in this order (their ids ascend as listed). */
+  async insertEvents(events: PaymentEvent[], tx: DbOrTx = this.db): Promise<void> {
+    if (events.length) await tx.insert(paymentEvents).values(events);
+  }
+
   async listEvents(paymentId: string): Promise<(typeof paymentEvents.$inferSelect)[]> {
     return this.db.select().from(paymentEvents).where(eq(paymentEvents.paymentId, paymentId)).orderBy(paymentEvents.id);
   }

@@ -596,7 +596,9 @@ export class PaymentsService implements ProviderPaymentService, OnModuleInit, Be
           paymentId,
           report,
           apply: async (tx, pre) => {
-            const applied = await this.lifecycle.applyOutcomeIn(tx, paymentId, report, 'daraja:callback', pre);
+            const applied = await this.lifecycle.applyOutcomeIn(tx, paymentId, report, 'daraja:callback', {
+              batch: pre,
+            });
             return { outcome: applied.result, afterCommit: applied.afterCommit };
           },
         });

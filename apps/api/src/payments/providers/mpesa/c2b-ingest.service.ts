@@ -8,7 +8,7 @@ import type { DbOrTx, Tx } from '../../../database/database';
 import { APP_CONFIG } from '../../../config/config.module';
 import type { MerchantAccountRow, NewC2bTransactionRow } from '../../../database/schema';
 import { ORDERS_PORT, OrdersPort } from '../../../orders/orders.port';
-import { MerchantAccountsRepository } from '../../merchant-accounts.repository';
+import { AccountRouteFields, MerchantAccountsRepository } from '../../merchant-accounts.repository';
 import { phoneHash } from '../../phone-hash';
 import { C2bMatching } from './c2b-matching.service';
 import type { PulledC2bTransaction } from './mpesa-pull.service';
@@ -27,6 +27,10 @@ import { C2bRepository, StoredC2b } from './c2b.repository';
 import { C2B_RETRY_AFTER_SECONDS } from './c2b-retry.service';
 import { verifyScopedCallbackToken } from './callback-token';
 
+/** How long an account's route fields are taken from memory (see account()). */
+const ACCOUNT_CACHE_TTL_MS = 60_000;
+const ACCOUNT_CACHE_LIMIT = 20_000;
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
@@ -38,6 +42,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 @Injectable()
 export class C2bIngestService {
   private readonly logger = new Logger(C2bIngestService.name);
+  /** accountId → its route fields (account()); oldest first out. */
+  private readonly accountCache = new Map<string, { fields: AccountRouteFields; until: number }>();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -78,8 +84,48 @@ export class C2bIngestService {
         { accountId: account.id, receipt: c.transId, problem: c.problem },
         'C2B confirmation stored as invalid',
       );
-    await this.storeAndMatch(row, 'confirmation');
+    const decided = this.matching.unclaimedUnlessHeld(row);
+    if (decided || row.status !== 'received') await this.storeDecided(row, decided);
+    else await this.storeAndMatch(row, 'confirmation');
     return C2B_CONFIRMATION_ACK;
+  }
+
+  /**
+   * A confirmation whose matching needs no transaction: an invalid one (nothing to match), or one
+   * whose matching is only its receipt check (C2bMatching.unclaimedUnlessHeld, e.g. a till payment):
+   * ONE autocommit statement stores it in its final state, and a repeat is counted by that same
+   * statement. Only a row that comes back `received` (its receipt is held by a payment, or an
+   * earlier delivery's matching failed) is matched after, in its own transaction under its row lock
+   * (C2bMatching.match, exactly once); should that fail, it is stored already and the retry pass
+   * (C2bRetryService) matches it.
+   */
+  private async storeDecided(
+    row: NewC2bTransactionRow,
+    decided: { status: string; statusReason: string } | null,
+  ): Promise<void> {
+    // Already stored under another of the shop's account rows (credentials rotated since the URLs
+    // were registered; the Pull pass stores under the current row): counted there, as storeAndMatch does.
+    const other = row.transId ? await this.c2b.inOtherAccount(row.shopId, row.merchantAccountId, row.transId) : null;
+    const stored = other
+      ? await this.c2b.countDelivery(other.id)
+      : decided && row.transId
+        ? await this.c2b.storeDecided({ ...row, transId: row.transId }, decided)
+        : await this.c2b.store(row);
+    let status = stored.row.status;
+    const log = { accountId: row.merchantAccountId, receipt: row.transId, source: 'confirmation' as const };
+    if (status === 'received') {
+      try {
+        status = await this.matching.match(stored.row.id);
+      } catch (err) {
+        this.logger.error(
+          { ...log, c2bPaymentId: stored.row.id, err: safeError(err) },
+          'C2B confirmation matching failed; stored, the retry pass matches it',
+        );
+      }
+    }
+    const logged = { ...log, c2bPaymentId: stored.row.id, deliveries: stored.row.deliveries, status };
+    if (stored.first) this.logger.log(logged, 'C2B confirmation stored and matched');
+    else this.logger.log(logged, 'C2B confirmation delivered again: counted, not applied again');
   }
 
   /**
@@ -221,7 +267,7 @@ export class C2bIngestService {
   }
 
   /** The documented codes (daraja.md §7.3): a bad amount C2B00013; a paybill reference naming no open order of the shop C2B00012. */
-  private async decide(account: MerchantAccountRow, c: C2bPayload, tx: Tx): Promise<C2bValidationAnswer> {
+  private async decide(account: AccountRouteFields, c: C2bPayload, tx: Tx): Promise<C2bValidationAnswer> {
     if (c.amountMinor === null) return c2bReject(C2B_REJECT.invalidAmount);
     const registration = await this.c2b.latestRegistration(account.id, tx);
     // Not registered with validation: nothing to check (Daraja should not be asking).
@@ -239,15 +285,22 @@ export class C2bIngestService {
     return C2B_ACCEPT;
   }
 
-  /** The account behind a capability URL, or the same 404 for a wrong token and an unknown account. */
+  /**
+   * The account behind a capability URL, or the same 404 for a wrong token and an unknown account.
+   * The token is checked on every request (it is the HMAC of the account id under the server's
+   * signing secret: nothing stored). The account's route fields (never its secrets) are cached for
+   * ACCOUNT_CACHE_TTL_MS: they never change for a row (a changed account is a new row, new id, new
+   * URLs), a retired row keeps taking its confirmations, and the TTL bounds how long a row removed
+   * behind the API's back is still taken. Only found rows are cached, and only behind a valid token.
+   */
   private async account(
     accountId: string,
     token: string,
     scope: 'c2b-confirmation' | 'c2b-validation',
     tx?: DbOrTx,
-  ): Promise<MerchantAccountRow> {
+  ): Promise<AccountRouteFields> {
     const ok = this.tokenValid(accountId, token, scope);
-    const row = ok ? await this.accounts.findById(accountId, tx) : null;
+    const row = ok ? await this.routeFields(accountId, tx) : null;
     if (!row || row.provider !== 'mpesa') this.refuse(scope, ok);
     // A retired row still takes confirmations: the URLs registered for it stay in force at Safaricom.
     return row;
@@ -263,6 +316,21 @@ export class C2bIngestService {
   private refuse(scope: 'c2b-confirmation' | 'c2b-validation', tokenValid: boolean): never {
     this.logger.warn({ scope, tokenValid }, 'C2B notification on an unknown capability URL: refused, nothing stored');
     throw new NotFoundError('C2B URL');
+  }
+
+  /** `tx`: a lookup the database must answer within the caller's transaction (validation's budget). */
+  private async routeFields(accountId: string, tx?: DbOrTx): Promise<AccountRouteFields | null> {
+    const now = Date.now();
+    const hit = this.accountCache.get(accountId);
+    if (hit && hit.until > now) return hit.fields;
+    const fields = await this.accounts.findRouteFields(accountId, tx);
+    this.accountCache.delete(accountId);
+    if (fields) {
+      if (this.accountCache.size >= ACCOUNT_CACHE_LIMIT)
+        this.accountCache.delete(this.accountCache.keys().next().value as string);
+      this.accountCache.set(accountId, { fields, until: now + ACCOUNT_CACHE_TTL_MS });
+    }
+    return fields;
   }
 
   /** Never the number: our keyed hash of a plain one, Safaricom's SHA-256 as it came, a masked one as it came. */

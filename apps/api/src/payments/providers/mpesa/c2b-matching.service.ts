@@ -4,12 +4,13 @@ import type { AuthUser } from '../../../auth/auth.types';
 import { AppError, ConflictError, NotFoundError } from '../../../common/errors';
 import { toMajor } from '../../../common/money';
 import type { Tx } from '../../../database/database';
-import type { C2bTransactionRow } from '../../../database/schema';
+import type { C2bTransactionRow, NewC2bTransactionRow } from '../../../database/schema';
 import { ORDERS_PORT, OrdersPort } from '../../../orders/orders.port';
 import { ApplyResult, PaymentLifecycle } from '../../payment-lifecycle.service';
 import { PaymentsRepository } from '../../payments.repository';
 import { C2bRepository } from './c2b.repository';
 import { parseNairobiTimestamp } from './nairobi-time';
+import { normaliseMpesaReceipt } from './receipt';
 
 /** Why a confirmation could not be made a payment of an order (it stays in the shop's feed). */
 export type BookProblem = 'NO_ORDER' | 'ORDER_NOT_OPEN' | 'ORDER_CURRENCY' | 'ORDER_BUSY' | 'RECEIPT_HELD';
@@ -93,14 +94,30 @@ export class C2bMatching {
     }
     const push = await this.settlePush(tx, row);
     if (push) return push;
+    // (unclaimedUnlessHeld says the same of a row with neither a reference nor a phone hash.)
     let reason = 'NO_REFERENCE';
     if (row.billRefNumber) {
-      const booked = await this.book(tx, row, row.billRefNumber, 'daraja:c2b', 'system');
+      // No payment held the receipt a moment ago in this transaction: book() and the core need not look again.
+      const booked = await this.book(tx, row, row.billRefNumber, 'daraja:c2b', 'system', true);
       if ('paymentId' in booked) return { status: 'applied', afterCommit: booked.afterCommit };
       reason = booked.problem;
     }
     await this.c2b.update(row.id, { status: 'unclaimed', statusReason: reason }, tx);
     return { status: 'unclaimed' };
+  }
+
+  /**
+   * What matchIn makes of a row when no payment holds its receipt, when that receipt check is all
+   * it would do (no BillRefNumber to book, no phone hash to settle a push by): unclaimed,
+   * NO_REFERENCE, as at the end of matchIn. Null: matchIn has more to do (or nothing: not
+   * `received`). C2bIngestService stores such a confirmation in this state in one statement
+   * (C2bRepository.storeDecided), and runs match() only if the receipt turned out held.
+   */
+  unclaimedUnlessHeld(row: NewC2bTransactionRow): { status: 'unclaimed'; statusReason: 'NO_REFERENCE' } | null {
+    if (row.status !== 'received' || !row.transId || row.amountMinor === null || row.amountMinor === undefined)
+      return null;
+    if (row.billRefNumber || (row.phoneHash && row.transTime)) return null;
+    return { status: 'unclaimed', statusReason: 'NO_REFERENCE' };
   }
 
   /**
@@ -183,9 +200,12 @@ export class C2bMatching {
   }
 
   /**
-   * Makes a payment of the order from the confirmation, in the caller's transaction: the row is
-   * written `pending` and completed at once by the core with the confirmation's receipt and amount
-   * (more than the order still owes: the core puts it in review, EXCEEDS_OUTSTANDING).
+   * Makes a payment of the order from the confirmation, in the caller's transaction: a `pending`
+   * payment completed at once by the core with the confirmation's receipt and amount (more than
+   * the order still owes: the core puts it in review, EXCEEDS_OUTSTANDING). The core writes it
+   * once, in that final state, with its `created` and outcome events (KnownInTx.newPayment), and
+   * weighs the balance read here under the order's lock instead of locking and reading it again.
+   * `receiptFree`: the caller found no payment holding the receipt in this transaction.
    */
   private async book(
     tx: Tx,
@@ -193,6 +213,7 @@ export class C2bMatching {
     orderRef: string,
     actor: string,
     createdBy: string,
+    receiptFree = false,
   ): Promise<Booked> {
     const orderId = orderRef.trim();
     const balance = orderId ? await this.orders.getBalance(row.shopId, orderId, tx) : null;
@@ -200,44 +221,43 @@ export class C2bMatching {
     if (balance.currency !== row.currency) return { problem: 'ORDER_CURRENCY' };
     if (balance.outstandingMinor <= 0n) return { problem: 'ORDER_NOT_OPEN' };
     if (await this.payments.findBlockingForOrder(row.shopId, orderId, tx)) return { problem: 'ORDER_BUSY' };
-    if (await this.payments.findByReceipt(row.transId!, tx)) return { problem: 'RECEIPT_HELD' };
+    const receipt = normaliseMpesaReceipt(row.transId!);
+    if (!receiptFree && (await this.payments.findByReceipt(receipt, tx))) return { problem: 'RECEIPT_HELD' };
     const paymentId = randomUUID();
     const amountMinor = row.amountMinor!;
-    await this.payments.insertPayment(
-      {
-        id: paymentId,
-        shopId: row.shopId,
-        orderId,
-        amountMinor,
-        currency: row.currency,
-        provider: 'mpesa',
-        status: 'pending',
-        createdBy,
-        merchantAccountId: row.merchantAccountId,
-        phoneHash: row.phoneHash,
-        phoneMasked: row.phoneMasked,
-        accountReference: row.billRefNumber?.slice(0, 40) ?? null,
-      },
-      tx,
-    );
-    await this.payments.insertEvent(
-      {
-        paymentId,
-        type: 'created',
-        toStatus: 'pending',
-        actor,
-        data: {
-          amountMinor: amountMinor.toString(),
-          currency: row.currency,
+    const applied = await this.lifecycle.applyOutcomeIn(tx, paymentId, this.report(row), actor, {
+      newPayment: {
+        row: {
+          id: paymentId,
+          shopId: row.shopId,
           orderId,
+          amountMinor,
+          currency: row.currency,
           provider: 'mpesa',
-          c2bPaymentId: row.id,
-          receipt: row.transId,
+          status: 'pending',
+          createdBy,
+          merchantAccountId: row.merchantAccountId,
+          phoneHash: row.phoneHash,
+          phoneMasked: row.phoneMasked,
+          accountReference: row.billRefNumber?.slice(0, 40) ?? null,
+        },
+        createdEvent: {
+          type: 'created',
+          toStatus: 'pending',
+          actor,
+          data: {
+            amountMinor: amountMinor.toString(),
+            currency: row.currency,
+            orderId,
+            provider: 'mpesa',
+            c2bPaymentId: row.id,
+            receipt: row.transId,
+          },
         },
       },
-      tx,
-    );
-    const applied = await this.lifecycle.applyOutcomeIn(tx, paymentId, this.report(row), actor);
+      orderBalance: balance,
+      freeReceipts: [receipt],
+    });
     await this.c2b.update(row.id, { status: 'applied', paymentId, orderId }, tx);
     return { paymentId, result: applied.result, afterCommit: applied.afterCommit };
   }

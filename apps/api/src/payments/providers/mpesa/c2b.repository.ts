@@ -11,6 +11,7 @@ import {
   Payment,
   payments,
 } from '../../../database/schema';
+import { normaliseMpesaReceipt } from './receipt';
 
 export interface StoredC2b {
   row: C2bTransactionRow;
@@ -79,6 +80,34 @@ export class C2bRepository {
       .where(eq(c2bTransactions.id, id))
       .returning();
     return { row: rows[0], first: false };
+  }
+
+  /**
+   * store() in ONE autocommit statement for a confirmation whose whole matching is its receipt
+   * check (C2bMatching.unclaimedUnlessHeld): the row is written in the state matching would give
+   * it when no payment holds its receipt (checked in the same statement), else `received` for
+   * C2bMatching.match to decide. A repeat is counted on its row as store() does (the values given
+   * here are not used then), so a repeat too is this one statement.
+   */
+  async storeDecided(
+    row: NewC2bTransactionRow & { transId: string },
+    ifReceiptFree: { status: string; statusReason: string },
+  ): Promise<StoredC2b> {
+    const free = sql`not exists (select 1 from ${payments} where ${payments.mpesaReceiptNumber} = ${normaliseMpesaReceipt(row.transId)})`;
+    const rows = await this.db
+      .insert(c2bTransactions)
+      .values({
+        ...row,
+        status: sql`case when ${free} then ${ifReceiptFree.status} else ${row.status} end`,
+        statusReason: sql`case when ${free} then ${ifReceiptFree.statusReason} else ${row.statusReason ?? null}::text end`,
+      })
+      .onConflictDoUpdate({
+        target: [c2bTransactions.merchantAccountId, c2bTransactions.transId],
+        set: { deliveries: sql`${c2bTransactions.deliveries} + 1`, lastReceivedAt: sql`now()` },
+      })
+      .returning();
+    const stored = rows[0];
+    return { row: stored, first: stored.id === row.id };
   }
 
   /** A pulled transaction: inserted when the account has no row of its TransID yet, else nothing at all (null). */

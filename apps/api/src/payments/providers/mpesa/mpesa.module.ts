@@ -28,6 +28,7 @@ import { MpesaPullService } from './mpesa-pull.service';
 import { MpesaQrService } from './mpesa-qr.service';
 import { C2bFeedController, C2bNotificationsController, C2bRegistrationController } from './c2b.controller';
 import { C2bIngestService } from './c2b-ingest.service';
+import { C2bConfirmationLane } from './c2b-confirmation-lane';
 import { C2bMatching } from './c2b-matching.service';
 import { C2bRegistrationService } from './c2b-registration.service';
 import { C2bPullService } from './c2b-pull.service';
@@ -51,6 +52,7 @@ import { C2bRepository } from './c2b.repository';
     C2bRepository,
     C2bMatching,
     C2bIngestService,
+    C2bConfirmationLane,
     C2bRegistrationService,
     C2bRetryService,
     C2bPullService,
