@@ -4,6 +4,18 @@ import type { OrderBalance } from '../orders/orders.port';
 /** The key of an order in the maps below. */
 export const orderKey = (shopId: string, orderId: string): string => `${shopId}\u0000${orderId}`;
 
+/** A payment's change and its event, and the order to settle after it, written with the batch's others. */
+export interface DeferredChange {
+  paymentId: string;
+  patch: Partial<NewPayment>;
+  event: Omit<PaymentEvent, 'paymentId'>;
+  /** a completion: the order to mark paid if its completed payments now cover it */
+  settle?: { shopId: string; orderId: string };
+}
+
+/** Writes deferred changes (all payments, then all events, then the orders to settle): the orders it marked paid. */
+export type ChangeWriter = (changes: DeferredChange[]) => Promise<{ shopId: string; orderId: string }[]>;
+
 /**
  * What a batch of reports needs read under lock, read for the whole batch in a few statements
  * (PaymentLifecycle.prefetchFor) instead of a few per report: the payments (locked), the payments
@@ -21,18 +33,6 @@ export const orderKey = (shopId: string, orderId: string): string => `${shopId}\
  * event in one, every order in one. Anything else (a review, a late receipt, a second charge) is
  * written at once, and no write depends on a deferred one without reading first.
  */
-/** A payment's change and its event, and the order to settle after it, written with the batch's others. */
-export interface DeferredChange {
-  paymentId: string;
-  patch: Partial<NewPayment>;
-  event: Omit<PaymentEvent, 'paymentId'>;
-  /** a completion: the order to mark paid if its completed payments now cover it */
-  settle?: { shopId: string; orderId: string };
-}
-
-/** Writes deferred changes (all payments, then all events, then the orders to settle): the orders it marked paid. */
-export type ChangeWriter = (changes: DeferredChange[]) => Promise<{ shopId: string; orderId: string }[]>;
-
 export class ApplyPrefetch {
   private pending: DeferredChange[] = [];
   private readonly paid = new Set<string>();
