@@ -123,9 +123,11 @@ export class C2bIngestService {
    */
   private async storeAndMatch(row: NewC2bTransactionRow, source: 'confirmation' | 'pull'): Promise<boolean> {
     const log = { accountId: row.merchantAccountId, receipt: row.transId, source };
-    const put = async (tx?: DbOrTx): Promise<StoredC2b | null> => {
+    const put = async (tx: Tx): Promise<StoredC2b | null> => {
       // Already stored under another of the shop's account rows (credentials rotated since the URLs
-      // were registered): a pulled one is left as it is, a confirmation is counted there.
+      // were registered): a pulled one is left as it is, a confirmation is counted there. Under the
+      // shop's lock of the TransID, or the same TransID arriving at once on two of its rows makes two.
+      if (row.transId) await this.c2b.lockTransIdOfShop(tx, row.shopId, row.transId);
       const other = row.transId
         ? await this.c2b.inOtherAccount(row.shopId, row.merchantAccountId, row.transId, tx)
         : null;
@@ -151,7 +153,7 @@ export class C2bIngestService {
         { ...log, err: safeError(err) },
         `C2B ${source} matching failed; storing it for the retry pass`,
       );
-      const stored = await put();
+      const stored = await this.c2b.transaction((tx) => put(tx));
       if (stored?.row.status === 'received')
         await this.c2b
           .releaseForRetry(stored.row.id, C2B_RETRY_AFTER_SECONDS)

@@ -12,6 +12,12 @@ import {
   payments,
 } from '../../../database/schema';
 
+/**
+ * Namespace (first key) of the two-int advisory locks taken per shop and TransID (see
+ * lockTransIdOfShop); distinct from the other features' namespaces (727_002 tokens, 727_040 settings).
+ */
+const C2B_TRANS_LOCK_NAMESPACE = 727_060;
+
 export interface StoredC2b {
   row: C2bTransactionRow;
   /** false: a repeat delivery of a TransID already stored for this account (counted on its row) */
@@ -42,6 +48,19 @@ export class C2bRepository {
       .returning();
     const stored = rows[0];
     return { row: stored, first: stored.id === row.id };
+  }
+
+  /**
+   * Serialises, until the transaction ends, everything that stores a TransID for this shop: the
+   * unique index is per account row, so two deliveries of one TransID on two of the shop's account
+   * rows at once (the old row's registered URLs and the Pull pass, or the new row's URLs, after a
+   * rotation) would each find no row under the other (inOtherAccount) and both insert. Its own
+   * statement: the next one's snapshot then sees what the holder committed.
+   */
+  async lockTransIdOfShop(tx: Tx, shopId: string, transId: string): Promise<void> {
+    await tx.execute(
+      sql`select pg_advisory_xact_lock(${C2B_TRANS_LOCK_NAMESPACE}::int, hashtext(${shopId} || ':' || ${transId}))`,
+    );
   }
 
   /**

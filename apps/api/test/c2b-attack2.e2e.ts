@@ -1,0 +1,74 @@
+import { sql } from 'drizzle-orm';
+import { scopedCallbackToken } from '../src/payments/providers/mpesa/callback-token';
+import { C2bTestContext, PAYBILL, startC2bTestApp } from './helpers/c2b';
+import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
+
+/**
+ * Second attack review of C2B / Dynamic QR after the credential-rotation changes: one TransID is one
+ * row for a shop across its account rows, and a QR is made wherever the shop's C2B URLs are
+ * registered, through HTTP on a real Postgres.
+ */
+(process.env.DATABASE_URL ? describe : describe.skip)('C2B across rotated account rows (attack review 2)', () => {
+  let c: C2bTestContext;
+  let t: TestApp;
+  let rotated: string;
+
+  const confUrl = (accountId: string) =>
+    `/payments/c2b/${accountId}/confirmation/${scopedCallbackToken(TEST_CALLBACK_SECRET, 'c2b-confirmation', accountId)}`;
+  const body = (transId: string, amount = '40') => ({
+    TransactionType: 'Pay Bill',
+    TransID: transId,
+    TransTime: '20261204101010',
+    TransAmount: amount,
+    BusinessShortCode: PAYBILL,
+    BillRefNumber: '',
+    MSISDN: '254712345678',
+    FirstName: 'Jane',
+  });
+
+  beforeAll(async () => {
+    c = await startC2bTestApp({ env: { MPESA_C2B_PULL_ENABLED: 'false' } });
+    t = c.t;
+    expect((await c.register('shop-a')).status).toBe(200);
+    // A manager rotates the consumer secret / passkey: a new account row for the same paybill; the
+    // C2B URLs registered at Safaricom (one-time) still name the old row.
+    const put = await t
+      .http()
+      .put('/shops/shop-a/merchant-accounts/mpesa')
+      .set('Authorization', c.mgr('shop-a'))
+      .send({
+        environment: 'simulator',
+        type: 'paybill',
+        shortcode: PAYBILL,
+        consumerKey: 'smartduka-sim-key',
+        consumerSecret: 'smartduka-sim-secret',
+        passkey: 'b'.repeat(64),
+      });
+    expect(put.status).toBe(200);
+    rotated = put.body.accountId;
+    expect(rotated).not.toBe(c.accountA);
+  });
+  afterAll(() => c.close());
+
+  it('one TransID delivered at once on the old and the new row URLs makes one row and one payment', async () => {
+    const ids = Array.from({ length: 12 }, (_, i) => `XACC${String(i).padStart(6, '0')}`);
+    await Promise.all(
+      ids.flatMap((id) => [
+        t.http().post(confUrl(c.accountA)).send(body(id)),
+        t.http().post(confUrl(rotated)).send(body(id)),
+      ]),
+    );
+    const rows = await c.query<{ trans_id: string; n: number; d: number }>(
+      sql`select trans_id, count(*)::int as n, sum(deliveries)::int as d from c2b_transactions
+          where trans_id like 'XACC%' group by trans_id order by trans_id`,
+    );
+    expect(rows).toEqual(ids.map((id) => ({ trans_id: id, n: 1, d: 2 })));
+    for (const id of ids) {
+      const feed = await t
+        .http()
+        .get(`/payments/c2b/unclaimed?receipt=${id}`)
+        .set('Authorization', c.cashier('shop-a'));
+      expect(feed.body).toHaveLength(1);
+    }
+  });
+});
