@@ -50,6 +50,16 @@ import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
   });
   afterAll(() => c.close());
 
+  it('after a rotation the QR is still made: the C2B URLs registered for the shortcode still reach the shop', async () => {
+    await c.order('shop-a', 'ROT-QR-1', 120);
+    const res = await t.http().get('/orders/ROT-QR-1/mpesa-qr').set('Authorization', c.cashier('shop-a'));
+    expect({ status: res.status, code: res.body.code }).toEqual({ status: 200, code: undefined });
+    expect(res.body).toMatchObject({ amount: 120, type: 'paybill', businessNumber: PAYBILL });
+    // And the QR's payment, confirmed on the old row's URL, pays the order.
+    const paid = await t.sim.c2bPay({ shortcode: PAYBILL, amount: 120, billRefNumber: 'ROT-QR-1' });
+    expect(await c.c2bRow(paid.transId)).toMatchObject({ status: 'applied', merchant_account_id: c.accountA });
+  });
+
   it('one TransID delivered at once on the old and the new row URLs makes one row and one payment', async () => {
     const ids = Array.from({ length: 12 }, (_, i) => `XACC${String(i).padStart(6, '0')}`);
     await Promise.all(

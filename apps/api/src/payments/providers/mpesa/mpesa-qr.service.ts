@@ -44,7 +44,7 @@ export class MpesaQrService {
     private readonly defaults: { merchantName: string; size: number },
     /** The order's payment in flight (or of unknown outcome) that keeps it from taking another, if any. */
     private readonly blockingPayment: (shopId: string, orderId: string) => Promise<{ id: string } | null>,
-    /** Whether C2B URLs are registered for this merchant account row (null: the platform's, never). */
+    /** Whether the C2B URLs in force for this merchant account row's shortcode are its shop's (null: the platform's, never). */
     private readonly c2bRegistered: (accountId: string | null) => Promise<boolean>,
   ) {}
 

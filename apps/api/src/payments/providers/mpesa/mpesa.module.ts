@@ -10,6 +10,7 @@ import { MPESA_OUTCOME_RULES } from './mpesa.outcome-rules';
 import { MpesaProvider } from './mpesa.provider';
 import { MpesaAccountKind } from './mpesa.account';
 import { MerchantAccountsService } from '../../merchant-accounts.service';
+import { MerchantAccountsRepository } from '../../merchant-accounts.repository';
 import { PaymentsRepository } from '../../payments.repository';
 import { RefundProvidersRegistry } from '../../refund-providers.registry';
 import { RefundsService } from '../../refunds.service';
@@ -73,6 +74,7 @@ import { C2bRepository } from './c2b.repository';
         MpesaAccountKind,
         PaymentsRepository,
         C2bRepository,
+        MerchantAccountsRepository,
       ],
       useFactory: (
         config: AppConfig,
@@ -82,6 +84,7 @@ import { C2bRepository } from './c2b.repository';
         kind: MpesaAccountKind,
         payments: PaymentsRepository,
         c2b: C2bRepository,
+        accountRows: MerchantAccountsRepository,
       ) =>
         new MpesaQrService(
           orders,
@@ -90,7 +93,16 @@ import { C2bRepository } from './c2b.repository';
           (a) => kind.toDaraja(a),
           { merchantName: config.mpesa.qrMerchantName, size: config.mpesa.qrSize },
           (shopId, orderId) => payments.findBlockingForOrder(shopId, orderId),
-          async (accountId) => accountId !== null && (await c2b.latestRegistration(accountId)) !== null,
+          // The URLs in force for the shortcode are the newest registration's (Safaricom keeps one set
+          // per shortcode): the QR's payment reaches this shop if that one was made by any of its
+          // account rows (registered before its credentials were rotated, too), not another shop's.
+          async (accountId) => {
+            const row = accountId === null ? null : await accountRows.findById(accountId);
+            const shortcode = (row?.settings as Record<string, string> | undefined)?.shortcode;
+            if (!row || !shortcode) return false;
+            const latest = await c2b.latestForShortcode(shortcode, row.environment);
+            return latest !== null && latest.shopId === row.shopId;
+          },
         ),
     },
     {
