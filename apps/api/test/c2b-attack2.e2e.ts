@@ -81,4 +81,29 @@ import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
       expect(feed.body).toHaveLength(1);
     }
   });
+
+  it('a confirmation whose text fields carry control characters (NUL) is stored and acknowledged, not a 500 that loses it', async () => {
+    await c.order('shop-a', 'NUL-ORD-1', 100);
+    const sent = [
+      { ...body('NULCHR0001'), BillRefNumber: 'NUL-ORD-1\u0000', FirstName: 'Ja\u0000ne' },
+      { ...body('NULCHR0002'), TransactionType: 'Pay\u0000Bill', LastName: '\u0000Doe', InvoiceNumber: '\u0000' },
+    ];
+    for (const b of sent) {
+      const res = await t.http().post(confUrl(c.accountA)).send(b);
+      expect({ status: res.status, body: res.body }).toEqual({
+        status: 200,
+        body: { ResultCode: 0, ResultDesc: 'Success' },
+      });
+    }
+    expect(await c.c2bRow('NULCHR0001')).toMatchObject({
+      status: 'applied',
+      bill_ref_number: 'NUL-ORD-1',
+      customer_name: 'Jane',
+    });
+    expect(await c.c2bRow('NULCHR0002')).toMatchObject({
+      status: 'unclaimed',
+      transaction_type: 'PayBill',
+      customer_name: 'Jane D.',
+    });
+  });
 });

@@ -22,6 +22,7 @@ import {
   C2bValidationAnswer,
   classifyMsisdn,
   parseC2bPayload,
+  withoutControlCharacters,
 } from './c2b-payload';
 import { C2bRepository, StoredC2b } from './c2b.repository';
 import { C2B_RETRY_AFTER_SECONDS } from './c2b-retry.service';
@@ -91,7 +92,7 @@ export class C2bIngestService {
    * Returns whether a new row was stored.
    */
   async ingestPulled(account: MerchantAccountRow, t: PulledC2bTransaction): Promise<boolean> {
-    const ref = t.billRefNumber?.trim().slice(0, 40) || null;
+    const ref = (t.billRefNumber && withoutControlCharacters(t.billRefNumber).trim().slice(0, 40)) || null;
     // The confirmation's own rule (parseC2bAmount): M-Pesa C2B moves whole shillings; an amount with
     // cents is parked for a person, never booked (its confirmation would be stored invalid).
     const problem = t.amountMinor % 100n !== 0n ? 'AMOUNT_NOT_WHOLE_SHILLINGS' : null;
@@ -100,7 +101,7 @@ export class C2bIngestService {
       merchantAccountId: account.id,
       shopId: account.shopId,
       transId: t.transId,
-      transactionType: t.transactionType?.slice(0, 60) ?? null,
+      transactionType: t.transactionType ? withoutControlCharacters(t.transactionType).slice(0, 60) : null,
       transTime: nairobiTimestamp(t.time),
       amountMinor: t.amountMinor,
       businessShortcode: t.shortcode,
