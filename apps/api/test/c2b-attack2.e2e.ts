@@ -106,4 +106,37 @@ import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
       customer_name: 'Jane D.',
     });
   });
+
+  it("another shop's registration of the shortcode: an attempt of unknown outcome leaves the QR on, an accepted one turns it off", async () => {
+    await c.order('shop-a', 'ROT-QR-2', 60);
+    const qr = () => t.http().get('/orders/ROT-QR-2/mpesa-qr').set('Authorization', c.cashier('shop-a'));
+    // Another shop's production-style attempt for this paybill whose answer never came (Daraja most
+    // likely refused its credentials for a shortcode not theirs): the row it leaves behind.
+    await c.query(sql`insert into c2b_registrations (id, merchant_account_id, shop_id, environment, shortcode,
+        api_version, response_type, validation, confirmation_url, response, registered_by)
+      values (gen_random_uuid(), ${c.accountB}, 'shop-b', 'simulator', ${PAYBILL}, 'v1', 'Completed', false,
+        'https://example.invalid/…', '{"outcome":"unknown","error":"PROVIDER_TIMEOUT"}', 'user:mgr-shop-b (manager)')`);
+    expect((await qr()).status).toBe(200);
+    // Another shop's account on the same paybill registers it, and Daraja accepts: the URLs in force
+    // are that shop's now, a QR payment would never be seen here.
+    const put = await t
+      .http()
+      .put('/shops/shop-b/merchant-accounts/mpesa')
+      .set('Authorization', c.mgr('shop-b'))
+      .send({
+        environment: 'simulator',
+        type: 'paybill',
+        shortcode: PAYBILL,
+        consumerKey: 'smartduka-sim-key',
+        consumerSecret: 'smartduka-sim-secret',
+        passkey: 'c'.repeat(64),
+      });
+    expect(put.status).toBe(200);
+    const reg = await c.register('shop-b');
+    expect(reg.status).toBe(200);
+    const refused = await qr();
+    expect({ status: refused.status, code: refused.body.code }).toEqual({ status: 409, code: 'C2B_NOT_AVAILABLE' });
+    // Nothing of shop-b in shop-a's answer.
+    expect(JSON.stringify(refused.body)).not.toContain('shop-b');
+  });
 });

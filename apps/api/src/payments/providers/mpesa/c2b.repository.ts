@@ -300,6 +300,37 @@ export class C2bRepository {
     return rows[0] ?? null;
   }
 
+  /**
+   * The registration of this shortcode and environment whose URLs Safaricom holds, as far as we
+   * know, seen from `shopId`: the newest one that is this shop's (whatever its outcome) or another
+   * shop's whose answer was recorded. Another shop's attempt whose answer never came (`sent`,
+   * `unknown`) is passed over: most likely Daraja refused its credentials for a shortcode that is
+   * not theirs, and such an attempt must not switch this shop's QR off.
+   */
+  async inForceFor(
+    shortcode: string,
+    environment: string,
+    shopId: string,
+    tx: DbOrTx = this.db,
+  ): Promise<C2bRegistrationRow | null> {
+    const rows = await tx
+      .select()
+      .from(c2bRegistrations)
+      .where(
+        and(
+          eq(c2bRegistrations.shortcode, shortcode),
+          eq(c2bRegistrations.environment, environment),
+          or(
+            eq(c2bRegistrations.shopId, shopId),
+            sql`coalesce(${c2bRegistrations.response}->>'outcome', '') not in ('sent', 'unknown')`,
+          ),
+        ),
+      )
+      .orderBy(desc(c2bRegistrations.registeredAt))
+      .limit(1);
+    return rows[0] ?? null;
+  }
+
   /** Every registration of the environment, newest first (the embedded simulator's restore: dev only, a few rows). */
   async registrationsOf(environment: string, tx: DbOrTx = this.db): Promise<C2bRegistrationRow[]> {
     return tx

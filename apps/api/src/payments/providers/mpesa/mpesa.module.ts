@@ -100,8 +100,7 @@ import { C2bRepository } from './c2b.repository';
             const row = accountId === null ? null : await accountRows.findById(accountId);
             const shortcode = (row?.settings as Record<string, string> | undefined)?.shortcode;
             if (!row || !shortcode) return false;
-            const latest = await c2b.latestForShortcode(shortcode, row.environment);
-            return latest !== null && latest.shopId === row.shopId;
+            return (await c2b.inForceFor(shortcode, row.environment, row.shopId))?.shopId === row.shopId;
           },
         ),
     },
