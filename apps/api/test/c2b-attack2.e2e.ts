@@ -55,6 +55,13 @@ import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
     const res = await t.http().get('/orders/ROT-QR-1/mpesa-qr').set('Authorization', c.cashier('shop-a'));
     expect({ status: res.status, code: res.body.code }).toEqual({ status: 200, code: undefined });
     expect(res.body).toMatchObject({ amount: 120, type: 'paybill', businessNumber: PAYBILL });
+    // What was registered is still shown to the shop's manager (it is in force, for the old row).
+    const reg = await t.http().get('/shops/shop-a/c2b-registration').set('Authorization', c.mgr('shop-a'));
+    expect({ status: reg.status, accountId: reg.body.accountId, shortcode: reg.body.shortcode }).toEqual({
+      status: 200,
+      accountId: c.accountA,
+      shortcode: PAYBILL,
+    });
     // And the QR's payment, confirmed on the old row's URL, pays the order.
     const paid = await t.sim.c2bPay({ shortcode: PAYBILL, amount: 120, billRefNumber: 'ROT-QR-1' });
     expect(await c.c2bRow(paid.transId)).toMatchObject({ status: 'applied', merchant_account_id: c.accountA });

@@ -300,6 +300,28 @@ export class C2bRepository {
     return rows[0] ?? null;
   }
 
+  /** The shop's newest registration of this shortcode and environment, by any of its account rows (one made before its credentials were rotated, too). */
+  async latestOfShop(
+    shopId: string,
+    shortcode: string,
+    environment: string,
+    tx: DbOrTx = this.db,
+  ): Promise<C2bRegistrationRow | null> {
+    const rows = await tx
+      .select()
+      .from(c2bRegistrations)
+      .where(
+        and(
+          eq(c2bRegistrations.shopId, shopId),
+          eq(c2bRegistrations.shortcode, shortcode),
+          eq(c2bRegistrations.environment, environment),
+        ),
+      )
+      .orderBy(desc(c2bRegistrations.registeredAt))
+      .limit(1);
+    return rows[0] ?? null;
+  }
+
   /**
    * The registration of this shortcode and environment whose URLs Safaricom holds, as far as we
    * know, seen from `shopId`: the newest one that is this shop's (whatever its outcome) or another
