@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { scopedCallbackToken } from '../src/payments/providers/mpesa/callback-token';
-import { C2bTestContext, PAYBILL, startC2bTestApp } from './helpers/c2b';
+import { C2bTestContext, PAYBILL, startC2bTestApp, TILL } from './helpers/c2b';
 import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
 
 /**
@@ -114,6 +114,34 @@ import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
     });
   });
 
+  it("no QR for a chain branch on its head office's account: the payment would land in the head office's feed", async () => {
+    // shop-b is the head office (till TILL under STORE, its C2B URLs registered); the branch takes
+    // payments with its credentials, on the same till.
+    expect((await c.register('shop-b')).status).toBe(200);
+    const put = await t
+      .http()
+      .put('/shops/shop-b-branch/merchant-accounts/mpesa')
+      .set('Authorization', `Bearer ${t.token('platform', 'operator', 'ops-1')}`)
+      .send({ environment: 'simulator', type: 'till', tillNumber: TILL, credentialsFromShopId: 'shop-b' });
+    expect(put.status).toBe(200);
+    await c.order('shop-b-branch', 'BR-QR-1', 45);
+    const qr = await t.http().get('/orders/BR-QR-1/mpesa-qr').set('Authorization', c.cashier('shop-b-branch'));
+    // Its payment would arrive on the head office's URLs as the head office's row: the branch's
+    // cashier could never find it by the SMS code nor claim it (it was shown a QR before, and the
+    // customer's money then waited in the head office's feed). Nothing of the head office is said.
+    expect({ status: qr.status, code: qr.body.code }).toEqual({ status: 409, code: 'C2B_NOT_AVAILABLE' });
+    expect(JSON.stringify(qr.body)).not.toContain('shop-b"');
+    expect(JSON.stringify(qr.body)).not.toContain(c.accountB);
+    // The head office's own QR is still made.
+    await c.order('shop-b', 'HO-QR-1', 45);
+    const own = await t.http().get('/orders/HO-QR-1/mpesa-qr').set('Authorization', c.cashier('shop-b'));
+    expect({ status: own.status, type: own.body.type, businessNumber: own.body.businessNumber }).toEqual({
+      status: 200,
+      type: 'till',
+      businessNumber: TILL,
+    });
+  });
+
   it("another shop's registration of the shortcode: an attempt of unknown outcome leaves the QR on, an accepted one turns it off", async () => {
     await c.order('shop-a', 'ROT-QR-2', 60);
     const qr = () => t.http().get('/orders/ROT-QR-2/mpesa-qr').set('Authorization', c.cashier('shop-a'));
@@ -128,8 +156,8 @@ import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
     // are that shop's now, a QR payment would never be seen here.
     const put = await t
       .http()
-      .put('/shops/shop-b/merchant-accounts/mpesa')
-      .set('Authorization', c.mgr('shop-b'))
+      .put('/shops/shop-c/merchant-accounts/mpesa')
+      .set('Authorization', c.mgr('shop-c'))
       .send({
         environment: 'simulator',
         type: 'paybill',
@@ -139,11 +167,12 @@ import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
         passkey: 'c'.repeat(64),
       });
     expect(put.status).toBe(200);
-    const reg = await c.register('shop-b');
+    const reg = await c.register('shop-c');
     expect(reg.status).toBe(200);
     const refused = await qr();
     expect({ status: refused.status, code: refused.body.code }).toEqual({ status: 409, code: 'C2B_NOT_AVAILABLE' });
-    // Nothing of shop-b in shop-a's answer.
-    expect(JSON.stringify(refused.body)).not.toContain('shop-b');
+    // Nothing of the other shop in shop-a's answer.
+    expect(JSON.stringify(refused.body)).not.toContain('shop-c');
+    expect(JSON.stringify(refused.body)).not.toContain(put.body.accountId);
   });
 });

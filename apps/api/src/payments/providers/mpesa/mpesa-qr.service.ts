@@ -84,6 +84,15 @@ export class MpesaQrService {
         400,
       );
     const resolved = await this.accounts.resolveForPayment(user.shopId, 'mpesa');
+    // A chain branch pays into its head office's account: the QR's confirmation arrives on the head
+    // office's URLs and is that shop's row (its feed, its orders), so the branch could never claim
+    // it nor would its BillRefNumber find the branch's order. No QR, before Daraja is asked.
+    if (resolved.accountId !== null && resolved.shopAccountId !== resolved.accountId)
+      throw new AppError(
+        'C2B_NOT_AVAILABLE',
+        "M-Pesa QR is not available for a branch that takes M-Pesa with its head office's account: the QR's payment would reach the head office, not this shop. Take the payment by STK push",
+        409,
+      );
     // The QR's payment reaches us only as a C2B confirmation on the account's registered URLs (a
     // chain branch's: its head office's account, the credentials row). Without them the customer
     // would pay and nothing here would ever see it: no QR, before Daraja is asked.
