@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { scopedCallbackToken } from '../src/payments/providers/mpesa/callback-token';
 import { C2bTestContext, PAYBILL, startC2bTestApp, TILL } from './helpers/c2b';
-import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
+import { TEST_CALLBACK_SECRET, TestApp, waitFor } from './helpers/test-app';
 
 /**
  * Second attack review of C2B / Dynamic QR after the credential-rotation changes: one TransID is one
@@ -32,18 +32,15 @@ import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
     expect((await c.register('shop-a')).status).toBe(200);
     // A manager rotates the consumer secret / passkey: a new account row for the same paybill; the
     // C2B URLs registered at Safaricom (one-time) still name the old row.
-    const put = await t
-      .http()
-      .put('/shops/shop-a/merchant-accounts/mpesa')
-      .set('Authorization', c.mgr('shop-a'))
-      .send({
-        environment: 'simulator',
-        type: 'paybill',
-        shortcode: PAYBILL,
-        consumerKey: 'smartduka-sim-key',
-        consumerSecret: 'smartduka-sim-secret',
-        passkey: 'b'.repeat(64),
-      });
+    const put = await t.http().put('/shops/shop-a/merchant-accounts/mpesa').set('Authorization', c.mgr('shop-a')).send({
+      environment: 'simulator',
+      type: 'paybill',
+      shortcode: PAYBILL,
+      consumerKey: 'smartduka-sim-key',
+      consumerSecret: 'smartduka-sim-secret',
+      passkey: c.passkeyA,
+      merchantName: 'Rotated Shop',
+    });
     expect(put.status).toBe(200);
     rotated = put.body.accountId;
     expect(rotated).not.toBe(c.accountA);
@@ -65,6 +62,55 @@ import { TEST_CALLBACK_SECRET, TestApp } from './helpers/test-app';
     // And the QR's payment, confirmed on the old row's URL, pays the order.
     const paid = await t.sim.c2bPay({ shortcode: PAYBILL, amount: 120, billRefNumber: 'ROT-QR-1' });
     expect(await c.c2bRow(paid.transId)).toMatchObject({ status: 'applied', merchant_account_id: c.accountA });
+  });
+
+  it("after a rotation a push of unknown outcome (made with the new row) is settled by its confirmation on the old row's URL", async () => {
+    const LOST = '254700000009'; // the simulator loses the push's answer
+    t.sim.setFaults({ callbacks: { dropRate: 1 }, seed: 7 });
+    try {
+      await c.order('shop-a', 'ROT-LOST-1', 65);
+      await new Promise((r) => setTimeout(r, 1100)); // RATE_LIMIT_PHONE_WINDOW_SECONDS=1
+      const pushed = await t
+        .http()
+        .post('/payments/stk-push')
+        .set('Authorization', c.cashier('shop-a'))
+        .send({ phoneNumber: LOST, amount: 65, orderId: 'ROT-LOST-1' });
+      expect(pushed.status).toBe(504);
+      const payment = async () =>
+        (
+          await c.query<{
+            id: string;
+            status: string;
+            merchant_account_id: string;
+            mpesa_receipt_number: string | null;
+          }>(
+            sql`select id, status, merchant_account_id, mpesa_receipt_number from payments where order_id = 'ROT-LOST-1'`,
+          )
+        )[0];
+      const p = await waitFor(async () => ((await payment())?.status === 'unresolved' ? payment() : null));
+      expect(p!.merchant_account_id).toBe(rotated);
+      const push = await waitFor(async () =>
+        t.sim.pushes().find((x) => x.accountReference === 'ROTLOST1' && x.receipt),
+      );
+      // The customer's money: its confirmation reaches the URLs registered for the old row.
+      const paid = await t.sim.c2bPay({
+        shortcode: PAYBILL,
+        amount: 65,
+        msisdn: LOST,
+        msisdnForm: 'plain',
+        transId: push.receipt,
+      });
+      expect(paid.confirmations[0].status).toBe(200);
+      expect(await c.c2bRow(push.receipt!)).toMatchObject({
+        merchant_account_id: c.accountA,
+        status: 'applied',
+        status_reason: 'SETTLED_PUSH',
+        payment_id: p!.id,
+      });
+      expect(await payment()).toMatchObject({ id: p!.id, status: 'completed', mpesa_receipt_number: push.receipt });
+    } finally {
+      t.sim.setFaults({});
+    }
   });
 
   it('one TransID delivered at once on the old and the new row URLs makes one row and one payment', async () => {

@@ -7,6 +7,7 @@ import {
   c2bRegistrations,
   C2bTransactionRow,
   c2bTransactions,
+  merchantAccounts,
   NewC2bTransactionRow,
   Payment,
   payments,
@@ -209,9 +210,11 @@ export class C2bRepository {
 
   /**
    * M-Pesa payments made with this account (the shop's own, or a chain branch's with the head
-   * office's credentials: the confirmation came on that account's URLs) whose outcome is open or
-   * unknown, of this amount and phone (keyed hash), created within [from, to]: the pushes a
-   * confirmation could settle. At most 3 (one, or proof it is ambiguous).
+   * office's credentials: the confirmation came on that account's URLs), or with another of the
+   * shop's account rows of the same environment and shortcode (credentials rotated since the URLs
+   * were registered: the push was made with the new row, its confirmation comes on the old row's
+   * URLs), whose outcome is open or unknown, of this amount and phone (keyed hash), created within
+   * [from, to]: the pushes a confirmation could settle. At most 3 (one, or proof it is ambiguous).
    */
   async unsettledPushes(
     accountId: string,
@@ -227,7 +230,14 @@ export class C2bRepository {
       .where(
         and(
           eq(payments.provider, 'mpesa'),
-          eq(payments.merchantAccountId, accountId),
+          or(
+            eq(payments.merchantAccountId, accountId),
+            sql`${payments.merchantAccountId} in (
+              select sib.id from ${merchantAccounts} sib join ${merchantAccounts} cur on cur.id = ${accountId}
+              where sib.shop_id = cur.shop_id and sib.provider = cur.provider
+                and sib.environment = cur.environment
+                and sib.settings->>'shortcode' = cur.settings->>'shortcode')`,
+          ),
           eq(payments.amountMinor, amountMinor),
           eq(payments.phoneHash, phoneHash),
           gte(payments.createdAt, from),
