@@ -221,4 +221,38 @@ import { TEST_CALLBACK_SECRET, TestApp, waitFor } from './helpers/test-app';
     expect(JSON.stringify(refused.body)).not.toContain('shop-c');
     expect(JSON.stringify(refused.body)).not.toContain(put.body.accountId);
   });
+
+  it('two shops claiming their rows of one TransID at the same moment: one payment, the other 409, never a 500', async () => {
+    for (let i = 0; i < 4; i++) {
+      const transId = `XSHOP${String(i).padStart(5, '0')}`;
+      // The same TransID on both shops' (valid) confirmation URLs: each shop gets its own row.
+      for (const account of [c.accountA, c.accountB])
+        expect((await t.http().post(confUrl(account)).send(body(transId))).status).toBe(200);
+      const rowOf = async (shop: string) =>
+        (
+          await c.query<{ id: string }>(
+            sql`select id from c2b_transactions where trans_id = ${transId} and shop_id = ${shop}`,
+          )
+        )[0].id;
+      const [rowA, rowB] = [await rowOf('shop-a'), await rowOf('shop-b')];
+      await c.order('shop-a', `XS-A-${i}`, 100);
+      await c.order('shop-b', `XS-B-${i}`, 100);
+      const answers = await Promise.all([
+        t
+          .http()
+          .post(`/payments/c2b/${rowA}/claim`)
+          .set('Authorization', c.cashier('shop-a'))
+          .send({ orderId: `XS-A-${i}` }),
+        t
+          .http()
+          .post(`/payments/c2b/${rowB}/claim`)
+          .set('Authorization', c.cashier('shop-b'))
+          .send({ orderId: `XS-B-${i}` }),
+      ]);
+      const got = answers.map((r) => `${r.status} ${r.body.code ?? ''}`.trim()).sort();
+      expect(got[0]).toBe('200');
+      expect(['409 C2B_ALREADY_APPLIED', '409 C2B_NEEDS_REVIEW']).toContain(got[1]);
+      expect(await c.paymentsWithReceipt(transId)).toHaveLength(1);
+    }
+  });
 });
