@@ -259,4 +259,40 @@ import { TEST_CALLBACK_SECRET, TestApp, waitFor } from './helpers/test-app';
       expect(await c.paymentsWithReceipt(transId)).toHaveLength(1);
     }
   });
+
+  it("a receipt another shop's payment holds: POST /payments/:id/mpesa-receipt does not name that shop's payment", async () => {
+    // shop-b's paybill-style confirmation pays its order: its payment holds the receipt.
+    await c.order('shop-b', 'LEAK-B-1', 100);
+    const held = { ...body('LEAKRCPT01'), BillRefNumber: 'LEAK-B-1' };
+    expect((await t.http().post(confUrl(c.accountB)).send(held)).status).toBe(200);
+    const [theirs] = await c.paymentsWithReceipt('LEAKRCPT01');
+    expect(theirs.order_id).toBe('LEAK-B-1');
+    // shop-a's push whose outcome is unknown; its manager types shop-b's receipt.
+    t.sim.setFaults({ callbacks: { dropRate: 1 }, seed: 7 });
+    try {
+      await c.order('shop-a', 'LEAK-A-1', 30);
+      await new Promise((r) => setTimeout(r, 1100));
+      const pushed = await t
+        .http()
+        .post('/payments/stk-push')
+        .set('Authorization', c.cashier('shop-a'))
+        .send({ phoneNumber: '254700000009', amount: 30, orderId: 'LEAK-A-1' });
+      expect(pushed.status).toBe(504);
+      const mine = await waitFor(async () => {
+        const rows = await c.query<{ id: string; status: string }>(
+          sql`select id, status from payments where order_id = 'LEAK-A-1'`,
+        );
+        return rows[0]?.status === 'unresolved' ? rows[0] : null;
+      });
+      const res = await t
+        .http()
+        .post(`/payments/${mine!.id}/mpesa-receipt`)
+        .set('Authorization', c.mgr('shop-a'))
+        .send({ receipt: 'LEAKRCPT01' });
+      expect({ status: res.status, code: res.body.code }).toEqual({ status: 409, code: 'RECEIPT_IN_USE' });
+      expect(JSON.stringify(res.body)).not.toContain(theirs.id);
+    } finally {
+      t.sim.setFaults({});
+    }
+  });
 });
