@@ -841,7 +841,7 @@ export interface paths {
         };
         /**
          * An M-Pesa QR (PNG, base64 in JSON) for the order's outstanding amount to the shop's till or paybill
-         * @description Daraja's Dynamic QR: the customer scans it with the M-PESA or My Safaricom app and approves with their PIN. The amount is the order's outstanding amount (whole KES), never one the client sends. For a paybill the account number is the order id, so the payment's confirmation names the order. Nothing is written: the payment arrives as a C2B confirmation, so the shop's own account must have registered its C2B URLs (POST /shops/{shopId}/c2b-registration); without them (or on the platform's account) no QR is made: 409 C2B_NOT_AVAILABLE. Answered as JSON (a POS shows `data:image/png;base64,…`; the Bearer token keeps a plain <img src> from loading it anyway).
+         * @description Daraja's Dynamic QR: the customer scans it with the M-PESA or My Safaricom app and approves with their PIN. The amount is the order's outstanding amount (whole KES), never one the client sends. For a paybill the account number is the order id, so the payment's confirmation names the order. Nothing is written: the payment arrives as a C2B confirmation, so the shop's own account must have registered its C2B URLs (POST /shops/{shopId}/c2b-registration); without them (or on the platform's account, or for a chain branch on its head office's account, whose QR payments would reach the head office) no QR is made: 409 C2B_NOT_AVAILABLE. Answered as JSON (a POS shows `data:image/png;base64,…`; the Bearer token keeps a plain <img src> from loading it anyway).
          */
         get: operations["MpesaQrController_get"];
         put?: never;
@@ -1001,7 +1001,7 @@ export interface paths {
         };
         /**
          * What was registered with Daraja for the shop's M-Pesa account, and when (null: nothing yet)
-         * @description The newest registration of the shop's current M-Pesa account (URLs shown without their tokens). Nothing registered yet: an empty body. A shop on the platform's account, or a chain branch (registered at its head office): 409 C2B_NOT_AVAILABLE.
+         * @description The newest registration of the shop's current M-Pesa account, or else of its shortcode by an earlier account row of the shop (credentials rotated since: those URLs stay in force), URLs shown without their tokens. Nothing registered yet: an empty body. A shop on the platform's account, or a chain branch (registered at its head office): 409 C2B_NOT_AVAILABLE.
          */
         get: operations["C2bRegistrationController_get"];
         put?: never;

@@ -71,6 +71,21 @@ export class MerchantAccountsRepository {
     return rows[0] ?? null;
   }
 
+  /**
+   * Whether the shop has another account row with this provider than `id` (an older one, retired
+   * when credentials were rotated, or a newer one): its C2B rows may then sit under either.
+   */
+  async hasOtherRows(shopId: string, provider: string, id: string): Promise<boolean> {
+    const rows = await this.db
+      .select({ id: merchantAccounts.id })
+      .from(merchantAccounts)
+      .where(
+        and(eq(merchantAccounts.shopId, shopId), eq(merchantAccounts.provider, provider), ne(merchantAccounts.id, id)),
+      )
+      .limit(1);
+    return rows.length > 0;
+  }
+
   /** Whether the shop ever had an account with the provider (active or retired). */
   async hadAccount(shopId: string, provider: string): Promise<boolean> {
     const rows = await this.db

@@ -14,6 +14,8 @@ export interface C2bTestContext {
   /** shop-a: paybill PAYBILL; shop-b: till TILL under store STORE */
   accountA: string;
   accountB: string;
+  /** shop-a's paybill passkey (a test that rotates the account's credentials sends it again) */
+  passkeyA: string;
   /** the app's CREDENTIALS_KEYS (for another instance or a command on the same database) */
   credentialsKeys: string;
   mgr(shop: string): string;
@@ -77,6 +79,7 @@ export async function startC2bTestApp(
     t,
     accountA,
     accountB,
+    passkeyA,
     credentialsKeys: `k1:${k1}`,
     mgr,
     cashier,

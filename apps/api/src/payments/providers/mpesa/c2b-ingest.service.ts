@@ -22,6 +22,7 @@ import {
   C2bValidationAnswer,
   classifyMsisdn,
   parseC2bPayload,
+  withoutControlCharacters,
 } from './c2b-payload';
 import { C2bRepository, StoredC2b } from './c2b.repository';
 import { C2B_RETRY_AFTER_SECONDS } from './c2b-retry.service';
@@ -84,8 +85,14 @@ export class C2bIngestService {
         { accountId: account.id, receipt: c.transId, problem: c.problem },
         'C2B confirmation stored as invalid',
       );
+    // One autocommit write when nothing but the receipt needs checking and the shop has this one
+    // account row. With others (credentials rotated: the Pull pass stores under the current row,
+    // confirmations keep arriving on the old one's URLs) storeAndMatch takes the shop's lock of the
+    // TransID and looks under every row.
     const decided = this.matching.unclaimedUnlessHeld(row);
-    if (decided || row.status !== 'received') await this.storeDecided(row, decided);
+    const simple = decided !== null || row.status !== 'received';
+    if (simple && !(await this.accounts.hasOtherRows(account.shopId, 'mpesa', account.id)))
+      await this.storeDecided(row, decided);
     else await this.storeAndMatch(row, 'confirmation');
     return C2B_CONFIRMATION_ACK;
   }
@@ -103,12 +110,8 @@ export class C2bIngestService {
     row: NewC2bTransactionRow,
     decided: { status: string; statusReason: string } | null,
   ): Promise<void> {
-    // Already stored under another of the shop's account rows (credentials rotated since the URLs
-    // were registered; the Pull pass stores under the current row): counted there, as storeAndMatch does.
-    const other = row.transId ? await this.c2b.inOtherAccount(row.shopId, row.merchantAccountId, row.transId) : null;
-    const stored = other
-      ? await this.c2b.countDelivery(other.id)
-      : decided && row.transId
+    const stored =
+      decided && row.transId
         ? await this.c2b.storeDecided({ ...row, transId: row.transId }, decided)
         : await this.c2b.store(row);
     let status = stored.row.status;
@@ -137,7 +140,7 @@ export class C2bIngestService {
    * Returns whether a new row was stored.
    */
   async ingestPulled(account: MerchantAccountRow, t: PulledC2bTransaction): Promise<boolean> {
-    const ref = t.billRefNumber?.trim().slice(0, 40) || null;
+    const ref = (t.billRefNumber && withoutControlCharacters(t.billRefNumber).trim().slice(0, 40)) || null;
     // The confirmation's own rule (parseC2bAmount): M-Pesa C2B moves whole shillings; an amount with
     // cents is parked for a person, never booked (its confirmation would be stored invalid).
     const problem = t.amountMinor % 100n !== 0n ? 'AMOUNT_NOT_WHOLE_SHILLINGS' : null;
@@ -146,7 +149,7 @@ export class C2bIngestService {
       merchantAccountId: account.id,
       shopId: account.shopId,
       transId: t.transId,
-      transactionType: t.transactionType?.slice(0, 60) ?? null,
+      transactionType: t.transactionType ? withoutControlCharacters(t.transactionType).slice(0, 60) : null,
       transTime: nairobiTimestamp(t.time),
       amountMinor: t.amountMinor,
       businessShortcode: t.shortcode,
@@ -169,9 +172,11 @@ export class C2bIngestService {
    */
   private async storeAndMatch(row: NewC2bTransactionRow, source: 'confirmation' | 'pull'): Promise<boolean> {
     const log = { accountId: row.merchantAccountId, receipt: row.transId, source };
-    const put = async (tx?: DbOrTx): Promise<StoredC2b | null> => {
+    const put = async (tx: Tx): Promise<StoredC2b | null> => {
       // Already stored under another of the shop's account rows (credentials rotated since the URLs
-      // were registered): a pulled one is left as it is, a confirmation is counted there.
+      // were registered): a pulled one is left as it is, a confirmation is counted there. Under the
+      // shop's lock of the TransID, or the same TransID arriving at once on two of its rows makes two.
+      if (row.transId) await this.c2b.lockTransIdOfShop(tx, row.shopId, row.transId);
       const other = row.transId
         ? await this.c2b.inOtherAccount(row.shopId, row.merchantAccountId, row.transId, tx)
         : null;
@@ -197,7 +202,7 @@ export class C2bIngestService {
         { ...log, err: safeError(err) },
         `C2B ${source} matching failed; storing it for the retry pass`,
       );
-      const stored = await put();
+      const stored = await this.c2b.transaction((tx) => put(tx));
       if (stored?.row.status === 'received')
         await this.c2b
           .releaseForRetry(stored.row.id, C2B_RETRY_AFTER_SECONDS)

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../../../auth/auth.types';
 import { AppError, ConflictError, NotFoundError } from '../../../common/errors';
 import { toMajor } from '../../../common/money';
-import type { Tx } from '../../../database/database';
+import { pgConstraint, pgErrorCode, UNIQUE_VIOLATION, type Tx } from '../../../database/database';
 import type { C2bTransactionRow, NewC2bTransactionRow } from '../../../database/schema';
 import { ORDERS_PORT, OrdersPort } from '../../../orders/orders.port';
 import { ApplyResult, PaymentLifecycle } from '../../payment-lifecycle.service';
@@ -130,7 +130,31 @@ export class C2bMatching {
     // A receipt another shop's payment took after this row reached the feed: to review first (on its
     // own commit, so it stays there whatever the claim does), then refused below like any review row.
     await this.c2b.parkReceiptsOfOtherShops(user.shopId, id);
-    const answer = await this.c2b.transaction(async (tx): Promise<ClaimAnswer> => {
+    const answer = await this.claimIn(user, id, orderId, (a) => (afterCommit = a)).catch((err: unknown) => {
+      // The receipt was taken by another payment committing meanwhile (an STK callback of the same
+      // money for another order, or another shop's row of the same TransID claimed at the same
+      // moment): the unique index refused ours, nothing was written. The same answer as when that
+      // payment had come first, not a 500.
+      if (pgErrorCode(err) === UNIQUE_VIOLATION && pgConstraint(err) === 'payments_mpesa_receipt_uq')
+        throw new ConflictError(
+          'C2B_ALREADY_APPLIED',
+          "This M-Pesa payment's receipt was just recorded on another payment: it is not claimed twice",
+          { c2bPaymentId: id },
+        );
+      throw err;
+    });
+    afterCommit?.();
+    this.logger.log({ c2bPaymentId: id, paymentId: answer.paymentId, status: answer.status }, 'C2B payment claimed');
+    return answer;
+  }
+
+  private claimIn(
+    user: AuthUser,
+    id: string,
+    orderId: string,
+    setAfterCommit: (fn: (() => void) | undefined) => void,
+  ): Promise<ClaimAnswer> {
+    return this.c2b.transaction(async (tx): Promise<ClaimAnswer> => {
       const row = await this.c2b.claim(tx, user.shopId, id, `user:${user.sub}`, orderId);
       if (!row) {
         const now = await this.c2b.findForShop(user.shopId, id, tx);
@@ -151,7 +175,7 @@ export class C2bMatching {
       }
       const booked = await this.book(tx, row, orderId, `user:${user.sub}`, user.sub);
       if ('problem' in booked) throw this.claimRefusal(booked.problem, row, orderId);
-      afterCommit = booked.afterCommit;
+      setAfterCommit(booked.afterCommit);
       const p = await this.payments.findById(booked.paymentId, tx);
       return {
         c2bPaymentId: row.id,
@@ -161,9 +185,6 @@ export class C2bMatching {
         statusReason: p?.statusReason ?? null,
       };
     });
-    afterCommit?.();
-    this.logger.log({ c2bPaymentId: id, paymentId: answer.paymentId, status: answer.status }, 'C2B payment claimed');
-    return answer;
   }
 
   private claimRefusal(problem: BookProblem, row: C2bTransactionRow, orderId: string): AppError {

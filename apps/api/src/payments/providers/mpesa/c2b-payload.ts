@@ -39,10 +39,25 @@ const TRANS_TIME = /^\d{14}$/;
 /** "100", "100.00", "1,000.00": whole shillings, at most 9 digits (Daraja's limit is KES 250,000 a payment, far below). */
 const AMOUNT = /^(\d{1,3}(?:,\d{3})+|\d{1,9})(?:\.(\d{1,2}))?$/;
 
-/** A field as text: strings as sent (trimmed), numbers as their digits; anything else null. */
+/**
+ * Control characters (NUL above all: Postgres text cannot hold it, so a confirmation carrying one
+ * failed to be stored at all and was answered 500) are no part of any field Daraja sends.
+ */
+const CONTROL = /[\u0000-\u001f\u007f]/g;
+
+export function withoutControlCharacters(s: string): string {
+  return s.replace(CONTROL, '');
+}
+
+/** A field as text: strings as sent (control characters dropped, trimmed), numbers as their digits; anything else null. */
 function text(body: Record<string, unknown>, key: string, max = 100): string | null {
   const v = body[key];
-  const s = typeof v === 'string' ? v.trim() : typeof v === 'number' && Number.isFinite(v) ? String(v) : null;
+  const s =
+    typeof v === 'string'
+      ? v.replace(CONTROL, '').trim()
+      : typeof v === 'number' && Number.isFinite(v)
+        ? String(v)
+        : null;
   if (s === null || s === '') return null;
   return s.slice(0, max);
 }
@@ -81,8 +96,8 @@ export function classifyMsisdn(raw: unknown): Msisdn {
 
 /** "John", "Doe" → "John D."; names longer than 30 characters are cut. */
 export function maskCustomerName(first: unknown, last: unknown): string | null {
-  const f = typeof first === 'string' ? first.trim().slice(0, 30) : '';
-  const l = typeof last === 'string' ? last.trim() : '';
+  const f = typeof first === 'string' ? first.replace(CONTROL, '').trim().slice(0, 30) : '';
+  const l = typeof last === 'string' ? last.replace(CONTROL, '').trim() : '';
   // A name field carrying digits is not a name (it could be a phone number): never shown.
   const clean = (s: string) => (/\d/.test(s) ? '' : s);
   const initial = clean(l).charAt(0).toUpperCase();

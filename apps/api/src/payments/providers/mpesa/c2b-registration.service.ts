@@ -75,7 +75,12 @@ export class C2bRegistrationService {
   async get(user: AuthUser, shopId: string): Promise<C2bRegistrationView | null> {
     this.accounts.authorize(user, shopId);
     const row = await this.ownAccount(shopId);
-    const reg = await this.c2b.latestRegistration(row.id);
+    // After a rotation the current row has none of its own, but the URLs registered for an older row
+    // of the shop (same shortcode) stay in force at Safaricom: those are what was registered.
+    const shortcode = (row.settings as Record<string, string>).shortcode;
+    const reg =
+      (await this.c2b.latestRegistration(row.id)) ??
+      (shortcode ? await this.c2b.latestOfShop(shopId, shortcode, row.environment) : null);
     return reg ? view(reg) : null;
   }
 

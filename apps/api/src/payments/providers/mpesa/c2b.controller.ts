@@ -239,7 +239,7 @@ export class C2bRegistrationController {
   @ApiOperation({
     summary: "What was registered with Daraja for the shop's M-Pesa account, and when (null: nothing yet)",
     description:
-      "The newest registration of the shop's current M-Pesa account (URLs shown without their tokens). Nothing registered yet: an empty body. A shop on the platform's account, or a chain branch (registered at its head office): 409 C2B_NOT_AVAILABLE.",
+      "The newest registration of the shop's current M-Pesa account, or else of its shortcode by an earlier account row of the shop (credentials rotated since: those URLs stay in force), URLs shown without their tokens. Nothing registered yet: an empty body. A shop on the platform's account, or a chain branch (registered at its head office): 409 C2B_NOT_AVAILABLE.",
   })
   @ApiOkResponse({ type: C2bRegistrationDto })
   @ApiErrors(400, 401, 403, { status: 409, codes: [C2B_NOT_AVAILABLE_EXAMPLE] })

@@ -7,11 +7,18 @@ import {
   c2bRegistrations,
   C2bTransactionRow,
   c2bTransactions,
+  merchantAccounts,
   NewC2bTransactionRow,
   Payment,
   payments,
 } from '../../../database/schema';
 import { normaliseMpesaReceipt } from './receipt';
+
+/**
+ * Namespace (first key) of the two-int advisory locks taken per shop and TransID (see
+ * lockTransIdOfShop); distinct from the other features' namespaces (727_002 tokens, 727_040 settings).
+ */
+const C2B_TRANS_LOCK_NAMESPACE = 727_060;
 
 export interface StoredC2b {
   row: C2bTransactionRow;
@@ -43,6 +50,19 @@ export class C2bRepository {
       .returning();
     const stored = rows[0];
     return { row: stored, first: stored.id === row.id };
+  }
+
+  /**
+   * Serialises, until the transaction ends, everything that stores a TransID for this shop: the
+   * unique index is per account row, so two deliveries of one TransID on two of the shop's account
+   * rows at once (the old row's registered URLs and the Pull pass, or the new row's URLs, after a
+   * rotation) would each find no row under the other (inOtherAccount) and both insert. Its own
+   * statement: the next one's snapshot then sees what the holder committed.
+   */
+  async lockTransIdOfShop(tx: Tx, shopId: string, transId: string): Promise<void> {
+    await tx.execute(
+      sql`select pg_advisory_xact_lock(${C2B_TRANS_LOCK_NAMESPACE}::int, hashtext(${shopId} || ':' || ${transId}))`,
+    );
   }
 
   /**
@@ -219,9 +239,11 @@ export class C2bRepository {
 
   /**
    * M-Pesa payments made with this account (the shop's own, or a chain branch's with the head
-   * office's credentials: the confirmation came on that account's URLs) whose outcome is open or
-   * unknown, of this amount and phone (keyed hash), created within [from, to]: the pushes a
-   * confirmation could settle. At most 3 (one, or proof it is ambiguous).
+   * office's credentials: the confirmation came on that account's URLs), or with another of the
+   * shop's account rows of the same environment and shortcode (credentials rotated since the URLs
+   * were registered: the push was made with the new row, its confirmation comes on the old row's
+   * URLs), whose outcome is open or unknown, of this amount and phone (keyed hash), created within
+   * [from, to]: the pushes a confirmation could settle. At most 3 (one, or proof it is ambiguous).
    */
   async unsettledPushes(
     accountId: string,
@@ -237,7 +259,14 @@ export class C2bRepository {
       .where(
         and(
           eq(payments.provider, 'mpesa'),
-          eq(payments.merchantAccountId, accountId),
+          or(
+            eq(payments.merchantAccountId, accountId),
+            sql`${payments.merchantAccountId} in (
+              select sib.id from ${merchantAccounts} sib join ${merchantAccounts} cur on cur.id = ${accountId}
+              where sib.shop_id = cur.shop_id and sib.provider = cur.provider
+                and sib.environment = cur.environment
+                and sib.settings->>'shortcode' = cur.settings->>'shortcode')`,
+          ),
           eq(payments.amountMinor, amountMinor),
           eq(payments.phoneHash, phoneHash),
           gte(payments.createdAt, from),
@@ -305,6 +334,59 @@ export class C2bRepository {
       .select()
       .from(c2bRegistrations)
       .where(and(eq(c2bRegistrations.shortcode, shortcode), eq(c2bRegistrations.environment, environment)))
+      .orderBy(desc(c2bRegistrations.registeredAt))
+      .limit(1);
+    return rows[0] ?? null;
+  }
+
+  /** The shop's newest registration of this shortcode and environment, by any of its account rows (one made before its credentials were rotated, too). */
+  async latestOfShop(
+    shopId: string,
+    shortcode: string,
+    environment: string,
+    tx: DbOrTx = this.db,
+  ): Promise<C2bRegistrationRow | null> {
+    const rows = await tx
+      .select()
+      .from(c2bRegistrations)
+      .where(
+        and(
+          eq(c2bRegistrations.shopId, shopId),
+          eq(c2bRegistrations.shortcode, shortcode),
+          eq(c2bRegistrations.environment, environment),
+        ),
+      )
+      .orderBy(desc(c2bRegistrations.registeredAt))
+      .limit(1);
+    return rows[0] ?? null;
+  }
+
+  /**
+   * The registration of this shortcode and environment whose URLs Safaricom holds, as far as we
+   * know, seen from `shopId`: the newest one that is this shop's (whatever its outcome) or another
+   * shop's whose answer was recorded. Another shop's attempt whose answer never came (`sent`,
+   * `unknown`) is passed over: most likely Daraja refused its credentials for a shortcode that is
+   * not theirs, and such an attempt must not switch this shop's QR off.
+   */
+  async inForceFor(
+    shortcode: string,
+    environment: string,
+    shopId: string,
+    tx: DbOrTx = this.db,
+  ): Promise<C2bRegistrationRow | null> {
+    const rows = await tx
+      .select()
+      .from(c2bRegistrations)
+      .where(
+        and(
+          eq(c2bRegistrations.shortcode, shortcode),
+          eq(c2bRegistrations.environment, environment),
+          or(
+            eq(c2bRegistrations.shopId, shopId),
+            sql`coalesce(${c2bRegistrations.response}->>'outcome', '') not in ('sent', 'unknown')`,
+          ),
+        ),
+      )
       .orderBy(desc(c2bRegistrations.registeredAt))
       .limit(1);
     return rows[0] ?? null;

@@ -66,7 +66,7 @@ export class MpesaQrController {
   @ApiOperation({
     summary: "An M-Pesa QR (PNG, base64 in JSON) for the order's outstanding amount to the shop's till or paybill",
     description:
-      "Daraja's Dynamic QR: the customer scans it with the M-PESA or My Safaricom app and approves with their PIN. The amount is the order's outstanding amount (whole KES), never one the client sends. For a paybill the account number is the order id, so the payment's confirmation names the order. Nothing is written: the payment arrives as a C2B confirmation, so the shop's own account must have registered its C2B URLs (POST /shops/{shopId}/c2b-registration); without them (or on the platform's account) no QR is made: 409 C2B_NOT_AVAILABLE. Answered as JSON (a POS shows `data:image/png;base64,…`; the Bearer token keeps a plain <img src> from loading it anyway).",
+      "Daraja's Dynamic QR: the customer scans it with the M-PESA or My Safaricom app and approves with their PIN. The amount is the order's outstanding amount (whole KES), never one the client sends. For a paybill the account number is the order id, so the payment's confirmation names the order. Nothing is written: the payment arrives as a C2B confirmation, so the shop's own account must have registered its C2B URLs (POST /shops/{shopId}/c2b-registration); without them (or on the platform's account, or for a chain branch on its head office's account, whose QR payments would reach the head office) no QR is made: 409 C2B_NOT_AVAILABLE. Answered as JSON (a POS shows `data:image/png;base64,…`; the Bearer token keeps a plain <img src> from loading it anyway).",
   })
   @ApiOkResponse({ type: MpesaQrResponseDto })
   @ApiErrors(

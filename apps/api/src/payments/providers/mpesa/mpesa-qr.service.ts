@@ -44,7 +44,7 @@ export class MpesaQrService {
     private readonly defaults: { merchantName: string; size: number },
     /** The order's payment in flight (or of unknown outcome) that keeps it from taking another, if any. */
     private readonly blockingPayment: (shopId: string, orderId: string) => Promise<{ id: string } | null>,
-    /** Whether C2B URLs are registered for this merchant account row (null: the platform's, never). */
+    /** Whether the C2B URLs in force for this merchant account row's shortcode are its shop's (null: the platform's, never). */
     private readonly c2bRegistered: (accountId: string | null) => Promise<boolean>,
   ) {}
 
@@ -84,6 +84,15 @@ export class MpesaQrService {
         400,
       );
     const resolved = await this.accounts.resolveForPayment(user.shopId, 'mpesa');
+    // A chain branch pays into its head office's account: the QR's confirmation arrives on the head
+    // office's URLs and is that shop's row (its feed, its orders), so the branch could never claim
+    // it nor would its BillRefNumber find the branch's order. No QR, before Daraja is asked.
+    if (resolved.accountId !== null && resolved.shopAccountId !== resolved.accountId)
+      throw new AppError(
+        'C2B_NOT_AVAILABLE',
+        "M-Pesa QR is not available for a branch that takes M-Pesa with its head office's account: the QR's payment would reach the head office, not this shop. Take the payment by STK push",
+        409,
+      );
     // The QR's payment reaches us only as a C2B confirmation on the account's registered URLs (a
     // chain branch's: its head office's account, the credentials row). Without them the customer
     // would pay and nothing here would ever see it: no QR, before Daraja is asked.

@@ -71,9 +71,14 @@ export class MpesaReceiptCheck {
       );
     const holder = await this.repo.findByReceipt(receipt);
     if (holder && holder.id !== p.id)
-      throw new ConflictError('RECEIPT_IN_USE', 'This receipt already belongs to another payment', {
-        paymentId: holder.id,
-      });
+      // Another shop's payment is that shop's business: only this shop's own is named.
+      throw new ConflictError(
+        'RECEIPT_IN_USE',
+        holder.shopId === user.shopId
+          ? 'This receipt already belongs to another payment'
+          : "This receipt already belongs to another shop's payment",
+        holder.shopId === user.shopId ? { paymentId: holder.id } : undefined,
+      );
     const account = await this.accounts.resolveForExisting(p.merchantAccountId, 'mpesa');
     if (!account.settings.initiatorName || !account.secrets.initiatorPassword)
       throw new AppError(

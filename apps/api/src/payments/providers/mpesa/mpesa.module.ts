@@ -10,6 +10,7 @@ import { MPESA_OUTCOME_RULES } from './mpesa.outcome-rules';
 import { MpesaProvider } from './mpesa.provider';
 import { MpesaAccountKind } from './mpesa.account';
 import { MerchantAccountsService } from '../../merchant-accounts.service';
+import { MerchantAccountsRepository } from '../../merchant-accounts.repository';
 import { PaymentsRepository } from '../../payments.repository';
 import { RefundProvidersRegistry } from '../../refund-providers.registry';
 import { RefundsService } from '../../refunds.service';
@@ -75,6 +76,7 @@ import { C2bRepository } from './c2b.repository';
         MpesaAccountKind,
         PaymentsRepository,
         C2bRepository,
+        MerchantAccountsRepository,
       ],
       useFactory: (
         config: AppConfig,
@@ -84,6 +86,7 @@ import { C2bRepository } from './c2b.repository';
         kind: MpesaAccountKind,
         payments: PaymentsRepository,
         c2b: C2bRepository,
+        accountRows: MerchantAccountsRepository,
       ) =>
         new MpesaQrService(
           orders,
@@ -92,7 +95,15 @@ import { C2bRepository } from './c2b.repository';
           (a) => kind.toDaraja(a),
           { merchantName: config.mpesa.qrMerchantName, size: config.mpesa.qrSize },
           (shopId, orderId) => payments.findBlockingForOrder(shopId, orderId),
-          async (accountId) => accountId !== null && (await c2b.latestRegistration(accountId)) !== null,
+          // The URLs in force for the shortcode are the newest registration's (Safaricom keeps one set
+          // per shortcode): the QR's payment reaches this shop if that one was made by any of its
+          // account rows (registered before its credentials were rotated, too), not another shop's.
+          async (accountId) => {
+            const row = accountId === null ? null : await accountRows.findById(accountId);
+            const shortcode = (row?.settings as Record<string, string> | undefined)?.shortcode;
+            if (!row || !shortcode) return false;
+            return (await c2b.inForceFor(shortcode, row.environment, row.shopId))?.shopId === row.shopId;
+          },
         ),
     },
     {
