@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { and, desc, eq, gte, inArray, lte, ne, or, sql } from 'drizzle-orm';
+import { and, desc, eq, gte, inArray, lte, ne, or, SQL, sql } from 'drizzle-orm';
 import { DB } from '../../../database/database.module';
 import type { Db, DbOrTx, Tx } from '../../../database/database';
 import {
@@ -314,14 +314,19 @@ export class C2bRepository {
 
   // --- registrations -------------------------------------------------------------------------
 
-  async latestRegistration(accountId: string, tx: DbOrTx = this.db): Promise<C2bRegistrationRow | null> {
+  /** The newest registration (by registeredAt) that `where` selects. */
+  private async newestRegistration(where: SQL | undefined, tx: DbOrTx): Promise<C2bRegistrationRow | null> {
     const rows = await tx
       .select()
       .from(c2bRegistrations)
-      .where(eq(c2bRegistrations.merchantAccountId, accountId))
+      .where(where)
       .orderBy(desc(c2bRegistrations.registeredAt))
       .limit(1);
     return rows[0] ?? null;
+  }
+
+  async latestRegistration(accountId: string, tx: DbOrTx = this.db): Promise<C2bRegistrationRow | null> {
+    return this.newestRegistration(eq(c2bRegistrations.merchantAccountId, accountId), tx);
   }
 
   /** The newest registration of this shortcode and environment, by any shop's M-Pesa account (Safaricom keeps one per shortcode). */
@@ -330,13 +335,10 @@ export class C2bRepository {
     environment: string,
     tx: DbOrTx = this.db,
   ): Promise<C2bRegistrationRow | null> {
-    const rows = await tx
-      .select()
-      .from(c2bRegistrations)
-      .where(and(eq(c2bRegistrations.shortcode, shortcode), eq(c2bRegistrations.environment, environment)))
-      .orderBy(desc(c2bRegistrations.registeredAt))
-      .limit(1);
-    return rows[0] ?? null;
+    return this.newestRegistration(
+      and(eq(c2bRegistrations.shortcode, shortcode), eq(c2bRegistrations.environment, environment)),
+      tx,
+    );
   }
 
   /** The shop's newest registration of this shortcode and environment, by any of its account rows (one made before its credentials were rotated, too). */
@@ -346,19 +348,14 @@ export class C2bRepository {
     environment: string,
     tx: DbOrTx = this.db,
   ): Promise<C2bRegistrationRow | null> {
-    const rows = await tx
-      .select()
-      .from(c2bRegistrations)
-      .where(
-        and(
-          eq(c2bRegistrations.shopId, shopId),
-          eq(c2bRegistrations.shortcode, shortcode),
-          eq(c2bRegistrations.environment, environment),
-        ),
-      )
-      .orderBy(desc(c2bRegistrations.registeredAt))
-      .limit(1);
-    return rows[0] ?? null;
+    return this.newestRegistration(
+      and(
+        eq(c2bRegistrations.shopId, shopId),
+        eq(c2bRegistrations.shortcode, shortcode),
+        eq(c2bRegistrations.environment, environment),
+      ),
+      tx,
+    );
   }
 
   /**
@@ -374,22 +371,17 @@ export class C2bRepository {
     shopId: string,
     tx: DbOrTx = this.db,
   ): Promise<C2bRegistrationRow | null> {
-    const rows = await tx
-      .select()
-      .from(c2bRegistrations)
-      .where(
-        and(
-          eq(c2bRegistrations.shortcode, shortcode),
-          eq(c2bRegistrations.environment, environment),
-          or(
-            eq(c2bRegistrations.shopId, shopId),
-            sql`coalesce(${c2bRegistrations.response}->>'outcome', '') not in ('sent', 'unknown')`,
-          ),
+    return this.newestRegistration(
+      and(
+        eq(c2bRegistrations.shortcode, shortcode),
+        eq(c2bRegistrations.environment, environment),
+        or(
+          eq(c2bRegistrations.shopId, shopId),
+          sql`coalesce(${c2bRegistrations.response}->>'outcome', '') not in ('sent', 'unknown')`,
         ),
-      )
-      .orderBy(desc(c2bRegistrations.registeredAt))
-      .limit(1);
-    return rows[0] ?? null;
+      ),
+      tx,
+    );
   }
 
   /** Every registration of the environment, newest first (the embedded simulator's restore: dev only, a few rows). */
