@@ -338,9 +338,7 @@ async function countPendingMigrations(db: Db): Promise<number> {
       throw err;
     });
   if (!res) return migrationStamps.length;
-  const rows = ((res as { rows?: { last: string }[] }).rows ?? (res as unknown as { last: string }[])) as {
-    last: string;
-  }[];
+  const rows = resultRows<{ last: string }>(res);
   const last = Number(rows[0]?.last ?? 0);
   return migrationStamps.filter((t) => t > last).length;
 }
@@ -373,8 +371,8 @@ export function pgConstraint(err: unknown): string | undefined {
 }
 
 /** The rows of a db.execute result, whichever driver ran it (node-postgres: { rows }, PGlite: the rows). */
-export function resultRows(res: unknown): Record<string, unknown>[] {
-  return ((res as { rows?: unknown[] }).rows ?? (res as unknown[])) as Record<string, unknown>[];
+export function resultRows<T = Record<string, unknown>>(res: unknown): T[] {
+  return ((res as { rows?: unknown[] }).rows ?? (res as unknown[])) as T[];
 }
 
 export const UNIQUE_VIOLATION = '23505';

@@ -1,9 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { sql } from 'drizzle-orm';
 import { DB } from '../database/database.module';
-import type { Db } from '../database/database';
-
-const rowsOf = <T>(res: unknown): T[] => (res as { rows?: T[] }).rows ?? (res as T[]);
+import { resultRows, type Db } from '../database/database';
 
 export interface MetricsSnapshot {
   open: { provider: string; status: string; n: number }[];
@@ -26,7 +24,7 @@ export class MetricsRepository {
       select 'review', null, null, coalesce(status_reason, 'none'), count(*)::int, 0
         from payments where status = 'review' and resolution is null group by status_reason
     `);
-    const rows = rowsOf<{ kind: string; provider: string; status: string; reason: string; n: number; due: number }>(
+    const rows = resultRows<{ kind: string; provider: string; status: string; reason: string; n: number; due: number }>(
       res,
     );
     return {

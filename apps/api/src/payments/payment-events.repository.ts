@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { and, asc, desc, eq, getTableColumns, gt, inArray, sql } from 'drizzle-orm';
 import { DB } from '../database/database.module';
-import type { Db } from '../database/database';
+import { resultRows, type Db } from '../database/database';
 import { Payment, paymentStatusEvents, payments } from '../database/schema';
 
 /** A payment status event as the streams deliver it: its id and the payment as it was at that change. */
@@ -133,7 +133,7 @@ export class PaymentEventsRepository {
       order by id
       limit ${REPLAY_LIMIT}
     `);
-    const rows = ((res as { rows?: unknown[] }).rows ?? (res as unknown[])) as Record<string, unknown>[];
+    const rows = resultRows(res);
     return rows.map((r) =>
       toEvent({
         id: Number(r.id),

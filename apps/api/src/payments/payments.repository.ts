@@ -675,7 +675,7 @@ export class PaymentsRepository {
         where p.id = ${row.urlPaymentId} and p.checkout_request_id = ${row.checkoutRequestId} and ${repeat}
       ) as repeat) d
       returning id, outcome`);
-    const stored = ((result as { rows?: unknown[] }).rows ?? (result as unknown[]))[0] as {
+    const stored = resultRows(result)[0] as unknown as {
       id: string;
       outcome: string | null;
     };
@@ -696,7 +696,7 @@ export class PaymentsRepository {
     const result = await tx.execute(sql`
       select id::text as id, processed_at is null as open from callback_inbox
       where id = any(${list}::bigint[]) order by id for update`);
-    const rows = ((result as { rows?: unknown[] }).rows ?? (result as unknown[])) as { id: string; open: boolean }[];
+    const rows = resultRows<{ id: string; open: boolean }>(result);
     return new Set(rows.filter((r) => r.open).map((r) => r.id));
   }
 
@@ -713,7 +713,7 @@ export class PaymentsRepository {
       from jsonb_to_recordset(${rows}::jsonb) as v(id bigint, outcome text)
       where i.id = v.id and i.processed_at is null
       returning i.provider, i.kind, v.outcome`);
-    for (const r of ((result as { rows?: unknown[] }).rows ?? (result as unknown[])) as {
+    for (const r of resultRows(result) as unknown as {
       provider: string;
       kind: string | null;
       outcome: string;

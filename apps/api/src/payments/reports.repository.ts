@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { sql } from 'drizzle-orm';
 import { DB } from '../database/database.module';
-import type { Db } from '../database/database';
+import { resultRows, type Db } from '../database/database';
 
 export interface DailyRow {
   day: string;
@@ -16,8 +16,6 @@ export interface DailyRow {
   refundMinor: bigint;
   medianSeconds: number | null;
 }
-
-const rowsOf = <T>(res: unknown): T[] => (res as { rows?: T[] }).rows ?? (res as T[]);
 
 /**
  * Read-only reporting over payments and refunds (the end-of-day summary). One SQL query per
@@ -73,7 +71,7 @@ export class ReportsRepository {
              median_seconds::float8 as median_seconds
       from pa full join r using (day, provider, currency)
       order by day, provider, currency`);
-    return rowsOf<Record<string, unknown>>(res).map((r) => ({
+    return resultRows(res).map((r) => ({
       day: String(r.day),
       provider: String(r.provider),
       currency: String(r.currency),

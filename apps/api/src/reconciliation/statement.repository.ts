@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { and, asc, eq, gt, inArray, isNotNull, isNull, or, SQL, sql } from 'drizzle-orm';
 import { DB } from '../database/database.module';
-import type { Db } from '../database/database';
+import { resultRows, type Db } from '../database/database';
 import { merchantAccounts, payments } from '../database/schema';
 import { IN_FLIGHT_STATUSES, OUTCOME_UNKNOWN, REFUND_DUE_REASONS } from '../payments/payment-status';
 
@@ -79,7 +79,7 @@ export class StatementRepository {
       )
       select id::text as id, order_id, mpesa_receipt_number as receipt, amount_minor::text as amount_minor, currency, status
       from hits where shop_id = ${shopId}`);
-    const rows = (res as unknown as { rows?: RawReceiptRow[] }).rows ?? (res as unknown as RawReceiptRow[]);
+    const rows = resultRows<RawReceiptRow>(res);
     return rows.map((r) => ({
       id: r.id,
       orderId: r.order_id,

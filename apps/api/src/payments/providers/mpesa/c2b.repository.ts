@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { and, desc, eq, gte, inArray, lte, ne, or, SQL, sql } from 'drizzle-orm';
 import { DB } from '../../../database/database.module';
-import type { Db, DbOrTx, Tx } from '../../../database/database';
+import { resultRows, type Db, type DbOrTx, type Tx } from '../../../database/database';
 import {
   C2bRegistrationRow,
   c2bRegistrations,
@@ -297,7 +297,7 @@ export class C2bRepository {
         where status = 'received' and updated_at < now() - make_interval(secs => ${olderThanSeconds})
         order by updated_at limit ${limit} for update skip locked)
       returning id`);
-    const list = ((rows as { rows?: unknown[] }).rows ?? (rows as unknown[])) as { id: string }[];
+    const list = resultRows<{ id: string }>(rows);
     return list.map((r) => r.id);
   }
 
